@@ -1,0 +1,91 @@
+package pluginapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/minio/crc64nvme"
+)
+
+// CRC64 returns the CRC-64/NVME of b, the checksum every contract object
+// carries (the same function core/checksum uses; plugins must not import
+// core, so it is repeated here over the same library).
+func CRC64(b []byte) uint64 { return crc64nvme.Checksum(b) }
+
+// UpdateCRC64 extends crc (a previous result, or 0) with b.
+func UpdateCRC64(crc uint64, b []byte) uint64 { return crc64nvme.Update(crc, b) }
+
+// CRC64Reader returns the CRC-64/NVME and length of everything r yields.
+func CRC64Reader(r io.Reader) (crc uint64, n uint64, err error) {
+	buf := make([]byte, 256<<10)
+	for {
+		m, rerr := r.Read(buf)
+		crc = crc64nvme.Update(crc, buf[:m])
+		n += uint64(m)
+		if rerr == io.EOF {
+			return crc, n, nil
+		}
+		if rerr != nil {
+			return crc, n, rerr
+		}
+	}
+}
+
+// checkedBody enforces a PutRequest's size and checksum on a body: it
+// fails with ErrChecksum past Size bytes, at a short body, or when the CRC
+// differs, instead of returning io.EOF.
+type checkedBody struct {
+	r         io.Reader
+	key       string
+	size, crc uint64
+	n, sum    uint64
+	err       error
+}
+
+// CheckPut wraps body so that it yields io.EOF only after exactly req.Size
+// bytes with CRC-64/NVME req.CRC64; otherwise the read that would have
+// ended the body returns an error matching ErrChecksum. A backend that
+// commits only on io.EOF therefore never stores bytes the host did not
+// send. Wrapping an already checked body for the same request is free.
+func CheckPut(req PutRequest, body io.Reader) io.Reader {
+	if c, ok := body.(*checkedBody); ok && c.key == req.Key && c.size == req.Size && c.crc == req.CRC64 {
+		return c
+	}
+	return &checkedBody{r: body, key: req.Key, size: req.Size, crc: req.CRC64}
+}
+
+func (c *checkedBody) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := c.r.Read(p)
+	if n > 0 {
+		if c.n+uint64(n) > c.size {
+			c.err = &Error{Code: CodeChecksum, Key: c.key, Message: fmt.Sprintf("body is longer than the declared %d bytes", c.size)}
+			return 0, c.err
+		}
+		c.sum = crc64nvme.Update(c.sum, p[:n])
+		c.n += uint64(n)
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		if c.n != c.size {
+			c.err = &Error{Code: CodeChecksum, Key: c.key, Message: fmt.Sprintf("body ended after %d of %d bytes", c.n, c.size)}
+		} else if c.sum != c.crc {
+			c.err = &Error{Code: CodeChecksum, Key: c.key, Message: fmt.Sprintf("body CRC-64/NVME %016x, declared %016x", c.sum, c.crc)}
+		} else {
+			c.err = io.EOF
+		}
+		if n > 0 && c.err == io.EOF {
+			return n, nil
+		}
+		return n, c.err
+	case err != nil:
+		c.err = err
+	}
+	return n, err
+}

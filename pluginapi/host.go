@@ -1,0 +1,262 @@
+package pluginapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// DefaultStartTimeout bounds a plugin's handshake.
+const DefaultStartTimeout = 10 * time.Second
+
+// DefaultEnvAllowList are the host environment variables a plugin
+// inherits; everything else must be passed explicitly in LaunchConfig.Env.
+var DefaultEnvAllowList = []string{"PATH", "TMPDIR", "TZ", "LANG", "LC_ALL", "HOME", "GOCOVERDIR"}
+
+// LaunchConfig says how to start (or attach to) a backend plugin and how to
+// configure it. Every launch builds a fresh go-plugin ClientConfig from it.
+type LaunchConfig struct {
+	// Name names the plugin in logs and errors (default: the binary's name).
+	Name string
+	// Path is the plugin executable; Args are its arguments.
+	Path string
+	Args []string
+	// SHA256 pins the binary (hex); a mismatch refuses to launch it.
+	SHA256 string
+	// DisableAutoMTLS turns off go-plugin's automatic mutual TLS. AutoMTLS
+	// costs roughly half the streaming throughput; turning it off is
+	// reasonable when the plugin's Unix socket is private to the user.
+	DisableAutoMTLS bool
+	// StartTimeout bounds the handshake (default DefaultStartTimeout).
+	StartTimeout time.Duration
+	// EnvAllowList names host variables passed through (default
+	// DefaultEnvAllowList); Env adds explicit KEY=VALUE entries (e.g.
+	// credentials).
+	EnvAllowList []string
+	Env          []string
+	// Logger receives the host's and, named after the plugin, the plugin's
+	// log lines (default: hclog's default logger).
+	Logger hclog.Logger
+	// Reattach attaches to an already-running plugin instead of starting one.
+	Reattach *Reattach
+
+	// Configure is sent to the plugin after the contract check.
+	Configure ConfigureRequest
+	// ProbeWriteKey, when set, makes the start-up Probe write, read back and
+	// delete this key.
+	ProbeWriteKey string
+}
+
+func (c *LaunchConfig) name() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	if c.Path != "" {
+		return filepath.Base(c.Path)
+	}
+	return "plugin"
+}
+
+// Plugin is a started, configured and probed backend plugin.
+type Plugin struct {
+	*Client
+	// Info is what the plugin advertised; ChunkSize the negotiated size.
+	Info      Info
+	ChunkSize uint32
+
+	gp   *plugin.Client
+	name string
+}
+
+// Exited reports whether the plugin process has ended.
+func (p *Plugin) Exited() bool { return p.gp.Exited() }
+
+// Kill ends the plugin: a graceful close of the connection, then SIGKILL
+// after two seconds. It blocks until the process is gone.
+func (p *Plugin) Kill() { p.gp.Kill() }
+
+// Name is the plugin's name in logs.
+func (p *Plugin) Name() string { return p.name }
+
+// Pid is the plugin process id (0 when unknown).
+func (p *Plugin) Pid() int {
+	if rc := p.gp.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
+// Launch starts the plugin, checks the handshake and contract version,
+// then runs GetInfo → contract check → Configure → Probe. On any failure
+// the process is killed and the error says which step failed; start-up
+// failures are a *StartError. The handshake is bounded by StartTimeout
+// (go-plugin cannot abandon it earlier), the later steps by ctx.
+func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
+	name := cfg.name()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.Default()
+	}
+	logger = logger.Named(name)
+	stderr := &tailBuffer{max: 8}
+	gcfg, err := clientConfig(ctx, cfg, logger, stderr)
+	if err != nil {
+		return nil, err
+	}
+	gp := plugin.NewClient(gcfg)
+	p, err := handshake(gp, name, stderr)
+	if err != nil {
+		gp.Kill()
+		return nil, err
+	}
+	if err := p.setUp(ctx, cfg); err != nil {
+		gp.Kill()
+		return nil, fmt.Errorf("plugin %q: %w", name, err)
+	}
+	logger.Info("plugin ready", "backend", p.Info.Name, "version", p.Info.Version,
+		"contract", fmt.Sprintf("v%d.%d", p.Info.ContractMajor, p.Info.ContractMinor), "chunk_size", p.ChunkSize, "pid", p.Pid())
+	return p, nil
+}
+
+func clientConfig(ctx context.Context, cfg LaunchConfig, logger hclog.Logger, stderr *tailBuffer) (*plugin.ClientConfig, error) {
+	timeout := cfg.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
+	}
+	gcfg := &plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: hostPluginSets(),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         !cfg.DisableAutoMTLS,
+		StartTimeout:     timeout,
+		Logger:           logger,
+		Stderr:           stderr,
+		GRPCDialOptions:  DialOptions(),
+		SkipHostEnv:      true,
+	}
+	if cfg.Reattach != nil {
+		rc, err := cfg.Reattach.config()
+		if err != nil {
+			return nil, err
+		}
+		gcfg.Reattach = rc
+		return gcfg, nil
+	}
+	if cfg.Path == "" {
+		return nil, &StartError{Plugin: cfg.name(), Kind: ErrLaunch, Detail: "no plugin path configured"}
+	}
+	cmd := exec.Command(cfg.Path, cfg.Args...)
+	cmd.Env = pluginEnv(cfg)
+	setParentDeathSignal(cmd)
+	gcfg.Cmd = cmd
+	if cfg.SHA256 != "" {
+		sum, err := hex.DecodeString(cfg.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, &Error{Code: CodeInvalidConfig, Message: fmt.Sprintf("plugin %q: sha256 pin is not 64 hex digits", cfg.name())}
+		}
+		gcfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	return gcfg, nil
+}
+
+// pluginEnv is the plugin's whole environment: the allow-listed host
+// variables plus the explicit ones (go-plugin adds its handshake variables).
+func pluginEnv(cfg LaunchConfig) []string {
+	allow := cfg.EnvAllowList
+	if allow == nil {
+		allow = DefaultEnvAllowList
+	}
+	var env []string
+	for _, k := range allow {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, cfg.Env...)
+}
+
+func handshake(gp *plugin.Client, name string, stderr *tailBuffer) (*Plugin, error) {
+	proto, err := gp.Client()
+	if err != nil {
+		if exitedBriefly(gp) {
+			// The pipes close a moment before go-plugin notices the exit; give
+			// the stderr reader a chance to capture the plugin's last words.
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil, classifyStart(name, err, stderr.String())
+	}
+	if v := gp.NegotiatedVersion(); v != ContractMajor {
+		return nil, &StartError{Plugin: name, Kind: ErrIncompatibleVersion, Detail: fmt.Sprintf("negotiated contract major %d, host speaks %d", v, ContractMajor)}
+	}
+	raw, err := proto.Dispense(PluginName)
+	if err != nil {
+		return nil, &StartError{Plugin: name, Kind: ErrBadHandshake, Detail: "dispense: " + err.Error(), Stderr: stderr.String()}
+	}
+	client, ok := raw.(*Client)
+	if !ok {
+		return nil, &StartError{Plugin: name, Kind: ErrBadHandshake, Detail: fmt.Sprintf("dispensed %T", raw)}
+	}
+	return &Plugin{Client: client, gp: gp, name: name}, nil
+}
+
+func exitedBriefly(gp *plugin.Client) bool {
+	for range 20 {
+		if gp.Exited() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}
+
+// setUp runs GetInfo → contract check → Configure → Probe.
+func (p *Plugin) setUp(ctx context.Context, cfg LaunchConfig) error {
+	info, err := p.Client.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("GetInfo: %w", err)
+	}
+	if err := CheckInfo(info); err != nil {
+		return err
+	}
+	p.Info = info
+	res, err := p.Client.Configure(ctx, cfg.Configure)
+	if err != nil {
+		return fmt.Errorf("Configure: %w", err)
+	}
+	p.ChunkSize = res.ChunkSize
+	if err := p.Client.Probe(ctx, ProbeRequest{WriteKey: cfg.ProbeWriteKey}); err != nil {
+		return fmt.Errorf("Probe: %w", err)
+	}
+	return nil
+}
+
+// CheckInfo verifies that an Info is one the host can work with.
+func CheckInfo(info Info) error {
+	var problems []string
+	if info.ContractMajor != ContractMajor {
+		problems = append(problems, fmt.Sprintf("contract major %d (host speaks %d)", info.ContractMajor, ContractMajor))
+	}
+	if info.Name == "" {
+		problems = append(problems, "empty backend name")
+	}
+	l := info.Limits
+	if l.MaxChunkSize != 0 && l.MaxChunkSize < MinChunkSize {
+		problems = append(problems, fmt.Sprintf("max chunk size %d below the minimum %d", l.MaxChunkSize, MinChunkSize))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: GetInfo: %s", ErrContractViolation, strings.Join(problems, "; "))
+}

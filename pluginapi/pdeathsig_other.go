@@ -1,0 +1,9 @@
+//go:build !linux
+
+package pluginapi
+
+import "os/exec"
+
+// setParentDeathSignal: no parent-death signal outside Linux; the plugin's
+// own parent watch (Serve) ends it instead.
+func setParentDeathSignal(*exec.Cmd) {}
