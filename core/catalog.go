@@ -1,0 +1,151 @@
+package core
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// seg is the engine's handle on one segment of a stream.
+type seg struct {
+	id         types.SegmentID
+	path       string
+	baseRecord uint64
+	baseOffset uint64
+	capacity   int64
+
+	// w is set while the segment is active or sealing, and kept afterwards
+	// so readers go on using its mapping. Appends go through the stream's
+	// writer lock; syncs through the syncer.
+	w *segment.Writer
+
+	// Published for readers: records [0,count) lying in [0,visible).
+	// Writers store visible before count; readers load count first.
+	visible atomic.Int64
+	count   atomic.Uint64
+	footer  atomic.Pointer[segment.Footer]
+
+	dirSynced bool // syncer-owned: the segment's directory entry is durable
+
+	mu     sync.Mutex // guards the lazy read mapping of sealed segments
+	region vfs.Region
+	index  *segment.Index
+}
+
+func newActiveSeg(w *segment.Writer) *seg {
+	h := w.Header()
+	g := &seg{id: h.SegmentID, path: w.Path(), baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, capacity: w.Capacity(), w: w}
+	g.publish()
+	return g
+}
+
+func newSealedSeg(info segment.Info) *seg {
+	g := &seg{id: info.Header.SegmentID, path: info.Path, baseRecord: info.Header.BaseRecord,
+		baseOffset: info.Header.BaseOffset, capacity: info.Capacity}
+	g.setSealed(info.Footer)
+	return g
+}
+
+// publish makes everything appended so far readable.
+func (g *seg) publish() {
+	g.visible.Store(g.w.Visible())
+	g.count.Store(g.w.Count())
+}
+
+func (g *seg) setSealed(f *segment.Footer) {
+	g.visible.Store(int64(f.DurableBytes))
+	g.count.Store(f.RecordCount)
+	g.footer.Store(f)
+}
+
+// endPos is the stream position after the segment's visible records.
+func (g *seg) endPos() uint64 { return g.baseOffset + uint64(g.visible.Load()-segment.HeaderSize) }
+
+// view is a consistent read view of a segment.
+type view struct {
+	b     []byte
+	limit int64
+	count uint64
+	index *segment.Index
+}
+
+func (g *seg) view(fsys vfs.FS) (view, error) {
+	count := g.count.Load()
+	limit := g.visible.Load()
+	if g.w != nil {
+		return view{b: g.w.Bytes(), limit: limit, count: count, index: g.w.Index()}, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.region == nil {
+		r, err := segment.MapReadOnly(fsys, g.path)
+		if err != nil {
+			return view{}, fmt.Errorf("map %s: %w", g.path, err)
+		}
+		ix, err := segment.BuildIndex(r.Bytes(), g.path, limit)
+		if err != nil {
+			_ = r.Close()
+			return view{}, err
+		}
+		g.region, g.index = r, ix
+	}
+	return view{b: g.region.Bytes(), limit: limit, count: count, index: g.index}, nil
+}
+
+func (g *seg) close() error {
+	var err error
+	if g.w != nil {
+		err = g.w.Close()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.region != nil {
+		if cerr := g.region.Close(); err == nil {
+			err = cerr
+		}
+		g.region = nil
+	}
+	return err
+}
+
+// catalog is an immutable, id-ordered list of a stream's segments,
+// replaced as a whole (copy on write) when a segment is added.
+type catalog struct {
+	segs []*seg
+}
+
+func (c *catalog) with(g *seg) *catalog {
+	out := &catalog{segs: make([]*seg, len(c.segs), len(c.segs)+1)}
+	copy(out.segs, c.segs)
+	out.segs = append(out.segs, g)
+	return out
+}
+
+func (c *catalog) byID(id types.SegmentID) (*seg, int) {
+	i := sort.Search(len(c.segs), func(i int) bool { return c.segs[i].id >= id })
+	if i < len(c.segs) && c.segs[i].id == id {
+		return c.segs[i], i
+	}
+	return nil, -1
+}
+
+// byOrdinal returns the segment holding record ordinal ord.
+func (c *catalog) byOrdinal(ord uint64) (*seg, int) {
+	i := sort.Search(len(c.segs), func(i int) bool { return c.segs[i].baseRecord > ord }) - 1
+	if i < 0 {
+		return nil, -1
+	}
+	return c.segs[i], i
+}
+
+func (c *catalog) last() *seg {
+	if len(c.segs) == 0 {
+		return nil
+	}
+	return c.segs[len(c.segs)-1]
+}

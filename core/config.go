@@ -1,0 +1,148 @@
+package core
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// SyncPolicy says when appended records become durable without an
+// explicit Flush.
+type SyncPolicy uint8
+
+const (
+	// SyncAlways makes every append durable promptly: a background flusher
+	// syncs whenever there are unsynced bytes, and concurrent waiters share
+	// one sync (group commit).
+	SyncAlways SyncPolicy = iota + 1
+	// SyncInterval syncs every FlushInterval, or sooner once FlushBytes are
+	// unsynced.
+	SyncInterval
+	// SyncNone syncs only on Flush, Seal and Close (benchmarks, bulk loads).
+	SyncNone
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncAlways:
+		return "always"
+	case SyncInterval:
+		return "interval"
+	case SyncNone:
+		return "none"
+	}
+	return fmt.Sprintf("sync(%d)", uint8(p))
+}
+
+// ParseSyncPolicy parses "always", "interval" or "none".
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	for _, p := range []SyncPolicy{SyncAlways, SyncInterval, SyncNone} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, &types.ConfigError{Key: "sync", Reason: fmt.Sprintf("%q is not one of always, interval, none", s)}
+}
+
+// Config configures a Store. The zero value of every field means its
+// default.
+type Config struct {
+	// FS is the file system; default vfs.OS.
+	FS vfs.FS
+	// SegmentSize is the capacity of new segment files: a power of two in
+	// [1 MiB, 1 GiB]; default 64 MiB.
+	SegmentSize int64
+	// SegmentTargetBytes rolls a segment over once it holds this many bytes
+	// of records, before it is full; default: only when full.
+	SegmentTargetBytes int64
+	// Sync is the sync policy; default SyncAlways.
+	Sync SyncPolicy
+	// FlushInterval and FlushBytes drive SyncInterval; defaults 10 ms and
+	// 1 MiB.
+	FlushInterval time.Duration
+	FlushBytes    int64
+	// MaxUnflushedBytes bounds appended-but-not-durable bytes per stream;
+	// past it Append returns WouldBlock(Flush). Default 64 MiB; -1 disables.
+	MaxUnflushedBytes int64
+	// WriteMode is how records reach the page cache; default mmap.
+	WriteMode segment.WriteMode
+	// Preparation is how new segment files are readied; default depends on
+	// the sync policy (small pages for SyncAlways, large folios otherwise).
+	Preparation segment.Preparation
+	// Logger receives structured logs; default discards them.
+	Logger hclog.Logger
+	// Registerer receives the store's Prometheus metrics; default none.
+	Registerer prometheus.Registerer
+	// Now is the clock for record and segment timestamps; default time.Now.
+	Now func() time.Time
+	// Journal receives segment lifecycle events (the manifest log); default
+	// none.
+	Journal Journal
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.FS == nil {
+		c.FS = vfs.OS
+	}
+	if c.SegmentSize == 0 {
+		c.SegmentSize = segment.DefaultCapacity
+	}
+	if !segment.ValidCapacity(c.SegmentSize) {
+		return c, &types.ConfigError{Key: "segment_size", Reason: fmt.Sprintf("%d is not a power of two in [1 MiB, 1 GiB]", c.SegmentSize)}
+	}
+	if c.SegmentTargetBytes < 0 || c.SegmentTargetBytes > segment.DataEnd(c.SegmentSize)-segment.HeaderSize {
+		return c, &types.ConfigError{Key: "segment_target_bytes", Reason: fmt.Sprintf("%d is outside [0, segment_size - 160]", c.SegmentTargetBytes)}
+	}
+	if c.Sync == 0 {
+		c.Sync = SyncAlways
+	}
+	if c.Sync > SyncNone {
+		return c, &types.ConfigError{Key: "sync", Reason: fmt.Sprintf("unknown policy %d", c.Sync)}
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 10 * time.Millisecond
+	}
+	if c.FlushInterval < 0 {
+		return c, &types.ConfigError{Key: "flush_interval", Reason: "must be positive"}
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = 1 << 20
+	}
+	if c.FlushBytes < 0 {
+		return c, &types.ConfigError{Key: "flush_bytes", Reason: "must be positive"}
+	}
+	if c.MaxUnflushedBytes == 0 {
+		c.MaxUnflushedBytes = 64 << 20
+	}
+	if c.MaxUnflushedBytes < -1 {
+		return c, &types.ConfigError{Key: "max_unflushed_bytes", Reason: "must be positive or -1"}
+	}
+	if c.WriteMode > segment.WritePwrite {
+		return c, &types.ConfigError{Key: "write_mode", Reason: fmt.Sprintf("unknown mode %d", c.WriteMode)}
+	}
+	if c.Preparation == 0 {
+		c.Preparation = segment.PrepareLargeFolios
+		if c.Sync == SyncAlways {
+			c.Preparation = segment.PrepareSmallPages
+		}
+	}
+	if _, ok := segment.ParsePreparation(c.Preparation.String()); !ok {
+		return c, &types.ConfigError{Key: "preparation", Reason: fmt.Sprintf("unknown preparation %d", c.Preparation)}
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Journal == nil {
+		c.Journal = nopJournal{}
+	}
+	return c, nil
+}

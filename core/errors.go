@@ -1,0 +1,43 @@
+package core
+
+import "github.com/aof2/aof2/core/types"
+
+// Identifiers, re-exported from core/types.
+type (
+	StreamID   = types.StreamID
+	SegmentID  = types.SegmentID
+	RecordID   = types.RecordID
+	Kind       = types.Kind
+	WouldBlock = types.WouldBlock
+)
+
+// WouldBlock kinds.
+const (
+	Admission = types.Admission
+	Rollover  = types.Rollover
+	Hydration = types.Hydration
+	Flush     = types.Flush
+	Tail      = types.Tail
+)
+
+// Sentinel errors, re-exported from core/types.
+var (
+	ErrWouldBlock         = types.ErrWouldBlock
+	ErrEmptyRecord        = types.ErrEmptyRecord
+	ErrRecordTooLarge     = types.ErrRecordTooLarge
+	ErrUnknownStream      = types.ErrUnknownStream
+	ErrNotFound           = types.ErrNotFound
+	ErrInvalidRecordID    = types.ErrInvalidRecordID
+	ErrCorrupt            = types.ErrCorrupt
+	ErrNoSpace            = types.ErrNoSpace
+	ErrStreamFailed       = types.ErrStreamFailed
+	ErrClosed             = types.ErrClosed
+	ErrInvalidConfig      = types.ErrInvalidConfig
+	ErrSegmentIDExhausted = types.ErrSegmentIDExhausted
+)
+
+// MakeRecordID builds a RecordID from a segment id and an offset.
+func MakeRecordID(seg SegmentID, offset uint32) RecordID { return types.MakeRecordID(seg, offset) }
+
+// KindOf returns the WouldBlock kind of err, or 0.
+func KindOf(err error) Kind { return types.KindOf(err) }

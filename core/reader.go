@@ -1,0 +1,237 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Record is one record read from a stream.
+type Record struct {
+	ID        RecordID
+	Ordinal   uint64 // index in the stream, from 0
+	Timestamp int64  // unix ns
+	ExtID     uint64
+	// Payload aliases the mapped segment: valid until the next call on the
+	// reader that returned it, and never after the store is closed.
+	Payload []byte
+}
+
+// Position says where a reader starts.
+type Position struct {
+	byID    bool
+	id      RecordID
+	ordinal uint64
+}
+
+// AtID starts at the record with this id; the id must name a record
+// boundary.
+func AtID(id RecordID) Position { return Position{byID: true, id: id} }
+
+// AtOrdinal starts at the record with this ordinal. The ordinal one past the
+// last record is allowed: the reader then waits at the end.
+func AtOrdinal(n uint64) Position { return Position{ordinal: n} }
+
+// AtStart starts at the first record.
+func AtStart() Position { return Position{} }
+
+// Reader reads a stream forwards. Next returns io.EOF once it has caught up
+// with the appended records; calling it again later returns newer ones.
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	s           *Stream
+	seg         *seg
+	off         int64
+	ord         uint64
+	durableOnly bool
+}
+
+// NewReader returns a reader at p. It sees every appended record, durable
+// or not; use Tail for durable records only.
+func (s *Stream) NewReader(p Position) (*Reader, error) {
+	r := &Reader{s: s}
+	if err := r.seek(p); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Reader) seek(p Position) error {
+	s := r.s
+	s.readMu.RLock()
+	defer s.readMu.RUnlock()
+	if s.readersClosed {
+		return fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+	}
+	cat := s.cat.Load()
+	if p.byID {
+		g, _ := cat.byID(p.id.Segment())
+		if g == nil {
+			return fmt.Errorf("stream %d: record %s: segment %d does not exist: %w", s.id, p.id, p.id.Segment(), ErrNotFound)
+		}
+		if g == s.activeSeg() {
+			_ = s.flushVisible(g)
+		}
+		v, err := g.view(s.cfg.FS)
+		if err != nil {
+			return err
+		}
+		n, err := segment.Locate(v.b, v.index, g.path, int64(p.id.Offset()), v.limit)
+		if err != nil {
+			return fmt.Errorf("stream %d: record %s: %w", s.id, p.id, err)
+		}
+		r.seg, r.off, r.ord = g, int64(p.id.Offset()), g.baseRecord+n
+		return nil
+	}
+	last := cat.last()
+	total := uint64(0)
+	if last != nil {
+		total = last.baseRecord + last.count.Load()
+	}
+	if p.ordinal > total {
+		return fmt.Errorf("stream %d: ordinal %d past the end (%d records): %w", s.id, p.ordinal, total, ErrNotFound)
+	}
+	r.ord = p.ordinal
+	if last == nil {
+		return nil // empty stream: positioned before the first segment
+	}
+	g, _ := cat.byOrdinal(p.ordinal)
+	if g == nil {
+		return fmt.Errorf("stream %d: ordinal %d is before the first local segment: %w", s.id, p.ordinal, ErrNotFound)
+	}
+	v, err := g.view(s.cfg.FS)
+	if err != nil {
+		return err
+	}
+	if p.ordinal == g.baseRecord+v.count {
+		r.seg, r.off = g, v.limit
+		return nil
+	}
+	off, err := segment.LocateOrdinal(v.b, v.index, g.path, p.ordinal-g.baseRecord, v.limit)
+	if err != nil {
+		return fmt.Errorf("stream %d: ordinal %d: %w", s.id, p.ordinal, err)
+	}
+	r.seg, r.off = g, off
+	return nil
+}
+
+func (s *Stream) activeSeg() *seg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.active
+}
+
+// Next returns the next record, or io.EOF when there is none yet.
+func (r *Reader) Next() (Record, error) {
+	s := r.s
+	s.readMu.RLock()
+	defer s.readMu.RUnlock()
+	if s.readersClosed {
+		return Record{}, fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+	}
+	pushed := false
+	for {
+		if r.seg == nil {
+			g, _ := s.cat.Load().byOrdinal(r.ord)
+			if g == nil {
+				return Record{}, io.EOF
+			}
+			r.seg, r.off = g, segment.HeaderSize
+		}
+		// Check for a successor before loading the limit: a segment's final
+		// size is published before its successor appears.
+		next, _ := s.cat.Load().byID(r.seg.id + 1)
+		v, err := r.seg.view(s.cfg.FS)
+		if err != nil {
+			return Record{}, err
+		}
+		limit := v.limit
+		if r.durableOnly {
+			limit = r.durableLimit(limit)
+		}
+		if r.off < limit {
+			rec, err := segment.ReadRecord(v.b, r.seg.path, r.off, limit)
+			if err != nil {
+				return Record{}, fmt.Errorf("stream %d: %w", s.id, err)
+			}
+			out := Record{ID: types.MakeRecordID(r.seg.id, uint32(rec.Offset)), Ordinal: r.ord,
+				Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: rec.Payload}
+			r.off, r.ord = rec.Next(), r.ord+1
+			return out, nil
+		}
+		if next == nil || (r.durableOnly && limit < v.limit) {
+			if !pushed && !r.durableOnly && s.cfg.WriteMode == segment.WritePwrite {
+				pushed = true
+				if err := s.flushVisible(r.seg); err != nil {
+					return Record{}, err
+				}
+				continue
+			}
+			return Record{}, io.EOF
+		}
+		if r.ord != next.baseRecord {
+			return Record{}, &types.CorruptError{Path: next.path, Reason: fmt.Sprintf("segment starts at record %d, but the previous one ends at %d", next.baseRecord, r.ord)}
+		}
+		r.seg, r.off = next, segment.HeaderSize
+	}
+}
+
+// durableLimit clips a segment's visible limit to what is durable.
+func (r *Reader) durableLimit(visible int64) int64 {
+	m := types.RecordID(r.s.durableMark.Load())
+	switch {
+	case m.Segment() > r.seg.id:
+		return visible
+	case m.Segment() == r.seg.id:
+		return min(visible, int64(m.Offset()))
+	}
+	return segment.HeaderSize
+}
+
+// Tailer follows a stream's durable records.
+type Tailer struct {
+	r Reader
+}
+
+// Tail returns a tailer at p that yields only durable records.
+func (s *Stream) Tail(p Position) (*Tailer, error) {
+	t := &Tailer{r: Reader{s: s, durableOnly: true}}
+	if err := t.r.seek(p); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// TryNext returns the next durable record, or WouldBlock(Tail).
+func (t *Tailer) TryNext() (Record, error) {
+	rec, err := t.r.Next()
+	if err == io.EOF {
+		if ferr := t.r.s.Err(); ferr != nil {
+			return Record{}, ferr
+		}
+		return Record{}, &WouldBlock{Kind: Tail}
+	}
+	return rec, err
+}
+
+// Next waits for the next durable record until ctx is done.
+func (t *Tailer) Next(ctx context.Context) (Record, error) {
+	s := t.r.s
+	for {
+		ch := s.durableN.wait()
+		rec, err := t.TryNext()
+		if KindOf(err) != Tail {
+			return rec, err
+		}
+		select {
+		case <-ch:
+		case <-s.closed:
+			return Record{}, fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+		case <-ctx.Done():
+			return Record{}, fmt.Errorf("stream %d: tail: %w", s.id, ctx.Err())
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// RecoveryReport says what recovery of one stream found and did.
+type RecoveryReport struct {
+	Stream       StreamID
+	Segments     int           // segments recovered
+	Sealed       int           // of which sealed
+	Records      uint64        // records in the stream
+	TailSegment  SegmentID     // the unsealed tail resumed for appends (0: none)
+	TailRecords  uint64        // records found in the tail
+	DroppedBytes int64         // torn or unacknowledged bytes zeroed past the tail's intact records
+	Repaired     []SegmentID   // unsealed or badly sealed segments rescanned and resealed
+	Removed      []string      // leftover files deleted (prepared files, temp files, empty tails)
+	Pointer      string        // what became of current.sealed
+	Duration     time.Duration // wall time of the recovery
+}
+
+// recover rebuilds the stream from its segment files (SPEC §4 "pointer
+// first"): header and footer of every sealed segment, a scan of the tail
+// only. Everything it keeps is made durable before the stream is used.
+func (s *Stream) recover() (rep RecoveryReport, err error) {
+	start := time.Now()
+	rep.Stream = s.id
+	defer func() { rep.Duration = time.Since(start) }()
+	fsys := s.cfg.FS
+
+	names, err := fsys.List(s.segDir)
+	if err != nil {
+		return rep, fmt.Errorf("stream %d: list %s: %w", s.id, s.segDir, err)
+	}
+	var infos []segment.Info
+	for _, n := range names {
+		path := filepath.Join(s.segDir, n)
+		switch {
+		case n == segment.PointerFile:
+		case segment.IsPrepName(n) || strings.HasSuffix(n, ".tmp"):
+			if err := fsys.Remove(path); err != nil {
+				return rep, fmt.Errorf("stream %d: remove leftover %s: %w", s.id, path, err)
+			}
+			rep.Removed = append(rep.Removed, n)
+		default:
+			name, ok := segment.ParseFileName(n)
+			if !ok {
+				s.log.Warn("ignoring unknown file in segments directory", "file", path)
+				continue
+			}
+			info, err := segment.Inspect(fsys, path, name, s.id)
+			if err != nil {
+				return rep, fmt.Errorf("stream %d: %w", s.id, err)
+			}
+			infos = append(infos, info)
+		}
+	}
+	if infos, err = s.dropUnwrittenTail(infos, &rep); err != nil {
+		return rep, err
+	}
+	for i := range infos {
+		if i > 0 && infos[i].Name.SegmentID != infos[i-1].Name.SegmentID+1 {
+			return rep, &types.CorruptError{Path: infos[i].Path, Reason: fmt.Sprintf("segment %d follows segment %d: segments are missing", infos[i].Name.SegmentID, infos[i-1].Name.SegmentID)}
+		}
+		if infos[i].HeaderZero {
+			return rep, &types.CorruptError{Path: infos[i].Path, Reason: "header never written, but later segments exist"}
+		}
+	}
+
+	var tail *segment.Writer
+	cat := &catalog{}
+	for i := range infos {
+		info := &infos[i]
+		isLast := i == len(infos)-1
+		if info.Footer == nil && !isLast {
+			if err := s.repairSeal(info, &infos[i+1], &rep); err != nil {
+				return rep, err
+			}
+		}
+		if info.Footer == nil {
+			w, ts, err := segment.Resume(fsys, *info, s.cfg.WriteMode)
+			if err != nil {
+				return rep, fmt.Errorf("stream %d: %w", s.id, err)
+			}
+			if ts.Dropped() > 0 || info.FooterErr != nil {
+				s.log.Warn("tail segment had bytes past its last intact record; zeroed them",
+					"segment_id", uint64(info.Name.SegmentID), "dropped_bytes", ts.Dropped(), "stop", ts.Stop, "footer_error", info.FooterErr)
+			}
+			rep.DroppedBytes, rep.TailSegment, rep.TailRecords = ts.Dropped(), info.Name.SegmentID, ts.Count
+			tail = w
+		}
+		if i > 0 {
+			if err := checkChain(cat.last(), info, tail); err != nil {
+				if tail != nil {
+					_ = tail.Close()
+				}
+				return rep, err
+			}
+		}
+		if tail != nil {
+			g := newActiveSeg(tail)
+			g.dirSynced = true
+			cat = cat.with(g)
+		} else {
+			cat = cat.with(newSealedSeg(*info))
+			rep.Sealed++
+		}
+	}
+	rep.Segments = len(infos)
+	if err := fsys.SyncDir(s.segDir); err != nil {
+		return rep, fmt.Errorf("stream %d: sync %s: %w", s.id, s.segDir, err)
+	}
+	rep.Pointer, err = s.reconcilePointer(cat)
+	if err != nil {
+		return rep, err
+	}
+	s.install(cat, tail)
+	rep.Records = s.mu.records
+	s.m.recoveryDrop.Add(float64(rep.DroppedBytes))
+	s.m.recoverySecs.Set(time.Since(start).Seconds())
+	for _, g := range cat.segs {
+		s.m.segments.Inc()
+		s.m.bytes.Add(float64(g.capacity))
+	}
+	return rep, nil
+}
+
+// dropUnwrittenTail deletes trailing segments that cannot hold an
+// acknowledged record: a never-written header, or no records at all while
+// the previous segment is unsealed (the crash came right after a rollover,
+// before anything in the new segment was synced).
+func (s *Stream) dropUnwrittenTail(infos []segment.Info, rep *RecoveryReport) ([]segment.Info, error) {
+	for len(infos) > 0 {
+		last := infos[len(infos)-1]
+		drop := last.HeaderZero
+		if !drop && last.Footer == nil && len(infos) > 1 && infos[len(infos)-2].Footer == nil {
+			empty, err := segment.HasNoRecords(s.cfg.FS, last.Path)
+			if err != nil {
+				return nil, fmt.Errorf("stream %d: %w", s.id, err)
+			}
+			drop = empty
+		}
+		if !drop {
+			return infos, nil
+		}
+		if err := s.cfg.FS.Remove(last.Path); err != nil {
+			return nil, fmt.Errorf("stream %d: remove empty tail %s: %w", s.id, last.Path, err)
+		}
+		rep.Removed = append(rep.Removed, filepath.Base(last.Path))
+		infos = infos[:len(infos)-1]
+	}
+	return infos, nil
+}
+
+// repairSeal rescans an unsealed (or badly sealed) segment that is not the
+// tail and reseals it, provided its records line up exactly with the next
+// segment's header: then nothing can be missing.
+func (s *Stream) repairSeal(info, next *segment.Info, rep *RecoveryReport) error {
+	w, ts, err := segment.Resume(s.cfg.FS, *info, s.cfg.WriteMode)
+	if err != nil {
+		return fmt.Errorf("stream %d: repair: %w", s.id, err)
+	}
+	defer w.Close()
+	h := info.Header
+	if next.Header.BaseRecord != h.BaseRecord+ts.Count || next.Header.BaseOffset != h.BaseOffset+uint64(ts.End-segment.HeaderSize) {
+		return &types.CorruptError{Path: info.Path, Offset: ts.End, Reason: fmt.Sprintf(
+			"unsealed segment holds %d records ending at %d (%s), but the next segment starts at record %d, offset %d: records are missing",
+			ts.Count, ts.End, ts.Stop, next.Header.BaseRecord, next.Header.BaseOffset)}
+	}
+	f, err := w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ts.LastExt})
+	if err != nil {
+		return fmt.Errorf("stream %d: repair: reseal %s: %w", s.id, info.Path, err)
+	}
+	s.log.Warn("resealed a segment found unsealed or with a damaged footer", "segment_id", uint64(h.SegmentID),
+		"records", f.RecordCount, "footer_error", info.FooterErr)
+	info.Footer, info.FooterErr = &f, nil
+	rep.Repaired = append(rep.Repaired, h.SegmentID)
+	return nil
+}
+
+// checkChain verifies that info starts exactly where prev ends.
+func checkChain(prev *seg, info *segment.Info, tail *segment.Writer) error {
+	wantRecord, wantOffset := prev.baseRecord+prev.count.Load(), prev.endPos()
+	h := info.Header
+	if tail != nil {
+		h = tail.Header()
+	}
+	if h.BaseRecord != wantRecord || h.BaseOffset != wantOffset {
+		return &types.CorruptError{Path: info.Path, Reason: fmt.Sprintf(
+			"segment starts at record %d, offset %d; the previous one ends at record %d, offset %d",
+			h.BaseRecord, h.BaseOffset, wantRecord, wantOffset)}
+	}
+	return nil
+}
+
+// reconcilePointer checks current.sealed against the recovered segments and
+// rewrites it when it is missing, stale or damaged.
+func (s *Stream) reconcilePointer(cat *catalog) (string, error) {
+	var lastSealed *seg
+	for _, g := range cat.segs {
+		if g.footer.Load() != nil {
+			lastSealed = g
+		}
+	}
+	p, err := segment.ReadPointer(s.cfg.FS, s.ptrPath)
+	status := "ok"
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		status = "damaged: " + err.Error()
+	case err != nil:
+		return "", fmt.Errorf("stream %d: %w", s.id, err)
+	case p == nil && lastSealed == nil:
+		return "none", nil
+	case p == nil:
+		status = "missing"
+	case lastSealed == nil || p.SegmentID != lastSealed.id || p.DurableBytes != lastSealed.footer.Load().DurableBytes:
+		status = fmt.Sprintf("stale (names segment %d, %d bytes)", p.SegmentID, p.DurableBytes)
+	}
+	if status == "ok" {
+		return status, nil
+	}
+	s.log.Warn("current.sealed did not match the segments; fell back to the directory scan", "pointer", status)
+	if lastSealed == nil {
+		if err := s.cfg.FS.Remove(s.ptrPath); err != nil && !vfs.IsNotExist(err) {
+			return "", err
+		}
+		return status + "; removed", s.cfg.FS.SyncDir(s.segDir)
+	}
+	f := lastSealed.footer.Load()
+	if err := s.writePointer(segment.Pointer{SegmentID: lastSealed.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark}); err != nil {
+		return "", err
+	}
+	return status + "; rewritten", nil
+}
+
+// install makes a recovered (or new) catalog the stream's state.
+func (s *Stream) install(cat *catalog, tail *segment.Writer) {
+	s.cat.Store(cat)
+	if last := cat.last(); last != nil {
+		s.mu.written = last.endPos()
+		s.mu.records = last.baseRecord + last.count.Load()
+		if tail != nil {
+			s.mu.active = last
+		}
+		s.durableMark.Store(uint64(types.MakeRecordID(last.id, uint32(last.visible.Load()))))
+	}
+	s.durablePos.Store(s.mu.written)
+	s.durableRecs.Store(s.mu.records)
+}

@@ -1,0 +1,238 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+)
+
+// nextIDLocked is the id of the segment after the newest one.
+func (s *Stream) nextIDLocked() SegmentID {
+	if last := s.cat.Load().last(); last != nil {
+		return last.id + 1
+	}
+	return 1
+}
+
+// rolloverLocked activates the prepared next segment. The old active
+// segment moves to the sealing slot; the syncer seals it. At most two
+// segments are unsealed at any time, so a rollover waits (WouldBlock) while
+// the previous seal is in progress or the next file is not ready yet.
+func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
+	if s.mu.sealing != nil {
+		kick(s.syncKick)
+		return s.m.blocked(&WouldBlock{Kind: Rollover})
+	}
+	id := s.nextIDLocked()
+	if id > types.MaxSegmentID {
+		return fmt.Errorf("stream %d: %w", s.id, ErrSegmentIDExhausted)
+	}
+	if s.mu.next == nil || s.mu.nextID != id {
+		kick(s.prepKick)
+		if s.mu.prepErr != nil {
+			return s.m.blocked(&WouldBlock{Kind: Admission, Cause: s.mu.prepErr, RetryAfter: prepRetry})
+		}
+		return s.m.blocked(&WouldBlock{Kind: Rollover})
+	}
+	old := s.mu.active
+	h := segment.Header{StreamID: s.id, SegmentID: id, BaseOffset: s.mu.written, BaseRecord: s.mu.records, CreatedAt: ts, ExtID: ext}
+	w, err := s.mu.next.Activate(h)
+	next := s.mu.next
+	s.mu.next = nil
+	kick(s.prepKick)
+	if err != nil {
+		_ = next.Discard()
+		s.mu.prepErr = err
+		return s.m.blocked(&WouldBlock{Kind: Admission, Cause: err, RetryAfter: prepRetry})
+	}
+	if old != nil {
+		if err := old.w.Push(); err != nil {
+			return s.failLocked(fmt.Errorf("push %s: %w", old.path, err))
+		}
+		old.publish()
+		s.mu.sealing = old
+		kick(s.syncKick)
+	}
+	g := newActiveSeg(w)
+	s.mu.active = g
+	s.cat.Store(s.cat.Load().with(g))
+	s.m.segments.Inc()
+	s.m.bytes.Add(float64(g.capacity))
+	s.stateN.broadcast()
+	return nil
+}
+
+// prepRetry is how long the preparer waits after a failed preparation.
+const prepRetry = 100 * time.Millisecond
+
+// prepareLoop keeps one prepared segment file ready for the next rollover.
+func (s *Stream) prepareLoop() {
+	defer s.wg.Done()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-s.prepKick:
+		case <-retry:
+		case <-s.done:
+			return
+		}
+		retry = nil
+		if err := s.prepareNext(); err != nil {
+			retry = time.After(prepRetry)
+		}
+	}
+}
+
+// prepareNext prepares the next segment file if none is ready.
+func (s *Stream) prepareNext() error {
+	s.mu.Lock()
+	if s.mu.next != nil || s.mu.closed || s.mu.failed != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	id := s.nextIDLocked()
+	s.mu.Unlock()
+	if id > types.MaxSegmentID {
+		return nil
+	}
+	p, err := segment.Prepare(s.cfg.FS, filepath.Join(s.segDir, segment.PrepName(id)), s.cfg.SegmentSize, s.cfg.Preparation, s.cfg.WriteMode)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.stateN.broadcast()
+	if err != nil {
+		if s.mu.prepErr == nil {
+			s.log.Warn("segment preparation failed; writers get WouldBlock(admission) until it succeeds", "segment_id", uint64(id), "error", err)
+		}
+		s.mu.prepErr = err
+		return err
+	}
+	s.mu.prepErr = nil
+	if s.mu.closed || s.mu.failed != nil || s.mu.next != nil || s.nextIDLocked() != id {
+		_ = p.Discard()
+		return nil
+	}
+	s.mu.next, s.mu.nextID = p, id
+	return nil
+}
+
+// Seal seals the active segment if it holds records, and waits until the
+// seal is durable (footer, pointer and journal record). The next append
+// starts a new segment.
+func (s *Stream) Seal(ctx context.Context) error {
+	for {
+		state := s.stateN.wait()
+		s.mu.Lock()
+		if err := s.usableLocked(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		target := s.mu.sealing
+		var err error
+		if a := s.mu.active; a != nil && a.w.Count() > 0 {
+			if target == nil {
+				_, _, ext := a.w.Last()
+				err = s.rolloverLocked(s.cfg.Now().UnixNano(), ext)
+				if err == nil {
+					target = a
+				}
+			} else {
+				err = &WouldBlock{Kind: Rollover}
+			}
+		}
+		s.mu.Unlock()
+		switch {
+		case errors.Is(err, ErrWouldBlock):
+			// Wait for the previous seal or the next file, then retry.
+		case err != nil:
+			return err
+		case target == nil:
+			return nil
+		default:
+			return s.waitSealed(ctx, target)
+		}
+		select {
+		case <-state:
+		case <-ctx.Done():
+			return fmt.Errorf("stream %d: seal: %w", s.id, ctx.Err())
+		}
+	}
+}
+
+func (s *Stream) waitSealed(ctx context.Context, g *seg) error {
+	for {
+		state := s.stateN.wait()
+		if g.footer.Load() != nil {
+			return nil
+		}
+		if err := s.Err(); err != nil {
+			return err
+		}
+		kick(s.syncKick)
+		select {
+		case <-state:
+		case <-s.closed:
+			if g.footer.Load() == nil {
+				return fmt.Errorf("stream %d: seal: %w", s.id, ErrClosed)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("stream %d: seal: %w", s.id, ctx.Err())
+		}
+	}
+}
+
+// sealPending seals the segment in the sealing slot: every record durable,
+// footer written and synced, pointer replaced, journal record committed.
+// Only then is the seal acknowledged and the slot freed. Runs on the
+// syncer.
+func (s *Stream) sealPending() error {
+	s.mu.Lock()
+	g, wm := s.mu.sealing, s.mu.watermark
+	s.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	_, _, ext := g.w.Last()
+	f, err := g.w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ext, CoordinatorWatermark: wm})
+	if err != nil {
+		s.m.flushFailures.Inc()
+		return s.fail(fmt.Errorf("seal segment %d: %w", g.id, err))
+	}
+	if err := s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: wm}); err != nil {
+		return s.fail(fmt.Errorf("seal segment %d: %w", g.id, err))
+	}
+	if err := s.cfg.Journal.SegmentSealed(context.Background(), s.id, f); err != nil {
+		return s.fail(fmt.Errorf("seal segment %d: journal: %w", g.id, err))
+	}
+	g.setSealed(&f)
+	s.mu.Lock()
+	s.mu.sealing = nil
+	s.mu.Unlock()
+	s.m.seals.Inc()
+	s.log.Debug("segment sealed", "segment_id", uint64(g.id), "records", f.RecordCount, "durable_bytes", f.DurableBytes)
+	s.stateN.broadcast()
+	return nil
+}
+
+// writePointer replaces current.sealed. Each attempt rewrites a fresh temp
+// file in full, so retrying after a failed fsync of the temp file cannot
+// acknowledge bytes the kernel dropped.
+func (s *Stream) writePointer(p segment.Pointer) error {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			s.m.metaRetries.Inc()
+			time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+		}
+		if err = segment.WritePointer(s.cfg.FS, s.ptrPath, p); err == nil {
+			return nil
+		}
+		s.log.Warn("writing current.sealed failed", "attempt", attempt+1, "error", err)
+	}
+	s.m.metaFailures.Inc()
+	return fmt.Errorf("replace %s: %w", s.ptrPath, err)
+}

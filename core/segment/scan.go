@@ -1,0 +1,314 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Info is what recovery learns about a segment from its header and footer
+// alone.
+type Info struct {
+	Path     string
+	Name     Name
+	Capacity int64
+	// HeaderZero: the header was never made durable (the segment was
+	// activated but nothing in it was ever acknowledged).
+	HeaderZero bool
+	Header     Header
+	// Footer is nil when the segment is not sealed (or the footer is
+	// unreadable: FooterErr says why).
+	Footer    *Footer
+	FooterErr error
+}
+
+// Inspect reads the header and footer of a segment file, checks them
+// against its name and each other, and never reads payload bytes (apart
+// from the last record's header, to cross-check the footer).
+func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, error) {
+	info := Info{Path: path, Name: name}
+	f, err := fsys.Open(path)
+	if err != nil {
+		return info, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return info, err
+	}
+	if !ValidCapacity(size) {
+		return info, &types.CorruptError{Path: path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity", size)}
+	}
+	info.Capacity = size
+	var hb [HeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		return info, err
+	}
+	if IsZero(hb[:]) {
+		info.HeaderZero = true
+		return info, nil
+	}
+	h, err := DecodeHeader(hb[:])
+	if err != nil {
+		return info, &types.CorruptError{Path: path, Reason: err.Error()}
+	}
+	if h.StreamID != stream || h.SegmentID != name.SegmentID || h.BaseOffset != name.BaseOffset || h.CreatedAt != name.CreatedAt {
+		return info, &types.CorruptError{Path: path, Reason: fmt.Sprintf("header (stream %d, segment %d, base_offset %d, created_at %d) disagrees with the file name or stream",
+			h.StreamID, h.SegmentID, h.BaseOffset, h.CreatedAt)}
+	}
+	info.Header = h
+	var fb [FooterSize]byte
+	if _, err := f.ReadAt(fb[:], DataEnd(size)); err != nil {
+		return info, err
+	}
+	if IsZero(fb[:]) {
+		return info, nil
+	}
+	foot, err := DecodeFooter(fb[:], size)
+	if err == nil {
+		err = checkFooter(f, h, &foot)
+	}
+	if err != nil {
+		info.FooterErr = &types.CorruptError{Path: path, Offset: DataEnd(size), Reason: err.Error()}
+		return info, nil
+	}
+	info.Footer = &foot
+	return info, nil
+}
+
+// checkFooter cross-checks a footer with the header and the last record.
+func checkFooter(f vfs.File, h Header, foot *Footer) error {
+	if foot.SegmentID != h.SegmentID || foot.BaseRecord != h.BaseRecord {
+		return fmt.Errorf("footer segment %d / base_record %d disagree with header %d / %d", foot.SegmentID, foot.BaseRecord, h.SegmentID, h.BaseRecord)
+	}
+	if foot.RecordCount == 0 {
+		return nil
+	}
+	var rb [RecordHeaderSize]byte
+	off := int64(foot.LastRecordID.Offset())
+	if _, err := f.ReadAt(rb[:], off); err != nil {
+		return fmt.Errorf("read last record header: %w", err)
+	}
+	rh := DecodeRecordHeader(rb[:])
+	if rh.PayloadLen == 0 || uint64(off+RecordSpan(int(rh.PayloadLen))) != foot.DurableBytes {
+		return fmt.Errorf("last record at %d (payload_len %d) does not end at durable_bytes %d", off, rh.PayloadLen, foot.DurableBytes)
+	}
+	return nil
+}
+
+// TailScan is the result of scanning a segment's records from the start.
+type TailScan struct {
+	End     int64 // end of the last intact record
+	Count   uint64
+	LastOff int64
+	LastTS  int64
+	LastExt uint64
+	CRC     uint64 // CRC-64/NVME over [0, End)
+	Index   *Index
+	// DirtyEnd is the end of the last non-zero byte past End (End when the
+	// rest of the data area is clean): [End, DirtyEnd) holds torn or
+	// unacknowledged bytes that must be zeroed before appending again.
+	DirtyEnd int64
+	Stop     string // why the scan stopped
+}
+
+// Dropped returns how many bytes past the intact records were found dirty.
+func (t *TailScan) Dropped() int64 { return t.DirtyEnd - t.End }
+
+// ScanTail verifies records from the start of b (a whole segment of
+// capacity len(b)) and stops at the first zero or damaged record.
+func ScanTail(b []byte) TailScan {
+	capacity := int64(len(b))
+	limit := DataEnd(capacity)
+	ts := TailScan{End: HeaderSize, Index: NewIndex()}
+	for {
+		off := ts.End
+		if off+RecordHeaderSize > limit {
+			ts.Stop = "segment full"
+			break
+		}
+		h := DecodeRecordHeader(b[off:])
+		if h.PayloadLen == 0 {
+			ts.Stop = "end marker"
+			break
+		}
+		end := off + RecordHeaderSize + int64(h.PayloadLen)
+		if end > limit {
+			ts.Stop = fmt.Sprintf("payload_len %d at %d overruns the segment", h.PayloadLen, off)
+			break
+		}
+		if RecordChecksum(b[off:], b[off+RecordHeaderSize:end]) != h.Checksum {
+			ts.Stop = fmt.Sprintf("checksum mismatch at %d", off)
+			break
+		}
+		ts.Index.Add(off, ts.Count)
+		ts.Count++
+		ts.LastOff, ts.LastTS, ts.LastExt = off, h.Timestamp, h.ExtID
+		ts.End = off + RecordSpan(int(h.PayloadLen))
+	}
+	ts.CRC = checksum.Sum64(b[:ts.End])
+	ts.DirtyEnd = ts.End
+	for i := limit - 1; i >= ts.End; i-- {
+		if b[i] != 0 {
+			ts.DirtyEnd = i + 1
+			break
+		}
+	}
+	return ts
+}
+
+// VerifySealed checks every record and the segment checksum of a sealed
+// segment's bytes against its footer.
+func VerifySealed(b []byte, path string, foot *Footer) error {
+	ts := ScanTail(b)
+	switch {
+	case uint64(ts.End) != foot.DurableBytes || ts.Count != foot.RecordCount:
+		return &types.CorruptError{Path: path, Offset: ts.End, Reason: fmt.Sprintf("records end at %d after %d records (%s); footer says %d bytes, %d records",
+			ts.End, ts.Count, ts.Stop, foot.DurableBytes, foot.RecordCount)}
+	case ts.CRC != foot.SegmentCRC:
+		return &types.CorruptError{Path: path, Reason: fmt.Sprintf("segment_crc64 %#x, footer says %#x", ts.CRC, foot.SegmentCRC)}
+	}
+	return nil
+}
+
+// MapReadOnly maps a whole segment file for reading.
+func MapReadOnly(fsys vfs.FS, path string) (vfs.Region, error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	return f.Map(0, int(size), false)
+}
+
+// Resume reopens the unsealed tail segment described by info for appends,
+// after zeroing whatever lies past its intact records and making the
+// segment durable. It returns the scan it resumed from.
+func Resume(fsys vfs.FS, info Info, mode WriteMode) (*Writer, TailScan, error) {
+	f, err := fsys.OpenReadWrite(info.Path)
+	if err != nil {
+		return nil, TailScan{}, err
+	}
+	w, ts, err := resume(f, info, mode)
+	if err != nil {
+		_ = f.Close()
+		return nil, TailScan{}, fmt.Errorf("resume %s: %w", info.Path, err)
+	}
+	return w, ts, nil
+}
+
+func resume(f vfs.File, info Info, mode WriteMode) (_ *Writer, _ TailScan, err error) {
+	r, err := f.Map(0, int(info.Capacity), mode == WriteMmap)
+	if err != nil {
+		return nil, TailScan{}, err
+	}
+	defer func() {
+		if err != nil {
+			_ = r.Close()
+		}
+	}()
+	b := r.Bytes()
+	ts := ScanTail(b)
+	if ts.DirtyEnd > ts.End {
+		if err := zeroRange(f, r, mode, ts.End, ts.DirtyEnd); err != nil {
+			return nil, ts, err
+		}
+	}
+	if foot := DataEnd(info.Capacity); !IsZero(b[foot:]) {
+		// A footer torn by a crash during seal: the segment is not sealed.
+		if err := zeroRange(f, r, mode, foot, info.Capacity); err != nil {
+			return nil, ts, err
+		}
+	}
+	if err := f.Datasync(); err != nil {
+		return nil, ts, err
+	}
+	w := &Writer{
+		file: f, region: r, path: info.Path, capacity: info.Capacity, hdr: info.Header, mode: mode,
+		index: ts.Index, end: ts.End, count: ts.Count, lastOff: ts.LastOff, lastTS: ts.LastTS, lastExt: ts.LastExt,
+		synced: ts.End, crc: ts.CRC, crcEnd: ts.End,
+	}
+	if mode == WritePwrite {
+		w.buf = make([]byte, 0, pwriteBuffer)
+		w.bufStart = ts.End
+	} else {
+		_ = r.Populate()
+	}
+	return w, ts, nil
+}
+
+func zeroRange(f vfs.File, r vfs.Region, mode WriteMode, lo, hi int64) error {
+	zeros := make([]byte, min(hi-lo, 1<<20))
+	for off := lo; off < hi; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), hi-off)
+		var err error
+		if mode == WriteMmap {
+			_, err = r.WriteAt(zeros[:n], off)
+		} else {
+			_, err = f.WriteAt(zeros[:n], off)
+		}
+		if err != nil {
+			return fmt.Errorf("zero [%d,%d): %w", lo, hi, err)
+		}
+	}
+	return nil
+}
+
+// ReadPointer reads and verifies a pointer file; a missing file is
+// reported as (nil, nil).
+func ReadPointer(fsys vfs.FS, path string) (*Pointer, error) {
+	b, err := vfs.ReadFile(fsys, path)
+	if vfs.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	p, err := DecodePointer(b)
+	if err != nil {
+		return nil, &types.CorruptError{Path: path, Reason: err.Error()}
+	}
+	return &p, nil
+}
+
+// WritePointer replaces the pointer file atomically and durably.
+func WritePointer(fsys vfs.FS, path string, p Pointer) error {
+	return vfs.WriteFileAtomic(fsys, path, p.Encode())
+}
+
+// HasNoRecords reports whether the segment at path holds no intact record.
+func HasNoRecords(fsys vfs.FS, path string) (bool, error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var hb [RecordHeaderSize]byte
+	if _, err := f.ReadAt(hb[:], HeaderSize); err != nil {
+		return false, err
+	}
+	h := DecodeRecordHeader(hb[:])
+	if h.PayloadLen == 0 {
+		return true, nil
+	}
+	size, err := f.Size()
+	if err != nil {
+		return false, err
+	}
+	if HeaderSize+RecordHeaderSize+int64(h.PayloadLen) > DataEnd(size) {
+		return true, nil
+	}
+	payload := make([]byte, h.PayloadLen)
+	if _, err := f.ReadAt(payload, HeaderSize+RecordHeaderSize); err != nil {
+		return false, err
+	}
+	return RecordChecksum(hb[:], payload) != h.Checksum, nil
+}

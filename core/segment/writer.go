@@ -1,0 +1,265 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// WriteMode selects how record bytes reach the page cache.
+type WriteMode uint8
+
+const (
+	// WriteMmap copies each record into a shared writable mapping and makes
+	// it durable with msync. It is the default: see docs/adr-write-path.md.
+	WriteMmap WriteMode = iota
+	// WritePwrite stages records in a user-space buffer and hands them to
+	// the kernel with pwrite when the buffer fills, on Push and on Sync;
+	// durability is fdatasync. Readers still use a read-only mapping.
+	WritePwrite
+)
+
+func (m WriteMode) String() string {
+	if m == WritePwrite {
+		return "pwrite"
+	}
+	return "mmap"
+}
+
+// pwriteBuffer is the staging buffer size of WritePwrite.
+const pwriteBuffer = 1 << 20
+
+// ErrFull is returned by Writer.Append when the record does not fit; the
+// caller rolls over to a new segment.
+var ErrFull = errors.New("segment: full")
+
+// Writer appends records to an active segment. Append, Push and the
+// accessors are called by one goroutine at a time (the stream's writer
+// lock); SyncTo and Seal by the stream's syncer, one at a time. Appended
+// bytes below Visible may be read concurrently through Bytes.
+type Writer struct {
+	file     vfs.File
+	region   vfs.Region
+	path     string
+	capacity int64
+	hdr      Header
+	mode     WriteMode
+	index    *Index
+
+	end     int64 // next record offset: bytes [0,end) are written
+	count   uint64
+	lastOff int64
+	lastTS  int64
+	lastExt uint64
+
+	buf      []byte // WritePwrite: staged bytes for [bufStart, end)
+	bufStart int64
+
+	// Syncer-owned.
+	synced int64  // [0,synced) is durable
+	crc    uint64 // CRC-64/NVME of [0,crcEnd)
+	crcEnd int64
+}
+
+// Path returns the segment's file path.
+func (w *Writer) Path() string { return w.path }
+
+// Header returns the segment header.
+func (w *Writer) Header() Header { return w.hdr }
+
+// Capacity returns the file size.
+func (w *Writer) Capacity() int64 { return w.capacity }
+
+// End returns the offset after the last appended record.
+func (w *Writer) End() int64 { return w.end }
+
+// Count returns the number of records appended.
+func (w *Writer) Count() uint64 { return w.count }
+
+// Index returns the segment's sparse index.
+func (w *Writer) Index() *Index { return w.index }
+
+// Bytes returns the mapped file for reading; bytes below Visible are stable.
+func (w *Writer) Bytes() []byte { return w.region.Bytes() }
+
+// Visible returns the end of the bytes readers can see through Bytes.
+func (w *Writer) Visible() int64 {
+	if w.mode == WritePwrite {
+		return w.bufStart
+	}
+	return w.end
+}
+
+// Last returns the offset, timestamp and ext_id of the last record.
+func (w *Writer) Last() (off int64, ts int64, ext uint64) { return w.lastOff, w.lastTS, w.lastExt }
+
+// Fits reports whether a record with an n-byte payload fits.
+func (w *Writer) Fits(n int) bool { return w.end+RecordSpan(n) <= DataEnd(w.capacity) }
+
+// Append writes one record and returns its offset. It returns ErrFull when
+// the record does not fit; nothing is written then.
+func (w *Writer) Append(payload []byte, ts int64, ext uint64) (int64, error) {
+	n := len(payload)
+	if !w.Fits(n) {
+		return 0, ErrFull
+	}
+	off := w.end
+	var hdr [RecordHeaderSize]byte
+	EncodeRecordHeader(hdr[:], payload, ts, ext)
+	if w.mode == WritePwrite {
+		if err := w.stage(hdr[:], payload, off); err != nil {
+			return 0, err
+		}
+	} else {
+		// The mapping is zero-filled, so the padding needs no store.
+		if _, err := w.region.WriteAt(payload, off+RecordHeaderSize); err != nil {
+			return 0, err
+		}
+		if _, err := w.region.WriteAt(hdr[:], off); err != nil {
+			return 0, err
+		}
+	}
+	w.index.Add(off, w.count)
+	w.end = off + RecordSpan(n)
+	w.count++
+	w.lastOff, w.lastTS, w.lastExt = off, ts, ext
+	return off, nil
+}
+
+func (w *Writer) stage(hdr, payload []byte, off int64) error {
+	span := int(RecordSpan(len(payload)))
+	if len(w.buf)+span > cap(w.buf) {
+		if err := w.Push(); err != nil {
+			return err
+		}
+	}
+	if span > cap(w.buf) {
+		// Larger than the buffer: write it straight through.
+		rec := make([]byte, span)
+		copy(rec, hdr)
+		copy(rec[RecordHeaderSize:], payload)
+		if _, err := w.file.WriteAt(rec, off); err != nil {
+			return err
+		}
+		w.bufStart = off + int64(span)
+		return nil
+	}
+	start := len(w.buf)
+	w.buf = w.buf[:start+span]
+	copy(w.buf[start:], hdr)
+	copy(w.buf[start+RecordHeaderSize:], payload)
+	clear(w.buf[start+RecordHeaderSize+len(payload):])
+	return nil
+}
+
+// Push hands staged bytes to the kernel (WritePwrite); a no-op for WriteMmap.
+func (w *Writer) Push() error {
+	if w.mode != WritePwrite || len(w.buf) == 0 {
+		return nil
+	}
+	if _, err := w.file.WriteAt(w.buf, w.bufStart); err != nil {
+		return err
+	}
+	w.bufStart += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Synced returns the durable end.
+func (w *Writer) Synced() int64 { return w.synced }
+
+// SyncTo makes [0, upTo) durable. upTo must not exceed what has been
+// appended (and, for WritePwrite, pushed) before the call.
+func (w *Writer) SyncTo(upTo int64) error {
+	if upTo <= w.synced {
+		return nil
+	}
+	var err error
+	if w.mode == WritePwrite {
+		err = w.file.Datasync()
+	} else {
+		err = w.region.Sync(w.synced, upTo-w.synced)
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s to %d: %w", w.path, upTo, err)
+	}
+	w.synced = upTo
+	w.extendCRC(upTo)
+	return nil
+}
+
+func (w *Writer) extendCRC(upTo int64) {
+	if upTo > w.crcEnd {
+		w.crc = checksum.Update(w.crc, w.region.Bytes()[w.crcEnd:upTo])
+		w.crcEnd = upTo
+	}
+}
+
+// SealParams are the footer fields the caller supplies.
+type SealParams struct {
+	SealedAt             int64
+	ExtID                uint64
+	CoordinatorWatermark uint64
+	FlushFailure         bool
+}
+
+// Seal makes every record durable, writes the footer and syncs it. The
+// writer must not be appended to afterwards.
+func (w *Writer) Seal(p SealParams) (Footer, error) {
+	if err := w.Push(); err != nil {
+		return Footer{}, fmt.Errorf("push %s: %w", w.path, err)
+	}
+	if err := w.SyncTo(w.end); err != nil {
+		return Footer{}, err
+	}
+	w.extendCRC(w.end)
+	f := Footer{
+		Flags:                FlagSealed,
+		SegmentID:            w.hdr.SegmentID,
+		BaseRecord:           w.hdr.BaseRecord,
+		RecordCount:          w.count,
+		DurableBytes:         uint64(w.end),
+		LastTimestamp:        w.lastTS,
+		SealedAt:             p.SealedAt,
+		SegmentCRC:           w.crc,
+		ExtID:                p.ExtID,
+		CoordinatorWatermark: p.CoordinatorWatermark,
+	}
+	if w.count > 0 {
+		f.LastRecordID = types.MakeRecordID(w.hdr.SegmentID, uint32(w.lastOff))
+	}
+	if p.FlushFailure {
+		f.Flags |= FlagFlushFailure
+	}
+	var b [FooterSize]byte
+	f.Encode(b[:])
+	if err := w.writeAt(b[:], DataEnd(w.capacity)); err != nil {
+		return Footer{}, fmt.Errorf("write footer of %s: %w", w.path, err)
+	}
+	if err := w.file.Datasync(); err != nil {
+		return Footer{}, fmt.Errorf("sync footer of %s: %w", w.path, err)
+	}
+	return f, nil
+}
+
+func (w *Writer) writeAt(b []byte, off int64) error {
+	var err error
+	if w.mode == WritePwrite {
+		_, err = w.file.WriteAt(b, off)
+	} else {
+		_, err = w.region.WriteAt(b, off)
+	}
+	return err
+}
+
+// Close unmaps and closes the file.
+func (w *Writer) Close() error {
+	err := w.region.Close()
+	if cerr := w.file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,275 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Store is a directory of streams.
+type Store struct {
+	dir     string
+	streams string // <dir>/streams
+	cfg     Config
+	m       *metrics
+
+	mu struct {
+		sync.Mutex
+		streams map[StreamID]*Stream
+		broken  map[StreamID]error
+		reports []RecoveryReport
+		closed  bool
+	}
+}
+
+// Open opens (creating if needed) the store in dir and recovers every
+// stream in it. A stream that cannot be recovered does not stop the store:
+// Stream and Lookup return its error, and Broken lists it.
+func Open(dir string, cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st := &Store{dir: dir, streams: filepath.Join(dir, "streams"), cfg: cfg, m: newMetrics(cfg.Registerer)}
+	st.mu.streams = map[StreamID]*Stream{}
+	st.mu.broken = map[StreamID]error{}
+	if err := cfg.FS.MkdirAll(st.streams, 0o755); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := cfg.FS.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	names, err := cfg.FS.List(st.streams)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	var ids []StreamID
+	for _, n := range names {
+		id, err := strconv.ParseUint(n, 10, 64)
+		if err != nil || strconv.FormatUint(id, 10) != n {
+			cfg.Logger.Warn("ignoring unknown entry in streams directory", "name", n)
+			continue
+		}
+		ids = append(ids, StreamID(id))
+	}
+	st.recoverAll(ids)
+	return st, nil
+}
+
+func (st *Store) recoverAll(ids []StreamID) {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s := newStream(id, st.streamDir(id), &st.cfg, st.m)
+			rep, err := s.recover()
+			if err == nil {
+				err = s.start()
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			st.mu.reports = append(st.mu.reports, rep)
+			if err != nil {
+				st.cfg.Logger.Error("stream recovery failed; the stream stays unavailable", "stream_id", uint64(id), "error", err)
+				st.mu.broken[id] = err
+				return
+			}
+			st.cfg.Logger.Info("stream recovered", "stream_id", uint64(id), "segments", rep.Segments, "records", rep.Records,
+				"dropped_bytes", rep.DroppedBytes, "pointer", rep.Pointer, "duration", rep.Duration)
+			st.mu.streams[id] = s
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(st.mu.reports, func(a, b RecoveryReport) int { return cmpID(a.Stream, b.Stream) })
+}
+
+func cmpID(a, b StreamID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (st *Store) streamDir(id StreamID) string {
+	return filepath.Join(st.streams, strconv.FormatUint(uint64(id), 10))
+}
+
+// Dir returns the store's directory.
+func (st *Store) Dir() string { return st.dir }
+
+// Stream returns stream id, creating it on first use.
+func (st *Store) Stream(id StreamID) (*Stream, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.mu.closed {
+		return nil, ErrClosed
+	}
+	if s, ok := st.mu.streams[id]; ok {
+		return s, nil
+	}
+	if err, ok := st.mu.broken[id]; ok {
+		return nil, err
+	}
+	s, err := st.create(id)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.streams[id] = s
+	return s, nil
+}
+
+func (st *Store) create(id StreamID) (*Stream, error) {
+	dir := st.streamDir(id)
+	s := newStream(id, dir, &st.cfg, st.m)
+	fsys := st.cfg.FS
+	if err := fsys.MkdirAll(s.segDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create stream %d: %w", id, err)
+	}
+	for _, d := range []string{st.streams, dir} {
+		if err := fsys.SyncDir(d); err != nil {
+			return nil, fmt.Errorf("create stream %d: %w", id, err)
+		}
+	}
+	if err := s.start(); err != nil {
+		return nil, fmt.Errorf("create stream %d: %w", id, err)
+	}
+	return s, nil
+}
+
+// Lookup returns an existing stream, or ErrUnknownStream.
+func (st *Store) Lookup(id StreamID) (*Stream, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.mu.closed {
+		return nil, ErrClosed
+	}
+	if s, ok := st.mu.streams[id]; ok {
+		return s, nil
+	}
+	if err, ok := st.mu.broken[id]; ok {
+		return nil, err
+	}
+	return nil, fmt.Errorf("stream %d: %w", id, ErrUnknownStream)
+}
+
+// Streams lists the open streams' ids in order.
+func (st *Store) Streams() []StreamID {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ids := make([]StreamID, 0, len(st.mu.streams))
+	for id := range st.mu.streams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Broken returns the streams that failed recovery, with their errors.
+func (st *Store) Broken() map[StreamID]error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make(map[StreamID]error, len(st.mu.broken))
+	for k, v := range st.mu.broken {
+		out[k] = v
+	}
+	return out
+}
+
+// Recovery returns what Open's recovery found, one report per stream.
+func (st *Store) Recovery() []RecoveryReport {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.mu.reports)
+}
+
+// Close flushes every stream, stops their goroutines and releases files
+// and mappings. It does not seal active segments. Payload slices handed
+// out by readers are invalid afterwards.
+func (st *Store) Close() error {
+	st.mu.Lock()
+	if st.mu.closed {
+		st.mu.Unlock()
+		return ErrClosed
+	}
+	st.mu.closed = true
+	streams := make([]*Stream, 0, len(st.mu.streams))
+	for _, s := range st.mu.streams {
+		streams = append(streams, s)
+	}
+	st.mu.Unlock()
+	var errs []error
+	for _, s := range streams {
+		if err := s.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// start prepares the first segment if needed and starts the stream's
+// syncer and preparer.
+func (s *Stream) start() error {
+	if err := s.prepareNext(); err != nil {
+		// Not fatal: appends see WouldBlock(Admission) until it succeeds.
+		s.log.Warn("could not prepare a segment at start", "error", err)
+	}
+	s.wg.Add(2)
+	go s.syncLoop()
+	go s.prepareLoop()
+	return nil
+}
+
+// close flushes, finishes a pending seal, stops the goroutines and unmaps
+// everything.
+func (s *Stream) close() error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.closed = true
+	s.mu.Unlock()
+	close(s.done)
+	s.wg.Wait()
+	var errs []error
+	if s.Err() == nil {
+		if err := s.syncRound(); err != nil {
+			errs = append(errs, err)
+		} else if err := s.sealPending(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(s.closed)
+	s.durableN.broadcast()
+	s.stateN.broadcast()
+
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	s.readersClosed = true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.next != nil {
+		if err := s.mu.next.Discard(); err != nil {
+			errs = append(errs, err)
+		}
+		s.mu.next = nil
+	}
+	for _, g := range s.cat.Load().segs {
+		if err := g.close(); err != nil && !errors.Is(err, vfs.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,357 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+)
+
+// AppendOptions are per-record options.
+type AppendOptions struct {
+	// Timestamp in unix nanoseconds; zero means now.
+	Timestamp int64
+	// ExtID is an external cohort or sequence id (e.g. a Raft index),
+	// stamped into the record header, the segment header and footer.
+	ExtID uint64
+}
+
+// Stream is one append-only log. Appends from several goroutines are
+// serialised; readers run concurrently with them.
+type Stream struct {
+	id      StreamID
+	cfg     *Config
+	log     hclog.Logger
+	m       *streamMetrics
+	segDir  string
+	ptrPath string
+
+	mu struct {
+		sync.Mutex
+		active    *seg
+		sealing   *seg
+		next      *segment.Prepared
+		nextID    SegmentID
+		prepErr   error
+		failed    error
+		closed    bool
+		written   uint64 // stream position after the last appended record
+		records   uint64 // records appended
+		watermark uint64 // coordinator watermark for the next seal
+	}
+	cat atomic.Pointer[catalog]
+
+	// Durability, published by the syncer. durableMark is RecordID-shaped:
+	// records before (segment, offset) are durable.
+	durablePos  atomic.Uint64
+	durableMark atomic.Uint64
+	durableRecs atomic.Uint64
+
+	durableN *notifier // durable advanced, or the stream failed/closed
+	stateN   *notifier // rollover, preparation or seal progressed
+
+	syncKick chan struct{}
+	prepKick chan struct{}
+	done     chan struct{} // closed to stop the syncer and preparer
+	closed   chan struct{} // closed once the final flush of Close is done
+	wg       sync.WaitGroup
+
+	// readMu keeps Close from unmapping segments under a reader.
+	readMu        sync.RWMutex
+	readersClosed bool
+}
+
+func newStream(id StreamID, dir string, cfg *Config, m *metrics) *Stream {
+	s := &Stream{
+		id: id, cfg: cfg, m: m.forStream(id),
+		log:      cfg.Logger.With("stream_id", uint64(id)),
+		segDir:   filepath.Join(dir, "segments"),
+		durableN: newNotifier(), stateN: newNotifier(),
+		syncKick: make(chan struct{}, 1), prepKick: make(chan struct{}, 1),
+		done: make(chan struct{}), closed: make(chan struct{}),
+	}
+	s.ptrPath = filepath.Join(s.segDir, segment.PointerFile)
+	s.cat.Store(&catalog{})
+	return s
+}
+
+// ID returns the stream's id.
+func (s *Stream) ID() StreamID { return s.id }
+
+// MaxRecordSize is the largest payload the stream accepts.
+func (s *Stream) MaxRecordSize() int { return int(segment.MaxRecordSize(s.cfg.SegmentSize)) }
+
+// Append appends one record and returns its id. It never waits for the
+// disk; it returns a WouldBlock error when the stream cannot take the
+// record now (see AppendCtx for the waiting variant).
+func (s *Stream) Append(payload []byte, o AppendOptions) (RecordID, error) {
+	if err := s.checkPayload(payload); err != nil {
+		return 0, err
+	}
+	ts := o.Timestamp
+	if ts == 0 {
+		ts = s.cfg.Now().UnixNano()
+	}
+	s.mu.Lock()
+	id, err := s.appendLocked(payload, ts, o.ExtID)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	s.afterAppend(1, len(payload))
+	return id, nil
+}
+
+// AppendBatch appends records in order under one lock acquisition. On an
+// error the records whose ids were returned were appended; the rest were
+// not.
+func (s *Stream) AppendBatch(payloads [][]byte, o AppendOptions) ([]RecordID, error) {
+	for _, p := range payloads {
+		if err := s.checkPayload(p); err != nil {
+			return nil, err
+		}
+	}
+	ts := o.Timestamp
+	if ts == 0 {
+		ts = s.cfg.Now().UnixNano()
+	}
+	ids := make([]RecordID, 0, len(payloads))
+	n := 0
+	s.mu.Lock()
+	var err error
+	for _, p := range payloads {
+		var id RecordID
+		if id, err = s.appendLocked(p, ts, o.ExtID); err != nil {
+			break
+		}
+		ids = append(ids, id)
+		n += len(p)
+	}
+	s.mu.Unlock()
+	if len(ids) > 0 {
+		s.afterAppend(len(ids), n)
+	}
+	return ids, err
+}
+
+func (s *Stream) checkPayload(p []byte) error {
+	if len(p) == 0 {
+		return fmt.Errorf("stream %d: %w", s.id, ErrEmptyRecord)
+	}
+	if int64(len(p)) > segment.MaxRecordSize(s.cfg.SegmentSize) {
+		return fmt.Errorf("stream %d: payload of %d bytes exceeds the maximum %d: %w", s.id, len(p), segment.MaxRecordSize(s.cfg.SegmentSize), ErrRecordTooLarge)
+	}
+	return nil
+}
+
+func (s *Stream) afterAppend(records, bytes int) {
+	s.m.appendRecords.Add(float64(records))
+	s.m.appendBytes.Add(float64(bytes))
+	switch s.cfg.Sync {
+	case SyncAlways:
+		kick(s.syncKick)
+	case SyncInterval:
+		if s.unflushed() >= uint64(s.cfg.FlushBytes) {
+			kick(s.syncKick)
+		}
+	}
+}
+
+func (s *Stream) unflushed() uint64 {
+	s.mu.Lock()
+	w := s.mu.written
+	s.mu.Unlock()
+	return w - s.durablePos.Load()
+}
+
+func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) {
+	if err := s.usableLocked(); err != nil {
+		return 0, err
+	}
+	if max := s.cfg.MaxUnflushedBytes; max > 0 && s.mu.written-s.durablePos.Load() >= uint64(max) {
+		kick(s.syncKick)
+		return 0, s.m.blocked(&WouldBlock{Kind: Flush})
+	}
+	a := s.mu.active
+	if a == nil || !a.w.Fits(len(p)) || (s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 &&
+		a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes) {
+		if err := s.rolloverLocked(ts, ext); err != nil {
+			return 0, err
+		}
+		a = s.mu.active
+	}
+	off, err := a.w.Append(p, ts, ext)
+	if err != nil {
+		// Stores into a mapping cannot fail; only a staged pwrite can.
+		return 0, s.failLocked(fmt.Errorf("append to %s: %w", a.path, err))
+	}
+	a.publish()
+	s.mu.written += uint64(segment.RecordSpan(len(p)))
+	s.mu.records++
+	return types.MakeRecordID(a.id, uint32(off)), nil
+}
+
+func (s *Stream) usableLocked() error {
+	if s.mu.failed != nil {
+		return s.mu.failed
+	}
+	if s.mu.closed {
+		return fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+	}
+	return nil
+}
+
+// failLocked stops the stream for good (until the store is reopened).
+func (s *Stream) failLocked(err error) error {
+	if s.mu.failed == nil {
+		s.mu.failed = fmt.Errorf("stream %d: %w: %w", s.id, ErrStreamFailed, err)
+		s.log.Error("stream stopped after a durability failure; reopen the store to recover from disk", "error", err)
+		s.durableN.broadcast()
+		s.stateN.broadcast()
+	}
+	return s.mu.failed
+}
+
+func (s *Stream) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failLocked(err)
+}
+
+// Err returns the error that stopped the stream, or nil.
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.failed
+}
+
+// AppendCtx appends one record, waiting out WouldBlock conditions until ctx
+// is done.
+func (s *Stream) AppendCtx(ctx context.Context, payload []byte, o AppendOptions) (RecordID, error) {
+	for {
+		durable, state := s.durableN.wait(), s.stateN.wait()
+		id, err := s.Append(payload, o)
+		if !errors.Is(err, ErrWouldBlock) {
+			return id, err
+		}
+		ch := state
+		if KindOf(err) == Flush {
+			ch = durable
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("stream %d: append: %w (while blocked: %w)", s.id, ctx.Err(), err)
+		}
+	}
+}
+
+// AppendDurable appends one record and waits until it is durable.
+func (s *Stream) AppendDurable(ctx context.Context, payload []byte, o AppendOptions) (RecordID, error) {
+	start := time.Now()
+	id, err := s.AppendCtx(ctx, payload, o)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.waitDurable(ctx, uint64(id)); err != nil {
+		return 0, err
+	}
+	s.m.durableLatency.Observe(time.Since(start).Seconds())
+	return id, nil
+}
+
+// Flush waits until the record id, and every record before it, is durable.
+func (s *Stream) Flush(ctx context.Context, id RecordID) error {
+	g, _ := s.cat.Load().byID(id.Segment())
+	if g == nil || int64(id.Offset()) >= g.visible.Load() {
+		if err := s.flushVisible(g); err != nil {
+			return err
+		}
+		if g == nil || int64(id.Offset()) >= g.visible.Load() {
+			return fmt.Errorf("stream %d: flush %s: %w", s.id, id, ErrNotFound)
+		}
+	}
+	start := time.Now()
+	if err := s.waitDurable(ctx, uint64(id)); err != nil {
+		return err
+	}
+	s.m.durableLatency.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// FlushAll waits until every record appended before the call is durable.
+func (s *Stream) FlushAll(ctx context.Context) error {
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	var mark uint64
+	if a := s.mu.active; a != nil && a.w.Count() > 0 {
+		mark = uint64(types.MakeRecordID(a.id, uint32(a.w.End()-1)))
+	} else if g := s.mu.sealing; g != nil && g.w.Count() > 0 {
+		mark = uint64(types.MakeRecordID(g.id, uint32(g.w.End()-1)))
+	}
+	s.mu.Unlock()
+	if mark == 0 {
+		return nil
+	}
+	return s.waitDurable(ctx, mark)
+}
+
+// flushVisible pushes staged pwrite bytes so that records become visible.
+func (s *Stream) flushVisible(g *seg) error {
+	if s.cfg.WriteMode != segment.WritePwrite || g == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g != s.mu.active {
+		return nil
+	}
+	if err := g.w.Push(); err != nil {
+		return s.failLocked(fmt.Errorf("push %s: %w", g.path, err))
+	}
+	g.publish()
+	return nil
+}
+
+// waitDurable waits until durableMark passes mark (a RecordID-shaped
+// position inside the last record to cover).
+func (s *Stream) waitDurable(ctx context.Context, mark uint64) error {
+	for {
+		ch := s.durableN.wait()
+		if s.durableMark.Load() > mark {
+			return nil
+		}
+		if err := s.Err(); err != nil {
+			return err
+		}
+		kick(s.syncKick)
+		select {
+		case <-ch:
+		case <-s.closed:
+			if s.durableMark.Load() > mark {
+				return nil
+			}
+			return fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+		case <-ctx.Done():
+			return fmt.Errorf("stream %d: flush: %w", s.id, ctx.Err())
+		}
+	}
+}
+
+// SetCoordinatorWatermark sets the watermark stamped into the next seal.
+func (s *Stream) SetCoordinatorWatermark(w uint64) {
+	s.mu.Lock()
+	s.mu.watermark = w
+	s.mu.Unlock()
+}

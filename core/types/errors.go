@@ -1,0 +1,133 @@
+package types
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinels. Callers branch on them with errors.Is; the errors returned
+// carry context and wrap one of these.
+var (
+	// ErrWouldBlock: the operation cannot proceed now; retry later or use
+	// the context-taking variant. The error carries a Kind (see WouldBlock).
+	ErrWouldBlock = errors.New("aof2: would block")
+	// ErrEmptyRecord: a record must carry at least one byte.
+	ErrEmptyRecord = errors.New("aof2: empty record")
+	// ErrRecordTooLarge: the payload exceeds the segment's maximum record size.
+	ErrRecordTooLarge = errors.New("aof2: record too large")
+	// ErrUnknownStream: no such stream.
+	ErrUnknownStream = errors.New("aof2: unknown stream")
+	// ErrNotFound: the RecordID or ordinal lies past the end of the stream or
+	// names a segment that does not exist.
+	ErrNotFound = errors.New("aof2: record not found")
+	// ErrInvalidRecordID: the RecordID does not point at a record boundary.
+	ErrInvalidRecordID = errors.New("aof2: invalid record id")
+	// ErrCorrupt: stored bytes fail their checksum or structural checks.
+	ErrCorrupt = errors.New("aof2: corrupt data")
+	// ErrNoSpace: the file system is out of space; raised when a segment is
+	// allocated, never in the middle of a write.
+	ErrNoSpace = errors.New("aof2: no space left")
+	// ErrStreamFailed: an earlier durability failure stopped the stream
+	// (fail-stop); reopen the store to recover from disk.
+	ErrStreamFailed = errors.New("aof2: stream failed")
+	// ErrClosed: the store or stream is closed.
+	ErrClosed = errors.New("aof2: closed")
+	// ErrInvalidConfig: a configuration value is out of range.
+	ErrInvalidConfig = errors.New("aof2: invalid config")
+	// ErrSegmentIDExhausted: the stream has used every 32-bit segment id.
+	ErrSegmentIDExhausted = errors.New("aof2: segment ids exhausted")
+)
+
+// Kind says what a WouldBlock is waiting for.
+type Kind uint8
+
+// WouldBlock kinds.
+const (
+	// Admission: no local space (disk full or budget exhausted) to activate
+	// a new segment.
+	Admission Kind = iota + 1
+	// Rollover: the next segment is not active yet (being prepared, or the
+	// previous one is still sealing).
+	Rollover
+	// Hydration: the segment must be fetched back from a colder tier.
+	Hydration
+	// Flush: more acknowledged-but-not-durable bytes than allowed.
+	Flush
+	// Tail: no new durable record yet.
+	Tail
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Admission:
+		return "admission"
+	case Rollover:
+		return "rollover"
+	case Hydration:
+		return "hydration"
+	case Flush:
+		return "flush"
+	case Tail:
+		return "tail"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// WouldBlock is the error for backpressure. errors.Is(err, ErrWouldBlock)
+// matches it; errors.As recovers the kind and, when known, a retry hint.
+type WouldBlock struct {
+	Kind       Kind
+	RetryAfter time.Duration // zero when unknown
+	Cause      error         // what caused it, if anything (e.g. ENOSPC)
+}
+
+func (w *WouldBlock) Error() string {
+	msg := "aof2: would block (" + w.Kind.String() + ")"
+	if w.Cause != nil {
+		msg += ": " + w.Cause.Error()
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrWouldBlock) true.
+func (w *WouldBlock) Is(target error) bool { return target == ErrWouldBlock }
+
+// Unwrap exposes the cause.
+func (w *WouldBlock) Unwrap() error { return w.Cause }
+
+// KindOf returns the WouldBlock kind of err, or 0.
+func KindOf(err error) Kind {
+	var wb *WouldBlock
+	if errors.As(err, &wb) {
+		return wb.Kind
+	}
+	return 0
+}
+
+// ConfigError names the offending configuration key.
+type ConfigError struct {
+	Key    string
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("aof2: invalid config %q: %s", e.Key, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// CorruptError describes detected corruption: where and what.
+type CorruptError struct {
+	Path   string
+	Offset int64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("aof2: corrupt data in %s at offset %d: %s", e.Path, e.Offset, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
