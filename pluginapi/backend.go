@@ -24,8 +24,8 @@ type Backend interface {
 
 	// Configure applies settings and picks the chunk size. Unknown or bad
 	// settings fail with ErrInvalidConfig naming the setting; secrets in
-	// req.Config must never be echoed in errors or logs. Configure may be
-	// called once per process.
+	// req.Config must never be echoed in errors or logs. A host that
+	// re-attaches may call Configure again; the new settings replace the old.
 	Configure(ctx context.Context, req ConfigureRequest) (ConfigureResult, error)
 
 	// Probe reports whether the backend is usable now (credentials valid,

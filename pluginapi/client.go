@@ -262,3 +262,8 @@ func checkRangeHeader(req GetRequest, rng ObjectRange) error {
 // ErrContractViolation means the plugin answered something the contract
 // does not allow (a malformed stream, a range it was not asked for).
 var ErrContractViolation = errors.New("plugin violated the backend contract")
+
+// Raw is the generated client underneath, for tests that must send what
+// the Client refuses to (invalid keys, malformed streams), such as the
+// conformance suite's checks of a plugin's own validation.
+func (c *Client) Raw() pb.BackendClient { return c.rpc }

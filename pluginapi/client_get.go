@@ -15,16 +15,19 @@ func (c *Client) Get(ctx context.Context, req GetRequest) (ObjectRange, io.ReadC
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.rpc.Get(ctx, getToProto(req))
 	if err != nil {
+		err = errorFromRPC(ctx, err)
 		cancel()
-		return ObjectRange{}, nil, errorFromRPC(ctx, err)
+		return ObjectRange{}, nil, err
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		cancel()
 		if err == io.EOF {
-			return ObjectRange{}, nil, fmt.Errorf("%w: Get stream ended without a header", ErrContractViolation)
+			err = fmt.Errorf("%w: Get stream ended without a header", ErrContractViolation)
+		} else {
+			err = errorFromRPC(ctx, err)
 		}
-		return ObjectRange{}, nil, errorFromRPC(ctx, err)
+		cancel()
+		return ObjectRange{}, nil, err
 	}
 	h := first.GetHeader()
 	if h == nil {
@@ -88,8 +91,9 @@ func (r *getReader) fill() error {
 		return io.EOF
 	}
 	if err != nil {
+		err = errorFromRPC(r.ctx, err)
 		r.cancel()
-		return errorFromRPC(r.ctx, err)
+		return err
 	}
 	c := msg.GetChunk()
 	switch {

@@ -46,9 +46,6 @@ type LaunchConfig struct {
 	// Logger receives the host's and, named after the plugin, the plugin's
 	// log lines (default: hclog's default logger).
 	Logger hclog.Logger
-	// Reattach attaches to an already-running plugin instead of starting one.
-	Reattach *Reattach
-
 	// Configure is sent to the plugin after the contract check.
 	Configure ConfigureRequest
 	// ProbeWriteKey, when set, makes the start-up Probe write, read back and
@@ -145,14 +142,6 @@ func clientConfig(ctx context.Context, cfg LaunchConfig, logger hclog.Logger, st
 		Stderr:           stderr,
 		GRPCDialOptions:  DialOptions(),
 		SkipHostEnv:      true,
-	}
-	if cfg.Reattach != nil {
-		rc, err := cfg.Reattach.config()
-		if err != nil {
-			return nil, err
-		}
-		gcfg.Reattach = rc
-		return gcfg, nil
 	}
 	if cfg.Path == "" {
 		return nil, &StartError{Plugin: cfg.name(), Kind: ErrLaunch, Detail: "no plugin path configured"}

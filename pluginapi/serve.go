@@ -1,13 +1,8 @@
 package pluginapi
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,71 +56,6 @@ func Serve(b Backend, opts ServeOptions) {
 
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append(opts, ServerOptions()...)...)
-}
-
-// Reattach is what a host needs to attach to an already-running plugin
-// (ServeReattachable). It is JSON so it can cross a terminal or a file.
-type Reattach struct {
-	Network string `json:"network"`
-	Address string `json:"address"`
-	Pid     int    `json:"pid"`
-}
-
-func (r Reattach) config() (*plugin.ReattachConfig, error) {
-	var addr net.Addr
-	var err error
-	switch r.Network {
-	case "unix":
-		addr, err = net.ResolveUnixAddr("unix", r.Address)
-	case "tcp":
-		addr, err = net.ResolveTCPAddr("tcp", r.Address)
-	default:
-		err = fmt.Errorf("unknown network %q", r.Network)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reattach address: %w", err)
-	}
-	return &plugin.ReattachConfig{
-		Protocol: plugin.ProtocolGRPC, ProtocolVersion: ContractMajor,
-		Addr: addr, Pid: r.Pid, Test: true,
-	}, nil
-}
-
-// ParseReattach decodes a Reattach from JSON.
-func ParseReattach(s string) (Reattach, error) {
-	var r Reattach
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("reattach config: %w", err)
-	}
-	return r, nil
-}
-
-// ServeReattachable serves b in the current process without the go-plugin
-// handshake until ctx is done, for debugging and for the conformance
-// suite's reattach mode. ready receives the address to attach to once the
-// server listens. No cookie is checked, so never use it in production.
-func ServeReattachable(ctx context.Context, b Backend, opts ServeOptions, ready func(Reattach)) error {
-	log := opts.logger()
-	srv := NewServer(b, log)
-	ch := make(chan *plugin.ReattachConfig, 1)
-	closed := make(chan struct{})
-	go plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: pluginSets(srv),
-		GRPCServer:       newGRPCServer,
-		Logger:           log,
-		Test:             &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: ch, CloseCh: closed},
-	})
-	select {
-	case cfg := <-ch:
-		ready(Reattach{Network: cfg.Addr.Network(), Address: cfg.Addr.String(), Pid: cfg.Pid})
-	case <-closed:
-		return fmt.Errorf("plugin server stopped before listening")
-	}
-	<-closed
-	return nil
 }
 
 // closeBackend gives a backend that holds resources a chance to release

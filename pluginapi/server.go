@@ -172,6 +172,9 @@ func (s *Server) checkGet(ctx context.Context, req GetRequest) error {
 func (s *Server) Put(stream pb.Backend_PutServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
+	if err == io.EOF {
+		return statusError(Errorf(CodeInvalidArgument, "", "the Put stream ended before its header"))
+	}
 	if err != nil {
 		return statusError(recvError(ctx, err, "put header"))
 	}

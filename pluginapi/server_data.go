@@ -19,6 +19,9 @@ func (s *Server) PutFile(ctx context.Context, r *pb.PutFileRequest) (*pb.PutResp
 	if err := s.checkPut(ctx, req); err != nil {
 		return nil, statusError(err)
 	}
+	if err := s.require(ctx, func(c Capabilities) bool { return c.PutFile }, "put_file"); err != nil {
+		return nil, statusError(err)
+	}
 	if err := s.checkLocalPath(r.GetPath(), false); err != nil {
 		return nil, statusError(err)
 	}
@@ -72,6 +75,9 @@ func (s *Server) GetFile(ctx context.Context, r *pb.GetFileRequest) (*pb.GetFile
 	if err := s.checkGet(ctx, req); err != nil {
 		return nil, statusError(err)
 	}
+	if err := s.require(ctx, func(c Capabilities) bool { return c.GetFile }, "get_file"); err != nil {
+		return nil, statusError(err)
+	}
 	if err := s.checkLocalPath(r.GetPath(), true); err != nil {
 		return nil, statusError(err)
 	}
@@ -99,6 +105,9 @@ const maxListPageSize = 5000
 func (s *Server) List(r *pb.ListRequest, stream pb.Backend_ListServer) error {
 	ctx := stream.Context()
 	if err := ValidatePrefix(r.GetPrefix()); err != nil {
+		return statusError(err)
+	}
+	if err := s.require(ctx, func(c Capabilities) bool { return c.List }, "list"); err != nil {
 		return statusError(err)
 	}
 	size := r.GetPageSize()
@@ -185,4 +194,17 @@ func resolveStagingDir(dir string) (string, error) {
 		return "", Errorf(CodeInvalidConfig, "", "staging_dir %q is not a directory", dir)
 	}
 	return resolved, nil
+}
+
+// require answers Unimplemented for a capability the backend does not
+// advertise, whatever the backend would have done.
+func (s *Server) require(ctx context.Context, has func(Capabilities) bool, name string) error {
+	info, err := s.backendInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if !has(info.Capabilities) {
+		return Errorf(CodeUnimplemented, "", "%s is not supported by this backend", name)
+	}
+	return nil
 }

@@ -214,3 +214,16 @@ func errorFromRPC(ctx context.Context, err error) error {
 	}
 	return FromStatus(st)
 }
+
+// FromStatusError converts an error returned by a generated gRPC call
+// (a status error) with FromStatus; other errors are returned unchanged.
+func FromStatusError(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	return FromStatus(st)
+}

@@ -1,0 +1,167 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aof2/aof2/pluginapi"
+	pb "github.com/aof2/aof2/pluginapi/proto/aof2/backend/v1"
+)
+
+// Harness starts the backend under test. Each Start returns a configured
+// and probed Target; the suite starts a few (one per chunk size it
+// negotiates) and closes each.
+type Harness interface {
+	Name() string
+	Start(ctx context.Context, opts StartOptions) (*Target, error)
+}
+
+// StartOptions vary a Start.
+type StartOptions struct {
+	// ChunkSize is proposed in Configure (0: the default).
+	ChunkSize uint32
+	// ExtraConfig is merged over the harness's own settings.
+	ExtraConfig map[string]string
+}
+
+// Target is a backend ready for the suite.
+type Target struct {
+	// Backend is the contract as the host sees it.
+	Backend *pluginapi.Client
+	// Raw reaches the plugin without the host-side checks, to prove the
+	// plugin validates on its own.
+	Raw       pb.BackendClient
+	Info      pluginapi.Info
+	ChunkSize uint32
+	// StagingDir, when set, is where PutFile/GetFile files must live.
+	StagingDir string
+	close      func() error
+}
+
+// Close ends the Target (kills a plugin process).
+func (t *Target) Close() error {
+	if t.close == nil {
+		return nil
+	}
+	return t.close()
+}
+
+func mergeConfig(base, extra map[string]string) map[string]string {
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, extra)
+	return out
+}
+
+// InProcess serves a backend from New in the test process over a real
+// gRPC connection (pluginapi.ServeInProcess), so coverage and debuggers
+// reach it. New is called once per Start.
+type InProcess struct {
+	New        func() (pluginapi.Backend, error)
+	Config     map[string]string
+	StagingDir string
+	Logger     hclog.Logger
+}
+
+func (h *InProcess) Name() string { return "in-process" }
+
+func (h *InProcess) Start(ctx context.Context, opts StartOptions) (*Target, error) {
+	b, err := h.New()
+	if err != nil {
+		return nil, err
+	}
+	ip, err := pluginapi.ServeInProcess(b, h.Logger)
+	if err != nil {
+		closeBackend(b)
+		return nil, err
+	}
+	stop := func() error {
+		err := ip.Close()
+		closeBackend(b)
+		return err
+	}
+	info, chunk, err := ip.Setup(ctx, pluginapi.ConfigureRequest{Config: mergeConfig(h.Config, opts.ExtraConfig), ChunkSize: opts.ChunkSize, StagingDir: h.StagingDir})
+	if err != nil {
+		_ = stop()
+		return nil, err
+	}
+	return &Target{Backend: ip.Client, Raw: ip.Raw(), Info: info, ChunkSize: chunk, StagingDir: h.StagingDir, close: stop}, nil
+}
+
+// closeBackend releases an in-process backend that holds resources.
+func closeBackend(b pluginapi.Backend) {
+	if c, ok := b.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// Binary launches a plugin executable exactly as the host does
+// (pluginapi.Launch: handshake, AutoMTLS unless disabled, minimal
+// environment, GetInfo → Configure → Probe), once per Start.
+type Binary struct {
+	Path   string
+	Config map[string]string
+	// Launch is a template: Path, Configure and Reattach are set from the
+	// fields above.
+	Launch     pluginapi.LaunchConfig
+	StagingDir string
+}
+
+func (h *Binary) Name() string { return "binary" }
+
+func (h *Binary) Start(ctx context.Context, opts StartOptions) (*Target, error) {
+	cfg := h.Launch
+	cfg.Path = h.Path
+	cfg.Configure = pluginapi.ConfigureRequest{Config: mergeConfig(h.Config, opts.ExtraConfig), ChunkSize: opts.ChunkSize, StagingDir: h.StagingDir}
+	return launchTarget(ctx, cfg, h.StagingDir)
+}
+
+// Reattach connects to an already-running plugin served with
+// pluginapi.ServeReattachable (e.g. a plugin binary started with -debug).
+// Close disconnects and leaves the plugin running.
+type Reattach struct {
+	Addr       pluginapi.Reattach
+	Config     map[string]string
+	StagingDir string
+}
+
+func (h *Reattach) Name() string { return "reattach" }
+
+func (h *Reattach) Start(ctx context.Context, opts StartOptions) (*Target, error) {
+	a, err := pluginapi.Attach(h.Addr)
+	if err != nil {
+		return nil, err
+	}
+	info, chunk, err := a.Setup(ctx, pluginapi.ConfigureRequest{Config: mergeConfig(h.Config, opts.ExtraConfig), ChunkSize: opts.ChunkSize, StagingDir: h.StagingDir})
+	if err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	return &Target{Backend: a.Client, Raw: a.Raw(), Info: info, ChunkSize: chunk, StagingDir: h.StagingDir, close: a.Close}, nil
+}
+
+func launchTarget(ctx context.Context, cfg pluginapi.LaunchConfig, staging string) (*Target, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "conformance", Level: hclog.Warn})
+	}
+	p, err := pluginapi.Launch(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{
+		Backend: p.Client, Raw: p.Raw(), Info: p.Info, ChunkSize: p.ChunkSize, StagingDir: staging,
+		close: func() error {
+			p.Kill()
+			if !p.Exited() {
+				return fmt.Errorf("plugin %s did not exit after Kill", p.Name())
+			}
+			return nil
+		},
+	}, nil
+}

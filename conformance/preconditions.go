@@ -1,0 +1,63 @@
+package conformance
+
+import (
+	"bytes"
+
+	"github.com/aof2/aof2/pluginapi"
+)
+
+func preconditionBehaviours() []behaviour {
+	return []behaviour{
+		{"IfAbsent", testIfAbsent},
+		{"IfMatch", testIfMatch},
+	}
+}
+
+func testIfAbsent(t T, s *suite) {
+	if !s.caps().IfAbsent {
+		t.Skipf("if_absent not advertised (Unimplemented checked by UnadvertisedFeatures)")
+	}
+	ctx, cancel := s.ctx(t)
+	defer cancel()
+	key := s.key("if-absent/object")
+	first := s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfAbsent: true}, []byte("first"))
+	second := []byte("second")
+	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(second)), CRC64: pluginapi.CRC64(second), IfAbsent: true}, bytes.NewReader(second))
+	wantErr(t, RuleIfAbsent, err, pluginapi.ErrAlreadyExists, "Put if_absent over an existing object")
+	rng := s.mustGet(t, ctx, key, []byte("first"))
+	check(t, RuleIfAbsent, rng.Info.ETag == first.ETag, "etag changed from %q to %q after a refused if_absent Put", first.ETag, rng.Info.ETag)
+	// After a delete, the key is absent again.
+	noErr(t, RuleIfAbsent, s.b().Delete(ctx, key), "Delete")
+	s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfAbsent: true}, []byte("third"))
+	s.mustGet(t, ctx, key, []byte("third"))
+}
+
+func testIfMatch(t T, s *suite) {
+	if !s.caps().IfMatch {
+		t.Skipf("if_match not advertised (Unimplemented checked by UnadvertisedFeatures)")
+	}
+	ctx, cancel := s.ctx(t)
+	defer cancel()
+	key := s.key("if-match/object")
+	v1 := s.put(t, ctx, s.b(), key, []byte("v1"))
+	v2 := s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfMatch: v1.ETag}, []byte("v2"))
+	check(t, RuleIfMatch, v2.ETag != v1.ETag, "etag unchanged after a conditional overwrite")
+
+	stale := []byte("v3 from a stale writer")
+	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(stale)), CRC64: pluginapi.CRC64(stale), IfMatch: v1.ETag}, bytes.NewReader(stale))
+	wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "Put if_match with a stale etag")
+	s.mustGet(t, ctx, key, []byte("v2"))
+
+	missing := s.key("if-match/missing")
+	_, err = s.b().Put(ctx, pluginapi.PutRequest{Key: missing, Size: 1, CRC64: pluginapi.CRC64([]byte("x")), IfMatch: v1.ETag}, bytes.NewReader([]byte("x")))
+	wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "Put if_match on a missing object")
+	s.absent(t, ctx, RuleIfMatch, missing, "after a refused if_match Put")
+
+	{
+		_, _, err = s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, IfMatch: v1.ETag})
+		wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "Get if_match with a stale etag")
+		_, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, IfMatch: v2.ETag})
+		noErr(t, RuleIfMatch, err, "Get if_match with the current etag")
+		check(t, RuleIfMatch, string(got) == "v2", "Get if_match returned %q", got)
+	}
+}

@@ -1,0 +1,160 @@
+package conformance
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/aof2/aof2/pluginapi"
+)
+
+func roundTripBehaviours() []behaviour {
+	return []behaviour{
+		{"Sizes", testSizes},
+		{"TinyChunks", testTinyChunks},
+		{"Head", testHead},
+		{"Overwrite", testOverwrite},
+		{"Metadata", testMetadata},
+		{"Large", testLarge},
+	}
+}
+
+func testSizes(t T, s *suite) {
+	c := int(s.tgt.ChunkSize)
+	for _, n := range []int{0, 1, c - 1, c, c + 1, 3*c + 17} {
+		t.Run(fmt.Sprintf("%d", n), func(t T) {
+			ctx, cancel := s.ctx(t)
+			defer cancel()
+			key := s.key(fmt.Sprintf("sizes/%d", n))
+			data := pattern(uint64(n), n)
+			s.put(t, ctx, s.b(), key, data)
+			rng := s.mustGet(t, ctx, key, data)
+			check(t, RuleRoundTrip, rng.Offset == 0 && rng.Length == uint64(n) && rng.Info.Size == uint64(n),
+				"Get header says offset %d length %d size %d for a %d-byte object", rng.Offset, rng.Length, rng.Info.Size, n)
+		})
+	}
+}
+
+// testTinyChunks sends objects in chunks far smaller than negotiated, with
+// boundaries that fall everywhere: the plugin must reassemble by offset.
+func testTinyChunks(t T, s *suite) {
+	ctx, cancel := s.ctx(t)
+	defer cancel()
+	for _, step := range []uint32{1, 7, 4093} {
+		data := pattern(uint64(step), 10007)
+		key := s.key(fmt.Sprintf("tiny-chunks/%d", step))
+		info, err := s.b().WithSendChunkSize(step).Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(data)), CRC64: pluginapi.CRC64(data)}, strings.NewReader(string(data)))
+		noErr(t, RuleChunking, err, "Put in %d-byte chunks", step)
+		checkAck(t, info, key, uint64(len(data)), pluginapi.CRC64(data))
+		s.mustGet(t, ctx, key, data)
+	}
+	// The smallest chunk size a host may negotiate, end to end.
+	tgt, err := s.h.Start(ctx, StartOptions{ChunkSize: pluginapi.MinChunkSize})
+	noErr(t, RuleChunkNegotiate, err, "starting with the minimum chunk size")
+	defer func() { _ = tgt.Close() }()
+	data := pattern(99, int(tgt.ChunkSize)*5+3)
+	key := s.key("tiny-chunks/min-negotiated")
+	s.put(t, ctx, tgt.Backend, key, data)
+	_, got, err := s.get(ctx, tgt.Backend, pluginapi.GetRequest{Key: key})
+	noErr(t, RuleChunking, err, "Get with the minimum chunk size")
+	check(t, RuleChunking, string(got) == string(data), "round trip with %d-byte chunks differs", tgt.ChunkSize)
+}
+
+func testHead(t T, s *suite) {
+	ctx, cancel := s.ctx(t)
+	defer cancel()
+	key := s.key("head/object")
+	data := pattern(5, 4321)
+	md := map[string]string{"stream": "7", "segment": "00000000000000000042"}
+	ack := s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, Metadata: md}, data)
+	info, err := s.b().Head(ctx, key)
+	noErr(t, RuleHead, err, "Head %q", key)
+	check(t, RuleHead, info.Key == key && info.Size == uint64(len(data)), "Head says key %q size %d", info.Key, info.Size)
+	check(t, RuleHead, info.ETag == ack.ETag, "Head etag %q differs from the Put's %q", info.ETag, ack.ETag)
+	check(t, RuleHead, info.HasCRC64 && info.CRC64 == pluginapi.CRC64(data), "Head CRC-64/NVME %016x (present %v)", info.CRC64, info.HasCRC64)
+	check(t, RuleHead, maps.Equal(info.Metadata, md), "Head metadata %v, stored %v", info.Metadata, md)
+	check(t, RuleHead, !info.ModTime.IsZero(), "Head has no modification time")
+}
+
+func testOverwrite(t T, s *suite) {
+	ctx, cancel := s.ctx(t)
+	defer cancel()
+	key := s.key("overwrite/object")
+	first := s.put(t, ctx, s.b(), key, []byte("first version"))
+	second := s.put(t, ctx, s.b(), key, []byte("second, longer version"))
+	check(t, RuleOverwrite, first.ETag != second.ETag, "etag %q did not change on overwrite", first.ETag)
+	s.mustGet(t, ctx, key, []byte("second, longer version"))
+	third := s.put(t, ctx, s.b(), key, []byte("first version"))
+	check(t, RuleOverwrite, third.ETag != second.ETag, "etag %q did not change when the content changed back", third.ETag)
+}
+
+func testMetadata(t T, s *suite) {
+	ctx, cancel := s.ctx(t)
+	defer cancel()
+	limit := int(s.tgt.Info.Limits.MaxMetadataBytes)
+	// Fill the advertised budget exactly, in several entries.
+	md := map[string]string{}
+	for i := 0; pluginapi.MetadataSize(md) < limit; i++ {
+		k := fmt.Sprintf("k%03d", i)
+		room := limit - pluginapi.MetadataSize(md) - len(k)
+		if room < 0 {
+			break
+		}
+		md[k] = strings.Repeat(string(rune('a'+i%26)), min(room, 200))
+	}
+	key := s.key("metadata/full")
+	s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, Metadata: md}, []byte("x"))
+	info, err := s.b().Head(ctx, key)
+	noErr(t, RuleMetadata, err, "Head")
+	check(t, RuleMetadata, maps.Equal(info.Metadata, md), "metadata of %d bytes did not round-trip (got %d entries, want %d)", pluginapi.MetadataSize(md), len(info.Metadata), len(md))
+	rng, _, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key})
+	noErr(t, RuleMetadata, err, "Get")
+	check(t, RuleMetadata, maps.Equal(rng.Info.Metadata, md), "Get header metadata differs from what was stored")
+
+	over := maps.Clone(md)
+	over["zz-over"] = "1"
+	bad := map[string]map[string]string{
+		"over the limit":    over,
+		"upper-case key":    {"Stream": "1"},
+		"empty key":         {"": "1"},
+		"control character": {"k": "a\nb"},
+		"key with a slash":  {"a/b": "1"},
+	}
+	for what, m := range bad {
+		k := s.key("metadata/bad")
+		err := rawPut(ctx, s.b().Raw(), headerMD(k, []byte("x"), m), chunk(0, []byte("x")))
+		wantErr(t, RuleMetadata, err, pluginapi.ErrInvalidArgument, "Put with metadata %s", what)
+		s.absent(t, ctx, RuleMetadata, k, "after a Put with bad metadata")
+	}
+}
+
+func testLarge(t T, s *suite) {
+	sizes := []uint64{64 << 20}
+	if s.opts.Large {
+		sizes = append(sizes, 1<<30)
+	}
+	if m := s.tgt.Info.Limits.MaxObjectSize; m != 0 {
+		for i, n := range sizes {
+			sizes[i] = min(n, m)
+		}
+	}
+	for _, n := range sizes {
+		t.Run(fmt.Sprintf("%dMiB", n>>20), func(t T) {
+			ctx, cancel := s.ctx(t)
+			defer cancel()
+			key := s.key(fmt.Sprintf("large/%d", n))
+			seed := n ^ 0xa5
+			crc, _, _ := pluginapi.CRC64Reader(&patternReader{seed: seed, n: n})
+			info, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: n, CRC64: crc}, &patternReader{seed: seed, n: n})
+			noErr(t, RuleLarge, err, "Put of %d bytes", n)
+			checkAck(t, info, key, n, crc)
+			_, rc, err := s.b().Get(ctx, pluginapi.GetRequest{Key: key})
+			noErr(t, RuleLarge, err, "Get of %d bytes", n)
+			defer func() { _ = rc.Close() }()
+			got, m, err := pluginapi.CRC64Reader(rc)
+			noErr(t, RuleLarge, err, "reading %d bytes", n)
+			check(t, RuleLarge, m == n && got == crc, "read %d bytes with CRC %016x, stored %d with %016x", m, got, n, crc)
+			noErr(t, RuleLarge, s.b().Delete(ctx, key), "Delete")
+		})
+	}
+}
