@@ -1,0 +1,186 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+)
+
+// SegmentFacts are the facts of one tier-0 segment file as its header and
+// footer state them (SPEC §4): the engine reads them without scanning
+// payloads.
+type SegmentFacts struct {
+	SegmentID            uint64
+	BaseOffset           uint64
+	BaseRecord           uint64
+	Sealed               bool // the footer is present and valid
+	DurableBytes         uint64
+	SegmentCRC64         uint64
+	ExtID                uint64
+	CoordinatorWatermark uint64
+	FlushFailure         bool
+}
+
+// GroundTruth is what a stream can state about its segments without the
+// manifest. The tier-0 engine implements it from segment headers and
+// footers. Open uses it (Options.GroundTruth) to rebuild residency when the
+// manifest is damaged.
+//
+// Sources that arrive with tiering are optional interfaces that the same
+// value may also implement: WarmLister (the tier-1 directory) and
+// Tier2Lister (a tier-2 listing with checksums verified). Rebuild uses
+// whichever are implemented.
+type GroundTruth interface {
+	// Segments lists the tier-0 segment files present.
+	Segments(ctx context.Context) ([]SegmentFacts, error)
+}
+
+// WarmArtifact is a verified tier-1 artifact.
+type WarmArtifact struct {
+	SegmentID       uint64
+	CompressedBytes uint64
+	DictionaryID    uint32
+}
+
+// WarmLister lists the warm artifacts present (optional on a GroundTruth).
+type WarmLister interface {
+	WarmArtifacts(ctx context.Context) ([]WarmArtifact, error)
+}
+
+// Tier2Segment is a tier-2 segment object whose checksum was verified.
+type Tier2Segment struct {
+	SegmentID uint64
+	Key       string
+	ETag      string
+}
+
+// Tier2Lister lists verified tier-2 segment objects (optional on a
+// GroundTruth).
+type Tier2Lister interface {
+	Tier2Segments(ctx context.Context) ([]Tier2Segment, error)
+}
+
+// RebuildReport says what Rebuild changed.
+type RebuildReport struct {
+	// Added are segments ground truth knows and the manifest did not.
+	Added []uint64 `json:"added,omitempty"`
+	// Updated are segments whose manifest state was corrected.
+	Updated []uint64 `json:"updated,omitempty"`
+	// Lost are segments with no copy anywhere: NeedsRecovery.
+	Lost []uint64 `json:"lost,omitempty"`
+	// Sources names the ground-truth sources consulted.
+	Sources []string `json:"sources"`
+}
+
+// Rebuild corrects x against ground truth and returns the corrected copy
+// (x is not modified). Ground truth wins wherever it speaks:
+//
+//   - a tier-0 file present: Tier0 set, seal facts taken from the footer;
+//   - no tier-0 file: Tier0 cleared;
+//   - with a WarmLister: the tier-1 artifact is present exactly when listed;
+//   - with a Tier2Lister: the tier-2 object is the listed one, or none.
+//
+// Failure flags are cleared (the copies are now known) and residency is
+// derived again; a segment left with no copy is NeedsRecovery. Segments
+// are never dropped: a record of a segment the manifest lost cannot be
+// lost again by a repair.
+func Rebuild(ctx context.Context, x *Index, gt GroundTruth) (*Index, RebuildReport, error) {
+	report := RebuildReport{Sources: []string{"tier0"}}
+	facts, err := gt.Segments(ctx)
+	if err != nil {
+		return nil, report, fmt.Errorf("manifest: ground truth: tier-0 segments: %w", err)
+	}
+	var warm map[uint64]WarmArtifact
+	if wl, ok := gt.(WarmLister); ok {
+		list, err := wl.WarmArtifacts(ctx)
+		if err != nil {
+			return nil, report, fmt.Errorf("manifest: ground truth: warm artifacts: %w", err)
+		}
+		warm = map[uint64]WarmArtifact{}
+		for _, a := range list {
+			warm[a.SegmentID] = a
+		}
+		report.Sources = append(report.Sources, "tier1")
+	}
+	var remote map[uint64]Tier2Segment
+	if tl, ok := gt.(Tier2Lister); ok {
+		list, err := tl.Tier2Segments(ctx)
+		if err != nil {
+			return nil, report, fmt.Errorf("manifest: ground truth: tier-2 listing: %w", err)
+		}
+		remote = map[uint64]Tier2Segment{}
+		for _, o := range list {
+			remote[o.SegmentID] = o
+		}
+		report.Sources = append(report.Sources, "tier2")
+	}
+
+	out := x.Clone()
+	local := map[uint64]SegmentFacts{}
+	for _, f := range facts {
+		local[f.SegmentID] = f
+	}
+	ids := map[uint64]bool{}
+	for _, m := range []map[uint64]bool{keysOf(local), keysOf(warm), keysOf(remote)} {
+		maps.Copy(ids, m)
+	}
+	for _, s := range out.segments {
+		ids[s.SegmentID] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		before, known := out.segments[id]
+		s := &SegmentState{SegmentID: id}
+		if known {
+			s = before.clone()
+		}
+		f, inTier0 := local[id]
+		s.Tier0 = inTier0
+		if inTier0 {
+			s.BaseOffset = f.BaseOffset
+			if f.Sealed {
+				s.Sealed, s.DurableBytes, s.SegmentCRC64 = true, f.DurableBytes, Hex64(f.SegmentCRC64)
+				s.ExtID, s.CoordinatorWatermark, s.FlushFailure = f.ExtID, f.CoordinatorWatermark, f.FlushFailure
+			}
+		}
+		if warm != nil {
+			if a, ok := warm[id]; ok {
+				s.Tier1.State, s.Tier1.CompressedBytes, s.Tier1.DictionaryID = Tier1Compressed, a.CompressedBytes, a.DictionaryID
+			} else if s.Tier1.State == Tier1Compressed {
+				s.Tier1.State = Tier1None
+			}
+		}
+		if remote != nil {
+			if o, ok := remote[id]; ok {
+				s.Tier2.Key, s.Tier2.ETag = o.Key, o.ETag
+			} else {
+				s.Tier2.Key, s.Tier2.ETag = "", ""
+			}
+		}
+		s.Flagged = false
+		s.Hydration.InProgress = false
+		s.Residency = s.residency()
+		switch {
+		case !known:
+			report.Added = append(report.Added, id)
+		case !segmentsEqual(before, s):
+			report.Updated = append(report.Updated, id)
+		}
+		if s.Residency == NeedsRecovery {
+			report.Lost = append(report.Lost, id)
+		}
+		out.segments[id] = s
+	}
+	return out, report, nil
+}
+
+func keysOf[V any](m map[uint64]V) map[uint64]bool {
+	out := make(map[uint64]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+func segmentsEqual(a, b *SegmentState) bool { return reflect.DeepEqual(a, b) }

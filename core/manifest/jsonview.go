@@ -1,0 +1,256 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// View is the tier-1 JSON view of a stream (warm/manifest.json): the
+// per-segment residency and artifact facts that tier 1 persisted before the
+// binary log existed. With tier1_manifest_log_only off it is written after
+// every commit that changes it; the log stays authoritative either way.
+type View struct {
+	Version  int           `json:"version"`
+	StreamID uint64        `json:"stream_id"`
+	Segments []ViewSegment `json:"segments"`
+}
+
+// ViewSegment is one segment of the JSON view.
+type ViewSegment struct {
+	SegmentID       uint64     `json:"segment_id"`
+	Residency       Residency  `json:"residency"`
+	Sealed          bool       `json:"sealed"`
+	BaseOffset      uint64     `json:"base_offset"`
+	DurableBytes    uint64     `json:"durable_bytes"`
+	SegmentCRC64    Hex64      `json:"segment_crc64"`
+	ExtID           uint64     `json:"ext_id"`
+	Tier1           Tier1State `json:"tier1"`
+	CompressedBytes uint64     `json:"compressed_bytes"`
+	DictionaryID    uint32     `json:"dictionary_id"`
+	Tier2Key        string     `json:"tier2_key,omitempty"`
+	Tier2ETag       string     `json:"tier2_etag,omitempty"`
+}
+
+const viewVersion = 1
+
+// ViewOf derives the JSON view from an index.
+func ViewOf(x *Index) View {
+	v := View{Version: viewVersion, StreamID: x.StreamID, Segments: []ViewSegment{}}
+	for _, s := range x.Segments() {
+		v.Segments = append(v.Segments, ViewSegment{
+			SegmentID: s.SegmentID, Residency: s.Residency, Sealed: s.Sealed, BaseOffset: s.BaseOffset,
+			DurableBytes: s.DurableBytes, SegmentCRC64: s.SegmentCRC64, ExtID: s.ExtID,
+			Tier1: s.Tier1.State, CompressedBytes: s.Tier1.CompressedBytes, DictionaryID: s.Tier1.DictionaryID,
+			Tier2Key: s.Tier2.Key, Tier2ETag: s.Tier2.ETag,
+		})
+	}
+	return v
+}
+
+// ViewPath is the path of the JSON view of the stream directory dir.
+func ViewPath(dir string) string { return filepath.Join(dir, warmDirName, jsonViewName) }
+
+// ReadView reads and decodes the JSON view of stream directory dir.
+// Unknown fields are an error: the view is a contract, not a free-form file.
+func ReadView(fsys vfs.FS, dir string) (View, error) {
+	b, err := vfs.ReadFile(fsys, ViewPath(dir))
+	if err != nil {
+		return View{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v View
+	if err := dec.Decode(&v); err != nil {
+		return View{}, corruptf("%s: %v", ViewPath(dir), err)
+	}
+	if v.Version != viewVersion {
+		return View{}, corruptf("%s: version %d, want %d", ViewPath(dir), v.Version, viewVersion)
+	}
+	return v, nil
+}
+
+// Divergence is one difference between the JSON view and the log view.
+type Divergence struct {
+	SegmentID uint64 `json:"segment_id"`
+	Field     string `json:"field"`
+	JSON      string `json:"json"`
+	Log       string `json:"log"`
+}
+
+// ParityReport compares the JSON view with the log-derived view.
+type ParityReport struct {
+	StreamID    uint64 `json:"stream_id"`
+	JSONPresent bool   `json:"json_present"`
+	// JSONError says why the JSON view could not be read, if it could not.
+	JSONError string `json:"json_error,omitempty"`
+	// Segments is the number of segments that differ (the value of
+	// aof_manifest_shadow_divergence); Divergences lists the fields.
+	Segments    int          `json:"divergent_segments"`
+	Divergences []Divergence `json:"divergences,omitempty"`
+}
+
+// OK reports parity.
+func (r ParityReport) OK() bool { return r.Segments == 0 && r.JSONError == "" }
+
+// Parity compares two views field by field.
+func Parity(jsonView, logView View) ParityReport {
+	r := ParityReport{StreamID: logView.StreamID, JSONPresent: true}
+	js, ls := bySegment(jsonView), bySegment(logView)
+	ids := keysOf(js)
+	maps.Copy(ids, keysOf(ls))
+	if jsonView.StreamID != logView.StreamID {
+		r.Divergences = append(r.Divergences, Divergence{Field: "stream_id",
+			JSON: strconv.FormatUint(jsonView.StreamID, 10), Log: strconv.FormatUint(logView.StreamID, 10)})
+	}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		j, jok := js[id]
+		g, gok := ls[id]
+		var diffs []Divergence
+		switch {
+		case !jok:
+			diffs = []Divergence{{SegmentID: id, Field: "segment", JSON: "absent", Log: "present"}}
+		case !gok:
+			diffs = []Divergence{{SegmentID: id, Field: "segment", JSON: "present", Log: "absent"}}
+		default:
+			diffs = diffSegments(j, g)
+		}
+		if len(diffs) > 0 {
+			r.Segments++
+			r.Divergences = append(r.Divergences, diffs...)
+		}
+	}
+	return r
+}
+
+func bySegment(v View) map[uint64]ViewSegment {
+	m := make(map[uint64]ViewSegment, len(v.Segments))
+	for _, s := range v.Segments {
+		m[s.SegmentID] = s
+	}
+	return m
+}
+
+func diffSegments(j, g ViewSegment) []Divergence {
+	var out []Divergence
+	add := func(field string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			out = append(out, Divergence{SegmentID: j.SegmentID, Field: field, JSON: fmt.Sprint(a), Log: fmt.Sprint(b)})
+		}
+	}
+	add("residency", j.Residency, g.Residency)
+	add("sealed", j.Sealed, g.Sealed)
+	add("base_offset", j.BaseOffset, g.BaseOffset)
+	add("durable_bytes", j.DurableBytes, g.DurableBytes)
+	add("segment_crc64", j.SegmentCRC64, g.SegmentCRC64)
+	add("ext_id", j.ExtID, g.ExtID)
+	add("tier1", j.Tier1, g.Tier1)
+	add("compressed_bytes", j.CompressedBytes, g.CompressedBytes)
+	add("dictionary_id", j.DictionaryID, g.DictionaryID)
+	add("tier2_key", j.Tier2Key, g.Tier2Key)
+	add("tier2_etag", j.Tier2ETag, g.Tier2ETag)
+	return out
+}
+
+// CheckParity reads the JSON view of stream directory dir and compares it
+// with the view derived from x.
+func CheckParity(fsys vfs.FS, dir string, x *Index) ParityReport {
+	logView := ViewOf(x)
+	jv, err := ReadView(fsys, dir)
+	if err != nil {
+		r := Parity(View{Version: viewVersion, StreamID: x.StreamID}, logView)
+		r.JSONPresent = !vfs.IsNotExist(err)
+		if r.JSONPresent {
+			r.JSONError = err.Error()
+			r.Segments = max(r.Segments, 1)
+		}
+		return r
+	}
+	return Parity(jv, logView)
+}
+
+// Parity compares the JSON view on disk with the Log's committed state and
+// publishes aof_manifest_shadow_divergence. It holds the commit token so
+// that no commit changes either side meanwhile.
+func (l *Log) Parity(ctx context.Context) (ParityReport, error) {
+	if err := acquire(ctx, l.commitTok); err != nil {
+		return ParityReport{}, err
+	}
+	defer release(l.commitTok)
+	l.mu.Lock()
+	x := l.mu.index.Clone()
+	l.mu.Unlock()
+	r := CheckParity(l.fs, l.dir, x)
+	l.met.observeDivergence(r.Segments)
+	return r, nil
+}
+
+// viewWriter keeps the JSON view in step with the log (flag off). It is
+// used with the commit token held.
+type viewWriter struct {
+	enabled bool
+	last    []byte // bytes last written; nil forces a write
+}
+
+// open checks parity at boot, publishes the divergence, and rewrites the
+// view from the log when they differ: the log is authoritative.
+func (v *viewWriter) open(ctx context.Context, l *Log) error {
+	if err := mkdirDurable(l.fs, filepath.Join(l.dir, warmDirName)); err != nil {
+		return fmt.Errorf("manifest: create warm dir: %w", err)
+	}
+	r, err := l.Parity(ctx)
+	if err != nil {
+		return err
+	}
+	l.replay.Parity = &r
+	if !r.OK() {
+		l.log.Warn("manifest JSON view diverges from the log; rewriting it from the log",
+			"stream_id", l.streamID, "segments", r.Segments, "json_present", r.JSONPresent, "json_error", r.JSONError)
+	}
+	v.enabled = true
+	if r.OK() && r.JSONPresent {
+		l.mu.Lock()
+		v.last = v.encode(l.mu.index)
+		l.mu.Unlock()
+		return nil
+	}
+	v.update(l)
+	return nil
+}
+
+func (v *viewWriter) encode(x *Index) []byte {
+	b, err := json.MarshalIndent(ViewOf(x), "", "  ")
+	if err != nil {
+		panic(fmt.Sprintf("manifest: encode JSON view: %v", err)) // plain data: cannot fail
+	}
+	return append(b, '\n')
+}
+
+// update writes the view if the committed state changed it. A failure is
+// logged and retried by the next commit: the view is replaced atomically
+// from scratch each time, never patched in place, and the log (already
+// durable) stays authoritative, so a failed write costs only parity.
+func (v *viewWriter) update(l *Log) {
+	if !v.enabled {
+		return
+	}
+	l.mu.Lock()
+	b := v.encode(l.mu.index)
+	l.mu.Unlock()
+	if v.last != nil && bytes.Equal(b, v.last) {
+		return
+	}
+	if err := vfs.WriteFileAtomic(l.fs, ViewPath(l.dir), b); err != nil {
+		v.last = nil
+		l.log.Error("manifest JSON view write failed; retrying at the next commit", "stream_id", l.streamID, "error", err)
+		return
+	}
+	v.last = b
+}

@@ -1,0 +1,232 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Directory names inside a stream directory.
+const (
+	manifestDirName = "manifest"
+	warmDirName     = "warm"
+	jsonViewName    = "manifest.json"
+)
+
+// Open opens the manifest log of stream streamID whose stream directory
+// is dir (<data_dir>/streams/<stream_id>): chunks and snapshots live in
+// dir/manifest, the tier-1 JSON view in dir/warm/manifest.json.
+//
+// Open replays the newest valid snapshot and the chunks after its marker,
+// verifying every CRC, then trims what crashed commits left past
+// committed_len, seals the chunk the previous process was writing, removes
+// never-committed chunks, publishes the replay metrics, checks JSON parity
+// (unless opts.LogOnly) and, when replay found damage and
+// opts.GroundTruth is set, repairs residency from ground truth. New records
+// go to a new chunk.
+func Open(ctx context.Context, fsys vfs.FS, dir string, streamID uint64, opts Options) (*Log, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	met, err := newStreamMetrics(opts.Registerer, opts.Logger, streamID)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: register metrics: %w", err)
+	}
+	l := &Log{
+		fs: fsys, dir: dir, mdir: filepath.Join(dir, manifestDirName), streamID: streamID,
+		opts: opts, log: opts.Logger, met: met,
+		commitTok: newToken(), snapTok: newToken(), retainTok: newToken(),
+		bgDone: make(chan struct{}), kick: make(chan struct{}, 1),
+	}
+	l.w = chunkWriter{fs: fsys, mdir: l.mdir, capacity: opts.ChunkCapacity}
+	if err := mkdirDurable(fsys, l.mdir); err != nil {
+		return nil, fmt.Errorf("manifest: create %s: %w", l.mdir, err)
+	}
+	res, err := replay(ctx, fsys, l.mdir, streamID, opts.Clock)
+	if err != nil {
+		return nil, err
+	}
+	t0 := opts.Clock.Now()
+	if err := l.trim(res); err != nil {
+		return nil, fmt.Errorf("manifest: trim stream %d: %w", streamID, err)
+	}
+	if last := res.last(); last != nil {
+		res.stats.LastChunkLag += opts.Clock.Now().Sub(t0)
+	}
+	l.install(res)
+	l.replay = res.stats
+	met.observeReplay(&l.replay)
+
+	if !opts.LogOnly {
+		if err := l.view.open(ctx, l); err != nil {
+			return nil, err
+		}
+	}
+	if l.mu.needsRepair && opts.GroundTruth != nil {
+		if _, err := l.Repair(ctx, opts.GroundTruth); err != nil {
+			_ = l.w.close()
+			return nil, fmt.Errorf("manifest: repair stream %d: %w", streamID, err)
+		}
+		l.replay.Repaired = true
+	}
+	if err := l.retain(); err != nil {
+		l.log.Warn("manifest retention at open failed", "stream_id", streamID, "error", err)
+	}
+	l.start()
+	return l, nil
+}
+
+// trim makes the on-disk state match what replay accepted: the newest
+// chunk is cut to its committed length and sealed, never-committed chunks
+// and leftovers of interrupted atomic writes are removed. A damaged chunk
+// is left exactly as found.
+func (l *Log) trim(res *replayResult) error {
+	if last := res.last(); last != nil && last.hdrOK && last.err == nil &&
+		(!last.hdr.Flags.Sealed() || last.size > int64(last.hdr.CommittedLen)) {
+		hdr, err := sealInPlace(l.fs, filepath.Join(l.mdir, last.name), last.hdr)
+		if err != nil {
+			return fmt.Errorf("seal %s: %w", last.name, err)
+		}
+		last.hdr, last.size = hdr, int64(hdr.CommittedLen)
+		if last.tailLag > 0 {
+			l.log.Info("manifest trimmed uncommitted bytes", "stream_id", l.streamID, "chunk_index", last.index, "bytes", last.tailLag)
+		}
+	}
+	var removed []string
+	for _, o := range res.orphans {
+		removed = append(removed, o.name)
+	}
+	removed = append(removed, res.listing.junk...)
+	for _, name := range removed {
+		if err := l.fs.Remove(filepath.Join(l.mdir, name)); err != nil && !vfs.IsNotExist(err) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	if len(removed) > 0 {
+		if err := l.fs.SyncDir(l.mdir); err != nil {
+			return fmt.Errorf("sync dir %s: %w", l.mdir, err)
+		}
+	}
+	return nil
+}
+
+// install sets the Log's state from a replay.
+func (l *Log) install(res *replayResult) {
+	l.mu.index = res.index
+	l.mu.needsRepair = res.stats.NeedsRepair
+	l.mu.chunks = map[uint64]*chunkMeta{}
+	for _, cr := range slices.Concat(res.older, res.replayed) {
+		l.mu.chunks[cr.index] = &chunkMeta{hdr: cr.hdr, size: cr.size, named: true, corrupt: !cr.hdrOK || cr.err != nil}
+	}
+	l.mu.snapFiles = slices.Clone(res.listing.snapshots)
+	for _, m := range res.snapshots {
+		if m.Err == nil {
+			l.mu.snapshots = append(l.mu.snapshots, m)
+		}
+	}
+	slices.SortFunc(l.mu.snapshots, func(a, b snapMeta) int { return cmpU64(a.ID, b.ID) })
+	if n := len(res.listing.snapshots); n > 0 {
+		l.mu.nextSnapID = res.listing.snapshots[n-1] + 1
+	}
+	l.mu.nextSnapID = max(l.mu.nextSnapID, res.index.LastSnapshotID+1, 1)
+	l.mu.appended = res.index.Records
+	l.mu.durable = res.index.Records
+	l.mu.pending = []*pendingChunk{{index: res.nextChunk, baseRecord: res.index.Records, start: chunkHeaderLen}}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// start launches the background goroutine; Close stops it.
+func (l *Log) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.bgCancel = cancel
+	var tick Ticker
+	if l.opts.RotationPeriod > 0 {
+		tick = l.opts.Clock.NewTicker(l.opts.RotationPeriod)
+	}
+	go l.background(ctx, tick)
+}
+
+// background runs the rotation timer and automatic snapshots.
+func (l *Log) background(ctx context.Context, tick Ticker) {
+	defer close(l.bgDone)
+	var ticks <-chan time.Time
+	if tick != nil {
+		defer tick.Stop()
+		ticks = tick.C()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticks:
+			l.rotateIfPending(ctx)
+		case <-l.kick:
+			if _, err := l.Snapshot(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				l.log.Warn("manifest automatic snapshot failed", "stream_id", l.streamID, "error", err)
+			}
+		}
+	}
+}
+
+// rotateIfPending commits and seals when records wait uncommitted.
+func (l *Log) rotateIfPending(ctx context.Context) {
+	l.mu.Lock()
+	pending := l.mu.appended > l.mu.durable && l.usableLocked() == nil
+	l.mu.Unlock()
+	if !pending {
+		return
+	}
+	if err := acquire(ctx, l.commitTok); err != nil {
+		return
+	}
+	defer release(l.commitTok)
+	if err := l.commitHeld(true); err != nil {
+		l.log.Error("manifest rotation failed", "stream_id", l.streamID, "error", err)
+	}
+}
+
+// mkdirDurable creates dir and its missing parents, fsyncing each parent
+// so that the new entries survive a crash.
+func mkdirDurable(fsys vfs.FS, dir string) error {
+	var missing []string
+	for d := dir; ; {
+		if _, err := fsys.Stat(d); err == nil {
+			break
+		} else if !vfs.IsNotExist(err) {
+			return err
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := fsys.SyncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
