@@ -134,13 +134,31 @@ func genRecord(r *rand.Rand, seq uint64, maxKey int) Record {
 	}
 }
 
-// fold returns the index of recs applied in order to an empty index.
+// manualEpochMS is the time of a fresh manualClock: what Append stamps on
+// records without a timestamp.
+var manualEpochMS = uint64(newManualClock().Now().UnixMilli())
+
+// fold returns the index of recs applied in order to an empty index, as a
+// Log with a fresh manualClock would have stamped them.
 func fold(streamID uint64, recs []Record) *Index {
 	x := NewIndex(streamID)
-	for _, r := range recs {
+	for _, r := range stamped(recs) {
 		x.Apply(r)
 	}
 	return x
+}
+
+// stamped returns recs with zero timestamps set as Append sets them.
+func stamped(recs []Record) []Record {
+	out := make([]Record, len(recs))
+	for i, r := range recs {
+		if h := r.GetHeader(); h.TimestampMS == 0 {
+			h.TimestampMS = manualEpochMS
+			r = r.withHeader(h)
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // userState strips what Snapshot adds (markers) so that a recovered index
