@@ -20,7 +20,7 @@ func testConcurrent(t T, s *suite) {
 	if m := s.tgt.Info.Limits.MaxConcurrentStreams; m != 0 {
 		workers = min(workers, int(m))
 	}
-	size := 2*int(s.tgt.ChunkSize) + 1234
+	size := int(s.tgt.ChunkSize) + 1234 // two messages per stream
 	shared := s.key("concurrent/shared")
 	versions := map[uint64][]byte{}
 	errs := make(chan error, workers*4)

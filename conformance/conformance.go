@@ -19,6 +19,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -29,6 +30,11 @@ type Options struct {
 	Large bool
 	// Timeout bounds each behaviour (default 2 minutes).
 	Timeout time.Duration
+	// Quick skips the 64 MiB object, for tests of the suite itself.
+	Quick bool
+	// Run, when set, is a regular expression selecting behaviours by name
+	// (like go test -run); the others are not run. Cleanup always runs.
+	Run string
 }
 
 // LargeFromEnv reports whether AOF2_CONFORMANCE_LARGE asks for the 1 GiB case.
@@ -93,7 +99,17 @@ func RunT(t T, h Harness, opts ...Options) {
 			t.Errorf("closing the backend: %v", err)
 		}
 	}()
+	var sel *regexp.Regexp
+	if o.Run != "" {
+		if sel, err = regexp.Compile(o.Run); err != nil {
+			t.Errorf("Options.Run: %v", err)
+			t.FailNow()
+		}
+	}
 	for _, b := range behaviours() {
+		if sel != nil && !sel.MatchString(b.name) {
+			continue
+		}
 		t.Run(b.name, func(t T) { b.fn(t, s) })
 	}
 	t.Run("Cleanup", s.cleanup)

@@ -27,27 +27,28 @@ func TestSuiteCatchesBrokenBackends(t *testing.T) {
 		name  string
 		wrap  func(*fake.Backend) pluginapi.Backend
 		rules []string
+		run   string
 	}{
 		{"put stores nothing", func(b *fake.Backend) pluginapi.Backend {
 			require.NoError(t, b.Inject(fake.Fault{Mode: fake.DropPut, Ops: []fake.Op{fake.OpPut}}))
 			return b
-		}, []string{"ROUND-TRIP"}},
+		}, []string{"ROUND-TRIP"}, "Sizes"},
 		{"acknowledges a wrong checksum", func(b *fake.Backend) pluginapi.Backend {
 			require.NoError(t, b.Inject(fake.Fault{Mode: fake.WrongChecksum, Ops: []fake.Op{fake.OpHead}}))
 			return b
-		}, []string{"HEAD"}},
-		{"commits on a failed body", func(b *fake.Backend) pluginapi.Backend { return commitsAnyway{b} }, []string{"CHECKSUM"}},
-		{"unsorted list", func(b *fake.Backend) pluginapi.Backend { return unsortedList{b} }, []string{"LIST-ORDER"}},
-		{"delete of a missing key fails", func(b *fake.Backend) pluginapi.Backend { return strictDelete{b} }, []string{"DELETE"}},
-		{"accepts unknown settings", func(b *fake.Backend) pluginapi.Backend { return lenientConfig{b} }, []string{"CONFIG-UNKNOWN"}},
+		}, []string{"HEAD"}, "Head"},
+		{"commits on a failed body", func(b *fake.Backend) pluginapi.Backend { return commitsAnyway{b} }, []string{"CHECKSUM"}, "Checksum"},
+		{"unsorted list", func(b *fake.Backend) pluginapi.Backend { return unsortedList{b} }, []string{"LIST-ORDER"}, "List"},
+		{"delete of a missing key fails", func(b *fake.Backend) pluginapi.Backend { return strictDelete{b} }, []string{"DELETE"}, "Delete"},
+		{"accepts unknown settings", func(b *fake.Backend) pluginapi.Backend { return lenientConfig{b} }, []string{"CONFIG-UNKNOWN"}, "Config"},
 		{"wrong bytes on get", func(b *fake.Backend) pluginapi.Backend {
 			require.NoError(t, b.Inject(fake.Fault{Mode: fake.WrongBytes, Ops: []fake.Op{fake.OpGet}, KeyPrefix: "aof2-conformance-"}))
 			return b
-		}, []string{"ROUND-TRIP"}},
+		}, []string{"ROUND-TRIP"}, "Sizes|Ranges"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rep := conformance.Certify(t.Context(), harnessFor(c.wrap), conformance.Options{})
+			rep := conformance.Certify(t.Context(), harnessFor(c.wrap), conformance.Options{Quick: true, Run: c.run})
 			require.False(t, rep.OK(), "the suite passed a broken backend")
 			var broken []string
 			for _, cs := range rep.Cases {
@@ -78,7 +79,7 @@ func TestCertifyPassesTheFake(t *testing.T) {
 func TestSuiteSkipsAndChecksUnadvertisedFeatures(t *testing.T) {
 	none := pluginapi.Capabilities{}
 	h := &conformance.InProcess{New: func() (pluginapi.Backend, error) { return fake.New(fake.Options{Capabilities: &none}), nil }}
-	rep := conformance.Certify(t.Context(), h, conformance.Options{})
+	rep := conformance.Certify(t.Context(), h, conformance.Options{Quick: true})
 	for _, c := range rep.Cases {
 		assert.NotEqual(t, "fail", c.Status, "%s: %v", c.Name, c.Messages)
 	}

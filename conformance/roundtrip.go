@@ -129,6 +129,9 @@ func testMetadata(t T, s *suite) {
 }
 
 func testLarge(t T, s *suite) {
+	if s.opts.Quick {
+		t.Skipf("quick run: large objects skipped")
+	}
 	sizes := []uint64{64 << 20}
 	if s.opts.Large {
 		sizes = append(sizes, 1<<30)

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -140,16 +141,28 @@ func pattern(seed uint64, n int) []byte {
 	return out
 }
 
-// fillPattern writes the bytes of pattern(seed, ...) at offset off into p.
-// It is a cheap counter-mode mix so a 1 GiB object needs no 1 GiB buffer.
+// fillPattern writes the bytes of pattern(seed, ...) at offset off into p:
+// byte pos is byte pos%8 (little-endian) of mix(seed, pos/8). A cheap
+// counter-mode mix, so a 1 GiB object needs no 1 GiB buffer.
 func fillPattern(seed, off uint64, p []byte) {
-	for i := range p {
-		x := seed ^ (off+uint64(i))*0x9e3779b97f4a7c15
-		x ^= x >> 29
-		x *= 0xbf58476d1ce4e5b9
-		x ^= x >> 32
-		p[i] = byte(x)
+	for i := 0; i < len(p); {
+		pos := off + uint64(i)
+		w := mix(seed, pos/8)
+		if pos%8 == 0 && len(p)-i >= 8 {
+			binary.LittleEndian.PutUint64(p[i:], w)
+			i += 8
+			continue
+		}
+		p[i] = byte(w >> (8 * (pos % 8)))
+		i++
 	}
+}
+
+func mix(seed, n uint64) uint64 {
+	x := seed ^ n*0x9e3779b97f4a7c15
+	x ^= x >> 29
+	x *= 0xbf58476d1ce4e5b9
+	return x ^ x>>32
 }
 
 // patternReader yields pattern(seed, n) without holding it in memory.
