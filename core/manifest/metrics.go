@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"reflect"
 	"strconv"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,7 +55,7 @@ func newMetricVecs(reg prometheus.Registerer) (*metricVecs, error) {
 		unknown: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricUnknownRecords,
 			Help: "Manifest records of unknown types skipped by replay."}, label),
 	}
-	if reg == nil {
+	if reg == nil || isNilPointer(reg) {
 		return m, nil
 	}
 	var err error
@@ -65,6 +66,13 @@ func newMetricVecs(reg prometheus.Registerer) (*metricVecs, error) {
 	m.corruption = register(reg, m.corruption, &err)
 	m.unknown = register(reg, m.unknown, &err)
 	return m, err
+}
+
+// isNilPointer catches a typed nil (a nil *prometheus.Registry passed as a
+// Registerer), which would otherwise panic on first use.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // register registers c, or returns the identical collector already
@@ -91,7 +99,7 @@ type streamMetrics struct {
 	chunkLag   prometheus.Gauge
 	journalLag prometheus.Gauge
 	chunkCount prometheus.Gauge
-	divergence prometheus.Gauge
+	divergence *prometheus.GaugeVec // child created by the first parity check
 	corruption prometheus.Counter
 	unknown    prometheus.Counter
 }
@@ -108,7 +116,7 @@ func newStreamMetrics(reg prometheus.Registerer, log hclog.Logger, streamID uint
 		chunkLag:   v.chunkLag.WithLabelValues(id),
 		journalLag: v.journalLag.WithLabelValues(id),
 		chunkCount: v.chunkCount.WithLabelValues(id),
-		divergence: v.divergence.WithLabelValues(id),
+		divergence: v.divergence,
 		corruption: v.corruption.WithLabelValues(id),
 		unknown:    v.unknown.WithLabelValues(id),
 	}, nil
@@ -146,7 +154,7 @@ func (m *streamMetrics) observeReplay(st *ReplayStats) {
 
 // observeDivergence publishes a parity result.
 func (m *streamMetrics) observeDivergence(n int) {
-	m.divergence.Set(float64(n))
+	m.divergence.WithLabelValues(strconv.FormatUint(m.streamID, 10)).Set(float64(n))
 	level := hclog.Info
 	if n > 0 {
 		level = hclog.Warn
