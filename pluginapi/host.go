@@ -53,6 +53,13 @@ type LaunchConfig struct {
 	ProbeWriteKey string
 }
 
+func (c *LaunchConfig) startTimeout() time.Duration {
+	if c.StartTimeout > 0 {
+		return c.StartTimeout
+	}
+	return DefaultStartTimeout
+}
+
 func (c *LaunchConfig) name() string {
 	if c.Name != "" {
 		return c.Name
@@ -125,10 +132,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 }
 
 func clientConfig(ctx context.Context, cfg LaunchConfig, logger hclog.Logger, stderr *tailBuffer) (*plugin.ClientConfig, error) {
-	timeout := cfg.StartTimeout
-	if timeout <= 0 {
-		timeout = DefaultStartTimeout
-	}
+	timeout := cfg.startTimeout()
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
 	}
