@@ -37,6 +37,10 @@ type crashStats struct {
 
 func newOracle(streamID uint64) *oracle { return &oracle{base: NewIndex(streamID)} }
 
+func (o *oracle) clone() *oracle {
+	return &oracle{timeline: append([]Record(nil), o.timeline...), acked: o.acked, base: o.base.Clone()}
+}
+
 func (o *oracle) appended(recs ...Record) { o.timeline = append(o.timeline, recs...) }
 
 // ack records that everything appended so far is durable.
@@ -98,11 +102,18 @@ type driver struct {
 	o   *oracle
 	l   *Log
 	seq uint64
+	// commitOnly limits the workload to appends and commits (no explicit
+	// rotation, snapshot or upload).
+	commitOnly bool
 }
 
 // step performs one random operation; it returns false once the Log failed.
 func (d *driver) step(ctx context.Context, maxKey int) bool {
-	switch p := d.r.IntN(100); {
+	p := d.r.IntN(100)
+	if d.commitOnly {
+		p = d.r.IntN(85)
+	}
+	switch {
 	case p < 55:
 		n := 1 + d.r.IntN(3)
 		recs := make([]Record, n)

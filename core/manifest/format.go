@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -278,12 +279,25 @@ func tailExtent(b []byte) int64 {
 		}
 		off += size
 	}
-	last := int64(len(b)) - 1
-	for last >= off && b[last] == 0 {
-		last--
-	}
-	if last >= off {
-		off = min(align8(last+1), int64(len(b)))
+	if last := lastNonZero(b[off:]); last >= 0 {
+		off = min(align8(off+int64(last)+1), int64(len(b)))
 	}
 	return off
+}
+
+var zeroPage [4096]byte
+
+// lastNonZero returns the index of the last non-zero byte of b, or -1. It
+// skips zero pages with a vectorised compare: chunks are mostly zero fill.
+func lastNonZero(b []byte) int {
+	end := len(b)
+	for end >= len(zeroPage) && bytes.Equal(b[end-len(zeroPage):end], zeroPage[:]) {
+		end -= len(zeroPage)
+	}
+	for i := end - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return -1
 }
