@@ -81,7 +81,7 @@ type Supervisor struct {
 	mu struct {
 		sync.Mutex
 		cur          *instance
-		ready        chan struct{} // closed when cur is set
+		changed      chan struct{} // closed and replaced at every state change
 		closing      bool
 		crashes      []time.Time
 		breakerUntil time.Time
@@ -121,7 +121,7 @@ func NewSupervisor(ctx context.Context, cfg SupervisorConfig) (*Supervisor, erro
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.mu.ready = make(chan struct{})
+	s.mu.changed = make(chan struct{})
 	in := s.install(p)
 	go s.monitor(in)
 	return s, nil
@@ -152,9 +152,15 @@ func (s *Supervisor) install(p *Plugin) *instance {
 	in := &instance{p: p, dead: make(chan struct{})}
 	s.mu.Lock()
 	s.mu.cur = in
-	close(s.mu.ready)
+	s.notifyLocked()
 	s.mu.Unlock()
 	return in
+}
+
+// notifyLocked wakes every call waiting in acquire to look again.
+func (s *Supervisor) notifyLocked() {
+	close(s.mu.changed)
+	s.mu.changed = make(chan struct{})
 }
 
 // monitor watches the current instance and relaunches it after a crash,
@@ -165,7 +171,7 @@ func (s *Supervisor) monitor(in *instance) {
 		if !s.watch(in) {
 			return
 		}
-		next := s.relaunch()
+		next := s.relaunch(in)
 		if next == nil {
 			return
 		}
@@ -190,7 +196,6 @@ func (s *Supervisor) watch(in *instance) bool {
 		s.mu.Lock()
 		if s.mu.cur == in {
 			s.mu.cur = nil
-			s.mu.ready = make(chan struct{})
 		}
 		killed := in.killed
 		s.mu.Unlock()
@@ -198,16 +203,19 @@ func (s *Supervisor) watch(in *instance) bool {
 			return false
 		}
 		s.log.Error("plugin process exited unexpectedly; relaunching", "pid", in.p.Pid())
-		in.p.Kill() // reap go-plugin's goroutines and socket
 		return true
 	}
 }
 
-// relaunch starts a new process after a crash, with backoff and the
+// relaunch starts a new process after dead crashed, with backoff and the
 // breaker; nil means Close was called.
-func (s *Supervisor) relaunch() *instance {
+func (s *Supervisor) relaunch(dead *instance) *instance {
 	for {
 		delay, breakerOpen := s.recordCrash()
+		if dead != nil {
+			dead.p.Kill() // reap go-plugin's goroutines and socket
+			dead = nil
+		}
 		if breakerOpen {
 			s.log.Error("plugin keeps crashing; circuit breaker open", "cooldown", delay)
 		}
@@ -226,6 +234,7 @@ func (s *Supervisor) relaunch() *instance {
 			s.log.Error("relaunching the plugin failed", "error", err)
 			s.mu.Lock()
 			s.mu.lastErr = err
+			s.notifyLocked()
 			s.mu.Unlock()
 			continue
 		}
@@ -261,6 +270,7 @@ func (s *Supervisor) recordCrash() (time.Duration, bool) {
 	if n >= s.cfg.BreakerThreshold {
 		s.mu.breakerUntil = now.Add(s.cfg.BreakerCooldown)
 		s.mu.crashes = nil
+		s.notifyLocked()
 		return s.cfg.BreakerCooldown, true
 	}
 	backoff := s.cfg.MinBackoff << min(n-1, 30)
@@ -271,4 +281,3 @@ func (s *Supervisor) recordCrash() (time.Duration, bool) {
 	// hosts spread out without any of them retrying immediately.
 	return backoff/2 + rand.N(backoff/2+1), false
 }
-

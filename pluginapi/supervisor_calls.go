@@ -32,13 +32,12 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 			s.mu.Unlock()
 			return in, nil
 		}
-		ready := s.mu.ready
+		changed := s.mu.changed
 		s.mu.Unlock()
 		select {
-		case <-ready:
+		case <-changed:
 		case <-ctx.Done():
 			return nil, &Error{Code: CodePluginCrashed, Message: "waiting for the plugin to be relaunched", Err: ctx.Err()}
-		case <-time.After(time.Second): // re-check the breaker and closing
 		}
 	}
 }
@@ -255,6 +254,7 @@ func (s *Supervisor) Close(ctx context.Context) error {
 		return nil
 	}
 	s.mu.closing = true
+	s.notifyLocked()
 	in := s.mu.cur
 	if in != nil {
 		in.killed = true

@@ -38,7 +38,9 @@ func (b *Backend) Put(ctx context.Context, req pluginapi.PutRequest, body io.Rea
 		if _, err := io.CopyN(buf, src, int64(min(f.AfterBytes, req.Size))); err != nil {
 			return pluginapi.ObjectInfo{}, err
 		}
-		return pluginapi.ObjectInfo{}, b.crash(req.Key)
+		if err := b.crash(req.Key); err != nil {
+			return pluginapi.ObjectInfo{}, err
+		}
 	}
 	if _, err := copyCtx(ctx, buf, src); err != nil {
 		return pluginapi.ObjectInfo{}, err
@@ -246,10 +248,14 @@ func (r *faultyReader) Read(p []byte) (int, error) {
 	if r.active && (r.fault.Mode == Truncate || r.fault.Mode == Crash) {
 		end = min(end, int(r.fault.AfterBytes))
 		if r.off >= end {
-			if r.fault.Mode == Crash {
-				return 0, r.b.crash(r.key)
+			if r.fault.Mode == Truncate {
+				return 0, io.EOF
 			}
-			return 0, io.EOF
+			if err := r.b.crash(r.key); err != nil {
+				return 0, err
+			}
+			r.active = false // the crash was spent: serve the rest
+			end = len(r.data)
 		}
 	}
 	if r.off >= end {

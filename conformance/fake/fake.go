@@ -182,14 +182,21 @@ func (b *Backend) applyCallFault(ctx context.Context, f Fault, key string) error
 	return nil
 }
 
+// crash carries out a Crash fault. In a plugin process it exits (unless
+// the crash marker says this crash already happened, in which case the
+// call goes on normally and crash returns nil); in-process it fails the
+// call as a dropped connection.
 func (b *Backend) crash(key string) error {
+	if b.opts.CrashExit == nil {
+		return pluginapi.Errorf(pluginapi.CodeUnavailable, key, "fake: injected crash (connection dropped)")
+	}
 	b.mu.Lock()
 	marker := b.mu.crashMarker
 	b.mu.Unlock()
-	if b.opts.CrashExit != nil && createMarker(marker) {
+	if createMarker(marker) {
 		b.opts.CrashExit()
 	}
-	return pluginapi.Errorf(pluginapi.CodeUnavailable, key, "fake: injected crash (connection dropped)")
+	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
