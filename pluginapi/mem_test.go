@@ -53,7 +53,9 @@ func (m *mem) Get(_ context.Context, req GetRequest) (ObjectRange, io.ReadCloser
 func (m *mem) GetFile(context.Context, GetRequest, string) (ObjectRange, error) {
 	return ObjectRange{}, ErrUnimplemented
 }
-func (m *mem) Head(context.Context, string) (ObjectInfo, error) { return ObjectInfo{}, ErrUnimplemented }
+func (m *mem) Head(context.Context, string) (ObjectInfo, error) {
+	return ObjectInfo{}, ErrUnimplemented
+}
 func (m *mem) List(context.Context, ListRequest, func([]ObjectInfo) error) error {
 	return ErrUnimplemented
 }
