@@ -161,13 +161,6 @@ func stamped(recs []Record) []Record {
 	return out
 }
 
-// userState strips what Snapshot adds (markers) so that a recovered index
-// can be compared with the fold of the user's records: it returns the
-// segments and the user record count.
-func userState(x *Index) ([]SegmentState, uint64) {
-	return x.Segments(), x.Records
-}
-
 // frameBytes is the encoded size of recs.
 func frameBytes(t testing.TB, recs ...Record) int64 {
 	t.Helper()

@@ -252,3 +252,22 @@ func TestCommitHonoursContextWhileWaiting(t *testing.T) {
 	_, ok := l.Segment(1)
 	assert.True(t, ok)
 }
+
+func TestAutomaticSnapshot(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	opts := testOpts()
+	opts.SnapshotEveryBytes = 2 * MinChunkCapacity
+	l := openT(t, mem, opts)
+	defer l.Close()
+	blob := make([]byte, 2000)
+	for i := range 40 { // ~80 KiB: five 16 KiB chunks
+		require.NoError(t, l.AppendCommit(ctx, CustomEvent{Header: Header{SegmentID: 1, LogicalOffset: uint64(i)}, Blob: blob}))
+	}
+	require.Eventually(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.mu.snapshots) > 0
+	}, 10*time.Second, time.Millisecond, "the background goroutine takes a snapshot once enough bytes are sealed")
+	require.Eventually(t, func() bool { return l.Index().LastSnapshotID > 0 }, 10*time.Second, time.Millisecond)
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -311,9 +312,19 @@ func TestCorruptionCallsGroundTruthAndRepairs(t *testing.T) {
 	opts.GroundTruth = fullGroundTruth{gt}
 	gt.warm = []WarmArtifact{{SegmentID: 2, CompressedBytes: 50}}
 	gt.tier2 = []Tier2Segment{{SegmentID: 1, Key: "k1", ETag: "e1"}}
+	reg, logs := prometheus.NewRegistry(), &syncBuffer{}
+	opts.Registerer, opts.Logger = reg, jsonLogger(logs)
 	l2 := openT(t, mem, opts)
 	st := l2.Replay()
 	assert.Equal(t, 1, st.CorruptionEvents)
+	n, ok := metricValue(t, reg, MetricReplayCorruption, 7)
+	require.True(t, ok)
+	assert.Equal(t, 1.0, n)
+	ev := metricEvents(t, logs)[MetricReplayCorruption]
+	require.Len(t, ev, 1)
+	assert.Equal(t, "error", ev[0]["@level"])
+	assert.Equal(t, true, ev[0]["needs_repair"])
+	assert.Contains(t, logs.String(), `"@message":"manifest_corruption"`)
 	assert.True(t, st.NeedsRepair)
 	assert.True(t, st.Repaired)
 	assert.Equal(t, 1, gt.calls, "the rebuild hook was called")
