@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"regexp"
 	"testing"
@@ -92,6 +93,11 @@ func RunT(t T, h Harness, opts ...Options) {
 		t.FailNow()
 	}
 	s.tgt = tgt
+	if r, ok := t.(*reportT); ok {
+		i := tgt.Info
+		r.rep.Backend, r.rep.Version, r.rep.ChunkSize, r.rep.KeyPrefix = i.Name, i.Version, tgt.ChunkSize, s.prefix
+		r.rep.Contract = fmt.Sprintf("v%d.%d", i.ContractMajor, i.ContractMinor)
+	}
 	t.Logf("backend %q %s, contract v%d.%d, chunk size %d, key prefix %q",
 		tgt.Info.Name, tgt.Info.Version, tgt.Info.ContractMajor, tgt.Info.ContractMinor, tgt.ChunkSize, s.prefix)
 	defer func() {

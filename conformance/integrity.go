@@ -165,7 +165,11 @@ func testFraming(t T, s *suite) {
 	defer cancel()
 	raw := s.b().Raw()
 	data := pattern(14, 300)
-	big := pattern(15, int(s.tgt.ChunkSize)+1)
+	maxChunk := s.tgt.Info.Limits.MaxChunkSize
+	if maxChunk == 0 {
+		maxChunk = pluginapi.MaxChunkSize
+	}
+	big := pattern(15, int(maxChunk)+1)
 	cases := []struct {
 		name string
 		key  string

@@ -14,14 +14,18 @@ import (
 // Report is the outcome of Certify: one Case per behaviour (and
 // sub-behaviour), in run order.
 type Report struct {
-	Harness  string        `json:"harness"`
-	Backend  string        `json:"backend,omitempty"`
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration_ns"`
-	Passed   int           `json:"passed"`
-	Failed   int           `json:"failed"`
-	Skipped  int           `json:"skipped"`
-	Cases    []Case        `json:"cases"`
+	Harness   string        `json:"harness"`
+	Backend   string        `json:"backend,omitempty"`
+	Version   string        `json:"version,omitempty"`
+	Contract  string        `json:"contract,omitempty"`
+	ChunkSize uint32        `json:"chunk_size,omitempty"`
+	KeyPrefix string        `json:"key_prefix,omitempty"`
+	Started   time.Time     `json:"started"`
+	Duration  time.Duration `json:"duration_ns"`
+	Passed    int           `json:"passed"`
+	Failed    int           `json:"failed"`
+	Skipped   int           `json:"skipped"`
+	Cases     []Case        `json:"cases"`
 }
 
 // Case is one behaviour's result.
@@ -56,11 +60,6 @@ func Certify(ctx context.Context, h Harness, opts Options) *Report {
 			rep.Failed++
 		default:
 			rep.Skipped++
-		}
-	}
-	for _, m := range root.messages {
-		if strings.HasPrefix(m, "backend ") {
-			rep.Backend = m
 		}
 	}
 	return rep

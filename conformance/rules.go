@@ -25,7 +25,7 @@ var (
 	RulePutAck         = Rule{"PUT-ACK", "Put returns ObjectInfo with the key, size, a non-empty etag and the CRC-64/NVME sent"}
 	RuleHead           = Rule{"HEAD", "Head describes the stored object (size, etag, CRC-64/NVME, metadata)"}
 	RuleChunking       = Rule{"CHUNKING", "a Put is reassembled from chunks of any size up to the negotiated one"}
-	RuleFraming        = Rule{"FRAMING", "a malformed Put stream (no header, wrong offsets, oversized chunks) fails with InvalidArgument and stores nothing"}
+	RuleFraming        = Rule{"FRAMING", "a malformed Put stream (no header, wrong offsets, chunks over the advertised maximum) fails with InvalidArgument and stores nothing"}
 	RuleVisibility     = Rule{"VISIBILITY", "an object becomes visible only after its Put completed"}
 	RuleCancel         = Rule{"CANCEL", "a cancelled Put leaves nothing visible and the previous version intact"}
 	RuleChecksum       = Rule{"CHECKSUM", "a Put whose bytes do not match the declared size or CRC-64/NVME fails with DataLoss and stores nothing"}

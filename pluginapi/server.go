@@ -186,7 +186,11 @@ func (s *Server) Put(stream pb.Backend_PutServer) error {
 	if err := s.checkPut(ctx, req); err != nil {
 		return statusError(err)
 	}
-	body := &streamBody{ctx: ctx, stream: stream, key: req.Key, limit: s.chunkSize.Load()}
+	// Chunks are bounded by what the backend advertises, not by the last
+	// negotiation: a re-attached plugin may serve hosts that negotiated
+	// different sizes.
+	backendInfo, _ := s.backendInfo(ctx) // cached by checkPut
+	body := &streamBody{ctx: ctx, stream: stream, key: req.Key, limit: backendInfo.Limits.MaxChunkSize}
 	checked := CheckPut(req, body).(*checkedBody)
 	info, err := s.b.Put(ctx, req, checked)
 	if err != nil {
@@ -225,7 +229,7 @@ func (b *streamBody) Read(p []byte) (int, error) {
 		case c.GetOffset() != b.next:
 			return 0, Errorf(CodeInvalidArgument, b.key, "chunk at offset %d, expected %d", c.GetOffset(), b.next)
 		case len(c.GetData()) > int(b.limit):
-			return 0, Errorf(CodeInvalidArgument, b.key, "chunk of %d bytes exceeds the negotiated %d", len(c.GetData()), b.limit)
+			return 0, Errorf(CodeInvalidArgument, b.key, "chunk of %d bytes exceeds the maximum chunk size %d", len(c.GetData()), b.limit)
 		}
 		b.cur = c.GetData()
 		b.next += uint64(len(b.cur))

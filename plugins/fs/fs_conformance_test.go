@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -72,4 +73,34 @@ func TestConformanceBinary(t *testing.T) {
 		Config:     map[string]string{"root": root},
 		StagingDir: t.TempDir(),
 	}, opts())
+}
+
+// TestConformanceReattach runs the suite against a plugin process started
+// by hand in -debug mode, attached through the address it prints.
+func TestConformanceReattach(t *testing.T) {
+	cmd := exec.Command(pluginBin(t), "-debug")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the reattach address: %v", err)
+	}
+	addr, err := pluginapi.ParseReattach(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr.Pid != cmd.Process.Pid {
+		t.Fatalf("reattach pid %d, process %d", addr.Pid, cmd.Process.Pid)
+	}
+	conformance.Run(t, &conformance.Reattach{Addr: addr, Config: map[string]string{"root": t.TempDir()}}, conformance.Options{Quick: true})
 }

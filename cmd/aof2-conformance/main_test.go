@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance"
+	"github.com/aof2/aof2/conformance/fake"
+)
+
+func build(t *testing.T, pkg string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	return out
+}
+
+func TestCertifiesTheFSPlugin(t *testing.T) {
+	bin := build(t, "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs")
+	report := filepath.Join(t.TempDir(), "report.json")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--plugin", bin, "--config", "root=" + t.TempDir(), "--json", report, "--run", "Sizes|Ranges|List"}, &stdout, &stderr)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Contains(t, stdout.String(), "CERTIFIED")
+	require.Contains(t, stdout.String(), `backend "fs"`)
+	var rep conformance.Report
+	data, err := os.ReadFile(report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &rep))
+	require.Equal(t, "fs", rep.Backend)
+	require.Zero(t, rep.Failed)
+	require.Positive(t, rep.Passed)
+}
+
+// A plugin that stores nothing is not certified: exit 2, and the report
+// names the broken rules.
+func TestRefusesABrokenPlugin(t *testing.T) {
+	bin := build(t, "github.com/aof2/aof2/conformance/fake/cmd/aof2-plugin-fake")
+	faults := filepath.Join(t.TempDir(), "faults.json")
+	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.DropPut}}))
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--plugin", bin, "--config", "fault_file=" + faults, "--json", "-", "--run", "Sizes"}, &stdout, &stderr)
+	require.Equal(t, 2, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Contains(t, stdout.String(), "NOT CERTIFIED")
+	require.Contains(t, stdout.String(), "[ROUND-TRIP]")
+	require.Contains(t, stdout.String(), `"rules": [`)
+}
+
+func TestUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 1, run(nil, &stdout, &stderr))
+	require.Equal(t, 1, run([]string{"--plugin", "x", "--reattach", "{}"}, &stdout, &stderr))
+	require.Equal(t, 1, run([]string{"--reattach", "not json"}, &stdout, &stderr))
+	require.Equal(t, 1, run([]string{"--plugin", "x", "--config", "novalue"}, &stdout, &stderr))
+}
