@@ -132,17 +132,8 @@ func (h ChunkHeader) marshal() []byte {
 // decodeChunkHeader decodes and checks the fields of a chunk header that can
 // be checked without the rest of the file.
 func decodeChunkHeader(b []byte) (ChunkHeader, error) {
-	if len(b) < chunkHeaderLen {
-		return ChunkHeader{}, corruptf("chunk header: %d bytes, want %d", len(b), chunkHeaderLen)
-	}
-	if string(b[:8]) != chunkMagic {
-		return ChunkHeader{}, corruptf("chunk header: bad magic %q", b[:8])
-	}
-	if v := le.Uint32(b[8:]); v != chunkVersion {
-		return ChunkHeader{}, corruptf("chunk header: version %d, want %d", v, chunkVersion)
-	}
-	if n := le.Uint32(b[12:]); n != chunkHeaderLen {
-		return ChunkHeader{}, corruptf("chunk header: header_len %d, want %d", n, chunkHeaderLen)
+	if err := checkPreamble(b, "chunk header", chunkMagic, chunkVersion, chunkHeaderLen, chunkHeaderLen); err != nil {
+		return ChunkHeader{}, err
 	}
 	h := ChunkHeader{
 		Index:        le.Uint64(b[16:]),

@@ -92,29 +92,13 @@ func Rebuild(ctx context.Context, x *Index, gt GroundTruth) (*Index, RebuildRepo
 	if err != nil {
 		return nil, report, fmt.Errorf("manifest: ground truth: tier-0 segments: %w", err)
 	}
-	var warm map[uint64]WarmArtifact
-	if wl, ok := gt.(WarmLister); ok {
-		list, err := wl.WarmArtifacts(ctx)
-		if err != nil {
-			return nil, report, fmt.Errorf("manifest: ground truth: warm artifacts: %w", err)
-		}
-		warm = map[uint64]WarmArtifact{}
-		for _, a := range list {
-			warm[a.SegmentID] = a
-		}
-		report.Sources = append(report.Sources, "tier1")
+	warm, err := optionalListing(ctx, gt, &report, "tier1", WarmLister.WarmArtifacts, func(a WarmArtifact) uint64 { return a.SegmentID })
+	if err != nil {
+		return nil, report, err
 	}
-	var remote map[uint64]Tier2Segment
-	if tl, ok := gt.(Tier2Lister); ok {
-		list, err := tl.Tier2Segments(ctx)
-		if err != nil {
-			return nil, report, fmt.Errorf("manifest: ground truth: tier-2 listing: %w", err)
-		}
-		remote = map[uint64]Tier2Segment{}
-		for _, o := range list {
-			remote[o.SegmentID] = o
-		}
-		report.Sources = append(report.Sources, "tier2")
+	remote, err := optionalListing(ctx, gt, &report, "tier2", Tier2Lister.Tier2Segments, func(o Tier2Segment) uint64 { return o.SegmentID })
+	if err != nil {
+		return nil, report, err
 	}
 
 	out := x.Clone()
@@ -173,6 +157,26 @@ func Rebuild(ctx context.Context, x *Index, gt GroundTruth) (*Index, RebuildRepo
 		out.segments[id] = s
 	}
 	return out, report, nil
+}
+
+// optionalListing calls list when gt implements the optional interface L,
+// returning the listing by segment id (nil when gt does not implement L).
+func optionalListing[L any, T any](ctx context.Context, gt GroundTruth, report *RebuildReport, source string,
+	list func(L, context.Context) ([]T, error), id func(T) uint64) (map[uint64]T, error) {
+	lister, ok := gt.(L)
+	if !ok {
+		return nil, nil
+	}
+	items, err := list(lister, ctx)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: ground truth: %s listing: %w", source, err)
+	}
+	out := make(map[uint64]T, len(items))
+	for _, it := range items {
+		out[id(it)] = it
+	}
+	report.Sources = append(report.Sources, source)
+	return out, nil
 }
 
 func keysOf[V any](m map[uint64]V) map[uint64]bool {

@@ -138,6 +138,18 @@ func genRecord(r *rand.Rand, seq uint64, maxKey int) Record {
 // records without a timestamp.
 var manualEpochMS = uint64(newManualClock().Now().UnixMilli())
 
+// commitRandom appends n random records one AppendCommit at a time,
+// continuing the sequence of recs, and returns the extended slice.
+func commitRandom(t testing.TB, l *Log, r *rand.Rand, recs []Record, n, maxKey int) []Record {
+	t.Helper()
+	for range n {
+		rec := genRecord(r, uint64(len(recs)), maxKey)
+		recs = append(recs, rec)
+		require.NoError(t, l.AppendCommit(context.Background(), rec))
+	}
+	return recs
+}
+
 // fold returns the index of recs applied in order to an empty index, as a
 // Log with a fresh manualClock would have stamped them.
 func fold(streamID uint64, recs []Record) *Index {

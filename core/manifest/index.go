@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 )
@@ -24,27 +23,17 @@ const (
 	NeedsRecovery Residency = 3
 )
 
-var residencyNames = [...]string{"resident_in_tier0", "staged_for_tier0", "uploaded_to_tier2", "needs_recovery"}
+var residencyNames = []string{"resident_in_tier0", "staged_for_tier0", "uploaded_to_tier2", "needs_recovery"}
 
-func (r Residency) String() string {
-	if int(r) < len(residencyNames) {
-		return residencyNames[r]
-	}
-	return fmt.Sprintf("residency(%d)", r)
-}
+func (r Residency) String() string { return enumString(residencyNames, r, "residency") }
 
 // MarshalText implements encoding.TextMarshaler.
 func (r Residency) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (r *Residency) UnmarshalText(b []byte) error {
-	for i, n := range residencyNames {
-		if n == string(b) {
-			*r = Residency(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("manifest: unknown residency %q", b)
+func (r *Residency) UnmarshalText(b []byte) (err error) {
+	*r, err = parseEnum[Residency](residencyNames, b, "residency")
+	return err
 }
 
 // Tier1State is the state of a segment's warm artifact.
@@ -58,27 +47,17 @@ const (
 	Tier1Failed      Tier1State = 3
 )
 
-var tier1Names = [...]string{"none", "compressing", "compressed", "failed"}
+var tier1Names = []string{"none", "compressing", "compressed", "failed"}
 
-func (s Tier1State) String() string {
-	if int(s) < len(tier1Names) {
-		return tier1Names[s]
-	}
-	return fmt.Sprintf("tier1(%d)", s)
-}
+func (s Tier1State) String() string { return enumString(tier1Names, s, "tier1") }
 
 // MarshalText implements encoding.TextMarshaler.
 func (s Tier1State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (s *Tier1State) UnmarshalText(b []byte) error {
-	for i, n := range tier1Names {
-		if n == string(b) {
-			*s = Tier1State(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("manifest: unknown tier-1 state %q", b)
+func (s *Tier1State) UnmarshalText(b []byte) (err error) {
+	*s, err = parseEnum[Tier1State](tier1Names, b, "tier1")
+	return err
 }
 
 // Tier1Artifact is what the manifest knows about a segment's warm copy.

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,7 +131,7 @@ func (l *Log) install(res *replayResult) {
 			l.mu.snapshots = append(l.mu.snapshots, m)
 		}
 	}
-	slices.SortFunc(l.mu.snapshots, func(a, b snapMeta) int { return cmpU64(a.ID, b.ID) })
+	slices.SortFunc(l.mu.snapshots, func(a, b snapMeta) int { return cmp.Compare(a.ID, b.ID) })
 	if n := len(res.listing.snapshots); n > 0 {
 		l.mu.nextSnapID = res.listing.snapshots[n-1] + 1
 	}
@@ -138,16 +139,6 @@ func (l *Log) install(res *replayResult) {
 	l.mu.appended = res.index.Records
 	l.mu.durable = res.index.Records
 	l.mu.pending = []*pendingChunk{{index: res.nextChunk, baseRecord: res.index.Records, start: chunkHeaderLen}}
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // start launches the background goroutine; Close stops it.

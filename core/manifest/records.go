@@ -1,11 +1,5 @@
 package manifest
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-)
-
 // RecordType is the on-disk record_type of a manifest record. The numbers
 // are part of the format: do not change them.
 type RecordType uint16
@@ -34,7 +28,7 @@ const (
 	numRecordTypes = 16
 )
 
-var recordTypeNames = [numRecordTypes]string{
+var recordTypeNames = []string{
 	"SegmentOpened", "SealSegment", "CompressionStarted", "CompressionDone",
 	"CompressionFailed", "UploadStarted", "UploadDone", "UploadFailed",
 	"Tier2DeleteQueued", "Tier2Deleted", "HydrationStarted", "HydrationDone",
@@ -44,32 +38,15 @@ var recordTypeNames = [numRecordTypes]string{
 // Known reports whether t is one of the 16 types this version understands.
 func (t RecordType) Known() bool { return t < numRecordTypes }
 
-func (t RecordType) String() string {
-	if t.Known() {
-		return recordTypeNames[t]
-	}
-	return "Unknown(" + strconv.Itoa(int(t)) + ")"
-}
+func (t RecordType) String() string { return enumString(recordTypeNames, t, "Unknown") }
 
 // MarshalText implements encoding.TextMarshaler (JSON output of inspectors).
 func (t RecordType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (t *RecordType) UnmarshalText(b []byte) error {
-	s := string(b)
-	for i, n := range recordTypeNames {
-		if n == s {
-			*t = RecordType(i)
-			return nil
-		}
-	}
-	if inner, ok := strings.CutPrefix(s, "Unknown("); ok {
-		if v, err := strconv.ParseUint(strings.TrimSuffix(inner, ")"), 10, 16); err == nil {
-			*t = RecordType(v)
-			return nil
-		}
-	}
-	return fmt.Errorf("manifest: unknown record type name %q", s)
+func (t *RecordType) UnmarshalText(b []byte) (err error) {
+	*t, err = parseEnum[RecordType](recordTypeNames, b, "Unknown")
+	return err
 }
 
 // ReasonCode says why a compression, upload or hydration failed. Codes
@@ -85,34 +62,17 @@ const (
 	ReasonObjectMissing ReasonCode = 4 // tier-2 object missing: repair
 )
 
-var reasonNames = [...]string{"transient", "permanent", "auth", "unavailable", "object_missing"}
+var reasonNames = []string{"transient", "permanent", "auth", "unavailable", "object_missing"}
 
-func (r ReasonCode) String() string {
-	if int(r) < len(reasonNames) {
-		return reasonNames[r]
-	}
-	return "reason(" + strconv.FormatUint(uint64(r), 10) + ")"
-}
+func (r ReasonCode) String() string { return enumString(reasonNames, r, "reason") }
 
 // MarshalText implements encoding.TextMarshaler.
 func (r ReasonCode) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (r *ReasonCode) UnmarshalText(b []byte) error {
-	s := string(b)
-	for i, n := range reasonNames {
-		if n == s {
-			*r = ReasonCode(i)
-			return nil
-		}
-	}
-	if inner, ok := strings.CutPrefix(s, "reason("); ok {
-		if v, err := strconv.ParseUint(strings.TrimSuffix(inner, ")"), 10, 32); err == nil {
-			*r = ReasonCode(v)
-			return nil
-		}
-	}
-	return fmt.Errorf("manifest: unknown reason code %q", s)
+func (r *ReasonCode) UnmarshalText(b []byte) (err error) {
+	*r, err = parseEnum[ReasonCode](reasonNames, b, "reason")
+	return err
 }
 
 // MaxKeyLen bounds object keys, etags and custom blobs: their lengths are

@@ -304,15 +304,15 @@ func countValid(s []snapMeta) int {
 // peekSnapshot verifies a snapshot's CRC and reads its header fields,
 // without decoding the segment entries.
 func peekSnapshot(b []byte, streamID uint64) (snapMeta, error) {
-	if len(b) < snapHeaderLen+snapTrailerLen || string(b[:8]) != snapMagic {
-		return snapMeta{}, corruptf("snapshot: bad magic or truncated")
+	if err := checkPreamble(b, "snapshot", snapMagic, snapVersion, snapHeaderLen, snapHeaderLen+snapTrailerLen); err != nil {
+		return snapMeta{}, err
 	}
 	end := len(b) - snapTrailerLen
 	if le.Uint64(b[end:]) != checksum.Sum64(b[:end]) {
 		return snapMeta{}, corruptf("snapshot: crc64 mismatch")
 	}
-	if le.Uint32(b[8:]) != snapVersion || le.Uint64(b[16:]) != streamID {
-		return snapMeta{}, corruptf("snapshot: version or stream_id mismatch")
+	if le.Uint64(b[16:]) != streamID {
+		return snapMeta{}, corruptf("snapshot: stream_id %d, want %d", le.Uint64(b[16:]), streamID)
 	}
 	return snapMeta{ID: le.Uint64(b[24:]), ChunkIndex: le.Uint64(b[32:]), ChunkOffset: le.Uint64(b[40:])}, nil
 }

@@ -164,21 +164,13 @@ func TestReplayFromSnapshotMarker(t *testing.T) {
 	mem := vfs.NewMem()
 	l := openT(t, mem, testOpts())
 	r := rand.New(rand.NewPCG(5, 5))
-	var recs []Record
-	add := func(n int) {
-		for range n {
-			rec := genRecord(r, uint64(len(recs)), 100)
-			recs = append(recs, rec)
-			require.NoError(t, l.AppendCommit(ctx, rec))
-		}
-	}
-	add(150)
+	recs := commitRandom(t, l, r, nil, 150, 100)
 	s1, err := l.Snapshot(ctx)
 	require.NoError(t, err)
-	add(150)
+	recs = commitRandom(t, l, r, recs, 150, 100)
 	s2, err := l.Snapshot(ctx)
 	require.NoError(t, err)
-	add(40)
+	recs = commitRandom(t, l, r, recs, 40, 100)
 	require.NoError(t, l.Close())
 	require.Greater(t, s2.ChunkIndex, s1.ChunkIndex)
 
@@ -228,12 +220,7 @@ func TestReplayDetectsBitFlips(t *testing.T) {
 	base := vfs.NewMem()
 	l := openT(t, base, testOpts())
 	r := rand.New(rand.NewPCG(8, 8))
-	var recs []Record
-	for i := range 40 {
-		rec := genRecord(r, uint64(i), 60)
-		recs = append(recs, rec)
-		require.NoError(t, l.AppendCommit(ctx, rec))
-	}
+	recs := commitRandom(t, l, r, nil, 40, 60)
 	require.NoError(t, l.Close())
 	path := filepath.Join(mdirT, chunkName(0))
 	hdr, _, err := readChunkHeader(base, path)

@@ -161,17 +161,8 @@ func appendSegmentEntry(b []byte, s *SegmentState) []byte {
 
 // decodeSnapshot decodes and verifies a snapshot file of stream streamID.
 func decodeSnapshot(b []byte, streamID uint64) (Snapshot, error) {
-	if len(b) < snapHeaderLen+snapTrailerLen {
-		return Snapshot{}, corruptf("snapshot: %d bytes, shorter than header and trailer", len(b))
-	}
-	if string(b[:8]) != snapMagic {
-		return Snapshot{}, corruptf("snapshot: bad magic %q", b[:8])
-	}
-	if v := le.Uint32(b[8:]); v != snapVersion {
-		return Snapshot{}, corruptf("snapshot: version %d, want %d", v, snapVersion)
-	}
-	if n := le.Uint32(b[12:]); n != snapHeaderLen {
-		return Snapshot{}, corruptf("snapshot: header_len %d, want %d", n, snapHeaderLen)
+	if err := checkPreamble(b, "snapshot", snapMagic, snapVersion, snapHeaderLen, snapHeaderLen+snapTrailerLen); err != nil {
+		return Snapshot{}, err
 	}
 	body := int64(le.Uint32(b[76:]))
 	if body != int64(len(b))-snapHeaderLen-snapTrailerLen {

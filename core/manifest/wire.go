@@ -3,7 +3,9 @@ package manifest
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // le is the byte order of every manifest format.
@@ -100,6 +102,22 @@ func (d *decoder) finish() error {
 	return d.err
 }
 
+// checkPreamble checks the common start of a file format: magic (8 ASCII
+// bytes), version u32, header_len u32, and that b holds at least min bytes.
+func checkPreamble(b []byte, what, magic string, version, headerLen uint32, min int) error {
+	switch {
+	case len(b) < min:
+		return corruptf("%s: %d bytes, need at least %d", what, len(b), min)
+	case string(b[:8]) != magic:
+		return corruptf("%s: bad magic %q", what, b[:8])
+	case le.Uint32(b[8:]) != version:
+		return corruptf("%s: version %d, want %d", what, le.Uint32(b[8:]), version)
+	case le.Uint32(b[12:]) != headerLen:
+		return corruptf("%s: header_len %d, want %d", what, le.Uint32(b[12:]), headerLen)
+	}
+	return nil
+}
+
 // appendStr16 appends a u16 length and s. Callers check len(s) <= MaxKeyLen.
 func appendStr16(b []byte, s string) []byte {
 	b = le.AppendUint16(b, uint16(len(s)))
@@ -129,3 +147,28 @@ func (h *Hex64) UnmarshalText(b []byte) error {
 }
 
 func (h Hex64) String() string { return fmt.Sprintf("0x%016x", uint64(h)) }
+
+// enumInt is the underlying type of the format's enums.
+type enumInt interface{ ~uint8 | ~uint16 | ~uint32 }
+
+// enumString names v, or writes an unknown value as prefix(v).
+func enumString[T enumInt](names []string, v T, prefix string) string {
+	if uint64(v) < uint64(len(names)) {
+		return names[v]
+	}
+	return prefix + "(" + strconv.FormatUint(uint64(v), 10) + ")"
+}
+
+// parseEnum parses what enumString wrote.
+func parseEnum[T enumInt](names []string, b []byte, prefix string) (T, error) {
+	s := string(b)
+	if i := slices.Index(names, s); i >= 0 {
+		return T(i), nil
+	}
+	if inner, ok := strings.CutPrefix(s, prefix+"("); ok {
+		if v, err := strconv.ParseUint(strings.TrimSuffix(inner, ")"), 10, 32); err == nil && uint64(T(v)) == v {
+			return T(v), nil
+		}
+	}
+	return 0, fmt.Errorf("manifest: unknown %s %q", prefix, s)
+}
