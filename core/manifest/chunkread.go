@@ -205,6 +205,7 @@ func readChunk(fsys vfs.FS, mdir string, index uint64, tmp, readTail bool) (*chu
 func (cr *chunkRead) walk(body []byte) {
 	off, last := int64(chunkHeaderLen), int64(chunkHeaderLen)
 	ord := cr.hdr.BaseRecord
+	cr.records = make([]RecordInfo, 0, countFrames(body[chunkHeaderLen:]))
 	for off < int64(len(body)) {
 		rec, size, err := decodeRecord(body[off:])
 		if err != nil {
@@ -222,4 +223,18 @@ func (cr *chunkRead) walk(body []byte) {
 	if cr.err == nil && uint64(last) != cr.hdr.TailOffset {
 		cr.err, cr.errOff = corruptf("tail_offset %d, last record at %d", cr.hdr.TailOffset, last), 32
 	}
+}
+
+// countFrames counts the frames a walk of b would visit, from their
+// lengths alone, to size the walk's result in one allocation.
+func countFrames(b []byte) int {
+	n := 0
+	for off := int64(0); int64(len(b))-off >= recordHeaderLen; n++ {
+		l := int64(le.Uint32(b[off+4:]))
+		if l == 0 {
+			break
+		}
+		off += frameSize(int(l))
+	}
+	return n
 }

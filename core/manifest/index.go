@@ -221,8 +221,13 @@ func (x *Index) ensure(id uint64) *SegmentState {
 func (x *Index) put(s *SegmentState) { x.segments[s.SegmentID] = s }
 
 // Apply folds one record into the index. Records must be applied in log
-// order; every record, known or not, advances Records.
+// order; every record, known or not, advances Records. A nil record is
+// ignored; pointer records are applied like their values.
 func (x *Index) Apply(rec Record) {
+	rec, ok := byValue(rec)
+	if !ok {
+		return
+	}
 	x.Records++
 	h := rec.GetHeader()
 	switch r := rec.(type) {

@@ -183,7 +183,7 @@ func (l *Log) Parity(ctx context.Context) (ParityReport, error) {
 	if err := acquire(ctx, l.commitTok); err != nil {
 		return ParityReport{}, err
 	}
-	defer release(l.commitTok)
+	defer l.releaseCommit()
 	l.mu.Lock()
 	x := l.mu.index.Clone()
 	l.mu.Unlock()

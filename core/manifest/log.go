@@ -31,9 +31,10 @@ type Log struct {
 	met      *streamMetrics
 	replay   ReplayStats
 
-	commitTok chan struct{} // held while writing chunks; guards w and view
+	commitTok chan struct{} // held while writing chunks; guards w, view, sealed
 	w         chunkWriter
 	view      viewWriter
+	sealed    []SealedChunk // sealed under the token, announced on release
 	snapTok   chan struct{} // serialises Snapshot and Repair
 	retainTok chan struct{} // serialises MarkUploaded and retention
 
@@ -77,6 +78,20 @@ func acquire(ctx context.Context, tok chan struct{}) error {
 }
 
 func release(tok chan struct{}) { <-tok }
+
+// releaseCommit releases the commit token, then announces the chunks sealed
+// while it was held, so that Options.OnChunkSealed runs with no lock or
+// token held and may call back into the Log.
+func (l *Log) releaseCommit() {
+	sealed := l.sealed
+	l.sealed = nil
+	release(l.commitTok)
+	if l.opts.OnChunkSealed != nil {
+		for _, c := range sealed {
+			l.opts.OnChunkSealed(c)
+		}
+	}
+}
 
 // StreamID returns the stream the Log belongs to.
 func (l *Log) StreamID() uint64 { return l.streamID }
@@ -161,11 +176,15 @@ func (l *Log) AppendCommit(ctx context.Context, recs ...Record) error {
 	return l.Commit(ctx)
 }
 
-func (l *Log) append(recs []Record, atomic bool) error {
-	for _, r := range recs {
-		switch r.(type) {
-		case nil:
+func (l *Log) append(in []Record, atomic bool) error {
+	recs := make([]Record, len(in))
+	for i, r := range in {
+		r, ok := byValue(r)
+		if !ok {
 			return invalidf("nil record")
+		}
+		recs[i] = r
+		switch r.(type) {
 		case SnapshotMarker:
 			return invalidf("SnapshotMarker is written by Snapshot only")
 		case Unknown:
@@ -175,7 +194,8 @@ func (l *Log) append(recs []Record, atomic bool) error {
 	return l.appendRecords(recs, atomic)
 }
 
-// appendRecords encodes recs and queues them (no type restrictions).
+// appendRecords encodes recs and queues them (no type restrictions). It
+// may replace elements of recs (timestamps); callers pass their own copy.
 func (l *Log) appendRecords(recs []Record, atomic bool) error {
 	now := uint64(l.opts.Clock.Now().UnixMilli())
 	frames := make([][]byte, len(recs))
@@ -250,7 +270,7 @@ func (l *Log) Commit(ctx context.Context) error {
 	if err := acquire(ctx, l.commitTok); err != nil {
 		return err
 	}
-	defer release(l.commitTok)
+	defer l.releaseCommit()
 	l.mu.Lock()
 	durable, failed, closed := l.mu.durable, l.mu.failed, l.mu.closed
 	l.mu.Unlock()
@@ -266,7 +286,8 @@ func (l *Log) Commit(ctx context.Context) error {
 }
 
 // commitHeld commits every pending record; with seal it also seals the
-// chunk they end in. The caller holds the commit token.
+// chunk they end in. The caller holds the commit token and releases it
+// with releaseCommit.
 func (l *Log) commitHeld(seal bool) error {
 	l.mu.Lock()
 	if l.mu.failed != nil {
@@ -327,11 +348,7 @@ func (l *Log) commitHeld(seal bool) error {
 	l.mu.Unlock()
 
 	l.view.update(l)
-	if l.opts.OnChunkSealed != nil {
-		for _, sc := range sealed {
-			l.opts.OnChunkSealed(sc)
-		}
-	}
+	l.sealed = append(l.sealed, sealed...)
 	if wantSnap {
 		select {
 		case l.kick <- struct{}{}:
@@ -353,7 +370,7 @@ func (l *Log) Rotate(ctx context.Context) error {
 	if err := acquire(ctx, l.commitTok); err != nil {
 		return err
 	}
-	defer release(l.commitTok)
+	defer l.releaseCommit()
 	return l.commitHeld(true)
 }
 
@@ -371,7 +388,7 @@ func (l *Log) Close() error {
 	l.bgCancel()
 	<-l.bgDone
 	_ = acquire(context.Background(), l.commitTok)
-	defer release(l.commitTok)
+	defer l.releaseCommit()
 	err := l.commitHeld(false)
 	if errors.Is(err, ErrFailed) {
 		err = nil

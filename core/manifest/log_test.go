@@ -271,3 +271,55 @@ func TestAutomaticSnapshot(t *testing.T) {
 	}, 10*time.Second, time.Millisecond, "the background goroutine takes a snapshot once enough bytes are sealed")
 	require.Eventually(t, func() bool { return l.Index().LastSnapshotID > 0 }, 10*time.Second, time.Millisecond)
 }
+
+func TestOnChunkSealedMayCallBack(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	opts := testOpts()
+	var l *Log
+	var calls int
+	opts.OnChunkSealed = func(c SealedChunk) {
+		calls++
+		// Runs with no token held: calling back into the Log is fine.
+		assert.NoError(t, l.MarkUploaded(ctx, c.Index))
+		assert.NoError(t, l.AppendCommit(ctx, CustomEvent{Header: Header{SegmentID: 9}, SchemaID: uint32(c.Index)}))
+	}
+	l = openT(t, mem, opts)
+	defer l.Close()
+	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		assert.NoError(t, l.Rotate(ctx))
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnChunkSealed calling back into the Log deadlocked")
+	}
+	assert.Equal(t, 1, calls)
+	assert.True(t, l.SealedChunks()[0].Uploaded)
+	s, _ := l.Segment(9)
+	assert.Equal(t, uint64(1), s.CustomEvents)
+}
+
+func TestRecordsByPointerAndCallerSliceUntouched(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	l := openT(t, mem, testOpts())
+	recs := []Record{&SegmentOpened{Header: Header{SegmentID: 1}, BaseOffset: 5}, &SealSegment{Header: Header{SegmentID: 1}, DurableBytes: 6}}
+	require.NoError(t, l.AppendCommit(ctx, recs...))
+	assert.Zero(t, recs[0].GetHeader().TimestampMS, "the caller's records are not modified")
+	var nilRec *SealSegment
+	require.ErrorIs(t, l.Append(nilRec), ErrInvalidRecord)
+	require.ErrorIs(t, l.Append(&SnapshotMarker{}), ErrInvalidRecord)
+	s, ok := l.Segment(1)
+	require.True(t, ok)
+	assert.True(t, s.Sealed, "a pointer record is applied like its value")
+	assert.Equal(t, uint64(5), s.BaseOffset)
+	require.NoError(t, l.Close())
+	l2 := openT(t, mem, testOpts())
+	defer l2.Close()
+	s2, _ := l2.Segment(1)
+	assert.Equal(t, s, s2, "what was applied is what replay rebuilds")
+}

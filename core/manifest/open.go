@@ -185,7 +185,7 @@ func (l *Log) rotateIfPending(ctx context.Context) {
 	if err := acquire(ctx, l.commitTok); err != nil {
 		return
 	}
-	defer release(l.commitTok)
+	defer l.releaseCommit()
 	if err := l.commitHeld(true); err != nil {
 		l.log.Error("manifest rotation failed", "stream_id", l.streamID, "error", err)
 	}

@@ -62,8 +62,9 @@ type Options struct {
 	// replay finds corruption (see Log.Repair).
 	GroundTruth GroundTruth
 	// OnChunkSealed is called after a chunk is sealed and durable, from
-	// the goroutine that sealed it and with no lock held. It must not
-	// block: hand the chunk to an uploader and return.
+	// the goroutine that sealed it (a committer or the rotation timer)
+	// once it holds no lock, so it may call back into the Log. It should
+	// not block for long: hand the chunk to an uploader and return.
 	OnChunkSealed func(SealedChunk)
 }
 

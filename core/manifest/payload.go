@@ -1,5 +1,7 @@
 package manifest
 
+import "fmt"
+
 // Payload layouts (SPEC §5), little-endian, packed (no padding inside a
 // payload; the record frame pads the payload to 8 bytes):
 //
@@ -166,7 +168,7 @@ func (r Unknown) validate() error {
 // decode to Unknown with a copy of p. Strings and blobs are copied, so the
 // record does not alias p.
 func decodePayload(t RecordType, h Header, p []byte) (Record, error) {
-	d := &decoder{b: p, what: t.String() + " payload"}
+	d := &decoder{b: p, what: "payload"}
 	var r Record
 	switch t {
 	case TypeSegmentOpened:
@@ -224,7 +226,7 @@ func decodePayload(t RecordType, h Header, p []byte) (Record, error) {
 		r = Unknown{Header: h, RecordType: t, Payload: append([]byte{}, p...)}
 	}
 	if err := d.finish(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s %w", t, err)
 	}
 	// Keys must be non-empty; an empty key is a structural error on disk.
 	if t.Known() && t != TypeCustomEvent {

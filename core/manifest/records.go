@@ -1,5 +1,7 @@
 package manifest
 
+import "reflect"
+
 // RecordType is the on-disk record_type of a manifest record. The numbers
 // are part of the format: do not change them.
 type RecordType uint16
@@ -107,6 +109,22 @@ type Record interface {
 	// validate checks what the fixed-width encoding cannot represent.
 	validate() error
 	withHeader(h Header) Record
+}
+
+// byValue returns r with a pointer record (*SealSegment, …) replaced by
+// its value, so that records may be passed either way; false for nil.
+func byValue(r Record) (Record, bool) {
+	if r == nil {
+		return nil, false
+	}
+	v := reflect.ValueOf(r)
+	if v.Kind() != reflect.Pointer {
+		return r, true
+	}
+	if v.IsNil() {
+		return nil, false
+	}
+	return v.Elem().Interface().(Record), true
 }
 
 // SegmentOpened records that a tier-0 segment was created and activated.

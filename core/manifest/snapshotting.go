@@ -44,7 +44,7 @@ func (l *Log) snapshotHeld(ctx context.Context, rebuild func(*Index) (*Index, er
 		return SnapshotInfo{}, err
 	}
 	if err := l.commitHeld(false); err != nil {
-		release(l.commitTok)
+		l.releaseCommit()
 		return SnapshotInfo{}, err
 	}
 	if rebuild != nil {
@@ -53,7 +53,7 @@ func (l *Log) snapshotHeld(ctx context.Context, rebuild func(*Index) (*Index, er
 		l.mu.Unlock()
 		next, err := rebuild(cur)
 		if err != nil {
-			release(l.commitTok)
+			l.releaseCommit()
 			return SnapshotInfo{}, err
 		}
 		l.mu.Lock()
@@ -63,7 +63,7 @@ func (l *Log) snapshotHeld(ctx context.Context, rebuild func(*Index) (*Index, er
 	l.mu.Lock()
 	if err := l.usableLocked(); err != nil {
 		l.mu.Unlock()
-		release(l.commitTok)
+		l.releaseCommit()
 		return SnapshotInfo{}, err
 	}
 	// The first pending chunk starts at the committed end: the position
@@ -72,7 +72,7 @@ func (l *Log) snapshotHeld(ctx context.Context, rebuild func(*Index) (*Index, er
 	snap := Snapshot{ID: l.mu.nextSnapID, ChunkIndex: pos.index, ChunkOffset: uint64(pos.start), Index: l.mu.index.Clone()}
 	l.mu.nextSnapID++
 	l.mu.Unlock()
-	release(l.commitTok)
+	l.releaseCommit()
 
 	b := encodeSnapshot(snap)
 	name := snapshotName(snap.ID)
