@@ -164,6 +164,11 @@ func replay(ctx context.Context, fsys vfs.FS, mdir string, streamID uint64, cloc
 			st.LastChunkLag = clock.Now().Sub(t0)
 		}
 	}
+	if startOff > chunkHeaderLen && len(res.replayed) == 0 {
+		// The snapshot covers part of a chunk that is gone, and nothing
+		// after it remains: whatever followed the position is lost.
+		p.corrupt(chunkName(startChunk), startChunk, int64(startOff), corruptf("chunk %d, holding the snapshot position, is missing", startChunk))
+	}
 	for _, idx := range res.listing.tmps {
 		cr, err := readChunk(fsys, mdir, idx, true, true)
 		if err != nil {

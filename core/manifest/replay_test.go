@@ -406,3 +406,22 @@ func TestReplayReportsMissingChunk(t *testing.T) {
 	_, ok := l2.Segment(3)
 	assert.True(t, ok)
 }
+
+func TestReplayReportsMissingSnapshotChunk(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	l := openT(t, mem, testOpts())
+	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
+	s, err := l.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Greater(t, s.ChunkOffset, uint64(chunkHeaderLen))
+	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 2}}))
+	require.NoError(t, l.Close())
+	require.NoError(t, mem.Remove(filepath.Join(mdirT, chunkName(s.ChunkIndex))))
+	l2 := openT(t, mem, testOpts())
+	defer l2.Close()
+	st := l2.Replay()
+	require.Equal(t, 1, st.CorruptionEvents, "%+v", st.Corruptions)
+	assert.Contains(t, st.Corruptions[0].Reason, "holding the snapshot position, is missing")
+	assert.True(t, st.NeedsRepair)
+}
