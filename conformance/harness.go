@@ -155,7 +155,7 @@ func launchTarget(ctx context.Context, cfg pluginapi.LaunchConfig, staging strin
 		return nil, err
 	}
 	return &Target{
-		Backend: p.Client, Raw: p.Raw(), Info: p.Info, ChunkSize: p.ChunkSize, StagingDir: staging,
+		Backend: p.Client, Raw: p.Raw(), Info: p.Advertised, ChunkSize: p.ChunkSize, StagingDir: staging,
 		close: func() error {
 			p.Kill()
 			if !p.Exited() {

@@ -89,3 +89,46 @@ func (c *checkedBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// WriteTo hands a Put stream's chunks to w without an intermediate copy,
+// enforcing the same size and checksum rules as Read.
+func (c *checkedBody) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := c.r.(*streamBody)
+	if !ok || c.err != nil || c.n != 0 {
+		return io.Copy(w, struct{ io.Reader }{c}) // plain Read path
+	}
+	n, err := wt.WriteTo(&checkingWriter{c: c, w: w})
+	if err != nil {
+		if c.err == nil || c.err == io.EOF {
+			c.err = err
+		}
+		return n, c.err
+	}
+	c.r = eofReader{}
+	if _, rerr := c.Read(make([]byte, 1)); rerr != io.EOF {
+		return n, rerr
+	}
+	return n, nil
+}
+
+// checkingWriter counts and checksums what passes to w, refusing bytes
+// past the declared size.
+type checkingWriter struct {
+	c *checkedBody
+	w io.Writer
+}
+
+func (cw *checkingWriter) Write(p []byte) (int, error) {
+	c := cw.c
+	if c.n+uint64(len(p)) > c.size {
+		c.err = &Error{Code: CodeChecksum, Key: c.key, Message: fmt.Sprintf("body is longer than the declared %d bytes", c.size)}
+		return 0, c.err
+	}
+	c.sum = crc64nvme.Update(c.sum, p)
+	c.n += uint64(len(p))
+	return cw.w.Write(p)
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

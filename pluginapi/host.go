@@ -73,9 +73,10 @@ func (c *LaunchConfig) name() string {
 // Plugin is a started, configured and probed backend plugin.
 type Plugin struct {
 	*Client
-	// Info is what the plugin advertised; ChunkSize the negotiated size.
-	Info      Info
-	ChunkSize uint32
+	// Advertised is what GetInfo returned at launch; ChunkSize the
+	// negotiated size.
+	Advertised Info
+	ChunkSize  uint32
 
 	gp   *plugin.Client
 	name string
@@ -126,8 +127,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 		gp.Kill()
 		return nil, fmt.Errorf("plugin %q: %w", name, err)
 	}
-	logger.Info("plugin ready", "backend", p.Info.Name, "version", p.Info.Version,
-		"contract", fmt.Sprintf("v%d.%d", p.Info.ContractMajor, p.Info.ContractMinor), "chunk_size", p.ChunkSize, "pid", p.Pid())
+	logger.Info("plugin ready", "backend", p.Advertised.Name, "version", p.Advertised.Version,
+		"contract", fmt.Sprintf("v%d.%d", p.Advertised.ContractMajor, p.Advertised.ContractMinor), "chunk_size", p.ChunkSize, "pid", p.Pid())
 	return p, nil
 }
 
@@ -223,7 +224,7 @@ func (p *Plugin) setUp(ctx context.Context, cfg LaunchConfig) error {
 	if err := CheckInfo(info); err != nil {
 		return err
 	}
-	p.Info = info
+	p.Advertised = info
 	res, err := p.Client.Configure(ctx, cfg.Configure)
 	if err != nil {
 		return fmt.Errorf("Configure: %w", err)

@@ -44,8 +44,8 @@ func TestLaunchHandshakeAndRoundTrip(t *testing.T) {
 				c.Configure.ChunkSize = pluginapi.MinChunkSize
 			})
 			require.NoError(t, err)
-			require.Equal(t, "fake", p.Info.Name)
-			require.EqualValues(t, pluginapi.ContractMajor, p.Info.ContractMajor)
+			require.Equal(t, "fake", p.Advertised.Name)
+			require.EqualValues(t, pluginapi.ContractMajor, p.Advertised.ContractMajor)
 			require.Equal(t, pluginapi.MinChunkSize, p.ChunkSize)
 			data := bytes.Repeat([]byte("aof2"), 100000)
 			_, err = p.Put(t.Context(), pluginapi.PutRequest{Key: "a/b", Size: uint64(len(data)), CRC64: pluginapi.CRC64(data)}, bytes.NewReader(data))
@@ -135,7 +135,7 @@ func TestLaunchPassesOnlyAllowListedEnvironment(t *testing.T) {
 		c.Env = []string{"AOF2_EXPLICIT=1"}
 	})
 	require.NoError(t, err)
-	names := strings.Split(p.Info.Version, ",")
+	names := strings.Split(p.Advertised.Version, ",")
 	require.Contains(t, names, "AOF2_EXPLICIT")
 	require.Contains(t, names, "PATH")
 	require.NotContains(t, names, "AOF2_TEST_SECRET")

@@ -209,34 +209,63 @@ type streamBody struct {
 	stream pb.Backend_PutServer
 	key    string
 	limit  uint32
-	next   uint64 // offset the next chunk must carry
+	nextOff  uint64 // offset the next chunk must carry
 	cur    []byte
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
 	for len(b.cur) == 0 {
-		msg, err := b.stream.Recv()
-		if err == io.EOF {
-			return 0, io.EOF
+		if err := b.next(); err != nil {
+			return 0, err
 		}
-		if err != nil {
-			return 0, recvError(b.ctx, err, "put chunk")
-		}
-		c := msg.GetChunk()
-		switch {
-		case c == nil:
-			return 0, Errorf(CodeInvalidArgument, b.key, "a Put stream carries one header, then only chunks")
-		case c.GetOffset() != b.next:
-			return 0, Errorf(CodeInvalidArgument, b.key, "chunk at offset %d, expected %d", c.GetOffset(), b.next)
-		case len(c.GetData()) > int(b.limit):
-			return 0, Errorf(CodeInvalidArgument, b.key, "chunk of %d bytes exceeds the maximum chunk size %d", len(c.GetData()), b.limit)
-		}
-		b.cur = c.GetData()
-		b.next += uint64(len(b.cur))
 	}
 	n := copy(p, b.cur)
 	b.cur = b.cur[n:]
 	return n, nil
+}
+
+// WriteTo passes each chunk's bytes to w as they arrive, sparing the copy
+// through a caller's buffer.
+func (b *streamBody) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		for len(b.cur) == 0 {
+			if err := b.next(); err == io.EOF {
+				return total, nil
+			} else if err != nil {
+				return total, err
+			}
+		}
+		n, err := w.Write(b.cur)
+		total += int64(n)
+		b.cur = b.cur[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// next receives the next chunk into b.cur, checking its framing.
+func (b *streamBody) next() error {
+	msg, err := b.stream.Recv()
+	if err == io.EOF {
+		return io.EOF
+	}
+	if err != nil {
+		return recvError(b.ctx, err, "put chunk")
+	}
+	c := msg.GetChunk()
+	switch {
+	case c == nil:
+		return Errorf(CodeInvalidArgument, b.key, "a Put stream carries one header, then only chunks")
+	case c.GetOffset() != b.nextOff:
+		return Errorf(CodeInvalidArgument, b.key, "chunk at offset %d, expected %d", c.GetOffset(), b.nextOff)
+	case len(c.GetData()) > int(b.limit):
+		return Errorf(CodeInvalidArgument, b.key, "chunk of %d bytes exceeds the maximum chunk size %d", len(c.GetData()), b.limit)
+	}
+	b.cur = c.GetData()
+	b.nextOff += uint64(len(b.cur))
+	return nil
 }
 
 // recvError turns a stream receive failure into the caller's cancellation

@@ -32,7 +32,7 @@ func (b *Backend) Put(ctx context.Context, req pluginapi.PutRequest, body io.Rea
 	if err := b.precheck(req); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(req.Size, 64<<20)))
+	buf := bytes.NewBuffer(make([]byte, 0, min(req.Size, 256<<20)))
 	src := pluginapi.CheckPut(req, body)
 	if hit && f.Mode == Crash {
 		if _, err := io.CopyN(buf, src, int64(min(f.AfterBytes, req.Size))); err != nil {
@@ -42,7 +42,10 @@ func (b *Backend) Put(ctx context.Context, req pluginapi.PutRequest, body io.Rea
 			return pluginapi.ObjectInfo{}, err
 		}
 	}
-	if _, err := copyCtx(ctx, buf, src); err != nil {
+	if _, err := io.Copy(buf, src); err != nil {
+		return pluginapi.ObjectInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
 	return b.commit(req, buf.Bytes(), hit, f)
@@ -116,7 +119,8 @@ func (b *Backend) commit(req pluginapi.PutRequest, data []byte, hit bool, f Faul
 		Metadata: req.Metadata, ModTime: time.Now(),
 	}
 	if !(hit && f.Mode == DropPut) {
-		b.mu.objects[req.Key] = &object{data: bytes.Clone(data), info: cloneInfo(info)}
+		// data is the caller's private buffer: keep it without a copy.
+		b.mu.objects[req.Key] = &object{data: data, info: cloneInfo(info)}
 	}
 	if hit && f.Mode == WrongChecksum {
 		info.CRC64 ^= 1

@@ -86,30 +86,50 @@ func (s *Backend) write(ctx context.Context, req pluginapi.PutRequest, body io.R
 	return h.info(req.Key), nil
 }
 
-// writeAll writes the header, then body until io.EOF, checking ctx
-// between chunks so a cancelled upload stops promptly.
+// writeAll writes the header, then body until io.EOF. A Put stream hands
+// its chunks straight to the file (WriterTo) and ends with the caller's
+// cancellation; a local file is copied in 1 MiB steps that check ctx.
 func writeAll(ctx context.Context, f *os.File, hdr []byte, body io.Reader) error {
 	if _, err := f.Write(hdr); err != nil {
 		return err
 	}
-	buf := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := f.Write(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
+	_, err := io.CopyBuffer(f, ctxReader{ctx, body}, make([]byte, 1<<20))
+	return err
+}
+
+// ctxReader fails with ctx's error once ctx is done. It forwards WriterTo
+// so a Put stream's chunks are not copied through a buffer.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (c ctxReader) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.r.(io.WriterTo); ok {
+		if _, isFile := c.r.(*os.File); !isFile {
+			return wt.WriteTo(ctxWriter{c.ctx, w})
 		}
 	}
+	return io.CopyBuffer(w, struct{ io.Reader }{c}, make([]byte, 1<<20))
+}
+
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 func newETag(crc uint64) string {

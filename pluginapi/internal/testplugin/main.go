@@ -15,6 +15,7 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/pluginapi"
+	"github.com/aof2/aof2/pluginapi/internal/sink"
 )
 
 func main() {
@@ -44,6 +45,8 @@ func main() {
 		fmt.Println("usage: testplugin MODE")
 	case "badinfo":
 		pluginapi.Serve(namelessBackend{b}, pluginapi.ServeOptions{})
+	case "sink":
+		pluginapi.Serve(sink.New(), pluginapi.ServeOptions{})
 	case "env":
 		pluginapi.Serve(envBackend{b}, pluginapi.ServeOptions{})
 	case "authfail":
