@@ -205,12 +205,12 @@ func (s *Server) Put(stream pb.Backend_PutServer) error {
 
 // streamBody is the io.Reader over a Put stream's chunks.
 type streamBody struct {
-	ctx    context.Context
-	stream pb.Backend_PutServer
-	key    string
-	limit  uint32
-	nextOff  uint64 // offset the next chunk must carry
-	cur    []byte
+	ctx     context.Context
+	stream  pb.Backend_PutServer
+	key     string
+	limit   uint32
+	nextOff uint64 // offset the next chunk must carry
+	cur     []byte
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
