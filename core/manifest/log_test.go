@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -322,4 +323,23 @@ func TestRecordsByPointerAndCallerSliceUntouched(t *testing.T) {
 	defer l2.Close()
 	s2, _ := l2.Segment(1)
 	assert.Equal(t, s, s2, "what was applied is what replay rebuilds")
+}
+
+func TestCloseStopsGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	mem := vfs.NewMem()
+	for range 20 {
+		opts := testOpts()
+		opts.RotationPeriod = time.Millisecond
+		opts.SnapshotEveryBytes = MinChunkCapacity
+		opts.Clock = nil // the real ticker
+		l := openT(t, mem, opts)
+		require.NoError(t, l.Append(SegmentOpened{Header: Header{SegmentID: 1}}))
+		require.NoError(t, l.Close())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), before, "every goroutine a Log started stopped with Close")
 }
