@@ -58,7 +58,6 @@ PROTOC_GEN_GO          := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC     := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 PROTO_DIR              := pluginapi/proto
 PROTO_FILES            := $(shell find $(PROTO_DIR) -name '*.proto' | sort)
-PLUGIN_BINS            := aof2-plugin-fs
 
 .PHONY: proto verify-proto proto-tools protoc-check plugins conformance
 
@@ -101,7 +100,9 @@ verify-proto: proto-tools protoc-check ## fail if the committed generated code i
 plugins: ## build the plugin binaries into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
+	$(GO) build -o $(BIN)/aof2-plugin-fake ./conformance/fake/cmd/aof2-plugin-fake
 	$(GO) build -o $(BIN)/aof2-conformance ./cmd/aof2-conformance
 
-conformance: plugins ## certify the fs plugin binary with the conformance command
-	$(BIN)/aof2-conformance --plugin $(BIN)/aof2-plugin-fs --config root=$$(mktemp -d)
+conformance: plugins ## certify the fs plugin binary with the conformance command (JSON in bin/)
+	@root=$$(mktemp -d); trap 'rm -rf $$root' EXIT; \
+	$(BIN)/aof2-conformance --plugin $(BIN)/aof2-plugin-fs --config root=$$root --json $(BIN)/conformance-fs.json
