@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -80,7 +81,7 @@ func TestConfinementEncodedNamesAreLiteral(t *testing.T) {
 	}))
 	require.Len(t, files, 6)
 	for _, f := range files {
-		require.True(t, filepath.HasPrefix(f, filepath.Join(root, "objects")+"/"), f)
+		require.True(t, strings.HasPrefix(f, filepath.Join(root, "objects")+"/"), f)
 	}
 }
 
