@@ -184,11 +184,13 @@ func pluginEnv(cfg LaunchConfig) []string {
 func handshake(gp *plugin.Client, name string, stderr *tailBuffer) (*Plugin, error) {
 	proto, err := gp.Client()
 	if err != nil {
-		if exitedBriefly(gp) {
-			// The pipes close a moment before go-plugin notices the exit; give
-			// the stderr reader a chance to capture the plugin's last words.
-			time.Sleep(50 * time.Millisecond)
+		// go-plugin kills the process on a failed start and marks it exited
+		// only after its stderr was read to the end: waiting for that gives
+		// the classification the plugin's last words.
+		if se := classifyStart(name, err, ""); se.Kind == ErrLaunch || se.Kind == ErrBinaryChecksum {
+			return nil, se // no process was started
 		}
+		waitExited(gp, 2*time.Second)
 		return nil, classifyStart(name, err, stderr.String())
 	}
 	if v := gp.NegotiatedVersion(); v != ContractMajor {
@@ -205,14 +207,10 @@ func handshake(gp *plugin.Client, name string, stderr *tailBuffer) (*Plugin, err
 	return &Plugin{Client: client, gp: gp, name: name}, nil
 }
 
-func exitedBriefly(gp *plugin.Client) bool {
-	for range 20 {
-		if gp.Exited() {
-			return true
-		}
+func waitExited(gp *plugin.Client, limit time.Duration) {
+	for deadline := time.Now().Add(limit); !gp.Exited() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
-	return false
 }
 
 // setUp runs GetInfo → contract check → Configure → Probe.
