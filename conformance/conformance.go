@@ -72,7 +72,7 @@ func Behaviours() []string {
 	for _, b := range behaviours() {
 		names = append(names, b.name)
 	}
-	return append(names, "Cleanup")
+	return append(names, "Cleanup", "Shutdown")
 }
 
 // RunT is Run over any T (used by the aof2-conformance command).
@@ -100,11 +100,6 @@ func RunT(t T, h Harness, opts ...Options) {
 	}
 	t.Logf("backend %q %s, contract v%d.%d, chunk size %d, key prefix %q",
 		tgt.Info.Name, tgt.Info.Version, tgt.Info.ContractMajor, tgt.Info.ContractMinor, tgt.ChunkSize, s.prefix)
-	defer func() {
-		if err := tgt.Close(); err != nil {
-			t.Errorf("closing the backend: %v", err)
-		}
-	}()
 	var sel *regexp.Regexp
 	if o.Run != "" {
 		if sel, err = regexp.Compile(o.Run); err != nil {
@@ -119,6 +114,11 @@ func RunT(t T, h Harness, opts ...Options) {
 		t.Run(b.name, func(t T) { b.fn(t, s) })
 	}
 	t.Run("Cleanup", s.cleanup)
+	t.Run("Shutdown", func(t T) {
+		if err := tgt.Close(); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
 }
 
 func randomPrefix() string {

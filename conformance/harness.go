@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 	"maps"
 
 	"github.com/hashicorp/go-hclog"
@@ -157,9 +158,14 @@ func launchTarget(ctx context.Context, cfg pluginapi.LaunchConfig, staging strin
 	return &Target{
 		Backend: p.Client, Raw: p.Raw(), Info: p.Advertised, ChunkSize: p.ChunkSize, StagingDir: staging,
 		close: func() error {
+			start := time.Now()
 			p.Kill()
-			if !p.Exited() {
-				return fmt.Errorf("plugin %s did not exit after Kill", p.Name())
+			switch {
+			case !p.Exited():
+				return fmt.Errorf("%s", RuleExit.msg("plugin %s still runs after Kill", p.Name()))
+			case time.Since(start) >= 2*time.Second:
+				// go-plugin waits 2s for a graceful exit, then SIGKILLs.
+				return fmt.Errorf("%s", RuleExit.msg("plugin %s ignored the host's shutdown and had to be killed", p.Name()))
 			}
 			return nil
 		},

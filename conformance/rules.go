@@ -44,6 +44,7 @@ var (
 	RuleUnimplemented  = Rule{"UNIMPLEMENTED", "an optional feature the backend does not advertise answers Unimplemented"}
 	RuleLarge          = Rule{"LARGE", "large objects round-trip intact"}
 	RuleCleanup        = Rule{"CLEANUP", "everything the suite wrote under its prefix can be deleted"}
+	RuleExit           = Rule{"EXIT", "a plugin process exits promptly when the host shuts it down"}
 )
 
 func (r Rule) msg(format string, args ...any) string {

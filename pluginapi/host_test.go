@@ -2,7 +2,6 @@ package pluginapi_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/conformance"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -152,5 +152,19 @@ func TestStartErrorMessage(t *testing.T) {
 	err := error(&pluginapi.StartError{Plugin: "p", Kind: pluginapi.ErrStartTimeout, Detail: "d", Stderr: "s"})
 	require.True(t, errors.Is(err, pluginapi.ErrStartTimeout))
 	require.Equal(t, `plugin "p": plugin did not complete the handshake within the start timeout: d; plugin stderr: s`, err.Error())
-	_ = context.Background
+}
+
+// The suite's binary harness flags a plugin that ignores the host's
+// shutdown (go-plugin has to SIGKILL it), and passes one that exits.
+func TestConformanceChecksShutdown(t *testing.T) {
+	for mode, fails := range map[string]bool{"ok": false, "stubborn": true} {
+		h := &conformance.Binary{Path: bin(t, "testplugin"), Launch: pluginapi.LaunchConfig{Args: []string{mode}, Logger: quietLogger()}}
+		rep := conformance.Certify(t.Context(), h, conformance.Options{Run: "^Info$"})
+		require.Equal(t, !fails, rep.OK(), "%s: %+v", mode, rep.Cases)
+		if fails {
+			last := rep.Cases[len(rep.Cases)-1]
+			require.Equal(t, "Shutdown", last.Name)
+			require.Equal(t, []string{"EXIT"}, last.Rules)
+		}
+	}
 }

@@ -58,6 +58,10 @@ func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append(opts, ServerOptions()...)...)
 }
 
+// closeTimeout bounds a backend's Close at exit, inside the 2 s go-plugin
+// gives a plugin to exit before it sends SIGKILL.
+const closeTimeout = 1500 * time.Millisecond
+
 // closeBackend gives a backend that holds resources a chance to release
 // them (e.g. abort multipart uploads) before the process exits.
 func closeBackend(log hclog.Logger, b Backend) {
@@ -65,8 +69,15 @@ func closeBackend(log hclog.Logger, b Backend) {
 	if !ok {
 		return
 	}
-	if err := c.Close(); err != nil {
-		log.Warn("closing backend", "error", err)
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }() // abandoned at exit if it hangs
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn("closing backend", "error", err)
+		}
+	case <-time.After(closeTimeout):
+		log.Warn("backend did not close in time; exiting anyway", "timeout", closeTimeout)
 	}
 }
 

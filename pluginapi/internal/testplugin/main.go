@@ -45,6 +45,9 @@ func main() {
 		fmt.Println("usage: testplugin MODE")
 	case "badinfo":
 		pluginapi.Serve(namelessBackend{b}, pluginapi.ServeOptions{})
+	case "stubborn": // ignores the host's shutdown
+		serveRaw(pluginapi.Handshake, map[int]plugin.PluginSet{pluginapi.ContractMajor: {pluginapi.PluginName: &pluginapi.GRPCPlugin{Impl: b}}})
+		time.Sleep(time.Hour)
 	case "sink":
 		pluginapi.Serve(sink.New(), pluginapi.ServeOptions{})
 	case "env":
