@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 	"maps"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
