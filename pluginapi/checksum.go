@@ -18,7 +18,7 @@ func UpdateCRC64(crc uint64, b []byte) uint64 { return crc64nvme.Update(crc, b) 
 
 // CRC64Reader returns the CRC-64/NVME and length of everything r yields.
 func CRC64Reader(r io.Reader) (crc uint64, n uint64, err error) {
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, 1<<20)
 	for {
 		m, rerr := r.Read(buf)
 		crc = crc64nvme.Update(crc, buf[:m])
@@ -95,7 +95,7 @@ func (c *checkedBody) Read(p []byte) (int, error) {
 func (c *checkedBody) WriteTo(w io.Writer) (int64, error) {
 	wt, ok := c.r.(*streamBody)
 	if !ok || c.err != nil || c.n != 0 {
-		return io.Copy(w, struct{ io.Reader }{c}) // plain Read path
+		return io.CopyBuffer(w, struct{ io.Reader }{c}, make([]byte, 1<<20)) // plain Read path
 	}
 	n, err := wt.WriteTo(&checkingWriter{c: c, w: w})
 	if err != nil {
