@@ -139,8 +139,10 @@ func readAll(b *testing.B, be pluginapi.Backend, key string) {
 // BenchmarkFiles measures PutFile/GetFile (and, for comparison, the
 // streamed path) against the fs backend, called directly and as a plugin.
 func BenchmarkFiles(b *testing.B) {
+	verified := benchTarget{"direct+verify", func(b *testing.B, _ uint32) pluginapi.Backend { return verifyGetFile{newFS(b)} }}
 	targets := []benchTarget{
 		directTarget(newFS),
+		verified,
 		pluginTarget("plugin-plain", false, "aof2-plugin-fs", fsConfig),
 		pluginTarget("plugin-automtls", true, "aof2-plugin-fs", fsConfig),
 	}
@@ -193,4 +195,19 @@ func BenchmarkFiles(b *testing.B) {
 			}
 		})
 	}
+}
+
+// verifyGetFile adds to a direct GetFile the CRC check that the plugin
+// client runs on every GetFile output, for a like-for-like comparison.
+type verifyGetFile struct{ pluginapi.Backend }
+
+func (v verifyGetFile) GetFile(ctx context.Context, req pluginapi.GetRequest, path string) (pluginapi.ObjectRange, error) {
+	rng, err := v.Backend.GetFile(ctx, req, path)
+	if err != nil {
+		return rng, err
+	}
+	if crc, _, err := pluginapi.FileCRC64(path); err != nil || crc != rng.Info.CRC64 {
+		return rng, fmt.Errorf("verification: %v", err)
+	}
+	return rng, nil
 }

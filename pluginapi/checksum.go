@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/minio/crc64nvme"
 )
@@ -132,3 +133,14 @@ func (cw *checkingWriter) Write(p []byte) (int, error) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// FileCRC64 returns the CRC-64/NVME and length of the file at path, the
+// check the host runs on every whole-object GetFile output.
+func FileCRC64(path string) (crc uint64, n uint64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = f.Close() }()
+	return crcFile(f)
+}

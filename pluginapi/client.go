@@ -235,7 +235,7 @@ func (c *Client) GetFile(ctx context.Context, req GetRequest, path string) (Obje
 	whole := rng.Offset == 0 && rng.Length == rng.Info.Size && rng.Info.HasCRC64
 	var crc, n uint64
 	if whole {
-		crc, n, err = CRC64Reader(f)
+		crc, n, err = crcFile(f)
 	} else if fi, serr := f.Stat(); serr == nil {
 		n = uint64(fi.Size()) // a range: only its length can be checked
 	} else {
