@@ -92,20 +92,16 @@ type Supervisor struct {
 
 // instance is one plugin process and the calls using it.
 type instance struct {
-	p        *Plugin
-	dead     chan struct{} // closed when the process has exited
+	p *Plugin
+	// dead is done once the process has exited; calls bound to the
+	// instance are cancelled through it (context.AfterFunc).
+	dead     context.Context
+	markDead context.CancelFunc
 	inflight sync.WaitGroup
 	killed   bool // set (under Supervisor.mu) when we killed it on purpose
 }
 
-func (in *instance) isDead() bool {
-	select {
-	case <-in.dead:
-		return true
-	default:
-		return false
-	}
-}
+func (in *instance) isDead() bool { return in.dead.Err() != nil }
 
 // NewSupervisor launches the plugin and starts watching it. A first
 // launch that fails returns its error (a *StartError for start-up
@@ -149,7 +145,8 @@ func (s *Supervisor) registerMetrics() error {
 
 // install makes p the current instance and wakes waiting calls.
 func (s *Supervisor) install(p *Plugin) *instance {
-	in := &instance{p: p, dead: make(chan struct{})}
+	in := &instance{p: p}
+	in.dead, in.markDead = context.WithCancel(context.Background())
 	s.mu.Lock()
 	s.mu.cur = in
 	s.notifyLocked()
@@ -192,7 +189,7 @@ func (s *Supervisor) watch(in *instance) bool {
 		if !in.p.Exited() {
 			continue
 		}
-		close(in.dead)
+		in.markDead()
 		s.mu.Lock()
 		if s.mu.cur == in {
 			s.mu.cur = nil

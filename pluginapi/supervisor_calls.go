@@ -46,7 +46,7 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 // process dies, so no call waits on a dead plugin.
 func bind(ctx context.Context, in *instance) (context.Context, func()) {
 	cctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(deadContext{in.dead}, func() { cancel(errPluginDied) })
+	stop := context.AfterFunc(in.dead, func() { cancel(errPluginDied) })
 	return cctx, func() { stop(); cancel(nil) }
 }
 
@@ -71,7 +71,7 @@ func (s *Supervisor) crashed(ctx context.Context, in *instance, err error) bool 
 		return false
 	}
 	select {
-	case <-in.dead:
+	case <-in.dead.Done():
 		return true
 	case <-time.After(2*s.cfg.PollInterval + time.Second):
 		return false
@@ -198,22 +198,6 @@ func (r *supervisedReader) Close() error {
 	r.stop()
 	r.in.inflight.Done()
 	return err
-}
-
-// deadContext is a context that is done when its channel closes; it lets
-// context.AfterFunc watch an instance's death.
-type deadContext struct{ dead chan struct{} }
-
-func (d deadContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (d deadContext) Done() <-chan struct{}       { return d.dead }
-func (d deadContext) Value(any) any               { return nil }
-func (d deadContext) Err() error {
-	select {
-	case <-d.dead:
-		return context.Canceled
-	default:
-		return nil
-	}
 }
 
 // Restarts is how many times the plugin was relaunched after a crash.
