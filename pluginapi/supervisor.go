@@ -70,7 +70,8 @@ var ErrSupervisorClosed = errors.New("plugin supervisor is shutting down")
 // jitter, opens a circuit breaker after repeated crashes, and counts
 // restarts. Close drains in-flight calls, then kills the plugin.
 type Supervisor struct {
-	cfg      SupervisorConfig
+	cfg      SupervisorConfig // cfg.Launch.Configure is guarded by mu
+	name     string
 	log      hclog.Logger
 	restarts prometheus.Counter
 
@@ -139,7 +140,7 @@ func (s *Supervisor) registerMetrics() error {
 		}
 		vec = are.ExistingCollector.(*prometheus.CounterVec)
 	}
-	s.restarts = vec.WithLabelValues(s.cfg.Launch.name())
+	s.restarts = vec.WithLabelValues(s.name)
 	return nil
 }
 
@@ -221,8 +222,11 @@ func (s *Supervisor) relaunch(dead *instance) *instance {
 			return nil
 		case <-time.After(delay):
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Launch.startTimeout()+30*time.Second)
-		p, err := Launch(ctx, s.cfg.Launch)
+		s.mu.Lock()
+		launch := s.cfg.Launch // Configure may have changed it
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(s.ctx, launch.startTimeout()+30*time.Second)
+		p, err := Launch(ctx, launch)
 		cancel()
 		if err != nil {
 			if s.ctx.Err() != nil {

@@ -25,7 +25,7 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 		if until := s.mu.breakerUntil; time.Now().Before(until) {
 			last := s.mu.lastErr
 			s.mu.Unlock()
-			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("plugin %q circuit breaker open until %s (last error: %v)", s.cfg.Launch.name(), until.Format(time.RFC3339), last)}
+			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("plugin %q circuit breaker open until %s (last error: %v)", s.name, until.Format(time.RFC3339), last)}
 		}
 		if in := s.mu.cur; in != nil {
 			in.inflight.Add(1)
@@ -84,7 +84,7 @@ func hasReason(err error) bool {
 }
 
 func (s *Supervisor) crashError(in *instance, op string, err error) error {
-	return &Error{Code: CodePluginCrashed, Message: fmt.Sprintf("%s: plugin %q (pid %d) died during the call", op, s.cfg.Launch.name(), in.p.Pid()), Err: err}
+	return &Error{Code: CodePluginCrashed, Message: fmt.Sprintf("%s: plugin %q (pid %d) died during the call", op, s.name, in.p.Pid()), Err: err}
 }
 
 // call runs fn on a live instance, turning a death mid-call into
@@ -251,7 +251,7 @@ func (s *Supervisor) Close(ctx context.Context) error {
 		select {
 		case <-drained:
 		case <-ctx.Done():
-			drainErr = fmt.Errorf("plugin %q killed with calls in flight: %w", s.cfg.Launch.name(), ctx.Err())
+			drainErr = fmt.Errorf("plugin %q killed with calls in flight: %w", s.name, ctx.Err())
 		}
 	}
 	s.cancel()
