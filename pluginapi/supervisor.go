@@ -109,7 +109,8 @@ func (in *instance) isDead() bool { return in.dead.Err() != nil }
 // problems) and nothing keeps running.
 func NewSupervisor(ctx context.Context, cfg SupervisorConfig) (*Supervisor, error) {
 	cfg.defaults()
-	s := &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor").With("plugin", cfg.Launch.name()), done: make(chan struct{})}
+	name := cfg.Launch.name()
+	s := &Supervisor{cfg: cfg, name: name, log: cfg.Logger.Named("supervisor").With("plugin", name), done: make(chan struct{})}
 	if err := s.registerMetrics(); err != nil {
 		return nil, err
 	}
