@@ -267,3 +267,20 @@ func TestSupervisorCloseDeadline(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, "killed with calls in flight")
 }
+
+// Settings changed through the supervisor survive a relaunch.
+func TestSupervisorRelaunchKeepsConfiguration(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	s, _ := supervise(t, bin(t, "aof2-plugin-fs"), map[string]string{"root": first}, nil)
+	ctx := t.Context()
+	_, err := s.Configure(ctx, pluginapi.ConfigureRequest{Config: map[string]string{"root": second}})
+	require.NoError(t, err)
+	victim := s.Current().Pid()
+	require.NoError(t, syscall.Kill(victim, syscall.SIGKILL))
+	require.Eventually(t, func() bool { p := s.Current(); return p != nil && p.Pid() != victim }, 5*time.Second, 10*time.Millisecond)
+	data := []byte("after the restart")
+	_, errs := putRetrying(ctx, s, pluginapi.PutRequest{Key: "k", Size: uint64(len(data)), CRC64: pluginapi.CRC64(data)}, data)
+	require.Empty(t, errs)
+	require.FileExists(t, filepath.Join(second, "objects", "k.o"))
+	require.NoFileExists(t, filepath.Join(first, "objects", "k.o"))
+}
