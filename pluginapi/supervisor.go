@@ -191,13 +191,15 @@ func (s *Supervisor) watch(in *instance) bool {
 		if !in.p.Exited() {
 			continue
 		}
-		in.markDead()
+		// Retire the instance before marking it dead, so a call that learns
+		// of the death and retries at once never gets the dead instance.
 		s.mu.Lock()
 		if s.mu.cur == in {
 			s.mu.cur = nil
 		}
 		killed := in.killed
 		s.mu.Unlock()
+		in.markDead()
 		if killed {
 			return false
 		}

@@ -27,7 +27,7 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 			s.mu.Unlock()
 			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("plugin %q circuit breaker open until %s (last error: %v)", s.name, until.Format(time.RFC3339), last)}
 		}
-		if in := s.mu.cur; in != nil {
+		if in := s.mu.cur; in != nil && !in.p.Exited() {
 			in.inflight.Add(1)
 			s.mu.Unlock()
 			return in, nil
