@@ -1,0 +1,268 @@
+package tier2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"github.com/aof2/aof2/pluginapi"
+)
+
+// Upload describes one object to store: its key, its bytes (Path for a
+// local file, sent with PutFile where the backend has it, or Data), and
+// its metadata.
+type Upload struct {
+	Key string
+	// Path is an absolute path to the bytes, inside the backend's staging
+	// directory if it has one. Exactly one of Path and Data is used.
+	Path string
+	Data []byte
+	// Metadata is stored with the object; the store adds crc64 and size.
+	Metadata map[string]string
+	// WantCRC64, when HasWantCRC64, is the checksum the caller computed
+	// earlier: a local file that no longer matches is refused (a
+	// ChecksumError) rather than uploaded.
+	WantCRC64    uint64
+	HasWantCRC64 bool
+}
+
+// Uploaded is the outcome of a successful upload.
+type Uploaded struct {
+	Key   string
+	ETag  string
+	Size  uint64
+	CRC64 uint64
+	// AlreadyPresent is true when the key already held these very bytes
+	// (an earlier attempt or run stored them): the upload is done.
+	AlreadyPresent bool
+}
+
+// UploadSegment stores a segment's tier-1 artifact (the seekable zstd
+// file at path) under the layout's key, with the segment's metadata.
+func (s *Store) UploadSegment(ctx context.Context, stream, segment uint64, path string, seg SegmentInfo) (Uploaded, error) {
+	if segment > math.MaxUint32 {
+		return Uploaded{}, fmt.Errorf("%w: segment id %d does not fit in 32 bits", ErrInvalidKey, segment)
+	}
+	ref := Ref{Kind: KindSegment, Stream: stream, ID: segment}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Path: path}, ref, seg)
+}
+
+// UploadManifestChunk stores a sealed manifest chunk.
+func (s *Store) UploadManifestChunk(ctx context.Context, stream, chunk uint64, data []byte) (Uploaded, error) {
+	ref := Ref{Kind: KindManifestChunk, Stream: stream, ID: chunk}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, SegmentInfo{})
+}
+
+// UploadSnapshot stores a manifest snapshot.
+func (s *Store) UploadSnapshot(ctx context.Context, stream, snapshot uint64, data []byte) (Uploaded, error) {
+	ref := Ref{Kind: KindSnapshot, Stream: stream, ID: snapshot}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, SegmentInfo{})
+}
+
+// Put stores an arbitrary object (its key is used as given, not under
+// the layout). It is idempotent like the typed uploads.
+func (s *Store) Put(ctx context.Context, u Upload) (Uploaded, error) {
+	return s.upload(ctx, u, Ref{}, SegmentInfo{})
+}
+
+// upload is the idempotent upload: if_absent Put, then a Head proving the
+// object is there with our checksum. A key that already holds the same
+// bytes is success; different bytes are a DataLossError, never an
+// overwrite.
+func (s *Store) upload(ctx context.Context, u Upload, ref Ref, seg SegmentInfo) (Uploaded, error) {
+	if err := pluginapi.ValidateKey(u.Key); err != nil {
+		return Uploaded{}, fmt.Errorf("tier2 upload: %w", err)
+	}
+	crc, size, err := sourceSum(u)
+	if err != nil {
+		return Uploaded{}, fmt.Errorf("tier2 upload %q: %w", u.Key, err)
+	}
+	if u.HasWantCRC64 && crc != u.WantCRC64 {
+		return Uploaded{}, &ChecksumError{Key: u.Key, What: "local source", Want: u.WantCRC64, Got: crc}
+	}
+	md := make(map[string]string, len(u.Metadata)+8)
+	for k, v := range u.Metadata {
+		md[k] = v
+	}
+	if ref.Kind != 0 {
+		for k, v := range objectMetadata(ref, seg, crc, size) {
+			md[k] = v
+		}
+	}
+	md[MetaCRC64] = fmt.Sprintf("%016x", crc)
+	md[MetaSize] = fmt.Sprintf("%d", size)
+	req := pluginapi.PutRequest{Key: u.Key, Size: size, CRC64: crc, Metadata: md, IfAbsent: true}
+
+	var res Uploaded
+	err = s.run(ctx, OpUpload, u.Key, func(ctx context.Context) (err error) {
+		res, err = s.uploadAttempt(ctx, u, req)
+		return err
+	})
+	logArgs := append(refArgs(s.layout, u.Key), "key", u.Key, "bytes", size, "crc64", fmt.Sprintf("%016x", crc))
+	if err != nil {
+		if errors.Is(err, ErrDataLoss) {
+			s.m.lostData()
+			s.log.Error("tier2_upload_failed", append(logArgs, "data_loss", true, "error", err.Error())...)
+		} else {
+			s.log.Warn("tier2_upload_failed", append(logArgs, "error", err.Error())...)
+		}
+		return Uploaded{}, err
+	}
+	if !res.AlreadyPresent {
+		s.m.uploaded(size)
+	}
+	s.log.Info("tier2_upload_success", append(logArgs, "etag", res.ETag, "already_present", res.AlreadyPresent)...)
+	return res, nil
+}
+
+func sourceSum(u Upload) (crc, size uint64, err error) {
+	switch {
+	case u.Path != "" && u.Data != nil:
+		return 0, 0, fmt.Errorf("%w: both a path and data", pluginapi.ErrInvalidArgument)
+	case u.Path != "":
+		return pluginapi.FileCRC64(u.Path)
+	}
+	return pluginapi.CRC64(u.Data), uint64(len(u.Data)), nil
+}
+
+func (s *Store) uploadAttempt(ctx context.Context, u Upload, req pluginapi.PutRequest) (Uploaded, error) {
+	caps, err := s.caps(ctx)
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if !caps.IfAbsent {
+		// No atomic if_absent: look first. A concurrent writer of the same
+		// key could still race us; one writer per stream makes that moot.
+		if _, err := s.head(ctx, req.Key); err == nil {
+			return s.compareExisting(ctx, req)
+		} else if !errors.Is(err, pluginapi.ErrNotFound) {
+			return Uploaded{}, err
+		}
+		req.IfAbsent = false
+	}
+	info, err := s.put(ctx, u, req, caps)
+	if errors.Is(err, pluginapi.ErrAlreadyExists) {
+		return s.compareExisting(ctx, req)
+	}
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if info.HasCRC64 && info.CRC64 != req.CRC64 || info.Size != req.Size {
+		return Uploaded{}, &ChecksumError{Key: req.Key, What: "upload acknowledgement", Want: req.CRC64, Got: info.CRC64,
+			Detail: fmt.Sprintf("acknowledged %d bytes crc64 %016x, sent %d bytes crc64 %016x", info.Size, info.CRC64, req.Size, req.CRC64)}
+	}
+	res := Uploaded{Key: req.Key, ETag: info.ETag, Size: req.Size, CRC64: req.CRC64}
+	if s.cfg.SkipUploadVerify {
+		return res, nil
+	}
+	got, err := s.head(ctx, req.Key)
+	if errors.Is(err, pluginapi.ErrNotFound) {
+		return Uploaded{}, fmt.Errorf("%w: %q", ErrNotStored, req.Key)
+	}
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if !sameObject(got, req) {
+		// Retried: the next attempt's if_absent Put meets the object and
+		// compareExisting decides, confirming before it cries data loss.
+		return Uploaded{}, fmt.Errorf("%w: %q is %d bytes with crc64 %s after the upload", ErrNotStored, req.Key, got.Size, crcText(got))
+	}
+	res.ETag = got.ETag
+	return res, nil
+}
+
+// put sends the bytes: PutFile for a file when the backend has it,
+// otherwise a streamed Put (the file reopened for every attempt).
+func (s *Store) put(ctx context.Context, u Upload, req pluginapi.PutRequest, caps pluginapi.Capabilities) (info pluginapi.ObjectInfo, err error) {
+	if u.Path != "" && caps.PutFile && !s.noFile.Load() {
+		err = s.request(ctx, ClassPut, func(ctx context.Context) (err error) {
+			info, err = s.b.PutFile(ctx, req, u.Path)
+			return err
+		})
+		if !errors.Is(err, pluginapi.ErrUnimplemented) {
+			return info, err
+		}
+		s.noFile.Store(true)
+	}
+	var body io.Reader = bytes.NewReader(u.Data)
+	if u.Path != "" {
+		f, err := os.Open(u.Path)
+		if err != nil {
+			return info, fmt.Errorf("opening %s: %w", u.Path, err)
+		}
+		defer func() { _ = f.Close() }()
+		body = f
+	}
+	err = s.request(ctx, ClassPut, func(ctx context.Context) (err error) {
+		info, err = s.b.Put(ctx, req, body)
+		return err
+	})
+	return info, err
+}
+
+func (s *Store) head(ctx context.Context, key string) (info pluginapi.ObjectInfo, err error) {
+	err = s.request(ctx, ClassHead, func(ctx context.Context) (err error) {
+		info, err = s.b.Head(ctx, key)
+		return err
+	})
+	return info, err
+}
+
+// compareExisting decides an upload whose key is taken: the same size and
+// checksum is success; anything else is confirmed by a second Head (a
+// backend may misreport once) and then is data loss.
+func (s *Store) compareExisting(ctx context.Context, req pluginapi.PutRequest) (Uploaded, error) {
+	var got pluginapi.ObjectInfo
+	for try := 0; try < 2; try++ {
+		var err error
+		got, err = s.head(ctx, req.Key)
+		if errors.Is(err, pluginapi.ErrNotFound) {
+			// Deleted between the Put and the Head: store it again.
+			return Uploaded{}, fmt.Errorf("%w: %q vanished after if_absent failed", ErrNotStored, req.Key)
+		}
+		if err != nil {
+			return Uploaded{}, err
+		}
+		if sameObject(got, req) {
+			return Uploaded{Key: req.Key, ETag: got.ETag, Size: req.Size, CRC64: req.CRC64, AlreadyPresent: true}, nil
+		}
+	}
+	crc, has, _ := storedCRC(got)
+	return Uploaded{}, &DataLossError{Key: req.Key, LocalCRC64: req.CRC64, LocalSize: req.Size,
+		RemoteCRC64: crc, RemoteHasCRC64: has, RemoteSize: got.Size, RemoteETag: got.ETag}
+}
+
+func sameObject(got pluginapi.ObjectInfo, req pluginapi.PutRequest) bool {
+	crc, ok, problem := storedCRC(got)
+	return ok && problem == "" && crc == req.CRC64 && got.Size == req.Size
+}
+
+func crcText(info pluginapi.ObjectInfo) string {
+	crc, ok, problem := storedCRC(info)
+	switch {
+	case problem != "":
+		return problem
+	case !ok:
+		return "none"
+	}
+	return fmt.Sprintf("%016x", crc)
+}
+
+// refArgs are the log fields naming the object's stream and segment.
+func refArgs(l Layout, key string) []any {
+	ref, err := l.Parse(key)
+	if err != nil {
+		return nil
+	}
+	args := []any{"stream_id", ref.Stream, "kind", ref.Kind.String()}
+	if ref.Kind == KindSegment {
+		args = append(args, "segment_id", ref.ID)
+	} else {
+		args = append(args, "object_id", ref.ID)
+	}
+	return args
+}
