@@ -1,0 +1,217 @@
+package tier1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Compress compresses a sealed segment into the cache on the compression
+// pool and waits for it (the caller waits; tier 0 should use
+// SubmitCompress). src.Segment is required. When the artifact is already
+// cached the existing one is returned without work; a compression of the
+// same segment already running gives ErrInProgress. The new artifact is
+// admitted unpinned, not uploaded, most recently used; admission never
+// evicts (call Evict).
+func (c *Cache) Compress(ctx context.Context, src Source) (CompressResult, error) {
+	type out struct {
+		r   CompressResult
+		err error
+	}
+	ch := make(chan out, 1)
+	err := c.compress.submit(ctx, func(jctx context.Context, reject error) {
+		if reject != nil {
+			ch <- out{err: reject}
+			return
+		}
+		r, err := c.runCompress(jctx, src)
+		ch <- out{r, err}
+	}, true)
+	if err != nil {
+		return CompressResult{}, err
+	}
+	select {
+	case o := <-ch:
+		return o.r, o.err
+	case <-ctx.Done():
+		return CompressResult{}, ctx.Err()
+	}
+}
+
+// SubmitCompress queues a compression and returns at once: ErrBusy when the
+// queue is full, ErrClosed after Close. done is called exactly once from a
+// pool goroutine (with ErrClosed if the cache closes before the job runs).
+func (c *Cache) SubmitCompress(ctx context.Context, src Source, done func(CompressResult, error)) error {
+	return c.compress.submit(ctx, func(jctx context.Context, reject error) {
+		if reject != nil {
+			done(CompressResult{}, reject)
+			return
+		}
+		done(c.runCompress(jctx, src))
+	}, false)
+}
+
+func (c *Cache) runCompress(ctx context.Context, src Source) (CompressResult, error) {
+	if src.Segment == 0 {
+		return CompressResult{}, fmt.Errorf("tier1: compress %s: source segment id required", src.Path)
+	}
+	k := Key{Stream: src.Stream, Segment: src.Segment}
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return CompressResult{}, ErrClosed
+	}
+	if e, ok := c.mu.entries[k]; ok {
+		r := e.info
+		c.mu.Unlock()
+		return r, nil
+	}
+	if _, ok := c.mu.compress[k]; ok {
+		c.mu.Unlock()
+		return CompressResult{}, fmt.Errorf("tier1: compress %s: %w", k, ErrInProgress)
+	}
+	c.mu.compress[k] = struct{}{}
+	c.mu.Unlock()
+
+	r, err := CompressSegment(ctx, c.fs, src, c.Path(k), c.cfg.Options)
+
+	c.mu.Lock()
+	delete(c.mu.compress, k)
+	if err == nil {
+		now := c.cfg.Now()
+		c.admitLocked(&entry{key: k, info: r, admitted: now, lastUse: now})
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.m.compressions.WithLabelValues("failed").Inc()
+		c.log.Warn("tier1_compression_failed", "stream_id", k.Stream, "segment_id", k.Segment, "error", err)
+		return CompressResult{}, err
+	}
+	c.m.compressions.WithLabelValues("success").Inc()
+	c.m.rawBytes.Add(float64(r.Capacity))
+	c.m.compressedBytes.Add(float64(r.CompressedBytes))
+	c.m.ratio.Set(r.Ratio())
+	c.m.compressSecs.Observe(r.Duration.Seconds())
+	c.log.Info("tier1_compression_success", "stream_id", k.Stream, "segment_id", k.Segment,
+		"segment_bytes", r.Capacity, "compressed_bytes", r.CompressedBytes, "frames", r.Frames, "duration", r.Duration)
+	return r, nil
+}
+
+// HydrateRequest asks for a segment to be rebuilt as a tier-0 file.
+type HydrateRequest struct {
+	// Expected identifies the segment and carries the segment_crc64 the
+	// rebuilt file must have.
+	Expected Expected
+	// Dest is the segment file to create (the caller's tier-0 path); it is
+	// written as Dest.tmp and renamed into place only once verified.
+	Dest string
+	// Source, when set, is read instead of the cached artifact: a tier-2
+	// object through range reads, of SourceSize bytes. SourceName names it
+	// in errors.
+	Source     io.ReaderAt
+	SourceSize int64
+	SourceName string
+}
+
+// Hydrate rebuilds a segment on the hydration pool and waits for it. A
+// mismatch with the expected segment_crc64 is a *ChecksumMismatchError
+// and leaves no file at Dest.
+func (c *Cache) Hydrate(ctx context.Context, req HydrateRequest) (HydrateResult, error) {
+	type out struct {
+		r   HydrateResult
+		err error
+	}
+	ch := make(chan out, 1)
+	err := c.hydrate.submit(ctx, func(jctx context.Context, reject error) {
+		if reject != nil {
+			ch <- out{err: reject}
+			return
+		}
+		r, err := c.runHydrate(jctx, req)
+		ch <- out{r, err}
+	}, true)
+	if err != nil {
+		return HydrateResult{}, err
+	}
+	select {
+	case o := <-ch:
+		return o.r, o.err
+	case <-ctx.Done():
+		return HydrateResult{}, ctx.Err()
+	}
+}
+
+// SubmitHydrate queues a hydration without waiting (ErrBusy when the queue
+// is full); done is called exactly once from a pool goroutine.
+func (c *Cache) SubmitHydrate(ctx context.Context, req HydrateRequest, done func(HydrateResult, error)) error {
+	return c.hydrate.submit(ctx, func(jctx context.Context, reject error) {
+		if reject != nil {
+			done(HydrateResult{}, reject)
+			return
+		}
+		done(c.runHydrate(jctx, req))
+	}, false)
+}
+
+func (c *Cache) runHydrate(ctx context.Context, req HydrateRequest) (res HydrateResult, err error) {
+	k := req.Expected.Key
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return res, ErrClosed
+	}
+	if _, ok := c.mu.hydrating[req.Dest]; ok {
+		c.mu.Unlock()
+		return res, fmt.Errorf("tier1: hydrate %s to %s: %w", k, req.Dest, ErrInProgress)
+	}
+	c.mu.hydrating[req.Dest] = struct{}{}
+	c.mu.Unlock()
+	start := time.Now()
+	defer func() {
+		c.mu.Lock()
+		delete(c.mu.hydrating, req.Dest)
+		c.mu.Unlock()
+		c.m.hydrateSecs.Observe(time.Since(start).Seconds())
+		c.m.framesFetched.Add(float64(res.Stats.FramesFetched))
+		c.m.fetchedBytes.Add(float64(res.Stats.Fetched()))
+		source := "tier1"
+		if req.Source != nil {
+			source = req.SourceName
+		}
+		if err != nil {
+			c.m.hydrations.WithLabelValues(hydrateResult(err)).Inc()
+			c.log.Error("tier1_hydration_failed", "stream_id", k.Stream, "segment_id", k.Segment, "source", source, "error", err)
+			return
+		}
+		c.m.hydrations.WithLabelValues("success").Inc()
+		c.log.Info("tier1_hydration_success", "stream_id", k.Stream, "segment_id", k.Segment, "source", source,
+			"bytes_fetched", res.Stats.Fetched(), "frames", res.Stats.FramesFetched, "duration", res.Duration)
+	}()
+
+	var a *Artifact
+	if req.Source != nil {
+		name := req.SourceName
+		if name == "" {
+			name = k.String()
+		}
+		if a, err = OpenReaderAt(req.Source, req.SourceSize, name); err != nil {
+			return res, err
+		}
+	} else if a, err = c.OpenArtifact(k); err != nil {
+		return res, err
+	}
+	defer a.Close()
+	return Hydrate(ctx, c.fs, a, req.Expected, req.Dest)
+}
+
+func hydrateResult(err error) string {
+	switch {
+	case errors.Is(err, ErrChecksumMismatch):
+		return "checksum_mismatch"
+	case errors.Is(err, ErrCorruptArtifact):
+		return "corrupt"
+	}
+	return "failed"
+}
