@@ -1,0 +1,260 @@
+// Package cloud holds what the object-store plugins (s3, gcs, azure) share
+// and that is not part of the contract itself: settings parsing, the
+// CRC-64/NVME metadata entry, a reader that verifies what a provider
+// returned, and the local-file side of PutFile/GetFile.
+package cloud
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/aof2/aof2/pluginapi"
+)
+
+// CRCMetadataKey is the object metadata entry holding the object's
+// CRC-64/NVME as 16 lower-case hex digits. Users may not set it.
+const CRCMetadataKey = "aof2-crc64nvme"
+
+// CRCMetadataBytes is what the CRC entry costs of a provider's metadata budget.
+const CRCMetadataBytes = len(CRCMetadataKey) + 16
+
+// FormatCRC renders a CRC-64/NVME for the metadata entry.
+func FormatCRC(crc uint64) string { return fmt.Sprintf("%016x", crc) }
+
+// ParseCRC reads the metadata entry; ok is false when it is absent or
+// malformed (an object written by someone else).
+func ParseCRC(v string) (uint64, bool) {
+	if len(v) != 16 {
+		return 0, false
+	}
+	crc, err := strconv.ParseUint(v, 16, 64)
+	return crc, err == nil
+}
+
+// Settings is a plugin's Configure map with the checks every plugin makes.
+type Settings struct {
+	m     map[string]string
+	known []string
+}
+
+// ParseSettings refuses settings that are not in known (ErrInvalidConfig
+// naming the setting, never its value).
+func ParseSettings(m map[string]string, known []string) (Settings, error) {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(known, k) {
+			return Settings{}, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "unknown setting %q (known: %s)", k, strings.Join(known, ", "))
+		}
+	}
+	return Settings{m: m, known: known}, nil
+}
+
+// String returns a setting ("" when unset).
+func (s Settings) String(name string) string { return s.m[name] }
+
+// Required returns a setting that must be set.
+func (s Settings) Required(name string) (string, error) {
+	v := s.m[name]
+	if v == "" {
+		return "", pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting %q is required", name)
+	}
+	return v, nil
+}
+
+// Bool parses a boolean setting (def when unset).
+func (s Settings) Bool(name string, def bool) (bool, error) {
+	v, ok := s.m[name]
+	if !ok || v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting %q must be true or false", name)
+	}
+	return b, nil
+}
+
+// Size parses a byte count such as "8388608", "8MiB" or "64KiB" (def when
+// unset), which must lie in [lo, hi].
+func (s Settings) Size(name string, def, lo, hi int64) (int64, error) {
+	v, ok := s.m[name]
+	if !ok || v == "" {
+		return def, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n*mult < lo || n*mult > hi {
+		return 0, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting %q must be a size between %d and %d bytes", name, lo, hi)
+	}
+	return n * mult, nil
+}
+
+// Int parses an integer setting in [lo, hi] (def when unset).
+func (s Settings) Int(name string, def, lo, hi int) (int, error) {
+	v, ok := s.m[name]
+	if !ok || v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting %q must be an integer between %d and %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+// Prefix validates the "prefix" setting: empty, or a valid key prefix that
+// ends with "/" (added when missing).
+func (s Settings) Prefix() (string, error) {
+	p := s.m["prefix"]
+	if p == "" {
+		return "", nil
+	}
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	if err := pluginapi.ValidateKey(strings.TrimSuffix(p, "/")); err != nil {
+		return "", pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting \"prefix\": %w", err)
+	}
+	return p, nil
+}
+
+// CheckPut validates a Put's key and metadata before any byte moves.
+func CheckPut(req pluginapi.PutRequest, maxMetadata int) error {
+	if err := pluginapi.ValidateKey(req.Key); err != nil {
+		return err
+	}
+	if _, ok := req.Metadata[CRCMetadataKey]; ok {
+		return pluginapi.Errorf(pluginapi.CodeInvalidArgument, req.Key, "metadata key %q is reserved", CRCMetadataKey)
+	}
+	return pluginapi.ValidateMetadata(req.Metadata, maxMetadata)
+}
+
+// UserMetadata returns md without the CRC entry, and the CRC when present.
+func UserMetadata(md map[string]string) (map[string]string, uint64, bool) {
+	var out map[string]string
+	var crc uint64
+	var has bool
+	for k, v := range md {
+		if strings.EqualFold(k, CRCMetadataKey) {
+			crc, has = ParseCRC(v)
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(md))
+		}
+		out[strings.ToLower(k)] = v
+	}
+	return out, crc, has
+}
+
+// WithCRC returns md plus the CRC entry.
+func WithCRC(md map[string]string, crc uint64) map[string]string {
+	out := make(map[string]string, len(md)+1)
+	for k, v := range md {
+		out[k] = v
+	}
+	out[CRCMetadataKey] = FormatCRC(crc)
+	return out
+}
+
+// OpenSource opens PutFile's local file: an absolute, clean path to a
+// regular file, never through a symlink.
+func OpenSource(key, path string) (*os.File, error) {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return nil, pluginapi.Errorf(pluginapi.CodeInvalidArgument, key, "PutFile source %q must be an absolute clean path", path)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, pluginapi.Errorf(pluginapi.CodeInvalidArgument, key, "PutFile source %q: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, pluginapi.Errorf(pluginapi.CodeInvalidArgument, key, "PutFile source %q is not a regular file", path)
+	}
+	return f, nil
+}
+
+// CreateDest creates (or truncates) GetFile's local file, never through a symlink.
+func CreateDest(key, path string) (*os.File, error) {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return nil, pluginapi.Errorf(pluginapi.CodeInvalidArgument, key, "GetFile destination %q must be an absolute clean path", path)
+	}
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, pluginapi.Errorf(pluginapi.CodeInvalidArgument, key, "GetFile destination %q: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// Getter is the Get half of a Backend.
+type Getter interface {
+	Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.ObjectRange, io.ReadCloser, error)
+}
+
+// GetFile implements Backend.GetFile over Get: it copies the verified
+// range into the destination file.
+func GetFile(ctx context.Context, g Getter, req pluginapi.GetRequest, path string) (pluginapi.ObjectRange, error) {
+	if err := pluginapi.ValidateKey(req.Key); err != nil {
+		return pluginapi.ObjectRange{}, err
+	}
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return pluginapi.ObjectRange{}, pluginapi.Errorf(pluginapi.CodeInvalidArgument, req.Key, "GetFile destination %q must be an absolute clean path", path)
+	}
+	rng, rc, err := g.Get(ctx, req)
+	if err != nil {
+		return rng, err
+	}
+	defer func() { _ = rc.Close() }()
+	dst, err := CreateDest(req.Key, path)
+	if err != nil {
+		return rng, err
+	}
+	_, err = io.CopyBuffer(dst, rc, make([]byte, 1<<20))
+	if cerr := dst.Close(); err == nil && cerr != nil {
+		err = pluginapi.Errorf(pluginapi.CodeInvalidArgument, req.Key, "GetFile destination: %w", cerr)
+	}
+	return rng, err
+}
+
+// ProbeWrite writes, reads back and deletes key: Probe with a WriteKey.
+func ProbeWrite(ctx context.Context, b pluginapi.Backend, key string) error {
+	data := []byte("aof2 probe " + key)
+	if _, err := b.Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(data)), CRC64: pluginapi.CRC64(data)}, strings.NewReader(string(data))); err != nil {
+		return err
+	}
+	_, rc, err := b.Get(ctx, pluginapi.GetRequest{Key: key})
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		return err
+	}
+	if string(got) != string(data) {
+		return pluginapi.Errorf(pluginapi.CodeUnavailable, key, "probe read back %d different bytes", len(got))
+	}
+	return b.Delete(ctx, key)
+}

@@ -1,0 +1,90 @@
+// Package cloudtest is what the cloud plugins' tests share: finding the
+// local servers that `make emulators-up` started, building a plugin binary
+// once per test binary, and an HTTP fault proxy to put between a plugin
+// and its server.
+package cloudtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Env returns the values of the environment variables naming a local
+// server. When one is missing the test is skipped with a line saying how
+// to run it, except in CI (CI=true), where a missing server is a failure.
+func Env(t testing.TB, names ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, n := range names {
+		v := os.Getenv(n)
+		if v == "" {
+			msg := fmt.Sprintf("%s is not set: no local server for this cloud backend; run `make emulators-up` first (or `make test-cloud`)", n)
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI: %s", msg)
+			}
+			t.Skipf("SKIPPING CLOUD TEST: %s", msg)
+		}
+		out[n] = v
+	}
+	return out
+}
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+	binDir  string
+)
+
+// PluginBinary builds the plugin command in dir (relative to the test's
+// package, e.g. "./cmd/aof2-plugin-s3") once per test binary and returns
+// its path. Cleanup removes it at process exit via TestMain calling
+// RemoveBinaries.
+func PluginBinary(t testing.TB, dir string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[dir]; ok {
+		return p
+	}
+	if binDir == "" {
+		d, err := os.MkdirTemp("", "aof2-cloud-plugin-bin-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = d
+	}
+	p := filepath.Join(binDir, filepath.Base(dir))
+	if out, err := exec.Command("go", "build", "-o", p, dir).CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", dir, err, out)
+	}
+	built[dir] = p
+	return p
+}
+
+// RemoveBinaries deletes what PluginBinary built; call it from TestMain.
+func RemoveBinaries() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+}
+
+// Except is a conformance.Options.Run expression selecting every behaviour
+// but the named ones, for a local server with a documented gap.
+func Except(all []string, names ...string) string {
+	var keep []string
+	for _, b := range all {
+		if !slices.Contains(names, b) {
+			keep = append(keep, regexp.QuoteMeta(b))
+		}
+	}
+	return "^(" + strings.Join(keep, "|") + ")$"
+}
