@@ -229,6 +229,16 @@ func (c *Cache) MarkUploaded(k Key) error {
 	return nil
 }
 
+// SetMaxBytes changes the byte budget (0 = unlimited); call Evict to
+// apply a lower one.
+func (c *Cache) SetMaxBytes(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n >= 0 {
+		c.cfg.MaxBytes = n
+	}
+}
+
 // OverBudget returns how many bytes the cache holds beyond MaxBytes (0 when
 // within budget or unlimited).
 func (c *Cache) OverBudget() int64 {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/segment"
@@ -124,4 +126,19 @@ func noTemps(t testing.TB, fsys vfs.FS, dir string) {
 	for _, n := range names {
 		require.NotContains(t, n, TempSuffix, "leftover temporary file in %s", dir)
 	}
+}
+
+// value reads a counter's or gauge's current value.
+func value(t testing.TB, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	require.NoError(t, m.Write(&out))
+	switch {
+	case out.Counter != nil:
+		return out.Counter.GetValue()
+	case out.Gauge != nil:
+		return out.Gauge.GetValue()
+	}
+	t.Fatalf("not a counter or gauge")
+	return 0
 }

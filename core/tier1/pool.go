@@ -51,6 +51,12 @@ func (p *pool) work() {
 			return
 		case q := <-p.queue:
 			p.depth.Dec()
+			select {
+			case <-p.done: // closing: a queued job is rejected, not started
+				q.run(q.ctx, ErrClosed)
+				return
+			default:
+			}
 			p.run(q)
 		}
 	}
