@@ -34,7 +34,9 @@ func HTTPError(key string, r Response, cause error) *pluginapi.Error {
 		e.Metadata = map[string]string{"backend_code": r.Code}
 	}
 	switch {
-	case r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable && r.Code != "ServiceUnavailable":
+	// 429, or a 503 naming a wait, is throttling; providers add their own
+	// throttling codes (SlowDown, ServerBusy...).
+	case r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable && r.Header.Get("Retry-After") != "":
 		e.Code, e.RetryAfter = pluginapi.CodeThrottled, RetryAfter(r.Header)
 	case r.Status == http.StatusNotFound:
 		e.Code = pluginapi.CodeNotFound
