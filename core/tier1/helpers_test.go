@@ -1,6 +1,7 @@
 package tier1
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -63,7 +64,7 @@ func (s testSegment) source() Source { return Source{Stream: s.stream, Path: s.p
 func writeSegment(t testing.TB, fsys vfs.FS, dataDir string, stream types.StreamID, seg types.SegmentID, capacity, fill int64, seed uint64) testSegment {
 	t.Helper()
 	dir := filepath.Join(dataDir, "streams", strconv.FormatUint(uint64(stream), 10), "segments")
-	require.NoError(t, fsys.MkdirAll(dir, 0o755))
+	require.NoError(t, mkdirAllSync(fsys, dir))
 	p, err := segment.Prepare(fsys, filepath.Join(dir, segment.PrepName(seg)), capacity, segment.PrepareFallocate, segment.WritePwrite)
 	require.NoError(t, err)
 	w, err := p.Activate(segment.Header{StreamID: stream, SegmentID: seg, CreatedAt: int64(seg)})
@@ -142,3 +143,7 @@ func value(t testing.TB, m prometheus.Metric) float64 {
 	t.Fatalf("not a counter or gauge")
 	return 0
 }
+
+func asErr[T error](err error, target *T) bool { return errors.As(err, target) }
+
+func rngFor(i uint64) *rand.Rand { return rand.New(rand.NewPCG(i, 99)) }
