@@ -57,8 +57,8 @@ func (l Level) zstd() zstd.EncoderLevel {
 
 // Defaults, chosen by the measurements in docs/adr-tier1.md.
 const (
-	DefaultFrameSize  = 1 << 20
-	DefaultLevel      = LevelDefault
+	DefaultFrameSize  = 256 << 10
+	DefaultLevel      = LevelFastest
 	MinFrameSize      = 64 << 10
 	DefaultQueueDepth = 64
 )
@@ -80,9 +80,9 @@ const (
 // Options shape how a segment is compressed.
 type Options struct {
 	// FrameSize is the decompressed size of each zstd frame (the unit of
-	// random access), in [MinFrameSize, MaxFrameSize]. Default 1 MiB.
+	// random access), in [MinFrameSize, MaxFrameSize]. Default 256 KiB.
 	FrameSize int
-	// Level is the zstd level. Default LevelDefault.
+	// Level is the zstd level. Default LevelFastest.
 	Level Level
 }
 
