@@ -2,6 +2,7 @@ package s3
 
 import (
 	"errors"
+	"net/http"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -46,8 +47,12 @@ func mapErr(key string, err error, bucketOp bool) error {
 		e.Code = pluginapi.CodeOutOfRange
 	case "BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest":
 		e.Code = pluginapi.CodeChecksum
-	case "InternalError", "ServiceUnavailable":
+	case "InternalError":
 		e.Code = pluginapi.CodeUnavailable
+	}
+	if r.Status == http.StatusServiceUnavailable {
+		// S3 answers 503 to mean SlowDown (without a body on HEAD).
+		e.Code, e.RetryAfter = pluginapi.CodeThrottled, cloud.RetryAfter(r.Header)
 	}
 	if bucketOp && e.Code == pluginapi.CodeNotFound {
 		e.Reason = pluginapi.ReasonBucketNotFound
@@ -56,6 +61,25 @@ func mapErr(key string, err error, bucketOp bool) error {
 		e.Code = pluginapi.CodeUnavailable
 	}
 	return e
+}
+
+// ambiguous403 reports a 403 without an error code (a HEAD response has
+// no body), which may be bad credentials or a missing permission.
+func ambiguous403(err error) bool {
+	var e *pluginapi.Error
+	return errors.As(err, &e) && e.Code == pluginapi.CodePermission && e.Metadata["backend_code"] == "Forbidden"
+}
+
+// clarify asks again with a request whose answer has a body when a HEAD
+// failed with a bare 403, so bad credentials are told from access denied.
+func clarify(err error, again func() error) error {
+	if !ambiguous403(err) {
+		return err
+	}
+	if e2 := again(); e2 != nil && !ambiguous403(e2) && pluginapi.CodeOf(e2) != pluginapi.CodeNotFound {
+		return e2
+	}
+	return err
 }
 
 func isBucketMissing(err error) bool {

@@ -121,7 +121,16 @@ func (st *state) head(ctx context.Context, key string) (pluginapi.ObjectInfo, er
 	}
 	out, err := st.client.HeadObject(ctx, in)
 	if err != nil {
-		return pluginapi.ObjectInfo{}, mapErr(key, err, false)
+		return pluginapi.ObjectInfo{}, clarify(mapErr(key, err, false), func() error {
+			get := &s3.GetObjectInput{Bucket: in.Bucket, Key: in.Key, Range: aws.String("bytes=0-0")}
+			st.sse.applyGet(get)
+			o, err := st.client.GetObject(ctx, get)
+			if err != nil {
+				return mapErr(key, err, false)
+			}
+			_ = o.Body.Close()
+			return nil
+		})
 	}
 	md, crc, has := cloud.UserMetadata(out.Metadata)
 	return pluginapi.ObjectInfo{

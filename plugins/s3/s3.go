@@ -218,7 +218,13 @@ func (b *Backend) Probe(ctx context.Context, req pluginapi.ProbeRequest) error {
 		return err
 	}
 	if _, err := st.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(st.bucket)}); err != nil {
-		return mapErr("", err, true)
+		return clarify(mapErr("", err, true), func() error {
+			_, err := st.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(st.bucket), MaxKeys: aws.Int32(1)})
+			if err != nil {
+				return mapErr("", err, true)
+			}
+			return nil
+		})
 	}
 	if req.WriteKey == "" {
 		return nil
