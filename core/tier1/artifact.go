@@ -60,8 +60,8 @@ func (s ReadStats) Fetched() int64 { return s.FrameBytes + s.TableBytes }
 // seekable-zstd artifact, decompressing only the frames a read touches.
 // Every frame is verified (zstd content checksum and the seek table's
 // xxhash) before its bytes are returned. An Artifact is safe for concurrent
-// use; it keeps the last decoded frame so small sequential reads do not
-// fetch the same frame twice.
+// use; it keeps the last decoded frame (and the final one, which holds the
+// segment footer) so small sequential reads do not fetch a frame twice.
 type Artifact struct {
 	src     io.ReaderAt
 	name    string
@@ -75,6 +75,7 @@ type Artifact struct {
 	closed    bool
 	lastFrame int64
 	lastBuf   []byte
+	tailBuf   []byte // the final frame (segment footer), kept apart: every check reads it
 	stats     ReadStats
 }
 
@@ -189,6 +190,11 @@ func (a *Artifact) frame(i int64) ([]byte, error) {
 		a.mu.Unlock()
 		return b, nil
 	}
+	if i == a.frames-1 && a.tailBuf != nil {
+		b := a.tailBuf
+		a.mu.Unlock()
+		return b, nil
+	}
 	a.mu.Unlock()
 	e, _ := a.table.EntryByID(i)
 	src := make([]byte, e.CompressedSize)
@@ -209,7 +215,11 @@ func (a *Artifact) frame(i int64) ([]byte, error) {
 	a.stats.FramesFetched++
 	a.stats.FrameBytes += int64(e.CompressedSize)
 	a.stats.DecompressedBytes += int64(len(out))
-	a.lastFrame, a.lastBuf = i, out
+	if i == a.frames-1 {
+		a.tailBuf = out
+	} else {
+		a.lastFrame, a.lastBuf = i, out
+	}
 	a.mu.Unlock()
 	return out, nil
 }
@@ -288,7 +298,7 @@ func (a *Artifact) Close() error {
 		return nil
 	}
 	a.closed = true
-	a.lastBuf = nil
+	a.lastBuf, a.tailBuf = nil, nil
 	a.mu.Unlock()
 	if a.onClose != nil {
 		return a.onClose()
