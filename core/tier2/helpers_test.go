@@ -213,6 +213,13 @@ func (h *hook) Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.Obj
 	return h.Backend.Get(ctx, req)
 }
 
+func (h *hook) GetFile(ctx context.Context, req pluginapi.GetRequest, path string) (pluginapi.ObjectRange, error) {
+	if err := h.check("get_file"); err != nil {
+		return pluginapi.ObjectRange{}, err
+	}
+	return h.Backend.GetFile(ctx, req, path)
+}
+
 func (h *hook) Head(ctx context.Context, key string) (pluginapi.ObjectInfo, error) {
 	if err := h.check("head"); err != nil {
 		return pluginapi.ObjectInfo{}, err

@@ -294,7 +294,8 @@ func (s *Store) run(ctx context.Context, op Op, key string, attempt func(ctx con
 		}
 		ra, _ := pluginapi.RetryAfter(err)
 		wait := s.cfg.Backoff.wait(s.jit, n, ra)
-		if dl, ok := ctx.Deadline(); ok && s.cfg.Clock.Now().Add(wait).After(dl) {
+		// Context deadlines are wall-clock times, whatever Clock is.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			s.m.failure(op)
 			return fmt.Errorf("tier2 %s %q: a retry in %s would pass the deadline: %w", op, key, wait, err)
 		}
