@@ -20,7 +20,7 @@ func RunFaults(t *testing.T, r *Rig) {
 			after  string
 			want   time.Duration
 		}{{http.StatusServiceUnavailable, "7", 7 * time.Second}, {http.StatusTooManyRequests, "3", 3 * time.Second}} {
-			p := NewProxy(t, r.Endpoint)
+			p := r.Proxy(t)
 			// One attempt: the SDK's own retries would only delay the answer.
 			b := r.Open(t, p.URL, map[string]string{"max_attempts": "1"})
 			rule := p.Inject(&Rule{Action: r.Throttle(c.status, c.after)})
@@ -39,7 +39,7 @@ func RunFaults(t *testing.T, r *Rig) {
 		}
 	})
 	t.Run("ResetMidUploadRetried", func(t *testing.T) {
-		p := NewProxy(t, r.Endpoint)
+		p := r.Proxy(t)
 		b := r.Open(t, p.URL, r.Parts)
 		data := Pattern(1, 20<<20)
 		rule := p.Inject(&Rule{Match: Upload, Times: 1, Action: ResetAfter(512 << 10)})
@@ -58,8 +58,10 @@ func RunFaults(t *testing.T, r *Rig) {
 		}
 	})
 	t.Run("ResetEveryUpload", func(t *testing.T) {
-		p := NewProxy(t, r.Endpoint)
-		b := r.Open(t, p.URL, r.Parts)
+		p := r.Proxy(t)
+		// Two attempts: enough to show a retry fails too, without the
+		// SDKs' long backoffs.
+		b := r.Open(t, p.URL, with(r.Parts, "max_attempts", "2"))
 		data := Pattern(2, 20<<20)
 		p.Inject(&Rule{Match: Upload, Action: ResetAfter(512 << 10)})
 		_, err := PutBytes(context.Background(), b, "reset/always", data)
@@ -71,7 +73,7 @@ func RunFaults(t *testing.T, r *Rig) {
 		}
 	})
 	t.Run("TruncatedGet", func(t *testing.T) {
-		p := NewProxy(t, r.Endpoint)
+		p := r.Proxy(t)
 		b := r.Open(t, p.URL, map[string]string{"max_attempts": "1"})
 		data := Pattern(3, 1<<20)
 		if _, err := PutBytes(context.Background(), b, "truncated/object", data); err != nil {
@@ -84,8 +86,21 @@ func RunFaults(t *testing.T, r *Rig) {
 			if rule.Hits() == 0 {
 				t.Fatalf("the truncation was not injected")
 			}
+			want := data[req.Offset:]
+			if req.Length > 0 {
+				want = want[:req.Length]
+			}
+			if err == nil {
+				// The SDK resumed the read from where it was cut
+				// (GCS's reader does): only the exact bytes may come back.
+				if string(got) != string(want) {
+					t.Fatalf("Get of a truncated body succeeded with %d wrong bytes", len(got))
+				}
+				t.Logf("range %d+%d: the SDK resumed the cut read; %d correct bytes", req.Offset, req.Length, len(got))
+				continue
+			}
 			WantCode(t, err, pluginapi.ErrChecksum, "Get of a truncated body")
-			if !bytesPrefix(data[req.Offset:], got) {
+			if !bytesPrefix(want, got) {
 				t.Fatalf("Get returned %d bytes that differ from the object", len(got))
 			}
 		}
@@ -94,7 +109,7 @@ func RunFaults(t *testing.T, r *Rig) {
 		extra := r.BadCredentials
 		endpoint := r.Endpoint
 		if r.AuthFail != nil {
-			p := NewProxy(t, r.Endpoint)
+			p := r.Proxy(t)
 			p.Inject(&Rule{Action: r.AuthFail})
 			endpoint = p.URL
 		}
@@ -118,4 +133,12 @@ func readRange(b pluginapi.Backend, req pluginapi.GetRequest) ([]byte, error) {
 
 func bytesPrefix(full, got []byte) bool {
 	return len(got) <= len(full) && string(full[:len(got)]) == string(got)
+}
+
+func with(m map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for mk, mv := range m {
+		out[mk] = mv
+	}
+	return out
 }

@@ -23,7 +23,14 @@ type Proxy struct {
 	rp     *httputil.ReverseProxy
 	mu     sync.Mutex
 	rules  []*Rule
+	// hostRewrite sends the target's Host instead of the proxy's.
+	hostRewrite atomic.Bool
 }
+
+// RewriteHost makes the proxy send the server's own address as Host, for
+// servers that route by it (fake-gcs-server's -public-host). Signed
+// requests (S3 SigV4) need the default, which passes Host through.
+func (p *Proxy) RewriteHost() { p.hostRewrite.Store(true) }
 
 // Rule injects Action into the first Times requests Match accepts (Times 0:
 // every one). Hits counts the requests it acted on.
@@ -49,7 +56,13 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	}
 	p := &Proxy{target: u}
 	p.rp = httputil.NewSingleHostReverseProxy(u)
-	p.rp.ErrorLog = nil
+	direct := p.rp.Director
+	p.rp.Director = func(r *http.Request) {
+		direct(r)
+		if p.hostRewrite.Load() {
+			r.Host = u.Host
+		}
+	}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	p.URL = p.srv.URL
 	p.rp.ModifyResponse = func(resp *http.Response) error {

@@ -34,6 +34,8 @@ type Rig struct {
 	Download func(r *http.Request) bool
 	// Parts are the settings for 8 MiB parts/blocks/chunks.
 	Parts map[string]string
+	// RewriteHost makes fault proxies send the server's own Host.
+	RewriteHost bool
 	// Leftovers, when set, fails the test if a cancelled or failed upload
 	// left server-side state (e.g. an S3 multipart upload not aborted).
 	Leftovers func(t *testing.T)
@@ -56,10 +58,19 @@ func (r *Rig) Open(t testing.TB, endpoint string, extra map[string]string) plugi
 	return b
 }
 
-// Upload matches requests that carry object bytes (a PUT of 1 MiB or more:
-// a single upload, a part, a block or a resumable chunk).
+// Upload matches requests that carry object bytes (a PUT or POST of 1 MiB
+// or more: a single upload, a part, a block or a resumable chunk).
 func Upload(r *http.Request) bool {
-	return r.Method == http.MethodPut && (r.ContentLength >= 1<<20 || r.ContentLength < 0)
+	return (r.Method == http.MethodPut || r.Method == http.MethodPost) && (r.ContentLength >= 1<<20 || r.ContentLength < 0)
+}
+
+// Proxy starts a fault proxy in front of the rig's server.
+func (r *Rig) Proxy(t testing.TB) *Proxy {
+	p := NewProxy(t, r.Endpoint)
+	if r.RewriteHost {
+		p.RewriteHost()
+	}
+	return p
 }
 
 // Pattern returns n deterministic bytes.
