@@ -30,7 +30,8 @@ type seg struct {
 	count   atomic.Uint64
 	footer  atomic.Pointer[segment.Footer]
 
-	dirSynced bool // syncer-owned: the segment's directory entry is durable
+	dirSynced bool            // syncer-owned: the segment's directory entry is durable
+	sealed    *segment.Footer // syncer-owned: footer durable, seal not yet finished
 
 	mu     sync.Mutex // guards the lazy read mapping of sealed segments
 	region vfs.Region

@@ -70,10 +70,9 @@ type Config struct {
 	// MaxUnflushedBytes bounds appended-but-not-durable bytes per stream;
 	// past it Append returns WouldBlock(Flush). Default 64 MiB; -1 disables.
 	MaxUnflushedBytes int64
-	// WriteMode is how records reach the page cache; default mmap.
+	// WriteMode is how records reach the page cache; default pwrite.
 	WriteMode segment.WriteMode
-	// Preparation is how new segment files are readied; default depends on
-	// the sync policy (small pages for SyncAlways, large folios otherwise).
+	// Preparation is how new segment files are readied; default fallocate.
 	Preparation segment.Preparation
 	// Logger receives structured logs; default discards them.
 	Logger hclog.Logger
@@ -123,14 +122,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxUnflushedBytes < -1 {
 		return c, &types.ConfigError{Key: "max_unflushed_bytes", Reason: "must be positive or -1"}
 	}
-	if c.WriteMode > segment.WritePwrite {
+	if c.WriteMode > segment.WriteMmap {
 		return c, &types.ConfigError{Key: "write_mode", Reason: fmt.Sprintf("unknown mode %d", c.WriteMode)}
 	}
 	if c.Preparation == 0 {
-		c.Preparation = segment.PrepareLargeFolios
-		if c.Sync == SyncAlways {
-			c.Preparation = segment.PrepareSmallPages
-		}
+		c.Preparation = segment.PrepareFallocate
 	}
 	if _, ok := segment.ParsePreparation(c.Preparation.String()); !ok {
 		return c, &types.ConfigError{Key: "preparation", Reason: fmt.Sprintf("unknown preparation %d", c.Preparation)}

@@ -23,6 +23,7 @@ type RecoveryReport struct {
 	DroppedBytes int64         // torn or unacknowledged bytes zeroed past the tail's intact records
 	Repaired     []SegmentID   // unsealed or badly sealed segments rescanned and resealed
 	Removed      []string      // leftover files deleted (prepared files, temp files, empty tails)
+	Orphaned     []string      // segments set aside as *.orphan (records after an unacknowledged gap)
 	Pointer      string        // what became of current.sealed
 	Duration     time.Duration // wall time of the recovery
 }
@@ -37,6 +38,11 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	fsys := s.cfg.FS
 
 	names, err := fsys.List(s.segDir)
+	if vfs.IsNotExist(err) {
+		// A crash interrupted the stream's creation: nothing was ever
+		// written to it. Finish creating it.
+		err = vfs.MkdirAllSync(fsys, s.segDir)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("stream %d: list %s: %w", s.id, s.segDir, err)
 	}
@@ -45,6 +51,8 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		path := filepath.Join(s.segDir, n)
 		switch {
 		case n == segment.PointerFile:
+		case strings.HasSuffix(n, OrphanSuffix):
+			s.log.Info("segment set aside by an earlier recovery is kept for inspection", "file", path)
 		case segment.IsPrepName(n) || strings.HasSuffix(n, ".tmp"):
 			if err := fsys.Remove(path); err != nil {
 				return rep, fmt.Errorf("stream %d: remove leftover %s: %w", s.id, path, err)
@@ -70,7 +78,7 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		if i > 0 && infos[i].Name.SegmentID != infos[i-1].Name.SegmentID+1 {
 			return rep, &types.CorruptError{Path: infos[i].Path, Reason: fmt.Sprintf("segment %d follows segment %d: segments are missing", infos[i].Name.SegmentID, infos[i-1].Name.SegmentID)}
 		}
-		if infos[i].HeaderZero {
+		if infos[i].Unwritten {
 			return rep, &types.CorruptError{Path: infos[i].Path, Reason: "header never written, but later segments exist"}
 		}
 	}
@@ -133,31 +141,77 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	return rep, nil
 }
 
-// dropUnwrittenTail deletes trailing segments that cannot hold an
-// acknowledged record: a never-written header, or no records at all while
-// the previous segment is unsealed (the crash came right after a rollover,
-// before anything in the new segment was synced).
+// OrphanSuffix marks a segment file set aside by recovery: it held records
+// that can only have been written after an unacknowledged gap, so they are
+// not part of the stream. The file is kept for inspection, never read.
+const OrphanSuffix = ".orphan"
+
+// dropUnwrittenTail removes trailing segments that cannot hold an
+// acknowledged record. Durability is a prefix: the syncer makes segment N
+// whole before anything in N+1, so when N is unsealed and does not end
+// exactly where N+1 begins, nothing in N+1 was acknowledged.
+//   - a never-written segment (no durable size or header) is deleted;
+//   - an unsealed last segment after an unsealed one is deleted when it
+//     holds no records, and set aside (renamed *.orphan) when it holds
+//     records its predecessor does not line up with.
 func (s *Stream) dropUnwrittenTail(infos []segment.Info, rep *RecoveryReport) ([]segment.Info, error) {
 	for len(infos) > 0 {
 		last := infos[len(infos)-1]
-		drop := last.HeaderZero
+		drop, orphan := last.Unwritten, false
 		if !drop && last.Footer == nil && len(infos) > 1 && infos[len(infos)-2].Footer == nil {
 			empty, err := segment.HasNoRecords(s.cfg.FS, last.Path)
 			if err != nil {
 				return nil, fmt.Errorf("stream %d: %w", s.id, err)
 			}
-			drop = empty
+			if drop = empty; !drop {
+				aligned, err := linesUp(s.cfg.FS, &infos[len(infos)-2], &last)
+				if err != nil {
+					return nil, fmt.Errorf("stream %d: %w", s.id, err)
+				}
+				drop, orphan = !aligned, !aligned
+			}
 		}
 		if !drop {
 			return infos, nil
 		}
-		if err := s.cfg.FS.Remove(last.Path); err != nil {
-			return nil, fmt.Errorf("stream %d: remove empty tail %s: %w", s.id, last.Path, err)
+		var err error
+		if orphan {
+			err = s.cfg.FS.Rename(last.Path, last.Path+OrphanSuffix)
+			s.log.Warn("set aside a segment written after an unacknowledged gap (its records were never acknowledged)",
+				"file", last.Path+OrphanSuffix)
+			rep.Orphaned = append(rep.Orphaned, filepath.Base(last.Path)+OrphanSuffix)
+		} else {
+			err = s.cfg.FS.Remove(last.Path)
+			rep.Removed = append(rep.Removed, filepath.Base(last.Path))
 		}
-		rep.Removed = append(rep.Removed, filepath.Base(last.Path))
+		if err != nil {
+			return nil, fmt.Errorf("stream %d: drop unwritten tail %s: %w", s.id, last.Path, err)
+		}
 		infos = infos[:len(infos)-1]
 	}
 	return infos, nil
+}
+
+// linesUp reports whether the intact records of prev end exactly where
+// next's header says next begins. A negative answer sets next aside, so it
+// is confirmed by a second read.
+func linesUp(fsys vfs.FS, prev, next *segment.Info) (bool, error) {
+	f, err := fsys.Open(prev.Path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	r, err := f.Map(0, int(prev.Capacity), false)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	ts, err := segment.ScanTailVerified(f, r.Bytes(), prev.Path)
+	if err != nil {
+		return false, err
+	}
+	h := prev.Header
+	return next.Header.BaseRecord == h.BaseRecord+ts.Count && next.Header.BaseOffset == h.BaseOffset+uint64(ts.End-segment.HeaderSize), nil
 }
 
 // repairSeal rescans an unsealed (or badly sealed) segment that is not the

@@ -26,6 +26,9 @@ func (s *Stream) nextIDLocked() SegmentID {
 func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 	if s.mu.sealing != nil {
 		kick(s.syncKick)
+		if s.mu.sealErr != nil {
+			return s.m.blocked(&WouldBlock{Kind: Admission, Cause: s.mu.sealErr, RetryAfter: prepRetry})
+		}
 		return s.m.blocked(&WouldBlock{Kind: Rollover})
 	}
 	id := s.nextIDLocked()
@@ -120,9 +123,9 @@ func (s *Stream) prepareNext() error {
 	return nil
 }
 
-// Seal seals the active segment if it holds records, and waits until the
-// seal is durable (footer, pointer and journal record). The next append
-// starts a new segment.
+// Seal seals the active segment if it holds records and waits until the
+// seal is durable (records, footer, pointer and journal record). It does
+// not need room for a new segment: the next append activates one.
 func (s *Stream) Seal(ctx context.Context) error {
 	for {
 		state := s.stateN.wait()
@@ -131,30 +134,27 @@ func (s *Stream) Seal(ctx context.Context) error {
 			s.mu.Unlock()
 			return err
 		}
-		target := s.mu.sealing
-		var err error
+		target, busy := s.mu.sealing, false
 		if a := s.mu.active; a != nil && a.w.Count() > 0 {
-			if target == nil {
-				_, _, ext := a.w.Last()
-				err = s.rolloverLocked(s.cfg.Now().UnixNano(), ext)
-				if err == nil {
-					target = a
+			if busy = target != nil; !busy {
+				if err := a.w.Push(); err != nil {
+					err = s.failLocked(fmt.Errorf("push %s: %w", a.path, err))
+					s.mu.Unlock()
+					return err
 				}
-			} else {
-				err = &WouldBlock{Kind: Rollover}
+				a.publish()
+				s.mu.sealing, s.mu.active, target = a, nil, a
+				kick(s.syncKick)
 			}
 		}
 		s.mu.Unlock()
-		switch {
-		case errors.Is(err, ErrWouldBlock):
-			// Wait for the previous seal or the next file, then retry.
-		case err != nil:
-			return err
-		case target == nil:
-			return nil
-		default:
+		if !busy {
+			if target == nil {
+				return nil
+			}
 			return s.waitSealed(ctx, target)
 		}
+		// The previous seal is still in progress: wait for it, then retry.
 		select {
 		case <-state:
 		case <-ctx.Done():
@@ -188,7 +188,9 @@ func (s *Stream) waitSealed(ctx context.Context, g *seg) error {
 // sealPending seals the segment in the sealing slot: every record durable,
 // footer written and synced, pointer replaced, journal record committed.
 // Only then is the seal acknowledged and the slot freed. Runs on the
-// syncer.
+// syncer. A full disk while writing the metadata leaves the seal pending
+// (writers see WouldBlock(Admission)) and errSealBlocked is returned so the
+// syncer retries; any other failure stops the stream.
 func (s *Stream) sealPending() error {
 	s.mu.Lock()
 	g, wm := s.mu.sealing, s.mu.watermark
@@ -196,27 +198,49 @@ func (s *Stream) sealPending() error {
 	if g == nil {
 		return nil
 	}
-	_, _, ext := g.w.Last()
-	f, err := g.w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ext, CoordinatorWatermark: wm})
+	if g.sealed == nil {
+		_, _, ext := g.w.Last()
+		f, err := g.w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ext, CoordinatorWatermark: wm})
+		if err != nil {
+			s.m.flushFailures.Inc()
+			return s.fail(fmt.Errorf("seal segment %d: %w", g.id, err))
+		}
+		g.sealed = &f
+	}
+	f := g.sealed
+	err := s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark})
+	if err == nil {
+		if err = s.cfg.Journal.SegmentSealed(context.Background(), s.id, *f); err != nil {
+			err = fmt.Errorf("journal: %w", err)
+		}
+	}
 	if err != nil {
-		s.m.flushFailures.Inc()
-		return s.fail(fmt.Errorf("seal segment %d: %w", g.id, err))
+		err = fmt.Errorf("seal segment %d: %w", g.id, segment.MarkNoSpace(err))
+		if errors.Is(err, ErrNoSpace) {
+			s.mu.Lock()
+			first := s.mu.sealErr == nil
+			s.mu.sealErr = err
+			s.mu.Unlock()
+			if first {
+				s.log.Warn("disk full while sealing; the seal stays pending and new segments wait", "segment_id", uint64(g.id), "error", err)
+				s.stateN.broadcast()
+			}
+			return errSealBlocked
+		}
+		return s.fail(err)
 	}
-	if err := s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: wm}); err != nil {
-		return s.fail(fmt.Errorf("seal segment %d: %w", g.id, err))
-	}
-	if err := s.cfg.Journal.SegmentSealed(context.Background(), s.id, f); err != nil {
-		return s.fail(fmt.Errorf("seal segment %d: journal: %w", g.id, err))
-	}
-	g.setSealed(&f)
+	g.setSealed(f)
 	s.mu.Lock()
-	s.mu.sealing = nil
+	s.mu.sealing, s.mu.sealErr = nil, nil
 	s.mu.Unlock()
 	s.m.seals.Inc()
 	s.log.Debug("segment sealed", "segment_id", uint64(g.id), "records", f.RecordCount, "durable_bytes", f.DurableBytes)
 	s.stateN.broadcast()
 	return nil
 }
+
+// errSealBlocked says a seal is waiting for disk space.
+var errSealBlocked = errors.New("seal waiting for space")
 
 // writePointer replaces current.sealed. Each attempt rewrites a fresh temp
 // file in full, so retrying after a failed fsync of the temp file cannot
@@ -230,6 +254,9 @@ func (s *Stream) writePointer(p segment.Pointer) error {
 		}
 		if err = segment.WritePointer(s.cfg.FS, s.ptrPath, p); err == nil {
 			return nil
+		}
+		if err = segment.MarkNoSpace(err); errors.Is(err, ErrNoSpace) {
+			return err // retried later by the syncer, not in a loop here
 		}
 		s.log.Warn("writing current.sealed failed", "attempt", attempt+1, "error", err)
 	}

@@ -39,10 +39,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	st := &Store{dir: dir, streams: filepath.Join(dir, "streams"), cfg: cfg, m: newMetrics(cfg.Registerer)}
 	st.mu.streams = map[StreamID]*Stream{}
 	st.mu.broken = map[StreamID]error{}
-	if err := cfg.FS.MkdirAll(st.streams, 0o755); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	if err := cfg.FS.SyncDir(dir); err != nil {
+	if err := vfs.MkdirAllSync(cfg.FS, st.streams); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	names, err := cfg.FS.List(st.streams)
@@ -134,13 +131,8 @@ func (st *Store) create(id StreamID) (*Stream, error) {
 	dir := st.streamDir(id)
 	s := newStream(id, dir, &st.cfg, st.m)
 	fsys := st.cfg.FS
-	if err := fsys.MkdirAll(s.segDir, 0o755); err != nil {
+	if err := vfs.MkdirAllSync(fsys, s.segDir); err != nil {
 		return nil, fmt.Errorf("create stream %d: %w", id, err)
-	}
-	for _, d := range []string{st.streams, dir} {
-		if err := fsys.SyncDir(d); err != nil {
-			return nil, fmt.Errorf("create stream %d: %w", id, err)
-		}
 	}
 	if err := s.start(); err != nil {
 		return nil, fmt.Errorf("create stream %d: %w", id, err)

@@ -180,7 +180,7 @@ func TestTailSealAndWouldBlock(t *testing.T) {
 	require.Equal(t, "one", string(rec.Payload))
 
 	require.NoError(t, s.Seal(ctx))
-	id2, err := s.Append([]byte("two"), AppendOptions{})
+	id2, err := s.AppendCtx(ctx, []byte("two"), AppendOptions{})
 	require.NoError(t, err)
 	require.Equal(t, id.Segment()+1, id2.Segment(), "append after Seal starts a new segment")
 	require.NoError(t, s.Seal(ctx))

@@ -41,6 +41,7 @@ type Stream struct {
 		next      *segment.Prepared
 		nextID    SegmentID
 		prepErr   error
+		sealErr   error // the pending seal is waiting for space
 		failed    error
 		closed    bool
 		written   uint64 // stream position after the last appended record

@@ -18,15 +18,18 @@ func (s *Stream) syncLoop() {
 		defer t.Stop()
 		tick = t.C
 	}
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-s.syncKick:
 		case <-tick:
+		case <-retry:
 		case <-s.done:
 			return
 		}
-		if s.syncRound() == nil {
-			_ = s.sealPending()
+		retry = nil
+		if s.syncRound() == nil && s.sealPending() == errSealBlocked {
+			retry = time.After(prepRetry)
 		}
 	}
 }
@@ -50,28 +53,31 @@ func (s *Stream) syncRound() error {
 		active.publish()
 	}
 	pos, recs := s.mu.written, s.mu.records
-	var mark uint64
-	var activeEnd int64
-	if active != nil {
-		activeEnd = active.w.End()
-		mark = uint64(types.MakeRecordID(active.id, uint32(activeEnd)))
+	// Ends are read under the lock: the active one moves with every append.
+	type target struct {
+		g   *seg
+		end int64
+	}
+	var targets []target
+	for _, g := range []*seg{sealing, active} {
+		if g != nil {
+			targets = append(targets, target{g, g.w.End()})
+		}
 	}
 	s.mu.Unlock()
-
-	if mark <= s.durableMark.Load() && (sealing == nil || sealing.w.Synced() == sealing.w.End()) {
+	if len(targets) == 0 {
+		return nil
+	}
+	// The durable mark after this round: the end of the newest segment.
+	newest := targets[len(targets)-1]
+	mark := uint64(types.MakeRecordID(newest.g.id, uint32(newest.end)))
+	if mark <= s.durableMark.Load() && (sealing == nil || sealing.w.Synced() == targets[0].end) {
 		return nil
 	}
 	start := time.Now()
 	before := s.durablePos.Load()
-	for _, g := range []*seg{sealing, active} {
-		if g == nil {
-			continue
-		}
-		end := g.w.End()
-		if g == active {
-			end = activeEnd
-		}
-		if err := s.syncSegment(g, end); err != nil {
+	for _, t := range targets {
+		if err := s.syncSegment(t.g, t.end); err != nil {
 			s.m.flushFailures.Inc()
 			return s.fail(err)
 		}

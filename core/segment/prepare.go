@@ -136,8 +136,11 @@ func writeZeros(f vfs.File, size int64, bs int) error {
 }
 
 // noSpace marks ENOSPC errors with types.ErrNoSpace.
-func noSpace(err error) error {
-	if errors.Is(err, syscall.ENOSPC) {
+func noSpace(err error) error { return MarkNoSpace(err) }
+
+// MarkNoSpace wraps err with types.ErrNoSpace when it is an ENOSPC.
+func MarkNoSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) && !errors.Is(err, types.ErrNoSpace) {
 		return fmt.Errorf("%w: %w", types.ErrNoSpace, err)
 	}
 	return err

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +17,11 @@ type Info struct {
 	Path     string
 	Name     Name
 	Capacity int64
-	// HeaderZero: the header was never made durable (the segment was
-	// activated but nothing in it was ever acknowledged).
-	HeaderZero bool
-	Header     Header
+	// Unwritten: the segment was activated but never made durable (its
+	// size or its header never reached the disk), so it cannot hold an
+	// acknowledged record.
+	Unwritten bool
+	Header    Header
 	// Footer is nil when the segment is not sealed (or the footer is
 	// unreadable: FooterErr says why).
 	Footer    *Footer
@@ -41,6 +43,14 @@ func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, 
 		return info, err
 	}
 	if !ValidCapacity(size) {
+		zero, err := allZero(f, size)
+		if err != nil {
+			return info, err
+		}
+		if zero {
+			info.Unwritten = true
+			return info, nil
+		}
 		return info, &types.CorruptError{Path: path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity", size)}
 	}
 	info.Capacity = size
@@ -49,7 +59,7 @@ func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, 
 		return info, err
 	}
 	if IsZero(hb[:]) {
-		info.HeaderZero = true
+		info.Unwritten = true
 		return info, nil
 	}
 	h, err := DecodeHeader(hb[:])
@@ -78,6 +88,21 @@ func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, 
 	}
 	info.Footer = &foot
 	return info, nil
+}
+
+// allZero reports whether the first size bytes of f are all zero.
+func allZero(f vfs.File, size int64) (bool, error) {
+	buf := make([]byte, min(size, 1<<20))
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		if !IsZero(buf[:n]) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // checkFooter cross-checks a footer with the header and the last record.
@@ -125,6 +150,10 @@ func ScanTail(b []byte) TailScan {
 	capacity := int64(len(b))
 	limit := DataEnd(capacity)
 	ts := TailScan{End: HeaderSize, Index: NewIndex()}
+	if capacity < HeaderSize+FooterSize {
+		ts.End, ts.DirtyEnd, ts.Stop = 0, 0, "too small for a segment"
+		return ts
+	}
 	for {
 		off := ts.End
 		if off+RecordHeaderSize > limit {
@@ -216,7 +245,10 @@ func resume(f vfs.File, info Info, mode WriteMode) (_ *Writer, _ TailScan, err e
 		}
 	}()
 	b := r.Bytes()
-	ts := ScanTail(b)
+	ts, err := ScanTailVerified(f, b, info.Path)
+	if err != nil {
+		return nil, ts, err
+	}
 	if ts.DirtyEnd > ts.End {
 		if err := zeroRange(f, r, mode, ts.End, ts.DirtyEnd); err != nil {
 			return nil, ts, err
@@ -285,30 +317,73 @@ func WritePointer(fsys vfs.FS, path string, p Pointer) error {
 }
 
 // HasNoRecords reports whether the segment at path holds no intact record.
+// Recovery deletes such a segment, so the answer is read twice and must
+// agree: a read that returns different bytes the second time is an error,
+// never grounds for deleting anything.
 func HasNoRecords(fsys vfs.FS, path string) (bool, error) {
+	first, err := firstRecord(fsys, path)
+	if err != nil {
+		return false, err
+	}
+	again, err := firstRecord(fsys, path)
+	if err != nil {
+		return false, err
+	}
+	if !bytes.Equal(first, again) {
+		return false, unstable(path, HeaderSize)
+	}
+	if first == nil {
+		return true, nil
+	}
+	return RecordChecksum(first, first[RecordHeaderSize:]) != DecodeRecordHeader(first).Checksum, nil
+}
+
+// firstRecord returns the bytes of the first record (header and payload),
+// or nil when its header says there is none that fits.
+func firstRecord(fsys vfs.FS, path string) ([]byte, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer f.Close()
-	var hb [RecordHeaderSize]byte
-	if _, err := f.ReadAt(hb[:], HeaderSize); err != nil {
-		return false, err
-	}
-	h := DecodeRecordHeader(hb[:])
-	if h.PayloadLen == 0 {
-		return true, nil
-	}
 	size, err := f.Size()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if HeaderSize+RecordHeaderSize+int64(h.PayloadLen) > DataEnd(size) {
-		return true, nil
+	var hb [RecordHeaderSize]byte
+	if _, err := f.ReadAt(hb[:], HeaderSize); err != nil {
+		return nil, err
 	}
-	payload := make([]byte, h.PayloadLen)
-	if _, err := f.ReadAt(payload, HeaderSize+RecordHeaderSize); err != nil {
-		return false, err
+	h := DecodeRecordHeader(hb[:])
+	if h.PayloadLen == 0 || HeaderSize+RecordHeaderSize+int64(h.PayloadLen) > DataEnd(size) {
+		return nil, nil
 	}
-	return RecordChecksum(hb[:], payload) != h.Checksum, nil
+	rec := make([]byte, RecordHeaderSize+int(h.PayloadLen))
+	if _, err := f.ReadAt(rec, HeaderSize); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// unstable reports bytes that read differently twice in a row.
+func unstable(path string, off int64) error {
+	return &types.CorruptError{Path: path, Offset: off, Reason: "two reads of the same bytes differ; refusing to repair on unstable reads"}
+}
+
+// ScanTailVerified scans a segment like ScanTail and, when the result would
+// lead recovery to discard bytes (anything non-zero past the intact
+// records), confirms it with a second, independent read of the file.
+func ScanTailVerified(f vfs.File, b []byte, path string) (TailScan, error) {
+	ts := ScanTail(b)
+	if ts.DirtyEnd == ts.End && IsZero(b[DataEnd(int64(len(b))):]) {
+		return ts, nil
+	}
+	again := make([]byte, len(b))
+	if _, err := f.ReadAt(again, 0); err != nil && !errors.Is(err, io.EOF) {
+		return ts, err
+	}
+	if !bytes.Equal(again, b) {
+		return ts, unstable(path, ts.End)
+	}
+	return ts, nil
 }

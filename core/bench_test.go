@@ -1,0 +1,249 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aof2/aof2/core/segment"
+)
+
+// Workloads W1–W5 and the restart benchmark from the tier-0 issue, each
+// next to the plain-file baseline it is judged against. Run them in one
+// invocation (make bench) and compare within that run: the machine is
+// noisy. Numbers and the resulting defaults: docs/adr-write-path.md.
+
+type benchWorkload struct {
+	name                string
+	records, size, sync int // sync: durable every N records (0: at close)
+}
+
+var (
+	w1 = benchWorkload{"W1", 1_000_000, 256, 0}
+	w2 = benchWorkload{"W2", 200_000, 4096, 0}
+	w3 = benchWorkload{"W3", 100_000, 256, 1000}
+)
+
+func BenchmarkWorkloads(b *testing.B) {
+	for _, w := range []benchWorkload{w1, w2, w3} {
+		b.Run(w.name+"/plain", func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				path := plainPath(b)
+				b.StartTimer()
+				if err := plainWrite(path, w.records, w.size, w.sync); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b, w.records, w.records*w.size)
+		})
+		b.Run(w.name+"/aof2", func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				dir := benchDir(b)
+				b.StartTimer()
+				if err := aof2Write(dir, Config{Sync: SyncNone, MaxUnflushedBytes: -1}, w); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b, w.records, w.records*w.size)
+		})
+	}
+}
+
+// aof2Write runs a workload through the public API: Append, a Flush every
+// w.sync records, and FlushAll + Close at the end.
+func aof2Write(dir string, cfg Config, w benchWorkload) error {
+	ctx := context.Background()
+	st, err := Open(dir, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	s, err := st.Stream(1)
+	if err != nil {
+		return err
+	}
+	p := benchPayload(w.size)
+	for i := range w.records {
+		id, err := s.AppendCtx(ctx, p, AppendOptions{})
+		if err != nil {
+			return err
+		}
+		if w.sync > 0 && (i+1)%w.sync == 0 {
+			if err := s.Flush(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.FlushAll(ctx); err != nil {
+		return err
+	}
+	return st.Close()
+}
+
+// BenchmarkW4DurableConcurrency: per-record durable acks (AppendDurable
+// under SyncAlways) from 1 and 64 concurrent appenders; group commit is
+// what makes 64 appenders share each sync.
+func BenchmarkW4DurableConcurrency(b *testing.B) {
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+			per := 3000 / n
+			if n > 1 {
+				per = 400
+			}
+			for range b.N {
+				b.StopTimer()
+				st, err := Open(benchDir(b), Config{Sync: SyncAlways})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := st.Stream(1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat := make([][]time.Duration, n)
+				b.StartTimer()
+				var wg sync.WaitGroup
+				errs := make(chan error, n)
+				for g := range n {
+					wg.Go(func() {
+						p := benchPayload(256)
+						for range per {
+							t0 := time.Now()
+							if _, err := s.AppendDurable(context.Background(), p, AppendOptions{}); err != nil {
+								errs <- err
+								return
+							}
+							lat[g] = append(lat[g], time.Since(t0))
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+				if err := st.Close(); err != nil {
+					b.Fatal(err)
+				}
+				reportLatency(b, slices.Concat(lat...))
+				b.StartTimer()
+			}
+			reportRate(b, n*per, n*per*256)
+		})
+	}
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkW5SequentialRead reads W1's records back through a Reader and
+// compares with a verifying scan of the plain file through mmap.
+func BenchmarkW5SequentialRead(b *testing.B) {
+	b.Run("plain-mmap", func(b *testing.B) {
+		path := plainPath(b)
+		if err := plainWrite(path, w1.records, w1.size, 0); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for range b.N {
+			if n, err := plainScan(path); err != nil || n != w1.records {
+				b.Fatalf("scanned %d: %v", n, err)
+			}
+		}
+		reportRate(b, w1.records, w1.records*w1.size)
+	})
+	b.Run("aof2", func(b *testing.B) {
+		dir := benchDir(b)
+		if err := aof2Write(dir, Config{Sync: SyncNone, MaxUnflushedBytes: -1}, w1); err != nil {
+			b.Fatal(err)
+		}
+		st, err := Open(dir, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		s, err := st.Stream(1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for range b.N {
+			r, err := s.NewReader(AtStart())
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for ; ; n++ {
+				if _, err := r.Next(); err == io.EOF {
+					break
+				} else if err != nil {
+					b.Fatal(err)
+				}
+			}
+			if n != w1.records {
+				b.Fatalf("read %d records", n)
+			}
+		}
+		reportRate(b, w1.records, w1.records*w1.size)
+	})
+}
+
+// BenchmarkRestart1000Sealed opens a store whose stream has 1,000 sealed
+// segments: recovery reads the pointer and each segment's header and
+// footer, never the records.
+func BenchmarkRestart1000Sealed(b *testing.B) {
+	dir := benchDir(b)
+	ctx := context.Background()
+	st, err := Open(dir, Config{SegmentSize: segment.MinCapacity, Sync: SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := st.Stream(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := benchPayload(4096)
+	for range 1000 {
+		for range 8 {
+			if _, err := s.AppendCtx(ctx, p, AppendOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.Seal(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		st, err := Open(dir, Config{SegmentSize: segment.MinCapacity})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := st.Stream(1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if n := len(s.cat.Load().segs); n != 1000 {
+			b.Fatalf("%d segments after restart", n)
+		}
+		if err := st.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
+}
