@@ -247,3 +247,5 @@ func failTimes(op string, n int, err error) func(string) error {
 		return err
 	}
 }
+
+func nullLogger() hclog.Logger { return hclog.NewNullLogger() }
