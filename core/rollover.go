@@ -198,6 +198,14 @@ func (s *Stream) sealPending() error {
 	if g == nil {
 		return nil
 	}
+	// Seal may have moved g here after this iteration's sync round captured
+	// it as the active segment: make the durable mark cover all of g before
+	// sealing, or waiters on its last records would never be woken.
+	if s.durableMark.Load() < uint64(types.MakeRecordID(g.id, uint32(g.w.End()))) {
+		if err := s.syncRound(); err != nil {
+			return err
+		}
+	}
 	if g.sealed == nil {
 		_, _, ext := g.w.Last()
 		f, err := g.w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ext, CoordinatorWatermark: wm})
