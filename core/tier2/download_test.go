@@ -150,3 +150,20 @@ func (s stripCRC) Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.
 	rng.Info.HasCRC64, rng.Info.CRC64 = false, 0
 	return rng, rc, err
 }
+
+// A backend connection dropped mid-stream (the in-process form of the
+// fake's Crash fault) is retried like any transient failure.
+func TestDownloadSurvivesCrashMidStream(t *testing.T) {
+	e := newEnv(t, fake.Options{Capabilities: &streamOnly}, nil)
+	data := payload(2<<20, 14)
+	up := uploaded(t, e, data)
+	require.NoError(t, e.fake.Inject(fake.Fault{Mode: fake.Crash, Ops: []fake.Op{fake.OpGet}, AfterBytes: 1 << 20, Count: 1}))
+	dst := filepath.Join(t.TempDir(), "out")
+	_, err := e.store.DownloadFile(context.Background(), up.Key, dst, Expect{ETag: up.ETag})
+	require.NoError(t, err)
+	got, err := os.ReadFile(dst)
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
+	assert.Equal(t, uint64(1), e.retries(OpFetch))
+	assert.Equal(t, 1.0, e.requests(ClassGet, OutcomeUnavailable))
+}
