@@ -103,7 +103,11 @@ func (b *Backend) Configure(ctx context.Context, req pluginapi.ConfigureRequest)
 	if err != nil {
 		return pluginapi.ConfigureResult{}, err
 	}
-	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: int32(attempts - 1)}}}
+	retries := int32(attempts - 1)
+	if retries == 0 {
+		retries = -1 // azcore reads 0 as "the default" (3)
+	}
+	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: retries}}}
 	if st.cc, err = newContainerClient(s, name, opts); err != nil {
 		return pluginapi.ConfigureResult{}, err
 	}

@@ -2,6 +2,7 @@ package azure
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -31,7 +32,15 @@ func mapErr(key string, err error, containerOp bool) error {
 		e.Code, e.RetryAfter = pluginapi.CodeThrottled, cloud.RetryAfter(r.Header)
 	case bloberror.AuthenticationFailed, bloberror.InvalidAuthenticationInfo, bloberror.NoAuthenticationInformation:
 		e.Code = pluginapi.CodeAuth
-	case bloberror.AuthorizationFailure, bloberror.AuthorizationPermissionMismatch, bloberror.InsufficientAccountPermissions:
+	case bloberror.AuthorizationFailure:
+		// Azurite answers a bad shared-key signature with
+		// AuthorizationFailure where the service says AuthenticationFailed;
+		// the reason phrase tells them apart.
+		e.Code = pluginapi.CodePermission
+		if re.RawResponse != nil && strings.Contains(re.RawResponse.Status, "failed to authenticate") {
+			e.Code = pluginapi.CodeAuth
+		}
+	case bloberror.AuthorizationPermissionMismatch, bloberror.InsufficientAccountPermissions:
 		e.Code = pluginapi.CodePermission
 	case bloberror.BlobAlreadyExists:
 		e.Code = pluginapi.CodeAlreadyExists

@@ -254,7 +254,6 @@ func isContainerMissing(err error) bool {
 	return errors.As(err, &e) && e.Reason == pluginapi.ReasonBucketNotFound
 }
 
-
 // deref is *p, or the zero value for nil.
 func deref[T any](p *T) T {
 	if p == nil {
