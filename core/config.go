@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
@@ -80,9 +81,13 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for record and segment timestamps; default time.Now.
 	Now func() time.Time
-	// Journal receives segment lifecycle events (the manifest log); default
-	// none.
-	Journal Journal
+	// Manifest configures each stream's manifest log (core/manifest); its
+	// GroundTruth is always the stream itself, and Registerer and Logger
+	// default to the store's.
+	Manifest manifest.Options
+	// NoManifest runs without manifest logs (benchmarks of the bare write
+	// path, embedders with no tiering).
+	NoManifest bool
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -136,9 +141,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
-	}
-	if c.Journal == nil {
-		c.Journal = nopJournal{}
 	}
 	return c, nil
 }

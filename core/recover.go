@@ -25,7 +25,8 @@ type RecoveryReport struct {
 	Removed      []string      // leftover files deleted (prepared files, temp files, empty tails)
 	Orphaned     []string      // segments set aside as *.orphan (records after an unacknowledged gap)
 	Pointer      string        // what became of current.sealed
-	Duration     time.Duration // wall time of the recovery
+	Duration     time.Duration // wall time of the segment recovery
+	Manifest     ManifestRecovery
 }
 
 // recover rebuilds the stream from its segment files (SPEC §4 "pointer

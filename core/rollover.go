@@ -61,6 +61,11 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 		s.mu.sealing = old
 		kick(s.syncKick)
 	}
+	if err := s.journal.SegmentOpened(w.Header()); err != nil {
+		// The seal's commit will fail too and stop the stream; recovery
+		// re-derives the record from the file.
+		s.log.Warn("manifest: could not append SegmentOpened", "segment_id", uint64(id), "error", err)
+	}
 	g := newActiveSeg(w)
 	s.mu.active = g
 	s.cat.Store(s.cat.Load().with(g))
@@ -218,7 +223,7 @@ func (s *Stream) sealPending() error {
 	f := g.sealed
 	err := s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark})
 	if err == nil {
-		if err = s.cfg.Journal.SegmentSealed(context.Background(), s.id, *f); err != nil {
+		if err = s.journal.SegmentSealed(context.Background(), g.w.Header(), *f); err != nil {
 			err = fmt.Errorf("journal: %w", err)
 		}
 	}

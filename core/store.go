@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -70,6 +71,9 @@ func (st *Store) recoverAll(ids []StreamID) {
 			s := newStream(id, st.streamDir(id), &st.cfg, st.m)
 			rep, err := s.recover()
 			if err == nil {
+				rep.Manifest, err = s.openManifest(context.Background())
+			}
+			if err == nil {
 				err = s.start()
 			}
 			st.mu.Lock()
@@ -132,6 +136,9 @@ func (st *Store) create(id StreamID) (*Stream, error) {
 	s := newStream(id, dir, &st.cfg, st.m)
 	fsys := st.cfg.FS
 	if err := vfs.MkdirAllSync(fsys, s.segDir); err != nil {
+		return nil, fmt.Errorf("create stream %d: %w", id, err)
+	}
+	if _, err := s.openManifest(context.Background()); err != nil {
 		return nil, fmt.Errorf("create stream %d: %w", id, err)
 	}
 	if err := s.start(); err != nil {
@@ -241,6 +248,11 @@ func (s *Stream) close() error {
 			errs = append(errs, err)
 		} else if err := s.sealPending(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if s.journal != nil {
+		if err := s.journal.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stream %d: close manifest: %w", s.id, err))
 		}
 	}
 	close(s.closed)

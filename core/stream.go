@@ -33,6 +33,7 @@ type Stream struct {
 	m       *streamMetrics
 	segDir  string
 	ptrPath string
+	journal Journal // set before start; the manifest log unless NoManifest
 
 	mu struct {
 		sync.Mutex

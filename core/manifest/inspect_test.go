@@ -148,7 +148,7 @@ func TestVerify(t *testing.T) {
 			flipFileBit(t, mem, filepath.Join(mdirT, chunkName(2)), (chunkHeaderLen+50)*8)
 		}, "needs_repair"},
 		{"JSON view diverges", func(t *testing.T, mem *vfs.MemFS) {
-			require.NoError(t, mkdirDurable(mem, filepath.Join(testDir, warmDirName)))
+			require.NoError(t, vfs.MkdirAllSync(mem, filepath.Join(testDir, warmDirName)))
 			require.NoError(t, vfs.WriteFileAtomic(mem, ViewPath(testDir), []byte(`{"version":1,"stream_id":7,"segments":[]}`)))
 		}, "json_parity"},
 	}

@@ -202,7 +202,7 @@ type viewWriter struct {
 // open checks parity at boot, publishes the divergence, and rewrites the
 // view from the log when they differ: the log is authoritative.
 func (v *viewWriter) open(ctx context.Context, l *Log) error {
-	if err := mkdirDurable(l.fs, filepath.Join(l.dir, warmDirName)); err != nil {
+	if err := vfs.MkdirAllSync(l.fs, filepath.Join(l.dir, warmDirName)); err != nil {
 		return fmt.Errorf("manifest: create warm dir: %w", err)
 	}
 	r, err := l.Parity(ctx)

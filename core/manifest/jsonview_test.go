@@ -50,7 +50,7 @@ func TestCheckParityFiles(t *testing.T) {
 	assert.False(t, r.JSONPresent)
 	assert.Equal(t, 1, r.Segments, "no JSON view: every log segment is missing from it")
 
-	require.NoError(t, mkdirDurable(mem, testDir+"/warm"))
+	require.NoError(t, vfs.MkdirAllSync(mem, testDir+"/warm"))
 	for _, bad := range []string{`{"version":1,"stream_id":7,"segments":[],"extra":1}`, `{"version":2,"stream_id":7,"segments":[]}`, `not json`} {
 		require.NoError(t, vfs.WriteFileAtomic(mem, ViewPath(testDir), []byte(bad)))
 		r = CheckParity(mem, testDir, NewIndex(7))

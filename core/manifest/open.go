@@ -46,7 +46,7 @@ func Open(ctx context.Context, fsys vfs.FS, dir string, streamID uint64, opts Op
 		bgDone: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
 	l.w = chunkWriter{fs: fsys, mdir: l.mdir, capacity: opts.ChunkCapacity}
-	if err := mkdirDurable(fsys, l.mdir); err != nil {
+	if err := vfs.MkdirAllSync(fsys, l.mdir); err != nil {
 		return nil, fmt.Errorf("manifest: create %s: %w", l.mdir, err)
 	}
 	res, err := replay(ctx, fsys, l.mdir, streamID, opts.Clock)
@@ -189,35 +189,4 @@ func (l *Log) rotateIfPending(ctx context.Context) {
 	if err := l.commitHeld(true); err != nil {
 		l.log.Error("manifest rotation failed", "stream_id", l.streamID, "error", err)
 	}
-}
-
-// mkdirDurable creates dir and its missing parents, fsyncing each parent
-// so that the new entries survive a crash.
-func mkdirDurable(fsys vfs.FS, dir string) error {
-	var missing []string
-	for d := dir; ; {
-		if _, err := fsys.Stat(d); err == nil {
-			break
-		} else if !vfs.IsNotExist(err) {
-			return err
-		}
-		missing = append(missing, d)
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := fsys.SyncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -164,17 +164,20 @@ func (p *Prepared) Discard() error {
 // acknowledging any record in it.
 func (p *Prepared) Activate(h Header) (*Writer, error) {
 	final := filepath.Join(filepath.Dir(p.path), FileName(h.SegmentID, h.BaseOffset, h.CreatedAt))
-	if err := p.fs.Rename(p.path, final); err != nil {
-		return nil, fmt.Errorf("activate %s: %w", final, err)
-	}
 	w := &Writer{
 		file: p.file, region: p.region, path: final, capacity: p.capacity, hdr: h, mode: p.mode,
 		index: NewIndex(), end: HeaderSize,
 	}
+	// The header goes in before the rename: a file under a segment name
+	// always carries its header (or, after a power loss, zeros), and a
+	// failed write leaves a prepared file, which recovery deletes.
 	var b [HeaderSize]byte
 	h.Encode(b[:])
 	if err := w.writeAt(b[:], 0); err != nil {
 		return nil, fmt.Errorf("activate %s: write header: %w", final, err)
+	}
+	if err := p.fs.Rename(p.path, final); err != nil {
+		return nil, fmt.Errorf("activate %s: %w", final, err)
 	}
 	if p.mode == WritePwrite {
 		w.buf = make([]byte, 0, pwriteBuffer)
