@@ -25,7 +25,7 @@ func Env(t testing.TB, names ...string) map[string]string {
 	for _, n := range names {
 		v := os.Getenv(n)
 		if v == "" {
-			msg := fmt.Sprintf("%s is not set: no local server for this cloud backend; run `make emulators-up` first (or `make test-cloud`)", n)
+			msg := fmt.Sprintf("%s is not set: no local server for this cloud backend; run `make emulators-up` first (then `make test` or `make test-cloud`)", n)
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("CI: %s", msg)
 			}
