@@ -8,6 +8,7 @@ export PATH  := $(GOBIN):$(PATH)
 STATICCHECK_MODULE  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 FUZZTIME  ?= 30s
+TEST_FUZZTIME ?= 3s
 BENCHTIME ?= 1x
 TESTFLAGS ?=
 
@@ -19,8 +20,9 @@ help: ## list targets
 build: ## compile everything
 	$(GO) build ./...
 
-test: ## run every test with -race, including the CI-sized crash and fuzz-seed runs
+test: ## run every test with -race (CI-sized crash, kill -9 and fault runs), then every fuzz target for TEST_FUZZTIME
 	$(GO) test -race -timeout 45m $(TESTFLAGS) ./...
+	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
 demo: ## tier-0 demo through the real API
 	$(GO) run ./cmd/aof2-host demo
