@@ -55,14 +55,12 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{target: u}
-	p.rp = httputil.NewSingleHostReverseProxy(u)
-	direct := p.rp.Director
-	p.rp.Director = func(r *http.Request) {
-		direct(r)
-		if p.hostRewrite.Load() {
-			r.Host = u.Host
+	p.rp = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		if !p.hostRewrite.Load() {
+			pr.Out.Host = pr.In.Host // keep what the client signed
 		}
-	}
+	}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	p.URL = p.srv.URL
 	p.rp.ModifyResponse = func(resp *http.Response) error {
