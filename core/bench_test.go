@@ -247,3 +247,18 @@ func BenchmarkRestart1000Sealed(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
 }
+
+// BenchmarkCreateStream prices what every workload above pays once: open a
+// store, create a stream (directories, manifest, first segment prepared),
+// append one durable record and close.
+func BenchmarkCreateStream(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		dir := benchDir(b)
+		b.StartTimer()
+		if err := aof2Write(dir, Config{Sync: SyncNone}, benchWorkload{"one", 1, 256, 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/op")
+}
