@@ -1,0 +1,94 @@
+package tier0
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aof2/aof2/core/types"
+)
+
+// metrics are the budget's Prometheus metrics (prefix aof_tier0_). The
+// core package already exports aof_tier0_bytes and aof_tier0_segments (what
+// is on disk, per stream), so these names say what they count: the budget
+// and its accounting.
+type metrics struct {
+	budget        prometheus.Gauge
+	used          *prometheus.GaugeVec // stream_id
+	evicting      prometheus.Gauge
+	evictions     prometheus.Counter
+	evictedBytes  prometheus.Counter
+	dropped       prometheus.Counter
+	admissions    *prometheus.CounterVec // kind: active, hydrate
+	blocks        prometheus.Counter
+	queueDepth    *prometheus.GaugeVec // priority
+	queueByPrio   [numPriorities]prometheus.Gauge
+	reg           prometheus.Registerer
+	registered    []prometheus.Collector
+	admitActive   prometheus.Counter
+	admitHydrated prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		budget: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aof_tier0_budget_bytes",
+			Help: "Configured tier-0 byte budget (tier0.max_bytes); 0 means unlimited."}),
+		used: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_tier0_budget_used_bytes",
+			Help: "Segment bytes (capacity) counted against the tier-0 budget, per stream."}, []string{"stream_id"}),
+		evicting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aof_tier0_evicting_bytes",
+			Help: "Bytes of segments handed out for eviction and not yet removed."}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier0_evictions_scheduled_total",
+			Help: "Sealed segments handed out as eviction candidates (tier0_eviction_scheduled)."}),
+		evictedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier0_evictions_scheduled_bytes_total",
+			Help: "Bytes of the segments handed out as eviction candidates."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier0_segments_dropped_total",
+			Help: "Segments removed from tier-0 accounting (tier0_segment_dropped)."}),
+		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier0_admissions_total",
+			Help: "Segments admitted into tier 0, by kind (active, hydrate)."}, []string{"kind"}),
+		blocks: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier0_admission_blocked_total",
+			Help: "Admissions that could not proceed (WouldBlock(Admission) or a queued wait)."}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_tier0_activation_queue_depth",
+			Help: "Pending activations waiting for tier-0 space, by priority."}, []string{"priority"}),
+	}
+	for p := range numPriorities {
+		m.queueByPrio[p] = m.queueDepth.WithLabelValues(Priority(p).String())
+	}
+	m.admitActive = m.admissions.WithLabelValues("active")
+	m.admitHydrated = m.admissions.WithLabelValues("hydrate")
+	if reg == nil {
+		return m, nil
+	}
+	m.reg = reg
+	for _, c := range []prometheus.Collector{m.budget, m.used, m.evicting, m.evictions, m.evictedBytes, m.dropped,
+		m.admissions, m.blocks, m.queueDepth} {
+		if err := reg.Register(c); err != nil {
+			m.unregister()
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("tier0: metrics already registered (one Budget per registry): %w", err)
+			}
+			return nil, fmt.Errorf("tier0: register metrics: %w", err)
+		}
+		m.registered = append(m.registered, c)
+	}
+	return m, nil
+}
+
+// unregister removes the metrics from the registerer (at Close, so a new
+// Budget can register again).
+func (m *metrics) unregister() {
+	for _, c := range m.registered {
+		m.reg.Unregister(c)
+	}
+	m.registered = nil
+}
+
+func (m *metrics) streamUsed(id types.StreamID) prometheus.Gauge {
+	return m.used.WithLabelValues(strconv.FormatUint(uint64(id), 10))
+}
+
+func (m *metrics) forgetStream(id types.StreamID) {
+	m.used.DeleteLabelValues(strconv.FormatUint(uint64(id), 10))
+}
