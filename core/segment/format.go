@@ -229,6 +229,15 @@ func RecordChecksum(hdr []byte, payload []byte) uint32 {
 	return checksum.Fold32(checksum.Update(checksum.Sum64(buf[:]), payload))
 }
 
+// FrameChecksum computes the checksum of a record lying contiguously in
+// rec (header then payload, rec = the whole unpadded frame). It equals
+// RecordChecksum but feeds the checksum the one contiguous run
+// [8, 24+payload_len) in a single call: fewer bytes go through the
+// library's byte-wise path, which dominates for small records.
+func FrameChecksum(rec []byte) uint32 {
+	return checksum.Fold32(checksum.Update(checksum.Sum64(rec[0:4]), rec[8:]))
+}
+
 // DecodeRecordHeader parses a record header without verifying the payload.
 func DecodeRecordHeader(b []byte) RecordHeader {
 	return RecordHeader{

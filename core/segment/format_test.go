@@ -171,3 +171,22 @@ func TestHeaderPointerAndNameRoundTrip(t *testing.T) {
 		require.False(t, ok, bad)
 	}
 }
+
+func TestFrameChecksumEqualsRecordChecksum(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 20, 127, 128, 129, 256, 1000, 4096} {
+		b := make([]byte, RecordHeaderSize+n)
+		p := benchLikePayload(n)
+		copy(b[RecordHeaderSize:], p)
+		EncodeRecordHeader(b, p, 12345, 678)
+		require.Equal(t, RecordChecksum(b, p), FrameChecksum(b), "payload %d", n)
+		require.Equal(t, DecodeRecordHeader(b).Checksum, FrameChecksum(b))
+	}
+}
+
+func benchLikePayload(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i*7 + 3)
+	}
+	return p
+}

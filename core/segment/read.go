@@ -35,7 +35,7 @@ func ReadRecord(b []byte, path string, off, limit int64) (Record, error) {
 		return Record{}, &types.CorruptError{Path: path, Offset: off, Reason: fmt.Sprintf("payload_len %d overruns the written area", h.PayloadLen)}
 	}
 	payload := b[off+RecordHeaderSize : end]
-	if RecordChecksum(b[off:], payload) != h.Checksum {
+	if FrameChecksum(b[off:end]) != h.Checksum {
 		return Record{}, &types.CorruptError{Path: path, Offset: off, Reason: "record checksum mismatch"}
 	}
 	return Record{Offset: off, Timestamp: h.Timestamp, ExtID: h.ExtID, Payload: payload}, nil

@@ -170,7 +170,7 @@ func ScanTail(b []byte) TailScan {
 			ts.Stop = fmt.Sprintf("payload_len %d at %d overruns the segment", h.PayloadLen, off)
 			break
 		}
-		if RecordChecksum(b[off:], b[off+RecordHeaderSize:end]) != h.Checksum {
+		if FrameChecksum(b[off:end]) != h.Checksum {
 			ts.Stop = fmt.Sprintf("checksum mismatch at %d", off)
 			break
 		}
