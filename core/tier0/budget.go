@@ -2,6 +2,7 @@ package tier0
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -402,7 +403,13 @@ func (b *Budget) Reclaim() []Candidate {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []Candidate
-	for _, st := range b.mu.streams {
+	ids := make([]types.StreamID, 0, len(b.mu.streams))
+	for id := range b.mu.streams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // deterministic: streams in id order, then the global LRU
+	for _, id := range ids {
+		st := b.mu.streams[id]
 		limit := b.capLocked(st)
 		for limit > 0 && st.used > limit && st.elig.Len() > 0 {
 			out = append(out, b.evictLocked(st.elig.oldest()))
