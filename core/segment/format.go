@@ -213,11 +213,17 @@ type RecordHeader struct {
 // EncodeRecordHeader writes the header of a record with the given payload
 // into b[:RecordHeaderSize], checksum included.
 func EncodeRecordHeader(b []byte, payload []byte, ts int64, ext uint64) {
+	encodeRecordFields(b, len(payload), ts, ext)
+	le.PutUint32(b[4:], RecordChecksum(b, payload))
+}
+
+// encodeRecordFields writes every header field but the checksum.
+func encodeRecordFields(b []byte, n int, ts int64, ext uint64) {
 	_ = b[RecordHeaderSize-1]
-	le.PutUint32(b[0:], uint32(len(payload)))
+	le.PutUint32(b[0:], uint32(n))
+	le.PutUint32(b[4:], 0)
 	le.PutUint64(b[8:], uint64(ts))
 	le.PutUint64(b[16:], ext)
-	le.PutUint32(b[4:], RecordChecksum(b, payload))
 }
 
 // RecordChecksum computes the record checksum from an encoded header (its

@@ -121,12 +121,14 @@ func (w *Writer) Append(payload []byte, ts int64, ext uint64) (int64, error) {
 	}
 	off := w.end
 	var hdr [RecordHeaderSize]byte
-	EncodeRecordHeader(hdr[:], payload, ts, ext)
 	if w.mode == WritePwrite {
+		// Staged frames are contiguous: checksum them in place.
+		encodeRecordFields(hdr[:], n, ts, ext)
 		if err := w.stage(hdr[:], payload, off); err != nil {
 			return 0, err
 		}
 	} else {
+		EncodeRecordHeader(hdr[:], payload, ts, ext)
 		// The mapping is zero-filled, so the padding needs no store.
 		if _, err := w.region.WriteAt(payload, off+RecordHeaderSize); err != nil {
 			return 0, err
@@ -154,6 +156,7 @@ func (w *Writer) stage(hdr, payload []byte, off int64) error {
 		rec := make([]byte, span)
 		copy(rec, hdr)
 		copy(rec[RecordHeaderSize:], payload)
+		le.PutUint32(rec[4:], FrameChecksum(rec[:RecordHeaderSize+len(payload)]))
 		if _, err := w.file.WriteAt(rec, off); err != nil {
 			return err
 		}
@@ -164,7 +167,9 @@ func (w *Writer) stage(hdr, payload []byte, off int64) error {
 	w.buf = w.buf[:start+span]
 	copy(w.buf[start:], hdr)
 	copy(w.buf[start+RecordHeaderSize:], payload)
-	clear(w.buf[start+RecordHeaderSize+len(payload):])
+	end := start + RecordHeaderSize + len(payload)
+	clear(w.buf[end:])
+	le.PutUint32(w.buf[start+4:], FrameChecksum(w.buf[start:end]))
 	return nil
 }
 
