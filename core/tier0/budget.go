@@ -135,7 +135,7 @@ func (b *Budget) nextTick() uint64 {
 func (b *Budget) lookupLocked(k Key) (*entry, error) {
 	e, ok := b.mu.entries[k]
 	if !ok {
-		return nil, fmt.Errorf("tier0: %s: %w", k, ErrUnknownSegment)
+		return nil, ErrUnknownSegment
 	}
 	return e, nil
 }
@@ -273,7 +273,7 @@ func (b *Budget) mutate(k Key, op string, f func(*entry) error) error {
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)
 	if err != nil {
-		return fmt.Errorf("tier0: %s: %w", op, err)
+		return fmt.Errorf("tier0: %s %s: %w", op, k, err)
 	}
 	if e.state == stateEvicting {
 		return fmt.Errorf("tier0: %s %s: %w", op, k, ErrEvicting)
@@ -293,7 +293,7 @@ func (b *Budget) Touch(k Key) error {
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)
 	if err != nil {
-		return fmt.Errorf("tier0: touch: %w", err)
+		return fmt.Errorf("tier0: touch %s: %w", k, err)
 	}
 	if e.state == stateEvicting {
 		return fmt.Errorf("tier0: touch %s: %w", k, ErrEvicting)
@@ -319,7 +319,7 @@ func (b *Budget) Removed(k Key) error {
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)
 	if err != nil {
-		return fmt.Errorf("tier0: removed: %w", err)
+		return fmt.Errorf("tier0: removed %s: %w", k, err)
 	}
 	switch {
 	case e.state == stateActive:
@@ -362,7 +362,7 @@ func (b *Budget) Restore(k Key) error {
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)
 	if err != nil {
-		return fmt.Errorf("tier0: restore: %w", err)
+		return fmt.Errorf("tier0: restore %s: %w", k, err)
 	}
 	if e.state != stateEvicting {
 		return fmt.Errorf("tier0: restore %s: %w", k, ErrNotEvicting)

@@ -64,7 +64,7 @@ func TestBudgetMath(t *testing.T) {
 			steps:  []admit{{key: key(1, 3), bytes: 4 * mib, evict: []Key{key(1, 1)}}}, used: 12 * mib},
 		{name: "stream cap without own victims blocks", cfg: Config{StreamMaxBytes: 4 * mib}, sealed: []Key{key(2, 1)},
 			steps: []admit{{key: key(1, 1), bytes: 4 * mib}, {key: key(1, 2), bytes: 4 * mib, blocked: true}},
-			used: 8 * mib},
+			used:  8 * mib},
 		{name: "override raises one stream's cap", cfg: Config{StreamMaxBytes: 4 * mib,
 			StreamLimits: map[types.StreamID]int64{1: 8 * mib}},
 			steps: []admit{{key: key(1, 1), bytes: 4 * mib}, {key: key(1, 2), bytes: 4 * mib},

@@ -15,7 +15,7 @@ import (
 var (
 	// ErrUnknownSegment: the budget does not account for the segment. It
 	// also matches types.ErrNotFound.
-	ErrUnknownSegment = fmt.Errorf("tier0: unknown segment: %w", types.ErrNotFound)
+	ErrUnknownSegment error = unknownSegment{}
 	// ErrExists: the segment is already accounted for (admitted or
 	// registered twice).
 	ErrExists = errors.New("tier0: segment already resident")
@@ -194,3 +194,10 @@ type Grant struct {
 	// holds more than the budget.
 	Evict []Candidate
 }
+
+type unknownSegment struct{}
+
+func (unknownSegment) Error() string { return "tier0: unknown segment" }
+
+// Is makes errors.Is(ErrUnknownSegment, types.ErrNotFound) true.
+func (unknownSegment) Is(target error) bool { return target == types.ErrNotFound }
