@@ -18,7 +18,8 @@ type streamState struct {
 	limit    int64 // override; meaningful when hasLimit
 	hasLimit bool
 	entries  int // entries of any state
-	elig     lruHeap
+	lru      lruHeap
+	elig     int64 // bytes of eligible entries
 	gauge    prometheus.Gauge
 	// waiters of this stream blocked only by the stream's own cap, by
 	// priority (see queue.go).
@@ -41,7 +42,8 @@ type Budget struct {
 		streamMax     int64
 		entries       map[Key]*entry
 		streams       map[types.StreamID]*streamState
-		elig          lruHeap // global eligible set
+		lru           lruHeap // all streams
+		elig          int64   // bytes of eligible entries
 		used          int64   // counted bytes
 		evictingBytes int64
 		tick          uint64
@@ -67,7 +69,7 @@ func New(cfg Config) (*Budget, error) {
 	b.mu.streamMax = cfg.StreamMaxBytes
 	b.mu.entries = make(map[Key]*entry)
 	b.mu.streams = make(map[types.StreamID]*streamState)
-	b.mu.elig.global = true
+	b.mu.lru.global = true
 	b.mu.q.init()
 	for id, v := range cfg.StreamLimits {
 		st := b.streamLocked(id)
@@ -152,21 +154,54 @@ func (b *Budget) eligible(e *entry) bool {
 	return e.state == stateSealed && e.pins == 0 && b.safe(e)
 }
 
-// syncEligLocked puts e into, or takes it out of, the eligible heaps.
+// syncEligLocked updates e's eligibility and the eligible byte sums, and
+// (re)places it in the LRU heaps when it becomes eligible. Leaving
+// eligibility does not touch the heaps (see lruHeap).
 func (b *Budget) syncEligLocked(e *entry) {
-	in := e.gidx >= 0
 	want := b.eligible(e)
-	if in == want {
+	if want == e.elig {
 		return
 	}
+	e.elig = want
 	st := b.mu.streams[e.key.Stream]
-	if want {
-		b.mu.elig.add(e)
-		st.elig.add(e)
-		return
+	delta := e.bytes
+	if !want {
+		delta = -delta
 	}
-	b.mu.elig.remove(e)
-	st.elig.remove(e)
+	b.mu.elig += delta
+	st.elig += delta
+	if want && e.gidx < 0 {
+		b.mu.lru.push(e)
+		st.lru.push(e)
+	}
+}
+
+// unheapLocked takes e out of both LRU heaps.
+func (b *Budget) unheapLocked(e *entry) {
+	if e.gidx >= 0 {
+		b.mu.lru.remove(e)
+		b.mu.streams[e.key.Stream].lru.remove(e)
+	}
+}
+
+// oldestLocked returns the least recently used eligible entry of h (the
+// global heap or a stream's), repairing stale slots on the way; nil when
+// there is none.
+func (b *Budget) oldestLocked(h *lruHeap) *entry {
+	for h.len() > 0 {
+		top := &h.items[0]
+		e := top.e
+		switch {
+		case !e.elig:
+			b.unheapLocked(e)
+		case top.tick != e.tick:
+			top.tick = e.tick
+			h.down(0)
+		default:
+			return e
+		}
+	}
+	return nil
 }
 
 // countLocked adds delta to the counted bytes of e's stream and the total.
@@ -303,11 +338,7 @@ func (b *Budget) Touch(k Key) error {
 }
 
 func (b *Budget) touchLocked(e *entry) {
-	e.tick = b.nextTick()
-	if e.gidx >= 0 {
-		b.mu.elig.fix(e)
-		b.mu.streams[e.key.Stream].elig.fix(e)
-	}
+	e.tick = b.nextTick() // the heaps catch up lazily (see lruHeap)
 }
 
 // Removed tells the budget the segment's local copy is gone: an eviction
@@ -335,21 +366,21 @@ func (b *Budget) Removed(k Key) error {
 // dropLocked forgets e entirely.
 func (b *Budget) dropLocked(e *entry) {
 	st := b.mu.streams[e.key.Stream]
+	wasSealed := e.state != stateActive
 	if e.state == stateEvicting {
 		b.mu.evictingBytes -= e.bytes
 		b.m.evicting.Set(float64(b.mu.evictingBytes))
 	} else {
-		if e.gidx >= 0 {
-			b.mu.elig.remove(e)
-			st.elig.remove(e)
-		}
 		b.countLocked(st, -e.bytes)
 	}
+	e.state = stateEvicting // not eligible any more
+	b.syncEligLocked(e)
+	b.unheapLocked(e)
 	delete(b.mu.entries, e.key)
 	st.entries--
 	b.m.dropped.Inc()
 	b.log.Debug("tier0_segment_dropped", "stream_id", e.key.Stream, "segment_id", e.key.Segment,
-		"bytes", e.bytes, "was_sealed", e.state != stateActive)
+		"bytes", e.bytes, "was_sealed", wasSealed)
 	b.maybeForgetLocked(st)
 }
 
@@ -383,9 +414,9 @@ func (b *Budget) restoreLocked(e *entry) {
 // evictLocked turns an eligible entry into an eviction candidate.
 func (b *Budget) evictLocked(e *entry) Candidate {
 	st := b.mu.streams[e.key.Stream]
-	b.mu.elig.remove(e)
-	st.elig.remove(e)
 	e.state = stateEvicting
+	b.syncEligLocked(e)
+	b.unheapLocked(e)
 	b.countLocked(st, -e.bytes)
 	b.mu.evictingBytes += e.bytes
 	b.m.evicting.Set(float64(b.mu.evictingBytes))
@@ -411,12 +442,12 @@ func (b *Budget) Reclaim() []Candidate {
 	for _, id := range ids {
 		st := b.mu.streams[id]
 		limit := b.capLocked(st)
-		for limit > 0 && st.used > limit && st.elig.Len() > 0 {
-			out = append(out, b.evictLocked(st.elig.oldest()))
+		for limit > 0 && st.used > limit && st.elig > 0 {
+			out = append(out, b.evictLocked(b.oldestLocked(&st.lru)))
 		}
 	}
-	for b.mu.maxBytes > 0 && b.mu.used > b.mu.maxBytes && b.mu.elig.Len() > 0 {
-		out = append(out, b.evictLocked(b.mu.elig.oldest()))
+	for b.mu.maxBytes > 0 && b.mu.used > b.mu.maxBytes && b.mu.elig > 0 {
+		out = append(out, b.evictLocked(b.oldestLocked(&b.mu.lru)))
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package tier0
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"testing"
@@ -100,7 +99,8 @@ func invariants(b *Budget) error {
 	used, evicting := int64(0), int64(0)
 	perStream := map[types.StreamID]int64{}
 	count := map[types.StreamID]int{}
-	eligible := 0
+	eligible := int64(0)
+	eligStream := map[types.StreamID]int64{}
 	for k, e := range b.mu.entries {
 		if e.key != k {
 			return fmt.Errorf("%s filed under %s", e.key, k)
@@ -116,23 +116,30 @@ func invariants(b *Budget) error {
 			used += e.bytes
 			perStream[k.Stream] += e.bytes
 		}
-		if b.eligible(e) != (e.gidx >= 0) || (e.gidx >= 0) != (e.sidx >= 0) {
-			return fmt.Errorf("%s eligible=%v gidx=%d sidx=%d", k, b.eligible(e), e.gidx, e.sidx)
+		if b.eligible(e) != e.elig {
+			return fmt.Errorf("%s eligible=%v flag=%v", k, b.eligible(e), e.elig)
+		}
+		if (e.gidx >= 0) != (e.sidx >= 0) || (e.elig && e.gidx < 0) {
+			return fmt.Errorf("%s eligible=%v gidx=%d sidx=%d", k, e.elig, e.gidx, e.sidx)
 		}
 		if e.gidx >= 0 {
-			eligible++
-			if b.mu.elig.items[e.gidx] != e || b.mu.streams[k.Stream].elig.items[e.sidx] != e {
-				return fmt.Errorf("%s heap index stale", k)
+			gs, ss := b.mu.lru.items[e.gidx], b.mu.streams[k.Stream].lru.items[e.sidx]
+			if gs.e != e || ss.e != e || gs.tick > e.tick || ss.tick > e.tick {
+				return fmt.Errorf("%s heap slot stale", k)
 			}
+		}
+		if e.elig {
+			eligible += e.bytes
+			eligStream[k.Stream] += e.bytes
 		}
 	}
 	if used != b.mu.used || evicting != b.mu.evictingBytes {
 		return fmt.Errorf("used %d/%d evicting %d/%d", used, b.mu.used, evicting, b.mu.evictingBytes)
 	}
-	if eligible != b.mu.elig.Len() {
-		return fmt.Errorf("eligible %d, heap %d", eligible, b.mu.elig.Len())
+	if eligible != b.mu.elig {
+		return fmt.Errorf("eligible bytes %d, counted %d", eligible, b.mu.elig)
 	}
-	if err := heapOK(&b.mu.elig); err != nil {
+	if err := heapOK(&b.mu.lru); err != nil {
 		return err
 	}
 	var globalBlocked [numPriorities]int
@@ -160,7 +167,10 @@ func invariants(b *Budget) error {
 		if st.capBlocked != capBlocked[id] {
 			return fmt.Errorf("stream %d cap blocked %v, counted %v", id, st.capBlocked, capBlocked[id])
 		}
-		if err := heapOK(&st.elig); err != nil {
+		if st.elig != eligStream[id] {
+			return fmt.Errorf("stream %d eligible bytes %d, counted %d", id, st.elig, eligStream[id])
+		}
+		if err := heapOK(&st.lru); err != nil {
 			return fmt.Errorf("stream %d: %w", id, err)
 		}
 	}
@@ -173,20 +183,13 @@ func invariants(b *Budget) error {
 }
 
 func heapOK(h *lruHeap) error {
-	sum := int64(0)
-	for i, e := range h.items {
-		sum += e.bytes
-		if *h.idx(e) != i {
-			return fmt.Errorf("heap index %d of %s is %d", i, e.key, *h.idx(e))
+	for i, s := range h.items {
+		if *h.idx(s.e) != i {
+			return fmt.Errorf("heap index %d of %s is %d", i, s.e.key, *h.idx(s.e))
 		}
-		if i > 0 && h.Less(i, (i-1)/2) {
+		if i > 0 && s.tick < h.items[(i-1)/2].tick {
 			return fmt.Errorf("heap order broken at %d", i)
 		}
 	}
-	if sum != h.bytes {
-		return fmt.Errorf("heap bytes %d, sum %d", h.bytes, sum)
-	}
 	return nil
 }
-
-var _ heap.Interface = (*lruHeap)(nil)

@@ -1,7 +1,5 @@
 package tier0
 
-import "container/heap"
-
 // state is where a segment is in its tier-0 life.
 type state uint8
 
@@ -31,22 +29,37 @@ type entry struct {
 	pins    int
 	inTier1 bool
 	inTier2 bool
+	elig    bool   // an eviction candidate now (sealed, unpinned, safe)
 	tick    uint64 // last use; larger is more recent
-	gidx    int    // index in Budget.mu.elig, -1 when absent
-	sidx    int    // index in streamState.elig, -1 when absent
+	gidx    int    // index in Budget.mu.lru, -1 when absent
+	sidx    int    // index in streamState.lru, -1 when absent
 }
 
-// lruHeap is a min-heap on tick of the segments that are eviction
-// candidates right now (sealed, unpinned, safe per policy). Keeping only
-// eligible segments in it means choosing victims costs O(k log n) for k
-// victims however many segments are active, pinned or not yet uploaded,
-// and a touch is one O(log n) fix. Every eligible entry sits in two heaps:
-// the global one and its stream's; idx selects which index field this heap
-// maintains.
+// slot is a heap element. It carries the tick the entry had when it was
+// last placed, so comparisons stay inside the (contiguous) heap array.
+type slot struct {
+	tick uint64
+	e    *entry
+}
+
+// lruHeap is a lazy min-heap on last use, holding every eligible entry
+// and possibly some that stopped being eligible or were touched since they
+// were placed:
+//
+//   - Touch only bumps entry.tick (O(1)); a slot's tick is never newer than
+//     its entry's, so when the top's ticks differ the top is re-placed with
+//     the new tick and the heap is consulted again.
+//   - Pin and the like only clear entry.elig (O(1)); an ineligible top is
+//     dropped when victims are chosen, and re-added when it becomes eligible
+//     again.
+//
+// Each stale slot is repaired at most once per touch or state change, so
+// choosing k victims costs O((k + repairs) log n), whatever the number of
+// active, pinned or not-yet-safe segments. Every entry in a heap is in
+// two: the global one and its stream's; global selects the index field.
 type lruHeap struct {
-	items  []*entry
+	items  []slot
 	global bool
-	bytes  int64 // sum of the items' bytes
 }
 
 func (h *lruHeap) idx(e *entry) *int {
@@ -56,46 +69,61 @@ func (h *lruHeap) idx(e *entry) *int {
 	return &e.sidx
 }
 
-func (h *lruHeap) Len() int           { return len(h.items) }
-func (h *lruHeap) Less(i, j int) bool { return h.items[i].tick < h.items[j].tick }
-func (h *lruHeap) Swap(i, j int) {
+func (h *lruHeap) len() int { return len(h.items) }
+
+func (h *lruHeap) swap(i, j int) {
 	h.items[i], h.items[j] = h.items[j], h.items[i]
-	*h.idx(h.items[i]) = i
-	*h.idx(h.items[j]) = j
+	*h.idx(h.items[i].e) = i
+	*h.idx(h.items[j].e) = j
 }
 
-// Push and Pop implement heap.Interface; use add and remove instead.
-func (h *lruHeap) Push(x any) {
-	e := x.(*entry)
+func (h *lruHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h.items[p].tick <= h.items[i].tick {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h *lruHeap) down(i int) {
+	n := len(h.items)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h.items[r].tick < h.items[l].tick {
+			m = r
+		}
+		if h.items[i].tick <= h.items[m].tick {
+			return
+		}
+		h.swap(i, m)
+		i = m
+	}
+}
+
+func (h *lruHeap) push(e *entry) {
 	*h.idx(e) = len(h.items)
-	h.items = append(h.items, e)
-}
-
-func (h *lruHeap) Pop() any {
-	n := len(h.items) - 1
-	e := h.items[n]
-	h.items[n] = nil
-	h.items = h.items[:n]
-	*h.idx(e) = -1
-	return e
-}
-
-func (h *lruHeap) add(e *entry) {
-	heap.Push(h, e)
-	h.bytes += e.bytes
+	h.items = append(h.items, slot{tick: e.tick, e: e})
+	h.up(len(h.items) - 1)
 }
 
 func (h *lruHeap) remove(e *entry) {
-	heap.Remove(h, *h.idx(e))
-	h.bytes -= e.bytes
-}
-
-func (h *lruHeap) fix(e *entry) { heap.Fix(h, *h.idx(e)) }
-
-// oldest returns the least recently used eligible entry, or nil.
-func (h *lruHeap) oldest() *entry {
-	if len(h.items) == 0 {
-		return nil
+	i := *h.idx(e)
+	last := len(h.items) - 1
+	if i != last {
+		h.swap(i, last)
 	}
-	return h.items[0]
+	h.items[last] = slot{}
+	h.items = h.items[:last]
+	*h.idx(e) = -1
+	if i != last {
+		h.down(i)
+		h.up(i)
+	}
 }

@@ -193,15 +193,15 @@ func runModel(t *testing.T, data []byte) {
 	if len(data) < 3 {
 		return
 	}
-	cfg := Config{MaxBytes: int64(data[0]%8) * mib, StreamMaxBytes: int64(data[1]%4) * mib, Policy: Policy(data[2] % 2)}
+	cfg := Config{MaxBytes: int64(data[0]%16) * mib, StreamMaxBytes: int64(data[1]%4) * mib, Policy: Policy(data[2] % 2)}
 	b := newBudget(t, cfg)
 	m := &model{max: cfg.MaxBytes, streamMax: cfg.StreamMaxBytes, policy: cfg.Policy,
 		limits: map[types.StreamID]int64{}, entries: map[Key]*mEntry{}}
 	data = data[3:]
 	for i := 0; len(data) >= 3; i++ {
-		op, a, c := data[0]%14, data[1], data[2]
+		op, a, c := data[0]%16, data[1], data[2]
 		data = data[3:]
-		k := key(uint64(a%3), uint64(a/3%8))
+		k := key(uint64(a%3), uint64(a/3%6))
 		var got, want error
 		var gotC, wantC []Candidate
 		desc := fmt.Sprintf("op %d: code %d %s a=%d c=%d", i, op, k, a, c)
@@ -215,12 +215,22 @@ func runModel(t *testing.T, data []byte) {
 			g, got = b.TryAdmit(r)
 			gotC = g.Evict
 			wantC, want = m.admit(r)
-		case 2:
+		case 2, 14, 15: // seal; 14 and 15 also make it safe (the common path)
 			got = b.Seal(k)
+			if got == nil && op >= 14 {
+				got = b.MarkInTier1(k)
+			}
+			if got == nil && op == 15 {
+				got = b.MarkInTier2(k)
+			}
 			if e, err := m.live(k); err != nil {
 				want = err
-			} else if e.state == stateActive {
-				e.state, e.tick = stateSealed, m.next()
+			} else {
+				if e.state == stateActive {
+					e.state, e.tick = stateSealed, m.next()
+				}
+				e.inT1 = e.inT1 || op >= 14
+				e.inT2 = e.inT2 || op == 15
 			}
 		case 3, 4, 13:
 			switch op {

@@ -178,24 +178,24 @@ func (b *Budget) tryAdmitLocked(req *Request) (Grant, scope, error) {
 	}
 	// Everything eligible could go, so these two checks decide: evicting
 	// the stream's own oldest segments lowers both deficits.
-	if gDef > 0 && b.mu.elig.bytes < gDef {
+	if gDef > 0 && b.mu.elig < gDef {
 		b.maybeForgetLocked(st)
 		return Grant{}, scopeGlobal, b.blocked(req, "global", b.mu.used, max)
 	}
-	if sDef > 0 && st.elig.bytes < sDef {
+	if sDef > 0 && st.elig < sDef {
 		used := st.used
 		b.maybeForgetLocked(st)
 		return Grant{}, scopeStream, b.blocked(req, "stream", used, limit)
 	}
 	var evict []Candidate
 	for sDef > 0 {
-		c := b.evictLocked(st.elig.oldest())
+		c := b.evictLocked(b.oldestLocked(&st.lru))
 		sDef -= c.Bytes
 		gDef -= c.Bytes
 		evict = append(evict, c)
 	}
 	for gDef > 0 {
-		c := b.evictLocked(b.mu.elig.oldest())
+		c := b.evictLocked(b.oldestLocked(&b.mu.lru))
 		gDef -= c.Bytes
 		evict = append(evict, c)
 	}

@@ -47,7 +47,7 @@ type Stats struct {
 func (b *Budget) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := Stats{MaxBytes: b.mu.maxBytes, Used: b.mu.used, Evicting: b.mu.evictingBytes, Evictable: b.mu.elig.bytes,
+	s := Stats{MaxBytes: b.mu.maxBytes, Used: b.mu.used, Evicting: b.mu.evictingBytes, Evictable: b.mu.elig,
 		Segments: len(b.mu.entries), QueueDepth: b.mu.q.len(), Streams: make(map[types.StreamID]StreamStats, len(b.mu.streams))}
 	for p := range s.Queued {
 		s.Queued[p] = b.mu.q.fifo[p].Len()
@@ -67,7 +67,7 @@ func (b *Budget) Stats() Stats {
 		}
 	}
 	for id, st := range b.mu.streams {
-		s.Streams[id] = StreamStats{Used: st.used, Limit: b.capLocked(st), Segments: st.entries, Evictable: st.elig.bytes}
+		s.Streams[id] = StreamStats{Used: st.used, Limit: b.capLocked(st), Segments: st.entries, Evictable: st.elig}
 		for _, n := range st.capBlocked {
 			if n > 0 {
 				s.WaitingStreams++
@@ -103,5 +103,5 @@ func (b *Budget) Entries() []EntryInfo {
 
 func (b *Budget) infoLocked(e *entry) EntryInfo {
 	return EntryInfo{Key: e.key, Bytes: e.bytes, State: e.state.String(), Pins: e.pins, InTier1: e.inTier1,
-		InTier2: e.inTier2, Eligible: e.gidx >= 0, LastUse: e.tick}
+		InTier2: e.inTier2, Eligible: e.elig, LastUse: e.tick}
 }
