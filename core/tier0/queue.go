@@ -159,14 +159,15 @@ func (b *Budget) tryAdmitLocked(req *Request) (Grant, scope, error) {
 	if _, ok := b.mu.entries[req.Key]; ok {
 		return Grant{}, scopeNone, fmt.Errorf("tier0: admit %s: %w", req.Key, ErrExists)
 	}
-	st := b.streamLocked(req.Key.Stream)
+	st, known := b.mu.streams[req.Key.Stream]
+	if !known {
+		st = &streamState{id: req.Key.Stream} // created only if admitted
+	}
 	limit, max := b.capLocked(st), b.mu.maxBytes
 	if max > 0 && req.Bytes > max {
-		b.maybeForgetLocked(st)
 		return Grant{}, scopeNone, fmt.Errorf("tier0: admit %s: %w: %d bytes > tier0.max_bytes %d", req.Key, ErrExceedsBudget, req.Bytes, max)
 	}
 	if limit > 0 && req.Bytes > limit {
-		b.maybeForgetLocked(st)
 		return Grant{}, scopeNone, fmt.Errorf("tier0: admit %s: %w: %d bytes > stream cap %d", req.Key, ErrExceedsBudget, req.Bytes, limit)
 	}
 	var sDef, gDef int64 // bytes to free for the stream cap and the global budget
@@ -179,13 +180,10 @@ func (b *Budget) tryAdmitLocked(req *Request) (Grant, scope, error) {
 	// Everything eligible could go, so these two checks decide: evicting
 	// the stream's own oldest segments lowers both deficits.
 	if gDef > 0 && b.mu.elig < gDef {
-		b.maybeForgetLocked(st)
 		return Grant{}, scopeGlobal, b.blocked(req, "global", b.mu.used, max)
 	}
-	if sDef > 0 && st.elig < sDef {
-		used := st.used
-		b.maybeForgetLocked(st)
-		return Grant{}, scopeStream, b.blocked(req, "stream", used, limit)
+	if sDef > 0 && st.elig < sDef { // a known stream: a new one uses nothing yet
+		return Grant{}, scopeStream, b.blocked(req, "stream", st.used, limit)
 	}
 	var evict []Candidate
 	for sDef > 0 {
