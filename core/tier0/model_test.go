@@ -25,12 +25,11 @@ type model struct {
 }
 
 type mEntry struct {
-	bytes          int64
-	state          state
-	pins           int
-	inT1, inT2     bool
-	tick           uint64
-	evictingBefore bool
+	bytes      int64
+	state      state
+	pins       int
+	inT1, inT2 bool
+	tick       uint64
 }
 
 func (m *model) next() uint64 { m.tick++; return m.tick }
