@@ -36,21 +36,45 @@ type seg struct {
 	mu     sync.Mutex // guards the lazy read mapping of sealed segments
 	region vfs.Region
 	index  *segment.Index
+
+	// resident is false while the segment's tier-0 file is evicted; it
+	// changes only under the stream's readMu held exclusively. pins counts
+	// readers positioned on the segment (changed under readMu shared):
+	// eviction skips pinned segments. hyd serialises hydrations.
+	resident atomic.Bool
+	pins     atomic.Int32
+	hyd      chan struct{}
 }
 
 func newActiveSeg(w *segment.Writer) *seg {
 	h := w.Header()
-	g := &seg{id: h.SegmentID, path: w.Path(), baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, capacity: w.Capacity(), w: w}
+	g := &seg{id: h.SegmentID, path: w.Path(), baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, capacity: w.Capacity(), w: w,
+		hyd: make(chan struct{}, 1)}
+	g.resident.Store(true)
 	g.publish()
 	return g
 }
 
 func newSealedSeg(info segment.Info) *seg {
 	g := &seg{id: info.Header.SegmentID, path: info.Path, baseRecord: info.Header.BaseRecord,
-		baseOffset: info.Header.BaseOffset, capacity: info.Capacity}
+		baseOffset: info.Header.BaseOffset, capacity: info.Capacity, hyd: make(chan struct{}, 1)}
+	g.resident.Store(true)
 	g.setSealed(info.Footer)
 	return g
 }
+
+// newColdSeg describes a sealed segment whose file is not in tier 0.
+func newColdSeg(path string, h segment.Header, f segment.Footer, capacity int64) *seg {
+	g := &seg{id: h.SegmentID, path: path, baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, capacity: capacity,
+		hyd: make(chan struct{}, 1)}
+	g.setSealed(&f)
+	return g
+}
+
+// errCold says a segment's file is not in tier 0.
+type errCold struct{ g *seg }
+
+func (e *errCold) Error() string { return fmt.Sprintf("segment %d is not in tier 0", e.g.id) }
 
 // publish makes everything appended so far readable.
 func (g *seg) publish() {
@@ -78,6 +102,9 @@ type view struct {
 func (g *seg) view(fsys vfs.FS) (view, error) {
 	count := g.count.Load()
 	limit := g.visible.Load()
+	if !g.resident.Load() {
+		return view{}, &errCold{g}
+	}
 	if g.w != nil {
 		return view{b: g.w.Bytes(), limit: limit, count: count, index: g.w.Index()}, nil
 	}
@@ -124,6 +151,14 @@ func (c *catalog) with(g *seg) *catalog {
 	out := &catalog{segs: make([]*seg, len(c.segs), len(c.segs)+1)}
 	copy(out.segs, c.segs)
 	out.segs = append(out.segs, g)
+	return out
+}
+
+// withSorted returns a catalog with g added in id order.
+func (c *catalog) withSorted(g *seg) *catalog {
+	i := sort.Search(len(c.segs), func(i int) bool { return c.segs[i].id >= g.id })
+	out := &catalog{segs: make([]*seg, 0, len(c.segs)+1)}
+	out.segs = append(append(append(out.segs, c.segs[:i]...), g), c.segs[i:]...)
 	return out
 }
 

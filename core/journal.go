@@ -94,6 +94,9 @@ func (s *Stream) Segments(context.Context) ([]manifest.SegmentFacts, error) {
 	cat := s.cat.Load()
 	out := make([]manifest.SegmentFacts, 0, len(cat.segs))
 	for _, g := range cat.segs {
+		if !g.resident.Load() {
+			continue // ground truth is the tier-0 files present
+		}
 		fs := manifest.SegmentFacts{SegmentID: uint64(g.id), BaseOffset: g.baseOffset, BaseRecord: g.baseRecord}
 		if f := g.footer.Load(); f != nil {
 			fs.Sealed, fs.DurableBytes, fs.SegmentCRC64, fs.ExtID = true, f.DurableBytes, f.SegmentCRC, f.ExtID

@@ -22,34 +22,47 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// crashAt wraps mem so that the first operation with index >= k takes a
-// crash snapshot (what survives a power loss right before that operation)
-// and every operation from then on fails with EIO, which stops the engine
-// as a dead machine would.
+// crashAt wraps mem so that from the first operation with index >= k on
+// every operation fails with EIO, which stops the engine as a dead machine
+// would. crash then takes the snapshot of what survives the power loss. It
+// must be taken only once the engine is closed: an operation numbered
+// before k may still be running when operation k arrives (a sync on
+// another goroutine), and its effect, which the engine may already have
+// acknowledged, belongs to the state before the crash.
 type crashAt struct {
-	fs      *vfs.InjectFS
-	once    sync.Once
-	clone   *vfs.MemFS
-	crashed chan struct{}
+	fs        *vfs.InjectFS
+	trigger   sync.Once
+	once      sync.Once
+	clone     *vfs.MemFS
+	crashed   chan struct{}
+	triggered atomic.Bool
 }
 
-func newCrashAt(mem *vfs.MemFS, k uint64, opts vfs.CrashOptions) *crashAt {
+func newCrashAt(mem *vfs.MemFS, k uint64, _ vfs.CrashOptions) *crashAt {
 	c := &crashAt{crashed: make(chan struct{})}
 	c.fs = vfs.Wrap(mem, vfs.InjectorFunc(func(op vfs.Op) vfs.Fault {
-		if op.Index < k {
+		if op.Index < k && !c.triggered.Load() {
 			return vfs.NoFault
 		}
-		c.crash(mem, opts)
+		c.cut()
 		return vfs.FaultEIO
 	}))
 	return c
 }
 
-func (c *crashAt) crash(mem *vfs.MemFS, opts vfs.CrashOptions) {
-	c.once.Do(func() {
-		c.clone = mem.CrashClone(opts)
+// cut makes every later operation fail.
+func (c *crashAt) cut() {
+	c.trigger.Do(func() {
+		c.triggered.Store(true)
 		close(c.crashed)
 	})
+}
+
+// crash cuts the power (if the workload has not hit operation k) and takes
+// the snapshot; call it after the engine using c.fs is closed.
+func (c *crashAt) crash(mem *vfs.MemFS, opts vfs.CrashOptions) {
+	c.cut()
+	c.once.Do(func() { c.clone = mem.CrashClone(opts) })
 }
 
 func (c *crashAt) hasCrashed() bool {
@@ -119,15 +132,18 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	if err != nil && !c.hasCrashed() {
 		fail("workload failed before the crash: %v", err)
 	}
+	opts := crashOptions(rand.New(rand.NewPCG(seed, 1)))
 	if !c.hasCrashed() {
 		// The workload finished first: cut the power while idle.
 		estimate.Store((estimate.Load()*7 + int64(c.fs.Ops())) / 8)
-		c.crash(mem, crashOptions(rand.New(rand.NewPCG(seed, 2))))
+		c.cut()
+		opts = crashOptions(rand.New(rand.NewPCG(seed, 2)))
 	}
 	cancel()
 	if st != nil {
 		_ = st.Close()
 	}
+	c.crash(mem, opts)
 
 	recovered := c.clone
 	if rng.IntN(4) == 0 {

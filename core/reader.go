@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -47,16 +48,44 @@ type Reader struct {
 	off         int64
 	ord         uint64
 	durableOnly bool
+	// pending is a start position inside a segment not in tier 0 yet;
+	// cold is the segment a Hydration WouldBlock is about; pinned is the
+	// segment this reader keeps from eviction.
+	pending *Position
+	cold    *seg
+	pinned  *seg
 }
 
 // NewReader returns a reader at p. It sees every appended record, durable
-// or not; use Tail for durable records only.
+// or not; use Tail for durable records only. A reader pins the segment it
+// is positioned on against eviction until it moves on or is closed.
 func (s *Stream) NewReader(p Position) (*Reader, error) {
 	r := &Reader{s: s}
 	if err := r.seek(p); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// Close releases the reader's pin. The reader must not be used afterwards.
+func (r *Reader) Close() {
+	r.s.readMu.RLock()
+	defer r.s.readMu.RUnlock()
+	r.pin(nil)
+}
+
+// pin moves the reader's pin to g; the caller holds readMu.
+func (r *Reader) pin(g *seg) {
+	if r.pinned == g {
+		return
+	}
+	if r.pinned != nil {
+		r.pinned.pins.Add(-1)
+	}
+	if g != nil {
+		g.pins.Add(1)
+	}
+	r.pinned = g
 }
 
 func (r *Reader) seek(p Position) error {
@@ -66,6 +95,19 @@ func (r *Reader) seek(p Position) error {
 	if s.readersClosed {
 		return fmt.Errorf("stream %d: %w", s.id, ErrClosed)
 	}
+	err := r.seekLocked(p)
+	var ec *errCold
+	if errors.As(err, &ec) {
+		// Resolved by the first Next, which can hydrate the segment.
+		r.pending, r.cold = &p, ec.g
+		r.pin(ec.g)
+		return nil
+	}
+	return err
+}
+
+func (r *Reader) seekLocked(p Position) error {
+	s := r.s
 	cat := s.cat.Load()
 	if p.byID {
 		g, _ := cat.byID(p.id.Segment())
@@ -84,6 +126,7 @@ func (r *Reader) seek(p Position) error {
 			return fmt.Errorf("stream %d: record %s: %w", s.id, p.id, err)
 		}
 		r.seg, r.off, r.ord = g, int64(p.id.Offset()), g.baseRecord+n
+		r.pin(g)
 		return nil
 	}
 	last := cat.last()
@@ -108,6 +151,7 @@ func (r *Reader) seek(p Position) error {
 	}
 	if p.ordinal == g.baseRecord+v.count {
 		r.seg, r.off = g, v.limit
+		r.pin(g)
 		return nil
 	}
 	off, err := segment.LocateOrdinal(v.b, v.index, g.path, p.ordinal-g.baseRecord, v.limit)
@@ -115,6 +159,7 @@ func (r *Reader) seek(p Position) error {
 		return fmt.Errorf("stream %d: ordinal %d: %w", s.id, p.ordinal, err)
 	}
 	r.seg, r.off = g, off
+	r.pin(g)
 	return nil
 }
 
@@ -124,13 +169,21 @@ func (s *Stream) activeSeg() *seg {
 	return s.mu.active
 }
 
-// Next returns the next record, or io.EOF when there is none yet.
+// Next returns the next record, or io.EOF when there is none yet. When
+// the next record lies in a segment that is not in tier 0 it returns
+// WouldBlock(Hydration); NextCtx hydrates and waits instead.
 func (r *Reader) Next() (Record, error) {
 	s := r.s
 	s.readMu.RLock()
 	defer s.readMu.RUnlock()
 	if s.readersClosed {
 		return Record{}, fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+	}
+	if r.pending != nil {
+		if err := r.seekLocked(*r.pending); err != nil {
+			return Record{}, r.coldErr(err)
+		}
+		r.pending, r.cold = nil, nil
 	}
 	pushed := false
 	for {
@@ -140,13 +193,14 @@ func (r *Reader) Next() (Record, error) {
 				return Record{}, io.EOF
 			}
 			r.seg, r.off = g, segment.HeaderSize
+			r.pin(g)
 		}
 		// Check for a successor before loading the limit: a segment's final
 		// size is published before its successor appears.
 		next, _ := s.cat.Load().byID(r.seg.id + 1)
 		v, err := r.seg.view(s.cfg.FS)
 		if err != nil {
-			return Record{}, err
+			return Record{}, r.coldErr(err)
 		}
 		limit := v.limit
 		if r.durableOnly {
@@ -176,6 +230,32 @@ func (r *Reader) Next() (Record, error) {
 			return Record{}, &types.CorruptError{Path: next.path, Reason: fmt.Sprintf("segment starts at record %d, but the previous one ends at %d", next.baseRecord, r.ord)}
 		}
 		r.seg, r.off = next, segment.HeaderSize
+		r.pin(next)
+	}
+}
+
+// coldErr turns "segment not in tier 0" into WouldBlock(Hydration) and
+// remembers the segment for NextCtx.
+func (r *Reader) coldErr(err error) error {
+	var ec *errCold
+	if !errors.As(err, &ec) {
+		return err
+	}
+	r.cold = ec.g
+	return r.s.m.blocked(&WouldBlock{Kind: Hydration, Cause: fmt.Errorf("stream %d: %w", r.s.id, err)})
+}
+
+// NextCtx is Next, hydrating segments that are not in tier 0 (through
+// Config.Cold) and waiting for them until ctx is done.
+func (r *Reader) NextCtx(ctx context.Context) (Record, error) {
+	for {
+		rec, err := r.Next()
+		if KindOf(err) != Hydration {
+			return rec, err
+		}
+		if err := r.s.hydrate(ctx, r.cold); err != nil {
+			return Record{}, err
+		}
 	}
 }
 
@@ -205,6 +285,9 @@ func (s *Stream) Tail(p Position) (*Tailer, error) {
 	return t, nil
 }
 
+// Close releases the tailer's pin on its segment.
+func (t *Tailer) Close() { t.r.Close() }
+
 // TryNext returns the next durable record, or WouldBlock(Tail).
 func (t *Tailer) TryNext() (Record, error) {
 	rec, err := t.r.Next()
@@ -223,6 +306,12 @@ func (t *Tailer) Next(ctx context.Context) (Record, error) {
 	for {
 		ch := s.durableN.wait()
 		rec, err := t.TryNext()
+		if KindOf(err) == Hydration {
+			if err := s.hydrate(ctx, t.r.cold); err != nil {
+				return Record{}, err
+			}
+			continue
+		}
 		if KindOf(err) != Tail {
 			return rec, err
 		}

@@ -27,6 +27,7 @@ type RecoveryReport struct {
 	Pointer      string        // what became of current.sealed
 	Duration     time.Duration // wall time of the segment recovery
 	Manifest     ManifestRecovery
+	Cold         []SegmentID // sealed segments present only in tier 1/2
 }
 
 // recover rebuilds the stream from its segment files (SPEC §4 "pointer
@@ -76,7 +77,9 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		return rep, err
 	}
 	for i := range infos {
-		if i > 0 && infos[i].Name.SegmentID != infos[i-1].Name.SegmentID+1 {
+		// A gap after a sealed segment may be segments evicted to tier 1/2;
+		// checkCatalog decides once the manifest has put them back.
+		if gap := i > 0 && infos[i].Name.SegmentID != infos[i-1].Name.SegmentID+1; gap && infos[i-1].Footer == nil {
 			return rep, &types.CorruptError{Path: infos[i].Path, Reason: fmt.Sprintf("segment %d follows segment %d: segments are missing", infos[i].Name.SegmentID, infos[i-1].Name.SegmentID)}
 		}
 		if infos[i].Unwritten {
@@ -106,7 +109,7 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 			rep.DroppedBytes, rep.TailSegment, rep.TailRecords = ts.Dropped(), info.Name.SegmentID, ts.Count
 			tail = w
 		}
-		if i > 0 {
+		if i > 0 && info.Name.SegmentID == infos[i-1].Name.SegmentID+1 {
 			if err := checkChain(cat.last(), info, tail); err != nil {
 				if tail != nil {
 					_ = tail.Close()

@@ -74,6 +74,15 @@ func (st *Store) recoverAll(ids []StreamID) {
 				rep.Manifest, err = s.openManifest(context.Background())
 			}
 			if err == nil {
+				err = s.addColdSegments(context.Background(), &rep)
+			}
+			if err == nil {
+				err = s.checkCatalog()
+			}
+			if err != nil && s.journal != nil {
+				_ = s.journal.Close()
+			}
+			if err == nil {
 				err = s.start()
 			}
 			st.mu.Lock()

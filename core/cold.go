@@ -1,0 +1,226 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Cold is the engine's view of the colder tiers, implemented by the
+// coordinator (core/coordinator): it never imports tier 1 or tier 2
+// itself. Segments whose tier-0 file was evicted stay in the stream's
+// catalog; reading one asks Cold to put the file back.
+type Cold interface {
+	// Describe returns the header and footer of a sealed segment whose
+	// tier-0 file is gone (for recovery: ordinals and offsets must stay
+	// known). It must not download the whole segment.
+	Describe(ctx context.Context, stream StreamID, seg SegmentID) (segment.Header, segment.Footer, error)
+	// Hydrate writes the segment's file to path, durable and verified
+	// against its footer's segment_crc64, admitted by the tier-0 budget.
+	// Concurrent calls for one segment do not happen: the engine
+	// serialises them.
+	Hydrate(ctx context.Context, stream StreamID, seg SegmentID, path string) error
+}
+
+// ErrSegmentBusy: the segment cannot be evicted now (not sealed, still
+// being written, or a reader is positioned on it).
+var ErrSegmentBusy = errors.New("aof2: segment busy")
+
+// Manifest returns the stream's manifest log (nil with Config.NoManifest).
+// The coordinator appends tier-transition records to it.
+func (s *Stream) Manifest() *manifest.Log {
+	if j, ok := s.journal.(*manifestJournal); ok {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return j.log
+	}
+	return nil
+}
+
+// SegmentInfo describes one segment of a stream for the coordinator.
+type SegmentInfo struct {
+	ID         SegmentID
+	Path       string // where its tier-0 file is (or goes when hydrated)
+	BaseOffset uint64
+	BaseRecord uint64
+	Capacity   int64
+	Resident   bool            // its tier-0 file is present
+	Footer     *segment.Footer // nil while unsealed
+	Pinned     bool            // a reader is positioned on it
+}
+
+// Segment describes segment id.
+func (s *Stream) Segment(id SegmentID) (SegmentInfo, bool) {
+	g, _ := s.cat.Load().byID(id)
+	if g == nil {
+		return SegmentInfo{}, false
+	}
+	return g.info(), true
+}
+
+// SegmentList describes every segment of the stream in id order.
+func (s *Stream) SegmentList() []SegmentInfo {
+	cat := s.cat.Load()
+	out := make([]SegmentInfo, len(cat.segs))
+	for i, g := range cat.segs {
+		out[i] = g.info()
+	}
+	return out
+}
+
+func (g *seg) info() SegmentInfo {
+	return SegmentInfo{ID: g.id, Path: g.path, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord, Capacity: g.capacity,
+		Resident: g.resident.Load(), Footer: g.footer.Load(), Pinned: g.pins.Load() > 0}
+}
+
+// Evict removes the tier-0 file of a sealed segment; the segment stays in
+// the catalog and a later read hydrates it through Config.Cold. The caller
+// (the coordinator) makes sure another tier holds the segment and records
+// the eviction in the manifest first. It returns ErrSegmentBusy when the
+// segment is active, sealing, unsealed or pinned by a reader; evicting a
+// segment that is not resident does nothing.
+func (s *Stream) Evict(id SegmentID) error {
+	g, _ := s.cat.Load().byID(id)
+	if g == nil {
+		return fmt.Errorf("stream %d: evict segment %d: %w", s.id, id, ErrNotFound)
+	}
+	s.mu.Lock()
+	busy := g == s.mu.active || g == s.mu.sealing || g.footer.Load() == nil
+	s.mu.Unlock()
+	if busy {
+		return fmt.Errorf("stream %d: evict segment %d: not sealed: %w", s.id, id, ErrSegmentBusy)
+	}
+	s.readMu.Lock()
+	if g.pins.Load() > 0 {
+		s.readMu.Unlock()
+		return fmt.Errorf("stream %d: evict segment %d: a reader is on it: %w", s.id, id, ErrSegmentBusy)
+	}
+	if !g.resident.Load() {
+		s.readMu.Unlock()
+		return nil
+	}
+	g.resident.Store(false)
+	err := g.close()
+	g.w, g.index = nil, nil
+	s.readMu.Unlock()
+	if err != nil {
+		s.log.Warn("closing an evicted segment failed", "segment_id", uint64(id), "error", err)
+	}
+	if err := s.cfg.FS.Remove(g.path); err != nil {
+		return fmt.Errorf("stream %d: evict segment %d: %w", s.id, id, err)
+	}
+	if err := s.cfg.FS.SyncDir(s.segDir); err != nil {
+		return fmt.Errorf("stream %d: evict segment %d: sync directory: %w", s.id, id, err)
+	}
+	s.m.bytes.Sub(float64(g.capacity))
+	return nil
+}
+
+// hydrate brings g's file back through Config.Cold and checks that what
+// arrived is the segment the catalog describes.
+func (s *Stream) hydrate(ctx context.Context, g *seg) error {
+	if g == nil || g.resident.Load() {
+		return nil
+	}
+	if s.cfg.Cold == nil {
+		return fmt.Errorf("stream %d: segment %d is not in tier 0 and no cold tier is configured: %w", s.id, g.id, ErrNotFound)
+	}
+	select {
+	case g.hyd <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("stream %d: hydrate segment %d: %w", s.id, g.id, ctx.Err())
+	}
+	defer func() { <-g.hyd }()
+	if g.resident.Load() {
+		return nil
+	}
+	if err := s.cfg.Cold.Hydrate(ctx, s.id, g.id, g.path); err != nil {
+		return fmt.Errorf("stream %d: hydrate segment %d: %w", s.id, g.id, err)
+	}
+	name, _ := segment.ParseFileName(filepath.Base(g.path))
+	info, err := segment.Inspect(s.cfg.FS, g.path, name, s.id)
+	if err != nil {
+		return fmt.Errorf("stream %d: hydrated segment %d: %w", s.id, g.id, err)
+	}
+	if want := g.footer.Load(); info.Footer == nil || *info.Footer != *want || info.Header.BaseRecord != g.baseRecord {
+		return &types.CorruptError{Path: g.path, Reason: "hydrated segment does not match the segment it replaces"}
+	}
+	s.readMu.Lock()
+	g.resident.Store(true)
+	s.readMu.Unlock()
+	s.m.bytes.Add(float64(g.capacity))
+	s.stateN.broadcast()
+	return nil
+}
+
+// addColdSegments puts sealed segments that the manifest places in tier 1
+// or tier 2 (their tier-0 files were evicted) back into the catalog, so
+// ordinals, ids and the next segment id stay right. Without Config.Cold
+// the stream cannot describe them and refuses to open rather than reuse
+// their ids.
+func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error {
+	log := s.Manifest()
+	if log == nil {
+		return nil
+	}
+	cat := s.cat.Load()
+	var cold []uint64
+	for _, st := range log.Index().Segments() {
+		if g, _ := cat.byID(SegmentID(st.SegmentID)); g != nil || !st.Sealed {
+			continue
+		}
+		if st.Tier1.State == manifest.Tier1Compressed || st.Tier2.Key != "" {
+			cold = append(cold, st.SegmentID)
+		}
+	}
+	if len(cold) == 0 {
+		return nil
+	}
+	if s.cfg.Cold == nil {
+		return fmt.Errorf("stream %d: %d sealed segments (%d..%d) live only in tier 1/2; open the store with a cold tier (Config.Cold): %w",
+			s.id, len(cold), cold[0], cold[len(cold)-1], ErrInvalidConfig)
+	}
+	for _, id := range cold {
+		h, f, err := s.cfg.Cold.Describe(ctx, s.id, SegmentID(id))
+		if err != nil {
+			return fmt.Errorf("stream %d: describe cold segment %d: %w", s.id, id, err)
+		}
+		path := filepath.Join(s.segDir, segment.FileName(h.SegmentID, h.BaseOffset, h.CreatedAt))
+		cat = cat.withSorted(newColdSeg(path, h, f, s.cfg.SegmentSize))
+		rep.Cold = append(rep.Cold, SegmentID(id))
+	}
+	s.mu.Lock()
+	active := s.mu.active
+	if active == nil {
+		s.mu.Unlock()
+		s.install(cat, nil)
+	} else {
+		s.cat.Store(cat)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// checkCatalog verifies that the catalog, local and cold segments
+// together, is one unbroken chain: consecutive ids, each segment starting
+// at the record and offset where the previous one ends. A gap that no tier
+// accounts for is corruption, never skipped.
+func (s *Stream) checkCatalog() error {
+	segs := s.cat.Load().segs
+	for i := 1; i < len(segs); i++ {
+		prev, g := segs[i-1], segs[i]
+		if g.id != prev.id+1 {
+			return &types.CorruptError{Path: g.path, Reason: fmt.Sprintf("segment %d follows segment %d: segments are missing", g.id, prev.id)}
+		}
+		if want, wantOff := prev.baseRecord+prev.count.Load(), prev.endPos(); g.baseRecord != want || g.baseOffset != wantOff {
+			return &types.CorruptError{Path: g.path, Reason: fmt.Sprintf(
+				"segment starts at record %d, offset %d; the previous one ends at record %d, offset %d", g.baseRecord, g.baseOffset, want, wantOff)}
+		}
+	}
+	return nil
+}

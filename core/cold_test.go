@@ -1,0 +1,158 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// copyCold keeps byte copies of evicted segment files: the simplest other
+// tier, enough to test the engine's side of eviction and hydration (the
+// coordinator's real tiers are tested in core/coordinator).
+type copyCold struct {
+	fs vfs.FS
+	mu sync.Mutex
+	// copies by segment id; hydrations counts Hydrate calls.
+	copies     map[SegmentID][]byte
+	hydrations int
+}
+
+func (c *copyCold) save(t *testing.T, s *Stream, id SegmentID) {
+	info, ok := s.Segment(id)
+	require.True(t, ok)
+	b, err := vfs.ReadFile(c.fs, info.Path)
+	require.NoError(t, err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.copies[id] = b
+}
+
+func (c *copyCold) Describe(_ context.Context, _ StreamID, id SegmentID) (segment.Header, segment.Footer, error) {
+	c.mu.Lock()
+	b, ok := c.copies[id]
+	c.mu.Unlock()
+	if !ok {
+		return segment.Header{}, segment.Footer{}, fmt.Errorf("segment %d: %w", id, ErrNotFound)
+	}
+	h, err := segment.DecodeHeader(b)
+	if err != nil {
+		return h, segment.Footer{}, err
+	}
+	f, err := segment.DecodeFooter(b[len(b)-segment.FooterSize:], int64(len(b)))
+	return h, f, err
+}
+
+func (c *copyCold) Hydrate(_ context.Context, _ StreamID, id SegmentID, path string) error {
+	c.mu.Lock()
+	b, ok := c.copies[id]
+	c.hydrations++
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("segment %d: %w", id, ErrNotFound)
+	}
+	return vfs.WriteFileAtomic(c.fs, path, b)
+}
+
+func TestEvictAndHydrate(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	cold := &copyCold{fs: mem, copies: map[SegmentID][]byte{}}
+	cfg := smallConfig(mem)
+	cfg.Cold = cold
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	var want []string
+	for seg := range 4 {
+		for i := range 20 {
+			p := fmt.Sprintf("segment %d record %d", seg, i)
+			_, err := s.AppendDurable(ctx, []byte(p), AppendOptions{})
+			require.NoError(t, err)
+			want = append(want, p)
+		}
+		require.NoError(t, s.Seal(ctx))
+	}
+	_, err = s.AppendDurable(ctx, []byte("tail"), AppendOptions{})
+	require.NoError(t, err)
+	want = append(want, "tail")
+
+	readAllCtx := func(s *Stream) []string {
+		r, err := s.NewReader(AtStart())
+		require.NoError(t, err)
+		defer r.Close()
+		var got []string
+		for {
+			rec, err := r.NextCtx(ctx)
+			if err == io.EOF {
+				return got
+			}
+			require.NoError(t, err)
+			got = append(got, string(rec.Payload))
+		}
+	}
+
+	// Tail and unsealed segments cannot go; a pinned one neither.
+	require.ErrorIs(t, s.Evict(5), ErrSegmentBusy)
+	pinned, err := s.NewReader(AtOrdinal(45))
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Evict(3), ErrSegmentBusy)
+	pinned.Close()
+
+	log := s.Manifest()
+	require.NotNil(t, log)
+	for _, id := range []SegmentID{1, 3} {
+		cold.save(t, s, id)
+		require.NoError(t, log.AppendCommit(ctx, manifest.CompressionDone{Header: manifest.Header{SegmentID: uint64(id)}, CompressedBytes: 1}))
+		require.NoError(t, s.Evict(id))
+		info, _ := s.Segment(id)
+		require.False(t, info.Resident)
+		_, err := mem.Stat(info.Path)
+		require.True(t, vfs.IsNotExist(err), "file of segment %d removed", id)
+	}
+
+	r, err := s.NewReader(AtStart())
+	require.NoError(t, err)
+	_, err = r.Next()
+	require.Equal(t, Hydration, KindOf(err), "plain Next reports a cold segment: %v", err)
+	r.Close()
+	require.Equal(t, want, readAllCtx(s))
+	require.Equal(t, 2, cold.hydrations)
+
+	// Evicted again, then reopened: recovery keeps the cold segments in the
+	// catalog through Describe, and reads hydrate them.
+	require.NoError(t, s.Evict(1))
+	require.NoError(t, s.Evict(3))
+	require.NoError(t, st.Close())
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
+	require.Equal(t, []SegmentID{1, 3}, st.Recovery()[0].Cold)
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, want, readAllCtx(s))
+	id, err := s.AppendDurable(ctx, []byte("after"), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, SegmentID(5), id.Segment(), "the tail is resumed, ids are not reused")
+	require.NoError(t, s.Evict(1))
+	require.NoError(t, st.Close())
+
+	// Without a cold tier the stream refuses to open rather than lose or
+	// reuse what lives only in tier 1/2.
+	cfg.Cold = nil
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = st.Lookup(1)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	_, statErr := mem.Stat(filepath.Join("/d/streams/1/segments"))
+	require.NoError(t, statErr)
+}
