@@ -27,6 +27,25 @@ type Cold interface {
 	Hydrate(ctx context.Context, stream StreamID, seg SegmentID, path string) error
 }
 
+// Admitter is implemented by a Cold that budgets tier 0: every new active
+// segment is admitted first. AdmitSegment runs under the stream's writer
+// lock and must not block; refusing returns a *WouldBlock (Admission), and
+// the implementation calls Stream.Wake once space is free.
+type Admitter interface {
+	AdmitSegment(stream StreamID, seg SegmentID, bytes int64) error
+}
+
+// SealObserver is implemented by a Cold that wants to hear about seals
+// (to start compression and upload). SegmentSealed runs on the stream's
+// syncer after the seal is acknowledged and must not block.
+type SealObserver interface {
+	SegmentSealed(s *Stream, seg SegmentInfo)
+}
+
+// Wake wakes writers waiting in AppendCtx (after an Admission refusal)
+// to try again.
+func (s *Stream) Wake() { s.stateN.broadcast() }
+
 // ErrSegmentBusy: the segment cannot be evicted now (not sealed, still
 // being written, or a reader is positioned on it).
 var ErrSegmentBusy = errors.New("aof2: segment busy")

@@ -42,6 +42,15 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 		}
 		return s.m.blocked(&WouldBlock{Kind: Rollover})
 	}
+	if a, ok := s.cfg.Cold.(Admitter); ok {
+		if err := a.AdmitSegment(s.id, id, s.cfg.SegmentSize); err != nil {
+			var wb *WouldBlock
+			if errors.As(err, &wb) {
+				return s.m.blocked(wb)
+			}
+			return s.m.blocked(&WouldBlock{Kind: Admission, Cause: err, RetryAfter: prepRetry})
+		}
+	}
 	old := s.mu.active
 	h := segment.Header{StreamID: s.id, SegmentID: id, BaseOffset: s.mu.written, BaseRecord: s.mu.records, CreatedAt: ts, ExtID: ext}
 	w, err := s.mu.next.Activate(h)
@@ -249,6 +258,9 @@ func (s *Stream) sealPending() error {
 	s.m.seals.Inc()
 	s.log.Debug("segment sealed", "segment_id", uint64(g.id), "records", f.RecordCount, "durable_bytes", f.DurableBytes)
 	s.stateN.broadcast()
+	if o, ok := s.cfg.Cold.(SealObserver); ok {
+		o.SegmentSealed(s, g.info())
+	}
 	return nil
 }
 

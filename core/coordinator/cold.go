@@ -1,0 +1,174 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+var (
+	_ core.Cold         = (*Coordinator)(nil)
+	_ core.Admitter     = (*Coordinator)(nil)
+	_ core.SealObserver = (*Coordinator)(nil)
+)
+
+// AdmitSegment implements core.Admitter: a new active segment must fit the
+// tier-0 budget. Victims the budget picks are evicted by the workers.
+func (c *Coordinator) AdmitSegment(stream types.StreamID, seg types.SegmentID, bytes int64) error {
+	g, err := c.budget.TryAdmit(tier0.Request{Key: tier0.Key{Stream: stream, Segment: seg}, Bytes: bytes, Active: true})
+	if errors.Is(err, tier0.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, v := range g.Evict {
+		c.enqueue(job{jobEvict, v.Key.Stream, v.Key.Segment})
+	}
+	return nil
+}
+
+// SegmentSealed implements core.SealObserver.
+func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
+	if err := c.budget.Seal(tier0.Key{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+		c.log.Warn("tier0: seal", "stream_id", uint64(s.ID()), "segment_id", uint64(info.ID), "error", err)
+	}
+	c.enqueue(job{jobCompress, s.ID(), info.ID})
+}
+
+// Describe implements core.Cold from the warm artifact, or from the tier-2
+// object through range reads (the seek table and two frames, not the
+// segment).
+func (c *Coordinator) Describe(ctx context.Context, stream types.StreamID, seg types.SegmentID) (segment.Header, segment.Footer, error) {
+	a, closeFn, err := c.openArtifact(ctx, tier1.Key{Stream: stream, Segment: seg})
+	if err != nil {
+		return segment.Header{}, segment.Footer{}, err
+	}
+	defer closeFn()
+	h, err := a.Header()
+	if err != nil {
+		return h, segment.Footer{}, err
+	}
+	f, err := a.Footer()
+	return h, f, err
+}
+
+// openArtifact opens a segment's artifact wherever it is: the warm file, or
+// the tier-2 object.
+func (c *Coordinator) openArtifact(ctx context.Context, k tier1.Key) (*tier1.Artifact, func(), error) {
+	path := tier1.ArtifactPath(c.cfg.DataDir, k)
+	if f, err := c.cfg.FS.Open(path); err == nil {
+		size, err := f.Size()
+		if err == nil {
+			a, err := tier1.OpenReaderAt(f, size, path)
+			if err == nil {
+				return a, func() { _ = a.Close(); _ = f.Close() }, nil
+			}
+		}
+		_ = f.Close()
+	}
+	if c.remote == nil {
+		return nil, nil, fmt.Errorf("segment %d of stream %d: no warm artifact and no tier 2: %w", k.Segment, k.Stream, types.ErrNotFound)
+	}
+	rr, err := c.remote.OpenSegmentRange(ctx, uint64(k.Stream), uint64(k.Segment), tier2.Expect{})
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := tier1.OpenReaderAt(rr, rr.Size(), c.remote.Layout().SegmentKey(uint64(k.Stream), uint64(k.Segment)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, func() { _ = a.Close() }, nil
+}
+
+// Hydrate implements core.Cold: admit the segment to tier 0 (waiting for
+// room, evicting what the budget picks), bring the artifact into the warm
+// cache from tier 2 if needed, rebuild the tier-0 file verified against
+// segment_crc64, and record it.
+func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg types.SegmentID, path string) (err error) {
+	s, err := c.stream(stream)
+	if err != nil {
+		return err
+	}
+	info, ok := s.Segment(seg)
+	if !ok || info.Footer == nil {
+		return fmt.Errorf("segment %d: %w", seg, types.ErrNotFound)
+	}
+	k := tier1.Key{Stream: stream, Segment: seg}
+	log := s.Manifest()
+	ms, _ := log.Segment(uint64(seg))
+	inT2 := ms.Tier2.Key != ""
+	key := tier0.Key(k)
+	g, err := c.budget.Admit(ctx, tier0.Request{Key: key, Bytes: info.Capacity, InTier1: true, InTier2: inT2, Priority: tier0.PriorityForeground})
+	if err != nil && !errors.Is(err, tier0.ErrExists) {
+		return err
+	}
+	for _, v := range g.Evict {
+		if vs, err := c.stream(v.Key.Stream); err == nil {
+			if err := c.evict(ctx, vs, v.Key.Segment); err != nil {
+				c.log.Warn("eviction for a hydration failed", "stream_id", uint64(v.Key.Stream), "segment_id", uint64(v.Key.Segment), "error", err)
+			}
+		}
+	}
+	defer func() {
+		if err != nil {
+			_ = c.budget.Removed(key)
+		}
+	}()
+	source := uint64(1)
+	if !c.warm.Contains(k) {
+		source = 2
+	}
+	if err := log.Append(manifest.HydrationStarted{Header: hdr(seg), SourceTier: source}); err != nil {
+		return err
+	}
+	exp := tier1.Expected{Key: k, SegmentCRC: info.Footer.SegmentCRC, Uploaded: inT2}
+	if source == 2 {
+		err = c.fetchArtifact(ctx, k, exp)
+	}
+	if err == nil {
+		_, err = c.warm.Hydrate(ctx, tier1.HydrateRequest{Expected: exp, Dest: path})
+	}
+	if err != nil {
+		if cerr := log.AppendCommit(ctx, manifest.HydrationFailed{Header: hdr(seg), Reason: reason(err)}); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return err
+	}
+	return log.AppendCommit(ctx, manifest.HydrationDone{Header: hdr(seg), ResidentBytes: uint64(info.Capacity)})
+}
+
+// fetchArtifact downloads a segment's artifact from tier 2 into the warm
+// cache (verified by tier 2 against the object's checksum, then by the
+// cache against the segment).
+func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.Expected) error {
+	if c.remote == nil {
+		return fmt.Errorf("segment %d: not in the warm cache and no tier 2: %w", k.Segment, types.ErrNotFound)
+	}
+	final := tier1.ArtifactPath(c.cfg.DataDir, k)
+	if err := vfs.MkdirAllSync(c.cfg.FS, filepath.Dir(final)); err != nil {
+		return err
+	}
+	tmp := final + ".tmp"
+	if _, err := c.remote.DownloadSegment(ctx, uint64(k.Stream), uint64(k.Segment), tmp, tier2.Expect{}); err != nil {
+		_ = c.cfg.FS.Remove(tmp)
+		return err
+	}
+	if err := c.cfg.FS.Rename(tmp, final); err != nil {
+		return err
+	}
+	if err := c.cfg.FS.SyncDir(filepath.Dir(final)); err != nil {
+		return err
+	}
+	return c.warm.Adopt(ctx, exp)
+}

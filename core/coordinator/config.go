@@ -1,0 +1,86 @@
+package coordinator
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Config configures a Coordinator.
+type Config struct {
+	// DataDir is the store's data directory (as given to core.Open).
+	DataDir string
+	// FS is the file system of the data directory; default vfs.OS. Tier 2
+	// moves files through the plugin by path, so with a tier 2 it must be
+	// the OS file system.
+	FS vfs.FS
+	// Tier0 configures the tier-0 budget (MaxBytes 0: unlimited). Its
+	// Registerer and Logger default to the coordinator's.
+	Tier0 tier0.Config
+	// Tier1 configures the warm cache; DataDir, FS, Tier2, Registerer and
+	// Logger are filled in.
+	Tier1 tier1.Config
+	// Tier2 is the remote store; nil means no tier 2 (then tier 1 is the
+	// coldest copy and the tier-0 policy must be PolicyTier1).
+	Tier2 *tier2.Store
+	// Workers bounds concurrent jobs (compress, upload, evict); default 2.
+	Workers int
+	// ScanInterval is how often pending work is re-derived; default 1 s.
+	ScanInterval time.Duration
+	// JobTimeout bounds one job; default 5 min.
+	JobTimeout time.Duration
+	Registerer prometheus.Registerer
+	Logger     hclog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.DataDir == "" {
+		return c, &types.ConfigError{Key: "data_dir", Reason: "required"}
+	}
+	if c.FS == nil {
+		c.FS = vfs.OS
+	}
+	if c.Tier2 != nil && c.FS != vfs.OS {
+		return c, &types.ConfigError{Key: "tier2", Reason: "tier 2 needs the OS file system: the plugin reads and writes files by path"}
+	}
+	if c.Tier2 == nil && c.Tier0.Policy == tier0.PolicyTier2 {
+		return c, &types.ConfigError{Key: "tier0.policy", Reason: "tier2 policy without a tier 2"}
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.Workers < 0 {
+		return c, &types.ConfigError{Key: "coordinator.workers", Reason: fmt.Sprintf("%d is negative", c.Workers)}
+	}
+	if c.ScanInterval == 0 {
+		c.ScanInterval = time.Second
+	}
+	if c.JobTimeout == 0 {
+		c.JobTimeout = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Tier0.Registerer == nil {
+		c.Tier0.Registerer = c.Registerer
+	}
+	if c.Tier0.Logger == nil {
+		c.Tier0.Logger = c.Logger.Named("tier0")
+	}
+	c.Tier1.DataDir, c.Tier1.FS, c.Tier1.Tier2 = c.DataDir, c.FS, c.Tier2 != nil
+	if c.Tier1.Registerer == nil {
+		c.Tier1.Registerer = c.Registerer
+	}
+	if c.Tier1.Logger == nil {
+		c.Tier1.Logger = c.Logger.Named("tier1")
+	}
+	return c, nil
+}

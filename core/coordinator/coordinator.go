@@ -1,0 +1,306 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Coordinator drives the tiers of one store. Create it with New, pass it
+// as core.Config.Cold to core.Open, then call Start with the opened store.
+type Coordinator struct {
+	cfg    Config
+	log    hclog.Logger
+	budget *tier0.Budget
+	warm   *tier1.Cache
+	remote *tier2.Store
+	m      *metrics
+
+	mu struct {
+		sync.Mutex
+		store   *core.Store
+		queue   []job
+		queued  map[job]bool
+		closed  bool
+		warmRep *tier1.Report
+	}
+	signal chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type jobKind uint8
+
+const (
+	jobCompress jobKind = iota + 1
+	jobUpload
+	jobEvict
+)
+
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict"}
+
+func (k jobKind) String() string { return jobNames[k] }
+
+type job struct {
+	kind   jobKind
+	stream types.StreamID
+	seg    types.SegmentID
+}
+
+// New creates a coordinator: the tier-0 budget and the warm cache. It does
+// no work until Start.
+func New(cfg Config) (*Coordinator, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{cfg: cfg, log: cfg.Logger, remote: cfg.Tier2, signal: make(chan struct{}, 1)}
+	c.mu.queued = map[job]bool{}
+	if c.m, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	if c.budget, err = tier0.New(cfg.Tier0); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	warm, rep, err := tier1.Open(cfg.Tier1)
+	if err != nil {
+		_ = c.budget.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	c.warm, c.mu.warmRep = warm, rep
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Budget is the tier-0 budget (for stats and tests).
+func (c *Coordinator) Budget() *tier0.Budget { return c.budget }
+
+// Warm is the warm cache (for stats and tests).
+func (c *Coordinator) Warm() *tier1.Cache { return c.warm }
+
+// Start adopts the opened store: every segment on disk is registered with
+// the budget, warm artifacts the manifests know are verified and admitted,
+// evictions a crash left unrecorded are recorded, and the workers start.
+func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
+	c.mu.Lock()
+	c.mu.store = st
+	c.mu.Unlock()
+	for _, id := range st.Streams() {
+		s, err := st.Lookup(id)
+		if err != nil {
+			continue // a broken stream: reported by the store
+		}
+		if err := c.adopt(ctx, s); err != nil {
+			return fmt.Errorf("coordinator: stream %d: %w", id, err)
+		}
+	}
+	for range c.cfg.Workers {
+		c.wg.Add(1)
+		go c.worker()
+	}
+	c.wg.Add(1)
+	go c.scanner()
+	c.scan()
+	return nil
+}
+
+// adopt brings one recovered stream under the coordinator.
+func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
+	log := s.Manifest()
+	if log == nil {
+		return fmt.Errorf("tiering needs the manifest (core.Config.NoManifest is set)")
+	}
+	for _, info := range s.SegmentList() {
+		ms, _ := log.Segment(uint64(info.ID))
+		k := tier1.Key{Stream: s.ID(), Segment: info.ID}
+		inT2 := ms.Tier2.Key != ""
+		inT1 := false
+		if info.Footer != nil && ms.Tier1.State == tier1Compressed {
+			if !c.warm.Contains(k) {
+				if err := c.warm.Adopt(ctx, tier1.Expected{Key: k, SegmentCRC: info.Footer.SegmentCRC, Uploaded: inT2}); err != nil {
+					c.log.Warn("warm artifact the manifest records is missing or does not verify; it will be recreated",
+						"stream_id", uint64(s.ID()), "segment_id", uint64(info.ID), "error", err)
+				}
+			} else if inT2 {
+				_ = c.warm.MarkUploaded(k)
+			}
+			inT1 = c.warm.Contains(k)
+		}
+		switch {
+		case info.Resident:
+			err := c.budget.Register(tier0.Segment{Key: tier0.Key(k), Bytes: info.Capacity, Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
+			if err != nil && !errors.Is(err, tier0.ErrExists) {
+				return err
+			}
+		case ms.Tier0:
+			// Evicted, but the crash came before LocalEvicted was committed.
+			if err := log.AppendCommit(ctx, localEvicted(info)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops the workers (running jobs are cancelled) and closes the warm
+// cache and the budget. Close the store first: it may still hydrate.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return errors.Join(c.warm.Close(), c.budget.Close())
+}
+
+// enqueue adds a job unless the same one is already queued or running.
+func (c *Coordinator) enqueue(j job) {
+	c.mu.Lock()
+	if c.mu.closed || c.mu.queued[j] {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.queued[j] = true
+	c.mu.queue = append(c.mu.queue, j)
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Coordinator) next() (job, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.mu.queue) == 0 {
+		return job{}, false
+	}
+	j := c.mu.queue[0]
+	c.mu.queue = c.mu.queue[1:]
+	return j, true
+}
+
+func (c *Coordinator) done(j job) {
+	c.mu.Lock()
+	delete(c.mu.queued, j)
+	c.mu.Unlock()
+}
+
+func (c *Coordinator) worker() {
+	defer c.wg.Done()
+	for {
+		j, ok := c.next()
+		if !ok {
+			select {
+			case <-c.signal:
+				continue
+			case <-c.ctx.Done():
+				return
+			}
+		}
+		// Pass the signal on: more jobs may be queued.
+		select {
+		case c.signal <- struct{}{}:
+		default:
+		}
+		c.run(j)
+		c.done(j)
+	}
+}
+
+func (c *Coordinator) run(j job) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JobTimeout)
+	defer cancel()
+	s, err := c.stream(j.stream)
+	if err == nil {
+		start := time.Now()
+		switch j.kind {
+		case jobCompress:
+			err = c.compress(ctx, s, j.seg)
+		case jobUpload:
+			err = c.upload(ctx, s, j.seg)
+		case jobEvict:
+			err = c.evict(ctx, s, j.seg)
+		}
+		c.m.observe(j.kind, err, time.Since(start))
+	}
+	if err != nil && c.ctx.Err() == nil {
+		c.log.Warn("tiering job failed; the scan retries it", "job", j.kind.String(), "stream_id", uint64(j.stream), "segment_id", uint64(j.seg), "error", err)
+	}
+}
+
+func (c *Coordinator) stream(id types.StreamID) (*core.Stream, error) {
+	c.mu.Lock()
+	st := c.mu.store
+	c.mu.Unlock()
+	if st == nil {
+		return nil, fmt.Errorf("coordinator not started")
+	}
+	return st.Lookup(id)
+}
+
+// scanner re-derives pending work every ScanInterval.
+func (c *Coordinator) scanner() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.ScanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.scan()
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// scan queues what the manifests and catalogs say is pending.
+func (c *Coordinator) scan() {
+	c.mu.Lock()
+	st := c.mu.store
+	c.mu.Unlock()
+	if st == nil {
+		return
+	}
+	for _, id := range st.Streams() {
+		s, err := st.Lookup(id)
+		if err != nil {
+			continue
+		}
+		log := s.Manifest()
+		if log == nil {
+			continue
+		}
+		for _, info := range s.SegmentList() {
+			if info.Footer == nil {
+				continue
+			}
+			ms, _ := log.Segment(uint64(info.ID))
+			k := tier1.Key{Stream: id, Segment: info.ID}
+			switch {
+			case !c.warm.Contains(k) && info.Resident:
+				c.enqueue(job{jobCompress, id, info.ID})
+			case c.remote != nil && ms.Tier2.Key == "" && c.warm.Contains(k):
+				c.enqueue(job{jobUpload, id, info.ID})
+			}
+		}
+	}
+	for _, v := range c.budget.Reclaim() {
+		c.enqueue(job{jobEvict, v.Key.Stream, v.Key.Segment})
+	}
+}

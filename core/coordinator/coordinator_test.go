@@ -1,0 +1,206 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+)
+
+// rig is a store on the real file system with a coordinator, tiny budgets
+// and the in-memory fake as tier 2 (kept across restarts).
+type rig struct {
+	dir    string
+	remote *tier2.Store
+	c      *Coordinator
+	st     *core.Store
+}
+
+const segSize = segment.MinCapacity
+
+func openRig(t *testing.T, dir string, backend *fake.Backend, tier0Segments int64) *rig {
+	t.Helper()
+	remote, err := tier2.New(backend, tier2.Config{})
+	require.NoError(t, err)
+	c, err := New(Config{
+		DataDir:      dir,
+		Tier0:        tier0.Config{MaxBytes: tier0Segments * segSize, Policy: tier0.PolicyTier2},
+		Tier2:        remote,
+		ScanInterval: 20 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background(), st))
+	return &rig{dir: dir, remote: remote, c: c, st: st}
+}
+
+func (r *rig) close(t *testing.T) {
+	t.Helper()
+	require.NoError(t, r.st.Close())
+	require.NoError(t, r.c.Close())
+	require.NoError(t, r.remote.Close(context.Background()))
+}
+
+func payload(i int) []byte {
+	return []byte(fmt.Sprintf("record %06d %s", i, string(make([]byte, 2000+i%1000))))
+}
+
+// waitUploaded waits until every sealed segment of the stream is in tier 2.
+func waitUploaded(t *testing.T, s *core.Stream) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, info := range s.SegmentList() {
+			if info.Footer == nil {
+				continue
+			}
+			ms, _ := s.Manifest().Segment(uint64(info.ID))
+			if ms.Tier2.Key == "" || ms.Tier1.State != manifest.Tier1Compressed {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 10*time.Millisecond)
+}
+
+func readAll(t *testing.T, ctx context.Context, s *core.Stream) int {
+	t.Helper()
+	rd, err := s.NewReader(core.AtStart())
+	require.NoError(t, err)
+	defer rd.Close()
+	n := 0
+	for ; ; n++ {
+		rec, err := rd.NextCtx(ctx)
+		if err == io.EOF {
+			return n
+		}
+		require.NoError(t, err, "record %d", n)
+		require.Equal(t, string(payload(n)), string(rec.Payload), "record %d", n)
+	}
+}
+
+// TestTiersRoundTrip: a stream ten times larger than tier 0 is written with
+// durable acks; sealed segments are compressed, uploaded and evicted, a
+// full read hydrates them back (from tier 1, then from tier 2 once the warm
+// artifacts are gone), and a restart finds everything where the manifest
+// says it is.
+func TestTiersRoundTrip(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	backend := fake.New(fake.Options{})
+	r := openRig(t, dir, backend, 3)
+	s, err := r.st.Stream(7)
+	require.NoError(t, err)
+	const records = 5000 // ~12 MiB: about 12 segments through a 3-segment tier 0
+	for i := range records {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err, "record %d", i)
+		if i%250 == 249 {
+			require.NoError(t, s.FlushAll(ctx))
+		}
+	}
+	require.NoError(t, s.FlushAll(ctx))
+	require.NoError(t, s.Seal(ctx))
+	waitUploaded(t, s)
+
+	evicted := 0
+	for _, info := range s.SegmentList() {
+		if !info.Resident {
+			evicted++
+		}
+	}
+	t.Logf("%d segments, %d evicted, budget %+v", len(s.SegmentList()), evicted, r.c.Budget().Stats())
+	require.Greater(t, evicted, 5, "most segments left tier 0")
+	st := r.c.Budget().Stats()
+	require.LessOrEqual(t, st.Used, int64(3*segSize), "tier 0 stays within its budget")
+	listing, err := r.remote.ListStream(ctx, 7)
+	require.NoError(t, err)
+	require.Len(t, listing.Segments, len(s.SegmentList()), "every sealed segment is in tier 2")
+
+	require.Equal(t, records, readAll(t, ctx, s), "cold reads hydrate from the warm cache")
+
+	// Drop the warm copies: reads must now come from tier 2.
+	for _, info := range s.SegmentList() {
+		k := tier1.Key{Stream: 7, Segment: info.ID}
+		if !info.Resident && r.c.Warm().Contains(k) {
+			_, err := r.c.Warm().Remove(k)
+			require.NoError(t, err)
+		}
+	}
+	require.Equal(t, records, readAll(t, ctx, s), "cold reads hydrate from tier 2")
+	r.close(t)
+
+	r = openRig(t, dir, backend, 3)
+	defer r.close(t)
+	rep := r.st.Recovery()
+	require.Len(t, rep, 1)
+	t.Logf("recovered cold segments %v", rep[0].Cold)
+	require.NotEmpty(t, rep[0].Cold, "evicted segments come back as cold catalog entries")
+	s, err = r.st.Lookup(7)
+	require.NoError(t, err)
+	require.Equal(t, records, readAll(t, ctx, s), "after a restart")
+	id, err := s.AppendDurable(ctx, []byte("after restart"), core.AppendOptions{})
+	require.NoError(t, err)
+	require.Greater(t, uint64(id.Segment()), uint64(len(rep[0].Cold)), "segment ids are never reused")
+}
+
+// TestTier2Outage: with tier 2 down nothing that is only local is deleted;
+// writers fill tier 0 and then get WouldBlock(Admission); when tier 2 comes
+// back the backlog drains and writing resumes with nothing lost.
+func TestTier2Outage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError}))
+	r := openRig(t, t.TempDir(), backend, 3)
+	defer r.close(t)
+	s, err := r.st.Stream(1)
+	require.NoError(t, err)
+
+	n := 0
+	var blocked error
+	for ; n < 20000; n++ {
+		id, err := s.Append(payload(n), core.AppendOptions{})
+		if core.KindOf(err) == core.Admission {
+			blocked = err
+			break
+		}
+		if core.KindOf(err) == core.Rollover {
+			n--
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		require.NoError(t, err)
+		require.NoError(t, s.Flush(ctx, id))
+	}
+	require.Error(t, blocked, "tier 0 filled up: writers are refused")
+	for _, info := range s.SegmentList() {
+		require.True(t, info.Resident, "segment %d: nothing not in tier 2 is deleted", info.ID)
+	}
+	listing, err := r.remote.ListStream(ctx, 1)
+	if err == nil {
+		require.Empty(t, listing.Segments)
+	}
+
+	require.NoError(t, backend.Inject()) // tier 2 is back
+	for i := n; i < n+3000; i++ {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err, "record %d after the outage", i)
+	}
+	require.NoError(t, s.FlushAll(ctx))
+	require.NoError(t, s.Seal(ctx))
+	waitUploaded(t, s)
+	require.Equal(t, n+3000, readAll(t, ctx, s))
+}

@@ -1,0 +1,144 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
+)
+
+const tier1Compressed = manifest.Tier1Compressed
+
+func hdr(id types.SegmentID) manifest.Header { return manifest.Header{SegmentID: uint64(id)} }
+
+func localEvicted(info core.SegmentInfo) manifest.LocalEvicted {
+	return manifest.LocalEvicted{Header: hdr(info.ID), ReclaimedBytes: uint64(info.Capacity)}
+}
+
+// reason maps a job error to the manifest's reason code.
+func reason(err error) manifest.ReasonCode {
+	switch {
+	case errors.Is(err, pluginapi.ErrAuth), errors.Is(err, pluginapi.ErrPermission):
+		return manifest.ReasonAuth
+	case errors.Is(err, pluginapi.ErrNotFound), errors.Is(err, types.ErrNotFound):
+		return manifest.ReasonObjectMissing
+	case errors.Is(err, types.ErrCorrupt), errors.Is(err, tier2.ErrDataLoss):
+		return manifest.ReasonPermanent
+	case errors.Is(err, pluginapi.ErrUnavailable), errors.Is(err, tier2.ErrBreakerOpen), errors.Is(err, pluginapi.ErrThrottled):
+		return manifest.ReasonUnavailable
+	}
+	return manifest.ReasonTransient
+}
+
+// compress writes the warm artifact of a sealed resident segment and
+// records it; the segment then counts as held by tier 1.
+func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	info, ok := s.Segment(id)
+	if !ok || info.Footer == nil {
+		return nil
+	}
+	k := tier1.Key{Stream: s.ID(), Segment: id}
+	log := s.Manifest()
+	if !c.warm.Contains(k) {
+		if !info.Resident {
+			return nil // nothing to compress from; the artifact was adopted or is in tier 2
+		}
+		if err := log.Append(manifest.CompressionStarted{Header: hdr(id)}); err != nil {
+			return err
+		}
+		res, err := c.warm.Compress(ctx, tier1.Source{Stream: s.ID(), Path: info.Path, Segment: id})
+		if err != nil {
+			if cerr := log.AppendCommit(ctx, manifest.CompressionFailed{Header: hdr(id), Reason: reason(err)}); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+			return fmt.Errorf("compress segment %d: %w", id, err)
+		}
+		if err := log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(id), CompressedBytes: uint64(res.CompressedBytes)}); err != nil {
+			return err
+		}
+	}
+	if err := c.budget.MarkInTier1(tier0.Key(k)); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+		return err
+	}
+	if c.remote != nil {
+		c.enqueue(job{jobUpload, s.ID(), id})
+	}
+	s.Wake()
+	return nil
+}
+
+// upload puts the warm artifact into tier 2, verified, and records it; only
+// then may the warm copy be evicted and does the segment count as held by
+// tier 2.
+func (c *Coordinator) upload(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	info, ok := s.Segment(id)
+	if !ok || info.Footer == nil || c.remote == nil {
+		return nil
+	}
+	k := tier1.Key{Stream: s.ID(), Segment: id}
+	log := s.Manifest()
+	ms, _ := log.Segment(uint64(id))
+	if ms.Tier2.Key == "" {
+		if !c.warm.Contains(k) {
+			c.enqueue(job{jobCompress, s.ID(), id})
+			return nil
+		}
+		key := c.remote.Layout().SegmentKey(uint64(s.ID()), uint64(id))
+		if err := log.Append(manifest.UploadStarted{Header: hdr(id), Key: key}); err != nil {
+			return err
+		}
+		up, err := c.remote.UploadSegment(ctx, uint64(s.ID()), uint64(id), c.warm.Path(k),
+			tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord})
+		if err != nil {
+			if cerr := log.AppendCommit(ctx, manifest.UploadFailed{Header: hdr(id), Key: key, Reason: reason(err)}); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+			return fmt.Errorf("upload segment %d: %w", id, err)
+		}
+		if err := log.AppendCommit(ctx, manifest.UploadDone{Header: hdr(id), Key: up.Key, ETag: up.ETag}); err != nil {
+			return err
+		}
+	}
+	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+		return err
+	}
+	if err := c.budget.MarkInTier2(tier0.Key(k)); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+		return err
+	}
+	s.Wake()
+	return nil
+}
+
+// evict deletes a tier-0 file the budget chose and records it. A segment a
+// reader holds is given back to the budget.
+func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	key := tier0.Key{Stream: s.ID(), Segment: id}
+	info, ok := s.Segment(id)
+	if !ok {
+		return c.budget.Removed(key)
+	}
+	if err := s.Evict(id); err != nil {
+		if rerr := c.budget.Restore(key); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		if errors.Is(err, core.ErrSegmentBusy) {
+			return nil
+		}
+		return err
+	}
+	if err := s.Manifest().AppendCommit(ctx, localEvicted(info)); err != nil {
+		return err
+	}
+	if err := c.budget.Removed(key); err != nil {
+		return err
+	}
+	s.Wake()
+	return nil
+}

@@ -1,0 +1,45 @@
+package coordinator
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	jobs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aof_coordinator_jobs_total", Help: "Tiering jobs run, by kind (compress, upload, evict) and result.",
+		}, []string{"kind", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "aof_coordinator_job_seconds", Help: "Duration of tiering jobs, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"kind"}),
+	}
+	if reg != nil {
+		for _, col := range []prometheus.Collector{m.jobs, m.duration} {
+			if err := reg.Register(col); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return nil, err
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(k jobKind, err error, d time.Duration) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.jobs.WithLabelValues(k.String(), result).Inc()
+	m.duration.WithLabelValues(k.String()).Observe(d.Seconds())
+}
