@@ -17,6 +17,7 @@ type seg struct {
 	path       string
 	baseRecord uint64
 	baseOffset uint64
+	createdAt  int64
 	capacity   int64
 
 	// w is set while the segment is active or sealing, and kept afterwards
@@ -48,7 +49,7 @@ type seg struct {
 
 func newActiveSeg(w *segment.Writer) *seg {
 	h := w.Header()
-	g := &seg{id: h.SegmentID, path: w.Path(), baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, capacity: w.Capacity(), w: w,
+	g := &seg{id: h.SegmentID, path: w.Path(), baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, createdAt: h.CreatedAt, capacity: w.Capacity(), w: w,
 		hyd: make(chan struct{}, 1)}
 	g.resident.Store(true)
 	g.publish()
@@ -57,7 +58,7 @@ func newActiveSeg(w *segment.Writer) *seg {
 
 func newSealedSeg(info segment.Info) *seg {
 	g := &seg{id: info.Header.SegmentID, path: info.Path, baseRecord: info.Header.BaseRecord,
-		baseOffset: info.Header.BaseOffset, capacity: info.Capacity, hyd: make(chan struct{}, 1)}
+		baseOffset: info.Header.BaseOffset, createdAt: info.Header.CreatedAt, capacity: info.Capacity, hyd: make(chan struct{}, 1)}
 	g.resident.Store(true)
 	g.setSealed(info.Footer)
 	return g
@@ -65,7 +66,7 @@ func newSealedSeg(info segment.Info) *seg {
 
 // newColdSeg describes a sealed segment whose file is not in tier 0.
 func newColdSeg(path string, h segment.Header, f segment.Footer, capacity int64) *seg {
-	g := &seg{id: h.SegmentID, path: path, baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, capacity: capacity,
+	g := &seg{id: h.SegmentID, path: path, baseRecord: h.BaseRecord, baseOffset: h.BaseOffset, createdAt: h.CreatedAt, capacity: capacity,
 		hyd: make(chan struct{}, 1)}
 	g.setSealed(&f)
 	return g

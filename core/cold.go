@@ -9,6 +9,7 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
 )
 
 // Cold is the engine's view of the colder tiers, implemented by the
@@ -123,6 +124,14 @@ func (s *Stream) Evict(id SegmentID) error {
 		s.readMu.Unlock()
 		return nil
 	}
+	// The stub goes in before the file goes: at every moment recovery finds
+	// one or the other (or both: the file wins).
+	stub := encodeStub(segment.Header{StreamID: s.id, SegmentID: g.id, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord,
+		CreatedAt: g.createdAt}, *g.footer.Load())
+	if err := vfs.WriteFileAtomic(s.cfg.FS, g.path+ColdSuffix, stub); err != nil {
+		s.readMu.Unlock()
+		return fmt.Errorf("stream %d: evict segment %d: write cold stub: %w", s.id, id, err)
+	}
 	g.resident.Store(false)
 	err := g.close()
 	g.w, g.index = nil, nil
@@ -172,6 +181,9 @@ func (s *Stream) hydrate(ctx context.Context, g *seg) error {
 	s.readMu.Lock()
 	g.resident.Store(true)
 	s.readMu.Unlock()
+	if err := s.cfg.FS.Remove(g.path + ColdSuffix); err != nil && !vfs.IsNotExist(err) {
+		s.log.Warn("could not remove the cold stub of a hydrated segment", "segment_id", uint64(g.id), "error", err)
+	}
 	s.m.bytes.Add(float64(g.capacity))
 	s.stateN.broadcast()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -145,14 +146,48 @@ func TestEvictAndHydrate(t *testing.T) {
 	require.NoError(t, s.Evict(1))
 	require.NoError(t, st.Close())
 
-	// Without a cold tier the stream refuses to open rather than lose or
-	// reuse what lives only in tier 1/2.
+	// Without a cold tier the stream still opens (the cold stubs describe
+	// the evicted segments), and reading one is a typed error.
 	cfg.Cold = nil
 	st, err = Open("/d", cfg)
 	require.NoError(t, err)
-	defer st.Close()
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	r, err = s.NewReader(AtStart())
+	require.NoError(t, err)
+	_, err = r.NextCtx(ctx)
+	require.ErrorIs(t, err, ErrNotFound)
+	r.Close()
+	require.NoError(t, st.Close())
+
+	// A lost stub: the manifest knows the segment is in another tier, so
+	// recovery asks the cold tier to describe it; without one the stream
+	// refuses to open rather than reuse its id.
+	info1 := filepath.Join("/d/streams/1/segments", filepath.Base(cold.path(t, mem, 1)))
+	require.NoError(t, mem.Remove(info1+ColdSuffix))
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
 	_, err = st.Lookup(1)
 	require.ErrorIs(t, err, ErrInvalidConfig)
-	_, statErr := mem.Stat(filepath.Join("/d/streams/1/segments"))
-	require.NoError(t, statErr)
+	require.NoError(t, st.Close())
+	cfg.Cold = cold
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, append(want, "after"), readAllCtx(s))
+}
+
+// path finds the segment file (or its stub) of segment id.
+func (c *copyCold) path(t *testing.T, fsys vfs.FS, id SegmentID) string {
+	names, err := fsys.List("/d/streams/1/segments")
+	require.NoError(t, err)
+	for _, n := range names {
+		if name, ok := segment.ParseFileName(strings.TrimSuffix(n, ColdSuffix)); ok && name.SegmentID == id {
+			return strings.TrimSuffix(n, ColdSuffix)
+		}
+	}
+	t.Fatalf("segment %d not found", id)
+	return ""
 }

@@ -49,10 +49,13 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		return rep, fmt.Errorf("stream %d: list %s: %w", s.id, s.segDir, err)
 	}
 	var infos []segment.Info
+	var stubs []string
 	for _, n := range names {
 		path := filepath.Join(s.segDir, n)
 		switch {
 		case n == segment.PointerFile:
+		case strings.HasSuffix(n, ColdSuffix):
+			stubs = append(stubs, path)
 		case strings.HasSuffix(n, OrphanSuffix):
 			s.log.Info("segment set aside by an earlier recovery is kept for inspection", "file", path)
 		case segment.IsPrepName(n) || strings.HasSuffix(n, ".tmp"):
@@ -127,6 +130,22 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		}
 	}
 	rep.Segments = len(infos)
+	for _, path := range stubs {
+		g, err := s.readStub(path)
+		if err != nil {
+			return rep, err
+		}
+		if local, _ := cat.byID(g.id); local != nil {
+			// Evicted and hydrated back, or a crash between the stub and
+			// the delete: the file wins.
+			if err := fsys.Remove(path); err != nil {
+				return rep, fmt.Errorf("stream %d: remove stale cold stub: %w", s.id, err)
+			}
+			continue
+		}
+		cat = cat.withSorted(g)
+		rep.Cold = append(rep.Cold, g.id)
+	}
 	if err := fsys.SyncDir(s.segDir); err != nil {
 		return rep, fmt.Errorf("stream %d: sync %s: %w", s.id, s.segDir, err)
 	}

@@ -33,7 +33,7 @@ func (c *Coordinator) AdmitSegment(stream types.StreamID, seg types.SegmentID, b
 		return err
 	}
 	for _, v := range g.Evict {
-		c.enqueue(job{jobEvict, v.Key.Stream, v.Key.Segment})
+		c.enqueue(job{kind: jobEvict, stream: v.Key.Stream, seg: v.Key.Segment})
 	}
 	return nil
 }
@@ -43,7 +43,7 @@ func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
 	if err := c.budget.Seal(tier0.Key{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
 		c.log.Warn("tier0: seal", "stream_id", uint64(s.ID()), "segment_id", uint64(info.ID), "error", err)
 	}
-	c.enqueue(job{jobCompress, s.ID(), info.ID})
+	c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: info.ID})
 }
 
 // Describe implements core.Cold from the warm artifact, or from the tier-2

@@ -33,6 +33,7 @@ type Coordinator struct {
 		queued  map[job]bool
 		closed  bool
 		warmRep *tier1.Report
+		recon   []Reconciliation
 	}
 	signal chan struct{}
 	ctx    context.Context
@@ -46,9 +47,11 @@ const (
 	jobCompress jobKind = iota + 1
 	jobUpload
 	jobEvict
+	jobReupload
+	jobChunk
 )
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -56,6 +59,7 @@ type job struct {
 	kind   jobKind
 	stream types.StreamID
 	seg    types.SegmentID
+	chunk  uint64 // jobChunk: the manifest chunk index
 }
 
 // New creates a coordinator: the tier-0 budget and the warm cache. It does
@@ -104,6 +108,10 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 		if err := c.adopt(ctx, s); err != nil {
 			return fmt.Errorf("coordinator: stream %d: %w", id, err)
 		}
+		rec := c.reconcile(ctx, s)
+		c.mu.Lock()
+		c.mu.recon = append(c.mu.recon, rec)
+		c.mu.Unlock()
 	}
 	for range c.cfg.Workers {
 		c.wg.Add(1)
@@ -236,6 +244,10 @@ func (c *Coordinator) run(j job) {
 			err = c.upload(ctx, s, j.seg)
 		case jobEvict:
 			err = c.evict(ctx, s, j.seg)
+		case jobReupload:
+			err = c.reupload(ctx, s, j.seg)
+		case jobChunk:
+			err = c.uploadChunk(ctx, s, j.chunk)
 		}
 		c.m.observe(j.kind, err, time.Since(start))
 	}
@@ -294,13 +306,20 @@ func (c *Coordinator) scan() {
 			k := tier1.Key{Stream: id, Segment: info.ID}
 			switch {
 			case !c.warm.Contains(k) && info.Resident:
-				c.enqueue(job{jobCompress, id, info.ID})
+				c.enqueue(job{kind: jobCompress, stream: id, seg: info.ID})
 			case c.remote != nil && ms.Tier2.Key == "" && c.warm.Contains(k):
-				c.enqueue(job{jobUpload, id, info.ID})
+				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})
+			}
+		}
+		if c.remote != nil {
+			for _, ch := range log.SealedChunks() {
+				if !ch.Uploaded {
+					c.enqueue(job{kind: jobChunk, stream: id, chunk: ch.Index})
+				}
 			}
 		}
 	}
 	for _, v := range c.budget.Reclaim() {
-		c.enqueue(job{jobEvict, v.Key.Stream, v.Key.Segment})
+		c.enqueue(job{kind: jobEvict, stream: v.Key.Stream, seg: v.Key.Segment})
 	}
 }

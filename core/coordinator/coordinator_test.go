@@ -16,6 +16,7 @@ import (
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
 )
 
 // rig is a store on the real file system with a coordinator, tiny budgets
@@ -203,4 +204,70 @@ func TestTier2Outage(t *testing.T) {
 	require.NoError(t, s.Seal(ctx))
 	waitUploaded(t, s)
 	require.Equal(t, n+3000, readAll(t, ctx, s))
+}
+
+// TestReconcileAtStart: a tier-2 object that vanished is re-uploaded from a
+// local copy, or flagged when none is left; an object the manifest does not
+// know is reported and left alone. Sealed manifest chunks reach tier 2.
+func TestReconcileAtStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	backend := fake.New(fake.Options{})
+	r := openRig(t, dir, backend, 3)
+	s, err := r.st.Stream(3)
+	require.NoError(t, err)
+	const records = 3000
+	for i := range records {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.FlushAll(ctx))
+	require.NoError(t, s.Seal(ctx))
+	waitUploaded(t, s)
+	require.NoError(t, s.Manifest().Rotate(ctx))
+	require.Eventually(t, func() bool {
+		l, err := r.remote.ListStream(ctx, 3)
+		return err == nil && len(l.ManifestChunks) > 0
+	}, 10*time.Second, 10*time.Millisecond, "sealed manifest chunks are uploaded")
+
+	var withCopy, without *core.SegmentInfo
+	for _, info := range s.SegmentList() {
+		k := tier1.Key{Stream: 3, Segment: info.ID}
+		switch {
+		case info.Resident && info.Footer != nil && withCopy == nil:
+			withCopy = &info
+		case !info.Resident && without == nil:
+			without = &info
+			_, err := r.c.Warm().Remove(k)
+			require.NoError(t, err)
+		}
+	}
+	require.NotNil(t, withCopy)
+	require.NotNil(t, without)
+	layout := r.remote.Layout()
+	require.NoError(t, r.remote.Delete(ctx, layout.SegmentKey(3, uint64(withCopy.ID))))
+	require.NoError(t, r.remote.Delete(ctx, layout.SegmentKey(3, uint64(without.ID))))
+	_, err = r.remote.Put(ctx, tier2.Upload{Key: "streams/3/segments/stray-object", Data: []byte("not ours")})
+	require.NoError(t, err)
+	r.close(t)
+
+	r = openRig(t, dir, backend, 3)
+	defer r.close(t)
+	recs := r.c.Reconciliations()
+	require.Len(t, recs, 1)
+	require.NoError(t, recs[0].Err)
+	require.Equal(t, []types.SegmentID{withCopy.ID}, recs[0].Reuploads)
+	require.Equal(t, []types.SegmentID{without.ID}, recs[0].Lost)
+	require.Contains(t, recs[0].Unknown, "streams/3/segments/stray-object")
+	require.Eventually(t, func() bool {
+		_, err := r.remote.Stat(ctx, layout.SegmentKey(3, uint64(withCopy.ID)))
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "re-uploaded from the local copy")
+	s, err = r.st.Lookup(3)
+	require.NoError(t, err)
+	ms, _ := s.Manifest().Segment(uint64(without.ID))
+	require.Equal(t, manifest.NeedsRecovery, ms.Residency, "a segment with no copy left is flagged")
+	_, err = r.remote.Stat(ctx, "streams/3/segments/stray-object")
+	require.NoError(t, err, "unknown objects are never deleted")
 }

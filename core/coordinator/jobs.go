@@ -68,7 +68,7 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 		return err
 	}
 	if c.remote != nil {
-		c.enqueue(job{jobUpload, s.ID(), id})
+		c.enqueue(job{kind: jobUpload, stream: s.ID(), seg: id})
 	}
 	s.Wake()
 	return nil
@@ -78,6 +78,26 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 // then may the warm copy be evicted and does the segment count as held by
 // tier 2.
 func (c *Coordinator) upload(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	return c.doUpload(ctx, s, id, false)
+}
+
+// reupload uploads a segment whose tier-2 object reconciliation found
+// missing, from the warm artifact (recompressed from tier 0 if needed).
+func (c *Coordinator) reupload(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	k := tier1.Key{Stream: s.ID(), Segment: id}
+	if !c.warm.Contains(k) {
+		info, ok := s.Segment(id)
+		if !ok || !info.Resident {
+			return fmt.Errorf("reupload segment %d: no local copy left", id)
+		}
+		if _, err := c.warm.Compress(ctx, tier1.Source{Stream: s.ID(), Path: info.Path, Segment: id}); err != nil {
+			return err
+		}
+	}
+	return c.doUpload(ctx, s, id, true)
+}
+
+func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.SegmentID, force bool) error {
 	info, ok := s.Segment(id)
 	if !ok || info.Footer == nil || c.remote == nil {
 		return nil
@@ -85,9 +105,9 @@ func (c *Coordinator) upload(ctx context.Context, s *core.Stream, id types.Segme
 	k := tier1.Key{Stream: s.ID(), Segment: id}
 	log := s.Manifest()
 	ms, _ := log.Segment(uint64(id))
-	if ms.Tier2.Key == "" {
+	if ms.Tier2.Key == "" || force {
 		if !c.warm.Contains(k) {
-			c.enqueue(job{jobCompress, s.ID(), id})
+			c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: id})
 			return nil
 		}
 		key := c.remote.Layout().SegmentKey(uint64(s.ID()), uint64(id))

@@ -1,0 +1,113 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Reconciliation is what Start found comparing each stream's manifest with
+// its tier-2 listing.
+type Reconciliation struct {
+	Stream types.StreamID
+	// Reuploads are segments the manifest places in tier 2 whose object is
+	// gone, re-uploaded from a local copy.
+	Reuploads []types.SegmentID
+	// Lost are segments whose tier-2 object is gone and of which no local
+	// copy exists: flagged NeedsRecovery in the manifest.
+	Lost []types.SegmentID
+	// Unknown are tier-2 objects under the stream's prefix that the
+	// manifest does not know; reported, never deleted.
+	Unknown []string
+	// Err is set when tier 2 could not be listed (reconciliation skipped).
+	Err error
+}
+
+// Reconciliations returns what Start found, one entry per stream.
+func (c *Coordinator) Reconciliations() []Reconciliation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Reconciliation(nil), c.mu.recon...)
+}
+
+// reconcile lists tier 2 for one stream and repairs what the manifest and
+// the listing disagree on.
+func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliation {
+	rec := Reconciliation{Stream: s.ID()}
+	if c.remote == nil {
+		return rec
+	}
+	listing, err := c.remote.ListStream(ctx, uint64(s.ID()))
+	if err != nil {
+		rec.Err = err
+		c.log.Warn("tier 2 could not be listed at start; reconciliation skipped", "stream_id", uint64(s.ID()), "error", err)
+		return rec
+	}
+	present := map[string]bool{}
+	for _, l := range listing.Segments {
+		present[l.Info.Key] = true
+	}
+	log := s.Manifest()
+	known := map[string]bool{}
+	for _, ms := range log.Index().Segments() {
+		if ms.Tier2.Key == "" {
+			continue
+		}
+		known[ms.Tier2.Key] = true
+		if present[ms.Tier2.Key] {
+			continue
+		}
+		id := types.SegmentID(ms.SegmentID)
+		info, ok := s.Segment(id)
+		k := tier1.Key{Stream: s.ID(), Segment: id}
+		if ok && (info.Resident || c.warm.Contains(k)) {
+			rec.Reuploads = append(rec.Reuploads, id)
+			c.enqueue(job{kind: jobReupload, stream: s.ID(), seg: id})
+			continue
+		}
+		rec.Lost = append(rec.Lost, id)
+		if err := log.AppendCommit(ctx, manifest.UploadFailed{Header: hdr(id), Key: ms.Tier2.Key, Reason: manifest.ReasonObjectMissing}); err != nil {
+			c.log.Error("could not flag a lost segment", "stream_id", uint64(s.ID()), "segment_id", uint64(id), "error", err)
+		}
+	}
+	for _, l := range listing.Segments {
+		if !known[l.Info.Key] {
+			if _, ok := log.Segment(l.Ref.ID); !ok {
+				rec.Unknown = append(rec.Unknown, l.Info.Key)
+			}
+		}
+	}
+	for _, u := range listing.Unknown {
+		rec.Unknown = append(rec.Unknown, u.Info.Key)
+	}
+	if len(rec.Reuploads)+len(rec.Lost)+len(rec.Unknown) > 0 {
+		c.log.Warn("tier 2 disagrees with the manifest", "stream_id", uint64(s.ID()),
+			"reuploads", len(rec.Reuploads), "lost", len(rec.Lost), "unknown_objects", len(rec.Unknown))
+	}
+	return rec
+}
+
+// uploadChunk ships a sealed manifest chunk to tier 2 and tells the log,
+// whose local retention may then delete it.
+func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uint64) error {
+	log := s.Manifest()
+	for _, ch := range log.SealedChunks() {
+		if ch.Index != index || ch.Uploaded {
+			continue
+		}
+		data, err := vfs.ReadFile(c.cfg.FS, ch.Path)
+		if err != nil {
+			return fmt.Errorf("read manifest chunk %d: %w", index, err)
+		}
+		if _, err := c.remote.UploadManifestChunk(ctx, uint64(s.ID()), index, data); err != nil {
+			return fmt.Errorf("upload manifest chunk %d: %w", index, err)
+		}
+		return log.MarkUploaded(ctx, index)
+	}
+	return nil
+}
