@@ -121,10 +121,10 @@ EMULATORS_ENV := $(TOOLS)/emulators/env.mk
 
 .PHONY: emulators-install emulators-up emulators-down emulators-status test-cloud bench-cloud
 
-emulators-install: ## install versitygw, fake-gcs-server and Azurite (pinned) into .tools
+emulators-install: ## install versitygw, gofakes3, fake-gcs-server and Azurite (pinned) into .tools
 	bash scripts/emulators.sh install
 
-emulators-up: ## start the local S3/GCS/Azure servers on free loopback ports and print the endpoints
+emulators-up: ## start the local S3 (two)/GCS/Azure servers on free loopback ports and print the endpoints
 	bash scripts/emulators.sh up
 
 emulators-down: ## stop the servers emulators-up started (by PID)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Local servers for the cloud backend plugins' tests: an S3 server
-# (versitygw), a GCS server (fake-gcs-server) and Azurite's blob service.
+# Local servers for the cloud backend plugins' tests: two S3 servers
+# (versitygw, and gofakes3 for the key shapes versitygw's posix backend
+# cannot store), a GCS server (fake-gcs-server) and Azurite's blob service.
 #
 #   scripts/emulators.sh install   install the pinned versions into $TOOLS
-#   scripts/emulators.sh up        install, start all three on free loopback
+#   scripts/emulators.sh up        install, start all four on free loopback
 #                                  ports, wait until healthy, write $STATE/env
 #                                  (shell) and $STATE/env.mk (make) and print
 #                                  the endpoints
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 VERSITYGW_VERSION=v1.8.0
 FAKE_GCS_SERVER_VERSION=v1.56.1
+GOFAKES3_VERSION=v1.2.0
 AZURITE_VERSION=3.37.0
 
 TOOLS=${TOOLS:-$PWD/.tools}
@@ -50,6 +52,7 @@ go_tool() {
 install() {
   go_tool versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
   go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_SERVER_VERSION"
+  go_tool gofakes3 github.com/johannesboyne/gofakes3/cmd/gofakes3 "$GOFAKES3_VERSION"
   if [ ! -x "$NPM_DIR/node_modules/.bin/azurite-blob" ]; then
     local start=$SECONDS
     mkdir -p "$NPM_DIR"
@@ -101,13 +104,17 @@ up() {
   install
   if [ -f "$STATE/env" ]; then down; fi
   mkdir -p "$STATE"
-  local s3port gcsport azport
-  s3port=$(free_port); gcsport=$(free_port); azport=$(free_port)
+  local s3port s3flatport gcsport azport
+  s3port=$(free_port); s3flatport=$(free_port); gcsport=$(free_port); azport=$(free_port)
 
   mkdir -p "$STATE/s3-data"
   start versitygw env ROOT_ACCESS_KEY= ROOT_SECRET_KEY= "$GOBIN_DIR/versitygw-$VERSITYGW_VERSION" \
     --port "127.0.0.1:$s3port" --access "$S3_ACCESS" --secret "$S3_SECRET" \
     --health /health --quiet posix "$STATE/s3-data"
+  # gofakes3 keeps keys in memory, in a flat namespace: 1024-byte keys, and
+  # "a" next to "a/x". It checks no signatures; the tests sign anyway.
+  start gofakes3 "$GOBIN_DIR/gofakes3-$GOFAKES3_VERSION" \
+    -backend memory -host "127.0.0.1:$s3flatport" -quiet
   start fake-gcs-server "$GOBIN_DIR/fake-gcs-server-$FAKE_GCS_SERVER_VERSION" \
     -scheme http -host 127.0.0.1 -port "$gcsport" -backend memory \
     -public-host "127.0.0.1:$gcsport" -log-level warn
@@ -116,6 +123,7 @@ up() {
 
   local ok=0
   wait_http versitygw "http://127.0.0.1:$s3port/health" "$(cat "$STATE/versitygw.pid")" || ok=1
+  wait_http gofakes3 "http://127.0.0.1:$s3flatport/" "$(cat "$STATE/gofakes3.pid")" || ok=1
   wait_http fake-gcs-server "http://127.0.0.1:$gcsport/_internal/healthcheck" "$(cat "$STATE/fake-gcs-server.pid")" || ok=1
   wait_tcp azurite "$azport" "$(cat "$STATE/azurite.pid")" || ok=1
 
@@ -124,6 +132,7 @@ up() {
 export AOF2_S3_ENDPOINT=http://127.0.0.1:$s3port
 export AOF2_S3_ACCESS_KEY=$S3_ACCESS
 export AOF2_S3_SECRET_KEY=$S3_SECRET
+export AOF2_S3_FLAT_ENDPOINT=http://127.0.0.1:$s3flatport
 export AOF2_GCS_ENDPOINT=http://127.0.0.1:$gcsport
 export AOF2_AZURE_CONNECTION_STRING='$azconn'
 EOF
@@ -139,7 +148,7 @@ status() {
 
 down() {
   local name pid
-  for name in versitygw fake-gcs-server azurite; do
+  for name in versitygw gofakes3 fake-gcs-server azurite; do
     [ -f "$STATE/$name.pid" ] || continue
     pid=$(cat "$STATE/$name.pid")
     if kill -0 "$pid" 2>/dev/null; then
