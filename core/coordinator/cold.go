@@ -109,8 +109,13 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 	ms, _ := log.Segment(uint64(seg))
 	inT2 := ms.Tier2.Key != ""
 	key := tier0.Key(k)
-	g, err := c.budget.Admit(ctx, tier0.Request{Key: key, Bytes: info.Capacity, InTier1: true, InTier2: inT2, Priority: tier0.PriorityForeground})
-	if err != nil && !errors.Is(err, tier0.ErrExists) {
+	// An eviction of this segment still finishing (file gone, budget not yet
+	// told) must complete first.
+	unlock := c.lockKey(key)
+	defer unlock()
+	// Admitted pinned: a segment being hydrated is no eviction victim.
+	g, err := c.budget.Admit(ctx, tier0.Request{Key: key, Bytes: info.Capacity, InTier1: true, InTier2: inT2, Pin: true, Priority: tier0.PriorityForeground})
+	if err != nil {
 		return err
 	}
 	for _, v := range g.Evict {
@@ -121,6 +126,7 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 		}
 	}
 	defer func() {
+		_ = c.budget.Unpin(key)
 		if err != nil {
 			_ = c.budget.Removed(key)
 		}
@@ -158,6 +164,16 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.
 	final := tier1.ArtifactPath(c.cfg.DataDir, k)
 	if err := vfs.MkdirAllSync(c.cfg.FS, filepath.Dir(final)); err != nil {
 		return err
+	}
+	if c.cfg.FS != vfs.OS {
+		data, _, err := c.remote.Fetch(ctx, c.remote.Layout().SegmentKey(uint64(k.Stream), uint64(k.Segment)), tier2.Expect{})
+		if err != nil {
+			return err
+		}
+		if err := vfs.WriteFileAtomic(c.cfg.FS, final, data); err != nil {
+			return err
+		}
+		return c.warm.Adopt(ctx, exp)
 	}
 	tmp := final + ".tmp"
 	if _, err := c.remote.DownloadSegment(ctx, uint64(k.Stream), uint64(k.Segment), tmp, tier2.Expect{}); err != nil {

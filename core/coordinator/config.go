@@ -18,9 +18,10 @@ import (
 type Config struct {
 	// DataDir is the store's data directory (as given to core.Open).
 	DataDir string
-	// FS is the file system of the data directory; default vfs.OS. Tier 2
-	// moves files through the plugin by path, so with a tier 2 it must be
-	// the OS file system.
+	// FS is the file system of the data directory; default vfs.OS. On the
+	// OS file system tier 2 moves files through the plugin by path
+	// (PutFile/GetFile); on any other (the crash-test MemFS) bytes go
+	// through memory.
 	FS vfs.FS
 	// Tier0 configures the tier-0 budget (MaxBytes 0: unlimited). Its
 	// Registerer and Logger default to the coordinator's.
@@ -47,9 +48,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.FS == nil {
 		c.FS = vfs.OS
-	}
-	if c.Tier2 != nil && c.FS != vfs.OS {
-		return c, &types.ConfigError{Key: "tier2", Reason: "tier 2 needs the OS file system: the plugin reads and writes files by path"}
 	}
 	if c.Tier2 == nil && c.Tier0.Policy == tier0.PolicyTier2 {
 		return c, &types.ConfigError{Key: "tier0.policy", Reason: "tier2 policy without a tier 2"}

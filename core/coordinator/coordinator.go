@@ -34,6 +34,7 @@ type Coordinator struct {
 		closed  bool
 		warmRep *tier1.Report
 		recon   []Reconciliation
+		keys    map[tier0.Key]*keyLock
 	}
 	signal chan struct{}
 	ctx    context.Context
@@ -71,6 +72,7 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, remote: cfg.Tier2, signal: make(chan struct{}, 1)}
 	c.mu.queued = map[job]bool{}
+	c.mu.keys = map[tier0.Key]*keyLock{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -321,5 +323,32 @@ func (c *Coordinator) scan() {
 	}
 	for _, v := range c.budget.Reclaim() {
 		c.enqueue(job{kind: jobEvict, stream: v.Key.Stream, seg: v.Key.Segment})
+	}
+}
+
+// keyLock serialises eviction and hydration of one segment.
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockKey locks k and returns the unlock function.
+func (c *Coordinator) lockKey(k tier0.Key) func() {
+	c.mu.Lock()
+	l := c.mu.keys[k]
+	if l == nil {
+		l = &keyLock{}
+		c.mu.keys[k] = l
+	}
+	l.refs++
+	c.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		c.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(c.mu.keys, k)
+		}
+		c.mu.Unlock()
 	}
 }

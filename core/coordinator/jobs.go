@@ -11,6 +11,7 @@ import (
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -114,8 +115,17 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		if err := log.Append(manifest.UploadStarted{Header: hdr(id), Key: key}); err != nil {
 			return err
 		}
-		up, err := c.remote.UploadSegment(ctx, uint64(s.ID()), uint64(id), c.warm.Path(k),
-			tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord})
+		meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord}
+		var up tier2.Uploaded
+		var err error
+		if c.cfg.FS == vfs.OS {
+			up, err = c.remote.UploadSegment(ctx, uint64(s.ID()), uint64(id), c.warm.Path(k), meta)
+		} else {
+			var data []byte
+			if data, err = vfs.ReadFile(c.cfg.FS, c.warm.Path(k)); err == nil {
+				up, err = c.remote.UploadSegmentData(ctx, uint64(s.ID()), uint64(id), data, meta)
+			}
+		}
 		if err != nil {
 			if cerr := log.AppendCommit(ctx, manifest.UploadFailed{Header: hdr(id), Key: key, Reason: reason(err)}); cerr != nil {
 				err = errors.Join(err, cerr)
@@ -140,6 +150,8 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 // reader holds is given back to the budget.
 func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.SegmentID) error {
 	key := tier0.Key{Stream: s.ID(), Segment: id}
+	unlock := c.lockKey(key)
+	defer unlock()
 	info, ok := s.Segment(id)
 	if !ok {
 		return c.budget.Removed(key)
@@ -153,12 +165,11 @@ func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.Segmen
 		}
 		return err
 	}
-	if err := s.Manifest().AppendCommit(ctx, localEvicted(info)); err != nil {
-		return err
-	}
+	// The file is gone: the budget learns it whatever happens next. A
+	// LocalEvicted lost to a failure here is re-derived by Start.
 	if err := c.budget.Removed(key); err != nil {
 		return err
 	}
 	s.Wake()
-	return nil
+	return s.Manifest().AppendCommit(ctx, localEvicted(info))
 }

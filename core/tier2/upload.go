@@ -51,6 +51,17 @@ func (s *Store) UploadSegment(ctx context.Context, stream, segment uint64, path 
 	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Path: path}, ref, seg)
 }
 
+// UploadSegmentData is UploadSegment for an artifact held in memory (a
+// data directory on a file system the plugin cannot open by path, such as
+// the in-memory crash-test file system).
+func (s *Store) UploadSegmentData(ctx context.Context, stream, segment uint64, data []byte, seg SegmentInfo) (Uploaded, error) {
+	if segment > math.MaxUint32 {
+		return Uploaded{}, fmt.Errorf("%w: segment id %d does not fit in 32 bits", ErrInvalidKey, segment)
+	}
+	ref := Ref{Kind: KindSegment, Stream: stream, ID: segment}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, seg)
+}
+
 // UploadManifestChunk stores a sealed manifest chunk.
 func (s *Store) UploadManifestChunk(ctx context.Context, stream, chunk uint64, data []byte) (Uploaded, error) {
 	ref := Ref{Kind: KindManifestChunk, Stream: stream, ID: chunk}
