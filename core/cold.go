@@ -202,8 +202,8 @@ func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error
 	cat := s.cat.Load()
 	var cold []uint64
 	for _, st := range log.Index().Segments() {
-		if g, _ := cat.byID(SegmentID(st.SegmentID)); g != nil || !st.Sealed {
-			continue
+		if g, _ := cat.byID(SegmentID(st.SegmentID)); g != nil || !st.Sealed || len(st.Tier2.PendingDeletes) > 0 {
+			continue // present, unsealed, or being deleted by retention
 		}
 		if st.Tier1.State == manifest.Tier1Compressed || st.Tier2.Key != "" {
 			cold = append(cold, st.SegmentID)
@@ -253,5 +253,51 @@ func (s *Stream) checkCatalog() error {
 				"segment starts at record %d, offset %d; the previous one ends at record %d, offset %d", g.baseRecord, g.baseOffset, want, wantOff)}
 		}
 	}
+	return nil
+}
+
+// DropHead removes the stream's oldest segment for retention: it leaves
+// the catalog and its tier-0 file and cold stub are deleted (the caller
+// deletes the other tiers' copies and records it in the manifest first).
+// It must be the oldest segment and sealed; a reader on it makes it
+// ErrSegmentBusy. Records before the new head then answer ErrNotFound.
+func (s *Stream) DropHead(id SegmentID) error {
+	cat := s.cat.Load()
+	if len(cat.segs) == 0 || cat.segs[0].id != id {
+		return fmt.Errorf("stream %d: drop segment %d: not the oldest segment: %w", s.id, id, ErrSegmentBusy)
+	}
+	g := cat.segs[0]
+	s.mu.Lock()
+	busy := g == s.mu.active || g == s.mu.sealing || g.footer.Load() == nil || len(cat.segs) == 1
+	s.mu.Unlock()
+	if busy {
+		return fmt.Errorf("stream %d: drop segment %d: still written or the only segment: %w", s.id, id, ErrSegmentBusy)
+	}
+	s.readMu.Lock()
+	if g.pins.Load() > 0 {
+		s.readMu.Unlock()
+		return fmt.Errorf("stream %d: drop segment %d: a reader is on it: %w", s.id, id, ErrSegmentBusy)
+	}
+	resident := g.resident.Load()
+	g.resident.Store(false)
+	cerr := g.close()
+	g.w, g.index = nil, nil
+	s.cat.Store(&catalog{segs: append([]*seg(nil), s.cat.Load().segs[1:]...)})
+	s.readMu.Unlock()
+	if cerr != nil {
+		s.log.Warn("closing a dropped segment failed", "segment_id", uint64(id), "error", cerr)
+	}
+	for _, p := range []string{g.path, g.path + ColdSuffix} {
+		if err := s.cfg.FS.Remove(p); err != nil && !vfs.IsNotExist(err) {
+			return fmt.Errorf("stream %d: drop segment %d: %w", s.id, id, err)
+		}
+	}
+	if err := s.cfg.FS.SyncDir(s.segDir); err != nil {
+		return fmt.Errorf("stream %d: drop segment %d: sync directory: %w", s.id, id, err)
+	}
+	if resident {
+		s.m.bytes.Sub(float64(g.capacity))
+	}
+	s.m.segments.Dec()
 	return nil
 }

@@ -24,6 +24,7 @@ type Record struct {
 // Position says where a reader starts.
 type Position struct {
 	byID    bool
+	start   bool
 	id      RecordID
 	ordinal uint64
 }
@@ -37,7 +38,7 @@ func AtID(id RecordID) Position { return Position{byID: true, id: id} }
 func AtOrdinal(n uint64) Position { return Position{ordinal: n} }
 
 // AtStart starts at the first record.
-func AtStart() Position { return Position{} }
+func AtStart() Position { return Position{start: true} }
 
 // Reader reads a stream forwards. Next returns io.EOF once it has caught up
 // with the appended records; calling it again later returns newer ones.
@@ -133,6 +134,10 @@ func (r *Reader) seekLocked(p Position) error {
 	total := uint64(0)
 	if last != nil {
 		total = last.baseRecord + last.count.Load()
+	}
+	if p.start && len(cat.segs) > 0 {
+		// The oldest record still kept: retention may have dropped the head.
+		p.ordinal = cat.segs[0].baseRecord
 	}
 	if p.ordinal > total {
 		return fmt.Errorf("stream %d: ordinal %d past the end (%d records): %w", s.id, p.ordinal, total, ErrNotFound)

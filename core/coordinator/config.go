@@ -32,6 +32,8 @@ type Config struct {
 	// Tier2 is the remote store; nil means no tier 2 (then tier 1 is the
 	// coldest copy and the tier-0 policy must be PolicyTier1).
 	Tier2 *tier2.Store
+	// Retention bounds what each stream keeps (needs a tier 2).
+	Retention Retention
 	// Workers bounds concurrent jobs (compress, upload, evict); default 2.
 	Workers int
 	// ScanInterval is how often pending work is re-derived; default 1 s.
@@ -51,6 +53,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Tier2 == nil && c.Tier0.Policy == tier0.PolicyTier2 {
 		return c, &types.ConfigError{Key: "tier0.policy", Reason: "tier2 policy without a tier 2"}
+	}
+	if c.Retention.enabled() && c.Tier2 == nil {
+		return c, &types.ConfigError{Key: "retention", Reason: "retention deletes through tier 2 and needs one configured"}
 	}
 	if c.Workers == 0 {
 		c.Workers = 2

@@ -50,9 +50,10 @@ const (
 	jobEvict
 	jobReupload
 	jobChunk
+	jobRetire
 )
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -110,6 +111,7 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 		if err := c.adopt(ctx, s); err != nil {
 			return fmt.Errorf("coordinator: stream %d: %w", id, err)
 		}
+		c.resumeDeletes(ctx, s)
 		rec := c.reconcile(ctx, s)
 		c.mu.Lock()
 		c.mu.recon = append(c.mu.recon, rec)
@@ -250,6 +252,8 @@ func (c *Coordinator) run(j job) {
 			err = c.reupload(ctx, s, j.seg)
 		case jobChunk:
 			err = c.uploadChunk(ctx, s, j.chunk)
+		case jobRetire:
+			err = c.retire(ctx, s, j.seg)
 		}
 		c.m.observe(j.kind, err, time.Since(start))
 	}
@@ -312,6 +316,9 @@ func (c *Coordinator) scan() {
 			case c.remote != nil && ms.Tier2.Key == "" && c.warm.Contains(k):
 				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})
 			}
+		}
+		if id, ok := c.retentionVictim(s, time.Now()); ok {
+			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: id})
 		}
 		if c.remote != nil {
 			for _, ch := range log.SealedChunks() {

@@ -271,3 +271,62 @@ func TestReconcileAtStart(t *testing.T) {
 	_, err = r.remote.Stat(ctx, "streams/3/segments/stray-object")
 	require.NoError(t, err, "unknown objects are never deleted")
 }
+
+// TestRetention: with a byte cap the oldest segments leave every tier
+// (tier 0, the warm cache, tier 2) through Tier2DeleteQueued/Tier2Deleted;
+// readers start at the new head, and a restart does not bring them back.
+func TestRetention(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	backend := fake.New(fake.Options{})
+	remote, err := tier2.New(backend, tier2.Config{})
+	require.NoError(t, err)
+	c, err := New(Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
+		Tier0:     tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2},
+		Retention: Retention{MaxBytes: 3 * segSize}})
+	require.NoError(t, err)
+	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(ctx, st))
+	s, err := st.Stream(2)
+	require.NoError(t, err)
+	const records = 5000
+	for i := range records {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.FlushAll(ctx))
+	require.Eventually(t, func() bool { return len(s.SegmentList()) <= 5 }, 20*time.Second, 10*time.Millisecond)
+	head := s.SegmentList()[0]
+	require.Greater(t, uint64(head.ID), uint64(1))
+	gone := func(id types.SegmentID) bool {
+		_, err := remote.Stat(ctx, remote.Layout().SegmentKey(2, uint64(id)))
+		_, known := s.Manifest().Segment(uint64(id))
+		return err != nil && !known && !c.Warm().Contains(tier1.Key{Stream: 2, Segment: id})
+	}
+	require.Eventually(t, func() bool { return gone(head.ID - 1) }, 10*time.Second, 10*time.Millisecond, "the last retired segment finishes")
+	for id := types.SegmentID(1); id < head.ID; id++ {
+		require.True(t, gone(id), "segment %d: warm copy, tier-2 object and manifest entry deleted", id)
+	}
+	rd, err := s.NewReader(core.AtStart())
+	require.NoError(t, err)
+	rec, err := rd.NextCtx(ctx)
+	require.NoError(t, err)
+	require.Equal(t, head.BaseRecord, rec.Ordinal, "AtStart is the oldest record kept")
+	rd.Close()
+	_, err = s.NewReader(core.AtOrdinal(0))
+	require.ErrorIs(t, err, core.ErrNotFound)
+
+	require.NoError(t, st.Close())
+	require.NoError(t, c.Close())
+	c, err = New(Config{DataDir: dir, Tier2: remote, Tier0: tier0.Config{Policy: tier0.PolicyTier2}})
+	require.NoError(t, err)
+	st, err = core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(ctx, st))
+	defer func() { require.NoError(t, st.Close()); require.NoError(t, c.Close()) }()
+	s, err = st.Lookup(2)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, uint64(s.SegmentList()[0].ID), uint64(head.ID), "retired segments stay gone")
+}

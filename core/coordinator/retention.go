@@ -1,0 +1,133 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Retention bounds how much of each stream is kept. Zero fields keep
+// everything. Only the oldest sealed segments go, never the newest
+// segment, and only with a tier 2 (the deletion is recorded through
+// Tier2DeleteQueued / Tier2Deleted, SPEC §7).
+type Retention struct {
+	// MaxAge drops segments sealed longer ago than this.
+	MaxAge time.Duration
+	// MaxBytes drops the oldest segments while the stream's sealed
+	// segments hold more record bytes than this.
+	MaxBytes int64
+}
+
+func (r Retention) enabled() bool { return r.MaxAge > 0 || r.MaxBytes > 0 }
+
+// retentionVictim returns the stream's oldest segment if the policy says
+// it must go.
+func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.SegmentID, bool) {
+	pol := c.cfg.Retention
+	if !pol.enabled() || c.remote == nil {
+		return 0, false
+	}
+	segs := s.SegmentList()
+	if len(segs) < 2 || segs[0].Footer == nil {
+		return 0, false
+	}
+	var total int64
+	for _, info := range segs {
+		if info.Footer != nil {
+			total += int64(info.Footer.DurableBytes)
+		}
+	}
+	head := segs[0]
+	if ms, _ := s.Manifest().Segment(uint64(head.ID)); ms.Tier2.Key == "" && len(ms.Tier2.PendingDeletes) == 0 {
+		return 0, false // let its upload finish first: no job races the delete
+	}
+	old := pol.MaxAge > 0 && now.Sub(time.Unix(0, head.Footer.SealedAt)) > pol.MaxAge
+	big := pol.MaxBytes > 0 && total > pol.MaxBytes
+	return head.ID, old || big
+}
+
+// retire deletes the oldest segment of a stream from every tier: the
+// delete is queued in the manifest first, so a crash half-way finishes it
+// at the next start instead of resurrecting the segment.
+func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	log := s.Manifest()
+	key := c.remote.Layout().SegmentKey(uint64(s.ID()), uint64(id))
+	ms, known := log.Segment(uint64(id))
+	if known && !containsKey(ms.Tier2.PendingDeletes, key) {
+		if err := log.AppendCommit(ctx, manifest.Tier2DeleteQueued{Header: hdr(id), Key: key}); err != nil {
+			return err
+		}
+	}
+	unlock := c.lockKey(tier0.Key{Stream: s.ID(), Segment: id})
+	defer unlock()
+	if info, ok := s.Segment(id); ok {
+		if err := s.DropHead(id); err != nil {
+			return err
+		}
+		if info.Resident {
+			_ = c.budget.Removed(tier0.Key{Stream: s.ID(), Segment: id})
+		}
+	}
+	return c.finishDelete(ctx, s, id, key)
+}
+
+// finishDelete removes the warm artifact and the tier-2 object of a
+// dropped segment and records the deletion (which retires it from the
+// manifest index).
+func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types.SegmentID, key string) error {
+	if _, err := c.warm.Remove(tier1.Key{Stream: s.ID(), Segment: id}); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+		return fmt.Errorf("retention: remove warm artifact of segment %d: %w", id, err)
+	}
+	if err := c.remote.Delete(ctx, key); err != nil {
+		return fmt.Errorf("retention: delete %s: %w", key, err)
+	}
+	// Every copy is gone: record each so the index retires the segment.
+	log := s.Manifest()
+	ms, _ := log.Segment(uint64(id))
+	var recs []manifest.Record
+	if ms.Tier0 {
+		recs = append(recs, manifest.LocalEvicted{Header: hdr(id)})
+	}
+	if ms.Tier1.State == manifest.Tier1Compressed {
+		recs = append(recs, manifest.LocalEvicted{Header: hdr(id)})
+	}
+	recs = append(recs, manifest.Tier2Deleted{Header: hdr(id), Key: key})
+	return log.AppendCommit(ctx, recs...)
+}
+
+// resumeDeletes finishes retention deletes a crash interrupted.
+func (c *Coordinator) resumeDeletes(ctx context.Context, s *core.Stream) {
+	if c.remote == nil {
+		return
+	}
+	for _, ms := range s.Manifest().Index().Segments() {
+		for _, key := range ms.Tier2.PendingDeletes {
+			id := types.SegmentID(ms.SegmentID)
+			var err error
+			if _, ok := s.Segment(id); ok {
+				err = c.retire(ctx, s, id)
+			} else {
+				err = c.finishDelete(ctx, s, id, key)
+			}
+			if err != nil {
+				c.log.Warn("could not finish a retention delete; the scan retries it", "stream_id", uint64(s.ID()), "segment_id", uint64(id), "error", err)
+			}
+		}
+	}
+}
+
+func containsKey(keys []string, k string) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
