@@ -301,3 +301,54 @@ func (s *Stream) DropHead(id SegmentID) error {
 	s.m.segments.Dec()
 	return nil
 }
+
+// ColdReader is implemented by a Cold that can read one record of a
+// segment that is not in tier 0 without hydrating it (SPEC §7: the seek
+// table and the frames the record needs, not the segment). The payload is
+// the caller's.
+type ColdReader interface {
+	ReadRecord(ctx context.Context, stream StreamID, seg SegmentID, off, limit int64) (Record, error)
+}
+
+// ReadAt reads the record with id. A record in a segment that is not in
+// tier 0 is read through Config.Cold's ColdReader when it has one (a point
+// read fetches only the frames it needs), else the segment is hydrated.
+// The payload stays valid: it is copied out of the segment.
+func (s *Stream) ReadAt(ctx context.Context, id RecordID) (Record, error) {
+	g, _ := s.cat.Load().byID(id.Segment())
+	if g == nil {
+		return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, ErrNotFound)
+	}
+	if !g.resident.Load() {
+		if cr, ok := s.cfg.Cold.(ColdReader); ok {
+			f := g.footer.Load()
+			rec, err := cr.ReadRecord(ctx, s.id, g.id, int64(id.Offset()), int64(f.DurableBytes))
+			if err != nil {
+				return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, err)
+			}
+			rec.ID = id
+			return rec, nil
+		}
+	}
+	r := &Reader{s: s}
+	defer r.Close()
+	for {
+		err := r.seek(AtID(id))
+		if err == nil && r.pending == nil {
+			break
+		}
+		if err != nil {
+			return Record{}, err
+		}
+		if err := s.hydrate(ctx, r.cold); err != nil {
+			return Record{}, err
+		}
+		r.pending, r.cold = nil, nil
+	}
+	rec, err := r.NextCtx(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	rec.Payload = append([]byte(nil), rec.Payload...)
+	return rec, nil
+}

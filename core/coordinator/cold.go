@@ -188,3 +188,24 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.
 	}
 	return c.warm.Adopt(ctx, exp)
 }
+
+var _ core.ColdReader = (*Coordinator)(nil)
+
+// ReadRecord implements core.ColdReader: one record of a cold segment from
+// its artifact (warm file, or tier-2 range reads), without hydrating it.
+// The ordinal is left to the caller (it is not known without the index).
+func (c *Coordinator) ReadRecord(ctx context.Context, stream types.StreamID, seg types.SegmentID, off, limit int64) (core.Record, error) {
+	a, closeFn, err := c.openArtifact(ctx, tier1.Key{Stream: stream, Segment: seg})
+	if err != nil {
+		return core.Record{}, err
+	}
+	defer closeFn()
+	rec, err := a.ReadRecord(off, limit)
+	if err != nil {
+		return core.Record{}, err
+	}
+	c.m.coldReads.Inc()
+	c.m.coldBytes.Add(float64(a.Stats().Fetched()))
+	c.coldBytes.Add(a.Stats().Fetched())
+	return core.Record{Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: rec.Payload}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,10 +37,11 @@ type Coordinator struct {
 		recon   []Reconciliation
 		keys    map[tier0.Key]*keyLock
 	}
-	signal chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	coldBytes atomic.Int64 // artifact bytes fetched by cold point reads
+	signal    chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type jobKind uint8
@@ -359,3 +361,7 @@ func (c *Coordinator) lockKey(k tier0.Key) func() {
 		c.mu.Unlock()
 	}
 }
+
+// ColdReadBytes is the total of artifact bytes (seek tables and frames)
+// fetched by cold point reads.
+func (c *Coordinator) ColdReadBytes() int64 { return c.coldBytes.Load() }

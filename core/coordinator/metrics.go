@@ -8,8 +8,10 @@ import (
 )
 
 type metrics struct {
-	jobs     *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	jobs      *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	coldReads prometheus.Counter
+	coldBytes prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -21,9 +23,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "aof_coordinator_job_seconds", Help: "Duration of tiering jobs, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"kind"}),
+		coldReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aof_coordinator_cold_point_reads_total", Help: "Records read from artifacts of segments not in tier 0, without hydrating them.",
+		}),
+		coldBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aof_coordinator_cold_point_read_bytes_total", Help: "Artifact bytes fetched (seek tables and frames) by cold point reads.",
+		}),
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{m.jobs, m.duration} {
+		for _, col := range []prometheus.Collector{m.jobs, m.duration, m.coldReads, m.coldBytes} {
 			if err := reg.Register(col); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
