@@ -5,8 +5,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
