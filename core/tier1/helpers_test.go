@@ -64,7 +64,7 @@ func (s testSegment) source() Source { return Source{Stream: s.stream, Path: s.p
 func writeSegment(t testing.TB, fsys vfs.FS, dataDir string, stream types.StreamID, seg types.SegmentID, capacity, fill int64, seed uint64) testSegment {
 	t.Helper()
 	dir := filepath.Join(dataDir, "streams", strconv.FormatUint(uint64(stream), 10), "segments")
-	require.NoError(t, mkdirAllSync(fsys, dir))
+	require.NoError(t, vfs.MkdirAllSync(fsys, dir))
 	p, err := segment.Prepare(fsys, filepath.Join(dir, segment.PrepName(seg)), capacity, segment.PrepareFallocate, segment.WritePwrite)
 	require.NoError(t, err)
 	w, err := p.Activate(segment.Header{StreamID: stream, SegmentID: seg, CreatedAt: int64(seg)})

@@ -61,35 +61,6 @@ func markNoSpace(err error) error {
 	return err
 }
 
-// mkdirAllSync creates dir and its missing parents, syncing each new
-// directory's parent so the entries survive a crash.
-func mkdirAllSync(fsys vfs.FS, dir string) error {
-	dir = filepath.Clean(dir)
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := fsys.Stat(d); err == nil {
-			break
-		} else if !vfs.IsNotExist(err) {
-			return err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
-		return markNoSpace(err)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := fsys.SyncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // atomicFile writes a file crash-safely: into <path>.tmp, then fsync,
 // rename over path, fsync the directory (SPEC §12). Until Commit returns
@@ -103,7 +74,7 @@ type atomicFile struct {
 }
 
 func createAtomic(fsys vfs.FS, path string) (*atomicFile, error) {
-	if err := mkdirAllSync(fsys, filepath.Dir(path)); err != nil {
+	if err := vfs.MkdirAllSync(fsys, filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("tier1: create directory for %s: %w", path, err)
 	}
 	tmp := path + TempSuffix
