@@ -61,7 +61,6 @@ func markNoSpace(err error) error {
 	return err
 }
 
-
 // atomicFile writes a file crash-safely: into <path>.tmp, then fsync,
 // rename over path, fsync the directory (SPEC §12). Until Commit returns
 // nil, path is untouched; after a crash at any point path holds either
