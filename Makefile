@@ -136,5 +136,5 @@ emulators-status: ## print the endpoints of the running servers
 test-cloud: ## the s3/gcs/azure plugin tests only (needs emulators-up)
 	$(GO) test -race $(TESTFLAGS) ./plugins/s3/... ./plugins/gcs/... ./plugins/azure/...
 
-bench-cloud: ## PutFile/GetFile through each cloud plugin vs its SDK in-process (needs emulators-up)
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./plugins/s3/ ./plugins/gcs/ ./plugins/azure/
+bench-cloud: ## PutFile/GetFile through each cloud plugin vs its SDK in-process, interleaved (needs emulators-up)
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./plugins/s3/ ./plugins/gcs/ ./plugins/azure/

@@ -208,6 +208,39 @@ func CreateDest(key, path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// copyBufferSize is GetFile's copy buffer.
+const copyBufferSize = 1 << 20
+
+// copyFull copies src to dst in full buffers: each write is copyBufferSize
+// bytes but the last. A provider's body returns what the socket holds
+// (often 16-64 KiB), and io.Copy into an *os.File goes through its
+// ReadFrom, which ignores any buffer given and moves 32 KiB at a time; so
+// a 64 MiB object took thousands of write calls instead of 64. src's
+// io.EOF ends the copy (VerifiedBody returns it only for a complete,
+// matching body); any other error is returned as it is.
+func copyFull(dst io.Writer, src io.Reader) error {
+	buf := make([]byte, copyBufferSize)
+	for {
+		n, err := 0, error(nil)
+		for n < len(buf) && err == nil {
+			var m int
+			m, err = src.Read(buf[n:])
+			n += m
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // Getter is the Get half of a Backend.
 type Getter interface {
 	Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.ObjectRange, io.ReadCloser, error)
@@ -231,7 +264,7 @@ func GetFile(ctx context.Context, g Getter, req pluginapi.GetRequest, path strin
 	if err != nil {
 		return rng, err
 	}
-	_, err = io.CopyBuffer(dst, rc, make([]byte, 1<<20))
+	err = copyFull(dst, rc)
 	if cerr := dst.Close(); err == nil && cerr != nil {
 		err = pluginapi.Errorf(pluginapi.CodeInvalidArgument, req.Key, "GetFile destination: %w", cerr)
 	}
