@@ -90,9 +90,7 @@ func (b *Budget) Close() error {
 	}
 	b.mu.closed = true
 	b.failAllLocked(ErrClosed)
-	if b.m.reg != nil {
-		b.m.unregister()
-	}
+	b.m.unregister()
 	return nil
 }
 

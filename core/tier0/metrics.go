@@ -1,12 +1,11 @@
 package tier0
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aof2/aof2/core/internal/metricset"
 	"github.com/aof2/aof2/core/types"
 )
 
@@ -25,8 +24,7 @@ type metrics struct {
 	blocks        prometheus.Counter
 	queueDepth    *prometheus.GaugeVec // priority
 	queueByPrio   [numPriorities]prometheus.Gauge
-	reg           prometheus.Registerer
-	registered    []prometheus.Collector
+	set           *metricset.Set
 	admitActive   prometheus.Counter
 	admitHydrated prometheus.Counter
 }
@@ -57,33 +55,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.admitActive = m.admissions.WithLabelValues("active")
 	m.admitHydrated = m.admissions.WithLabelValues("hydrate")
-	if reg == nil {
-		return m, nil
+	set, err := metricset.Register(reg, "tier0", m.budget, m.used, m.evicting, m.evictions, m.evictedBytes, m.dropped,
+		m.admissions, m.blocks, m.queueDepth)
+	if err != nil {
+		return nil, err
 	}
-	m.reg = reg
-	for _, c := range []prometheus.Collector{m.budget, m.used, m.evicting, m.evictions, m.evictedBytes, m.dropped,
-		m.admissions, m.blocks, m.queueDepth} {
-		if err := reg.Register(c); err != nil {
-			m.unregister()
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("tier0: metrics already registered (one Budget per registry): %w", err)
-			}
-			return nil, fmt.Errorf("tier0: register metrics: %w", err)
-		}
-		m.registered = append(m.registered, c)
-	}
+	m.set = set
 	return m, nil
 }
 
 // unregister removes the metrics from the registerer (at Close, so a new
 // Budget can register again).
-func (m *metrics) unregister() {
-	for _, c := range m.registered {
-		m.reg.Unregister(c)
-	}
-	m.registered = nil
-}
+func (m *metrics) unregister() { m.set.Unregister() }
 
 func (m *metrics) streamUsed(id types.StreamID) prometheus.Gauge {
 	return m.used.WithLabelValues(strconv.FormatUint(uint64(id), 10))

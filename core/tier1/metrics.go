@@ -1,8 +1,7 @@
 package tier1
 
 import (
-	"errors"
-	"fmt"
+	"github.com/aof2/aof2/core/internal/metricset"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -25,8 +24,7 @@ type metrics struct {
 	queueDepth      *prometheus.GaugeVec // pool
 	verifyProblems  *prometheus.CounterVec
 
-	reg        prometheus.Registerer
-	registered []prometheus.Collector
+	set *metricset.Set
 }
 
 var jobBuckets = prometheus.ExponentialBuckets(1e-3, 2, 16) // 1 ms … ~33 s
@@ -64,31 +62,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		verifyProblems: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier1_verify_problems_total",
 			Help: "Artifacts found at open that did not verify, by kind (mismatch, unknown, missing)."}, []string{"kind"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	m.reg = reg
-	for _, c := range []prometheus.Collector{m.compressions, m.rawBytes, m.compressedBytes, m.ratio, m.compressSecs,
+	set, err := metricset.Register(reg, "tier1", m.compressions, m.rawBytes, m.compressedBytes, m.ratio, m.compressSecs,
 		m.hydrations, m.hydrateSecs, m.framesFetched, m.fetchedBytes, m.cacheBytes, m.artifacts, m.evictions,
-		m.evictedBytes, m.queueDepth, m.verifyProblems} {
-		if err := reg.Register(c); err != nil {
-			m.unregister()
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("tier1: metrics already registered (one Cache per registry): %w", err)
-			}
-			return nil, fmt.Errorf("tier1: register metrics: %w", err)
-		}
-		m.registered = append(m.registered, c)
+		m.evictedBytes, m.queueDepth, m.verifyProblems)
+	if err != nil {
+		return nil, err
 	}
+	m.set = set
 	return m, nil
 }
 
 // unregister removes the metrics from the registerer (at Close, so a
 // reopened Cache can register again).
-func (m *metrics) unregister() {
-	for _, c := range m.registered {
-		m.reg.Unregister(c)
-	}
-	m.registered = nil
-}
+func (m *metrics) unregister() { m.set.Unregister() }
