@@ -1,9 +1,9 @@
 package tier1
 
 import (
-	"github.com/aof2/aof2/core/internal/metricset"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aof2/aof2/core/internal/metricset"
 )
 
 // metrics are the warm cache's Prometheus metrics (prefix aof_tier1_).
