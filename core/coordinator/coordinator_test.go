@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
@@ -32,7 +33,7 @@ const segSize = segment.MinCapacity
 
 func openRig(t *testing.T, dir string, backend *fake.Backend, tier0Segments int64) *rig {
 	t.Helper()
-	remote, err := tier2.New(backend, tier2.Config{})
+	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
 	c, err := New(Config{
 		DataDir:      dir,
@@ -280,7 +281,7 @@ func TestRetention(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	backend := fake.New(fake.Options{})
-	remote, err := tier2.New(backend, tier2.Config{})
+	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
 	c, err := New(Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
 		Tier0:     tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2},

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
@@ -91,7 +93,7 @@ type tierRig struct {
 }
 
 func openTierRig(fsys vfs.FS, backend *fake.Backend, policy tier0.Policy) (*tierRig, error) {
-	remote, err := tier2.New(backend, tier2.Config{Backoff: tier2.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 2}})
+	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger(), Backoff: tier2.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 2}})
 	if err != nil {
 		return nil, err
 	}
