@@ -87,6 +87,18 @@ func (b *Backend) Len() int {
 	return len(b.mu.objects)
 }
 
+// Stored returns what is stored under key, bypassing fault injection: for
+// host tests that check invariants while faults are armed.
+func (b *Backend) Stored(key string) (pluginapi.ObjectInfo, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.mu.objects[key]
+	if !ok {
+		return pluginapi.ObjectInfo{}, false
+	}
+	return o.info, true
+}
+
 func (b *Backend) caps() pluginapi.Capabilities {
 	if b.opts.Capabilities != nil {
 		return *b.opts.Capabilities
