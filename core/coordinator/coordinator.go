@@ -312,6 +312,22 @@ func (c *Coordinator) scan() {
 			}
 			ms, _ := log.Segment(uint64(info.ID))
 			k := tier1.Key{Stream: id, Segment: info.ID}
+			if info.Resident {
+				// Re-assert what the manifest and cache say (all idempotent):
+				// a job that failed after its durable record must not leave
+				// the budget thinking a safe segment is unsafe.
+				bk := tier0.Key(k)
+				_ = c.budget.Seal(bk)
+				if c.warm.Contains(k) {
+					_ = c.budget.MarkInTier1(bk)
+				}
+				if ms.Tier2.Key != "" {
+					_ = c.budget.MarkInTier2(bk)
+					if c.warm.Contains(k) {
+						_ = c.warm.MarkUploaded(k)
+					}
+				}
+			}
 			switch {
 			case !c.warm.Contains(k) && info.Resident:
 				c.enqueue(job{kind: jobCompress, stream: id, seg: info.ID})
@@ -332,6 +348,11 @@ func (c *Coordinator) scan() {
 	}
 	for _, v := range c.budget.Reclaim() {
 		c.enqueue(job{kind: jobEvict, stream: v.Key.Stream, seg: v.Key.Segment})
+	}
+	for _, id := range st.Streams() {
+		if s, err := st.Lookup(id); err == nil {
+			s.Wake() // writers refused admission look again
+		}
 	}
 }
 
