@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
@@ -96,6 +97,18 @@ func (c *Coordinator) openArtifact(ctx context.Context, k tier1.Key) (*tier1.Art
 // cache from tier 2 if needed, rebuild the tier-0 file verified against
 // segment_crc64, and record it.
 func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg types.SegmentID, path string) (err error) {
+	start, source := time.Now(), "1"
+	c.m.hydrating.Set(float64(c.hydrating.Add(1)))
+	defer func() {
+		c.m.hydrating.Set(float64(c.hydrating.Add(-1)))
+		result := "ok"
+		if err != nil {
+			result = "error"
+		} else {
+			c.hydrationLat.add(time.Since(start))
+		}
+		c.m.hydrate.WithLabelValues(source, result).Observe(time.Since(start).Seconds())
+	}()
 	s, err := c.stream(stream)
 	if err != nil {
 		return err
@@ -131,15 +144,15 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 			_ = c.budget.Removed(key)
 		}
 	}()
-	source := uint64(1)
+	sourceTier := uint64(1)
 	if !c.warm.Contains(k) {
-		source = 2
+		sourceTier, source = 2, "2"
 	}
-	if err := log.Append(manifest.HydrationStarted{Header: hdr(seg), SourceTier: source}); err != nil {
+	if err := log.Append(manifest.HydrationStarted{Header: hdr(seg), SourceTier: sourceTier}); err != nil {
 		return err
 	}
 	exp := tier1.Expected{Key: k, SegmentCRC: info.Footer.SegmentCRC, Uploaded: inT2}
-	if source == 2 {
+	if sourceTier == 2 {
 		err = c.fetchArtifact(ctx, k, exp)
 	}
 	if err == nil {
@@ -170,16 +183,19 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.
 		if err != nil {
 			return err
 		}
+		c.m.fetched.Add(float64(len(data)))
 		if err := vfs.WriteFileAtomic(c.cfg.FS, final, data); err != nil {
 			return err
 		}
 		return c.warm.Adopt(ctx, exp)
 	}
 	tmp := final + ".tmp"
-	if _, err := c.remote.DownloadSegment(ctx, uint64(k.Stream), uint64(k.Segment), tmp, tier2.Expect{}); err != nil {
+	d, err := c.remote.DownloadSegment(ctx, uint64(k.Stream), uint64(k.Segment), tmp, tier2.Expect{})
+	if err != nil {
 		_ = c.cfg.FS.Remove(tmp)
 		return err
 	}
+	c.m.fetched.Add(float64(d.Size))
 	if err := c.cfg.FS.Rename(tmp, final); err != nil {
 		return err
 	}

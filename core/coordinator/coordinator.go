@@ -37,11 +37,13 @@ type Coordinator struct {
 		recon   []Reconciliation
 		keys    map[tier0.Key]*keyLock
 	}
-	coldBytes atomic.Int64 // artifact bytes fetched by cold point reads
-	signal    chan struct{}
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
+	hydrating    atomic.Int64 // hydrations waiting for room or running
+	hydrationLat latencies
+	signal       chan struct{}
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 type jobKind uint8
@@ -191,6 +193,7 @@ func (c *Coordinator) enqueue(j job) {
 	}
 	c.mu.queued[j] = true
 	c.mu.queue = append(c.mu.queue, j)
+	c.m.queue.Set(float64(len(c.mu.queued)))
 	c.mu.Unlock()
 	select {
 	case c.signal <- struct{}{}:
@@ -212,6 +215,7 @@ func (c *Coordinator) next() (job, bool) {
 func (c *Coordinator) done(j job) {
 	c.mu.Lock()
 	delete(c.mu.queued, j)
+	c.m.queue.Set(float64(len(c.mu.queued)))
 	c.mu.Unlock()
 }
 

@@ -132,6 +132,11 @@ func TestTiersRoundTrip(t *testing.T) {
 	require.Len(t, listing.Segments, len(s.SegmentList()), "every sealed segment is in tier 2")
 
 	require.Equal(t, records, readAll(t, ctx, s), "cold reads hydrate from the warm cache")
+	snap := r.c.Snapshot()
+	require.Positive(t, snap.HydrationP50, "hydration latencies are tracked")
+	require.LessOrEqual(t, snap.HydrationP50, snap.HydrationP99)
+	require.NotNil(t, snap.Tier2)
+	require.Equal(t, len(s.SegmentList()), sumResidency(snap.Residency[7]), "every segment has a residency")
 
 	// Drop the warm copies: reads must now come from tier 2.
 	for _, info := range s.SegmentList() {
@@ -339,4 +344,12 @@ func TestRetention(t *testing.T) {
 	s, err = st.Lookup(2)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, uint64(s.SegmentList()[0].ID), uint64(head.ID), "retired segments stay gone")
+}
+
+func sumResidency(m map[manifest.Residency]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

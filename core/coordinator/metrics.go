@@ -12,6 +12,10 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	coldReads prometheus.Counter
 	coldBytes prometheus.Counter
+	hydrate   *prometheus.HistogramVec
+	hydrating prometheus.Gauge
+	queue     prometheus.Gauge
+	fetched   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,8 +34,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "aof_coordinator_cold_point_read_bytes_total", Help: "Artifact bytes fetched (seek tables and frames) by cold point reads.",
 		}),
 	}
+	m.hydrate = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "aof_hydration_seconds", Help: "Latency of hydrations (admission wait included), by source tier and result.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+	}, []string{"source_tier", "result"})
+	m.hydrating = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aof_hydration_queue_depth", Help: "Hydrations waiting for tier-0 room or in progress."})
+	m.queue = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aof_coordinator_queue_depth", Help: "Tiering jobs (compress, upload, evict, retire, manifest chunk) queued or running."})
+	m.fetched = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "aof_hydration_fetched_bytes_total", Help: "Artifact bytes downloaded from tier 2 for hydrations."})
 	if reg != nil {
-		for _, col := range []prometheus.Collector{m.jobs, m.duration, m.coldReads, m.coldBytes} {
+		for _, col := range []prometheus.Collector{m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched} {
 			if err := reg.Register(col); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
