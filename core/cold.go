@@ -352,3 +352,30 @@ func (s *Stream) ReadAt(ctx context.Context, id RecordID) (Record, error) {
 	rec.Payload = append([]byte(nil), rec.Payload...)
 	return rec, nil
 }
+
+// readAhead hydrates g in the background (a scan's next segment). It is
+// owned by the stream: Close cancels it and waits for it.
+func (s *Stream) readAhead(g *seg) {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := s.hydrate(ctx, g); err != nil && ctx.Err() == nil {
+			s.log.Debug("read-ahead hydration failed; the reader will retry", "segment_id", uint64(g.id), "error", err)
+		}
+	}()
+}

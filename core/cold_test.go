@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -190,4 +191,37 @@ func (c *copyCold) path(t *testing.T, fsys vfs.FS, id SegmentID) string {
 	}
 	t.Fatalf("segment %d not found", id)
 	return ""
+}
+
+// TestScanReadsAhead: hydrating a cold segment for a reader starts
+// hydrating the next cold one in the background.
+func TestScanReadsAhead(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	cold := &copyCold{fs: mem, copies: map[SegmentID][]byte{}}
+	cfg := smallConfig(mem)
+	cfg.Cold = cold
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	for range 3 {
+		_, err := s.AppendDurable(ctx, []byte("record"), AppendOptions{})
+		require.NoError(t, err)
+		require.NoError(t, s.Seal(ctx))
+	}
+	for _, id := range []SegmentID{1, 2} {
+		cold.save(t, s, id)
+		require.NoError(t, s.Evict(id))
+	}
+	r, err := s.NewReader(AtStart())
+	require.NoError(t, err)
+	defer r.Close()
+	_, err = r.NextCtx(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, _ := s.Segment(2)
+		return info.Resident
+	}, 5*time.Second, time.Millisecond, "segment 2 hydrated ahead of the reader")
 }

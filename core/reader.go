@@ -261,6 +261,10 @@ func (r *Reader) NextCtx(ctx context.Context) (Record, error) {
 		if err := r.s.hydrate(ctx, r.cold); err != nil {
 			return Record{}, err
 		}
+		// A scan reads on: fetch the next segment while this one is read.
+		if next, _ := r.s.cat.Load().byID(r.cold.id + 1); next != nil && !next.resident.Load() {
+			r.s.readAhead(next)
+		}
 	}
 }
 
