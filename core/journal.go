@@ -128,6 +128,9 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 	var mr ManifestRecovery
 	opts := s.cfg.Manifest
 	opts.GroundTruth = s
+	if l, ok := s.cfg.Cold.(ColdLister); ok {
+		opts.GroundTruth = coldTruth{s, l}
+	}
 	if opts.Registerer == nil {
 		opts.Registerer = s.cfg.Registerer
 	}
@@ -140,6 +143,20 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 	}
 	rs := log.Replay()
 	mr.Chunks, mr.Corruptions, mr.Repaired = rs.ChunksInspected, rs.CorruptionEvents, rs.Repaired
+	// A segment the log does not know at all, when the colder tiers may
+	// hold some (cold stubs, or a lister): rebuild residency from every
+	// tier rather than guess it is in tier 0.
+	_, tiered := opts.GroundTruth.(coldTruth)
+	for _, g := range s.cat.Load().segs {
+		if _, known := log.Segment(uint64(g.id)); !known && (tiered || !g.resident.Load()) {
+			rep, err := log.Repair(ctx, opts.GroundTruth)
+			if err != nil {
+				return nil, mr, s.closeManifest(log, err)
+			}
+			mr.Repaired, mr.Added = true, len(rep.Added)
+			break
+		}
+	}
 	live := map[uint64]bool{}
 	for _, g := range s.cat.Load().segs {
 		live[uint64(g.id)] = true
@@ -184,4 +201,28 @@ type ManifestRecovery struct {
 	Repaired    bool              // residency was rebuilt from the segments
 	Added       int               // records appended for segments the log did not know about
 	Vanished    []types.SegmentID // opened in the log, but removed by recovery as empty
+}
+
+// ColdLister is implemented by a Cold that can list what the colder tiers
+// hold for a stream; a damaged manifest is then rebuilt from all three
+// tiers, not only from the tier-0 files.
+type ColdLister interface {
+	// WarmArtifacts lists the stream's verified tier-1 artifacts.
+	WarmArtifacts(ctx context.Context, stream StreamID) ([]manifest.WarmArtifact, error)
+	// Tier2Segments lists the stream's tier-2 segment objects.
+	Tier2Segments(ctx context.Context, stream StreamID) ([]manifest.Tier2Segment, error)
+}
+
+// coldTruth is the stream's ground truth with the colder tiers' listings.
+type coldTruth struct {
+	*Stream
+	l ColdLister
+}
+
+func (c coldTruth) WarmArtifacts(ctx context.Context) ([]manifest.WarmArtifact, error) {
+	return c.l.WarmArtifacts(ctx, c.id)
+}
+
+func (c coldTruth) Tier2Segments(ctx context.Context) ([]manifest.Tier2Segment, error) {
+	return c.l.Tier2Segments(ctx, c.id)
 }
