@@ -1,27 +1,32 @@
 package core
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // notifier is a broadcast: waiters take the current channel, and
 // broadcast closes it and installs a fresh one. Waiters re-check their
-// condition after waking, so spurious wake-ups are harmless.
+// condition after waking, so spurious wake-ups are harmless. Taking the
+// channel is one atomic load: it sits on the append and flush paths.
 type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu sync.Mutex // serialises broadcasts
+	ch atomic.Pointer[chan struct{}]
 }
 
-func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
-
-func (n *notifier) wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
+func newNotifier() *notifier {
+	n := &notifier{}
+	ch := make(chan struct{})
+	n.ch.Store(&ch)
+	return n
 }
+
+func (n *notifier) wait() <-chan struct{} { return *n.ch.Load() }
 
 func (n *notifier) broadcast() {
 	n.mu.Lock()
-	close(n.ch)
-	n.ch = make(chan struct{})
+	ch := make(chan struct{})
+	close(*n.ch.Swap(&ch))
 	n.mu.Unlock()
 }
 

@@ -238,7 +238,12 @@ func (s *Stream) Err() error {
 // AppendCtx appends one record, waiting out WouldBlock conditions until ctx
 // is done.
 func (s *Stream) AppendCtx(ctx context.Context, payload []byte, o AppendOptions) (RecordID, error) {
+	if id, err := s.Append(payload, o); !errors.Is(err, ErrWouldBlock) {
+		return id, err // the common case: no channels taken
+	}
 	for {
+		// Take the channels before trying again, so a wake-up between the
+		// failed attempt and the wait is not lost.
 		durable, state := s.durableN.wait(), s.stateN.wait()
 		id, err := s.Append(payload, o)
 		if !errors.Is(err, ErrWouldBlock) {
