@@ -109,6 +109,14 @@ func benchDir(b *testing.B) string {
 	return b.TempDir()
 }
 
+// settle flushes every dirty page on the machine before a measurement, so
+// one workload's background writeback does not slow the next one down.
+func settle(b *testing.B) {
+	b.StopTimer()
+	unix.Sync()
+	b.StartTimer()
+}
+
 func reportRate(b *testing.B, records, bytes int) {
 	s := b.Elapsed().Seconds()
 	b.ReportMetric(float64(records*b.N)/s, "rec/s")

@@ -31,6 +31,7 @@ var (
 func BenchmarkWorkloads(b *testing.B) {
 	for _, w := range []benchWorkload{w1, w2, w3} {
 		b.Run(w.name+"/plain", func(b *testing.B) {
+			settle(b)
 			for range b.N {
 				b.StopTimer()
 				path := plainPath(b)
@@ -42,6 +43,7 @@ func BenchmarkWorkloads(b *testing.B) {
 			reportRate(b, w.records, w.records*w.size)
 		})
 		b.Run(w.name+"/aof2", func(b *testing.B) {
+			settle(b)
 			for range b.N {
 				b.StopTimer()
 				dir := benchDir(b)
@@ -92,6 +94,7 @@ func aof2Write(dir string, cfg Config, w benchWorkload) error {
 func BenchmarkW4DurableConcurrency(b *testing.B) {
 	for _, n := range []int{1, 64} {
 		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+			settle(b)
 			per := 3000 / n
 			if n > 1 {
 				per = 400

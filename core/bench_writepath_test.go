@@ -30,6 +30,7 @@ func BenchmarkWritePath(b *testing.B) {
 				return Config{Sync: sync, MaxUnflushedBytes: -1, WriteMode: mode, Preparation: prep}
 			}
 			b.Run(name+"/append", func(b *testing.B) {
+				settle(b)
 				w := benchWorkload{"append", 300_000, 256, 0}
 				for range b.N {
 					b.StopTimer()
@@ -42,6 +43,7 @@ func BenchmarkWritePath(b *testing.B) {
 				reportRate(b, w.records, w.records*w.size)
 			})
 			b.Run(name+"/flush-every-1000", func(b *testing.B) {
+				settle(b)
 				w := benchWorkload{"flush", 100_000, 256, 1000}
 				for range b.N {
 					b.StopTimer()
@@ -54,6 +56,7 @@ func BenchmarkWritePath(b *testing.B) {
 				reportRate(b, w.records, w.records*w.size)
 			})
 			b.Run(name+"/durable-each", func(b *testing.B) {
+				settle(b)
 				const n = 1500
 				for range b.N {
 					b.StopTimer()

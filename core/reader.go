@@ -55,6 +55,11 @@ type Reader struct {
 	pending *Position
 	cold    *seg
 	pinned  *seg
+	// The view of seg last loaded: records up to vlimit are read from vb
+	// without touching the catalog again (a sequential scan's fast path).
+	vseg   *seg
+	vb     []byte
+	vlimit int64
 }
 
 // NewReader returns a reader at p. It sees every appended record, durable
@@ -192,6 +197,9 @@ func (r *Reader) Next() (Record, error) {
 	}
 	pushed := false
 	for {
+		if r.seg != nil && r.seg == r.vseg && r.off < r.vlimit {
+			return r.read(r.vb, r.vlimit)
+		}
 		if r.seg == nil {
 			g, _ := s.cat.Load().byOrdinal(r.ord)
 			if g == nil {
@@ -211,15 +219,9 @@ func (r *Reader) Next() (Record, error) {
 		if r.durableOnly {
 			limit = r.durableLimit(limit)
 		}
+		r.vseg, r.vb, r.vlimit = r.seg, v.b, limit
 		if r.off < limit {
-			rec, err := segment.ReadRecord(v.b, r.seg.path, r.off, limit)
-			if err != nil {
-				return Record{}, fmt.Errorf("stream %d: %w", s.id, err)
-			}
-			out := Record{ID: types.MakeRecordID(r.seg.id, uint32(rec.Offset)), Ordinal: r.ord,
-				Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: rec.Payload}
-			r.off, r.ord = rec.Next(), r.ord+1
-			return out, nil
+			return r.read(v.b, limit)
 		}
 		if next == nil || (r.durableOnly && limit < v.limit) {
 			if !pushed && !r.durableOnly && s.cfg.WriteMode == segment.WritePwrite {
@@ -237,6 +239,18 @@ func (r *Reader) Next() (Record, error) {
 		r.seg, r.off = next, segment.HeaderSize
 		r.pin(next)
 	}
+}
+
+// read decodes the record at r.off of r.seg and moves past it.
+func (r *Reader) read(b []byte, limit int64) (Record, error) {
+	rec, err := segment.ReadRecord(b, r.seg.path, r.off, limit)
+	if err != nil {
+		return Record{}, fmt.Errorf("stream %d: %w", r.s.id, err)
+	}
+	out := Record{ID: types.MakeRecordID(r.seg.id, uint32(rec.Offset)), Ordinal: r.ord,
+		Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: rec.Payload}
+	r.off, r.ord = rec.Next(), r.ord+1
+	return out, nil
 }
 
 // coldErr turns "segment not in tier 0" into WouldBlock(Hydration) and

@@ -50,6 +50,8 @@ type Stream struct {
 		watermark uint64 // coordinator watermark for the next seal
 	}
 	cat atomic.Pointer[catalog]
+	// failedErr mirrors mu.failed for lock-free checks on the wait paths.
+	failedErr atomic.Pointer[error]
 
 	// Durability, published by the syncer. durableMark is RecordID-shaped:
 	// records before (segment, offset) are durable.
@@ -215,6 +217,8 @@ func (s *Stream) usableLocked() error {
 func (s *Stream) failLocked(err error) error {
 	if s.mu.failed == nil {
 		s.mu.failed = fmt.Errorf("stream %d: %w: %w", s.id, ErrStreamFailed, err)
+		failed := s.mu.failed
+		s.failedErr.Store(&failed)
 		s.log.Error("stream stopped after a durability failure; reopen the store to recover from disk", "error", err)
 		s.durableN.broadcast()
 		s.stateN.broadcast()
@@ -230,9 +234,10 @@ func (s *Stream) fail(err error) error {
 
 // Err returns the error that stopped the stream, or nil.
 func (s *Stream) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.failed
+	if e := s.failedErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // AppendCtx appends one record, waiting out WouldBlock conditions until ctx

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/aof2/aof2/core/types"
@@ -28,6 +29,11 @@ func (s *Stream) syncLoop() {
 			return
 		}
 		retry = nil
+		// Let appenders that are already runnable (typically the waiters
+		// the previous round just woke) append before this round captures
+		// its end: rounds then carry a whole wave of records instead of the
+		// first one, at the cost of one scheduler yield.
+		runtime.Gosched()
 		if s.syncRound() == nil && s.sealPending() == errSealBlocked {
 			retry = time.After(prepRetry)
 		}
