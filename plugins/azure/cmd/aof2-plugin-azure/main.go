@@ -6,34 +6,8 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/aof2/aof2/pluginapi"
 	"github.com/aof2/aof2/plugins/azure"
 )
 
-func main() {
-	debug := flag.Bool("debug", false, "serve without the host handshake and print the reattach address")
-	flag.Parse()
-	opts := pluginapi.ServeOptions{Name: "aof2-plugin-azure"}
-	if !*debug {
-		pluginapi.Serve(azure.New(), opts)
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := pluginapi.ServeReattachable(ctx, azure.New(), opts, func(r pluginapi.Reattach) {
-		out, _ := json.Marshal(r)
-		fmt.Println(string(out))
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "aof2-plugin-azure:", err)
-		os.Exit(1)
-	}
-}
+func main() { pluginapi.Main("aof2-plugin-azure", func() pluginapi.Backend { return azure.New() }) }

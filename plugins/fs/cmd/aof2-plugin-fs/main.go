@@ -5,36 +5,8 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/aof2/aof2/pluginapi"
 	"github.com/aof2/aof2/plugins/fs"
 )
 
-func main() {
-	debug := flag.Bool("debug", false, "serve without the host handshake and print the reattach address")
-	flag.Parse()
-	opts := pluginapi.ServeOptions{Name: "aof2-plugin-fs"}
-	if !*debug {
-		pluginapi.Serve(fs.New(), opts)
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b := fs.New()
-	defer func() { _ = b.Close() }()
-	err := pluginapi.ServeReattachable(ctx, b, opts, func(r pluginapi.Reattach) {
-		out, _ := json.Marshal(r)
-		fmt.Println(string(out))
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "aof2-plugin-fs:", err)
-		os.Exit(1)
-	}
-}
+func main() { pluginapi.Main("aof2-plugin-fs", func() pluginapi.Backend { return fs.New() }) }

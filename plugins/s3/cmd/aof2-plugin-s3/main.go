@@ -6,34 +6,8 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/aof2/aof2/pluginapi"
 	"github.com/aof2/aof2/plugins/s3"
 )
 
-func main() {
-	debug := flag.Bool("debug", false, "serve without the host handshake and print the reattach address")
-	flag.Parse()
-	opts := pluginapi.ServeOptions{Name: "aof2-plugin-s3"}
-	if !*debug {
-		pluginapi.Serve(s3.New(), opts)
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := pluginapi.ServeReattachable(ctx, s3.New(), opts, func(r pluginapi.Reattach) {
-		out, _ := json.Marshal(r)
-		fmt.Println(string(out))
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "aof2-plugin-s3:", err)
-		os.Exit(1)
-	}
-}
+func main() { pluginapi.Main("aof2-plugin-s3", func() pluginapi.Backend { return s3.New() }) }

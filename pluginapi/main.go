@@ -1,0 +1,46 @@
+package pluginapi
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Main is a plugin command's whole main function:
+//
+//	func main() { pluginapi.Main("aof2-plugin-mine", mine.New) }
+//
+// Launched by the host it serves newBackend() over the handshake (Serve).
+// Run by hand with -debug it serves without the handshake on a Unix socket
+// and prints the JSON reattach address (for conformance --reattach or a
+// debugger) until SIGINT/SIGTERM; without -debug a hand-run plugin refuses
+// to start, as Serve does.
+func Main(name string, newBackend func() Backend) {
+	debug := flag.Bool("debug", false, "serve without the host handshake and print the reattach address")
+	flag.Parse()
+	opts := ServeOptions{Name: name}
+	b := newBackend()
+	if c, ok := b.(io.Closer); ok {
+		defer func() { _ = c.Close() }()
+	}
+	if !*debug {
+		Serve(b, opts)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := ServeReattachable(ctx, b, opts, func(r Reattach) {
+		out, _ := json.Marshal(r)
+		fmt.Println(string(out))
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		stop()
+		os.Exit(1)
+	}
+}
