@@ -226,13 +226,7 @@ func TestReconcileAtStart(t *testing.T) {
 	s, err := r.st.Stream(3)
 	require.NoError(t, err)
 	const records = 3000
-	for i := range records {
-		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
-		require.NoError(t, err)
-	}
-	require.NoError(t, s.FlushAll(ctx))
-	require.NoError(t, s.Seal(ctx))
-	waitUploaded(t, s)
+	writeSealed(t, ctx, s, records)
 	require.NoError(t, s.Manifest().Rotate(ctx))
 	require.Eventually(t, func() bool {
 		l, err := r.remote.ListStream(ctx, 3)
@@ -370,13 +364,7 @@ func TestManifestRebuiltFromTiers(t *testing.T) {
 	s, err := r.st.Stream(4)
 	require.NoError(t, err)
 	const records = 3000
-	for i := range records {
-		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
-		require.NoError(t, err)
-	}
-	require.NoError(t, s.FlushAll(ctx))
-	require.NoError(t, s.Seal(ctx))
-	waitUploaded(t, s)
+	writeSealed(t, ctx, s, records)
 	var cold []types.SegmentID
 	for _, info := range s.SegmentList() {
 		if !info.Resident {
@@ -403,4 +391,17 @@ func TestManifestRebuiltFromTiers(t *testing.T) {
 		require.True(t, ms.Sealed, "segment %d", id)
 	}
 	require.Equal(t, records, readAll(t, ctx, s))
+}
+
+// writeSealed appends records 0..n-1, seals, and waits until every sealed
+// segment is compressed and uploaded.
+func writeSealed(t *testing.T, ctx context.Context, s *core.Stream, n int) {
+	t.Helper()
+	for i := range n {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.FlushAll(ctx))
+	require.NoError(t, s.Seal(ctx))
+	waitUploaded(t, s)
 }
