@@ -20,31 +20,16 @@ import (
 // Put uploads body with UploadStream; see the package comment for why a
 // failed or cancelled Put leaves nothing visible.
 func (b *Backend) Put(ctx context.Context, req pluginapi.PutRequest, body io.Reader) (pluginapi.ObjectInfo, error) {
-	if err := cloud.CheckPut(req, maxMetadataBytes); err != nil {
-		return pluginapi.ObjectInfo{}, err
-	}
-	st, err := b.state()
-	if err != nil {
-		return pluginapi.ObjectInfo{}, err
-	}
-	return st.put(ctx, req, pluginapi.CheckPut(req, body))
+	return cloud.Put(req, maxMetadataBytes, b.state, body, func(st *state, r io.Reader) (pluginapi.ObjectInfo, error) {
+		return st.put(ctx, req, r)
+	})
 }
 
 // PutFile uploads the local file at path, checked as Put checks a body.
 func (b *Backend) PutFile(ctx context.Context, req pluginapi.PutRequest, path string) (pluginapi.ObjectInfo, error) {
-	if err := cloud.CheckPut(req, maxMetadataBytes); err != nil {
-		return pluginapi.ObjectInfo{}, err
-	}
-	st, err := b.state()
-	if err != nil {
-		return pluginapi.ObjectInfo{}, err
-	}
-	f, err := cloud.OpenSource(req.Key, path)
-	if err != nil {
-		return pluginapi.ObjectInfo{}, err
-	}
-	defer func() { _ = f.Close() }()
-	return st.put(ctx, req, pluginapi.CheckPut(req, f))
+	return cloud.PutFile(req, maxMetadataBytes, b.state, path, func(st *state, r io.Reader) (pluginapi.ObjectInfo, error) {
+		return st.put(ctx, req, r)
+	})
 }
 
 func (st *state) blob(key string) *blockblob.Client {

@@ -291,3 +291,36 @@ func ProbeWrite(ctx context.Context, b pluginapi.Backend, key string) error {
 	}
 	return b.Delete(ctx, key)
 }
+
+// Put is the shared shape of a cloud backend's Put: validate the request,
+// get the configured state, and hand the provider upload a body that ends
+// only after exactly req.Size bytes with the declared CRC-64/NVME.
+func Put[S any](req pluginapi.PutRequest, maxMetadata int, state func() (S, error), body io.Reader,
+	upload func(S, io.Reader) (pluginapi.ObjectInfo, error)) (pluginapi.ObjectInfo, error) {
+	if err := CheckPut(req, maxMetadata); err != nil {
+		return pluginapi.ObjectInfo{}, err
+	}
+	st, err := state()
+	if err != nil {
+		return pluginapi.ObjectInfo{}, err
+	}
+	return upload(st, pluginapi.CheckPut(req, body))
+}
+
+// PutFile is Put for the local file at path (inside the staging directory).
+func PutFile[S any](req pluginapi.PutRequest, maxMetadata int, state func() (S, error), path string,
+	upload func(S, io.Reader) (pluginapi.ObjectInfo, error)) (pluginapi.ObjectInfo, error) {
+	if err := CheckPut(req, maxMetadata); err != nil {
+		return pluginapi.ObjectInfo{}, err
+	}
+	st, err := state()
+	if err != nil {
+		return pluginapi.ObjectInfo{}, err
+	}
+	f, err := OpenSource(req.Key, path)
+	if err != nil {
+		return pluginapi.ObjectInfo{}, err
+	}
+	defer func() { _ = f.Close() }()
+	return upload(st, pluginapi.CheckPut(req, f))
+}
