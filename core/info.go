@@ -1,0 +1,48 @@
+package core
+
+// StreamInfo is a point-in-time summary of a stream for clients and
+// operators.
+type StreamInfo struct {
+	ID StreamID
+	// Records is how many records were appended; DurableRecords how many of
+	// them are durable (acknowledged by Flush or a sync round).
+	Records, DurableRecords uint64
+	// FirstOrdinal is the ordinal of the oldest record still kept (retention
+	// drops whole segments from the head).
+	FirstOrdinal uint64
+	// Bytes is the stream position after the last appended record (record
+	// framing included); DurableBytes the same for durable records.
+	Bytes, DurableBytes uint64
+	// DurableMark is the RecordID-shaped mark before which every record is
+	// durable.
+	DurableMark RecordID
+	// Segments counts segments in the catalog; Resident those whose tier-0
+	// file is present; Sealed those with a footer.
+	Segments, Resident, Sealed int
+	// Failed is the error that stopped the stream, if any.
+	Failed error
+}
+
+// Info summarises the stream.
+func (s *Stream) Info() StreamInfo {
+	s.mu.Lock()
+	in := StreamInfo{ID: s.id, Records: s.mu.records, Bytes: s.mu.written, Failed: s.mu.failed}
+	s.mu.Unlock()
+	in.DurableRecords = s.durableRecs.Load()
+	in.DurableBytes = s.durablePos.Load()
+	in.DurableMark = RecordID(s.durableMark.Load())
+	cat := s.cat.Load()
+	in.Segments = len(cat.segs)
+	for i, g := range cat.segs {
+		if i == 0 {
+			in.FirstOrdinal = g.baseRecord
+		}
+		if g.resident.Load() {
+			in.Resident++
+		}
+		if g.footer.Load() != nil {
+			in.Sealed++
+		}
+	}
+	return in
+}
