@@ -151,6 +151,18 @@ func (s *Stream) Evict(id SegmentID) error {
 
 // hydrate brings g's file back through Config.Cold and checks that what
 // arrived is the segment the catalog describes.
+// Hydrate brings segment id back into tier 0 (from tier 1 or 2 through
+// the coordinator) and waits for it. A resident segment is a no-op; an
+// unknown one is ErrNotFound. Operators use it to warm a range before a
+// scan; readers hydrate on their own.
+func (s *Stream) Hydrate(ctx context.Context, id SegmentID) error {
+	g, _ := s.cat.Load().byID(id)
+	if g == nil {
+		return fmt.Errorf("stream %d: segment %d: %w", s.id, id, ErrNotFound)
+	}
+	return s.hydrate(ctx, g)
+}
+
 func (s *Stream) hydrate(ctx context.Context, g *seg) error {
 	if g == nil || g.resident.Load() {
 		return nil

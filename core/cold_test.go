@@ -145,6 +145,14 @@ func TestEvictAndHydrate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, SegmentID(5), id.Segment(), "the tail is resumed, ids are not reused")
 	require.NoError(t, s.Evict(1))
+	before := cold.hydrations
+	require.NoError(t, s.Hydrate(ctx, 1), "explicit hydration")
+	info, _ := s.Segment(1)
+	require.True(t, info.Resident)
+	require.NoError(t, s.Hydrate(ctx, 1), "resident: no-op")
+	require.Equal(t, before+1, cold.hydrations)
+	require.ErrorIs(t, s.Hydrate(ctx, 99), ErrNotFound)
+	require.NoError(t, s.Evict(1))
 	require.NoError(t, st.Close())
 
 	// Without a cold tier the stream still opens (the cold stubs describe
