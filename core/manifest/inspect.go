@@ -214,3 +214,15 @@ type verifier struct {
 func (v *verifier) add(sev Severity, code, file, format string, args ...any) {
 	v.out = append(v.out, Finding{Severity: sev, Code: code, File: file, Message: fmt.Sprintf(format, args...)})
 }
+
+// Parity compares the stream's JSON view (warm/manifest.json) with the view
+// a read-only replay of the log produces: what `manifest parity` reports
+// before an operator turns tier1_manifest_log_only on.
+func (i *Inspector) Parity(ctx context.Context) (ParityReport, error) {
+	mdir := filepath.Join(i.dir, manifestDirName)
+	res, err := replay(ctx, i.fs, mdir, i.streamID, SystemClock)
+	if err != nil {
+		return ParityReport{}, err
+	}
+	return CheckParity(i.fs, i.dir, res.index), nil
+}
