@@ -58,8 +58,9 @@ PROTOC                 ?= protoc
 PROTOC_VERSION         := 3.21.12
 PROTOC_GEN_GO          := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC     := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
-PROTO_DIR              := pluginapi/proto
-PROTO_FILES            := $(shell find $(PROTO_DIR) -name '*.proto' | sort)
+# Each tree is an include root whose generated code sits next to its .proto
+# files: the plugin contract and the client API (aof2.v1).
+PROTO_DIRS             := pluginapi/proto api/proto
 
 .PHONY: proto verify-proto proto-tools protoc-check plugins conformance
 
@@ -76,27 +77,30 @@ protoc-check:
 	if [ "$$v" != "$(PROTOC_VERSION)" ]; then \
 	  echo "protoc $(PROTOC_VERSION) required (found '$$v'); apt-get install protobuf-compiler"; exit 1; fi
 
-# gen_proto OUTDIR: regenerate every .proto under $(PROTO_DIR) into OUTDIR.
+# gen_proto SRCDIR,OUTDIR: regenerate every .proto under SRCDIR into OUTDIR.
 define gen_proto
-	$(PROTOC) -I $(PROTO_DIR) \
+	$(PROTOC) -I $(1) \
 	  --plugin=protoc-gen-go=$(GOBIN)/protoc-gen-go \
 	  --plugin=protoc-gen-go-grpc=$(GOBIN)/protoc-gen-go-grpc \
-	  --go_out=$(1) --go_opt=paths=source_relative \
-	  --go-grpc_out=$(1) --go-grpc_opt=paths=source_relative \
-	  $(patsubst $(PROTO_DIR)/%,%,$(PROTO_FILES))
+	  --go_out=$(2) --go_opt=paths=source_relative \
+	  --go-grpc_out=$(2) --go-grpc_opt=paths=source_relative \
+	  $$(cd $(1) && find . -name '*.proto' | sed 's|^\./||' | sort)
 endef
 
-proto: proto-tools protoc-check ## regenerate the plugin contract's Go code
-	$(call gen_proto,$(PROTO_DIR))
+proto: proto-tools protoc-check ## regenerate the Go code of every proto tree (plugin contract, client API)
+	set -e; for d in $(PROTO_DIRS); do $(call gen_proto,$$d,$$d); done
 
 verify-proto: proto-tools protoc-check ## fail if the committed generated code is stale
-	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	$(call gen_proto,$$tmp) && \
-	for f in $$(cd $$tmp && find . -name '*.go' | sort); do \
-	  diff -u $(PROTO_DIR)/$$f $$tmp/$$f || { echo "stale generated code: $(PROTO_DIR)/$$f (run make proto)"; exit 1; }; \
-	done; \
-	for f in $$(cd $(PROTO_DIR) && find . -name '*.pb.go' | sort); do \
-	  [ -f $$tmp/$$f ] || { echo "generated file without a .proto: $(PROTO_DIR)/$$f"; exit 1; }; \
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	for d in $(PROTO_DIRS); do \
+	  mkdir -p $$tmp/$$d; \
+	  $(call gen_proto,$$d,$$tmp/$$d); \
+	  for f in $$(cd $$tmp/$$d && find . -name '*.go' | sed 's|^\./||' | sort); do \
+	    diff -u $$d/$$f $$tmp/$$d/$$f || { echo "stale generated code: $$d/$$f (run make proto)"; exit 1; }; \
+	  done; \
+	  for f in $$(cd $$d && find . -name '*.pb.go' | sed 's|^\./||' | sort); do \
+	    [ -f $$tmp/$$d/$$f ] || { echo "generated file without a .proto: $$d/$$f"; exit 1; }; \
+	  done; \
 	done; echo "generated code is up to date"
 
 plugins: ## build the plugin binaries into bin/
@@ -138,3 +142,16 @@ test-cloud: ## the s3/gcs/azure plugin tests only (needs emulators-up)
 
 bench-cloud: ## PutFile/GetFile through each cloud plugin vs its SDK in-process, interleaved (needs emulators-up)
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./plugins/s3/ ./plugins/gcs/ ./plugins/azure/
+
+# ---- deploy/: promtool (pinned) checks the alert rules and dashboard queries ----
+PROMTOOL_MODULE := github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+
+.PHONY: check-deploy
+
+$(GOBIN)/promtool:
+	$(GO) install $(PROMTOOL_MODULE)
+
+check-deploy: $(GOBIN)/promtool ## promtool check + unit tests of deploy/prometheus rules, promtool parse of every dashboard query, deploy/ tests
+	$(GOBIN)/promtool check rules deploy/prometheus/aof2-alerts.yml
+	$(GOBIN)/promtool test rules deploy/prometheus/aof2-alerts_test.yml
+	AOF2_PROMTOOL=$(GOBIN)/promtool AOF2_REQUIRE_PROMTOOL=1 $(GO) test -count=1 ./deploy/

@@ -158,8 +158,8 @@ func (n *Node) Supervisor() *pluginapi.Supervisor {
 	return n.mu.sup
 }
 
-// Dump is the online tier table.
-func (n *Node) Dump() (*dump.Dump, error) {
+// View is the online tier table.
+func (n *Node) View() (*dump.Dump, error) {
 	n.mu.Lock()
 	st, c := n.mu.store, n.mu.coord
 	n.mu.Unlock()

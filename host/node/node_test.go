@@ -80,7 +80,7 @@ func TestNodeLifecycle(t *testing.T) {
 
 	var d *dump.Dump
 	require.Eventually(t, func() bool {
-		d, err = n.Dump()
+		d, err = n.View()
 		require.NoError(t, err)
 		return d.Tiers[2].Segments == len(d.Streams[0].Segments) && d.Tiers[0].Segments < d.Tiers[2].Segments
 	}, time.Minute, 20*time.Millisecond, "every sealed segment reaches tier 2 and most leave tier 0")

@@ -1,0 +1,98 @@
+package client
+
+import (
+	"context"
+	"io"
+
+	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
+)
+
+// Dump returns the host's dump document (JSON; the host's schema).
+func (c *Client) Dump(ctx context.Context) ([]byte, error) {
+	resp, err := c.admin.Dump(ctx, &aof2v1.DumpRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return resp.GetJson(), nil
+}
+
+// SegmentFilter narrows Segments.
+type SegmentFilter struct {
+	// Stream, when set, lists only that stream's segments.
+	Stream *StreamID
+	// Tier, when set ("tier0", "tier1", "tier2"), lists only segments
+	// present there.
+	Tier string
+}
+
+// SegmentRow describes one segment and where it lives.
+type SegmentRow struct {
+	Stream     StreamID
+	Segment    SegmentID
+	BaseRecord uint64
+	Records    uint64
+	Bytes      uint64
+	Sealed     bool
+	// Tier0..Tier2 say which tiers hold a copy.
+	Tier0, Tier1, Tier2 bool
+	// Residency is the host's one-word summary.
+	Residency string
+}
+
+// Segments lists segments.
+func (c *Client) Segments(ctx context.Context, f SegmentFilter) ([]SegmentRow, error) {
+	req := &aof2v1.ListSegmentsRequest{Tier: f.Tier}
+	if f.Stream != nil {
+		req.StreamId = new(uint64(*f.Stream))
+	}
+	resp, err := c.admin.ListSegments(ctx, req)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]SegmentRow, len(resp.GetSegments()))
+	for i, r := range resp.GetSegments() {
+		out[i] = SegmentRow{
+			Stream: StreamID(r.GetStreamId()), Segment: SegmentID(r.GetSegmentId()), BaseRecord: r.GetBaseRecord(),
+			Records: r.GetRecords(), Bytes: r.GetBytes(), Sealed: r.GetSealed(),
+			Tier0: r.GetTier0(), Tier1: r.GetTier1(), Tier2: r.GetTier2(), Residency: r.GetResidency(),
+		}
+	}
+	return out, nil
+}
+
+// HydrateProgress reports one hydrated (or already resident) segment.
+type HydrateProgress struct {
+	Done, Total int
+	Segment     SegmentID
+}
+
+// Hydrate brings stream's segments from..to (inclusive; zero means the
+// first and the last) back to tier 0, calling progress (if not nil) after
+// each segment.
+func (c *Client) Hydrate(ctx context.Context, stream StreamID, from, to SegmentID, progress func(HydrateProgress)) error {
+	req := &aof2v1.HydrateRequest{StreamId: uint64(stream)}
+	if from != 0 {
+		req.FromSegment = new(uint64(from))
+	}
+	if to != 0 {
+		req.ToSegment = new(uint64(to))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	call, err := c.admin.Hydrate(ctx, req)
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		p, err := call.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fromStatus(err)
+		}
+		if progress != nil {
+			progress(HydrateProgress{Done: int(p.GetDone()), Total: int(p.GetTotal()), Segment: SegmentID(p.GetSegmentId())})
+		}
+	}
+}

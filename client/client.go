@@ -1,0 +1,153 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Identifiers, the engine's own types (core re-exports the same ones).
+type (
+	StreamID  = types.StreamID
+	SegmentID = types.SegmentID
+	RecordID  = types.RecordID
+)
+
+// Client talks to one aof2-host. It is safe for concurrent use.
+type Client struct {
+	conn  *grpc.ClientConn
+	log   aof2v1.LogClient
+	admin aof2v1.AdminClient
+	opts  options
+}
+
+type options struct {
+	token       string
+	tls         *tls.Config
+	insecure    bool
+	appendRetry bool
+	maxMessage  int
+	dial        []grpc.DialOption
+}
+
+// Option configures Dial.
+type Option func(*options)
+
+// WithToken sends "authorization: Bearer <token>" with every call.
+func WithToken(token string) Option { return func(o *options) { o.token = token } }
+
+// WithTLS connects over TLS with cfg (its RootCAs verify the host).
+// Without WithTLS or WithInsecure, Dial connects in plaintext to a
+// loopback address ("localhost", 127.0.0.0/8, ::1) and over TLS with the
+// system roots to anything else.
+func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
+
+// WithInsecure connects in plaintext whatever the address. A token then
+// travels unencrypted.
+func WithInsecure() Option { return func(o *options) { o.insecure = true } }
+
+// WithAppendRetry turns the automatic retry of appends that the host
+// refused with WouldBlock on or off (default on). A retry waits the delay
+// the host asked for and gives up when ctx would expire first; appends
+// that appended part of their records are never retried.
+func WithAppendRetry(on bool) Option { return func(o *options) { o.appendRetry = on } }
+
+// WithMaxMessageSize bounds the messages the client sends and accepts;
+// default the most gRPC allows. The host enforces its own limit.
+func WithMaxMessageSize(n int) Option { return func(o *options) { o.maxMessage = n } }
+
+// WithDialOptions adds gRPC dial options (interceptors, a custom dialer).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dial = append(o.dial, opts...) }
+}
+
+// Dial connects to the host's gRPC address and waits until the connection
+// is up or ctx is done.
+func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+	o := options{appendRetry: true, maxMessage: math.MaxInt32}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.tls != nil && o.insecure {
+		return nil, fmt.Errorf("aof2 client: WithTLS and WithInsecure exclude each other")
+	}
+	if o.tls == nil && !o.insecure {
+		o.insecure = isLoopback(addr)
+	}
+	creds := insecure.NewCredentials()
+	if !o.insecure {
+		cfg := o.tls
+		if cfg == nil {
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	dopts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.maxMessage), grpc.MaxCallSendMsgSize(o.maxMessage)),
+	}
+	if o.token != "" {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: !o.insecure}))
+	}
+	dopts = append(dopts, o.dial...)
+	conn, err := grpc.NewClient(addr, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("aof2 client: %w", err)
+	}
+	conn.Connect()
+	for {
+		st := conn.GetState()
+		if st == connectivity.Ready {
+			break
+		}
+		if !conn.WaitForStateChange(ctx, st) {
+			_ = conn.Close()
+			return nil, fmt.Errorf("aof2 client: connect to %s (last state %s): %w", addr, st, ctx.Err())
+		}
+	}
+	return &Client{conn: conn, log: aof2v1.NewLogClient(conn), admin: aof2v1.NewAdminClient(conn), opts: o}, nil
+}
+
+// isLoopback reports whether addr ("host:port", or a gRPC target such as
+// "dns:///host:port") names this machine.
+func isLoopback(addr string) bool {
+	if i := strings.LastIndex(addr, "/"); i >= 0 {
+		addr = addr[i+1:]
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// Close closes the connection; calls in flight fail.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// bearer is the per-call token.
+type bearer struct {
+	token  string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.secure }

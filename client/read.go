@@ -1,0 +1,88 @@
+package client
+
+import (
+	"context"
+	"math"
+	"strconv"
+
+	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
+)
+
+// Position says where a read or tail starts.
+type Position struct {
+	p *aof2v1.Position
+}
+
+// AtID starts at the record with this id (a record boundary).
+func AtID(id RecordID) Position {
+	return Position{&aof2v1.Position{Start: &aof2v1.Position_RecordId{RecordId: uint64(id)}}}
+}
+
+// AtOrdinal starts at the record with this ordinal; one past the last
+// record is allowed (nothing to read yet).
+func AtOrdinal(n uint64) Position {
+	return Position{&aof2v1.Position{Start: &aof2v1.Position_Ordinal{Ordinal: n}}}
+}
+
+// AtStart starts at the oldest record the stream keeps. The zero Position
+// means the same.
+func AtStart() Position {
+	return Position{&aof2v1.Position{Start: &aof2v1.Position_FromStart{FromStart: true}}}
+}
+
+// ID returns the record id the position names, if it names one.
+func (p Position) ID() (RecordID, bool) {
+	v, ok := p.p.GetStart().(*aof2v1.Position_RecordId)
+	if !ok {
+		return 0, false
+	}
+	return RecordID(v.RecordId), true
+}
+
+// Ordinal returns the ordinal the position names, if it names one.
+func (p Position) Ordinal() (uint64, bool) {
+	v, ok := p.p.GetStart().(*aof2v1.Position_Ordinal)
+	if !ok {
+		return 0, false
+	}
+	return v.Ordinal, true
+}
+
+func (p Position) String() string {
+	if id, ok := p.ID(); ok {
+		return "id " + id.String()
+	}
+	if n, ok := p.Ordinal(); ok {
+		return "ordinal " + strconv.FormatUint(n, 10)
+	}
+	return "start"
+}
+
+// ReadResult is one Read's records and where to continue.
+type ReadResult struct {
+	Records []Record
+	// Next is where the following Read continues.
+	Next Position
+	// End reports that the read reached the last appended record.
+	End bool
+}
+
+// Read returns up to limit records of stream from a position (limit <= 0
+// means the host's default, 1000; the host caps it at 100000). It never waits for new records; use
+// Tail for that.
+func (c *Client) Read(ctx context.Context, stream StreamID, from Position, limit int) (ReadResult, error) {
+	n := uint32(min(max(limit, 0), math.MaxUint32))
+	resp, err := c.log.Read(ctx, &aof2v1.ReadRequest{StreamId: uint64(stream), Start: from.p, MaxRecords: n})
+	if err != nil {
+		return ReadResult{}, fromStatus(err)
+	}
+	res := ReadResult{Records: make([]Record, len(resp.GetRecords())), Next: Position{resp.GetNext()}, End: resp.GetEnd()}
+	for i, r := range resp.GetRecords() {
+		res.Records[i] = fromStored(r)
+	}
+	return res, nil
+}
+
+func fromStored(r *aof2v1.StoredRecord) Record {
+	return Record{ID: RecordID(r.GetId()), Ordinal: r.GetOrdinal(), Timestamp: r.GetTimestampUnixNano(), ExtID: r.GetExtId(), Payload: r.GetPayload()}
+}

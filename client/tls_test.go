@@ -1,0 +1,74 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/host/server/servertest"
+)
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aof2 test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func TestTLSWithToken(t *testing.T) {
+	cert, pool := selfSigned(t)
+	h := servertest.Start(t, rollingConfig(), server.Options{
+		Token: "s3cret", TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	})
+	ctx := ctxT(t)
+	c, err := client.Dial(ctx, h.GRPCAddr, client.WithTLS(&tls.Config{RootCAs: pool}), client.WithToken("s3cret"))
+	require.NoError(t, err)
+	defer c.Close()
+	ids, err := c.Append(ctx, 1, []byte("over tls"))
+	require.NoError(t, err)
+	require.Len(t, ids, 1)
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequest("POST", h.HTTPURL+"/v1/streams/1/records", bytes.NewReader([]byte("https")))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := hc.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// A plaintext client never gets a connection up.
+	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = client.Dial(dctx, h.GRPCAddr, client.WithInsecure())
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}

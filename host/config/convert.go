@@ -1,0 +1,122 @@
+package config
+
+import (
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+)
+
+// The conversions below parse names that Load already validated; their
+// parse errors cannot happen on a loaded Config and are ignored.
+
+// CoreConfig is the store's configuration (core.Open(c.DataDir, …)). The
+// host fills in Logger, Registerer and Cold. manifest.log_only is already
+// merged with AOF2_MANIFEST_LOG_ONLY: do not call Manifest.ApplyEnv.
+func (c *Config) CoreConfig() core.Config {
+	sync, _ := core.ParseSyncPolicy(c.Segment.Sync)
+	mode, _ := segment.ParseWriteMode(c.Segment.WriteMode)
+	prep, _ := segment.ParsePreparation(c.Segment.Preparation)
+	return core.Config{
+		SegmentSize:        c.Segment.Size,
+		SegmentTargetBytes: c.Segment.TargetBytes,
+		Sync:               sync,
+		FlushInterval:      c.Segment.FlushInterval,
+		FlushBytes:         c.Segment.FlushBytes,
+		MaxUnflushedBytes:  c.Segment.MaxUnflushedBytes,
+		WriteMode:          mode,
+		Preparation:        prep,
+		Manifest:           c.manifestOptions(),
+	}
+}
+
+func (c *Config) manifestOptions() manifest.Options {
+	return manifest.Options{
+		ChunkCapacity:      c.Manifest.ChunkCapacity,
+		RotationPeriod:     c.Manifest.RotationPeriod,
+		SnapshotEveryBytes: c.Manifest.SnapshotEveryBytes,
+		LogOnly:            c.Manifest.LogOnly,
+	}
+}
+
+// CoordinatorConfig is the coordinator's configuration. The host fills in
+// Tier2 (the store over the launched plugin), Registerer and Logger. With
+// tier0.policy = "auto" the policy is tier2 exactly when a tier 2 is
+// configured, so Tier2 must be set whenever Tier2Enabled.
+func (c *Config) CoordinatorConfig() coordinator.Config {
+	level, _ := tier1.ParseLevel(c.Tier1.Level)
+	verify := tier1.VerifyQuick
+	if c.Tier1.Verify == "full" {
+		verify = tier1.VerifyFull
+	}
+	var limits map[types.StreamID]int64
+	if len(c.Tier0.Streams) > 0 {
+		limits = make(map[types.StreamID]int64, len(c.Tier0.Streams))
+		for id, v := range c.Tier0.Streams {
+			limits[types.StreamID(id)] = v
+		}
+	}
+	return coordinator.Config{
+		DataDir: c.DataDir,
+		Tier0: tier0.Config{
+			MaxBytes:       c.Tier0.MaxBytes,
+			StreamMaxBytes: c.Tier0.StreamMaxBytes,
+			StreamLimits:   limits,
+			Policy:         c.tier0Policy(),
+		},
+		Tier1: tier1.Config{
+			Options:         tier1.Options{FrameSize: int(c.Tier1.FrameSize), Level: level},
+			MaxBytes:        c.Tier1.MaxBytes,
+			MinResidency:    c.Tier1.MinResidency,
+			CompressWorkers: c.Tier1.CompressWorkers,
+			HydrateWorkers:  c.Tier1.HydrateWorkers,
+			QueueDepth:      c.Tier1.QueueDepth,
+			Verify:          verify,
+		},
+		Retention:    coordinator.Retention{MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes},
+		Workers:      c.Coordinator.Workers,
+		ScanInterval: c.Coordinator.ScanInterval,
+		JobTimeout:   c.Coordinator.JobTimeout,
+	}
+}
+
+func (c *Config) tier0Policy() tier0.Policy {
+	switch {
+	case c.Tier0.Policy == "tier1":
+		return tier0.PolicyTier1
+	case c.Tier0.Policy == "tier2" || c.Tier2Enabled():
+		return tier0.PolicyTier2
+	}
+	return tier0.PolicyTier1
+}
+
+// Tier2Config tunes the tier-2 store over the plugin. The host fills in
+// Info, Registerer and Logger.
+func (c *Config) Tier2Config() tier2.Config {
+	return tier2.Config{
+		Prefix:         c.Tier2.Prefix,
+		MaxConcurrency: c.Tier2.MaxConcurrency,
+		AttemptTimeout: c.Tier2.AttemptTimeout,
+		Backoff: tier2.Backoff{
+			Initial:  c.Tier2.RetryInitial,
+			Max:      c.Tier2.RetryMax,
+			Attempts: c.Tier2.RetryAttempts,
+		},
+		Breaker: tier2.BreakerConfig{Threshold: c.Tier2.BreakerThreshold, Cooldown: c.Tier2.BreakerCooldown},
+	}
+}
+
+// HCLogLevel is log_level as an hclog level.
+func (c *Config) HCLogLevel() hclog.Level { return hclog.LevelFromString(c.LogLevel) }
+
+// JSONLogs reports whether logs are JSON: log_format json, or auto when
+// stderr is not a terminal.
+func (c *Config) JSONLogs(stderrIsTerminal bool) bool {
+	return c.LogFormat == "json" || (c.LogFormat == "auto" && !stderrIsTerminal)
+}

@@ -1,0 +1,306 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+)
+
+// Allowed values of the enumerations. Tests check each against the core
+// package that parses it.
+var (
+	logLevels    = []string{"trace", "debug", "info", "warn", "error"}
+	logFormats   = []string{"auto", "json", "text"}
+	syncPolicies = []string{"always", "interval", "none"}
+	writeModes   = []string{"pwrite", "mmap"}
+	preparations = []string{"fallocate", "small-pages", "large-folios"}
+	tier0Policy  = []string{"auto", "tier1", "tier2"}
+	tier1Levels  = []string{"fastest", "default", "better", "best"}
+	tier1Verify  = []string{"quick", "full"}
+)
+
+// keys is every configuration key, in the order Reference and HCL list
+// them. Nothing else declares a key.
+var keys = []*key{
+	stringKey("data_dir", "./data", "Directory of segments, manifests and the warm cache; the fs backend's objects go to <data_dir>/tier2 by default. Relative paths are relative to the working directory.",
+		func(c *Config) *string { return &c.DataDir }, checkPath),
+	enumKey("log_level", "info", logLevels, "Lowest level logged.", func(c *Config) *string { return &c.LogLevel }),
+	enumKey("log_format", "auto", logFormats, "Log encoding; auto is JSON unless stderr is a terminal.", func(c *Config) *string { return &c.LogFormat }),
+	stringKey("plugin_dir", "", "Directory of the aof2-plugin-<name> binaries; empty means the host binary's directory. $PATH is never searched.",
+		func(c *Config) *string { return &c.PluginDir }, checkOptionalPath),
+
+	stringKey("listen.grpc", "127.0.0.1:7400", "gRPC client API address (host:port); empty disables it. Beyond loopback it needs auth_token, tls or allow_insecure_remote.",
+		func(c *Config) *string { return &c.Listen.GRPC }, checkAddr),
+	stringKey("listen.http", "127.0.0.1:7401", "HTTP API, /metrics and health address (host:port); empty disables it. Same rule beyond loopback.",
+		func(c *Config) *string { return &c.Listen.HTTP }, checkAddr),
+	secret(stringKey("listen.auth_token", "", "Bearer token clients must present. Prefer auth_token_file or the environment over writing it in the file.",
+		func(c *Config) *string { return &c.Listen.AuthToken }, nil)),
+	stringKey("listen.auth_token_file", "", "File holding the bearer token (surrounding whitespace is trimmed).",
+		func(c *Config) *string { return &c.Listen.AuthTokenFile }, checkOptionalPath),
+	boolKey("listen.allow_insecure_remote", false, "Allow listening beyond loopback with neither a token nor TLS.",
+		func(c *Config) *bool { return &c.Listen.AllowInsecureRemote }),
+	stringKey("listen.tls.cert_file", "", "PEM certificate chain of the client API; with key_file it turns TLS on.",
+		func(c *Config) *string { return &c.Listen.TLS.CertFile }, checkOptionalPath),
+	stringKey("listen.tls.key_file", "", "PEM private key matching cert_file.",
+		func(c *Config) *string { return &c.Listen.TLS.KeyFile }, checkOptionalPath),
+	stringKey("listen.tls.client_ca_file", "", "PEM CA bundle; when set, clients must present a certificate it signed.",
+		func(c *Config) *string { return &c.Listen.TLS.ClientCAFile }, checkOptionalPath),
+
+	sizeKey("segment.size", segment.DefaultCapacity, "Capacity of each segment file: a power of two from 1MiB to 1GiB.",
+		func(c *Config) *int64 { return &c.Segment.Size }, false, checkSegmentSize),
+	sizeKey("segment.target_bytes", 0, "Roll a segment over once it holds this many record bytes; 0 rolls over only when full.",
+		func(c *Config) *int64 { return &c.Segment.TargetBytes }, false, nil),
+	enumKey("segment.sync", "always", syncPolicies, "When appends become durable without an explicit flush: always (group commit), interval, or none (only on flush, seal and close).",
+		func(c *Config) *string { return &c.Segment.Sync }),
+	durationKey("segment.flush_interval", 10*time.Millisecond, "Sync period of sync = \"interval\".",
+		func(c *Config) *time.Duration { return &c.Segment.FlushInterval }, false, positive),
+	sizeKey("segment.flush_bytes", 1<<20, "With sync = \"interval\", sync early once this many bytes are unsynced.",
+		func(c *Config) *int64 { return &c.Segment.FlushBytes }, false, atLeast[int64](1, FormatSize)),
+	sizeKey("segment.max_unflushed_bytes", 64<<20, "Appended but not yet durable bytes per stream before appends would block; -1 removes the bound.",
+		func(c *Config) *int64 { return &c.Segment.MaxUnflushedBytes }, true, atLeast[int64](1, FormatSize)),
+	enumKey("segment.write_mode", "pwrite", writeModes, "How records reach the page cache (docs/adr-write-path.md).",
+		func(c *Config) *string { return &c.Segment.WriteMode }),
+	enumKey("segment.preparation", "fallocate", preparations, "How new segment files are readied (docs/adr-write-path.md).",
+		func(c *Config) *string { return &c.Segment.Preparation }),
+
+	boolKey("manifest.log_only", false, "The seed's tier1_manifest_log_only flag: boot from the manifest log alone and stop writing the warm/manifest.json view.",
+		func(c *Config) *bool { return &c.Manifest.LogOnly }),
+	sizeKey("manifest.chunk_capacity", manifest.DefaultChunkCapacity, "Size of each manifest chunk file: a multiple of 4KiB from 16KiB to 1MiB.",
+		func(c *Config) *int64 { return &c.Manifest.ChunkCapacity }, false, checkChunkCapacity),
+	durationKey("manifest.rotation_period", manifest.DefaultRotationPeriod, "Commit and seal uncommitted manifest records this often: 1ms to 1h, or negative to disable.",
+		func(c *Config) *time.Duration { return &c.Manifest.RotationPeriod }, true, checkRotation),
+	sizeKey("manifest.snapshot_every_bytes", 0, "Snapshot after this many committed log bytes; 0 means 4 × chunk_capacity, -1 disables automatic snapshots.",
+		func(c *Config) *int64 { return &c.Manifest.SnapshotEveryBytes }, true, checkSnapshotEvery),
+
+	sizeKey("tier0.max_bytes", 0, "Bytes of segment files tier 0 may hold across all streams; 0 is unlimited.",
+		func(c *Config) *int64 { return &c.Tier0.MaxBytes }, false, nil),
+	sizeKey("tier0.stream_max_bytes", 0, "Cap of each stream without its own stream block; 0 is none.",
+		func(c *Config) *int64 { return &c.Tier0.StreamMaxBytes }, false, nil),
+	enumKey("tier0.policy", "auto", tier0Policy, "When a sealed segment may leave tier 0: once tier1 holds it, or once tier2 does; auto is tier2 when a tier 2 is configured.",
+		func(c *Config) *string { return &c.Tier0.Policy }),
+	streamLimitKey(),
+
+	sizeKey("tier1.max_bytes", 0, "Byte budget of the warm cache; 0 is unlimited.",
+		func(c *Config) *int64 { return &c.Tier1.MaxBytes }, false, nil),
+	durationKey("tier1.min_residency", 0, "Keep a warm artifact at least this long after it was admitted.",
+		func(c *Config) *time.Duration { return &c.Tier1.MinResidency }, false, nil),
+	sizeKey("tier1.frame_size", tier1.DefaultFrameSize, "Decompressed size of each zstd frame, the unit of random access: 64KiB to 16MiB.",
+		func(c *Config) *int64 { return &c.Tier1.FrameSize }, false, inRange[int64](tier1.MinFrameSize, tier1.MaxFrameSize, FormatSize)),
+	enumKey("tier1.level", "fastest", tier1Levels, "zstd compression level.", func(c *Config) *string { return &c.Tier1.Level }),
+	intKey("tier1.compress_workers", 1, "Concurrent compressions.", func(c *Config) *int { return &c.Tier1.CompressWorkers }, inRange(1, 1024, strconv.Itoa)),
+	intKey("tier1.hydrate_workers", 1, "Concurrent hydrations.", func(c *Config) *int { return &c.Tier1.HydrateWorkers }, inRange(1, 1024, strconv.Itoa)),
+	intKey("tier1.queue_depth", tier1.DefaultQueueDepth, "Queued jobs per worker pool.", func(c *Config) *int { return &c.Tier1.QueueDepth }, inRange(1, 1024, strconv.Itoa)),
+	enumKey("tier1.verify", "quick", tier1Verify, "How much of each warm artifact is checked at start: quick (seek table, header, footer) or full (every frame).",
+		func(c *Config) *string { return &c.Tier1.Verify }),
+
+	boolKey("tier2.enabled", true, "Use a tier 2; false (or plugin = \"\") keeps data in tiers 0 and 1 only.", func(c *Config) *bool { return &c.Tier2.Enabled }),
+	stringKey("tier2.plugin", "fs", "Backend plugin name; the binary aof2-plugin-<name> is looked up in plugin_dir.",
+		func(c *Config) *string { return &c.Tier2.Plugin }, checkPluginName),
+	stringKey("tier2.sha256", "", "Pin the plugin binary: its SHA-256 in hex. A mismatch refuses to launch it.",
+		func(c *Config) *string { return &c.Tier2.SHA256 }, checkSHA256),
+	stringKey("tier2.prefix", "", "Object key prefix the host puts before streams/… (e.g. \"prod/aof2\").",
+		func(c *Config) *string { return &c.Tier2.Prefix }, checkPrefix),
+	intKey("tier2.max_concurrency", 8, "Backend requests in flight.", func(c *Config) *int { return &c.Tier2.MaxConcurrency }, inRange(1, 1024, strconv.Itoa)),
+	durationKey("tier2.attempt_timeout", 0, "Bound on one backend request, so a hung backend costs an attempt; 0 is no bound beyond coordinator.job_timeout.",
+		func(c *Config) *time.Duration { return &c.Tier2.AttemptTimeout }, false, nil),
+	intKey("tier2.retry_attempts", 6, "Tries of one operation, the first included.", func(c *Config) *int { return &c.Tier2.RetryAttempts }, inRange(1, 100, strconv.Itoa)),
+	durationKey("tier2.retry_initial", 50*time.Millisecond, "Cap of the first jittered retry wait.",
+		func(c *Config) *time.Duration { return &c.Tier2.RetryInitial }, false, positive),
+	durationKey("tier2.retry_max", 10*time.Second, "Cap of every jittered retry wait (at least retry_initial).",
+		func(c *Config) *time.Duration { return &c.Tier2.RetryMax }, false, positive),
+	intKey("tier2.breaker_threshold", 5, "Consecutive backend failures that open the circuit breaker.",
+		func(c *Config) *int { return &c.Tier2.BreakerThreshold }, inRange(1, 1000, strconv.Itoa)),
+	durationKey("tier2.breaker_cooldown", 10*time.Second, "How long an open breaker waits before a probe.",
+		func(c *Config) *time.Duration { return &c.Tier2.BreakerCooldown }, false, positive),
+	boolKey("tier2.disable_auto_mtls", false, "Turn off go-plugin's automatic mutual TLS on the plugin socket (faster; the socket is private to the user).",
+		func(c *Config) *bool { return &c.Tier2.DisableAutoMTLS }),
+	durationKey("tier2.start_timeout", 10*time.Second, "Bound on the plugin's start-up handshake.",
+		func(c *Config) *time.Duration { return &c.Tier2.StartTimeout }, false, positive),
+	listKey("tier2.env_allow", "Host environment variables the plugin inherits besides PATH, TMPDIR, TZ, LANG, LC_ALL and HOME (e.g. AWS_PROFILE).",
+		func(c *Config) *[]string { return &c.Tier2.EnvAllow }, checkEnvName),
+	settingsKey(),
+
+	durationKey("retention.max_age", 0, "Delete sealed segments older than this from every tier; 0 keeps them. Needs a tier 2.",
+		func(c *Config) *time.Duration { return &c.Retention.MaxAge }, false, nil),
+	sizeKey("retention.max_bytes", 0, "Delete a stream's oldest sealed segments while it holds more record bytes than this; 0 keeps them. Needs a tier 2.",
+		func(c *Config) *int64 { return &c.Retention.MaxBytes }, false, nil),
+
+	intKey("coordinator.workers", 2, "Concurrent tiering jobs (compress, upload, evict).", func(c *Config) *int { return &c.Coordinator.Workers }, inRange(1, 1024, strconv.Itoa)),
+	durationKey("coordinator.scan_interval", time.Second, "How often pending tiering work is re-derived.",
+		func(c *Config) *time.Duration { return &c.Coordinator.ScanInterval }, false, positive),
+	durationKey("coordinator.job_timeout", 5*time.Minute, "Bound on one tiering job.",
+		func(c *Config) *time.Duration { return &c.Coordinator.JobTimeout }, false, positive),
+}
+
+// keyByPath indexes keys by HCL path.
+var keyByPath = func() map[string]*key {
+	m := make(map[string]*key, len(keys))
+	for _, k := range keys {
+		m[k.path] = k
+	}
+	return m
+}()
+
+func secret(k *key) *key { k.secret = true; return k }
+
+// settingsKey is tier2.settings: the plugin's own settings, handed to its
+// Configure untouched (see examples/ for each backend's names).
+func settingsKey() *key {
+	return &key{
+		path: "tier2.settings", kind: kindEntries,
+		doc: "The plugin's settings, passed to it as strings. fs defaults root to <data_dir>/tier2.",
+		setEntry: func(c *Config, name, text string) error {
+			if !settingName.MatchString(name) {
+				return errors.New("setting names are lower-case letters, digits and _")
+			}
+			if c.Tier2.Settings == nil {
+				c.Tier2.Settings = map[string]string{}
+			}
+			c.Tier2.Settings[name] = text
+			return nil
+		},
+		entries: func(c *Config) map[string]string { return c.Tier2.Settings },
+	}
+}
+
+var settingName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// streamLimitKey is tier0.stream "<id>" { max_bytes }: one stream's cap.
+func streamLimitKey() *key {
+	return &key{
+		path: "tier0.stream.max_bytes", labelled: "tier0.stream", kind: kindSize,
+		doc: "Per-stream override of stream_max_bytes, in a block labelled with the stream id; 0 removes the cap for that stream.",
+		setEntry: func(c *Config, name, text string) error {
+			id, err := strconv.ParseUint(name, 10, 64)
+			if err != nil {
+				return fmt.Errorf("stream id %q is not a decimal integer", name)
+			}
+			v, err := ParseSize(text)
+			if err != nil {
+				return err
+			}
+			if c.Tier0.Streams == nil {
+				c.Tier0.Streams = map[uint64]int64{}
+			}
+			c.Tier0.Streams[id] = v
+			return nil
+		},
+		entries: func(c *Config) map[string]string {
+			m := make(map[string]string, len(c.Tier0.Streams))
+			for id, v := range c.Tier0.Streams {
+				m[strconv.FormatUint(id, 10)] = FormatSize(v)
+			}
+			return m
+		},
+	}
+}
+
+func positive(d time.Duration) error {
+	if d <= 0 {
+		return errors.New("must be positive")
+	}
+	return nil
+}
+
+func checkPath(p string) error {
+	if p == "" {
+		return errors.New("must not be empty")
+	}
+	return checkOptionalPath(p)
+}
+
+func checkOptionalPath(p string) error {
+	if strings.IndexByte(p, 0) >= 0 {
+		return errors.New("contains a NUL byte")
+	}
+	return nil
+}
+
+// checkAddr accepts "" (listener off) or host:port with a numeric port.
+func checkAddr(a string) error {
+	if a == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return errors.New(`want host:port, e.g. "127.0.0.1:7400" or "[::1]:7400"`)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return errors.New("port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+func checkSegmentSize(n int64) error {
+	if !segment.ValidCapacity(n) {
+		return errors.New("want a power of two from 1MiB to 1GiB")
+	}
+	return nil
+}
+
+func checkChunkCapacity(n int64) error {
+	if n < manifest.MinChunkCapacity || n > manifest.MaxChunkCapacity || n%4096 != 0 {
+		return errors.New("want a multiple of 4KiB from 16KiB to 1MiB")
+	}
+	return nil
+}
+
+func checkRotation(d time.Duration) error {
+	if d >= 0 && (d < time.Millisecond || d > time.Hour) {
+		return errors.New("want 1ms to 1h, or negative to disable")
+	}
+	return nil
+}
+
+func checkSnapshotEvery(n int64) error {
+	if n != 0 && n < manifest.MinChunkCapacity {
+		return errors.New("want at least 16KiB, 0 for 4 × chunk_capacity, or -1 to disable")
+	}
+	return nil
+}
+
+var pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+func checkPluginName(n string) error {
+	if n != "" && !pluginName.MatchString(n) {
+		return errors.New("a plugin name is lower-case letters, digits, - and _ (the binary is aof2-plugin-<name>)")
+	}
+	return nil
+}
+
+func checkSHA256(s string) error {
+	if s == "" {
+		return nil
+	}
+	if b, err := hex.DecodeString(s); err != nil || len(b) != 32 {
+		return errors.New("want 64 hex digits")
+	}
+	return nil
+}
+
+func checkPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	_, err := tier2.NewLayout(p)
+	return err
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func checkEnvName(n string) error {
+	if !envNameRE.MatchString(n) {
+		return errors.New("not an environment variable name")
+	}
+	return nil
+}

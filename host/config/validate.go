@@ -1,0 +1,65 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+)
+
+// validate checks what single keys cannot: combinations, files the keys
+// name, and the plugin binary. Ranges of single keys were checked as
+// each value was parsed.
+func (c *Config) validate() error {
+	var errs errorList
+	errs.add(c.validateListen())
+	if maxTarget := segment.DataEnd(c.Segment.Size) - segment.HeaderSize; c.Segment.TargetBytes > maxTarget {
+		errs.add(c.keyError("segment.target_bytes", FormatSize(c.Segment.TargetBytes),
+			fmt.Sprintf("must not exceed what a segment of segment.size holds (%d bytes)", maxTarget), nil))
+	}
+	errs.add(c.validateManifest())
+	if !c.Tier2Enabled() {
+		if c.Tier0.Policy == "tier2" {
+			errs.add(c.keyError("tier0.policy", c.Tier0.Policy, "needs a tier 2 (tier2.enabled and tier2.plugin)", nil))
+		}
+		const noTier2 = "retention deletes through tier 2 and needs one configured (tier2.enabled and tier2.plugin)"
+		if c.Retention.MaxAge > 0 {
+			errs.add(c.keyError("retention.max_age", formatDuration(c.Retention.MaxAge), noTier2, nil))
+		}
+		if c.Retention.MaxBytes > 0 {
+			errs.add(c.keyError("retention.max_bytes", FormatSize(c.Retention.MaxBytes), noTier2, nil))
+		}
+	}
+	if c.Tier2.RetryMax < c.Tier2.RetryInitial {
+		errs.add(c.keyError("tier2.retry_max", c.Tier2.RetryMax.String(), "must be at least tier2.retry_initial ("+c.Tier2.RetryInitial.String()+")", nil))
+	}
+	if c.Tier2Enabled() && !c.opts.skipPlugin {
+		_, err := c.PluginPath()
+		errs.add(err)
+	}
+	return errs.err()
+}
+
+// manifestKeys maps core/manifest's configuration keys to ours.
+var manifestKeys = map[string]string{
+	manifest.ConfigKeyChunkCapacity:      "manifest.chunk_capacity",
+	manifest.ConfigKeyRotationPeriod:     "manifest.rotation_period",
+	manifest.ConfigKeySnapshotEveryBytes: "manifest.snapshot_every_bytes",
+	manifest.ConfigKeyLogOnly:            "manifest.log_only",
+}
+
+// validateManifest runs core/manifest's own validation, so a rule added
+// there is enforced at load time too, reported under our key names.
+func (c *Config) validateManifest() error {
+	err := c.manifestOptions().Validate()
+	var me *manifest.ConfigError
+	if errors.As(err, &me) {
+		k := manifestKeys[me.Key]
+		if k == "" {
+			k = me.Key
+		}
+		return &Error{Key: k, Value: fmt.Sprint(me.Value), Source: c.Origin(k), Reason: me.Reason, Err: err}
+	}
+	return err
+}

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
+	"github.com/aof2/aof2/core"
+)
+
+// adminService implements aof2.v1.Admin over the Node.
+type adminService struct {
+	aof2v1.UnimplementedAdminServer
+	s *Server
+}
+
+func (a *adminService) Dump(ctx context.Context, _ *aof2v1.DumpRequest) (*aof2v1.DumpResponse, error) {
+	if a.s.node.Store() == nil {
+		return nil, errNotReady
+	}
+	b, err := a.s.node.Dump(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &aof2v1.DumpResponse{Json: b}, nil
+}
+
+func (a *adminService) ListSegments(ctx context.Context, req *aof2v1.ListSegmentsRequest) (*aof2v1.ListSegmentsResponse, error) {
+	if a.s.node.Store() == nil {
+		return nil, errNotReady
+	}
+	var stream *core.StreamID
+	if req.StreamId != nil {
+		stream = new(core.StreamID(req.GetStreamId()))
+	}
+	rows, err := a.s.node.Segments(ctx, stream, req.GetTier())
+	if err != nil {
+		return nil, err
+	}
+	resp := &aof2v1.ListSegmentsResponse{Segments: make([]*aof2v1.SegmentRow, len(rows))}
+	for i, r := range rows {
+		resp.Segments[i] = segmentRowToProto(r)
+	}
+	return resp, nil
+}
+
+func (a *adminService) Hydrate(req *aof2v1.HydrateRequest, ss grpc.ServerStreamingServer[aof2v1.HydrateProgress]) error {
+	id := core.StreamID(req.GetStreamId())
+	if _, err := a.s.lookup(id); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	var sendErr error
+	progress := func(done, total int, seg core.SegmentID) {
+		if sendErr != nil {
+			return
+		}
+		if sendErr = ss.Send(&aof2v1.HydrateProgress{Done: uint32(done), Total: uint32(total), SegmentId: uint64(seg)}); sendErr != nil {
+			cancel(sendErr)
+		}
+	}
+	err := a.s.node.Hydrate(ctx, id, core.SegmentID(req.GetFromSegment()), core.SegmentID(req.GetToSegment()), progress)
+	if sendErr != nil {
+		return sendErr
+	}
+	return err
+}

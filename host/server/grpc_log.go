@@ -1,0 +1,224 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
+	"github.com/aof2/aof2/core"
+)
+
+// logService implements aof2.v1.Log. Handlers return plain errors; the
+// error interceptor turns them into statuses through the error table.
+type logService struct {
+	aof2v1.UnimplementedLogServer
+	s *Server
+}
+
+// Read limits: defaults and caps for ReadRequest.max_records.
+const (
+	defaultReadRecords = 1000
+	maxReadRecords     = 100000
+)
+
+func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*aof2v1.AppendResponse, error) {
+	es := entriesFromProto(req.GetRecords())
+	str, err := l.s.appendTo(core.StreamID(req.GetStreamId()), es)
+	if err != nil {
+		return nil, err
+	}
+	durable := !req.GetNoWaitDurable()
+	ids, err := l.s.appendDurable(ctx, str, es, durable)
+	if err != nil {
+		return nil, err
+	}
+	return &aof2v1.AppendResponse{Ids: idsToProto(ids), Durable: durable}, nil
+}
+
+func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendRequest, aof2v1.AppendStreamResponse]) error {
+	ctx := ss.Context()
+	var (
+		str     *core.Stream
+		count   int
+		last    core.RecordID
+		durable bool
+	)
+	for {
+		req, err := ss.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return withAppendedN(count, last, err)
+		}
+		id, es := core.StreamID(req.GetStreamId()), entriesFromProto(req.GetRecords())
+		if str == nil {
+			if str, err = l.s.appendTo(id, es); err != nil {
+				return err
+			}
+		} else if id != str.ID() {
+			return withAppendedN(count, last, fmt.Errorf("append stream: a message for stream %d after messages for stream %d: %w", id, str.ID(), ErrBadRequest))
+		}
+		ids, err := l.s.appendEntries(ctx, str, es, true)
+		if len(ids) > 0 {
+			count, last = count+len(ids), ids[len(ids)-1]
+		}
+		if err != nil {
+			return withAppendedN(count, last, err)
+		}
+		durable = durable || !req.GetNoWaitDurable()
+	}
+	resp := &aof2v1.AppendStreamResponse{Count: uint64(count), Durable: durable || count == 0}
+	if count > 0 {
+		resp.LastId = new(uint64(last))
+	}
+	if count > 0 && durable {
+		if err := str.Flush(ctx, last); err != nil {
+			return withAppendedN(count, last, err)
+		}
+	}
+	return ss.SendAndClose(resp)
+}
+
+func (l *logService) Read(ctx context.Context, req *aof2v1.ReadRequest) (*aof2v1.ReadResponse, error) {
+	str, err := l.s.lookup(core.StreamID(req.GetStreamId()))
+	if err != nil {
+		return nil, err
+	}
+	res, err := readRange(ctx, str, positionFromProto(req.GetStart()), l.s.readLimits(int(req.GetMaxRecords()), req.GetMaxBytes()))
+	if err != nil {
+		return nil, err
+	}
+	resp := &aof2v1.ReadResponse{Records: make([]*aof2v1.StoredRecord, len(res.records)), Next: positionToProto(res.next), End: res.end}
+	for i, r := range res.records {
+		resp.Records[i] = recordToProto(r)
+	}
+	return resp, nil
+}
+
+// readLimits turns a request's limits into bounded ones: zero means the
+// default, and nothing exceeds what one message carries.
+func (s *Server) readLimits(records int, bytes uint64) readLimits {
+	if records <= 0 {
+		records = defaultReadRecords
+	}
+	budget := s.opts.maxMessage() - framingSlack/2
+	lim := readLimits{records: min(records, maxReadRecords), bytes: budget, budget: budget}
+	if bytes > 0 && bytes < uint64(budget) {
+		lim.bytes = int(bytes)
+	}
+	return lim
+}
+
+// tailBatchRecords caps one Tail message: it carries what is durable
+// already, up to this many records (and the message budget).
+const tailBatchRecords = 1000
+
+func (l *logService) Tail(req *aof2v1.TailRequest, ss grpc.ServerStreamingServer[aof2v1.TailResponse]) error {
+	str, err := l.s.lookup(core.StreamID(req.GetStreamId()))
+	if err != nil {
+		return err
+	}
+	t, err := str.Tail(positionFromProto(req.GetStart()).core())
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	// Headers tell the client the tail is open (errors so far came instead
+	// of them).
+	if err := ss.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	ctx, cancel := l.s.untilStopped(ss.Context())
+	defer cancel()
+	budget := l.s.opts.maxMessage() - framingSlack/2
+	for {
+		rec, err := t.Next(ctx)
+		if err != nil {
+			if errors.Is(context.Cause(ctx), errShuttingDown) {
+				return errShuttingDown
+			}
+			return err
+		}
+		batch := []*aof2v1.StoredRecord{recordToProto(copyRecord(rec))}
+		size := len(rec.Payload) + perRecordFraming
+		for len(batch) < tailBatchRecords {
+			rec, err := t.TryNext()
+			if err != nil {
+				break // nothing durable right now, or an error Next reports
+			}
+			cost := len(rec.Payload) + perRecordFraming
+			if size+cost > budget {
+				// Too big to add: it leads the next message. The tailer
+				// has moved past it, so it has to be sent now.
+				if err := ss.Send(&aof2v1.TailResponse{Records: batch}); err != nil {
+					return err
+				}
+				batch, size = nil, 0 // a sent message is not to be touched
+			}
+			batch = append(batch, recordToProto(copyRecord(rec)))
+			size += cost
+		}
+		if err := ss.Send(&aof2v1.TailResponse{Records: batch}); err != nil {
+			return err
+		}
+	}
+}
+
+func copyRecord(r core.Record) core.Record {
+	r.Payload = append([]byte(nil), r.Payload...)
+	return r
+}
+
+func (l *logService) Flush(ctx context.Context, req *aof2v1.FlushRequest) (*aof2v1.FlushResponse, error) {
+	str, err := l.s.lookup(core.StreamID(req.GetStreamId()))
+	if err != nil {
+		return nil, err
+	}
+	if err := str.FlushAll(ctx); err != nil {
+		return nil, err
+	}
+	return &aof2v1.FlushResponse{Info: infoToProto(str)}, nil
+}
+
+func (l *logService) Seal(ctx context.Context, req *aof2v1.SealRequest) (*aof2v1.SealResponse, error) {
+	str, err := l.s.lookup(core.StreamID(req.GetStreamId()))
+	if err != nil {
+		return nil, err
+	}
+	if err := str.Seal(ctx); err != nil {
+		return nil, err
+	}
+	return &aof2v1.SealResponse{Info: infoToProto(str)}, nil
+}
+
+func (l *logService) StreamInfo(_ context.Context, req *aof2v1.StreamInfoRequest) (*aof2v1.StreamInfoResponse, error) {
+	str, err := l.s.lookup(core.StreamID(req.GetStreamId()))
+	if err != nil {
+		return nil, err
+	}
+	return infoToProto(str), nil
+}
+
+func (l *logService) ListStreams(context.Context, *aof2v1.ListStreamsRequest) (*aof2v1.ListStreamsResponse, error) {
+	st, err := l.s.store()
+	if err != nil {
+		return nil, err
+	}
+	resp := &aof2v1.ListStreamsResponse{}
+	for _, id := range st.Streams() {
+		resp.StreamIds = append(resp.StreamIds, uint64(id))
+	}
+	for id, err := range st.Broken() {
+		resp.Broken = append(resp.Broken, &aof2v1.BrokenStream{StreamId: uint64(id), Error: redactPaths(err.Error())})
+	}
+	slices.SortFunc(resp.Broken, func(a, b *aof2v1.BrokenStream) int { return cmp.Compare(a.StreamId, b.StreamId) })
+	return resp, nil
+}

@@ -1,0 +1,126 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aof2/aof2/api/wire"
+	"github.com/aof2/aof2/core"
+)
+
+// appendJSON answers POST /v1/streams/{id}/records.
+type appendJSON struct {
+	StreamID string   `json:"stream_id"`
+	IDs      []string `json:"ids"`
+	Durable  bool     `json:"durable"`
+}
+
+func (s *Server) httpAppend(w http.ResponseWriter, r *http.Request) {
+	id, err := pathStream(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	limit := int64(s.opts.MaxRecordSize)
+	if isJSON(ct) {
+		limit = int64(s.opts.maxMessage())*4/3 + framingSlack // base64
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("request body over %d bytes: %w", limit, err))
+		return
+	}
+	args, err := decodeAppend(ct, r.URL.Query(), body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	str, err := s.appendTo(id, args.entries)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ids, err := s.appendDurable(r.Context(), str, args.entries, args.durable)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := appendJSON{StreamID: strconv.FormatUint(uint64(id), 10), IDs: make([]string, len(ids)), Durable: args.durable}
+	for i, id := range ids {
+		out.IDs[i] = wire.FormatRecordID(id)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// recordJSON is one record of a read.
+type recordJSON struct {
+	ID        string `json:"id"`
+	Ordinal   uint64 `json:"ordinal"`
+	Timestamp string `json:"timestamp_unix_nano"`
+	Time      string `json:"time"`
+	ExtID     string `json:"ext_id"`
+	Payload   []byte `json:"payload"`
+	// Text is the payload as a string, with ?text=1 and valid UTF-8 only.
+	Text *string `json:"text,omitempty"`
+}
+
+// nextJSON says where to continue: the query parameter to pass (from or
+// ordinal); empty means from the start.
+type nextJSON struct {
+	From    string  `json:"from,omitempty"`
+	Ordinal *uint64 `json:"ordinal,omitempty"`
+}
+
+// readJSON answers GET /v1/streams/{id}/records.
+type readJSON struct {
+	Records []recordJSON `json:"records"`
+	Next    nextJSON     `json:"next"`
+	End     bool         `json:"end"`
+}
+
+func (s *Server) httpRead(w http.ResponseWriter, r *http.Request) {
+	str, err := s.lookupPath(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	args, err := decodeRead(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := readRange(r.Context(), str, args.start, s.readLimits(args.records, args.maxBytes))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := readJSON{Records: make([]recordJSON, len(res.records)), End: res.end}
+	for i, rec := range res.records {
+		out.Records[i] = recordToJSON(rec, args.text)
+	}
+	switch res.next.kind {
+	case posID:
+		out.Next.From = wire.FormatRecordID(res.next.id)
+	case posOrdinal:
+		out.Next.Ordinal = new(res.next.ordinal)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func recordToJSON(rec core.Record, text bool) recordJSON {
+	out := recordJSON{
+		ID: wire.FormatRecordID(rec.ID), Ordinal: rec.Ordinal,
+		Timestamp: strconv.FormatInt(rec.Timestamp, 10),
+		Time:      time.Unix(0, rec.Timestamp).UTC().Format(time.RFC3339Nano),
+		ExtID:     strconv.FormatUint(rec.ExtID, 10), Payload: rec.Payload,
+	}
+	if text && utf8.Valid(rec.Payload) {
+		out.Text = new(string(rec.Payload))
+	}
+	return out
+}

@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
+)
+
+// Server serves the client API over gRPC and HTTP.
+type Server struct {
+	node Node
+	opts Options
+	auth tokenAuth
+
+	grpc *grpc.Server
+	http *http.Server
+
+	// stopped is cancelled when Shutdown starts: long-lived streams (Tail,
+	// health Watch) end, and readiness turns false.
+	stopped context.Context
+	stop    context.CancelFunc
+}
+
+// New builds a server for node. Nothing listens until ServeGRPC or
+// ServeHTTP.
+func New(node Node, opts Options) (*Server, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{node: node, opts: opts, auth: tokenAuth{token: []byte(opts.Token)}}
+	s.stopped, s.stop = context.WithCancel(context.Background())
+
+	gopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(opts.maxMessage()),
+		grpc.MaxSendMsgSize(opts.maxMessage()),
+		grpc.ChainUnaryInterceptor(s.unaryErrors, s.auth.unary),
+		grpc.ChainStreamInterceptor(s.streamErrors, s.auth.stream),
+	}
+	if opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS.Clone())))
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	aof2v1.RegisterLogServer(s.grpc, &logService{s: s})
+	aof2v1.RegisterAdminServer(s.grpc, &adminService{s: s})
+	grpc_health_v1.RegisterHealthServer(s.grpc, &healthService{s: s})
+
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          opts.Logger.StandardLogger(nil),
+	}
+	if opts.TLS != nil {
+		s.http.TLSConfig = opts.TLS.Clone()
+	}
+	return s, nil
+}
+
+// ServeGRPC serves gRPC on l until Shutdown; it returns nil after Shutdown.
+func (s *Server) ServeGRPC(l net.Listener) error {
+	return s.grpc.Serve(l)
+}
+
+// ServeHTTP serves HTTP on l (over TLS when Options.TLS is set) until
+// Shutdown; it returns nil after Shutdown.
+func (s *Server) ServeHTTP(l net.Listener) error {
+	var err error
+	if s.http.TLSConfig != nil {
+		err = s.http.ServeTLS(l, "", "")
+	} else {
+		err = s.http.Serve(l)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, ends tails and health watches, and lets
+// in-flight requests finish until ctx is done; then it cuts the rest off
+// and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	var wg sync.WaitGroup
+	var grpcErr, httpErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		grpcErr = s.stopGRPC(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		if httpErr = s.http.Shutdown(ctx); httpErr != nil {
+			_ = s.http.Close()
+		}
+	}()
+	wg.Wait()
+	return errors.Join(grpcErr, httpErr)
+}
+
+func (s *Server) stopGRPC(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.grpc.GracefulStop()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// untilStopped returns a context that is also cancelled, with cause
+// errShuttingDown, when Shutdown starts: for calls that would otherwise
+// wait forever.
+func (s *Server) untilStopped(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	unhook := context.AfterFunc(s.stopped, func() { cancel(errShuttingDown) })
+	return ctx, func() { unhook(); cancel(nil) }
+}
+
+// stopping reports whether Shutdown has started.
+func (s *Server) stopping() bool { return s.stopped.Err() != nil }
+
+// unaryErrors and streamErrors are the outermost interceptors: every
+// error a handler (or authentication) returns goes through the error table.
+func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		s.logFault(info.FullMethod, err)
+		return nil, toStatus(err).Err()
+	}
+	return resp, nil
+}
+
+func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := handler(srv, ss); err != nil {
+		s.logFault(info.FullMethod, err)
+		return toStatus(err).Err()
+	}
+	return nil
+}
+
+// logFault logs errors that are the server's (or its disk's) problem
+// rather than the client's, with the full message the client does not
+// get.
+func (s *Server) logFault(where string, err error) {
+	switch c := classify(err); {
+	case c.grpc == codes.Internal, c.grpc == codes.DataLoss,
+		c.reason == aof2v1.ErrorReason_STREAM_FAILED, c.reason == aof2v1.ErrorReason_NO_SPACE:
+		s.opts.Logger.Error("request failed", "request", where, "error", err)
+	default:
+		s.opts.Logger.Debug("request refused", "request", where, "code", c.code(), "error", err)
+	}
+}
+
+// ready reports whether the server takes traffic: the node is ready and
+// Shutdown has not started.
+func (s *Server) ready() bool { return !s.stopping() && s.node.Ready() }
