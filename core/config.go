@@ -6,7 +6,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
@@ -91,6 +94,15 @@ type Config struct {
 	// NoManifest runs without manifest logs (benchmarks of the bare write
 	// path, embedders with no tiering).
 	NoManifest bool
+	// TracerProvider creates the store's OpenTelemetry spans: seals,
+	// sampled durable appends and flushes, and (unless Manifest sets its
+	// own) manifest replays. Default: the global provider, a no-op until
+	// the host installs one (host/telemetry).
+	TracerProvider trace.TracerProvider
+	// TraceAppendEvery gives one in this many AppendDurable calls of a
+	// stream a span, and separately one in this many Flush/FlushAll calls;
+	// default 1024, negative: none.
+	TraceAppendEvery int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -144,6 +156,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.TraceAppendEvery == 0 {
+		c.TraceAppendEvery = tracing.DefaultSampleEvery
 	}
 	return c, nil
 }

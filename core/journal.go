@@ -137,6 +137,9 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 	if opts.Logger == nil {
 		opts.Logger = s.log.Named("manifest")
 	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = s.cfg.TracerProvider
+	}
 	log, err := manifest.Open(ctx, s.cfg.FS, filepath.Dir(s.segDir), uint64(s.id), opts)
 	if err != nil {
 		return nil, mr, fmt.Errorf("stream %d: open manifest: %w", s.id, err)

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
 )
@@ -140,7 +143,15 @@ func (s *Stream) prepareNext() error {
 // Seal seals the active segment if it holds records and waits until the
 // seal is durable (records, footer, pointer and journal record). It does
 // not need room for a new segment: the next append activates one.
-func (s *Stream) Seal(ctx context.Context) error {
+func (s *Stream) Seal(ctx context.Context) (err error) {
+	ctx, span := tracing.Start(ctx, s.tracer, tracing.SpanStreamSeal, tracing.StreamID(uint64(s.id)))
+	result := tracing.ResultOK
+	defer func() {
+		if err != nil {
+			result = tracing.ResultError
+		}
+		tracing.EndResult(span, err, result)
+	}()
 	for {
 		state := s.stateN.wait()
 		s.mu.Lock()
@@ -164,8 +175,10 @@ func (s *Stream) Seal(ctx context.Context) error {
 		s.mu.Unlock()
 		if !busy {
 			if target == nil {
+				result = tracing.ResultSkipped // nothing to seal
 				return nil
 			}
+			span.SetAttributes(tracing.SegmentID(uint64(target.id)))
 			return s.waitSealed(ctx, target)
 		}
 		// The previous seal is still in progress: wait for it, then retry.
@@ -205,13 +218,18 @@ func (s *Stream) waitSealed(ctx context.Context, g *seg) error {
 // syncer. A full disk while writing the metadata leaves the seal pending
 // (writers see WouldBlock(Admission)) and errSealBlocked is returned so the
 // syncer retries; any other failure stops the stream.
-func (s *Stream) sealPending() error {
+func (s *Stream) sealPending() (err error) {
 	s.mu.Lock()
 	g, wm := s.mu.sealing, s.mu.watermark
 	s.mu.Unlock()
 	if g == nil {
 		return nil
 	}
+	// The syncer has no caller context: each seal attempt is a root span.
+	ctx, span := tracing.Start(context.Background(), s.tracer, tracing.SpanSeal,
+		tracing.StreamID(uint64(s.id)), tracing.SegmentID(uint64(g.id)))
+	var blocked error // the disk-full error behind errSealBlocked
+	defer func() { s.endSealSpan(span, g, err, blocked) }()
 	// Seal may have moved g here after this iteration's sync round captured
 	// it as the active segment: make the durable mark cover all of g before
 	// sealing, or waiters on its last records would never be woken.
@@ -230,9 +248,9 @@ func (s *Stream) sealPending() error {
 		g.sealed = &f
 	}
 	f := g.sealed
-	err := s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark})
+	err = s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark})
 	if err == nil {
-		if err = s.journal.SegmentSealed(context.Background(), g.w.Header(), *f); err != nil {
+		if err = s.journal.SegmentSealed(ctx, g.w.Header(), *f); err != nil {
 			err = fmt.Errorf("journal: %w", err)
 		}
 	}
@@ -247,6 +265,7 @@ func (s *Stream) sealPending() error {
 				s.log.Warn("disk full while sealing; the seal stays pending and new segments wait", "segment_id", uint64(g.id), "error", err)
 				s.stateN.broadcast()
 			}
+			blocked = err
 			return errSealBlocked
 		}
 		return s.fail(err)
@@ -262,6 +281,20 @@ func (s *Stream) sealPending() error {
 		o.SegmentSealed(s, g.info())
 	}
 	return nil
+}
+
+// endSealSpan ends a seal attempt's span with what the seal covered. A
+// seal waiting for disk space ends with result blocked and the disk-full
+// error.
+func (s *Stream) endSealSpan(span trace.Span, g *seg, err, blocked error) {
+	if f := g.sealed; f != nil && span.IsRecording() {
+		span.SetAttributes(tracing.KeyRecords.Int64(int64(f.RecordCount)), tracing.Bytes(int64(f.DurableBytes)))
+	}
+	if blocked != nil {
+		tracing.EndResult(span, blocked, tracing.ResultBlocked)
+		return
+	}
+	tracing.End(span, err)
 }
 
 // errSealBlocked says a seal is waiting for disk space.

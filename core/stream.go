@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
 )
@@ -71,6 +73,12 @@ type Stream struct {
 	// readMu keeps Close from unmapping segments under a reader.
 	readMu        sync.RWMutex
 	readersClosed bool
+
+	// tracer makes the stream's spans; appendSample and flushSample pick
+	// the durable appends and the flushes that get one.
+	tracer       trace.Tracer
+	appendSample *tracing.Sampler
+	flushSample  *tracing.Sampler
 }
 
 func newStream(id StreamID, dir string, cfg *Config, m *metrics) *Stream {
@@ -81,6 +89,9 @@ func newStream(id StreamID, dir string, cfg *Config, m *metrics) *Stream {
 		durableN: newNotifier(), stateN: newNotifier(),
 		syncKick: make(chan struct{}, 1), prepKick: make(chan struct{}, 1),
 		done: make(chan struct{}), closed: make(chan struct{}),
+		tracer:       tracing.Tracer(cfg.TracerProvider, tracing.ScopeCore),
+		appendSample: tracing.NewSampler(cfg.TraceAppendEvery),
+		flushSample:  tracing.NewSampler(cfg.TraceAppendEvery),
 	}
 	s.ptrPath = filepath.Join(s.segDir, segment.PointerFile)
 	s.cat.Store(&catalog{})
@@ -267,11 +278,19 @@ func (s *Stream) AppendCtx(ctx context.Context, payload []byte, o AppendOptions)
 }
 
 // AppendDurable appends one record and waits until it is durable.
-func (s *Stream) AppendDurable(ctx context.Context, payload []byte, o AppendOptions) (RecordID, error) {
+func (s *Stream) AppendDurable(ctx context.Context, payload []byte, o AppendOptions) (id RecordID, err error) {
 	start := time.Now()
-	id, err := s.AppendCtx(ctx, payload, o)
-	if err != nil {
+	var span trace.Span
+	if s.appendSample.Sample() {
+		ctx, span = tracing.Start(ctx, s.tracer, tracing.SpanAppendDurable,
+			tracing.StreamID(uint64(s.id)), tracing.Bytes(int64(len(payload))))
+		defer func() { s.endRecordSpan(span, id, err) }()
+	}
+	if id, err = s.AppendCtx(ctx, payload, o); err != nil {
 		return 0, err
+	}
+	if span != nil {
+		span.AddEvent("appended") // the rest of the span is the durability wait
 	}
 	if err := s.waitDurable(ctx, uint64(id)); err != nil {
 		return 0, err
@@ -280,8 +299,22 @@ func (s *Stream) AppendDurable(ctx context.Context, payload []byte, o AppendOpti
 	return id, nil
 }
 
+// endRecordSpan ends a sampled append or flush span with the record it
+// covered.
+func (s *Stream) endRecordSpan(span trace.Span, id RecordID, err error) {
+	if id != 0 && span.IsRecording() {
+		span.SetAttributes(tracing.SegmentID(uint64(id.Segment())), tracing.KeyRecordID.String(id.String()))
+	}
+	tracing.End(span, err)
+}
+
 // Flush waits until the record id, and every record before it, is durable.
-func (s *Stream) Flush(ctx context.Context, id RecordID) error {
+func (s *Stream) Flush(ctx context.Context, id RecordID) (err error) {
+	if s.flushSample.Sample() {
+		var span trace.Span
+		ctx, span = tracing.Start(ctx, s.tracer, tracing.SpanFlush, tracing.StreamID(uint64(s.id)))
+		defer func() { s.endRecordSpan(span, id, err) }()
+	}
 	g, _ := s.cat.Load().byID(id.Segment())
 	if g == nil || int64(id.Offset()) >= g.visible.Load() {
 		if err := s.flushVisible(g); err != nil {
@@ -300,7 +333,12 @@ func (s *Stream) Flush(ctx context.Context, id RecordID) error {
 }
 
 // FlushAll waits until every record appended before the call is durable.
-func (s *Stream) FlushAll(ctx context.Context) error {
+func (s *Stream) FlushAll(ctx context.Context) (err error) {
+	if s.flushSample.Sample() {
+		var span trace.Span
+		ctx, span = tracing.Start(ctx, s.tracer, tracing.SpanFlush, tracing.StreamID(uint64(s.id)), tracing.KeyAll.Bool(true))
+		defer func() { tracing.End(span, err) }()
+	}
 	s.mu.Lock()
 	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()

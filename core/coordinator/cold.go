@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier0"
@@ -97,6 +98,8 @@ func (c *Coordinator) openArtifact(ctx context.Context, k tier1.Key) (*tier1.Art
 // cache from tier 2 if needed, rebuild the tier-0 file verified against
 // segment_crc64, and record it.
 func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg types.SegmentID, path string) (err error) {
+	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanHydrate, tracing.StreamID(uint64(stream)), tracing.SegmentID(uint64(seg)))
+	defer func() { tracing.End(span, err) }()
 	start, source := time.Now(), "1"
 	c.m.hydrating.Set(float64(c.hydrating.Add(1)))
 	defer func() {
@@ -148,6 +151,7 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 	if !c.warm.Contains(k) {
 		sourceTier, source = 2, "2"
 	}
+	span.SetAttributes(tracing.Tier(int(sourceTier)), tracing.Bytes(info.Capacity))
 	if err := log.Append(manifest.HydrationStarted{Header: hdr(seg), SourceTier: sourceTier}); err != nil {
 		return err
 	}
@@ -170,7 +174,9 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 // fetchArtifact downloads a segment's artifact from tier 2 into the warm
 // cache (verified by tier 2 against the object's checksum, then by the
 // cache against the segment).
-func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.Expected) error {
+func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.Expected) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanFetch, k.Stream, k.Segment, 2)
+	defer func() { tracing.End(span, err) }()
 	if c.remote == nil {
 		return fmt.Errorf("segment %d: not in the warm cache and no tier 2: %w", k.Segment, types.ErrNotFound)
 	}
@@ -184,6 +190,7 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.
 			return err
 		}
 		c.m.fetched.Add(float64(len(data)))
+		span.SetAttributes(tracing.Bytes(int64(len(data))))
 		if err := vfs.WriteFileAtomic(c.cfg.FS, final, data); err != nil {
 			return err
 		}
@@ -196,6 +203,7 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.
 		return err
 	}
 	c.m.fetched.Add(float64(d.Size))
+	span.SetAttributes(tracing.Bytes(int64(d.Size)))
 	if err := c.cfg.FS.Rename(tmp, final); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
@@ -42,6 +43,10 @@ type Config struct {
 	JobTimeout time.Duration
 	Registerer prometheus.Registerer
 	Logger     hclog.Logger
+	// TracerProvider creates the spans of compressions, uploads,
+	// evictions, hydrations, manifest chunk uploads and retention deletes.
+	// Nil: the global provider (a no-op until the host installs one).
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() (Config, error) {

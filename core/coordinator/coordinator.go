@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
@@ -26,6 +28,7 @@ type Coordinator struct {
 	warm   *tier1.Cache
 	remote *tier2.Store
 	m      *metrics
+	tracer trace.Tracer
 
 	mu struct {
 		sync.Mutex
@@ -75,7 +78,8 @@ func New(cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Coordinator{cfg: cfg, log: cfg.Logger, remote: cfg.Tier2, signal: make(chan struct{}, 1)}
+	c := &Coordinator{cfg: cfg, log: cfg.Logger, remote: cfg.Tier2, signal: make(chan struct{}, 1),
+		tracer: tracing.Tracer(cfg.TracerProvider, tracing.ScopeCoordinator)}
 	c.mu.queued = map[job]bool{}
 	c.mu.keys = map[tier0.Key]*keyLock{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
@@ -40,7 +41,10 @@ func reason(err error) manifest.ReasonCode {
 
 // compress writes the warm artifact of a sealed resident segment and
 // records it; the segment then counts as held by tier 1.
-func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.SegmentID) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanCompress, s.ID(), id, 1)
+	result := tracing.ResultSkipped
+	defer func() { endSpan(span, err, result) }()
 	info, ok := s.Segment(id)
 	if !ok || info.Footer == nil {
 		return nil
@@ -64,6 +68,8 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 		if err := log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(id), CompressedBytes: uint64(res.CompressedBytes)}); err != nil {
 			return err
 		}
+		result = tracing.ResultOK
+		span.SetAttributes(tracing.Bytes(res.CompressedBytes), tracing.KeyRecords.Int64(int64(info.Footer.RecordCount)))
 	}
 	if err := c.budget.MarkInTier1(tier0.Key(k)); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
 		return err
@@ -98,7 +104,13 @@ func (c *Coordinator) reupload(ctx context.Context, s *core.Stream, id types.Seg
 	return c.doUpload(ctx, s, id, true)
 }
 
-func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.SegmentID, force bool) error {
+func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.SegmentID, force bool) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanUpload, s.ID(), id, 2)
+	result := tracing.ResultSkipped
+	defer func() { endSpan(span, err, result) }()
+	if force {
+		span.SetAttributes(tracing.KeyForced.Bool(true))
+	}
 	info, ok := s.Segment(id)
 	if !ok || info.Footer == nil || c.remote == nil {
 		return nil
@@ -117,7 +129,6 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		}
 		meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord}
 		var up tier2.Uploaded
-		var err error
 		if c.cfg.FS == vfs.OS {
 			up, err = c.remote.UploadSegment(ctx, uint64(s.ID()), uint64(id), c.warm.Path(k), meta)
 		} else {
@@ -135,6 +146,8 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		if err := log.AppendCommit(ctx, manifest.UploadDone{Header: hdr(id), Key: up.Key, ETag: up.ETag}); err != nil {
 			return err
 		}
+		result = tracing.ResultOK
+		span.SetAttributes(tracing.Bytes(int64(up.Size)))
 	}
 	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return err
@@ -148,7 +161,10 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 
 // evict deletes a tier-0 file the budget chose and records it. A segment a
 // reader holds is given back to the budget.
-func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.SegmentID) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanEvict, s.ID(), id, 0)
+	result := tracing.ResultSkipped
+	defer func() { endSpan(span, err, result) }()
 	key := tier0.Key{Stream: s.ID(), Segment: id}
 	unlock := c.lockKey(key)
 	defer unlock()
@@ -170,6 +186,8 @@ func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.Segmen
 	if err := c.budget.Removed(key); err != nil {
 		return err
 	}
+	result = tracing.ResultOK
+	span.SetAttributes(tracing.Bytes(info.Capacity))
 	s.Wake()
 	return s.Manifest().AppendCommit(ctx, localEvicted(info))
 }

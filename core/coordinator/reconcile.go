@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
@@ -94,7 +95,11 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 
 // uploadChunk ships a sealed manifest chunk to tier 2 and tells the log,
 // whose local retention may then delete it.
-func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uint64) error {
+func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uint64) (err error) {
+	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanChunkUpload,
+		tracing.StreamID(uint64(s.ID())), tracing.ChunkIndex(index), tracing.Tier(2))
+	result := tracing.ResultSkipped
+	defer func() { endSpan(span, err, result) }()
 	log := s.Manifest()
 	for _, ch := range log.SealedChunks() {
 		if ch.Index != index || ch.Uploaded {
@@ -104,9 +109,11 @@ func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uin
 		if err != nil {
 			return fmt.Errorf("read manifest chunk %d: %w", index, err)
 		}
+		span.SetAttributes(tracing.Bytes(int64(len(data))))
 		if _, err := c.remote.UploadManifestChunk(ctx, uint64(s.ID()), index, data); err != nil {
 			return fmt.Errorf("upload manifest chunk %d: %w", index, err)
 		}
+		result = tracing.ResultOK
 		return log.MarkUploaded(ctx, index)
 	}
 	return nil

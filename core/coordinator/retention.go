@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
@@ -56,7 +57,9 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 // retire deletes the oldest segment of a stream from every tier: the
 // delete is queued in the manifest first, so a crash half-way finishes it
 // at the next start instead of resurrecting the segment.
-func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.SegmentID) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanRetentionDelete, s.ID(), id, 2)
+	defer func() { tracing.End(span, err) }()
 	log := s.Manifest()
 	key := c.remote.Layout().SegmentKey(uint64(s.ID()), uint64(id))
 	ms, known := log.Segment(uint64(id))
@@ -70,6 +73,9 @@ func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.Segme
 	if info, ok := s.Segment(id); ok {
 		if err := s.DropHead(id); err != nil {
 			return err
+		}
+		if info.Footer != nil {
+			span.SetAttributes(tracing.KeyRecords.Int64(int64(info.Footer.RecordCount)), tracing.Bytes(int64(info.Footer.DurableBytes)))
 		}
 		if info.Resident {
 			_ = c.budget.Removed(tier0.Key{Stream: s.ID(), Segment: id})
@@ -114,7 +120,9 @@ func (c *Coordinator) resumeDeletes(ctx context.Context, s *core.Stream) {
 			if _, ok := s.Segment(id); ok {
 				err = c.retire(ctx, s, id)
 			} else {
-				err = c.finishDelete(ctx, s, id, key)
+				sctx, span := c.startSpan(ctx, tracing.SpanRetentionDelete, s.ID(), id, 2)
+				err = c.finishDelete(sctx, s, id, key)
+				tracing.End(span, err)
 			}
 			if err != nil {
 				c.log.Warn("could not finish a retention delete; the scan retries it", "stream_id", uint64(s.ID()), "segment_id", uint64(id), "error", err)

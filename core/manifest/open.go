@@ -9,6 +9,9 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -30,16 +33,20 @@ const (
 // (unless opts.LogOnly) and, when replay found damage and
 // opts.GroundTruth is set, repairs residency from ground truth. New records
 // go to a new chunk.
-func Open(ctx context.Context, fsys vfs.FS, dir string, streamID uint64, opts Options) (*Log, error) {
+func Open(ctx context.Context, fsys vfs.FS, dir string, streamID uint64, opts Options) (l *Log, err error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	ctx, span := tracing.Start(ctx, tracing.Tracer(opts.TracerProvider, tracing.ScopeManifest), tracing.SpanManifestReplay,
+		tracing.StreamID(streamID))
+	var res *replayResult
+	defer func() { endReplaySpan(span, l, res, err) }()
 	met, err := newStreamMetrics(opts.Registerer, opts.Logger, streamID)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: register metrics: %w", err)
 	}
-	l := &Log{
+	l = &Log{
 		fs: fsys, dir: dir, mdir: filepath.Join(dir, manifestDirName), streamID: streamID,
 		opts: opts, log: opts.Logger, met: met,
 		commitTok: newToken(), snapTok: newToken(), retainTok: newToken(),
@@ -49,7 +56,7 @@ func Open(ctx context.Context, fsys vfs.FS, dir string, streamID uint64, opts Op
 	if err := vfs.MkdirAllSync(fsys, l.mdir); err != nil {
 		return nil, fmt.Errorf("manifest: create %s: %w", l.mdir, err)
 	}
-	res, err := replay(ctx, fsys, l.mdir, streamID, opts.Clock)
+	res, err = replay(ctx, fsys, l.mdir, streamID, opts.Clock)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +88,31 @@ func Open(ctx context.Context, fsys vfs.FS, dir string, streamID uint64, opts Op
 	}
 	l.start()
 	return l, nil
+}
+
+// endReplaySpan ends Open's span with the replay statistics: those of the
+// opened log, or what replay found before Open failed.
+func endReplaySpan(span trace.Span, l *Log, res *replayResult, err error) {
+	var st *ReplayStats
+	switch {
+	case l != nil && err == nil:
+		st = &l.replay
+	case res != nil:
+		st = &res.stats
+	}
+	if st != nil && span.IsRecording() {
+		span.SetAttributes(
+			tracing.KeyChunkCount.Int(st.ChunksInspected),
+			tracing.KeyJournalLagBytes.Int64(st.JournalLagBytes),
+			tracing.KeyCorruptionEvents.Int(st.CorruptionEvents),
+			tracing.KeyRecordsApplied.Int64(int64(st.RecordsApplied)),
+			tracing.KeySnapshotID.Int64(int64(st.SnapshotID)),
+			tracing.ChunkIndex(st.LastChunk),
+			tracing.KeyNeedsRepair.Bool(st.NeedsRepair),
+			tracing.KeyRepaired.Bool(st.Repaired),
+		)
+	}
+	tracing.End(span, err)
 }
 
 // trim makes the on-disk state match what replay accepted: the newest

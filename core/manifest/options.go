@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Chunk capacity bounds (SPEC §5).
@@ -56,6 +57,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives structured events. Nil discards them.
 	Logger hclog.Logger
+	// TracerProvider creates the replay span Open starts. Nil: the global
+	// provider (a no-op until the host installs one).
+	TracerProvider trace.TracerProvider
 	// Clock drives rotation ticks and replay timings. Nil is the system clock.
 	Clock Clock
 	// GroundTruth, when set, is used by Open to rebuild residency when
