@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/client"
+)
+
+// The end-to-end tests run the real aof2-host binary with the fs plugin
+// binary next to it, as an operator would.
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// hostBinaries builds aof2-host and aof2-plugin-fs once per test binary
+// into one directory (the host finds plugins next to itself).
+func hostBinaries(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the host and plugin binaries")
+	}
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "aof2-e2e-bin-")
+		if binErr != nil {
+			return
+		}
+		for pkg, name := range map[string]string{"github.com/aof2/aof2/cmd/aof2-host": "aof2-host", "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs": "aof2-plugin-fs"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
+			if err != nil {
+				binErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	require.NoError(t, binErr)
+	return binDir
+}
+
+// hostProc is one running aof2-host serve.
+type hostProc struct {
+	t          *testing.T
+	cmd        *exec.Cmd
+	grpc, http string
+	ready      chan struct{}
+	exited     chan struct{}
+	exitErr    error
+	stderr     *lockedBuf
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var servingLine = regexp.MustCompile(`serving \[grpc=(\S+) http=(\S+)\]`)
+
+// defaultHostArgs are small segments, a small tier-0 budget and quick
+// scans, so data moves between tiers within a test.
+func defaultHostArgs(dataDir string) []string {
+	return []string{"-data-dir", dataDir, "-listen-grpc", "127.0.0.1:0", "-listen-http", "127.0.0.1:0",
+		"-segment-size", "1MiB", "-tier0-max-bytes", "6MiB", "-coordinator-scan-interval", "20ms", "-log-level", "warn"}
+}
+
+// startHost starts `aof2-host serve args...` from bin and waits until it
+// listens (not until it is ready).
+func startHost(t *testing.T, bin string, env []string, args ...string) *hostProc {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "aof2-host"), append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	h := &hostProc{t: t, cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{}), stderr: &lockedBuf{}}
+	cmd.Stderr = h.stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	listening := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := servingLine.FindStringSubmatch(line); m != nil {
+				listening <- [2]string{m[1], m[2]}
+			}
+			if strings.Contains(line, "aof2-host ready") {
+				close(h.ready)
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	go func() { h.exitErr = cmd.Wait(); close(h.exited) }()
+	t.Cleanup(func() { h.kill() })
+	select {
+	case a := <-listening:
+		h.grpc, h.http = a[0], a[1]
+	case <-h.exited:
+		t.Fatalf("host exited before listening: %v\n%s", h.exitErr, h.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("host did not listen within 30s\n%s", h.stderr)
+	}
+	return h
+}
+
+func (h *hostProc) waitReady() {
+	h.t.Helper()
+	select {
+	case <-h.ready:
+	case <-h.exited:
+		h.t.Fatalf("host exited before ready: %v\n%s", h.exitErr, h.stderr)
+	case <-time.After(60 * time.Second):
+		h.t.Fatalf("host not ready within 60s\n%s", h.stderr)
+	}
+}
+
+func (h *hostProc) kill() {
+	_ = h.cmd.Process.Signal(syscall.SIGKILL)
+	<-h.exited
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (h *hostProc) stop() {
+	h.t.Helper()
+	require.NoError(h.t, h.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-h.exited:
+	case <-time.After(60 * time.Second):
+		h.t.Fatalf("host did not stop within 60s after SIGTERM\n%s", h.stderr)
+	}
+	require.NoError(h.t, h.exitErr, "clean exit after SIGTERM\n%s", h.stderr)
+}
+
+func (h *hostProc) dial(ctx context.Context, opts ...client.Option) *client.Client {
+	h.t.Helper()
+	c, err := client.Dial(ctx, h.grpc, opts...)
+	require.NoError(h.t, err)
+	h.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (h *hostProc) url(path string) string { return "http://" + h.http + path }
+
+func httpDo(t *testing.T, method, url, token string, body io.Reader) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b), resp.Header
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/host/dump"
+)
+
+func runDump(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	asJSON := e.flags.Bool("json", false, "print JSON instead of the table")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	d, err := t.dump(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return d.WriteJSON(e.stdout)
+	}
+	return d.WriteTable(e.stdout)
+}
+
+func runSegmentsList(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	stream := e.flags.String("stream", "", "only this stream")
+	tier := e.flags.String("tier", "", "only segments with a copy in this tier: 0, 1 or 2")
+	asJSON := e.flags.Bool("json", false, "print JSON rows")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	if !dump.ValidTier(*tier) {
+		return usagef("-tier %q: want 0, 1 or 2", *tier)
+	}
+	var sp *uint64
+	if *stream != "" {
+		id, err := parseStream(*stream)
+		if err != nil {
+			return err
+		}
+		sp = &id
+	}
+	d, err := t.dump(ctx)
+	if err != nil {
+		return err
+	}
+	if sp != nil && !slices.ContainsFunc(d.Streams, func(s dump.Stream) bool { return s.ID == *sp }) {
+		return fmt.Errorf("stream %d: %w", *sp, core.ErrUnknownStream)
+	}
+	rows := d.Segments(sp, *tier)
+	if *asJSON {
+		return writeJSON(e, rows)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tSEGMENT\tBASE\tRECORDS\tBYTES\tSEALED\tT0\tT1\tT2\tRESIDENCY")
+	for _, g := range rows {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%v\t%s\t%s\t%s\t%s\n", g.Stream, g.ID, g.BaseRecord, g.Records, g.Bytes, g.Sealed,
+			yn(g.Tier0), yn(g.Tier1), yn(g.Tier2), g.Residency)
+	}
+	return tw.Flush()
+}
+
+func yn(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "-"
+}
+
+func writeJSON(e *cmdEnv, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func parseStream(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, usagef("stream id %q is not an unsigned integer", s)
+	}
+	return id, nil
+}
+
+// streamDir finds stream id's directory under the data directory.
+func streamDir(dataDir string, id uint64) (string, error) {
+	dir := filepath.Join(dataDir, "streams", strconv.FormatUint(id, 10))
+	if _, err := vfs.OS.Stat(dir); err != nil {
+		return "", fmt.Errorf("stream %d in %s: %w", id, dataDir, core.ErrUnknownStream)
+	}
+	return dir, nil
+}
+
+// allStreams lists the stream ids present in the data directory.
+func allStreams(dataDir string) ([]uint64, error) {
+	names, err := vfs.OS.List(filepath.Join(dataDir, "streams"))
+	if err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", dataDir, err)
+	}
+	var ids []uint64
+	for _, n := range names {
+		if id, err := strconv.ParseUint(n, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func runManifestInspect(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	stream := e.flags.String("stream", "", "the stream to inspect (required)")
+	records := e.flags.Bool("records", false, "decode and list every record of every chunk")
+	asJSON := e.flags.Bool("json", false, "print the whole inspection as JSON")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	if *stream == "" {
+		return usagef("-stream is required")
+	}
+	id, err := parseStream(*stream)
+	if err != nil {
+		return err
+	}
+	dataDir, err := t.localDir()
+	if err != nil {
+		return err
+	}
+	dir, err := streamDir(dataDir, id)
+	if err != nil {
+		return err
+	}
+	in, err := manifest.NewInspector(vfs.OS, dir, id).Inspect(ctx, manifest.InspectOptions{Records: *records})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e, in)
+	}
+	return writeInspection(e, in, *records)
+}
+
+func writeInspection(e *cmdEnv, in *manifest.Inspection, records bool) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	r := in.Replay
+	fmt.Fprintf(tw, "stream %d manifest (%s)\n", in.StreamID, in.Dir)
+	fmt.Fprintf(tw, "replay: %d chunks, %d records applied, snapshot %d, journal lag %d B, last chunk lag %v, %d corruption events\n\n",
+		r.ChunksInspected, r.RecordsApplied, r.SnapshotID, r.JournalLagBytes, r.LastChunkLag, r.CorruptionEvents)
+	fmt.Fprintln(tw, "CHUNK\tFILE\tSIZE\tBASE\tRECORDS\tSEALED\tUPLOADED\tCRC\tUNCOMMITTED\tERROR")
+	for _, c := range in.Chunks {
+		sealed, uploaded, base := "-", "-", "-"
+		if h := c.Header; h != nil {
+			sealed, uploaded, base = yn(h.Flags.Sealed()), yn(h.Flags.Uploaded()), strconv.FormatUint(h.BaseRecord, 10)
+		}
+		crc := "ok"
+		if !c.CRCValid || !c.HeaderValid {
+			crc = "BAD"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", c.Index, c.File, c.FileSize, base, c.RecordCount, sealed, uploaded, crc, c.UncommittedBytes, c.Error)
+		if records {
+			for _, rec := range c.Records {
+				body, _ := json.Marshal(rec.Record)
+				fmt.Fprintf(tw, "\t  #%d @%d\t%s\t%s\n", rec.Ordinal, rec.Offset, rec.Type, body)
+			}
+		}
+	}
+	if len(in.Snapshots) > 0 {
+		fmt.Fprintln(tw, "\nSNAPSHOT\tFILE\tCHUNK\tOFFSET\tSEGMENTS\tBYTES\tERROR")
+		for _, s := range in.Snapshots {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\n", s.ID, s.File, s.ChunkIndex, s.ChunkOffset, s.Segments, s.Bytes, s.Error)
+		}
+	}
+	fmt.Fprintf(tw, "\n%d segments in the folded state\n", len(in.Segments))
+	return tw.Flush()
+}
+
+func runManifestVerify(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	stream := e.flags.String("stream", "", "verify only this stream (default: every stream)")
+	logOnly := e.flags.Bool("log-only", false, "skip the JSON-view parity check (tier1_manifest_log_only deployments)")
+	asJSON := e.flags.Bool("json", false, "print findings as JSON")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	dataDir, err := t.localDir()
+	if err != nil {
+		return err
+	}
+	ids, err := selectStreams(dataDir, *stream)
+	if err != nil {
+		return err
+	}
+	type result struct {
+		Stream   uint64             `json:"stream_id"`
+		Findings []manifest.Finding `json:"findings"`
+	}
+	var all []result
+	total := 0
+	for _, id := range ids {
+		dir, err := streamDir(dataDir, id)
+		if err != nil {
+			return err
+		}
+		f, err := manifest.NewInspector(vfs.OS, dir, id).Verify(ctx, manifest.VerifyOptions{LogOnly: *logOnly})
+		if err != nil {
+			return fmt.Errorf("stream %d: %w", id, err)
+		}
+		all = append(all, result{id, f})
+		total += len(f)
+	}
+	if *asJSON {
+		if err := writeJSON(e, all); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range all {
+			if len(r.Findings) == 0 {
+				fmt.Fprintf(e.stdout, "stream %d: ok\n", r.Stream)
+			}
+			for _, f := range r.Findings {
+				fmt.Fprintf(e.stdout, "stream %d: %s %s %s: %s\n", r.Stream, f.Severity, f.Code, f.File, f.Message)
+			}
+		}
+	}
+	if total > 0 {
+		fmt.Fprintf(e.stderr, "aof2-host manifest verify: %d findings\n", total)
+		return findingsError{total}
+	}
+	return nil
+}
+
+func selectStreams(dataDir, stream string) ([]uint64, error) {
+	if stream == "" {
+		return allStreams(dataDir)
+	}
+	id, err := parseStream(stream)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := streamDir(dataDir, id); err != nil {
+		return nil, err
+	}
+	return []uint64{id}, nil
+}
+
+func runManifestParity(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	stream := e.flags.String("stream", "", "check only this stream (default: every stream)")
+	asJSON := e.flags.Bool("json", false, "print the reports as JSON")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	dataDir, err := t.localDir()
+	if err != nil {
+		return err
+	}
+	ids, err := selectStreams(dataDir, *stream)
+	if err != nil {
+		return err
+	}
+	var reports []manifest.ParityReport
+	bad := 0
+	for _, id := range ids {
+		dir, err := streamDir(dataDir, id)
+		if err != nil {
+			return err
+		}
+		r, err := manifest.NewInspector(vfs.OS, dir, id).Parity(ctx)
+		if err != nil {
+			return fmt.Errorf("stream %d: %w", id, err)
+		}
+		reports = append(reports, r)
+		if !r.OK() {
+			bad++
+		}
+	}
+	if *asJSON {
+		if err := writeJSON(e, reports); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range reports {
+			switch {
+			case r.OK():
+				fmt.Fprintf(e.stdout, "stream %d: JSON view and log agree\n", r.StreamID)
+			case !r.JSONPresent:
+				fmt.Fprintf(e.stdout, "stream %d: no JSON view (log-only deployment?): %d segments only in the log\n", r.StreamID, r.Segments)
+			default:
+				fmt.Fprintf(e.stdout, "stream %d: %d segments diverge %s\n", r.StreamID, r.Segments, r.JSONError)
+				for _, d := range r.Divergences {
+					fmt.Fprintf(e.stdout, "  segment %d %s: json=%s log=%s\n", d.SegmentID, d.Field, d.JSON, d.Log)
+				}
+			}
+		}
+	}
+	if bad > 0 {
+		return findingsError{bad}
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/host/config"
+	"github.com/aof2/aof2/host/node"
+	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/host/telemetry"
+)
+
+// version is stamped by the build (-ldflags "-X main.version=…").
+var version = "dev"
+
+// shutdownGrace bounds how long SIGTERM waits for in-flight requests.
+const shutdownGrace = 30 * time.Second
+
+// runServe runs a node behind the client API until SIGTERM/SIGINT: the
+// listeners come up first (so /healthz answers and /readyz says "not yet"
+// during recovery), then the node recovers and starts tiering, then
+// /readyz turns ready. On a signal it stops accepting, lets in-flight
+// requests finish, flushes and closes the store, and stops the plugin.
+func runServe(ctx context.Context, e *cmdEnv) error {
+	cfg, err := config.Load(e.args, os.Environ(), config.WithFlagSet(e.flags))
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if e.flags.NArg() > 0 {
+		return usagef("unexpected argument %q", e.flags.Arg(0))
+	}
+	logger := newLogger(cfg, e)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	stopTracing, err := telemetry.Setup(ctx, "aof2-host", version, logger.Named("telemetry"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
+
+	opts, err := nodeOptions(cfg, reg, logger)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(opts)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := cfg.TLSConfig()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(n, server.Options{Token: cfg.Token(), TLS: tlsCfg, Gatherer: reg, MaxRecordSize: maxRecordSize(cfg),
+		Logger: logger.Named("server")})
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 2)
+	var addrs []string
+	if cfg.Listen.GRPC != "" {
+		l, err := net.Listen("tcp", cfg.Listen.GRPC)
+		if err != nil {
+			return fmt.Errorf("listen.grpc: %w", err)
+		}
+		addrs = append(addrs, "grpc="+l.Addr().String())
+		go func() { serveErr <- srv.ServeGRPC(l) }()
+	}
+	if cfg.Listen.HTTP != "" {
+		l, err := net.Listen("tcp", cfg.Listen.HTTP)
+		if err != nil {
+			return fmt.Errorf("listen.http: %w", err)
+		}
+		addrs = append(addrs, "http="+l.Addr().String())
+		go func() { serveErr <- srv.ServeHTTP(l) }()
+	}
+	// Tests and scripts wait for this line to learn the bound ports.
+	fmt.Fprintf(e.stdout, "aof2-host %s serving %v data=%s\n", version, addrs, cfg.DataDir)
+	logger.Info("listening", "addresses", addrs, "data_dir", cfg.DataDir, "tier2_plugin", cfg.Tier2.Plugin)
+
+	started := make(chan error, 1)
+	go func() { started <- n.Start(ctx) }()
+
+	var runErr error
+	select {
+	case err := <-started:
+		if err != nil {
+			runErr = fmt.Errorf("start: %w", err)
+			break
+		}
+		logger.Info("ready", "streams", len(n.Store().Streams()))
+		fmt.Fprintln(e.stdout, "aof2-host ready")
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down", "reason", context.Cause(ctx))
+		case err := <-serveErr:
+			runErr = fmt.Errorf("serve: %w", err)
+		}
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve: %w", err)
+		<-started
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown of the client API did not finish cleanly", "error", err)
+	}
+	if err := n.Close(sctx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close: %w", err))
+	}
+	if runErr == nil {
+		logger.Info("stopped")
+	}
+	return runErr
+}
+
+func newLogger(cfg *config.Config, e *cmdEnv) hclog.Logger {
+	tty := false
+	if f, ok := e.stderr.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: cfg.HCLogLevel(), Output: e.stderr, JSONFormat: cfg.JSONLogs(tty)})
+}
+
+// nodeOptions turns the loaded configuration into the node's.
+func nodeOptions(cfg *config.Config, reg prometheus.Registerer, logger hclog.Logger) (node.Options, error) {
+	o := node.Options{DataDir: cfg.DataDir, Core: cfg.CoreConfig(), Coordinator: cfg.CoordinatorConfig(), Registerer: reg, Logger: logger}
+	if cfg.Tier2Enabled() {
+		launch, err := cfg.PluginLaunch()
+		if err != nil {
+			return o, err
+		}
+		o.Plugin = &launch
+		o.Tier2 = cfg.Tier2Config()
+	}
+	return o, nil
+}
+
+func maxRecordSize(cfg *config.Config) int { return int(segment.MaxRecordSize(cfg.Segment.Size)) }
+
+// loadConfigFile loads the host configuration an admin command works with:
+// the file (path, else $AOF2_CONFIG, else ./aof2.hcl when present), the
+// AOF2_* environment, and dataDir when set.
+func loadConfigFile(path, dataDir string) (*config.Config, error) {
+	var args []string
+	if path != "" {
+		args = []string{"-config", path}
+	}
+	if dataDir != "" {
+		args = append(args, "-data-dir", dataDir)
+	}
+	cfg, err := config.Load(args, os.Environ(), config.SkipPluginLookup())
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+// withNode opens the node of the target's data directory (offline: no host
+// may be running on it), runs fn and closes the node.
+func withNode(ctx context.Context, t *target, e *cmdEnv, fn func(*node.Node) error) (err error) {
+	cfg, err := loadConfigFile(t.config, t.dataDir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.DataDir); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: hclog.Warn, Output: e.stderr})
+	opts, err := nodeOptions(cfg, prometheus.NewRegistry(), logger)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(opts)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, n.Close(context.Background())) }()
+	return fn(n)
+}

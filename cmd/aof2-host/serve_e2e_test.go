@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/host/dump"
+)
+
+// TestServeEndToEnd drives a real host through gRPC, HTTP and the admin
+// commands: appends across many rollovers with a small tier 0 so segments
+// move to tiers 1 and 2, reads everything back (cold segments included),
+// tails, and stops it with SIGTERM while a tail is open.
+func TestServeEndToEnd(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	h := startHost(t, bin, nil, defaultHostArgs(dataDir)...)
+	h.waitReady()
+	c := h.dial(ctx)
+
+	const n = 4000
+	payload := func(i int) []byte { return fmt.Appendf(bytes.Repeat([]byte{'x'}, 3000), "record-%06d", i) }
+	var ids []client.RecordID
+	var tail *client.Tailer
+	for i := 0; i < n; i += 50 {
+		batch := make([][]byte, 50)
+		for j := range batch {
+			batch[j] = payload(i + j)
+		}
+		got, err := c.Append(ctx, 7, batch...)
+		require.NoError(t, err)
+		ids = append(ids, got...)
+		if i == 0 {
+			tail, err = c.Tail(ctx, 7, client.AtStart()) // the stream exists now
+			require.NoError(t, err)
+		}
+	}
+	require.Len(t, ids, n)
+	for i := range 100 {
+		rec, err := tail.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, payload(i), rec.Payload, "tail record %d", i)
+	}
+	tail.Close()
+	info, err := c.Seal(ctx, 7)
+	require.NoError(t, err)
+	require.Equal(t, uint64(n), info.Records)
+
+	// Tiering: with 12 MiB written through a 6 MiB tier 0, sealed
+	// segments reach tier 2 and the oldest leave tier 0.
+	var d *dump.Dump
+	require.Eventually(t, func() bool {
+		var out, errOut bytes.Buffer
+		code := run(ctx, []string{"dump", "-addr", h.grpc, "--json"}, &out, &errOut)
+		require.Equal(t, exitOK, code, errOut.String())
+		d = &dump.Dump{}
+		require.NoError(t, jsonUnmarshal(out.Bytes(), d))
+		return d.Tiers[2].Segments == len(d.Streams[0].Segments) && d.Tiers[0].Segments < len(d.Streams[0].Segments)
+	}, time.Minute, 50*time.Millisecond, "segments reach tier 2 and leave tier 0")
+
+	// Read everything back through gRPC: cold segments hydrate.
+	pos, got := client.AtStart(), 0
+	for {
+		res, err := c.Read(ctx, 7, pos, 500)
+		require.NoError(t, err)
+		for _, r := range res.Records {
+			require.Equal(t, payload(got), r.Payload)
+			require.Equal(t, ids[got], r.ID)
+			got++
+		}
+		if res.End {
+			break
+		}
+		pos = res.Next
+	}
+	require.Equal(t, n, got)
+
+	// HTTP: append and read like curl would.
+	code, body, _ := httpDo(t, http.MethodPost, h.url("/v1/streams/8/records"), "", strings.NewReader("hello over http"))
+	require.Equal(t, http.StatusOK, code, body)
+	code, body, _ = httpDo(t, http.MethodGet, h.url("/v1/streams/8/records?text=1"), "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "hello over http")
+	code, body, _ = httpDo(t, http.MethodGet, h.url("/v1/streams/8"), "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body, _ = httpDo(t, http.MethodGet, h.url("/metrics"), "", nil)
+	require.Equal(t, http.StatusOK, code)
+	for _, m := range []string{"aof_append_records_total", "aof_tier2_requests_total", "aof_manifest_replay_chunk_lag_seconds", "aof_plugin_restarts_total"} {
+		require.Contains(t, body, m)
+	}
+
+	// Admin commands against the running host.
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, run(ctx, []string{"segments", "list", "-addr", h.grpc, "-stream", "7", "-tier", "2"}, &out, &errOut), errOut.String())
+	require.Regexp(t, `(?m)^7\s+1\s+0\s+\d+\s+\d+\s+true\s+-\s+\S+\s+yes\s+(staged_for_tier0|uploaded_to_tier2)$`, out.String(),
+		"the first segment left tier 0 and is in tier 2")
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"hydrate", "-addr", h.grpc, "-stream", "7"}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "segments in tier 0")
+	require.Equal(t, exitOK, run(ctx, []string{"flush", "-addr", h.grpc, "-stream", "8"}, &out, &errOut), errOut.String())
+	require.Equal(t, exitNotFound, run(ctx, []string{"seal", "-addr", h.grpc, "-stream", "999"}, &out, &errOut))
+	require.Equal(t, exitOK, run(ctx, []string{"bench", "-addr", h.grpc, "-clients", "4", "-records", "400", "-stream", "9"}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "records/s")
+
+	// SIGTERM with a tail open: the tail ends, the host exits cleanly.
+	tail, err = c.Tail(ctx, 8, client.AtStart())
+	require.NoError(t, err)
+	_, err = tail.Next(ctx)
+	require.NoError(t, err)
+	h.stop()
+	_, err = tail.Next(ctx)
+	require.Error(t, err)
+
+	// Offline admin commands on the stopped host's data directory.
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"manifest", "verify", "-data-dir", dataDir}, &out, &errOut), "%s%s", out.String(), errOut.String())
+	require.Equal(t, exitOK, run(ctx, []string{"manifest", "parity", "-data-dir", dataDir, "-stream", "7"}, &out, &errOut), "%s%s", out.String(), errOut.String())
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"manifest", "inspect", "-data-dir", dataDir, "-stream", "7"}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "stream 7 manifest")
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"dump", "-data-dir", dataDir}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "AOF2 dump (offline)")
+}
+
+// TestServeBadInput: every kind of bad request gets its status, and the
+// host stays up; with a token configured, requests without it are refused.
+func TestServeBadInput(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const token = "s3cret-token"
+	h := startHost(t, bin, []string{"AOF2_LISTEN_AUTH_TOKEN=" + token}, defaultHostArgs(filepath.Join(t.TempDir(), "data"))...)
+	h.waitReady()
+	code, body, _ := httpDo(t, http.MethodPost, h.url("/v1/streams/1/records"), token, strings.NewReader("first"))
+	require.Equal(t, http.StatusOK, code, body)
+
+	big := strings.Repeat("x", 2<<20) // over a 1 MiB segment's maximum record
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		want                            int
+	}{
+		{"no token", http.MethodPost, "/v1/streams/1/records", "", "x", http.StatusUnauthorized},
+		{"bad token", http.MethodGet, "/v1/streams/1", "wrong", "", http.StatusUnauthorized},
+		{"oversized record", http.MethodPost, "/v1/streams/1/records", token, big, http.StatusRequestEntityTooLarge},
+		{"empty record", http.MethodPost, "/v1/streams/1/records", token, "", http.StatusBadRequest},
+		{"unknown stream on read", http.MethodGet, "/v1/streams/424242/records", token, "", http.StatusNotFound},
+		{"malformed id", http.MethodGet, "/v1/streams/1/records?from=abc", token, "", http.StatusBadRequest},
+		{"id mid-record", http.MethodGet, "/v1/streams/1/records?from=1:65", token, "", http.StatusBadRequest},
+		{"malformed stream id", http.MethodGet, "/v1/streams/-3", token, "", http.StatusBadRequest},
+		{"bad JSON", http.MethodPost, "/v1/streams/1/records", token, `{"records": [`, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, h.url(tc.path), strings.NewReader(tc.body))
+			require.NoError(t, err)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if strings.HasPrefix(tc.body, "{") {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, tc.want, resp.StatusCode)
+			code, _, _ := httpDo(t, http.MethodGet, h.url("/healthz"), "", nil)
+			require.Equal(t, http.StatusOK, code, "the host stays up")
+		})
+	}
+
+	// gRPC: no token, wrong token, then the right one.
+	_, err := h.dial(ctx).Info(ctx, 1)
+	require.ErrorIs(t, err, client.ErrUnauthenticated)
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitAuth, run(ctx, []string{"dump", "-addr", h.grpc, "-token", "wrong"}, &out, &errOut))
+	c := h.dial(ctx, client.WithToken(token))
+	_, err = c.Append(ctx, 1, []byte(big))
+	require.ErrorIs(t, err, core.ErrRecordTooLarge)
+	_, err = c.Read(ctx, 5555, client.AtStart(), 1)
+	require.ErrorIs(t, err, core.ErrUnknownStream)
+	info, err := c.Info(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), info.Records)
+	h.stop()
+}
+
+// TestServeReadyzDuringRecovery: /healthz answers and /readyz says 503
+// while the node starts (here: a plugin that takes a second to start),
+// then 200.
+func TestServeReadyzDuringRecovery(t *testing.T) {
+	bin := hostBinaries(t)
+	slow := t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\nsleep 1\nexec %s \"$@\"\n", filepath.Join(bin, "aof2-plugin-fs"))
+	require.NoError(t, os.WriteFile(filepath.Join(slow, "aof2-plugin-fs"), []byte(script), 0o755))
+	h := startHost(t, bin, nil, append(defaultHostArgs(filepath.Join(t.TempDir(), "data")), "-plugin-dir", slow)...)
+	code, _, _ := httpDo(t, http.MethodGet, h.url("/healthz"), "", nil)
+	require.Equal(t, http.StatusOK, code)
+	code, _, _ = httpDo(t, http.MethodGet, h.url("/readyz"), "", nil)
+	require.Equal(t, http.StatusServiceUnavailable, code, "not ready while recovering")
+	code, _, _ = httpDo(t, http.MethodPost, h.url("/v1/streams/1/records"), "", strings.NewReader("early"))
+	require.Equal(t, http.StatusServiceUnavailable, code, "appends wait for recovery")
+	h.waitReady()
+	code, _, _ = httpDo(t, http.MethodGet, h.url("/readyz"), "", nil)
+	require.Equal(t, http.StatusOK, code)
+	h.stop()
+}
+
+func jsonUnmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return errors.Join(err, fmt.Errorf("in %q", b))
+	}
+	return nil
+}
