@@ -30,10 +30,7 @@ const (
 // export yet, with the type and labels the assets assume. The check fails
 // once the engine exports one (then delete it here) and when an entry is
 // no longer used.
-var pendingMetrics = map[string]exportedMetric{
-	// Segments in the NeedsRecovery residency, per stream.
-	"aof_needs_recovery_segments": {Type: dto.MetricType_GAUGE, Labels: map[string]bool{"stream_id": true}},
-}
+var pendingMetrics = map[string]exportedMetric{}
 
 // targetLabels are attached by Prometheus to every scraped series.
 var targetLabels = []string{"job", "instance"}

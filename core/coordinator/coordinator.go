@@ -85,6 +85,9 @@ func New(cfg Config) (*Coordinator, error) {
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
+	if err := register(cfg.Registerer, residencyCollector{c}); err != nil {
+		return nil, err
+	}
 	if c.budget, err = tier0.New(cfg.Tier0); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}

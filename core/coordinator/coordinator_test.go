@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
@@ -270,6 +271,7 @@ func TestReconcileAtStart(t *testing.T) {
 	require.NoError(t, err)
 	ms, _ := s.Manifest().Segment(uint64(without.ID))
 	require.Equal(t, manifest.NeedsRecovery, ms.Residency, "a segment with no copy left is flagged")
+	require.Equal(t, 1.0, testutil.ToFloat64(residencyCollector{r.c}), "aof_needs_recovery_segments of the one stream")
 	_, err = r.remote.Stat(ctx, "streams/3/segments/stray-object")
 	require.NoError(t, err, "unknown objects are never deleted")
 }

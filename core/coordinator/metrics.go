@@ -44,17 +44,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "aof_coordinator_queue_depth", Help: "Tiering jobs (compress, upload, evict, retire, manifest chunk) queued or running."})
 	m.fetched = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "aof_hydration_fetched_bytes_total", Help: "Artifact bytes downloaded from tier 2 for hydrations."})
-	if reg != nil {
-		for _, col := range []prometheus.Collector{m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched} {
-			if err := reg.Register(col); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, err
-				}
+	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers the collectors on reg (nil: none), tolerating
+// collectors already registered by an earlier coordinator.
+func register(reg prometheus.Registerer, cols ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for _, col := range cols {
+		if err := reg.Register(col); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
 			}
 		}
 	}
-	return m, nil
+	return nil
 }
 
 func (m *metrics) observe(k jobKind, err error, d time.Duration) {
