@@ -84,11 +84,11 @@ func (l *lockedBuf) String() string {
 
 var servingLine = regexp.MustCompile(`serving \[grpc=(\S+) http=(\S+)\]`)
 
-// defaultHostArgs are small segments, a small tier-0 budget and quick
-// scans, so data moves between tiers within a test.
+// defaultHostArgs are small segments, small tier-0 and tier-1 budgets and
+// quick scans, so data moves between tiers within a test.
 func defaultHostArgs(dataDir string) []string {
 	return []string{"-data-dir", dataDir, "-listen-grpc", "127.0.0.1:0", "-listen-http", "127.0.0.1:0",
-		"-segment-size", "1MiB", "-tier0-max-bytes", "6MiB", "-coordinator-scan-interval", "20ms", "-log-level", "warn"}
+		"-segment-size", "1MiB", "-tier0-max-bytes", "6MiB", "-tier1-max-bytes", "16KiB", "-coordinator-scan-interval", "20ms", "-log-level", "warn"}
 }
 
 // startHost starts `aof2-host serve args...` from bin and waits until it

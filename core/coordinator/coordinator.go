@@ -13,6 +13,7 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/internal/tracing"
+	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
@@ -58,9 +59,10 @@ const (
 	jobReupload
 	jobChunk
 	jobRetire
+	jobWarmEvict
 )
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -166,10 +168,19 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 			if err != nil && !errors.Is(err, tier0.ErrExists) {
 				return err
 			}
-		case ms.Tier0:
-			// Evicted, but the crash came before LocalEvicted was committed.
-			if err := log.AppendCommit(ctx, localEvicted(info)); err != nil {
-				return err
+		default:
+			if ms.Tier0 {
+				// Evicted, but the crash came before LocalEvicted was committed.
+				if err := log.AppendCommit(ctx, localEvicted(info)); err != nil {
+					return err
+				}
+			}
+			if inT2 && !inT1 && ms.Tier1.State == tier1Compressed {
+				// The warm copy was evicted (or lost) and tier 2 holds the
+				// segment: record it, as evictWarm would have.
+				if err := log.AppendCommit(ctx, manifest.LocalEvicted{Header: hdr(info.ID)}); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -267,6 +278,8 @@ func (c *Coordinator) run(j job) {
 			err = c.uploadChunk(ctx, s, j.chunk)
 		case jobRetire:
 			err = c.retire(ctx, s, j.seg)
+		case jobWarmEvict:
+			err = c.evictWarm(ctx, s, j.seg)
 		}
 		c.m.observe(j.kind, err, time.Since(start))
 	}
@@ -360,6 +373,7 @@ func (c *Coordinator) scan() {
 	for _, v := range c.budget.Reclaim() {
 		c.enqueue(job{kind: jobEvict, stream: v.Key.Stream, seg: v.Key.Segment})
 	}
+	c.scanWarm(st)
 	for _, id := range st.Streams() {
 		if s, err := st.Lookup(id); err == nil {
 			s.Wake() // writers refused admission look again

@@ -290,6 +290,32 @@ func (c *Cache) Evict() ([]Evicted, error) {
 	return c.removeFiles(victims, "budget")
 }
 
+// EvictionCandidates lists, least recently used first, the artifacts Evict
+// would delete to bring the cache within MaxBytes, without deleting any,
+// passing over those skip (when not nil) refuses. A caller that must record
+// each eviction in order with other state (the coordinator: only artifacts
+// of segments absent from tier 0, each under the segment's lock) removes
+// each with Remove. skip runs under the cache's lock: it must not call the
+// cache.
+func (c *Cache) EvictionCandidates(skip func(Key) bool) []Key {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed || c.cfg.MaxBytes == 0 {
+		return nil
+	}
+	var out []Key
+	over := c.mu.bytes - c.cfg.MaxBytes
+	for el := c.mu.lru.Back(); el != nil && over > 0; el = el.Prev() {
+		e := el.Value.(*entry)
+		if c.evictableLocked(e, now) && (skip == nil || !skip(e.key)) {
+			out = append(out, e.key)
+			over -= e.info.CompressedBytes
+		}
+	}
+	return out
+}
+
 // Remove deletes k's artifact now, whatever the budget, residency or upload
 // state (for retention, or to discard an artifact the caller distrusts).
 // It refuses a pinned artifact with ErrPinned. A file Open reported as

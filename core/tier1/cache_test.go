@@ -86,7 +86,13 @@ func TestEvictLRU(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ev, "no budget: nothing to evict")
 
+	require.Empty(t, c.EvictionCandidates(nil))
 	c.SetMaxBytes(total - size[segs[1].key()] - size[segs[2].key()])
+	require.Equal(t, []Key{segs[1].key(), segs[2].key()}, c.EvictionCandidates(nil), "LRU first, only as many as needed")
+	skipped := c.EvictionCandidates(func(k Key) bool { return k == segs[1].key() })
+	require.NotContains(t, skipped, segs[1].key())
+	require.Equal(t, []Key{segs[2].key(), segs[3].key()}, skipped[:2], "a skipped artifact is passed over for the next in LRU order")
+	require.True(t, c.Contains(segs[1].key()), "listing deletes nothing")
 	ev, err = c.Evict()
 	require.NoError(t, err)
 	require.Equal(t, []Key{segs[1].key(), segs[2].key()}, evictedKeys(ev))
@@ -159,6 +165,7 @@ func TestEvictRules(t *testing.T) {
 				cleanup = tc.setup(t, c, clk, a.key(), b.key())
 			}
 			c.SetMaxBytes(1)
+			require.Equal(t, tc.want, c.EvictionCandidates(nil), "the candidates are what Evict deletes")
 			ev, err := c.Evict()
 			require.NoError(t, err)
 			require.Equal(t, tc.want, evictedKeys(ev))

@@ -1,0 +1,73 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Warm-cache eviction. The tier-1 budget is enforced only with a tier 2
+// configured: without one the warm artifact of a segment no longer in tier
+// 0 is its only copy. And only artifacts of segments absent from tier 0
+// are evicted, uploaded ones (the cache's own rule): a segment still in
+// tier 0 keeps its warm copy, so that a LocalEvicted record in the
+// manifest always names the warmest copy that is gone — tier 0 while it is
+// present, else tier 1 — and eviction never races a compression that
+// would recreate the artifact.
+
+// scanWarm queues evictions while the warm cache is over its budget.
+func (c *Coordinator) scanWarm(st *core.Store) {
+	if c.remote == nil || c.warm.OverBudget() == 0 {
+		return
+	}
+	resident := map[tier1.Key]bool{}
+	for _, id := range st.Streams() {
+		s, err := st.Lookup(id)
+		if err != nil {
+			continue
+		}
+		for _, info := range s.SegmentList() {
+			if info.Resident {
+				resident[tier1.Key{Stream: id, Segment: info.ID}] = true
+			}
+		}
+	}
+	for _, k := range c.warm.EvictionCandidates(func(k tier1.Key) bool { return resident[k] }) {
+		c.enqueue(job{kind: jobWarmEvict, stream: k.Stream, seg: k.Segment})
+	}
+}
+
+// evictWarm deletes one warm artifact and records it, under the segment's
+// lock so that no hydration brings the segment into tier 0 meanwhile. The
+// file goes first, then the record (like tier-0 eviction): a crash in
+// between leaves the manifest naming an artifact that is gone, which Start
+// records then (see adopt).
+func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	k := tier1.Key{Stream: s.ID(), Segment: id}
+	unlock := c.lockKey(tier0.Key(k))
+	defer unlock()
+	info, ok := s.Segment(id)
+	if !ok || info.Resident || c.warm.OverBudget() == 0 {
+		return nil
+	}
+	ms, _ := s.Manifest().Segment(uint64(id))
+	if ms.Tier2.Key == "" || ms.Tier0 || ms.Tier1.State != manifest.Tier1Compressed {
+		return nil // not verified in tier 2, or the manifest would misread the record
+	}
+	ev, err := c.warm.Remove(k)
+	switch {
+	case errors.Is(err, tier1.ErrPinned):
+		return nil // a reader or a hydration has it open: the next scan decides again
+	case errors.Is(err, tier1.ErrNotCached):
+		ev.Bytes = 0
+	case err != nil:
+		return err
+	}
+	c.log.Info("tier1_eviction", "stream_id", uint64(s.ID()), "segment_id", uint64(id), "reclaimed_bytes", ev.Bytes)
+	return s.Manifest().AppendCommit(ctx, manifest.LocalEvicted{Header: hdr(id), ReclaimedBytes: uint64(ev.Bytes)})
+}
