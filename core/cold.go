@@ -43,6 +43,13 @@ type SealObserver interface {
 	SegmentSealed(s *Stream, seg SegmentInfo)
 }
 
+// ReadObserver is implemented by a Cold that orders eviction by use: a
+// reader moving onto a segment reports it (once per segment, not per
+// record). SegmentRead runs on the reader's goroutine and must not block.
+type ReadObserver interface {
+	SegmentRead(stream StreamID, seg SegmentID)
+}
+
 // Wake wakes writers waiting in AppendCtx (after an Admission refusal)
 // to try again.
 func (s *Stream) Wake() { s.stateN.broadcast() }

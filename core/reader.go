@@ -90,6 +90,9 @@ func (r *Reader) pin(g *seg) {
 	}
 	if g != nil {
 		g.pins.Add(1)
+		if o, ok := r.s.cfg.Cold.(ReadObserver); ok {
+			o.SegmentRead(r.s.id, g.id)
+		}
 	}
 	r.pinned = g
 }

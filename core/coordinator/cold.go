@@ -24,6 +24,15 @@ var (
 	_ core.SealObserver = (*Coordinator)(nil)
 )
 
+// SegmentRead moves a segment a reader moved onto to the recent end of the
+// tier-0 LRU (and its warm copy to the recent end of the warm LRU), so
+// eviction takes the least recently read segments first.
+func (c *Coordinator) SegmentRead(stream types.StreamID, seg types.SegmentID) {
+	k := tier1.Key{Stream: stream, Segment: seg}
+	_ = c.budget.Touch(tier0.Key(k))
+	_ = c.warm.Touch(k)
+}
+
 // AdmitSegment implements core.Admitter: a new active segment must fit the
 // tier-0 budget. Victims the budget picks are evicted by the workers.
 func (c *Coordinator) AdmitSegment(stream types.StreamID, seg types.SegmentID, bytes int64) error {
