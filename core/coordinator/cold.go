@@ -166,7 +166,7 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 	}
 	exp := tier1.Expected{Key: k, SegmentCRC: info.Footer.SegmentCRC, Uploaded: inT2}
 	if sourceTier == 2 {
-		err = c.fetchArtifact(ctx, k, exp)
+		err = c.fetchWithRetry(ctx, k, exp)
 		if st, ok := c.warm.Stat(k); err == nil && ok {
 			// The fetched artifact is a warm copy like a compressed one:
 			// recorded so that the warm budget may evict it and a restart

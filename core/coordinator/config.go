@@ -41,6 +41,11 @@ type Config struct {
 	ScanInterval time.Duration
 	// JobTimeout bounds one job; default 5 min.
 	JobTimeout time.Duration
+	// HydrateRetries is how many times a hydration retries a transient
+	// tier-2 fetch failure (default 3; -1: never), waiting HydrateRetryDelay
+	// (default 100 ms, doubling, jittered) in between.
+	HydrateRetries    int
+	HydrateRetryDelay time.Duration
 	Registerer prometheus.Registerer
 	Logger     hclog.Logger
 	// TracerProvider creates the spans of compressions, uploads,
@@ -73,6 +78,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.JobTimeout == 0 {
 		c.JobTimeout = 5 * time.Minute
+	}
+	switch {
+	case c.HydrateRetries == 0:
+		c.HydrateRetries = 3
+	case c.HydrateRetries < 0:
+		c.HydrateRetries = 0
+	}
+	if c.HydrateRetryDelay <= 0 {
+		c.HydrateRetryDelay = 100 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

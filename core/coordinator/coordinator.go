@@ -283,7 +283,7 @@ func (c *Coordinator) run(j job) {
 		}
 		c.m.observe(j.kind, err, time.Since(start))
 	}
-	if err != nil && c.ctx.Err() == nil {
+	if err != nil && c.ctx.Err() == nil && !errors.Is(err, core.ErrClosed) {
 		c.log.Warn("tiering job failed; the scan retries it", "job", j.kind.String(), "stream_id", uint64(j.stream), "segment_id", uint64(j.seg), "error", err)
 	}
 }

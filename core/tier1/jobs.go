@@ -182,7 +182,11 @@ func (c *Cache) runHydrate(ctx context.Context, req HydrateRequest) (res Hydrate
 		}
 		if err != nil {
 			c.m.hydrations.WithLabelValues(hydrateResult(err)).Inc()
-			c.log.Error("tier1_hydration_failed", "stream_id", k.Stream, "segment_id", k.Segment, "source", source, "error", err)
+			logf := c.log.Error
+			if errors.Is(err, context.Canceled) {
+				logf = c.log.Info // the reader went away or the host is stopping
+			}
+			logf("tier1_hydration_failed", "stream_id", k.Stream, "segment_id", k.Segment, "source", source, "error", err)
 			return
 		}
 		c.m.hydrations.WithLabelValues("success").Inc()

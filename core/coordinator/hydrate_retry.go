@@ -1,0 +1,54 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/pluginapi"
+)
+
+// fetchWithRetry fetches a hydration's artifact from tier 2, retrying
+// transient failures a few times (the tier-2 store already retries each
+// request; this covers an outage of the remote longer than its budget,
+// e.g. a plugin restart). It logs the seed's events: retry_queued before
+// each retry, retry_unavailable when the remote's breaker is open (no
+// retry: the reader gets the error now and may try again later), and
+// retry_failed when the retries are spent.
+func (c *Coordinator) fetchWithRetry(ctx context.Context, k tier1.Key, exp tier1.Expected) error {
+	delay := c.cfg.HydrateRetryDelay
+	for attempt := 1; ; attempt++ {
+		err := c.fetchArtifact(ctx, k, exp)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, tier2.ErrBreakerOpen):
+			c.log.Warn("tier1_hydration_retry_unavailable", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment),
+				"attempt", attempt, "error", err)
+			return err
+		case !transient(err) || ctx.Err() != nil:
+			return err
+		case attempt > c.cfg.HydrateRetries:
+			c.log.Error("tier1_hydration_retry_failed", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment),
+				"attempts", attempt, "error", err)
+			return err
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		c.log.Warn("tier1_hydration_retry_queued", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment),
+			"attempt", attempt, "retry_in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// transient says whether a failed fetch may succeed if tried again.
+func transient(err error) bool {
+	return pluginapi.Retryable(err) || errors.Is(err, tier2.ErrChecksum)
+}
