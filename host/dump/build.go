@@ -46,7 +46,9 @@ func Live(st *core.Store, c *coordinator.Coordinator) *Dump {
 		d.Queues["tier1_compress"] = snap.Tier1.CompressQueue
 		d.Queues["tier1_hydrate"] = snap.Tier1.HydrateQueue
 		d.Hydration = &Hydration{InFlight: snap.Hydrating, P50: snap.HydrationP50, P90: snap.HydrationP90, P99: snap.HydrationP99}
-		d.Tier2 = snap.Tier2
+		if snap.Tier2 != nil {
+			d.Tier2 = tier2Health(*snap.Tier2)
+		}
 	}
 	d.flagRecovery()
 	return d

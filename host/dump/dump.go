@@ -36,7 +36,7 @@ type Dump struct {
 	// Queues are jobs queued or running by kind (online only).
 	Queues    map[string]int `json:"queues,omitempty"`
 	Hydration *Hydration     `json:"hydration,omitempty"`
-	Tier2     *tier2.Stats   `json:"tier2_requests,omitempty"`
+	Tier2     *Tier2Health   `json:"tier2_health,omitempty"`
 	Streams   []Stream       `json:"streams"`
 	// Problems lists what a reader of the dump must not miss: broken
 	// streams, segments needing recovery, unreadable manifests.
@@ -60,6 +60,44 @@ type Hydration struct {
 	P50      time.Duration `json:"p50_ns"`
 	P90      time.Duration `json:"p90_ns"`
 	P99      time.Duration `json:"p99_ns"`
+}
+
+// Tier2Health is the remote store's picture (online only): the circuit
+// breaker and the counters per operation.
+type Tier2Health struct {
+	Breaker             string            `json:"breaker"`
+	BreakerSince        time.Time         `json:"breaker_since"`
+	ConsecutiveFailures int               `json:"consecutive_failures"`
+	LastError           string            `json:"last_error,omitempty"`
+	UploadedBytes       uint64            `json:"uploaded_bytes"`
+	DownloadedBytes     uint64            `json:"downloaded_bytes"`
+	Attempts            map[string]uint64 `json:"attempts,omitempty"`
+	Retries             map[string]uint64 `json:"retries,omitempty"`
+	Failures            map[string]uint64 `json:"failures,omitempty"`
+	DataLoss            uint64            `json:"data_loss"`
+	ChecksumFailures    uint64            `json:"checksum_failures"`
+	Inflight            int64             `json:"inflight"`
+	Waiting             int64             `json:"waiting"`
+}
+
+func tier2Health(st tier2.Stats) *Tier2Health {
+	h := &Tier2Health{Breaker: st.Breaker.State.String(), BreakerSince: st.Breaker.Since, ConsecutiveFailures: st.Breaker.ConsecutiveFailures,
+		UploadedBytes: st.BytesUploaded, DownloadedBytes: st.BytesDownloaded, DataLoss: st.DataLoss, ChecksumFailures: st.ChecksumFailures,
+		Inflight: st.Inflight, Waiting: st.Waiting, Attempts: byOp(st.Attempts), Retries: byOp(st.Retries), Failures: byOp(st.Failures)}
+	if st.Breaker.LastError != nil {
+		h.LastError = st.Breaker.LastError.Error()
+	}
+	return h
+}
+
+func byOp(m map[tier2.Op]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for op, n := range m {
+		if n > 0 {
+			out[op.String()] = n
+		}
+	}
+	return out
 }
 
 // Stream is one stream and its segments, oldest first.

@@ -40,13 +40,16 @@ func (d *Dump) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "hydration: in flight %d, p50 %v p90 %v p99 %v\n", h.InFlight, h.P50, h.P90, h.P99)
 		}
 		if t := d.Tier2; t != nil {
-			fmt.Fprintf(tw, "tier 2: breaker %v, uploaded %s, downloaded %s, retries %v, failures %v\n",
-				t.Breaker, Bytes(int64(t.BytesUploaded)), Bytes(int64(t.BytesDownloaded)), t.Retries, t.Failures)
+			fmt.Fprintf(tw, "tier 2: breaker %s, uploaded %s, downloaded %s, retries %s, failures %s\n",
+				t.Breaker, Bytes(int64(t.UploadedBytes)), Bytes(int64(t.DownloadedBytes)), counts(t.Retries), counts(t.Failures))
+			if t.LastError != "" {
+				fmt.Fprintf(tw, "tier 2 last error: %s\n", t.LastError)
+			}
 		}
 	}
 	for _, s := range d.Streams {
 		fmt.Fprintln(tw)
-		head := fmt.Sprintf("stream %d: %d segments", s.ID, len(s.Segments))
+		head := fmt.Sprintf("stream %d: %s", s.ID, plural(len(s.Segments), "segment"))
 		if d.Source == Online {
 			head += fmt.Sprintf(", %d records (%d durable)", s.Records, s.DurableRecords)
 		}
@@ -109,4 +112,23 @@ func Bytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// counts formats per-operation counters as "put=3 get=1", or "none".
+func counts(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
