@@ -12,7 +12,7 @@ TEST_FUZZTIME ?= 3s
 BENCHTIME ?= 1x
 TESTFLAGS ?=
 
-.PHONY: help build test lint fuzz bench tidy-check demo vet staticcheck clean
+.PHONY: help build test lint fuzz bench tidy-check run demo vet staticcheck clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -24,8 +24,17 @@ test: ## run every test with -race (CI-sized crash, kill -9 and fault runs), the
 	$(GO) test -race -timeout 45m $(TESTFLAGS) ./...
 	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
-demo: ## tier-0 demo through the real API
-	$(GO) run ./cmd/aof2-host demo
+run: ## build host + fs plugin into bin/ and serve on the defaults: data in ./data, tier 2 in ./data/tier2, loopback
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
+	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
+	$(BIN)/aof2-host serve
+
+demo: ## start a host with tiny budgets, drive it through the client API, watch data move tier 0 → 1 → 2 and back
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
+	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
+	$(BIN)/aof2-host demo
 
 vet:
 	$(GO) vet ./...
