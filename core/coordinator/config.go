@@ -46,8 +46,8 @@ type Config struct {
 	// (default 100 ms, doubling, jittered) in between.
 	HydrateRetries    int
 	HydrateRetryDelay time.Duration
-	Registerer prometheus.Registerer
-	Logger     hclog.Logger
+	Registerer        prometheus.Registerer
+	Logger            hclog.Logger
 	// TracerProvider creates the spans of compressions, uploads,
 	// evictions, hydrations, manifest chunk uploads and retention deletes.
 	// Nil: the global provider (a no-op until the host installs one).
