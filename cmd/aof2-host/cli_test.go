@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestEveryCommandHasHelp: `-h` on every command exits 0 and prints its
+// synopsis and an example; `help <command>` does the same.
+func TestEveryCommandHasHelp(t *testing.T) {
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			for _, args := range [][]string{append(strings.Fields(c.name), "-h"), append([]string{"help"}, strings.Fields(c.name)...)} {
+				var out, errOut bytes.Buffer
+				require.Equal(t, exitOK, run(context.Background(), args, &out, &errOut), "%v", args)
+				help := errOut.String()
+				require.Contains(t, help, "usage: aof2-host "+c.name)
+				require.Contains(t, help, "example:\n  aof2-host ")
+			}
+		})
+	}
+}
+
+// TestExitCodes covers the admin commands' usage and not-found paths
+// offline (the e2e tests cover auth and the online paths).
+func TestExitCodes(t *testing.T) {
+	missing := t.TempDir() + "/nope"
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"segments"}, exitUsage},
+		{[]string{"manifest", "inspect"}, exitUsage},
+		{[]string{"manifest", "inspect", "-stream", "x"}, exitUsage},
+		{[]string{"manifest", "inspect", "-stream", "1", "-data-dir", missing}, exitNotFound},
+		{[]string{"manifest", "verify", "-data-dir", missing}, exitNotFound},
+		{[]string{"dump", "-data-dir", missing}, exitNotFound},
+		{[]string{"segments", "list", "-tier", "7", "-data-dir", missing}, exitUsage},
+		{[]string{"seal"}, exitUsage},
+		{[]string{"hydrate", "-stream", "1", "-from", "5", "-to", "2"}, exitUsage},
+		{[]string{"bench"}, exitUsage},
+		{[]string{"dump", "extra"}, exitUsage},
+		{[]string{"serve", "-segment-size", "12345"}, exitUsage},
+		{[]string{"serve", "-no-such-flag"}, exitUsage},
+	} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, tc.code, run(context.Background(), tc.args, &out, &errOut), "%v: %s", tc.args, errOut.String())
+	}
+}
