@@ -82,8 +82,14 @@ type Config struct {
 	Logger hclog.Logger
 	// Registerer receives the store's Prometheus metrics; default none.
 	Registerer prometheus.Registerer
-	// Now is the clock for record and segment timestamps; default time.Now.
+	// Now is the clock for record and segment timestamps; default time.Now,
+	// except that record timestamps are then taken as the wall time at Open
+	// plus the monotonic time since (one clock read per append instead of
+	// two; they never go backwards within a process, and a wall-clock step
+	// shows up at the next Open).
 	Now func() time.Time
+	// nowNanos is the record-timestamp clock derived from Now.
+	nowNanos func() int64
 	// Manifest configures each stream's manifest log (core/manifest); its
 	// GroundTruth is always the stream itself, and Registerer and Logger
 	// default to the store's.
@@ -156,6 +162,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+		base := time.Now()
+		wall := base.UnixNano()
+		c.nowNanos = func() int64 { return wall + int64(time.Since(base)) }
+	} else if c.nowNanos == nil {
+		now := c.Now
+		c.nowNanos = func() int64 { return now().UnixNano() }
 	}
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()

@@ -113,7 +113,7 @@ func (s *Stream) Append(payload []byte, o AppendOptions) (RecordID, error) {
 	}
 	ts := o.Timestamp
 	if ts == 0 {
-		ts = s.cfg.Now().UnixNano()
+		ts = s.cfg.nowNanos()
 	}
 	s.mu.Lock()
 	id, err := s.appendLocked(payload, ts, o.ExtID)
@@ -136,7 +136,7 @@ func (s *Stream) AppendBatch(payloads [][]byte, o AppendOptions) ([]RecordID, er
 	}
 	ts := o.Timestamp
 	if ts == 0 {
-		ts = s.cfg.Now().UnixNano()
+		ts = s.cfg.nowNanos()
 	}
 	ids := make([]RecordID, 0, len(payloads))
 	n := 0

@@ -95,6 +95,9 @@ func (s *Stream) syncRound() error {
 	s.m.flushes.Inc()
 	s.m.flushBytes.Add(float64(pos - before))
 	s.m.flushLatency.Observe(time.Since(start).Seconds())
+	for _, t := range targets {
+		t.g.w.CatchUpCRC()
+	}
 	return nil
 }
 

@@ -205,9 +205,13 @@ func (w *Writer) SyncTo(upTo int64) error {
 		return fmt.Errorf("sync %s to %d: %w", w.path, upTo, err)
 	}
 	w.synced = upTo
-	w.extendCRC(upTo)
 	return nil
 }
+
+// CatchUpCRC extends the running segment CRC over the bytes synced so far.
+// The syncer calls it after acknowledging a round, so that checksumming
+// stays off the durable-ack path without leaving all of it to Seal.
+func (w *Writer) CatchUpCRC() { w.extendCRC(w.synced) }
 
 func (w *Writer) extendCRC(upTo int64) {
 	if upTo > w.crcEnd {
