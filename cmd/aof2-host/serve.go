@@ -51,7 +51,11 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = stopTracing(context.Background()) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(ctx) // flush the last spans, bounded
+	}()
 
 	opts, err := nodeOptions(cfg, reg, logger)
 	if err != nil {

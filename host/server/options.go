@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aof2/aof2/core/segment"
 )
@@ -35,6 +36,10 @@ type Options struct {
 	MaxBlock time.Duration
 	// Logger receives the server's logs; default discards them.
 	Logger hclog.Logger
+	// TracerProvider traces every RPC and HTTP request (W3C trace context
+	// from the caller is continued, so engine spans nest under them); nil
+	// uses the global provider, a no-op until host/telemetry installs one.
+	TracerProvider trace.TracerProvider
 }
 
 // framingSlack is room for everything in a message besides payload bytes:

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"net"
 	"net/http"
 	"sync"
@@ -41,7 +43,14 @@ func New(node Node, opts Options) (*Server, error) {
 	s := &Server{node: node, opts: opts, auth: tokenAuth{token: []byte(opts.Token)}}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 
+	var tp []otelgrpc.Option
+	var hp []otelhttp.Option
+	if opts.TracerProvider != nil {
+		tp = append(tp, otelgrpc.WithTracerProvider(opts.TracerProvider))
+		hp = append(hp, otelhttp.WithTracerProvider(opts.TracerProvider))
+	}
 	gopts := []grpc.ServerOption{
+		grpc.StatsHandler(otelgrpc.NewServerHandler(tp...)),
 		grpc.MaxRecvMsgSize(opts.maxMessage()),
 		grpc.MaxSendMsgSize(opts.maxMessage()),
 		grpc.ChainUnaryInterceptor(s.unaryErrors, s.auth.unary),
@@ -56,7 +65,7 @@ func New(node Node, opts Options) (*Server, error) {
 	grpc_health_v1.RegisterHealthServer(s.grpc, &healthService{s: s})
 
 	s.http = &http.Server{
-		Handler:           s.Handler(),
+		Handler:           otelhttp.NewHandler(s.Handler(), "aof2.http", hp...),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          opts.Logger.StandardLogger(nil),
