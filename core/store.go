@@ -252,6 +252,7 @@ func (s *Stream) close() error {
 	close(s.done)
 	s.wg.Wait()
 	var errs []error
+	s.roundMu.Lock()
 	if s.Err() == nil {
 		if err := s.syncRound(); err != nil {
 			errs = append(errs, err)
@@ -259,6 +260,7 @@ func (s *Stream) close() error {
 			errs = append(errs, err)
 		}
 	}
+	s.roundMu.Unlock()
 	if s.journal != nil {
 		if err := s.journal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("stream %d: close manifest: %w", s.id, err))

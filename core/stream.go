@@ -61,6 +61,10 @@ type Stream struct {
 	durableMark atomic.Uint64
 	durableRecs atomic.Uint64
 
+	// roundMu serialises sync rounds and seals (syncRound, sealPending):
+	// the syncer's, an inline Flush's and Close's.
+	roundMu sync.Mutex
+
 	durableN *notifier // durable advanced, or the stream failed/closed
 	stateN   *notifier // rollover, preparation or seal progressed
 
@@ -377,6 +381,7 @@ func (s *Stream) flushVisible(g *seg) error {
 // waitDurable waits until durableMark passes mark (a RecordID-shaped
 // position inside the last record to cover).
 func (s *Stream) waitDurable(ctx context.Context, mark uint64) error {
+	inlined := false
 	for {
 		ch := s.durableN.wait()
 		if s.durableMark.Load() > mark {
@@ -384,6 +389,10 @@ func (s *Stream) waitDurable(ctx context.Context, mark uint64) error {
 		}
 		if err := s.Err(); err != nil {
 			return err
+		}
+		if !inlined && s.syncInline() {
+			inlined = true // once: then wait for the syncer like everyone else
+			continue
 		}
 		kick(s.syncKick)
 		select {

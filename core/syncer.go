@@ -9,8 +9,10 @@ import (
 )
 
 // syncLoop is the stream's syncer: it runs sync rounds (group commit) and
-// seals. All durability work of a stream happens on this goroutine, in
-// order, so a later segment is never durable before an earlier one.
+// seals. Durability work of a stream is serialised by roundMu, in order, so
+// a later segment is never durable before an earlier one; it runs on this
+// goroutine, except that a Flush under SyncNone or SyncInterval may run the
+// round itself (see syncInline).
 func (s *Stream) syncLoop() {
 	defer s.wg.Done()
 	var tick <-chan time.Time
@@ -34,7 +36,10 @@ func (s *Stream) syncLoop() {
 		// its end: rounds then carry a whole wave of records instead of the
 		// first one, at the cost of one scheduler yield.
 		runtime.Gosched()
-		if s.syncRound() == nil && s.sealPending() == errSealBlocked {
+		s.roundMu.Lock()
+		blocked := s.syncRound() == nil && s.sealPending() == errSealBlocked
+		s.roundMu.Unlock()
+		if blocked {
 			retry = time.After(prepRetry)
 		}
 	}
@@ -116,4 +121,25 @@ func (s *Stream) syncSegment(g *seg, end int64) error {
 		g.dirSynced = true
 	}
 	return nil
+}
+
+// syncInline runs a sync round on the caller's goroutine when no round is
+// in progress: under SyncNone and SyncInterval a Flush is usually the only
+// one asking, and handing the round to the syncer and back costs two
+// goroutine wake-ups per flush. Under SyncAlways the syncer gathers
+// concurrent appenders into one round (group commit) and is left to it.
+// It reports whether it ran a round; errors surface through Err.
+func (s *Stream) syncInline() bool {
+	if s.cfg.Sync == SyncAlways || !s.roundMu.TryLock() {
+		return false
+	}
+	defer s.roundMu.Unlock()
+	s.mu.Lock()
+	closed := s.mu.closed
+	s.mu.Unlock()
+	if closed {
+		return false // Close runs the last round
+	}
+	_ = s.syncRound()
+	return true
 }

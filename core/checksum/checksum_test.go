@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,3 +62,47 @@ func byteSize(n int) string {
 	}
 	return strconv.Itoa(n) + "B"
 }
+
+// TestUpdateMatchesLibrary: the split into head, aligned runs and tail gives
+// the library's result for every length and alignment around the split
+// points.
+func TestUpdateMatchesLibrary(t *testing.T) {
+	buf := make([]byte, 1200)
+	for i := range buf {
+		buf[i] = byte(i*131 + 7)
+	}
+	for off := range 16 {
+		for n := 0; n+off <= len(buf) && n <= 700; n++ {
+			p := buf[off : off+n]
+			require.Equal(t, crc64nvme.Update(0x1234, p), Update(0x1234, p), "offset %d length %d", off, n)
+		}
+	}
+}
+
+func FuzzUpdate(f *testing.F) {
+	f.Add(uint64(0), []byte("123456789"), uint8(3))
+	f.Fuzz(func(t *testing.T, crc uint64, b []byte, off uint8) {
+		o := int(off) % 16
+		buf := make([]byte, o+len(b))
+		copy(buf[o:], b)
+		p := buf[o:]
+		if got, want := Update(crc, p), crc64nvme.Update(crc, p); got != want {
+			t.Fatalf("Update(%#x, %d bytes at +%d) = %#x, library %#x", crc, len(p), o, got, want)
+		}
+	})
+}
+
+func BenchmarkRecordChecksum(b *testing.B) {
+	buf := make([]byte, 4096)
+	for _, n := range []int{24, 280, 4000} {
+		p := buf[8 : 8+n]
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for range b.N {
+				sinkCRC = Update(0, p)
+			}
+		})
+	}
+}
+
+var sinkCRC uint64
