@@ -181,3 +181,12 @@ func httpDo(t *testing.T, method, url, token string, body io.Reader) (int, strin
 	require.NoError(t, err)
 	return resp.StatusCode, string(b), resp.Header
 }
+
+// TestMain removes the binaries hostBinaries built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
