@@ -68,11 +68,11 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 }
 
 func bench(ctx context.Context, cs []*client.Client, stream client.StreamID, size, batch int, records int64, d time.Duration, noWait bool) (benchResult, error) {
-	if records == 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
+	// The calls run under ctx (the caller's, cancelled by a signal); the
+	// duration only stops clients from starting new calls, so no call is cut
+	// off half-way by it.
+	deadline := time.Now().Add(d)
+	more := func() bool { return ctx.Err() == nil && (records > 0 || time.Now().Before(deadline)) }
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte('a' + i%26)
@@ -93,7 +93,7 @@ func bench(ctx context.Context, cs []*client.Client, stream client.StreamID, siz
 		wg.Go(func() {
 			var mine []time.Duration
 			defer func() { mu.Lock(); lat = append(lat, mine...); mu.Unlock() }()
-			for ctx.Err() == nil {
+			for more() {
 				if records > 0 && taken.Add(int64(batch)) > records {
 					return
 				}
@@ -105,8 +105,8 @@ func bench(ctx context.Context, cs []*client.Client, stream client.StreamID, siz
 					_, err = c.Append(ctx, stream, payloads...)
 				}
 				if err != nil {
-					if ctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-						return
+					if ctx.Err() != nil {
+						return // interrupted: the call is not counted
 					}
 					mu.Lock()
 					firstEr = cmpErr(firstEr, err)
