@@ -127,19 +127,11 @@ func runManifestInspect(ctx context.Context, e *cmdEnv) error {
 	if *stream == "" {
 		return usagef("-stream is required")
 	}
-	id, err := parseStream(*stream)
+	ins, err := streamInspectors(t, *stream)
 	if err != nil {
 		return err
 	}
-	dataDir, err := t.localDir()
-	if err != nil {
-		return err
-	}
-	dir, err := streamDir(dataDir, id)
-	if err != nil {
-		return err
-	}
-	in, err := manifest.NewInspector(vfs.OS, dir, id).Inspect(ctx, manifest.InspectOptions{Records: *records})
+	in, err := ins[0].Inspect(ctx, manifest.InspectOptions{Records: *records})
 	if err != nil {
 		return err
 	}
@@ -191,11 +183,7 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
-	dataDir, err := t.localDir()
-	if err != nil {
-		return err
-	}
-	ids, err := selectStreams(dataDir, *stream)
+	ins, err := streamInspectors(t, *stream)
 	if err != nil {
 		return err
 	}
@@ -205,16 +193,12 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 	}
 	var all []result
 	total := 0
-	for _, id := range ids {
-		dir, err := streamDir(dataDir, id)
+	for _, in := range ins {
+		f, err := in.Verify(ctx, manifest.VerifyOptions{LogOnly: *logOnly})
 		if err != nil {
-			return err
+			return fmt.Errorf("stream %d: %w", in.id, err)
 		}
-		f, err := manifest.NewInspector(vfs.OS, dir, id).Verify(ctx, manifest.VerifyOptions{LogOnly: *logOnly})
-		if err != nil {
-			return fmt.Errorf("stream %d: %w", id, err)
-		}
-		all = append(all, result{id, f})
+		all = append(all, result{in.id, f})
 		total += len(f)
 	}
 	if *asJSON {
@@ -238,18 +222,41 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 	return nil
 }
 
-func selectStreams(dataDir, stream string) ([]uint64, error) {
-	if stream == "" {
-		return allStreams(dataDir)
+// streamInspector is the manifest inspector of one stream.
+type streamInspector struct {
+	id uint64
+	*manifest.Inspector
+}
+
+// streamInspectors resolves the target's data directory and returns the
+// inspectors of one stream (stream set) or of every stream in it.
+func streamInspectors(t *target, stream string) ([]streamInspector, error) {
+	var ids []uint64
+	if stream != "" {
+		id, err := parseStream(stream)
+		if err != nil {
+			return nil, err
+		}
+		ids = []uint64{id}
 	}
-	id, err := parseStream(stream)
+	dataDir, err := t.localDir()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := streamDir(dataDir, id); err != nil {
-		return nil, err
+	if stream == "" {
+		if ids, err = allStreams(dataDir); err != nil {
+			return nil, err
+		}
 	}
-	return []uint64{id}, nil
+	out := make([]streamInspector, 0, len(ids))
+	for _, id := range ids {
+		dir, err := streamDir(dataDir, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, streamInspector{id, manifest.NewInspector(vfs.OS, dir, id)})
+	}
+	return out, nil
 }
 
 func runManifestParity(ctx context.Context, e *cmdEnv) error {
@@ -259,24 +266,16 @@ func runManifestParity(ctx context.Context, e *cmdEnv) error {
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
-	dataDir, err := t.localDir()
-	if err != nil {
-		return err
-	}
-	ids, err := selectStreams(dataDir, *stream)
+	ins, err := streamInspectors(t, *stream)
 	if err != nil {
 		return err
 	}
 	var reports []manifest.ParityReport
 	bad := 0
-	for _, id := range ids {
-		dir, err := streamDir(dataDir, id)
+	for _, in := range ins {
+		r, err := in.Parity(ctx)
 		if err != nil {
-			return err
-		}
-		r, err := manifest.NewInspector(vfs.OS, dir, id).Parity(ctx)
-		if err != nil {
-			return fmt.Errorf("stream %d: %w", id, err)
+			return fmt.Errorf("stream %d: %w", in.id, err)
 		}
 		reports = append(reports, r)
 		if !r.OK() {

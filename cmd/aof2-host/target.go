@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/host/dump"
@@ -42,20 +43,13 @@ func (t *target) dial(ctx context.Context) (*client.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("token file: %w", err)
 		}
-		tok = string(trimSpace(b))
+		tok = strings.TrimSpace(string(b))
 	}
 	var opts []client.Option
 	if tok != "" {
 		opts = append(opts, client.WithToken(tok))
 	}
 	return client.Dial(ctx, t.addr, opts...)
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // localDir is the data directory for offline work; it must exist.
