@@ -161,6 +161,12 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 				_ = c.warm.MarkUploaded(k)
 			}
 			inT1 = c.warm.Contains(k)
+		} else if info.Footer != nil {
+			adopted, err := c.adoptOrphan(ctx, log, k, info.Footer.SegmentCRC, inT2)
+			if err != nil {
+				return err
+			}
+			inT1 = adopted
 		}
 		switch {
 		case info.Resident:
@@ -185,6 +191,27 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		}
 	}
 	return nil
+}
+
+// adoptOrphan admits a warm artifact the manifest does not record as
+// compressed — a crash after the artifact was made durable and before its
+// CompressionDone was — if it verifies, and records it. A missing or
+// unverifiable file is left to compression (which replaces it).
+func (c *Coordinator) adoptOrphan(ctx context.Context, log *manifest.Log, k tier1.Key, crc uint64, inT2 bool) (bool, error) {
+	if _, err := c.cfg.FS.Stat(c.warm.Path(k)); err != nil {
+		return false, nil
+	}
+	if err := c.warm.Adopt(ctx, tier1.Expected{Key: k, SegmentCRC: crc, Uploaded: inT2}); err != nil {
+		c.log.Warn("unrecorded warm artifact does not verify; it will be recreated",
+			"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment), "error", err)
+		return false, nil
+	}
+	st, _ := c.warm.Stat(k)
+	if err := log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(k.Segment), CompressedBytes: uint64(st.Bytes)}); err != nil {
+		return false, err
+	}
+	c.log.Info("unrecorded warm artifact adopted", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment))
+	return true, nil
 }
 
 // Close stops the workers (running jobs are cancelled) and closes the warm
@@ -340,9 +367,13 @@ func (c *Coordinator) scan() {
 				// Re-assert what the manifest and cache say (all idempotent):
 				// a job that failed after its durable record must not leave
 				// the budget thinking a safe segment is unsafe.
+				// Tier 1 holds the segment once its CompressionDone is
+				// committed, not when the artifact appears: a tier-0 file
+				// evicted before that record is durable would, after a
+				// crash, leave a segment no recovered state points at.
 				bk := tier0.Key(k)
 				_ = c.budget.Seal(bk)
-				if c.warm.Contains(k) {
+				if warmRecorded(c.warm.Contains(k), ms) {
 					_ = c.budget.MarkInTier1(bk)
 				}
 				if ms.Tier2.Key != "" {
@@ -353,7 +384,7 @@ func (c *Coordinator) scan() {
 				}
 			}
 			switch {
-			case !c.warm.Contains(k) && info.Resident:
+			case info.Resident && !warmRecorded(c.warm.Contains(k), ms):
 				c.enqueue(job{kind: jobCompress, stream: id, seg: info.ID})
 			case c.remote != nil && ms.Tier2.Key == "" && c.warm.Contains(k):
 				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})

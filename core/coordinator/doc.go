@@ -12,7 +12,10 @@
 //
 //   - A segment is marked InTier1 (evictable under PolicyTier1) only after
 //     CompressionDone is durable, and InTier2 only after the upload was
-//     verified and UploadDone is durable.
+//     verified and UploadDone is durable. The artifact's presence in the
+//     warm cache is not enough: an artifact made durable whose record was
+//     not (a crash, a failed commit) is verified and recorded first, by
+//     the compress job or by Start.
 //   - A tier-0 file is deleted only when the budget chose it, which it does
 //     only for segments safe per the policy; LocalEvicted is committed after
 //     the file is gone. A crash in between leaves a segment the manifest

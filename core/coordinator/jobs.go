@@ -18,6 +18,12 @@ import (
 
 const tier1Compressed = manifest.Tier1Compressed
 
+// warmRecorded reports whether a segment's warm copy may be relied on: the
+// cache holds the artifact and its CompressionDone is committed.
+func warmRecorded(inCache bool, ms manifest.SegmentState) bool {
+	return inCache && ms.Tier1.State == tier1Compressed
+}
+
 func hdr(id types.SegmentID) manifest.Header { return manifest.Header{SegmentID: uint64(id)} }
 
 func localEvicted(info core.SegmentInfo) manifest.LocalEvicted {
@@ -40,7 +46,8 @@ func reason(err error) manifest.ReasonCode {
 }
 
 // compress writes the warm artifact of a sealed resident segment and
-// records it; the segment then counts as held by tier 1.
+// records it; the segment counts as held by tier 1 only once that record is
+// committed.
 func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.SegmentID) (err error) {
 	ctx, span := c.startSpan(ctx, tracing.SpanCompress, s.ID(), id, 1)
 	result := tracing.ResultSkipped
@@ -51,7 +58,16 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 	}
 	k := tier1.Key{Stream: s.ID(), Segment: id}
 	log := s.Manifest()
-	if !c.warm.Contains(k) {
+	ms, _ := log.Segment(uint64(id))
+	switch {
+	case c.warm.Contains(k) && ms.Tier1.State != tier1Compressed:
+		// An artifact whose record did not commit (a failed commit, or
+		// one adopted at start): record it before anything relies on it.
+		st, _ := c.warm.Stat(k)
+		if err := log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(id), CompressedBytes: uint64(st.Bytes)}); err != nil {
+			return err
+		}
+	case !c.warm.Contains(k):
 		if !info.Resident {
 			return nil // nothing to compress from; the artifact was adopted or is in tier 2
 		}

@@ -184,21 +184,32 @@ func TestRotationTimer(t *testing.T) {
 	opts.Clock, opts.RotationPeriod = clk, 250*time.Millisecond
 	sealed := make(chan SealedChunk, 4)
 	opts.OnChunkSealed = func(c SealedChunk) { sealed <- c }
+	handled := make(chan struct{})
+	opts.afterTick = func() { handled <- struct{}{} }
 	l := openT(t, mem, opts)
 	defer l.Close()
-
-	clk.Tick() // nothing uncommitted: no rotation
-	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
-	clk.Tick() // committed already: no rotation
-	require.NoError(t, l.Append(SealSegment{Header: Header{SegmentID: 1}, DurableBytes: 5}))
-	clk.Tick() // uncommitted record: commit and seal
-	select {
-	case c := <-sealed:
-		assert.Equal(t, uint64(0), c.Index)
-		assert.Equal(t, "streams/7/manifest/00000000000000000000.mlog", c.Tier2Key())
-	case <-time.After(10 * time.Second):
-		t.Fatal("the rotation timer did not seal the chunk")
+	// Each tick is handled before the test goes on: a tick still in flight
+	// during an AppendCommit could legitimately seal its record's chunk.
+	tick := func() {
+		t.Helper()
+		clk.Tick()
+		select {
+		case <-handled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the rotation timer did not handle the tick")
+		}
 	}
+
+	tick() // nothing uncommitted: no rotation
+	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
+	tick() // committed already: no rotation
+	require.Len(t, sealed, 0)
+	require.NoError(t, l.Append(SealSegment{Header: Header{SegmentID: 1}, DurableBytes: 5}))
+	tick() // uncommitted record: commit and seal
+	require.Len(t, sealed, 1, "the rotation timer did not seal the chunk")
+	c := <-sealed
+	assert.Equal(t, uint64(0), c.Index)
+	assert.Equal(t, "streams/7/manifest/00000000000000000000.mlog", c.Tier2Key())
 	s, ok := l.Segment(1)
 	require.True(t, ok)
 	assert.True(t, s.Sealed, "the timer committed the appended record")

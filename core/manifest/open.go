@@ -198,6 +198,9 @@ func (l *Log) background(ctx context.Context, tick Ticker) {
 			return
 		case <-ticks:
 			l.rotateIfPending(ctx)
+			if l.opts.afterTick != nil {
+				l.opts.afterTick()
+			}
 		case <-l.kick:
 			if _, err := l.Snapshot(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				l.log.Warn("manifest automatic snapshot failed", "stream_id", l.streamID, "error", err)
@@ -218,6 +221,14 @@ func (l *Log) rotateIfPending(ctx context.Context) {
 		return
 	}
 	defer l.releaseCommit()
+	// A commit that held the token while this waited for it may have
+	// committed everything: sealing then would cut a chunk nobody asked for.
+	l.mu.Lock()
+	pending = l.mu.appended > l.mu.durable
+	l.mu.Unlock()
+	if !pending {
+		return
+	}
 	if err := l.commitHeld(true); err != nil {
 		l.log.Error("manifest rotation failed", "stream_id", l.streamID, "error", err)
 	}

@@ -70,6 +70,9 @@ type Options struct {
 	// once it holds no lock, so it may call back into the Log. It should
 	// not block for long: hand the chunk to an uploader and return.
 	OnChunkSealed func(SealedChunk)
+
+	// afterTick, in tests, runs after each rotation tick is handled.
+	afterTick func()
 }
 
 // Clock is the time source of a Log. Tests inject a manual one.
