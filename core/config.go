@@ -107,9 +107,12 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// TraceAppendEvery gives one in this many AppendDurable calls of a
 	// stream a span, and separately one in this many Flush/FlushAll calls;
-	// default 1024, negative: none.
+	// default DefaultTraceAppendEvery, negative: none.
 	TraceAppendEvery int
 }
+
+// DefaultTraceAppendEvery is Config.TraceAppendEvery's default.
+const DefaultTraceAppendEvery = tracing.DefaultSampleEvery
 
 func (c Config) withDefaults() (Config, error) {
 	if c.FS == nil {
@@ -173,7 +176,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.TracerProvider = otel.GetTracerProvider()
 	}
 	if c.TraceAppendEvery == 0 {
-		c.TraceAppendEvery = tracing.DefaultSampleEvery
+		c.TraceAppendEvery = DefaultTraceAppendEvery
 	}
 	return c, nil
 }

@@ -79,3 +79,8 @@ coordinator {
   scan_interval = "1s"
   job_timeout   = "5m"
 }
+
+# Span sampling when OpenTelemetry tracing is on (OTEL_* variables).
+# tracing {
+#   append_every = 1024
+# }

@@ -97,6 +97,10 @@ func startHost(t *testing.T, bin string, env []string, args ...string) *hostProc
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "aof2-host"), append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	// Its own process group, as a shell gives a foreground job: a signal
+	// sent to the group (a terminal's Ctrl-C) reaches the host and not the
+	// test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	h := &hostProc{t: t, cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{}), stderr: &lockedBuf{}}
 	cmd.Stderr = h.stderr
 	out, err := cmd.StdoutPipe()

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"syscall"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/client"
@@ -226,4 +228,31 @@ func jsonUnmarshal(b []byte, v any) error {
 		return errors.Join(err, fmt.Errorf("in %q", b))
 	}
 	return nil
+}
+
+// TestServeCtrlC: a terminal's Ctrl-C sends SIGINT to the whole foreground
+// process group, the plugin included. The plugin ignores it (go-plugin's
+// server does) and the host drains, flushes and stops the plugin itself:
+// a clean exit with no warning or error logged.
+func TestServeCtrlC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := hostBinaries(t)
+	h := startHost(t, bin, nil, defaultHostArgs(filepath.Join(t.TempDir(), "data"))...)
+	h.waitReady()
+	c := h.dial(ctx)
+	for i := range 50 {
+		_, err := c.Append(ctx, 1, []byte(fmt.Sprintf("record %d", i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, syscall.Kill(-h.cmd.Process.Pid, syscall.SIGINT))
+	select {
+	case <-h.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("host did not stop within 60s after SIGINT to its group\n%s", h.stderr)
+	}
+	require.NoError(t, h.exitErr, "clean exit after Ctrl-C\n%s", h.stderr)
+	for _, level := range []string{`"@level":"warn"`, `"@level":"error"`} {
+		assert.NotContains(t, h.stderr.String(), level)
+	}
 }

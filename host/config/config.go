@@ -24,6 +24,7 @@ type Config struct {
 	Tier2       Tier2
 	Retention   Retention
 	Coordinator Coordinator
+	Tracing     Tracing
 
 	// File is the configuration file that was read ("" when none was).
 	File string
@@ -127,6 +128,12 @@ type Coordinator struct {
 	Workers      int
 	ScanInterval time.Duration
 	JobTimeout   time.Duration
+}
+
+// Tracing configures span sampling (the exporter itself is configured by
+// the standard OTEL_* variables).
+type Tracing struct {
+	AppendEvery int // negative: no append or flush spans
 }
 
 // Tier2Enabled reports whether a tier 2 is configured.

@@ -33,6 +33,7 @@ func (c *Config) CoreConfig() core.Config {
 		WriteMode:          mode,
 		Preparation:        prep,
 		Manifest:           c.manifestOptions(),
+		TraceAppendEvery:   c.Tracing.AppendEvery,
 	}
 }
 

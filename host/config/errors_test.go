@@ -98,6 +98,7 @@ var badValues = []struct {
 	{"retention.max_age", "30d", "want a duration"},
 	{"coordinator.workers", "-1", "want 1 to 1024"},
 	{"coordinator.job_timeout", "0s", "must be positive"},
+	{"tracing.append_every", "0", "want -1 (none) or at least 1"},
 	{"data_dir", "a\x00b", "NUL"},
 }
 

@@ -159,6 +159,7 @@ func samples(t *testing.T) map[string][3]string {
 		"retention.max_age":             {"1h", "720h", "1m"},
 		"retention.max_bytes":           {"1GiB", "10GiB", "0"},
 		"coordinator.workers":           {"1", "2", "3"},
+		"tracing.append_every":          {"1", "-1", "4096"},
 		"coordinator.scan_interval":     {"1s", "2s", "3s"},
 		"coordinator.job_timeout":       {"1m", "2m", "3m"},
 	}
@@ -431,6 +432,7 @@ tier2 {
 }
 retention { max_bytes = "10GiB" }
 coordinator { workers = 4 }
+tracing { append_every = 64 }
 `, nil)
 	cc := c.CoreConfig()
 	require.Equal(t, int64(8<<20), cc.SegmentSize)
@@ -440,6 +442,7 @@ coordinator { workers = 4 }
 	require.Equal(t, "small-pages", cc.Preparation.String())
 	require.Equal(t, int64(64<<10), cc.Manifest.ChunkCapacity)
 	require.Equal(t, time.Second, cc.Manifest.RotationPeriod)
+	require.Equal(t, 64, cc.TraceAppendEvery)
 
 	co := c.CoordinatorConfig()
 	require.Equal(t, int64(1<<30), co.Tier0.MaxBytes)

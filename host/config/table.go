@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier1"
@@ -140,6 +141,9 @@ var keys = []*key{
 		func(c *Config) *time.Duration { return &c.Coordinator.ScanInterval }, false, positive),
 	durationKey("coordinator.job_timeout", 5*time.Minute, "Bound on one tiering job.",
 		func(c *Config) *time.Duration { return &c.Coordinator.JobTimeout }, false, positive),
+
+	intKey("tracing.append_every", core.DefaultTraceAppendEvery, "With tracing on (OTEL_* variables), one in this many durable appends of a stream gets a span, and separately one in this many flushes; -1 traces none.",
+		func(c *Config) *int { return &c.Tracing.AppendEvery }, checkSampleEvery),
 }
 
 // keyByPath indexes keys by HCL path.
@@ -203,6 +207,13 @@ func streamLimitKey() *key {
 			return m
 		},
 	}
+}
+
+func checkSampleEvery(n int) error {
+	if n == -1 || n >= 1 {
+		return nil
+	}
+	return errors.New("want -1 (none) or at least 1")
 }
 
 func positive(d time.Duration) error {
