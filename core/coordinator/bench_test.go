@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
@@ -55,12 +56,9 @@ func newColdRig(b *testing.B) *coldRig {
 	require.NoError(b, err)
 	remote, err := tier2.New(ip, tier2.Config{Info: &info, Logger: hclog.NewNullLogger()})
 	require.NoError(b, err)
-	c, err := New(Config{DataDir: dir, Tier2: remote, Tier0: tier0.Config{Policy: tier0.PolicyTier2}, ScanInterval: 10 * time.Millisecond,
-		Logger: hclog.NewNullLogger()})
-	require.NoError(b, err)
-	st, err := core.Open(dir, core.Config{Cold: c, Sync: core.SyncNone})
-	require.NoError(b, err)
-	require.NoError(b, c.Start(ctx, st))
+	rg := startRig(b, Config{DataDir: dir, Tier2: remote, Tier0: tier0.Config{Policy: tier0.PolicyTier2}, ScanInterval: 10 * time.Millisecond,
+		Logger: hclog.NewNullLogger()}, core.Config{Sync: core.SyncNone, SegmentSize: segment.DefaultCapacity})
+	c, st := rg.c, rg.st
 	s, err := st.Stream(1)
 	require.NoError(b, err)
 	r := &coldRig{c: c, st: st, s: s, remote: remote, root: root, dir: dir}

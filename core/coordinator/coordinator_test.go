@@ -34,27 +34,44 @@ type rig struct {
 
 const segSize = segment.MinCapacity
 
+// startRig creates a coordinator from cfg, opens the store in the same
+// data directory and file system with it as the cold tier (segSize
+// segments unless sc says otherwise) and starts the coordinator.
+func startRig(t testing.TB, cfg Config, sc core.Config) *rig {
+	t.Helper()
+	c, err := New(cfg)
+	require.NoError(t, err)
+	sc.FS, sc.Cold = cfg.FS, c
+	if sc.SegmentSize == 0 {
+		sc.SegmentSize = segSize
+	}
+	st, err := core.Open(cfg.DataDir, sc)
+	if err != nil {
+		_ = c.Close()
+	}
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background(), st))
+	return &rig{dir: cfg.DataDir, remote: cfg.Tier2, c: c, st: st}
+}
+
 func openRig(t *testing.T, dir string, backend *fake.Backend, tier0Segments int64) *rig {
 	t.Helper()
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
-	c, err := New(Config{
-		DataDir:      dir,
-		Tier0:        tier0.Config{MaxBytes: tier0Segments * segSize, Policy: tier0.PolicyTier2},
-		Tier2:        remote,
-		ScanInterval: 20 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(context.Background(), st))
-	return &rig{dir: dir, remote: remote, c: c, st: st}
+	return startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 20 * time.Millisecond,
+		Tier0: tier0.Config{MaxBytes: tier0Segments * segSize, Policy: tier0.PolicyTier2}}, core.Config{})
 }
 
-func (r *rig) close(t *testing.T) {
+// stop closes the store, then the coordinator (not tier 2).
+func (r *rig) stop(t testing.TB) {
 	t.Helper()
 	require.NoError(t, r.st.Close())
 	require.NoError(t, r.c.Close())
+}
+
+func (r *rig) close(t testing.TB) {
+	t.Helper()
+	r.stop(t)
 	require.NoError(t, r.remote.Close(context.Background()))
 }
 
@@ -286,14 +303,11 @@ func TestRetention(t *testing.T) {
 	backend := fake.New(fake.Options{})
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
-	c, err := New(Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
+	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
 		Tier0:     tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2},
-		Retention: Retention{MaxBytes: 3 * segSize}})
-	require.NoError(t, err)
-	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(ctx, st))
-	s, err := st.Stream(2)
+		Retention: Retention{MaxBytes: 3 * segSize}}, core.Config{})
+	c := r.c
+	s, err := r.st.Stream(2)
 	require.NoError(t, err)
 	const records = 5000
 	for i := range records {
@@ -332,15 +346,10 @@ func TestRetention(t *testing.T) {
 	_, err = s.NewReader(core.AtOrdinal(0))
 	require.ErrorIs(t, err, core.ErrNotFound)
 
-	require.NoError(t, st.Close())
-	require.NoError(t, c.Close())
-	c, err = New(Config{DataDir: dir, Tier2: remote, Tier0: tier0.Config{Policy: tier0.PolicyTier2}})
-	require.NoError(t, err)
-	st, err = core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(ctx, st))
-	defer func() { require.NoError(t, st.Close()); require.NoError(t, c.Close()) }()
-	s, err = st.Lookup(2)
+	r.stop(t)
+	r = startRig(t, Config{DataDir: dir, Tier2: remote, Tier0: tier0.Config{Policy: tier0.PolicyTier2}}, core.Config{})
+	defer r.stop(t)
+	s, err = r.st.Lookup(2)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, uint64(s.SegmentList()[0].ID), uint64(head.ID), "retired segments stay gone")
 }

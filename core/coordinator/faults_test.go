@@ -36,13 +36,10 @@ func TestFaultyTier2(t *testing.T) {
 		Backoff: tier2.Backoff{Initial: time.Millisecond, Max: 20 * time.Millisecond}, Breaker: tier2.BreakerConfig{Cooldown: 50 * time.Millisecond}})
 	require.NoError(t, err)
 	dir := t.TempDir()
-	c, err := New(Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: hclog.NewNullLogger(),
-		Tier0: tier0.Config{MaxBytes: 6 * segSize, Policy: tier0.PolicyTier2}})
-	require.NoError(t, err)
-	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(ctx, st))
-	defer func() { require.NoError(t, st.Close()); require.NoError(t, c.Close()) }()
+	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: hclog.NewNullLogger(),
+		Tier0: tier0.Config{MaxBytes: 6 * segSize, Policy: tier0.PolicyTier2}}, core.Config{})
+	defer r.stop(t)
+	c, st := r.c, r.st
 
 	check := func(s *core.Stream) {
 		for _, info := range s.SegmentList() {

@@ -41,15 +41,11 @@ func TestHydrationRetries(t *testing.T) {
 		Breaker: tier2.BreakerConfig{Threshold: 1000}})
 	require.NoError(t, err)
 	dir := t.TempDir()
-	c, err := New(Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: logger,
+	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: logger,
 		HydrateRetries: 2, HydrateRetryDelay: time.Millisecond,
-		Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Tier1: tier1.Config{MaxBytes: 1}})
-	require.NoError(t, err)
-	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(ctx, st))
-	r := &rig{dir: dir, remote: remote, c: c, st: st}
+		Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Tier1: tier1.Config{MaxBytes: 1}}, core.Config{})
 	defer r.close(t)
+	st := r.st
 
 	s, err := st.Stream(4)
 	require.NoError(t, err)

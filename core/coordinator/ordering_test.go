@@ -14,7 +14,6 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/vfs"
@@ -54,16 +53,12 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 		}
 		return vfs.NoFault
 	}))
-	c, err := New(Config{DataDir: "/data", FS: fsys, Workers: 2, ScanInterval: 2 * time.Millisecond,
-		Tier0: tier0.Config{MaxBytes: segment.MinCapacity, Policy: tier0.PolicyTier1},
-		Tier1: tier1.Config{Options: tier1.Options{FrameSize: tier1.MinFrameSize}}})
-	require.NoError(t, err)
-	st, err := core.Open("/data", core.Config{FS: fsys, SegmentSize: segment.MinCapacity, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(ctx, st))
-	defer func() { _ = st.Close(); _ = c.Close() }()
+	r := startRig(t, Config{DataDir: "/data", FS: fsys, Workers: 2, ScanInterval: 2 * time.Millisecond,
+		Tier0: tier0.Config{MaxBytes: segSize, Policy: tier0.PolicyTier1},
+		Tier1: tier1.Config{Options: tier1.Options{FrameSize: tier1.MinFrameSize}}}, core.Config{})
+	defer r.stop(t)
 
-	s, err := st.Stream(1)
+	s, err := r.st.Stream(1)
 	require.NoError(t, err)
 	for i := range 20 {
 		_, err := s.AppendCtx(ctx, crashPayload(i), core.AppendOptions{})
@@ -99,11 +94,12 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 	// The power cut while the record was held: the artifact was durable,
 	// its record not.
 	c2, err := New(Config{DataDir: "/data", FS: crashed, ScanInterval: time.Hour,
-		Tier0: tier0.Config{MaxBytes: 4 * segment.MinCapacity, Policy: tier0.PolicyTier1}})
+		Tier0: tier0.Config{MaxBytes: 4 * segSize, Policy: tier0.PolicyTier1}})
 	require.NoError(t, err)
-	st2, err := core.Open("/data", core.Config{FS: crashed, SegmentSize: segment.MinCapacity, Cold: c2})
+	st2, err := core.Open("/data", core.Config{FS: crashed, SegmentSize: segSize, Cold: c2})
 	require.NoError(t, err)
-	defer func() { _ = st2.Close(); _ = c2.Close() }()
+	r2 := &rig{dir: "/data", c: c2, st: st2}
+	defer r2.stop(t)
 	s2, err := st2.Lookup(1)
 	require.NoError(t, err)
 	before, _ := s2.Manifest().Segment(1)

@@ -50,13 +50,10 @@ func TestPluginKilledMidUpload(t *testing.T) {
 		Backoff: tier2.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 20},
 		Breaker: tier2.BreakerConfig{Cooldown: 20 * time.Millisecond}})
 	require.NoError(t, err)
-	c, err := New(Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: hclog.NewNullLogger(),
-		Tier0: tier0.Config{MaxBytes: 8 * segSize, Policy: tier0.PolicyTier2}})
-	require.NoError(t, err)
-	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(ctx, st))
-	defer func() { require.NoError(t, st.Close()); require.NoError(t, c.Close()) }()
+	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: hclog.NewNullLogger(),
+		Tier0: tier0.Config{MaxBytes: 8 * segSize, Policy: tier0.PolicyTier2}}, core.Config{})
+	defer r.stop(t)
+	st := r.st
 
 	var killed atomic.Int64
 	stop := make(chan struct{})

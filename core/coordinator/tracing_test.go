@@ -101,13 +101,10 @@ func TestTracingTiering(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, remote.Close(context.Background())) }()
 	open := func(ret Retention) (*Coordinator, *core.Store) {
-		c, err := New(Config{DataDir: dir, Tier2: remote, Retention: ret, ScanInterval: 20 * time.Millisecond,
-			Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Logger: hclog.NewNullLogger(), TracerProvider: tp})
-		require.NoError(t, err)
-		st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c, TracerProvider: tp, TraceAppendEvery: 50})
-		require.NoError(t, err)
-		require.NoError(t, c.Start(ctx, st))
-		return c, st
+		r := startRig(t, Config{DataDir: dir, Tier2: remote, Retention: ret, ScanInterval: 20 * time.Millisecond,
+			Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Logger: hclog.NewNullLogger(), TracerProvider: tp},
+			core.Config{TracerProvider: tp, TraceAppendEvery: 50})
+		return r.c, r.st
 	}
 	c, st := open(Retention{})
 	const stream = 9

@@ -21,14 +21,9 @@ func openWarmRig(t *testing.T, dir string, backend *fake.Backend, warmBytes int6
 	t.Helper()
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
-	c, err := New(Config{DataDir: dir, Tier2: remote, ScanInterval: 20 * time.Millisecond,
+	return startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 20 * time.Millisecond,
 		Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2},
-		Tier1: tier1.Config{MaxBytes: warmBytes}})
-	require.NoError(t, err)
-	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c})
-	require.NoError(t, err)
-	require.NoError(t, c.Start(context.Background(), st))
-	return &rig{dir: dir, remote: remote, c: c, st: st}
+		Tier1: tier1.Config{MaxBytes: warmBytes}}, core.Config{})
 }
 
 // TestWarmEviction: with a tiny warm budget, artifacts of segments that
