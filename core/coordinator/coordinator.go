@@ -366,11 +366,11 @@ func (c *Coordinator) scan() {
 			if info.Resident {
 				// Re-assert what the manifest and cache say (all idempotent):
 				// a job that failed after its durable record must not leave
-				// the budget thinking a safe segment is unsafe.
-				// Tier 1 holds the segment once its CompressionDone is
-				// committed, not when the artifact appears: a tier-0 file
-				// evicted before that record is durable would, after a
-				// crash, leave a segment no recovered state points at.
+				// the budget thinking a safe segment is unsafe. Tier 1 holds
+				// the segment once its CompressionDone is committed, not
+				// when the artifact appears: a tier-0 file evicted before
+				// that record is durable would, after a crash, leave a
+				// segment no recovered state points at.
 				bk := tier0.Key(k)
 				_ = c.budget.Seal(bk)
 				if warmRecorded(c.warm.Contains(k), ms) {
