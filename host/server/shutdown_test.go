@@ -54,7 +54,8 @@ func TestShutdownDrainsInFlightAndEndsTails(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "first", string(msg.Records[0].Payload))
 
-	entered, release := make(chan struct{}), make(chan struct{})
+	// Buffered: the hook may run before the test waits for it.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	h.Node.BeforeHydrate = func(ctx context.Context, _ core.SegmentID) error {
 		select {
 		case entered <- struct{}{}:
@@ -69,7 +70,11 @@ func TestShutdownDrainsInFlightAndEndsTails(t *testing.T) {
 	}
 	hyd, err := admin.Hydrate(ctx, &aof2v1.HydrateRequest{StreamId: 1})
 	require.NoError(t, err)
-	<-entered
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the hydration never reached the node")
+	}
 
 	app, err := log.AppendStream(ctx)
 	require.NoError(t, err)
