@@ -194,7 +194,7 @@ func TestSupervisorBreaker(t *testing.T) {
 	faults := filepath.Join(dir, "faults.json")
 	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.Crash, Ops: []fake.Op{fake.OpPut}}}))
 	s, _ := supervise(t, bin(t, "aof2-plugin-fake"), map[string]string{"fault_file": faults}, func(c *pluginapi.SupervisorConfig) {
-		c.BreakerThreshold, c.BreakerWindow, c.BreakerCooldown = 2, time.Minute, 1500*time.Millisecond
+		c.BreakerThreshold, c.BreakerWindow, c.BreakerCooldown = 2, time.Minute, 3*time.Second
 	})
 	ctx := t.Context()
 	data := []byte("x")
@@ -209,11 +209,11 @@ func TestSupervisorBreaker(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, last = s.Head(ctx, "k")
 		return errors.Is(last, pluginapi.ErrUnavailable) && !errors.Is(last, pluginapi.ErrPluginCrashed)
-	}, time.Second, 10*time.Millisecond, "last error: %v", last)
+	}, 2*time.Second, 10*time.Millisecond, "last error: %v", last)
 	_, err = s.Head(ctx, "k")
 	require.ErrorContains(t, err, "circuit breaker open")
 	require.NoError(t, fake.WriteFaultFile(faults, nil))
-	require.Eventually(t, func() bool { return s.WaitReady(ctx) == nil && s.Current() != nil }, 5*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return s.WaitReady(ctx) == nil && s.Current() != nil }, 15*time.Second, 50*time.Millisecond)
 	_, err = s.Put(ctx, req, bytes.NewReader(data))
 	require.NoError(t, err)
 	require.Equal(t, 2, s.Restarts())
