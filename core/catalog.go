@@ -143,10 +143,17 @@ func (g *seg) close() error {
 }
 
 // catalog is an immutable, id-ordered list of a stream's segments,
-// replaced as a whole (copy on write) when a segment is added.
+// replaced as a whole (copy on write) when a segment is added or dropped.
+// Readers load Stream.cat without a lock; every replacement goes through
+// setCatalogLocked under the stream's writer lock, so two changes (a
+// rollover adding the newest segment, retention dropping the oldest) can
+// never overwrite one another.
 type catalog struct {
 	segs []*seg
 }
+
+// setCatalogLocked replaces the stream's catalog; s.mu must be held.
+func (s *Stream) setCatalogLocked(c *catalog) { s.cat.Store(c) }
 
 func (c *catalog) with(g *seg) *catalog {
 	out := &catalog{segs: make([]*seg, len(c.segs), len(c.segs)+1)}

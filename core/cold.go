@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
@@ -235,23 +236,26 @@ func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error
 		return fmt.Errorf("stream %d: %d sealed segments (%d..%d) live only in tier 1/2; open the store with a cold tier (Config.Cold): %w",
 			s.id, len(cold), cold[0], cold[len(cold)-1], ErrInvalidConfig)
 	}
+	added := make([]*seg, 0, len(cold))
 	for _, id := range cold {
 		h, f, err := s.cfg.Cold.Describe(ctx, s.id, SegmentID(id))
 		if err != nil {
 			return fmt.Errorf("stream %d: describe cold segment %d: %w", s.id, id, err)
 		}
 		path := filepath.Join(s.segDir, segment.FileName(h.SegmentID, h.BaseOffset, h.CreatedAt))
-		cat = cat.withSorted(newColdSeg(path, h, f, s.cfg.SegmentSize))
+		added = append(added, newColdSeg(path, h, f, s.cfg.SegmentSize))
 		rep.Cold = append(rep.Cold, SegmentID(id))
 	}
 	s.mu.Lock()
-	active := s.mu.active
-	if active == nil {
-		s.mu.Unlock()
-		s.install(cat, nil)
+	defer s.mu.Unlock()
+	cat = s.cat.Load()
+	for _, g := range added {
+		cat = cat.withSorted(g)
+	}
+	if s.mu.active == nil {
+		s.installLocked(cat, nil) // the stream's position moves past the newest cold segment
 	} else {
-		s.cat.Store(cat)
-		s.mu.Unlock()
+		s.setCatalogLocked(cat)
 	}
 	return nil
 }
@@ -281,27 +285,31 @@ func (s *Stream) checkCatalog() error {
 // It must be the oldest segment and sealed; a reader on it makes it
 // ErrSegmentBusy. Records before the new head then answer ErrNotFound.
 func (s *Stream) DropHead(id SegmentID) error {
+	s.readMu.Lock()
+	s.mu.Lock()
 	cat := s.cat.Load()
 	if len(cat.segs) == 0 || cat.segs[0].id != id {
+		s.mu.Unlock()
+		s.readMu.Unlock()
 		return fmt.Errorf("stream %d: drop segment %d: not the oldest segment: %w", s.id, id, ErrSegmentBusy)
 	}
 	g := cat.segs[0]
-	s.mu.Lock()
-	busy := g == s.mu.active || g == s.mu.sealing || g.footer.Load() == nil || len(cat.segs) == 1
-	s.mu.Unlock()
-	if busy {
+	if g == s.mu.active || g == s.mu.sealing || g.footer.Load() == nil || len(cat.segs) == 1 {
+		s.mu.Unlock()
+		s.readMu.Unlock()
 		return fmt.Errorf("stream %d: drop segment %d: still written or the only segment: %w", s.id, id, ErrSegmentBusy)
 	}
-	s.readMu.Lock()
 	if g.pins.Load() > 0 {
+		s.mu.Unlock()
 		s.readMu.Unlock()
 		return fmt.Errorf("stream %d: drop segment %d: a reader is on it: %w", s.id, id, ErrSegmentBusy)
 	}
+	s.setCatalogLocked(&catalog{segs: slices.Clone(cat.segs[1:])})
+	s.mu.Unlock()
 	resident := g.resident.Load()
 	g.resident.Store(false)
 	cerr := g.close()
 	g.w, g.index = nil, nil
-	s.cat.Store(&catalog{segs: append([]*seg(nil), s.cat.Load().segs[1:]...)})
 	s.readMu.Unlock()
 	if cerr != nil {
 		s.log.Warn("closing a dropped segment failed", "segment_id", uint64(id), "error", cerr)

@@ -153,8 +153,10 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	if err != nil {
 		return rep, err
 	}
-	s.install(cat, tail)
+	s.mu.Lock()
+	s.installLocked(cat, tail)
 	rep.Records = s.mu.records
+	s.mu.Unlock()
 	s.m.recoveryDrop.Add(float64(rep.DroppedBytes))
 	s.m.recoverySecs.Set(time.Since(start).Seconds())
 	for _, g := range cat.segs {
@@ -318,9 +320,10 @@ func (s *Stream) reconcilePointer(cat *catalog) (string, error) {
 	return status + "; rewritten", nil
 }
 
-// install makes a recovered (or new) catalog the stream's state.
-func (s *Stream) install(cat *catalog, tail *segment.Writer) {
-	s.cat.Store(cat)
+// installLocked makes a recovered catalog the stream's state: the
+// position after its newest segment is where appends go on.
+func (s *Stream) installLocked(cat *catalog, tail *segment.Writer) {
+	s.setCatalogLocked(cat)
 	if last := cat.last(); last != nil {
 		s.mu.written = last.endPos()
 		s.mu.records = last.baseRecord + last.count.Load()

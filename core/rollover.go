@@ -80,7 +80,7 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 	}
 	g := newActiveSeg(w)
 	s.mu.active = g
-	s.cat.Store(s.cat.Load().with(g))
+	s.setCatalogLocked(s.cat.Load().with(g))
 	s.m.segments.Inc()
 	s.m.bytes.Add(float64(g.capacity))
 	s.stateN.broadcast()

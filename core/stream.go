@@ -28,6 +28,21 @@ type AppendOptions struct {
 
 // Stream is one append-only log. Appends from several goroutines are
 // serialised; readers run concurrently with them.
+//
+// # Locks
+//
+// Lock order: roundMu before mu; readMu before mu. roundMu and readMu are
+// never held together.
+//
+//   - mu (the writer lock) guards the fields in mu and is the only lock
+//     under which cat is replaced (setCatalogLocked).
+//   - cat is loaded without a lock by readers, Flush and the coordinator.
+//   - readMu, held exclusively, changes a segment's residency and mapping
+//     (eviction, hydration, retention, Close) and readersClosed; readers
+//     hold it shared while they use a mapping or move their pin.
+//   - roundMu serialises sync rounds and seals (syncRound, sealPending):
+//     the syncer's, an inline Flush's and Close's.
+//   - The durable* atomics are written only by the holder of roundMu.
 type Stream struct {
 	id      StreamID
 	cfg     *Config
@@ -51,18 +66,16 @@ type Stream struct {
 		records   uint64 // records appended
 		watermark uint64 // coordinator watermark for the next seal
 	}
-	cat atomic.Pointer[catalog]
+	cat atomic.Pointer[catalog] // replaced under mu only
 	// failedErr mirrors mu.failed for lock-free checks on the wait paths.
 	failedErr atomic.Pointer[error]
 
-	// Durability, published by the syncer. durableMark is RecordID-shaped:
-	// records before (segment, offset) are durable.
+	// Durability, published by the holder of roundMu. durableMark is
+	// RecordID-shaped: records before (segment, offset) are durable.
 	durablePos  atomic.Uint64
 	durableMark atomic.Uint64
 	durableRecs atomic.Uint64
 
-	// roundMu serialises sync rounds and seals (syncRound, sealPending):
-	// the syncer's, an inline Flush's and Close's.
 	roundMu sync.Mutex
 
 	durableN *notifier // durable advanced, or the stream failed/closed
@@ -74,9 +87,8 @@ type Stream struct {
 	closed   chan struct{} // closed once the final flush of Close is done
 	wg       sync.WaitGroup
 
-	// readMu keeps Close from unmapping segments under a reader.
 	readMu        sync.RWMutex
-	readersClosed bool
+	readersClosed bool // guarded by readMu
 
 	// tracer makes the stream's spans; appendSample and flushSample pick
 	// the durable appends and the flushes that get one.
