@@ -22,7 +22,7 @@ func errorBehaviours() []behaviour {
 }
 
 // RuleErrorDetails: errors carry the status code and ErrorInfo of the table.
-var RuleErrorDetails = Rule{"ERROR-DETAILS", "errors cross the boundary as the PLUGINS.md table says: gRPC code plus ErrorInfo(reason, domain aof2.backend.v1, key)"}
+var RuleErrorDetails = Rule{"ERROR-DETAILS", "errors cross the boundary as the error table in docs/plugin-contract.md#errors says: gRPC code plus ErrorInfo(reason, domain aof2.backend.v1, key)"}
 
 func testNotFound(t T, s *suite) {
 	ctx, cancel := s.ctx(t)
@@ -125,7 +125,8 @@ func testDelete(t T, s *suite) {
 	s.mustGet(t, ctx, parent, []byte("parent"))
 }
 
-// InvalidKeys are keys every backend must refuse (PLUGINS.md "Keys").
+// InvalidKeys are keys every backend must refuse
+// (docs/plugin-contract.md#keys-metadata-chunks-ranges).
 var InvalidKeys = []string{
 	"", "/abs", "a//b", "a/./b", "a/../b", "..", ".", "a/..", "../a", "a/", "a\x00b",
 	"a\nb", "a\\b", strings.Repeat("k", pluginapi.MaxKeyLength+1),

@@ -8,8 +8,9 @@ import (
 )
 
 // Rule is one contract rule the suite checks. Every failure names the rule
-// it broke, so a backend author can look it up in PLUGINS.md and the
-// pluginapi.Backend docs.
+// it broke, so a backend author can look it up in
+// docs/plugin-contract.md#the-conformance-suite and the pluginapi.Backend
+// docs.
 type Rule struct {
 	ID   string
 	Text string

@@ -261,8 +261,8 @@ func requireSteps(t *testing.T, p panel, warn, crit float64) {
 	require.Equal(t, "red", th.Steps[2].Color)
 }
 
-// TestManifestReplayDashboard: the seed's dashboard, panel ids and
-// thresholds.
+// TestManifestReplayDashboard: the documented dashboard, panel ids and
+// thresholds (deploy/README.md).
 func TestManifestReplayDashboard(t *testing.T) {
 	d := loadDashboard(t, manifestDashboard)
 	require.Equal(t, "Tiered AOF2 / Manifest Replay", d.Title)

@@ -34,7 +34,7 @@ segment {
 }
 
 manifest {
-  log_only        = false # the seed's tier1_manifest_log_only; also AOF2_MANIFEST_LOG_ONLY=1
+  log_only        = false # tier1_manifest_log_only (docs/formats.md#warmmanifestjson); also AOF2_MANIFEST_LOG_ONLY=1
   chunk_capacity  = "256KiB"
   rotation_period = "250ms"
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/aof2/aof2/pluginapi"
 )
 
-// Exit codes shared by every command (SPEC §9).
+// Exit codes shared by every command (docs/adr-host.md#admin-commands).
 const (
 	exitOK       = 0
 	exitUsage    = 1

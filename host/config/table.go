@@ -74,7 +74,7 @@ var keys = []*key{
 	enumKey("segment.preparation", "fallocate", preparations, "How new segment files are readied (docs/adr-write-path.md).",
 		func(c *Config) *string { return &c.Segment.Preparation }),
 
-	boolKey("manifest.log_only", false, "The seed's tier1_manifest_log_only flag: boot from the manifest log alone and stop writing the warm/manifest.json view.",
+	boolKey("manifest.log_only", false, "Boot from the manifest log alone and stop writing the warm/manifest.json view (the tier1_manifest_log_only flag; docs/formats.md#warmmanifestjson).",
 		func(c *Config) *bool { return &c.Manifest.LogOnly }),
 	sizeKey("manifest.chunk_capacity", manifest.DefaultChunkCapacity, "Size of each manifest chunk file: a multiple of 4KiB from 16KiB to 1MiB.",
 		func(c *Config) *int64 { return &c.Manifest.ChunkCapacity }, false, checkChunkCapacity),
