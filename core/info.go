@@ -19,6 +19,9 @@ type StreamInfo struct {
 	// Segments counts segments in the catalog; Resident those whose tier-0
 	// file is present; Sealed those with a footer.
 	Segments, Resident, Sealed int
+	// LastExtID is the ext_id of the newest record (0 when none carries
+	// one); CoordinatorWatermark the watermark the next seal will carry.
+	LastExtID, CoordinatorWatermark uint64
 	// Failed is the error that stopped the stream, if any.
 	Failed error
 }
@@ -26,7 +29,8 @@ type StreamInfo struct {
 // Info summarises the stream.
 func (s *Stream) Info() StreamInfo {
 	s.mu.Lock()
-	in := StreamInfo{ID: s.id, Records: s.mu.records, Bytes: s.mu.written, Failed: s.mu.failed}
+	in := StreamInfo{ID: s.id, Records: s.mu.records, Bytes: s.mu.written, Failed: s.mu.failed, CoordinatorWatermark: s.mu.watermark}
+	in.LastExtID = s.lastExtLocked()
 	s.mu.Unlock()
 	in.DurableRecords = s.durableRecs.Load()
 	in.DurableBytes = s.durablePos.Load()
@@ -45,4 +49,22 @@ func (s *Stream) Info() StreamInfo {
 		}
 	}
 	return in
+}
+
+// lastExtLocked is the ext_id of the newest record: the last one appended
+// to an unsealed segment, else the newest footer's.
+func (s *Stream) lastExtLocked() uint64 {
+	for _, g := range []*seg{s.mu.active, s.mu.sealing} {
+		if g != nil && g.w != nil && g.w.Count() > 0 {
+			_, _, ext := g.w.Last()
+			return ext
+		}
+	}
+	segs := s.cat.Load().segs
+	for i := len(segs) - 1; i >= 0; i-- {
+		if f := segs[i].footer.Load(); f != nil {
+			return f.ExtID
+		}
+	}
+	return 0
 }

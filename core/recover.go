@@ -28,6 +28,9 @@ type RecoveryReport struct {
 	Duration     time.Duration // wall time of the segment recovery
 	Manifest     ManifestRecovery
 	Cold         []SegmentID // sealed segments present only in tier 1/2
+	// CoordinatorWatermark is the newest sealed segment's watermark, which
+	// the next seal carries unless SetCoordinatorWatermark changes it.
+	CoordinatorWatermark uint64
 }
 
 // recover rebuilds the stream from its segment files (SPEC §4 "pointer

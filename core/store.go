@@ -79,6 +79,12 @@ func (st *Store) recoverAll(ids []StreamID) {
 			if err == nil {
 				err = s.checkCatalog()
 			}
+			if err == nil {
+				s.mu.Lock()
+				s.restoreWatermarkLocked()
+				rep.CoordinatorWatermark = s.mu.watermark
+				s.mu.Unlock()
+			}
 			if err != nil && s.journal != nil {
 				_ = s.journal.Close()
 			}

@@ -420,9 +420,33 @@ func (s *Stream) waitDurable(ctx context.Context, mark uint64) error {
 	}
 }
 
-// SetCoordinatorWatermark sets the watermark stamped into the next seal.
+// SetCoordinatorWatermark sets the coordinator watermark stamped into the
+// stream's next seal (footer, current.sealed and the manifest's
+// SealSegment record). A writer that drives the stream from an external log
+// (a Raft log, say) records there how far it has got. The value is durable
+// once that seal is: a restart resumes with the newest sealed segment's
+// watermark, so a value set after the last seal is lost with a crash.
 func (s *Stream) SetCoordinatorWatermark(w uint64) {
 	s.mu.Lock()
 	s.mu.watermark = w
 	s.mu.Unlock()
+}
+
+// CoordinatorWatermark returns the watermark the next seal will carry.
+func (s *Stream) CoordinatorWatermark() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.watermark
+}
+
+// restoreWatermarkLocked takes the watermark of the newest sealed segment,
+// local or cold: recovery resumes where the last durable seal left it.
+func (s *Stream) restoreWatermarkLocked() {
+	segs := s.cat.Load().segs
+	for i := len(segs) - 1; i >= 0; i-- {
+		if f := segs[i].footer.Load(); f != nil {
+			s.mu.watermark = f.CoordinatorWatermark
+			return
+		}
+	}
 }
