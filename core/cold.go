@@ -222,11 +222,11 @@ func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error
 	cat := s.cat.Load()
 	var cold []uint64
 	for _, st := range log.Index().Segments() {
-		if g, _ := cat.byID(SegmentID(st.SegmentID)); g != nil || !st.Sealed || len(st.Tier2.PendingDeletes) > 0 {
+		if g, _ := cat.byID(st.SegmentID); g != nil || !st.Sealed || len(st.Tier2.PendingDeletes) > 0 {
 			continue // present, unsealed, or being deleted by retention
 		}
 		if st.Tier1.State == manifest.Tier1Compressed || st.Tier2.Key != "" {
-			cold = append(cold, st.SegmentID)
+			cold = append(cold, uint64(st.SegmentID))
 		}
 	}
 	if len(cold) == 0 {

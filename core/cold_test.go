@@ -114,7 +114,7 @@ func TestEvictAndHydrate(t *testing.T) {
 	require.NotNil(t, log)
 	for _, id := range []SegmentID{1, 3} {
 		cold.save(t, s, id)
-		require.NoError(t, log.AppendCommit(ctx, manifest.CompressionDone{Header: manifest.Header{SegmentID: uint64(id)}, CompressedBytes: 1}))
+		require.NoError(t, log.AppendCommit(ctx, manifest.CompressionDone{Header: manifest.Header{SegmentID: id}, CompressedBytes: 1}))
 		require.NoError(t, s.Evict(id))
 		info, _ := s.Segment(id)
 		require.False(t, info.Resident)

@@ -74,14 +74,14 @@ func (j *manifestJournal) Close() error {
 
 func openedRecord(h segment.Header) manifest.SegmentOpened {
 	return manifest.SegmentOpened{
-		Header:     manifest.Header{SegmentID: uint64(h.SegmentID), LogicalOffset: h.BaseOffset, TimestampMS: uint64(max(h.CreatedAt, 0) / int64(time.Millisecond))},
+		Header:     manifest.Header{SegmentID: h.SegmentID, LogicalOffset: h.BaseOffset, TimestampMS: uint64(max(h.CreatedAt, 0) / int64(time.Millisecond))},
 		BaseOffset: h.BaseOffset,
 	}
 }
 
 func sealRecord(baseOffset uint64, f segment.Footer) manifest.SealSegment {
 	return manifest.SealSegment{
-		Header:       manifest.Header{SegmentID: uint64(f.SegmentID), LogicalOffset: baseOffset + f.DurableBytes - segment.HeaderSize, TimestampMS: uint64(max(f.SealedAt, 0) / int64(time.Millisecond))},
+		Header:       manifest.Header{SegmentID: f.SegmentID, LogicalOffset: baseOffset + f.DurableBytes - segment.HeaderSize, TimestampMS: uint64(max(f.SealedAt, 0) / int64(time.Millisecond))},
 		DurableBytes: f.DurableBytes, SegmentCRC64: manifest.Hex64(f.SegmentCRC), ExtID: f.ExtID,
 		CoordinatorWatermark: f.CoordinatorWatermark, FlushFailure: f.Flags&segment.FlagFlushFailure != 0,
 	}
@@ -97,7 +97,7 @@ func (s *Stream) Segments(context.Context) ([]manifest.SegmentFacts, error) {
 		if !g.resident.Load() {
 			continue // ground truth is the tier-0 files present
 		}
-		fs := manifest.SegmentFacts{SegmentID: uint64(g.id), BaseOffset: g.baseOffset, BaseRecord: g.baseRecord}
+		fs := manifest.SegmentFacts{SegmentID: g.id, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord}
 		if f := g.footer.Load(); f != nil {
 			fs.Sealed, fs.DurableBytes, fs.SegmentCRC64, fs.ExtID = true, f.DurableBytes, f.SegmentCRC, f.ExtID
 			fs.CoordinatorWatermark, fs.FlushFailure = f.CoordinatorWatermark, f.Flags&segment.FlagFlushFailure != 0
@@ -140,7 +140,7 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 	if opts.TracerProvider == nil {
 		opts.TracerProvider = s.cfg.TracerProvider
 	}
-	log, err := manifest.Open(ctx, s.cfg.FS, filepath.Dir(s.segDir), uint64(s.id), opts)
+	log, err := manifest.Open(ctx, s.cfg.FS, filepath.Dir(s.segDir), s.id, opts)
 	if err != nil {
 		return nil, mr, fmt.Errorf("stream %d: open manifest: %w", s.id, err)
 	}
@@ -151,7 +151,7 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 	// tier rather than guess it is in tier 0.
 	_, tiered := opts.GroundTruth.(coldTruth)
 	for _, g := range s.cat.Load().segs {
-		if _, known := log.Segment(uint64(g.id)); !known && (tiered || !g.resident.Load()) {
+		if _, known := log.Segment(g.id); !known && (tiered || !g.resident.Load()) {
 			rep, err := log.Repair(ctx, opts.GroundTruth)
 			if err != nil {
 				return nil, mr, s.closeManifest(log, err)
@@ -163,7 +163,7 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 	live := map[uint64]bool{}
 	for _, g := range s.cat.Load().segs {
 		live[uint64(g.id)] = true
-		st, known := log.Segment(uint64(g.id))
+		st, known := log.Segment(g.id)
 		if !known {
 			if err := log.Append(openedRecord(segment.Header{SegmentID: g.id, BaseOffset: g.baseOffset})); err != nil {
 				return nil, mr, s.closeManifest(log, err)
@@ -178,10 +178,10 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 		}
 	}
 	for _, st := range log.Index().Segments() {
-		if st.Tier0 && !live[st.SegmentID] && !st.Sealed {
+		if st.Tier0 && !live[uint64(st.SegmentID)] && !st.Sealed {
 			// An activated segment that recovery removed: it never held an
 			// acknowledged record.
-			mr.Vanished = append(mr.Vanished, types.SegmentID(st.SegmentID))
+			mr.Vanished = append(mr.Vanished, st.SegmentID)
 		}
 	}
 	if mr.Added > 0 {

@@ -27,7 +27,7 @@ func sealedWatermarks(t *testing.T, fsys vfs.FS, s *Stream, id SegmentID) (foote
 	if p.SegmentID == id {
 		pointer = p.CoordinatorWatermark
 	}
-	ms, ok := s.Manifest().Segment(uint64(id))
+	ms, ok := s.Manifest().Segment(id)
 	require.True(t, ok)
 	require.True(t, ms.Sealed)
 	return info.Footer.CoordinatorWatermark, pointer, ms.CoordinatorWatermark

@@ -123,7 +123,7 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	require.NoError(t, s.Seal(ctx))
 	require.Eventually(t, func() bool {
 		for _, info := range s.SegmentList() {
-			if ms, _ := s.Manifest().Segment(uint64(info.ID)); !info.Resident && ms.Tier2.Key != "" {
+			if ms, _ := s.Manifest().Segment(info.ID); !info.Resident && ms.Tier2.Key != "" {
 				return true
 			}
 		}

@@ -31,7 +31,7 @@ func requiredStream(s string) (core.StreamID, error) {
 func runSeal(ctx context.Context, e *cmdEnv) error {
 	return runStreamOp(ctx, e, "sealed",
 		func(ctx context.Context, c *client.Client, id core.StreamID) error {
-			_, err := c.Seal(ctx, client.StreamID(id))
+			_, err := c.Seal(ctx, id)
 			return err
 		},
 		func(ctx context.Context, s *core.Stream) error { return s.Seal(ctx) })
@@ -41,7 +41,7 @@ func runSeal(ctx context.Context, e *cmdEnv) error {
 func runFlush(ctx context.Context, e *cmdEnv) error {
 	return runStreamOp(ctx, e, "flushed",
 		func(ctx context.Context, c *client.Client, id core.StreamID) error {
-			_, err := c.Flush(ctx, client.StreamID(id))
+			_, err := c.Flush(ctx, id)
 			return err
 		},
 		func(ctx context.Context, s *core.Stream) error { return s.FlushAll(ctx) })
@@ -108,7 +108,7 @@ func runHydrate(ctx context.Context, e *cmdEnv) error {
 			return err
 		}
 		defer c.Close()
-		err = c.Hydrate(ctx, client.StreamID(id), client.SegmentID(*from), client.SegmentID(*to), func(p client.HydrateProgress) {
+		err = c.Hydrate(ctx, id, client.SegmentID(*from), client.SegmentID(*to), func(p client.HydrateProgress) {
 			bar.update(p.Done, p.Total, uint64(p.Segment))
 		})
 		bar.finish()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/host/dump"
 )
@@ -254,7 +255,7 @@ func streamInspectors(t *target, stream string) ([]streamInspector, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, streamInspector{id, manifest.NewInspector(vfs.OS, dir, id)})
+		out = append(out, streamInspector{id, manifest.NewInspector(vfs.OS, dir, types.StreamID(id))})
 	}
 	return out, nil
 }

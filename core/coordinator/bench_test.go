@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 	fsbackend "github.com/aof2/aof2/plugins/fs"
 )
@@ -83,8 +84,8 @@ func newColdRig(b *testing.B) *coldRig {
 // makeCold evicts the segment from tier 0 and the warm cache.
 func (r *coldRig) makeCold(b *testing.B) {
 	require.NoError(b, r.s.Evict(1))
-	_ = r.c.budget.Removed(tier0.Key{Stream: 1, Segment: 1})
-	if _, err := r.c.Warm().Remove(tier1.Key{Stream: 1, Segment: 1}); err != nil {
+	_ = r.c.budget.Removed(types.SegmentKey{Stream: 1, Segment: 1})
+	if _, err := r.c.Warm().Remove(types.SegmentKey{Stream: 1, Segment: 1}); err != nil {
 		require.ErrorIs(b, err, tier1.ErrNotCached)
 	}
 }
@@ -185,7 +186,7 @@ func BenchmarkColdTier2(b *testing.B) {
 		dst := filepath.Join(r.dir, "download.tmp")
 		var n uint64
 		for range b.N {
-			d, err := r.remote.DownloadSegment(ctx, 1, 1, dst, tier2.Expect{})
+			d, err := r.remote.DownloadSegment(ctx, sk(1, 1), dst, tier2.Expect{})
 			require.NoError(b, err)
 			n = d.Info.Size
 		}

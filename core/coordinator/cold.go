@@ -28,15 +28,15 @@ var (
 // tier-0 LRU (and its warm copy to the recent end of the warm LRU), so
 // eviction takes the least recently read segments first.
 func (c *Coordinator) SegmentRead(stream types.StreamID, seg types.SegmentID) {
-	k := tier1.Key{Stream: stream, Segment: seg}
-	_ = c.budget.Touch(tier0.Key(k))
+	k := types.SegmentKey{Stream: stream, Segment: seg}
+	_ = c.budget.Touch(k)
 	_ = c.warm.Touch(k)
 }
 
 // AdmitSegment implements core.Admitter: a new active segment must fit the
 // tier-0 budget. Victims the budget picks are evicted by the workers.
 func (c *Coordinator) AdmitSegment(stream types.StreamID, seg types.SegmentID, bytes int64) error {
-	g, err := c.budget.TryAdmit(tier0.Request{Key: tier0.Key{Stream: stream, Segment: seg}, Bytes: bytes, Active: true})
+	g, err := c.budget.TryAdmit(tier0.Request{Key: types.SegmentKey{Stream: stream, Segment: seg}, Bytes: bytes, Active: true})
 	if errors.Is(err, tier0.ErrExists) {
 		return nil
 	}
@@ -51,7 +51,7 @@ func (c *Coordinator) AdmitSegment(stream types.StreamID, seg types.SegmentID, b
 
 // SegmentSealed implements core.SealObserver.
 func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
-	if err := c.budget.Seal(tier0.Key{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+	if err := c.budget.Seal(types.SegmentKey{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
 		c.log.Warn("tier0: seal", "stream_id", uint64(s.ID()), "segment_id", uint64(info.ID), "error", err)
 	}
 	c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: info.ID})
@@ -61,7 +61,7 @@ func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
 // object through range reads (the seek table and two frames, not the
 // segment).
 func (c *Coordinator) Describe(ctx context.Context, stream types.StreamID, seg types.SegmentID) (segment.Header, segment.Footer, error) {
-	a, closeFn, err := c.openArtifact(ctx, tier1.Key{Stream: stream, Segment: seg})
+	a, closeFn, err := c.openArtifact(ctx, types.SegmentKey{Stream: stream, Segment: seg})
 	if err != nil {
 		return segment.Header{}, segment.Footer{}, err
 	}
@@ -76,7 +76,7 @@ func (c *Coordinator) Describe(ctx context.Context, stream types.StreamID, seg t
 
 // openArtifact opens a segment's artifact wherever it is: the warm file, or
 // the tier-2 object.
-func (c *Coordinator) openArtifact(ctx context.Context, k tier1.Key) (*tier1.Artifact, func(), error) {
+func (c *Coordinator) openArtifact(ctx context.Context, k types.SegmentKey) (*tier1.Artifact, func(), error) {
 	path := tier1.ArtifactPath(c.cfg.DataDir, k)
 	if f, err := c.cfg.FS.Open(path); err == nil {
 		size, err := f.Size()
@@ -91,11 +91,11 @@ func (c *Coordinator) openArtifact(ctx context.Context, k tier1.Key) (*tier1.Art
 	if c.remote == nil {
 		return nil, nil, fmt.Errorf("segment %d of stream %d: no warm artifact and no tier 2: %w", k.Segment, k.Stream, types.ErrNotFound)
 	}
-	rr, err := c.remote.OpenSegmentRange(ctx, uint64(k.Stream), uint64(k.Segment), tier2.Expect{})
+	rr, err := c.remote.OpenSegmentRange(ctx, k, tier2.Expect{})
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := tier1.OpenReaderAt(rr, rr.Size(), c.remote.Layout().SegmentKey(uint64(k.Stream), uint64(k.Segment)))
+	a, err := tier1.OpenReaderAt(rr, rr.Size(), c.remote.Layout().SegmentObjectKey(k))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,11 +129,11 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 	if !ok || info.Footer == nil {
 		return fmt.Errorf("segment %d: %w", seg, types.ErrNotFound)
 	}
-	k := tier1.Key{Stream: stream, Segment: seg}
+	k := types.SegmentKey{Stream: stream, Segment: seg}
 	log := s.Manifest()
-	ms, _ := log.Segment(uint64(seg))
+	ms, _ := log.Segment(seg)
 	inT2 := ms.Tier2.Key != ""
-	key := tier0.Key(k)
+	key := k
 	// An eviction of this segment still finishing (file gone, budget not yet
 	// told) must complete first.
 	unlock := c.lockKey(key)
@@ -189,7 +189,7 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 // fetchArtifact downloads a segment's artifact from tier 2 into the warm
 // cache (verified by tier 2 against the object's checksum, then by the
 // cache against the segment).
-func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.Expected) (err error) {
+func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp tier1.Expected) (err error) {
 	ctx, span := c.startSpan(ctx, tracing.SpanFetch, k.Stream, k.Segment, 2)
 	defer func() { tracing.End(span, err) }()
 	if c.remote == nil {
@@ -200,7 +200,7 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.
 		return err
 	}
 	if c.cfg.FS != vfs.OS {
-		data, _, err := c.remote.Fetch(ctx, c.remote.Layout().SegmentKey(uint64(k.Stream), uint64(k.Segment)), tier2.Expect{})
+		data, _, err := c.remote.Fetch(ctx, c.remote.Layout().SegmentObjectKey(k), tier2.Expect{})
 		if err != nil {
 			return err
 		}
@@ -212,7 +212,7 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k tier1.Key, exp tier1.
 		return c.warm.Adopt(ctx, exp)
 	}
 	tmp := final + ".tmp"
-	d, err := c.remote.DownloadSegment(ctx, uint64(k.Stream), uint64(k.Segment), tmp, tier2.Expect{})
+	d, err := c.remote.DownloadSegment(ctx, k, tmp, tier2.Expect{})
 	if err != nil {
 		_ = c.cfg.FS.Remove(tmp)
 		return err
@@ -234,7 +234,7 @@ var _ core.ColdReader = (*Coordinator)(nil)
 // its artifact (warm file, or tier-2 range reads), without hydrating it.
 // The ordinal is left to the caller (it is not known without the index).
 func (c *Coordinator) ReadRecord(ctx context.Context, stream types.StreamID, seg types.SegmentID, off, limit int64) (core.Record, error) {
-	a, closeFn, err := c.openArtifact(ctx, tier1.Key{Stream: stream, Segment: seg})
+	a, closeFn, err := c.openArtifact(ctx, types.SegmentKey{Stream: stream, Segment: seg})
 	if err != nil {
 		return core.Record{}, err
 	}

@@ -39,7 +39,7 @@ type Coordinator struct {
 		closed  bool
 		warmRep *tier1.Report
 		recon   []Reconciliation
-		keys    map[tier0.Key]*keyLock
+		keys    map[types.SegmentKey]*keyLock
 	}
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running
@@ -83,7 +83,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, remote: cfg.Tier2, signal: make(chan struct{}, 1),
 		tracer: tracing.Tracer(cfg.TracerProvider, tracing.ScopeCoordinator)}
 	c.mu.queued = map[job]bool{}
-	c.mu.keys = map[tier0.Key]*keyLock{}
+	c.mu.keys = map[types.SegmentKey]*keyLock{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -147,8 +147,8 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		return fmt.Errorf("tiering needs the manifest (core.Config.NoManifest is set)")
 	}
 	for _, info := range s.SegmentList() {
-		ms, _ := log.Segment(uint64(info.ID))
-		k := tier1.Key{Stream: s.ID(), Segment: info.ID}
+		ms, _ := log.Segment(info.ID)
+		k := types.SegmentKey{Stream: s.ID(), Segment: info.ID}
 		inT2 := ms.Tier2.Key != ""
 		inT1 := false
 		if info.Footer != nil && ms.Tier1.State == tier1Compressed {
@@ -170,7 +170,7 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		}
 		switch {
 		case info.Resident:
-			err := c.budget.Register(tier0.Segment{Key: tier0.Key(k), Bytes: info.Capacity, Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
+			err := c.budget.Register(tier0.Segment{Key: k, Bytes: info.Capacity, Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
 			if err != nil && !errors.Is(err, tier0.ErrExists) {
 				return err
 			}
@@ -197,7 +197,7 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 // compressed — a crash after the artifact was made durable and before its
 // CompressionDone was — if it verifies, and records it. A missing or
 // unverifiable file is left to compression (which replaces it).
-func (c *Coordinator) adoptOrphan(ctx context.Context, log *manifest.Log, k tier1.Key, crc uint64, inT2 bool) (bool, error) {
+func (c *Coordinator) adoptOrphan(ctx context.Context, log *manifest.Log, k types.SegmentKey, crc uint64, inT2 bool) (bool, error) {
 	if _, err := c.cfg.FS.Stat(c.warm.Path(k)); err != nil {
 		return false, nil
 	}
@@ -361,8 +361,8 @@ func (c *Coordinator) scan() {
 			if info.Footer == nil {
 				continue
 			}
-			ms, _ := log.Segment(uint64(info.ID))
-			k := tier1.Key{Stream: id, Segment: info.ID}
+			ms, _ := log.Segment(info.ID)
+			k := types.SegmentKey{Stream: id, Segment: info.ID}
 			if info.Resident {
 				// Re-assert what the manifest and cache say (all idempotent):
 				// a job that failed after its durable record must not leave
@@ -371,7 +371,7 @@ func (c *Coordinator) scan() {
 				// when the artifact appears: a tier-0 file evicted before
 				// that record is durable would, after a crash, leave a
 				// segment no recovered state points at.
-				bk := tier0.Key(k)
+				bk := k
 				_ = c.budget.Seal(bk)
 				if warmRecorded(c.warm.Contains(k), ms) {
 					_ = c.budget.MarkInTier1(bk)
@@ -419,7 +419,7 @@ type keyLock struct {
 }
 
 // lockKey locks k and returns the unlock function.
-func (c *Coordinator) lockKey(k tier0.Key) func() {
+func (c *Coordinator) lockKey(k types.SegmentKey) func() {
 	c.mu.Lock()
 	l := c.mu.keys[k]
 	if l == nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier0"
-	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 )
@@ -87,7 +86,7 @@ func waitUploaded(t *testing.T, s *core.Stream) {
 			if info.Footer == nil {
 				continue
 			}
-			ms, _ := s.Manifest().Segment(uint64(info.ID))
+			ms, _ := s.Manifest().Segment(info.ID)
 			if ms.Tier2.Key == "" || ms.Tier1.State != manifest.Tier1Compressed {
 				return false
 			}
@@ -160,7 +159,7 @@ func TestTiersRoundTrip(t *testing.T) {
 
 	// Drop the warm copies: reads must now come from tier 2.
 	for _, info := range s.SegmentList() {
-		k := tier1.Key{Stream: 7, Segment: info.ID}
+		k := types.SegmentKey{Stream: 7, Segment: info.ID}
 		if !info.Resident && r.c.Warm().Contains(k) {
 			_, err := r.c.Warm().Remove(k)
 			require.NoError(t, err)
@@ -253,7 +252,7 @@ func TestReconcileAtStart(t *testing.T) {
 
 	var withCopy, without *core.SegmentInfo
 	for _, info := range s.SegmentList() {
-		k := tier1.Key{Stream: 3, Segment: info.ID}
+		k := types.SegmentKey{Stream: 3, Segment: info.ID}
 		switch {
 		case info.Resident && info.Footer != nil && withCopy == nil:
 			withCopy = &info
@@ -266,8 +265,8 @@ func TestReconcileAtStart(t *testing.T) {
 	require.NotNil(t, withCopy)
 	require.NotNil(t, without)
 	layout := r.remote.Layout()
-	require.NoError(t, r.remote.Delete(ctx, layout.SegmentKey(3, uint64(withCopy.ID))))
-	require.NoError(t, r.remote.Delete(ctx, layout.SegmentKey(3, uint64(without.ID))))
+	require.NoError(t, r.remote.Delete(ctx, layout.SegmentObjectKey(sk(3, withCopy.ID))))
+	require.NoError(t, r.remote.Delete(ctx, layout.SegmentObjectKey(sk(3, without.ID))))
 	_, err = r.remote.Put(ctx, tier2.Upload{Key: "streams/3/segments/stray-object", Data: []byte("not ours")})
 	require.NoError(t, err)
 	r.close(t)
@@ -281,12 +280,12 @@ func TestReconcileAtStart(t *testing.T) {
 	require.Equal(t, []types.SegmentID{without.ID}, recs[0].Lost)
 	require.Contains(t, recs[0].Unknown, "streams/3/segments/stray-object")
 	require.Eventually(t, func() bool {
-		_, err := r.remote.Stat(ctx, layout.SegmentKey(3, uint64(withCopy.ID)))
+		_, err := r.remote.Stat(ctx, layout.SegmentObjectKey(sk(3, withCopy.ID)))
 		return err == nil
 	}, 10*time.Second, 10*time.Millisecond, "re-uploaded from the local copy")
 	s, err = r.st.Lookup(3)
 	require.NoError(t, err)
-	ms, _ := s.Manifest().Segment(uint64(without.ID))
+	ms, _ := s.Manifest().Segment(without.ID)
 	require.Equal(t, manifest.NeedsRecovery, ms.Residency, "a segment with no copy left is flagged")
 	require.Equal(t, 1.0, testutil.ToFloat64(residencyCollector{r.c}), "aof_needs_recovery_segments of the one stream")
 	_, err = r.remote.Stat(ctx, "streams/3/segments/stray-object")
@@ -329,9 +328,9 @@ func TestRetention(t *testing.T) {
 	head := s.SegmentList()[0]
 	require.Greater(t, uint64(head.ID), uint64(1))
 	gone := func(id types.SegmentID) bool {
-		_, err := remote.Stat(ctx, remote.Layout().SegmentKey(2, uint64(id)))
-		_, known := s.Manifest().Segment(uint64(id))
-		return err != nil && !known && !c.Warm().Contains(tier1.Key{Stream: 2, Segment: id})
+		_, err := remote.Stat(ctx, remote.Layout().SegmentObjectKey(sk(2, uint64(id))))
+		_, known := s.Manifest().Segment(id)
+		return err != nil && !known && !c.Warm().Contains(types.SegmentKey{Stream: 2, Segment: id})
 	}
 	require.Eventually(t, func() bool { return gone(head.ID - 1) }, 10*time.Second, 10*time.Millisecond, "the last retired segment finishes")
 	for id := types.SegmentID(1); id < head.ID; id++ {
@@ -394,7 +393,7 @@ func TestManifestRebuiltFromTiers(t *testing.T) {
 	s, err = r.st.Lookup(4)
 	require.NoError(t, err)
 	for _, id := range cold {
-		ms, ok := s.Manifest().Segment(uint64(id))
+		ms, ok := s.Manifest().Segment(id)
 		require.True(t, ok, "segment %d", id)
 		require.False(t, ms.Tier0, "segment %d", id)
 		require.Equal(t, manifest.Tier1Compressed, ms.Tier1.State, "segment %d: the warm artifact is found", id)
@@ -415,4 +414,9 @@ func writeSealed(t *testing.T, ctx context.Context, s *core.Stream, n int) {
 	require.NoError(t, s.FlushAll(ctx))
 	require.NoError(t, s.Seal(ctx))
 	waitUploaded(t, s)
+}
+
+// sk is a segment key from plain numbers.
+func sk[T ~uint64 | ~int](stream, seg T) types.SegmentKey {
+	return types.SegmentKey{Stream: types.StreamID(stream), Segment: types.SegmentID(seg)}
 }

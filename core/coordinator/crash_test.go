@@ -22,6 +22,7 @@ import (
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -265,8 +266,8 @@ func checkTiers(r *tierRig, acked int) (hydrations int, err error) {
 		if info.Footer == nil {
 			continue
 		}
-		ms, _ := log.Segment(uint64(info.ID))
-		k := tier1.Key{Stream: 1, Segment: info.ID}
+		ms, _ := log.Segment(info.ID)
+		k := types.SegmentKey{Stream: 1, Segment: info.ID}
 		if ms.Tier1.State == manifest.Tier1Compressed && !r.c.Warm().Contains(k) {
 			return 0, fmt.Errorf("segment %d: manifest records a warm artifact the cache does not hold", info.ID)
 		}

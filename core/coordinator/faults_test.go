@@ -12,8 +12,8 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/checksum"
 	"github.com/aof2/aof2/core/tier0"
-	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -43,11 +43,11 @@ func TestFaultyTier2(t *testing.T) {
 
 	check := func(s *core.Stream) {
 		for _, info := range s.SegmentList() {
-			ms, _ := s.Manifest().Segment(uint64(info.ID))
+			ms, _ := s.Manifest().Segment(info.ID)
 			if ms.Tier2.Key != "" {
 				obj, ok := backend.Stored(ms.Tier2.Key)
 				require.True(t, ok, "segment %d: the manifest points at %s, which is not stored", info.ID, ms.Tier2.Key)
-				data, err := vfs.ReadFile(vfs.OS, c.Warm().Path(tier1.Key{Stream: s.ID(), Segment: info.ID}))
+				data, err := vfs.ReadFile(vfs.OS, c.Warm().Path(types.SegmentKey{Stream: s.ID(), Segment: info.ID}))
 				if err == nil {
 					require.Equal(t, checksum.Sum64(data), obj.CRC64, "segment %d: the object holds the artifact's bytes", info.ID)
 				}
@@ -99,11 +99,11 @@ func TestFaultyTier2(t *testing.T) {
 // failed attempt is a typed error, never wrong bytes; retries get through.
 func coldReadUnderFaults(t *testing.T, ctx context.Context, c *Coordinator, s *core.Stream) {
 	for _, info := range s.SegmentList() {
-		ms, _ := s.Manifest().Segment(uint64(info.ID))
+		ms, _ := s.Manifest().Segment(info.ID)
 		if info.Resident || ms.Tier2.Key == "" {
 			continue
 		}
-		if _, err := c.Warm().Remove(tier1.Key{Stream: s.ID(), Segment: info.ID}); err != nil {
+		if _, err := c.Warm().Remove(types.SegmentKey{Stream: s.ID(), Segment: info.ID}); err != nil {
 			continue // pinned or already gone
 		}
 		for attempt := 0; ; attempt++ {

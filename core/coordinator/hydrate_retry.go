@@ -8,6 +8,7 @@ import (
 
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -18,7 +19,7 @@ import (
 // each retry, retry_unavailable when the remote's breaker is open (no
 // retry: the reader gets the error now and may try again later), and
 // retry_failed when the retries are spent.
-func (c *Coordinator) fetchWithRetry(ctx context.Context, k tier1.Key, exp tier1.Expected) error {
+func (c *Coordinator) fetchWithRetry(ctx context.Context, k types.SegmentKey, exp tier1.Expected) error {
 	delay := c.cfg.HydrateRetryDelay
 	for attempt := 1; ; attempt++ {
 		err := c.fetchArtifact(ctx, k, exp)

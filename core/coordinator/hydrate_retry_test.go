@@ -74,7 +74,7 @@ func TestHydrationRetries(t *testing.T) {
 
 	var cold core.SegmentID
 	for _, info := range s.SegmentList() {
-		if ms, _ := s.Manifest().Segment(uint64(info.ID)); !info.Resident && ms.Residency == manifest.UploadedToTier2 {
+		if ms, _ := s.Manifest().Segment(info.ID); !info.Resident && ms.Residency == manifest.UploadedToTier2 {
 			cold = info.ID
 			break
 		}

@@ -24,7 +24,7 @@ func warmRecorded(inCache bool, ms manifest.SegmentState) bool {
 	return inCache && ms.Tier1.State == tier1Compressed
 }
 
-func hdr(id types.SegmentID) manifest.Header { return manifest.Header{SegmentID: uint64(id)} }
+func hdr(id types.SegmentID) manifest.Header { return manifest.Header{SegmentID: id} }
 
 func localEvicted(info core.SegmentInfo) manifest.LocalEvicted {
 	return manifest.LocalEvicted{Header: hdr(info.ID), ReclaimedBytes: uint64(info.Capacity)}
@@ -56,9 +56,9 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 	if !ok || info.Footer == nil {
 		return nil
 	}
-	k := tier1.Key{Stream: s.ID(), Segment: id}
+	k := types.SegmentKey{Stream: s.ID(), Segment: id}
 	log := s.Manifest()
-	ms, _ := log.Segment(uint64(id))
+	ms, _ := log.Segment(id)
 	switch {
 	case c.warm.Contains(k) && ms.Tier1.State != tier1Compressed:
 		// An artifact whose record did not commit (a failed commit, or
@@ -87,7 +87,7 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 		result = tracing.ResultOK
 		span.SetAttributes(tracing.Bytes(res.CompressedBytes), tracing.KeyRecords.Int64(int64(info.Footer.RecordCount)))
 	}
-	if err := c.budget.MarkInTier1(tier0.Key(k)); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+	if err := c.budget.MarkInTier1(k); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
 		return err
 	}
 	if c.remote != nil {
@@ -107,7 +107,7 @@ func (c *Coordinator) upload(ctx context.Context, s *core.Stream, id types.Segme
 // reupload uploads a segment whose tier-2 object reconciliation found
 // missing, from the warm artifact (recompressed from tier 0 if needed).
 func (c *Coordinator) reupload(ctx context.Context, s *core.Stream, id types.SegmentID) error {
-	k := tier1.Key{Stream: s.ID(), Segment: id}
+	k := types.SegmentKey{Stream: s.ID(), Segment: id}
 	if !c.warm.Contains(k) {
 		info, ok := s.Segment(id)
 		if !ok || !info.Resident {
@@ -131,26 +131,26 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 	if !ok || info.Footer == nil || c.remote == nil {
 		return nil
 	}
-	k := tier1.Key{Stream: s.ID(), Segment: id}
+	k := types.SegmentKey{Stream: s.ID(), Segment: id}
 	log := s.Manifest()
-	ms, _ := log.Segment(uint64(id))
+	ms, _ := log.Segment(id)
 	if ms.Tier2.Key == "" || force {
 		if !c.warm.Contains(k) {
 			c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: id})
 			return nil
 		}
-		key := c.remote.Layout().SegmentKey(uint64(s.ID()), uint64(id))
+		key := c.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: s.ID(), Segment: id})
 		if err := log.Append(manifest.UploadStarted{Header: hdr(id), Key: key}); err != nil {
 			return err
 		}
 		meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord}
 		var up tier2.Uploaded
 		if c.cfg.FS == vfs.OS {
-			up, err = c.remote.UploadSegment(ctx, uint64(s.ID()), uint64(id), c.warm.Path(k), meta)
+			up, err = c.remote.UploadSegment(ctx, types.SegmentKey{Stream: s.ID(), Segment: id}, c.warm.Path(k), meta)
 		} else {
 			var data []byte
 			if data, err = vfs.ReadFile(c.cfg.FS, c.warm.Path(k)); err == nil {
-				up, err = c.remote.UploadSegmentData(ctx, uint64(s.ID()), uint64(id), data, meta)
+				up, err = c.remote.UploadSegmentData(ctx, types.SegmentKey{Stream: s.ID(), Segment: id}, data, meta)
 			}
 		}
 		if err != nil {
@@ -168,7 +168,7 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return err
 	}
-	if err := c.budget.MarkInTier2(tier0.Key(k)); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
 		return err
 	}
 	s.Wake()
@@ -181,7 +181,7 @@ func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.Segmen
 	ctx, span := c.startSpan(ctx, tracing.SpanEvict, s.ID(), id, 0)
 	result := tracing.ResultSkipped
 	defer func() { endSpan(span, err, result) }()
-	key := tier0.Key{Stream: s.ID(), Segment: id}
+	key := types.SegmentKey{Stream: s.ID(), Segment: id}
 	unlock := c.lockKey(key)
 	defer unlock()
 	info, ok := s.Segment(id)

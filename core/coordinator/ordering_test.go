@@ -16,6 +16,7 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -32,7 +33,7 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	mem := vfs.NewMem()
-	artifact := tier1.ArtifactPath("/data", tier1.Key{Stream: 1, Segment: 1})
+	artifact := tier1.ArtifactPath("/data", types.SegmentKey{Stream: 1, Segment: 1})
 	var armed, held atomic.Bool
 	release := make(chan struct{})
 	var once sync.Once
@@ -107,7 +108,7 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 	before, _ := s2.Manifest().Segment(1)
 	require.NotEqual(t, manifest.Tier1Compressed, before.Tier1.State, "the cut came before CompressionDone was durable")
 	require.NoError(t, c2.Start(ctx, st2))
-	assert.True(t, c2.Warm().Contains(tier1.Key{Stream: 1, Segment: 1}), "the unrecorded artifact is adopted")
+	assert.True(t, c2.Warm().Contains(types.SegmentKey{Stream: 1, Segment: 1}), "the unrecorded artifact is adopted")
 	after, _ := s2.Manifest().Segment(1)
 	assert.Equal(t, manifest.Tier1Compressed, after.Tier1.State, "and recorded")
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
@@ -43,7 +42,7 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 	if c.remote == nil {
 		return rec
 	}
-	listing, err := c.remote.ListStream(ctx, uint64(s.ID()))
+	listing, err := c.remote.ListStream(ctx, s.ID())
 	if err != nil {
 		rec.Err = err
 		c.log.Warn("tier 2 could not be listed at start; reconciliation skipped", "stream_id", uint64(s.ID()), "error", err)
@@ -63,9 +62,9 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 		if present[ms.Tier2.Key] {
 			continue
 		}
-		id := types.SegmentID(ms.SegmentID)
+		id := ms.SegmentID
 		info, ok := s.Segment(id)
-		k := tier1.Key{Stream: s.ID(), Segment: id}
+		k := types.SegmentKey{Stream: s.ID(), Segment: id}
 		if ok && (info.Resident || c.warm.Contains(k)) {
 			rec.Reuploads = append(rec.Reuploads, id)
 			c.enqueue(job{kind: jobReupload, stream: s.ID(), seg: id})
@@ -78,7 +77,7 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 	}
 	for _, l := range listing.Segments {
 		if !known[l.Info.Key] {
-			if _, ok := log.Segment(l.Ref.ID); !ok {
+			if _, ok := log.Segment(types.SegmentID(l.Ref.ID)); !ok {
 				rec.Unknown = append(rec.Unknown, l.Info.Key)
 			}
 		}
@@ -110,7 +109,7 @@ func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uin
 			return fmt.Errorf("read manifest chunk %d: %w", index, err)
 		}
 		span.SetAttributes(tracing.Bytes(int64(len(data))))
-		if _, err := c.remote.UploadManifestChunk(ctx, uint64(s.ID()), index, data); err != nil {
+		if _, err := c.remote.UploadManifestChunk(ctx, s.ID(), index, data); err != nil {
 			return fmt.Errorf("upload manifest chunk %d: %w", index, err)
 		}
 		result = tracing.ResultOK

@@ -9,7 +9,6 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
 )
@@ -46,7 +45,7 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 		}
 	}
 	head := segs[0]
-	if ms, _ := s.Manifest().Segment(uint64(head.ID)); ms.Tier2.Key == "" && len(ms.Tier2.PendingDeletes) == 0 {
+	if ms, _ := s.Manifest().Segment(head.ID); ms.Tier2.Key == "" && len(ms.Tier2.PendingDeletes) == 0 {
 		return 0, false // let its upload finish first: no job races the delete
 	}
 	old := pol.MaxAge > 0 && now.Sub(time.Unix(0, head.Footer.SealedAt)) > pol.MaxAge
@@ -61,14 +60,14 @@ func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.Segme
 	ctx, span := c.startSpan(ctx, tracing.SpanRetentionDelete, s.ID(), id, 2)
 	defer func() { tracing.End(span, err) }()
 	log := s.Manifest()
-	key := c.remote.Layout().SegmentKey(uint64(s.ID()), uint64(id))
-	ms, known := log.Segment(uint64(id))
+	key := c.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: s.ID(), Segment: id})
+	ms, known := log.Segment(id)
 	if known && !containsKey(ms.Tier2.PendingDeletes, key) {
 		if err := log.AppendCommit(ctx, manifest.Tier2DeleteQueued{Header: hdr(id), Key: key}); err != nil {
 			return err
 		}
 	}
-	unlock := c.lockKey(tier0.Key{Stream: s.ID(), Segment: id})
+	unlock := c.lockKey(types.SegmentKey{Stream: s.ID(), Segment: id})
 	defer unlock()
 	if info, ok := s.Segment(id); ok {
 		if err := s.DropHead(id); err != nil {
@@ -78,7 +77,7 @@ func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.Segme
 			span.SetAttributes(tracing.KeyRecords.Int64(int64(info.Footer.RecordCount)), tracing.Bytes(int64(info.Footer.DurableBytes)))
 		}
 		if info.Resident {
-			_ = c.budget.Removed(tier0.Key{Stream: s.ID(), Segment: id})
+			_ = c.budget.Removed(types.SegmentKey{Stream: s.ID(), Segment: id})
 		}
 	}
 	return c.finishDelete(ctx, s, id, key)
@@ -88,7 +87,7 @@ func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.Segme
 // dropped segment and records the deletion (which retires it from the
 // manifest index).
 func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types.SegmentID, key string) error {
-	if _, err := c.warm.Remove(tier1.Key{Stream: s.ID(), Segment: id}); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+	if _, err := c.warm.Remove(types.SegmentKey{Stream: s.ID(), Segment: id}); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return fmt.Errorf("retention: remove warm artifact of segment %d: %w", id, err)
 	}
 	if err := c.remote.Delete(ctx, key); err != nil {
@@ -96,7 +95,7 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 	}
 	// Every copy is gone: record each so the index retires the segment.
 	log := s.Manifest()
-	ms, _ := log.Segment(uint64(id))
+	ms, _ := log.Segment(id)
 	var recs []manifest.Record
 	if ms.Tier0 {
 		recs = append(recs, manifest.LocalEvicted{Header: hdr(id)})
@@ -115,7 +114,7 @@ func (c *Coordinator) resumeDeletes(ctx context.Context, s *core.Stream) {
 	}
 	for _, ms := range s.Manifest().Index().Segments() {
 		for _, key := range ms.Tier2.PendingDeletes {
-			id := types.SegmentID(ms.SegmentID)
+			id := ms.SegmentID
 			var err error
 			if _, ok := s.Segment(id); ok {
 				err = c.retire(ctx, s, id)

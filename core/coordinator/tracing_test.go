@@ -15,7 +15,6 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/tier0"
-	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
@@ -181,7 +180,7 @@ func TestTracingTiering(t *testing.T) {
 	// 2, under a caller's span.
 	var warm, cold types.SegmentID
 	for _, info := range s.SegmentList() {
-		k := tier1.Key{Stream: stream, Segment: info.ID}
+		k := types.SegmentKey{Stream: stream, Segment: info.ID}
 		switch {
 		case info.Resident || !c.Warm().Contains(k):
 		case warm == 0:

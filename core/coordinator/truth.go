@@ -41,7 +41,7 @@ func (c *Coordinator) WarmArtifacts(ctx context.Context, stream types.StreamID) 
 			var a *tier1.Artifact
 			if a, err = tier1.OpenReaderAt(f, size, n); err == nil {
 				if _, err = a.Footer(); err == nil {
-					out = append(out, manifest.WarmArtifact{SegmentID: uint64(seg), CompressedBytes: uint64(size)})
+					out = append(out, manifest.WarmArtifact{SegmentID: seg, CompressedBytes: uint64(size)})
 				}
 				_ = a.Close()
 			}
@@ -60,14 +60,14 @@ func (c *Coordinator) Tier2Segments(ctx context.Context, stream types.StreamID) 
 	if c.remote == nil {
 		return nil, nil
 	}
-	l, err := c.remote.ListStream(ctx, uint64(stream))
+	l, err := c.remote.ListStream(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]manifest.Tier2Segment, 0, len(l.Segments))
 	for _, o := range l.Segments {
 		if o.MetaErr == nil {
-			out = append(out, manifest.Tier2Segment{SegmentID: o.Ref.ID, Key: o.Info.Key, ETag: o.Info.ETag})
+			out = append(out, manifest.Tier2Segment{SegmentID: types.SegmentID(o.Ref.ID), Key: o.Info.Key, ETag: o.Info.ETag})
 		}
 	}
 	return out, nil

@@ -6,7 +6,6 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
 )
@@ -25,7 +24,7 @@ func (c *Coordinator) scanWarm(st *core.Store) {
 	if c.remote == nil || c.warm.OverBudget() == 0 {
 		return
 	}
-	resident := map[tier1.Key]bool{}
+	resident := map[types.SegmentKey]bool{}
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
 		if err != nil {
@@ -33,11 +32,11 @@ func (c *Coordinator) scanWarm(st *core.Store) {
 		}
 		for _, info := range s.SegmentList() {
 			if info.Resident {
-				resident[tier1.Key{Stream: id, Segment: info.ID}] = true
+				resident[types.SegmentKey{Stream: id, Segment: info.ID}] = true
 			}
 		}
 	}
-	for _, k := range c.warm.EvictionCandidates(func(k tier1.Key) bool { return resident[k] }) {
+	for _, k := range c.warm.EvictionCandidates(func(k types.SegmentKey) bool { return resident[k] }) {
 		c.enqueue(job{kind: jobWarmEvict, stream: k.Stream, seg: k.Segment})
 	}
 }
@@ -48,14 +47,14 @@ func (c *Coordinator) scanWarm(st *core.Store) {
 // between leaves the manifest naming an artifact that is gone, which Start
 // records then (see adopt).
 func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.SegmentID) error {
-	k := tier1.Key{Stream: s.ID(), Segment: id}
-	unlock := c.lockKey(tier0.Key(k))
+	k := types.SegmentKey{Stream: s.ID(), Segment: id}
+	unlock := c.lockKey(k)
 	defer unlock()
 	info, ok := s.Segment(id)
 	if !ok || info.Resident || c.warm.OverBudget() == 0 {
 		return nil
 	}
-	ms, _ := s.Manifest().Segment(uint64(id))
+	ms, _ := s.Manifest().Segment(id)
 	if ms.Tier2.Key == "" || ms.Tier0 || ms.Tier1.State != manifest.Tier1Compressed {
 		return nil // not verified in tier 2, or the manifest would misread the record
 	}

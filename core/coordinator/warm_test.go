@@ -15,6 +15,7 @@ import (
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
 )
 
 func openWarmRig(t *testing.T, dir string, backend *fake.Backend, warmBytes int64) *rig {
@@ -46,7 +47,7 @@ func TestWarmEviction(t *testing.T) {
 	require.NoError(t, s.Seal(ctx))
 	require.Eventually(t, func() bool {
 		for _, info := range s.SegmentList() {
-			if ms, _ := s.Manifest().Segment(uint64(info.ID)); ms.Tier2.Key == "" {
+			if ms, _ := s.Manifest().Segment(info.ID); ms.Tier2.Key == "" {
 				return false
 			}
 		}
@@ -54,8 +55,8 @@ func TestWarmEviction(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond, "every segment reaches tier 2")
 
 	warmOf := func(s *core.Stream, info core.SegmentInfo) (bool, manifest.SegmentState) {
-		ms, _ := s.Manifest().Segment(uint64(info.ID))
-		return r.c.Warm().Contains(tier1.Key{Stream: s.ID(), Segment: info.ID}), ms
+		ms, _ := s.Manifest().Segment(info.ID)
+		return r.c.Warm().Contains(types.SegmentKey{Stream: s.ID(), Segment: info.ID}), ms
 	}
 	require.Eventually(t, func() bool {
 		for _, info := range s.SegmentList() {
@@ -96,7 +97,7 @@ func TestWarmEviction(t *testing.T) {
 		}
 		return false
 	}, 20*time.Second, 10*time.Millisecond, "a segment outside tier 0 with a recorded warm copy")
-	path := r.c.Warm().Path(tier1.Key{Stream: 5, Segment: victim.ID})
+	path := r.c.Warm().Path(types.SegmentKey{Stream: 5, Segment: victim.ID})
 	r.close(t)
 	require.NoError(t, os.Remove(path))
 
@@ -104,7 +105,7 @@ func TestWarmEviction(t *testing.T) {
 	defer r.close(t)
 	s, err = r.st.Lookup(5)
 	require.NoError(t, err)
-	ms, _ := s.Manifest().Segment(uint64(victim.ID))
+	ms, _ := s.Manifest().Segment(victim.ID)
 	require.Equal(t, manifest.Tier1None, ms.Tier1.State, "start records the lost warm copy")
 	require.Equal(t, manifest.UploadedToTier2, ms.Residency)
 	require.Equal(t, records, readAll(t, ctx, s))

@@ -6,13 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
 // rec64 is a record with a 64-byte payload (CustomEvent: 6 bytes of schema
 // and length, 58 of blob); its frame is 104 bytes.
 func rec64(i uint64) Record {
-	return CustomEvent{Header: Header{SegmentID: i % 8, LogicalOffset: i, TimestampMS: 1}, SchemaID: 1, Blob: make([]byte, 58)}
+	return CustomEvent{Header: Header{SegmentID: types.SegmentID(i % 8), LogicalOffset: i, TimestampMS: 1}, SchemaID: 1, Blob: make([]byte, 58)}
 }
 
 func benchFS(b *testing.B, kind string) (vfs.FS, string) {

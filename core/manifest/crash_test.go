@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -35,7 +36,7 @@ type crashStats struct {
 	snapshots, sealed            int // seen in recovered state
 }
 
-func newOracle(streamID uint64) *oracle { return &oracle{base: NewIndex(streamID)} }
+func newOracle(streamID types.StreamID) *oracle { return &oracle{base: NewIndex(streamID)} }
 
 func (o *oracle) clone() *oracle {
 	return &oracle{timeline: append([]Record(nil), o.timeline...), acked: o.acked, base: o.base.Clone()}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/types"
 )
 
 // Chunk file layout. All integers little-endian.
@@ -179,7 +180,7 @@ func appendRecord(dst []byte, rec Record) ([]byte, error) {
 	dst = le.AppendUint16(dst, 0)
 	dst = le.AppendUint32(dst, uint32(n))
 	h := rec.GetHeader()
-	dst = le.AppendUint64(dst, h.SegmentID)
+	dst = le.AppendUint64(dst, uint64(h.SegmentID))
 	dst = le.AppendUint64(dst, h.LogicalOffset)
 	dst = le.AppendUint64(dst, h.TimestampMS)
 	dst = le.AppendUint64(dst, 0) // crc, filled below
@@ -212,7 +213,7 @@ func decodeFrame(b []byte) (frame, error) {
 	}
 	f := frame{
 		typ: RecordType(le.Uint16(b[0:])),
-		hdr: Header{SegmentID: le.Uint64(b[8:]), LogicalOffset: le.Uint64(b[16:]), TimestampMS: le.Uint64(b[24:])},
+		hdr: Header{SegmentID: types.SegmentID(le.Uint64(b[8:])), LogicalOffset: le.Uint64(b[16:]), TimestampMS: le.Uint64(b[24:])},
 		crc: le.Uint64(b[32:]),
 	}
 	if flags := le.Uint16(b[2:]); flags != 0 {

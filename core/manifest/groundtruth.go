@@ -6,13 +6,15 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+
+	"github.com/aof2/aof2/core/types"
 )
 
 // SegmentFacts are the facts of one tier-0 segment file as its header and
 // footer state them (SPEC §4): the engine reads them without scanning
 // payloads.
 type SegmentFacts struct {
-	SegmentID            uint64
+	SegmentID            types.SegmentID
 	BaseOffset           uint64
 	BaseRecord           uint64
 	Sealed               bool // the footer is present and valid
@@ -39,7 +41,7 @@ type GroundTruth interface {
 
 // WarmArtifact is a verified tier-1 artifact.
 type WarmArtifact struct {
-	SegmentID       uint64
+	SegmentID       types.SegmentID
 	CompressedBytes uint64
 	DictionaryID    uint32
 }
@@ -51,7 +53,7 @@ type WarmLister interface {
 
 // Tier2Segment is a tier-2 segment object whose checksum was verified.
 type Tier2Segment struct {
-	SegmentID uint64
+	SegmentID types.SegmentID
 	Key       string
 	ETag      string
 }
@@ -65,11 +67,11 @@ type Tier2Lister interface {
 // RebuildReport says what Rebuild changed.
 type RebuildReport struct {
 	// Added are segments ground truth knows and the manifest did not.
-	Added []uint64 `json:"added,omitempty"`
+	Added []types.SegmentID `json:"added,omitempty"`
 	// Updated are segments whose manifest state was corrected.
-	Updated []uint64 `json:"updated,omitempty"`
+	Updated []types.SegmentID `json:"updated,omitempty"`
 	// Lost are segments with no copy anywhere: NeedsRecovery.
-	Lost []uint64 `json:"lost,omitempty"`
+	Lost []types.SegmentID `json:"lost,omitempty"`
 	// Sources names the ground-truth sources consulted.
 	Sources []string `json:"sources"`
 }
@@ -92,22 +94,22 @@ func Rebuild(ctx context.Context, x *Index, gt GroundTruth) (*Index, RebuildRepo
 	if err != nil {
 		return nil, report, fmt.Errorf("manifest: ground truth: tier-0 segments: %w", err)
 	}
-	warm, err := optionalListing(ctx, gt, &report, "tier1", WarmLister.WarmArtifacts, func(a WarmArtifact) uint64 { return a.SegmentID })
+	warm, err := optionalListing(ctx, gt, &report, "tier1", WarmLister.WarmArtifacts, func(a WarmArtifact) types.SegmentID { return a.SegmentID })
 	if err != nil {
 		return nil, report, err
 	}
-	remote, err := optionalListing(ctx, gt, &report, "tier2", Tier2Lister.Tier2Segments, func(o Tier2Segment) uint64 { return o.SegmentID })
+	remote, err := optionalListing(ctx, gt, &report, "tier2", Tier2Lister.Tier2Segments, func(o Tier2Segment) types.SegmentID { return o.SegmentID })
 	if err != nil {
 		return nil, report, err
 	}
 
 	out := x.Clone()
-	local := map[uint64]SegmentFacts{}
+	local := map[types.SegmentID]SegmentFacts{}
 	for _, f := range facts {
 		local[f.SegmentID] = f
 	}
-	ids := map[uint64]bool{}
-	for _, m := range []map[uint64]bool{keysOf(local), keysOf(warm), keysOf(remote)} {
+	ids := map[types.SegmentID]bool{}
+	for _, m := range []map[types.SegmentID]bool{keysOf(local), keysOf(warm), keysOf(remote)} {
 		maps.Copy(ids, m)
 	}
 	for _, s := range out.segments {
@@ -162,7 +164,7 @@ func Rebuild(ctx context.Context, x *Index, gt GroundTruth) (*Index, RebuildRepo
 // optionalListing calls list when gt implements the optional interface L,
 // returning the listing by segment id (nil when gt does not implement L).
 func optionalListing[L any, T any](ctx context.Context, gt GroundTruth, report *RebuildReport, source string,
-	list func(L, context.Context) ([]T, error), id func(T) uint64) (map[uint64]T, error) {
+	list func(L, context.Context) ([]T, error), id func(T) types.SegmentID) (map[types.SegmentID]T, error) {
 	lister, ok := gt.(L)
 	if !ok {
 		return nil, nil
@@ -171,7 +173,7 @@ func optionalListing[L any, T any](ctx context.Context, gt GroundTruth, report *
 	if err != nil {
 		return nil, fmt.Errorf("manifest: ground truth: %s listing: %w", source, err)
 	}
-	out := make(map[uint64]T, len(items))
+	out := make(map[types.SegmentID]T, len(items))
 	for _, it := range items {
 		out[id(it)] = it
 	}
@@ -179,8 +181,8 @@ func optionalListing[L any, T any](ctx context.Context, gt GroundTruth, report *
 	return out, nil
 }
 
-func keysOf[V any](m map[uint64]V) map[uint64]bool {
-	out := make(map[uint64]bool, len(m))
+func keysOf[V any](m map[types.SegmentID]V) map[types.SegmentID]bool {
+	out := make(map[types.SegmentID]bool, len(m))
 	for k := range m {
 		out[k] = true
 	}

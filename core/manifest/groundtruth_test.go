@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core/types"
 )
 
 func TestRebuild(t *testing.T) {
@@ -28,9 +30,9 @@ func TestRebuild(t *testing.T) {
 		out, rep, err := Rebuild(ctx, x, gt)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"tier0"}, rep.Sources)
-		assert.Equal(t, []uint64{4}, rep.Added)
-		assert.Equal(t, []uint64{1, 2, 3}, rep.Updated)
-		assert.Equal(t, []uint64{3}, rep.Lost, "segment 3 has no copy anywhere")
+		assert.Equal(t, []types.SegmentID{4}, rep.Added)
+		assert.Equal(t, []types.SegmentID{1, 2, 3}, rep.Updated)
+		assert.Equal(t, []types.SegmentID{3}, rep.Lost, "segment 3 has no copy anywhere")
 		s1, _ := out.Segment(1)
 		assert.False(t, s1.Tier0)
 		assert.Equal(t, StagedForTier0, s1.Residency, "evicted from tier 0; the warm copy is still believed present")

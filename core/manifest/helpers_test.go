@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -88,7 +89,7 @@ func openT(t testing.TB, fsys vfs.FS, opts Options) *Log {
 // that the fold of a record sequence changes if any record is lost,
 // duplicated or reordered (LastLogicalOffset, counters).
 func genRecord(r *rand.Rand, seq uint64, maxKey int) Record {
-	h := Header{SegmentID: uint64(r.IntN(6)) + 1, LogicalOffset: seq, TimestampMS: 1_700_000_000_000 + seq}
+	h := Header{SegmentID: types.SegmentID(r.IntN(6) + 1), LogicalOffset: seq, TimestampMS: 1_700_000_000_000 + seq}
 	key := func() string {
 		n := 1 + r.IntN(maxKey)
 		return fmt.Sprintf("streams/7/segments/%d-%s", seq, strings.Repeat("k", n))
@@ -152,7 +153,7 @@ func commitRandom(t testing.TB, l *Log, r *rand.Rand, recs []Record, n, maxKey i
 
 // fold returns the index of recs applied in order to an empty index, as a
 // Log with a fresh manualClock would have stamped them.
-func fold(streamID uint64, recs []Record) *Index {
+func fold(streamID types.StreamID, recs []Record) *Index {
 	x := NewIndex(streamID)
 	for _, r := range stamped(recs) {
 		x.Apply(r)

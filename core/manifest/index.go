@@ -3,6 +3,8 @@ package manifest
 import (
 	"maps"
 	"slices"
+
+	"github.com/aof2/aof2/core/types"
 )
 
 // Residency says where a segment's bytes can be read from (SPEC §6).
@@ -91,8 +93,8 @@ type Hydration struct {
 
 // SegmentState is the folded manifest state of one segment.
 type SegmentState struct {
-	SegmentID uint64    `json:"segment_id"`
-	Residency Residency `json:"residency"`
+	SegmentID types.SegmentID `json:"segment_id"`
+	Residency Residency       `json:"residency"`
 	// Tier0 is set while a tier-0 file is present.
 	Tier0 bool `json:"tier0"`
 	// Flagged is set by a failure that says a copy is gone (hydration or
@@ -155,7 +157,7 @@ func (s *SegmentState) clone() *SegmentState {
 //
 // An Index is not safe for concurrent mutation; Log hands out clones.
 type Index struct {
-	StreamID uint64 `json:"stream_id"`
+	StreamID types.StreamID `json:"stream_id"`
 	// Records is the number of records folded in, which is also the
 	// ordinal of the next record.
 	Records uint64 `json:"records"`
@@ -164,19 +166,19 @@ type Index struct {
 	// LastSnapshotID is the snapshot id of the latest SnapshotMarker.
 	LastSnapshotID uint64 `json:"last_snapshot_id"`
 
-	segments map[uint64]*SegmentState
+	segments map[types.SegmentID]*SegmentState
 }
 
 // NewIndex returns an empty index for streamID.
-func NewIndex(streamID uint64) *Index {
-	return &Index{StreamID: streamID, segments: map[uint64]*SegmentState{}}
+func NewIndex(streamID types.StreamID) *Index {
+	return &Index{StreamID: streamID, segments: map[types.SegmentID]*SegmentState{}}
 }
 
 // Len returns the number of segments.
 func (x *Index) Len() int { return len(x.segments) }
 
 // Segment returns a copy of the state of segment id.
-func (x *Index) Segment(id uint64) (SegmentState, bool) {
+func (x *Index) Segment(id types.SegmentID) (SegmentState, bool) {
 	s, ok := x.segments[id]
 	if !ok {
 		return SegmentState{}, false
@@ -197,7 +199,7 @@ func (x *Index) Segments() []SegmentState {
 // Clone returns a deep copy of x.
 func (x *Index) Clone() *Index {
 	c := *x
-	c.segments = make(map[uint64]*SegmentState, len(x.segments))
+	c.segments = make(map[types.SegmentID]*SegmentState, len(x.segments))
 	for id, s := range x.segments {
 		c.segments[id] = s.clone()
 	}
@@ -208,7 +210,7 @@ func (x *Index) Clone() *Index {
 // that appears without a SegmentOpened (it predates the log, or the record
 // was lost to corruption) starts out as present in tier 0, where every
 // segment begins.
-func (x *Index) ensure(id uint64) *SegmentState {
+func (x *Index) ensure(id types.SegmentID) *SegmentState {
 	s, ok := x.segments[id]
 	if !ok {
 		s = &SegmentState{SegmentID: id, Tier0: true}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -15,12 +16,12 @@ import (
 type Inspector struct {
 	fs       vfs.FS
 	dir      string
-	streamID uint64
+	streamID types.StreamID
 }
 
 // NewInspector returns an Inspector of stream streamID whose stream
 // directory is dir.
-func NewInspector(fsys vfs.FS, dir string, streamID uint64) *Inspector {
+func NewInspector(fsys vfs.FS, dir string, streamID types.StreamID) *Inspector {
 	return &Inspector{fs: fsys, dir: dir, streamID: streamID}
 }
 
@@ -66,7 +67,7 @@ type SnapshotReport struct {
 
 // Inspection is a whole stream's manifest, as found on disk.
 type Inspection struct {
-	StreamID  uint64           `json:"stream_id"`
+	StreamID  types.StreamID   `json:"stream_id"`
 	Dir       string           `json:"dir"`
 	Chunks    []ChunkReport    `json:"chunks"`
 	Snapshots []SnapshotReport `json:"snapshots"`

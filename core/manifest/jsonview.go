@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -18,25 +19,25 @@ import (
 // binary log existed. With tier1_manifest_log_only off it is written after
 // every commit that changes it; the log stays authoritative either way.
 type View struct {
-	Version  int           `json:"version"`
-	StreamID uint64        `json:"stream_id"`
-	Segments []ViewSegment `json:"segments"`
+	Version  int            `json:"version"`
+	StreamID types.StreamID `json:"stream_id"`
+	Segments []ViewSegment  `json:"segments"`
 }
 
 // ViewSegment is one segment of the JSON view.
 type ViewSegment struct {
-	SegmentID       uint64     `json:"segment_id"`
-	Residency       Residency  `json:"residency"`
-	Sealed          bool       `json:"sealed"`
-	BaseOffset      uint64     `json:"base_offset"`
-	DurableBytes    uint64     `json:"durable_bytes"`
-	SegmentCRC64    Hex64      `json:"segment_crc64"`
-	ExtID           uint64     `json:"ext_id"`
-	Tier1           Tier1State `json:"tier1"`
-	CompressedBytes uint64     `json:"compressed_bytes"`
-	DictionaryID    uint32     `json:"dictionary_id"`
-	Tier2Key        string     `json:"tier2_key,omitempty"`
-	Tier2ETag       string     `json:"tier2_etag,omitempty"`
+	SegmentID       types.SegmentID `json:"segment_id"`
+	Residency       Residency       `json:"residency"`
+	Sealed          bool            `json:"sealed"`
+	BaseOffset      uint64          `json:"base_offset"`
+	DurableBytes    uint64          `json:"durable_bytes"`
+	SegmentCRC64    Hex64           `json:"segment_crc64"`
+	ExtID           uint64          `json:"ext_id"`
+	Tier1           Tier1State      `json:"tier1"`
+	CompressedBytes uint64          `json:"compressed_bytes"`
+	DictionaryID    uint32          `json:"dictionary_id"`
+	Tier2Key        string          `json:"tier2_key,omitempty"`
+	Tier2ETag       string          `json:"tier2_etag,omitempty"`
 }
 
 const viewVersion = 1
@@ -79,16 +80,16 @@ func ReadView(fsys vfs.FS, dir string) (View, error) {
 
 // Divergence is one difference between the JSON view and the log view.
 type Divergence struct {
-	SegmentID uint64 `json:"segment_id"`
-	Field     string `json:"field"`
-	JSON      string `json:"json"`
-	Log       string `json:"log"`
+	SegmentID types.SegmentID `json:"segment_id"`
+	Field     string          `json:"field"`
+	JSON      string          `json:"json"`
+	Log       string          `json:"log"`
 }
 
 // ParityReport compares the JSON view with the log-derived view.
 type ParityReport struct {
-	StreamID    uint64 `json:"stream_id"`
-	JSONPresent bool   `json:"json_present"`
+	StreamID    types.StreamID `json:"stream_id"`
+	JSONPresent bool           `json:"json_present"`
 	// JSONError says why the JSON view could not be read, if it could not.
 	JSONError string `json:"json_error,omitempty"`
 	// Segments is the number of segments that differ (the value of
@@ -108,7 +109,7 @@ func Parity(jsonView, logView View) ParityReport {
 	maps.Copy(ids, keysOf(ls))
 	if jsonView.StreamID != logView.StreamID {
 		r.Divergences = append(r.Divergences, Divergence{Field: "stream_id",
-			JSON: strconv.FormatUint(jsonView.StreamID, 10), Log: strconv.FormatUint(logView.StreamID, 10)})
+			JSON: strconv.FormatUint(uint64(jsonView.StreamID), 10), Log: strconv.FormatUint(uint64(logView.StreamID), 10)})
 	}
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		j, jok := js[id]
@@ -130,8 +131,8 @@ func Parity(jsonView, logView View) ParityReport {
 	return r
 }
 
-func bySegment(v View) map[uint64]ViewSegment {
-	m := make(map[uint64]ViewSegment, len(v.Segments))
+func bySegment(v View) map[types.SegmentID]ViewSegment {
+	m := make(map[types.SegmentID]ViewSegment, len(v.Segments))
 	for _, s := range v.Segments {
 		m[s.SegmentID] = s
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -25,7 +26,7 @@ type Log struct {
 	fs       vfs.FS
 	dir      string // stream directory
 	mdir     string // <dir>/manifest
-	streamID uint64
+	streamID types.StreamID
 	opts     Options
 	log      hclog.Logger
 	met      *streamMetrics
@@ -94,7 +95,7 @@ func (l *Log) releaseCommit() {
 }
 
 // StreamID returns the stream the Log belongs to.
-func (l *Log) StreamID() uint64 { return l.streamID }
+func (l *Log) StreamID() types.StreamID { return l.streamID }
 
 // Replay returns the statistics of the replay Open performed.
 func (l *Log) Replay() ReplayStats {
@@ -119,7 +120,7 @@ func (l *Log) Index() *Index {
 }
 
 // Segment returns the committed state of one segment.
-func (l *Log) Segment(id uint64) (SegmentState, bool) {
+func (l *Log) Segment(id types.SegmentID) (SegmentState, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.mu.index.Segment(id)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -62,9 +63,9 @@ func TestLogGroupCommitConcurrent(t *testing.T) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 9))
 			for i := range each {
-				rec := CustomEvent{Header: Header{SegmentID: uint64(w + 1), LogicalOffset: uint64(i)}, SchemaID: 1, Blob: make([]byte, r.IntN(300))}
+				rec := CustomEvent{Header: Header{SegmentID: types.SegmentID(w + 1), LogicalOffset: uint64(i)}, SchemaID: 1, Blob: make([]byte, r.IntN(300))}
 				assert.NoError(t, l.AppendCommit(ctx, rec))
-				got, ok := l.Segment(uint64(w + 1))
+				got, ok := l.Segment(types.SegmentID(w + 1))
 				// Acknowledged means applied: the writer's own record is visible.
 				assert.True(t, ok)
 				assert.GreaterOrEqual(t, got.CustomEvents, uint64(i+1))
@@ -76,7 +77,7 @@ func TestLogGroupCommitConcurrent(t *testing.T) {
 	l2 := openT(t, mem, testOpts())
 	defer l2.Close()
 	for w := range writers {
-		s, ok := l2.Segment(uint64(w + 1))
+		s, ok := l2.Segment(types.SegmentID(w + 1))
 		require.True(t, ok)
 		assert.Equal(t, uint64(each), s.CustomEvents)
 		assert.Equal(t, uint64(each-1), s.LastLogicalOffset, "records of one writer stay in order")

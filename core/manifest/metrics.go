@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aof2/aof2/core/types"
 )
 
 // Metric names. The four replay metrics are fixed by the seed design (its
@@ -94,7 +96,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *erro
 
 // streamMetrics are the children of one stream.
 type streamMetrics struct {
-	streamID   uint64
+	streamID   types.StreamID
 	log        hclog.Logger
 	chunkLag   prometheus.Gauge
 	journalLag prometheus.Gauge
@@ -104,12 +106,12 @@ type streamMetrics struct {
 	unknown    prometheus.Counter
 }
 
-func newStreamMetrics(reg prometheus.Registerer, log hclog.Logger, streamID uint64) (*streamMetrics, error) {
+func newStreamMetrics(reg prometheus.Registerer, log hclog.Logger, streamID types.StreamID) (*streamMetrics, error) {
 	v, err := newMetricVecs(reg)
 	if err != nil {
 		return nil, err
 	}
-	id := strconv.FormatUint(streamID, 10)
+	id := strconv.FormatUint(uint64(streamID), 10)
 	return &streamMetrics{
 		streamID:   streamID,
 		log:        log,
@@ -154,7 +156,7 @@ func (m *streamMetrics) observeReplay(st *ReplayStats) {
 
 // observeDivergence publishes a parity result.
 func (m *streamMetrics) observeDivergence(n int) {
-	m.divergence.WithLabelValues(strconv.FormatUint(m.streamID, 10)).Set(float64(n))
+	m.divergence.WithLabelValues(strconv.FormatUint(uint64(m.streamID), 10)).Set(float64(n))
 	level := hclog.Info
 	if n > 0 {
 		level = hclog.Warn

@@ -14,11 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
 // metricValue returns the value of metric name for stream streamID.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, streamID uint64) (float64, bool) {
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, streamID types.StreamID) (float64, bool) {
 	t.Helper()
 	families, err := reg.Gather()
 	require.NoError(t, err)
@@ -28,7 +29,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, streamID u
 		}
 		for _, m := range f.GetMetric() {
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "stream_id" && lp.GetValue() == strconv.FormatUint(streamID, 10) {
+				if lp.GetName() == "stream_id" && lp.GetValue() == strconv.FormatUint(uint64(streamID), 10) {
 					switch {
 					case m.GetGauge() != nil:
 						return m.GetGauge().GetValue(), true

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aof2/aof2/core/internal/tracing"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -33,13 +34,13 @@ const (
 // (unless opts.LogOnly) and, when replay found damage and
 // opts.GroundTruth is set, repairs residency from ground truth. New records
 // go to a new chunk.
-func Open(ctx context.Context, fsys vfs.FS, dir string, streamID uint64, opts Options) (l *Log, err error) {
+func Open(ctx context.Context, fsys vfs.FS, dir string, streamID types.StreamID, opts Options) (l *Log, err error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	opts = opts.withDefaults()
 	ctx, span := tracing.Start(ctx, tracing.Tracer(opts.TracerProvider, tracing.ScopeManifest), tracing.SpanManifestReplay,
-		tracing.StreamID(streamID))
+		tracing.StreamID(uint64(streamID)))
 	var res *replayResult
 	defer func() { endReplaySpan(span, l, res, err) }()
 	met, err := newStreamMetrics(opts.Registerer, opts.Logger, streamID)

@@ -1,6 +1,10 @@
 package manifest
 
-import "reflect"
+import (
+	"reflect"
+
+	"github.com/aof2/aof2/core/types"
+)
 
 // RecordType is the on-disk record_type of a manifest record. The numbers
 // are part of the format: do not change them.
@@ -85,7 +89,7 @@ const MaxKeyLen = 1<<16 - 1
 type Header struct {
 	// SegmentID is the tier-0 segment the record is about (0 for
 	// stream-level records such as SnapshotMarker).
-	SegmentID uint64 `json:"segment_id"`
+	SegmentID types.SegmentID `json:"segment_id"`
 	// LogicalOffset is the stream byte offset the event refers to, chosen
 	// by the writer (the engine uses the segment's base offset plus its
 	// durable bytes). The manifest keeps it but gives it no meaning.

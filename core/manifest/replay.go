@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -22,7 +23,7 @@ type CorruptionEvent struct {
 // ReplayStats describes a replay. The fields behind the seed's metrics are
 // ChunksInspected, JournalLagBytes, LastChunkLag and CorruptionEvents.
 type ReplayStats struct {
-	StreamID uint64 `json:"stream_id"`
+	StreamID types.StreamID `json:"stream_id"`
 	// SnapshotID is the snapshot replay started from (0: none).
 	SnapshotID     uint64 `json:"snapshot_id"`
 	SnapshotChunk  uint64 `json:"snapshot_chunk"`
@@ -90,7 +91,7 @@ func (r *replayResult) last() *chunkRead {
 type replayer struct {
 	fs       vfs.FS
 	mdir     string
-	streamID uint64
+	streamID types.StreamID
 	clock    Clock
 	res      *replayResult
 }
@@ -103,7 +104,7 @@ func (p *replayer) corrupt(file string, chunk uint64, off int64, err error) {
 
 // replay folds the newest valid snapshot and the chunks after its position
 // into an Index. It only reads: trimming and sealing are Open's business.
-func replay(ctx context.Context, fsys vfs.FS, mdir string, streamID uint64, clock Clock) (*replayResult, error) {
+func replay(ctx context.Context, fsys vfs.FS, mdir string, streamID types.StreamID, clock Clock) (*replayResult, error) {
 	began := clock.Now()
 	p := &replayer{fs: fsys, mdir: mdir, streamID: streamID, clock: clock,
 		res: &replayResult{stats: ReplayStats{StreamID: streamID}}}
@@ -308,7 +309,7 @@ func countValid(s []snapMeta) int {
 
 // peekSnapshot verifies a snapshot's CRC and reads its header fields,
 // without decoding the segment entries.
-func peekSnapshot(b []byte, streamID uint64) (snapMeta, error) {
+func peekSnapshot(b []byte, streamID types.StreamID) (snapMeta, error) {
 	if err := checkPreamble(b, "snapshot", snapMagic, snapVersion, snapHeaderLen, snapHeaderLen+snapTrailerLen); err != nil {
 		return snapMeta{}, err
 	}
@@ -316,7 +317,7 @@ func peekSnapshot(b []byte, streamID uint64) (snapMeta, error) {
 	if le.Uint64(b[end:]) != checksum.Sum64(b[:end]) {
 		return snapMeta{}, corruptf("snapshot: crc64 mismatch")
 	}
-	if le.Uint64(b[16:]) != streamID {
+	if types.StreamID(le.Uint64(b[16:])) != streamID {
 		return snapMeta{}, corruptf("snapshot: stream_id %d, want %d", le.Uint64(b[16:]), streamID)
 	}
 	return snapMeta{ID: le.Uint64(b[24:]), ChunkIndex: le.Uint64(b[32:]), ChunkOffset: le.Uint64(b[40:])}, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -278,7 +279,7 @@ func TestCorruptionCallsGroundTruthAndRepairs(t *testing.T) {
 	mem := vfs.NewMem()
 	l := openT(t, mem, testOpts())
 	for id := uint64(1); id <= 3; id++ {
-		h := Header{SegmentID: id}
+		h := Header{SegmentID: types.SegmentID(id)}
 		require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: h}, SealSegment{Header: h, DurableBytes: id * 100}))
 	}
 	require.NoError(t, l.Rotate(ctx))
@@ -324,7 +325,7 @@ func TestCorruptionCallsGroundTruthAndRepairs(t *testing.T) {
 	s2, _ := l2.Segment(2)
 	assert.Equal(t, Tier1Compressed, s2.Tier1.State)
 	for id := uint64(1); id <= 4; id++ {
-		_, ok := l2.Segment(id)
+		_, ok := l2.Segment(types.SegmentID(id))
 		assert.True(t, ok, "segment %d survives the damage", id)
 	}
 	require.NoError(t, l2.Close())
@@ -392,7 +393,7 @@ func TestReplayReportsMissingChunk(t *testing.T) {
 	mem := vfs.NewMem()
 	l := openT(t, mem, testOpts())
 	for id := uint64(1); id <= 3; id++ {
-		require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: id}}))
+		require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: types.SegmentID(id)}}))
 		require.NoError(t, l.Rotate(ctx))
 	}
 	require.NoError(t, l.Close())

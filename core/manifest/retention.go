@@ -7,20 +7,21 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
 // SealedChunk describes a sealed, read-only chunk file: what an uploader
 // needs to copy it to tier 2.
 type SealedChunk struct {
-	StreamID     uint64 `json:"stream_id"`
-	Index        uint64 `json:"index"`
-	Path         string `json:"path"`
-	Size         int64  `json:"size"`
-	BaseRecord   uint64 `json:"base_record"`
-	CommittedLen uint64 `json:"committed_len"`
-	CRC64        Hex64  `json:"crc"`
-	Uploaded     bool   `json:"uploaded"`
+	StreamID     types.StreamID `json:"stream_id"`
+	Index        uint64         `json:"index"`
+	Path         string         `json:"path"`
+	Size         int64          `json:"size"`
+	BaseRecord   uint64         `json:"base_record"`
+	CommittedLen uint64         `json:"committed_len"`
+	CRC64        Hex64          `json:"crc"`
+	Uploaded     bool           `json:"uploaded"`
 }
 
 // Tier2Key is the object key of the chunk in tier 2, relative to the

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -85,7 +86,7 @@ func TestRetentionWithFakeUploader(t *testing.T) {
 	blob := make([]byte, 3000)
 	for round := range 12 {
 		for range 12 { // ~36 KiB: two or three 16 KiB chunks per round
-			rec := CustomEvent{Header: Header{SegmentID: uint64(round%3 + 1), LogicalOffset: uint64(len(recs))}, Blob: blob}
+			rec := CustomEvent{Header: Header{SegmentID: types.SegmentID(round%3 + 1), LogicalOffset: uint64(len(recs))}, Blob: blob}
 			recs = append(recs, rec)
 			require.NoError(t, l.AppendCommit(ctx, rec))
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/types"
 )
 
 // Snapshot file snapshot_<snapshot_id:020>.bin, little-endian:
@@ -105,7 +106,7 @@ func encodeSnapshot(s Snapshot) []byte {
 	b = append(b, snapMagic...)
 	b = le.AppendUint32(b, snapVersion)
 	b = le.AppendUint32(b, snapHeaderLen)
-	b = le.AppendUint64(b, x.StreamID)
+	b = le.AppendUint64(b, uint64(x.StreamID))
 	b = le.AppendUint64(b, s.ID)
 	b = le.AppendUint64(b, s.ChunkIndex)
 	b = le.AppendUint64(b, s.ChunkOffset)
@@ -124,7 +125,7 @@ func encodeSnapshot(s Snapshot) []byte {
 func appendSegmentEntry(b []byte, s *SegmentState) []byte {
 	start := len(b)
 	b = le.AppendUint32(b, 0) // entry_len, filled below
-	b = le.AppendUint64(b, s.SegmentID)
+	b = le.AppendUint64(b, uint64(s.SegmentID))
 	var flags uint8
 	for bit, on := range [...]bool{s.Sealed, s.FlushFailure, s.Tier0, s.Flagged, s.Hydration.InProgress} {
 		if on {
@@ -160,7 +161,7 @@ func appendSegmentEntry(b []byte, s *SegmentState) []byte {
 }
 
 // decodeSnapshot decodes and verifies a snapshot file of stream streamID.
-func decodeSnapshot(b []byte, streamID uint64) (Snapshot, error) {
+func decodeSnapshot(b []byte, streamID types.StreamID) (Snapshot, error) {
 	if err := checkPreamble(b, "snapshot", snapMagic, snapVersion, snapHeaderLen, snapHeaderLen+snapTrailerLen); err != nil {
 		return Snapshot{}, err
 	}
@@ -172,7 +173,7 @@ func decodeSnapshot(b []byte, streamID uint64) (Snapshot, error) {
 	if want, got := le.Uint64(b[end:]), checksum.Sum64(b[:end]); want != got {
 		return Snapshot{}, corruptf("snapshot: crc64 %016x, computed %016x", want, got)
 	}
-	if id := le.Uint64(b[16:]); id != streamID {
+	if id := types.StreamID(le.Uint64(b[16:])); id != streamID {
 		return Snapshot{}, corruptf("snapshot: stream_id %d, want %d", id, streamID)
 	}
 	s := Snapshot{ID: le.Uint64(b[24:]), ChunkIndex: le.Uint64(b[32:]), ChunkOffset: le.Uint64(b[40:])}
@@ -189,7 +190,7 @@ func decodeSnapshot(b []byte, streamID uint64) (Snapshot, error) {
 		return Snapshot{}, corruptf("snapshot: %d segments cannot fit in %d bytes", count, body)
 	}
 	d := &decoder{b: b[snapHeaderLen:end], what: "snapshot entry"}
-	var prev uint64
+	var prev types.SegmentID
 	for i := int64(0); i < count && d.err == nil; i++ {
 		n := int(d.u32())
 		if !d.need(n) {
@@ -215,7 +216,7 @@ func decodeSnapshot(b []byte, streamID uint64) (Snapshot, error) {
 }
 
 func decodeSegmentEntry(d *decoder) *SegmentState {
-	s := &SegmentState{SegmentID: d.u64()}
+	s := &SegmentState{SegmentID: types.SegmentID(d.u64())}
 	res, flags, t1, zero := d.u8(), d.u8(), d.u8(), d.u8()
 	if flags&^segFlagsKnown != 0 || zero != 0 || t1 > uint8(Tier1Failed) {
 		d.fail("segment %d: flags 0x%02x, tier1 %d, reserved %d out of range", s.SegmentID, flags, t1, zero)

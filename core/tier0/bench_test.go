@@ -5,16 +5,18 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core/types"
 )
 
 const benchSegments = 100_000
 
 // benchBudget returns a full budget of n sealed 1 MiB segments over 16
 // streams; safe says whether they are eviction candidates.
-func benchBudget(b *testing.B, n int, safe bool) (*Budget, []Key) {
+func benchBudget(b *testing.B, n int, safe bool) (*Budget, []types.SegmentKey) {
 	b.Helper()
 	bud := newBudget(b, Config{MaxBytes: int64(n) * mib})
-	keys := make([]Key, n)
+	keys := make([]types.SegmentKey, n)
 	for i := range keys {
 		k := key(uint64(i%16), uint64(i/16+1))
 		keys[i] = k

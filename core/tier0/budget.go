@@ -40,7 +40,7 @@ type Budget struct {
 		sync.Mutex
 		maxBytes      int64
 		streamMax     int64
-		entries       map[Key]*entry
+		entries       map[types.SegmentKey]*entry
 		streams       map[types.StreamID]*streamState
 		lru           lruHeap // all streams
 		elig          int64   // bytes of eligible entries
@@ -67,7 +67,7 @@ func New(cfg Config) (*Budget, error) {
 	}
 	b.mu.maxBytes = cfg.MaxBytes
 	b.mu.streamMax = cfg.StreamMaxBytes
-	b.mu.entries = make(map[Key]*entry)
+	b.mu.entries = make(map[types.SegmentKey]*entry)
 	b.mu.streams = make(map[types.StreamID]*streamState)
 	b.mu.lru.global = true
 	b.mu.q.init()
@@ -132,7 +132,7 @@ func (b *Budget) nextTick() uint64 {
 	return b.mu.tick
 }
 
-func (b *Budget) lookupLocked(k Key) (*entry, error) {
+func (b *Budget) lookupLocked(k types.SegmentKey) (*entry, error) {
 	e, ok := b.mu.entries[k]
 	if !ok {
 		return nil, ErrUnknownSegment
@@ -222,7 +222,7 @@ func (b *Budget) insertLocked(e *entry) {
 
 // Segment describes an existing segment for Register.
 type Segment struct {
-	Key              Key
+	Key              types.SegmentKey
 	Bytes            int64
 	Active           bool
 	InTier1, InTier2 bool
@@ -250,7 +250,7 @@ func (b *Budget) Register(s Segment) error {
 
 // Seal turns an active segment into a sealed one: it enters the LRU as the
 // most recently used and becomes evictable once it is safe.
-func (b *Budget) Seal(k Key) error {
+func (b *Budget) Seal(k types.SegmentKey) error {
 	return b.mutate(k, "seal", func(e *entry) error {
 		if e.state != stateActive {
 			return nil // idempotent
@@ -262,25 +262,25 @@ func (b *Budget) Seal(k Key) error {
 }
 
 // MarkInTier1 records that tier 1 holds the segment.
-func (b *Budget) MarkInTier1(k Key) error {
+func (b *Budget) MarkInTier1(k types.SegmentKey) error {
 	return b.mutate(k, "mark in tier 1", func(e *entry) error { e.inTier1 = true; return nil })
 }
 
 // UnmarkInTier1 records that tier 1 no longer holds the segment (its
 // artifact was evicted or removed).
-func (b *Budget) UnmarkInTier1(k Key) error {
+func (b *Budget) UnmarkInTier1(k types.SegmentKey) error {
 	return b.mutate(k, "unmark in tier 1", func(e *entry) error { e.inTier1 = false; return nil })
 }
 
 // MarkInTier2 records that tier 2 holds the segment (the upload is
 // verified and journaled).
-func (b *Budget) MarkInTier2(k Key) error {
+func (b *Budget) MarkInTier2(k types.SegmentKey) error {
 	return b.mutate(k, "mark in tier 2", func(e *entry) error { e.inTier2 = true; return nil })
 }
 
 // Pin keeps the segment from eviction until a matching Unpin (an open
 // reader). Pins nest. A pin also counts as a use.
-func (b *Budget) Pin(k Key) error {
+func (b *Budget) Pin(k types.SegmentKey) error {
 	return b.mutate(k, "pin", func(e *entry) error {
 		e.pins++
 		b.touchLocked(e)
@@ -289,7 +289,7 @@ func (b *Budget) Pin(k Key) error {
 }
 
 // Unpin releases one Pin.
-func (b *Budget) Unpin(k Key) error {
+func (b *Budget) Unpin(k types.SegmentKey) error {
 	return b.mutate(k, "unpin", func(e *entry) error {
 		if e.pins == 0 {
 			return ErrNotPinned
@@ -301,7 +301,7 @@ func (b *Budget) Unpin(k Key) error {
 
 // mutate runs f on the entry (refusing evicting ones), resyncs its LRU
 // membership and lets waiting activations proceed.
-func (b *Budget) mutate(k Key, op string, f func(*entry) error) error {
+func (b *Budget) mutate(k types.SegmentKey, op string, f func(*entry) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)
@@ -321,7 +321,7 @@ func (b *Budget) mutate(k Key, op string, f func(*entry) error) error {
 
 // Touch marks the segment as used now (a read): it moves to the recent end
 // of the LRU.
-func (b *Budget) Touch(k Key) error {
+func (b *Budget) Touch(k types.SegmentKey) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)
@@ -343,7 +343,7 @@ func (b *Budget) touchLocked(e *entry) {
 // candidate that was deleted, or a sealed segment dropped for another
 // reason (retention). Active and pinned segments are refused. The freed
 // space goes to waiting activations at once.
-func (b *Budget) Removed(k Key) error {
+func (b *Budget) Removed(k types.SegmentKey) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)
@@ -386,7 +386,7 @@ func (b *Budget) dropLocked(e *entry) {
 // (the delete failed, or the coordinator changed its mind): the segment
 // counts against the budget again, in its old LRU position, and may push
 // the budget over its limit until Reclaim or the next admission evicts.
-func (b *Budget) Restore(k Key) error {
+func (b *Budget) Restore(k types.SegmentKey) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, err := b.lookupLocked(k)

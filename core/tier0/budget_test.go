@@ -33,16 +33,16 @@ func TestConfigValidation(t *testing.T) {
 
 func TestBudgetMath(t *testing.T) {
 	type admit struct {
-		key     Key
+		key     types.SegmentKey
 		bytes   int64
-		blocked bool  // WouldBlock(Admission)
-		exceeds bool  // ErrExceedsBudget
-		evict   []Key // expected victims
+		blocked bool               // WouldBlock(Admission)
+		exceeds bool               // ErrExceedsBudget
+		evict   []types.SegmentKey // expected victims
 	}
 	tests := []struct {
 		name   string
 		cfg    Config
-		sealed []Key // admitted first as safe sealed 4 MiB segments
+		sealed []types.SegmentKey // admitted first as safe sealed 4 MiB segments
 		steps  []admit
 		used   int64
 	}{
@@ -55,14 +55,14 @@ func TestBudgetMath(t *testing.T) {
 				{key: key(3, 1), bytes: 1, blocked: true}}, used: 8 * mib},
 		{name: "larger than budget", cfg: Config{MaxBytes: 8 * mib},
 			steps: []admit{{key: key(1, 1), bytes: 8*mib + 1, exceeds: true}}},
-		{name: "evicts oldest to fit", cfg: Config{MaxBytes: 12 * mib}, sealed: []Key{key(1, 1), key(2, 1), key(1, 2)},
-			steps: []admit{{key: key(3, 1), bytes: 4 * mib, evict: []Key{key(1, 1)}}}, used: 12 * mib},
-		{name: "evicts several", cfg: Config{MaxBytes: 12 * mib}, sealed: []Key{key(1, 1), key(2, 1), key(1, 2)},
-			steps: []admit{{key: key(3, 1), bytes: 9 * mib, evict: []Key{key(1, 1), key(2, 1), key(1, 2)}}}, used: 9 * mib},
+		{name: "evicts oldest to fit", cfg: Config{MaxBytes: 12 * mib}, sealed: []types.SegmentKey{key(1, 1), key(2, 1), key(1, 2)},
+			steps: []admit{{key: key(3, 1), bytes: 4 * mib, evict: []types.SegmentKey{key(1, 1)}}}, used: 12 * mib},
+		{name: "evicts several", cfg: Config{MaxBytes: 12 * mib}, sealed: []types.SegmentKey{key(1, 1), key(2, 1), key(1, 2)},
+			steps: []admit{{key: key(3, 1), bytes: 9 * mib, evict: []types.SegmentKey{key(1, 1), key(2, 1), key(1, 2)}}}, used: 9 * mib},
 		{name: "stream cap evicts own segments first", cfg: Config{MaxBytes: 100 * mib, StreamMaxBytes: 8 * mib},
-			sealed: []Key{key(2, 1), key(1, 1), key(1, 2)},
-			steps:  []admit{{key: key(1, 3), bytes: 4 * mib, evict: []Key{key(1, 1)}}}, used: 12 * mib},
-		{name: "stream cap without own victims blocks", cfg: Config{StreamMaxBytes: 4 * mib}, sealed: []Key{key(2, 1)},
+			sealed: []types.SegmentKey{key(2, 1), key(1, 1), key(1, 2)},
+			steps:  []admit{{key: key(1, 3), bytes: 4 * mib, evict: []types.SegmentKey{key(1, 1)}}}, used: 12 * mib},
+		{name: "stream cap without own victims blocks", cfg: Config{StreamMaxBytes: 4 * mib}, sealed: []types.SegmentKey{key(2, 1)},
 			steps: []admit{{key: key(1, 1), bytes: 4 * mib}, {key: key(1, 2), bytes: 4 * mib, blocked: true}},
 			used:  8 * mib},
 		{name: "override raises one stream's cap", cfg: Config{StreamMaxBytes: 4 * mib,
@@ -75,11 +75,11 @@ func TestBudgetMath(t *testing.T) {
 		{name: "larger than stream cap", cfg: Config{StreamLimits: map[types.StreamID]int64{1: 4 * mib}},
 			steps: []admit{{key: key(1, 1), bytes: 5 * mib, exceeds: true}, {key: key(2, 1), bytes: 5 * mib}}, used: 5 * mib},
 		{name: "both caps: stream victims count globally too", cfg: Config{MaxBytes: 16 * mib, StreamMaxBytes: 8 * mib},
-			sealed: []Key{key(2, 1), key(1, 1), key(1, 2), key(2, 2)},
-			steps:  []admit{{key: key(1, 3), bytes: 4 * mib, evict: []Key{key(1, 1)}}}, used: 16 * mib},
+			sealed: []types.SegmentKey{key(2, 1), key(1, 1), key(1, 2), key(2, 2)},
+			steps:  []admit{{key: key(1, 3), bytes: 4 * mib, evict: []types.SegmentKey{key(1, 1)}}}, used: 16 * mib},
 		{name: "both caps: global still short after stream victims", cfg: Config{MaxBytes: 16 * mib, StreamMaxBytes: 8 * mib},
-			sealed: []Key{key(2, 1), key(1, 1), key(1, 2), key(2, 2)},
-			steps:  []admit{{key: key(1, 3), bytes: 8 * mib, evict: []Key{key(1, 1), key(1, 2)}}}, used: 16 * mib},
+			sealed: []types.SegmentKey{key(2, 1), key(1, 1), key(1, 2), key(2, 2)},
+			steps:  []admit{{key: key(1, 3), bytes: 8 * mib, evict: []types.SegmentKey{key(1, 1), key(1, 2)}}}, used: 16 * mib},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,13 +117,13 @@ func TestLRUOrderAndTouch(t *testing.T) {
 	// LRU order is now 2, 4, 1, 3.
 	g, err := b.TryAdmit(Request{Key: key(2, 1), Bytes: 8 * mib, Active: true})
 	require.NoError(t, err)
-	require.Equal(t, []Key{key(1, 2), key(1, 4)}, evictKeys(g))
+	require.Equal(t, []types.SegmentKey{key(1, 2), key(1, 4)}, evictKeys(g))
 	removeAll(t, b, g)
-	var order []Key
+	var order []types.SegmentKey
 	for _, e := range b.Entries() {
 		order = append(order, e.Key)
 	}
-	require.Equal(t, []Key{key(1, 1), key(1, 3), key(2, 1)}, order)
+	require.Equal(t, []types.SegmentKey{key(1, 1), key(1, 3), key(2, 1)}, order)
 	require.ErrorIs(t, b.Touch(key(9, 9)), ErrUnknownSegment)
 	require.ErrorIs(t, b.Touch(key(9, 9)), types.ErrNotFound)
 	checkInvariants(t, b)
@@ -139,7 +139,7 @@ func TestSealMakesMostRecent(t *testing.T) {
 	require.NoError(t, b.MarkInTier1(key(1, 1)))
 	g, err := b.TryAdmit(Request{Key: key(3, 1), Bytes: 4 * mib, Active: true})
 	require.NoError(t, err)
-	require.Equal(t, []Key{key(2, 1)}, evictKeys(g), "the segment sealed last is the most recent")
+	require.Equal(t, []types.SegmentKey{key(2, 1)}, evictKeys(g), "the segment sealed last is the most recent")
 }
 
 func TestSafetyPolicies(t *testing.T) {
@@ -179,7 +179,7 @@ func TestSafetyPolicies(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, []Key{k}, evictKeys(g))
+			require.Equal(t, []types.SegmentKey{k}, evictKeys(g))
 			checkInvariants(t, b)
 		})
 	}
@@ -207,7 +207,7 @@ func TestPinning(t *testing.T) {
 	require.NoError(t, b.Touch(key(1, 2))) // 1 is older, but pinned
 	g, err := b.TryAdmit(Request{Key: key(2, 1), Bytes: 4 * mib, Active: true})
 	require.NoError(t, err)
-	require.Equal(t, []Key{key(1, 2)}, evictKeys(g))
+	require.Equal(t, []types.SegmentKey{key(1, 2)}, evictKeys(g))
 	require.ErrorIs(t, b.Pin(key(1, 2)), ErrEvicting, "a candidate cannot be pinned any more")
 	require.ErrorIs(t, b.Touch(key(1, 2)), ErrEvicting)
 	removeAll(t, b, g)
@@ -222,7 +222,7 @@ func TestPinning(t *testing.T) {
 	require.ErrorIs(t, b.Unpin(key(1, 1)), ErrNotPinned)
 	g, err = b.TryAdmit(Request{Key: key(2, 2), Bytes: 4 * mib, Active: true})
 	require.NoError(t, err)
-	require.Equal(t, []Key{key(1, 1)}, evictKeys(g))
+	require.Equal(t, []types.SegmentKey{key(1, 1)}, evictKeys(g))
 	checkInvariants(t, b)
 }
 
@@ -249,7 +249,7 @@ func TestRemovedAndRestore(t *testing.T) {
 	sealedSafe(t, b, key(1, 2), 4*mib)
 	g, err := b.TryAdmit(Request{Key: key(1, 3), Bytes: 4 * mib, Active: true})
 	require.NoError(t, err)
-	require.Equal(t, []Key{key(1, 1)}, evictKeys(g))
+	require.Equal(t, []types.SegmentKey{key(1, 1)}, evictKeys(g))
 	s := b.Stats()
 	require.Equal(t, int64(8*mib), s.Used)
 	require.Equal(t, int64(4*mib), s.Evicting)

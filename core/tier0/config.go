@@ -45,14 +45,6 @@ var (
 	ErrClosed = types.ErrClosed
 )
 
-// Key names one segment of one stream.
-type Key struct {
-	Stream  types.StreamID
-	Segment types.SegmentID
-}
-
-func (k Key) String() string { return fmt.Sprintf("stream %d segment %d", k.Stream, k.Segment) }
-
 // Policy says when a sealed segment's local copy is safe to evict.
 type Policy uint8
 
@@ -147,7 +139,7 @@ func (c *Config) validate() error {
 
 // Request asks for a segment to be activated in tier 0.
 type Request struct {
-	Key Key
+	Key types.SegmentKey
 	// Bytes is the segment file's capacity (what it occupies on disk).
 	Bytes int64
 	// Active: a new writer segment (never evicted until Seal). Otherwise a
@@ -180,13 +172,13 @@ func (r *Request) validate() error {
 // (after the manifest records that it is safe to do so) and then calls
 // Removed, or calls Restore if the eviction is abandoned.
 type Candidate struct {
-	Key   Key
+	Key   types.SegmentKey
 	Bytes int64
 }
 
 // Grant is a successful admission.
 type Grant struct {
-	Key   Key
+	Key   types.SegmentKey
 	Bytes int64
 	// Evict lists the segments that were chosen to make room, oldest first.
 	// The admission already counts on their bytes being freed: evict them

@@ -13,7 +13,7 @@ import (
 func Example() {
 	b, _ := tier0.New(tier0.Config{MaxBytes: 128 << 20, Policy: tier0.PolicyTier2})
 	defer b.Close()
-	seg := func(n uint64) tier0.Key { return tier0.Key{Stream: 1, Segment: types.SegmentID(n)} }
+	seg := func(n uint64) types.SegmentKey { return types.SegmentKey{Stream: 1, Segment: types.SegmentID(n)} }
 
 	// Two 64 MiB segments fill the budget; the first is sealed and uploaded.
 	for n := uint64(1); n <= 2; n++ {

@@ -14,8 +14,8 @@ import (
 
 const mib = 1 << 20
 
-func key(stream, seg uint64) Key {
-	return Key{Stream: types.StreamID(stream), Segment: types.SegmentID(seg)}
+func key(stream, seg uint64) types.SegmentKey {
+	return types.SegmentKey{Stream: types.StreamID(stream), Segment: types.SegmentID(seg)}
 }
 
 func newBudget(t testing.TB, cfg Config) *Budget {
@@ -31,7 +31,7 @@ func newBudget(t testing.TB, cfg Config) *Budget {
 
 // sealedSafe admits an active segment, seals it and marks it in both tiers,
 // so it is an eviction candidate under either policy.
-func sealedSafe(t testing.TB, b *Budget, k Key, bytes int64) {
+func sealedSafe(t testing.TB, b *Budget, k types.SegmentKey, bytes int64) {
 	t.Helper()
 	g, err := b.TryAdmit(Request{Key: k, Bytes: bytes, Active: true})
 	require.NoError(t, err)
@@ -41,8 +41,8 @@ func sealedSafe(t testing.TB, b *Budget, k Key, bytes int64) {
 	require.NoError(t, b.MarkInTier2(k))
 }
 
-func evictKeys(g Grant) []Key {
-	var out []Key
+func evictKeys(g Grant) []types.SegmentKey {
+	var out []types.SegmentKey
 	for _, c := range g.Evict {
 		out = append(out, c.Key)
 	}

@@ -1,5 +1,7 @@
 package tier0
 
+import "github.com/aof2/aof2/core/types"
+
 // state is where a segment is in its tier-0 life.
 type state uint8
 
@@ -23,7 +25,7 @@ func (s state) String() string {
 
 // entry is one segment the budget accounts for.
 type entry struct {
-	key     Key
+	key     types.SegmentKey
 	bytes   int64
 	state   state
 	pins    int

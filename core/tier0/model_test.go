@@ -20,7 +20,7 @@ type model struct {
 	max, streamMax int64
 	limits         map[types.StreamID]int64
 	policy         Policy
-	entries        map[Key]*mEntry
+	entries        map[types.SegmentKey]*mEntry
 	tick           uint64
 }
 
@@ -60,8 +60,8 @@ func (m *model) used(stream *types.StreamID) int64 {
 }
 
 // lru returns the eligible keys, oldest first, of one stream or all.
-func (m *model) lru(stream *types.StreamID) []Key {
-	var ks []Key
+func (m *model) lru(stream *types.StreamID) []types.SegmentKey {
+	var ks []types.SegmentKey
 	for k, e := range m.entries {
 		if m.eligible(e) && (stream == nil || k.Stream == *stream) {
 			ks = append(ks, k)
@@ -71,7 +71,7 @@ func (m *model) lru(stream *types.StreamID) []Key {
 	return ks
 }
 
-func (m *model) evict(k Key) Candidate {
+func (m *model) evict(k types.SegmentKey) Candidate {
 	m.entries[k].state = stateEvicting
 	return Candidate{Key: k, Bytes: m.entries[k].bytes}
 }
@@ -92,7 +92,7 @@ func (m *model) admit(r Request) ([]Candidate, error) {
 	if m.max > 0 {
 		gDef = m.used(nil) + r.Bytes - m.max
 	}
-	sum := func(ks []Key) int64 {
+	sum := func(ks []types.SegmentKey) int64 {
 		n := int64(0)
 		for _, k := range ks {
 			n += m.entries[k].bytes
@@ -164,7 +164,7 @@ func (m *model) reclaim() []Candidate {
 }
 
 // live returns the entry for an operation that refuses evicting segments.
-func (m *model) live(k Key) (*mEntry, error) {
+func (m *model) live(k types.SegmentKey) (*mEntry, error) {
 	e, ok := m.entries[k]
 	if !ok {
 		return nil, ErrUnknownSegment
@@ -195,7 +195,7 @@ func runModel(t *testing.T, data []byte) {
 	cfg := Config{MaxBytes: int64(data[0]%16) * mib, StreamMaxBytes: int64(data[1]%4) * mib, Policy: Policy(data[2] % 2)}
 	b := newBudget(t, cfg)
 	m := &model{max: cfg.MaxBytes, streamMax: cfg.StreamMaxBytes, policy: cfg.Policy,
-		limits: map[types.StreamID]int64{}, entries: map[Key]*mEntry{}}
+		limits: map[types.StreamID]int64{}, entries: map[types.SegmentKey]*mEntry{}}
 	data = data[3:]
 	for i := 0; len(data) >= 3; i++ {
 		op, a, c := data[0]%16, data[1], data[2]

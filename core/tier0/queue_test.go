@@ -61,7 +61,7 @@ func TestQueuePriorityAndFIFO(t *testing.T) {
 		require.NoError(t, b.MarkInTier1(k)) // eligible: the head waiter takes it as a victim
 		r := <-chans[seg]
 		require.NoError(t, r.err, "waiter %d", seg)
-		require.Equal(t, []Key{k}, evictKeys(r.grant), "waiter %d evicts the one safe segment", seg)
+		require.Equal(t, []types.SegmentKey{k}, evictKeys(r.grant), "waiter %d evicts the one safe segment", seg)
 		require.NoError(t, b.Removed(k))
 		for _, other := range want[i+1:] {
 			require.Empty(t, chans[other], "waiter %d admitted out of turn", other)
@@ -72,26 +72,26 @@ func TestQueuePriorityAndFIFO(t *testing.T) {
 }
 
 func TestQueueDrainsOnEveryRelease(t *testing.T) {
-	type release func(b *Budget, k Key) error
+	type release func(b *Budget, k types.SegmentKey) error
 	tests := []struct {
 		name    string
 		policy  Policy
-		prepare func(t *testing.T, b *Budget, k Key) // makes k unavailable
+		prepare func(t *testing.T, b *Budget, k types.SegmentKey) // makes k unavailable
 		free    release
 	}{
-		{name: "removed (retention)", prepare: func(*testing.T, *Budget, Key) {},
-			free: func(b *Budget, k Key) error { return b.Removed(k) }},
-		{name: "marked in tier 1", prepare: func(*testing.T, *Budget, Key) {},
-			free: func(b *Budget, k Key) error { return b.MarkInTier1(k) }},
+		{name: "removed (retention)", prepare: func(*testing.T, *Budget, types.SegmentKey) {},
+			free: func(b *Budget, k types.SegmentKey) error { return b.Removed(k) }},
+		{name: "marked in tier 1", prepare: func(*testing.T, *Budget, types.SegmentKey) {},
+			free: func(b *Budget, k types.SegmentKey) error { return b.MarkInTier1(k) }},
 		{name: "marked in tier 2", policy: PolicyTier2,
-			prepare: func(t *testing.T, b *Budget, k Key) { require.NoError(t, b.MarkInTier1(k)) },
-			free:    func(b *Budget, k Key) error { return b.MarkInTier2(k) }},
-		{name: "unpinned", prepare: func(t *testing.T, b *Budget, k Key) {
+			prepare: func(t *testing.T, b *Budget, k types.SegmentKey) { require.NoError(t, b.MarkInTier1(k)) },
+			free:    func(b *Budget, k types.SegmentKey) error { return b.MarkInTier2(k) }},
+		{name: "unpinned", prepare: func(t *testing.T, b *Budget, k types.SegmentKey) {
 			require.NoError(t, b.MarkInTier1(k))
 			require.NoError(t, b.Pin(k))
-		}, free: func(b *Budget, k Key) error { return b.Unpin(k) }},
-		{name: "budget raised", prepare: func(*testing.T, *Budget, Key) {},
-			free: func(b *Budget, _ Key) error { return b.SetMaxBytes(10 * mib) }},
+		}, free: func(b *Budget, k types.SegmentKey) error { return b.Unpin(k) }},
+		{name: "budget raised", prepare: func(*testing.T, *Budget, types.SegmentKey) {},
+			free: func(b *Budget, _ types.SegmentKey) error { return b.SetMaxBytes(10 * mib) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +123,7 @@ func TestQueueDrainsOnSeal(t *testing.T) {
 	require.NoError(t, b.Seal(k)) // already in tier 1: sealing makes it a candidate
 	r := <-ch
 	require.NoError(t, r.err)
-	require.Equal(t, []Key{k}, evictKeys(r.grant))
+	require.Equal(t, []types.SegmentKey{k}, evictKeys(r.grant))
 }
 
 func TestQueueCancellation(t *testing.T) {
@@ -143,7 +143,7 @@ func TestQueueCancellation(t *testing.T) {
 	require.NoError(t, b.MarkInTier1(key(1, 1)))
 	r = <-second
 	require.NoError(t, r.err, "the next in line gets the space")
-	require.Equal(t, []Key{key(1, 1)}, evictKeys(r.grant))
+	require.Equal(t, []types.SegmentKey{key(1, 1)}, evictKeys(r.grant))
 	_, ok := b.Entry(key(2, 1))
 	require.False(t, ok, "nothing was admitted for the cancelled request")
 	checkInvariants(t, b)
@@ -234,7 +234,7 @@ func TestGlobalBlockedWaiterHoldsBackLowerPriorities(t *testing.T) {
 	require.NoError(t, b.MarkInTier1(key(3, 1)))
 	r := <-fg
 	require.NoError(t, r.err)
-	require.Equal(t, []Key{key(1, 1), key(3, 1)}, evictKeys(r.grant))
+	require.Equal(t, []types.SegmentKey{key(1, 1), key(3, 1)}, evictKeys(r.grant))
 }
 
 func TestDuplicateWaitersSameKey(t *testing.T) {

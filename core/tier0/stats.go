@@ -8,7 +8,7 @@ import (
 
 // EntryInfo is a snapshot of one accounted segment.
 type EntryInfo struct {
-	Key      Key
+	Key      types.SegmentKey
 	Bytes    int64
 	State    string // "active", "sealed" or "evicting"
 	Pins     int
@@ -79,7 +79,7 @@ func (b *Budget) Stats() Stats {
 }
 
 // Entry returns a snapshot of k's accounting.
-func (b *Budget) Entry(k Key) (EntryInfo, bool) {
+func (b *Budget) Entry(k types.SegmentKey) (EntryInfo, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.mu.entries[k]

@@ -30,8 +30,8 @@ func TestConcurrentStress(t *testing.T) {
 type stressWorld struct {
 	b      *Budget
 	policy Policy
-	safe   sync.Map // Key → true: a Mark that makes it safe was at least attempted
-	pinned sync.Map // Key → *atomic.Int32: pins held by the test
+	safe   sync.Map // types.SegmentKey → true: a Mark that makes it safe was at least attempted
+	pinned sync.Map // types.SegmentKey → *atomic.Int32: pins held by the test
 	errs   chan error
 }
 
@@ -69,14 +69,14 @@ func (w *stressWorld) handle(g Grant, rng *rand.Rand) {
 	}
 }
 
-func (w *stressWorld) pins(k Key) *atomic.Int32 {
+func (w *stressWorld) pins(k types.SegmentKey) *atomic.Int32 {
 	p, _ := w.pinned.LoadOrStore(k, new(atomic.Int32))
 	return p.(*atomic.Int32)
 }
 
 func (w *stressWorld) worker(stream uint64, seed uint64, ops int) {
 	rng := rand.New(rand.NewPCG(seed, stream))
-	var held []Key
+	var held []types.SegmentKey
 	for i := 0; i < ops; i++ {
 		k := key(stream, uint64(rng.IntN(40)+1))
 		var err error

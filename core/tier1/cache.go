@@ -9,12 +9,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
 // entry is one admitted artifact.
 type entry struct {
-	key      Key
+	key      types.SegmentKey
 	info     CompressResult // Duration unset for artifacts found at Open
 	pins     int
 	uploaded bool
@@ -25,7 +26,7 @@ type entry struct {
 
 // EntryInfo is a snapshot of one cached artifact.
 type EntryInfo struct {
-	Key        Key
+	Key        types.SegmentKey
 	Path       string
 	Bytes      int64 // artifact size
 	Capacity   int64 // original segment size
@@ -39,7 +40,7 @@ type EntryInfo struct {
 // Evicted reports one artifact whose file was deleted, for the caller to
 // journal (LocalEvicted with reclaimed_bytes).
 type Evicted struct {
-	Key      Key
+	Key      types.SegmentKey
 	Path     string
 	Bytes    int64
 	Uploaded bool
@@ -71,17 +72,17 @@ type Cache struct {
 
 	mu struct {
 		sync.Mutex
-		entries   map[Key]*entry
+		entries   map[types.SegmentKey]*entry
 		lru       *list.List
 		bytes     int64
-		compress  map[Key]struct{}    // compressions in flight
-		hydrating map[string]struct{} // hydration destinations in flight
+		compress  map[types.SegmentKey]struct{} // compressions in flight
+		hydrating map[string]struct{}           // hydration destinations in flight
 		closed    bool
 	}
 }
 
 // Path returns the artifact path of k (whether or not it is cached).
-func (c *Cache) Path(k Key) string { return ArtifactPath(c.cfg.DataDir, k) }
+func (c *Cache) Path(k types.SegmentKey) string { return ArtifactPath(c.cfg.DataDir, k) }
 
 // admitLocked inserts (or replaces) an entry and updates the gauges.
 func (c *Cache) admitLocked(e *entry) {
@@ -112,7 +113,7 @@ func (c *Cache) touchLocked(e *entry) {
 	c.mu.lru.MoveToFront(e.elem)
 }
 
-func (c *Cache) lookupLocked(k Key) (*entry, error) {
+func (c *Cache) lookupLocked(k types.SegmentKey) (*entry, error) {
 	if c.mu.closed {
 		return nil, ErrClosed
 	}
@@ -124,7 +125,7 @@ func (c *Cache) lookupLocked(k Key) (*entry, error) {
 }
 
 // Contains reports whether k is cached.
-func (c *Cache) Contains(k Key) bool {
+func (c *Cache) Contains(k types.SegmentKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.mu.entries[k]
@@ -132,7 +133,7 @@ func (c *Cache) Contains(k Key) bool {
 }
 
 // Stat returns a snapshot of k's entry.
-func (c *Cache) Stat(k Key) (EntryInfo, bool) {
+func (c *Cache) Stat(k types.SegmentKey) (EntryInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.mu.entries[k]
@@ -176,7 +177,7 @@ func (c *Cache) Stats() Stats {
 }
 
 // Touch marks k as used now (LRU order).
-func (c *Cache) Touch(k Key) error {
+func (c *Cache) Touch(k types.SegmentKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, err := c.lookupLocked(k)
@@ -188,7 +189,7 @@ func (c *Cache) Touch(k Key) error {
 }
 
 // Pin keeps k from eviction until a matching Unpin. Pins nest.
-func (c *Cache) Pin(k Key) error {
+func (c *Cache) Pin(k types.SegmentKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, err := c.lookupLocked(k)
@@ -201,7 +202,7 @@ func (c *Cache) Pin(k Key) error {
 }
 
 // Unpin releases one Pin.
-func (c *Cache) Unpin(k Key) error {
+func (c *Cache) Unpin(k types.SegmentKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.mu.entries[k]
@@ -218,7 +219,7 @@ func (c *Cache) Unpin(k Key) error {
 // MarkUploaded records that k's artifact is safe in tier 2 (its upload was
 // verified and journaled), which makes it evictable when Config.Tier2 is
 // set.
-func (c *Cache) MarkUploaded(k Key) error {
+func (c *Cache) MarkUploaded(k types.SegmentKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, err := c.lookupLocked(k)
@@ -297,14 +298,14 @@ func (c *Cache) Evict() ([]Evicted, error) {
 // of segments absent from tier 0, each under the segment's lock) removes
 // each with Remove. skip runs under the cache's lock: it must not call the
 // cache.
-func (c *Cache) EvictionCandidates(skip func(Key) bool) []Key {
+func (c *Cache) EvictionCandidates(skip func(types.SegmentKey) bool) []types.SegmentKey {
 	now := c.cfg.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed || c.cfg.MaxBytes == 0 {
 		return nil
 	}
-	var out []Key
+	var out []types.SegmentKey
 	over := c.mu.bytes - c.cfg.MaxBytes
 	for el := c.mu.lru.Back(); el != nil && over > 0; el = el.Prev() {
 		e := el.Value.(*entry)
@@ -320,7 +321,7 @@ func (c *Cache) EvictionCandidates(skip func(Key) bool) []Key {
 // state (for retention, or to discard an artifact the caller distrusts).
 // It refuses a pinned artifact with ErrPinned. A file Open reported as
 // mismatched or unknown (so not cached) is removed too.
-func (c *Cache) Remove(k Key) (Evicted, error) {
+func (c *Cache) Remove(k types.SegmentKey) (Evicted, error) {
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
@@ -388,7 +389,7 @@ func (c *Cache) removeFiles(victims []*entry, why string) ([]Evicted, error) {
 
 // OpenArtifact opens k's artifact for random access. The artifact is
 // pinned (never evicted) until the returned Artifact is closed.
-func (c *Cache) OpenArtifact(k Key) (*Artifact, error) {
+func (c *Cache) OpenArtifact(k types.SegmentKey) (*Artifact, error) {
 	if err := c.Pin(k); err != nil {
 		return nil, err
 	}
@@ -400,7 +401,7 @@ func (c *Cache) OpenArtifact(k Key) (*Artifact, error) {
 	return a, nil
 }
 
-func (c *Cache) openPinned(k Key) (*Artifact, error) {
+func (c *Cache) openPinned(k types.SegmentKey) (*Artifact, error) {
 	c.mu.Lock()
 	e := c.mu.entries[k]
 	path, size := e.info.Path, e.info.CompressedBytes

@@ -58,8 +58,8 @@ func compressN(t testing.TB, c *Cache, fsys vfs.FS, n int) []testSegment {
 	return segs
 }
 
-func evictedKeys(ev []Evicted) []Key {
-	var ks []Key
+func evictedKeys(ev []Evicted) []types.SegmentKey {
+	var ks []types.SegmentKey
 	for _, e := range ev {
 		ks = append(ks, e.Key)
 	}
@@ -71,7 +71,7 @@ func TestEvictLRU(t *testing.T) {
 	clk := newClock()
 	c, _ := openCache(t, Config{FS: fsys, Now: clk.Now})
 	segs := compressN(t, c, fsys, 4)
-	size := map[Key]int64{}
+	size := map[types.SegmentKey]int64{}
 	var total int64
 	for _, s := range segs {
 		info, ok := c.Stat(s.key())
@@ -88,14 +88,14 @@ func TestEvictLRU(t *testing.T) {
 
 	require.Empty(t, c.EvictionCandidates(nil))
 	c.SetMaxBytes(total - size[segs[1].key()] - size[segs[2].key()])
-	require.Equal(t, []Key{segs[1].key(), segs[2].key()}, c.EvictionCandidates(nil), "LRU first, only as many as needed")
-	skipped := c.EvictionCandidates(func(k Key) bool { return k == segs[1].key() })
+	require.Equal(t, []types.SegmentKey{segs[1].key(), segs[2].key()}, c.EvictionCandidates(nil), "LRU first, only as many as needed")
+	skipped := c.EvictionCandidates(func(k types.SegmentKey) bool { return k == segs[1].key() })
 	require.NotContains(t, skipped, segs[1].key())
-	require.Equal(t, []Key{segs[2].key(), segs[3].key()}, skipped[:2], "a skipped artifact is passed over for the next in LRU order")
+	require.Equal(t, []types.SegmentKey{segs[2].key(), segs[3].key()}, skipped[:2], "a skipped artifact is passed over for the next in LRU order")
 	require.True(t, c.Contains(segs[1].key()), "listing deletes nothing")
 	ev, err = c.Evict()
 	require.NoError(t, err)
-	require.Equal(t, []Key{segs[1].key(), segs[2].key()}, evictedKeys(ev))
+	require.Equal(t, []types.SegmentKey{segs[1].key(), segs[2].key()}, evictedKeys(ev))
 	for _, e := range ev {
 		require.Equal(t, size[e.Key], e.Bytes)
 		require.False(t, exists(t, fsys, e.Path))
@@ -113,38 +113,38 @@ func TestEvictRules(t *testing.T) {
 	cases := []struct {
 		name  string
 		cfg   Config
-		setup func(t *testing.T, c *Cache, clk *fakeClock, a, b Key) func()
-		want  []Key // evicted, given a older than b and a budget of one byte
-		after []Key // evicted by a second Evict after cleanup
+		setup func(t *testing.T, c *Cache, clk *fakeClock, a, b types.SegmentKey) func()
+		want  []types.SegmentKey // evicted, given a older than b and a budget of one byte
+		after []types.SegmentKey // evicted by a second Evict after cleanup
 	}{
-		{name: "plain LRU", want: []Key{{1, 1}, {1, 2}}},
+		{name: "plain LRU", want: []types.SegmentKey{{Stream: 1, Segment: 1}, {Stream: 1, Segment: 2}}},
 		{name: "pinned is kept",
-			setup: func(t *testing.T, c *Cache, _ *fakeClock, a, _ Key) func() {
+			setup: func(t *testing.T, c *Cache, _ *fakeClock, a, _ types.SegmentKey) func() {
 				require.NoError(t, c.Pin(a))
 				require.NoError(t, c.Pin(a)) // pins nest
 				return func() { require.NoError(t, c.Unpin(a)); require.NoError(t, c.Unpin(a)) }
 			},
-			want: []Key{{1, 2}}, after: []Key{{1, 1}}},
+			want: []types.SegmentKey{{Stream: 1, Segment: 2}}, after: []types.SegmentKey{{Stream: 1, Segment: 1}}},
 		{name: "open artifact is kept",
-			setup: func(t *testing.T, c *Cache, _ *fakeClock, a, _ Key) func() {
+			setup: func(t *testing.T, c *Cache, _ *fakeClock, a, _ types.SegmentKey) func() {
 				art, err := c.OpenArtifact(a)
 				require.NoError(t, err)
 				return func() { require.NoError(t, art.Close()) }
 			},
-			want: []Key{{1, 2}}, after: []Key{{1, 1}}},
+			want: []types.SegmentKey{{Stream: 1, Segment: 2}}, after: []types.SegmentKey{{Stream: 1, Segment: 1}}},
 		{name: "tier 2: only uploaded", cfg: Config{Tier2: true},
-			setup: func(t *testing.T, c *Cache, _ *fakeClock, _, b Key) func() {
+			setup: func(t *testing.T, c *Cache, _ *fakeClock, _, b types.SegmentKey) func() {
 				require.NoError(t, c.MarkUploaded(b))
 				return func() {}
 			},
-			want: []Key{{1, 2}}},
+			want: []types.SegmentKey{{Stream: 1, Segment: 2}}},
 		{name: "tier 2: nothing uploaded", cfg: Config{Tier2: true}},
 		{name: "minimum residency", cfg: Config{MinResidency: time.Hour},
-			setup: func(t *testing.T, c *Cache, clk *fakeClock, _, _ Key) func() {
+			setup: func(t *testing.T, c *Cache, clk *fakeClock, _, _ types.SegmentKey) func() {
 				clk.Advance(30 * time.Minute) // b was admitted 30 minutes after a
 				return func() { clk.Advance(time.Hour) }
 			},
-			want: []Key{{1, 1}}, after: []Key{{1, 2}}},
+			want: []types.SegmentKey{{Stream: 1, Segment: 1}}, after: []types.SegmentKey{{Stream: 1, Segment: 2}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,7 +253,7 @@ func TestCacheHydrate(t *testing.T) {
 	require.Equal(t, 1.0, value(t, c.m.hydrations.WithLabelValues("checksum_mismatch")))
 
 	// Not cached.
-	_, err = c.Hydrate(context.Background(), HydrateRequest{Expected: Expected{Key: Key{2, 99}}, Dest: "/data/h4.seg"})
+	_, err = c.Hydrate(context.Background(), HydrateRequest{Expected: Expected{Key: types.SegmentKey{Stream: 2, Segment: 99}}, Dest: "/data/h4.seg"})
 	require.ErrorIs(t, err, ErrNotCached)
 
 	// Close unregisters the metrics, so a new cache can use the registry.

@@ -59,7 +59,7 @@ type Source struct {
 
 // CompressResult describes a written artifact.
 type CompressResult struct {
-	Key             Key
+	Key             types.SegmentKey
 	Path            string // the artifact
 	Capacity        int64  // size of the original segment file
 	DurableBytes    uint64 // footer durable_bytes
@@ -163,7 +163,7 @@ func CompressSegment(ctx context.Context, fsys vfs.FS, src Source, dst string, o
 		return res, err
 	}
 	return CompressResult{
-		Key:             Key{Stream: hdr.StreamID, Segment: hdr.SegmentID},
+		Key:             types.SegmentKey{Stream: hdr.StreamID, Segment: hdr.SegmentID},
 		Path:            dst,
 		Capacity:        size,
 		DurableBytes:    foot.DurableBytes,

@@ -51,7 +51,7 @@ func TestCrashDuringCompress(t *testing.T) {
 				require.Empty(t, rep.Mismatched, "a partial artifact became visible (compress error: %v)", cerr)
 				require.Empty(t, rep.Unknown)
 				if cerr == nil {
-					require.Equal(t, []Key{s.key()}, rep.Verified, "a completed compression must survive")
+					require.Equal(t, []types.SegmentKey{s.key()}, rep.Verified, "a completed compression must survive")
 				} else {
 					require.Len(t, append(rep.Verified, rep.Missing...), 1)
 				}

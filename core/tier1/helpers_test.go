@@ -50,7 +50,9 @@ type testSegment struct {
 	records []written
 }
 
-func (s testSegment) key() Key { return Key{Stream: s.stream, Segment: s.seg} }
+func (s testSegment) key() types.SegmentKey {
+	return types.SegmentKey{Stream: s.stream, Segment: s.seg}
+}
 
 func (s testSegment) expected() Expected {
 	return Expected{Key: s.key(), SegmentCRC: s.foot.SegmentCRC}

@@ -7,12 +7,13 @@ import (
 
 	"github.com/aof2/aof2/core/checksum"
 	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
 // Expected is what the caller (the manifest) knows about an artifact.
 type Expected struct {
-	Key
+	Key types.SegmentKey
 	// SegmentCRC is the segment_crc64 recorded at seal; always checked.
 	SegmentCRC uint64
 	// Capacity is the original segment size; 0 skips the check.
@@ -27,7 +28,7 @@ type Expected struct {
 
 // HydrateResult describes a rebuilt tier-0 segment file.
 type HydrateResult struct {
-	Key          Key
+	Key          types.SegmentKey
 	Path         string // the rebuilt segment file
 	Capacity     int64
 	DurableBytes uint64
@@ -41,7 +42,7 @@ type HydrateResult struct {
 // expectation. It reads the first and the last frame only.
 func checkIdentity(a *Artifact, exp Expected) (segment.Header, segment.Footer, error) {
 	mismatch := func(got uint64, reason string) error {
-		return &ChecksumMismatchError{Stream: exp.Stream, Segment: exp.Segment, Path: a.name, Want: exp.SegmentCRC, Got: got, Reason: reason}
+		return &ChecksumMismatchError{Stream: exp.Key.Stream, Segment: exp.Key.Segment, Path: a.name, Want: exp.SegmentCRC, Got: got, Reason: reason}
 	}
 	if exp.Capacity != 0 && a.Size() != exp.Capacity {
 		return segment.Header{}, segment.Footer{}, corrupt(a.name, -1, "holds %d bytes, segment capacity is %d", a.Size(), exp.Capacity)
@@ -58,7 +59,7 @@ func checkIdentity(a *Artifact, exp Expected) (segment.Header, segment.Footer, e
 		return segment.Header{}, segment.Footer{}, err
 	}
 	switch {
-	case hdr.StreamID != exp.Stream || hdr.SegmentID != exp.Segment:
+	case hdr.StreamID != exp.Key.Stream || hdr.SegmentID != exp.Key.Segment:
 		return hdr, foot, corrupt(a.name, 0, "holds stream %d segment %d, want %s", hdr.StreamID, hdr.SegmentID, exp.Key)
 	case foot.SegmentID != hdr.SegmentID || foot.BaseRecord != hdr.BaseRecord:
 		return hdr, foot, corrupt(a.name, a.frames-1, "footer segment %d / base_record %d disagree with header %d / %d",
@@ -81,7 +82,7 @@ func verifyAll(ctx context.Context, a *Artifact, exp Expected) error {
 		return err
 	}
 	if crc != foot.SegmentCRC {
-		return &ChecksumMismatchError{Stream: exp.Stream, Segment: exp.Segment, Path: a.name, Want: foot.SegmentCRC, Got: crc,
+		return &ChecksumMismatchError{Stream: exp.Key.Stream, Segment: exp.Key.Segment, Path: a.name, Want: foot.SegmentCRC, Got: crc,
 			Reason: "decompressed bytes do not match segment_crc64"}
 	}
 	return nil
@@ -147,7 +148,7 @@ func Hydrate(ctx context.Context, fsys vfs.FS, a *Artifact, exp Expected, dest s
 	}
 	if crc != foot.SegmentCRC {
 		out.abort()
-		return HydrateResult{}, &ChecksumMismatchError{Stream: exp.Stream, Segment: exp.Segment, Path: a.name, Want: foot.SegmentCRC, Got: crc,
+		return HydrateResult{}, &ChecksumMismatchError{Stream: exp.Key.Stream, Segment: exp.Key.Segment, Path: a.name, Want: foot.SegmentCRC, Got: crc,
 			Reason: "rebuilt segment does not match segment_crc64"}
 	}
 	if err := out.commit(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/aof2/aof2/core/types"
 )
 
 // Compress compresses a sealed segment into the cache on the compression
@@ -57,7 +59,7 @@ func (c *Cache) runCompress(ctx context.Context, src Source) (CompressResult, er
 	if src.Segment == 0 {
 		return CompressResult{}, fmt.Errorf("tier1: compress %s: source segment id required", src.Path)
 	}
-	k := Key{Stream: src.Stream, Segment: src.Segment}
+	k := types.SegmentKey{Stream: src.Stream, Segment: src.Segment}
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()

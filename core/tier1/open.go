@@ -20,7 +20,7 @@ import (
 // it is: the caller decides (Adopt it once it knows what it is, Remove it,
 // or re-fetch the segment from tier 2).
 type Problem struct {
-	Key  Key // zero when the file name is not an artifact name
+	Key  types.SegmentKey // zero when the file name is not an artifact name
 	Path string
 	Err  error
 }
@@ -28,14 +28,14 @@ type Problem struct {
 // Report is what Open found in the warm directories.
 type Report struct {
 	// Verified artifacts were admitted into the cache.
-	Verified []Key
+	Verified []types.SegmentKey
 	// Mismatched artifacts were expected but failed verification
 	// (corrupt, or not the segment the caller expects).
 	Mismatched []Problem
 	// Unknown files are artifacts (or foreign files) no expectation names.
 	Unknown []Problem
 	// Missing lists expected artifacts with no file.
-	Missing []Key
+	Missing []types.SegmentKey
 	// TempRemoved lists the leftover temporary files deleted.
 	TempRemoved []string
 }
@@ -56,9 +56,9 @@ func Open(cfg Config) (*Cache, *Report, error) {
 		return nil, nil, err
 	}
 	c := &Cache{cfg: cfg, fs: cfg.FS, log: cfg.Logger.Named("tier1"), m: m}
-	c.mu.entries = map[Key]*entry{}
+	c.mu.entries = map[types.SegmentKey]*entry{}
 	c.mu.lru = list.New()
-	c.mu.compress = map[Key]struct{}{}
+	c.mu.compress = map[types.SegmentKey]struct{}{}
 	c.mu.hydrating = map[string]struct{}{}
 	rep, err := c.scan(context.Background())
 	if err != nil {
@@ -71,14 +71,14 @@ func Open(cfg Config) (*Cache, *Report, error) {
 }
 
 type found struct {
-	key  Key
+	key  types.SegmentKey
 	path string
 	mod  time.Time
 }
 
 func (c *Cache) scan(ctx context.Context) (*Report, error) {
 	rep := &Report{}
-	expected := make(map[Key]Expected, len(c.cfg.Expected))
+	expected := make(map[types.SegmentKey]Expected, len(c.cfg.Expected))
 	for _, e := range c.cfg.Expected {
 		expected[e.Key] = e
 	}
@@ -126,7 +126,7 @@ func (c *Cache) scan(ctx context.Context) (*Report, error) {
 			if fi, err := c.fs.Stat(path); err == nil {
 				mod = fi.ModTime()
 			}
-			files = append(files, found{key: Key{Stream: stream, Segment: seg}, path: path, mod: mod})
+			files = append(files, found{key: types.SegmentKey{Stream: stream, Segment: seg}, path: path, mod: mod})
 		}
 		if removed {
 			if err := c.fs.SyncDir(dir); err != nil {
@@ -138,7 +138,7 @@ func (c *Cache) scan(ctx context.Context) (*Report, error) {
 	slices.SortFunc(files, func(a, b found) int {
 		return cmp.Or(cmp.Compare(a.key.Stream, b.key.Stream), cmp.Compare(a.key.Segment, b.key.Segment))
 	})
-	seen := map[Key]bool{}
+	seen := map[types.SegmentKey]bool{}
 	for _, f := range files {
 		seen[f.key] = true
 		exp, ok := expected[f.key]
@@ -160,7 +160,7 @@ func (c *Cache) scan(ctx context.Context) (*Report, error) {
 		if !seen[e.Key] {
 			rep.Missing = append(rep.Missing, e.Key)
 			c.m.verifyProblems.WithLabelValues("missing").Inc()
-			c.log.Warn("tier1_missing_artifact", "stream_id", e.Stream, "segment_id", e.Segment)
+			c.log.Warn("tier1_missing_artifact", "stream_id", e.Key.Stream, "segment_id", e.Key.Segment)
 		}
 	}
 	return rep, nil

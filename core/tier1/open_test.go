@@ -55,7 +55,7 @@ func TestRestartVerification(t *testing.T) {
 				frame = 15 // 1 MiB in 64 KiB frames
 			}
 			flipInFrame(t, fsys, c.Path(segs[1].key()), frame)
-			stale := c.Path(Key{1, 9}) + TempSuffix
+			stale := c.Path(types.SegmentKey{Stream: 1, Segment: 9}) + TempSuffix
 			f, err := fsys.Create(stale)
 			require.NoError(t, err)
 			require.NoError(t, f.Close())
@@ -64,7 +64,7 @@ func TestRestartVerification(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, f.Close())
 
-			exp := []Expected{segs[0].expected(), segs[1].expected(), segs[2].expected(), {Key: Key{1, 7}, SegmentCRC: 1}}
+			exp := []Expected{segs[0].expected(), segs[1].expected(), segs[2].expected(), {Key: types.SegmentKey{Stream: 1, Segment: 7}, SegmentCRC: 1}}
 			exp[0].Uploaded = true
 			exp[2].SegmentCRC ^= 0xFF // the manifest says otherwise
 			// segs[3] has no expectation: unknown.
@@ -72,22 +72,22 @@ func TestRestartVerification(t *testing.T) {
 
 			require.Equal(t, []string{stale}, rep.TempRemoved)
 			require.False(t, exists(t, fsys, stale))
-			require.Equal(t, []Key{{1, 7}}, rep.Missing)
+			require.Equal(t, []types.SegmentKey{{Stream: 1, Segment: 7}}, rep.Missing)
 			require.Len(t, rep.Unknown, 2)
 			require.Equal(t, foreign, rep.Unknown[0].Path)
 			require.Equal(t, segs[3].key(), rep.Unknown[1].Key)
-			var mismatched []Key
+			var mismatched []types.SegmentKey
 			for _, p := range rep.Mismatched {
 				mismatched = append(mismatched, p.Key)
 				require.ErrorIs(t, p.Err, types.ErrCorrupt)
 				require.True(t, exists(t, fsys, p.Path), "a mismatched artifact is reported, never deleted")
 			}
 			if tc.mismatched {
-				require.Equal(t, []Key{segs[1].key(), segs[2].key()}, mismatched)
-				require.Equal(t, []Key{segs[0].key()}, rep.Verified)
+				require.Equal(t, []types.SegmentKey{segs[1].key(), segs[2].key()}, mismatched)
+				require.Equal(t, []types.SegmentKey{segs[0].key()}, rep.Verified)
 			} else {
-				require.Equal(t, []Key{segs[2].key()}, mismatched)
-				require.Equal(t, []Key{segs[0].key(), segs[1].key()}, rep.Verified)
+				require.Equal(t, []types.SegmentKey{segs[2].key()}, mismatched)
+				require.Equal(t, []types.SegmentKey{segs[0].key(), segs[1].key()}, rep.Verified)
 				// Hydration verifies every byte and refuses it.
 				_, err := c2.Hydrate(context.Background(), HydrateRequest{Expected: segs[1].expected(), Dest: "/data/h.seg"})
 				require.ErrorIs(t, err, types.ErrCorrupt)

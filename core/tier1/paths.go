@@ -12,14 +12,6 @@ import (
 	"github.com/aof2/aof2/core/vfs"
 )
 
-// Key names one segment of one stream.
-type Key struct {
-	Stream  types.StreamID
-	Segment types.SegmentID
-}
-
-func (k Key) String() string { return fmt.Sprintf("%d/%d", k.Stream, k.Segment) }
-
 // Suffixes of the files in a warm directory.
 const (
 	ArtifactSuffix = ".seg.zst"
@@ -36,7 +28,7 @@ func WarmDir(dataDir string, stream types.StreamID) string {
 func ArtifactName(seg types.SegmentID) string { return fmt.Sprintf("%020d%s", seg, ArtifactSuffix) }
 
 // ArtifactPath returns the path of a segment's artifact under dataDir.
-func ArtifactPath(dataDir string, k Key) string {
+func ArtifactPath(dataDir string, k types.SegmentKey) string {
 	return filepath.Join(WarmDir(dataDir, k.Stream), ArtifactName(k.Segment))
 }
 

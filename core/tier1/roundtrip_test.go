@@ -164,7 +164,7 @@ func TestCompressRejectsBadSources(t *testing.T) {
 	_, err = w.Append([]byte("x"), 0, 0)
 	require.NoError(t, err)
 	require.NoError(t, w.Push())
-	_, err = CompressSegment(context.Background(), fsys, Source{Stream: 1, Path: w.Path()}, ArtifactPath("/data", Key{1, 8}), Options{})
+	_, err = CompressSegment(context.Background(), fsys, Source{Stream: 1, Path: w.Path()}, ArtifactPath("/data", types.SegmentKey{Stream: 1, Segment: 8}), Options{})
 	require.ErrorIs(t, err, ErrSourceCorrupt)
 	require.NoError(t, w.Close())
 

@@ -49,7 +49,7 @@ func BenchmarkUpload(b *testing.B) {
 		b.SetBytes(benchObject)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			_, err := st.UploadSegment(context.Background(), 1, uint64(i), src, SegmentInfo{})
+			_, err := st.UploadSegment(context.Background(), sk(1, uint64(i)), src, SegmentInfo{})
 			require.NoError(b, err)
 		}
 	})
@@ -63,7 +63,7 @@ func BenchmarkUpload(b *testing.B) {
 		b.SetBytes(benchObject)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			_, err := st.UploadSegment(context.Background(), 1, uint64(i), src, SegmentInfo{})
+			_, err := st.UploadSegment(context.Background(), sk(1, uint64(i)), src, SegmentInfo{})
 			require.NoError(b, err)
 		}
 	})
@@ -90,7 +90,7 @@ func BenchmarkDownload(b *testing.B) {
 		}
 		st, err := New(f.ip, Config{Info: &info, Logger: nullLogger()})
 		require.NoError(b, err)
-		up, err := st.UploadSegment(context.Background(), 1, 1, benchFile(b, f.staging), SegmentInfo{})
+		up, err := st.UploadSegment(context.Background(), sk(1, 1), benchFile(b, f.staging), SegmentInfo{})
 		require.NoError(b, err)
 		return st, up.Key, f.staging
 	}
@@ -136,7 +136,7 @@ func BenchmarkDownload(b *testing.B) {
 func BenchmarkRangeRead1MiBOf64MiB(b *testing.B) {
 	f := serveFS(b)
 	st := f.store(b, "")
-	up, err := st.UploadSegment(context.Background(), 1, 1, benchFile(b, f.staging), SegmentInfo{})
+	up, err := st.UploadSegment(context.Background(), sk(1, 1), benchFile(b, f.staging), SegmentInfo{})
 	require.NoError(b, err)
 	rr, err := st.OpenRange(context.Background(), up.Key, Expect{ETag: up.ETag})
 	require.NoError(b, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -18,8 +19,8 @@ type Downloaded struct {
 }
 
 // DownloadSegment fetches a segment artifact into path (see DownloadFile).
-func (s *Store) DownloadSegment(ctx context.Context, stream, segment uint64, path string, expect Expect) (Downloaded, error) {
-	return s.DownloadFile(ctx, s.layout.SegmentKey(stream, segment), path, expect)
+func (s *Store) DownloadSegment(ctx context.Context, k types.SegmentKey, path string, expect Expect) (Downloaded, error) {
+	return s.DownloadFile(ctx, s.layout.SegmentObjectKey(k), path, expect)
 }
 
 // DownloadFile writes the whole object into path (created or truncated),

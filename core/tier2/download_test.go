@@ -19,7 +19,7 @@ var streamOnly = pluginapi.Capabilities{RangeGet: true, IfAbsent: true, IfMatch:
 
 func uploaded(t *testing.T, e *env, data []byte) Uploaded {
 	t.Helper()
-	up, err := e.store.UploadSegment(context.Background(), 4, 2, writeFile(t, data), SegmentInfo{RecordCount: 3})
+	up, err := e.store.UploadSegment(context.Background(), sk(4, 2), writeFile(t, data), SegmentInfo{RecordCount: 3})
 	require.NoError(t, err)
 	return up
 }
@@ -34,7 +34,7 @@ func TestDownloadRoundTrip(t *testing.T) {
 			data := payload(3<<20+17, 11)
 			up := uploaded(t, e, data)
 			dst := filepath.Join(t.TempDir(), "hydrated")
-			res, err := e.store.DownloadSegment(context.Background(), 4, 2, dst, Expect{ETag: up.ETag, CRC64: up.CRC64, HasCRC64: true, Size: up.Size, HasSize: true})
+			res, err := e.store.DownloadSegment(context.Background(), sk(4, 2), dst, Expect{ETag: up.ETag, CRC64: up.CRC64, HasCRC64: true, Size: up.Size, HasSize: true})
 			require.NoError(t, err)
 			got, err := os.ReadFile(dst)
 			require.NoError(t, err)
@@ -115,7 +115,7 @@ func TestDownloadExpectations(t *testing.T) {
 	_, err = e.store.DownloadFile(ctx, up.Key, dst, Expect{Size: up.Size + 1, HasSize: true})
 	assert.ErrorIs(t, err, ErrChecksum)
 	before := e.retries(OpFetch)
-	_, err = e.store.DownloadFile(ctx, e.store.Layout().SegmentKey(4, 99), dst, Expect{})
+	_, err = e.store.DownloadFile(ctx, e.store.Layout().SegmentObjectKey(sk(4, 99)), dst, Expect{})
 	assert.ErrorIs(t, err, pluginapi.ErrNotFound)
 	assert.Equal(t, before, e.retries(OpFetch), "not found is final")
 	_, statErr := os.Stat(dst)

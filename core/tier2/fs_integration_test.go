@@ -55,21 +55,21 @@ func TestFSPluginRoundTrip(t *testing.T) {
 	src := filepath.Join(f.staging, "up.seg.zst")
 	require.NoError(t, os.WriteFile(src, data, 0o600))
 
-	up, err := st.UploadSegment(ctx, 42, 7, src, SegmentInfo{RecordCount: 1000, BaseRecord: 5000})
+	up, err := st.UploadSegment(ctx, sk(42, 7), src, SegmentInfo{RecordCount: 1000, BaseRecord: 5000})
 	require.NoError(t, err)
 	assert.Equal(t, "cluster-a/streams/42/segments/00000000000000000007.seg.zst", up.Key)
-	again, err := st.UploadSegment(ctx, 42, 7, src, SegmentInfo{RecordCount: 1000, BaseRecord: 5000})
+	again, err := st.UploadSegment(ctx, sk(42, 7), src, SegmentInfo{RecordCount: 1000, BaseRecord: 5000})
 	require.NoError(t, err)
 	assert.True(t, again.AlreadyPresent)
 	assert.Equal(t, up.ETag, again.ETag)
 
 	other := filepath.Join(f.staging, "other.seg.zst")
 	require.NoError(t, os.WriteFile(other, payload(100, 1), 0o600))
-	_, err = st.UploadSegment(ctx, 42, 7, other, SegmentInfo{})
+	_, err = st.UploadSegment(ctx, sk(42, 7), other, SegmentInfo{})
 	assert.ErrorIs(t, err, ErrDataLoss)
 
 	dst := filepath.Join(f.staging, "down.seg.zst")
-	res, err := st.DownloadSegment(ctx, 42, 7, dst, Expect{ETag: up.ETag})
+	res, err := st.DownloadSegment(ctx, sk(42, 7), dst, Expect{ETag: up.ETag})
 	require.NoError(t, err)
 	got, err := os.ReadFile(dst)
 	require.NoError(t, err)
@@ -84,7 +84,7 @@ func TestFSPluginRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, data, mem)
 
-	rr, err := st.OpenSegmentRange(ctx, 42, 7, Expect{ETag: up.ETag})
+	rr, err := st.OpenSegmentRange(ctx, sk(42, 7), Expect{ETag: up.ETag})
 	require.NoError(t, err)
 	p := make([]byte, 64<<10)
 	_, err = rr.ReadAt(p, 1<<20)
@@ -102,8 +102,8 @@ func TestFSPluginRoundTrip(t *testing.T) {
 	assert.Len(t, l.ManifestChunks, 1)
 	assert.Empty(t, l.Unknown)
 
-	require.NoError(t, st.DeleteSegment(ctx, 42, 7))
-	require.NoError(t, st.DeleteSegment(ctx, 42, 7))
+	require.NoError(t, st.DeleteSegment(ctx, sk(42, 7)))
+	require.NoError(t, st.DeleteSegment(ctx, sk(42, 7)))
 	_, err = st.Stat(ctx, up.Key)
 	assert.ErrorIs(t, err, pluginapi.ErrNotFound)
 }

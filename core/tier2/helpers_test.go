@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -249,3 +250,8 @@ func failTimes(op string, n int, err error) func(string) error {
 }
 
 func nullLogger() hclog.Logger { return hclog.NewNullLogger() }
+
+// sk is a segment key from plain numbers.
+func sk[T ~uint64 | ~int](stream, seg T) types.SegmentKey {
+	return types.SegmentKey{Stream: types.StreamID(stream), Segment: types.SegmentID(seg)}
+}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -50,7 +51,7 @@ const (
 // Ref names one object by identity rather than by key.
 type Ref struct {
 	Kind   Kind
-	Stream uint64
+	Stream types.StreamID
 	// ID is the segment id, the manifest chunk index or the snapshot id.
 	ID uint64
 }
@@ -94,22 +95,22 @@ var longestKey = "streams/18446744073709551615/segments/18446744073709551615.seg
 func (l Layout) Prefix() string { return l.prefix }
 
 // StreamPrefix is the List prefix of every object of a stream.
-func (l Layout) StreamPrefix(stream uint64) string {
-	return l.prefix + streamsDir + strconv.FormatUint(stream, 10) + "/"
+func (l Layout) StreamPrefix(stream types.StreamID) string {
+	return l.prefix + streamsDir + strconv.FormatUint(uint64(stream), 10) + "/"
 }
 
-// SegmentKey is the key of a segment artifact.
-func (l Layout) SegmentKey(stream, segment uint64) string {
-	return l.Key(Ref{Kind: KindSegment, Stream: stream, ID: segment})
+// SegmentObjectKey is the object key of a segment's artifact.
+func (l Layout) SegmentObjectKey(k types.SegmentKey) string {
+	return l.Key(Ref{Kind: KindSegment, Stream: k.Stream, ID: uint64(k.Segment)})
 }
 
 // ManifestChunkKey is the key of a sealed manifest chunk.
-func (l Layout) ManifestChunkKey(stream, chunk uint64) string {
+func (l Layout) ManifestChunkKey(stream types.StreamID, chunk uint64) string {
 	return l.Key(Ref{Kind: KindManifestChunk, Stream: stream, ID: chunk})
 }
 
 // SnapshotKey is the key of a manifest snapshot.
-func (l Layout) SnapshotKey(stream, snapshot uint64) string {
+func (l Layout) SnapshotKey(stream types.StreamID, snapshot uint64) string {
 	return l.Key(Ref{Kind: KindSnapshot, Stream: stream, ID: snapshot})
 }
 
@@ -186,7 +187,7 @@ func (l Layout) parse(key string) (Ref, string) {
 	if kind == KindSegment && id > math.MaxUint32 {
 		return Ref{}, "segment id does not fit in 32 bits"
 	}
-	return Ref{Kind: kind, Stream: stream, ID: id}, ""
+	return Ref{Kind: kind, Stream: types.StreamID(stream), ID: id}, ""
 }
 
 // parseDecimal accepts the canonical decimal form of a u64: digits only,

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -44,7 +45,7 @@ func TestLayoutKeys(t *testing.T) {
 func TestLayoutHelpersMatchKey(t *testing.T) {
 	l, err := NewLayout("p")
 	require.NoError(t, err)
-	assert.Equal(t, l.Key(Ref{KindSegment, 1, 2}), l.SegmentKey(1, 2))
+	assert.Equal(t, l.Key(Ref{KindSegment, 1, 2}), l.SegmentObjectKey(sk(1, 2)))
 	assert.Equal(t, l.Key(Ref{KindManifestChunk, 1, 2}), l.ManifestChunkKey(1, 2))
 	assert.Equal(t, l.Key(Ref{KindSnapshot, 1, 2}), l.SnapshotKey(1, 2))
 	assert.Equal(t, "", l.Key(Ref{Kind: 0, Stream: 1}))
@@ -118,7 +119,7 @@ func FuzzParseKey(f *testing.F) {
 		}
 		// Built keys round-trip.
 		if pl, err := NewLayout(s); err == nil {
-			ref := Ref{Kind: Kind(kind%3 + 1), Stream: stream, ID: id}
+			ref := Ref{Kind: Kind(kind%3 + 1), Stream: types.StreamID(stream), ID: id}
 			if ref.Kind == KindSegment {
 				ref.ID &= math.MaxUint32
 			}

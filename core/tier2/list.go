@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -28,7 +29,7 @@ type Unknown struct {
 // Listing is what tier 2 holds for one stream, in key order (so ids
 // ascend within each kind).
 type Listing struct {
-	Stream         uint64
+	Stream         types.StreamID
 	Segments       []Listed
 	ManifestChunks []Listed
 	Snapshots      []Listed
@@ -38,7 +39,7 @@ type Listing struct {
 // ListStream lists every object of a stream, for start-up reconciliation
 // and tooling (steady state needs no LIST: the manifest is
 // authoritative). A failed page is retried from the last key seen.
-func (s *Store) ListStream(ctx context.Context, stream uint64) (Listing, error) {
+func (s *Store) ListStream(ctx context.Context, stream types.StreamID) (Listing, error) {
 	prefix := s.layout.StreamPrefix(stream)
 	out := Listing{Stream: stream}
 	var after string
@@ -108,6 +109,6 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // DeleteSegment removes a segment artifact (retention).
-func (s *Store) DeleteSegment(ctx context.Context, stream, segment uint64) error {
-	return s.Delete(ctx, s.layout.SegmentKey(stream, segment))
+func (s *Store) DeleteSegment(ctx context.Context, k types.SegmentKey) error {
+	return s.Delete(ctx, s.layout.SegmentObjectKey(k))
 }

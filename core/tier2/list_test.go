@@ -15,14 +15,14 @@ func TestListStream(t *testing.T) {
 	e := newEnv(t, fake.Options{}, func(c *Config) { c.Prefix = "pfx" })
 	ctx := context.Background()
 	for seg := uint64(1); seg <= 3; seg++ {
-		_, err := e.store.UploadSegment(ctx, 1, seg, writeFile(t, payload(100, byte(seg))), SegmentInfo{RecordCount: seg, BaseRecord: 10 * seg})
+		_, err := e.store.UploadSegment(ctx, sk(1, seg), writeFile(t, payload(100, byte(seg))), SegmentInfo{RecordCount: seg, BaseRecord: 10 * seg})
 		require.NoError(t, err)
 	}
 	_, err := e.store.UploadManifestChunk(ctx, 1, 0, payload(10, 1))
 	require.NoError(t, err)
 	_, err = e.store.UploadSnapshot(ctx, 1, 4, payload(10, 2))
 	require.NoError(t, err)
-	_, err = e.store.UploadSegment(ctx, 10, 1, writeFile(t, payload(10, 3)), SegmentInfo{}) // stream 10 shares the "1" digit
+	_, err = e.store.UploadSegment(ctx, sk(10, 1), writeFile(t, payload(10, 3)), SegmentInfo{}) // stream 10 shares the "1" digit
 	require.NoError(t, err)
 	e.rawPut("pfx/streams/1/segments/junk.tmp", []byte("x"), nil)
 	e.rawPut("pfx/streams/1/segments/00000000000000000009.seg.zst", []byte("y"), map[string]string{MetaCRC64: "zz"})
@@ -94,13 +94,13 @@ func (p *pagedFail) List(ctx context.Context, req pluginapi.ListRequest, page fu
 func TestDeleteIsIdempotent(t *testing.T) {
 	e := newEnv(t, fake.Options{}, nil)
 	ctx := context.Background()
-	up, err := e.store.UploadSegment(ctx, 2, 1, writeFile(t, payload(10, 1)), SegmentInfo{})
+	up, err := e.store.UploadSegment(ctx, sk(2, 1), writeFile(t, payload(10, 1)), SegmentInfo{})
 	require.NoError(t, err)
 	require.NoError(t, e.fake.Inject(fake.Fault{Mode: fake.ServerError, Ops: []fake.Op{fake.OpDelete}, Count: 1}))
-	require.NoError(t, e.store.DeleteSegment(ctx, 2, 1))
+	require.NoError(t, e.store.DeleteSegment(ctx, sk(2, 1)))
 	_, err = e.store.Stat(ctx, up.Key)
 	assert.ErrorIs(t, err, pluginapi.ErrNotFound)
-	require.NoError(t, e.store.DeleteSegment(ctx, 2, 1), "deleting a missing object succeeds")
+	require.NoError(t, e.store.DeleteSegment(ctx, sk(2, 1)), "deleting a missing object succeeds")
 	h := &hook{Backend: e.fake, before: failTimes("delete", 1, pluginapi.NotFoundError(up.Key))}
 	st, err := New(h, Config{Clock: e.clock, Logger: e.store.log})
 	require.NoError(t, err)

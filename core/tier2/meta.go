@@ -54,7 +54,7 @@ func idMetaKey(k Kind) string {
 func objectMetadata(ref Ref, seg SegmentInfo, crc, size uint64) map[string]string {
 	md := map[string]string{
 		MetaKind:   ref.Kind.String(),
-		MetaStream: strconv.FormatUint(ref.Stream, 10),
+		MetaStream: strconv.FormatUint(uint64(ref.Stream), 10),
 		MetaCRC64:  fmt.Sprintf("%016x", crc),
 		MetaSize:   strconv.FormatUint(size, 10),
 	}
@@ -83,7 +83,7 @@ func ParseMetadata(md map[string]string) (ObjectMeta, error) {
 	fields := []struct {
 		key string
 		dst *uint64
-	}{{MetaStream, &m.Ref.Stream}, {idMetaKey(m.Ref.Kind), &m.Ref.ID}, {MetaRecordCount, &m.RecordCount},
+	}{{MetaStream, (*uint64)(&m.Ref.Stream)}, {idMetaKey(m.Ref.Kind), &m.Ref.ID}, {MetaRecordCount, &m.RecordCount},
 		{MetaBaseRecord, &m.BaseRecord}, {MetaSize, &m.Size}}
 	for _, f := range fields {
 		v, ok := md[f.key]

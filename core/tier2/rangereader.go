@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -54,8 +55,8 @@ func (s *Store) OpenRange(ctx context.Context, key string, expect Expect) (*Rang
 }
 
 // OpenSegmentRange opens a segment artifact for range reads.
-func (s *Store) OpenSegmentRange(ctx context.Context, stream, segment uint64, expect Expect) (*RangeReader, error) {
-	return s.OpenRange(ctx, s.layout.SegmentKey(stream, segment), expect)
+func (s *Store) OpenSegmentRange(ctx context.Context, k types.SegmentKey, expect Expect) (*RangeReader, error) {
+	return s.OpenRange(ctx, s.layout.SegmentObjectKey(k), expect)
 }
 
 // Size is the object's size.

@@ -16,7 +16,7 @@ func TestRangeReader(t *testing.T) {
 	e := newEnv(t, fake.Options{}, nil)
 	data := payload(1<<20, 21)
 	up := uploaded(t, e, data)
-	rr, err := e.store.OpenSegmentRange(context.Background(), 4, 2, Expect{ETag: up.ETag, Size: up.Size, HasSize: true})
+	rr, err := e.store.OpenSegmentRange(context.Background(), sk(4, 2), Expect{ETag: up.ETag, Size: up.Size, HasSize: true})
 	require.NoError(t, err)
 	assert.Equal(t, int64(len(data)), rr.Size())
 

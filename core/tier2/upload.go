@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -43,33 +43,40 @@ type Uploaded struct {
 
 // UploadSegment stores a segment's tier-1 artifact (the seekable zstd
 // file at path) under the layout's key, with the segment's metadata.
-func (s *Store) UploadSegment(ctx context.Context, stream, segment uint64, path string, seg SegmentInfo) (Uploaded, error) {
-	if segment > math.MaxUint32 {
-		return Uploaded{}, fmt.Errorf("%w: segment id %d does not fit in 32 bits", ErrInvalidKey, segment)
+func (s *Store) UploadSegment(ctx context.Context, k types.SegmentKey, path string, seg SegmentInfo) (Uploaded, error) {
+	ref, err := segmentRef(k)
+	if err != nil {
+		return Uploaded{}, err
 	}
-	ref := Ref{Kind: KindSegment, Stream: stream, ID: segment}
 	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Path: path}, ref, seg)
 }
 
 // UploadSegmentData is UploadSegment for an artifact held in memory (a
 // data directory on a file system the plugin cannot open by path, such as
 // the in-memory crash-test file system).
-func (s *Store) UploadSegmentData(ctx context.Context, stream, segment uint64, data []byte, seg SegmentInfo) (Uploaded, error) {
-	if segment > math.MaxUint32 {
-		return Uploaded{}, fmt.Errorf("%w: segment id %d does not fit in 32 bits", ErrInvalidKey, segment)
+func (s *Store) UploadSegmentData(ctx context.Context, k types.SegmentKey, data []byte, seg SegmentInfo) (Uploaded, error) {
+	ref, err := segmentRef(k)
+	if err != nil {
+		return Uploaded{}, err
 	}
-	ref := Ref{Kind: KindSegment, Stream: stream, ID: segment}
 	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, seg)
 }
 
+func segmentRef(k types.SegmentKey) (Ref, error) {
+	if k.Segment > types.MaxSegmentID {
+		return Ref{}, fmt.Errorf("%w: segment id %d does not fit in 32 bits", ErrInvalidKey, k.Segment)
+	}
+	return Ref{Kind: KindSegment, Stream: k.Stream, ID: uint64(k.Segment)}, nil
+}
+
 // UploadManifestChunk stores a sealed manifest chunk.
-func (s *Store) UploadManifestChunk(ctx context.Context, stream, chunk uint64, data []byte) (Uploaded, error) {
+func (s *Store) UploadManifestChunk(ctx context.Context, stream types.StreamID, chunk uint64, data []byte) (Uploaded, error) {
 	ref := Ref{Kind: KindManifestChunk, Stream: stream, ID: chunk}
 	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, SegmentInfo{})
 }
 
 // UploadSnapshot stores a manifest snapshot.
-func (s *Store) UploadSnapshot(ctx context.Context, stream, snapshot uint64, data []byte) (Uploaded, error) {
+func (s *Store) UploadSnapshot(ctx context.Context, stream types.StreamID, snapshot uint64, data []byte) (Uploaded, error) {
 	ref := Ref{Kind: KindSnapshot, Stream: stream, ID: snapshot}
 	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, SegmentInfo{})
 }

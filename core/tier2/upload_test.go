@@ -25,7 +25,7 @@ func writeFile(t *testing.T, data []byte) string {
 func TestUploadSegmentCarriesChecksumAndMetadata(t *testing.T) {
 	e := newEnv(t, fake.Options{}, nil)
 	data := payload(300<<10, 1)
-	up, err := e.store.UploadSegment(context.Background(), 7, 3, writeFile(t, data), SegmentInfo{RecordCount: 11, BaseRecord: 100})
+	up, err := e.store.UploadSegment(context.Background(), sk(7, 3), writeFile(t, data), SegmentInfo{RecordCount: 11, BaseRecord: 100})
 	require.NoError(t, err)
 	assert.Equal(t, "streams/7/segments/00000000000000000003.seg.zst", up.Key)
 	assert.False(t, up.AlreadyPresent)
@@ -49,7 +49,7 @@ func TestUploadStreamsWithoutPutFile(t *testing.T) {
 	caps := pluginapi.Capabilities{RangeGet: true, IfAbsent: true, IfMatch: true, List: true}
 	e := newEnv(t, fake.Options{Capabilities: &caps}, nil)
 	data := payload(2<<20+5, 2)
-	up, err := e.store.UploadSegment(context.Background(), 1, 1, writeFile(t, data), SegmentInfo{})
+	up, err := e.store.UploadSegment(context.Background(), sk(1, 1), writeFile(t, data), SegmentInfo{})
 	require.NoError(t, err)
 	got, _ := e.rawGet(up.Key)
 	assert.Equal(t, data, got)
@@ -130,7 +130,7 @@ func TestUploadSurvivesFaults(t *testing.T) {
 			e := newEnv(t, fake.Options{}, tc.tweak)
 			require.NoError(t, e.fake.Inject(tc.faults...))
 			data := payload(256<<10, 5)
-			up, err := e.store.UploadSegment(context.Background(), 1, 2, writeFile(t, data), SegmentInfo{RecordCount: 1})
+			up, err := e.store.UploadSegment(context.Background(), sk(1, 2), writeFile(t, data), SegmentInfo{RecordCount: 1})
 			require.NoError(t, err)
 			got, info := e.rawGet(up.Key)
 			assert.Equal(t, data, got)
@@ -149,7 +149,7 @@ func TestUploadRetriesPluginCrash(t *testing.T) {
 	h := &hook{Backend: fb}
 	h.before = failTimes("put_file", 2, &pluginapi.Error{Code: pluginapi.CodePluginCrashed, Message: "plugin died"})
 	e := newEnvWith(t, fb, h, nil)
-	up, err := e.store.UploadSegment(context.Background(), 1, 1, writeFile(t, payload(1000, 6)), SegmentInfo{})
+	up, err := e.store.UploadSegment(context.Background(), sk(1, 1), writeFile(t, payload(1000, 6)), SegmentInfo{})
 	require.NoError(t, err)
 	assert.False(t, up.AlreadyPresent)
 	assert.Equal(t, 2.0, e.requests(ClassPut, OutcomeCrashed))
@@ -239,11 +239,11 @@ func TestUploadGivesUp(t *testing.T) {
 	})
 	t.Run("invalid inputs", func(t *testing.T) {
 		e := newEnv(t, fake.Options{}, nil)
-		_, err := e.store.UploadSegment(context.Background(), 1, 1<<32, "/nonexistent", SegmentInfo{})
+		_, err := e.store.UploadSegment(context.Background(), sk(1, 1<<32), "/nonexistent", SegmentInfo{})
 		assert.ErrorIs(t, err, ErrInvalidKey)
 		_, err = e.store.Put(context.Background(), Upload{Key: "../x", Data: []byte("a")})
 		assert.ErrorIs(t, err, pluginapi.ErrInvalidKey)
-		_, err = e.store.UploadSegment(context.Background(), 1, 1, filepath.Join(t.TempDir(), "missing"), SegmentInfo{})
+		_, err = e.store.UploadSegment(context.Background(), sk(1, 1), filepath.Join(t.TempDir(), "missing"), SegmentInfo{})
 		assert.True(t, errors.Is(err, os.ErrNotExist), "%v", err)
 	})
 }

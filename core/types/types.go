@@ -35,3 +35,13 @@ func (r RecordID) Segment() SegmentID { return SegmentID(r >> 32) }
 func (r RecordID) Offset() uint32 { return uint32(r) }
 
 func (r RecordID) String() string { return fmt.Sprintf("%d:%d", r.Segment(), r.Offset()) }
+
+// SegmentKey names one segment of one stream: the identity of a segment
+// in every tier (its tier-0 file, its warm artifact, its tier-2 object,
+// its manifest records).
+type SegmentKey struct {
+	Stream  StreamID
+	Segment SegmentID
+}
+
+func (k SegmentKey) String() string { return fmt.Sprintf("stream %d segment %d", k.Stream, k.Segment) }

@@ -12,6 +12,7 @@ import (
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -73,7 +74,7 @@ func liveStream(s *core.Stream) Stream {
 			row.Bytes = in.Bytes - g.BaseOffset
 		}
 		if log != nil {
-			if ms, ok := log.Segment(uint64(g.ID)); ok {
+			if ms, ok := log.Segment(g.ID); ok {
 				withManifest(&row, ms)
 			}
 		}
@@ -112,7 +113,7 @@ func FromDataDir(ctx context.Context, fsys vfs.FS, dataDir string) (*Dump, error
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		in, err := manifest.NewInspector(fsys, filepath.Join(root, strconv.FormatUint(id, 10)), id).Inspect(ctx, manifest.InspectOptions{})
+		in, err := manifest.NewInspector(fsys, filepath.Join(root, strconv.FormatUint(id, 10)), types.StreamID(id)).Inspect(ctx, manifest.InspectOptions{})
 		if err != nil {
 			d.Streams = append(d.Streams, Stream{ID: id, Error: err.Error()})
 			d.Problems = append(d.Problems, fmt.Sprintf("stream %d: manifest unreadable: %v", id, err))
@@ -120,7 +121,7 @@ func FromDataDir(ctx context.Context, fsys vfs.FS, dataDir string) (*Dump, error
 		}
 		s := Stream{ID: id}
 		for _, ms := range in.Segments {
-			row := Segment{Stream: id, ID: ms.SegmentID, Sealed: ms.Sealed, Tier0: ms.Tier0}
+			row := Segment{Stream: id, ID: uint64(ms.SegmentID), Sealed: ms.Sealed, Tier0: ms.Tier0}
 			if ms.Sealed && ms.DurableBytes >= segment.HeaderSize {
 				row.Bytes = ms.DurableBytes - segment.HeaderSize
 			}
