@@ -13,62 +13,9 @@ import (
 	"github.com/aof2/aof2/core/vfs"
 )
 
-// Cold is the engine's view of the colder tiers, implemented by the
-// coordinator (core/coordinator): it never imports tier 1 or tier 2
-// itself. Segments whose tier-0 file was evicted stay in the stream's
-// catalog; reading one asks Cold to put the file back.
-type Cold interface {
-	// Describe returns the header and footer of a sealed segment whose
-	// tier-0 file is gone (for recovery: ordinals and offsets must stay
-	// known). It must not download the whole segment.
-	Describe(ctx context.Context, stream StreamID, seg SegmentID) (segment.Header, segment.Footer, error)
-	// Hydrate writes the segment's file to path, durable and verified
-	// against its footer's segment_crc64, admitted by the tier-0 budget.
-	// Concurrent calls for one segment do not happen: the engine
-	// serialises them.
-	Hydrate(ctx context.Context, stream StreamID, seg SegmentID, path string) error
-}
-
-// Admitter is implemented by a Cold that budgets tier 0: every new active
-// segment is admitted first. AdmitSegment runs under the stream's writer
-// lock and must not block; refusing returns a *WouldBlock (Admission), and
-// the implementation calls Stream.Wake once space is free.
-type Admitter interface {
-	AdmitSegment(stream StreamID, seg SegmentID, bytes int64) error
-}
-
-// SealObserver is implemented by a Cold that wants to hear about seals
-// (to start compression and upload). SegmentSealed runs on the stream's
-// syncer after the seal is acknowledged and must not block.
-type SealObserver interface {
-	SegmentSealed(s *Stream, seg SegmentInfo)
-}
-
-// ReadObserver is implemented by a Cold that orders eviction by use: a
-// reader moving onto a segment reports it (once per segment, not per
-// record). SegmentRead runs on the reader's goroutine and must not block.
-type ReadObserver interface {
-	SegmentRead(stream StreamID, seg SegmentID)
-}
-
-// Wake wakes writers waiting in AppendCtx (after an Admission refusal)
-// to try again.
-func (s *Stream) Wake() { s.stateN.broadcast() }
-
 // ErrSegmentBusy: the segment cannot be evicted now (not sealed, still
 // being written, or a reader is positioned on it).
 var ErrSegmentBusy = errors.New("aof2: segment busy")
-
-// Manifest returns the stream's manifest log (nil with Config.NoManifest).
-// The coordinator appends tier-transition records to it.
-func (s *Stream) Manifest() *manifest.Log {
-	if j, ok := s.journal.(*manifestJournal); ok {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		return j.log
-	}
-	return nil
-}
 
 // SegmentInfo describes one segment of a stream for the coordinator.
 type SegmentInfo struct {
@@ -107,9 +54,9 @@ func (g *seg) info() SegmentInfo {
 }
 
 // Evict removes the tier-0 file of a sealed segment; the segment stays in
-// the catalog and a later read hydrates it through Config.Cold. The caller
-// (the coordinator) makes sure another tier holds the segment and records
-// the eviction in the manifest first. It returns ErrSegmentBusy when the
+// the catalog and a later read hydrates it through Config.Tiering. The
+// caller (the coordinator) makes sure another tier holds the segment, and
+// records the eviction (LocalEvicted) once the file is gone. It returns ErrSegmentBusy when the
 // segment is active, sealing, unsealed or pinned by a reader; evicting a
 // segment that is not resident does nothing.
 func (s *Stream) Evict(id SegmentID) error {
@@ -157,8 +104,6 @@ func (s *Stream) Evict(id SegmentID) error {
 	return nil
 }
 
-// hydrate brings g's file back through Config.Cold and checks that what
-// arrived is the segment the catalog describes.
 // Hydrate brings segment id back into tier 0 (from tier 1 or 2 through
 // the coordinator) and waits for it. A resident segment is a no-op; an
 // unknown one is ErrNotFound. Operators use it to warm a range before a
@@ -171,12 +116,14 @@ func (s *Stream) Hydrate(ctx context.Context, id SegmentID) error {
 	return s.hydrate(ctx, g)
 }
 
+// hydrate brings g's file back through Config.Tiering and checks that what
+// arrived is the segment the catalog describes.
 func (s *Stream) hydrate(ctx context.Context, g *seg) error {
 	if g == nil || g.resident.Load() {
 		return nil
 	}
-	if s.cfg.Cold == nil {
-		return fmt.Errorf("stream %d: segment %d is not in tier 0 and no cold tier is configured: %w", s.id, g.id, ErrNotFound)
+	if s.cfg.Tiering == nil {
+		return fmt.Errorf("stream %d: segment %d is not in tier 0 and no tiering is configured: %w", s.id, g.id, ErrNotFound)
 	}
 	select {
 	case g.hyd <- struct{}{}:
@@ -187,7 +134,7 @@ func (s *Stream) hydrate(ctx context.Context, g *seg) error {
 	if g.resident.Load() {
 		return nil
 	}
-	if err := s.cfg.Cold.Hydrate(ctx, s.id, g.id, g.path); err != nil {
+	if err := s.cfg.Tiering.Hydrate(ctx, SegmentKey{Stream: s.id, Segment: g.id}, g.path); err != nil {
 		return fmt.Errorf("stream %d: hydrate segment %d: %w", s.id, g.id, err)
 	}
 	name, _ := segment.ParseFileName(filepath.Base(g.path))
@@ -211,40 +158,40 @@ func (s *Stream) hydrate(ctx context.Context, g *seg) error {
 
 // addColdSegments puts sealed segments that the manifest places in tier 1
 // or tier 2 (their tier-0 files were evicted) back into the catalog, so
-// ordinals, ids and the next segment id stay right. Without Config.Cold
-// the stream cannot describe them and refuses to open rather than reuse
+// ordinals, ids and the next segment id stay right. Without
+// Config.Tiering the stream cannot describe them and refuses to open rather than reuse
 // their ids.
 func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error {
-	log := s.Manifest()
-	if log == nil {
+	tl := s.TierLog()
+	if tl == nil {
 		return nil
 	}
 	cat := s.cat.Load()
-	var cold []uint64
-	for _, st := range log.Index().Segments() {
+	var cold []SegmentID
+	for _, st := range tl.Segments() {
 		if g, _ := cat.byID(st.SegmentID); g != nil || !st.Sealed || len(st.Tier2.PendingDeletes) > 0 {
 			continue // present, unsealed, or being deleted by retention
 		}
 		if st.Tier1.State == manifest.Tier1Compressed || st.Tier2.Key != "" {
-			cold = append(cold, uint64(st.SegmentID))
+			cold = append(cold, st.SegmentID)
 		}
 	}
 	if len(cold) == 0 {
 		return nil
 	}
-	if s.cfg.Cold == nil {
-		return fmt.Errorf("stream %d: %d sealed segments (%d..%d) live only in tier 1/2; open the store with a cold tier (Config.Cold): %w",
+	if s.cfg.Tiering == nil {
+		return fmt.Errorf("stream %d: %d sealed segments (%d..%d) live only in tier 1/2; open the store with tiering (Config.Tiering): %w",
 			s.id, len(cold), cold[0], cold[len(cold)-1], ErrInvalidConfig)
 	}
 	added := make([]*seg, 0, len(cold))
 	for _, id := range cold {
-		h, f, err := s.cfg.Cold.Describe(ctx, s.id, SegmentID(id))
+		h, f, err := s.cfg.Tiering.Describe(ctx, SegmentKey{Stream: s.id, Segment: id})
 		if err != nil {
 			return fmt.Errorf("stream %d: describe cold segment %d: %w", s.id, id, err)
 		}
 		path := filepath.Join(s.segDir, segment.FileName(h.SegmentID, h.BaseOffset, h.CreatedAt))
 		added = append(added, newColdSeg(path, h, f, s.cfg.SegmentSize))
-		rep.Cold = append(rep.Cold, SegmentID(id))
+		rep.Cold = append(rep.Cold, id)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -280,8 +227,9 @@ func (s *Stream) checkCatalog() error {
 }
 
 // DropHead removes the stream's oldest segment for retention: it leaves
-// the catalog and its tier-0 file and cold stub are deleted (the caller
-// deletes the other tiers' copies and records it in the manifest first).
+// the catalog and its tier-0 file and cold stub are deleted. The caller
+// commits Tier2DeleteQueued first, and deletes the other tiers' copies and
+// commits Tier2Deleted afterwards.
 // It must be the oldest segment and sealed; a reader on it makes it
 // ErrSegmentBusy. Records before the new head then answer ErrNotFound.
 func (s *Stream) DropHead(id SegmentID) error {
@@ -329,33 +277,26 @@ func (s *Stream) DropHead(id SegmentID) error {
 	return nil
 }
 
-// ColdReader is implemented by a Cold that can read one record of a
-// segment that is not in tier 0 without hydrating it (SPEC §7: the seek
-// table and the frames the record needs, not the segment). The payload is
-// the caller's.
-type ColdReader interface {
-	ReadRecord(ctx context.Context, stream StreamID, seg SegmentID, off, limit int64) (Record, error)
-}
-
 // ReadAt reads the record with id. A record in a segment that is not in
-// tier 0 is read through Config.Cold's ColdReader when it has one (a point
-// read fetches only the frames it needs), else the segment is hydrated.
+// tier 0 is read through Tiering.ReadRecord (a point read fetches only the
+// frames it needs), or the segment is hydrated when that is unsupported.
 // The payload stays valid: it is copied out of the segment.
 func (s *Stream) ReadAt(ctx context.Context, id RecordID) (Record, error) {
 	g, _ := s.cat.Load().byID(id.Segment())
 	if g == nil {
 		return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, ErrNotFound)
 	}
-	if !g.resident.Load() {
-		if cr, ok := s.cfg.Cold.(ColdReader); ok {
-			f := g.footer.Load()
-			rec, err := cr.ReadRecord(ctx, s.id, g.id, int64(id.Offset()), int64(f.DurableBytes))
-			if err != nil {
-				return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, err)
-			}
+	if !g.resident.Load() && s.cfg.Tiering != nil {
+		f := g.footer.Load()
+		rec, err := s.cfg.Tiering.ReadRecord(ctx, SegmentKey{Stream: s.id, Segment: g.id}, int64(id.Offset()), int64(f.DurableBytes))
+		switch {
+		case err == nil:
 			rec.ID = id
 			return rec, nil
+		case !errors.Is(err, errors.ErrUnsupported):
+			return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, err)
 		}
+		// No ranged read possible: hydrate the segment below.
 	}
 	r := &Reader{s: s}
 	defer r.Close()

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -19,13 +20,39 @@ import (
 
 // copyCold keeps byte copies of evicted segment files: the simplest other
 // tier, enough to test the engine's side of eviction and hydration (the
-// coordinator's real tiers are tested in core/coordinator).
+// coordinator's real tiers are tested in core/coordinator). It has no
+// ranged reads, no budget and no listings.
 type copyCold struct {
 	fs vfs.FS
 	mu sync.Mutex
-	// copies by segment id; hydrations counts Hydrate calls.
+	// copies by segment id; hydrations counts Hydrate calls, reads the
+	// segments readers moved onto.
 	copies     map[SegmentID][]byte
 	hydrations int
+	reads      []SegmentID
+}
+
+var _ Tiering = (*copyCold)(nil)
+
+func (c *copyCold) AdmitSegment(SegmentKey, int64) error { return nil }
+func (c *copyCold) SegmentSealed(*Stream, SegmentInfo)   {}
+
+func (c *copyCold) SegmentRead(k SegmentKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads = append(c.reads, k.Segment)
+}
+
+func (c *copyCold) ReadRecord(context.Context, SegmentKey, int64, int64) (Record, error) {
+	return Record{}, fmt.Errorf("copyCold: %w", errors.ErrUnsupported)
+}
+
+func (c *copyCold) WarmArtifacts(context.Context, StreamID) ([]manifest.WarmArtifact, error) {
+	return nil, nil
+}
+
+func (c *copyCold) Tier2Segments(context.Context, StreamID) ([]manifest.Tier2Segment, error) {
+	return nil, nil
 }
 
 func (c *copyCold) save(t *testing.T, s *Stream, id SegmentID) {
@@ -38,7 +65,8 @@ func (c *copyCold) save(t *testing.T, s *Stream, id SegmentID) {
 	c.copies[id] = b
 }
 
-func (c *copyCold) Describe(_ context.Context, _ StreamID, id SegmentID) (segment.Header, segment.Footer, error) {
+func (c *copyCold) Describe(_ context.Context, k SegmentKey) (segment.Header, segment.Footer, error) {
+	id := k.Segment
 	c.mu.Lock()
 	b, ok := c.copies[id]
 	c.mu.Unlock()
@@ -53,7 +81,8 @@ func (c *copyCold) Describe(_ context.Context, _ StreamID, id SegmentID) (segmen
 	return h, f, err
 }
 
-func (c *copyCold) Hydrate(_ context.Context, _ StreamID, id SegmentID, path string) error {
+func (c *copyCold) Hydrate(_ context.Context, k SegmentKey, path string) error {
+	id := k.Segment
 	c.mu.Lock()
 	b, ok := c.copies[id]
 	c.hydrations++
@@ -69,7 +98,7 @@ func TestEvictAndHydrate(t *testing.T) {
 	mem := vfs.NewMem()
 	cold := &copyCold{fs: mem, copies: map[SegmentID][]byte{}}
 	cfg := smallConfig(mem)
-	cfg.Cold = cold
+	cfg.Tiering = cold
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
@@ -110,11 +139,11 @@ func TestEvictAndHydrate(t *testing.T) {
 	require.ErrorIs(t, s.Evict(3), ErrSegmentBusy)
 	pinned.Close()
 
-	log := s.Manifest()
-	require.NotNil(t, log)
+	tl := s.TierLog()
+	require.NotNil(t, tl)
 	for _, id := range []SegmentID{1, 3} {
 		cold.save(t, s, id)
-		require.NoError(t, log.AppendCommit(ctx, manifest.CompressionDone{Header: manifest.Header{SegmentID: id}, CompressedBytes: 1}))
+		require.NoError(t, tl.Record(ctx, manifest.CompressionDone{Header: manifest.Header{SegmentID: id}, CompressedBytes: 1}))
 		require.NoError(t, s.Evict(id))
 		info, _ := s.Segment(id)
 		require.False(t, info.Resident)
@@ -129,6 +158,17 @@ func TestEvictAndHydrate(t *testing.T) {
 	r.Close()
 	require.Equal(t, want, readAllCtx(s))
 	require.Equal(t, 2, cold.hydrations)
+	require.Equal(t, []SegmentID{3, 1, 1, 2, 3, 4, 5}, cold.reads, "readers report each segment they move onto (the pinned reader at ordinal 45 first)")
+
+	// A point read of a cold segment, with no ranged read to be had,
+	// hydrates it.
+	require.NoError(t, s.Evict(3))
+	rec, err := s.ReadAt(ctx, MakeRecordID(3, segment.HeaderSize))
+	require.NoError(t, err)
+	require.Equal(t, want[40], string(rec.Payload))
+	require.Equal(t, 3, cold.hydrations)
+	require.ErrorIs(t, tl.Record(ctx, manifest.SealSegment{Header: manifest.Header{SegmentID: 3}}), errEngineRecord,
+		"the tier log refuses the engine's own records")
 
 	// Evicted again, then reopened: recovery keeps the cold segments in the
 	// catalog through Describe, and reads hydrate them.
@@ -157,7 +197,7 @@ func TestEvictAndHydrate(t *testing.T) {
 
 	// Without a cold tier the stream still opens (the cold stubs describe
 	// the evicted segments), and reading one is a typed error.
-	cfg.Cold = nil
+	cfg.Tiering = nil
 	st, err = Open("/d", cfg)
 	require.NoError(t, err)
 	s, err = st.Lookup(1)
@@ -179,7 +219,7 @@ func TestEvictAndHydrate(t *testing.T) {
 	_, err = st.Lookup(1)
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	require.NoError(t, st.Close())
-	cfg.Cold = cold
+	cfg.Tiering = cold
 	st, err = Open("/d", cfg)
 	require.NoError(t, err)
 	defer st.Close()
@@ -208,7 +248,7 @@ func TestScanReadsAhead(t *testing.T) {
 	mem := vfs.NewMem()
 	cold := &copyCold{fs: mem, copies: map[SegmentID][]byte{}}
 	cfg := smallConfig(mem)
-	cfg.Cold = cold
+	cfg.Tiering = cold
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	defer st.Close()

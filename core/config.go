@@ -94,9 +94,10 @@ type Config struct {
 	// GroundTruth is always the stream itself, and Registerer and Logger
 	// default to the store's.
 	Manifest manifest.Options
-	// Cold is the coordinator's handle on tiers 1 and 2: it describes and
-	// hydrates segments whose tier-0 files were evicted. Nil: no tiering.
-	Cold Cold
+	// Tiering is the colder tiers (core/coordinator): it budgets tier 0,
+	// hears about seals and reads, and describes, reads and hydrates
+	// segments whose tier-0 files were evicted. Nil: no tiering.
+	Tiering Tiering
 	// NoManifest runs without manifest logs (benchmarks of the bare write
 	// path, embedders with no tiering).
 	NoManifest bool

@@ -7,6 +7,7 @@ type (
 	StreamID   = types.StreamID
 	SegmentID  = types.SegmentID
 	RecordID   = types.RecordID
+	SegmentKey = types.SegmentKey
 	Kind       = types.Kind
 	WouldBlock = types.WouldBlock
 )

@@ -128,8 +128,8 @@ func (s *Stream) openManifestLog(ctx context.Context) (*manifest.Log, ManifestRe
 	var mr ManifestRecovery
 	opts := s.cfg.Manifest
 	opts.GroundTruth = s
-	if l, ok := s.cfg.Cold.(ColdLister); ok {
-		opts.GroundTruth = coldTruth{s, l}
+	if t := s.cfg.Tiering; t != nil {
+		opts.GroundTruth = coldTruth{s, t}
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = s.cfg.Registerer
@@ -206,20 +206,10 @@ type ManifestRecovery struct {
 	Vanished    []types.SegmentID // opened in the log, but removed by recovery as empty
 }
 
-// ColdLister is implemented by a Cold that can list what the colder tiers
-// hold for a stream; a damaged manifest is then rebuilt from all three
-// tiers, not only from the tier-0 files.
-type ColdLister interface {
-	// WarmArtifacts lists the stream's verified tier-1 artifacts.
-	WarmArtifacts(ctx context.Context, stream StreamID) ([]manifest.WarmArtifact, error)
-	// Tier2Segments lists the stream's tier-2 segment objects.
-	Tier2Segments(ctx context.Context, stream StreamID) ([]manifest.Tier2Segment, error)
-}
-
 // coldTruth is the stream's ground truth with the colder tiers' listings.
 type coldTruth struct {
 	*Stream
-	l ColdLister
+	l Tiering
 }
 
 func (c coldTruth) WarmArtifacts(ctx context.Context) ([]manifest.WarmArtifact, error) {

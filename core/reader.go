@@ -90,8 +90,8 @@ func (r *Reader) pin(g *seg) {
 	}
 	if g != nil {
 		g.pins.Add(1)
-		if o, ok := r.s.cfg.Cold.(ReadObserver); ok {
-			o.SegmentRead(r.s.id, g.id)
+		if t := r.s.cfg.Tiering; t != nil {
+			t.SegmentRead(SegmentKey{Stream: r.s.id, Segment: g.id})
 		}
 	}
 	r.pinned = g
@@ -268,7 +268,7 @@ func (r *Reader) coldErr(err error) error {
 }
 
 // NextCtx is Next, hydrating segments that are not in tier 0 (through
-// Config.Cold) and waiting for them until ctx is done.
+// Config.Tiering) and waiting for them until ctx is done.
 func (r *Reader) NextCtx(ctx context.Context) (Record, error) {
 	for {
 		rec, err := r.Next()

@@ -45,8 +45,8 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 		}
 		return s.m.blocked(&WouldBlock{Kind: Rollover})
 	}
-	if a, ok := s.cfg.Cold.(Admitter); ok {
-		if err := a.AdmitSegment(s.id, id, s.cfg.SegmentSize); err != nil {
+	if t := s.cfg.Tiering; t != nil {
+		if err := t.AdmitSegment(SegmentKey{Stream: s.id, Segment: id}, s.cfg.SegmentSize); err != nil {
 			var wb *WouldBlock
 			if errors.As(err, &wb) {
 				return s.m.blocked(wb)
@@ -277,8 +277,8 @@ func (s *Stream) sealPending() (err error) {
 	s.m.seals.Inc()
 	s.log.Debug("segment sealed", "segment_id", uint64(g.id), "records", f.RecordCount, "durable_bytes", f.DurableBytes)
 	s.stateN.broadcast()
-	if o, ok := s.cfg.Cold.(SealObserver); ok {
-		o.SegmentSealed(s, g.info())
+	if t := s.cfg.Tiering; t != nil {
+		t.SegmentSealed(s, g.info())
 	}
 	return nil
 }

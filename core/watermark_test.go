@@ -27,7 +27,7 @@ func sealedWatermarks(t *testing.T, fsys vfs.FS, s *Stream, id SegmentID) (foote
 	if p.SegmentID == id {
 		pointer = p.CoordinatorWatermark
 	}
-	ms, ok := s.Manifest().Segment(id)
+	ms, ok := s.TierLog().Segment(id)
 	require.True(t, ok)
 	require.True(t, ms.Sealed)
 	return info.Footer.CoordinatorWatermark, pointer, ms.CoordinatorWatermark
@@ -121,7 +121,7 @@ func TestWatermarkFromColdSegment(t *testing.T) {
 	mem := vfs.NewMem()
 	cold := &copyCold{fs: mem, copies: map[SegmentID][]byte{}}
 	cfg := smallConfig(mem)
-	cfg.Cold = cold
+	cfg.Tiering = cold
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
@@ -133,7 +133,7 @@ func TestWatermarkFromColdSegment(t *testing.T) {
 	_, err = s.AppendDurable(ctx, []byte("tail"), AppendOptions{})
 	require.NoError(t, err)
 	cold.save(t, s, 1)
-	require.NoError(t, s.Manifest().AppendCommit(ctx, manifest.CompressionDone{Header: manifest.Header{SegmentID: 1}, CompressedBytes: 1}))
+	require.NoError(t, s.TierLog().Record(ctx, manifest.CompressionDone{Header: manifest.Header{SegmentID: 1}, CompressedBytes: 1}))
 	require.NoError(t, s.Evict(1))
 	require.NoError(t, st.Close())
 	// Without the stub the segment comes back only through the manifest and

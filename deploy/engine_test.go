@@ -105,7 +105,7 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 		Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Registerer: reg, Logger: log})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, c.Close()) }()
-	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Cold: c, Registerer: reg, Logger: log})
+	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Tiering: c, Registerer: reg, Logger: log})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, st.Close()) }()
 	require.NoError(t, c.Start(ctx, st))
@@ -123,7 +123,7 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	require.NoError(t, s.Seal(ctx))
 	require.Eventually(t, func() bool {
 		for _, info := range s.SegmentList() {
-			if ms, _ := s.Manifest().Segment(info.ID); !info.Resident && ms.Tier2.Key != "" {
+			if ms, _ := s.TierLog().Segment(info.ID); !info.Resident && ms.Tier2.Key != "" {
 				return true
 			}
 		}

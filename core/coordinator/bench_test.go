@@ -73,7 +73,7 @@ func newColdRig(b *testing.B) *coldRig {
 	}
 	require.NoError(b, s.FlushAll(ctx))
 	require.Eventually(b, func() bool {
-		ms, _ := s.Manifest().Segment(1)
+		ms, _ := s.TierLog().Segment(1)
 		return ms.Tier2.Key != ""
 	}, time.Minute, 10*time.Millisecond)
 	r.seg, _ = s.Segment(1)

@@ -16,27 +16,23 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/pluginapi"
 )
 
-var (
-	_ core.Cold         = (*Coordinator)(nil)
-	_ core.Admitter     = (*Coordinator)(nil)
-	_ core.SealObserver = (*Coordinator)(nil)
-)
+var _ core.Tiering = (*Coordinator)(nil)
 
 // SegmentRead moves a segment a reader moved onto to the recent end of the
 // tier-0 LRU (and its warm copy to the recent end of the warm LRU), so
 // eviction takes the least recently read segments first.
-func (c *Coordinator) SegmentRead(stream types.StreamID, seg types.SegmentID) {
-	k := types.SegmentKey{Stream: stream, Segment: seg}
+func (c *Coordinator) SegmentRead(k types.SegmentKey) {
 	_ = c.budget.Touch(k)
 	_ = c.warm.Touch(k)
 }
 
-// AdmitSegment implements core.Admitter: a new active segment must fit the
-// tier-0 budget. Victims the budget picks are evicted by the workers.
-func (c *Coordinator) AdmitSegment(stream types.StreamID, seg types.SegmentID, bytes int64) error {
-	g, err := c.budget.TryAdmit(tier0.Request{Key: types.SegmentKey{Stream: stream, Segment: seg}, Bytes: bytes, Active: true})
+// AdmitSegment: a new active segment must fit the tier-0 budget. Victims
+// the budget picks are evicted by the workers.
+func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
+	g, err := c.budget.TryAdmit(tier0.Request{Key: k, Bytes: bytes, Active: true})
 	if errors.Is(err, tier0.ErrExists) {
 		return nil
 	}
@@ -49,7 +45,7 @@ func (c *Coordinator) AdmitSegment(stream types.StreamID, seg types.SegmentID, b
 	return nil
 }
 
-// SegmentSealed implements core.SealObserver.
+// SegmentSealed queues the compression of a sealed segment.
 func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
 	if err := c.budget.Seal(types.SegmentKey{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
 		c.log.Warn("tier0: seal", "stream_id", uint64(s.ID()), "segment_id", uint64(info.ID), "error", err)
@@ -57,11 +53,11 @@ func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
 	c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: info.ID})
 }
 
-// Describe implements core.Cold from the warm artifact, or from the tier-2
-// object through range reads (the seek table and two frames, not the
-// segment).
-func (c *Coordinator) Describe(ctx context.Context, stream types.StreamID, seg types.SegmentID) (segment.Header, segment.Footer, error) {
-	a, closeFn, err := c.openArtifact(ctx, types.SegmentKey{Stream: stream, Segment: seg})
+// Describe reads a segment's header and footer from the warm artifact, or
+// from the tier-2 object through range reads (the seek table and two
+// frames, not the segment).
+func (c *Coordinator) Describe(ctx context.Context, k types.SegmentKey) (segment.Header, segment.Footer, error) {
+	a, closeFn, err := c.openArtifact(ctx, k)
 	if err != nil {
 		return segment.Header{}, segment.Footer{}, err
 	}
@@ -102,11 +98,12 @@ func (c *Coordinator) openArtifact(ctx context.Context, k types.SegmentKey) (*ti
 	return a, func() { _ = a.Close() }, nil
 }
 
-// Hydrate implements core.Cold: admit the segment to tier 0 (waiting for
-// room, evicting what the budget picks), bring the artifact into the warm
-// cache from tier 2 if needed, rebuild the tier-0 file verified against
-// segment_crc64, and record it.
-func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg types.SegmentID, path string) (err error) {
+// Hydrate admits the segment to tier 0 (waiting for room, evicting what
+// the budget picks), brings the artifact into the warm cache from tier 2
+// if needed, rebuilds the tier-0 file verified against segment_crc64, and
+// records it.
+func (c *Coordinator) Hydrate(ctx context.Context, k types.SegmentKey, path string) (err error) {
+	stream, seg := k.Stream, k.Segment
 	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanHydrate, tracing.StreamID(uint64(stream)), tracing.SegmentID(uint64(seg)))
 	defer func() { tracing.End(span, err) }()
 	start, source := time.Now(), "1"
@@ -129,9 +126,8 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 	if !ok || info.Footer == nil {
 		return fmt.Errorf("segment %d: %w", seg, types.ErrNotFound)
 	}
-	k := types.SegmentKey{Stream: stream, Segment: seg}
-	log := s.Manifest()
-	ms, _ := log.Segment(seg)
+	tl := s.TierLog()
+	ms, _ := tl.Segment(seg)
 	inT2 := ms.Tier2.Key != ""
 	key := k
 	// An eviction of this segment still finishing (file gone, budget not yet
@@ -161,7 +157,7 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 		sourceTier, source = 2, "2"
 	}
 	span.SetAttributes(tracing.Tier(int(sourceTier)), tracing.Bytes(info.Capacity))
-	if err := log.Append(manifest.HydrationStarted{Header: hdr(seg), SourceTier: sourceTier}); err != nil {
+	if err := tl.Note(manifest.HydrationStarted{Header: hdr(seg), SourceTier: sourceTier}); err != nil {
 		return err
 	}
 	exp := tier1.Expected{Key: k, SegmentCRC: info.Footer.SegmentCRC, Uploaded: inT2}
@@ -171,19 +167,19 @@ func (c *Coordinator) Hydrate(ctx context.Context, stream types.StreamID, seg ty
 			// The fetched artifact is a warm copy like a compressed one:
 			// recorded so that the warm budget may evict it and a restart
 			// adopts it.
-			err = log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(seg), CompressedBytes: uint64(st.Bytes)})
+			err = tl.Record(ctx, manifest.CompressionDone{Header: hdr(seg), CompressedBytes: uint64(st.Bytes)})
 		}
 	}
 	if err == nil {
 		_, err = c.warm.Hydrate(ctx, tier1.HydrateRequest{Expected: exp, Dest: path})
 	}
 	if err != nil {
-		if cerr := log.AppendCommit(ctx, manifest.HydrationFailed{Header: hdr(seg), Reason: reason(err)}); cerr != nil {
+		if cerr := tl.Record(ctx, manifest.HydrationFailed{Header: hdr(seg), Reason: reason(err)}); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 		return err
 	}
-	return log.AppendCommit(ctx, manifest.HydrationDone{Header: hdr(seg), ResidentBytes: uint64(info.Capacity)})
+	return tl.Record(ctx, manifest.HydrationDone{Header: hdr(seg), ResidentBytes: uint64(info.Capacity)})
 }
 
 // fetchArtifact downloads a segment's artifact from tier 2 into the warm
@@ -228,23 +224,32 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 	return c.warm.Adopt(ctx, exp)
 }
 
-var _ core.ColdReader = (*Coordinator)(nil)
-
-// ReadRecord implements core.ColdReader: one record of a cold segment from
-// its artifact (warm file, or tier-2 range reads), without hydrating it.
-// The ordinal is left to the caller (it is not known without the index).
-func (c *Coordinator) ReadRecord(ctx context.Context, stream types.StreamID, seg types.SegmentID, off, limit int64) (core.Record, error) {
-	a, closeFn, err := c.openArtifact(ctx, types.SegmentKey{Stream: stream, Segment: seg})
+// ReadRecord reads one record of a cold segment from its artifact (warm
+// file, or tier-2 range reads), without hydrating it. The ordinal is left
+// to the caller (it is not known without the index). A backend without
+// ranged reads makes it answer errors.ErrUnsupported: the engine then
+// hydrates the segment.
+func (c *Coordinator) ReadRecord(ctx context.Context, k types.SegmentKey, off, limit int64) (core.Record, error) {
+	a, closeFn, err := c.openArtifact(ctx, k)
 	if err != nil {
-		return core.Record{}, err
+		return core.Record{}, unsupportedRange(err)
 	}
 	defer closeFn()
 	rec, err := a.ReadRecord(off, limit)
 	if err != nil {
-		return core.Record{}, err
+		return core.Record{}, unsupportedRange(err)
 	}
 	c.m.coldReads.Inc()
 	c.m.coldBytes.Add(float64(a.Stats().Fetched()))
 	c.coldBytes.Add(a.Stats().Fetched())
 	return core.Record{Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: rec.Payload}, nil
+}
+
+// unsupportedRange marks a tier-2 backend's refusal of ranged reads as
+// errors.ErrUnsupported, the engine's cue to hydrate instead.
+func unsupportedRange(err error) error {
+	if errors.Is(err, pluginapi.ErrUnimplemented) {
+		return fmt.Errorf("ranged reads of tier 2 (%w): %w", errors.ErrUnsupported, err)
+	}
+	return err
 }

@@ -21,7 +21,7 @@ import (
 )
 
 // Coordinator drives the tiers of one store. Create it with New, pass it
-// as core.Config.Cold to core.Open, then call Start with the opened store.
+// as core.Config.Tiering to core.Open, then call Start with the opened store.
 type Coordinator struct {
 	cfg    Config
 	log    hclog.Logger
@@ -142,12 +142,12 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 
 // adopt brings one recovered stream under the coordinator.
 func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
-	log := s.Manifest()
-	if log == nil {
+	tl := s.TierLog()
+	if tl == nil {
 		return fmt.Errorf("tiering needs the manifest (core.Config.NoManifest is set)")
 	}
 	for _, info := range s.SegmentList() {
-		ms, _ := log.Segment(info.ID)
+		ms, _ := tl.Segment(info.ID)
 		k := types.SegmentKey{Stream: s.ID(), Segment: info.ID}
 		inT2 := ms.Tier2.Key != ""
 		inT1 := false
@@ -162,7 +162,7 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 			}
 			inT1 = c.warm.Contains(k)
 		} else if info.Footer != nil {
-			adopted, err := c.adoptOrphan(ctx, log, k, info.Footer.SegmentCRC, inT2)
+			adopted, err := c.adoptOrphan(ctx, tl, k, info.Footer.SegmentCRC, inT2)
 			if err != nil {
 				return err
 			}
@@ -177,14 +177,14 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		default:
 			if ms.Tier0 {
 				// Evicted, but the crash came before LocalEvicted was committed.
-				if err := log.AppendCommit(ctx, localEvicted(info)); err != nil {
+				if err := tl.Record(ctx, localEvicted(info)); err != nil {
 					return err
 				}
 			}
 			if inT2 && !inT1 && ms.Tier1.State == tier1Compressed {
 				// The warm copy was evicted (or lost) and tier 2 holds the
 				// segment: record it, as evictWarm would have.
-				if err := log.AppendCommit(ctx, manifest.LocalEvicted{Header: hdr(info.ID)}); err != nil {
+				if err := tl.Record(ctx, manifest.LocalEvicted{Header: hdr(info.ID)}); err != nil {
 					return err
 				}
 			}
@@ -197,7 +197,7 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 // compressed — a crash after the artifact was made durable and before its
 // CompressionDone was — if it verifies, and records it. A missing or
 // unverifiable file is left to compression (which replaces it).
-func (c *Coordinator) adoptOrphan(ctx context.Context, log *manifest.Log, k types.SegmentKey, crc uint64, inT2 bool) (bool, error) {
+func (c *Coordinator) adoptOrphan(ctx context.Context, tl *core.TierLog, k types.SegmentKey, crc uint64, inT2 bool) (bool, error) {
 	if _, err := c.cfg.FS.Stat(c.warm.Path(k)); err != nil {
 		return false, nil
 	}
@@ -207,7 +207,7 @@ func (c *Coordinator) adoptOrphan(ctx context.Context, log *manifest.Log, k type
 		return false, nil
 	}
 	st, _ := c.warm.Stat(k)
-	if err := log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(k.Segment), CompressedBytes: uint64(st.Bytes)}); err != nil {
+	if err := tl.Record(ctx, manifest.CompressionDone{Header: hdr(k.Segment), CompressedBytes: uint64(st.Bytes)}); err != nil {
 		return false, err
 	}
 	c.log.Info("unrecorded warm artifact adopted", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment))
@@ -353,15 +353,15 @@ func (c *Coordinator) scan() {
 		if err != nil {
 			continue
 		}
-		log := s.Manifest()
-		if log == nil {
+		tl := s.TierLog()
+		if tl == nil {
 			continue
 		}
 		for _, info := range s.SegmentList() {
 			if info.Footer == nil {
 				continue
 			}
-			ms, _ := log.Segment(info.ID)
+			ms, _ := tl.Segment(info.ID)
 			k := types.SegmentKey{Stream: id, Segment: info.ID}
 			if info.Resident {
 				// Re-assert what the manifest and cache say (all idempotent):
@@ -394,7 +394,7 @@ func (c *Coordinator) scan() {
 			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: id})
 		}
 		if c.remote != nil {
-			for _, ch := range log.SealedChunks() {
+			for _, ch := range tl.SealedChunks() {
 				if !ch.Uploaded {
 					c.enqueue(job{kind: jobChunk, stream: id, chunk: ch.Index})
 				}

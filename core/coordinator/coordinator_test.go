@@ -40,7 +40,7 @@ func startRig(t testing.TB, cfg Config, sc core.Config) *rig {
 	t.Helper()
 	c, err := New(cfg)
 	require.NoError(t, err)
-	sc.FS, sc.Cold = cfg.FS, c
+	sc.FS, sc.Tiering = cfg.FS, c
 	if sc.SegmentSize == 0 {
 		sc.SegmentSize = segSize
 	}
@@ -86,7 +86,7 @@ func waitUploaded(t *testing.T, s *core.Stream) {
 			if info.Footer == nil {
 				continue
 			}
-			ms, _ := s.Manifest().Segment(info.ID)
+			ms, _ := s.TierLog().Segment(info.ID)
 			if ms.Tier2.Key == "" || ms.Tier1.State != manifest.Tier1Compressed {
 				return false
 			}
@@ -244,7 +244,7 @@ func TestReconcileAtStart(t *testing.T) {
 	require.NoError(t, err)
 	const records = 3000
 	writeSealed(t, ctx, s, records)
-	require.NoError(t, s.Manifest().Rotate(ctx))
+	require.NoError(t, s.TierLog().Rotate(ctx))
 	require.Eventually(t, func() bool {
 		l, err := r.remote.ListStream(ctx, 3)
 		return err == nil && len(l.ManifestChunks) > 0
@@ -285,7 +285,7 @@ func TestReconcileAtStart(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "re-uploaded from the local copy")
 	s, err = r.st.Lookup(3)
 	require.NoError(t, err)
-	ms, _ := s.Manifest().Segment(without.ID)
+	ms, _ := s.TierLog().Segment(without.ID)
 	require.Equal(t, manifest.NeedsRecovery, ms.Residency, "a segment with no copy left is flagged")
 	require.Equal(t, 1.0, testutil.ToFloat64(residencyCollector{r.c}), "aof_needs_recovery_segments of the one stream")
 	_, err = r.remote.Stat(ctx, "streams/3/segments/stray-object")
@@ -329,7 +329,7 @@ func TestRetention(t *testing.T) {
 	require.Greater(t, uint64(head.ID), uint64(1))
 	gone := func(id types.SegmentID) bool {
 		_, err := remote.Stat(ctx, remote.Layout().SegmentObjectKey(sk(2, uint64(id))))
-		_, known := s.Manifest().Segment(id)
+		_, known := s.TierLog().Segment(id)
 		return err != nil && !known && !c.Warm().Contains(types.SegmentKey{Stream: 2, Segment: id})
 	}
 	require.Eventually(t, func() bool { return gone(head.ID - 1) }, 10*time.Second, 10*time.Millisecond, "the last retired segment finishes")
@@ -393,7 +393,7 @@ func TestManifestRebuiltFromTiers(t *testing.T) {
 	s, err = r.st.Lookup(4)
 	require.NoError(t, err)
 	for _, id := range cold {
-		ms, ok := s.Manifest().Segment(id)
+		ms, ok := s.TierLog().Segment(id)
 		require.True(t, ok, "segment %d", id)
 		require.False(t, ms.Tier0, "segment %d", id)
 		require.Equal(t, manifest.Tier1Compressed, ms.Tier1.State, "segment %d: the warm artifact is found", id)

@@ -106,7 +106,7 @@ func openTierRig(fsys vfs.FS, backend *fake.Backend, policy tier0.Policy) (*tier
 	if err != nil {
 		return nil, err
 	}
-	st, err := core.Open("/data", core.Config{FS: fsys, SegmentSize: segment.MinCapacity, Cold: c})
+	st, err := core.Open("/data", core.Config{FS: fsys, SegmentSize: segment.MinCapacity, Tiering: c})
 	if err != nil {
 		_ = c.Close()
 		return nil, err
@@ -261,12 +261,12 @@ func checkTiers(r *tierRig, acked int) (hydrations int, err error) {
 			return 0, fmt.Errorf("reconciliation: lost %v, err %v", rec.Lost, rec.Err)
 		}
 	}
-	log := s.Manifest()
+	tl := s.TierLog()
 	for _, info := range s.SegmentList() {
 		if info.Footer == nil {
 			continue
 		}
-		ms, _ := log.Segment(info.ID)
+		ms, _ := tl.Segment(info.ID)
 		k := types.SegmentKey{Stream: 1, Segment: info.ID}
 		if ms.Tier1.State == manifest.Tier1Compressed && !r.c.Warm().Contains(k) {
 			return 0, fmt.Errorf("segment %d: manifest records a warm artifact the cache does not hold", info.ID)

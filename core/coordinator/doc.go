@@ -2,7 +2,7 @@
 // back: it compresses each sealed tier-0 segment into the warm cache
 // (core/tier1), uploads the artifact to tier 2 (core/tier2), evicts tier-0
 // files when the tier-0 budget (core/tier0) needs room, and hydrates evicted
-// segments when a reader needs them. It is the engine's core.Cold: the
+// segments when a reader needs them. It implements core.Tiering: the
 // engine never imports the tiers, the coordinator drives them.
 //
 // # Ordering (SPEC §7, §12)
@@ -29,7 +29,7 @@
 //
 // # Work scheduling
 //
-// Seals are hints (core.SealObserver); the source of truth is the manifest
+// Seals are hints (core.Tiering.SegmentSealed); the source of truth is the manifest
 // index and the stream catalog. A periodic scan re-derives pending work
 // (sealed but not compressed, compressed but not uploaded, over budget), so
 // a lost hint, a failed job or a restart only delays work. Jobs run on a

@@ -43,7 +43,7 @@ func TestFaultyTier2(t *testing.T) {
 
 	check := func(s *core.Stream) {
 		for _, info := range s.SegmentList() {
-			ms, _ := s.Manifest().Segment(info.ID)
+			ms, _ := s.TierLog().Segment(info.ID)
 			if ms.Tier2.Key != "" {
 				obj, ok := backend.Stored(ms.Tier2.Key)
 				require.True(t, ok, "segment %d: the manifest points at %s, which is not stored", info.ID, ms.Tier2.Key)
@@ -99,7 +99,7 @@ func TestFaultyTier2(t *testing.T) {
 // failed attempt is a typed error, never wrong bytes; retries get through.
 func coldReadUnderFaults(t *testing.T, ctx context.Context, c *Coordinator, s *core.Stream) {
 	for _, info := range s.SegmentList() {
-		ms, _ := s.Manifest().Segment(info.ID)
+		ms, _ := s.TierLog().Segment(info.ID)
 		if info.Resident || ms.Tier2.Key == "" {
 			continue
 		}

@@ -55,7 +55,7 @@ func TestHydrationRetries(t *testing.T) {
 	}
 	require.NoError(t, s.Seal(ctx))
 	require.Eventually(t, func() bool {
-		ms, _ := s.Manifest().Segment(1)
+		ms, _ := s.TierLog().Segment(1)
 		return ms.Residency == manifest.UploadedToTier2
 	}, 20*time.Second, 5*time.Millisecond, "segment 1 only in tier 2")
 
@@ -74,7 +74,7 @@ func TestHydrationRetries(t *testing.T) {
 
 	var cold core.SegmentID
 	for _, info := range s.SegmentList() {
-		if ms, _ := s.Manifest().Segment(info.ID); !info.Resident && ms.Residency == manifest.UploadedToTier2 {
+		if ms, _ := s.TierLog().Segment(info.ID); !info.Resident && ms.Residency == manifest.UploadedToTier2 {
 			cold = info.ID
 			break
 		}

@@ -57,31 +57,31 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 		return nil
 	}
 	k := types.SegmentKey{Stream: s.ID(), Segment: id}
-	log := s.Manifest()
-	ms, _ := log.Segment(id)
+	tl := s.TierLog()
+	ms, _ := tl.Segment(id)
 	switch {
 	case c.warm.Contains(k) && ms.Tier1.State != tier1Compressed:
 		// An artifact whose record did not commit (a failed commit, or
 		// one adopted at start): record it before anything relies on it.
 		st, _ := c.warm.Stat(k)
-		if err := log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(id), CompressedBytes: uint64(st.Bytes)}); err != nil {
+		if err := tl.Record(ctx, manifest.CompressionDone{Header: hdr(id), CompressedBytes: uint64(st.Bytes)}); err != nil {
 			return err
 		}
 	case !c.warm.Contains(k):
 		if !info.Resident {
 			return nil // nothing to compress from; the artifact was adopted or is in tier 2
 		}
-		if err := log.Append(manifest.CompressionStarted{Header: hdr(id)}); err != nil {
+		if err := tl.Note(manifest.CompressionStarted{Header: hdr(id)}); err != nil {
 			return err
 		}
 		res, err := c.warm.Compress(ctx, tier1.Source{Stream: s.ID(), Path: info.Path, Segment: id})
 		if err != nil {
-			if cerr := log.AppendCommit(ctx, manifest.CompressionFailed{Header: hdr(id), Reason: reason(err)}); cerr != nil {
+			if cerr := tl.Record(ctx, manifest.CompressionFailed{Header: hdr(id), Reason: reason(err)}); cerr != nil {
 				err = errors.Join(err, cerr)
 			}
 			return fmt.Errorf("compress segment %d: %w", id, err)
 		}
-		if err := log.AppendCommit(ctx, manifest.CompressionDone{Header: hdr(id), CompressedBytes: uint64(res.CompressedBytes)}); err != nil {
+		if err := tl.Record(ctx, manifest.CompressionDone{Header: hdr(id), CompressedBytes: uint64(res.CompressedBytes)}); err != nil {
 			return err
 		}
 		result = tracing.ResultOK
@@ -132,15 +132,15 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		return nil
 	}
 	k := types.SegmentKey{Stream: s.ID(), Segment: id}
-	log := s.Manifest()
-	ms, _ := log.Segment(id)
+	tl := s.TierLog()
+	ms, _ := tl.Segment(id)
 	if ms.Tier2.Key == "" || force {
 		if !c.warm.Contains(k) {
 			c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: id})
 			return nil
 		}
 		key := c.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: s.ID(), Segment: id})
-		if err := log.Append(manifest.UploadStarted{Header: hdr(id), Key: key}); err != nil {
+		if err := tl.Note(manifest.UploadStarted{Header: hdr(id), Key: key}); err != nil {
 			return err
 		}
 		meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord}
@@ -154,12 +154,12 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 			}
 		}
 		if err != nil {
-			if cerr := log.AppendCommit(ctx, manifest.UploadFailed{Header: hdr(id), Key: key, Reason: reason(err)}); cerr != nil {
+			if cerr := tl.Record(ctx, manifest.UploadFailed{Header: hdr(id), Key: key, Reason: reason(err)}); cerr != nil {
 				err = errors.Join(err, cerr)
 			}
 			return fmt.Errorf("upload segment %d: %w", id, err)
 		}
-		if err := log.AppendCommit(ctx, manifest.UploadDone{Header: hdr(id), Key: up.Key, ETag: up.ETag}); err != nil {
+		if err := tl.Record(ctx, manifest.UploadDone{Header: hdr(id), Key: up.Key, ETag: up.ETag}); err != nil {
 			return err
 		}
 		result = tracing.ResultOK
@@ -205,5 +205,5 @@ func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.Segmen
 	result = tracing.ResultOK
 	span.SetAttributes(tracing.Bytes(info.Capacity))
 	s.Wake()
-	return s.Manifest().AppendCommit(ctx, localEvicted(info))
+	return s.TierLog().Record(ctx, localEvicted(info))
 }

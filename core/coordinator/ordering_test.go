@@ -90,7 +90,7 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 	}, 10*time.Second, time.Millisecond, "once recorded, the over-budget segment is evicted")
 	require.NoError(t, <-appended)
 	require.Eventually(t, func() bool {
-		ms, _ := s.Manifest().Segment(1)
+		ms, _ := s.TierLog().Segment(1)
 		return !ms.Tier0
 	}, 10*time.Second, time.Millisecond, "the eviction is recorded (after the file is gone)")
 
@@ -99,16 +99,16 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 	c2, err := New(Config{DataDir: "/data", FS: crashed, ScanInterval: time.Hour,
 		Tier0: tier0.Config{MaxBytes: 4 * segSize, Policy: tier0.PolicyTier1}})
 	require.NoError(t, err)
-	st2, err := core.Open("/data", core.Config{FS: crashed, SegmentSize: segSize, Cold: c2})
+	st2, err := core.Open("/data", core.Config{FS: crashed, SegmentSize: segSize, Tiering: c2})
 	require.NoError(t, err)
 	r2 := &rig{dir: "/data", c: c2, st: st2}
 	defer r2.stop(t)
 	s2, err := st2.Lookup(1)
 	require.NoError(t, err)
-	before, _ := s2.Manifest().Segment(1)
+	before, _ := s2.TierLog().Segment(1)
 	require.NotEqual(t, manifest.Tier1Compressed, before.Tier1.State, "the cut came before CompressionDone was durable")
 	require.NoError(t, c2.Start(ctx, st2))
 	assert.True(t, c2.Warm().Contains(types.SegmentKey{Stream: 1, Segment: 1}), "the unrecorded artifact is adopted")
-	after, _ := s2.Manifest().Segment(1)
+	after, _ := s2.TierLog().Segment(1)
 	assert.Equal(t, manifest.Tier1Compressed, after.Tier1.State, "and recorded")
 }

@@ -52,9 +52,9 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 	for _, l := range listing.Segments {
 		present[l.Info.Key] = true
 	}
-	log := s.Manifest()
+	tl := s.TierLog()
 	known := map[string]bool{}
-	for _, ms := range log.Index().Segments() {
+	for _, ms := range tl.Segments() {
 		if ms.Tier2.Key == "" {
 			continue
 		}
@@ -71,13 +71,13 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 			continue
 		}
 		rec.Lost = append(rec.Lost, id)
-		if err := log.AppendCommit(ctx, manifest.UploadFailed{Header: hdr(id), Key: ms.Tier2.Key, Reason: manifest.ReasonObjectMissing}); err != nil {
+		if err := tl.Record(ctx, manifest.UploadFailed{Header: hdr(id), Key: ms.Tier2.Key, Reason: manifest.ReasonObjectMissing}); err != nil {
 			c.log.Error("could not flag a lost segment", "stream_id", uint64(s.ID()), "segment_id", uint64(id), "error", err)
 		}
 	}
 	for _, l := range listing.Segments {
 		if !known[l.Info.Key] {
-			if _, ok := log.Segment(types.SegmentID(l.Ref.ID)); !ok {
+			if _, ok := tl.Segment(types.SegmentID(l.Ref.ID)); !ok {
 				rec.Unknown = append(rec.Unknown, l.Info.Key)
 			}
 		}
@@ -99,8 +99,8 @@ func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uin
 		tracing.StreamID(uint64(s.ID())), tracing.ChunkIndex(index), tracing.Tier(2))
 	result := tracing.ResultSkipped
 	defer func() { endSpan(span, err, result) }()
-	log := s.Manifest()
-	for _, ch := range log.SealedChunks() {
+	tl := s.TierLog()
+	for _, ch := range tl.SealedChunks() {
 		if ch.Index != index || ch.Uploaded {
 			continue
 		}
@@ -113,7 +113,7 @@ func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uin
 			return fmt.Errorf("upload manifest chunk %d: %w", index, err)
 		}
 		result = tracing.ResultOK
-		return log.MarkUploaded(ctx, index)
+		return tl.ChunkUploaded(ctx, index)
 	}
 	return nil
 }

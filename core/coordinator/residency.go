@@ -29,11 +29,11 @@ func (r residencyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
-		if err != nil || s.Manifest() == nil {
+		if err != nil || s.TierLog() == nil {
 			continue
 		}
 		n := 0
-		for _, ms := range s.Manifest().Index().Segments() {
+		for _, ms := range s.TierLog().Segments() {
 			if ms.Residency == manifest.NeedsRecovery {
 				n++
 			}

@@ -45,7 +45,7 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 		}
 	}
 	head := segs[0]
-	if ms, _ := s.Manifest().Segment(head.ID); ms.Tier2.Key == "" && len(ms.Tier2.PendingDeletes) == 0 {
+	if ms, _ := s.TierLog().Segment(head.ID); ms.Tier2.Key == "" && len(ms.Tier2.PendingDeletes) == 0 {
 		return 0, false // let its upload finish first: no job races the delete
 	}
 	old := pol.MaxAge > 0 && now.Sub(time.Unix(0, head.Footer.SealedAt)) > pol.MaxAge
@@ -59,11 +59,11 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.SegmentID) (err error) {
 	ctx, span := c.startSpan(ctx, tracing.SpanRetentionDelete, s.ID(), id, 2)
 	defer func() { tracing.End(span, err) }()
-	log := s.Manifest()
+	tl := s.TierLog()
 	key := c.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: s.ID(), Segment: id})
-	ms, known := log.Segment(id)
+	ms, known := tl.Segment(id)
 	if known && !containsKey(ms.Tier2.PendingDeletes, key) {
-		if err := log.AppendCommit(ctx, manifest.Tier2DeleteQueued{Header: hdr(id), Key: key}); err != nil {
+		if err := tl.Record(ctx, manifest.Tier2DeleteQueued{Header: hdr(id), Key: key}); err != nil {
 			return err
 		}
 	}
@@ -94,8 +94,8 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 		return fmt.Errorf("retention: delete %s: %w", key, err)
 	}
 	// Every copy is gone: record each so the index retires the segment.
-	log := s.Manifest()
-	ms, _ := log.Segment(id)
+	tl := s.TierLog()
+	ms, _ := tl.Segment(id)
 	var recs []manifest.Record
 	if ms.Tier0 {
 		recs = append(recs, manifest.LocalEvicted{Header: hdr(id)})
@@ -104,7 +104,7 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 		recs = append(recs, manifest.LocalEvicted{Header: hdr(id)})
 	}
 	recs = append(recs, manifest.Tier2Deleted{Header: hdr(id), Key: key})
-	return log.AppendCommit(ctx, recs...)
+	return tl.Record(ctx, recs...)
 }
 
 // resumeDeletes finishes retention deletes a crash interrupted.
@@ -112,7 +112,7 @@ func (c *Coordinator) resumeDeletes(ctx context.Context, s *core.Stream) {
 	if c.remote == nil {
 		return
 	}
-	for _, ms := range s.Manifest().Index().Segments() {
+	for _, ms := range s.TierLog().Segments() {
 		for _, key := range ms.Tier2.PendingDeletes {
 			id := ms.SegmentID
 			var err error

@@ -48,11 +48,11 @@ func (c *Coordinator) Snapshot() Snapshot {
 	if st != nil {
 		for _, id := range st.Streams() {
 			s, err := st.Lookup(id)
-			if err != nil || s.Manifest() == nil {
+			if err != nil || s.TierLog() == nil {
 				continue
 			}
 			counts := map[manifest.Residency]int{}
-			for _, ms := range s.Manifest().Index().Segments() {
+			for _, ms := range s.TierLog().Segments() {
 				counts[ms.Residency]++
 			}
 			snap.Residency[id] = counts

@@ -122,7 +122,7 @@ func TestTracingTiering(t *testing.T) {
 	require.NoError(t, s.FlushAll(ctx))
 	require.NoError(t, s.Seal(ctx))
 	waitUploaded(t, s)
-	require.NoError(t, s.Manifest().Rotate(ctx))
+	require.NoError(t, s.TierLog().Rotate(ctx))
 
 	appends := spans.named(tracing.SpanAppendDurable)
 	require.Len(t, appends, durable/50, "one in 50 durable appends is traced")

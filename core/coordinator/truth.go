@@ -5,16 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
-var _ core.ColdLister = (*Coordinator)(nil)
-
-// WarmArtifacts implements core.ColdLister: the artifacts in the stream's
+// WarmArtifacts lists the artifacts in the stream's
 // warm directory whose seek table, header and footer read back (they are
 // fully verified again whenever they are hydrated).
 func (c *Coordinator) WarmArtifacts(ctx context.Context, stream types.StreamID) ([]manifest.WarmArtifact, error) {
@@ -54,7 +51,7 @@ func (c *Coordinator) WarmArtifacts(ctx context.Context, stream types.StreamID) 
 	return out, nil
 }
 
-// Tier2Segments implements core.ColdLister from the tier-2 listing
+// Tier2Segments lists the stream's tier-2 segment objects
 // (objects whose metadata parses; unknown keys are left out).
 func (c *Coordinator) Tier2Segments(ctx context.Context, stream types.StreamID) ([]manifest.Tier2Segment, error) {
 	if c.remote == nil {

@@ -54,7 +54,7 @@ func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.Se
 	if !ok || info.Resident || c.warm.OverBudget() == 0 {
 		return nil
 	}
-	ms, _ := s.Manifest().Segment(id)
+	ms, _ := s.TierLog().Segment(id)
 	if ms.Tier2.Key == "" || ms.Tier0 || ms.Tier1.State != manifest.Tier1Compressed {
 		return nil // not verified in tier 2, or the manifest would misread the record
 	}
@@ -68,5 +68,5 @@ func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.Se
 		return err
 	}
 	c.log.Info("tier1_eviction", "stream_id", uint64(s.ID()), "segment_id", uint64(id), "reclaimed_bytes", ev.Bytes)
-	return s.Manifest().AppendCommit(ctx, manifest.LocalEvicted{Header: hdr(id), ReclaimedBytes: uint64(ev.Bytes)})
+	return s.TierLog().Record(ctx, manifest.LocalEvicted{Header: hdr(id), ReclaimedBytes: uint64(ev.Bytes)})
 }

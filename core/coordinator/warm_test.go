@@ -47,7 +47,7 @@ func TestWarmEviction(t *testing.T) {
 	require.NoError(t, s.Seal(ctx))
 	require.Eventually(t, func() bool {
 		for _, info := range s.SegmentList() {
-			if ms, _ := s.Manifest().Segment(info.ID); ms.Tier2.Key == "" {
+			if ms, _ := s.TierLog().Segment(info.ID); ms.Tier2.Key == "" {
 				return false
 			}
 		}
@@ -55,7 +55,7 @@ func TestWarmEviction(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond, "every segment reaches tier 2")
 
 	warmOf := func(s *core.Stream, info core.SegmentInfo) (bool, manifest.SegmentState) {
-		ms, _ := s.Manifest().Segment(info.ID)
+		ms, _ := s.TierLog().Segment(info.ID)
 		return r.c.Warm().Contains(types.SegmentKey{Stream: s.ID(), Segment: info.ID}), ms
 	}
 	require.Eventually(t, func() bool {
@@ -105,7 +105,7 @@ func TestWarmEviction(t *testing.T) {
 	defer r.close(t)
 	s, err = r.st.Lookup(5)
 	require.NoError(t, err)
-	ms, _ := s.Manifest().Segment(victim.ID)
+	ms, _ := s.TierLog().Segment(victim.ID)
 	require.Equal(t, manifest.Tier1None, ms.Tier1.State, "start records the lost warm copy")
 	require.Equal(t, manifest.UploadedToTier2, ms.Residency)
 	require.Equal(t, records, readAll(t, ctx, s))

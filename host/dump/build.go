@@ -61,7 +61,7 @@ func liveStream(s *core.Stream) Stream {
 	if in.Failed != nil {
 		out.Error = in.Failed.Error()
 	}
-	log := s.Manifest()
+	tl := s.TierLog()
 	for _, g := range s.SegmentList() {
 		row := Segment{Stream: uint64(s.ID()), ID: uint64(g.ID), BaseRecord: g.BaseRecord, Tier0: g.Resident,
 			Residency: manifest.ResidentInTier0.String()}
@@ -73,8 +73,8 @@ func liveStream(s *core.Stream) Stream {
 			row.Records = in.Records - g.BaseRecord
 			row.Bytes = in.Bytes - g.BaseOffset
 		}
-		if log != nil {
-			if ms, ok := log.Segment(g.ID); ok {
+		if tl != nil {
+			if ms, ok := tl.Segment(g.ID); ok {
 				withManifest(&row, ms)
 			}
 		}

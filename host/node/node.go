@@ -112,7 +112,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	sc := o.Core
-	sc.Cold = n.mu.coord
+	sc.Tiering = n.mu.coord
 	sc.Registerer = or(sc.Registerer, o.Registerer)
 	sc.Logger = orLog(sc.Logger, n.log.Named("core"))
 	if n.mu.store, err = core.Open(o.DataDir, sc); err != nil {
