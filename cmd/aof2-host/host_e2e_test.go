@@ -95,8 +95,16 @@ func defaultHostArgs(dataDir string) []string {
 // listens (not until it is ready).
 func startHost(t *testing.T, bin string, env []string, args ...string) *hostProc {
 	t.Helper()
+	return startHostIn(t, bin, "", env, args...)
+}
+
+// startHostIn is startHost with dir as the host's working directory ("":
+// the test's).
+func startHostIn(t *testing.T, bin, dir string, env []string, args ...string) *hostProc {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "aof2-host"), append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
 	// Its own process group, as a shell gives a foreground job: a signal
 	// sent to the group (a terminal's Ctrl-C) reaches the host and not the
 	// test.

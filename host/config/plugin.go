@@ -48,11 +48,7 @@ func (c *Config) PluginPath() (string, error) {
 
 func (c *Config) pluginDir() (string, error) {
 	if c.PluginDir != "" {
-		dir, err := filepath.Abs(c.PluginDir)
-		if err != nil {
-			return "", c.keyError("plugin_dir", c.PluginDir, "cannot make it absolute", err)
-		}
-		return dir, nil
+		return c.PluginDir, nil // absolute since Load
 	}
 	exe := c.opts.executable
 	if exe == nil {
@@ -75,18 +71,9 @@ func (c *Config) PluginLaunch() (pluginapi.LaunchConfig, error) {
 	if err != nil {
 		return pluginapi.LaunchConfig{}, err
 	}
-	staging, err := filepath.Abs(c.DataDir)
-	if err != nil {
-		return pluginapi.LaunchConfig{}, c.keyError("data_dir", c.DataDir, "cannot make it absolute", err)
-	}
+	// Load made data_dir and the fs root absolute: the plugin refuses
+	// relative paths.
 	settings := maps.Clone(c.Tier2.Settings)
-	if root := settings["root"]; c.Tier2.Plugin == "fs" && root != "" && !filepath.IsAbs(root) {
-		// The fs backend wants an absolute root; a relative one means the
-		// host's working directory, as data_dir does.
-		if settings["root"], err = filepath.Abs(root); err != nil {
-			return pluginapi.LaunchConfig{}, c.keyError("tier2.settings.root", root, "cannot make it absolute", err)
-		}
-	}
 	allow := slices.Clone(pluginapi.DefaultEnvAllowList)
 	for _, n := range c.Tier2.EnvAllow {
 		if !slices.Contains(allow, n) {
@@ -100,6 +87,6 @@ func (c *Config) PluginLaunch() (pluginapi.LaunchConfig, error) {
 		DisableAutoMTLS: c.Tier2.DisableAutoMTLS,
 		StartTimeout:    c.Tier2.StartTimeout,
 		EnvAllowList:    allow,
-		Configure:       pluginapi.ConfigureRequest{Config: settings, StagingDir: staging},
+		Configure:       pluginapi.ConfigureRequest{Config: settings, StagingDir: c.DataDir},
 	}, nil
 }
