@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -89,4 +91,13 @@ func (c *Config) PluginLaunch() (pluginapi.LaunchConfig, error) {
 		EnvAllowList:    allow,
 		Configure:       pluginapi.ConfigureRequest{Config: settings, StagingDir: c.DataDir},
 	}, nil
+}
+
+// ProbeKey is the key of the scratch object `plugins check -write` writes,
+// reads back and deletes: "<tier2.prefix>/_aof2-probe/<nonce>", inside the
+// prefix like every object the host writes, so credentials scoped to the
+// prefix pass the check exactly when they let serve work.
+func (c *Config) ProbeKey(nonce uint64) string {
+	l, _ := tier2.NewLayout(c.Tier2.Prefix) // the prefix was checked at load
+	return l.Prefix() + "_aof2-probe/" + strconv.FormatUint(nonce, 10)
 }

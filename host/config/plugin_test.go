@@ -99,3 +99,19 @@ func TestPluginLaunch(t *testing.T) {
 	require.Equal(t, filepath.Join(wd, "objects"), c.Tier2.Settings["root"], "absolute in the Config too (dump and logs show it)")
 	require.Equal(t, filepath.Join(wd, "data"), l.Configure.StagingDir)
 }
+
+// TestProbeKeyUnderPrefix: the write probe's object lies inside
+// tier2.prefix (a policy scoped to bucket/prefix/* allows it); it used to
+// be prefix + "_aof2-probe/…", beside the prefix.
+func TestProbeKeyUnderPrefix(t *testing.T) {
+	for prefix, want := range map[string]string{
+		"":           "_aof2-probe/42",
+		"prod/aof2":  "prod/aof2/_aof2-probe/42",
+		"prod/aof2/": "prod/aof2/_aof2-probe/42",
+	} {
+		c := mustLoad(t, "", nil, "-tier2-prefix", prefix)
+		key := c.ProbeKey(42)
+		require.Equal(t, want, key, "prefix %q", prefix)
+		require.NoError(t, pluginapi.ValidateKey(key))
+	}
+}
