@@ -275,11 +275,16 @@ func (r *Reader) NextCtx(ctx context.Context) (Record, error) {
 		if KindOf(err) != Hydration {
 			return rec, err
 		}
+		// A scan reads on: fetch the next segment while this one is read,
+		// if it was cold already. One this hydration evicts to make room
+		// is left alone: fetching it straight back undoes the eviction for
+		// a reader that may stop in this segment.
+		next, _ := r.s.cat.Load().byID(r.cold.id + 1)
+		ahead := next != nil && !next.resident.Load()
 		if err := r.s.hydrate(ctx, r.cold); err != nil {
 			return Record{}, err
 		}
-		// A scan reads on: fetch the next segment while this one is read.
-		if next, _ := r.s.cat.Load().byID(r.cold.id + 1); next != nil && !next.resident.Load() {
+		if ahead && !next.resident.Load() {
 			r.s.readAhead(next)
 		}
 	}
