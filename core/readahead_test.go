@@ -92,3 +92,43 @@ func TestReadAheadSkipsWhatItsHydrationEvicted(t *testing.T) {
 		require.Equal(t, 1, cold.count(2))
 	})
 }
+
+// TestHydrateInBackground: after Next's WouldBlock(Hydration) the reader
+// can start the hydration without waiting for it; a later Next reads the
+// segment. Without a WouldBlock, or once the segment is back, it does
+// nothing.
+func TestHydrateInBackground(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mem := vfs.NewMem()
+		cold := &copyCold{fs: mem, copies: map[SegmentID][]byte{}}
+		cfg := smallConfig(mem)
+		cfg.Cold = cold
+		st, err := Open("/d", cfg)
+		require.NoError(t, err)
+		defer st.Close()
+		s, err := st.Stream(1)
+		require.NoError(t, err)
+		_, err = s.AppendDurable(ctx, []byte("record"), AppendOptions{})
+		require.NoError(t, err)
+		require.NoError(t, s.Seal(ctx))
+		cold.save(t, s, 1)
+		require.NoError(t, s.Evict(1))
+
+		r, err := s.NewReader(AtStart())
+		require.NoError(t, err)
+		defer r.Close()
+		_, err = r.Next()
+		require.Equal(t, Hydration, KindOf(err))
+		r.HydrateInBackground()
+		synctest.Wait()
+		info, _ := s.Segment(1)
+		require.True(t, info.Resident, "hydrated in the background")
+		rec, err := r.Next()
+		require.NoError(t, err)
+		require.Equal(t, "record", string(rec.Payload))
+		r.HydrateInBackground()
+		synctest.Wait()
+		require.Equal(t, 1, cold.hydrations)
+	})
+}

@@ -290,6 +290,18 @@ func (r *Reader) NextCtx(ctx context.Context) (Record, error) {
 	}
 }
 
+// HydrateInBackground starts hydrating the segment the last
+// WouldBlock(Hydration) of Next was about, without waiting, so that the
+// caller can answer "retry later" and a later read finds the segment in
+// tier 0 (a network client that asked not to wait). The stream owns the
+// work, as a read-ahead's: Close cancels it. It does nothing when that
+// segment is resident or a hydration of it is already running.
+func (r *Reader) HydrateInBackground() {
+	if g := r.cold; g != nil && !g.resident.Load() && len(g.hyd) == 0 {
+		r.s.readAhead(g)
+	}
+}
+
 // durableLimit clips a segment's visible limit to what is durable.
 func (r *Reader) durableLimit(visible int64) int64 {
 	m := types.RecordID(r.s.durableMark.Load())
