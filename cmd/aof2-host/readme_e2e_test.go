@@ -22,6 +22,7 @@ import (
 // ports). Records appended and sealed over HTTP must reach tier 2: with a
 // relative data_dir every upload used to fail with `local path
 // "data/streams/1/warm/….seg.zst": must be absolute`, retried forever.
+// A clean restart then adopts the warm artifact quietly.
 func TestServeREADMEDefaults(t *testing.T) {
 	bin := hostBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -64,5 +65,18 @@ func TestServeREADMEDefaults(t *testing.T) {
 		return err
 	}))
 	require.Len(t, objects, 1, "the fs plugin stored segment 1 under ./data/tier2")
+	require.Equal(t, 1, d.Tiers[1].Segments, "the warm copy stays (no tier-1 budget)")
 	h.stop()
+
+	// A clean restart adopts the warm artifact the manifest names without
+	// calling it unknown (it used to log tier1_unknown_artifact for it).
+	h = startHostIn(t, bin, wd, nil, "-listen-grpc", "127.0.0.1:0", "-listen-http", "127.0.0.1:0")
+	h.waitReady()
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, run(ctx, []string{"dump", "-addr", h.grpc, "--json"}, &out, &errOut), errOut.String())
+	d = dump.Dump{}
+	require.NoError(t, jsonUnmarshal(out.Bytes(), &d))
+	require.Equal(t, 1, d.Tiers[1].Segments)
+	h.stop()
+	require.NotContains(t, h.stderr.String(), "tier1_unknown_artifact")
 }
