@@ -67,12 +67,33 @@ type ReadResult struct {
 	End bool
 }
 
+// ReadOption adjusts one Read.
+type ReadOption func(*readOptions)
+
+type readOptions struct {
+	noWaitHydration bool
+}
+
+// NoWaitHydration makes a Read not wait for a segment that was moved to a
+// colder tier: it returns the records before that segment, or, when there
+// are none, fails with a *WouldBlockError of kind Hydration
+// (errors.Is(err, types.ErrWouldBlock), types.KindOf(err) ==
+// types.Hydration) carrying the delay the host asks for. The host hydrates
+// the segment in the background meanwhile, so a Read retried after the
+// delay finds it; Read does not retry by itself.
+func NoWaitHydration() ReadOption { return func(o *readOptions) { o.noWaitHydration = true } }
+
 // Read returns up to limit records of stream from a position (limit <= 0
-// means the host's default, 1000; the host caps it at 100000). It never waits for new records; use
-// Tail for that.
-func (c *Client) Read(ctx context.Context, stream StreamID, from Position, limit int) (ReadResult, error) {
+// means the host's default, 1000; the host caps it at 100000). It never
+// waits for new records (use Tail for that); it waits for a segment in a
+// colder tier to be hydrated, within ctx, unless NoWaitHydration is given.
+func (c *Client) Read(ctx context.Context, stream StreamID, from Position, limit int, opts ...ReadOption) (ReadResult, error) {
+	var o readOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	n := uint32(min(max(limit, 0), math.MaxUint32))
-	resp, err := c.log.Read(ctx, &aof2v1.ReadRequest{StreamId: uint64(stream), Start: from.p, MaxRecords: n})
+	resp, err := c.log.Read(ctx, &aof2v1.ReadRequest{StreamId: uint64(stream), Start: from.p, MaxRecords: n, NoWaitHydration: o.noWaitHydration})
 	if err != nil {
 		return ReadResult{}, fromStatus(err)
 	}

@@ -275,13 +275,30 @@ func (r *Reader) NextCtx(ctx context.Context) (Record, error) {
 		if KindOf(err) != Hydration {
 			return rec, err
 		}
+		// A scan reads on: fetch the next segment while this one is read,
+		// if it was cold already. One this hydration evicts to make room
+		// is left alone: fetching it straight back undoes the eviction for
+		// a reader that may stop in this segment.
+		next, _ := r.s.cat.Load().byID(r.cold.id + 1)
+		ahead := next != nil && !next.resident.Load()
 		if err := r.s.hydrate(ctx, r.cold); err != nil {
 			return Record{}, err
 		}
-		// A scan reads on: fetch the next segment while this one is read.
-		if next, _ := r.s.cat.Load().byID(r.cold.id + 1); next != nil && !next.resident.Load() {
+		if ahead && !next.resident.Load() {
 			r.s.readAhead(next)
 		}
+	}
+}
+
+// HydrateInBackground starts hydrating the segment the last
+// WouldBlock(Hydration) of Next was about, without waiting, so that the
+// caller can answer "retry later" and a later read finds the segment in
+// tier 0 (a network client that asked not to wait). The stream owns the
+// work, as a read-ahead's: Close cancels it. It does nothing when that
+// segment is resident or a hydration of it is already running.
+func (r *Reader) HydrateInBackground() {
+	if g := r.cold; g != nil && !g.resident.Load() && len(g.hyd) == 0 {
+		r.s.readAhead(g)
 	}
 }
 

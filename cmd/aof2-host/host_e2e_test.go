@@ -30,8 +30,9 @@ var (
 	binErr  error
 )
 
-// hostBinaries builds aof2-host and aof2-plugin-fs once per test binary
-// into one directory (the host finds plugins next to itself).
+// hostBinaries builds aof2-host, aof2-plugin-fs and the test plugin
+// aof2-plugin-scoped (testdata/scopedplugin) once per test binary into one
+// directory (the host finds plugins next to itself).
 func hostBinaries(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -42,7 +43,8 @@ func hostBinaries(t *testing.T) string {
 		if binErr != nil {
 			return
 		}
-		for pkg, name := range map[string]string{"github.com/aof2/aof2/cmd/aof2-host": "aof2-host", "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs": "aof2-plugin-fs"} {
+		for pkg, name := range map[string]string{"github.com/aof2/aof2/cmd/aof2-host": "aof2-host", "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs": "aof2-plugin-fs",
+			"github.com/aof2/aof2/cmd/aof2-host/testdata/scopedplugin": "aof2-plugin-scoped"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
 			if err != nil {
 				binErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
@@ -95,8 +97,16 @@ func defaultHostArgs(dataDir string) []string {
 // listens (not until it is ready).
 func startHost(t *testing.T, bin string, env []string, args ...string) *hostProc {
 	t.Helper()
+	return startHostIn(t, bin, "", env, args...)
+}
+
+// startHostIn is startHost with dir as the host's working directory ("":
+// the test's).
+func startHostIn(t *testing.T, bin, dir string, env []string, args ...string) *hostProc {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "aof2-host"), append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
 	// Its own process group, as a shell gives a foreground job: a signal
 	// sent to the group (a terminal's Ctrl-C) reaches the host and not the
 	// test.

@@ -7,16 +7,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/pluginapi"
 )
 
 // runPluginsCheck launches the configured tier-2 plugin the way serve
-// does (binary lookup, sha256 pin, handshake, contract check, Configure,
-// Probe), prints what it advertises, and stops it.
+// does (binary lookup, sha256 pin, data_dir created, handshake, contract
+// check, Configure, Probe), prints what it advertises, and stops it.
 func runPluginsCheck(ctx context.Context, e *cmdEnv) error {
 	cfgPath := e.flags.String("config", "", "host config file naming the plugin (default: $AOF2_CONFIG, else ./aof2.hcl, else the fs default)")
-	write := e.flags.Bool("write", false, "make the probe write, read back and delete a scratch object")
+	write := e.flags.Bool("write", false, "make the probe write, read back and delete a scratch object (<tier2.prefix>/_aof2-probe/<n>)")
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
@@ -35,8 +36,13 @@ func runPluginsCheck(ctx context.Context, e *cmdEnv) error {
 	if err != nil {
 		return err
 	}
+	// The plugin checks every local path against data_dir (its staging
+	// directory), which must exist: create it as serve does.
+	if err := vfs.MkdirAllSync(vfs.OS, cfg.DataDir); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
 	if *write {
-		launch.ProbeWriteKey = fmt.Sprintf("%s_aof2-probe/%d", cfg.Tier2.Prefix, time.Now().UnixNano())
+		launch.ProbeWriteKey = cfg.ProbeKey(uint64(time.Now().UnixNano()))
 	}
 	t0 := time.Now()
 	p, err := pluginapi.Launch(ctx, launch)

@@ -98,6 +98,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Tier0.Logger = c.Logger.Named("tier0")
 	}
 	c.Tier1.DataDir, c.Tier1.FS, c.Tier1.Tier2 = c.DataDir, c.FS, c.Tier2 != nil
+	// The manifests naming the warm artifacts are recovered after New
+	// opens the cache: Start adopts them, then reports the rest.
+	c.Tier1.AdoptAfterOpen = true
 	if c.Tier1.Registerer == nil {
 		c.Tier1.Registerer = c.Registerer
 	}

@@ -130,6 +130,7 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 		c.mu.recon = append(c.mu.recon, rec)
 		c.mu.Unlock()
 	}
+	c.reportUnknownArtifacts(st)
 	for range c.cfg.Workers {
 		c.wg.Add(1)
 		go c.worker()
@@ -138,6 +139,29 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 	go c.scanner()
 	c.scan()
 	return nil
+}
+
+// reportUnknownArtifacts reports the warm artifacts tier1.Open found of
+// segments no stream has (adopt took, or warned about, all the others).
+func (c *Coordinator) reportUnknownArtifacts(st *core.Store) {
+	c.mu.Lock()
+	rep := c.mu.warmRep
+	c.mu.Unlock()
+	for _, p := range rep.Unknown {
+		if p.Key == (types.SegmentKey{}) {
+			continue // not an artifact name: listed in the report only
+		}
+		s, err := st.Lookup(p.Key.Stream)
+		if err != nil && !errors.Is(err, core.ErrUnknownStream) {
+			continue // a broken stream: the store reports it
+		}
+		if s != nil {
+			if _, ok := s.Segment(p.Key.Segment); ok {
+				continue
+			}
+		}
+		c.warm.ReportUnknown(p)
+	}
 }
 
 // adopt brings one recovered stream under the coordinator.

@@ -106,7 +106,10 @@ func coldReadUnderFaults(t *testing.T, ctx context.Context, c *Coordinator, s *c
 		if _, err := c.Warm().Remove(types.SegmentKey{Stream: s.ID(), Segment: info.ID}); err != nil {
 			continue // pinned or already gone
 		}
-		for attempt := 0; ; attempt++ {
+		// Attempts fail fast while the breaker is open (its cooldown is
+		// 50 ms): retry for a bounded time, not a bounded count.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
 			rd, err := s.NewReader(core.AtOrdinal(info.BaseRecord))
 			require.NoError(t, err)
 			rec, err := rd.NextCtx(ctx)
@@ -115,7 +118,8 @@ func coldReadUnderFaults(t *testing.T, ctx context.Context, c *Coordinator, s *c
 				require.Equal(t, string(payload(int(info.BaseRecord))), string(rec.Payload))
 				return
 			}
-			require.Less(t, attempt, 50, "segment %d never hydrated: %v", info.ID, err)
+			require.True(t, time.Now().Before(deadline), "segment %d never hydrated in 20 s: %v", info.ID, err)
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }

@@ -129,6 +129,13 @@ type Config struct {
 	// (from the manifest). Open verifies each file found against it and
 	// reports mismatches, unknown files and missing artifacts.
 	Expected []Expected
+	// AdoptAfterOpen says the caller has no expectations when it opens
+	// the cache and adopts the artifacts it knows afterwards (Adopt), as
+	// the coordinator does: it opens the cache before the store has
+	// recovered the manifests that name them. Open then lists artifacts no
+	// expectation names in Report.Unknown without logging or counting
+	// them; the caller reports those it does not adopt (ReportUnknown).
+	AdoptAfterOpen bool
 	// Verify is how thoroughly Open checks artifacts. Default VerifyQuick.
 	Verify VerifyMode
 	// Registerer receives the metrics; nil registers nothing.

@@ -143,9 +143,11 @@ func (c *Cache) scan(ctx context.Context) (*Report, error) {
 		seen[f.key] = true
 		exp, ok := expected[f.key]
 		if !ok {
-			rep.Unknown = append(rep.Unknown, Problem{Key: f.key, Path: f.path, Err: errors.New("no expectation names this segment")})
-			c.m.verifyProblems.WithLabelValues("unknown").Inc()
-			c.log.Warn("tier1_unknown_artifact", "stream_id", f.key.Stream, "segment_id", f.key.Segment, "path", f.path)
+			p := Problem{Key: f.key, Path: f.path, Err: errors.New("no expectation names this segment")}
+			rep.Unknown = append(rep.Unknown, p)
+			if !c.cfg.AdoptAfterOpen {
+				c.ReportUnknown(p)
+			}
 			continue
 		}
 		if err := c.adopt(ctx, exp, f.mod); err != nil {
@@ -164,6 +166,13 @@ func (c *Cache) scan(ctx context.Context) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// ReportUnknown logs (tier1_unknown_artifact) and counts an artifact that
+// no expectation names: Open does it itself unless AdoptAfterOpen is set.
+func (c *Cache) ReportUnknown(p Problem) {
+	c.m.verifyProblems.WithLabelValues("unknown").Inc()
+	c.log.Warn("tier1_unknown_artifact", "stream_id", p.Key.Stream, "segment_id", p.Key.Segment, "path", p.Path)
 }
 
 // Adopt verifies the artifact file of exp.Key (one Open reported as unknown,

@@ -165,7 +165,7 @@ func TestEnvironment(t *testing.T) {
 			"AOF2_S3_ENDPOINT": "http://x", "AOF2_CRASH_SEED": "1", "AOF2_PLUGIN_KILLS": "3",
 			"AOF2_BACKEND_PLUGIN": "x", "AOF2_DATA_DIRECTORY": "x", "PATH": "/bin",
 		})
-		require.Equal(t, "./data", c.DataDir)
+		require.Equal(t, inWD(t, "data"), c.DataDir)
 	})
 	t.Run("entry variables", func(t *testing.T) {
 		c := mustLoad(t, "", map[string]string{

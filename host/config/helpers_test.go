@@ -77,3 +77,12 @@ func fakePlugin(t *testing.T, dir, name string) string {
 	require.NoError(t, os.WriteFile(path, []byte("#!/bin/sh\nexit 1\n"), 0o755))
 	return path
 }
+
+// inWD joins elem under the working directory: what Load makes of a
+// relative path.
+func inWD(t *testing.T, elem ...string) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	return filepath.Join(append([]string{wd}, elem...)...)
+}

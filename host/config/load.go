@@ -99,6 +99,9 @@ func Load(args, environ []string, opts ...Option) (*Config, error) {
 		return nil, err
 	}
 	c.finish()
+	if err := c.absPaths(); err != nil {
+		return nil, err
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -107,7 +110,8 @@ func Load(args, environ []string, opts ...Option) (*Config, error) {
 
 // Defaults returns the built-in configuration: data in ./data, the fs
 // plugin rooted in ./data/tier2, listeners on loopback. It is what Load
-// returns with no file, variables or flags (Load also validates).
+// returns with no file, variables or flags, except that Load also makes
+// the paths absolute and validates.
 func Defaults() *Config {
 	c := newDefaults(options{executable: os.Executable})
 	c.finish()

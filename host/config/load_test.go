@@ -24,13 +24,13 @@ func TestDefaultsAreAWorkingSingleNode(t *testing.T) {
 	}))
 	require.NoError(t, err)
 
-	require.Equal(t, "./data", c.DataDir)
+	require.Equal(t, inWD(t, "data"), c.DataDir)
 	require.Equal(t, "127.0.0.1:7400", c.Listen.GRPC)
 	require.Equal(t, "127.0.0.1:7401", c.Listen.HTTP)
 	require.True(t, IsLoopback(c.Listen.GRPC) && IsLoopback(c.Listen.HTTP))
 	require.True(t, c.Tier2Enabled())
 	require.Equal(t, "fs", c.Tier2.Plugin)
-	require.Equal(t, filepath.Join("data", "tier2"), c.Tier2.Settings["root"])
+	require.Equal(t, inWD(t, "data", "tier2"), c.Tier2.Settings["root"])
 	require.Empty(t, c.Token())
 	tc, err := c.TLSConfig()
 	require.NoError(t, err)
@@ -47,9 +47,11 @@ func TestDefaultsAreAWorkingSingleNode(t *testing.T) {
 	require.Equal(t, core.SyncAlways, c.CoreConfig().Sync)
 	require.Equal(t, int64(64<<20), c.CoreConfig().SegmentSize)
 	require.Equal(t, tier0.PolicyTier2, c.CoordinatorConfig().Tier0.Policy)
-	require.Equal(t, "./data", c.CoordinatorConfig().DataDir)
+	require.Equal(t, inWD(t, "data"), c.CoordinatorConfig().DataDir)
 
 	d := Defaults()
+	require.Equal(t, "./data", d.DataDir, "the built-in value as written")
+	require.NoError(t, d.absPaths())
 	require.Equal(t, c.HCL(), d.HCL())
 	for _, k := range keys {
 		require.Equal(t, "default", c.Origin(k.path), k.path)
@@ -82,7 +84,7 @@ func TestConfigFileSelection(t *testing.T) {
 	t.Run("no default file means defaults", func(t *testing.T) {
 		c, err := Load(nil, nil, WithDefaultFile(filepath.Join(dir, "absent.hcl")), SkipPluginLookup())
 		require.NoError(t, err)
-		require.Equal(t, "./data", c.DataDir)
+		require.Equal(t, inWD(t, "data"), c.DataDir)
 		require.Empty(t, c.File)
 	})
 	for name, args := range map[string][]string{
@@ -292,7 +294,7 @@ tier2 {
 	require.True(t, c.Manifest.LogOnly)
 	require.True(t, c.Listen.AllowInsecureRemote)
 	require.Equal(t, []string{"AWS_PROFILE", "AWS_REGION"}, c.Tier2.EnvAllow)
-	require.Equal(t, map[string]string{"concurrency": "4", "path_style": "true", "bucket": "b", "root": filepath.Join("data", "tier2")}, c.Tier2.Settings)
+	require.Equal(t, map[string]string{"concurrency": "4", "path_style": "true", "bucket": "b", "root": inWD(t, "data", "tier2")}, c.Tier2.Settings)
 }
 
 func TestEnvFunctionAndEmptyVariables(t *testing.T) {
@@ -305,7 +307,7 @@ tier2 {
 	require.Equal(t, "s3cr3t", c.Tier2.Settings["secret_access_key"])
 	require.Equal(t, "", c.Tier2.Settings["region"])
 	require.Equal(t, int64(64<<20), c.Segment.Size, "an empty variable counts as unset")
-	require.Equal(t, "./data", c.DataDir)
+	require.Equal(t, inWD(t, "data"), c.DataDir)
 }
 
 func TestFlagsLaterWins(t *testing.T) {

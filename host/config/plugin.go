@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -48,11 +50,7 @@ func (c *Config) PluginPath() (string, error) {
 
 func (c *Config) pluginDir() (string, error) {
 	if c.PluginDir != "" {
-		dir, err := filepath.Abs(c.PluginDir)
-		if err != nil {
-			return "", c.keyError("plugin_dir", c.PluginDir, "cannot make it absolute", err)
-		}
-		return dir, nil
+		return c.PluginDir, nil // absolute since Load
 	}
 	exe := c.opts.executable
 	if exe == nil {
@@ -75,18 +73,9 @@ func (c *Config) PluginLaunch() (pluginapi.LaunchConfig, error) {
 	if err != nil {
 		return pluginapi.LaunchConfig{}, err
 	}
-	staging, err := filepath.Abs(c.DataDir)
-	if err != nil {
-		return pluginapi.LaunchConfig{}, c.keyError("data_dir", c.DataDir, "cannot make it absolute", err)
-	}
+	// Load made data_dir and the fs root absolute: the plugin refuses
+	// relative paths.
 	settings := maps.Clone(c.Tier2.Settings)
-	if root := settings["root"]; c.Tier2.Plugin == "fs" && root != "" && !filepath.IsAbs(root) {
-		// The fs backend wants an absolute root; a relative one means the
-		// host's working directory, as data_dir does.
-		if settings["root"], err = filepath.Abs(root); err != nil {
-			return pluginapi.LaunchConfig{}, c.keyError("tier2.settings.root", root, "cannot make it absolute", err)
-		}
-	}
 	allow := slices.Clone(pluginapi.DefaultEnvAllowList)
 	for _, n := range c.Tier2.EnvAllow {
 		if !slices.Contains(allow, n) {
@@ -100,6 +89,15 @@ func (c *Config) PluginLaunch() (pluginapi.LaunchConfig, error) {
 		DisableAutoMTLS: c.Tier2.DisableAutoMTLS,
 		StartTimeout:    c.Tier2.StartTimeout,
 		EnvAllowList:    allow,
-		Configure:       pluginapi.ConfigureRequest{Config: settings, StagingDir: staging},
+		Configure:       pluginapi.ConfigureRequest{Config: settings, StagingDir: c.DataDir},
 	}, nil
+}
+
+// ProbeKey is the key of the scratch object `plugins check -write` writes,
+// reads back and deletes: "<tier2.prefix>/_aof2-probe/<nonce>", inside the
+// prefix like every object the host writes, so credentials scoped to the
+// prefix pass the check exactly when they let serve work.
+func (c *Config) ProbeKey(nonce uint64) string {
+	l, _ := tier2.NewLayout(c.Tier2.Prefix) // the prefix was checked at load
+	return l.Prefix() + "_aof2-probe/" + strconv.FormatUint(nonce, 10)
 }

@@ -87,7 +87,8 @@ func TestPluginLaunch(t *testing.T) {
 	require.Equal(t, map[string]string{"bucket": "b"}, l.Configure.Config)
 	require.Equal(t, "/srv/aof2", l.Configure.StagingDir)
 
-	// A relative fs root means the working directory, like data_dir.
+	// A relative fs root means the working directory, like data_dir: Load
+	// makes both absolute (the plugin refuses relative paths).
 	c, err = loadWithPlugins(t, "", nil, "-plugin-dir", dir, "-tier2-settings", "root=objects")
 	require.NoError(t, err)
 	l, err = c.PluginLaunch()
@@ -95,6 +96,22 @@ func TestPluginLaunch(t *testing.T) {
 	wd, err := os.Getwd()
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(wd, "objects"), l.Configure.Config["root"])
-	require.Equal(t, "objects", c.Tier2.Settings["root"], "the Config keeps what was written")
+	require.Equal(t, filepath.Join(wd, "objects"), c.Tier2.Settings["root"], "absolute in the Config too (dump and logs show it)")
 	require.Equal(t, filepath.Join(wd, "data"), l.Configure.StagingDir)
+}
+
+// TestProbeKeyUnderPrefix: the write probe's object lies inside
+// tier2.prefix (a policy scoped to bucket/prefix/* allows it); it used to
+// be prefix + "_aof2-probe/…", beside the prefix.
+func TestProbeKeyUnderPrefix(t *testing.T) {
+	for prefix, want := range map[string]string{
+		"":           "_aof2-probe/42",
+		"prod/aof2":  "prod/aof2/_aof2-probe/42",
+		"prod/aof2/": "prod/aof2/_aof2-probe/42",
+	} {
+		c := mustLoad(t, "", nil, "-tier2-prefix", prefix)
+		key := c.ProbeKey(42)
+		require.Equal(t, want, key, "prefix %q", prefix)
+		require.NoError(t, pluginapi.ValidateKey(key))
+	}
 }

@@ -33,7 +33,7 @@ var (
 // keys is every configuration key, in the order Reference and HCL list
 // them. Nothing else declares a key.
 var keys = []*key{
-	stringKey("data_dir", "./data", "Directory of segments, manifests and the warm cache; the fs backend's objects go to <data_dir>/tier2 by default. Relative paths are relative to the working directory.",
+	stringKey("data_dir", "./data", "Directory of segments, manifests and the warm cache; the fs backend's objects go to <data_dir>/tier2 by default. A relative path (this one, plugin_dir, the listen files, the fs root) is taken from the working directory and made absolute at start.",
 		func(c *Config) *string { return &c.DataDir }, checkPath),
 	enumKey("log_level", "info", logLevels, "Lowest level logged.", func(c *Config) *string { return &c.LogLevel }),
 	enumKey("log_format", "auto", logFormats, "Log encoding; auto is JSON unless stderr is a terminal.", func(c *Config) *string { return &c.LogFormat }),

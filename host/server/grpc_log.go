@@ -92,7 +92,7 @@ func (l *logService) Read(ctx context.Context, req *aof2v1.ReadRequest) (*aof2v1
 	if err != nil {
 		return nil, err
 	}
-	res, err := readRange(ctx, str, positionFromProto(req.GetStart()), l.s.readLimits(int(req.GetMaxRecords()), req.GetMaxBytes()))
+	res, err := readRange(ctx, str, positionFromProto(req.GetStart()), l.s.readLimits(int(req.GetMaxRecords()), req.GetMaxBytes()), req.GetNoWaitHydration())
 	if err != nil {
 		return nil, err
 	}

@@ -122,13 +122,14 @@ type readArgs struct {
 	records  int
 	maxBytes uint64
 	text     bool
+	noWait   bool // no_wait_hydration
 }
 
 // HTTP read limits: a smaller default than gRPC's, for terminals.
 const defaultHTTPReadRecords = 100
 
 func decodeRead(q url.Values) (readArgs, error) {
-	if err := onlyParams(q, "from", "ordinal", "limit", "max_bytes", "text"); err != nil {
+	if err := onlyParams(q, "from", "ordinal", "limit", "max_bytes", "text", "no_wait_hydration"); err != nil {
 		return readArgs{}, err
 	}
 	a := readArgs{records: defaultHTTPReadRecords}
@@ -164,6 +165,11 @@ func decodeRead(q url.Values) (readArgs, error) {
 		return readArgs{}, err
 	}
 	a.text = text != nil && *text
+	noWait, err := boolParam(q, "no_wait_hydration")
+	if err != nil {
+		return readArgs{}, err
+	}
+	a.noWait = noWait != nil && *noWait
 	return a, nil
 }
 

@@ -68,6 +68,9 @@ func TestDecodeRead(t *testing.T) {
 		{"ordinal=-1", readArgs{}, ErrBadRequest},
 		{"max_bytes=x", readArgs{}, ErrBadRequest},
 		{"text=yes", readArgs{}, ErrBadRequest},
+		{"no_wait_hydration=true", readArgs{records: defaultHTTPReadRecords, noWait: true}, nil},
+		{"no_wait_hydration=0", readArgs{records: defaultHTTPReadRecords}, nil},
+		{"no_wait_hydration=later", readArgs{}, ErrBadRequest},
 	} {
 		q, err := url.ParseQuery(tc.query)
 		require.NoError(t, err)

@@ -94,7 +94,7 @@ func (s *Server) httpRead(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := readRange(r.Context(), str, args.start, s.readLimits(args.records, args.maxBytes))
+	res, err := readRange(r.Context(), str, args.start, s.readLimits(args.records, args.maxBytes), args.noWait)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

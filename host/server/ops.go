@@ -196,20 +196,31 @@ type readResult struct {
 }
 
 // readRange reads from pos within lim. Segments in colder tiers are
-// hydrated within ctx. An error after some records were read ends the
-// read early without failing it: the next read starts at the failing
-// record and reports the error.
-func readRange(ctx context.Context, str *core.Stream, pos position, lim readLimits) (readResult, error) {
+// hydrated within ctx, or, with noWait, in the background while the read
+// stops there with WouldBlock(Hydration). An error after some records were
+// read ends the read early without failing it: the next read starts at
+// the failing record and reports the error.
+func readRange(ctx context.Context, str *core.Stream, pos position, lim readLimits, noWait bool) (readResult, error) {
 	r, err := str.NewReader(pos.core())
 	if err != nil {
 		return readResult{}, err
 	}
 	defer r.Close()
+	next := r.NextCtx
+	if noWait {
+		next = func(context.Context) (core.Record, error) {
+			rec, err := r.Next()
+			if core.KindOf(err) == core.Hydration {
+				r.HydrateInBackground() // a retry after the delay finds it in tier 0
+			}
+			return rec, err
+		}
+	}
 	res := readResult{next: pos}
 	seen := false // res.next names the record after the last one returned
 	payload, budget := 0, 0
 	for len(res.records) < lim.records {
-		rec, err := r.NextCtx(ctx)
+		rec, err := next(ctx)
 		if err == io.EOF {
 			res.end = true
 			break

@@ -522,9 +522,16 @@ type ReadRequest struct {
 	// The most payload bytes to return; zero means, and the server caps it
 	// at, what fits in one message. At least one record is returned when one
 	// is available, however large.
-	MaxBytes      uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxBytes uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// Do not wait for a segment in a colder tier to be hydrated. A read that
+	// reaches one returns the records before it (ending there, as a full
+	// read does), or, when there are none, fails with WOULD_BLOCK (kind
+	// "hydration") and a RetryInfo. The hydration goes on in the background
+	// either way, so a read retried after the delay finds the segment in
+	// tier 0.
+	NoWaitHydration bool `protobuf:"varint,5,opt,name=no_wait_hydration,json=noWaitHydration,proto3" json:"no_wait_hydration,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReadRequest) Reset() {
@@ -583,6 +590,13 @@ func (x *ReadRequest) GetMaxBytes() uint64 {
 		return x.MaxBytes
 	}
 	return 0
+}
+
+func (x *ReadRequest) GetNoWaitHydration() bool {
+	if x != nil {
+		return x.NoWaitHydration
+	}
+	return false
 }
 
 // StoredRecord is a record read from a stream.
@@ -1387,13 +1401,14 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\aordinal\x18\x02 \x01(\x04H\x00R\aordinal\x12\x1f\n" +
 	"\n" +
 	"from_start\x18\x03 \x01(\bH\x00R\tfromStartB\a\n" +
-	"\x05start\"\x91\x01\n" +
+	"\x05start\"\xbd\x01\n" +
 	"\vReadRequest\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12'\n" +
 	"\x05start\x18\x02 \x01(\v2\x11.aof2.v1.PositionR\x05start\x12\x1f\n" +
 	"\vmax_records\x18\x03 \x01(\rR\n" +
 	"maxRecords\x12\x1b\n" +
-	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\"\x99\x01\n" +
+	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12*\n" +
+	"\x11no_wait_hydration\x18\x05 \x01(\bR\x0fnoWaitHydration\"\x99\x01\n" +
 	"\fStoredRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
 	"\aordinal\x18\x02 \x01(\x04R\aordinal\x12.\n" +

@@ -72,7 +72,7 @@ type LogClient interface {
 	// a position, plus the position to continue from. It sees every appended
 	// record, durable or not (Tail sees durable ones only). It never waits
 	// for new records; a segment evicted to a colder tier is hydrated within
-	// the request's deadline.
+	// the request's deadline, unless no_wait_hydration asks not to wait.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
 	// Tail streams durable records from a position and waits for new ones.
 	// It ends when the client cancels, or with UNAVAILABLE when the server
@@ -214,7 +214,7 @@ type LogServer interface {
 	// a position, plus the position to continue from. It sees every appended
 	// record, durable or not (Tail sees durable ones only). It never waits
 	// for new records; a segment evicted to a colder tier is hydrated within
-	// the request's deadline.
+	// the request's deadline, unless no_wait_hydration asks not to wait.
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
 	// Tail streams durable records from a position and waits for new ones.
 	// It ends when the client cancels, or with UNAVAILABLE when the server
