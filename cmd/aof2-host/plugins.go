@@ -9,6 +9,7 @@ import (
 
 	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // runPluginsCheck launches the configured tier-2 plugin the way serve
@@ -39,7 +40,7 @@ func runPluginsCheck(ctx context.Context, e *cmdEnv) error {
 		launch.ProbeWriteKey = fmt.Sprintf("%s_aof2-probe/%d", cfg.Tier2.Prefix, time.Now().UnixNano())
 	}
 	t0 := time.Now()
-	p, err := pluginapi.Launch(ctx, launch)
+	p, err := pluginhost.Launch(ctx, launch)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,6 @@
 //	listing, err := st.ListStream(ctx, stream) // reconciliation
 //	err = st.DeleteSegment(ctx, stream, segment) // retention
 //
-// The store does not own the backend (a pluginapi.Supervisor, an
+// The store does not own the backend (a pluginapi/host Supervisor, an
 // in-process backend, or a test fake) and starts no goroutines.
 package tier2
