@@ -19,7 +19,7 @@ import (
 // Throughput of the plugin boundary. Results depend on the machine and on
 // whatever else runs on it; docs/adr-plugin-transport.md records a run.
 //
-//	go test -run '^$' -bench . -benchtime 20x ./pluginapi/
+//	go test -run '^$' -bench . -benchtime 20x ./pluginapi/host/
 
 const benchObject = 64 << 20
 
