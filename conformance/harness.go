@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 	pb "github.com/aof2/aof2/pluginapi/proto/aof2/backend/v1"
 )
 
@@ -61,7 +62,7 @@ func mergeConfig(base, extra map[string]string) map[string]string {
 }
 
 // InProcess serves a backend from New in the test process over a real
-// gRPC connection (pluginapi.ServeInProcess), so coverage and debuggers
+// gRPC connection (pluginhost.ServeInProcess), so coverage and debuggers
 // reach it. New is called once per Start.
 type InProcess struct {
 	New        func() (pluginapi.Backend, error)
@@ -77,7 +78,7 @@ func (h *InProcess) Start(ctx context.Context, opts StartOptions) (*Target, erro
 	if err != nil {
 		return nil, err
 	}
-	ip, err := pluginapi.ServeInProcess(b, h.Logger)
+	ip, err := pluginhost.ServeInProcess(b, h.Logger)
 	if err != nil {
 		closeBackend(b)
 		return nil, err
@@ -103,14 +104,14 @@ func closeBackend(b pluginapi.Backend) {
 }
 
 // Binary launches a plugin executable exactly as the host does
-// (pluginapi.Launch: handshake, AutoMTLS unless disabled, minimal
+// (pluginhost.Launch: handshake, AutoMTLS unless disabled, minimal
 // environment, GetInfo → Configure → Probe), once per Start.
 type Binary struct {
 	Path   string
 	Config map[string]string
 	// Launch is a template: Path, Configure and Reattach are set from the
 	// fields above.
-	Launch     pluginapi.LaunchConfig
+	Launch     pluginhost.LaunchConfig
 	StagingDir string
 }
 
@@ -135,7 +136,7 @@ type Reattach struct {
 func (h *Reattach) Name() string { return "reattach" }
 
 func (h *Reattach) Start(ctx context.Context, opts StartOptions) (*Target, error) {
-	a, err := pluginapi.Attach(h.Addr)
+	a, err := pluginhost.Attach(h.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -147,11 +148,11 @@ func (h *Reattach) Start(ctx context.Context, opts StartOptions) (*Target, error
 	return &Target{Backend: a.Client, Raw: a.Raw(), Info: info, ChunkSize: chunk, StagingDir: h.StagingDir, close: a.Close}, nil
 }
 
-func launchTarget(ctx context.Context, cfg pluginapi.LaunchConfig, staging string) (*Target, error) {
+func launchTarget(ctx context.Context, cfg pluginhost.LaunchConfig, staging string) (*Target, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "conformance", Level: hclog.Warn})
 	}
-	p, err := pluginapi.Launch(ctx, cfg)
+	p, err := pluginhost.Launch(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

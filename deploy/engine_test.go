@@ -24,11 +24,12 @@ import (
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 	"github.com/aof2/aof2/plugins/fs"
 )
 
 // pluginEnv makes the test binary serve the fs backend as a plugin: the
-// engine below runs its tier 2 under a real pluginapi.Supervisor (as the
+// engine below runs its tier 2 under a real pluginhost.Supervisor (as the
 // host does) without building a plugin binary.
 const pluginEnv = "AOF2_DEPLOY_TEST_PLUGIN"
 
@@ -89,8 +90,8 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	reg := &recordingRegisterer{Registry: prometheus.NewRegistry()}
 	log := hclog.NewNullLogger()
 
-	sup, err := pluginapi.NewSupervisor(ctx, pluginapi.SupervisorConfig{
-		Launch: pluginapi.LaunchConfig{Name: "aof2-plugin-fs", Path: self, Env: []string{pluginEnv + "=fs"},
+	sup, err := pluginhost.NewSupervisor(ctx, pluginhost.SupervisorConfig{
+		Launch: pluginhost.LaunchConfig{Name: "aof2-plugin-fs", Path: self, Env: []string{pluginEnv + "=fs"},
 			StartTimeout: 30 * time.Second, Logger: log,
 			Configure: pluginapi.ConfigureRequest{Config: map[string]string{"root": root}, StagingDir: dir}},
 		Registerer: reg, Logger: log,

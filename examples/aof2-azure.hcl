@@ -27,7 +27,9 @@ tier2 {
 
     block_size   = "8MiB" # staged block size of large uploads
     concurrency  = 4
-    max_attempts = 3
+    # The SDK sends each request once (max_attempts = 1, the default):
+    # tier 2 retries with backoff and a breaker (tier2.retry_*), and SDK
+    # retries would multiply its attempts.
 
     # A shared key or SAS token read from the host's environment when the
     # file is loaded (set only one):

@@ -16,7 +16,9 @@ tier2 {
     bucket       = "my-aof2-bucket"
     prefix       = "prod/aof2" # applied by the plugin, below any tier2.prefix
     chunk_size   = "8MiB"      # resumable upload chunk
-    max_attempts = 3
+    # The SDK sends each request once (max_attempts = 1, the default):
+    # tier 2 retries with backoff and a breaker (tier2.retry_*), and SDK
+    # retries would multiply its attempts.
 
     # A service-account key file instead of ADC:
     # credentials_file = "/etc/aof2/gcs-sa.json"

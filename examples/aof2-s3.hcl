@@ -33,7 +33,9 @@ tier2 {
     part_size           = "8MiB"
     multipart_threshold = "8MiB"
     concurrency         = 4
-    max_attempts        = 3
+    # The SDK sends each request once (max_attempts = 1, the default):
+    # tier 2 retries with backoff and a breaker (tier2.retry_*), and SDK
+    # retries would multiply its attempts.
 
     # S3-compatible stores and local emulators:
     # endpoint   = "http://127.0.0.1:9000"

@@ -14,11 +14,14 @@ import (
 	pb "github.com/aof2/aof2/pluginapi/proto/aof2/backend/v1"
 )
 
-// Client is the host side of the contract: a Backend whose methods are
-// RPCs to a plugin. On top of the wire protocol it verifies what comes
-// back: a Put's acknowledged size and checksum, every chunk's offset, the
-// length of every range, the CRC-64/NVME of every full-object Get and
-// GetFile. It never retries; core/tier2 owns retries.
+// Client is the calling side of the contract: a Backend whose methods are
+// RPCs to a plugin. The host (pluginapi/host) and the conformance suite
+// both use it. On top of the wire protocol it verifies what comes back: a
+// Put's acknowledged size and checksum, every chunk's offset, the length
+// of every range, the CRC-64/NVME of every full-object Get and GetFile. It
+// never retries, and no gRPC retry policy is configured (gRPC itself only
+// replays, transparently, an RPC that never reached the plugin);
+// core/tier2 owns retries.
 type Client struct {
 	rpc       pb.BackendClient
 	chunkSize *atomic.Uint32

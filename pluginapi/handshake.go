@@ -47,8 +47,3 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *g
 func pluginSets(srv *Server) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{ContractMajor: {PluginName: &GRPCPlugin{Adapter: srv}}}
 }
-
-// hostPluginSets is VersionedPlugins on the host: every major it speaks.
-func hostPluginSets() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{ContractMajor: {PluginName: &GRPCPlugin{}}}
-}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/aof2/aof2/conformance"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 type kvFlag map[string]string
@@ -81,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for k, v := range env {
 			envList = append(envList, k+"="+v)
 		}
-		h = &conformance.Binary{Path: *plugin, Config: cfg, StagingDir: *staging, Launch: pluginapi.LaunchConfig{
+		h = &conformance.Binary{Path: *plugin, Config: cfg, StagingDir: *staging, Launch: pluginhost.LaunchConfig{
 			DisableAutoMTLS: *noTLS, SHA256: *sha, Env: envList, Logger: logger,
 		}}
 	} else {

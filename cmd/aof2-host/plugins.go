@@ -10,6 +10,7 @@ import (
 	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // runPluginsCheck launches the configured tier-2 plugin the way serve
@@ -45,7 +46,7 @@ func runPluginsCheck(ctx context.Context, e *cmdEnv) error {
 		launch.ProbeWriteKey = cfg.ProbeKey(uint64(time.Now().UnixNano()))
 	}
 	t0 := time.Now()
-	p, err := pluginapi.Launch(ctx, launch)
+	p, err := pluginhost.Launch(ctx, launch)
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,14 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // host serves f in-process over gRPC: faults are observed exactly as the
 // host will see them from a plugin.
 func host(t *testing.T, f *fake.Backend) *pluginapi.Client {
 	t.Helper()
-	ip, err := pluginapi.ServeInProcess(f, nil)
+	ip, err := pluginhost.ServeInProcess(f, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ip.Close() })
 	_, _, err = ip.Setup(t.Context(), pluginapi.ConfigureRequest{})

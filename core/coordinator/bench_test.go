@@ -20,6 +20,7 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 	fsbackend "github.com/aof2/aof2/plugins/fs"
 )
 
@@ -50,7 +51,7 @@ func logLine(i int) []byte {
 func newColdRig(b *testing.B) *coldRig {
 	ctx := context.Background()
 	dir, root := b.TempDir(), b.TempDir()
-	ip, err := pluginapi.ServeInProcess(fsbackend.New(), hclog.NewNullLogger())
+	ip, err := pluginhost.ServeInProcess(fsbackend.New(), hclog.NewNullLogger())
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = ip.Close() })
 	info, _, err := ip.Setup(ctx, pluginapi.ConfigureRequest{Config: map[string]string{"root": root}, StagingDir: dir})

@@ -13,12 +13,15 @@ import (
 )
 
 // fetchWithRetry fetches a hydration's artifact from tier 2, retrying
-// transient failures a few times (the tier-2 store already retries each
-// request; this covers an outage of the remote longer than its budget,
-// e.g. a plugin restart). It logs the seed's events: retry_queued before
-// each retry, retry_unavailable when the remote's breaker is open (no
-// retry: the reader gets the error now and may try again later), and
-// retry_failed when the retries are spent.
+// transient failures a few times. The tier-2 store owns retries and has
+// already spent its own budget on each failed fetch; this bounded outer
+// retry only covers a partial outage that the store's breaker did not see
+// as one (docs/adr-tier2.md, "Retries and the breaker, end to end"). It
+// logs the events: retry_queued before each retry, retry_unavailable when
+// a breaker is open or the backend throttles (no retry: the store already
+// waited the backend's retry-after on each of its attempts; the reader
+// gets the error now and may try again later), and retry_failed when the
+// retries are spent.
 func (c *Coordinator) fetchWithRetry(ctx context.Context, k types.SegmentKey, exp tier1.Expected) error {
 	delay := c.cfg.HydrateRetryDelay
 	for attempt := 1; ; attempt++ {
@@ -26,7 +29,7 @@ func (c *Coordinator) fetchWithRetry(ctx context.Context, k types.SegmentKey, ex
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, tier2.ErrBreakerOpen):
+		case errors.Is(err, tier2.ErrBreakerOpen), errors.Is(err, pluginapi.ErrThrottled):
 			c.log.Warn("tier1_hydration_retry_unavailable", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment),
 				"attempt", attempt, "error", err)
 			return err

@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // TestPluginKilledMidUpload runs the tiers against the fs backend as a
@@ -38,8 +39,8 @@ func TestPluginKilledMidUpload(t *testing.T) {
 	out, err := exec.Command("go", "build", "-o", pluginBin, "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	sup, err := pluginapi.NewSupervisor(ctx, pluginapi.SupervisorConfig{
-		Launch: pluginapi.LaunchConfig{Path: pluginBin, Logger: hclog.NewNullLogger(), StartTimeout: 10 * time.Second,
+	sup, err := pluginhost.NewSupervisor(ctx, pluginhost.SupervisorConfig{
+		Launch: pluginhost.LaunchConfig{Path: pluginBin, Logger: hclog.NewNullLogger(), StartTimeout: 10 * time.Second,
 			Configure: pluginapi.ConfigureRequest{Config: map[string]string{"root": root}, StagingDir: dir}},
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond,
 		BreakerThreshold: 1_000_000, Logger: hclog.NewNullLogger(),

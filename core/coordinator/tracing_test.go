@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 	fsbackend "github.com/aof2/aof2/plugins/fs"
 )
 
@@ -91,7 +92,7 @@ func TestTracingTiering(t *testing.T) {
 	spans := spanSet{exp}
 
 	dir, root := t.TempDir(), t.TempDir()
-	ip, err := pluginapi.ServeInProcess(fsbackend.New(), hclog.NewNullLogger())
+	ip, err := pluginhost.ServeInProcess(fsbackend.New(), hclog.NewNullLogger())
 	require.NoError(t, err)
 	defer func() { _ = ip.Close() }()
 	info, _, err := ip.Setup(ctx, pluginapi.ConfigureRequest{Config: map[string]string{"root": root}, StagingDir: dir})

@@ -33,12 +33,16 @@
 //     to one object version, which counts the bytes it fetched.
 //   - Failures are classified once: throttling (honouring retry-after),
 //     unavailability, plugin crashes and attempt timeouts are retried
-//     with exponential backoff and full jitter; a circuit breaker
-//     (closed → open → half-open) stops hammering a failing backend and
-//     its state (Health, HealthChanged) tells the coordinator that tier 2
-//     is down, so local copies stay and writers eventually see
-//     WouldBlock(Admission); a semaphore bounds the requests in flight;
-//     every call takes a context and stops promptly when it ends.
+//     with exponential backoff and full jitter, here and nowhere else
+//     (the plugins' SDKs try once and the supervisor never re-issues a
+//     call; docs/adr-tier2.md, "Retries and the breaker, end to end");
+//     a circuit breaker (closed → open → half-open) stops hammering a
+//     failing backend and its state (Health, HealthChanged) tells the
+//     coordinator that tier 2 is down, so local copies stay and writers
+//     eventually see WouldBlock(Admission); ErrBreakerOpen also matches
+//     the plugin supervisor's open breaker; a semaphore bounds the
+//     requests in flight; every call takes a context and stops promptly
+//     when it ends.
 //   - Prometheus metrics (aof_tier2_*) and the hclog events of SPEC §10
 //     (tier2_upload_success|failed, tier2_fetch_success|failed,
 //     tier2_delete_success|failed) come from here.
@@ -55,6 +59,6 @@
 //	listing, err := st.ListStream(ctx, stream) // reconciliation
 //	err = st.DeleteSegment(ctx, stream, segment) // retention
 //
-// The store does not own the backend (a pluginapi.Supervisor, an
+// The store does not own the backend (a pluginapi/host Supervisor, an
 // in-process backend, or a test fake) and starts no goroutines.
 package tier2

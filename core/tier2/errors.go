@@ -7,6 +7,7 @@ import (
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // Sentinels. Every error this package returns wraps one of these or a
@@ -21,10 +22,13 @@ var (
 	// unverified is returned. It also matches pluginapi.ErrChecksum and
 	// types.ErrCorrupt.
 	ErrChecksum = errors.New("tier2: checksum mismatch")
-	// ErrBreakerOpen: the circuit breaker is open after repeated backend
-	// failures; the call failed fast without reaching the backend. It
-	// also matches pluginapi.ErrUnavailable.
-	ErrBreakerOpen = errors.New("tier2: circuit breaker open")
+	// ErrBreakerOpen: a circuit breaker is open, this store's (after
+	// repeated backend failures) or the plugin supervisor's (after
+	// repeated plugin crashes); the call failed fast without reaching the
+	// backend and the store did not retry it. It is the supervisor's
+	// sentinel itself (pluginapi/host.ErrBreakerOpen), so this one check
+	// covers both breakers, and it also matches pluginapi.ErrUnavailable.
+	ErrBreakerOpen = pluginhost.ErrBreakerOpen
 	// ErrNotStored: a Put was acknowledged but the object is not there
 	// (or not with the bytes sent) when verified afterwards.
 	ErrNotStored = errors.New("tier2: acknowledged upload not found on verification")
@@ -103,7 +107,7 @@ type BreakerOpenError struct {
 }
 
 func (e *BreakerOpenError) Error() string {
-	msg := fmt.Sprintf("%v until %s", ErrBreakerOpen, e.RetryAt.Format(time.RFC3339Nano))
+	msg := fmt.Sprintf("tier2: %v until %s", ErrBreakerOpen, e.RetryAt.Format(time.RFC3339Nano))
 	if e.Last != nil {
 		msg += " (last failure: " + e.Last.Error() + ")"
 	}

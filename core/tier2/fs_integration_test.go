@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 	fsbackend "github.com/aof2/aof2/plugins/fs"
 )
 
@@ -20,7 +21,7 @@ import (
 // process (the plugin's adapter and transport, without the process),
 // with a staging directory for PutFile/GetFile.
 type fsServed struct {
-	ip      *pluginapi.InProcess
+	ip      *pluginhost.InProcess
 	info    pluginapi.Info
 	root    string
 	staging string
@@ -29,7 +30,7 @@ type fsServed struct {
 func serveFS(tb testing.TB) *fsServed {
 	tb.Helper()
 	root, staging := tb.TempDir(), tb.TempDir()
-	ip, err := pluginapi.ServeInProcess(fsbackend.New(), hclog.NewNullLogger())
+	ip, err := pluginhost.ServeInProcess(fsbackend.New(), hclog.NewNullLogger())
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = ip.Close() })
 	info, _, err := ip.Setup(context.Background(), pluginapi.ConfigureRequest{Config: map[string]string{"root": root}, StagingDir: staging})

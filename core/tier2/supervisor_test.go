@@ -15,6 +15,7 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 var (
@@ -54,8 +55,8 @@ func TestPluginProcessCrashMidCall(t *testing.T) {
 	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.Crash, Ops: []fake.Op{fake.OpPut}, AfterBytes: 1 << 20}}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sup, err := pluginapi.NewSupervisor(ctx, pluginapi.SupervisorConfig{
-		Launch: pluginapi.LaunchConfig{Path: fakePlugin(t), DisableAutoMTLS: true, Logger: nullLogger(),
+	sup, err := pluginhost.NewSupervisor(ctx, pluginhost.SupervisorConfig{
+		Launch: pluginhost.LaunchConfig{Path: fakePlugin(t), DisableAutoMTLS: true, Logger: nullLogger(),
 			Configure: pluginapi.ConfigureRequest{Config: map[string]string{"fault_file": faults, "crash_marker": marker}}},
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, PollInterval: 10 * time.Millisecond,
 		Logger: nullLogger(),

@@ -95,7 +95,7 @@ type Tier1 struct {
 }
 
 // Tier2 configures the remote store (tier2.Config) and the backend plugin
-// that serves it (pluginapi.LaunchConfig).
+// that serves it (pluginapi/host.LaunchConfig).
 type Tier2 struct {
 	Enabled          bool
 	Plugin           string
@@ -111,7 +111,7 @@ type Tier2 struct {
 	DisableAutoMTLS  bool
 	StartTimeout     time.Duration
 	// EnvAllow names host variables the plugin inherits on top of
-	// pluginapi.DefaultEnvAllowList (e.g. AWS_PROFILE).
+	// pluginapi/host.DefaultEnvAllowList (e.g. AWS_PROFILE).
 	EnvAllow []string
 	// Settings is handed to the plugin's Configure as is.
 	Settings map[string]string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // PluginPrefix starts every backend plugin binary's name.
@@ -64,25 +65,25 @@ func (c *Config) pluginDir() (string, error) {
 }
 
 // PluginLaunch says how to start and configure the tier-2 plugin. The
-// plugin inherits pluginapi.DefaultEnvAllowList plus tier2.env_allow,
+// plugin inherits pluginhost.DefaultEnvAllowList plus tier2.env_allow,
 // receives tier2.settings, and may read and write files only under
 // data_dir (ConfigureRequest.StagingDir), because the host hands it
 // segment files by path. The host still fills in Logger.
-func (c *Config) PluginLaunch() (pluginapi.LaunchConfig, error) {
+func (c *Config) PluginLaunch() (pluginhost.LaunchConfig, error) {
 	path, err := c.PluginPath()
 	if err != nil {
-		return pluginapi.LaunchConfig{}, err
+		return pluginhost.LaunchConfig{}, err
 	}
 	// Load made data_dir and the fs root absolute: the plugin refuses
 	// relative paths.
 	settings := maps.Clone(c.Tier2.Settings)
-	allow := slices.Clone(pluginapi.DefaultEnvAllowList)
+	allow := slices.Clone(pluginhost.DefaultEnvAllowList)
 	for _, n := range c.Tier2.EnvAllow {
 		if !slices.Contains(allow, n) {
 			allow = append(allow, n)
 		}
 	}
-	return pluginapi.LaunchConfig{
+	return pluginhost.LaunchConfig{
 		Name:            c.Tier2.Plugin,
 		Path:            path,
 		SHA256:          strings.ToLower(c.Tier2.SHA256),

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 func loadWithPlugins(t *testing.T, exe string, env map[string]string, args ...string) (*Config, error) {
@@ -83,7 +84,7 @@ func TestPluginLaunch(t *testing.T) {
 	require.Equal(t, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", l.SHA256)
 	require.True(t, l.DisableAutoMTLS)
 	require.Equal(t, "3s", l.StartTimeout.String())
-	require.Equal(t, append(append([]string{}, pluginapi.DefaultEnvAllowList...), "AWS_PROFILE"), l.EnvAllowList)
+	require.Equal(t, append(append([]string{}, pluginhost.DefaultEnvAllowList...), "AWS_PROFILE"), l.EnvAllowList)
 	require.Equal(t, map[string]string{"bucket": "b"}, l.Configure.Config)
 	require.Equal(t, "/srv/aof2", l.Configure.StagingDir)
 

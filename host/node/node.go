@@ -22,7 +22,7 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/host/dump"
-	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // Options configure a Node. Registerer and Logger are filled into the
@@ -32,8 +32,8 @@ type Options struct {
 	Core        core.Config
 	Coordinator coordinator.Config
 	// Plugin launches the tier-2 backend; nil runs without a tier 2.
-	Plugin     *pluginapi.LaunchConfig
-	Supervisor pluginapi.SupervisorConfig // Launch is taken from Plugin
+	Plugin     *pluginhost.LaunchConfig
+	Supervisor pluginhost.SupervisorConfig // Launch is taken from Plugin
 	Tier2      tier2.Config
 	Registerer prometheus.Registerer
 	Logger     hclog.Logger
@@ -48,7 +48,7 @@ type Node struct {
 	mu struct {
 		sync.Mutex
 		lock   *dirLock
-		sup    *pluginapi.Supervisor
+		sup    *pluginhost.Supervisor
 		remote *tier2.Store
 		coord  *coordinator.Coordinator
 		store  *core.Store
@@ -97,7 +97,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		sc.Launch.Logger = orLog(sc.Launch.Logger, n.log.Named("plugin"))
 		sc.Registerer = or(sc.Registerer, o.Registerer)
 		sc.Logger = orLog(sc.Logger, n.log.Named("supervisor"))
-		if n.mu.sup, err = pluginapi.NewSupervisor(ctx, sc); err != nil {
+		if n.mu.sup, err = pluginhost.NewSupervisor(ctx, sc); err != nil {
 			return fmt.Errorf("start tier-2 plugin: %w", err)
 		}
 		tc := o.Tier2
@@ -152,7 +152,7 @@ func (n *Node) Coordinator() *coordinator.Coordinator {
 }
 
 // Supervisor is the tier-2 plugin's supervisor (nil without tier 2).
-func (n *Node) Supervisor() *pluginapi.Supervisor {
+func (n *Node) Supervisor() *pluginhost.Supervisor {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.mu.sup

@@ -19,6 +19,7 @@ import (
 	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/host/dump"
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 func buildFSPlugin(t *testing.T) string {
@@ -34,7 +35,7 @@ func testOptions(dir, bin string, reg prometheus.Registerer) Options {
 		DataDir:     dir,
 		Core:        core.Config{SegmentSize: segment.MinCapacity},
 		Coordinator: coordinator.Config{ScanInterval: 10 * time.Millisecond, Tier0: tier0.Config{MaxBytes: 4 * segment.MinCapacity, Policy: tier0.PolicyTier2}},
-		Plugin: &pluginapi.LaunchConfig{Path: bin, StartTimeout: 10 * time.Second, Logger: hclog.NewNullLogger(),
+		Plugin: &pluginhost.LaunchConfig{Path: bin, StartTimeout: 10 * time.Second, Logger: hclog.NewNullLogger(),
 			Configure: pluginapi.ConfigureRequest{Config: map[string]string{"root": filepath.Join(dir, "tier2")}, StagingDir: dir}},
 		Registerer: reg,
 	}

@@ -99,7 +99,7 @@ func (b *Backend) Configure(ctx context.Context, req pluginapi.ConfigureRequest)
 	if st.concurrency, err = s.Int("concurrency", 4, 1, 64); err != nil {
 		return pluginapi.ConfigureResult{}, err
 	}
-	attempts, err := s.Int("max_attempts", 3, 1, 20)
+	attempts, err := s.MaxAttempts()
 	if err != nil {
 		return pluginapi.ConfigureResult{}, err
 	}

@@ -1,6 +1,7 @@
 package azure_test
 
 import (
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +14,16 @@ import (
 // wrongKey is a valid base64 key that is not the account's.
 const wrongKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
 
+func azureError(status int, code, msg string, header map[string]string) cloudtest.Action {
+	h := map[string]string{"x-ms-error-code": code, "Content-Type": "application/xml"}
+	maps.Copy(h, header)
+	return cloudtest.Respond(status, h, `<?xml version="1.0" encoding="utf-8"?><Error><Code>`+code+`</Code><Message>`+msg+`</Message></Error>`)
+}
+
+func throttle(status int, after string) cloudtest.Action {
+	return azureError(status, "ServerBusy", "The server is busy.", map[string]string{"Retry-After": after})
+}
+
 func rig(t *testing.T) *cloudtest.Rig {
 	s := localServer(t)
 	container := s.container(t)
@@ -24,11 +35,8 @@ func rig(t *testing.T) *cloudtest.Rig {
 		Config: func(ep string) map[string]string {
 			return map[string]string{"container": container, "connection_string": strings.Replace(s.conn, endpoint, ep+"/devstoreaccount1", 1)}
 		},
-		New: func() pluginapi.Backend { return azure.New() },
-		Throttle: func(status int, after string) cloudtest.Action {
-			return cloudtest.Respond(status, map[string]string{"Retry-After": after, "x-ms-error-code": "ServerBusy", "Content-Type": "application/xml"},
-				`<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>The server is busy.</Message></Error>`)
-		},
+		New:      func() pluginapi.Backend { return azure.New() },
+		Throttle: throttle,
 		Download: cloudtest.All(cloudtest.Method(http.MethodGet), cloudtest.Path("/"+container+"/")),
 		Parts:    map[string]string{"block_size": "8MiB"},
 	}
@@ -53,3 +61,15 @@ func TestFaults(t *testing.T) {
 
 // TestBlocks exercises 64 MiB objects in 8 MiB blocks.
 func TestBlocks(t *testing.T) { cloudtest.RunLarge(t, rig(t)) }
+
+// TestOneRequestPerCall: the SDK sends each request once; tier 2 retries.
+func TestOneRequestPerCall(t *testing.T) {
+	cloudtest.RunOneRequestPerCall(t, cloudtest.Failing{
+		New: func() pluginapi.Backend { return azure.New() },
+		Config: func(endpoint string) map[string]string {
+			return map[string]string{"container": "c", "account": "devstoreaccount1", "endpoint": endpoint + "/devstoreaccount1", "account_key": wrongKey}
+		},
+		ServerError: azureError(http.StatusInternalServerError, "InternalError", "The server encountered an internal error.", nil),
+		Throttle:    throttle,
+	})
+}

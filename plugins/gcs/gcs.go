@@ -101,7 +101,7 @@ func (b *Backend) Configure(ctx context.Context, req pluginapi.ConfigureRequest)
 		return pluginapi.ConfigureResult{}, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting \"chunk_size\" must be a multiple of 256 KiB")
 	}
 	st.chunkSize = int(chunk)
-	attempts, err := s.Int("max_attempts", 3, 1, 20)
+	attempts, err := s.MaxAttempts()
 	if err != nil {
 		return pluginapi.ConfigureResult{}, err
 	}

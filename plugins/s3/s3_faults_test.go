@@ -3,6 +3,7 @@ package s3_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"testing"
 
@@ -14,21 +15,28 @@ import (
 	"github.com/aof2/aof2/plugins/s3"
 )
 
+func s3Error(status int, code, msg string, header map[string]string) cloudtest.Action {
+	h := map[string]string{"Content-Type": "application/xml"}
+	maps.Copy(h, header)
+	return cloudtest.Respond(status, h, fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, msg))
+}
+
+func throttle(status int, after string) cloudtest.Action {
+	code := "SlowDown"
+	if status == http.StatusTooManyRequests {
+		code = "TooManyRequests"
+	}
+	return s3Error(status, code, "Please reduce your request rate.", map[string]string{"Retry-After": after})
+}
+
 func rig(t *testing.T) *cloudtest.Rig {
 	s := localServer(t)
 	bucket := s.bucket(t)
 	return &cloudtest.Rig{
-		Endpoint: s.endpoint,
-		Config:   func(endpoint string) map[string]string { return s.config(bucket, endpoint) },
-		New:      func() pluginapi.Backend { return s3.New() },
-		Throttle: func(status int, after string) cloudtest.Action {
-			code := "SlowDown"
-			if status == http.StatusTooManyRequests {
-				code = "TooManyRequests"
-			}
-			return cloudtest.Respond(status, map[string]string{"Retry-After": after, "Content-Type": "application/xml"},
-				fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>Please reduce your request rate.</Message></Error>`, code))
-		},
+		Endpoint:       s.endpoint,
+		Config:         func(endpoint string) map[string]string { return s.config(bucket, endpoint) },
+		New:            func() pluginapi.Backend { return s3.New() },
+		Throttle:       throttle,
 		BadCredentials: map[string]string{"secret_access_key": "not-the-secret"},
 		Download:       cloudtest.All(cloudtest.Method(http.MethodGet), cloudtest.Path("/"+bucket+"/")),
 		Parts:          map[string]string{"part_size": "8MiB", "multipart_threshold": "8MiB"},
@@ -49,3 +57,15 @@ func TestFaults(t *testing.T) { cloudtest.RunFaults(t, rig(t)) }
 
 // TestMultipart exercises 64 MiB objects in 8 MiB parts.
 func TestMultipart(t *testing.T) { cloudtest.RunLarge(t, rig(t)) }
+
+// TestOneRequestPerCall: the SDK sends each request once; tier 2 retries.
+func TestOneRequestPerCall(t *testing.T) {
+	cloudtest.RunOneRequestPerCall(t, cloudtest.Failing{
+		New: func() pluginapi.Backend { return s3.New() },
+		Config: func(endpoint string) map[string]string {
+			return map[string]string{"bucket": "b", "endpoint": endpoint, "path_style": "true", "access_key_id": "id", "secret_access_key": "made-up"}
+		},
+		ServerError: s3Error(http.StatusInternalServerError, "InternalError", "We encountered an internal error.", nil),
+		Throttle:    throttle,
+	})
+}

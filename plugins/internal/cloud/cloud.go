@@ -110,6 +110,21 @@ func (s Settings) Size(name string, def, lo, hi int64) (int64, error) {
 	return n * mult, nil
 }
 
+// DefaultMaxAttempts is how many times a plugin's SDK sends one request
+// unless the max_attempts setting says otherwise: once. The host's
+// core/tier2 owns retries (backoff with jitter, the backend's retry-after,
+// a circuit breaker, one bounded budget per operation: docs/adr-tier2.md);
+// an SDK that retried as well would multiply each of those attempts, spend
+// its own backoff inside one of them, and hide the failures from the
+// breaker until it gave up.
+const DefaultMaxAttempts = 1
+
+// MaxAttempts parses the max_attempts setting: the SDK's tries per
+// request, the first included (DefaultMaxAttempts when unset, at most 20).
+func (s Settings) MaxAttempts() (int, error) {
+	return s.Int("max_attempts", DefaultMaxAttempts, 1, 20)
+}
+
 // Int parses an integer setting in [lo, hi] (def when unset).
 func (s Settings) Int(name string, def, lo, hi int) (int, error) {
 	v, ok := s.m[name]

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aof2/aof2/pluginapi"
+	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 // BenchSize is the object size of the PutFile/GetFile benchmarks.
@@ -40,7 +41,7 @@ func RunBench(b *testing.B, binary string, config map[string]string, sdk SDK) {
 	req := pluginapi.PutRequest{Key: "bench/segment", Size: BenchSize, CRC64: pluginapi.CRC64(data)}
 	const sdkKey = "bench/sdk-segment"
 	dst := filepath.Join(dir, "hydrated")
-	p, err := pluginapi.Launch(b.Context(), pluginapi.LaunchConfig{
+	p, err := pluginhost.Launch(b.Context(), pluginhost.LaunchConfig{
 		Path: binary, Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn}),
 		Configure: pluginapi.ConfigureRequest{Config: config, StagingDir: dir},
 	})

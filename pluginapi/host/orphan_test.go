@@ -1,4 +1,4 @@
-package pluginapi_test
+package host_test
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/pluginapi"
+	"github.com/aof2/aof2/pluginapi/host"
 )
 
 // TestHelperHost is not a test: TestPluginExitsWhenHostDies runs the test
@@ -28,7 +29,7 @@ func TestHelperHost(t *testing.T) {
 	plugin := os.Getenv("AOF2_HELPER_PLUGIN")
 	switch mode {
 	case "launch": // the host path: Pdeathsig set by Launch
-		p, err := pluginapi.Launch(context.Background(), pluginapi.LaunchConfig{Path: plugin, Args: []string{"ok"}, Logger: quietLogger()})
+		p, err := host.Launch(context.Background(), host.LaunchConfig{Path: plugin, Args: []string{"ok"}, Logger: quietLogger()})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)

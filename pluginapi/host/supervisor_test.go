@@ -1,4 +1,4 @@
-package pluginapi_test
+package host_test
 
 import (
 	"bytes"
@@ -16,20 +16,21 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/pluginapi"
+	"github.com/aof2/aof2/pluginapi/host"
 )
 
-func supervise(t *testing.T, path string, cfg map[string]string, mutate func(*pluginapi.SupervisorConfig)) (*pluginapi.Supervisor, *prometheus.Registry) {
+func supervise(t *testing.T, path string, cfg map[string]string, mutate func(*host.SupervisorConfig)) (*host.Supervisor, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	sc := pluginapi.SupervisorConfig{
-		Launch:     pluginapi.LaunchConfig{Path: path, Logger: quietLogger(), StartTimeout: 5 * time.Second, Configure: pluginapi.ConfigureRequest{Config: cfg}},
+	sc := host.SupervisorConfig{
+		Launch:     host.LaunchConfig{Path: path, Logger: quietLogger(), StartTimeout: 5 * time.Second, Configure: pluginapi.ConfigureRequest{Config: cfg}},
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		PollInterval: 10 * time.Millisecond, Registerer: reg, Logger: quietLogger(),
 	}
 	if mutate != nil {
 		mutate(&sc)
 	}
-	s, err := pluginapi.NewSupervisor(t.Context(), sc)
+	s, err := host.NewSupervisor(t.Context(), sc)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return s, reg
@@ -165,15 +166,18 @@ func TestSupervisorFakeCrashMidStream(t *testing.T) {
 	require.Equal(t, 2, s.Restarts())
 }
 
-// A backend's own Unavailable (a 5xx) is not a crash: no restart.
+// A backend's own Unavailable (a 5xx) is not a crash: no restart, and the
+// supervisor hands the error back without re-issuing the call.
 func TestSupervisorBackendUnavailableIsNotACrash(t *testing.T) {
 	dir := t.TempDir()
 	faults := filepath.Join(dir, "faults.json")
 	s, _ := supervise(t, bin(t, "aof2-plugin-fake"), map[string]string{"fault_file": faults}, nil)
-	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.ServerError}, {Mode: fake.Throttle, RetryAfter: 1500 * time.Millisecond}}))
+	// One injection only: a re-issued Head would pass and say NotFound.
+	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.ServerError, Count: 1}}))
 	_, err := s.Head(t.Context(), "k")
 	require.ErrorIs(t, err, pluginapi.ErrUnavailable)
 	require.NotErrorIs(t, err, pluginapi.ErrPluginCrashed)
+	require.NotErrorIs(t, err, host.ErrBreakerOpen)
 	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.Throttle, RetryAfter: 1500 * time.Millisecond}}))
 	_, err = s.Head(t.Context(), "k")
 	require.ErrorIs(t, err, pluginapi.ErrThrottled)
@@ -193,7 +197,7 @@ func TestSupervisorBreaker(t *testing.T) {
 	dir := t.TempDir()
 	faults := filepath.Join(dir, "faults.json")
 	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.Crash, Ops: []fake.Op{fake.OpPut}}}))
-	s, _ := supervise(t, bin(t, "aof2-plugin-fake"), map[string]string{"fault_file": faults}, func(c *pluginapi.SupervisorConfig) {
+	s, _ := supervise(t, bin(t, "aof2-plugin-fake"), map[string]string{"fault_file": faults}, func(c *host.SupervisorConfig) {
 		c.BreakerThreshold, c.BreakerWindow, c.BreakerCooldown = 2, time.Minute, 3*time.Second
 	})
 	ctx := t.Context()
@@ -208,10 +212,16 @@ func TestSupervisorBreaker(t *testing.T) {
 	var last error
 	require.Eventually(t, func() bool {
 		_, last = s.Head(ctx, "k")
-		return errors.Is(last, pluginapi.ErrUnavailable) && !errors.Is(last, pluginapi.ErrPluginCrashed)
+		return errors.Is(last, host.ErrBreakerOpen)
 	}, 2*time.Second, 10*time.Millisecond, "last error: %v", last)
 	_, err = s.Head(ctx, "k")
-	require.ErrorContains(t, err, "circuit breaker open")
+	require.ErrorIs(t, err, host.ErrBreakerOpen)
+	require.ErrorIs(t, err, pluginapi.ErrUnavailable, "an open breaker is also plain unavailability")
+	require.NotErrorIs(t, err, pluginapi.ErrPluginCrashed)
+	var boe *host.BreakerOpenError
+	require.ErrorAs(t, err, &boe)
+	require.Equal(t, "aof2-plugin-fake", boe.Plugin)
+	require.WithinDuration(t, time.Now().Add(3*time.Second), boe.Until, 3*time.Second)
 	require.NoError(t, fake.WriteFaultFile(faults, nil))
 	require.Eventually(t, func() bool { return s.WaitReady(ctx) == nil && s.Current() != nil }, 15*time.Second, 50*time.Millisecond)
 	_, err = s.Put(ctx, req, bytes.NewReader(data))
@@ -243,7 +253,7 @@ func TestSupervisorCloseDrains(t *testing.T) {
 	default:
 	}
 	_, err := s.Head(ctx, "k")
-	require.ErrorIs(t, err, pluginapi.ErrSupervisorClosed)
+	require.ErrorIs(t, err, host.ErrSupervisorClosed)
 	close(release)
 	require.NoError(t, <-done, "the in-flight Put must complete during the drain")
 	require.NoError(t, <-closed)

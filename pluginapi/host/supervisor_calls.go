@@ -1,4 +1,4 @@
-package pluginapi
+package host
 
 import (
 	"context"
@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/aof2/aof2/pluginapi"
 )
 
-var _ Backend = (*Supervisor)(nil)
+var _ pluginapi.Backend = (*Supervisor)(nil)
 
 // errPluginDied is the cancellation cause of calls whose process died.
 var errPluginDied = errors.New("plugin process died")
@@ -20,12 +22,12 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 		s.mu.Lock()
 		if s.mu.closing {
 			s.mu.Unlock()
-			return nil, &Error{Code: CodeUnavailable, Message: ErrSupervisorClosed.Error(), Err: ErrSupervisorClosed}
+			return nil, &pluginapi.Error{Code: pluginapi.CodeUnavailable, Message: ErrSupervisorClosed.Error(), Err: ErrSupervisorClosed}
 		}
 		if until := s.mu.breakerUntil; time.Now().Before(until) {
 			last := s.mu.lastErr
 			s.mu.Unlock()
-			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("plugin %q circuit breaker open until %s (last error: %v)", s.name, until.Format(time.RFC3339), last)}
+			return nil, &BreakerOpenError{Plugin: s.name, Until: until, Last: last}
 		}
 		if in := s.mu.cur; in != nil && !in.p.Exited() {
 			in.inflight.Add(1)
@@ -37,7 +39,7 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return nil, &Error{Code: CodePluginCrashed, Message: "waiting for the plugin to be relaunched", Err: ctx.Err()}
+			return nil, &pluginapi.Error{Code: pluginapi.CodePluginCrashed, Message: "waiting for the plugin to be relaunched", Err: ctx.Err()}
 		}
 	}
 }
@@ -65,8 +67,9 @@ func (s *Supervisor) crashed(ctx context.Context, in *instance, err error) bool 
 	}
 	// A dying process shows up as a cancelled call (bind), or as
 	// Unavailable without the ErrorInfo a backend's own Unavailable has.
-	transport := errors.Is(err, errPluginDied) || CodeOf(err) == CodeCanceled ||
-		(CodeOf(err) == CodeUnavailable && !hasReason(err))
+	code := pluginapi.CodeOf(err)
+	transport := errors.Is(err, errPluginDied) || code == pluginapi.CodeCanceled ||
+		(code == pluginapi.CodeUnavailable && !hasReason(err))
 	if !transport {
 		return false
 	}
@@ -79,12 +82,12 @@ func (s *Supervisor) crashed(ctx context.Context, in *instance, err error) bool 
 }
 
 func hasReason(err error) bool {
-	var e *Error
+	var e *pluginapi.Error
 	return errors.As(err, &e) && e.Reason != ""
 }
 
 func (s *Supervisor) crashError(in *instance, op string, err error) error {
-	return &Error{Code: CodePluginCrashed, Message: fmt.Sprintf("%s: plugin %q (pid %d) died during the call", op, s.name, in.p.Pid()), Err: err}
+	return &pluginapi.Error{Code: pluginapi.CodePluginCrashed, Message: fmt.Sprintf("%s: plugin %q (pid %d) died during the call", op, s.name, in.p.Pid()), Err: err}
 }
 
 // call runs fn on a live instance, turning a death mid-call into
@@ -104,13 +107,13 @@ func (s *Supervisor) call(ctx context.Context, op string, fn func(context.Contex
 	return err
 }
 
-func (s *Supervisor) Info(ctx context.Context) (info Info, err error) {
+func (s *Supervisor) Info(ctx context.Context) (info pluginapi.Info, err error) {
 	err = s.call(ctx, "GetInfo", func(ctx context.Context, p *Plugin) error { info, err = p.Client.Info(ctx); return err })
 	return info, err
 }
 
 // Configure reconfigures the running plugin and every later relaunch.
-func (s *Supervisor) Configure(ctx context.Context, req ConfigureRequest) (res ConfigureResult, err error) {
+func (s *Supervisor) Configure(ctx context.Context, req pluginapi.ConfigureRequest) (res pluginapi.ConfigureResult, err error) {
 	err = s.call(ctx, "Configure", func(ctx context.Context, p *Plugin) error { res, err = p.Client.Configure(ctx, req); return err })
 	if err == nil {
 		s.mu.Lock()
@@ -120,31 +123,31 @@ func (s *Supervisor) Configure(ctx context.Context, req ConfigureRequest) (res C
 	return res, err
 }
 
-func (s *Supervisor) Probe(ctx context.Context, req ProbeRequest) error {
+func (s *Supervisor) Probe(ctx context.Context, req pluginapi.ProbeRequest) error {
 	return s.call(ctx, "Probe", func(ctx context.Context, p *Plugin) error { return p.Client.Probe(ctx, req) })
 }
 
-func (s *Supervisor) Put(ctx context.Context, req PutRequest, body io.Reader) (info ObjectInfo, err error) {
+func (s *Supervisor) Put(ctx context.Context, req pluginapi.PutRequest, body io.Reader) (info pluginapi.ObjectInfo, err error) {
 	err = s.call(ctx, "Put", func(ctx context.Context, p *Plugin) error { info, err = p.Client.Put(ctx, req, body); return err })
 	return info, err
 }
 
-func (s *Supervisor) PutFile(ctx context.Context, req PutRequest, path string) (info ObjectInfo, err error) {
+func (s *Supervisor) PutFile(ctx context.Context, req pluginapi.PutRequest, path string) (info pluginapi.ObjectInfo, err error) {
 	err = s.call(ctx, "PutFile", func(ctx context.Context, p *Plugin) error { info, err = p.Client.PutFile(ctx, req, path); return err })
 	return info, err
 }
 
-func (s *Supervisor) GetFile(ctx context.Context, req GetRequest, path string) (rng ObjectRange, err error) {
+func (s *Supervisor) GetFile(ctx context.Context, req pluginapi.GetRequest, path string) (rng pluginapi.ObjectRange, err error) {
 	err = s.call(ctx, "GetFile", func(ctx context.Context, p *Plugin) error { rng, err = p.Client.GetFile(ctx, req, path); return err })
 	return rng, err
 }
 
-func (s *Supervisor) Head(ctx context.Context, key string) (info ObjectInfo, err error) {
+func (s *Supervisor) Head(ctx context.Context, key string) (info pluginapi.ObjectInfo, err error) {
 	err = s.call(ctx, "Head", func(ctx context.Context, p *Plugin) error { info, err = p.Client.Head(ctx, key); return err })
 	return info, err
 }
 
-func (s *Supervisor) List(ctx context.Context, req ListRequest, page func([]ObjectInfo) error) error {
+func (s *Supervisor) List(ctx context.Context, req pluginapi.ListRequest, page func([]pluginapi.ObjectInfo) error) error {
 	return s.call(ctx, "List", func(ctx context.Context, p *Plugin) error { return p.Client.List(ctx, req, page) })
 }
 
@@ -154,10 +157,10 @@ func (s *Supervisor) Delete(ctx context.Context, key string) error {
 
 // Get keeps the call in flight until the reader is closed, so Close drains
 // open downloads too.
-func (s *Supervisor) Get(ctx context.Context, req GetRequest) (ObjectRange, io.ReadCloser, error) {
+func (s *Supervisor) Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.ObjectRange, io.ReadCloser, error) {
 	in, err := s.acquire(ctx)
 	if err != nil {
-		return ObjectRange{}, nil, err
+		return pluginapi.ObjectRange{}, nil, err
 	}
 	cctx, stop := bind(ctx, in)
 	rng, rc, err := in.p.Client.Get(cctx, req)

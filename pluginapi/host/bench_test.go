@@ -1,4 +1,4 @@
-package pluginapi_test
+package host_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/pluginapi"
+	"github.com/aof2/aof2/pluginapi/host"
 	"github.com/aof2/aof2/pluginapi/internal/sink"
 	"github.com/aof2/aof2/plugins/fs"
 )
@@ -18,7 +19,7 @@ import (
 // Throughput of the plugin boundary. Results depend on the machine and on
 // whatever else runs on it; docs/adr-plugin-transport.md records a run.
 //
-//	go test -run '^$' -bench . -benchtime 20x ./pluginapi/
+//	go test -run '^$' -bench . -benchtime 20x ./pluginapi/host/
 
 const benchObject = 64 << 20
 
@@ -33,7 +34,7 @@ func directTarget(newBackend func(b *testing.B) pluginapi.Backend) benchTarget {
 
 func grpcTarget(newBackend func(b *testing.B) pluginapi.Backend, cfg func(b *testing.B) map[string]string) benchTarget {
 	return benchTarget{"inprocess-grpc", func(b *testing.B, chunk uint32) pluginapi.Backend {
-		ip, err := pluginapi.ServeInProcess(newBackend(b), nil)
+		ip, err := host.ServeInProcess(newBackend(b), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -47,7 +48,7 @@ func grpcTarget(newBackend func(b *testing.B) pluginapi.Backend, cfg func(b *tes
 
 func pluginTarget(name string, mtls bool, binary string, cfg func(b *testing.B) map[string]string, args ...string) benchTarget {
 	return benchTarget{name, func(b *testing.B, chunk uint32) pluginapi.Backend {
-		p, err := pluginapi.Launch(b.Context(), pluginapi.LaunchConfig{
+		p, err := host.Launch(b.Context(), host.LaunchConfig{
 			Path: bin(b, binary), Args: args, DisableAutoMTLS: !mtls, Logger: quietLogger(),
 			Configure: pluginapi.ConfigureRequest{ChunkSize: chunk, Config: cfg(b)},
 		})

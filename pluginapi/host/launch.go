@@ -1,4 +1,4 @@
-package pluginapi
+package host
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // DefaultStartTimeout bounds a plugin's handshake.
@@ -47,7 +49,7 @@ type LaunchConfig struct {
 	// log lines (default: hclog's default logger).
 	Logger hclog.Logger
 	// Configure is sent to the plugin after the contract check.
-	Configure ConfigureRequest
+	Configure pluginapi.ConfigureRequest
 	// ProbeWriteKey, when set, makes the start-up Probe write, read back and
 	// delete this key.
 	ProbeWriteKey string
@@ -72,10 +74,10 @@ func (c *LaunchConfig) name() string {
 
 // Plugin is a started, configured and probed backend plugin.
 type Plugin struct {
-	*Client
+	*pluginapi.Client
 	// Advertised is what GetInfo returned at launch; ChunkSize the
 	// negotiated size.
-	Advertised Info
+	Advertised pluginapi.Info
 	ChunkSize  uint32
 
 	gp   *plugin.Client
@@ -138,14 +140,14 @@ func clientConfig(ctx context.Context, cfg LaunchConfig, logger hclog.Logger, st
 		timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
 	}
 	gcfg := &plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
+		HandshakeConfig:  pluginapi.Handshake,
 		VersionedPlugins: hostPluginSets(),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         !cfg.DisableAutoMTLS,
 		StartTimeout:     timeout,
 		Logger:           logger,
 		Stderr:           stderr,
-		GRPCDialOptions:  DialOptions(),
+		GRPCDialOptions:  pluginapi.DialOptions(),
 		SkipHostEnv:      true,
 	}
 	if cfg.Path == "" {
@@ -158,7 +160,7 @@ func clientConfig(ctx context.Context, cfg LaunchConfig, logger hclog.Logger, st
 	if cfg.SHA256 != "" {
 		sum, err := hex.DecodeString(cfg.SHA256)
 		if err != nil || len(sum) != sha256.Size {
-			return nil, &Error{Code: CodeInvalidConfig, Message: fmt.Sprintf("plugin %q: sha256 pin is not 64 hex digits", cfg.name())}
+			return nil, &pluginapi.Error{Code: pluginapi.CodeInvalidConfig, Message: fmt.Sprintf("plugin %q: sha256 pin is not 64 hex digits", cfg.name())}
 		}
 		gcfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
@@ -193,18 +195,23 @@ func handshake(gp *plugin.Client, name string, stderr *tailBuffer) (*Plugin, err
 		waitExited(gp, 2*time.Second)
 		return nil, classifyStart(name, err, stderr.String())
 	}
-	if v := gp.NegotiatedVersion(); v != ContractMajor {
-		return nil, &StartError{Plugin: name, Kind: ErrIncompatibleVersion, Detail: fmt.Sprintf("negotiated contract major %d, host speaks %d", v, ContractMajor)}
+	if v := gp.NegotiatedVersion(); v != pluginapi.ContractMajor {
+		return nil, &StartError{Plugin: name, Kind: ErrIncompatibleVersion, Detail: fmt.Sprintf("negotiated contract major %d, host speaks %d", v, pluginapi.ContractMajor)}
 	}
-	raw, err := proto.Dispense(PluginName)
+	raw, err := proto.Dispense(pluginapi.PluginName)
 	if err != nil {
 		return nil, &StartError{Plugin: name, Kind: ErrBadHandshake, Detail: "dispense: " + err.Error(), Stderr: stderr.String()}
 	}
-	client, ok := raw.(*Client)
+	client, ok := raw.(*pluginapi.Client)
 	if !ok {
 		return nil, &StartError{Plugin: name, Kind: ErrBadHandshake, Detail: fmt.Sprintf("dispensed %T", raw)}
 	}
 	return &Plugin{Client: client, gp: gp, name: name}, nil
+}
+
+// hostPluginSets is VersionedPlugins on the host: every major it speaks.
+func hostPluginSets() map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{pluginapi.ContractMajor: {pluginapi.PluginName: &pluginapi.GRPCPlugin{}}}
 }
 
 func waitExited(gp *plugin.Client, limit time.Duration) {
@@ -228,27 +235,27 @@ func (p *Plugin) setUp(ctx context.Context, cfg LaunchConfig) error {
 		return fmt.Errorf("Configure: %w", err)
 	}
 	p.ChunkSize = res.ChunkSize
-	if err := p.Client.Probe(ctx, ProbeRequest{WriteKey: cfg.ProbeWriteKey}); err != nil {
+	if err := p.Client.Probe(ctx, pluginapi.ProbeRequest{WriteKey: cfg.ProbeWriteKey}); err != nil {
 		return fmt.Errorf("Probe: %w", err)
 	}
 	return nil
 }
 
 // CheckInfo verifies that an Info is one the host can work with.
-func CheckInfo(info Info) error {
+func CheckInfo(info pluginapi.Info) error {
 	var problems []string
-	if info.ContractMajor != ContractMajor {
-		problems = append(problems, fmt.Sprintf("contract major %d (host speaks %d)", info.ContractMajor, ContractMajor))
+	if info.ContractMajor != pluginapi.ContractMajor {
+		problems = append(problems, fmt.Sprintf("contract major %d (host speaks %d)", info.ContractMajor, pluginapi.ContractMajor))
 	}
 	if info.Name == "" {
 		problems = append(problems, "empty backend name")
 	}
 	l := info.Limits
-	if l.MaxChunkSize != 0 && l.MaxChunkSize < MinChunkSize {
-		problems = append(problems, fmt.Sprintf("max chunk size %d below the minimum %d", l.MaxChunkSize, MinChunkSize))
+	if l.MaxChunkSize != 0 && l.MaxChunkSize < pluginapi.MinChunkSize {
+		problems = append(problems, fmt.Sprintf("max chunk size %d below the minimum %d", l.MaxChunkSize, pluginapi.MinChunkSize))
 	}
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: GetInfo: %s", ErrContractViolation, strings.Join(problems, "; "))
+	return fmt.Errorf("%w: GetInfo: %s", pluginapi.ErrContractViolation, strings.Join(problems, "; "))
 }

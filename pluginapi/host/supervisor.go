@@ -1,4 +1,4 @@
-package pluginapi
+package host
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // SupervisorConfig tunes a Supervisor. Zero values take the defaults.
@@ -21,8 +23,8 @@ type SupervisorConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// BreakerThreshold crashes (failed launches included) within
 	// BreakerWindow open the breaker for BreakerCooldown: calls fail fast
-	// with ErrUnavailable and no relaunch is tried until it ends
-	// (defaults 5, 1 minute, 1 minute).
+	// with a *BreakerOpenError (ErrBreakerOpen, also ErrUnavailable) and
+	// no relaunch is tried until it ends (defaults 5, 1 minute, 1 minute).
 	BreakerThreshold int
 	BreakerWindow    time.Duration
 	BreakerCooldown  time.Duration
@@ -62,13 +64,47 @@ func (c *SupervisorConfig) defaults() {
 // ErrSupervisorClosed is returned by calls after Close began.
 var ErrSupervisorClosed = errors.New("plugin supervisor is shutting down")
 
+// ErrBreakerOpen means a circuit breaker is open: the call failed fast
+// without reaching the backend. The supervisor returns it (as a
+// *BreakerOpenError) while its plugin keeps crashing; core/tier2's
+// ErrBreakerOpen is this same value, so one errors.Is check covers
+// whichever breaker tripped.
+var ErrBreakerOpen = errors.New("circuit breaker open")
+
+// BreakerOpenError is returned while the supervisor's breaker is open. It
+// matches ErrBreakerOpen and pluginapi.ErrUnavailable.
+type BreakerOpenError struct {
+	Plugin string
+	// Until is when the breaker lets a relaunch be tried again.
+	Until time.Time
+	// Last is the most recent failed relaunch, if any.
+	Last error
+}
+
+func (e *BreakerOpenError) Error() string {
+	msg := fmt.Sprintf("plugin %q: %v until %s after repeated crashes", e.Plugin, ErrBreakerOpen, e.Until.Format(time.RFC3339))
+	if e.Last != nil {
+		msg += " (last error: " + e.Last.Error() + ")"
+	}
+	return msg
+}
+
+func (e *BreakerOpenError) Unwrap() []error {
+	return []error{ErrBreakerOpen, pluginapi.ErrUnavailable}
+}
+
 // Supervisor keeps one plugin process alive and is itself a Backend. It
 // watches go-plugin's Exited() (a crash is a process exit, never inferred
 // from an Unavailable status, which a backend may return for its own
 // reasons), fails the calls in flight on a dead process with the
-// retryable ErrPluginCrashed, relaunches with exponential backoff and
-// jitter, opens a circuit breaker after repeated crashes, and counts
-// restarts. Close drains in-flight calls, then kills the plugin.
+// retryable pluginapi.ErrPluginCrashed, relaunches with exponential
+// backoff and jitter, opens a circuit breaker after repeated crashes, and
+// counts restarts. Close drains in-flight calls, then kills the plugin.
+//
+// It never re-issues a call: each call reaches at most one plugin process
+// once. A call made while the plugin is being relaunched waits for the new
+// process (bounded by its context); replaying a call that a crash cut
+// short is the caller's decision (core/tier2 retries it, idempotently).
 type Supervisor struct {
 	cfg      SupervisorConfig // cfg.Launch.Configure is guarded by mu
 	name     string

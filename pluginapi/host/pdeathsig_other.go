@@ -1,6 +1,6 @@
 //go:build !linux
 
-package pluginapi
+package host
 
 import "os/exec"
 

@@ -1,4 +1,4 @@
-package pluginapi_test
+package host_test
 
 import (
 	"bytes"
@@ -17,19 +17,20 @@ import (
 
 	"github.com/aof2/aof2/conformance"
 	"github.com/aof2/aof2/pluginapi"
+	"github.com/aof2/aof2/pluginapi/host"
 )
 
 func quietLogger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Error, Output: io.Discard})
 }
 
-func launch(t *testing.T, path string, args []string, mutate func(*pluginapi.LaunchConfig)) (*pluginapi.Plugin, error) {
+func launch(t *testing.T, path string, args []string, mutate func(*host.LaunchConfig)) (*host.Plugin, error) {
 	t.Helper()
-	cfg := pluginapi.LaunchConfig{Path: path, Args: args, Logger: quietLogger(), StartTimeout: 5 * time.Second}
+	cfg := host.LaunchConfig{Path: path, Args: args, Logger: quietLogger(), StartTimeout: 5 * time.Second}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	p, err := pluginapi.Launch(t.Context(), cfg)
+	p, err := host.Launch(t.Context(), cfg)
 	if p != nil {
 		t.Cleanup(p.Kill)
 	}
@@ -39,7 +40,7 @@ func launch(t *testing.T, path string, args []string, mutate func(*pluginapi.Lau
 func TestLaunchHandshakeAndRoundTrip(t *testing.T) {
 	for _, mtls := range []bool{true, false} {
 		t.Run(map[bool]string{true: "automtls", false: "plain"}[mtls], func(t *testing.T) {
-			p, err := launch(t, bin(t, "testplugin"), []string{"ok"}, func(c *pluginapi.LaunchConfig) {
+			p, err := launch(t, bin(t, "testplugin"), []string{"ok"}, func(c *host.LaunchConfig) {
 				c.DisableAutoMTLS = !mtls
 				c.Configure.ChunkSize = pluginapi.MinChunkSize
 			})
@@ -71,19 +72,19 @@ func TestLaunchFailuresAreTyped(t *testing.T) {
 		name   string
 		path   string
 		args   []string
-		mutate func(*pluginapi.LaunchConfig)
+		mutate func(*host.LaunchConfig)
 		want   error
 		detail string
 	}{
-		{"stdout before Serve", tp, []string{"stdout"}, nil, pluginapi.ErrBadHandshake, "starting up"},
-		{"wrong cookie", tp, []string{"cookie"}, nil, pluginapi.ErrCookieMismatch, ""},
-		{"unknown contract major", tp, []string{"v2"}, nil, pluginapi.ErrIncompatibleVersion, "Plugin version: 2"},
-		{"hangs at start", tp, []string{"hang"}, func(c *pluginapi.LaunchConfig) { c.StartTimeout = time.Second }, pluginapi.ErrStartTimeout, ""},
-		{"exits at start", tp, []string{"exit"}, nil, pluginapi.ErrExitedAtStart, "giving up at start"},
-		{"not a plugin", tp, []string{"notplugin"}, nil, pluginapi.ErrBadHandshake, "usage"},
-		{"missing binary", filepath.Join(t.TempDir(), "nope"), nil, nil, pluginapi.ErrLaunch, ""},
-		{"not executable", notExec, nil, nil, pluginapi.ErrLaunch, ""},
-		{"sha256 pin mismatch", tp, []string{"ok"}, func(c *pluginapi.LaunchConfig) { c.SHA256 = strings.Repeat("ab", 32) }, pluginapi.ErrBinaryChecksum, ""},
+		{"stdout before Serve", tp, []string{"stdout"}, nil, host.ErrBadHandshake, "starting up"},
+		{"wrong cookie", tp, []string{"cookie"}, nil, host.ErrCookieMismatch, ""},
+		{"unknown contract major", tp, []string{"v2"}, nil, host.ErrIncompatibleVersion, "Plugin version: 2"},
+		{"hangs at start", tp, []string{"hang"}, func(c *host.LaunchConfig) { c.StartTimeout = time.Second }, host.ErrStartTimeout, ""},
+		{"exits at start", tp, []string{"exit"}, nil, host.ErrExitedAtStart, "giving up at start"},
+		{"not a plugin", tp, []string{"notplugin"}, nil, host.ErrBadHandshake, "usage"},
+		{"missing binary", filepath.Join(t.TempDir(), "nope"), nil, nil, host.ErrLaunch, ""},
+		{"not executable", notExec, nil, nil, host.ErrLaunch, ""},
+		{"sha256 pin mismatch", tp, []string{"ok"}, func(c *host.LaunchConfig) { c.SHA256 = strings.Repeat("ab", 32) }, host.ErrBinaryChecksum, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -91,7 +92,7 @@ func TestLaunchFailuresAreTyped(t *testing.T) {
 			_, err := launch(t, c.path, c.args, c.mutate)
 			elapsed := time.Since(start)
 			require.ErrorIs(t, err, c.want)
-			var se *pluginapi.StartError
+			var se *host.StartError
 			require.ErrorAs(t, err, &se)
 			require.Contains(t, err.Error(), filepath.Base(c.path))
 			if c.detail != "" {
@@ -113,7 +114,7 @@ func TestLaunchContractChecks(t *testing.T) {
 	_, err = launch(t, tp, []string{"authfail"}, nil)
 	require.ErrorIs(t, err, pluginapi.ErrAuth)
 	require.Contains(t, err.Error(), "Probe")
-	_, err = launch(t, tp, []string{"ok"}, func(c *pluginapi.LaunchConfig) {
+	_, err = launch(t, tp, []string{"ok"}, func(c *host.LaunchConfig) {
 		c.Configure.Config = map[string]string{"no_such_setting": "x"}
 	})
 	require.ErrorIs(t, err, pluginapi.ErrInvalidConfig)
@@ -125,13 +126,13 @@ func TestLaunchSHA256PinAccepted(t *testing.T) {
 	data, err := os.ReadFile(tp)
 	require.NoError(t, err)
 	sum := sha256.Sum256(data)
-	_, err = launch(t, tp, []string{"ok"}, func(c *pluginapi.LaunchConfig) { c.SHA256 = hex.EncodeToString(sum[:]) })
+	_, err = launch(t, tp, []string{"ok"}, func(c *host.LaunchConfig) { c.SHA256 = hex.EncodeToString(sum[:]) })
 	require.NoError(t, err)
 }
 
 func TestLaunchPassesOnlyAllowListedEnvironment(t *testing.T) {
 	t.Setenv("AOF2_TEST_SECRET", "must-not-leak")
-	p, err := launch(t, bin(t, "testplugin"), []string{"env"}, func(c *pluginapi.LaunchConfig) {
+	p, err := launch(t, bin(t, "testplugin"), []string{"env"}, func(c *host.LaunchConfig) {
 		c.Env = []string{"AOF2_EXPLICIT=1"}
 	})
 	require.NoError(t, err)
@@ -141,7 +142,7 @@ func TestLaunchPassesOnlyAllowListedEnvironment(t *testing.T) {
 	require.NotContains(t, names, "AOF2_TEST_SECRET")
 	for _, n := range names {
 		allowed := n == "AOF2_EXPLICIT" || strings.HasPrefix(n, "PLUGIN_") || n == pluginapi.Handshake.MagicCookieKey
-		for _, a := range pluginapi.DefaultEnvAllowList {
+		for _, a := range host.DefaultEnvAllowList {
 			allowed = allowed || n == a
 		}
 		require.True(t, allowed, "the plugin inherited %s", n)
@@ -149,8 +150,8 @@ func TestLaunchPassesOnlyAllowListedEnvironment(t *testing.T) {
 }
 
 func TestStartErrorMessage(t *testing.T) {
-	err := error(&pluginapi.StartError{Plugin: "p", Kind: pluginapi.ErrStartTimeout, Detail: "d", Stderr: "s"})
-	require.True(t, errors.Is(err, pluginapi.ErrStartTimeout))
+	err := error(&host.StartError{Plugin: "p", Kind: host.ErrStartTimeout, Detail: "d", Stderr: "s"})
+	require.True(t, errors.Is(err, host.ErrStartTimeout))
 	require.Equal(t, `plugin "p": plugin did not complete the handshake within the start timeout: d; plugin stderr: s`, err.Error())
 }
 
@@ -158,7 +159,7 @@ func TestStartErrorMessage(t *testing.T) {
 // shutdown (go-plugin has to SIGKILL it), and passes one that exits.
 func TestConformanceChecksShutdown(t *testing.T) {
 	for mode, fails := range map[string]bool{"ok": false, "stubborn": true} {
-		h := &conformance.Binary{Path: bin(t, "testplugin"), Launch: pluginapi.LaunchConfig{Args: []string{mode}, Logger: quietLogger()}}
+		h := &conformance.Binary{Path: bin(t, "testplugin"), Launch: host.LaunchConfig{Args: []string{mode}, Logger: quietLogger()}}
 		rep := conformance.Certify(t.Context(), h, conformance.Options{Run: "^Info$"})
 		require.Equal(t, !fails, rep.OK(), "%s: %+v", mode, rep.Cases)
 		if fails {
