@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
@@ -204,76 +203,6 @@ func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error
 	} else {
 		s.setCatalogLocked(cat)
 	}
-	return nil
-}
-
-// checkCatalog verifies that the catalog, local and cold segments
-// together, is one unbroken chain: consecutive ids, each segment starting
-// at the record and offset where the previous one ends. A gap that no tier
-// accounts for is corruption, never skipped.
-func (s *Stream) checkCatalog() error {
-	segs := s.cat.Load().segs
-	for i := 1; i < len(segs); i++ {
-		prev, g := segs[i-1], segs[i]
-		if g.id != prev.id+1 {
-			return &types.CorruptError{Path: g.path, Reason: fmt.Sprintf("segment %d follows segment %d: segments are missing", g.id, prev.id)}
-		}
-		if want, wantOff := prev.baseRecord+prev.count.Load(), prev.endPos(); g.baseRecord != want || g.baseOffset != wantOff {
-			return &types.CorruptError{Path: g.path, Reason: fmt.Sprintf(
-				"segment starts at record %d, offset %d; the previous one ends at record %d, offset %d", g.baseRecord, g.baseOffset, want, wantOff)}
-		}
-	}
-	return nil
-}
-
-// DropHead removes the stream's oldest segment for retention: it leaves
-// the catalog and its tier-0 file and cold stub are deleted. The caller
-// commits Tier2DeleteQueued first, and deletes the other tiers' copies and
-// commits Tier2Deleted afterwards.
-// It must be the oldest segment and sealed; a reader on it makes it
-// ErrSegmentBusy. Records before the new head then answer ErrNotFound.
-func (s *Stream) DropHead(id SegmentID) error {
-	s.readMu.Lock()
-	s.mu.Lock()
-	cat := s.cat.Load()
-	if len(cat.segs) == 0 || cat.segs[0].id != id {
-		s.mu.Unlock()
-		s.readMu.Unlock()
-		return fmt.Errorf("stream %d: drop segment %d: not the oldest segment: %w", s.id, id, ErrSegmentBusy)
-	}
-	g := cat.segs[0]
-	if g == s.mu.active || g == s.mu.sealing || g.footer.Load() == nil || len(cat.segs) == 1 {
-		s.mu.Unlock()
-		s.readMu.Unlock()
-		return fmt.Errorf("stream %d: drop segment %d: still written or the only segment: %w", s.id, id, ErrSegmentBusy)
-	}
-	if g.pins.Load() > 0 {
-		s.mu.Unlock()
-		s.readMu.Unlock()
-		return fmt.Errorf("stream %d: drop segment %d: a reader is on it: %w", s.id, id, ErrSegmentBusy)
-	}
-	s.setCatalogLocked(&catalog{segs: slices.Clone(cat.segs[1:])})
-	s.mu.Unlock()
-	resident := g.resident.Load()
-	g.resident.Store(false)
-	cerr := g.close()
-	g.w, g.index = nil, nil
-	s.readMu.Unlock()
-	if cerr != nil {
-		s.log.Warn("closing a dropped segment failed", "segment_id", uint64(id), "error", cerr)
-	}
-	for _, p := range []string{g.path, g.path + ColdSuffix} {
-		if err := s.cfg.FS.Remove(p); err != nil && !vfs.IsNotExist(err) {
-			return fmt.Errorf("stream %d: drop segment %d: %w", s.id, id, err)
-		}
-	}
-	if err := s.cfg.FS.SyncDir(s.segDir); err != nil {
-		return fmt.Errorf("stream %d: drop segment %d: sync directory: %w", s.id, id, err)
-	}
-	if resident {
-		s.m.bytes.Sub(float64(g.capacity))
-	}
-	s.m.segments.Dec()
 	return nil
 }
 

@@ -203,7 +203,7 @@ func TestFaultAtEveryOperation(t *testing.T) {
 
 func faultRun(wl shortWorkload, k uint64, f vfs.Fault, persistent bool) error {
 	mem := vfs.NewMem()
-	w := vfs.Wrap(mem, vfs.OnIndex(k, f, persistent, nil))
+	w := vfs.Wrap(mem, vfs.OnIndex(k, nil, f, persistent))
 	o, err := runShort(w, wl)
 	if err != nil && !typedError(err) {
 		return fmt.Errorf("untyped workload error: %w", err)
@@ -250,7 +250,7 @@ func TestDiskFullAtAllocation(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.AppendDurable(ctx, make([]byte, 1000), AppendOptions{})
 	require.NoError(t, err)
-	w.SetInjector(vfs.OnMatch(vfs.Kinds(vfs.OpAllocate), 0, vfs.FaultNoSpace, true))
+	w.SetInjector(vfs.OnMatch(0, vfs.Kinds(vfs.OpAllocate), vfs.FaultNoSpace, true))
 	big := make([]byte, 400<<10)
 	var blocked error
 	for range 10 {
@@ -288,7 +288,7 @@ func TestFailedSyncStopsStream(t *testing.T) {
 	require.NoError(t, err)
 	acked, err := s.AppendDurable(ctx, []byte("acknowledged"), AppendOptions{})
 	require.NoError(t, err)
-	w.SetInjector(vfs.OnMatch(vfs.Kinds(vfs.OpMsync, vfs.OpSync), 0, vfs.FaultEIO, false))
+	w.SetInjector(vfs.OnMatch(0, vfs.Kinds(vfs.OpMsync, vfs.OpSync), vfs.FaultEIO, false))
 	_, err = s.AppendDurable(ctx, []byte("lost"), AppendOptions{})
 	require.ErrorIs(t, err, ErrStreamFailed)
 	_, err = s.Append([]byte("after"), AppendOptions{})
@@ -327,9 +327,11 @@ func TestDiskFullWhileSealing(t *testing.T) {
 	// Everything that can run out of space does: creating and allocating
 	// files, and writing the pointer and the manifest. Writes into a
 	// segment's blocks cannot: Prepare reserved them with fallocate.
-	w.SetInjector(vfs.OnMatch(func(op vfs.Op) bool {
-		return vfs.Kinds(vfs.OpCreate, vfs.OpAllocate)(op) || op.Kind == vfs.OpWrite && !strings.Contains(op.Path, ".seg")
-	}, 0, vfs.FaultNoSpace, true))
+	w.SetInjector(vfs.OnMatch(
+
+		0, func(op vfs.Op) bool {
+			return vfs.Kinds(vfs.OpCreate, vfs.OpAllocate)(op) || op.Kind == vfs.OpWrite && !strings.Contains(op.Path, ".seg")
+		}, vfs.FaultNoSpace, true))
 	sealed := make(chan error, 1)
 	go func() { sealed <- s.Seal(ctx) }()
 	require.Eventually(t, func() bool {

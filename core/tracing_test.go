@@ -218,9 +218,11 @@ func TestTracingSealBlockedAndFailed(t *testing.T) {
 	require.NoError(t, err)
 
 	notSegment := func(op vfs.Op) bool { return op.Kind == vfs.OpWrite && !strings.Contains(op.Path, ".seg") }
-	w.SetInjector(vfs.OnMatch(func(op vfs.Op) bool {
-		return vfs.Kinds(vfs.OpCreate, vfs.OpAllocate)(op) || notSegment(op)
-	}, 0, vfs.FaultNoSpace, true))
+	w.SetInjector(vfs.OnMatch(
+
+		0, func(op vfs.Op) bool {
+			return vfs.Kinds(vfs.OpCreate, vfs.OpAllocate)(op) || notSegment(op)
+		}, vfs.FaultNoSpace, true))
 	sealed := make(chan error, 1)
 	go func() { sealed <- s.Seal(ctx) }()
 	require.Eventually(t, func() bool {
@@ -248,7 +250,7 @@ func TestTracingSealBlockedAndFailed(t *testing.T) {
 	// EIO writing the seal's pointer: the stream stops, the seal span says why.
 	_, err = s.AppendDurable(ctx, []byte("second"), AppendOptions{})
 	require.NoError(t, err)
-	w.SetInjector(vfs.OnMatch(notSegment, 0, vfs.FaultEIO, true))
+	w.SetInjector(vfs.OnMatch(0, notSegment, vfs.FaultEIO, true))
 	n := len(seals)
 	err = s.Seal(ctx)
 	require.ErrorIs(t, err, ErrStreamFailed)

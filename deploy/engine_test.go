@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
@@ -103,7 +103,7 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	defer func() { require.NoError(t, remote.Close(context.Background())) }()
 	const segSize = segment.MinCapacity
 	c, err := coordinator.New(coordinator.Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
-		Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Registerer: reg, Logger: log})
+		Tier0: budget.Config{MaxBytes: 3 * segSize, Policy: budget.PolicyTier2}, Registerer: reg, Logger: log})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, c.Close()) }()
 	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Tiering: c, Registerer: reg, Logger: log})

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -58,7 +58,7 @@ func newColdRig(b *testing.B) *coldRig {
 	require.NoError(b, err)
 	remote, err := tier2.New(ip, tier2.Config{Info: &info, Logger: hclog.NewNullLogger()})
 	require.NoError(b, err)
-	rg := startRig(b, Config{DataDir: dir, Tier2: remote, Tier0: tier0.Config{Policy: tier0.PolicyTier2}, ScanInterval: 10 * time.Millisecond,
+	rg := startRig(b, Config{DataDir: dir, Tier2: remote, Tier0: budget.Config{Policy: budget.PolicyTier2}, ScanInterval: 10 * time.Millisecond,
 		Logger: hclog.NewNullLogger()}, core.Config{Sync: core.SyncNone, SegmentSize: segment.DefaultCapacity})
 	c, st := rg.c, rg.st
 	s, err := st.Stream(1)

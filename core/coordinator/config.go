@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -26,7 +26,7 @@ type Config struct {
 	FS vfs.FS
 	// Tier0 configures the tier-0 budget (MaxBytes 0: unlimited). Its
 	// Registerer and Logger default to the coordinator's.
-	Tier0 tier0.Config
+	Tier0 budget.Config
 	// Tier1 configures the warm cache; DataDir, FS, Tier2, Registerer and
 	// Logger are filled in.
 	Tier1 tier1.Config
@@ -61,7 +61,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.FS == nil {
 		c.FS = vfs.OS
 	}
-	if c.Tier2 == nil && c.Tier0.Policy == tier0.PolicyTier2 {
+	if c.Tier2 == nil && c.Tier0.Policy == budget.PolicyTier2 {
 		return c, &types.ConfigError{Key: "tier0.policy", Reason: "tier2 policy without a tier 2"}
 	}
 	if c.Retention.enabled() && c.Tier2 == nil {

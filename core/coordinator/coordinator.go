@@ -12,9 +12,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -25,7 +25,7 @@ import (
 type Coordinator struct {
 	cfg    Config
 	log    hclog.Logger
-	budget *tier0.Budget
+	budget *budget.Budget
 	warm   *tier1.Cache
 	remote *tier2.Store
 	m      *metrics
@@ -90,7 +90,7 @@ func New(cfg Config) (*Coordinator, error) {
 	if err := register(cfg.Registerer, residencyCollector{c}); err != nil {
 		return nil, err
 	}
-	if c.budget, err = tier0.New(cfg.Tier0); err != nil {
+	if c.budget, err = budget.New(cfg.Tier0); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	warm, rep, err := tier1.Open(cfg.Tier1)
@@ -104,7 +104,7 @@ func New(cfg Config) (*Coordinator, error) {
 }
 
 // Budget is the tier-0 budget (for stats and tests).
-func (c *Coordinator) Budget() *tier0.Budget { return c.budget }
+func (c *Coordinator) Budget() *budget.Budget { return c.budget }
 
 // Warm is the warm cache (for stats and tests).
 func (c *Coordinator) Warm() *tier1.Cache { return c.warm }
@@ -194,8 +194,8 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		}
 		switch {
 		case info.Resident:
-			err := c.budget.Register(tier0.Segment{Key: k, Bytes: info.Capacity, Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
-			if err != nil && !errors.Is(err, tier0.ErrExists) {
+			err := c.budget.Register(budget.Segment{Key: k, Bytes: info.Capacity, Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
+			if err != nil && !errors.Is(err, budget.ErrExists) {
 				return err
 			}
 		default:

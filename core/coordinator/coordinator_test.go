@@ -15,9 +15,9 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 )
@@ -58,7 +58,7 @@ func openRig(t *testing.T, dir string, backend *fake.Backend, tier0Segments int6
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
 	return startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 20 * time.Millisecond,
-		Tier0: tier0.Config{MaxBytes: tier0Segments * segSize, Policy: tier0.PolicyTier2}}, core.Config{})
+		Tier0: budget.Config{MaxBytes: tier0Segments * segSize, Policy: budget.PolicyTier2}}, core.Config{})
 }
 
 // stop closes the store, then the coordinator (not tier 2).
@@ -303,7 +303,7 @@ func TestRetention(t *testing.T) {
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
 	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
-		Tier0:     tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2},
+		Tier0:     budget.Config{MaxBytes: 3 * segSize, Policy: budget.PolicyTier2},
 		Retention: Retention{MaxBytes: 3 * segSize}}, core.Config{})
 	c := r.c
 	s, err := r.st.Stream(2)
@@ -346,7 +346,7 @@ func TestRetention(t *testing.T) {
 	require.ErrorIs(t, err, core.ErrNotFound)
 
 	r.stop(t)
-	r = startRig(t, Config{DataDir: dir, Tier2: remote, Tier0: tier0.Config{Policy: tier0.PolicyTier2}}, core.Config{})
+	r = startRig(t, Config{DataDir: dir, Tier2: remote, Tier0: budget.Config{Policy: budget.PolicyTier2}}, core.Config{})
 	defer r.stop(t)
 	s, err = r.st.Lookup(2)
 	require.NoError(t, err)

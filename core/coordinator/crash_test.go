@@ -17,9 +17,9 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -93,14 +93,14 @@ type tierRig struct {
 	remote *tier2.Store
 }
 
-func openTierRig(fsys vfs.FS, backend *fake.Backend, policy tier0.Policy) (*tierRig, error) {
+func openTierRig(fsys vfs.FS, backend *fake.Backend, policy budget.Policy) (*tierRig, error) {
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger(), Backoff: tier2.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 2}})
 	if err != nil {
 		return nil, err
 	}
 	c, err := New(Config{
 		DataDir: "/data", FS: fsys, Tier2: remote, Workers: 2, ScanInterval: 2 * time.Millisecond, JobTimeout: 5 * time.Second,
-		Tier0: tier0.Config{MaxBytes: 2 * segment.MinCapacity, Policy: policy},
+		Tier0: budget.Config{MaxBytes: 2 * segment.MinCapacity, Policy: policy},
 		Tier1: tier1.Config{Options: tier1.Options{FrameSize: tier1.MinFrameSize}},
 	})
 	if err != nil {
@@ -141,7 +141,7 @@ func tieringCrashCycle(t *testing.T, seed uint64, estimate *atomic.Int64, st *cy
 	rng := rand.New(rand.NewPCG(seed, 0x7135))
 	mem := vfs.NewMem()
 	backend := fake.New(fake.Options{Seed: seed})
-	policy := []tier0.Policy{tier0.PolicyTier1, tier0.PolicyTier2}[rng.IntN(2)]
+	policy := []budget.Policy{budget.PolicyTier1, budget.PolicyTier2}[rng.IntN(2)]
 	k := uint64(rng.Int64N(estimate.Load() + 1))
 	if v := os.Getenv("AOF2_TIER_CRASH_K"); v != "" {
 		k, _ = strconv.ParseUint(v, 10, 64)

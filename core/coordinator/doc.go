@@ -1,7 +1,7 @@
 // Package coordinator moves sealed segments between the tiers of AOF2 and
 // back: it compresses each sealed tier-0 segment into the warm cache
 // (core/tier1), uploads the artifact to tier 2 (core/tier2), evicts tier-0
-// files when the tier-0 budget (core/tier0) needs room, and hydrates evicted
+// files when the tier-0 budget (core/budget) needs room, and hydrates evicted
 // segments when a reader needs them. It implements core.Tiering: the
 // engine never imports the tiers, the coordinator drives them.
 //

@@ -10,8 +10,8 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/checksum"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
@@ -37,7 +37,7 @@ func TestFaultyTier2(t *testing.T) {
 	require.NoError(t, err)
 	dir := t.TempDir()
 	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: hclog.NewNullLogger(),
-		Tier0: tier0.Config{MaxBytes: 6 * segSize, Policy: tier0.PolicyTier2}}, core.Config{})
+		Tier0: budget.Config{MaxBytes: 6 * segSize, Policy: budget.PolicyTier2}}, core.Config{})
 	defer r.stop(t)
 	c, st := r.c, r.st
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 )
@@ -43,7 +43,7 @@ func TestHydrationRetries(t *testing.T) {
 	dir := t.TempDir()
 	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: logger,
 		HydrateRetries: 2, HydrateRetryDelay: time.Millisecond,
-		Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Tier1: tier1.Config{MaxBytes: 1}}, core.Config{})
+		Tier0: budget.Config{MaxBytes: 3 * segSize, Policy: budget.PolicyTier2}, Tier1: tier1.Config{MaxBytes: 1}}, core.Config{})
 	defer r.close(t)
 	st := r.st
 

@@ -6,9 +6,9 @@ import (
 	"fmt"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -87,7 +87,7 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 		result = tracing.ResultOK
 		span.SetAttributes(tracing.Bytes(res.CompressedBytes), tracing.KeyRecords.Int64(int64(info.Footer.RecordCount)))
 	}
-	if err := c.budget.MarkInTier1(k); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+	if err := c.budget.MarkInTier1(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
 		return err
 	}
 	if c.remote != nil {
@@ -168,7 +168,7 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return err
 	}
-	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
 		return err
 	}
 	s.Wake()

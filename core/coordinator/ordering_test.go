@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
@@ -55,7 +55,7 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 		return vfs.NoFault
 	}))
 	r := startRig(t, Config{DataDir: "/data", FS: fsys, Workers: 2, ScanInterval: 2 * time.Millisecond,
-		Tier0: tier0.Config{MaxBytes: segSize, Policy: tier0.PolicyTier1},
+		Tier0: budget.Config{MaxBytes: segSize, Policy: budget.PolicyTier1},
 		Tier1: tier1.Config{Options: tier1.Options{FrameSize: tier1.MinFrameSize}}}, core.Config{})
 	defer r.stop(t)
 
@@ -97,7 +97,7 @@ func TestTier0KeptUntilCompressionRecorded(t *testing.T) {
 	// The power cut while the record was held: the artifact was durable,
 	// its record not.
 	c2, err := New(Config{DataDir: "/data", FS: crashed, ScanInterval: time.Hour,
-		Tier0: tier0.Config{MaxBytes: 4 * segSize, Policy: tier0.PolicyTier1}})
+		Tier0: budget.Config{MaxBytes: 4 * segSize, Policy: budget.PolicyTier1}})
 	require.NoError(t, err)
 	st2, err := core.Open("/data", core.Config{FS: crashed, SegmentSize: segSize, Tiering: c2})
 	require.NoError(t, err)

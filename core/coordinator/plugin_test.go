@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
-	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
@@ -52,7 +52,7 @@ func TestPluginKilledMidUpload(t *testing.T) {
 		Breaker: tier2.BreakerConfig{Cooldown: 20 * time.Millisecond}})
 	require.NoError(t, err)
 	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Logger: hclog.NewNullLogger(),
-		Tier0: tier0.Config{MaxBytes: 8 * segSize, Policy: tier0.PolicyTier2}}, core.Config{})
+		Tier0: budget.Config{MaxBytes: 8 * segSize, Policy: budget.PolicyTier2}}, core.Config{})
 	defer r.stop(t)
 	st := r.st
 

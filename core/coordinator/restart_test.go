@@ -14,7 +14,7 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
-	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -58,7 +58,7 @@ func TestRestartAdoptsWarmArtifactsQuietly(t *testing.T) {
 		logs, reg := &syncBuf{}, prometheus.NewRegistry()
 		logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn, JSONFormat: true})
 		return startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 20 * time.Millisecond, Logger: logger, Registerer: reg,
-			Tier0: tier0.Config{Policy: tier0.PolicyTier2}}, core.Config{}), logs, reg
+			Tier0: budget.Config{Policy: budget.PolicyTier2}}, core.Config{}), logs, reg
 	}
 	r, _, _ := start()
 	s, err := r.st.Stream(7)

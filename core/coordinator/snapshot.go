@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -15,7 +15,7 @@ import (
 // Snapshot is the one observability view of the tiers (SPEC §10); the
 // host's `dump` prints it.
 type Snapshot struct {
-	Tier0 tier0.Stats
+	Tier0 budget.Stats
 	Tier1 tier1.Stats
 	// Tier2 is nil without a tier 2.
 	Tier2 *tier2.Stats

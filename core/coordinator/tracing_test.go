@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/internal/tracing"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
@@ -102,7 +102,7 @@ func TestTracingTiering(t *testing.T) {
 	defer func() { require.NoError(t, remote.Close(context.Background())) }()
 	open := func(ret Retention) (*Coordinator, *core.Store) {
 		r := startRig(t, Config{DataDir: dir, Tier2: remote, Retention: ret, ScanInterval: 20 * time.Millisecond,
-			Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2}, Logger: hclog.NewNullLogger(), TracerProvider: tp},
+			Tier0: budget.Config{MaxBytes: 3 * segSize, Policy: budget.PolicyTier2}, Logger: hclog.NewNullLogger(), TracerProvider: tp},
 			core.Config{TracerProvider: tp, TraceAppendEvery: 50})
 		return r.c, r.st
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -23,7 +23,7 @@ func openWarmRig(t *testing.T, dir string, backend *fake.Backend, warmBytes int6
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
 	return startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 20 * time.Millisecond,
-		Tier0: tier0.Config{MaxBytes: 3 * segSize, Policy: tier0.PolicyTier2},
+		Tier0: budget.Config{MaxBytes: 3 * segSize, Policy: budget.PolicyTier2},
 		Tier1: tier1.Config{MaxBytes: warmBytes}}, core.Config{})
 }
 

@@ -113,7 +113,7 @@ func TestErrorInjectionAtEachOp(t *testing.T) {
 			for _, fault := range []vfs.Fault{vfs.FaultEIO, vfs.FaultNoSpace, vfs.FaultShortWrite} {
 				for i := range total {
 					mem := base.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(0, 0)), KeepProb: 1})
-					inj := vfs.Wrap(mem, vfs.OnIndex(i, fault, false, nil))
+					inj := vfs.Wrap(mem, vfs.OnIndex(i, nil, fault, false))
 					o := baseOracle.clone()
 					err := w.run(ctx, inj, o)
 					where := fmt.Sprintf("%s at op %d of %d", fault, i, total)

@@ -35,7 +35,7 @@ func inspectFixture(t *testing.T) (*vfs.MemFS, []Record) {
 	require.NoError(t, l.Rotate(ctx))
 	last := CompressionDone{Header: h, CompressedBytes: 9}
 	require.NoError(t, l.AppendCommit(ctx, last))
-	inj.SetInjector(vfs.OnMatch(func(op vfs.Op) bool { return op.Kind == vfs.OpWrite && op.Off == 0 }, 0, vfs.FaultEIO, true))
+	inj.SetInjector(vfs.OnMatch(0, func(op vfs.Op) bool { return op.Kind == vfs.OpWrite && op.Off == 0 }, vfs.FaultEIO, true))
 	require.Error(t, l.AppendCommit(ctx, LocalEvicted{Header: h, ReclaimedBytes: 1}))
 	require.NoError(t, l.Close())
 	return mem, append(append(recs, more), last)

@@ -84,7 +84,7 @@ func TestJSONViewFollowsCommits(t *testing.T) {
 	assert.Greater(t, inj.Ops()-before, commitOnly, "a view change costs an atomic file replace")
 
 	// A failed view write is not fatal; the next commit rewrites it.
-	inj.SetInjector(vfs.OnMatch(func(op vfs.Op) bool { return op.Kind == vfs.OpRename }, 0, vfs.FaultEIO, false))
+	inj.SetInjector(vfs.OnMatch(0, func(op vfs.Op) bool { return op.Kind == vfs.OpRename }, vfs.FaultEIO, false))
 	require.NoError(t, l.AppendCommit(ctx, CompressionDone{Header: Header{SegmentID: 1}, CompressedBytes: 5}))
 	r, err := l.Parity(ctx)
 	require.NoError(t, err)

@@ -228,7 +228,7 @@ func TestFailStopOnSyncError(t *testing.T) {
 	inj := vfs.Wrap(mem, nil)
 	l := openT(t, inj, testOpts())
 	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
-	inj.SetInjector(vfs.OnMatch(vfs.Kinds(vfs.OpSync), 0, vfs.FaultEIO, false))
+	inj.SetInjector(vfs.OnMatch(0, vfs.Kinds(vfs.OpSync), vfs.FaultEIO, false))
 	err := l.AppendCommit(ctx, SealSegment{Header: Header{SegmentID: 1}})
 	require.ErrorIs(t, err, ErrFailed)
 	require.ErrorIs(t, err, syscall.EIO)

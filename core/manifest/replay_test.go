@@ -125,9 +125,11 @@ func TestReplayCrashOnCommitTrimmed(t *testing.T) {
 			if c.freshChunk {
 				n = 1 // the first header write is the empty header of the new file
 			}
-			inj.SetInjector(vfs.OnMatch(func(op vfs.Op) bool {
-				return op.Kind == vfs.OpWrite && op.Off == 0 && op.Len == chunkHeaderLen
-			}, n, vfs.FaultEIO, true))
+			inj.SetInjector(vfs.OnMatch(
+
+				n, func(op vfs.Op) bool {
+					return op.Kind == vfs.OpWrite && op.Off == 0 && op.Len == chunkHeaderLen
+				}, vfs.FaultEIO, true))
 			require.ErrorIs(t, l.AppendCommit(ctx, lost...), ErrFailed)
 			require.NoError(t, l.Close())
 

@@ -42,7 +42,7 @@ func TestCrashDuringCompress(t *testing.T) {
 			t.Run(fmt.Sprintf("op%d/seed%d", k, seed), func(t *testing.T) {
 				r := rand.New(rand.NewPCG(k, seed))
 				mem := base.CrashClone(vfs.CrashOptions{Rand: r}) // synced state only
-				w := vfs.Wrap(mem, vfs.OnIndex(k, vfs.FaultEIO, true, nil))
+				w := vfs.Wrap(mem, vfs.OnIndex(k, nil, vfs.FaultEIO, true))
 				_, cerr := CompressSegment(context.Background(), w, s.source(), dst, opts)
 				after := mem.CrashClone(vfs.CrashOptions{Rand: r, KeepProb: r.Float64(), Tear: seed == 2})
 				c, rep, err := Open(Config{FS: after, DataDir: "/data", Expected: []Expected{s.expected()}, Verify: VerifyFull})
@@ -88,7 +88,7 @@ func TestFaultsDuringCompress(t *testing.T) {
 			if tc.target == "dir" {
 				path = filepath.Dir(dst)
 			}
-			w := vfs.Wrap(mem, vfs.OnMatch(func(op vfs.Op) bool { return op.Kind == tc.kind && op.Path == path }, tc.nth, tc.fault, false))
+			w := vfs.Wrap(mem, vfs.OnMatch(tc.nth, func(op vfs.Op) bool { return op.Kind == tc.kind && op.Path == path }, tc.fault, false))
 			_, err := CompressSegment(context.Background(), w, s.source(), dst, Options{FrameSize: 64 << 10})
 			require.Error(t, err)
 			if tc.is != nil {
@@ -130,9 +130,9 @@ func TestFaultsDuringHydrate(t *testing.T) {
 			if tc.onSrc {
 				path = art
 			}
-			w := vfs.Wrap(mem, vfs.OnMatch(func(op vfs.Op) bool { return op.Kind == tc.kind && op.Path == path }, 3, tc.fault, false))
+			w := vfs.Wrap(mem, vfs.OnMatch(3, func(op vfs.Op) bool { return op.Kind == tc.kind && op.Path == path }, tc.fault, false))
 			if tc.kind != vfs.OpRead {
-				w.SetInjector(vfs.OnMatch(func(op vfs.Op) bool { return op.Kind == tc.kind && op.Path == path }, 0, tc.fault, false))
+				w.SetInjector(vfs.OnMatch(0, func(op vfs.Op) bool { return op.Kind == tc.kind && op.Path == path }, tc.fault, false))
 			}
 			f, err := w.Open(art)
 			require.NoError(t, err)
@@ -182,7 +182,7 @@ func TestCrashDuringHydrate(t *testing.T) {
 	for k := uint64(0); k <= n; k++ {
 		r := rand.New(rand.NewPCG(k, 7))
 		mem := base.CrashClone(vfs.CrashOptions{Rand: r})
-		herr := hydrate(vfs.Wrap(mem, vfs.OnIndex(k, vfs.FaultEIO, true, nil)))
+		herr := hydrate(vfs.Wrap(mem, vfs.OnIndex(k, nil, vfs.FaultEIO, true)))
 		after := mem.CrashClone(vfs.CrashOptions{Rand: r, KeepProb: r.Float64()})
 		if !exists(t, after, dest) {
 			require.Error(t, herr, "op %d: a successful hydration must survive a crash", k)

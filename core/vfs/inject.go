@@ -89,8 +89,9 @@ func (f InjectorFunc) Inject(op Op) Fault { return f(op) }
 
 // OnIndex injects fault at the operation with the given index; with
 // persistent, also at every later operation that pred accepts (pred nil
-// accepts all).
-func OnIndex(index uint64, fault Fault, persistent bool, pred func(Op) bool) Injector {
+// accepts all). OnIndex and OnMatch take where, then what, then for how
+// long.
+func OnIndex(index uint64, pred func(Op) bool, fault Fault, persistent bool) Injector {
 	return InjectorFunc(func(op Op) Fault {
 		if op.Index == index || (persistent && op.Index > index && (pred == nil || pred(op))) {
 			return fault
@@ -101,7 +102,7 @@ func OnIndex(index uint64, fault Fault, persistent bool, pred func(Op) bool) Inj
 
 // OnMatch injects fault at the nth (0-based) operation accepted by pred;
 // with persistent, also at every later accepted one.
-func OnMatch(pred func(Op) bool, n int, fault Fault, persistent bool) Injector {
+func OnMatch(n int, pred func(Op) bool, fault Fault, persistent bool) Injector {
 	var seen atomic.Int64
 	return InjectorFunc(func(op Op) Fault {
 		if !pred(op) {

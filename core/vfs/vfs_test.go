@@ -205,20 +205,20 @@ func TestInjectFaults(t *testing.T) {
 	_, err = f.WriteAt([]byte("0123456789"), 0)
 	require.NoError(t, err)
 
-	w.SetInjector(OnMatch(Kinds(OpSync), 0, FaultEIO, false))
+	w.SetInjector(OnMatch(0, Kinds(OpSync), FaultEIO, false))
 	require.ErrorIs(t, f.Sync(), syscall.EIO)
 	require.NoError(t, f.Sync(), "a one-shot fault fires once")
 
-	w.SetInjector(OnMatch(Kinds(OpWrite), 0, FaultShortWrite, false))
+	w.SetInjector(OnMatch(0, Kinds(OpWrite), FaultShortWrite, false))
 	n, err := f.WriteAt([]byte("abcdef"), 0)
 	require.ErrorIs(t, err, syscall.EIO)
 	require.Equal(t, 3, n)
 
-	w.SetInjector(OnMatch(Kinds(OpAllocate), 0, FaultNoSpace, true))
+	w.SetInjector(OnMatch(0, Kinds(OpAllocate), FaultNoSpace, true))
 	require.ErrorIs(t, f.Allocate(0, 1<<20), syscall.ENOSPC)
 	require.ErrorIs(t, f.Allocate(0, 1<<20), syscall.ENOSPC, "persistent faults keep firing")
 
-	w.SetInjector(OnMatch(Kinds(OpRead), 0, FaultBitFlip, false))
+	w.SetInjector(OnMatch(0, Kinds(OpRead), FaultBitFlip, false))
 	buf := make([]byte, 10)
 	_, err = f.ReadAt(buf, 0)
 	require.NoError(t, err)
@@ -227,10 +227,10 @@ func TestInjectFaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "abc3456789", string(buf))
 
-	w.SetInjector(OnMatch(Kinds(OpRename), 0, FaultEIO, false))
+	w.SetInjector(OnMatch(0, Kinds(OpRename), FaultEIO, false))
 	require.Error(t, w.Rename("/f", "/g"))
 	start := w.Ops()
-	w.SetInjector(OnIndex(start+1, FaultEIO, false, nil))
+	w.SetInjector(OnIndex(start+1, nil, FaultEIO, false))
 	require.NoError(t, w.SyncDir("/"))
 	err = w.SyncDir("/")
 	require.ErrorIs(t, err, syscall.EIO)

@@ -4,10 +4,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -65,7 +65,7 @@ func (c *Config) CoordinatorConfig() coordinator.Config {
 	}
 	return coordinator.Config{
 		DataDir: c.DataDir,
-		Tier0: tier0.Config{
+		Tier0: budget.Config{
 			MaxBytes:       c.Tier0.MaxBytes,
 			StreamMaxBytes: c.Tier0.StreamMaxBytes,
 			StreamLimits:   limits,
@@ -87,14 +87,14 @@ func (c *Config) CoordinatorConfig() coordinator.Config {
 	}
 }
 
-func (c *Config) tier0Policy() tier0.Policy {
+func (c *Config) tier0Policy() budget.Policy {
 	switch {
 	case c.Tier0.Policy == "tier1":
-		return tier0.PolicyTier1
+		return budget.PolicyTier1
 	case c.Tier0.Policy == "tier2" || c.Tier2Enabled():
-		return tier0.PolicyTier2
+		return budget.PolicyTier2
 	}
-	return tier0.PolicyTier1
+	return budget.PolicyTier1
 }
 
 // Tier2Config tunes the tier-2 store over the plugin. The host fills in

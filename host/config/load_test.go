@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
-	"github.com/aof2/aof2/core/tier0"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/types"
 )
 
@@ -46,7 +46,7 @@ func TestDefaultsAreAWorkingSingleNode(t *testing.T) {
 
 	require.Equal(t, core.SyncAlways, c.CoreConfig().Sync)
 	require.Equal(t, int64(64<<20), c.CoreConfig().SegmentSize)
-	require.Equal(t, tier0.PolicyTier2, c.CoordinatorConfig().Tier0.Policy)
+	require.Equal(t, budget.PolicyTier2, c.CoordinatorConfig().Tier0.Policy)
 	require.Equal(t, inWD(t, "data"), c.CoordinatorConfig().DataDir)
 
 	d := Defaults()
@@ -448,7 +448,7 @@ tracing { append_every = 64 }
 
 	co := c.CoordinatorConfig()
 	require.Equal(t, int64(1<<30), co.Tier0.MaxBytes)
-	require.Equal(t, tier0.PolicyTier1, co.Tier0.Policy)
+	require.Equal(t, budget.PolicyTier1, co.Tier0.Policy)
 	require.Equal(t, map[types.StreamID]int64{9: 64 << 20}, co.Tier0.StreamLimits)
 	require.Equal(t, 1<<20, co.Tier1.Options.FrameSize)
 	require.Equal(t, "best", co.Tier1.Options.Level.String())
@@ -464,7 +464,7 @@ tracing { append_every = 64 }
 	require.True(t, c.JSONLogs(false))
 	require.False(t, c.JSONLogs(true))
 	noTier2 := mustLoad(t, `tier2 { enabled = false }`, nil)
-	require.Equal(t, tier0.PolicyTier1, noTier2.CoordinatorConfig().Tier0.Policy)
+	require.Equal(t, budget.PolicyTier1, noTier2.CoordinatorConfig().Tier0.Policy)
 	require.False(t, noTier2.Tier2Enabled())
 	_, err := noTier2.PluginLaunch()
 	require.ErrorContains(t, err, "tier2.plugin")

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/host/dump"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
@@ -34,7 +34,7 @@ func testOptions(dir, bin string, reg prometheus.Registerer) Options {
 	return Options{
 		DataDir:     dir,
 		Core:        core.Config{SegmentSize: segment.MinCapacity},
-		Coordinator: coordinator.Config{ScanInterval: 10 * time.Millisecond, Tier0: tier0.Config{MaxBytes: 4 * segment.MinCapacity, Policy: tier0.PolicyTier2}},
+		Coordinator: coordinator.Config{ScanInterval: 10 * time.Millisecond, Tier0: budget.Config{MaxBytes: 4 * segment.MinCapacity, Policy: budget.PolicyTier2}},
 		Plugin: &pluginhost.LaunchConfig{Path: bin, StartTimeout: 10 * time.Second, Logger: hclog.NewNullLogger(),
 			Configure: pluginapi.ConfigureRequest{Config: map[string]string{"root": filepath.Join(dir, "tier2")}, StagingDir: dir}},
 		Registerer: reg,

@@ -17,9 +17,9 @@ import (
 
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/host/dump"
@@ -99,7 +99,7 @@ func TestFailingColdReadIsBounded(t *testing.T) {
 		DataDir: dir,
 		Core:    core.Config{SegmentSize: segment.MinCapacity},
 		Coordinator: coordinator.Config{ScanInterval: 10 * time.Millisecond, HydrateRetries: hydrateRetries, HydrateRetryDelay: time.Millisecond,
-			Tier0: tier0.Config{MaxBytes: 4 * segment.MinCapacity, Policy: tier0.PolicyTier2}, Tier1: tier1.Config{MaxBytes: 1}},
+			Tier0: budget.Config{MaxBytes: 4 * segment.MinCapacity, Policy: budget.PolicyTier2}, Tier1: tier1.Config{MaxBytes: 1}},
 		Plugin: &pluginhost.LaunchConfig{Path: bin, StartTimeout: 10 * time.Second, Logger: hclog.NewNullLogger(),
 			Configure: pluginapi.ConfigureRequest{Config: map[string]string{"fault_file": faults}, StagingDir: dir}},
 		// Only the breaker's threshold is raised, so that one object's

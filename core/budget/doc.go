@@ -1,4 +1,4 @@
-// Package tier0 is the residency accounting of AOF2's hot tier: which
+// Package budget is the byte budget of AOF2's hot tier (tier 0): which
 // segment files may live on local disk, which should leave, and who gets
 // the space next.
 //
@@ -63,4 +63,4 @@
 // Only eligible segments sit in the LRU heaps (one global, one per
 // stream), so choosing k victims costs O(k log n) however many segments
 // are active, pinned or not yet uploaded, and Touch is O(log n).
-package tier0
+package budget

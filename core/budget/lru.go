@@ -1,4 +1,4 @@
-package tier0
+package budget
 
 import "github.com/aof2/aof2/core/types"
 

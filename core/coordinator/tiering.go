@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/tier0"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -32,8 +32,8 @@ func (c *Coordinator) SegmentRead(k types.SegmentKey) {
 // AdmitSegment: a new active segment must fit the tier-0 budget. Victims
 // the budget picks are evicted by the workers.
 func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
-	g, err := c.budget.TryAdmit(tier0.Request{Key: k, Bytes: bytes, Active: true})
-	if errors.Is(err, tier0.ErrExists) {
+	g, err := c.budget.TryAdmit(budget.Request{Key: k, Bytes: bytes, Active: true})
+	if errors.Is(err, budget.ErrExists) {
 		return nil
 	}
 	if err != nil {
@@ -47,7 +47,7 @@ func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
 
 // SegmentSealed queues the compression of a sealed segment.
 func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
-	if err := c.budget.Seal(types.SegmentKey{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, tier0.ErrUnknownSegment) {
+	if err := c.budget.Seal(types.SegmentKey{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
 		c.log.Warn("tier0: seal", "stream_id", uint64(s.ID()), "segment_id", uint64(info.ID), "error", err)
 	}
 	c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: info.ID})
@@ -135,7 +135,7 @@ func (c *Coordinator) Hydrate(ctx context.Context, k types.SegmentKey, path stri
 	unlock := c.lockKey(key)
 	defer unlock()
 	// Admitted pinned: a segment being hydrated is no eviction victim.
-	g, err := c.budget.Admit(ctx, tier0.Request{Key: key, Bytes: info.Capacity, InTier1: true, InTier2: inT2, Pin: true, Priority: tier0.PriorityForeground})
+	g, err := c.budget.Admit(ctx, budget.Request{Key: key, Bytes: info.Capacity, InTier1: true, InTier2: inT2, Pin: true, Priority: budget.PriorityForeground})
 	if err != nil {
 		return err
 	}
