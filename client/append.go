@@ -24,24 +24,33 @@ type Record struct {
 // Append appends payloads to stream (created on first use) and returns
 // their ids once they are durable.
 func (c *Client) Append(ctx context.Context, stream StreamID, payloads ...[]byte) ([]RecordID, error) {
-	return c.append(ctx, stream, fromPayloads(payloads), false)
+	return c.append(ctx, stream, fromPayloads(payloads), false, nil)
 }
 
 // AppendNoWait appends payloads and returns their ids without waiting for
 // durability. It fails with a WouldBlockError rather than wait out
 // backpressure (retried automatically unless WithAppendRetry(false)).
 func (c *Client) AppendNoWait(ctx context.Context, stream StreamID, payloads ...[]byte) ([]RecordID, error) {
-	return c.append(ctx, stream, fromPayloads(payloads), true)
+	return c.append(ctx, stream, fromPayloads(payloads), true, nil)
 }
 
 // AppendRecords appends records with their own timestamps and ext ids;
 // noWait as in AppendNoWait.
 func (c *Client) AppendRecords(ctx context.Context, stream StreamID, recs []Record, noWait bool) ([]RecordID, error) {
-	return c.append(ctx, stream, toProto(recs), noWait)
+	return c.append(ctx, stream, toProto(recs), noWait, nil)
 }
 
-func (c *Client) append(ctx context.Context, stream StreamID, recs []*aof2v1.Record, noWait bool) ([]RecordID, error) {
-	req := &aof2v1.AppendRequest{StreamId: uint64(stream), Records: recs, NoWaitDurable: noWait}
+// AppendWatermarked is AppendRecords that then sets the stream's
+// coordinator watermark: the value its next seal carries (segment footer,
+// current.sealed, manifest). A writer driving the stream from an external
+// log (a Raft log, say) records there how far it has got; it survives
+// restarts once a seal carried it (StreamInfo.CoordinatorWatermark).
+func (c *Client) AppendWatermarked(ctx context.Context, stream StreamID, recs []Record, watermark uint64, noWait bool) ([]RecordID, error) {
+	return c.append(ctx, stream, toProto(recs), noWait, &watermark)
+}
+
+func (c *Client) append(ctx context.Context, stream StreamID, recs []*aof2v1.Record, noWait bool, watermark *uint64) ([]RecordID, error) {
+	req := &aof2v1.AppendRequest{StreamId: uint64(stream), Records: recs, NoWaitDurable: noWait, CoordinatorWatermark: watermark}
 	var resp *aof2v1.AppendResponse
 	err := c.retryWouldBlock(ctx, func() error {
 		var err error

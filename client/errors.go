@@ -75,6 +75,7 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 	aof2v1.ErrorReason_BAD_REQUEST:           ErrBadRequest,
 	aof2v1.ErrorReason_UNAUTHENTICATED:       ErrUnauthenticated,
 	aof2v1.ErrorReason_SEGMENT_BUSY:          ErrSegmentBusy,
+	aof2v1.ErrorReason_NEEDS_RESTORE:         types.ErrNeedsRestore,
 }
 
 // codeTargets covers statuses without an aof2 ErrorInfo (from gRPC itself

@@ -22,8 +22,13 @@ type StreamInfo struct {
 	Segments, Resident, Sealed int
 	// MaxRecordSize is the largest payload the stream accepts.
 	MaxRecordSize int
-	// Failed says why the stream stopped; empty while healthy.
-	Failed string
+	// CoordinatorWatermark is what the stream's next seal will carry;
+	// LastExtID the ext_id of its newest record.
+	CoordinatorWatermark, LastExtID uint64
+	// Failed says why the stream stopped; empty while healthy. Refused
+	// says why appends are refused (the stream needs a restore from tier
+	// 2); empty while they are accepted.
+	Failed, Refused string
 }
 
 func infoFromProto(in *aof2v1.StreamInfoResponse) StreamInfo {
@@ -32,6 +37,7 @@ func infoFromProto(in *aof2v1.StreamInfoResponse) StreamInfo {
 		FirstOrdinal: in.GetFirstOrdinal(), Bytes: in.GetBytes(), DurableBytes: in.GetDurableBytes(),
 		DurableMark: RecordID(in.GetDurableMark()), Segments: int(in.GetSegments()), Resident: int(in.GetResident()),
 		Sealed: int(in.GetSealed()), MaxRecordSize: int(in.GetMaxRecordSize()), Failed: in.GetFailed(),
+		CoordinatorWatermark: in.GetCoordinatorWatermark(), LastExtID: in.GetLastExtId(), Refused: in.GetRefused(),
 	}
 }
 

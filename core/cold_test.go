@@ -35,6 +35,7 @@ type copyCold struct {
 var _ Tiering = (*copyCold)(nil)
 
 func (c *copyCold) AdmitSegment(SegmentKey, int64) error { return nil }
+func (c *copyCold) CheckNewStream(StreamID) error        { return nil }
 func (c *copyCold) SegmentSealed(*Stream, SegmentInfo)   {}
 
 func (c *copyCold) SegmentRead(k SegmentKey) {

@@ -10,6 +10,8 @@ type (
 	SegmentKey = types.SegmentKey
 	Kind       = types.Kind
 	WouldBlock = types.WouldBlock
+	// NeedsRestoreError is the error behind ErrNeedsRestore.
+	NeedsRestoreError = types.NeedsRestoreError
 )
 
 // WouldBlock kinds.
@@ -35,6 +37,7 @@ var (
 	ErrClosed             = types.ErrClosed
 	ErrInvalidConfig      = types.ErrInvalidConfig
 	ErrSegmentIDExhausted = types.ErrSegmentIDExhausted
+	ErrNeedsRestore       = types.ErrNeedsRestore
 )
 
 // MakeRecordID builds a RecordID from a segment id and an offset.

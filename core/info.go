@@ -22,14 +22,15 @@ type StreamInfo struct {
 	// LastExtID is the ext_id of the newest record (0 when none carries
 	// one); CoordinatorWatermark the watermark the next seal will carry.
 	LastExtID, CoordinatorWatermark uint64
-	// Failed is the error that stopped the stream, if any.
-	Failed error
+	// Failed is the error that stopped the stream, if any; Refused says
+	// why appends are refused (the stream needs a restore), if they are.
+	Failed, Refused error
 }
 
 // Info summarises the stream.
 func (s *Stream) Info() StreamInfo {
 	s.mu.Lock()
-	in := StreamInfo{ID: s.id, Records: s.mu.records, Bytes: s.mu.written, Failed: s.mu.failed, CoordinatorWatermark: s.mu.watermark}
+	in := StreamInfo{ID: s.id, Records: s.mu.records, Bytes: s.mu.written, Failed: s.mu.failed, Refused: s.mu.refused, CoordinatorWatermark: s.mu.watermark}
 	in.LastExtID = s.lastExtLocked()
 	s.mu.Unlock()
 	in.DurableRecords = s.durableRecs.Load()

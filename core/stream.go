@@ -61,6 +61,7 @@ type Stream struct {
 		prepErr   error
 		sealErr   error // the pending seal is waiting for space
 		failed    error
+		refused   error // appends are refused: the stream needs a restore
 		closed    bool
 		written   uint64 // stream position after the last appended record
 		records   uint64 // records appended
@@ -234,6 +235,9 @@ func (s *Stream) usableLocked() error {
 	if s.mu.failed != nil {
 		return s.mu.failed
 	}
+	if s.mu.refused != nil {
+		return s.mu.refused
+	}
 	if s.mu.closed {
 		return fmt.Errorf("stream %d: %w", s.id, ErrClosed)
 	}
@@ -257,6 +261,21 @@ func (s *Stream) fail(err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failLocked(err)
+}
+
+// RefuseAppends marks the stream as needing a restore: tier 2 holds
+// segments beyond the ones this node has (its data is older than the
+// bucket's), so appending would reuse ids. Appends and seals then fail
+// with a *NeedsRestoreError saying why; reads go on. The mark lasts until
+// the store is reopened.
+func (s *Stream) RefuseAppends(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.refused == nil {
+		s.mu.refused = &types.NeedsRestoreError{Stream: s.id, Reason: reason}
+		s.log.Error("appends refused: the stream needs a restore from tier 2", "reason", reason)
+		s.stateN.broadcast()
+	}
 }
 
 // Err returns the error that stopped the stream, or nil.

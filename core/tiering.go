@@ -53,6 +53,13 @@ type Tiering interface {
 	// rebuilt from all three tiers, not only from the tier-0 files.
 	WarmArtifacts(ctx context.Context, stream StreamID) ([]manifest.WarmArtifact, error)
 	Tier2Segments(ctx context.Context, stream StreamID) ([]manifest.Tier2Segment, error)
+	// CheckNewStream is asked before the store creates a stream it does
+	// not have: a stream that tier 2 already holds (this node lost its
+	// data) must not start over at segment 1, reusing ids that name
+	// records. It answers a *NeedsRestoreError then, a *WouldBlock while
+	// it cannot tell yet (tier 2 not listed), nil otherwise. It runs under
+	// the store's lock and must not block.
+	CheckNewStream(stream StreamID) error
 }
 
 // Wake wakes writers waiting in AppendCtx (after an Admission refusal)

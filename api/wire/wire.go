@@ -28,6 +28,8 @@ const (
 	// MetaLastID is the id of the last record that a failed append did
 	// append, in FormatRecordID form.
 	MetaLastID = "last_id"
+	// MetaStreamID is the stream a NEEDS_RESTORE error is about, decimal.
+	MetaStreamID = "stream_id"
 )
 
 // FormatRecordID writes an id as "<segment>:<offset>", the form the server

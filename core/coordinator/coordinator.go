@@ -40,6 +40,10 @@ type Coordinator struct {
 		warmRep *tier1.Report
 		recon   []Reconciliation
 		keys    map[types.SegmentKey]*keyLock
+		// remoteStreams are the streams tier 2 holds, listed at start (nil
+		// until a listing succeeded; remoteStreamsErr is the last failure).
+		remoteStreams    map[types.StreamID]bool
+		remoteStreamsErr error
 	}
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running
@@ -109,13 +113,16 @@ func (c *Coordinator) Budget() *budget.Budget { return c.budget }
 // Warm is the warm cache (for stats and tests).
 func (c *Coordinator) Warm() *tier1.Cache { return c.warm }
 
-// Start adopts the opened store: every segment on disk is registered with
-// the budget, warm artifacts the manifests know are verified and admitted,
-// evictions a crash left unrecorded are recorded, and the workers start.
+// Start adopts the opened store: the streams tier 2 holds are listed (see
+// lostdata.go), every segment on disk is registered with the budget, warm
+// artifacts the manifests know are verified and admitted, evictions a
+// crash left unrecorded are recorded, each stream is reconciled with its
+// tier-2 listing, and the workers start.
 func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 	c.mu.Lock()
 	c.mu.store = st
 	c.mu.Unlock()
+	c.listRemoteStreams(ctx)
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
 		if err != nil {
@@ -372,6 +379,7 @@ func (c *Coordinator) scan() {
 	if st == nil {
 		return
 	}
+	c.listRemoteStreams(c.ctx)
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
 		if err != nil {

@@ -189,11 +189,11 @@ func TestTier2Outage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	backend := fake.New(fake.Options{})
-	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError}))
 	r := openRig(t, t.TempDir(), backend, 3)
 	defer r.close(t)
-	s, err := r.st.Stream(1)
+	s, err := r.st.Stream(1) // created while tier 2 can be listed
 	require.NoError(t, err)
+	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError}))
 
 	n := 0
 	var blocked error

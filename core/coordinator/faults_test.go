@@ -59,8 +59,17 @@ func TestFaultyTier2(t *testing.T) {
 	const streams, records = 3, 1500
 	var ss []*core.Stream
 	for id := range streams {
-		s, err := st.Stream(core.StreamID(id + 1))
-		require.NoError(t, err)
+		// Creating a stream waits until tier 2 has been listed, which the
+		// faults may delay past Start: the scan retries it.
+		var s *core.Stream
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			s, err = st.Stream(core.StreamID(id + 1))
+			if err == nil || core.KindOf(err) != core.Admission || time.Now().After(deadline) {
+				break
+			}
+		}
+		require.NoError(t, err, "create stream %d", id+1)
 		ss = append(ss, s)
 	}
 	for i := range records {

@@ -26,6 +26,9 @@ type Reconciliation struct {
 	Unknown []string
 	// Err is set when tier 2 could not be listed (reconciliation skipped).
 	Err error
+	// Ahead, when set, says which newer segments tier 2 holds than this
+	// node: the stream refuses appends (it needs a restore).
+	Ahead string
 }
 
 // Reconciliations returns what Start found, one entry per stream.
@@ -49,9 +52,12 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 		return rec
 	}
 	present := map[string]bool{}
+	ids := make([]types.SegmentID, 0, len(listing.Segments))
 	for _, l := range listing.Segments {
 		present[l.Info.Key] = true
+		ids = append(ids, types.SegmentID(l.Ref.ID))
 	}
+	rec.Ahead = checkAhead(s, ids)
 	tl := s.TierLog()
 	known := map[string]bool{}
 	for _, ms := range tl.Segments() {

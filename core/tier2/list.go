@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
@@ -111,4 +112,57 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // DeleteSegment removes a segment artifact (retention).
 func (s *Store) DeleteSegment(ctx context.Context, k types.SegmentKey) error {
 	return s.Delete(ctx, s.layout.SegmentObjectKey(k))
+}
+
+// errStopList ends a List after the object a skip-scan needed.
+var errStopList = errors.New("tier2: stop listing")
+
+// ListStreams returns the ids of the streams that have objects in tier 2,
+// in key order (decimal ids sort as strings). It is a skip-scan: one List
+// request of one object per stream, each starting past the previous
+// stream's keys, so it costs O(streams) requests, not O(objects). The
+// start-up check for streams this node lost uses it; steady state never
+// lists.
+func (s *Store) ListStreams(ctx context.Context) ([]types.StreamID, error) {
+	root := s.layout.prefix + streamsDir
+	var out []types.StreamID
+	after := ""
+	for {
+		var first *pluginapi.ObjectInfo
+		err := s.run(ctx, OpList, root, func(ctx context.Context) error {
+			return s.request(ctx, ClassList, func(ctx context.Context) error {
+				first = nil
+				err := s.b.List(ctx, pluginapi.ListRequest{Prefix: root, StartAfter: after, PageSize: 1}, func(page []pluginapi.ObjectInfo) error {
+					if len(page) == 0 {
+						return nil
+					}
+					first = &page[0]
+					return errStopList
+				})
+				if errors.Is(err, errStopList) {
+					return nil
+				}
+				return err
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if first == nil {
+			return out, nil
+		}
+		if first.Key <= after {
+			return nil, fmt.Errorf("%w: List returned %q after %q", pluginapi.ErrContractViolation, first.Key, after)
+		}
+		next := first.Key // not a stream's object: step over it alone
+		if dir, _, ok := strings.Cut(strings.TrimPrefix(first.Key, root), "/"); ok {
+			if id, ok := parseDecimal(dir); ok {
+				out = append(out, types.StreamID(id))
+				// '~' sorts after every ASCII byte the layout uses below a
+				// stream directory; a stranger key past it is visited alone.
+				next = max(first.Key, root+dir+"/~")
+			}
+		}
+		after = next
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -106,4 +107,30 @@ func TestDeleteIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, st.Delete(ctx, up.Key), "a backend answering not-found is success too")
 	assert.ErrorIs(t, e.store.Delete(ctx, "/abs"), pluginapi.ErrInvalidKey)
+}
+
+// TestListStreams: the skip-scan finds every stream with objects (under
+// the prefix only) with one request per stream plus one, whatever the
+// number of objects, and steps over keys outside the layout.
+func TestListStreams(t *testing.T) {
+	e := newEnv(t, fake.Options{}, func(c *Config) { c.Prefix = "pfx" })
+	l := e.store.Layout()
+	for _, stream := range []types.StreamID{1, 10, 2, 7} {
+		for i := range uint64(30) {
+			e.rawPut(l.ManifestChunkKey(stream, i), []byte{byte(i)}, nil)
+			e.rawPut(l.SegmentObjectKey(types.SegmentKey{Stream: stream, Segment: types.SegmentID(i + 1)}), []byte{byte(i)}, nil)
+		}
+	}
+	e.rawPut("pfx/streams/abc/x", []byte{1}, nil)           // not a stream directory
+	e.rawPut("pfx/streams/3/\u00e9t\u00e9", []byte{1}, nil) // a stranger key past '~'
+	e.rawPut("other/streams/4/manifest/x", []byte{1}, nil)  // outside the prefix
+	ids, err := e.store.ListStreams(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []types.StreamID{1, 10, 2, 3, 7}, ids)
+	assert.Equal(t, 7.0, e.requests(ClassList, OutcomeOK), "one request per stream, one per stranger key, one to find the end")
+
+	empty := newEnv(t, fake.Options{}, nil)
+	ids, err = empty.store.ListStreams(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, ids)
 }

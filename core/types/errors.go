@@ -37,6 +37,10 @@ var (
 	ErrInvalidConfig = errors.New("aof2: invalid config")
 	// ErrSegmentIDExhausted: the stream has used every 32-bit segment id.
 	ErrSegmentIDExhausted = errors.New("aof2: segment ids exhausted")
+	// ErrNeedsRestore: tier 2 holds more of the stream than this node
+	// (the local data is gone or older): appending here would hand out
+	// ids that already name records. The error is a *NeedsRestoreError.
+	ErrNeedsRestore = errors.New("aof2: stream needs a restore from tier 2")
 )
 
 // Kind says what a WouldBlock is waiting for.
@@ -131,3 +135,19 @@ func (e *CorruptError) Error() string {
 
 // Is makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// NeedsRestoreError refuses appends to a stream whose records tier 2 holds
+// beyond what this node has (ErrNeedsRestore).
+type NeedsRestoreError struct {
+	Stream StreamID
+	// Reason says what tier 2 holds that the node does not.
+	Reason string
+}
+
+func (e *NeedsRestoreError) Error() string {
+	return fmt.Sprintf("aof2: stream %d needs a restore from tier 2: %s; appending here would reuse record ids. "+
+		"Bring the node's data for stream %d back (docs/tiering.md#lost-local-data) before writing to it", e.Stream, e.Reason, e.Stream)
+}
+
+// Is makes errors.Is(err, ErrNeedsRestore) true.
+func (e *NeedsRestoreError) Is(target error) bool { return target == ErrNeedsRestore }

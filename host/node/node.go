@@ -122,9 +122,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	for _, r := range n.mu.coord.Reconciliations() {
-		if len(r.Lost) > 0 || len(r.Unknown) > 0 || r.Err != nil {
+		if len(r.Lost) > 0 || len(r.Unknown) > 0 || r.Err != nil || r.Ahead != "" {
 			n.log.Warn("tier-2 reconciliation found problems", "stream_id", uint64(r.Stream),
-				"needs_recovery", len(r.Lost), "unknown_objects", len(r.Unknown), "error", r.Err)
+				"needs_recovery", len(r.Lost), "unknown_objects", len(r.Unknown), "tier2_ahead", r.Ahead, "error", r.Err)
 		}
 	}
 	n.ready.Store(true)

@@ -55,10 +55,13 @@ func infoToProto(str *core.Stream) *aof2v1.StreamInfoResponse {
 		StreamId: uint64(in.ID), Records: in.Records, DurableRecords: in.DurableRecords, FirstOrdinal: in.FirstOrdinal,
 		Bytes: in.Bytes, DurableBytes: in.DurableBytes, DurableMark: uint64(in.DurableMark),
 		Segments: uint32(in.Segments), Resident: uint32(in.Resident), Sealed: uint32(in.Sealed),
-		MaxRecordSize: uint64(str.MaxRecordSize()),
+		MaxRecordSize: uint64(str.MaxRecordSize()), CoordinatorWatermark: in.CoordinatorWatermark, LastExtId: in.LastExtID,
 	}
 	if in.Failed != nil {
 		out.Failed = redactPaths(in.Failed.Error())
+	}
+	if in.Refused != nil {
+		out.Refused = in.Refused.Error()
 	}
 	return out
 }

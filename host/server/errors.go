@@ -67,6 +67,7 @@ var errorTable = []struct {
 	{is(core.ErrUnknownStream), class{aof2v1.ErrorReason_UNKNOWN_STREAM, codes.NotFound, http.StatusNotFound}},
 	{is(core.ErrInvalidRecordID), class{aof2v1.ErrorReason_INVALID_RECORD_ID, codes.InvalidArgument, http.StatusBadRequest}},
 	{is(core.ErrNotFound), class{aof2v1.ErrorReason_RECORD_NOT_FOUND, codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable}},
+	{is(core.ErrNeedsRestore), class{aof2v1.ErrorReason_NEEDS_RESTORE, codes.FailedPrecondition, http.StatusConflict}},
 	{is(core.ErrStreamFailed), class{aof2v1.ErrorReason_STREAM_FAILED, codes.FailedPrecondition, http.StatusServiceUnavailable}},
 	{is(core.ErrNoSpace), class{aof2v1.ErrorReason_NO_SPACE, codes.ResourceExhausted, http.StatusInsufficientStorage}},
 	{is(core.ErrSegmentIDExhausted), class{aof2v1.ErrorReason_SEGMENT_IDS_EXHAUSTED, codes.ResourceExhausted, http.StatusInsufficientStorage}},
@@ -114,6 +115,8 @@ type apiError struct {
 	// of its records.
 	appended int
 	lastID   core.RecordID
+	// stream is the stream a NEEDS_RESTORE is about.
+	stream core.StreamID
 }
 
 func classify(err error) apiError {
@@ -139,6 +142,11 @@ func classify(err error) apiError {
 		}
 	case aof2v1.ErrorReason_NOT_READY:
 		e.retry = notReadyDelay
+	case aof2v1.ErrorReason_NEEDS_RESTORE:
+		var nr *core.NeedsRestoreError
+		if errors.As(err, &nr) {
+			e.stream = nr.Stream
+		}
 	}
 	var pe *partialAppendError
 	if errors.As(err, &pe) {
@@ -196,6 +204,9 @@ func (e apiError) metadata() map[string]string {
 		md[wire.MetaAppended] = strconv.Itoa(e.appended)
 		md[wire.MetaLastID] = wire.FormatRecordID(e.lastID)
 	}
+	if e.reason == aof2v1.ErrorReason_NEEDS_RESTORE {
+		md[wire.MetaStreamID] = strconv.FormatUint(uint64(e.stream), 10)
+	}
 	return md
 }
 
@@ -231,6 +242,7 @@ type errorBody struct {
 	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 	Appended     int    `json:"appended,omitempty"`
 	LastID       string `json:"last_id,omitempty"`
+	StreamID     string `json:"stream_id,omitempty"` // NEEDS_RESTORE: the stream
 }
 
 // httpError converts an error into the HTTP status, headers and body a
@@ -252,6 +264,9 @@ func httpError(err error) (int, http.Header, errorBody) {
 	}
 	if e.appended > 0 {
 		body.Appended, body.LastID = e.appended, wire.FormatRecordID(e.lastID)
+	}
+	if e.reason == aof2v1.ErrorReason_NEEDS_RESTORE {
+		body.StreamID = strconv.FormatUint(uint64(e.stream), 10)
 	}
 	return e.http, h, body
 }

@@ -49,6 +49,8 @@ func TestErrorTable(t *testing.T) {
 		{"no space", wrap(core.ErrNoSpace), aof2v1.ErrorReason_NO_SPACE, codes.ResourceExhausted, 507, "no_space"},
 		{"ids exhausted", wrap(core.ErrSegmentIDExhausted), aof2v1.ErrorReason_SEGMENT_IDS_EXHAUSTED, codes.ResourceExhausted, 507, "segment_ids_exhausted"},
 		{"corrupt", &types.CorruptError{Path: "/data/streams/7/segments/1.seg", Offset: 64, Reason: "crc"}, aof2v1.ErrorReason_CORRUPT, codes.DataLoss, 500, "corrupt"},
+		{"needs restore", fmt.Errorf("create stream 42: %w", &core.NeedsRestoreError{Stream: 42, Reason: "tier 2 holds it"}),
+			aof2v1.ErrorReason_NEEDS_RESTORE, codes.FailedPrecondition, 409, "needs_restore"},
 		{"segment busy", wrap(core.ErrSegmentBusy), aof2v1.ErrorReason_SEGMENT_BUSY, codes.FailedPrecondition, 409, "segment_busy"},
 		{"closed", wrap(core.ErrClosed), aof2v1.ErrorReason_CLOSED, codes.Unavailable, 503, "closed"},
 		{"shutting down", errShuttingDown, aof2v1.ErrorReason_CLOSED, codes.Unavailable, 503, "closed"},
@@ -71,6 +73,18 @@ func TestErrorTable(t *testing.T) {
 			require.NotEmpty(t, body.Error)
 		})
 	}
+}
+
+// TestNeedsRestoreNamesTheStream: both transports say which stream needs
+// the restore, in the message and as a field.
+func TestNeedsRestoreNamesTheStream(t *testing.T) {
+	err := fmt.Errorf("create stream 42: %w", &core.NeedsRestoreError{Stream: 42, Reason: "tier 2 holds it"})
+	st := toStatus(err)
+	require.Equal(t, "42", errorInfo(st).Metadata[wire.MetaStreamID])
+	require.Contains(t, st.Message(), "stream 42")
+	_, _, body := httpError(err)
+	require.Equal(t, "42", body.StreamID)
+	require.Contains(t, body.Error, "stream 42")
 }
 
 func errorInfo(st *status.Status) *errdetails.ErrorInfo {

@@ -39,6 +39,9 @@ func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*ao
 	if err != nil {
 		return nil, err
 	}
+	if req.CoordinatorWatermark != nil {
+		str.SetCoordinatorWatermark(req.GetCoordinatorWatermark())
+	}
 	return &aof2v1.AppendResponse{Ids: idsToProto(ids), Durable: durable}, nil
 }
 
@@ -72,6 +75,9 @@ func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendReq
 		}
 		if err != nil {
 			return withAppendedN(count, last, err)
+		}
+		if req.CoordinatorWatermark != nil {
+			str.SetCoordinatorWatermark(req.GetCoordinatorWatermark())
 		}
 		durable = durable || !req.GetNoWaitDurable()
 	}

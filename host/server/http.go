@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -119,7 +120,11 @@ type infoJSON struct {
 	Resident       uint32 `json:"resident"`
 	Sealed         uint32 `json:"sealed"`
 	MaxRecordSize  uint64 `json:"max_record_size"`
-	Failed         string `json:"failed,omitempty"`
+	// Decimal strings, like every other id (JSON numbers lose u64 bits).
+	CoordinatorWatermark string `json:"coordinator_watermark"`
+	LastExtID            string `json:"last_ext_id"`
+	Failed               string `json:"failed,omitempty"`
+	Refused              string `json:"refused,omitempty"`
 }
 
 func infoToJSON(in *aof2v1.StreamInfoResponse) infoJSON {
@@ -128,6 +133,8 @@ func infoToJSON(in *aof2v1.StreamInfoResponse) infoJSON {
 		FirstOrdinal: in.FirstOrdinal, Bytes: in.Bytes, DurableBytes: in.DurableBytes,
 		DurableMark: wire.FormatRecordID(core.RecordID(in.DurableMark)), Segments: in.Segments,
 		Resident: in.Resident, Sealed: in.Sealed, MaxRecordSize: in.MaxRecordSize, Failed: in.Failed,
+		CoordinatorWatermark: strconv.FormatUint(in.CoordinatorWatermark, 10), LastExtID: strconv.FormatUint(in.LastExtId, 10),
+		Refused: in.Refused,
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 
 // appendArgs is a decoded POST /v1/streams/{id}/records.
 type appendArgs struct {
-	entries []entry
-	durable bool
+	entries   []entry
+	durable   bool
+	watermark *uint64 // coordinator_watermark, when given
 }
 
 // jsonRecord is one record of a JSON append body: payload (base64) or text.
@@ -33,8 +34,9 @@ type jsonRecord struct {
 
 // appendBody is a JSON append body.
 type appendBody struct {
-	Records []jsonRecord `json:"records"`
-	Durable *bool        `json:"durable"`
+	Records   []jsonRecord `json:"records"`
+	Durable   *bool        `json:"durable"`
+	Watermark *flexUint    `json:"coordinator_watermark"`
 }
 
 // isJSON reports whether a Content-Type names JSON; anything else (a
@@ -47,10 +49,11 @@ func isJSON(contentType string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// decodeAppend decodes an append request. q may carry durable (both body
-// kinds) and ext_id / timestamp_unix_nano (raw bodies only).
+// decodeAppend decodes an append request. q may carry durable and
+// coordinator_watermark (both body kinds) and ext_id / timestamp_unix_nano
+// (raw bodies only).
 func decodeAppend(contentType string, q url.Values, body []byte) (appendArgs, error) {
-	if err := onlyParams(q, "durable", "ext_id", "timestamp_unix_nano"); err != nil {
+	if err := onlyParams(q, "durable", "ext_id", "timestamp_unix_nano", "coordinator_watermark"); err != nil {
 		return appendArgs{}, err
 	}
 	qDurable, err := boolParam(q, "durable")
@@ -58,6 +61,13 @@ func decodeAppend(contentType string, q url.Values, body []byte) (appendArgs, er
 		return appendArgs{}, err
 	}
 	args := appendArgs{durable: qDurable == nil || *qDurable}
+	if q.Has("coordinator_watermark") {
+		w, err := uintParam(q, "coordinator_watermark")
+		if err != nil {
+			return appendArgs{}, err
+		}
+		args.watermark = &w
+	}
 	if !isJSON(contentType) {
 		e := entry{Payload: body}
 		if e.ExtID, err = uintParam(q, "ext_id"); err != nil {
@@ -85,6 +95,12 @@ func decodeAppend(contentType string, q url.Values, body []byte) (appendArgs, er
 	}
 	if len(b.Records) == 0 {
 		return appendArgs{}, fmt.Errorf(`JSON body: "records" is empty: %w`, ErrBadRequest)
+	}
+	if b.Watermark != nil {
+		if args.watermark != nil && *args.watermark != uint64(*b.Watermark) {
+			return appendArgs{}, fmt.Errorf("coordinator_watermark is %d in the query but %d in the body: %w", *args.watermark, uint64(*b.Watermark), ErrBadRequest)
+		}
+		args.watermark = new(uint64(*b.Watermark))
 	}
 	if b.Durable != nil {
 		if qDurable != nil && *qDurable != *b.Durable {

@@ -16,6 +16,7 @@ func TestDecodeAppend(t *testing.T) {
 		name, ct, query, body string
 		want                  []entry
 		durable               bool
+		watermark             *uint64
 		bad                   bool
 	}{
 		{name: "raw", ct: "application/octet-stream", body: "abc", want: []entry{{Payload: []byte("abc")}}, durable: true},
@@ -38,6 +39,14 @@ func TestDecodeAppend(t *testing.T) {
 		{name: "ext id float", ct: "application/json", body: `{"records":[{"text":"a","ext_id":1.5}]}`, bad: true},
 		{name: "ext id over 64 bits", ct: "application/json", body: `{"records":[{"text":"a","ext_id":"18446744073709551616"}]}`, bad: true},
 		{name: "unknown query", query: "foo=1", body: "x", bad: true},
+		{name: "raw watermark", query: "coordinator_watermark=18446744073709551615", body: "x",
+			want: []entry{{Payload: []byte("x")}}, durable: true, watermark: new(uint64(1<<64 - 1))},
+		{name: "json watermark", ct: "application/json", body: `{"records":[{"text":"a"}],"coordinator_watermark":"7"}`,
+			want: []entry{{Payload: []byte("a")}}, durable: true, watermark: new(uint64(7))},
+		{name: "json watermark in both", ct: "application/json", query: "coordinator_watermark=7", body: `{"records":[{"text":"a"}],"coordinator_watermark":7}`,
+			want: []entry{{Payload: []byte("a")}}, durable: true, watermark: new(uint64(7))},
+		{name: "watermarks disagree", ct: "application/json", query: "coordinator_watermark=8", body: `{"records":[{"text":"a"}],"coordinator_watermark":7}`, bad: true},
+		{name: "watermark not a number", query: "coordinator_watermark=x", body: "x", bad: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q, err := url.ParseQuery(tc.query)
@@ -50,6 +59,7 @@ func TestDecodeAppend(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got.entries)
 			require.Equal(t, tc.durable, got.durable)
+			require.Equal(t, tc.watermark, got.watermark)
 		})
 	}
 }

@@ -50,6 +50,9 @@ func (s *Server) httpAppend(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if args.watermark != nil {
+		str.SetCoordinatorWatermark(*args.watermark)
+	}
 	out := appendJSON{StreamID: strconv.FormatUint(uint64(id), 10), IDs: make([]string, len(ids)), Durable: args.durable}
 	for i, id := range ids {
 		out.IDs[i] = wire.FormatRecordID(id)

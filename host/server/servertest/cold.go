@@ -92,6 +92,9 @@ func (c *Cold) copyOf(k core.SegmentKey) ([]byte, error) {
 // AdmitSegment admits everything: Cold has no budget.
 func (c *Cold) AdmitSegment(core.SegmentKey, int64) error { return nil }
 
+// CheckNewStream allows every stream: Cold has no tier 2 to hold one.
+func (c *Cold) CheckNewStream(core.StreamID) error { return nil }
+
 // SegmentSealed does nothing: segments move only through Evict.
 func (c *Cold) SegmentSealed(*core.Stream, core.SegmentInfo) {}
 

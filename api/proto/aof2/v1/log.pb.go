@@ -83,6 +83,11 @@ const (
 	ErrorReason_SEGMENT_BUSY ErrorReason = 15
 	// Anything else; the message says what.
 	ErrorReason_INTERNAL ErrorReason = 16
+	// Tier 2 holds more of the stream than this host (its data was lost or
+	// is older than the bucket's): appending would reuse record ids. The
+	// stream refuses appends until its data is brought back. Metadata
+	// "stream_id" names the stream.
+	ErrorReason_NEEDS_RESTORE ErrorReason = 17
 )
 
 // Enum value maps for ErrorReason.
@@ -105,6 +110,7 @@ var (
 		14: "SEGMENT_IDS_EXHAUSTED",
 		15: "SEGMENT_BUSY",
 		16: "INTERNAL",
+		17: "NEEDS_RESTORE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -124,6 +130,7 @@ var (
 		"SEGMENT_IDS_EXHAUSTED":    14,
 		"SEGMENT_BUSY":             15,
 		"INTERNAL":                 16,
+		"NEEDS_RESTORE":            17,
 	}
 )
 
@@ -232,8 +239,14 @@ type AppendRequest struct {
 	// durable. Such an append does not wait out backpressure either: it fails
 	// with WOULD_BLOCK before appending anything.
 	NoWaitDurable bool `protobuf:"varint,3,opt,name=no_wait_durable,json=noWaitDurable,proto3" json:"no_wait_durable,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When set, the coordinator watermark the stream's next seal carries
+	// (segment footer, current.sealed, manifest), set once the records are
+	// appended: a writer that drives the stream from an external log (a Raft
+	// log, say) records how far it has got. It survives restarts once a seal
+	// carried it (StreamInfoResponse.coordinator_watermark).
+	CoordinatorWatermark *uint64 `protobuf:"varint,4,opt,name=coordinator_watermark,json=coordinatorWatermark,proto3,oneof" json:"coordinator_watermark,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *AppendRequest) Reset() {
@@ -285,6 +298,13 @@ func (x *AppendRequest) GetNoWaitDurable() bool {
 		return x.NoWaitDurable
 	}
 	return false
+}
+
+func (x *AppendRequest) GetCoordinatorWatermark() uint64 {
+	if x != nil && x.CoordinatorWatermark != nil {
+		return *x.CoordinatorWatermark
+	}
+	return 0
 }
 
 // AppendResponse answers Append.
@@ -1107,7 +1127,14 @@ type StreamInfoResponse struct {
 	// The largest payload the stream accepts, in bytes.
 	MaxRecordSize uint64 `protobuf:"varint,11,opt,name=max_record_size,json=maxRecordSize,proto3" json:"max_record_size,omitempty"`
 	// Why the stream stopped after a durability failure; empty while healthy.
-	Failed        string `protobuf:"bytes,12,opt,name=failed,proto3" json:"failed,omitempty"`
+	Failed string `protobuf:"bytes,12,opt,name=failed,proto3" json:"failed,omitempty"`
+	// The coordinator watermark the next seal will carry.
+	CoordinatorWatermark uint64 `protobuf:"varint,13,opt,name=coordinator_watermark,json=coordinatorWatermark,proto3" json:"coordinator_watermark,omitempty"`
+	// The ext_id of the newest record (zero when none carries one).
+	LastExtId uint64 `protobuf:"varint,14,opt,name=last_ext_id,json=lastExtId,proto3" json:"last_ext_id,omitempty"`
+	// Why appends are refused (the stream needs a restore from tier 2); empty
+	// while they are accepted.
+	Refused       string `protobuf:"bytes,15,opt,name=refused,proto3" json:"refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1222,6 +1249,27 @@ func (x *StreamInfoResponse) GetMaxRecordSize() uint64 {
 func (x *StreamInfoResponse) GetFailed() string {
 	if x != nil {
 		return x.Failed
+	}
+	return ""
+}
+
+func (x *StreamInfoResponse) GetCoordinatorWatermark() uint64 {
+	if x != nil {
+		return x.CoordinatorWatermark
+	}
+	return 0
+}
+
+func (x *StreamInfoResponse) GetLastExtId() uint64 {
+	if x != nil {
+		return x.LastExtId
+	}
+	return 0
+}
+
+func (x *StreamInfoResponse) GetRefused() string {
+	if x != nil {
+		return x.Refused
 	}
 	return ""
 }
@@ -1382,11 +1430,13 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06Record\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x02 \x01(\x03R\x11timestampUnixNano\x12\x15\n" +
-	"\x06ext_id\x18\x03 \x01(\x04R\x05extId\"\x7f\n" +
+	"\x06ext_id\x18\x03 \x01(\x04R\x05extId\"\xd3\x01\n" +
 	"\rAppendRequest\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12)\n" +
 	"\arecords\x18\x02 \x03(\v2\x0f.aof2.v1.RecordR\arecords\x12&\n" +
-	"\x0fno_wait_durable\x18\x03 \x01(\bR\rnoWaitDurable\"<\n" +
+	"\x0fno_wait_durable\x18\x03 \x01(\bR\rnoWaitDurable\x128\n" +
+	"\x15coordinator_watermark\x18\x04 \x01(\x04H\x00R\x14coordinatorWatermark\x88\x01\x01B\x18\n" +
+	"\x16_coordinator_watermark\"<\n" +
 	"\x0eAppendResponse\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x04R\x03ids\x12\x18\n" +
 	"\adurable\x18\x02 \x01(\bR\adurable\"p\n" +
@@ -1433,7 +1483,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\fSealResponse\x12/\n" +
 	"\x04info\x18\x01 \x01(\v2\x1b.aof2.v1.StreamInfoResponseR\x04info\"0\n" +
 	"\x11StreamInfoRequest\x12\x1b\n" +
-	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\"\x87\x03\n" +
+	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\"\xf6\x03\n" +
 	"\x12StreamInfoResponse\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x18\n" +
 	"\arecords\x18\x02 \x01(\x04R\arecords\x12'\n" +
@@ -1447,7 +1497,10 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06sealed\x18\n" +
 	" \x01(\rR\x06sealed\x12&\n" +
 	"\x0fmax_record_size\x18\v \x01(\x04R\rmaxRecordSize\x12\x16\n" +
-	"\x06failed\x18\f \x01(\tR\x06failed\"\x14\n" +
+	"\x06failed\x18\f \x01(\tR\x06failed\x123\n" +
+	"\x15coordinator_watermark\x18\r \x01(\x04R\x14coordinatorWatermark\x12\x1e\n" +
+	"\vlast_ext_id\x18\x0e \x01(\x04R\tlastExtId\x12\x18\n" +
+	"\arefused\x18\x0f \x01(\tR\arefused\"\x14\n" +
 	"\x12ListStreamsRequest\"c\n" +
 	"\x13ListStreamsResponse\x12\x1d\n" +
 	"\n" +
@@ -1455,7 +1508,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\xcf\x02\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\xe2\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1475,7 +1528,8 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x0fUNAUTHENTICATED\x10\r\x12\x19\n" +
 	"\x15SEGMENT_IDS_EXHAUSTED\x10\x0e\x12\x10\n" +
 	"\fSEGMENT_BUSY\x10\x0f\x12\f\n" +
-	"\bINTERNAL\x10\x102\xf3\x03\n" +
+	"\bINTERNAL\x10\x10\x12\x11\n" +
+	"\rNEEDS_RESTORE\x10\x112\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
 	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +
@@ -1561,6 +1615,7 @@ func file_aof2_v1_log_proto_init() {
 	if File_aof2_v1_log_proto != nil {
 		return
 	}
+	file_aof2_v1_log_proto_msgTypes[1].OneofWrappers = []any{}
 	file_aof2_v1_log_proto_msgTypes[3].OneofWrappers = []any{}
 	file_aof2_v1_log_proto_msgTypes[4].OneofWrappers = []any{
 		(*Position_RecordId)(nil),
