@@ -71,12 +71,13 @@ func (e findingsError) Error() string { return fmt.Sprintf("%d findings", e.n) }
 func exitCode(err error) int {
 	var ue usageError
 	var fe findingsError
+	var te tier2Error
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.As(err, &fe):
+	case errors.As(err, &fe), errors.As(err, &te): // tier 2 unreachable, whatever the cause
 		return exitIO
 	case errors.Is(err, errUnauthenticated), errors.Is(err, pluginapi.ErrAuth):
 		return exitAuth

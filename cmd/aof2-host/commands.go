@@ -21,8 +21,19 @@ in-flight requests, flushes and stops the plugin.`,
 	{name: "manifest inspect", summary: "show a stream's manifest chunks, snapshots and (with -records) decoded records",
 		example: "aof2-host manifest inspect -stream 42 -records",
 		run:     runManifestInspect},
-	{name: "manifest verify", summary: "recompute every manifest CRC and check its invariants; exit 4 on any finding",
-		example: "aof2-host manifest verify -data-dir ./data",
+	{name: "manifest verify", summary: "recompute manifest CRCs, check invariants and that tier 2 holds what the manifest says; exit 4 on findings",
+		long: `Offline, on the data directory. Locally: chunk and record CRCs, chunk chain, snapshots,
+retention, the JSON view's parity. Then it launches the configured tier-2 plugin as
+serve does (-config, AOF2_* variables; -data-dir and -plugin-dir override) and Heads
+every object the manifest places in tier 2: each segment at the key and with the etag
+the manifest recorded (a segment whose delete is pending may be gone), each manifest
+chunk flagged uploaded or already removed locally at its layout key; size, checksum
+and identity metadata must agree. A missing object is a tier2_missing finding, a
+different or damaged one tier2_mismatch, each naming its key. Tier 2 unreachable
+(plugin missing, start or probe failing, requests failing) is an error (exit 4), not
+"ok". -skip-tier2 verifies the local manifests only and says so. Stop the host first
+for a definitive answer: objects it deletes or re-uploads meanwhile can show up.`,
+		example: "aof2-host manifest verify -config /etc/aof2/aof2.hcl\naof2-host manifest verify -data-dir ./data -stream 42 -skip-tier2 --json",
 		run:     runManifestVerify},
 	{name: "manifest parity", summary: "compare each stream's JSON view with its manifest log (before enabling log-only)",
 		example: "aof2-host manifest parity -stream 42 --json",

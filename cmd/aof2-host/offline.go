@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/types"
@@ -179,7 +181,9 @@ func writeInspection(e *cmdEnv, in *manifest.Inspection, records bool) error {
 func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 	t := targetFlags(e.flags)
 	stream := e.flags.String("stream", "", "verify only this stream (default: every stream)")
-	logOnly := e.flags.Bool("log-only", false, "skip the JSON-view parity check (tier1_manifest_log_only deployments)")
+	logOnly := e.flags.Bool("log-only", false, "skip the JSON-view parity check (manifest.log_only deployments)")
+	skipTier2 := e.flags.Bool("skip-tier2", false, "verify the local manifests only: do not launch the plugin or ask tier 2 for any object")
+	pluginDir := e.flags.String("plugin-dir", "", "directory of the aof2-plugin-<name> binaries (default: the config's plugin_dir, else this binary's directory)")
 	asJSON := e.flags.Bool("json", false, "print findings as JSON")
 	if _, err := e.parse(0, 0); err != nil {
 		return err
@@ -188,18 +192,47 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 	if err != nil {
 		return err
 	}
+	// Tier 2 first: if it cannot be reached, say so before any "ok".
+	notChecked := "tier 2 not checked (-skip-tier2): only the local manifests were verified"
+	var sess *tier2Session
+	if !*skipTier2 && len(ins) > 0 {
+		cfg, err := loadVerifyConfig(t.config, t.dataDir, *pluginDir)
+		if err != nil {
+			return err
+		}
+		if cfg.Tier2Enabled() {
+			logger := hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: hclog.Warn, Output: e.stderr})
+			if sess, err = openTier2(ctx, cfg, logger); err != nil {
+				return err
+			}
+			defer sess.close()
+		} else {
+			notChecked = "tier 2 not checked: no tier-2 plugin is configured (tier2.enabled = false or tier2.plugin = \"\")"
+		}
+	}
 	type result struct {
 		Stream   uint64             `json:"stream_id"`
 		Findings []manifest.Finding `json:"findings"`
+		Tier2    tier2Report        `json:"tier2"`
 	}
 	var all []result
 	total := 0
 	for _, in := range ins {
-		f, err := in.Verify(ctx, manifest.VerifyOptions{LogOnly: *logOnly})
+		r := result{Stream: in.id, Tier2: tier2Report{Note: notChecked}}
+		opts := manifest.VerifyOptions{LogOnly: *logOnly}
+		if sess != nil {
+			opts.Objects = func(ctx context.Context, x *manifest.Inspection) ([]manifest.Finding, error) {
+				f, rep, err := sess.checker.check(ctx, types.StreamID(in.id), x)
+				r.Tier2 = rep
+				return f, err
+			}
+		}
+		f, err := in.Verify(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("stream %d: %w", in.id, err)
 		}
-		all = append(all, result{in.id, f})
+		r.Findings = f
+		all = append(all, r)
 		total += len(f)
 	}
 	if *asJSON {
@@ -207,12 +240,21 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 			return err
 		}
 	} else {
+		if sess != nil {
+			fmt.Fprintf(e.stdout, "tier 2: %s\n", sess.desc)
+		} else if len(ins) > 0 {
+			fmt.Fprintf(e.stdout, "note: %s\n", notChecked)
+		}
 		for _, r := range all {
 			if len(r.Findings) == 0 {
-				fmt.Fprintf(e.stdout, "stream %d: ok\n", r.Stream)
+				fmt.Fprintf(e.stdout, "stream %d: ok (%s)\n", r.Stream, r.Tier2.summary())
 			}
 			for _, f := range r.Findings {
-				fmt.Fprintf(e.stdout, "stream %d: %s %s %s: %s\n", r.Stream, f.Severity, f.Code, f.File, f.Message)
+				where := f.File
+				if f.Key != "" {
+					where = f.Key
+				}
+				fmt.Fprintf(e.stdout, "stream %d: %s %s %s: %s\n", r.Stream, f.Severity, f.Code, where, f.Message)
 			}
 		}
 	}

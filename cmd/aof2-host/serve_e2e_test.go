@@ -131,7 +131,7 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// Offline admin commands on the stopped host's data directory.
 	out.Reset()
-	require.Equal(t, exitOK, run(ctx, []string{"manifest", "verify", "-data-dir", dataDir}, &out, &errOut), "%s%s", out.String(), errOut.String())
+	require.Equal(t, exitOK, run(ctx, []string{"manifest", "verify", "-data-dir", dataDir, "-plugin-dir", bin}, &out, &errOut), "%s%s", out.String(), errOut.String())
 	require.Equal(t, exitOK, run(ctx, []string{"manifest", "parity", "-data-dir", dataDir, "-stream", "7"}, &out, &errOut), "%s%s", out.String(), errOut.String())
 	out.Reset()
 	require.Equal(t, exitOK, run(ctx, []string{"manifest", "inspect", "-data-dir", dataDir, "-stream", "7"}, &out, &errOut), errOut.String())

@@ -158,8 +158,10 @@ const (
 type Finding struct {
 	Severity Severity `json:"severity"`
 	// Code is stable, for scripts: e.g. chunk_crc, chunk_gap, snapshot_invalid.
-	Code    string `json:"code"`
-	File    string `json:"file,omitempty"`
+	Code string `json:"code"`
+	File string `json:"file,omitempty"`
+	// Key is the tier-2 object a tier2_* finding is about.
+	Key     string `json:"key,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -176,6 +178,11 @@ type VerifyOptions struct {
 	// Tier2, when set, is checked for every chunk flagged uploaded and every
 	// chunk retention already removed locally.
 	Tier2 ChunkStore
+	// Objects, when set, runs after the local checks with the inspection
+	// they ran on, and its findings are added to Verify's: how a caller
+	// holding a tier-2 store checks every object the manifest places there
+	// (`aof2-host manifest verify` Heads each one). Its error aborts Verify.
+	Objects func(ctx context.Context, in *Inspection) ([]Finding, error)
 }
 
 // Verify recomputes every CRC (chunks, records, snapshots) and checks the
@@ -203,6 +210,13 @@ func (i *Inspector) Verify(ctx context.Context, o VerifyOptions) ([]Finding, err
 		if err := v.tier2(ctx, o.Tier2); err != nil {
 			return nil, err
 		}
+	}
+	if o.Objects != nil {
+		f, err := o.Objects(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		v.out = append(v.out, f...)
 	}
 	return v.out, nil
 }
