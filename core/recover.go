@@ -33,8 +33,8 @@ type RecoveryReport struct {
 	CoordinatorWatermark uint64
 }
 
-// recover rebuilds the stream from its segment files (SPEC §4 "pointer
-// first"): header and footer of every sealed segment, a scan of the tail
+// recover rebuilds the stream from its segment files (docs/tiering.md#recovery):
+// header and footer of every sealed segment, a scan of the tail
 // only. Everything it keeps is made durable before the stream is used.
 func (s *Stream) recover() (rep RecoveryReport, err error) {
 	start := time.Now()

@@ -13,7 +13,7 @@ import (
 // no partial object visible.
 //
 // Errors must match the contract's sentinels (return an *Error, or wrap a
-// sentinel with %w) so they map onto the gRPC table in PLUGINS.md. The
+// sentinel with %w) so they map onto the error table in docs/plugin-contract.md#errors. The
 // adapters in this package validate keys, metadata, chunk framing, staging
 // paths and checksums before a call reaches the backend, but a Backend used
 // in-process must not rely on that: [CheckPut] and [ValidateKey] are cheap.

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// The PLUGINS.md error table, row by row, both directions.
+// The error table of docs/plugin-contract.md#errors, row by row, both directions.
 func TestErrorTable(t *testing.T) {
 	rows := []struct {
 		err    error

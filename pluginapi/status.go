@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// ErrorInfo reasons (PLUGINS.md, "Errors across the boundary").
+// ErrorInfo reasons (docs/plugin-contract.md#errors).
 const (
 	ReasonObjectNotFound  = "OBJECT_NOT_FOUND"
 	ReasonBucketNotFound  = "BUCKET_NOT_FOUND"

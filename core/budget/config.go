@@ -57,7 +57,7 @@ const (
 	// PolicyTier2 ("require tier 2"): a sealed segment is safe to evict only
 	// once tier 2 holds it (MarkInTier2). The default when a tier 2 is
 	// configured: while tier 2 is down nothing that is not yet uploaded
-	// leaves tier 0 (SPEC §7).
+	// leaves tier 0 (docs/tiering.md#tier-0-budget).
 	PolicyTier2
 )
 
@@ -113,7 +113,7 @@ type Config struct {
 	// Registerer receives the Prometheus metrics (prefix aof_tier0_); nil
 	// means no registration.
 	Registerer prometheus.Registerer
-	// Logger receives the seed's events (tiered_admit_segment,
+	// Logger receives the documented events (tiered_admit_segment,
 	// tier0_eviction_scheduled, tier0_segment_dropped) at debug level; nil
 	// means no logging.
 	Logger hclog.Logger

@@ -19,7 +19,7 @@
 //     another tier holds the data: with PolicyTier1 once tier 1 (or tier 2)
 //     has it, with PolicyTier2 only once tier 2 has it, so that while the
 //     object store is down nothing that exists only locally is ever
-//     deleted (SPEC §7). A pinned segment (an open reader) never goes.
+//     deleted (docs/tiering.md#tier-0-budget). A pinned segment (an open reader) never goes.
 //     Among the eligible ones the least recently used goes first.
 //   - When nothing more can go, a new segment cannot be activated: the
 //     writer gets WouldBlock(Admission) (types.ErrWouldBlock) instead of

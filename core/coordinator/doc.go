@@ -5,7 +5,7 @@
 // segments when a reader needs them. It implements core.Tiering: the
 // engine never imports the tiers, the coordinator drives them.
 //
-// # Ordering (SPEC §7, §12)
+// # Ordering (docs/tiering.md#crash-consistency-rules)
 //
 // Every transition is recorded in the stream's manifest log: *Started is
 // appended when a job starts, *Done or *Failed committed when it ends.

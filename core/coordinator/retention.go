@@ -16,7 +16,7 @@ import (
 // Retention bounds how much of each stream is kept. Zero fields keep
 // everything. Only the oldest sealed segments go, never the newest
 // segment, and only with a tier 2 (the deletion is recorded through
-// Tier2DeleteQueued / Tier2Deleted, SPEC §7).
+// Tier2DeleteQueued / Tier2Deleted, docs/tiering.md#retention).
 type Retention struct {
 	// MaxAge drops segments sealed longer ago than this.
 	MaxAge time.Duration

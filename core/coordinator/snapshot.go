@@ -12,7 +12,7 @@ import (
 	"github.com/aof2/aof2/core/types"
 )
 
-// Snapshot is the one observability view of the tiers (SPEC §10); the
+// Snapshot is the one observability view of the tiers; the
 // host's `dump` prints it.
 type Snapshot struct {
 	Tier0 budget.Stats

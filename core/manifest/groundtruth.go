@@ -11,7 +11,7 @@ import (
 )
 
 // SegmentFacts are the facts of one tier-0 segment file as its header and
-// footer state them (SPEC §4): the engine reads them without scanning
+// footer state them (docs/formats.md#segment-file): the engine reads them without scanning
 // payloads.
 type SegmentFacts struct {
 	SegmentID            types.SegmentID

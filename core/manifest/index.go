@@ -7,7 +7,7 @@ import (
 	"github.com/aof2/aof2/core/types"
 )
 
-// Residency says where a segment's bytes can be read from (SPEC §6).
+// Residency says where a segment's bytes can be read from (docs/tiering.md#residency).
 type Residency uint8
 
 // Residency states. The numbers are stored in snapshots: do not change them.

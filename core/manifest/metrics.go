@@ -11,7 +11,7 @@ import (
 	"github.com/aof2/aof2/core/types"
 )
 
-// Metric names. The four replay metrics are fixed by the seed design (its
+// Metric names. The four replay metrics have documented names that must not change (their
 // dashboards and alerts use them); all carry the label stream_id.
 const (
 	// MetricReplayChunkLag is a gauge: wall seconds the latest replay spent

@@ -63,7 +63,7 @@ func metricEvents(t *testing.T, logs *syncBuffer) map[string][]map[string]any {
 // tier1_manifest_log_only and after reverting it: on stream 42, a commit is
 // interrupted by a power loss after its records reached the disk and before
 // its header did. Recovery must trim exactly those bytes, apply nothing
-// twice, report the seed's replay metrics (Prometheus and hclog, stream_id
+// twice, report the four replay metrics (Prometheus and hclog, stream_id
 // 42), and keep the JSON view in parity when it is enabled.
 func TestManifestCrashMidCommit(t *testing.T) {
 	const stream = 42

@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Chunk capacity bounds (SPEC §5).
+// Chunk capacity bounds (docs/formats.md#manifest-chunk).
 const (
 	MinChunkCapacity     = 16 << 10
 	MaxChunkCapacity     = 1 << 20

@@ -2,7 +2,7 @@ package manifest
 
 import "fmt"
 
-// Payload layouts (SPEC §5), little-endian, packed (no padding inside a
+// Payload layouts (docs/formats.md#record-types-and-payloads), little-endian, packed (no padding inside a
 // payload; the record frame pads the payload to 8 bytes):
 //
 //	type                 payload

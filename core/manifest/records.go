@@ -10,7 +10,7 @@ import (
 // are part of the format: do not change them.
 type RecordType uint16
 
-// Record types (SPEC §5).
+// Record types (docs/formats.md#record-types-and-payloads).
 const (
 	TypeSegmentOpened      RecordType = 0
 	TypeSealSegment        RecordType = 1
@@ -59,7 +59,7 @@ func (t *RecordType) UnmarshalText(b []byte) (err error) {
 // outside the known range are carried through unchanged.
 type ReasonCode uint32
 
-// Reason codes (SPEC §5).
+// Reason codes (docs/formats.md#reason-codes).
 const (
 	ReasonTransient     ReasonCode = 0 // retry
 	ReasonPermanent     ReasonCode = 1 // permanent codec error

@@ -20,7 +20,7 @@ type CorruptionEvent struct {
 	Reason     string `json:"reason"`
 }
 
-// ReplayStats describes a replay. The fields behind the seed's metrics are
+// ReplayStats describes a replay. The fields behind the four replay metrics are
 // ChunksInspected, JournalLagBytes, LastChunkLag and CorruptionEvents.
 type ReplayStats struct {
 	StreamID types.StreamID `json:"stream_id"`

@@ -233,7 +233,7 @@ func TestReplayDetectsBitFlips(t *testing.T) {
 	bits := []int64{}
 	for b := range int64(chunkHeaderLen * 8) {
 		// Flags bits 0 (sealed) and 1 (uploaded) are not covered by any
-		// checksum: the seed's header has none. See docs/adr-manifest.md.
+		// checksum: the chunk header has none (docs/formats.md#chunk-header, docs/adr-manifest.md).
 		if b == 56*8 || b == 56*8+1 {
 			continue
 		}

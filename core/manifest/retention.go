@@ -25,7 +25,7 @@ type SealedChunk struct {
 }
 
 // Tier2Key is the object key of the chunk in tier 2, relative to the
-// configured prefix (SPEC §7): streams/<stream_id>/manifest/<index:020>.mlog.
+// configured prefix (docs/formats.md#tier-2-keys-and-object-metadata): streams/<stream_id>/manifest/<index:020>.mlog.
 func (c SealedChunk) Tier2Key() string {
 	return fmt.Sprintf("streams/%d/manifest/%s", c.StreamID, chunkName(c.Index))
 }
@@ -127,7 +127,7 @@ func (l *Log) retain() error {
 //   - nothing is removed while fewer than two valid snapshots exist.
 //
 // So the active chunk, the last two sealed ones and everything newer than
-// the latest snapshot always stay, as SPEC §5 asks, and a chunk not yet in
+// the latest snapshot always stay, and a chunk not yet in
 // tier 2 is never removed.
 func retentionPlan(chunks map[uint64]*chunkMeta, snaps []snapMeta, snapFiles []uint64, active uint64) (delChunks, delSnaps []uint64) {
 	if len(snaps) < 2 {

@@ -32,8 +32,8 @@
 // so that lexical order is numeric order; the name repeats header fields and
 // recovery cross-checks them.
 //
-// Neither header nor footer carries its own checksum (the format is fixed by
-// the design), so decoding validates structure instead: magic, version,
+// Neither header nor footer carries its own checksum (the format is fixed,
+// docs/formats.md#segment-file), so decoding validates structure instead: magic, version,
 // lengths, agreement with the file name, and, for a footer, that the last
 // record it names ends exactly at durable_bytes. Every record is verified by
 // its own checksum, and segment_crc64 covers the whole written area.

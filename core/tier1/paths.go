@@ -54,7 +54,7 @@ func markNoSpace(err error) error {
 }
 
 // atomicFile writes a file crash-safely: into <path>.tmp, then fsync,
-// rename over path, fsync the directory (SPEC §12). Until Commit returns
+// rename over path, fsync the directory (docs/tiering.md#crash-consistency-rules). Until Commit returns
 // nil, path is untouched; after a crash at any point path holds either
 // nothing (or its old content) or the complete new content.
 type atomicFile struct {

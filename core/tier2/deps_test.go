@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// SPEC §2: the engine never imports a backend; tier2 sees backends only
+// docs/README.md#package-dependency-rules: the engine never imports a backend; tier2 sees backends only
 // through pluginapi (its tests may serve plugins/fs in-process).
 func TestNoPluginDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", ".").CombinedOutput()

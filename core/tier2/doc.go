@@ -13,7 +13,7 @@
 // never serve bytes that are not the ones stored. Store enforces that
 // once, for every backend:
 //
-//   - Keys follow SPEC §7 under an optional prefix (Layout), and
+//   - Keys follow docs/formats.md#tier-2-keys-and-object-metadata under an optional prefix (Layout), and
 //     Layout.Parse maps listed keys back to identities; keys it does not
 //     know are reported (Listing.Unknown), never deleted.
 //   - Every upload carries the object's CRC-64/NVME and metadata (kind,
@@ -43,7 +43,7 @@
 //     the plugin supervisor's open breaker; a semaphore bounds the
 //     requests in flight; every call takes a context and stops promptly
 //     when it ends.
-//   - Prometheus metrics (aof_tier2_*) and the hclog events of SPEC §10
+//   - Prometheus metrics (aof_tier2_*) and the documented hclog events
 //     (tier2_upload_success|failed, tier2_fetch_success|failed,
 //     tier2_delete_success|failed) come from here.
 //

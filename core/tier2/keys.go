@@ -37,7 +37,7 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// File name suffixes and directory names of the key layout (SPEC §7).
+// File name suffixes and directory names of the key layout (docs/formats.md#tier-2-keys-and-object-metadata).
 const (
 	SegmentSuffix  = ".seg.zst"
 	ChunkSuffix    = ".mlog"
