@@ -20,9 +20,9 @@ type Config struct {
 	// DataDir is the store's data directory (as given to core.Open).
 	DataDir string
 	// FS is the file system of the data directory; default vfs.OS. On the
-	// OS file system tier 2 moves files through the plugin by path
-	// (PutFile/GetFile); on any other (the crash-test MemFS) bytes go
-	// through memory.
+	// OS file system (or a wrapper over it, vfs.OnOS) tier 2 moves files
+	// through the plugin by path (PutFile/GetFile); on any other (the
+	// crash-test MemFS) bytes go through memory.
 	FS vfs.FS
 	// Tier0 configures the tier-0 budget (MaxBytes 0: unlimited). Its
 	// Registerer and Logger default to the coordinator's.

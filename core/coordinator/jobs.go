@@ -145,7 +145,7 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		}
 		meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord}
 		var up tier2.Uploaded
-		if c.cfg.FS == vfs.OS {
+		if vfs.OnOS(c.cfg.FS) {
 			up, err = c.remote.UploadSegment(ctx, types.SegmentKey{Stream: s.ID(), Segment: id}, c.warm.Path(k), meta)
 		} else {
 			var data []byte

@@ -195,7 +195,7 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 	if err := vfs.MkdirAllSync(c.cfg.FS, filepath.Dir(final)); err != nil {
 		return err
 	}
-	if c.cfg.FS != vfs.OS {
+	if !vfs.OnOS(c.cfg.FS) {
 		data, _, err := c.remote.Fetch(ctx, c.remote.Layout().SegmentObjectKey(k), tier2.Expect{})
 		if err != nil {
 			return err
@@ -215,6 +215,13 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 	}
 	c.m.fetched.Add(float64(d.Size))
 	span.SetAttributes(tracing.Bytes(int64(d.Size)))
+	// The plugin wrote the file and did not sync it: its bytes must be
+	// durable before the rename makes it the warm copy that a commit of
+	// CompressionDone then vouches for.
+	if err := vfs.SyncFile(c.cfg.FS, tmp); err != nil {
+		_ = c.cfg.FS.Remove(tmp)
+		return err
+	}
 	if err := c.cfg.FS.Rename(tmp, final); err != nil {
 		return err
 	}

@@ -140,6 +140,22 @@ type InjectFS struct {
 // Wrap returns fs with faults injected by inj (nil injects nothing).
 func Wrap(fs FS, inj Injector) *InjectFS { return &InjectFS{fs: fs, inj: inj} }
 
+// OnOS reports whether fsys names real files of the operating system (OS,
+// or a wrapper over it): another process, such as a plugin, can then read
+// and write them by path.
+func OnOS(fsys FS) bool {
+	for {
+		switch f := fsys.(type) {
+		case osFS:
+			return true
+		case *InjectFS:
+			fsys = f.fs
+		default:
+			return false
+		}
+	}
+}
+
 // SetInjector replaces the injector (nil injects nothing).
 func (w *InjectFS) SetInjector(inj Injector) {
 	w.mu.Lock()

@@ -134,6 +134,20 @@ func WriteFileAtomic(fsys FS, name string, data []byte) error {
 	return fsys.SyncDir(filepath.Dir(name))
 }
 
+// SyncFile makes the data of an existing file name durable (a file
+// another process wrote, such as a download a plugin made by path).
+func SyncFile(fsys FS, name string) error {
+	f, err := fsys.OpenReadWrite(name)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // ReadFile reads the whole of name.
 func ReadFile(fsys FS, name string) ([]byte, error) {
 	f, err := fsys.Open(name)
