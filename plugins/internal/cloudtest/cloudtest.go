@@ -19,8 +19,12 @@ import (
 // Env returns the values of the environment variables naming a local
 // server. When one is missing the test is skipped with a line saying how
 // to run it, except in CI (CI=true), where a missing server is a failure.
+// Under -short (make test-short) every test needing a server is skipped.
 func Env(t testing.TB, names ...string) map[string]string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a local cloud server: not under -short (make test or make test-cloud run it)")
+	}
 	out := map[string]string{}
 	for _, n := range names {
 		v := os.Getenv(n)
