@@ -11,8 +11,12 @@ FUZZTIME  ?= 30s
 TEST_FUZZTIME ?= 3s
 BENCHTIME ?= 1x
 TESTFLAGS ?=
+# Every binary the tests launch (host, plugins, test plugins) is built once
+# per run into TEST_BIN_DIR, and the tests take them from there
+# (internal/testbin; plain `go test` builds them once per test process).
+TEST_BIN_DIR ?= $(TOOLS)/testbin
 
-.PHONY: help build test lint fuzz bench tidy-check run demo vet staticcheck clean
+.PHONY: help build test test-short test-bins lint fuzz bench tidy-check run demo vet staticcheck clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,9 +24,15 @@ help: ## list targets
 build: ## compile everything
 	$(GO) build ./...
 
-test: ## run every test with -race (CI-sized crash, kill -9 and fault runs), then every fuzz target for TEST_FUZZTIME
-	$(GO) test -race -timeout 45m $(TESTFLAGS) ./...
+test: test-bins ## run every test with -race (CI-sized crash, kill -9 and fault runs), then every fuzz target for TEST_FUZZTIME
+	AOF2_TEST_BIN_DIR=$(TEST_BIN_DIR) $(GO) test -race -timeout 45m $(TESTFLAGS) ./...
 	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
+
+test-short: test-bins ## the edit-compile-test loop (~2 min): go test -short without -race, small crash/fault counts, no e2e, no emulators
+	AOF2_TEST_BIN_DIR=$(TEST_BIN_DIR) $(GO) test -short -timeout 10m $(TESTFLAGS) ./...
+
+test-bins: ## build every binary the tests launch into TEST_BIN_DIR (test and test-short do it first)
+	$(GO) run ./internal/testbin/cmd/testbins $(TEST_BIN_DIR)
 
 run: ## build host + fs plugin into bin/ and serve on the defaults: data in ./data, tier 2 in ./data/tier2, loopback
 	@mkdir -p $(BIN)

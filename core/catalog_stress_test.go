@@ -76,10 +76,7 @@ func stressSeed(t *testing.T) uint64 {
 // writer then waited forever for a rollover that could not happen.
 func TestCatalogStress(t *testing.T) {
 	seed := stressSeed(t)
-	steps := envInt("AOF2_STRESS_STEPS", 1500)
-	if testing.Short() {
-		steps = envInt("AOF2_STRESS_STEPS", 300)
-	}
+	steps := count("AOF2_STRESS_STEPS", 1500, 300)
 	fsys := vfs.NewMem()
 	cfg := Config{FS: fsys, SegmentSize: segment.MinCapacity, SegmentTargetBytes: 2048, Sync: SyncNone, NoManifest: true}
 	st, err := Open("/data", cfg)

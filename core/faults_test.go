@@ -147,12 +147,14 @@ func countOps(t *testing.T, wl shortWorkload) uint64 {
 
 // TestCrashAfterEveryOperation cuts the power before each file-system
 // operation of the short workloads in turn, keeping only synced data or a
-// random share of unsynced data, and checks the recovered stream.
+// random share of unsynced data, and checks the recovered stream. Under
+// -short it takes every third operation (AOF2_CRASH_EVERY sets the stride).
 func TestCrashAfterEveryOperation(t *testing.T) {
+	every := uint64(count("AOF2_CRASH_EVERY", 1, 3))
 	for name, wl := range shortWorkloads {
 		t.Run(name, func(t *testing.T) {
 			n := countOps(t, wl) + 10
-			for k := range n {
+			for k := uint64(0); k < n; k += every {
 				for variant := range 2 {
 					rng := rand.New(rand.NewPCG(k, uint64(variant)))
 					opts := vfs.CrashOptions{Rand: rng}
@@ -171,7 +173,7 @@ func TestCrashAfterEveryOperation(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s: crashed before each of %d operations, two ways", name, n)
+			t.Logf("%s: crashed before every %d of %d operations, two ways", name, every, n)
 		})
 	}
 }
@@ -179,14 +181,16 @@ func TestCrashAfterEveryOperation(t *testing.T) {
 // TestFaultAtEveryOperation injects each fault kind at each operation
 // index, once and then persistently. Whatever the workload saw, the
 // process stays up, errors are typed, and once the faults stop (with or
-// without a power loss on top) every acknowledged record is there.
+// without a power loss on top) every acknowledged record is there. Under
+// -short it takes every eighth operation (AOF2_FAULT_EVERY sets the stride).
 func TestFaultAtEveryOperation(t *testing.T) {
 	faults := []vfs.Fault{vfs.FaultEIO, vfs.FaultNoSpace, vfs.FaultShortWrite, vfs.FaultBitFlip}
+	every := uint64(count("AOF2_FAULT_EVERY", 1, 8))
 	for name, wl := range shortWorkloads {
 		t.Run(name, func(t *testing.T) {
 			n := countOps(t, wl) + 10
 			runs := 0
-			for k := range n {
+			for k := uint64(0); k < n; k += every {
 				for _, f := range faults {
 					for _, persistent := range []bool{false, true} {
 						runs++

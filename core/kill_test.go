@@ -19,6 +19,7 @@ import (
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testseed"
 )
 
 // The kill -9 test re-executes the test binary as a child that appends to a
@@ -115,7 +116,7 @@ func TestKill9(t *testing.T) {
 	}
 	cycles := envInt("AOF2_KILL_CYCLES", 100)
 	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	rng := rand.New(rand.NewPCG(testseed.From(t, "AOF2_KILL_SEED"), 9))
 	acked, kills := 0, 0
 	for cycle := range cycles {
 		conf := rng.IntN(4)

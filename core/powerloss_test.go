@@ -22,6 +22,16 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// count is a test's iteration count (or stride): the environment variable
+// name when set, else short under -short (the edit-compile-test loop, make
+// test-short) and full otherwise (make test, CI).
+func count(name string, full, short int) int {
+	if testing.Short() {
+		return envInt(name, short)
+	}
+	return envInt(name, full)
+}
+
 // crashAt wraps mem so that from the first operation with index >= k on
 // every operation fails with EIO, which stops the engine as a dead machine
 // would. crash then takes the snapshot of what survives the power loss. It
@@ -84,10 +94,7 @@ func crashOptions(rng *rand.Rand) vfs.CrashOptions {
 // record lost, nothing duplicated, reordered or invented, and recovery
 // always succeeds. Every failure names its seed.
 func TestPowerLoss(t *testing.T) {
-	cycles := envInt("AOF2_CRASH_CYCLES", 2000)
-	if testing.Short() {
-		cycles = 200
-	}
+	cycles := count("AOF2_CRASH_CYCLES", 2000, 200)
 	var estimate atomic.Int64
 	estimate.Store(400)
 	start := time.Now()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 func payloadFor(i int, size int) []byte {
@@ -176,7 +177,7 @@ func TestTailSealAndWouldBlock(t *testing.T) {
 		close(got)
 	}()
 	require.NoError(t, s.Flush(ctx, id))
-	rec := <-got
+	rec := testwait.Recv(t, got, testwait.Default, "the tail to return the flushed record")
 	require.Equal(t, "one", string(rec.Payload))
 
 	require.NoError(t, s.Seal(ctx))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -12,18 +11,13 @@ import (
 
 	"github.com/aof2/aof2/conformance"
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/internal/testbin"
 )
 
-func build(t *testing.T, pkg string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
-	require.NoError(t, err, "%s", b)
-	return out
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Run(m)) }
 
 func TestCertifiesTheFSPlugin(t *testing.T) {
-	bin := build(t, "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs")
+	bin := testbin.Path(t, "aof2-plugin-fs")
 	report := filepath.Join(t.TempDir(), "report.json")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"--plugin", bin, "--config", "root=" + t.TempDir(), "--json", report, "--run", "Sizes|Ranges|List"}, &stdout, &stderr)
@@ -42,7 +36,7 @@ func TestCertifiesTheFSPlugin(t *testing.T) {
 // A plugin that stores nothing is not certified: exit 2, and the report
 // names the broken rules.
 func TestRefusesABrokenPlugin(t *testing.T) {
-	bin := build(t, "github.com/aof2/aof2/conformance/fake/cmd/aof2-plugin-fake")
+	bin := testbin.Path(t, "aof2-plugin-fake")
 	faults := filepath.Join(t.TempDir(), "faults.json")
 	require.NoError(t, fake.WriteFaultFile(faults, []fake.Fault{{Mode: fake.DropPut}}))
 	var stdout, stderr bytes.Buffer

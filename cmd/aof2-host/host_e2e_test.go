@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -19,41 +18,22 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/internal/testbin"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 // The end-to-end tests run the real aof2-host binary with the fs plugin
 // binary next to it, as an operator would.
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
-// hostBinaries builds aof2-host, aof2-plugin-fs and the test plugin
-// aof2-plugin-scoped (testdata/scopedplugin) once per test binary into one
-// directory (the host finds plugins next to itself).
+// hostBinaries returns the directory holding aof2-host, aof2-plugin-fs and
+// the test plugin aof2-plugin-scoped (testdata/scopedplugin), built once per
+// run (internal/testbin; the host finds plugins next to itself).
 func hostBinaries(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the host and plugin binaries")
 	}
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "aof2-e2e-bin-")
-		if binErr != nil {
-			return
-		}
-		for pkg, name := range map[string]string{"github.com/aof2/aof2/cmd/aof2-host": "aof2-host", "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs": "aof2-plugin-fs",
-			"github.com/aof2/aof2/cmd/aof2-host/testdata/scopedplugin": "aof2-plugin-scoped"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
-			if err != nil {
-				binErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	require.NoError(t, binErr)
-	return binDir
+	return testbin.Dir(t, "aof2-host", "aof2-plugin-fs", "aof2-plugin-scoped")
 }
 
 // hostProc is one running aof2-host serve.
@@ -155,8 +135,9 @@ func (h *hostProc) waitReady() {
 }
 
 func (h *hostProc) kill() {
+	h.t.Helper()
 	_ = h.cmd.Process.Signal(syscall.SIGKILL)
-	<-h.exited
+	testwait.Recv(h.t, h.exited, testwait.Default, "the host to exit after SIGKILL")
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -181,6 +162,9 @@ func (h *hostProc) dial(ctx context.Context, opts ...client.Option) *client.Clie
 
 func (h *hostProc) url(path string) string { return "http://" + h.http + path }
 
+// httpClient bounds every HTTP request of the e2e tests.
+var httpClient = &http.Client{Timeout: time.Minute}
+
 func httpDo(t *testing.T, method, url, token string, body io.Reader) (int, string, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -188,19 +172,13 @@ func httpDo(t *testing.T, method, url, token string, body io.Reader) (int, strin
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp, err := httpClient.Do(req)
+	require.NoError(t, err, "%s %s", method, url)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(b), resp.Header
 }
 
-// TestMain removes the binaries hostBinaries built.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+// TestMain removes the binaries hostBinaries built, if it built them.
+func TestMain(m *testing.M) { os.Exit(testbin.Run(m)) }

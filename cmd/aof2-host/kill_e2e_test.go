@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/internal/testseed"
 )
 
 // TestServeSIGKILLCycles SIGKILLs the host under load again and again
@@ -28,7 +29,7 @@ func TestServeSIGKILLCycles(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("AOF2_HOST_KILLS")); err == nil && v > 0 {
 		cycles = v
 	}
-	seed := uint64(time.Now().UnixNano())
+	seed := testseed.From(t, "AOF2_HOST_KILL_SEED")
 	t.Logf("seed %d (cycles %d)", seed, cycles)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dataDir := filepath.Join(t.TempDir(), "data")

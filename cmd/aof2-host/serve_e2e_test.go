@@ -177,7 +177,7 @@ func TestServeBadInput(t *testing.T) {
 			if strings.HasPrefix(tc.body, "{") {
 				req.Header.Set("Content-Type", "application/json")
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := httpClient.Do(req)
 			require.NoError(t, err)
 			resp.Body.Close()
 			require.Equal(t, tc.want, resp.StatusCode)

@@ -1,14 +1,16 @@
 package fake_test
 
 import (
-	"os/exec"
-	"path/filepath"
+	"os"
 	"testing"
 
 	"github.com/aof2/aof2/conformance"
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/pluginapi"
 )
+
+func TestMain(m *testing.M) { os.Exit(testbin.Run(m)) }
 
 func TestConformanceInProcess(t *testing.T) {
 	conformance.Run(t, &conformance.InProcess{
@@ -18,9 +20,6 @@ func TestConformanceInProcess(t *testing.T) {
 
 // The fake as a plugin process, launched as the host launches plugins.
 func TestConformanceBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "aof2-plugin-fake")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/aof2-plugin-fake").CombinedOutput(); err != nil {
-		t.Fatalf("building the fake plugin: %v\n%s", err, out)
-	}
+	bin := testbin.Path(t, "aof2-plugin-fake")
 	conformance.Run(t, &conformance.Binary{Path: bin, StagingDir: t.TempDir()}, conformance.Options{Large: conformance.LargeFromEnv()})
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 // fullBudget returns a budget of n MiB holding n unsafe sealed 1 MiB
@@ -59,7 +60,7 @@ func TestQueuePriorityAndFIFO(t *testing.T) {
 	for i, seg := range want {
 		k := key(1, uint64(i+1))
 		require.NoError(t, b.MarkInTier1(k)) // eligible: the head waiter takes it as a victim
-		r := <-chans[seg]
+		r := testwait.Recv(t, chans[seg], testwait.Default, "waiter %d to be admitted", seg)
 		require.NoError(t, r.err, "waiter %d", seg)
 		require.Equal(t, []types.SegmentKey{k}, evictKeys(r.grant), "waiter %d evicts the one safe segment", seg)
 		require.NoError(t, b.Removed(k))
@@ -105,7 +106,7 @@ func TestQueueDrainsOnEveryRelease(t *testing.T) {
 			waitQueued(t, b, 1)
 			require.Empty(t, ch)
 			require.NoError(t, tc.free(b, k))
-			r := <-ch
+			r := testwait.Recv(t, ch, testwait.Default, "the queued admission once room was freed")
 			require.NoError(t, r.err)
 			checkInvariants(t, b)
 		})
@@ -121,7 +122,7 @@ func TestQueueDrainsOnSeal(t *testing.T) {
 	waitQueued(t, b, 1)
 	require.Empty(t, ch)
 	require.NoError(t, b.Seal(k)) // already in tier 1: sealing makes it a candidate
-	r := <-ch
+	r := testwait.Recv(t, ch, testwait.Default, "the queued admission once the seal made a candidate")
 	require.NoError(t, r.err)
 	require.Equal(t, []types.SegmentKey{k}, evictKeys(r.grant))
 }
@@ -135,13 +136,13 @@ func TestQueueCancellation(t *testing.T) {
 	waitQueued(t, b, 2)
 
 	cancel()
-	r := <-first
+	r := testwait.Recv(t, first, testwait.Default, "the cancelled admission to return")
 	require.ErrorIs(t, r.err, context.Canceled)
 	require.Equal(t, 1, b.Stats().QueueDepth, "the cancelled waiter left the queue")
 	checkInvariants(t, b)
 
 	require.NoError(t, b.MarkInTier1(key(1, 1)))
-	r = <-second
+	r = testwait.Recv(t, second, testwait.Default, "the next waiter to be admitted")
 	require.NoError(t, r.err, "the next in line gets the space")
 	require.Equal(t, []types.SegmentKey{key(1, 1)}, evictKeys(r.grant))
 	_, ok := b.Entry(key(2, 1))
@@ -232,7 +233,7 @@ func TestGlobalBlockedWaiterHoldsBackLowerPriorities(t *testing.T) {
 	require.NoError(t, b.MarkInTier1(key(1, 1)))
 	require.NoError(t, b.Seal(key(3, 1)))
 	require.NoError(t, b.MarkInTier1(key(3, 1)))
-	r := <-fg
+	r := testwait.Recv(t, fg, testwait.Default, "the foreground admission")
 	require.NoError(t, r.err)
 	require.Equal(t, []types.SegmentKey{key(1, 1), key(3, 1)}, evictKeys(r.grant))
 }

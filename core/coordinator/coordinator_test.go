@@ -197,6 +197,7 @@ func TestTier2Outage(t *testing.T) {
 
 	n := 0
 	var blocked error
+	var rollingOver time.Time // since when the current record has met WouldBlock(Rollover)
 	for ; n < 20000; n++ {
 		id, err := s.Append(payload(n), core.AppendOptions{})
 		if core.KindOf(err) == core.Admission {
@@ -204,10 +205,16 @@ func TestTier2Outage(t *testing.T) {
 			break
 		}
 		if core.KindOf(err) == core.Rollover {
+			if rollingOver.IsZero() {
+				rollingOver = time.Now()
+			}
+			require.Less(t, time.Since(rollingOver), 20*time.Second,
+				"record %d: still WouldBlock(Rollover) after 20 s, the next segment never opened: %v", n, err)
 			n--
 			time.Sleep(time.Millisecond)
 			continue
 		}
+		rollingOver = time.Time{}
 		require.NoError(t, err)
 		require.NoError(t, s.Flush(ctx, id))
 	}

@@ -36,7 +36,7 @@ import (
 func TestTieringPowerLoss(t *testing.T) {
 	cycles := envInt("AOF2_TIER_CRASH_CYCLES", 1000)
 	if testing.Short() {
-		cycles = 100
+		cycles = envInt("AOF2_TIER_CRASH_CYCLES", 100)
 	}
 	base := uint64(envInt("AOF2_TIER_CRASH_SEED_BASE", int(time.Now().UnixNano()%1_000_000)))
 	if s := os.Getenv("AOF2_TIER_CRASH_SEED"); s != "" {
@@ -46,8 +46,16 @@ func TestTieringPowerLoss(t *testing.T) {
 	var estimate atomic.Int64
 	estimate.Store(3000)
 	var st cycleStats
+	cur := base
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d failed: rerun the run with AOF2_TIER_CRASH_SEED_BASE=%d AOF2_TIER_CRASH_CYCLES=%d, or the cycle with AOF2_TIER_CRASH_SEED=%d and the AOF2_TIER_CRASH_K it printed",
+				cur, base, cur-base+1, cur)
+		}
+	})
 	for i := range cycles {
-		tieringCrashCycle(t, base+uint64(i), &estimate, &st)
+		cur = base + uint64(i)
+		tieringCrashCycle(t, cur, &estimate, &st)
 		if t.Failed() {
 			return
 		}

@@ -3,8 +3,6 @@ package coordinator
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,9 +15,12 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
+
+func TestMain(m *testing.M) { os.Exit(testbin.Run(m)) }
 
 // TestPluginKilledMidUpload runs the tiers against the fs backend as a
 // real plugin process under the supervisor, and SIGKILLs the plugin again
@@ -35,9 +36,7 @@ func TestPluginKilledMidUpload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir, root := t.TempDir(), t.TempDir()
-	pluginBin := filepath.Join(t.TempDir(), "aof2-plugin-fs")
-	out, err := exec.Command("go", "build", "-o", pluginBin, "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	pluginBin := testbin.Path(t, "aof2-plugin-fs")
 
 	sup, err := pluginhost.NewSupervisor(ctx, pluginhost.SupervisorConfig{
 		Launch: pluginhost.LaunchConfig{Path: pluginBin, Logger: hclog.NewNullLogger(), StartTimeout: 10 * time.Second,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 type fakeClock struct {
@@ -283,7 +284,7 @@ func TestSubmitNeverBlocks(t *testing.T) {
 	results := make(chan error, 3)
 	done := func(_ CompressResult, err error) { results <- err }
 	require.NoError(t, c.SubmitCompress(context.Background(), segs[0].source(), done))
-	<-entered // the only worker is busy with segment 1
+	testwait.Recv(t, entered, testwait.Default, "the worker to open segment 1") // the only worker is busy with it
 	require.NoError(t, c.SubmitCompress(context.Background(), segs[1].source(), done))
 	require.ErrorIs(t, c.SubmitCompress(context.Background(), segs[2].source(), done), ErrBusy)
 	require.Equal(t, 1, c.Stats().CompressQueue)

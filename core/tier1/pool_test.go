@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 func TestPoolCloseCancelsRunningAndRejectsQueued(t *testing.T) {
@@ -18,7 +20,7 @@ func TestPoolCloseCancelsRunningAndRejectsQueued(t *testing.T) {
 		<-ctx.Done() // a long job that honours cancellation
 		results <- ctx.Err()
 	}, false))
-	<-running
+	testwait.Recv(t, running, testwait.Default, "the first job to start")
 	require.NoError(t, p.submit(context.Background(), func(ctx context.Context, reject error) {
 		results <- reject
 	}, false))
@@ -49,7 +51,7 @@ func TestPoolJobSeesCallerCancellation(t *testing.T) {
 		<-jctx.Done()
 		got <- jctx.Err()
 	}, true))
-	<-started
+	testwait.Recv(t, started, testwait.Default, "the job to start")
 	cancel()
-	require.ErrorIs(t, <-got, context.Canceled)
+	require.ErrorIs(t, testwait.Recv(t, got, testwait.Default, "the cancelled job to return"), context.Canceled)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/internal/testwait"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -109,7 +110,7 @@ func TestStoreBreaker(t *testing.T) {
 	changed := e.store.HealthChanged()
 	_, err = e.store.Stat(ctx, "k/1") // third failure opens it; no retry through an open breaker
 	assert.ErrorIs(t, err, ErrBreakerOpen)
-	<-changed
+	testwait.Recv(t, changed, testwait.Default, "the breaker's health change")
 	assert.Equal(t, BreakerOpen, e.store.Health().State)
 	assert.Equal(t, 2.0, e.metric("aof_tier2_breaker_state", nil))
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/internal/testwait"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -70,7 +71,7 @@ func TestCancelDuringRequest(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- op(ctx, e.store, up) }()
 			if name != "list" { // List is not hooked; the fault still blocks it
-				<-entered
+				testwait.Recv(t, entered, testwait.Default, "%s to reach the backend", name)
 			}
 			cancel()
 			err = waitErr(t, done)
@@ -92,7 +93,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 		_, err := e.store.UploadManifestChunk(ctx, 1, 1, []byte("x"))
 		done <- err
 	}()
-	wait := <-clock.entered
+	wait := testwait.Recv(t, clock.entered, testwait.Default, "the upload to wait out a backoff")
 	assert.Equal(t, time.Hour, wait)
 	cancel()
 	err := waitErr(t, done)
@@ -145,8 +146,8 @@ func TestConcurrencyBound(t *testing.T) {
 			}
 		}()
 	}
-	for range limit {
-		<-g.entered
+	for i := range limit {
+		testwait.Recv(t, g.entered, testwait.Default, "caller %d of %d to reach the backend", i+1, limit)
 	}
 	// Every other caller is parked on the semaphore, not in the backend.
 	require.Eventually(t, func() bool { return e.store.Stats().Waiting == callers-limit }, liveness, time.Millisecond)

@@ -3,9 +3,7 @@ package tier2
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,35 +12,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
-var (
-	fakeBinOnce sync.Once
-	fakeBin     string
-	fakeBinErr  error
-)
-
-// fakePlugin builds the fake backend's plugin binary once per test run.
+// fakePlugin returns the fake backend's plugin binary, built once per run
+// (internal/testbin).
 func fakePlugin(t *testing.T) string {
 	t.Helper()
-	fakeBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "aof2-tier2-bins-*")
-		if err != nil {
-			fakeBinErr = err
-			return
-		}
-		fakeBin = filepath.Join(dir, "aof2-plugin-fake")
-		out, err := exec.Command("go", "build", "-o", fakeBin, "github.com/aof2/aof2/conformance/fake/cmd/aof2-plugin-fake").CombinedOutput()
-		if err != nil {
-			fakeBinErr = err
-			t.Logf("%s", out)
-		}
-	})
-	require.NoError(t, fakeBinErr)
-	return fakeBin
+	return testbin.Path(t, "aof2-plugin-fake")
 }
+
+func TestMain(m *testing.M) { os.Exit(testbin.Run(m)) }
 
 // A real plugin process dies in the middle of an upload; the supervisor
 // relaunches it and the store's retry finishes the upload, verified.

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os/exec"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,17 +18,17 @@ import (
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/host/dump"
+	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
 
 func buildFSPlugin(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "aof2-plugin-fs")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/aof2/aof2/plugins/fs/cmd/aof2-plugin-fs").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
+	return testbin.Path(t, "aof2-plugin-fs")
 }
+
+func TestMain(m *testing.M) { os.Exit(testbin.Run(m)) }
 
 func testOptions(dir, bin string, reg prometheus.Registerer) Options {
 	return Options{

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/host/dump"
+	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
@@ -86,9 +86,7 @@ func TestFailingColdReadIsBounded(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "aof2-plugin-fake")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/aof2/aof2/conformance/fake/cmd/aof2-plugin-fake").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := testbin.Path(t, "aof2-plugin-fake")
 	dir, faults := t.TempDir(), filepath.Join(t.TempDir(), "faults.json")
 	require.NoError(t, fake.WriteFaultFile(faults, nil))
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -46,6 +47,9 @@ type errBody struct {
 	Appended     int    `json:"appended"`
 }
 
+// httpClient bounds every HTTP request of the tests.
+var httpClient = &http.Client{Timeout: time.Minute}
+
 func do(t *testing.T, method, url, contentType string, body []byte, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
@@ -56,8 +60,8 @@ func do(t *testing.T, method, url, contentType string, body []byte, header ...st
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp, err := httpClient.Do(req)
+	require.NoError(t, err, "%s %s", method, url)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ import (
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 // startHTTPAppend sends an append whose body the handler is waiting for:
@@ -154,7 +155,7 @@ func TestShutdownDeadlineCutsOff(t *testing.T) {
 	}
 	hyd, err := admin.Hydrate(ctx, &aof2v1.HydrateRequest{StreamId: 1})
 	require.NoError(t, err)
-	<-entered
+	testwait.Recv(t, entered, testwait.Default, "the hydration to reach the node")
 
 	sctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/internal/testwait"
 	"github.com/aof2/aof2/pluginapi"
 	"github.com/aof2/aof2/pluginapi/host"
 )
@@ -242,7 +243,7 @@ func TestSupervisorCloseDrains(t *testing.T) {
 		_, err := s.Put(ctx, req, &slowBody{data: data, at: 1 << 20, hook: func() { close(started); <-release }})
 		done <- err
 	}()
-	<-started
+	testwait.Recv(t, started, testwait.Default, "the Put to reach the plugin")
 	p := s.Current()
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close(context.Background()) }()
@@ -270,7 +271,7 @@ func TestSupervisorCloseDeadline(t *testing.T) {
 		_, _ = s.Put(context.Background(), pluginapi.PutRequest{Key: "k", Size: uint64(len(data)), CRC64: pluginapi.CRC64(data)},
 			&slowBody{data: data, at: 1 << 20, hook: func() { close(started); <-release }})
 	}()
-	<-started
+	testwait.Recv(t, started, testwait.Default, "the Put to reach the plugin")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	err := s.Close(ctx)

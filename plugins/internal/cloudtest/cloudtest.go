@@ -7,20 +7,24 @@ package cloudtest
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/aof2/aof2/internal/testbin"
 )
 
 // Env returns the values of the environment variables naming a local
 // server. When one is missing the test is skipped with a line saying how
 // to run it, except in CI (CI=true), where a missing server is a failure.
+// Under -short (make test-short) every test needing a server is skipped.
 func Env(t testing.TB, names ...string) map[string]string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a local cloud server: not under -short (make test or make test-cloud run it)")
+	}
 	out := map[string]string{}
 	for _, n := range names {
 		v := os.Getenv(n)
@@ -36,46 +40,16 @@ func Env(t testing.TB, names ...string) map[string]string {
 	return out
 }
 
-var (
-	buildMu sync.Mutex
-	built   = map[string]string{}
-	binDir  string
-)
-
-// PluginBinary builds the plugin command in dir (relative to the test's
-// package, e.g. "./cmd/aof2-plugin-s3") once per test binary and returns
-// its path. Cleanup removes it at process exit via TestMain calling
-// RemoveBinaries.
+// PluginBinary returns the plugin command in dir (relative to the test's
+// package, e.g. "./cmd/aof2-plugin-s3"), built once per run
+// (internal/testbin). TestMain calls RemoveBinaries.
 func PluginBinary(t testing.TB, dir string) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := built[dir]; ok {
-		return p
-	}
-	if binDir == "" {
-		d, err := os.MkdirTemp("", "aof2-cloud-plugin-bin-*")
-		if err != nil {
-			t.Fatal(err)
-		}
-		binDir = d
-	}
-	p := filepath.Join(binDir, filepath.Base(dir))
-	if out, err := exec.Command("go", "build", "-o", p, dir).CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", dir, err, out)
-	}
-	built[dir] = p
-	return p
+	return testbin.Path(t, filepath.Base(dir))
 }
 
 // RemoveBinaries deletes what PluginBinary built; call it from TestMain.
-func RemoveBinaries() {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-}
+func RemoveBinaries() { testbin.Cleanup() }
 
 // Except is a conformance.Options.Run expression selecting every behaviour
 // but the named ones, for a local server with a documented gap.
