@@ -60,7 +60,7 @@ func TestConformanceBinary(t *testing.T) {
 	s := localServer(t)
 	conformance.Run(t, &conformance.Binary{
 		Path:       cloudtest.PluginBinary(t, "./cmd/aof2-plugin-azure"),
-		Config:     s.config(s.container(t)),
+		Config:     cloudtest.ConformanceSettings(s.config(s.container(t))),
 		StagingDir: t.TempDir(),
 	}, conformance.Options{Large: conformance.LargeFromEnv()})
 }
@@ -72,7 +72,7 @@ func TestConformanceBinary(t *testing.T) {
 // concurrency behaviour's objects single-request.)
 func TestConformanceInProcessPrefixed(t *testing.T) {
 	s := localServer(t)
-	cfg := s.config(s.container(t))
+	cfg := cloudtest.ConformanceSettings(s.config(s.container(t)))
 	cfg["prefix"] = "tier2/"
 	conformance.Run(t, &conformance.InProcess{
 		New:    func() (pluginapi.Backend, error) { return azure.New(), nil },

@@ -79,7 +79,7 @@ func TestConformanceBinary(t *testing.T) {
 	s := localServer(t)
 	conformance.Run(t, &conformance.Binary{
 		Path:       cloudtest.PluginBinary(t, "./cmd/aof2-plugin-gcs"),
-		Config:     s.config(s.bucket(t), s.endpoint),
+		Config:     cloudtest.ConformanceSettings(s.config(s.bucket(t), s.endpoint)),
 		StagingDir: t.TempDir(),
 	}, conformance.Options{Large: conformance.LargeFromEnv()})
 }
@@ -88,7 +88,7 @@ func TestConformanceBinary(t *testing.T) {
 // prefix and the smallest resumable chunk.
 func TestConformanceInProcessPrefixed(t *testing.T) {
 	s := localServer(t)
-	cfg := s.config(s.bucket(t), s.endpoint)
+	cfg := cloudtest.ConformanceSettings(s.config(s.bucket(t), s.endpoint))
 	cfg["prefix"] = "tier2"
 	cfg["chunk_size"] = "256KiB"
 	conformance.Run(t, &conformance.InProcess{

@@ -128,7 +128,7 @@ func TestConformanceBinary(t *testing.T) {
 	s := localServer(t)
 	conformance.Run(t, &conformance.Binary{
 		Path:       cloudtest.PluginBinary(t, "./cmd/aof2-plugin-s3"),
-		Config:     s.config(s.bucket(t), s.endpoint),
+		Config:     cloudtest.ConformanceSettings(s.config(s.bucket(t), s.endpoint)),
 		StagingDir: t.TempDir(),
 	}, conformance.Options{Large: conformance.LargeFromEnv(), Run: cloudtest.Except(conformance.Behaviours(), posixGaps...)})
 }
@@ -140,7 +140,7 @@ func TestConformanceBinaryFlatKeys(t *testing.T) {
 	s := flatServer(t)
 	conformance.Run(t, &conformance.Binary{
 		Path:       cloudtest.PluginBinary(t, "./cmd/aof2-plugin-s3"),
-		Config:     s.config(s.bucket(t), s.endpoint),
+		Config:     cloudtest.ConformanceSettings(s.config(s.bucket(t), s.endpoint)),
 		StagingDir: t.TempDir(),
 	}, conformance.Options{Quick: true, Run: cloudtest.Except(conformance.Behaviours(), flatGaps...)})
 }
@@ -149,7 +149,7 @@ func TestConformanceBinaryFlatKeys(t *testing.T) {
 // prefix and S3's native CRC64NVME checksum switched on.
 func TestConformanceInProcessPrefixed(t *testing.T) {
 	s := localServer(t)
-	cfg := s.config(s.bucket(t), s.endpoint)
+	cfg := cloudtest.ConformanceSettings(s.config(s.bucket(t), s.endpoint))
 	cfg["prefix"] = "tier2/"
 	cfg["native_checksum"] = "true"
 	conformance.Run(t, &conformance.InProcess{
