@@ -46,6 +46,9 @@ type seg struct {
 	resident atomic.Bool
 	pins     atomic.Int32
 	hyd      chan struct{}
+
+	// damage is set on a damaged tail segment (read-only; set at recovery).
+	damage *damage
 }
 
 func newActiveSeg(w *segment.Writer) *seg {

@@ -215,6 +215,9 @@ func (s *Stream) ReadAt(ctx context.Context, id RecordID) (Record, error) {
 	if g == nil {
 		return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, ErrNotFound)
 	}
+	if g.damage != nil && int64(id.Offset()) >= g.visible.Load() {
+		return s.readAfterDamage(g, id)
+	}
 	if !g.resident.Load() && s.cfg.Tiering != nil {
 		f := g.footer.Load()
 		rec, err := s.cfg.Tiering.ReadRecord(ctx, SegmentKey{Stream: s.id, Segment: g.id}, int64(id.Offset()), int64(f.DurableBytes))

@@ -106,6 +106,11 @@ type Config struct {
 	// own) manifest replays. Default: the global provider, a no-op until
 	// the host installs one (host/telemetry).
 	TracerProvider trace.TracerProvider
+	// DurableMarkInterval is how often, at most, a sync round refreshes a
+	// stream's durable mark (how far it is proven durable; recovery treats
+	// a bad record before the mark as damage, never as a torn write).
+	// Default 1 s.
+	DurableMarkInterval time.Duration
 	// TraceAppendEvery gives one in this many AppendDurable calls of a
 	// stream a span, and separately one in this many Flush/FlushAll calls;
 	// default DefaultTraceAppendEvery, negative: none.
@@ -178,6 +183,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.TraceAppendEvery == 0 {
 		c.TraceAppendEvery = DefaultTraceAppendEvery
+	}
+	if c.DurableMarkInterval == 0 {
+		c.DurableMarkInterval = time.Second
+	}
+	if c.DurableMarkInterval < 0 {
+		return c, &types.ConfigError{Key: "durable_mark_interval", Reason: "must be positive"}
 	}
 	return c, nil
 }

@@ -12,6 +12,8 @@ type (
 	WouldBlock = types.WouldBlock
 	// NeedsRestoreError is the error behind ErrNeedsRestore.
 	NeedsRestoreError = types.NeedsRestoreError
+	// DamageError is the error behind ErrDamaged.
+	DamageError = types.DamageError
 )
 
 // WouldBlock kinds.
@@ -38,6 +40,7 @@ var (
 	ErrInvalidConfig      = types.ErrInvalidConfig
 	ErrSegmentIDExhausted = types.ErrSegmentIDExhausted
 	ErrNeedsRestore       = types.ErrNeedsRestore
+	ErrDamaged            = types.ErrDamaged
 )
 
 // MakeRecordID builds a RecordID from a segment id and an offset.

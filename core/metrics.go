@@ -24,6 +24,7 @@ type metrics struct {
 	bytes          *prometheus.GaugeVec
 	recoveryDrop   *prometheus.CounterVec
 	recoverySecs   *prometheus.GaugeVec
+	damage         *prometheus.CounterVec
 }
 
 var latencyBuckets = prometheus.ExponentialBuckets(20e-6, 2, 18) // 20 µs … ~2.6 s
@@ -51,11 +52,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recoveryDrop: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_recovery_dropped_bytes_total",
 			Help: "Torn or unacknowledged bytes found past a tail segment's intact records at recovery."}, sl),
 		recoverySecs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_recovery_seconds", Help: "Duration of the last recovery of a stream."}, sl),
+		damage: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_stream_damage_total",
+			Help: "Damage recovery found in durable records (not torn writes): the stream refuses appends until the loss is accepted."}, sl),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.appendRecords, m.appendBytes, m.durableLatency, m.flushes, m.flushFailures,
 			m.flushLatency, m.flushBytes, m.metaRetries, m.metaFailures, m.wouldBlock, m.seals, m.segments, m.bytes,
-			m.recoveryDrop, m.recoverySecs} {
+			m.recoveryDrop, m.recoverySecs, m.damage} {
 			reg.MustRegister(c)
 		}
 	}
@@ -79,6 +82,7 @@ type streamMetrics struct {
 	bytes          prometheus.Gauge
 	recoveryDrop   prometheus.Counter
 	recoverySecs   prometheus.Gauge
+	damage         prometheus.Counter
 	wouldBlock     *prometheus.CounterVec
 }
 
@@ -92,7 +96,7 @@ func (m *metrics) forStream(id StreamID) *streamMetrics {
 		metaFailures: m.metaFailures.WithLabelValues(l), seals: m.seals.WithLabelValues(l),
 		segments: m.segments.WithLabelValues(l), bytes: m.bytes.WithLabelValues(l),
 		recoveryDrop: m.recoveryDrop.WithLabelValues(l), recoverySecs: m.recoverySecs.WithLabelValues(l),
-		wouldBlock: m.wouldBlock,
+		damage: m.damage.WithLabelValues(l), wouldBlock: m.wouldBlock,
 	}
 }
 

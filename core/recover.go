@@ -31,6 +31,16 @@ type RecoveryReport struct {
 	// CoordinatorWatermark is the newest sealed segment's watermark, which
 	// the next seal carries unless SetCoordinatorWatermark changes it.
 	CoordinatorWatermark uint64
+	// TailSealed: the shutdown was not clean, so the tail segment was
+	// sealed at recovery and appends go on in the next segment (ids past
+	// its intact records may have been handed out).
+	TailSealed bool
+	// Placeholders are segment ids the durable mark reserved whose files
+	// are gone, taken by empty sealed segments so they are never reused.
+	Placeholders []SegmentID
+	// Damage is set when durable records failed their checks (nothing was
+	// dropped; appends are refused).
+	Damage *DamageError
 }
 
 // recover rebuilds the stream from its segment files (docs/tiering.md#recovery):
@@ -93,7 +103,15 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		}
 	}
 
-	var tail *segment.Writer
+	mark, err := segment.ReadMark(fsys, s.markPath())
+	if err != nil {
+		return rep, fmt.Errorf("stream %d: %w", s.id, err)
+	}
+	s.recovered.mark = mark
+	var (
+		tail      *segment.Writer
+		watermark uint64 // the newest seal's, for a tail recovery seals
+	)
 	cat := &catalog{}
 	for i := range infos {
 		info := &infos[i]
@@ -103,17 +121,15 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 				return rep, err
 			}
 		}
+		var damaged *seg
 		if info.Footer == nil {
-			w, ts, err := segment.Resume(fsys, *info, s.cfg.WriteMode)
-			if err != nil {
-				return rep, fmt.Errorf("stream %d: %w", s.id, err)
+			var err error
+			if tail, damaged, err = s.openTail(info, mark, watermark, &rep); err != nil {
+				return rep, err
 			}
-			if ts.Dropped() > 0 || info.FooterErr != nil {
-				s.log.Warn("tail segment had bytes past its last intact record; zeroed them",
-					"segment_id", uint64(info.Name.SegmentID), "dropped_bytes", ts.Dropped(), "stop", ts.Stop, "footer_error", info.FooterErr)
-			}
-			rep.DroppedBytes, rep.TailSegment, rep.TailRecords = ts.Dropped(), info.Name.SegmentID, ts.Count
-			tail = w
+		}
+		if f := info.Footer; f != nil {
+			watermark = f.CoordinatorWatermark
 		}
 		if i > 0 && info.Name.SegmentID == infos[i-1].Name.SegmentID+1 {
 			if err := checkChain(cat.last(), info, tail); err != nil {
@@ -123,11 +139,14 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 				return rep, err
 			}
 		}
-		if tail != nil {
+		switch {
+		case tail != nil:
 			g := newActiveSeg(tail)
 			g.dirSynced = true
 			cat = cat.with(g)
-		} else {
+		case damaged != nil:
+			cat = cat.with(damaged)
+		default:
 			cat = cat.with(newSealedSeg(*info))
 			rep.Sealed++
 		}

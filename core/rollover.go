@@ -111,6 +111,7 @@ func (s *Stream) prepareLoop() {
 // prepareNext prepares the next segment file if none is ready.
 func (s *Stream) prepareNext() error {
 	s.mu.Lock()
+	s.dropStaleNextLocked()
 	if s.mu.next != nil || s.mu.closed || s.mu.failed != nil {
 		s.mu.Unlock()
 		return nil
@@ -121,6 +122,16 @@ func (s *Stream) prepareNext() error {
 		return nil
 	}
 	p, err := segment.Prepare(s.cfg.FS, filepath.Join(s.segDir, segment.PrepName(id)), s.cfg.SegmentSize, s.cfg.Preparation, s.cfg.WriteMode)
+	if err == nil {
+		// The id is recorded as possibly in use before the segment can take
+		// a record (core/mark.go): a crash that loses its file then never
+		// lets its ids be handed out again. Until that is durable the
+		// segment is not offered (a full disk is backpressure here too).
+		if err = s.reserve(id); err != nil {
+			_ = p.Discard()
+			err = segment.MarkNoSpace(err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.stateN.broadcast()
@@ -138,6 +149,15 @@ func (s *Stream) prepareNext() error {
 	}
 	s.mu.next, s.mu.nextID = p, id
 	return nil
+}
+
+// dropStaleNextLocked discards a prepared segment whose id is no longer
+// the next one (recovery or an accepted loss took that id); s.mu is held.
+func (s *Stream) dropStaleNextLocked() {
+	if s.mu.next != nil && s.mu.nextID != s.nextIDLocked() {
+		_ = s.mu.next.Discard()
+		s.mu.next = nil
+	}
 }
 
 // Seal seals the active segment if it holds records and waits until the

@@ -84,6 +84,7 @@ func (st *Store) recoverAll(ids []StreamID) {
 				s.restoreWatermarkLocked()
 				rep.CoordinatorWatermark = s.mu.watermark
 				s.mu.Unlock()
+				err = s.settleIDs(&rep)
 			}
 			if err != nil && s.journal != nil {
 				_ = s.journal.Close()
@@ -240,6 +241,19 @@ func (st *Store) Close() error {
 // start prepares the first segment if needed and starts the stream's
 // syncer and preparer.
 func (s *Stream) start() error {
+	if err := s.openMark(s.recovered.mark); err != nil {
+		return err
+	}
+	if s.recovered.resume {
+		// The clean mark let the tail go on; a crash from here on is not
+		// clean any more.
+		s.markMu.Lock()
+		err := s.writeMarkLocked()
+		s.markMu.Unlock()
+		if err != nil {
+			return fmt.Errorf("stream %d: %w", s.id, err)
+		}
+	}
 	if err := s.prepareNext(); err != nil {
 		// Not fatal: appends see WouldBlock(Admission) until it succeeds.
 		s.log.Warn("could not prepare a segment at start", "error", err)
@@ -269,9 +283,18 @@ func (s *Stream) close() error {
 			errs = append(errs, err)
 		} else if err := s.sealPending(); err != nil {
 			errs = append(errs, err)
+		} else if newest := s.cat.Load().last(); newest == nil || newest.damage == nil {
+			// Everything handed out is durable: the next open may go on
+			// appending to the tail.
+			if err := s.markClosed(newest); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	s.roundMu.Unlock()
+	if err := s.closeMark(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.journal != nil {
 		if err := s.journal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("stream %d: close manifest: %w", s.id, err))

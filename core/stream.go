@@ -91,6 +91,19 @@ type Stream struct {
 	readMu        sync.RWMutex
 	readersClosed bool // guarded by readMu
 
+	// markMu guards mark: the durable mark's writer and what its next
+	// write records (core/mark.go). It is taken last, never held while
+	// taking another lock.
+	markMu sync.Mutex
+	mark   struct {
+		w       *segment.MarkWriter
+		state   segment.Mark
+		at      time.Time // when the last mark was written
+		failing bool      // the last write failed (logged once)
+	}
+	// recovered is what recovery learned for start (set before start).
+	recovered recoveredState
+
 	// tracer makes the stream's spans; appendSample and flushSample pick
 	// the durable appends and the flushes that get one.
 	tracer       trace.Tracer

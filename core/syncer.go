@@ -66,13 +66,14 @@ func (s *Stream) syncRound() error {
 	pos, recs := s.mu.written, s.mu.records
 	// Ends are read under the lock: the active one moves with every append.
 	type target struct {
-		g   *seg
-		end int64
+		g       *seg
+		end     int64
+		records uint64
 	}
 	var targets []target
 	for _, g := range []*seg{sealing, active} {
 		if g != nil {
-			targets = append(targets, target{g, g.w.End()})
+			targets = append(targets, target{g, g.w.End(), g.w.Count()})
 		}
 	}
 	s.mu.Unlock()
@@ -103,6 +104,7 @@ func (s *Stream) syncRound() error {
 	for _, t := range targets {
 		t.g.w.CatchUpCRC()
 	}
+	s.markDurable(newest.g.id, newest.end, newest.records)
 	return nil
 }
 

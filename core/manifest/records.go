@@ -242,6 +242,12 @@ type CustomEvent struct {
 	Blob     []byte `json:"blob"`
 }
 
+// SchemaLossAccepted is the CustomEvent schema of an operator's accepted
+// loss of damaged records (core's Stream.AcceptLoss): the blob is a JSON
+// object saying which segment, which ranges and where their original
+// bytes were kept. ("ACPT")
+const SchemaLossAccepted uint32 = 0x41435054
+
 // Unknown is a record of a type this version does not know. Replay skips it
 // (counting it); it cannot be appended.
 type Unknown struct {

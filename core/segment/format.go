@@ -35,6 +35,9 @@ const (
 const (
 	FlagSealed       uint32 = 1 << 0
 	FlagFlushFailure uint32 = 1 << 1
+	// FlagLossAccepted: an operator accepted the loss of damaged records
+	// in this segment; filler frames cover them (damage.go).
+	FlagLossAccepted uint32 = 1 << 2
 )
 
 var le = binary.LittleEndian
@@ -181,7 +184,7 @@ func DecodeFooter(b []byte, capacity int64) (Footer, error) {
 	if f.Flags&FlagSealed == 0 {
 		return Footer{}, fmt.Errorf("footer: sealed flag not set")
 	}
-	if f.Flags&^(FlagSealed|FlagFlushFailure) != 0 {
+	if f.Flags&^(FlagSealed|FlagFlushFailure|FlagLossAccepted) != 0 {
 		return Footer{}, fmt.Errorf("footer: unknown flags %#x", f.Flags)
 	}
 	if f.DurableBytes < HeaderSize || f.DurableBytes > uint64(DataEnd(capacity)) || f.DurableBytes%align != 0 {

@@ -130,3 +130,19 @@ func FuzzRecords(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeMark(f *testing.F) {
+	m := Mark{Seq: 9, Flags: MarkClean, SegmentID: 4, DurableBytes: HeaderSize + 64, Records: 2, Reserved: 5}
+	f.Add(m.Encode())
+	f.Add(make([]byte, MarkSlotSize))
+	f.Add([]byte("AOF2MARK"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeMark(b)
+		if err != nil {
+			return
+		}
+		if out := m.Encode(); !bytes.Equal(out[:markLen], b[:markLen]) {
+			t.Fatalf("accepted mark does not re-encode to its bytes:\n got %x\nwant %x", out[:markLen], b[:markLen])
+		}
+	})
+}

@@ -119,7 +119,7 @@ func checkFooter(f vfs.File, h Header, foot *Footer) error {
 		return fmt.Errorf("read last record header: %w", err)
 	}
 	rh := DecodeRecordHeader(rb[:])
-	if rh.PayloadLen == 0 || uint64(off+RecordSpan(int(rh.PayloadLen))) != foot.DurableBytes {
+	if n, filler := frameLen(rh.PayloadLen); n == 0 || filler || uint64(off+RecordSpan(int(n))) != foot.DurableBytes {
 		return fmt.Errorf("last record at %d (payload_len %d) does not end at durable_bytes %d", off, rh.PayloadLen, foot.DurableBytes)
 	}
 	return nil
@@ -165,7 +165,8 @@ func ScanTail(b []byte) TailScan {
 			ts.Stop = "end marker"
 			break
 		}
-		end := off + RecordHeaderSize + int64(h.PayloadLen)
+		n, filler := frameLen(h.PayloadLen)
+		end := off + RecordHeaderSize + n
 		if end > limit {
 			ts.Stop = fmt.Sprintf("payload_len %d at %d overruns the segment", h.PayloadLen, off)
 			break
@@ -174,10 +175,12 @@ func ScanTail(b []byte) TailScan {
 			ts.Stop = fmt.Sprintf("checksum mismatch at %d", off)
 			break
 		}
-		ts.Index.Add(off, ts.Count)
-		ts.Count++
-		ts.LastOff, ts.LastTS, ts.LastExt = off, h.Timestamp, h.ExtID
-		ts.End = off + RecordSpan(int(h.PayloadLen))
+		if !filler {
+			ts.Index.Add(off, ts.Count)
+			ts.Count++
+			ts.LastOff, ts.LastTS, ts.LastExt = off, h.Timestamp, h.ExtID
+		}
+		ts.End = off + RecordSpan(int(n))
 	}
 	ts.CRC = checksum.Sum64(b[:ts.End])
 	ts.DirtyEnd = ts.End
@@ -234,10 +237,36 @@ func Resume(fsys vfs.FS, info Info, mode WriteMode) (*Writer, TailScan, error) {
 	return w, ts, nil
 }
 
-func resume(f vfs.File, info Info, mode WriteMode) (_ *Writer, _ TailScan, err error) {
+func resume(f vfs.File, info Info, mode WriteMode) (*Writer, TailScan, error) {
+	w, ts, _, err := openTail(f, info, mode, -1)
+	return w, ts, err
+}
+
+// OpenTail is Resume for the last segment of a stream: what lies past its
+// intact records is classified first (ClassifyTail, with proven the offset
+// the durable mark proves) and only a torn write is dropped. On damage the
+// file is left exactly as it is and the writer is nil.
+func OpenTail(fsys vfs.FS, info Info, mode WriteMode, proven int64) (*Writer, TailScan, TailVerdict, error) {
+	f, err := fsys.OpenReadWrite(info.Path)
+	if err != nil {
+		return nil, TailScan{}, TailVerdict{}, err
+	}
+	w, ts, v, err := openTail(f, info, mode, proven)
+	if err != nil || w == nil {
+		_ = f.Close()
+	}
+	if err != nil {
+		return nil, ts, v, fmt.Errorf("open tail %s: %w", info.Path, err)
+	}
+	return w, ts, v, nil
+}
+
+// openTail scans f and reopens it for appends; with proven >= 0 it first
+// classifies the tail and stops, changing nothing, on damage.
+func openTail(f vfs.File, info Info, mode WriteMode, proven int64) (_ *Writer, _ TailScan, v TailVerdict, err error) {
 	r, err := f.Map(0, int(info.Capacity), mode == WriteMmap)
 	if err != nil {
-		return nil, TailScan{}, err
+		return nil, TailScan{}, v, err
 	}
 	defer func() {
 		if err != nil {
@@ -247,21 +276,26 @@ func resume(f vfs.File, info Info, mode WriteMode) (_ *Writer, _ TailScan, err e
 	b := r.Bytes()
 	ts, err := ScanTailVerified(f, b, info.Path)
 	if err != nil {
-		return nil, ts, err
+		return nil, ts, v, err
+	}
+	if proven >= 0 {
+		if v = ClassifyTail(b, ts, proven); v.Kind == TailDamaged {
+			return nil, ts, v, r.Close()
+		}
 	}
 	if ts.DirtyEnd > ts.End {
 		if err := zeroRange(f, r, mode, ts.End, ts.DirtyEnd); err != nil {
-			return nil, ts, err
+			return nil, ts, v, err
 		}
 	}
 	if foot := DataEnd(info.Capacity); !IsZero(b[foot:]) {
 		// A footer torn by a crash during seal: the segment is not sealed.
 		if err := zeroRange(f, r, mode, foot, info.Capacity); err != nil {
-			return nil, ts, err
+			return nil, ts, v, err
 		}
 	}
 	if err := f.Datasync(); err != nil {
-		return nil, ts, err
+		return nil, ts, v, err
 	}
 	w := &Writer{
 		file: f, region: r, path: info.Path, capacity: info.Capacity, hdr: info.Header, mode: mode,
@@ -274,7 +308,7 @@ func resume(f vfs.File, info Info, mode WriteMode) (_ *Writer, _ TailScan, err e
 	} else {
 		_ = r.Populate()
 	}
-	return w, ts, nil
+	return w, ts, v, nil
 }
 
 func zeroRange(f vfs.File, r vfs.Region, mode WriteMode, lo, hi int64) error {

@@ -37,7 +37,11 @@ func (a *Artifact) ReadRecord(off, limit int64) (Record, error) {
 	if _, err := a.ReadAt(hb[:], off); err != nil {
 		return Record{}, eofCorrupt(a, err)
 	}
-	n := int64(binary.LittleEndian.Uint32(hb[0:]))
+	raw := binary.LittleEndian.Uint32(hb[0:])
+	if raw&segment.FillerBit != 0 {
+		return Record{}, fmt.Errorf("tier1: %s offset %d is a filler over an accepted loss, not a record: %w", a.name, off, types.ErrInvalidRecordID)
+	}
+	n := int64(raw)
 	if n == 0 || off+segment.RecordHeaderSize+n > limit {
 		return Record{}, &types.CorruptError{Path: a.name, Offset: off, Reason: fmt.Sprintf("payload_len %d overruns the written area", n)}
 	}

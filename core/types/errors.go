@@ -41,6 +41,11 @@ var (
 	// (the local data is gone or older): appending here would hand out
 	// ids that already name records. The error is a *NeedsRestoreError.
 	ErrNeedsRestore = errors.New("aof2: stream needs a restore from tier 2")
+	// ErrDamaged: recovery found durable bytes of the stream damaged (not
+	// a torn last write). Nothing was dropped; appends are refused until
+	// the damage is repaired from another copy or an operator accepts the
+	// loss. The error is a *DamageError.
+	ErrDamaged = errors.New("aof2: stream damaged")
 )
 
 // Kind says what a WouldBlock is waiting for.
@@ -151,3 +156,20 @@ func (e *NeedsRestoreError) Error() string {
 
 // Is makes errors.Is(err, ErrNeedsRestore) true.
 func (e *NeedsRestoreError) Is(target error) bool { return target == ErrNeedsRestore }
+
+// DamageError names damage recovery found in a stream (ErrDamaged).
+type DamageError struct {
+	Stream  StreamID
+	Segment SegmentID
+	// Offset is where the intact records end in the segment.
+	Offset int64
+	Reason string
+}
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("aof2: stream %d is damaged at segment %d offset %d: %s; appends are refused until the damage is repaired "+
+		"or the loss is accepted (aof2-host repair --accept-loss -stream %d, docs/tiering.md#damage)", e.Stream, e.Segment, e.Offset, e.Reason, e.Stream)
+}
+
+// Is makes errors.Is(err, ErrDamaged) true.
+func (e *DamageError) Is(target error) bool { return target == ErrDamaged }

@@ -1,0 +1,364 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Recovery of a stream's tail, and damage (docs/tiering.md#damage).
+//
+// The tail segment's bytes past its intact records are either a torn write
+// (the interrupted last write of a power loss: dropped) or damage (durable
+// bytes that changed: never dropped, the stream refuses appends until the
+// loss is accepted). segment.ClassifyTail tells them apart with the durable
+// mark's proof (core/mark.go).
+//
+// Ids are never handed out twice: unless the stream was closed cleanly,
+// the tail is sealed at recovery and appends go on in the next segment, so
+// an id a crash lost (a torn write, a record appended but never synced) is
+// never given to another payload; and segment ids the mark reserved whose
+// files are gone are taken by empty sealed placeholder segments.
+
+// recoveredState is what recovery leaves for start and for the store.
+type recoveredState struct {
+	mark   *segment.Mark
+	resume bool         // the tail was closed cleanly and goes on taking records
+	damage *DamageError // why appends are refused, if they are
+}
+
+// damage is what a damaged tail segment knows past its damage: the intact
+// records after it, readable by id (not by ordinal: how many records the
+// damage took is unknown until the loss is accepted).
+type damage struct {
+	err    *DamageError
+	resume int64    // the first intact frame after the damage (0: none)
+	after  []uint32 // offsets of the intact records from resume on
+	end    int64    // where they end
+}
+
+// openTail recovers the unsealed last segment info: a clean tail is
+// reopened for appends (returned as a writer), an unclean or torn one is
+// sealed (info.Footer is set), a damaged one is left untouched and returned
+// as a read-only catalog entry. watermark is the newest seal's.
+func (s *Stream) openTail(info *segment.Info, mark *segment.Mark, watermark uint64, rep *RecoveryReport) (*segment.Writer, *seg, error) {
+	id := info.Name.SegmentID
+	proven := int64(segment.HeaderSize)
+	if mark != nil && mark.SegmentID == id {
+		proven = int64(mark.DurableBytes)
+	}
+	w, ts, v, err := segment.OpenTail(s.cfg.FS, *info, s.cfg.WriteMode, proven)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream %d: %w", s.id, err)
+	}
+	rep.TailSegment, rep.TailRecords = id, ts.Count
+	if v.Kind == segment.TailDamaged {
+		g, err := s.damagedTail(*info, ts, v)
+		return nil, g, err
+	}
+	rep.DroppedBytes = ts.Dropped()
+	if mark != nil && mark.Clean() && mark.SegmentID == id && mark.DurableBytes == uint64(ts.End) && v.Kind == segment.TailClean {
+		s.recovered.resume = true
+		return w, nil, nil
+	}
+	// Not closed cleanly: ids past the intact records may have been handed
+	// out (a torn write, appends never synced). Seal here; appends go on in
+	// the next segment.
+	f, err := w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ts.LastExt, CoordinatorWatermark: watermark})
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream %d: seal the tail after an unclean shutdown: %w", s.id, err)
+	}
+	if err := s.writePointer(segment.Pointer{SegmentID: id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark}); err != nil {
+		return nil, nil, err
+	}
+	info.Footer, info.FooterErr = &f, nil
+	rep.TailSealed = true
+	if v.Kind == segment.TailTorn {
+		s.log.Warn("recovered a torn last write: its bytes were dropped, the tail sealed, appends go on in the next segment",
+			"segment_id", uint64(id), "dropped_bytes", ts.Dropped(), "offset", ts.End, "reason", v.Reason, "records", ts.Count)
+	} else {
+		s.log.Info("unclean shutdown: the tail segment was sealed, appends go on in the next segment",
+			"segment_id", uint64(id), "records", ts.Count)
+	}
+	return nil, nil, nil
+}
+
+// damagedTail makes the catalog entry of a damaged tail: readable up to
+// the damage, and by id after it.
+func (s *Stream) damagedTail(info segment.Info, ts segment.TailScan, v segment.TailVerdict) (*seg, error) {
+	d := &damage{err: &DamageError{Stream: s.id, Segment: info.Name.SegmentID, Offset: v.At, Reason: v.Reason}, resume: v.Resume}
+	if v.Resume > 0 {
+		r, err := segment.MapReadOnly(s.cfg.FS, info.Path)
+		if err != nil {
+			return nil, fmt.Errorf("stream %d: %w", s.id, err)
+		}
+		d.after, d.end = segment.Intact(r.Bytes(), v.Resume, segment.DataEnd(info.Capacity))
+		_ = r.Close()
+	}
+	g := &seg{id: info.Header.SegmentID, path: info.Path, baseRecord: info.Header.BaseRecord, baseOffset: info.Header.BaseOffset,
+		createdAt: info.Header.CreatedAt, capacity: info.Capacity, hyd: make(chan struct{}, 1), damage: d}
+	g.resident.Store(true)
+	g.visible.Store(v.At)
+	g.count.Store(ts.Count)
+	s.noteDamage(d.err, len(d.after))
+	return g, nil
+}
+
+// noteDamage refuses appends and reports the damage loudly.
+func (s *Stream) noteDamage(err *DamageError, after int) {
+	s.recovered.damage = err
+	s.m.damage.Inc()
+	s.log.Error("stream damaged: durable records failed their checks; nothing was dropped, appends are refused until the loss is accepted",
+		"segment_id", uint64(err.Segment), "offset", err.Offset, "reason", err.Reason, "intact_records_after", after)
+}
+
+// readAfterDamage reads the record with id past the damage of g.
+func (s *Stream) readAfterDamage(g *seg, id RecordID) (Record, error) {
+	off := id.Offset()
+	i := sort.Search(len(g.damage.after), func(i int) bool { return g.damage.after[i] >= off })
+	if i == len(g.damage.after) || g.damage.after[i] != off {
+		if int64(off) >= g.damage.err.Offset && (g.damage.resume == 0 || int64(off) < g.damage.resume) {
+			return Record{}, fmt.Errorf("stream %d: record %s lies in the damaged range: %w (%w)", s.id, id, ErrCorrupt, g.damage.err)
+		}
+		if int64(off) >= g.damage.end {
+			return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, ErrNotFound)
+		}
+		return Record{}, fmt.Errorf("stream %d: record %s is not an intact record past the damage: %w", s.id, id, ErrInvalidRecordID)
+	}
+	s.readMu.RLock()
+	defer s.readMu.RUnlock()
+	if s.readersClosed {
+		return Record{}, fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+	}
+	r, err := segment.MapReadOnly(s.cfg.FS, g.path)
+	if err != nil {
+		return Record{}, fmt.Errorf("stream %d: %w", s.id, err)
+	}
+	defer r.Close()
+	rec, err := segment.ReadRecord(r.Bytes(), g.path, int64(off), g.damage.end)
+	if err != nil {
+		return Record{}, fmt.Errorf("stream %d: %w", s.id, err)
+	}
+	return Record{ID: id, Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: append([]byte(nil), rec.Payload...)}, nil
+}
+
+// settleIDs makes sure no segment id the durable mark reserved is used
+// again: reserved ids past the newest segment become empty sealed
+// placeholders, so the next segment takes a fresh id. A segment the mark
+// proves durable whose file is gone is damage. Runs after the catalog is
+// complete (cold segments included).
+func (s *Stream) settleIDs(rep *RecoveryReport) error {
+	mark := s.recovered.mark
+	if mark == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var newest types.SegmentID
+	if last := s.cat.Load().last(); last != nil {
+		newest = last.id
+	}
+	if mark.SegmentID > newest && mark.DurableBytes > segment.HeaderSize && s.recovered.damage == nil {
+		s.noteDamage(&DamageError{Stream: s.id, Segment: mark.SegmentID, Offset: int64(segment.HeaderSize),
+			Reason: fmt.Sprintf("the segment file is gone, but the durable mark proves %d records (%d bytes) in it", mark.Records, mark.DurableBytes)}, 0)
+	}
+	if s.recovered.damage != nil {
+		rep.Damage = s.recovered.damage
+		s.mu.refused = s.recovered.damage
+		return nil
+	}
+	if s.mu.active != nil {
+		return nil
+	}
+	for id := newest + 1; id <= mark.Reserved; id++ {
+		if err := s.placeholderLocked(id); err != nil {
+			return err
+		}
+		rep.Placeholders = append(rep.Placeholders, id)
+	}
+	if len(rep.Placeholders) > 0 {
+		s.installLocked(s.cat.Load(), nil)
+	}
+	return nil
+}
+
+// placeholderLocked appends an empty sealed segment with id to the
+// catalog: an id the durable mark reserved whose file is gone. s.mu is
+// held; runs during recovery, before the stream is used.
+func (s *Stream) placeholderLocked(id SegmentID) error {
+	if s.mu.next != nil && s.mu.nextID == id {
+		_ = s.mu.next.Discard() // prepared before recovery knew the id was taken
+		s.mu.next = nil
+	}
+	cat := s.cat.Load()
+	h := segment.Header{StreamID: s.id, SegmentID: id, CreatedAt: s.cfg.Now().UnixNano()}
+	if last := cat.last(); last != nil {
+		h.BaseOffset, h.BaseRecord = last.endPos(), last.baseRecord+last.count.Load()
+	}
+	p, err := segment.Prepare(s.cfg.FS, filepath.Join(s.segDir, segment.PrepName(id)), segment.MinCapacity, s.cfg.Preparation, s.cfg.WriteMode)
+	if err != nil {
+		return fmt.Errorf("stream %d: placeholder for segment %d: %w", s.id, id, err)
+	}
+	w, err := p.Activate(h)
+	if err != nil {
+		_ = p.Discard()
+		return fmt.Errorf("stream %d: placeholder for segment %d: %w", s.id, id, err)
+	}
+	f, err := w.Seal(segment.SealParams{SealedAt: h.CreatedAt, CoordinatorWatermark: s.mu.watermark})
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.cfg.FS.SyncDir(s.segDir)
+	}
+	if err == nil {
+		err = s.writePointer(segment.Pointer{SegmentID: id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark})
+	}
+	if err != nil {
+		return fmt.Errorf("stream %d: placeholder for segment %d: %w", s.id, id, err)
+	}
+	path := filepath.Join(s.segDir, segment.FileName(id, h.BaseOffset, h.CreatedAt))
+	info, err := segment.Inspect(s.cfg.FS, path, segment.Name{SegmentID: id, BaseOffset: h.BaseOffset, CreatedAt: h.CreatedAt}, s.id)
+	if err != nil {
+		return fmt.Errorf("stream %d: placeholder for segment %d: %w", s.id, id, err)
+	}
+	if err := s.journal.SegmentOpened(h); err != nil {
+		return err
+	}
+	if err := s.journal.SegmentSealed(context.Background(), h, f); err != nil {
+		return err
+	}
+	s.setCatalogLocked(cat.with(newSealedSeg(info)))
+	s.mu.written, s.mu.records = h.BaseOffset, h.BaseRecord
+	s.m.segments.Inc()
+	s.m.bytes.Add(float64(info.Capacity))
+	s.log.Warn("a reserved segment's file is gone (a crash before it was durable): an empty placeholder takes its id so it is never reused",
+		"segment_id", uint64(id))
+	return nil
+}
+
+// LossReport says what AcceptLoss did.
+type LossReport struct {
+	Stream  StreamID  `json:"stream_id"`
+	Segment SegmentID `json:"segment_id"`
+	// Filled are the damaged ranges ([from, to) offsets) replaced by filler
+	// frames; their original bytes are in Quarantine files beside the
+	// segment.
+	Filled     [][2]int64 `json:"filled,omitempty"`
+	Quarantine []string   `json:"quarantine,omitempty"`
+	// Records is how many intact records the segment keeps; DroppedBytes
+	// how many bytes past the last of them no longer count.
+	Records      uint64 `json:"records"`
+	DroppedBytes int64  `json:"dropped_bytes"`
+	// Placeholder: the segment's file was gone; an empty sealed segment
+	// takes its id.
+	Placeholder bool `json:"placeholder,omitempty"`
+}
+
+// QuarantineSuffix names the files holding the original bytes of ranges an
+// accepted loss replaced: <segment file>.damaged-<offset>.
+const QuarantineSuffix = ".damaged-"
+
+// AcceptLoss is the operator's decision that the damage recovery found in
+// the stream is lost (aof2-host repair --accept-loss): no other copy will
+// repair it. The damaged segment keeps every intact record, before and
+// after the damage, at its id; each damaged range is replaced by a filler
+// frame (its bytes kept in a quarantine file beside the segment first),
+// the segment is sealed, the decision is recorded in the manifest, and
+// appends go on in the next segment. A damaged segment whose file is gone
+// is replaced by an empty sealed placeholder. Ordinals after the damage in
+// that segment count the records that remain.
+func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
+	// Readers are kept off while the damaged entry is replaced.
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var dmg *DamageError
+	if !errors.As(s.mu.refused, &dmg) {
+		return LossReport{}, fmt.Errorf("stream %d: accept loss: the stream is not damaged: %w", s.id, ErrNotFound)
+	}
+	rep := LossReport{Stream: s.id, Segment: dmg.Segment}
+	cat := s.cat.Load()
+	g, i := cat.byID(dmg.Segment)
+	switch {
+	case g == nil:
+		if err := s.placeholderLocked(dmg.Segment); err != nil {
+			return rep, err
+		}
+		rep.Placeholder = true
+	case g.damage == nil || i != len(cat.segs)-1:
+		return rep, fmt.Errorf("stream %d: accept loss: segment %d is not the damaged tail", s.id, dmg.Segment)
+	default:
+		if err := s.fillAndSealLocked(ctx, g, &rep); err != nil {
+			return rep, err
+		}
+	}
+	blob, err := json.Marshal(rep)
+	if err != nil {
+		return rep, err
+	}
+	if tl := s.TierLog(); tl != nil {
+		if err := tl.Record(ctx, manifest.CustomEvent{Header: manifest.Header{SegmentID: dmg.Segment}, SchemaID: manifest.SchemaLossAccepted, Blob: blob}); err != nil {
+			return rep, fmt.Errorf("stream %d: accept loss: record it: %w", s.id, err)
+		}
+	}
+	s.installLocked(s.cat.Load(), nil)
+	s.mu.refused = nil
+	s.dropStaleNextLocked()
+	kick(s.prepKick)
+	s.log.Warn("loss accepted by an operator: appends go on in the next segment", "segment_id", uint64(dmg.Segment),
+		"filled", len(rep.Filled), "records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "placeholder", rep.Placeholder)
+	s.stateN.broadcast()
+	return rep, nil
+}
+
+// fillAndSealLocked fills the damage of the tail g and seals it; s.readMu
+// and s.mu are held.
+func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport) error {
+	ts, filled, err := segment.FillDamage(s.cfg.FS, g.path, func(off int64, b []byte) error {
+		q := fmt.Sprintf("%s%s%d", g.path, QuarantineSuffix, off)
+		if err := vfs.WriteFileAtomic(s.cfg.FS, q, b); err != nil {
+			return fmt.Errorf("quarantine [%d,%d) of %s: %w", off, off+int64(len(b)), g.path, err)
+		}
+		rep.Quarantine = append(rep.Quarantine, filepath.Base(q))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
+	}
+	rep.Filled, rep.Records, rep.DroppedBytes = filled, ts.Count, ts.Dropped()
+	h := segment.Header{StreamID: s.id, SegmentID: g.id, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord, CreatedAt: g.createdAt}
+	f, err := segment.SealScanned(s.cfg.FS, g.path, h, ts, segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ts.LastExt, CoordinatorWatermark: s.mu.watermark})
+	if err == nil {
+		err = s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark})
+	}
+	if err == nil {
+		err = s.journal.SegmentSealed(ctx, h, f)
+	}
+	if err != nil {
+		return fmt.Errorf("stream %d: accept loss: seal segment %d: %w", s.id, g.id, err)
+	}
+	name, _ := segment.ParseFileName(filepath.Base(g.path))
+	info, err := segment.Inspect(s.cfg.FS, g.path, name, s.id)
+	if err != nil {
+		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
+	}
+	segs := slices.Clone(s.cat.Load().segs)
+	segs[len(segs)-1] = newSealedSeg(info)
+	s.setCatalogLocked(&catalog{segs: segs})
+	_ = g.close()
+	return nil
+}

@@ -1,0 +1,287 @@
+package segment
+
+import (
+	"fmt"
+
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Torn writes and damage.
+//
+// A record that fails its checksum in a tail segment is one of two things.
+// A torn write is the interrupted last write of a power loss: it lies past
+// everything that was made durable, so nothing after it was acknowledged,
+// and its bytes may be dropped. Damage is anything else (a flipped bit, a
+// zeroed sector, a write that went elsewhere): bytes that were durable and
+// may have been acknowledged, and the records after them are intact and
+// acknowledged too. Dropping damage loses acknowledged records and lets
+// their ids be handed out again, so recovery tells the two apart
+// (ClassifyTail) and never drops damage.
+//
+// A filler frame replaces a damaged range once an operator accepted the
+// loss (docs/tiering.md#damage): a frame with FillerBit set in its
+// payload_len whose checksum is computed like a record's. It keeps the
+// record chain walkable and the ids after it unchanged; it is not a record
+// (no ordinal, never returned to readers). Readers of an older format see a
+// payload_len past the segment and report corruption, never a record.
+
+// FillerBit marks a filler frame in payload_len. Real records are far
+// smaller than 2 GiB (MaxRecordSize < MaxCapacity), so the bit is free.
+const FillerBit = 1 << 31
+
+// frameLen splits a payload_len field into the payload length and whether
+// the frame is a filler.
+func frameLen(n uint32) (payload int64, filler bool) {
+	return int64(n &^ FillerBit), n&FillerBit != 0
+}
+
+// EncodeFiller returns a filler frame of exactly span bytes (8-aligned, at
+// least RecordSpan(1)) whose payload starts with note (truncated to fit).
+func EncodeFiller(span int64, note []byte) ([]byte, error) {
+	if span < RecordSpan(1) || span%align != 0 || span-RecordHeaderSize > MaxRecordSize(MaxCapacity) {
+		return nil, fmt.Errorf("filler of %d bytes: want an 8-aligned length in [%d, %d]", span, RecordSpan(1), MaxCapacity)
+	}
+	b := make([]byte, span)
+	payload := span - RecordHeaderSize
+	encodeRecordFields(b, int(payload), -1, 0)
+	le.PutUint32(b[0:], uint32(payload)|FillerBit)
+	copy(b[RecordHeaderSize:], note)
+	le.PutUint32(b[4:], FrameChecksum(b))
+	return b, nil
+}
+
+// frameAt checks the frame at off within limit: its span and whether it is
+// intact (checksum) and a filler. ok is false when no frame can start
+// there (zero or overrunning payload_len).
+func frameAt(b []byte, off, limit int64) (span int64, intact, filler, ok bool) {
+	if off < HeaderSize || off%align != 0 || off+RecordHeaderSize > limit {
+		return 0, false, false, false
+	}
+	h := DecodeRecordHeader(b[off:])
+	n, filler := frameLen(h.PayloadLen)
+	end := off + RecordHeaderSize + n
+	if n == 0 || end > limit {
+		return 0, false, filler, false
+	}
+	return RecordSpan(int(n)), FrameChecksum(b[off:end]) == h.Checksum, filler, true
+}
+
+// resyncBudget bounds the checksum work of one Resync (bytes hashed): a
+// large range of garbage is not searched to its end.
+const resyncBudget = 256 << 20
+
+// Resync returns the first offset in [from, limit) where an intact frame
+// starts, or ok false when there is none (or the search budget ran out:
+// exhausted then says so).
+func Resync(b []byte, from, limit int64) (off int64, ok, exhausted bool) {
+	work := int64(0)
+	for off = alignUp(max(from, HeaderSize)); off+RecordHeaderSize <= limit; off += align {
+		span, intact, _, ok := frameAt(b, off, limit)
+		if !ok {
+			continue
+		}
+		if intact {
+			return off, true, false
+		}
+		if work += span; work > resyncBudget {
+			return 0, false, true
+		}
+	}
+	return 0, false, false
+}
+
+// TailKind is what recovery may do with a tail segment's bytes past its
+// intact records.
+type TailKind uint8
+
+const (
+	// TailClean: nothing lies past the intact records.
+	TailClean TailKind = iota
+	// TailTorn: the bytes past the intact records are the interrupted last
+	// write; they may be dropped.
+	TailTorn
+	// TailDamaged: durable bytes are damaged; nothing may be dropped.
+	TailDamaged
+)
+
+func (k TailKind) String() string {
+	switch k {
+	case TailClean:
+		return "clean"
+	case TailTorn:
+		return "torn"
+	case TailDamaged:
+		return "damaged"
+	}
+	return fmt.Sprintf("tail(%d)", uint8(k))
+}
+
+// TailVerdict is ClassifyTail's answer.
+type TailVerdict struct {
+	Kind TailKind
+	// At is where the intact records end (the first bad or missing frame).
+	At int64
+	// Resume is the offset of the first intact frame after At (damage
+	// only; 0 when none was found).
+	Resume int64
+	Reason string
+}
+
+// ClassifyTail decides whether the bytes past a tail scan's intact records
+// are a torn write or damage. proven is the offset before which the durable
+// mark proves every byte was durable (HeaderSize when nothing is proven).
+//
+//   - The intact records ending before proven is damage: durable records
+//     are gone (a zeroed sector, a flipped header, a truncation).
+//   - Past proven, a bad frame is torn when it overlaps a sector of zeros
+//     (a write that never reached the disk leaves the zeros of the
+//     preallocated file, which a bit flip does not) or when no intact frame
+//     follows it; an intact frame after a bad one with no zero sector is
+//     damage.
+func ClassifyTail(b []byte, ts TailScan, proven int64) TailVerdict {
+	limit := DataEnd(int64(len(b)))
+	v := TailVerdict{At: ts.End}
+	if ts.End < proven {
+		v.Kind = TailDamaged
+		v.Reason = fmt.Sprintf("intact records end at %d (%s) but the durable mark proves %d bytes", ts.End, ts.Stop, proven)
+		v.Resume, _, _ = Resync(b, ts.End+align, limit)
+		return v
+	}
+	if ts.DirtyEnd == ts.End {
+		v.Kind = TailClean
+		return v
+	}
+	if ts.End+RecordHeaderSize > limit || DecodeRecordHeader(b[ts.End:]).PayloadLen == 0 {
+		// The next header is zeros: its write never reached the disk (a
+		// flip does not zero a length and a checksum). Whatever follows
+		// was written after it, and past proven nothing says it was
+		// acknowledged.
+		v.Kind, v.Reason = TailTorn, fmt.Sprintf("%s with %d bytes after it: an interrupted write", ts.Stop, ts.DirtyEnd-ts.End)
+		return v
+	}
+	next, found, exhausted := Resync(b, ts.End+align, ts.DirtyEnd)
+	frameEnd := ts.DirtyEnd
+	if n, _ := frameLen(DecodeRecordHeader(b[ts.End:]).PayloadLen); ts.End+RecordSpan(int(n)) < ts.DirtyEnd {
+		frameEnd = ts.End + RecordSpan(int(n))
+	}
+	switch {
+	case hasZeroSector(b, ts.End, frameEnd):
+		v.Kind, v.Reason = TailTorn, fmt.Sprintf("%s, over a sector of zeros: an interrupted write", ts.Stop)
+	case !found && !exhausted:
+		v.Kind, v.Reason = TailTorn, fmt.Sprintf("%s, with no intact record after it: an interrupted write", ts.Stop)
+	default:
+		v.Kind, v.Resume = TailDamaged, next
+		v.Reason = fmt.Sprintf("%s, but an intact record follows at %d and no sector is zero: damage", ts.Stop, next)
+		if exhausted {
+			v.Reason = fmt.Sprintf("%s, and the %d bytes after it could not be searched for intact records: treated as damage", ts.Stop, ts.DirtyEnd-ts.End)
+		}
+	}
+	return v
+}
+
+// sectorSize is the unit a disk writes atomically.
+const sectorSize = 512
+
+// hasZeroSector reports whether a whole, aligned sector of zeros overlaps
+// [lo, hi).
+func hasZeroSector(b []byte, lo, hi int64) bool {
+	for s := lo / sectorSize * sectorSize; s < hi && s+sectorSize <= int64(len(b)); s += sectorSize {
+		if IsZero(b[s : s+sectorSize]) {
+			return true
+		}
+	}
+	return false
+}
+
+// Intact lists the intact records of [from, limit): their offsets, and
+// where the last one ends. It stops at the first bad frame. Fillers are
+// stepped over.
+func Intact(b []byte, from, limit int64) (offsets []uint32, end int64) {
+	end = from
+	for off := from; off+RecordHeaderSize <= limit; {
+		span, intact, filler, ok := frameAt(b, off, limit)
+		if !ok || !intact {
+			break
+		}
+		if !filler {
+			offsets = append(offsets, uint32(off))
+		}
+		off += span
+		end = off
+	}
+	return offsets, end
+}
+
+// FillDamage makes the damaged tail segment at path walkable again for an
+// accepted loss: every damaged range between intact records is replaced by
+// a filler frame of the same length, after its original bytes are saved
+// (durably) by quarantine. It returns the scan of the filled segment (its
+// intact records and where they end) and the ranges it filled. Bytes past
+// the last intact record are left as they are.
+func FillDamage(fsys vfs.FS, path string, quarantine func(off int64, b []byte) error) (TailScan, [][2]int64, error) {
+	f, err := fsys.OpenReadWrite(path)
+	if err != nil {
+		return TailScan{}, nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return TailScan{}, nil, err
+	}
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return TailScan{}, nil, err
+	}
+	limit := DataEnd(size)
+	var filled [][2]int64
+	for {
+		ts := ScanTail(b)
+		next, ok, _ := Resync(b, ts.End+RecordSpan(1), ts.DirtyEnd)
+		if !ok || ts.End+RecordHeaderSize > limit {
+			if err := f.Datasync(); err != nil {
+				return ts, filled, err
+			}
+			return ts, filled, nil
+		}
+		if err := quarantine(ts.End, append([]byte(nil), b[ts.End:next]...)); err != nil {
+			return ts, filled, err
+		}
+		fill, err := EncodeFiller(next-ts.End, []byte("AOF2 accepted loss"))
+		if err != nil {
+			return ts, filled, err
+		}
+		if _, err := f.WriteAt(fill, ts.End); err != nil {
+			return ts, filled, err
+		}
+		copy(b[ts.End:], fill)
+		filled = append(filled, [2]int64{ts.End, next})
+	}
+}
+
+// SealScanned writes the footer of the segment at path for the intact
+// records of ts (a scan of its bytes), with FlagLossAccepted, and syncs
+// it. Nothing else in the file changes.
+func SealScanned(fsys vfs.FS, path string, h Header, ts TailScan, p SealParams) (Footer, error) {
+	f, err := fsys.OpenReadWrite(path)
+	if err != nil {
+		return Footer{}, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return Footer{}, err
+	}
+	foot := Footer{Flags: FlagSealed | FlagLossAccepted, SegmentID: h.SegmentID, BaseRecord: h.BaseRecord, RecordCount: ts.Count,
+		DurableBytes: uint64(ts.End), LastTimestamp: ts.LastTS, SealedAt: p.SealedAt, SegmentCRC: ts.CRC, ExtID: p.ExtID,
+		CoordinatorWatermark: p.CoordinatorWatermark}
+	if ts.Count > 0 {
+		foot.LastRecordID = types.MakeRecordID(h.SegmentID, uint32(ts.LastOff))
+	}
+	var fb [FooterSize]byte
+	foot.Encode(fb[:])
+	if _, err := f.WriteAt(fb[:], DataEnd(size)); err != nil {
+		return Footer{}, err
+	}
+	return foot, f.Datasync()
+}
