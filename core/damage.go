@@ -52,6 +52,16 @@ type damage struct {
 // as a read-only catalog entry. watermark is the newest seal's.
 func (s *Stream) openTail(info *segment.Info, mark *segment.Mark, watermark uint64, rep *RecoveryReport) (*segment.Writer, *seg, error) {
 	id := info.Name.SegmentID
+	if info.Truncated {
+		ts, err := segment.ScanTruncated(s.cfg.FS, info.Path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stream %d: %w", s.id, err)
+		}
+		rep.TailSegment, rep.TailRecords = id, ts.Count
+		g, err := s.damagedTail(*info, ts, segment.TailVerdict{Kind: segment.TailDamaged, At: ts.End,
+			Reason: fmt.Sprintf("the file is %d bytes, shorter than any segment capacity: truncated (%s)", info.Capacity, ts.Stop)})
+		return nil, g, err
+	}
 	proven := int64(segment.HeaderSize)
 	if mark != nil && mark.SegmentID == id {
 		proven = int64(mark.DurableBytes)
@@ -328,14 +338,23 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 // fillAndSealLocked fills the damage of the tail g and seals it; s.readMu
 // and s.mu are held.
 func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport) error {
-	ts, filled, err := segment.FillDamage(s.cfg.FS, g.path, func(off int64, b []byte) error {
+	quarantine := func(off int64, b []byte) error {
 		q := fmt.Sprintf("%s%s%d", g.path, QuarantineSuffix, off)
 		if err := vfs.WriteFileAtomic(s.cfg.FS, q, b); err != nil {
 			return fmt.Errorf("quarantine [%d,%d) of %s: %w", off, off+int64(len(b)), g.path, err)
 		}
 		rep.Quarantine = append(rep.Quarantine, filepath.Base(q))
 		return nil
-	})
+	}
+	// Readers are kept off (s.readMu): drop the mapping before the file
+	// changes; a failure below leaves g to map it again.
+	if err := g.close(); err != nil {
+		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
+	}
+	if err := segment.Untruncate(s.cfg.FS, g.path, g.damage.err.Offset, quarantine); err != nil {
+		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
+	}
+	ts, filled, err := segment.FillDamage(s.cfg.FS, g.path, quarantine)
 	if err != nil {
 		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
 	}
@@ -359,6 +378,5 @@ func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport)
 	segs := slices.Clone(s.cat.Load().segs)
 	segs[len(segs)-1] = newSealedSeg(info)
 	s.setCatalogLocked(&catalog{segs: segs})
-	_ = g.close()
 	return nil
 }

@@ -266,14 +266,34 @@ func TestLostSegmentFileKeepsItsIDs(t *testing.T) {
 // what matters: no intact record lost, no id reused, the damage reported.
 func TestDamageTable(t *testing.T) {
 	const n, size = 200, 500
-	for _, tc := range []struct {
+	type damageCase struct {
 		name   string
 		damage func(t *testing.T, fsys vfs.FS, path string, w written)
 		lost   func(w written) map[int]bool // records the damage took
-	}{
-		{name: "flip in the first record", damage: flipIn(0), lost: only(0)},
-		{name: "flip in the middle", damage: flipIn(100), lost: only(100)},
-		{name: "flip in the last record", damage: flipIn(n - 1), lost: only(n - 1)},
+	}
+	var flips []damageCase
+	for i := range n {
+		flips = append(flips, damageCase{name: fmt.Sprintf("flip in record %d", i), damage: flipIn(i), lost: only(i)})
+	}
+	from := func(first int) func(w written) map[int]bool {
+		return func(w written) map[int]bool {
+			lost := map[int]bool{}
+			for i := first; i < len(w.ids); i++ {
+				lost[i] = true
+			}
+			return lost
+		}
+	}
+	truncate := func(at func(w written) int64) func(t *testing.T, fsys vfs.FS, path string, w written) {
+		return func(t *testing.T, fsys vfs.FS, path string, w written) {
+			damageFile(t, fsys, path, func(b []byte) []byte { return b[:at(w)] })
+		}
+	}
+	for _, tc := range append(flips, []damageCase{
+		{name: "truncated inside a record", damage: truncate(func(w written) int64 { return int64(w.ids[120].Offset()) + 100 }), lost: from(120)},
+		{name: "truncated after the last record", damage: truncate(func(w written) int64 { return int64(w.ids[n-1].Offset()) + segment.RecordSpan(size) }), lost: from(n)},
+		{name: "truncated to its header", damage: truncate(func(written) int64 { return segment.HeaderSize }), lost: from(0)},
+		{name: "truncated to nothing", damage: truncate(func(written) int64 { return 0 }), lost: from(0)},
 		{name: "zeroed sector in the middle", damage: func(t *testing.T, fsys vfs.FS, path string, w written) {
 			off := int(w.ids[50].Offset())/512*512 + 512
 			damageFile(t, fsys, path, func(b []byte) []byte { clear(b[off : off+512]); return b })
@@ -290,14 +310,8 @@ func TestDamageTable(t *testing.T) {
 		}},
 		{name: "deleted active file", damage: func(t *testing.T, fsys vfs.FS, path string, w written) {
 			require.NoError(t, fsys.Remove(path))
-		}, lost: func(w written) map[int]bool {
-			lost := map[int]bool{}
-			for i := range w.ids {
-				lost[i] = true
-			}
-			return lost
-		}},
-	} {
+		}, lost: from(0)},
+	}...) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			mem := vfs.NewMem()

@@ -66,7 +66,9 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	for _, n := range names {
 		path := filepath.Join(s.segDir, n)
 		switch {
-		case n == segment.PointerFile:
+		case n == segment.PointerFile || n == segment.MarkFile:
+		case strings.Contains(n, QuarantineSuffix):
+			s.log.Info("bytes an accepted loss replaced are kept for inspection", "file", path)
 		case strings.HasSuffix(n, ColdSuffix):
 			stubs = append(stubs, path)
 		case strings.HasSuffix(n, OrphanSuffix):
@@ -116,6 +118,9 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	for i := range infos {
 		info := &infos[i]
 		isLast := i == len(infos)-1
+		if info.Truncated && !isLast {
+			return rep, &types.CorruptError{Path: info.Path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity", info.Capacity)}
+		}
 		if info.Footer == nil && !isLast {
 			if err := s.repairSeal(info, &infos[i+1], &rep); err != nil {
 				return rep, err

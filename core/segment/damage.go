@@ -285,3 +285,63 @@ func SealScanned(fsys vfs.FS, path string, h Header, ts TailScan, p SealParams) 
 	}
 	return foot, f.Datasync()
 }
+
+// PaddedCapacity is the smallest segment capacity that holds size bytes: a
+// truncated segment is read and repaired as if it had that capacity, the
+// missing bytes zero.
+func PaddedCapacity(size int64) int64 {
+	c := int64(MinCapacity)
+	for c < size && c < MaxCapacity {
+		c <<= 1
+	}
+	return c
+}
+
+// ScanTruncated scans the records of a truncated segment file (Info.Truncated)
+// as if it were zero-padded to PaddedCapacity: the records wholly inside
+// the file are intact, the scan stops at the first one the truncation cut.
+func ScanTruncated(fsys vfs.FS, path string) (TailScan, error) {
+	b, err := vfs.ReadFile(fsys, path)
+	if err != nil {
+		return TailScan{}, err
+	}
+	padded := make([]byte, PaddedCapacity(int64(len(b))))
+	copy(padded, b)
+	return ScanTail(padded), nil
+}
+
+// Untruncate extends a truncated segment file back to its padded capacity
+// (zeros after its bytes), after quarantine saved the bytes past the
+// intact records at end, and syncs it; the file is then a valid segment
+// for FillDamage and SealScanned.
+func Untruncate(fsys vfs.FS, path string, end int64, quarantine func(off int64, b []byte) error) error {
+	f, err := fsys.OpenReadWrite(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	if ValidCapacity(size) {
+		return nil
+	}
+	if size > end {
+		b := make([]byte, size-end)
+		if _, err := f.ReadAt(b, end); err != nil {
+			return err
+		}
+		if err := quarantine(end, b); err != nil {
+			return err
+		}
+		// The cut record's bytes must not look like a frame once padded.
+		if _, err := f.WriteAt(make([]byte, size-end), end); err != nil {
+			return err
+		}
+	}
+	if err := f.Truncate(PaddedCapacity(size)); err != nil {
+		return err
+	}
+	return f.Sync()
+}

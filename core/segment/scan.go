@@ -26,6 +26,10 @@ type Info struct {
 	// unreadable: FooterErr says why).
 	Footer    *Footer
 	FooterErr error
+	// Truncated: the file is shorter than any segment capacity, with an
+	// intact header. A preallocated segment never shrinks, so this is
+	// damage (Capacity is then the file's size).
+	Truncated bool
 }
 
 // Inspect reads the header and footer of a segment file, checks them
@@ -51,26 +55,23 @@ func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, 
 			info.Unwritten = true
 			return info, nil
 		}
-		return info, &types.CorruptError{Path: path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity", size)}
+		h, err := readHeader(f, path, name, stream)
+		if err != nil || h == nil {
+			return info, &types.CorruptError{Path: path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity, and the header is unreadable", size)}
+		}
+		info.Header, info.Capacity, info.Truncated = *h, size, true
+		return info, nil
 	}
 	info.Capacity = size
-	var hb [HeaderSize]byte
-	if _, err := f.ReadAt(hb[:], 0); err != nil {
+	h, err := readHeader(f, path, name, stream)
+	if err != nil {
 		return info, err
 	}
-	if IsZero(hb[:]) {
+	if h == nil {
 		info.Unwritten = true
 		return info, nil
 	}
-	h, err := DecodeHeader(hb[:])
-	if err != nil {
-		return info, &types.CorruptError{Path: path, Reason: err.Error()}
-	}
-	if h.StreamID != stream || h.SegmentID != name.SegmentID || h.BaseOffset != name.BaseOffset || h.CreatedAt != name.CreatedAt {
-		return info, &types.CorruptError{Path: path, Reason: fmt.Sprintf("header (stream %d, segment %d, base_offset %d, created_at %d) disagrees with the file name or stream",
-			h.StreamID, h.SegmentID, h.BaseOffset, h.CreatedAt)}
-	}
-	info.Header = h
+	info.Header = *h
 	var fb [FooterSize]byte
 	if _, err := f.ReadAt(fb[:], DataEnd(size)); err != nil {
 		return info, err
@@ -80,7 +81,7 @@ func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, 
 	}
 	foot, err := DecodeFooter(fb[:], size)
 	if err == nil {
-		err = checkFooter(f, h, &foot)
+		err = checkFooter(f, *h, &foot)
 	}
 	if err != nil {
 		info.FooterErr = &types.CorruptError{Path: path, Offset: DataEnd(size), Reason: err.Error()}
@@ -88,6 +89,27 @@ func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, 
 	}
 	info.Footer = &foot
 	return info, nil
+}
+
+// readHeader reads and checks the header of the segment file f against
+// its name; nil when the header was never written (zeros).
+func readHeader(f vfs.File, path string, name Name, stream types.StreamID) (*Header, error) {
+	var hb [HeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		return nil, err
+	}
+	if IsZero(hb[:]) {
+		return nil, nil
+	}
+	h, err := DecodeHeader(hb[:])
+	if err != nil {
+		return nil, &types.CorruptError{Path: path, Reason: err.Error()}
+	}
+	if h.StreamID != stream || h.SegmentID != name.SegmentID || h.BaseOffset != name.BaseOffset || h.CreatedAt != name.CreatedAt {
+		return nil, &types.CorruptError{Path: path, Reason: fmt.Sprintf("header (stream %d, segment %d, base_offset %d, created_at %d) disagrees with the file name or stream",
+			h.StreamID, h.SegmentID, h.BaseOffset, h.CreatedAt)}
+	}
+	return &h, nil
 }
 
 // allZero reports whether the first size bytes of f are all zero.
