@@ -96,3 +96,36 @@ func (c *Client) Hydrate(ctx context.Context, stream StreamID, from, to SegmentI
 		}
 	}
 }
+
+// LossReport says what AcceptLoss did (see the Admin.AcceptLoss RPC).
+type LossReport struct {
+	Segment SegmentID
+	// Filled are the damaged [from, to) byte ranges replaced by filler
+	// frames; Quarantine the files beside the segment holding their bytes.
+	Filled     [][2]uint64
+	Quarantine []string
+	// Records is how many intact records the segment keeps; DroppedBytes
+	// how many bytes past the last of them no longer count.
+	Records      uint64
+	DroppedBytes uint64
+	// Placeholder: the segment's file was gone; an empty sealed segment
+	// took its id.
+	Placeholder bool
+}
+
+// AcceptLoss accepts the loss of a damaged stream's damaged records
+// (errors.Is(err, types.ErrDamaged) on its appends): every intact record keeps
+// its id and appends go on in the next segment. It is an operator's
+// decision, recorded in the stream's manifest.
+func (c *Client) AcceptLoss(ctx context.Context, stream StreamID) (LossReport, error) {
+	resp, err := c.admin.AcceptLoss(ctx, &aof2v1.AcceptLossRequest{StreamId: uint64(stream)})
+	if err != nil {
+		return LossReport{}, fromStatus(err)
+	}
+	rep := LossReport{Segment: SegmentID(resp.GetSegmentId()), Quarantine: resp.GetQuarantine(), Records: resp.GetRecords(),
+		DroppedBytes: resp.GetDroppedBytes(), Placeholder: resp.GetPlaceholder()}
+	for _, r := range resp.GetFilled() {
+		rep.Filled = append(rep.Filled, [2]uint64{r.GetFrom(), r.GetTo()})
+	}
+	return rep, nil
+}

@@ -76,6 +76,7 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 	aof2v1.ErrorReason_UNAUTHENTICATED:       ErrUnauthenticated,
 	aof2v1.ErrorReason_SEGMENT_BUSY:          ErrSegmentBusy,
 	aof2v1.ErrorReason_NEEDS_RESTORE:         types.ErrNeedsRestore,
+	aof2v1.ErrorReason_STREAM_DAMAGED:        types.ErrDamaged,
 }
 
 // codeTargets covers statuses without an aof2 ErrorInfo (from gRPC itself

@@ -130,38 +130,52 @@ func (s *Stream) damagedTail(info segment.Info, ts segment.TailScan, v segment.T
 func (s *Stream) noteDamage(err *DamageError, after int) {
 	s.recovered.damage = err
 	s.m.damage.Inc()
+	s.m.damaged.Set(1)
 	s.log.Error("stream damaged: durable records failed their checks; nothing was dropped, appends are refused until the loss is accepted",
 		"segment_id", uint64(err.Segment), "offset", err.Offset, "reason", err.Reason, "intact_records_after", after)
 }
 
-// readAfterDamage reads the record with id past the damage of g.
+// pastDamage finds id among the intact records after the damage of g:
+// its index among them. An id in the damaged range is ErrCorrupt.
+func (s *Stream) pastDamage(g *seg, id RecordID) (int, error) {
+	d, off := g.damage, id.Offset()
+	i := sort.Search(len(d.after), func(i int) bool { return d.after[i] >= off })
+	if i < len(d.after) && d.after[i] == off {
+		return i, nil
+	}
+	switch {
+	case d.resume == 0 || int64(off) < d.resume:
+		return 0, fmt.Errorf("stream %d: record %s lies in the damaged range: %w (%w)", s.id, id, ErrCorrupt, d.err)
+	case int64(off) >= d.end:
+		return 0, fmt.Errorf("stream %d: record %s: %w", s.id, id, ErrNotFound)
+	default:
+		return 0, fmt.Errorf("stream %d: record %s is not an intact record past the damage: %w", s.id, id, ErrInvalidRecordID)
+	}
+}
+
+// readAfterDamage reads the record with id past the damage of g. Its
+// ordinal counts the records before the damage and the intact ones after
+// it, as an accepted loss will.
 func (s *Stream) readAfterDamage(g *seg, id RecordID) (Record, error) {
-	off := id.Offset()
-	i := sort.Search(len(g.damage.after), func(i int) bool { return g.damage.after[i] >= off })
-	if i == len(g.damage.after) || g.damage.after[i] != off {
-		if int64(off) >= g.damage.err.Offset && (g.damage.resume == 0 || int64(off) < g.damage.resume) {
-			return Record{}, fmt.Errorf("stream %d: record %s lies in the damaged range: %w (%w)", s.id, id, ErrCorrupt, g.damage.err)
-		}
-		if int64(off) >= g.damage.end {
-			return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, ErrNotFound)
-		}
-		return Record{}, fmt.Errorf("stream %d: record %s is not an intact record past the damage: %w", s.id, id, ErrInvalidRecordID)
+	k, err := s.pastDamage(g, id)
+	if err != nil {
+		return Record{}, err
 	}
 	s.readMu.RLock()
 	defer s.readMu.RUnlock()
 	if s.readersClosed {
 		return Record{}, fmt.Errorf("stream %d: %w", s.id, ErrClosed)
 	}
-	r, err := segment.MapReadOnly(s.cfg.FS, g.path)
+	v, err := g.view(s.cfg.FS)
 	if err != nil {
 		return Record{}, fmt.Errorf("stream %d: %w", s.id, err)
 	}
-	defer r.Close()
-	rec, err := segment.ReadRecord(r.Bytes(), g.path, int64(off), g.damage.end)
+	rec, err := segment.ReadRecord(v.b, g.path, int64(id.Offset()), g.damage.end)
 	if err != nil {
 		return Record{}, fmt.Errorf("stream %d: %w", s.id, err)
 	}
-	return Record{ID: id, Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: append([]byte(nil), rec.Payload...)}, nil
+	return Record{ID: id, Ordinal: g.baseRecord + g.count.Load() + uint64(k), Timestamp: rec.Timestamp, ExtID: rec.ExtID,
+		Payload: append([]byte(nil), rec.Payload...)}, nil
 }
 
 // settleIDs makes sure no segment id the durable mark reserved is used
@@ -298,7 +312,7 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 	defer s.mu.Unlock()
 	var dmg *DamageError
 	if !errors.As(s.mu.refused, &dmg) {
-		return LossReport{}, fmt.Errorf("stream %d: accept loss: the stream is not damaged: %w", s.id, ErrNotFound)
+		return LossReport{}, fmt.Errorf("stream %d: accept loss: %w", s.id, ErrNotDamaged)
 	}
 	rep := LossReport{Stream: s.id, Segment: dmg.Segment}
 	cat := s.cat.Load()
@@ -327,6 +341,7 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 	}
 	s.installLocked(s.cat.Load(), nil)
 	s.mu.refused = nil
+	s.m.damaged.Set(0)
 	s.dropStaleNextLocked()
 	kick(s.prepKick)
 	s.log.Warn("loss accepted by an operator: appends go on in the next segment", "segment_id", uint64(dmg.Segment),

@@ -127,6 +127,20 @@ func TestDamageIsNotATornTail(t *testing.T) {
 		require.Equal(t, w.payloads[i], rec.Payload)
 	}
 
+	r, err := s.NewReader(AtID(w.ids[2401]))
+	require.NoError(t, err)
+	for i := 2401; i < 3000; i++ {
+		rec, err := r.Next()
+		require.NoError(t, err, "record %d, read on from an id past the damage", i)
+		require.Equal(t, w.ids[i], rec.ID)
+		require.Equal(t, uint64(i-1), rec.Ordinal, "ordinals past the damage count the intact records")
+	}
+	_, err = r.Next()
+	require.Equal(t, io.EOF, err)
+	r.Close()
+	_, err = s.NewReader(AtID(bad))
+	require.ErrorIs(t, err, ErrCorrupt)
+
 	lr, err := s.AcceptLoss(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2999), lr.Records)

@@ -41,6 +41,7 @@ var (
 	ErrSegmentIDExhausted = types.ErrSegmentIDExhausted
 	ErrNeedsRestore       = types.ErrNeedsRestore
 	ErrDamaged            = types.ErrDamaged
+	ErrNotDamaged         = types.ErrNotDamaged
 )
 
 // MakeRecordID builds a RecordID from a segment id and an offset.

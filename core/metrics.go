@@ -25,6 +25,7 @@ type metrics struct {
 	recoveryDrop   *prometheus.CounterVec
 	recoverySecs   *prometheus.GaugeVec
 	damage         *prometheus.CounterVec
+	damaged        *prometheus.GaugeVec
 }
 
 var latencyBuckets = prometheus.ExponentialBuckets(20e-6, 2, 18) // 20 µs … ~2.6 s
@@ -54,11 +55,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recoverySecs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_recovery_seconds", Help: "Duration of the last recovery of a stream."}, sl),
 		damage: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_stream_damage_total",
 			Help: "Damage recovery found in durable records (not torn writes): the stream refuses appends until the loss is accepted."}, sl),
+		damaged: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_stream_damaged",
+			Help: "1 while the stream refuses appends because of damage (docs/tiering.md#damage), else 0."}, sl),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.appendRecords, m.appendBytes, m.durableLatency, m.flushes, m.flushFailures,
 			m.flushLatency, m.flushBytes, m.metaRetries, m.metaFailures, m.wouldBlock, m.seals, m.segments, m.bytes,
-			m.recoveryDrop, m.recoverySecs, m.damage} {
+			m.recoveryDrop, m.recoverySecs, m.damage, m.damaged} {
 			reg.MustRegister(c)
 		}
 	}
@@ -83,6 +86,7 @@ type streamMetrics struct {
 	recoveryDrop   prometheus.Counter
 	recoverySecs   prometheus.Gauge
 	damage         prometheus.Counter
+	damaged        prometheus.Gauge
 	wouldBlock     *prometheus.CounterVec
 }
 
@@ -96,7 +100,7 @@ func (m *metrics) forStream(id StreamID) *streamMetrics {
 		metaFailures: m.metaFailures.WithLabelValues(l), seals: m.seals.WithLabelValues(l),
 		segments: m.segments.WithLabelValues(l), bytes: m.bytes.WithLabelValues(l),
 		recoveryDrop: m.recoveryDrop.WithLabelValues(l), recoverySecs: m.recoverySecs.WithLabelValues(l),
-		damage: m.damage.WithLabelValues(l), wouldBlock: m.wouldBlock,
+		damage: m.damage.WithLabelValues(l), damaged: m.damaged.WithLabelValues(l), wouldBlock: m.wouldBlock,
 	}
 }
 

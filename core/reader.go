@@ -126,6 +126,15 @@ func (r *Reader) seekLocked(p Position) error {
 		if g == s.activeSeg() {
 			_ = s.flushVisible(g)
 		}
+		if d := g.damage; d != nil && int64(p.id.Offset()) >= d.err.Offset {
+			k, err := s.pastDamage(g, p.id)
+			if err != nil {
+				return err
+			}
+			r.seg, r.off, r.ord = g, int64(p.id.Offset()), g.baseRecord+g.count.Load()+uint64(k)
+			r.pin(g)
+			return nil
+		}
 		v, err := g.view(s.cfg.FS)
 		if err != nil {
 			return err
@@ -202,6 +211,18 @@ func (r *Reader) Next() (Record, error) {
 	for {
 		if r.seg != nil && r.seg == r.vseg && r.off < r.vlimit {
 			return r.read(r.vb, r.vlimit)
+		}
+		if g := r.seg; g != nil && g.damage != nil && r.off >= g.damage.err.Offset {
+			// Positioned by id past the damage (a sequential read stops
+			// at it): the intact records after it, then the end.
+			if g.damage.resume == 0 || r.off < g.damage.resume || r.off >= g.damage.end {
+				return Record{}, io.EOF
+			}
+			v, err := g.view(s.cfg.FS)
+			if err != nil {
+				return Record{}, err
+			}
+			return r.read(v.b, g.damage.end)
 		}
 		if r.seg == nil {
 			g, _ := s.cat.Load().byOrdinal(r.ord)

@@ -46,6 +46,8 @@ var (
 	// the damage is repaired from another copy or an operator accepts the
 	// loss. The error is a *DamageError.
 	ErrDamaged = errors.New("aof2: stream damaged")
+	// ErrNotDamaged: a loss was accepted for a stream that has no damage.
+	ErrNotDamaged = errors.New("aof2: stream is not damaged")
 )
 
 // Kind says what a WouldBlock is waiting for.

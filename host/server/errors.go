@@ -72,6 +72,10 @@ var errorTable = []struct {
 	{is(core.ErrNoSpace), class{aof2v1.ErrorReason_NO_SPACE, codes.ResourceExhausted, http.StatusInsufficientStorage}},
 	{is(core.ErrSegmentIDExhausted), class{aof2v1.ErrorReason_SEGMENT_IDS_EXHAUSTED, codes.ResourceExhausted, http.StatusInsufficientStorage}},
 	{is(core.ErrCorrupt), class{aof2v1.ErrorReason_CORRUPT, codes.DataLoss, http.StatusInternalServerError}},
+	// After CORRUPT: a read of a damaged record is CORRUPT, an append to
+	// a damaged stream STREAM_DAMAGED.
+	{is(core.ErrDamaged), class{aof2v1.ErrorReason_STREAM_DAMAGED, codes.FailedPrecondition, http.StatusConflict}},
+	{is(core.ErrNotDamaged), class{aof2v1.ErrorReason_BAD_REQUEST, codes.FailedPrecondition, http.StatusConflict}},
 	{is(core.ErrSegmentBusy), class{aof2v1.ErrorReason_SEGMENT_BUSY, codes.FailedPrecondition, http.StatusConflict}},
 	{is(core.ErrClosed), class{aof2v1.ErrorReason_CLOSED, codes.Unavailable, http.StatusServiceUnavailable}},
 }
@@ -115,7 +119,7 @@ type apiError struct {
 	// of its records.
 	appended int
 	lastID   core.RecordID
-	// stream is the stream a NEEDS_RESTORE is about.
+	// stream is the stream a NEEDS_RESTORE or STREAM_DAMAGED is about.
 	stream core.StreamID
 }
 
@@ -146,6 +150,11 @@ func classify(err error) apiError {
 		var nr *core.NeedsRestoreError
 		if errors.As(err, &nr) {
 			e.stream = nr.Stream
+		}
+	case aof2v1.ErrorReason_STREAM_DAMAGED:
+		var d *core.DamageError
+		if errors.As(err, &d) {
+			e.stream = d.Stream
 		}
 	}
 	var pe *partialAppendError
@@ -195,6 +204,11 @@ func (e apiError) code() string {
 	return strings.ToLower(e.reason.String())
 }
 
+// namesStream: the error is about one stream, named in its metadata.
+func (e apiError) namesStream() bool {
+	return e.reason == aof2v1.ErrorReason_NEEDS_RESTORE || e.reason == aof2v1.ErrorReason_STREAM_DAMAGED
+}
+
 func (e apiError) metadata() map[string]string {
 	md := map[string]string{}
 	if e.reason == aof2v1.ErrorReason_WOULD_BLOCK {
@@ -204,7 +218,7 @@ func (e apiError) metadata() map[string]string {
 		md[wire.MetaAppended] = strconv.Itoa(e.appended)
 		md[wire.MetaLastID] = wire.FormatRecordID(e.lastID)
 	}
-	if e.reason == aof2v1.ErrorReason_NEEDS_RESTORE {
+	if e.namesStream() {
 		md[wire.MetaStreamID] = strconv.FormatUint(uint64(e.stream), 10)
 	}
 	return md
@@ -242,7 +256,7 @@ type errorBody struct {
 	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 	Appended     int    `json:"appended,omitempty"`
 	LastID       string `json:"last_id,omitempty"`
-	StreamID     string `json:"stream_id,omitempty"` // NEEDS_RESTORE: the stream
+	StreamID     string `json:"stream_id,omitempty"` // NEEDS_RESTORE, STREAM_DAMAGED: the stream
 }
 
 // httpError converts an error into the HTTP status, headers and body a
@@ -265,7 +279,7 @@ func httpError(err error) (int, http.Header, errorBody) {
 	if e.appended > 0 {
 		body.Appended, body.LastID = e.appended, wire.FormatRecordID(e.lastID)
 	}
-	if e.reason == aof2v1.ErrorReason_NEEDS_RESTORE {
+	if e.namesStream() {
 		body.StreamID = strconv.FormatUint(uint64(e.stream), 10)
 	}
 	return e.http, h, body

@@ -67,3 +67,20 @@ func (a *adminService) Hydrate(req *aof2v1.HydrateRequest, ss grpc.ServerStreami
 	}
 	return err
 }
+
+func (a *adminService) AcceptLoss(ctx context.Context, req *aof2v1.AcceptLossRequest) (*aof2v1.AcceptLossResponse, error) {
+	s, err := a.s.lookup(core.StreamID(req.GetStreamId()))
+	if err != nil {
+		return nil, err
+	}
+	rep, err := s.AcceptLoss(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &aof2v1.AcceptLossResponse{SegmentId: uint64(rep.Segment), Quarantine: rep.Quarantine, Records: rep.Records,
+		DroppedBytes: uint64(max(rep.DroppedBytes, 0)), Placeholder: rep.Placeholder}
+	for _, r := range rep.Filled {
+		resp.Filled = append(resp.Filled, &aof2v1.LostRange{From: uint64(r[0]), To: uint64(r[1])})
+	}
+	return resp, nil
+}

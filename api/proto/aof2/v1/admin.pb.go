@@ -466,6 +466,197 @@ func (x *HydrateProgress) GetSegmentId() uint64 {
 	return 0
 }
 
+// AcceptLossRequest names the damaged stream.
+type AcceptLossRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream; it must exist and be damaged.
+	StreamId      uint64 `protobuf:"varint,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptLossRequest) Reset() {
+	*x = AcceptLossRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptLossRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptLossRequest) ProtoMessage() {}
+
+func (x *AcceptLossRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptLossRequest.ProtoReflect.Descriptor instead.
+func (*AcceptLossRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AcceptLossRequest) GetStreamId() uint64 {
+	if x != nil {
+		return x.StreamId
+	}
+	return 0
+}
+
+// LostRange is a damaged byte range [from, to) of a segment, replaced by a
+// filler frame.
+type LostRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            uint64                 `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LostRange) Reset() {
+	*x = LostRange{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LostRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LostRange) ProtoMessage() {}
+
+func (x *LostRange) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LostRange.ProtoReflect.Descriptor instead.
+func (*LostRange) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LostRange) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *LostRange) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+// AcceptLossResponse says what AcceptLoss did.
+type AcceptLossResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The damaged segment.
+	SegmentId uint64 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	// The ranges replaced by filler frames.
+	Filled []*LostRange `protobuf:"bytes,2,rep,name=filled,proto3" json:"filled,omitempty"`
+	// The quarantine files (beside the segment file) holding their bytes.
+	Quarantine []string `protobuf:"bytes,3,rep,name=quarantine,proto3" json:"quarantine,omitempty"`
+	// How many intact records the segment keeps.
+	Records uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	// How many bytes past the last intact record no longer count.
+	DroppedBytes uint64 `protobuf:"varint,5,opt,name=dropped_bytes,json=droppedBytes,proto3" json:"dropped_bytes,omitempty"`
+	// The segment's file was gone: an empty sealed segment took its id.
+	Placeholder   bool `protobuf:"varint,6,opt,name=placeholder,proto3" json:"placeholder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptLossResponse) Reset() {
+	*x = AcceptLossResponse{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptLossResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptLossResponse) ProtoMessage() {}
+
+func (x *AcceptLossResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptLossResponse.ProtoReflect.Descriptor instead.
+func (*AcceptLossResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AcceptLossResponse) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *AcceptLossResponse) GetFilled() []*LostRange {
+	if x != nil {
+		return x.Filled
+	}
+	return nil
+}
+
+func (x *AcceptLossResponse) GetQuarantine() []string {
+	if x != nil {
+		return x.Quarantine
+	}
+	return nil
+}
+
+func (x *AcceptLossResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *AcceptLossResponse) GetDroppedBytes() uint64 {
+	if x != nil {
+		return x.DroppedBytes
+	}
+	return 0
+}
+
+func (x *AcceptLossResponse) GetPlaceholder() bool {
+	if x != nil {
+		return x.Placeholder
+	}
+	return false
+}
+
 var File_aof2_v1_admin_proto protoreflect.FileDescriptor
 
 const file_aof2_v1_admin_proto_rawDesc = "" +
@@ -507,11 +698,28 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\x04done\x18\x01 \x01(\rR\x04done\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\rR\x05total\x12\x1d\n" +
 	"\n" +
-	"segment_id\x18\x03 \x01(\x04R\tsegmentId2\xc9\x01\n" +
+	"segment_id\x18\x03 \x01(\x04R\tsegmentId\"0\n" +
+	"\x11AcceptLossRequest\x12\x1b\n" +
+	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\"/\n" +
+	"\tLostRange\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\x04R\x02to\"\xe0\x01\n" +
+	"\x12AcceptLossResponse\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12*\n" +
+	"\x06filled\x18\x02 \x03(\v2\x12.aof2.v1.LostRangeR\x06filled\x12\x1e\n" +
+	"\n" +
+	"quarantine\x18\x03 \x03(\tR\n" +
+	"quarantine\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\x12#\n" +
+	"\rdropped_bytes\x18\x05 \x01(\x04R\fdroppedBytes\x12 \n" +
+	"\vplaceholder\x18\x06 \x01(\bR\vplaceholder2\x90\x02\n" +
 	"\x05Admin\x123\n" +
 	"\x04Dump\x12\x14.aof2.v1.DumpRequest\x1a\x15.aof2.v1.DumpResponse\x12K\n" +
 	"\fListSegments\x12\x1c.aof2.v1.ListSegmentsRequest\x1a\x1d.aof2.v1.ListSegmentsResponse\x12>\n" +
-	"\aHydrate\x12\x17.aof2.v1.HydrateRequest\x1a\x18.aof2.v1.HydrateProgress0\x01B/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
+	"\aHydrate\x12\x17.aof2.v1.HydrateRequest\x1a\x18.aof2.v1.HydrateProgress0\x01\x12E\n" +
+	"\n" +
+	"AcceptLoss\x12\x1a.aof2.v1.AcceptLossRequest\x1a\x1b.aof2.v1.AcceptLossResponseB/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
 
 var (
 	file_aof2_v1_admin_proto_rawDescOnce sync.Once
@@ -525,7 +733,7 @@ func file_aof2_v1_admin_proto_rawDescGZIP() []byte {
 	return file_aof2_v1_admin_proto_rawDescData
 }
 
-var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_aof2_v1_admin_proto_goTypes = []any{
 	(*DumpRequest)(nil),          // 0: aof2.v1.DumpRequest
 	(*DumpResponse)(nil),         // 1: aof2.v1.DumpResponse
@@ -534,20 +742,26 @@ var file_aof2_v1_admin_proto_goTypes = []any{
 	(*ListSegmentsResponse)(nil), // 4: aof2.v1.ListSegmentsResponse
 	(*HydrateRequest)(nil),       // 5: aof2.v1.HydrateRequest
 	(*HydrateProgress)(nil),      // 6: aof2.v1.HydrateProgress
+	(*AcceptLossRequest)(nil),    // 7: aof2.v1.AcceptLossRequest
+	(*LostRange)(nil),            // 8: aof2.v1.LostRange
+	(*AcceptLossResponse)(nil),   // 9: aof2.v1.AcceptLossResponse
 }
 var file_aof2_v1_admin_proto_depIdxs = []int32{
 	3, // 0: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
-	0, // 1: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
-	2, // 2: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
-	5, // 3: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
-	1, // 4: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
-	4, // 5: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
-	6, // 6: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	8, // 1: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
+	0, // 2: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
+	2, // 3: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
+	5, // 4: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
+	7, // 5: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
+	1, // 6: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
+	4, // 7: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
+	6, // 8: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
+	9, // 9: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_aof2_v1_admin_proto_init() }
@@ -563,7 +777,7 @@ func file_aof2_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aof2_v1_admin_proto_rawDesc), len(file_aof2_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Admin_Dump_FullMethodName         = "/aof2.v1.Admin/Dump"
 	Admin_ListSegments_FullMethodName = "/aof2.v1.Admin/ListSegments"
 	Admin_Hydrate_FullMethodName      = "/aof2.v1.Admin/Hydrate"
+	Admin_AcceptLoss_FullMethodName   = "/aof2.v1.Admin/AcceptLoss"
 )
 
 // AdminClient is the client API for Admin service.
@@ -41,6 +42,14 @@ type AdminClient interface {
 	// Hydrate brings a stream's evicted segments back to tier 0, reporting
 	// progress after each segment.
 	Hydrate(ctx context.Context, in *HydrateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HydrateProgress], error)
+	// AcceptLoss is an operator's decision that the damage recovery found in
+	// a stream (STREAM_DAMAGED) will not be repaired from another copy: the
+	// damaged bytes are replaced by filler frames (their originals kept in
+	// quarantine files), the segment is sealed, the decision is recorded in
+	// the stream's manifest and appends go on in the next segment. Every
+	// intact record keeps its id. FAILED_PRECONDITION when the stream is
+	// not damaged.
+	AcceptLoss(ctx context.Context, in *AcceptLossRequest, opts ...grpc.CallOption) (*AcceptLossResponse, error)
 }
 
 type adminClient struct {
@@ -90,6 +99,16 @@ func (c *adminClient) Hydrate(ctx context.Context, in *HydrateRequest, opts ...g
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_HydrateClient = grpc.ServerStreamingClient[HydrateProgress]
 
+func (c *adminClient) AcceptLoss(ctx context.Context, in *AcceptLossRequest, opts ...grpc.CallOption) (*AcceptLossResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptLossResponse)
+	err := c.cc.Invoke(ctx, Admin_AcceptLoss_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -103,6 +122,14 @@ type AdminServer interface {
 	// Hydrate brings a stream's evicted segments back to tier 0, reporting
 	// progress after each segment.
 	Hydrate(*HydrateRequest, grpc.ServerStreamingServer[HydrateProgress]) error
+	// AcceptLoss is an operator's decision that the damage recovery found in
+	// a stream (STREAM_DAMAGED) will not be repaired from another copy: the
+	// damaged bytes are replaced by filler frames (their originals kept in
+	// quarantine files), the segment is sealed, the decision is recorded in
+	// the stream's manifest and appends go on in the next segment. Every
+	// intact record keeps its id. FAILED_PRECONDITION when the stream is
+	// not damaged.
+	AcceptLoss(context.Context, *AcceptLossRequest) (*AcceptLossResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -121,6 +148,9 @@ func (UnimplementedAdminServer) ListSegments(context.Context, *ListSegmentsReque
 }
 func (UnimplementedAdminServer) Hydrate(*HydrateRequest, grpc.ServerStreamingServer[HydrateProgress]) error {
 	return status.Error(codes.Unimplemented, "method Hydrate not implemented")
+}
+func (UnimplementedAdminServer) AcceptLoss(context.Context, *AcceptLossRequest) (*AcceptLossResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptLoss not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -190,6 +220,24 @@ func _Admin_Hydrate_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_HydrateServer = grpc.ServerStreamingServer[HydrateProgress]
 
+func _Admin_AcceptLoss_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptLossRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).AcceptLoss(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_AcceptLoss_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).AcceptLoss(ctx, req.(*AcceptLossRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -204,6 +252,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSegments",
 			Handler:    _Admin_ListSegments_Handler,
+		},
+		{
+			MethodName: "AcceptLoss",
+			Handler:    _Admin_AcceptLoss_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -88,6 +88,13 @@ const (
 	// stream refuses appends until its data is brought back. Metadata
 	// "stream_id" names the stream.
 	ErrorReason_NEEDS_RESTORE ErrorReason = 17
+	// Durable records of the stream failed their checks at recovery (a
+	// changed byte, a truncated or deleted segment file; not a torn last
+	// write). Nothing was dropped: records before and after the damage stay
+	// readable by id, appends are refused until the damage is repaired or an
+	// operator accepts the loss (aof2-host repair --accept-loss). Metadata
+	// "stream_id" names the stream.
+	ErrorReason_STREAM_DAMAGED ErrorReason = 20
 )
 
 // Enum value maps for ErrorReason.
@@ -111,6 +118,7 @@ var (
 		15: "SEGMENT_BUSY",
 		16: "INTERNAL",
 		17: "NEEDS_RESTORE",
+		20: "STREAM_DAMAGED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -131,6 +139,7 @@ var (
 		"SEGMENT_BUSY":             15,
 		"INTERNAL":                 16,
 		"NEEDS_RESTORE":            17,
+		"STREAM_DAMAGED":           20,
 	}
 )
 
@@ -1508,7 +1517,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\xe2\x02\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\xf6\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1529,7 +1538,8 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x15SEGMENT_IDS_EXHAUSTED\x10\x0e\x12\x10\n" +
 	"\fSEGMENT_BUSY\x10\x0f\x12\f\n" +
 	"\bINTERNAL\x10\x10\x12\x11\n" +
-	"\rNEEDS_RESTORE\x10\x112\xf3\x03\n" +
+	"\rNEEDS_RESTORE\x10\x11\x12\x12\n" +
+	"\x0eSTREAM_DAMAGED\x10\x142\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
 	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +

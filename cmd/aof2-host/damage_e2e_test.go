@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/segment"
+)
+
+// TestServeDamageTable is the independent tester's corruption table for
+// the active segment, against the real binaries: 3,000 records, SIGTERM,
+// damage the segment file, restart. Each case must report the damage
+// (appends answer STREAM_DAMAGED naming the stream), keep every intact
+// record readable by id, and after `repair -accept-loss` take appends in a
+// new segment without reusing an id.
+func TestServeDamageTable(t *testing.T) {
+	bin := hostBinaries(t)
+	const n = 3000
+	payload := func(i int) []byte { return []byte(fmt.Sprintf("record %04d %s", i, strings.Repeat("p", 280))) }
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string, ids []client.RecordID)
+		lost   func(ids []client.RecordID) (first, end int) // records [first, end) are gone
+	}{
+		{"payload flip in record 2400", func(t *testing.T, path string, ids []client.RecordID) {
+			editFile(t, path, func(b []byte) []byte { b[int(ids[2400].Offset())+segment.RecordHeaderSize+100] ^= 0x04; return b })
+		}, func([]client.RecordID) (int, int) { return 2400, 2401 }},
+		{"record header flip in record 10", func(t *testing.T, path string, ids []client.RecordID) {
+			editFile(t, path, func(b []byte) []byte { b[int(ids[10].Offset())+1] ^= 0x10; return b })
+		}, func([]client.RecordID) (int, int) { return 10, 11 }},
+		{"sector zeroed in the middle", func(t *testing.T, path string, ids []client.RecordID) {
+			off := int(ids[1500].Offset())/512*512 + 512
+			editFile(t, path, func(b []byte) []byte { clear(b[off : off+512]); return b })
+		}, func(ids []client.RecordID) (int, int) {
+			off := uint32(ids[1500].Offset())/512*512 + 512
+			first, end := -1, 0
+			for i, id := range ids {
+				if id.Offset()+uint32(segment.RecordSpan(len(payload(i)))) > off && id.Offset() < off+512 {
+					if first < 0 {
+						first = i
+					}
+					end = i + 1
+				}
+			}
+			return first, end
+		}},
+		{"truncated inside record 2000", func(t *testing.T, path string, ids []client.RecordID) {
+			require.NoError(t, os.Truncate(path, int64(ids[2000].Offset())+50))
+		}, func([]client.RecordID) (int, int) { return 2000, n }},
+		{"active file deleted", func(t *testing.T, path string, _ []client.RecordID) {
+			require.NoError(t, os.Remove(path))
+		}, func([]client.RecordID) (int, int) { return 0, n }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			data := filepath.Join(t.TempDir(), "data")
+			args := []string{"-data-dir", data, "-listen-grpc", "127.0.0.1:0", "-listen-http", "127.0.0.1:0",
+				"-segment-size", "4MiB", "-log-level", "warn"}
+			h := startHost(t, bin, nil, args...)
+			h.waitReady()
+			c := h.dial(ctx)
+			var ids []client.RecordID
+			for i := 0; i < n; i += 100 {
+				batch := make([][]byte, 100)
+				for j := range batch {
+					batch[j] = payload(i + j)
+				}
+				got, err := c.Append(ctx, 1, batch...)
+				require.NoError(t, err)
+				ids = append(ids, got...)
+			}
+			seg := ids[0].Segment()
+			require.Equal(t, seg, ids[n-1].Segment(), "one active segment")
+			h.stop()
+
+			path := segmentFile(t, data, 1, seg)
+			tc.damage(t, path, ids)
+			first, end := tc.lost(ids)
+
+			h = startHost(t, bin, nil, args...)
+			h.waitReady()
+			c = h.dial(ctx)
+			code, body, _ := httpDo(t, http.MethodPost, h.url("/v1/streams/1/records"), "", strings.NewReader("refused"))
+			require.Equal(t, http.StatusConflict, code, body)
+			var e struct {
+				Code     string `json:"code"`
+				Error    string `json:"error"`
+				StreamID string `json:"stream_id"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(body), &e))
+			require.Equal(t, "stream_damaged", e.Code)
+			require.Equal(t, "1", e.StreamID)
+			require.Contains(t, e.Error, "repair --accept-loss")
+			_, err := c.Append(ctx, 1, []byte("refused"))
+			require.ErrorIs(t, err, core.ErrDamaged)
+			require.Contains(t, h.stderr.String(), "stream damaged", "an error-level event names the damage")
+
+			checkIntact := func() {
+				for i, id := range ids {
+					if i >= first && i < end {
+						continue
+					}
+					res, err := c.Read(ctx, 1, client.AtID(id), 1)
+					require.NoError(t, err, "intact record %d (%s)", i, id)
+					require.Len(t, res.Records, 1)
+					require.Equal(t, payload(i), res.Records[0].Payload, "record %d", i)
+				}
+			}
+			checkIntact()
+
+			out, err := exec.CommandContext(ctx, filepath.Join(bin, "aof2-host"), "repair", "-addr", h.grpc, "-stream", "1", "-accept-loss").CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			require.Contains(t, string(out), "loss accepted")
+			next, err := c.Append(ctx, 1, []byte("after the repair"))
+			require.NoError(t, err)
+			require.Greater(t, next[0].Segment(), seg, "appends go on in a new segment")
+			checkIntact()
+			h.stop()
+
+			// The decision survives a restart: no damage reported again.
+			h = startHost(t, bin, nil, args...)
+			h.waitReady()
+			c = h.dial(ctx)
+			more, err := c.Append(ctx, 1, []byte("after a restart"))
+			require.NoError(t, err)
+			for _, id := range ids {
+				require.NotEqual(t, id, more[0])
+			}
+			checkIntact()
+			h.stop()
+		})
+	}
+}
+
+// segmentFile is the path of segment seg of stream in data.
+func segmentFile(t *testing.T, data string, stream uint64, seg client.SegmentID) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(data, "streams", fmt.Sprint(stream), "segments", fmt.Sprintf("%020d_*.seg", seg)))
+	require.NoError(t, err)
+	require.Len(t, m, 1)
+	return m[0]
+}
+
+func editFile(t *testing.T, path string, f func([]byte) []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, f(b), 0o600))
+}
