@@ -38,6 +38,7 @@ var (
 	ErrInvalidConfig      = types.ErrInvalidConfig
 	ErrSegmentIDExhausted = types.ErrSegmentIDExhausted
 	ErrNeedsRestore       = types.ErrNeedsRestore
+	ErrTooManyStreams     = types.ErrTooManyStreams
 )
 
 // MakeRecordID builds a RecordID from a segment id and an offset.

@@ -41,6 +41,9 @@ var (
 	// (the local data is gone or older): appending here would hand out
 	// ids that already name records. The error is a *NeedsRestoreError.
 	ErrNeedsRestore = errors.New("aof2: stream needs a restore from tier 2")
+	// ErrTooManyStreams: creating the stream would exceed the store's
+	// stream limit (Config.MaxStreams). Existing streams are unaffected.
+	ErrTooManyStreams = errors.New("aof2: too many streams")
 )
 
 // Kind says what a WouldBlock is waiting for.
