@@ -80,6 +80,11 @@ coordinator {
   job_timeout   = "5m"
 }
 
+# What clients can make the node hold. 0 streams means no limit.
+# limits {
+#   max_streams = 10000
+# }
+
 # Span sampling when OpenTelemetry tracing is on (OTEL_* variables).
 # tracing {
 #   append_every = 1024

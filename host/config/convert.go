@@ -34,6 +34,7 @@ func (c *Config) CoreConfig() core.Config {
 		Preparation:        prep,
 		Manifest:           c.manifestOptions(),
 		TraceAppendEvery:   c.Tracing.AppendEvery,
+		MaxStreams:         c.Limits.MaxStreams,
 	}
 }
 

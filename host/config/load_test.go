@@ -164,6 +164,7 @@ func samples(t *testing.T) map[string][3]string {
 		"tracing.append_every":          {"1", "-1", "4096"},
 		"coordinator.scan_interval":     {"1s", "2s", "3s"},
 		"coordinator.job_timeout":       {"1m", "2m", "3m"},
+		"limits.max_streams":            {"1", "10000", "0"},
 	}
 }
 
@@ -434,6 +435,7 @@ tier2 {
 }
 retention { max_bytes = "10GiB" }
 coordinator { workers = 4 }
+limits { max_streams = 10000 }
 tracing { append_every = 64 }
 `, nil)
 	cc := c.CoreConfig()
@@ -445,6 +447,7 @@ tracing { append_every = 64 }
 	require.Equal(t, int64(64<<10), cc.Manifest.ChunkCapacity)
 	require.Equal(t, time.Second, cc.Manifest.RotationPeriod)
 	require.Equal(t, 64, cc.TraceAppendEvery)
+	require.Equal(t, 10000, cc.MaxStreams)
 
 	co := c.CoordinatorConfig()
 	require.Equal(t, int64(1<<30), co.Tier0.MaxBytes)

@@ -142,6 +142,9 @@ var keys = []*key{
 	durationKey("coordinator.job_timeout", 5*time.Minute, "Bound on one tiering job.",
 		func(c *Config) *time.Duration { return &c.Coordinator.JobTimeout }, false, positive),
 
+	intKey("limits.max_streams", 0, "Streams the node holds at most (broken ones included); creating one more is refused with TOO_MANY_STREAMS (gRPC RESOURCE_EXHAUSTED, HTTP 507). Streams already on disk always open. 0 is no limit.",
+		func(c *Config) *int { return &c.Limits.MaxStreams }, atLeast(0, strconv.Itoa)),
+
 	intKey("tracing.append_every", core.DefaultTraceAppendEvery, "With tracing on (OTEL_* variables), one in this many durable appends of a stream gets a span, and separately one in this many flushes; -1 traces none.",
 		func(c *Config) *int { return &c.Tracing.AppendEvery }, checkSampleEvery),
 }

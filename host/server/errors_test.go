@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 func TestErrorTable(t *testing.T) {
@@ -51,6 +52,9 @@ func TestErrorTable(t *testing.T) {
 		{"corrupt", &types.CorruptError{Path: "/data/streams/7/segments/1.seg", Offset: 64, Reason: "crc"}, aof2v1.ErrorReason_CORRUPT, codes.DataLoss, 500, "corrupt"},
 		{"needs restore", fmt.Errorf("create stream 42: %w", &core.NeedsRestoreError{Stream: 42, Reason: "tier 2 holds it"}),
 			aof2v1.ErrorReason_NEEDS_RESTORE, codes.FailedPrecondition, 409, "needs_restore"},
+		{"too many streams", fmt.Errorf("create stream 9: %w", core.ErrTooManyStreams), aof2v1.ErrorReason_TOO_MANY_STREAMS, codes.ResourceExhausted, 507, "too_many_streams"},
+		{"tier-2 object missing", fmt.Errorf("stream 7: hydrate segment 3: tier2: get %q: %w", "streams/7/segments/00000000000000000003.seg.zst", pluginapi.ErrNotFound),
+			aof2v1.ErrorReason_DATA_MISSING, codes.DataLoss, 500, "data_missing"},
 		{"segment busy", wrap(core.ErrSegmentBusy), aof2v1.ErrorReason_SEGMENT_BUSY, codes.FailedPrecondition, 409, "segment_busy"},
 		{"closed", wrap(core.ErrClosed), aof2v1.ErrorReason_CLOSED, codes.Unavailable, 503, "closed"},
 		{"shutting down", errShuttingDown, aof2v1.ErrorReason_CLOSED, codes.Unavailable, 503, "closed"},

@@ -88,6 +88,15 @@ const (
 	// stream refuses appends until its data is brought back. Metadata
 	// "stream_id" names the stream.
 	ErrorReason_NEEDS_RESTORE ErrorReason = 17
+	// Creating the stream would exceed the host's stream limit
+	// (limits.max_streams). Existing streams are unaffected; waiting does not
+	// help, an operator must raise the limit.
+	ErrorReason_TOO_MANY_STREAMS ErrorReason = 18
+	// A record the stream holds has no readable copy left: its segment is in
+	// no local tier and its tier-2 object is missing. Other segments of the
+	// stream stay readable; the records come back only if an operator
+	// restores the object.
+	ErrorReason_DATA_MISSING ErrorReason = 19
 )
 
 // Enum value maps for ErrorReason.
@@ -111,6 +120,8 @@ var (
 		15: "SEGMENT_BUSY",
 		16: "INTERNAL",
 		17: "NEEDS_RESTORE",
+		18: "TOO_MANY_STREAMS",
+		19: "DATA_MISSING",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -131,6 +142,8 @@ var (
 		"SEGMENT_BUSY":             15,
 		"INTERNAL":                 16,
 		"NEEDS_RESTORE":            17,
+		"TOO_MANY_STREAMS":         18,
+		"DATA_MISSING":             19,
 	}
 )
 
@@ -1508,7 +1521,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\xe2\x02\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\x8a\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1529,7 +1542,9 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x15SEGMENT_IDS_EXHAUSTED\x10\x0e\x12\x10\n" +
 	"\fSEGMENT_BUSY\x10\x0f\x12\f\n" +
 	"\bINTERNAL\x10\x10\x12\x11\n" +
-	"\rNEEDS_RESTORE\x10\x112\xf3\x03\n" +
+	"\rNEEDS_RESTORE\x10\x11\x12\x14\n" +
+	"\x10TOO_MANY_STREAMS\x10\x12\x12\x10\n" +
+	"\fDATA_MISSING\x10\x132\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
 	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +
