@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/host/dump"
+	"github.com/aof2/aof2/host/server"
 	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
@@ -130,4 +131,13 @@ func TestNodeLifecycle(t *testing.T) {
 		require.NoError(t, err, "record %d", i)
 		require.Equal(t, payload, rec.Payload)
 	}
+}
+
+// TestHydrateRangeRefused: from after to is a bad request, not a
+// hydration of nothing that reports success.
+func TestHydrateRangeRefused(t *testing.T) {
+	var n Node
+	err := n.Hydrate(context.Background(), 1, 3, 2, nil)
+	require.ErrorIs(t, err, server.ErrBadRequest)
+	require.Contains(t, err.Error(), "segment 3 is after segment 2")
 }
