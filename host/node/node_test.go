@@ -111,6 +111,13 @@ func TestNodeLifecycle(t *testing.T) {
 	require.Len(t, off.Streams, 1)
 	require.Len(t, off.Streams[0].Segments, len(d.Streams[0].Segments))
 	require.Equal(t, d.Tiers[2].Segments, off.Tiers[2].Segments)
+	for i, g := range off.Streams[0].Segments {
+		want := d.Streams[0].Segments[i]
+		require.Equal(t, want.ID, g.ID)
+		require.Equal(t, want.BaseRecord, g.BaseRecord, "offline base of segment %d (cold stub or file)", g.ID)
+		require.Equal(t, want.Records, g.Records, "offline records of segment %d", g.ID)
+	}
+	require.Equal(t, uint64(records), off.Streams[0].Records)
 	buf.Reset()
 	require.NoError(t, off.WriteJSON(&buf))
 	var back dump.Dump
