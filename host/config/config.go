@@ -136,6 +136,12 @@ type Limits struct {
 	// MaxStreams caps the streams of the store (core.Config.MaxStreams);
 	// 0 is no limit.
 	MaxStreams int
+	// ReadDefaultBytes, ReadMaxBytes and ReadInflightBytes bound what
+	// reads hold (server.Options.ReadDefaultBytes, ReadMaxBytes and
+	// ReadBudgetBytes).
+	ReadDefaultBytes  int64
+	ReadMaxBytes      int64
+	ReadInflightBytes int64
 }
 
 // Tracing configures span sampling (the exporter itself is configured by
