@@ -552,9 +552,12 @@ type ReadRequest struct {
 	// The most records to return; zero means 1000, and the server caps it at
 	// 100000.
 	MaxRecords uint32 `protobuf:"varint,3,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"`
-	// The most payload bytes to return; zero means, and the server caps it
-	// at, what fits in one message. At least one record is returned when one
-	// is available, however large.
+	// The most payload bytes to return; zero means the server's default
+	// (limits.read_default_bytes, 4 MiB unless configured). A larger value
+	// than the server's maximum (limits.read_max_bytes, 16 MiB unless
+	// configured, and at most what fits in one message) is clamped to it,
+	// not refused. At least one record is returned when one is available,
+	// however large.
 	MaxBytes uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// Do not wait for a segment in a colder tier to be hydrated. A read that
 	// reaches one returns the records before it (ending there, as a full
@@ -840,7 +843,8 @@ func (x *TailRequest) GetStart() *Position {
 type TailResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One or more records; a message is sent as soon as at least one record
-	// is durable.
+	// is durable. A message carries at most limits.read_default_bytes of
+	// payload, or one larger record alone.
 	Records       []*StoredRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
