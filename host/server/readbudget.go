@@ -224,10 +224,11 @@ func (p releasePool) Get(n int) *[]byte { b := make([]byte, n); return &b }
 
 func (p releasePool) Put(*[]byte) { p.h.release() }
 
-// connHolds are the holds of one gRPC connection. gRPC does not give the
-// buffers of a connection that went away back (a message queued behind a
-// client that stopped reading is dropped with the connection, never
-// freed), so the connection's end releases what its holds still have.
+// connHolds are the holds of one gRPC connection. gRPC does not give back
+// every buffer of a connection that went away (those its writer loop had
+// already taken for a stream, or was writing, are dropped with the
+// connection, never freed), so the connection's end releases what its
+// holds still have.
 type connHolds struct {
 	mu     sync.Mutex
 	holds  map[*hold]struct{} // guarded by mu
