@@ -26,6 +26,10 @@ var (
 	ErrBadRequest = errors.New("aof2 client: bad request")
 	// ErrSegmentBusy: the segment cannot be changed now.
 	ErrSegmentBusy = errors.New("aof2 client: segment busy")
+	// ErrDataMissing: the records asked for have no readable copy left on
+	// the host (their tier-2 object is gone); other records of the stream
+	// stay readable. Retrying does not help until an operator restores it.
+	ErrDataMissing = errors.New("aof2 client: data missing")
 )
 
 // WouldBlockError is the backpressure error: errors.As(err, &wb) with a
@@ -77,6 +81,8 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 	aof2v1.ErrorReason_SEGMENT_BUSY:          ErrSegmentBusy,
 	aof2v1.ErrorReason_NEEDS_RESTORE:         types.ErrNeedsRestore,
 	aof2v1.ErrorReason_STREAM_DAMAGED:        types.ErrDamaged,
+	aof2v1.ErrorReason_TOO_MANY_STREAMS:      types.ErrTooManyStreams,
+	aof2v1.ErrorReason_DATA_MISSING:          ErrDataMissing,
 }
 
 // codeTargets covers statuses without an aof2 ErrorInfo (from gRPC itself

@@ -86,3 +86,31 @@ func TestRetryWouldBlock(t *testing.T) {
 	})
 	require.ErrorIs(t, err, types.ErrWouldBlock, "the last refusal, once ctx runs out")
 }
+
+// TestEveryReasonMapsBack: each reason the host sends comes back as a
+// sentinel, so a new reason cannot fall through to the gRPC code's
+// (RESOURCE_EXHAUSTED alone reads as a record too large).
+func TestEveryReasonMapsBack(t *testing.T) {
+	for v, name := range aof2v1.ErrorReason_name {
+		reason := aof2v1.ErrorReason(v)
+		switch reason {
+		case aof2v1.ErrorReason_ERROR_REASON_UNSPECIFIED, aof2v1.ErrorReason_INTERNAL, aof2v1.ErrorReason_WOULD_BLOCK:
+			continue
+		}
+		require.Contains(t, reasonTargets, reason, name)
+	}
+	for _, tc := range []struct {
+		reason aof2v1.ErrorReason
+		code   codes.Code
+		target error
+	}{
+		{aof2v1.ErrorReason_TOO_MANY_STREAMS, codes.ResourceExhausted, types.ErrTooManyStreams},
+		{aof2v1.ErrorReason_DATA_MISSING, codes.DataLoss, ErrDataMissing},
+	} {
+		st, err := status.New(tc.code, "x").WithDetails(&errdetails.ErrorInfo{Reason: tc.reason.String(), Domain: wire.ErrorDomain})
+		require.NoError(t, err)
+		got := fromStatus(st.Err())
+		require.ErrorIs(t, got, tc.target, tc.reason.String())
+		require.NotErrorIs(t, got, types.ErrRecordTooLarge, tc.reason.String())
+	}
+}

@@ -132,3 +132,25 @@ func TestNotReady(t *testing.T) {
 	_, err := c.Info(ctxT(t), 1)
 	require.ErrorIs(t, err, client.ErrNotReady)
 }
+
+// TestTooManyStreams: a host at its stream limit refuses a new stream with
+// the engine's sentinel, over gRPC and in the Go client, and keeps serving
+// the streams it has.
+func TestTooManyStreams(t *testing.T) {
+	cfg := rollingConfig()
+	cfg.MaxStreams = 1
+	h := servertest.Start(t, cfg, server.Options{})
+	c := connect(t, h)
+	ctx := ctxT(t)
+	_, err := c.Append(ctx, 1, []byte("a"))
+	require.NoError(t, err)
+	_, err = c.Append(ctx, 2, []byte("b"))
+	require.ErrorIs(t, err, core.ErrTooManyStreams)
+	require.NotErrorIs(t, err, core.ErrRecordTooLarge)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err))
+	e, ok := errors.AsType[*client.Error](err)
+	require.True(t, ok)
+	require.Equal(t, "TOO_MANY_STREAMS", e.Reason)
+	_, err = c.Append(ctx, 1, []byte("c"))
+	require.NoError(t, err)
+}

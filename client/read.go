@@ -84,9 +84,13 @@ type readOptions struct {
 func NoWaitHydration() ReadOption { return func(o *readOptions) { o.noWaitHydration = true } }
 
 // Read returns up to limit records of stream from a position (limit <= 0
-// means the host's default, 1000; the host caps it at 100000). It never
-// waits for new records (use Tail for that); it waits for a segment in a
-// colder tier to be hydrated, within ctx, unless NoWaitHydration is given.
+// means the host's default, 1000; the host caps it at 100000), and at most
+// the host's limits.read_default_bytes of payload (4 MiB by default), or
+// one larger record alone; a busy host may return fewer. Continue from
+// ReadResult.Next until End. It never waits for new records (use Tail for
+// that); it waits for a segment in a colder tier to be hydrated, and for
+// room in the host's read budget, within ctx, unless NoWaitHydration is
+// given (which concerns hydration only).
 func (c *Client) Read(ctx context.Context, stream StreamID, from Position, limit int, opts ...ReadOption) (ReadResult, error) {
 	var o readOptions
 	for _, opt := range opts {

@@ -115,6 +115,10 @@ type Config struct {
 	// stream a span, and separately one in this many Flush/FlushAll calls;
 	// default DefaultTraceAppendEvery, negative: none.
 	TraceAppendEvery int
+	// MaxStreams bounds how many streams the store holds (open or failed
+	// to recover): creating one more fails with ErrTooManyStreams. Streams
+	// already on disk always open. Default 0: no limit.
+	MaxStreams int
 }
 
 // DefaultTraceAppendEvery is Config.TraceAppendEvery's default.
@@ -180,6 +184,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.MaxStreams < 0 {
+		return c, &types.ConfigError{Key: "max_streams", Reason: "must be 0 (no limit) or positive"}
 	}
 	if c.TraceAppendEvery == 0 {
 		c.TraceAppendEvery = DefaultTraceAppendEvery

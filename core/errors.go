@@ -42,6 +42,7 @@ var (
 	ErrNeedsRestore       = types.ErrNeedsRestore
 	ErrDamaged            = types.ErrDamaged
 	ErrNotDamaged         = types.ErrNotDamaged
+	ErrTooManyStreams     = types.ErrTooManyStreams
 )
 
 // MakeRecordID builds a RecordID from a segment id and an offset.

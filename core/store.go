@@ -139,6 +139,9 @@ func (st *Store) Stream(id StreamID) (*Stream, error) {
 	if err, ok := st.mu.broken[id]; ok {
 		return nil, err
 	}
+	if err := st.checkStreamLimitLocked(id); err != nil {
+		return nil, err
+	}
 	if t := st.cfg.Tiering; t != nil {
 		if err := t.CheckNewStream(id); err != nil {
 			return nil, fmt.Errorf("create stream %d: %w", id, err)

@@ -80,6 +80,17 @@ coordinator {
   job_timeout   = "5m"
 }
 
+# What clients can make the node hold. 0 streams means no limit. A read
+# returns read_default_bytes when it gives no max_bytes and never more than
+# read_max_bytes (a larger max_bytes is clamped); all reads together hold
+# at most read_inflight_bytes, and wait for room beyond it.
+# limits {
+#   max_streams         = 10000
+#   read_default_bytes  = "4MiB"
+#   read_max_bytes      = "16MiB"
+#   read_inflight_bytes = "64MiB"
+# }
+
 # Span sampling when OpenTelemetry tracing is on (OTEL_* variables).
 # tracing {
 #   append_every = 1024

@@ -219,7 +219,10 @@ func startDemoHost(ctx context.Context, cfg *config.Config, stderr io.Writer) (*
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	h := &demoHost{n: n, started: time.Since(t0), served: make(chan error, 1)}
-	h.srv, err = server.New(n, server.Options{Gatherer: reg, MaxRecordSize: maxRecordSize(cfg), Logger: logger.Named("server")})
+	sopts := cfg.ServerOptions()
+	sopts.Token = "" // the demo's clients carry none
+	sopts.Gatherer, sopts.Registerer, sopts.Logger = reg, reg, logger.Named("server")
+	h.srv, err = server.New(n, sopts)
 	if err != nil {
 		return nil, errors.Join(err, n.Close(context.Background()))
 	}

@@ -69,8 +69,9 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(n, server.Options{Token: cfg.Token(), TLS: tlsCfg, Gatherer: reg, MaxRecordSize: maxRecordSize(cfg),
-		Logger: logger.Named("server")})
+	sopts := cfg.ServerOptions()
+	sopts.TLS, sopts.Gatherer, sopts.Registerer, sopts.Logger = tlsCfg, reg, reg, logger.Named("server")
+	srv, err := server.New(n, sopts)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,9 @@ var (
 	ErrDamaged = errors.New("aof2: stream damaged")
 	// ErrNotDamaged: a loss was accepted for a stream that has no damage.
 	ErrNotDamaged = errors.New("aof2: stream is not damaged")
+	// ErrTooManyStreams: creating the stream would exceed the store's
+	// stream limit (Config.MaxStreams). Existing streams are unaffected.
+	ErrTooManyStreams = errors.New("aof2: too many streams")
 )
 
 // Kind says what a WouldBlock is waiting for.

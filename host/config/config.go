@@ -24,6 +24,7 @@ type Config struct {
 	Tier2       Tier2
 	Retention   Retention
 	Coordinator Coordinator
+	Limits      Limits
 	Tracing     Tracing
 
 	// File is the configuration file that was read ("" when none was).
@@ -128,6 +129,19 @@ type Coordinator struct {
 	Workers      int
 	ScanInterval time.Duration
 	JobTimeout   time.Duration
+}
+
+// Limits bound what clients can make the node hold.
+type Limits struct {
+	// MaxStreams caps the streams of the store (core.Config.MaxStreams);
+	// 0 is no limit.
+	MaxStreams int
+	// ReadDefaultBytes, ReadMaxBytes and ReadInflightBytes bound what
+	// reads hold (server.Options.ReadDefaultBytes, ReadMaxBytes and
+	// ReadBudgetBytes).
+	ReadDefaultBytes  int64
+	ReadMaxBytes      int64
+	ReadInflightBytes int64
 }
 
 // Tracing configures span sampling (the exporter itself is configured by

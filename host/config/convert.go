@@ -11,6 +11,7 @@ import (
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/host/server"
 )
 
 // The conversions below parse names that Load already validated; their
@@ -34,6 +35,7 @@ func (c *Config) CoreConfig() core.Config {
 		Preparation:        prep,
 		Manifest:           c.manifestOptions(),
 		TraceAppendEvery:   c.Tracing.AppendEvery,
+		MaxStreams:         c.Limits.MaxStreams,
 	}
 }
 
@@ -110,6 +112,18 @@ func (c *Config) Tier2Config() tier2.Config {
 			Attempts: c.Tier2.RetryAttempts,
 		},
 		Breaker: tier2.BreakerConfig{Threshold: c.Tier2.BreakerThreshold, Cooldown: c.Tier2.BreakerCooldown},
+	}
+}
+
+// ServerOptions configures the client API (server.New). The host fills in
+// TLS (TLSConfig), Gatherer, Registerer, Logger and TracerProvider.
+func (c *Config) ServerOptions() server.Options {
+	return server.Options{
+		Token:            c.Token(),
+		MaxRecordSize:    int(segment.MaxRecordSize(c.Segment.Size)),
+		ReadDefaultBytes: c.Limits.ReadDefaultBytes,
+		ReadMaxBytes:     c.Limits.ReadMaxBytes,
+		ReadBudgetBytes:  c.Limits.ReadInflightBytes,
 	}
 }
 

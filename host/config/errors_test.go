@@ -208,6 +208,7 @@ func TestCombinationsRefused(t *testing.T) {
 		{"retention without tier 2", "tier2 {\n  plugin = \"\"\n}\nretention {\n  max_age = \"720h\"\n}\n", []string{"aof2.hcl:5:", "retention.max_age", "needs one configured"}},
 		{"retention bytes without tier 2", "tier2 {\n  enabled = false\n}\nretention {\n  max_bytes = \"10GiB\"\n}\n", []string{"retention.max_bytes", `"10GiB"`}},
 		{"retry max below initial", "tier2 {\n  retry_initial = \"1s\"\n  retry_max = \"100ms\"\n}\n", []string{"tier2.retry_max", "at least tier2.retry_initial"}},
+		{"read default above the read maximum", "limits {\n  read_default_bytes = \"32MiB\"\n}\n", []string{"limits.read_max_bytes", `"16MiB"`, "at least limits.read_default_bytes (32MiB)"}},
 		{"no listener", "listen {\n  grpc = \"\"\n  http = \"\"\n}\n", []string{"listen.grpc", "both empty"}},
 		{"token and token file", "listen {\n  auth_token = \"a\"\n  auth_token_file = \"/x\"\n}\n", []string{"listen.auth_token_file", "not both"}},
 		{"cert without key", "listen {\n  tls {\n    cert_file = \"/c\"\n  }\n}\n", []string{"listen.tls.key_file", "go together"}},

@@ -13,7 +13,9 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
+	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/host/server"
 )
 
 func TestDefaultsAreAWorkingSingleNode(t *testing.T) {
@@ -48,6 +50,9 @@ func TestDefaultsAreAWorkingSingleNode(t *testing.T) {
 	require.Equal(t, int64(64<<20), c.CoreConfig().SegmentSize)
 	require.Equal(t, budget.PolicyTier2, c.CoordinatorConfig().Tier0.Policy)
 	require.Equal(t, inWD(t, "data"), c.CoordinatorConfig().DataDir)
+	so := c.ServerOptions()
+	require.Equal(t, server.Options{MaxRecordSize: int(segment.MaxRecordSize(segment.DefaultCapacity)),
+		ReadDefaultBytes: server.DefaultReadBytes, ReadMaxBytes: server.DefaultReadMaxBytes, ReadBudgetBytes: server.DefaultReadBudgetBytes}, so)
 
 	d := Defaults()
 	require.Equal(t, "./data", d.DataDir, "the built-in value as written")
@@ -164,6 +169,10 @@ func samples(t *testing.T) map[string][3]string {
 		"tracing.append_every":          {"1", "-1", "4096"},
 		"coordinator.scan_interval":     {"1s", "2s", "3s"},
 		"coordinator.job_timeout":       {"1m", "2m", "3m"},
+		"limits.max_streams":            {"1", "10000", "0"},
+		"limits.read_default_bytes":     {"1MiB", "64KiB", "16MiB"},
+		"limits.read_max_bytes":         {"4MiB", "64MiB", "1GiB"},
+		"limits.read_inflight_bytes":    {"1MiB", "256MiB", "2GiB"},
 	}
 }
 
@@ -434,6 +443,12 @@ tier2 {
 }
 retention { max_bytes = "10GiB" }
 coordinator { workers = 4 }
+limits {
+  max_streams         = 10000
+  read_default_bytes  = "1MiB"
+  read_max_bytes      = "8MiB"
+  read_inflight_bytes = "1GiB"
+}
 tracing { append_every = 64 }
 `, nil)
 	cc := c.CoreConfig()
@@ -445,6 +460,13 @@ tracing { append_every = 64 }
 	require.Equal(t, int64(64<<10), cc.Manifest.ChunkCapacity)
 	require.Equal(t, time.Second, cc.Manifest.RotationPeriod)
 	require.Equal(t, 64, cc.TraceAppendEvery)
+	require.Equal(t, 10000, cc.MaxStreams)
+
+	so := c.ServerOptions()
+	require.Equal(t, int64(1<<20), so.ReadDefaultBytes)
+	require.Equal(t, int64(8<<20), so.ReadMaxBytes)
+	require.Equal(t, int64(1<<30), so.ReadBudgetBytes)
+	require.Equal(t, int(segment.MaxRecordSize(8<<20)), so.MaxRecordSize)
 
 	co := c.CoordinatorConfig()
 	require.Equal(t, int64(1<<30), co.Tier0.MaxBytes)

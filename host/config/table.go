@@ -15,6 +15,7 @@ import (
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/host/server"
 )
 
 // Allowed values of the enumerations. Tests check each against the core
@@ -141,6 +142,15 @@ var keys = []*key{
 		func(c *Config) *time.Duration { return &c.Coordinator.ScanInterval }, false, positive),
 	durationKey("coordinator.job_timeout", 5*time.Minute, "Bound on one tiering job.",
 		func(c *Config) *time.Duration { return &c.Coordinator.JobTimeout }, false, positive),
+
+	intKey("limits.max_streams", 0, "Streams the node holds at most (broken ones included); creating one more is refused with TOO_MANY_STREAMS (gRPC RESOURCE_EXHAUSTED, HTTP 507). Streams already on disk always open. 0 is no limit.",
+		func(c *Config) *int { return &c.Limits.MaxStreams }, atLeast(0, strconv.Itoa)),
+	sizeKey("limits.read_default_bytes", server.DefaultReadBytes, "Payload bytes a read (gRPC Read, HTTP GET …/records) returns when it gives no max_bytes, and the most one Tail message carries. A single larger record is still returned, alone.",
+		func(c *Config) *int64 { return &c.Limits.ReadDefaultBytes }, false, atLeast[int64](1, FormatSize)),
+	sizeKey("limits.read_max_bytes", server.DefaultReadMaxBytes, "Most bytes one read response carries whatever max_bytes asks: a larger max_bytes is clamped (the response's next position continues the read), not refused. At least read_default_bytes.",
+		func(c *Config) *int64 { return &c.Limits.ReadMaxBytes }, false, atLeast[int64](1, FormatSize)),
+	sizeKey("limits.read_inflight_bytes", server.DefaultReadBudgetBytes, "Record bytes the client API holds for all readers at once, from the copy out of a segment until written to the network: a read that finds none free waits (within its deadline) rather than grow memory; a busy server answers with shorter responses. A record larger than this is still read, taking all of it.",
+		func(c *Config) *int64 { return &c.Limits.ReadInflightBytes }, false, atLeast[int64](1, FormatSize)),
 
 	intKey("tracing.append_every", core.DefaultTraceAppendEvery, "With tracing on (OTEL_* variables), one in this many durable appends of a stream gets a span, and separately one in this many flushes; -1 traces none.",
 		func(c *Config) *int { return &c.Tracing.AppendEvery }, checkSampleEvery),

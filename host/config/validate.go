@@ -31,6 +31,9 @@ func (c *Config) validate() error {
 			errs.add(c.keyError("retention.max_bytes", FormatSize(c.Retention.MaxBytes), noTier2, nil))
 		}
 	}
+	if c.Limits.ReadMaxBytes < c.Limits.ReadDefaultBytes {
+		errs.add(c.keyError("limits.read_max_bytes", FormatSize(c.Limits.ReadMaxBytes), "must be at least limits.read_default_bytes ("+FormatSize(c.Limits.ReadDefaultBytes)+")", nil))
+	}
 	if c.Tier2.RetryMax < c.Tier2.RetryInitial {
 		errs.add(c.keyError("tier2.retry_max", c.Tier2.RetryMax.String(), "must be at least tier2.retry_initial ("+c.Tier2.RetryInitial.String()+")", nil))
 	}

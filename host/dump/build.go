@@ -92,9 +92,13 @@ func withManifest(row *Segment, ms manifest.SegmentState) {
 }
 
 // FromDataDir builds an offline dump from the manifests under dataDir (fsys
-// nil: the OS file system),
-// reading only: run it while no host has the directory open for an exact
-// picture (a running host's manifests are read as of their last commit).
+// nil: the OS file system), reading only: run it while no host has the
+// directory open for an exact picture (a running host's manifests are read
+// as of their last commit). Each segment's first ordinal and record count,
+// which the manifest does not record, come from its local copies: the
+// tier-0 file's header and footer (an unsealed segment's intact records
+// are counted), else its cold stub, else its warm artifact; a segment with
+// none of them (only in tier 2) shows zero.
 func FromDataDir(ctx context.Context, fsys vfs.FS, dataDir string) (*Dump, error) {
 	if fsys == nil {
 		fsys = vfs.OS
@@ -120,13 +124,28 @@ func FromDataDir(ctx context.Context, fsys vfs.FS, dataDir string) (*Dump, error
 			continue
 		}
 		s := Stream{ID: id}
+		dir := filepath.Join(root, strconv.FormatUint(id, 10))
+		facts, problems := localFacts(fsys, dir, types.StreamID(id))
+		d.Problems = append(d.Problems, problems...)
 		for _, ms := range in.Segments {
 			row := Segment{Stream: id, ID: uint64(ms.SegmentID), Sealed: ms.Sealed, Tier0: ms.Tier0}
 			if ms.Sealed && ms.DurableBytes >= segment.HeaderSize {
 				row.Bytes = ms.DurableBytes - segment.HeaderSize
 			}
+			f, ok := facts[ms.SegmentID]
+			if !ok && ms.Tier1.State == manifest.Tier1Compressed {
+				f, err = warmFacts(fsys, dataDir, types.SegmentKey{Stream: types.StreamID(id), Segment: ms.SegmentID})
+				ok = err == nil
+			}
+			if ok {
+				row.BaseRecord, row.Records = f.baseRecord, f.records
+				if !ms.Sealed {
+					row.Bytes = f.bytes
+				}
+			}
 			withManifest(&row, ms)
 			s.Segments = append(s.Segments, row)
+			s.Records = max(s.Records, row.BaseRecord+row.Records)
 		}
 		if in.Replay.CorruptionEvents > 0 {
 			d.Problems = append(d.Problems, fmt.Sprintf("stream %d: %d corrupt manifest chunks or snapshots (run manifest verify)", id, in.Replay.CorruptionEvents))

@@ -103,7 +103,8 @@ func byOp(m map[tier2.Op]uint64) map[string]uint64 {
 // Stream is one stream and its segments, oldest first.
 type Stream struct {
 	ID uint64 `json:"id"`
-	// Records and DurableRecords are known online only.
+	// Records is the record count (offline: where the newest segment with
+	// a local copy ends); DurableRecords is known online only.
 	Records        uint64    `json:"records,omitempty"`
 	DurableRecords uint64    `json:"durable_records,omitempty"`
 	Error          string    `json:"error,omitempty"`
@@ -115,7 +116,8 @@ type Segment struct {
 	Stream     uint64 `json:"stream_id"`
 	ID         uint64 `json:"segment_id"`
 	BaseRecord uint64 `json:"base_record"`
-	// Records is the record count (sealed segments, or online).
+	// Records is the record count (offline: from the local copies, zero
+	// for a segment only tier 2 holds).
 	Records uint64 `json:"records"`
 	// Bytes is the durable record bytes; Compressed the warm artifact's size.
 	Bytes      uint64 `json:"bytes"`

@@ -47,8 +47,12 @@ func (n *Node) Segments(_ context.Context, stream *core.StreamID, tier string) (
 }
 
 // Hydrate brings segments from..to (inclusive; zero: the stream's first and
-// last) of a stream back into tier 0, one after the other.
+// last) of a stream back into tier 0, one after the other. A range with
+// from after to is refused (server.ErrBadRequest).
 func (n *Node) Hydrate(ctx context.Context, stream core.StreamID, from, to core.SegmentID, progress func(done, total int, seg core.SegmentID)) error {
+	if from != 0 && to != 0 && from > to {
+		return fmt.Errorf("hydrate stream %d: segment %d is after segment %d: %w", stream, from, to, server.ErrBadRequest)
+	}
 	st := n.Store()
 	if st == nil {
 		return fmt.Errorf("node is not ready: %w", core.ErrWouldBlock)

@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/host/dump"
+	"github.com/aof2/aof2/host/server"
 	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
@@ -110,6 +111,13 @@ func TestNodeLifecycle(t *testing.T) {
 	require.Len(t, off.Streams, 1)
 	require.Len(t, off.Streams[0].Segments, len(d.Streams[0].Segments))
 	require.Equal(t, d.Tiers[2].Segments, off.Tiers[2].Segments)
+	for i, g := range off.Streams[0].Segments {
+		want := d.Streams[0].Segments[i]
+		require.Equal(t, want.ID, g.ID)
+		require.Equal(t, want.BaseRecord, g.BaseRecord, "offline base of segment %d (cold stub or file)", g.ID)
+		require.Equal(t, want.Records, g.Records, "offline records of segment %d", g.ID)
+	}
+	require.Equal(t, uint64(records), off.Streams[0].Records)
 	buf.Reset()
 	require.NoError(t, off.WriteJSON(&buf))
 	var back dump.Dump
@@ -130,4 +138,13 @@ func TestNodeLifecycle(t *testing.T) {
 		require.NoError(t, err, "record %d", i)
 		require.Equal(t, payload, rec.Payload)
 	}
+}
+
+// TestHydrateRangeRefused: from after to is a bad request, not a
+// hydration of nothing that reports success.
+func TestHydrateRangeRefused(t *testing.T) {
+	var n Node
+	err := n.Hydrate(context.Background(), 1, 3, 2, nil)
+	require.ErrorIs(t, err, server.ErrBadRequest)
+	require.Contains(t, err.Error(), "segment 3 is after segment 2")
 }

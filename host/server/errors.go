@@ -20,6 +20,7 @@ import (
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 var (
@@ -50,7 +51,9 @@ const statusClientClosed = 499
 // errors come first: an append that waited out backpressure until the
 // caller's deadline wraps both the deadline and the WouldBlock, and the
 // deadline is what happened. ErrStreamFailed precedes the I/O sentinels a
-// failure may wrap.
+// failure may wrap. A tier-2 object that is missing (pluginapi.ErrNotFound,
+// from a hydration or a ranged cold read) is data loss, not an internal
+// error, and precedes core.ErrNotFound: the record exists, its bytes do not.
 var errorTable = []struct {
 	match func(error) bool
 	class
@@ -66,11 +69,13 @@ var errorTable = []struct {
 	{is(core.ErrRecordTooLarge), class{aof2v1.ErrorReason_RECORD_TOO_LARGE, codes.InvalidArgument, http.StatusRequestEntityTooLarge}},
 	{is(core.ErrUnknownStream), class{aof2v1.ErrorReason_UNKNOWN_STREAM, codes.NotFound, http.StatusNotFound}},
 	{is(core.ErrInvalidRecordID), class{aof2v1.ErrorReason_INVALID_RECORD_ID, codes.InvalidArgument, http.StatusBadRequest}},
+	{is(pluginapi.ErrNotFound), class{aof2v1.ErrorReason_DATA_MISSING, codes.DataLoss, http.StatusInternalServerError}},
 	{is(core.ErrNotFound), class{aof2v1.ErrorReason_RECORD_NOT_FOUND, codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable}},
 	{is(core.ErrNeedsRestore), class{aof2v1.ErrorReason_NEEDS_RESTORE, codes.FailedPrecondition, http.StatusConflict}},
 	{is(core.ErrStreamFailed), class{aof2v1.ErrorReason_STREAM_FAILED, codes.FailedPrecondition, http.StatusServiceUnavailable}},
 	{is(core.ErrNoSpace), class{aof2v1.ErrorReason_NO_SPACE, codes.ResourceExhausted, http.StatusInsufficientStorage}},
 	{is(core.ErrSegmentIDExhausted), class{aof2v1.ErrorReason_SEGMENT_IDS_EXHAUSTED, codes.ResourceExhausted, http.StatusInsufficientStorage}},
+	{is(core.ErrTooManyStreams), class{aof2v1.ErrorReason_TOO_MANY_STREAMS, codes.ResourceExhausted, http.StatusInsufficientStorage}},
 	{is(core.ErrCorrupt), class{aof2v1.ErrorReason_CORRUPT, codes.DataLoss, http.StatusInternalServerError}},
 	// After CORRUPT: a read of a damaged record is CORRUPT, an append to
 	// a damaged stream STREAM_DAMAGED.

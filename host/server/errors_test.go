@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 func TestErrorTable(t *testing.T) {
@@ -56,6 +57,9 @@ func TestErrorTable(t *testing.T) {
 		{"read in the damaged range", fmt.Errorf("stream 3: %w (%w)", core.ErrCorrupt, &core.DamageError{Stream: 3, Segment: 4, Offset: 4096}),
 			aof2v1.ErrorReason_CORRUPT, codes.DataLoss, 500, "corrupt"},
 		{"not damaged", wrap(core.ErrNotDamaged), aof2v1.ErrorReason_BAD_REQUEST, codes.FailedPrecondition, 409, "bad_request"},
+		{"too many streams", fmt.Errorf("create stream 9: %w", core.ErrTooManyStreams), aof2v1.ErrorReason_TOO_MANY_STREAMS, codes.ResourceExhausted, 507, "too_many_streams"},
+		{"tier-2 object missing", fmt.Errorf("stream 7: hydrate segment 3: tier2: get %q: %w", "streams/7/segments/00000000000000000003.seg.zst", pluginapi.ErrNotFound),
+			aof2v1.ErrorReason_DATA_MISSING, codes.DataLoss, 500, "data_missing"},
 		{"segment busy", wrap(core.ErrSegmentBusy), aof2v1.ErrorReason_SEGMENT_BUSY, codes.FailedPrecondition, 409, "segment_busy"},
 		{"closed", wrap(core.ErrClosed), aof2v1.ErrorReason_CLOSED, codes.Unavailable, 503, "closed"},
 		{"shutting down", errShuttingDown, aof2v1.ErrorReason_CLOSED, codes.Unavailable, 503, "closed"},

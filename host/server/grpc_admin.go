@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/grpc"
 
@@ -47,6 +48,10 @@ func (a *adminService) ListSegments(ctx context.Context, req *aof2v1.ListSegment
 
 func (a *adminService) Hydrate(req *aof2v1.HydrateRequest, ss grpc.ServerStreamingServer[aof2v1.HydrateProgress]) error {
 	id := core.StreamID(req.GetStreamId())
+	from, to := core.SegmentID(req.GetFromSegment()), core.SegmentID(req.GetToSegment())
+	if err := checkHydrateRange(from, to); err != nil {
+		return err
+	}
 	if _, err := a.s.lookup(id); err != nil {
 		return err
 	}
@@ -61,7 +66,7 @@ func (a *adminService) Hydrate(req *aof2v1.HydrateRequest, ss grpc.ServerStreami
 			cancel(sendErr)
 		}
 	}
-	err := a.s.node.Hydrate(ctx, id, core.SegmentID(req.GetFromSegment()), core.SegmentID(req.GetToSegment()), progress)
+	err := a.s.node.Hydrate(ctx, id, from, to, progress)
 	if sendErr != nil {
 		return sendErr
 	}
@@ -83,4 +88,14 @@ func (a *adminService) AcceptLoss(ctx context.Context, req *aof2v1.AcceptLossReq
 		resp.Filled = append(resp.Filled, &aof2v1.LostRange{From: uint64(r[0]), To: uint64(r[1])})
 	}
 	return resp, nil
+}
+
+// checkHydrateRange refuses a range that ends before it starts (zero is
+// the stream's first or last segment): it would hydrate nothing and say
+// it succeeded.
+func checkHydrateRange(from, to core.SegmentID) error {
+	if from != 0 && to != 0 && from > to {
+		return fmt.Errorf("hydrate: from_segment %d is after to_segment %d: %w", from, to, ErrBadRequest)
+	}
+	return nil
 }

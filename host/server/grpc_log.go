@@ -98,33 +98,45 @@ func (l *logService) Read(ctx context.Context, req *aof2v1.ReadRequest) (*aof2v1
 	if err != nil {
 		return nil, err
 	}
-	res, err := readRange(ctx, str, positionFromProto(req.GetStart()), l.s.readLimits(int(req.GetMaxRecords()), req.GetMaxBytes()), req.GetNoWaitHydration())
+	h := l.s.reads.newHold(ctx)
+	res, err := readRange(ctx, str, positionFromProto(req.GetStart()), l.s.readLimits(int(req.GetMaxRecords()), req.GetMaxBytes()), req.GetNoWaitHydration(), h)
 	if err != nil {
+		h.release()
 		return nil, err
 	}
 	resp := &aof2v1.ReadResponse{Records: make([]*aof2v1.StoredRecord, len(res.records)), Next: positionToProto(res.next), End: res.end}
 	for i, r := range res.records {
 		resp.Records[i] = recordToProto(r)
 	}
+	// The records stay counted until the transport has written the
+	// encoded response out.
+	l.s.reads.handoff(resp, h)
 	return resp, nil
 }
 
 // readLimits turns a request's limits into bounded ones: zero means the
-// default, and nothing exceeds what one message carries.
+// default (Options.ReadDefaultBytes), and no response exceeds
+// Options.ReadMaxBytes or what one message carries.
 func (s *Server) readLimits(records int, bytes uint64) readLimits {
 	if records <= 0 {
 		records = defaultReadRecords
 	}
-	budget := s.opts.maxMessage() - framingSlack/2
-	lim := readLimits{records: min(records, maxReadRecords), bytes: budget, budget: budget}
-	if bytes > 0 && bytes < uint64(budget) {
-		lim.bytes = int(bytes)
+	size := s.maxResponse()
+	lim := readLimits{records: min(records, maxReadRecords), bytes: int(min(s.opts.ReadDefaultBytes, int64(size))), budget: size}
+	if bytes > 0 {
+		lim.bytes = int(min(bytes, uint64(size)))
 	}
 	return lim
 }
 
+// maxResponse is the largest read response or tail message: payload and
+// framing up to ReadMaxBytes, within one gRPC message.
+func (s *Server) maxResponse() int {
+	return int(min(s.opts.ReadMaxBytes, int64(s.opts.maxMessage()-framingSlack/2)))
+}
+
 // tailBatchRecords caps one Tail message: it carries what is durable
-// already, up to this many records (and the message budget).
+// already, up to this many records (and Options.ReadDefaultBytes).
 const tailBatchRecords = 1000
 
 func (l *logService) Tail(req *aof2v1.TailRequest, ss grpc.ServerStreamingServer[aof2v1.TailResponse]) error {
@@ -144,38 +156,55 @@ func (l *logService) Tail(req *aof2v1.TailRequest, ss grpc.ServerStreamingServer
 	}
 	ctx, cancel := l.s.untilStopped(ss.Context())
 	defer cancel()
-	budget := l.s.opts.maxMessage() - framingSlack/2
+	limit := int(min(l.s.opts.ReadDefaultBytes, int64(l.s.maxResponse())))
+	var carried *core.Record // taken from the tailer, not sent yet: it leads the next message
 	for {
-		rec, err := t.Next(ctx)
-		if err != nil {
-			if errors.Is(context.Cause(ctx), errShuttingDown) {
-				return errShuttingDown
-			}
-			return err
+		var rec core.Record
+		if carried != nil {
+			rec, carried = *carried, nil
+		} else if rec, err = t.Next(ctx); err != nil {
+			return l.tailErr(ctx, err)
+		}
+		// Each message's records are counted in the read budget until the
+		// transport has written it out; the first waits for room.
+		h := l.s.reads.newHold(ss.Context())
+		size := len(rec.Payload) + perRecordFraming
+		if err := h.wait(ctx, int64(size)); err != nil {
+			h.release()
+			return l.tailErr(ctx, fmt.Errorf("stream %d: tail: waiting for the read budget: %w", str.ID(), err))
 		}
 		batch := []*aof2v1.StoredRecord{recordToProto(copyRecord(rec))}
-		size := len(rec.Payload) + perRecordFraming
 		for len(batch) < tailBatchRecords {
 			rec, err := t.TryNext()
 			if err != nil {
 				break // nothing durable right now, or an error Next reports
 			}
 			cost := len(rec.Payload) + perRecordFraming
-			if size+cost > budget {
-				// Too big to add: it leads the next message. The tailer
-				// has moved past it, so it has to be sent now.
-				if err := ss.Send(&aof2v1.TailResponse{Records: batch}); err != nil {
-					return err
-				}
-				batch, size = nil, 0 // a sent message is not to be touched
+			if size+cost > limit || !h.try(int64(cost)) {
+				// The tailer has moved past it: it leads the next message.
+				carried = &rec
+				break
 			}
 			batch = append(batch, recordToProto(copyRecord(rec)))
 			size += cost
 		}
-		if err := ss.Send(&aof2v1.TailResponse{Records: batch}); err != nil {
+		resp := &aof2v1.TailResponse{Records: batch}
+		l.s.reads.handoff(resp, h)
+		err := ss.Send(resp)
+		l.s.reads.unclaimed(resp, h)
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// tailErr is what a tail returns when waiting failed: the shutdown, or
+// the error itself.
+func (l *logService) tailErr(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), errShuttingDown) {
+		return errShuttingDown
+	}
+	return err
 }
 
 func copyRecord(r core.Record) core.Record {

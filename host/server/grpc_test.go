@@ -125,6 +125,13 @@ func TestGRPCBadRequests(t *testing.T) {
 			}
 			return err
 		}, codes.NotFound, aof2v1.ErrorReason_UNKNOWN_STREAM},
+		{"hydrate from after to", func() error {
+			call, err := admin.Hydrate(ctx, &aof2v1.HydrateRequest{StreamId: 1, FromSegment: new(uint64(3)), ToSegment: new(uint64(2))})
+			if err == nil {
+				_, err = call.Recv()
+			}
+			return err
+		}, codes.InvalidArgument, aof2v1.ErrorReason_BAD_REQUEST},
 		{"id mid-record", func() error {
 			_, err := log.Read(ctx, &aof2v1.ReadRequest{StreamId: 1, Start: at(first + 8)})
 			return err

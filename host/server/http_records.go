@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,7 +81,8 @@ type nextJSON struct {
 	Ordinal *uint64 `json:"ordinal,omitempty"`
 }
 
-// readJSON answers GET /v1/streams/{id}/records.
+// readJSON answers GET /v1/streams/{id}/records (written by writeReadJSON,
+// field by field in this order).
 type readJSON struct {
 	Records []recordJSON `json:"records"`
 	Next    nextJSON     `json:"next"`
@@ -97,22 +100,66 @@ func (s *Server) httpRead(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := readRange(r.Context(), str, args.start, s.readLimits(args.records, args.maxBytes), args.noWait)
+	h := s.reads.newHold(r.Context())
+	defer h.release()
+	res, err := readRange(r.Context(), str, args.start, s.readLimits(args.records, args.maxBytes), args.noWait, h)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out := readJSON{Records: make([]recordJSON, len(res.records)), End: res.end}
-	for i, rec := range res.records {
-		out.Records[i] = recordToJSON(rec, args.text)
+	writeReadJSON(w, res, args.text, h)
+}
+
+// httpWriteChunk is how much encoded JSON a read collects before writing it
+// to the connection.
+const httpWriteChunk = 64 << 10
+
+// writeReadJSON answers a read with the readJSON document, encoded and
+// written record by record rather than whole: the server never holds a
+// response's encoding, only a chunk of it, and each record's bytes go
+// back to the read budget (h) once written to the connection. A slow
+// client slows the writes, not memory.
+func writeReadJSON(w http.ResponseWriter, res readResult, text bool, h *hold) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	written := int64(0) // budget bytes of the records in buf
+	flush := func() bool {
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return false // the client left; the hold is released by the caller
+		}
+		buf.Reset()
+		h.free(written)
+		written = 0
+		return true
 	}
+	buf.WriteString(`{"records":[`)
+	for i := range res.records {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		_ = enc.Encode(recordToJSON(res.records[i], text)) // plain fields: cannot fail
+		buf.Truncate(buf.Len() - 1)                        // Encode's newline
+		written += int64(len(res.records[i].Payload) + perRecordFraming)
+		res.records[i].Payload = nil // the copy is garbage once encoded
+		if buf.Len() >= httpWriteChunk && !flush() {
+			return
+		}
+	}
+	var next nextJSON
 	switch res.next.kind {
 	case posID:
-		out.Next.From = wire.FormatRecordID(res.next.id)
+		next.From = wire.FormatRecordID(res.next.id)
 	case posOrdinal:
-		out.Next.Ordinal = new(res.next.ordinal)
+		next.Ordinal = new(res.next.ordinal)
 	}
-	writeJSON(w, http.StatusOK, out)
+	buf.WriteString(`],"next":`)
+	_ = enc.Encode(next)
+	buf.Truncate(buf.Len() - 1)
+	buf.WriteString(`,"end":` + strconv.FormatBool(res.end) + "}\n")
+	flush()
 }
 
 func recordToJSON(rec core.Record, text bool) recordJSON {

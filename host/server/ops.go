@@ -148,7 +148,7 @@ func (s *Server) appendDurable(ctx context.Context, str *core.Stream, es []entry
 type readLimits struct {
 	records int
 	bytes   int // payload bytes
-	budget  int // payload plus per-record framing, for the message size
+	budget  int // payload plus per-record framing: the response size
 }
 
 // perRecordFraming estimates what a record costs in a response besides its
@@ -199,8 +199,11 @@ type readResult struct {
 // hydrated within ctx, or, with noWait, in the background while the read
 // stops there with WouldBlock(Hydration). An error after some records were
 // read ends the read early without failing it: the next read starts at
-// the failing record and reports the error.
-func readRange(ctx context.Context, str *core.Stream, pos position, lim readLimits, noWait bool) (readResult, error) {
+// the failing record and reports the error. The records' copies are
+// counted in h: the first waits for room in the read budget (within ctx),
+// the others are taken only while there is room, and the read ends early
+// when there is none. The caller releases h once the records are sent.
+func readRange(ctx context.Context, str *core.Stream, pos position, lim readLimits, noWait bool, h *hold) (readResult, error) {
 	r, err := str.NewReader(pos.core())
 	if err != nil {
 		return readResult{}, err
@@ -232,9 +235,14 @@ func readRange(ctx context.Context, str *core.Stream, pos position, lim readLimi
 			break
 		}
 		cost := len(rec.Payload) + perRecordFraming
-		if len(res.records) > 0 && (payload+len(rec.Payload) > lim.bytes || budget+cost > lim.budget) {
+		if len(res.records) > 0 && (payload+len(rec.Payload) > lim.bytes || budget+cost > lim.budget || !h.try(int64(cost))) {
 			res.next, seen = atID(rec.ID), true
 			break
+		}
+		if len(res.records) == 0 {
+			if err := h.wait(ctx, int64(cost)); err != nil {
+				return readResult{}, fmt.Errorf("stream %d: waiting for the read budget: %w", str.ID(), err)
+			}
 		}
 		payload, budget = payload+len(rec.Payload), budget+cost
 		rec.Payload = append([]byte(nil), rec.Payload...)

@@ -34,6 +34,24 @@ type Options struct {
 	// (WouldBlock) before returning it to the client, within the request's
 	// own deadline; default 5s.
 	MaxBlock time.Duration
+	// ReadDefaultBytes is how many payload bytes a read returns when the
+	// request does not say (ReadRequest.max_bytes, HTTP max_bytes), and
+	// what one Tail message carries at most; default 4 MiB.
+	ReadDefaultBytes int64
+	// ReadMaxBytes caps one read response, payload and framing, whatever
+	// the request asks (and the message size caps it in turn); default
+	// 16 MiB. A response always carries at least one record when one is
+	// available, however large.
+	ReadMaxBytes int64
+	// ReadBudgetBytes bounds the record bytes the server holds for all
+	// readers at once (copied, encoded or queued for the network): a read
+	// that finds it used up waits for room instead of growing memory, and
+	// a read that would exceed it returns fewer records. A record larger
+	// than the whole budget is still returned, alone. Default 64 MiB.
+	ReadBudgetBytes int64
+	// Registerer receives the server's metrics (the read budget's); nil
+	// registers none.
+	Registerer prometheus.Registerer
 	// Logger receives the server's logs; default discards them.
 	Logger hclog.Logger
 	// TracerProvider traces every RPC and HTTP request (W3C trace context
@@ -41,6 +59,14 @@ type Options struct {
 	// uses the global provider, a no-op until host/telemetry installs one.
 	TracerProvider trace.TracerProvider
 }
+
+// Read limit defaults (Options.ReadDefaultBytes, ReadMaxBytes,
+// ReadBudgetBytes; docs/adr-host.md#read-memory).
+const (
+	DefaultReadBytes       = 4 << 20
+	DefaultReadMaxBytes    = 16 << 20
+	DefaultReadBudgetBytes = 64 << 20
+)
 
 // framingSlack is room for everything in a message besides payload bytes:
 // field tags, ids, timestamps, HTTP JSON keys.
@@ -62,6 +88,26 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxBlock < 0 {
 		return o, fmt.Errorf("server: MaxBlock %s is negative", o.MaxBlock)
+	}
+	if o.ReadDefaultBytes == 0 {
+		o.ReadDefaultBytes = DefaultReadBytes
+	}
+	if o.ReadMaxBytes == 0 {
+		o.ReadMaxBytes = max(DefaultReadMaxBytes, o.ReadDefaultBytes)
+	}
+	if o.ReadBudgetBytes == 0 {
+		o.ReadBudgetBytes = DefaultReadBudgetBytes
+	}
+	for _, l := range []struct {
+		name string
+		n    int64
+	}{{"ReadDefaultBytes", o.ReadDefaultBytes}, {"ReadMaxBytes", o.ReadMaxBytes}, {"ReadBudgetBytes", o.ReadBudgetBytes}} {
+		if l.n < 0 {
+			return o, fmt.Errorf("server: %s %d is negative", l.name, l.n)
+		}
+	}
+	if o.ReadDefaultBytes > o.ReadMaxBytes {
+		return o, fmt.Errorf("server: ReadDefaultBytes %d exceeds ReadMaxBytes %d", o.ReadDefaultBytes, o.ReadMaxBytes)
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
@@ -28,6 +30,9 @@ type Server struct {
 	grpc *grpc.Server
 	http *http.Server
 
+	// reads is the read budget every Read, HTTP read and Tail draws on.
+	reads *readBudget
+
 	// stopped is cancelled when Shutdown starts: long-lived streams (Tail,
 	// health Watch) end, and readiness turns false.
 	stopped context.Context
@@ -41,7 +46,7 @@ func New(node Node, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{node: node, opts: opts, auth: tokenAuth{token: []byte(opts.Token)}}
+	s := &Server{node: node, opts: opts, auth: tokenAuth{token: []byte(opts.Token)}, reads: newReadBudget(opts.ReadBudgetBytes, opts.Registerer)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 
 	var tp []otelgrpc.Option
@@ -52,6 +57,8 @@ func New(node Node, opts Options) (*Server, error) {
 	}
 	gopts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler(tp...)),
+		grpc.StatsHandler(budgetStats{}),
+		grpc.ForceServerCodecV2(budgetCodec{b: s.reads, base: encoding.GetCodecV2(proto.Name)}),
 		grpc.MaxRecvMsgSize(opts.maxMessage()),
 		grpc.MaxSendMsgSize(opts.maxMessage()),
 		grpc.ChainUnaryInterceptor(s.unaryErrors, s.auth.unary),

@@ -88,6 +88,15 @@ const (
 	// stream refuses appends until its data is brought back. Metadata
 	// "stream_id" names the stream.
 	ErrorReason_NEEDS_RESTORE ErrorReason = 17
+	// Creating the stream would exceed the host's stream limit
+	// (limits.max_streams). Existing streams are unaffected; waiting does not
+	// help, an operator must raise the limit.
+	ErrorReason_TOO_MANY_STREAMS ErrorReason = 18
+	// A record the stream holds has no readable copy left: its segment is in
+	// no local tier and its tier-2 object is missing. Other segments of the
+	// stream stay readable; the records come back only if an operator
+	// restores the object.
+	ErrorReason_DATA_MISSING ErrorReason = 19
 	// Durable records of the stream failed their checks at recovery (a
 	// changed byte, a truncated or deleted segment file; not a torn last
 	// write). Nothing was dropped: records before and after the damage stay
@@ -118,6 +127,8 @@ var (
 		15: "SEGMENT_BUSY",
 		16: "INTERNAL",
 		17: "NEEDS_RESTORE",
+		18: "TOO_MANY_STREAMS",
+		19: "DATA_MISSING",
 		20: "STREAM_DAMAGED",
 	}
 	ErrorReason_value = map[string]int32{
@@ -139,6 +150,8 @@ var (
 		"SEGMENT_BUSY":             15,
 		"INTERNAL":                 16,
 		"NEEDS_RESTORE":            17,
+		"TOO_MANY_STREAMS":         18,
+		"DATA_MISSING":             19,
 		"STREAM_DAMAGED":           20,
 	}
 )
@@ -548,9 +561,12 @@ type ReadRequest struct {
 	// The most records to return; zero means 1000, and the server caps it at
 	// 100000.
 	MaxRecords uint32 `protobuf:"varint,3,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"`
-	// The most payload bytes to return; zero means, and the server caps it
-	// at, what fits in one message. At least one record is returned when one
-	// is available, however large.
+	// The most payload bytes to return; zero means the server's default
+	// (limits.read_default_bytes, 4 MiB unless configured). A larger value
+	// than the server's maximum (limits.read_max_bytes, 16 MiB unless
+	// configured, and at most what fits in one message) is clamped to it,
+	// not refused. At least one record is returned when one is available,
+	// however large.
 	MaxBytes uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// Do not wait for a segment in a colder tier to be hydrated. A read that
 	// reaches one returns the records before it (ending there, as a full
@@ -836,7 +852,8 @@ func (x *TailRequest) GetStart() *Position {
 type TailResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One or more records; a message is sent as soon as at least one record
-	// is durable.
+	// is durable. A message carries at most limits.read_default_bytes of
+	// payload, or one larger record alone.
 	Records       []*StoredRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1517,7 +1534,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\xf6\x02\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\x9e\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1538,7 +1555,9 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x15SEGMENT_IDS_EXHAUSTED\x10\x0e\x12\x10\n" +
 	"\fSEGMENT_BUSY\x10\x0f\x12\f\n" +
 	"\bINTERNAL\x10\x10\x12\x11\n" +
-	"\rNEEDS_RESTORE\x10\x11\x12\x12\n" +
+	"\rNEEDS_RESTORE\x10\x11\x12\x14\n" +
+	"\x10TOO_MANY_STREAMS\x10\x12\x12\x10\n" +
+	"\fDATA_MISSING\x10\x13\x12\x12\n" +
 	"\x0eSTREAM_DAMAGED\x10\x142\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +

@@ -73,6 +73,9 @@ type LogClient interface {
 	// record, durable or not (Tail sees durable ones only). It never waits
 	// for new records; a segment evicted to a colder tier is hydrated within
 	// the request's deadline, unless no_wait_hydration asks not to wait.
+	// When the server's read budget (limits.read_inflight_bytes) is used up,
+	// the read waits for room within the request's deadline, and a busy
+	// server may return fewer records than the limits allow.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
 	// Tail streams durable records from a position and waits for new ones.
 	// It ends when the client cancels, or with UNAVAILABLE when the server
@@ -215,6 +218,9 @@ type LogServer interface {
 	// record, durable or not (Tail sees durable ones only). It never waits
 	// for new records; a segment evicted to a colder tier is hydrated within
 	// the request's deadline, unless no_wait_hydration asks not to wait.
+	// When the server's read budget (limits.read_inflight_bytes) is used up,
+	// the read waits for room within the request's deadline, and a busy
+	// server may return fewer records than the limits allow.
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
 	// Tail streams durable records from a position and waits for new ones.
 	// It ends when the client cancels, or with UNAVAILABLE when the server
