@@ -30,6 +30,9 @@ type Coordinator struct {
 	remote *tier2.Store
 	m      *metrics
 	tracer trace.Tracer
+	// fetchSeq names each download's temporary file, so two writers of one
+	// artifact (a fetch and a compression) never share it.
+	fetchSeq atomic.Uint64
 
 	mu struct {
 		sync.Mutex

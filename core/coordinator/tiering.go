@@ -207,7 +207,7 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 		}
 		return c.warm.Adopt(ctx, exp)
 	}
-	tmp := final + ".tmp"
+	tmp := fmt.Sprintf("%s.fetch-%d%s", final, c.fetchSeq.Add(1), tier1.TempSuffix)
 	d, err := c.remote.DownloadSegment(ctx, k, tmp, tier2.Expect{})
 	if err != nil {
 		_ = c.cfg.FS.Remove(tmp)

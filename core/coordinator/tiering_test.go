@@ -61,10 +61,11 @@ func TestFetchedArtifactIsDurableBeforeItIsAdopted(t *testing.T) {
 	final := tier1.ArtifactPath(dir, k)
 	synced, renamed := -1, -1
 	for i, op := range ops {
+		download := strings.HasPrefix(op.Path, final+".fetch-") && strings.HasSuffix(op.Path, tier1.TempSuffix)
 		switch {
-		case op.Kind == vfs.OpSync && op.Path == final+".tmp":
+		case op.Kind == vfs.OpSync && download:
 			synced = i
-		case op.Kind == vfs.OpRename && op.Path == final+".tmp":
+		case op.Kind == vfs.OpRename && download:
 			renamed = i
 		}
 	}
