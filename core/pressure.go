@@ -72,3 +72,24 @@ func (s *Stream) SealActive(id SegmentID) error {
 	}
 	return s.startSealLocked(a)
 }
+
+// WaitingForSpace reports whether the stream is waiting for disk space —
+// its next segment could not be prepared, or its pending seal could not
+// write its metadata, because the file system is full (ErrNoSpace) — and
+// how many bytes would let it go on (a segment's capacity for a
+// preparation, a little for a seal). The coordinator then evicts segments
+// other tiers hold (docs/tiering.md#disk-pressure).
+func (s *Stream) WaitingForSpace() (need int64, waiting bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.failed != nil || s.mu.closed {
+		return 0, false
+	}
+	if errors.Is(s.mu.prepErr, ErrNoSpace) {
+		need = s.cfg.SegmentSize
+	}
+	if errors.Is(s.mu.sealErr, ErrNoSpace) {
+		need = max(need, 1)
+	}
+	return need, need > 0
+}

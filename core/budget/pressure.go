@@ -213,3 +213,11 @@ func (b *Budget) ReclaimBytes(n int64) []Candidate {
 	b.m.pressureEvictions.Add(float64(len(out)))
 	return out
 }
+
+// Evicting is the bytes handed out as eviction candidates and not yet
+// Removed or Restored: space that is about to be freed.
+func (b *Budget) Evicting() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mu.evictingBytes
+}
