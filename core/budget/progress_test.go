@@ -23,12 +23,14 @@ import (
 // an operator". A seeded explorer walks random interleavings of client
 // requests (appends that create streams and roll segments over, explicit
 // seals, reads, hydrations of evicted segments, tier-2 outages, streams
-// failing on I/O errors) and background work (seals completing,
-// compressions, uploads, evictions, seal jobs, scans). After every step it
-// checks, on a copy of the state, that letting the background work run to
-// quiescence and retrying is enough for every writer's next append (every
-// stream's, and a new stream's first) and every refused hydration to be
-// admitted: no state needs an operator.
+// failing on I/O errors, a full disk) and background work (seals
+// completing, compressions, uploads, evictions, seal jobs, scans). After
+// every step it checks, on a copy of the state, that letting the
+// background work run to quiescence and retrying is enough for every
+// writer's next append (every stream's, and a new stream's first) and
+// every refused hydration to be admitted: no state needs an operator.
+// Every eviction, whoever asked for it (an admission, a scan, disk
+// pressure), must be of a sealed segment another tier holds.
 
 // rules are the progress rules under test; the zero value is the code
 // before issue 12.
@@ -117,6 +119,7 @@ var (
 	errBlocked = errors.New("blocked")
 	errFailed  = errors.New("stream failed")
 	errStuck   = errors.New("no progress without an operator")
+	errUnsafe  = errors.New("evicted a segment no other tier holds")
 )
 
 func ignoreGone(err error) error {
@@ -285,7 +288,11 @@ func (p *psys) apply(act string) error {
 		}
 	case "evict":
 		delete(p.evictJobs, k)
-		p.streams[k.Stream].segs[k.Segment].state = segEvicted
+		g := p.streams[k.Stream].segs[k.Segment]
+		if g.state != segSealed || !(g.inT2 || (p.cfg.Policy == PolicyTier1 && g.inT1)) {
+			return fmt.Errorf("%w: %s (state %d, in tier 1 %v, in tier 2 %v, policy %s)", errUnsafe, k, g.state, g.inT1, g.inT2, p.cfg.Policy)
+		}
+		g.state = segEvicted
 		return p.b.Removed(k)
 	case "unpin":
 		if p.pins[k]--; p.pins[k] == 0 {
@@ -509,7 +516,7 @@ func walk(t testing.TB, r rules, rng *rand.Rand, steps int, st *walkStats) error
 	for step := range steps {
 		var act string
 		bg := p.background()
-		switch x := rng.IntN(20); {
+		switch x := rng.IntN(21); {
 		case x < 8:
 			id := types.StreamID(1 + rng.IntN(nStreams))
 			act = fmt.Sprintf("append %d", id)
@@ -561,6 +568,16 @@ func walk(t testing.TB, r rules, rng *rand.Rand, steps int, st *walkStats) error
 			failedBytes += add
 			s.failed = true
 			act = fmt.Sprintf("fail %d", id)
+		case x == 20:
+			// The disk is full (ENOSPC or above the high watermark): the
+			// coordinator evicts what other tiers hold, whatever max_bytes
+			// is (relieveDisk). The evictions must be safe ("evict"
+			// checks) and must not get in the way of progress.
+			n := int64(1+rng.IntN(3)) * segMiB
+			act = fmt.Sprintf("disk-full %d", n>>20)
+			for _, c := range p.b.ReclaimBytes(n) {
+				p.evictJobs[c.Key] = true
+			}
 		default:
 			act = bg[rng.IntN(len(bg))]
 			require.NoError(t, p.apply(act), "step %d: %s", step, act)
