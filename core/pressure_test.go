@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -153,4 +154,38 @@ func TestSealActive(t *testing.T) {
 
 	require.NoError(t, st.Close())
 	require.ErrorIs(t, s.SealActive(4), ErrClosed)
+}
+
+// TestWaitingForSpace: a stream whose next segment cannot be prepared for
+// want of space says so, with a segment's worth to free, and writers get
+// WouldBlock(Admission) wrapping ErrNoSpace; once space is back the
+// preparer's retry succeeds, the writer goes on and the stream no longer
+// waits.
+func TestWaitingForSpace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	w := vfs.Wrap(vfs.NewMem(), vfs.OnMatch(0, func(op vfs.Op) bool {
+		return op.Kind == vfs.OpCreate && strings.HasSuffix(op.Path, ".seg.prep")
+	}, vfs.FaultNoSpace, true))
+	cfg := shortConfig(w)
+	st, err := Open("/data", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool {
+		_, waiting := s.WaitingForSpace()
+		return waiting
+	}, "the stream to report it waits for space")
+	need, _ := s.WaitingForSpace()
+	require.Equal(t, cfg.SegmentSize, need)
+	_, err = s.Append([]byte("x"), AppendOptions{})
+	require.Equal(t, Admission, KindOf(err), "%v", err)
+	require.ErrorIs(t, err, ErrNoSpace)
+
+	w.SetInjector(nil) // space is back
+	_, err = s.AppendCtx(ctx, []byte("x"), AppendOptions{})
+	require.NoError(t, err)
+	_, waiting := s.WaitingForSpace()
+	require.False(t, waiting)
 }
