@@ -48,10 +48,12 @@ type Coordinator struct {
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running
 	hydrationLat latencies
-	// jobNoSpace, diskPressure, diskState: disk pressure (pressure.go).
-	jobNoSpace   atomic.Bool
-	diskPressure atomic.Bool
-	diskState    probeState
+	// Disk pressure (pressure.go); atomics, no lock: jobNoSpace is set by
+	// the workers and taken by the scan, diskPressure and diskState are
+	// the scan's (scans may overlap at Start).
+	jobNoSpace   atomic.Bool // a job hit ENOSPC since the last scan
+	diskPressure atomic.Bool // evicting for disk space
+	diskState    probeState  // the usage probe's failure streak
 	signal       chan struct{}
 	ctx          context.Context
 	cancel       context.CancelFunc
