@@ -47,6 +47,9 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 	}
 	if t := s.cfg.Tiering; t != nil {
 		if err := t.AdmitSegment(SegmentKey{Stream: s.id, Segment: id}, s.cfg.SegmentSize); err != nil {
+			if ferr := s.sealRefusedLocked(); ferr != nil { // see pressure.go
+				return ferr
+			}
 			var wb *WouldBlock
 			if errors.As(err, &wb) {
 				return s.m.blocked(wb)

@@ -42,6 +42,10 @@ manifest {
 tier0 {
   max_bytes = "8GiB" # not a default (0 = unlimited)
 
+  # Evict what tier 2 holds once the data disk is 90 % full, down to 85 %
+  # (not a default: 0% = off; ENOSPC evicts anyway; docs/tiering.md#disk-pressure).
+  disk_high_watermark = "90%"
+
   # A larger cap for one busy stream (not a default).
   stream "42" {
     max_bytes = "2GiB"

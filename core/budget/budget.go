@@ -20,6 +20,7 @@ type streamState struct {
 	entries  int // entries of any state
 	lru      lruHeap
 	elig     int64 // bytes of eligible entries
+	keep     int64 // bytes of active entries not asked to seal (pressure.go)
 	gauge    prometheus.Gauge
 	// waiters of this stream blocked only by the stream's own cap, by
 	// priority (see queue.go).
@@ -44,7 +45,9 @@ type Budget struct {
 		streams       map[types.StreamID]*streamState
 		lru           lruHeap // all streams
 		elig          int64   // bytes of eligible entries
-		used          int64   // counted bytes
+		keep          int64   // bytes of active entries not asked to seal (pressure.go)
+		actives       map[types.SegmentKey]*entry
+		used          int64 // counted bytes
 		evictingBytes int64
 		tick          uint64
 		q             queue
@@ -68,6 +71,7 @@ func New(cfg Config) (*Budget, error) {
 	b.mu.maxBytes = cfg.MaxBytes
 	b.mu.streamMax = cfg.StreamMaxBytes
 	b.mu.entries = make(map[types.SegmentKey]*entry)
+	b.mu.actives = make(map[types.SegmentKey]*entry)
 	b.mu.streams = make(map[types.StreamID]*streamState)
 	b.mu.lru.global = true
 	b.mu.q.init()
@@ -218,6 +222,9 @@ func (b *Budget) insertLocked(e *entry) {
 	st.entries++
 	b.countLocked(st, e.bytes)
 	b.syncEligLocked(e)
+	if e.state == stateActive {
+		b.enterActiveLocked(e)
+	}
 }
 
 // Segment describes an existing segment for Register.
@@ -255,6 +262,7 @@ func (b *Budget) Seal(k types.SegmentKey) error {
 		if e.state != stateActive {
 			return nil // idempotent
 		}
+		b.leaveActiveLocked(e)
 		e.state = stateSealed
 		e.tick = b.nextTick()
 		return nil
@@ -365,6 +373,9 @@ func (b *Budget) Removed(k types.SegmentKey) error {
 func (b *Budget) dropLocked(e *entry) {
 	st := b.mu.streams[e.key.Stream]
 	wasSealed := e.state != stateActive
+	if e.state == stateActive {
+		b.leaveActiveLocked(e)
+	}
 	if e.state == stateEvicting {
 		b.mu.evictingBytes -= e.bytes
 		b.m.evicting.Set(float64(b.mu.evictingBytes))

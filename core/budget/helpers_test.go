@@ -101,7 +101,20 @@ func invariants(b *Budget) error {
 	count := map[types.StreamID]int{}
 	eligible := int64(0)
 	eligStream := map[types.StreamID]int64{}
+	keep, keepStream, actives := int64(0), map[types.StreamID]int64{}, 0
 	for k, e := range b.mu.entries {
+		if e.state == stateActive {
+			actives++
+			if b.mu.actives[k] != e {
+				return fmt.Errorf("%s active but not in the active set", k)
+			}
+			if !e.sealReq {
+				keep += e.bytes
+				keepStream[k.Stream] += e.bytes
+			}
+		} else if e.sealReq {
+			return fmt.Errorf("%s is %s and asked to seal", k, e.state)
+		}
 		if e.key != k {
 			return fmt.Errorf("%s filed under %s", e.key, k)
 		}
@@ -139,6 +152,9 @@ func invariants(b *Budget) error {
 	if eligible != b.mu.elig {
 		return fmt.Errorf("eligible bytes %d, counted %d", eligible, b.mu.elig)
 	}
+	if keep != b.mu.keep || actives != len(b.mu.actives) {
+		return fmt.Errorf("active bytes kept %d, counted %d; actives %d, in the set %d", keep, b.mu.keep, actives, len(b.mu.actives))
+	}
 	if err := heapOK(&b.mu.lru); err != nil {
 		return err
 	}
@@ -166,6 +182,9 @@ func invariants(b *Budget) error {
 		}
 		if st.capBlocked != capBlocked[id] {
 			return fmt.Errorf("stream %d cap blocked %v, counted %v", id, st.capBlocked, capBlocked[id])
+		}
+		if st.keep != keepStream[id] {
+			return fmt.Errorf("stream %d active bytes kept %d, counted %d", id, st.keep, keepStream[id])
 		}
 		if st.elig != eligStream[id] {
 			return fmt.Errorf("stream %d eligible bytes %d, counted %d", id, st.elig, eligStream[id])

@@ -32,6 +32,7 @@ type entry struct {
 	inTier1 bool
 	inTier2 bool
 	elig    bool   // an eviction candidate now (sealed, unpinned, safe)
+	sealReq bool   // active, and asked to seal (RequestSeals): counts as freed
 	tick    uint64 // last use; larger is more recent
 	gidx    int    // index in Budget.mu.lru, -1 when absent
 	sidx    int    // index in streamState.lru, -1 when absent

@@ -27,6 +27,9 @@ type metrics struct {
 	set           *metricset.Set
 	admitActive   prometheus.Counter
 	admitHydrated prometheus.Counter
+	// sealRequests and pressureEvictions: pressure.go.
+	sealRequests      prometheus.Counter
+	pressureEvictions prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Admissions that could not proceed (WouldBlock(Admission) or a queued wait)."}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_tier0_activation_queue_depth",
 			Help: "Pending activations waiting for tier-0 space, by priority."}, []string{"priority"}),
+		sealRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier0_seal_requests_total",
+			Help: "Active segments asked to seal so that a refused activation can be served (tier0_seal_requested)."}),
+		pressureEvictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier0_disk_pressure_evictions_total",
+			Help: "Eviction candidates handed out because the disk is filling (ReclaimBytes), whatever the budget."}),
 	}
 	for p := range numPriorities {
 		m.queueByPrio[p] = m.queueDepth.WithLabelValues(Priority(p).String())
@@ -56,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.admitActive = m.admissions.WithLabelValues("active")
 	m.admitHydrated = m.admissions.WithLabelValues("hydrate")
 	set, err := metricset.Register(reg, "tier0", m.budget, m.used, m.evicting, m.evictions, m.evictedBytes, m.dropped,
-		m.admissions, m.blocks, m.queueDepth)
+		m.admissions, m.blocks, m.queueDepth, m.sealRequests, m.pressureEvictions)
 	if err != nil {
 		return nil, err
 	}

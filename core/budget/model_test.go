@@ -30,6 +30,7 @@ type mEntry struct {
 	pins       int
 	inT1, inT2 bool
 	tick       uint64
+	sealReq    bool
 }
 
 func (m *model) next() uint64 { m.tick++; return m.tick }
@@ -131,6 +132,75 @@ func (m *model) admit(r Request) ([]Candidate, error) {
 	return out, nil
 }
 
+// keep is the bytes of active entries not asked to seal, of one stream or
+// all.
+func (m *model) keep(stream *types.StreamID) int64 {
+	n := int64(0)
+	for k, e := range m.entries {
+		if e.state == stateActive && !e.sealReq && (stream == nil || k.Stream == *stream) {
+			n += e.bytes
+		}
+	}
+	return n
+}
+
+// oldestActive is the oldest active entry not asked to seal, of one stream
+// or all.
+func (m *model) oldestActive(stream *types.StreamID) (types.SegmentKey, bool) {
+	var best types.SegmentKey
+	found := false
+	for k, e := range m.entries {
+		if e.state == stateActive && !e.sealReq && (stream == nil || k.Stream == *stream) &&
+			(!found || e.tick < m.entries[best].tick) {
+			best, found = k, true
+		}
+	}
+	return best, found
+}
+
+// requestSeals is RequestSeals with one demand (the model never queues).
+func (m *model) requestSeals(r Request) []Candidate {
+	var want int64
+	limit := m.cap(r.Key.Stream)
+	if _, ok := m.entries[r.Key]; !ok && !(m.max > 0 && r.Bytes > m.max) && !(limit > 0 && r.Bytes > limit) {
+		want = r.Bytes
+	}
+	if r.Active {
+		for k, e := range m.entries {
+			if k.Stream == r.Key.Stream && k != r.Key && e.state == stateActive {
+				e.sealReq = true
+			}
+		}
+	}
+	for m.max > 0 && m.keep(nil)+want > m.max {
+		k, ok := m.oldestActive(nil)
+		if !ok {
+			break
+		}
+		m.entries[k].sealReq = true
+	}
+	id := r.Key.Stream
+	for want > 0 && limit > 0 && m.keep(&id)+want > limit {
+		k, ok := m.oldestActive(&id)
+		if !ok {
+			break
+		}
+		m.entries[k].sealReq = true
+	}
+	var ks []types.SegmentKey
+	for k, e := range m.entries {
+		if e.state == stateActive && e.sealReq {
+			ks = append(ks, k)
+		}
+	}
+	sort.Slice(ks, func(i, j int) bool { return m.entries[ks[i]].tick < m.entries[ks[j]].tick })
+	var out []Candidate
+	for _, k := range ks {
+		out = append(out, Candidate{Key: k, Bytes: m.entries[k].bytes})
+	}
+	return out
+}
+
 func (m *model) reclaim() []Candidate {
 	var out []Candidate
 	ids := map[types.StreamID]bool{}
@@ -198,7 +268,7 @@ func runModel(t *testing.T, data []byte) {
 		limits: map[types.StreamID]int64{}, entries: map[types.SegmentKey]*mEntry{}}
 	data = data[3:]
 	for i := 0; len(data) >= 3; i++ {
-		op, a, c := data[0]%16, data[1], data[2]
+		op, a, c := data[0]%19, data[1], data[2]
 		data = data[3:]
 		k := key(uint64(a%3), uint64(a/3%6))
 		var got, want error
@@ -226,7 +296,7 @@ func runModel(t *testing.T, data []byte) {
 				want = err
 			} else {
 				if e.state == stateActive {
-					e.state, e.tick = stateSealed, m.next()
+					e.state, e.tick, e.sealReq = stateSealed, m.next(), false
 				}
 				e.inT1 = e.inT1 || op >= 14
 				e.inT2 = e.inT2 || op == 15
@@ -304,6 +374,27 @@ func runModel(t *testing.T, data []byte) {
 			n := int64(c%10) * mib
 			require.NoError(t, b.SetMaxBytes(n))
 			m.max = n
+		case 16: // a refused demand (active or not) asks for seals
+			r := Request{Key: k, Bytes: int64(c%3+1) * mib, Active: c&4 != 0}
+			gotC, wantC = b.RequestSeals(r), m.requestSeals(r)
+		case 17:
+			got = b.SealAbandoned(k)
+			if e, ok := m.entries[k]; !ok {
+				want = ErrUnknownSegment
+			} else if e.state == stateActive && e.sealReq {
+				e.sealReq, e.tick = false, m.next()
+			}
+		case 18: // disk pressure: free at least n bytes
+			n := int64(c%6) * mib
+			gotC = b.ReclaimBytes(n)
+			for _, k := range m.lru(nil) {
+				if n <= 0 {
+					break
+				}
+				c := m.evict(k)
+				n -= c.Bytes
+				wantC = append(wantC, c)
+			}
 		}
 		require.Equal(t, want, classify(got), desc)
 		require.Equal(t, wantC, gotC, desc)

@@ -35,6 +35,8 @@ type Config struct {
 	Tier2 *tier2.Store
 	// Retention bounds what each stream keeps (needs a tier 2).
 	Retention Retention
+	// Disk evicts what other tiers hold when the disk fills (pressure.go).
+	Disk Disk
 	// Workers bounds concurrent jobs (compress, upload, evict); default 2.
 	Workers int
 	// ScanInterval is how often pending work is re-derived; default 1 s.
@@ -66,6 +68,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Retention.enabled() && c.Tier2 == nil {
 		return c, &types.ConfigError{Key: "retention", Reason: "retention deletes through tier 2 and needs one configured"}
+	}
+	if err := c.Disk.withDefaults(vfs.OnOS(c.FS), c.DataDir); err != nil {
+		return c, err
 	}
 	if c.Workers == 0 {
 		c.Workers = 2

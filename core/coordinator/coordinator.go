@@ -51,6 +51,12 @@ type Coordinator struct {
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running
 	hydrationLat latencies
+	// Disk pressure (pressure.go); atomics, no lock: jobNoSpace is set by
+	// the workers and taken by the scan, diskPressure and diskState are
+	// the scan's (scans may overlap at Start).
+	jobNoSpace   atomic.Bool // a job hit ENOSPC since the last scan
+	diskPressure atomic.Bool // evicting for disk space
+	diskState    probeState  // the usage probe's failure streak
 	signal       chan struct{}
 	ctx          context.Context
 	cancel       context.CancelFunc
@@ -67,9 +73,10 @@ const (
 	jobChunk
 	jobRetire
 	jobWarmEvict
+	jobSeal // pressure.go
 )
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobSeal: "seal"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -341,9 +348,12 @@ func (c *Coordinator) run(j job) {
 			err = c.retire(ctx, s, j.seg)
 		case jobWarmEvict:
 			err = c.evictWarm(ctx, s, j.seg)
+		case jobSeal:
+			err = c.sealActive(s, j.seg)
 		}
 		c.m.observe(j.kind, err, time.Since(start))
 	}
+	c.noteNoSpace(err)
 	if err != nil && c.ctx.Err() == nil && !errors.Is(err, core.ErrClosed) {
 		c.log.Warn("tiering job failed; the scan retries it", "job", j.kind.String(), "stream_id", uint64(j.stream), "segment_id", uint64(j.seg), "error", err)
 	}
@@ -439,6 +449,7 @@ func (c *Coordinator) scan() {
 	for _, v := range c.budget.Reclaim() {
 		c.enqueue(job{kind: jobEvict, stream: v.Key.Stream, seg: v.Key.Segment})
 	}
+	c.relievePressure(st) // pressure.go
 	c.scanWarm(st)
 	for _, id := range st.Streams() {
 		if s, err := st.Lookup(id); err == nil {

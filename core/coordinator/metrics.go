@@ -16,6 +16,9 @@ type metrics struct {
 	hydrating prometheus.Gauge
 	queue     prometheus.Gauge
 	fetched   prometheus.Counter
+	// diskPressure and diskUsed: pressure.go.
+	diskPressure prometheus.Gauge
+	diskUsed     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,7 +47,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "aof_coordinator_queue_depth", Help: "Tiering jobs (compress, upload, evict, retire, manifest chunk) queued or running."})
 	m.fetched = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "aof_hydration_fetched_bytes_total", Help: "Artifact bytes downloaded from tier 2 for hydrations."})
-	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched); err != nil {
+	m.diskPressure = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aof_coordinator_disk_pressure", Help: "1 while the coordinator evicts segments other tiers hold because the disk is full or above tier0.disk_high_watermark, else 0."})
+	m.diskUsed = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aof_coordinator_disk_used_ratio", Help: "Fraction (0 to 1) of the data directory's file system in use at the last scan (statfs: 1 - available/total)."})
+	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
+		m.diskPressure, m.diskUsed); err != nil {
 		return nil, err
 	}
 	return m, nil

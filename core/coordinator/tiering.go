@@ -32,9 +32,13 @@ func (c *Coordinator) SegmentRead(k types.SegmentKey) {
 // AdmitSegment: a new active segment must fit the tier-0 budget. Victims
 // the budget picks are evicted by the workers.
 func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
-	g, err := c.budget.TryAdmit(budget.Request{Key: k, Bytes: bytes, Active: true})
+	req := budget.Request{Key: k, Bytes: bytes, Active: true}
+	g, err := c.budget.TryAdmit(req)
 	if errors.Is(err, budget.ErrExists) {
 		return nil
+	}
+	if errors.Is(err, types.ErrWouldBlock) {
+		c.requestSeals(req) // pressure.go
 	}
 	if err != nil {
 		return err

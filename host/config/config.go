@@ -81,6 +81,11 @@ type Tier0 struct {
 	Policy         string // auto, tier1 or tier2
 	// Streams are per-stream overrides of StreamMaxBytes.
 	Streams map[uint64]int64
+	// DiskHighWatermark and DiskLowWatermark are percentages of the data
+	// directory's file system (coordinator.Disk); 0 is off, and derived
+	// for the low one.
+	DiskHighWatermark float64
+	DiskLowWatermark  float64
 }
 
 // Tier1 configures the warm cache (tier1.Config).

@@ -83,6 +83,7 @@ func (c *Config) CoordinatorConfig() coordinator.Config {
 			Verify:          verify,
 		},
 		Retention:    coordinator.Retention{MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes},
+		Disk:         coordinator.Disk{HighWatermark: c.Tier0.DiskHighWatermark / 100, LowWatermark: c.Tier0.DiskLowWatermark / 100},
 		Workers:      c.Coordinator.Workers,
 		ScanInterval: c.Coordinator.ScanInterval,
 		JobTimeout:   c.Coordinator.JobTimeout,

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ const (
 	kindDuration
 	kindEnum
 	kindList
+	kindPercent
 	// kindEntries is a map of named values: an HCL object attribute
 	// (tier2.settings) or an attribute of a labelled block
 	// (tier0.stream "<id>" { max_bytes }).
@@ -28,7 +30,7 @@ const (
 
 var kindNames = map[kind]string{
 	kindString: "string", kindBool: "bool", kindInt: "integer", kindSize: "size",
-	kindDuration: "duration", kindEnum: "enum", kindList: "list of strings", kindEntries: "map",
+	kindDuration: "duration", kindEnum: "enum", kindList: "list of strings", kindEntries: "map", kindPercent: "percent",
 }
 
 // key is one configuration key. Its HCL path is the single declaration
@@ -217,6 +219,40 @@ func durationKey(path string, def time.Duration, doc string, field func(*Config)
 		get: func(c *Config) string { return formatDuration(*field(c)) },
 	}
 }
+
+// percentKey declares a share from 0 to 100 percent, written "90%" or 90
+// (decimals allowed: "92.5%"), kept as the number of percent.
+func percentKey(path string, def float64, doc string, field func(*Config) *float64) *key {
+	return &key{
+		path: path, def: FormatPercent(def), doc: doc, kind: kindPercent,
+		set: func(c *Config, text string) error {
+			v, err := ParsePercent(text)
+			if err != nil {
+				return err
+			}
+			*field(c) = v
+			return nil
+		},
+		get: func(c *Config) string { return FormatPercent(*field(c)) },
+	}
+}
+
+// ParsePercent reads "90%", "90" or "92.5%" as a number of percent from 0
+// to 100.
+func ParsePercent(text string) (float64, error) {
+	t := strings.TrimSuffix(strings.TrimSpace(text), "%")
+	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+	if err != nil || math.IsNaN(v) {
+		return 0, errors.New(`want a percentage such as "90%"`)
+	}
+	if v < 0 || v > 100 {
+		return 0, errors.New("want 0% to 100%")
+	}
+	return v, nil
+}
+
+// FormatPercent writes v percent as "90%" (shortest exact form).
+func FormatPercent(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" }
 
 // formatDuration writes d as time.Duration.String does, without the
 // trailing zero units ("5m", not "5m0s").

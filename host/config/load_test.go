@@ -140,6 +140,8 @@ func samples(t *testing.T) map[string][3]string {
 		"tier0.stream_max_bytes":        {"1MiB", "2MiB", "3MiB"},
 		"tier0.policy":                  {"tier1", "tier2", "auto"},
 		"tier0.stream.max_bytes":        {"1MiB", "2MiB", "0"},
+		"tier0.disk_high_watermark":     {"90%", "97.5%", "0%"},
+		"tier0.disk_low_watermark":      {"80%", "85.5%", "0%"},
 		"tier1.max_bytes":               {"1GiB", "2GiB", "0"},
 		"tier1.min_residency":           {"1s", "2m", "3h"},
 		"tier1.frame_size":              {"64KiB", "1MiB", "16MiB"},
@@ -430,6 +432,8 @@ tier0 {
   max_bytes = "1GiB"
   policy    = "tier1"
   stream "9" { max_bytes = "64MiB" }
+  disk_high_watermark = 90
+  disk_low_watermark  = "82.5%"
 }
 tier1 {
   frame_size = "1MiB"
@@ -472,6 +476,8 @@ tracing { append_every = 64 }
 	require.Equal(t, int64(1<<30), co.Tier0.MaxBytes)
 	require.Equal(t, budget.PolicyTier1, co.Tier0.Policy)
 	require.Equal(t, map[types.StreamID]int64{9: 64 << 20}, co.Tier0.StreamLimits)
+	require.InDelta(t, 0.9, co.Disk.HighWatermark, 1e-12)
+	require.InDelta(t, 0.825, co.Disk.LowWatermark, 1e-12)
 	require.Equal(t, 1<<20, co.Tier1.Options.FrameSize)
 	require.Equal(t, "best", co.Tier1.Options.Level.String())
 	require.Equal(t, int64(10<<30), co.Retention.MaxBytes)

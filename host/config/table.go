@@ -91,6 +91,10 @@ var keys = []*key{
 	enumKey("tier0.policy", "auto", tier0Policy, "When a sealed segment may leave tier 0: once tier1 holds it, or once tier2 does; auto is tier2 when a tier 2 is configured.",
 		func(c *Config) *string { return &c.Tier0.Policy }),
 	streamLimitKey(),
+	percentKey("tier0.disk_high_watermark", 0, "Share of the data directory's file system in use at which the segments another tier holds are evicted from tier 0, whatever max_bytes is (docs/tiering.md#disk-pressure); 0% is off. A segment preparation that meets a full disk (ENOSPC) evicts too, whatever this is.",
+		func(c *Config) *float64 { return &c.Tier0.DiskHighWatermark }),
+	percentKey("tier0.disk_low_watermark", 0, "Share of the file system that disk-pressure evictions bring usage down to; 0% means 5 points below disk_high_watermark. Set alone, it is the target when the disk is full.",
+		func(c *Config) *float64 { return &c.Tier0.DiskLowWatermark }),
 
 	sizeKey("tier1.max_bytes", 0, "Byte budget of the warm cache; 0 is unlimited.",
 		func(c *Config) *int64 { return &c.Tier1.MaxBytes }, false, nil),

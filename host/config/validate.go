@@ -19,6 +19,9 @@ func (c *Config) validate() error {
 			fmt.Sprintf("must not exceed what a segment of segment.size holds (%d bytes)", maxTarget), nil))
 	}
 	errs.add(c.validateManifest())
+	if hi, lo := c.Tier0.DiskHighWatermark, c.Tier0.DiskLowWatermark; hi > 0 && lo >= hi {
+		errs.add(c.keyError("tier0.disk_low_watermark", FormatPercent(lo), "must be below tier0.disk_high_watermark ("+FormatPercent(hi)+")", nil))
+	}
 	if !c.Tier2Enabled() {
 		if c.Tier0.Policy == "tier2" {
 			errs.add(c.keyError("tier0.policy", c.Tier0.Policy, "needs a tier 2 (tier2.enabled and tier2.plugin)", nil))
