@@ -49,8 +49,8 @@ type Failure struct {
 	Level hclog.Level
 	// Msg is the logged message: the event name.
 	Msg string
-	// Group is what Succeed(Msg, Group) ends ("" if a success of any kind
-	// ends the run).
+	// Group is what Succeed(Msg, Group) ends, e.g. a job kind, or an
+	// object whose failure other objects' successes do not end.
 	Group string
 	// Reason classifies the failure; Msg, Group and Reason form the key.
 	Reason string
@@ -140,9 +140,9 @@ func (t *Throttle) Fail(f Failure) {
 	t.write(out)
 }
 
-// Succeed ends the runs of failures of msg and group ("" ends every
-// group of msg): an announced run logs its recovery line, with args
-// (key/value pairs naming what recovered) in front of its counts.
+// Succeed ends the runs of failures of msg and group (every reason): an
+// announced run logs its recovery line, with args (key/value pairs naming
+// what recovered) in front of its counts.
 func (t *Throttle) Succeed(msg, group string, args ...any) {
 	t.mu.Lock()
 	if len(t.keys) == 0 {
@@ -152,7 +152,7 @@ func (t *Throttle) Succeed(msg, group string, args ...any) {
 	now := t.now()
 	out := t.dueLocked(now, key{})
 	for k, st := range t.keys {
-		if k.msg != msg || (group != "" && k.group != group) || !st.failing {
+		if k.msg != msg || k.group != group || !st.failing {
 			continue
 		}
 		st.failing = false
