@@ -64,6 +64,7 @@ type Failure struct {
 
 type key struct{ msg, group, reason string }
 
+// state is one key's; every field is guarded by Throttle.mu.
 type state struct {
 	level     hclog.Level
 	recovered string
@@ -92,7 +93,7 @@ type Throttle struct {
 	now      func() time.Time
 
 	mu   sync.Mutex
-	keys map[key]*state
+	keys map[key]*state // guarded by mu
 }
 
 // New returns a Throttle writing to log.
