@@ -60,7 +60,8 @@ func (s *Store) fetchDone(key string, res Downloaded, err error) error {
 	return nil
 }
 
-// fetchFailed logs tier2_fetch_failed, rate-limited (docs/adr-tier2.md).
+// fetchFailed logs tier2_fetch_failed, rate-limited (docs/adr-host.md,
+// "Logs while something stays broken").
 func (s *Store) fetchFailed(args []any, err error) {
 	s.logs.Fail(logthrottle.Failure{Msg: "tier2_fetch_failed", Reason: Reason(err), Recovered: "tier2_fetch_recovered", Args: args})
 }

@@ -98,13 +98,16 @@ type Store struct {
 	ops    sync.WaitGroup
 
 	// logs rate-limits the failure events of operations that stay broken
-	// (docs/adr-tier2.md, "Logging while tier 2 stays broken").
-	logs   *logthrottle.Throttle
+	// (docs/adr-host.md, "Logs while something stays broken"). Set by New,
+	// never replaced; safe for concurrent use.
+	logs *logthrottle.Throttle
+	// outage describes the breaker's current outage for its log lines;
+	// every field is guarded by its Mutex.
 	outage struct {
 		sync.Mutex
 		since        time.Time // when the breaker last opened from closed
 		probes       int       // half-opens since then
-		failedProbes int
+		failedProbes int       // probes that failed since then
 	}
 }
 
@@ -197,6 +200,11 @@ func (s *Store) breakerChanged(from, to BreakerState, h Health) {
 		s.log.Info("tier2_breaker_"+to.String(), "from", from.String(), "open_for", h.Since.Sub(o.since).Round(time.Millisecond).String(), "probes_failed", o.failedProbes)
 	}
 }
+
+// FlushLogs writes the log summaries that are due (failures counted but
+// not logged one by one, docs/adr-host.md); the coordinator calls it every
+// scan, so a summary does not wait for the next failure.
+func (s *Store) FlushLogs() { s.logs.Flush() }
 
 // caps returns the backend's capabilities, asking it once.
 func (s *Store) caps(ctx context.Context) (pluginapi.Capabilities, error) {

@@ -126,7 +126,7 @@ func (s *Store) upload(ctx context.Context, u Upload, ref Ref, seg SegmentInfo) 
 	logArgs := append(refArgs(s.layout, u.Key), "key", u.Key, "bytes", size, "crc64", fmt.Sprintf("%016x", crc))
 	if err != nil {
 		// Rate-limited: a job retried every scan while tier 2 stays
-		// broken would log each time (docs/adr-tier2.md).
+		// broken would log each time (docs/adr-host.md).
 		f := logthrottle.Failure{Msg: "tier2_upload_failed", Reason: Reason(err), Recovered: "tier2_upload_recovered"}
 		if errors.Is(err, ErrDataLoss) {
 			s.m.lostData()
