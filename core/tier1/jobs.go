@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 )
 
 // Compress compresses a sealed segment into the cache on the compression
@@ -88,9 +89,15 @@ func (c *Cache) runCompress(ctx context.Context, src Source) (CompressResult, er
 	c.mu.Unlock()
 	if err != nil {
 		c.m.compressions.WithLabelValues("failed").Inc()
-		c.log.Warn("tier1_compression_failed", "stream_id", k.Stream, "segment_id", k.Segment, "error", err)
+		reason := "error"
+		if errors.Is(err, types.ErrNoSpace) {
+			reason = "no_space"
+		}
+		c.logs.Fail(logthrottle.Failure{Msg: "tier1_compression_failed", Reason: reason, Recovered: "tier1_compression_recovered",
+			Args: []any{"stream_id", k.Stream, "segment_id", k.Segment, "error", err}})
 		return CompressResult{}, err
 	}
+	c.logs.Succeed("tier1_compression_failed", "")
 	c.m.compressions.WithLabelValues("success").Inc()
 	c.m.rawBytes.Add(float64(r.Capacity))
 	c.m.compressedBytes.Add(float64(r.CompressedBytes))
