@@ -50,6 +50,10 @@ type Config struct {
 	HydrateRetryDelay time.Duration
 	Registerer        prometheus.Registerer
 	Logger            hclog.Logger
+	// LogClock is the clock of the rate-limited failure logs (when a
+	// summary is due; docs/adr-host.md, "Logs while something stays
+	// broken"); default time.Now. Tests inject one.
+	LogClock func() time.Time
 	// TracerProvider creates the spans of compressions, uploads,
 	// evictions, hydrations, manifest chunk uploads and retention deletes.
 	// Nil: the global provider (a no-op until the host installs one).
@@ -95,6 +99,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
+	}
+	if c.LogClock == nil {
+		c.LogClock = time.Now
 	}
 	if c.Tier0.Registerer == nil {
 		c.Tier0.Registerer = c.Registerer

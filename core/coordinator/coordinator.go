@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 )
 
 // Coordinator drives the tiers of one store. Create it with New, pass it
@@ -33,6 +34,10 @@ type Coordinator struct {
 	// fetchSeq names each download's temporary file, so two writers of one
 	// artifact (a fetch and a compression) never share it.
 	fetchSeq atomic.Uint64
+	// logs rate-limits failures that repeat every scan or retry while
+	// something stays broken (docs/adr-host.md, "Logs while something
+	// stays broken"). Set by New, never replaced; safe for concurrent use.
+	logs *logthrottle.Throttle
 
 	mu struct {
 		sync.Mutex
@@ -96,6 +101,7 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, remote: cfg.Tier2, signal: make(chan struct{}, 1),
 		tracer: tracing.Tracer(cfg.TracerProvider, tracing.ScopeCoordinator)}
+	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.LogClock})
 	c.mu.queued = map[job]bool{}
 	c.mu.keys = map[types.SegmentKey]*keyLock{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
@@ -354,8 +360,20 @@ func (c *Coordinator) run(j job) {
 		c.m.observe(j.kind, err, time.Since(start))
 	}
 	c.noteNoSpace(err)
-	if err != nil && c.ctx.Err() == nil && !errors.Is(err, core.ErrClosed) {
-		c.log.Warn("tiering job failed; the scan retries it", "job", j.kind.String(), "stream_id", uint64(j.stream), "segment_id", uint64(j.seg), "error", err)
+	c.logJob(j, err)
+}
+
+// jobFailed is the message of a failed job; jobs of a kind that keep
+// failing for one reason log it once, then summaries (logthrottle).
+const jobFailed = "tiering job failed; the scan retries it"
+
+func (c *Coordinator) logJob(j job, err error) {
+	switch {
+	case err == nil:
+		c.logs.Succeed(jobFailed, j.kind.String(), "job", j.kind.String())
+	case c.ctx.Err() == nil && !errors.Is(err, core.ErrClosed):
+		c.logs.Fail(logthrottle.Failure{Msg: jobFailed, Group: j.kind.String(), Reason: tier2.Reason(err), Recovered: "tiering job recovered",
+			Args: []any{"job", j.kind.String(), "stream_id", uint64(j.stream), "segment_id", uint64(j.seg), "error", err}})
 	}
 }
 
@@ -378,9 +396,20 @@ func (c *Coordinator) scanner() {
 		select {
 		case <-t.C:
 			c.scan()
+			c.flushLogs()
 		case <-c.ctx.Done():
 			return
 		}
+	}
+}
+
+// flushLogs writes the log summaries that are due in every tier, so that
+// a failure that stopped repeating is still accounted for.
+func (c *Coordinator) flushLogs() {
+	c.logs.Flush()
+	c.warm.FlushLogs()
+	if c.remote != nil {
+		c.remote.FlushLogs()
 	}
 }
 

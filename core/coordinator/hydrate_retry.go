@@ -6,9 +6,12 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -24,25 +27,32 @@ import (
 // retries are spent.
 func (c *Coordinator) fetchWithRetry(ctx context.Context, k types.SegmentKey, exp tier1.Expected) error {
 	delay := c.cfg.HydrateRetryDelay
+	// Each event is logged once per reason, then summarised
+	// (logthrottle): reads retried by clients while tier 2 stays down
+	// would otherwise log one line each.
+	fail := func(level hclog.Level, msg string, err error, args ...any) {
+		c.logs.Fail(logthrottle.Failure{Level: level, Msg: msg, Reason: tier2.Reason(err), Recovered: "tier1_hydration_retry_recovered",
+			Args: append(append([]any{"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment)}, args...), "error", err)})
+	}
 	for attempt := 1; ; attempt++ {
 		err := c.fetchArtifact(ctx, k, exp)
 		switch {
 		case err == nil:
+			for _, msg := range hydrationRetryEvents {
+				c.logs.Succeed(msg, "", "event", msg)
+			}
 			return nil
 		case errors.Is(err, tier2.ErrBreakerOpen), errors.Is(err, pluginapi.ErrThrottled):
-			c.log.Warn("tier1_hydration_retry_unavailable", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment),
-				"attempt", attempt, "error", err)
+			fail(hclog.Warn, "tier1_hydration_retry_unavailable", err, "attempt", attempt)
 			return err
 		case !transient(err) || ctx.Err() != nil:
 			return err
 		case attempt > c.cfg.HydrateRetries:
-			c.log.Error("tier1_hydration_retry_failed", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment),
-				"attempts", attempt, "error", err)
+			fail(hclog.Error, "tier1_hydration_retry_failed", err, "attempts", attempt)
 			return err
 		}
 		wait := delay/2 + rand.N(delay/2+1)
-		c.log.Warn("tier1_hydration_retry_queued", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment),
-			"attempt", attempt, "retry_in", wait, "error", err)
+		fail(hclog.Warn, "tier1_hydration_retry_queued", err, "attempt", attempt, "retry_in", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -51,6 +61,8 @@ func (c *Coordinator) fetchWithRetry(ctx context.Context, k types.SegmentKey, ex
 		delay = min(2*delay, 5*time.Second)
 	}
 }
+
+var hydrationRetryEvents = []string{"tier1_hydration_retry_unavailable", "tier1_hydration_retry_failed", "tier1_hydration_retry_queued"}
 
 // transient says whether a failed fetch may succeed if tried again.
 func transient(err error) bool {

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 )
 
 // A node that lost its data (a deleted or replaced data directory, a disk
@@ -40,21 +42,29 @@ func (c *Coordinator) listRemoteStreams(ctx context.Context) {
 		return
 	}
 	ids, err := c.remote.ListStreams(ctx)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
-		if c.mu.remoteStreamsErr == nil {
-			c.log.Warn("tier 2 could not be listed: new streams wait until it can (existing ones are served)", "error", err)
-		}
+		c.mu.Lock()
 		c.mu.remoteStreamsErr = err
+		c.mu.Unlock()
+		if ctx.Err() == nil {
+			// Retried every scan: logged once per reason, then summarised.
+			c.logs.Fail(logthrottle.Failure{Msg: remoteStreamsFailed, Reason: tier2.Reason(err),
+				Recovered: "tier 2 listed: new streams are admitted", Args: []any{"error", err}})
+		}
 		return
 	}
+	c.mu.Lock()
 	c.mu.remoteStreams = make(map[types.StreamID]bool, len(ids))
 	for _, id := range ids {
 		c.mu.remoteStreams[id] = true
 	}
 	c.mu.remoteStreamsErr = nil
+	c.mu.Unlock()
+	c.logs.Succeed(remoteStreamsFailed, "", "streams", len(ids))
 }
+
+// remoteStreamsFailed is the event of a failed listing of tier 2's streams.
+const remoteStreamsFailed = "tier 2 could not be listed: new streams wait until it can (existing ones are served)"
 
 // CheckNewStream refuses to create a stream that tier 2 already holds,
 // and asks to wait while that is not known yet.

@@ -16,10 +16,15 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/logthrottle"
 	"github.com/aof2/aof2/pluginapi"
 )
 
 var _ core.Tiering = (*Coordinator)(nil)
+
+// hydrationEvictFailed is the event of an eviction a hydration needed
+// that failed (rate-limited: every cold read may hit it again).
+const hydrationEvictFailed = "eviction for a hydration failed"
 
 // SegmentRead moves a segment a reader moved onto to the recent end of the
 // tier-0 LRU (and its warm copy to the recent end of the warm LRU), so
@@ -146,7 +151,12 @@ func (c *Coordinator) Hydrate(ctx context.Context, k types.SegmentKey, path stri
 	for _, v := range g.Evict {
 		if vs, err := c.stream(v.Key.Stream); err == nil {
 			if err := c.evict(ctx, vs, v.Key.Segment); err != nil {
-				c.log.Warn("eviction for a hydration failed", "stream_id", uint64(v.Key.Stream), "segment_id", uint64(v.Key.Segment), "error", err)
+				// Every cold read may try again: logged once per
+				// reason, then summarised.
+				c.logs.Fail(logthrottle.Failure{Msg: hydrationEvictFailed, Reason: tier2.Reason(err), Recovered: "eviction for a hydration recovered",
+					Args: []any{"stream_id", uint64(v.Key.Stream), "segment_id", uint64(v.Key.Segment), "error", err}})
+			} else {
+				c.logs.Succeed(hydrationEvictFailed, "")
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/logthrottle"
 )
 
 // entry is one admitted artifact.
@@ -69,6 +70,10 @@ type Cache struct {
 	m        *metrics
 	compress *pool
 	hydrate  *pool
+	// logs rate-limits tier1_compression_failed, retried every scan while
+	// it keeps failing (docs/adr-host.md, "Logs while something stays
+	// broken"). Set by Open, never replaced; safe for concurrent use.
+	logs *logthrottle.Throttle
 
 	mu struct {
 		sync.Mutex
@@ -160,6 +165,11 @@ func (c *Cache) Entries() []EntryInfo {
 }
 
 // Stats returns a snapshot of the cache.
+// FlushLogs writes the log summaries that are due (repeated failures
+// counted but not logged one by one); the coordinator calls it every scan,
+// so a summary does not wait for the next failure.
+func (c *Cache) FlushLogs() { c.logs.Flush() }
+
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()

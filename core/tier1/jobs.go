@@ -7,7 +7,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 )
 
 // Compress compresses a sealed segment into the cache on the compression
@@ -88,9 +91,15 @@ func (c *Cache) runCompress(ctx context.Context, src Source) (CompressResult, er
 	c.mu.Unlock()
 	if err != nil {
 		c.m.compressions.WithLabelValues("failed").Inc()
-		c.log.Warn("tier1_compression_failed", "stream_id", k.Stream, "segment_id", k.Segment, "error", err)
+		reason := "error"
+		if errors.Is(err, types.ErrNoSpace) {
+			reason = "no_space"
+		}
+		c.logs.Fail(logthrottle.Failure{Msg: "tier1_compression_failed", Reason: reason, Recovered: "tier1_compression_recovered",
+			Args: []any{"stream_id", k.Stream, "segment_id", k.Segment, "error", err}})
 		return CompressResult{}, err
 	}
+	c.logs.Succeed("tier1_compression_failed", "")
 	c.m.compressions.WithLabelValues("success").Inc()
 	c.m.rawBytes.Add(float64(r.Capacity))
 	c.m.compressedBytes.Add(float64(r.CompressedBytes))
@@ -183,14 +192,24 @@ func (c *Cache) runHydrate(ctx context.Context, req HydrateRequest) (res Hydrate
 			source = req.SourceName
 		}
 		if err != nil {
-			c.m.hydrations.WithLabelValues(hydrateResult(err)).Inc()
-			logf := c.log.Error
-			if errors.Is(err, context.Canceled) {
-				logf = c.log.Info // the reader went away or the host is stopping
+			result := hydrateResult(err)
+			c.m.hydrations.WithLabelValues(result).Inc()
+			// A reader retrying a hydration that keeps failing would log
+			// each time: once per reason, then summaries. A damaged
+			// artifact is named at least once (its own group).
+			f := logthrottle.Failure{Level: hclog.Error, Msg: hydrationFailed, Reason: result, Recovered: "tier1_hydration_recovered",
+				Args: []any{"stream_id", k.Stream, "segment_id", k.Segment, "source", source, "error", err}}
+			switch {
+			case errors.Is(err, context.Canceled):
+				f.Level, f.Reason = hclog.Info, "canceled" // the reader went away or the host is stopping
+			case result != "failed":
+				f.Group = k.String()
 			}
-			logf("tier1_hydration_failed", "stream_id", k.Stream, "segment_id", k.Segment, "source", source, "error", err)
+			c.logs.Fail(f)
 			return
 		}
+		c.logs.Succeed(hydrationFailed, "")
+		c.logs.Succeed(hydrationFailed, k.String(), "stream_id", k.Stream, "segment_id", k.Segment)
 		c.m.hydrations.WithLabelValues("success").Inc()
 		c.log.Info("tier1_hydration_success", "stream_id", k.Stream, "segment_id", k.Segment, "source", source,
 			"bytes_fetched", res.Stats.Fetched(), "frames", res.Stats.FramesFetched, "duration", res.Duration)
@@ -211,6 +230,9 @@ func (c *Cache) runHydrate(ctx context.Context, req HydrateRequest) (res Hydrate
 	defer a.Close()
 	return Hydrate(ctx, c.fs, a, req.Expected, req.Dest)
 }
+
+// hydrationFailed is the event of a failed hydration (rate-limited).
+const hydrationFailed = "tier1_hydration_failed"
 
 func hydrateResult(err error) string {
 	switch {

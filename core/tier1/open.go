@@ -14,6 +14,7 @@ import (
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/logthrottle"
 )
 
 // Problem is an artifact file Open could not admit. The file is left where
@@ -56,6 +57,7 @@ func Open(cfg Config) (*Cache, *Report, error) {
 		return nil, nil, err
 	}
 	c := &Cache{cfg: cfg, fs: cfg.FS, log: cfg.Logger.Named("tier1"), m: m}
+	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.Now})
 	c.mu.entries = map[types.SegmentKey]*entry{}
 	c.mu.lru = list.New()
 	c.mu.compress = map[types.SegmentKey]struct{}{}

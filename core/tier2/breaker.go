@@ -62,7 +62,10 @@ type Health struct {
 	RetryAt time.Time
 	// ConsecutiveFailures counts backend failures since the last success.
 	ConsecutiveFailures int
-	// LastError is the most recent backend failure (nil after a success).
+	// LastError is the most recent backend failure (nil after a success
+	// while closed). While the breaker is open or half-open it is never
+	// nil: a call that was in flight when it opened and then succeeded
+	// does not erase the failure that opened it.
 	LastError error
 }
 
@@ -78,8 +81,10 @@ const (
 type breaker struct {
 	cfg   BreakerConfig
 	clock Clock
-	// onChange runs (outside the lock) after every state change.
-	onChange func(from, to BreakerState)
+	// onChange runs (outside the lock) after every state change, with the
+	// health at the change (not re-read later: another call may have
+	// finished in between).
+	onChange func(from, to BreakerState, h Health)
 
 	mu struct {
 		sync.Mutex
@@ -87,12 +92,15 @@ type breaker struct {
 		since    time.Time
 		failures int
 		last     error
-		probing  bool
-		changed  chan struct{}
+		// cause is the failure that opened the breaker, or that failed
+		// the last probe; kept until it closes.
+		cause   error
+		probing bool
+		changed chan struct{}
 	}
 }
 
-func newBreaker(cfg BreakerConfig, clock Clock, onChange func(from, to BreakerState)) *breaker {
+func newBreaker(cfg BreakerConfig, clock Clock, onChange func(from, to BreakerState, h Health)) *breaker {
 	b := &breaker{cfg: cfg, clock: clock, onChange: onChange}
 	b.mu.since = clock.Now()
 	b.mu.changed = make(chan struct{})
@@ -104,6 +112,7 @@ func newBreaker(cfg BreakerConfig, clock Clock, onChange func(from, to BreakerSt
 func (b *breaker) allow() (probe bool, err error) {
 	b.mu.Lock()
 	var from, to BreakerState
+	var h Health
 	switch b.mu.state {
 	case BreakerClosed:
 		b.mu.Unlock()
@@ -111,21 +120,21 @@ func (b *breaker) allow() (probe bool, err error) {
 	case BreakerOpen:
 		retryAt := b.mu.since.Add(b.cfg.Cooldown)
 		if b.clock.Now().Before(retryAt) {
-			last := b.mu.last
+			cause := b.mu.cause
 			b.mu.Unlock()
-			return false, &BreakerOpenError{RetryAt: retryAt, Last: last}
+			return false, &BreakerOpenError{RetryAt: retryAt, Last: cause}
 		}
-		from, to = b.setLocked(BreakerHalfOpen)
+		from, to, h = b.setLocked(BreakerHalfOpen)
 	}
 	// Half-open: one probe at a time; the others fail fast.
 	if b.mu.probing {
-		last := b.mu.last
+		cause := b.mu.cause
 		b.mu.Unlock()
-		return false, &BreakerOpenError{RetryAt: b.clock.Now(), Last: last}
+		return false, &BreakerOpenError{RetryAt: b.clock.Now(), Last: cause}
 	}
 	b.mu.probing = true
 	b.mu.Unlock()
-	b.notify(from, to)
+	b.notify(from, to, h)
 	return true, nil
 }
 
@@ -133,6 +142,7 @@ func (b *breaker) allow() (probe bool, err error) {
 func (b *breaker) done(probe bool, v verdict, err error) {
 	b.mu.Lock()
 	var from, to BreakerState
+	var h Health
 	if probe {
 		b.mu.probing = false
 	}
@@ -140,41 +150,50 @@ func (b *breaker) done(probe bool, v verdict, err error) {
 	case verdictSuccess:
 		b.mu.failures, b.mu.last = 0, nil
 		if probe && b.mu.state == BreakerHalfOpen {
-			from, to = b.setLocked(BreakerClosed)
+			b.mu.cause = nil
+			from, to, h = b.setLocked(BreakerClosed)
 		}
 	case verdictFailure:
 		b.mu.failures++
 		b.mu.last = err
 		switch {
-		case probe && b.mu.state == BreakerHalfOpen:
-			from, to = b.setLocked(BreakerOpen)
-		case b.mu.state == BreakerClosed && b.mu.failures >= b.cfg.Threshold:
-			from, to = b.setLocked(BreakerOpen)
+		case probe && b.mu.state == BreakerHalfOpen,
+			b.mu.state == BreakerClosed && b.mu.failures >= b.cfg.Threshold:
+			b.mu.cause = err
+			from, to, h = b.setLocked(BreakerOpen)
 		}
 	}
 	b.mu.Unlock()
-	b.notify(from, to)
+	b.notify(from, to, h)
 }
 
-// setLocked changes state and returns the transition for notify.
-func (b *breaker) setLocked(s BreakerState) (from, to BreakerState) {
+// setLocked changes state and returns the transition and the health
+// after it, for notify.
+func (b *breaker) setLocked(s BreakerState) (from, to BreakerState, h Health) {
 	from = b.mu.state
 	b.mu.state, b.mu.since = s, b.clock.Now()
 	close(b.mu.changed)
 	b.mu.changed = make(chan struct{})
-	return from, s
+	return from, s, b.healthLocked()
 }
 
-func (b *breaker) notify(from, to BreakerState) {
+func (b *breaker) notify(from, to BreakerState, h Health) {
 	if from != to && b.onChange != nil {
-		b.onChange(from, to)
+		b.onChange(from, to, h)
 	}
 }
 
 func (b *breaker) health() Health {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.healthLocked()
+}
+
+func (b *breaker) healthLocked() Health {
 	h := Health{State: b.mu.state, Since: b.mu.since, ConsecutiveFailures: b.mu.failures, LastError: b.mu.last}
+	if h.LastError == nil && h.State != BreakerClosed {
+		h.LastError = b.mu.cause
+	}
 	if h.State == BreakerOpen {
 		h.RetryAt = b.mu.since.Add(b.cfg.Cooldown)
 	}

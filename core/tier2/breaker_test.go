@@ -19,7 +19,7 @@ var errDown = &pluginapi.Error{Code: pluginapi.CodeUnavailable, Message: "down"}
 func TestBreakerStateMachine(t *testing.T) {
 	clock := newFakeClock()
 	var transitions []string
-	b := newBreaker(BreakerConfig{Threshold: 3, Cooldown: 10 * time.Second}, clock, func(from, to BreakerState) {
+	b := newBreaker(BreakerConfig{Threshold: 3, Cooldown: 10 * time.Second}, clock, func(from, to BreakerState, _ Health) {
 		transitions = append(transitions, from.String()+">"+to.String())
 	})
 	fail := func() {

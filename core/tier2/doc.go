@@ -45,7 +45,10 @@
 //     when it ends.
 //   - Prometheus metrics (aof_tier2_*) and the documented hclog events
 //     (tier2_upload_success|failed, tier2_fetch_success|failed,
-//     tier2_delete_success|failed) come from here.
+//     tier2_delete_success|failed) come from here; the *_failed events
+//     are rate-limited (first line per reason, summaries with counts,
+//     tier2_*_recovered; docs/adr-host.md, "Logs while something stays
+//     broken").
 //
 // # Use
 //

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -51,11 +52,18 @@ func (s *Store) fetchDone(key string, res Downloaded, err error) error {
 		if errors.Is(err, ErrChecksum) {
 			s.m.badChecksum()
 		}
-		s.log.Warn("tier2_fetch_failed", append(args, "error", err.Error())...)
+		s.fetchFailed(append(args, "error", err.Error()), err)
 		return err
 	}
+	s.logs.Succeed("tier2_fetch_failed", "")
 	s.log.Info("tier2_fetch_success", append(args, "bytes", res.Size, "crc64", fmt.Sprintf("%016x", res.CRC64))...)
 	return nil
+}
+
+// fetchFailed logs tier2_fetch_failed, rate-limited (docs/adr-host.md,
+// "Logs while something stays broken").
+func (s *Store) fetchFailed(args []any, err error) {
+	s.logs.Fail(logthrottle.Failure{Msg: "tier2_fetch_failed", Reason: Reason(err), Recovered: "tier2_fetch_recovered", Args: args})
 }
 
 func (s *Store) downloadAttempt(ctx context.Context, key, path string, expect Expect) (Downloaded, error) {

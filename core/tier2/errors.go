@@ -102,7 +102,7 @@ func (e *ChecksumError) Unwrap() []error {
 type BreakerOpenError struct {
 	// RetryAt is when the breaker lets a probe call through.
 	RetryAt time.Time
-	// Last is the failure that opened it.
+	// Last is the failure that opened it (or failed its last probe).
 	Last error
 }
 

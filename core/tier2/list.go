@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -102,9 +103,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	})
 	args := append(refArgs(s.layout, key), "key", key)
 	if err != nil {
-		s.log.Warn("tier2_delete_failed", append(args, "error", err.Error())...)
+		s.logs.Fail(logthrottle.Failure{Msg: "tier2_delete_failed", Reason: Reason(err), Recovered: "tier2_delete_recovered",
+			Args: append(args, "error", err.Error())})
 		return err
 	}
+	s.logs.Succeed("tier2_delete_failed", "")
 	s.log.Info("tier2_delete_success", args...)
 	return nil
 }

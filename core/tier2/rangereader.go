@@ -121,9 +121,10 @@ func (r *RangeReader) ReadAtContext(ctx context.Context, p []byte, off int64) (i
 		})
 	})
 	if err != nil {
-		r.s.log.Warn("tier2_fetch_failed", append(refArgs(r.s.layout, r.key), "key", r.key, "offset", off, "length", want, "error", err.Error())...)
+		r.s.fetchFailed(append(refArgs(r.s.layout, r.key), "key", r.key, "offset", off, "length", want, "error", err.Error()), err)
 		return 0, err
 	}
+	r.s.logs.Succeed("tier2_fetch_failed", "")
 	if want < int64(len(p)) {
 		return n, io.EOF
 	}

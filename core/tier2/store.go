@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aof2/aof2/internal/logthrottle"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -95,6 +96,19 @@ type Store struct {
 
 	closed atomic.Bool
 	ops    sync.WaitGroup
+
+	// logs rate-limits the failure events of operations that stay broken
+	// (docs/adr-host.md, "Logs while something stays broken"). Set by New,
+	// never replaced; safe for concurrent use.
+	logs *logthrottle.Throttle
+	// outage describes the breaker's current outage for its log lines;
+	// every field is guarded by its Mutex.
+	outage struct {
+		sync.Mutex
+		since        time.Time // when the breaker last opened from closed
+		probes       int       // half-opens since then
+		failedProbes int       // probes that failed since then
+	}
 }
 
 // New returns a Store over b. It does not call the backend.
@@ -113,6 +127,7 @@ func New(b pluginapi.Backend, cfg Config) (*Store, error) {
 	}
 	s := &Store{b: b, cfg: cfg, layout: layout, log: cfg.Logger.Named("tier2"), m: m,
 		jit: newJitter(cfg.JitterSeed), sem: make(chan struct{}, cfg.MaxConcurrency)}
+	s.logs = logthrottle.New(s.log, logthrottle.Config{Now: cfg.Clock.Now})
 	if cfg.Info != nil {
 		info := *cfg.Info
 		s.info.Store(&info)
@@ -154,16 +169,42 @@ func (s *Store) Close(ctx context.Context) error {
 	}
 }
 
-func (s *Store) breakerChanged(from, to BreakerState) {
+// breakerChanged logs the breaker's state changes as an operator sees
+// them: opening (from closed) and closing once each; while the backend
+// stays down, the half-open probes every cooldown and their failures are
+// logged once (the first) and then summarised (logthrottle).
+func (s *Store) breakerChanged(from, to BreakerState, h Health) {
 	s.m.breakerState(from, to)
-	h := s.brk.health()
+	o := &s.outage
+	o.Lock()
+	defer o.Unlock()
 	switch to {
 	case BreakerOpen:
-		s.log.Warn("tier2_breaker_open", "from", from.String(), "retry_at", h.RetryAt, "consecutive_failures", h.ConsecutiveFailures, "error", errString(h.LastError))
+		args := []any{"from", from.String(), "retry_at", h.RetryAt, "consecutive_failures", h.ConsecutiveFailures, "error", errString(h.LastError)}
+		if from == BreakerHalfOpen {
+			o.failedProbes++
+			s.logs.Fail(logthrottle.Failure{Msg: "tier2_breaker_open", Reason: "probe_failed", Args: args})
+			return
+		}
+		o.since, o.probes, o.failedProbes = h.Since, 0, 0
+		s.log.Warn("tier2_breaker_open", args...)
+	case BreakerHalfOpen:
+		o.probes++
+		level := hclog.Debug
+		if o.probes == 1 {
+			level = hclog.Info
+		}
+		s.log.Log(level, "tier2_breaker_half_open", "from", from.String())
 	default:
-		s.log.Info("tier2_breaker_"+to.String(), "from", from.String())
+		s.logs.Succeed("tier2_breaker_open", "")
+		s.log.Info("tier2_breaker_"+to.String(), "from", from.String(), "open_for", h.Since.Sub(o.since).Round(time.Millisecond).String(), "probes_failed", o.failedProbes)
 	}
 }
+
+// FlushLogs writes the log summaries that are due (failures counted but
+// not logged one by one, docs/adr-host.md); the coordinator calls it every
+// scan, so a summary does not wait for the next failure.
+func (s *Store) FlushLogs() { s.logs.Flush() }
 
 // caps returns the backend's capabilities, asking it once.
 func (s *Store) caps(ctx context.Context) (pluginapi.Capabilities, error) {
@@ -306,6 +347,19 @@ func (s *Store) run(ctx context.Context, op Op, key string, attempt func(ctx con
 			return fmt.Errorf("tier2 %s %q: %w (last error: %w)", op, key, serr, err)
 		}
 	}
+}
+
+// Reason classifies a failed operation for logs: "breaker_open",
+// "data_loss", or its outcome label ("unavailable", "throttled",
+// "checksum", "timeout", "not_found", "error", ...; see Outcome).
+func Reason(err error) string {
+	if errors.Is(err, ErrDataLoss) {
+		return "data_loss"
+	}
+	if errors.Is(err, ErrChecksum) {
+		return OutcomeChecksum.String()
+	}
+	return outcomeOf(err).String()
 }
 
 func errString(err error) string {

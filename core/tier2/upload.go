@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logthrottle"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -122,17 +125,24 @@ func (s *Store) upload(ctx context.Context, u Upload, ref Ref, seg SegmentInfo) 
 	})
 	logArgs := append(refArgs(s.layout, u.Key), "key", u.Key, "bytes", size, "crc64", fmt.Sprintf("%016x", crc))
 	if err != nil {
+		// Rate-limited: a job retried every scan while tier 2 stays
+		// broken would log each time (docs/adr-host.md).
+		f := logthrottle.Failure{Msg: "tier2_upload_failed", Reason: Reason(err), Recovered: "tier2_upload_recovered"}
 		if errors.Is(err, ErrDataLoss) {
 			s.m.lostData()
-			s.log.Error("tier2_upload_failed", append(logArgs, "data_loss", true, "error", err.Error())...)
+			// Each key's data loss is logged (its own group), at error.
+			f.Level, f.Group, f.Args = hclog.Error, u.Key, append(logArgs, "data_loss", true, "error", err.Error())
 		} else {
-			s.log.Warn("tier2_upload_failed", append(logArgs, "error", err.Error())...)
+			f.Args = append(logArgs, "error", err.Error())
 		}
+		s.logs.Fail(f)
 		return Uploaded{}, err
 	}
 	if !res.AlreadyPresent {
 		s.m.uploaded(size)
 	}
+	s.logs.Succeed("tier2_upload_failed", "")
+	s.logs.Succeed("tier2_upload_failed", u.Key, "key", u.Key)
 	s.log.Info("tier2_upload_success", append(logArgs, "etag", res.ETag, "already_present", res.AlreadyPresent)...)
 	return res, nil
 }

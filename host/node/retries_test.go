@@ -162,7 +162,9 @@ func TestFailingColdReadIsBounded(t *testing.T) {
 		require.ErrorIs(t, err, c.want, c.name)
 		require.Equal(t, c.budget, getRequests(t, reg, c.outcome)-before, "%s: backend requests of one failing cold read", c.name)
 		require.Contains(t, logs.String(), c.event, c.name)
-		require.Equal(t, hydrateRetries*i, strings.Count(logs.String(), "tier1_hydration_retry_queued"), c.name)
+		// The retries are logged once, then summarised (logthrottle); the
+		// request budget above counts them.
+		require.Equal(t, i > 0, strings.Contains(logs.String(), "tier1_hydration_retry_queued"), c.name)
 	}
 
 	require.NoError(t, fake.WriteFaultFile(faults, nil))
