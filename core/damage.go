@@ -34,6 +34,9 @@ type recoveredState struct {
 	mark   *segment.Mark
 	resume bool         // the tail was closed cleanly and goes on taking records
 	damage *DamageError // why appends are refused, if they are
+	// suspects are segment files recovery could not read, decided once
+	// the manifest is open (core/heal.go).
+	suspects []suspect
 }
 
 // damage is what a damaged tail segment knows past its damage: the intact

@@ -381,3 +381,31 @@ func flipIn(i int) func(t *testing.T, fsys vfs.FS, path string, w written) {
 func only(i int) func(written) map[int]bool {
 	return func(written) map[int]bool { return map[int]bool{i: true} }
 }
+
+// TestDamagedSealedSegmentWithoutOtherCopy: a sealed segment whose file is
+// damaged and that no other tier holds keeps the stream from opening, with
+// an error naming the segment; nothing is dropped or skipped.
+func TestDamagedSealedSegmentWithoutOtherCopy(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity}
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	for range 3 {
+		writeDurable(t, s, 10, 100)
+		require.NoError(t, s.Seal(ctx))
+	}
+	victim, ok := s.Segment(2)
+	require.True(t, ok)
+	require.NoError(t, st.Close())
+	damageFile(t, mem, victim.Path, func(b []byte) []byte { b[20] ^= 0x40; return b })
+
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = st.Lookup(1)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.Contains(t, err.Error(), "segment 2 is damaged in tier 0 and no other tier holds it")
+}

@@ -26,6 +26,7 @@ type metrics struct {
 	recoverySecs   *prometheus.GaugeVec
 	damage         *prometheus.CounterVec
 	damaged        *prometheus.GaugeVec
+	repairs        *prometheus.CounterVec
 }
 
 var latencyBuckets = prometheus.ExponentialBuckets(20e-6, 2, 18) // 20 µs … ~2.6 s
@@ -57,11 +58,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Damage recovery found in durable records (not torn writes): the stream refuses appends until the loss is accepted."}, sl),
 		damaged: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_stream_damaged",
 			Help: "1 while the stream refuses appends because of damage (docs/tiering.md#damage), else 0."}, sl),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_segment_repairs_total",
+			Help: "Damaged copies of sealed segments replaced from another tier, by the tier of the damaged copy and the reason."}, []string{"tier", "reason"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.appendRecords, m.appendBytes, m.durableLatency, m.flushes, m.flushFailures,
 			m.flushLatency, m.flushBytes, m.metaRetries, m.metaFailures, m.wouldBlock, m.seals, m.segments, m.bytes,
-			m.recoveryDrop, m.recoverySecs, m.damage, m.damaged} {
+			m.recoveryDrop, m.recoverySecs, m.damage, m.damaged, m.repairs} {
 			reg.MustRegister(c)
 		}
 	}
@@ -87,6 +90,7 @@ type streamMetrics struct {
 	recoverySecs   prometheus.Gauge
 	damage         prometheus.Counter
 	damaged        prometheus.Gauge
+	repairs        *prometheus.CounterVec
 	wouldBlock     *prometheus.CounterVec
 }
 
@@ -100,7 +104,7 @@ func (m *metrics) forStream(id StreamID) *streamMetrics {
 		metaFailures: m.metaFailures.WithLabelValues(l), seals: m.seals.WithLabelValues(l),
 		segments: m.segments.WithLabelValues(l), bytes: m.bytes.WithLabelValues(l),
 		recoveryDrop: m.recoveryDrop.WithLabelValues(l), recoverySecs: m.recoverySecs.WithLabelValues(l),
-		damage: m.damage.WithLabelValues(l), damaged: m.damaged.WithLabelValues(l), wouldBlock: m.wouldBlock,
+		damage: m.damage.WithLabelValues(l), damaged: m.damaged.WithLabelValues(l), repairs: m.repairs, wouldBlock: m.wouldBlock,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,10 @@ type RecoveryReport struct {
 	// Damage is set when durable records failed their checks (nothing was
 	// dropped; appends are refused).
 	Damage *DamageError
+	// Healed are sealed segments whose tier-0 copy failed the manifest's
+	// checksum and was set aside (DamagedSuffix): they are read from the
+	// copy tier 1 or 2 holds.
+	Healed []SegmentID
 }
 
 // recover rebuilds the stream from its segment files (docs/tiering.md#recovery):
@@ -67,7 +72,7 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		path := filepath.Join(s.segDir, n)
 		switch {
 		case n == segment.PointerFile || n == segment.MarkFile:
-		case strings.Contains(n, QuarantineSuffix):
+		case strings.Contains(n, QuarantineSuffix) || strings.Contains(n, DamagedSuffix):
 			s.log.Info("bytes an accepted loss replaced are kept for inspection", "file", path)
 		case strings.HasSuffix(n, ColdSuffix):
 			stubs = append(stubs, path)
@@ -85,6 +90,12 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 				continue
 			}
 			info, err := segment.Inspect(fsys, path, name, s.id)
+			if ce := (*types.CorruptError)(nil); errors.As(err, &ce) {
+				// Decided once the manifest says whether another tier
+				// holds the segment (healFromOtherTiers).
+				s.recovered.suspects = append(s.recovered.suspects, suspect{info: info, err: err})
+				continue
+			}
 			if err != nil {
 				return rep, fmt.Errorf("stream %d: %w", s.id, err)
 			}
@@ -93,6 +104,16 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	}
 	if infos, err = s.dropUnwrittenTail(infos, &rep); err != nil {
 		return rep, err
+	}
+	for i := 0; i < len(infos)-1; i++ {
+		if infos[i].Truncated {
+			// Only the tail can be damage of its own (core/damage.go);
+			// another tier may hold a sealed one (healFromOtherTiers).
+			s.recovered.suspects = append(s.recovered.suspects, suspect{info: infos[i],
+				err: &types.CorruptError{Path: infos[i].Path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity", infos[i].Capacity)}})
+			infos = slices.Delete(infos, i, i+1)
+			i--
+		}
 	}
 	for i := range infos {
 		// A gap after a sealed segment may be segments evicted to tier 1/2;
@@ -118,9 +139,6 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	for i := range infos {
 		info := &infos[i]
 		isLast := i == len(infos)-1
-		if info.Truncated && !isLast {
-			return rep, &types.CorruptError{Path: info.Path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity", info.Capacity)}
-		}
 		if info.Footer == nil && !isLast {
 			if err := s.repairSeal(info, &infos[i+1], &rep); err != nil {
 				return rep, err

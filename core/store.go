@@ -74,6 +74,9 @@ func (st *Store) recoverAll(ids []StreamID) {
 				rep.Manifest, err = s.openManifest(context.Background())
 			}
 			if err == nil {
+				err = s.healFromOtherTiers(&rep)
+			}
+			if err == nil {
 				err = s.addColdSegments(context.Background(), &rep)
 			}
 			if err == nil {

@@ -1,0 +1,144 @@
+package core
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// Healing a damaged tier-0 copy from the other tiers (docs/tiering.md#healing).
+//
+// The manifest's sealed record (durable_bytes, segment_crc64) is the
+// reference for a sealed segment, not the tier-0 file's own footer: the
+// footer has no checksum of its own, so a flipped footer still decodes.
+// At recovery, a segment file that cannot be read (its header, size or
+// footer damaged) or whose footer disagrees with the manifest is checked
+// against the reference; a copy that fails it is moved aside
+// (<file>.damaged, kept for inspection) and the segment comes back as a
+// cold segment, read and hydrated from the verified tier-1 or tier-2 copy.
+// Without another copy the stream fails to open, as before, naming the
+// segment: nothing is dropped or replaced silently.
+
+// DamagedSuffix marks a tier-0 segment file recovery set aside because it
+// failed the manifest's checksum and another tier holds the segment.
+const DamagedSuffix = ".damaged"
+
+// suspect is a segment file recovery could not read.
+type suspect struct {
+	info segment.Info
+	err  error
+}
+
+// healFromOtherTiers runs after the manifest is open and before the cold
+// segments are added: it sets aside the tier-0 copies that fail the
+// manifest's reference when another tier holds the segment, so that
+// addColdSegments describes them from that tier.
+func (s *Stream) healFromOtherTiers(rep *RecoveryReport) error {
+	tl := s.TierLog()
+	for _, sp := range s.recovered.suspects {
+		id := sp.info.Name.SegmentID
+		st, ok := s.elsewhere(tl, id)
+		if !ok {
+			return fmt.Errorf("stream %d: segment %d is damaged in tier 0 and no other tier holds it: %w", s.id, id, sp.err)
+		}
+		if err := s.setAside(sp.info.Path, id, "unreadable", sp.err, st, rep); err != nil {
+			return err
+		}
+	}
+	s.recovered.suspects = nil
+	if tl == nil {
+		return nil
+	}
+	var keep []*seg
+	cat := s.cat.Load()
+	for _, g := range cat.segs {
+		f := g.footer.Load()
+		st, ok := tl.Segment(g.id)
+		if f == nil || g.damage != nil || !g.resident.Load() || !ok || !st.Sealed ||
+			(uint64(f.SegmentCRC) == uint64(st.SegmentCRC64) && f.DurableBytes == st.DurableBytes) {
+			keep = append(keep, g)
+			continue
+		}
+		cause := fmt.Errorf("footer says %d bytes with CRC %016x, the manifest %d bytes with CRC %016x",
+			f.DurableBytes, f.SegmentCRC, st.DurableBytes, uint64(st.SegmentCRC64))
+		if _, ok := s.elsewhere(tl, g.id); !ok {
+			good, err := s.matchesReference(g.path, st)
+			s.log.Error("a sealed segment's footer disagrees with the manifest and no other tier holds it; the copy is kept",
+				"segment_id", uint64(g.id), "detail", cause.Error(), "records_match_manifest", good, "check_error", err)
+			keep = append(keep, g)
+			continue
+		}
+		_ = g.close()
+		if err := s.setAside(g.path, g.id, "checksum", cause, st, rep); err != nil {
+			return err
+		}
+		s.m.segments.Dec()
+		s.m.bytes.Sub(float64(g.capacity))
+		rep.Sealed--
+	}
+	if len(keep) != len(cat.segs) {
+		s.mu.Lock()
+		s.setCatalogLocked(&catalog{segs: keep})
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// elsewhere reports whether the manifest records segment id sealed with a
+// verified tier-1 or tier-2 copy.
+func (s *Stream) elsewhere(tl *TierLog, id SegmentID) (manifest.SegmentState, bool) {
+	if tl == nil || s.cfg.Tiering == nil {
+		return manifest.SegmentState{}, false
+	}
+	st, ok := tl.Segment(id)
+	if !ok || !st.Sealed || len(st.Tier2.PendingDeletes) > 0 {
+		return st, false
+	}
+	return st, st.Tier1.State == manifest.Tier1Compressed || st.Tier2.Key != ""
+}
+
+// matchesReference checks the file's first durable_bytes against the
+// manifest's segment_crc64.
+func (s *Stream) matchesReference(path string, st manifest.SegmentState) (bool, error) {
+	b, err := vfs.ReadFile(s.cfg.FS, path)
+	if err != nil {
+		return false, err
+	}
+	if uint64(len(b)) < st.DurableBytes {
+		return false, nil
+	}
+	return checksum.Sum64(b[:st.DurableBytes]) == uint64(st.SegmentCRC64), nil
+}
+
+// setAside renames a damaged tier-0 copy out of the way (kept for
+// inspection) and reports the repair.
+func (s *Stream) setAside(path string, id SegmentID, reason string, cause error, st manifest.SegmentState, rep *RecoveryReport) error {
+	aside := fmt.Sprintf("%s%s-%d", path, DamagedSuffix, time.Now().UnixNano())
+	if err := s.cfg.FS.Rename(path, aside); err != nil {
+		return fmt.Errorf("stream %d: set aside damaged segment %d: %w", s.id, id, err)
+	}
+	if err := s.cfg.FS.SyncDir(s.segDir); err != nil {
+		return fmt.Errorf("stream %d: set aside damaged segment %d: %w", s.id, id, err)
+	}
+	from := "tier2"
+	if st.Tier1.State == manifest.Tier1Compressed {
+		from = "tier1"
+	}
+	s.m.repairs.WithLabelValues("tier0", reason).Inc()
+	rep.Healed = append(rep.Healed, id)
+	s.log.Warn("a damaged tier-0 segment was set aside; it is read from the copy another tier holds",
+		"segment_id", uint64(id), "reason", reason, "detail", errString(cause), "kept_as", filepath.Base(aside), "from", from)
+	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
