@@ -232,10 +232,19 @@ func (s *Stream) ReadAt(ctx context.Context, id RecordID) (Record, error) {
 	}
 	r := &Reader{s: s}
 	defer r.Close()
+	repaired := false
 	for {
 		err := r.seek(AtID(id))
 		if err == nil && r.pending == nil {
 			break
+		}
+		if !repaired && errors.Is(err, ErrCorrupt) {
+			// The seek builds the segment's index: a damaged copy shows
+			// here; the read repairs it from another tier once.
+			cur, _ := s.cat.Load().byID(id.Segment())
+			if repaired = s.repairOnRead(ctx, cur, err); repaired {
+				continue
+			}
 		}
 		if err != nil {
 			return Record{}, err

@@ -36,7 +36,10 @@ var _ Tiering = (*copyCold)(nil)
 
 func (c *copyCold) AdmitSegment(SegmentKey, int64) error { return nil }
 func (c *copyCold) CheckNewStream(StreamID) error        { return nil }
-func (c *copyCold) SegmentSealed(*Stream, SegmentInfo)   {}
+func (c *copyCold) Repair(context.Context, SegmentKey) error {
+	return errors.ErrUnsupported
+}
+func (c *copyCold) SegmentSealed(*Stream, SegmentInfo) {}
 
 func (c *copyCold) SegmentRead(k SegmentKey) {
 	c.mu.Lock()

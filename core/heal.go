@@ -1,13 +1,17 @@
 package core
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/aof2/aof2/core/checksum"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -141,4 +145,117 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// ReplaceSealedFile puts the verified copy at src (a complete segment file
+// in the segments directory) in place of the tier-0 file of sealed segment
+// id, whose copy failed a check; the old file is kept as
+// <file>.damaged-<ns>. src must describe the same segment (header, and a
+// footer with the same durable bytes and segment_crc64). Readers holding
+// the old file's mapping keep it until the stream closes.
+func (s *Stream) ReplaceSealedFile(id SegmentID, src, reason string) error {
+	g, _ := s.cat.Load().byID(id)
+	if g == nil {
+		return fmt.Errorf("stream %d: replace segment %d: %w", s.id, id, ErrNotFound)
+	}
+	f := g.footer.Load()
+	s.mu.Lock()
+	busy := g == s.mu.active || g == s.mu.sealing || f == nil || !g.resident.Load() || g.damage != nil
+	s.mu.Unlock()
+	if busy {
+		return fmt.Errorf("stream %d: replace segment %d: not a resident sealed segment: %w", s.id, id, ErrSegmentBusy)
+	}
+	name, ok := segment.ParseFileName(filepath.Base(g.path))
+	if !ok {
+		return fmt.Errorf("stream %d: replace segment %d: bad file name %s", s.id, id, g.path)
+	}
+	info, err := segment.Inspect(s.cfg.FS, src, name, s.id)
+	if err != nil {
+		return fmt.Errorf("stream %d: replace segment %d: %w", s.id, id, err)
+	}
+	if info.Footer == nil || info.Footer.SegmentCRC != f.SegmentCRC || info.Footer.DurableBytes != f.DurableBytes {
+		return fmt.Errorf("stream %d: replace segment %d: the copy at %s is not the segment the catalog describes: %w",
+			s.id, id, src, &types.CorruptError{Path: src, Reason: "footer differs from the catalog's"})
+	}
+	aside := fmt.Sprintf("%s%s-%d", g.path, DamagedSuffix, time.Now().UnixNano())
+	if err := s.cfg.FS.Rename(g.path, aside); err != nil {
+		return fmt.Errorf("stream %d: replace segment %d: %w", s.id, id, err)
+	}
+	// A crash here leaves no tier-0 file: recovery then reads the segment
+	// from the tier the copy came from, like an evicted one.
+	if err := s.cfg.FS.Rename(src, g.path); err != nil {
+		return fmt.Errorf("stream %d: replace segment %d: %w", s.id, id, err)
+	}
+	if err := s.cfg.FS.SyncDir(s.segDir); err != nil {
+		return fmt.Errorf("stream %d: replace segment %d: %w", s.id, id, err)
+	}
+	info.Path = g.path
+	ng := newSealedSeg(info)
+	s.mu.Lock()
+	if cur, i := s.cat.Load().byID(id); cur == g {
+		segs := slices.Clone(s.cat.Load().segs)
+		segs[i] = ng
+		s.setCatalogLocked(&catalog{segs: segs})
+		s.mu.retired = append(s.mu.retired, g)
+	}
+	s.mu.Unlock()
+	s.m.repairs.WithLabelValues("tier0", reason).Inc()
+	s.log.Warn("a damaged tier-0 segment was replaced by a verified copy from another tier",
+		"segment_id", uint64(id), "reason", reason, "kept_as", filepath.Base(aside))
+	return nil
+}
+
+// repairOnRead asks the tiering to replace g's tier-0 copy after a read
+// found it corrupt; true when it was replaced and the read may try again.
+func (s *Stream) repairOnRead(ctx context.Context, g *seg, err error) bool {
+	if g == nil || !errors.Is(err, ErrCorrupt) || s.cfg.Tiering == nil || g.damage != nil || g.footer.Load() == nil || !g.resident.Load() {
+		return false
+	}
+	if _, ok := s.elsewhere(s.TierLog(), g.id); !ok {
+		return false
+	}
+	if rerr := s.cfg.Tiering.Repair(ctx, SegmentKey{Stream: s.id, Segment: g.id}); rerr != nil {
+		s.log.Error("a sealed segment failed a read check and was not repaired from another tier",
+			"segment_id", uint64(g.id), "read_error", err, "error", rerr)
+		return false
+	}
+	return true
+}
+
+// current moves the reader from a segment a repair replaced to its
+// replacement, at the same position.
+func (r *Reader) current() {
+	r.s.readMu.RLock()
+	defer r.s.readMu.RUnlock()
+	if r.seg == nil {
+		return
+	}
+	if g, _ := r.s.cat.Load().byID(r.seg.id); g != nil && g != r.seg {
+		r.seg, r.vseg, r.vb = g, nil, nil
+		r.pin(g)
+	}
+}
+
+// NewReaderCtx is NewReader for a caller that can wait: a damaged tier-0
+// copy of the segment p lies in (its index cannot be built) is repaired
+// from another tier within ctx, once, before giving up.
+func (s *Stream) NewReaderCtx(ctx context.Context, p Position) (*Reader, error) {
+	r, err := s.NewReader(p)
+	if err == nil || !errors.Is(err, ErrCorrupt) {
+		return r, err
+	}
+	cat := s.cat.Load()
+	var g *seg
+	switch {
+	case p.byID:
+		g, _ = cat.byID(p.id.Segment())
+	case p.start && len(cat.segs) > 0:
+		g = cat.segs[0]
+	default:
+		g, _ = cat.byOrdinal(p.ordinal)
+	}
+	if !s.repairOnRead(ctx, g, err) {
+		return nil, err
+	}
+	return s.NewReader(p)
 }

@@ -291,8 +291,15 @@ func (r *Reader) coldErr(err error) error {
 // NextCtx is Next, hydrating segments that are not in tier 0 (through
 // Config.Tiering) and waiting for them until ctx is done.
 func (r *Reader) NextCtx(ctx context.Context) (Record, error) {
+	repaired := false
 	for {
 		rec, err := r.Next()
+		if !repaired && errors.Is(err, ErrCorrupt) && r.s.repairOnRead(ctx, r.seg, err) {
+			// A damaged tier-0 copy was replaced from another tier.
+			repaired = true
+			r.current()
+			continue
+		}
 		if KindOf(err) != Hydration {
 			return rec, err
 		}

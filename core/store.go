@@ -321,10 +321,11 @@ func (s *Stream) close() error {
 		}
 		s.mu.next = nil
 	}
-	for _, g := range s.cat.Load().segs {
+	for _, g := range append(s.cat.Load().segs, s.mu.retired...) {
 		if err := g.close(); err != nil && !errors.Is(err, vfs.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
+	s.mu.retired = nil
 	return errors.Join(errs...)
 }

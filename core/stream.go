@@ -54,14 +54,17 @@ type Stream struct {
 
 	mu struct {
 		sync.Mutex
-		active    *seg
-		sealing   *seg
-		next      *segment.Prepared
-		nextID    SegmentID
-		prepErr   error
-		sealErr   error // the pending seal is waiting for space
-		failed    error
-		refused   error // appends are refused: the stream needs a restore
+		active  *seg
+		sealing *seg
+		next    *segment.Prepared
+		nextID  SegmentID
+		prepErr error
+		sealErr error // the pending seal is waiting for space
+		failed  error
+		refused error // appends are refused: the stream needs a restore
+		// retired are catalog entries whose file a repair replaced: readers
+		// may still hold their mappings, closed with the stream.
+		retired   []*seg
 		closed    bool
 		written   uint64 // stream position after the last appended record
 		records   uint64 // records appended

@@ -60,6 +60,13 @@ type Tiering interface {
 	// it cannot tell yet (tier 2 not listed), nil otherwise. It runs under
 	// the store's lock and must not block.
 	CheckNewStream(stream StreamID) error
+	// Repair replaces the tier-0 copy of a sealed segment that failed a
+	// check on the read path with a copy rebuilt from tier 1 or 2,
+	// verified against the manifest's segment_crc64, through
+	// Stream.ReplaceSealedFile. It returns an error when the tier-0 copy
+	// matches the manifest (the damage is not in it) or no verified copy
+	// can be had. It blocks (a download) within ctx.
+	Repair(ctx context.Context, key SegmentKey) error
 }
 
 // Wake wakes writers waiting in AppendCtx (after an Admission refusal)

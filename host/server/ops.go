@@ -204,7 +204,7 @@ type readResult struct {
 // the others are taken only while there is room, and the read ends early
 // when there is none. The caller releases h once the records are sent.
 func readRange(ctx context.Context, str *core.Stream, pos position, lim readLimits, noWait bool, h *hold) (readResult, error) {
-	r, err := str.NewReader(pos.core())
+	r, err := str.NewReaderCtx(ctx, pos.core())
 	if err != nil {
 		return readResult{}, err
 	}

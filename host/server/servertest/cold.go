@@ -95,6 +95,9 @@ func (c *Cold) AdmitSegment(core.SegmentKey, int64) error { return nil }
 // CheckNewStream allows every stream: Cold has no tier 2 to hold one.
 func (c *Cold) CheckNewStream(core.StreamID) error { return nil }
 
+// Repair is unsupported: Cold keeps no verified copies to repair from.
+func (c *Cold) Repair(context.Context, core.SegmentKey) error { return errors.ErrUnsupported }
+
 // SegmentSealed does nothing: segments move only through Evict.
 func (c *Cold) SegmentSealed(*core.Stream, core.SegmentInfo) {}
 
