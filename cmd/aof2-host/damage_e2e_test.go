@@ -87,8 +87,13 @@ func TestServeDamageTable(t *testing.T) {
 			h.stop()
 
 			path := segmentFile(t, data, 1, seg)
+			code, out, _ := runVerify(t, ctx, bin, "-data-dir", data, "-skip-tier2")
+			require.Equal(t, 0, code, "before the damage: %s", out)
 			tc.damage(t, path, ids)
 			first, end := tc.lost(ids)
+			code, out, _ = runVerify(t, ctx, bin, "-data-dir", data, "-skip-tier2")
+			require.Equal(t, 4, code, "manifest verify finds the damage offline: %s", out)
+			require.Regexp(t, "segment_(damaged|truncated|missing)", out)
 
 			h = startHost(t, bin, nil, args...)
 			h.waitReady()
@@ -121,14 +126,16 @@ func TestServeDamageTable(t *testing.T) {
 			}
 			checkIntact()
 
-			out, err := exec.CommandContext(ctx, filepath.Join(bin, "aof2-host"), "repair", "-addr", h.grpc, "-stream", "1", "-accept-loss").CombinedOutput()
-			require.NoError(t, err, "%s", out)
-			require.Contains(t, string(out), "loss accepted")
+			rout, err := exec.CommandContext(ctx, filepath.Join(bin, "aof2-host"), "repair", "-addr", h.grpc, "-stream", "1", "-accept-loss").CombinedOutput()
+			require.NoError(t, err, "%s", rout)
+			require.Contains(t, string(rout), "loss accepted")
 			next, err := c.Append(ctx, 1, []byte("after the repair"))
 			require.NoError(t, err)
 			require.Greater(t, next[0].Segment(), seg, "appends go on in a new segment")
 			checkIntact()
 			h.stop()
+			code, out, _ = runVerify(t, ctx, bin, "-data-dir", data, "-skip-tier2")
+			require.Equal(t, 0, code, "after the accepted loss: %s", out)
 
 			// The decision survives a restart: no damage reported again.
 			h = startHost(t, bin, nil, args...)
@@ -218,6 +225,9 @@ func TestServeHealsSealedSegments(t *testing.T) {
 
 			path := segmentFile(t, data, 5, ids[0].Segment())
 			flipAt(t, path, tc.off(ids, 0))
+			code, out, _ := runVerify(t, ctx, bin, "-data-dir", data, "-skip-tier2")
+			require.Equal(t, 4, code, "manifest verify finds the damaged copy offline: %s", out)
+			require.Contains(t, out, "another tier holds the segment")
 
 			h = startHost(t, bin, nil, args...)
 			h.waitReady()
@@ -240,6 +250,8 @@ func TestServeHealsSealedSegments(t *testing.T) {
 			require.NoError(t, err)
 			require.NotEmpty(t, m, "the damaged copy is kept for inspection")
 			h.stop()
+			code, out, _ = runVerify(t, ctx, bin, "-data-dir", data, "-skip-tier2")
+			require.Equal(t, 0, code, "healed: %s", out)
 		})
 	}
 }

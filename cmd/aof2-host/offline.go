@@ -227,10 +227,20 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 				return f, err
 			}
 		}
+		var segs []manifest.SegmentState
+		prev := opts.Objects
+		opts.Objects = func(ctx context.Context, x *manifest.Inspection) ([]manifest.Finding, error) {
+			segs = x.Segments
+			if prev == nil {
+				return nil, nil
+			}
+			return prev(ctx, x)
+		}
 		f, err := in.Verify(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("stream %d: %w", in.id, err)
 		}
+		f = append(f, segmentFindings(in.path, in.id, segs)...)
 		r.Findings = f
 		all = append(all, r)
 		total += len(f)
@@ -267,7 +277,8 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 
 // streamInspector is the manifest inspector of one stream.
 type streamInspector struct {
-	id uint64
+	id   uint64
+	path string // the stream's directory
 	*manifest.Inspector
 }
 
@@ -297,7 +308,7 @@ func streamInspectors(t *target, stream string) ([]streamInspector, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, streamInspector{id, manifest.NewInspector(vfs.OS, dir, types.StreamID(id))})
+		out = append(out, streamInspector{id, dir, manifest.NewInspector(vfs.OS, dir, types.StreamID(id))})
 	}
 	return out, nil
 }
