@@ -118,8 +118,11 @@ func TestUploadSurvivesFaults(t *testing.T) {
 			faults:  []fake.Fault{{Mode: fake.DropPut, Count: 1}},
 			retries: 1},
 		{name: "hung backend bounded by the attempt timeout",
-			faults:  []fake.Fault{{Mode: fake.Timeout, Ops: []fake.Op{fake.OpPutFile}, Count: 1}},
-			tweak:   func(c *Config) { c.AttemptTimeout = 20 * time.Millisecond },
+			faults: []fake.Fault{{Mode: fake.Timeout, Ops: []fake.Op{fake.OpPutFile}, Count: 1}},
+			// The hung attempt lasts the whole timeout; the healthy retry
+			// must fit in it even on a loaded CI machine (at 20 ms it did
+			// not always).
+			tweak:   func(c *Config) { c.AttemptTimeout = time.Second },
 			retries: 1,
 			check: func(t *testing.T, e *env, _ Uploaded) {
 				assert.Equal(t, 1.0, e.requests(ClassPut, OutcomeTimeout))
