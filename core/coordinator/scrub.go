@@ -60,7 +60,7 @@ type Scrub struct {
 	// artifacts, tier-2 full GETs); default 32 MiB/s, negative: unpaced.
 	BytesPerSecond int64
 	// Tier2Sample is the fraction (0, 1] of tier-2 objects a pass checks
-	// with a HEAD; default 1 (every object).
+	// with a HEAD; default 1 (every object), negative: none.
 	Tier2Sample float64
 	// Tier2FullGetBytes is the byte budget per pass for full GETs of
 	// tier-2 objects (downloaded and verified like a warm artifact);
@@ -78,7 +78,9 @@ func (s Scrub) withDefaults() (Scrub, error) {
 	switch {
 	case s.Tier2Sample == 0:
 		s.Tier2Sample = 1
-	case s.Tier2Sample < 0 || s.Tier2Sample > 1:
+	case s.Tier2Sample < 0:
+		s.Tier2Sample = 0
+	case s.Tier2Sample > 1:
 		return s, &types.ConfigError{Key: "scrub.tier2_sample", Reason: fmt.Sprintf("%g is not in (0, 1]", s.Tier2Sample)}
 	}
 	if s.Tier2FullGetBytes == 0 {
@@ -350,7 +352,8 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 		}
 	}
 	t2, t2Detail := copyAbsent, ""
-	if c.remote != nil && ms.Tier2.Key != "" && (c.cfg.Scrub.Tier2Sample >= 1 || rand.Float64() < c.cfg.Scrub.Tier2Sample) {
+	if c.remote != nil && ms.Tier2.Key != "" && c.cfg.Scrub.Tier2Sample > 0 &&
+		(c.cfg.Scrub.Tier2Sample >= 1 || rand.Float64() < c.cfg.Scrub.Tier2Sample) {
 		t2, t2Detail = c.scrubTier2(ctx, p, k, ms, info, exp)
 	}
 	if ctx.Err() != nil {
