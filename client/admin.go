@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
@@ -128,4 +129,79 @@ func (c *Client) AcceptLoss(ctx context.Context, stream StreamID) (LossReport, e
 		rep.Filled = append(rep.Filled, [2]uint64{r.GetFrom(), r.GetTo()})
 	}
 	return rep, nil
+}
+
+// ScrubFinding is a damaged or missing copy a scrub pass found.
+type ScrubFinding struct {
+	Stream  StreamID
+	Segment SegmentID
+	// Tier is "tier0", "tier1" or "tier2"; Problem "checksum",
+	// "unreadable", "missing" or "mismatch".
+	Tier, Problem string
+	// Repaired says a verified copy replaced it.
+	Repaired bool
+	Detail   string
+}
+
+// ScrubProgress reports one segment a scrub pass checked.
+type ScrubProgress struct {
+	Done, Total int
+	Stream      StreamID
+	Segment     SegmentID
+	Findings    []ScrubFinding
+}
+
+// ScrubSummary is the outcome of a scrub pass.
+type ScrubSummary struct {
+	Segments int
+	// BytesVerified by tier ("tier0", "tier1", "tier2").
+	BytesVerified               map[string]uint64
+	Tier2Checked, Tier2FullGets int
+	Findings                    []ScrubFinding
+	// Unrepaired counts the findings no verified copy could repair.
+	Unrepaired int
+}
+
+// Scrub runs one scrub pass on the host now, over one stream (stream
+// non-nil) or every stream, calling progress (if not nil) after each
+// segment, and returns the pass's summary. Findings left unrepaired are
+// in the summary (Unrepaired), not an error.
+func (c *Client) Scrub(ctx context.Context, stream *StreamID, progress func(ScrubProgress)) (ScrubSummary, error) {
+	req := &aof2v1.ScrubRequest{}
+	if stream != nil {
+		req.StreamId = new(uint64(*stream))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	call, err := c.admin.Scrub(ctx, req)
+	if err != nil {
+		return ScrubSummary{}, fromStatus(err)
+	}
+	for {
+		p, err := call.Recv()
+		if err == io.EOF {
+			return ScrubSummary{}, fmt.Errorf("scrub: the host ended the call without a summary: %w", io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			return ScrubSummary{}, fromStatus(err)
+		}
+		if s := p.GetSummary(); s != nil {
+			sum := ScrubSummary{Segments: int(s.GetSegments()), BytesVerified: s.GetBytesVerified(), Tier2Checked: int(s.GetTier2Checked()),
+				Tier2FullGets: int(s.GetTier2FullGets()), Findings: scrubFindings(s.GetFindings()), Unrepaired: int(s.GetUnrepaired())}
+			return sum, nil
+		}
+		if progress != nil {
+			progress(ScrubProgress{Done: int(p.GetDone()), Total: int(p.GetTotal()), Stream: StreamID(p.GetStreamId()),
+				Segment: SegmentID(p.GetSegmentId()), Findings: scrubFindings(p.GetFindings())})
+		}
+	}
+}
+
+func scrubFindings(fs []*aof2v1.ScrubFinding) []ScrubFinding {
+	out := make([]ScrubFinding, len(fs))
+	for i, f := range fs {
+		out[i] = ScrubFinding{Stream: StreamID(f.GetStreamId()), Segment: SegmentID(f.GetSegmentId()), Tier: f.GetTier(),
+			Problem: f.GetProblem(), Repaired: f.GetRepaired(), Detail: f.GetDetail()}
+	}
+	return out
 }

@@ -259,3 +259,11 @@ func (s *Stream) NewReaderCtx(ctx context.Context, p Position) (*Reader, error) 
 	}
 	return s.NewReader(p)
 }
+
+// NoteRepair counts a repair the tiering made of another tier's copy of a
+// segment of this stream (aof_segment_repairs_total{tier,reason}): a warm
+// artifact rebuilt, a tier-2 object uploaded again. Tier-0 repairs are
+// counted by ReplaceSealedFile.
+func (s *Stream) NoteRepair(tier, reason string) {
+	s.m.repairs.WithLabelValues(tier, reason).Inc()
+}

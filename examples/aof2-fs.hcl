@@ -84,6 +84,19 @@ coordinator {
   job_timeout   = "5m"
 }
 
+# The scrubber checks every copy of every sealed segment (tier-0 files,
+# warm artifacts, tier-2 objects) against the manifest and repairs from a
+# verified copy (docs/tiering.md#healing). interval 0 turns the background
+# pass off (aof2-host scrub still runs one); bytes_per_second -1 unpaces it;
+# tier2_sample is the share of objects checked by HEAD, tier2_full_get_bytes
+# the object bytes per pass downloaded and verified in full (0: none).
+# scrub {
+#   interval             = "24h"
+#   bytes_per_second     = "32MiB"
+#   tier2_sample         = "100%"
+#   tier2_full_get_bytes = "1GiB"
+# }
+
 # What clients can make the node hold. 0 streams means no limit. A read
 # returns read_default_bytes when it gives no max_bytes and never more than
 # read_max_bytes (a larger max_bytes is clamped); all reads together hold

@@ -37,6 +37,9 @@ type Config struct {
 	Retention Retention
 	// Disk evicts what other tiers hold when the disk fills (pressure.go).
 	Disk Disk
+	// Scrub configures the scrubber (scrub.go): background verification
+	// of every copy of every sealed segment.
+	Scrub Scrub
 	// Workers bounds concurrent jobs (compress, upload, evict); default 2.
 	Workers int
 	// ScanInterval is how often pending work is re-derived; default 1 s.
@@ -74,6 +77,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, &types.ConfigError{Key: "retention", Reason: "retention deletes through tier 2 and needs one configured"}
 	}
 	if err := c.Disk.withDefaults(vfs.OnOS(c.FS), c.DataDir); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Scrub, err = c.Scrub.withDefaults(); err != nil {
 		return c, err
 	}
 	if c.Workers == 0 {

@@ -63,9 +63,12 @@ type Coordinator struct {
 	diskPressure atomic.Bool // evicting for disk space
 	diskState    probeState  // the usage probe's failure streak
 	signal       chan struct{}
-	ctx          context.Context
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
+	// scrubSem holds one token while a scrub pass runs (scrub.go): passes
+	// run one at a time. Set by New, never replaced.
+	scrubSem chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type jobKind uint8
@@ -100,7 +103,8 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, remote: cfg.Tier2, signal: make(chan struct{}, 1),
-		tracer: tracing.Tracer(cfg.TracerProvider, tracing.ScopeCoordinator)}
+		scrubSem: make(chan struct{}, 1),
+		tracer:   tracing.Tracer(cfg.TracerProvider, tracing.ScopeCoordinator)}
 	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.LogClock})
 	c.mu.queued = map[job]bool{}
 	c.mu.keys = map[types.SegmentKey]*keyLock{}
@@ -160,6 +164,10 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 	}
 	c.wg.Add(1)
 	go c.scanner()
+	if c.cfg.Scrub.Interval > 0 {
+		c.wg.Add(1)
+		go c.scrubber()
+	}
 	c.scan()
 	return nil
 }

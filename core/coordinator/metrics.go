@@ -19,6 +19,11 @@ type metrics struct {
 	// diskPressure and diskUsed: pressure.go.
 	diskPressure prometheus.Gauge
 	diskUsed     prometheus.Gauge
+	// The scrubber's (scrub.go).
+	scrubBytes    *prometheus.CounterVec
+	scrubFindings *prometheus.CounterVec
+	scrubLastPass prometheus.Gauge
+	scrubProgress prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,8 +56,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "aof_coordinator_disk_pressure", Help: "1 while the coordinator evicts segments other tiers hold because the disk is full or above tier0.disk_high_watermark, else 0."})
 	m.diskUsed = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aof_coordinator_disk_used_ratio", Help: "Fraction (0 to 1) of the data directory's file system in use at the last scan (statfs: 1 - available/total)."})
+	m.scrubBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aof_scrub_bytes_verified_total", Help: "Bytes the scrubber verified against the manifest, by tier (tier0: segment bytes, tier1: artifact bytes, tier2: object bytes of full GETs)."},
+		[]string{"tier"})
+	m.scrubFindings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aof_scrub_findings_total", Help: "Damaged or missing copies the scrubber found, by tier and result (repaired, unrepairable)."},
+		[]string{"tier", "result"})
+	m.scrubLastPass = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aof_scrub_last_pass_timestamp_seconds", Help: "Unix time the last complete scrub pass finished (0: none since start)."})
+	m.scrubProgress = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aof_scrub_pass_progress_ratio", Help: "Fraction (0 to 1) of the sealed segments the current or last scrub pass has checked."})
 	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
-		m.diskPressure, m.diskUsed); err != nil {
+		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -22,6 +22,11 @@ var errCopyIntact = errors.New("the tier-0 copy matches the manifest's segment_c
 // segment_crc64 — the reference, not the damaged file's footer
 // (docs/tiering.md#healing). The old file is kept beside the new one.
 func (c *Coordinator) Repair(ctx context.Context, k types.SegmentKey) error {
+	return c.repair(ctx, k, "read")
+}
+
+// repair is Repair counted under reason ("read", "scrub").
+func (c *Coordinator) repair(ctx context.Context, k types.SegmentKey, reason string) error {
 	s, err := c.stream(k.Stream)
 	if err != nil {
 		return err
@@ -62,7 +67,7 @@ func (c *Coordinator) Repair(ctx context.Context, k types.SegmentKey) error {
 		_ = c.cfg.FS.Remove(dst)
 		return fmt.Errorf("repair segment %d: %w", k.Segment, err)
 	}
-	if err := s.ReplaceSealedFile(k.Segment, dst, "read"); err != nil {
+	if err := s.ReplaceSealedFile(k.Segment, dst, reason); err != nil {
 		_ = c.cfg.FS.Remove(dst)
 		return err
 	}

@@ -2,6 +2,7 @@ package tier1
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -395,6 +396,18 @@ func (c *Cache) removeFiles(victims []*entry, why string) ([]Evicted, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// Verify decompresses k's cached artifact (pinned meanwhile) and checks it
+// against exp (VerifyArtifact); it returns the artifact's size in bytes.
+// ErrNotCached when k is not cached. The scrubber uses it.
+func (c *Cache) Verify(ctx context.Context, exp Expected) (int64, error) {
+	a, err := c.OpenArtifact(exp.Key)
+	if err != nil {
+		return 0, err
+	}
+	defer a.Close()
+	return a.CompressedSize(), verifyAll(ctx, a, exp)
 }
 
 // OpenArtifact opens k's artifact for random access. The artifact is

@@ -171,3 +171,11 @@ func Hydrate(ctx context.Context, fsys vfs.FS, a *Artifact, exp Expected, dest s
 		Duration: time.Since(start),
 	}, nil
 }
+
+// VerifyArtifact decompresses every frame of a (an artifact from any
+// source: the warm file, a downloaded tier-2 object) and checks its header,
+// footer and the CRC-64/NVME of [0, durable_bytes) against exp. Nothing is
+// written. A mismatch is a *ChecksumMismatchError or a *types.CorruptError.
+func VerifyArtifact(ctx context.Context, a *Artifact, exp Expected) error {
+	return verifyAll(ctx, a, exp)
+}

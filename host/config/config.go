@@ -24,6 +24,7 @@ type Config struct {
 	Tier2       Tier2
 	Retention   Retention
 	Coordinator Coordinator
+	Scrub       Scrub
 	Limits      Limits
 	Tracing     Tracing
 
@@ -134,6 +135,14 @@ type Coordinator struct {
 	Workers      int
 	ScanInterval time.Duration
 	JobTimeout   time.Duration
+}
+
+// Scrub configures the scrubber (coordinator.Scrub).
+type Scrub struct {
+	Interval          time.Duration
+	BytesPerSecond    int64
+	Tier2Sample       float64 // percent
+	Tier2FullGetBytes int64
 }
 
 // Limits bound what clients can make the node hold.

@@ -87,7 +87,22 @@ func (c *Config) CoordinatorConfig() coordinator.Config {
 		Workers:      c.Coordinator.Workers,
 		ScanInterval: c.Coordinator.ScanInterval,
 		JobTimeout:   c.Coordinator.JobTimeout,
+		Scrub:        c.scrub(),
 	}
+}
+
+// scrub converts the scrub keys: 0% sampled is no tier-2 checks (the
+// coordinator's negative), -1 bytes/s unpaced, -1 full-GET bytes none.
+func (c *Config) scrub() coordinator.Scrub {
+	s := coordinator.Scrub{Interval: c.Scrub.Interval, BytesPerSecond: c.Scrub.BytesPerSecond,
+		Tier2Sample: c.Scrub.Tier2Sample / 100, Tier2FullGetBytes: c.Scrub.Tier2FullGetBytes}
+	if s.Tier2Sample == 0 {
+		s.Tier2Sample = -1
+	}
+	if s.Tier2FullGetBytes == 0 {
+		s.Tier2FullGetBytes = -1
+	}
+	return s
 }
 
 func (c *Config) tier0Policy() budget.Policy {

@@ -147,6 +147,15 @@ var keys = []*key{
 	durationKey("coordinator.job_timeout", 5*time.Minute, "Bound on one tiering job.",
 		func(c *Config) *time.Duration { return &c.Coordinator.JobTimeout }, false, positive),
 
+	durationKey("scrub.interval", 24*time.Hour, "How often the scrubber checks every copy of every sealed segment against the manifest (tier-0 files, warm artifacts, tier-2 objects), repairing from verified copies (docs/tiering.md#healing); 0 disables the background pass (aof2-host scrub still runs one). The first pass starts at a random time within the interval after start.",
+		func(c *Config) *time.Duration { return &c.Scrub.Interval }, false, nil),
+	sizeKey("scrub.bytes_per_second", 32<<20, "Bytes per second a scrub pass reads (tier-0 files, warm artifacts, tier-2 full GETs); -1 is unpaced.",
+		func(c *Config) *int64 { return &c.Scrub.BytesPerSecond }, true, atLeast[int64](1, FormatSize)),
+	percentKey("scrub.tier2_sample", 100, "Share of the tier-2 objects a scrub pass checks with a HEAD (stored checksum and metadata against the manifest); 0% checks none.",
+		func(c *Config) *float64 { return &c.Scrub.Tier2Sample }),
+	sizeKey("scrub.tier2_full_get_bytes", 1<<30, "Object bytes a scrub pass downloads in full and verifies against the segment checksum, beyond the HEAD checks; 0 is none.",
+		func(c *Config) *int64 { return &c.Scrub.Tier2FullGetBytes }, false, nil),
+
 	intKey("limits.max_streams", 0, "Streams the node holds at most (broken ones included); creating one more is refused with TOO_MANY_STREAMS (gRPC RESOURCE_EXHAUSTED, HTTP 507). Streams already on disk always open. 0 is no limit.",
 		func(c *Config) *int { return &c.Limits.MaxStreams }, atLeast(0, strconv.Itoa)),
 	sizeKey("limits.read_default_bytes", server.DefaultReadBytes, "Payload bytes a read (gRPC Read, HTTP GET …/records) returns when it gives no max_bytes, and the most one Tail message carries. A single larger record is still returned, alone.",

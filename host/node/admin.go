@@ -3,10 +3,12 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/host/dump"
 	"github.com/aof2/aof2/host/server"
 )
@@ -76,4 +78,23 @@ func (n *Node) Hydrate(ctx context.Context, stream core.StreamID, from, to core.
 		}
 	}
 	return nil
+}
+
+// Scrub runs one scrub pass now (coordinator.Coordinator.Scrub) over one
+// stream or every stream. Findings left unrepaired are in the summary,
+// not an error.
+func (n *Node) Scrub(ctx context.Context, stream *core.StreamID, progress func(coordinator.ScrubProgress)) (coordinator.ScrubSummary, error) {
+	c := n.Coordinator()
+	if c == nil || n.Store() == nil {
+		return coordinator.ScrubSummary{}, fmt.Errorf("node is not ready: %w", core.ErrWouldBlock)
+	}
+	var opts coordinator.ScrubOptions
+	if stream != nil {
+		opts.Streams = []core.StreamID{*stream}
+	}
+	sum, err := c.Scrub(ctx, opts, progress)
+	if errors.Is(err, coordinator.ErrScrubFindings) {
+		err = nil
+	}
+	return sum, err
 }

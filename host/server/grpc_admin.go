@@ -8,6 +8,7 @@ import (
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
 )
 
 // adminService implements aof2.v1.Admin over the Node.
@@ -88,6 +89,54 @@ func (a *adminService) AcceptLoss(ctx context.Context, req *aof2v1.AcceptLossReq
 		resp.Filled = append(resp.Filled, &aof2v1.LostRange{From: uint64(r[0]), To: uint64(r[1])})
 	}
 	return resp, nil
+}
+
+func (a *adminService) Scrub(req *aof2v1.ScrubRequest, ss grpc.ServerStreamingServer[aof2v1.ScrubProgress]) error {
+	var stream *core.StreamID
+	if req.StreamId != nil {
+		id := core.StreamID(req.GetStreamId())
+		if _, err := a.s.lookup(id); err != nil {
+			return err
+		}
+		stream = &id
+	} else if a.s.node.Store() == nil {
+		return errNotReady
+	}
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	var sendErr error
+	progress := func(p coordinator.ScrubProgress) {
+		if sendErr != nil {
+			return
+		}
+		msg := &aof2v1.ScrubProgress{Done: uint32(p.Done), Total: uint32(p.Total), StreamId: uint64(p.Stream), SegmentId: uint64(p.Segment),
+			Findings: scrubFindingsToProto(p.Findings)}
+		if sendErr = ss.Send(msg); sendErr != nil {
+			cancel(sendErr)
+		}
+	}
+	sum, err := a.s.node.Scrub(ctx, stream, progress)
+	if sendErr != nil {
+		return sendErr
+	}
+	if err != nil {
+		return err
+	}
+	ps := &aof2v1.ScrubSummary{Segments: uint32(sum.Segments), BytesVerified: map[string]uint64{}, Tier2Checked: uint32(sum.Tier2Checked),
+		Tier2FullGets: uint32(sum.Tier2FullGets), Findings: scrubFindingsToProto(sum.Findings), Unrepaired: uint32(sum.Unrepaired())}
+	for tier, n := range sum.BytesVerified {
+		ps.BytesVerified[tier] = uint64(max(n, 0))
+	}
+	return ss.Send(&aof2v1.ScrubProgress{Done: uint32(sum.Segments), Total: uint32(sum.Segments), Summary: ps})
+}
+
+func scrubFindingsToProto(fs []coordinator.ScrubFinding) []*aof2v1.ScrubFinding {
+	out := make([]*aof2v1.ScrubFinding, len(fs))
+	for i, f := range fs {
+		out[i] = &aof2v1.ScrubFinding{StreamId: uint64(f.Stream), SegmentId: uint64(f.Segment), Tier: f.Tier, Problem: f.Problem,
+			Repaired: f.Repaired, Detail: f.Detail}
+	}
+	return out
 }
 
 // checkHydrateRange refuses a range that ends before it starts (zero is

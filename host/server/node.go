@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
 )
 
 // Node is what the server needs from the host process. The host implements
@@ -26,6 +27,11 @@ type Node interface {
 	// each segment, never concurrently, and returns ctx's error once ctx is
 	// done.
 	Hydrate(ctx context.Context, stream core.StreamID, from, to core.SegmentID, progress func(done, total int, seg core.SegmentID)) error
+	// Scrub runs one scrub pass over one stream (stream non-nil) or every
+	// stream, calling progress after each segment, never concurrently
+	// (coordinator.Coordinator.Scrub). Findings left unrepaired are in the
+	// summary, not an error.
+	Scrub(ctx context.Context, stream *core.StreamID, progress func(coordinator.ScrubProgress)) (coordinator.ScrubSummary, error)
 }
 
 // SegmentRow describes one segment for ListSegments (the fields of

@@ -657,6 +657,321 @@ func (x *AcceptLossResponse) GetPlaceholder() bool {
 	return false
 }
 
+// ScrubRequest selects what a scrub pass checks.
+type ScrubRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this stream; unset means every stream.
+	StreamId      *uint64 `protobuf:"varint,1,opt,name=stream_id,json=streamId,proto3,oneof" json:"stream_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubRequest) Reset() {
+	*x = ScrubRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubRequest) ProtoMessage() {}
+
+func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
+func (*ScrubRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ScrubRequest) GetStreamId() uint64 {
+	if x != nil && x.StreamId != nil {
+		return *x.StreamId
+	}
+	return 0
+}
+
+// ScrubFinding is a damaged or missing copy a scrub pass found.
+type ScrubFinding struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	StreamId  uint64                 `protobuf:"varint,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	SegmentId uint64                 `protobuf:"varint,2,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	// "tier0", "tier1" or "tier2".
+	Tier string `protobuf:"bytes,3,opt,name=tier,proto3" json:"tier,omitempty"`
+	// "checksum", "unreadable", "missing" or "mismatch".
+	Problem string `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
+	// Whether a verified copy replaced it.
+	Repaired bool `protobuf:"varint,5,opt,name=repaired,proto3" json:"repaired,omitempty"`
+	// What was found and what was or could not be done.
+	Detail        string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubFinding) Reset() {
+	*x = ScrubFinding{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubFinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubFinding) ProtoMessage() {}
+
+func (x *ScrubFinding) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubFinding.ProtoReflect.Descriptor instead.
+func (*ScrubFinding) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ScrubFinding) GetStreamId() uint64 {
+	if x != nil {
+		return x.StreamId
+	}
+	return 0
+}
+
+func (x *ScrubFinding) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *ScrubFinding) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *ScrubFinding) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *ScrubFinding) GetRepaired() bool {
+	if x != nil {
+		return x.Repaired
+	}
+	return false
+}
+
+func (x *ScrubFinding) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// ScrubSummary is the outcome of a pass.
+type ScrubSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sealed segments checked.
+	Segments uint32 `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
+	// Bytes verified per tier ("tier0", "tier1", "tier2").
+	BytesVerified map[string]uint64 `protobuf:"bytes,2,rep,name=bytes_verified,json=bytesVerified,proto3" json:"bytes_verified,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Tier-2 objects checked by HEAD, and those also downloaded in full.
+	Tier2Checked  uint32 `protobuf:"varint,3,opt,name=tier2_checked,json=tier2Checked,proto3" json:"tier2_checked,omitempty"`
+	Tier2FullGets uint32 `protobuf:"varint,4,opt,name=tier2_full_gets,json=tier2FullGets,proto3" json:"tier2_full_gets,omitempty"`
+	// Every finding of the pass.
+	Findings []*ScrubFinding `protobuf:"bytes,5,rep,name=findings,proto3" json:"findings,omitempty"`
+	// Findings not repaired.
+	Unrepaired    uint32 `protobuf:"varint,6,opt,name=unrepaired,proto3" json:"unrepaired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubSummary) Reset() {
+	*x = ScrubSummary{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubSummary) ProtoMessage() {}
+
+func (x *ScrubSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubSummary.ProtoReflect.Descriptor instead.
+func (*ScrubSummary) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ScrubSummary) GetSegments() uint32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *ScrubSummary) GetBytesVerified() map[string]uint64 {
+	if x != nil {
+		return x.BytesVerified
+	}
+	return nil
+}
+
+func (x *ScrubSummary) GetTier2Checked() uint32 {
+	if x != nil {
+		return x.Tier2Checked
+	}
+	return 0
+}
+
+func (x *ScrubSummary) GetTier2FullGets() uint32 {
+	if x != nil {
+		return x.Tier2FullGets
+	}
+	return 0
+}
+
+func (x *ScrubSummary) GetFindings() []*ScrubFinding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *ScrubSummary) GetUnrepaired() uint32 {
+	if x != nil {
+		return x.Unrepaired
+	}
+	return 0
+}
+
+// ScrubProgress reports one segment checked, or (summary set) the end.
+type ScrubProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Segments checked so far.
+	Done uint32 `protobuf:"varint,1,opt,name=done,proto3" json:"done,omitempty"`
+	// Segments to check in all.
+	Total uint32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// The stream and segment just checked.
+	StreamId  uint64 `protobuf:"varint,3,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	SegmentId uint64 `protobuf:"varint,4,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	// This segment's findings.
+	Findings []*ScrubFinding `protobuf:"bytes,5,rep,name=findings,proto3" json:"findings,omitempty"`
+	// Set on the last message only.
+	Summary       *ScrubSummary `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubProgress) Reset() {
+	*x = ScrubProgress{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubProgress) ProtoMessage() {}
+
+func (x *ScrubProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubProgress.ProtoReflect.Descriptor instead.
+func (*ScrubProgress) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ScrubProgress) GetDone() uint32 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *ScrubProgress) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ScrubProgress) GetStreamId() uint64 {
+	if x != nil {
+		return x.StreamId
+	}
+	return 0
+}
+
+func (x *ScrubProgress) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *ScrubProgress) GetFindings() []*ScrubFinding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *ScrubProgress) GetSummary() *ScrubSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
 var File_aof2_v1_admin_proto protoreflect.FileDescriptor
 
 const file_aof2_v1_admin_proto_rawDesc = "" +
@@ -713,13 +1028,46 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"quarantine\x12\x18\n" +
 	"\arecords\x18\x04 \x01(\x04R\arecords\x12#\n" +
 	"\rdropped_bytes\x18\x05 \x01(\x04R\fdroppedBytes\x12 \n" +
-	"\vplaceholder\x18\x06 \x01(\bR\vplaceholder2\x90\x02\n" +
+	"\vplaceholder\x18\x06 \x01(\bR\vplaceholder\">\n" +
+	"\fScrubRequest\x12 \n" +
+	"\tstream_id\x18\x01 \x01(\x04H\x00R\bstreamId\x88\x01\x01B\f\n" +
+	"\n" +
+	"_stream_id\"\xac\x01\n" +
+	"\fScrubFinding\x12\x1b\n" +
+	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x02 \x01(\x04R\tsegmentId\x12\x12\n" +
+	"\x04tier\x18\x03 \x01(\tR\x04tier\x12\x18\n" +
+	"\aproblem\x18\x04 \x01(\tR\aproblem\x12\x1a\n" +
+	"\brepaired\x18\x05 \x01(\bR\brepaired\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xdd\x02\n" +
+	"\fScrubSummary\x12\x1a\n" +
+	"\bsegments\x18\x01 \x01(\rR\bsegments\x12O\n" +
+	"\x0ebytes_verified\x18\x02 \x03(\v2(.aof2.v1.ScrubSummary.BytesVerifiedEntryR\rbytesVerified\x12#\n" +
+	"\rtier2_checked\x18\x03 \x01(\rR\ftier2Checked\x12&\n" +
+	"\x0ftier2_full_gets\x18\x04 \x01(\rR\rtier2FullGets\x121\n" +
+	"\bfindings\x18\x05 \x03(\v2\x15.aof2.v1.ScrubFindingR\bfindings\x12\x1e\n" +
+	"\n" +
+	"unrepaired\x18\x06 \x01(\rR\n" +
+	"unrepaired\x1a@\n" +
+	"\x12BytesVerifiedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xd9\x01\n" +
+	"\rScrubProgress\x12\x12\n" +
+	"\x04done\x18\x01 \x01(\rR\x04done\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\rR\x05total\x12\x1b\n" +
+	"\tstream_id\x18\x03 \x01(\x04R\bstreamId\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x04 \x01(\x04R\tsegmentId\x121\n" +
+	"\bfindings\x18\x05 \x03(\v2\x15.aof2.v1.ScrubFindingR\bfindings\x12/\n" +
+	"\asummary\x18\x06 \x01(\v2\x15.aof2.v1.ScrubSummaryR\asummary2\xca\x02\n" +
 	"\x05Admin\x123\n" +
 	"\x04Dump\x12\x14.aof2.v1.DumpRequest\x1a\x15.aof2.v1.DumpResponse\x12K\n" +
 	"\fListSegments\x12\x1c.aof2.v1.ListSegmentsRequest\x1a\x1d.aof2.v1.ListSegmentsResponse\x12>\n" +
 	"\aHydrate\x12\x17.aof2.v1.HydrateRequest\x1a\x18.aof2.v1.HydrateProgress0\x01\x12E\n" +
 	"\n" +
-	"AcceptLoss\x12\x1a.aof2.v1.AcceptLossRequest\x1a\x1b.aof2.v1.AcceptLossResponseB/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
+	"AcceptLoss\x12\x1a.aof2.v1.AcceptLossRequest\x1a\x1b.aof2.v1.AcceptLossResponse\x128\n" +
+	"\x05Scrub\x12\x15.aof2.v1.ScrubRequest\x1a\x16.aof2.v1.ScrubProgress0\x01B/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
 
 var (
 	file_aof2_v1_admin_proto_rawDescOnce sync.Once
@@ -733,7 +1081,7 @@ func file_aof2_v1_admin_proto_rawDescGZIP() []byte {
 	return file_aof2_v1_admin_proto_rawDescData
 }
 
-var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_aof2_v1_admin_proto_goTypes = []any{
 	(*DumpRequest)(nil),          // 0: aof2.v1.DumpRequest
 	(*DumpResponse)(nil),         // 1: aof2.v1.DumpResponse
@@ -745,23 +1093,34 @@ var file_aof2_v1_admin_proto_goTypes = []any{
 	(*AcceptLossRequest)(nil),    // 7: aof2.v1.AcceptLossRequest
 	(*LostRange)(nil),            // 8: aof2.v1.LostRange
 	(*AcceptLossResponse)(nil),   // 9: aof2.v1.AcceptLossResponse
+	(*ScrubRequest)(nil),         // 10: aof2.v1.ScrubRequest
+	(*ScrubFinding)(nil),         // 11: aof2.v1.ScrubFinding
+	(*ScrubSummary)(nil),         // 12: aof2.v1.ScrubSummary
+	(*ScrubProgress)(nil),        // 13: aof2.v1.ScrubProgress
+	nil,                          // 14: aof2.v1.ScrubSummary.BytesVerifiedEntry
 }
 var file_aof2_v1_admin_proto_depIdxs = []int32{
-	3, // 0: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
-	8, // 1: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
-	0, // 2: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
-	2, // 3: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
-	5, // 4: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
-	7, // 5: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
-	1, // 6: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
-	4, // 7: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
-	6, // 8: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
-	9, // 9: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3,  // 0: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
+	8,  // 1: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
+	14, // 2: aof2.v1.ScrubSummary.bytes_verified:type_name -> aof2.v1.ScrubSummary.BytesVerifiedEntry
+	11, // 3: aof2.v1.ScrubSummary.findings:type_name -> aof2.v1.ScrubFinding
+	11, // 4: aof2.v1.ScrubProgress.findings:type_name -> aof2.v1.ScrubFinding
+	12, // 5: aof2.v1.ScrubProgress.summary:type_name -> aof2.v1.ScrubSummary
+	0,  // 6: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
+	2,  // 7: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
+	5,  // 8: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
+	7,  // 9: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
+	10, // 10: aof2.v1.Admin.Scrub:input_type -> aof2.v1.ScrubRequest
+	1,  // 11: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
+	4,  // 12: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
+	6,  // 13: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
+	9,  // 14: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
+	13, // 15: aof2.v1.Admin.Scrub:output_type -> aof2.v1.ScrubProgress
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_aof2_v1_admin_proto_init() }
@@ -771,13 +1130,14 @@ func file_aof2_v1_admin_proto_init() {
 	}
 	file_aof2_v1_admin_proto_msgTypes[2].OneofWrappers = []any{}
 	file_aof2_v1_admin_proto_msgTypes[5].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aof2_v1_admin_proto_rawDesc), len(file_aof2_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

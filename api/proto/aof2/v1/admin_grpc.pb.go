@@ -27,6 +27,7 @@ const (
 	Admin_ListSegments_FullMethodName = "/aof2.v1.Admin/ListSegments"
 	Admin_Hydrate_FullMethodName      = "/aof2.v1.Admin/Hydrate"
 	Admin_AcceptLoss_FullMethodName   = "/aof2.v1.Admin/AcceptLoss"
+	Admin_Scrub_FullMethodName        = "/aof2.v1.Admin/Scrub"
 )
 
 // AdminClient is the client API for Admin service.
@@ -50,6 +51,12 @@ type AdminClient interface {
 	// intact record keeps its id. FAILED_PRECONDITION when the stream is
 	// not damaged.
 	AcceptLoss(ctx context.Context, in *AcceptLossRequest, opts ...grpc.CallOption) (*AcceptLossResponse, error)
+	// Scrub runs one scrub pass now (docs/tiering.md#healing): every copy of
+	// every sealed segment (tier-0 file, warm artifact, tier-2 object) is
+	// checked against the manifest and repaired from a verified copy where
+	// one exists. One message per segment checked, then a last one with
+	// summary set. Passes run one at a time: it waits for a running one.
+	Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScrubProgress], error)
 }
 
 type adminClient struct {
@@ -109,6 +116,25 @@ func (c *adminClient) AcceptLoss(ctx context.Context, in *AcceptLossRequest, opt
 	return out, nil
 }
 
+func (c *adminClient) Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScrubProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[1], Admin_Scrub_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ScrubRequest, ScrubProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ScrubClient = grpc.ServerStreamingClient[ScrubProgress]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -130,6 +156,12 @@ type AdminServer interface {
 	// intact record keeps its id. FAILED_PRECONDITION when the stream is
 	// not damaged.
 	AcceptLoss(context.Context, *AcceptLossRequest) (*AcceptLossResponse, error)
+	// Scrub runs one scrub pass now (docs/tiering.md#healing): every copy of
+	// every sealed segment (tier-0 file, warm artifact, tier-2 object) is
+	// checked against the manifest and repaired from a verified copy where
+	// one exists. One message per segment checked, then a last one with
+	// summary set. Passes run one at a time: it waits for a running one.
+	Scrub(*ScrubRequest, grpc.ServerStreamingServer[ScrubProgress]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -151,6 +183,9 @@ func (UnimplementedAdminServer) Hydrate(*HydrateRequest, grpc.ServerStreamingSer
 }
 func (UnimplementedAdminServer) AcceptLoss(context.Context, *AcceptLossRequest) (*AcceptLossResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AcceptLoss not implemented")
+}
+func (UnimplementedAdminServer) Scrub(*ScrubRequest, grpc.ServerStreamingServer[ScrubProgress]) error {
+	return status.Error(codes.Unimplemented, "method Scrub not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -238,6 +273,17 @@ func _Admin_AcceptLoss_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Scrub_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ScrubRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Scrub(m, &grpc.GenericServerStream[ScrubRequest, ScrubProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ScrubServer = grpc.ServerStreamingServer[ScrubProgress]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -262,6 +308,11 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Hydrate",
 			Handler:       _Admin_Hydrate_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Scrub",
+			Handler:       _Admin_Scrub_Handler,
 			ServerStreams: true,
 		},
 	},
