@@ -253,7 +253,7 @@ func checkAddr(a string) error {
 }
 
 func checkSegmentSize(n int64) error {
-	if !segment.ValidCapacity(n) {
+	if !segment.ValidSegmentSize(n) {
 		return errors.New("want a power of two from 1MiB to 1GiB")
 	}
 	return nil
