@@ -183,7 +183,6 @@ func (p *Prepared) Activate(h Header) (*Writer, error) {
 		return nil, fmt.Errorf("activate %s: %w", final, err)
 	}
 	if p.mode == WritePwrite {
-		w.buf = make([]byte, 0, pwriteBuffer)
 		w.bufStart = HeaderSize
 	}
 	return w, nil

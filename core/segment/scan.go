@@ -269,7 +269,6 @@ func resume(f vfs.File, info Info, mode WriteMode) (_ *Writer, _ TailScan, err e
 		synced: ts.End, crc: ts.CRC, crcEnd: ts.End,
 	}
 	if mode == WritePwrite {
-		w.buf = make([]byte, 0, pwriteBuffer)
 		w.bufStart = ts.End
 	} else {
 		_ = r.Populate()
