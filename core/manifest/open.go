@@ -23,6 +23,17 @@ const (
 	jsonViewName    = "manifest.json"
 )
 
+// Dirs returns the directories Open needs in stream directory dir with
+// options o. Creating a stream, the caller makes them together with its
+// own, one sync per parent (vfs.MkdirAllSync); Open then finds them.
+func Dirs(dir string, o Options) []string {
+	dirs := []string{filepath.Join(dir, manifestDirName)}
+	if !o.LogOnly {
+		dirs = append(dirs, filepath.Join(dir, warmDirName))
+	}
+	return dirs
+}
+
 // Open opens the manifest log of stream streamID whose stream directory
 // is dir (<data_dir>/streams/<stream_id>): chunks and snapshots live in
 // dir/manifest, the tier-1 JSON view in dir/warm/manifest.json.
