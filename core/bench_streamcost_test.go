@@ -29,7 +29,8 @@ import (
 // and the time of Store.Stream (creation) and of the first AppendDurable.
 // The "ops" sub-benchmark counts the file-system operations one creation
 // and one first append perform (fsyncs, directory syncs, creates, …).
-// Numbers and what they led to: docs/adr-write-path.md ("Per-stream cost").
+// It also reports the CPU the idle streams use (idle-cpu-%). Numbers and
+// what they led to: docs/adr-tier0.md ("Per-stream cost").
 func BenchmarkStreamCost(b *testing.B) {
 	n := 1000
 	if v := os.Getenv("AOF2_STREAM_COST_N"); v != "" {
@@ -76,10 +77,14 @@ func streamCost(b *testing.B, n int) {
 		create = append(create, t1.Sub(t0))
 		first = append(first, time.Since(t1))
 	}
-	// Let background work (preparation, manifest rotation) settle before
-	// looking: what an idle stream keeps is what is being priced.
+	// Let background work (preparation, syncers lingering, manifest
+	// rotation) settle before looking: what an idle stream keeps is what
+	// is being priced.
 	time.Sleep(time.Second)
 	after := sampleProcess(b)
+	idleCPU := cpuTime(b)
+	time.Sleep(2 * time.Second)
+	idleCPU = cpuTime(b) - idleCPU
 	blocks, apparent := diskUsage(b, dir)
 	per := func(v int64) float64 { return float64(v) / float64(n) }
 	b.ReportMetric(per(blocks)/1024, "disk-KiB/stream")
@@ -95,11 +100,13 @@ func streamCost(b *testing.B, n int) {
 	b.ReportMetric(float64(quantile(create, 0.5).Microseconds()), "create-p50-µs")
 	b.ReportMetric(float64(quantile(create, 0.99).Microseconds()), "create-p99-µs")
 	b.ReportMetric(float64(quantile(first, 0.5).Microseconds()), "first-append-p50-µs")
+	b.ReportMetric(100*idleCPU.Seconds()/2, "idle-cpu-%")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("%d streams: disk %.1f MiB (apparent %.1f MiB), rss +%.1f MiB anon +%.1f MiB file, heap +%.1f MiB, stacks +%.1f MiB, fds +%d, goroutines +%d, mappings +%d; create mean %v p99 %v, first append p50 %v",
+	b.Logf("%d streams: disk %.1f MiB (apparent %.1f MiB), rss +%.1f MiB anon +%.1f MiB file, heap +%.1f MiB, stacks +%.1f MiB, fds +%d, goroutines +%d, mappings +%d; create mean %v p50 %v p99 %v, first append p50 %v; idle CPU %.1f%% of a core",
 		n, mib(blocks), mib(apparent), mib(after.rssAnon-before.rssAnon), mib(after.rssFile-before.rssFile),
 		mib(after.heap-before.heap), mib(after.stack-before.stack), after.fds-before.fds,
-		after.goroutines-before.goroutines, after.maps-before.maps, mean(create), quantile(create, 0.99), quantile(first, 0.5))
+		after.goroutines-before.goroutines, after.maps-before.maps, mean(create), quantile(create, 0.5), quantile(create, 0.99),
+		quantile(first, 0.5), 100*idleCPU.Seconds()/2)
 	if err := st.Close(); err != nil {
 		b.Fatal(err)
 	}
@@ -200,7 +207,7 @@ func sampleProcess(b *testing.B) procSample {
 
 // diskUsage returns the allocated blocks (as du counts them) and the
 // apparent size of every file under dir, directories included.
-func diskUsage(b *testing.B, dir string) (blocks, apparent int64) {
+func diskUsage(tb testing.TB, dir string) (blocks, apparent int64) {
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -218,9 +225,18 @@ func diskUsage(b *testing.B, dir string) (blocks, apparent int64) {
 		return nil
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return blocks, apparent
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func mib(v int64) float64 { return float64(v) / (1 << 20) }

@@ -237,16 +237,26 @@ func (st *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// start prepares the first segment if needed and starts the stream's
-// syncer and preparer.
+// start readies the stream for appends: when it has no active segment (a
+// new stream, or a restart after a seal), or the active one is past half,
+// the next segment file is prepared now, so the first append need not
+// wait. The syncer and the preparer start when there is work for them.
 func (s *Stream) start() error {
-	if err := s.prepareNext(); err != nil {
-		// Not fatal: appends see WouldBlock(Admission) until it succeeds.
-		s.log.Warn("could not prepare a segment at start", "error", err)
+	s.mu.Lock()
+	if a := s.mu.active; a != nil {
+		s.prepareAheadLocked(a)
+		s.mu.Unlock()
+		return nil
 	}
-	s.wg.Add(2)
-	go s.syncLoop()
-	go s.prepareLoop()
+	s.mu.Unlock()
+	if err := s.prepareNext(); err != nil {
+		// Not fatal: appends see WouldBlock(Admission) while the preparer
+		// retries.
+		s.log.Warn("could not prepare a segment at start", "error", err)
+		s.mu.Lock()
+		s.kickPrepLocked()
+		s.mu.Unlock()
+	}
 	return nil
 }
 
@@ -260,6 +270,9 @@ func (s *Stream) close() error {
 	}
 	s.mu.closed = true
 	s.mu.Unlock()
+	s.runMu.Lock()
+	s.stopping = true
+	s.runMu.Unlock()
 	close(s.done)
 	s.wg.Wait()
 	var errs []error
