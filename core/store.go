@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -154,8 +155,13 @@ func (st *Store) Stream(id StreamID) (*Stream, error) {
 func (st *Store) create(id StreamID) (*Stream, error) {
 	dir := st.streamDir(id)
 	s := newStream(id, dir, &st.cfg, st.m)
-	fsys := st.cfg.FS
-	if err := vfs.MkdirAllSync(fsys, s.segDir); err != nil {
+	// Every directory of the stream at once: one sync of the stream
+	// directory and one of its parent, not one per directory.
+	dirs := []string{s.segDir}
+	if !st.cfg.NoManifest {
+		dirs = append(dirs, manifest.Dirs(dir, st.cfg.Manifest)...)
+	}
+	if err := vfs.MkdirAllSync(st.cfg.FS, dirs...); err != nil {
 		return nil, fmt.Errorf("create stream %d: %w", id, err)
 	}
 	if _, err := s.openManifest(context.Background()); err != nil {
