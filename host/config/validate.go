@@ -18,6 +18,10 @@ func (c *Config) validate() error {
 		errs.add(c.keyError("segment.target_bytes", FormatSize(c.Segment.TargetBytes),
 			fmt.Sprintf("must not exceed what a segment of segment.size holds (%d bytes)", maxTarget), nil))
 	}
+	if c.Segment.InitialSize > c.Segment.Size {
+		errs.add(c.keyError("segment.initial_size", FormatSize(c.Segment.InitialSize),
+			"must not exceed segment.size ("+FormatSize(c.Segment.Size)+")", nil))
+	}
 	errs.add(c.validateManifest())
 	if !c.Tier2Enabled() {
 		if c.Tier0.Policy == "tier2" {
