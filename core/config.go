@@ -59,9 +59,17 @@ func ParseSyncPolicy(s string) (SyncPolicy, error) {
 type Config struct {
 	// FS is the file system; default vfs.OS.
 	FS vfs.FS
-	// SegmentSize is the capacity of new segment files: a power of two in
-	// [1 MiB, 1 GiB]; default 64 MiB.
+	// SegmentSize is the capacity segment files grow to: a power of two in
+	// [1 MiB, 1 GiB]; default 64 MiB. It bounds the largest record.
 	SegmentSize int64
+	// InitialSegmentSize is the capacity of a stream's first segment file:
+	// a power of two in [64 KiB, SegmentSize]; default 64 KiB. Each next
+	// segment is twice the one it follows (or, after a seal or a restart
+	// left no active segment, holds twice what the newest one holds), up
+	// to SegmentSize, and always large enough for the record that opens
+	// it: a stream's disk follows the bytes it holds (docs/adr-tier0.md,
+	// "Per-stream cost"). Setting it to SegmentSize turns growth off.
+	InitialSegmentSize int64
 	// SegmentTargetBytes rolls a segment over once it holds this many bytes
 	// of records, before it is full; default: only when full.
 	SegmentTargetBytes int64
@@ -90,6 +98,10 @@ type Config struct {
 	Now func() time.Time
 	// nowNanos is the record-timestamp clock derived from Now.
 	nowNanos func() int64
+	// syncLinger is how long a stream's syncer with nothing to do waits
+	// for work before it exits; default defaultSyncLinger. Tests shorten
+	// it to have syncers stop and start all the time.
+	syncLinger time.Duration
 	// Manifest configures each stream's manifest log (core/manifest); its
 	// GroundTruth is always the stream itself, and Registerer and Logger
 	// default to the store's.
@@ -121,6 +133,9 @@ type Config struct {
 	MaxStreams int
 }
 
+// DefaultInitialSegmentSize is Config.InitialSegmentSize's default.
+const DefaultInitialSegmentSize = segment.MinFileCapacity
+
 // DefaultTraceAppendEvery is Config.TraceAppendEvery's default.
 const DefaultTraceAppendEvery = tracing.DefaultSampleEvery
 
@@ -131,8 +146,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SegmentSize == 0 {
 		c.SegmentSize = segment.DefaultCapacity
 	}
-	if !segment.ValidCapacity(c.SegmentSize) {
+	if !segment.ValidSegmentSize(c.SegmentSize) {
 		return c, &types.ConfigError{Key: "segment_size", Reason: fmt.Sprintf("%d is not a power of two in [1 MiB, 1 GiB]", c.SegmentSize)}
+	}
+	if c.InitialSegmentSize == 0 {
+		c.InitialSegmentSize = DefaultInitialSegmentSize
+	}
+	if !segment.ValidCapacity(c.InitialSegmentSize) || c.InitialSegmentSize > c.SegmentSize {
+		return c, &types.ConfigError{Key: "initial_segment_size", Reason: fmt.Sprintf("%d is not a power of two in [64 KiB, segment_size]", c.InitialSegmentSize)}
 	}
 	if c.SegmentTargetBytes < 0 || c.SegmentTargetBytes > segment.DataEnd(c.SegmentSize)-segment.HeaderSize {
 		return c, &types.ConfigError{Key: "segment_target_bytes", Reason: fmt.Sprintf("%d is outside [0, segment_size - 160]", c.SegmentTargetBytes)}
@@ -196,6 +217,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DurableMarkInterval < 0 {
 		return c, &types.ConfigError{Key: "durable_mark_interval", Reason: "must be positive"}
+	}
+	if c.syncLinger <= 0 {
+		c.syncLinger = defaultSyncLinger
 	}
 	return c, nil
 }

@@ -346,7 +346,7 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 	s.mu.refused = nil
 	s.m.damaged.Set(0)
 	s.dropStaleNextLocked()
-	kick(s.prepKick)
+	s.kickPrepLocked()
 	s.log.Warn("loss accepted by an operator: appends go on in the next segment", "segment_id", uint64(dmg.Segment),
 		"filled", len(rep.Filled), "records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "placeholder", rep.Placeholder)
 	s.stateN.broadcast()

@@ -85,7 +85,7 @@ func readEvery(t *testing.T, s *Stream) []Record {
 func TestDamageIsNotATornTail(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: 4 << 20}
+	cfg := Config{FS: mem, SegmentSize: 4 << 20, InitialSegmentSize: 4 << 20}
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(4)
@@ -199,7 +199,7 @@ func TestDamageIsNotATornTail(t *testing.T) {
 func TestTornTailNeverReissuesIDs(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, Sync: SyncNone}
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone}
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
@@ -214,7 +214,7 @@ func TestTornTailNeverReissuesIDs(t *testing.T) {
 	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(1, 2))}) // nothing unsynced survives
 	require.NoError(t, st.Close())
 
-	st, err = Open("/d", Config{FS: crashed, SegmentSize: segment.MinCapacity, Sync: SyncNone})
+	st, err = Open("/d", Config{FS: crashed, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone})
 	require.NoError(t, err)
 	defer st.Close()
 	rep := st.Recovery()[0]
@@ -241,7 +241,7 @@ func TestTornTailNeverReissuesIDs(t *testing.T) {
 // reservation gives its id to an empty placeholder, never to new records.
 func TestLostSegmentFileKeepsItsIDs(t *testing.T) {
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, Sync: SyncNone}
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone}
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
@@ -263,7 +263,7 @@ func TestLostSegmentFileKeepsItsIDs(t *testing.T) {
 		}
 	}
 
-	st, err = Open("/d", Config{FS: crashed, SegmentSize: segment.MinCapacity, Sync: SyncNone})
+	st, err = Open("/d", Config{FS: crashed, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone})
 	require.NoError(t, err)
 	defer st.Close()
 	rep := st.Recovery()[0]
@@ -333,7 +333,7 @@ func TestDamageTable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			mem := vfs.NewMem()
-			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity}
+			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
 			st, err := Open("/d", cfg)
 			require.NoError(t, err)
 			s, err := st.Stream(1)
@@ -392,7 +392,7 @@ func only(i int) func(written) map[int]bool {
 func TestDamagedSealedSegmentWithoutOtherCopy(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity}
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
@@ -191,6 +192,12 @@ func randomConfig(rng *rand.Rand, fsys vfs.FS) Config {
 	cfg.Preparation = []segment.Preparation{segment.PrepareFallocate, segment.PrepareFallocate, segment.PrepareSmallPages}[rng.IntN(3)]
 	if rng.IntN(4) == 0 {
 		cfg.SegmentTargetBytes = 64 << 10
+	}
+	// Segments start at 64 KiB (the default) and grow, or start larger,
+	// or do not grow at all.
+	cfg.InitialSegmentSize = []int64{0, 0, 128 << 10, segment.MinCapacity}[rng.IntN(4)]
+	if rng.IntN(2) == 0 {
+		cfg.syncLinger = time.Millisecond // syncers stop and start all the time
 	}
 	return cfg
 }

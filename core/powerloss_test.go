@@ -180,7 +180,8 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	}
 	if err := o.check(s); err != nil {
 		if os.Getenv("AOF2_CRASH_DEBUG") != "" {
-			t.Logf("config: sync=%v mode=%v prep=%v target=%d crash k=%d", cfg.Sync, cfg.WriteMode, cfg.Preparation, cfg.SegmentTargetBytes, k)
+			t.Logf("config: sync=%v mode=%v prep=%v target=%d initial=%d linger=%v crash k=%d", cfg.Sync, cfg.WriteMode, cfg.Preparation,
+				cfg.SegmentTargetBytes, cfg.InitialSegmentSize, cfg.syncLinger, k)
 			t.Logf("recovery: %+v", st.Recovery())
 			names, _ := recovered.List("/data/streams/1/segments")
 			t.Logf("files: %v", names)

@@ -62,6 +62,7 @@ func TestRefusedRolloverSealsFullSegment(t *testing.T) {
 	tier := &refusingTier{copyCold: copyCold{fs: mem, copies: map[SegmentID][]byte{}}}
 	cfg := shortConfig(mem)
 	cfg.Tiering = tier
+	cfg.InitialSegmentSize = cfg.SegmentSize // whole segments: this is about admission, not growth
 	st, err := Open("/data", cfg)
 	require.NoError(t, err)
 	defer st.Close()

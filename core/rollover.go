@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"path/filepath"
 	"time"
 
@@ -22,13 +23,14 @@ func (s *Stream) nextIDLocked() SegmentID {
 	return 1
 }
 
-// rolloverLocked activates the prepared next segment. The old active
-// segment moves to the sealing slot; the syncer seals it. At most two
-// segments are unsealed at any time, so a rollover waits (WouldBlock) while
-// the previous seal is in progress or the next file is not ready yet.
-func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
+// rolloverLocked activates the prepared next segment for a record with a
+// need-byte payload. The old active segment moves to the sealing slot; the
+// syncer seals it. At most two segments are unsealed at any time, so a
+// rollover waits (WouldBlock) while the previous seal is in progress or
+// the next file is not ready yet, or is too small for the record.
+func (s *Stream) rolloverLocked(ts int64, ext uint64, need int) error {
 	if s.mu.sealing != nil {
-		kick(s.syncKick)
+		s.kickSync()
 		if s.mu.sealErr != nil {
 			return s.m.blocked(&WouldBlock{Kind: Admission, Cause: s.mu.sealErr, RetryAfter: prepRetry})
 		}
@@ -38,15 +40,17 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 	if id > types.MaxSegmentID {
 		return fmt.Errorf("stream %d: %w", s.id, ErrSegmentIDExhausted)
 	}
-	if s.mu.next == nil || s.mu.nextID != id {
-		kick(s.prepKick)
+	if s.mu.next == nil || s.mu.nextID != id || segment.MaxRecordSize(s.mu.next.Capacity()) < int64(need) {
+		// The preparer replaces a file that does not fit the record.
+		s.mu.need = max(s.mu.need, need)
+		s.kickPrepLocked()
 		if s.mu.prepErr != nil {
 			return s.m.blocked(&WouldBlock{Kind: Admission, Cause: s.mu.prepErr, RetryAfter: prepRetry})
 		}
 		return s.m.blocked(&WouldBlock{Kind: Rollover})
 	}
 	if t := s.cfg.Tiering; t != nil {
-		if err := t.AdmitSegment(SegmentKey{Stream: s.id, Segment: id}, s.cfg.SegmentSize); err != nil {
+		if err := t.AdmitSegment(SegmentKey{Stream: s.id, Segment: id}, s.mu.next.Capacity()); err != nil {
 			if ferr := s.sealRefusedLocked(); ferr != nil { // see pressure.go
 				return ferr
 			}
@@ -61,11 +65,11 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 	h := segment.Header{StreamID: s.id, SegmentID: id, BaseOffset: s.mu.written, BaseRecord: s.mu.records, CreatedAt: ts, ExtID: ext}
 	w, err := s.mu.next.Activate(h)
 	next := s.mu.next
-	s.mu.next = nil
-	kick(s.prepKick)
+	s.mu.next, s.mu.need = nil, 0
 	if err != nil {
 		_ = next.Discard()
 		s.mu.prepErr = err
+		s.kickPrepLocked()
 		return s.m.blocked(&WouldBlock{Kind: Admission, Cause: err, RetryAfter: prepRetry})
 	}
 	if old != nil {
@@ -74,7 +78,7 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 		}
 		old.publish()
 		s.mu.sealing = old
-		kick(s.syncKick)
+		s.kickSync()
 	}
 	if err := s.journal.SegmentOpened(w.Header()); err != nil {
 		// The seal's commit will fail too and stop the stream; recovery
@@ -93,38 +97,94 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64) error {
 // prepRetry is how long the preparer waits after a failed preparation.
 const prepRetry = 100 * time.Millisecond
 
-// prepareLoop keeps one prepared segment file ready for the next rollover.
+// prepareAheadLocked asks for the next segment file once the active
+// segment a is half full (of its capacity, or of SegmentTargetBytes), so
+// that a stream that fills its segment rolls over without waiting, while
+// one that does not never holds a second file.
+func (s *Stream) prepareAheadLocked(a *seg) {
+	if s.mu.next != nil || s.mu.prepRunning {
+		return
+	}
+	room := segment.DataEnd(a.capacity) - segment.HeaderSize
+	if t := s.cfg.SegmentTargetBytes; t > 0 && t < room {
+		room = t
+	}
+	if 2*(a.w.End()-segment.HeaderSize) >= room {
+		s.kickPrepLocked()
+	}
+}
+
+// kickPrepLocked has the next segment file prepared off the writer lock,
+// on a goroutine the stream owns that exits once the file is ready: an
+// idle stream runs no preparer.
+func (s *Stream) kickPrepLocked() {
+	if s.mu.closed {
+		return
+	}
+	if s.mu.prepRunning {
+		s.mu.prepAgain = true
+		return
+	}
+	s.mu.prepRunning = true
+	s.wg.Add(1)
+	go s.prepareLoop()
+}
+
+// prepareLoop prepares the next segment file, retrying every prepRetry
+// while preparation fails (a full disk: writers see WouldBlock(Admission)
+// meanwhile), and returns once a file is ready or the stream stops.
 func (s *Stream) prepareLoop() {
 	defer s.wg.Done()
-	var retry <-chan time.Time
 	for {
-		select {
-		case <-s.prepKick:
-		case <-retry:
-		case <-s.done:
+		err := s.prepareNext()
+		s.mu.Lock()
+		again := s.mu.prepAgain
+		s.mu.prepAgain = false
+		if (err == nil && !again) || s.mu.closed || s.mu.failed != nil {
+			s.mu.prepRunning = false
+			s.mu.Unlock()
 			return
 		}
-		retry = nil
-		if err := s.prepareNext(); err != nil {
-			retry = time.After(prepRetry)
+		s.mu.Unlock()
+		if err != nil && !again {
+			select {
+			case <-time.After(prepRetry):
+			case <-s.done:
+				s.mu.Lock()
+				s.mu.prepRunning = false
+				s.mu.Unlock()
+				return
+			}
 		}
 	}
 }
 
-// prepareNext prepares the next segment file if none is ready.
+// prepareNext prepares the next segment file unless one that fits is
+// ready. Its capacity is nextCapacityLocked's.
 func (s *Stream) prepareNext() error {
 	s.mu.Lock()
-	s.dropStaleNextLocked()
-	if s.mu.next != nil || s.mu.closed || s.mu.failed != nil {
+	if s.mu.closed || s.mu.failed != nil {
 		s.mu.Unlock()
 		return nil
 	}
 	id := s.nextIDLocked()
+	old := s.mu.next
+	if old != nil && s.mu.nextID == id && segment.MaxRecordSize(old.Capacity()) >= int64(s.mu.need) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.next = nil
+	capacity := s.nextCapacityLocked(s.mu.need)
 	s.mu.Unlock()
+	if old != nil {
+		if err := old.Discard(); err != nil {
+			s.log.Warn("could not remove a prepared segment file too small for the next record", "error", err)
+		}
+	}
 	if id > types.MaxSegmentID {
 		return nil
 	}
-	p, err := segment.Prepare(s.cfg.FS, filepath.Join(s.segDir, segment.PrepName(id)), s.cfg.SegmentSize, s.cfg.Preparation, s.cfg.WriteMode)
+	p, err := segment.Prepare(s.cfg.FS, filepath.Join(s.segDir, segment.PrepName(id)), capacity, s.cfg.Preparation, s.cfg.WriteMode)
 	if err == nil {
 		// The id is recorded as possibly in use before the segment can take
 		// a record (core/mark.go): a crash that loses its file then never
@@ -163,6 +223,37 @@ func (s *Stream) dropStaleNextLocked() {
 	}
 }
 
+// nextCapacityLocked is the capacity of the next segment file, for a
+// first record of need payload bytes (0: any):
+//   - after an active segment (it is filling up): twice its capacity;
+//   - with no active segment (a new stream, or after a seal or a
+//     restart): twice what the newest segment holds, rounded up to a
+//     power of two;
+//   - at least InitialSegmentSize, at most SegmentSize (or, with
+//     SegmentTargetBytes, the smallest capacity that holds the target);
+//   - and in any case large enough for the record, up to SegmentSize
+//     (checkPayload bounds records by SegmentSize).
+func (s *Stream) nextCapacityLocked(need int) int64 {
+	limit := s.cfg.SegmentSize
+	if t := s.cfg.SegmentTargetBytes; t > 0 {
+		limit = min(limit, max(segment.MinFileCapacity, pow2Ceil(t+segment.HeaderSize+segment.FooterSize)))
+	}
+	c := s.cfg.InitialSegmentSize
+	if a := s.mu.active; a != nil {
+		c = max(c, 2*a.capacity)
+	} else if last := s.cat.Load().last(); last != nil {
+		c = max(c, pow2Ceil(2*(last.visible.Load()-segment.HeaderSize)+segment.HeaderSize+segment.FooterSize))
+	}
+	c = min(c, limit)
+	if need > 0 {
+		c = max(c, segment.CapacityFor(need))
+	}
+	return min(c, s.cfg.SegmentSize)
+}
+
+// pow2Ceil is the smallest power of two >= n (n > 0).
+func pow2Ceil(n int64) int64 { return 1 << bits.Len64(uint64(n-1)) }
+
 // Seal seals the active segment if it holds records and waits until the
 // seal is durable (records, footer, pointer and journal record). It does
 // not need room for a new segment: the next append activates one.
@@ -192,7 +283,9 @@ func (s *Stream) Seal(ctx context.Context) (err error) {
 				}
 				a.publish()
 				s.mu.sealing, s.mu.active, target = a, nil, a
-				kick(s.syncKick)
+				s.kickSync()
+				// The next append needs a new segment: have it ready.
+				s.kickPrepLocked()
 			}
 		}
 		s.mu.Unlock()
@@ -222,7 +315,7 @@ func (s *Stream) waitSealed(ctx context.Context, g *seg) error {
 		if err := s.Err(); err != nil {
 			return err
 		}
-		kick(s.syncKick)
+		s.kickSync()
 		select {
 		case <-state:
 		case <-s.closed:

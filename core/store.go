@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -161,8 +162,13 @@ func (st *Store) Stream(id StreamID) (*Stream, error) {
 func (st *Store) create(id StreamID) (*Stream, error) {
 	dir := st.streamDir(id)
 	s := newStream(id, dir, &st.cfg, st.m)
-	fsys := st.cfg.FS
-	if err := vfs.MkdirAllSync(fsys, s.segDir); err != nil {
+	// Every directory of the stream at once: one sync of the stream
+	// directory and one of its parent, not one per directory.
+	dirs := []string{s.segDir}
+	if !st.cfg.NoManifest {
+		dirs = append(dirs, manifest.Dirs(dir, st.cfg.Manifest)...)
+	}
+	if err := vfs.MkdirAllSync(st.cfg.FS, dirs...); err != nil {
 		return nil, fmt.Errorf("create stream %d: %w", id, err)
 	}
 	if _, err := s.openManifest(context.Background()); err != nil {
@@ -244,8 +250,10 @@ func (st *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// start prepares the first segment if needed and starts the stream's
-// syncer and preparer.
+// start readies the stream for appends: when it has no active segment (a
+// new stream, or a restart after a seal), or the active one is past half,
+// the next segment file is prepared now, so the first append need not
+// wait. The syncer and the preparer start when there is work for them.
 func (s *Stream) start() error {
 	if err := s.openMark(s.recovered.mark); err != nil {
 		return err
@@ -260,13 +268,21 @@ func (s *Stream) start() error {
 			return fmt.Errorf("stream %d: %w", s.id, err)
 		}
 	}
-	if err := s.prepareNext(); err != nil {
-		// Not fatal: appends see WouldBlock(Admission) until it succeeds.
-		s.log.Warn("could not prepare a segment at start", "error", err)
+	s.mu.Lock()
+	if a := s.mu.active; a != nil {
+		s.prepareAheadLocked(a)
+		s.mu.Unlock()
+		return nil
 	}
-	s.wg.Add(2)
-	go s.syncLoop()
-	go s.prepareLoop()
+	s.mu.Unlock()
+	if err := s.prepareNext(); err != nil {
+		// Not fatal: appends see WouldBlock(Admission) while the preparer
+		// retries.
+		s.log.Warn("could not prepare a segment at start", "error", err)
+		s.mu.Lock()
+		s.kickPrepLocked()
+		s.mu.Unlock()
+	}
 	return nil
 }
 
@@ -280,6 +296,9 @@ func (s *Stream) close() error {
 	}
 	s.mu.closed = true
 	s.mu.Unlock()
+	s.runMu.Lock()
+	s.stopping = true
+	s.runMu.Unlock()
 	close(s.done)
 	s.wg.Wait()
 	var errs []error

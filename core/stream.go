@@ -69,6 +69,10 @@ type Stream struct {
 		written   uint64 // stream position after the last appended record
 		records   uint64 // records appended
 		watermark uint64 // coordinator watermark for the next seal
+
+		need        int  // payload bytes the next segment must hold (0: any)
+		prepRunning bool // a preparer goroutine runs (kickPrepLocked)
+		prepAgain   bool // the preparer must look again before it exits
 	}
 	cat atomic.Pointer[catalog] // replaced under mu only
 	// failedErr mirrors mu.failed for lock-free checks on the wait paths.
@@ -85,11 +89,17 @@ type Stream struct {
 	durableN *notifier // durable advanced, or the stream failed/closed
 	stateN   *notifier // rollover, preparation or seal progressed
 
-	syncKick chan struct{}
-	prepKick chan struct{}
-	done     chan struct{} // closed to stop the syncer and preparer
-	closed   chan struct{} // closed once the final flush of Close is done
-	wg       sync.WaitGroup
+	syncKick chan struct{} // wakes the syncer
+	// The syncer runs only while there is work. syncRunning says whether
+	// one runs (set by startSyncer, cleared by stopSyncer, both with
+	// CompareAndSwap); stopping, guarded by runMu, is set by close so that
+	// no syncer starts after it.
+	syncRunning atomic.Bool
+	runMu       sync.Mutex
+	stopping    bool          // guarded by runMu
+	done        chan struct{} // closed to stop the syncer and preparer
+	closed      chan struct{} // closed once the final flush of Close is done
+	wg          sync.WaitGroup
 
 	readMu        sync.RWMutex
 	readersClosed bool // guarded by readMu
@@ -120,8 +130,8 @@ func newStream(id StreamID, dir string, cfg *Config, m *metrics) *Stream {
 		log:      cfg.Logger.With("stream_id", uint64(id)),
 		segDir:   filepath.Join(dir, "segments"),
 		durableN: newNotifier(), stateN: newNotifier(),
-		syncKick: make(chan struct{}, 1), prepKick: make(chan struct{}, 1),
-		done: make(chan struct{}), closed: make(chan struct{}),
+		syncKick: make(chan struct{}, 1),
+		done:     make(chan struct{}), closed: make(chan struct{}),
 		tracer:       tracing.Tracer(cfg.TracerProvider, tracing.ScopeCore),
 		appendSample: tracing.NewSampler(cfg.TraceAppendEvery),
 		flushSample:  tracing.NewSampler(cfg.TraceAppendEvery),
@@ -205,10 +215,12 @@ func (s *Stream) afterAppend(records, bytes int) {
 	s.m.appendBytes.Add(float64(bytes))
 	switch s.cfg.Sync {
 	case SyncAlways:
-		kick(s.syncKick)
+		s.kickSync()
 	case SyncInterval:
 		if s.unflushed() >= uint64(s.cfg.FlushBytes) {
-			kick(s.syncKick)
+			s.kickSync()
+		} else if !s.syncRunning.Load() {
+			s.startSyncer() // its ticker syncs these bytes
 		}
 	}
 }
@@ -225,13 +237,13 @@ func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) 
 		return 0, err
 	}
 	if max := s.cfg.MaxUnflushedBytes; max > 0 && s.mu.written-s.durablePos.Load() >= uint64(max) {
-		kick(s.syncKick)
+		s.kickSync()
 		return 0, s.m.blocked(&WouldBlock{Kind: Flush})
 	}
 	a := s.mu.active
 	if a == nil || !a.w.Fits(len(p)) || (s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 &&
 		a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes) {
-		if err := s.rolloverLocked(ts, ext); err != nil {
+		if err := s.rolloverLocked(ts, ext, len(p)); err != nil {
 			return 0, err
 		}
 		a = s.mu.active
@@ -244,6 +256,7 @@ func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) 
 	a.publish()
 	s.mu.written += uint64(segment.RecordSpan(len(p)))
 	s.mu.records++
+	s.prepareAheadLocked(a)
 	return types.MakeRecordID(a.id, uint32(off)), nil
 }
 
@@ -441,7 +454,7 @@ func (s *Stream) waitDurable(ctx context.Context, mark uint64) error {
 			inlined = true // once: then wait for the syncer like everyone else
 			continue
 		}
-		kick(s.syncKick)
+		s.kickSync()
 		select {
 		case <-ch:
 		case <-s.closed:

@@ -12,7 +12,10 @@ import (
 // seals. Durability work of a stream is serialised by roundMu, in order, so
 // a later segment is never durable before an earlier one; it runs on this
 // goroutine, except that a Flush under SyncNone or SyncInterval may run the
-// round itself (see syncInline).
+// round itself (see syncInline). The syncer is started by kickSync when
+// there is work and exits once it has had none for Config.syncLinger (see
+// stopSyncer): an idle stream has no goroutine and no ticker, a busy one
+// keeps its syncer and its staging buffer.
 func (s *Stream) syncLoop() {
 	defer s.wg.Done()
 	var tick <-chan time.Time
@@ -21,12 +24,20 @@ func (s *Stream) syncLoop() {
 		defer t.Stop()
 		tick = t.C
 	}
+	linger := time.NewTimer(s.cfg.syncLinger)
+	defer linger.Stop()
 	var retry <-chan time.Time
 	for {
 		select {
 		case <-s.syncKick:
 		case <-tick:
 		case <-retry:
+		case <-linger.C:
+			if s.syncIdle() && s.stopSyncer() {
+				return
+			}
+			linger.Reset(s.cfg.syncLinger)
+			continue
 		case <-s.done:
 			return
 		}
@@ -37,12 +48,70 @@ func (s *Stream) syncLoop() {
 		// first one, at the cost of one scheduler yield.
 		runtime.Gosched()
 		s.roundMu.Lock()
+		before := s.durableMark.Load()
 		blocked := s.syncRound() == nil && s.sealPending() == errSealBlocked
 		s.roundMu.Unlock()
 		if blocked {
 			retry = time.After(prepRetry)
 		}
+		if blocked || s.durableMark.Load() != before {
+			linger.Reset(s.cfg.syncLinger) // it had work: not idle
+		}
 	}
+}
+
+// defaultSyncLinger is how long a syncer with nothing to do waits for work
+// before it exits (Config.syncLinger).
+const defaultSyncLinger = 500 * time.Millisecond
+
+// kickSync wakes the syncer, starting it if it is not running.
+func (s *Stream) kickSync() {
+	kick(s.syncKick)
+	if !s.syncRunning.Load() {
+		s.startSyncer()
+	}
+}
+
+// startSyncer starts the syncer unless it runs or the stream is closing.
+func (s *Stream) startSyncer() {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.stopping || !s.syncRunning.CompareAndSwap(false, true) {
+		return
+	}
+	s.wg.Add(1)
+	go s.syncLoop()
+}
+
+// syncIdle reports whether the syncer has nothing to do until the next
+// kick: no seal pending and, under SyncInterval, no bytes left for a tick
+// to sync. An idle active segment drops its pwrite staging buffer (an
+// append allocates a new one).
+func (s *Stream) syncIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.failed != nil {
+		return true
+	}
+	if s.mu.sealing != nil || (s.cfg.Sync == SyncInterval && s.mu.written > s.durablePos.Load()) {
+		return false
+	}
+	if a := s.mu.active; a != nil {
+		a.w.ReleaseBuffer()
+	}
+	return true
+}
+
+// stopSyncer marks the syncer stopped and reports whether it may exit. A
+// kick (or, under SyncInterval, an append) that came in meanwhile either
+// saw it still running, and is caught by the checks after the mark, or saw
+// it stopped and started a new one: then this one exits.
+func (s *Stream) stopSyncer() bool {
+	s.syncRunning.Store(false)
+	if len(s.syncKick) == 0 && s.syncIdle() {
+		return true
+	}
+	return !s.syncRunning.CompareAndSwap(false, true)
 }
 
 // syncRound makes everything appended before it started durable: first the

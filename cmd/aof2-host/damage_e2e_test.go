@@ -68,7 +68,7 @@ func TestServeDamageTable(t *testing.T) {
 			defer cancel()
 			data := filepath.Join(t.TempDir(), "data")
 			args := []string{"-data-dir", data, "-listen-grpc", "127.0.0.1:0", "-listen-http", "127.0.0.1:0",
-				"-segment-size", "4MiB", "-log-level", "warn"}
+				"-segment-size", "4MiB", "-segment-initial-size", "4MiB", "-log-level", "warn"}
 			h := startHost(t, bin, nil, args...)
 			h.waitReady()
 			c := h.dial(ctx)
@@ -186,7 +186,7 @@ func TestServeHealsSealedSegments(t *testing.T) {
 		}},
 		{"record header flip", func(ids []client.RecordID, first int) int64 { return int64(ids[first+100].Offset()) + 2 }},
 		{"segment header flip", func([]client.RecordID, int) int64 { return 20 }},
-		{"footer crc flip", func([]client.RecordID, int) int64 { return segment.DataEnd(1<<20) + 72 }},
+		{"footer crc flip", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -224,7 +224,15 @@ func TestServeHealsSealedSegments(t *testing.T) {
 			h.stop()
 
 			path := segmentFile(t, data, 5, ids[0].Segment())
-			flipAt(t, path, tc.off(ids, 0))
+			off := int64(0)
+			if tc.off == nil { // the footer's segment_crc64
+				fi, err := os.Stat(path)
+				require.NoError(t, err)
+				off = segment.DataEnd(fi.Size()) + 72
+			} else {
+				off = tc.off(ids, 0)
+			}
+			flipAt(t, path, off)
 			code, out, _ := runVerify(t, ctx, bin, "-data-dir", data, "-skip-tier2")
 			require.Equal(t, 4, code, "manifest verify finds the damaged copy offline: %s", out)
 			require.Contains(t, out, "another tier holds the segment")

@@ -44,6 +44,11 @@ func startRig(t testing.TB, cfg Config, sc core.Config) *rig {
 	if sc.SegmentSize == 0 {
 		sc.SegmentSize = segSize
 	}
+	if sc.InitialSegmentSize == 0 {
+		// The rig's budgets count whole segments: no small first ones
+		// unless a test asks for them.
+		sc.InitialSegmentSize = sc.SegmentSize
+	}
 	st, err := core.Open(cfg.DataDir, sc)
 	if err != nil {
 		_ = c.Close()

@@ -27,8 +27,8 @@ func TestHealSealedSegmentFromOtherTiers(t *testing.T) {
 		damage func(t *testing.T, path string)
 	}{
 		{"header flipped", func(t *testing.T, path string) { flipByte(t, path, 20) }},
-		{"footer crc flipped", func(t *testing.T, path string) { flipByte(t, path, segment.DataEnd(segSize)+72) }},
-		{"truncated", func(t *testing.T, path string) { require.NoError(t, os.Truncate(path, segSize/2+100)) }},
+		{"footer crc flipped", func(t *testing.T, path string) { flipByte(t, path, segment.DataEnd(fileSize(t, path))+72) }},
+		{"truncated", func(t *testing.T, path string) { require.NoError(t, os.Truncate(path, fileSize(t, path)/2+100)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -139,4 +139,11 @@ func flipByte(t *testing.T, path string, off int64) {
 	b[0] ^= 0x40
 	_, err = f.WriteAt(b, off)
 	require.NoError(t, err)
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	return fi.Size()
 }

@@ -46,7 +46,8 @@
 // (it lies in the first sector), so replay sees either none or all of a
 // commit's records, and trims the rest. A chunk rotates when a record does
 // not fit, or when the rotation timer (250 ms) finds records appended and
-// not yet committed: it then commits them and seals the chunk.
+// not yet committed: it then commits them and seals the chunk. The timer
+// runs only while such records wait, on a goroutine that exits when idle.
 //
 // # Using it (the tier-0 engine)
 //

@@ -45,7 +45,7 @@ func (c *manualClock) Advance(d time.Duration) {
 func (c *manualClock) NewTicker(time.Duration) Ticker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &manualTicker{c: make(chan time.Time, 1)}
+	t := &manualTicker{clk: c, c: make(chan time.Time, 1)}
 	c.tickers = append(c.tickers, t)
 	return t
 }
@@ -64,13 +64,31 @@ func (c *manualClock) Tick() {
 	}
 }
 
+// Live returns how many tickers run (created and not stopped).
+func (c *manualClock) Live() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.tickers {
+		if !t.stopped {
+			n++
+		}
+	}
+	return n
+}
+
 type manualTicker struct {
+	clk     *manualClock
 	c       chan time.Time
-	stopped bool
+	stopped bool // guarded by clk.mu
 }
 
 func (t *manualTicker) C() <-chan time.Time { return t.c }
-func (t *manualTicker) Stop()               { t.stopped = true }
+func (t *manualTicker) Stop() {
+	t.clk.mu.Lock()
+	defer t.clk.mu.Unlock()
+	t.stopped = true
+}
 
 // testOpts are deterministic options: small chunks, no timer, no automatic
 // snapshots.

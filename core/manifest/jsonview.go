@@ -216,12 +216,16 @@ func (v *viewWriter) open(ctx context.Context, l *Log) error {
 			"stream_id", l.streamID, "segments", r.Segments, "json_present", r.JSONPresent, "json_error", r.JSONError)
 	}
 	v.enabled = true
-	if r.OK() && r.JSONPresent {
-		l.mu.Lock()
+	l.mu.Lock()
+	// A log with no segments needs no view on disk: an absent view is at
+	// parity with it, and the first commit that adds a segment writes one.
+	// A new stream is thus created without writing and syncing a file.
+	if r.OK() && (r.JSONPresent || len(l.mu.index.segments) == 0) {
 		v.last = v.encode(l.mu.index)
 		l.mu.Unlock()
 		return nil
 	}
+	l.mu.Unlock()
 	v.update(l)
 	return nil
 }

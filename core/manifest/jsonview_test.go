@@ -62,6 +62,31 @@ func TestCheckParityFiles(t *testing.T) {
 	}
 }
 
+// TestEmptyLogWritesNoView: opening the log of a new stream writes no JSON
+// view (an absent view is at parity with a log without segments); the
+// first commit that adds a segment writes it.
+func TestEmptyLogWritesNoView(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	opts := testOpts()
+	opts.LogOnly = false
+	l := openT(t, mem, opts)
+	_, err := mem.Stat(ViewPath(testDir))
+	require.True(t, vfs.IsNotExist(err), "no view for an empty log: %v", err)
+	r, err := l.Parity(ctx)
+	require.NoError(t, err)
+	assert.True(t, r.OK(), "%+v", r)
+	require.NoError(t, l.Close())
+
+	l = openT(t, mem, opts)
+	defer l.Close()
+	assert.True(t, l.Replay().Parity.OK(), "reopened: still at parity, %+v", l.Replay().Parity)
+	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
+	v, err := ReadView(mem, testDir)
+	require.NoError(t, err)
+	assert.Equal(t, ViewOf(l.Index()), v)
+}
+
 func TestJSONViewFollowsCommits(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()

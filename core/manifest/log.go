@@ -54,10 +54,15 @@ type Log struct {
 		nextSnapID  uint64
 		needsRepair bool
 		sinceSnap   int64 // committed bytes since the latest snapshot
+		bgRunning   bool  // the background goroutine runs (wakeBackgroundLocked)
 	}
 
+	// The background goroutine (rotation timer, automatic snapshots) runs
+	// only while it has work: mu.bgRunning says whether it runs. bgCtx is
+	// set by Open and cancelled by Close, which then waits on bgWG.
+	bgCtx    context.Context
 	bgCancel context.CancelFunc
-	bgDone   chan struct{}
+	bgWG     sync.WaitGroup
 	kick     chan struct{} // one-slot: request an automatic snapshot
 }
 
@@ -174,7 +179,16 @@ func (l *Log) AppendCommit(ctx context.Context, recs ...Record) error {
 	if err := l.append(recs, true); err != nil {
 		return err
 	}
-	return l.Commit(ctx)
+	err := l.Commit(ctx)
+	if err != nil && l.opts.RotationPeriod > 0 {
+		// ctx ended before the commit: the rotation timer commits them.
+		l.mu.Lock()
+		if l.mu.appended > l.mu.durable {
+			l.wakeBackgroundLocked()
+		}
+		l.mu.Unlock()
+	}
+	return err
 }
 
 func (l *Log) append(in []Record, atomic bool) error {
@@ -239,6 +253,10 @@ func (l *Log) appendRecords(recs []Record, atomic bool) error {
 		p.buf = append(p.buf, f...)
 		p.recs = append(p.recs, recs[i])
 		l.mu.appended++
+	}
+	if !atomic && l.opts.RotationPeriod > 0 {
+		// Committed by the rotation timer unless a commit comes first.
+		l.wakeBackgroundLocked()
 	}
 	return nil
 }
@@ -355,6 +373,9 @@ func (l *Log) commitHeld(seal bool) error {
 		case l.kick <- struct{}{}:
 		default:
 		}
+		l.mu.Lock()
+		l.wakeBackgroundLocked()
+		l.mu.Unlock()
 	}
 	return nil
 }
@@ -387,7 +408,7 @@ func (l *Log) Close() error {
 	l.mu.closing = true
 	l.mu.Unlock()
 	l.bgCancel()
-	<-l.bgDone
+	l.bgWG.Wait()
 	_ = acquire(context.Background(), l.commitTok)
 	defer l.releaseCommit()
 	err := l.commitHeld(false)

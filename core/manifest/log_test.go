@@ -15,6 +15,7 @@ import (
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 func TestLogAppendCommitReopen(t *testing.T) {
@@ -189,21 +190,25 @@ func TestRotationTimer(t *testing.T) {
 	opts.afterTick = func() { handled <- struct{}{} }
 	l := openT(t, mem, opts)
 	defer l.Close()
-	// Each tick is handled before the test goes on: a tick still in flight
-	// during an AppendCommit could legitimately seal its record's chunk.
+	running := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.mu.bgRunning
+	}
+	// The timer runs only while records wait uncommitted: tick once it
+	// runs, and wait for the tick to be handled, so that a tick still in
+	// flight during an AppendCommit cannot seal its record's chunk.
 	tick := func() {
 		t.Helper()
+		testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return clk.Live() == 1 }, "the rotation timer to start")
 		clk.Tick()
-		select {
-		case <-handled:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the rotation timer did not handle the tick")
-		}
+		testwait.Recv(t, handled, testwait.Default, "the rotation timer to handle the tick")
 	}
 
-	tick() // nothing uncommitted: no rotation
+	require.False(t, running(), "nothing uncommitted: no timer")
 	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
-	tick() // committed already: no rotation
+	require.False(t, running(), "committed at once: no timer")
+	require.Zero(t, clk.Live())
 	require.Len(t, sealed, 0)
 	require.NoError(t, l.Append(SealSegment{Header: Header{SegmentID: 1}, DurableBytes: 5}))
 	tick() // uncommitted record: commit and seal
@@ -215,11 +220,20 @@ func TestRotationTimer(t *testing.T) {
 	require.True(t, ok)
 	assert.True(t, s.Sealed, "the timer committed the appended record")
 	assert.Len(t, sealed, 0)
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return !running() && clk.Live() == 0 },
+		"the timer to stop once nothing waits")
 	// The next record goes to chunk 1.
 	require.NoError(t, l.AppendCommit(ctx, CompressionStarted{Header: Header{SegmentID: 1}, JobID: 3}))
 	names, err := mem.List(testDir + "/manifest")
 	require.NoError(t, err)
 	assert.Equal(t, []string{chunkName(0), chunkName(1)}, names)
+
+	// Appended again: the timer starts again.
+	require.NoError(t, l.Append(CompressionDone{Header: Header{SegmentID: 1}, CompressedBytes: 9}))
+	tick()
+	require.Len(t, sealed, 1)
+	<-sealed
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return !running() }, "the timer to stop again")
 }
 
 func TestFailStopOnSyncError(t *testing.T) {

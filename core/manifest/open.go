@@ -23,6 +23,17 @@ const (
 	jsonViewName    = "manifest.json"
 )
 
+// Dirs returns the directories Open needs in stream directory dir with
+// options o. Creating a stream, the caller makes them together with its
+// own, one sync per parent (vfs.MkdirAllSync); Open then finds them.
+func Dirs(dir string, o Options) []string {
+	dirs := []string{filepath.Join(dir, manifestDirName)}
+	if !o.LogOnly {
+		dirs = append(dirs, filepath.Join(dir, warmDirName))
+	}
+	return dirs
+}
+
 // Open opens the manifest log of stream streamID whose stream directory
 // is dir (<data_dir>/streams/<stream_id>): chunks and snapshots live in
 // dir/manifest, the tier-1 JSON view in dir/warm/manifest.json.
@@ -51,7 +62,7 @@ func Open(ctx context.Context, fsys vfs.FS, dir string, streamID types.StreamID,
 		fs: fsys, dir: dir, mdir: filepath.Join(dir, manifestDirName), streamID: streamID,
 		opts: opts, log: opts.Logger, met: met,
 		commitTok: newToken(), snapTok: newToken(), retainTok: newToken(),
-		bgDone: make(chan struct{}), kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 	}
 	l.w = chunkWriter{fs: fsys, mdir: l.mdir, capacity: opts.ChunkCapacity}
 	if err := vfs.MkdirAllSync(fsys, l.mdir); err != nil {
@@ -174,22 +185,38 @@ func (l *Log) install(res *replayResult) {
 	l.mu.pending = []*pendingChunk{{index: res.nextChunk, baseRecord: res.index.Records, start: chunkHeaderLen}}
 }
 
-// start launches the background goroutine; Close stops it.
+// start readies the background goroutine, which runs only while it has
+// work (wakeBackgroundLocked); Close stops it.
 func (l *Log) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	l.bgCancel = cancel
-	var tick Ticker
-	if l.opts.RotationPeriod > 0 {
-		tick = l.opts.Clock.NewTicker(l.opts.RotationPeriod)
+	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.kick) > 0 { // a snapshot asked for while Open repaired the log
+		l.wakeBackgroundLocked()
 	}
-	go l.background(ctx, tick)
 }
 
-// background runs the rotation timer and automatic snapshots.
-func (l *Log) background(ctx context.Context, tick Ticker) {
-	defer close(l.bgDone)
+// wakeBackgroundLocked starts the background goroutine unless it runs or
+// the Log is closing. It is needed while records wait uncommitted (the
+// rotation timer) and when an automatic snapshot is asked for; an idle Log
+// runs none, so a stream that is not written costs no goroutine and no
+// timer. l.mu must be held.
+func (l *Log) wakeBackgroundLocked() {
+	if l.mu.bgRunning || l.mu.closing || l.bgCtx == nil {
+		return
+	}
+	l.mu.bgRunning = true
+	l.bgWG.Add(1)
+	go l.background(l.bgCtx)
+}
+
+// background runs the rotation timer and automatic snapshots, and exits
+// once neither has anything left to do (backgroundIdle).
+func (l *Log) background(ctx context.Context) {
+	defer l.bgWG.Done()
 	var ticks <-chan time.Time
-	if tick != nil {
+	if l.opts.RotationPeriod > 0 {
+		tick := l.opts.Clock.NewTicker(l.opts.RotationPeriod)
 		defer tick.Stop()
 		ticks = tick.C()
 	}
@@ -207,7 +234,25 @@ func (l *Log) background(ctx context.Context, tick Ticker) {
 				l.log.Warn("manifest automatic snapshot failed", "stream_id", l.streamID, "error", err)
 			}
 		}
+		if l.backgroundIdle() {
+			return
+		}
 	}
+}
+
+// backgroundIdle reports whether the background goroutine may exit: no
+// record waits for the rotation timer and no snapshot is asked for. It
+// then marks it stopped, under the lock that wakeBackgroundLocked takes, so
+// that work arriving later starts a new one.
+func (l *Log) backgroundIdle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	waiting := l.mu.appended > l.mu.durable && l.opts.RotationPeriod > 0
+	if l.usableLocked() == nil && (waiting || len(l.kick) > 0) {
+		return false
+	}
+	l.mu.bgRunning = false
+	return true
 }
 
 // rotateIfPending commits and seals when records wait uncommitted.

@@ -37,9 +37,11 @@ type Options struct {
 	// ChunkCapacity is the preallocated size of a chunk file in bytes: a
 	// multiple of 4 KiB in [16 KiB, 1 MiB]. Zero means 256 KiB.
 	ChunkCapacity int64
-	// RotationPeriod: when records have been appended but not committed
-	// at a tick of this period, the background goroutine commits them and
-	// seals the chunk. Zero means 250 ms; negative disables the timer.
+	// RotationPeriod: records appended but not committed are committed,
+	// and their chunk sealed, by the background goroutine one period after
+	// the first of them was appended (unless a commit comes first); the
+	// timer runs only while such records wait. Zero means 250 ms; negative
+	// disables the timer.
 	RotationPeriod time.Duration
 	// SnapshotEveryBytes: after a chunk is sealed, a snapshot is taken in
 	// the background once this many committed log bytes have accumulated

@@ -290,7 +290,7 @@ func SealScanned(fsys vfs.FS, path string, h Header, ts TailScan, p SealParams) 
 // truncated segment is read and repaired as if it had that capacity, the
 // missing bytes zero.
 func PaddedCapacity(size int64) int64 {
-	c := int64(MinCapacity)
+	c := int64(MinFileCapacity)
 	for c < size && c < MaxCapacity {
 		c <<= 1
 	}

@@ -17,10 +17,16 @@ const (
 	FooterSize       = 96
 	RecordHeaderSize = 24
 	Version          = 1
-	// MinCapacity and MaxCapacity bound a segment file's size.
+	// MinFileCapacity and MaxCapacity bound a segment file's size (its
+	// capacity), a power of two: what a reader accepts. A stream starts
+	// with small segments and doubles them up to the configured segment
+	// size, so files of different capacities follow each other.
+	MinFileCapacity = 64 << 10
+	MaxCapacity     = 1 << 30
+	// MinCapacity is the smallest configurable segment size (the capacity
+	// a stream's segments grow to; ValidSegmentSize).
 	MinCapacity = 1 << 20
-	MaxCapacity = 1 << 30
-	// DefaultCapacity is the default segment file size.
+	// DefaultCapacity is the default segment size.
 	DefaultCapacity = 64 << 20
 	align           = 8
 )
@@ -42,9 +48,25 @@ const (
 
 var le = binary.LittleEndian
 
-// ValidCapacity reports whether c is a usable segment capacity.
+// ValidCapacity reports whether c is a valid segment file size: a power
+// of two in [MinFileCapacity, MaxCapacity].
 func ValidCapacity(c int64) bool {
-	return c >= MinCapacity && c <= MaxCapacity && bits.OnesCount64(uint64(c)) == 1
+	return c >= MinFileCapacity && c <= MaxCapacity && bits.OnesCount64(uint64(c)) == 1
+}
+
+// ValidSegmentSize reports whether c is a valid configured segment size:
+// a power of two in [MinCapacity, MaxCapacity].
+func ValidSegmentSize(c int64) bool { return c >= MinCapacity && ValidCapacity(c) }
+
+// CapacityFor returns the smallest valid capacity whose segment holds a
+// record with an n-byte payload.
+func CapacityFor(n int) int64 {
+	need := HeaderSize + RecordSpan(n) + FooterSize
+	c := int64(MinFileCapacity)
+	for c < need && c < MaxCapacity {
+		c <<= 1
+	}
+	return c
 }
 
 // MaxRecordSize returns the largest payload a segment of capacity c holds.

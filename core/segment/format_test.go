@@ -190,3 +190,31 @@ func benchLikePayload(n int) []byte {
 	}
 	return p
 }
+
+func TestCapacities(t *testing.T) {
+	for _, c := range []int64{MinFileCapacity, 128 << 10, MinCapacity, DefaultCapacity, MaxCapacity} {
+		require.True(t, ValidCapacity(c), "%d is a file capacity", c)
+	}
+	for _, c := range []int64{0, 4096, MinFileCapacity - 1, MinFileCapacity + 8, 3 << 20, MaxCapacity << 1} {
+		require.False(t, ValidCapacity(c), "%d is no file capacity", c)
+	}
+	// The configured segment size stays in [1 MiB, 1 GiB]: it bounds the
+	// largest record; smaller files only start a stream.
+	require.False(t, ValidSegmentSize(MinFileCapacity))
+	require.False(t, ValidSegmentSize(MinCapacity>>1))
+	require.True(t, ValidSegmentSize(MinCapacity))
+	require.True(t, ValidSegmentSize(MaxCapacity))
+
+	largest := MaxRecordSize(MinFileCapacity)
+	require.Equal(t, int64(MinFileCapacity), CapacityFor(1))
+	require.Equal(t, int64(MinFileCapacity), CapacityFor(int(largest)))
+	require.Equal(t, int64(2*MinFileCapacity), CapacityFor(int(largest)+1))
+	for _, n := range []int{1, 100, 70_000, 1 << 20, int(MaxRecordSize(DefaultCapacity))} {
+		c := CapacityFor(n)
+		require.True(t, ValidCapacity(c))
+		require.GreaterOrEqual(t, MaxRecordSize(c), int64(n), "a %d-byte record fits a %d-byte segment", n, c)
+		if c > MinFileCapacity {
+			require.Less(t, MaxRecordSize(c/2), int64(n), "%d is the smallest capacity for %d bytes", c, n)
+		}
+	}
+}

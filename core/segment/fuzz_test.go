@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
 )
 
 // The decoders below parse bytes read back from disk after arbitrary
@@ -39,6 +40,7 @@ func FuzzDecodeFooter(f *testing.F) {
 	foot.Encode(b)
 	f.Add(b, int64(MinCapacity))
 	f.Add(make([]byte, FooterSize), int64(MinCapacity))
+	f.Add(b, int64(MinFileCapacity))
 	f.Fuzz(func(t *testing.T, b []byte, capacity int64) {
 		foot, err := DecodeFooter(b, capacity)
 		if err != nil {
@@ -51,6 +53,74 @@ func FuzzDecodeFooter(f *testing.F) {
 		foot.Encode(out)
 		if !bytes.Equal(out, b[:FooterSize]) {
 			t.Fatalf("accepted footer does not re-encode to its bytes")
+		}
+	})
+}
+
+// FuzzInspect feeds Inspect segment files of every capacity a stream
+// writes (64 KiB to 2 MiB here) and of sizes that are no capacity: the
+// capacity is not stored in the file, recovery takes it from the size.
+// head is written at offset 0, tail at the end (where the footer goes).
+func FuzzInspect(f *testing.F) {
+	h := Header{StreamID: 7, SegmentID: 3, BaseOffset: 4096, BaseRecord: 12, CreatedAt: 99}
+	head := make([]byte, HeaderSize+RecordHeaderSize+8)
+	h.Encode(head)
+	EncodeRecordHeader(head[HeaderSize:], []byte("payload!"), 1, 2)
+	copy(head[HeaderSize+RecordHeaderSize:], "payload!")
+	foot := Footer{Flags: FlagSealed, SegmentID: 3, BaseRecord: 12, RecordCount: 1, DurableBytes: uint64(len(head)),
+		LastRecordID: types.MakeRecordID(3, HeaderSize), LastTimestamp: 1, SegmentCRC: 5}
+	tail := make([]byte, FooterSize)
+	foot.Encode(tail)
+	for shift := range uint8(6) {
+		f.Add(head, tail, shift, false)
+	}
+	f.Add(head, []byte{}, uint8(0), false)
+	f.Add(head, tail, uint8(1), true)
+	f.Add([]byte{}, []byte{}, uint8(0), true)
+	name := Name{SegmentID: h.SegmentID, BaseOffset: h.BaseOffset, CreatedAt: h.CreatedAt}
+	path := "/s/" + FileName(name.SegmentID, name.BaseOffset, name.CreatedAt)
+	f.Fuzz(func(t *testing.T, head, tail []byte, shift uint8, odd bool) {
+		size := int64(MinFileCapacity) << (shift % 6)
+		if odd {
+			size += 8 // not a capacity
+		}
+		b := make([]byte, size)
+		copy(b, head)
+		if len(tail) <= len(b) {
+			copy(b[len(b)-len(tail):], tail)
+		}
+		mem := vfs.NewMem()
+		if err := vfs.MkdirAllSync(mem, "/s"); err != nil {
+			t.Fatal(err)
+		}
+		if err := vfs.WriteFileAtomic(mem, path, b); err != nil {
+			t.Fatal(err)
+		}
+		info, err := Inspect(mem, path, name, h.StreamID)
+		if err != nil {
+			var ce *types.CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if info.Unwritten {
+			if !IsZero(b[:min(len(b), HeaderSize)]) && ValidCapacity(size) {
+				t.Fatalf("a written header reported as unwritten")
+			}
+			return
+		}
+		if info.Truncated {
+			if info.Capacity != size || ValidCapacity(size) {
+				t.Fatalf("truncated with capacity %d for a file of %d bytes", info.Capacity, size)
+			}
+			return
+		}
+		if info.Capacity != size || !ValidCapacity(size) {
+			t.Fatalf("capacity %d for a file of %d bytes", info.Capacity, size)
+		}
+		if info.Footer != nil && info.Footer.DurableBytes > uint64(DataEnd(size)) {
+			t.Fatalf("footer %+v past the data area of capacity %d", info.Footer, size)
 		}
 	})
 }

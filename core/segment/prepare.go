@@ -81,7 +81,7 @@ type Prepared struct {
 // blocks are reserved before any record is written.
 func Prepare(fsys vfs.FS, path string, capacity int64, prep Preparation, mode WriteMode) (_ *Prepared, err error) {
 	if !ValidCapacity(capacity) {
-		return nil, fmt.Errorf("prepare %s: capacity %d is not a power of two in [%d, %d]", path, capacity, MinCapacity, MaxCapacity)
+		return nil, fmt.Errorf("prepare %s: capacity %d is not a power of two in [%d, %d]", path, capacity, MinFileCapacity, MaxCapacity)
 	}
 	_ = fsys.Remove(path) // a leftover from a crash
 	f, err := fsys.Create(path)
@@ -146,6 +146,9 @@ func MarkNoSpace(err error) error {
 	return err
 }
 
+// Capacity returns the prepared file's size.
+func (p *Prepared) Capacity() int64 { return p.capacity }
+
 // Discard closes and removes a prepared file that will not be used.
 func (p *Prepared) Discard() error {
 	err := p.region.Close()
@@ -180,7 +183,6 @@ func (p *Prepared) Activate(h Header) (*Writer, error) {
 		return nil, fmt.Errorf("activate %s: %w", final, err)
 	}
 	if p.mode == WritePwrite {
-		w.buf = make([]byte, 0, pwriteBuffer)
 		w.bufStart = HeaderSize
 	}
 	return w, nil

@@ -325,7 +325,6 @@ func openTail(f vfs.File, info Info, mode WriteMode, proven int64) (_ *Writer, _
 		synced: ts.End, crc: ts.CRC, crcEnd: ts.End,
 	}
 	if mode == WritePwrite {
-		w.buf = make([]byte, 0, pwriteBuffer)
 		w.bufStart = ts.End
 	} else {
 		_ = r.Populate()

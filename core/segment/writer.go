@@ -42,8 +42,14 @@ func ParseWriteMode(s string) (WriteMode, bool) {
 	return 0, false
 }
 
-// pwriteBuffer is the staging buffer size of WritePwrite.
-const pwriteBuffer = 1 << 20
+// pwriteBuffer is the largest staging buffer of WritePwrite. The buffer
+// is allocated at the first append, minPwriteBuffer or the first record's
+// size, and doubles as records need up to pwriteBuffer; Seal and
+// ReleaseBuffer drop it, so a sealed or idle segment holds none.
+const (
+	pwriteBuffer    = 1 << 20
+	minPwriteBuffer = 4 << 10
+)
 
 // ErrFull is returned by Writer.Append when the record does not fit; the
 // caller rolls over to a new segment.
@@ -68,7 +74,7 @@ type Writer struct {
 	lastTS  int64
 	lastExt uint64
 
-	buf      []byte // WritePwrite: staged bytes for [bufStart, end)
+	buf      []byte // WritePwrite: staged bytes for [bufStart, end); nil until needed
 	bufStart int64
 
 	// Syncer-owned.
@@ -146,12 +152,12 @@ func (w *Writer) Append(payload []byte, ts int64, ext uint64) (int64, error) {
 
 func (w *Writer) stage(hdr, payload []byte, off int64) error {
 	span := int(RecordSpan(len(payload)))
-	if len(w.buf)+span > cap(w.buf) {
+	if len(w.buf)+span > pwriteBuffer {
 		if err := w.Push(); err != nil {
 			return err
 		}
 	}
-	if span > cap(w.buf) {
+	if span > pwriteBuffer {
 		// Larger than the buffer: write it straight through.
 		rec := make([]byte, span)
 		copy(rec, hdr)
@@ -163,6 +169,9 @@ func (w *Writer) stage(hdr, payload []byte, off int64) error {
 		w.bufStart = off + int64(span)
 		return nil
 	}
+	if len(w.buf)+span > cap(w.buf) {
+		w.grow(len(w.buf) + span)
+	}
 	start := len(w.buf)
 	w.buf = w.buf[:start+span]
 	copy(w.buf[start:], hdr)
@@ -171,6 +180,25 @@ func (w *Writer) stage(hdr, payload []byte, off int64) error {
 	clear(w.buf[end:])
 	le.PutUint32(w.buf[start+4:], FrameChecksum(w.buf[start:end]))
 	return nil
+}
+
+// grow makes the staging buffer hold at least n bytes (n <= pwriteBuffer).
+func (w *Writer) grow(n int) {
+	c := max(2*cap(w.buf), minPwriteBuffer)
+	for c < n {
+		c *= 2
+	}
+	b := make([]byte, len(w.buf), min(c, pwriteBuffer))
+	copy(b, w.buf)
+	w.buf = b
+}
+
+// ReleaseBuffer drops the staging buffer if it holds nothing: the stream
+// calls it when the segment goes idle. The next append allocates a new one.
+func (w *Writer) ReleaseBuffer() {
+	if len(w.buf) == 0 {
+		w.buf = nil
+	}
 }
 
 // Push hands staged bytes to the kernel (WritePwrite); a no-op for WriteMmap.
@@ -258,12 +286,17 @@ func (w *Writer) Seal(p SealParams) (Footer, error) {
 	}
 	var b [FooterSize]byte
 	f.Encode(b[:])
+	w.buf = nil // nothing is appended after the seal
 	if err := w.writeAt(b[:], DataEnd(w.capacity)); err != nil {
 		return Footer{}, fmt.Errorf("write footer of %s: %w", w.path, err)
 	}
 	if err := w.file.Datasync(); err != nil {
 		return Footer{}, fmt.Errorf("sync footer of %s: %w", w.path, err)
 	}
+	// The file is complete: readers need only the mapping, so the
+	// descriptor goes now rather than when the segment is closed.
+	_ = w.file.Close()
+	w.file = nil
 	return f, nil
 }
 
@@ -277,9 +310,12 @@ func (w *Writer) writeAt(b []byte, off int64) error {
 	return err
 }
 
-// Close unmaps and closes the file.
+// Close unmaps and closes the file (Seal already closed a sealed one's).
 func (w *Writer) Close() error {
 	err := w.region.Close()
+	if w.file == nil {
+		return err
+	}
 	if cerr := w.file.Close(); err == nil {
 		err = cerr
 	}

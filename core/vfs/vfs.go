@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // FS is a hierarchical file system. Paths use the host separator.
@@ -166,31 +167,41 @@ func ReadFile(fsys FS, name string) ([]byte, error) {
 	return buf, nil
 }
 
-// MkdirAllSync creates dir and any missing parents and makes each new
-// directory's entry durable by syncing its parent. Existing directories
-// are left alone.
-func MkdirAllSync(fsys FS, dir string) error {
-	dir = filepath.Clean(dir)
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := fsys.Stat(d); err == nil {
-			break
-		} else if !IsNotExist(err) {
+// MkdirAllSync creates each of dirs and any missing parents and makes
+// each new directory's entry durable by syncing its parent: once per
+// parent, however many of its entries are new, so that creating several
+// directories side by side costs one sync of their parent. Existing
+// directories are left alone.
+func MkdirAllSync(fsys FS, dirs ...string) error {
+	var parents []string // to sync, top down
+	for _, dir := range dirs {
+		dir = filepath.Clean(dir)
+		var missing []string
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := fsys.Stat(d); err == nil {
+				break
+			} else if !IsNotExist(err) {
+				return err
+			}
+			missing = append(missing, d)
+			if parent := filepath.Dir(d); parent == d {
+				break
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		if err := fsys.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		missing = append(missing, d)
-		if parent := filepath.Dir(d); parent == d {
-			break
+		for i := len(missing) - 1; i >= 0; i-- {
+			if p := filepath.Dir(missing[i]); !slices.Contains(parents, p) {
+				parents = append(parents, p)
+			}
 		}
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := fsys.SyncDir(filepath.Dir(missing[i])); err != nil {
+	for _, p := range parents {
+		if err := fsys.SyncDir(p); err != nil {
 			return err
 		}
 	}

@@ -237,3 +237,29 @@ func TestInjectFaults(t *testing.T) {
 	var pe interface{ Unwrap() error }
 	require.True(t, errors.As(err, &pe))
 }
+
+// TestMkdirAllSyncSeveral: directories created side by side cost one sync
+// of their common parent, and every one of them survives a crash.
+func TestMkdirAllSyncSeveral(t *testing.T) {
+	m := NewMem()
+	require.NoError(t, MkdirAllSync(m, "/data"))
+	var syncs []string
+	fsys := Wrap(m, InjectorFunc(func(op Op) Fault {
+		if op.Kind == OpSyncDir {
+			syncs = append(syncs, op.Path)
+		}
+		return NoFault
+	}))
+	dirs := []string{"/data/s/7/segments", "/data/s/7/manifest", "/data/s/7/warm", "/data/s/7/segments"}
+	require.NoError(t, MkdirAllSync(fsys, dirs...))
+	require.Equal(t, []string{"/data", "/data/s", "/data/s/7"}, syncs, "one sync per parent, top down")
+
+	c := m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(5, 6))})
+	for _, d := range dirs {
+		_, err := c.Stat(d)
+		require.NoError(t, err, "%s survives a crash", d)
+	}
+	syncs = nil
+	require.NoError(t, MkdirAllSync(fsys, dirs...))
+	require.Empty(t, syncs, "existing directories cost no sync")
+}

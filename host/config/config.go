@@ -58,6 +58,7 @@ type TLS struct {
 // Segment configures tier-0 segment files and the write path (core.Config).
 type Segment struct {
 	Size              int64
+	InitialSize       int64
 	TargetBytes       int64
 	Sync              string // always, interval or none
 	FlushInterval     time.Duration

@@ -26,6 +26,7 @@ func (c *Config) CoreConfig() core.Config {
 	prep, _ := segment.ParsePreparation(c.Segment.Preparation)
 	return core.Config{
 		SegmentSize:        c.Segment.Size,
+		InitialSegmentSize: c.Segment.InitialSize,
 		SegmentTargetBytes: c.Segment.TargetBytes,
 		Sync:               sync,
 		FlushInterval:      c.Segment.FlushInterval,

@@ -125,6 +125,7 @@ func samples(t *testing.T) map[string][3]string {
 		"listen.tls.key_file":           {key, key, key},
 		"listen.tls.client_ca_file":     {cert, cert, cert},
 		"segment.size":                  {"1MiB", "128MiB", "1GiB"},
+		"segment.initial_size":          {"64KiB", "1MiB", "128KiB"},
 		"segment.target_bytes":          {"1MiB", "2MiB", "3MiB"},
 		"segment.sync":                  {"interval", "none", "always"},
 		"segment.flush_interval":        {"1ms", "2s", "1m30s"},
@@ -500,4 +501,21 @@ tracing { append_every = 64 }
 	require.False(t, noTier2.Tier2Enabled())
 	_, err := noTier2.PluginLaunch()
 	require.ErrorContains(t, err, "tier2.plugin")
+}
+
+func TestInitialSegmentSize(t *testing.T) {
+	c := mustLoad(t, `segment { size = "1MiB" }`, nil)
+	require.Equal(t, int64(64<<10), c.Segment.InitialSize, "streams start at 64 KiB by default")
+	require.Equal(t, int64(64<<10), c.CoreConfig().InitialSegmentSize)
+	for _, bad := range []string{`"32KiB"`, `"96KiB"`} {
+		_, err := load(t, `segment { initial_size = `+bad+` }`, nil)
+		var ce *Error
+		require.True(t, errors.As(err, &ce), bad)
+		require.Equal(t, "segment.initial_size", ce.Key)
+	}
+	_, err := load(t, "segment {\n  size = \"1MiB\"\n  initial_size = \"2MiB\"\n}", nil)
+	var ce *Error
+	require.True(t, errors.As(err, &ce))
+	require.Equal(t, "segment.initial_size", ce.Key)
+	require.Contains(t, ce.Error(), "must not exceed segment.size")
 }

@@ -58,8 +58,10 @@ var keys = []*key{
 	stringKey("listen.tls.client_ca_file", "", "PEM CA bundle; when set, clients must present a certificate it signed.",
 		func(c *Config) *string { return &c.Listen.TLS.ClientCAFile }, checkOptionalPath),
 
-	sizeKey("segment.size", segment.DefaultCapacity, "Capacity of each segment file: a power of two from 1MiB to 1GiB.",
+	sizeKey("segment.size", segment.DefaultCapacity, "Largest segment file capacity, which bounds the largest record: a power of two from 1MiB to 1GiB. A stream's segments start at segment.initial_size and double up to it.",
 		func(c *Config) *int64 { return &c.Segment.Size }, false, checkSegmentSize),
+	sizeKey("segment.initial_size", core.DefaultInitialSegmentSize, "Capacity of a stream's first segment file: a power of two from 64KiB to segment.size. Each next segment doubles, so a stream's disk follows the bytes it holds; segment.size turns growth off.",
+		func(c *Config) *int64 { return &c.Segment.InitialSize }, false, checkInitialSegmentSize),
 	sizeKey("segment.target_bytes", 0, "Roll a segment over once it holds this many record bytes; 0 rolls over only when full.",
 		func(c *Config) *int64 { return &c.Segment.TargetBytes }, false, nil),
 	enumKey("segment.sync", "always", syncPolicies, "When appends become durable without an explicit flush: always (group commit), interval, or none (only on flush, seal and close).",
@@ -276,8 +278,15 @@ func checkAddr(a string) error {
 }
 
 func checkSegmentSize(n int64) error {
-	if !segment.ValidCapacity(n) {
+	if !segment.ValidSegmentSize(n) {
 		return errors.New("want a power of two from 1MiB to 1GiB")
+	}
+	return nil
+}
+
+func checkInitialSegmentSize(n int64) error {
+	if !segment.ValidCapacity(n) {
+		return errors.New("want a power of two from 64KiB to 1GiB")
 	}
 	return nil
 }

@@ -18,6 +18,10 @@ func (c *Config) validate() error {
 		errs.add(c.keyError("segment.target_bytes", FormatSize(c.Segment.TargetBytes),
 			fmt.Sprintf("must not exceed what a segment of segment.size holds (%d bytes)", maxTarget), nil))
 	}
+	if c.Segment.InitialSize > c.Segment.Size {
+		errs.add(c.keyError("segment.initial_size", FormatSize(c.Segment.InitialSize),
+			"must not exceed segment.size ("+FormatSize(c.Segment.Size)+")", nil))
+	}
 	errs.add(c.validateManifest())
 	if hi, lo := c.Tier0.DiskHighWatermark, c.Tier0.DiskLowWatermark; hi > 0 && lo >= hi {
 		errs.add(c.keyError("tier0.disk_low_watermark", FormatPercent(lo), "must be below tier0.disk_high_watermark ("+FormatPercent(hi)+")", nil))
