@@ -248,7 +248,7 @@ func TestLostSegmentFileKeepsItsIDs(t *testing.T) {
 	require.NoError(t, err)
 	writeDurable(t, s, 10, 100)
 	require.NoError(t, s.Seal(context.Background()))
-	id, err := s.Append([]byte("never synced"), AppendOptions{}) // activates segment 2, not synced
+	id, err := s.AppendCtx(context.Background(), []byte("never synced"), AppendOptions{}) // activates segment 2, not synced
 	require.NoError(t, err)
 	require.Equal(t, SegmentID(2), id.Segment())
 	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(3, 4))})
