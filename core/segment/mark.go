@@ -145,7 +145,7 @@ func ReadMark(fsys vfs.FS, path string) (*Mark, error) {
 type MarkWriter struct {
 	fsys vfs.FS
 	path string
-	f    vfs.File
+	f    vfs.File // open only during Write
 	seq  uint64
 }
 
@@ -183,13 +183,18 @@ func (w *MarkWriter) open() error {
 }
 
 // Write makes m (its Seq filled in) durable in the slot the previous write
-// did not use.
-func (w *MarkWriter) Write(m Mark) error {
-	if w.f == nil {
-		if err := w.open(); err != nil {
-			return err
-		}
+// did not use. The file is open only during the write: marks are written
+// at most about once a second per stream, and an idle stream should hold
+// no descriptor for its mark.
+func (w *MarkWriter) Write(m Mark) (err error) {
+	if err := w.open(); err != nil {
+		return err
 	}
+	defer func() {
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}()
 	w.seq++
 	m.Seq = w.seq
 	if _, err := w.f.WriteAt(m.Encode(), int64(w.seq%2)*MarkSlotSize); err != nil {
