@@ -1,11 +1,8 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,42 +18,11 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/internal/testlog"
 )
 
-// logCapture is an io.Writer for a JSON hclog logger that keeps every line.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *logCapture) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-// lines decodes the captured lines.
-func (w *logCapture) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(w.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
-		out = append(out, m)
-	}
-	return out
-}
-
-func (w *logCapture) reset() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Reset()
-}
+// logCapture keeps the lines of a JSON hclog logger.
+type logCapture = testlog.Capture
 
 func countBy(lines []map[string]any) map[string]int {
 	n := map[string]int{}
@@ -181,7 +147,7 @@ func TestLogFloodBreakerOpen(t *testing.T) {
 	require.Equal(t, tier2.BreakerOpen, remote.Health().State)
 	failures := int(remote.Stats().Failures[tier2.OpUpload])
 	require.GreaterOrEqual(t, failures, segments*scans, "every scan retried every upload")
-	lines := capture.lines(t)
+	lines := capture.Lines(t)
 	t.Logf("%d log lines for %d failed uploads of %d pending over %d scans: %v", len(lines), failures, segments, scans, countBy(lines))
 	n := countBy(lines)
 	assert.Equal(t, segments, n["tier1_compression_success"])
@@ -198,17 +164,17 @@ func TestLogFloodBreakerOpen(t *testing.T) {
 
 	// 30 s later, the next scan's failures come with summaries that
 	// account for every failure.
-	capture.reset()
+	capture.Reset()
 	clock.Advance(30 * time.Second)
 	c.scan()
 	c.waitIdle(t)
-	after := capture.lines(t)
+	after := capture.Lines(t)
 	t.Logf("%d more lines after 30 s and one more scan: %v", len(after), countBy(after))
 	assert.LessOrEqual(t, len(after), 4)
 	// And 30 s later still, the summaries of that scan's failures.
 	clock.Advance(30 * time.Second)
 	c.flushLogs()
-	after = capture.lines(t)
+	after = capture.Lines(t)
 	assert.LessOrEqual(t, len(after), 8)
 	all := append(lines, after...)
 	failures = int(remote.Stats().Failures[tier2.OpUpload])
@@ -237,7 +203,7 @@ func TestLogFloodBreakerOpen(t *testing.T) {
 
 	// Tier 2 comes back: the breaker closes, the backlog drains, and the
 	// recovery is said once per job kind and event.
-	capture.reset()
+	capture.Reset()
 	backend.ClearFaults()
 	clock.Advance(time.Hour)
 	require.Eventually(t, func() bool {
@@ -250,7 +216,7 @@ func TestLogFloodBreakerOpen(t *testing.T) {
 		}
 		return true
 	}, 20*time.Second, time.Millisecond, "the backlog drains")
-	recovery := capture.lines(t)
+	recovery := capture.Lines(t)
 	noNil(t, recovery)
 	n = countBy(recovery)
 	t.Logf("recovery: %v", n)
@@ -289,7 +255,7 @@ func TestHydrationRetryLogsWhileBroken(t *testing.T) {
 
 	get := []fake.Op{fake.OpGet, fake.OpGetFile}
 	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError, Ops: get}))
-	capture.reset()
+	capture.Reset()
 	const reads = 30
 	for range reads {
 		rd, err := s.NewReader(core.AtID(core.MakeRecordID(1, 64)))
@@ -299,7 +265,7 @@ func TestHydrationRetryLogsWhileBroken(t *testing.T) {
 		require.Error(t, err)
 	}
 	require.Equal(t, tier2.BreakerOpen, remote.Health().State)
-	lines := capture.lines(t)
+	lines := capture.Lines(t)
 	n := countBy(lines)
 	t.Logf("%d lines for %d failed cold reads: %v", len(lines), reads, n)
 	assert.Equal(t, 1, n["tier1_hydration_retry_unavailable"])
@@ -308,13 +274,13 @@ func TestHydrationRetryLogsWhileBroken(t *testing.T) {
 
 	backend.ClearFaults()
 	clock.Advance(time.Hour)
-	capture.reset()
+	capture.Reset()
 	rd, err := s.NewReader(core.AtID(core.MakeRecordID(1, 64)))
 	require.NoError(t, err)
 	_, err = rd.NextCtx(ctx)
 	rd.Close()
 	require.NoError(t, err)
-	lines = capture.lines(t)
+	lines = capture.Lines(t)
 	n = countBy(lines)
 	assert.Equal(t, 1, n["tier1_hydration_retry_recovered"])
 	for _, l := range lines {
@@ -349,7 +315,7 @@ func TestListingFailureLogsWhileBroken(t *testing.T) {
 	for range scans {
 		c.scan()
 	}
-	lines := capture.lines(t)
+	lines := capture.Lines(t)
 	require.Equal(t, 1, occurrences(lines, remoteStreamsFailed, func(l map[string]any) bool {
 		_, ok := l["repeated"]
 		return !ok
@@ -357,10 +323,10 @@ func TestListingFailureLogsWhileBroken(t *testing.T) {
 	require.Empty(t, summaries(lines, remoteStreamsFailed), "no summary within the interval")
 	noNil(t, lines)
 
-	capture.reset()
+	capture.Reset()
 	clock.Advance(30 * time.Second)
 	c.flushLogs()
-	lines = capture.lines(t)
+	lines = capture.Lines(t)
 	sums := summaries(lines, remoteStreamsFailed)
 	require.Len(t, sums, 1, "%v", lines)
 	// Start's listing, Start's scan, and the scans above; the first was
@@ -370,10 +336,10 @@ func TestListingFailureLogsWhileBroken(t *testing.T) {
 	assert.Contains(t, sums[0]["error"], "fake: injected 503", "the last error")
 	noNil(t, lines)
 
-	capture.reset()
+	capture.Reset()
 	backend.ClearFaults()
 	c.scan()
-	lines = capture.lines(t)
+	lines = capture.Lines(t)
 	n := countBy(lines)
 	require.Equal(t, 1, n["tier 2 listed: new streams are admitted"], "%v", n)
 	assert.Zero(t, n[remoteStreamsFailed])

@@ -1,12 +1,8 @@
 package tier2
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,38 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/internal/testlog"
 	"github.com/aof2/aof2/pluginapi"
 )
 
 // logSink collects the JSON lines of an hclog logger.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-// take returns the lines written since the last take.
-func (s *logSink) take(t *testing.T) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
-		out = append(out, m)
-	}
-	s.buf.Reset()
-	return out
-}
+type logSink = testlog.Capture
 
 func messages(lines []map[string]any) []string {
 	var out []string
@@ -122,7 +92,7 @@ func TestStoreLogsWhileBroken(t *testing.T) {
 		_, err := e.store.UploadManifestChunk(ctx, 1, uint64(i), []byte("x"))
 		require.Error(t, err)
 	}
-	lines := sink.take(t)
+	lines := sink.Take(t)
 	assert.Equal(t, []string{"tier2_upload_failed/unavailable", "tier2_breaker_open/<nil>", "tier2_upload_failed/breaker_open"}, messages(lines),
 		"one line per state change, not one per upload")
 	assert.Equal(t, float64(uploads), e.metric("aof_tier2_operation_failures_total", map[string]string{"op": "upload"}),
@@ -142,7 +112,7 @@ func TestStoreLogsWhileBroken(t *testing.T) {
 		require.Error(t, err)
 		e.clock.Advance(10 * time.Second)
 	}
-	lines = sink.take(t)
+	lines = sink.Take(t)
 	count := map[string]int{}
 	for _, l := range lines {
 		msg := l["@message"].(string)
@@ -164,7 +134,7 @@ func TestStoreLogsWhileBroken(t *testing.T) {
 	e.fake.ClearFaults()
 	_, err := e.store.UploadManifestChunk(ctx, 1, 1000, []byte("x"))
 	require.NoError(t, err)
-	lines = sink.take(t)
+	lines = sink.Take(t)
 	msgs := messages(lines)
 	require.Contains(t, msgs, "tier2_breaker_closed/<nil>")
 	require.Contains(t, msgs, "tier2_upload_recovered/breaker_open")
@@ -195,21 +165,21 @@ func TestFetchAndDeleteFailuresThrottled(t *testing.T) {
 	_, err := e.store.UploadManifestChunk(ctx, 1, 1, []byte("x"))
 	require.NoError(t, err)
 	key := e.store.Layout().Key(Ref{Kind: KindManifestChunk, Stream: 1, ID: 1})
-	sink.take(t)
+	sink.Take(t)
 	require.NoError(t, e.fake.Inject(fake.Fault{Mode: fake.ServerError, Ops: []fake.Op{fake.OpGet, fake.OpDelete}}))
 	for range 20 {
 		_, _, err := e.store.Fetch(ctx, key, Expect{})
 		require.ErrorIs(t, err, pluginapi.ErrUnavailable)
 		require.ErrorIs(t, e.store.Delete(ctx, key), pluginapi.ErrUnavailable)
 	}
-	lines := sink.take(t)
+	lines := sink.Take(t)
 	assert.Equal(t, []string{"tier2_fetch_failed/unavailable", "tier2_delete_failed/unavailable"}, messages(lines))
 	assert.Equal(t, key, lines[0]["key"])
 	e.fake.ClearFaults()
 	_, _, err = e.store.Fetch(ctx, key, Expect{})
 	require.NoError(t, err)
 	require.NoError(t, e.store.Delete(ctx, key))
-	lines = sink.take(t)
+	lines = sink.Take(t)
 	assert.Equal(t, []string{"tier2_fetch_recovered/unavailable", "tier2_fetch_success/<nil>", "tier2_delete_recovered/unavailable", "tier2_delete_success/<nil>"}, messages(lines))
 	assert.EqualValues(t, 20, lines[0]["failures"])
 	assert.Contains(t, lines[0]["last_error"], "fake: injected 503")

@@ -1,15 +1,13 @@
 package logthrottle
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aof2/aof2/internal/testlog"
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -32,34 +30,7 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-type sink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *sink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-// take returns the lines written since the last take.
-func (s *sink) take(t *testing.T) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
-		out = append(out, m)
-	}
-	s.buf.Reset()
-	return out
-}
+type sink = testlog.Capture
 
 func setup() (*Throttle, *sink, *clock) {
 	out := &sink{}
@@ -76,7 +47,7 @@ func upload(seg int, err error) Failure {
 func TestFirstLineThenSummary(t *testing.T) {
 	th, out, clk := setup()
 	th.Fail(upload(1, errors.New("boom 1")))
-	lines := out.take(t)
+	lines := out.Take(t)
 	require.Len(t, lines, 1, "the first occurrence is logged at once")
 	l := lines[0]
 	assert.Equal(t, "tier2_upload_failed", l["@message"])
@@ -91,14 +62,14 @@ func TestFirstLineThenSummary(t *testing.T) {
 		th.Fail(upload(i, fmt.Errorf("boom %d", i)))
 	}
 	th.Flush()
-	require.Empty(t, out.take(t), "repeats inside the interval are counted, not logged")
+	require.Empty(t, out.Take(t), "repeats inside the interval are counted, not logged")
 
 	clk.Advance(20 * time.Second) // 29.9 s after the first line
 	th.Flush()
-	require.Empty(t, out.take(t))
+	require.Empty(t, out.Take(t))
 	clk.Advance(100 * time.Millisecond)
 	th.Fail(upload(101, errors.New("boom 101")))
-	lines = out.take(t)
+	lines = out.Take(t)
 	require.Len(t, lines, 1, "one summary once the interval has passed")
 	l = lines[0]
 	assert.Equal(t, "tier2_upload_failed", l["@message"], "a summary keeps the event name")
@@ -114,16 +85,16 @@ func TestFlushWritesDueSummary(t *testing.T) {
 	th.Fail(upload(1, errors.New("a")))
 	th.Fail(upload(2, errors.New("b")))
 	th.Fail(upload(3, errors.New("c")))
-	require.Len(t, out.take(t), 1)
+	require.Len(t, out.Take(t), 1)
 	clk.Advance(30 * time.Second)
 	th.Flush()
-	lines := out.take(t)
+	lines := out.Take(t)
 	require.Len(t, lines, 1)
 	assert.EqualValues(t, 2, lines[0]["repeated"])
 	assert.Equal(t, "c", lines[0]["error"])
 	clk.Advance(time.Hour)
 	th.Flush()
-	require.Empty(t, out.take(t), "nothing more to say")
+	require.Empty(t, out.Take(t), "nothing more to say")
 }
 
 func TestKeysAreSeparate(t *testing.T) {
@@ -138,7 +109,7 @@ func TestKeysAreSeparate(t *testing.T) {
 	f.Level = hclog.Error
 	th.Fail(f)
 	th.Fail(f)
-	lines := out.take(t)
+	lines := out.Take(t)
 	require.Len(t, lines, 4, "one first line per message, group and reason")
 	assert.Equal(t, "error", lines[3]["@level"])
 }
@@ -146,16 +117,16 @@ func TestKeysAreSeparate(t *testing.T) {
 func TestRecovery(t *testing.T) {
 	th, out, clk := setup()
 	th.Succeed("tier2_upload_failed", "")
-	require.Empty(t, out.take(t), "a success with nothing failing says nothing")
+	require.Empty(t, out.Take(t), "a success with nothing failing says nothing")
 
 	for i := range 5 {
 		th.Fail(upload(i, fmt.Errorf("e%d", i)))
 	}
 	clk.Advance(12 * time.Second)
 	th.Succeed("tier2_fetch_failed", "")
-	require.Len(t, out.take(t), 1, "another event's success ends nothing")
+	require.Len(t, out.Take(t), 1, "another event's success ends nothing")
 	th.Succeed("tier2_upload_failed", "", "op", "upload")
-	lines := out.take(t)
+	lines := out.Take(t)
 	require.Len(t, lines, 1)
 	l := lines[0]
 	assert.Equal(t, "tier2_upload_recovered", l["@message"])
@@ -166,7 +137,7 @@ func TestRecovery(t *testing.T) {
 	assert.Equal(t, "upload", l["op"])
 	assert.Equal(t, "breaker_open", l["reason"])
 	th.Succeed("tier2_upload_failed", "")
-	require.Empty(t, out.take(t), "one recovery line per run")
+	require.Empty(t, out.Take(t), "one recovery line per run")
 }
 
 func TestRecoveryByGroup(t *testing.T) {
@@ -176,15 +147,15 @@ func TestRecoveryByGroup(t *testing.T) {
 	}
 	th.Fail(job("upload"))
 	th.Fail(job("compress"))
-	require.Len(t, out.take(t), 2)
+	require.Len(t, out.Take(t), 2)
 	th.Succeed("tiering job failed", "compress", "job", "compress")
-	lines := out.take(t)
+	lines := out.Take(t)
 	require.Len(t, lines, 1)
 	assert.Equal(t, "compress", lines[0]["job"])
 	th.Succeed("tiering job failed", "compress")
-	require.Empty(t, out.take(t))
+	require.Empty(t, out.Take(t))
 	th.Succeed("tiering job failed", "upload")
-	require.Len(t, out.take(t), 1)
+	require.Len(t, out.Take(t), 1)
 }
 
 // A failure that comes and goes many times a second writes a bounded
@@ -196,13 +167,13 @@ func TestFlapping(t *testing.T) {
 		th.Succeed("tier2_upload_failed", "")
 		clk.Advance(100 * time.Millisecond)
 	}
-	lines := out.take(t)
+	lines := out.Take(t)
 	require.Len(t, lines, 2, "the first failure and its recovery")
 	assert.Equal(t, "tier2_upload_failed", lines[0]["@message"])
 	assert.Equal(t, "tier2_upload_recovered", lines[1]["@message"])
 	clk.Advance(20 * time.Second)
 	th.Flush()
-	lines = out.take(t)
+	lines = out.Take(t)
 	require.Len(t, lines, 1, "then one summary per interval")
 	assert.EqualValues(t, 99, lines[0]["repeated"])
 }
@@ -212,14 +183,14 @@ func TestFlapping(t *testing.T) {
 func TestQuietKeyStartsAfresh(t *testing.T) {
 	th, out, clk := setup()
 	th.Fail(upload(1, errors.New("a")))
-	require.Len(t, out.take(t), 1)
+	require.Len(t, out.Take(t), 1)
 	clk.Advance(31 * time.Second)
 	th.Fail(upload(2, errors.New("b")))
-	lines := out.take(t)
+	lines := out.Take(t)
 	require.Len(t, lines, 1)
 	assert.NotContains(t, lines[0], "repeated", "nothing was suppressed: a plain line")
 	th.Succeed("tier2_upload_failed", "")
-	require.Len(t, out.take(t), 1)
+	require.Len(t, out.Take(t), 1)
 	clk.Advance(31 * time.Second)
 	th.Flush()
 	th.mu.Lock()
@@ -234,11 +205,11 @@ func TestSilentRecovery(t *testing.T) {
 	f := Failure{Msg: "tier2_breaker_open", Reason: "probe_failed", Args: []any{"error", "e"}}
 	th.Fail(f)
 	th.Fail(f)
-	require.Len(t, out.take(t), 1)
+	require.Len(t, out.Take(t), 1)
 	th.Succeed("tier2_breaker_open", "")
 	clk.Advance(time.Minute)
 	th.Flush()
-	require.Empty(t, out.take(t))
+	require.Empty(t, out.Take(t))
 }
 
 // Concurrent reports lose no count: first lines plus summaries account for
@@ -263,7 +234,7 @@ func TestConcurrent(t *testing.T) {
 	clk.Advance(time.Minute)
 	th.Flush()
 	total := 0
-	for _, l := range out.take(t) {
+	for _, l := range out.Take(t) {
 		if r, ok := l["repeated"]; ok {
 			total += int(r.(float64))
 		} else {
