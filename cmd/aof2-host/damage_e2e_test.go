@@ -196,31 +196,7 @@ func TestServeHealsSealedSegments(t *testing.T) {
 			h := startHost(t, bin, nil, args...)
 			h.waitReady()
 			c := h.dial(ctx)
-			var ids []client.RecordID
-			for i := 0; i < n; i += 100 {
-				batch := make([][]byte, 100)
-				for j := range batch {
-					batch[j] = payload(i + j)
-				}
-				got, err := c.Append(ctx, 5, batch...)
-				require.NoError(t, err)
-				ids = append(ids, got...)
-			}
-			_, err := c.Seal(ctx, 5)
-			require.NoError(t, err)
-			stream := client.StreamID(5)
-			require.Eventually(t, func() bool {
-				rows, err := c.Segments(ctx, client.SegmentFilter{Stream: &stream})
-				if err != nil || len(rows) < 2 {
-					return false
-				}
-				for _, r := range rows {
-					if !r.Tier1 || !r.Tier2 {
-						return false
-					}
-				}
-				return true
-			}, time.Minute, 50*time.Millisecond, "every segment in tiers 1 and 2")
+			ids := writeTiered(t, ctx, c, 5, n, payload)
 			h.stop()
 
 			path := segmentFile(t, data, 5, ids[0].Segment())
@@ -252,7 +228,7 @@ func TestServeHealsSealedSegments(t *testing.T) {
 				}
 				pos = res.Next
 			}
-			_, err = c.Append(ctx, 5, []byte("after"))
+			_, err := c.Append(ctx, 5, []byte("after"))
 			require.NoError(t, err)
 			m, err := filepath.Glob(path + core.DamagedSuffix + "-*")
 			require.NoError(t, err)
@@ -275,4 +251,35 @@ func flipAt(t *testing.T, path string, off int64) {
 	b[0] ^= 0x40
 	_, err = f.WriteAt(b, off)
 	require.NoError(t, err)
+}
+
+// writeTiered appends n records (payload(i)) to stream in batches of 100,
+// seals it and waits until every segment is in tiers 1 and 2.
+func writeTiered(t *testing.T, ctx context.Context, c *client.Client, stream client.StreamID, n int, payload func(int) []byte) []client.RecordID {
+	t.Helper()
+	var ids []client.RecordID
+	for i := 0; i < n; i += 100 {
+		batch := make([][]byte, min(100, n-i))
+		for j := range batch {
+			batch[j] = payload(i + j)
+		}
+		got, err := c.Append(ctx, stream, batch...)
+		require.NoError(t, err)
+		ids = append(ids, got...)
+	}
+	_, err := c.Seal(ctx, stream)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		rows, err := c.Segments(ctx, client.SegmentFilter{Stream: &stream})
+		if err != nil || len(rows) < 2 {
+			return false
+		}
+		for _, r := range rows {
+			if !r.Tier1 || !r.Tier2 {
+				return false
+			}
+		}
+		return true
+	}, time.Minute, 50*time.Millisecond, "every segment in tiers 1 and 2")
+	return ids
 }

@@ -31,31 +31,7 @@ func TestServeScrub(t *testing.T) {
 	h := startHost(t, bin, nil, args...)
 	h.waitReady()
 	c := h.dial(ctx)
-	var ids []client.RecordID
-	for i := 0; i < n; i += 100 {
-		batch := make([][]byte, 100)
-		for j := range batch {
-			batch[j] = payload(i + j)
-		}
-		got, err := c.Append(ctx, 5, batch...)
-		require.NoError(t, err)
-		ids = append(ids, got...)
-	}
-	_, err := c.Seal(ctx, 5)
-	require.NoError(t, err)
-	stream := client.StreamID(5)
-	require.Eventually(t, func() bool {
-		rows, err := c.Segments(ctx, client.SegmentFilter{Stream: &stream})
-		if err != nil || len(rows) < 2 {
-			return false
-		}
-		for _, r := range rows {
-			if !r.Tier1 || !r.Tier2 {
-				return false
-			}
-		}
-		return true
-	}, time.Minute, 50*time.Millisecond, "every segment in tiers 1 and 2")
+	ids := writeTiered(t, ctx, c, 5, n, payload)
 	h.stop()
 
 	path := segmentFile(t, data, 5, ids[0].Segment())
