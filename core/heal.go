@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"time"
@@ -71,9 +72,9 @@ func (s *Stream) healFromOtherTiers(rep *RecoveryReport) error {
 		cause := fmt.Errorf("footer says %d bytes with CRC %016x, the manifest %d bytes with CRC %016x",
 			f.DurableBytes, f.SegmentCRC, st.DurableBytes, uint64(st.SegmentCRC64))
 		if _, ok := s.elsewhere(tl, g.id); !ok {
-			good, err := s.matchesReference(g.path, st)
+			err := VerifySealedCopy(s.cfg.FS, g.path, st, nil)
 			s.log.Error("a sealed segment's footer disagrees with the manifest and no other tier holds it; the copy is kept",
-				"segment_id", uint64(g.id), "detail", cause.Error(), "records_match_manifest", good, "check_error", err)
+				"segment_id", uint64(g.id), "detail", cause.Error(), "records_match_manifest", err == nil, "check_error", err)
 			keep = append(keep, g)
 			continue
 		}
@@ -106,17 +107,28 @@ func (s *Stream) elsewhere(tl *TierLog, id SegmentID) (manifest.SegmentState, bo
 	return st, st.Tier1.State == manifest.Tier1Compressed || st.Tier2.Key != ""
 }
 
-// matchesReference checks the file's first durable_bytes against the
-// manifest's segment_crc64.
-func (s *Stream) matchesReference(path string, st manifest.SegmentState) (bool, error) {
-	b, err := vfs.ReadFile(s.cfg.FS, path)
+// VerifySealedCopy checks the first durable_bytes of a sealed segment's
+// tier-0 file against the manifest's segment_crc64, reading it in chunks
+// (before, if set, is called ahead of each chunk: the scrubber paces with
+// it, and its error is returned as is). Bytes that end early or fail the
+// checksum give an error wrapping types.ErrCorrupt; a file that cannot be
+// opened or read gives the I/O error.
+func VerifySealedCopy(fs vfs.FS, path string, st manifest.SegmentState, before func(int64) error) error {
+	f, err := fs.Open(path)
 	if err != nil {
-		return false, err
+		return err
 	}
-	if uint64(len(b)) < st.DurableBytes {
-		return false, nil
+	defer f.Close()
+	crc, err := checksum.SumReaderAt(f, int64(st.DurableBytes), before)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("tier-0 file %s is shorter than the manifest's %d durable bytes: %w: %w", path, st.DurableBytes, err, types.ErrCorrupt)
+	case err != nil:
+		return err
+	case crc != uint64(st.SegmentCRC64):
+		return fmt.Errorf("tier-0 bytes have CRC %016x, the manifest records %016x: %w", crc, uint64(st.SegmentCRC64), types.ErrCorrupt)
 	}
-	return checksum.Sum64(b[:st.DurableBytes]) == uint64(st.SegmentCRC64), nil
+	return nil
 }
 
 // setAside renames a damaged tier-0 copy out of the way (kept for

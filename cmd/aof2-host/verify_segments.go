@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
@@ -73,9 +73,8 @@ func segmentFindings(dir string, stream uint64, segs []manifest.SegmentState) []
 				st.SegmentID, st.DurableBytes, uint64(st.SegmentCRC64))
 			continue
 		}
-		b, err := vfs.ReadFile(vfs.OS, path)
-		if err != nil || uint64(len(b)) < st.DurableBytes || checksum.Sum64(b[:st.DurableBytes]) != uint64(st.SegmentCRC64) {
-			add(st, path, "segment_checksum", "segment %d: its bytes fail the manifest's segment_crc64 %016x", st.SegmentID, uint64(st.SegmentCRC64))
+		if err := core.VerifySealedCopy(vfs.OS, path, st, nil); err != nil {
+			add(st, path, "segment_checksum", "segment %d: its bytes fail the manifest's segment_crc64 %016x: %v", st.SegmentID, uint64(st.SegmentCRC64), err)
 		}
 	}
 	return out

@@ -1,7 +1,11 @@
 package checksum
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"hash/crc64"
+	"io"
 	"strconv"
 	"testing"
 
@@ -106,3 +110,37 @@ func BenchmarkRecordChecksum(b *testing.B) {
 }
 
 var sinkCRC uint64
+
+func TestSumReaderAt(t *testing.T) {
+	data := make([]byte, 3*chunk+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, tc := range []struct {
+		name string
+		n    int64
+		err  error
+	}{
+		{"empty", 0, nil},
+		{"less than a chunk", 1000, nil},
+		{"several chunks", int64(len(data)), nil},
+		{"a prefix across chunks", 2*chunk + 5, nil},
+		{"past the end", int64(len(data)) + 1, io.ErrUnexpectedEOF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked int64
+			got, err := SumReaderAt(bytes.NewReader(data), tc.n, func(n int64) error { asked += n; return nil })
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				require.Contains(t, err.Error(), fmt.Sprintf("end at %d of %d", len(data), tc.n))
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, Sum64(data[:tc.n]), got)
+			require.Equal(t, tc.n, asked, "every byte read is announced first")
+		})
+	}
+	stop := errors.New("stop")
+	_, err := SumReaderAt(bytes.NewReader(data), int64(len(data)), func(int64) error { return stop })
+	require.ErrorIs(t, err, stop)
+}

@@ -252,6 +252,16 @@ func TestHydrationRetryLogsWhileBroken(t *testing.T) {
 		ms, _ := s.TierLog().Segment(1)
 		return ms.Residency == manifest.UploadedToTier2
 	}, 20*time.Second, 5*time.Millisecond, "segment 1 only in tier 2")
+	// No upload still running: a successful PUT between the failing GETs
+	// would reset the breaker's count of consecutive failures.
+	require.Eventually(t, func() bool {
+		for _, info := range s.SegmentList() {
+			if ms, _ := s.TierLog().Segment(info.ID); info.Footer != nil && ms.Tier2.Key == "" {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 5*time.Millisecond, "every sealed segment in tier 2")
 
 	get := []fake.Op{fake.OpGet, fake.OpGetFile}
 	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError, Ops: get}))

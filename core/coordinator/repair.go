@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
-	"github.com/aof2/aof2/core/vfs"
 )
 
 // errCopyIntact: a repair was asked for a tier-0 copy that matches the
@@ -41,8 +40,7 @@ func (c *Coordinator) repair(ctx context.Context, k types.SegmentKey, reason str
 	}
 	unlock := c.lockKey(k)
 	defer unlock()
-	b, err := vfs.ReadFile(c.cfg.FS, info.Path)
-	if err == nil && uint64(len(b)) >= ms.DurableBytes && checksum.Sum64(b[:ms.DurableBytes]) == uint64(ms.SegmentCRC64) {
+	if core.VerifySealedCopy(c.cfg.FS, info.Path, ms, nil) == nil {
 		return fmt.Errorf("repair segment %d: %w", k.Segment, errCopyIntact)
 	}
 	inT2 := ms.Tier2.Key != ""

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aof2/aof2/core"
-	"github.com/aof2/aof2/core/checksum"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
@@ -31,14 +30,16 @@ import (
 //
 //   - the tier-0 file, if resident: the CRC of [0, durable_bytes);
 //   - the warm artifact, if cached: every frame decompressed, header,
-//     footer and CRC checked (tier1.Cache.Verify);
+//     footer and CRC checked (tier1.Cache.Verify), and for an uploaded
+//     segment its bytes' CRC against the checksum the object was
+//     uploaded with (the two are byte copies);
 //   - the tier-2 object, sampled: a HEAD comparing the stored checksum
 //     and metadata with the manifest (cheap), and a full GET verified like
 //     a warm artifact only within a per-pass byte budget.
 //
 // What fails is repaired from a verified copy, as a read would: a tier-0
 // file is rebuilt and swapped (Repair, reason "scrub"), a warm artifact
-// removed and rebuilt from tier 0 (compression) or tier 2 (fetch), a
+// removed and rebuilt from tier 2 (fetch) or tier 0 (compression), a
 // missing tier-2 object uploaded again from a local copy. A copy with no
 // verified copy to repair it from is reported and kept: the scrubber never
 // deletes the last copy of anything, damaged or not. Tier 2 never
@@ -334,11 +335,12 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 	}
 	exp := tier1.Expected{Key: k, SegmentCRC: uint64(ms.SegmentCRC64), Uploaded: ms.Tier2.Key != ""}
 	t1, t1Detail := copyAbsent, ""
+	var warm tier1.Verified
 	if c.warm.Contains(k) {
 		if err := p.pace.wait(ctx, int64(ms.DurableBytes)); err != nil {
 			return found
 		}
-		n, err := c.warm.Verify(ctx, exp)
+		v, err := c.warm.Verify(ctx, exp)
 		switch {
 		case ctx.Err() != nil:
 			return found
@@ -346,23 +348,29 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 		case err != nil:
 			t1, t1Detail = copyBad, err.Error()
 		default:
-			t1 = copyGood
-			p.sum.BytesVerified[ScrubTier1] += n
-			c.m.scrubBytes.WithLabelValues(ScrubTier1).Add(float64(n))
+			t1, warm = copyGood, v
+			p.sum.BytesVerified[ScrubTier1] += v.Bytes
+			c.m.scrubBytes.WithLabelValues(ScrubTier1).Add(float64(v.Bytes))
 		}
 	}
-	t2, t2Detail := copyAbsent, ""
+	t2 := tier2Check{state: copyAbsent}
 	if c.remote != nil && ms.Tier2.Key != "" && c.cfg.Scrub.Tier2Sample > 0 &&
 		(c.cfg.Scrub.Tier2Sample >= 1 || rand.Float64() < c.cfg.Scrub.Tier2Sample) {
-		t2, t2Detail = c.scrubTier2(ctx, p, k, ms, info, exp)
+		t2 = c.scrubTier2(ctx, p, k, ms, info, exp)
 	}
 	if ctx.Err() != nil {
 		return found
 	}
+	// An uploaded artifact is a byte copy of its object: a flip that still
+	// decodes to the segment's bytes (an unused bit of an entropy table)
+	// is damage too, found by the checksum the object was uploaded with.
+	if t1 == copyGood && t2.state == copyGood && t2.hasCRC && warm.CRC64 != t2.crc {
+		t1, t1Detail = copyBad, fmt.Sprintf("warm artifact bytes have CRC %016x, its tier-2 object was uploaded with %016x (damage that still decodes)", warm.CRC64, t2.crc)
+	}
 
 	// The warm copy first: a tier-0 repair rebuilds from it.
 	if t1 == copyBad {
-		err := c.rebuildWarm(ctx, s, info, ms, t0 == copyGood, t2 == copyGood || t2 == copyAbsent || t2 == copyUnknown)
+		err := c.rebuildWarm(ctx, s, info, ms, t0 == copyGood, t2.state)
 		switch {
 		case err == nil:
 			t1 = copyGood
@@ -383,18 +391,18 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 			report(ScrubTier0, "checksum", false, fmt.Sprintf("%s; not repaired: %v", t0Detail, err))
 		}
 	}
-	if t2 == copyMissing || t2 == copyBad {
+	if t2.state == copyMissing || t2.state == copyBad {
 		problem := "missing"
-		if t2 == copyBad {
+		if t2.state == copyBad {
 			problem = "mismatch"
 		}
-		err := c.rebuildRemote(ctx, s, k, ms, t2, t0 == copyGood || t1 == copyGood)
+		err := c.rebuildRemote(ctx, s, k, ms, t2.state, t0 == copyGood || t1 == copyGood)
 		switch {
 		case err == nil:
 			s.NoteRepair(ScrubTier2, "scrub")
-			report(ScrubTier2, problem, true, t2Detail)
+			report(ScrubTier2, problem, true, t2.detail)
 		default:
-			report(ScrubTier2, problem, false, fmt.Sprintf("%s; not repaired: %v", t2Detail, err))
+			report(ScrubTier2, problem, false, fmt.Sprintf("%s; not repaired: %v", t2.detail, err))
 		}
 	}
 	return found
@@ -404,56 +412,44 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 // manifest's segment_crc64, paced.
 func (c *Coordinator) scrubTier0(ctx context.Context, p *scrubPass, s *core.Stream, info core.SegmentInfo, ms manifest.SegmentState) (copyState, string) {
 	gone := func() bool { now, ok := s.Segment(info.ID); return !ok || !now.Resident || now.Path != info.Path }
-	f, err := c.cfg.FS.Open(info.Path)
-	if err != nil {
-		if gone() {
-			return copyAbsent, "" // evicted meanwhile
-		}
+	err := core.VerifySealedCopy(c.cfg.FS, info.Path, ms, func(n int64) error { return p.pace.wait(ctx, n) })
+	switch {
+	case ctx.Err() != nil:
+		return copyUnknown, ""
+	case err != nil && gone():
+		return copyAbsent, "" // evicted meanwhile
+	case errors.Is(err, types.ErrCorrupt):
+		return copyBad, err.Error()
+	case err != nil:
 		return copyBad, fmt.Sprintf("tier-0 file unreadable: %v", err)
-	}
-	defer f.Close()
-	const chunk = 1 << 20
-	buf := make([]byte, chunk)
-	var crc uint64
-	for off := uint64(0); off < ms.DurableBytes; {
-		n := min(uint64(chunk), ms.DurableBytes-off)
-		if err := p.pace.wait(ctx, int64(n)); err != nil {
-			return copyUnknown, ""
-		}
-		m, err := f.ReadAt(buf[:n], int64(off))
-		if err != nil && !(errors.Is(err, io.EOF) && uint64(m) == n) {
-			if gone() {
-				return copyAbsent, ""
-			}
-			if errors.Is(err, io.EOF) {
-				return copyBad, fmt.Sprintf("tier-0 file ends at %d bytes, the manifest records %d durable bytes", off+uint64(m), ms.DurableBytes)
-			}
-			return copyBad, fmt.Sprintf("tier-0 file unreadable at %d: %v", off, err)
-		}
-		crc = checksum.Update(crc, buf[:n])
-		off += n
 	}
 	p.sum.BytesVerified[ScrubTier0] += int64(ms.DurableBytes)
 	c.m.scrubBytes.WithLabelValues(ScrubTier0).Add(float64(ms.DurableBytes))
-	if crc != uint64(ms.SegmentCRC64) {
-		return copyBad, fmt.Sprintf("tier-0 bytes have CRC %016x, the manifest records %016x", crc, uint64(ms.SegmentCRC64))
-	}
 	return copyGood, ""
+}
+
+// tier2Check is what a pass learnt of a tier-2 object.
+type tier2Check struct {
+	state  copyState
+	detail string // what is wrong, for a finding
+	// crc is the CRC-64/NVME the object was uploaded with, if hasCRC.
+	crc    uint64
+	hasCRC bool
 }
 
 // scrubTier2 checks the tier-2 object by HEAD (stored checksum, metadata,
 // etag) and, within the pass's budget, by a full GET verified against the
 // segment.
-func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.SegmentKey, ms manifest.SegmentState, info core.SegmentInfo, exp tier1.Expected) (copyState, string) {
+func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.SegmentKey, ms manifest.SegmentState, info core.SegmentInfo, exp tier1.Expected) tier2Check {
 	key := ms.Tier2.Key
 	p.sum.Tier2Checked++
 	oi, err := c.remote.Stat(ctx, key)
 	switch {
 	case errors.Is(err, pluginapi.ErrNotFound):
-		return copyMissing, fmt.Sprintf("tier-2 object %s is missing", key)
+		return tier2Check{state: copyMissing, detail: fmt.Sprintf("tier-2 object %s is missing", key)}
 	case err != nil:
 		c.scrubCannotCheck(k, err)
-		return copyUnknown, ""
+		return tier2Check{state: copyUnknown}
 	}
 	md, err := tier2.ParseMetadata(oi.Metadata)
 	var problem string
@@ -474,15 +470,19 @@ func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.Segm
 		problem = fmt.Sprintf("its etag is %q, the manifest records %q (rewritten)", oi.ETag, ms.Tier2.ETag)
 	}
 	if problem != "" {
-		return copyBad, fmt.Sprintf("tier-2 object %s: %s", key, problem)
+		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %s", key, problem)}
 	}
 	c.logs.Succeed(scrubCannotCheck, "")
+	good := tier2Check{state: copyGood, crc: md.CRC64, hasCRC: md.HasCRC64}
+	if !good.hasCRC {
+		good.crc, good.hasCRC = oi.CRC64, oi.HasCRC64
+	}
 	if p.getsLeft < int64(oi.Size) {
-		return copyGood, ""
+		return good
 	}
 	p.getsLeft -= int64(oi.Size)
 	if err := p.pace.wait(ctx, int64(oi.Size)); err != nil {
-		return copyUnknown, ""
+		return tier2Check{state: copyUnknown}
 	}
 	p.sum.Tier2FullGets++
 	err = c.fullGet(ctx, k, key, exp)
@@ -490,16 +490,16 @@ func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.Segm
 	case err == nil:
 		p.sum.BytesVerified[ScrubTier2] += int64(oi.Size)
 		c.m.scrubBytes.WithLabelValues(ScrubTier2).Add(float64(oi.Size))
-		return copyGood, ""
+		return good
 	case ctx.Err() != nil:
-		return copyUnknown, ""
+		return tier2Check{state: copyUnknown}
 	case errors.Is(err, pluginapi.ErrNotFound):
-		return copyMissing, fmt.Sprintf("tier-2 object %s is missing", key)
+		return tier2Check{state: copyMissing, detail: fmt.Sprintf("tier-2 object %s is missing", key)}
 	case errors.Is(err, types.ErrCorrupt), errors.Is(err, tier2.ErrChecksum), errors.Is(err, tier1.ErrChecksumMismatch):
-		return copyBad, fmt.Sprintf("tier-2 object %s: %v", key, err)
+		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %v", key, err)}
 	}
 	c.scrubCannotCheck(k, err)
-	return copyUnknown, ""
+	return tier2Check{state: copyUnknown}
 }
 
 // fullGet downloads the object (verified against its stored checksum by
@@ -552,14 +552,21 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// rebuildWarm replaces a warm artifact that failed verification: from the
-// verified tier-0 file (compression), else from tier 2 (fetch). Without
-// either the artifact is kept: it may be the last copy.
-func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core.SegmentInfo, ms manifest.SegmentState, t0Good, t2Usable bool) error {
+// rebuildWarm replaces a warm artifact that failed verification. An
+// uploaded segment's artifact is fetched again from tier 2 when its object
+// checked good, so that the two stay byte copies; otherwise it is
+// compressed again from the verified tier-0 file, or fetched from tier 2
+// if that could not be checked now. Without a source the artifact is kept:
+// it may be the last copy.
+func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core.SegmentInfo, ms manifest.SegmentState, t0Good bool, t2 copyState) error {
 	k := types.SegmentKey{Stream: s.ID(), Segment: info.ID}
 	inT2 := c.remote != nil && ms.Tier2.Key != ""
-	if !t0Good && !(inT2 && t2Usable) {
+	t2Usable := inT2 && (t2 == copyGood || t2 == copyAbsent || t2 == copyUnknown)
+	if !t0Good && !t2Usable {
 		return fmt.Errorf("no verified tier-0 or tier-2 copy to rebuild it from; the artifact is kept")
+	}
+	if inT2 && t2 == copyGood {
+		t0Good = false
 	}
 	// No eviction or hydration of the segment meanwhile.
 	unlock := c.lockKey(k)
@@ -570,7 +577,7 @@ func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core
 	}
 	if t0Good && !now.Resident {
 		t0Good = false
-		if !inT2 || !t2Usable {
+		if !t2Usable {
 			return fmt.Errorf("the tier-0 copy was evicted meanwhile; the artifact is kept")
 		}
 	}

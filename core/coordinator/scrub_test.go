@@ -17,17 +17,21 @@ import (
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
 )
 
 // TestScrub: damage nobody reads is found by a scrub pass and repaired
 // from a verified copy, without any read: a flipped payload byte in a
 // sealed tier-0 file (the file is replaced, the damaged one kept), a
 // corrupt warm artifact (rebuilt), a deleted tier-2 object (uploaded
-// again). A segment with no good copy anywhere is reported unrepairable
-// and nothing of it is deleted.
+// again), a warm artifact that still decodes to the segment but is not
+// the uploaded object's bytes (fetched again from tier 2). A segment with
+// no good copy anywhere is reported unrepairable and nothing of it is
+// deleted.
 func TestScrub(t *testing.T) {
 	type damage struct {
 		tier0, tier1 bool // flipped while the rig is stopped
+		reencoded    bool // the artifact compressed again at another level while stopped
 		tier2        bool // the object deleted while it runs
 	}
 	for _, tc := range []struct {
@@ -37,6 +41,7 @@ func TestScrub(t *testing.T) {
 	}{
 		{"tier0 payload flip", damage{tier0: true}, map[string]bool{ScrubTier0: true}},
 		{"warm artifact corrupt", damage{tier1: true}, map[string]bool{ScrubTier1: true}},
+		{"warm artifact decodes but is not the uploaded object", damage{reencoded: true}, map[string]bool{ScrubTier1: true}},
 		{"tier2 object deleted", damage{tier2: true}, map[string]bool{ScrubTier2: true}},
 		{"tier0 and warm damaged, from tier 2", damage{tier0: true, tier1: true}, map[string]bool{ScrubTier0: true, ScrubTier1: true}},
 		{"no good copy", damage{tier0: true, tier1: true, tier2: true}, map[string]bool{ScrubTier0: false, ScrubTier1: false, ScrubTier2: false}},
@@ -60,9 +65,13 @@ func TestScrub(t *testing.T) {
 				flipByte(t, victim.Path, segment.HeaderSize+segment.RecordHeaderSize+40)
 			}
 			if tc.damage.tier1 {
-				fi, err := os.Stat(artifact)
+				corruptArtifact(t, ctx, artifact, tier1.Expected{Key: k, SegmentCRC: victim.Footer.SegmentCRC})
+			}
+			if tc.damage.reencoded {
+				before := fileSize(t, artifact)
+				_, err := tier1.CompressSegment(ctx, vfs.OS, tier1.Source{Stream: 7, Path: victim.Path, Segment: victim.ID}, artifact, tier1.Options{Level: tier1.LevelBest})
 				require.NoError(t, err)
-				flipByte(t, artifact, fi.Size()/2)
+				require.NotEqual(t, before, fileSize(t, artifact), "other bytes, the same records")
 			}
 			r = openRig(t, dir, backend, 64)
 			defer r.close(t)
@@ -138,4 +147,29 @@ func TestScrub(t *testing.T) {
 			require.Equal(t, want, readAll(t, ctx, s), "every record reads back")
 		})
 	}
+}
+
+// corruptArtifact flips the first byte from the artifact's middle on whose
+// flip makes it fail verification: a flip can land on a bit the decoder
+// never uses (the re-encoded row covers an artifact that decodes right
+// but is not the uploaded one).
+func corruptArtifact(t *testing.T, ctx context.Context, path string, exp tier1.Expected) {
+	t.Helper()
+	size := fileSize(t, path)
+	for off := size / 2; off < size; off++ {
+		flipByte(t, path, off)
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		a, err := tier1.OpenReaderAt(f, size, path)
+		if err == nil {
+			err = tier1.VerifyArtifact(ctx, a, exp)
+			a.Close()
+		}
+		f.Close()
+		if err != nil {
+			return
+		}
+		flipByte(t, path, off) // harmless: undo it, try the next byte
+	}
+	t.Fatalf("no single-byte flip in the second half of %s fails verification", path)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aof2/aof2/core/checksum"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/internal/logthrottle"
@@ -398,16 +399,32 @@ func (c *Cache) removeFiles(victims []*entry, why string) ([]Evicted, error) {
 	return out, errors.Join(errs...)
 }
 
+// Verified is what Cache.Verify found in a good artifact.
+type Verified struct {
+	// Bytes is the artifact's size; CRC64 the CRC-64/NVME of all of them,
+	// the checksum its tier-2 object is uploaded with (an uploaded
+	// artifact and its object are byte copies of each other).
+	Bytes int64
+	CRC64 uint64
+}
+
 // Verify decompresses k's cached artifact (pinned meanwhile) and checks it
-// against exp (VerifyArtifact); it returns the artifact's size in bytes.
-// ErrNotCached when k is not cached. The scrubber uses it.
-func (c *Cache) Verify(ctx context.Context, exp Expected) (int64, error) {
+// against exp (VerifyArtifact), then sums its bytes. ErrNotCached when k is
+// not cached. The scrubber uses it.
+func (c *Cache) Verify(ctx context.Context, exp Expected) (Verified, error) {
 	a, err := c.OpenArtifact(exp.Key)
 	if err != nil {
-		return 0, err
+		return Verified{}, err
 	}
 	defer a.Close()
-	return a.CompressedSize(), verifyAll(ctx, a, exp)
+	if err := verifyAll(ctx, a, exp); err != nil {
+		return Verified{}, err
+	}
+	crc, err := checksum.SumReaderAt(a.src, a.size, nil)
+	if err != nil {
+		return Verified{}, fmt.Errorf("tier1: %s: %w", a.name, err)
+	}
+	return Verified{Bytes: a.size, CRC64: crc}, nil
 }
 
 // OpenArtifact opens k's artifact for random access. The artifact is
