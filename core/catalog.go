@@ -47,7 +47,8 @@ type seg struct {
 	pins     atomic.Int32
 	hyd      chan struct{}
 
-	// damage is set on a damaged tail segment (read-only; set at recovery).
+	// damage is set on a damaged tail segment and on a lost one
+	// (read-only; set at recovery, a new entry once a loss is accepted).
 	damage *damage
 }
 
@@ -109,6 +110,9 @@ func (g *seg) view(fsys vfs.FS) (view, error) {
 	limit := g.visible.Load()
 	if !g.resident.Load() {
 		return view{}, &errCold{g}
+	}
+	if g.damage != nil && g.damage.lost {
+		return view{}, fmt.Errorf("segment %d is lost: %w (%w)", g.id, ErrCorrupt, g.damage.err)
 	}
 	if g.w != nil {
 		return view{b: g.w.Bytes(), limit: limit, count: count, index: g.w.Index()}, nil
@@ -253,7 +257,7 @@ func (s *Stream) DropHead(id SegmentID) error {
 	if cerr != nil {
 		s.log.Warn("closing a dropped segment failed", "segment_id", uint64(id), "error", cerr)
 	}
-	for _, p := range []string{g.path, g.path + ColdSuffix} {
+	for _, p := range []string{g.path, g.path + ColdSuffix, g.path + LostSuffix} {
 		if err := s.cfg.FS.Remove(p); err != nil && !vfs.IsNotExist(err) {
 			return fmt.Errorf("stream %d: drop segment %d: %w", s.id, id, err)
 		}

@@ -26,6 +26,10 @@ type SegmentInfo struct {
 	Resident   bool            // its tier-0 file is present
 	Footer     *segment.Footer // nil while unsealed
 	Pinned     bool            // a reader is positioned on it
+	// Lost: its tier-0 file is unreadable and no other tier holds it
+	// (core/lost.go); nothing is to be done with it but keep it.
+	// LossAccepted: an operator accepted that.
+	Lost, LossAccepted bool
 }
 
 // Segment describes segment id.
@@ -49,7 +53,8 @@ func (s *Stream) SegmentList() []SegmentInfo {
 
 func (g *seg) info() SegmentInfo {
 	return SegmentInfo{ID: g.id, Path: g.path, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord, Capacity: g.capacity,
-		Resident: g.resident.Load(), Footer: g.footer.Load(), Pinned: g.pins.Load() > 0}
+		Resident: g.resident.Load(), Footer: g.footer.Load(), Pinned: g.pins.Load() > 0,
+		Lost: g.damage != nil && g.damage.lost, LossAccepted: g.damage != nil && g.damage.lost && g.damage.accepted}
 }
 
 // Evict removes the tier-0 file of a sealed segment; the segment stays in
@@ -64,7 +69,7 @@ func (s *Stream) Evict(id SegmentID) error {
 		return fmt.Errorf("stream %d: evict segment %d: %w", s.id, id, ErrNotFound)
 	}
 	s.mu.Lock()
-	busy := g == s.mu.active || g == s.mu.sealing || g.footer.Load() == nil
+	busy := g == s.mu.active || g == s.mu.sealing || g.footer.Load() == nil || g.damage != nil
 	s.mu.Unlock()
 	if busy {
 		return fmt.Errorf("stream %d: evict segment %d: not sealed: %w", s.id, id, ErrSegmentBusy)

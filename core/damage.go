@@ -35,8 +35,9 @@ type recoveredState struct {
 	resume bool         // the tail was closed cleanly and goes on taking records
 	damage *DamageError // why appends are refused, if they are
 	// suspects are segment files recovery could not read, decided once
-	// the manifest is open (core/heal.go).
-	suspects []suspect
+	// the manifest is open (core/heal.go); lost are those no other tier
+	// holds (core/lost.go).
+	suspects, lost []suspect
 }
 
 // damage is what a damaged tail segment knows past its damage: the intact
@@ -47,6 +48,9 @@ type damage struct {
 	resume int64    // the first intact frame after the damage (0: none)
 	after  []uint32 // offsets of the intact records from resume on
 	end    int64    // where they end
+	// lost: the whole segment is unreadable and no other tier holds it
+	// (core/lost.go); accepted: an operator accepted its loss.
+	lost, accepted bool
 }
 
 // openTail recovers the unsealed last segment info: a clean tail is
@@ -292,6 +296,9 @@ type LossReport struct {
 	// Placeholder: the segment's file was gone; an empty sealed segment
 	// takes its id.
 	Placeholder bool `json:"placeholder,omitempty"`
+	// Lost: the whole segment was unreadable with no other copy; a lost
+	// stub keeps its bounds (core/lost.go), the file is in Quarantine.
+	Lost bool `json:"lost,omitempty"`
 }
 
 // QuarantineSuffix names the files holding the original bytes of ranges an
@@ -326,6 +333,10 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 			return rep, err
 		}
 		rep.Placeholder = true
+	case g.damage != nil && g.damage.lost:
+		if err := s.acceptLostLocked(g, &rep); err != nil {
+			return rep, err
+		}
 	case g.damage == nil || i != len(cat.segs)-1:
 		return rep, fmt.Errorf("stream %d: accept loss: segment %d is not the damaged tail", s.id, dmg.Segment)
 	default:
@@ -342,13 +353,23 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 			return rep, fmt.Errorf("stream %d: accept loss: record it: %w", s.id, err)
 		}
 	}
-	s.installLocked(s.cat.Load(), nil)
+	if s.mu.active == nil {
+		s.installLocked(s.cat.Load(), nil)
+	}
 	s.mu.refused = nil
-	s.m.damaged.Set(0)
+	for _, g := range s.cat.Load().segs {
+		if g.damage != nil && !g.damage.accepted {
+			s.mu.refused = g.damage.err // more damage, accepted separately
+			break
+		}
+	}
+	if s.mu.refused == nil {
+		s.m.damaged.Set(0)
+	}
 	s.dropStaleNextLocked()
 	s.kickPrepLocked()
 	s.log.Warn("loss accepted by an operator: appends go on in the next segment", "segment_id", uint64(dmg.Segment),
-		"filled", len(rep.Filled), "records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "placeholder", rep.Placeholder)
+		"filled", len(rep.Filled), "records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "placeholder", rep.Placeholder, "lost", rep.Lost)
 	s.stateN.broadcast()
 	return rep, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -386,30 +387,145 @@ func only(i int) func(written) map[int]bool {
 	return func(written) map[int]bool { return map[int]bool{i: true} }
 }
 
-// TestDamagedSealedSegmentWithoutOtherCopy: a sealed segment whose file is
-// damaged and that no other tier holds keeps the stream from opening, with
-// an error naming the segment; nothing is dropped or skipped.
-func TestDamagedSealedSegmentWithoutOtherCopy(t *testing.T) {
-	ctx := context.Background()
-	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
-	st, err := Open("/d", cfg)
-	require.NoError(t, err)
-	s, err := st.Stream(1)
-	require.NoError(t, err)
-	for range 3 {
-		writeDurable(t, s, 10, 100)
-		require.NoError(t, s.Seal(ctx))
-	}
-	victim, ok := s.Segment(2)
-	require.True(t, ok)
-	require.NoError(t, st.Close())
-	damageFile(t, mem, victim.Path, func(b []byte) []byte { b[20] ^= 0x40; return b })
+// TestLostSegment: a sealed segment whose tier-0 file cannot be read (its
+// header flipped, the file truncated) and that no other tier holds does
+// not keep the rest of the stream from opening. The stream opens damaged:
+// appends are refused, the segment's records fail with ErrCorrupt, a
+// reader from the start stops at it with that error, everything before
+// and after reads back (after it by id, ordinals intact). Accepting the
+// loss keeps the file aside and a lost stub in its place; appends go on,
+// readers pass over the segment, its ids are never reused — across a
+// restart too.
+func TestLostSegment(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		victim SegmentID // of segments 1..3 sealed, 4 active
+		damage func(b []byte) []byte
+	}{
+		{"segment header flip", 2, func(b []byte) []byte { b[20] ^= 0x40; return b }},
+		{"truncated inside its records", 2, func(b []byte) []byte { return b[:300] }},
+		{"the first segment", 1, func(b []byte) []byte { b[20] ^= 0x40; return b }},
+		{"the newest sealed segment", 3, func(b []byte) []byte { b[20] ^= 0x40; return b }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			mem := vfs.NewMem()
+			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
+			st, err := Open("/d", cfg)
+			require.NoError(t, err)
+			s, err := st.Stream(1)
+			require.NoError(t, err)
+			var all written
+			for range 3 {
+				w := writeDurable(t, s, 10, 100)
+				all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
+				require.NoError(t, s.Seal(ctx))
+			}
+			w := writeDurable(t, s, 5, 100) // segment 4, active
+			all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
+			victim, ok := s.Segment(tc.victim)
+			require.True(t, ok)
+			require.NoError(t, st.Close())
+			damageFile(t, mem, victim.Path, tc.damage)
+			inVictim := func(id RecordID) bool { return id.Segment() == tc.victim }
 
-	st, err = Open("/d", cfg)
-	require.NoError(t, err)
-	defer st.Close()
-	_, err = st.Lookup(1)
-	require.ErrorIs(t, err, ErrCorrupt)
-	require.Contains(t, err.Error(), "segment 2 is damaged in tier 0 and no other tier holds it")
+			st, err = Open("/d", cfg)
+			require.NoError(t, err)
+			s, err = st.Lookup(1)
+			require.NoError(t, err, "the stream opens")
+			rep := st.Recovery()[0]
+			require.Equal(t, []SegmentID{tc.victim}, rep.Lost)
+			require.NotNil(t, rep.Damage)
+			require.Equal(t, tc.victim, rep.Damage.Segment)
+			_, err = s.AppendDurable(ctx, []byte("refused"), AppendOptions{})
+			require.ErrorIs(t, err, ErrDamaged)
+
+			// Every record outside the victim reads by id, with its ordinal.
+			for i, id := range all.ids {
+				rec, err := s.ReadAt(ctx, id)
+				if inVictim(id) {
+					require.ErrorIs(t, err, ErrCorrupt, "record %s", id)
+					require.ErrorIs(t, err, ErrDamaged)
+					continue
+				}
+				require.NoError(t, err, "record %s", id)
+				require.Equal(t, all.payloads[i], rec.Payload)
+				require.Equal(t, uint64(i), rec.Ordinal)
+			}
+			// From the start: up to the victim, then the error.
+			r, err := s.NewReader(AtStart())
+			require.NoError(t, err)
+			n := 0
+			for ; ; n++ {
+				_, err := r.Next()
+				if err != nil {
+					require.ErrorIs(t, err, ErrCorrupt)
+					require.Contains(t, err.Error(), fmt.Sprintf("segment %d is lost", tc.victim))
+					break
+				}
+			}
+			r.Close()
+			require.Equal(t, int(tc.victim-1)*10, n, "the records before the lost segment")
+			// By id from the next segment: everything after it.
+			r, err = s.NewReader(AtID(MakeRecordID(tc.victim+1, segment.HeaderSize)))
+			require.NoError(t, err)
+			after := 0
+			for {
+				rec, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				require.NoError(t, err)
+				require.Greater(t, rec.ID.Segment(), tc.victim)
+				after++
+			}
+			r.Close()
+			require.Equal(t, 10*int(3-tc.victim)+5, after)
+
+			lr, err := s.AcceptLoss(ctx)
+			require.NoError(t, err)
+			require.True(t, lr.Lost)
+			require.Len(t, lr.Quarantine, 1)
+			id, err := s.AppendDurable(ctx, []byte("after"), AppendOptions{})
+			require.NoError(t, err, "appends go on once the loss is accepted")
+			want := func() []string {
+				var out []string
+				for i, id := range all.ids {
+					if !inVictim(id) {
+						out = append(out, string(all.payloads[i]))
+					}
+				}
+				return append(out, "after")
+			}()
+			got := func(s *Stream) []string {
+				var out []string
+				for _, rec := range readEvery(t, s) {
+					require.False(t, inVictim(rec.ID))
+					out = append(out, string(rec.Payload))
+				}
+				return out
+			}
+			require.Equal(t, want, got(s), "readers pass over the lost segment")
+			require.NoError(t, st.Close())
+
+			st, err = Open("/d", cfg)
+			require.NoError(t, err)
+			defer st.Close()
+			s, err = st.Lookup(1)
+			require.NoError(t, err)
+			rep = st.Recovery()[0]
+			require.Nil(t, rep.Damage, "the loss was accepted")
+			require.Equal(t, []SegmentID{tc.victim}, rep.Lost)
+			require.Equal(t, want, got(s))
+			_, err = s.ReadAt(ctx, all.ids[int(tc.victim-1)*10])
+			require.ErrorIs(t, err, ErrCorrupt, "a lost record stays lost")
+			next, err := s.AppendDurable(ctx, []byte("later"), AppendOptions{})
+			require.NoError(t, err)
+			require.Greater(t, uint64(next), uint64(id), "no id is handed out twice")
+			names, err := mem.List(filepath.Dir(victim.Path))
+			require.NoError(t, err)
+			require.Contains(t, names, filepath.Base(victim.Path)+LostSuffix)
+			require.Contains(t, names, lr.Quarantine[0], "the unreadable file is kept")
+		})
+	}
 }

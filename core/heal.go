@@ -26,8 +26,10 @@ import (
 // against the reference; a copy that fails it is moved aside
 // (<file>.damaged, kept for inspection) and the segment comes back as a
 // cold segment, read and hydrated from the verified tier-1 or tier-2 copy.
-// Without another copy the stream fails to open, as before, naming the
-// segment: nothing is dropped or replaced silently.
+// Without another copy an unreadable file is a lost segment (core/lost.go):
+// the stream opens damaged, the rest of it readable; a readable one whose
+// footer disagrees is kept as it is. Nothing is dropped or replaced
+// silently.
 
 // DamagedSuffix marks a tier-0 segment file recovery set aside because it
 // failed the manifest's checksum and another tier holds the segment.
@@ -49,7 +51,8 @@ func (s *Stream) healFromOtherTiers(rep *RecoveryReport) error {
 		id := sp.info.Name.SegmentID
 		st, ok := s.elsewhere(tl, id)
 		if !ok {
-			return fmt.Errorf("stream %d: segment %d is damaged in tier 0 and no other tier holds it: %w", s.id, id, sp.err)
+			s.recovered.lost = append(s.recovered.lost, sp) // addLostSegments
+			continue
 		}
 		if err := s.setAside(sp.info.Path, id, "unreadable", sp.err, st, rep); err != nil {
 			return err

@@ -167,6 +167,11 @@ func (r *Reader) seekLocked(p Position) error {
 	if g == nil {
 		return fmt.Errorf("stream %d: ordinal %d is before the first local segment: %w", s.id, p.ordinal, ErrNotFound)
 	}
+	if g.damage != nil && g.damage.lost {
+		r.seg, r.off = g, segment.HeaderSize // Next says it is lost, or passes over it
+		r.pin(g)
+		return nil
+	}
 	v, err := g.view(s.cfg.FS)
 	if err != nil {
 		return err
@@ -211,6 +216,20 @@ func (r *Reader) Next() (Record, error) {
 	for {
 		if r.seg != nil && r.seg == r.vseg && r.off < r.vlimit {
 			return r.read(r.vb, r.vlimit)
+		}
+		if g := r.seg; g != nil && g.damage != nil && g.damage.lost {
+			// A lost segment: the error, or past it once its loss was
+			// accepted.
+			next, _ := s.cat.Load().byID(g.id + 1)
+			switch {
+			case !g.damage.accepted:
+				return Record{}, s.lostReadErr(g)
+			case next == nil:
+				return Record{}, io.EOF
+			}
+			r.seg, r.off, r.ord = next, segment.HeaderSize, next.baseRecord
+			r.pin(next)
+			continue
 		}
 		if g := r.seg; g != nil && g.damage != nil && r.off >= g.damage.err.Offset {
 			// Positioned by id past the damage (a sequential read stops

@@ -42,6 +42,10 @@ type RecoveryReport struct {
 	// Damage is set when durable records failed their checks (nothing was
 	// dropped; appends are refused).
 	Damage *DamageError
+	// Lost are segments whose tier-0 file is unreadable and that no other
+	// tier holds (core/lost.go): the stream is damaged unless their loss
+	// was accepted earlier.
+	Lost []SegmentID
 	// Healed are sealed segments whose tier-0 copy failed the manifest's
 	// checksum and was set aside (DamagedSuffix): they are read from the
 	// copy tier 1 or 2 holds.
@@ -74,7 +78,7 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		case n == segment.PointerFile || n == segment.MarkFile:
 		case strings.Contains(n, QuarantineSuffix) || strings.Contains(n, DamagedSuffix):
 			s.log.Info("bytes an accepted loss replaced are kept for inspection", "file", path)
-		case strings.HasSuffix(n, ColdSuffix):
+		case strings.HasSuffix(n, ColdSuffix), strings.HasSuffix(n, LostSuffix):
 			stubs = append(stubs, path)
 		case strings.HasSuffix(n, OrphanSuffix):
 			s.log.Info("segment set aside by an earlier recovery is kept for inspection", "file", path)
@@ -176,7 +180,11 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	}
 	rep.Segments = len(infos)
 	for _, path := range stubs {
-		g, err := s.readStub(path)
+		read := s.readStub
+		if strings.HasSuffix(path, LostSuffix) {
+			read = s.readLostStub
+		}
+		g, err := read(path)
 		if err != nil {
 			return rep, err
 		}
@@ -189,7 +197,11 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 			continue
 		}
 		cat = cat.withSorted(g)
-		rep.Cold = append(rep.Cold, g.id)
+		if g.damage != nil {
+			rep.Lost = append(rep.Lost, g.id)
+		} else {
+			rep.Cold = append(rep.Cold, g.id)
+		}
 	}
 	if err := fsys.SyncDir(s.segDir); err != nil {
 		return rep, fmt.Errorf("stream %d: sync %s: %w", s.id, s.segDir, err)

@@ -81,6 +81,9 @@ func (st *Store) recoverAll(ids []StreamID) {
 				err = s.addColdSegments(context.Background(), &rep)
 			}
 			if err == nil {
+				err = s.addLostSegments(&rep)
+			}
+			if err == nil {
 				err = s.checkCatalog()
 			}
 			if err == nil {

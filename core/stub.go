@@ -54,22 +54,32 @@ func decodeStub(b []byte, capacity int64) (segment.Header, segment.Footer, error
 
 // readStub loads the stub at path for the segment its name describes.
 func (s *Stream) readStub(path string) (*seg, error) {
-	name, ok := segment.ParseFileName(strings.TrimSuffix(baseName(path), ColdSuffix))
+	h, f, err := s.loadStub(path, ColdSuffix)
+	if err != nil {
+		return nil, err
+	}
+	return newColdSeg(strings.TrimSuffix(path, ColdSuffix), h, f, s.cfg.SegmentSize), nil
+}
+
+// loadStub reads and checks the stub at path, named <segment file><suffix>
+// (a cold or a lost stub).
+func (s *Stream) loadStub(path, suffix string) (segment.Header, segment.Footer, error) {
+	name, ok := segment.ParseFileName(strings.TrimSuffix(baseName(path), suffix))
 	if !ok {
-		return nil, &types.CorruptError{Path: path, Reason: "cold stub name does not name a segment"}
+		return segment.Header{}, segment.Footer{}, &types.CorruptError{Path: path, Reason: "stub name does not name a segment"}
 	}
 	b, err := vfs.ReadFile(s.cfg.FS, path)
 	if err != nil {
-		return nil, fmt.Errorf("stream %d: %w", s.id, err)
+		return segment.Header{}, segment.Footer{}, fmt.Errorf("stream %d: %w", s.id, err)
 	}
 	h, f, err := decodeStub(b, s.cfg.SegmentSize)
 	if err != nil {
-		return nil, &types.CorruptError{Path: path, Reason: err.Error()}
+		return h, f, &types.CorruptError{Path: path, Reason: err.Error()}
 	}
 	if h.SegmentID != name.SegmentID || h.BaseOffset != name.BaseOffset || h.CreatedAt != name.CreatedAt || h.StreamID != s.id {
-		return nil, &types.CorruptError{Path: path, Reason: "cold stub disagrees with its name or stream"}
+		return h, f, &types.CorruptError{Path: path, Reason: "stub disagrees with its name or stream"}
 	}
-	return newColdSeg(strings.TrimSuffix(path, ColdSuffix), h, f, s.cfg.SegmentSize), nil
+	return h, f, nil
 }
 
 func baseName(path string) string {

@@ -62,6 +62,9 @@ func TestServeDamageTable(t *testing.T) {
 		{"active file deleted", func(t *testing.T, path string, _ []client.RecordID) {
 			require.NoError(t, os.Remove(path))
 		}, func([]client.RecordID) (int, int) { return 0, n }},
+		{"segment header flip (the file unreadable: a lost segment)", func(t *testing.T, path string, _ []client.RecordID) {
+			editFile(t, path, func(b []byte) []byte { b[20] ^= 0x40; return b })
+		}, func([]client.RecordID) (int, int) { return 0, n }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -93,7 +96,7 @@ func TestServeDamageTable(t *testing.T) {
 			first, end := tc.lost(ids)
 			code, out, _ = runVerify(t, ctx, bin, "-data-dir", data, "-skip-tier2")
 			require.Equal(t, 4, code, "manifest verify finds the damage offline: %s", out)
-			require.Regexp(t, "segment_(damaged|truncated|missing)", out)
+			require.Regexp(t, "segment_(damaged|truncated|missing|unreadable)", out)
 
 			h = startHost(t, bin, nil, args...)
 			h.waitReady()

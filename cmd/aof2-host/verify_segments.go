@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/manifest"
@@ -39,9 +40,12 @@ func segmentFindings(dir string, stream uint64, segs []manifest.SegmentState) []
 	}
 	files := map[types.SegmentID]segment.Name{}
 	paths := map[types.SegmentID]string{}
+	lost := map[types.SegmentID]string{} // accepted losses (core/lost.go)
 	for _, n := range names {
 		if name, ok := segment.ParseFileName(n); ok {
 			files[name.SegmentID], paths[name.SegmentID] = name, filepath.Join(segDir, n)
+		} else if name, ok := segment.ParseFileName(strings.TrimSuffix(n, core.LostSuffix)); ok && strings.HasSuffix(n, core.LostSuffix) {
+			lost[name.SegmentID] = filepath.Join(segDir, n)
 		}
 	}
 	mark, _ := segment.ReadMark(vfs.OS, filepath.Join(segDir, segment.MarkFile))
@@ -51,6 +55,11 @@ func segmentFindings(dir string, stream uint64, segs []manifest.SegmentState) []
 		}
 		name, ok := files[st.SegmentID]
 		path := paths[st.SegmentID]
+		if stub, accepted := lost[st.SegmentID]; accepted && !ok {
+			out = append(out, manifest.Finding{Severity: manifest.SeverityInfo, Code: "segment_lost", File: stub,
+				Message: fmt.Sprintf("segment %d: its tier-0 file was unreadable with no other copy and its loss was accepted (docs/tiering.md#damage)", st.SegmentID)})
+			continue
+		}
 		if !ok {
 			add(st, segDir, "segment_missing", "segment %d: the manifest places it in tier 0 and its file is gone", st.SegmentID)
 			continue

@@ -202,6 +202,9 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		return fmt.Errorf("tiering needs the manifest (core.Config.NoManifest is set)")
 	}
 	for _, info := range s.SegmentList() {
+		if info.Lost {
+			continue // no copy to move; the stream reports the damage
+		}
 		ms, _ := tl.Segment(info.ID)
 		k := types.SegmentKey{Stream: s.ID(), Segment: info.ID}
 		inT2 := ms.Tier2.Key != ""
@@ -440,7 +443,7 @@ func (c *Coordinator) scan() {
 			continue
 		}
 		for _, info := range s.SegmentList() {
-			if info.Footer == nil {
+			if info.Footer == nil || info.Lost {
 				continue
 			}
 			ms, _ := tl.Segment(info.ID)

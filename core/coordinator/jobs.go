@@ -53,7 +53,7 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 	result := tracing.ResultSkipped
 	defer func() { endSpan(span, err, result) }()
 	info, ok := s.Segment(id)
-	if !ok || info.Footer == nil {
+	if !ok || info.Footer == nil || info.Lost {
 		return nil
 	}
 	k := types.SegmentKey{Stream: s.ID(), Segment: id}
@@ -128,7 +128,7 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		span.SetAttributes(tracing.KeyForced.Bool(true))
 	}
 	info, ok := s.Segment(id)
-	if !ok || info.Footer == nil || c.remote == nil {
+	if !ok || info.Footer == nil || info.Lost || c.remote == nil {
 		return nil
 	}
 	k := types.SegmentKey{Stream: s.ID(), Segment: id}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -285,17 +286,26 @@ func TestHydrationRetryLogsWhileBroken(t *testing.T) {
 	backend.ClearFaults()
 	clock.Advance(time.Hour)
 	capture.Reset()
-	rd, err := s.NewReader(core.AtID(core.MakeRecordID(1, 64)))
-	require.NoError(t, err)
-	_, err = rd.NextCtx(ctx)
-	rd.Close()
-	require.NoError(t, err)
+	// The breaker lets one probe through after its cooldown; a background
+	// job (a manifest chunk's upload) may take it before this read does.
+	extra := 0
+	require.Eventually(t, func() bool {
+		rd, err := s.NewReader(core.AtID(core.MakeRecordID(1, 64)))
+		require.NoError(t, err)
+		defer rd.Close()
+		if _, err = rd.NextCtx(ctx); errors.Is(err, tier2.ErrBreakerOpen) {
+			extra++
+			return false
+		}
+		require.NoError(t, err)
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
 	lines = capture.Lines(t)
 	n = countBy(lines)
 	assert.Equal(t, 1, n["tier1_hydration_retry_recovered"])
 	for _, l := range lines {
 		if l["@message"] == "tier1_hydration_retry_recovered" {
-			assert.EqualValues(t, reads, l["failures"], "every failed cold read")
+			assert.EqualValues(t, reads+extra, l["failures"], "every failed cold read")
 			assert.Equal(t, "breaker_open", l["reason"])
 			assert.Equal(t, "tier1_hydration_retry_unavailable", l["event"], "which event recovered")
 			assert.Contains(t, l["last_error"], "fake: injected 503")

@@ -278,7 +278,7 @@ func (c *Coordinator) Scrub(ctx context.Context, opts ScrubOptions, progress fun
 		}
 		var segs []core.SegmentInfo
 		for _, info := range s.SegmentList() {
-			if info.Footer != nil {
+			if info.Footer != nil && !info.LossAccepted {
 				segs = append(segs, info)
 			}
 		}
@@ -316,16 +316,21 @@ func (c *Coordinator) Scrub(ctx context.Context, opts ScrubOptions, progress fun
 // can; it returns the findings.
 func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.Stream, info core.SegmentInfo) []ScrubFinding {
 	k := types.SegmentKey{Stream: s.ID(), Segment: info.ID}
-	ms, ok := s.TierLog().Segment(info.ID)
-	if !ok || !ms.Sealed || len(ms.Tier2.PendingDeletes) > 0 {
-		return nil // not sealed in the manifest, or being retired
-	}
 	var found []ScrubFinding
 	report := func(tier, problem string, repaired bool, detail string) {
 		f := ScrubFinding{Stream: k.Stream, Segment: k.Segment, Tier: tier, Problem: problem, Repaired: repaired, Detail: detail}
 		found = append(found, f)
 		p.sum.Findings = append(p.sum.Findings, f)
 		c.noteFinding(f)
+	}
+	if info.Lost {
+		report(ScrubTier0, "unreadable", false, fmt.Sprintf("the tier-0 file is unreadable and no other tier holds the segment: "+
+			"its records are lost unless a copy is restored; accept the loss with `aof2-host repair -stream %d -accept-loss` (docs/tiering.md#damage)", k.Stream))
+		return found
+	}
+	ms, ok := s.TierLog().Segment(info.ID)
+	if !ok || !ms.Sealed || len(ms.Tier2.PendingDeletes) > 0 {
+		return nil // not sealed in the manifest, or being retired
 	}
 
 	// Check every copy first: a repair needs to know which copies are good.

@@ -147,7 +147,8 @@ func (i *Inspector) snapshotReport(mdir string, id uint64) SnapshotReport {
 // Severity ranks a finding.
 type Severity string
 
-// Severities. A CLI exits non-zero on any SeverityError finding.
+// Severities. A CLI exits non-zero on any SeverityError or SeverityWarning
+// finding; SeverityInfo is reported only.
 const (
 	SeverityError   Severity = "error"
 	SeverityWarning Severity = "warning"
