@@ -19,8 +19,8 @@ import (
 
 // TestServeScrub is the tester's table for the copies nobody reads: a
 // payload byte flipped in a sealed tier-0 segment while the host is down,
-// a byte flipped in its warm artifact or the tier-2 object deleted while
-// it runs (a warm artifact damaged while the host is down is found and
+// a byte flipped in its warm artifact or its tier-2 object, or the object
+// deleted, while it runs (a warm artifact damaged while the host is down is found and
 // rebuilt when it starts, before any scrub), is
 // found by `aof2-host scrub -addr` before any read and repaired from a
 // verified copy (a damaged tier-0 file kept beside its replacement, the
@@ -55,6 +55,12 @@ func TestServeScrub(t *testing.T) {
 		{"tier-2 object deleted", nil, func(t *testing.T, data string, ids []client.RecordID) {
 			require.NoError(t, os.Remove(object(data, ids[0].Segment())))
 		}, "tier2 missing"},
+		{"tier-2 object rotten", nil, func(t *testing.T, data string, ids []client.RecordID) {
+			path := object(data, ids[0].Segment())
+			fi, err := os.Stat(path)
+			require.NoError(t, err)
+			flipAt(t, path, fi.Size()/2)
+		}, "tier2 checksum"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

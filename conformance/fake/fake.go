@@ -87,6 +87,26 @@ func (b *Backend) Len() int {
 	return len(b.mu.objects)
 }
 
+// Rot flips a bit of the byte at off of the object stored under key and
+// keeps its etag and stored checksum: damage at rest, which a full read
+// must detect. The bytes are copied first (a reader holding the old slice
+// is unaffected).
+func (b *Backend) Rot(key string, off int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.mu.objects[key]
+	if !ok {
+		return pluginapi.Errorf(pluginapi.CodeNotFound, key, "no such object")
+	}
+	if off < 0 || off >= int64(len(o.data)) {
+		return pluginapi.Errorf(pluginapi.CodeInvalidArgument, key, "offset %d outside the object's %d bytes", off, len(o.data))
+	}
+	data := append([]byte(nil), o.data...)
+	data[off] ^= 0x40
+	b.mu.objects[key] = &object{data: data, info: o.info}
+	return nil
+}
+
 // Stored returns what is stored under key, bypassing fault injection: for
 // host tests that check invariants while faults are armed.
 func (b *Backend) Stored(key string) (pluginapi.ObjectInfo, bool) {

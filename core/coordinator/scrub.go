@@ -40,11 +40,13 @@ import (
 // What fails is repaired from a verified copy, as a read would: a tier-0
 // file is rebuilt and swapped (Repair, reason "scrub"), a warm artifact
 // removed and rebuilt from tier 2 (fetch) or tier 0 (compression), a
-// missing tier-2 object uploaded again from a local copy. A copy with no
-// verified copy to repair it from is reported and kept: the scrubber never
-// deletes the last copy of anything, damaged or not. Tier 2 never
-// overwrites an object (tier2.Store refuses different bytes under a key as
-// data loss), so a corrupt object is reported, not replaced.
+// missing tier-2 object uploaded again from a local copy, a tier-2 object
+// whose bytes rotted at rest replaced by a Put conditional on its etag
+// (tier2.Store.ReplaceSegment: only that very object is overwritten). A
+// copy with no verified copy to repair it from is reported and kept: the
+// scrubber never deletes the last copy of anything, damaged or not; an
+// object that is not the one the manifest names (another etag, another
+// segment's metadata) is reported, never overwritten.
 //
 // Reads are paced to Scrub.BytesPerSecond so that a pass does not compete
 // with the host's own I/O; passes run one at a time (background or asked
@@ -398,10 +400,13 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 	}
 	if t2.state == copyMissing || t2.state == copyBad {
 		problem := "missing"
-		if t2.state == copyBad {
+		switch {
+		case t2.rotten:
+			problem = "checksum"
+		case t2.state == copyBad:
 			problem = "mismatch"
 		}
-		err := c.rebuildRemote(ctx, s, k, ms, t2.state, t0 == copyGood || t1 == copyGood)
+		err := c.rebuildRemote(ctx, s, k, ms, t2, t0 == copyGood || t1 == copyGood)
 		switch {
 		case err == nil:
 			s.NoteRepair(ScrubTier2, "scrub")
@@ -440,6 +445,10 @@ type tier2Check struct {
 	// crc is the CRC-64/NVME the object was uploaded with, if hasCRC.
 	crc    uint64
 	hasCRC bool
+	// rotten: a bad object that is the one the manifest names (its etag),
+	// its bytes changed at rest; etag is its etag.
+	rotten bool
+	etag   string
 }
 
 // scrubTier2 checks the tier-2 object by HEAD (stored checksum, metadata,
@@ -458,6 +467,10 @@ func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.Segm
 	}
 	md, err := tier2.ParseMetadata(oi.Metadata)
 	var problem string
+	// The object the manifest names, whose bytes changed at rest: the
+	// one kind of bad object a verified local copy replaces.
+	ours := ms.Tier2.ETag == "" || oi.ETag == ms.Tier2.ETag
+	rotten := false
 	switch {
 	case err != nil:
 		problem = err.Error()
@@ -466,16 +479,16 @@ func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.Segm
 	case !md.HasCRC64 && !oi.HasCRC64:
 		problem = "it carries no stored checksum"
 	case md.HasCRC64 && oi.HasCRC64 && md.CRC64 != oi.CRC64:
-		problem = fmt.Sprintf("the backend's checksum %016x differs from the uploaded %016x", oi.CRC64, md.CRC64)
+		problem, rotten = fmt.Sprintf("the backend's checksum %016x differs from the uploaded %016x", oi.CRC64, md.CRC64), ours
 	case md.Size != 0 && md.Size != oi.Size:
-		problem = fmt.Sprintf("it is %d bytes, %d were uploaded", oi.Size, md.Size)
+		problem, rotten = fmt.Sprintf("it is %d bytes, %d were uploaded", oi.Size, md.Size), ours
 	case info.Footer != nil && md.RecordCount != info.Footer.RecordCount:
 		problem = fmt.Sprintf("it records %d records, the segment holds %d", md.RecordCount, info.Footer.RecordCount)
 	case ms.Tier2.ETag != "" && oi.ETag != "" && oi.ETag != ms.Tier2.ETag:
 		problem = fmt.Sprintf("its etag is %q, the manifest records %q (rewritten)", oi.ETag, ms.Tier2.ETag)
 	}
 	if problem != "" {
-		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %s", key, problem)}
+		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %s", key, problem), rotten: rotten, etag: oi.ETag}
 	}
 	c.logs.Succeed(scrubCannotCheck, "")
 	good := tier2Check{state: copyGood, crc: md.CRC64, hasCRC: md.HasCRC64}
@@ -501,7 +514,7 @@ func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.Segm
 	case errors.Is(err, pluginapi.ErrNotFound):
 		return tier2Check{state: copyMissing, detail: fmt.Sprintf("tier-2 object %s is missing", key)}
 	case errors.Is(err, types.ErrCorrupt), errors.Is(err, tier2.ErrChecksum), errors.Is(err, tier1.ErrChecksumMismatch):
-		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %v", key, err)}
+		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %v", key, err), rotten: true, etag: oi.ETag}
 	}
 	c.scrubCannotCheck(k, err)
 	return tier2Check{state: copyUnknown}
@@ -625,14 +638,18 @@ func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core
 }
 
 // rebuildRemote uploads a missing tier-2 object again from a verified local
-// copy (the reconciliation's re-upload). A corrupt or rewritten object is
-// not replaced: tier 2 never overwrites an object.
-func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types.SegmentKey, ms manifest.SegmentState, t2 copyState, localGood bool) error {
-	if t2 == copyBad {
-		if localGood {
-			return fmt.Errorf("tier 2 never overwrites an object: delete it and the next pass uploads it again from the verified local copy")
-		}
-		return fmt.Errorf("no verified local copy")
+// copy (the reconciliation's re-upload), and replaces one whose bytes
+// rotted at rest — only while it is still that object (a Put conditional
+// on its etag). An object that is not the one the manifest names (another
+// etag, another segment's metadata) is reported, never overwritten.
+func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types.SegmentKey, ms manifest.SegmentState, t2 tier2Check, localGood bool) error {
+	switch {
+	case t2.state == copyBad && !t2.rotten:
+		return fmt.Errorf("it is not the object the manifest names; tier 2 never overwrites another writer's object")
+	case t2.state == copyBad && !localGood:
+		return fmt.Errorf("no verified local copy to replace it from")
+	case t2.state == copyBad:
+		return c.replaceRemote(ctx, s, k, t2.etag)
 	}
 	if !localGood {
 		if err := s.TierLog().Record(ctx, manifest.UploadFailed{Header: hdr(k.Segment), Key: ms.Tier2.Key, Reason: manifest.ReasonObjectMissing}); err != nil {
@@ -641,6 +658,58 @@ func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types
 		return fmt.Errorf("no verified local copy: the segment is flagged needs_recovery")
 	}
 	return c.reupload(ctx, s, k.Segment)
+}
+
+// replaceRemote overwrites the rotten tier-2 object of k (etag badETag)
+// with the local artifact — compressed from the verified tier-0 file if
+// the warm cache has none — and records the new etag. The segment's lock
+// keeps eviction off the local copies meanwhile.
+func (c *Coordinator) replaceRemote(ctx context.Context, s *core.Stream, k types.SegmentKey, badETag string) error {
+	unlock := c.lockKey(k)
+	defer unlock()
+	info, ok := s.Segment(k.Segment)
+	if !ok || info.Footer == nil {
+		return fmt.Errorf("segment %d is gone: %w", k.Segment, types.ErrNotFound)
+	}
+	if !c.warm.Contains(k) {
+		if !info.Resident {
+			return fmt.Errorf("no local copy left")
+		}
+		res, err := c.warm.Compress(ctx, tier1.Source{Stream: s.ID(), Path: info.Path, Segment: k.Segment})
+		if err != nil {
+			return fmt.Errorf("compress from tier 0: %w", err)
+		}
+		if err := s.TierLog().Record(ctx, manifest.CompressionDone{Header: hdr(k.Segment), CompressedBytes: uint64(res.CompressedBytes)}); err != nil {
+			return err
+		}
+	}
+	tl := s.TierLog()
+	key := c.remote.Layout().SegmentObjectKey(k)
+	if err := tl.Note(manifest.UploadStarted{Header: hdr(k.Segment), Key: key}); err != nil {
+		return err
+	}
+	meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord}
+	var up tier2.Uploaded
+	var err error
+	if vfs.OnOS(c.cfg.FS) {
+		up, err = c.remote.ReplaceSegment(ctx, k, c.warm.Path(k), nil, meta, badETag)
+	} else {
+		var data []byte
+		if data, err = vfs.ReadFile(c.cfg.FS, c.warm.Path(k)); err == nil {
+			up, err = c.remote.ReplaceSegment(ctx, k, "", data, meta, badETag)
+		}
+	}
+	if err != nil {
+		if rerr := tl.Record(ctx, manifest.UploadFailed{Header: hdr(k.Segment), Key: key, Reason: reason(err)}); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return fmt.Errorf("replace: %w", err)
+	}
+	if err := tl.Record(ctx, manifest.UploadDone{Header: hdr(k.Segment), Key: up.Key, ETag: up.ETag}); err != nil {
+		return err
+	}
+	_ = c.warm.MarkUploaded(k)
+	return nil
 }
 
 const scrubCannotCheck = "scrub could not check a tier-2 object"

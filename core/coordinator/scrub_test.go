@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // TestScrub: damage nobody reads is found by a scrub pass and repaired
@@ -33,6 +35,7 @@ func TestScrub(t *testing.T) {
 		tier0, tier1 bool // flipped while the rig is stopped
 		reencoded    bool // the artifact compressed again at another level while stopped
 		tier2        bool // the object deleted while it runs
+		rot          bool // a byte of the object flipped at rest while it runs
 	}
 	for _, tc := range []struct {
 		name   string
@@ -43,6 +46,7 @@ func TestScrub(t *testing.T) {
 		{"warm artifact corrupt", damage{tier1: true}, map[string]bool{ScrubTier1: true}},
 		{"warm artifact decodes but is not the uploaded object", damage{reencoded: true}, map[string]bool{ScrubTier1: true}},
 		{"tier2 object deleted", damage{tier2: true}, map[string]bool{ScrubTier2: true}},
+		{"tier2 object rotten at rest", damage{rot: true}, map[string]bool{ScrubTier2: true}},
 		{"tier0 and warm damaged, from tier 2", damage{tier0: true, tier1: true}, map[string]bool{ScrubTier0: true, ScrubTier1: true}},
 		{"no good copy", damage{tier0: true, tier1: true, tier2: true}, map[string]bool{ScrubTier0: false, ScrubTier1: false, ScrubTier2: false}},
 	} {
@@ -81,6 +85,9 @@ func TestScrub(t *testing.T) {
 			require.NotEmpty(t, ms.Tier2.Key)
 			if tc.damage.tier2 {
 				require.NoError(t, backend.Delete(ctx, ms.Tier2.Key))
+			}
+			if tc.damage.rot {
+				require.NoError(t, backend.Rot(ms.Tier2.Key, 100))
 			}
 
 			sealed := 0
@@ -140,6 +147,13 @@ func TestScrub(t *testing.T) {
 				_, ok := backend.Stored(ms.Tier2.Key)
 				require.True(t, ok, "the object is uploaded again")
 			}
+			if tc.damage.rot {
+				obj, ok := backend.Stored(ms.Tier2.Key)
+				require.True(t, ok)
+				now, _ := s.TierLog().Segment(victim.ID)
+				require.NotEqual(t, ms.Tier2.ETag, obj.ETag, "the rotten object is replaced")
+				require.Equal(t, obj.ETag, now.Tier2.ETag, "the manifest records the new etag")
+			}
 			// A second pass finds nothing: every copy verifies.
 			sum, err = r.c.Scrub(ctx, ScrubOptions{}, nil)
 			require.NoError(t, err)
@@ -172,4 +186,34 @@ func corruptArtifact(t *testing.T, ctx context.Context, path string, exp tier1.E
 		flipByte(t, path, off) // harmless: undo it, try the next byte
 	}
 	t.Fatalf("no single-byte flip in the second half of %s fails verification", path)
+}
+
+// TestScrubNeverOverwritesAnotherObject: an object under a segment's key
+// that is not the one the manifest names (another writer's bytes, another
+// etag) is reported unrepairable and left as it is, even with a verified
+// local copy at hand: only an object that rotted at rest is replaced.
+func TestScrubNeverOverwritesAnotherObject(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	r := openRig(t, t.TempDir(), backend, 64)
+	defer r.close(t)
+	s := writeUploaded(t, ctx, r, 7, 0, 1500)
+	victim := s.SegmentList()[1]
+	ms, _ := s.TierLog().Segment(victim.ID)
+	theirs := []byte("another writer's object")
+	_, err := backend.Put(ctx, pluginapi.PutRequest{Key: ms.Tier2.Key, Size: uint64(len(theirs)), CRC64: pluginapi.CRC64(theirs)}, bytes.NewReader(theirs))
+	require.NoError(t, err)
+	before, _ := backend.Stored(ms.Tier2.Key)
+
+	sum, err := r.c.Scrub(ctx, ScrubOptions{Streams: []types.StreamID{7}}, nil)
+	require.ErrorIs(t, err, ErrScrubFindings)
+	require.Len(t, sum.Findings, 1)
+	f := sum.Findings[0]
+	require.Equal(t, ScrubTier2, f.Tier)
+	require.Equal(t, "mismatch", f.Problem)
+	require.False(t, f.Repaired)
+	require.Contains(t, f.Detail, "never overwrites")
+	after, _ := backend.Stored(ms.Tier2.Key)
+	require.Equal(t, before.ETag, after.ETag, "the object is left as it is")
 }

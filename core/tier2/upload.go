@@ -31,6 +31,10 @@ type Upload struct {
 	// ChecksumError) rather than uploaded.
 	WantCRC64    uint64
 	HasWantCRC64 bool
+	// ReplaceETag, when set, overwrites the object under Key whose etag it
+	// is (a Put conditional on it, if_match) instead of storing a new one
+	// (if_absent): ReplaceSegment.
+	ReplaceETag string
 }
 
 // Uploaded is the outcome of a successful upload.
@@ -70,6 +74,27 @@ func segmentRef(k types.SegmentKey) (Ref, error) {
 		return Ref{}, fmt.Errorf("%w: segment id %d does not fit in 32 bits", ErrInvalidKey, k.Segment)
 	}
 	return Ref{Kind: KindSegment, Stream: k.Stream, ID: uint64(k.Segment)}, nil
+}
+
+// ReplaceSegment overwrites the object of segment k whose etag is badETag
+// — one a full read proved damaged at rest — with the verified artifact
+// at path (or data, when path is empty): a Put conditional on that etag,
+// verified like any upload, so that nothing but the damaged object is ever
+// overwritten. A backend without if_match gets errors.ErrUnsupported:
+// tier 2 is then never overwritten.
+func (s *Store) ReplaceSegment(ctx context.Context, k types.SegmentKey, path string, data []byte, seg SegmentInfo, badETag string) (Uploaded, error) {
+	ref, err := segmentRef(k)
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if badETag == "" {
+		return Uploaded{}, fmt.Errorf("tier2 replace %s: %w: no etag names the damaged object", k, pluginapi.ErrInvalidArgument)
+	}
+	u := Upload{Key: s.layout.Key(ref), Path: path, ReplaceETag: badETag}
+	if path == "" {
+		u.Data = data
+	}
+	return s.upload(ctx, u, ref, seg)
 }
 
 // UploadManifestChunk stores a sealed manifest chunk.
@@ -116,7 +141,7 @@ func (s *Store) upload(ctx context.Context, u Upload, ref Ref, seg SegmentInfo) 
 	}
 	md[MetaCRC64] = fmt.Sprintf("%016x", crc)
 	md[MetaSize] = fmt.Sprintf("%d", size)
-	req := pluginapi.PutRequest{Key: u.Key, Size: size, CRC64: crc, Metadata: md, IfAbsent: true}
+	req := pluginapi.PutRequest{Key: u.Key, Size: size, CRC64: crc, Metadata: md, IfAbsent: u.ReplaceETag == "", IfMatch: u.ReplaceETag}
 
 	var res Uploaded
 	err = s.run(ctx, OpUpload, u.Key, func(ctx context.Context) (err error) {
@@ -124,6 +149,9 @@ func (s *Store) upload(ctx context.Context, u Upload, ref Ref, seg SegmentInfo) 
 		return err
 	})
 	logArgs := append(refArgs(s.layout, u.Key), "key", u.Key, "bytes", size, "crc64", fmt.Sprintf("%016x", crc))
+	if u.ReplaceETag != "" {
+		logArgs = append(logArgs, "replaced_etag", u.ReplaceETag)
+	}
 	if err != nil {
 		// Rate-limited: a job retried every scan while tier 2 stays
 		// broken would log each time (docs/adr-host.md).
@@ -162,7 +190,10 @@ func (s *Store) uploadAttempt(ctx context.Context, u Upload, req pluginapi.PutRe
 	if err != nil {
 		return Uploaded{}, err
 	}
-	if !caps.IfAbsent {
+	if req.IfMatch != "" && !caps.IfMatch {
+		return Uploaded{}, fmt.Errorf("tier2: replacing %q needs a backend with if_match: %w", req.Key, errors.ErrUnsupported)
+	}
+	if req.IfAbsent && !caps.IfAbsent {
 		// No atomic if_absent: look first. A concurrent writer of the same
 		// key could still race us; one writer per stream makes that moot.
 		if _, err := s.head(ctx, req.Key); err == nil {
@@ -173,7 +204,10 @@ func (s *Store) uploadAttempt(ctx context.Context, u Upload, req pluginapi.PutRe
 		req.IfAbsent = false
 	}
 	info, err := s.put(ctx, u, req, caps)
-	if errors.Is(err, pluginapi.ErrAlreadyExists) {
+	if errors.Is(err, pluginapi.ErrAlreadyExists) || req.IfMatch != "" && errors.Is(err, pluginapi.ErrPrecondition) {
+		// Taken, or (a replacement) no longer the damaged object: an
+		// earlier attempt whose answer was lost stored these bytes, or
+		// they are someone else's.
 		return s.compareExisting(ctx, req)
 	}
 	if err != nil {
