@@ -157,6 +157,8 @@ type Limits struct {
 	ReadDefaultBytes  int64
 	ReadMaxBytes      int64
 	ReadInflightBytes int64
+	// ReadStallTimeout is server.Options.ReadStallTimeout.
+	ReadStallTimeout time.Duration
 }
 
 // Tracing configures span sampling (the exporter itself is configured by

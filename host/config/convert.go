@@ -141,6 +141,7 @@ func (c *Config) ServerOptions() server.Options {
 		ReadDefaultBytes: c.Limits.ReadDefaultBytes,
 		ReadMaxBytes:     c.Limits.ReadMaxBytes,
 		ReadBudgetBytes:  c.Limits.ReadInflightBytes,
+		ReadStallTimeout: c.Limits.ReadStallTimeout,
 	}
 }
 

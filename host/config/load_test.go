@@ -52,7 +52,7 @@ func TestDefaultsAreAWorkingSingleNode(t *testing.T) {
 	require.Equal(t, inWD(t, "data"), c.CoordinatorConfig().DataDir)
 	so := c.ServerOptions()
 	require.Equal(t, server.Options{MaxRecordSize: int(segment.MaxRecordSize(segment.DefaultCapacity)),
-		ReadDefaultBytes: server.DefaultReadBytes, ReadMaxBytes: server.DefaultReadMaxBytes, ReadBudgetBytes: server.DefaultReadBudgetBytes}, so)
+		ReadDefaultBytes: server.DefaultReadBytes, ReadMaxBytes: server.DefaultReadMaxBytes, ReadBudgetBytes: server.DefaultReadBudgetBytes, ReadStallTimeout: server.DefaultReadStallTimeout}, so)
 
 	d := Defaults()
 	require.Equal(t, "./data", d.DataDir, "the built-in value as written")
@@ -180,6 +180,7 @@ func samples(t *testing.T) map[string][3]string {
 		"limits.read_default_bytes":     {"1MiB", "64KiB", "16MiB"},
 		"limits.read_max_bytes":         {"4MiB", "64MiB", "1GiB"},
 		"limits.read_inflight_bytes":    {"1MiB", "256MiB", "2GiB"},
+		"limits.read_stall_timeout":     {"1s", "2m", "0s"},
 	}
 }
 

@@ -166,6 +166,8 @@ var keys = []*key{
 		func(c *Config) *int64 { return &c.Limits.ReadMaxBytes }, false, atLeast[int64](1, FormatSize)),
 	sizeKey("limits.read_inflight_bytes", server.DefaultReadBudgetBytes, "Record bytes the client API holds for all readers at once, from the copy out of a segment until written to the network: a read that finds none free waits (within its deadline) rather than grow memory; a busy server answers with shorter responses. A record larger than this is still read, taking all of it.",
 		func(c *Config) *int64 { return &c.Limits.ReadInflightBytes }, false, atLeast[int64](1, FormatSize)),
+	durationKey("limits.read_stall_timeout", server.DefaultReadStallTimeout, "How long a read response's bytes stay in read_inflight_bytes while the client takes none of them: an HTTP write blocked that long fails and its connection is closed; a gRPC response not yet written out leaves the budget (the transport keeps it until the client reads or the connection ends). 0 is the default.",
+		func(c *Config) *time.Duration { return &c.Limits.ReadStallTimeout }, false, nil),
 
 	intKey("tracing.append_every", core.DefaultTraceAppendEvery, "With tracing on (OTEL_* variables), one in this many durable appends of a stream gets a span, and separately one in this many flushes; -1 traces none.",
 		func(c *Config) *int { return &c.Tracing.AppendEvery }, checkSampleEvery),

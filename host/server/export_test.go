@@ -1,6 +1,10 @@
 package server
 
-import "context"
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
 
 // ReadBudgetHeld is how many bytes of the read budget are held.
 func (s *Server) ReadBudgetHeld() int64 { return s.reads.held.Load() }
@@ -20,3 +24,6 @@ func (s *Server) HoldReadBudget(ctx context.Context, n int64) (release func(), e
 	}
 	return h.release, nil
 }
+
+// ReadBudgetStalled counts responses released after the stall timeout.
+func (s *Server) ReadBudgetStalled() float64 { return testutil.ToFloat64(s.reads.stalled) }

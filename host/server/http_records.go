@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -118,16 +120,24 @@ const httpWriteChunk = 64 << 10
 // written record by record rather than whole: the server never holds a
 // response's encoding, only a chunk of it, and each record's bytes go
 // back to the read budget (h) once written to the connection. A slow
-// client slows the writes, not memory.
+// client slows the writes, not memory; one that takes nothing for the
+// read stall timeout fails the write (the connection is closed), which
+// gives its bytes back.
 func writeReadJSON(w http.ResponseWriter, res readResult, text bool, h *hold) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the connection may serve another request
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	written := int64(0) // budget bytes of the records in buf
 	flush := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(h.b.stall)) // not supported by every writer (tests' recorders)
 		if _, err := w.Write(buf.Bytes()); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				h.b.stalled.Inc()
+			}
 			return false // the client left; the hold is released by the caller
 		}
 		buf.Reset()

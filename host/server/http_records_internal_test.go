@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -46,7 +47,7 @@ func TestWriteReadJSON(t *testing.T) {
 			expected := httptest.NewRecorder()
 			writeJSON(expected, 200, want)
 
-			b := newReadBudget(1<<30, nil)
+			b := newReadBudget(1<<30, time.Minute, nil)
 			h := b.newHold(context.Background())
 			if held > 0 {
 				require.NoError(t, h.wait(context.Background(), held))

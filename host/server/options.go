@@ -49,6 +49,12 @@ type Options struct {
 	// a read that would exceed it returns fewer records. A record larger
 	// than the whole budget is still returned, alone. Default 64 MiB.
 	ReadBudgetBytes int64
+	// ReadStallTimeout bounds how long a response's bytes stay in the read
+	// budget while the client does not take them: an HTTP write blocked
+	// that long fails (the connection is closed); a gRPC response not
+	// written out by then leaves the budget (the transport keeps it until
+	// the client reads or the connection ends). Default 30s.
+	ReadStallTimeout time.Duration
 	// Registerer receives the server's metrics (the read budget's); nil
 	// registers none.
 	Registerer prometheus.Registerer
@@ -63,9 +69,10 @@ type Options struct {
 // Read limit defaults (Options.ReadDefaultBytes, ReadMaxBytes,
 // ReadBudgetBytes; docs/adr-host.md#read-memory).
 const (
-	DefaultReadBytes       = 4 << 20
-	DefaultReadMaxBytes    = 16 << 20
-	DefaultReadBudgetBytes = 64 << 20
+	DefaultReadBytes        = 4 << 20
+	DefaultReadMaxBytes     = 16 << 20
+	DefaultReadBudgetBytes  = 64 << 20
+	DefaultReadStallTimeout = 30 * time.Second
 )
 
 // framingSlack is room for everything in a message besides payload bytes:
@@ -97,6 +104,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ReadBudgetBytes == 0 {
 		o.ReadBudgetBytes = DefaultReadBudgetBytes
+	}
+	switch {
+	case o.ReadStallTimeout == 0:
+		o.ReadStallTimeout = DefaultReadStallTimeout
+	case o.ReadStallTimeout < 0:
+		return o, fmt.Errorf("server: ReadStallTimeout %s is negative", o.ReadStallTimeout)
 	}
 	for _, l := range []struct {
 		name string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
@@ -25,13 +26,15 @@ import (
 // nobody waits for a reader that waits.
 type readBudget struct {
 	total int64               // immutable
+	stall time.Duration       // immutable: Options.ReadStallTimeout
 	sem   *semaphore.Weighted // synchronizes itself
 	// pending maps gRPC responses handed to the transport to the hold of
 	// their records, until the codec encodes them (a sync.Map: no lock).
 	pending sync.Map // proto.Message → *hold
 
-	inUse prometheus.Gauge   // synchronizes itself
-	waits prometheus.Counter // synchronizes itself
+	inUse   prometheus.Gauge   // synchronizes itself
+	waits   prometheus.Counter // synchronizes itself
+	stalled prometheus.Counter // synchronizes itself
 	// held is the bytes held (at most total: it grows after the semaphore
 	// is acquired and shrinks before it is released); peak is its largest
 	// value; waiting counts requests waiting for room. Atomics, for the
@@ -39,20 +42,23 @@ type readBudget struct {
 	held, peak, waiting atomic.Int64
 }
 
-func newReadBudget(total int64, reg prometheus.Registerer) *readBudget {
+func newReadBudget(total int64, stall time.Duration, reg prometheus.Registerer) *readBudget {
 	b := &readBudget{
 		total: total,
+		stall: stall,
 		sem:   semaphore.NewWeighted(total),
 		inUse: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aof_read_inflight_bytes",
 			Help: "Record bytes the client API holds for readers: copied out of segments, encoded, or queued for the network."}),
 		waits: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_read_budget_waits_total",
 			Help: "Reads and tail messages that waited for room in the read budget (limits.read_inflight_bytes)."}),
+		stalled: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_read_budget_stalled_total",
+			Help: "Read responses a client did not take within limits.read_stall_timeout: their bytes left the read budget (HTTP: the connection was closed)."}),
 	}
 	if reg != nil {
 		limit := prometheus.NewGauge(prometheus.GaugeOpts{Name: "aof_read_budget_bytes",
 			Help: "The read budget: record bytes the client API may hold for readers at once."})
 		limit.Set(float64(total))
-		reg.MustRegister(b.inUse, b.waits, limit)
+		reg.MustRegister(b.inUse, b.waits, b.stalled, limit)
 	}
 	return b
 }
@@ -83,9 +89,10 @@ type hold struct {
 	b    *readBudget // immutable
 	conn *connHolds  // immutable: the gRPC connection it is sent on; nil for HTTP
 
-	mu   sync.Mutex
-	n    int64         // guarded by mu: the bytes held
-	resp proto.Message // guarded by mu: the response it was handed off with
+	mu    sync.Mutex
+	n     int64         // guarded by mu: the bytes held
+	resp  proto.Message // guarded by mu: the response it was handed off with
+	stall *time.Timer   // guarded by mu: releases a handed-off hold the client does not take
 }
 
 // newHold returns an empty hold. A gRPC request's hold is tied to its
@@ -151,6 +158,9 @@ func (h *hold) release() {
 	h.mu.Lock()
 	n := h.n
 	h.n = 0
+	if h.stall != nil {
+		h.stall.Stop()
+	}
 	h.mu.Unlock()
 	if n > 0 {
 		h.b.released(n)
@@ -209,7 +219,26 @@ func (c budgetCodec) Marshal(v any) (mem.BufferSlice, error) {
 		}
 		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
 	}
+	h.armStall()
 	return mem.BufferSlice{mem.NewBuffer(&buf, releasePool{h})}, nil
+}
+
+// armStall releases the hold if its response is still not written out
+// after the stall timeout: a client that stops reading (gRPC flow control
+// holds the message back, on a connection that stays up) must not keep
+// its bytes in the budget, and so every other reader waiting, for ever.
+func (h *hold) armStall() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stall = time.AfterFunc(h.b.stall, func() {
+		h.mu.Lock()
+		n := h.n
+		h.mu.Unlock()
+		if n > 0 {
+			h.b.stalled.Inc()
+			h.release()
+		}
+	})
 }
 
 func (c budgetCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }

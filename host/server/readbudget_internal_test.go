@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/stats"
 
@@ -18,7 +19,7 @@ import (
 func TestReadBudgetHolds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b := newReadBudget(100, nil)
+	b := newReadBudget(100, time.Minute, nil)
 
 	a := b.newHold(ctx)
 	require.NoError(t, a.wait(ctx, 60))
@@ -70,7 +71,7 @@ func TestReadBudgetHolds(t *testing.T) {
 // them back); a hold made after the end is not tied to it.
 func TestConnEndReleases(t *testing.T) {
 	ctx := context.Background()
-	b := newReadBudget(100, nil)
+	b := newReadBudget(100, time.Minute, nil)
 	var st budgetStats
 	cctx := st.TagConn(ctx, nil)
 	h1, h2 := b.newHold(cctx), b.newHold(cctx)
@@ -83,4 +84,26 @@ func TestConnEndReleases(t *testing.T) {
 	require.Zero(t, b.held.Load())
 	h3 := b.newHold(cctx)
 	require.Nil(t, h3.conn)
+}
+
+// TestStalledHoldReleased: a response handed to the gRPC transport that a
+// client does not take within the stall timeout leaves the budget (and
+// is counted); one written out in time stops its timer.
+func TestStalledHoldReleased(t *testing.T) {
+	ctx := context.Background()
+	b := newReadBudget(100, 20*time.Millisecond, nil)
+	stalled := b.newHold(ctx)
+	require.NoError(t, stalled.wait(ctx, 60))
+	stalled.armStall()
+	testwait.Until(t, 10*time.Second, time.Millisecond, func() bool { return b.held.Load() == 0 }, "the stalled hold to be released")
+	require.Equal(t, 1.0, testutil.ToFloat64(b.stalled))
+
+	taken := b.newHold(ctx)
+	require.NoError(t, taken.wait(ctx, 60))
+	taken.armStall()
+	taken.release()
+	require.False(t, taken.stall.Stop(), "the release stopped the timer")
+	require.Equal(t, 1.0, testutil.ToFloat64(b.stalled))
+	stalled.release() // the transport's late release is a no-op
+	require.Zero(t, b.held.Load())
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -393,4 +395,38 @@ func TestReadOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStalledReaderDoesNotWedge: an HTTP client that asks for a large read
+// and then stops reading holds the whole read budget only until the stall
+// timeout: the blocked write fails, its connection is closed, its bytes go
+// back, and the reader that waited meanwhile gets its answer.
+func TestStalledReaderDoesNotWedge(t *testing.T) {
+	// Two records of 6 MiB: their JSON is more than loopback's socket
+	// buffers take, and a record's bytes go back only once all of it is
+	// written, so the stalled read keeps holding the whole budget.
+	const record, n = 6 << 20, 2
+	h := start(t, core.Config{SegmentSize: 32 << 20}, server.Options{ReadDefaultBytes: n * record, ReadMaxBytes: n*record + 1<<20,
+		ReadBudgetBytes: n*record + 2*64, ReadStallTimeout: 300 * time.Millisecond})
+	log, _, _ := dial(t, h.GRPCAddr)
+	for i := range n {
+		appendPayloads(t, log, 1, payload(i, record))
+	}
+
+	addr := strings.TrimPrefix(h.HTTPURL, "http://")
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))
+	_, err = fmt.Fprintf(conn, "GET /v1/streams/1/records?max_bytes=%d HTTP/1.1\r\nHost: %s\r\n\r\n", n*record, addr)
+	require.NoError(t, err)
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return h.Server.ReadBudgetWaiting() == 0 && h.Server.ReadBudgetHeld() >= n*record },
+		"the stalled read to take the budget (%d bytes held)", h.Server.ReadBudgetHeld())
+
+	// This reader waits for room the stalled one holds, then gets it.
+	res, err := log.Read(ctxT(t), &aof2v1.ReadRequest{StreamId: 1, MaxBytes: record})
+	require.NoError(t, err)
+	require.NotEmpty(t, res.GetRecords())
+	require.Equal(t, 1.0, h.Server.ReadBudgetStalled())
+	budgetFreed(t, h.Server)
 }
