@@ -81,10 +81,11 @@ const (
 	jobChunk
 	jobRetire
 	jobWarmEvict
+	jobWarmReclaim // pressure.go
 	jobSeal // pressure.go
 )
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobSeal: "seal"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -364,7 +365,9 @@ func (c *Coordinator) run(j job) {
 		case jobRetire:
 			err = c.retire(ctx, s, j.seg)
 		case jobWarmEvict:
-			err = c.evictWarm(ctx, s, j.seg)
+			err = c.evictWarm(ctx, s, j.seg, false)
+		case jobWarmReclaim:
+			err = c.evictWarm(ctx, s, j.seg, true)
 		case jobSeal:
 			err = c.sealActive(s, j.seg)
 		}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 )
 
@@ -165,10 +167,25 @@ func (c *Coordinator) relieveDisk(st *core.Store) {
 		freed += v.Bytes
 		c.enqueue(job{kind: jobEvict, stream: v.Key.Stream, seg: v.Key.Segment})
 	}
-	if !c.diskPressure.Swap(true) || len(cands) > 0 {
+	// Then warm artifacts tier 2 holds, of segments no longer in tier 0
+	// (the warm cache's own rule; evicting tier-0 files first makes more
+	// of them candidates at the next scan) — while tier 2 answers: with
+	// its breaker open they are the only copies reads can reach.
+	var warm []tier1.Reclaimable
+	var warmFreed int64
+	if c.remote != nil && freed < target && c.remote.Health().State == tier2.BreakerClosed {
+		resident := c.residentSegments(st)
+		warm = c.warm.ReclaimCandidates(target-freed, func(k types.SegmentKey) bool { return resident[k] })
+		for _, v := range warm {
+			warmFreed += v.Bytes
+			c.enqueue(job{kind: jobWarmReclaim, stream: v.Key.Stream, seg: v.Key.Segment})
+		}
+	}
+	if !c.diskPressure.Swap(true) || len(cands)+len(warm) > 0 {
 		c.m.diskPressure.Set(1)
 		c.log.Warn("disk pressure: evicting segments other tiers hold", "reason", reason, "streams_waiting", waiting,
-			"target_bytes", target, "evicting_segments", len(cands), "evicting_bytes", freed)
+			"target_bytes", target, "evicting_segments", len(cands), "evicting_bytes", freed,
+			"evicting_warm_artifacts", len(warm), "evicting_warm_bytes", warmFreed)
 	}
 }
 

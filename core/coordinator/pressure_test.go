@@ -196,8 +196,8 @@ func writeAndSeal(t *testing.T, ctx context.Context, s *core.Stream, n int) {
 // budget nothing is ever over budget, so before issue 12 a full disk never
 // cleared. Above tier0.disk_high_watermark the coordinator evicts the
 // sealed segments tier 2 holds — and only those: segments whose upload is
-// failing stay, and so do active ones. When the usage drops, the pressure
-// ends.
+// failing stay, and so do active ones, and so do warm artifacts while
+// tier 2 does not answer. When the usage drops, the pressure ends.
 func TestDiskHighWatermarkEvictsWhatTier2Holds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer cancel()
@@ -241,6 +241,8 @@ func TestDiskHighWatermarkEvictsWhatTier2Holds(t *testing.T) {
 	}
 	require.Zero(t, gaugeOrCounter(t, reg, "aof_coordinator_disk_pressure"))
 
+	testwait.Until(t, testwait.Default, pollTick, func() bool { return r.remote.Health().State == tier2.BreakerOpen },
+		"the failing uploads to open tier 2's breaker")
 	used.Store(total / 100 * 95) // above the high watermark; 15 % to free: more than tier 0 holds
 	sealedUploaded := 0
 	testwait.Until(t, testwait.Default, pollTick, func() bool {
@@ -257,10 +259,21 @@ func TestDiskHighWatermarkEvictsWhatTier2Holds(t *testing.T) {
 		return true
 	}, "every sealed segment of stream 1 (in tier 2) evicted under disk pressure")
 	require.Greater(t, sealedUploaded, 1)
+	// Tier 0 freed less than asked, but tier 2 does not answer (its
+	// breaker is open): the warm artifacts are the copies reads can reach,
+	// and stay (TestDiskPressureReclaimsWarmArtifacts evicts them).
+	for _, info := range uploaded.SegmentList() {
+		if info.Footer != nil {
+			require.True(t, r.c.Warm().Contains(sk(1, info.ID)), "stream 1 segment %d's warm artifact", info.ID)
+		}
+	}
 	for _, info := range local.SegmentList() {
 		ms, _ := local.TierLog().Segment(info.ID)
 		require.Empty(t, ms.Tier2.Key, "stream 2 segment %d: its upload fails", info.ID)
 		require.True(t, info.Resident, "stream 2 segment %d is not in tier 2: it must stay", info.ID)
+		if info.Footer != nil {
+			require.True(t, r.c.Warm().Contains(sk(2, info.ID)), "stream 2 segment %d's warm artifact is its only other copy", info.ID)
+		}
 	}
 	require.Equal(t, 1.0, gaugeOrCounter(t, reg, "aof_coordinator_disk_pressure"))
 	require.InDelta(t, 0.95, gaugeOrCounter(t, reg, "aof_coordinator_disk_used_ratio"), 0.01)
@@ -276,6 +289,43 @@ func TestDiskHighWatermarkEvictsWhatTier2Holds(t *testing.T) {
 		return gaugeOrCounter(t, reg, "aof_coordinator_disk_pressure") == 0
 	}, "the disk pressure to end once usage is below the watermark")
 	require.Contains(t, logs.String(), "disk pressure over")
+}
+
+// TestDiskPressureReclaimsWarmArtifacts: above the high watermark, with
+// more to free than tier 0 holds and tier 2 answering, the warm artifacts
+// of the segments tier 2 holds are evicted too (the warm cache has no
+// budget of its own here), recorded, and the segments read back from
+// tier 2.
+func TestDiskPressureReclaimsWarmArtifacts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	const total = 1 << 30
+	var used atomic.Uint64
+	used.Store(total / 2)
+	backend := fake.New(fake.Options{})
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: newRemote(t, backend), ScanInterval: 10 * time.Millisecond,
+		Tier0: budget.Config{Policy: budget.PolicyTier2},
+		Disk: Disk{HighWatermark: 0.9, LowWatermark: 0.8, Usage: func() (DiskUsage, error) {
+			return DiskUsage{Total: total, Free: total - used.Load()}, nil
+		}}}, core.Config{})
+	defer r.close(t)
+	s, err := r.st.Stream(1)
+	require.NoError(t, err)
+	writeAndSeal(t, ctx, s, 1500)
+	waitInTier2(t, s)
+
+	used.Store(total / 100 * 95)
+	testwait.Until(t, testwait.Default, pollTick, func() bool {
+		for _, info := range s.SegmentList() {
+			ms, _ := s.TierLog().Segment(info.ID)
+			if info.Footer != nil && (info.Resident || r.c.Warm().Contains(sk(1, info.ID)) || ms.Residency != manifest.UploadedToTier2) {
+				return false
+			}
+		}
+		return true
+	}, "every sealed segment's tier-0 file and warm artifact evicted under disk pressure, and recorded so")
+	used.Store(total / 2)
+	require.Equal(t, 1500, readAll(t, ctx, s))
 }
 
 // TestDiskFullEvictsWhatTier2Holds (F7, ENOSPC): the disk is full, so the

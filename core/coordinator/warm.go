@@ -24,6 +24,14 @@ func (c *Coordinator) scanWarm(st *core.Store) {
 	if c.remote == nil || c.warm.OverBudget() == 0 {
 		return
 	}
+	resident := c.residentSegments(st)
+	for _, k := range c.warm.EvictionCandidates(func(k types.SegmentKey) bool { return resident[k] }) {
+		c.enqueue(job{kind: jobWarmEvict, stream: k.Stream, seg: k.Segment})
+	}
+}
+
+// residentSegments are the segments whose tier-0 file is present.
+func (c *Coordinator) residentSegments(st *core.Store) map[types.SegmentKey]bool {
 	resident := map[types.SegmentKey]bool{}
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
@@ -36,22 +44,22 @@ func (c *Coordinator) scanWarm(st *core.Store) {
 			}
 		}
 	}
-	for _, k := range c.warm.EvictionCandidates(func(k types.SegmentKey) bool { return resident[k] }) {
-		c.enqueue(job{kind: jobWarmEvict, stream: k.Stream, seg: k.Segment})
-	}
+	return resident
 }
 
 // evictWarm deletes one warm artifact and records it, under the segment's
-// lock so that no hydration brings the segment into tier 0 meanwhile. The
+// lock so that no hydration brings the segment into tier 0 meanwhile —
+// while the cache is over its budget, or whatever the budget when the disk
+// is filling (reclaim, relieveDisk). The
 // file goes first, then the record (like tier-0 eviction): a crash in
 // between leaves the manifest naming an artifact that is gone, which Start
 // records then (see adopt).
-func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.SegmentID, reclaim bool) error {
 	k := types.SegmentKey{Stream: s.ID(), Segment: id}
 	unlock := c.lockKey(k)
 	defer unlock()
 	info, ok := s.Segment(id)
-	if !ok || info.Resident || c.warm.OverBudget() == 0 {
+	if !ok || info.Resident || (!reclaim && c.warm.OverBudget() == 0) {
 		return nil
 	}
 	ms, _ := s.TierLog().Segment(id)

@@ -329,6 +329,35 @@ func (c *Cache) EvictionCandidates(skip func(types.SegmentKey) bool) []types.Seg
 	return out
 }
 
+// Reclaimable is an artifact ReclaimCandidates offers, and its size.
+type Reclaimable struct {
+	Key   types.SegmentKey
+	Bytes int64
+}
+
+// ReclaimCandidates lists least recently used artifacts that may be
+// evicted (as Evict would: not pinned, uploaded when a tier 2 is
+// configured, past MinResidency) and that skip does not reject, until
+// they add up to bytes — whatever MaxBytes says: for a disk that is
+// filling up. It deletes nothing.
+func (c *Cache) ReclaimCandidates(bytes int64, skip func(types.SegmentKey) bool) []Reclaimable {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil
+	}
+	var out []Reclaimable
+	for el := c.mu.lru.Back(); el != nil && bytes > 0; el = el.Prev() {
+		e := el.Value.(*entry)
+		if c.evictableLocked(e, now) && (skip == nil || !skip(e.key)) {
+			out = append(out, Reclaimable{Key: e.key, Bytes: e.info.CompressedBytes})
+			bytes -= e.info.CompressedBytes
+		}
+	}
+	return out
+}
+
 // Remove deletes k's artifact now, whatever the budget, residency or upload
 // state (for retention, or to discard an artifact the caller distrusts).
 // It refuses a pinned artifact with ErrPinned. A file Open reported as
