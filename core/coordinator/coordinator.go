@@ -82,7 +82,7 @@ const (
 	jobRetire
 	jobWarmEvict
 	jobWarmReclaim // pressure.go
-	jobSeal // pressure.go
+	jobSeal        // pressure.go
 )
 
 var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal"}
