@@ -159,35 +159,31 @@ func OpenMarkWriter(fsys vfs.FS, path string, last *Mark) (*MarkWriter, error) {
 	return w, nil
 }
 
-// open opens the file, creating it (durable in its directory) if needed.
-func (w *MarkWriter) open() error {
+// open opens the file, or creates it (created says so).
+func (w *MarkWriter) open() (created bool, err error) {
 	f, err := w.fsys.OpenReadWrite(w.path)
 	if vfs.IsNotExist(err) {
-		if f, err = w.fsys.Create(w.path); err == nil {
-			if _, err = f.WriteAt(make([]byte, 2*MarkSlotSize), 0); err == nil {
-				err = f.Sync()
-			}
-			if err == nil {
-				err = w.fsys.SyncDir(filepath.Dir(w.path))
-			}
-			if err != nil {
-				_ = f.Close()
-			}
-		}
+		f, err = w.fsys.Create(w.path)
+		created = true
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", w.path, err)
+		return false, fmt.Errorf("open %s: %w", w.path, err)
 	}
 	w.f = f
-	return nil
+	return created, nil
 }
 
 // Write makes m (its Seq filled in) durable in the slot the previous write
 // did not use. The file is open only during the write: marks are written
 // at most about once a second per stream, and an idle stream should hold
 // no descriptor for its mark.
+//
+// A new file gets both slots in one write (the other one zero) and one
+// full sync, then its directory entry is made durable: a stream's first
+// mark costs one file sync, not one for the file and one for the mark.
 func (w *MarkWriter) Write(m Mark) (err error) {
-	if err := w.open(); err != nil {
+	created, err := w.open()
+	if err != nil {
 		return err
 	}
 	defer func() {
@@ -197,8 +193,23 @@ func (w *MarkWriter) Write(m Mark) (err error) {
 	}()
 	w.seq++
 	m.Seq = w.seq
-	if _, err := w.f.WriteAt(m.Encode(), int64(w.seq%2)*MarkSlotSize); err != nil {
+	b, off := m.Encode(), int64(w.seq%2)*MarkSlotSize
+	if created {
+		both := make([]byte, 2*MarkSlotSize)
+		copy(both[off:], b)
+		b, off = both, 0
+	}
+	if _, err := w.f.WriteAt(b, off); err != nil {
 		return fmt.Errorf("write %s: %w", w.path, err)
+	}
+	if created {
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", w.path, err)
+		}
+		if err := w.fsys.SyncDir(filepath.Dir(w.path)); err != nil {
+			return fmt.Errorf("sync the directory of %s: %w", w.path, err)
+		}
+		return nil
 	}
 	if err := w.f.Datasync(); err != nil {
 		return fmt.Errorf("sync %s: %w", w.path, err)
