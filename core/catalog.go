@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
@@ -31,6 +32,10 @@ type seg struct {
 	visible atomic.Int64
 	count   atomic.Uint64
 	footer  atomic.Pointer[segment.Footer]
+	// firstAt is when the segment's first record was published (or its
+	// recovery found it holding records), monoNow; 0 until then. An
+	// active segment this old is sealed (Stream.ActiveSince).
+	firstAt atomic.Int64
 
 	dirSynced bool            // syncer-owned: the segment's directory entry is durable
 	sealed    *segment.Footer // syncer-owned: footer durable, seal not yet finished
@@ -85,8 +90,19 @@ func (e *errCold) Error() string { return fmt.Sprintf("segment %d is not in tier
 // publish makes everything appended so far readable.
 func (g *seg) publish() {
 	g.visible.Store(g.w.Visible())
-	g.count.Store(g.w.Count())
+	n := g.w.Count()
+	g.count.Store(n)
+	if n > 0 && g.firstAt.Load() == 0 {
+		g.firstAt.Store(monoNow())
+	}
 }
+
+// monoStart is the origin of monoNow.
+var monoStart = time.Now()
+
+// monoNow is the monotonic time since monoStart in nanoseconds, plus one
+// (never 0, which means "not yet").
+func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
 
 func (g *seg) setSealed(f *segment.Footer) {
 	g.visible.Store(int64(f.DurableBytes))

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Progress under tier-0 pressure (docs/adr-tier0.md, "Progress: no request
@@ -40,6 +41,26 @@ func (s *Stream) startSealLocked(a *seg) error {
 	kick(s.syncKick)
 	s.stateN.broadcast()
 	return nil
+}
+
+// ActiveSince reports the stream's active segment and when its first
+// record was appended (or recovery found the segment holding records: an
+// upper bound, on the clock of this process); ok is false while no active
+// segment holds a record. The coordinator seals a segment this old
+// (segment.max_age), bounding what a lost disk can cost
+// (docs/tiering.md#recovery-point).
+func (s *Stream) ActiveSince() (id SegmentID, since time.Time, ok bool) {
+	s.mu.Lock()
+	a := s.mu.active
+	s.mu.Unlock()
+	if a == nil {
+		return 0, time.Time{}, false
+	}
+	at := a.firstAt.Load()
+	if at == 0 {
+		return 0, time.Time{}, false
+	}
+	return a.id, monoStart.Add(time.Duration(at - 1)), true
 }
 
 // ErrNothingToSeal: SealActive was asked for a segment that is the active

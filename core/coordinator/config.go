@@ -35,6 +35,10 @@ type Config struct {
 	Tier2 *tier2.Store
 	// Retention bounds what each stream keeps (needs a tier 2).
 	Retention Retention
+	// SegmentMaxAge seals an active segment once its first record is this
+	// old (age.go), so that every record is on its way to the other tiers
+	// within about this long (the recovery point); 0 is off.
+	SegmentMaxAge time.Duration
 	// Disk evicts what other tiers hold when the disk fills (pressure.go).
 	Disk Disk
 	// Scrub configures the scrubber (scrub.go): background verification
@@ -88,6 +92,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Workers < 0 {
 		return c, &types.ConfigError{Key: "coordinator.workers", Reason: fmt.Sprintf("%d is negative", c.Workers)}
+	}
+	if c.SegmentMaxAge < 0 {
+		return c, &types.ConfigError{Key: "segment.max_age", Reason: fmt.Sprintf("%s is negative", c.SegmentMaxAge)}
 	}
 	if c.ScanInterval == 0 {
 		c.ScanInterval = time.Second

@@ -82,10 +82,11 @@ const (
 	jobRetire
 	jobWarmEvict
 	jobWarmReclaim // pressure.go
+	jobAgeSeal     // age.go
 	jobSeal        // pressure.go
 )
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal", jobAgeSeal: "age_seal"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -368,6 +369,8 @@ func (c *Coordinator) run(j job) {
 			err = c.evictWarm(ctx, s, j.seg, false)
 		case jobWarmReclaim:
 			err = c.evictWarm(ctx, s, j.seg, true)
+		case jobAgeSeal:
+			err = c.sealAged(s, j.seg)
 		case jobSeal:
 			err = c.sealActive(s, j.seg)
 		}
@@ -441,6 +444,7 @@ func (c *Coordinator) scan() {
 		if err != nil {
 			continue
 		}
+		c.scanAge(s)
 		tl := s.TierLog()
 		if tl == nil {
 			continue

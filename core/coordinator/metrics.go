@@ -23,6 +23,8 @@ type metrics struct {
 	scrubBytes    *prometheus.CounterVec
 	scrubFindings *prometheus.CounterVec
 	scrubLastPass prometheus.Gauge
+	// ageSeals: age.go.
+	ageSeals      prometheus.Counter
 	scrubProgress prometheus.Gauge
 }
 
@@ -66,8 +68,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "aof_scrub_last_pass_timestamp_seconds", Help: "Unix time the last complete scrub pass finished (0: none since start)."})
 	m.scrubProgress = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aof_scrub_pass_progress_ratio", Help: "Fraction (0 to 1) of the sealed segments the current or last scrub pass has checked."})
+	m.ageSeals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "aof_segment_age_seals_total", Help: "Active segments sealed because their first record reached segment.max_age (the recovery point bound)."})
 	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
-		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress); err != nil {
+		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress, m.ageSeals); err != nil {
 		return nil, err
 	}
 	return m, nil

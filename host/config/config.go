@@ -60,7 +60,8 @@ type Segment struct {
 	Size              int64
 	InitialSize       int64
 	TargetBytes       int64
-	Sync              string // always, interval or none
+	MaxAge            time.Duration // coordinator.Config.SegmentMaxAge; 0 is off
+	Sync              string        // always, interval or none
 	FlushInterval     time.Duration
 	FlushBytes        int64
 	MaxUnflushedBytes int64 // -1 disables the bound

@@ -181,6 +181,7 @@ func samples(t *testing.T) map[string][3]string {
 		"limits.read_max_bytes":         {"4MiB", "64MiB", "1GiB"},
 		"limits.read_inflight_bytes":    {"1MiB", "256MiB", "2GiB"},
 		"limits.read_stall_timeout":     {"1s", "2m", "0s"},
+		"segment.max_age":               {"1s", "0s", "24h"},
 	}
 }
 
