@@ -133,6 +133,9 @@ func (t *TierLog) Record(ctx context.Context, recs ...manifest.Record) error {
 // SealedChunks lists the sealed manifest chunks still on local disk.
 func (t *TierLog) SealedChunks() []manifest.SealedChunk { return t.log().SealedChunks() }
 
+// LocalSnapshots lists the manifest snapshots on local disk, oldest first.
+func (t *TierLog) LocalSnapshots() []manifest.LocalSnapshot { return t.log().LocalSnapshots() }
+
 // ChunkUploaded records that sealed chunk index is safe in tier 2; local
 // retention may then delete it.
 func (t *TierLog) ChunkUploaded(ctx context.Context, index uint64) error {

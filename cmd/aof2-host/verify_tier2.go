@@ -5,10 +5,12 @@ package main
 // the configured plugin, the way serve reaches it.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -247,8 +249,10 @@ func containsKey(keys []string, k string) bool {
 }
 
 // removedChunks checks with one listing that chunks 0 to first-1, which
-// local retention removed after their upload, are in tier 2; one finding
-// per run of missing chunks.
+// local retention removed after their upload, are in tier 2 — except
+// those the host trimmed from tier 2 because two uploaded snapshots cover
+// them (docs/tiering.md#the-tier-2-manifest); one finding per run of
+// missing chunks.
 func (c *tier2Checker) removedChunks(ctx context.Context, stream types.StreamID, first uint64) ([]manifest.Finding, error) {
 	l, err := c.store.ListStream(ctx, stream)
 	if err != nil {
@@ -258,9 +262,13 @@ func (c *tier2Checker) removedChunks(ctx context.Context, stream types.StreamID,
 	for _, o := range l.ManifestChunks {
 		present[o.Ref.ID] = true
 	}
+	trimmed, err := c.trimPoint(ctx, l.Snapshots)
+	if err != nil {
+		return nil, err
+	}
 	layout := c.store.Layout()
 	var out []manifest.Finding
-	for i := uint64(0); i < first; {
+	for i := trimmed; i < first; {
 		if present[i] {
 			i++
 			continue
@@ -277,6 +285,31 @@ func (c *tier2Checker) removedChunks(ctx context.Context, stream types.StreamID,
 		i = j + 1
 	}
 	return out, nil
+}
+
+// trimPoint is the chunk index below which the host may have trimmed a
+// stream's tier-2 manifest: the position of the older of its two newest
+// snapshots in tier 2 (0 with fewer than two).
+func (c *tier2Checker) trimPoint(ctx context.Context, snaps []tier2.Listed) (uint64, error) {
+	type pos struct{ id, chunk uint64 }
+	var found []pos
+	for _, o := range snaps {
+		info, err := c.store.Stat(ctx, o.Info.Key)
+		if errors.Is(err, pluginapi.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, tier2Error{fmt.Errorf("head %s: %w", o.Info.Key, err)}
+		}
+		if md, err := tier2.ParseMetadata(info.Metadata); err == nil && md.HasPosition {
+			found = append(found, pos{o.Ref.ID, md.SnapshotChunk})
+		}
+	}
+	if len(found) < 2 {
+		return 0, nil
+	}
+	slices.SortFunc(found, func(a, b pos) int { return cmp.Compare(a.id, b.id) })
+	return found[len(found)-2].chunk, nil
 }
 
 type statResult struct {

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -105,6 +106,13 @@ func (b *Backend) Rot(key string, off int64) error {
 	data[off] ^= 0x40
 	b.mu.objects[key] = &object{data: data, info: o.info}
 	return nil
+}
+
+// Keys lists the stored keys in order, bypassing fault injection.
+func (b *Backend) Keys() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Sorted(maps.Keys(b.mu.objects))
 }
 
 // Stored returns what is stored under key, bypassing fault injection: for

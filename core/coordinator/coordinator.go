@@ -66,9 +66,11 @@ type Coordinator struct {
 	// scrubSem holds one token while a scrub pass runs (scrub.go): passes
 	// run one at a time. Set by New, never replaced.
 	scrubSem chan struct{}
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// t2m is what tier 2 holds of each stream's manifest (snapshots.go).
+	t2m    remoteManifests
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type jobKind uint8
@@ -83,10 +85,11 @@ const (
 	jobWarmEvict
 	jobWarmReclaim // pressure.go
 	jobAgeSeal     // age.go
+	jobSnapshot    // snapshots.go
 	jobSeal        // pressure.go
 )
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal", jobAgeSeal: "age_seal"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal", jobAgeSeal: "age_seal", jobSnapshot: "manifest_snapshot"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -371,6 +374,8 @@ func (c *Coordinator) run(j job) {
 			err = c.evictWarm(ctx, s, j.seg, true)
 		case jobAgeSeal:
 			err = c.sealAged(s, j.seg)
+		case jobSnapshot:
+			err = c.uploadSnapshot(ctx, s, j.chunk)
 		case jobSeal:
 			err = c.sealActive(s, j.seg)
 		}
@@ -491,6 +496,7 @@ func (c *Coordinator) scan() {
 					c.enqueue(job{kind: jobChunk, stream: id, chunk: ch.Index})
 				}
 			}
+			c.scanSnapshots(s, tl)
 		}
 	}
 	for _, v := range c.budget.Reclaim() {

@@ -24,8 +24,11 @@ type metrics struct {
 	scrubFindings *prometheus.CounterVec
 	scrubLastPass prometheus.Gauge
 	// ageSeals: age.go.
-	ageSeals      prometheus.Counter
-	scrubProgress prometheus.Gauge
+	ageSeals prometheus.Counter
+	// snapshotUploads and manifestTrims: snapshots.go.
+	snapshotUploads prometheus.Counter
+	manifestTrims   *prometheus.CounterVec
+	scrubProgress   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,8 +73,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "aof_scrub_pass_progress_ratio", Help: "Fraction (0 to 1) of the sealed segments the current or last scrub pass has checked."})
 	m.ageSeals = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "aof_segment_age_seals_total", Help: "Active segments sealed because their first record reached segment.max_age (the recovery point bound)."})
+	m.snapshotUploads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "aof_manifest_snapshot_uploads_total", Help: "Manifest snapshots uploaded to tier 2."})
+	m.manifestTrims = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aof_tier2_manifest_trimmed_total", Help: "Tier-2 manifest objects deleted because two newer uploaded snapshots cover them, by kind (chunk, snapshot)."},
+		[]string{"kind"})
 	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
-		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress, m.ageSeals); err != nil {
+		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress, m.ageSeals,
+		m.snapshotUploads, m.manifestTrims); err != nil {
 		return nil, err
 	}
 	return m, nil

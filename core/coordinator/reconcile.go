@@ -51,6 +51,14 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 		c.log.Warn("tier 2 could not be listed at start; reconciliation skipped", "stream_id", uint64(s.ID()), "error", err)
 		return rec
 	}
+	var chunks, snaps []uint64
+	for _, l := range listing.ManifestChunks {
+		chunks = append(chunks, l.Ref.ID)
+	}
+	for _, l := range listing.Snapshots {
+		snaps = append(snaps, l.Ref.ID)
+	}
+	c.t2m.listed(s.ID(), chunks, snaps)
 	present := map[string]bool{}
 	ids := make([]types.SegmentID, 0, len(listing.Segments))
 	for _, l := range listing.Segments {
@@ -119,7 +127,11 @@ func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uin
 			return fmt.Errorf("upload manifest chunk %d: %w", index, err)
 		}
 		result = tracing.ResultOK
-		return tl.ChunkUploaded(ctx, index)
+		c.t2m.chunkStored(s.ID(), index)
+		if err := tl.ChunkUploaded(ctx, index); err != nil {
+			return err
+		}
+		return c.trimRemoteManifest(ctx, s)
 	}
 	return nil
 }

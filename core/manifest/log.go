@@ -54,6 +54,7 @@ type Log struct {
 		nextSnapID  uint64
 		needsRepair bool
 		sinceSnap   int64 // committed bytes since the latest snapshot
+		sealedSince int   // chunks sealed since the latest snapshot
 		bgRunning   bool  // the background goroutine runs (wakeBackgroundLocked)
 	}
 
@@ -363,7 +364,9 @@ func (l *Log) commitHeld(seal bool) error {
 		l.mu.chunks[m.hdr.Index] = &m
 	}
 	l.mu.sinceSnap += written
-	wantSnap := len(sealed) > 0 && l.opts.SnapshotEveryBytes > 0 && l.mu.sinceSnap >= l.opts.SnapshotEveryBytes
+	l.mu.sealedSince += len(sealed)
+	wantSnap := len(sealed) > 0 && l.opts.SnapshotEveryBytes > 0 && (l.mu.sinceSnap >= l.opts.SnapshotEveryBytes ||
+		l.opts.SnapshotEveryChunks > 0 && l.mu.sealedSince >= l.opts.SnapshotEveryChunks)
 	l.mu.Unlock()
 
 	l.view.update(l)

@@ -18,6 +18,8 @@ const (
 	// DefaultRotationPeriod bounds how long appended records may stay
 	// uncommitted before the background rotation commits and seals them.
 	DefaultRotationPeriod = 250 * time.Millisecond
+	// DefaultSnapshotEveryChunks is Options.SnapshotEveryChunks' default.
+	DefaultSnapshotEveryChunks = 64
 	// maxRotationPeriod keeps a typo (250s for 250ms) from disabling rotation.
 	maxRotationPeriod = time.Hour
 )
@@ -28,6 +30,7 @@ const (
 	ConfigKeyChunkCapacity      = "manifest_chunk_capacity_bytes"
 	ConfigKeyRotationPeriod     = "manifest_rotation_period"
 	ConfigKeySnapshotEveryBytes = "manifest_snapshot_every_bytes"
+	ConfigKeySnapshotEveryChunk = "manifest_snapshot_every_chunks"
 	ConfigKeyLogOnly            = "tier1_manifest_log_only"
 	EnvLogOnly                  = "AOF2_MANIFEST_LOG_ONLY"
 )
@@ -48,6 +51,13 @@ type Options struct {
 	// since the last one. Zero means 4 × ChunkCapacity; negative disables
 	// automatic snapshots (Snapshot can still be called).
 	SnapshotEveryBytes int64
+	// SnapshotEveryChunks: a snapshot is also taken once this many chunks
+	// were sealed since the last one. The rotation timer seals small
+	// chunks, each of them a tier-2 object until a snapshot covers it, so
+	// this bounds a stream's tier-2 manifest as the byte count cannot.
+	// Zero means DefaultSnapshotEveryChunks; negative disables the rule
+	// (a negative SnapshotEveryBytes disables both).
+	SnapshotEveryChunks int
 	// LogOnly is the tier1_manifest_log_only flag. Off (false): the tier-1
 	// JSON view warm/manifest.json is also persisted after every commit that
 	// changes it and checked for parity at boot. On: no JSON is read or
@@ -128,6 +138,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SnapshotEveryBytes == 0 {
 		o.SnapshotEveryBytes = 4 * o.ChunkCapacity
+	}
+	if o.SnapshotEveryChunks == 0 {
+		o.SnapshotEveryChunks = DefaultSnapshotEveryChunks
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()

@@ -46,6 +46,33 @@ func (l *Log) SealedChunks() []SealedChunk {
 	return out
 }
 
+// LocalSnapshot is a valid snapshot file the log holds: what an uploader
+// needs to copy it to tier 2. The snapshot describes the index at the log
+// position (ChunkIndex, ChunkOffset): chunks before ChunkIndex are not
+// needed to rebuild it.
+type LocalSnapshot struct {
+	StreamID    types.StreamID `json:"stream_id"`
+	ID          uint64         `json:"snapshot_id"`
+	ChunkIndex  uint64         `json:"chunk_index"`
+	ChunkOffset uint64         `json:"chunk_offset"`
+	Path        string         `json:"path"`
+}
+
+// LocalSnapshots lists the valid snapshot files on disk, oldest first
+// (local retention keeps the newest two).
+func (l *Log) LocalSnapshots() []LocalSnapshot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]LocalSnapshot, 0, len(l.mu.snapshots))
+	for _, m := range l.mu.snapshots {
+		if m.Err == nil && slices.Contains(l.mu.snapFiles, m.ID) {
+			out = append(out, LocalSnapshot{StreamID: l.streamID, ID: m.ID, ChunkIndex: m.ChunkIndex, ChunkOffset: m.ChunkOffset,
+				Path: filepath.Join(l.mdir, snapshotName(m.ID))})
+		}
+	}
+	return out
+}
+
 // MarkUploaded records that sealed chunk index is safe in tier 2: it sets
 // the uploaded flag in the chunk header (fsynced) and applies retention.
 // Call it only after the object has been verified against the chunk's

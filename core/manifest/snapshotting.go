@@ -89,7 +89,7 @@ func (l *Log) snapshotHeld(ctx context.Context, rebuild func(*Index) (*Index, er
 	l.mu.Lock()
 	l.mu.snapshots = append(l.mu.snapshots, snapMeta{ID: snap.ID, ChunkIndex: snap.ChunkIndex, ChunkOffset: snap.ChunkOffset})
 	l.mu.snapFiles = append(l.mu.snapFiles, snap.ID)
-	l.mu.sinceSnap = 0
+	l.mu.sinceSnap, l.mu.sealedSince = 0, 0
 	l.mu.Unlock()
 	l.log.Debug("manifest snapshot written", "stream_id", l.streamID, "snapshot_id", snap.ID,
 		"chunk_index", snap.ChunkIndex, "chunk_offset", snap.ChunkOffset, "bytes", len(b))

@@ -21,7 +21,7 @@ func TestListStream(t *testing.T) {
 	}
 	_, err := e.store.UploadManifestChunk(ctx, 1, 0, payload(10, 1))
 	require.NoError(t, err)
-	_, err = e.store.UploadSnapshot(ctx, 1, 4, payload(10, 2))
+	_, err = e.store.UploadSnapshot(ctx, 1, 4, SnapshotPosition{}, payload(10, 2))
 	require.NoError(t, err)
 	_, err = e.store.UploadSegment(ctx, sk(10, 1), writeFile(t, payload(10, 3)), SegmentInfo{}) // stream 10 shares the "1" digit
 	require.NoError(t, err)

@@ -20,6 +20,10 @@ const (
 	MetaBaseRecord  = "base_record"
 	MetaCRC64       = "crc64"
 	MetaSize        = "size"
+	// MetaSnapshotChunk and MetaSnapshotOffset are a snapshot's log
+	// position: the chunk and offset whose state it holds.
+	MetaSnapshotChunk  = "snapshot_chunk_index"
+	MetaSnapshotOffset = "snapshot_chunk_offset"
 )
 
 // SegmentInfo is what a segment upload records about the segment.
@@ -36,6 +40,10 @@ type ObjectMeta struct {
 	// CRC64 and Size are what the uploader declared.
 	CRC64, Size uint64
 	HasCRC64    bool
+	// SnapshotChunk and SnapshotOffset are a snapshot's log position, when
+	// HasPosition.
+	SnapshotChunk, SnapshotOffset uint64
+	HasPosition                   bool
 }
 
 func idMetaKey(k Kind) string {
@@ -84,7 +92,7 @@ func ParseMetadata(md map[string]string) (ObjectMeta, error) {
 		key string
 		dst *uint64
 	}{{MetaStream, (*uint64)(&m.Ref.Stream)}, {idMetaKey(m.Ref.Kind), &m.Ref.ID}, {MetaRecordCount, &m.RecordCount},
-		{MetaBaseRecord, &m.BaseRecord}, {MetaSize, &m.Size}}
+		{MetaBaseRecord, &m.BaseRecord}, {MetaSize, &m.Size}, {MetaSnapshotChunk, &m.SnapshotChunk}, {MetaSnapshotOffset, &m.SnapshotOffset}}
 	for _, f := range fields {
 		v, ok := md[f.key]
 		if !ok || f.key == "" {
@@ -96,6 +104,7 @@ func ParseMetadata(md map[string]string) (ObjectMeta, error) {
 		}
 		*f.dst = n
 	}
+	_, m.HasPosition = md[MetaSnapshotChunk]
 	if v, ok := md[MetaCRC64]; ok {
 		crc, err := parseCRC(v)
 		if err != nil {

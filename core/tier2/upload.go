@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -103,10 +104,21 @@ func (s *Store) UploadManifestChunk(ctx context.Context, stream types.StreamID, 
 	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, SegmentInfo{})
 }
 
-// UploadSnapshot stores a manifest snapshot.
-func (s *Store) UploadSnapshot(ctx context.Context, stream types.StreamID, snapshot uint64, data []byte) (Uploaded, error) {
+// SnapshotPosition is the manifest log position whose state a snapshot
+// holds.
+type SnapshotPosition struct {
+	ChunkIndex, ChunkOffset uint64
+}
+
+// UploadSnapshot stores a manifest snapshot, its log position in the
+// object's metadata (a reader picks snapshots by position with a Head).
+func (s *Store) UploadSnapshot(ctx context.Context, stream types.StreamID, snapshot uint64, pos SnapshotPosition, data []byte) (Uploaded, error) {
 	ref := Ref{Kind: KindSnapshot, Stream: stream, ID: snapshot}
-	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, SegmentInfo{})
+	md := map[string]string{
+		MetaSnapshotChunk:  strconv.FormatUint(pos.ChunkIndex, 10),
+		MetaSnapshotOffset: strconv.FormatUint(pos.ChunkOffset, 10),
+	}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data, Metadata: md}, ref, SegmentInfo{})
 }
 
 // Put stores an arbitrary object (its key is used as given, not under

@@ -62,13 +62,15 @@ func TestUploadManifestObjects(t *testing.T) {
 	up, err := e.store.UploadManifestChunk(ctx, 9, 2, chunk)
 	require.NoError(t, err)
 	assert.Equal(t, "streams/9/manifest/00000000000000000002.mlog", up.Key)
-	up2, err := e.store.UploadSnapshot(ctx, 9, 5, snap)
+	up2, err := e.store.UploadSnapshot(ctx, 9, 5, SnapshotPosition{ChunkIndex: 3, ChunkOffset: 4096}, snap)
 	require.NoError(t, err)
 	assert.Equal(t, "streams/9/manifest/00000000000000000005.snap", up2.Key)
 	_, info := e.rawGet(up2.Key)
 	meta, err := ParseMetadata(info.Metadata)
 	require.NoError(t, err)
 	assert.Equal(t, Ref{KindSnapshot, 9, 5}, meta.Ref)
+	assert.True(t, meta.HasPosition)
+	assert.Equal(t, [2]uint64{3, 4096}, [2]uint64{meta.SnapshotChunk, meta.SnapshotOffset})
 }
 
 // Each fault mode the fake injects into an upload is survived: the

@@ -75,6 +75,8 @@ type Manifest struct {
 	ChunkCapacity      int64
 	RotationPeriod     time.Duration // negative disables the timer
 	SnapshotEveryBytes int64         // 0: 4 × ChunkCapacity; negative disables
+	// SnapshotEveryChunks is manifest.Options.SnapshotEveryChunks.
+	SnapshotEveryChunks int
 }
 
 // Tier0 configures the tier-0 byte budget (tier0.Config).

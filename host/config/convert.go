@@ -42,10 +42,11 @@ func (c *Config) CoreConfig() core.Config {
 
 func (c *Config) manifestOptions() manifest.Options {
 	return manifest.Options{
-		ChunkCapacity:      c.Manifest.ChunkCapacity,
-		RotationPeriod:     c.Manifest.RotationPeriod,
-		SnapshotEveryBytes: c.Manifest.SnapshotEveryBytes,
-		LogOnly:            c.Manifest.LogOnly,
+		ChunkCapacity:       c.Manifest.ChunkCapacity,
+		RotationPeriod:      c.Manifest.RotationPeriod,
+		SnapshotEveryBytes:  c.Manifest.SnapshotEveryBytes,
+		SnapshotEveryChunks: c.Manifest.SnapshotEveryChunks,
+		LogOnly:             c.Manifest.LogOnly,
 	}
 }
 

@@ -87,6 +87,8 @@ var keys = []*key{
 		func(c *Config) *time.Duration { return &c.Manifest.RotationPeriod }, true, checkRotation),
 	sizeKey("manifest.snapshot_every_bytes", 0, "Snapshot after this many committed log bytes; 0 means 4 × chunk_capacity, -1 disables automatic snapshots.",
 		func(c *Config) *int64 { return &c.Manifest.SnapshotEveryBytes }, true, checkSnapshotEvery),
+	intKey("manifest.snapshot_every_chunks", manifest.DefaultSnapshotEveryChunks, "Also snapshot once this many manifest chunks were sealed since the last snapshot: each sealed chunk is a tier-2 object until two uploaded snapshots cover it, so this bounds a stream's tier-2 manifest (docs/tiering.md#the-tier-2-manifest); -1 disables the rule.",
+		func(c *Config) *int { return &c.Manifest.SnapshotEveryChunks }, nil),
 
 	sizeKey("tier0.max_bytes", 0, "Bytes of segment files tier 0 may hold across all streams; 0 is unlimited.",
 		func(c *Config) *int64 { return &c.Tier0.MaxBytes }, false, nil),

@@ -1,0 +1,93 @@
+package coordinator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/internal/testwait"
+)
+
+// TestTier2ManifestStaysSmall: the manifest's snapshots reach tier 2 as
+// they are taken, with their log position, and once two of them are there
+// the chunks and snapshots they cover are deleted from tier 2: a stream's
+// tier-2 manifest holds its last two snapshots and the chunks from the
+// older one on, not its whole history. What stays is enough to rebuild the
+// manifest: the older snapshot's position lies in a chunk tier 2 holds,
+// and every chunk from there to the newest is there.
+func TestTier2ManifestStaysSmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: newRemote(t, backend), ScanInterval: 10 * time.Millisecond},
+		core.Config{Manifest: manifest.Options{ChunkCapacity: manifest.MinChunkCapacity, SnapshotEveryChunks: 4,
+			RotationPeriod: 5 * time.Millisecond}})
+	defer r.close(t)
+	s, err := r.st.Stream(3)
+	require.NoError(t, err)
+	const n = 6000 // about 240 segments of the rig's size, some 20 manifest chunks
+	for i := range n {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Seal(ctx))
+	waitInTier2(t, s)
+
+	layout := r.remote.Layout()
+	objects := func() (chunks, snaps []uint64) {
+		for _, key := range backend.Keys() {
+			ref, err := layout.Parse(key)
+			if err != nil || ref.Stream != 3 {
+				continue
+			}
+			switch ref.Kind {
+			case tier2.KindManifestChunk:
+				chunks = append(chunks, ref.ID)
+			case tier2.KindSnapshot:
+				snaps = append(snaps, ref.ID)
+			}
+		}
+		return chunks, snaps
+	}
+	testwait.Until(t, testwait.Default, pollTick, func() bool {
+		chunks, snaps := objects()
+		return len(snaps) == 2 && len(chunks) > 0 && chunks[0] > 0
+	}, "the tier-2 manifest trimmed to two snapshots and the chunks after the older one (%d objects)", len(backend.Keys()))
+	require.Positive(t, testutil.ToFloat64(r.c.m.snapshotUploads))
+	require.Positive(t, testutil.ToFloat64(r.c.m.manifestTrims.WithLabelValues("chunk")))
+
+	chunks, snaps := objects()
+	older, err := r.remote.Stat(ctx, layout.SnapshotKey(3, snaps[0]))
+	require.NoError(t, err)
+	md, err := tier2.ParseMetadata(older.Metadata)
+	require.NoError(t, err)
+	require.True(t, md.HasPosition)
+	require.LessOrEqual(t, chunks[0], md.SnapshotChunk, "the older snapshot's position lies in the chunks tier 2 holds")
+	for i := 1; i < len(chunks); i++ {
+		require.Equal(t, chunks[i-1]+1, chunks[i], "the chunks from the older snapshot on are all there: %v", chunks)
+	}
+	sealed := tlChunksSealed(t, s)
+	t.Logf("%d segments; tier-2 manifest: %d chunks (%d..%d) and snapshots %v, of %d chunks sealed", len(s.SegmentList()), len(chunks),
+		chunks[0], chunks[len(chunks)-1], snaps, sealed)
+	require.Less(t, len(chunks), int(sealed), "fewer chunks than the history has")
+	require.Equal(t, n, readAll(t, ctx, s))
+}
+
+// tlChunksSealed is how many manifest chunks the stream has sealed so
+// far: the index after the newest sealed one.
+func tlChunksSealed(t *testing.T, s *core.Stream) uint64 {
+	t.Helper()
+	var next uint64
+	for _, ch := range s.TierLog().SealedChunks() {
+		next = max(next, ch.Index+1)
+	}
+	require.Positive(t, next)
+	return next
+}
