@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,7 +92,9 @@ func TestRefusedRolloverSealsFullSegment(t *testing.T) {
 	require.True(t, active == nil, "the full segment is no longer active")
 	require.True(t, sealing != nil && sealing.id == 1, "the full segment went to the sealing slot")
 	require.NoError(t, s.Seal(ctx), "waits for the seal in progress")
-	require.Equal(t, []SegmentID{1}, tier.sealedIDs())
+	// Tiering hears of the seal just after it is published.
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return slices.Equal([]SegmentID{1}, tier.sealedIDs()) },
+		"the tiering to hear of segment 1's seal (%v)", tier.sealedIDs())
 	info, ok := s.Segment(1)
 	require.True(t, ok)
 	require.NotNil(t, info.Footer)

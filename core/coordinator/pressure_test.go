@@ -86,7 +86,7 @@ func waitInTier2(t *testing.T, s *core.Stream) {
 	}, "every sealed segment of stream %d in tier 2", s.ID())
 }
 
-func newRemote(t *testing.T, backend *fake.Backend) *tier2.Store {
+func newRemote(t testing.TB, backend *fake.Backend) *tier2.Store {
 	t.Helper()
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)

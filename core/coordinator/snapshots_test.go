@@ -2,6 +2,9 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -82,7 +85,7 @@ func TestTier2ManifestStaysSmall(t *testing.T) {
 
 // tlChunksSealed is how many manifest chunks the stream has sealed so
 // far: the index after the newest sealed one.
-func tlChunksSealed(t *testing.T, s *core.Stream) uint64 {
+func tlChunksSealed(t testing.TB, s *core.Stream) uint64 {
 	t.Helper()
 	var next uint64
 	for _, ch := range s.TierLog().SealedChunks() {
@@ -90,4 +93,68 @@ func tlChunksSealed(t *testing.T, s *core.Stream) uint64 {
 	}
 	require.Positive(t, next)
 	return next
+}
+
+// BenchmarkTier2ManifestObjects counts a stream's tier-2 objects once it
+// has AOF2_MANIFEST_SEGMENTS (default 1,000) sealed segments of one record
+// each, on the default manifest settings: the segments, and a manifest of
+// two snapshots and the chunks since the older one — not one chunk per
+// rotation of the stream's history. Run with -benchtime 1x.
+func BenchmarkTier2ManifestObjects(b *testing.B) {
+	n := 1000
+	if v := os.Getenv("AOF2_MANIFEST_SEGMENTS"); v != "" {
+		var err error
+		n, err = strconv.Atoi(v)
+		require.NoError(b, err)
+	}
+	for range b.N {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		backend := fake.New(fake.Options{})
+		r := startRig(b, Config{DataDir: b.TempDir(), Tier2: newRemote(b, backend), ScanInterval: 10 * time.Millisecond, Workers: 4},
+			core.Config{SegmentTargetBytes: 1})
+		s, err := r.st.Stream(5)
+		require.NoError(b, err)
+		start := time.Now()
+		for i := range n {
+			_, err := s.AppendDurable(ctx, []byte(fmt.Sprintf("record %d", i)), core.AppendOptions{})
+			require.NoError(b, err)
+		}
+		require.NoError(b, s.Seal(ctx))
+		layout := r.remote.Layout()
+		count := func() (segs, chunks, snaps int) {
+			for _, key := range backend.Keys() {
+				ref, err := layout.Parse(key)
+				if err != nil || ref.Stream != 5 {
+					continue
+				}
+				switch ref.Kind {
+				case tier2.KindSegment:
+					segs++
+				case tier2.KindManifestChunk:
+					chunks++
+				case tier2.KindSnapshot:
+					snaps++
+				}
+			}
+			return segs, chunks, snaps
+		}
+		testwait.Until(b, time.Hour, 100*time.Millisecond, func() bool {
+			segs, _, _ := count()
+			return segs >= n
+		}, "every segment uploaded")
+		uploaded := time.Since(start)
+		// Let the last chunks and snapshot settle: a few rotations and scans.
+		require.NoError(b, s.TierLog().Rotate(ctx))
+		time.Sleep(2 * time.Second)
+		segs, chunks, snaps := count()
+		sealed := tlChunksSealed(b, s)
+		b.ReportMetric(float64(segs), "segment-objects")
+		b.ReportMetric(float64(chunks), "chunk-objects")
+		b.ReportMetric(float64(snaps), "snapshot-objects")
+		b.ReportMetric(float64(sealed), "chunks-sealed")
+		b.Logf("%d sealed segments uploaded in %s: tier 2 holds %d segment objects, %d manifest chunks and %d snapshots (%d chunks sealed in all)",
+			n, uploaded.Round(time.Millisecond), segs, chunks, snaps, sealed)
+		r.close(b)
+		cancel()
+	}
 }
