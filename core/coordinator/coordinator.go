@@ -67,10 +67,13 @@ type Coordinator struct {
 	// run one at a time. Set by New, never replaced.
 	scrubSem chan struct{}
 	// t2m is what tier 2 holds of each stream's manifest (snapshots.go).
-	t2m    remoteManifests
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	t2m remoteManifests
+	// storeOK opens the gate to tier-2 mutations once the store descriptor
+	// checked out (storeid.go); set once, never cleared.
+	storeOK atomic.Bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 type jobKind uint8
@@ -88,6 +91,9 @@ const (
 	jobSnapshot    // snapshots.go
 	jobSeal        // pressure.go
 )
+
+// mutatesTier2 are the jobs that write or delete tier-2 objects.
+var mutatesTier2 = map[jobKind]bool{jobUpload: true, jobReupload: true, jobChunk: true, jobRetire: true, jobSnapshot: true}
 
 var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal", jobAgeSeal: "age_seal", jobSnapshot: "manifest_snapshot"}
 
@@ -147,6 +153,11 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 	c.mu.Lock()
 	c.mu.store = st
 	c.mu.Unlock()
+	if err := c.checkStore(ctx); storeRefused(err) {
+		return fmt.Errorf("coordinator: %w", err)
+	} else if err != nil {
+		c.log.Warn("tier 2 store descriptor not checked yet; tier-2 writes wait for it", "error", err)
+	}
 	c.listRemoteStreams(ctx)
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
@@ -156,7 +167,9 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 		if err := c.adopt(ctx, s); err != nil {
 			return fmt.Errorf("coordinator: stream %d: %w", id, err)
 		}
-		c.resumeDeletes(ctx, s)
+		if c.storeOK.Load() {
+			c.resumeDeletes(ctx, s)
+		}
 		rec := c.reconcile(ctx, s)
 		c.mu.Lock()
 		c.mu.recon = append(c.mu.recon, rec)
@@ -353,6 +366,9 @@ func (c *Coordinator) run(j job) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JobTimeout)
 	defer cancel()
 	s, err := c.stream(j.stream)
+	if err == nil && mutatesTier2[j.kind] && !c.storeOK.Load() {
+		return // the scan queues it again once the store checked out (storeid.go)
+	}
 	if err == nil {
 		start := time.Now()
 		switch j.kind {
@@ -443,6 +459,7 @@ func (c *Coordinator) scan() {
 	if st == nil {
 		return
 	}
+	c.retryStoreCheck(st)
 	c.listRemoteStreams(c.ctx)
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)

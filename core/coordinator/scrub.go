@@ -644,6 +644,8 @@ func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core
 // etag, another segment's metadata) is reported, never overwritten.
 func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types.SegmentKey, ms manifest.SegmentState, t2 tier2Check, localGood bool) error {
 	switch {
+	case !c.storeOK.Load():
+		return fmt.Errorf("the tier-2 store descriptor is not checked: tier 2 is not written to")
 	case t2.state == copyBad && !t2.rotten:
 		return fmt.Errorf("it is not the object the manifest names; tier 2 never overwrites another writer's object")
 	case t2.state == copyBad && !localGood:

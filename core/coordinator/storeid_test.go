@@ -1,0 +1,123 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/internal/testwait"
+)
+
+// startErr starts a coordinator over dir and backend and returns Start's
+// error (everything is closed again).
+func startErr(t *testing.T, dir string, backend *fake.Backend) error {
+	t.Helper()
+	c, err := New(Config{DataDir: dir, Tier2: newRemote(t, backend), ScanInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	st, err := core.Open(dir, core.Config{SegmentSize: segSize, InitialSegmentSize: segSize, Tiering: c})
+	require.NoError(t, err)
+	err = c.Start(context.Background(), st)
+	require.NoError(t, st.Close())
+	require.NoError(t, c.Close())
+	return err
+}
+
+func storeID(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, StoreFile))
+	require.NoError(t, err)
+	var r storeRecord
+	require.NoError(t, json.Unmarshal(b, &r))
+	return r.StoreID
+}
+
+func putDescriptor(t *testing.T, backend *fake.Backend, d tier2.Descriptor) {
+	t.Helper()
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	_, err = newRemote(t, backend).Put(context.Background(), tier2.Upload{Key: tier2.DescriptorKey, Data: b})
+	require.NoError(t, err)
+}
+
+// TestStoreDescriptor: the first start on a prefix creates its descriptor
+// and the data directory records the store; restarts and new data
+// directories on the same prefix go on; a data directory pointed at a
+// prefix that lost its descriptor, that holds another store, or a store
+// of another version is refused at start with a typed error, and nothing
+// is written to tier 2.
+func TestStoreDescriptor(t *testing.T) {
+	t.Run("created, recorded, adopted", func(t *testing.T) {
+		backend := fake.New(fake.Options{})
+		dir := t.TempDir()
+		require.NoError(t, startErr(t, dir, backend))
+		_, ok := backend.Stored(tier2.DescriptorKey)
+		require.True(t, ok, "the first start creates the descriptor")
+		id := storeID(t, dir)
+		require.Len(t, id, 32)
+		require.NoError(t, startErr(t, dir, backend), "a restart")
+		other := t.TempDir()
+		require.NoError(t, startErr(t, other, backend), "another data directory on the prefix")
+		require.Equal(t, id, storeID(t, other))
+	})
+	for _, tc := range []struct {
+		name string
+		// prefix prepares the second backend the recorded directory starts on.
+		prefix func(t *testing.T, b *fake.Backend)
+		want   error
+	}{
+		{"the prefix lost its descriptor", func(*testing.T, *fake.Backend) {}, ErrStoreMissing},
+		{"another store", func(t *testing.T, b *fake.Backend) {
+			putDescriptor(t, b, tier2.Descriptor{Format: tier2.DescriptorFormat, Version: tier2.DescriptorVersion, Layout: tier2.LayoutVersion, StoreID: "0123"})
+		}, ErrForeignStore},
+		{"another version", func(t *testing.T, b *fake.Backend) {
+			putDescriptor(t, b, tier2.Descriptor{Format: tier2.DescriptorFormat, Version: 99, Layout: tier2.LayoutVersion, StoreID: "0123"})
+		}, tier2.ErrIncompatibleStore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, startErr(t, dir, fake.New(fake.Options{})))
+			second := fake.New(fake.Options{})
+			tc.prefix(t, second)
+			before := second.Keys()
+			err := startErr(t, dir, second)
+			require.ErrorIs(t, err, tc.want)
+			require.Equal(t, before, second.Keys(), "nothing written to tier 2")
+		})
+	}
+}
+
+// TestStoreCheckWaitsForTier2: with the store descriptor unreadable at
+// start (throttled, which does not open the breaker) the coordinator starts, but nothing is
+// uploaded until the descriptor could be checked; then the uploads go on.
+func TestStoreCheckWaitsForTier2(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.Throttle, KeyPrefix: "_aof2/", RetryAfter: time.Millisecond}))
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: newRemote(t, backend), ScanInterval: 10 * time.Millisecond}, core.Config{})
+	defer r.close(t)
+	require.False(t, r.c.storeOK.Load())
+	s, err := r.st.Stream(1)
+	require.NoError(t, err)
+	writeAndSeal(t, ctx, s, 600)
+	testwait.Until(t, testwait.Default, pollTick, func() bool { return r.c.warm.Contains(sk(1, 1)) }, "segment 1 compressed")
+	_, stored := backend.Stored(tier2.DescriptorKey)
+	require.False(t, stored)
+	for _, k := range backend.Keys() {
+		ref, err := r.remote.Layout().Parse(k)
+		require.True(t, err != nil || ref.Kind != tier2.KindSegment, "no segment uploaded before the store is checked: %s", k)
+	}
+	backend.ClearFaults()
+	waitInTier2(t, s)
+	require.True(t, r.c.storeOK.Load())
+	_, stored = backend.Stored(tier2.DescriptorKey)
+	require.True(t, stored)
+}
