@@ -194,13 +194,7 @@ func TestServeHealsSealedSegments(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			data := filepath.Join(t.TempDir(), "data")
-			args := defaultHostArgs(data)
-			h := startHost(t, bin, nil, args...)
-			h.waitReady()
-			c := h.dial(ctx)
-			ids := writeTiered(t, ctx, c, 5, n, payload)
-			h.stop()
+			data, args, ids := tieredStream(t, ctx, bin, n, payload)
 
 			path := segmentFile(t, data, 5, ids[0].Segment())
 			off := int64(0)
@@ -216,9 +210,9 @@ func TestServeHealsSealedSegments(t *testing.T) {
 			require.Equal(t, 4, code, "manifest verify finds the damaged copy offline: %s", out)
 			require.Contains(t, out, "another tier holds the segment")
 
-			h = startHost(t, bin, nil, args...)
+			h := startHost(t, bin, nil, args...)
 			h.waitReady()
-			c = h.dial(ctx)
+			c := h.dial(ctx)
 			pos, i := client.AtStart(), 0
 			for i < n {
 				res, err := c.Read(ctx, 5, pos, 500)
@@ -254,6 +248,19 @@ func flipAt(t *testing.T, path string, off int64) {
 	b[0] ^= 0x40
 	_, err = f.WriteAt(b, off)
 	require.NoError(t, err)
+}
+
+// tieredStream runs a host on the default arguments over a new data
+// directory, writes stream 5 with writeTiered and stops the host.
+func tieredStream(t *testing.T, ctx context.Context, bin string, n int, payload func(int) []byte) (data string, args []string, ids []client.RecordID) {
+	t.Helper()
+	data = filepath.Join(t.TempDir(), "data")
+	args = defaultHostArgs(data)
+	h := startHost(t, bin, nil, args...)
+	h.waitReady()
+	ids = writeTiered(t, ctx, h.dial(ctx), 5, n, payload)
+	h.stop()
+	return data, args, ids
 }
 
 // writeTiered appends n records (payload(i)) to stream in batches of 100,

@@ -65,17 +65,11 @@ func TestServeScrub(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			data := filepath.Join(t.TempDir(), "data")
-			args := defaultHostArgs(data)
-			h := startHost(t, bin, nil, args...)
-			h.waitReady()
-			c := h.dial(ctx)
-			ids := writeTiered(t, ctx, c, 5, n, payload)
-			h.stop()
+			data, args, ids := tieredStream(t, ctx, bin, n, payload)
 			if tc.stopped != nil {
 				tc.stopped(t, data, ids)
 			}
-			h = startHost(t, bin, nil, args...)
+			h := startHost(t, bin, nil, args...)
 			h.waitReady()
 			if tc.running != nil {
 				tc.running(t, data, ids)
@@ -104,7 +98,7 @@ func TestServeScrub(t *testing.T) {
 			require.Equal(t, 0, code, out)
 			require.Contains(t, out, "0 findings, 0 unrepaired")
 
-			c = h.dial(ctx)
+			c := h.dial(ctx)
 			pos, i := client.AtStart(), 0
 			for i < n {
 				res, err := c.Read(ctx, 5, pos, 500)

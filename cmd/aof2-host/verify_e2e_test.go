@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -78,17 +79,7 @@ func TestManifestVerifyTier2(t *testing.T) {
 	h.waitReady()
 	c := h.dial(ctx)
 	const stream = 3
-	payload := bytes.Repeat([]byte{'v'}, 3000)
-	for i := 0; i < 1200; i += 50 { // 3.6 MB in 1 MiB segments: four segments
-		batch := make([][]byte, 50)
-		for j := range batch {
-			batch[j] = fmt.Appendf(slices.Clone(payload), "record-%06d", i+j)
-		}
-		_, err := c.Append(ctx, stream, batch...)
-		require.NoError(t, err)
-	}
-	_, err := c.Seal(ctx, stream)
-	require.NoError(t, err)
+	appendAndSeal(t, ctx, c, stream, 1200) // 3.6 MB in 1 MiB segments: four segments
 
 	// Every sealed segment reaches tier 2 and sealed manifest chunks are
 	// uploaded and flagged so.
@@ -241,17 +232,7 @@ func TestManifestVerifyAfterTrim(t *testing.T) {
 	h.waitReady()
 	c := h.dial(ctx)
 	const stream = 3
-	payload := bytes.Repeat([]byte{'v'}, 3000)
-	for i := 0; i < 2400; i += 50 {
-		batch := make([][]byte, 50)
-		for j := range batch {
-			batch[j] = fmt.Appendf(slices.Clone(payload), "record-%06d", i+j)
-		}
-		_, err := c.Append(ctx, stream, batch...)
-		require.NoError(t, err)
-	}
-	_, err := c.Seal(ctx, stream)
-	require.NoError(t, err)
+	appendAndSeal(t, ctx, c, stream, 2400)
 	manifestDir := filepath.Join(dataDir, "tier2", "objects", "streams.d", "3.d", "manifest.d") // the fs plugin's layout
 	testwait.Until(t, time.Minute, 20*time.Millisecond, func() bool {
 		snaps, _ := filepath.Glob(filepath.Join(manifestDir, "*.snap.o"))
@@ -262,4 +243,21 @@ func TestManifestVerifyAfterTrim(t *testing.T) {
 	code, out, errOut := runVerify(t, ctx, bin, "-data-dir", dataDir)
 	require.Equal(t, exitOK, code, "%s%s", out, errOut)
 	require.Contains(t, out, "stream 3: ok")
+}
+
+// appendAndSeal appends n records of 3,000 bytes to stream in batches of
+// 50 and seals it.
+func appendAndSeal(t *testing.T, ctx context.Context, c *client.Client, stream client.StreamID, n int) {
+	t.Helper()
+	payload := bytes.Repeat([]byte{'v'}, 3000)
+	for i := 0; i < n; i += 50 {
+		batch := make([][]byte, 50)
+		for j := range batch {
+			batch[j] = fmt.Appendf(slices.Clone(payload), "record-%06d", i+j)
+		}
+		_, err := c.Append(ctx, stream, batch...)
+		require.NoError(t, err)
+	}
+	_, err := c.Seal(ctx, stream)
+	require.NoError(t, err)
 }
