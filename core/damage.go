@@ -189,40 +189,69 @@ func (s *Stream) readAfterDamage(g *seg, id RecordID) (Record, error) {
 // again: reserved ids past the newest segment become empty sealed
 // placeholders, so the next segment takes a fresh id. A segment the mark
 // proves durable whose file is gone is damage. Runs after the catalog is
-// complete (cold segments included).
+// complete (cold and lost segments included). With damage the stream
+// refuses appends, and the placeholders wait until every loss is accepted
+// (AcceptLoss).
 func (s *Stream) settleIDs(rep *RecoveryReport) error {
-	mark := s.recovered.mark
-	if mark == nil {
-		return nil
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var newest types.SegmentID
-	if last := s.cat.Load().last(); last != nil {
-		newest = last.id
-	}
-	if mark.SegmentID > newest && mark.DurableBytes > segment.HeaderSize && s.recovered.damage == nil {
-		s.noteDamage(&DamageError{Stream: s.id, Segment: mark.SegmentID, Offset: int64(segment.HeaderSize),
-			Reason: fmt.Sprintf("the segment file is gone, but the durable mark proves %d records (%d bytes) in it", mark.Records, mark.DurableBytes)}, 0)
+	if s.recovered.damage == nil {
+		if d := s.markDamageLocked(); d != nil {
+			s.noteDamage(d, 0)
+		}
 	}
 	if s.recovered.damage != nil {
 		rep.Damage = s.recovered.damage
 		s.mu.refused = s.recovered.damage
 		return nil
 	}
-	if s.mu.active != nil {
+	ph, err := s.reserveLocked()
+	rep.Placeholders = ph
+	return err
+}
+
+// markDamageLocked is the damage the recovery's durable mark proves: a
+// segment newer than every one in the catalog, with records, whose file is
+// gone. s.mu is held.
+func (s *Stream) markDamageLocked() *DamageError {
+	mark := s.recovered.mark
+	if mark == nil {
 		return nil
 	}
+	var newest types.SegmentID
+	if last := s.cat.Load().last(); last != nil {
+		newest = last.id
+	}
+	if mark.SegmentID <= newest || mark.DurableBytes <= segment.HeaderSize {
+		return nil
+	}
+	return &DamageError{Stream: s.id, Segment: mark.SegmentID, Offset: int64(segment.HeaderSize),
+		Reason: fmt.Sprintf("the segment file is gone, but the durable mark proves %d records (%d bytes) in it", mark.Records, mark.DurableBytes)}
+}
+
+// reserveLocked appends placeholders for the segment ids the recovery's
+// durable mark reserved past the newest segment (unless one is active)
+// and returns them. s.mu is held.
+func (s *Stream) reserveLocked() ([]SegmentID, error) {
+	mark := s.recovered.mark
+	if mark == nil || s.mu.active != nil {
+		return nil, nil
+	}
+	var newest types.SegmentID
+	if last := s.cat.Load().last(); last != nil {
+		newest = last.id
+	}
+	var out []SegmentID
 	for id := newest + 1; id <= mark.Reserved; id++ {
 		if err := s.placeholderLocked(id); err != nil {
-			return err
+			return out, err
 		}
-		rep.Placeholders = append(rep.Placeholders, id)
+		out = append(out, id)
 	}
-	if len(rep.Placeholders) > 0 {
+	if len(out) > 0 {
 		s.installLocked(s.cat.Load(), nil)
 	}
-	return nil
+	return out, nil
 }
 
 // placeholderLocked appends an empty sealed segment with id to the
@@ -364,6 +393,16 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 		}
 	}
 	if s.mu.refused == nil {
+		if d := s.markDamageLocked(); d != nil {
+			s.mu.refused = d // a segment the mark proves, whose file is gone
+		}
+	}
+	if s.mu.refused == nil {
+		// Every loss is accepted: the ids the mark reserved are taken
+		// before the next segment is opened.
+		if _, err := s.reserveLocked(); err != nil {
+			return rep, err
+		}
 		s.m.damaged.Set(0)
 	}
 	s.dropStaleNextLocked()

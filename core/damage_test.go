@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -528,4 +529,155 @@ func TestLostSegment(t *testing.T) {
 			require.Contains(t, names, lr.Quarantine[0], "the unreadable file is kept")
 		})
 	}
+}
+
+// TestLostSegmentRuns: two lost segments in a row, and a lost segment that
+// retention made the stream's first (its first ordinal unknown), open,
+// stop a reader from the start with the error, accept their losses one by
+// one and reopen after it.
+func TestLostSegmentRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		victims  []SegmentID // of segments 1..3 sealed, 4 active
+		dropHead bool        // retention drops segment 1 first
+	}{
+		{"two in a row", []SegmentID{2, 3}, false},
+		{"the first after retention", []SegmentID{2}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			mem := vfs.NewMem()
+			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
+			st, err := Open("/d", cfg)
+			require.NoError(t, err)
+			s, err := st.Stream(1)
+			require.NoError(t, err)
+			var all written
+			for range 3 {
+				w := writeDurable(t, s, 10, 100)
+				all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
+				require.NoError(t, s.Seal(ctx))
+			}
+			w := writeDurable(t, s, 5, 100)
+			all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
+			if tc.dropHead {
+				require.NoError(t, s.DropHead(1))
+			}
+			for _, v := range tc.victims {
+				info, ok := s.Segment(v)
+				require.True(t, ok)
+				require.NoError(t, st.Close())
+				damageFile(t, mem, info.Path, func(b []byte) []byte { b[20] ^= 0x40; return b })
+				st, err = Open("/d", cfg) // reopened between damages: the next victim's path
+				if err == nil {
+					s, err = st.Lookup(1)
+				}
+				require.NoError(t, err)
+			}
+			rep := st.Recovery()[0]
+			require.ElementsMatch(t, tc.victims, rep.Lost)
+			_, err = s.AppendDurable(ctx, []byte("refused"), AppendOptions{})
+			require.ErrorIs(t, err, ErrDamaged)
+			lost := func(id RecordID) bool { return slices.Contains(tc.victims, id.Segment()) }
+			kept := func(id RecordID) bool { return !lost(id) && !(tc.dropHead && id.Segment() == 1) }
+
+			r, err := s.NewReader(AtStart())
+			require.NoError(t, err)
+			var before int
+			for {
+				_, err := r.Next()
+				if err != nil {
+					require.ErrorIs(t, err, ErrCorrupt, "a reader from the start stops at the lost segment")
+					break
+				}
+				before++
+			}
+			r.Close()
+			require.Equal(t, map[bool]int{false: 10, true: 0}[tc.dropHead], before)
+			for i, id := range all.ids {
+				if kept(id) {
+					rec, err := s.ReadAt(ctx, id)
+					require.NoError(t, err, "record %s", id)
+					require.Equal(t, all.payloads[i], rec.Payload)
+				}
+			}
+			for range tc.victims {
+				_, err := s.AcceptLoss(ctx)
+				require.NoError(t, err)
+			}
+			_, err = s.AcceptLoss(ctx)
+			require.ErrorIs(t, err, ErrNotDamaged)
+			want := func() []string {
+				var out []string
+				for i, id := range all.ids {
+					if kept(id) {
+						out = append(out, string(all.payloads[i]))
+					}
+				}
+				return out
+			}()
+			got := func(s *Stream) []string {
+				var out []string
+				for _, rec := range readEvery(t, s) {
+					out = append(out, string(rec.Payload))
+				}
+				return out
+			}
+			require.Equal(t, want, got(s))
+			id, err := s.AppendDurable(ctx, []byte("after"), AppendOptions{})
+			require.NoError(t, err)
+			require.NoError(t, st.Close())
+
+			st, err = Open("/d", cfg)
+			require.NoError(t, err, "the lost stubs open")
+			defer st.Close()
+			s, err = st.Lookup(1)
+			require.NoError(t, err)
+			require.Nil(t, st.Recovery()[0].Damage)
+			require.Equal(t, append(want, "after"), got(s))
+			next, err := s.AppendDurable(ctx, []byte("later"), AppendOptions{})
+			require.NoError(t, err)
+			require.Greater(t, uint64(next), uint64(id))
+		})
+	}
+}
+
+// TestLostSegmentAndReservedIDs: a lost segment and a crash that lost the
+// file of a segment the mark reserved: once the loss is accepted, the
+// reserved id is still never handed out (its placeholder is made then).
+func TestLostSegmentAndReservedIDs(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone}
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	writeDurable(t, s, 10, 100)
+	require.NoError(t, s.Seal(context.Background()))
+	first, _ := s.Segment(1)
+	id, err := s.AppendCtx(context.Background(), []byte("never synced"), AppendOptions{}) // activates segment 2, not synced
+	require.NoError(t, err)
+	require.Equal(t, SegmentID(2), id.Segment())
+	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(3, 4))})
+	require.NoError(t, st.Close())
+	names, err := crashed.List("/d/streams/1/segments")
+	require.NoError(t, err)
+	for _, n := range names {
+		if strings.HasPrefix(n, "00000000000000000002_") {
+			require.NoError(t, crashed.Remove("/d/streams/1/segments/"+n))
+		}
+	}
+	damageFile(t, crashed, first.Path, func(b []byte) []byte { b[20] ^= 0x40; return b })
+
+	st, err = Open("/d", Config{FS: crashed, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone})
+	require.NoError(t, err)
+	defer st.Close()
+	require.Equal(t, []SegmentID{1}, st.Recovery()[0].Lost)
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	_, err = s.AcceptLoss(context.Background())
+	require.NoError(t, err)
+	next, err := s.AppendDurable(context.Background(), []byte("after"), AppendOptions{})
+	require.NoError(t, err)
+	require.Greater(t, next.Segment(), SegmentID(2), "segment 2's ids are never handed out again")
 }

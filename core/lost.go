@@ -63,7 +63,10 @@ func (s *Stream) addLostSegments(rep *RecoveryReport) error {
 	if len(lost) == 0 {
 		return nil
 	}
-	slices.SortFunc(lost, func(a, b suspect) int { return cmp.Compare(a.info.Name.SegmentID, b.info.Name.SegmentID) })
+	// Newest first: a run of lost segments is bounded from above by the
+	// one placed before it (which takes the run's records: how they were
+	// split is unknown, the older ones get none).
+	slices.SortFunc(lost, func(a, b suspect) int { return cmp.Compare(b.info.Name.SegmentID, a.info.Name.SegmentID) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cat := s.cat.Load()
@@ -106,7 +109,8 @@ func (s *Stream) addLostSegments(rep *RecoveryReport) error {
 		f := segment.Footer{Flags: segment.FlagSealed, SegmentID: id, BaseRecord: h.BaseRecord, DurableBytes: segment.HeaderSize}
 		if tl := s.TierLog(); tl != nil {
 			if st, ok := tl.Segment(id); ok && st.Sealed {
-				f.SegmentCRC = uint64(st.SegmentCRC64)
+				// Its bytes still take their logical offsets.
+				f.SegmentCRC, f.DurableBytes = uint64(st.SegmentCRC64), st.DurableBytes
 			}
 		}
 		if next != nil {

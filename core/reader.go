@@ -155,6 +155,13 @@ func (r *Reader) seekLocked(p Position) error {
 	if p.start && len(cat.segs) > 0 {
 		// The oldest record still kept: retention may have dropped the head.
 		p.ordinal = cat.segs[0].baseRecord
+		if g := cat.segs[0]; g.damage != nil && g.damage.lost {
+			// It may hold no ordinal (its records uncounted): start on it
+			// anyway, so that Next says it is lost.
+			r.seg, r.off, r.ord = g, segment.HeaderSize, g.baseRecord
+			r.pin(g)
+			return nil
+		}
 	}
 	if p.ordinal > total {
 		return fmt.Errorf("stream %d: ordinal %d past the end (%d records): %w", s.id, p.ordinal, total, ErrNotFound)
@@ -219,7 +226,12 @@ func (r *Reader) Next() (Record, error) {
 		}
 		if g := r.seg; g != nil && g.damage != nil && g.damage.lost {
 			// A lost segment: the error, or past it once its loss was
-			// accepted.
+			// accepted (AcceptLoss puts a new entry in the catalog).
+			if cur, _ := s.cat.Load().byID(g.id); cur != nil && cur != g {
+				r.seg = cur
+				r.pin(cur)
+				g = cur
+			}
 			next, _ := s.cat.Load().byID(g.id + 1)
 			switch {
 			case !g.damage.accepted:

@@ -214,7 +214,8 @@ func DecodeFooter(b []byte, capacity int64) (Footer, error) {
 	}
 	maxRecords := (f.DurableBytes - HeaderSize) / uint64(RecordSpan(1))
 	switch {
-	case f.RecordCount == 0 && f.DurableBytes != HeaderSize:
+	case f.RecordCount == 0 && f.DurableBytes != HeaderSize && f.Flags&FlagLossAccepted == 0:
+		// An accepted loss may keep bytes with no record left in them.
 		return Footer{}, fmt.Errorf("footer: no records but durable_bytes %d", f.DurableBytes)
 	case f.RecordCount == 0 && f.LastRecordID != 0:
 		return Footer{}, fmt.Errorf("footer: no records but last_record_id %s", f.LastRecordID)
