@@ -371,13 +371,16 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 	// An uploaded artifact is a byte copy of its object: a flip that still
 	// decodes to the segment's bytes (an unused bit of an entropy table)
 	// is damage too, found by the checksum the object was uploaded with.
-	if t1 == copyGood && t2.state == copyGood && t2.hasCRC && warm.CRC64 != t2.crc {
+	// Only against an object a full GET verified this pass: a HEAD does
+	// not see bytes that rotted at rest, and the warm copy may be the good
+	// one.
+	if t1 == copyGood && t2.verified && t2.hasCRC && warm.CRC64 != t2.crc {
 		t1, t1Detail = copyBad, fmt.Sprintf("warm artifact bytes have CRC %016x, its tier-2 object was uploaded with %016x (damage that still decodes)", warm.CRC64, t2.crc)
 	}
 
 	// The warm copy first: a tier-0 repair rebuilds from it.
 	if t1 == copyBad {
-		err := c.rebuildWarm(ctx, s, info, ms, t0 == copyGood, t2.state)
+		err := c.rebuildWarm(ctx, s, info, ms, t0 == copyGood, t2)
 		switch {
 		case err == nil:
 			t1 = copyGood
@@ -406,7 +409,7 @@ func (c *Coordinator) scrubSegment(ctx context.Context, p *scrubPass, s *core.St
 		case t2.state == copyBad:
 			problem = "mismatch"
 		}
-		err := c.rebuildRemote(ctx, s, k, ms, t2, t0 == copyGood || t1 == copyGood)
+		err := c.rebuildRemote(ctx, s, k, ms, t2, t0 == copyGood || t1 == copyGood, t1)
 		switch {
 		case err == nil:
 			s.NoteRepair(ScrubTier2, "scrub")
@@ -449,6 +452,8 @@ type tier2Check struct {
 	// its bytes changed at rest; etag is its etag.
 	rotten bool
 	etag   string
+	// verified: a full GET checked the object this pass.
+	verified bool
 }
 
 // scrubTier2 checks the tier-2 object by HEAD (stored checksum, metadata,
@@ -469,7 +474,7 @@ func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.Segm
 	var problem string
 	// The object the manifest names, whose bytes changed at rest: the
 	// one kind of bad object a verified local copy replaces.
-	ours := ms.Tier2.ETag == "" || oi.ETag == ms.Tier2.ETag
+	ours := ms.Tier2.ETag != "" && oi.ETag == ms.Tier2.ETag
 	rotten := false
 	switch {
 	case err != nil:
@@ -508,13 +513,18 @@ func (c *Coordinator) scrubTier2(ctx context.Context, p *scrubPass, k types.Segm
 	case err == nil:
 		p.sum.BytesVerified[ScrubTier2] += int64(oi.Size)
 		c.m.scrubBytes.WithLabelValues(ScrubTier2).Add(float64(oi.Size))
+		good.verified = true
 		return good
 	case ctx.Err() != nil:
 		return tier2Check{state: copyUnknown}
 	case errors.Is(err, pluginapi.ErrNotFound):
 		return tier2Check{state: copyMissing, detail: fmt.Sprintf("tier-2 object %s is missing", key)}
-	case errors.Is(err, types.ErrCorrupt), errors.Is(err, tier2.ErrChecksum), errors.Is(err, tier1.ErrChecksumMismatch):
-		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %v", key, err), rotten: true, etag: oi.ETag}
+	case errors.Is(err, tier1.ErrChecksumMismatch):
+		// Bytes that match their own checksum but are not this segment:
+		// another object, not rot.
+		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %v", key, err)}
+	case errors.Is(err, types.ErrCorrupt), errors.Is(err, tier2.ErrChecksum):
+		return tier2Check{state: copyBad, detail: fmt.Sprintf("tier-2 object %s: %v", key, err), rotten: ours, etag: oi.ETag}
 	}
 	c.scrubCannotCheck(k, err)
 	return tier2Check{state: copyUnknown}
@@ -571,19 +581,20 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // rebuildWarm replaces a warm artifact that failed verification. An
-// uploaded segment's artifact is fetched again from tier 2 when its object
-// checked good, so that the two stay byte copies; otherwise it is
+// uploaded segment's artifact is fetched again from tier 2 when a full GET
+// verified the object this pass, so that the two stay byte copies;
+// otherwise it is
 // compressed again from the verified tier-0 file, or fetched from tier 2
 // if that could not be checked now. Without a source the artifact is kept:
 // it may be the last copy.
-func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core.SegmentInfo, ms manifest.SegmentState, t0Good bool, t2 copyState) error {
+func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core.SegmentInfo, ms manifest.SegmentState, t0Good bool, t2 tier2Check) error {
 	k := types.SegmentKey{Stream: s.ID(), Segment: info.ID}
 	inT2 := c.remote != nil && ms.Tier2.Key != ""
-	t2Usable := inT2 && (t2 == copyGood || t2 == copyAbsent || t2 == copyUnknown)
+	t2Usable := inT2 && (t2.state == copyGood || t2.state == copyAbsent || t2.state == copyUnknown)
 	if !t0Good && !t2Usable {
 		return fmt.Errorf("no verified tier-0 or tier-2 copy to rebuild it from; the artifact is kept")
 	}
-	if inT2 && t2 == copyGood {
+	if inT2 && t2.verified {
 		t0Good = false
 	}
 	// No eviction or hydration of the segment meanwhile.
@@ -642,7 +653,7 @@ func (c *Coordinator) rebuildWarm(ctx context.Context, s *core.Stream, info core
 // rotted at rest — only while it is still that object (a Put conditional
 // on its etag). An object that is not the one the manifest names (another
 // etag, another segment's metadata) is reported, never overwritten.
-func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types.SegmentKey, ms manifest.SegmentState, t2 tier2Check, localGood bool) error {
+func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types.SegmentKey, ms manifest.SegmentState, t2 tier2Check, localGood bool, t1 copyState) error {
 	switch {
 	case !c.storeOK.Load():
 		return fmt.Errorf("the tier-2 store descriptor is not checked: tier 2 is not written to")
@@ -650,6 +661,8 @@ func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types
 		return fmt.Errorf("it is not the object the manifest names; tier 2 never overwrites another writer's object")
 	case t2.state == copyBad && !localGood:
 		return fmt.Errorf("no verified local copy to replace it from")
+	case t2.state == copyBad && t1 == copyBad:
+		return fmt.Errorf("the warm copy failed its check too; the next pass repairs it first")
 	case t2.state == copyBad:
 		return c.replaceRemote(ctx, s, k, t2.etag)
 	}
