@@ -262,7 +262,7 @@ func (c *tier2Checker) removedChunks(ctx context.Context, stream types.StreamID,
 	for _, o := range l.ManifestChunks {
 		present[o.Ref.ID] = true
 	}
-	trimmed, err := c.trimPoint(ctx, l.Snapshots)
+	trimmed, err := c.trimPoint(ctx, l.Snapshots, present)
 	if err != nil {
 		return nil, err
 	}
@@ -289,8 +289,9 @@ func (c *tier2Checker) removedChunks(ctx context.Context, stream types.StreamID,
 
 // trimPoint is the chunk index below which the host may have trimmed a
 // stream's tier-2 manifest: the position of the older of its two newest
-// snapshots in tier 2 (0 with fewer than two).
-func (c *tier2Checker) trimPoint(ctx context.Context, snaps []tier2.Listed) (uint64, error) {
+// snapshots in tier 2 whose position lies in a chunk tier 2 holds (the
+// host's own rule; 0 with fewer than two).
+func (c *tier2Checker) trimPoint(ctx context.Context, snaps []tier2.Listed, chunks map[uint64]bool) (uint64, error) {
 	type pos struct{ id, chunk uint64 }
 	var found []pos
 	for _, o := range snaps {
@@ -301,7 +302,7 @@ func (c *tier2Checker) trimPoint(ctx context.Context, snaps []tier2.Listed) (uin
 		if err != nil {
 			return 0, tier2Error{fmt.Errorf("head %s: %w", o.Info.Key, err)}
 		}
-		if md, err := tier2.ParseMetadata(info.Metadata); err == nil && md.HasPosition {
+		if md, err := tier2.ParseMetadata(info.Metadata); err == nil && md.HasPosition && chunks[md.SnapshotChunk] {
 			found = append(found, pos{o.Ref.ID, md.SnapshotChunk})
 		}
 	}

@@ -45,8 +45,8 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 		}
 	}
 	head := segs[0]
-	if ms, _ := s.TierLog().Segment(head.ID); ms.Tier2.Key == "" && len(ms.Tier2.PendingDeletes) == 0 {
-		return 0, false // let its upload finish first: no job races the delete
+	if ms, _ := s.TierLog().Segment(head.ID); ms.Tier2.Key == "" && len(ms.Tier2.PendingDeletes) == 0 && !head.LossAccepted {
+		return 0, false // let its upload finish first: no job races the delete (a lost segment has none coming)
 	}
 	old := pol.MaxAge > 0 && now.Sub(time.Unix(0, head.Footer.SealedAt)) > pol.MaxAge
 	big := pol.MaxBytes > 0 && total > pol.MaxBytes

@@ -36,6 +36,10 @@ import (
 // A data directory that recorded nothing adopts the prefix's store (a new
 // node, or one upgraded from before descriptors), creating it if needed.
 
+// manifestFormat is the manifest chunk and snapshot format version
+// (docs/formats.md) a store descriptor names.
+const manifestFormat = 1
+
 // StoreFile is the data directory's record of its tier-2 store.
 const StoreFile = "tier2-store.json"
 
@@ -83,6 +87,10 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 	if err := d.Check(); err != nil {
 		return err
 	}
+	if d.SegmentFormat != segment.Version || d.ManifestFormat != manifestFormat {
+		return fmt.Errorf("%w: segment format %d, manifest format %d; this build writes %d and %d",
+			tier2.ErrIncompatibleStore, d.SegmentFormat, d.ManifestFormat, segment.Version, manifestFormat)
+	}
 	if local.StoreID != "" && local.StoreID != d.StoreID {
 		return fmt.Errorf("%w: the prefix holds store %s, %s records store %s", ErrForeignStore, d.StoreID, path, local.StoreID)
 	}
@@ -100,8 +108,10 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 const storeUnchecked = "tier 2 store descriptor not checked; tier-2 writes wait"
 
 // retryStoreCheck checks the store at a scan until it succeeds, then
-// resumes the deletes Start left (rate-limited logs while it fails; a
-// mismatch is logged at error and keeps the gate shut).
+// does what Start could not: the deletes it left, and a reconciliation
+// (its re-uploads were held at the gate, and only Start queues them).
+// Rate-limited logs while it fails; a mismatch is logged at error and
+// keeps the gate shut.
 func (c *Coordinator) retryStoreCheck(st *core.Store) {
 	if c.remote == nil || c.storeOK.Load() {
 		return
@@ -119,6 +129,10 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 	for _, id := range st.Streams() {
 		if s, err := st.Lookup(id); err == nil {
 			c.resumeDeletes(c.ctx, s)
+			rec := c.reconcile(c.ctx, s)
+			c.mu.Lock()
+			c.mu.recon = append(c.mu.recon, rec)
+			c.mu.Unlock()
 		}
 	}
 }
@@ -133,6 +147,6 @@ func newDescriptor() tier2.Descriptor {
 	_, _ = rand.Read(id)
 	host, _ := os.Hostname()
 	return tier2.Descriptor{Format: tier2.DescriptorFormat, Version: tier2.DescriptorVersion, StoreID: hex.EncodeToString(id),
-		Layout: tier2.LayoutVersion, SegmentFormat: segment.Version, ManifestFormat: 1,
+		Layout: tier2.LayoutVersion, SegmentFormat: segment.Version, ManifestFormat: manifestFormat,
 		CreatedAt: time.Now().UTC().Format(time.RFC3339), CreatedBy: host}
 }

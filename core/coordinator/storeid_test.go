@@ -75,8 +75,11 @@ func TestStoreDescriptor(t *testing.T) {
 	}{
 		{"the prefix lost its descriptor", func(*testing.T, *fake.Backend) {}, ErrStoreMissing},
 		{"another store", func(t *testing.T, b *fake.Backend) {
-			putDescriptor(t, b, tier2.Descriptor{Format: tier2.DescriptorFormat, Version: tier2.DescriptorVersion, Layout: tier2.LayoutVersion, StoreID: "0123"})
+			putDescriptor(t, b, tier2.Descriptor{Format: tier2.DescriptorFormat, Version: tier2.DescriptorVersion, Layout: tier2.LayoutVersion, StoreID: "0123", SegmentFormat: 1, ManifestFormat: 1})
 		}, ErrForeignStore},
+		{"another segment format", func(t *testing.T, b *fake.Backend) {
+			putDescriptor(t, b, tier2.Descriptor{Format: tier2.DescriptorFormat, Version: tier2.DescriptorVersion, Layout: tier2.LayoutVersion, StoreID: "0123", SegmentFormat: 2, ManifestFormat: 1})
+		}, tier2.ErrIncompatibleStore},
 		{"another version", func(t *testing.T, b *fake.Backend) {
 			putDescriptor(t, b, tier2.Descriptor{Format: tier2.DescriptorFormat, Version: 99, Layout: tier2.LayoutVersion, StoreID: "0123"})
 		}, tier2.ErrIncompatibleStore},
