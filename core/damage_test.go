@@ -410,27 +410,14 @@ func TestLostSegment(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			mem := vfs.NewMem()
-			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
-			st, err := Open("/d", cfg)
-			require.NoError(t, err)
-			s, err := st.Stream(1)
-			require.NoError(t, err)
-			var all written
-			for range 3 {
-				w := writeDurable(t, s, 10, 100)
-				all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
-				require.NoError(t, s.Seal(ctx))
-			}
-			w := writeDurable(t, s, 5, 100) // segment 4, active
-			all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
+			mem, cfg, st, s, all := fourSegments(t)
 			victim, ok := s.Segment(tc.victim)
 			require.True(t, ok)
 			require.NoError(t, st.Close())
 			damageFile(t, mem, victim.Path, tc.damage)
 			inVictim := func(id RecordID) bool { return id.Segment() == tc.victim }
 
-			st, err = Open("/d", cfg)
+			st, err := Open("/d", cfg)
 			require.NoError(t, err)
 			s, err = st.Lookup(1)
 			require.NoError(t, err, "the stream opens")
@@ -546,20 +533,8 @@ func TestLostSegmentRuns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			mem := vfs.NewMem()
-			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
-			st, err := Open("/d", cfg)
-			require.NoError(t, err)
-			s, err := st.Stream(1)
-			require.NoError(t, err)
-			var all written
-			for range 3 {
-				w := writeDurable(t, s, 10, 100)
-				all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
-				require.NoError(t, s.Seal(ctx))
-			}
-			w := writeDurable(t, s, 5, 100)
-			all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
+			mem, cfg, st, s, all := fourSegments(t)
+			var err error
 			if tc.dropHead {
 				require.NoError(t, s.DropHead(1))
 			}
@@ -680,4 +655,26 @@ func TestLostSegmentAndReservedIDs(t *testing.T) {
 	next, err := s.AppendDurable(context.Background(), []byte("after"), AppendOptions{})
 	require.NoError(t, err)
 	require.Greater(t, next.Segment(), SegmentID(2), "segment 2's ids are never handed out again")
+}
+
+// fourSegments opens a store on a new in-memory file system and writes
+// stream 1: segments 1 to 3 sealed with 10 durable records each, segment
+// 4 active with 5.
+func fourSegments(t *testing.T) (*vfs.MemFS, Config, *Store, *Stream, written) {
+	t.Helper()
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity}
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	var all written
+	for i := range 4 {
+		w := writeDurable(t, s, map[bool]int{true: 5, false: 10}[i == 3], 100)
+		all.ids, all.payloads = append(all.ids, w.ids...), append(all.payloads, w.payloads...)
+		if i < 3 {
+			require.NoError(t, s.Seal(context.Background()))
+		}
+	}
+	return mem, cfg, st, s, all
 }
