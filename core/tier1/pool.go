@@ -107,9 +107,11 @@ func (p *pool) close() {
 
 func (p *pool) shutdown() {
 	// Wake blocked submitters and cancel running jobs first: a submitter
-	// holds mu shared while it waits for room.
-	p.stop()
+	// holds mu shared while it waits for room. done closes before the
+	// cancellation so that a worker freed by it sees done and rejects
+	// the queued jobs instead of starting one.
 	close(p.done)
+	p.stop()
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
