@@ -23,6 +23,9 @@ const (
 	// KindSnapshot is a manifest snapshot: <snapshot_id:020>.snap, beside
 	// the chunks.
 	KindSnapshot
+	// KindReservation reserves a stream's segment ids up to its id:
+	// reservations/<segment_id:020>.rsv (docs/adr-restore.md).
+	KindReservation
 )
 
 func (k Kind) String() string {
@@ -33,6 +36,8 @@ func (k Kind) String() string {
 		return "manifest_chunk"
 	case KindSnapshot:
 		return "snapshot"
+	case KindReservation:
+		return "reservation"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -41,10 +46,12 @@ func (k Kind) String() string {
 const (
 	SegmentSuffix  = ".seg.zst"
 	ChunkSuffix    = ".mlog"
-	SnapshotSuffix = ".snap"
-	streamsDir     = "streams/"
-	segmentsDir    = "segments/"
-	manifestDir    = "manifest/"
+	SnapshotSuffix    = ".snap"
+	ReservationSuffix = ".rsv"
+	streamsDir        = "streams/"
+	segmentsDir       = "segments/"
+	manifestDir       = "manifest/"
+	reservationsDir   = "reservations/"
 	idDigits       = 20
 )
 
@@ -61,6 +68,7 @@ type Ref struct {
 //	<prefix>/streams/<stream_id>/segments/<segment_id:020>.seg.zst
 //	<prefix>/streams/<stream_id>/manifest/<chunk_index:020>.mlog
 //	<prefix>/streams/<stream_id>/manifest/<snapshot_id:020>.snap
+//	<prefix>/streams/<stream_id>/reservations/<segment_id:020>.rsv
 //
 // Stream ids are plain decimal (as in the local data directory), the
 // other ids zero-padded to 20 digits so that byte order is numeric order
@@ -114,6 +122,12 @@ func (l Layout) SnapshotKey(stream types.StreamID, snapshot uint64) string {
 	return l.Key(Ref{Kind: KindSnapshot, Stream: stream, ID: snapshot})
 }
 
+// ReservationKey is the key of the reservation of a stream's segment ids
+// up to upto.
+func (l Layout) ReservationKey(stream types.StreamID, upto types.SegmentID) string {
+	return l.Key(Ref{Kind: KindReservation, Stream: stream, ID: uint64(upto)})
+}
+
 // Key builds the key of ref; an unknown kind yields "".
 func (l Layout) Key(ref Ref) string {
 	var dir, suffix string
@@ -124,6 +138,8 @@ func (l Layout) Key(ref Ref) string {
 		dir, suffix = manifestDir, ChunkSuffix
 	case KindSnapshot:
 		dir, suffix = manifestDir, SnapshotSuffix
+	case KindReservation:
+		dir, suffix = reservationsDir, ReservationSuffix
 	default:
 		return ""
 	}
@@ -174,6 +190,9 @@ func (l Layout) parse(key string) (Ref, string) {
 			kind = KindSnapshot
 			name, ok = strings.CutSuffix(name, SnapshotSuffix)
 		}
+	case strings.HasPrefix(rest, reservationsDir):
+		kind = KindReservation
+		name, ok = strings.CutSuffix(rest[len(reservationsDir):], ReservationSuffix)
 	default:
 		return Ref{}, "unknown directory under the stream"
 	}
@@ -184,7 +203,7 @@ func (l Layout) parse(key string) (Ref, string) {
 	if !ok {
 		return Ref{}, "id is not 20 decimal digits of a u64"
 	}
-	if kind == KindSegment && id > math.MaxUint32 {
+	if (kind == KindSegment || kind == KindReservation) && id > math.MaxUint32 {
 		return Ref{}, "segment id does not fit in 32 bits"
 	}
 	return Ref{Kind: kind, Stream: types.StreamID(stream), ID: id}, ""

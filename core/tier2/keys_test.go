@@ -23,6 +23,7 @@ func TestLayoutKeys(t *testing.T) {
 		{"segment max u32", "", Ref{KindSegment, 0, math.MaxUint32}, "streams/0/segments/00000000004294967295.seg.zst"},
 		{"chunk", "", Ref{KindManifestChunk, 1, 3}, "streams/1/manifest/00000000000000000003.mlog"},
 		{"snapshot", "", Ref{KindSnapshot, 1, 9}, "streams/1/manifest/00000000000000000009.snap"},
+		{"reservation", "", Ref{KindReservation, 1, 64}, "streams/1/reservations/00000000000000000064.rsv"},
 		{"prefix", "prod/aof2", Ref{KindSegment, 5, 1}, "prod/aof2/streams/5/segments/00000000000000000001.seg.zst"},
 		{"prefix trailing slash", "prod/", Ref{KindManifestChunk, math.MaxUint64, math.MaxUint64},
 			"prod/streams/18446744073709551615/manifest/18446744073709551615.mlog"},
@@ -48,6 +49,7 @@ func TestLayoutHelpersMatchKey(t *testing.T) {
 	assert.Equal(t, l.Key(Ref{KindSegment, 1, 2}), l.SegmentObjectKey(sk(1, 2)))
 	assert.Equal(t, l.Key(Ref{KindManifestChunk, 1, 2}), l.ManifestChunkKey(1, 2))
 	assert.Equal(t, l.Key(Ref{KindSnapshot, 1, 2}), l.SnapshotKey(1, 2))
+	assert.Equal(t, l.Key(Ref{KindReservation, 1, 2}), l.ReservationKey(1, 2))
 	assert.Equal(t, "", l.Key(Ref{Kind: 0, Stream: 1}))
 	assert.Equal(t, "p/", l.Prefix())
 }
@@ -71,6 +73,8 @@ func TestParseUnknownKeys(t *testing.T) {
 		"pre/streams/1/manifest/00000000000000000001.bin",
 		"pre/streams/1/manifest/snapshot_00000000000000000001.snap",
 		"pre/streams/1/warm/00000000000000000001.seg.zst",
+		"pre/streams/1/reservations/00000000004294967296.rsv", // over u32
+		"pre/streams/1/reservations/00000000000000000001.seg.zst",
 		"pre/streams/1",
 		"pre/streams/1/segments/00000000000000000001.seg.zst.tmp",
 		"pre/streams/1/segments/sub/00000000000000000001.seg.zst",

@@ -35,6 +35,7 @@ type Listing struct {
 	Segments       []Listed
 	ManifestChunks []Listed
 	Snapshots      []Listed
+	Reservations   []Listed
 	Unknown        []Unknown
 }
 
@@ -85,6 +86,8 @@ func (s *Store) classify(out *Listing, info pluginapi.ObjectInfo) {
 		out.ManifestChunks = append(out.ManifestChunks, l)
 	case KindSnapshot:
 		out.Snapshots = append(out.Snapshots, l)
+	case KindReservation:
+		out.Reservations = append(out.Reservations, l)
 	}
 }
 

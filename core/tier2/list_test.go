@@ -134,3 +134,20 @@ func TestListStreams(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, ids)
 }
+
+func TestReserveIsIdempotentAndListed(t *testing.T) {
+	s := newEnv(t, fake.Options{}, nil).store
+	ctx := context.Background()
+	for _, upto := range []types.SegmentID{16, 32, 32} {
+		_, err := s.Reserve(ctx, 3, upto)
+		require.NoError(t, err)
+	}
+	_, err := s.Reserve(ctx, 3, 0)
+	require.Error(t, err)
+	l, err := s.ListStream(ctx, 3)
+	require.NoError(t, err)
+	require.Len(t, l.Reservations, 2)
+	require.Equal(t, types.SegmentID(32), l.Reserved())
+	require.Empty(t, l.Unknown)
+	require.Equal(t, types.SegmentID(0), Listing{}.Reserved())
+}

@@ -54,6 +54,8 @@ func idMetaKey(k Kind) string {
 		return MetaChunk
 	case KindSnapshot:
 		return MetaSnapshot
+	case KindReservation:
+		return MetaSegment
 	}
 	return ""
 }
@@ -87,6 +89,8 @@ func ParseMetadata(md map[string]string) (ObjectMeta, error) {
 		m.Ref.Kind = KindManifestChunk
 	case KindSnapshot.String():
 		m.Ref.Kind = KindSnapshot
+	case KindReservation.String():
+		m.Ref.Kind = KindReservation
 	}
 	fields := []struct {
 		key string

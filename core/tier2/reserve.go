@@ -1,0 +1,36 @@
+package tier2
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aof2/aof2/core/types"
+)
+
+// Segment-id reservations (docs/adr-restore.md#never-reuse-an-id-the-lost-node-handed-out).
+// A writer activates a segment id only once tier 2 holds a reservation
+// object covering it, so that a restore from tier 2 alone knows every id
+// the lost node may have handed out, including ids of segments that never
+// reached tier 2. A reservation is a small object created if_absent and
+// never replaced: reservations only ever grow, and one that a fenced or
+// crashed writer made covers more ids than were used, which costs ids,
+// not correctness.
+
+// Reserve records in tier 2 that the stream's segment ids up to upto may
+// take records. Creating a reservation that already exists is success.
+func (s *Store) Reserve(ctx context.Context, stream types.StreamID, upto types.SegmentID) (Uploaded, error) {
+	if upto == 0 {
+		return Uploaded{}, fmt.Errorf("tier2 reserve: stream %d: segment id 0 is never used", stream)
+	}
+	ref := Ref{Kind: KindReservation, Stream: stream, ID: uint64(upto)}
+	body := fmt.Appendf(nil, "aof2 segment reservation: stream %d, segment ids up to %d\n", stream, upto)
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: body}, ref, SegmentInfo{})
+}
+
+// Reserved is the highest reservation of a listing (0: none).
+func (l Listing) Reserved() types.SegmentID {
+	if n := len(l.Reservations); n > 0 {
+		return types.SegmentID(l.Reservations[n-1].Ref.ID)
+	}
+	return 0
+}
