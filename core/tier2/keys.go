@@ -44,15 +44,15 @@ func (k Kind) String() string {
 
 // File name suffixes and directory names of the key layout (docs/formats.md#tier-2-keys-and-object-metadata).
 const (
-	SegmentSuffix  = ".seg.zst"
-	ChunkSuffix    = ".mlog"
+	SegmentSuffix     = ".seg.zst"
+	ChunkSuffix       = ".mlog"
 	SnapshotSuffix    = ".snap"
 	ReservationSuffix = ".rsv"
 	streamsDir        = "streams/"
 	segmentsDir       = "segments/"
 	manifestDir       = "manifest/"
 	reservationsDir   = "reservations/"
-	idDigits       = 20
+	idDigits          = 20
 )
 
 // Ref names one object by identity rather than by key.
