@@ -3,9 +3,11 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
@@ -87,4 +89,36 @@ func baseName(path string) string {
 		return path[i+1:]
 	}
 	return path
+}
+
+// WriteStub writes, in segDir, the stub of a segment whose file is not
+// there: a cold stub when another tier holds the segment, or with lost a
+// lost stub recording that its loss is accepted (restore,
+// docs/adr-restore.md). The stub is synced; the caller syncs segDir.
+func WriteStub(fsys vfs.FS, segDir string, h segment.Header, f segment.Footer, lost bool) error {
+	suffix := ColdSuffix
+	if lost {
+		f.Flags |= segment.FlagLossAccepted
+		suffix = LostSuffix
+	}
+	path := filepath.Join(segDir, segment.FileName(h.SegmentID, h.BaseOffset, h.CreatedAt)+suffix)
+	file, err := fsys.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := file.WriteAt(encodeStub(h, f), 0); err != nil {
+		_ = file.Close()
+		return err
+	}
+	if err := file.Sync(); err != nil {
+		_ = file.Close()
+		return err
+	}
+	return file.Close()
+}
+
+// SegmentRecords are the manifest records the engine writes when it opens
+// and seals the segment h/f.
+func SegmentRecords(h segment.Header, f segment.Footer) (manifest.SegmentOpened, manifest.SealSegment) {
+	return openedRecord(h), sealRecord(h.BaseOffset, f)
 }

@@ -63,46 +63,62 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 	if c.remote == nil || c.storeOK.Load() {
 		return nil
 	}
-	path := filepath.Join(c.cfg.DataDir, StoreFile)
-	var local storeRecord
-	b, err := vfs.ReadFile(c.cfg.FS, path)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &local); err != nil || local.StoreID == "" {
-			return fmt.Errorf("%w: %s does not decode", ErrForeignStore, path)
-		}
-	case !vfs.IsNotExist(err):
-		return fmt.Errorf("coordinator: read %s: %w", path, err)
-	}
-	d, err := c.remote.ReadDescriptor(ctx)
-	switch {
-	case errors.Is(err, pluginapi.ErrNotFound) && local.StoreID != "":
-		return fmt.Errorf("%w: store %s (%s); check tier2.prefix and the bucket", ErrStoreMissing, local.StoreID, path)
-	case errors.Is(err, pluginapi.ErrNotFound):
-		d, err = c.remote.CreateDescriptor(ctx, newDescriptor())
-	}
+	id, created, err := CheckStore(ctx, c.cfg.FS, c.cfg.DataDir, c.remote, true)
 	if err != nil {
 		return err
 	}
+	c.storeOK.Store(true)
+	c.log.Info("tier 2 store checked", "store_id", id, "recorded", created)
+	return nil
+}
+
+// CheckStore checks the prefix's store descriptor against the record in
+// dataDir and, when dataDir recorded none, records the prefix's store
+// there; recorded says it did. With create, a prefix without a
+// descriptor gets one (a writer's first start); without, it is accepted
+// only when dataDir recorded none either (a prefix written before
+// descriptors existed), and id is "". restore uses it without create.
+func CheckStore(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.Store, create bool) (id string, recorded bool, err error) {
+	path := filepath.Join(dataDir, StoreFile)
+	var local storeRecord
+	b, err := vfs.ReadFile(fsys, path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &local); err != nil || local.StoreID == "" {
+			return "", false, fmt.Errorf("%w: %s does not decode", ErrForeignStore, path)
+		}
+	case !vfs.IsNotExist(err):
+		return "", false, fmt.Errorf("coordinator: read %s: %w", path, err)
+	}
+	d, err := remote.ReadDescriptor(ctx)
+	switch {
+	case errors.Is(err, pluginapi.ErrNotFound) && local.StoreID != "":
+		return "", false, fmt.Errorf("%w: store %s (%s); check tier2.prefix and the bucket", ErrStoreMissing, local.StoreID, path)
+	case errors.Is(err, pluginapi.ErrNotFound) && !create:
+		return "", false, nil
+	case errors.Is(err, pluginapi.ErrNotFound):
+		d, err = remote.CreateDescriptor(ctx, newDescriptor())
+	}
+	if err != nil {
+		return "", false, err
+	}
 	if err := d.Check(); err != nil {
-		return err
+		return "", false, err
 	}
 	if d.SegmentFormat != segment.Version || d.ManifestFormat != manifestFormat {
-		return fmt.Errorf("%w: segment format %d, manifest format %d; this build writes %d and %d",
+		return "", false, fmt.Errorf("%w: segment format %d, manifest format %d; this build writes %d and %d",
 			tier2.ErrIncompatibleStore, d.SegmentFormat, d.ManifestFormat, segment.Version, manifestFormat)
 	}
 	if local.StoreID != "" && local.StoreID != d.StoreID {
-		return fmt.Errorf("%w: the prefix holds store %s, %s records store %s", ErrForeignStore, d.StoreID, path, local.StoreID)
+		return "", false, fmt.Errorf("%w: the prefix holds store %s, %s records store %s", ErrForeignStore, d.StoreID, path, local.StoreID)
 	}
 	if local.StoreID == "" {
 		b, _ := json.Marshal(storeRecord{StoreID: d.StoreID})
-		if err := vfs.WriteFileAtomic(c.cfg.FS, path, append(b, '\n')); err != nil {
-			return fmt.Errorf("coordinator: record the tier-2 store: %w", err)
+		if err := vfs.WriteFileAtomic(fsys, path, append(b, '\n')); err != nil {
+			return "", false, fmt.Errorf("coordinator: record the tier-2 store: %w", err)
 		}
 	}
-	c.storeOK.Store(true)
-	c.log.Info("tier 2 store checked", "store_id", d.StoreID, "created", local.StoreID == "")
-	return nil
+	return d.StoreID, local.StoreID == "", nil
 }
 
 const storeUnchecked = "tier 2 store descriptor not checked; tier-2 writes wait"

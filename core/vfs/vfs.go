@@ -207,3 +207,31 @@ func MkdirAllSync(fsys FS, dirs ...string) error {
 	}
 	return nil
 }
+
+// RemoveAll removes name and, when it is a directory, everything under
+// it. A missing name is success. The removal is durable only after
+// SyncDir of name's parent.
+func RemoveAll(fsys FS, name string) error {
+	info, err := fsys.Stat(name)
+	if IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		entries, err := fsys.List(name)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := RemoveAll(fsys, filepath.Join(name, e)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fsys.Remove(name); err != nil && !IsNotExist(err) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+)
+
+// chunkHeaderLen is the offset of a chunk's first record: a snapshot
+// position there needs nothing of that chunk.
+const chunkHeaderLen = 64
+
+// history is what installHistory put in a staging manifest directory.
+type history struct {
+	Snapshot    uint64 // 0: none (replay from chunk 0)
+	HasSnapshot bool
+	// Chunks installed: [FirstChunk, FirstChunk+Chunks).
+	FirstChunk uint64
+	Chunks     int
+	// SkippedSnapshots are newer snapshots that did not verify or whose
+	// position lies in a chunk tier 2 no longer holds.
+	SkippedSnapshots []string
+}
+
+// installHistory picks the newest snapshot that verifies and whose
+// position tier 2 can replay from, and installs it and every chunk from
+// its position on into stage. The chunks after the start must be
+// contiguous: a missing one is ErrHistoryGap.
+func (r *run) installHistory(ctx context.Context, stage string, stream types.StreamID, l tier2.Listing) (history, error) {
+	var h history
+	chunks := map[uint64]tier2.Listed{}
+	for _, c := range l.ManifestChunks {
+		chunks[c.Ref.ID] = c
+	}
+	start := uint64(0)
+	var snapBytes []byte
+	for _, sn := range slices.Backward(l.Snapshots) {
+		b, pos, err := r.fetchSnapshot(ctx, stream, sn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return h, ctx.Err()
+			}
+			r.log.Warn("tier-2 snapshot skipped", "stream_id", uint64(stream), "key", sn.Info.Key, "error", err)
+			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: %v", sn.Info.Key, err))
+			continue
+		}
+		if _, ok := chunks[pos.ChunkIndex]; !ok && pos.ChunkOffset > chunkHeaderLen {
+			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: chunk %d, holding its position, is not in tier 2", sn.Info.Key, pos.ChunkIndex))
+			continue
+		}
+		snapBytes, start = b, pos.ChunkIndex
+		h.Snapshot, h.HasSnapshot = sn.Ref.ID, true
+		break
+	}
+	if !h.HasSnapshot && len(l.Snapshots) > 0 {
+		if _, ok := chunks[0]; !ok {
+			return h, fmt.Errorf("%w: stream %d: no snapshot verifies (%v) and chunk 0 is not in tier 2", ErrCorruptHistory, stream, h.SkippedSnapshots)
+		}
+	}
+	next := start
+	for next < start+uint64(len(chunks)) {
+		if _, ok := chunks[next]; !ok {
+			break
+		}
+		next++
+	}
+	for _, c := range l.ManifestChunks {
+		if c.Ref.ID > next {
+			return h, fmt.Errorf("%w: stream %d: chunk %d is missing, chunk %d is in tier 2 (%s)", ErrHistoryGap, stream, next, c.Ref.ID, c.Info.Key)
+		}
+	}
+	if snapBytes != nil {
+		if _, err := manifest.InstallSnapshot(r.cfg.FS, stage, stream, snapBytes); err != nil {
+			return h, fmt.Errorf("stream %d: install snapshot %d: %w", stream, h.Snapshot, err)
+		}
+	}
+	h.FirstChunk = start
+	for idx := start; idx < next; idx++ {
+		c := chunks[idx]
+		b, _, err := r.cfg.Remote.Fetch(ctx, c.Info.Key, tier2.Expect{ETag: c.Info.ETag})
+		if err != nil {
+			return h, fmt.Errorf("stream %d: fetch manifest chunk %d: %w", stream, idx, err)
+		}
+		if err := manifest.InstallChunk(r.cfg.FS, stage, idx, b); err != nil {
+			if ctx.Err() == nil && isCorrupt(err) {
+				err = fmt.Errorf("%w: stream %d: %s: %w", ErrCorruptHistory, stream, c.Info.Key, err)
+			}
+			return h, err
+		}
+		h.Chunks++
+	}
+	return h, nil
+}
+
+// fetchSnapshot reads and verifies a snapshot, and checks that the
+// position its metadata names is the one it holds.
+func (r *run) fetchSnapshot(ctx context.Context, stream types.StreamID, sn tier2.Listed) ([]byte, tier2.SnapshotPosition, error) {
+	b, info, err := r.cfg.Remote.Fetch(ctx, sn.Info.Key, tier2.Expect{ETag: sn.Info.ETag})
+	if err != nil {
+		return nil, tier2.SnapshotPosition{}, err
+	}
+	s, err := manifest.ParseSnapshot(b, stream)
+	if err != nil {
+		return nil, tier2.SnapshotPosition{}, err
+	}
+	if s.ID != sn.Ref.ID {
+		return nil, tier2.SnapshotPosition{}, fmt.Errorf("%w: object holds snapshot %d", manifest.ErrCorrupt, s.ID)
+	}
+	if md, err := tier2.ParseMetadata(info.Metadata); err == nil && md.HasPosition &&
+		(md.SnapshotChunk != s.ChunkIndex || md.SnapshotOffset != s.ChunkOffset) {
+		return nil, tier2.SnapshotPosition{}, fmt.Errorf("%w: metadata names position %d/%d, the snapshot holds %d/%d",
+			manifest.ErrCorrupt, md.SnapshotChunk, md.SnapshotOffset, s.ChunkIndex, s.ChunkOffset)
+	}
+	return b, tier2.SnapshotPosition{ChunkIndex: s.ChunkIndex, ChunkOffset: s.ChunkOffset}, nil
+}
+
+func isCorrupt(err error) bool { return errors.Is(err, manifest.ErrCorrupt) }

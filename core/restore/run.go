@@ -1,0 +1,259 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// StagingDir is where streams are built, under the data directory; it
+// exists from a restore's start until every stream is done.
+const StagingDir = "restore.tmp"
+
+// Config says what to restore into.
+type Config struct {
+	// DataDir is the data directory to rebuild; the caller holds its
+	// lock.
+	DataDir string
+	// Remote is the tier-2 store of the prefix to restore from.
+	Remote *tier2.Store
+	// Manifest are the manifest options the host runs with (chunk
+	// capacity, log_only).
+	Manifest manifest.Options
+	// SegmentSize is the host's segment.size: the capacity that bounds
+	// the stubs of lost segments.
+	SegmentSize int64
+	// Concurrency bounds the segments described at once per stream and
+	// (a quarter of it) the streams restored at once. Default 16.
+	Concurrency int
+	FS          vfs.FS
+	Logger      hclog.Logger
+}
+
+// StreamReport is what the restore of one stream did.
+type StreamReport struct {
+	Stream types.StreamID `json:"stream_id"`
+	// Skipped: the stream was already in the data directory (restored by
+	// an earlier run, or never lost).
+	Skipped bool `json:"skipped,omitempty"`
+	// Snapshot is the tier-2 snapshot the history starts from (none:
+	// chunk 0); Chunks the chunks replayed after it.
+	Snapshot         *uint64  `json:"snapshot,omitempty"`
+	Chunks           int      `json:"chunks"`
+	SkippedSnapshots []string `json:"skipped_snapshots,omitempty"`
+	// Cold segments are in tier 2; Lost ids are not (their loss is
+	// accepted by the restore); Reserved is the stream's reservation.
+	Cold     int               `json:"cold_segments"`
+	Lost     []types.SegmentID `json:"lost_segments,omitempty"`
+	Reserved types.SegmentID   `json:"reserved_through,omitempty"`
+	// Records is the number of records the restored segments hold.
+	Records  uint64        `json:"records"`
+	Duration time.Duration `json:"duration_ns"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Report is what a restore did.
+type Report struct {
+	StoreID  string         `json:"store_id,omitempty"`
+	Streams  []StreamReport `json:"streams"`
+	Duration time.Duration  `json:"duration_ns"`
+}
+
+type run struct {
+	cfg Config
+	log hclog.Logger
+}
+
+// Run restores the streams in only (nil: every stream tier 2 holds) into
+// cfg.DataDir. Streams already in the data directory are skipped, or,
+// when asked for by id, refused with ErrStreamExists. A stream that
+// fails is reported and the others go on; the error then joins every
+// failure and the staging directory stays (serve refuses to start).
+func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error) {
+	began := time.Now()
+	if cfg.FS == nil {
+		cfg.FS = vfs.OS
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.SegmentSize == 0 {
+		cfg.SegmentSize = segment.DefaultCapacity
+	}
+	if cfg.Remote == nil || cfg.DataDir == "" {
+		return Report{}, fmt.Errorf("restore: a data directory and a tier-2 store are required: %w", core.ErrInvalidConfig)
+	}
+	r := &run{cfg: cfg, log: cfg.Logger}
+	var rep Report
+	id, _, err := coordinator.CheckStore(ctx, cfg.FS, cfg.DataDir, cfg.Remote, false)
+	if err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
+	rep.StoreID = id
+	streams := only
+	if streams == nil {
+		if streams, err = cfg.Remote.ListStreams(ctx); err != nil {
+			return rep, fmt.Errorf("restore: list the prefix's streams: %w", err)
+		}
+	}
+	staging := filepath.Join(cfg.DataDir, StagingDir)
+	for _, dir := range []string{staging, filepath.Join(cfg.DataDir, "streams")} {
+		if err := vfs.MkdirAllSync(cfg.FS, dir); err != nil {
+			return rep, fmt.Errorf("restore: %w", err)
+		}
+	}
+	var mu sync.Mutex
+	var errs []error
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, cfg.Concurrency/4))
+	for _, s := range streams {
+		g.Go(func() error {
+			sr, err := r.stream(gctx, s, only != nil)
+			sr.Stream = s
+			if err != nil {
+				sr.Error = err.Error()
+				r.log.Error("stream not restored", "stream_id", uint64(s), "error", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			rep.Streams = append(rep.Streams, sr)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	rep.Duration = time.Since(began)
+	if err := errors.Join(errs...); err != nil {
+		return rep, err
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	if err := vfs.RemoveAll(cfg.FS, staging); err != nil {
+		return rep, fmt.Errorf("restore: remove %s: %w", staging, err)
+	}
+	return rep, cfg.FS.SyncDir(cfg.DataDir)
+}
+
+// Pending reports whether a restore of dataDir has not finished.
+func Pending(fsys vfs.FS, dataDir string) (bool, error) {
+	_, err := fsys.Stat(filepath.Join(dataDir, StagingDir))
+	switch {
+	case err == nil:
+		return true, nil
+	case vfs.IsNotExist(err):
+		return false, nil
+	}
+	return false, err
+}
+
+// stream restores one stream into its staging directory and renames it
+// into place.
+func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamReport, error) {
+	began := time.Now()
+	var sr StreamReport
+	name := strconv.FormatUint(uint64(s), 10)
+	final := filepath.Join(r.cfg.DataDir, "streams", name)
+	if _, err := r.cfg.FS.Stat(final); err == nil {
+		if asked {
+			return sr, fmt.Errorf("%w: stream %d (%s)", ErrStreamExists, s, final)
+		}
+		sr.Skipped = true
+		return sr, nil
+	} else if !vfs.IsNotExist(err) {
+		return sr, err
+	}
+	stage := filepath.Join(r.cfg.DataDir, StagingDir, name)
+	if err := vfs.RemoveAll(r.cfg.FS, stage); err != nil {
+		return sr, fmt.Errorf("stream %d: clear %s: %w", s, stage, err)
+	}
+	segDir := filepath.Join(stage, "segments")
+	if err := vfs.MkdirAllSync(r.cfg.FS, segDir); err != nil {
+		return sr, err
+	}
+	listing, err := r.cfg.Remote.ListStream(ctx, s)
+	if err != nil {
+		return sr, fmt.Errorf("stream %d: list: %w", s, err)
+	}
+	h, err := r.installHistory(ctx, stage, s, listing)
+	sr.Chunks, sr.SkippedSnapshots = h.Chunks, h.SkippedSnapshots
+	if h.HasSnapshot {
+		sr.Snapshot = &h.Snapshot
+	}
+	if err != nil {
+		return sr, err
+	}
+	opts := r.cfg.Manifest
+	opts.Logger = r.log.Named("manifest")
+	log, err := manifest.Open(ctx, r.cfg.FS, stage, s, opts)
+	if err != nil {
+		if isCorrupt(err) {
+			err = fmt.Errorf("%w: stream %d: %w", ErrCorruptHistory, s, err)
+		}
+		return sr, err
+	}
+	defer log.Close()
+	if rs := log.Replay(); rs.CorruptionEvents > 0 {
+		return sr, fmt.Errorf("%w: stream %d: replay found %d corruptions: %v", ErrCorruptHistory, s, rs.CorruptionEvents, rs.Corruptions)
+	}
+	entries, err := r.planSegments(ctx, s, log.Index(), listing)
+	if err != nil {
+		return sr, err
+	}
+	for _, e := range entries {
+		if err := core.WriteStub(r.cfg.FS, segDir, e.h, e.f, e.obj == nil); err != nil {
+			return sr, fmt.Errorf("stream %d: stub of segment %d: %w", s, e.id, err)
+		}
+		if e.obj != nil {
+			sr.Cold++
+			sr.Records += e.f.RecordCount
+		}
+	}
+	sr.Lost, sr.Reserved = lostIDs(entries), listing.Reserved()
+	for _, rec := range records(entries) {
+		if err := log.Append(rec); err != nil {
+			return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
+		}
+	}
+	if err := log.Commit(ctx); err != nil {
+		return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
+	}
+	if err := log.Close(); err != nil {
+		return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
+	}
+	for _, dir := range []string{segDir, stage} {
+		if err := r.cfg.FS.SyncDir(dir); err != nil {
+			return sr, err
+		}
+	}
+	if err := r.cfg.FS.Rename(stage, final); err != nil {
+		return sr, fmt.Errorf("stream %d: move into place: %w", s, err)
+	}
+	if err := r.cfg.FS.SyncDir(filepath.Dir(final)); err != nil {
+		return sr, err
+	}
+	sr.Duration = time.Since(began)
+	r.log.Info("stream restored", "stream_id", uint64(s), "cold_segments", sr.Cold, "lost_segments", len(sr.Lost),
+		"chunks", sr.Chunks, "records", sr.Records, "duration", sr.Duration)
+	return sr, nil
+}

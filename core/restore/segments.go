@@ -1,0 +1,299 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+)
+
+// entry is one segment id of a restored stream: cold when tier 2 holds
+// its object, lost otherwise.
+type entry struct {
+	id     types.SegmentID
+	st     manifest.SegmentState
+	inHist bool
+	obj    *tier2.Listed // nil: lost
+	h      segment.Header
+	f      segment.Footer
+}
+
+// knownBase is the base offset the history recorded for e.
+func (e *entry) knownBase() (uint64, bool) { return e.st.BaseOffset, e.inHist }
+
+// planSegments lists every segment id the restored stream takes, from the
+// first the history or tier 2 holds to the highest the history, an object
+// or the reservation names, and describes the cold ones from tier 2.
+func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manifest.Index, l tier2.Listing) ([]*entry, error) {
+	hist := map[types.SegmentID]manifest.SegmentState{}
+	var dropped types.SegmentID // highest id retention was deleting
+	for _, st := range x.Segments() {
+		if len(st.Tier2.PendingDeletes) > 0 {
+			dropped = max(dropped, st.SegmentID)
+			continue
+		}
+		hist[st.SegmentID] = st
+	}
+	var first, last types.SegmentID
+	note := func(id types.SegmentID) {
+		if first == 0 || id < first {
+			first = id
+		}
+		last = max(last, id)
+	}
+	for id := range hist {
+		note(id)
+	}
+	histFirst := first
+	objs := map[types.SegmentID]*tier2.Listed{}
+	for i := range l.Segments {
+		o := &l.Segments[i]
+		id := types.SegmentID(o.Ref.ID)
+		if id <= dropped || (histFirst != 0 && id < histFirst) {
+			r.log.Warn("tier-2 segment object older than the stream's history left alone", "stream_id", uint64(stream), "key", o.Info.Key)
+			continue
+		}
+		objs[id] = o
+		note(id)
+	}
+	if res := l.Reserved(); res > last {
+		if first == 0 {
+			first = dropped + 1
+		}
+		last = res
+	}
+	if first == 0 {
+		return nil, nil
+	}
+	entries := make([]*entry, 0, last-first+1)
+	for id := first; id <= last; id++ {
+		st, ok := hist[id]
+		entries = append(entries, &entry{id: id, st: st, inHist: ok, obj: objs[id]})
+	}
+	if err := r.describeCold(ctx, stream, entries); err != nil {
+		return nil, err
+	}
+	if err := r.boundLost(stream, entries); err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// describeCold reads the header and footer of every cold entry from its
+// artifact's end (ranged reads, no segment bytes) and checks them against
+// the history.
+func (r *run) describeCold(ctx context.Context, stream types.StreamID, entries []*entry) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
+	for _, e := range entries {
+		if e.obj == nil {
+			continue
+		}
+		g.Go(func() error {
+			h, f, err := r.describe(ctx, types.SegmentKey{Stream: stream, Segment: e.id}, e.obj)
+			if err != nil {
+				return fmt.Errorf("stream %d: describe segment %d (%s): %w", stream, e.id, e.obj.Info.Key, err)
+			}
+			switch {
+			case h.StreamID != stream || h.SegmentID != e.id || f.SegmentID != e.id:
+				return fmt.Errorf("%w: %s holds segment %d of stream %d", ErrSegmentMismatch, e.obj.Info.Key, h.SegmentID, h.StreamID)
+			case e.inHist && e.st.BaseOffset != h.BaseOffset:
+				return fmt.Errorf("%w: %s starts at offset %d, the history says %d", ErrSegmentMismatch, e.obj.Info.Key, h.BaseOffset, e.st.BaseOffset)
+			case e.inHist && e.st.Sealed && (uint64(e.st.SegmentCRC64) != f.SegmentCRC || e.st.DurableBytes != f.DurableBytes):
+				return fmt.Errorf("%w: %s holds %d bytes with segment_crc64 %016x, the history sealed %d bytes with %s",
+					ErrSegmentMismatch, e.obj.Info.Key, f.DurableBytes, f.SegmentCRC, e.st.DurableBytes, e.st.SegmentCRC64)
+			}
+			e.h, e.f = h, f
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (r *run) describe(ctx context.Context, k types.SegmentKey, obj *tier2.Listed) (segment.Header, segment.Footer, error) {
+	rr, err := r.cfg.Remote.OpenSegmentRange(ctx, k, tier2.Expect{ETag: obj.Info.ETag})
+	if err != nil {
+		return segment.Header{}, segment.Footer{}, err
+	}
+	a, err := tier1.OpenReaderAt(rr, rr.Size(), obj.Info.Key)
+	if err != nil {
+		return segment.Header{}, segment.Footer{}, err
+	}
+	defer a.Close()
+	h, err := a.Header()
+	if err != nil {
+		return h, segment.Footer{}, err
+	}
+	f, err := a.Footer()
+	return h, f, err
+}
+
+// boundLost gives every lost entry a header and footer: runs of lost
+// segments between two cold ones take exactly the records and bytes
+// between them; a run after the last cold segment (or with none) takes
+// the bytes the history recorded and no records, since how many the lost
+// node wrote there is unknown. Its ids stay taken either way.
+func (r *run) boundLost(stream types.StreamID, entries []*entry) error {
+	var run []*entry
+	var recEnd, offEnd uint64
+	started := false
+	for _, e := range entries {
+		if e.obj == nil {
+			run = append(run, e)
+			continue
+		}
+		if len(run) > 0 {
+			startRec, startOff := recEnd, offEnd
+			if !started {
+				startRec, startOff = e.h.BaseRecord, e.h.BaseOffset
+				if b, ok := run[0].knownBase(); ok {
+					startOff = b
+				}
+				if startOff == 0 {
+					startRec = 0 // the stream's first segment
+				}
+			}
+			if err := r.bound(stream, run, startRec, startOff, e.h.BaseRecord, e.h.BaseOffset, true); err != nil {
+				return err
+			}
+			run = run[:0]
+		} else if started && (e.h.BaseRecord != recEnd || e.h.BaseOffset != offEnd) {
+			return fmt.Errorf("%w: stream %d: segment %d starts at record %d offset %d, segment %d ends at record %d offset %d",
+				ErrSegmentMismatch, stream, e.id, e.h.BaseRecord, e.h.BaseOffset, e.id-1, recEnd, offEnd)
+		}
+		started = true
+		recEnd, offEnd = e.h.BaseRecord+e.f.RecordCount, e.h.BaseOffset+e.f.DurableBytes-segment.HeaderSize
+	}
+	if len(run) > 0 {
+		if !started {
+			if b, ok := run[0].knownBase(); ok {
+				offEnd = b
+			}
+		}
+		return r.bound(stream, run, recEnd, offEnd, 0, 0, false)
+	}
+	return nil
+}
+
+// bound lays a run of lost entries over [startRec, endRec) records and
+// [startOff, endOff) bytes (with hasEnd; without, the bytes the history
+// recorded and no records).
+func (r *run) bound(stream types.StreamID, run []*entry, startRec, startOff, endRec, endOff uint64, hasEnd bool) error {
+	maxSpan := uint64(segment.DataEnd(r.cfg.SegmentSize) - segment.HeaderSize)
+	if hasEnd && (endRec < startRec || endOff < startOff) {
+		return fmt.Errorf("%w: stream %d: segment %d starts at record %d offset %d, before the end of segment %d (record %d offset %d)",
+			ErrSegmentMismatch, stream, run[len(run)-1].id+1, endRec, endOff, run[0].id-1, startRec, startOff)
+	}
+	base, rec := startOff, startRec
+	var records uint64
+	if hasEnd {
+		records = endRec - startRec
+	}
+	for i, e := range run {
+		if b, ok := e.knownBase(); ok && b >= base && (!hasEnd || b <= endOff) {
+			base = b
+		}
+		// The next anchor: the next entry whose base the history knows,
+		// or the run's end.
+		anchor, anchored := endOff, hasEnd
+		for _, n := range run[i+1:] {
+			if b, ok := n.knownBase(); ok && b >= base && (!hasEnd || b <= endOff) {
+				anchor, anchored = b, true
+				break
+			}
+		}
+		var span uint64
+		switch {
+		case anchored:
+			span = min(anchor-base, maxSpan)
+		case e.inHist && e.st.Sealed:
+			span = e.st.DurableBytes - segment.HeaderSize
+		}
+		if span > maxSpan {
+			return fmt.Errorf("%w: stream %d: lost segment %d would span %d bytes, over a segment's %d", ErrSegmentMismatch, stream, e.id, span, maxSpan)
+		}
+		n := min(records, span/uint64(segment.RecordSpan(1)))
+		if i == len(run)-1 {
+			n = records
+		}
+		e.h = segment.Header{StreamID: stream, SegmentID: e.id, BaseOffset: base, BaseRecord: rec}
+		e.f = segment.Footer{Flags: segment.FlagSealed, SegmentID: e.id, BaseRecord: rec, RecordCount: n,
+			DurableBytes: segment.HeaderSize + span}
+		if n > 0 {
+			e.f.LastRecordID = types.MakeRecordID(e.id, segment.HeaderSize)
+		}
+		if e.inHist && e.st.Sealed && e.st.DurableBytes == e.f.DurableBytes {
+			e.f.SegmentCRC = uint64(e.st.SegmentCRC64)
+		}
+		if _, err := segment.DecodeFooter(encodeFooter(e.f, true), r.cfg.SegmentSize); err != nil {
+			return fmt.Errorf("%w: stream %d: lost segment %d: %w", ErrSegmentMismatch, stream, e.id, err)
+		}
+		base, rec, records = base+span, rec+n, records-n
+	}
+	if hasEnd && base != endOff {
+		return fmt.Errorf("%w: stream %d: lost segments %d..%d cannot span offsets %d..%d", ErrSegmentMismatch, stream, run[0].id, run[len(run)-1].id, startOff, endOff)
+	}
+	return nil
+}
+
+func encodeFooter(f segment.Footer, lost bool) []byte {
+	if lost {
+		f.Flags |= segment.FlagLossAccepted
+	}
+	b := make([]byte, segment.FooterSize)
+	f.Encode(b)
+	return b
+}
+
+// records are the manifest records that bring the history up to what
+// the restored directory holds: segments it lacks are opened and sealed,
+// cold ones recorded as uploaded with no local copy. Lost ones keep what
+// the history says of them (the engine reports them from their stubs).
+func records(entries []*entry) []manifest.Record {
+	var out []manifest.Record
+	for _, e := range entries {
+		opened, sealed := core.SegmentRecords(e.h, e.f)
+		tier0, tier1 := true, false
+		switch {
+		case !e.inHist:
+			out = append(out, opened, sealed)
+		case !e.st.Sealed:
+			out = append(out, sealed)
+			fallthrough
+		default:
+			tier0, tier1 = e.st.Tier0, e.st.Tier1.State == manifest.Tier1Compressed
+		}
+		if e.obj == nil {
+			continue
+		}
+		hdr := manifest.Header{SegmentID: e.id, TimestampMS: uint64(max(e.obj.Info.ModTime.UnixMilli(), 0))}
+		if !e.inHist || e.st.Tier2.Key != e.obj.Info.Key || e.st.Tier2.ETag != e.obj.Info.ETag {
+			out = append(out, manifest.UploadDone{Header: hdr, Key: e.obj.Info.Key, ETag: e.obj.Info.ETag})
+		}
+		for _, evict := range []bool{tier0, tier1} {
+			if evict {
+				out = append(out, manifest.LocalEvicted{Header: hdr})
+			}
+		}
+	}
+	return out
+}
+
+// lostIDs are the entries restore records as lost.
+func lostIDs(entries []*entry) []types.SegmentID {
+	var out []types.SegmentID
+	for _, e := range entries {
+		if e.obj == nil {
+			out = append(out, e.id)
+		}
+	}
+	return slices.Clip(out)
+}
