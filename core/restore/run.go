@@ -1,10 +1,12 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -142,6 +144,7 @@ func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error)
 		})
 	}
 	_ = g.Wait()
+	slices.SortFunc(rep.Streams, func(a, b StreamReport) int { return cmp.Compare(a.Stream, b.Stream) })
 	rep.Duration = time.Since(began)
 	if err := errors.Join(errs...); err != nil {
 		return rep, err
@@ -155,8 +158,12 @@ func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error)
 	return rep, cfg.FS.SyncDir(cfg.DataDir)
 }
 
-// Pending reports whether a restore of dataDir has not finished.
+// Pending reports whether a restore of dataDir has not finished (fsys nil:
+// the OS file system).
 func Pending(fsys vfs.FS, dataDir string) (bool, error) {
+	if fsys == nil {
+		fsys = vfs.OS
+	}
 	_, err := fsys.Stat(filepath.Join(dataDir, StagingDir))
 	switch {
 	case err == nil:
