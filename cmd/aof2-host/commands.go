@@ -11,6 +11,19 @@ The defaults give a working single node: data in ./data, the fs plugin as tier 2
 in-flight requests, flushes and stops the plugin.`,
 		example: "aof2-host serve -config /etc/aof2/aof2.hcl -listen-http 127.0.0.1:8080",
 		run:     runServe},
+	{name: "restore", summary: "rebuild the data directory from tier 2 alone after a lost disk: every uploaded record, same ids",
+		long: `Offline: stop the host first. Launches the configured tier-2 plugin as serve does
+(-config, AOF2_* variables; -data-dir and -plugin-dir override) and, for every stream
+the prefix holds (or those of -stream) that the data directory does not, installs
+the stream's manifest from its newest verified snapshot and chunks and records every
+segment tier 2 holds as cold: no segment bytes are downloaded; reads hydrate them.
+Segment ids tier 2 does not hold (records acknowledged but never uploaded, up to the
+stream's reservation) are recorded as lost, so that no id is ever handed out twice.
+Streams already in the data directory are skipped. Interrupted, it is rerun to the
+same result; serve refuses to start until it finished. See docs/adr-restore.md and
+the disaster-recovery runbook (deploy/README.md).`,
+		example: "aof2-host restore -config /etc/aof2/aof2.hcl\naof2-host restore -data-dir ./data -stream 42 --json",
+		run:     runRestore},
 	{name: "dump", summary: "print the tier table: every segment of every stream and where its copies are",
 		long:    "Online with -addr (live budgets, queues and hydration latency), else offline from the data directory's manifests.",
 		example: "aof2-host dump -data-dir ./data --json | jq '.tiers'",

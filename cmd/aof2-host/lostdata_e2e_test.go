@@ -18,10 +18,12 @@ import (
 )
 
 // TestServeLostDataDirectory: with tier 2 outside the data directory,
-// write to stream 42, stop, delete the data directory, start again. The
-// node must not take stream 42 up again at segment 1 (its ids already name
-// records in tier 2): appends answer NEEDS_RESTORE (HTTP 409, gRPC
-// FAILED_PRECONDITION) naming the stream, and other streams work.
+// write to streams 42 and 41, stop, delete stream 42's directory, start
+// again. The node must not take stream 42 up again at segment 1 (its ids
+// already name records in tier 2): appends answer NEEDS_RESTORE (HTTP
+// 409, gRPC FAILED_PRECONDITION) naming the stream and `aof2-host
+// restore`, and other streams work. (A data directory that lost every
+// stream does not start at all: TestDisasterRecoveryDrill.)
 func TestServeLostDataDirectory(t *testing.T) {
 	bin := hostBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -43,6 +45,8 @@ func TestServeLostDataDirectory(t *testing.T) {
 	}
 	_, err := c.Seal(ctx, 42)
 	require.NoError(t, err)
+	_, err = c.Append(ctx, 41, []byte("a stream this node keeps"))
+	require.NoError(t, err)
 	stream := client.StreamID(42)
 	require.Eventually(t, func() bool {
 		rows, err := c.Segments(ctx, client.SegmentFilter{Stream: &stream, Tier: "tier2"})
@@ -50,15 +54,15 @@ func TestServeLostDataDirectory(t *testing.T) {
 	}, time.Minute, 50*time.Millisecond, "both segments of stream 42 reach tier 2")
 	h.stop()
 
-	require.NoError(t, os.RemoveAll(data))
+	require.NoError(t, os.RemoveAll(filepath.Join(data, "streams", "42")))
 	h = startHost(t, bin, nil, args...)
 	h.waitReady()
 
-	code, body, _ := httpDo(t, http.MethodGet, h.url("/v1/streams"), "", nil)
-	require.Equal(t, http.StatusOK, code)
-	require.JSONEq(t, `{"streams":[]}`, body)
+	list, err := h.dial(ctx).Streams(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []client.StreamID{41}, list.IDs)
 
-	code, body, _ = httpDo(t, http.MethodPost, h.url("/v1/streams/42/records"), "", strings.NewReader("hello"))
+	code, body, _ := httpDo(t, http.MethodPost, h.url("/v1/streams/42/records"), "", strings.NewReader("hello"))
 	require.Equal(t, http.StatusConflict, code, body)
 	var e struct {
 		Code     string `json:"code"`
@@ -69,6 +73,7 @@ func TestServeLostDataDirectory(t *testing.T) {
 	require.Equal(t, "needs_restore", e.Code)
 	require.Equal(t, "42", e.StreamID)
 	require.Contains(t, e.Error, "stream 42")
+	require.Contains(t, e.Error, "aof2-host restore -stream 42")
 
 	c = h.dial(ctx)
 	_, err = c.Append(ctx, 42, []byte("hello"))

@@ -109,3 +109,19 @@ func checkAhead(s *core.Stream, remote []types.SegmentID) string {
 	s.RefuseAppends(reason)
 	return reason
 }
+
+// RemoteStreams returns the streams tier 2 holds, as listed at start;
+// known is false while that listing has not succeeded (or without tier
+// 2).
+func (c *Coordinator) RemoteStreams() (ids []types.StreamID, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.remoteStreams == nil {
+		return nil, false
+	}
+	for id := range c.mu.remoteStreams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, true
+}

@@ -156,7 +156,7 @@ type NeedsRestoreError struct {
 
 func (e *NeedsRestoreError) Error() string {
 	return fmt.Sprintf("aof2: stream %d needs a restore from tier 2: %s; appending here would reuse record ids. "+
-		"Bring the node's data for stream %d back (docs/tiering.md#lost-local-data) before writing to it", e.Stream, e.Reason, e.Stream)
+		"Rebuild it from tier 2 with `aof2-host restore -stream %d` (docs/adr-restore.md), or bring the node's data for it back, before writing to it", e.Stream, e.Reason, e.Stream)
 }
 
 // Is makes errors.Is(err, ErrNeedsRestore) true.

@@ -60,3 +60,14 @@ func Locked(dir string) (bool, error) {
 	}
 	return false, l.release()
 }
+
+// Lock takes dir's lock for an offline command that writes the data
+// directory (restore): release gives it back. A running host makes it
+// fail with ErrLocked.
+func Lock(dir string) (release func() error, err error) {
+	l, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -19,8 +20,10 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/host/dump"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
@@ -87,6 +90,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.mu.lock, err = lockDir(o.DataDir); err != nil {
 		return err
 	}
+	if pending, err := restore.Pending(vfs.OS, o.DataDir); err != nil || pending {
+		return errors.Join(fmt.Errorf("%w (%s exists)", restore.ErrIncomplete, filepath.Join(o.DataDir, restore.StagingDir)), err)
+	}
 	cc := o.Coordinator
 	cc.DataDir = o.DataDir
 	cc.Registerer = or(cc.Registerer, o.Registerer)
@@ -119,6 +125,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := n.mu.coord.Start(ctx, n.mu.store); err != nil {
+		return err
+	}
+	if err := n.checkNotEmptyOverStreams(); err != nil {
 		return err
 	}
 	for _, r := range n.mu.coord.Reconciliations() {
@@ -218,4 +227,21 @@ func orLog(a, b hclog.Logger) hclog.Logger {
 		return a
 	}
 	return b
+}
+
+// checkNotEmptyOverStreams refuses to serve a data directory without
+// streams over a prefix that holds some: it is a lost node's replacement,
+// and what it needs is a restore, not a fresh start that would refuse
+// those streams one append at a time.
+func (n *Node) checkNotEmptyOverStreams() error {
+	remote, known := n.mu.coord.RemoteStreams()
+	if !known || len(remote) == 0 || len(n.mu.store.Streams()) > 0 {
+		return nil
+	}
+	shown := remote
+	if len(shown) > 5 {
+		shown = shown[:5]
+	}
+	return fmt.Errorf("%w: the data directory %s holds no stream and tier 2 holds %d (%v…): rebuild it with `aof2-host restore` first (docs/adr-restore.md)",
+		types.ErrNeedsRestore, n.opts.DataDir, len(remote), shown)
 }
