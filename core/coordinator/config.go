@@ -35,6 +35,14 @@ type Config struct {
 	Tier2 *tier2.Store
 	// Retention bounds what each stream keeps (needs a tier 2).
 	Retention Retention
+	// ReserveSegments is how many segment ids one reservation in tier 2
+	// covers (reserve.go, docs/tiering.md#segment-id-reservations): a
+	// segment id is activated only once tier 2 holds a reservation
+	// through it, so that a restore from tier 2 alone never hands out an
+	// id this node used. One small object per ReserveSegments segments of
+	// a stream; the next reservation is made in the background once half
+	// of the current one is used. Default 16; only with a tier 2.
+	ReserveSegments int
 	// SegmentMaxAge seals an active segment once its first record is this
 	// old (age.go), so that every record is on its way to the other tiers
 	// within about this long (the recovery point); 0 is off.
@@ -92,6 +100,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Workers < 0 {
 		return c, &types.ConfigError{Key: "coordinator.workers", Reason: fmt.Sprintf("%d is negative", c.Workers)}
+	}
+	switch {
+	case c.ReserveSegments == 0:
+		c.ReserveSegments = 16
+	case c.ReserveSegments < 0:
+		return c, &types.ConfigError{Key: "coordinator.reserve_segments", Reason: fmt.Sprintf("%d is negative", c.ReserveSegments)}
 	}
 	if c.SegmentMaxAge < 0 {
 		return c, &types.ConfigError{Key: "segment.max_age", Reason: fmt.Sprintf("%s is negative", c.SegmentMaxAge)}

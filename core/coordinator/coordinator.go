@@ -68,6 +68,9 @@ type Coordinator struct {
 	scrubSem chan struct{}
 	// t2m is what tier 2 holds of each stream's manifest (snapshots.go).
 	t2m remoteManifests
+	// rsv is what is known of each stream's segment-id reservations in
+	// tier 2 (reserve.go); its own lock guards it.
+	rsv reservations
 	// storeOK opens the gate to tier-2 mutations once the store descriptor
 	// checked out (storeid.go); set once, never cleared.
 	storeOK atomic.Bool
@@ -119,6 +122,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.LogClock})
 	c.mu.queued = map[job]bool{}
 	c.mu.keys = map[types.SegmentKey]*keyLock{}
+	c.rsv.m = map[types.StreamID]*streamReservation{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -460,6 +464,7 @@ func (c *Coordinator) scan() {
 		return
 	}
 	c.retryStoreCheck(st)
+	c.retryReservations() // reserve.go
 	c.listRemoteStreams(c.ctx)
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)

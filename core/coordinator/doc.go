@@ -26,6 +26,9 @@
 //   - While tier 2 is down nothing only in tier 0/1 is deleted: uploads fail
 //     and are retried, the budget has no safe victims under PolicyTier2, and
 //     writers get WouldBlock(Admission) once tier 0 is full.
+//   - With a tier 2, a segment id is activated only once tier 2 holds a
+//     reservation through it (reserve.go): AdmitSegment refuses it with
+//     WouldBlock(Admission) (ErrReservationPending) until then.
 //
 // # Work scheduling
 //

@@ -125,16 +125,20 @@ func TestLogFloodBreakerOpen(t *testing.T) {
 	backend := fake.New(fake.Options{Seed: 1})
 	remote, err := tier2.New(backend, tier2.Config{Logger: log, Clock: clock, Breaker: tier2.BreakerConfig{Cooldown: time.Hour}})
 	require.NoError(t, err)
+	const segments, scans = 20, 10
 	cfg := Config{DataDir: t.TempDir(), Tier2: remote, ScanInterval: time.Hour, Logger: log,
-		Tier0: budget.Config{Policy: budget.PolicyTier2}}
+		Tier0: budget.Config{Policy: budget.PolicyTier2}, ReserveSegments: 4 * segments}
 	r := startClockedRig(t, cfg, clock)
 	defer r.close(t)
 	c, st := r.c, r.st
 	s, err := st.Stream(1)
 	require.NoError(t, err)
+	// The segment ids are reserved while tier 2 answers (reserve.go), all
+	// of them with no reservation ahead: the failures below are uploads.
+	reserveNow(t, c, sk(1, 1))
+	capture.Reset() // the lines counted below are the outage's
 
 	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError}))
-	const segments, scans = 20, 10
 	for i := range segments {
 		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
 		require.NoError(t, err)

@@ -29,6 +29,8 @@ type metrics struct {
 	snapshotUploads prometheus.Counter
 	manifestTrims   *prometheus.CounterVec
 	scrubProgress   prometheus.Gauge
+	// reservations: reserve.go.
+	reservations *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -78,9 +80,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.manifestTrims = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aof_tier2_manifest_trimmed_total", Help: "Tier-2 manifest objects deleted because two newer uploaded snapshots cover them, by kind (chunk, snapshot)."},
 		[]string{"kind"})
+	m.reservations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aof_tier2_reservations_total", Help: "Segment-id reservations stored in tier 2 (ok) or that failed (failed); new segments wait while one they need fails."},
+		[]string{"outcome"})
+	for _, o := range []string{"ok", "failed"} {
+		m.reservations.WithLabelValues(o)
+	}
 	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
 		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress, m.ageSeals,
-		m.snapshotUploads, m.manifestTrims); err != nil {
+		m.snapshotUploads, m.manifestTrims, m.reservations); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -220,6 +220,9 @@ func TestDiskHighWatermarkEvictsWhatTier2Holds(t *testing.T) {
 	require.NoError(t, err)
 	writeAndSeal(t, ctx, uploaded, 1500) // a few segments
 	waitInTier2(t, uploaded)
+	// Stream 2's segment ids are reserved while tier 2 answers
+	// (reserve.go): it writes through the failures below.
+	reserveNow(t, r.c, sk(2, 1))
 
 	// Uploads fail from now on: stream 2's sealed segments exist only here.
 	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError, Ops: []fake.Op{fake.OpPut, fake.OpPutFile}}))

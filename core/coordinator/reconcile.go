@@ -29,6 +29,9 @@ type Reconciliation struct {
 	// Ahead, when set, says which newer segments tier 2 holds than this
 	// node: the stream refuses appends (it needs a restore).
 	Ahead string
+	// Reserved is the highest segment-id reservation tier 2 holds of the
+	// stream (0: none; reserve.go).
+	Reserved types.SegmentID
 }
 
 // Reconciliations returns what Start found, one entry per stream.
@@ -59,6 +62,7 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 		snaps = append(snaps, l.Ref.ID)
 	}
 	c.t2m.listed(s.ID(), chunks, snaps)
+	rec.Reserved = c.learnReserved(s, listing) // reserve.go
 	present := map[string]bool{}
 	ids := make([]types.SegmentID, 0, len(listing.Segments))
 	for _, l := range listing.Segments {

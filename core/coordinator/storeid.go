@@ -25,7 +25,8 @@ import (
 // directory records the id it writes to (StoreFile). At start, and until
 // it succeeds, the coordinator reads or creates the descriptor and checks
 // it against that record; no tier-2 mutation is made before (the gate in
-// the job loop), and a mismatch stops them for good:
+// the job loop, and in reserve.go for segment-id reservations), and a
+// mismatch stops them for good:
 //
 //   - the prefix holds another store than the one recorded: ErrForeignStore;
 //   - the prefix holds none, but the node recorded one: ErrStoreMissing

@@ -98,29 +98,60 @@ func TestStoreDescriptor(t *testing.T) {
 }
 
 // TestStoreCheckWaitsForTier2: with the store descriptor unreadable at
-// start (throttled, which does not open the breaker) the coordinator starts, but nothing is
-// uploaded until the descriptor could be checked; then the uploads go on.
+// start (throttled, which does not open the breaker) the coordinator
+// starts, but nothing is written to tier 2 until the descriptor could be
+// checked. A new stream's first segment waits, since its segment-id
+// reservation is a tier-2 write (reserve.go); after a restart, writes go
+// on within the reservation reconciliation found, and nothing is uploaded
+// until the check; then the uploads go on.
 func TestStoreCheckWaitsForTier2(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer cancel()
 	backend := fake.New(fake.Options{})
-	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.Throttle, KeyPrefix: "_aof2/", RetryAfter: time.Millisecond}))
-	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: newRemote(t, backend), ScanInterval: 10 * time.Millisecond}, core.Config{})
-	defer r.close(t)
+	descriptorThrottled := fake.Fault{Mode: fake.Throttle, KeyPrefix: "_aof2/", RetryAfter: time.Millisecond}
+	require.NoError(t, backend.Inject(descriptorThrottled))
+	dir := t.TempDir()
+	cfg := func() Config {
+		return Config{DataDir: dir, Tier2: newRemote(t, backend), ScanInterval: 10 * time.Millisecond}
+	}
+	r := startRig(t, cfg(), core.Config{})
 	require.False(t, r.c.storeOK.Load())
 	s, err := r.st.Stream(1)
 	require.NoError(t, err)
-	writeAndSeal(t, ctx, s, 600)
-	testwait.Until(t, testwait.Default, pollTick, func() bool { return r.c.warm.Contains(sk(1, 1)) }, "segment 1 compressed")
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = s.AppendCtx(short, payload(0), core.AppendOptions{})
+	cancelShort()
+	require.ErrorIs(t, err, ErrReservationPending, "the first segment waits for its reservation, which waits for the check")
+	require.Empty(t, s.SegmentList())
+	require.Empty(t, backend.Keys(), "nothing written to tier 2 before the store is checked")
+	backend.ClearFaults()
+	_, err = s.AppendCtx(ctx, payload(0), core.AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, r.c.storeOK.Load())
 	_, stored := backend.Stored(tier2.DescriptorKey)
-	require.False(t, stored)
+	require.True(t, stored)
+	r.close(t)
+
+	require.NoError(t, backend.Inject(descriptorThrottled))
+	before := map[string]bool{}
+	for _, k := range backend.Keys() {
+		before[k] = true
+	}
+	r = startRig(t, cfg(), core.Config{})
+	defer r.close(t)
+	require.False(t, r.c.storeOK.Load())
+	s, err = r.st.Lookup(1)
+	require.NoError(t, err)
+	writeAndSeal(t, ctx, s, 600)
+	last := newestSegment(s)
+	require.Greater(t, uint64(last), uint64(1))
+	testwait.Until(t, testwait.Default, pollTick, func() bool { return r.c.warm.Contains(sk(1, last)) }, "segment %d compressed", last)
 	for _, k := range backend.Keys() {
 		ref, err := r.remote.Layout().Parse(k)
-		require.True(t, err != nil || ref.Kind != tier2.KindSegment, "no segment uploaded before the store is checked: %s", k)
+		require.True(t, before[k] || err != nil || ref.Kind != tier2.KindSegment, "no segment uploaded before the store is checked: %s", k)
 	}
+	require.False(t, r.c.storeOK.Load())
 	backend.ClearFaults()
 	waitInTier2(t, s)
 	require.True(t, r.c.storeOK.Load())
-	_, stored = backend.Stored(tier2.DescriptorKey)
-	require.True(t, stored)
 }

@@ -34,9 +34,13 @@ func (c *Coordinator) SegmentRead(k types.SegmentKey) {
 	_ = c.warm.Touch(k)
 }
 
-// AdmitSegment: a new active segment must fit the tier-0 budget. Victims
-// the budget picks are evicted by the workers.
+// AdmitSegment: with a tier 2, a new active segment's id must be covered
+// by a segment-id reservation there (reserve.go); then it must fit the
+// tier-0 budget. Victims the budget picks are evicted by the workers.
 func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
+	if err := c.admitReserved(k); err != nil {
+		return err
+	}
 	req := budget.Request{Key: k, Bytes: bytes, Active: true}
 	g, err := c.budget.TryAdmit(req)
 	if errors.Is(err, budget.ErrExists) {
