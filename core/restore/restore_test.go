@@ -148,8 +148,6 @@ func writeStreams(t *testing.T, b *fake.Backend, mo manifest.Options, streams ..
 			require.NoError(t, err)
 			lost = append(lost, written{sid, id, p})
 		}
-		_, err = a.remote.Reserve(ctx, sid, lost[len(lost)-1].id.Segment()+1) // MANUAL-RESERVE
-		require.NoError(t, err)
 	}
 	a.stop(t)
 	return kept, lost
@@ -202,7 +200,11 @@ func TestRestoreRebuildsTheNode(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rep.Streams, 2)
 	for _, sr := range rep.Streams {
-		require.NotNil(t, sr.Snapshot, "stream %d restored from a snapshot", sr.Stream)
+		if sr.Snapshot == nil {
+			// Its snapshot's position may lie in a chunk not uploaded yet:
+			// then the history is replayed from chunk 0, still in tier 2.
+			require.NotEmpty(t, sr.SkippedSnapshots, "stream %d: %+v", sr.Stream, sr)
+		}
 		require.NotEmpty(t, sr.Lost, "stream %d: the active segment is lost", sr.Stream)
 		require.Positive(t, sr.Cold)
 	}

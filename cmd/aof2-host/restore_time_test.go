@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/internal/testbin"
+	"github.com/aof2/aof2/internal/testwait"
+	"github.com/aof2/aof2/pluginapi"
+	"github.com/aof2/aof2/plugins/fs"
+	"github.com/aof2/aof2/plugins/s3"
+)
+
+// TestRestoreTime measures `aof2-host restore` of one stream of
+// AOF2_RESTORE_SEGMENTS sealed segments (skipped unless set, e.g. 10000)
+// on the fs plugin and, with the local S3 server up (scripts/emulators.sh),
+// on the s3 plugin. The stream is written in process through the backend
+// the plugin wraps (one record per segment), then restored by the real
+// binaries into an empty data directory.
+func TestRestoreTime(t *testing.T) {
+	v := os.Getenv("AOF2_RESTORE_SEGMENTS")
+	if v == "" {
+		t.Skip("set AOF2_RESTORE_SEGMENTS to measure restore time")
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err)
+	bin := testbin.Dir(t, "aof2-host", "aof2-plugin-fs", "aof2-plugin-s3")
+	t.Run("fs", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "objects")
+		b := fs.New()
+		_, err := b.Configure(context.Background(), pluginapi.ConfigureRequest{Config: map[string]string{"root": root}})
+		require.NoError(t, err)
+		timeRestore(t, bin, b, n, []string{"AOF2_TIER2_SETTINGS_ROOT=" + root})
+	})
+	t.Run("s3", func(t *testing.T) {
+		endpoint, access, secret := os.Getenv("AOF2_S3_ENDPOINT"), os.Getenv("AOF2_S3_ACCESS_KEY"), os.Getenv("AOF2_S3_SECRET_KEY")
+		if endpoint == "" {
+			t.Skip("no local S3 server (scripts/emulators.sh up)")
+		}
+		var r [5]byte
+		_, _ = rand.Read(r[:])
+		bucket := "aof2-restore-" + hex.EncodeToString(r[:])
+		sdk := awss3.New(awss3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
+		_, err := sdk.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)})
+		require.NoError(t, err)
+		settings := map[string]string{"bucket": bucket, "endpoint": endpoint, "path_style": "true", "region": "us-east-1",
+			"access_key_id": access, "secret_access_key": secret}
+		b := s3.New()
+		_, err = b.Configure(context.Background(), pluginapi.ConfigureRequest{Config: settings})
+		require.NoError(t, err)
+		env := []string{"AOF2_TIER2_PLUGIN=s3"}
+		for k, v := range settings {
+			env = append(env, "AOF2_TIER2_SETTINGS_"+upper(k)+"="+v)
+		}
+		timeRestore(t, bin, b, n, env)
+	})
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// timeRestore writes stream 7 with n one-record segments through backend,
+// then times the real restore into an empty data directory.
+func timeRestore(t *testing.T, bin string, backend pluginapi.Backend, n int, env []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+	defer cancel()
+	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger(), MaxConcurrency: 16})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	c, err := coordinator.New(coordinator.Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Workers: 8})
+	require.NoError(t, err)
+	st, err := core.Open(dir, core.Config{Tiering: c, SegmentTargetBytes: 1})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(ctx, st))
+	s, err := st.Stream(7)
+	require.NoError(t, err)
+	began := time.Now()
+	for i := range n {
+		_, err := s.AppendDurable(ctx, fmt.Appendf(nil, "record %d", i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Seal(ctx))
+	testwait.Until(t, 2*time.Hour, time.Second, func() bool {
+		l, err := remote.ListStream(ctx, 7)
+		return err == nil && len(l.Segments) >= n
+	}, "every segment uploaded")
+	written := time.Since(began)
+	require.NoError(t, st.Close())
+	require.NoError(t, c.Close())
+	l, err := remote.ListStream(ctx, 7)
+	require.NoError(t, err)
+	require.NoError(t, remote.Close(ctx))
+
+	data := filepath.Join(t.TempDir(), "data")
+	start := time.Now()
+	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "restore", "-data-dir", data)
+	took := time.Since(start)
+	require.Zero(t, code, "%s\n%s", stdout, stderr)
+	t.Logf("%d segments (%d segment objects, %d chunks, %d snapshots in tier 2; written in %s): restore took %s\n%s",
+		n, len(l.Segments), len(l.ManifestChunks), len(l.Snapshots), written.Round(time.Second), took.Round(time.Millisecond), stdout)
+}
