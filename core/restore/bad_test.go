@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -203,4 +204,40 @@ func TestRestoreRerunConverges(t *testing.T) {
 		require.Equal(t, want, tree(t, dir), "cut after %d requests", b2.n)
 	}
 	check(t, clean, b, kept, lost)
+}
+
+// TestRestoreUnderTier2Faults: with 20 % of tier-2 requests failing (5xx,
+// throttling, truncated and wrong bytes), a restore either
+// finishes or stops with an error and is rerun; it never installs
+// anything that does not verify, and once it finishes the directory is
+// the one a fault-free restore builds and every record reads back.
+func TestRestoreUnderTier2Faults(t *testing.T) {
+	b := fake.New(fake.Options{})
+	kept, lost := writeStreams(t, b, manifestOpts, 1, 2)
+	clean := t.TempDir()
+	_, err := restore.Run(context.Background(), restoreCfg(clean, b, t), nil)
+	require.NoError(t, err)
+	want := tree(t, clean)
+
+	dir := t.TempDir()
+	require.NoError(t, b.Inject(
+		fake.Fault{Mode: fake.ServerError, Rate: 0.08},
+		fake.Fault{Mode: fake.Truncate, Rate: 0.04},
+		fake.Fault{Mode: fake.WrongBytes, Rate: 0.04},
+		fake.Fault{Mode: fake.Throttle, Rate: 0.04, RetryAfter: time.Millisecond},
+	))
+	attempts := 0
+	for ; attempts < 50; attempts++ {
+		// Each attempt is a rerun of the command: a new store, whose
+		// breaker starts closed.
+		if _, err = restore.Run(context.Background(), restoreCfg(dir, b, t), nil); err == nil {
+			break
+		}
+		t.Logf("attempt %d: %v", attempts+1, err)
+	}
+	require.NoError(t, err, "a restore finishes within 50 attempts at a 20 %% fault rate")
+	b.ClearFaults()
+	require.Equal(t, want, tree(t, dir))
+	require.Positive(t, b.Injected()[fake.ServerError], "faults were injected")
+	check(t, dir, b, kept, lost)
 }
