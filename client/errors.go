@@ -83,6 +83,7 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 	aof2v1.ErrorReason_STREAM_DAMAGED:        types.ErrDamaged,
 	aof2v1.ErrorReason_TOO_MANY_STREAMS:      types.ErrTooManyStreams,
 	aof2v1.ErrorReason_DATA_MISSING:          ErrDataMissing,
+	aof2v1.ErrorReason_FENCED:                types.ErrFenced,
 }
 
 // codeTargets covers statuses without an aof2 ErrorInfo (from gRPC itself

@@ -43,6 +43,7 @@ var (
 	ErrDamaged            = types.ErrDamaged
 	ErrNotDamaged         = types.ErrNotDamaged
 	ErrTooManyStreams     = types.ErrTooManyStreams
+	ErrFenced             = types.ErrFenced
 )
 
 // MakeRecordID builds a RecordID from a segment id and an offset.

@@ -307,6 +307,18 @@ func (s *Stream) RefuseAppends(reason string) {
 	}
 }
 
+// RefuseAppendsWith refuses appends and seals with err (a *FencedError:
+// another node writes the prefix now); reads go on. Like RefuseAppends,
+// it lasts until the store is reopened.
+func (s *Stream) RefuseAppendsWith(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.refused == nil {
+		s.mu.refused = err
+		s.stateN.broadcast()
+	}
+}
+
 // Err returns the error that stopped the stream, or nil.
 func (s *Stream) Err() error {
 	if e := s.failedErr.Load(); e != nil {

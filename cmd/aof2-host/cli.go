@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/host/node"
 	"github.com/aof2/aof2/pluginapi"
 )
@@ -21,6 +22,9 @@ const (
 	exitNotFound = 2
 	exitAuth     = 3
 	exitIO       = 4
+	// exitClaimed: serve refused, another node is the prefix's writer
+	// (docs/adr-fencing.md).
+	exitClaimed = 5
 )
 
 // command is one (possibly two-word) subcommand.
@@ -79,6 +83,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &fe), errors.As(err, &te): // tier 2 unreachable, whatever the cause
 		return exitIO
+	case errors.Is(err, coordinator.ErrPrefixClaimed):
+		return exitClaimed
 	case errors.Is(err, errUnauthenticated), errors.Is(err, pluginapi.ErrAuth):
 		return exitAuth
 	case errors.Is(err, core.ErrUnknownStream), errors.Is(err, core.ErrNotFound), errors.Is(err, os.ErrNotExist):

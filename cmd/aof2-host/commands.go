@@ -24,6 +24,15 @@ same result; serve refuses to start until it finished. See docs/adr-restore.md a
 the disaster-recovery runbook (deploy/README.md).`,
 		example: "aof2-host restore -config /etc/aof2/aof2.hcl\naof2-host restore -data-dir ./data -stream 42 --json",
 		run:     runRestore},
+	{name: "takeover", summary: "make this node the writer of the tier-2 prefix: the previous writer is fenced (exit 5 from serve means another node holds it)",
+		long: `Offline: this node's host must be stopped. Reads the prefix's writer record
+(_aof2/writer) and replaces it with the next epoch and this data directory's node id,
+on condition that it did not change meanwhile; the data directory records the epoch.
+The previous writer stops writing to the prefix at its next tier-2 write (appends
+there answer FENCED; reads go on). For a lost node: restore, then takeover, then
+serve. See docs/adr-fencing.md and deploy/README.md.`,
+		example: "aof2-host takeover -config /etc/aof2/aof2.hcl",
+		run:     runTakeover},
 	{name: "dump", summary: "print the tier table: every segment of every stream and where its copies are",
 		long:    "Online with -addr (live budgets, queues and hydration latency), else offline from the data directory's manifests.",
 		example: "aof2-host dump -data-dir ./data --json | jq '.tiers'",

@@ -74,6 +74,11 @@ type Coordinator struct {
 	// storeOK opens the gate to tier-2 mutations once the store descriptor
 	// checked out (storeid.go); set once, never cleared.
 	storeOK atomic.Bool
+	// claim is the etag of this node's claim of the prefix's writer
+	// record (writer.go), set with storeOK; fenced is set once another
+	// node claimed it, never cleared.
+	claim   atomic.Pointer[string]
+	fenced  atomic.Pointer[types.FencedError]
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -158,7 +163,7 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 	c.mu.store = st
 	c.mu.Unlock()
 	if err := c.checkStore(ctx); storeRefused(err) {
-		return fmt.Errorf("coordinator: %w", err)
+		return err
 	} else if err != nil {
 		c.log.Warn("tier 2 store descriptor not checked yet; tier-2 writes wait for it", "error", err)
 	}
@@ -370,8 +375,14 @@ func (c *Coordinator) run(j job) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JobTimeout)
 	defer cancel()
 	s, err := c.stream(j.stream)
-	if err == nil && mutatesTier2[j.kind] && !c.storeOK.Load() {
-		return // the scan queues it again once the store checked out (storeid.go)
+	if err == nil && mutatesTier2[j.kind] {
+		// Not the writer (yet): the scan queues it again once the store
+		// and the claim checked out. A failed writer check fails the job.
+		if err = c.mayMutate(ctx); errors.Is(err, errNotWriter) || errors.Is(err, types.ErrFenced) {
+			return
+		} else if err != nil {
+			c.m.observe(j.kind, err, 0)
+		}
 	}
 	if err == nil {
 		start := time.Now()

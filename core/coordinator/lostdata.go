@@ -72,6 +72,9 @@ func (c *Coordinator) CheckNewStream(id types.StreamID) error {
 	if c.remote == nil {
 		return nil
 	}
+	if f := c.fenced.Load(); f != nil {
+		return f
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {

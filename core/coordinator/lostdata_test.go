@@ -44,10 +44,13 @@ func TestLostDataDirectory(t *testing.T) {
 	writeUploaded(t, ctx, r, 42, 0, 1000)
 	r.close(t)
 
-	r = openRig(t, t.TempDir(), backend, 64) // an empty data directory
+	dir := t.TempDir() // an empty data directory, made the prefix's writer
+	_, err := Takeover(ctx, nil, dir, newRemote(t, backend))
+	require.NoError(t, err)
+	r = openRig(t, dir, backend, 64)
 	defer r.close(t)
 	require.Empty(t, r.st.Streams())
-	_, err := r.st.Stream(42)
+	_, err = r.st.Stream(42)
 	require.ErrorIs(t, err, core.ErrNeedsRestore)
 	var nr *core.NeedsRestoreError
 	require.True(t, errors.As(err, &nr))

@@ -31,6 +31,8 @@ type metrics struct {
 	scrubProgress   prometheus.Gauge
 	// reservations: reserve.go.
 	reservations *prometheus.CounterVec
+	// fenced: writer.go.
+	fenced prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -86,9 +88,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []string{"ok", "failed"} {
 		m.reservations.WithLabelValues(o)
 	}
+	m.fenced = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aof_writer_fenced", Help: "1 once another node claimed the tier-2 prefix (a takeover): this node makes no tier-2 mutation and refuses appends."})
 	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
 		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress, m.ageSeals,
-		m.snapshotUploads, m.manifestTrims, m.reservations); err != nil {
+		m.snapshotUploads, m.manifestTrims, m.reservations, m.fenced); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -172,12 +172,14 @@ func (c *Coordinator) retryReservations() {
 // reservation if one was asked for meanwhile and deletes the reservation
 // it supersedes.
 func (c *Coordinator) reserveIDs(id types.StreamID, upto types.SegmentID) {
-	err := errStoreUnchecked
-	if c.storeOK.Load() { // the gate of tier-2 mutations (storeid.go)
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JobTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JobTimeout)
+	err := c.mayMutate(ctx) // the gate of tier-2 mutations (writer.go)
+	if errors.Is(err, errNotWriter) {
+		err = errStoreUnchecked
+	} else if err == nil {
 		_, err = c.remote.Reserve(ctx, id, upto)
-		cancel()
 	}
+	cancel()
 	c.rsv.mu.Lock()
 	st := c.rsv.get(id)
 	st.running = false
@@ -216,12 +218,16 @@ func (c *Coordinator) reserveIDs(id types.StreamID, upto types.SegmentID) {
 // one is stored), best effort: what is left is deleted at the next start.
 // Only past the store-descriptor gate.
 func (c *Coordinator) deleteReservations(id types.StreamID, ids []types.SegmentID) {
-	if !c.storeOK.Load() {
-		return
-	}
 	for _, upto := range ids {
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JobTimeout)
-		err := c.remote.Delete(ctx, c.remote.Layout().ReservationKey(id, upto))
+		err := c.mayMutate(ctx)
+		if errors.Is(err, errNotWriter) || errors.Is(err, types.ErrFenced) {
+			cancel()
+			return
+		}
+		if err == nil {
+			err = c.remote.Delete(ctx, c.remote.Layout().ReservationKey(id, upto))
+		}
 		cancel()
 		if err != nil {
 			if c.ctx.Err() == nil {

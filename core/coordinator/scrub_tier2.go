@@ -167,9 +167,10 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // on its etag). An object that is not the one the manifest names (another
 // etag, another segment's metadata) is reported, never overwritten.
 func (c *Coordinator) rebuildRemote(ctx context.Context, s *core.Stream, k types.SegmentKey, ms manifest.SegmentState, t2 tier2Check, localGood bool, t1 copyState) error {
+	if err := c.mayMutate(ctx); err != nil {
+		return fmt.Errorf("tier 2 is not written to: %w", err)
+	}
 	switch {
-	case !c.storeOK.Load():
-		return fmt.Errorf("the tier-2 store descriptor is not checked: tier 2 is not written to")
 	case t2.state == copyBad && !t2.rotten:
 		return fmt.Errorf("it is not the object the manifest names; tier 2 never overwrites another writer's object")
 	case t2.state == copyBad && !localGood:

@@ -68,6 +68,9 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := c.claimWriter(ctx, id); err != nil {
+		return err
+	}
 	c.storeOK.Store(true)
 	c.log.Info("tier 2 store checked", "store_id", id, "recorded", created)
 	return nil
@@ -140,6 +143,9 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 			level = hclog.Error
 		}
 		c.logs.Fail(logthrottle.Failure{Level: level, Msg: storeUnchecked, Reason: tier2.Reason(err), Args: []any{"error", err}})
+		if errors.Is(err, ErrPrefixClaimed) {
+			_ = c.fence(c.ctx) // another node writes the prefix: this one stops
+		}
 		return
 	}
 	c.logs.Succeed(storeUnchecked, "")
@@ -156,7 +162,8 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 
 // storeRefused says whether err is a definitive store mismatch.
 func storeRefused(err error) bool {
-	return errors.Is(err, ErrForeignStore) || errors.Is(err, ErrStoreMissing) || errors.Is(err, tier2.ErrIncompatibleStore)
+	return errors.Is(err, ErrForeignStore) || errors.Is(err, ErrStoreMissing) || errors.Is(err, tier2.ErrIncompatibleStore) ||
+		errors.Is(err, ErrPrefixClaimed)
 }
 
 func newDescriptor() tier2.Descriptor {

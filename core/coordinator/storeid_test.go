@@ -64,8 +64,12 @@ func TestStoreDescriptor(t *testing.T) {
 		require.Len(t, id, 32)
 		require.NoError(t, startErr(t, dir, backend), "a restart")
 		other := t.TempDir()
-		require.NoError(t, startErr(t, other, backend), "another data directory on the prefix")
+		require.ErrorIs(t, startErr(t, other, backend), ErrPrefixClaimed, "another data directory on the prefix: the first one is its writer")
+		_, err := Takeover(context.Background(), nil, other, newRemote(t, backend))
+		require.NoError(t, err)
+		require.NoError(t, startErr(t, other, backend), "another data directory on the prefix, after a takeover")
 		require.Equal(t, id, storeID(t, other))
+		require.ErrorIs(t, startErr(t, dir, backend), ErrPrefixClaimed, "the first is fenced for good")
 	})
 	for _, tc := range []struct {
 		name string

@@ -23,6 +23,7 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/internal/testwait"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 const segSize = segment.MinCapacity
@@ -50,7 +51,12 @@ func startNode(t testing.TB, dir string, b *fake.Backend) *node {
 
 func startNodeWith(t testing.TB, dir string, b *fake.Backend, mo manifest.Options) *node {
 	t.Helper()
-	remote := newRemote(t, b)
+	return startNodeOver(t, dir, b, mo)
+}
+
+func startNodeOver(t testing.TB, dir string, b pluginapi.Backend, mo manifest.Options) *node {
+	t.Helper()
+	remote := newRemoteOver(t, b)
 	c, err := coordinator.New(coordinator.Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
 		Tier0: budget.Config{MaxBytes: 4 * segSize, Policy: budget.PolicyTier2}})
 	require.NoError(t, err)
@@ -83,7 +89,7 @@ type written struct {
 // uploaded reports whether every sealed segment and chunk of s is in tier 2.
 func uploaded(s *core.Stream) bool {
 	for _, info := range s.SegmentList() {
-		if ms, _ := s.TierLog().Segment(info.ID); info.Footer != nil && ms.Tier2.Key == "" {
+		if ms, _ := s.TierLog().Segment(info.ID); info.Footer != nil && !info.Lost && ms.Tier2.Key == "" {
 			return false
 		}
 	}
@@ -157,6 +163,9 @@ func writeStreams(t *testing.T, b *fake.Backend, mo manifest.Options, streams ..
 func check(t *testing.T, dir string, b *fake.Backend, kept, lost []written) {
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer cancel()
+	// As the runbook: restore, take the prefix over, serve.
+	_, err := coordinator.Takeover(ctx, nil, dir, newRemote(t, b))
+	require.NoError(t, err)
 	n := startNode(t, dir, b)
 	defer n.stop(t)
 	for _, w := range kept {

@@ -48,6 +48,10 @@ var (
 	ErrDamaged = errors.New("aof2: stream damaged")
 	// ErrNotDamaged: a loss was accepted for a stream that has no damage.
 	ErrNotDamaged = errors.New("aof2: stream is not damaged")
+	// ErrFenced: another node claimed the tier-2 prefix this node wrote to
+	// (a takeover): this node stopped writing to it for good; reads go on.
+	// The error is a *FencedError naming the new writer.
+	ErrFenced = errors.New("aof2: fenced: another node writes this tier-2 prefix")
 	// ErrTooManyStreams: creating the stream would exceed the store's
 	// stream limit (Config.MaxStreams). Existing streams are unaffected.
 	ErrTooManyStreams = errors.New("aof2: too many streams")
@@ -178,3 +182,18 @@ func (e *DamageError) Error() string {
 
 // Is makes errors.Is(err, ErrDamaged) true.
 func (e *DamageError) Is(target error) bool { return target == ErrDamaged }
+
+// FencedError is ErrFenced with the writer that holds the prefix now.
+type FencedError struct {
+	// Holder names the node that claimed the prefix (node id and host);
+	// Epoch is its claim's.
+	Holder string
+	Epoch  uint64
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("aof2: this node is fenced: %s claimed the tier-2 prefix at epoch %d; appends go to it (docs/adr-fencing.md)", e.Holder, e.Epoch)
+}
+
+// Is makes errors.Is(err, ErrFenced) true.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }

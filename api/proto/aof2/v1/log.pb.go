@@ -104,6 +104,10 @@ const (
 	// operator accepts the loss (aof2-host repair --accept-loss). Metadata
 	// "stream_id" names the stream.
 	ErrorReason_STREAM_DAMAGED ErrorReason = 20
+	// Another host claimed the tier-2 prefix this host wrote to (a
+	// takeover): this host refuses appends for good and serves reads; the
+	// message names the new writer. Send appends there.
+	ErrorReason_FENCED ErrorReason = 21
 )
 
 // Enum value maps for ErrorReason.
@@ -130,6 +134,7 @@ var (
 		18: "TOO_MANY_STREAMS",
 		19: "DATA_MISSING",
 		20: "STREAM_DAMAGED",
+		21: "FENCED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -153,6 +158,7 @@ var (
 		"TOO_MANY_STREAMS":         18,
 		"DATA_MISSING":             19,
 		"STREAM_DAMAGED":           20,
+		"FENCED":                   21,
 	}
 )
 
@@ -1534,7 +1540,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\x9e\x03\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\xaa\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1558,7 +1564,9 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\rNEEDS_RESTORE\x10\x11\x12\x14\n" +
 	"\x10TOO_MANY_STREAMS\x10\x12\x12\x10\n" +
 	"\fDATA_MISSING\x10\x13\x12\x12\n" +
-	"\x0eSTREAM_DAMAGED\x10\x142\xf3\x03\n" +
+	"\x0eSTREAM_DAMAGED\x10\x14\x12\n" +
+	"\n" +
+	"\x06FENCED\x10\x152\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
 	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +

@@ -1,0 +1,183 @@
+package restore_test
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/restore"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/testseed"
+	"github.com/aof2/aof2/internal/testwait"
+	"github.com/aof2/aof2/pluginapi"
+)
+
+// countingBackend counts the successful writes of each key.
+type countingBackend struct {
+	*fake.Backend
+	mu     sync.Mutex
+	writes map[string]int
+}
+
+func (c *countingBackend) count(key string, err error) {
+	if err == nil {
+		c.mu.Lock()
+		c.writes[key]++
+		c.mu.Unlock()
+	}
+}
+
+func (c *countingBackend) Put(ctx context.Context, req pluginapi.PutRequest, body io.Reader) (pluginapi.ObjectInfo, error) {
+	info, err := c.Backend.Put(ctx, req, body)
+	c.count(req.Key, err)
+	return info, err
+}
+
+func (c *countingBackend) PutFile(ctx context.Context, req pluginapi.PutRequest, path string) (pluginapi.ObjectInfo, error) {
+	info, err := c.Backend.PutFile(ctx, req, path)
+	c.count(req.Key, err)
+	return info, err
+}
+
+// TestTakeoverOneHistory, 20 times with random timing: node A writes
+// durable records to two streams; at a random moment node B takes the
+// prefix over. A is fenced at its next tier-2 mutation (its appends then
+// fail with ErrFenced) and mutates nothing more; no tier-2 object is
+// written twice. B restores the prefix and serves every record A
+// acknowledged that reached tier 2 with its id (the others lie in the
+// segments restore reports lost), and appends after them; once B
+// stopped, a third node restoring the prefix sees that same history, A's
+// records and B's.
+func TestTakeoverOneHistory(t *testing.T) {
+	seed := testseed.From(t, "AOF2_TAKEOVER_SEED")
+	rng := rand.New(rand.NewPCG(seed, seed))
+	for i := range 20 {
+		takeoverOnce(t, i, time.Duration(50+rng.IntN(400))*time.Millisecond)
+	}
+}
+
+func takeoverOnce(t *testing.T, run int, after time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	fb := fake.New(fake.Options{})
+	cb := &countingBackend{Backend: fb, writes: map[string]int{}}
+	a := startNodeOver(t, t.TempDir(), cb, manifestOpts)
+
+	var mu sync.Mutex
+	var acked []written
+	var wg sync.WaitGroup
+	fenced := make(chan error, 2)
+	for _, sid := range []types.StreamID{1, 2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := a.st.Stream(sid)
+			if err != nil {
+				fenced <- err
+				return
+			}
+			for i := 0; ; i++ {
+				p := payload(sid, i)
+				id, err := s.AppendDurable(ctx, p, core.AppendOptions{})
+				if err != nil {
+					fenced <- err
+					return
+				}
+				mu.Lock()
+				acked = append(acked, written{sid, id, p})
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(after)
+	bDir := t.TempDir()
+	rec, err := coordinator.Takeover(ctx, nil, bDir, newRemoteOver(t, cb))
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), rec.Epoch)
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return a.c.Fenced() != nil }, "run %d: A fenced", run)
+	wg.Wait()
+	for range 2 {
+		require.ErrorIs(t, <-fenced, core.ErrFenced, "run %d: A's appends end fenced", run)
+	}
+	a.stop(t) // waits for A's one mutation in flight, if any
+	before := objectsByKey(fb)
+
+	_, err = restore.Run(ctx, restoreCfg(bDir, fb, t), nil)
+	require.NoError(t, err, "run %d", run)
+	b := startNodeOver(t, bDir, cb, manifestOpts)
+	var bAcked []written
+	for _, sid := range []types.StreamID{1, 2} {
+		s, err := b.st.Lookup(sid)
+		require.NoError(t, err)
+		for i := range 200 {
+			p := payload(sid, 100000+i)
+			id, err := s.AppendDurable(ctx, p, core.AppendOptions{})
+			require.NoError(t, err)
+			bAcked = append(bAcked, written{sid, id, p})
+		}
+		require.NoError(t, s.Seal(ctx))
+		testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(s) }, "run %d: B's stream %d uploaded", run, sid)
+	}
+	b.stop(t)
+	for k, n := range cb.writes {
+		if k != tier2.WriterKey {
+			require.LessOrEqual(t, n, 1, "run %d: %s written %d times", run, k, n)
+		}
+	}
+	for k, etag := range before {
+		info, ok := fb.Stored(k)
+		if ok && k != tier2.WriterKey {
+			require.Equal(t, etag, info.ETag, "run %d: %s replaced", run, k)
+		}
+	}
+
+	// A third node restores the history A and B wrote.
+	cDir := t.TempDir()
+	rep, err := restore.Run(ctx, restoreCfg(cDir, fb, t), nil)
+	require.NoError(t, err, "run %d", run)
+	_, err = coordinator.Takeover(ctx, nil, cDir, newRemoteOver(t, fb))
+	require.NoError(t, err)
+	lost := map[types.StreamID][]types.SegmentID{}
+	for _, sr := range rep.Streams {
+		lost[sr.Stream] = sr.Lost
+	}
+	c := startNodeOver(t, cDir, fb, manifestOpts)
+	defer c.stop(t)
+	for _, w := range append(acked, bAcked...) {
+		s, err := c.st.Lookup(w.stream)
+		require.NoError(t, err)
+		rec, err := s.ReadAt(ctx, w.id)
+		if err != nil && isLost(lost[w.stream], w.id.Segment()) {
+			continue // acknowledged by A, never uploaded: lost with A
+		}
+		require.NoError(t, err, "run %d: stream %d record %s", run, w.stream, w.id)
+		require.Equal(t, w.payload, rec.Payload, "run %d: stream %d record %s", run, w.stream, w.id)
+	}
+}
+
+func isLost(ids []types.SegmentID, id types.SegmentID) bool {
+	for _, l := range ids {
+		if l == id {
+			return true
+		}
+	}
+	return false
+}
+
+func objectsByKey(b *fake.Backend) map[string]string {
+	out := map[string]string{}
+	for _, k := range b.Keys() {
+		info, _ := b.Stored(k)
+		out[k] = info.ETag
+	}
+	return out
+}
