@@ -77,11 +77,11 @@ type Coordinator struct {
 	// claim is the etag of this node's claim of the prefix's writer
 	// record (writer.go), set with storeOK; fenced is set once another
 	// node claimed it, never cleared.
-	claim   atomic.Pointer[string]
-	fenced  atomic.Pointer[types.FencedError]
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	claim  atomic.Pointer[string]
+	fenced atomic.Pointer[types.FencedError]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type jobKind uint8
