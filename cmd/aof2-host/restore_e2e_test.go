@@ -115,8 +115,9 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	require.NoError(t, os.RemoveAll(data))
 
 	code, _, stderr := runHostCmd(t, ctx, bin, nil, append([]string{"serve"}, args...)...)
-	require.NotZero(t, code, "serve on an empty data directory over a prefix with streams")
-	require.Contains(t, stderr, "aof2-host restore", "the refusal names the command that fixes it")
+	require.Equal(t, exitClaimed, code, "serve on a new data directory: the lost host is still the prefix's writer\n%s", stderr)
+	require.Contains(t, stderr, "aof2-host restore", "the refusal names the commands that fix it")
+	require.Contains(t, stderr, "aof2-host takeover")
 
 	began := time.Now()
 	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "restore", "-data-dir", data, "-json")
@@ -128,6 +129,9 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	for _, sr := range rep.Streams {
 		lostSegs[sr.Stream] = sr.Lost
 	}
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", data)
+	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
+	require.Contains(t, stdout, "epoch 2")
 
 	h = startHost(t, bin, nil, args...)
 	h.waitReady()
@@ -241,6 +245,8 @@ func TestRestoreKilledAnywhere(t *testing.T) {
 	require.Greater(t, interrupted, runs/2, "most runs were cut off before they finished")
 
 	last := filepath.Join(root, fmt.Sprintf("run%02d", runs-1))
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", last)
+	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
 	h = startHost(t, bin, nil, append(defaultHostArgs(last), "-tier2-settings", "root="+objects)...)
 	h.waitReady()
 	c = h.dial(ctx)

@@ -53,7 +53,7 @@ type ClaimedError struct {
 
 func (e *ClaimedError) Error() string {
 	return fmt.Sprintf("%v: node %s (%s) holds it at epoch %d, this data directory at epoch %d; "+
-		"make this node the writer with `aof2-host takeover` once that node is stopped (docs/adr-fencing.md)",
+		"make this node the writer with `aof2-host takeover` once that node is stopped (first `aof2-host restore` if this data directory lost its streams; docs/adr-fencing.md)",
 		ErrPrefixClaimed, e.Holder.NodeID, e.Holder.Host, e.Holder.Epoch, e.Mine)
 }
 
