@@ -241,7 +241,9 @@ func TestManifestVerifyAfterTrim(t *testing.T) {
 	}, "the tier-2 manifest trimmed to two snapshots")
 	h.stop()
 	code, out, errOut := runVerify(t, ctx, bin, "-data-dir", dataDir)
-	require.Equal(t, exitOK, code, "%s%s", out, errOut)
+	objs, _ := filepath.Glob(filepath.Join(manifestDir, "*"))
+	local, _ := filepath.Glob(filepath.Join(dataDir, "streams", "3", "manifest", "*"))
+	require.Equal(t, exitOK, code, "%s%s\ntier 2: %v\nlocal: %v", out, errOut, objs, local)
 	require.Contains(t, out, "stream 3: ok")
 }
 

@@ -288,9 +288,12 @@ func (c *tier2Checker) removedChunks(ctx context.Context, stream types.StreamID,
 }
 
 // trimPoint is the chunk index below which the host may have trimmed a
-// stream's tier-2 manifest: the position of the older of its two newest
-// snapshots in tier 2 whose position lies in a chunk tier 2 holds (the
-// host's own rule; 0 with fewer than two).
+// stream's tier-2 manifest: the host trims below the position of the
+// older of its two newest uploaded snapshots once that position's chunk
+// is in tier 2, so any snapshot with a newer one beside it whose
+// position's chunk tier 2 holds may have been that one (a host stopped
+// mid-trim leaves older snapshots, or a newer one whose chunk is not up
+// yet). The highest such position; 0 when there is none.
 func (c *tier2Checker) trimPoint(ctx context.Context, snaps []tier2.Listed, chunks map[uint64]bool) (uint64, error) {
 	type pos struct{ id, chunk uint64 }
 	var found []pos
@@ -302,15 +305,18 @@ func (c *tier2Checker) trimPoint(ctx context.Context, snaps []tier2.Listed, chun
 		if err != nil {
 			return 0, tier2Error{fmt.Errorf("head %s: %w", o.Info.Key, err)}
 		}
-		if md, err := tier2.ParseMetadata(info.Metadata); err == nil && md.HasPosition && chunks[md.SnapshotChunk] {
+		if md, err := tier2.ParseMetadata(info.Metadata); err == nil && md.HasPosition {
 			found = append(found, pos{o.Ref.ID, md.SnapshotChunk})
 		}
 	}
-	if len(found) < 2 {
-		return 0, nil
-	}
 	slices.SortFunc(found, func(a, b pos) int { return cmp.Compare(a.id, b.id) })
-	return found[len(found)-2].chunk, nil
+	var point uint64
+	for i, p := range found {
+		if i < len(found)-1 && chunks[p.chunk] {
+			point = max(point, p.chunk)
+		}
+	}
+	return point, nil
 }
 
 type statResult struct {
