@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,19 +38,7 @@ func fsObjectPath(root, key string) string {
 // aof2-plugin-fs next to itself, as an operator's install does).
 func runVerify(t *testing.T, ctx context.Context, bin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "aof2-host"), append([]string{"manifest", "verify"}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("run verify: %v", err)
-	}
-	return code, out.String(), errOut.String()
+	return runHostCmd(t, ctx, bin, nil, append([]string{"manifest", "verify"}, args...)...)
 }
 
 // verifyResult is one row of `manifest verify --json`.
