@@ -129,3 +129,13 @@ func (l *Log) Repair(ctx context.Context, gt GroundTruth) (RebuildReport, error)
 		"added", len(report.Added), "updated", len(report.Updated), "lost", len(report.Lost))
 	return report, nil
 }
+
+// SkipSnapshotIDs makes the next snapshot's id greater than through
+// (restore: ids tier 2 already holds from a history that does not go on,
+// which a snapshot of this log must not take). It lasts once a snapshot
+// is taken with the higher id.
+func (l *Log) SkipSnapshotIDs(through uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.nextSnapID = max(l.mu.nextSnapID, through+1)
+}

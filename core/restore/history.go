@@ -29,9 +29,9 @@ type history struct {
 
 // installHistory picks the newest snapshot that verifies and whose
 // position tier 2 can replay from, and installs it and every chunk from
-// its position on into stage. The chunks after the start must be
-// contiguous: a missing one is ErrHistoryGap.
-func (r *run) installHistory(ctx context.Context, stage string, stream types.StreamID, l tier2.Listing) (history, error) {
+// its position on into stage (snapshots in skip excepted). The chunks
+// after the start must be contiguous: a missing one is ErrHistoryGap.
+func (r *run) installHistory(ctx context.Context, stage string, stream types.StreamID, l tier2.Listing, skip map[uint64]bool) (history, error) {
 	var h history
 	chunks := map[uint64]tier2.Listed{}
 	for _, c := range l.ManifestChunks {
@@ -40,6 +40,9 @@ func (r *run) installHistory(ctx context.Context, stage string, stream types.Str
 	start := uint64(0)
 	var snapBytes []byte
 	for _, sn := range slices.Backward(l.Snapshots) {
+		if skip[sn.Ref.ID] {
+			continue
+		}
 		b, pos, err := r.fetchSnapshot(ctx, stream, sn)
 		if err != nil {
 			if ctx.Err() != nil {

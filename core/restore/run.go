@@ -202,7 +202,7 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	if err != nil {
 		return sr, fmt.Errorf("stream %d: list: %w", s, err)
 	}
-	h, err := r.installHistory(ctx, stage, s, listing)
+	log, h, err := r.openHistory(ctx, stage, s, listing)
 	sr.Chunks, sr.SkippedSnapshots = h.Chunks, h.SkippedSnapshots
 	if h.HasSnapshot {
 		sr.Snapshot = &h.Snapshot
@@ -210,31 +210,33 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	if err != nil {
 		return sr, err
 	}
-	opts := r.cfg.Manifest
-	opts.Logger = r.log.Named("manifest")
-	log, err := manifest.Open(ctx, r.cfg.FS, stage, s, opts)
-	if err != nil {
-		if isCorrupt(err) {
-			err = fmt.Errorf("%w: stream %d: %w", ErrCorruptHistory, s, err)
-		}
-		return sr, err
-	}
 	defer log.Close()
-	if rs := log.Replay(); rs.CorruptionEvents > 0 {
-		return sr, fmt.Errorf("%w: stream %d: replay found %d corruptions: %v", ErrCorruptHistory, s, rs.CorruptionEvents, rs.Corruptions)
-	}
 	entries, err := r.planSegments(ctx, s, log.Index(), listing)
 	if err != nil {
 		return sr, err
 	}
+	// Stubs are written (and synced) concurrently: one fsync each, which
+	// the file system's journal batches; written one after another they
+	// were most of a 10,000-segment restore's time.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
 	for _, e := range entries {
-		if err := core.WriteStub(r.cfg.FS, segDir, e.h, e.f, e.obj == nil); err != nil {
-			return sr, fmt.Errorf("stream %d: stub of segment %d: %w", s, e.id, err)
-		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := core.WriteStub(r.cfg.FS, segDir, e.h, e.f, e.obj == nil); err != nil {
+				return fmt.Errorf("stream %d: stub of segment %d: %w", s, e.id, err)
+			}
+			return nil
+		})
 		if e.obj != nil {
 			sr.Cold++
 			sr.Records += e.f.RecordCount
 		}
+	}
+	if err := g.Wait(); err != nil {
+		return sr, err
 	}
 	sr.Lost, sr.Reserved = lostIDs(entries), listing.Reserved()
 	for _, rec := range records(entries) {
@@ -244,6 +246,14 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	}
 	if err := log.Commit(ctx); err != nil {
 		return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
+	}
+	// Snapshot ids tier 2 holds (a newer one passed over) are never taken
+	// again: the restored log snapshots itself past them now.
+	if n := len(listing.Snapshots); n > 0 {
+		log.SkipSnapshotIDs(listing.Snapshots[n-1].Ref.ID)
+	}
+	if _, err := log.Snapshot(ctx); err != nil {
+		return sr, fmt.Errorf("stream %d: manifest snapshot: %w", s, err)
 	}
 	if err := log.Close(); err != nil {
 		return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
@@ -263,4 +273,46 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	r.log.Info("stream restored", "stream_id", uint64(s), "cold_segments", sr.Cold, "lost_segments", len(sr.Lost),
 		"chunks", sr.Chunks, "records", sr.Records, "duration", sr.Duration)
 	return sr, nil
+}
+
+// openHistory installs the stream's history and opens it as a manifest
+// log. A snapshot that verifies alone but whose replay does not (its
+// position disagrees with the chunk tier 2 holds there: a snapshot of a
+// history that did not go on, left by a writer taken over) is passed
+// over for the next older one.
+func (r *run) openHistory(ctx context.Context, stage string, s types.StreamID, listing tier2.Listing) (*manifest.Log, history, error) {
+	skip := map[uint64]bool{}
+	var passed []string
+	for {
+		h, err := r.installHistory(ctx, stage, s, listing, skip)
+		h.SkippedSnapshots = append(passed, h.SkippedSnapshots...)
+		if err != nil {
+			return nil, h, err
+		}
+		opts := r.cfg.Manifest
+		opts.Logger = r.log.Named("manifest")
+		log, err := manifest.Open(ctx, r.cfg.FS, stage, s, opts)
+		if err != nil {
+			if isCorrupt(err) {
+				err = fmt.Errorf("%w: stream %d: %w", ErrCorruptHistory, s, err)
+			}
+			return nil, h, err
+		}
+		rs := log.Replay()
+		if rs.CorruptionEvents == 0 {
+			return log, h, nil
+		}
+		_ = log.Close()
+		if !h.HasSnapshot {
+			return nil, h, fmt.Errorf("%w: stream %d: replay found %d corruptions: %v", ErrCorruptHistory, s, rs.CorruptionEvents, rs.Corruptions)
+		}
+		skip[h.Snapshot] = true
+		passed = append(passed, fmt.Sprintf("snapshot %d: its replay does not verify: %v", h.Snapshot, rs.Corruptions))
+		r.log.Warn("tier-2 snapshot passed over: its replay does not verify", "stream_id", uint64(s), "snapshot_id", h.Snapshot, "corruptions", rs.Corruptions)
+		for _, dir := range manifest.Dirs(stage, opts) {
+			if err := vfs.RemoveAll(r.cfg.FS, dir); err != nil {
+				return nil, h, err
+			}
+		}
+	}
 }
