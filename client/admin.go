@@ -205,3 +205,23 @@ func scrubFindings(fs []*aof2v1.ScrubFinding) []ScrubFinding {
 	}
 	return out
 }
+
+// ManifestSnapshot describes a manifest snapshot SnapshotManifest took.
+type ManifestSnapshot struct {
+	ID                      uint64
+	ChunkIndex, ChunkOffset uint64
+	Records                 uint64
+	Segments                int
+	Bytes                   uint64
+}
+
+// SnapshotManifest snapshots a stream's manifest now; the host uploads it
+// to tier 2 at its next scan.
+func (c *Client) SnapshotManifest(ctx context.Context, stream StreamID) (ManifestSnapshot, error) {
+	resp, err := c.admin.SnapshotManifest(ctx, &aof2v1.SnapshotManifestRequest{StreamId: uint64(stream)})
+	if err != nil {
+		return ManifestSnapshot{}, fromStatus(err)
+	}
+	return ManifestSnapshot{ID: resp.GetSnapshotId(), ChunkIndex: resp.GetChunkIndex(), ChunkOffset: resp.GetChunkOffset(),
+		Records: resp.GetRecords(), Segments: int(resp.GetSegments()), Bytes: resp.GetBytes()}, nil
+}

@@ -278,6 +278,17 @@ func TestAdmin(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []client.HydrateProgress{{Done: 1, Total: 2, Segment: mine[1].Segment}, {Done: 2, Total: 2, Segment: mine[2].Segment}}, got)
 	require.NoError(t, c.Hydrate(ctx, 1, 0, 0, nil))
+
+	snap, err := c.SnapshotManifest(ctx, 1)
+	require.NoError(t, err)
+	require.Positive(t, snap.ID)
+	require.GreaterOrEqual(t, snap.Segments, len(mine))
+	require.Positive(t, snap.Bytes)
+	again, err := c.SnapshotManifest(ctx, 1)
+	require.NoError(t, err)
+	require.Greater(t, again.ID, snap.ID)
+	_, err = c.SnapshotManifest(ctx, 99)
+	require.ErrorIs(t, err, core.ErrUnknownStream)
 }
 
 // TestConcurrentDurableAppends: many callers at once, each acknowledged

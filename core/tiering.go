@@ -142,6 +142,12 @@ func (t *TierLog) ChunkUploaded(ctx context.Context, index uint64) error {
 	return t.log().MarkUploaded(ctx, index)
 }
 
+// Snapshot snapshots the stream's manifest now; the coordinator's next
+// scan uploads it to tier 2.
+func (t *TierLog) Snapshot(ctx context.Context) (manifest.SnapshotInfo, error) {
+	return t.log().Snapshot(ctx)
+}
+
 // Rotate seals the active manifest chunk (if it holds records), so that
 // it is uploaded to tier 2 without waiting for it to fill.
 func (t *TierLog) Rotate(ctx context.Context) error { return t.log().Rotate(ctx) }

@@ -160,3 +160,20 @@ func (p *progress) finish() {
 		fmt.Fprintln(p.w)
 	}
 }
+
+// runManifestSnapshot snapshots a stream's manifest now.
+func runManifestSnapshot(ctx context.Context, e *cmdEnv) error {
+	return runStreamOp(ctx, e, "manifest snapshotted (tier 2 gets it at the host's next scan)",
+		func(ctx context.Context, c *client.Client, id core.StreamID) error {
+			_, err := c.SnapshotManifest(ctx, id)
+			return err
+		},
+		func(ctx context.Context, s *core.Stream) error {
+			tl := s.TierLog()
+			if tl == nil {
+				return fmt.Errorf("stream %d has no manifest", s.ID())
+			}
+			_, err := tl.Snapshot(ctx)
+			return err
+		})
+}

@@ -113,6 +113,7 @@ type Tier2 struct {
 	SHA256           string
 	Prefix           string
 	MaxConcurrency   int
+	ReserveSegments  int
 	AttemptTimeout   time.Duration
 	RetryAttempts    int
 	RetryInitial     time.Duration

@@ -84,13 +84,14 @@ func (c *Config) CoordinatorConfig() coordinator.Config {
 			QueueDepth:      c.Tier1.QueueDepth,
 			Verify:          verify,
 		},
-		Retention:     coordinator.Retention{MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes},
-		SegmentMaxAge: c.Segment.MaxAge,
-		Disk:          coordinator.Disk{HighWatermark: c.Tier0.DiskHighWatermark / 100, LowWatermark: c.Tier0.DiskLowWatermark / 100},
-		Workers:       c.Coordinator.Workers,
-		ScanInterval:  c.Coordinator.ScanInterval,
-		JobTimeout:    c.Coordinator.JobTimeout,
-		Scrub:         c.scrub(),
+		Retention:       coordinator.Retention{MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes},
+		SegmentMaxAge:   c.Segment.MaxAge,
+		Disk:            coordinator.Disk{HighWatermark: c.Tier0.DiskHighWatermark / 100, LowWatermark: c.Tier0.DiskLowWatermark / 100},
+		Workers:         c.Coordinator.Workers,
+		ReserveSegments: c.Tier2.ReserveSegments,
+		ScanInterval:    c.Coordinator.ScanInterval,
+		JobTimeout:      c.Coordinator.JobTimeout,
+		Scrub:           c.scrub(),
 	}
 }
 

@@ -158,6 +158,7 @@ func samples(t *testing.T) map[string][3]string {
 		"tier2.max_concurrency":          {"1", "2", "3"},
 		"tier2.attempt_timeout":          {"1s", "2s", "3s"},
 		"tier2.retry_attempts":           {"1", "2", "100"},
+		"tier2.reserve_segments":         {"1", "16", "1024"},
 		"tier2.retry_initial":            {"1ms", "2ms", "3ms"},
 		"tier2.retry_max":                {"1s", "2s", "3s"},
 		"tier2.breaker_threshold":        {"1", "2", "3"},

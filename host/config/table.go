@@ -125,6 +125,8 @@ var keys = []*key{
 	intKey("tier2.max_concurrency", 8, "Backend requests in flight.", func(c *Config) *int { return &c.Tier2.MaxConcurrency }, inRange(1, 1024, strconv.Itoa)),
 	durationKey("tier2.attempt_timeout", 0, "Bound on one backend request, so a hung backend costs an attempt; 0 is no bound beyond coordinator.job_timeout.",
 		func(c *Config) *time.Duration { return &c.Tier2.AttemptTimeout }, false, nil),
+	intKey("tier2.reserve_segments", 16, "Segment ids a stream reserves in tier 2 at a time, before it activates them, so that a restore from tier 2 alone never hands out an id the lost node used (docs/adr-restore.md). With tier 2 unreachable a stream opens at most this many new segments, then waits.",
+		func(c *Config) *int { return &c.Tier2.ReserveSegments }, inRange(1, 1<<20, strconv.Itoa)),
 	intKey("tier2.retry_attempts", 6, "Tries of one operation, the first included.", func(c *Config) *int { return &c.Tier2.RetryAttempts }, inRange(1, 100, strconv.Itoa)),
 	durationKey("tier2.retry_initial", 50*time.Millisecond, "Cap of the first jittered retry wait.",
 		func(c *Config) *time.Duration { return &c.Tier2.RetryInitial }, false, positive),

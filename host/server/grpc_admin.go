@@ -91,6 +91,23 @@ func (a *adminService) AcceptLoss(ctx context.Context, req *aof2v1.AcceptLossReq
 	return resp, nil
 }
 
+func (a *adminService) SnapshotManifest(ctx context.Context, req *aof2v1.SnapshotManifestRequest) (*aof2v1.SnapshotManifestResponse, error) {
+	s, err := a.s.lookup(core.StreamID(req.GetStreamId()))
+	if err != nil {
+		return nil, err
+	}
+	tl := s.TierLog()
+	if tl == nil {
+		return nil, fmt.Errorf("%w: stream %d has no manifest", ErrBadRequest, req.GetStreamId())
+	}
+	info, err := tl.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &aof2v1.SnapshotManifestResponse{SnapshotId: info.ID, ChunkIndex: info.ChunkIndex, ChunkOffset: info.ChunkOffset,
+		Records: info.Records, Segments: uint32(info.Segments), Bytes: uint64(info.Bytes)}, nil
+}
+
 func (a *adminService) Scrub(req *aof2v1.ScrubRequest, ss grpc.ServerStreamingServer[aof2v1.ScrubProgress]) error {
 	var stream *core.StreamID
 	if req.StreamId != nil {

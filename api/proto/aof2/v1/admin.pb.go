@@ -25,6 +25,138 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SnapshotManifestRequest names the stream.
+type SnapshotManifestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StreamId      uint64                 `protobuf:"varint,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotManifestRequest) Reset() {
+	*x = SnapshotManifestRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotManifestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotManifestRequest) ProtoMessage() {}
+
+func (x *SnapshotManifestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotManifestRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotManifestRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SnapshotManifestRequest) GetStreamId() uint64 {
+	if x != nil {
+		return x.StreamId
+	}
+	return 0
+}
+
+// SnapshotManifestResponse describes the snapshot taken.
+type SnapshotManifestResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// The log position whose state it holds.
+	ChunkIndex  uint64 `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	ChunkOffset uint64 `protobuf:"varint,3,opt,name=chunk_offset,json=chunkOffset,proto3" json:"chunk_offset,omitempty"`
+	// Manifest records folded, segments it describes, its size in bytes.
+	Records       uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	Segments      uint32 `protobuf:"varint,5,opt,name=segments,proto3" json:"segments,omitempty"`
+	Bytes         uint64 `protobuf:"varint,6,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotManifestResponse) Reset() {
+	*x = SnapshotManifestResponse{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotManifestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotManifestResponse) ProtoMessage() {}
+
+func (x *SnapshotManifestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotManifestResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotManifestResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SnapshotManifestResponse) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotManifestResponse) GetChunkIndex() uint64 {
+	if x != nil {
+		return x.ChunkIndex
+	}
+	return 0
+}
+
+func (x *SnapshotManifestResponse) GetChunkOffset() uint64 {
+	if x != nil {
+		return x.ChunkOffset
+	}
+	return 0
+}
+
+func (x *SnapshotManifestResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *SnapshotManifestResponse) GetSegments() uint32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *SnapshotManifestResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 // DumpRequest asks for the dump document.
 type DumpRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -34,7 +166,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	mi := &file_aof2_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +178,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	mi := &file_aof2_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +191,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 // DumpResponse carries the dump document.
@@ -73,7 +205,7 @@ type DumpResponse struct {
 
 func (x *DumpResponse) Reset() {
 	*x = DumpResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	mi := &file_aof2_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -85,7 +217,7 @@ func (x *DumpResponse) String() string {
 func (*DumpResponse) ProtoMessage() {}
 
 func (x *DumpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	mi := &file_aof2_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -98,7 +230,7 @@ func (x *DumpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpResponse.ProtoReflect.Descriptor instead.
 func (*DumpResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DumpResponse) GetJson() []byte {
@@ -122,7 +254,7 @@ type ListSegmentsRequest struct {
 
 func (x *ListSegmentsRequest) Reset() {
 	*x = ListSegmentsRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[2]
+	mi := &file_aof2_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -134,7 +266,7 @@ func (x *ListSegmentsRequest) String() string {
 func (*ListSegmentsRequest) ProtoMessage() {}
 
 func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[2]
+	mi := &file_aof2_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -147,7 +279,7 @@ func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListSegmentsRequest) GetStreamId() uint64 {
@@ -194,7 +326,7 @@ type SegmentRow struct {
 
 func (x *SegmentRow) Reset() {
 	*x = SegmentRow{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[3]
+	mi := &file_aof2_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +338,7 @@ func (x *SegmentRow) String() string {
 func (*SegmentRow) ProtoMessage() {}
 
 func (x *SegmentRow) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[3]
+	mi := &file_aof2_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +351,7 @@ func (x *SegmentRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentRow.ProtoReflect.Descriptor instead.
 func (*SegmentRow) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SegmentRow) GetStreamId() uint64 {
@@ -303,7 +435,7 @@ type ListSegmentsResponse struct {
 
 func (x *ListSegmentsResponse) Reset() {
 	*x = ListSegmentsResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[4]
+	mi := &file_aof2_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +447,7 @@ func (x *ListSegmentsResponse) String() string {
 func (*ListSegmentsResponse) ProtoMessage() {}
 
 func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[4]
+	mi := &file_aof2_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +460,7 @@ func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListSegmentsResponse) GetSegments() []*SegmentRow {
@@ -353,7 +485,7 @@ type HydrateRequest struct {
 
 func (x *HydrateRequest) Reset() {
 	*x = HydrateRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[5]
+	mi := &file_aof2_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +497,7 @@ func (x *HydrateRequest) String() string {
 func (*HydrateRequest) ProtoMessage() {}
 
 func (x *HydrateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[5]
+	mi := &file_aof2_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +510,7 @@ func (x *HydrateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HydrateRequest.ProtoReflect.Descriptor instead.
 func (*HydrateRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HydrateRequest) GetStreamId() uint64 {
@@ -417,7 +549,7 @@ type HydrateProgress struct {
 
 func (x *HydrateProgress) Reset() {
 	*x = HydrateProgress{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[6]
+	mi := &file_aof2_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +561,7 @@ func (x *HydrateProgress) String() string {
 func (*HydrateProgress) ProtoMessage() {}
 
 func (x *HydrateProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[6]
+	mi := &file_aof2_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +574,7 @@ func (x *HydrateProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HydrateProgress.ProtoReflect.Descriptor instead.
 func (*HydrateProgress) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HydrateProgress) GetDone() uint32 {
@@ -477,7 +609,7 @@ type AcceptLossRequest struct {
 
 func (x *AcceptLossRequest) Reset() {
 	*x = AcceptLossRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +621,7 @@ func (x *AcceptLossRequest) String() string {
 func (*AcceptLossRequest) ProtoMessage() {}
 
 func (x *AcceptLossRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +634,7 @@ func (x *AcceptLossRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLossRequest.ProtoReflect.Descriptor instead.
 func (*AcceptLossRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AcceptLossRequest) GetStreamId() uint64 {
@@ -524,7 +656,7 @@ type LostRange struct {
 
 func (x *LostRange) Reset() {
 	*x = LostRange{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +668,7 @@ func (x *LostRange) String() string {
 func (*LostRange) ProtoMessage() {}
 
 func (x *LostRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +681,7 @@ func (x *LostRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LostRange.ProtoReflect.Descriptor instead.
 func (*LostRange) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LostRange) GetFrom() uint64 {
@@ -587,7 +719,7 @@ type AcceptLossResponse struct {
 
 func (x *AcceptLossResponse) Reset() {
 	*x = AcceptLossResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +731,7 @@ func (x *AcceptLossResponse) String() string {
 func (*AcceptLossResponse) ProtoMessage() {}
 
 func (x *AcceptLossResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +744,7 @@ func (x *AcceptLossResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLossResponse.ProtoReflect.Descriptor instead.
 func (*AcceptLossResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AcceptLossResponse) GetSegmentId() uint64 {
@@ -668,7 +800,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +812,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +825,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScrubRequest) GetStreamId() uint64 {
@@ -722,7 +854,7 @@ type ScrubFinding struct {
 
 func (x *ScrubFinding) Reset() {
 	*x = ScrubFinding{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +866,7 @@ func (x *ScrubFinding) String() string {
 func (*ScrubFinding) ProtoMessage() {}
 
 func (x *ScrubFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +879,7 @@ func (x *ScrubFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubFinding.ProtoReflect.Descriptor instead.
 func (*ScrubFinding) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScrubFinding) GetStreamId() uint64 {
@@ -812,7 +944,7 @@ type ScrubSummary struct {
 
 func (x *ScrubSummary) Reset() {
 	*x = ScrubSummary{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	mi := &file_aof2_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +956,7 @@ func (x *ScrubSummary) String() string {
 func (*ScrubSummary) ProtoMessage() {}
 
 func (x *ScrubSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	mi := &file_aof2_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +969,7 @@ func (x *ScrubSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubSummary.ProtoReflect.Descriptor instead.
 func (*ScrubSummary) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScrubSummary) GetSegments() uint32 {
@@ -902,7 +1034,7 @@ type ScrubProgress struct {
 
 func (x *ScrubProgress) Reset() {
 	*x = ScrubProgress{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	mi := &file_aof2_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1046,7 @@ func (x *ScrubProgress) String() string {
 func (*ScrubProgress) ProtoMessage() {}
 
 func (x *ScrubProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	mi := &file_aof2_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1059,7 @@ func (x *ScrubProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubProgress.ProtoReflect.Descriptor instead.
 func (*ScrubProgress) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ScrubProgress) GetDone() uint32 {
@@ -976,7 +1108,18 @@ var File_aof2_v1_admin_proto protoreflect.FileDescriptor
 
 const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x13aof2/v1/admin.proto\x12\aaof2.v1\"\r\n" +
+	"\x13aof2/v1/admin.proto\x12\aaof2.v1\"6\n" +
+	"\x17SnapshotManifestRequest\x12\x1b\n" +
+	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\"\xcb\x01\n" +
+	"\x18SnapshotManifestResponse\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x12\x1f\n" +
+	"\vchunk_index\x18\x02 \x01(\x04R\n" +
+	"chunkIndex\x12!\n" +
+	"\fchunk_offset\x18\x03 \x01(\x04R\vchunkOffset\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\x12\x1a\n" +
+	"\bsegments\x18\x05 \x01(\rR\bsegments\x12\x14\n" +
+	"\x05bytes\x18\x06 \x01(\x04R\x05bytes\"\r\n" +
 	"\vDumpRequest\"\"\n" +
 	"\fDumpResponse\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\fR\x04json\"Y\n" +
@@ -1060,14 +1203,15 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"segment_id\x18\x04 \x01(\x04R\tsegmentId\x121\n" +
 	"\bfindings\x18\x05 \x03(\v2\x15.aof2.v1.ScrubFindingR\bfindings\x12/\n" +
-	"\asummary\x18\x06 \x01(\v2\x15.aof2.v1.ScrubSummaryR\asummary2\xca\x02\n" +
+	"\asummary\x18\x06 \x01(\v2\x15.aof2.v1.ScrubSummaryR\asummary2\xa3\x03\n" +
 	"\x05Admin\x123\n" +
 	"\x04Dump\x12\x14.aof2.v1.DumpRequest\x1a\x15.aof2.v1.DumpResponse\x12K\n" +
 	"\fListSegments\x12\x1c.aof2.v1.ListSegmentsRequest\x1a\x1d.aof2.v1.ListSegmentsResponse\x12>\n" +
 	"\aHydrate\x12\x17.aof2.v1.HydrateRequest\x1a\x18.aof2.v1.HydrateProgress0\x01\x12E\n" +
 	"\n" +
 	"AcceptLoss\x12\x1a.aof2.v1.AcceptLossRequest\x1a\x1b.aof2.v1.AcceptLossResponse\x128\n" +
-	"\x05Scrub\x12\x15.aof2.v1.ScrubRequest\x1a\x16.aof2.v1.ScrubProgress0\x01B/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
+	"\x05Scrub\x12\x15.aof2.v1.ScrubRequest\x1a\x16.aof2.v1.ScrubProgress0\x01\x12W\n" +
+	"\x10SnapshotManifest\x12 .aof2.v1.SnapshotManifestRequest\x1a!.aof2.v1.SnapshotManifestResponseB/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
 
 var (
 	file_aof2_v1_admin_proto_rawDescOnce sync.Once
@@ -1081,43 +1225,47 @@ func file_aof2_v1_admin_proto_rawDescGZIP() []byte {
 	return file_aof2_v1_admin_proto_rawDescData
 }
 
-var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_aof2_v1_admin_proto_goTypes = []any{
-	(*DumpRequest)(nil),          // 0: aof2.v1.DumpRequest
-	(*DumpResponse)(nil),         // 1: aof2.v1.DumpResponse
-	(*ListSegmentsRequest)(nil),  // 2: aof2.v1.ListSegmentsRequest
-	(*SegmentRow)(nil),           // 3: aof2.v1.SegmentRow
-	(*ListSegmentsResponse)(nil), // 4: aof2.v1.ListSegmentsResponse
-	(*HydrateRequest)(nil),       // 5: aof2.v1.HydrateRequest
-	(*HydrateProgress)(nil),      // 6: aof2.v1.HydrateProgress
-	(*AcceptLossRequest)(nil),    // 7: aof2.v1.AcceptLossRequest
-	(*LostRange)(nil),            // 8: aof2.v1.LostRange
-	(*AcceptLossResponse)(nil),   // 9: aof2.v1.AcceptLossResponse
-	(*ScrubRequest)(nil),         // 10: aof2.v1.ScrubRequest
-	(*ScrubFinding)(nil),         // 11: aof2.v1.ScrubFinding
-	(*ScrubSummary)(nil),         // 12: aof2.v1.ScrubSummary
-	(*ScrubProgress)(nil),        // 13: aof2.v1.ScrubProgress
-	nil,                          // 14: aof2.v1.ScrubSummary.BytesVerifiedEntry
+	(*SnapshotManifestRequest)(nil),  // 0: aof2.v1.SnapshotManifestRequest
+	(*SnapshotManifestResponse)(nil), // 1: aof2.v1.SnapshotManifestResponse
+	(*DumpRequest)(nil),              // 2: aof2.v1.DumpRequest
+	(*DumpResponse)(nil),             // 3: aof2.v1.DumpResponse
+	(*ListSegmentsRequest)(nil),      // 4: aof2.v1.ListSegmentsRequest
+	(*SegmentRow)(nil),               // 5: aof2.v1.SegmentRow
+	(*ListSegmentsResponse)(nil),     // 6: aof2.v1.ListSegmentsResponse
+	(*HydrateRequest)(nil),           // 7: aof2.v1.HydrateRequest
+	(*HydrateProgress)(nil),          // 8: aof2.v1.HydrateProgress
+	(*AcceptLossRequest)(nil),        // 9: aof2.v1.AcceptLossRequest
+	(*LostRange)(nil),                // 10: aof2.v1.LostRange
+	(*AcceptLossResponse)(nil),       // 11: aof2.v1.AcceptLossResponse
+	(*ScrubRequest)(nil),             // 12: aof2.v1.ScrubRequest
+	(*ScrubFinding)(nil),             // 13: aof2.v1.ScrubFinding
+	(*ScrubSummary)(nil),             // 14: aof2.v1.ScrubSummary
+	(*ScrubProgress)(nil),            // 15: aof2.v1.ScrubProgress
+	nil,                              // 16: aof2.v1.ScrubSummary.BytesVerifiedEntry
 }
 var file_aof2_v1_admin_proto_depIdxs = []int32{
-	3,  // 0: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
-	8,  // 1: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
-	14, // 2: aof2.v1.ScrubSummary.bytes_verified:type_name -> aof2.v1.ScrubSummary.BytesVerifiedEntry
-	11, // 3: aof2.v1.ScrubSummary.findings:type_name -> aof2.v1.ScrubFinding
-	11, // 4: aof2.v1.ScrubProgress.findings:type_name -> aof2.v1.ScrubFinding
-	12, // 5: aof2.v1.ScrubProgress.summary:type_name -> aof2.v1.ScrubSummary
-	0,  // 6: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
-	2,  // 7: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
-	5,  // 8: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
-	7,  // 9: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
-	10, // 10: aof2.v1.Admin.Scrub:input_type -> aof2.v1.ScrubRequest
-	1,  // 11: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
-	4,  // 12: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
-	6,  // 13: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
-	9,  // 14: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
-	13, // 15: aof2.v1.Admin.Scrub:output_type -> aof2.v1.ScrubProgress
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
+	5,  // 0: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
+	10, // 1: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
+	16, // 2: aof2.v1.ScrubSummary.bytes_verified:type_name -> aof2.v1.ScrubSummary.BytesVerifiedEntry
+	13, // 3: aof2.v1.ScrubSummary.findings:type_name -> aof2.v1.ScrubFinding
+	13, // 4: aof2.v1.ScrubProgress.findings:type_name -> aof2.v1.ScrubFinding
+	14, // 5: aof2.v1.ScrubProgress.summary:type_name -> aof2.v1.ScrubSummary
+	2,  // 6: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
+	4,  // 7: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
+	7,  // 8: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
+	9,  // 9: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
+	12, // 10: aof2.v1.Admin.Scrub:input_type -> aof2.v1.ScrubRequest
+	0,  // 11: aof2.v1.Admin.SnapshotManifest:input_type -> aof2.v1.SnapshotManifestRequest
+	3,  // 12: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
+	6,  // 13: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
+	8,  // 14: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
+	11, // 15: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
+	15, // 16: aof2.v1.Admin.Scrub:output_type -> aof2.v1.ScrubProgress
+	1,  // 17: aof2.v1.Admin.SnapshotManifest:output_type -> aof2.v1.SnapshotManifestResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1128,16 +1276,16 @@ func file_aof2_v1_admin_proto_init() {
 	if File_aof2_v1_admin_proto != nil {
 		return
 	}
-	file_aof2_v1_admin_proto_msgTypes[2].OneofWrappers = []any{}
-	file_aof2_v1_admin_proto_msgTypes[5].OneofWrappers = []any{}
-	file_aof2_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[4].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[7].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aof2_v1_admin_proto_rawDesc), len(file_aof2_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

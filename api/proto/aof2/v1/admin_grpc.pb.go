@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_Dump_FullMethodName         = "/aof2.v1.Admin/Dump"
-	Admin_ListSegments_FullMethodName = "/aof2.v1.Admin/ListSegments"
-	Admin_Hydrate_FullMethodName      = "/aof2.v1.Admin/Hydrate"
-	Admin_AcceptLoss_FullMethodName   = "/aof2.v1.Admin/AcceptLoss"
-	Admin_Scrub_FullMethodName        = "/aof2.v1.Admin/Scrub"
+	Admin_Dump_FullMethodName             = "/aof2.v1.Admin/Dump"
+	Admin_ListSegments_FullMethodName     = "/aof2.v1.Admin/ListSegments"
+	Admin_Hydrate_FullMethodName          = "/aof2.v1.Admin/Hydrate"
+	Admin_AcceptLoss_FullMethodName       = "/aof2.v1.Admin/AcceptLoss"
+	Admin_Scrub_FullMethodName            = "/aof2.v1.Admin/Scrub"
+	Admin_SnapshotManifest_FullMethodName = "/aof2.v1.Admin/SnapshotManifest"
 )
 
 // AdminClient is the client API for Admin service.
@@ -57,6 +58,13 @@ type AdminClient interface {
 	// one exists. One message per segment checked, then a last one with
 	// summary set. Passes run one at a time: it waits for a running one.
 	Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScrubProgress], error)
+	// SnapshotManifest snapshots a stream's manifest now (besides the
+	// cadence of manifest.snapshot_every_chunks): the snapshot is written
+	// locally and uploaded to tier 2 by the next scan, after which the
+	// tier-2 manifest older than the two newest snapshots is trimmed
+	// (docs/tiering.md#the-tier-2-manifest). UNKNOWN_STREAM for a stream the
+	// host does not have.
+	SnapshotManifest(ctx context.Context, in *SnapshotManifestRequest, opts ...grpc.CallOption) (*SnapshotManifestResponse, error)
 }
 
 type adminClient struct {
@@ -135,6 +143,16 @@ func (c *adminClient) Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_ScrubClient = grpc.ServerStreamingClient[ScrubProgress]
 
+func (c *adminClient) SnapshotManifest(ctx context.Context, in *SnapshotManifestRequest, opts ...grpc.CallOption) (*SnapshotManifestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SnapshotManifestResponse)
+	err := c.cc.Invoke(ctx, Admin_SnapshotManifest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -162,6 +180,13 @@ type AdminServer interface {
 	// one exists. One message per segment checked, then a last one with
 	// summary set. Passes run one at a time: it waits for a running one.
 	Scrub(*ScrubRequest, grpc.ServerStreamingServer[ScrubProgress]) error
+	// SnapshotManifest snapshots a stream's manifest now (besides the
+	// cadence of manifest.snapshot_every_chunks): the snapshot is written
+	// locally and uploaded to tier 2 by the next scan, after which the
+	// tier-2 manifest older than the two newest snapshots is trimmed
+	// (docs/tiering.md#the-tier-2-manifest). UNKNOWN_STREAM for a stream the
+	// host does not have.
+	SnapshotManifest(context.Context, *SnapshotManifestRequest) (*SnapshotManifestResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -186,6 +211,9 @@ func (UnimplementedAdminServer) AcceptLoss(context.Context, *AcceptLossRequest) 
 }
 func (UnimplementedAdminServer) Scrub(*ScrubRequest, grpc.ServerStreamingServer[ScrubProgress]) error {
 	return status.Error(codes.Unimplemented, "method Scrub not implemented")
+}
+func (UnimplementedAdminServer) SnapshotManifest(context.Context, *SnapshotManifestRequest) (*SnapshotManifestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SnapshotManifest not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -284,6 +312,24 @@ func _Admin_Scrub_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_ScrubServer = grpc.ServerStreamingServer[ScrubProgress]
 
+func _Admin_SnapshotManifest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SnapshotManifestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).SnapshotManifest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_SnapshotManifest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).SnapshotManifest(ctx, req.(*SnapshotManifestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -302,6 +348,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AcceptLoss",
 			Handler:    _Admin_AcceptLoss_Handler,
+		},
+		{
+			MethodName: "SnapshotManifest",
+			Handler:    _Admin_SnapshotManifest_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
