@@ -12,7 +12,8 @@ in-flight requests, flushes and stops the plugin.`,
 		example: "aof2-host serve -config /etc/aof2/aof2.hcl -listen-http 127.0.0.1:8080",
 		run:     runServe},
 	{name: "restore", summary: "rebuild the data directory from tier 2 alone after a lost disk: every uploaded record, same ids",
-		long: `Offline: stop the host first. Launches the configured tier-2 plugin as serve does
+		long: `Offline: stop the host first, and make this node the prefix's writer first
+(aof2-host takeover): restore refuses otherwise. Launches the configured tier-2 plugin as serve does
 (-config, AOF2_* variables; -data-dir and -plugin-dir override) and, for every stream
 the prefix holds (or those of -stream) that the data directory does not, installs
 the stream's manifest from its newest verified snapshot and chunks and records every
@@ -29,7 +30,7 @@ the disaster-recovery runbook (deploy/README.md).`,
 (_aof2/writer) and replaces it with the next epoch and this data directory's node id,
 on condition that it did not change meanwhile; the data directory records the epoch.
 The previous writer stops writing to the prefix at its next tier-2 write (appends
-there answer FENCED; reads go on). For a lost node: restore, then takeover, then
+there answer FENCED; reads go on). For a lost node: takeover, then restore, then
 serve. See docs/adr-fencing.md and deploy/README.md.`,
 		example: "aof2-host takeover -config /etc/aof2/aof2.hcl",
 		run:     runTakeover},

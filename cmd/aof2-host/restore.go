@@ -57,7 +57,7 @@ func runRestore(ctx context.Context, e *cmdEnv) error {
 	}
 	defer sess.close()
 	rep, err := restore.Run(ctx, restore.Config{DataDir: cfg.DataDir, Remote: sess.store, Manifest: cfg.CoreConfig().Manifest,
-		SegmentSize: cfg.Segment.Size, Concurrency: max(cfg.Tier2Config().MaxConcurrency, 4), Logger: logger.Named("restore")}, only)
+		SegmentSize: cfg.Segment.Size, ReserveSegments: cfg.Tier2.ReserveSegments, Concurrency: max(cfg.Tier2Config().MaxConcurrency, 4), Logger: logger.Named("restore")}, only)
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -96,6 +96,9 @@ func printRestore(e *cmdEnv, rep restore.Report, from string) {
 			s.Stream, s.Records, s.Cold, from, s.Chunks, s.Duration.Round(1e6))
 		if len(s.Lost) > 0 {
 			fmt.Fprintf(e.stdout, "  %d segment ids not in tier 2, recorded as lost (their records were not uploaded; the ids are never reused): %v\n", len(s.Lost), s.Lost)
+		}
+		if len(s.MissingFromTier2) > 0 {
+			fmt.Fprintf(e.stdout, "  DATA LOSS: %d segments the history records as uploaded are gone from tier 2 (restored as lost): %v\n", len(s.MissingFromTier2), s.MissingFromTier2)
 		}
 		for _, sk := range s.SkippedSnapshots {
 			fmt.Fprintf(e.stdout, "  snapshot passed over: %s\n", sk)

@@ -86,8 +86,10 @@ func drillWrite(t *testing.T, ctx context.Context, c *client.Client, streams []c
 // TestDisasterRecoveryDrill is issue 13's drill against the real
 // binaries: a host with the fs plugin (its root outside the data
 // directory) under concurrent durable writers is SIGKILLed and its data
-// directory deleted. serve then refuses to start, naming restore;
-// `aof2-host restore` rebuilds the directory from tier 2; served again,
+// directory deleted. serve then refuses to start (exit 5: the lost host
+// still holds the prefix), naming takeover and restore; `aof2-host
+// takeover` and `aof2-host restore` rebuild the directory from tier 2;
+// served again,
 // every acknowledged record that reached tier 2 reads back byte-exact
 // with its id, the acknowledged records lost are exactly those in the
 // segments restore reports lost (never uploaded), and appends continue
@@ -119,8 +121,12 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	require.Contains(t, stderr, "aof2-host restore", "the refusal names the commands that fix it")
 	require.Contains(t, stderr, "aof2-host takeover")
 
+	// The runbook: take the prefix over, restore, serve.
+	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", data)
+	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
+	require.Contains(t, stdout, "epoch 2")
 	began := time.Now()
-	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "restore", "-data-dir", data, "-json")
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "restore", "-data-dir", data, "-json")
 	require.Zero(t, code, "restore: %s\n%s", stdout, stderr)
 	took := time.Since(began)
 	var rep restore.Report
@@ -129,9 +135,6 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	for _, sr := range rep.Streams {
 		lostSegs[sr.Stream] = sr.Lost
 	}
-	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", data)
-	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
-	require.Contains(t, stdout, "epoch 2")
 
 	h = startHost(t, bin, nil, args...)
 	h.waitReady()
@@ -210,8 +213,10 @@ func TestRestoreKilledAnywhere(t *testing.T) {
 	h.stop()
 
 	ref := filepath.Join(root, "ref")
+	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", ref)
+	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
 	began := time.Now()
-	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "restore", "-data-dir", ref)
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "restore", "-data-dir", ref)
 	require.Zero(t, code, "%s\n%s", stdout, stderr)
 	full := time.Since(began)
 	want := restoredTree(t, ref)
@@ -223,6 +228,8 @@ func TestRestoreKilledAnywhere(t *testing.T) {
 	interrupted := 0
 	for i := range runs {
 		dir := filepath.Join(root, fmt.Sprintf("run%02d", i))
+		code, stdout, stderr := runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", dir)
+		require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, "aof2-host"), "restore", "-data-dir", dir)
 		cmd.Env = append(os.Environ(), env...)
 		require.NoError(t, cmd.Start())
@@ -232,7 +239,7 @@ func TestRestoreKilledAnywhere(t *testing.T) {
 		if err := cmd.Wait(); err != nil {
 			interrupted++
 		}
-		code, stdout, stderr := runHostCmd(t, ctx, bin, env, "restore", "-data-dir", dir)
+		code, stdout, stderr = runHostCmd(t, ctx, bin, env, "restore", "-data-dir", dir)
 		require.Zero(t, code, "rerun after a kill at %s: %s\n%s", at, stdout, stderr)
 		require.Equal(t, want, restoredTree(t, dir), "rerun after a kill at %s", at)
 		pending, err := restore.Pending(nil, dir)
@@ -244,9 +251,7 @@ func TestRestoreKilledAnywhere(t *testing.T) {
 	}
 	require.Greater(t, interrupted, runs/2, "most runs were cut off before they finished")
 
-	last := filepath.Join(root, fmt.Sprintf("run%02d", runs-1))
-	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", last)
-	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
+	last := filepath.Join(root, fmt.Sprintf("run%02d", runs-1)) // the last to take the prefix over
 	h = startHost(t, bin, nil, append(defaultHostArgs(last), "-tier2-settings", "root="+objects)...)
 	h.waitReady()
 	c = h.dial(ctx)

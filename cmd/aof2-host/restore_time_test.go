@@ -116,8 +116,10 @@ func timeRestore(t *testing.T, bin string, backend pluginapi.Backend, n int, env
 	require.NoError(t, remote.Close(ctx))
 
 	data := filepath.Join(t.TempDir(), "data")
+	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", data)
+	require.Zero(t, code, "%s\n%s", stdout, stderr)
 	start := time.Now()
-	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "restore", "-data-dir", data)
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "restore", "-data-dir", data)
 	took := time.Since(start)
 	require.Zero(t, code, "%s\n%s", stdout, stderr)
 	t.Logf("%d segments (%d segment objects, %d chunks, %d snapshots in tier 2; written in %s): restore took %s\n%s",

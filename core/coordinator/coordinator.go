@@ -524,9 +524,13 @@ func (c *Coordinator) scan() {
 			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: id})
 		}
 		if c.remote != nil {
+			// One job per stream uploads its chunks in index order
+			// (uploadChunk), so that tier 2 never holds a chunk whose
+			// predecessor it lacks: a gap would end a restore's history.
 			for _, ch := range tl.SealedChunks() {
 				if !ch.Uploaded {
 					c.enqueue(job{kind: jobChunk, stream: id, chunk: ch.Index})
+					break
 				}
 			}
 			c.scanSnapshots(s, tl)

@@ -110,32 +110,43 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 	return rec
 }
 
-// uploadChunk ships a sealed manifest chunk to tier 2 and tells the log,
-// whose local retention may then delete it.
+// uploadChunk ships the stream's sealed manifest chunks from index on to
+// tier 2, in index order, stopping at the first failure, and tells the log
+// of each (its local retention may then delete it). A chunk is uploaded
+// only once every sealed chunk before it is: tier 2's manifest has no gap
+// a crash could leave (docs/adr-restore.md).
 func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uint64) (err error) {
 	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanChunkUpload,
 		tracing.StreamID(uint64(s.ID())), tracing.ChunkIndex(index), tracing.Tier(2))
 	result := tracing.ResultSkipped
 	defer func() { endSpan(span, err, result) }()
 	tl := s.TierLog()
+	uploaded := false
 	for _, ch := range tl.SealedChunks() {
-		if ch.Index != index || ch.Uploaded {
+		if ch.Index < index || ch.Uploaded {
 			continue
+		}
+		if uploaded { // the job's first upload was checked by run
+			if err := c.mayMutate(ctx); err != nil {
+				return err
+			}
 		}
 		data, err := vfs.ReadFile(c.cfg.FS, ch.Path)
 		if err != nil {
-			return fmt.Errorf("read manifest chunk %d: %w", index, err)
+			return fmt.Errorf("read manifest chunk %d: %w", ch.Index, err)
 		}
 		span.SetAttributes(tracing.Bytes(int64(len(data))))
-		if _, err := c.remote.UploadManifestChunk(ctx, s.ID(), index, data); err != nil {
-			return fmt.Errorf("upload manifest chunk %d: %w", index, err)
+		if _, err := c.remote.UploadManifestChunk(ctx, s.ID(), ch.Index, data); err != nil {
+			return fmt.Errorf("upload manifest chunk %d: %w", ch.Index, err)
 		}
-		result = tracing.ResultOK
-		c.t2m.chunkStored(s.ID(), index)
-		if err := tl.ChunkUploaded(ctx, index); err != nil {
+		result, uploaded = tracing.ResultOK, true
+		c.t2m.chunkStored(s.ID(), ch.Index)
+		if err := tl.ChunkUploaded(ctx, ch.Index); err != nil {
 			return err
 		}
-		return c.trimRemoteManifest(ctx, s)
 	}
-	return nil
+	if !uploaded {
+		return nil
+	}
+	return c.trimRemoteManifest(ctx, s)
 }

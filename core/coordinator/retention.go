@@ -90,6 +90,9 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 	if _, err := c.warm.Remove(types.SegmentKey{Stream: s.ID(), Segment: id}); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return fmt.Errorf("retention: remove warm artifact of segment %d: %w", id, err)
 	}
+	if err := c.mayMutate(ctx); err != nil {
+		return err
+	}
 	if err := c.remote.Delete(ctx, key); err != nil {
 		return fmt.Errorf("retention: delete %s: %w", key, err)
 	}

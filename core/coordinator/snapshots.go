@@ -168,6 +168,9 @@ func (c *Coordinator) trimRemoteManifest(ctx context.Context, s *core.Stream) er
 	slices.Sort(snaps)
 	layout := c.remote.Layout()
 	for _, idx := range chunks {
+		if err := c.mayMutate(ctx); err != nil {
+			return fmt.Errorf("trim the tier-2 manifest: %w", err)
+		}
 		if err := c.remote.Delete(ctx, layout.ManifestChunkKey(id, idx)); err != nil {
 			return fmt.Errorf("trim the tier-2 manifest: chunk %d: %w", idx, err)
 		}
@@ -177,6 +180,9 @@ func (c *Coordinator) trimRemoteManifest(ctx context.Context, s *core.Stream) er
 		c.m.manifestTrims.WithLabelValues("chunk").Inc()
 	}
 	for _, sid := range snaps {
+		if err := c.mayMutate(ctx); err != nil {
+			return fmt.Errorf("trim the tier-2 manifest: %w", err)
+		}
 		if err := c.remote.Delete(ctx, layout.SnapshotKey(id, sid)); err != nil {
 			return fmt.Errorf("trim the tier-2 manifest: snapshot %d: %w", sid, err)
 		}

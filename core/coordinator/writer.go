@@ -52,6 +52,9 @@ type ClaimedError struct {
 }
 
 func (e *ClaimedError) Error() string {
+	if e.Holder.NodeID == "" {
+		return fmt.Sprintf("%v: the prefix has no writer record yet; make this node the writer with `aof2-host takeover` (docs/adr-fencing.md)", ErrPrefixClaimed)
+	}
 	return fmt.Sprintf("%v: node %s (%s) holds it at epoch %d, this data directory at epoch %d; "+
 		"make this node the writer with `aof2-host takeover` once that node is stopped (first `aof2-host restore` if this data directory lost its streams; docs/adr-fencing.md)",
 		ErrPrefixClaimed, e.Holder.NodeID, e.Holder.Host, e.Holder.Epoch, e.Mine)
@@ -235,4 +238,27 @@ func Takeover(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.St
 		return next, fmt.Errorf("takeover: the claim of epoch %d is made but not recorded in %s (rerun takeover): %w", next.Epoch, dataDir, err)
 	}
 	return next, nil
+}
+
+// HoldsPrefix reports (nil) whether the node of dataDir holds the writer
+// record of remote's prefix, as restore requires: a *ClaimedError names
+// the holder otherwise (take the prefix over first).
+func HoldsPrefix(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.Store) error {
+	if fsys == nil {
+		fsys = vfs.OS
+	}
+	local, err := loadWriterFile(fsys, dataDir)
+	if err != nil {
+		return err
+	}
+	rec, _, err := remote.ReadWriter(ctx)
+	switch {
+	case errors.Is(err, pluginapi.ErrNotFound):
+		return &ClaimedError{Mine: local.Epoch}
+	case err != nil:
+		return err
+	case rec.NodeID != local.NodeID || rec.Epoch < local.Epoch:
+		return &ClaimedError{Holder: rec, Mine: local.Epoch}
+	}
+	return nil
 }

@@ -142,10 +142,8 @@ func takeoverOnce(t *testing.T, run int, after time.Duration) {
 
 	// A third node restores the history A and B wrote.
 	cDir := t.TempDir()
-	rep, err := restore.Run(ctx, restoreCfg(cDir, fb, t), nil)
+	rep, err := takeoverAndRestore(ctx, t, cDir, fb)
 	require.NoError(t, err, "run %d", run)
-	_, err = coordinator.Takeover(ctx, nil, cDir, newRemoteOver(t, fb))
-	require.NoError(t, err)
 	lost := map[types.StreamID][]types.SegmentID{}
 	for _, sr := range rep.Streams {
 		lost[sr.Stream] = sr.Lost

@@ -9,6 +9,7 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // chunkHeaderLen is the offset of a chunk's first record: a snapshot
@@ -45,8 +46,10 @@ func (r *run) installHistory(ctx context.Context, stage string, stream types.Str
 		}
 		b, pos, err := r.fetchSnapshot(ctx, stream, sn)
 		if err != nil {
-			if ctx.Err() != nil {
-				return h, ctx.Err()
+			if !isCorrupt(err) && !errors.Is(err, tier2.ErrChecksum) && !errors.Is(err, pluginapi.ErrChecksum) {
+				// Not a damaged snapshot (tier 2 unreachable, a timeout):
+				// falling back would give another result than a rerun.
+				return h, fmt.Errorf("stream %d: fetch %s: %w", stream, sn.Info.Key, err)
 			}
 			r.log.Warn("tier-2 snapshot skipped", "stream_id", uint64(stream), "key", sn.Info.Key, "error", err)
 			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: %v", sn.Info.Key, err))

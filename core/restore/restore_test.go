@@ -111,6 +111,16 @@ func objectsOf(b *fake.Backend, layout tier2.Layout, s types.StreamID, k tier2.K
 	return out
 }
 
+// takeoverAndRestore is the runbook: the data directory's node takes the
+// prefix over, then restores it.
+func takeoverAndRestore(ctx context.Context, t testing.TB, dir string, b *fake.Backend) (restore.Report, error) {
+	t.Helper()
+	if _, err := coordinator.Takeover(ctx, nil, dir, newRemote(t, b)); err != nil {
+		return restore.Report{}, err
+	}
+	return restore.Run(ctx, restoreCfg(dir, b, t), nil)
+}
+
 func restoreCfg(dir string, b *fake.Backend, t testing.TB) restore.Config {
 	return restore.Config{DataDir: dir, Remote: newRemote(t, b), Manifest: manifestOpts, SegmentSize: segSize}
 }
@@ -205,7 +215,7 @@ func TestRestoreRebuildsTheNode(t *testing.T) {
 	b := fake.New(fake.Options{})
 	kept, lost := writeStreams(t, b, manifestOpts, 1, 2)
 	dir := t.TempDir()
-	rep, err := restore.Run(context.Background(), restoreCfg(dir, b, t), nil)
+	rep, err := takeoverAndRestore(context.Background(), t, dir, b)
 	require.NoError(t, err)
 	require.Len(t, rep.Streams, 2)
 	for _, sr := range rep.Streams {

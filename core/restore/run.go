@@ -43,6 +43,11 @@ type Config struct {
 	// Concurrency bounds the segments described at once per stream and
 	// (a quarter of it) the streams restored at once. Default 16.
 	Concurrency int
+	// ReserveSegments is tier2.reserve_segments (default 16): ids past the
+	// highest reservation up to this many more are restored as lost too,
+	// covering the one reservation the previous writer may have had in
+	// flight when it was taken over.
+	ReserveSegments int
 	FS          vfs.FS
 	Logger      hclog.Logger
 }
@@ -63,6 +68,10 @@ type StreamReport struct {
 	Cold     int               `json:"cold_segments"`
 	Lost     []types.SegmentID `json:"lost_segments,omitempty"`
 	Reserved types.SegmentID   `json:"reserved_through,omitempty"`
+	// MissingFromTier2 are lost segments the history says were uploaded:
+	// their objects are gone from tier 2 (deleted behind the store's
+	// back), not merely never uploaded.
+	MissingFromTier2 []types.SegmentID `json:"missing_from_tier2,omitempty"`
 	// Records is the number of records the restored segments hold.
 	Records  uint64        `json:"records"`
 	Duration time.Duration `json:"duration_ns"`
@@ -97,6 +106,9 @@ func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error)
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
 	}
+	if cfg.ReserveSegments <= 0 {
+		cfg.ReserveSegments = 16
+	}
 	if cfg.SegmentSize == 0 {
 		cfg.SegmentSize = segment.DefaultCapacity
 	}
@@ -110,6 +122,12 @@ func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error)
 		return rep, fmt.Errorf("restore: %w", err)
 	}
 	rep.StoreID = id
+	// Only the prefix's writer restores: once this node took the prefix
+	// over, the previous writer makes no tier-2 write it has not started
+	// already, so the listing below cannot miss its later reservations.
+	if err := coordinator.HoldsPrefix(ctx, cfg.FS, cfg.DataDir, cfg.Remote); err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
 	streams := only
 	if streams == nil {
 		if streams, err = cfg.Remote.ListStreams(ctx); err != nil {
@@ -211,6 +229,11 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 		return sr, err
 	}
 	defer log.Close()
+	// Snapshot ids tier 2 holds (a newer one passed over) are never taken
+	// again: the restored log snapshots itself past them below.
+	if n := len(listing.Snapshots); n > 0 {
+		log.SkipSnapshotIDs(listing.Snapshots[n-1].Ref.ID)
+	}
 	entries, err := r.planSegments(ctx, s, log.Index(), listing)
 	if err != nil {
 		return sr, err
@@ -239,6 +262,15 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 		return sr, err
 	}
 	sr.Lost, sr.Reserved = lostIDs(entries), listing.Reserved()
+	for _, e := range entries {
+		if e.obj == nil && e.inHist && e.st.Tier2.Key != "" {
+			sr.MissingFromTier2 = append(sr.MissingFromTier2, e.id)
+		}
+	}
+	if len(sr.MissingFromTier2) > 0 {
+		r.log.Error("segments the history records as uploaded are missing from tier 2; restored as lost",
+			"stream_id", uint64(s), "segments", sr.MissingFromTier2)
+	}
 	for _, rec := range records(entries) {
 		if err := log.Append(rec); err != nil {
 			return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
@@ -246,11 +278,6 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	}
 	if err := log.Commit(ctx); err != nil {
 		return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
-	}
-	// Snapshot ids tier 2 holds (a newer one passed over) are never taken
-	// again: the restored log snapshots itself past them now.
-	if n := len(listing.Snapshots); n > 0 {
-		log.SkipSnapshotIDs(listing.Snapshots[n-1].Ref.ID)
 	}
 	if _, err := log.Snapshot(ctx); err != nil {
 		return sr, fmt.Errorf("stream %d: manifest snapshot: %w", s, err)
@@ -291,6 +318,7 @@ func (r *run) openHistory(ctx context.Context, stage string, s types.StreamID, l
 		}
 		opts := r.cfg.Manifest
 		opts.Logger = r.log.Named("manifest")
+		opts.SnapshotEveryBytes = -1 // no background snapshot: restore takes its one snapshot itself
 		log, err := manifest.Open(ctx, r.cfg.FS, stage, s, opts)
 		if err != nil {
 			if isCorrupt(err) {

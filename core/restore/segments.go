@@ -64,11 +64,14 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 		objs[id] = o
 		note(id)
 	}
-	if res := l.Reserved(); res > last {
+	if res := l.Reserved(); res > 0 {
+		// A reservation the previous writer had in flight may have
+		// landed after the listing: its ids are taken too.
+		res = min(res+types.SegmentID(r.cfg.ReserveSegments), types.MaxSegmentID)
 		if first == 0 {
 			first = dropped + 1
 		}
-		last = res
+		last = max(last, res)
 	}
 	if first == 0 {
 		return nil, nil

@@ -90,8 +90,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.mu.lock, err = lockDir(o.DataDir); err != nil {
 		return err
 	}
-	if pending, err := restore.Pending(vfs.OS, o.DataDir); err != nil || pending {
-		return errors.Join(fmt.Errorf("%w (%s exists)", restore.ErrIncomplete, filepath.Join(o.DataDir, restore.StagingDir)), err)
+	if pending, err := restore.Pending(vfs.OS, o.DataDir); err != nil {
+		return fmt.Errorf("check for an unfinished restore: %w", err)
+	} else if pending {
+		return fmt.Errorf("%w (%s exists)", restore.ErrIncomplete, filepath.Join(o.DataDir, restore.StagingDir))
 	}
 	cc := o.Coordinator
 	cc.DataDir = o.DataDir
