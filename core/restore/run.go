@@ -48,8 +48,8 @@ type Config struct {
 	// covering the one reservation the previous writer may have had in
 	// flight when it was taken over.
 	ReserveSegments int
-	FS          vfs.FS
-	Logger      hclog.Logger
+	FS              vfs.FS
+	Logger          hclog.Logger
 }
 
 // StreamReport is what the restore of one stream did.
