@@ -22,6 +22,7 @@ func runRestore(ctx context.Context, e *cmdEnv) error {
 	pluginDir := e.flags.String("plugin-dir", "", "directory of the aof2-plugin-<name> binaries (default: the config's plugin_dir, else this binary's directory)")
 	streamArg := e.flags.String("stream", "", "restore only these streams (comma-separated ids; default: every stream tier 2 holds)")
 	asJSON := e.flags.Bool("json", false, "print the report as JSON")
+	concurrency := e.flags.Int("concurrency", 0, "tier-2 requests in flight (default: tier2.max_concurrency); restore time is mostly one small ranged read per segment")
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
@@ -50,6 +51,12 @@ func runRestore(ctx context.Context, e *cmdEnv) error {
 		return err
 	}
 	defer func() { _ = release() }()
+	if *concurrency < 0 || *concurrency > 1024 {
+		return usagef("-concurrency %d: want 1 to 1024", *concurrency)
+	}
+	if *concurrency > 0 {
+		cfg.Tier2.MaxConcurrency = *concurrency
+	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: hclog.Warn, Output: e.stderr})
 	sess, err := openTier2(ctx, cfg, logger)
 	if err != nil {
@@ -57,7 +64,7 @@ func runRestore(ctx context.Context, e *cmdEnv) error {
 	}
 	defer sess.close()
 	rep, err := restore.Run(ctx, restore.Config{DataDir: cfg.DataDir, Remote: sess.store, Manifest: cfg.CoreConfig().Manifest,
-		SegmentSize: cfg.Segment.Size, ReserveSegments: cfg.Tier2.ReserveSegments, Concurrency: max(cfg.Tier2Config().MaxConcurrency, 4), Logger: logger.Named("restore")}, only)
+		SegmentSize: cfg.Segment.Size, ReserveSegments: cfg.Tier2.ReserveSegments, Concurrency: max(cfg.Tier2.MaxConcurrency, 4), Logger: logger.Named("restore")}, only)
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

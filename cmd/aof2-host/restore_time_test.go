@@ -42,10 +42,23 @@ func TestRestoreTime(t *testing.T) {
 	require.NoError(t, err)
 	bin := testbin.Dir(t, "aof2-host", "aof2-plugin-fs", "aof2-plugin-s3")
 	t.Run("fs", func(t *testing.T) {
+		// AOF2_RESTORE_KEEP=<dir> keeps the written prefix in dir and
+		// reuses it on the next run (writing 10,000 segments takes minutes).
 		root := filepath.Join(t.TempDir(), "objects")
+		keep := os.Getenv("AOF2_RESTORE_KEEP")
+		if keep != "" {
+			root = filepath.Join(keep, "objects")
+		}
 		b := fs.New()
 		_, err := b.Configure(context.Background(), pluginapi.ConfigureRequest{Config: map[string]string{"root": root}})
 		require.NoError(t, err)
+		written := filepath.Join(keep, "written")
+		if _, err := os.Stat(written); keep == "" || err != nil {
+			populate(t, b, n)
+			if keep != "" {
+				require.NoError(t, os.WriteFile(written, nil, 0o644))
+			}
+		}
 		timeRestore(t, bin, b, n, []string{"AOF2_TIER2_SETTINGS_ROOT=" + root})
 	})
 	t.Run("s3", func(t *testing.T) {
@@ -69,6 +82,7 @@ func TestRestoreTime(t *testing.T) {
 		for k, v := range settings {
 			env = append(env, "AOF2_TIER2_SETTINGS_"+upper(k)+"="+v)
 		}
+		populate(t, b, n)
 		timeRestore(t, bin, b, n, env)
 	})
 }
@@ -83,9 +97,9 @@ func upper(s string) string {
 	return string(b)
 }
 
-// timeRestore writes stream 7 with n one-record segments through backend,
-// then times the real restore into an empty data directory.
-func timeRestore(t *testing.T, bin string, backend pluginapi.Backend, n int, env []string) {
+// populate writes stream 7 with n one-record segments through backend,
+// every one uploaded.
+func populate(t *testing.T, backend pluginapi.Backend, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger(), MaxConcurrency: 16})
@@ -108,20 +122,33 @@ func timeRestore(t *testing.T, bin string, backend pluginapi.Backend, n int, env
 		l, err := remote.ListStream(ctx, 7)
 		return err == nil && len(l.Segments) >= n
 	}, "every segment uploaded")
-	written := time.Since(began)
+	t.Logf("%d one-record segments written and uploaded in %s", n, time.Since(began).Round(time.Second))
 	require.NoError(t, st.Close())
 	require.NoError(t, c.Close())
+	require.NoError(t, remote.Close(ctx))
+}
+
+// timeRestore times the real takeover and restore of stream 7 into an
+// empty data directory.
+func timeRestore(t *testing.T, bin string, backend pluginapi.Backend, n int, env []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
+	require.NoError(t, err)
 	l, err := remote.ListStream(ctx, 7)
 	require.NoError(t, err)
 	require.NoError(t, remote.Close(ctx))
-
 	data := filepath.Join(t.TempDir(), "data")
 	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", data)
 	require.Zero(t, code, "%s\n%s", stdout, stderr)
 	start := time.Now()
-	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "restore", "-data-dir", data)
+	args := []string{"restore", "-data-dir", data}
+	if c := os.Getenv("AOF2_RESTORE_CONCURRENCY"); c != "" {
+		args = append(args, "-concurrency", c)
+	}
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, args...)
 	took := time.Since(start)
 	require.Zero(t, code, "%s\n%s", stdout, stderr)
-	t.Logf("%d segments (%d segment objects, %d chunks, %d snapshots in tier 2; written in %s): restore took %s\n%s",
-		n, len(l.Segments), len(l.ManifestChunks), len(l.Snapshots), written.Round(time.Second), took.Round(time.Millisecond), stdout)
+	t.Logf("%d segments (%d segment objects, %d chunks, %d snapshots in tier 2): restore took %s\n%s",
+		n, len(l.Segments), len(l.ManifestChunks), len(l.Snapshots), took.Round(time.Millisecond), stdout)
 }
