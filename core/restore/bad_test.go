@@ -19,7 +19,6 @@ import (
 	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
-	"github.com/aof2/aof2/internal/testtree"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -185,7 +184,7 @@ func TestRestoreRerunConverges(t *testing.T) {
 	clean := t.TempDir()
 	_, err := takeoverAndRestore(context.Background(), t, clean, b)
 	require.NoError(t, err)
-	want := testtree.Streams(t, clean)
+	want := tree(t, clean)
 	for i := range 8 {
 		dir := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -207,7 +206,7 @@ func TestRestoreRerunConverges(t *testing.T) {
 		}
 		_, err = restore.Run(context.Background(), restoreCfg(dir, b, t), nil)
 		require.NoError(t, err)
-		require.Equal(t, want, testtree.Streams(t, dir), "cut after %d requests", b2.n)
+		require.Equal(t, want, tree(t, dir), "cut after %d requests", b2.n)
 	}
 	check(t, clean, b, kept, lost)
 }
@@ -223,7 +222,7 @@ func TestRestoreUnderTier2Faults(t *testing.T) {
 	clean := t.TempDir()
 	_, err := takeoverAndRestore(context.Background(), t, clean, b)
 	require.NoError(t, err)
-	want := testtree.Streams(t, clean)
+	want := tree(t, clean)
 
 	dir := t.TempDir()
 	_, err = coordinator.Takeover(context.Background(), nil, dir, newRemote(t, b))
@@ -245,7 +244,7 @@ func TestRestoreUnderTier2Faults(t *testing.T) {
 	}
 	require.NoError(t, err, "a restore finishes within 50 attempts at a 20 %% fault rate")
 	b.ClearFaults()
-	require.Equal(t, want, testtree.Streams(t, dir))
+	require.Equal(t, want, tree(t, dir))
 	require.Positive(t, b.Injected()[fake.ServerError], "faults were injected")
 	check(t, dir, b, kept, lost)
 }

@@ -3,6 +3,10 @@ package restore_test
 import (
 	"context"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -48,4 +52,27 @@ func newRemoteOver(t testing.TB, b pluginapi.Backend) *tier2.Store {
 	remote, err := tier2.New(b, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
 	return remote
+}
+
+// tree maps every file under dir/streams to its bytes, except manifest
+// chunks and views, whose records carry the time they were written: for
+// them only the name.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	root := filepath.Join(dir, "streams")
+	require.NoError(t, filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if strings.Contains(rel, "/manifest/") || strings.Contains(rel, "/warm/") {
+			out[rel] = ""
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		out[rel] = string(b)
+		return err
+	}))
+	return out
 }
