@@ -1,13 +1,18 @@
 package manifest
 
 import (
+	"context"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/vfs"
 )
 
 // randomIndex folds n random records.
@@ -116,4 +121,40 @@ func TestSnapshotNames(t *testing.T) {
 	assert.Equal(t, uint64(3), idx)
 	_, _, ok = parseChunkName("3.mlog")
 	assert.False(t, ok)
+}
+
+// Close while a snapshot is between its file and its marker: the snapshot
+// finishes first, so the directory never holds a file without its marker
+// (which verify reports as the trace of a crash).
+func TestCloseWaitsForSnapshot(t *testing.T) {
+	ctx := context.Background()
+	renaming, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	mem := vfs.NewMem()
+	fsys := vfs.Wrap(mem, vfs.InjectorFunc(func(op vfs.Op) vfs.Fault {
+		if op.Kind == vfs.OpRename && strings.Contains(op.Path, "snapshot_") {
+			once.Do(func() {
+				close(renaming)
+				<-resume
+			})
+		}
+		return vfs.NoFault
+	}))
+	l := openT(t, fsys, testOpts())
+	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
+	snapped := make(chan error, 1)
+	go func() { _, err := l.Snapshot(ctx); snapped <- err }()
+	<-renaming
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	// Give Close the chance to cut in; with the fix it waits for the
+	// snapshot and this wait runs out.
+	closing := func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.mu.closing }
+	assert.Never(t, closing, 200*time.Millisecond, time.Millisecond, "Close ran ahead of the snapshot")
+	close(resume)
+	require.NoError(t, <-snapped, "the snapshot in progress completes")
+	require.NoError(t, <-closed)
+	f, err := NewInspector(mem, testDir, 7).Verify(ctx, VerifyOptions{LogOnly: true})
+	require.NoError(t, err)
+	assert.Empty(t, f)
 }

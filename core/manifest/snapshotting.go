@@ -81,6 +81,9 @@ func (l *Log) snapshotHeld(ctx context.Context, rebuild func(*Index) (*Index, er
 	}
 	marker := SnapshotMarker{ChunkIndex: snap.ChunkIndex, ChunkOffset: snap.ChunkOffset, SnapshotID: snap.ID}
 	if err := l.appendRecords([]Record{marker}, true); err != nil {
+		// Never used without its marker; removed so that no reader mistakes
+		// it for the trace of a crash.
+		_ = l.fs.Remove(filepath.Join(l.mdir, name))
 		return SnapshotInfo{}, err
 	}
 	if err := l.Commit(ctx); err != nil {
