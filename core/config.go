@@ -113,6 +113,12 @@ type Config struct {
 	// NoManifest runs without manifest logs (benchmarks of the bare write
 	// path, embedders with no tiering).
 	NoManifest bool
+	// Follower, when set, opens the store as a read replica of another
+	// writer (core/replica): no stream prepares a segment file or takes an
+	// id, appends fail with the error Follower returns (a
+	// *types.ReplicaError naming the writer), and segments arrive only
+	// through Stream.Follow.
+	Follower func() error
 	// TracerProvider creates the store's OpenTelemetry spans: seals,
 	// sampled durable appends and flushes, and (unless Manifest sets its
 	// own) manifest replays. Default: the global provider, a no-op until

@@ -1,6 +1,10 @@
 package core
 
-import "github.com/aof2/aof2/core/types"
+import (
+	"errors"
+
+	"github.com/aof2/aof2/core/types"
+)
 
 // Identifiers, re-exported from core/types.
 type (
@@ -44,6 +48,7 @@ var (
 	ErrNotDamaged         = types.ErrNotDamaged
 	ErrTooManyStreams     = types.ErrTooManyStreams
 	ErrFenced             = types.ErrFenced
+	ErrReplica            = types.ErrReplica
 )
 
 // MakeRecordID builds a RecordID from a segment id and an offset.
@@ -51,3 +56,13 @@ func MakeRecordID(seg SegmentID, offset uint32) RecordID { return types.MakeReco
 
 // KindOf returns the WouldBlock kind of err, or 0.
 func KindOf(err error) Kind { return types.KindOf(err) }
+
+// Errors of Stream.Follow.
+var (
+	// ErrNotNext: a followed segment does not continue the stream (not the
+	// next id, or not where the newest segment ends).
+	ErrNotNext = errors.New("aof2: segment does not follow the stream's newest segment")
+	// ErrNoManifest: the operation needs the stream's manifest log and the
+	// store runs without one (Config.NoManifest).
+	ErrNoManifest = errors.New("aof2: the store runs without manifest logs")
+)

@@ -271,6 +271,9 @@ func (s *Stream) start() error {
 			return fmt.Errorf("stream %d: %w", s.id, err)
 		}
 	}
+	if s.cfg.Follower != nil {
+		return nil // a replica never takes a segment id (Config.Follower)
+	}
 	s.mu.Lock()
 	if a := s.mu.active; a != nil {
 		s.prepareAheadLocked(a)

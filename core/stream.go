@@ -267,6 +267,9 @@ func (s *Stream) usableLocked() error {
 	if s.mu.refused != nil {
 		return s.mu.refused
 	}
+	if s.cfg.Follower != nil {
+		return s.cfg.Follower()
+	}
 	if s.mu.closed {
 		return fmt.Errorf("stream %d: %w", s.id, ErrClosed)
 	}

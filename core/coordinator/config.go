@@ -43,6 +43,12 @@ type Config struct {
 	// a stream; the next reservation is made in the background once half
 	// of the current one is used. Default 16; only with a tier 2.
 	ReserveSegments int
+	// Replica runs the coordinator of a read replica (core/replica): it
+	// claims no writer and makes no tier-2 mutation — no upload, chunk,
+	// snapshot, reservation, trim or retention delete — and keeps only
+	// the node's own caches: hydration from tier 2, compression of
+	// hydrated segments into tier 1, eviction under the budgets.
+	Replica bool
 	// SegmentMaxAge seals an active segment once its first record is this
 	// old (age.go), so that every record is on its way to the other tiers
 	// within about this long (the recovery point); 0 is off.

@@ -176,6 +176,9 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 		if err := c.adopt(ctx, s); err != nil {
 			return fmt.Errorf("coordinator: stream %d: %w", id, err)
 		}
+		if c.cfg.Replica {
+			continue // the follower (core/replica) reconciles with tier 2
+		}
 		if c.storeOK.Load() {
 			c.resumeDeletes(ctx, s)
 		}
@@ -475,7 +478,9 @@ func (c *Coordinator) scan() {
 		return
 	}
 	c.retryStoreCheck(st)
-	c.retryReservations() // reserve.go
+	if !c.cfg.Replica {
+		c.retryReservations() // reserve.go
+	}
 	c.listRemoteStreams(c.ctx)
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
@@ -519,6 +524,9 @@ func (c *Coordinator) scan() {
 			case c.remote != nil && ms.Tier2.Key == "" && c.warm.Contains(k):
 				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})
 			}
+		}
+		if c.cfg.Replica {
+			continue // the writer's retention, chunks and snapshots
 		}
 		if id, ok := c.retentionVictim(s, time.Now()); ok {
 			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: id})

@@ -64,11 +64,15 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 	if c.remote == nil || c.storeOK.Load() {
 		return nil
 	}
-	id, created, err := CheckStore(ctx, c.cfg.FS, c.cfg.DataDir, c.remote, true)
+	id, created, err := CheckStore(ctx, c.cfg.FS, c.cfg.DataDir, c.remote, !c.cfg.Replica)
 	if err != nil {
 		return err
 	}
-	if err := c.claimWriter(ctx, id); err != nil {
+	if c.cfg.Replica {
+		if id == "" {
+			return fmt.Errorf("%w: the prefix has no store descriptor yet (no writer has started on it)", ErrStoreMissing)
+		}
+	} else if err := c.claimWriter(ctx, id); err != nil {
 		return err
 	}
 	c.storeOK.Store(true)
@@ -149,6 +153,9 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 		return
 	}
 	c.logs.Succeed(storeUnchecked, "")
+	if c.cfg.Replica {
+		return
+	}
 	for _, id := range st.Streams() {
 		if s, err := st.Lookup(id); err == nil {
 			c.resumeDeletes(c.ctx, s)

@@ -153,10 +153,16 @@ func (c *Coordinator) claimWriter(ctx context.Context, storeID string) error {
 // claim is not checked yet, or the node is fenced.
 var errNotWriter = errors.New("coordinator: not (yet) the prefix's writer")
 
+// errReplica: a read replica (Config.Replica) is never the writer.
+var errReplica = fmt.Errorf("%w: a read replica", errNotWriter)
+
 // mayMutate says whether this node may make a tier-2 mutation now: the
 // store descriptor and the claim checked out, and the writer record is
 // still this node's claim (a Head). A changed record fences the node.
 func (c *Coordinator) mayMutate(ctx context.Context) error {
+	if c.cfg.Replica {
+		return errReplica
+	}
 	if f := c.fenced.Load(); f != nil {
 		return f
 	}

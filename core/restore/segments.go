@@ -122,11 +122,18 @@ func (r *run) describeCold(ctx context.Context, stream types.StreamID, entries [
 }
 
 func (r *run) describe(ctx context.Context, k types.SegmentKey, obj *tier2.Listed) (segment.Header, segment.Footer, error) {
-	rr, err := r.cfg.Remote.OpenSegmentRange(ctx, k, tier2.Expect{ETag: obj.Info.ETag})
+	return Describe(ctx, r.cfg.Remote, k, obj.Info.ETag)
+}
+
+// Describe reads the header and footer of segment k from the end of its
+// tier-2 artifact with etag (ranged reads of the seek table and the
+// trailer; no segment bytes). A read replica follows segments with it.
+func Describe(ctx context.Context, remote *tier2.Store, k types.SegmentKey, etag string) (segment.Header, segment.Footer, error) {
+	rr, err := remote.OpenSegmentRange(ctx, k, tier2.Expect{ETag: etag})
 	if err != nil {
 		return segment.Header{}, segment.Footer{}, err
 	}
-	a, err := tier1.OpenReaderAt(rr, rr.Size(), obj.Info.Key)
+	a, err := tier1.OpenReaderAt(rr, rr.Size(), remote.Layout().SegmentObjectKey(k))
 	if err != nil {
 		return segment.Header{}, segment.Footer{}, err
 	}

@@ -430,7 +430,7 @@ func unstable(path string, off int64) error {
 // records), confirms it with a second, independent read of the file.
 func ScanTailVerified(f vfs.File, b []byte, path string) (TailScan, error) {
 	ts := ScanTail(b)
-	if ts.DirtyEnd == ts.End && IsZero(b[DataEnd(int64(len(b))):]) {
+	if ts.DirtyEnd == ts.End && IsZero(b[max(DataEnd(int64(len(b))), 0):]) {
 		return ts, nil
 	}
 	again := make([]byte, len(b))

@@ -52,6 +52,10 @@ var (
 	// (a takeover): this node stopped writing to it for good; reads go on.
 	// The error is a *FencedError naming the new writer.
 	ErrFenced = errors.New("aof2: fenced: another node writes this tier-2 prefix")
+	// ErrReplica: this node is a read replica of another writer (role
+	// "replica"): it serves reads of what the writer uploaded and refuses
+	// appends. The error is a *ReplicaError naming the writer.
+	ErrReplica = errors.New("aof2: read replica: appends go to the writer")
 	// ErrTooManyStreams: creating the stream would exceed the store's
 	// stream limit (Config.MaxStreams). Existing streams are unaffected.
 	ErrTooManyStreams = errors.New("aof2: too many streams")
@@ -197,3 +201,22 @@ func (e *FencedError) Error() string {
 
 // Is makes errors.Is(err, ErrFenced) true.
 func (e *FencedError) Is(target error) bool { return target == ErrFenced }
+
+// ReplicaError is ErrReplica with the writer appends go to.
+type ReplicaError struct {
+	// Writer names the prefix's writer (node id and host) and Epoch its
+	// claim's, as the replica last read them; empty when unknown.
+	Writer string
+	Epoch  uint64
+}
+
+func (e *ReplicaError) Error() string {
+	w := e.Writer
+	if w == "" {
+		w = "the prefix's writer"
+	}
+	return fmt.Sprintf("aof2: this node is a read replica: appends go to %s (epoch %d); docs/tiering.md#read-replicas", w, e.Epoch)
+}
+
+// Is makes errors.Is(err, ErrReplica) true.
+func (e *ReplicaError) Is(target error) bool { return target == ErrReplica }

@@ -1,0 +1,202 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/restore"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
+)
+
+// found is a segment object seen in tier 2 and not followed yet.
+type found struct {
+	id   types.SegmentID
+	info pluginapi.ObjectInfo
+	h    segment.Header
+	f    segment.Footer
+}
+
+// next is the id the stream's next segment takes (1 for an empty one).
+func next(s *core.Stream) types.SegmentID {
+	segs := s.SegmentList()
+	if len(segs) == 0 {
+		return 1
+	}
+	return segs[len(segs)-1].ID + 1
+}
+
+// pollStream brings one stream up to tier 2: from the listing when there
+// is one (bulk, concurrent describes), then by polling the next key.
+func (f *Follower) pollStream(ctx context.Context, s *core.Stream, l *tier2.Listing) error {
+	if l != nil {
+		if err := f.applyListing(ctx, s, l); err != nil {
+			return err
+		}
+	}
+	for {
+		id := next(s)
+		k := types.SegmentKey{Stream: s.ID(), Segment: id}
+		info, err := f.cfg.Remote.Stat(ctx, f.cfg.Remote.Layout().SegmentObjectKey(k))
+		if errors.Is(err, pluginapi.ErrNotFound) {
+			now := f.cfg.Now()
+			f.update(s.ID(), func(st *state) {
+				if st.stalled == nil {
+					st.caughtUp, st.behind = now, 0
+				}
+			})
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fo := &found{id: id, info: info}
+		f.noteBehind(s.ID(), []*found{fo})
+		if err := f.describe(ctx, s.ID(), []*found{fo}); err != nil {
+			return err
+		}
+		if err := f.follow(ctx, s, fo); err != nil {
+			return err
+		}
+	}
+}
+
+// applyListing drops what the writer's retention deleted, repairs the
+// records of segments a crash left unrecorded, detects a gap, and
+// follows every listed segment that continues the stream.
+func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Listing) error {
+	objs := map[types.SegmentID]pluginapi.ObjectInfo{}
+	var ids []types.SegmentID
+	for _, o := range l.Segments {
+		id := types.SegmentID(o.Ref.ID)
+		objs[id] = o.Info
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if len(ids) > 0 {
+		f.dropRetired(s, ids[0])
+	}
+	tl := s.TierLog()
+	for _, info := range s.SegmentList() {
+		obj, ok := objs[info.ID]
+		if ms, _ := tl.Segment(info.ID); ok && ms.Tier2.Key == "" && info.Footer != nil {
+			if err := s.FollowRepair(ctx, info.ID, core.Remote{Key: obj.Key, ETag: obj.ETag, ModTime: obj.ModTime}); err != nil {
+				return err
+			}
+		}
+	}
+	n := next(s)
+	if len(s.SegmentList()) == 0 && len(ids) > 0 && ids[0] > n {
+		n = ids[0] // the writer's retention deleted the stream's first segments
+	}
+	var run []*found
+	for _, id := range ids {
+		if id < n {
+			continue
+		}
+		if id != n+types.SegmentID(len(run)) {
+			break
+		}
+		run = append(run, &found{id: id, info: objs[id]})
+	}
+	f.checkGap(s.ID(), n, ids)
+	if len(run) == 0 {
+		return nil
+	}
+	f.noteBehind(s.ID(), run)
+	for len(run) > 0 {
+		batch := run[:min(len(run), 4*f.cfg.Concurrency)]
+		run = run[len(batch):]
+		if err := f.describe(ctx, s.ID(), batch); err != nil {
+			return err
+		}
+		for _, fo := range batch {
+			if err := f.follow(ctx, s, fo); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dropRetired removes the stream's oldest segments that tier 2 no longer
+// holds (the writer's retention deleted them). A segment a reader is on
+// stays until the next listing.
+func (f *Follower) dropRetired(s *core.Stream, lowest types.SegmentID) {
+	for {
+		segs := s.SegmentList()
+		if len(segs) < 2 || segs[0].ID >= lowest {
+			return
+		}
+		if err := s.DropHead(segs[0].ID); err != nil {
+			if !errors.Is(err, core.ErrSegmentBusy) {
+				f.log.Warn("replica: could not drop a segment the writer's retention deleted", "stream_id", uint64(s.ID()), "segment_id", uint64(segs[0].ID), "error", err)
+			}
+			return
+		}
+	}
+}
+
+// checkGap marks the stream stalled when its next segment is missing and
+// a later one is listed: following stops there, visibly.
+func (f *Follower) checkGap(id types.StreamID, n types.SegmentID, listed []types.SegmentID) {
+	var err error
+	if len(listed) > 0 && listed[len(listed)-1] > n && !slices.Contains(listed, n) {
+		err = fmt.Errorf("%w: stream %d: segment %d (tier 2 holds up to %d)", ErrStalled, id, n, listed[len(listed)-1])
+	}
+	f.update(id, func(st *state) {
+		if err != nil && st.stalled == nil {
+			f.log.Error("replica: following stopped at a gap in tier 2; the stream is served up to it", "stream_id", uint64(id), "segment_id", uint64(n), "error", err)
+		}
+		st.stalled = err
+	})
+}
+
+// noteBehind adds what the found segments hold to the stream's lag.
+func (f *Follower) noteBehind(id types.StreamID, fs []*found) {
+	var n uint64
+	for _, fo := range fs {
+		if m, err := tier2.ParseMetadata(fo.info.Metadata); err == nil {
+			n += m.RecordCount
+		}
+	}
+	f.update(id, func(st *state) { st.behind = n })
+}
+
+// describe reads every found segment's header and footer, concurrently.
+func (f *Follower) describe(ctx context.Context, stream types.StreamID, fs []*found) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(f.cfg.Concurrency)
+	for _, fo := range fs {
+		g.Go(func() error {
+			h, ft, err := restore.Describe(ctx, f.cfg.Remote, types.SegmentKey{Stream: stream, Segment: fo.id}, fo.info.ETag)
+			if err != nil {
+				return fmt.Errorf("describe segment %d (%s): %w", fo.id, fo.info.Key, err)
+			}
+			if h.StreamID != stream || h.SegmentID != fo.id {
+				return &types.CorruptError{Path: fo.info.Key, Reason: fmt.Sprintf("holds segment %d of stream %d", h.SegmentID, h.StreamID)}
+			}
+			fo.h, fo.f = h, ft
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// follow adds one described segment to the stream.
+func (f *Follower) follow(ctx context.Context, s *core.Stream, fo *found) error {
+	obj := core.Remote{Key: fo.info.Key, ETag: fo.info.ETag, ModTime: fo.info.ModTime}
+	if err := s.Follow(ctx, fo.h, fo.f, obj); err != nil {
+		return err
+	}
+	f.update(s.ID(), func(st *state) { st.behind -= min(st.behind, fo.f.RecordCount) })
+	f.log.Debug("replica: segment followed", "stream_id", uint64(s.ID()), "segment_id", uint64(fo.id), "records", fo.f.RecordCount)
+	return nil
+}
