@@ -84,6 +84,7 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 	aof2v1.ErrorReason_TOO_MANY_STREAMS:      types.ErrTooManyStreams,
 	aof2v1.ErrorReason_DATA_MISSING:          ErrDataMissing,
 	aof2v1.ErrorReason_FENCED:                types.ErrFenced,
+	aof2v1.ErrorReason_REPLICA:               types.ErrReplica,
 }
 
 // codeTargets covers statuses without an aof2 ErrorInfo (from gRPC itself

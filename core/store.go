@@ -133,8 +133,23 @@ func (st *Store) streamDir(id StreamID) string {
 // Dir returns the store's directory.
 func (st *Store) Dir() string { return st.dir }
 
-// Stream returns stream id, creating it on first use.
+// Stream returns stream id, creating it on first use. A follower
+// (Config.Follower) creates no stream: its streams are its writer's,
+// created by FollowStream.
 func (st *Store) Stream(id StreamID) (*Stream, error) {
+	return st.stream(id, false)
+}
+
+// FollowStream returns stream id of a follower's store, creating it when
+// the store does not have it yet: the writer created it (core/replica).
+func (st *Store) FollowStream(id StreamID) (*Stream, error) {
+	if st.cfg.Follower == nil {
+		return nil, fmt.Errorf("follow stream %d: the store is not a follower (Config.Follower)", id)
+	}
+	return st.stream(id, true)
+}
+
+func (st *Store) stream(id StreamID, follow bool) (*Stream, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.mu.closed {
@@ -145,6 +160,9 @@ func (st *Store) Stream(id StreamID) (*Stream, error) {
 	}
 	if err, ok := st.mu.broken[id]; ok {
 		return nil, err
+	}
+	if st.cfg.Follower != nil && !follow {
+		return nil, fmt.Errorf("create stream %d: %w", id, st.cfg.Follower())
 	}
 	if err := st.checkStreamLimitLocked(id); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/aof2/aof2/core/replica"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/host/node"
@@ -151,6 +152,9 @@ func nodeOptions(cfg *config.Config, reg prometheus.Registerer, logger hclog.Log
 		}
 		o.Plugin = &launch
 		o.Tier2 = cfg.Tier2Config()
+	}
+	if cfg.IsReplica() {
+		o.Replica = &replica.Config{Interval: cfg.Replica.PollInterval, ListInterval: cfg.Replica.ListInterval}
 	}
 	return o, nil
 }

@@ -198,7 +198,7 @@ func (f *Follower) list(ctx context.Context) (map[types.StreamID]*tier2.Listing,
 	}
 	out := map[types.StreamID]*tier2.Listing{}
 	for _, id := range ids {
-		if _, err := f.cfg.Store.Stream(id); err != nil {
+		if _, err := f.cfg.Store.FollowStream(id); err != nil {
 			return nil, fmt.Errorf("open stream %d: %w", id, err)
 		}
 		l, err := r.ListStream(ctx, id)

@@ -12,6 +12,10 @@ type Config struct {
 	DataDir   string
 	LogLevel  string // trace, debug, info, warn or error
 	LogFormat string // auto, json or text
+	// Role is "writer" (the default) or "replica": a read replica that
+	// follows the prefix's writer from tier 2 (core/replica).
+	Role    string
+	Replica Replica
 	// PluginDir is where backend plugin binaries live; "" means the
 	// directory of the host binary. $PATH is never searched.
 	PluginDir string
@@ -56,6 +60,15 @@ type TLS struct {
 }
 
 // Segment configures tier-0 segment files and the write path (core.Config).
+// Replica configures role = "replica".
+type Replica struct {
+	PollInterval time.Duration // replica.Config.Interval
+	ListInterval time.Duration // replica.Config.ListInterval
+}
+
+// IsReplica reports whether the host runs as a read replica.
+func (c *Config) IsReplica() bool { return c.Role == "replica" }
+
 type Segment struct {
 	Size              int64
 	InitialSize       int64

@@ -114,6 +114,9 @@ func samples(t *testing.T) map[string][3]string {
 	return map[string][3]string{
 		"data_dir":                       {"/d1", "/d2", "/d3"},
 		"log_level":                      {"debug", "warn", "error"},
+		"role":                           {"writer", "replica", "writer"},
+		"replica.poll_interval":          {"1ms", "1s", "1m"},
+		"replica.list_interval":          {"1s", "1m", "1h"},
 		"log_format":                     {"json", "text", "auto"},
 		"plugin_dir":                     {"/p1", "/p2", "/p3"},
 		"listen.grpc":                    {"127.0.0.1:1", "localhost:2", "[::1]:3"},

@@ -29,6 +29,7 @@ var (
 	tier0Policy  = []string{"auto", "tier1", "tier2"}
 	tier1Levels  = []string{"fastest", "default", "better", "best"}
 	tier1Verify  = []string{"quick", "full"}
+	roles        = []string{"writer", "replica"}
 )
 
 // keys is every configuration key, in the order Reference and HCL list
@@ -38,6 +39,12 @@ var keys = []*key{
 		func(c *Config) *string { return &c.DataDir }, checkPath),
 	enumKey("log_level", "info", logLevels, "Lowest level logged.", func(c *Config) *string { return &c.LogLevel }),
 	enumKey("log_format", "auto", logFormats, "Log encoding; auto is JSON unless stderr is a terminal.", func(c *Config) *string { return &c.LogFormat }),
+	enumKey("role", "writer", roles, "writer appends and owns the tier-2 prefix (one per prefix, docs/adr-fencing.md); replica follows the prefix's writer from tier 2 alone, serves reads of everything uploaded and refuses appends (docs/tiering.md#read-replicas). Any number of replicas may follow one prefix.",
+		func(c *Config) *string { return &c.Role }),
+	durationKey("replica.poll_interval", time.Second, "How often a replica polls the next key of every stream (a HEAD per stream); its lag behind tier 2 is at most about this.",
+		func(c *Config) *time.Duration { return &c.Replica.PollInterval }, false, positive),
+	durationKey("replica.list_interval", time.Minute, "How often a replica lists the prefix: new streams appear on it within about this, and the writer's retention deletes are applied.",
+		func(c *Config) *time.Duration { return &c.Replica.ListInterval }, false, positive),
 	stringKey("plugin_dir", "", "Directory of the aof2-plugin-<name> binaries; empty means the host binary's directory. $PATH is never searched.",
 		func(c *Config) *string { return &c.PluginDir }, checkOptionalPath),
 

@@ -27,6 +27,9 @@ func (c *Config) validate() error {
 		errs.add(c.keyError("tier0.disk_low_watermark", FormatPercent(lo), "must be below tier0.disk_high_watermark ("+FormatPercent(hi)+")", nil))
 	}
 	if !c.Tier2Enabled() {
+		if c.IsReplica() {
+			errs.add(c.keyError("role", c.Role, "a replica follows its writer from tier 2 and needs one configured (tier2.enabled and tier2.plugin)", nil))
+		}
 		if c.Tier0.Policy == "tier2" {
 			errs.add(c.keyError("tier0.policy", c.Tier0.Policy, "needs a tier 2 (tier2.enabled and tier2.plugin)", nil))
 		}

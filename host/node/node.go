@@ -20,6 +20,7 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/replica"
 	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -38,6 +39,10 @@ type Options struct {
 	Plugin     *pluginhost.LaunchConfig
 	Supervisor pluginhost.SupervisorConfig // Launch is taken from Plugin
 	Tier2      tier2.Config
+	// Replica, when set, runs the node as a read replica of the prefix's
+	// writer (core/replica): Store, Remote, Writer, Registerer and Logger
+	// are filled in. It needs a Plugin.
+	Replica    *replica.Config
 	Registerer prometheus.Registerer
 	Logger     hclog.Logger
 }
@@ -56,6 +61,10 @@ type Node struct {
 		coord  *coordinator.Coordinator
 		store  *core.Store
 		closed bool
+		// follower runs while the node is a replica; stopFollow cancels
+		// its Run and waits for it.
+		follower   *replica.Follower
+		stopFollow func()
 	}
 }
 
@@ -66,6 +75,9 @@ func New(opts Options) (*Node, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Replica != nil && opts.Plugin == nil {
+		return nil, &types.ConfigError{Key: "role", Reason: "a replica follows its writer from tier 2 and needs one configured"}
 	}
 	return &Node{opts: opts, log: opts.Logger}, nil
 }
@@ -116,10 +128,18 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		cc.Tier2 = n.mu.remote
 	}
+	var writer *replica.Writer
+	if o.Replica != nil {
+		cc.Replica = true
+		writer = &replica.Writer{}
+	}
 	if n.mu.coord, err = coordinator.New(cc); err != nil {
 		return err
 	}
 	sc := o.Core
+	if writer != nil {
+		sc.Follower = writer.Refusal
+	}
 	sc.Tiering = n.mu.coord
 	sc.Registerer = or(sc.Registerer, o.Registerer)
 	sc.Logger = orLog(sc.Logger, n.log.Named("core"))
@@ -128,6 +148,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if err := n.mu.coord.Start(ctx, n.mu.store); err != nil {
 		return err
+	}
+	if writer != nil {
+		return n.startFollowing(ctx, writer)
 	}
 	if err := n.checkNotEmptyOverStreams(); err != nil {
 		return err
@@ -195,6 +218,10 @@ func (n *Node) Close(ctx context.Context) error {
 func (n *Node) closeLocked(ctx context.Context) error {
 	n.ready.Store(false)
 	var errs []error
+	if n.mu.stopFollow != nil {
+		n.mu.stopFollow()
+		n.mu.stopFollow, n.mu.follower = nil, nil
+	}
 	// The store first: closing it flushes and it may still hydrate
 	// through the coordinator.
 	if n.mu.store != nil {

@@ -73,6 +73,7 @@ var errorTable = []struct {
 	{is(core.ErrNotFound), class{aof2v1.ErrorReason_RECORD_NOT_FOUND, codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable}},
 	{is(core.ErrNeedsRestore), class{aof2v1.ErrorReason_NEEDS_RESTORE, codes.FailedPrecondition, http.StatusConflict}},
 	{is(core.ErrFenced), class{aof2v1.ErrorReason_FENCED, codes.FailedPrecondition, http.StatusConflict}},
+	{is(core.ErrReplica), class{aof2v1.ErrorReason_REPLICA, codes.FailedPrecondition, http.StatusMisdirectedRequest}},
 	{is(core.ErrStreamFailed), class{aof2v1.ErrorReason_STREAM_FAILED, codes.FailedPrecondition, http.StatusServiceUnavailable}},
 	{is(core.ErrNoSpace), class{aof2v1.ErrorReason_NO_SPACE, codes.ResourceExhausted, http.StatusInsufficientStorage}},
 	{is(core.ErrSegmentIDExhausted), class{aof2v1.ErrorReason_SEGMENT_IDS_EXHAUSTED, codes.ResourceExhausted, http.StatusInsufficientStorage}},

@@ -108,6 +108,10 @@ const (
 	// takeover): this host refuses appends for good and serves reads; the
 	// message names the new writer. Send appends there.
 	ErrorReason_FENCED ErrorReason = 21
+	// This host is a read replica (role = "replica"): it serves reads of
+	// what the prefix's writer uploaded and refuses appends and stream
+	// creation; the message names the writer. Send appends there.
+	ErrorReason_REPLICA ErrorReason = 22
 )
 
 // Enum value maps for ErrorReason.
@@ -135,6 +139,7 @@ var (
 		19: "DATA_MISSING",
 		20: "STREAM_DAMAGED",
 		21: "FENCED",
+		22: "REPLICA",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -159,6 +164,7 @@ var (
 		"DATA_MISSING":             19,
 		"STREAM_DAMAGED":           20,
 		"FENCED":                   21,
+		"REPLICA":                  22,
 	}
 )
 
@@ -1540,7 +1546,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\xaa\x03\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\xb7\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1566,7 +1572,8 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\fDATA_MISSING\x10\x13\x12\x12\n" +
 	"\x0eSTREAM_DAMAGED\x10\x14\x12\n" +
 	"\n" +
-	"\x06FENCED\x10\x152\xf3\x03\n" +
+	"\x06FENCED\x10\x15\x12\v\n" +
+	"\aREPLICA\x10\x162\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
 	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +
