@@ -38,7 +38,7 @@ func (s *Stream) startSealLocked(a *seg) error {
 	}
 	a.publish()
 	s.mu.sealing, s.mu.active = a, nil
-	kick(s.syncKick)
+	s.kickSync() // starts the syncer if it went idle: nothing else would
 	s.stateN.broadcast()
 	return nil
 }
@@ -88,7 +88,7 @@ func (s *Stream) SealActive(id SegmentID) error {
 	case a.w.Count() == 0:
 		return fmt.Errorf("stream %d: seal segment %d: %w", s.id, id, ErrNothingToSeal)
 	case s.mu.sealing != nil:
-		kick(s.syncKick)
+		s.kickSync()
 		return fmt.Errorf("stream %d: seal segment %d: the previous seal is still running: %w", s.id, id, ErrSegmentBusy)
 	}
 	return s.startSealLocked(a)

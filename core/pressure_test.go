@@ -160,6 +160,27 @@ func TestSealActive(t *testing.T) {
 	require.ErrorIs(t, s.SealActive(4), ErrClosed)
 }
 
+// TestSealActiveIdleStream: SealActive on a stream whose syncer went idle
+// (the case segment.max_age is for: a stream nobody writes to) seals the
+// segment by itself, with no later append or Seal to start the syncer.
+func TestSealActiveIdleStream(t *testing.T) {
+	cfg := shortConfig(vfs.NewMem())
+	cfg.syncLinger = time.Millisecond
+	st, err := Open("/data", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendDurable(context.Background(), []byte("one"), AppendOptions{})
+	require.NoError(t, err)
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return !s.syncRunning.Load() }, "the syncer to go idle")
+	require.NoError(t, s.SealActive(1))
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool {
+		info, ok := s.Segment(1)
+		return ok && info.Footer != nil
+	}, "the seal SealActive started to finish")
+}
+
 // TestWaitingForSpace: a stream whose next segment cannot be prepared for
 // want of space says so, with a segment's worth to free, and writers get
 // WouldBlock(Admission) wrapping ErrNoSpace; once space is back the

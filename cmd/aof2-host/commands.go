@@ -34,6 +34,17 @@ there answer FENCED; reads go on). For a lost node: takeover, then restore, then
 serve. See docs/adr-fencing.md and deploy/README.md.`,
 		example: "aof2-host takeover -config /etc/aof2/aof2.hcl",
 		run:     runTakeover},
+	{name: "promote", summary: "turn a stopped read replica into the prefix's writer: takeover, then the writer's history restored in place",
+		long: `Offline: stop the replica's host first. Makes this data directory's node the
+prefix's writer (as aof2-host takeover: the previous writer, if it still runs, is fenced
+at its next tier-2 write), sets the replica's streams aside (<data_dir>/replica.old)
+and restores every stream from tier 2 in their place (as aof2-host restore: the
+writer's manifest history, every uploaded segment cold, the ids it may have used and
+not uploaded recorded as lost), then removes the replica's copy. The warm cache stays.
+Interrupted, it is rerun to the same result. Then start the host with role = "writer".
+See docs/tiering.md#read-replicas and deploy/README.md.`,
+		example: "aof2-host promote -config /etc/aof2/replica.hcl",
+		run:     runPromote},
 	{name: "dump", summary: "print the tier table: every segment of every stream and where its copies are",
 		long:    "Online with -addr (live budgets, queues and hydration latency), else offline from the data directory's manifests.",
 		example: "aof2-host dump -data-dir ./data --json | jq '.tiers'",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/host/node"
 )
 
@@ -63,9 +64,16 @@ func runRestore(ctx context.Context, e *cmdEnv) error {
 		return err
 	}
 	defer sess.close()
+	return restoreAndReport(ctx, e, cfg, sess, logger, only, *asJSON)
+}
+
+// restoreAndReport restores the streams of only (nil: all) into
+// cfg.DataDir and prints the report; the caller holds the directory's
+// lock and the prefix's writer claim.
+func restoreAndReport(ctx context.Context, e *cmdEnv, cfg *config.Config, sess *tier2Session, logger hclog.Logger, only []types.StreamID, asJSON bool) error {
 	rep, err := restore.Run(ctx, restore.Config{DataDir: cfg.DataDir, Remote: sess.store, Manifest: cfg.CoreConfig().Manifest,
 		SegmentSize: cfg.Segment.Size, ReserveSegments: cfg.Tier2.ReserveSegments, Concurrency: max(cfg.Tier2.MaxConcurrency, 4), Logger: logger.Named("restore")}, only)
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if jerr := enc.Encode(rep); jerr != nil {

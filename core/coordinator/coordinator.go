@@ -111,7 +111,7 @@ type job struct {
 	kind   jobKind
 	stream types.StreamID
 	seg    types.SegmentID
-	chunk  uint64 // jobChunk: the manifest chunk index
+	chunk  uint64 // jobSnapshot: the snapshot id
 }
 
 // New creates a coordinator: the tier-0 budget and the warm cache. It does
@@ -399,7 +399,7 @@ func (c *Coordinator) run(j job) {
 		case jobReupload:
 			err = c.reupload(ctx, s, j.seg)
 		case jobChunk:
-			err = c.uploadChunk(ctx, s, j.chunk)
+			err = c.uploadChunks(ctx, s)
 		case jobRetire:
 			err = c.retire(ctx, s, j.seg)
 		case jobWarmEvict:
@@ -532,12 +532,15 @@ func (c *Coordinator) scan() {
 			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: id})
 		}
 		if c.remote != nil {
-			// One job per stream uploads its chunks in index order
-			// (uploadChunk), so that tier 2 never holds a chunk whose
-			// predecessor it lacks: a gap would end a restore's history.
+			// One job per stream (queued or running: its key has no chunk
+			// index) uploads its chunks in index order (uploadChunks), so
+			// that tier 2 never holds a chunk whose predecessor it lacks
+			// (a gap would end a restore's history), and no chunk is
+			// uploaded twice at once: the second would read the chunk
+			// after the first marked it uploaded, different bytes.
 			for _, ch := range tl.SealedChunks() {
 				if !ch.Uploaded {
-					c.enqueue(job{kind: jobChunk, stream: id, chunk: ch.Index})
+					c.enqueue(job{kind: jobChunk, stream: id})
 					break
 				}
 			}

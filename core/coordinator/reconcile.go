@@ -110,22 +110,22 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 	return rec
 }
 
-// uploadChunk ships the stream's sealed manifest chunks from index on to
-// tier 2, in index order, stopping at the first failure, and tells the log
+// uploadChunks ships the stream's sealed manifest chunks not uploaded yet
+// to tier 2, in index order, stopping at the first failure, and tells the log
 // of each (its local retention may then delete it). A chunk is uploaded
 // only once every sealed chunk before it is: tier 2's manifest has no gap
 // a crash could leave (docs/adr-restore.md).
-func (c *Coordinator) uploadChunk(ctx context.Context, s *core.Stream, index uint64) (err error) {
-	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanChunkUpload,
-		tracing.StreamID(uint64(s.ID())), tracing.ChunkIndex(index), tracing.Tier(2))
+func (c *Coordinator) uploadChunks(ctx context.Context, s *core.Stream) (err error) {
+	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanChunkUpload, tracing.StreamID(uint64(s.ID())), tracing.Tier(2))
 	result := tracing.ResultSkipped
 	defer func() { endSpan(span, err, result) }()
 	tl := s.TierLog()
 	uploaded := false
 	for _, ch := range tl.SealedChunks() {
-		if ch.Index < index || ch.Uploaded {
+		if ch.Uploaded {
 			continue
 		}
+		span.SetAttributes(tracing.ChunkIndex(ch.Index))
 		if uploaded { // the job's first upload was checked by run
 			if err := c.mayMutate(ctx); err != nil {
 				return err

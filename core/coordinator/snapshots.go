@@ -16,7 +16,7 @@ import (
 )
 
 // The tier-2 manifest (docs/tiering.md#the-tier-2-manifest). Each stream's
-// manifest reaches tier 2 as its sealed chunks (uploadChunk) and its
+// manifest reaches tier 2 as its sealed chunks (uploadChunks) and its
 // snapshots: every snapshot the manifest log takes (every
 // manifest.snapshot_every_bytes, or on demand) is uploaded as soon as the
 // scan sees it. Once two uploaded snapshots exist, tier 2 keeps only what

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/host/node"
+)
+
+// replicaOld is where promote moves a replica's streams while the
+// writer's history is restored in their place.
+const replicaOld = "replica.old"
+
+// runPromote turns a stopped read replica's data directory into the
+// prefix's writer (docs/tiering.md#read-replicas): a takeover, then a
+// restore of every stream in place of the replica's. A replica's local
+// manifests describe what it followed, not the writer's history, so they
+// are set aside and the history is installed from tier 2 as restore
+// does; the warm cache stays and is adopted where it verifies.
+// Interrupted, it is rerun to the same result.
+func runPromote(ctx context.Context, e *cmdEnv) error {
+	cfgPath := e.flags.String("config", "", "host config file to take data_dir and the plugin from")
+	dataDir := e.flags.String("data-dir", "", "data directory of the replica (default: the config's data_dir, else ./data)")
+	pluginDir := e.flags.String("plugin-dir", "", "directory of the aof2-plugin-<name> binaries (default: the config's plugin_dir, else this binary's directory)")
+	asJSON := e.flags.Bool("json", false, "print the restore report as JSON")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	cfg, err := loadVerifyConfig(*cfgPath, *dataDir, *pluginDir)
+	if err != nil {
+		return err
+	}
+	if !cfg.Tier2Enabled() {
+		return usagef("promote claims a tier-2 prefix, and no tier-2 plugin is configured")
+	}
+	release, err := node.Lock(cfg.DataDir)
+	if errors.Is(err, node.ErrLocked) {
+		return usagef("%v: stop the replica's host before promoting it", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = release() }()
+	logger := hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: hclog.Warn, Output: e.stderr})
+	sess, err := openTier2(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	rec, err := coordinator.Takeover(ctx, nil, cfg.DataDir, sess.store)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "node %s (%s) is the writer of %s at epoch %d\n", rec.NodeID, rec.Host, sess.desc, rec.Epoch)
+	if err := setReplicaAside(cfg.DataDir); err != nil {
+		return err
+	}
+	if err := restoreAndReport(ctx, e, cfg, sess, logger, nil, *asJSON); err != nil {
+		return err
+	}
+	if err := vfs.RemoveAll(vfs.OS, filepath.Join(cfg.DataDir, replicaOld)); err != nil {
+		return fmt.Errorf("remove the replica's streams: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "promoted: start the host with role = \"writer\" (docs/tiering.md#read-replicas)\n")
+	return nil
+}
+
+// setReplicaAside moves the replica's streams directory to replicaOld,
+// unless an earlier promote did (then streams/ holds what its restore
+// finished, which the rerun keeps).
+func setReplicaAside(dataDir string) error {
+	old, streams := filepath.Join(dataDir, replicaOld), filepath.Join(dataDir, "streams")
+	if _, err := vfs.OS.Stat(old); err == nil {
+		return nil
+	} else if !vfs.IsNotExist(err) {
+		return err
+	}
+	if _, err := vfs.OS.Stat(streams); vfs.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := vfs.OS.Rename(streams, old); err != nil {
+		return fmt.Errorf("set the replica's streams aside: %w", err)
+	}
+	return vfs.OS.SyncDir(dataDir)
+}
