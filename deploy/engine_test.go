@@ -21,6 +21,7 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/replica"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/pluginapi"
@@ -110,6 +111,13 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, st.Close()) }()
 	require.NoError(t, c.Start(ctx, st))
+	// A read replica's metrics (core/replica). Its lag collector has
+	// series only for streams it polled: one poll of the writer's own
+	// store gives stream 42 one (the listing fails, this store is not a
+	// follower; the stream's next key is polled all the same).
+	f, err := replica.New(replica.Config{Store: st, Remote: remote, Registerer: reg, Logger: log})
+	require.NoError(t, err)
+	defer f.Close()
 
 	s, err := st.Stream(42)
 	require.NoError(t, err)
@@ -143,6 +151,7 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	}
 	rd.Close()
 	require.Equal(t, records, n, "every record reads back, evicted segments through hydration")
+	_ = f.Poll(ctx)
 
 	return collectMetrics(t, reg)
 }

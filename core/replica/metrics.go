@@ -14,7 +14,7 @@ var (
 		"Records the replica saw in tier 2 and does not serve yet, per stream.",
 		[]string{"stream_id"}, nil)
 	stalledDesc = prometheus.NewDesc("aof_replica_stalled",
-		"1 while a stream's next segment is missing from tier 2 and later ones are not (following stopped at the gap).",
+		"1 while a stream's next segment is missing from tier 2 and later ones are (following stopped at the gap).",
 		[]string{"stream_id"}, nil)
 )
 
