@@ -222,3 +222,61 @@ func TestReplicaFollowsAndPromotes(t *testing.T) {
 		len(records), probeMax.Round(time.Millisecond), maxAge, poll, lagMax)
 	require.False(t, errors.Is(ctx.Err(), context.DeadlineExceeded))
 }
+
+// TestServeTakeover: a host whose prefix another node took over is
+// fenced at its next tier-2 write (appends FENCED, reads go on) and,
+// restarted, refused (exit 5); `serve -takeover` claims the prefix back at
+// the next epoch and serves. On an empty data directory over a prefix
+// with streams, `serve -takeover` is refused before it claims anything.
+func TestServeTakeover(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	objects := filepath.Join(root, "objects")
+	env := []string{"AOF2_TIER2_SETTINGS_ROOT=" + objects}
+	aArgs := append(defaultHostArgs(filepath.Join(root, "a")), "-tier2-settings", "root="+objects)
+	a := startHost(t, bin, nil, aArgs...)
+	a.waitReady()
+	ac := a.dial(ctx)
+	ids, err := ac.Append(ctx, 1, []byte("before"))
+	require.NoError(t, err)
+
+	// An empty node cannot take over with serve: it would need a restore.
+	bArgs := append(defaultHostArgs(filepath.Join(root, "b")), "-tier2-settings", "root="+objects)
+	code, _, stderr := runHostCmd(t, ctx, bin, nil, append([]string{"serve", "-takeover"}, bArgs...)...)
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "the writer was left alone")
+	code, _, stderr = runHostCmd(t, ctx, bin, nil, append([]string{"serve", "-takeover", "-role", "replica"}, bArgs...)...)
+	require.Equal(t, exitUsage, code, "-takeover with role = replica is a usage error\n%s", stderr)
+	_, err = ac.Seal(ctx, 1)
+	require.NoError(t, err, "the writer was not fenced")
+
+	// Another node takes the prefix over: a's next tier-2 write fences it.
+	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", filepath.Join(root, "c"))
+	require.Zero(t, code, "%s\n%s", stdout, stderr)
+	require.Contains(t, stdout, "epoch 2")
+	_, err = ac.Append(ctx, 1, []byte("sealed by the next seal"))
+	require.NoError(t, err)
+	var appendErr error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, _ = ac.Seal(ctx, 1)
+		if _, appendErr = ac.Append(ctx, 1, []byte("after")); errors.Is(appendErr, types.ErrFenced) {
+			break
+		}
+	}
+	require.ErrorIs(t, appendErr, types.ErrFenced)
+	res, err := ac.Read(ctx, 1, client.AtID(ids[0]), 1)
+	require.NoError(t, err, "reads go on")
+	require.Equal(t, []byte("before"), res.Records[0].Payload)
+	a.stop()
+
+	code, _, stderr = runHostCmd(t, ctx, bin, nil, append([]string{"serve"}, aArgs...)...)
+	require.Equal(t, exitClaimed, code, "c holds the prefix\n%s", stderr)
+	a = startHost(t, bin, nil, append([]string{"-takeover"}, aArgs...)...)
+	a.waitReady()
+	ac = a.dial(ctx)
+	_, err = ac.Append(ctx, 1, []byte("writer again"))
+	require.NoError(t, err)
+	a.stop()
+}

@@ -34,6 +34,7 @@ const shutdownGrace = 30 * time.Second
 // /readyz turns ready. On a signal it stops accepting, lets in-flight
 // requests finish, flushes and closes the store, and stops the plugin.
 func runServe(ctx context.Context, e *cmdEnv) error {
+	takeover := e.flags.Bool("takeover", false, "claim the tier-2 prefix at the next epoch before starting, as `aof2-host takeover` does: the previous writer is fenced at its next tier-2 write (docs/adr-fencing.md). Not with role = \"replica\".")
 	cfg, err := config.Load(e.args, os.Environ(), config.WithFlagSet(e.flags))
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,6 +44,9 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	}
 	if e.flags.NArg() > 0 {
 		return usagef("unexpected argument %q", e.flags.Arg(0))
+	}
+	if *takeover && (cfg.IsReplica() || !cfg.Tier2Enabled()) {
+		return usagef("-takeover claims the tier-2 prefix as its writer: it needs a tier 2 and role = \"writer\"")
 	}
 	logger := newLogger(cfg, e)
 	reg := prometheus.NewRegistry()
@@ -59,6 +63,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	}()
 
 	opts, err := nodeOptions(cfg, reg, logger)
+	opts.Takeover = *takeover
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,11 @@ type Options struct {
 	// Replica, when set, runs the node as a read replica of the prefix's
 	// writer (core/replica): Store, Remote, Writer, Registerer and Logger
 	// are filled in. It needs a Plugin.
-	Replica    *replica.Config
+	Replica *replica.Config
+	// Takeover claims the prefix at the next epoch before tiering starts
+	// (serve -takeover; coordinator.Takeover). It needs a Plugin and no
+	// Replica.
+	Takeover   bool
 	Registerer prometheus.Registerer
 	Logger     hclog.Logger
 }
@@ -75,6 +79,9 @@ func New(opts Options) (*Node, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Takeover && (opts.Replica != nil || opts.Plugin == nil) {
+		return nil, &types.ConfigError{Key: "takeover", Reason: "claims the tier-2 prefix as its writer: needs a tier 2 and no replica role"}
 	}
 	if opts.Replica != nil && opts.Plugin == nil {
 		return nil, &types.ConfigError{Key: "role", Reason: "a replica follows its writer from tier 2 and needs one configured"}
@@ -145,6 +152,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	sc.Logger = orLog(sc.Logger, n.log.Named("core"))
 	if n.mu.store, err = core.Open(o.DataDir, sc); err != nil {
 		return err
+	}
+	if o.Takeover {
+		if err := n.takeover(ctx); err != nil {
+			return err
+		}
 	}
 	if err := n.mu.coord.Start(ctx, n.mu.store); err != nil {
 		return err
