@@ -9,6 +9,7 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
 )
 
 // Remote names the tier-2 object that holds a followed segment.
@@ -27,10 +28,22 @@ type Remote struct {
 // The segment must continue the stream exactly (the next id, starting at
 // the record and offset where the newest segment ends); the first segment
 // of an empty stream may have any id. Its cold stub is made durable
-// first, then its manifest records are committed, then readers see it:
-// after a crash in between, the stub is in the catalog and FollowRepair
-// commits the records that are missing.
+// first (written atomically), then its manifest records are committed,
+// then readers see it: after a crash in between, the stub is in the
+// catalog and FollowRepair commits the records that are missing.
 func (s *Stream) Follow(ctx context.Context, h segment.Header, f segment.Footer, obj Remote) error {
+	return s.follow(ctx, h, f, obj, false)
+}
+
+// FollowLost adds, like Follow, a segment the writer's restore recorded as
+// lost for good (its stub in tier 2, tier2.Store.RecordLost): a lost stub
+// with the loss accepted, so that readers pass over it as they do on the
+// writer, and the stream goes on after it.
+func (s *Stream) FollowLost(ctx context.Context, h segment.Header, f segment.Footer) error {
+	return s.follow(ctx, h, f, Remote{}, true)
+}
+
+func (s *Stream) follow(ctx context.Context, h segment.Header, f segment.Footer, obj Remote, lost bool) error {
 	if s.cfg.Follower == nil {
 		return fmt.Errorf("stream %d: follow segment %d: the store is not a follower (Config.Follower)", s.id, h.SegmentID)
 	}
@@ -49,16 +62,24 @@ func (s *Stream) Follow(ctx context.Context, h segment.Header, f segment.Footer,
 	if err != nil {
 		return err
 	}
-	if err := WriteStub(s.cfg.FS, s.segDir, h, f, false); err != nil {
-		return fmt.Errorf("stream %d: follow segment %d: %w", s.id, h.SegmentID, err)
+	path := filepath.Join(s.segDir, segment.FileName(h.SegmentID, h.BaseOffset, h.CreatedAt))
+	var g *seg
+	if lost {
+		if err := vfs.WriteFileAtomic(s.cfg.FS, path+LostSuffix, EncodeLostStub(h, f)); err != nil {
+			return fmt.Errorf("stream %d: follow lost segment %d: %w", s.id, h.SegmentID, err)
+		}
+		dmg := &DamageError{Stream: s.id, Segment: h.SegmentID, Offset: segment.HeaderSize, Reason: "its loss was accepted by the writer's restore"}
+		f.Flags |= segment.FlagLossAccepted
+		g = newLostSeg(path, h, f, dmg, true)
+	} else {
+		if err := vfs.WriteFileAtomic(s.cfg.FS, path+ColdSuffix, encodeStub(h, f)); err != nil {
+			return fmt.Errorf("stream %d: follow segment %d: %w", s.id, h.SegmentID, err)
+		}
+		if err := tl.log().AppendCommit(ctx, followRecords(h, f, obj, false)...); err != nil {
+			return fmt.Errorf("stream %d: follow segment %d: %w", s.id, h.SegmentID, err)
+		}
+		g = newColdSeg(path, h, f, s.cfg.SegmentSize)
 	}
-	if err := s.cfg.FS.SyncDir(s.segDir); err != nil {
-		return fmt.Errorf("stream %d: follow segment %d: sync directory: %w", s.id, h.SegmentID, err)
-	}
-	if err := tl.log().AppendCommit(ctx, followRecords(h, f, obj, false)...); err != nil {
-		return fmt.Errorf("stream %d: follow segment %d: %w", s.id, h.SegmentID, err)
-	}
-	g := newColdSeg(filepath.Join(s.segDir, segment.FileName(h.SegmentID, h.BaseOffset, h.CreatedAt)), h, f, s.cfg.SegmentSize)
 	s.mu.Lock()
 	s.setCatalogLocked(s.cat.Load().with(g))
 	s.mu.written = g.endPos()
@@ -86,10 +107,13 @@ func (s *Stream) FollowRepair(ctx context.Context, id SegmentID, obj Remote) err
 	if g == nil || g.footer.Load() == nil {
 		return fmt.Errorf("stream %d: follow repair: segment %d: %w", s.id, id, ErrNotFound)
 	}
-	ms, known := tl.Segment(id)
+	ms, _ := tl.Segment(id)
 	if ms.Tier2.Key != "" {
 		return nil
 	}
+	// Hydration records may name a segment whose opened and sealed
+	// records are missing: known means sealed.
+	known := ms.Sealed
 	h := segment.Header{StreamID: s.id, SegmentID: id, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord, CreatedAt: g.createdAt}
 	return tl.log().AppendCommit(ctx, followRecords(h, *g.footer.Load(), obj, known)...)
 }

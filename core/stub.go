@@ -117,6 +117,29 @@ func WriteStub(fsys vfs.FS, segDir string, h segment.Header, f segment.Footer, l
 	return file.Close()
 }
 
+// EncodeLostStub is the stub of a segment whose loss is accepted (its
+// footer flagged FlagLossAccepted), as a restore writes it locally and
+// records it in tier 2 for read replicas (tier2.Store.RecordLost).
+func EncodeLostStub(h segment.Header, f segment.Footer) []byte {
+	f.Flags |= segment.FlagLossAccepted
+	return encodeStub(h, f)
+}
+
+// DecodeLostStub parses and verifies a lost stub of stream; capacity
+// (the segment size) bounds its footer.
+func DecodeLostStub(b []byte, stream StreamID, capacity int64) (segment.Header, segment.Footer, error) {
+	h, f, err := decodeStub(b, capacity)
+	switch {
+	case err != nil:
+		return h, f, err
+	case h.StreamID != stream:
+		return h, f, fmt.Errorf("lost stub: segment %d of stream %d, not %d", h.SegmentID, h.StreamID, stream)
+	case f.Flags&segment.FlagLossAccepted == 0:
+		return h, f, fmt.Errorf("lost stub: segment %d: no loss-accepted flag", h.SegmentID)
+	}
+	return h, f, nil
+}
+
 // SegmentRecords are the manifest records the engine writes when it opens
 // and seals the segment h/f.
 func SegmentRecords(h segment.Header, f segment.Footer) (manifest.SegmentOpened, manifest.SealSegment) {

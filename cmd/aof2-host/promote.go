@@ -14,8 +14,12 @@ import (
 )
 
 // replicaOld is where promote moves a replica's streams while the
-// writer's history is restored in their place.
-const replicaOld = "replica.old"
+// writer's history is restored in their place; promotePending marks a
+// promote under way, so that a rerun finishes it.
+const (
+	replicaOld     = "replica.old"
+	promotePending = "promote.pending"
+)
 
 // runPromote turns a stopped read replica's data directory into the
 // prefix's writer (docs/tiering.md#read-replicas): a takeover, then a
@@ -47,6 +51,9 @@ func runPromote(ctx context.Context, e *cmdEnv) error {
 		return err
 	}
 	defer func() { _ = release() }()
+	if err := checkPromotable(cfg.DataDir); err != nil {
+		return err
+	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: hclog.Warn, Output: e.stderr})
 	sess, err := openTier2(ctx, cfg, logger)
 	if err != nil {
@@ -67,8 +74,38 @@ func runPromote(ctx context.Context, e *cmdEnv) error {
 	if err := vfs.RemoveAll(vfs.OS, filepath.Join(cfg.DataDir, replicaOld)); err != nil {
 		return fmt.Errorf("remove the replica's streams: %w", err)
 	}
+	if err := vfs.OS.Remove(filepath.Join(cfg.DataDir, promotePending)); err != nil && !vfs.IsNotExist(err) {
+		return err
+	}
+	if err := vfs.OS.SyncDir(cfg.DataDir); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "promoted: start the host with role = \"writer\" (docs/tiering.md#read-replicas)\n")
 	return nil
+}
+
+// checkPromotable refuses a data directory that is not a replica's: one
+// whose node claimed the prefix (a writer's, whose streams may hold
+// records never uploaded) unless a promote of it is under way. It then
+// marks the promote as under way.
+func checkPromotable(dataDir string) error {
+	marker := filepath.Join(dataDir, promotePending)
+	if _, err := vfs.OS.Stat(marker); err == nil {
+		return nil // an interrupted promote: finish it
+	} else if !vfs.IsNotExist(err) {
+		return err
+	}
+	epoch, err := coordinator.ClaimedEpoch(nil, dataDir)
+	if err != nil {
+		return err
+	}
+	if epoch > 0 {
+		return usagef("%s is a writer's data directory (its node claimed the prefix at epoch %d), not a replica's: promote would replace its streams; use aof2-host takeover or serve -takeover", dataDir, epoch)
+	}
+	if err := vfs.WriteFileAtomic(vfs.OS, marker, []byte("aof2-host promote under way: rerun it\n")); err != nil {
+		return err
+	}
+	return vfs.OS.SyncDir(dataDir)
 }
 
 // setReplicaAside moves the replica's streams directory to replicaOld,

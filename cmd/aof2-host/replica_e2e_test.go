@@ -218,6 +218,9 @@ func TestReplicaFollowsAndPromotes(t *testing.T) {
 		}
 	}
 	p.stop()
+	code, _, stderr = runHostCmd(t, ctx, bin, env, "promote", "-data-dir", rData)
+	require.Equal(t, exitUsage, code, "promote refuses a writer's data directory\n%s", stderr)
+	require.Contains(t, stderr, "a writer's data directory")
 	t.Logf("replica: %d records by 3 writers over 3 s; a record acknowledged by the writer was served by the replica after at most %s (segment.max_age %s, poll %s); largest aof_replica_lag_seconds seen %.2f s",
 		len(records), probeMax.Round(time.Millisecond), maxAge, poll, lagMax)
 	require.False(t, errors.Is(ctx.Err(), context.DeadlineExceeded))

@@ -159,7 +159,7 @@ func nodeOptions(cfg *config.Config, reg prometheus.Registerer, logger hclog.Log
 		o.Tier2 = cfg.Tier2Config()
 	}
 	if cfg.IsReplica() {
-		o.Replica = &replica.Config{Interval: cfg.Replica.PollInterval, ListInterval: cfg.Replica.ListInterval}
+		o.Replica = &replica.Config{Interval: cfg.Replica.PollInterval, ListInterval: cfg.Replica.ListInterval, SegmentSize: cfg.Segment.Size}
 	}
 	return o, nil
 }

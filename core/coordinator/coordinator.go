@@ -177,7 +177,8 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 			return fmt.Errorf("coordinator: stream %d: %w", id, err)
 		}
 		if c.cfg.Replica {
-			continue // the follower (core/replica) reconciles with tier 2
+			c.resumeDeletes(ctx, s) // RetireFollowed's, with no tier-2 request
+			continue                // the follower (core/replica) reconciles with tier 2
 		}
 		if c.storeOK.Load() {
 			c.resumeDeletes(ctx, s)

@@ -90,11 +90,13 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 	if _, err := c.warm.Remove(types.SegmentKey{Stream: s.ID(), Segment: id}); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return fmt.Errorf("retention: remove warm artifact of segment %d: %w", id, err)
 	}
-	if err := c.mayMutate(ctx); err != nil {
-		return err
-	}
-	if err := c.remote.Delete(ctx, key); err != nil {
-		return fmt.Errorf("retention: delete %s: %w", key, err)
+	if !c.cfg.Replica { // a replica's writer deleted the object
+		if err := c.mayMutate(ctx); err != nil {
+			return err
+		}
+		if err := c.remote.Delete(ctx, key); err != nil {
+			return fmt.Errorf("retention: delete %s: %w", key, err)
+		}
 	}
 	// Every copy is gone: record each so the index retires the segment.
 	tl := s.TierLog()
@@ -108,6 +110,18 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 	}
 	recs = append(recs, manifest.Tier2Deleted{Header: hdr(id), Key: key})
 	return tl.Record(ctx, recs...)
+}
+
+// RetireFollowed drops segment id, the oldest of a read replica's stream
+// s, whose tier-2 object the writer's retention deleted (core/replica):
+// as retention does on the writer — the delete queued in the manifest,
+// the segment dropped, its warm copy removed, the deletion recorded — but
+// with no tier-2 request. Only in replica mode (Config.Replica).
+func (c *Coordinator) RetireFollowed(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	if !c.cfg.Replica {
+		return fmt.Errorf("coordinator: RetireFollowed outside replica mode: %w", errNotWriter)
+	}
+	return c.retire(ctx, s, id)
 }
 
 // resumeDeletes finishes retention deletes a crash interrupted.

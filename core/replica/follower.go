@@ -13,6 +13,7 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/internal/metricset"
+	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/pluginapi"
@@ -37,6 +38,13 @@ type Config struct {
 	// Concurrency bounds the segments described at once in a catch-up;
 	// default 8.
 	Concurrency int
+	// Retire drops a stream's oldest segment once the writer's retention
+	// deleted its object (coordinator.Coordinator.RetireFollowed); nil
+	// keeps such segments (their reads then fail as data missing).
+	Retire func(ctx context.Context, s *core.Stream, id types.SegmentID) error
+	// SegmentSize is the writer's segment.size, which bounds the stubs of
+	// lost segments; default segment.DefaultCapacity.
+	SegmentSize int64
 	Registerer  prometheus.Registerer
 	Logger      hclog.Logger
 	// Now is the clock of the lag metrics; default time.Now.
@@ -105,6 +113,9 @@ func New(cfg Config) (*Follower, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
+	}
+	if cfg.SegmentSize <= 0 {
+		cfg.SegmentSize = segment.DefaultCapacity
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -199,7 +210,10 @@ func (f *Follower) list(ctx context.Context) (map[types.StreamID]*tier2.Listing,
 	out := map[types.StreamID]*tier2.Listing{}
 	for _, id := range ids {
 		if _, err := f.cfg.Store.FollowStream(id); err != nil {
-			return nil, fmt.Errorf("open stream %d: %w", id, err)
+			// A broken stream (the store reports it) or the stream limit:
+			// the others are followed all the same.
+			f.log.Warn("replica: cannot follow a stream", "stream_id", uint64(id), "error", err)
+			continue
 		}
 		l, err := r.ListStream(ctx, id)
 		if err != nil {

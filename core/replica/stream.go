@@ -46,6 +46,15 @@ func (f *Follower) pollStream(ctx context.Context, s *core.Stream, l *tier2.List
 		k := types.SegmentKey{Stream: s.ID(), Segment: id}
 		info, err := f.cfg.Remote.Stat(ctx, f.cfg.Remote.Layout().SegmentObjectKey(k))
 		if errors.Is(err, pluginapi.ErrNotFound) {
+			// A restore of the writer may have recorded the id as lost
+			// for good (tier2.Store.RecordLost): followed as lost.
+			followed, err := f.followLost(ctx, s, k)
+			if err != nil {
+				return err
+			}
+			if followed {
+				continue
+			}
 			now := f.cfg.Now()
 			f.update(s.ID(), func(st *state) {
 				if st.stalled == nil {
@@ -68,6 +77,27 @@ func (f *Follower) pollStream(ctx context.Context, s *core.Stream, l *tier2.List
 	}
 }
 
+// followLost follows segment k as lost when tier 2 records it so; it
+// reports whether it did.
+func (f *Follower) followLost(ctx context.Context, s *core.Stream, k types.SegmentKey) (bool, error) {
+	b, _, err := f.cfg.Remote.Fetch(ctx, f.cfg.Remote.Layout().LostKey(k), tier2.Expect{})
+	if errors.Is(err, pluginapi.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	h, ft, err := core.DecodeLostStub(b, k.Stream, f.cfg.SegmentSize)
+	if err != nil || h.SegmentID != k.Segment {
+		return false, &types.CorruptError{Path: f.cfg.Remote.Layout().LostKey(k), Reason: fmt.Sprintf("lost stub of segment %d: %v", h.SegmentID, err)}
+	}
+	if err := s.FollowLost(ctx, h, ft); err != nil {
+		return false, err
+	}
+	f.log.Info("replica: segment followed as lost (the writer's restore accepted its loss)", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment))
+	return true, nil
+}
+
 // applyListing drops what the writer's retention deleted, repairs the
 // records of segments a crash left unrecorded, detects a gap, and
 // follows every listed segment that continues the stream.
@@ -80,8 +110,13 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	present := slices.Clone(ids) // segments and ids recorded lost
+	for _, o := range l.Lost {
+		present = append(present, types.SegmentID(o.Ref.ID))
+	}
+	slices.Sort(present)
 	if len(ids) > 0 {
-		f.dropRetired(s, ids[0])
+		f.dropRetired(ctx, s, ids[0])
 	}
 	tl := s.TierLog()
 	for _, info := range s.SegmentList() {
@@ -106,7 +141,7 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 		}
 		run = append(run, &found{id: id, info: objs[id]})
 	}
-	f.checkGap(s.ID(), n, ids)
+	f.checkGap(s.ID(), n, present)
 	if len(run) == 0 {
 		return nil
 	}
@@ -129,13 +164,16 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 // dropRetired removes the stream's oldest segments that tier 2 no longer
 // holds (the writer's retention deleted them). A segment a reader is on
 // stays until the next listing.
-func (f *Follower) dropRetired(s *core.Stream, lowest types.SegmentID) {
+func (f *Follower) dropRetired(ctx context.Context, s *core.Stream, lowest types.SegmentID) {
+	if f.cfg.Retire == nil {
+		return
+	}
 	for {
 		segs := s.SegmentList()
 		if len(segs) < 2 || segs[0].ID >= lowest {
 			return
 		}
-		if err := s.DropHead(segs[0].ID); err != nil {
+		if err := f.cfg.Retire(ctx, s, segs[0].ID); err != nil {
 			if !errors.Is(err, core.ErrSegmentBusy) {
 				f.log.Warn("replica: could not drop a segment the writer's retention deleted", "stream_id", uint64(s.ID()), "segment_id", uint64(segs[0].ID), "error", err)
 			}

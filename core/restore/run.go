@@ -238,6 +238,9 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	if err != nil {
 		return sr, err
 	}
+	if err := r.recordLost(ctx, s, entries); err != nil {
+		return sr, err
+	}
 	// Stubs are written (and synced) concurrently: one fsync each, which
 	// the file system's journal batches; written one after another they
 	// were most of a 10,000-segment restore's time.

@@ -24,6 +24,9 @@ type entry struct {
 	obj    *tier2.Listed // nil: lost
 	h      segment.Header
 	f      segment.Footer
+	// recorded: tier 2 holds the entry's lost stub already (an earlier
+	// restore recorded it, tier2.Store.RecordLost); h and f are its.
+	recorded bool
 }
 
 // knownBase is the base offset the history recorded for e.
@@ -87,7 +90,54 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 	if err := r.boundLost(stream, entries); err != nil {
 		return nil, err
 	}
+	if err := r.recordedLost(ctx, stream, entries, l); err != nil {
+		return nil, err
+	}
 	return entries, nil
+}
+
+// recordedLost gives the lost entries whose stub tier 2 holds (an earlier
+// restore of the prefix accepted their loss) that stub: the history every
+// node sees is the one the first restore laid out.
+func (r *run) recordedLost(ctx context.Context, stream types.StreamID, entries []*entry, l tier2.Listing) error {
+	byID := map[types.SegmentID]*entry{}
+	for _, e := range entries {
+		if e.obj == nil {
+			byID[e.id] = e
+		}
+	}
+	for _, o := range l.Lost {
+		e := byID[types.SegmentID(o.Ref.ID)]
+		if e == nil {
+			continue
+		}
+		b, _, err := r.cfg.Remote.Fetch(ctx, o.Info.Key, tier2.Expect{ETag: o.Info.ETag})
+		if err != nil {
+			return fmt.Errorf("stream %d: read the lost stub %s: %w", stream, o.Info.Key, err)
+		}
+		h, f, err := core.DecodeLostStub(b, stream, r.cfg.SegmentSize)
+		if err != nil || h.SegmentID != e.id {
+			return fmt.Errorf("%w: stream %d: %s: %v (segment %d)", ErrSegmentMismatch, stream, o.Info.Key, err, h.SegmentID)
+		}
+		e.h, e.f, e.recorded = h, f, true
+	}
+	return nil
+}
+
+// recordLost stores in tier 2 the stub of every lost entry it does not
+// hold yet, so that read replicas follow the stream past them
+// (docs/tiering.md#read-replicas).
+func (r *run) recordLost(ctx context.Context, stream types.StreamID, entries []*entry) error {
+	for _, e := range entries {
+		if e.obj != nil || e.recorded {
+			continue
+		}
+		k := types.SegmentKey{Stream: stream, Segment: e.id}
+		if _, err := r.cfg.Remote.RecordLost(ctx, k, core.EncodeLostStub(e.h, e.f)); err != nil {
+			return fmt.Errorf("stream %d: record lost segment %d in tier 2: %w", stream, e.id, err)
+		}
+	}
+	return nil
 }
 
 // describeCold reads the header and footer of every cold entry from its

@@ -26,6 +26,11 @@ const (
 	// KindReservation reserves a stream's segment ids up to its id:
 	// reservations/<segment_id:020>.rsv (docs/adr-restore.md).
 	KindReservation
+	// KindLost records that a segment id holds no segment tier 2 will
+	// ever have: the cold stub a restore wrote for it, with its loss
+	// accepted (lost/<segment_id:020>.lost), so that read replicas follow
+	// the stream past it (docs/tiering.md#read-replicas).
+	KindLost
 )
 
 func (k Kind) String() string {
@@ -38,6 +43,8 @@ func (k Kind) String() string {
 		return "snapshot"
 	case KindReservation:
 		return "reservation"
+	case KindLost:
+		return "lost"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -48,10 +55,12 @@ const (
 	ChunkSuffix       = ".mlog"
 	SnapshotSuffix    = ".snap"
 	ReservationSuffix = ".rsv"
+	LostSuffix        = ".lost"
 	streamsDir        = "streams/"
 	segmentsDir       = "segments/"
 	manifestDir       = "manifest/"
 	reservationsDir   = "reservations/"
+	lostDir           = "lost/"
 	idDigits          = 20
 )
 
@@ -69,6 +78,7 @@ type Ref struct {
 //	<prefix>/streams/<stream_id>/manifest/<chunk_index:020>.mlog
 //	<prefix>/streams/<stream_id>/manifest/<snapshot_id:020>.snap
 //	<prefix>/streams/<stream_id>/reservations/<segment_id:020>.rsv
+//	<prefix>/streams/<stream_id>/lost/<segment_id:020>.lost
 //
 // Stream ids are plain decimal (as in the local data directory), the
 // other ids zero-padded to 20 digits so that byte order is numeric order
@@ -128,6 +138,11 @@ func (l Layout) ReservationKey(stream types.StreamID, upto types.SegmentID) stri
 	return l.Key(Ref{Kind: KindReservation, Stream: stream, ID: uint64(upto)})
 }
 
+// LostKey is the key of the record that segment k is lost for good.
+func (l Layout) LostKey(k types.SegmentKey) string {
+	return l.Key(Ref{Kind: KindLost, Stream: k.Stream, ID: uint64(k.Segment)})
+}
+
 // Key builds the key of ref; an unknown kind yields "".
 func (l Layout) Key(ref Ref) string {
 	var dir, suffix string
@@ -140,6 +155,8 @@ func (l Layout) Key(ref Ref) string {
 		dir, suffix = manifestDir, SnapshotSuffix
 	case KindReservation:
 		dir, suffix = reservationsDir, ReservationSuffix
+	case KindLost:
+		dir, suffix = lostDir, LostSuffix
 	default:
 		return ""
 	}
@@ -193,6 +210,9 @@ func (l Layout) parse(key string) (Ref, string) {
 	case strings.HasPrefix(rest, reservationsDir):
 		kind = KindReservation
 		name, ok = strings.CutSuffix(rest[len(reservationsDir):], ReservationSuffix)
+	case strings.HasPrefix(rest, lostDir):
+		kind = KindLost
+		name, ok = strings.CutSuffix(rest[len(lostDir):], LostSuffix)
 	default:
 		return Ref{}, "unknown directory under the stream"
 	}
@@ -203,7 +223,7 @@ func (l Layout) parse(key string) (Ref, string) {
 	if !ok {
 		return Ref{}, "id is not 20 decimal digits of a u64"
 	}
-	if (kind == KindSegment || kind == KindReservation) && id > math.MaxUint32 {
+	if (kind == KindSegment || kind == KindReservation || kind == KindLost) && id > math.MaxUint32 {
 		return Ref{}, "segment id does not fit in 32 bits"
 	}
 	return Ref{Kind: kind, Stream: types.StreamID(stream), ID: id}, ""

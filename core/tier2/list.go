@@ -36,6 +36,7 @@ type Listing struct {
 	ManifestChunks []Listed
 	Snapshots      []Listed
 	Reservations   []Listed
+	Lost           []Listed
 	Unknown        []Unknown
 }
 
@@ -88,6 +89,8 @@ func (s *Store) classify(out *Listing, info pluginapi.ObjectInfo) {
 		out.Snapshots = append(out.Snapshots, l)
 	case KindReservation:
 		out.Reservations = append(out.Reservations, l)
+	case KindLost:
+		out.Lost = append(out.Lost, l)
 	}
 }
 

@@ -54,7 +54,7 @@ func idMetaKey(k Kind) string {
 		return MetaChunk
 	case KindSnapshot:
 		return MetaSnapshot
-	case KindReservation:
+	case KindReservation, KindLost:
 		return MetaSegment
 	}
 	return ""
@@ -91,6 +91,8 @@ func ParseMetadata(md map[string]string) (ObjectMeta, error) {
 		m.Ref.Kind = KindSnapshot
 	case KindReservation.String():
 		m.Ref.Kind = KindReservation
+	case KindLost.String():
+		m.Ref.Kind = KindLost
 	}
 	fields := []struct {
 		key string

@@ -34,3 +34,13 @@ func (l Listing) Reserved() types.SegmentID {
 	}
 	return 0
 }
+
+// RecordLost stores in tier 2 that segment k will never be there: stub
+// is its cold stub with the loss accepted (core.EncodeStub), as the
+// restore that accepted it wrote it locally. Created if_absent and never
+// replaced; storing the same stub again is success. Read replicas follow
+// a stream past such an id (docs/tiering.md#read-replicas).
+func (s *Store) RecordLost(ctx context.Context, k types.SegmentKey, stub []byte) (Uploaded, error) {
+	ref := Ref{Kind: KindLost, Stream: k.Stream, ID: uint64(k.Segment)}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: stub}, ref, SegmentInfo{})
+}

@@ -14,7 +14,7 @@ import (
 // follows until Close. n.mu is held.
 func (n *Node) startFollowing(ctx context.Context, w *replica.Writer) error {
 	rc := *n.opts.Replica
-	rc.Store, rc.Remote, rc.Writer = n.mu.store, n.mu.remote, w
+	rc.Store, rc.Remote, rc.Writer, rc.Retire = n.mu.store, n.mu.remote, w, n.mu.coord.RetireFollowed
 	rc.Registerer = or(rc.Registerer, n.opts.Registerer)
 	rc.Logger = orLog(rc.Logger, n.log.Named("replica"))
 	f, err := replica.New(rc)
