@@ -522,12 +522,24 @@ func (c *Coordinator) scan() {
 			switch {
 			case info.Resident && !warmRecorded(c.warm.Contains(k), ms):
 				c.enqueue(job{kind: jobCompress, stream: id, seg: info.ID})
-			case c.remote != nil && ms.Tier2.Key == "" && c.warm.Contains(k):
+			case c.remote != nil && !c.cfg.Replica && ms.Tier2.Key == "" && c.warm.Contains(k):
 				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})
 			}
 		}
 		if c.cfg.Replica {
-			continue // the writer's retention, chunks and snapshots
+			// The writer's retention, chunks and snapshots are not a
+			// replica's. Its own manifest is never uploaded: its sealed
+			// chunks count as kept elsewhere, so that local retention
+			// drops them once snapshots cover them.
+			for _, ch := range tl.SealedChunks() {
+				if !ch.Uploaded {
+					if err := tl.ChunkUploaded(c.ctx, ch.Index); err != nil {
+						c.log.Warn("replica: could not release a manifest chunk to local retention", "stream_id", uint64(id), "chunk", ch.Index, "error", err)
+						break
+					}
+				}
+			}
+			continue
 		}
 		if id, ok := c.retentionVictim(s, time.Now()); ok {
 			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: id})

@@ -226,6 +226,16 @@ func TestReplicaFollowsTheWriter(t *testing.T) {
 	require.NotZero(t, re.Epoch, "the error names the writer's claim: %v", err)
 	require.NoError(t, r.f.Poll(ctx))
 	require.Zero(t, testutil.ToFloat64(gauge(t, r.reg, "aof_replica_lag_records", "1")))
+	// The replica's own manifest is never uploaded: its sealed chunks are
+	// released to local retention all the same, so it stays bounded.
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
+		for _, ch := range s.TierLog().SealedChunks() {
+			if !ch.Uploaded {
+				return false
+			}
+		}
+		return true
+	}, "the replica's sealed manifest chunks released to local retention")
 	require.Zero(t, testutil.ToFloat64(gauge(t, r.reg, "aof_replica_stalled", "2")))
 
 	r.stop()
