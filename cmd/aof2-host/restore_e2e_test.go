@@ -215,12 +215,20 @@ func TestRestoreKilledAnywhere(t *testing.T) {
 	ref := filepath.Join(root, "ref")
 	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", ref)
 	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
-	began := time.Now()
 	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "restore", "-data-dir", ref)
 	require.Zero(t, code, "%s\n%s", stdout, stderr)
-	full := time.Since(began)
 	want := restoredTree(t, ref)
 	require.NotEmpty(t, want)
+	// The first restore recorded the lost ids in tier 2; the runs below
+	// reuse them, and are timed by one more like them.
+	timed := filepath.Join(root, "timed")
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "takeover", "-data-dir", timed)
+	require.Zero(t, code, "takeover: %s\n%s", stdout, stderr)
+	began := time.Now()
+	code, stdout, stderr = runHostCmd(t, ctx, bin, env, "restore", "-data-dir", timed)
+	require.Zero(t, code, "%s\n%s", stdout, stderr)
+	full := time.Since(began)
+	require.Equal(t, want, restoredTree(t, timed))
 
 	seed := testseed.From(t, "AOF2_RESTORE_KILL_SEED")
 	rng := rand.New(rand.NewPCG(seed, seed))
