@@ -14,12 +14,8 @@ import (
 )
 
 // replicaOld is where promote moves a replica's streams while the
-// writer's history is restored in their place; promotePending marks a
-// promote under way, so that a rerun finishes it.
-const (
-	replicaOld     = "replica.old"
-	promotePending = "promote.pending"
-)
+// writer's history is restored in their place.
+const replicaOld = "replica.old"
 
 // runPromote turns a stopped read replica's data directory into the
 // prefix's writer (docs/tiering.md#read-replicas): a takeover, then a
@@ -74,8 +70,10 @@ func runPromote(ctx context.Context, e *cmdEnv) error {
 	if err := vfs.RemoveAll(vfs.OS, filepath.Join(cfg.DataDir, replicaOld)); err != nil {
 		return fmt.Errorf("remove the replica's streams: %w", err)
 	}
-	if err := vfs.OS.Remove(filepath.Join(cfg.DataDir, promotePending)); err != nil && !vfs.IsNotExist(err) {
-		return err
+	for _, m := range []string{node.ReplicaMarker, node.PromotePending} { // the pending marker last
+		if err := vfs.OS.Remove(filepath.Join(cfg.DataDir, m)); err != nil && !vfs.IsNotExist(err) {
+			return err
+		}
 	}
 	if err := vfs.OS.SyncDir(cfg.DataDir); err != nil {
 		return err
@@ -84,25 +82,21 @@ func runPromote(ctx context.Context, e *cmdEnv) error {
 	return nil
 }
 
-// checkPromotable refuses a data directory that is not a replica's: one
-// whose node claimed the prefix (a writer's, whose streams may hold
-// records never uploaded) unless a promote of it is under way. It then
-// marks the promote as under way.
+// checkPromotable refuses a data directory that is not a replica's (a
+// writer's streams may hold records never uploaded: promote would replace
+// them) unless a promote of it is under way, and marks the promote as
+// under way: serve refuses the directory until it finished.
 func checkPromotable(dataDir string) error {
-	marker := filepath.Join(dataDir, promotePending)
-	if _, err := vfs.OS.Stat(marker); err == nil {
+	pending := filepath.Join(dataDir, node.PromotePending)
+	if _, err := vfs.OS.Stat(pending); err == nil {
 		return nil // an interrupted promote: finish it
-	} else if !vfs.IsNotExist(err) {
+	}
+	if _, err := vfs.OS.Stat(filepath.Join(dataDir, node.ReplicaMarker)); vfs.IsNotExist(err) {
+		return usagef("%s is not a read replica's data directory (no %s file), and promote would replace its streams: for a writer's, use aof2-host takeover or serve -takeover", dataDir, node.ReplicaMarker)
+	} else if err != nil {
 		return err
 	}
-	epoch, err := coordinator.ClaimedEpoch(nil, dataDir)
-	if err != nil {
-		return err
-	}
-	if epoch > 0 {
-		return usagef("%s is a writer's data directory (its node claimed the prefix at epoch %d), not a replica's: promote would replace its streams; use aof2-host takeover or serve -takeover", dataDir, epoch)
-	}
-	if err := vfs.WriteFileAtomic(vfs.OS, marker, []byte("aof2-host promote under way: rerun it\n")); err != nil {
+	if err := vfs.WriteFileAtomic(vfs.OS, pending, []byte("aof2-host promote under way: rerun it\n")); err != nil {
 		return err
 	}
 	return vfs.OS.SyncDir(dataDir)

@@ -197,6 +197,9 @@ func TestReplicaFollowsAndPromotes(t *testing.T) {
 	// The writer is lost; the replica is promoted.
 	w.kill()
 	r.stop()
+	code, _, stderr := runHostCmd(t, ctx, bin, nil, append([]string{"serve", "-takeover"}, append(defaultHostArgs(rData), common...)...)...)
+	require.NotZero(t, code, "a replica's data directory never serves as the writer, -takeover or not")
+	require.Contains(t, stderr, "read replica's data directory")
 	code, stdout, stderr := runHostCmd(t, ctx, bin, env, "promote", "-data-dir", rData)
 	require.Zero(t, code, "promote: %s\n%s", stdout, stderr)
 	require.Contains(t, stdout, "epoch 2")
@@ -220,7 +223,7 @@ func TestReplicaFollowsAndPromotes(t *testing.T) {
 	p.stop()
 	code, _, stderr = runHostCmd(t, ctx, bin, env, "promote", "-data-dir", rData)
 	require.Equal(t, exitUsage, code, "promote refuses a writer's data directory\n%s", stderr)
-	require.Contains(t, stderr, "a writer's data directory")
+	require.Contains(t, stderr, "is not a read replica's data directory")
 	t.Logf("replica: %d records by 3 writers over 3 s; a record acknowledged by the writer was served by the replica after at most %s (segment.max_age %s, poll %s); largest aof_replica_lag_seconds seen %.2f s",
 		len(records), probeMax.Round(time.Millisecond), maxAge, poll, lagMax)
 	require.False(t, errors.Is(ctx.Err(), context.DeadlineExceeded))

@@ -69,7 +69,9 @@ func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.Segme
 	}
 	unlock := c.lockKey(types.SegmentKey{Stream: s.ID(), Segment: id})
 	defer unlock()
+	lost := false
 	if info, ok := s.Segment(id); ok {
+		lost = info.Lost
 		if err := s.DropHead(id); err != nil {
 			return err
 		}
@@ -80,13 +82,13 @@ func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.Segme
 			_ = c.budget.Removed(types.SegmentKey{Stream: s.ID(), Segment: id})
 		}
 	}
-	return c.finishDelete(ctx, s, id, key)
+	return c.finishDelete(ctx, s, id, key, lost)
 }
 
 // finishDelete removes the warm artifact and the tier-2 object of a
-// dropped segment and records the deletion (which retires it from the
-// manifest index).
-func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types.SegmentID, key string) error {
+// dropped segment (and, for a lost one, its lost record) and records the
+// deletion (which retires it from the manifest index).
+func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types.SegmentID, key string, lost bool) error {
 	if _, err := c.warm.Remove(types.SegmentKey{Stream: s.ID(), Segment: id}); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return fmt.Errorf("retention: remove warm artifact of segment %d: %w", id, err)
 	}
@@ -97,10 +99,21 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 		if err := c.remote.Delete(ctx, key); err != nil {
 			return fmt.Errorf("retention: delete %s: %w", key, err)
 		}
+		if lost {
+			lk := c.remote.Layout().LostKey(types.SegmentKey{Stream: s.ID(), Segment: id})
+			if err := c.remote.Delete(ctx, lk); err != nil {
+				return fmt.Errorf("retention: delete %s: %w", lk, err)
+			}
+		}
 	}
-	// Every copy is gone: record each so the index retires the segment.
+	// Every copy is gone: record each so the index retires the segment
+	// (a segment the manifest never knew, as a replica's lost one, has
+	// nothing to retire).
 	tl := s.TierLog()
-	ms, _ := tl.Segment(id)
+	ms, known := tl.Segment(id)
+	if !known {
+		return nil
+	}
 	var recs []manifest.Record
 	if ms.Tier0 {
 		recs = append(recs, manifest.LocalEvicted{Header: hdr(id)})
@@ -137,7 +150,7 @@ func (c *Coordinator) resumeDeletes(ctx context.Context, s *core.Stream) {
 				err = c.retire(ctx, s, id)
 			} else {
 				sctx, span := c.startSpan(ctx, tracing.SpanRetentionDelete, s.ID(), id, 2)
-				err = c.finishDelete(sctx, s, id, key)
+				err = c.finishDelete(sctx, s, id, key, false)
 				tracing.End(span, err)
 			}
 			if err != nil {

@@ -268,24 +268,3 @@ func HoldsPrefix(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2
 	}
 	return nil
 }
-
-// ClaimedEpoch is the epoch at which the data directory's node last
-// claimed the prefix (writer.json); 0 when it never did (a new node or a
-// read replica). It creates nothing.
-func ClaimedEpoch(fsys vfs.FS, dataDir string) (uint64, error) {
-	if fsys == nil {
-		fsys = vfs.OS
-	}
-	b, err := vfs.ReadFile(fsys, filepath.Join(dataDir, WriterFile))
-	if vfs.IsNotExist(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	var w writerFile
-	if err := json.Unmarshal(b, &w); err != nil {
-		return 0, fmt.Errorf("coordinator: %s does not decode: %w", filepath.Join(dataDir, WriterFile), err)
-	}
-	return w.Epoch, nil
-}

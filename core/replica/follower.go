@@ -95,6 +95,8 @@ type state struct {
 	// stalled is set while the next segment is missing and later ones
 	// are not (ErrStalled).
 	stalled error
+	// lost are the ids the last listing found recorded as lost.
+	lost map[types.SegmentID]bool
 }
 
 // New validates cfg and registers the lag metrics.

@@ -44,17 +44,17 @@ func (f *Follower) pollStream(ctx context.Context, s *core.Stream, l *tier2.List
 	for {
 		id := next(s)
 		k := types.SegmentKey{Stream: s.ID(), Segment: id}
-		info, err := f.cfg.Remote.Stat(ctx, f.cfg.Remote.Layout().SegmentObjectKey(k))
-		if errors.Is(err, pluginapi.ErrNotFound) {
-			// A restore of the writer may have recorded the id as lost
-			// for good (tier2.Store.RecordLost): followed as lost.
-			followed, err := f.followLost(ctx, s, k)
-			if err != nil {
+		if f.isLost(k) {
+			// A restore of the writer recorded the id as lost for good
+			// (tier2.Store.RecordLost); the record wins over an object
+			// that a fenced writer's last upload may have left.
+			if err := f.followLost(ctx, s, k); err != nil {
 				return err
 			}
-			if followed {
-				continue
-			}
+			continue
+		}
+		info, err := f.cfg.Remote.Stat(ctx, f.cfg.Remote.Layout().SegmentObjectKey(k))
+		if errors.Is(err, pluginapi.ErrNotFound) {
 			now := f.cfg.Now()
 			f.update(s.ID(), func(st *state) {
 				if st.stalled == nil {
@@ -77,25 +77,32 @@ func (f *Follower) pollStream(ctx context.Context, s *core.Stream, l *tier2.List
 	}
 }
 
-// followLost follows segment k as lost when tier 2 records it so; it
-// reports whether it did.
-func (f *Follower) followLost(ctx context.Context, s *core.Stream, k types.SegmentKey) (bool, error) {
-	b, _, err := f.cfg.Remote.Fetch(ctx, f.cfg.Remote.Layout().LostKey(k), tier2.Expect{})
-	if errors.Is(err, pluginapi.ErrNotFound) {
-		return false, nil
-	}
+// isLost reports whether the last listing found segment k recorded as
+// lost. Lost records are seen at listings only (ListInterval): a poll
+// costs one request per stream, and a takeover is rare.
+func (f *Follower) isLost(k types.SegmentKey) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.streams[k.Stream]
+	return st != nil && st.lost[k.Segment]
+}
+
+// followLost follows segment k as lost, from its record in tier 2.
+func (f *Follower) followLost(ctx context.Context, s *core.Stream, k types.SegmentKey) error {
+	key := f.cfg.Remote.Layout().LostKey(k)
+	b, _, err := f.cfg.Remote.Fetch(ctx, key, tier2.Expect{})
 	if err != nil {
-		return false, err
+		return err
 	}
 	h, ft, err := core.DecodeLostStub(b, k.Stream, f.cfg.SegmentSize)
 	if err != nil || h.SegmentID != k.Segment {
-		return false, &types.CorruptError{Path: f.cfg.Remote.Layout().LostKey(k), Reason: fmt.Sprintf("lost stub of segment %d: %v", h.SegmentID, err)}
+		return &types.CorruptError{Path: key, Reason: fmt.Sprintf("lost stub of segment %d: %v", h.SegmentID, err)}
 	}
 	if err := s.FollowLost(ctx, h, ft); err != nil {
-		return false, err
+		return err
 	}
 	f.log.Info("replica: segment followed as lost (the writer's restore accepted its loss)", "stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment))
-	return true, nil
+	return nil
 }
 
 // applyListing drops what the writer's retention deleted, repairs the
@@ -111,10 +118,13 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 	}
 	slices.Sort(ids)
 	present := slices.Clone(ids) // segments and ids recorded lost
+	lost := map[types.SegmentID]bool{}
 	for _, o := range l.Lost {
+		lost[types.SegmentID(o.Ref.ID)] = true
 		present = append(present, types.SegmentID(o.Ref.ID))
 	}
 	slices.Sort(present)
+	f.update(s.ID(), func(st *state) { st.lost = lost })
 	if len(ids) > 0 {
 		f.dropRetired(ctx, s, ids[0])
 	}
@@ -136,8 +146,8 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 		if id < n {
 			continue
 		}
-		if id != n+types.SegmentID(len(run)) {
-			break
+		if id != n+types.SegmentID(len(run)) || lost[id] {
+			break // a gap, or a lost id: pollStream goes on from there
 		}
 		run = append(run, &found{id: id, info: objs[id]})
 	}

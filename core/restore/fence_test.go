@@ -179,3 +179,33 @@ func objectsByKey(b *fake.Backend) map[string]string {
 	}
 	return out
 }
+
+// TestRecordedLostIDsStayTaken: the ids a restore recorded as lost in tier
+// 2 stay taken by every later restore, even one with a smaller reservation
+// window, and later restores lay them out exactly as recorded.
+func TestRecordedLostIDsStayTaken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	writeStreams(t, b, manifestOpts, 1)
+	rep, err := takeoverAndRestore(ctx, t, t.TempDir(), b)
+	require.NoError(t, err)
+	first := rep.Streams[0].Lost
+	require.NotEmpty(t, first)
+
+	cDir := t.TempDir()
+	_, err = coordinator.Takeover(ctx, nil, cDir, newRemote(t, b))
+	require.NoError(t, err)
+	cfg := restoreCfg(cDir, b, t)
+	cfg.ReserveSegments = 2
+	rep, err = restore.Run(ctx, cfg, nil)
+	require.NoError(t, err)
+	require.Subset(t, rep.Streams[0].Lost, first, "every id recorded lost is lost again")
+	c := startNode(t, cDir, b)
+	defer c.stop(t)
+	s, err := c.st.Lookup(1)
+	require.NoError(t, err)
+	id, err := s.AppendDurable(ctx, []byte("after"), core.AppendOptions{})
+	require.NoError(t, err)
+	require.Greater(t, id.Segment(), first[len(first)-1], "a new segment takes an id after every recorded lost one")
+}

@@ -67,6 +67,13 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 		objs[id] = o
 		note(id)
 	}
+	for _, o := range l.Lost {
+		// An earlier restore accepted these ids as lost: taken for good,
+		// whatever this restore's reservation window.
+		if id := types.SegmentID(o.Ref.ID); id > dropped && (histFirst == 0 || id >= histFirst) {
+			note(id)
+		}
+	}
 	if res := l.Reserved(); res > 0 {
 		// A reservation the previous writer had in flight may have
 		// landed after the listing: its ids are taken too.
@@ -93,7 +100,23 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 	if err := r.recordedLost(ctx, stream, entries, l); err != nil {
 		return nil, err
 	}
-	return entries, nil
+	return entries, checkChain(stream, entries)
+}
+
+// checkChain checks that the entries, cold and lost, form one chain: each
+// starts at the record and offset where the one before ends (a recorded
+// lost stub that no longer fits what tier 2 holds is refused here, not
+// when serve opens the stream).
+func checkChain(stream types.StreamID, entries []*entry) error {
+	for i := 1; i < len(entries); i++ {
+		p, e := entries[i-1], entries[i]
+		rec, off := p.h.BaseRecord+p.f.RecordCount, p.h.BaseOffset+p.f.DurableBytes-segment.HeaderSize
+		if e.h.BaseRecord != rec || e.h.BaseOffset != off {
+			return fmt.Errorf("%w: stream %d: segment %d starts at record %d offset %d, segment %d ends at record %d offset %d",
+				ErrSegmentMismatch, stream, e.id, e.h.BaseRecord, e.h.BaseOffset, p.id, rec, off)
+		}
+	}
+	return nil
 }
 
 // recordedLost gives the lost entries whose stub tier 2 holds (an earlier

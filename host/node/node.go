@@ -109,6 +109,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.mu.lock, err = lockDir(o.DataDir); err != nil {
 		return err
 	}
+	if err := checkMarkers(o.DataDir, o.Replica != nil); err != nil {
+		return err
+	}
+	if o.Replica != nil {
+		if err := markReplica(o.DataDir); err != nil {
+			return fmt.Errorf("mark the data directory as a replica's: %w", err)
+		}
+	}
 	if pending, err := restore.Pending(vfs.OS, o.DataDir); err != nil {
 		return fmt.Errorf("check for an unfinished restore: %w", err)
 	} else if pending {
