@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -32,17 +31,7 @@ func runPromote(ctx context.Context, e *cmdEnv) error {
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
-	cfg, err := loadVerifyConfig(*cfgPath, *dataDir, *pluginDir)
-	if err != nil {
-		return err
-	}
-	if !cfg.Tier2Enabled() {
-		return usagef("promote claims a tier-2 prefix, and no tier-2 plugin is configured")
-	}
-	release, err := node.Lock(cfg.DataDir)
-	if errors.Is(err, node.ErrLocked) {
-		return usagef("%v: stop the replica's host before promoting it", err)
-	}
+	cfg, release, err := lockForPrefix(*cfgPath, *dataDir, *pluginDir, "promote claims a tier-2 prefix", "stop the replica's host before promoting it")
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/host/config"
-	"github.com/aof2/aof2/host/node"
 )
 
 // runRestore rebuilds the data directory from tier 2 (docs/adr-restore.md).
@@ -37,17 +35,7 @@ func runRestore(ctx context.Context, e *cmdEnv) error {
 			only = append(only, types.StreamID(id))
 		}
 	}
-	cfg, err := loadVerifyConfig(*cfgPath, *dataDir, *pluginDir)
-	if err != nil {
-		return err
-	}
-	if !cfg.Tier2Enabled() {
-		return usagef("restore reads tier 2, and no tier-2 plugin is configured (tier2.enabled = false or tier2.plugin = \"\")")
-	}
-	release, err := node.Lock(cfg.DataDir)
-	if errors.Is(err, node.ErrLocked) {
-		return usagef("%v: stop the host before restoring into its data directory", err)
-	}
+	cfg, release, err := lockForPrefix(*cfgPath, *dataDir, *pluginDir, "restore reads tier 2", "stop the host before restoring into its data directory")
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aof2/aof2/core/coordinator"
-	"github.com/aof2/aof2/host/node"
 )
 
 // runTakeover makes this node the writer of the configured prefix
@@ -22,17 +20,7 @@ func runTakeover(ctx context.Context, e *cmdEnv) error {
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
-	cfg, err := loadVerifyConfig(*cfgPath, *dataDir, *pluginDir)
-	if err != nil {
-		return err
-	}
-	if !cfg.Tier2Enabled() {
-		return usagef("takeover claims a tier-2 prefix, and no tier-2 plugin is configured")
-	}
-	release, err := node.Lock(cfg.DataDir)
-	if errors.Is(err, node.ErrLocked) {
-		return usagef("%v: stop this node's host before taking over", err)
-	}
+	cfg, release, err := lockForPrefix(*cfgPath, *dataDir, *pluginDir, "takeover claims a tier-2 prefix", "stop this node's host before taking over")
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/replica"
-	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -225,7 +223,7 @@ func TestReplicaFollowsTheWriter(t *testing.T) {
 	require.ErrorAs(t, err, &re)
 	require.NotZero(t, re.Epoch, "the error names the writer's claim: %v", err)
 	require.NoError(t, r.f.Poll(ctx))
-	require.Zero(t, testutil.ToFloat64(gauge(t, r.reg, "aof_replica_lag_records", "1")))
+	require.Zero(t, gauge(t, r.reg, "aof_replica_lag_records", "1"))
 	// The replica's own manifest is never uploaded: its sealed chunks are
 	// released to local retention all the same, so it stays bounded.
 	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
@@ -236,7 +234,7 @@ func TestReplicaFollowsTheWriter(t *testing.T) {
 		}
 		return true
 	}, "the replica's sealed manifest chunks released to local retention")
-	require.Zero(t, testutil.ToFloat64(gauge(t, r.reg, "aof_replica_stalled", "2")))
+	require.Zero(t, gauge(t, r.reg, "aof_replica_stalled", "2"))
 
 	r.stop()
 	// The replica restarts from its own directory and goes on following.
@@ -246,11 +244,10 @@ func TestReplicaFollowsTheWriter(t *testing.T) {
 	readBack(ctx, t, r2, more)
 }
 
-// gauge finds the metric name{stream_id=id} in reg.
-func gauge(t *testing.T, reg *prometheus.Registry, name, id string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
+// gaugeValue reads the gauge name{stream_id=id} from reg; ok is false
+// while it has no such series.
+func gaugeValue(reg *prometheus.Registry, name, id string) (v float64, ok bool) {
+	mfs, _ := reg.Gather()
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -258,15 +255,20 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, id string) prometheus.C
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "stream_id" && l.GetValue() == id {
-					g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name})
-					g.Set(m.GetGauge().GetValue())
-					return g
+					return m.GetGauge().GetValue(), true
 				}
 			}
 		}
 	}
-	t.Fatalf("no %s{stream_id=%q}", name, id)
-	return nil
+	return 0, false
+}
+
+// gauge is gaugeValue for a series that must exist.
+func gauge(t *testing.T, reg *prometheus.Registry, name, id string) float64 {
+	t.Helper()
+	v, ok := gaugeValue(reg, name, id)
+	require.True(t, ok, "no %s{stream_id=%q}", name, id)
+	return v
 }
 
 // TestReplicaUnderTier2Faults: 20 % of the replica's tier-2 requests
@@ -311,7 +313,8 @@ func TestReplicaStopsAtAGap(t *testing.T) {
 	require.NoError(t, b.Delete(ctx, w.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: 1, Segment: gap})))
 	r := start(t, t.TempDir(), b, true)
 	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
-		return testutil.ToFloat64(gaugeOrZero(r.reg, "aof_replica_stalled", "1")) == 1
+		v, _ := gaugeValue(r.reg, "aof_replica_stalled", "1")
+		return v == 1
 	}, "the replica reports the gap")
 	rs, err := r.st.Lookup(1)
 	require.NoError(t, err)
@@ -328,119 +331,4 @@ func TestReplicaStopsAtAGap(t *testing.T) {
 		}
 	}
 	readBack(ctx, t, r, before)
-}
-
-func gaugeOrZero(reg *prometheus.Registry, name, id string) prometheus.Collector {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name})
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if mf.GetName() == name && l.GetName() == "stream_id" && l.GetValue() == id {
-					g.Set(m.GetGauge().GetValue())
-				}
-			}
-		}
-	}
-	return g
-}
-
-// TestReplicaFollowsATakeover: writer A loses its disk with records
-// acknowledged in a segment never uploaded; B takes the prefix over,
-// restores (recording the ids A may have used as lost in tier 2) and
-// writes on. A replica that followed A goes on past the lost ids to B's
-// segments — not stalled — and serves the same history as a node that
-// restores the prefix: every record in tier 2 byte-exact, A's lost
-// records refused as lost on both.
-func TestReplicaFollowsATakeover(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*testwait.Default)
-	defer cancel()
-	b := fake.New(fake.Options{})
-	a := start(t, t.TempDir(), b, false)
-	kept := write(ctx, t, a, 120, 1)
-	r := start(t, t.TempDir(), b, true)
-	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return caughtUp(r, a, 1) }, "the replica follows A")
-	as, err := a.st.Lookup(1)
-	require.NoError(t, err)
-	var lost []written
-	for i := range 30 {
-		p := payload(1, 1000+i)
-		id, err := as.AppendDurable(ctx, p, core.AppendOptions{})
-		require.NoError(t, err)
-		lost = append(lost, written{1, id, p})
-	}
-	a.stop() // the active segment is sealed but never uploaded: lost with A
-
-	bDir := t.TempDir()
-	_, err = coordinator.Takeover(ctx, nil, bDir, newRemote(t, b))
-	require.NoError(t, err)
-	rep, err := restore.Run(ctx, restore.Config{DataDir: bDir, Remote: newRemote(t, b), Manifest: manifestOpts, SegmentSize: segSize}, nil)
-	require.NoError(t, err)
-	require.NotEmpty(t, rep.Streams[0].Lost)
-	bn := start(t, bDir, b, false)
-	more := write(ctx, t, bn, 120, 1)
-	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return caughtUp(r, bn, 1) }, "the replica follows B past A's lost ids")
-	require.Zero(t, testutil.ToFloat64(gauge(t, r.reg, "aof_replica_stalled", "1")))
-
-	cDir := t.TempDir()
-	_, err = coordinator.Takeover(ctx, nil, cDir, newRemote(t, b))
-	require.NoError(t, err)
-	bn.stop()
-	_, err = restore.Run(ctx, restore.Config{DataDir: cDir, Remote: newRemote(t, b), Manifest: manifestOpts, SegmentSize: segSize}, nil)
-	require.NoError(t, err)
-	c := start(t, cDir, b, false)
-	readBack(ctx, t, r, append(kept, more...))
-	readBack(ctx, t, c, append(kept, more...))
-	for _, x := range lost {
-		for _, n := range []*node{r, c} {
-			s, err := n.st.Lookup(1)
-			require.NoError(t, err)
-			_, err = s.ReadAt(ctx, x.id)
-			require.ErrorIs(t, err, core.ErrCorrupt, "record %s was lost with A", x.id)
-		}
-	}
-	rs, err := r.st.Lookup(1)
-	require.NoError(t, err)
-	cs, err := c.st.Lookup(1)
-	require.NoError(t, err)
-	rl, cl := rs.SegmentList(), cs.SegmentList()
-	require.GreaterOrEqual(t, len(cl), len(rl), "C adds B's reservation window as lost")
-	for i := range rl {
-		require.Equal(t, cl[i].ID, rl[i].ID)
-		require.Equal(t, cl[i].BaseRecord, rl[i].BaseRecord, "segment %d", rl[i].ID)
-		require.Equal(t, cl[i].BaseOffset, rl[i].BaseOffset, "segment %d", rl[i].ID)
-		require.Equal(t, cl[i].Lost, rl[i].Lost, "segment %d", rl[i].ID)
-	}
-}
-
-// TestReplicaDropsRetiredSegments: segments the writer's retention
-// deleted from tier 2 are dropped by the replica, recorded so that a
-// restart opens the stream without them.
-func TestReplicaDropsRetiredSegments(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*testwait.Default)
-	defer cancel()
-	b := fake.New(fake.Options{})
-	w := start(t, t.TempDir(), b, false)
-	ws := write(ctx, t, w, 200, 1)
-	dir := t.TempDir()
-	r := start(t, dir, b, true)
-	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return caughtUp(r, w, 1) }, "the replica catches up")
-	for id := types.SegmentID(1); id <= 2; id++ { // the writer's retention
-		require.NoError(t, b.Delete(ctx, w.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: 1, Segment: id})))
-	}
-	rs, err := r.st.Lookup(1)
-	require.NoError(t, err)
-	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return rs.SegmentList()[0].ID == 3 }, "the replica drops segments 1 and 2")
-	r.stop()
-	r2 := start(t, dir, b, true)
-	rs, err = r2.st.Lookup(1)
-	require.NoError(t, err, "the stream opens after the restart")
-	require.Equal(t, types.SegmentID(3), rs.SegmentList()[0].ID)
-	var rest []written
-	for _, x := range ws {
-		if x.id.Segment() >= 3 {
-			rest = append(rest, x)
-		}
-	}
-	readBack(ctx, t, r2, rest)
 }
