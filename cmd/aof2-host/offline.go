@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/host/dump"
+	"github.com/aof2/aof2/host/node"
 )
 
 func runDump(ctx context.Context, e *cmdEnv) error {
@@ -206,6 +208,8 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 				return err
 			}
 			defer sess.close()
+			_, err = os.Stat(filepath.Join(cfg.DataDir, node.ReplicaMarker))
+			sess.checker.replica = err == nil
 		} else {
 			notChecked = "tier 2 not checked: no tier-2 plugin is configured (tier2.enabled = false or tier2.plugin = \"\")"
 		}

@@ -147,6 +147,9 @@ type tier2Checker struct {
 	// checked with one listing instead of a Head each.
 	canList bool
 	workers int
+	// replica: the data directory is a read replica's, whose manifest
+	// chunks are its own and never uploaded: only segments are checked.
+	replica bool
 }
 
 // expected is one object the manifest places in tier 2.
@@ -191,7 +194,12 @@ func (c *tier2Checker) check(ctx context.Context, stream types.StreamID, in *man
 	}
 	first, haveLocal := uint64(0), false
 	var local []expected
-	for _, ch := range in.Chunks {
+	chunks := in.Chunks
+	if c.replica {
+		chunks = nil
+		rep.Note = "a read replica's data directory: its manifest chunks are its own, not in tier 2; segments checked only"
+	}
+	for _, ch := range chunks {
 		if !ch.Committed {
 			continue
 		}
@@ -457,6 +465,9 @@ func (r tier2Report) summary() string {
 	s := fmt.Sprintf("%d segment and %d manifest chunk objects present in tier 2", r.Segments-r.PendingDeletes, r.Chunks)
 	if r.PendingDeletes > 0 {
 		s += fmt.Sprintf("; %d already deleted with the delete pending", r.PendingDeletes)
+	}
+	if r.Note != "" {
+		s += "; " + r.Note
 	}
 	return s
 }

@@ -207,6 +207,18 @@ func TestTier2CheckerFindings(t *testing.T) {
 				assert.Zero(t, f.lists)
 				assert.Len(t, f.stats, 9+8+3, "a Head per removed chunk too")
 			}
+
+			// A replica's chunks are its own: only its segments are asked for.
+			f.stats, f.lists = nil, 0
+			rc := &tier2Checker{store: f, canList: canList, workers: 3, replica: true}
+			got, rep, err = rc.check(ctx, stream, in)
+			require.NoError(t, err)
+			assert.Len(t, got, 6, "the segment findings only")
+			assert.Zero(t, rep.Chunks)
+			assert.Contains(t, rep.Note, "read replica")
+			for _, k := range f.stats {
+				assert.NotContains(t, k, ".mlog")
+			}
 		})
 	}
 }
