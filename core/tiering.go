@@ -152,6 +152,13 @@ func (t *TierLog) Snapshot(ctx context.Context) (manifest.SnapshotInfo, error) {
 // it is uploaded to tier 2 without waiting for it to fill.
 func (t *TierLog) Rotate(ctx context.Context) error { return t.log().Rotate(ctx) }
 
+// SkipSnapshotIDs makes the log's next snapshot ids greater than through.
+func (t *TierLog) SkipSnapshotIDs(through uint64) { t.log().SkipSnapshotIDs(through) }
+
+// NewestFence returns the newest fence record in the log's newest n
+// sealed chunks (manifest.Log.NewestFence).
+func (t *TierLog) NewestFence(n int) (manifest.Fence, bool, error) { return t.log().NewestFence(n) }
+
 func checkTierRecord(rec manifest.Record) error {
 	switch rec.Type() {
 	case manifest.TypeSegmentOpened, manifest.TypeSealSegment, manifest.TypeSnapshotMarker:

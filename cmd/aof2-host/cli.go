@@ -22,7 +22,8 @@ const (
 	exitNotFound = 2
 	exitAuth     = 3
 	exitIO       = 4
-	// exitClaimed: serve refused, another node is the prefix's writer
+	// exitClaimed: serve refused, another node is the prefix's writer, or
+	// this data directory's history of a stream is not the prefix's
 	// (docs/adr-fencing.md).
 	exitClaimed = 5
 )
@@ -83,7 +84,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &fe), errors.As(err, &te): // tier 2 unreachable, whatever the cause
 		return exitIO
-	case errors.Is(err, coordinator.ErrPrefixClaimed):
+	case errors.Is(err, coordinator.ErrPrefixClaimed), errors.Is(err, coordinator.ErrHistoryDiverged):
 		return exitClaimed
 	case errors.Is(err, errUnauthenticated), errors.Is(err, pluginapi.ErrAuth):
 		return exitAuth

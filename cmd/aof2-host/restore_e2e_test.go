@@ -178,7 +178,13 @@ func restoredTree(t *testing.T, dir string) map[string]string {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		if strings.Contains(rel, "/manifest/") || strings.Contains(rel, "/warm/") {
+		if i := strings.Index(rel, "/manifest/"); i >= 0 {
+			// Only the directory: each restore adds its own node's fence
+			// to the history, the files differ from restore to restore.
+			out[rel[:i+len("/manifest")]] = ""
+			return nil
+		}
+		if strings.Contains(rel, "/warm/") {
 			out[rel] = ""
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // rig is a store on the real file system with a coordinator, tiny budgets
@@ -317,7 +319,7 @@ func TestRetention(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	backend := fake.New(fake.Options{})
+	backend := &intentFirst{Backend: fake.New(fake.Options{})}
 	remote, err := tier2.New(backend, tier2.Config{Logger: hclog.NewNullLogger()})
 	require.NoError(t, err)
 	r := startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond,
@@ -364,12 +366,59 @@ func TestRetention(t *testing.T) {
 	_, err = s.NewReader(core.AtOrdinal(0))
 	require.ErrorIs(t, err, core.ErrNotFound)
 
+	backend.mu.Lock()
+	require.Positive(t, backend.deletes, "segment objects deleted")
+	require.Empty(t, backend.early, "every segment delete came after its queued delete was in the tier-2 commit log")
+	backend.mu.Unlock()
+
 	r.stop(t)
 	r = startRig(t, Config{DataDir: dir, Tier2: remote, Tier0: budget.Config{Policy: budget.PolicyTier2}}, core.Config{})
 	defer r.stop(t)
 	s, err = r.st.Lookup(2)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, uint64(s.SegmentList()[0].ID), uint64(head.ID), "retired segments stay gone")
+}
+
+// intentFirst records the segment deletes that reach it before tier 2's
+// commit log of the stream holds the Tier2DeleteQueued of the key
+// (docs/adr-fencing.md: a delete follows its intent into the log).
+type intentFirst struct {
+	*fake.Backend
+	mu      sync.Mutex
+	deletes int      // guarded by mu
+	early   []string // guarded by mu
+}
+
+func (b *intentFirst) Delete(ctx context.Context, key string) error {
+	layout, _ := tier2.NewLayout("")
+	if ref, err := layout.Parse(key); err == nil && ref.Kind == tier2.KindSegment {
+		queued := false
+		for _, k := range b.Keys() {
+			cref, err := layout.Parse(k)
+			if err != nil || cref.Kind != tier2.KindManifestChunk || cref.Stream != ref.Stream {
+				continue
+			}
+			_, rc, err := b.Get(ctx, pluginapi.GetRequest{Key: k})
+			if err != nil {
+				continue
+			}
+			data, _ := io.ReadAll(rc)
+			_ = rc.Close()
+			recs, _ := manifest.ChunkRecords(data, cref.ID)
+			for _, rec := range recs {
+				if q, ok := rec.(manifest.Tier2DeleteQueued); ok && q.Key == key {
+					queued = true
+				}
+			}
+		}
+		b.mu.Lock()
+		b.deletes++
+		if !queued {
+			b.early = append(b.early, key)
+		}
+		b.mu.Unlock()
+	}
+	return b.Backend.Delete(ctx, key)
 }
 
 func sumResidency(m map[manifest.Residency]int) int {

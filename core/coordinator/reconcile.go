@@ -2,13 +2,10 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/aof2/aof2/core"
-	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/types"
-	"github.com/aof2/aof2/core/vfs"
 )
 
 // Reconciliation is what Start found comparing each stream's manifest with
@@ -108,45 +105,4 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 			"reuploads", len(rec.Reuploads), "lost", len(rec.Lost), "unknown_objects", len(rec.Unknown))
 	}
 	return rec
-}
-
-// uploadChunks ships the stream's sealed manifest chunks not uploaded yet
-// to tier 2, in index order, stopping at the first failure, and tells the log
-// of each (its local retention may then delete it). A chunk is uploaded
-// only once every sealed chunk before it is: tier 2's manifest has no gap
-// a crash could leave (docs/adr-restore.md).
-func (c *Coordinator) uploadChunks(ctx context.Context, s *core.Stream) (err error) {
-	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanChunkUpload, tracing.StreamID(uint64(s.ID())), tracing.Tier(2))
-	result := tracing.ResultSkipped
-	defer func() { endSpan(span, err, result) }()
-	tl := s.TierLog()
-	uploaded := false
-	for _, ch := range tl.SealedChunks() {
-		if ch.Uploaded {
-			continue
-		}
-		span.SetAttributes(tracing.ChunkIndex(ch.Index))
-		if uploaded { // the job's first upload was checked by run
-			if err := c.mayMutate(ctx); err != nil {
-				return err
-			}
-		}
-		data, err := vfs.ReadFile(c.cfg.FS, ch.Path)
-		if err != nil {
-			return fmt.Errorf("read manifest chunk %d: %w", ch.Index, err)
-		}
-		span.SetAttributes(tracing.Bytes(int64(len(data))))
-		if _, err := c.remote.UploadManifestChunk(ctx, s.ID(), ch.Index, data); err != nil {
-			return fmt.Errorf("upload manifest chunk %d: %w", ch.Index, err)
-		}
-		result, uploaded = tracing.ResultOK, true
-		c.t2m.chunkStored(s.ID(), ch.Index)
-		if err := tl.ChunkUploaded(ctx, ch.Index); err != nil {
-			return err
-		}
-	}
-	if !uploaded {
-		return nil
-	}
-	return c.trimRemoteManifest(ctx, s)
 }

@@ -96,6 +96,12 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 		if err := c.mayMutate(ctx); err != nil {
 			return err
 		}
+		// The delete queued is in the tier-2 history before the object
+		// goes (docs/adr-fencing.md): a writer fenced meanwhile deletes
+		// nothing a newer writer's history still names.
+		if err := c.publishIntent(ctx, s); err != nil {
+			return fmt.Errorf("retention: delete %s: %w", key, err)
+		}
 		if err := c.remote.Delete(ctx, key); err != nil {
 			return fmt.Errorf("retention: delete %s: %w", key, err)
 		}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -36,6 +37,9 @@ import (
 type remoteManifest struct {
 	chunks map[uint64]bool // chunk indices in tier 2
 	snaps  map[uint64]bool // snapshot ids in tier 2
+	// taken are ids of local snapshots whose key holds another writer's
+	// snapshot: never uploaded (snapshotIDTaken).
+	taken map[uint64]bool
 	// uploaded are the snapshots known in tier 2 with their positions
 	// (uploaded by this process, or found there by an idempotent upload),
 	// ascending id.
@@ -54,7 +58,7 @@ func (r *remoteManifests) ofLocked(id types.StreamID) *remoteManifest {
 	}
 	m := r.streams[id]
 	if m == nil {
-		m = &remoteManifest{chunks: map[uint64]bool{}, snaps: map[uint64]bool{}}
+		m = &remoteManifest{chunks: map[uint64]bool{}, snaps: map[uint64]bool{}, taken: map[uint64]bool{}}
 		r.streams[id] = m
 	}
 	return m
@@ -89,11 +93,38 @@ func (r *remoteManifests) snapshotUploaded(id types.StreamID, sid uint64) bool {
 	return slices.ContainsFunc(m.uploaded, func(s manifest.LocalSnapshot) bool { return s.ID == sid })
 }
 
+// snapshotTaken reports whether snapshot sid's key holds another
+// writer's snapshot.
+func (r *remoteManifests) snapshotTaken(id types.StreamID, sid uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ofLocked(id).taken[sid]
+}
+
+// snapshotIDTaken handles a snapshot whose id's key holds other bytes.
+// Fenced, this node stops. Still the writer, the object is a snapshot
+// the previous writer stored under an id this log took again after the
+// takeover (docs/adr-fencing.md): it stays (readers verify a snapshot
+// against the history before using it), this one stays local, and the
+// log's next snapshots take ids past it.
+func (c *Coordinator) snapshotIDTaken(ctx context.Context, s *core.Stream, sid uint64, err error) error {
+	if cerr := c.claimHeld(ctx); cerr != nil {
+		return fmt.Errorf("upload manifest snapshot %d: its id in tier 2 is taken: %w", sid, cerr)
+	}
+	c.t2m.mu.Lock()
+	c.t2m.ofLocked(s.ID()).taken[sid] = true
+	c.t2m.mu.Unlock()
+	s.TierLog().SkipSnapshotIDs(sid)
+	c.log.Warn("manifest snapshot not uploaded: tier 2 holds another snapshot under its id (a previous writer's); later snapshots take higher ids",
+		"stream_id", uint64(s.ID()), "snapshot_id", sid, "error", err)
+	return nil
+}
+
 // scanSnapshots queues the upload of the stream's local snapshots tier 2
 // does not hold yet.
 func (c *Coordinator) scanSnapshots(s *core.Stream, tl *core.TierLog) {
 	for _, snap := range tl.LocalSnapshots() {
-		if !c.t2m.snapshotUploaded(s.ID(), snap.ID) {
+		if !c.t2m.snapshotUploaded(s.ID(), snap.ID) && !c.t2m.snapshotTaken(s.ID(), snap.ID) {
 			c.enqueue(job{kind: jobSnapshot, stream: s.ID(), chunk: snap.ID})
 		}
 	}
@@ -114,7 +145,9 @@ func (c *Coordinator) uploadSnapshot(ctx context.Context, s *core.Stream, sid ui
 		return fmt.Errorf("read manifest snapshot %d: %w", sid, err)
 	}
 	pos := tier2.SnapshotPosition{ChunkIndex: snap.ChunkIndex, ChunkOffset: snap.ChunkOffset}
-	if _, err := c.remote.UploadSnapshot(ctx, s.ID(), sid, pos, data); err != nil {
+	if _, err := c.remote.UploadSnapshot(ctx, s.ID(), sid, pos, data); errors.Is(err, tier2.ErrDataLoss) {
+		return c.snapshotIDTaken(ctx, s, sid, err)
+	} else if err != nil {
 		return fmt.Errorf("upload manifest snapshot %d: %w", sid, err)
 	}
 	c.t2m.mu.Lock()

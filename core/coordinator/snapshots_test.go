@@ -169,3 +169,40 @@ func BenchmarkTier2ManifestObjects(b *testing.B) {
 		cancel()
 	}
 }
+
+// TestSnapshotIDTaken: the key of the snapshot id this log takes next
+// already holds another writer's snapshot (a writer taken over, whose
+// last upload landed after the takeover's listing). The local snapshot
+// stays local, nothing is overwritten or counted as data loss, and the
+// log's later snapshots take ids past it and are uploaded.
+func TestSnapshotIDTaken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	remote := newRemote(t, backend)
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: remote, ScanInterval: 10 * time.Millisecond}, core.Config{})
+	defer r.close(t)
+	s, err := r.st.Stream(3)
+	require.NoError(t, err)
+	key := remote.Layout().Key(tier2.Ref{Kind: tier2.KindSnapshot, Stream: 3, ID: 1})
+	_, err = remote.Put(ctx, tier2.Upload{Key: key, Data: []byte("a previous writer's snapshot 1")})
+	require.NoError(t, err)
+	before, _ := backend.Stored(key)
+	for round := range 3 {
+		for i := range 50 {
+			_, err := s.AppendCtx(ctx, payload(round*50+i), core.AppendOptions{})
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.FlushAll(ctx))
+		_, err := s.TierLog().Snapshot(ctx)
+		require.NoError(t, err)
+	}
+	testwait.Until(t, testwait.Default, pollTick, func() bool {
+		_, err := remote.Stat(ctx, remote.Layout().Key(tier2.Ref{Kind: tier2.KindSnapshot, Stream: 3, ID: 3}))
+		return err == nil
+	}, "the log's later snapshots reach tier 2")
+	after, _ := backend.Stored(key)
+	require.Equal(t, before.ETag, after.ETag, "the other writer's snapshot is not replaced")
+	require.True(t, r.c.t2m.snapshotTaken(3, 1))
+	require.Zero(t, remote.Stats().DataLoss)
+}

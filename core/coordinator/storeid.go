@@ -74,6 +74,8 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 		}
 	} else if err := c.claimWriter(ctx, id); err != nil {
 		return err
+	} else if err := c.fenceStreams(ctx); err != nil {
+		return err
 	}
 	c.storeOK.Store(true)
 	c.log.Info("tier 2 store checked", "store_id", id, "recorded", created)
@@ -170,7 +172,7 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 // storeRefused says whether err is a definitive store mismatch.
 func storeRefused(err error) bool {
 	return errors.Is(err, ErrForeignStore) || errors.Is(err, ErrStoreMissing) || errors.Is(err, tier2.ErrIncompatibleStore) ||
-		errors.Is(err, ErrPrefixClaimed)
+		errors.Is(err, ErrPrefixClaimed) || errors.Is(err, ErrHistoryDiverged)
 }
 
 func newDescriptor() tier2.Descriptor {

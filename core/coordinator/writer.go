@@ -33,8 +33,8 @@ import (
 // *types.FencedError naming the new writer, aof_writer_fenced is 1 and an
 // error event says so; reads go on. The check bounds what a writer does
 // after a takeover to the one mutation in flight; what makes that one
-// harmless is in the ADR (conditional creates; the epoch-named keys and
-// fence records it describes are not built yet).
+// harmless is in the ADR: conditional creates, and the fence records
+// (commitlog.go) that close the commit logs to the previous writer.
 
 // WriterFile is the data directory's record of its node id and the epoch
 // of the claim it holds.
@@ -67,6 +67,9 @@ func (e *ClaimedError) Unwrap() error { return ErrPrefixClaimed }
 type writerFile struct {
 	NodeID string `json:"node_id"`
 	Epoch  uint64 `json:"epoch"`
+	// Fenced is the epoch whose fence records every local stream's
+	// tier-2 commit log holds (fenceStreams).
+	Fenced uint64 `json:"fenced,omitempty"`
 }
 
 // loadWriterFile reads the data directory's node id and epoch; the first
@@ -166,8 +169,20 @@ func (c *Coordinator) mayMutate(ctx context.Context) error {
 	if f := c.fenced.Load(); f != nil {
 		return f
 	}
+	if !c.storeOK.Load() {
+		return errNotWriter
+	}
+	return c.claimHeld(ctx)
+}
+
+// claimHeld checks (a Head) that the writer record is still this node's
+// claim; a changed record fences the node.
+func (c *Coordinator) claimHeld(ctx context.Context) error {
+	if f := c.fenced.Load(); f != nil {
+		return f
+	}
 	claim := c.claim.Load()
-	if !c.storeOK.Load() || claim == nil {
+	if claim == nil {
 		return errNotWriter
 	}
 	etag, err := c.remote.WriterETag(ctx)
@@ -247,24 +262,25 @@ func Takeover(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.St
 }
 
 // HoldsPrefix reports (nil) whether the node of dataDir holds the writer
-// record of remote's prefix, as restore requires: a *ClaimedError names
-// the holder otherwise (take the prefix over first).
-func HoldsPrefix(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.Store) error {
+// record of remote's prefix, as restore requires, and returns the
+// record: a *ClaimedError names the holder otherwise (take the prefix
+// over first).
+func HoldsPrefix(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.Store) (tier2.WriterRecord, error) {
 	if fsys == nil {
 		fsys = vfs.OS
 	}
 	local, err := loadWriterFile(fsys, dataDir)
 	if err != nil {
-		return err
+		return tier2.WriterRecord{}, err
 	}
 	rec, _, err := remote.ReadWriter(ctx)
 	switch {
 	case errors.Is(err, pluginapi.ErrNotFound):
-		return &ClaimedError{Mine: local.Epoch}
+		return rec, &ClaimedError{Mine: local.Epoch}
 	case err != nil:
-		return err
+		return rec, err
 	case rec.NodeID != local.NodeID || rec.Epoch < local.Epoch:
-		return &ClaimedError{Holder: rec, Mine: local.Epoch}
+		return rec, &ClaimedError{Holder: rec, Mine: local.Epoch}
 	}
-	return nil
+	return rec, nil
 }

@@ -136,3 +136,19 @@ func FuzzReplayChunk(f *testing.F) {
 		}
 	})
 }
+
+// FuzzChunkFence: ChunkRecords and ChunkFence never panic on an uploaded
+// chunk's bytes, and a fence blob decodes only to a fence with an epoch.
+func FuzzChunkFence(f *testing.F) {
+	f.Add([]byte(`{"epoch":2,"node_id":"ab"}`), []byte{})
+	f.Add([]byte(`{"epoch":0}`), []byte("AOF2MLOG"))
+	f.Add([]byte(`not json`), make([]byte, chunkHeaderLen))
+	f.Fuzz(func(t *testing.T, blob, chunk []byte) {
+		fence, ok, err := FenceOf(CustomEvent{SchemaID: SchemaFence, Blob: blob})
+		if err == nil && (!ok || fence.Epoch == 0) {
+			t.Fatalf("blob %q decoded to %+v, %v", blob, fence, ok)
+		}
+		_, _ = ChunkRecords(chunk, 0)
+		_, _, _ = ChunkFence(chunk, 0)
+	})
+}

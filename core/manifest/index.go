@@ -239,6 +239,10 @@ func (x *Index) Apply(rec Record) {
 	case Unknown:
 		x.UnknownRecords++
 		return
+	case CustomEvent:
+		if h.SegmentID == 0 {
+			return // about the stream (a fence), not a segment: ids start at 1
+		}
 	}
 	s := x.ensure(h.SegmentID)
 	// A sealed segment whose last copy is removed by an eviction or a

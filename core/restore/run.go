@@ -88,6 +88,9 @@ type Report struct {
 type run struct {
 	cfg Config
 	log hclog.Logger
+	// fence is what this node's fence records hold: the epoch of its
+	// claim of the prefix.
+	fence manifest.Fence
 }
 
 // Run restores the streams in only (nil: every stream tier 2 holds) into
@@ -125,9 +128,11 @@ func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error)
 	// Only the prefix's writer restores: once this node took the prefix
 	// over, the previous writer makes no tier-2 write it has not started
 	// already, so the listing below cannot miss its later reservations.
-	if err := coordinator.HoldsPrefix(ctx, cfg.FS, cfg.DataDir, cfg.Remote); err != nil {
+	claim, err := coordinator.HoldsPrefix(ctx, cfg.FS, cfg.DataDir, cfg.Remote)
+	if err != nil {
 		return rep, fmt.Errorf("restore: %w", err)
 	}
+	r.fence = manifest.Fence{Epoch: claim.Epoch, NodeID: claim.NodeID}
 	streams := only
 	if streams == nil {
 		if streams, err = cfg.Remote.ListStreams(ctx); err != nil {
@@ -216,11 +221,7 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	if err := vfs.MkdirAllSync(r.cfg.FS, segDir); err != nil {
 		return sr, err
 	}
-	listing, err := r.cfg.Remote.ListStream(ctx, s)
-	if err != nil {
-		return sr, fmt.Errorf("stream %d: list: %w", s, err)
-	}
-	log, h, err := r.openHistory(ctx, stage, s, listing)
+	log, listing, h, err := r.fencedHistory(ctx, stage, s)
 	sr.Chunks, sr.SkippedSnapshots = h.Chunks, h.SkippedSnapshots
 	if h.HasSnapshot {
 		sr.Snapshot = &h.Snapshot

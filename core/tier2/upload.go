@@ -36,6 +36,12 @@ type Upload struct {
 	// is (a Put conditional on it, if_match) instead of storing a new one
 	// (if_absent): ReplaceSegment.
 	ReplaceETag string
+	// Contended says another writer may have created Key first and that
+	// this is an answer, not an accident (a commit-log index, after a
+	// takeover): the DataLossError is returned as usual but neither
+	// counted nor logged as data loss. A caller that finds it is one
+	// reports it with ReportDataLoss.
+	Contended bool
 }
 
 // Uploaded is the outcome of a successful upload.
@@ -104,6 +110,27 @@ func (s *Store) UploadManifestChunk(ctx context.Context, stream types.StreamID, 
 	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, SegmentInfo{})
 }
 
+// CreateManifestChunk is UploadManifestChunk for a writer extending the
+// stream's commit log (docs/adr-fencing.md): index chunk taken by other
+// bytes is a quiet *DataLossError (Upload.Contended), which the caller
+// tells apart from a loss (ReportDataLoss) — a fence of a later writer,
+// or this writer's own fence of an earlier attempt.
+func (s *Store) CreateManifestChunk(ctx context.Context, stream types.StreamID, chunk uint64, data []byte) (Uploaded, error) {
+	ref := Ref{Kind: KindManifestChunk, Stream: stream, ID: chunk}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data, Contended: true}, ref, SegmentInfo{})
+}
+
+// ReportDataLoss counts and logs, as an upload does, a data loss that a
+// contended upload returned quietly.
+func (s *Store) ReportDataLoss(err error) {
+	var dl *DataLossError
+	if !errors.As(err, &dl) {
+		return
+	}
+	s.m.lostData()
+	s.log.Error("tier2_upload_failed", "key", dl.Key, "data_loss", true, "error", err.Error())
+}
+
 // SnapshotPosition is the manifest log position whose state a snapshot
 // holds.
 type SnapshotPosition struct {
@@ -112,13 +139,16 @@ type SnapshotPosition struct {
 
 // UploadSnapshot stores a manifest snapshot, its log position in the
 // object's metadata (a reader picks snapshots by position with a Head).
+// An id holding other bytes is a quiet *DataLossError (Upload.Contended).
 func (s *Store) UploadSnapshot(ctx context.Context, stream types.StreamID, snapshot uint64, pos SnapshotPosition, data []byte) (Uploaded, error) {
 	ref := Ref{Kind: KindSnapshot, Stream: stream, ID: snapshot}
 	md := map[string]string{
 		MetaSnapshotChunk:  strconv.FormatUint(pos.ChunkIndex, 10),
 		MetaSnapshotOffset: strconv.FormatUint(pos.ChunkOffset, 10),
 	}
-	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data, Metadata: md}, ref, SegmentInfo{})
+	// Contended: after a takeover the previous writer may have stored a
+	// snapshot under the id this writer's log takes next.
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data, Metadata: md, Contended: true}, ref, SegmentInfo{})
 }
 
 // Put stores an arbitrary object (its key is used as given, not under
@@ -168,7 +198,9 @@ func (s *Store) upload(ctx context.Context, u Upload, ref Ref, seg SegmentInfo) 
 		// Rate-limited: a job retried every scan while tier 2 stays
 		// broken would log each time (docs/adr-host.md).
 		f := logthrottle.Failure{Msg: "tier2_upload_failed", Reason: Reason(err), Recovered: "tier2_upload_recovered"}
-		if errors.Is(err, ErrDataLoss) {
+		if errors.Is(err, ErrDataLoss) && u.Contended {
+			f.Level, f.Group, f.Args = hclog.Warn, u.Key, append(logArgs, "taken", true, "error", err.Error())
+		} else if errors.Is(err, ErrDataLoss) {
 			s.m.lostData()
 			// Each key's data loss is logged (its own group), at error.
 			f.Level, f.Group, f.Args = hclog.Error, u.Key, append(logArgs, "data_loss", true, "error", err.Error())

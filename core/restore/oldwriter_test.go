@@ -1,0 +1,269 @@
+package restore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/restore"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/testwait"
+	"github.com/aof2/aof2/pluginapi"
+)
+
+// staleWriter shows its node the writer record as it was while stale is
+// set: the node's check before each mutation passes after a takeover, as
+// it does for a writer paused between its check and its write. The first
+// create that finds its key taken ends the illusion (the node's next
+// check sees the new record).
+type staleWriter struct {
+	*fake.Backend
+	stale atomic.Bool
+	seen  atomic.Pointer[pluginapi.ObjectInfo]
+	taken atomic.Int32 // creates that found their key taken
+}
+
+func (s *staleWriter) Head(ctx context.Context, key string) (pluginapi.ObjectInfo, error) {
+	info, err := s.Backend.Head(ctx, key)
+	if key != tier2.WriterKey {
+		return info, err
+	}
+	if old := s.seen.Load(); s.stale.Load() && old != nil {
+		return *old, nil
+	}
+	if err == nil {
+		s.seen.Store(&info)
+	}
+	return info, err
+}
+
+func (s *staleWriter) Put(ctx context.Context, req pluginapi.PutRequest, body io.Reader) (pluginapi.ObjectInfo, error) {
+	info, err := s.Backend.Put(ctx, req, body)
+	s.noteTaken(err)
+	return info, err
+}
+
+func (s *staleWriter) noteTaken(err error) {
+	if errors.Is(err, pluginapi.ErrAlreadyExists) || errors.Is(err, pluginapi.ErrPrecondition) {
+		s.taken.Add(1)
+		s.stale.Store(false)
+	}
+}
+
+func (s *staleWriter) PutFile(ctx context.Context, req pluginapi.PutRequest, path string) (pluginapi.ObjectInfo, error) {
+	info, err := s.Backend.PutFile(ctx, req, path)
+	s.noteTaken(err)
+	return info, err
+}
+
+// lastChunk returns the index and bytes of the newest commit-log chunk of
+// stream s in b.
+func lastChunk(t *testing.T, b *fake.Backend, s types.StreamID) (uint64, []byte) {
+	t.Helper()
+	layout, err := tier2.NewLayout("")
+	require.NoError(t, err)
+	var idx uint64
+	key := ""
+	for _, k := range objectsOf(b, layout, s, tier2.KindManifestChunk) {
+		ref, _ := layout.Parse(k)
+		if key == "" || ref.ID > idx {
+			idx, key = ref.ID, k
+		}
+	}
+	require.NotEmpty(t, key, "stream %d has a commit log", s)
+	data, err := getAll(b, key)
+	require.NoError(t, err)
+	return idx, data
+}
+
+// TestOldWriterMeetsTheFence: a writer that slips a commit-log chunk
+// through the gap between its check of the writer record and its write
+// (here: it does not see the takeover until its write fails) finds the
+// index taken by the new writer's fence. It is fenced by that failure
+// alone — no data-loss alarm — and the chunk is no part of the history:
+// the new writer restores, writes after its fence, and a third node
+// restoring the prefix reads the new writer's records.
+func TestOldWriterMeetsTheFence(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	fb := fake.New(fake.Options{})
+	sw := &staleWriter{Backend: fb}
+	a := startNodeOver(t, t.TempDir(), sw, manifestOpts)
+	s, err := a.st.Stream(1)
+	require.NoError(t, err)
+	for i := range 40 {
+		_, err := s.AppendDurable(ctx, payload(1, i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Seal(ctx))
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(s) }, "A's stream in tier 2")
+	sw.stale.Store(true) // A keeps seeing the writer record it saw last
+
+	bDir := t.TempDir()
+	rep, err := takeoverAndRestore(ctx, t, bDir, fb)
+	require.NoError(t, err)
+	fenceAt, data := lastChunk(t, fb, 1)
+	f, ok, err := manifest.ChunkFence(data, fenceAt)
+	require.NoError(t, err)
+	require.True(t, ok, "restore ends the stream's log with its fence")
+	require.Equal(t, uint64(2), f.Epoch)
+	require.Equal(t, uint64(rep.Streams[0].Chunks), fenceAt, "the fence follows the history restored (from chunk 0, no snapshot yet)")
+
+	// A, still believing it is the writer, commits more: its next chunk
+	// takes the fence's index.
+	for i := 40; i < 60; i++ {
+		_, err := s.AppendDurable(ctx, payload(1, i), core.AppendOptions{})
+		if err != nil {
+			require.ErrorIs(t, err, core.ErrFenced)
+			break
+		}
+	}
+	_ = s.Seal(ctx)
+	require.NoError(t, s.TierLog().Rotate(ctx))
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return a.c.Fenced() != nil }, "A fenced by its taken chunk index")
+	require.Positive(t, sw.taken.Load(), "A's create met a taken key")
+	_, err = s.AppendDurable(ctx, []byte("after"), core.AppendOptions{})
+	require.ErrorIs(t, err, core.ErrFenced)
+	idx, after := lastChunk(t, fb, 1)
+	require.Equal(t, fenceAt, idx, "A extended nothing")
+	require.Equal(t, data, after, "the fence is not replaced")
+	require.Zero(t, a.remote.Stats().DataLoss, "a taken index after a takeover is no data-loss alarm")
+	a.stop(t)
+
+	b := startNodeOver(t, bDir, fb, manifestOpts)
+	bs, err := b.st.Lookup(1)
+	require.NoError(t, err)
+	var bAcked []written
+	for i := range 30 {
+		p := payload(1, 1000+i)
+		id, err := bs.AppendDurable(ctx, p, core.AppendOptions{})
+		require.NoError(t, err)
+		bAcked = append(bAcked, written{1, id, p})
+	}
+	require.NoError(t, bs.Seal(ctx))
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(bs) }, "B's stream in tier 2")
+	b.stop(t)
+	require.Greater(t, func() uint64 { i, _ := lastChunk(t, fb, 1); return i }(), fenceAt, "B's log goes on after its fence")
+
+	c := t.TempDir()
+	_, err = takeoverAndRestore(ctx, t, c, fb)
+	require.NoError(t, err)
+	cn := startNodeOver(t, c, fb, manifestOpts)
+	defer cn.stop(t)
+	cs, err := cn.st.Lookup(1)
+	require.NoError(t, err)
+	for _, w := range bAcked {
+		rec, err := cs.ReadAt(ctx, w.id)
+		require.NoError(t, err, "record %s", w.id)
+		require.Equal(t, w.payload, rec.Payload)
+	}
+}
+
+// TestServeTakeoverFencesLocalHistory: a node whose data directory keeps
+// its streams takes the prefix over (serve -takeover). At its first start
+// at the new epoch it fences every stream's tier-2 log after its own
+// history, once; a restart does not fence again. A node whose local
+// history another writer has extended since is refused at start with
+// ErrHistoryDiverged, its streams untouched in tier 2.
+func TestServeTakeoverFencesLocalHistory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	fb := fake.New(fake.Options{})
+	aDir := t.TempDir()
+	writeAndStop := func(dir string, from int) {
+		n := startNodeOver(t, dir, fb, manifestOpts)
+		s, err := n.st.Stream(1)
+		require.NoError(t, err)
+		for i := range 20 {
+			_, err := s.AppendDurable(ctx, payload(1, from+i), core.AppendOptions{})
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.Seal(ctx))
+		testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(s) }, "stream in tier 2")
+		n.stop(t)
+	}
+	writeAndStop(aDir, 0)
+	before, _ := lastChunk(t, fb, 1)
+
+	_, err := coordinator.Takeover(ctx, nil, aDir, newRemote(t, fb))
+	require.NoError(t, err)
+	writeAndStop(aDir, 100)
+	layout, _ := tier2.NewLayout("")
+	fences := func() map[uint64]manifest.Fence {
+		out := map[uint64]manifest.Fence{}
+		for _, k := range objectsOf(fb, layout, 1, tier2.KindManifestChunk) {
+			ref, _ := layout.Parse(k)
+			b, err := getAll(fb, k)
+			require.NoError(t, err)
+			f, ok, err := manifest.ChunkFence(b, ref.ID)
+			require.NoError(t, err)
+			if ok {
+				out[ref.ID] = f
+			}
+		}
+		return out
+	}
+	got := fences()
+	require.Len(t, got, 1, "one fence")
+	for idx, f := range got {
+		// After the chunks A had uploaded (and the one its restart
+		// sealed from what the first run left in its active chunk).
+		require.Greater(t, idx, before)
+		require.Equal(t, uint64(2), f.Epoch)
+	}
+	var wf struct{ Epoch, Fenced uint64 }
+	raw, err := os.ReadFile(filepath.Join(aDir, coordinator.WriterFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &wf))
+	require.Equal(t, uint64(2), wf.Fenced)
+	writeAndStop(aDir, 200)
+	require.Equal(t, got, fences(), "a restart at the same epoch fences nothing more")
+
+	// Another node takes over, restores and writes; A takes the prefix
+	// back with its stale history.
+	bDir := t.TempDir()
+	_, err = takeoverAndRestore(ctx, t, bDir, fb)
+	require.NoError(t, err)
+	writeAndStop(bDir, 300)
+	tip := objectsByKey(fb)
+	_, err = coordinator.Takeover(ctx, nil, aDir, newRemote(t, fb))
+	require.NoError(t, err)
+	remote := newRemote(t, fb)
+	defer remote.Close(context.Background())
+	c, err := coordinator.New(coordinator.Config{DataDir: aDir, Tier2: remote, ScanInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	st, err := core.Open(aDir, core.Config{Tiering: c, SegmentSize: segSize, InitialSegmentSize: segSize, Manifest: manifestOpts})
+	require.NoError(t, err)
+	err = c.Start(ctx, st)
+	require.ErrorIs(t, err, coordinator.ErrHistoryDiverged)
+	require.ErrorContains(t, err, "aof2-host restore -stream 1")
+	require.NoError(t, st.Close())
+	require.NoError(t, c.Close())
+	for k, etag := range tip {
+		info, ok := fb.Stored(k)
+		require.True(t, ok, k)
+		if k != tier2.WriterKey {
+			require.Equal(t, etag, info.ETag, "%s untouched", k)
+		}
+	}
+
+	// The remedy: the stream restored from tier 2 goes on after the
+	// other writer's history.
+	require.NoError(t, os.Rename(filepath.Join(aDir, "streams", "1"), filepath.Join(t.TempDir(), "aside")))
+	_, err = restore.Run(ctx, restoreCfg(aDir, fb, t), []types.StreamID{1})
+	require.NoError(t, err)
+	writeAndStop(aDir, 400)
+}
