@@ -121,7 +121,9 @@ func (c *Coordinator) publishIntent(ctx context.Context, s *core.Stream) error {
 // created in tier 2 before any other mutation of the prefix. From then on
 // the previous writer cannot extend these logs. Epoch 1 has no previous
 // writer. Streams restore installed with this epoch's fence are not
-// fenced twice.
+// fenced twice. The epoch is recorded as fenced only once every stream
+// is: a failure keeps the writer gate shut (the next scan tries again);
+// a stream that does not open is left for a start that opens it.
 func (c *Coordinator) fenceStreams(ctx context.Context) error {
 	local, err := loadWriterFile(c.cfg.FS, c.cfg.DataDir)
 	if err != nil {
@@ -137,14 +139,20 @@ func (c *Coordinator) fenceStreams(ctx context.Context) error {
 		return nil
 	}
 	f := manifest.Fence{Epoch: local.Epoch, NodeID: local.NodeID}
+	broken := 0
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
 		if err != nil {
-			continue // a broken stream: reported by the store, restored by the operator
+			broken++ // reported by the store; it takes no appends, and is fenced at a start that opens it
+			continue
 		}
 		if err := c.fenceStream(ctx, s, f); err != nil {
 			return fmt.Errorf("fence stream %d at epoch %d: %w", id, f.Epoch, err)
 		}
+	}
+	if broken > 0 {
+		c.log.Warn("streams that do not open are not fenced at this epoch yet", "epoch", f.Epoch, "streams", broken)
+		return nil
 	}
 	local.Fenced = local.Epoch
 	if err := saveWriterFile(c.cfg.FS, c.cfg.DataDir, local); err != nil {
@@ -154,8 +162,12 @@ func (c *Coordinator) fenceStreams(ctx context.Context) error {
 	return nil
 }
 
-// fenceStream appends the fence to the stream's log, seals the chunk and
-// creates it, after every sealed chunk before it, in tier 2.
+// fenceStream appends the fence to the stream's log (unless an earlier
+// attempt or restore did), seals the chunk, and creates in tier 2 every
+// sealed chunk not there yet, the fence last. Tier 2 holding a chunk past
+// the fence's index, or another chunk at one of these indices, means
+// another writer extended the log this data directory continued: the
+// stream is refused (ErrHistoryDiverged), nothing more is written for it.
 func (c *Coordinator) fenceStream(ctx context.Context, s *core.Stream, f manifest.Fence) error {
 	tl := s.TierLog()
 	if tl == nil {
@@ -163,19 +175,41 @@ func (c *Coordinator) fenceStream(ctx context.Context, s *core.Stream, f manifes
 	}
 	if got, ok, err := tl.NewestFence(4); err != nil {
 		return err
-	} else if ok && got.Epoch == f.Epoch {
-		return nil
+	} else if !ok || got.Epoch != f.Epoch {
+		if err := tl.Record(ctx, f.Record()); err != nil {
+			return err
+		}
+		if err := tl.Rotate(ctx); err != nil {
+			return err
+		}
 	}
-	if err := tl.Record(ctx, f.Record()); err != nil {
+	sealed := tl.SealedChunks()
+	if len(sealed) == 0 {
+		return fmt.Errorf("coordinator: stream %d: the fence's chunk is not sealed", s.ID())
+	}
+	last := sealed[len(sealed)-1].Index
+	listing, err := c.remote.ListStream(ctx, s.ID())
+	if err != nil {
+		return fmt.Errorf("list the stream's tier-2 commit log: %w", err)
+	}
+	for _, ch := range listing.ManifestChunks {
+		if ch.Ref.ID > last {
+			return c.diverged(s, fmt.Errorf("tier 2 holds chunk %d (%s), past this data directory's chunk %d", ch.Ref.ID, ch.Info.Key, last))
+		}
+	}
+	if _, err := c.createChunks(ctx, s, c.claimHeld); errors.Is(err, tier2.ErrDataLoss) {
+		return c.diverged(s, err)
+	} else if err != nil {
 		return err
 	}
-	if err := tl.Rotate(ctx); err != nil {
-		return err
-	}
-	_, err := c.createChunks(ctx, s, c.claimHeld)
-	if errors.Is(err, tier2.ErrDataLoss) {
-		return fmt.Errorf("%w: stream %d: %w; this data directory's copy of the stream cannot go on as its history: move streams/%d aside and `aof2-host restore -stream %d` (docs/adr-fencing.md)",
-			ErrHistoryDiverged, s.ID(), err, s.ID(), s.ID())
-	}
+	return nil
+}
+
+// diverged refuses appends to a stream whose local history differs from
+// its tier-2 commit log, and returns the ErrHistoryDiverged that says so.
+func (c *Coordinator) diverged(s *core.Stream, why error) error {
+	err := fmt.Errorf("%w: stream %d: %w; this data directory's copy of the stream cannot go on as its history: move streams/%d aside and `aof2-host restore -stream %d` (docs/adr-fencing.md)",
+		ErrHistoryDiverged, s.ID(), why, s.ID(), s.ID())
+	s.RefuseAppendsWith(err)
 	return err
 }

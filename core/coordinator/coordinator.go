@@ -75,9 +75,10 @@ type Coordinator struct {
 	// checked out (storeid.go); set once, never cleared.
 	storeOK atomic.Bool
 	// claim is the etag of this node's claim of the prefix's writer
-	// record (writer.go), set with storeOK; fenced is set once another
-	// node claimed it, never cleared.
+	// record (writer.go), and epoch its epoch, set with storeOK; fenced is
+	// set once another node claimed it, never cleared.
 	claim  atomic.Pointer[string]
+	epoch  atomic.Uint64
 	fenced atomic.Pointer[types.FencedError]
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -19,8 +19,8 @@ import (
 // The tier-2 manifest (docs/tiering.md#the-tier-2-manifest). Each stream's
 // manifest reaches tier 2 as its sealed chunks (uploadChunks) and its
 // snapshots: every snapshot the manifest log takes (every
-// manifest.snapshot_every_bytes, or on demand) is uploaded as soon as the
-// scan sees it. Once two uploaded snapshots exist, tier 2 keeps only what
+// manifest.snapshot_every_bytes, or on demand) is uploaded once the chunk
+// its position lies in is in tier 2 (positionPublished). Once two uploaded snapshots exist, tier 2 keeps only what
 // a reader needs: the chunks from the older of the two on, and those two.
 // The older one is the fallback should the newer be damaged, as local
 // retention keeps it, so a stream's tier-2 manifest is O(the chunks since
@@ -93,6 +93,38 @@ func (r *remoteManifests) snapshotUploaded(id types.StreamID, sid uint64) bool {
 	return slices.ContainsFunc(m.uploaded, func(s manifest.LocalSnapshot) bool { return s.ID == sid })
 }
 
+// chunkHeaderLen is the offset of a manifest chunk's first record: a
+// snapshot positioned there holds the state at the end of the chunk
+// before.
+const chunkHeaderLen = 64
+
+// positionPublished says whether the state snap holds is all in tier 2's
+// commit log: the chunk its position lies in (or, at a chunk's start,
+// the one before) was created by this writer or found there at start. A
+// writer fenced before that chunk was created never uploads the snapshot,
+// which would otherwise describe a history tier 2 does not hold.
+func (c *Coordinator) positionPublished(s *core.Stream, snap manifest.LocalSnapshot) bool {
+	need := snap.ChunkIndex
+	if snap.ChunkOffset <= chunkHeaderLen {
+		if need == 0 {
+			return true
+		}
+		need--
+	}
+	c.t2m.mu.Lock()
+	known := c.t2m.ofLocked(s.ID()).chunks[need]
+	c.t2m.mu.Unlock()
+	if known {
+		return true
+	}
+	for _, ch := range s.TierLog().SealedChunks() {
+		if ch.Index == need {
+			return ch.Uploaded
+		}
+	}
+	return false
+}
+
 // snapshotTaken reports whether snapshot sid's key holds another
 // writer's snapshot.
 func (r *remoteManifests) snapshotTaken(id types.StreamID, sid uint64) bool {
@@ -102,14 +134,19 @@ func (r *remoteManifests) snapshotTaken(id types.StreamID, sid uint64) bool {
 }
 
 // snapshotIDTaken handles a snapshot whose id's key holds other bytes.
-// Fenced, this node stops. Still the writer, the object is a snapshot
-// the previous writer stored under an id this log took again after the
-// takeover (docs/adr-fencing.md): it stays (readers verify a snapshot
-// against the history before using it), this one stays local, and the
-// log's next snapshots take ids past it.
+// Fenced, this node stops. Still the writer after a takeover (epoch 2 on),
+// the object is a snapshot the previous writer stored under an id this
+// log took again (docs/adr-fencing.md): it stays (readers use a snapshot
+// only where the history replays from it), this one stays local, and the
+// log's next snapshots take ids past it. At epoch 1 no other writer ever
+// was: the object is a loss, reported as one.
 func (c *Coordinator) snapshotIDTaken(ctx context.Context, s *core.Stream, sid uint64, err error) error {
 	if cerr := c.claimHeld(ctx); cerr != nil {
 		return fmt.Errorf("upload manifest snapshot %d: its id in tier 2 is taken: %w", sid, cerr)
+	}
+	if c.epoch.Load() <= 1 {
+		c.remote.ReportDataLoss(err)
+		return fmt.Errorf("upload manifest snapshot %d: %w", sid, err)
 	}
 	c.t2m.mu.Lock()
 	c.t2m.ofLocked(s.ID()).taken[sid] = true
@@ -140,6 +177,9 @@ func (c *Coordinator) uploadSnapshot(ctx context.Context, s *core.Stream, sid ui
 		return nil // removed by local retention meanwhile: a newer one exists
 	}
 	snap := tl.LocalSnapshots()[i]
+	if !c.positionPublished(s, snap) {
+		return nil // its state is not all in tier 2's log yet: a later scan uploads it
+	}
 	data, err := vfs.ReadFile(c.cfg.FS, snap.Path)
 	if err != nil {
 		return fmt.Errorf("read manifest snapshot %d: %w", sid, err)

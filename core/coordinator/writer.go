@@ -147,6 +147,7 @@ func (c *Coordinator) claimWriter(ctx context.Context, storeID string) error {
 			}
 		}
 		c.claim.Store(&etag)
+		c.epoch.Store(local.Epoch)
 		return nil
 	}
 	return fmt.Errorf("coordinator: the writer record kept changing while it was claimed: %w", tier2.ErrClaimRace)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -62,12 +63,17 @@ func (r *run) fencedHistory(ctx context.Context, stage string, s types.StreamID)
 // writeFence appends the fence to the restored log, seals its chunk and
 // creates it in tier 2; a log that ends with this epoch's fence (an
 // earlier run's) is fenced already. A taken index is the *DataLossError
-// of the create.
+// of the create. A later epoch's fence in the history, or a writer record
+// this node no longer holds, is ErrPrefixClaimed: another takeover
+// happened since this restore began, and its node writes the log now.
 func (r *run) writeFence(ctx context.Context, s types.StreamID, log *manifest.Log) error {
 	if f, ok, err := log.NewestFence(1); err != nil {
 		return err
 	} else if ok && f.Epoch == r.fence.Epoch {
 		return nil
+	} else if ok && f.Epoch > r.fence.Epoch {
+		return fmt.Errorf("%w: the stream's log holds the fence of epoch %d (node %s), this node holds epoch %d",
+			coordinator.ErrPrefixClaimed, f.Epoch, f.NodeID, r.fence.Epoch)
 	}
 	if err := log.AppendCommit(ctx, r.fence.Record()); err != nil {
 		return err
@@ -82,6 +88,10 @@ func (r *run) writeFence(ctx context.Context, s types.StreamID, log *manifest.Lo
 	ch := chunks[len(chunks)-1]
 	data, err := vfs.ReadFile(r.cfg.FS, ch.Path)
 	if err != nil {
+		return err
+	}
+	// Another takeover since this run began: its node owns the log now.
+	if _, err := coordinator.HoldsPrefix(ctx, r.cfg.FS, r.cfg.DataDir, r.cfg.Remote); err != nil {
 		return err
 	}
 	if _, err := r.cfg.Remote.CreateManifestChunk(ctx, s, ch.Index, data); err != nil {

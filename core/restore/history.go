@@ -35,8 +35,10 @@ type history struct {
 func (r *run) installHistory(ctx context.Context, stage string, stream types.StreamID, l tier2.Listing, skip map[uint64]bool) (history, error) {
 	var h history
 	chunks := map[uint64]tier2.Listed{}
+	past := uint64(0) // the index after the newest chunk listed
 	for _, c := range l.ManifestChunks {
 		chunks[c.Ref.ID] = c
+		past = max(past, c.Ref.ID+1)
 	}
 	start := uint64(0)
 	var snapBytes []byte
@@ -53,6 +55,12 @@ func (r *run) installHistory(ctx context.Context, stage string, stream types.Str
 			}
 			r.log.Warn("tier-2 snapshot skipped", "stream_id", uint64(stream), "key", sn.Info.Key, "error", err)
 			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: %v", sn.Info.Key, err))
+			continue
+		}
+		if pos.ChunkIndex > past {
+			// A state at a position past the log: a writer's snapshot of
+			// chunks it never got into tier 2 (one taken over meanwhile).
+			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: its position, chunk %d, lies past the log tier 2 holds (chunks before %d)", sn.Info.Key, pos.ChunkIndex, past))
 			continue
 		}
 		if _, ok := chunks[pos.ChunkIndex]; !ok && pos.ChunkOffset > chunkHeaderLen {

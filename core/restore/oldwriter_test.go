@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,6 +196,8 @@ func TestServeTakeoverFencesLocalHistory(t *testing.T) {
 		}
 		require.NoError(t, s.Seal(ctx))
 		testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(s) }, "stream in tier 2")
+		require.NoError(t, s.TierLog().Rotate(ctx)) // the records of the uploads too
+		testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(s) }, "stream's log in tier 2")
 		n.stop(t)
 	}
 	writeAndStop(aDir, 0)
@@ -230,7 +235,9 @@ func TestServeTakeoverFencesLocalHistory(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &wf))
 	require.Equal(t, uint64(2), wf.Fenced)
 	writeAndStop(aDir, 200)
-	require.Equal(t, got, fences(), "a restart at the same epoch fences nothing more")
+	for idx := range fences() { // the first may be trimmed from tier 2 by now
+		require.Contains(t, got, idx, "a restart at the same epoch fences nothing more")
+	}
 
 	// Another node takes over, restores and writes; A takes the prefix
 	// back with its stale history.
@@ -241,23 +248,62 @@ func TestServeTakeoverFencesLocalHistory(t *testing.T) {
 	tip := objectsByKey(fb)
 	_, err = coordinator.Takeover(ctx, nil, aDir, newRemote(t, fb))
 	require.NoError(t, err)
-	remote := newRemote(t, fb)
-	defer remote.Close(context.Background())
-	c, err := coordinator.New(coordinator.Config{DataDir: aDir, Tier2: remote, ScanInterval: 10 * time.Millisecond})
-	require.NoError(t, err)
-	st, err := core.Open(aDir, core.Config{Tiering: c, SegmentSize: segSize, InitialSegmentSize: segSize, Manifest: manifestOpts})
-	require.NoError(t, err)
-	err = c.Start(ctx, st)
-	require.ErrorIs(t, err, coordinator.ErrHistoryDiverged)
-	require.ErrorContains(t, err, "aof2-host restore -stream 1")
-	require.NoError(t, st.Close())
-	require.NoError(t, c.Close())
-	for k, etag := range tip {
-		info, ok := fb.Stored(k)
-		require.True(t, ok, k)
-		if k != tier2.WriterKey {
-			require.Equal(t, etag, info.ETag, "%s untouched", k)
+	startA := func() error {
+		remote := newRemote(t, fb)
+		defer remote.Close(context.Background())
+		c, err := coordinator.New(coordinator.Config{DataDir: aDir, Tier2: remote, ScanInterval: 10 * time.Millisecond})
+		require.NoError(t, err)
+		st, err := core.Open(aDir, core.Config{Tiering: c, SegmentSize: segSize, InitialSegmentSize: segSize, Manifest: manifestOpts})
+		require.NoError(t, err)
+		err = c.Start(ctx, st)
+		require.NoError(t, st.Close())
+		require.NoError(t, c.Close())
+		return err
+	}
+	untouched := func() {
+		for k, etag := range tip {
+			info, ok := fb.Stored(k)
+			require.True(t, ok, k)
+			if k != tier2.WriterKey {
+				require.Equal(t, etag, info.ETag, "%s untouched", k)
+			}
 		}
+		require.Len(t, fb.Keys(), len(tip), "nothing added")
+	}
+	for range 2 { // refused again at a restart: its local fence never reached tier 2
+		err = startA()
+		require.ErrorIs(t, err, coordinator.ErrHistoryDiverged)
+		require.ErrorContains(t, err, "aof2-host restore -stream 1")
+		untouched()
+	}
+	// The same where B's tier-2 manifest trim left the index A would
+	// create free: tier 2 holds chunks past A's history.
+	bLast, _ := lastChunk(t, fb, 1)
+	var aLast uint64
+	entries, err := os.ReadDir(filepath.Join(aDir, "streams", "1", "manifest"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		if n, err := strconv.ParseUint(strings.TrimSuffix(e.Name(), ".mlog"), 10, 64); err == nil {
+			aLast = max(aLast, n)
+		}
+	}
+	require.Greater(t, bLast, aLast+1, "B's log reaches past A's")
+	trimmed := map[string][]byte{}
+	for _, k := range objectsOf(fb, layout, 1, tier2.KindManifestChunk) {
+		if ref, _ := layout.Parse(k); ref.ID <= aLast+1 {
+			data, err := getAll(fb, k)
+			require.NoError(t, err)
+			trimmed[k] = data
+			require.NoError(t, fb.Delete(ctx, k))
+			delete(tip, k)
+		}
+	}
+	err = startA()
+	require.ErrorIs(t, err, coordinator.ErrHistoryDiverged)
+	require.ErrorContains(t, err, "past this data directory's chunk")
+	untouched()
+	for k, data := range trimmed { // B's history, whole again for the remedy below
+		putRaw(t, fb, k, data)
 	}
 
 	// The remedy: the stream restored from tier 2 goes on after the
@@ -266,4 +312,55 @@ func TestServeTakeoverFencesLocalHistory(t *testing.T) {
 	_, err = restore.Run(ctx, restoreCfg(aDir, fb, t), []types.StreamID{1})
 	require.NoError(t, err)
 	writeAndStop(aDir, 400)
+}
+
+// listHook runs hook once, after the first List of a stream's objects.
+type listHook struct {
+	*fake.Backend
+	once sync.Once
+	hook func()
+}
+
+func (l *listHook) List(ctx context.Context, req pluginapi.ListRequest, fn func([]pluginapi.ObjectInfo) error) error {
+	err := l.Backend.List(ctx, req, fn)
+	if strings.HasPrefix(req.Prefix, "streams/1/") {
+		l.once.Do(l.hook)
+	}
+	return err
+}
+
+// TestTakeoverDuringRestore: node C takes the prefix over and restores it
+// while node B's restore of the same prefix runs. B's restore writes no
+// fence after C's (it finds the writer record is no longer its own) and
+// fails with ErrPrefixClaimed; the log ends with C's fence and C serves.
+func TestTakeoverDuringRestore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	fb := fake.New(fake.Options{})
+	writeStreams(t, fb, manifestOpts, 1)
+	bDir, cDir := t.TempDir(), t.TempDir()
+	_, err := coordinator.Takeover(ctx, nil, bDir, newRemote(t, fb))
+	require.NoError(t, err)
+	lh := &listHook{Backend: fb, hook: func() {
+		_, err := takeoverAndRestore(ctx, t, cDir, fb)
+		require.NoError(t, err)
+	}}
+	cfg := restoreCfg(bDir, fb, t)
+	cfg.Remote = newRemoteOver(t, lh)
+	_, err = restore.Run(ctx, cfg, nil)
+	require.ErrorIs(t, err, coordinator.ErrPrefixClaimed)
+	idx, data := lastChunk(t, fb, 1)
+	f, ok, err := manifest.ChunkFence(data, idx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, uint64(3), f.Epoch, "the log ends with C's fence")
+	c := startNode(t, cDir, fb)
+	defer c.stop(t)
+	s, err := c.st.Lookup(1)
+	require.NoError(t, err)
+	_, err = s.AppendDurable(ctx, []byte("C writes"), core.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Seal(ctx))
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(s) }, "C's stream in tier 2")
+	require.Zero(t, c.remote.Stats().DataLoss)
 }

@@ -56,12 +56,24 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 		note(id)
 	}
 	histFirst := first
+	recordedLost := map[types.SegmentID]bool{}
+	for _, o := range l.Lost {
+		recordedLost[types.SegmentID(o.Ref.ID)] = true
+	}
 	objs := map[types.SegmentID]*tier2.Listed{}
 	for i := range l.Segments {
 		o := &l.Segments[i]
 		id := types.SegmentID(o.Ref.ID)
 		if id <= dropped || (histFirst != 0 && id < histFirst) {
 			r.log.Warn("tier-2 segment object older than the stream's history left alone", "stream_id", uint64(stream), "key", o.Info.Key)
+			continue
+		}
+		if recordedLost[id] {
+			// An earlier restore accepted the id as lost and the history
+			// went on past it: an object that appeared later is a writer
+			// taken over's last upload, no part of the history
+			// (docs/adr-fencing.md).
+			r.log.Warn("tier-2 segment object of an id recorded lost left alone", "stream_id", uint64(stream), "key", o.Info.Key)
 			continue
 		}
 		objs[id] = o

@@ -128,7 +128,10 @@ func (s *Store) ReportDataLoss(err error) {
 		return
 	}
 	s.m.lostData()
-	s.log.Error("tier2_upload_failed", "key", dl.Key, "data_loss", true, "error", err.Error())
+	// Each key's data loss is logged (its own group), at error, and
+	// rate-limited as an upload's (a job retried every scan).
+	s.logs.Fail(logthrottle.Failure{Msg: "tier2_upload_failed", Reason: Reason(err), Level: hclog.Error, Group: dl.Key,
+		Args: []any{"key", dl.Key, "data_loss", true, "error", err.Error()}})
 }
 
 // SnapshotPosition is the manifest log position whose state a snapshot
