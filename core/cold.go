@@ -108,6 +108,28 @@ func (s *Stream) Evict(id SegmentID) error {
 	return nil
 }
 
+// EvictRecorded is Evict followed by rec (the coordinator's LocalEvicted)
+// in the stream's manifest, both before the stream can close: a clean
+// stop never leaves a segment the manifest places in tier 0 whose file is
+// gone. A stream closing already refuses with ErrClosed.
+func (s *Stream) EvictRecorded(ctx context.Context, id SegmentID, rec manifest.Record) error {
+	s.evictMu.RLock()
+	defer s.evictMu.RUnlock()
+	s.mu.Lock()
+	closed := s.mu.closed
+	s.mu.Unlock()
+	if closed {
+		return fmt.Errorf("stream %d: evict segment %d: %w", s.id, id, ErrClosed)
+	}
+	if err := s.Evict(id); err != nil {
+		return err
+	}
+	if tl := s.TierLog(); tl != nil {
+		return tl.Record(ctx, rec)
+	}
+	return nil
+}
+
 // Hydrate brings segment id back into tier 0 (from tier 1 or 2 through
 // the coordinator) and waits for it. A resident segment is a no-op; an
 // unknown one is ErrNotFound. Operators use it to warm a range before a

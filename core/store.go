@@ -344,6 +344,8 @@ func (s *Stream) close() error {
 	if err := s.closeMark(); err != nil {
 		errs = append(errs, err)
 	}
+	s.evictMu.Lock() // evictions under way record themselves first
+	s.evictMu.Unlock()
 	if s.journal != nil {
 		if err := s.journal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("stream %d: close manifest: %w", s.id, err))

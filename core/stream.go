@@ -104,6 +104,12 @@ type Stream struct {
 	readMu        sync.RWMutex
 	readersClosed bool // guarded by readMu
 
+	// evictMu is held (read) by EvictRecorded from before the file goes
+	// until its record is in the manifest; close takes it (write) before
+	// closing the manifest, so a clean stop never leaves an eviction the
+	// manifest does not know. It guards no field.
+	evictMu sync.RWMutex
+
 	// markMu guards mark: the durable mark's writer and what its next
 	// write records (core/mark.go). It is taken last, never held while
 	// taking another lock.

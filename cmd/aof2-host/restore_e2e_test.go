@@ -22,6 +22,7 @@ import (
 	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/testbin"
 	"github.com/aof2/aof2/internal/testseed"
 )
 
@@ -84,29 +85,38 @@ func drillWrite(t *testing.T, ctx context.Context, c *client.Client, streams []c
 }
 
 // TestDisasterRecoveryDrill is issue 13's drill against the real
-// binaries: a host with the fs plugin (its root outside the data
-// directory) under concurrent durable writers is SIGKILLed and its data
-// directory deleted. serve then refuses to start (exit 5: the lost host
-// still holds the prefix), naming takeover and restore; `aof2-host
-// takeover` and `aof2-host restore` rebuild the directory from tier 2;
-// served again,
-// every acknowledged record that reached tier 2 reads back byte-exact
-// with its id, the acknowledged records lost are exactly those in the
-// segments restore reports lost (never uploaded), and appends continue
-// in segments no acknowledged record used.
+// binaries, on the fs plugin (its root outside the data directory) and on
+// the s3 plugin over the local S3 server (the cloud job; skipped without
+// one outside CI): a host under concurrent durable writers is SIGKILLed
+// and its data directory deleted. serve then refuses to start (exit 5:
+// the lost host still holds the prefix), naming takeover and restore;
+// `aof2-host takeover` and `aof2-host restore` rebuild the directory from
+// tier 2; served again, every acknowledged record that reached tier 2
+// reads back byte-exact with its id, the acknowledged records lost are
+// exactly those in the segments restore reports lost (never uploaded),
+// and appends continue in segments no acknowledged record used.
 func TestDisasterRecoveryDrill(t *testing.T) {
-	bin := hostBinaries(t)
+	t.Run("fs", func(t *testing.T) {
+		objects := filepath.Join(t.TempDir(), "objects")
+		drill(t, hostBinaries(t), []string{"AOF2_TIER2_SETTINGS_ROOT=" + objects})
+	})
+	t.Run("s3", func(t *testing.T) {
+		hostBinaries(t) // skipped under -short
+		drill(t, testbin.Dir(t, "aof2-host", "aof2-plugin-s3"), s3Env(s3Bucket(t, "aof2-drill-", true)))
+	})
+}
+
+// drill runs the disaster-recovery drill on the tier 2 env configures.
+func drill(t *testing.T, bin string, env []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	root := t.TempDir()
-	data, objects := filepath.Join(root, "data"), filepath.Join(root, "objects")
+	data := filepath.Join(root, "data")
 	const maxAge = time.Second
-	args := append(defaultHostArgs(data), "-tier2-settings", "root="+objects, "-segment-max-age", maxAge.String(),
-		"-manifest-rotation-period", "20ms")
-	env := []string{"AOF2_TIER2_SETTINGS_ROOT=" + objects}
+	args := append(defaultHostArgs(data), "-segment-max-age", maxAge.String(), "-manifest-rotation-period", "20ms")
 	streams := []client.StreamID{1, 2, 3, 4}
 
-	h := startHost(t, bin, nil, args...)
+	h := startHost(t, bin, env, args...)
 	h.waitReady()
 	c := h.dial(ctx)
 	seed := testseed.From(t, "AOF2_DRILL_SEED")
@@ -116,7 +126,7 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	h.kill()
 	require.NoError(t, os.RemoveAll(data))
 
-	code, _, stderr := runHostCmd(t, ctx, bin, nil, append([]string{"serve"}, args...)...)
+	code, _, stderr := runHostCmd(t, ctx, bin, env, append([]string{"serve"}, args...)...)
 	require.Equal(t, exitClaimed, code, "serve on a new data directory: the lost host is still the prefix's writer\n%s", stderr)
 	require.Contains(t, stderr, "aof2-host restore", "the refusal names the commands that fix it")
 	require.Contains(t, stderr, "aof2-host takeover")
@@ -136,7 +146,7 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 		lostSegs[sr.Stream] = sr.Lost
 	}
 
-	h = startHost(t, bin, nil, args...)
+	h = startHost(t, bin, env, args...)
 	h.waitReady()
 	c = h.dial(ctx)
 	lost := 0

@@ -62,29 +62,47 @@ func TestRestoreTime(t *testing.T) {
 		timeRestore(t, bin, b, n, []string{"AOF2_TIER2_SETTINGS_ROOT=" + root})
 	})
 	t.Run("s3", func(t *testing.T) {
-		endpoint, access, secret := os.Getenv("AOF2_S3_ENDPOINT"), os.Getenv("AOF2_S3_ACCESS_KEY"), os.Getenv("AOF2_S3_SECRET_KEY")
-		if endpoint == "" {
-			t.Skip("no local S3 server (scripts/emulators.sh up)")
-		}
-		var r [5]byte
-		_, _ = rand.Read(r[:])
-		bucket := "aof2-restore-" + hex.EncodeToString(r[:])
-		sdk := awss3.New(awss3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
-			Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
-		_, err := sdk.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)})
-		require.NoError(t, err)
-		settings := map[string]string{"bucket": bucket, "endpoint": endpoint, "path_style": "true", "region": "us-east-1",
-			"access_key_id": access, "secret_access_key": secret}
+		settings := s3Bucket(t, "aof2-restore-", false)
 		b := s3.New()
 		_, err = b.Configure(context.Background(), pluginapi.ConfigureRequest{Config: settings})
 		require.NoError(t, err)
-		env := []string{"AOF2_TIER2_PLUGIN=s3"}
-		for k, v := range settings {
-			env = append(env, "AOF2_TIER2_SETTINGS_"+upper(k)+"="+v)
-		}
+		env := s3Env(settings)
 		populate(t, b, n)
 		timeRestore(t, bin, b, n, env)
 	})
+}
+
+// s3Bucket creates a bucket on the local S3 server (`make emulators-up`)
+// and returns the s3 plugin's settings for it. Without a server the test
+// is skipped, or, with required in CI (CI=true), fails: the cloud job
+// runs it.
+func s3Bucket(t *testing.T, prefix string, required bool) map[string]string {
+	t.Helper()
+	endpoint, access, secret := os.Getenv("AOF2_S3_ENDPOINT"), os.Getenv("AOF2_S3_ACCESS_KEY"), os.Getenv("AOF2_S3_SECRET_KEY")
+	if endpoint == "" {
+		if required && os.Getenv("CI") == "true" {
+			t.Fatal("CI: AOF2_S3_ENDPOINT is not set: no local S3 server (make emulators-up)")
+		}
+		t.Skip("no local S3 server (make emulators-up)")
+	}
+	var r [5]byte
+	_, _ = rand.Read(r[:])
+	bucket := prefix + hex.EncodeToString(r[:])
+	sdk := awss3.New(awss3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
+	_, err := sdk.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+	return map[string]string{"bucket": bucket, "endpoint": endpoint, "path_style": "true", "region": "us-east-1",
+		"access_key_id": access, "secret_access_key": secret}
+}
+
+// s3Env is the host's environment for the s3 plugin with settings.
+func s3Env(settings map[string]string) []string {
+	env := []string{"AOF2_TIER2_PLUGIN=s3"}
+	for k, v := range settings {
+		env = append(env, "AOF2_TIER2_SETTINGS_"+upper(k)+"="+v)
+	}
+	return env
 }
 
 func upper(s string) string {

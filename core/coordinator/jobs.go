@@ -188,22 +188,23 @@ func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.Segmen
 	if !ok {
 		return c.budget.Removed(key)
 	}
-	if err := s.Evict(id); err != nil {
-		if rerr := c.budget.Restore(key); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		if errors.Is(err, core.ErrSegmentBusy) {
-			return nil
-		}
-		return err
+	err = s.EvictRecorded(ctx, id, localEvicted(info))
+	if errors.Is(err, core.ErrSegmentBusy) || errors.Is(err, core.ErrClosed) {
+		return c.budget.Restore(key)
+	}
+	if cur, ok := s.Segment(id); err != nil && ok && cur.Resident {
+		return errors.Join(err, c.budget.Restore(key)) // the file stayed
 	}
 	// The file is gone: the budget learns it whatever happens next. A
-	// LocalEvicted lost to a failure here is re-derived by Start.
-	if err := c.budget.Removed(key); err != nil {
+	// LocalEvicted lost to a failure of its record is re-derived by Start.
+	if rerr := c.budget.Removed(key); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if err != nil {
 		return err
 	}
 	result = tracing.ResultOK
 	span.SetAttributes(tracing.Bytes(info.Capacity))
 	s.Wake()
-	return s.TierLog().Record(ctx, localEvicted(info))
+	return nil
 }
