@@ -344,13 +344,13 @@ func (s *Stream) close() error {
 	if err := s.closeMark(); err != nil {
 		errs = append(errs, err)
 	}
-	s.evictMu.Lock() // evictions under way record themselves first
-	s.evictMu.Unlock()
+	s.evictMu.Lock() // evictions under way record themselves first (EvictRecorded)
 	if s.journal != nil {
 		if err := s.journal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("stream %d: close manifest: %w", s.id, err))
 		}
 	}
+	s.evictMu.Unlock()
 	close(s.closed)
 	s.durableN.broadcast()
 	s.stateN.broadcast()

@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/replica"
+	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -47,6 +48,10 @@ func newRemote(t testing.TB, b pluginapi.Backend) *tier2.Store {
 	return remote
 }
 
+// listInterval is the replicas' ListInterval; a test may change it
+// around its start calls (the tests do not run in parallel).
+var listInterval = 50 * time.Millisecond
+
 func start(t testing.TB, dir string, b pluginapi.Backend, asReplica bool) *node {
 	t.Helper()
 	n := &node{remote: newRemote(t, b), reg: prometheus.NewRegistry()}
@@ -66,7 +71,7 @@ func start(t testing.TB, dir string, b pluginapi.Backend, asReplica bool) *node 
 	var wg sync.WaitGroup
 	if asReplica {
 		n.f, err = replica.New(replica.Config{Store: n.st, Remote: n.remote, Writer: w, Interval: 5 * time.Millisecond, SegmentSize: segSize, Retire: n.c.RetireFollowed,
-			ListInterval: 50 * time.Millisecond, Registerer: n.reg})
+			ListInterval: listInterval, Registerer: n.reg})
 		require.NoError(t, err)
 		wg.Add(1)
 		go func() { defer wg.Done(); n.f.Run(ctx) }()
@@ -334,4 +339,55 @@ func TestReplicaStopsAtAGap(t *testing.T) {
 		}
 	}
 	readBack(ctx, t, r, before)
+}
+
+// TestReplicaPrefersARecordedLoss: after a takeover, the new writer's
+// restore records the previous writer's reserved ids as lost, and an
+// object then appears under the first of them (the previous writer's
+// last upload, landed late). A replica polling that id between two
+// listings follows it as lost, as every restore does, instead of serving
+// the object.
+func TestReplicaPrefersARecordedLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	w := start(t, t.TempDir(), b, false)
+	ws := write(ctx, t, w, 100, 1)
+	s, err := w.st.Lookup(1)
+	require.NoError(t, err)
+	require.NoError(t, s.Seal(ctx))
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return uploaded(s) }, "the writer's uploads")
+	last := s.SegmentList()[len(s.SegmentList())-1].ID
+	w.stop()
+
+	listInterval = time.Hour
+	defer func() { listInterval = 50 * time.Millisecond }()
+	r := start(t, t.TempDir(), b, true)
+	rs := func() *core.Stream {
+		var st *core.Stream
+		testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
+			st, _ = r.st.Lookup(1)
+			return st != nil && len(st.SegmentList()) > 0 && st.SegmentList()[len(st.SegmentList())-1].ID == last
+		}, "the replica caught up")
+		return st
+	}()
+	readBack(ctx, t, r, ws)
+
+	bDir := t.TempDir()
+	remote := newRemote(t, b)
+	_, err = coordinator.Takeover(ctx, nil, bDir, remote)
+	require.NoError(t, err)
+	rep, err := restore.Run(ctx, restore.Config{DataDir: bDir, Remote: remote, Manifest: manifestOpts, SegmentSize: segSize}, nil)
+	require.NoError(t, err)
+	require.Contains(t, rep.Streams[0].Lost, last+1)
+	stray := remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: 1, Segment: last + 1})
+	_, err = remote.Put(ctx, tier2.Upload{Key: stray, Data: []byte("the previous writer's last upload")})
+	require.NoError(t, err)
+
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
+		info, ok := rs.Segment(last + 1)
+		return ok && info.Lost
+	}, "the replica follows the id as lost")
+	v, _ := gaugeValue(r.reg, "aof_replica_stalled", "1")
+	require.Zero(t, v)
 }

@@ -66,6 +66,17 @@ func (f *Follower) pollStream(ctx context.Context, s *core.Stream, l *tier2.List
 		if err != nil {
 			return err
 		}
+		// A lost record written since the last listing wins too: the
+		// object may be a fenced writer's last upload, landed after the
+		// new writer's restore listed the prefix (docs/adr-fencing.md).
+		if _, err := f.cfg.Remote.Stat(ctx, f.cfg.Remote.Layout().LostKey(k)); err == nil {
+			if err := f.followLost(ctx, s, k); err != nil {
+				return err
+			}
+			continue
+		} else if !errors.Is(err, pluginapi.ErrNotFound) {
+			return err
+		}
 		fo := &found{id: id, info: info}
 		f.noteBehind(s.ID(), []*found{fo})
 		if err := f.describe(ctx, s.ID(), []*found{fo}); err != nil {
