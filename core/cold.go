@@ -60,7 +60,9 @@ func (g *seg) info() SegmentInfo {
 // Evict removes the tier-0 file of a sealed segment; the segment stays in
 // the catalog and a later read hydrates it through Config.Tiering. The
 // caller (the coordinator) makes sure another tier holds the segment, and
-// records the eviction (LocalEvicted) once the file is gone. It returns ErrSegmentBusy when the
+// records the eviction (LocalEvicted) once the file is gone: use
+// EvictRecorded, which does both before the stream can close. It returns
+// ErrSegmentBusy when the
 // segment is active, sealing, unsealed or pinned by a reader; evicting a
 // segment that is not resident does nothing.
 func (s *Stream) Evict(id SegmentID) error {

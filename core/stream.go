@@ -32,7 +32,8 @@ type AppendOptions struct {
 // # Locks
 //
 // Lock order: roundMu before mu; readMu before mu. roundMu and readMu are
-// never held together.
+// never held together. evictMu (shared) comes before mu and readMu in
+// EvictRecorded; close takes it exclusively with no other lock held.
 //
 //   - mu (the writer lock) guards the fields in mu and is the only lock
 //     under which cat is replaced (setCatalogLocked).

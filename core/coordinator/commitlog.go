@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/internal/tracing"
@@ -139,8 +141,17 @@ func (c *Coordinator) fenceStreams(ctx context.Context) error {
 		return nil
 	}
 	f := manifest.Fence{Epoch: local.Epoch, NodeID: local.NodeID}
+	done := map[types.StreamID]bool{}
+	if p := local.Partial; p != nil && p.Epoch == local.Epoch {
+		for _, id := range p.Streams {
+			done[id] = true
+		}
+	}
 	broken := 0
 	for _, id := range st.Streams() {
+		if done[id] {
+			continue
+		}
 		s, err := st.Lookup(id)
 		if err != nil {
 			broken++ // reported by the store; it takes no appends, and is fenced at a start that opens it
@@ -149,12 +160,17 @@ func (c *Coordinator) fenceStreams(ctx context.Context) error {
 		if err := c.fenceStream(ctx, s, f); err != nil {
 			return fmt.Errorf("fence stream %d at epoch %d: %w", id, f.Epoch, err)
 		}
+		done[id] = true
 	}
 	if broken > 0 {
+		local.Partial = &partialFence{Epoch: local.Epoch, Streams: slices.Sorted(maps.Keys(done))}
+		if err := saveWriterFile(c.cfg.FS, c.cfg.DataDir, local); err != nil {
+			return fmt.Errorf("coordinator: record the fences: %w", err)
+		}
 		c.log.Warn("streams that do not open are not fenced at this epoch yet", "epoch", f.Epoch, "streams", broken)
 		return nil
 	}
-	local.Fenced = local.Epoch
+	local.Fenced, local.Partial = local.Epoch, nil
 	if err := saveWriterFile(c.cfg.FS, c.cfg.DataDir, local); err != nil {
 		return fmt.Errorf("coordinator: record the fences: %w", err)
 	}

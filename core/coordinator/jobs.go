@@ -189,8 +189,16 @@ func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.Segmen
 		return c.budget.Removed(key)
 	}
 	err = s.EvictRecorded(ctx, id, localEvicted(info))
-	if errors.Is(err, core.ErrSegmentBusy) || errors.Is(err, core.ErrClosed) {
-		return c.budget.Restore(key)
+	switch {
+	case errors.Is(err, core.ErrSegmentBusy) || errors.Is(err, core.ErrClosed):
+		// Not evicted: the budget counts it again (unless it already
+		// did, or retention dropped it meanwhile).
+		if rerr := c.budget.Restore(key); rerr != nil && !errors.Is(rerr, budget.ErrNotEvicting) && !errors.Is(rerr, budget.ErrUnknownSegment) {
+			return rerr
+		}
+		return nil
+	case errors.Is(err, core.ErrNotFound):
+		return c.budget.Removed(key) // it left the stream meanwhile
 	}
 	if cur, ok := s.Segment(id); err != nil && ok && cur.Resident {
 		return errors.Join(err, c.budget.Restore(key)) // the file stayed

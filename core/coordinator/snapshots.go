@@ -93,11 +93,6 @@ func (r *remoteManifests) snapshotUploaded(id types.StreamID, sid uint64) bool {
 	return slices.ContainsFunc(m.uploaded, func(s manifest.LocalSnapshot) bool { return s.ID == sid })
 }
 
-// chunkHeaderLen is the offset of a manifest chunk's first record: a
-// snapshot positioned there holds the state at the end of the chunk
-// before.
-const chunkHeaderLen = 64
-
 // positionPublished says whether the state snap holds is all in tier 2's
 // commit log: the chunk its position lies in (or, at a chunk's start,
 // the one before) was created by this writer or found there at start. A
@@ -105,7 +100,7 @@ const chunkHeaderLen = 64
 // which would otherwise describe a history tier 2 does not hold.
 func (c *Coordinator) positionPublished(s *core.Stream, snap manifest.LocalSnapshot) bool {
 	need := snap.ChunkIndex
-	if snap.ChunkOffset <= chunkHeaderLen {
+	if snap.ChunkOffset <= manifest.ChunkHeaderLen {
 		if need == 0 {
 			return true
 		}
@@ -144,14 +139,14 @@ func (c *Coordinator) snapshotIDTaken(ctx context.Context, s *core.Stream, sid u
 	if cerr := c.claimHeld(ctx); cerr != nil {
 		return fmt.Errorf("upload manifest snapshot %d: its id in tier 2 is taken: %w", sid, cerr)
 	}
+	c.t2m.mu.Lock()
+	c.t2m.ofLocked(s.ID()).taken[sid] = true // tried once: never queued again
+	c.t2m.mu.Unlock()
+	s.TierLog().SkipSnapshotIDs(sid)
 	if c.epoch.Load() <= 1 {
 		c.remote.ReportDataLoss(err)
 		return fmt.Errorf("upload manifest snapshot %d: %w", sid, err)
 	}
-	c.t2m.mu.Lock()
-	c.t2m.ofLocked(s.ID()).taken[sid] = true
-	c.t2m.mu.Unlock()
-	s.TierLog().SkipSnapshotIDs(sid)
 	c.log.Warn("manifest snapshot not uploaded: tier 2 holds another snapshot under its id (a previous writer's); later snapshots take higher ids",
 		"stream_id", uint64(s.ID()), "snapshot_id", sid, "error", err)
 	return nil

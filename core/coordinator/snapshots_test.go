@@ -16,6 +16,7 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/internal/testwait"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // TestTier2ManifestStaysSmall: the manifest's snapshots reach tier 2 as
@@ -212,12 +213,13 @@ func TestSnapshotIDTaken(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, s.TierLog().Rotate(ctx)) // its position's chunk goes to tier 2: it may follow
 				if !tc.takeover {
-					// Snapshot 1 is retried every scan: kept locally, never
-					// passed over.
 					testwait.Until(t, testwait.Default, pollTick, func() bool { return remote.Stats().DataLoss > 0 }, "the taken id is a data loss")
 					after, _ := backend.Stored(key)
 					require.Equal(t, before.ETag, after.ETag, "nothing is overwritten")
-					require.False(t, r.c.t2m.snapshotTaken(3, info.ID))
+					require.True(t, r.c.t2m.snapshotTaken(3, info.ID), "reported once, not retried")
+					n := remote.Stats().DataLoss
+					time.Sleep(100 * time.Millisecond) // ten scans
+					require.Equal(t, n, remote.Stats().DataLoss, "one loss, counted once")
 					return
 				}
 				testwait.Until(t, testwait.Default, pollTick, func() bool {
@@ -234,4 +236,36 @@ func TestSnapshotIDTaken(t *testing.T) {
 			require.Zero(t, remote.Stats().DataLoss)
 		})
 	}
+}
+
+// TestSnapshotWaitsForItsChunk: a snapshot whose position lies in the
+// active chunk is not uploaded until that chunk is sealed and in tier 2:
+// tier 2 never holds a snapshot of state its commit log lacks.
+func TestSnapshotWaitsForItsChunk(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	remote := newRemote(t, backend)
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: remote, ScanInterval: 10 * time.Millisecond},
+		core.Config{Manifest: manifest.Options{RotationPeriod: time.Hour}})
+	defer r.close(t)
+	s, err := r.st.Stream(3)
+	require.NoError(t, err)
+	for i := range 50 {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.FlushAll(ctx))
+	info, err := s.TierLog().Snapshot(ctx)
+	require.NoError(t, err)
+	require.Greater(t, info.ChunkOffset, uint64(manifest.ChunkHeaderLen), "positioned inside the active chunk")
+	key := remote.Layout().Key(tier2.Ref{Kind: tier2.KindSnapshot, Stream: 3, ID: info.ID})
+	time.Sleep(100 * time.Millisecond) // ten scans
+	_, err = remote.Stat(ctx, key)
+	require.ErrorIs(t, err, pluginapi.ErrNotFound, "not uploaded while its chunk is not in tier 2")
+	require.NoError(t, s.TierLog().Rotate(ctx))
+	testwait.Until(t, testwait.Default, pollTick, func() bool {
+		_, err := remote.Stat(ctx, key)
+		return err == nil
+	}, "uploaded once its chunk is")
 }

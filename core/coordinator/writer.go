@@ -70,6 +70,14 @@ type writerFile struct {
 	// Fenced is the epoch whose fence records every local stream's
 	// tier-2 commit log holds (fenceStreams).
 	Fenced uint64 `json:"fenced,omitempty"`
+	// Partial lists the streams fenced at Epoch while others (that did
+	// not open) are not yet; ignored for any other epoch.
+	Partial *partialFence `json:"partial_fence,omitempty"`
+}
+
+type partialFence struct {
+	Epoch   uint64           `json:"epoch"`
+	Streams []types.StreamID `json:"streams"`
 }
 
 // loadWriterFile reads the data directory's node id and epoch; the first

@@ -65,9 +65,13 @@ import (
 const (
 	chunkMagic      = "AOF2MLOG"
 	chunkVersion    = 1
-	chunkHeaderLen  = 64
+	chunkHeaderLen  = ChunkHeaderLen
 	recordHeaderLen = 40
 )
+
+// ChunkHeaderLen is the offset of a chunk's first record: a snapshot
+// positioned there holds the state at the end of the chunk before.
+const ChunkHeaderLen = 64
 
 // ChunkFlags are the flag bits of a chunk header.
 type ChunkFlags uint64

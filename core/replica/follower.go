@@ -95,6 +95,11 @@ type state struct {
 	// stalled is set while the next segment is missing and later ones
 	// are not (ErrStalled).
 	stalled error
+	// mismatch is set while what tier 2 holds next does not continue
+	// what the replica followed (core.ErrNotNext: after a takeover, an
+	// object the replica followed that the new history counts lost); it
+	// clears only when following goes on. The replica must be rebuilt.
+	mismatch error
 	// lost are the ids the last listing found recorded as lost.
 	lost map[types.SegmentID]bool
 }
@@ -186,7 +191,18 @@ func (f *Follower) Poll(ctx context.Context) error {
 		if err != nil {
 			continue // a broken stream: the store reports it
 		}
-		if err := f.pollStream(ctx, s, listings[id]); err != nil {
+		err = f.pollStream(ctx, s, listings[id])
+		f.update(id, func(st *state) {
+			switch {
+			case errors.Is(err, core.ErrNotNext) && st.mismatch == nil:
+				st.mismatch = fmt.Errorf("%w: stream %d: %w", ErrStalled, id, err)
+				f.log.Error("replica: tier 2 does not continue what this replica followed (a takeover counted it lost); rebuild the replica (docs/tiering.md#read-replicas)",
+					"stream_id", uint64(id), "error", err)
+			case err == nil:
+				st.mismatch = nil
+			}
+		})
+		if err != nil {
 			errs = append(errs, fmt.Errorf("stream %d: %w", id, err))
 		}
 		if ctx.Err() != nil {

@@ -42,7 +42,7 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 			lag = max(now.Sub(f.started).Seconds(), 0)
 		}
 		stalled := 0.0
-		if st.stalled != nil {
+		if st.stalled != nil || st.mismatch != nil {
 			stalled = 1
 		}
 		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, lag, label)

@@ -388,6 +388,5 @@ func TestReplicaPrefersARecordedLoss(t *testing.T) {
 		info, ok := rs.Segment(last + 1)
 		return ok && info.Lost
 	}, "the replica follows the id as lost")
-	v, _ := gaugeValue(r.reg, "aof_replica_stalled", "1")
-	require.Zero(t, v)
+	require.Zero(t, gauge(t, r.reg, "aof_replica_stalled", "1"))
 }

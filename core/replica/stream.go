@@ -89,8 +89,9 @@ func (f *Follower) pollStream(ctx context.Context, s *core.Stream, l *tier2.List
 }
 
 // isLost reports whether the last listing found segment k recorded as
-// lost. Lost records are seen at listings only (ListInterval): a poll
-// costs one request per stream, and a takeover is rare.
+// lost. Between listings, pollStream also checks the lost key of each
+// segment it finds (one more request per new segment, none per idle
+// poll).
 func (f *Follower) isLost(k types.SegmentKey) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -12,10 +12,6 @@ import (
 	"github.com/aof2/aof2/pluginapi"
 )
 
-// chunkHeaderLen is the offset of a chunk's first record: a snapshot
-// position there needs nothing of that chunk.
-const chunkHeaderLen = 64
-
 // history is what installHistory put in a staging manifest directory.
 type history struct {
 	Snapshot    uint64 // 0: none (replay from chunk 0)
@@ -63,7 +59,7 @@ func (r *run) installHistory(ctx context.Context, stage string, stream types.Str
 			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: its position, chunk %d, lies past the log tier 2 holds (chunks before %d)", sn.Info.Key, pos.ChunkIndex, past))
 			continue
 		}
-		if _, ok := chunks[pos.ChunkIndex]; !ok && pos.ChunkOffset > chunkHeaderLen {
+		if _, ok := chunks[pos.ChunkIndex]; !ok && pos.ChunkOffset > manifest.ChunkHeaderLen {
 			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: chunk %d, holding its position, is not in tier 2", sn.Info.Key, pos.ChunkIndex))
 			continue
 		}
