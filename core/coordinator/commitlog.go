@@ -44,7 +44,7 @@ func (c *Coordinator) uploadChunks(ctx context.Context, s *core.Stream) (err err
 	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanChunkUpload, tracing.StreamID(uint64(s.ID())), tracing.Tier(2))
 	result := tracing.ResultSkipped
 	defer func() { endSpan(span, err, result) }()
-	n, err := c.createChunks(ctx, s, c.mayMutate)
+	n, err := c.createChunks(ctx, s, c.mayMutate, true) // run checked before the job
 	if errors.Is(err, tier2.ErrDataLoss) {
 		c.remote.ReportDataLoss(err)
 	}
@@ -61,10 +61,11 @@ func (c *Coordinator) uploadChunks(ctx context.Context, s *core.Stream) (err err
 }
 
 // createChunks creates the stream's unuploaded sealed chunks in tier 2,
-// each after check, and returns how many it created. A chunk whose index
+// each after check (the first without, when the caller has just checked),
+// and returns how many it created. A chunk whose index
 // another writer took is the fenced error when the claim moved on, else
 // the data loss (ErrDataLoss, which the caller reports).
-func (c *Coordinator) createChunks(ctx context.Context, s *core.Stream, check func(context.Context) error) (int, error) {
+func (c *Coordinator) createChunks(ctx context.Context, s *core.Stream, check func(context.Context) error, checked bool) (int, error) {
 	unlock := c.lockKey(types.SegmentKey{Stream: s.ID(), Segment: manifestLock})
 	defer unlock()
 	tl := s.TierLog()
@@ -73,9 +74,12 @@ func (c *Coordinator) createChunks(ctx context.Context, s *core.Stream, check fu
 		if ch.Uploaded {
 			continue
 		}
-		if err := check(ctx); err != nil {
-			return n, err
+		if !checked {
+			if err := check(ctx); err != nil {
+				return n, err
+			}
 		}
+		checked = false
 		data, err := vfs.ReadFile(c.cfg.FS, ch.Path)
 		if err != nil {
 			return n, fmt.Errorf("read manifest chunk %d: %w", ch.Index, err)
@@ -108,7 +112,7 @@ func (c *Coordinator) publishIntent(ctx context.Context, s *core.Stream) error {
 	if err := tl.Rotate(ctx); err != nil {
 		return err
 	}
-	if _, err := c.createChunks(ctx, s, c.mayMutate); err != nil {
+	if _, err := c.createChunks(ctx, s, c.mayMutate, true); err != nil { // finishDelete checked
 		if errors.Is(err, tier2.ErrDataLoss) {
 			c.remote.ReportDataLoss(err)
 		}
@@ -213,7 +217,7 @@ func (c *Coordinator) fenceStream(ctx context.Context, s *core.Stream, f manifes
 			return c.diverged(s, fmt.Errorf("tier 2 holds chunk %d (%s), past this data directory's chunk %d", ch.Ref.ID, ch.Info.Key, last))
 		}
 	}
-	if _, err := c.createChunks(ctx, s, c.claimHeld); errors.Is(err, tier2.ErrDataLoss) {
+	if _, err := c.createChunks(ctx, s, c.claimHeld, false); errors.Is(err, tier2.ErrDataLoss) {
 		return c.diverged(s, err)
 	} else if err != nil {
 		return err
