@@ -1,0 +1,189 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/aof2/aof2/core"
+)
+
+// enqueueTimeout bounds how long a proposal waits to enter raft's queue.
+const enqueueTimeout = 5 * time.Second
+
+// Append proposes records for a stream and returns once they are
+// committed by a majority and applied here. Records with a zero
+// Timestamp get the leader's clock, so every node stores the same bytes.
+// A batch longer than one entry holds is proposed as several entries, in
+// order; an error after the first says how many records went in
+// (AppendError).
+func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) (*Applied, error) {
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("stream %d: no records to append", stream)
+	}
+	if n.raft.State() != raft.Leader {
+		return nil, n.notLeader()
+	}
+	now := time.Now().UnixNano()
+	futs := make([]raft.ApplyFuture, 0, (len(recs)+maxCommandRecords-1)/maxCommandRecords)
+	for i := 0; i < len(recs); i += maxCommandRecords {
+		chunk := recs[i:min(len(recs), i+maxCommandRecords)]
+		for k := range chunk {
+			if chunk[k].Timestamp == 0 {
+				chunk[k].Timestamp = now
+			}
+		}
+		futs = append(futs, n.raft.Apply(appendCommand(stream, chunk).encode(), enqueueTimeout))
+	}
+	out := &Applied{}
+	for i, f := range futs {
+		res, err := n.wait(ctx, f)
+		if err == nil {
+			a, ok := res.(*Applied)
+			switch {
+			case ok:
+				out.Index = a.Index
+				out.IDs = append(out.IDs, a.IDs...)
+				continue
+			case res == nil:
+				err = fmt.Errorf("entry applied without a result")
+			default:
+				err, _ = res.(error)
+			}
+		}
+		if i > 0 || len(out.IDs) > 0 {
+			return out, &AppendError{Appended: len(out.IDs), Err: err}
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// AppendError is returned when a batch split over several entries failed
+// after some of them committed.
+type AppendError struct {
+	Appended int
+	Err      error
+}
+
+func (e *AppendError) Error() string {
+	return fmt.Sprintf("%d records appended, then: %v", e.Appended, e.Err)
+}
+
+func (e *AppendError) Unwrap() error { return e.Err }
+
+// Seal proposes sealing the stream's active segment. Every node seals at
+// the same point of the stream.
+func (n *Node) Seal(ctx context.Context, stream core.StreamID) error {
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	c := command{kind: kindSeal, stream: stream}
+	res, err := n.wait(ctx, n.raft.Apply(c.encode(), enqueueTimeout))
+	if err != nil {
+		return err
+	}
+	if err, ok := res.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// wait waits for a proposal, mapping raft's errors to the package's.
+func (n *Node) wait(ctx context.Context, f raft.ApplyFuture) (any, error) {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // ends when raft resolves f: at the latest, at Shutdown
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, n.raftErr(err)
+		}
+		return f.Response(), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	}
+}
+
+func (n *Node) raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return n.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrNoQuorum, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", core.ErrClosed, err)
+	}
+	return err
+}
+
+// notLeader names the leader, with its client address when the log has it.
+func (n *Node) notLeader() error {
+	_, id := n.raft.LeaderWithID()
+	e := &NotLeaderError{LeaderID: string(id)}
+	if id != "" {
+		e.LeaderAddr, _ = n.fsm.member(string(id))
+	}
+	return e
+}
+
+// ReadBarrier returns once this node, as leader, has applied every entry
+// committed before the call: a read after it is linearizable. It checks
+// with a quorum that the node still leads (raft's VerifyLeader), so a
+// deposed leader cannot serve a stale read.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	n.mu.Lock()
+	ready := n.mu.readyTerm == n.term()
+	n.mu.Unlock()
+	if !ready {
+		return fmt.Errorf("%w: the new leader has not applied its first entry yet", ErrNoQuorum)
+	}
+	index := n.raft.CommitIndex()
+	done := make(chan error, 1)
+	go func() { done <- n.raft.VerifyLeader().Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return n.raftErr(err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if last, ok := n.lastCommandUpTo(index); ok {
+		return n.fsm.waitApplied(ctx, last)
+	}
+	_, err := n.wait(ctx, barrierFuture{n.raft.Barrier(enqueueTimeout)})
+	return err
+}
+
+// barrierFuture lets wait take a barrier's future.
+type barrierFuture struct{ raft.Future }
+
+func (barrierFuture) Response() any { return nil }
+func (barrierFuture) Index() uint64 { return 0 }
+
+// lastCommandUpTo is the newest entry at or below index that reaches the
+// FSM (a command or a configuration): raft's applied index moves when an
+// entry is handed to the FSM, not when it is applied, and no-ops and
+// barriers never reach it. Entries above the FSM's applied index are
+// still in the log store (snapshots cover only applied entries); if one
+// cannot be read, ok is false and the caller uses a barrier instead.
+func (n *Node) lastCommandUpTo(index uint64) (last uint64, ok bool) {
+	for i := index; i > n.fsm.applied.Load(); i-- {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			return 0, false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i, true
+		}
+	}
+	return 0, true
+}

@@ -1,0 +1,195 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+
+	"github.com/aof2/aof2/core"
+)
+
+// Command kinds. A new kind gets a new number; numbers are never reused.
+const (
+	kindAppend kind = 1 // records for one stream
+	kindSeal   kind = 2 // seal a stream's active segment
+	kindMember kind = 3 // a node's client-facing address
+)
+
+type kind uint8
+
+// commandVersion is the first byte of every encoded command.
+const commandVersion = 1
+
+// maxCommandRecords bounds the records of one Append entry, so that a
+// restart can find where a torn batch stopped by scanning at most this
+// many records (fsm.go).
+const maxCommandRecords = 4096
+
+// ErrBadCommand is returned for an entry that does not decode: a
+// damaged log or a newer node's command. Raft's own checksums do not
+// cover the payload on every log store, so each command carries a CRC.
+var ErrBadCommand = errors.New("cluster: bad command")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Record is one record of an Append command.
+type Record struct {
+	Timestamp int64
+	Payload   []byte
+}
+
+// command is one decoded Raft entry.
+type command struct {
+	kind    kind
+	stream  core.StreamID
+	records []Record       // kindAppend
+	segment core.SegmentID // kindSeal: the segment the leader saw active
+	member  member         // kindMember
+}
+
+// member names a node and the address its clients reach it on.
+type member struct {
+	ID, APIAddr string
+}
+
+func appendCommand(stream core.StreamID, recs []Record) command {
+	return command{kind: kindAppend, stream: stream, records: recs}
+}
+
+// encode returns the command's bytes: version, kind, body, CRC-32C of
+// everything before it.
+func (c command) encode() []byte {
+	n := 2 + binary.MaxVarintLen64 + 4
+	for _, r := range c.records {
+		n += 2*binary.MaxVarintLen64 + len(r.Payload)
+	}
+	b := make([]byte, 0, n+len(c.member.ID)+len(c.member.APIAddr)+2*binary.MaxVarintLen64)
+	b = append(b, commandVersion, byte(c.kind))
+	switch c.kind {
+	case kindAppend:
+		b = binary.AppendUvarint(b, uint64(c.stream))
+		b = binary.AppendUvarint(b, uint64(len(c.records)))
+		var base int64
+		if len(c.records) > 0 {
+			base = c.records[0].Timestamp
+		}
+		b = binary.AppendVarint(b, base)
+		for _, r := range c.records {
+			b = binary.AppendVarint(b, r.Timestamp-base)
+			b = binary.AppendUvarint(b, uint64(len(r.Payload)))
+			b = append(b, r.Payload...)
+		}
+	case kindSeal:
+		b = binary.AppendUvarint(b, uint64(c.stream))
+		b = binary.AppendUvarint(b, uint64(c.segment))
+	case kindMember:
+		b = appendString(b, c.member.ID)
+		b = appendString(b, c.member.APIAddr)
+	}
+	return c.sealBytes(b)
+}
+
+// sealBytes appends the CRC-32C of b.
+func (command) sealBytes(b []byte) []byte {
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decodeCommand parses an entry. Payloads alias b.
+func decodeCommand(b []byte) (command, error) {
+	if len(b) < 6 {
+		return command{}, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return command{}, fmt.Errorf("%w: checksum %08x, want %08x", ErrBadCommand, got, sum)
+	}
+	if body[0] != commandVersion {
+		return command{}, fmt.Errorf("%w: version %d (this node reads %d)", ErrBadCommand, body[0], commandVersion)
+	}
+	d := decoder{b: body[2:]}
+	c := command{kind: kind(body[1])}
+	switch c.kind {
+	case kindAppend:
+		c.stream = core.StreamID(d.uvarint())
+		n := d.uvarint()
+		if n == 0 || n > maxCommandRecords {
+			return command{}, fmt.Errorf("%w: append of %d records", ErrBadCommand, n)
+		}
+		base := d.varint()
+		c.records = make([]Record, 0, min(n, uint64(len(d.b))))
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			delta := d.varint()
+			c.records = append(c.records, Record{Timestamp: base + delta, Payload: d.bytes()})
+		}
+	case kindSeal:
+		c.stream = core.StreamID(d.uvarint())
+		c.segment = core.SegmentID(d.uvarint())
+	case kindMember:
+		c.member.ID = string(d.bytes())
+		c.member.APIAddr = string(d.bytes())
+	default:
+		return command{}, fmt.Errorf("%w: kind %d", ErrBadCommand, c.kind)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d bytes after the body", len(d.b))
+	}
+	if d.err != nil {
+		return command{}, fmt.Errorf("%w: kind %d: %w", ErrBadCommand, c.kind, d.err)
+	}
+	return c, nil
+}
+
+// decoder reads varints and length-prefixed bytes; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("truncated")
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) || n > math.MaxInt32 {
+		d.err = errShort
+		return nil
+	}
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}

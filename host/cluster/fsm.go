@@ -1,0 +1,301 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/aof2/aof2/core"
+)
+
+// ErrFSMFailed is returned for every entry after the store failed to apply
+// one: the node stops applying (fail-stop) and must be restarted, which
+// replays the log from the store's durable state.
+var ErrFSMFailed = errors.New("cluster: the node failed to apply an entry and stopped applying")
+
+// Applied is what applying an Append entry returns to the leader's caller.
+type Applied struct {
+	// Index is the entry's Raft index: every record's ext_id.
+	Index uint64
+	// IDs are the records' ids, the same on every node.
+	IDs []core.RecordID
+}
+
+// fsm applies committed entries to the store. Raft calls ApplyBatch,
+// Snapshot and Restore from one goroutine; Members and Applied are read
+// from others.
+type fsm struct {
+	store *core.Store
+	log   hclog.Logger
+	// ctx is cancelled when the node closes: it ends waits for
+	// backpressure inside an apply.
+	ctx context.Context
+
+	// Touched only from raft's FSM goroutine.
+	tails map[core.StreamID]*tail
+
+	applied atomic.Uint64 // the last index applied (and flushed)
+	// appliedCh is closed and replaced each time applied advances.
+	appliedMu sync.Mutex
+	appliedCh chan struct{} // guarded by appliedMu
+
+	mu struct {
+		sync.Mutex
+		members map[string]string // node id → client address
+		failed  error
+	}
+}
+
+// tail is what the FSM knows of a stream's end: the ext_id of its last
+// record and, right after open, how many records of that entry are in
+// (a crash keeps a prefix of a batch).
+type tail struct {
+	stream  *core.Stream
+	lastExt uint64
+	present int // records of entry lastExt in the store, valid until it is passed
+}
+
+func newFSM(ctx context.Context, store *core.Store, log hclog.Logger) *fsm {
+	f := &fsm{store: store, log: log, ctx: ctx, tails: map[core.StreamID]*tail{}, appliedCh: make(chan struct{})}
+	f.mu.members = map[string]string{}
+	return f
+}
+
+// Apply is raft.FSM's; raft calls ApplyBatch instead (BatchingFSM).
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies entries in order, then makes every stream they
+// touched durable with one flush each: group commit on the FSM side.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	touched := map[*core.Stream]core.RecordID{}
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			out[i] = f.applyOne(l, touched)
+		}
+	}
+	for s, last := range touched {
+		if err := s.Flush(f.ctx, last); err != nil {
+			err = f.fail(fmt.Errorf("stream %d: flush: %w", s.ID(), err))
+			for i := range out {
+				if _, ok := out[i].(*Applied); ok {
+					out[i] = err
+				}
+			}
+		}
+	}
+	if len(logs) > 0 {
+		f.setApplied(logs[len(logs)-1].Index)
+	}
+	return out
+}
+
+func (f *fsm) setApplied(index uint64) {
+	f.appliedMu.Lock()
+	f.applied.Store(index)
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.appliedMu.Unlock()
+}
+
+// waitApplied returns once the FSM applied entries up to index.
+func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.appliedMu.Lock()
+		ch := f.appliedCh
+		f.appliedMu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for entry %d to apply (applied %d): %w", index, f.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any {
+	if err := f.err(); err != nil {
+		return err
+	}
+	c, err := decodeCommand(l.Data)
+	if err != nil {
+		return f.fail(fmt.Errorf("entry %d: %w", l.Index, err))
+	}
+	switch c.kind {
+	case kindAppend:
+		a, err := f.applyAppend(l.Index, c)
+		if err != nil {
+			return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err))
+		}
+		if len(a.IDs) > 0 {
+			t := f.tails[c.stream]
+			touched[t.stream] = a.IDs[len(a.IDs)-1]
+		}
+		return a
+	case kindSeal:
+		if err := f.applySeal(l.Index, c); err != nil {
+			return f.fail(fmt.Errorf("entry %d: seal stream %d: %w", l.Index, c.stream, err))
+		}
+		return nil
+	case kindMember:
+		f.mu.Lock()
+		f.mu.members[c.member.ID] = c.member.APIAddr
+		f.mu.Unlock()
+		return nil
+	}
+	return nil
+}
+
+// applyAppend appends the entry's records not already in the store.
+// Records of an entry the store holds in part (a crash cut the batch)
+// are completed from where it stopped; ids of records already in are
+// not known here and not needed: only a replay reaches this, and no
+// caller waits for a replayed entry.
+func (f *fsm) applyAppend(index uint64, c command) (*Applied, error) {
+	t, err := f.tail(c.stream)
+	if err != nil {
+		return nil, err
+	}
+	recs := c.records
+	switch {
+	case index < t.lastExt:
+		return &Applied{Index: index}, nil
+	case index == t.lastExt:
+		if t.present >= len(recs) {
+			return &Applied{Index: index}, nil
+		}
+		recs = recs[t.present:]
+	}
+	ids := make([]core.RecordID, 0, len(recs))
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && recs[j].Timestamp == recs[i].Timestamp {
+			j++
+		}
+		opts := core.AppendOptions{Timestamp: recs[i].Timestamp, ExtID: index}
+		payloads := make([][]byte, j-i)
+		for k := range payloads {
+			payloads[k] = recs[i+k].Payload
+		}
+		got, err := t.stream.AppendBatch(payloads, opts)
+		ids = append(ids, got...)
+		i += len(got)
+		if len(got) > 0 {
+			t.lastExt, t.present = index, 0
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, core.ErrWouldBlock) {
+			return nil, err
+		}
+		id, err := t.stream.AppendCtx(f.ctx, recs[i].Payload, core.AppendOptions{Timestamp: recs[i].Timestamp, ExtID: index})
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		t.lastExt = index
+		i++
+	}
+	return &Applied{Index: index, IDs: ids}, nil
+}
+
+// applySeal seals the stream's active segment. Every node applies it at
+// the same point of the stream, so segment boundaries are identical. An
+// entry below the stream's last ext_id was applied before a restart:
+// appends after it went into a new segment, which it must not seal.
+func (f *fsm) applySeal(index uint64, c command) error {
+	t, err := f.tail(c.stream)
+	if err != nil {
+		return err
+	}
+	if index < t.lastExt {
+		return nil
+	}
+	return t.stream.Seal(f.ctx)
+}
+
+// tail returns what the FSM knows of a stream's end, reading it from the
+// store on first use in this process.
+func (f *fsm) tail(id core.StreamID) (*tail, error) {
+	if t := f.tails[id]; t != nil {
+		return t, nil
+	}
+	s, err := f.store.Stream(id)
+	if err != nil {
+		return nil, err
+	}
+	in := s.Info()
+	t := &tail{stream: s, lastExt: in.LastExtID}
+	if in.LastExtID > 0 {
+		if t.present, err = countTail(s, in, in.LastExtID); err != nil {
+			return nil, err
+		}
+	}
+	f.tails[id] = t
+	return t, nil
+}
+
+// countTail counts the stream's last records that carry ext. One entry
+// holds at most maxCommandRecords records, so that many are read at most.
+func countTail(s *core.Stream, in core.StreamInfo, ext uint64) (int, error) {
+	from := in.FirstOrdinal
+	if in.Records > maxCommandRecords && in.Records-maxCommandRecords > from {
+		from = in.Records - maxCommandRecords
+	}
+	r, err := s.NewReader(core.AtOrdinal(from))
+	if err != nil {
+		return 0, fmt.Errorf("read the tail from ordinal %d: %w", from, err)
+	}
+	defer r.Close()
+	n := 0
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read the tail from ordinal %d: %w", from, err)
+		}
+		if rec.ExtID == ext {
+			n++
+		} else {
+			n = 0
+		}
+	}
+}
+
+func (f *fsm) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.failed
+}
+
+// fail stops applying: the first error is kept and returned from then on.
+func (f *fsm) fail(err error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mu.failed == nil && f.ctx.Err() == nil {
+		f.log.Error("applying stopped; restart the node to replay the log", "error", err)
+	}
+	if f.mu.failed == nil {
+		f.mu.failed = fmt.Errorf("%w: %w", ErrFSMFailed, err)
+	}
+	return f.mu.failed
+}
+
+// member returns a node's client address, if the log named one.
+func (f *fsm) member(id string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.mu.members[id]
+	return a, ok
+}

@@ -1,0 +1,112 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"sort"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/aof2/aof2/core"
+)
+
+// ErrBehindSnapshot is returned when a snapshot says a stream holds
+// records this node's store does not: the node lost data (or is new) and
+// must be restored from tier 2 before it can follow the log again.
+var ErrBehindSnapshot = errors.New("cluster: the store is behind the Raft snapshot")
+
+// snapshotVersion is the version of snapshotDoc's encoding.
+const snapshotVersion = 1
+
+// snapshotDoc is a Raft snapshot. It carries positions, not data: the
+// records are in every node's segments and in tier 2. The log before it
+// can be compacted because every entry it covers is durable in the store
+// (each apply batch ends with a flush).
+type snapshotDoc struct {
+	Version int `json:"version"`
+	// Applied is the last entry the FSM applied (entries after it, up to
+	// the snapshot's index, never reach the FSM).
+	Applied uint64            `json:"applied"`
+	Streams []streamPosition  `json:"streams"`
+	Members map[string]string `json:"members"`
+}
+
+type streamPosition struct {
+	Stream  core.StreamID `json:"stream"`
+	LastExt uint64        `json:"last_ext"`
+	Records uint64        `json:"records"`
+}
+
+// Snapshot captures every stream's position. It runs on raft's FSM
+// goroutine, so no apply runs concurrently.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	doc := snapshotDoc{Version: snapshotVersion, Applied: f.applied.Load()}
+	for _, id := range f.store.Streams() {
+		s, err := f.store.Lookup(id)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot stream %d: %w", id, err)
+		}
+		in := s.Info()
+		doc.Streams = append(doc.Streams, streamPosition{Stream: id, LastExt: in.LastExtID, Records: in.Records})
+	}
+	f.mu.Lock()
+	doc.Members = maps.Clone(f.mu.members)
+	f.mu.Unlock()
+	return &doc, nil
+}
+
+// Persist writes the document; raft's snapshot store checksums it.
+func (d *snapshotDoc) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(d); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release is raft.FSMSnapshot's; the document holds nothing to release.
+func (d *snapshotDoc) Release() {}
+
+// Restore checks the store against a snapshot: at startup (raft restores
+// its newest snapshot, then replays the log after it) and when the leader
+// sends one to a follower that fell behind its log.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var doc snapshotDoc
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<30)).Decode(&doc); err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	if doc.Version != snapshotVersion {
+		return fmt.Errorf("snapshot version %d: this node reads %d", doc.Version, snapshotVersion)
+	}
+	sort.Slice(doc.Streams, func(i, j int) bool { return doc.Streams[i].Stream < doc.Streams[j].Stream })
+	for _, p := range doc.Streams {
+		var in core.StreamInfo
+		if s, err := f.store.Lookup(p.Stream); err == nil {
+			in = s.Info()
+		} else if !errors.Is(err, core.ErrUnknownStream) {
+			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
+		}
+		if in.LastExtID < p.LastExt || in.Records < p.Records {
+			return fmt.Errorf("%w: stream %d holds %d records up to entry %d, the snapshot %d up to %d",
+				ErrBehindSnapshot, p.Stream, in.Records, in.LastExtID, p.Records, p.LastExt)
+		}
+	}
+	clear(f.tails)
+	if doc.Applied > f.applied.Load() {
+		f.setApplied(doc.Applied)
+	}
+	f.mu.Lock()
+	f.mu.members = doc.Members
+	if f.mu.members == nil {
+		f.mu.members = map[string]string{}
+	}
+	f.mu.Unlock()
+	return nil
+}
