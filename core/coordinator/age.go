@@ -33,7 +33,7 @@ func (c *Coordinator) scanAge(s *core.Stream) {
 // already running, an empty segment or a stream that refuses appends
 // (damaged, failed, closed) is left to the next scan.
 func (c *Coordinator) sealAged(s *core.Stream, id types.SegmentID) error {
-	err := s.SealActive(id)
+	err := c.sealSegment(s, id)
 	switch {
 	case err == nil:
 		c.m.ageSeals.Inc()
@@ -44,4 +44,13 @@ func (c *Coordinator) sealAged(s *core.Stream, id types.SegmentID) error {
 		return nil
 	}
 	return err
+}
+
+// sealSegment seals s's segment id if it is still active, through
+// Config.SealActive when one is set.
+func (c *Coordinator) sealSegment(s *core.Stream, id types.SegmentID) error {
+	if c.cfg.SealActive != nil {
+		return c.cfg.SealActive(s, id)
+	}
+	return s.SealActive(id)
 }

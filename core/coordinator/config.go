@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
@@ -49,6 +50,12 @@ type Config struct {
 	// the node's own caches: hydration from tier 2, compression of
 	// hydrated segments into tier 1, eviction under the budgets.
 	Replica bool
+	// SealActive, when set, replaces Stream.SealActive for the seals the
+	// coordinator decides (segment.max_age, tier-0 pressure): in a
+	// cluster a seal is a Raft entry the leader proposes, so that every
+	// node seals at the same record (host/cluster). It returns nil when
+	// the seal is not this node's to make.
+	SealActive func(s *core.Stream, id types.SegmentID) error
 	// SegmentMaxAge seals an active segment once its first record is this
 	// old (age.go), so that every record is on its way to the other tiers
 	// within about this long (the recovery point); 0 is off.

@@ -78,7 +78,7 @@ func (c *Coordinator) requestSeals(demands ...budget.Request) {
 // failed or closed, the segment is empty) is withdrawn, so that the budget
 // picks another segment.
 func (c *Coordinator) sealActive(s *core.Stream, id types.SegmentID) error {
-	err := s.SealActive(id)
+	err := c.sealSegment(s, id)
 	if err == nil || errors.Is(err, core.ErrSegmentBusy) {
 		return nil
 	}

@@ -75,13 +75,14 @@ func (e *AppendError) Error() string {
 
 func (e *AppendError) Unwrap() error { return e.Err }
 
-// Seal proposes sealing the stream's active segment. Every node seals at
-// the same point of the stream.
-func (n *Node) Seal(ctx context.Context, stream core.StreamID) error {
+// Seal proposes sealing the stream's segment seg if it is still active
+// when the entry applies (seg 0: whichever is active then). Every node
+// seals at the same point of the stream.
+func (n *Node) Seal(ctx context.Context, stream core.StreamID, seg core.SegmentID) error {
 	if n.raft.State() != raft.Leader {
 		return n.notLeader()
 	}
-	c := command{kind: kindSeal, stream: stream}
+	c := command{kind: kindSeal, stream: stream, segment: seg}
 	res, err := n.wait(ctx, n.raft.Apply(c.encode(), enqueueTimeout))
 	if err != nil {
 		return err
@@ -126,7 +127,7 @@ func (n *Node) notLeader() error {
 	_, id := n.raft.LeaderWithID()
 	e := &NotLeaderError{LeaderID: string(id)}
 	if id != "" {
-		e.LeaderAddr, _ = n.fsm.member(string(id))
+		e.Leader, _ = n.fsm.member(string(id))
 	}
 	return e
 }
@@ -186,4 +187,19 @@ func (n *Node) lastCommandUpTo(index uint64) (last uint64, ok bool) {
 		}
 	}
 	return 0, true
+}
+
+// SealActive is coordinator.Config.SealActive for a cluster node: the
+// leader proposes the seal, a follower leaves it to the leader.
+func (n *Node) SealActive(s *core.Stream, id core.SegmentID) error {
+	if !n.IsLeader() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), enqueueTimeout)
+	defer cancel()
+	err := n.Seal(ctx, s.ID(), id)
+	if errors.Is(err, ErrNotLeader) {
+		return nil
+	}
+	return err
 }

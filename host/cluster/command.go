@@ -45,13 +45,19 @@ type command struct {
 	kind    kind
 	stream  core.StreamID
 	records []Record       // kindAppend
-	segment core.SegmentID // kindSeal: the segment the leader saw active
+	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is
 	member  member         // kindMember
 }
 
-// member names a node and the address its clients reach it on.
+// member names a node and the addresses its clients reach it on.
 type member struct {
-	ID, APIAddr string
+	ID   string
+	Addr APIAddr
+}
+
+// APIAddr is where a node serves clients; either may be empty.
+type APIAddr struct {
+	GRPC, HTTP string
 }
 
 func appendCommand(stream core.StreamID, recs []Record) command {
@@ -65,7 +71,7 @@ func (c command) encode() []byte {
 	for _, r := range c.records {
 		n += 2*binary.MaxVarintLen64 + len(r.Payload)
 	}
-	b := make([]byte, 0, n+len(c.member.ID)+len(c.member.APIAddr)+2*binary.MaxVarintLen64)
+	b := make([]byte, 0, n+len(c.member.ID)+len(c.member.Addr.GRPC)+len(c.member.Addr.HTTP)+3*binary.MaxVarintLen64)
 	b = append(b, commandVersion, byte(c.kind))
 	switch c.kind {
 	case kindAppend:
@@ -86,7 +92,8 @@ func (c command) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(c.segment))
 	case kindMember:
 		b = appendString(b, c.member.ID)
-		b = appendString(b, c.member.APIAddr)
+		b = appendString(b, c.member.Addr.GRPC)
+		b = appendString(b, c.member.Addr.HTTP)
 	}
 	return c.sealBytes(b)
 }
@@ -133,7 +140,8 @@ func decodeCommand(b []byte) (command, error) {
 		c.segment = core.SegmentID(d.uvarint())
 	case kindMember:
 		c.member.ID = string(d.bytes())
-		c.member.APIAddr = string(d.bytes())
+		c.member.Addr.GRPC = string(d.bytes())
+		c.member.Addr.HTTP = string(d.bytes())
 	default:
 		return command{}, fmt.Errorf("%w: kind %d", ErrBadCommand, c.kind)
 	}

@@ -9,8 +9,8 @@ import (
 func TestCommandRoundTrip(t *testing.T) {
 	for _, c := range []command{
 		appendCommand(7, []Record{{Timestamp: 5, Payload: []byte("a")}, {Timestamp: 3, Payload: []byte("bc")}}),
-		{kind: kindSeal, stream: 9},
-		{kind: kindMember, member: member{ID: "n1", APIAddr: "127.0.0.1:8080"}},
+		{kind: kindSeal, stream: 9, segment: 4},
+		{kind: kindMember, member: member{ID: "n1", Addr: APIAddr{GRPC: "127.0.0.1:7400", HTTP: "127.0.0.1:8080"}}},
 	} {
 		got, err := decodeCommand(c.encode())
 		require.NoError(t, err)
@@ -51,7 +51,7 @@ func reseal(b []byte) []byte {
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add(appendCommand(3, []Record{{Timestamp: -4, Payload: []byte("hello")}}).encode())
 	f.Add(command{kind: kindSeal, stream: 2}.encode())
-	f.Add(command{kind: kindMember, member: member{ID: "a", APIAddr: "b"}}.encode())
+	f.Add(command{kind: kindMember, member: member{ID: "a", Addr: APIAddr{GRPC: "b", HTTP: "c"}}}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {

@@ -21,19 +21,20 @@ var (
 
 // NotLeaderError says which node leads, when this node knows.
 type NotLeaderError struct {
-	// LeaderID and LeaderAddr (the leader's client address, as it
-	// announced it in the log) are empty when no leader is known.
-	LeaderID, LeaderAddr string
+	// LeaderID and Leader (the leader's client addresses, as it
+	// announced them in the log) are empty when no leader is known.
+	LeaderID string
+	Leader   APIAddr
 }
 
 func (e *NotLeaderError) Error() string {
 	if e.LeaderID == "" {
 		return "cluster: not the leader, and no leader is known (an election may be running)"
 	}
-	if e.LeaderAddr == "" {
+	if e.Leader == (APIAddr{}) {
 		return fmt.Sprintf("cluster: not the leader; the leader is %s (its client address is not known yet)", e.LeaderID)
 	}
-	return fmt.Sprintf("cluster: not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
+	return fmt.Sprintf("cluster: not the leader; the leader is %s (grpc %s, http %s)", e.LeaderID, e.Leader.GRPC, e.Leader.HTTP)
 }
 
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

@@ -47,7 +47,7 @@ type fsm struct {
 
 	mu struct {
 		sync.Mutex
-		members map[string]string // node id → client address
+		members map[string]APIAddr // node id → client addresses
 		failed  error
 	}
 }
@@ -63,7 +63,7 @@ type tail struct {
 
 func newFSM(ctx context.Context, store *core.Store, log hclog.Logger) *fsm {
 	f := &fsm{store: store, log: log, ctx: ctx, tails: map[core.StreamID]*tail{}, appliedCh: make(chan struct{})}
-	f.mu.members = map[string]string{}
+	f.mu.members = map[string]APIAddr{}
 	return f
 }
 
@@ -147,7 +147,7 @@ func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any 
 		return nil
 	case kindMember:
 		f.mu.Lock()
-		f.mu.members[c.member.ID] = c.member.APIAddr
+		f.mu.members[c.member.ID] = c.member.Addr
 		f.mu.Unlock()
 		return nil
 	}
@@ -208,7 +208,8 @@ func (f *fsm) applyAppend(index uint64, c command) (*Applied, error) {
 	return &Applied{Index: index, IDs: ids}, nil
 }
 
-// applySeal seals the stream's active segment. Every node applies it at
+// applySeal seals the stream's active segment (the one the entry names,
+// if it is still active). Every node applies it at
 // the same point of the stream, so segment boundaries are identical. An
 // entry below the stream's last ext_id was applied before a restart:
 // appends after it went into a new segment, which it must not seal.
@@ -219,6 +220,11 @@ func (f *fsm) applySeal(index uint64, c command) error {
 	}
 	if index < t.lastExt {
 		return nil
+	}
+	if c.segment != 0 {
+		if id, _, ok := t.stream.ActiveSince(); !ok || id != c.segment {
+			return nil // sealed since, by a rollover or an earlier entry
+		}
 	}
 	return t.stream.Seal(f.ctx)
 }
@@ -292,8 +298,8 @@ func (f *fsm) fail(err error) error {
 	return f.mu.failed
 }
 
-// member returns a node's client address, if the log named one.
-func (f *fsm) member(id string) (string, bool) {
+// member returns a node's client addresses, if the log named them.
+func (f *fsm) member(id string) (APIAddr, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, ok := f.mu.members[id]

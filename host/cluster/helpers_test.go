@@ -79,7 +79,7 @@ func (c *testCluster) start(n *testNode) {
 	n.store, err = core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity})
 	require.NoError(c.t, err)
 	n.node, err = Open(Config{
-		NodeID: n.id, RaftAddr: n.raftAddr, APIAddr: "api-" + n.id, Peers: c.peers,
+		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
 		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: n.id, Level: hclog.LevelFromString(os.Getenv("AOF2_TEST_LOG")), Output: testWriter{c.t}}),
 	}, n.store)

@@ -38,8 +38,9 @@ type Config struct {
 	NodeID string
 	// RaftAddr is the address Raft listens on and peers dial.
 	RaftAddr string
-	// APIAddr is the client address followers redirect appends to.
-	APIAddr string
+	// API is where this node serves clients: followers redirect appends
+	// to the leader's.
+	API APIAddr
 	// Peers bootstraps a new cluster: every voter, this node included,
 	// identical on every node. Without Peers the node waits to be added
 	// to an existing cluster (cluster add on the leader).
@@ -225,10 +226,10 @@ func (n *Node) becameLeader(ctx context.Context) {
 	n.mu.Lock()
 	n.mu.readyTerm = term
 	n.mu.Unlock()
-	if addr, ok := n.fsm.member(n.cfg.NodeID); ok && addr == n.cfg.APIAddr {
+	if addr, ok := n.fsm.member(n.cfg.NodeID); ok && addr == n.cfg.API {
 		return
 	}
-	c := command{kind: kindMember, member: member{ID: n.cfg.NodeID, APIAddr: n.cfg.APIAddr}}
+	c := command{kind: kindMember, member: member{ID: n.cfg.NodeID, Addr: n.cfg.API}}
 	if err := n.raft.Apply(c.encode(), 10*time.Second).Error(); err != nil && ctx.Err() == nil {
 		n.log.Warn("announce the client address", "error", err)
 	}

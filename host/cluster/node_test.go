@@ -72,12 +72,12 @@ func TestFollowerSaysNotLeader(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, err := f.node.Append(context.Background(), 1, records("x", 1))
 		var nl *NotLeaderError
-		return errors.As(err, &nl) && nl.LeaderID == l.id && nl.LeaderAddr == "api-"+l.id
+		return errors.As(err, &nl) && nl.LeaderID == l.id && nl.Leader == APIAddr{GRPC: "grpc-" + l.id, HTTP: "http-" + l.id}
 	}, 10*time.Second, 10*time.Millisecond)
 	_, err := f.node.Append(context.Background(), 1, records("x", 1))
 	require.ErrorIs(t, err, ErrNotLeader)
 	require.ErrorIs(t, f.node.ReadBarrier(context.Background()), ErrNotLeader)
-	require.ErrorIs(t, f.node.Seal(context.Background(), 1), ErrNotLeader)
+	require.ErrorIs(t, f.node.Seal(context.Background(), 1, 0), ErrNotLeader)
 }
 
 func TestRestartReplaysWithoutDuplicates(t *testing.T) {
@@ -111,7 +111,7 @@ func TestSealIsReplicated(t *testing.T) {
 	l := c.leader()
 	_, err := l.node.Append(ctx, 1, records("a", 3))
 	require.NoError(t, err)
-	require.NoError(t, l.node.Seal(ctx, 1))
+	require.NoError(t, l.node.Seal(ctx, 1, 0))
 	a, err := l.node.Append(ctx, 1, records("b", 3))
 	require.NoError(t, err)
 	got := c.requireSame(1)

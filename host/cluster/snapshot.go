@@ -29,9 +29,9 @@ type snapshotDoc struct {
 	Version int `json:"version"`
 	// Applied is the last entry the FSM applied (entries after it, up to
 	// the snapshot's index, never reach the FSM).
-	Applied uint64            `json:"applied"`
-	Streams []streamPosition  `json:"streams"`
-	Members map[string]string `json:"members"`
+	Applied uint64             `json:"applied"`
+	Streams []streamPosition   `json:"streams"`
+	Members map[string]APIAddr `json:"members"`
 }
 
 type streamPosition struct {
@@ -105,7 +105,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.mu.members = doc.Members
 	if f.mu.members == nil {
-		f.mu.members = map[string]string{}
+		f.mu.members = map[string]APIAddr{}
 	}
 	f.mu.Unlock()
 	return nil

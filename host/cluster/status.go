@@ -12,20 +12,22 @@ import (
 type Status struct {
 	NodeID string
 	// State is raft's: Follower, Candidate, Leader or Shutdown.
-	State                   string
-	Term                    uint64
-	LeaderID, LeaderAPIAddr string
-	CommitIndex, LastIndex  uint64
-	AppliedIndex            uint64 // applied by the store here
-	LastContact             string // since the leader was last heard from ("never", "0" on the leader)
-	Servers                 []Server
-	ApplyFailed             string // why applying stopped, if it did
+	State                  string
+	Term                   uint64
+	LeaderID               string
+	Leader                 APIAddr
+	CommitIndex, LastIndex uint64
+	AppliedIndex           uint64 // applied by the store here
+	LastContact            string // since the leader was last heard from ("never", "0" on the leader)
+	Servers                []Server
+	ApplyFailed            string // why applying stopped, if it did
 }
 
 // Server is one member of the configuration.
 type Server struct {
-	ID, RaftAddr, APIAddr string
-	Voter                 bool
+	ID, RaftAddr string
+	API          APIAddr
+	Voter        bool
 }
 
 // Status reports the node's Raft state and the configuration it knows.
@@ -36,11 +38,11 @@ func (n *Node) Status() Status {
 	s.Term, _ = strconv.ParseUint(st["term"], 10, 64)
 	_, id := n.raft.LeaderWithID()
 	s.LeaderID = string(id)
-	s.LeaderAPIAddr, _ = n.fsm.member(s.LeaderID)
+	s.Leader, _ = n.fsm.member(s.LeaderID)
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, sv := range f.Configuration().Servers {
 			api, _ := n.fsm.member(string(sv.ID))
-			s.Servers = append(s.Servers, Server{ID: string(sv.ID), RaftAddr: string(sv.Address), APIAddr: api, Voter: sv.Suffrage == raft.Voter})
+			s.Servers = append(s.Servers, Server{ID: string(sv.ID), RaftAddr: string(sv.Address), API: api, Voter: sv.Suffrage == raft.Voter})
 		}
 	}
 	if err := n.fsm.err(); err != nil {
