@@ -113,6 +113,14 @@ type Config struct {
 	// NoManifest runs without manifest logs (benchmarks of the bare write
 	// path, embedders with no tiering).
 	NoManifest bool
+	// TailReplayed says the caller replays, from a log of its own, every
+	// record a crash lost (a Raft state machine: host/cluster). After an
+	// unclean shutdown the tail segment is then resumed after its intact
+	// records instead of sealed, so that the replayed records get the ids
+	// they had, on every node alike. Without it the tail is sealed and
+	// appends go on in a new segment: ids handed out and lost are never
+	// given to other payloads (docs/tiering.md#recovery).
+	TailReplayed bool
 	// Follower, when set, opens the store as a read replica of another
 	// writer (core/replica): no stream prepares a segment file or takes an
 	// id, appends fail with the error Follower returns (a

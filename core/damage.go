@@ -87,6 +87,14 @@ func (s *Stream) openTail(info *segment.Info, mark *segment.Mark, watermark uint
 		s.recovered.resume = true
 		return w, nil, nil
 	}
+	if s.cfg.TailReplayed {
+		// Config.TailReplayed: the caller's log gives the lost records
+		// back, at the offsets they had.
+		s.recovered.resume = true
+		s.log.Info("unclean shutdown: the tail segment goes on after its intact records; the caller's log replays the rest",
+			"segment_id", uint64(id), "records", ts.Count, "dropped_bytes", ts.Dropped())
+		return w, nil, nil
+	}
 	// Not closed cleanly: ids past the intact records may have been handed
 	// out (a torn write, appends never synced). Seal here; appends go on in
 	// the next segment.

@@ -678,3 +678,43 @@ func fourSegments(t *testing.T) (*vfs.MemFS, Config, *Store, *Stream, written) {
 	}
 	return mem, cfg, st, s, all
 }
+
+// TestTailReplayedResumesTheTail: with Config.TailReplayed (a Raft state
+// machine), a crash that loses unsynced records leaves the tail open, and
+// appending the same records again gives them the ids they had.
+func TestTailReplayedResumesTheTail(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone, TailReplayed: true}
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	durable := writeDurable(t, s, 50, 100)
+	var lost []RecordID
+	for i := range 20 {
+		id, err := s.Append(payloadFor(1000+i, 100), AppendOptions{ExtID: 7})
+		require.NoError(t, err)
+		lost = append(lost, id)
+	}
+	cfg.FS = mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(1, 2))}) // nothing unsynced survives
+	require.NoError(t, st.Close())
+
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	rep := st.Recovery()[0]
+	require.False(t, rep.TailSealed)
+	require.Nil(t, rep.Damage)
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	got := readEvery(t, s)
+	require.Len(t, got, 50)
+	for i, rec := range got {
+		require.Equal(t, durable.ids[i], rec.ID)
+	}
+	for i := range 20 {
+		id, err := s.Append(payloadFor(1000+i, 100), AppendOptions{ExtID: 7})
+		require.NoError(t, err)
+		require.Equal(t, lost[i], id, "record %d of the replay", i)
+	}
+}

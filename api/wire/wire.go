@@ -30,6 +30,17 @@ const (
 	MetaLastID = "last_id"
 	// MetaStreamID is the stream a NEEDS_RESTORE error is about, decimal.
 	MetaStreamID = "stream_id"
+	// MetaLeaderID, MetaLeaderGRPC and MetaLeaderHTTP name a cluster's
+	// leader in a NOT_LEADER error (empty while none is known).
+	MetaLeaderID   = "leader_id"
+	MetaLeaderGRPC = "leader_grpc"
+	MetaLeaderHTTP = "leader_http"
+)
+
+// Read consistency values (ReadRequest.consistency, ?consistency=).
+const (
+	ConsistencyLocal        = "local"
+	ConsistencyLinearizable = "linearizable"
 )
 
 // FormatRecordID writes an id as "<segment>:<offset>", the form the server

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/aof2/aof2/core/replica"
 	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/host/cluster"
 	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/host/node"
 	"github.com/aof2/aof2/host/server"
@@ -63,6 +67,9 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	}()
 
 	opts, err := nodeOptions(cfg, reg, logger)
+	if err == nil && cfg.Clustered() {
+		opts.Cluster = clusterConfig(cfg)
+	}
 	opts.Takeover = *takeover
 	if err != nil {
 		return err
@@ -208,4 +215,20 @@ func withNode(ctx context.Context, t *target, e *cmdEnv, fn func(*node.Node) err
 	}
 	defer func() { err = errors.Join(err, n.Close(context.Background())) }()
 	return fn(n)
+}
+
+// clusterConfig is the Raft member's configuration (serve only: offline
+// commands never join Raft).
+func clusterConfig(cfg *config.Config) *cluster.Config {
+	cl := cfg.Cluster
+	c := &cluster.Config{NodeID: cl.NodeID, RaftAddr: cl.RaftAddr, Dir: cl.Data, LogStore: cl.LogStore,
+		API: cluster.APIAddr{GRPC: cmp.Or(cl.AdvertiseGRPC, cfg.Listen.GRPC), HTTP: cmp.Or(cl.AdvertiseHTTP, cfg.Listen.HTTP)}}
+	if c.Dir == "" {
+		c.Dir = filepath.Join(cfg.DataDir, "raft")
+	}
+	for _, p := range cl.Peers {
+		id, addr, _ := strings.Cut(p, "=")
+		c.Peers = append(c.Peers, cluster.Peer{ID: id, Addr: addr})
+	}
+	return c
 }

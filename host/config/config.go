@@ -31,6 +31,7 @@ type Config struct {
 	Scrub       Scrub
 	Limits      Limits
 	Tracing     Tracing
+	Cluster     Cluster
 
 	// File is the configuration file that was read ("" when none was).
 	File string
@@ -183,6 +184,21 @@ type Limits struct {
 type Tracing struct {
 	AppendEvery int // negative: no append or flush spans
 }
+
+// Cluster configures the replicated mode (host/cluster).
+type Cluster struct {
+	NodeID   string // "" runs single-node
+	RaftAddr string
+	Peers    []string // id=host:port
+	Join     string
+	Data     string // "" is <data_dir>/raft
+	LogStore string
+	// AdvertiseGRPC and AdvertiseHTTP default to the listeners.
+	AdvertiseGRPC, AdvertiseHTTP string
+}
+
+// Clustered reports whether the host runs in a replicated cluster.
+func (c *Config) Clustered() bool { return c.Cluster.NodeID != "" }
 
 // Tier2Enabled reports whether a tier 2 is configured.
 func (c *Config) Tier2Enabled() bool { return c.Tier2.Enabled && c.Tier2.Plugin != "" }

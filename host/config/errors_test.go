@@ -13,7 +13,7 @@ func TestFileRefusesUnknownAndMisplacedKeys(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"unknown top-level key", "data_dir = \"/x\"\nbogus = 1\n", []string{"aof2.hcl:2:1", "bogus: unknown key", "known at the top level: coordinator { }, data_dir"}},
+		{"unknown top-level key", "data_dir = \"/x\"\nbogus = 1\n", []string{"aof2.hcl:2:1", "bogus: unknown key", "known at the top level: cluster { }, coordinator { }, data_dir"}},
 		{"unknown key in block", "segment {\n  sise = \"1MiB\"\n}\n", []string{"aof2.hcl:2:3", "segment.sise: unknown key", "known in segment:", "size"}},
 		{"unknown block", "nosuch {\n}\n", []string{"aof2.hcl:1:1", "nosuch: unknown block"}},
 		{"unknown nested block", "listen {\n  tsl {\n  }\n}\n", []string{"aof2.hcl:2:3", "listen.tsl: unknown block", "tls { }"}},

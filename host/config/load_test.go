@@ -174,6 +174,14 @@ func samples(t *testing.T) map[string][3]string {
 		"retention.max_bytes":            {"1GiB", "10GiB", "0"},
 		"coordinator.workers":            {"1", "2", "3"},
 		"tracing.append_every":           {"1", "-1", "4096"},
+		"cluster.node_id":                {"n1", "node-2", "n3.a"},
+		"cluster.raft_addr":              {"127.0.0.1:1", "localhost:2", "[::1]:3"},
+		"cluster.peers":                  {"n1=127.0.0.1:9", "n1=127.0.0.1:9,n2=127.0.0.1:8", "n3=[::1]:7,n1=127.0.0.1:9"},
+		"cluster.join":                   {"127.0.0.1:4", "localhost:5", "[::1]:6"},
+		"cluster.data":                   {"/c1", "/c2", "/c3"},
+		"cluster.log_store":              {"wal", "boltdb", "wal"},
+		"cluster.advertise_grpc":         {"10.0.0.1:1", "a.example:2", "[::1]:3"},
+		"cluster.advertise_http":         {"10.0.0.1:4", "a.example:5", "[::1]:6"},
 		"coordinator.scan_interval":      {"1s", "2s", "3s"},
 		"coordinator.job_timeout":        {"1m", "2m", "3m"},
 		"scrub.interval":                 {"1h", "0s", "168h"},
@@ -198,6 +206,10 @@ func companion(k *key, s map[string][3]string) map[string]string {
 		return map[string]string{"listen.tls.cert_file": s["listen.tls.cert_file"][0], "listen.tls.key_file": s["listen.tls.key_file"][0]}
 	case "listen.tls.key_file":
 		return map[string]string{"listen.tls.cert_file": s["listen.tls.cert_file"][0]}
+	case "cluster.node_id":
+		return map[string]string{"cluster.raft_addr": "127.0.0.1:9", "tier2.enabled": "false"}
+	case "cluster.raft_addr", "cluster.data", "cluster.log_store", "cluster.advertise_grpc", "cluster.advertise_http", "cluster.peers", "cluster.join":
+		return map[string]string{"cluster.node_id": "n1", "cluster.raft_addr": "127.0.0.1:9", "tier2.enabled": "false"}
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func (c *Config) absPaths() error {
 	}
 	abs("data_dir", &c.DataDir)
 	abs("plugin_dir", &c.PluginDir)
+	abs("cluster.data", &c.Cluster.Data)
 	abs("listen.auth_token_file", &c.Listen.AuthTokenFile)
 	abs("listen.tls.cert_file", &c.Listen.TLS.CertFile)
 	abs("listen.tls.key_file", &c.Listen.TLS.KeyFile)

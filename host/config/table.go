@@ -30,6 +30,7 @@ var (
 	tier1Levels  = []string{"fastest", "default", "better", "best"}
 	tier1Verify  = []string{"quick", "full"}
 	roles        = []string{"writer", "replica"}
+	logStores    = []string{"boltdb", "wal"}
 )
 
 // keys is every configuration key, in the order Reference and HCL list
@@ -184,6 +185,44 @@ var keys = []*key{
 
 	intKey("tracing.append_every", core.DefaultTraceAppendEvery, "With tracing on (OTEL_* variables), one in this many durable appends of a stream gets a span, and separately one in this many flushes; -1 traces none.",
 		func(c *Config) *int { return &c.Tracing.AppendEvery }, checkSampleEvery),
+
+	stringKey("cluster.node_id", "", "This node's name in a replicated cluster (docs/adr-replication.md); empty runs the single-node mode. It never changes once the node joined.",
+		func(c *Config) *string { return &c.Cluster.NodeID }, checkNodeID),
+	stringKey("cluster.raft_addr", "", "Address (host:port) Raft listens on and the other nodes dial.",
+		func(c *Config) *string { return &c.Cluster.RaftAddr }, checkAddr),
+	listKey("cluster.peers", "Every voter of a new cluster as id=host:port (Raft addresses), this node included, the same on every node. Used once, to bootstrap; later changes go through aof2-host cluster add and remove.",
+		func(c *Config) *[]string { return &c.Cluster.Peers }, checkPeer),
+	stringKey("cluster.join", "", "HTTP address (host:port) of a member of an existing cluster: a new node asks it to add this node as a voter (instead of peers).",
+		func(c *Config) *string { return &c.Cluster.Join }, checkAddr),
+	stringKey("cluster.data", "", "Directory of Raft's log, stable store and snapshots; empty is <data_dir>/raft.",
+		func(c *Config) *string { return &c.Cluster.Data }, checkOptionalPath),
+	enumKey("cluster.log_store", "boltdb", logStores, "Raft log store: boltdb (raft-boltdb) or wal (raft-wal). docs/adr-replication.md has the measurements.",
+		func(c *Config) *string { return &c.Cluster.LogStore }),
+	stringKey("cluster.advertise_grpc", "", "gRPC address followers send clients to when this node leads; empty is listen.grpc.",
+		func(c *Config) *string { return &c.Cluster.AdvertiseGRPC }, checkAddr),
+	stringKey("cluster.advertise_http", "", "HTTP address followers redirect clients to when this node leads; empty is listen.http.",
+		func(c *Config) *string { return &c.Cluster.AdvertiseHTTP }, checkAddr),
+}
+
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+func checkNodeID(id string) error {
+	if id != "" && !nodeIDPattern.MatchString(id) {
+		return errors.New("want 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+// checkPeer accepts id=host:port.
+func checkPeer(p string) error {
+	id, addr, ok := strings.Cut(p, "=")
+	if !ok || id == "" || addr == "" {
+		return errors.New("want id=host:port")
+	}
+	if err := checkNodeID(id); err != nil {
+		return fmt.Errorf("id %q: %w", id, err)
+	}
+	return checkAddr(addr)
 }
 
 // keyByPath indexes keys by HCL path.

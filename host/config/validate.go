@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
@@ -41,6 +43,7 @@ func (c *Config) validate() error {
 			errs.add(c.keyError("retention.max_bytes", FormatSize(c.Retention.MaxBytes), noTier2, nil))
 		}
 	}
+	errs.add(c.validateCluster())
 	if c.Limits.ReadMaxBytes < c.Limits.ReadDefaultBytes {
 		errs.add(c.keyError("limits.read_max_bytes", FormatSize(c.Limits.ReadMaxBytes), "must be at least limits.read_default_bytes ("+FormatSize(c.Limits.ReadDefaultBytes)+")", nil))
 	}
@@ -75,4 +78,37 @@ func (c *Config) validateManifest() error {
 		return &Error{Key: k, Value: fmt.Sprint(me.Value), Source: c.Origin(k), Reason: me.Reason, Err: err}
 	}
 	return err
+}
+
+// validateCluster checks the cluster block as a whole.
+func (c *Config) validateCluster() error {
+	cl := c.Cluster
+	if !c.Clustered() {
+		for _, k := range []struct{ key, v string }{{"cluster.raft_addr", cl.RaftAddr}, {"cluster.join", cl.Join}, {"cluster.peers", strings.Join(cl.Peers, ",")}} {
+			if k.v != "" {
+				return c.keyError(k.key, k.v, "needs cluster.node_id (without it the host runs single-node)", nil)
+			}
+		}
+		return nil
+	}
+	var errs errorList
+	if cl.RaftAddr == "" {
+		errs.add(c.keyError("cluster.raft_addr", "", "required with cluster.node_id", nil))
+	}
+	if len(cl.Peers) > 0 && cl.Join != "" {
+		errs.add(c.keyError("cluster.join", cl.Join, "set peers to bootstrap a new cluster or join to enter an existing one, not both", nil))
+	}
+	if len(cl.Peers) > 0 {
+		self := cl.NodeID + "=" + cl.RaftAddr
+		if !slices.Contains(cl.Peers, self) {
+			errs.add(c.keyError("cluster.peers", strings.Join(cl.Peers, ","), "must list this node as "+self, nil))
+		}
+	}
+	if c.IsReplica() {
+		errs.add(c.keyError("role", c.Role, "a cluster node replicates through Raft; role = \"replica\" follows a single writer through tier 2", nil))
+	}
+	if c.Tier2Enabled() {
+		errs.add(c.keyError("cluster.node_id", cl.NodeID, "a cluster with a tier 2 needs leader-only tiering, which is not built yet (docs/adr-replication.md#status): run the cluster without tier 2 for now", nil))
+	}
+	return errs.err()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/host/cluster"
 	"github.com/aof2/aof2/host/dump"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
@@ -46,7 +47,12 @@ type Options struct {
 	// Takeover claims the prefix at the next epoch before tiering starts
 	// (serve -takeover; coordinator.Takeover). It needs a Plugin and no
 	// Replica.
-	Takeover   bool
+	Takeover bool
+	// Cluster, when set, runs the node as a member of a replicated
+	// cluster (host/cluster): the store is Raft's state machine, and
+	// appends and seals go through the leader. It needs no Plugin (leader-
+	// only tiering is not built yet) and no Replica.
+	Cluster    *cluster.Config
 	Registerer prometheus.Registerer
 	Logger     hclog.Logger
 }
@@ -70,6 +76,10 @@ type Node struct {
 		follower   *replica.Follower
 		stopFollow func()
 	}
+	// raft is the node's Raft member when it runs in a cluster: set in
+	// Start and cleared in Close under mu, read without it (coordinator
+	// jobs ask for it while Close waits for them).
+	raft atomic.Pointer[cluster.Node]
 }
 
 // New validates the options; nothing is opened until Start.
@@ -82,6 +92,9 @@ func New(opts Options) (*Node, error) {
 	}
 	if opts.Takeover && (opts.Replica != nil || opts.Plugin == nil) {
 		return nil, &types.ConfigError{Key: "takeover", Reason: "claims the tier-2 prefix as its writer: needs a tier 2 and no replica role"}
+	}
+	if opts.Cluster != nil && (opts.Replica != nil || opts.Plugin != nil || opts.Takeover) {
+		return nil, &types.ConfigError{Key: "cluster", Reason: "a cluster node replicates through Raft: no replica role, takeover or tier 2 (leader-only tiering is not built yet)"}
 	}
 	if opts.Replica != nil && opts.Plugin == nil {
 		return nil, &types.ConfigError{Key: "role", Reason: "a replica follows its writer from tier 2 and needs one configured"}
@@ -143,6 +156,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		cc.Tier2 = n.mu.remote
 	}
+	if o.Cluster != nil {
+		// Seals the coordinator decides are Raft entries, so that every
+		// node seals at the same record.
+		cc.SealActive = func(s *core.Stream, id types.SegmentID) error {
+			if c := n.Cluster(); c != nil {
+				return c.SealActive(s, id)
+			}
+			return nil
+		}
+	}
 	var writer *replica.Writer
 	if o.Replica != nil {
 		cc.Replica = true
@@ -156,6 +179,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		sc.Follower = writer.Refusal
 	}
 	sc.Tiering = n.mu.coord
+	// In a cluster, Raft's log gives back what a crash lost of the tail.
+	sc.TailReplayed = o.Cluster != nil
 	sc.Registerer = or(sc.Registerer, o.Registerer)
 	sc.Logger = orLog(sc.Logger, n.log.Named("core"))
 	if n.mu.store, err = core.Open(o.DataDir, sc); err != nil {
@@ -171,6 +196,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if writer != nil {
 		return n.startFollowing(ctx, writer)
+	}
+	if o.Cluster != nil {
+		cfg := *o.Cluster
+		cfg.Logger = orLog(cfg.Logger, n.log.Named("cluster"))
+		c, err := cluster.Open(cfg, n.mu.store)
+		if err != nil {
+			return fmt.Errorf("join the cluster: %w", err)
+		}
+		n.raft.Store(c)
+		n.ready.Store(true)
+		return nil
 	}
 	if err := n.checkNotEmptyOverStreams(); err != nil {
 		return err
@@ -197,6 +233,18 @@ func (n *Node) Store() *core.Store {
 	defer n.mu.Unlock()
 	return n.mu.store
 }
+
+// Cluster is the node's Raft member, nil on a single node (and before
+// Start). It implements server.ClusterNode.
+func (n *Node) Cluster() *cluster.Node {
+	if !n.ready.Load() {
+		return nil
+	}
+	return n.raft.Load()
+}
+
+// Clustered reports whether the node runs in a cluster.
+func (n *Node) Clustered() bool { return n.opts.Cluster != nil }
 
 // Coordinator is the running coordinator (nil before Start).
 func (n *Node) Coordinator() *coordinator.Coordinator {
@@ -241,6 +289,10 @@ func (n *Node) closeLocked(ctx context.Context) error {
 	if n.mu.stopFollow != nil {
 		n.mu.stopFollow()
 		n.mu.stopFollow, n.mu.follower = nil, nil
+	}
+	// Raft before the store it applies to.
+	if c := n.raft.Swap(nil); c != nil {
+		errs = append(errs, c.Close())
 	}
 	// The store first: closing it flushes and it may still hydrate
 	// through the coordinator.

@@ -20,6 +20,7 @@ import (
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/host/cluster"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -59,6 +60,9 @@ var errorTable = []struct {
 	class
 }{
 	{is(errUnauthenticated), class{aof2v1.ErrorReason_UNAUTHENTICATED, codes.Unauthenticated, http.StatusUnauthorized}},
+	// Before the context rows: an append whose wait the caller's deadline
+	// ended may have committed, and the client must be told so.
+	{is(cluster.ErrOutcomeUnknown), class{aof2v1.ErrorReason_OUTCOME_UNKNOWN, codes.Unknown, http.StatusGatewayTimeout}},
 	{is(context.Canceled), class{0, codes.Canceled, statusClientClosed}},
 	{is(context.DeadlineExceeded), class{0, codes.DeadlineExceeded, http.StatusGatewayTimeout}},
 	{is(core.ErrWouldBlock), class{aof2v1.ErrorReason_WOULD_BLOCK, codes.Unavailable, http.StatusServiceUnavailable}},
@@ -73,6 +77,8 @@ var errorTable = []struct {
 	{is(core.ErrNotFound), class{aof2v1.ErrorReason_RECORD_NOT_FOUND, codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable}},
 	{is(core.ErrNeedsRestore), class{aof2v1.ErrorReason_NEEDS_RESTORE, codes.FailedPrecondition, http.StatusConflict}},
 	{is(core.ErrFenced), class{aof2v1.ErrorReason_FENCED, codes.FailedPrecondition, http.StatusConflict}},
+	{is(cluster.ErrNotLeader), class{aof2v1.ErrorReason_NOT_LEADER, codes.FailedPrecondition, http.StatusMisdirectedRequest}},
+	{is(cluster.ErrNoQuorum), class{aof2v1.ErrorReason_NO_QUORUM, codes.Unavailable, http.StatusServiceUnavailable}},
 	{is(core.ErrReplica), class{aof2v1.ErrorReason_REPLICA, codes.FailedPrecondition, http.StatusMisdirectedRequest}},
 	{is(core.ErrStreamFailed), class{aof2v1.ErrorReason_STREAM_FAILED, codes.FailedPrecondition, http.StatusServiceUnavailable}},
 	{is(core.ErrNoSpace), class{aof2v1.ErrorReason_NO_SPACE, codes.ResourceExhausted, http.StatusInsufficientStorage}},
@@ -109,7 +115,8 @@ var retryDelays = map[core.Kind]time.Duration{
 	core.Admission: time.Second,            // eviction or the operator freeing space
 }
 
-// notReadyDelay is the retry delay while recovery runs.
+// notReadyDelay is the retry delay while recovery runs, and while a
+// cluster has no quorum (an election takes about a second).
 const notReadyDelay = time.Second
 
 // defaultRetryDelay covers kinds the table does not know.
@@ -128,6 +135,8 @@ type apiError struct {
 	lastID   core.RecordID
 	// stream is the stream a NEEDS_RESTORE or STREAM_DAMAGED is about.
 	stream core.StreamID
+	// leader names the cluster's leader in a NOT_LEADER.
+	leader *cluster.NotLeaderError
 }
 
 func classify(err error) apiError {
@@ -151,8 +160,11 @@ func classify(err error) apiError {
 		if e.retry <= 0 {
 			e.retry = defaultRetryDelay
 		}
-	case aof2v1.ErrorReason_NOT_READY:
+	case aof2v1.ErrorReason_NOT_READY, aof2v1.ErrorReason_NO_QUORUM:
 		e.retry = notReadyDelay
+	case aof2v1.ErrorReason_NOT_LEADER:
+		e.leader = &cluster.NotLeaderError{}
+		errors.As(err, &e.leader)
 	case aof2v1.ErrorReason_NEEDS_RESTORE:
 		var nr *core.NeedsRestoreError
 		if errors.As(err, &nr) {
@@ -228,6 +240,9 @@ func (e apiError) metadata() map[string]string {
 	if e.namesStream() {
 		md[wire.MetaStreamID] = strconv.FormatUint(uint64(e.stream), 10)
 	}
+	if e.leader != nil {
+		md[wire.MetaLeaderID], md[wire.MetaLeaderGRPC], md[wire.MetaLeaderHTTP] = e.leader.LeaderID, e.leader.Leader.GRPC, e.leader.Leader.HTTP
+	}
 	return md
 }
 
@@ -264,6 +279,10 @@ type errorBody struct {
 	Appended     int    `json:"appended,omitempty"`
 	LastID       string `json:"last_id,omitempty"`
 	StreamID     string `json:"stream_id,omitempty"` // NEEDS_RESTORE, STREAM_DAMAGED: the stream
+	// NOT_LEADER: the cluster's leader, when known.
+	LeaderID   string `json:"leader_id,omitempty"`
+	LeaderGRPC string `json:"leader_grpc,omitempty"`
+	LeaderHTTP string `json:"leader_http,omitempty"`
 }
 
 // httpError converts an error into the HTTP status, headers and body a
@@ -288,6 +307,9 @@ func httpError(err error) (int, http.Header, errorBody) {
 	}
 	if e.namesStream() {
 		body.StreamID = strconv.FormatUint(uint64(e.stream), 10)
+	}
+	if e.leader != nil {
+		body.LeaderID, body.LeaderGRPC, body.LeaderHTTP = e.leader.LeaderID, e.leader.Leader.GRPC, e.leader.Leader.HTTP
 	}
 	return e.http, h, body
 }

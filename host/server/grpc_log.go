@@ -13,6 +13,7 @@ import (
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/host/cluster"
 )
 
 // logService implements aof2.v1.Log. Handlers return plain errors; the
@@ -30,6 +31,16 @@ const (
 
 func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*aof2v1.AppendResponse, error) {
 	es := entriesFromProto(req.GetRecords())
+	if c := l.s.cluster(); c != nil {
+		if req.CoordinatorWatermark != nil {
+			return nil, errWatermarkInCluster
+		}
+		ids, err := l.s.clusterAppend(ctx, c, core.StreamID(req.GetStreamId()), es)
+		if err != nil {
+			return nil, err
+		}
+		return &aof2v1.AppendResponse{Ids: idsToProto(ids), Durable: true}, nil
+	}
 	str, err := l.s.appendTo(core.StreamID(req.GetStreamId()), es)
 	if err != nil {
 		return nil, err
@@ -62,6 +73,13 @@ func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendReq
 			return withAppendedN(count, last, err)
 		}
 		id, es := core.StreamID(req.GetStreamId()), entriesFromProto(req.GetRecords())
+		if c := l.s.cluster(); c != nil {
+			if count, last, err = l.clusterAppendStream(ctx, c, id, req, es, count, last); err != nil {
+				return err
+			}
+			durable = true
+			continue
+		}
 		if str == nil {
 			if str, err = l.s.appendTo(id, es); err != nil {
 				return err
@@ -85,7 +103,7 @@ func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendReq
 	if count > 0 {
 		resp.LastId = new(uint64(last))
 	}
-	if count > 0 && durable {
+	if count > 0 && durable && str != nil {
 		if err := str.Flush(ctx, last); err != nil {
 			return withAppendedN(count, last, err)
 		}
@@ -94,6 +112,9 @@ func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendReq
 }
 
 func (l *logService) Read(ctx context.Context, req *aof2v1.ReadRequest) (*aof2v1.ReadResponse, error) {
+	if err := l.s.readBarrier(ctx, req.GetConsistency()); err != nil {
+		return nil, err
+	}
 	str, err := l.s.lookup(core.StreamID(req.GetStreamId()))
 	if err != nil {
 		return nil, err
@@ -228,7 +249,12 @@ func (l *logService) Seal(ctx context.Context, req *aof2v1.SealRequest) (*aof2v1
 	if err != nil {
 		return nil, err
 	}
-	if err := str.Seal(ctx); err != nil {
+	if c := l.s.cluster(); c != nil {
+		err = c.Seal(ctx, str.ID(), 0)
+	} else {
+		err = str.Seal(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &aof2v1.SealResponse{Info: infoToProto(str)}, nil
@@ -256,4 +282,17 @@ func (l *logService) ListStreams(context.Context, *aof2v1.ListStreamsRequest) (*
 	}
 	slices.SortFunc(resp.Broken, func(a, b *aof2v1.BrokenStream) int { return cmp.Compare(a.StreamId, b.StreamId) })
 	return resp, nil
+}
+
+// clusterAppendStream appends one AppendStream message through Raft,
+// adding to the count and last id of the messages before it.
+func (l *logService) clusterAppendStream(ctx context.Context, c *cluster.Node, id core.StreamID, req *aof2v1.AppendRequest, es []entry, count int, last core.RecordID) (int, core.RecordID, error) {
+	if req.CoordinatorWatermark != nil {
+		return count, last, withAppendedN(count, last, errWatermarkInCluster)
+	}
+	ids, err := l.s.clusterAppend(ctx, c, id, es)
+	if len(ids) > 0 {
+		count, last = count+len(ids), ids[len(ids)-1]
+	}
+	return count, last, withAppendedN(count, last, err)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/host/cluster"
 )
 
 // Handler returns the HTTP API:
@@ -78,6 +80,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // server's own faults.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	s.logFault(r.Method+" "+r.URL.Path, err)
+	var nl *cluster.NotLeaderError
+	if errors.As(err, &nl) && nl.Leader.HTTP != "" {
+		// 307 keeps the method and body: curl -L and most HTTP clients
+		// resend the request to the leader.
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		w.Header().Set("Location", scheme+"://"+nl.Leader.HTTP+r.URL.RequestURI())
+		_, _, body := httpError(err)
+		writeJSON(w, http.StatusTemporaryRedirect, body)
+		return
+	}
 	writeErrorBody(w, err)
 }
 
@@ -161,7 +176,9 @@ func (s *Server) httpFlush(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) httpSeal(w http.ResponseWriter, r *http.Request) {
 	str, err := s.lookupPath(r)
-	if err == nil {
+	if c := s.cluster(); err == nil && c != nil {
+		err = c.Seal(r.Context(), str.ID(), 0)
+	} else if err == nil {
 		err = str.Seal(r.Context())
 	}
 	if err != nil {

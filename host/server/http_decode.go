@@ -145,7 +145,7 @@ type readArgs struct {
 const defaultHTTPReadRecords = 100
 
 func decodeRead(q url.Values) (readArgs, error) {
-	if err := onlyParams(q, "from", "ordinal", "limit", "max_bytes", "text", "no_wait_hydration"); err != nil {
+	if err := onlyParams(q, "from", "ordinal", "limit", "max_bytes", "text", "no_wait_hydration", "consistency"); err != nil {
 		return readArgs{}, err
 	}
 	a := readArgs{records: defaultHTTPReadRecords}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/host/cluster"
 )
 
 // appendJSON answers POST /v1/streams/{id}/records.
@@ -42,6 +43,10 @@ func (s *Server) httpAppend(w http.ResponseWriter, r *http.Request) {
 	args, err := decodeAppend(ct, r.URL.Query(), body)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if c := s.cluster(); c != nil {
+		s.httpClusterAppend(w, r, c, id, args)
 		return
 	}
 	str, err := s.appendTo(id, args.entries)
@@ -92,12 +97,15 @@ type readJSON struct {
 }
 
 func (s *Server) httpRead(w http.ResponseWriter, r *http.Request) {
-	str, err := s.lookupPath(r)
+	args, err := decodeRead(r.URL.Query())
+	if err == nil {
+		err = s.readBarrier(r.Context(), r.URL.Query().Get("consistency"))
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	args, err := decodeRead(r.URL.Query())
+	str, err := s.lookupPath(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -183,4 +191,23 @@ func recordToJSON(rec core.Record, text bool) recordJSON {
 		out.Text = new(string(rec.Payload))
 	}
 	return out
+}
+
+// httpClusterAppend answers an append on a cluster node: through Raft, and
+// always durable (on a majority) once answered.
+func (s *Server) httpClusterAppend(w http.ResponseWriter, r *http.Request, c *cluster.Node, id core.StreamID, args appendArgs) {
+	if args.watermark != nil {
+		s.writeError(w, r, errWatermarkInCluster)
+		return
+	}
+	ids, err := s.clusterAppend(r.Context(), c, id, args.entries)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := appendJSON{StreamID: strconv.FormatUint(uint64(id), 10), IDs: make([]string, len(ids)), Durable: true}
+	for i, id := range ids {
+		out.IDs[i] = wire.FormatRecordID(id)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -112,6 +112,21 @@ const (
 	// what the prefix's writer uploaded and refuses appends and stream
 	// creation; the message names the writer. Send appends there.
 	ErrorReason_REPLICA ErrorReason = 22
+	// This node is a follower of a replicated cluster
+	// (docs/adr-replication.md): appends, seals and linearizable reads go to
+	// the leader. Nothing of the request was proposed, so sending it to the
+	// leader is safe. Metadata "leader_id", "leader_grpc" and "leader_http"
+	// name the leader when it is known (empty during an election). The Go
+	// client follows it.
+	ErrorReason_NOT_LEADER ErrorReason = 23
+	// The append was proposed to the cluster but the node cannot tell
+	// whether it committed (leadership was lost while it waited, or the
+	// caller's deadline came first). Read the stream to find out; resending
+	// may append the records twice.
+	ErrorReason_OUTCOME_UNKNOWN ErrorReason = 24
+	// The cluster leader could not reach a majority in time; nothing was
+	// appended. Retry after the delay.
+	ErrorReason_NO_QUORUM ErrorReason = 25
 )
 
 // Enum value maps for ErrorReason.
@@ -140,6 +155,9 @@ var (
 		20: "STREAM_DAMAGED",
 		21: "FENCED",
 		22: "REPLICA",
+		23: "NOT_LEADER",
+		24: "OUTCOME_UNKNOWN",
+		25: "NO_QUORUM",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -165,6 +183,9 @@ var (
 		"STREAM_DAMAGED":           20,
 		"FENCED":                   21,
 		"REPLICA":                  22,
+		"NOT_LEADER":               23,
+		"OUTCOME_UNKNOWN":          24,
+		"NO_QUORUM":                25,
 	}
 )
 
@@ -587,8 +608,16 @@ type ReadRequest struct {
 	// either way, so a read retried after the delay finds the segment in
 	// tier 0.
 	NoWaitHydration bool `protobuf:"varint,5,opt,name=no_wait_hydration,json=noWaitHydration,proto3" json:"no_wait_hydration,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Read consistency in a replicated cluster. Unset or "local" reads what
+	// this node has applied (every node holds the same records under the
+	// same ids, but a follower may lag). "linearizable" is answered by the
+	// leader only, after it confirmed with a majority that it still leads
+	// and applied everything committed before the request: the read sees
+	// every append acknowledged before it started. Single-node hosts treat
+	// both alike.
+	Consistency   string `protobuf:"bytes,6,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadRequest) Reset() {
@@ -654,6 +683,13 @@ func (x *ReadRequest) GetNoWaitHydration() bool {
 		return x.NoWaitHydration
 	}
 	return false
+}
+
+func (x *ReadRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
 }
 
 // StoredRecord is a record read from a stream.
@@ -1489,14 +1525,15 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\aordinal\x18\x02 \x01(\x04H\x00R\aordinal\x12\x1f\n" +
 	"\n" +
 	"from_start\x18\x03 \x01(\bH\x00R\tfromStartB\a\n" +
-	"\x05start\"\xbd\x01\n" +
+	"\x05start\"\xdf\x01\n" +
 	"\vReadRequest\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12'\n" +
 	"\x05start\x18\x02 \x01(\v2\x11.aof2.v1.PositionR\x05start\x12\x1f\n" +
 	"\vmax_records\x18\x03 \x01(\rR\n" +
 	"maxRecords\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12*\n" +
-	"\x11no_wait_hydration\x18\x05 \x01(\bR\x0fnoWaitHydration\"\x99\x01\n" +
+	"\x11no_wait_hydration\x18\x05 \x01(\bR\x0fnoWaitHydration\x12 \n" +
+	"\vconsistency\x18\x06 \x01(\tR\vconsistency\"\x99\x01\n" +
 	"\fStoredRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
 	"\aordinal\x18\x02 \x01(\x04R\aordinal\x12.\n" +
@@ -1546,7 +1583,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\xb7\x03\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\xeb\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1573,7 +1610,11 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x0eSTREAM_DAMAGED\x10\x14\x12\n" +
 	"\n" +
 	"\x06FENCED\x10\x15\x12\v\n" +
-	"\aREPLICA\x10\x162\xf3\x03\n" +
+	"\aREPLICA\x10\x16\x12\x0e\n" +
+	"\n" +
+	"NOT_LEADER\x10\x17\x12\x13\n" +
+	"\x0fOUTCOME_UNKNOWN\x10\x18\x12\r\n" +
+	"\tNO_QUORUM\x10\x192\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
 	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +
