@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -27,10 +28,11 @@ type (
 
 // Client talks to one aof2-host. It is safe for concurrent use.
 type Client struct {
-	conn  *grpc.ClientConn
-	log   aof2v1.LogClient
-	admin aof2v1.AdminClient
-	opts  options
+	conn     *grpc.ClientConn
+	redirect *redirector // follows a cluster's leader
+	log      aof2v1.LogClient
+	admin    aof2v1.AdminClient
+	opts     options
 }
 
 type options struct {
@@ -102,7 +104,10 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: !o.insecure}))
 	}
 	dopts = append(dopts, o.dial...)
-	conn, err := grpc.NewClient(addr, dopts...)
+	// Leaders are dialled with the same options, without the redirector:
+	// it calls their invoker itself.
+	redirect := newRedirector(func(leader string) (*grpc.ClientConn, error) { return grpc.NewClient(leader, dopts...) })
+	conn, err := grpc.NewClient(addr, append(dopts, grpc.WithChainUnaryInterceptor(redirect.unary))...)
 	if err != nil {
 		return nil, fmt.Errorf("aof2 client: %w", err)
 	}
@@ -117,7 +122,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("aof2 client: connect to %s (last state %s): %w", addr, st, ctx.Err())
 		}
 	}
-	return &Client{conn: conn, log: aof2v1.NewLogClient(conn), admin: aof2v1.NewAdminClient(conn), opts: o}, nil
+	return &Client{conn: conn, redirect: redirect, log: aof2v1.NewLogClient(conn), admin: aof2v1.NewAdminClient(conn), opts: o}, nil
 }
 
 // isLoopback reports whether addr ("host:port", or a gRPC target such as
@@ -138,7 +143,7 @@ func isLoopback(addr string) bool {
 }
 
 // Close closes the connection; calls in flight fail.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error { return errors.Join(c.conn.Close(), c.redirect.close()) }
 
 // bearer is the per-call token.
 type bearer struct {

@@ -30,6 +30,18 @@ var (
 	// the host (their tier-2 object is gone); other records of the stream
 	// stay readable. Retrying does not help until an operator restores it.
 	ErrDataMissing = errors.New("aof2 client: data missing")
+	// ErrNotLeader: the node is a follower of a cluster and the request
+	// must go to the leader; nothing of it was applied. The client follows
+	// it by itself (a few redirects, see Dial); this comes back when the
+	// leader could not be reached in that many. Error.Leader names it.
+	ErrNotLeader = errors.New("aof2 client: not the cluster leader")
+	// ErrOutcomeUnknown: the cluster may or may not have committed the
+	// append (leadership changed while it waited). Read the stream to find
+	// out; resending may append the records twice.
+	ErrOutcomeUnknown = errors.New("aof2 client: append outcome unknown")
+	// ErrNoQuorum: the cluster's leader could not reach a majority in
+	// time; nothing was appended.
+	ErrNoQuorum = errors.New("aof2 client: cluster has no quorum")
 )
 
 // WouldBlockError is the backpressure error: errors.As(err, &wb) with a
@@ -50,6 +62,9 @@ type Error struct {
 	// duplicate them.
 	Appended int
 	LastID   RecordID
+	// Leader names the cluster's leader in a NOT_LEADER error (empty
+	// fields while no leader is known).
+	Leader Leader
 
 	st     *status.Status
 	target error
@@ -85,6 +100,14 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 	aof2v1.ErrorReason_DATA_MISSING:          ErrDataMissing,
 	aof2v1.ErrorReason_FENCED:                types.ErrFenced,
 	aof2v1.ErrorReason_REPLICA:               types.ErrReplica,
+	aof2v1.ErrorReason_NOT_LEADER:            ErrNotLeader,
+	aof2v1.ErrorReason_OUTCOME_UNKNOWN:       ErrOutcomeUnknown,
+	aof2v1.ErrorReason_NO_QUORUM:             ErrNoQuorum,
+}
+
+// Leader is a cluster leader as a follower names it.
+type Leader struct {
+	ID, GRPC, HTTP string
 }
 
 // codeTargets covers statuses without an aof2 ErrorInfo (from gRPC itself
@@ -136,6 +159,9 @@ func fromStatus(err error) error {
 			wb.RetryAfter = retry.GetRetryDelay().AsDuration()
 		}
 		e.target = wb
+	}
+	if reason == aof2v1.ErrorReason_NOT_LEADER {
+		e.Leader = Leader{ID: md[wire.MetaLeaderID], GRPC: md[wire.MetaLeaderGRPC], HTTP: md[wire.MetaLeaderHTTP]}
 	}
 	if n, err := strconv.Atoi(md[wire.MetaAppended]); err == nil && n > 0 {
 		e.Appended = n

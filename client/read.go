@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
+	"github.com/aof2/aof2/api/wire"
 )
 
 // Position says where a read or tail starts.
@@ -72,6 +73,16 @@ type ReadOption func(*readOptions)
 
 type readOptions struct {
 	noWaitHydration bool
+	consistency     string
+}
+
+// Linearizable makes a Read on a cluster see every append acknowledged
+// before it started: the leader answers it after confirming with a
+// majority that it still leads (the client follows NOT_LEADER there).
+// Without it a node answers from what it has applied, which on a follower
+// may lag. A single host is linearizable either way.
+func Linearizable() ReadOption {
+	return func(o *readOptions) { o.consistency = wire.ConsistencyLinearizable }
 }
 
 // NoWaitHydration makes a Read not wait for a segment that was moved to a
@@ -97,7 +108,7 @@ func (c *Client) Read(ctx context.Context, stream StreamID, from Position, limit
 		opt(&o)
 	}
 	n := uint32(min(max(limit, 0), math.MaxUint32))
-	resp, err := c.log.Read(ctx, &aof2v1.ReadRequest{StreamId: uint64(stream), Start: from.p, MaxRecords: n, NoWaitHydration: o.noWaitHydration})
+	resp, err := c.log.Read(ctx, &aof2v1.ReadRequest{StreamId: uint64(stream), Start: from.p, MaxRecords: n, NoWaitHydration: o.noWaitHydration, Consistency: o.consistency})
 	if err != nil {
 		return ReadResult{}, fromStatus(err)
 	}
