@@ -107,7 +107,9 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 
 // Leader is a cluster leader as a follower names it.
 type Leader struct {
-	ID, GRPC, HTTP string
+	ID   string `json:"id"`
+	GRPC string `json:"grpc_addr"`
+	HTTP string `json:"http_addr"`
 }
 
 // codeTargets covers statuses without an aof2 ErrorInfo (from gRPC itself

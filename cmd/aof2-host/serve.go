@@ -122,6 +122,14 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		}
 		logger.Info("ready", "streams", len(n.Store().Streams()))
 		fmt.Fprintln(e.stdout, "aof2-host ready")
+		if cfg.Clustered() && cfg.Cluster.Join != "" {
+			joinDone := make(chan struct{})
+			defer func() { <-joinDone }()
+			go func() {
+				defer close(joinDone)
+				joinCluster(ctx, cfg, logger)
+			}()
+		}
 		select {
 		case <-ctx.Done():
 			logger.Info("shutting down", "reason", context.Cause(ctx))

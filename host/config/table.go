@@ -192,7 +192,7 @@ var keys = []*key{
 		func(c *Config) *string { return &c.Cluster.RaftAddr }, checkAddr),
 	listKey("cluster.peers", "Every voter of a new cluster as id=host:port (Raft addresses), this node included, the same on every node. Used once, to bootstrap; later changes go through aof2-host cluster add and remove.",
 		func(c *Config) *[]string { return &c.Cluster.Peers }, checkPeer),
-	stringKey("cluster.join", "", "HTTP address (host:port) of a member of an existing cluster: a new node asks it to add this node as a voter (instead of peers).",
+	stringKey("cluster.join", "", "gRPC address (host:port) of a member of an existing cluster: a new node asks it (and through it the leader) to add this node as a voter, instead of bootstrapping with peers.",
 		func(c *Config) *string { return &c.Cluster.Join }, checkAddr),
 	stringKey("cluster.data", "", "Directory of Raft's log, stable store and snapshots; empty is <data_dir>/raft.",
 		func(c *Config) *string { return &c.Cluster.Data }, checkOptionalPath),

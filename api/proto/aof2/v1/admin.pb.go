@@ -25,6 +25,505 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+// ClusterMember is one server of the Raft configuration.
+type ClusterMember struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	// The client addresses the node announced when it last led (empty if
+	// it never led).
+	GrpcAddr      string `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	HttpAddr      string `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	Voter         bool   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMember) Reset() {
+	*x = ClusterMember{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMember) ProtoMessage() {}
+
+func (x *ClusterMember) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
+func (*ClusterMember) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterMember) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+type ClusterStatusResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Follower, Candidate, Leader or Shutdown.
+	State       string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Term        uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	LeaderId    string `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderGrpc  string `protobuf:"bytes,5,opt,name=leader_grpc,json=leaderGrpc,proto3" json:"leader_grpc,omitempty"`
+	LeaderHttp  string `protobuf:"bytes,6,opt,name=leader_http,json=leaderHttp,proto3" json:"leader_http,omitempty"`
+	CommitIndex uint64 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	LastIndex   uint64 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// The last entry the store applied on this node.
+	AppliedIndex uint64 `protobuf:"varint,9,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Since the leader was last heard from ("0" on the leader, "never").
+	LastContact string           `protobuf:"bytes,10,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	Members     []*ClusterMember `protobuf:"bytes,11,rep,name=members,proto3" json:"members,omitempty"`
+	// Why this node stopped applying entries, if it did: restart it.
+	ApplyFailed   string `protobuf:"bytes,12,opt,name=apply_failed,json=applyFailed,proto3" json:"apply_failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusResponse) Reset() {
+	*x = ClusterStatusResponse{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusResponse) ProtoMessage() {}
+
+func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
+func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClusterStatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetLeaderGrpc() string {
+	if x != nil {
+		return x.LeaderGrpc
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetLeaderHttp() string {
+	if x != nil {
+		return x.LeaderHttp
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetLastContact() string {
+	if x != nil {
+		return x.LastContact
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetMembers() []*ClusterMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetApplyFailed() string {
+	if x != nil {
+		return x.ApplyFailed
+	}
+	return ""
+}
+
+type ClusterAddVoterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterAddVoterRequest) Reset() {
+	*x = ClusterAddVoterRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterAddVoterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterAddVoterRequest) ProtoMessage() {}
+
+func (x *ClusterAddVoterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterAddVoterRequest.ProtoReflect.Descriptor instead.
+func (*ClusterAddVoterRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ClusterAddVoterRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClusterAddVoterRequest) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+type ClusterAddVoterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterAddVoterResponse) Reset() {
+	*x = ClusterAddVoterResponse{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterAddVoterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterAddVoterResponse) ProtoMessage() {}
+
+func (x *ClusterAddVoterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterAddVoterResponse.ProtoReflect.Descriptor instead.
+func (*ClusterAddVoterResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+type ClusterRemoveServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterRemoveServerRequest) Reset() {
+	*x = ClusterRemoveServerRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterRemoveServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterRemoveServerRequest) ProtoMessage() {}
+
+func (x *ClusterRemoveServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterRemoveServerRequest.ProtoReflect.Descriptor instead.
+func (*ClusterRemoveServerRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClusterRemoveServerRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type ClusterRemoveServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterRemoveServerResponse) Reset() {
+	*x = ClusterRemoveServerResponse{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterRemoveServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterRemoveServerResponse) ProtoMessage() {}
+
+func (x *ClusterRemoveServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterRemoveServerResponse.ProtoReflect.Descriptor instead.
+func (*ClusterRemoveServerResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+type ClusterTransferLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterTransferLeaderRequest) Reset() {
+	*x = ClusterTransferLeaderRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterTransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterTransferLeaderRequest) ProtoMessage() {}
+
+func (x *ClusterTransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterTransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*ClusterTransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClusterTransferLeaderRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type ClusterTransferLeaderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterTransferLeaderResponse) Reset() {
+	*x = ClusterTransferLeaderResponse{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterTransferLeaderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterTransferLeaderResponse) ProtoMessage() {}
+
+func (x *ClusterTransferLeaderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterTransferLeaderResponse.ProtoReflect.Descriptor instead.
+func (*ClusterTransferLeaderResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
 // SnapshotManifestRequest names the stream.
 type SnapshotManifestRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -35,7 +534,7 @@ type SnapshotManifestRequest struct {
 
 func (x *SnapshotManifestRequest) Reset() {
 	*x = SnapshotManifestRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +546,7 @@ func (x *SnapshotManifestRequest) String() string {
 func (*SnapshotManifestRequest) ProtoMessage() {}
 
 func (x *SnapshotManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[0]
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +559,7 @@ func (x *SnapshotManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotManifestRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotManifestRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SnapshotManifestRequest) GetStreamId() uint64 {
@@ -87,7 +586,7 @@ type SnapshotManifestResponse struct {
 
 func (x *SnapshotManifestResponse) Reset() {
 	*x = SnapshotManifestResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +598,7 @@ func (x *SnapshotManifestResponse) String() string {
 func (*SnapshotManifestResponse) ProtoMessage() {}
 
 func (x *SnapshotManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[1]
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +611,7 @@ func (x *SnapshotManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotManifestResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotManifestResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotManifestResponse) GetSnapshotId() uint64 {
@@ -166,7 +665,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[2]
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -178,7 +677,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[2]
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -191,7 +690,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 // DumpResponse carries the dump document.
@@ -205,7 +704,7 @@ type DumpResponse struct {
 
 func (x *DumpResponse) Reset() {
 	*x = DumpResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[3]
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -217,7 +716,7 @@ func (x *DumpResponse) String() string {
 func (*DumpResponse) ProtoMessage() {}
 
 func (x *DumpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[3]
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -230,7 +729,7 @@ func (x *DumpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpResponse.ProtoReflect.Descriptor instead.
 func (*DumpResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DumpResponse) GetJson() []byte {
@@ -254,7 +753,7 @@ type ListSegmentsRequest struct {
 
 func (x *ListSegmentsRequest) Reset() {
 	*x = ListSegmentsRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[4]
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +765,7 @@ func (x *ListSegmentsRequest) String() string {
 func (*ListSegmentsRequest) ProtoMessage() {}
 
 func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[4]
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +778,7 @@ func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListSegmentsRequest) GetStreamId() uint64 {
@@ -326,7 +825,7 @@ type SegmentRow struct {
 
 func (x *SegmentRow) Reset() {
 	*x = SegmentRow{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[5]
+	mi := &file_aof2_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +837,7 @@ func (x *SegmentRow) String() string {
 func (*SegmentRow) ProtoMessage() {}
 
 func (x *SegmentRow) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[5]
+	mi := &file_aof2_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +850,7 @@ func (x *SegmentRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentRow.ProtoReflect.Descriptor instead.
 func (*SegmentRow) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SegmentRow) GetStreamId() uint64 {
@@ -435,7 +934,7 @@ type ListSegmentsResponse struct {
 
 func (x *ListSegmentsResponse) Reset() {
 	*x = ListSegmentsResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[6]
+	mi := &file_aof2_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +946,7 @@ func (x *ListSegmentsResponse) String() string {
 func (*ListSegmentsResponse) ProtoMessage() {}
 
 func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[6]
+	mi := &file_aof2_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +959,7 @@ func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListSegmentsResponse) GetSegments() []*SegmentRow {
@@ -485,7 +984,7 @@ type HydrateRequest struct {
 
 func (x *HydrateRequest) Reset() {
 	*x = HydrateRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	mi := &file_aof2_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +996,7 @@ func (x *HydrateRequest) String() string {
 func (*HydrateRequest) ProtoMessage() {}
 
 func (x *HydrateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[7]
+	mi := &file_aof2_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +1009,7 @@ func (x *HydrateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HydrateRequest.ProtoReflect.Descriptor instead.
 func (*HydrateRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HydrateRequest) GetStreamId() uint64 {
@@ -549,7 +1048,7 @@ type HydrateProgress struct {
 
 func (x *HydrateProgress) Reset() {
 	*x = HydrateProgress{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	mi := &file_aof2_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +1060,7 @@ func (x *HydrateProgress) String() string {
 func (*HydrateProgress) ProtoMessage() {}
 
 func (x *HydrateProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[8]
+	mi := &file_aof2_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +1073,7 @@ func (x *HydrateProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HydrateProgress.ProtoReflect.Descriptor instead.
 func (*HydrateProgress) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HydrateProgress) GetDone() uint32 {
@@ -609,7 +1108,7 @@ type AcceptLossRequest struct {
 
 func (x *AcceptLossRequest) Reset() {
 	*x = AcceptLossRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	mi := &file_aof2_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +1120,7 @@ func (x *AcceptLossRequest) String() string {
 func (*AcceptLossRequest) ProtoMessage() {}
 
 func (x *AcceptLossRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	mi := &file_aof2_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +1133,7 @@ func (x *AcceptLossRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLossRequest.ProtoReflect.Descriptor instead.
 func (*AcceptLossRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AcceptLossRequest) GetStreamId() uint64 {
@@ -656,7 +1155,7 @@ type LostRange struct {
 
 func (x *LostRange) Reset() {
 	*x = LostRange{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	mi := &file_aof2_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +1167,7 @@ func (x *LostRange) String() string {
 func (*LostRange) ProtoMessage() {}
 
 func (x *LostRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	mi := &file_aof2_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +1180,7 @@ func (x *LostRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LostRange.ProtoReflect.Descriptor instead.
 func (*LostRange) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LostRange) GetFrom() uint64 {
@@ -719,7 +1218,7 @@ type AcceptLossResponse struct {
 
 func (x *AcceptLossResponse) Reset() {
 	*x = AcceptLossResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	mi := &file_aof2_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +1230,7 @@ func (x *AcceptLossResponse) String() string {
 func (*AcceptLossResponse) ProtoMessage() {}
 
 func (x *AcceptLossResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	mi := &file_aof2_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +1243,7 @@ func (x *AcceptLossResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLossResponse.ProtoReflect.Descriptor instead.
 func (*AcceptLossResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AcceptLossResponse) GetSegmentId() uint64 {
@@ -800,7 +1299,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	mi := &file_aof2_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1311,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	mi := &file_aof2_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1324,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ScrubRequest) GetStreamId() uint64 {
@@ -854,7 +1353,7 @@ type ScrubFinding struct {
 
 func (x *ScrubFinding) Reset() {
 	*x = ScrubFinding{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	mi := &file_aof2_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1365,7 @@ func (x *ScrubFinding) String() string {
 func (*ScrubFinding) ProtoMessage() {}
 
 func (x *ScrubFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	mi := &file_aof2_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1378,7 @@ func (x *ScrubFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubFinding.ProtoReflect.Descriptor instead.
 func (*ScrubFinding) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ScrubFinding) GetStreamId() uint64 {
@@ -944,7 +1443,7 @@ type ScrubSummary struct {
 
 func (x *ScrubSummary) Reset() {
 	*x = ScrubSummary{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[14]
+	mi := &file_aof2_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1455,7 @@ func (x *ScrubSummary) String() string {
 func (*ScrubSummary) ProtoMessage() {}
 
 func (x *ScrubSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[14]
+	mi := &file_aof2_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1468,7 @@ func (x *ScrubSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubSummary.ProtoReflect.Descriptor instead.
 func (*ScrubSummary) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ScrubSummary) GetSegments() uint32 {
@@ -1034,7 +1533,7 @@ type ScrubProgress struct {
 
 func (x *ScrubProgress) Reset() {
 	*x = ScrubProgress{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[15]
+	mi := &file_aof2_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1545,7 @@ func (x *ScrubProgress) String() string {
 func (*ScrubProgress) ProtoMessage() {}
 
 func (x *ScrubProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[15]
+	mi := &file_aof2_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1558,7 @@ func (x *ScrubProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubProgress.ProtoReflect.Descriptor instead.
 func (*ScrubProgress) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ScrubProgress) GetDone() uint32 {
@@ -1108,7 +1607,41 @@ var File_aof2_v1_admin_proto protoreflect.FileDescriptor
 
 const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x13aof2/v1/admin.proto\x12\aaof2.v1\"6\n" +
+	"\x13aof2/v1/admin.proto\x12\aaof2.v1\"\x16\n" +
+	"\x14ClusterStatusRequest\"\x95\x01\n" +
+	"\rClusterMember\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
+	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
+	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12\x14\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x98\x03\n" +
+	"\x15ClusterStatusResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12\x1f\n" +
+	"\vleader_grpc\x18\x05 \x01(\tR\n" +
+	"leaderGrpc\x12\x1f\n" +
+	"\vleader_http\x18\x06 \x01(\tR\n" +
+	"leaderHttp\x12!\n" +
+	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\b \x01(\x04R\tlastIndex\x12#\n" +
+	"\rapplied_index\x18\t \x01(\x04R\fappliedIndex\x12!\n" +
+	"\flast_contact\x18\n" +
+	" \x01(\tR\vlastContact\x120\n" +
+	"\amembers\x18\v \x03(\v2\x16.aof2.v1.ClusterMemberR\amembers\x12!\n" +
+	"\fapply_failed\x18\f \x01(\tR\vapplyFailed\"N\n" +
+	"\x16ClusterAddVoterRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\"\x19\n" +
+	"\x17ClusterAddVoterResponse\"5\n" +
+	"\x1aClusterRemoveServerRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x1d\n" +
+	"\x1bClusterRemoveServerResponse\"7\n" +
+	"\x1cClusterTransferLeaderRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x1f\n" +
+	"\x1dClusterTransferLeaderResponse\"6\n" +
 	"\x17SnapshotManifestRequest\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\"\xcb\x01\n" +
 	"\x18SnapshotManifestResponse\x12\x1f\n" +
@@ -1203,7 +1736,7 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"segment_id\x18\x04 \x01(\x04R\tsegmentId\x121\n" +
 	"\bfindings\x18\x05 \x03(\v2\x15.aof2.v1.ScrubFindingR\bfindings\x12/\n" +
-	"\asummary\x18\x06 \x01(\v2\x15.aof2.v1.ScrubSummaryR\asummary2\xa3\x03\n" +
+	"\asummary\x18\x06 \x01(\v2\x15.aof2.v1.ScrubSummaryR\asummary2\x93\x06\n" +
 	"\x05Admin\x123\n" +
 	"\x04Dump\x12\x14.aof2.v1.DumpRequest\x1a\x15.aof2.v1.DumpResponse\x12K\n" +
 	"\fListSegments\x12\x1c.aof2.v1.ListSegmentsRequest\x1a\x1d.aof2.v1.ListSegmentsResponse\x12>\n" +
@@ -1211,7 +1744,11 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"AcceptLoss\x12\x1a.aof2.v1.AcceptLossRequest\x1a\x1b.aof2.v1.AcceptLossResponse\x128\n" +
 	"\x05Scrub\x12\x15.aof2.v1.ScrubRequest\x1a\x16.aof2.v1.ScrubProgress0\x01\x12W\n" +
-	"\x10SnapshotManifest\x12 .aof2.v1.SnapshotManifestRequest\x1a!.aof2.v1.SnapshotManifestResponseB/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
+	"\x10SnapshotManifest\x12 .aof2.v1.SnapshotManifestRequest\x1a!.aof2.v1.SnapshotManifestResponse\x12N\n" +
+	"\rClusterStatus\x12\x1d.aof2.v1.ClusterStatusRequest\x1a\x1e.aof2.v1.ClusterStatusResponse\x12T\n" +
+	"\x0fClusterAddVoter\x12\x1f.aof2.v1.ClusterAddVoterRequest\x1a .aof2.v1.ClusterAddVoterResponse\x12`\n" +
+	"\x13ClusterRemoveServer\x12#.aof2.v1.ClusterRemoveServerRequest\x1a$.aof2.v1.ClusterRemoveServerResponse\x12f\n" +
+	"\x15ClusterTransferLeader\x12%.aof2.v1.ClusterTransferLeaderRequest\x1a&.aof2.v1.ClusterTransferLeaderResponseB/Z-github.com/aof2/aof2/api/proto/aof2/v1;aof2v1b\x06proto3"
 
 var (
 	file_aof2_v1_admin_proto_rawDescOnce sync.Once
@@ -1225,50 +1762,68 @@ func file_aof2_v1_admin_proto_rawDescGZIP() []byte {
 	return file_aof2_v1_admin_proto_rawDescData
 }
 
-var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_aof2_v1_admin_proto_goTypes = []any{
-	(*SnapshotManifestRequest)(nil),  // 0: aof2.v1.SnapshotManifestRequest
-	(*SnapshotManifestResponse)(nil), // 1: aof2.v1.SnapshotManifestResponse
-	(*DumpRequest)(nil),              // 2: aof2.v1.DumpRequest
-	(*DumpResponse)(nil),             // 3: aof2.v1.DumpResponse
-	(*ListSegmentsRequest)(nil),      // 4: aof2.v1.ListSegmentsRequest
-	(*SegmentRow)(nil),               // 5: aof2.v1.SegmentRow
-	(*ListSegmentsResponse)(nil),     // 6: aof2.v1.ListSegmentsResponse
-	(*HydrateRequest)(nil),           // 7: aof2.v1.HydrateRequest
-	(*HydrateProgress)(nil),          // 8: aof2.v1.HydrateProgress
-	(*AcceptLossRequest)(nil),        // 9: aof2.v1.AcceptLossRequest
-	(*LostRange)(nil),                // 10: aof2.v1.LostRange
-	(*AcceptLossResponse)(nil),       // 11: aof2.v1.AcceptLossResponse
-	(*ScrubRequest)(nil),             // 12: aof2.v1.ScrubRequest
-	(*ScrubFinding)(nil),             // 13: aof2.v1.ScrubFinding
-	(*ScrubSummary)(nil),             // 14: aof2.v1.ScrubSummary
-	(*ScrubProgress)(nil),            // 15: aof2.v1.ScrubProgress
-	nil,                              // 16: aof2.v1.ScrubSummary.BytesVerifiedEntry
+	(*ClusterStatusRequest)(nil),          // 0: aof2.v1.ClusterStatusRequest
+	(*ClusterMember)(nil),                 // 1: aof2.v1.ClusterMember
+	(*ClusterStatusResponse)(nil),         // 2: aof2.v1.ClusterStatusResponse
+	(*ClusterAddVoterRequest)(nil),        // 3: aof2.v1.ClusterAddVoterRequest
+	(*ClusterAddVoterResponse)(nil),       // 4: aof2.v1.ClusterAddVoterResponse
+	(*ClusterRemoveServerRequest)(nil),    // 5: aof2.v1.ClusterRemoveServerRequest
+	(*ClusterRemoveServerResponse)(nil),   // 6: aof2.v1.ClusterRemoveServerResponse
+	(*ClusterTransferLeaderRequest)(nil),  // 7: aof2.v1.ClusterTransferLeaderRequest
+	(*ClusterTransferLeaderResponse)(nil), // 8: aof2.v1.ClusterTransferLeaderResponse
+	(*SnapshotManifestRequest)(nil),       // 9: aof2.v1.SnapshotManifestRequest
+	(*SnapshotManifestResponse)(nil),      // 10: aof2.v1.SnapshotManifestResponse
+	(*DumpRequest)(nil),                   // 11: aof2.v1.DumpRequest
+	(*DumpResponse)(nil),                  // 12: aof2.v1.DumpResponse
+	(*ListSegmentsRequest)(nil),           // 13: aof2.v1.ListSegmentsRequest
+	(*SegmentRow)(nil),                    // 14: aof2.v1.SegmentRow
+	(*ListSegmentsResponse)(nil),          // 15: aof2.v1.ListSegmentsResponse
+	(*HydrateRequest)(nil),                // 16: aof2.v1.HydrateRequest
+	(*HydrateProgress)(nil),               // 17: aof2.v1.HydrateProgress
+	(*AcceptLossRequest)(nil),             // 18: aof2.v1.AcceptLossRequest
+	(*LostRange)(nil),                     // 19: aof2.v1.LostRange
+	(*AcceptLossResponse)(nil),            // 20: aof2.v1.AcceptLossResponse
+	(*ScrubRequest)(nil),                  // 21: aof2.v1.ScrubRequest
+	(*ScrubFinding)(nil),                  // 22: aof2.v1.ScrubFinding
+	(*ScrubSummary)(nil),                  // 23: aof2.v1.ScrubSummary
+	(*ScrubProgress)(nil),                 // 24: aof2.v1.ScrubProgress
+	nil,                                   // 25: aof2.v1.ScrubSummary.BytesVerifiedEntry
 }
 var file_aof2_v1_admin_proto_depIdxs = []int32{
-	5,  // 0: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
-	10, // 1: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
-	16, // 2: aof2.v1.ScrubSummary.bytes_verified:type_name -> aof2.v1.ScrubSummary.BytesVerifiedEntry
-	13, // 3: aof2.v1.ScrubSummary.findings:type_name -> aof2.v1.ScrubFinding
-	13, // 4: aof2.v1.ScrubProgress.findings:type_name -> aof2.v1.ScrubFinding
-	14, // 5: aof2.v1.ScrubProgress.summary:type_name -> aof2.v1.ScrubSummary
-	2,  // 6: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
-	4,  // 7: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
-	7,  // 8: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
-	9,  // 9: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
-	12, // 10: aof2.v1.Admin.Scrub:input_type -> aof2.v1.ScrubRequest
-	0,  // 11: aof2.v1.Admin.SnapshotManifest:input_type -> aof2.v1.SnapshotManifestRequest
-	3,  // 12: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
-	6,  // 13: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
-	8,  // 14: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
-	11, // 15: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
-	15, // 16: aof2.v1.Admin.Scrub:output_type -> aof2.v1.ScrubProgress
-	1,  // 17: aof2.v1.Admin.SnapshotManifest:output_type -> aof2.v1.SnapshotManifestResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	1,  // 0: aof2.v1.ClusterStatusResponse.members:type_name -> aof2.v1.ClusterMember
+	14, // 1: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
+	19, // 2: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
+	25, // 3: aof2.v1.ScrubSummary.bytes_verified:type_name -> aof2.v1.ScrubSummary.BytesVerifiedEntry
+	22, // 4: aof2.v1.ScrubSummary.findings:type_name -> aof2.v1.ScrubFinding
+	22, // 5: aof2.v1.ScrubProgress.findings:type_name -> aof2.v1.ScrubFinding
+	23, // 6: aof2.v1.ScrubProgress.summary:type_name -> aof2.v1.ScrubSummary
+	11, // 7: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
+	13, // 8: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
+	16, // 9: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
+	18, // 10: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
+	21, // 11: aof2.v1.Admin.Scrub:input_type -> aof2.v1.ScrubRequest
+	9,  // 12: aof2.v1.Admin.SnapshotManifest:input_type -> aof2.v1.SnapshotManifestRequest
+	0,  // 13: aof2.v1.Admin.ClusterStatus:input_type -> aof2.v1.ClusterStatusRequest
+	3,  // 14: aof2.v1.Admin.ClusterAddVoter:input_type -> aof2.v1.ClusterAddVoterRequest
+	5,  // 15: aof2.v1.Admin.ClusterRemoveServer:input_type -> aof2.v1.ClusterRemoveServerRequest
+	7,  // 16: aof2.v1.Admin.ClusterTransferLeader:input_type -> aof2.v1.ClusterTransferLeaderRequest
+	12, // 17: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
+	15, // 18: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
+	17, // 19: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
+	20, // 20: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
+	24, // 21: aof2.v1.Admin.Scrub:output_type -> aof2.v1.ScrubProgress
+	10, // 22: aof2.v1.Admin.SnapshotManifest:output_type -> aof2.v1.SnapshotManifestResponse
+	2,  // 23: aof2.v1.Admin.ClusterStatus:output_type -> aof2.v1.ClusterStatusResponse
+	4,  // 24: aof2.v1.Admin.ClusterAddVoter:output_type -> aof2.v1.ClusterAddVoterResponse
+	6,  // 25: aof2.v1.Admin.ClusterRemoveServer:output_type -> aof2.v1.ClusterRemoveServerResponse
+	8,  // 26: aof2.v1.Admin.ClusterTransferLeader:output_type -> aof2.v1.ClusterTransferLeaderResponse
+	17, // [17:27] is the sub-list for method output_type
+	7,  // [7:17] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_aof2_v1_admin_proto_init() }
@@ -1276,16 +1831,16 @@ func file_aof2_v1_admin_proto_init() {
 	if File_aof2_v1_admin_proto != nil {
 		return
 	}
-	file_aof2_v1_admin_proto_msgTypes[4].OneofWrappers = []any{}
-	file_aof2_v1_admin_proto_msgTypes[7].OneofWrappers = []any{}
-	file_aof2_v1_admin_proto_msgTypes[12].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[13].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[16].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[21].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aof2_v1_admin_proto_rawDesc), len(file_aof2_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

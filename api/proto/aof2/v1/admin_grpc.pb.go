@@ -23,12 +23,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_Dump_FullMethodName             = "/aof2.v1.Admin/Dump"
-	Admin_ListSegments_FullMethodName     = "/aof2.v1.Admin/ListSegments"
-	Admin_Hydrate_FullMethodName          = "/aof2.v1.Admin/Hydrate"
-	Admin_AcceptLoss_FullMethodName       = "/aof2.v1.Admin/AcceptLoss"
-	Admin_Scrub_FullMethodName            = "/aof2.v1.Admin/Scrub"
-	Admin_SnapshotManifest_FullMethodName = "/aof2.v1.Admin/SnapshotManifest"
+	Admin_Dump_FullMethodName                  = "/aof2.v1.Admin/Dump"
+	Admin_ListSegments_FullMethodName          = "/aof2.v1.Admin/ListSegments"
+	Admin_Hydrate_FullMethodName               = "/aof2.v1.Admin/Hydrate"
+	Admin_AcceptLoss_FullMethodName            = "/aof2.v1.Admin/AcceptLoss"
+	Admin_Scrub_FullMethodName                 = "/aof2.v1.Admin/Scrub"
+	Admin_SnapshotManifest_FullMethodName      = "/aof2.v1.Admin/SnapshotManifest"
+	Admin_ClusterStatus_FullMethodName         = "/aof2.v1.Admin/ClusterStatus"
+	Admin_ClusterAddVoter_FullMethodName       = "/aof2.v1.Admin/ClusterAddVoter"
+	Admin_ClusterRemoveServer_FullMethodName   = "/aof2.v1.Admin/ClusterRemoveServer"
+	Admin_ClusterTransferLeader_FullMethodName = "/aof2.v1.Admin/ClusterTransferLeader"
 )
 
 // AdminClient is the client API for Admin service.
@@ -65,6 +69,18 @@ type AdminClient interface {
 	// (docs/tiering.md#the-tier-2-manifest). UNKNOWN_STREAM for a stream the
 	// host does not have.
 	SnapshotManifest(ctx context.Context, in *SnapshotManifestRequest, opts ...grpc.CallOption) (*SnapshotManifestResponse, error)
+	// ClusterStatus is this node's view of its replicated cluster
+	// (docs/adr-replication.md): its Raft state, term, indexes, the leader
+	// and every member. BAD_REQUEST on a host that runs single-node.
+	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	// ClusterAddVoter adds a node as a voter (on the leader; a follower
+	// answers NOT_LEADER). A new node started with cluster.join calls it.
+	ClusterAddVoter(ctx context.Context, in *ClusterAddVoterRequest, opts ...grpc.CallOption) (*ClusterAddVoterResponse, error)
+	// ClusterRemoveServer removes a node from the cluster (on the leader).
+	ClusterRemoveServer(ctx context.Context, in *ClusterRemoveServerRequest, opts ...grpc.CallOption) (*ClusterRemoveServerResponse, error)
+	// ClusterTransferLeader hands leadership to a node (node_id), or to the
+	// most up-to-date follower when node_id is empty (on the leader).
+	ClusterTransferLeader(ctx context.Context, in *ClusterTransferLeaderRequest, opts ...grpc.CallOption) (*ClusterTransferLeaderResponse, error)
 }
 
 type adminClient struct {
@@ -153,6 +169,46 @@ func (c *adminClient) SnapshotManifest(ctx context.Context, in *SnapshotManifest
 	return out, nil
 }
 
+func (c *adminClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatusResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ClusterAddVoter(ctx context.Context, in *ClusterAddVoterRequest, opts ...grpc.CallOption) (*ClusterAddVoterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterAddVoterResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterAddVoter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ClusterRemoveServer(ctx context.Context, in *ClusterRemoveServerRequest, opts ...grpc.CallOption) (*ClusterRemoveServerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterRemoveServerResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterRemoveServer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ClusterTransferLeader(ctx context.Context, in *ClusterTransferLeaderRequest, opts ...grpc.CallOption) (*ClusterTransferLeaderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterTransferLeaderResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterTransferLeader_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -187,6 +243,18 @@ type AdminServer interface {
 	// (docs/tiering.md#the-tier-2-manifest). UNKNOWN_STREAM for a stream the
 	// host does not have.
 	SnapshotManifest(context.Context, *SnapshotManifestRequest) (*SnapshotManifestResponse, error)
+	// ClusterStatus is this node's view of its replicated cluster
+	// (docs/adr-replication.md): its Raft state, term, indexes, the leader
+	// and every member. BAD_REQUEST on a host that runs single-node.
+	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
+	// ClusterAddVoter adds a node as a voter (on the leader; a follower
+	// answers NOT_LEADER). A new node started with cluster.join calls it.
+	ClusterAddVoter(context.Context, *ClusterAddVoterRequest) (*ClusterAddVoterResponse, error)
+	// ClusterRemoveServer removes a node from the cluster (on the leader).
+	ClusterRemoveServer(context.Context, *ClusterRemoveServerRequest) (*ClusterRemoveServerResponse, error)
+	// ClusterTransferLeader hands leadership to a node (node_id), or to the
+	// most up-to-date follower when node_id is empty (on the leader).
+	ClusterTransferLeader(context.Context, *ClusterTransferLeaderRequest) (*ClusterTransferLeaderResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -214,6 +282,18 @@ func (UnimplementedAdminServer) Scrub(*ScrubRequest, grpc.ServerStreamingServer[
 }
 func (UnimplementedAdminServer) SnapshotManifest(context.Context, *SnapshotManifestRequest) (*SnapshotManifestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SnapshotManifest not implemented")
+}
+func (UnimplementedAdminServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedAdminServer) ClusterAddVoter(context.Context, *ClusterAddVoterRequest) (*ClusterAddVoterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterAddVoter not implemented")
+}
+func (UnimplementedAdminServer) ClusterRemoveServer(context.Context, *ClusterRemoveServerRequest) (*ClusterRemoveServerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterRemoveServer not implemented")
+}
+func (UnimplementedAdminServer) ClusterTransferLeader(context.Context, *ClusterTransferLeaderRequest) (*ClusterTransferLeaderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterTransferLeader not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -330,6 +410,78 @@ func _Admin_SnapshotManifest_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterStatus(ctx, req.(*ClusterStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ClusterAddVoter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterAddVoterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterAddVoter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterAddVoter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterAddVoter(ctx, req.(*ClusterAddVoterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ClusterRemoveServer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterRemoveServerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterRemoveServer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterRemoveServer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterRemoveServer(ctx, req.(*ClusterRemoveServerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ClusterTransferLeader_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterTransferLeaderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterTransferLeader(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterTransferLeader_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterTransferLeader(ctx, req.(*ClusterTransferLeaderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -352,6 +504,22 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SnapshotManifest",
 			Handler:    _Admin_SnapshotManifest_Handler,
+		},
+		{
+			MethodName: "ClusterStatus",
+			Handler:    _Admin_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "ClusterAddVoter",
+			Handler:    _Admin_ClusterAddVoter_Handler,
+		},
+		{
+			MethodName: "ClusterRemoveServer",
+			Handler:    _Admin_ClusterRemoveServer_Handler,
+		},
+		{
+			MethodName: "ClusterTransferLeader",
+			Handler:    _Admin_ClusterTransferLeader_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

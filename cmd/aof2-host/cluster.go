@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/host/config"
+	"github.com/hashicorp/go-hclog"
+)
+
+// The cluster commands talk to a running node (-addr); add, remove and
+// transfer-leader are followed to the leader by the client.
+
+func runClusterStatus(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	asJSON := e.flags.Bool("json", false, "print JSON")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	if !t.online() {
+		return usagef("cluster status needs -addr (or AOF2_ADDR): it asks a running node")
+	}
+	c, err := t.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.ClusterStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprintf(e.stdout, "node %s: %s, term %d, commit %d, applied %d, last contact %s\n",
+		st.NodeID, st.State, st.Term, st.CommitIndex, st.AppliedIndex, st.LastContact)
+	if st.Leader.ID == "" {
+		fmt.Fprintln(e.stdout, "leader: none known (an election may be running, or no quorum)")
+	} else {
+		fmt.Fprintf(e.stdout, "leader: %s (grpc %s, http %s)\n", st.Leader.ID, st.Leader.GRPC, st.Leader.HTTP)
+	}
+	if st.ApplyFailed != "" {
+		fmt.Fprintf(e.stdout, "APPLYING STOPPED: %s\n", st.ApplyFailed)
+	}
+	w := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tRAFT\tGRPC\tHTTP\tVOTER")
+	for _, m := range st.Members {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\n", m.NodeID, m.RaftAddr, dash(m.GRPC), dash(m.HTTP), m.Voter)
+	}
+	return w.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func runClusterAdd(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	args, err := e.parse(1, 1)
+	if err != nil {
+		return err
+	}
+	id, addr, ok := strings.Cut(args[0], "=")
+	if !ok || id == "" || addr == "" {
+		return usagef("want <node-id>=<raft host:port>, got %q", args[0])
+	}
+	return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterAddVoter(ctx, id, addr) },
+		"%s added as a voter at %s\n", id, addr)
+}
+
+func runClusterRemove(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	args, err := e.parse(1, 1)
+	if err != nil {
+		return err
+	}
+	return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterRemoveServer(ctx, args[0]) },
+		"%s removed from the cluster\n", args[0])
+}
+
+func runClusterTransfer(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	args, err := e.parse(0, 1)
+	if err != nil {
+		return err
+	}
+	to := ""
+	if len(args) == 1 {
+		to = args[0]
+	}
+	return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterTransferLeader(ctx, to) },
+		"leadership transferred%s\n", map[bool]string{true: "", false: " to " + to}[to == ""])
+}
+
+type clusterClient interface {
+	ClusterAddVoter(ctx context.Context, id, addr string) error
+	ClusterRemoveServer(ctx context.Context, id string) error
+	ClusterTransferLeader(ctx context.Context, id string) error
+}
+
+func clusterOp(ctx context.Context, t *target, e *cmdEnv, op func(clusterClient) error, done string, args ...any) error {
+	if !t.online() {
+		return usagef("%s needs -addr (or AOF2_ADDR) of a running member", e.cmd.name)
+	}
+	c, err := t.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := op(c); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, done, args...)
+	return nil
+}
+
+// joinCluster asks the member cluster.join names to add this node as a
+// voter, once a second until it answers or ctx ends (serve's shutdown).
+// Adding a member that is already in the configuration changes nothing,
+// so a restarted node asks again harmlessly.
+func joinCluster(ctx context.Context, cfg *config.Config, logger hclog.Logger) {
+	opts := []client.Option{}
+	if tok := cfg.Token(); tok != "" {
+		opts = append(opts, client.WithToken(tok))
+	}
+	for {
+		err := func() error {
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			c, err := client.Dial(dctx, cfg.Cluster.Join, opts...)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.ClusterAddVoter(dctx, cfg.Cluster.NodeID, cfg.Cluster.RaftAddr)
+		}()
+		if err == nil {
+			logger.Info("joined the cluster", "through", cfg.Cluster.Join)
+			return
+		}
+		logger.Warn("join the cluster: will ask again", "through", cfg.Cluster.Join, "error", err)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
