@@ -85,8 +85,8 @@ func (r *redirector) unary(ctx context.Context, method string, req, reply any, s
 // notLeader returns the leader's gRPC address a NOT_LEADER names.
 func notLeader(err error) (string, bool) {
 	var e *Error
-	if !errors.As(fromStatus(err), &e) || !errors.Is(e, ErrNotLeader) {
-		return "", false
+	if !errors.As(fromStatus(err), &e) || !errors.Is(e, ErrNotLeader) || e.Appended > 0 {
+		return "", false // part of it was appended: resending would repeat that part
 	}
 	return e.Leader.GRPC, true
 }

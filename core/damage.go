@@ -240,9 +240,13 @@ func (s *Stream) markDamageLocked() *DamageError {
 // reserveLocked appends placeholders for the segment ids the recovery's
 // durable mark reserved past the newest segment (unless one is active)
 // and returns them. s.mu is held.
+//
+// With Config.TailReplayed there are none: the caller's log replays the
+// records of a lost segment into the same id, so an id is only ever given
+// to the same records again.
 func (s *Stream) reserveLocked() ([]SegmentID, error) {
 	mark := s.recovered.mark
-	if mark == nil || s.mu.active != nil {
+	if mark == nil || s.mu.active != nil || s.cfg.TailReplayed {
 		return nil, nil
 	}
 	var newest types.SegmentID

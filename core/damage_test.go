@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -717,4 +718,42 @@ func TestTailReplayedResumesTheTail(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, lost[i], id, "record %d of the replay", i)
 	}
+}
+
+// TestTailReplayedReusesAReservedID: with Config.TailReplayed, a crash
+// right after a seal (the next segment id reserved by the durable mark,
+// its file not written) leaves no placeholder: the replayed records go
+// into that id, as on the nodes that did not crash.
+func TestTailReplayedReusesAReservedID(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone, TailReplayed: true}
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	writeDurable(t, s, 5, 100)
+	require.NoError(t, s.Seal(context.Background()))
+	// The next segment's id is reserved once it is prepared.
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.mu.next != nil
+	}, 10*time.Second, time.Millisecond)
+	s.markMu.Lock()
+	require.NoError(t, s.writeMarkLocked())
+	s.markMu.Unlock()
+	cfg.FS = mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(3, 4))})
+	require.NoError(t, st.Close())
+
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	rep := st.Recovery()[0]
+	require.Empty(t, rep.Placeholders)
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, 1, s.Info().Segments, "no placeholder segment")
+	id, err := s.Append([]byte("replayed"), AppendOptions{ExtID: 9})
+	require.NoError(t, err)
+	require.Equal(t, SegmentID(2), id.Segment())
 }

@@ -133,6 +133,10 @@ func (st *Store) streamDir(id StreamID) string {
 // Dir returns the store's directory.
 func (st *Store) Dir() string { return st.dir }
 
+// TailReplayed reports whether the store was opened with
+// Config.TailReplayed (a Raft state machine's store must be).
+func (st *Store) TailReplayed() bool { return st.cfg.TailReplayed }
+
 // Stream returns stream id, creating it on first use. A follower
 // (Config.Follower) creates no stream: its streams are its writer's,
 // created by FollowStream.

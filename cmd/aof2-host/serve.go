@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -234,6 +235,11 @@ func clusterConfig(cfg *config.Config) *cluster.Config {
 	if c.Dir == "" {
 		c.Dir = filepath.Join(cfg.DataDir, "raft")
 	}
+	rc := raft.DefaultConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cl.ElectionTimeout, cl.ElectionTimeout, cl.ElectionTimeout/2
+	c.Raft = rc
+	// Fault runs drive a node's transport through this file (testing only).
+	c.FaultFile = os.Getenv("AOF2_TEST_RAFT_FAULT_FILE")
 	for _, p := range cl.Peers {
 		id, addr, _ := strings.Cut(p, "=")
 		c.Peers = append(c.Peers, cluster.Peer{ID: id, Addr: addr})

@@ -17,18 +17,24 @@ const enqueueTimeout = 5 * time.Second
 // Append proposes records for a stream and returns once they are
 // committed by a majority and applied here. Records with a zero
 // Timestamp get the leader's clock, so every node stores the same bytes.
-// A batch longer than one entry holds is proposed as several entries, in
-// order; an error after the first says how many records went in
-// (AppendError).
+// A batch longer than one entry holds is proposed as several entries, one
+// after the other (each once the one before it applied, so that they
+// commit in order); an error after the first says how many records went
+// in (AppendError).
 func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) (*Applied, error) {
 	if len(recs) == 0 {
-		return nil, fmt.Errorf("stream %d: no records to append", stream)
+		return nil, fmt.Errorf("stream %d: no records to append: %w", stream, core.ErrEmptyRecord)
 	}
-	if n.raft.State() != raft.Leader {
-		return nil, n.notLeader()
+	for i, r := range recs {
+		if len(r.Payload) == 0 {
+			return nil, fmt.Errorf("stream %d: record %d: %w", stream, i, core.ErrEmptyRecord)
+		}
+	}
+	if err := n.usable(); err != nil {
+		return nil, err
 	}
 	now := time.Now().UnixNano()
-	futs := make([]raft.ApplyFuture, 0, (len(recs)+maxCommandRecords-1)/maxCommandRecords)
+	out := &Applied{}
 	for i := 0; i < len(recs); i += maxCommandRecords {
 		chunk := recs[i:min(len(recs), i+maxCommandRecords)]
 		for k := range chunk {
@@ -36,25 +42,17 @@ func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) 
 				chunk[k].Timestamp = now
 			}
 		}
-		futs = append(futs, n.raft.Apply(appendCommand(stream, chunk).encode(), enqueueTimeout))
-	}
-	out := &Applied{}
-	for i, f := range futs {
-		res, err := n.wait(ctx, f)
+		res, err := n.wait(ctx, n.raft.Apply(appendCommand(stream, chunk).encode(), enqueueTimeout))
 		if err == nil {
-			a, ok := res.(*Applied)
-			switch {
-			case ok:
-				out.Index = a.Index
-				out.IDs = append(out.IDs, a.IDs...)
-				continue
-			case res == nil:
-				err = fmt.Errorf("entry applied without a result")
-			default:
-				err, _ = res.(error)
-			}
+			err = appliedErr(res)
 		}
-		if i > 0 || len(out.IDs) > 0 {
+		if err == nil {
+			a := res.(*Applied)
+			out.Index = a.Index
+			out.IDs = append(out.IDs, a.IDs...)
+			continue
+		}
+		if i > 0 {
 			return out, &AppendError{Appended: len(out.IDs), Err: err}
 		}
 		return nil, err
@@ -62,8 +60,26 @@ func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) 
 	return out, nil
 }
 
+// appliedErr is the error an apply result stands for. An entry that
+// committed but failed to apply here is in the log: every other node
+// applies it, and so will this one after a restart. The caller cannot be
+// told it failed; its outcome is unknown to this node.
+func appliedErr(res any) error {
+	switch r := res.(type) {
+	case *Applied:
+		return nil
+	case error:
+		if errors.Is(r, ErrFSMFailed) {
+			return fmt.Errorf("%w: the entry committed but this node could not apply it: %w", ErrOutcomeUnknown, r)
+		}
+		return r // refused deterministically by every node (entryError)
+	}
+	return fmt.Errorf("%w: entry applied without a result (%T)", ErrOutcomeUnknown, res)
+}
+
 // AppendError is returned when a batch split over several entries failed
-// after some of them committed.
+// after some of them committed. It does not match ErrNotLeader even when
+// that stopped it: resending the batch would append its first part twice.
 type AppendError struct {
 	Appended int
 	Err      error
@@ -73,14 +89,19 @@ func (e *AppendError) Error() string {
 	return fmt.Sprintf("%d records appended, then: %v", e.Appended, e.Err)
 }
 
-func (e *AppendError) Unwrap() error { return e.Err }
+func (e *AppendError) Unwrap() error {
+	if errors.Is(e.Err, ErrNotLeader) {
+		return nil
+	}
+	return e.Err
+}
 
 // Seal proposes sealing the stream's segment seg if it is still active
 // when the entry applies (seg 0: whichever is active then). Every node
 // seals at the same point of the stream.
 func (n *Node) Seal(ctx context.Context, stream core.StreamID, seg core.SegmentID) error {
-	if n.raft.State() != raft.Leader {
-		return n.notLeader()
+	if err := n.usable(); err != nil {
+		return err
 	}
 	c := command{kind: kindSeal, stream: stream, segment: seg}
 	res, err := n.wait(ctx, n.raft.Apply(c.encode(), enqueueTimeout))
@@ -88,15 +109,34 @@ func (n *Node) Seal(ctx context.Context, stream core.StreamID, seg core.SegmentI
 		return err
 	}
 	if err, ok := res.(error); ok {
-		return err
+		return appliedErr(err)
 	}
 	return nil
 }
 
-// wait waits for a proposal, mapping raft's errors to the package's.
+// usable refuses requests on a follower, a closed node, and a node that
+// stopped applying.
+func (n *Node) usable() error {
+	select {
+	case <-n.closing:
+		return fmt.Errorf("cluster node: %w", core.ErrClosed)
+	default:
+	}
+	if err := n.fsm.err(); err != nil {
+		return err
+	}
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	return nil
+}
+
+// wait waits for a proposal, mapping raft's errors to the package's. It
+// gives up when ctx ends or the node closes: raft never answers futures
+// still in its queues at shutdown.
 func (n *Node) wait(ctx context.Context, f raft.ApplyFuture) (any, error) {
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }() // ends when raft resolves f: at the latest, at Shutdown
+	go func() { done <- f.Error() }() // returns when raft resolves f, if ever; it holds nothing
 	select {
 	case err := <-done:
 		if err != nil {
@@ -105,6 +145,8 @@ func (n *Node) wait(ctx context.Context, f raft.ApplyFuture) (any, error) {
 		return f.Response(), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	case <-n.closing:
+		return nil, fmt.Errorf("%w: the node is closing", ErrOutcomeUnknown)
 	}
 }
 
@@ -117,7 +159,8 @@ func (n *Node) raftErr(err error) error {
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %w", ErrNoQuorum, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return fmt.Errorf("%w: %w", core.ErrClosed, err)
+		// Raft answers entries it had committed with this too.
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	return err
 }
@@ -137,8 +180,8 @@ func (n *Node) notLeader() error {
 // with a quorum that the node still leads (raft's VerifyLeader), so a
 // deposed leader cannot serve a stale read.
 func (n *Node) ReadBarrier(ctx context.Context) error {
-	if n.raft.State() != raft.Leader {
-		return n.notLeader()
+	if err := n.usable(); err != nil {
+		return err
 	}
 	n.mu.Lock()
 	ready := n.mu.readyTerm == n.term()
@@ -147,18 +190,14 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		return fmt.Errorf("%w: the new leader has not applied its first entry yet", ErrNoQuorum)
 	}
 	index := n.raft.CommitIndex()
-	done := make(chan error, 1)
-	go func() { done <- n.raft.VerifyLeader().Error() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return n.raftErr(err)
+	if _, err := n.wait(ctx, barrierFuture{n.raft.VerifyLeader()}); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // a read has no outcome to be unsure of
 		}
-	case <-ctx.Done():
-		return ctx.Err()
+		return err
 	}
 	if last, ok := n.lastCommandUpTo(index); ok {
-		return n.fsm.waitApplied(ctx, last)
+		return n.fsm.waitApplied(ctx, last, n.closing)
 	}
 	_, err := n.wait(ctx, barrierFuture{n.raft.Barrier(enqueueTimeout)})
 	return err

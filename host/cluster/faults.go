@@ -2,15 +2,19 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -19,7 +23,7 @@ import (
 // write fails with probability Loss, which breaks the connection as a lost
 // TCP segment past its retries would). Raft retries either way; the fault
 // runs check that nothing acknowledged is lost and nothing unacknowledged
-// is served. A node without Faults runs the plain TCP transport.
+// is served. With no fault set, everything passes through.
 //
 // Each connection starts with a one-line hello naming the dialer's Raft
 // address, so the accepting side knows its peer.
@@ -167,7 +171,7 @@ func (c *faultConn) Read(p []byte) (int, error) {
 	greeted := c.mu.greeted
 	c.mu.Unlock()
 	if !greeted {
-		line, err := c.r.ReadString('\n')
+		line, err := readHello(c.r)
 		if err != nil || !strings.HasPrefix(line, helloPrefix) {
 			_ = c.Close()
 			return 0, fmt.Errorf("cluster: raft connection without a hello (%q): %w", line, errors.Join(errNoHello, err))
@@ -194,4 +198,59 @@ func (c *faultConn) Write(p []byte) (int, error) {
 func (c *faultConn) Close() error {
 	c.faults.track(c, false)
 	return c.Conn.Close()
+}
+
+// faultFile is the JSON a fault run writes for a node (Config.FaultFile).
+type faultFile struct {
+	Cut  []string `json:"cut"`
+	Loss float64  `json:"loss"`
+}
+
+// watchFile applies the faults path holds each time it changes, until
+// ctx ends. A missing or unreadable file means no fault.
+func (f *Faults) watchFile(stop <-chan struct{}, path string, log hclog.Logger) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var last []byte
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			b = nil
+		}
+		if !bytes.Equal(b, last) {
+			last = b
+			var ff faultFile
+			if len(b) > 0 {
+				if err := json.Unmarshal(b, &ff); err != nil {
+					log.Warn("fault file: not JSON; no fault set", "path", path, "error", err)
+					ff = faultFile{}
+				}
+			}
+			f.Set(ff.Cut, ff.Loss)
+			log.Info("faults set", "cut", ff.Cut, "loss", ff.Loss)
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// maxHello bounds the hello line: a peer that sends more is not one.
+const maxHello = 512
+
+func readHello(r *bufio.Reader) (string, error) {
+	var b []byte
+	for len(b) < maxHello {
+		c, err := r.ReadByte()
+		if err != nil {
+			return string(b), err
+		}
+		b = append(b, c)
+		if c == '\n' {
+			return string(b), nil
+		}
+	}
+	return string(b), errors.New("hello line too long")
 }

@@ -40,6 +40,10 @@ type fsm struct {
 	// Touched only from raft's FSM goroutine.
 	tails map[core.StreamID]*tail
 
+	// onFail, set before raft starts, runs once when applying stops: the
+	// node hands leadership away.
+	onFail func()
+
 	applied atomic.Uint64 // the last index applied (and flushed)
 	// appliedCh is closed and replaced each time applied advances.
 	appliedMu sync.Mutex
@@ -90,7 +94,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			}
 		}
 	}
-	if len(logs) > 0 {
+	// After a failure nothing more is applied: reads must not take the
+	// entries raft handed over as applied.
+	if len(logs) > 0 && f.err() == nil {
 		f.setApplied(logs[len(logs)-1].Index)
 	}
 	return out
@@ -104,12 +110,16 @@ func (f *fsm) setApplied(index uint64) {
 	f.appliedMu.Unlock()
 }
 
-// waitApplied returns once the FSM applied entries up to index.
-func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+// waitApplied returns once the FSM applied entries up to index; it gives
+// up when ctx ends, the node closes or applying stops.
+func (f *fsm) waitApplied(ctx context.Context, index uint64, closing <-chan struct{}) error {
 	for {
 		f.appliedMu.Lock()
 		ch := f.appliedCh
 		f.appliedMu.Unlock()
+		if err := f.err(); err != nil {
+			return err
+		}
 		if f.applied.Load() >= index {
 			return nil
 		}
@@ -117,6 +127,8 @@ func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("wait for entry %d to apply (applied %d): %w", index, f.applied.Load(), ctx.Err())
+		case <-closing:
+			return fmt.Errorf("wait for entry %d to apply: %w", index, core.ErrClosed)
 		}
 	}
 }
@@ -132,6 +144,11 @@ func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any 
 	switch c.kind {
 	case kindAppend:
 		a, err := f.applyAppend(l.Index, c)
+		if refused(err) {
+			// Every node refuses it alike (same records, same
+			// configuration): the entry fails, applying goes on.
+			return fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err)
+		}
 		if err != nil {
 			return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err))
 		}
@@ -152,6 +169,12 @@ func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any 
 		return nil
 	}
 	return nil
+}
+
+// refused reports an error that the store returns for an entry's records
+// themselves, before appending any of them, on every node alike.
+func refused(err error) bool {
+	return errors.Is(err, core.ErrEmptyRecord) || errors.Is(err, core.ErrRecordTooLarge) || errors.Is(err, core.ErrTooManyStreams)
 }
 
 // applyAppend appends the entry's records not already in the store.
@@ -289,11 +312,15 @@ func (f *fsm) err() error {
 func (f *fsm) fail(err error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.mu.failed == nil && f.ctx.Err() == nil {
+	if f.mu.failed != nil {
+		return f.mu.failed
+	}
+	if f.ctx.Err() == nil {
 		f.log.Error("applying stopped; restart the node to replay the log", "error", err)
 	}
-	if f.mu.failed == nil {
-		f.mu.failed = fmt.Errorf("%w: %w", ErrFSMFailed, err)
+	f.mu.failed = fmt.Errorf("%w: %w", ErrFSMFailed, err)
+	if f.onFail != nil {
+		go f.onFail() // not on raft's FSM goroutine: it may wait for raft
 	}
 	return f.mu.failed
 }

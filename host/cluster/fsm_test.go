@@ -16,7 +16,7 @@ import (
 
 func openStore(t *testing.T, dir string) *core.Store {
 	t.Helper()
-	st, err := core.Open(dir, core.Config{SegmentSize: segment.MinCapacity})
+	st, err := core.Open(dir, core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true})
 	require.NoError(t, err)
 	return st
 }

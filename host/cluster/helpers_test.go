@@ -36,7 +36,7 @@ type testCluster struct {
 	nodes    []*testNode
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -76,7 +76,7 @@ func newTestCluster(t *testing.T, size int, logStore string) *testCluster {
 func (c *testCluster) start(n *testNode) {
 	c.t.Helper()
 	var err error
-	n.store, err = core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity})
+	n.store, err = core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true})
 	require.NoError(c.t, err)
 	n.node, err = Open(Config{
 		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
@@ -137,7 +137,7 @@ func (c *testCluster) converge() {
 	idx := l.node.fsm.applied.Load()
 	for _, n := range c.nodes {
 		if n.node != nil {
-			require.NoError(c.t, n.node.fsm.waitApplied(ctx, idx), "node %s", n.id)
+			require.NoError(c.t, n.node.fsm.waitApplied(ctx, idx, n.node.closing), "node %s", n.id)
 		}
 	}
 }

@@ -54,7 +54,13 @@ type Config struct {
 	Raft *raft.Config
 	// Faults, when set, injects network faults (fault runs).
 	Faults *Faults
-	Logger hclog.Logger
+	// logs replaces the log store (benchmarks: an in-memory log).
+	logs raft.LogStore
+	// FaultFile, when set, is a JSON file ({"cut": [raft addresses],
+	// "loss": 0.05}) the node applies to its Faults whenever it changes:
+	// how a fault run drives a node in another process. Testing only.
+	FaultFile string
+	Logger    hclog.Logger
 }
 
 // Node is one member of a Raft group whose state machine is the store.
@@ -66,9 +72,12 @@ type Node struct {
 	fsm    *fsm
 	trans  *raft.NetworkTransport
 	logs   raft.LogStore
-	closer []io.Closer // log and stable stores
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the leadership watcher
+	closer []io.Closer        // log and stable stores
+	cancel context.CancelFunc // ends the FSM's waits, after raft stopped (or failed to)
+	// closing is closed first thing in Close: requests are refused and
+	// waits for proposals end.
+	closing chan struct{}
+	wg      sync.WaitGroup // the leadership watcher, the fault-file watcher
 
 	mu struct {
 		sync.Mutex
@@ -106,11 +115,20 @@ func (c *Config) check() error {
 	return nil
 }
 
+// ErrStoreNotReplayed is returned by Open for a store opened without
+// core.Config.TailReplayed: after a crash it would seal its tail and give
+// the records Raft replays other ids than the other nodes gave them.
+var ErrStoreNotReplayed = errors.New("cluster: the store must be opened with core.Config.TailReplayed")
+
 // Open starts Raft over store. The store must have been opened (recovered)
-// by the caller, who closes it after the node.
+// by the caller, with core.Config.TailReplayed, and is closed by the
+// caller after the node.
 func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
+	}
+	if !store.TailReplayed() {
+		return nil, ErrStoreNotReplayed
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -119,13 +137,14 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 		cfg.Faults = NewFaults()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: cfg.Logger, store: store, cancel: cancel}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: store, cancel: cancel, closing: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.closeParts()
 		}
 	}()
 	n.fsm = newFSM(ctx, store, cfg.Logger.Named("fsm"))
+	n.fsm.onFail = n.stepDown
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster data directory: %w", err)
 	}
@@ -173,11 +192,22 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 		}
 	}
 	n.wg.Add(1)
-	go n.watchLeadership(ctx, notify)
+	go n.watchLeadership(notify)
+	if cfg.FaultFile != "" {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			cfg.Faults.watchFile(n.closing, cfg.FaultFile, n.log.Named("faults"))
+		}()
+	}
 	return n, nil
 }
 
 func (n *Node) openLogStore() (raft.LogStore, raft.StableStore, error) {
+	if n.cfg.logs != nil {
+		stable := raft.NewInmemStore()
+		return n.cfg.logs, stable, nil
+	}
 	switch n.cfg.LogStore {
 	case LogStoreWAL:
 		dir := filepath.Join(n.cfg.Dir, "wal")
@@ -200,26 +230,43 @@ func (n *Node) openLogStore() (raft.LogStore, raft.StableStore, error) {
 	}
 }
 
-// watchLeadership announces this node's client address each time it
-// becomes leader (after a barrier, so that its reads see every committed
-// entry). It stops when ctx is cancelled (Close).
-func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
+// watchLeadership runs becameLeader each time this node becomes leader,
+// in a goroutine of its own so that raft, which blocks on the notify
+// channel, is never held up by it; losing leadership cancels it. It stops
+// when the node closes.
+func (n *Node) watchLeadership(notify <-chan bool) {
 	defer n.wg.Done()
+	var cancelLeader context.CancelFunc
+	stop := func() {
+		if cancelLeader != nil {
+			cancelLeader()
+		}
+	}
+	defer stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-n.closing:
 			return
 		case leader := <-notify:
+			stop()
 			if leader {
-				n.becameLeader(ctx)
+				ctx, cancel := context.WithCancel(context.Background())
+				cancelLeader = cancel
+				n.wg.Add(1)
+				go func() {
+					defer n.wg.Done()
+					n.becameLeader(ctx)
+				}()
 			}
 		}
 	}
 }
 
+// becameLeader waits for a barrier (so that reads see every committed
+// entry), then announces this node's client addresses in the log.
 func (n *Node) becameLeader(ctx context.Context) {
 	term := n.term()
-	if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
+	if _, err := n.wait(ctx, barrierFuture{n.raft.Barrier(enqueueTimeout)}); err != nil {
 		n.log.Warn("leader barrier failed", "term", term, "error", err)
 		return
 	}
@@ -230,8 +277,20 @@ func (n *Node) becameLeader(ctx context.Context) {
 		return
 	}
 	c := command{kind: kindMember, member: member{ID: n.cfg.NodeID, Addr: n.cfg.API}}
-	if err := n.raft.Apply(c.encode(), 10*time.Second).Error(); err != nil && ctx.Err() == nil {
+	if _, err := n.wait(ctx, n.raft.Apply(c.encode(), enqueueTimeout)); err != nil && ctx.Err() == nil {
 		n.log.Warn("announce the client address", "error", err)
+	}
+}
+
+// stepDown hands leadership away once this node stopped applying: its
+// clients would get only errors from it.
+func (n *Node) stepDown() {
+	if n.IsLeader() {
+		ctx, cancel := context.WithTimeout(context.Background(), enqueueTimeout)
+		defer cancel()
+		if err := n.waitFuture(ctx, n.raft.LeadershipTransfer()); err != nil {
+			n.log.Warn("hand leadership away after applying stopped", "error", err)
+		}
 	}
 }
 
@@ -253,16 +312,29 @@ func (n *Node) Close() error {
 	return n.closeParts()
 }
 
+// shutdownGrace is how long Close lets raft finish the apply in progress
+// before it cancels the FSM's waits (an apply blocked on backpressure;
+// the log replays it on restart).
+const shutdownGrace = 10 * time.Second
+
 func (n *Node) closeParts() error {
+	close(n.closing)
 	var errs []error
 	if n.raft != nil {
-		// Shutdown waits for the apply in progress; cancelling first ends
-		// one blocked on backpressure (the log replays it on restart).
-		n.cancel()
-		errs = append(errs, n.raft.Shutdown().Error())
-	} else {
-		n.cancel()
+		done := make(chan error, 1)
+		go func() { done <- n.raft.Shutdown().Error() }()
+		t := time.NewTimer(shutdownGrace)
+		select {
+		case err := <-done:
+			errs = append(errs, err)
+		case <-t.C:
+			n.log.Warn("raft did not stop within the grace period; cancelling the apply in progress")
+			n.cancel()
+			errs = append(errs, <-done)
+		}
+		t.Stop()
 	}
+	n.cancel()
 	n.wg.Wait()
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())

@@ -38,6 +38,13 @@ type streamPosition struct {
 	Stream  core.StreamID `json:"stream"`
 	LastExt uint64        `json:"last_ext"`
 	Records uint64        `json:"records"`
+	// Sealed: the stream's last segment is sealed (a Seal entry after its
+	// last append, which the position alone does not show).
+	Sealed bool `json:"sealed"`
+}
+
+func positionOf(id core.StreamID, in core.StreamInfo) streamPosition {
+	return streamPosition{Stream: id, LastExt: in.LastExtID, Records: in.Records, Sealed: in.Segments > 0 && in.Sealed == in.Segments}
 }
 
 // Snapshot captures every stream's position. It runs on raft's FSM
@@ -52,8 +59,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("snapshot stream %d: %w", id, err)
 		}
-		in := s.Info()
-		doc.Streams = append(doc.Streams, streamPosition{Stream: id, LastExt: in.LastExtID, Records: in.Records})
+		doc.Streams = append(doc.Streams, positionOf(id, s.Info()))
 	}
 	f.mu.Lock()
 	doc.Members = maps.Clone(f.mu.members)
@@ -88,7 +94,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	sort.Slice(doc.Streams, func(i, j int) bool { return doc.Streams[i].Stream < doc.Streams[j].Stream })
 	for _, p := range doc.Streams {
 		var in core.StreamInfo
-		if s, err := f.store.Lookup(p.Stream); err == nil {
+		s, err := f.store.Lookup(p.Stream)
+		if err == nil {
 			in = s.Info()
 		} else if !errors.Is(err, core.ErrUnknownStream) {
 			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
@@ -96,6 +103,15 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		if in.LastExtID < p.LastExt || in.Records < p.Records {
 			return fmt.Errorf("%w: stream %d holds %d records up to entry %d, the snapshot %d up to %d",
 				ErrBehindSnapshot, p.Stream, in.Records, in.LastExtID, p.Records, p.LastExt)
+		}
+		if local := positionOf(p.Stream, in); local == p || local.Records > p.Records || !p.Sealed {
+			continue
+		}
+		// Same records, but a Seal the snapshot covers never applied
+		// here: apply it, or the next append would land in the old
+		// segment and every id after it would differ.
+		if err := s.Seal(f.ctx); err != nil {
+			return fmt.Errorf("snapshot: seal stream %d as the snapshot has it: %w", p.Stream, err)
 		}
 	}
 	clear(f.tails)

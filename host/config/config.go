@@ -193,6 +193,8 @@ type Cluster struct {
 	Join     string
 	Data     string // "" is <data_dir>/raft
 	LogStore string
+	// ElectionTimeout is Raft's heartbeat and election timeout.
+	ElectionTimeout time.Duration
 	// AdvertiseGRPC and AdvertiseHTTP default to the listeners.
 	AdvertiseGRPC, AdvertiseHTTP string
 }

@@ -198,6 +198,8 @@ var keys = []*key{
 		func(c *Config) *string { return &c.Cluster.Data }, checkOptionalPath),
 	enumKey("cluster.log_store", "boltdb", logStores, "Raft log store: boltdb (raft-boltdb) or wal (raft-wal). docs/adr-replication.md has the measurements.",
 		func(c *Config) *string { return &c.Cluster.LogStore }),
+	durationKey("cluster.election_timeout", time.Second, "How long a follower goes without hearing from the leader before it calls an election (Raft's heartbeat and election timeouts; the leader's lease is half of it). Failover takes about 1 to 2 times this.",
+		func(c *Config) *time.Duration { return &c.Cluster.ElectionTimeout }, false, atLeast(10*time.Millisecond, formatDuration)),
 	stringKey("cluster.advertise_grpc", "", "gRPC address followers send clients to when this node leads; empty is listen.grpc.",
 		func(c *Config) *string { return &c.Cluster.AdvertiseGRPC }, checkAddr),
 	stringKey("cluster.advertise_http", "", "HTTP address followers redirect clients to when this node leads; empty is listen.http.",

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/internal/testwait"
+)
+
+// A three-node cluster of real aof2-host processes on loopback, for the
+// fault runs (cluster_faults_e2e_test.go). Each node keeps its ports and
+// data directory across restarts; its Raft transport obeys a fault file
+// the test writes (AOF2_TEST_RAFT_FAULT_FILE).
+
+type clusterNode struct {
+	id, raftAddr, grpc, http string
+	dataDir, faultFile       string
+	h                        *hostProc // nil while the node is down
+}
+
+type testCluster struct {
+	t     *testing.T
+	bin   string
+	nodes []*clusterNode
+	peers string
+	env   []string // extra AOF2_* settings for every node
+}
+
+func loopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newTestCluster(t *testing.T, bin string, size int, env ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, bin: bin, env: env}
+	root := t.TempDir()
+	var peers []string
+	for i := range size {
+		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), raftAddr: loopbackAddr(t), grpc: loopbackAddr(t), http: loopbackAddr(t)}
+		n.dataDir = filepath.Join(root, n.id)
+		n.faultFile = filepath.Join(root, n.id+".faults")
+		c.nodes = append(c.nodes, n)
+		peers = append(peers, n.id+"="+n.raftAddr)
+	}
+	c.peers = strings.Join(peers, ",")
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	for _, n := range c.nodes {
+		n.h.waitReady()
+	}
+	return c
+}
+
+func (c *testCluster) start(n *clusterNode) {
+	c.t.Helper()
+	env := append([]string{
+		"AOF2_TIER2_ENABLED=false",
+		"AOF2_CLUSTER_NODE_ID=" + n.id,
+		"AOF2_CLUSTER_RAFT_ADDR=" + n.raftAddr,
+		"AOF2_CLUSTER_PEERS=" + c.peers,
+		"AOF2_TEST_RAFT_FAULT_FILE=" + n.faultFile,
+	}, c.env...)
+	n.h = startHost(c.t, c.bin, env, "-data-dir", n.dataDir, "-listen-grpc", n.grpc, "-listen-http", n.http,
+		"-segment-size", "1MiB", "-log-level", "warn")
+}
+
+func (c *testCluster) kill(n *clusterNode) {
+	c.t.Helper()
+	if n.h != nil {
+		n.h.kill()
+		n.h = nil
+	}
+}
+
+// restart starts a node that is down and waits until it is ready.
+func (c *testCluster) restart(n *clusterNode) {
+	c.t.Helper()
+	if n.h == nil {
+		c.start(n)
+		n.h.waitReady()
+	}
+}
+
+func (c *testCluster) up() []*clusterNode {
+	var out []*clusterNode
+	for _, n := range c.nodes {
+		if n.h != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// setFaults writes a node's fault file: the Raft peers it cannot reach and
+// the chance that a write on a connection fails.
+func (c *testCluster) setFaults(n *clusterNode, cut []*clusterNode, loss float64) {
+	c.t.Helper()
+	doc := struct {
+		Cut  []string `json:"cut"`
+		Loss float64  `json:"loss"`
+	}{Cut: []string{}, Loss: loss}
+	for _, p := range cut {
+		doc.Cut = append(doc.Cut, p.raftAddr)
+	}
+	b, err := json.Marshal(doc)
+	require.NoError(c.t, err)
+	tmp := n.faultFile + ".tmp"
+	require.NoError(c.t, os.WriteFile(tmp, b, 0o644))
+	require.NoError(c.t, os.Rename(tmp, n.faultFile))
+}
+
+// isolate cuts n off from every other node, both ways.
+func (c *testCluster) isolate(n *clusterNode) {
+	var others []*clusterNode
+	for _, o := range c.nodes {
+		if o != n {
+			others = append(others, o)
+			c.setFaults(o, []*clusterNode{n}, 0)
+		}
+	}
+	c.setFaults(n, others, 0)
+}
+
+func (c *testCluster) heal() {
+	for _, n := range c.nodes {
+		c.setFaults(n, nil, 0)
+	}
+}
+
+// status asks one node for its view; ok is false when it does not answer.
+func (c *testCluster) status(ctx context.Context, n *clusterNode) (client.ClusterStatus, bool) {
+	if n.h == nil {
+		return client.ClusterStatus{}, false
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cl, err := client.Dial(cctx, n.grpc)
+	if err != nil {
+		return client.ClusterStatus{}, false
+	}
+	defer cl.Close()
+	st, err := cl.ClusterStatus(cctx)
+	return st, err == nil
+}
+
+// leader waits (bounded) until a running node says it leads.
+func (c *testCluster) leader(ctx context.Context) *clusterNode {
+	c.t.Helper()
+	var l *clusterNode
+	testwait.Until(c.t, 30*time.Second, 20*time.Millisecond, func() bool {
+		for _, n := range c.up() {
+			if st, ok := c.status(ctx, n); ok && st.State == "Leader" {
+				l = n
+				return true
+			}
+		}
+		return false
+	}, "a leader among the running nodes")
+	return l
+}
+
+// readNode reads a stream from one node, whole, in pages.
+func readNode(ctx context.Context, t *testing.T, n *clusterNode, stream client.StreamID) []client.Record {
+	t.Helper()
+	cl, err := client.Dial(ctx, n.grpc)
+	require.NoError(t, err)
+	defer cl.Close()
+	var out []client.Record
+	pos := client.AtStart()
+	for {
+		res, err := cl.Read(ctx, stream, pos, 10000)
+		if errors.Is(err, client.ErrNotReady) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		require.NoError(t, err)
+		for _, r := range res.Records {
+			r.Payload = append([]byte(nil), r.Payload...)
+			out = append(out, r)
+		}
+		if res.End || len(res.Records) == 0 {
+			return out
+		}
+		pos = res.Next
+	}
+}
+
+// sameEverywhere waits (bounded) until every node holds the same records
+// of each stream, and returns them.
+func (c *testCluster) sameEverywhere(ctx context.Context, streams ...client.StreamID) map[client.StreamID][]client.Record {
+	c.t.Helper()
+	out := map[client.StreamID][]client.Record{}
+	var diff string
+	ok := false
+	deadline := time.Now().Add(60 * time.Second)
+	for !ok && time.Now().Before(deadline) {
+		ok, diff = true, ""
+		for _, s := range streams {
+			want := readNode(ctx, c.t, c.nodes[0], s)
+			for _, n := range c.nodes[1:] {
+				got := readNode(ctx, c.t, n, s)
+				if len(got) != len(want) {
+					ok, diff = false, fmt.Sprintf("stream %d: %s holds %d records, %s %d", s, c.nodes[0].id, len(want), n.id, len(got))
+					break
+				}
+				for i := range got {
+					if got[i].ID != want[i].ID || got[i].Ordinal != want[i].Ordinal || got[i].ExtID != want[i].ExtID || string(got[i].Payload) != string(want[i].Payload) {
+						c.t.Fatalf("stream %d record %d differs: %s has %v %q ext %d, %s has %v %q ext %d", s, i,
+							c.nodes[0].id, want[i].ID, want[i].Payload, want[i].ExtID, n.id, got[i].ID, got[i].Payload, got[i].ExtID)
+					}
+				}
+			}
+			out[s] = want
+		}
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	require.True(c.t, ok, "the nodes did not converge within 60s: %s", diff)
+	return out
+}
+
+// clientFor dials a random node (down or not: the addresses never change,
+// so writers need not look at which nodes run); the client follows the
+// leader.
+func (c *testCluster) clientFor(ctx context.Context, rng *rand.Rand) (*client.Client, error) {
+	addr := c.nodes[rng.IntN(len(c.nodes))].grpc
+	dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	return client.Dial(dctx, addr)
+}

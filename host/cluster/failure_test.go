@@ -1,0 +1,171 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/segment"
+)
+
+// copyDir copies a directory tree as it is now: an open store copied so
+// is what a kill -9 leaves (page cache and all).
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		src, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		out, err := os.Create(dst)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		_, err = io.Copy(out, src)
+		return err
+	}))
+}
+
+func rec1(p string) []Record { return []Record{{Timestamp: 1, Payload: []byte(p)}} }
+
+// A kill -9 right after a seal (the next segment id reserved, its file
+// never written) must not make the replay append the stream again, nor
+// move the next records to another segment id.
+func TestKillAfterSealReplaysOnce(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	st := openStore(t, a)
+	defer st.Close()
+	log := []*raft.Log{
+		entry(1, appendCommand(1, []Record{{Timestamp: 1, Payload: []byte("a")}, {Timestamp: 1, Payload: []byte("b")}})),
+		entry(2, command{kind: kindSeal, stream: 1}),
+	}
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	f.ApplyBatch(log)
+	next := entry(3, appendCommand(1, rec1("c")))
+	s, err := st.Lookup(1)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.Info().Sealed == 1 }, 10*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the preparer reserves the next id
+	copyDir(t, a, b)
+	f.ApplyBatch([]*raft.Log{next})
+	want := readAll(t, st, 1)
+
+	stB := openStore(t, b)
+	defer stB.Close()
+	fB := newFSM(context.Background(), stB, hclog.NewNullLogger())
+	fB.ApplyBatch(append(log, next))
+	require.Equal(t, want, readAll(t, stB, 1))
+}
+
+// Entries every node refuses alike (a stream over limits.max_streams, an
+// empty record) fail on their own; applying goes on.
+func TestRefusedEntriesDoNotStopApplying(t *testing.T) {
+	st, err := core.Open(t.TempDir(), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true, MaxStreams: 1})
+	require.NoError(t, err)
+	defer st.Close()
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	res := f.ApplyBatch([]*raft.Log{
+		entry(1, appendCommand(1, rec1("a"))),
+		entry(2, appendCommand(2, rec1("over the limit"))),
+		entry(3, appendCommand(1, []Record{{Timestamp: 1, Payload: []byte("x")}, {Timestamp: 1}})),
+		entry(4, appendCommand(1, rec1("b"))),
+	})
+	require.ErrorIs(t, res[1].(error), core.ErrTooManyStreams)
+	require.ErrorIs(t, res[2].(error), core.ErrEmptyRecord)
+	require.NotErrorIs(t, res[1].(error), ErrFSMFailed)
+	require.Len(t, res[3].(*Applied).IDs, 1)
+	require.NoError(t, f.err())
+	require.Equal(t, []string{"a", "b"}, payloads(readAll(t, st, 1)))
+	require.Equal(t, uint64(4), f.applied.Load())
+}
+
+// After applying stopped, a linearizable read fails instead of reading a
+// store that misses committed entries.
+func TestReadBarrierFailsAfterApplyingStopped(t *testing.T) {
+	c := newTestCluster(t, 1, LogStoreBolt)
+	l := c.leader()
+	l.node.fsm.fail(io.ErrUnexpectedEOF)
+	require.ErrorIs(t, l.node.ReadBarrier(context.Background()), ErrFSMFailed)
+	_, err := l.node.Append(context.Background(), 1, rec1("x"))
+	require.ErrorIs(t, err, ErrFSMFailed)
+}
+
+// Close answers every Append in flight (raft never answers futures still
+// queued at shutdown): none stays blocked.
+func TestCloseAnswersAppendsInFlight(t *testing.T) {
+	c := newTestCluster(t, 1, LogStoreBolt)
+	l := c.leader()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for {
+				if _, err := l.node.Append(context.Background(), 1, records("x", 3)); err != nil {
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	node := l.node
+	require.NoError(t, node.Close())
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("appends still blocked 10s after Close")
+	}
+	_, err := node.Append(context.Background(), 1, rec1("late"))
+	require.ErrorIs(t, err, core.ErrClosed)
+}
+
+// A snapshot that covers a Seal this node never applied (same records)
+// seals the stream on restore, so that the next records get the ids the
+// other nodes give them.
+func TestRestoreAppliesAMissedSeal(t *testing.T) {
+	stA := openStore(t, t.TempDir())
+	defer stA.Close()
+	stB := openStore(t, t.TempDir())
+	defer stB.Close()
+	fA := newFSM(context.Background(), stA, hclog.NewNullLogger())
+	fB := newFSM(context.Background(), stB, hclog.NewNullLogger())
+	fA.ApplyBatch([]*raft.Log{entry(1, appendCommand(1, rec1("a"))), entry(2, command{kind: kindSeal, stream: 1})})
+	fB.ApplyBatch([]*raft.Log{entry(1, appendCommand(1, rec1("a")))})
+	snap, err := fA.Snapshot()
+	require.NoError(t, err)
+	sink := &memSink{}
+	require.NoError(t, snap.Persist(sink))
+	require.NoError(t, fB.Restore(io.NopCloser(&sink.buf)))
+	fA.ApplyBatch([]*raft.Log{entry(3, appendCommand(1, rec1("b")))})
+	fB.ApplyBatch([]*raft.Log{entry(3, appendCommand(1, rec1("b")))})
+	require.Equal(t, readAll(t, stA, 1), readAll(t, stB, 1))
+}
+
+type memSink struct{ buf bytes.Buffer }
+
+func (s *memSink) Write(p []byte) (int, error) { return s.buf.Write(p) }
+func (s *memSink) Close() error                { return nil }
+func (s *memSink) ID() string                  { return "mem" }
+func (s *memSink) Cancel() error               { return nil }
