@@ -361,9 +361,10 @@ func (r *Reader) HydrateInBackground() {
 	}
 }
 
-// durableLimit clips a segment's visible limit to what is durable.
+// durableLimit clips a segment's visible limit to what is durable, or
+// published (Stream.Publish).
 func (r *Reader) durableLimit(visible int64) int64 {
-	m := types.RecordID(r.s.durableMark.Load())
+	m := types.RecordID(max(r.s.durableMark.Load(), r.s.publishedMark.Load()))
 	switch {
 	case m.Segment() > r.seg.id:
 		return visible

@@ -84,6 +84,10 @@ type Stream struct {
 	durablePos  atomic.Uint64
 	durableMark atomic.Uint64
 	durableRecs atomic.Uint64
+	// publishedMark is RecordID-shaped like durableMark: with
+	// Config.TailReplayed, records before it are readable though not yet
+	// synced (Publish). It only grows.
+	publishedMark atomic.Uint64
 
 	roundMu sync.Mutex
 

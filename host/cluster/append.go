@@ -17,10 +17,10 @@ const enqueueTimeout = 5 * time.Second
 // Append proposes records for a stream and returns once they are
 // committed by a majority and applied here. Records with a zero
 // Timestamp get the leader's clock, so every node stores the same bytes.
-// A batch longer than one entry holds is proposed as several entries, one
-// after the other (each once the one before it applied, so that they
-// commit in order); an error after the first says how many records went
-// in (AppendError).
+// Concurrent calls share entries (group commit: proposer.go). A batch
+// longer than one entry holds is proposed as several, one after the
+// other; an error after the first says how many records went in
+// (AppendError).
 func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) (*Applied, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("stream %d: no records to append: %w", stream, core.ErrEmptyRecord)
@@ -42,12 +42,8 @@ func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) 
 				chunk[k].Timestamp = now
 			}
 		}
-		res, err := n.wait(ctx, n.raft.Apply(appendCommand(stream, chunk).encode(), enqueueTimeout))
+		a, err := n.propose(ctx, group{stream: stream, records: chunk})
 		if err == nil {
-			err = appliedErr(res)
-		}
-		if err == nil {
-			a := res.(*Applied)
 			out.Index = a.Index
 			out.IDs = append(out.IDs, a.IDs...)
 			continue
@@ -65,16 +61,14 @@ func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) 
 // applies it, and so will this one after a restart. The caller cannot be
 // told it failed; its outcome is unknown to this node.
 func appliedErr(res any) error {
-	switch r := res.(type) {
-	case *Applied:
+	err, ok := res.(error)
+	if !ok {
 		return nil
-	case error:
-		if errors.Is(r, ErrFSMFailed) {
-			return fmt.Errorf("%w: the entry committed but this node could not apply it: %w", ErrOutcomeUnknown, r)
-		}
-		return r // refused deterministically by every node (entryError)
 	}
-	return fmt.Errorf("%w: entry applied without a result (%T)", ErrOutcomeUnknown, res)
+	if errors.Is(err, ErrFSMFailed) {
+		return fmt.Errorf("%w: the entry committed but this node could not apply it: %w", ErrOutcomeUnknown, err)
+	}
+	return err // refused deterministically by every node
 }
 
 // AppendError is returned when a batch split over several entries failed

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"os"
+	"strconv"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -27,8 +29,15 @@ import (
 func BenchmarkClusterAppend(b *testing.B) {
 	for _, size := range []int{256, 4096} {
 		for _, mode := range []string{"single", LogStoreBolt, LogStoreWAL, "inmem"} {
+			if f := os.Getenv("AOF2_BENCH_INFLIGHT"); f != "" {
+				maxInflightEntries, _ = strconv.Atoi(f)
+			}
 			b.Run(fmt.Sprintf("%s/%dB", mode, size), func(b *testing.B) {
-				benchAppend(b, mode, size, 64)
+				clients := 64
+				if v, err := strconv.Atoi(os.Getenv("AOF2_BENCH_CLIENTS")); err == nil {
+					clients = v
+				}
+				benchAppend(b, mode, size, clients)
 			})
 		}
 	}

@@ -43,10 +43,19 @@ type Record struct {
 // command is one decoded Raft entry.
 type command struct {
 	kind    kind
-	stream  core.StreamID
-	records []Record       // kindAppend
+	groups  []group        // kindAppend: the requests the leader gathered into the entry
+	stream  core.StreamID  // kindSeal
 	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is
 	member  member         // kindMember
+}
+
+// group is one request's records for one stream. An entry holds the
+// requests that arrived while the entry before it was being committed
+// (group commit), so that replication costs once per entry, not per
+// request.
+type group struct {
+	stream  core.StreamID
+	records []Record
 }
 
 // member names a node and the addresses its clients reach it on.
@@ -61,31 +70,37 @@ type APIAddr struct {
 }
 
 func appendCommand(stream core.StreamID, recs []Record) command {
-	return command{kind: kindAppend, stream: stream, records: recs}
+	return command{kind: kindAppend, groups: []group{{stream: stream, records: recs}}}
 }
 
 // encode returns the command's bytes: version, kind, body, CRC-32C of
 // everything before it.
 func (c command) encode() []byte {
 	n := 2 + binary.MaxVarintLen64 + 4
-	for _, r := range c.records {
-		n += 2*binary.MaxVarintLen64 + len(r.Payload)
+	for _, g := range c.groups {
+		n += 3 * binary.MaxVarintLen64
+		for _, r := range g.records {
+			n += 2*binary.MaxVarintLen64 + len(r.Payload)
+		}
 	}
 	b := make([]byte, 0, n+len(c.member.ID)+len(c.member.Addr.GRPC)+len(c.member.Addr.HTTP)+3*binary.MaxVarintLen64)
 	b = append(b, commandVersion, byte(c.kind))
 	switch c.kind {
 	case kindAppend:
-		b = binary.AppendUvarint(b, uint64(c.stream))
-		b = binary.AppendUvarint(b, uint64(len(c.records)))
-		var base int64
-		if len(c.records) > 0 {
-			base = c.records[0].Timestamp
-		}
-		b = binary.AppendVarint(b, base)
-		for _, r := range c.records {
-			b = binary.AppendVarint(b, r.Timestamp-base)
-			b = binary.AppendUvarint(b, uint64(len(r.Payload)))
-			b = append(b, r.Payload...)
+		b = binary.AppendUvarint(b, uint64(len(c.groups)))
+		for _, g := range c.groups {
+			b = binary.AppendUvarint(b, uint64(g.stream))
+			b = binary.AppendUvarint(b, uint64(len(g.records)))
+			var base int64
+			if len(g.records) > 0 {
+				base = g.records[0].Timestamp
+			}
+			b = binary.AppendVarint(b, base)
+			for _, r := range g.records {
+				b = binary.AppendVarint(b, r.Timestamp-base)
+				b = binary.AppendUvarint(b, uint64(len(r.Payload)))
+				b = append(b, r.Payload...)
+			}
 		}
 	case kindSeal:
 		b = binary.AppendUvarint(b, uint64(c.stream))
@@ -124,16 +139,27 @@ func decodeCommand(b []byte) (command, error) {
 	c := command{kind: kind(body[1])}
 	switch c.kind {
 	case kindAppend:
-		c.stream = core.StreamID(d.uvarint())
-		n := d.uvarint()
-		if n == 0 || n > maxCommandRecords {
-			return command{}, fmt.Errorf("%w: append of %d records", ErrBadCommand, n)
+		groups := d.uvarint()
+		if groups == 0 || groups > maxCommandRecords {
+			return command{}, fmt.Errorf("%w: append of %d groups", ErrBadCommand, groups)
 		}
-		base := d.varint()
-		c.records = make([]Record, 0, min(n, uint64(len(d.b))))
-		for i := uint64(0); i < n && d.err == nil; i++ {
-			delta := d.varint()
-			c.records = append(c.records, Record{Timestamp: base + delta, Payload: d.bytes()})
+		total := uint64(0)
+		for range groups {
+			if d.err != nil {
+				break
+			}
+			g := group{stream: core.StreamID(d.uvarint())}
+			n := d.uvarint()
+			if total += n; n == 0 || total > maxCommandRecords {
+				return command{}, fmt.Errorf("%w: append of %d records (%d in the entry)", ErrBadCommand, n, total)
+			}
+			base := d.varint()
+			g.records = make([]Record, 0, min(n, uint64(len(d.b))))
+			for i := uint64(0); i < n && d.err == nil; i++ {
+				delta := d.varint()
+				g.records = append(g.records, Record{Timestamp: base + delta, Payload: d.bytes()})
+			}
+			c.groups = append(c.groups, g)
 		}
 	case kindSeal:
 		c.stream = core.StreamID(d.uvarint())

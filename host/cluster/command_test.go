@@ -9,6 +9,7 @@ import (
 func TestCommandRoundTrip(t *testing.T) {
 	for _, c := range []command{
 		appendCommand(7, []Record{{Timestamp: 5, Payload: []byte("a")}, {Timestamp: 3, Payload: []byte("bc")}}),
+		{kind: kindAppend, groups: []group{{stream: 1, records: []Record{{Timestamp: 9, Payload: []byte("x")}}}, {stream: 1, records: []Record{{Timestamp: 8, Payload: []byte("y")}}}, {stream: 2, records: []Record{{Timestamp: -1, Payload: []byte("z")}}}}},
 		{kind: kindSeal, stream: 9, segment: 4},
 		{kind: kindMember, member: member{ID: "n1", Addr: APIAddr{GRPC: "127.0.0.1:7400", HTTP: "127.0.0.1:8080"}}},
 	} {

@@ -92,10 +92,10 @@ func TestRefusedEntriesDoNotStopApplying(t *testing.T) {
 		entry(3, appendCommand(1, []Record{{Timestamp: 1, Payload: []byte("x")}, {Timestamp: 1}})),
 		entry(4, appendCommand(1, rec1("b"))),
 	})
-	require.ErrorIs(t, res[1].(error), core.ErrTooManyStreams)
-	require.ErrorIs(t, res[2].(error), core.ErrEmptyRecord)
-	require.NotErrorIs(t, res[1].(error), ErrFSMFailed)
-	require.Len(t, res[3].(*Applied).IDs, 1)
+	require.ErrorIs(t, res[1].(*appliedEntry).Groups[0].Err, core.ErrTooManyStreams)
+	require.ErrorIs(t, res[2].(*appliedEntry).Groups[0].Err, core.ErrEmptyRecord)
+	require.NotErrorIs(t, res[1].(*appliedEntry).Groups[0].Err, ErrFSMFailed)
+	require.Len(t, res[3].(*appliedEntry).Groups[0].IDs, 1)
 	require.NoError(t, f.err())
 	require.Equal(t, []string{"a", "b"}, payloads(readAll(t, st, 1)))
 	require.Equal(t, uint64(4), f.applied.Load())

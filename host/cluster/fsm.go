@@ -74,8 +74,13 @@ func newFSM(ctx context.Context, store *core.Store, log hclog.Logger) *fsm {
 // Apply is raft.FSM's; raft calls ApplyBatch instead (BatchingFSM).
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch applies entries in order, then makes every stream they
-// touched durable with one flush each: group commit on the FSM side.
+// ApplyBatch applies entries in order, then publishes every stream they
+// touched (core.Stream.Publish): readers see the records at once, and the
+// leader answers its callers. The records are durable already — in a
+// majority's Raft logs — so no sync is waited for here: the engine syncs
+// in the background, a crash replays what it lost from the log
+// (core.Config.TailReplayed), and a snapshot syncs everything it covers
+// before the log before it may go (snapshot.go).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	touched := map[*core.Stream]core.RecordID{}
@@ -84,11 +89,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			out[i] = f.applyOne(l, touched)
 		}
 	}
-	for s, last := range touched {
-		if err := s.Flush(f.ctx, last); err != nil {
-			err = f.fail(fmt.Errorf("stream %d: flush: %w", s.ID(), err))
+	for s := range touched {
+		if err := s.Publish(); err != nil {
+			err = f.fail(fmt.Errorf("stream %d: publish: %w", s.ID(), err))
 			for i := range out {
-				if _, ok := out[i].(*Applied); ok {
+				if _, ok := out[i].(*appliedEntry); ok {
 					out[i] = err
 				}
 			}
@@ -143,20 +148,25 @@ func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any 
 	}
 	switch c.kind {
 	case kindAppend:
-		a, err := f.applyAppend(l.Index, c)
-		if refused(err) {
-			// Every node refuses it alike (same records, same
-			// configuration): the entry fails, applying goes on.
-			return fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err)
+		e := &appliedEntry{Index: l.Index, Groups: make([]groupResult, len(c.groups))}
+		skip := map[core.StreamID]int{}
+		for i, g := range c.groups {
+			ids, err := f.applyGroup(l.Index, g, skip)
+			if refused(err) {
+				// Every node refuses it alike (same records, same
+				// configuration): the request fails, applying goes on.
+				e.Groups[i].Err = fmt.Errorf("entry %d: stream %d: %w", l.Index, g.stream, err)
+				continue
+			}
+			if err != nil {
+				return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, g.stream, err))
+			}
+			e.Groups[i].IDs = ids
+			if len(ids) > 0 {
+				touched[f.tails[g.stream].stream] = ids[len(ids)-1]
+			}
 		}
-		if err != nil {
-			return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err))
-		}
-		if len(a.IDs) > 0 {
-			t := f.tails[c.stream]
-			touched[t.stream] = a.IDs[len(a.IDs)-1]
-		}
-		return a
+		return e
 	case kindSeal:
 		if err := f.applySeal(l.Index, c); err != nil {
 			return f.fail(fmt.Errorf("entry %d: seal stream %d: %w", l.Index, c.stream, err))
@@ -177,26 +187,40 @@ func refused(err error) bool {
 	return errors.Is(err, core.ErrEmptyRecord) || errors.Is(err, core.ErrRecordTooLarge) || errors.Is(err, core.ErrTooManyStreams)
 }
 
-// applyAppend appends the entry's records not already in the store.
-// Records of an entry the store holds in part (a crash cut the batch)
-// are completed from where it stopped; ids of records already in are
-// not known here and not needed: only a replay reaches this, and no
-// caller waits for a replayed entry.
-func (f *fsm) applyAppend(index uint64, c command) (*Applied, error) {
-	t, err := f.tail(c.stream)
+// appliedEntry is the result of an Append entry: one per group.
+type appliedEntry struct {
+	Index  uint64
+	Groups []groupResult
+}
+
+type groupResult struct {
+	IDs []core.RecordID
+	Err error
+}
+
+// applyGroup appends a group's records not already in the store. Records
+// of an entry the store holds in part (a crash cut it) are completed from
+// where it stopped: skip counts, per stream, the records of this entry
+// still to pass over (set at the stream's first group in the entry). Ids
+// of records passed over are not returned and not needed: only a replay
+// reaches this, and no caller waits for a replayed entry.
+func (f *fsm) applyGroup(index uint64, g group, skip map[core.StreamID]int) ([]core.RecordID, error) {
+	t, err := f.tail(g.stream)
 	if err != nil {
 		return nil, err
 	}
-	recs := c.records
-	switch {
-	case index < t.lastExt:
-		return &Applied{Index: index}, nil
-	case index == t.lastExt:
-		if t.present >= len(recs) {
-			return &Applied{Index: index}, nil
+	left, seen := skip[g.stream]
+	if !seen {
+		switch {
+		case index < t.lastExt:
+			left = maxCommandRecords // the whole entry is in
+		case index == t.lastExt:
+			left = t.present
 		}
-		recs = recs[t.present:]
 	}
+	recs := g.records
+	n := min(left, len(recs))
+	recs, skip[g.stream] = recs[n:], left-n
 	ids := make([]core.RecordID, 0, len(recs))
 	for i := 0; i < len(recs); {
 		j := i + 1
@@ -228,7 +252,7 @@ func (f *fsm) applyAppend(index uint64, c command) (*Applied, error) {
 		t.lastExt = index
 		i++
 	}
-	return &Applied{Index: index, IDs: ids}, nil
+	return ids, nil
 }
 
 // applySeal seals the stream's active segment (the one the entry names,

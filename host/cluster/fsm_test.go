@@ -65,8 +65,8 @@ func TestApplyCompletesATornEntry(t *testing.T) {
 		entry(9, command{kind: kindSeal, stream: 1}),
 		entry(10, appendCommand(1, recs("e10", 1))),
 	})
-	require.Len(t, res[1].(*Applied).IDs, 2, "the two records the crash cut")
-	require.Empty(t, res[0].(*Applied).IDs)
+	require.Len(t, res[1].(*appliedEntry).Groups[0].IDs, 2, "the two records the crash cut")
+	require.Empty(t, res[0].(*appliedEntry).Groups[0].IDs)
 	got := readAll(t, st, 1)
 	require.Equal(t, []string{"e4-0", "e7-0", "e7-1", "e7-2", "e7-3", "e8-0", "e10-0"}, payloads(got))
 	require.Equal(t, []uint64{4, 7, 7, 7, 7, 8, 10}, []uint64{got[0].ExtID, got[1].ExtID, got[2].ExtID, got[3].ExtID, got[4].ExtID, got[5].ExtID, got[6].ExtID})
@@ -96,4 +96,38 @@ func TestApplyStopsOnABadEntry(t *testing.T) {
 	require.Empty(t, readAll(t, st, 1))
 	_, err := f.Snapshot()
 	require.ErrorIs(t, err, ErrFSMFailed)
+}
+
+// An entry holding several requests for one stream, cut by a crash in its
+// second request, is completed from there on replay.
+func TestApplyCompletesATornMultiRequestEntry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	st := openStore(t, dir)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	// Entry 5: requests [a0 a1] [b0 b1] for stream 1 and [c0] for stream 2;
+	// the crash kept a0 a1 b0 of stream 1 and nothing of stream 2.
+	_, err = s.AppendBatch([][]byte{[]byte("a0"), []byte("a1"), []byte("b0")}, core.AppendOptions{Timestamp: 1, ExtID: 5})
+	require.NoError(t, err)
+	require.NoError(t, s.FlushAll(context.Background()))
+	require.NoError(t, st.Close())
+
+	st = openStore(t, dir)
+	defer st.Close()
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	r := func(p ...string) []Record {
+		var out []Record
+		for _, x := range p {
+			out = append(out, Record{Timestamp: 1, Payload: []byte(x)})
+		}
+		return out
+	}
+	res := f.ApplyBatch([]*raft.Log{entry(5, command{kind: kindAppend, groups: []group{
+		{stream: 1, records: r("a0", "a1")}, {stream: 1, records: r("b0", "b1")}, {stream: 2, records: r("c0")}}})})
+	e := res[0].(*appliedEntry)
+	require.Empty(t, e.Groups[0].IDs)
+	require.Len(t, e.Groups[1].IDs, 1)
+	require.Len(t, e.Groups[2].IDs, 1)
+	require.Equal(t, []string{"a0", "a1", "b0", "b1"}, payloads(readAll(t, st, 1)))
+	require.Equal(t, []string{"c0"}, payloads(readAll(t, st, 2)))
 }

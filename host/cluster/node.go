@@ -47,7 +47,7 @@ type Config struct {
 	Peers []Peer
 	// Dir holds Raft's own files: log store, stable store, snapshots.
 	Dir string
-	// LogStore is LogStoreBolt (default) or LogStoreWAL.
+	// LogStore is LogStoreWAL (default) or LogStoreBolt.
 	LogStore string
 	// Raft tunes the library; nil takes raft.DefaultConfig(). LocalID,
 	// NotifyCh, Logger and BatchApplyCh are set by the node.
@@ -77,6 +77,8 @@ type Node struct {
 	// closing is closed first thing in Close: requests are refused and
 	// waits for proposals end.
 	closing chan struct{}
+	// proposals feeds the proposer (proposer.go).
+	proposals chan *proposal
 	wg      sync.WaitGroup // the leadership watcher, the fault-file watcher
 
 	mu struct {
@@ -98,7 +100,7 @@ func (c *Config) check() error {
 		return &types.ConfigError{Key: "cluster.data", Reason: "required"}
 	}
 	if c.LogStore == "" {
-		c.LogStore = LogStoreBolt
+		c.LogStore = LogStoreWAL
 	}
 	if c.LogStore != LogStoreBolt && c.LogStore != LogStoreWAL {
 		return &types.ConfigError{Key: "cluster.log_store", Reason: fmt.Sprintf("%q: want %q or %q", c.LogStore, LogStoreBolt, LogStoreWAL)}
@@ -137,7 +139,7 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 		cfg.Faults = NewFaults()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: cfg.Logger, store: store, cancel: cancel, closing: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: store, cancel: cancel, closing: make(chan struct{}), proposals: make(chan *proposal, 1024)}
 	defer func() {
 		if err != nil {
 			n.closeParts()
@@ -191,8 +193,9 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 			return nil, fmt.Errorf("bootstrap the cluster: %w", err)
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLeadership(notify)
+	go n.proposeLoop()
 	if cfg.FaultFile != "" {
 		n.wg.Add(1)
 		go func() {

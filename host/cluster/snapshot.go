@@ -26,6 +26,10 @@ const snapshotVersion = 1
 // can be compacted because every entry it covers is durable in the store
 // (each apply batch ends with a flush).
 type snapshotDoc struct {
+	// sync makes every stream durable up to at least the positions below
+	// (Persist runs it before writing them).
+	sync func() error
+
 	Version int `json:"version"`
 	// Applied is the last entry the FSM applied (entries after it, up to
 	// the snapshot's index, never reach the FSM).
@@ -53,7 +57,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.err(); err != nil {
 		return nil, err
 	}
-	doc := snapshotDoc{Version: snapshotVersion, Applied: f.applied.Load()}
+	doc := snapshotDoc{Version: snapshotVersion, Applied: f.applied.Load(), sync: f.syncAll}
 	for _, id := range f.store.Streams() {
 		s, err := f.store.Lookup(id)
 		if err != nil {
@@ -67,8 +71,16 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	return &doc, nil
 }
 
-// Persist writes the document; raft's snapshot store checksums it.
+// Persist syncs the streams, then writes the document; raft's snapshot
+// store checksums it. It runs beside the FSM, which may have applied more
+// since: syncing more than the positions is harmless.
 func (d *snapshotDoc) Persist(sink raft.SnapshotSink) error {
+	if d.sync != nil {
+		if err := d.sync(); err != nil {
+			_ = sink.Cancel()
+			return fmt.Errorf("sync the streams before the snapshot: %w", err)
+		}
+	}
 	if err := json.NewEncoder(sink).Encode(d); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)
@@ -124,5 +136,19 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.mu.members = map[string]APIAddr{}
 	}
 	f.mu.Unlock()
+	return nil
+}
+
+// syncAll makes every record of every stream durable.
+func (f *fsm) syncAll() error {
+	for _, id := range f.store.Streams() {
+		s, err := f.store.Lookup(id)
+		if err != nil {
+			return err
+		}
+		if err := s.FlushAll(f.ctx); err != nil {
+			return fmt.Errorf("stream %d: %w", id, err)
+		}
+	}
 	return nil
 }
