@@ -1,12 +1,12 @@
 package cluster
 
 import (
-	"os"
-	"strconv"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"

@@ -79,7 +79,7 @@ type Node struct {
 	closing chan struct{}
 	// proposals feeds the proposer (proposer.go).
 	proposals chan *proposal
-	wg      sync.WaitGroup // the leadership watcher, the fault-file watcher
+	wg        sync.WaitGroup // the leadership watcher, the fault-file watcher
 
 	mu struct {
 		sync.Mutex
