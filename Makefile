@@ -16,7 +16,7 @@ TESTFLAGS ?=
 # (internal/testbin; plain `go test` builds them once per test process).
 TEST_BIN_DIR ?= $(TOOLS)/testbin
 
-.PHONY: help build test test-short test-bins lint fuzz bench tidy-check run demo vet staticcheck clean
+.PHONY: help build test test-short test-bins lint fuzz bench tidy-check run demo cluster vet staticcheck clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,11 @@ demo: ## start a host with tiny budgets, drive it through the client API, watch 
 	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
 	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	$(BIN)/aof2-host demo
+
+cluster: ## build the host and run a three-node cluster on loopback (examples/cluster, data in ./cluster-data; Ctrl-C stops it)
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
+	BIN=$(BIN) bash scripts/cluster.sh
 
 vet:
 	$(GO) vet ./...

@@ -278,3 +278,59 @@ func TestClusterFaults(t *testing.T) {
 		cycles, counts, len(h.acked), total-len(h.acked), unknown, len(ops), res)
 	require.NotEqual(t, porcupine.Unknown, res, "the linearizability check timed out")
 }
+
+// TestClusterFailover kills the leader of a three-node cluster with the
+// default timeouts a few times while a client appends, and reports how
+// long each failover took: from the kill -9 to the first append
+// acknowledged by the new leader. Nothing acknowledged may be lost. The
+// figures are reported, not asserted (timing is the benchmark's job).
+func TestClusterFailover(t *testing.T) {
+	bin := hostBinaries(t)
+	c := newTestCluster(t, bin, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var acked []string
+	var times []time.Duration
+	for k := range 3 {
+		l := c.leader(ctx)
+		var other *clusterNode
+		for _, n := range c.nodes {
+			if n != l {
+				other = n
+			}
+		}
+		cl, err := client.Dial(ctx, other.grpc)
+		require.NoError(t, err)
+		for i := range 20 {
+			p := fmt.Sprintf("k%d-%d", k, i)
+			_, err := cl.Append(ctx, 1, []byte(p))
+			require.NoError(t, err)
+			acked = append(acked, p)
+		}
+		c.kill(l)
+		start := time.Now()
+		for i := 0; ; i++ {
+			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+			p := fmt.Sprintf("k%d-after-%d", k, i)
+			_, err := cl.Append(actx, 1, []byte(p))
+			acancel()
+			if err == nil {
+				acked = append(acked, p)
+				break
+			}
+			require.Less(t, time.Since(start), time.Minute, "no new leader within a minute: %v", err)
+		}
+		times = append(times, time.Since(start))
+		cl.Close()
+		c.restart(l)
+	}
+	got := c.sameEverywhere(ctx, 1)
+	present := map[string]bool{}
+	for _, r := range got[1] {
+		present[string(r.Payload)] = true
+	}
+	for _, p := range acked {
+		require.True(t, present[p], "acknowledged %q is missing", p)
+	}
+	t.Logf("failover (kill -9 of the leader to the first acknowledged append, default timeouts): %v", times)
+}

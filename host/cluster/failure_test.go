@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
@@ -169,3 +170,21 @@ func (s *memSink) Write(p []byte) (int, error) { return s.buf.Write(p) }
 func (s *memSink) Close() error                { return nil }
 func (s *memSink) ID() string                  { return "mem" }
 func (s *memSink) Cancel() error               { return nil }
+
+func TestClusterMetrics(t *testing.T) {
+	c := newTestCluster(t, 3, LogStoreWAL)
+	l := c.leader()
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(newCollector(l.node)))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	require.Len(t, got, 7)
+	require.Equal(t, 1.0, got["aof_cluster_leader"])
+	require.Equal(t, 3.0, got["aof_cluster_members"])
+	require.Zero(t, got["aof_cluster_apply_failed"])
+	require.Positive(t, got["aof_cluster_term"])
+}

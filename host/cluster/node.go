@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/types"
@@ -56,6 +57,8 @@ type Config struct {
 	Faults *Faults
 	// logs replaces the log store (benchmarks: an in-memory log).
 	logs raft.LogStore
+	// Registerer, when set, gets the aof_cluster_* metrics (metrics.go).
+	Registerer prometheus.Registerer
 	// FaultFile, when set, is a JSON file ({"cut": [raft addresses],
 	// "loss": 0.05}) the node applies to its Faults whenever it changes:
 	// how a fault run drives a node in another process. Testing only.
@@ -191,6 +194,11 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 		}
 		if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return nil, fmt.Errorf("bootstrap the cluster: %w", err)
+		}
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newCollector(n)); err != nil {
+			return nil, fmt.Errorf("cluster metrics: %w", err)
 		}
 	}
 	n.wg.Add(2)

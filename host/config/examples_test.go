@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -95,4 +96,21 @@ func pluginConfigKeys(t *testing.T, backend string) []string {
 		})
 	}
 	return keys
+}
+
+// TestClusterExamplesLoad: the three nodes of make cluster load, each
+// listed in the shared peers.
+func TestClusterExamplesLoad(t *testing.T) {
+	var peers []string
+	for i := 1; i <= 3; i++ {
+		path := filepath.Join(examplesDir, "cluster", fmt.Sprintf("n%d.hcl", i))
+		c, err := Load([]string{"-config", path}, nil, WithDefaultFile(""), SkipPluginLookup())
+		require.NoError(t, err)
+		require.True(t, c.Clustered())
+		require.Contains(t, c.Cluster.Peers, c.Cluster.NodeID+"="+c.Cluster.RaftAddr)
+		if peers != nil {
+			require.Equal(t, peers, c.Cluster.Peers, "every node has the same peers")
+		}
+		peers = c.Cluster.Peers
+	}
 }

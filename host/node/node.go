@@ -200,6 +200,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if o.Cluster != nil {
 		cfg := *o.Cluster
 		cfg.Logger = orLog(cfg.Logger, n.log.Named("cluster"))
+		cfg.Registerer = or(cfg.Registerer, o.Registerer)
 		c, err := cluster.Open(cfg, n.mu.store)
 		if err != nil {
 			return fmt.Errorf("join the cluster: %w", err)

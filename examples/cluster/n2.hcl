@@ -1,0 +1,17 @@
+# Node 2 of a three-node cluster on one machine (make cluster).
+# docs/adr-replication.md; runbook: deploy/README.md, "A replicated cluster".
+data_dir = "./cluster-data/n2"
+
+# Leader-only tiering is not built yet: a cluster runs on tiers 0 and 1.
+tier2 { enabled = false }
+
+listen {
+  grpc = "127.0.0.1:7520"
+  http = "127.0.0.1:7521"
+}
+
+cluster {
+  node_id   = "n2"
+  raft_addr = "127.0.0.1:7522"
+  peers     = ["n1=127.0.0.1:7512", "n2=127.0.0.1:7522", "n3=127.0.0.1:7532"]
+}

@@ -1,0 +1,67 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector exports a node's Raft state at each scrape (Status). What a
+// partition looks like: the cut-off node's aof_cluster_last_contact_seconds
+// grows and its aof_cluster_leader is 0 everywhere it is not the leader;
+// the majority side elects (aof_cluster_term rises) and its commit index
+// moves on while the cut-off node's stays.
+type collector struct {
+	n                                            *Node
+	leader, term, commit, applied, contact, fail *prometheus.Desc
+	members                                      *prometheus.Desc
+}
+
+func newCollector(n *Node) *collector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("aof_cluster_"+name, help, nil, nil)
+	}
+	return &collector{n: n,
+		leader:  d("leader", "1 while this node is the cluster's Raft leader."),
+		term:    d("term", "The Raft term this node is in; a rise is an election."),
+		commit:  d("commit_index", "The newest Raft index this node knows committed."),
+		applied: d("applied_index", "The newest Raft index this node's store applied."),
+		contact: d("last_contact_seconds", "Seconds since this follower last heard from a leader (0 on the leader; -1 never)."),
+		fail:    d("apply_failed", "1 once this node stopped applying entries (restart it)."),
+		members: d("members", "Servers in the Raft configuration this node knows."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.contact, c.fail, c.members} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.n.Status()
+	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	g(c.leader, b2f(st.State == "Leader"))
+	g(c.term, float64(st.Term))
+	g(c.commit, float64(st.CommitIndex))
+	g(c.applied, float64(st.AppliedIndex))
+	contact := -1.0
+	switch {
+	case st.State == "Leader" || st.LastContact == "0":
+		contact = 0
+	case st.LastContact != "never":
+		if d, err := time.ParseDuration(st.LastContact); err == nil {
+			contact = d.Seconds()
+		}
+	}
+	g(c.contact, contact)
+	g(c.fail, b2f(st.ApplyFailed != ""))
+	g(c.members, float64(len(st.Servers)))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
