@@ -16,14 +16,25 @@ import (
 //     promoted (aof2-host promote), which restores the history in place.
 //   - PromotePending: a promote is under way; nothing serves the
 //     directory until a rerun of promote finished it.
+//   - ClusterMarker: the directory is a cluster member's (written at its
+//     first start as one). Its store is Raft's state machine: opened
+//     outside the cluster it would take appends no majority holds, and a
+//     recovery after a crash would seal its tail where the other nodes
+//     did not, so every later id would differ. Only serve with its
+//     cluster block opens it.
 const (
 	ReplicaMarker  = "replica"
 	PromotePending = "promote.pending"
+	ClusterMarker  = "cluster"
 )
 
 // checkMarkers refuses to serve a directory a promote left unfinished,
-// and a replica's directory as the writer.
-func checkMarkers(dataDir string, replica bool) error {
+// a replica's directory as the writer, and a cluster member's outside its
+// cluster.
+func checkMarkers(dataDir string, replica, cluster bool) error {
+	if !cluster && exists(filepath.Join(dataDir, ClusterMarker)) {
+		return &types.ConfigError{Key: "cluster", Reason: fmt.Sprintf("%s is a cluster member's data directory (%s exists): only aof2-host serve with its cluster block opens it; run admin commands against the running node (-addr)", dataDir, ClusterMarker)}
+	}
 	if exists(filepath.Join(dataDir, PromotePending)) {
 		return &types.ConfigError{Key: "data_dir", Reason: fmt.Sprintf("%s: a promote did not finish (%s exists): rerun aof2-host promote", dataDir, PromotePending)}
 	}
@@ -35,11 +46,20 @@ func checkMarkers(dataDir string, replica bool) error {
 
 // markReplica records that dataDir is a read replica's.
 func markReplica(dataDir string) error {
-	path := filepath.Join(dataDir, ReplicaMarker)
+	return mark(dataDir, ReplicaMarker, "aof2 read replica: promote with aof2-host promote\n")
+}
+
+// markCluster records that dataDir is a cluster member's.
+func markCluster(dataDir, nodeID string) error {
+	return mark(dataDir, ClusterMarker, "aof2 cluster member "+nodeID+": open it only with aof2-host serve and its cluster block\n")
+}
+
+func mark(dataDir, name, text string) error {
+	path := filepath.Join(dataDir, name)
 	if exists(path) {
 		return nil
 	}
-	if err := vfs.WriteFileAtomic(vfs.OS, path, []byte("aof2 read replica: promote with aof2-host promote\n")); err != nil {
+	if err := vfs.WriteFileAtomic(vfs.OS, path, []byte(text)); err != nil {
 		return err
 	}
 	return vfs.OS.SyncDir(dataDir)

@@ -122,8 +122,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.mu.lock, err = lockDir(o.DataDir); err != nil {
 		return err
 	}
-	if err := checkMarkers(o.DataDir, o.Replica != nil); err != nil {
+	if err := checkMarkers(o.DataDir, o.Replica != nil, o.Cluster != nil); err != nil {
 		return err
+	}
+	if o.Cluster != nil {
+		if err := markCluster(o.DataDir, o.Cluster.NodeID); err != nil {
+			return fmt.Errorf("mark the data directory as a cluster member's: %w", err)
+		}
 	}
 	if o.Replica != nil {
 		if err := markReplica(o.DataDir); err != nil {
