@@ -48,12 +48,22 @@ func loopbackAddr(t *testing.T) string {
 
 func newTestCluster(t *testing.T, bin string, size int, env ...string) *testCluster {
 	t.Helper()
+	return newTestClusterIn(t, bin, size, nil, env...)
+}
+
+// newTestClusterIn is newTestCluster with some nodes' data directories
+// placed elsewhere (dirs, by node id).
+func newTestClusterIn(t *testing.T, bin string, size int, dirs map[string]string, env ...string) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, bin: bin, env: env}
 	root := t.TempDir()
 	var peers []string
 	for i := range size {
 		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), raftAddr: loopbackAddr(t), grpc: loopbackAddr(t), http: loopbackAddr(t)}
 		n.dataDir = filepath.Join(root, n.id)
+		if d, ok := dirs[n.id]; ok {
+			n.dataDir = d
+		}
 		n.faultFile = filepath.Join(root, n.id+".faults")
 		c.nodes = append(c.nodes, n)
 		peers = append(peers, n.id+"="+n.raftAddr)

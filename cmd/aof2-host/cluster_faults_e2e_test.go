@@ -7,8 +7,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,4 +336,57 @@ func TestClusterFailover(t *testing.T) {
 		require.True(t, present[p], "acknowledged %q is missing", p)
 	}
 	t.Logf("failover (kill -9 of the leader to the first acknowledged append, default timeouts): %v", times)
+}
+
+// TestClusterFollowerDiskFull fills one follower's disk (a tmpfs mounted
+// for the test: it needs root, and is skipped with the reason otherwise)
+// while the leader takes appends: the other two carry on, and once space
+// returns the follower catches up and holds the same records.
+func TestClusterFollowerDiskFull(t *testing.T) {
+	bin := hostBinaries(t)
+	root := t.TempDir()
+	small := filepath.Join(root, "small")
+	require.NoError(t, os.MkdirAll(small, 0o755))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs for the full disk (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+	c := newTestClusterIn(t, bin, 3, map[string]string{"n3": filepath.Join(small, "n3")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	full := c.nodes[2]
+	if l := c.leader(ctx); l == full {
+		cl, err := client.Dial(ctx, full.grpc)
+		require.NoError(t, err)
+		require.NoError(t, cl.ClusterTransferLeader(ctx, "n1"))
+		cl.Close()
+	}
+	l := c.leader(ctx)
+	require.NotEqual(t, full, l)
+
+	// Fill the follower's file system but for a little.
+	filler := filepath.Join(small, "filler")
+	var st syscall.Statfs_t
+	require.NoError(t, syscall.Statfs(small, &st))
+	free := int64(st.Bavail) * int64(st.Bsize)
+	require.NoError(t, os.WriteFile(filler, make([]byte, free-256<<10), 0o644))
+
+	cl, err := client.Dial(ctx, l.grpc)
+	require.NoError(t, err)
+	defer cl.Close()
+	payload := make([]byte, 4096)
+	var acked int
+	for i := range 2000 { // 8 MiB: more than the follower has left
+		copy(payload, fmt.Sprintf("rec-%06d", i))
+		_, err := cl.Append(ctx, 1, payload)
+		require.NoError(t, err, "the majority with space takes appends")
+		acked++
+	}
+	st3, ok := c.status(ctx, full)
+	require.True(t, ok, "the full follower still answers")
+	t.Logf("full follower: applied %d, leader commit about %d", st3.AppliedIndex, st3.CommitIndex)
+
+	require.NoError(t, os.Remove(filler))
+	got := c.sameEverywhere(ctx, 1)
+	require.Len(t, got[1], acked)
 }
