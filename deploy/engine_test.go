@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"github.com/aof2/aof2/core/replica"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/host/cluster"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 	"github.com/aof2/aof2/plugins/fs"
@@ -118,6 +120,19 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	f, err := replica.New(replica.Config{Store: st, Remote: remote, Registerer: reg, Logger: log})
 	require.NoError(t, err)
 	defer f.Close()
+	// A cluster member's metrics (host/cluster): a one-node cluster over
+	// a store of its own.
+	cst, err := core.Open(t.TempDir(), core.Config{SegmentSize: segSize, TailReplayed: true, Logger: log})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, cst.Close()) }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	raftAddr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	cn, err := cluster.Open(cluster.Config{NodeID: "n1", RaftAddr: raftAddr, Peers: []cluster.Peer{{ID: "n1", Addr: raftAddr}},
+		Dir: t.TempDir(), Registerer: reg, Logger: log}, cst)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, cn.Close()) }()
 
 	s, err := st.Stream(42)
 	require.NoError(t, err)
