@@ -323,12 +323,42 @@ func (n *Node) Close() error {
 	return n.closeParts()
 }
 
+// handOffTimeout bounds the leadership transfer of a leader that closes.
+const handOffTimeout = 3 * time.Second
+
+// handOff hands leadership to another voter before a leader closes, so
+// that a planned stop costs the cluster a transfer (a round trip or two)
+// instead of an election timeout. Close logs a failure: the election
+// covers it.
+func (n *Node) handOff() error {
+	if n.raft == nil || !n.IsLeader() {
+		return nil
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) < 2 {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.raft.LeadershipTransfer().Error() }()
+	t := time.NewTimer(handOffTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return errors.New("the leadership transfer did not finish in time")
+	}
+}
+
 // shutdownGrace is how long Close lets raft finish the apply in progress
 // before it cancels the FSM's waits (an apply blocked on backpressure;
 // the log replays it on restart).
 const shutdownGrace = 10 * time.Second
 
 func (n *Node) closeParts() error {
+	if err := n.handOff(); err != nil {
+		n.log.Warn("hand leadership over before closing; the others will elect", "error", err)
+	}
 	close(n.closing)
 	var errs []error
 	if n.raft != nil {

@@ -221,3 +221,13 @@ func TestSnapshotAndRestart(t *testing.T) {
 	require.Len(t, got[1], 14)
 	require.Len(t, got[2], 8)
 }
+
+// A leader that closes hands leadership over first (Close runs handOff).
+func TestCloseHandsLeadershipOver(t *testing.T) {
+	c := newTestCluster(t, 3, LogStoreWAL)
+	old := c.leader()
+	require.NoError(t, old.node.handOff())
+	require.False(t, old.node.IsLeader())
+	c.stop(old)
+	require.NotEqual(t, old, c.leader())
+}
