@@ -48,10 +48,17 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	return s, nil
 }
 
+// APIAddr is where a cluster node serves clients; either may be empty.
+type APIAddr struct {
+	GRPC, HTTP string
+}
+
 // ClusterAddVoter adds a node to the cluster as a voter (sent to the
-// leader).
-func (c *Client) ClusterAddVoter(ctx context.Context, nodeID, raftAddr string) error {
-	_, err := c.admin.ClusterAddVoter(ctx, &aof2v1.ClusterAddVoterRequest{NodeId: nodeID, RaftAddr: raftAddr})
+// leader), recording the client addresses it serves on (api may be zero).
+// Adding a voter already at raftAddr only records api: how a node
+// announces itself.
+func (c *Client) ClusterAddVoter(ctx context.Context, nodeID, raftAddr string, api APIAddr) error {
+	_, err := c.admin.ClusterAddVoter(ctx, &aof2v1.ClusterAddVoterRequest{NodeId: nodeID, RaftAddr: raftAddr, GrpcAddr: api.GRPC, HttpAddr: api.HTTP})
 	return fromStatus(err)
 }
 

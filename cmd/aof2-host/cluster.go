@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/host/cluster"
 	"github.com/aof2/aof2/host/config"
 	"github.com/hashicorp/go-hclog"
 )
@@ -74,7 +76,7 @@ func runClusterAdd(ctx context.Context, e *cmdEnv) error {
 	if !ok || id == "" || addr == "" {
 		return usagef("want <node-id>=<raft host:port>, got %q", args[0])
 	}
-	return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterAddVoter(ctx, id, addr) },
+	return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterAddVoter(ctx, id, addr, client.APIAddr{}) },
 		"%s added as a voter at %s\n", id, addr)
 }
 
@@ -103,7 +105,7 @@ func runClusterTransfer(ctx context.Context, e *cmdEnv) error {
 }
 
 type clusterClient interface {
-	ClusterAddVoter(ctx context.Context, id, addr string) error
+	ClusterAddVoter(ctx context.Context, id, addr string, api client.APIAddr) error
 	ClusterRemoveServer(ctx context.Context, id string) error
 	ClusterTransferLeader(ctx context.Context, id string) error
 }
@@ -124,37 +126,48 @@ func clusterOp(ctx context.Context, t *target, e *cmdEnv, op func(clusterClient)
 	return nil
 }
 
-// joinCluster asks the member cluster.join names to add this node as a
-// voter, once a second until it answers or ctx ends (serve's shutdown).
-// Adding a member that is already in the configuration changes nothing,
-// so a restarted node asks again harmlessly.
-func joinCluster(ctx context.Context, cfg *config.Config, logger hclog.Logger) {
+// announce makes sure the cluster knows this node: it asks a member to
+// add it as a voter with its client addresses — the member cluster.join
+// names while the node knows no leader (a new node), else the leader —
+// once a second until the log holds its addresses, or ctx ends (serve's
+// shutdown). Adding a voter that is already one only records the
+// addresses, so a restarted or bootstrapped node asks harmlessly; a
+// follower's addresses then show in cluster status.
+func announce(ctx context.Context, cfg *config.Config, n *cluster.Node, logger hclog.Logger) {
 	opts := []client.Option{}
 	if tok := cfg.Token(); tok != "" {
 		opts = append(opts, client.WithToken(tok))
 	}
-	for {
-		err := func() error {
-			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			c, err := client.Dial(dctx, cfg.Cluster.Join, opts...)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return c.ClusterAddVoter(dctx, cfg.Cluster.NodeID, cfg.Cluster.RaftAddr)
-		}()
-		if err == nil {
-			logger.Info("joined the cluster", "through", cfg.Cluster.Join)
-			return
+	api := client.APIAddr{GRPC: cmp.Or(cfg.Cluster.AdvertiseGRPC, cfg.Listen.GRPC), HTTP: cmp.Or(cfg.Cluster.AdvertiseHTTP, cfg.Listen.HTTP)}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for !n.Announced() {
+		target := n.Status().Leader.GRPC
+		if n.IsLeader() {
+			target = "" // it announces itself as leader (host/cluster)
+		} else if target == "" {
+			target = cfg.Cluster.Join
 		}
-		logger.Warn("join the cluster: will ask again", "through", cfg.Cluster.Join, "error", err)
-		t := time.NewTimer(time.Second)
+		if target != "" {
+			err := func() error {
+				dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				c, err := client.Dial(dctx, target, opts...)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				return c.ClusterAddVoter(dctx, cfg.Cluster.NodeID, cfg.Cluster.RaftAddr, api)
+			}()
+			if err != nil {
+				logger.Debug("announce this node to the cluster: will ask again", "through", target, "error", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-t.C:
 		}
 	}
+	logger.Info("the cluster knows this node's addresses", "grpc", api.GRPC, "http", api.HTTP)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/internal/logmodel"
 	"github.com/aof2/aof2/internal/testseed"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 // history records the clients' operations for the linearizability check.
@@ -336,6 +337,21 @@ func TestClusterFailover(t *testing.T) {
 		require.True(t, present[p], "acknowledged %q is missing", p)
 	}
 	t.Logf("failover (kill -9 of the leader to the first acknowledged append, default timeouts): %v", times)
+
+	// Every node announced its client addresses, followers too.
+	testwait.Until(t, 30*time.Second, 100*time.Millisecond, func() bool {
+		st, ok := c.status(ctx, c.nodes[0])
+		if !ok || len(st.Members) != 3 {
+			return false
+		}
+		for _, m := range st.Members {
+			n := c.nodes[m.NodeID[1]-'1']
+			if m.GRPC != n.grpc || m.HTTP != n.http {
+				return false
+			}
+		}
+		return true
+	}, "every member's client addresses in cluster status")
 }
 
 // TestClusterFollowerDiskFull fills one follower's disk (a tmpfs mounted

@@ -123,12 +123,13 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		}
 		logger.Info("ready", "streams", len(n.Store().Streams()))
 		fmt.Fprintln(e.stdout, "aof2-host ready")
-		if cfg.Clustered() && cfg.Cluster.Join != "" {
-			joinDone := make(chan struct{})
-			defer func() { <-joinDone }()
+		if c := n.Cluster(); c != nil {
+			actx, stopAnnounce := context.WithCancel(ctx)
+			announced := make(chan struct{})
+			defer func() { stopAnnounce(); <-announced }()
 			go func() {
-				defer close(joinDone)
-				joinCluster(ctx, cfg, logger)
+				defer close(announced)
+				announce(actx, cfg, c, logger.Named("cluster"))
 			}()
 		}
 		select {

@@ -54,12 +54,32 @@ func (n *Node) Status() Status {
 // IsLeader reports whether this node leads now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// AddVoter adds a node to the cluster (on the leader).
-func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
-	if !n.IsLeader() {
-		return n.notLeader()
+// AddVoter adds a node to the cluster (on the leader) and records its
+// client addresses when given. A voter already at raftAddr stays as it
+// is: a node announces its addresses so.
+func (n *Node) AddVoter(ctx context.Context, id, raftAddr string, api APIAddr) error {
+	if err := n.usable(); err != nil {
+		return err
 	}
-	return n.waitFuture(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, enqueueTimeout))
+	if err := n.waitFuture(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, enqueueTimeout)); err != nil {
+		return err
+	}
+	if cur, _ := n.fsm.member(id); api == (APIAddr{}) || cur == api {
+		return nil
+	}
+	c := command{kind: kindMember, member: member{ID: id, Addr: api}}
+	res, err := n.wait(ctx, n.raft.Apply(c.encode(), enqueueTimeout))
+	if err == nil {
+		err = appliedErr(res)
+	}
+	return err
+}
+
+// Announced reports whether the log holds this node's client addresses
+// as configured.
+func (n *Node) Announced() bool {
+	a, ok := n.fsm.member(n.cfg.NodeID)
+	return ok && a == n.cfg.API
 }
 
 // RemoveServer removes a node from the cluster (on the leader).

@@ -46,7 +46,7 @@ func (a *adminService) ClusterAddVoter(ctx context.Context, req *aof2v1.ClusterA
 	if req.GetNodeId() == "" || req.GetRaftAddr() == "" {
 		return nil, fmt.Errorf("node_id and raft_addr are required: %w", ErrBadRequest)
 	}
-	if err := c.AddVoter(ctx, req.GetNodeId(), req.GetRaftAddr()); err != nil {
+	if err := c.AddVoter(ctx, req.GetNodeId(), req.GetRaftAddr(), cluster.APIAddr{GRPC: req.GetGrpcAddr(), HTTP: req.GetHttpAddr()}); err != nil {
 		return nil, err
 	}
 	return &aof2v1.ClusterAddVoterResponse{}, nil

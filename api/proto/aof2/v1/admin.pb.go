@@ -277,9 +277,15 @@ func (x *ClusterStatusResponse) GetApplyFailed() string {
 }
 
 type ClusterAddVoterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	// The client addresses the node serves on, recorded for redirects and
+	// ClusterStatus (optional). Adding a node that is already a voter at the
+	// same raft_addr changes nothing but these: every node announces itself
+	// so.
+	GrpcAddr      string `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	HttpAddr      string `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -324,6 +330,20 @@ func (x *ClusterAddVoterRequest) GetNodeId() string {
 func (x *ClusterAddVoterRequest) GetRaftAddr() string {
 	if x != nil {
 		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *ClusterAddVoterRequest) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *ClusterAddVoterRequest) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
 	}
 	return ""
 }
@@ -1631,10 +1651,12 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\flast_contact\x18\n" +
 	" \x01(\tR\vlastContact\x120\n" +
 	"\amembers\x18\v \x03(\v2\x16.aof2.v1.ClusterMemberR\amembers\x12!\n" +
-	"\fapply_failed\x18\f \x01(\tR\vapplyFailed\"N\n" +
+	"\fapply_failed\x18\f \x01(\tR\vapplyFailed\"\x88\x01\n" +
 	"\x16ClusterAddVoterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
-	"\traft_addr\x18\x02 \x01(\tR\braftAddr\"\x19\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
+	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
+	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"\x19\n" +
 	"\x17ClusterAddVoterResponse\"5\n" +
 	"\x1aClusterRemoveServerRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x1d\n" +
