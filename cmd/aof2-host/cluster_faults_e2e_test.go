@@ -68,6 +68,8 @@ func runWriter(ctx context.Context, c *testCluster, h *history, w int, seed uint
 		select {
 		case <-stop:
 			return
+		case <-ctx.Done():
+			return
 		default:
 		}
 		if cl == nil {
@@ -160,6 +162,8 @@ func TestClusterFaults(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() { runWriter(ctx, c, h, w, seed, streams, stop) })
 	}
+	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWriters() // on every way out, a failure included
 
 	kinds := []string{"kill leader", "kill follower", "kill two", "cut leader", "cut follower", "loss"}
 	counts := map[string]int{}
@@ -209,8 +213,7 @@ func TestClusterFaults(t *testing.T) {
 			t.Logf("cycle %d: %d acknowledged so far", cycle+1, len(h.acked))
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopWriters()
 	c.heal()
 	for _, n := range c.nodes {
 		c.restart(n)

@@ -172,7 +172,7 @@ func (s *memSink) ID() string                  { return "mem" }
 func (s *memSink) Cancel() error               { return nil }
 
 func TestClusterMetrics(t *testing.T) {
-	c := newTestCluster(t, 3, LogStoreWAL)
+	c := newTestCluster(t, 3, LogStoreBolt)
 	l := c.leader()
 	reg := prometheus.NewPedanticRegistry()
 	require.NoError(t, reg.Register(newCollector(l.node)))

@@ -224,7 +224,7 @@ func TestSnapshotAndRestart(t *testing.T) {
 
 // A leader that closes hands leadership over first (Close runs handOff).
 func TestCloseHandsLeadershipOver(t *testing.T) {
-	c := newTestCluster(t, 3, LogStoreWAL)
+	c := newTestCluster(t, 3, LogStoreBolt)
 	old := c.leader()
 	require.NoError(t, old.node.handOff())
 	require.False(t, old.node.IsLeader())

@@ -30,7 +30,8 @@ var (
 	tier1Levels  = []string{"fastest", "default", "better", "best"}
 	tier1Verify  = []string{"quick", "full"}
 	roles        = []string{"writer", "replica"}
-	logStores    = []string{"boltdb", "wal"}
+	// raft-wal was measured and left out: docs/adr-replication.md#the-log-store.
+	logStores = []string{"boltdb"}
 )
 
 // keys is every configuration key, in the order Reference and HCL list
@@ -196,7 +197,7 @@ var keys = []*key{
 		func(c *Config) *string { return &c.Cluster.Join }, checkAddr),
 	stringKey("cluster.data", "", "Directory of Raft's log, stable store and snapshots; empty is <data_dir>/raft.",
 		func(c *Config) *string { return &c.Cluster.Data }, checkOptionalPath),
-	enumKey("cluster.log_store", "wal", logStores, "Raft log store: wal (hashicorp/raft-wal, the default: about 1.5 times the throughput of boltdb here) or boltdb (raft-boltdb). docs/adr-replication.md#the-log-store has the measurements.",
+	enumKey("cluster.log_store", "boltdb", logStores, "Raft log store: boltdb (hashicorp/raft-boltdb/v2). hashicorp/raft-wal was faster here but not crash-safe: docs/adr-replication.md#the-log-store.",
 		func(c *Config) *string { return &c.Cluster.LogStore }),
 	durationKey("cluster.election_timeout", time.Second, "How long a follower goes without hearing from the leader before it calls an election (Raft's heartbeat and election timeouts; the leader's lease is half of it). Failover takes about 1 to 2 times this.",
 		func(c *Config) *time.Duration { return &c.Cluster.ElectionTimeout }, false, atLeast(10*time.Millisecond, formatDuration)),
