@@ -210,7 +210,10 @@ func TestClusterFaults(t *testing.T) {
 			c.heal()
 		}
 		if cycle%10 == 9 {
-			t.Logf("cycle %d: %d acknowledged so far", cycle+1, len(h.acked))
+			h.mu.Lock()
+			n := len(h.acked)
+			h.mu.Unlock()
+			t.Logf("cycle %d: %d acknowledged so far", cycle+1, n)
 		}
 	}
 	stopWriters()
