@@ -79,6 +79,9 @@ type Coordinator struct {
 	// set once another node claimed it, never cleared.
 	claim  atomic.Pointer[string]
 	epoch  atomic.Uint64
+	// claimed is the writer record of this node's claim (set with claim):
+	// what claimHeld puts back if the record goes missing.
+	claimed atomic.Pointer[tier2.WriterRecord]
 	fenced atomic.Pointer[types.FencedError]
 	ctx    context.Context
 	cancel context.CancelFunc

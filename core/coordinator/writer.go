@@ -154,6 +154,8 @@ func (c *Coordinator) claimWriter(ctx context.Context, storeID string) error {
 				return fmt.Errorf("coordinator: record the claim: %w", err)
 			}
 		}
+		mine := writerRecord(storeID, local.NodeID, local.Epoch)
+		c.claimed.Store(&mine)
 		c.claim.Store(&etag)
 		c.epoch.Store(local.Epoch)
 		return nil
@@ -195,12 +197,37 @@ func (c *Coordinator) claimHeld(ctx context.Context) error {
 		return errNotWriter
 	}
 	etag, err := c.remote.WriterETag(ctx)
-	if err != nil && !errors.Is(err, pluginapi.ErrNotFound) {
+	if errors.Is(err, pluginapi.ErrNotFound) {
+		return c.reclaim(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("coordinator: check the writer record: %w", err)
 	}
 	if etag != *claim {
 		return c.fence(ctx)
 	}
+	return nil
+}
+
+// reclaim puts this node's claim back when the writer record is missing:
+// no other node claimed the prefix (a claim replaces the record, it never
+// removes it), so the record was lost — a write the backend acknowledged
+// and did not keep, or a deletion. It is created again only if still
+// absent: a node that claims meanwhile wins, and this one is fenced.
+func (c *Coordinator) reclaim(ctx context.Context) error {
+	mine := c.claimed.Load()
+	if mine == nil {
+		return errNotWriter
+	}
+	etag, err := c.remote.ClaimWriter(ctx, *mine, "")
+	switch {
+	case errors.Is(err, tier2.ErrClaimRace):
+		return c.fence(ctx)
+	case err != nil:
+		return fmt.Errorf("coordinator: put the missing writer record back: %w", err)
+	}
+	c.log.Warn("the writer record was missing from tier 2 (lost or deleted); this node's claim was put back", "epoch", mine.Epoch)
+	c.claim.Store(&etag)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -91,4 +92,34 @@ func objectsByKey(b *fake.Backend) map[string]string {
 		out[k] = info.ETag
 	}
 	return out
+}
+
+// A writer record that goes missing (a put the backend acknowledged and
+// did not keep, or a deletion) is no other node's claim: the writer puts
+// its claim back and goes on, it is not fenced.
+func TestMissingWriterRecordIsPutBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	r := openRig(t, t.TempDir(), backend, 64)
+	defer r.close(t)
+	s, err := r.st.Stream(3)
+	require.NoError(t, err)
+	var key string
+	for _, k := range backend.Keys() {
+		if strings.HasSuffix(k, "_aof2/writer") {
+			key = k
+		}
+	}
+	require.NotEmpty(t, key, "the writer record")
+	require.NoError(t, backend.Delete(ctx, key))
+	for i := range 600 {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Seal(ctx)) // an upload: the mutation that checks the claim
+	testwait.Until(t, testwait.Default, pollTick, func() bool { _, ok := backend.Stored(key); return ok }, "the writer record put back")
+	require.NoError(t, r.c.Fenced())
+	_, err = s.AppendCtx(ctx, []byte("after"), core.AppendOptions{})
+	require.NoError(t, err)
 }
