@@ -77,15 +77,15 @@ type Coordinator struct {
 	// claim is the etag of this node's claim of the prefix's writer
 	// record (writer.go), and epoch its epoch, set with storeOK; fenced is
 	// set once another node claimed it, never cleared.
-	claim  atomic.Pointer[string]
-	epoch  atomic.Uint64
+	claim atomic.Pointer[string]
+	epoch atomic.Uint64
 	// claimed is the writer record of this node's claim (set with claim):
 	// what claimHeld puts back if the record goes missing.
 	claimed atomic.Pointer[tier2.WriterRecord]
-	fenced atomic.Pointer[types.FencedError]
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	fenced  atomic.Pointer[types.FencedError]
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 type jobKind uint8
