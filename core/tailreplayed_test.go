@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
-	"github.com/stretchr/testify/require"
 )
 
 // TestTailReplayedResumesTheTail: with Config.TailReplayed (a Raft state
