@@ -123,7 +123,8 @@ func TestOldWriterMeetsTheFence(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok, "restore ends the stream's log with its fence")
 	require.Equal(t, uint64(2), f.Epoch)
-	require.Equal(t, uint64(rep.Streams[0].Chunks), fenceAt, "the fence follows the history restored (from chunk 0, no snapshot yet)")
+	restored := rep.Streams[0]
+	require.Equal(t, restored.FirstChunk+uint64(restored.Chunks), fenceAt, "the fence follows the history restored")
 
 	// A, still believing it is the writer, commits more: its next chunk
 	// takes the fence's index.

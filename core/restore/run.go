@@ -59,8 +59,9 @@ type StreamReport struct {
 	// an earlier run, or never lost).
 	Skipped bool `json:"skipped,omitempty"`
 	// Snapshot is the tier-2 snapshot the history starts from (none:
-	// chunk 0); Chunks the chunks replayed after it.
+	// chunk 0); Chunks the chunks replayed after it, from FirstChunk on.
 	Snapshot         *uint64  `json:"snapshot,omitempty"`
+	FirstChunk       uint64   `json:"first_chunk"`
 	Chunks           int      `json:"chunks"`
 	SkippedSnapshots []string `json:"skipped_snapshots,omitempty"`
 	// Cold segments are in tier 2; Lost ids are not (their loss is
@@ -222,7 +223,7 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 		return sr, err
 	}
 	log, listing, h, err := r.fencedHistory(ctx, stage, s)
-	sr.Chunks, sr.SkippedSnapshots = h.Chunks, h.SkippedSnapshots
+	sr.FirstChunk, sr.Chunks, sr.SkippedSnapshots = h.FirstChunk, h.Chunks, h.SkippedSnapshots
 	if h.HasSnapshot {
 		sr.Snapshot = &h.Snapshot
 	}
