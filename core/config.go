@@ -119,7 +119,9 @@ type Config struct {
 	// records instead of sealed, so that the replayed records get the ids
 	// they had, on every node alike. Without it the tail is sealed and
 	// appends go on in a new segment: ids handed out and lost are never
-	// given to other payloads (docs/tiering.md#recovery).
+	// given to other payloads (docs/tiering.md#recovery). Seals then
+	// stamp no time of this node's clock (Stream.sealedAt): the segments
+	// of every node applying one log are byte-identical.
 	TailReplayed bool
 	// Follower, when set, opens the store as a read replica of another
 	// writer (core/replica): no stream prepares a segment file or takes an

@@ -311,7 +311,7 @@ func (s *Stream) repairSeal(info, next *segment.Info, rep *RecoveryReport) error
 			"unsealed segment holds %d records ending at %d (%s), but the next segment starts at record %d, offset %d: records are missing",
 			ts.Count, ts.End, ts.Stop, next.Header.BaseRecord, next.Header.BaseOffset)}
 	}
-	f, err := w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ts.LastExt})
+	f, err := w.Seal(segment.SealParams{SealedAt: s.sealedAt(ts.LastTS, h.CreatedAt), ExtID: ts.LastExt})
 	if err != nil {
 		return fmt.Errorf("stream %d: repair: reseal %s: %w", s.id, info.Path, err)
 	}

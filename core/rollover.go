@@ -306,6 +306,30 @@ func (s *Stream) Seal(ctx context.Context) (err error) {
 	}
 }
 
+// WaitSealed returns once segment id is sealed: at once for a sealed
+// one; after the background seal for one a rollover or Seal left
+// sealing. The active segment, or one the stream does not have, is
+// ErrNotSealing: nothing is sealing it.
+func (s *Stream) WaitSealed(ctx context.Context, id SegmentID) error {
+	g, _ := s.cat.Load().byID(id)
+	if g == nil {
+		return fmt.Errorf("stream %d: segment %d: %w", s.id, id, ErrNotSealing)
+	}
+	if g.footer.Load() != nil {
+		return nil
+	}
+	s.mu.Lock()
+	sealing := s.mu.sealing == g
+	s.mu.Unlock()
+	if !sealing && g.footer.Load() == nil {
+		return fmt.Errorf("stream %d: segment %d: %w", s.id, id, ErrNotSealing)
+	}
+	return s.waitSealed(ctx, g)
+}
+
+// ErrNotSealing: WaitSealed named a segment nothing is sealing.
+var ErrNotSealing = errors.New("aof2: the segment is neither sealed nor sealing")
+
 func (s *Stream) waitSealed(ctx context.Context, g *seg) error {
 	for {
 		state := s.stateN.wait()
@@ -355,8 +379,8 @@ func (s *Stream) sealPending() (err error) {
 		}
 	}
 	if g.sealed == nil {
-		_, _, ext := g.w.Last()
-		f, err := g.w.Seal(segment.SealParams{SealedAt: s.cfg.Now().UnixNano(), ExtID: ext, CoordinatorWatermark: wm})
+		_, lastTS, ext := g.w.Last()
+		f, err := g.w.Seal(segment.SealParams{SealedAt: s.sealedAt(lastTS, g.createdAt), ExtID: ext, CoordinatorWatermark: wm})
 		if err != nil {
 			s.m.flushFailures.Inc()
 			return s.fail(fmt.Errorf("seal segment %d: %w", g.id, err))
@@ -436,4 +460,20 @@ func (s *Stream) writePointer(p segment.Pointer) error {
 	}
 	s.m.metaFailures.Inc()
 	return fmt.Errorf("replace %s: %w", s.ptrPath, err)
+}
+
+// sealedAt is the time a seal stamps into a segment's footer: this node's
+// clock, or with Config.TailReplayed the segment's last record's
+// timestamp (its creation time, the first record's, when it holds none).
+// The nodes of a cluster apply one log, and their segments must come out
+// byte-identical: a follower hydrates the copy the leader uploaded, and
+// checks it against its own footer.
+func (s *Stream) sealedAt(lastTS, createdAt int64) int64 {
+	switch {
+	case !s.cfg.TailReplayed:
+		return s.cfg.Now().UnixNano()
+	case lastTS != 0:
+		return lastTS
+	}
+	return createdAt
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// the node's own caches: hydration from tier 2, compression of
 	// hydrated segments into tier 1, eviction under the budgets.
 	Replica bool
+	// Cluster, when set, runs the coordinator of a Raft cluster member
+	// (cluster.go): only the leader uploads, and every node records an
+	// upload when the log says so. Not with Replica or Retention.
+	Cluster *Cluster
 	// SealActive, when set, replaces Stream.SealActive for the seals the
 	// coordinator decides (segment.max_age, tier-0 pressure): in a
 	// cluster a seal is a Raft entry the leader proposes, so that every
@@ -100,6 +104,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Retention.enabled() && c.Tier2 == nil {
 		return c, &types.ConfigError{Key: "retention", Reason: "retention deletes through tier 2 and needs one configured"}
+	}
+	if c.Cluster != nil {
+		if err := c.Cluster.check(); err != nil {
+			return c, err
+		}
+		if c.Replica {
+			return c, &types.ConfigError{Key: "cluster", Reason: "a cluster member is no read replica"}
+		}
+		if c.Retention.enabled() {
+			return c, &types.ConfigError{Key: "retention", Reason: "retention deletes in tier 2, which a cluster does not do yet (docs/adr-replication.md#status)"}
+		}
 	}
 	if err := c.Disk.withDefaults(vfs.OnOS(c.FS), c.DataDir); err != nil {
 		return c, err

@@ -180,9 +180,9 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 		if err := c.adopt(ctx, s); err != nil {
 			return fmt.Errorf("coordinator: stream %d: %w", id, err)
 		}
-		if c.cfg.Replica {
+		if !c.ownsCommitLog() {
 			c.resumeDeletes(ctx, s) // RetireFollowed's, with no tier-2 request
-			continue                // the follower (core/replica) reconciles with tier 2
+			continue                // the follower (core/replica) or the Raft log reconciles
 		}
 		if c.storeOK.Load() {
 			c.resumeDeletes(ctx, s)
@@ -483,7 +483,7 @@ func (c *Coordinator) scan() {
 		return
 	}
 	c.retryStoreCheck(st)
-	if !c.cfg.Replica {
+	if c.ownsCommitLog() {
 		c.retryReservations() // reserve.go
 	}
 	c.listRemoteStreams(c.ctx)
@@ -526,13 +526,13 @@ func (c *Coordinator) scan() {
 			switch {
 			case info.Resident && !warmRecorded(c.warm.Contains(k), ms):
 				c.enqueue(job{kind: jobCompress, stream: id, seg: info.ID})
-			case c.remote != nil && !c.cfg.Replica && ms.Tier2.Key == "" && c.warm.Contains(k):
+			case c.remote != nil && c.mayUpload() && ms.Tier2.Key == "" && c.warm.Contains(k):
 				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})
 			}
 		}
-		if c.cfg.Replica {
+		if !c.ownsCommitLog() {
 			// The writer's retention, chunks and snapshots are not a
-			// replica's. Its own manifest is never uploaded: its sealed
+			// replica's, nor a cluster member's. Its own manifest is never uploaded: its sealed
 			// chunks count as kept elsewhere, so that local retention
 			// drops them once snapshots cover them.
 			for _, ch := range tl.SealedChunks() {

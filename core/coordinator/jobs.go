@@ -159,7 +159,7 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 			}
 			return fmt.Errorf("upload segment %d: %w", id, err)
 		}
-		if err := tl.Record(ctx, manifest.UploadDone{Header: hdr(id), Key: up.Key, ETag: up.ETag}); err != nil {
+		if err := c.recordUpload(ctx, s, id, up); err != nil {
 			return err
 		}
 		result = tracing.ResultOK
@@ -214,5 +214,24 @@ func (c *Coordinator) evict(ctx context.Context, s *core.Stream, id types.Segmen
 	result = tracing.ResultOK
 	span.SetAttributes(tracing.Bytes(info.Capacity))
 	s.Wake()
+	return nil
+}
+
+// recordUpload commits a verified upload: in the stream's manifest on a
+// single node; in the Raft log in a cluster, whose entry every node
+// applies (AdoptUpload). An entry that could not be committed (the node
+// stopped leading) leaves the upload to the next leader.
+func (c *Coordinator) recordUpload(ctx context.Context, s *core.Stream, id types.SegmentID, up tier2.Uploaded) error {
+	tl := s.TierLog()
+	if c.cfg.Cluster == nil {
+		return tl.Record(ctx, manifest.UploadDone{Header: hdr(id), Key: up.Key, ETag: up.ETag})
+	}
+	err := c.cfg.Cluster.RecordUpload(ctx, types.SegmentKey{Stream: s.ID(), Segment: id}, up.Key, up.ETag)
+	if err != nil {
+		if cerr := tl.Record(ctx, manifest.UploadFailed{Header: hdr(id), Key: up.Key, Reason: reason(err)}); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return fmt.Errorf("record the upload of segment %d in the Raft log: %w", id, err)
+	}
 	return nil
 }

@@ -69,7 +69,7 @@ const remoteStreamsFailed = "tier 2 could not be listed: new streams wait until 
 // CheckNewStream refuses to create a stream that tier 2 already holds,
 // and asks to wait while that is not known yet.
 func (c *Coordinator) CheckNewStream(id types.StreamID) error {
-	if c.remote == nil || c.cfg.Replica {
+	if c.remote == nil || !c.ownsCommitLog() {
 		return nil
 	}
 	if f := c.fenced.Load(); f != nil {

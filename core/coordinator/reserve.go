@@ -100,7 +100,7 @@ func capID(id types.SegmentID) types.SegmentID { return min(id, types.MaxSegment
 // WouldBlock(Admission) wrapping ErrReservationPending, with the
 // reservation started. It does not block.
 func (c *Coordinator) admitReserved(k types.SegmentKey) error {
-	if c.remote == nil {
+	if c.remote == nil || c.cfg.Cluster != nil { // the Raft log decides a cluster's ids
 		return nil
 	}
 	r := types.SegmentID(c.cfg.ReserveSegments)

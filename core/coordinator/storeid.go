@@ -64,11 +64,15 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 	if c.remote == nil || c.storeOK.Load() {
 		return nil
 	}
-	id, created, err := CheckStore(ctx, c.cfg.FS, c.cfg.DataDir, c.remote, !c.cfg.Replica)
+	id, created, err := CheckStore(ctx, c.cfg.FS, c.cfg.DataDir, c.remote, c.mayUpload())
 	if err != nil {
 		return err
 	}
-	if c.cfg.Replica {
+	if c.cfg.Cluster != nil {
+		if id == "" {
+			return errNoStoreYet
+		}
+	} else if c.cfg.Replica {
 		if id == "" {
 			return fmt.Errorf("%w: the prefix has no store descriptor yet (no writer has started on it)", ErrStoreMissing)
 		}
@@ -155,7 +159,7 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 		return
 	}
 	c.logs.Succeed(storeUnchecked, "")
-	if c.cfg.Replica {
+	if !c.ownsCommitLog() {
 		return
 	}
 	for _, id := range st.Streams() {

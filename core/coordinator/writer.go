@@ -167,6 +167,9 @@ func (c *Coordinator) claimWriter(ctx context.Context, storeID string) error {
 // claim is not checked yet, or the node is fenced.
 var errNotWriter = errors.New("coordinator: not (yet) the prefix's writer")
 
+// errNotLeading: a cluster member uploads only while it leads.
+var errNotLeading = fmt.Errorf("%w: a cluster member that does not lead", errNotWriter)
+
 // errReplica: a read replica (Config.Replica) is never the writer.
 var errReplica = fmt.Errorf("%w: a read replica", errNotWriter)
 
@@ -176,6 +179,12 @@ var errReplica = fmt.Errorf("%w: a read replica", errNotWriter)
 func (c *Coordinator) mayMutate(ctx context.Context) error {
 	if c.cfg.Replica {
 		return errReplica
+	}
+	if c.cfg.Cluster != nil {
+		if !c.storeOK.Load() || !c.cfg.Cluster.Leading() {
+			return errNotLeading
+		}
+		return nil
 	}
 	if f := c.fenced.Load(); f != nil {
 		return f

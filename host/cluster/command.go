@@ -15,6 +15,7 @@ const (
 	kindAppend kind = 1 // records for one stream
 	kindSeal   kind = 2 // seal a stream's active segment
 	kindMember kind = 3 // a node's client-facing address
+	kindTier   kind = 4 // tier 2 holds a sealed segment (the leader uploaded it)
 )
 
 type kind uint8
@@ -44,9 +45,15 @@ type Record struct {
 type command struct {
 	kind    kind
 	groups  []group        // kindAppend: the requests the leader gathered into the entry
-	stream  core.StreamID  // kindSeal
-	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is
+	stream  core.StreamID  // kindSeal, kindTier
+	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is. kindTier: the segment uploaded
 	member  member         // kindMember
+	object  object         // kindTier
+}
+
+// object is a tier-2 object a TierMove entry records.
+type object struct {
+	Key, ETag string
 }
 
 // group is one request's records for one stream. An entry holds the
@@ -83,7 +90,8 @@ func (c command) encode() []byte {
 			n += 2*binary.MaxVarintLen64 + len(r.Payload)
 		}
 	}
-	b := make([]byte, 0, n+len(c.member.ID)+len(c.member.Addr.GRPC)+len(c.member.Addr.HTTP)+3*binary.MaxVarintLen64)
+	n += len(c.member.ID) + len(c.member.Addr.GRPC) + len(c.member.Addr.HTTP) + len(c.object.Key) + len(c.object.ETag)
+	b := make([]byte, 0, n+5*binary.MaxVarintLen64)
 	b = append(b, commandVersion, byte(c.kind))
 	switch c.kind {
 	case kindAppend:
@@ -109,6 +117,11 @@ func (c command) encode() []byte {
 		b = appendString(b, c.member.ID)
 		b = appendString(b, c.member.Addr.GRPC)
 		b = appendString(b, c.member.Addr.HTTP)
+	case kindTier:
+		b = binary.AppendUvarint(b, uint64(c.stream))
+		b = binary.AppendUvarint(b, uint64(c.segment))
+		b = appendString(b, c.object.Key)
+		b = appendString(b, c.object.ETag)
 	}
 	return c.sealBytes(b)
 }
@@ -168,6 +181,14 @@ func decodeCommand(b []byte) (command, error) {
 		c.member.ID = string(d.bytes())
 		c.member.Addr.GRPC = string(d.bytes())
 		c.member.Addr.HTTP = string(d.bytes())
+	case kindTier:
+		c.stream = core.StreamID(d.uvarint())
+		c.segment = core.SegmentID(d.uvarint())
+		c.object.Key = string(d.bytes())
+		c.object.ETag = string(d.bytes())
+		if d.err == nil && c.object.Key == "" {
+			d.err = errors.New("a tier move without an object key")
+		}
 	default:
 		return command{}, fmt.Errorf("%w: kind %d", ErrBadCommand, c.kind)
 	}

@@ -12,6 +12,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		{kind: kindAppend, groups: []group{{stream: 1, records: []Record{{Timestamp: 9, Payload: []byte("x")}}}, {stream: 1, records: []Record{{Timestamp: 8, Payload: []byte("y")}}}, {stream: 2, records: []Record{{Timestamp: -1, Payload: []byte("z")}}}}},
 		{kind: kindSeal, stream: 9, segment: 4},
 		{kind: kindMember, member: member{ID: "n1", Addr: APIAddr{GRPC: "127.0.0.1:7400", HTTP: "127.0.0.1:8080"}}},
+		{kind: kindTier, stream: 3, segment: 12, object: object{Key: "p/streams/3/segments/12.seg.zst", ETag: "\"e1\""}},
 	} {
 		got, err := decodeCommand(c.encode())
 		require.NoError(t, err)
@@ -34,6 +35,7 @@ func TestDecodeCommandRefuses(t *testing.T) {
 		"no recs":   reseal(append([]byte{commandVersion, byte(kindAppend), 1, 0, 0}, 0, 0, 0, 0)),
 		"truncated": reseal(append([]byte{commandVersion, byte(kindAppend), 1, 1, 0, 0, 9, 'x'}, 0, 0, 0, 0)),
 		"trailing":  reseal(append([]byte{commandVersion, byte(kindSeal), 1, 2, 3}, 0, 0, 0, 0)),
+		"no key":    reseal(append([]byte{commandVersion, byte(kindTier), 1, 2, 0, 0}, 0, 0, 0, 0)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := decodeCommand(b)
@@ -53,6 +55,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(appendCommand(3, []Record{{Timestamp: -4, Payload: []byte("hello")}}).encode())
 	f.Add(command{kind: kindSeal, stream: 2}.encode())
 	f.Add(command{kind: kindMember, member: member{ID: "a", Addr: APIAddr{GRPC: "b", HTTP: "c"}}}.encode())
+	f.Add(command{kind: kindTier, stream: 1, segment: 2, object: object{Key: "k", ETag: "e"}}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {

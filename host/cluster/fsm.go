@@ -33,6 +33,8 @@ type Applied struct {
 type fsm struct {
 	store *core.Store
 	log   hclog.Logger
+	// tiering records TierMove entries; nil without a tier 2.
+	tiering Tiering
 	// ctx is cancelled when the node closes: it ends waits for
 	// backpressure inside an apply.
 	ctx context.Context
@@ -45,6 +47,9 @@ type fsm struct {
 	onFail func()
 
 	applied atomic.Uint64 // the last index applied (and flushed)
+	// tierMoves and tierUnmatched count TierMove entries recorded and
+	// passed over (tiering.go).
+	tierMoves, tierUnmatched atomic.Uint64
 	// appliedCh is closed and replaced each time applied advances.
 	appliedMu sync.Mutex
 	appliedCh chan struct{} // guarded by appliedMu
@@ -176,6 +181,11 @@ func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any 
 		f.mu.Lock()
 		f.mu.members[c.member.ID] = c.member.Addr
 		f.mu.Unlock()
+		return nil
+	case kindTier:
+		if err := f.applyTierMove(l.Index, c); err != nil {
+			return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err))
+		}
 		return nil
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 type collector struct {
 	n                                            *Node
 	leader, term, commit, applied, contact, fail *prometheus.Desc
-	members                                      *prometheus.Desc
+	members, tierMoves, tierUnmatched            *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -22,18 +22,21 @@ func newCollector(n *Node) *collector {
 		return prometheus.NewDesc("aof_cluster_"+name, help, nil, nil)
 	}
 	return &collector{n: n,
-		leader:  d("leader", "1 while this node is the cluster's Raft leader."),
-		term:    d("term", "The Raft term this node is in; a rise is an election."),
-		commit:  d("commit_index", "The newest Raft index this node knows committed."),
-		applied: d("applied_index", "The newest Raft index this node's store applied."),
-		contact: d("last_contact_seconds", "Seconds since this follower last heard from a leader (0 on the leader; -1 never)."),
-		fail:    d("apply_failed", "1 once this node stopped applying entries (restart it)."),
-		members: d("members", "Servers in the Raft configuration this node knows."),
+		leader:    d("leader", "1 while this node is the cluster's Raft leader."),
+		term:      d("term", "The Raft term this node is in; a rise is an election."),
+		commit:    d("commit_index", "The newest Raft index this node knows committed."),
+		applied:   d("applied_index", "The newest Raft index this node's store applied."),
+		contact:   d("last_contact_seconds", "Seconds since this follower last heard from a leader (0 on the leader; -1 never)."),
+		fail:      d("apply_failed", "1 once this node stopped applying entries (restart it)."),
+		members:   d("members", "Servers in the Raft configuration this node knows."),
+		tierMoves: d("tier_moves_total", "TierMove entries this node recorded (tier 2 holds the segment; it may evict its copies)."),
+		tierUnmatched: d("tier_moves_unmatched_total",
+			"TierMove entries naming a segment this node does not hold sealed: passed over, its copies stay (a divergence to investigate)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.contact, c.fail, c.members} {
+	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.contact, c.fail, c.members, c.tierMoves, c.tierUnmatched} {
 		ch <- d
 	}
 }
@@ -57,6 +60,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g(c.contact, contact)
 	g(c.fail, b2f(st.ApplyFailed != ""))
 	g(c.members, float64(len(st.Servers)))
+	ch <- prometheus.MustNewConstMetric(c.tierMoves, prometheus.CounterValue, float64(c.n.fsm.tierMoves.Load()))
+	ch <- prometheus.MustNewConstMetric(c.tierUnmatched, prometheus.CounterValue, float64(c.n.fsm.tierUnmatched.Load()))
 }
 
 func b2f(b bool) float64 {

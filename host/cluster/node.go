@@ -57,6 +57,9 @@ type Config struct {
 	// Raft tunes the library; nil takes raft.DefaultConfig(). LocalID,
 	// NotifyCh, Logger and BatchApplyCh are set by the node.
 	Raft *raft.Config
+	// Tiering, when set, records the leader's uploads on this node
+	// (tiering.go): the node's coordinator, when it has a tier 2.
+	Tiering Tiering
 	// Faults, when set, injects network faults (fault runs).
 	Faults *Faults
 	// logs replaces the log store (benchmarks: an in-memory log).
@@ -154,6 +157,7 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 	}()
 	n.fsm = newFSM(ctx, store, cfg.Logger.Named("fsm"))
 	n.fsm.onFail = n.stepDown
+	n.fsm.tiering = cfg.Tiering
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster data directory: %w", err)
 	}

@@ -45,6 +45,32 @@ type streamPosition struct {
 	// Sealed: the stream's last segment is sealed (a Seal entry after its
 	// last append, which the position alone does not show).
 	Sealed bool `json:"sealed"`
+	// Tier2 lists the stream's segments the log recorded in tier 2
+	// (TierMove entries): a node restoring the snapshot records them, so
+	// that it may evict its copies though it never saw those entries.
+	Tier2 []tierObject `json:"tier2,omitempty"`
+}
+
+// tierObject is one recorded TierMove.
+type tierObject struct {
+	Segment core.SegmentID `json:"segment"`
+	Key     string         `json:"key"`
+	ETag    string         `json:"etag"`
+}
+
+// tierObjects lists what stream s's manifest records in tier 2.
+func tierObjects(s *core.Stream) []tierObject {
+	tl := s.TierLog()
+	if tl == nil {
+		return nil
+	}
+	var out []tierObject
+	for _, in := range s.SegmentList() {
+		if ms, ok := tl.Segment(in.ID); ok && ms.Tier2.Key != "" {
+			out = append(out, tierObject{Segment: in.ID, Key: ms.Tier2.Key, ETag: ms.Tier2.ETag})
+		}
+	}
+	return out
 }
 
 func positionOf(id core.StreamID, in core.StreamInfo) streamPosition {
@@ -63,7 +89,11 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("snapshot stream %d: %w", id, err)
 		}
-		doc.Streams = append(doc.Streams, positionOf(id, s.Info()))
+		p := positionOf(id, s.Info())
+		if f.tiering != nil {
+			p.Tier2 = tierObjects(s)
+		}
+		doc.Streams = append(doc.Streams, p)
 	}
 	f.mu.Lock()
 	doc.Members = maps.Clone(f.mu.members)
@@ -116,7 +146,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("%w: stream %d holds %d records up to entry %d, the snapshot %d up to %d",
 				ErrBehindSnapshot, p.Stream, in.Records, in.LastExtID, p.Records, p.LastExt)
 		}
-		if local := positionOf(p.Stream, in); local == p || local.Records > p.Records || !p.Sealed {
+		if err := f.adoptTier2(p); err != nil {
+			return err
+		}
+		if local := positionOf(p.Stream, in); local.LastExt == p.LastExt && local.Records == p.Records && local.Sealed == p.Sealed ||
+			local.Records > p.Records || !p.Sealed {
 			continue
 		}
 		// Same records, but a Seal the snapshot covers never applied
@@ -148,6 +182,20 @@ func (f *fsm) syncAll() error {
 		}
 		if err := s.FlushAll(f.ctx); err != nil {
 			return fmt.Errorf("stream %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// adoptTier2 records the tier moves a snapshot lists for one stream.
+func (f *fsm) adoptTier2(p streamPosition) error {
+	if f.tiering == nil {
+		return nil
+	}
+	for _, o := range p.Tier2 {
+		c := command{kind: kindTier, stream: p.Stream, segment: o.Segment, object: object{Key: o.Key, ETag: o.ETag}}
+		if err := f.applyTierMove(0, c); err != nil {
+			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
 		}
 	}
 	return nil

@@ -40,7 +40,13 @@ func TestClusterBlock(t *testing.T) {
 		{"with a tier 2", `cluster {
   node_id = "n1"
   raft_addr = "127.0.0.1:1"
-}`, "leader-only tiering, which is not built yet"},
+}`, "a cluster with a tier 2 is not offered yet"},
+		{"with retention", `tier2 { enabled = false }
+retention { max_age = "24h" }
+cluster {
+  node_id = "n1"
+  raft_addr = "127.0.0.1:1"
+}`, "retention deletes from tier 2, which a cluster does not do yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.src, nil)

@@ -50,8 +50,8 @@ type Options struct {
 	Takeover bool
 	// Cluster, when set, runs the node as a member of a replicated
 	// cluster (host/cluster): the store is Raft's state machine, and
-	// appends and seals go through the leader. It needs no Plugin (leader-
-	// only tiering is not built yet) and no Replica.
+	// appends and seals go through the leader. With a Plugin, only the
+	// leader uploads (coordinator.Cluster). Not with Replica or Takeover.
 	Cluster    *cluster.Config
 	Registerer prometheus.Registerer
 	Logger     hclog.Logger
@@ -93,8 +93,8 @@ func New(opts Options) (*Node, error) {
 	if opts.Takeover && (opts.Replica != nil || opts.Plugin == nil) {
 		return nil, &types.ConfigError{Key: "takeover", Reason: "claims the tier-2 prefix as its writer: needs a tier 2 and no replica role"}
 	}
-	if opts.Cluster != nil && (opts.Replica != nil || opts.Plugin != nil || opts.Takeover) {
-		return nil, &types.ConfigError{Key: "cluster", Reason: "a cluster node replicates through Raft: no replica role, takeover or tier 2 (leader-only tiering is not built yet)"}
+	if opts.Cluster != nil && (opts.Replica != nil || opts.Takeover) {
+		return nil, &types.ConfigError{Key: "cluster", Reason: "a cluster node replicates through Raft: no replica role or takeover"}
 	}
 	if opts.Replica != nil && opts.Plugin == nil {
 		return nil, &types.ConfigError{Key: "role", Reason: "a replica follows its writer from tier 2 and needs one configured"}
@@ -170,6 +170,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			}
 			return nil
 		}
+		// Only the leader uploads, and every node records an upload
+		// when the log does (docs/adr-replication.md).
+		cc.Cluster = &coordinator.Cluster{
+			Leading: func() bool {
+				c := n.Cluster()
+				return c != nil && c.Leading()
+			},
+			RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error {
+				c := n.Cluster()
+				if c == nil {
+					return cluster.ErrNotLeader
+				}
+				return c.RecordUpload(ctx, k, key, etag)
+			},
+		}
 	}
 	var writer *replica.Writer
 	if o.Replica != nil {
@@ -206,6 +221,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		cfg := *o.Cluster
 		cfg.Logger = orLog(cfg.Logger, n.log.Named("cluster"))
 		cfg.Registerer = or(cfg.Registerer, o.Registerer)
+		if n.mu.remote != nil {
+			cfg.Tiering = n.mu.coord
+		}
 		c, err := cluster.Open(cfg, n.mu.store)
 		if err != nil {
 			return fmt.Errorf("join the cluster: %w", err)

@@ -1,0 +1,98 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
+	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Cluster connects the coordinator of a Raft cluster member
+// (host/cluster; docs/adr-replication.md, "Leader-only tiering") to its
+// group. Every node compresses, evicts and hydrates on its own, under its
+// own budgets; only the leader uploads, and an upload counts — on the
+// leader as on the followers — once its TierMove entry is applied:
+//
+//   - A follower evicts a segment only after the log says tier 2 holds it,
+//     so it never drops a copy the leader has not stored.
+//   - An upload cut by a failover (stored, not recorded) is redone by the
+//     next leader: the object's key is the segment's, and an if_absent
+//     create that finds the same bytes there succeeds, so the segment is
+//     stored once, whichever leader gets there first.
+//   - The commit log, its snapshots, segment-id reservations and
+//     retention are a single writer's (docs/adr-fencing.md); in a cluster
+//     the Raft log is the record, and none of them is made.
+type Cluster struct {
+	// Leading reports whether this node is the Raft leader now.
+	Leading func() bool
+	// RecordUpload records a completed upload in the Raft log and returns
+	// once the entry is applied on this node (whose FSM, like every
+	// node's, calls AdoptUpload). It fails on a node that stopped leading.
+	RecordUpload func(ctx context.Context, k types.SegmentKey, key, etag string) error
+}
+
+func (c *Cluster) check() error {
+	if c.Leading == nil || c.RecordUpload == nil {
+		return &types.ConfigError{Key: "cluster", Reason: "the coordinator of a cluster member needs Leading and RecordUpload"}
+	}
+	return nil
+}
+
+// ErrNotSealedHere: AdoptUpload named a segment this node does not hold
+// sealed.
+var ErrNotSealedHere = errors.New("coordinator: the segment is not sealed on this node")
+
+// errNoStoreYet: a cluster member that does not lead found no store
+// descriptor; the leader creates it, and the scan looks again.
+var errNoStoreYet = fmt.Errorf("%w: the prefix has no store descriptor yet (the cluster's leader creates it)", errNotWriter)
+
+// ownsCommitLog says whether this coordinator keeps the prefix's tier-2
+// commit log, snapshots, reservations and retention: a single writer
+// does; a read replica and a cluster member do not.
+func (c *Coordinator) ownsCommitLog() bool { return !c.cfg.Replica && c.cfg.Cluster == nil }
+
+// mayUpload says whether this node uploads segments: the single writer,
+// or the cluster's leader.
+func (c *Coordinator) mayUpload() bool {
+	if c.cfg.Cluster != nil {
+		return c.cfg.Cluster.Leading()
+	}
+	return !c.cfg.Replica
+}
+
+// AdoptUpload records that tier 2 holds segment k as object key (etag):
+// what applying a TierMove entry does on every node of a cluster. The
+// segment becomes evictable from tier 0 and the warm cache under
+// PolicyTier2. Applying it again is a no-op.
+func (c *Coordinator) AdoptUpload(ctx context.Context, k types.SegmentKey, key, etag string) error {
+	s, err := c.stream(k.Stream)
+	if err != nil {
+		return err
+	}
+	// The leader sealed it before uploading, and so did this node before
+	// this entry — but a rollover's seal finishes in the background.
+	if err := s.WaitSealed(ctx, k.Segment); errors.Is(err, core.ErrNotSealing) {
+		return fmt.Errorf("%w: %w", ErrNotSealedHere, err)
+	} else if err != nil {
+		return err
+	}
+	tl := s.TierLog()
+	if ms, _ := tl.Segment(k.Segment); ms.Tier2.Key != key || ms.Tier2.ETag != etag {
+		if err := tl.Record(ctx, manifest.UploadDone{Header: hdr(k.Segment), Key: key, ETag: etag}); err != nil {
+			return err
+		}
+	}
+	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+		return err
+	}
+	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
+		return err
+	}
+	s.Wake()
+	return nil
+}

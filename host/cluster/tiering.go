@@ -1,0 +1,62 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/types"
+)
+
+// Tiering records on this node what the leader stored in tier 2: the
+// node's coordinator (coordinator.Coordinator.AdoptUpload). Applying a
+// TierMove entry calls it on every node, the leader included, so a
+// segment counts as in tier 2 — and becomes evictable — only once the
+// log says so (docs/adr-replication.md, "Leader-only tiering").
+type Tiering interface {
+	AdoptUpload(ctx context.Context, k types.SegmentKey, key, etag string) error
+}
+
+// RecordUpload records that tier 2 holds segment k as object key (etag):
+// a TierMove entry, proposed by the leader's coordinator once its upload
+// is verified. It returns once the entry is applied here.
+func (n *Node) RecordUpload(ctx context.Context, k types.SegmentKey, key, etag string) error {
+	if err := n.usable(); err != nil {
+		return err
+	}
+	c := command{kind: kindTier, stream: k.Stream, segment: k.Segment, object: object{Key: key, ETag: etag}}
+	res, err := n.wait(ctx, n.raft.Apply(c.encode(), enqueueTimeout))
+	if err != nil {
+		return err
+	}
+	return appliedErr(res)
+}
+
+// Leading reports whether this node leads and applies: the coordinator
+// uploads only then.
+func (n *Node) Leading() bool { return n.IsLeader() && n.fsm.err() == nil }
+
+// applyTierMove records a TierMove. A segment this node does not hold
+// sealed is logged and passed over: not recording it only keeps the
+// local copy longer. Any other failure stops applying (a restart replays
+// the entry).
+func (f *fsm) applyTierMove(index uint64, c command) error {
+	if f.tiering == nil {
+		return nil // no tier 2 configured here: every copy stays local
+	}
+	k := types.SegmentKey{Stream: c.stream, Segment: c.segment}
+	err := f.tiering.AdoptUpload(f.ctx, k, c.object.Key, c.object.ETag)
+	switch {
+	case err == nil:
+		f.tierMoves.Add(1)
+		return nil
+	case errors.Is(err, coordinator.ErrNotSealedHere) || errors.Is(err, core.ErrUnknownStream):
+		f.tierUnmatched.Add(1)
+		f.log.Error("a tier move names a segment this node does not hold sealed; its copies here stay", "index", index,
+			"stream_id", uint64(c.stream), "segment_id", uint64(c.segment), "key", c.object.Key, "error", err)
+		return nil
+	}
+	return fmt.Errorf("record tier move of segment %d: %w", c.segment, err)
+}
