@@ -46,9 +46,10 @@ demo: ## start a host with tiny budgets, drive it through the client API, watch 
 	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	$(BIN)/aof2-host demo
 
-cluster: ## build the host and run a three-node cluster on loopback (examples/cluster, data in ./cluster-data; Ctrl-C stops it)
+cluster: ## build the host and the fs plugin and run a three-node cluster on loopback over one fs tier 2 (examples/cluster, data in ./cluster-data; Ctrl-C stops it)
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
+	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	BIN=$(BIN) bash scripts/cluster.sh
 
 vet:

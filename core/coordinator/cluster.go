@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
@@ -90,9 +91,42 @@ func (c *Coordinator) AdoptUpload(ctx context.Context, k types.SegmentKey, key, 
 	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return err
 	}
-	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
+	// Already being evicted: an earlier move of the same segment (two
+	// leaders each recorded their upload of it) made it safe.
+	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) && !errors.Is(err, budget.ErrEvicting) {
 		return err
 	}
 	s.Wake()
 	return nil
+}
+
+// admitOver admits a cluster member's new segment over its tier-0 budget.
+// The segment is needed by an entry being applied, and applying never
+// waits for tier-0 room: under PolicyTier2 that room comes from evictions
+// that only TierMove entries later in the same log allow, so a wait would
+// stall the apply loop for good. The scan's Reclaim brings the budget
+// back down once those entries are applied; the leader refuses new
+// appends meanwhile (Tier0Admission), which bounds the excess.
+func (c *Coordinator) admitOver(req budget.Request) error {
+	if err := c.budget.Register(budget.Segment{Key: req.Key, Bytes: req.Bytes, Active: true}); err != nil && !errors.Is(err, budget.ErrExists) {
+		return err
+	}
+	c.m.overBudget.Inc()
+	return nil
+}
+
+// tier0Retry is how soon a client refused by Tier0Admission may try again.
+const tier0Retry = 100 * time.Millisecond
+
+// Tier0Admission refuses new appends on a cluster's leader while its tier 0
+// holds more than its budget (admitOver let an entry in over it): a
+// *types.WouldBlock of Kind Admission, as a single node's writers get when
+// tier 0 is full. Nil otherwise.
+func (c *Coordinator) Tier0Admission() error {
+	st := c.budget.Stats()
+	if st.MaxBytes <= 0 || st.Used <= st.MaxBytes {
+		return nil
+	}
+	return &types.WouldBlock{Kind: types.Admission, RetryAfter: tier0Retry, Cause: fmt.Errorf(
+		"%w: tier 0 holds %d bytes, over its budget of %d, until uploads are recorded and segments evicted", budget.ErrBudgetExhausted, st.Used, st.MaxBytes)}
 }

@@ -168,7 +168,7 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return err
 	}
-	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
+	if err := c.budget.MarkInTier2(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) && !errors.Is(err, budget.ErrEvicting) {
 		return err
 	}
 	s.Wake()

@@ -147,6 +147,9 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 		return
 	}
 	err := c.checkStore(c.ctx)
+	if errors.Is(err, errNoStoreYet) {
+		return // expected until the cluster's leader creates it
+	}
 	if err != nil {
 		level := hclog.Warn
 		if storeRefused(err) {

@@ -48,6 +48,9 @@ func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
 	}
 	if errors.Is(err, types.ErrWouldBlock) {
 		c.requestSeals(req) // pressure.go
+		if c.cfg.Cluster != nil {
+			return c.admitOver(req) // cluster.go
+		}
 	}
 	if err != nil {
 		return err

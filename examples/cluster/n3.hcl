@@ -2,8 +2,13 @@
 # docs/adr-replication.md; runbook: deploy/README.md, "A replicated cluster".
 data_dir = "./cluster-data/n3"
 
-# Leader-only tiering is not built yet: a cluster runs on tiers 0 and 1.
-tier2 { enabled = false }
+# Every node names the same tier 2; only the leader uploads to it.
+tier2 {
+  plugin = "fs"
+  settings = {
+    root = "./cluster-data/tier2"
+  }
+}
 
 listen {
   grpc = "127.0.0.1:7530"

@@ -33,6 +33,11 @@ func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) 
 	if err := n.usable(); err != nil {
 		return nil, err
 	}
+	if a := n.cfg.Admission; a != nil {
+		if err := a(); err != nil {
+			return nil, fmt.Errorf("stream %d: %w", stream, err)
+		}
+	}
 	now := time.Now().UnixNano()
 	out := &Applied{}
 	for i := 0; i < len(recs); i += maxCommandRecords {

@@ -16,6 +16,11 @@ func TestClusterBlock(t *testing.T) {
 	require.True(t, ok.Clustered())
 	require.Equal(t, "boltdb", ok.Cluster.LogStore)
 	require.False(t, mustLoad(t, "", nil).Clustered())
+	withTier2 := mustLoad(t, `cluster {
+  node_id   = "n1"
+  raft_addr = "127.0.0.1:7500"
+}`, nil)
+	require.True(t, withTier2.Clustered() && withTier2.Tier2Enabled(), "a cluster tiers to tier 2, through its leader")
 
 	for _, tc := range []struct{ name, src, want string }{
 		{"no raft_addr", noTier2 + `cluster { node_id = "n1" }`, "cluster.raft_addr: required with cluster.node_id"},
@@ -37,10 +42,6 @@ func TestClusterBlock(t *testing.T) {
   peers = ["n1"]
 }`, "want id=host:port"},
 		{"bad id", noTier2 + `cluster { node_id = "-x" }`, "starting with a letter or digit"},
-		{"with a tier 2", `cluster {
-  node_id = "n1"
-  raft_addr = "127.0.0.1:1"
-}`, "a cluster with a tier 2 is not offered yet"},
 		{"with retention", `tier2 { enabled = false }
 retention { max_age = "24h" }
 cluster {

@@ -107,9 +107,6 @@ func (c *Config) validateCluster() error {
 	if c.IsReplica() {
 		errs.add(c.keyError("role", c.Role, "a cluster node replicates through Raft; role = \"replica\" follows a single writer through tier 2", nil))
 	}
-	if c.Tier2Enabled() {
-		errs.add(c.keyError("cluster.node_id", cl.NodeID, "a cluster with a tier 2 is not offered yet: a full tier 0 can stall the apply loop on uploads only later log entries record (docs/adr-replication.md#status); run the cluster without tier 2 for now", nil))
-	}
 	const notInCluster = "retention deletes from tier 2, which a cluster does not do yet (docs/adr-replication.md#status)"
 	if c.Retention.MaxAge > 0 {
 		errs.add(c.keyError("retention.max_age", formatDuration(c.Retention.MaxAge), notInCluster, nil))

@@ -222,7 +222,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		cfg.Logger = orLog(cfg.Logger, n.log.Named("cluster"))
 		cfg.Registerer = or(cfg.Registerer, o.Registerer)
 		if n.mu.remote != nil {
-			cfg.Tiering = n.mu.coord
+			cfg.Tiering, cfg.Admission = n.mu.coord, n.mu.coord.Tier0Admission
 		}
 		c, err := cluster.Open(cfg, n.mu.store)
 		if err != nil {
