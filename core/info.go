@@ -22,6 +22,10 @@ type StreamInfo struct {
 	// LastExtID is the ext_id of the newest record (0 when none carries
 	// one); CoordinatorWatermark the watermark the next seal will carry.
 	LastExtID, CoordinatorWatermark uint64
+	// Prepared is the id of the next segment when its file is prepared
+	// and the id reserved by the durable mark (0: none yet): the next
+	// rollover takes it without waiting.
+	Prepared SegmentID
 	// Failed is the error that stopped the stream, if any; Refused says
 	// why appends are refused (the stream needs a restore), if they are.
 	Failed, Refused error
@@ -32,6 +36,9 @@ func (s *Stream) Info() StreamInfo {
 	s.mu.Lock()
 	in := StreamInfo{ID: s.id, Records: s.mu.records, Bytes: s.mu.written, Failed: s.mu.failed, Refused: s.mu.refused, CoordinatorWatermark: s.mu.watermark}
 	in.LastExtID = s.lastExtLocked()
+	if s.mu.next != nil {
+		in.Prepared = s.mu.nextID
+	}
 	s.mu.Unlock()
 	in.DurableRecords = s.durableRecs.Load()
 	in.DurableBytes = s.durablePos.Load()

@@ -502,3 +502,20 @@ func (b *Budget) ClearStreamLimit(id types.StreamID) {
 	b.drainLocked()
 	b.maybeForgetLocked(st)
 }
+
+// Over reports whether the budget, or stream id's cap, counts more bytes
+// than it allows (segments admitted over it with Register, or a lowered
+// limit): what a writer that must not add more checks first.
+func (b *Budget) Over(id types.StreamID) (used, limit int64, over bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mu.maxBytes > 0 && b.mu.used > b.mu.maxBytes {
+		return b.mu.used, b.mu.maxBytes, true
+	}
+	if st, ok := b.mu.streams[id]; ok {
+		if c := b.capLocked(st); c > 0 && st.used > c {
+			return st.used, c, true
+		}
+	}
+	return 0, 0, false
+}

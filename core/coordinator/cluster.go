@@ -10,6 +10,7 @@ import (
 	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
+	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 )
 
@@ -118,15 +119,48 @@ func (c *Coordinator) admitOver(req budget.Request) error {
 // tier0Retry is how soon a client refused by Tier0Admission may try again.
 const tier0Retry = 100 * time.Millisecond
 
-// Tier0Admission refuses new appends on a cluster's leader while its tier 0
-// holds more than its budget (admitOver let an entry in over it): a
-// *types.WouldBlock of Kind Admission, as a single node's writers get when
-// tier 0 is full. Nil otherwise.
-func (c *Coordinator) Tier0Admission() error {
-	st := c.budget.Stats()
-	if st.MaxBytes <= 0 || st.Used <= st.MaxBytes {
+// Tier0Admission refuses new appends to stream id on a cluster's leader
+// while its tier 0, or the stream's cap, holds more than it allows
+// (admitOver let an entry in over it): a *types.WouldBlock of Kind
+// Admission, as a single node's writers get when tier 0 is full. Nil
+// otherwise.
+func (c *Coordinator) Tier0Admission(id types.StreamID) error {
+	used, limit, over := c.budget.Over(id)
+	if !over {
 		return nil
 	}
 	return &types.WouldBlock{Kind: types.Admission, RetryAfter: tier0Retry, Cause: fmt.Errorf(
-		"%w: tier 0 holds %d bytes, over its budget of %d, until uploads are recorded and segments evicted", budget.ErrBudgetExhausted, st.Used, st.MaxBytes)}
+		"%w: tier 0 holds %d bytes, over its limit of %d, until uploads are recorded and segments evicted", budget.ErrBudgetExhausted, used, limit)}
+}
+
+// adoptShared judges a cluster upload that met other bytes under the
+// segment's key: another leader's upload of the same segment, compressed
+// differently (other tier-1 settings, another zstd version during an
+// upgrade). The object counts as the segment when its footer — which
+// carries the CRC-64 of every segment byte — is this node's: its key and
+// etag are recorded as they are, and nothing is overwritten. Otherwise it
+// is a data loss, reported as such.
+func (c *Coordinator) adoptShared(ctx context.Context, k types.SegmentKey, info core.SegmentInfo, up tier2.Uploaded, err error) (tier2.Uploaded, error) {
+	var dl *tier2.DataLossError
+	if err == nil || !errors.As(err, &dl) {
+		return up, err
+	}
+	rr, rerr := c.remote.OpenSegmentRange(ctx, k, tier2.Expect{ETag: dl.RemoteETag})
+	if rerr != nil {
+		return up, errors.Join(err, rerr)
+	}
+	a, rerr := tier1.OpenReaderAt(rr, rr.Size(), dl.Key)
+	if rerr != nil {
+		c.remote.ReportDataLoss(err)
+		return up, errors.Join(err, rerr)
+	}
+	defer a.Close()
+	f, rerr := a.Footer()
+	if rerr != nil || info.Footer == nil || f != *info.Footer {
+		c.remote.ReportDataLoss(err)
+		return up, errors.Join(err, fmt.Errorf("the object there is not this segment (footer %+v): %w", f, rerr))
+	}
+	c.log.Info("tier 2 holds this segment compressed otherwise (another leader's upload): recorded as it is",
+		"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment), "key", dl.Key, "etag", rr.Info().ETag)
+	return tier2.Uploaded{Key: dl.Key, ETag: rr.Info().ETag, Size: rr.Info().Size, AlreadyPresent: true}, nil
 }

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/aof2/aof2/conformance/fake"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
+	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/internal/testwait"
@@ -48,7 +50,7 @@ func TestClusterAdmissionNeverWaitsOnTheLog(t *testing.T) {
 	defer r.close(t)
 	s, err := r.st.Stream(1)
 	require.NoError(t, err)
-	require.NoError(t, c.Tier0Admission())
+	require.NoError(t, c.Tier0Admission(1))
 
 	// About eight segments through a tier 0 of four, none recorded.
 	for i := range 3200 {
@@ -57,7 +59,7 @@ func TestClusterAdmissionNeverWaitsOnTheLog(t *testing.T) {
 	}
 	require.NoError(t, s.Seal(ctx))
 	require.Positive(t, testutil.ToFloat64(c.m.overBudget))
-	err = c.Tier0Admission()
+	err = c.Tier0Admission(1)
 	require.ErrorIs(t, err, types.ErrWouldBlock, "over budget: new appends are refused")
 	require.ErrorIs(t, err, budget.ErrBudgetExhausted)
 	for _, in := range s.SegmentList() {
@@ -73,8 +75,91 @@ func TestClusterAdmissionNeverWaitsOnTheLog(t *testing.T) {
 				return false
 			}
 		}
-		return c.Tier0Admission() == nil
+		return c.Tier0Admission(1) == nil
 	}, "every segment recorded, tier 0 back under its budget")
 	_, err = s.AppendCtx(ctx, payload(0), core.AppendOptions{})
 	require.NoError(t, err)
+}
+
+// clusterRig is a cluster member's coordinator over backend b, leading,
+// whose "log" records each upload at once; level is its compression.
+func clusterRig(t *testing.T, b *fake.Backend, level tier1.Level) *rig {
+	t.Helper()
+	remote, err := tier2.New(b, tier2.Config{Logger: hclog.NewNullLogger()})
+	require.NoError(t, err)
+	var c *Coordinator
+	cl := &Cluster{
+		Leading: func() bool { return true },
+		RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error {
+			return c.AdoptUpload(ctx, k, key, etag)
+		},
+	}
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: remote, ScanInterval: 10 * time.Millisecond, Cluster: cl,
+		Tier1: tier1.Config{Options: tier1.Options{Level: level}}}, core.Config{TailReplayed: true})
+	c = r.c
+	return r
+}
+
+// writeSame appends n records with fixed timestamps and ext_ids (as a
+// Raft log gives every node) and seals: the segments come out the same
+// on every node; differ changes one payload.
+func writeSame(t *testing.T, ctx context.Context, r *rig, n int, differ bool) *core.Stream {
+	t.Helper()
+	s, err := r.st.Stream(1)
+	require.NoError(t, err)
+	for i := range n {
+		p := payload(i)
+		if differ && i == n/2 {
+			p = append([]byte("other "), p...)
+		}
+		_, err := s.AppendCtx(ctx, p, core.AppendOptions{Timestamp: int64(1e18 + i), ExtID: uint64(i + 1)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Seal(ctx))
+	return s
+}
+
+// Another leader stored the segment compressed otherwise (another
+// tier1 level): the next leader's upload meets other bytes under the key,
+// finds the object's footer is its segment's, and records that object as
+// it is — no data loss, nothing overwritten. An object of other records
+// under the key is a data loss.
+func TestClusterAdoptsAnotherLeadersCompression(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	first := clusterRig(t, b, tier1.LevelFastest)
+	defer first.close(t)
+	waitUploaded(t, writeSame(t, ctx, first, 300, false))
+	ms, _ := mustStream(t, first, 1).TierLog().Segment(1)
+	require.NotEmpty(t, ms.Tier2.ETag)
+
+	second := clusterRig(t, b, tier1.LevelBest)
+	defer second.close(t)
+	s := writeSame(t, ctx, second, 300, false)
+	waitUploaded(t, s)
+	k := types.SegmentKey{Stream: 1, Segment: 1}
+	a, err := os.ReadFile(first.c.warm.Path(k))
+	require.NoError(t, err)
+	b2, err := os.ReadFile(second.c.warm.Path(k))
+	require.NoError(t, err)
+	require.NotEqual(t, a, b2, "the two leaders' artifacts differ")
+	got, _ := s.TierLog().Segment(1)
+	require.Equal(t, ms.Tier2, got.Tier2, "the first leader's object, recorded as it is")
+	require.Zero(t, second.remote.Stats().DataLoss)
+
+	third := clusterRig(t, b, tier1.LevelBest)
+	defer third.close(t)
+	writeSame(t, ctx, third, 300, true)
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool { return third.remote.Stats().DataLoss > 0 },
+		"other records under the key are a data loss")
+	got, _ = mustStream(t, third, 1).TierLog().Segment(1)
+	require.Empty(t, got.Tier2.Key, "never recorded")
+}
+
+func mustStream(t *testing.T, r *rig, id types.StreamID) *core.Stream {
+	t.Helper()
+	s, err := r.st.Lookup(id)
+	require.NoError(t, err)
+	return s
 }

@@ -143,7 +143,7 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		if err := tl.Note(manifest.UploadStarted{Header: hdr(id), Key: key}); err != nil {
 			return err
 		}
-		meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord}
+		meta := tier2.SegmentInfo{RecordCount: info.Footer.RecordCount, BaseRecord: info.Footer.BaseRecord, Shared: c.cfg.Cluster != nil}
 		var up tier2.Uploaded
 		if vfs.OnOS(c.cfg.FS) {
 			up, err = c.remote.UploadSegment(ctx, types.SegmentKey{Stream: s.ID(), Segment: id}, c.warm.Path(k), meta)
@@ -152,6 +152,9 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 			if data, err = vfs.ReadFile(c.cfg.FS, c.warm.Path(k)); err == nil {
 				up, err = c.remote.UploadSegmentData(ctx, types.SegmentKey{Stream: s.ID(), Segment: id}, data, meta)
 			}
+		}
+		if meta.Shared {
+			up, err = c.adoptShared(ctx, k, info, up, err) // cluster.go
 		}
 		if err != nil {
 			if cerr := tl.Record(ctx, manifest.UploadFailed{Header: hdr(id), Key: key, Reason: reason(err)}); cerr != nil {

@@ -92,7 +92,7 @@ func (c *Coordinator) finishDelete(ctx context.Context, s *core.Stream, id types
 	if _, err := c.warm.Remove(types.SegmentKey{Stream: s.ID(), Segment: id}); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return fmt.Errorf("retention: remove warm artifact of segment %d: %w", id, err)
 	}
-	if !c.cfg.Replica { // a replica's writer deleted the object
+	if c.ownsCommitLog() { // a replica's writer deleted the object
 		if err := c.mayMutate(ctx); err != nil {
 			return err
 		}

@@ -234,7 +234,7 @@ func (c *Coordinator) replaceRemote(ctx context.Context, s *core.Stream, k types
 		}
 		return fmt.Errorf("replace: %w", err)
 	}
-	if err := tl.Record(ctx, manifest.UploadDone{Header: hdr(k.Segment), Key: up.Key, ETag: up.ETag}); err != nil {
+	if err := c.recordUpload(ctx, s, k.Segment, up); err != nil { // in a cluster, through the log
 		return err
 	}
 	_ = c.warm.MarkUploaded(k)

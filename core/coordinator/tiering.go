@@ -48,7 +48,7 @@ func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
 	}
 	if errors.Is(err, types.ErrWouldBlock) {
 		c.requestSeals(req) // pressure.go
-		if c.cfg.Cluster != nil {
+		if c.cfg.Cluster != nil && c.remote != nil {
 			return c.admitOver(req) // cluster.go
 		}
 	}

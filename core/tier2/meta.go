@@ -30,6 +30,11 @@ const (
 type SegmentInfo struct {
 	RecordCount uint64
 	BaseRecord  uint64
+	// Shared: the key may hold another node's upload of the same segment
+	// (the nodes of a cluster). Other bytes there are returned quietly,
+	// as a *DataLossError the caller judges (ReportDataLoss when it is
+	// one), as for a contended upload.
+	Shared bool `json:"-"`
 }
 
 // ObjectMeta is the parsed metadata of a stored object.

@@ -62,7 +62,7 @@ func (s *Store) UploadSegment(ctx context.Context, k types.SegmentKey, path stri
 	if err != nil {
 		return Uploaded{}, err
 	}
-	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Path: path}, ref, seg)
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Path: path, Contended: seg.Shared}, ref, seg)
 }
 
 // UploadSegmentData is UploadSegment for an artifact held in memory (a
@@ -73,7 +73,7 @@ func (s *Store) UploadSegmentData(ctx context.Context, k types.SegmentKey, data 
 	if err != nil {
 		return Uploaded{}, err
 	}
-	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data}, ref, seg)
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: data, Contended: seg.Shared}, ref, seg)
 }
 
 func segmentRef(k types.SegmentKey) (Ref, error) {

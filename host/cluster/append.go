@@ -34,7 +34,7 @@ func (n *Node) Append(ctx context.Context, stream core.StreamID, recs []Record) 
 		return nil, err
 	}
 	if a := n.cfg.Admission; a != nil {
-		if err := a(); err != nil {
+		if err := a(stream); err != nil {
 			return nil, fmt.Errorf("stream %d: %w", stream, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 // copyDir copies a directory tree as it is now: an open store copied so
@@ -67,8 +69,10 @@ func TestKillAfterSealReplaysOnce(t *testing.T) {
 	next := entry(3, appendCommand(1, rec1("c")))
 	s, err := st.Lookup(1)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return s.Info().Sealed == 1 }, 10*time.Second, time.Millisecond)
-	time.Sleep(50 * time.Millisecond) // the preparer reserves the next id
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool {
+		in := s.Info()
+		return in.Sealed == 1 && in.Prepared == 2
+	}, "segment 1 sealed, the next id reserved by the preparer")
 	copyDir(t, a, b)
 	f.ApplyBatch([]*raft.Log{next})
 	want := readAll(t, st, 1)
@@ -119,16 +123,19 @@ func TestCloseAnswersAppendsInFlight(t *testing.T) {
 	c := newTestCluster(t, 1, LogStoreBolt)
 	l := c.leader()
 	var wg sync.WaitGroup
+	var appended atomic.Int64
 	for range 32 {
 		wg.Go(func() {
 			for {
 				if _, err := l.node.Append(context.Background(), 1, records("x", 3)); err != nil {
 					return
 				}
+				appended.Add(1)
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Close once appends are flowing, so that some are in flight.
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return appended.Load() >= 64 }, "appends flowing")
 	node := l.node
 	require.NoError(t, node.Close())
 	done := make(chan struct{})

@@ -33,7 +33,8 @@ type Applied struct {
 type fsm struct {
 	store *core.Store
 	log   hclog.Logger
-	// tiering records TierMove entries; nil without a tier 2.
+	// tiering records TierMove entries; nil without a tier 2. Set before
+	// raft starts, never changed.
 	tiering Tiering
 	// ctx is cancelled when the node closes: it ends waits for
 	// backpressure inside an apply.

@@ -60,10 +60,10 @@ type Config struct {
 	// Tiering, when set, records the leader's uploads on this node
 	// (tiering.go): the node's coordinator, when it has a tier 2.
 	Tiering Tiering
-	// Admission, when set, is asked before the leader proposes appends:
-	// an error (a *core.WouldBlock while the node's tier 0 is over its
-	// budget) refuses the request, nothing proposed.
-	Admission func() error
+	// Admission, when set, is asked before the leader proposes appends to
+	// a stream: an error (a *core.WouldBlock while the node's tier 0 is
+	// over its budget) refuses the request, nothing proposed.
+	Admission func(core.StreamID) error
 	// Faults, when set, injects network faults (fault runs).
 	Faults *Faults
 	// logs replaces the log store (benchmarks: an in-memory log).

@@ -146,18 +146,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("%w: stream %d holds %d records up to entry %d, the snapshot %d up to %d",
 				ErrBehindSnapshot, p.Stream, in.Records, in.LastExtID, p.Records, p.LastExt)
 		}
+		local := positionOf(p.Stream, in)
+		if s != nil && local.Records == p.Records && p.Sealed && !local.Sealed {
+			// Same records, but a Seal the snapshot covers never applied
+			// here: apply it, or the next append would land in the old
+			// segment and every id after it would differ.
+			if err := s.Seal(f.ctx); err != nil {
+				return fmt.Errorf("snapshot: seal stream %d as the snapshot has it: %w", p.Stream, err)
+			}
+		}
+		// After the seal: the moves may name the segment it sealed.
 		if err := f.adoptTier2(p); err != nil {
 			return err
-		}
-		if local := positionOf(p.Stream, in); local.LastExt == p.LastExt && local.Records == p.Records && local.Sealed == p.Sealed ||
-			local.Records > p.Records || !p.Sealed {
-			continue
-		}
-		// Same records, but a Seal the snapshot covers never applied
-		// here: apply it, or the next append would land in the old
-		// segment and every id after it would differ.
-		if err := s.Seal(f.ctx); err != nil {
-			return fmt.Errorf("snapshot: seal stream %d as the snapshot has it: %w", p.Stream, err)
 		}
 	}
 	clear(f.tails)

@@ -50,7 +50,9 @@ func (f *fsm) applyTierMove(index uint64, c command) error {
 	err := f.tiering.AdoptUpload(f.ctx, k, c.object.Key, c.object.ETag)
 	switch {
 	case err == nil:
-		f.tierMoves.Add(1)
+		if index != 0 { // 0: listed by a snapshot, counted when its entry applied
+			f.tierMoves.Add(1)
+		}
 		return nil
 	case errors.Is(err, coordinator.ErrNotSealedHere) || errors.Is(err, core.ErrUnknownStream):
 		f.tierUnmatched.Add(1)

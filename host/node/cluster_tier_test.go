@@ -224,7 +224,7 @@ func TestClusterTiersThroughTheLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three plugin processes")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*testwait.Default) // every wait inside is bounded on its own
 	defer cancel()
 	members := startTierCluster(t, ctx)
 	l := leaderOf(t, members)
