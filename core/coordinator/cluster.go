@@ -12,6 +12,7 @@ import (
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // Cluster connects the coordinator of a Raft cluster member
@@ -163,4 +164,38 @@ func (c *Coordinator) adoptShared(ctx context.Context, k types.SegmentKey, info 
 	c.log.Info("tier 2 holds this segment compressed otherwise (another leader's upload): recorded as it is",
 		"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment), "key", dl.Key, "etag", rr.Info().ETag)
 	return tier2.Uploaded{Key: dl.Key, ETag: rr.Info().ETag, Size: rr.Info().Size, AlreadyPresent: true}, nil
+}
+
+// ClusterWriter is the node id of the writer record a cluster's leader
+// makes: the prefix is a cluster's, and a single writer pointed at it is
+// refused (*ClaimedError), as it would be by another single writer.
+const ClusterWriter = "cluster"
+
+// errNoClaimYet: a cluster member that does not lead found no writer
+// record; the leader makes it, and the scan looks again.
+var errNoClaimYet = fmt.Errorf("%w: the prefix has no writer record yet (the cluster's leader makes it)", errNotWriter)
+
+// checkClusterClaim checks that the prefix's writer record is a cluster's,
+// the leader making it when there is none. A single writer's record
+// refuses the node (ErrPrefixClaimed): two systems would write one prefix.
+func (c *Coordinator) checkClusterClaim(ctx context.Context, storeID string) error {
+	rec, _, err := c.remote.ReadWriter(ctx)
+	switch {
+	case errors.Is(err, pluginapi.ErrNotFound) && c.mayUpload():
+		if _, err := c.remote.ClaimWriter(ctx, writerRecord(storeID, ClusterWriter, 1), ""); err != nil {
+			return err // a race: the next scan reads the winner's record
+		}
+		c.log.Info("claimed the tier-2 prefix for the cluster")
+		return nil
+	case errors.Is(err, pluginapi.ErrNotFound):
+		return errNoClaimYet
+	case err != nil:
+		return err
+	case rec.NodeID != ClusterWriter:
+		return fmt.Errorf("%w: node %s (%s) is its single writer (epoch %d); a cluster needs a tier-2 prefix of its own (tier2.prefix)",
+			ErrPrefixClaimed, rec.NodeID, rec.Host, rec.Epoch)
+	case rec.StoreID != storeID:
+		return fmt.Errorf("%w: the writer record names store %s", ErrForeignStore, rec.StoreID)
+	}
+	return nil
 }

@@ -163,3 +163,50 @@ func mustStream(t *testing.T, r *rig, id types.StreamID) *core.Stream {
 	require.NoError(t, err)
 	return s
 }
+
+// A cluster's leader claims the prefix for the cluster: a single writer
+// pointed at it is refused, and a cluster pointed at a single writer's
+// prefix refuses to start.
+func TestClusterClaimsItsPrefix(t *testing.T) {
+	b := fake.New(fake.Options{})
+	cl := clusterRig(t, b, tier1.LevelFastest)
+	rec, _, err := cl.remote.ReadWriter(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, ClusterWriter, rec.NodeID)
+	cl.close(t)
+
+	remote, err := tier2.New(b, tier2.Config{Logger: hclog.NewNullLogger()})
+	require.NoError(t, err)
+	defer remote.Close(context.Background())
+	single, err := New(Config{DataDir: t.TempDir(), Tier2: remote})
+	require.NoError(t, err)
+	defer single.Close()
+	dir := single.cfg.DataDir
+	st, err := core.Open(dir, core.Config{SegmentSize: segSize, Tiering: single})
+	require.NoError(t, err)
+	defer st.Close()
+	var ce *ClaimedError
+	require.ErrorAs(t, single.Start(context.Background(), st), &ce, "a single writer on a cluster's prefix")
+	require.Equal(t, ClusterWriter, ce.Holder.NodeID)
+
+	other := fake.New(fake.Options{})
+	w := openRig(t, t.TempDir(), other, 4) // a single writer claims it
+	w.close(t)
+	remote2, err := tier2.New(other, tier2.Config{Logger: hclog.NewNullLogger()})
+	require.NoError(t, err)
+	defer remote2.Close(context.Background())
+	var c *Coordinator
+	member, err := New(Config{DataDir: t.TempDir(), Tier2: remote2, Cluster: &Cluster{
+		Leading:      func() bool { return true },
+		RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error { return c.AdoptUpload(ctx, k, key, etag) },
+	}})
+	require.NoError(t, err)
+	c = member
+	defer member.Close()
+	st2, err := core.Open(member.cfg.DataDir, core.Config{SegmentSize: segSize, Tiering: member, TailReplayed: true})
+	require.NoError(t, err)
+	defer st2.Close()
+	err = member.Start(context.Background(), st2)
+	require.ErrorIs(t, err, ErrPrefixClaimed, "a cluster on a single writer's prefix")
+	require.ErrorContains(t, err, "a cluster needs a tier-2 prefix of its own")
+}

@@ -168,7 +168,7 @@ func (c *Coordinator) Start(ctx context.Context, st *core.Store) error {
 	c.mu.Unlock()
 	if err := c.checkStore(ctx); storeRefused(err) {
 		return err
-	} else if errors.Is(err, errNoStoreYet) {
+	} else if errors.Is(err, errNoStoreYet) || errors.Is(err, errNoClaimYet) {
 		c.log.Info("tier 2 has no store descriptor yet; the cluster's leader creates it")
 	} else if err != nil {
 		c.log.Warn("tier 2 store descriptor not checked yet; tier-2 writes wait for it", "error", err)

@@ -72,6 +72,9 @@ func (c *Coordinator) checkStore(ctx context.Context) error {
 		if id == "" {
 			return errNoStoreYet
 		}
+		if err := c.checkClusterClaim(ctx, id); err != nil {
+			return err
+		}
 	} else if c.cfg.Replica {
 		if id == "" {
 			return fmt.Errorf("%w: the prefix has no store descriptor yet (no writer has started on it)", ErrStoreMissing)
@@ -147,8 +150,8 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 		return
 	}
 	err := c.checkStore(c.ctx)
-	if errors.Is(err, errNoStoreYet) {
-		return // expected until the cluster's leader creates it
+	if errors.Is(err, errNoStoreYet) || errors.Is(err, errNoClaimYet) {
+		return // expected until the cluster's leader creates them
 	}
 	if err != nil {
 		level := hclog.Warn
@@ -156,7 +159,7 @@ func (c *Coordinator) retryStoreCheck(st *core.Store) {
 			level = hclog.Error
 		}
 		c.logs.Fail(logthrottle.Failure{Level: level, Msg: storeUnchecked, Reason: tier2.Reason(err), Args: []any{"error", err}})
-		if errors.Is(err, ErrPrefixClaimed) {
+		if errors.Is(err, ErrPrefixClaimed) && c.cfg.Cluster == nil {
 			_ = c.fence(c.ctx) // another node writes the prefix: this one stops
 		}
 		return
