@@ -197,8 +197,10 @@ func TestClusterClaimsItsPrefix(t *testing.T) {
 	defer remote2.Close(context.Background())
 	var c *Coordinator
 	member, err := New(Config{DataDir: t.TempDir(), Tier2: remote2, Cluster: &Cluster{
-		Leading:      func() bool { return true },
-		RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error { return c.AdoptUpload(ctx, k, key, etag) },
+		Leading: func() bool { return true },
+		RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error {
+			return c.AdoptUpload(ctx, k, key, etag)
+		},
 	}})
 	require.NoError(t, err)
 	c = member
