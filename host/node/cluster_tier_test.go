@@ -95,18 +95,7 @@ func leaderOf(t *testing.T, members []*tierMember) *tierMember {
 // metricSum sums every series of a metric family in reg.
 func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	fams, err := reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return metricWith(t, reg, name, nil)
 }
 
 // evictionWatch checks, while a test runs, that no node ever lets a
@@ -327,8 +316,8 @@ func isolate(members []*tierMember, m *tierMember) {
 	}
 }
 
-// metricWith sums the series of a metric family whose labels include all
-// of want.
+// metricWith sums the series (counters and gauges) of a metric family
+// whose labels include all of want.
 func metricWith(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
 	t.Helper()
 	fams, err := reg.Gather()
@@ -349,7 +338,7 @@ func metricWith(t *testing.T, reg *prometheus.Registry, name string, want map[st
 					continue series
 				}
 			}
-			sum += m.GetCounter().GetValue()
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return sum
