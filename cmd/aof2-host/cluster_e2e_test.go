@@ -27,6 +27,7 @@ import (
 type clusterNode struct {
 	id, raftAddr, grpc, http string
 	dataDir, faultFile       string
+	env                      []string  // this node's own AOF2_* settings, after the cluster's
 	h                        *hostProc // nil while the node is down
 }
 
@@ -87,6 +88,7 @@ func (c *testCluster) start(n *clusterNode) {
 		"AOF2_CLUSTER_PEERS=" + c.peers,
 		"AOF2_TEST_RAFT_FAULT_FILE=" + n.faultFile,
 	}, c.env...)
+	env = append(env, n.env...)
 	n.h = startHost(c.t, c.bin, env, "-data-dir", n.dataDir, "-listen-grpc", n.grpc, "-listen-http", n.http,
 		"-segment-size", "1MiB", "-log-level", "warn")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core/replica"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/host/cluster"
@@ -70,6 +71,9 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	opts, err := nodeOptions(cfg, reg, logger)
 	if err == nil && cfg.Clustered() {
 		opts.Cluster = clusterConfig(cfg)
+		if tok := cfg.Token(); tok != "" {
+			opts.ClusterClient = []client.Option{client.WithToken(tok)}
+		}
 	}
 	opts.Takeover = *takeover
 	if err != nil {
@@ -238,6 +242,7 @@ func clusterConfig(cfg *config.Config) *cluster.Config {
 	}
 	rc := raft.DefaultConfig()
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cl.ElectionTimeout, cl.ElectionTimeout, cl.ElectionTimeout/2
+	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = uint64(cl.SnapshotThreshold), cl.SnapshotInterval, uint64(cl.TrailingLogs)
 	c.Raft = rc
 	// Fault runs drive a node's transport through this file (testing only).
 	c.FaultFile = os.Getenv("AOF2_TEST_RAFT_FAULT_FILE")

@@ -100,7 +100,33 @@ type run struct {
 // fails is reported and the others go on; the error then joins every
 // failure and the staging directory stays (serve refuses to start).
 func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error) {
-	began := time.Now()
+	r, rep, err := start(ctx, &cfg)
+	if err != nil {
+		return rep, err
+	}
+	// Only the prefix's writer restores: once this node took the prefix
+	// over, the previous writer makes no tier-2 write it has not started
+	// already, so the listing below cannot miss its later reservations.
+	claim, err := coordinator.HoldsPrefix(ctx, cfg.FS, cfg.DataDir, cfg.Remote)
+	if err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
+	r.fence = manifest.Fence{Epoch: claim.Epoch, NodeID: claim.NodeID}
+	streams := only
+	if streams == nil {
+		if streams, err = cfg.Remote.ListStreams(ctx); err != nil {
+			return rep, fmt.Errorf("restore: list the prefix's streams: %w", err)
+		}
+	}
+	return r.each(ctx, rep, streams, func(ctx context.Context, s types.StreamID) (StreamReport, error) {
+		return r.stream(ctx, s, only != nil)
+	})
+}
+
+// start applies cfg's defaults and checks the prefix's store descriptor
+// against the data directory's (recording it there when the directory
+// has none).
+func start(ctx context.Context, cfg *Config) (*run, Report, error) {
 	if cfg.FS == nil {
 		cfg.FS = vfs.OS
 	}
@@ -117,29 +143,22 @@ func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error)
 		cfg.SegmentSize = segment.DefaultCapacity
 	}
 	if cfg.Remote == nil || cfg.DataDir == "" {
-		return Report{}, fmt.Errorf("restore: a data directory and a tier-2 store are required: %w", core.ErrInvalidConfig)
+		return nil, Report{}, fmt.Errorf("restore: a data directory and a tier-2 store are required: %w", core.ErrInvalidConfig)
 	}
-	r := &run{cfg: cfg, log: cfg.Logger}
 	var rep Report
 	id, _, err := coordinator.CheckStore(ctx, cfg.FS, cfg.DataDir, cfg.Remote, false)
 	if err != nil {
-		return rep, fmt.Errorf("restore: %w", err)
+		return nil, rep, fmt.Errorf("restore: %w", err)
 	}
 	rep.StoreID = id
-	// Only the prefix's writer restores: once this node took the prefix
-	// over, the previous writer makes no tier-2 write it has not started
-	// already, so the listing below cannot miss its later reservations.
-	claim, err := coordinator.HoldsPrefix(ctx, cfg.FS, cfg.DataDir, cfg.Remote)
-	if err != nil {
-		return rep, fmt.Errorf("restore: %w", err)
-	}
-	r.fence = manifest.Fence{Epoch: claim.Epoch, NodeID: claim.NodeID}
-	streams := only
-	if streams == nil {
-		if streams, err = cfg.Remote.ListStreams(ctx); err != nil {
-			return rep, fmt.Errorf("restore: list the prefix's streams: %w", err)
-		}
-	}
+	return &run{cfg: *cfg, log: cfg.Logger}, rep, nil
+}
+
+// each restores streams with one, a few at a time, into the staging
+// directory, and removes the staging directory once every stream is done.
+func (r *run) each(ctx context.Context, rep Report, streams []types.StreamID, one func(context.Context, types.StreamID) (StreamReport, error)) (Report, error) {
+	began := time.Now()
+	cfg := r.cfg
 	staging := filepath.Join(cfg.DataDir, StagingDir)
 	for _, dir := range []string{staging, filepath.Join(cfg.DataDir, "streams")} {
 		if err := vfs.MkdirAllSync(cfg.FS, dir); err != nil {
@@ -152,7 +171,7 @@ func Run(ctx context.Context, cfg Config, only []types.StreamID) (Report, error)
 	g.SetLimit(max(1, cfg.Concurrency/4))
 	for _, s := range streams {
 		g.Go(func() error {
-			sr, err := r.stream(gctx, s, only != nil)
+			sr, err := one(gctx, s)
 			sr.Stream = s
 			if err != nil {
 				sr.Error = err.Error()
@@ -203,24 +222,15 @@ func Pending(fsys vfs.FS, dataDir string) (bool, error) {
 func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamReport, error) {
 	began := time.Now()
 	var sr StreamReport
-	name := strconv.FormatUint(uint64(s), 10)
-	final := filepath.Join(r.cfg.DataDir, "streams", name)
-	if _, err := r.cfg.FS.Stat(final); err == nil {
-		if asked {
-			return sr, fmt.Errorf("%w: stream %d (%s)", ErrStreamExists, s, final)
-		}
+	stage, final, exists, err := r.stage(s)
+	switch {
+	case err != nil:
+		return sr, err
+	case exists && asked:
+		return sr, fmt.Errorf("%w: stream %d (%s)", ErrStreamExists, s, final)
+	case exists:
 		sr.Skipped = true
 		return sr, nil
-	} else if !vfs.IsNotExist(err) {
-		return sr, err
-	}
-	stage := filepath.Join(r.cfg.DataDir, StagingDir, name)
-	if err := vfs.RemoveAll(r.cfg.FS, stage); err != nil {
-		return sr, fmt.Errorf("stream %d: clear %s: %w", s, stage, err)
-	}
-	segDir := filepath.Join(stage, "segments")
-	if err := vfs.MkdirAllSync(r.cfg.FS, segDir); err != nil {
-		return sr, err
 	}
 	log, listing, h, err := r.fencedHistory(ctx, stage, s)
 	sr.FirstChunk, sr.Chunks, sr.SkippedSnapshots = h.FirstChunk, h.Chunks, h.SkippedSnapshots
@@ -243,29 +253,6 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	if err := r.recordLost(ctx, s, entries); err != nil {
 		return sr, err
 	}
-	// Stubs are written (and synced) concurrently: one fsync each, which
-	// the file system's journal batches; written one after another they
-	// were most of a 10,000-segment restore's time.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.cfg.Concurrency)
-	for _, e := range entries {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			if err := core.WriteStub(r.cfg.FS, segDir, e.h, e.f, e.obj == nil); err != nil {
-				return fmt.Errorf("stream %d: stub of segment %d: %w", s, e.id, err)
-			}
-			return nil
-		})
-		if e.obj != nil {
-			sr.Cold++
-			sr.Records += e.f.RecordCount
-		}
-	}
-	if err := g.Wait(); err != nil {
-		return sr, err
-	}
 	sr.Lost, sr.Reserved = lostIDs(entries), listing.Reserved()
 	for _, e := range entries {
 		if e.obj == nil && e.inHist && e.st.Tier2.Key != "" {
@@ -276,35 +263,32 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 		r.log.Error("segments the history records as uploaded are missing from tier 2; restored as lost",
 			"stream_id", uint64(s), "segments", sr.MissingFromTier2)
 	}
-	for _, rec := range records(entries) {
-		if err := log.Append(rec); err != nil {
-			return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
-		}
-	}
-	if err := log.Commit(ctx); err != nil {
-		return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
-	}
-	if _, err := log.Snapshot(ctx); err != nil {
-		return sr, fmt.Errorf("stream %d: manifest snapshot: %w", s, err)
-	}
-	if err := log.Close(); err != nil {
-		return sr, fmt.Errorf("stream %d: manifest: %w", s, err)
-	}
-	for _, dir := range []string{segDir, stage} {
-		if err := r.cfg.FS.SyncDir(dir); err != nil {
-			return sr, err
-		}
-	}
-	if err := r.cfg.FS.Rename(stage, final); err != nil {
-		return sr, fmt.Errorf("stream %d: move into place: %w", s, err)
-	}
-	if err := r.cfg.FS.SyncDir(filepath.Dir(final)); err != nil {
+	cold, records, err := r.install(ctx, s, stage, final, log, entries)
+	sr.Cold, sr.Records = cold, records
+	if err != nil {
 		return sr, err
 	}
 	sr.Duration = time.Since(began)
 	r.log.Info("stream restored", "stream_id", uint64(s), "cold_segments", sr.Cold, "lost_segments", len(sr.Lost),
 		"chunks", sr.Chunks, "records", sr.Records, "duration", sr.Duration)
 	return sr, nil
+}
+
+// stage prepares an empty staging directory for stream s, unless the
+// stream is in place already (exists).
+func (r *run) stage(s types.StreamID) (stage, final string, exists bool, err error) {
+	name := strconv.FormatUint(uint64(s), 10)
+	final = filepath.Join(r.cfg.DataDir, "streams", name)
+	if _, err := r.cfg.FS.Stat(final); err == nil {
+		return "", final, true, nil
+	} else if !vfs.IsNotExist(err) {
+		return "", final, false, err
+	}
+	stage = filepath.Join(r.cfg.DataDir, StagingDir, name)
+	if err := vfs.RemoveAll(r.cfg.FS, stage); err != nil {
+		return "", final, false, fmt.Errorf("stream %d: clear %s: %w", s, stage, err)
+	}
+	return stage, final, false, vfs.MkdirAllSync(r.cfg.FS, filepath.Join(stage, "segments"))
 }
 
 // openHistory installs the stream's history and opens it as a manifest
@@ -348,4 +332,57 @@ func (r *run) openHistory(ctx context.Context, stage string, s types.StreamID, l
 			}
 		}
 	}
+}
+
+// install writes the stubs of the entries into stage, brings the
+// stream's manifest log up to them, and moves the stream into place at
+// final. It returns how many cold segments and records it installed.
+func (r *run) install(ctx context.Context, s types.StreamID, stage, final string, log *manifest.Log, entries []*entry) (cold int, recs uint64, err error) {
+	segDir := filepath.Join(stage, "segments")
+	// Stubs are written (and synced) concurrently: one fsync each, which
+	// the file system's journal batches; written one after another they
+	// were most of a 10,000-segment restore's time.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
+	for _, e := range entries {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := core.WriteStub(r.cfg.FS, segDir, e.h, e.f, e.obj == nil); err != nil {
+				return fmt.Errorf("stream %d: stub of segment %d: %w", s, e.id, err)
+			}
+			return nil
+		})
+		if e.obj != nil {
+			cold++
+			recs += e.f.RecordCount
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return cold, recs, err
+	}
+	for _, rec := range records(entries) {
+		if err := log.Append(rec); err != nil {
+			return cold, recs, fmt.Errorf("stream %d: manifest: %w", s, err)
+		}
+	}
+	if err := log.Commit(ctx); err != nil {
+		return cold, recs, fmt.Errorf("stream %d: manifest: %w", s, err)
+	}
+	if _, err := log.Snapshot(ctx); err != nil {
+		return cold, recs, fmt.Errorf("stream %d: manifest snapshot: %w", s, err)
+	}
+	if err := log.Close(); err != nil {
+		return cold, recs, fmt.Errorf("stream %d: manifest: %w", s, err)
+	}
+	for _, dir := range []string{segDir, stage} {
+		if err := r.cfg.FS.SyncDir(dir); err != nil {
+			return cold, recs, err
+		}
+	}
+	if err := r.cfg.FS.Rename(stage, final); err != nil {
+		return cold, recs, fmt.Errorf("stream %d: move into place: %w", s, err)
+	}
+	return cold, recs, r.cfg.FS.SyncDir(filepath.Dir(final))
 }

@@ -189,8 +189,10 @@ func TestClusterMetrics(t *testing.T) {
 	for _, mf := range mfs {
 		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
 	}
-	require.Len(t, got, 9)
+	require.Len(t, got, 11)
 	require.Contains(t, got, "aof_cluster_tier_moves_total")
+	require.Contains(t, got, "aof_cluster_catchup_bytes_total")
+	require.Contains(t, got, "aof_cluster_snapshot_index")
 	require.Contains(t, got, "aof_cluster_tier_moves_unmatched_total")
 	require.Equal(t, 1.0, got["aof_cluster_leader"])
 	require.Equal(t, 3.0, got["aof_cluster_members"])

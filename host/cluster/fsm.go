@@ -36,6 +36,11 @@ type fsm struct {
 	// tiering records TierMove entries; nil without a tier 2. Set before
 	// raft starts, never changed.
 	tiering Tiering
+	// peers copies what a snapshot finds missing here from other
+	// members (catchup.go); nil: such a snapshot fails the node. self is
+	// this node's id. Both set before raft starts, never changed.
+	peers PeerReader
+	self  string
 	// ctx is cancelled when the node closes: it ends waits for
 	// backpressure inside an apply.
 	ctx context.Context
@@ -51,6 +56,8 @@ type fsm struct {
 	// tierMoves and tierUnmatched count TierMove entries recorded and
 	// passed over (tiering.go).
 	tierMoves, tierUnmatched atomic.Uint64
+	// copiedBytes counts payload bytes copied from peers (catchup.go).
+	copiedBytes atomic.Uint64
 	// appliedCh is closed and replaced each time applied advances.
 	appliedMu sync.Mutex
 	appliedCh chan struct{} // guarded by appliedMu
@@ -69,6 +76,11 @@ type tail struct {
 	stream  *core.Stream
 	lastExt uint64
 	present int // records of entry lastExt in the store, valid until it is passed
+	// counted: present is known. Counting reads the stream's last
+	// records, which may be cold (a node that rejoined from tier 2), so
+	// it waits until an entry at lastExt needs it: after a restart or a
+	// rejoin, most never do.
+	counted bool
 }
 
 func newFSM(ctx context.Context, store *core.Store, log hclog.Logger) *fsm {
@@ -226,6 +238,12 @@ func (f *fsm) applyGroup(index uint64, g group, skip map[core.StreamID]int) ([]c
 		case index < t.lastExt:
 			left = maxCommandRecords // the whole entry is in
 		case index == t.lastExt:
+			if !t.counted {
+				if t.present, err = countTail(f.ctx, t.stream, index); err != nil {
+					return nil, err
+				}
+				t.counted = true
+			}
 			left = t.present
 		}
 	}
@@ -238,30 +256,19 @@ func (f *fsm) applyGroup(index uint64, g group, skip map[core.StreamID]int) ([]c
 		for j < len(recs) && recs[j].Timestamp == recs[i].Timestamp {
 			j++
 		}
-		opts := core.AppendOptions{Timestamp: recs[i].Timestamp, ExtID: index}
 		payloads := make([][]byte, j-i)
 		for k := range payloads {
 			payloads[k] = recs[i+k].Payload
 		}
-		got, err := t.stream.AppendBatch(payloads, opts)
+		got, err := appendAll(f.ctx, t.stream, payloads, core.AppendOptions{Timestamp: recs[i].Timestamp, ExtID: index})
 		ids = append(ids, got...)
-		i += len(got)
 		if len(got) > 0 {
-			t.lastExt, t.present = index, 0
+			t.lastExt, t.present, t.counted = index, 0, true
 		}
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, core.ErrWouldBlock) {
-			return nil, err
-		}
-		id, err := t.stream.AppendCtx(f.ctx, recs[i].Payload, core.AppendOptions{Timestamp: recs[i].Timestamp, ExtID: index})
 		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
-		t.lastExt = index
-		i++
+		i = j
 	}
 	return ids, nil
 }
@@ -297,42 +304,67 @@ func (f *fsm) tail(id core.StreamID) (*tail, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := s.Info()
-	t := &tail{stream: s, lastExt: in.LastExtID}
-	if in.LastExtID > 0 {
-		if t.present, err = countTail(s, in, in.LastExtID); err != nil {
-			return nil, err
-		}
-	}
+	t := &tail{stream: s, lastExt: s.Info().LastExtID}
 	f.tails[id] = t
 	return t, nil
 }
 
-// countTail counts the stream's last records that carry ext. One entry
-// holds at most maxCommandRecords records, so that many are read at most.
-func countTail(s *core.Stream, in core.StreamInfo, ext uint64) (int, error) {
-	from := in.FirstOrdinal
-	if in.Records > maxCommandRecords && in.Records-maxCommandRecords > from {
-		from = in.Records - maxCommandRecords
+// countTail counts the stream's last records that carry ext. It reads
+// from the last segment's first record, and from one segment further back
+// each time that record carries ext too; one entry holds at most
+// maxCommandRecords records, so no further back than that.
+func countTail(ctx context.Context, s *core.Stream, ext uint64) (int, error) {
+	in := s.Info()
+	floor := in.FirstOrdinal
+	if in.Records > maxCommandRecords && in.Records-maxCommandRecords > floor {
+		floor = in.Records - maxCommandRecords
 	}
+	segs := s.SegmentList()
+	for i := len(segs) - 1; ; i-- {
+		from := floor
+		if i >= 0 && segs[i].BaseRecord > floor {
+			from = segs[i].BaseRecord
+		}
+		var id core.SegmentID // the segment holding from
+		for _, g := range segs {
+			if g.BaseRecord <= from {
+				id = g.ID
+			}
+		}
+		n, whole, err := countFrom(ctx, s, from, id, ext)
+		if err != nil || !whole || from == floor {
+			return n, err
+		}
+	}
+}
+
+// countFrom counts the records that carry ext at the end of the stream,
+// reading from ordinal from (in segment id, hydrated first if cold);
+// whole says every record read carries ext.
+func countFrom(ctx context.Context, s *core.Stream, from uint64, id core.SegmentID, ext uint64) (n int, whole bool, err error) {
 	r, err := s.NewReader(core.AtOrdinal(from))
+	if core.KindOf(err) == core.Hydration && id != 0 {
+		if err = s.Hydrate(ctx, id); err == nil {
+			r, err = s.NewReader(core.AtOrdinal(from))
+		}
+	}
 	if err != nil {
-		return 0, fmt.Errorf("read the tail from ordinal %d: %w", from, err)
+		return 0, false, fmt.Errorf("read the tail from ordinal %d: %w", from, err)
 	}
 	defer r.Close()
-	n := 0
+	whole = true
 	for {
-		rec, err := r.Next()
+		rec, err := r.NextCtx(ctx)
 		if errors.Is(err, io.EOF) {
-			return n, nil
+			return n, whole && n > 0, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read the tail from ordinal %d: %w", from, err)
+			return 0, false, fmt.Errorf("read the tail from ordinal %d: %w", from, err)
 		}
 		if rec.ExtID == ext {
 			n++
 		} else {
-			n = 0
+			n, whole = 0, false
 		}
 	}
 }

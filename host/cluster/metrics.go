@@ -14,7 +14,8 @@ import (
 type collector struct {
 	n                                            *Node
 	leader, term, commit, applied, contact, fail *prometheus.Desc
-	members, tierMoves, tierUnmatched            *prometheus.Desc
+	snapshot                                     *prometheus.Desc
+	members, tierMoves, tierUnmatched, copied    *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -26,17 +27,20 @@ func newCollector(n *Node) *collector {
 		term:      d("term", "The Raft term this node is in; a rise is an election."),
 		commit:    d("commit_index", "The newest Raft index this node knows committed."),
 		applied:   d("applied_index", "The newest Raft index this node's store applied."),
+		snapshot:  d("snapshot_index", "The Raft index of this node's newest snapshot: the log before it (less cluster.trailing_logs) may be compacted, and a node further behind rejoins from the snapshot."),
 		contact:   d("last_contact_seconds", "Seconds since this follower last heard from a leader (0 on the leader; -1 never)."),
 		fail:      d("apply_failed", "1 once this node stopped applying entries (restart it)."),
 		members:   d("members", "Servers in the Raft configuration this node knows."),
 		tierMoves: d("tier_moves_total", "TierMove entries this node recorded (tier 2 holds the segment; it may evict its copies)."),
 		tierUnmatched: d("tier_moves_unmatched_total",
 			"TierMove entries naming a segment this node does not hold sealed: passed over, its copies stay (a divergence to investigate)."),
+		copied: d("catchup_bytes_total",
+			"Record payload bytes this node copied from other members because a Raft snapshot found its store behind (a new or wiped node rejoining, or one down while the log was compacted)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.contact, c.fail, c.members, c.tierMoves, c.tierUnmatched} {
+	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.snapshot, c.contact, c.fail, c.members, c.tierMoves, c.tierUnmatched, c.copied} {
 		ch <- d
 	}
 }
@@ -48,6 +52,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g(c.term, float64(st.Term))
 	g(c.commit, float64(st.CommitIndex))
 	g(c.applied, float64(st.AppliedIndex))
+	g(c.snapshot, float64(st.SnapshotIndex))
 	contact := -1.0
 	switch {
 	case st.State == "Leader" || st.LastContact == "0":
@@ -62,6 +67,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g(c.members, float64(len(st.Servers)))
 	ch <- prometheus.MustNewConstMetric(c.tierMoves, prometheus.CounterValue, float64(c.n.fsm.tierMoves.Load()))
 	ch <- prometheus.MustNewConstMetric(c.tierUnmatched, prometheus.CounterValue, float64(c.n.fsm.tierUnmatched.Load()))
+	ch <- prometheus.MustNewConstMetric(c.copied, prometheus.CounterValue, float64(c.n.fsm.copiedBytes.Load()))
 }
 
 func b2f(b bool) float64 {

@@ -64,6 +64,10 @@ type Config struct {
 	// a stream: an error (a *core.WouldBlock while the node's tier 0 is
 	// over its budget) refuses the request, nothing proposed.
 	Admission func(core.StreamID) error
+	// PeerReader, when set, reads records from other members' APIs: a
+	// node that a snapshot finds behind (new, wiped, or down while the
+	// log was compacted) copies what it lacks with it (catchup.go).
+	PeerReader PeerReader
 	// Faults, when set, injects network faults (fault runs).
 	Faults *Faults
 	// logs replaces the log store (benchmarks: an in-memory log).
@@ -162,6 +166,7 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 	n.fsm = newFSM(ctx, store, cfg.Logger.Named("fsm"))
 	n.fsm.onFail = n.stepDown
 	n.fsm.tiering = cfg.Tiering
+	n.fsm.peers, n.fsm.self = cfg.PeerReader, cfg.NodeID
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster data directory: %w", err)
 	}

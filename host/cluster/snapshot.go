@@ -143,8 +143,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
 		}
 		if in.LastExtID < p.LastExt || in.Records < p.Records {
-			return fmt.Errorf("%w: stream %d holds %d records up to entry %d, the snapshot %d up to %d",
-				ErrBehindSnapshot, p.Stream, in.Records, in.LastExtID, p.Records, p.LastExt)
+			if s, in, err = f.restoreBehind(p, in, doc.Members); err != nil {
+				return err
+			}
 		}
 		local := positionOf(p.Stream, in)
 		if s != nil && local.Records == p.Records && p.Sealed && !local.Sealed {
@@ -171,6 +172,29 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Unlock()
 	return nil
+}
+
+// restoreBehind copies what stream p lacks of the snapshot's position
+// from other members, and returns it as it then stands.
+func (f *fsm) restoreBehind(p streamPosition, in core.StreamInfo, members map[string]APIAddr) (*core.Stream, core.StreamInfo, error) {
+	f.log.Info("the store is behind the snapshot: copying the missing records from a peer", "stream_id", uint64(p.Stream),
+		"records", in.Records, "snapshot_records", p.Records)
+	copied, err := f.catchUp(p, members)
+	f.copiedBytes.Add(uint64(copied))
+	if err != nil {
+		return nil, in, fmt.Errorf("%w: stream %d holds %d records up to entry %d, the snapshot %d up to %d: %w",
+			ErrBehindSnapshot, p.Stream, in.Records, in.LastExtID, p.Records, p.LastExt, err)
+	}
+	s, err := f.store.Lookup(p.Stream)
+	if err != nil {
+		return nil, in, err
+	}
+	if in = s.Info(); in.LastExtID < p.LastExt {
+		return nil, in, fmt.Errorf("%w: stream %d: the copied records end at entry %d, the snapshot's at %d",
+			ErrDiverged, p.Stream, in.LastExtID, p.LastExt)
+	}
+	f.log.Info("copied the missing records from a peer", "stream_id", uint64(p.Stream), "records", in.Records, "payload_bytes", copied)
+	return s, in, nil
 }
 
 // syncAll makes every record of every stream durable.

@@ -18,6 +18,7 @@ type Status struct {
 	Leader                 APIAddr
 	CommitIndex, LastIndex uint64
 	AppliedIndex           uint64 // applied by the store here
+	SnapshotIndex          uint64 // of the newest Raft snapshot here (the log before it may be compacted)
 	LastContact            string // since the leader was last heard from ("never", "0" on the leader)
 	Servers                []Server
 	ApplyFailed            string // why applying stopped, if it did
@@ -36,6 +37,7 @@ func (n *Node) Status() Status {
 	s := Status{NodeID: n.cfg.NodeID, State: n.raft.State().String(), LastContact: st["last_contact"],
 		CommitIndex: n.raft.CommitIndex(), LastIndex: n.raft.LastIndex(), AppliedIndex: n.fsm.applied.Load()}
 	s.Term, _ = strconv.ParseUint(st["term"], 10, 64)
+	s.SnapshotIndex, _ = strconv.ParseUint(st["last_snapshot_index"], 10, 64)
 	_, id := n.raft.LeaderWithID()
 	s.LeaderID = string(id)
 	s.Leader, _ = n.fsm.member(s.LeaderID)

@@ -195,6 +195,11 @@ type Cluster struct {
 	LogStore string
 	// ElectionTimeout is Raft's heartbeat and election timeout.
 	ElectionTimeout time.Duration
+	// SnapshotThreshold, SnapshotInterval and TrailingLogs tune Raft's
+	// snapshots and log compaction.
+	SnapshotThreshold int
+	SnapshotInterval  time.Duration
+	TrailingLogs      int
 	// AdvertiseGRPC and AdvertiseHTTP default to the listeners.
 	AdvertiseGRPC, AdvertiseHTTP string
 }

@@ -181,6 +181,9 @@ func samples(t *testing.T) map[string][3]string {
 		"cluster.data":                   {"/c1", "/c2", "/c3"},
 		"cluster.log_store":              {"boltdb", "boltdb", "boltdb"},
 		"cluster.election_timeout":       {"100ms", "1s", "5s"},
+		"cluster.snapshot_threshold":     {"1", "8192", "100000"},
+		"cluster.snapshot_interval":      {"10ms", "2m", "1h"},
+		"cluster.trailing_logs":          {"1", "10240", "100000"},
 		"cluster.advertise_grpc":         {"10.0.0.1:1", "a.example:2", "[::1]:3"},
 		"cluster.advertise_http":         {"10.0.0.1:4", "a.example:5", "[::1]:6"},
 		"coordinator.scan_interval":      {"1s", "2s", "3s"},
@@ -209,7 +212,7 @@ func companion(k *key, s map[string][3]string) map[string]string {
 		return map[string]string{"listen.tls.cert_file": s["listen.tls.cert_file"][0]}
 	case "cluster.node_id":
 		return map[string]string{"cluster.raft_addr": "127.0.0.1:9", "tier2.enabled": "false"}
-	case "cluster.raft_addr", "cluster.data", "cluster.log_store", "cluster.election_timeout", "cluster.advertise_grpc", "cluster.advertise_http", "cluster.peers", "cluster.join":
+	case "cluster.raft_addr", "cluster.data", "cluster.log_store", "cluster.election_timeout", "cluster.snapshot_threshold", "cluster.snapshot_interval", "cluster.trailing_logs", "cluster.advertise_grpc", "cluster.advertise_http", "cluster.peers", "cluster.join":
 		return map[string]string{"cluster.node_id": "n1", "cluster.raft_addr": "127.0.0.1:9", "tier2.enabled": "false"}
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/replica"
@@ -52,9 +53,13 @@ type Options struct {
 	// cluster (host/cluster): the store is Raft's state machine, and
 	// appends and seals go through the leader. With a Plugin, only the
 	// leader uploads (coordinator.Cluster). Not with Replica or Takeover.
-	Cluster    *cluster.Config
-	Registerer prometheus.Registerer
-	Logger     hclog.Logger
+	Cluster *cluster.Config
+	// ClusterClient is how a cluster member dials the others' client
+	// APIs (a token) when a Raft snapshot finds its store behind and it
+	// copies what it lacks (cluster.Config.PeerReader, unless set).
+	ClusterClient []client.Option
+	Registerer    prometheus.Registerer
+	Logger        hclog.Logger
 }
 
 // Node is one running data directory.
@@ -70,6 +75,7 @@ type Node struct {
 		remote *tier2.Store
 		coord  *coordinator.Coordinator
 		store  *core.Store
+		peers  *peerReader // a cluster member's, nil otherwise
 		closed bool
 		// follower runs while the node is a replica; stopFollow cancels
 		// its Run and waits for it.
@@ -135,11 +141,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("mark the data directory as a replica's: %w", err)
 		}
 	}
-	if pending, err := restore.Pending(vfs.OS, o.DataDir); err != nil {
-		return fmt.Errorf("check for an unfinished restore: %w", err)
-	} else if pending {
-		return fmt.Errorf("%w (%s exists)", restore.ErrIncomplete, filepath.Join(o.DataDir, restore.StagingDir))
-	}
 	cc := o.Coordinator
 	cc.DataDir = o.DataDir
 	cc.Registerer = or(cc.Registerer, o.Registerer)
@@ -160,6 +161,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("tier 2: %w", err)
 		}
 		cc.Tier2 = n.mu.remote
+	}
+	if err := n.rejoinFromTier2(ctx); err != nil {
+		return err
+	}
+	if pending, err := restore.Pending(vfs.OS, o.DataDir); err != nil {
+		return fmt.Errorf("check for an unfinished restore: %w", err)
+	} else if pending {
+		return fmt.Errorf("%w (%s exists)", restore.ErrIncomplete, filepath.Join(o.DataDir, restore.StagingDir))
 	}
 	if o.Cluster != nil {
 		// Seals the coordinator decides are Raft entries, so that every
@@ -223,6 +232,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		cfg.Registerer = or(cfg.Registerer, o.Registerer)
 		if n.mu.remote != nil {
 			cfg.Tiering, cfg.Admission = n.mu.coord, n.mu.coord.Tier0Admission
+		}
+		if cfg.PeerReader == nil {
+			n.mu.peers = newPeerReader(o.ClusterClient)
+			cfg.PeerReader = n.mu.peers
 		}
 		c, err := cluster.Open(cfg, n.mu.store)
 		if err != nil {
@@ -317,6 +330,10 @@ func (n *Node) closeLocked(ctx context.Context) error {
 	// Raft before the store it applies to.
 	if c := n.raft.Swap(nil); c != nil {
 		errs = append(errs, c.Close())
+	}
+	if n.mu.peers != nil {
+		errs = append(errs, n.mu.peers.Close())
+		n.mu.peers = nil
 	}
 	// The store first: closing it flushes and it may still hydrate
 	// through the coordinator.

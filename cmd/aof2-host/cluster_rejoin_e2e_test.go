@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/internal/testwait"
+)
+
+// scrapeSum sums every series of metric name on h's /metrics (false: the
+// scrape failed).
+func scrapeSum(h *hostProc, name string) (float64, bool) {
+	resp, err := httpClient.Get(h.url("/metrics"))
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum, sc.Err() == nil
+}
+
+// waitMetric waits (bounded) until metric name on h reaches at least v.
+func waitMetric(t *testing.T, h *hostProc, name string, v float64) {
+	t.Helper()
+	testwait.Until(t, testwait.Default, 20*time.Millisecond, func() bool {
+		got, ok := scrapeSum(h, name)
+		return ok && got >= v
+	}, "%s reaches %v", name, v)
+}
+
+// TestClusterWipedNodeRejoinsFromTier2: three real hosts over one fs tier
+// 2, with Raft snapshots and log compaction every few dozen entries. A
+// follower is killed and its data directory (store and Raft state)
+// wiped; the others write on and compact their logs past everything it
+// knew. It comes back with join instead of peers: it takes every
+// segment tier 2 holds as cold (no bytes downloaded), Raft hands it the
+// leader's snapshot, and it copies from a peer only what tier 2 does not
+// hold yet. Then every node holds the same records with the same ids,
+// ordinals and ext_ids, and the bytes copied from peers are a small part
+// of the stream.
+func TestClusterWipedNodeRejoinsFromTier2(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	objects := filepath.Join(t.TempDir(), "objects")
+	c := newTestCluster(t, bin, 3, "AOF2_TIER2_ENABLED=true", "AOF2_TIER2_SETTINGS_ROOT="+objects,
+		"AOF2_CLUSTER_SNAPSHOT_THRESHOLD=32", "AOF2_CLUSTER_SNAPSHOT_INTERVAL=100ms", "AOF2_CLUSTER_TRAILING_LOGS=8",
+		"AOF2_COORDINATOR_SCAN_INTERVAL=20ms")
+	l := c.leader(ctx)
+	cl, err := client.Dial(ctx, l.grpc)
+	require.NoError(t, err)
+	defer cl.Close()
+	const stream = client.StreamID(9)
+	payload := bytes.Repeat([]byte("r"), 4000)
+	write := func(batches int) {
+		for range batches {
+			recs := make([][]byte, 20)
+			for i := range recs {
+				recs[i] = payload
+			}
+			_, err := cl.Append(ctx, stream, recs...)
+			require.NoError(t, err)
+		}
+	}
+	write(100) // 2,000 records, ≈ 8 MB: segments of 64 KiB doubling to 1 MiB
+	waitMetric(t, l.h, "aof_cluster_tier_moves_total", 6)
+
+	var f *clusterNode
+	for _, n := range c.nodes {
+		if n != l {
+			f = n
+			break
+		}
+	}
+	c.kill(f)
+	require.NoError(t, os.RemoveAll(f.dataDir))
+	known, ok := scrapeSum(l.h, "aof_cluster_commit_index") // the most the wiped node knew
+	require.True(t, ok)
+	write(50)
+	// A snapshot whose log, less the 8 trailing entries, starts past
+	// what the wiped node knew: it cannot catch up from the log alone.
+	waitMetric(t, l.h, "aof_cluster_snapshot_index", known+9)
+
+	f.env = []string{"AOF2_CLUSTER_PEERS=", "AOF2_CLUSTER_JOIN=" + l.grpc, "AOF2_LOG_LEVEL=info"}
+	c.restart(f)
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s (rejoined):\n%s", f.id, f.h.stderr)
+		}
+	}()
+	write(10)
+	all := c.sameEverywhere(ctx, stream)
+	require.Len(t, all[stream], 3200)
+
+	total := float64(len(all[stream]) * len(payload))
+	copied, ok := scrapeSum(f.h, "aof_cluster_catchup_bytes_total")
+	require.True(t, ok)
+	up, _ := scrapeSum(f.h, "aof_tier2_uploaded_bytes_total")
+	t.Logf("the wiped node copied %.0f payload bytes from peers for a stream of %.0f (%.1f %%); it uploaded %.0f bytes",
+		copied, total, 100*copied/total, up)
+	require.Positive(t, copied, "the tail tier 2 did not hold came from a peer")
+	require.Less(t, copied, total/2, "what tier 2 holds is not copied from peers")
+	require.Zero(t, up, "a follower uploads nothing")
+}

@@ -1,0 +1,73 @@
+package restore_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/restore"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/testwait"
+)
+
+// RunCluster takes, per stream, the segment objects that continue one
+// another from the stream's first record, and stops at the first id tier
+// 2 does not hold (an upload not done yet): nothing after a gap, no lost
+// ids, nothing written to tier 2. A stream whose first segment tier 2
+// lacks is left to the peer copy.
+func TestRunClusterTakesTheRunFromTheStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	kept, _ := writeStreams(t, b, manifestOpts, 1, 2)
+	layout := newRemote(t, b).Layout()
+	segs := func(s types.StreamID) []string { return objectsOf(b, layout, s, tier2.KindSegment) }
+	one, two := segs(1), segs(2)
+	require.Greater(t, len(one), 3)
+	gap := types.SegmentID(0)
+	if ref, err := layout.Parse(one[2]); err == nil {
+		gap = types.SegmentID(ref.ID)
+	}
+	require.NoError(t, b.Delete(ctx, one[2]))
+	require.NoError(t, b.Delete(ctx, two[0]))
+	before := len(b.Keys())
+
+	dir := t.TempDir()
+	rep, err := restore.RunCluster(ctx, restore.Config{DataDir: dir, Remote: newRemote(t, b), SegmentSize: segSize, Manifest: manifestOpts})
+	require.NoError(t, err)
+	require.Len(t, rep.Streams, 2)
+	require.Equal(t, 2, rep.Streams[0].Cold, "stream 1: the two segments before the gap")
+	require.Empty(t, rep.Streams[0].Lost)
+	require.True(t, rep.Streams[1].Skipped, "stream 2: its first segment is not in tier 2")
+	require.Equal(t, before, len(b.Keys()), "nothing written to tier 2")
+
+	// Opened without tiering: a cluster member's store opens so, and
+	// its cold segments are what tier 2 holds (read back end to end in
+	// cmd/aof2-host's TestClusterWipedNodeRejoinsFromTier2).
+	st, err := core.Open(dir, core.Config{SegmentSize: segSize, InitialSegmentSize: segSize, Manifest: manifestOpts})
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, rep.Streams[0].Records, s.Info().Records)
+	var ids []types.SegmentID
+	for _, g := range s.SegmentList() {
+		require.False(t, g.Resident, "segment %d: cold", g.ID)
+		ids = append(ids, g.ID)
+	}
+	require.Len(t, ids, 2)
+	require.Less(t, ids[1], gap)
+	n := 0
+	for _, w := range kept {
+		if w.stream == 1 && w.id.Segment() < gap {
+			n++
+		}
+	}
+	require.EqualValues(t, n, rep.Streams[0].Records, "every record before the gap")
+	_, err = st.Lookup(2)
+	require.ErrorIs(t, err, core.ErrUnknownStream)
+}

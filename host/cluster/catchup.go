@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aof2/aof2/core"
+)
+
+// ErrDiverged is returned when a record copied from a peer gets another
+// id here than it has there: the two stores disagree on what precedes
+// it. The copy stops; nothing is skipped or overwritten.
+var ErrDiverged = errors.New("cluster: a copied record lands at another id than on the peer")
+
+// PeerRecord is one record as another member serves it.
+type PeerRecord struct {
+	ID        core.RecordID
+	Ordinal   uint64
+	Timestamp int64
+	ExtID     uint64
+	Payload   []byte
+}
+
+// PeerReader reads a stream's records, from ordinal from on, at most
+// limit, from another member's client API (the host's client). A node
+// that a Raft snapshot finds behind copies what it lacks with it
+// (catchUp).
+type PeerReader interface {
+	ReadRecords(ctx context.Context, at APIAddr, stream core.StreamID, from uint64, limit int) ([]PeerRecord, error)
+}
+
+// copyBatch bounds the records asked of a peer per read, copyTimeout
+// each read.
+const (
+	copyBatch   = 1000
+	copyTimeout = 30 * time.Second
+)
+
+// errPeerBehind: the peer serves no record past this node's last one.
+var errPeerBehind = errors.New("the peer holds no record past this node's")
+
+// catchUp brings stream p.Stream up to the snapshot's position by
+// copying the records the store lacks from another member, in order,
+// with the timestamps and ext_ids they carry there, sealing where the
+// peer's ids say a segment ended: the result is the segments the log
+// would have built. Every copied record must get the id it has on the
+// peer (ErrDiverged otherwise). Members are tried in turn; a member that
+// has not applied as far is passed for the next.
+func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr) (copied int64, err error) {
+	if f.peers == nil {
+		return 0, errNoPeers
+	}
+	s, err := f.store.Stream(p.Stream)
+	if err != nil {
+		return 0, err
+	}
+	ids := make([]string, 0, len(members))
+	for id := range members {
+		if id != f.self {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var errs []error
+	for _, id := range ids {
+		n, err := f.copyFrom(members[id], s, p.Records)
+		copied += n
+		if err == nil {
+			return copied, nil
+		}
+		if errors.Is(err, ErrDiverged) || f.ctx.Err() != nil {
+			return copied, err
+		}
+		errs = append(errs, fmt.Errorf("from %s: %w", id, err))
+	}
+	if len(errs) == 0 {
+		return copied, errNoPeers
+	}
+	return copied, errors.Join(errs...)
+}
+
+var errNoPeers = errors.New("no other member to copy the records from")
+
+// copyFrom copies records from the member at addr until s holds upTo.
+func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64, err error) {
+	for {
+		have := s.Info().Records
+		if have >= upTo {
+			return copied, nil
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, copyTimeout)
+		recs, err := f.peers.ReadRecords(ctx, addr, s.ID(), have, int(min(upTo-have, copyBatch)))
+		cancel()
+		if err != nil {
+			return copied, err
+		}
+		if len(recs) == 0 {
+			return copied, errPeerBehind
+		}
+		for i := 0; i < len(recs); {
+			j := i + 1
+			for j < len(recs) && sameRun(recs[i], recs[j]) {
+				j++
+			}
+			n, err := f.copyRun(s, have+uint64(i), recs[i:j])
+			copied += n
+			if err != nil {
+				return copied, err
+			}
+			i = j
+		}
+		if err := s.Publish(); err != nil {
+			return copied, err
+		}
+	}
+}
+
+// sameRun: b may be appended in one batch with a (same segment, same
+// timestamp and ext_id).
+func sameRun(a, b PeerRecord) bool {
+	return a.ID.Segment() == b.ID.Segment() && a.Timestamp == b.Timestamp && a.ExtID == b.ExtID
+}
+
+// copyRun appends recs, one run (sameRun), the first at ordinal at.
+func (f *fsm) copyRun(s *core.Stream, at uint64, recs []PeerRecord) (copied int64, err error) {
+	if recs[0].Ordinal != at {
+		return 0, fmt.Errorf("the peer returned ordinal %d for %d", recs[0].Ordinal, at)
+	}
+	seg := recs[0].ID.Segment()
+	if active, _, ok := s.ActiveSince(); ok && active != seg {
+		if err := s.Seal(f.ctx); err != nil {
+			return 0, fmt.Errorf("seal segment %d before the peer's segment %d: %w", active, seg, err)
+		}
+	}
+	opts := core.AppendOptions{Timestamp: recs[0].Timestamp, ExtID: recs[0].ExtID}
+	payloads := make([][]byte, len(recs))
+	for i := range recs {
+		payloads[i] = recs[i].Payload
+		copied += int64(len(recs[i].Payload))
+	}
+	got, err := appendAll(f.ctx, s, payloads, opts)
+	for i, id := range got {
+		if id != recs[i].ID {
+			return copied, fmt.Errorf("%w: stream %d ordinal %d: %v here, %v on the peer", ErrDiverged, s.ID(), at+uint64(i), id, recs[i].ID)
+		}
+	}
+	return copied, err
+}
+
+// appendAll appends payloads with opts, waiting out backpressure (the
+// apply loop cannot refuse an entry): the ids of those appended, and
+// why it stopped before the end.
+func appendAll(ctx context.Context, s *core.Stream, payloads [][]byte, opts core.AppendOptions) ([]core.RecordID, error) {
+	var ids []core.RecordID
+	for len(payloads) > 0 {
+		got, err := s.AppendBatch(payloads, opts)
+		ids, payloads = append(ids, got...), payloads[len(got):]
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, core.ErrWouldBlock) {
+			return ids, err
+		}
+		id, err := s.AppendCtx(ctx, payloads[0], opts)
+		if err != nil {
+			return ids, err
+		}
+		ids, payloads = append(ids, id), payloads[1:]
+	}
+	return ids, nil
+}
