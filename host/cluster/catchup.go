@@ -135,6 +135,9 @@ func (f *fsm) copyRun(s *core.Stream, at uint64, recs []PeerRecord) (copied int6
 			return 0, fmt.Errorf("seal segment %d before the peer's segment %d: %w", active, seg, err)
 		}
 	}
+	if next, known := nextSegment(s); known && next != seg {
+		return 0, fmt.Errorf("%w: stream %d ordinal %d: the peer holds it in segment %d, the next here is %d", ErrDiverged, s.ID(), at, seg, next)
+	}
 	opts := core.AppendOptions{Timestamp: recs[0].Timestamp, ExtID: recs[0].ExtID}
 	payloads := make([][]byte, len(recs))
 	for i := range recs {
@@ -148,6 +151,21 @@ func (f *fsm) copyRun(s *core.Stream, at uint64, recs []PeerRecord) (copied int6
 		}
 	}
 	return copied, err
+}
+
+// nextSegment is the segment the stream's next record goes to, unless it
+// fills it: the active one, or the one after the newest (known false: the
+// stream has no segment yet).
+func nextSegment(s *core.Stream) (id core.SegmentID, known bool) {
+	segs := s.SegmentList()
+	if len(segs) == 0 {
+		return 0, false
+	}
+	last := segs[len(segs)-1]
+	if last.Footer == nil {
+		return last.ID, true
+	}
+	return last.ID + 1, true
 }
 
 // appendAll appends payloads with opts, waiting out backpressure (the

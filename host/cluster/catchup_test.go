@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core"
+)
+
+// storePeer serves records from another member's store, in process: the
+// read a peer's client API answers (host/node wires the real client).
+type storePeer struct{ st *core.Store }
+
+func (p storePeer) ReadRecords(ctx context.Context, _ APIAddr, stream core.StreamID, from uint64, limit int) ([]PeerRecord, error) {
+	s, err := p.st.Lookup(stream)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.NewReader(core.AtOrdinal(from))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var out []PeerRecord
+	for len(out) < limit {
+		rec, err := r.NextCtx(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, PeerRecord{ID: rec.ID, Ordinal: from + uint64(len(out)), Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: bytes.Clone(rec.Payload)})
+	}
+	return out, nil
+}
+
+// applyLog applies n append entries of a few records each to f, with a
+// seal every seventh entry, and returns f's snapshot document.
+func applyLog(t *testing.T, f *fsm, n int) []byte {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		c := appendCommand(1, []Record{{Timestamp: int64(i), Payload: bytes.Repeat([]byte{byte(i)}, 3000)}, {Timestamp: int64(i), Payload: fmt.Appendf(nil, "e%d", i)}})
+		if i%7 == 0 {
+			c = command{kind: kindSeal, stream: 1}
+		}
+		f.ApplyBatch([]*raft.Log{entry(uint64(i), c)})
+	}
+	require.NoError(t, f.err())
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	b, err := json.Marshal(snap)
+	require.NoError(t, err)
+	return b
+}
+
+// A node a snapshot finds behind copies the missing records from a peer
+// and ends with the peer's segments: the same ids, the same seals, the
+// same footers.
+func TestCatchUpRebuildsThePeersSegments(t *testing.T) {
+	peer := openStore(t, t.TempDir())
+	defer peer.Close()
+	doc := applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 900)
+
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	f.peers, f.self = storePeer{peer}, "me"
+	var d snapshotDoc
+	require.NoError(t, json.Unmarshal(doc, &d))
+	d.Members = map[string]APIAddr{"me": {}, "peer": {GRPC: "p"}}
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	require.NoError(t, f.Restore(io.NopCloser(bytes.NewReader(b))))
+	require.Positive(t, f.copiedBytes.Load())
+
+	want, err := peer.Lookup(1)
+	require.NoError(t, err)
+	got, err := st.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, want.Info().Records, got.Info().Records)
+	require.Equal(t, want.Info().LastExtID, got.Info().LastExtID)
+	ws, gs := want.SegmentList(), got.SegmentList()
+	require.Len(t, gs, len(ws))
+	require.Greater(t, len(ws), 2)
+	for i := range ws {
+		require.Equal(t, ws[i].ID, gs[i].ID)
+		require.Equal(t, ws[i].BaseRecord, gs[i].BaseRecord)
+		if ws[i].Footer != nil {
+			require.NotNil(t, gs[i].Footer, "segment %d sealed here too", ws[i].ID)
+			require.Equal(t, *ws[i].Footer, *gs[i].Footer, "segment %d", ws[i].ID)
+		}
+	}
+}
+
+// A store that disagrees with the peer on what precedes the missing
+// records (here a seal the peer never made) stops the copy before
+// appending a record at another id than the peer's.
+func TestCatchUpStopsAtADivergence(t *testing.T) {
+	peer := openStore(t, t.TempDir())
+	defer peer.Close()
+	doc := applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
+
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), []byte("e1")}, core.AppendOptions{Timestamp: 1, ExtID: 1})
+	require.NoError(t, err)
+	require.NoError(t, s.Seal(context.Background()))
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	f.peers, f.self = storePeer{peer}, "me"
+	var d snapshotDoc
+	require.NoError(t, json.Unmarshal(doc, &d))
+	d.Members = map[string]APIAddr{"peer": {GRPC: "p"}}
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	err = f.Restore(io.NopCloser(bytes.NewReader(b)))
+	require.ErrorIs(t, err, ErrDiverged)
+	require.ErrorIs(t, err, ErrBehindSnapshot)
+	require.Equal(t, uint64(2), s.Info().Records, "nothing appended at another id")
+}
