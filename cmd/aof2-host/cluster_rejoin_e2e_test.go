@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -98,13 +99,17 @@ func TestClusterWipedNodeRejoinsFromTier2(t *testing.T) {
 	}
 	c.kill(f)
 	require.NoError(t, os.RemoveAll(f.dataDir))
-	known, ok := scrapeSum(l.h, "aof_cluster_commit_index") // the most the wiped node knew
-	require.True(t, ok)
 	write(50)
-	// A snapshot whose log, less the 8 trailing entries, starts past
-	// what the wiped node knew: it cannot catch up from the log alone.
-	waitMetric(t, l.h, "aof_cluster_snapshot_index", known+9)
-
+	// A snapshot past everything written so far: the records of its
+	// active segment, which tier 2 cannot hold yet, must come from a peer.
+	// Small appends (one entry each, in that active segment) make it due.
+	written, ok := scrapeSum(l.h, "aof_cluster_commit_index")
+	require.True(t, ok)
+	for i := range 40 {
+		_, err := cl.Append(ctx, stream, []byte(fmt.Sprintf("small %d", i)))
+		require.NoError(t, err)
+	}
+	waitMetric(t, l.h, "aof_cluster_snapshot_index", written+1)
 	f.env = []string{"AOF2_CLUSTER_PEERS=", "AOF2_CLUSTER_JOIN=" + l.grpc, "AOF2_LOG_LEVEL=info"}
 	c.restart(f)
 	defer func() {
@@ -114,9 +119,12 @@ func TestClusterWipedNodeRejoinsFromTier2(t *testing.T) {
 	}()
 	write(10)
 	all := c.sameEverywhere(ctx, stream)
-	require.Len(t, all[stream], 3200)
+	require.Len(t, all[stream], 3240)
 
-	total := float64(len(all[stream]) * len(payload))
+	total := 0.0
+	for _, r := range all[stream] {
+		total += float64(len(r.Payload))
+	}
 	copied, ok := scrapeSum(f.h, "aof_cluster_catchup_bytes_total")
 	require.True(t, ok)
 	up, _ := scrapeSum(f.h, "aof_tier2_uploaded_bytes_total")

@@ -22,6 +22,12 @@ import (
 // merged with AOF2_MANIFEST_LOG_ONLY: do not call Manifest.ApplyEnv.
 func (c *Config) CoreConfig() core.Config {
 	sync, _ := core.ParseSyncPolicy(c.Segment.Sync)
+	if c.Clustered() && c.Origin("segment.sync") == "default" {
+		// A cluster member's records are durable in a majority's Raft
+		// logs before they are applied; the engine's own syncs would be
+		// a second fsync stream per node (docs/adr-replication.md).
+		sync = core.SyncNone
+	}
 	mode, _ := segment.ParseWriteMode(c.Segment.WriteMode)
 	prep, _ := segment.ParsePreparation(c.Segment.Preparation)
 	return core.Config{

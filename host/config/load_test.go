@@ -542,3 +542,15 @@ func TestInitialSegmentSize(t *testing.T) {
 	require.Equal(t, "segment.initial_size", ce.Key)
 	require.Contains(t, ce.Error(), "must not exceed segment.size")
 }
+
+// A cluster member's store syncs only at seals, snapshots and its
+// unflushed bound unless segment.sync is set: the Raft log made the
+// records durable first.
+func TestClusterStoreSyncDefaultsToNone(t *testing.T) {
+	env := map[string]string{"AOF2_CLUSTER_NODE_ID": "n1", "AOF2_CLUSTER_RAFT_ADDR": "127.0.0.1:9", "AOF2_TIER2_ENABLED": "false"}
+	c := mustLoad(t, "", env)
+	require.Equal(t, core.SyncNone, c.CoreConfig().Sync)
+	env["AOF2_SEGMENT_SYNC"] = "always"
+	c = mustLoad(t, "", env)
+	require.Equal(t, core.SyncAlways, c.CoreConfig().Sync, "set explicitly")
+}

@@ -75,7 +75,7 @@ var keys = []*key{
 		func(c *Config) *int64 { return &c.Segment.TargetBytes }, false, nil),
 	durationKey("segment.max_age", 5*time.Minute, "Seal a stream's active segment once its first record is this old, so that it is compressed and uploaded: records live on one disk at most about this long (the recovery point, docs/tiering.md#recovery-point). 0 is off: a slow stream's records stay on one disk until its segment fills.",
 		func(c *Config) *time.Duration { return &c.Segment.MaxAge }, false, nil),
-	enumKey("segment.sync", "always", syncPolicies, "When appends become durable without an explicit flush: always (group commit), interval, or none (only on flush, seal and close).",
+	enumKey("segment.sync", "always", syncPolicies, "When appends become durable without an explicit flush: always (group commit), interval, or none (only on flush, seal and close). A cluster member defaults to none: its records are durable in the Raft log first.",
 		func(c *Config) *string { return &c.Segment.Sync }),
 	durationKey("segment.flush_interval", 10*time.Millisecond, "Sync period of sync = \"interval\".",
 		func(c *Config) *time.Duration { return &c.Segment.FlushInterval }, false, positive),
