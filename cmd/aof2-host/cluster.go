@@ -134,9 +134,10 @@ func clusterOp(ctx context.Context, t *target, e *cmdEnv, op func(clusterClient)
 // addresses, so a restarted or bootstrapped node asks harmlessly; a
 // follower's addresses then show in cluster status.
 func announce(ctx context.Context, cfg *config.Config, n *cluster.Node, logger hclog.Logger) {
-	opts := []client.Option{}
-	if tok := cfg.Token(); tok != "" {
-		opts = append(opts, client.WithToken(tok))
+	opts, err := memberClientOptions(cfg)
+	if err != nil {
+		logger.Error("cannot announce this node to the cluster", "error", err)
+		return
 	}
 	api := client.APIAddr{GRPC: cmp.Or(cfg.Cluster.AdvertiseGRPC, cfg.Listen.GRPC), HTTP: cmp.Or(cfg.Cluster.AdvertiseHTTP, cfg.Listen.HTTP)}
 	t := time.NewTicker(time.Second)

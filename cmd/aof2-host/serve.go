@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core/replica"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/host/cluster"
@@ -71,8 +70,8 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	opts, err := nodeOptions(cfg, reg, logger)
 	if err == nil && cfg.Clustered() {
 		opts.Cluster = clusterConfig(cfg)
-		if tok := cfg.Token(); tok != "" {
-			opts.ClusterClient = []client.Option{client.WithToken(tok)}
+		if opts.ClusterClient, err = memberClientOptions(cfg); err != nil {
+			return err
 		}
 	}
 	opts.Takeover = *takeover

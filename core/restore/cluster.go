@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -93,8 +95,18 @@ func (r *run) coldRun(ctx context.Context, s types.StreamID, l tier2.Listing) ([
 		}
 		entries = append(entries, &entry{id: id, obj: &objs[i]})
 	}
-	if err := r.describeCold(ctx, s, entries); err != nil {
+	if err := r.describeRun(ctx, s, entries); err != nil {
 		return nil, err
+	}
+	for i, e := range entries {
+		if e.err != nil {
+			// The peer copy brings this segment and the ones after it; a
+			// damaged object is the leader's scrubber's to repair.
+			r.log.Warn("tier-2 segment object not taken for the rejoin; the records from it on are copied from a peer",
+				"stream_id", uint64(s), "key", e.obj.Info.Key, "error", e.err)
+			entries = entries[:i]
+			break
+		}
 	}
 	if len(entries) > 0 && (entries[0].h.BaseRecord != 0 || entries[0].h.BaseOffset != 0) {
 		return nil, nil
@@ -106,4 +118,24 @@ func (r *run) coldRun(ctx context.Context, s types.StreamID, l tier2.Listing) ([
 		}
 	}
 	return entries, nil
+}
+
+// describeRun reads the header and footer of each entry from tier 2, as
+// describeCold does, but records a failure in the entry instead of
+// failing the run (the run is cut there). Only the context's end fails.
+func (r *run) describeRun(ctx context.Context, s types.StreamID, entries []*entry) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
+	for _, e := range entries {
+		g.Go(func() error {
+			h, f, err := r.describe(gctx, types.SegmentKey{Stream: s, Segment: e.id}, e.obj)
+			if err == nil && (h.StreamID != s || h.SegmentID != e.id || f.SegmentID != e.id) {
+				err = fmt.Errorf("%w: %s holds segment %d of stream %d", ErrSegmentMismatch, e.obj.Info.Key, h.SegmentID, h.StreamID)
+			}
+			e.h, e.f, e.err = h, f, err
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return ctx.Err()
 }

@@ -71,3 +71,23 @@ func TestRunClusterTakesTheRunFromTheStart(t *testing.T) {
 	_, err = st.Lookup(2)
 	require.ErrorIs(t, err, core.ErrUnknownStream)
 }
+
+// An object whose trailer does not verify ends the run there instead of
+// failing the rejoin: the peer copy brings the rest.
+func TestRunClusterCutsTheRunAtADamagedObject(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	writeStreams(t, b, manifestOpts, 1)
+	layout := newRemote(t, b).Layout()
+	one := objectsOf(b, layout, 1, tier2.KindSegment)
+	require.GreaterOrEqual(t, len(one), 3)
+	info, ok := b.Stored(one[1])
+	require.True(t, ok)
+	require.NoError(t, b.Rot(one[1], int64(info.Size)-2))
+
+	rep, err := restore.RunCluster(ctx, restore.Config{DataDir: t.TempDir(), Remote: newRemote(t, b), SegmentSize: segSize, Manifest: manifestOpts})
+	require.NoError(t, err)
+	require.Len(t, rep.Streams, 1)
+	require.Equal(t, 1, rep.Streams[0].Cold, "the segment before the damaged one")
+}

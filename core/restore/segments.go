@@ -27,6 +27,8 @@ type entry struct {
 	// recorded: tier 2 holds the entry's lost stub already (an earlier
 	// restore recorded it, tier2.Store.RecordLost); h and f are its.
 	recorded bool
+	// err: describing the object failed (RunCluster cuts its run there).
+	err error
 }
 
 // knownBase is the base offset the history recorded for e.

@@ -49,7 +49,7 @@ var errPeerBehind = errors.New("the peer holds no record past this node's")
 // would have built. Every copied record must get the id it has on the
 // peer (ErrDiverged otherwise). Members are tried in turn; a member that
 // has not applied as far is passed for the next.
-func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr) (copied int64, err error) {
+func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr, unreachable map[string]bool) (copied int64, err error) {
 	if f.peers == nil {
 		return 0, errNoPeers
 	}
@@ -59,7 +59,7 @@ func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr) (copied int6
 	}
 	ids := make([]string, 0, len(members))
 	for id := range members {
-		if id != f.self {
+		if id != f.self && !unreachable[id] {
 			ids = append(ids, id)
 		}
 	}
@@ -73,6 +73,9 @@ func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr) (copied int6
 		}
 		if errors.Is(err, ErrDiverged) || f.ctx.Err() != nil {
 			return copied, err
+		}
+		if !errors.Is(err, errPeerBehind) && n == 0 {
+			unreachable[id] = true // not asked again for the other streams
 		}
 		errs = append(errs, fmt.Errorf("from %s: %w", id, err))
 	}
@@ -100,22 +103,33 @@ func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64,
 		if len(recs) == 0 {
 			return copied, errPeerBehind
 		}
-		for i := 0; i < len(recs); {
-			j := i + 1
-			for j < len(recs) && sameRun(recs[i], recs[j]) {
-				j++
-			}
-			n, err := f.copyRun(s, have+uint64(i), recs[i:j])
-			copied += n
-			if err != nil {
-				return copied, err
-			}
-			i = j
+		n, err := f.copyRecords(s, have, recs)
+		copied += n
+		// Readers see what went in, whether or not the rest did.
+		if perr := s.Publish(); err == nil {
+			err = perr
 		}
-		if err := s.Publish(); err != nil {
+		if err != nil {
 			return copied, err
 		}
 	}
+}
+
+// copyRecords appends recs, the first at ordinal at, a run at a time.
+func (f *fsm) copyRecords(s *core.Stream, at uint64, recs []PeerRecord) (copied int64, err error) {
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && sameRun(recs[i], recs[j]) {
+			j++
+		}
+		n, err := f.copyRun(s, at+uint64(i), recs[i:j])
+		copied += n
+		if err != nil {
+			return copied, err
+		}
+		i = j
+	}
+	return copied, nil
 }
 
 // sameRun: b may be appended in one batch with a (same segment, same

@@ -311,8 +311,9 @@ func (f *fsm) tail(id core.StreamID) (*tail, error) {
 
 // countTail counts the stream's last records that carry ext. It reads
 // from the last segment's first record, and from one segment further back
-// each time that record carries ext too; one entry holds at most
-// maxCommandRecords records, so no further back than that.
+// each time every record read carries ext (or there was none: a segment a
+// crash left empty); one entry holds at most maxCommandRecords records,
+// so no further back than that. A reader hydrates cold segments.
 func countTail(ctx context.Context, s *core.Stream, ext uint64) (int, error) {
 	in := s.Info()
 	floor := in.FirstOrdinal
@@ -325,13 +326,7 @@ func countTail(ctx context.Context, s *core.Stream, ext uint64) (int, error) {
 		if i >= 0 && segs[i].BaseRecord > floor {
 			from = segs[i].BaseRecord
 		}
-		var id core.SegmentID // the segment holding from
-		for _, g := range segs {
-			if g.BaseRecord <= from {
-				id = g.ID
-			}
-		}
-		n, whole, err := countFrom(ctx, s, from, id, ext)
+		n, whole, err := countFrom(ctx, s, from, ext)
 		if err != nil || !whole || from == floor {
 			return n, err
 		}
@@ -339,15 +334,9 @@ func countTail(ctx context.Context, s *core.Stream, ext uint64) (int, error) {
 }
 
 // countFrom counts the records that carry ext at the end of the stream,
-// reading from ordinal from (in segment id, hydrated first if cold);
-// whole says every record read carries ext.
-func countFrom(ctx context.Context, s *core.Stream, from uint64, id core.SegmentID, ext uint64) (n int, whole bool, err error) {
+// reading from ordinal from; whole says no record read carried another.
+func countFrom(ctx context.Context, s *core.Stream, from, ext uint64) (n int, whole bool, err error) {
 	r, err := s.NewReader(core.AtOrdinal(from))
-	if core.KindOf(err) == core.Hydration && id != 0 {
-		if err = s.Hydrate(ctx, id); err == nil {
-			r, err = s.NewReader(core.AtOrdinal(from))
-		}
-	}
 	if err != nil {
 		return 0, false, fmt.Errorf("read the tail from ordinal %d: %w", from, err)
 	}
@@ -356,7 +345,7 @@ func countFrom(ctx context.Context, s *core.Stream, from uint64, id core.Segment
 	for {
 		rec, err := r.NextCtx(ctx)
 		if errors.Is(err, io.EOF) {
-			return n, whole && n > 0, nil
+			return n, whole, nil
 		}
 		if err != nil {
 			return 0, false, fmt.Errorf("read the tail from ordinal %d: %w", from, err)

@@ -134,6 +134,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("snapshot version %d: this node reads %d", doc.Version, snapshotVersion)
 	}
 	sort.Slice(doc.Streams, func(i, j int) bool { return doc.Streams[i].Stream < doc.Streams[j].Stream })
+	// What the FSM knew of each stream's end is stale after a copy, even
+	// one that failed half-way: read it again from the store.
+	defer clear(f.tails)
+	unreachable := map[string]bool{} // members a copy could not reach, passed for the rest of this restore
 	for _, p := range doc.Streams {
 		var in core.StreamInfo
 		s, err := f.store.Lookup(p.Stream)
@@ -143,7 +147,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
 		}
 		if in.LastExtID < p.LastExt || in.Records < p.Records {
-			if s, in, err = f.restoreBehind(p, in, doc.Members); err != nil {
+			if s, in, err = f.restoreBehind(p, in, doc.Members, unreachable); err != nil {
 				return err
 			}
 		}
@@ -161,7 +165,6 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return err
 		}
 	}
-	clear(f.tails)
 	if doc.Applied > f.applied.Load() {
 		f.setApplied(doc.Applied)
 	}
@@ -176,10 +179,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 // restoreBehind copies what stream p lacks of the snapshot's position
 // from other members, and returns it as it then stands.
-func (f *fsm) restoreBehind(p streamPosition, in core.StreamInfo, members map[string]APIAddr) (*core.Stream, core.StreamInfo, error) {
+func (f *fsm) restoreBehind(p streamPosition, in core.StreamInfo, members map[string]APIAddr, unreachable map[string]bool) (*core.Stream, core.StreamInfo, error) {
 	f.log.Info("the store is behind the snapshot: copying the missing records from a peer", "stream_id", uint64(p.Stream),
 		"records", in.Records, "snapshot_records", p.Records)
-	copied, err := f.catchUp(p, members)
+	copied, err := f.catchUp(p, members, unreachable)
 	f.copiedBytes.Add(uint64(copied))
 	if err != nil {
 		return nil, in, fmt.Errorf("%w: stream %d holds %d records up to entry %d, the snapshot %d up to %d: %w",
@@ -192,6 +195,11 @@ func (f *fsm) restoreBehind(p streamPosition, in core.StreamInfo, members map[st
 	if in = s.Info(); in.LastExtID < p.LastExt {
 		return nil, in, fmt.Errorf("%w: stream %d: the copied records end at entry %d, the snapshot's at %d",
 			ErrDiverged, p.Stream, in.LastExtID, p.LastExt)
+	}
+	// Durable before Raft takes the snapshot as installed and compacts the
+	// log that could have given them back.
+	if err := s.FlushAll(f.ctx); err != nil {
+		return nil, in, fmt.Errorf("stream %d: sync the copied records: %w", p.Stream, err)
 	}
 	f.log.Info("copied the missing records from a peer", "stream_id", uint64(p.Stream), "records", in.Records, "payload_bytes", copied)
 	return s, in, nil
