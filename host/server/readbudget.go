@@ -87,7 +87,8 @@ func (b *readBudget) released(n int64) {
 // owner grows it; anyone may shrink or release it.
 type hold struct {
 	b    *readBudget // immutable
-	conn *connHolds  // immutable: the gRPC connection it is sent on; nil for HTTP
+	conn *holdSet    // immutable: the gRPC connection it is sent on; nil for HTTP
+	rpc  *holdSet    // immutable: the gRPC call it is sent by; nil for HTTP
 
 	mu    sync.Mutex
 	n     int64         // guarded by mu: the bytes held
@@ -96,12 +97,15 @@ type hold struct {
 }
 
 // newHold returns an empty hold. A gRPC request's hold is tied to its
-// connection, which releases it if the connection ends before the
+// connection and to its call, which release it if they end before the
 // transport has written the message out.
 func (b *readBudget) newHold(ctx context.Context) *hold {
 	h := &hold{b: b}
-	if c, ok := ctx.Value(connHoldsKey{}).(*connHolds); ok && c.add(h) {
+	if c, ok := ctx.Value(connHoldsKey{}).(*holdSet); ok && c.add(h) {
 		h.conn = c
+	}
+	if r, ok := ctx.Value(rpcHoldsKey{}).(*rpcHolds); ok && r.add(h) {
+		h.rpc = &r.holdSet
 	}
 	return h
 }
@@ -167,6 +171,9 @@ func (h *hold) release() {
 	}
 	if h.conn != nil {
 		h.conn.remove(h)
+	}
+	if h.rpc != nil {
+		h.rpc.remove(h)
 	}
 	if resp := h.response(); resp != nil {
 		h.b.pending.CompareAndDelete(resp, h)
@@ -253,20 +260,34 @@ func (p releasePool) Get(n int) *[]byte { b := make([]byte, n); return &b }
 
 func (p releasePool) Put(*[]byte) { p.h.release() }
 
-// connHolds are the holds of one gRPC connection. gRPC does not give back
-// every buffer of a connection that went away (those its writer loop had
-// already taken for a stream, or was writing, are dropped with the
-// connection, never freed), so the connection's end releases what its
-// holds still have.
-type connHolds struct {
+// holdSet is the holds of one gRPC connection or call, released
+// together when it ends before the transport gave their buffers back.
+//
+// gRPC does not give back every buffer of a connection that went away
+// (those its writer loop had already taken for a stream, or was writing,
+// are dropped with the connection, never freed), nor a message queued by
+// a handler just after its client reset the stream (the writer loop finds
+// no stream for it and drops it).
+type holdSet struct {
 	mu     sync.Mutex
 	holds  map[*hold]struct{} // guarded by mu
-	closed bool               // guarded by mu: the connection ended
+	closed bool               // guarded by mu: the connection or call ended
 }
 
 type connHoldsKey struct{}
 
-func (c *connHolds) add(h *hold) bool {
+// rpcHolds is the holdSet of one call, and whether its status was
+// written: if it was, the stream was still open when the handler was
+// done, and every message queued before the status is written out (or
+// dropped with the connection) and gives its buffer back.
+type rpcHolds struct {
+	holdSet
+	status atomic.Bool
+}
+
+type rpcHoldsKey struct{}
+
+func (c *holdSet) add(h *hold) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -276,13 +297,13 @@ func (c *connHolds) add(h *hold) bool {
 	return true
 }
 
-func (c *connHolds) remove(h *hold) {
+func (c *holdSet) remove(h *hold) {
 	c.mu.Lock()
 	delete(c.holds, h)
 	c.mu.Unlock()
 }
 
-func (c *connHolds) releaseAll() {
+func (c *holdSet) releaseAll() {
 	c.mu.Lock()
 	c.closed = true
 	holds := make([]*hold, 0, len(c.holds))
@@ -295,21 +316,40 @@ func (c *connHolds) releaseAll() {
 	}
 }
 
-// budgetStats is the stats.Handler that ties holds to their connection.
+// budgetStats is the stats.Handler that ties holds to their connection
+// and call.
 type budgetStats struct{}
 
 func (budgetStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return context.WithValue(ctx, connHoldsKey{}, &connHolds{holds: map[*hold]struct{}{}})
+	return context.WithValue(ctx, connHoldsKey{}, &holdSet{holds: map[*hold]struct{}{}})
 }
 
 func (budgetStats) HandleConn(ctx context.Context, s stats.ConnStats) {
 	if _, end := s.(*stats.ConnEnd); end {
-		if c, ok := ctx.Value(connHoldsKey{}).(*connHolds); ok {
+		if c, ok := ctx.Value(connHoldsKey{}).(*holdSet); ok {
 			c.releaseAll()
 		}
 	}
 }
 
-func (budgetStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (budgetStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, rpcHoldsKey{}, &rpcHolds{holdSet: holdSet{holds: map[*hold]struct{}{}}})
+}
 
-func (budgetStats) HandleRPC(context.Context, stats.RPCStats) {}
+// HandleRPC releases a call's holds when it ends without its status
+// written: the stream was reset (the client cancelled, its deadline
+// passed), and gRPC may have dropped a message without giving it back.
+func (budgetStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	r, ok := ctx.Value(rpcHoldsKey{}).(*rpcHolds)
+	if !ok || s.IsClient() {
+		return
+	}
+	switch s.(type) {
+	case *stats.OutTrailer:
+		r.status.Store(true)
+	case *stats.End:
+		if !r.status.Load() {
+			r.releaseAll()
+		}
+	}
+}

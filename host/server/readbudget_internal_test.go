@@ -95,6 +95,43 @@ func TestConnEndReleases(t *testing.T) {
 	require.Nil(t, h3.conn)
 }
 
+// TestRPCEndReleases: a gRPC call that ends without its status written
+// (its stream was reset) releases the holds it still has; one whose status
+// was written leaves them to the transport, which gives their buffers back
+// once written out.
+func TestRPCEndReleases(t *testing.T) {
+	ctx := context.Background()
+	var st budgetStats
+	for _, tc := range []struct {
+		name     string
+		status   bool
+		released bool
+	}{
+		{"reset", false, true},
+		{"status written", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newReadBudget(100, time.Minute, nil)
+			rctx := st.TagRPC(ctx, nil)
+			h := b.newHold(rctx)
+			require.NoError(t, h.wait(ctx, 30))
+			st.HandleRPC(rctx, &stats.OutHeader{}) // neither: nothing happens
+			if tc.status {
+				st.HandleRPC(rctx, &stats.OutTrailer{})
+			}
+			st.HandleRPC(rctx, &stats.End{})
+			if tc.released {
+				require.Zero(t, b.held.Load())
+				require.Nil(t, b.newHold(rctx).rpc, "a hold made after the end is not tied to it")
+			} else {
+				require.EqualValues(t, 30, b.held.Load())
+				h.release()
+				require.Zero(t, b.held.Load())
+			}
+		})
+	}
+}
+
 // TestStalledHoldReleased: a response handed to the gRPC transport that a
 // client does not take within the stall timeout leaves the budget (and
 // is counted); one written out in time stops its timer.
