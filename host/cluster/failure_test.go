@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
@@ -198,4 +201,61 @@ func TestClusterMetrics(t *testing.T) {
 	require.Equal(t, 3.0, got["aof_cluster_members"])
 	require.Zero(t, got["aof_cluster_apply_failed"])
 	require.Positive(t, got["aof_cluster_term"])
+}
+
+// refusingLogs is a log store that, while refusing, fails every third
+// StoreLogs: the follower answers that AppendEntries with Success=false.
+type refusingLogs struct {
+	raft.LogStore
+	refusing atomic.Bool
+	calls    atomic.Int64
+	refused  atomic.Int64
+}
+
+func (l *refusingLogs) StoreLogs(logs []*raft.Log) error {
+	if l.refusing.Load() && l.calls.Add(1)%3 == 0 {
+		l.refused.Add(1)
+		return errors.New("refused by the test")
+	}
+	return l.LogStore.StoreLogs(logs)
+}
+
+func (l *refusingLogs) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
+
+// TestFollowerRefusingEntriesKeepsReplicating: a follower that answers
+// AppendEntries with Success=false now and then, under a steady stream of
+// appends, is retried and catches up, and every node closes. (With
+// hashicorp/raft's pipelined replication, such an answer can leave the
+// leader's sender to that follower blocked for ever: rpcsInFlight.)
+func TestFollowerRefusingEntriesKeepsReplicating(t *testing.T) {
+	logs := map[string]*refusingLogs{}
+	c := newTestClusterWith(t, 3, LogStoreBolt, func(n *testNode) {
+		l := &refusingLogs{LogStore: raft.NewInmemStore()}
+		logs[n.id], n.logs = l, l
+	})
+	l := c.leader()
+	f := logs[c.followers(l)[0].id]
+	f.refusing.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 60 {
+				_, err := l.node.Append(ctx, 1, rec1(fmt.Sprintf("w%d-%d", w, i)))
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	f.refusing.Store(false)
+	require.Positive(t, f.refused.Load(), "the follower refused some entries")
+	require.Len(t, c.requireSame(1)[1], 16*60)
+	for _, n := range c.nodes {
+		done := make(chan error, 1)
+		node := n.node
+		n.node = nil
+		go func() { done <- node.Close() }()
+		testwait.Recv(t, done, shutdownGrace+testwait.Default, "%s to close", n.id)
+	}
 }

@@ -25,6 +25,7 @@ import (
 type testNode struct {
 	id, raftAddr, dir string
 	faults            *Faults
+	logs              raft.LogStore // nil: the cluster's log store
 	store             *core.Store
 	node              *Node
 }
@@ -55,10 +56,20 @@ func testRaftConfig() *raft.Config {
 
 func newTestCluster(t *testing.T, size int, logStore string) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, size, logStore, nil)
+}
+
+// newTestClusterWith is newTestCluster with setup called on each node
+// before it starts.
+func newTestClusterWith(t *testing.T, size int, logStore string, setup func(*testNode)) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, logStore: logStore}
 	root := t.TempDir()
 	for i := range size {
 		n := &testNode{id: fmt.Sprintf("n%d", i+1), raftAddr: freeAddr(t), dir: filepath.Join(root, fmt.Sprintf("n%d", i+1)), faults: NewFaults()}
+		if setup != nil {
+			setup(n)
+		}
 		c.nodes = append(c.nodes, n)
 		c.peers = append(c.peers, Peer{ID: n.id, Addr: n.raftAddr})
 	}
@@ -80,7 +91,7 @@ func (c *testCluster) start(n *testNode) {
 	require.NoError(c.t, err)
 	n.node, err = Open(Config{
 		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
-		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults,
+		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults, logs: n.logs,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: n.id, Level: hclog.LevelFromString(os.Getenv("AOF2_TEST_LOG")), Output: testWriter{c.t}}),
 	}, n.store)
 	require.NoError(c.t, err)

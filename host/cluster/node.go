@@ -186,6 +186,7 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 	layer := &faultLayer{Listener: ln, self: raft.ServerAddress(cfg.RaftAddr), faults: cfg.Faults}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: cfg.Logger.Named("transport"),
+		MaxRPCsInFlight: rpcsInFlight,
 	})
 	rc := raft.DefaultConfig()
 	if cfg.Raft != nil {
@@ -366,6 +367,17 @@ func (n *Node) handOff() error {
 		return errors.New("the leadership transfer did not finish in time")
 	}
 }
+
+// rpcsInFlight turns hashicorp/raft's pipelined replication off: each
+// follower has one AppendEntries in flight, which carries every entry the
+// leader has (raft batches them). Pipelining deadlocks in raft v1.7.2: when
+// a follower answers one pipelined request with Success=false, the
+// response reader stops, the next send blocks for ever on the pipeline's
+// full in-flight queue, and that follower gets no entry again (heartbeats
+// go on, so no election heals it) while raft.Shutdown waits for the stuck
+// sender. HashiCorp measured pipelining as no help with batching
+// (hashicorp/raft#541); docs/adr-replication.md has our measurements.
+const rpcsInFlight = 1
 
 // shutdownGrace is how long Close lets raft finish the apply in progress
 // before it cancels the FSM's waits (an apply blocked on backpressure;
