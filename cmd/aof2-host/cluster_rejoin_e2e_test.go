@@ -19,18 +19,18 @@ import (
 	"github.com/aof2/aof2/internal/testwait"
 )
 
-// scrapeSum sums every series of metric name on h's /metrics (false: the
+// scrape reads every series of metric name on h's /metrics (false: the
 // scrape failed).
-func scrapeSum(h *hostProc, name string) (float64, bool) {
+func scrape(h *hostProc, name string) ([]float64, bool) {
 	resp, err := httpClient.Get(h.url("/metrics"))
 	if err != nil {
-		return 0, false
+		return nil, false
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, false
+		return nil, false
 	}
-	sum := 0.0
+	var out []float64
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -38,10 +38,21 @@ func scrapeSum(h *hostProc, name string) (float64, bool) {
 			continue
 		}
 		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-			sum += v
+			out = append(out, v)
 		}
 	}
-	return sum, sc.Err() == nil
+	return out, sc.Err() == nil
+}
+
+// scrapeSum sums every series of metric name on h's /metrics (false: the
+// scrape failed).
+func scrapeSum(h *hostProc, name string) (float64, bool) {
+	vs, ok := scrape(h, name)
+	sum := 0.0
+	for _, v := range vs {
+		sum += v
+	}
+	return sum, ok
 }
 
 // waitMetric waits (bounded) until metric name on h reaches at least v.

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,30 +19,12 @@ import (
 )
 
 // replicaLag reads the largest aof_replica_lag_seconds of h's streams.
-func replicaLag(t *testing.T, h *hostProc) (float64, bool) {
-	t.Helper()
-	resp, err := httpClient.Get(h.url("/metrics"))
-	if err != nil {
+func replicaLag(h *hostProc) (float64, bool) {
+	vs, _ := scrape(h, "aof_replica_lag_seconds")
+	if len(vs) == 0 {
 		return 0, false
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, false
-	}
-	lag, found := 0.0, false
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "aof_replica_lag_seconds{") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			lag, found = max(lag, v), true
-		}
-	}
-	return lag, found
+	return slices.Max(vs), true
 }
 
 // readAll reads every record of stream s from c, from the start.
@@ -115,7 +95,7 @@ func TestReplicaFollowsAndPromotes(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			if lag, ok := replicaLag(t, r); ok {
+			if lag, ok := replicaLag(r); ok {
 				probeMu.Lock()
 				lagMax = max(lagMax, lag)
 				probeMu.Unlock()

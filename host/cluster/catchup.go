@@ -117,19 +117,12 @@ func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64,
 
 // copyRecords appends recs, the first at ordinal at, a run at a time.
 func (f *fsm) copyRecords(s *core.Stream, at uint64, recs []PeerRecord) (copied int64, err error) {
-	for i := 0; i < len(recs); {
-		j := i + 1
-		for j < len(recs) && sameRun(recs[i], recs[j]) {
-			j++
-		}
-		n, err := f.copyRun(s, at+uint64(i), recs[i:j])
-		copied += n
-		if err != nil {
-			return copied, err
-		}
-		i = j
-	}
-	return copied, nil
+	err = forRuns(recs, sameRun, func(run []PeerRecord) error {
+		n, err := f.copyRun(s, at, run)
+		copied, at = copied+n, at+uint64(len(run))
+		return err
+	})
+	return copied, err
 }
 
 // sameRun: b may be appended in one batch with a (same segment, same

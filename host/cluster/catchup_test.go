@@ -63,6 +63,21 @@ func applyLog(t *testing.T, f *fsm, n int) []byte {
 	return b
 }
 
+// restoreFromPeer restores snapshot document doc, with members in place
+// of its own, into a new FSM over st (member "me") that reads other
+// members' records from peer.
+func restoreFromPeer(t *testing.T, st, peer *core.Store, doc []byte, members map[string]APIAddr) (*fsm, error) {
+	t.Helper()
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	f.peers, f.self = storePeer{peer}, "me"
+	var d snapshotDoc
+	require.NoError(t, json.Unmarshal(doc, &d))
+	d.Members = members
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	return f, f.Restore(io.NopCloser(bytes.NewReader(b)))
+}
+
 // A node a snapshot finds behind copies the missing records from a peer
 // and ends with the peer's segments: the same ids, the same seals, the
 // same footers.
@@ -73,14 +88,8 @@ func TestCatchUpRebuildsThePeersSegments(t *testing.T) {
 
 	st := openStore(t, t.TempDir())
 	defer st.Close()
-	f := newFSM(context.Background(), st, hclog.NewNullLogger())
-	f.peers, f.self = storePeer{peer}, "me"
-	var d snapshotDoc
-	require.NoError(t, json.Unmarshal(doc, &d))
-	d.Members = map[string]APIAddr{"me": {}, "peer": {GRPC: "p"}}
-	b, err := json.Marshal(d)
+	f, err := restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"me": {}, "peer": {GRPC: "p"}})
 	require.NoError(t, err)
-	require.NoError(t, f.Restore(io.NopCloser(bytes.NewReader(b))))
 	require.Positive(t, f.copiedBytes.Load())
 
 	want, err := peer.Lookup(1)
@@ -117,14 +126,7 @@ func TestCatchUpStopsAtADivergence(t *testing.T) {
 	_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), []byte("e1")}, core.AppendOptions{Timestamp: 1, ExtID: 1})
 	require.NoError(t, err)
 	require.NoError(t, s.Seal(context.Background()))
-	f := newFSM(context.Background(), st, hclog.NewNullLogger())
-	f.peers, f.self = storePeer{peer}, "me"
-	var d snapshotDoc
-	require.NoError(t, json.Unmarshal(doc, &d))
-	d.Members = map[string]APIAddr{"peer": {GRPC: "p"}}
-	b, err := json.Marshal(d)
-	require.NoError(t, err)
-	err = f.Restore(io.NopCloser(bytes.NewReader(b)))
+	_, err = restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
 	require.ErrorIs(t, err, ErrDiverged)
 	require.ErrorIs(t, err, ErrBehindSnapshot)
 	require.Equal(t, uint64(2), s.Info().Records, "nothing appended at another id")

@@ -251,26 +251,40 @@ func (f *fsm) applyGroup(index uint64, g group, skip map[core.StreamID]int) ([]c
 	n := min(left, len(recs))
 	recs, skip[g.stream] = recs[n:], left-n
 	ids := make([]core.RecordID, 0, len(recs))
-	for i := 0; i < len(recs); {
-		j := i + 1
-		for j < len(recs) && recs[j].Timestamp == recs[i].Timestamp {
-			j++
+	sameTime := func(a, b Record) bool { return a.Timestamp == b.Timestamp }
+	err = forRuns(recs, sameTime, func(run []Record) error {
+		payloads := make([][]byte, len(run))
+		for k := range run {
+			payloads[k] = run[k].Payload
 		}
-		payloads := make([][]byte, j-i)
-		for k := range payloads {
-			payloads[k] = recs[i+k].Payload
-		}
-		got, err := appendAll(f.ctx, t.stream, payloads, core.AppendOptions{Timestamp: recs[i].Timestamp, ExtID: index})
+		got, err := appendAll(f.ctx, t.stream, payloads, core.AppendOptions{Timestamp: run[0].Timestamp, ExtID: index})
 		ids = append(ids, got...)
 		if len(got) > 0 {
 			t.lastExt, t.present, t.counted = index, 0, true
 		}
-		if err != nil {
-			return nil, err
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// forRuns calls f on each longest run of xs whose members are all same as
+// its first (one AppendBatch each: one timestamp, one ext_id, one
+// segment), in order, and stops at f's first error.
+func forRuns[T any](xs []T, same func(a, b T) bool, f func(run []T) error) error {
+	for i := 0; i < len(xs); {
+		j := i + 1
+		for j < len(xs) && same(xs[i], xs[j]) {
+			j++
+		}
+		if err := f(xs[i:j]); err != nil {
+			return err
 		}
 		i = j
 	}
-	return ids, nil
+	return nil
 }
 
 // applySeal seals the stream's active segment (the one the entry names,
