@@ -24,8 +24,13 @@ help: ## list targets
 build: ## compile everything
 	$(GO) build ./...
 
-test: test-bins ## run every test with -race (CI-sized crash, kill -9 and fault runs), then every fuzz target for TEST_FUZZTIME
+# The exhaustive crash, kill -9 and fault runs: a quarter of their size
+# under -race, then at full size without it (internal/testscale).
+FULL_RUNS := ^(TestCrashAfterEveryOperation|TestFaultAtEveryOperation|TestPowerLoss|TestKill9|TestTieringPowerLoss)$$
+
+test: test-bins ## run every test with -race, then the crash, kill -9 and fault runs at full size without it, then every fuzz target for TEST_FUZZTIME
 	AOF2_TEST_BIN_DIR=$(TEST_BIN_DIR) $(GO) test -race -timeout 45m $(TESTFLAGS) ./...
+	AOF2_TEST_BIN_DIR=$(TEST_BIN_DIR) $(GO) test -timeout 30m -run '$(FULL_RUNS)' $(TESTFLAGS) ./core ./core/coordinator
 	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
 test-short: test-bins ## the edit-compile-test loop (~2 min): go test -short without -race, small crash/fault counts, no e2e, no emulators

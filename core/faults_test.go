@@ -14,6 +14,7 @@ import (
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testscale"
 )
 
 // shortWorkload is a small, fixed sequence of operations; every one of its
@@ -150,7 +151,7 @@ func countOps(t *testing.T, wl shortWorkload) uint64 {
 // random share of unsynced data, and checks the recovered stream. Under
 // -short it takes every third operation (AOF2_CRASH_EVERY sets the stride).
 func TestCrashAfterEveryOperation(t *testing.T) {
-	every := uint64(count("AOF2_CRASH_EVERY", 1, 3))
+	every := uint64(testscale.Stride("AOF2_CRASH_EVERY", 1, 3))
 	for name, wl := range shortWorkloads {
 		t.Run(name, func(t *testing.T) {
 			n := countOps(t, wl) + 10
@@ -185,7 +186,7 @@ func TestCrashAfterEveryOperation(t *testing.T) {
 // -short it takes every eighth operation (AOF2_FAULT_EVERY sets the stride).
 func TestFaultAtEveryOperation(t *testing.T) {
 	faults := []vfs.Fault{vfs.FaultEIO, vfs.FaultNoSpace, vfs.FaultShortWrite, vfs.FaultBitFlip}
-	every := uint64(count("AOF2_FAULT_EVERY", 1, 8))
+	every := uint64(testscale.Stride("AOF2_FAULT_EVERY", 1, 8))
 	for name, wl := range shortWorkloads {
 		t.Run(name, func(t *testing.T) {
 			n := countOps(t, wl) + 10

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testscale"
 	"github.com/aof2/aof2/internal/testseed"
 )
 
@@ -114,7 +115,7 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
-	cycles := envInt("AOF2_KILL_CYCLES", 100)
+	cycles := testscale.Count("AOF2_KILL_CYCLES", 100, 0)
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(testseed.From(t, "AOF2_KILL_SEED"), 9))
 	acked, kills := 0, 0

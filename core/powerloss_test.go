@@ -13,18 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testscale"
 )
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
+func envInt(name string, def int) int { return testscale.Env(name, def) }
 
-// count is a test's iteration count (or stride): the environment variable
-// name when set, else short under -short (the edit-compile-test loop, make
-// test-short) and full otherwise (make test, CI).
+// count is a stress test's iteration count: the environment variable name
+// when set, else short under -short (the edit-compile-test loop, make
+// test-short) and full otherwise (make test, CI, with or without -race).
+// The exhaustive crash and fault runs size themselves with testscale.
 func count(name string, full, short int) int {
 	if testing.Short() {
 		return envInt(name, short)
@@ -94,7 +91,7 @@ func crashOptions(rng *rand.Rand) vfs.CrashOptions {
 // record lost, nothing duplicated, reordered or invented, and recovery
 // always succeeds. Every failure names its seed.
 func TestPowerLoss(t *testing.T) {
-	cycles := count("AOF2_CRASH_CYCLES", 2000, 200)
+	cycles := testscale.Count("AOF2_CRASH_CYCLES", 2000, 200)
 	var estimate atomic.Int64
 	estimate.Store(400)
 	start := time.Now()

@@ -24,6 +24,7 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testscale"
 )
 
 // TestTieringPowerLoss cuts the power at a random file-system operation
@@ -34,10 +35,7 @@ import (
 // every segment's residency must match what is really on disk and in tier
 // 2. Each failure names its seed (AOF2_TIER_CRASH_SEED reruns one).
 func TestTieringPowerLoss(t *testing.T) {
-	cycles := envInt("AOF2_TIER_CRASH_CYCLES", 1000)
-	if testing.Short() {
-		cycles = envInt("AOF2_TIER_CRASH_CYCLES", 100)
-	}
+	cycles := testscale.Count("AOF2_TIER_CRASH_CYCLES", 1000, 100)
 	base := uint64(envInt("AOF2_TIER_CRASH_SEED_BASE", int(time.Now().UnixNano()%1_000_000)))
 	if s := os.Getenv("AOF2_TIER_CRASH_SEED"); s != "" {
 		seed, _ := strconv.ParseUint(s, 10, 64)
@@ -66,12 +64,7 @@ func TestTieringPowerLoss(t *testing.T) {
 
 type cycleStats struct{ cut, cold, hydrations int }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
+func envInt(name string, def int) int { return testscale.Env(name, def) }
 
 // crashPoint fails every operation from index k on (EIO), like a dead
 // machine; the snapshot is taken once everything using it is closed.
