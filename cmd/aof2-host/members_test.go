@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/host/config"
+	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/host/server/servertest"
+)
+
+// memberCert writes a self-signed certificate for 127.0.0.1, good for a
+// server and a client and as the client CA, and its key.
+func memberCert(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aof2 member"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(priv)
+	require.NoError(t, err)
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	return cert, key
+}
+
+// TestMemberClientOptions: a member dials another member's client API as
+// their shared API setup says — with its token over plaintext, with its
+// token and its own certificate over mutual TLS — and the API the same
+// configuration serves accepts it. Over mTLS, a client without the
+// member's certificate is refused: the certificate is what gets it in.
+func TestMemberClientOptions(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := memberCert(t, dir)
+	for _, tc := range []struct {
+		name string
+		tls  string
+	}{
+		{"plaintext", ""},
+		{"mutual TLS", "  tls {\n    cert_file = \"" + cert + "\"\n    key_file = \"" + key + "\"\n    client_ca_file = \"" + cert + "\"\n  }\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "listen {\n  grpc = \"127.0.0.1:0\"\n  http = \"127.0.0.1:0\"\n  auth_token = \"s3cret\"\n" + tc.tls + "}\n"
+			path := filepath.Join(t.TempDir(), "aof2.hcl")
+			require.NoError(t, os.WriteFile(path, []byte(src), 0o600))
+			cfg, err := config.Load([]string{"-config", path, "-data-dir", t.TempDir()}, nil, config.WithDefaultFile(""), config.SkipPluginLookup())
+			require.NoError(t, err)
+			serverTLS, err := cfg.TLSConfig()
+			require.NoError(t, err)
+			h := servertest.Start(t, core.Config{}, server.Options{Token: cfg.Token(), TLS: serverTLS})
+
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			opts, err := memberClientOptions(cfg)
+			require.NoError(t, err)
+			c, err := client.Dial(ctx, h.GRPCAddr, opts...)
+			require.NoError(t, err)
+			defer c.Close()
+			ids, err := c.Append(ctx, 1, []byte("from a member"))
+			require.NoError(t, err)
+			require.Len(t, ids, 1)
+
+			if serverTLS != nil {
+				roots := x509.NewCertPool()
+				pemBytes, err := os.ReadFile(cert)
+				require.NoError(t, err)
+				require.True(t, roots.AppendCertsFromPEM(pemBytes))
+				actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				defer cancel()
+				anon, err := client.Dial(actx, h.GRPCAddr, client.WithTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}), client.WithToken("s3cret"))
+				if err == nil {
+					defer anon.Close()
+					_, err = anon.Append(actx, 1, []byte("no certificate"))
+				}
+				require.ErrorContains(t, err, "TRANSIENT_FAILURE", "a client without the member's certificate: its handshakes fail")
+			}
+		})
+	}
+}
