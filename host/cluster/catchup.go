@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -94,11 +95,24 @@ func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64,
 		if have >= upTo {
 			return copied, nil
 		}
+		// The last record here, if the active segment holds it, is asked
+		// for too: the next record's offset follows from it, so it must be
+		// the peer's.
+		from, prev := have, activeHolds(s, have)
+		if prev {
+			from--
+		}
 		ctx, cancel := context.WithTimeout(f.ctx, copyTimeout)
-		recs, err := f.peers.ReadRecords(ctx, addr, s.ID(), have, int(min(upTo-have, copyBatch)))
+		recs, err := f.peers.ReadRecords(ctx, addr, s.ID(), from, int(min(upTo-from, copyBatch)))
 		cancel()
 		if err != nil {
 			return copied, err
+		}
+		if prev && len(recs) > 0 {
+			if err := sameRecord(s, from, recs[0]); err != nil {
+				return copied, err
+			}
+			recs = recs[1:]
 		}
 		if len(recs) == 0 {
 			return copied, errPeerBehind
@@ -158,6 +172,36 @@ func (f *fsm) copyRun(s *core.Stream, at uint64, recs []PeerRecord) (copied int6
 		}
 	}
 	return copied, err
+}
+
+// activeHolds reports whether s's active segment holds the record at
+// ordinal have-1 (its last).
+func activeHolds(s *core.Stream, have uint64) bool {
+	segs := s.SegmentList()
+	if len(segs) == 0 || have == 0 {
+		return false
+	}
+	last := segs[len(segs)-1]
+	return last.Footer == nil && last.BaseRecord < have
+}
+
+// sameRecord checks that the record at ordinal at here is p: the same
+// id, timestamp, ext_id and payload (ErrDiverged otherwise).
+func sameRecord(s *core.Stream, at uint64, p PeerRecord) error {
+	r, err := s.NewReader(core.AtOrdinal(at))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rec, err := r.Next()
+	if err != nil {
+		return fmt.Errorf("stream %d: read ordinal %d: %w", s.ID(), at, err)
+	}
+	if p.Ordinal != at || rec.ID != p.ID || rec.Timestamp != p.Timestamp || rec.ExtID != p.ExtID || !bytes.Equal(rec.Payload, p.Payload) {
+		return fmt.Errorf("%w: stream %d ordinal %d: the last record here (%v, ext_id %d) is not the peer's (%v, ext_id %d)",
+			ErrDiverged, s.ID(), at, rec.ID, rec.ExtID, p.ID, p.ExtID)
+	}
+	return nil
 }
 
 // nextSegment is the segment the stream's next record goes to, unless it

@@ -112,22 +112,38 @@ func TestCatchUpRebuildsThePeersSegments(t *testing.T) {
 }
 
 // A store that disagrees with the peer on what precedes the missing
-// records (here a seal the peer never made) stops the copy before
-// appending a record at another id than the peer's.
+// records stops the copy before appending a record at another id than
+// the peer's: a seal the peer never made, or a last record in the active
+// segment that is not the peer's (the next record's offset follows from
+// it).
 func TestCatchUpStopsAtADivergence(t *testing.T) {
-	peer := openStore(t, t.TempDir())
-	defer peer.Close()
-	doc := applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
+	for _, tc := range []struct {
+		name   string
+		second []byte // the store's second record; the peer's is "e1"
+		seal   bool
+	}{
+		{"a seal the peer never made", []byte("e1"), true},
+		{"another last record", []byte("not e1"), false},
+		{"the same size, other bytes", []byte("E1"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peer := openStore(t, t.TempDir())
+			defer peer.Close()
+			doc := applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
 
-	st := openStore(t, t.TempDir())
-	defer st.Close()
-	s, err := st.Stream(1)
-	require.NoError(t, err)
-	_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), []byte("e1")}, core.AppendOptions{Timestamp: 1, ExtID: 1})
-	require.NoError(t, err)
-	require.NoError(t, s.Seal(context.Background()))
-	_, err = restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
-	require.ErrorIs(t, err, ErrDiverged)
-	require.ErrorIs(t, err, ErrBehindSnapshot)
-	require.Equal(t, uint64(2), s.Info().Records, "nothing appended at another id")
+			st := openStore(t, t.TempDir())
+			defer st.Close()
+			s, err := st.Stream(1)
+			require.NoError(t, err)
+			_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), tc.second}, core.AppendOptions{Timestamp: 1, ExtID: 1})
+			require.NoError(t, err)
+			if tc.seal {
+				require.NoError(t, s.Seal(context.Background()))
+			}
+			_, err = restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
+			require.ErrorIs(t, err, ErrDiverged)
+			require.ErrorIs(t, err, ErrBehindSnapshot)
+			require.Equal(t, uint64(2), s.Info().Records, "nothing appended at another id")
+		})
+	}
 }
