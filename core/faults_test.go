@@ -101,11 +101,20 @@ func shortConfig(fsys vfs.FS) Config {
 		Preparation: segment.PrepareFallocate}
 }
 
-// runShort runs a workload on fsys and returns its oracle and error. The
-// deadline is short because some faults (a full disk during a seal) block
-// the workload until they heal, which they do not here.
-func runShort(fsys vfs.FS, wl shortWorkload) (*oracle, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+// Deadlines of a short workload run: a fault run's is short because some
+// faults (a full disk during a seal) block the workload until they heal,
+// which they do not there; a run that nothing blocks (fault-free, or cut
+// by a crash, after which every operation fails at once) has a long one
+// that only bounds a hang, so a slow machine does not fail it.
+const (
+	faultRunDeadline = 500 * time.Millisecond
+	freeRunDeadline  = 30 * time.Second
+)
+
+// runShort runs a workload on fsys within deadline and returns its oracle
+// and error.
+func runShort(fsys vfs.FS, wl shortWorkload, deadline time.Duration) (*oracle, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	o := &oracle{}
 	st, err := Open("/data", shortConfig(fsys))
@@ -141,7 +150,7 @@ func verifyRecovered(fsys vfs.FS, o *oracle) error {
 // issued (it varies a little with scheduling; callers add a margin).
 func countOps(t *testing.T, wl shortWorkload) uint64 {
 	w := vfs.Wrap(vfs.NewMem(), nil)
-	_, err := runShort(w, wl)
+	_, err := runShort(w, wl, freeRunDeadline)
 	require.NoError(t, err)
 	return w.Ops()
 }
@@ -164,7 +173,7 @@ func TestCrashAfterEveryOperation(t *testing.T) {
 					}
 					mem := vfs.NewMem()
 					c := newCrashAt(mem, k, opts)
-					o, err := runShort(c.fs, wl)
+					o, err := runShort(c.fs, wl, freeRunDeadline)
 					if err != nil && !c.hasCrashed() {
 						t.Fatalf("crash at op %d/%d: workload failed before the crash: %v", k, n, err)
 					}
@@ -209,7 +218,7 @@ func TestFaultAtEveryOperation(t *testing.T) {
 func faultRun(wl shortWorkload, k uint64, f vfs.Fault, persistent bool) error {
 	mem := vfs.NewMem()
 	w := vfs.Wrap(mem, vfs.OnIndex(k, nil, f, persistent))
-	o, err := runShort(w, wl)
+	o, err := runShort(w, wl, faultRunDeadline)
 	if err != nil && !typedError(err) {
 		return fmt.Errorf("untyped workload error: %w", err)
 	}
