@@ -17,7 +17,6 @@ const (
 	kindMember kind = 3 // a node's client-facing address
 	kindTier   kind = 4 // tier 2 holds a sealed segment (the leader uploaded it)
 	kindDrop   kind = 5 // retention drops a stream's oldest segment; the leader deletes its object after
-	kindGone   kind = 6 // the leader deleted a dropped segment's object
 )
 
 type kind uint8
@@ -47,10 +46,10 @@ type Record struct {
 type command struct {
 	kind    kind
 	groups  []group        // kindAppend: the requests the leader gathered into the entry
-	stream  core.StreamID  // kindSeal, kindTier, kindDrop, kindGone
-	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is. kindTier: the segment uploaded. kindDrop, kindGone: the segment dropped
+	stream  core.StreamID  // kindSeal, kindTier, kindDrop
+	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is. kindTier: the segment uploaded. kindDrop: the segment dropped
 	member  member         // kindMember
-	object  object         // kindTier; kindDrop, kindGone: its Key only
+	object  object         // kindTier; kindDrop: its Key only
 }
 
 // object is a tier-2 object a TierMove entry records.
@@ -124,7 +123,7 @@ func (c command) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(c.segment))
 		b = appendString(b, c.object.Key)
 		b = appendString(b, c.object.ETag)
-	case kindDrop, kindGone:
+	case kindDrop:
 		b = binary.AppendUvarint(b, uint64(c.stream))
 		b = binary.AppendUvarint(b, uint64(c.segment))
 		b = appendString(b, c.object.Key)
@@ -195,7 +194,7 @@ func decodeCommand(b []byte) (command, error) {
 		if d.err == nil && c.object.Key == "" {
 			d.err = errors.New("a tier move without an object key")
 		}
-	case kindDrop, kindGone:
+	case kindDrop:
 		c.stream = core.StreamID(d.uvarint())
 		c.segment = core.SegmentID(d.uvarint())
 		c.object.Key = string(d.bytes())

@@ -14,7 +14,6 @@ func TestCommandRoundTrip(t *testing.T) {
 		{kind: kindMember, member: member{ID: "n1", Addr: APIAddr{GRPC: "127.0.0.1:7400", HTTP: "127.0.0.1:8080"}}},
 		{kind: kindTier, stream: 3, segment: 12, object: object{Key: "p/streams/3/segments/12.seg.zst", ETag: "\"e1\""}},
 		{kind: kindDrop, stream: 3, segment: 12, object: object{Key: "p/streams/3/segments/12.seg.zst"}},
-		{kind: kindGone, stream: 3, segment: 12, object: object{Key: "p/streams/3/segments/12.seg.zst"}},
 	} {
 		got, err := decodeCommand(c.encode())
 		require.NoError(t, err)
@@ -39,7 +38,7 @@ func TestDecodeCommandRefuses(t *testing.T) {
 		"trailing":      reseal(append([]byte{commandVersion, byte(kindSeal), 1, 2, 3}, 0, 0, 0, 0)),
 		"no key":        reseal(append([]byte{commandVersion, byte(kindTier), 1, 2, 0, 0}, 0, 0, 0, 0)),
 		"drop, no key":  reseal(append([]byte{commandVersion, byte(kindDrop), 1, 2, 0}, 0, 0, 0, 0)),
-		"gone, an etag": reseal(append([]byte{commandVersion, byte(kindGone), 1, 2, 1, 'k', 1, 'e'}, 0, 0, 0, 0)),
+		"drop, an etag": reseal(append([]byte{commandVersion, byte(kindDrop), 1, 2, 1, 'k', 1, 'e'}, 0, 0, 0, 0)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := decodeCommand(b)
@@ -61,7 +60,6 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(command{kind: kindMember, member: member{ID: "a", Addr: APIAddr{GRPC: "b", HTTP: "c"}}}.encode())
 	f.Add(command{kind: kindTier, stream: 1, segment: 2, object: object{Key: "k", ETag: "e"}}.encode())
 	f.Add(command{kind: kindDrop, stream: 1, segment: 2, object: object{Key: "k"}}.encode())
-	f.Add(command{kind: kindGone, stream: 1, segment: 2, object: object{Key: "k"}}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
