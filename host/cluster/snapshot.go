@@ -45,6 +45,10 @@ type streamPosition struct {
 	// Sealed: the stream's last segment is sealed (a Seal entry after its
 	// last append, which the position alone does not show).
 	Sealed bool `json:"sealed"`
+	// Head is the stream's oldest segment: retention dropped every one
+	// before it (Drop entries), and a node restoring the snapshot drops
+	// those it still holds.
+	Head core.SegmentID `json:"head,omitempty"`
 	// Tier2 lists the stream's segments the log recorded in tier 2
 	// (TierMove entries): a node restoring the snapshot records them, so
 	// that it may evict its copies though it never saw those entries.
@@ -92,6 +96,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		p := positionOf(id, s.Info())
 		if f.tiering != nil {
 			p.Tier2 = tierObjects(s)
+		}
+		if segs := s.SegmentList(); len(segs) > 0 {
+			p.Head = segs[0].ID
 		}
 		doc.Streams = append(doc.Streams, p)
 	}
@@ -164,6 +171,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		if err := f.adoptTier2(p); err != nil {
 			return err
 		}
+		// After the moves: a segment is dropped once tier 2 held it.
+		if err := f.dropBelow(s, p); err != nil {
+			return err
+		}
 	}
 	if doc.Applied > f.applied.Load() {
 		f.setApplied(doc.Applied)
@@ -214,6 +225,23 @@ func (f *fsm) syncAll() error {
 		}
 		if err := s.FlushAll(f.ctx); err != nil {
 			return fmt.Errorf("stream %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// dropBelow drops s's segments older than the snapshot's oldest: Drop
+// entries this node never applied.
+func (f *fsm) dropBelow(s *core.Stream, p streamPosition) error {
+	if s == nil || p.Head == 0 {
+		return nil
+	}
+	for _, info := range s.SegmentList() {
+		if info.ID >= p.Head {
+			break
+		}
+		if err := f.applyDrop(0, command{kind: kindDrop, stream: p.Stream, segment: info.ID}); err != nil {
+			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
 		}
 	}
 	return nil

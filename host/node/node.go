@@ -193,6 +193,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 				}
 				return c.RecordUpload(ctx, k, key, etag)
 			},
+			RecordDrop: func(ctx context.Context, k types.SegmentKey, key string) error {
+				c := n.Cluster()
+				if c == nil {
+					return cluster.ErrNotLeader
+				}
+				return c.RecordDrop(ctx, k, key)
+			},
+			CatchUp: func(ctx context.Context) error {
+				c := n.Cluster()
+				if c == nil {
+					return cluster.ErrNoQuorum
+				}
+				return c.CatchUp(ctx)
+			},
 		}
 	}
 	var writer *replica.Writer
