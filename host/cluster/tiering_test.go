@@ -21,8 +21,8 @@ import (
 // sealedTiering records the moves it is given, refusing, as the
 // coordinator does, a segment that is not sealed here.
 type sealedTiering struct {
-	st  *core.Store
-	mu  sync.Mutex
+	st      *core.Store
+	mu      sync.Mutex
 	got     []types.SegmentKey // guarded by mu: the moves adopted
 	dropped []types.SegmentKey // guarded by mu: the drops adopted
 }
