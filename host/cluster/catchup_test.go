@@ -123,6 +123,25 @@ func TestCatchUpRebuildsThePeersSegments(t *testing.T) {
 	}
 }
 
+// firstEntryBehind returns a peer that applied five entries (applyLog)
+// and its snapshot document, and a store that holds, in its active
+// segment, the first entry's records with second as the second one (the
+// peer's is "e1"), published as applying does.
+func firstEntryBehind(t *testing.T, second []byte) (peer *core.Store, doc []byte, st *core.Store, s *core.Stream) {
+	t.Helper()
+	peer = openStore(t, t.TempDir())
+	t.Cleanup(func() { _ = peer.Close() })
+	doc = applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
+	st = openStore(t, t.TempDir())
+	t.Cleanup(func() { _ = st.Close() })
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), second}, core.AppendOptions{Timestamp: 1, ExtID: 1})
+	require.NoError(t, err)
+	require.NoError(t, s.Publish())
+	return peer, doc, st, s
+}
+
 // A store that disagrees with the peer on what precedes the missing
 // records stops the copy before appending a record at another id than
 // the peer's: a seal the peer never made, or a last record in the active
@@ -139,21 +158,11 @@ func TestCatchUpStopsAtADivergence(t *testing.T) {
 		{"the same size, other bytes", []byte("E1"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			peer := openStore(t, t.TempDir())
-			defer peer.Close()
-			doc := applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
-
-			st := openStore(t, t.TempDir())
-			defer st.Close()
-			s, err := st.Stream(1)
-			require.NoError(t, err)
-			_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), tc.second}, core.AppendOptions{Timestamp: 1, ExtID: 1})
-			require.NoError(t, err)
-			require.NoError(t, s.Publish(), "as applying does")
+			peer, doc, st, s := firstEntryBehind(t, tc.second)
 			if tc.seal {
 				require.NoError(t, s.Seal(context.Background()))
 			}
-			_, err = restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
+			_, err := restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
 			require.ErrorIs(t, err, ErrDiverged)
 			require.ErrorIs(t, err, ErrBehindSnapshot)
 			require.Equal(t, uint64(2), s.Info().Records, "nothing appended at another id")
@@ -166,17 +175,7 @@ func TestCatchUpStopsAtADivergence(t *testing.T) {
 // up to date: the reply that holds only the record compared is no sign
 // that the peer is behind.
 func TestCatchUpOneRecordPerReply(t *testing.T) {
-	peer := openStore(t, t.TempDir())
-	defer peer.Close()
-	doc := applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
-
-	st := openStore(t, t.TempDir())
-	defer st.Close()
-	s, err := st.Stream(1)
-	require.NoError(t, err)
-	_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), []byte("e1")}, core.AppendOptions{Timestamp: 1, ExtID: 1})
-	require.NoError(t, err)
-	require.NoError(t, s.Publish(), "as applying does")
+	peer, doc, st, _ := firstEntryBehind(t, []byte("e1"))
 	f, err := restoreFrom(t, st, storePeer{st: peer, perReply: 1}, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
 	require.NoError(t, err)
 	require.Positive(t, f.copiedBytes.Load())
