@@ -179,6 +179,11 @@ func (r *Reader) seekLocked(p Position) error {
 		r.pin(g)
 		return nil
 	}
+	if g == s.activeSeg() {
+		// The ordinal counts records still staged for a pwrite; the view
+		// shows them only once pushed.
+		_ = s.flushVisible(g)
+	}
 	v, err := g.view(s.cfg.FS)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/client"
+	"github.com/aof2/aof2/internal/testnet"
 	"github.com/aof2/aof2/internal/testwait"
 )
 
@@ -39,14 +39,6 @@ type testCluster struct {
 	env   []string // extra AOF2_* settings for every node
 }
 
-func loopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func newTestCluster(t *testing.T, bin string, size int, env ...string) *testCluster {
 	t.Helper()
 	return newTestClusterIn(t, bin, size, nil, env...)
@@ -59,8 +51,9 @@ func newTestClusterIn(t *testing.T, bin string, size int, dirs map[string]string
 	c := &testCluster{t: t, bin: bin, env: env}
 	root := t.TempDir()
 	var peers []string
+	addrs := testnet.LoopbackAddrs(t, 3*size)
 	for i := range size {
-		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), raftAddr: loopbackAddr(t), grpc: loopbackAddr(t), http: loopbackAddr(t)}
+		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), raftAddr: addrs[3*i], grpc: addrs[3*i+1], http: addrs[3*i+2]}
 		n.dataDir = filepath.Join(root, n.id)
 		if d, ok := dirs[n.id]; ok {
 			n.dataDir = d

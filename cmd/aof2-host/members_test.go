@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,30 +16,8 @@ import (
 	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/host/server"
 	"github.com/aof2/aof2/host/server/servertest"
+	"github.com/aof2/aof2/internal/testcert"
 )
-
-// memberCert writes a self-signed certificate for 127.0.0.1, good for a
-// server and a client and as the client CA, and its key.
-func memberCert(t *testing.T, dir string) (cert, key string) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aof2 member"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	require.NoError(t, err)
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return cert, key
-}
 
 // TestMemberClientOptions: a member dials another member's client API as
 // their shared API setup says — with its token over plaintext, with its
@@ -55,7 +26,7 @@ func memberCert(t *testing.T, dir string) (cert, key string) {
 // member's certificate is refused: the certificate is what gets it in.
 func TestMemberClientOptions(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := memberCert(t, dir)
+	cert, key := testcert.Files(t, dir)
 	for _, tc := range []struct {
 		name string
 		tls  string
@@ -96,7 +67,11 @@ func TestMemberClientOptions(t *testing.T) {
 					defer anon.Close()
 					_, err = anon.Append(actx, 1, []byte("no certificate"))
 				}
-				require.ErrorContains(t, err, "TRANSIENT_FAILURE", "a client without the member's certificate: its handshakes fail")
+				require.Error(t, err, "a client without the member's certificate")
+				// And nothing of its got in: the stream holds the member's record alone.
+				info, err := c.Info(ctx, 1)
+				require.NoError(t, err)
+				require.EqualValues(t, 1, info.Records, "nothing appended without the certificate")
 			}
 		})
 	}

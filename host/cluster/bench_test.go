@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/internal/testnet"
 )
 
 // BenchmarkClusterAppend compares durable appends of one record per call
@@ -109,9 +110,8 @@ type benchCluster struct {
 func newBenchCluster(b *testing.B, mode string) *benchCluster {
 	c := &benchCluster{}
 	var peers []Peer
-	addrs := make([]string, 3)
+	addrs := testnet.LoopbackAddrs(b, 3)
 	for i := range addrs {
-		addrs[i] = freeAddr(b)
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i+1), Addr: addrs[i]})
 	}
 	root := b.TempDir()

@@ -43,6 +43,10 @@ const (
 // errPeerBehind: the peer serves no record past this node's last one.
 var errPeerBehind = errors.New("the peer holds no record past this node's")
 
+// errLocalRead: this node could not read its own last record to compare
+// it with the peer's; no other peer would do better.
+var errLocalRead = errors.New("read this node's own record")
+
 // catchUp brings stream p.Stream up to the snapshot's position by
 // copying the records the store lacks from another member, in order,
 // with the timestamps and ext_ids they carry there, sealing where the
@@ -72,7 +76,7 @@ func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr, unreachable 
 		if err == nil {
 			return copied, nil
 		}
-		if errors.Is(err, ErrDiverged) || f.ctx.Err() != nil {
+		if errors.Is(err, ErrDiverged) || errors.Is(err, errLocalRead) || f.ctx.Err() != nil {
 			return copied, err
 		}
 		if !errors.Is(err, errPeerBehind) && n == 0 {
@@ -90,6 +94,7 @@ var errNoPeers = errors.New("no other member to copy the records from")
 
 // copyFrom copies records from the member at addr until s holds upTo.
 func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64, err error) {
+	checked := false // the record before the first copied one is the peer's
 	for {
 		have := s.Info().Records
 		if have >= upTo {
@@ -97,8 +102,8 @@ func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64,
 		}
 		// The last record here, if the active segment holds it, is asked
 		// for too: the next record's offset follows from it, so it must be
-		// the peer's.
-		from, prev := have, activeHolds(s, have)
+		// the peer's. (Records copied after it are checked by their ids.)
+		from, prev := have, !checked && activeHolds(s, have)
 		if prev {
 			from--
 		}
@@ -112,8 +117,14 @@ func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64,
 			if err := sameRecord(s, from, recs[0]); err != nil {
 				return copied, err
 			}
-			recs = recs[1:]
+			if recs = recs[1:]; len(recs) == 0 {
+				// The reply held that record alone (the peer's byte or
+				// read-budget limit): read on from the next.
+				checked = true
+				continue
+			}
 		}
+		checked = true
 		if len(recs) == 0 {
 			return copied, errPeerBehind
 		}
@@ -190,12 +201,12 @@ func activeHolds(s *core.Stream, have uint64) bool {
 func sameRecord(s *core.Stream, at uint64, p PeerRecord) error {
 	r, err := s.NewReader(core.AtOrdinal(at))
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: stream %d ordinal %d: %w", errLocalRead, s.ID(), at, err)
 	}
 	defer r.Close()
 	rec, err := r.Next()
 	if err != nil {
-		return fmt.Errorf("stream %d: read ordinal %d: %w", s.ID(), at, err)
+		return fmt.Errorf("%w: stream %d ordinal %d: %w", errLocalRead, s.ID(), at, err)
 	}
 	if p.Ordinal != at || rec.ID != p.ID || rec.Timestamp != p.Timestamp || rec.ExtID != p.ExtID || !bytes.Equal(rec.Payload, p.Payload) {
 		return fmt.Errorf("%w: stream %d ordinal %d: the last record here (%v, ext_id %d) is not the peer's (%v, ext_id %d)",

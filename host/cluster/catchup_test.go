@@ -18,7 +18,10 @@ import (
 
 // storePeer serves records from another member's store, in process: the
 // read a peer's client API answers (host/node wires the real client).
-type storePeer struct{ st *core.Store }
+type storePeer struct {
+	st       *core.Store
+	perReply int // at most this many records per reply (a peer's byte limit); 0: limit only
+}
 
 func (p storePeer) ReadRecords(ctx context.Context, _ APIAddr, stream core.StreamID, from uint64, limit int) ([]PeerRecord, error) {
 	s, err := p.st.Lookup(stream)
@@ -30,6 +33,9 @@ func (p storePeer) ReadRecords(ctx context.Context, _ APIAddr, stream core.Strea
 		return nil, err
 	}
 	defer r.Close()
+	if p.perReply > 0 {
+		limit = min(limit, p.perReply)
+	}
 	var out []PeerRecord
 	for len(out) < limit {
 		rec, err := r.NextCtx(ctx)
@@ -68,8 +74,14 @@ func applyLog(t *testing.T, f *fsm, n int) []byte {
 // members' records from peer.
 func restoreFromPeer(t *testing.T, st, peer *core.Store, doc []byte, members map[string]APIAddr) (*fsm, error) {
 	t.Helper()
+	return restoreFrom(t, st, storePeer{st: peer}, doc, members)
+}
+
+// restoreFrom is restoreFromPeer with any peer reader.
+func restoreFrom(t *testing.T, st *core.Store, peer PeerReader, doc []byte, members map[string]APIAddr) (*fsm, error) {
+	t.Helper()
 	f := newFSM(context.Background(), st, hclog.NewNullLogger())
-	f.peers, f.self = storePeer{peer}, "me"
+	f.peers, f.self = peer, "me"
 	var d snapshotDoc
 	require.NoError(t, json.Unmarshal(doc, &d))
 	d.Members = members
@@ -111,6 +123,25 @@ func TestCatchUpRebuildsThePeersSegments(t *testing.T) {
 	}
 }
 
+// firstEntryBehind returns a peer that applied five entries (applyLog)
+// and its snapshot document, and a store that holds, in its active
+// segment, the first entry's records with second as the second one (the
+// peer's is "e1"), published as applying does.
+func firstEntryBehind(t *testing.T, second []byte) (peer *core.Store, doc []byte, st *core.Store, s *core.Stream) {
+	t.Helper()
+	peer = openStore(t, t.TempDir())
+	t.Cleanup(func() { _ = peer.Close() })
+	doc = applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
+	st = openStore(t, t.TempDir())
+	t.Cleanup(func() { _ = st.Close() })
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), second}, core.AppendOptions{Timestamp: 1, ExtID: 1})
+	require.NoError(t, err)
+	require.NoError(t, s.Publish())
+	return peer, doc, st, s
+}
+
 // A store that disagrees with the peer on what precedes the missing
 // records stops the copy before appending a record at another id than
 // the peer's: a seal the peer never made, or a last record in the active
@@ -127,23 +158,26 @@ func TestCatchUpStopsAtADivergence(t *testing.T) {
 		{"the same size, other bytes", []byte("E1"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			peer := openStore(t, t.TempDir())
-			defer peer.Close()
-			doc := applyLog(t, newFSM(context.Background(), peer, hclog.NewNullLogger()), 5)
-
-			st := openStore(t, t.TempDir())
-			defer st.Close()
-			s, err := st.Stream(1)
-			require.NoError(t, err)
-			_, err = s.AppendBatch([][]byte{bytes.Repeat([]byte{1}, 3000), tc.second}, core.AppendOptions{Timestamp: 1, ExtID: 1})
-			require.NoError(t, err)
+			peer, doc, st, s := firstEntryBehind(t, tc.second)
 			if tc.seal {
 				require.NoError(t, s.Seal(context.Background()))
 			}
-			_, err = restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
+			_, err := restoreFromPeer(t, st, peer, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
 			require.ErrorIs(t, err, ErrDiverged)
 			require.ErrorIs(t, err, ErrBehindSnapshot)
 			require.Equal(t, uint64(2), s.Info().Records, "nothing appended at another id")
 		})
 	}
+}
+
+// A peer whose replies hold one record each (its byte limit, with large
+// records) still brings a node whose last record is in its active segment
+// up to date: the reply that holds only the record compared is no sign
+// that the peer is behind.
+func TestCatchUpOneRecordPerReply(t *testing.T) {
+	peer, doc, st, _ := firstEntryBehind(t, []byte("e1"))
+	f, err := restoreFrom(t, st, storePeer{st: peer, perReply: 1}, doc, map[string]APIAddr{"peer": {GRPC: "p"}})
+	require.NoError(t, err)
+	require.Positive(t, f.copiedBytes.Load())
+	require.Equal(t, readAll(t, peer, 1), readAll(t, st, 1))
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/internal/testnet"
 )
 
 // testNode is one member of an in-process cluster: its own store and
@@ -35,14 +35,6 @@ type testCluster struct {
 	logStore string
 	peers    []Peer
 	nodes    []*testNode
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func testRaftConfig() *raft.Config {
@@ -65,8 +57,9 @@ func newTestClusterWith(t *testing.T, size int, logStore string, setup func(*tes
 	t.Helper()
 	c := &testCluster{t: t, logStore: logStore}
 	root := t.TempDir()
+	addrs := testnet.LoopbackAddrs(t, size)
 	for i := range size {
-		n := &testNode{id: fmt.Sprintf("n%d", i+1), raftAddr: freeAddr(t), dir: filepath.Join(root, fmt.Sprintf("n%d", i+1)), faults: NewFaults()}
+		n := &testNode{id: fmt.Sprintf("n%d", i+1), raftAddr: addrs[i], dir: filepath.Join(root, fmt.Sprintf("n%d", i+1)), faults: NewFaults()}
 		if setup != nil {
 			setup(n)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/host/cluster"
+	"github.com/aof2/aof2/internal/testnet"
 	"github.com/aof2/aof2/internal/testwait"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
@@ -44,11 +44,7 @@ func startTierCluster(t *testing.T, ctx context.Context) []*tierMember {
 	bin, root := buildFSPlugin(t), t.TempDir()
 	var peers []cluster.Peer
 	var members []*tierMember
-	for i := range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		require.NoError(t, ln.Close())
+	for i, addr := range testnet.LoopbackAddrs(t, 3) {
 		id := fmt.Sprintf("n%d", i+1)
 		peers = append(peers, cluster.Peer{ID: id, Addr: addr})
 		members = append(members, &tierMember{id: id, raftAddr: addr, dir: t.TempDir(), reg: prometheus.NewRegistry(), faults: cluster.NewFaults()})

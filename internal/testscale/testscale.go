@@ -3,9 +3,10 @@
 //
 // Those runs exercise recovery, not concurrency, and the race detector
 // makes them about ten times slower. `make test` therefore runs them twice:
-// at a quarter of their size under -race (the race detector still sees
-// every code path they reach), then at full size without it (every
-// operation index, every cycle; `make test`'s second pass). Under -short
+// at a quarter of their size under -race (every kind of operation and fault
+// still runs with the race detector on, at fewer indexes), then at full
+// size without it (every operation index, every cycle; `make test`'s second
+// pass). Under -short
 // they take their small counts. An environment variable set for a run wins
 // over all three.
 package testscale
@@ -32,13 +33,14 @@ func Count(name string, full, short int) int {
 }
 
 // Stride is a step over operation indexes: the environment variable name
-// when set, short under -short, 4×full under -race, full otherwise.
+// when set, short under -short, 4×full under -race (never coarser than
+// short), full otherwise.
 func Stride(name string, full, short int) int {
 	switch {
 	case testing.Short():
 		return Env(name, short)
 	case Race:
-		return Env(name, full*raceDivisor)
+		return Env(name, min(full*raceDivisor, short))
 	}
 	return Env(name, full)
 }

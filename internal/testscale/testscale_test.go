@@ -17,6 +17,9 @@ func TestSizes(t *testing.T) {
 	}
 	require.Equal(t, count, Count("AOF2_TESTSCALE_UNSET", 100, 10))
 	require.Equal(t, stride, Stride("AOF2_TESTSCALE_UNSET", 1, 8))
+	if Race && !testing.Short() {
+		require.Equal(t, 3, Stride("AOF2_TESTSCALE_UNSET", 1, 3), "never coarser than -short's")
+	}
 	t.Setenv("AOF2_TESTSCALE_SET", "7")
 	require.Equal(t, 7, Count("AOF2_TESTSCALE_SET", 100, 10))
 	require.Equal(t, 7, Stride("AOF2_TESTSCALE_SET", 1, 8))
