@@ -18,6 +18,13 @@ import (
 // must be restored from tier 2 before it can follow the log again.
 var ErrBehindSnapshot = errors.New("cluster: the store is behind the Raft snapshot")
 
+// ErrBehindRetention is returned (with ErrBehindSnapshot) when the
+// records a node lacks start below its stream's oldest segment: the
+// cluster's retention dropped them, so no member can copy them. The node
+// is rebuilt: its data directory wiped, it rejoins with cluster.join
+// (docs/runbook.md), from the stream's oldest segment in tier 2.
+var ErrBehindRetention = errors.New("cluster: retention dropped records this node lacks")
+
 // snapshotVersion is the version of snapshotDoc's encoding.
 const snapshotVersion = 1
 
@@ -49,6 +56,9 @@ type streamPosition struct {
 	// before it (Drop entries), and a node restoring the snapshot drops
 	// those it still holds.
 	Head core.SegmentID `json:"head,omitempty"`
+	// HeadRecord is the ordinal of Head's first record: no member holds
+	// the records before it.
+	HeadRecord uint64 `json:"head_record,omitempty"`
 	// Tier2 lists the stream's segments the log recorded in tier 2
 	// (TierMove entries): a node restoring the snapshot records them, so
 	// that it may evict its copies though it never saw those entries.
@@ -98,7 +108,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 			p.Tier2 = tierObjects(s)
 		}
 		if segs := s.SegmentList(); len(segs) > 0 {
-			p.Head = segs[0].ID
+			p.Head, p.HeadRecord = segs[0].ID, segs[0].BaseRecord
 		}
 		doc.Streams = append(doc.Streams, p)
 	}
@@ -191,6 +201,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // restoreBehind copies what stream p lacks of the snapshot's position
 // from other members, and returns it as it then stands.
 func (f *fsm) restoreBehind(p streamPosition, in core.StreamInfo, members map[string]APIAddr, unreachable map[string]bool) (*core.Stream, core.StreamInfo, error) {
+	if in.Records < p.HeadRecord {
+		return nil, in, fmt.Errorf("%w: %w: stream %d: this node holds %d records, the cluster's oldest segment %d starts at record %d: "+
+			"wipe this member's data directory and start it with cluster.join (docs/runbook.md)",
+			ErrBehindSnapshot, ErrBehindRetention, p.Stream, in.Records, p.Head, p.HeadRecord)
+	}
 	f.log.Info("the store is behind the snapshot: copying the missing records from a peer", "stream_id", uint64(p.Stream),
 		"records", in.Records, "snapshot_records", p.Records)
 	copied, err := f.catchUp(p, members, unreachable)
