@@ -78,70 +78,106 @@ func TestClusterWipedNodeRejoinsFromTier2(t *testing.T) {
 	bin := hostBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	objects := filepath.Join(t.TempDir(), "objects")
-	c := newTestCluster(t, bin, 3, "AOF2_TIER2_ENABLED=true", "AOF2_TIER2_SETTINGS_ROOT="+objects,
-		"AOF2_CLUSTER_SNAPSHOT_THRESHOLD=32", "AOF2_CLUSTER_SNAPSHOT_INTERVAL=100ms", "AOF2_CLUSTER_TRAILING_LOGS=8",
-		"AOF2_COORDINATOR_SCAN_INTERVAL=20ms")
+	c := newTier2Cluster(t, bin, filepath.Join(t.TempDir(), "objects"))
 	l := c.leader(ctx)
 	cl, err := client.Dial(ctx, l.grpc)
 	require.NoError(t, err)
 	defer cl.Close()
 	const stream = client.StreamID(9)
-	payload := bytes.Repeat([]byte("r"), 4000)
-	write := func(batches int) {
-		for range batches {
-			recs := make([][]byte, 20)
-			for i := range recs {
-				recs[i] = payload
-			}
-			_, err := cl.Append(ctx, stream, recs...)
-			require.NoError(t, err)
-		}
-	}
-	write(100) // 2,000 records, ≈ 8 MB: segments of 64 KiB doubling to 1 MiB
+	writeBatches(ctx, t, cl, stream, 100) // 2,000 records, ≈ 8 MB: segments of 64 KiB doubling to 1 MiB
 	waitMetric(t, l.h, "aof_cluster_tier_moves_total", 6)
 
-	var f *clusterNode
-	for _, n := range c.nodes {
-		if n != l {
-			f = n
-			break
-		}
-	}
-	c.kill(f)
-	require.NoError(t, os.RemoveAll(f.dataDir))
-	write(50)
-	// A snapshot past everything written so far: the records of its
-	// active segment, which tier 2 cannot hold yet, must come from a peer.
-	// Small appends (one entry each, in that active segment) make it due.
-	written, ok := scrapeSum(l.h, "aof_cluster_commit_index")
-	require.True(t, ok)
-	for i := range 40 {
-		_, err := cl.Append(ctx, stream, []byte(fmt.Sprintf("small %d", i)))
-		require.NoError(t, err)
-	}
-	waitMetric(t, l.h, "aof_cluster_snapshot_index", written+1)
-	f.env = []string{"AOF2_CLUSTER_PEERS=", "AOF2_CLUSTER_JOIN=" + l.grpc, "AOF2_LOG_LEVEL=info"}
-	c.restart(f)
-	defer func() {
-		if t.Failed() {
-			t.Logf("%s (rejoined):\n%s", f.id, f.h.stderr)
-		}
-	}()
-	write(10)
+	f := c.follower(l)
+	c.wipe(f)
+	writeBatches(ctx, t, cl, stream, 50)
+	c.rejoin(ctx, f, l, cl, stream)
+	writeBatches(ctx, t, cl, stream, 10)
 	all := c.sameEverywhere(ctx, stream)
 	require.Len(t, all[stream], 3240)
+	c.copiedLittle(f, all[stream])
+}
 
+// newTier2Cluster starts three hosts over one fs tier 2 in objects, with
+// Raft snapshots and log compaction every few dozen entries: a node
+// away for a few appends is handed a snapshot.
+func newTier2Cluster(t *testing.T, bin, objects string, env ...string) *testCluster {
+	t.Helper()
+	return newTestCluster(t, bin, 3, append([]string{"AOF2_TIER2_ENABLED=true", "AOF2_TIER2_SETTINGS_ROOT=" + objects,
+		"AOF2_CLUSTER_SNAPSHOT_THRESHOLD=32", "AOF2_CLUSTER_SNAPSHOT_INTERVAL=100ms", "AOF2_CLUSTER_TRAILING_LOGS=8",
+		"AOF2_COORDINATOR_SCAN_INTERVAL=20ms"}, env...)...)
+}
+
+// writeBatches appends n batches of 20 records of 4,000 bytes.
+func writeBatches(ctx context.Context, t *testing.T, cl *client.Client, stream client.StreamID, n int) {
+	t.Helper()
+	payload := bytes.Repeat([]byte("r"), 4000)
+	recs := make([][]byte, 20)
+	for i := range recs {
+		recs[i] = payload
+	}
+	for range n {
+		_, err := cl.Append(ctx, stream, recs...)
+		require.NoError(t, err)
+	}
+}
+
+// follower is a running node other than l.
+func (c *testCluster) follower(l *clusterNode) *clusterNode {
+	c.t.Helper()
+	for _, n := range c.up() {
+		if n != l {
+			return n
+		}
+	}
+	c.t.Fatal("no running follower")
+	return nil
+}
+
+// wipe kills n and removes its data directory (store and Raft state).
+func (c *testCluster) wipe(n *clusterNode) {
+	c.t.Helper()
+	c.kill(n)
+	require.NoError(c.t, os.RemoveAll(n.dataDir))
+}
+
+// rejoin starts wiped node n again with join (through the leader l)
+// instead of peers, once l took a snapshot past everything written so
+// far: the records of the active segment, which tier 2 cannot hold yet,
+// must then come from a peer. Small appends to stream (one entry each,
+// in that active segment) make the snapshot due.
+func (c *testCluster) rejoin(ctx context.Context, n, l *clusterNode, cl *client.Client, stream client.StreamID) {
+	c.t.Helper()
+	written, ok := scrapeSum(l.h, "aof_cluster_commit_index")
+	require.True(c.t, ok)
+	for i := range 40 {
+		_, err := cl.Append(ctx, stream, fmt.Appendf(nil, "small %d", i))
+		require.NoError(c.t, err)
+	}
+	waitMetric(c.t, l.h, "aof_cluster_snapshot_index", written+1)
+	n.env = []string{"AOF2_CLUSTER_PEERS=", "AOF2_CLUSTER_JOIN=" + l.grpc, "AOF2_LOG_LEVEL=info"}
+	c.restart(n)
+	c.t.Cleanup(func() {
+		if c.t.Failed() && n.h != nil {
+			c.t.Logf("%s (rejoined):\n%s", n.id, n.h.stderr)
+		}
+	})
+}
+
+// copiedLittle checks that rejoined node n copied from peers only a
+// small part of recs, the stream as every node holds it (what tier 2
+// holds is not copied), and uploaded nothing (a follower).
+func (c *testCluster) copiedLittle(n *clusterNode, recs []client.Record) {
+	c.t.Helper()
 	total := 0.0
-	for _, r := range all[stream] {
+	for _, r := range recs {
 		total += float64(len(r.Payload))
 	}
-	copied, ok := scrapeSum(f.h, "aof_cluster_catchup_bytes_total")
-	require.True(t, ok)
-	up, _ := scrapeSum(f.h, "aof_tier2_uploaded_bytes_total")
-	t.Logf("the wiped node copied %.0f payload bytes from peers for a stream of %.0f (%.1f %%); it uploaded %.0f bytes",
+	copied, ok := scrapeSum(n.h, "aof_cluster_catchup_bytes_total")
+	require.True(c.t, ok)
+	up, _ := scrapeSum(n.h, "aof_tier2_uploaded_bytes_total")
+	c.t.Logf("the wiped node copied %.0f payload bytes from peers for a stream of %.0f (%.1f %%); it uploaded %.0f bytes",
 		copied, total, 100*copied/total, up)
-	require.Positive(t, copied, "the tail tier 2 did not hold came from a peer")
-	require.Less(t, copied, total/2, "what tier 2 holds is not copied from peers")
-	require.Zero(t, up, "a follower uploads nothing")
+	require.Positive(c.t, copied, "the tail tier 2 did not hold came from a peer")
+	require.Less(c.t, copied, total/2, "what tier 2 holds is not copied from peers")
+	require.Zero(c.t, up, "a follower uploads nothing")
 }

@@ -69,7 +69,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 
 	opts, err := nodeOptions(cfg, reg, logger)
 	if err == nil && cfg.Clustered() {
-		opts.Cluster = clusterConfig(cfg)
+		opts.Cluster, opts.ClusterJoin = clusterConfig(cfg), cfg.Cluster.Join
 		if opts.ClusterClient, err = memberClientOptions(cfg); err != nil {
 			return err
 		}

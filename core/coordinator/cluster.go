@@ -27,9 +27,12 @@ import (
 //     next leader: the object's key is the segment's, and an if_absent
 //     create that finds the same bytes there succeeds, so the segment is
 //     stored once, whichever leader gets there first.
-//   - The commit log, its snapshots, segment-id reservations and
-//     retention are a single writer's (docs/adr-fencing.md); in a cluster
-//     the Raft log is the record, and none of them is made.
+//   - The commit log, its snapshots and segment-id reservations are a
+//     single writer's (docs/adr-fencing.md); in a cluster the Raft log is
+//     the record, and none of them is made.
+//   - Retention drops a segment through the log (a Drop entry every node
+//     applies, AdoptDrop) before the leader deletes its object
+//     (cluster_retention.go).
 type Cluster struct {
 	// Leading reports whether this node is the Raft leader now.
 	Leading func() bool
@@ -37,11 +40,25 @@ type Cluster struct {
 	// once the entry is applied on this node (whose FSM, like every
 	// node's, calls AdoptUpload). It fails on a node that stopped leading.
 	RecordUpload func(ctx context.Context, k types.SegmentKey, key, etag string) error
+	// RecordDrop records that retention drops segment k, whose object is
+	// key, in the Raft log and returns once the entry is applied on this
+	// node (whose FSM, like every node's, calls AdoptDrop). It fails on a
+	// node that stopped leading. Needed for retention.
+	RecordDrop func(ctx context.Context, k types.SegmentKey, key string) error
+	// CatchUp returns once this node has applied what the leader had
+	// committed when it was called (a read barrier). A hydration that
+	// finds no object calls it before it reports the object missing: the
+	// segment may have been dropped by an entry not applied here yet.
+	// Optional.
+	CatchUp func(ctx context.Context) error
 }
 
-func (c *Cluster) check() error {
+func (c *Cluster) check(retention bool) error {
 	if c.Leading == nil || c.RecordUpload == nil {
 		return &types.ConfigError{Key: "cluster", Reason: "the coordinator of a cluster member needs Leading and RecordUpload"}
+	}
+	if retention && c.RecordDrop == nil {
+		return &types.ConfigError{Key: "retention", Reason: "retention in a cluster needs RecordDrop"}
 	}
 	return nil
 }

@@ -106,14 +106,11 @@ func (c Config) withDefaults() (Config, error) {
 		return c, &types.ConfigError{Key: "retention", Reason: "retention deletes through tier 2 and needs one configured"}
 	}
 	if c.Cluster != nil {
-		if err := c.Cluster.check(); err != nil {
+		if err := c.Cluster.check(c.Retention.enabled()); err != nil {
 			return c, err
 		}
 		if c.Replica {
 			return c, &types.ConfigError{Key: "cluster", Reason: "a cluster member is no read replica"}
-		}
-		if c.Retention.enabled() {
-			return c, &types.ConfigError{Key: "retention", Reason: "retention deletes in tier 2, which a cluster does not do yet (docs/adr-replication.md#status)"}
 		}
 	}
 	if err := c.Disk.withDefaults(vfs.OnOS(c.FS), c.DataDir); err != nil {

@@ -52,6 +52,9 @@ type Coordinator struct {
 		// until a listing succeeded; remoteStreamsErr is the last failure).
 		remoteStreams    map[types.StreamID]bool
 		remoteStreamsErr error
+		// swept are the streams whose dropped objects this node swept
+		// since it began leading (cluster_retention.go).
+		swept map[types.StreamID]bool
 	}
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running
@@ -102,12 +105,15 @@ const (
 	jobAgeSeal     // age.go
 	jobSnapshot    // snapshots.go
 	jobSeal        // pressure.go
+	jobDrop        // cluster_retention.go: the leader's Drop entry, then the delete
+	jobDropLocal   // cluster_retention.go: a queued drop a reader held up
+	jobSweep       // cluster_retention.go: a new leader's roll-forward of cut deletes
 )
 
 // mutatesTier2 are the jobs that write or delete tier-2 objects.
-var mutatesTier2 = map[jobKind]bool{jobUpload: true, jobReupload: true, jobChunk: true, jobRetire: true, jobSnapshot: true}
+var mutatesTier2 = map[jobKind]bool{jobUpload: true, jobReupload: true, jobChunk: true, jobRetire: true, jobSnapshot: true, jobDrop: true, jobSweep: true}
 
-var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal", jobAgeSeal: "age_seal", jobSnapshot: "manifest_snapshot"}
+var jobNames = map[jobKind]string{jobCompress: "compress", jobUpload: "upload", jobEvict: "evict", jobReupload: "reupload", jobChunk: "manifest_chunk", jobRetire: "retire", jobWarmEvict: "warm_evict", jobWarmReclaim: "warm_reclaim", jobSeal: "seal", jobAgeSeal: "age_seal", jobSnapshot: "manifest_snapshot", jobDrop: "drop", jobDropLocal: "drop_local", jobSweep: "sweep"}
 
 func (k jobKind) String() string { return jobNames[k] }
 
@@ -131,6 +137,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.LogClock})
 	c.mu.queued = map[job]bool{}
 	c.mu.keys = map[types.SegmentKey]*keyLock{}
+	c.mu.swept = map[types.StreamID]bool{}
 	c.rsv.m = map[types.StreamID]*streamReservation{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
@@ -407,8 +414,12 @@ func (c *Coordinator) run(j job) {
 			err = c.reupload(ctx, s, j.seg)
 		case jobChunk:
 			err = c.uploadChunks(ctx, s)
-		case jobRetire:
+		case jobRetire, jobDropLocal:
 			err = c.retire(ctx, s, j.seg)
+		case jobDrop:
+			err = c.dropInCluster(ctx, s, j.seg)
+		case jobSweep:
+			err = c.sweepDropped(ctx, s)
 		case jobWarmEvict:
 			err = c.evictWarm(ctx, s, j.seg, false)
 		case jobWarmReclaim:
@@ -489,6 +500,8 @@ func (c *Coordinator) scan() {
 		c.retryReservations() // reserve.go
 	}
 	c.listRemoteStreams(c.ctx)
+	leading := c.mayUpload()
+	c.noteLeading(leading)
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
 		if err != nil {
@@ -531,6 +544,9 @@ func (c *Coordinator) scan() {
 			case c.remote != nil && c.mayUpload() && ms.Tier2.Key == "" && c.warm.Contains(k):
 				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})
 			}
+		}
+		if c.cfg.Cluster != nil {
+			c.scanClusterRetention(s, leading)
 		}
 		if !c.ownsCommitLog() {
 			// The writer's retention, chunks and snapshots are not a

@@ -117,8 +117,20 @@ func (c *Coordinator) openArtifact(ctx context.Context, k types.SegmentKey) (*ti
 // Hydrate admits the segment to tier 0 (waiting for room, evicting what
 // the budget picks), brings the artifact into the warm cache from tier 2
 // if needed, rebuilds the tier-0 file verified against segment_crc64, and
-// records it.
-func (c *Coordinator) Hydrate(ctx context.Context, k types.SegmentKey, path string) (err error) {
+// records it. On a cluster member, an object tier 2 does not have may be
+// one retention dropped meanwhile (droppedMeanwhile); that is judged with
+// the segment's lock released, since applying the Drop takes it.
+func (c *Coordinator) Hydrate(ctx context.Context, k types.SegmentKey, path string) error {
+	err := c.hydrate(ctx, k, path)
+	if errors.Is(err, pluginapi.ErrNotFound) {
+		if s, serr := c.stream(k.Stream); serr == nil {
+			err = c.droppedMeanwhile(ctx, s, k.Segment, err)
+		}
+	}
+	return err
+}
+
+func (c *Coordinator) hydrate(ctx context.Context, k types.SegmentKey, path string) (err error) {
 	stream, seg := k.Stream, k.Segment
 	ctx, span := tracing.Start(ctx, c.tracer, tracing.SpanHydrate, tracing.StreamID(uint64(stream)), tracing.SegmentID(uint64(seg)))
 	defer func() { tracing.End(span, err) }()

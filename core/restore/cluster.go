@@ -29,6 +29,14 @@ import (
 // is copied from a peer when Raft hands the node a snapshot. Unlike Run
 // it writes nothing to tier 2 and records no id as lost: nothing is lost
 // in a cluster, only not yet uploaded.
+//
+// A stream whose first segments the cluster's retention dropped
+// (cfg.Oldest) is taken from its oldest segment instead: no member holds
+// the records before it, and objects below it (dropped, their deletes not
+// swept yet) are passed over. Tier 2 must hold that segment, since the
+// store starts a stream only at a segment's first record; when it does
+// not, the stream fails with ErrOldestNotInTier2 and a rerun (which skips
+// the streams already restored) goes on.
 func RunCluster(ctx context.Context, cfg Config) (Report, error) {
 	r, rep, err := start(ctx, &cfg)
 	if err != nil {
@@ -37,6 +45,11 @@ func RunCluster(ctx context.Context, cfg Config) (Report, error) {
 	streams, err := cfg.Remote.ListStreams(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("restore: list the prefix's streams: %w", err)
+	}
+	for s := range cfg.Oldest {
+		if !slices.Contains(streams, s) {
+			streams = append(streams, s) // none of its objects listed: its stream fails below
+		}
 	}
 	return r.each(ctx, rep, streams, r.clusterStream)
 }
@@ -53,9 +66,13 @@ func (r *run) clusterStream(ctx context.Context, s types.StreamID) (StreamReport
 	if err != nil {
 		return sr, fmt.Errorf("stream %d: list: %w", s, err)
 	}
-	entries, err := r.coldRun(ctx, s, l)
+	oldest, cut := r.cfg.Oldest[s]
+	entries, err := r.coldRun(ctx, s, l, oldest)
 	if err != nil {
 		return sr, err
+	}
+	if cut && (len(entries) == 0 || entries[0].id != oldest) {
+		return sr, fmt.Errorf("%w: stream %d segment %d", ErrOldestNotInTier2, s, oldest)
 	}
 	if len(entries) == 0 {
 		// Nothing from the stream's start: the peer copy brings it all.
@@ -82,15 +99,19 @@ func (r *run) clusterStream(ctx context.Context, s types.StreamID) (StreamReport
 
 // coldRun describes the segment objects of l that continue one another
 // from the stream's first record: the longest run of consecutive ids
-// from the lowest listed whose first starts the stream and whose every
-// next one starts where the one before ends.
-func (r *run) coldRun(ctx context.Context, s types.StreamID, l tier2.Listing) ([]*entry, error) {
+// from the lowest listed at or above from whose first starts the stream
+// (from 0) or is segment from, and whose every next one starts where the
+// one before ends.
+func (r *run) coldRun(ctx context.Context, s types.StreamID, l tier2.Listing, from types.SegmentID) ([]*entry, error) {
 	objs := slices.Clone(l.Segments)
 	slices.SortFunc(objs, func(a, b tier2.Listed) int { return cmp.Compare(a.Ref.ID, b.Ref.ID) })
 	var entries []*entry
 	for i := range objs {
 		id := types.SegmentID(objs[i].Ref.ID)
-		if i > 0 && id != entries[len(entries)-1].id+1 {
+		if id < from {
+			continue // dropped by retention; its delete not swept yet
+		}
+		if len(entries) > 0 && id != entries[len(entries)-1].id+1 {
 			break
 		}
 		entries = append(entries, &entry{id: id, obj: &objs[i]})
@@ -108,7 +129,7 @@ func (r *run) coldRun(ctx context.Context, s types.StreamID, l tier2.Listing) ([
 			break
 		}
 	}
-	if len(entries) > 0 && (entries[0].h.BaseRecord != 0 || entries[0].h.BaseOffset != 0) {
+	if from == 0 && len(entries) > 0 && (entries[0].h.BaseRecord != 0 || entries[0].h.BaseOffset != 0) {
 		return nil, nil
 	}
 	for i := 1; i < len(entries); i++ {

@@ -91,3 +91,70 @@ func TestRunClusterCutsTheRunAtADamagedObject(t *testing.T) {
 	require.Len(t, rep.Streams, 1)
 	require.Equal(t, 1, rep.Streams[0].Cold, "the segment before the damaged one")
 }
+
+// A stream whose first segments the cluster's retention dropped is taken
+// from its oldest segment: objects below it (dropped, not swept) are
+// passed over, the stream starts at that segment's first record. Tier 2
+// without that segment fails the stream (ErrOldestNotInTier2), and a
+// rerun once it is there goes on, keeping what the first run restored.
+func TestRunClusterTakesACutStreamFromItsOldestSegment(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	kept, _ := writeStreams(t, b, manifestOpts, 1, 2)
+	layout := newRemote(t, b).Layout()
+	idOf := func(key string) types.SegmentID {
+		ref, err := layout.Parse(key)
+		require.NoError(t, err)
+		return types.SegmentID(ref.ID)
+	}
+	one, two := objectsOf(b, layout, 1, tier2.KindSegment), objectsOf(b, layout, 2, tier2.KindSegment)
+	require.GreaterOrEqual(t, len(one), 3)
+	require.GreaterOrEqual(t, len(two), 3)
+	oldest1 := idOf(one[2]) // the ids below it dropped: one[0]'s object still there (not swept), one[1]'s deleted
+	require.NoError(t, b.Delete(ctx, one[1]))
+	oldest2 := idOf(two[1])
+
+	dir := t.TempDir()
+	// Stream 2's oldest as a lagging member reports it: a segment tier 2
+	// does not hold (one past its last object).
+	cfg := restore.Config{DataDir: dir, Remote: newRemote(t, b), SegmentSize: segSize, Manifest: manifestOpts,
+		Oldest: map[types.StreamID]types.SegmentID{1: oldest1, 2: idOf(two[len(two)-1]) + 1}}
+	rep, err := restore.RunCluster(ctx, cfg)
+	require.ErrorIs(t, err, restore.ErrOldestNotInTier2)
+	pending, perr := restore.Pending(nil, dir)
+	require.NoError(t, perr)
+	require.True(t, pending, "an unfinished rejoin is resumed")
+	require.Len(t, rep.Streams, 2)
+	require.Empty(t, rep.Streams[0].Error)
+	require.Equal(t, len(one)-2, rep.Streams[0].Cold, "stream 1: from its oldest segment to its last")
+
+	cfg.Oldest[2] = oldest2 // asked again
+	rep, err = restore.RunCluster(ctx, cfg)
+	require.NoError(t, err)
+	require.True(t, rep.Streams[0].Skipped, "stream 1: restored by the first run")
+	require.Equal(t, len(two)-1, rep.Streams[1].Cold)
+
+	st, err := core.Open(dir, core.Config{SegmentSize: segSize, InitialSegmentSize: segSize, Manifest: manifestOpts})
+	require.NoError(t, err)
+	defer st.Close()
+	for _, c := range []struct {
+		stream types.StreamID
+		oldest types.SegmentID
+	}{{1, oldest1}, {2, oldest2}} {
+		s, err := st.Lookup(c.stream)
+		require.NoError(t, err)
+		segs := s.SegmentList()
+		require.Equal(t, c.oldest, segs[0].ID)
+		var below, from uint64
+		for _, w := range kept {
+			if w.stream == c.stream && w.id.Segment() < c.oldest {
+				below++
+			} else if w.stream == c.stream {
+				from++
+			}
+		}
+		require.Equal(t, below, segs[0].BaseRecord, "stream %d: starts at its oldest segment's first record", c.stream)
+		require.Equal(t, from, s.Info().Records-segs[0].BaseRecord, "stream %d: every record from its oldest segment", c.stream)
+	}
+}

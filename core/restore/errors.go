@@ -22,4 +22,10 @@ var (
 	// ErrIncomplete: a restore of this data directory did not finish
 	// (serve refuses to start until it is rerun).
 	ErrIncomplete = errors.New("restore: a restore of this data directory did not finish; rerun `aof2-host restore`")
+	// ErrOldestNotInTier2: a cluster member's rejoin needs a stream's
+	// oldest segment (retention dropped the ones before it) from tier 2,
+	// and tier 2 does not hold it (yet): its upload is not done, or a
+	// newer drop removed it. Asking the cluster again and retrying heals
+	// both.
+	ErrOldestNotInTier2 = errors.New("restore: tier 2 does not hold the stream's oldest segment")
 )

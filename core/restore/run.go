@@ -48,8 +48,13 @@ type Config struct {
 	// covering the one reservation the previous writer may have had in
 	// flight when it was taken over.
 	ReserveSegments int
-	FS              vfs.FS
-	Logger          hclog.Logger
+	// Oldest is RunCluster's: the streams whose first segments the
+	// cluster's retention dropped, each with its oldest segment now (as
+	// a member of the cluster lists it). Those streams are taken from
+	// that segment on; every other from its first record.
+	Oldest map[types.StreamID]types.SegmentID
+	FS     vfs.FS
+	Logger hclog.Logger
 }
 
 // StreamReport is what the restore of one stream did.

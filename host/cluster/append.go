@@ -202,6 +202,38 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	return err
 }
 
+// CatchUp returns once this node has applied what the leader had
+// committed when it was called, as far as this node can tell: on the
+// leader, a read barrier; on a follower, the commit index its first
+// contact with the leader after the call carries. A hydration uses it to
+// tell a segment retention dropped from a missing object
+// (coordinator.Cluster.CatchUp); only which error a read gets depends on
+// it.
+func (n *Node) CatchUp(ctx context.Context) error {
+	if n.IsLeader() {
+		return n.ReadBarrier(ctx)
+	}
+	if err := n.usable(); err != nil {
+		return err
+	}
+	since := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !n.raft.LastContact().After(since) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: no contact with the leader: %w", ErrNoQuorum, ctx.Err())
+		case <-n.closing:
+			return fmt.Errorf("cluster node: %w", core.ErrClosed)
+		}
+	}
+	if last, ok := n.lastCommandUpTo(n.raft.CommitIndex()); ok {
+		return n.fsm.waitApplied(ctx, last, n.closing)
+	}
+	return nil
+}
+
 // barrierFuture lets wait take a barrier's future.
 type barrierFuture struct{ raft.Future }
 

@@ -71,7 +71,7 @@ func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr, unreachable 
 	slices.Sort(ids)
 	var errs []error
 	for _, id := range ids {
-		n, err := f.copyFrom(members[id], s, p.Records)
+		n, err := f.copyFrom(members[id], s, p.HeadRecord, p.Records)
 		copied += n
 		if err == nil {
 			return copied, nil
@@ -93,7 +93,9 @@ func (f *fsm) catchUp(p streamPosition, members map[string]APIAddr, unreachable 
 var errNoPeers = errors.New("no other member to copy the records from")
 
 // copyFrom copies records from the member at addr until s holds upTo.
-func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64, err error) {
+// Records below head, the ordinal the cluster's oldest segment starts at,
+// are dropped on every member: none is compared.
+func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, head, upTo uint64) (copied int64, err error) {
 	checked := false // the record before the first copied one is the peer's
 	for {
 		have := s.Info().Records
@@ -103,7 +105,7 @@ func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, upTo uint64) (copied int64,
 		// The last record here, if the active segment holds it, is asked
 		// for too: the next record's offset follows from it, so it must be
 		// the peer's. (Records copied after it are checked by their ids.)
-		from, prev := have, !checked && activeHolds(s, have)
+		from, prev := have, !checked && have > head && activeHolds(s, have)
 		if prev {
 			from--
 		}

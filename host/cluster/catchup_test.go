@@ -181,3 +181,70 @@ func TestCatchUpOneRecordPerReply(t *testing.T) {
 	require.Positive(t, f.copiedBytes.Load())
 	require.Equal(t, readAll(t, peer, 1), readAll(t, st, 1))
 }
+
+// After retention dropped a stream's first segments, a node behind the
+// snapshot copies from the cluster's oldest segment on when it holds
+// every record before it (its last one, in a segment every member
+// dropped, is compared with nothing), and drops what it holds below.
+// One that lacks records before that segment fails with
+// ErrBehindRetention: no member holds them.
+func TestCatchUpAfterRetention(t *testing.T) {
+	peer := openStore(t, t.TempDir())
+	defer peer.Close()
+	pf := newFSM(context.Background(), peer, hclog.NewNullLogger())
+	pf.tiering = &sealedTiering{st: peer}
+	log := []command{
+		appendCommand(1, []Record{{Timestamp: 1, Payload: []byte("a1")}, {Timestamp: 1, Payload: []byte("a2")}}),
+		{kind: kindSeal, stream: 1},
+		appendCommand(1, []Record{{Timestamp: 3, Payload: []byte("b1")}, {Timestamp: 3, Payload: []byte("b2")}}),
+		{kind: kindSeal, stream: 1},
+		appendCommand(1, []Record{{Timestamp: 5, Payload: []byte("c1")}}),
+		{kind: kindDrop, stream: 1, segment: 1, object: object{Key: "k1"}},
+		{kind: kindDrop, stream: 1, segment: 2, object: object{Key: "k2"}},
+	}
+	for i, c := range log {
+		pf.ApplyBatch([]*raft.Log{entry(uint64(i+1), c)})
+	}
+	require.NoError(t, pf.err())
+	snap, err := pf.Snapshot()
+	require.NoError(t, err)
+	doc, err := json.Marshal(snap)
+	require.NoError(t, err)
+	var d snapshotDoc
+	require.NoError(t, json.Unmarshal(doc, &d))
+	require.Equal(t, core.SegmentID(3), d.Streams[0].Head)
+	require.Equal(t, uint64(4), d.Streams[0].HeadRecord)
+
+	// behind returns a node that applied the first n entries.
+	behind := func(n int) (*core.Store, *fsm) {
+		st := openStore(t, t.TempDir())
+		t.Cleanup(func() { _ = st.Close() })
+		f := newFSM(context.Background(), st, hclog.NewNullLogger())
+		f.tiering, f.peers, f.self = &sealedTiering{st: st}, storePeer{st: peer}, "me"
+		for i, c := range log[:n] {
+			f.ApplyBatch([]*raft.Log{entry(uint64(i+1), c)})
+		}
+		require.NoError(t, f.err())
+		d.Members = map[string]APIAddr{"me": {}, "peer": {GRPC: "p"}}
+		return st, f
+	}
+	restore := func(f *fsm) error {
+		b, err := json.Marshal(d)
+		require.NoError(t, err)
+		return f.Restore(io.NopCloser(bytes.NewReader(b)))
+	}
+
+	st, f := behind(3) // every record before segment 3, its last in its active segment 2
+	require.NoError(t, restore(f))
+	s, err := st.Lookup(1)
+	require.NoError(t, err)
+	segs := s.SegmentList()
+	require.Equal(t, core.SegmentID(3), segs[0].ID, "dropped below the cluster's oldest segment")
+	require.Equal(t, uint64(5), s.Info().Records)
+	require.Equal(t, readAll(t, peer, 1), readAll(t, st, 1))
+
+	_, f = behind(1) // lacks b1 and b2, which no member holds
+	err = restore(f)
+	require.ErrorIs(t, err, ErrBehindRetention)
+	require.ErrorIs(t, err, ErrBehindSnapshot)
+}

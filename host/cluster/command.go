@@ -16,6 +16,7 @@ const (
 	kindSeal   kind = 2 // seal a stream's active segment
 	kindMember kind = 3 // a node's client-facing address
 	kindTier   kind = 4 // tier 2 holds a sealed segment (the leader uploaded it)
+	kindDrop   kind = 5 // retention drops a stream's oldest segment; the leader deletes its object after
 )
 
 type kind uint8
@@ -45,10 +46,10 @@ type Record struct {
 type command struct {
 	kind    kind
 	groups  []group        // kindAppend: the requests the leader gathered into the entry
-	stream  core.StreamID  // kindSeal, kindTier
-	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is. kindTier: the segment uploaded
+	stream  core.StreamID  // kindSeal, kindTier, kindDrop
+	segment core.SegmentID // kindSeal: the segment to seal if still active; 0: whichever is. kindTier: the segment uploaded. kindDrop: the segment dropped
 	member  member         // kindMember
-	object  object         // kindTier
+	object  object         // kindTier; kindDrop: its Key only
 }
 
 // object is a tier-2 object a TierMove entry records.
@@ -122,6 +123,10 @@ func (c command) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(c.segment))
 		b = appendString(b, c.object.Key)
 		b = appendString(b, c.object.ETag)
+	case kindDrop:
+		b = binary.AppendUvarint(b, uint64(c.stream))
+		b = binary.AppendUvarint(b, uint64(c.segment))
+		b = appendString(b, c.object.Key)
 	}
 	return c.sealBytes(b)
 }
@@ -188,6 +193,13 @@ func decodeCommand(b []byte) (command, error) {
 		c.object.ETag = string(d.bytes())
 		if d.err == nil && c.object.Key == "" {
 			d.err = errors.New("a tier move without an object key")
+		}
+	case kindDrop:
+		c.stream = core.StreamID(d.uvarint())
+		c.segment = core.SegmentID(d.uvarint())
+		c.object.Key = string(d.bytes())
+		if d.err == nil && c.object.Key == "" {
+			d.err = errors.New("a drop without an object key")
 		}
 	default:
 		return command{}, fmt.Errorf("%w: kind %d", ErrBadCommand, c.kind)

@@ -13,6 +13,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		{kind: kindSeal, stream: 9, segment: 4},
 		{kind: kindMember, member: member{ID: "n1", Addr: APIAddr{GRPC: "127.0.0.1:7400", HTTP: "127.0.0.1:8080"}}},
 		{kind: kindTier, stream: 3, segment: 12, object: object{Key: "p/streams/3/segments/12.seg.zst", ETag: "\"e1\""}},
+		{kind: kindDrop, stream: 3, segment: 12, object: object{Key: "p/streams/3/segments/12.seg.zst"}},
 	} {
 		got, err := decodeCommand(c.encode())
 		require.NoError(t, err)
@@ -27,15 +28,17 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	newer := append([]byte(nil), good...)
 	newer[0] = commandVersion + 1
 	for name, b := range map[string][]byte{
-		"empty":     nil,
-		"short":     good[:4],
-		"checksum":  flipped,
-		"version":   reseal(newer),
-		"kind":      reseal([]byte{commandVersion, 99, 0, 0, 0, 0}),
-		"no recs":   reseal(append([]byte{commandVersion, byte(kindAppend), 1, 0, 0}, 0, 0, 0, 0)),
-		"truncated": reseal(append([]byte{commandVersion, byte(kindAppend), 1, 1, 0, 0, 9, 'x'}, 0, 0, 0, 0)),
-		"trailing":  reseal(append([]byte{commandVersion, byte(kindSeal), 1, 2, 3}, 0, 0, 0, 0)),
-		"no key":    reseal(append([]byte{commandVersion, byte(kindTier), 1, 2, 0, 0}, 0, 0, 0, 0)),
+		"empty":         nil,
+		"short":         good[:4],
+		"checksum":      flipped,
+		"version":       reseal(newer),
+		"kind":          reseal([]byte{commandVersion, 99, 0, 0, 0, 0}),
+		"no recs":       reseal(append([]byte{commandVersion, byte(kindAppend), 1, 0, 0}, 0, 0, 0, 0)),
+		"truncated":     reseal(append([]byte{commandVersion, byte(kindAppend), 1, 1, 0, 0, 9, 'x'}, 0, 0, 0, 0)),
+		"trailing":      reseal(append([]byte{commandVersion, byte(kindSeal), 1, 2, 3}, 0, 0, 0, 0)),
+		"no key":        reseal(append([]byte{commandVersion, byte(kindTier), 1, 2, 0, 0}, 0, 0, 0, 0)),
+		"drop, no key":  reseal(append([]byte{commandVersion, byte(kindDrop), 1, 2, 0}, 0, 0, 0, 0)),
+		"drop, an etag": reseal(append([]byte{commandVersion, byte(kindDrop), 1, 2, 1, 'k', 1, 'e'}, 0, 0, 0, 0)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := decodeCommand(b)
@@ -56,6 +59,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(command{kind: kindSeal, stream: 2}.encode())
 	f.Add(command{kind: kindMember, member: member{ID: "a", Addr: APIAddr{GRPC: "b", HTTP: "c"}}}.encode())
 	f.Add(command{kind: kindTier, stream: 1, segment: 2, object: object{Key: "k", ETag: "e"}}.encode())
+	f.Add(command{kind: kindDrop, stream: 1, segment: 2, object: object{Key: "k"}}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {

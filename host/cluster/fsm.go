@@ -56,6 +56,8 @@ type fsm struct {
 	// tierMoves and tierUnmatched count TierMove entries recorded and
 	// passed over (tiering.go).
 	tierMoves, tierUnmatched atomic.Uint64
+	// drops counts Drop entries applied (retention; tiering.go).
+	drops atomic.Uint64
 	// copiedBytes counts payload bytes copied from peers (catchup.go).
 	copiedBytes atomic.Uint64
 	// appliedCh is closed and replaced each time applied advances.
@@ -197,6 +199,11 @@ func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any 
 		return nil
 	case kindTier:
 		if err := f.applyTierMove(l.Index, c); err != nil {
+			return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err))
+		}
+		return nil
+	case kindDrop:
+		if err := f.applyDrop(l.Index, c); err != nil {
 			return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err))
 		}
 		return nil

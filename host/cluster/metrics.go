@@ -16,6 +16,7 @@ type collector struct {
 	leader, term, commit, applied, contact, fail *prometheus.Desc
 	snapshot                                     *prometheus.Desc
 	members, tierMoves, tierUnmatched, copied    *prometheus.Desc
+	drops                                        *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -32,6 +33,7 @@ func newCollector(n *Node) *collector {
 		fail:      d("apply_failed", "1 once this node stopped applying entries (restart it)."),
 		members:   d("members", "Servers in the Raft configuration this node knows."),
 		tierMoves: d("tier_moves_total", "TierMove entries this node recorded (tier 2 holds the segment; it may evict its copies)."),
+		drops:     d("drops_total", "Drop entries this node applied: segments retention dropped (the leader deletes their tier-2 objects after)."),
 		tierUnmatched: d("tier_moves_unmatched_total",
 			"TierMove entries naming a segment this node does not hold sealed: passed over, its copies stay (a divergence to investigate)."),
 		copied: d("catchup_bytes_total",
@@ -40,7 +42,7 @@ func newCollector(n *Node) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.snapshot, c.contact, c.fail, c.members, c.tierMoves, c.tierUnmatched, c.copied} {
+	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.snapshot, c.contact, c.fail, c.members, c.tierMoves, c.tierUnmatched, c.copied, c.drops} {
 		ch <- d
 	}
 }
@@ -67,6 +69,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g(c.members, float64(len(st.Servers)))
 	ch <- prometheus.MustNewConstMetric(c.tierMoves, prometheus.CounterValue, float64(c.n.fsm.tierMoves.Load()))
 	ch <- prometheus.MustNewConstMetric(c.tierUnmatched, prometheus.CounterValue, float64(c.n.fsm.tierUnmatched.Load()))
+	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(c.n.fsm.drops.Load()))
 	ch <- prometheus.MustNewConstMetric(c.copied, prometheus.CounterValue, float64(c.n.fsm.copiedBytes.Load()))
 }
 

@@ -18,6 +18,13 @@ import (
 // must be restored from tier 2 before it can follow the log again.
 var ErrBehindSnapshot = errors.New("cluster: the store is behind the Raft snapshot")
 
+// ErrBehindRetention is returned (with ErrBehindSnapshot) when the
+// records a node lacks start below its stream's oldest segment: the
+// cluster's retention dropped them, so no member can copy them. The node
+// is rebuilt: its data directory wiped, it rejoins with cluster.join
+// (docs/runbook.md), from the stream's oldest segment in tier 2.
+var ErrBehindRetention = errors.New("cluster: retention dropped records this node lacks")
+
 // snapshotVersion is the version of snapshotDoc's encoding.
 const snapshotVersion = 1
 
@@ -45,6 +52,13 @@ type streamPosition struct {
 	// Sealed: the stream's last segment is sealed (a Seal entry after its
 	// last append, which the position alone does not show).
 	Sealed bool `json:"sealed"`
+	// Head is the stream's oldest segment: retention dropped every one
+	// before it (Drop entries), and a node restoring the snapshot drops
+	// those it still holds.
+	Head core.SegmentID `json:"head,omitempty"`
+	// HeadRecord is the ordinal of Head's first record: no member holds
+	// the records before it.
+	HeadRecord uint64 `json:"head_record,omitempty"`
 	// Tier2 lists the stream's segments the log recorded in tier 2
 	// (TierMove entries): a node restoring the snapshot records them, so
 	// that it may evict its copies though it never saw those entries.
@@ -92,6 +106,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		p := positionOf(id, s.Info())
 		if f.tiering != nil {
 			p.Tier2 = tierObjects(s)
+		}
+		if segs := s.SegmentList(); len(segs) > 0 {
+			p.Head, p.HeadRecord = segs[0].ID, segs[0].BaseRecord
 		}
 		doc.Streams = append(doc.Streams, p)
 	}
@@ -164,6 +181,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		if err := f.adoptTier2(p); err != nil {
 			return err
 		}
+		// After the moves: a segment is dropped once tier 2 held it.
+		if err := f.dropBelow(s, p); err != nil {
+			return err
+		}
 	}
 	if doc.Applied > f.applied.Load() {
 		f.setApplied(doc.Applied)
@@ -180,6 +201,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // restoreBehind copies what stream p lacks of the snapshot's position
 // from other members, and returns it as it then stands.
 func (f *fsm) restoreBehind(p streamPosition, in core.StreamInfo, members map[string]APIAddr, unreachable map[string]bool) (*core.Stream, core.StreamInfo, error) {
+	if in.Records < p.HeadRecord {
+		return nil, in, fmt.Errorf("%w: %w: stream %d: this node holds %d records, the cluster's oldest segment %d starts at record %d: "+
+			"wipe this member's data directory and start it with cluster.join (docs/runbook.md)",
+			ErrBehindSnapshot, ErrBehindRetention, p.Stream, in.Records, p.Head, p.HeadRecord)
+	}
 	f.log.Info("the store is behind the snapshot: copying the missing records from a peer", "stream_id", uint64(p.Stream),
 		"records", in.Records, "snapshot_records", p.Records)
 	copied, err := f.catchUp(p, members, unreachable)
@@ -214,6 +240,23 @@ func (f *fsm) syncAll() error {
 		}
 		if err := s.FlushAll(f.ctx); err != nil {
 			return fmt.Errorf("stream %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// dropBelow drops s's segments older than the snapshot's oldest: Drop
+// entries this node never applied.
+func (f *fsm) dropBelow(s *core.Stream, p streamPosition) error {
+	if s == nil || p.Head == 0 {
+		return nil
+	}
+	for _, info := range s.SegmentList() {
+		if info.ID >= p.Head {
+			break
+		}
+		if err := f.applyDrop(0, command{kind: kindDrop, stream: p.Stream, segment: info.ID}); err != nil {
+			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
 		}
 	}
 	return nil

@@ -17,6 +17,9 @@ import (
 // log says so (docs/adr-replication.md, "Leader-only tiering").
 type Tiering interface {
 	AdoptUpload(ctx context.Context, k types.SegmentKey, key, etag string) error
+	// AdoptDrop drops segment k, which the cluster's retention deletes
+	// (a Drop entry; coordinator.Coordinator.AdoptDrop).
+	AdoptDrop(ctx context.Context, k types.SegmentKey) error
 }
 
 // RecordUpload records that tier 2 holds segment k as object key (etag):
@@ -32,6 +35,43 @@ func (n *Node) RecordUpload(ctx context.Context, k types.SegmentKey, key, etag s
 		return err
 	}
 	return appliedErr(res)
+}
+
+// RecordDrop records that retention drops segment k, whose tier-2
+// object is key: a Drop entry, proposed by the leader's coordinator. It
+// returns once the entry is applied here; only then may the leader delete
+// the object (docs/adr-replication.md, "Deletes in a cluster").
+func (n *Node) RecordDrop(ctx context.Context, k types.SegmentKey, key string) error {
+	if err := n.usable(); err != nil {
+		return err
+	}
+	c := command{kind: kindDrop, stream: k.Stream, segment: k.Segment, object: object{Key: key}}
+	res, err := n.wait(ctx, n.raft.Apply(c.encode(), enqueueTimeout))
+	if err != nil {
+		return err
+	}
+	return appliedErr(res)
+}
+
+// applyDrop applies a Drop on this node (index 0: a snapshot's oldest
+// segment, below which every segment was dropped). A stream this node
+// does not hold is passed over; any other failure stops applying (a
+// restart replays the entry).
+func (f *fsm) applyDrop(index uint64, c command) error {
+	if f.tiering == nil {
+		return nil // no tier 2 configured here: every copy stays local
+	}
+	err := f.tiering.AdoptDrop(f.ctx, types.SegmentKey{Stream: c.stream, Segment: c.segment})
+	if errors.Is(err, core.ErrUnknownStream) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drop segment %d: %w", c.segment, err)
+	}
+	if index != 0 {
+		f.drops.Add(1)
+	}
+	return nil
 }
 
 // Leading reports whether this node leads and applies: the coordinator

@@ -21,9 +21,10 @@ import (
 // sealedTiering records the moves it is given, refusing, as the
 // coordinator does, a segment that is not sealed here.
 type sealedTiering struct {
-	st  *core.Store
-	mu  sync.Mutex
-	got []types.SegmentKey // guarded by mu
+	st      *core.Store
+	mu      sync.Mutex
+	got     []types.SegmentKey // guarded by mu: the moves adopted
+	dropped []types.SegmentKey // guarded by mu: the drops adopted
 }
 
 func (r *sealedTiering) AdoptUpload(ctx context.Context, k types.SegmentKey, key, etag string) error {
@@ -38,6 +39,66 @@ func (r *sealedTiering) AdoptUpload(ctx context.Context, k types.SegmentKey, key
 	r.got = append(r.got, k)
 	r.mu.Unlock()
 	return nil
+}
+
+// AdoptDrop drops the stream's oldest segment, as the coordinator does
+// (without the manifest).
+func (r *sealedTiering) AdoptDrop(_ context.Context, k types.SegmentKey) error {
+	s, err := r.st.Lookup(k.Stream)
+	if err != nil {
+		return err
+	}
+	if _, ok := s.Segment(k.Segment); !ok {
+		return nil // dropped already: a replay
+	}
+	r.mu.Lock()
+	r.dropped = append(r.dropped, k)
+	r.mu.Unlock()
+	return s.DropHead(k.Segment)
+}
+
+// Drop entries drop a stream's oldest segments on every node, a replay
+// drops nothing more, and a node that restores a snapshot taken after
+// them drops what it still holds below the snapshot's oldest segment.
+func TestDropsAndTheSnapshotsOldestSegment(t *testing.T) {
+	build := func() (*fsm, *sealedTiering, *core.Store) {
+		st := openStore(t, t.TempDir())
+		t.Cleanup(func() { _ = st.Close() })
+		f := newFSM(context.Background(), st, hclog.NewNullLogger())
+		tiering := &sealedTiering{st: st}
+		f.tiering = tiering
+		for i := 1; i <= 4; i++ {
+			f.ApplyBatch([]*raft.Log{entry(uint64(2*i-1), appendCommand(1, rec1(fmt.Sprint("r", i)))), entry(uint64(2*i), command{kind: kindSeal, stream: 1})})
+		}
+		require.NoError(t, f.err())
+		return f, tiering, st
+	}
+	a, ta, stA := build()
+	b, tb, stB := build()
+	drops := []*raft.Log{
+		entry(9, command{kind: kindDrop, stream: 1, segment: 1, object: object{Key: "k1"}}),
+		entry(10, command{kind: kindDrop, stream: 1, segment: 2, object: object{Key: "k2"}}),
+	}
+	a.ApplyBatch(drops)
+	require.Equal(t, uint64(2), a.drops.Load())
+	a.ApplyBatch(drops[1:]) // a replay after a restart
+	require.NoError(t, a.err())
+	require.Equal(t, []types.SegmentKey{{Stream: 1, Segment: 1}, {Stream: 1, Segment: 2}}, ta.dropped)
+	sa, err := stA.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, core.SegmentID(3), sa.SegmentList()[0].ID)
+
+	snap, err := a.Snapshot()
+	require.NoError(t, err)
+	doc, err := json.Marshal(snap)
+	require.NoError(t, err)
+	require.NoError(t, b.Restore(io.NopCloser(bytes.NewReader(doc))))
+	sb, err := stB.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, core.SegmentID(3), sb.SegmentList()[0].ID, "dropped below the snapshot's oldest segment")
+	require.Equal(t, ta.dropped, tb.dropped)
+	require.Zero(t, b.drops.Load(), "drops a snapshot covers were counted when their entries applied")
+	require.Equal(t, readAll(t, stA, 1), readAll(t, stB, 1))
 }
 
 // A node that missed a Seal and the TierMove of the segment it sealed,

@@ -42,12 +42,12 @@ func TestClusterBlock(t *testing.T) {
   peers = ["n1"]
 }`, "want id=host:port"},
 		{"bad id", noTier2 + `cluster { node_id = "-x" }`, "starting with a letter or digit"},
-		{"with retention", `tier2 { enabled = false }
+		{"retention without tier 2", `tier2 { enabled = false }
 retention { max_age = "24h" }
 cluster {
   node_id = "n1"
   raft_addr = "127.0.0.1:1"
-}`, "retention deletes from tier 2, which a cluster does not do yet"},
+}`, "retention.max_age"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.src, nil)

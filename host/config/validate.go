@@ -107,12 +107,5 @@ func (c *Config) validateCluster() error {
 	if c.IsReplica() {
 		errs.add(c.keyError("role", c.Role, "a cluster node replicates through Raft; role = \"replica\" follows a single writer through tier 2", nil))
 	}
-	const notInCluster = "retention deletes from tier 2, which a cluster does not do yet (docs/adr-replication.md#status)"
-	if c.Retention.MaxAge > 0 {
-		errs.add(c.keyError("retention.max_age", formatDuration(c.Retention.MaxAge), notInCluster, nil))
-	}
-	if c.Retention.MaxBytes > 0 {
-		errs.add(c.keyError("retention.max_bytes", FormatSize(c.Retention.MaxBytes), notInCluster, nil))
-	}
 	return errs.err()
 }

@@ -58,8 +58,13 @@ type Options struct {
 	// APIs (a token) when a Raft snapshot finds its store behind and it
 	// copies what it lacks (cluster.Config.PeerReader, unless set).
 	ClusterClient []client.Option
-	Registerer    prometheus.Registerer
-	Logger        hclog.Logger
+	// ClusterJoin is the gRPC address of the member a joining node
+	// enters the cluster through (cluster.join). A wiped node rejoining
+	// from tier 2 asks it where each stream now starts (retention may
+	// have dropped its first segments).
+	ClusterJoin string
+	Registerer  prometheus.Registerer
+	Logger      hclog.Logger
 }
 
 // Node is one running data directory.
@@ -192,6 +197,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 					return cluster.ErrNotLeader
 				}
 				return c.RecordUpload(ctx, k, key, etag)
+			},
+			RecordDrop: func(ctx context.Context, k types.SegmentKey, key string) error {
+				c := n.Cluster()
+				if c == nil {
+					return cluster.ErrNotLeader
+				}
+				return c.RecordDrop(ctx, k, key)
+			},
+			CatchUp: func(ctx context.Context) error {
+				c := n.Cluster()
+				if c == nil {
+					return cluster.ErrNoQuorum
+				}
+				return c.CatchUp(ctx)
 			},
 		}
 	}

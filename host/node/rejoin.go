@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core"
@@ -39,8 +42,24 @@ func (n *Node) rejoinFromTier2(ctx context.Context) error {
 			return nil
 		}
 	}
-	rep, err := restore.RunCluster(ctx, restore.Config{DataDir: o.DataDir, Remote: n.mu.remote, Manifest: o.Core.Manifest,
-		SegmentSize: o.Core.SegmentSize, Logger: n.log.Named("restore")})
+	cfg := restore.Config{DataDir: o.DataDir, Remote: n.mu.remote, Manifest: o.Core.Manifest,
+		SegmentSize: o.Core.SegmentSize, Logger: n.log.Named("restore")}
+	var rep restore.Report
+	for {
+		if o.ClusterJoin != "" {
+			if cfg.Oldest, err = n.oldestSegments(ctx); err != nil {
+				return fmt.Errorf("rejoin the cluster from tier 2: %w", err)
+			}
+		}
+		rep, err = restore.RunCluster(ctx, cfg)
+		if !errors.Is(err, restore.ErrOldestNotInTier2) {
+			break
+		}
+		n.log.Info("rejoining: tier 2 does not hold a stream's oldest segment yet; asking the cluster again", "error", err)
+		if err := sleepCtx(ctx, rejoinRetry); err != nil {
+			return fmt.Errorf("rejoin the cluster from tier 2: %w", err)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("rejoin the cluster from tier 2: %w", err)
 	}
@@ -52,6 +71,91 @@ func (n *Node) rejoinFromTier2(ctx context.Context) error {
 	n.log.Info("rejoining: took what tier 2 holds; Raft brings the rest", "streams", len(rep.Streams),
 		"cold_segments", cold, "records", records, "duration", rep.Duration)
 	return nil
+}
+
+// rejoinRetry is how long a rejoin waits before it asks the cluster
+// again for a stream's oldest segment that tier 2 does not hold yet.
+const rejoinRetry = time.Second
+
+// oldestSegments asks the member the node joins through for the streams
+// whose first segments the cluster's retention dropped, and each one's
+// oldest segment now: the rejoin from tier 2 starts those streams there
+// (restore.Config.Oldest). It waits until tier 2 holds each (the member
+// lists the segment in tier 2). An unsealed one, which is never uploaded
+// until sealed (an idle stream whose older segments all went), is sealed
+// through the member: a Seal entry, as `aof2-host seal` makes; the
+// stream's next record opens a new segment. Dial failures are retried
+// until ctx ends: the node cannot start without the answer.
+func (n *Node) oldestSegments(ctx context.Context) (map[core.StreamID]core.SegmentID, error) {
+	o := n.opts
+	for {
+		oldest, waiting, err := n.askOldest(ctx, o.ClusterJoin)
+		if err == nil && len(waiting) == 0 {
+			return oldest, nil
+		}
+		if err != nil {
+			n.log.Warn("rejoining: cannot ask the cluster where its streams start; asking again", "through", o.ClusterJoin, "error", err)
+		} else {
+			n.log.Info("rejoining: waiting for tier 2 to hold streams' oldest segments", "streams", waiting)
+		}
+		if err := sleepCtx(ctx, rejoinRetry); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// askOldest is one round of oldestSegments: the cut streams' oldest
+// segments, and the streams among them whose oldest tier 2 does not hold
+// yet.
+func (n *Node) askOldest(ctx context.Context, addr string) (map[core.StreamID]core.SegmentID, []core.StreamID, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, n.opts.ClusterClient...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer c.Close()
+	rows, err := c.Segments(ctx, client.SegmentFilter{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list segments through %s: %w", addr, err)
+	}
+	first := map[client.StreamID]client.SegmentRow{}
+	for _, r := range rows {
+		if f, ok := first[r.Stream]; !ok || r.Segment < f.Segment {
+			first[r.Stream] = r
+		}
+	}
+	oldest := map[core.StreamID]core.SegmentID{}
+	var waiting []core.StreamID
+	for sid, r := range first {
+		if r.BaseRecord == 0 {
+			continue // the stream's first segment: nothing dropped
+		}
+		oldest[core.StreamID(sid)] = core.SegmentID(r.Segment)
+		if r.Tier2 {
+			continue
+		}
+		waiting = append(waiting, core.StreamID(sid))
+		if !r.Sealed {
+			if _, err := c.Seal(ctx, sid); err != nil {
+				return nil, nil, fmt.Errorf("seal stream %d, whose only segment tier 2 needs: %w", sid, err)
+			}
+			n.log.Info("rejoining: sealed a stream's only segment so that it reaches tier 2", "stream_id", uint64(sid), "segment_id", uint64(r.Segment))
+		}
+	}
+	slices.Sort(waiting)
+	return oldest, waiting, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // peerReader reads records from other members' client APIs (a node

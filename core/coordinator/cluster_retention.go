@@ -1,0 +1,168 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/pluginapi"
+)
+
+// Retention in a cluster (docs/adr-replication.md, "Deletes in a
+// cluster"). The leader's scan picks a stream's oldest segment as a
+// single writer's does, and proposes a Drop entry for it. Every node
+// applies the entry (AdoptDrop): the delete is queued in its manifest,
+// the segment leaves the stream, its warm copy and budget share go, and
+// the deletion is recorded — no node but the leader touches tier 2. The
+// leader deletes the object only once the entry is applied here: it is
+// then in the Raft log, which every later leader holds, so a delete never
+// removes what the history keeps. A delete a failover cut is rolled
+// forward by the next leader's sweep, once per term: the objects of ids
+// below a stream's oldest segment were dropped by committed entries.
+
+// AdoptDrop drops segment k, its stream's oldest, whose tier-2 object the
+// cluster's retention deletes: what applying a Drop entry does on every
+// node. Applying it again is a no-op. A reader on the segment keeps it
+// (core.ErrSegmentBusy): its delete stays queued, and the scan drops it
+// once the reader is done. A node without a tier 2 keeps the segment
+// (retention needs one; it is logged).
+func (c *Coordinator) AdoptDrop(ctx context.Context, k types.SegmentKey) error {
+	s, err := c.stream(k.Stream)
+	if err != nil {
+		return err
+	}
+	if c.remote == nil {
+		c.log.Error("retention: the cluster dropped a segment, and this node has no tier 2 to record it against; it keeps the segment",
+			"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment))
+		return nil
+	}
+	err = c.retire(ctx, s, k.Segment)
+	if errors.Is(err, core.ErrSegmentBusy) {
+		c.log.Info("retention: a dropped segment is still read here; it goes once its readers are done",
+			"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment), "error", err)
+		return nil
+	}
+	return err
+}
+
+// dropInCluster is the leader's retention of segment id: a Drop entry,
+// then, once it is applied here, the object's delete.
+func (c *Coordinator) dropInCluster(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	k := types.SegmentKey{Stream: s.ID(), Segment: id}
+	key := c.remote.Layout().SegmentObjectKey(k)
+	info, ok := s.Segment(id)
+	if !ok {
+		return nil // dropped meanwhile (an entry another leader proposed)
+	}
+	if err := c.cfg.Cluster.RecordDrop(ctx, k, key); err != nil {
+		return fmt.Errorf("retention: drop segment %d: %w", id, err)
+	}
+	return c.deleteDropped(ctx, k, key, info.Lost)
+}
+
+// deleteDropped deletes the object of a segment every node drops (an
+// applied Drop entry): only while this node leads, which bounds how long
+// a deposed leader keeps deleting. An object already gone is no error.
+func (c *Coordinator) deleteDropped(ctx context.Context, k types.SegmentKey, key string, lost bool) error {
+	if !c.cfg.Cluster.Leading() {
+		return fmt.Errorf("retention: delete %s: %w", key, errNotLeading)
+	}
+	keys := []string{key}
+	if lost {
+		keys = append(keys, c.remote.Layout().LostKey(k))
+	}
+	for _, key := range keys {
+		if err := c.remote.Delete(ctx, key); err != nil && !errors.Is(err, pluginapi.ErrNotFound) {
+			return fmt.Errorf("retention: delete %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// sweepDropped is a new leader's roll-forward of deletes a failover cut:
+// the stream's tier-2 segment objects below its oldest segment here were
+// dropped by entries this node applied, and go.
+func (c *Coordinator) sweepDropped(ctx context.Context, s *core.Stream) error {
+	segs := s.SegmentList()
+	if len(segs) == 0 {
+		return nil
+	}
+	head := segs[0].ID
+	objs, err := c.Tier2Segments(ctx, s.ID())
+	if err != nil {
+		return fmt.Errorf("retention: list the stream's objects: %w", err)
+	}
+	for _, o := range objs {
+		if o.SegmentID >= head {
+			continue
+		}
+		c.log.Info("retention: deleting the object of a dropped segment (a delete a failover cut)",
+			"stream_id", uint64(s.ID()), "segment_id", uint64(o.SegmentID), "key", o.Key)
+		if err := c.deleteDropped(ctx, types.SegmentKey{Stream: s.ID(), Segment: o.SegmentID}, o.Key, false); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.mu.swept[s.ID()] = true
+	c.mu.Unlock()
+	return nil
+}
+
+// scanClusterRetention queues a cluster member's retention work for
+// stream s: on every node, the drop of a segment whose delete is queued
+// (a reader held it when its Drop applied); on the leader, the stream's
+// next Drop and, once per term, its sweep.
+func (c *Coordinator) scanClusterRetention(s *core.Stream, leading bool) {
+	tl := s.TierLog()
+	for _, info := range s.SegmentList() {
+		if ms, _ := tl.Segment(info.ID); len(ms.Tier2.PendingDeletes) > 0 {
+			c.enqueue(job{kind: jobDropLocal, stream: s.ID(), seg: info.ID})
+		}
+	}
+	if !leading || c.remote == nil {
+		return
+	}
+	if id, ok := c.retentionVictim(s, time.Now()); ok {
+		c.enqueue(job{kind: jobDrop, stream: s.ID(), seg: id})
+	}
+	c.mu.Lock()
+	swept := c.mu.swept[s.ID()]
+	c.mu.Unlock()
+	if !swept && c.cfg.Retention.enabled() {
+		c.enqueue(job{kind: jobSweep, stream: s.ID()})
+	}
+}
+
+// noteLeading forgets the sweeps when this node stops leading: the next
+// term sweeps again.
+func (c *Coordinator) noteLeading(leading bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !leading && len(c.mu.swept) > 0 {
+		clear(c.mu.swept)
+	}
+}
+
+// droppedMeanwhile judges a hydration that found no object (err) on a
+// cluster member: the segment may have been dropped by a Drop entry this
+// node has not applied yet, its object deleted by the leader. The node
+// catches up first; a segment dropped (or being dropped) by then answers
+// types.ErrNotFound for retention, not a missing object. A node that
+// cannot catch up (cut off from the leader) answers that error instead.
+func (c *Coordinator) droppedMeanwhile(ctx context.Context, s *core.Stream, id types.SegmentID, err error) error {
+	if c.cfg.Cluster == nil || c.cfg.Cluster.CatchUp == nil {
+		return err
+	}
+	if cerr := c.cfg.Cluster.CatchUp(ctx); cerr != nil {
+		return fmt.Errorf("segment %d: tier 2 has no object, and this node could not catch up with the cluster to tell whether retention dropped it: %w",
+			id, errors.Join(cerr, err))
+	}
+	_, present := s.Segment(id)
+	if ms, _ := s.TierLog().Segment(id); present && len(ms.Tier2.PendingDeletes) == 0 {
+		return err
+	}
+	return fmt.Errorf("stream %d segment %d: dropped by retention: %w", s.ID(), id, types.ErrNotFound)
+}

@@ -1,0 +1,209 @@
+package coordinator
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/conformance/fake"
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/budget"
+	"github.com/aof2/aof2/core/tier2"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/testwait"
+)
+
+// dropsFirst is a backend that notes every segment delete that comes
+// before the log applied that segment's Drop.
+type dropsFirst struct {
+	*fake.Backend
+	mu      sync.Mutex
+	applied map[string]bool // guarded by mu: keys whose Drop the "log" applied
+	deletes int             // guarded by mu
+	early   []string        // guarded by mu
+}
+
+func (b *dropsFirst) Delete(ctx context.Context, key string) error {
+	b.mu.Lock()
+	b.deletes++
+	if !b.applied[key] {
+		b.early = append(b.early, key)
+	}
+	b.mu.Unlock()
+	return b.Backend.Delete(ctx, key)
+}
+
+// TestClusterRetention: a cluster leader's retention drops each oldest
+// segment through the log (every node's AdoptDrop; here this node's) and
+// deletes its object only after the Drop applied. A leader deposed right
+// after a Drop leaves its object; the sweep of the next term it leads
+// deletes it. Readers start at the new head.
+func TestClusterRetention(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := &dropsFirst{Backend: fake.New(fake.Options{}), applied: map[string]bool{}}
+	remote, err := tier2.New(b, tier2.Config{Logger: hclog.NewNullLogger()})
+	require.NoError(t, err)
+	var c *Coordinator
+	var leading, deposeAfterDrop atomic.Bool
+	leading.Store(true)
+	cl := &Cluster{
+		Leading: leading.Load,
+		RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error {
+			return c.AdoptUpload(ctx, k, key, etag)
+		},
+		RecordDrop: func(ctx context.Context, k types.SegmentKey, key string) error {
+			b.mu.Lock()
+			b.applied[key] = true // committed; now applied on every node
+			b.mu.Unlock()
+			if err := c.AdoptDrop(ctx, k); err != nil {
+				return err
+			}
+			if deposeAfterDrop.Load() {
+				leading.Store(false)
+			}
+			return nil
+		},
+	}
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: remote, ScanInterval: 10 * time.Millisecond, Cluster: cl,
+		Tier0:     budget.Config{MaxBytes: 3 * segSize, Policy: budget.PolicyTier2},
+		Retention: Retention{MaxBytes: 3 * segSize}}, core.Config{TailReplayed: true})
+	c = r.c
+	defer r.close(t)
+	s, err := r.st.Stream(2)
+	require.NoError(t, err)
+	appendAll := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{Timestamp: int64(1e18 + i), ExtID: uint64(i + 1)})
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.FlushAll(ctx))
+		require.NoError(t, s.Seal(ctx))
+	}
+	objectGone := func(id types.SegmentID) bool {
+		_, err := remote.Stat(ctx, remote.Layout().SegmentObjectKey(sk(2, uint64(id))))
+		return err != nil
+	}
+	settled := func() types.SegmentID {
+		var head types.SegmentID
+		testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+			var total uint64
+			segs := s.SegmentList()
+			for _, info := range segs {
+				if info.Footer != nil {
+					total += info.Footer.DurableBytes
+				}
+			}
+			head = segs[0].ID
+			return total <= 3*segSize
+		}, "retention to bring the stream under its cap")
+		return head
+	}
+
+	appendAll(0, 5000)
+	head := settled()
+	require.Greater(t, uint64(head), uint64(1))
+	for id := types.SegmentID(1); id < head; id++ {
+		testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+			_, known := s.TierLog().Segment(id)
+			return objectGone(id) && !known
+		}, "segment %d: object deleted and retired from the manifest", id)
+	}
+	_, err = s.NewReader(core.AtOrdinal(0))
+	require.ErrorIs(t, err, core.ErrNotFound)
+
+	// Deposed right after the next Drop: the segment is dropped here, its
+	// object stays.
+	deposeAfterDrop.Store(true)
+	appendAll(5000, 2000)
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool { return !leading.Load() }, "a Drop that deposes the leader")
+	cut := s.SegmentList()[0].ID - 1
+	require.False(t, objectGone(cut), "a deposed leader deletes nothing")
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.mu.swept) == 0
+	}, "the scan to see the lead lost")
+
+	// Leading again: the new term's sweep deletes it.
+	deposeAfterDrop.Store(false)
+	leading.Store(true)
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool { return objectGone(cut) }, "the sweep to delete segment %d's object", cut)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Positive(t, b.deletes)
+	require.Empty(t, b.early, "every delete came after its segment's Drop applied")
+}
+
+// TestHydrationOfADroppedSegment: a member that has not applied the Drop
+// of a segment whose object the leader already deleted hydrates it and
+// finds no object. It catches up first (here: the Drop applies then, with
+// a reader on the segment, so only its delete is queued), and the read
+// gets the retention error (types.ErrNotFound), not a missing object. An
+// object missing with no Drop behind it stays the tier-2 error.
+func TestHydrationOfADroppedSegment(t *testing.T) {
+	for _, dropped := range []bool{true, false} {
+		t.Run(map[bool]string{true: "dropped", false: "missing"}[dropped], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			b := fake.New(fake.Options{})
+			remote, err := tier2.New(b, tier2.Config{Logger: hclog.NewNullLogger()})
+			require.NoError(t, err)
+			var c *Coordinator
+			var caughtUp atomic.Int64
+			first := types.SegmentKey{Stream: 4, Segment: 1}
+			cl := &Cluster{
+				Leading: func() bool { return true },
+				RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error {
+					return c.AdoptUpload(ctx, k, key, etag)
+				},
+				CatchUp: func(ctx context.Context) error {
+					caughtUp.Add(1)
+					if dropped {
+						return c.AdoptDrop(ctx, first)
+					}
+					return nil
+				},
+			}
+			r := startRig(t, Config{DataDir: t.TempDir(), Tier2: remote, ScanInterval: 10 * time.Millisecond, Cluster: cl,
+				Tier0: budget.Config{MaxBytes: 3 * segSize, Policy: budget.PolicyTier2}}, core.Config{TailReplayed: true})
+			c = r.c
+			defer r.close(t)
+			s, err := r.st.Stream(4)
+			require.NoError(t, err)
+			for i := range 3000 {
+				_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{Timestamp: int64(1e18 + i), ExtID: uint64(i + 1)})
+				require.NoError(t, err)
+			}
+			require.NoError(t, s.FlushAll(ctx))
+			require.NoError(t, s.Seal(ctx))
+			waitUploaded(t, s)
+			testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+				info, _ := s.Segment(first.Segment)
+				return !info.Resident
+			}, "segment 1 evicted")
+			_, err = c.Warm().Remove(first)
+			require.NoError(t, err)
+			require.NoError(t, b.Delete(ctx, remote.Layout().SegmentObjectKey(first)), "the leader's delete")
+
+			rd, err := s.NewReader(core.AtOrdinal(0))
+			require.NoError(t, err)
+			defer rd.Close()
+			_, err = rd.NextCtx(ctx)
+			require.Error(t, err)
+			require.Positive(t, caughtUp.Load(), "caught up before answering")
+			if dropped {
+				require.ErrorIs(t, err, types.ErrNotFound)
+				require.ErrorContains(t, err, "dropped by retention")
+			} else {
+				require.NotContains(t, err.Error(), "dropped by retention")
+			}
+		})
+	}
+}
