@@ -45,6 +45,11 @@ type Cluster struct {
 	// node (whose FSM, like every node's, calls AdoptDrop). It fails on a
 	// node that stopped leading. Needed for retention.
 	RecordDrop func(ctx context.Context, k types.SegmentKey, key string) error
+	// LeadTerm is the Raft term this node leads in, ready true once its
+	// first barrier of that term applied (every entry of earlier terms
+	// is applied here). Needed for retention: the leader's drops and its
+	// once-per-term sweep run only then.
+	LeadTerm func() (term uint64, ready bool)
 	// CatchUp returns once this node has applied what the leader had
 	// committed when it was called (a read barrier). A hydration that
 	// finds no object calls it before it reports the object missing: the
@@ -57,8 +62,8 @@ func (c *Cluster) check(retention bool) error {
 	if c.Leading == nil || c.RecordUpload == nil {
 		return &types.ConfigError{Key: "cluster", Reason: "the coordinator of a cluster member needs Leading and RecordUpload"}
 	}
-	if retention && c.RecordDrop == nil {
-		return &types.ConfigError{Key: "retention", Reason: "retention in a cluster needs RecordDrop"}
+	if retention && (c.RecordDrop == nil || c.LeadTerm == nil) {
+		return &types.ConfigError{Key: "retention", Reason: "retention in a cluster needs RecordDrop and LeadTerm"}
 	}
 	return nil
 }
@@ -80,6 +85,12 @@ func (c *Coordinator) ownsCommitLog() bool { return !c.cfg.Replica && c.cfg.Clus
 // or the cluster's leader.
 func (c *Coordinator) mayUpload() bool {
 	if c.cfg.Cluster != nil {
+		if c.cfg.Cluster.LeadTerm != nil {
+			// Once every entry of earlier terms applied here: a segment a
+			// Drop not applied yet removed must not be uploaded again.
+			_, ready := c.cfg.Cluster.LeadTerm()
+			return ready
+		}
 		return c.cfg.Cluster.Leading()
 	}
 	return !c.cfg.Replica

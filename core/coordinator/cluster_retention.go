@@ -25,10 +25,13 @@ import (
 
 // AdoptDrop drops segment k, its stream's oldest, whose tier-2 object the
 // cluster's retention deletes: what applying a Drop entry does on every
-// node. Applying it again is a no-op. A reader on the segment keeps it
-// (core.ErrSegmentBusy): its delete stays queued, and the scan drops it
-// once the reader is done. A node without a tier 2 keeps the segment
-// (retention needs one; it is logged).
+// node. Applying it again is a no-op. It fails only if the decision
+// cannot be recorded (the manifest's disk): once the delete is queued,
+// applying never waits nor fails for the drop itself, since the apply
+// loop must go on. A segment busy here (its key lock held by a hydration
+// or a repair, a reader on it, its warm copy open) keeps its queued
+// delete, and the scan drops it once it is free (jobDropLocal). A node
+// without a tier 2 keeps the segment (retention needs one; it is logged).
 func (c *Coordinator) AdoptDrop(ctx context.Context, k types.SegmentKey) error {
 	s, err := c.stream(k.Stream)
 	if err != nil {
@@ -39,13 +42,22 @@ func (c *Coordinator) AdoptDrop(ctx context.Context, k types.SegmentKey) error {
 			"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment))
 		return nil
 	}
-	err = c.retire(ctx, s, k.Segment)
-	if errors.Is(err, core.ErrSegmentBusy) {
-		c.log.Info("retention: a dropped segment is still read here; it goes once its readers are done",
-			"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment), "error", err)
+	key, err := c.queueDelete(ctx, s, k.Segment)
+	if err != nil {
+		return err
+	}
+	unlock, ok := c.tryLockKey(k)
+	if !ok {
+		c.log.Info("retention: a dropped segment is being hydrated or repaired here; it goes once that is done",
+			"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment))
 		return nil
 	}
-	return err
+	defer unlock()
+	if err := c.dropQueued(ctx, s, k.Segment, key, nil); err != nil {
+		c.log.Info("retention: a dropped segment is still in use here; it goes once it is free",
+			"stream_id", uint64(k.Stream), "segment_id", uint64(k.Segment), "error", err)
+	}
+	return nil
 }
 
 // dropInCluster is the leader's retention of segment id: a Drop entry,
@@ -82,15 +94,16 @@ func (c *Coordinator) deleteDropped(ctx context.Context, k types.SegmentKey, key
 	return nil
 }
 
-// sweepDropped is a new leader's roll-forward of deletes a failover cut:
-// the stream's tier-2 segment objects below its oldest segment here were
-// dropped by entries this node applied, and go.
-func (c *Coordinator) sweepDropped(ctx context.Context, s *core.Stream) error {
-	segs := s.SegmentList()
-	if len(segs) == 0 {
+// sweepDropped is a new leader's roll-forward of deletes a failover cut,
+// once per term (term): the stream's tier-2 segment objects below its
+// oldest segment here were dropped by entries this node applied (all
+// those of earlier terms: it leads with its first barrier applied), and
+// go.
+func (c *Coordinator) sweepDropped(ctx context.Context, s *core.Stream, term uint64) error {
+	head, ok := c.clusterHead(s)
+	if !ok {
 		return nil
 	}
-	head := segs[0].ID
 	objs, err := c.Tier2Segments(ctx, s.ID())
 	if err != nil {
 		return fmt.Errorf("retention: list the stream's objects: %w", err)
@@ -106,43 +119,48 @@ func (c *Coordinator) sweepDropped(ctx context.Context, s *core.Stream) error {
 		}
 	}
 	c.mu.Lock()
-	c.mu.swept[s.ID()] = true
+	c.mu.swept[s.ID()] = term
 	c.mu.Unlock()
 	return nil
 }
 
-// scanClusterRetention queues a cluster member's retention work for
-// stream s: on every node, the drop of a segment whose delete is queued
-// (a reader held it when its Drop applied); on the leader, the stream's
-// next Drop and, once per term, its sweep.
-func (c *Coordinator) scanClusterRetention(s *core.Stream, leading bool) {
+// clusterHead is stream s's oldest segment for the cluster: the first
+// whose delete is not queued (a queued one was dropped by an applied
+// entry, and lingers only while it is busy here).
+func (c *Coordinator) clusterHead(s *core.Stream) (types.SegmentID, bool) {
 	tl := s.TierLog()
 	for _, info := range s.SegmentList() {
-		if ms, _ := tl.Segment(info.ID); len(ms.Tier2.PendingDeletes) > 0 {
-			c.enqueue(job{kind: jobDropLocal, stream: s.ID(), seg: info.ID})
+		if ms, _ := tl.Segment(info.ID); len(ms.Tier2.PendingDeletes) == 0 {
+			return info.ID, true
 		}
 	}
-	if !leading || c.remote == nil {
+	return 0, false
+}
+
+// scanClusterRetention queues a cluster member's retention work for
+// stream s: on every node, the drop of each segment whose delete is
+// queued but not done (it was busy when its Drop applied); on the leader
+// of term with its first barrier applied (leads), the stream's next Drop
+// unless a drop is still being finished, and once per term its sweep.
+func (c *Coordinator) scanClusterRetention(s *core.Stream, term uint64, leads bool) {
+	pending := false
+	for _, ms := range s.TierLog().Segments() {
+		if len(ms.Tier2.PendingDeletes) > 0 {
+			pending = true
+			c.enqueue(job{kind: jobDropLocal, stream: s.ID(), seg: ms.SegmentID})
+		}
+	}
+	if !leads || c.remote == nil {
 		return
 	}
-	if id, ok := c.retentionVictim(s, time.Now()); ok {
+	if id, ok := c.retentionVictim(s, time.Now()); ok && !pending {
 		c.enqueue(job{kind: jobDrop, stream: s.ID(), seg: id})
 	}
 	c.mu.Lock()
-	swept := c.mu.swept[s.ID()]
+	swept := c.mu.swept[s.ID()] == term
 	c.mu.Unlock()
 	if !swept && c.cfg.Retention.enabled() {
-		c.enqueue(job{kind: jobSweep, stream: s.ID()})
-	}
-}
-
-// noteLeading forgets the sweeps when this node stops leading: the next
-// term sweeps again.
-func (c *Coordinator) noteLeading(leading bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !leading && len(c.mu.swept) > 0 {
-		clear(c.mu.swept)
+		c.enqueue(job{kind: jobSweep, stream: s.ID(), term: term})
 	}
 }
 
@@ -157,8 +175,10 @@ func (c *Coordinator) droppedMeanwhile(ctx context.Context, s *core.Stream, id t
 		return err
 	}
 	if cerr := c.cfg.Cluster.CatchUp(ctx); cerr != nil {
-		return fmt.Errorf("segment %d: tier 2 has no object, and this node could not catch up with the cluster to tell whether retention dropped it: %w",
-			id, errors.Join(cerr, err))
+		// The catch-up's error, not the missing object's: nothing is
+		// known lost until the node has caught up.
+		return fmt.Errorf("segment %d: tier 2 has no object (%v), and this node could not catch up with the cluster to tell whether retention dropped it: %w",
+			id, err, cerr)
 	}
 	_, present := s.Segment(id)
 	if ms, _ := s.TierLog().Segment(id); present && len(ms.Tier2.PendingDeletes) == 0 {

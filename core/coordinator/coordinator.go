@@ -52,9 +52,10 @@ type Coordinator struct {
 		// until a listing succeeded; remoteStreamsErr is the last failure).
 		remoteStreams    map[types.StreamID]bool
 		remoteStreamsErr error
-		// swept are the streams whose dropped objects this node swept
-		// since it began leading (cluster_retention.go).
-		swept map[types.StreamID]bool
+		// swept is, per stream, the last Raft term in which this node,
+		// leading, swept the stream's dropped objects
+		// (cluster_retention.go).
+		swept map[types.StreamID]uint64
 	}
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running
@@ -122,6 +123,7 @@ type job struct {
 	stream types.StreamID
 	seg    types.SegmentID
 	chunk  uint64 // jobSnapshot: the snapshot id
+	term   uint64 // jobSweep: the Raft term it sweeps in
 }
 
 // New creates a coordinator: the tier-0 budget and the warm cache. It does
@@ -137,7 +139,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.LogClock})
 	c.mu.queued = map[job]bool{}
 	c.mu.keys = map[types.SegmentKey]*keyLock{}
-	c.mu.swept = map[types.StreamID]bool{}
+	c.mu.swept = map[types.StreamID]uint64{}
 	c.rsv.m = map[types.StreamID]*streamReservation{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
@@ -419,7 +421,7 @@ func (c *Coordinator) run(j job) {
 		case jobDrop:
 			err = c.dropInCluster(ctx, s, j.seg)
 		case jobSweep:
-			err = c.sweepDropped(ctx, s)
+			err = c.sweepDropped(ctx, s, j.term)
 		case jobWarmEvict:
 			err = c.evictWarm(ctx, s, j.seg, false)
 		case jobWarmReclaim:
@@ -500,8 +502,11 @@ func (c *Coordinator) scan() {
 		c.retryReservations() // reserve.go
 	}
 	c.listRemoteStreams(c.ctx)
-	leading := c.mayUpload()
-	c.noteLeading(leading)
+	var term uint64
+	var leads bool
+	if c.cfg.Cluster != nil && c.cfg.Cluster.LeadTerm != nil {
+		term, leads = c.cfg.Cluster.LeadTerm()
+	}
 	for _, id := range st.Streams() {
 		s, err := st.Lookup(id)
 		if err != nil {
@@ -546,7 +551,7 @@ func (c *Coordinator) scan() {
 			}
 		}
 		if c.cfg.Cluster != nil {
-			c.scanClusterRetention(s, leading)
+			c.scanClusterRetention(s, term, leads)
 		}
 		if !c.ownsCommitLog() {
 			// The writer's retention, chunks and snapshots are not a
@@ -603,22 +608,43 @@ type keyLock struct {
 // lockKey locks k and returns the unlock function.
 func (c *Coordinator) lockKey(k types.SegmentKey) func() {
 	c.mu.Lock()
+	l := c.keyLockOf(k)
+	l.refs++
+	c.mu.Unlock()
+	l.mu.Lock()
+	return func() { c.unlockKey(k, l) }
+}
+
+// tryLockKey is lockKey without the wait: ok is false while another
+// holds k.
+func (c *Coordinator) tryLockKey(k types.SegmentKey) (unlock func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.keyLockOf(k)
+	if !l.mu.TryLock() {
+		return nil, false // held: refs counts its holder, so l stays
+	}
+	l.refs++
+	return func() { c.unlockKey(k, l) }, true
+}
+
+// keyLockOf returns k's lock, made if needed. c.mu is held.
+func (c *Coordinator) keyLockOf(k types.SegmentKey) *keyLock {
 	l := c.mu.keys[k]
 	if l == nil {
 		l = &keyLock{}
 		c.mu.keys[k] = l
 	}
-	l.refs++
-	c.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		c.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(c.mu.keys, k)
-		}
-		c.mu.Unlock()
+	return l
+}
+
+func (c *Coordinator) unlockKey(k types.SegmentKey, l *keyLock) {
+	l.mu.Unlock()
+	c.mu.Lock()
+	if l.refs--; l.refs == 0 {
+		delete(c.mu.keys, k)
 	}
+	c.mu.Unlock()
 }
 
 // ColdReadBytes is the total of artifact bytes (seek tables and frames)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/internal/tracing"
 	"github.com/aof2/aof2/core/manifest"
@@ -59,23 +61,39 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.SegmentID) (err error) {
 	ctx, span := c.startSpan(ctx, tracing.SpanRetentionDelete, s.ID(), id, 2)
 	defer func() { tracing.End(span, err) }()
-	tl := s.TierLog()
-	key := c.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: s.ID(), Segment: id})
-	ms, known := tl.Segment(id)
-	if known && !containsKey(ms.Tier2.PendingDeletes, key) {
-		if err := tl.Record(ctx, manifest.Tier2DeleteQueued{Header: hdr(id), Key: key}); err != nil {
-			return err
-		}
+	key, err := c.queueDelete(ctx, s, id)
+	if err != nil {
+		return err
 	}
 	unlock := c.lockKey(types.SegmentKey{Stream: s.ID(), Segment: id})
 	defer unlock()
+	return c.dropQueued(ctx, s, id, key, span)
+}
+
+// queueDelete records the decision to delete segment id (its tier-2
+// object is key) in the stream's manifest, once.
+func (c *Coordinator) queueDelete(ctx context.Context, s *core.Stream, id types.SegmentID) (key string, err error) {
+	tl := s.TierLog()
+	key = c.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: s.ID(), Segment: id})
+	if ms, known := tl.Segment(id); known && !containsKey(ms.Tier2.PendingDeletes, key) {
+		if err := tl.Record(ctx, manifest.Tier2DeleteQueued{Header: hdr(id), Key: key}); err != nil {
+			return key, err
+		}
+	}
+	return key, nil
+}
+
+// dropQueued drops segment id, whose delete is queued, from the stream
+// and every tier (finishDelete). The caller holds the segment's key lock.
+// span, if not nil, gets the segment's size.
+func (c *Coordinator) dropQueued(ctx context.Context, s *core.Stream, id types.SegmentID, key string, span trace.Span) error {
 	lost := false
 	if info, ok := s.Segment(id); ok {
 		lost = info.Lost
 		if err := s.DropHead(id); err != nil {
 			return err
 		}
-		if info.Footer != nil {
+		if info.Footer != nil && span != nil {
 			span.SetAttributes(tracing.KeyRecords.Int64(int64(info.Footer.RecordCount)), tracing.Bytes(int64(info.Footer.DurableBytes)))
 		}
 		if info.Resident {

@@ -271,6 +271,11 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 // hydrates the segment.
 func (c *Coordinator) ReadRecord(ctx context.Context, k types.SegmentKey, off, limit int64) (core.Record, error) {
 	a, closeFn, err := c.openArtifact(ctx, k)
+	if errors.Is(err, pluginapi.ErrNotFound) {
+		if s, serr := c.stream(k.Stream); serr == nil {
+			err = c.droppedMeanwhile(ctx, s, k.Segment, err) // as Hydrate does
+		}
+	}
 	if err != nil {
 		return core.Record{}, unsupportedRange(err)
 	}

@@ -205,25 +205,35 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 // CatchUp returns once this node has applied what the leader had
 // committed when it was called, as far as this node can tell: on the
 // leader, a read barrier; on a follower, the commit index its first
-// contact with the leader after the call carries. A hydration uses it to
-// tell a segment retention dropped from a missing object
-// (coordinator.Cluster.CatchUp); only which error a read gets depends on
-// it.
+// contact with the leader after the call carries. A follower that hears
+// from no leader within two heartbeat timeouts answers ErrNoQuorum. A
+// hydration uses it to tell a segment retention dropped from a missing
+// object (coordinator.Cluster.CatchUp); only which error a read gets
+// depends on it.
 func (n *Node) CatchUp(ctx context.Context) error {
 	if n.IsLeader() {
 		return n.ReadBarrier(ctx)
 	}
-	if err := n.usable(); err != nil {
+	select {
+	case <-n.closing:
+		return fmt.Errorf("cluster node: %w", core.ErrClosed)
+	default:
+	}
+	if err := n.fsm.err(); err != nil {
 		return err
 	}
 	since := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	deadline := time.NewTimer(n.contactWait)
+	defer deadline.Stop()
 	for !n.raft.LastContact().After(since) {
 		select {
 		case <-tick.C:
+		case <-deadline.C:
+			return fmt.Errorf("%w: no contact with a leader for %v", ErrNoQuorum, n.contactWait)
 		case <-ctx.Done():
-			return fmt.Errorf("%w: no contact with the leader: %w", ErrNoQuorum, ctx.Err())
+			return fmt.Errorf("%w: no contact with a leader: %w", ErrNoQuorum, ctx.Err())
 		case <-n.closing:
 			return fmt.Errorf("cluster node: %w", core.ErrClosed)
 		}
@@ -232,6 +242,18 @@ func (n *Node) CatchUp(ctx context.Context) error {
 		return n.fsm.waitApplied(ctx, last, n.closing)
 	}
 	return nil
+}
+
+// LeadTerm is the term this node leads in; ready once its first barrier
+// of the term applied and it applies (coordinator.Cluster.LeadTerm).
+func (n *Node) LeadTerm() (term uint64, ready bool) {
+	if !n.Leading() {
+		return 0, false
+	}
+	term = n.term()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return term, n.mu.readyTerm == term
 }
 
 // barrierFuture lets wait take a barrier's future.

@@ -98,6 +98,9 @@ type Node struct {
 	// proposals feeds the proposer (proposer.go).
 	proposals chan *proposal
 	wg        sync.WaitGroup // the leadership watcher, the fault-file watcher
+	// contactWait bounds how long a follower waits to hear from a
+	// leader (CatchUp): two heartbeat timeouts. Set by Open.
+	contactWait time.Duration
 
 	mu struct {
 		sync.Mutex
@@ -198,6 +201,7 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 	rc.Logger = cfg.Logger.Named("raft")
 	rc.NotifyCh = notify
 	rc.BatchApplyCh = true
+	n.contactWait = 2 * rc.HeartbeatTimeout
 	exists, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raft state: %w", err)
@@ -323,11 +327,7 @@ func (n *Node) stepDown() {
 	}
 }
 
-func (n *Node) term() uint64 {
-	var t uint64
-	_, _ = fmt.Sscan(n.raft.Stats()["term"], &t)
-	return t
-}
+func (n *Node) term() uint64 { return n.raft.CurrentTerm() }
 
 // Close stops Raft and the node's goroutines; the store stays open.
 func (n *Node) Close() error {

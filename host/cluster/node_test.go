@@ -231,3 +231,37 @@ func TestCloseHandsLeadershipOver(t *testing.T) {
 	c.stop(old)
 	require.NotEqual(t, old, c.leader())
 }
+
+// CatchUp on a follower returns once it applied what the leader had
+// committed before the call; cut off from every other node, it answers
+// ErrNoQuorum within its bound (two heartbeat timeouts), not when the
+// caller's context ends.
+func TestFollowerCatchUp(t *testing.T) {
+	c := newTestCluster(t, 3, LogStoreBolt)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := c.leader()
+	f := c.followers(l)[0]
+	_, err := l.node.Append(ctx, 1, records("x", 50))
+	require.NoError(t, err)
+	require.NoError(t, f.node.CatchUp(ctx))
+	s, err := f.store.Lookup(1)
+	require.NoError(t, err)
+	require.Equal(t, uint64(50), s.Info().Records, "applied what the leader committed before the call")
+
+	var others []string
+	for _, n := range c.nodes {
+		if n != f {
+			others = append(others, n.raftAddr)
+			n.faults.Set([]string{f.raftAddr}, 0)
+		}
+	}
+	f.faults.Set(others, 0)
+	time.Sleep(2 * testRaftConfig().HeartbeatTimeout) // its last contact is before the call
+	err = f.node.CatchUp(ctx)
+	require.ErrorIs(t, err, ErrNoQuorum)
+	require.NotErrorIs(t, err, context.DeadlineExceeded, "bounded by the node, not by the caller's context")
+	for _, n := range c.nodes {
+		n.faults.Set(nil, 0)
+	}
+}

@@ -107,9 +107,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		if f.tiering != nil {
 			p.Tier2 = tierObjects(s)
 		}
-		if segs := s.SegmentList(); len(segs) > 0 {
-			p.Head, p.HeadRecord = segs[0].ID, segs[0].BaseRecord
-		}
+		p.Head, p.HeadRecord = clusterHead(s)
 		doc.Streams = append(doc.Streams, p)
 	}
 	f.mu.Lock()
@@ -243,6 +241,23 @@ func (f *fsm) syncAll() error {
 		}
 	}
 	return nil
+}
+
+// clusterHead is s's oldest segment for the cluster and the ordinal of its
+// first record: the first segment whose delete is not queued (one whose
+// Drop applied, held here by a reader for now, is not the cluster's).
+func clusterHead(s *core.Stream) (core.SegmentID, uint64) {
+	tl := s.TierLog()
+	segs := s.SegmentList()
+	for _, info := range segs {
+		if ms, _ := tl.Segment(info.ID); len(ms.Tier2.PendingDeletes) == 0 {
+			return info.ID, info.BaseRecord
+		}
+	}
+	if len(segs) > 0 {
+		return segs[0].ID, segs[0].BaseRecord
+	}
+	return 0, 0
 }
 
 // dropBelow drops s's segments older than the snapshot's oldest: Drop

@@ -205,6 +205,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 				}
 				return c.RecordDrop(ctx, k, key)
 			},
+			LeadTerm: func() (uint64, bool) {
+				c := n.Cluster()
+				if c == nil {
+					return 0, false
+				}
+				return c.LeadTerm()
+			},
 			CatchUp: func(ctx context.Context) error {
 				c := n.Cluster()
 				if c == nil {

@@ -34,6 +34,12 @@ func (n *Node) rejoinFromTier2(ctx context.Context) error {
 		return fmt.Errorf("check for an unfinished restore: %w", err)
 	}
 	if !pending {
+		if ents, err := os.ReadDir(o.Cluster.Dir); err == nil && len(ents) > 0 {
+			// A member restarting, not a new or wiped one: Raft brings
+			// what it lacks (one behind retention is rebuilt, as
+			// deploy/README.md says).
+			return nil
+		}
 		ents, err := os.ReadDir(filepath.Join(o.DataDir, "streams"))
 		if err != nil && !os.IsNotExist(err) {
 			return err
@@ -52,7 +58,7 @@ func (n *Node) rejoinFromTier2(ctx context.Context) error {
 			}
 		}
 		rep, err = restore.RunCluster(ctx, cfg)
-		if !errors.Is(err, restore.ErrOldestNotInTier2) {
+		if !onlyOldestMissing(err) {
 			break
 		}
 		n.log.Info("rejoining: tier 2 does not hold a stream's oldest segment yet; asking the cluster again", "error", err)
@@ -71,6 +77,24 @@ func (n *Node) rejoinFromTier2(ctx context.Context) error {
 	n.log.Info("rejoining: took what tier 2 holds; Raft brings the rest", "streams", len(rep.Streams),
 		"cold_segments", cold, "records", records, "duration", rep.Duration)
 	return nil
+}
+
+// onlyOldestMissing reports whether err (RunCluster's, one per stream
+// joined) is restore.ErrOldestNotInTier2 for every stream: asking the
+// cluster again heals that, and nothing else.
+func onlyOldestMissing(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !onlyOldestMissing(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, restore.ErrOldestNotInTier2)
 }
 
 // rejoinRetry is how long a rejoin waits before it asks the cluster
