@@ -21,8 +21,12 @@ const maxEntryBytes = 4 << 20
 
 // maxInflightEntries bounds the entries proposed and not yet applied.
 // Fewer in flight means more requests in each: throughput is about
-// maxInflightEntries × requests per entry / commit latency.
-var maxInflightEntries = 2
+// maxInflightEntries × requests per entry / commit latency. The cost of
+// an entry (a log-store commit on every node, a replication round trip,
+// an apply) is paid per entry, so on a machine short of CPU one entry in
+// flight carries more records per second than two
+// (docs/adr-replication.md, "Throughput, measured by CPU per record").
+var maxInflightEntries = 1
 
 // proposal is one request waiting for its entry.
 type proposal struct {
