@@ -260,3 +260,48 @@ func TestFollowerRefusingEntriesKeepsReplicating(t *testing.T) {
 		testwait.Recv(t, done, shutdownGrace+testwait.Default, "%s to close", n.id)
 	}
 }
+
+// stuckLogs blocks every write once stuck is set, until release closes:
+// a log store whose disk hangs.
+type stuckLogs struct {
+	raft.LogStore
+	stuck   atomic.Bool
+	release chan struct{}
+}
+
+func (l *stuckLogs) StoreLogs(logs []*raft.Log) error {
+	if l.stuck.Load() {
+		<-l.release
+	}
+	return l.LogStore.StoreLogs(logs)
+}
+
+func (l *stuckLogs) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
+
+// TestCloseGivesUpOnAStuckRaft: a node whose Raft cannot stop (its log
+// store hangs in a write) does not hang Close: after the grace period
+// and the cancelled apply's grace, Close returns errShutdownStuck.
+func TestCloseGivesUpOnAStuckRaft(t *testing.T) {
+	defer func(g time.Duration) { shutdownGrace = g }(shutdownGrace)
+	shutdownGrace = 200 * time.Millisecond
+	l := &stuckLogs{LogStore: raft.NewInmemStore(), release: make(chan struct{})}
+	defer close(l.release) // lets the leaked raft goroutines end
+	c := newTestClusterWith(t, 1, LogStoreBolt, func(n *testNode) { n.logs = l })
+	n := c.leader()
+	l.stuck.Store(true)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = n.node.Append(ctx, 1, records("x", 1)) // the write that hangs
+	}()
+	time.Sleep(100 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- n.node.Close() }()
+	select {
+	case err := <-closed:
+		require.ErrorIs(t, err, errShutdownStuck)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close hangs on a raft that cannot stop")
+	}
+	n.node = nil // closed (as far as it goes): the cluster's cleanup skips it
+}

@@ -398,10 +398,13 @@ func (n *Node) handOff() error {
 // (hashicorp/raft#541); docs/adr-replication.md has our measurements.
 const rpcsInFlight = 1
 
+// errShutdownStuck: raft did not stop; Close gave up waiting.
+var errShutdownStuck = errors.New("shutdown stuck")
+
 // shutdownGrace is how long Close lets raft finish the apply in progress
 // before it cancels the FSM's waits (an apply blocked on backpressure;
 // the log replays it on restart).
-const shutdownGrace = 10 * time.Second
+var shutdownGrace = 10 * time.Second
 
 func (n *Node) closeParts() error {
 	if err := n.handOff(); err != nil {
@@ -419,7 +422,16 @@ func (n *Node) closeParts() error {
 		case <-t.C:
 			n.log.Warn("raft did not stop within the grace period; cancelling the apply in progress")
 			n.cancel()
-			errs = append(errs, <-done)
+			t.Reset(shutdownGrace)
+			select {
+			case err := <-done:
+				errs = append(errs, err)
+			case <-t.C:
+				// Its stores stay open: closing them under a raft still
+				// running could lose what it writes. The process exits
+				// next; the log replays what was cut.
+				return fmt.Errorf("cluster node: %w: raft did not stop within %v of its apply being cancelled", errShutdownStuck, shutdownGrace)
+			}
 		}
 		t.Stop()
 	}
