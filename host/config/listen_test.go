@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/internal/testcert"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -29,7 +31,7 @@ func TestIsLoopback(t *testing.T) {
 
 func TestRemoteListenNeedsProtection(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := tlsFiles(t, dir)
+	cert, key := testcert.Files(t, dir)
 	tokenFile := writeFile(t, dir, "token", "  s3cret-token\n")
 	emptyFile := writeFile(t, dir, "empty", " \n")
 	tlsBlock := "  tls {\n    cert_file = \"" + cert + "\"\n    key_file = \"" + key + "\"\n  }\n"
@@ -72,7 +74,7 @@ func TestRemoteListenNeedsProtection(t *testing.T) {
 
 func TestTokenAndTLS(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := tlsFiles(t, dir)
+	cert, key := testcert.Files(t, dir)
 	tokenFile := writeFile(t, dir, "token", "\n  s3cret-token \n")
 
 	c := mustLoad(t, "", nil, "-listen-auth-token-file", tokenFile)

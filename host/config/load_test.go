@@ -16,6 +16,7 @@ import (
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/internal/testcert"
 )
 
 func TestDefaultsAreAWorkingSingleNode(t *testing.T) {
@@ -109,7 +110,7 @@ func TestConfigFileSelection(t *testing.T) {
 // environment and the flags, each in the form the key renders it.
 func samples(t *testing.T) map[string][3]string {
 	dir := t.TempDir()
-	cert, key := tlsFiles(t, dir)
+	cert, key := testcert.Files(t, dir)
 	tok := [3]string{writeFile(t, dir, "t1", "a\n"), writeFile(t, dir, "t2", "b"), writeFile(t, dir, "t3", " c ")}
 	return map[string][3]string{
 		"data_dir":                       {"/d1", "/d2", "/d3"},

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/testcert"
 )
 
 // TestRelativePathsBecomeAbsolute: every path key written relative (file,
@@ -17,7 +18,7 @@ import (
 // failed with `local path "data/streams/…": must be absolute`.
 func TestRelativePathsBecomeAbsolute(t *testing.T) {
 	t.Chdir(t.TempDir())
-	cert, key := tlsFiles(t, ".")
+	cert, key := testcert.Files(t, ".")
 	writeFile(t, ".", "token", "s3cret\n")
 	c := mustLoad(t, `
 data_dir   = "var/aof2"
