@@ -80,7 +80,8 @@ func tierObjects(s *core.Stream) []tierObject {
 	}
 	var out []tierObject
 	for _, in := range s.SegmentList() {
-		if ms, ok := tl.Segment(in.ID); ok && ms.Tier2.Key != "" {
+		// One whose delete is queued was dropped by an applied entry.
+		if ms, ok := tl.Segment(in.ID); ok && ms.Tier2.Key != "" && len(ms.Tier2.PendingDeletes) == 0 {
 			out = append(out, tierObject{Segment: in.ID, Key: ms.Tier2.Key, ETag: ms.Tier2.ETag})
 		}
 	}
@@ -250,6 +251,9 @@ func clusterHead(s *core.Stream) (core.SegmentID, uint64) {
 	tl := s.TierLog()
 	segs := s.SegmentList()
 	for _, info := range segs {
+		if tl == nil {
+			break
+		}
 		if ms, _ := tl.Segment(info.ID); len(ms.Tier2.PendingDeletes) == 0 {
 			return info.ID, info.BaseRecord
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/coordinator"
+	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/types"
 )
 
@@ -134,4 +135,41 @@ func TestRestoreSealsThenRecordsTierMoves(t *testing.T) {
 	f.ApplyBatch([]*raft.Log{entry(5, command{kind: kindTier, stream: 1, segment: 9, object: object{Key: "k9", ETag: "e9"}})})
 	require.Equal(t, uint64(1), f.tierUnmatched.Load())
 	require.NoError(t, f.err(), "passing over is no failure")
+}
+
+// A segment whose Drop applied but which a reader still holds here (its
+// delete queued in the manifest, the segment still listed) is not the
+// cluster's: the snapshot names the next one as the stream's oldest, and
+// does not list it among the segments in tier 2.
+func TestSnapshotPassesOverADropStillHeld(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	f.tiering = &sealedTiering{st: st}
+	for i := 1; i <= 3; i++ {
+		f.ApplyBatch([]*raft.Log{entry(uint64(2*i-1), appendCommand(1, rec1(fmt.Sprint("r", i)))), entry(uint64(2*i), command{kind: kindSeal, stream: 1})})
+	}
+	f.ApplyBatch([]*raft.Log{entry(7, command{kind: kindTier, stream: 1, segment: 1, object: object{Key: "k1", ETag: "e1"}}),
+		entry(8, command{kind: kindTier, stream: 1, segment: 2, object: object{Key: "k2", ETag: "e2"}})})
+	require.NoError(t, f.err())
+	s, err := st.Lookup(1)
+	require.NoError(t, err)
+	tl := s.TierLog()
+	for _, id := range []core.SegmentID{1, 2} {
+		require.NoError(t, tl.Record(context.Background(), manifest.UploadDone{Header: manifest.Header{SegmentID: id}, Key: fmt.Sprint("k", id), ETag: "e"}))
+	}
+	require.NoError(t, tl.Record(context.Background(), manifest.Tier2DeleteQueued{Header: manifest.Header{SegmentID: 1}, Key: "k1"}))
+
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	doc, err := json.Marshal(snap)
+	require.NoError(t, err)
+	var d snapshotDoc
+	require.NoError(t, json.Unmarshal(doc, &d))
+	p := d.Streams[0]
+	require.Equal(t, core.SegmentID(2), p.Head)
+	require.Equal(t, uint64(1), p.HeadRecord)
+	for _, o := range p.Tier2 {
+		require.NotEqual(t, core.SegmentID(1), o.Segment, "a dropped segment is not listed in tier 2")
+	}
 }
