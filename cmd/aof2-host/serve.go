@@ -115,7 +115,9 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	logger.Info("listening", "addresses", addrs, "data_dir", cfg.DataDir, "tier2_plugin", cfg.Tier2.Plugin)
 
 	started := make(chan error, 1)
-	go func() { started <- n.Start(ctx) }()
+	startCtx, cancelStart := context.WithCancel(ctx) // a start that waits (a rejoin) ends when serving fails
+	defer cancelStart()
+	go func() { started <- n.Start(startCtx) }()
 
 	var runErr error
 	select {
@@ -143,6 +145,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		}
 	case err := <-serveErr:
 		runErr = fmt.Errorf("serve: %w", err)
+		cancelStart()
 		<-started
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
