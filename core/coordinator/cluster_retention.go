@@ -124,13 +124,30 @@ func (c *Coordinator) sweepDropped(ctx context.Context, s *core.Stream, term uin
 	return nil
 }
 
+// dropLocal finishes the drop of segment id, whose delete a Drop entry
+// queued while it was busy here. Busy still, it waits for the next scan:
+// a worker does not wait on a key lock a hydration may hold for long.
+func (c *Coordinator) dropLocal(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	k := types.SegmentKey{Stream: s.ID(), Segment: id}
+	unlock, ok := c.tryLockKey(k)
+	if !ok {
+		return nil
+	}
+	defer unlock()
+	key := c.remote.Layout().SegmentObjectKey(k)
+	if err := c.dropQueued(ctx, s, id, key, nil); err != nil && !errors.Is(err, core.ErrSegmentBusy) {
+		return err
+	}
+	return nil
+}
+
 // clusterHead is stream s's oldest segment for the cluster: the first
 // whose delete is not queued (a queued one was dropped by an applied
 // entry, and lingers only while it is busy here).
 func (c *Coordinator) clusterHead(s *core.Stream) (types.SegmentID, bool) {
 	tl := s.TierLog()
 	for _, info := range s.SegmentList() {
-		if ms, _ := tl.Segment(info.ID); len(ms.Tier2.PendingDeletes) == 0 {
+		if !deleteQueued(tl, info.ID) {
 			return info.ID, true
 		}
 	}
@@ -180,8 +197,7 @@ func (c *Coordinator) droppedMeanwhile(ctx context.Context, s *core.Stream, id t
 		return fmt.Errorf("segment %d: tier 2 has no object (%v), and this node could not catch up with the cluster to tell whether retention dropped it: %w",
 			id, err, cerr)
 	}
-	_, present := s.Segment(id)
-	if ms, _ := s.TierLog().Segment(id); present && len(ms.Tier2.PendingDeletes) == 0 {
+	if _, present := s.Segment(id); present && !deleteQueued(s.TierLog(), id) {
 		return err
 	}
 	return fmt.Errorf("stream %d segment %d: dropped by retention: %w", s.ID(), id, types.ErrNotFound)

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -299,4 +300,52 @@ func TestAdoptDropOfABusySegment(t *testing.T) {
 			}, "the scan finishes the drop once the segment is free")
 		})
 	}
+}
+
+// TestHydrationRacingADrop: a hydration waiting for a segment's key lock
+// while the segment is dropped (a Drop applied, or the scan finishing
+// one) must not bring it back when it gets the lock: it answers the
+// retention error, and neither the manifest nor tier 0 holds the segment
+// again (before, the manifest entry and the tier-0 file came back, and
+// the segment reappeared after a restart).
+func TestHydrationRacingADrop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	remote, err := tier2.New(fake.New(fake.Options{}), tier2.Config{Logger: hclog.NewNullLogger()})
+	require.NoError(t, err)
+	var c *Coordinator
+	var leading atomic.Bool
+	leading.Store(true)
+	cl := &Cluster{Leading: leading.Load, RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error {
+		return c.AdoptUpload(ctx, k, key, etag)
+	}}
+	s := startUploaded(t, ctx, remote, cl, &c, 4)
+	leading.Store(false)
+	k := types.SegmentKey{Stream: 4, Segment: s.SegmentList()[0].ID}
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+		info, _ := s.Segment(k.Segment)
+		return !info.Resident
+	}, "segment %d evicted", k.Segment)
+	info, _ := s.Segment(k.Segment)
+
+	unlock := c.lockKey(k) // the drop holds the segment
+	hydrated := make(chan error, 1)
+	go func() { hydrated <- s.Hydrate(ctx, k.Segment) }()
+	time.Sleep(100 * time.Millisecond) // the hydration waits for the lock (or, later, finds the segment gone)
+	key, err := c.queueDelete(ctx, s, k.Segment)
+	require.NoError(t, err)
+	require.NoError(t, c.dropQueued(ctx, s, k.Segment, key, nil))
+	unlock()
+	select {
+	case err := <-hydrated:
+		require.ErrorIs(t, err, types.ErrNotFound)
+	case <-ctx.Done():
+		t.Fatal("the hydration did not return")
+	}
+	_, present := s.Segment(k.Segment)
+	require.False(t, present)
+	_, known := s.TierLog().Segment(k.Segment)
+	require.False(t, known, "the manifest does not know the dropped segment again")
+	_, err = os.Stat(info.Path)
+	require.True(t, os.IsNotExist(err), "no tier-0 file for the dropped segment")
 }

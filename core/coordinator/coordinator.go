@@ -416,8 +416,10 @@ func (c *Coordinator) run(j job) {
 			err = c.reupload(ctx, s, j.seg)
 		case jobChunk:
 			err = c.uploadChunks(ctx, s)
-		case jobRetire, jobDropLocal:
+		case jobRetire:
 			err = c.retire(ctx, s, j.seg)
+		case jobDropLocal:
+			err = c.dropLocal(ctx, s, j.seg)
 		case jobDrop:
 			err = c.dropInCluster(ctx, s, j.seg)
 		case jobSweep:

@@ -128,11 +128,14 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		span.SetAttributes(tracing.KeyForced.Bool(true))
 	}
 	info, ok := s.Segment(id)
-	if !ok || info.Footer == nil || info.Lost || c.remote == nil {
+	if !ok || info.Footer == nil || info.Lost || c.remote == nil || !c.mayUpload() {
 		return nil
 	}
 	k := types.SegmentKey{Stream: s.ID(), Segment: id}
 	tl := s.TierLog()
+	if deleteQueued(tl, id) {
+		return nil // dropped by retention: its object is gone for good
+	}
 	ms, _ := tl.Segment(id)
 	if ms.Tier2.Key == "" || force {
 		if !c.warm.Contains(k) {

@@ -197,7 +197,7 @@ func (c *Coordinator) replaceRemote(ctx context.Context, s *core.Stream, k types
 	unlock := c.lockKey(k)
 	defer unlock()
 	info, ok := s.Segment(k.Segment)
-	if !ok || info.Footer == nil {
+	if !ok || info.Footer == nil || deleteQueued(s.TierLog(), k.Segment) {
 		return fmt.Errorf("segment %d is gone: %w", k.Segment, types.ErrNotFound)
 	}
 	if !c.warm.Contains(k) {

@@ -162,6 +162,11 @@ func (c *Coordinator) hydrate(ctx context.Context, k types.SegmentKey, path stri
 	// told) must complete first.
 	unlock := c.lockKey(key)
 	defer unlock()
+	// Retention may have dropped it while this waited for the lock (or
+	// queued its drop): hydrating now would bring it back.
+	if _, ok := s.Segment(seg); !ok || deleteQueued(tl, seg) {
+		return fmt.Errorf("stream %d segment %d: dropped by retention: %w", stream, seg, types.ErrNotFound)
+	}
 	// Admitted pinned: a segment being hydrated is no eviction victim.
 	g, err := c.budget.Admit(ctx, budget.Request{Key: key, Bytes: info.Capacity, InTier1: true, InTier2: inT2, Pin: true, Priority: budget.PriorityForeground})
 	if err != nil {
@@ -262,6 +267,13 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 		return err
 	}
 	return c.warm.Adopt(ctx, exp)
+}
+
+// deleteQueued reports whether retention queued segment id's delete (it
+// was dropped, and lingers only while something held it).
+func deleteQueued(tl *core.TierLog, id types.SegmentID) bool {
+	ms, _ := tl.Segment(id)
+	return len(ms.Tier2.PendingDeletes) > 0
 }
 
 // ReadRecord reads one record of a cold segment from its artifact (warm

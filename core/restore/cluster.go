@@ -30,14 +30,15 @@ import (
 // it writes nothing to tier 2 and records no id as lost: nothing is lost
 // in a cluster, only not yet uploaded.
 //
-// A stream whose first segments the cluster's retention dropped
-// (cfg.Oldest, as a member answered; nil when none was asked) is taken
-// from its oldest segment instead: no member holds
-// the records before it, and objects below it (dropped, their deletes not
+// A stream in cfg.Oldest (as a member answered: its oldest segment, which
+// tier 2 held then) is taken from that segment instead. For a stream
+// whose first segments the cluster's retention dropped, no member holds
+// the records before it; objects below it (dropped, their deletes not
 // swept yet) are passed over. Tier 2 must hold that segment, since the
 // store starts a stream only at a segment's first record; when it does
-// not, the stream fails with ErrOldestNotInTier2 and a rerun (which skips
-// the streams already restored) goes on.
+// not any more (dropped since the answer), the stream fails with
+// ErrOldestNotInTier2 and a rerun, asking again, goes on (it skips the
+// streams already restored).
 func RunCluster(ctx context.Context, cfg Config) (Report, error) {
 	r, rep, err := start(ctx, &cfg)
 	if err != nil {
@@ -131,13 +132,6 @@ func (r *run) coldRun(ctx context.Context, s types.StreamID, l tier2.Listing, fr
 		}
 	}
 	if from == 0 && len(entries) > 0 && (entries[0].h.BaseRecord != 0 || entries[0].h.BaseOffset != 0) {
-		if r.cfg.Oldest != nil {
-			// The cluster was asked and did not say the stream was cut:
-			// its first segment's upload is not done, or the stream was
-			// cut after the answer. Asking again tells which.
-			return nil, fmt.Errorf("%w: stream %d: the lowest segment tier 2 holds (%d) starts at record %d",
-				ErrOldestNotInTier2, s, entries[0].id, entries[0].h.BaseRecord)
-		}
 		return nil, nil
 	}
 	for i := 1; i < len(entries); i++ {

@@ -45,13 +45,6 @@ func TestRunClusterTakesTheRunFromTheStart(t *testing.T) {
 	require.True(t, rep.Streams[1].Skipped, "stream 2: its first segment is not in tier 2")
 	require.Equal(t, before, len(b.Keys()), "nothing written to tier 2")
 
-	// Asked where the streams start (Oldest not nil), the cluster did not
-	// say stream 2 was cut: its first object missing means an upload not
-	// done (or a cut after the answer), and the rejoin asks again.
-	_, err = restore.RunCluster(ctx, restore.Config{DataDir: t.TempDir(), Remote: newRemote(t, b), SegmentSize: segSize, Manifest: manifestOpts,
-		Oldest: map[types.StreamID]types.SegmentID{}})
-	require.ErrorIs(t, err, restore.ErrOldestNotInTier2)
-
 	// Opened without tiering: a cluster member's store opens so, and
 	// its cold segments are what tier 2 holds (read back end to end in
 	// cmd/aof2-host's TestClusterWipedNodeRejoinsFromTier2).

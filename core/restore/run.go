@@ -48,10 +48,10 @@ type Config struct {
 	// covering the one reservation the previous writer may have had in
 	// flight when it was taken over.
 	ReserveSegments int
-	// Oldest is RunCluster's: the streams whose first segments the
-	// cluster's retention dropped, each with its oldest segment now (as
-	// a member of the cluster lists it). Those streams are taken from
-	// that segment on; every other from its first record.
+	// Oldest is RunCluster's: streams with their oldest segment now, as
+	// a member of the cluster lists it (with retention, not the first),
+	// when tier 2 held it then. Those streams are taken from that
+	// segment on; every other from its first record, if tier 2 holds it.
 	Oldest map[types.StreamID]types.SegmentID
 	FS     vfs.FS
 	Logger hclog.Logger

@@ -206,13 +206,24 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 // committed when it was called, as far as this node can tell: on the
 // leader, a read barrier; on a follower, the commit index its first
 // contact with the leader after the call carries. A follower that hears
-// from no leader within two heartbeat timeouts answers ErrNoQuorum. A
+// from no leader, or does not apply that far, within two heartbeat
+// timeouts answers ErrNoQuorum. A
 // hydration uses it to tell a segment retention dropped from a missing
 // object (coordinator.Cluster.CatchUp); only which error a read gets
 // depends on it.
 func (n *Node) CatchUp(ctx context.Context) error {
 	if n.IsLeader() {
-		return n.ReadBarrier(ctx)
+		// Bounded: called from the apply loop itself (a read while
+		// applying), the barrier would wait for its own entry.
+		wctx, cancel := context.WithTimeout(ctx, n.contactWait)
+		defer cancel()
+		if err := n.ReadBarrier(wctx); err != nil {
+			if ctx.Err() == nil && wctx.Err() != nil {
+				return fmt.Errorf("%w: %w", ErrNoQuorum, err)
+			}
+			return err
+		}
+		return nil
 	}
 	select {
 	case <-n.closing:
@@ -222,7 +233,12 @@ func (n *Node) CatchUp(ctx context.Context) error {
 	if err := n.fsm.err(); err != nil {
 		return err
 	}
-	since := time.Now()
+	// A heartbeat carries no commit index, but the leader sends every
+	// follower an AppendEntries with its commit index at least every two
+	// CommitTimeouts (raft's replicate loop): a contact four after the
+	// call comes after one sent after the call, with a margin for the
+	// two travelling on different connections.
+	since := time.Now().Add(4 * n.commitTimeout)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.NewTimer(n.contactWait)
@@ -239,7 +255,13 @@ func (n *Node) CatchUp(ctx context.Context) error {
 		}
 	}
 	if last, ok := n.lastCommandUpTo(n.raft.CommitIndex()); ok {
-		return n.fsm.waitApplied(ctx, last, n.closing)
+		// Bounded too: called from the apply loop itself (a read while
+		// applying), it would wait for its own entry.
+		wctx, cancel := context.WithTimeout(ctx, n.contactWait)
+		defer cancel()
+		if err := n.fsm.waitApplied(wctx, last, n.closing); err != nil {
+			return fmt.Errorf("%w: %w", ErrNoQuorum, err)
+		}
 	}
 	return nil
 }

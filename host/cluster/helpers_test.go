@@ -26,6 +26,7 @@ type testNode struct {
 	id, raftAddr, dir string
 	faults            *Faults
 	logs              raft.LogStore // nil: the cluster's log store
+	tiering           Tiering       // nil: none
 	store             *core.Store
 	node              *Node
 }
@@ -84,7 +85,7 @@ func (c *testCluster) start(n *testNode) {
 	require.NoError(c.t, err)
 	n.node, err = Open(Config{
 		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
-		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults, logs: n.logs,
+		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults, logs: n.logs, Tiering: n.tiering,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: n.id, Level: hclog.LevelFromString(os.Getenv("AOF2_TEST_LOG")), Output: testWriter{c.t}}),
 	}, n.store)
 	require.NoError(c.t, err)

@@ -102,6 +102,9 @@ type Node struct {
 	// contactWait bounds how long a follower waits to hear from a
 	// leader (CatchUp): two heartbeat timeouts. Set by Open.
 	contactWait time.Duration
+	// commitTimeout is raft's CommitTimeout: the longest a follower goes
+	// without an AppendEntries carrying the commit index. Set by Open.
+	commitTimeout time.Duration
 
 	mu struct {
 		sync.Mutex
@@ -209,7 +212,7 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 	rc.Logger = cfg.Logger.Named("raft")
 	rc.NotifyCh = notify
 	rc.BatchApplyCh = true
-	n.contactWait = 2 * rc.HeartbeatTimeout
+	n.contactWait, n.commitTimeout = 2*rc.HeartbeatTimeout, rc.CommitTimeout
 	exists, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raft state: %w", err)
@@ -318,9 +321,25 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 // entry), then announces this node's client addresses in the log.
 func (n *Node) becameLeader(ctx context.Context) {
 	term := n.term()
-	if _, err := n.wait(ctx, barrierFuture{n.raft.Barrier(enqueueTimeout)}); err != nil {
+	// Retried while this node leads the term: until it applies, the
+	// node serves no linearizable read and its coordinator uploads and
+	// deletes nothing.
+	for {
+		_, err := n.wait(ctx, barrierFuture{n.raft.Barrier(enqueueTimeout)})
+		if err == nil {
+			break
+		}
 		n.log.Warn("leader barrier failed", "term", term, "error", err)
-		return
+		if !n.IsLeader() || n.term() != term {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.closing:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	n.mu.Lock()
 	n.mu.readyTerm = term

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/types"
 )
 
 func records(prefix string, n int) []Record {
@@ -263,5 +265,49 @@ func TestFollowerCatchUp(t *testing.T) {
 	require.NotErrorIs(t, err, context.DeadlineExceeded, "bounded by the node, not by the caller's context")
 	for _, n := range c.nodes {
 		n.faults.Set(nil, 0)
+	}
+}
+
+// applyCatchUp is a Tiering whose AdoptDrop catches up, as a hydration
+// on the apply goroutine does when it finds no object (countTail's
+// reader → droppedMeanwhile → Cluster.CatchUp).
+type applyCatchUp struct {
+	node atomic.Pointer[Node]
+	done chan error
+}
+
+func (a *applyCatchUp) AdoptUpload(context.Context, types.SegmentKey, string, string) error {
+	return nil
+}
+
+func (a *applyCatchUp) AdoptDrop(context.Context, types.SegmentKey) error {
+	a.done <- a.node.Load().CatchUp(context.Background())
+	return nil
+}
+
+// TestCatchUpFromTheApplyLoop: CatchUp called while applying, on the
+// leader and on a follower, waits for an entry at or past the one being
+// applied — for ever, before. It answers ErrNoQuorum within its bound.
+func TestCatchUpFromTheApplyLoop(t *testing.T) {
+	hooks := map[string]*applyCatchUp{}
+	c := newTestClusterWith(t, 3, LogStoreBolt, func(n *testNode) {
+		hooks[n.id] = &applyCatchUp{done: make(chan error, 4)}
+		n.tiering = hooks[n.id]
+	})
+	for _, n := range c.nodes {
+		hooks[n.id].node.Store(n.node)
+	}
+	l := c.leader()
+	f := c.followers(l)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = l.node.RecordDrop(ctx, types.SegmentKey{Stream: 1, Segment: 1}, "k") }()
+	for _, n := range []*testNode{l, f} {
+		select {
+		case err := <-hooks[n.id].done:
+			require.ErrorIs(t, err, ErrNoQuorum, n.id)
+		case <-ctx.Done():
+			t.Fatalf("%s: CatchUp from the apply loop waited for itself", n.id)
+		}
 	}
 }

@@ -101,10 +101,9 @@ func onlyOldestMissing(err error) bool {
 // again for a stream's oldest segment that tier 2 does not hold yet.
 const rejoinRetry = time.Second
 
-// oldestSegments asks the member the node joins through for the streams
-// whose first segments the cluster's retention dropped, and each one's
-// oldest segment now: the rejoin from tier 2 starts those streams there
-// (restore.Config.Oldest). It waits until tier 2 holds each (the member
+// oldestSegments asks the member the node joins through for each stream's
+// oldest segment now — with retention, not its first — and the rejoin
+// from tier 2 starts the stream there (restore.Config.Oldest). It waits until tier 2 holds each (the member
 // lists the segment in tier 2). An unsealed one, which is never uploaded
 // until sealed (an idle stream whose older segments all went), is sealed
 // through the member: a Seal entry, as `aof2-host seal` makes; the
@@ -153,7 +152,13 @@ func (n *Node) askOldest(ctx context.Context, addr string) (map[core.StreamID]co
 	var waiting []core.StreamID
 	for sid, r := range first {
 		if r.BaseRecord == 0 {
-			continue // the stream's first segment: nothing dropped
+			// Nothing dropped. Taken from this segment if tier 2 holds it
+			// (one missing later was dropped since: asked again); else
+			// from record 0 as tier 2 has it, or from peers.
+			if r.Tier2 {
+				oldest[core.StreamID(sid)] = core.SegmentID(r.Segment)
+			}
+			continue
 		}
 		oldest[core.StreamID(sid)] = core.SegmentID(r.Segment)
 		if r.Tier2 {
