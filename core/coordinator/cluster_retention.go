@@ -72,7 +72,16 @@ func (c *Coordinator) dropInCluster(ctx context.Context, s *core.Stream, id type
 	if err := c.cfg.Cluster.RecordDrop(ctx, k, key); err != nil {
 		return fmt.Errorf("retention: drop segment %d: %w", id, err)
 	}
-	return c.deleteDropped(ctx, k, key, info.Lost)
+	if err := c.deleteDropped(ctx, k, key, info.Lost); err != nil {
+		// Nothing here remembers the object any more (the segment is
+		// dropped): the stream's sweep, run again at the next scan,
+		// deletes it.
+		c.mu.Lock()
+		delete(c.mu.swept, s.ID())
+		c.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // deleteDropped deletes the object of a segment every node drops (an

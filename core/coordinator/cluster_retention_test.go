@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -26,10 +27,12 @@ import (
 // before the log applied that segment's Drop.
 type dropsFirst struct {
 	*fake.Backend
-	mu      sync.Mutex
-	applied map[string]bool // guarded by mu: keys whose Drop the "log" applied
-	deletes int             // guarded by mu
-	early   []string        // guarded by mu
+	failNext atomic.Bool // the next delete fails (a transient error)
+	mu       sync.Mutex
+	applied  map[string]bool // guarded by mu: keys whose Drop the "log" applied
+	deletes  int             // guarded by mu
+	early    []string        // guarded by mu
+	failed   []string        // guarded by mu: keys whose delete failed
 }
 
 func (b *dropsFirst) Delete(ctx context.Context, key string) error {
@@ -38,13 +41,19 @@ func (b *dropsFirst) Delete(ctx context.Context, key string) error {
 	if !b.applied[key] {
 		b.early = append(b.early, key)
 	}
+	if b.failNext.CompareAndSwap(true, false) {
+		b.failed = append(b.failed, key)
+		b.mu.Unlock()
+		return fmt.Errorf("injected: %w", pluginapi.ErrPermission) // not retried by the tier-2 client
+	}
 	b.mu.Unlock()
 	return b.Backend.Delete(ctx, key)
 }
 
 // TestClusterRetention: a cluster leader's retention drops each oldest
 // segment through the log (every node's AdoptDrop; here this node's) and
-// deletes its object only after the Drop applied. A leader deposed right
+// deletes its object only after the Drop applied. A delete that fails is
+// made by the stream's sweep, run again. A leader deposed right
 // after a Drop leaves its object; the sweep of the next term it leads
 // deletes it (once per term: the term is the sweep's key, so leading
 // again before a scan noticed the loss still sweeps). Readers start at
@@ -139,6 +148,30 @@ func TestClusterRetention(t *testing.T) {
 	term.Add(1)
 	leading.Store(true)
 	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool { return objectGone(cut) }, "the sweep to delete segment %d's object", cut)
+
+	// A delete that fails (tier 2 unavailable a moment): nothing keeps
+	// the dropped segment's object in mind but the sweep, which runs
+	// again in the same term and deletes it.
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.mu.swept[2] == term.Load()
+	}, "the term's sweep done")
+	b.failNext.Store(true)
+	appendAll(7000, 2000)
+	var failedKey string
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if len(b.failed) > 0 {
+			failedKey = b.failed[0]
+		}
+		return failedKey != ""
+	}, "a failed delete")
+	testwait.Until(t, testwait.Default, 10*time.Millisecond, func() bool {
+		_, err := remote.Stat(ctx, failedKey)
+		return err != nil
+	}, "the same term's sweep to delete %s", failedKey)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
