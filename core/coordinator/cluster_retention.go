@@ -190,6 +190,12 @@ func (c *Coordinator) scanClusterRetention(s *core.Stream, term uint64, leads bo
 	}
 }
 
+// ErrNotCaughtUp: a cluster follower found no tier-2 object for a segment
+// it holds, and cannot tell a segment retention dropped (by an entry it
+// has not applied yet) from a lost object. Retry, or read from the leader,
+// which can.
+var ErrNotCaughtUp = errors.New("coordinator: this cluster member may be behind the leader; retry or read from the leader")
+
 // droppedMeanwhile judges a hydration that found no object (err) on a
 // cluster member: the segment may have been dropped by a Drop entry this
 // node has not applied yet, its object deleted by the leader. The node
@@ -207,7 +213,13 @@ func (c *Coordinator) droppedMeanwhile(ctx context.Context, s *core.Stream, id t
 			id, err, cerr)
 	}
 	if _, present := s.Segment(id); present && !deleteQueued(s.TierLog(), id) {
-		return err
+		if c.cfg.Cluster.Leading() {
+			return err // the leader's barrier is a read index: the object is lost
+		}
+		// A follower's commit index stops at its own log: one still
+		// catching up (a rejoin) may not hold the Drop yet. Only the
+		// leader judges a loss.
+		return fmt.Errorf("stream %d segment %d: tier 2 has no object (%v): %w", s.ID(), id, err, ErrNotCaughtUp)
 	}
 	return fmt.Errorf("stream %d segment %d: dropped by retention: %w", s.ID(), id, types.ErrNotFound)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,6 +206,11 @@ func TestHydrationOfADroppedSegment(t *testing.T) {
 				require.ErrorIs(t, err, pluginapi.ErrNotFound)
 				require.NotContains(t, err.Error(), "dropped by retention")
 			}},
+		{"missing, on a follower", func(*Coordinator, context.Context, types.SegmentKey) error { return nil },
+			func(t *testing.T, err error) {
+				require.ErrorIs(t, err, ErrNotCaughtUp, "only the leader judges a loss")
+				require.NotErrorIs(t, err, pluginapi.ErrNotFound)
+			}},
 		{"cut off", func(*Coordinator, context.Context, types.SegmentKey) error { return errCutOff },
 			func(t *testing.T, err error) {
 				require.ErrorIs(t, err, errCutOff)
@@ -219,9 +225,11 @@ func TestHydrationOfADroppedSegment(t *testing.T) {
 			require.NoError(t, err)
 			var c *Coordinator
 			var caughtUp atomic.Int64
+			var leading atomic.Bool
+			leading.Store(true)
 			first := types.SegmentKey{Stream: 4, Segment: 1}
 			cl := &Cluster{
-				Leading: func() bool { return true },
+				Leading: leading.Load,
 				RecordUpload: func(ctx context.Context, k types.SegmentKey, key, etag string) error {
 					return c.AdoptUpload(ctx, k, key, etag)
 				},
@@ -235,6 +243,9 @@ func TestHydrationOfADroppedSegment(t *testing.T) {
 				info, _ := s.Segment(first.Segment)
 				return !info.Resident
 			}, "segment 1 evicted")
+			if strings.HasSuffix(tc.name, "on a follower") {
+				leading.Store(false)
+			}
 			_, err = c.Warm().Remove(first)
 			require.NoError(t, err)
 			require.NoError(t, b.Delete(ctx, remote.Layout().SegmentObjectKey(first)), "the leader's delete")

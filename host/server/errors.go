@@ -20,6 +20,7 @@ import (
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/host/cluster"
 	"github.com/aof2/aof2/pluginapi"
 )
@@ -67,6 +68,7 @@ var errorTable = []struct {
 	{is(context.DeadlineExceeded), class{0, codes.DeadlineExceeded, http.StatusGatewayTimeout}},
 	{is(core.ErrWouldBlock), class{aof2v1.ErrorReason_WOULD_BLOCK, codes.Unavailable, http.StatusServiceUnavailable}},
 	{is(errNotReady), class{aof2v1.ErrorReason_NOT_READY, codes.Unavailable, http.StatusServiceUnavailable}},
+	{is(coordinator.ErrNotCaughtUp), class{aof2v1.ErrorReason_NOT_READY, codes.Unavailable, http.StatusServiceUnavailable}},
 	{is(ErrBadRequest), class{aof2v1.ErrorReason_BAD_REQUEST, codes.InvalidArgument, http.StatusBadRequest}},
 	{isBodyTooLarge, class{aof2v1.ErrorReason_RECORD_TOO_LARGE, codes.InvalidArgument, http.StatusRequestEntityTooLarge}},
 	{is(core.ErrEmptyRecord), class{aof2v1.ErrorReason_EMPTY_RECORD, codes.InvalidArgument, http.StatusBadRequest}},
