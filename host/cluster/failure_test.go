@@ -266,11 +266,16 @@ func TestFollowerRefusingEntriesKeepsReplicating(t *testing.T) {
 type stuckLogs struct {
 	raft.LogStore
 	stuck   atomic.Bool
+	entered chan struct{} // gets a value each time a write hangs
 	release chan struct{}
 }
 
 func (l *stuckLogs) StoreLogs(logs []*raft.Log) error {
 	if l.stuck.Load() {
+		select {
+		case l.entered <- struct{}{}:
+		default:
+		}
 		<-l.release
 	}
 	return l.LogStore.StoreLogs(logs)
@@ -284,7 +289,7 @@ func (l *stuckLogs) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.L
 func TestCloseGivesUpOnAStuckRaft(t *testing.T) {
 	defer func(g time.Duration) { shutdownGrace = g }(shutdownGrace)
 	shutdownGrace = 200 * time.Millisecond
-	l := &stuckLogs{LogStore: raft.NewInmemStore(), release: make(chan struct{})}
+	l := &stuckLogs{LogStore: raft.NewInmemStore(), entered: make(chan struct{}, 1), release: make(chan struct{})}
 	defer close(l.release) // lets the leaked raft goroutines end
 	c := newTestClusterWith(t, 1, LogStoreBolt, func(n *testNode) { n.logs = l })
 	n := c.leader()
@@ -294,7 +299,11 @@ func TestCloseGivesUpOnAStuckRaft(t *testing.T) {
 		defer cancel()
 		_, _ = n.node.Append(ctx, 1, records("x", 1)) // the write that hangs
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-l.entered: // raft is inside the write that hangs
+	case <-time.After(30 * time.Second):
+		t.Fatal("the append never reached the log store")
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- n.node.Close() }()
 	select {

@@ -259,7 +259,6 @@ func TestFollowerCatchUp(t *testing.T) {
 		}
 	}
 	f.faults.Set(others, 0)
-	time.Sleep(2 * testRaftConfig().HeartbeatTimeout) // its last contact is before the call
 	err = f.node.CatchUp(ctx)
 	require.ErrorIs(t, err, ErrNoQuorum)
 	require.NotErrorIs(t, err, context.DeadlineExceeded, "bounded by the node, not by the caller's context")
