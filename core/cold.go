@@ -158,12 +158,21 @@ func (s *Stream) hydrate(ctx context.Context, g *seg) error {
 	case <-ctx.Done():
 		return fmt.Errorf("stream %d: hydrate segment %d: %w", s.id, g.id, ctx.Err())
 	}
-	defer func() { <-g.hyd }()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-g.hyd
+		}
+	}
+	defer release()
 	if g.resident.Load() {
 		return nil
 	}
-	if err := s.cfg.Tiering.Hydrate(ctx, SegmentKey{Stream: s.id, Segment: g.id}, g.path); err != nil {
-		return fmt.Errorf("stream %d: hydrate segment %d: %w", s.id, g.id, err)
+	key := SegmentKey{Stream: s.id, Segment: g.id}
+	if err := s.cfg.Tiering.Hydrate(ctx, key, g.path); err != nil {
+		release() // the judgement may wait on another reader of g
+		return fmt.Errorf("stream %d: hydrate segment %d: %w", s.id, g.id, s.cfg.Tiering.ReadFailed(ctx, key, err))
 	}
 	name, _ := segment.ParseFileName(filepath.Base(g.path))
 	info, err := segment.Inspect(s.cfg.FS, g.path, name, s.id)
@@ -249,13 +258,14 @@ func (s *Stream) ReadAt(ctx context.Context, id RecordID) (Record, error) {
 	}
 	if !g.resident.Load() && s.cfg.Tiering != nil {
 		f := g.footer.Load()
-		rec, err := s.cfg.Tiering.ReadRecord(ctx, SegmentKey{Stream: s.id, Segment: g.id}, int64(id.Offset()), int64(f.DurableBytes))
+		key := SegmentKey{Stream: s.id, Segment: g.id}
+		rec, err := s.cfg.Tiering.ReadRecord(ctx, key, int64(id.Offset()), int64(f.DurableBytes))
 		switch {
 		case err == nil:
 			rec.ID = id
 			return rec, nil
 		case !errors.Is(err, errors.ErrUnsupported):
-			return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, err)
+			return Record{}, fmt.Errorf("stream %d: record %s: %w", s.id, id, s.cfg.Tiering.ReadFailed(ctx, key, err))
 		}
 		// No ranged read possible: hydrate the segment below.
 	}

@@ -85,6 +85,8 @@ func (c *copyCold) Describe(_ context.Context, k SegmentKey) (segment.Header, se
 	return h, f, err
 }
 
+func (c *copyCold) ReadFailed(_ context.Context, _ SegmentKey, err error) error { return err }
+
 func (c *copyCold) Hydrate(_ context.Context, k SegmentKey, path string) error {
 	id := k.Segment
 	c.mu.Lock()
@@ -276,4 +278,86 @@ func TestScanReadsAhead(t *testing.T) {
 		info, _ := s.Segment(2)
 		return info.Resident
 	}, 5*time.Second, time.Millisecond, "segment 2 hydrated ahead of the reader")
+}
+
+// judgingCold is copyCold whose copies are all gone, and whose judgement
+// of a failed hydration waits for another hydration of the same segment
+// to start: what a cluster member's catch-up does when the apply loop it
+// waits for reads that segment (a replay counting its records).
+type judgingCold struct {
+	copyCold
+	judge   func(ctx context.Context) error
+	entered chan struct{} // receives each Hydrate call
+}
+
+func (c *judgingCold) Hydrate(_ context.Context, k SegmentKey, _ string) error {
+	c.entered <- struct{}{}
+	return fmt.Errorf("segment %d: no copy: %w", k.Segment, ErrNotFound)
+}
+
+func (c *judgingCold) ReadFailed(ctx context.Context, _ SegmentKey, err error) error {
+	if c.judge != nil {
+		judge := c.judge
+		c.judge = nil
+		if jerr := judge(ctx); jerr != nil {
+			return jerr
+		}
+	}
+	return err
+}
+
+// TestReadFailedRunsOutsideTheHydration: the engine judges a failed
+// hydration with the segment released, so a judgement that waits for a
+// second reader's hydration of the segment ends. Before, the first held
+// the segment's hydration slot while judging: the cluster's catch-up and
+// the apply loop's own read of the segment waited on each other.
+func TestReadFailedRunsOutsideTheHydration(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mem := vfs.NewMem()
+	cold := &judgingCold{copyCold: copyCold{fs: mem, copies: map[SegmentID][]byte{}}, entered: make(chan struct{}, 4)}
+	cfg := smallConfig(mem)
+	cfg.Tiering = cold
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendDurable(ctx, []byte("sealed"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Seal(ctx))
+	_, err = s.AppendDurable(ctx, []byte("tail"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Evict(1))
+
+	second := make(chan error, 1)
+	cold.judge = func(ctx context.Context) error {
+		<-cold.entered // the first reader's own hydration
+		go func() {
+			r, err := s.NewReader(AtStart())
+			if err == nil {
+				defer r.Close()
+				_, err = r.NextCtx(ctx)
+			}
+			second <- err
+		}()
+		select {
+		case <-cold.entered:
+			return nil
+		case <-time.After(5 * time.Second):
+			return errors.New("the second hydration never started: the first still holds the segment")
+		}
+	}
+	r, err := s.NewReader(AtStart())
+	require.NoError(t, err)
+	defer r.Close()
+	_, err = r.NextCtx(ctx)
+	require.ErrorIs(t, err, ErrNotFound)
+	require.NotContains(t, err.Error(), "never started")
+	select {
+	case err := <-second:
+		require.ErrorIs(t, err, ErrNotFound)
+	case <-ctx.Done():
+		t.Fatal("the second reader did not finish")
+	}
 }

@@ -76,3 +76,22 @@ func (s *Stream) lastExtLocked() uint64 {
 	}
 	return 0
 }
+
+// HoldsLastExt reports whether segment id is sealed with records that
+// carry the stream's last ext_id (not 0): the newest batch appended with
+// that ext_id has records in it. A cluster does not drop such a segment
+// (docs/adr-replication.md, "Deletes in a cluster"): a replay of that
+// batch counts its records in the store.
+func (s *Stream) HoldsLastExt(id SegmentID) bool {
+	g, _ := s.cat.Load().byID(id)
+	if g == nil {
+		return false
+	}
+	f := g.footer.Load()
+	if f == nil || f.ExtID == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f.ExtID == s.lastExtLocked()
+}

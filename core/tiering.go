@@ -48,6 +48,13 @@ type Tiering interface {
 	// (no artifact at hand that allows ranged reads) makes the engine
 	// hydrate the segment instead.
 	ReadRecord(ctx context.Context, key SegmentKey, off, limit int64) (Record, error)
+	// ReadFailed judges err, what Hydrate or ReadRecord answered for key,
+	// once the engine stopped serialising hydrations of the segment, and
+	// returns the error the reader gets. It may block within ctx: a
+	// cluster member that found no object catches up with the cluster
+	// first, to tell a segment retention dropped from a lost one, and
+	// what it waits for may need to read the same segment.
+	ReadFailed(ctx context.Context, key SegmentKey, err error) error
 	// WarmArtifacts lists the stream's verified tier-1 artifacts and
 	// Tier2Segments its tier-2 segment objects: a damaged manifest is
 	// rebuilt from all three tiers, not only from the tier-0 files.

@@ -69,6 +69,11 @@ func (c *Coordinator) dropInCluster(ctx context.Context, s *core.Stream, id type
 	if !ok {
 		return nil // dropped meanwhile (an entry another leader proposed)
 	}
+	if s.HoldsLastExt(id) {
+		// Every node would refuse the Drop: a replay of the stream's last
+		// entry counts its records here. The next append lifts it.
+		return nil
+	}
 	if err := c.cfg.Cluster.RecordDrop(ctx, k, key); err != nil {
 		return fmt.Errorf("retention: drop segment %d: %w", id, err)
 	}

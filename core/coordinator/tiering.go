@@ -117,17 +117,26 @@ func (c *Coordinator) openArtifact(ctx context.Context, k types.SegmentKey) (*ti
 // Hydrate admits the segment to tier 0 (waiting for room, evicting what
 // the budget picks), brings the artifact into the warm cache from tier 2
 // if needed, rebuilds the tier-0 file verified against segment_crc64, and
-// records it. On a cluster member, an object tier 2 does not have may be
-// one retention dropped meanwhile (droppedMeanwhile); that is judged with
-// the segment's lock released, since applying the Drop takes it.
+// records it.
 func (c *Coordinator) Hydrate(ctx context.Context, k types.SegmentKey, path string) error {
-	err := c.hydrate(ctx, k, path)
-	if errors.Is(err, pluginapi.ErrNotFound) {
-		if s, serr := c.stream(k.Stream); serr == nil {
-			err = c.droppedMeanwhile(ctx, s, k.Segment, err)
-		}
+	return c.hydrate(ctx, k, path)
+}
+
+// ReadFailed is core.Tiering's: on a cluster member, an object tier 2
+// does not have may be one retention dropped meanwhile
+// (droppedMeanwhile). The engine asks with the segment released, and so
+// is the segment's key lock here: the catch-up waits for the apply loop,
+// which may read the segment too (a replay counting its records) or drop
+// it (applying the Drop takes the lock).
+func (c *Coordinator) ReadFailed(ctx context.Context, k types.SegmentKey, err error) error {
+	if !errors.Is(err, pluginapi.ErrNotFound) {
+		return err
 	}
-	return err
+	s, serr := c.stream(k.Stream)
+	if serr != nil {
+		return err
+	}
+	return c.droppedMeanwhile(ctx, s, k.Segment, err)
 }
 
 func (c *Coordinator) hydrate(ctx context.Context, k types.SegmentKey, path string) (err error) {
@@ -283,11 +292,6 @@ func deleteQueued(tl *core.TierLog, id types.SegmentID) bool {
 // hydrates the segment.
 func (c *Coordinator) ReadRecord(ctx context.Context, k types.SegmentKey, off, limit int64) (core.Record, error) {
 	a, closeFn, err := c.openArtifact(ctx, k)
-	if errors.Is(err, pluginapi.ErrNotFound) {
-		if s, serr := c.stream(k.Stream); serr == nil {
-			err = c.droppedMeanwhile(ctx, s, k.Segment, err) // as Hydrate does
-		}
-	}
 	if err != nil {
 		return core.Record{}, unsupportedRange(err)
 	}

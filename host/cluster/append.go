@@ -212,6 +212,11 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 // object (coordinator.Cluster.CatchUp); only which error a read gets
 // depends on it.
 func (n *Node) CatchUp(ctx context.Context) error {
+	if inApplyLoop(ctx) {
+		// A read made while applying an entry (countTail): catching up
+		// would wait for the entry it is part of.
+		return errCatchUpWhileApplying
+	}
 	if n.IsLeader() {
 		// Bounded: called from the apply loop itself (a read while
 		// applying), the barrier would wait for its own entry.

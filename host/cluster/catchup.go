@@ -31,6 +31,9 @@ type PeerRecord struct {
 // (catchUp).
 type PeerReader interface {
 	ReadRecords(ctx context.Context, at APIAddr, stream core.StreamID, from uint64, limit int) ([]PeerRecord, error)
+	// Applied is the index of the last entry that member's store
+	// applied (ClusterStatus.AppliedIndex).
+	Applied(ctx context.Context, at APIAddr) (uint64, error)
 }
 
 // copyBatch bounds the records asked of a peer per read, copyTimeout

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -21,6 +22,15 @@ import (
 type storePeer struct {
 	st       *core.Store
 	perReply int // at most this many records per reply (a peer's byte limit); 0: limit only
+	// applied is the peer's applied index; 0: it applied every entry.
+	applied uint64
+}
+
+func (p storePeer) Applied(context.Context, APIAddr) (uint64, error) {
+	if p.applied == 0 {
+		return math.MaxUint64, nil
+	}
+	return p.applied, nil
 }
 
 func (p storePeer) ReadRecords(ctx context.Context, _ APIAddr, stream core.StreamID, from uint64, limit int) ([]PeerRecord, error) {

@@ -42,7 +42,9 @@ type fsm struct {
 	peers PeerReader
 	self  string
 	// ctx is cancelled when the node closes: it ends waits for
-	// backpressure inside an apply.
+	// backpressure inside an apply. It is marked as the apply loop's
+	// (inApplyLoop): a catch-up asked for under it cannot wait for the
+	// loop it runs on.
 	ctx context.Context
 
 	// Touched only from raft's FSM goroutine.
@@ -86,10 +88,17 @@ type tail struct {
 }
 
 func newFSM(ctx context.Context, store *core.Store, log hclog.Logger) *fsm {
-	f := &fsm{store: store, log: log, ctx: ctx, tails: map[core.StreamID]*tail{}, appliedCh: make(chan struct{})}
+	f := &fsm{store: store, log: log, ctx: context.WithValue(ctx, applyLoopKey{}, true), tails: map[core.StreamID]*tail{}, appliedCh: make(chan struct{})}
 	f.mu.members = map[string]APIAddr{}
 	return f
 }
+
+// applyLoopKey marks the FSM's context (fsm.ctx).
+type applyLoopKey struct{}
+
+// inApplyLoop reports whether ctx is the FSM's: work done while applying
+// an entry.
+func inApplyLoop(ctx context.Context) bool { return ctx.Value(applyLoopKey{}) != nil }
 
 // Apply is raft.FSM's; raft calls ApplyBatch instead (BatchingFSM).
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
@@ -203,7 +212,11 @@ func (f *fsm) applyOne(l *raft.Log, touched map[*core.Stream]core.RecordID) any 
 		}
 		return nil
 	case kindDrop:
-		if err := f.applyDrop(l.Index, c); err != nil {
+		err := f.applyDrop(l.Index, c)
+		if errors.Is(err, errDropHoldsLastEntry) {
+			return fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err) // refused alike everywhere
+		}
+		if err != nil {
 			return f.fail(fmt.Errorf("entry %d: stream %d: %w", l.Index, c.stream, err))
 		}
 		return nil
@@ -246,7 +259,7 @@ func (f *fsm) applyGroup(index uint64, g group, skip map[core.StreamID]int) ([]c
 			left = maxCommandRecords // the whole entry is in
 		case index == t.lastExt:
 			if !t.counted {
-				if t.present, err = countTail(f.ctx, t.stream, index); err != nil {
+				if t.present, err = f.countPresent(t.stream, index); err != nil {
 					return nil, err
 				}
 				t.counted = true
@@ -330,12 +343,48 @@ func (f *fsm) tail(id core.StreamID) (*tail, error) {
 	return t, nil
 }
 
+// countPresent is how many records of entry index, the one at the
+// stream's last ext_id, the store holds: a replay completes the entry
+// from there. See complete.go for when the store cannot tell.
+func (f *fsm) countPresent(s *core.Stream, index uint64) (int, error) {
+	n, fromFirst, err := countTail(f.ctx, s, index)
+	if errors.Is(err, errUncountable) {
+		f.log.Warn("cannot count the records of the entry a replay resumes; completing it from a member", "stream_id", uint64(s.ID()),
+			"index", index, "error", err)
+		if cerr := f.completeFromPeers(s, index); cerr != nil {
+			return 0, fmt.Errorf("%w; completing it from a member: %w", err, cerr)
+		}
+		return maxCommandRecords, nil // whole now
+	}
+	if err != nil || !fromFirst || f.peers == nil {
+		return n, err
+	}
+	// Every record from the stream's first one kept here carries index:
+	// the entry may have begun before it, in a segment no member keeps (a
+	// store a rejoin started at the cluster's oldest segment). A member
+	// that applied the entry tells, if one answers now; without one the
+	// count stands, exact on a store cut only by this node's own drops
+	// (a segment holding the stream's last entry is never dropped).
+	err = f.completeRound(s, index, probeTimeout)
+	if err == nil {
+		return maxCommandRecords, nil
+	}
+	f.log.Info("an entry a replay resumes may have begun before the stream's first record here, and no member that applied it answered; "+
+		"the records here are counted", "stream_id", uint64(s.ID()), "index", index, "error", err)
+	n, _, err = countTail(f.ctx, s, index) // with what a failed copy added
+	return n, err
+}
+
 // countTail counts the stream's last records that carry ext. It reads
 // from the last segment's first record, and from one segment further back
 // each time every record read carries ext (or there was none: a segment a
 // crash left empty); one entry holds at most maxCommandRecords records,
 // so no further back than that. A reader hydrates cold segments.
-func countTail(ctx context.Context, s *core.Stream, ext uint64) (int, error) {
+// fromFirst says every record from the stream's first kept one (not 0)
+// carries ext. It answers errUncountable when a record it needs has no
+// copy it can read (a tier-2 object deleted for a Drop not applied here
+// yet: the catch-up that would tell is refused on the apply loop).
+func countTail(ctx context.Context, s *core.Stream, ext uint64) (n int, fromFirst bool, err error) {
 	in := s.Info()
 	floor := in.FirstOrdinal
 	if in.Records > maxCommandRecords && in.Records-maxCommandRecords > floor {
@@ -348,8 +397,11 @@ func countTail(ctx context.Context, s *core.Stream, ext uint64) (int, error) {
 			from = segs[i].BaseRecord
 		}
 		n, whole, err := countFrom(ctx, s, from, ext)
+		if errors.Is(err, errCatchUpWhileApplying) {
+			return 0, false, fmt.Errorf("%w: %w", errUncountable, err)
+		}
 		if err != nil || !whole || from == floor {
-			return n, err
+			return n, err == nil && whole && n > 0 && from == in.FirstOrdinal && from > 0, err
 		}
 	}
 }

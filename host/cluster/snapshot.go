@@ -274,7 +274,15 @@ func (f *fsm) dropBelow(s *core.Stream, p streamPosition) error {
 		if info.ID >= p.Head {
 			break
 		}
-		if err := f.applyDrop(0, command{kind: kindDrop, stream: p.Stream, segment: info.ID}); err != nil {
+		err := f.applyDrop(0, command{kind: kindDrop, stream: p.Stream, segment: info.ID})
+		if errors.Is(err, errDropHoldsLastEntry) {
+			// Not a state the cluster's drops leave; keeping the segment
+			// (and those after it) here loses nothing.
+			f.log.Warn("a segment the snapshot drops holds the stream's last entry here; it is kept",
+				"stream_id", uint64(p.Stream), "segment_id", uint64(info.ID))
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
 		}
 	}

@@ -53,6 +53,12 @@ func (n *Node) RecordDrop(ctx context.Context, k types.SegmentKey, key string) e
 	return appliedErr(res)
 }
 
+// errDropHoldsLastEntry refuses a Drop of a segment holding records of
+// the stream's last entry (core.Stream.HoldsLastExt): a replay of that
+// entry counts its records from the store, and would miss those. The
+// leader does not propose one; the check here is what every node applies.
+var errDropHoldsLastEntry = errors.New("the segment holds records of the stream's last entry")
+
 // applyDrop applies a Drop on this node (index 0: a snapshot's oldest
 // segment, below which every segment was dropped). A stream this node
 // does not hold is passed over; any other failure stops applying (a
@@ -60,6 +66,18 @@ func (n *Node) RecordDrop(ctx context.Context, k types.SegmentKey, key string) e
 func (f *fsm) applyDrop(index uint64, c command) error {
 	if f.tiering == nil {
 		return nil // no tier 2 configured here: every copy stays local
+	}
+	if s, err := f.store.Lookup(c.stream); err == nil {
+		if s.HoldsLastExt(c.segment) {
+			// Every node refuses alike: the leader keeps the object.
+			return fmt.Errorf("drop segment %d: %w", c.segment, errDropHoldsLastEntry)
+		}
+		// Whatever was applied before the drop is durable before it is:
+		// after a crash no replay takes an older entry for the stream's
+		// last, with part of it in the dropped segment.
+		if err := s.FlushAll(f.ctx); err != nil {
+			return fmt.Errorf("drop segment %d: sync the stream first: %w", c.segment, err)
+		}
 	}
 	err := f.tiering.AdoptDrop(f.ctx, types.SegmentKey{Stream: c.stream, Segment: c.segment})
 	if errors.Is(err, core.ErrUnknownStream) {

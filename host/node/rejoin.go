@@ -221,6 +221,23 @@ func (p *peerReader) ReadRecords(ctx context.Context, at cluster.APIAddr, stream
 	return out, nil
 }
 
+// Applied is cluster.PeerReader's: the member's applied index, from its
+// cluster status.
+func (p *peerReader) Applied(ctx context.Context, at cluster.APIAddr) (uint64, error) {
+	if at.GRPC == "" {
+		return 0, fmt.Errorf("the member named no gRPC address")
+	}
+	c, err := p.client(ctx, at.GRPC)
+	if err != nil {
+		return 0, err
+	}
+	st, err := c.ClusterStatus(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster status of %s: %w", at.GRPC, err)
+	}
+	return st.AppliedIndex, nil
+}
+
 func (p *peerReader) client(ctx context.Context, addr string) (*client.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

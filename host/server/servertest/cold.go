@@ -98,6 +98,9 @@ func (c *Cold) CheckNewStream(core.StreamID) error { return nil }
 // Repair is unsupported: Cold keeps no verified copies to repair from.
 func (c *Cold) Repair(context.Context, core.SegmentKey) error { return errors.ErrUnsupported }
 
+// ReadFailed passes err on: Cold has nothing to catch up with.
+func (c *Cold) ReadFailed(_ context.Context, _ core.SegmentKey, err error) error { return err }
+
 // SegmentSealed does nothing: segments move only through Evict.
 func (c *Cold) SegmentSealed(*core.Stream, core.SegmentInfo) {}
 
