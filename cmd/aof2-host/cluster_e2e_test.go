@@ -207,6 +207,7 @@ func readNode(ctx context.Context, t *testing.T, n *clusterNode, stream client.S
 			// Retention dropped the segment being read (a member applies
 			// the Drop as it reads it): the stream starts later now.
 			out, pos = nil, client.AtStart()
+			time.Sleep(20 * time.Millisecond)
 			continue
 		}
 		require.NoError(t, err)

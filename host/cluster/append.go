@@ -218,8 +218,8 @@ func (n *Node) CatchUp(ctx context.Context) error {
 		return errCatchUpWhileApplying
 	}
 	if n.IsLeader() {
-		// Bounded: called from the apply loop itself (a read while
-		// applying), the barrier would wait for its own entry.
+		// Bounded: called while applying under another context (a
+		// Tiering hook), the barrier would wait for its own entry.
 		wctx, cancel := context.WithTimeout(ctx, n.contactWait)
 		defer cancel()
 		if err := n.ReadBarrier(wctx); err != nil {
@@ -260,8 +260,8 @@ func (n *Node) CatchUp(ctx context.Context) error {
 		}
 	}
 	if last, ok := n.lastCommandUpTo(n.raft.CommitIndex()); ok {
-		// Bounded too: called from the apply loop itself (a read while
-		// applying), it would wait for its own entry.
+		// Bounded too: called while applying under another context, it
+		// would wait for its own entry.
 		wctx, cancel := context.WithTimeout(ctx, n.contactWait)
 		defer cancel()
 		if err := n.fsm.waitApplied(wctx, last, n.closing); err != nil {

@@ -50,8 +50,9 @@ func (f *fsm) completeFromPeers(s *core.Stream, index uint64) error {
 	}
 	deadline := time.Now().Add(completeWait)
 	for {
-		err := f.completeRound(s, index, copyTimeout)
-		if err == nil || errors.Is(err, ErrDiverged) || errors.Is(err, errNoPeers) || f.ctx.Err() != nil || time.Now().After(deadline) {
+		err := f.completeRound(s, index, max(min(copyTimeout, time.Until(deadline)), completeRetry))
+		if err == nil || errors.Is(err, ErrDiverged) || errors.Is(err, errNoPeers) || errors.Is(err, ErrBehindRetention) ||
+			f.ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		f.log.Warn("no member could complete an entry yet; asking again", "stream_id", uint64(s.ID()), "index", index, "error", err)
@@ -80,8 +81,12 @@ func (f *fsm) completeRound(s *core.Stream, index uint64, timeout time.Duration)
 	}
 	slices.Sort(ids)
 	var errs []error
+	gone := 0 // members whose records at this node's end retention dropped
 	for _, id := range ids {
 		err := f.completeFrom(members[id], s, index, timeout)
+		if errors.Is(err, core.ErrNotFound) {
+			gone++
+		}
 		if err == nil {
 			f.log.Info("completed an entry from a member: this node could not count its records", "stream_id", uint64(s.ID()),
 				"index", index, "member", id)
@@ -94,6 +99,11 @@ func (f *fsm) completeRound(s *core.Stream, index uint64, timeout time.Duration)
 	}
 	if len(errs) == 0 {
 		return errNoPeers
+	}
+	if gone == len(errs) {
+		return fmt.Errorf("%w: stream %d: every member dropped the records after this node's last one (%w): "+
+			"wipe this member's data directory and start it with cluster.join (docs/runbook.md)",
+			ErrBehindRetention, s.ID(), errors.Join(errs...))
 	}
 	return errors.Join(errs...)
 }
@@ -136,8 +146,16 @@ func (f *fsm) completeFrom(addr APIAddr, s *core.Stream, index uint64, timeout t
 				return err
 			}
 		}
-		if n < len(recs) || len(recs) == 0 {
-			return nil // a later entry's record, or nothing, follows the entry there
+		if n < len(recs) {
+			return nil // a later entry's record follows the entry there
+		}
+		if len(recs) == 0 {
+			// Nothing follows: the entry ends there, unless the member
+			// restarted since it was asked and has not replayed it yet.
+			if applied, err := f.peers.Applied(ctx, addr); err != nil || applied < index {
+				return fmt.Errorf("%w: it applied entries up to %d after the read (%v)", errPeerBehind, applied, err)
+			}
+			return nil
 		}
 	}
 }

@@ -134,7 +134,7 @@ func TestReplayCompletesAnEntryFromAPeer(t *testing.T) {
 
 	st := behindWithGoneTail(t, peer)
 	f := newFSM(context.Background(), st, hclog.NewNullLogger())
-	f.peers, f.self = storePeer{st: peer}, "me"
+	f.peers, f.self = storePeer{st: peer, perReply: 7}, "me" // the rest of the entry over many replies
 	f.mu.members = map[string]APIAddr{"me": {}, "p": {}}
 	res := f.ApplyBatch(entryAcrossSegments())
 	require.NoError(t, f.err())
@@ -260,4 +260,33 @@ func TestReplayOfAnEntryCutByTheStreamsStart(t *testing.T) {
 	require.NoError(t, f.err())
 	require.Equal(t, ps.Info().Records, s.Info().Records)
 	require.Equal(t, recordsFrom(t, peer, cut), recordsFrom(t, st, cut))
+}
+
+// TestReplayBehindEveryMembersRetention: every member that applied the
+// entry dropped the records after this node's last one; no restart
+// brings them back, so applying stops with ErrBehindRetention and the
+// way out (a rejoin), not a retry for ever.
+func TestReplayBehindEveryMembersRetention(t *testing.T) {
+	ctx := context.Background()
+	full := openStore(t, t.TempDir())
+	defer full.Close()
+	newFSM(ctx, full, hclog.NewNullLogger()).ApplyBatch(entryAcrossSegments())
+	st := behindWithGoneTail(t, full)
+
+	dropped := openStore(t, t.TempDir())
+	defer dropped.Close()
+	newFSM(ctx, dropped, hclog.NewNullLogger()).ApplyBatch(entryAcrossSegments())
+	ds, err := dropped.Lookup(1)
+	require.NoError(t, err)
+	for _, id := range []core.SegmentID{1, 2} {
+		require.NoError(t, ds.WaitSealed(ctx, id))
+		require.NoError(t, ds.DropHead(id))
+	}
+
+	f := newFSM(ctx, st, hclog.NewNullLogger())
+	f.peers, f.self = storePeer{st: dropped}, "me"
+	f.mu.members = map[string]APIAddr{"me": {}, "p": {}}
+	res := f.ApplyBatch(entryAcrossSegments())
+	require.ErrorIs(t, res[1].(error), ErrFSMFailed)
+	require.ErrorIs(t, f.err(), ErrBehindRetention)
 }

@@ -369,8 +369,9 @@ func (f *fsm) countPresent(s *core.Stream, index uint64) (int, error) {
 	if err == nil {
 		return maxCommandRecords, nil
 	}
-	f.log.Info("an entry a replay resumes may have begun before the stream's first record here, and no member that applied it answered; "+
-		"the records here are counted", "stream_id", uint64(s.ID()), "index", index, "error", err)
+	f.log.Warn("an entry a replay resumes may have begun before the stream's first record here, and no member that applied it answered; "+
+		"the records here are counted (exact unless this node rejoined from tier 2 and has not applied past the entry yet)",
+		"stream_id", uint64(s.ID()), "index", index, "error", err)
 	n, _, err = countTail(f.ctx, s, index) // with what a failed copy added
 	return n, err
 }

@@ -308,5 +308,8 @@ func TestCatchUpFromTheApplyLoop(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%s: CatchUp from the apply loop waited for itself", n.id)
 		}
+		// Under the FSM's own context (what a replay's read carries) it
+		// does not wait at all.
+		require.ErrorIs(t, n.node.CatchUp(n.node.fsm.ctx), errCatchUpWhileApplying, n.id)
 	}
 }

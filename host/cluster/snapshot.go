@@ -278,7 +278,7 @@ func (f *fsm) dropBelow(s *core.Stream, p streamPosition) error {
 		if errors.Is(err, errDropHoldsLastEntry) {
 			// Not a state the cluster's drops leave; keeping the segment
 			// (and those after it) here loses nothing.
-			f.log.Warn("a segment the snapshot drops holds the stream's last entry here; it is kept",
+			f.log.Error("a segment the snapshot drops holds the stream's last entry here; it is kept, and the stream's retention stops here until it goes",
 				"stream_id", uint64(p.Stream), "segment_id", uint64(info.ID))
 			return nil
 		}
