@@ -11,6 +11,14 @@ stop() {
 }
 trap stop INT TERM EXIT
 mkdir -p cluster-data
+# Three nodes share this machine's cores: each Go runtime is sized for its
+# share (at least one), not for the whole machine, or their schedulers spin
+# against each other (docs/adr-replication.md, "Throughput, measured by CPU
+# per record"). A GOMAXPROCS already set is kept.
+if [ -z "${GOMAXPROCS:-}" ]; then
+  share=$(( $(nproc) / 3 ))
+  export GOMAXPROCS=$(( share > 0 ? share : 1 ))
+fi
 for i in 1 2 3; do
   "$bin/aof2-host" serve -config "examples/cluster/n$i.hcl" -log-level warn 2> "cluster-data/n$i.log" &
   pids+=($!)
