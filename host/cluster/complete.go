@@ -102,7 +102,7 @@ func (f *fsm) completeRound(s *core.Stream, index uint64, timeout time.Duration)
 	}
 	if gone == len(errs) {
 		return fmt.Errorf("%w: stream %d: every member dropped the records after this node's last one (%w): "+
-			"wipe this member's data directory and start it with cluster.join (docs/runbook.md)",
+			"wipe this member's data directory and start it with cluster.join (deploy/README.md, \"Add a node\")",
 			ErrBehindRetention, s.ID(), errors.Join(errs...))
 	}
 	return errors.Join(errs...)

@@ -22,7 +22,7 @@ var ErrBehindSnapshot = errors.New("cluster: the store is behind the Raft snapsh
 // records a node lacks start below its stream's oldest segment: the
 // cluster's retention dropped them, so no member can copy them. The node
 // is rebuilt: its data directory wiped, it rejoins with cluster.join
-// (docs/runbook.md), from the stream's oldest segment in tier 2.
+// (deploy/README.md, "Add a node"), from the stream's oldest segment in tier 2.
 var ErrBehindRetention = errors.New("cluster: retention dropped records this node lacks")
 
 // snapshotVersion is the version of snapshotDoc's encoding.
@@ -202,7 +202,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 func (f *fsm) restoreBehind(p streamPosition, in core.StreamInfo, members map[string]APIAddr, unreachable map[string]bool) (*core.Stream, core.StreamInfo, error) {
 	if in.Records < p.HeadRecord {
 		return nil, in, fmt.Errorf("%w: %w: stream %d: this node holds %d records, the cluster's oldest segment %d starts at record %d: "+
-			"wipe this member's data directory and start it with cluster.join (docs/runbook.md)",
+			"wipe this member's data directory and start it with cluster.join (deploy/README.md, \"Add a node\")",
 			ErrBehindSnapshot, ErrBehindRetention, p.Stream, in.Records, p.Head, p.HeadRecord)
 	}
 	f.log.Info("the store is behind the snapshot: copying the missing records from a peer", "stream_id", uint64(p.Stream),
