@@ -19,11 +19,15 @@ import (
 const (
 	// maxRedirects bounds the resends to a named leader per call.
 	maxRedirects = 3
-	// maxLeaderWaits bounds the waits for an election (no leader named)
-	// per call; backoff doubles from leaderBackoff up to leaderBackoffMax.
-	maxLeaderWaits   = 6
-	leaderBackoff    = 50 * time.Millisecond
-	leaderBackoffMax = time.Second
+	// maxLeaderWait bounds the time one call waits for an election (no
+	// leader named), in pauses doubling from leaderBackoff up to
+	// leaderBackoffMax. An election takes one to two election timeouts,
+	// more when a vote splits; the small cap keeps the time between the
+	// new leader's first moment and the client's next try short (a 1 s
+	// cap added up to a second to failovers).
+	maxLeaderWait    = 5 * time.Second
+	leaderBackoff    = 20 * time.Millisecond
+	leaderBackoffMax = 200 * time.Millisecond
 )
 
 // redirector is the unary interceptor that follows NOT_LEADER. Its
@@ -43,7 +47,7 @@ func newRedirector(dial func(string) (*grpc.ClientConn, error)) *redirector {
 
 func (r *redirector) unary(ctx context.Context, method string, req, reply any, seed *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	cc, addr := r.current(seed)
-	redirects, waits := 0, 0
+	redirects, waits, waited := 0, 0, time.Duration(0)
 	for {
 		err := invoker(ctx, method, req, reply, cc, opts...)
 		if addr != "" && status.Code(err) == codes.Unavailable {
@@ -60,10 +64,11 @@ func (r *redirector) unary(ctx context.Context, method string, req, reply any, s
 				return err
 			}
 			cc, addr = next, leader
-		case waits < maxLeaderWaits:
+		case waited < maxLeaderWait:
 			// An election, or a stale leader: wait, then ask the seed.
-			d := min(leaderBackoff<<waits, leaderBackoffMax)
+			d := min(leaderBackoff<<min(waits, 16), leaderBackoffMax)
 			waits++
+			waited += d
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 				return err
 			}

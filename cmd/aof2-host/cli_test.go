@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -49,5 +51,25 @@ func TestExitCodes(t *testing.T) {
 	} {
 		var out, errOut bytes.Buffer
 		require.Equal(t, tc.code, run(context.Background(), tc.args, &out, &errOut), "%v: %s", tc.args, errOut.String())
+	}
+}
+
+// TestUnreachableHostIsAnError: a command against an address nobody
+// listens on fails after -connect-timeout instead of waiting for ever.
+func TestUnreachableHostIsAnError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, args := range [][]string{
+		{"bench", "-addr", addr, "-connect-timeout", "200ms", "-duration", "1s"},
+		{"cluster", "status", "-addr", addr, "-connect-timeout", "200ms"},
+	} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, exitIO, run(ctx, args, &out, &errOut), "%v: %s", args, errOut.String())
+		require.Contains(t, errOut.String(), "-connect-timeout", "%v", args)
+		require.NoError(t, ctx.Err(), "%v waited for the test's own deadline", args)
 	}
 }

@@ -48,12 +48,13 @@ func (c *testCluster) retention() bool {
 
 func newTestCluster(t *testing.T, bin string, size int, env ...string) *testCluster {
 	t.Helper()
-	return newTestClusterIn(t, bin, size, nil, env...)
+	return newTestClusterWith(t, bin, size, nil, env...)
 }
 
-// newTestClusterIn is newTestCluster with some nodes' data directories
-// placed elsewhere (dirs, by node id).
-func newTestClusterIn(t *testing.T, bin string, size int, dirs map[string]string, env ...string) *testCluster {
+// newTestClusterWith is newTestCluster with setup run on each node before
+// it first starts (to place its data directory elsewhere, or give it
+// settings of its own in n.env).
+func newTestClusterWith(t *testing.T, bin string, size int, setup func(*clusterNode), env ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, bin: bin, env: env}
 	root := t.TempDir()
@@ -62,10 +63,10 @@ func newTestClusterIn(t *testing.T, bin string, size int, dirs map[string]string
 	for i := range size {
 		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), raftAddr: addrs[3*i], grpc: addrs[3*i+1], http: addrs[3*i+2]}
 		n.dataDir = filepath.Join(root, n.id)
-		if d, ok := dirs[n.id]; ok {
-			n.dataDir = d
-		}
 		n.faultFile = filepath.Join(root, n.id+".faults")
+		if setup != nil {
+			setup(n)
+		}
 		c.nodes = append(c.nodes, n)
 		peers = append(peers, n.id+"="+n.raftAddr)
 	}

@@ -138,8 +138,10 @@ func runWriter(ctx context.Context, c *testCluster, h *history, w int, seed uint
 // After healing: every acknowledged record is present exactly once, in
 // each writer's order, with the same id, ordinal and ext_id on every node;
 // nothing is present that no writer sent; and the recorded history is
-// linearizable (porcupine). AOF2_TEST_CLUSTER_FAULT_CYCLES sets the cycles
-// (default 100), AOF2_TEST_CLUSTER_FAULT_SEED the seed.
+// linearizable (porcupine). n1 and n2 keep their Raft logs in raft-wal
+// (the default), n3 in raft-boltdb: each store goes through the faults.
+// AOF2_TEST_CLUSTER_FAULT_CYCLES sets the cycles (default 100),
+// AOF2_TEST_CLUSTER_FAULT_SEED the seed.
 func TestClusterFaults(t *testing.T) {
 	bin := hostBinaries(t)
 	cycles := 100
@@ -149,7 +151,11 @@ func TestClusterFaults(t *testing.T) {
 	seed := testseed.From(t, "AOF2_TEST_CLUSTER_FAULT_SEED")
 	t.Logf("seed %d (cycles %d)", seed, cycles)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	c := newTestCluster(t, bin, 3, "AOF2_CLUSTER_ELECTION_TIMEOUT=200ms")
+	c := newTestClusterWith(t, bin, 3, func(n *clusterNode) {
+		if n.id == "n3" {
+			n.env = append(n.env, "AOF2_CLUSTER_LOG_STORE=boltdb")
+		}
+	}, "AOF2_CLUSTER_ELECTION_TIMEOUT=200ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	c.leader(ctx)
@@ -373,7 +379,11 @@ func TestClusterFollowerDiskFull(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs for the full disk (needs root): %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
-	c := newTestClusterIn(t, bin, 3, map[string]string{"n3": filepath.Join(small, "n3")})
+	c := newTestClusterWith(t, bin, 3, func(n *clusterNode) {
+		if n.id == "n3" {
+			n.dataDir = filepath.Join(small, "n3")
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	full := c.nodes[2]

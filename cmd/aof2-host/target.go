@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/host/dump"
@@ -21,6 +22,7 @@ var errUnauthenticated = client.ErrUnauthenticated
 type target struct {
 	addr, token, tokenFile string
 	dataDir, config        string
+	connectTimeout         time.Duration
 }
 
 func targetFlags(fs *flag.FlagSet) *target {
@@ -30,6 +32,7 @@ func targetFlags(fs *flag.FlagSet) *target {
 	fs.StringVar(&t.tokenFile, "token-file", "", "read the bearer token from this file")
 	fs.StringVar(&t.dataDir, "data-dir", "", "data directory when offline (default: the config's data_dir, else ./data)")
 	fs.StringVar(&t.config, "config", "", "host config file to take data_dir (and the plugin) from")
+	fs.DurationVar(&t.connectTimeout, "connect-timeout", 10*time.Second, "how long to wait for the host at -addr to accept the connection")
 	return t
 }
 
@@ -49,7 +52,13 @@ func (t *target) dial(ctx context.Context) (*client.Client, error) {
 	if tok != "" {
 		opts = append(opts, client.WithToken(tok))
 	}
-	return client.Dial(ctx, t.addr, opts...)
+	dctx, cancel := context.WithTimeout(ctx, t.connectTimeout)
+	defer cancel()
+	c, err := client.Dial(dctx, t.addr, opts...)
+	if err != nil && ctx.Err() == nil && dctx.Err() != nil {
+		return nil, fmt.Errorf("no host accepted a connection at %s within %s (-connect-timeout): %w", t.addr, t.connectTimeout, err)
+	}
+	return c, err
 }
 
 // localDir is the data directory for offline work; it must exist.

@@ -4,18 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	bbolt "go.etcd.io/bbolt"
 	"io"
 	"net"
 	"os"
-	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aof2/aof2/core"
@@ -24,6 +21,9 @@ import (
 
 // Log store names for Config.LogStore.
 const (
+	// LogStoreAuto keeps the store the node's directory holds and gives
+	// a new node LogStoreWAL.
+	LogStoreAuto = "auto"
 	LogStoreBolt = "boltdb"
 	LogStoreWAL  = "wal"
 )
@@ -49,11 +49,9 @@ type Config struct {
 	Peers []Peer
 	// Dir holds Raft's own files: log store, stable store, snapshots.
 	Dir string
-	// LogStore is LogStoreBolt (the default) or LogStoreWAL. raft-wal
-	// v0.4.0 is for measurements only: a fault run hit its
-	// hashicorp/raft-wal#31 (a restart after a tail truncation finds a
-	// sealed segment without an index and panics); the host offers only
-	// boltdb.
+	// LogStore is LogStoreAuto (the default), LogStoreWAL or
+	// LogStoreBolt. A node keeps the store it was created with
+	// (chooseLogStore).
 	LogStore string
 	// Raft tunes the library; nil takes raft.DefaultConfig(). LocalID,
 	// NotifyCh, Logger and BatchApplyCh are set by the node.
@@ -125,10 +123,10 @@ func (c *Config) check() error {
 		return &types.ConfigError{Key: "cluster.data", Reason: "required"}
 	}
 	if c.LogStore == "" {
-		c.LogStore = LogStoreBolt
+		c.LogStore = LogStoreAuto
 	}
-	if c.LogStore != LogStoreBolt && c.LogStore != LogStoreWAL {
-		return &types.ConfigError{Key: "cluster.log_store", Reason: fmt.Sprintf("%q: want %q or %q", c.LogStore, LogStoreBolt, LogStoreWAL)}
+	if !slices.Contains([]string{LogStoreAuto, LogStoreBolt, LogStoreWAL}, c.LogStore) {
+		return &types.ConfigError{Key: "cluster.log_store", Reason: fmt.Sprintf("%q: want %q, %q or %q", c.LogStore, LogStoreAuto, LogStoreBolt, LogStoreWAL)}
 	}
 	if len(c.Peers) > 0 {
 		self := false
@@ -245,44 +243,6 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 		}()
 	}
 	return n, nil
-}
-
-// logCacheEntries is how many of the newest Raft entries the log cache
-// keeps: with one entry in flight (proposer.go) followers ask for the
-// last few, and an entry may be up to maxEntryBytes, so the cache holds
-// at most 8 × 4 MiB.
-const logCacheEntries = 8
-
-func (n *Node) openLogStore() (raft.LogStore, raft.StableStore, error) {
-	if n.cfg.logs != nil {
-		stable := raft.NewInmemStore()
-		return n.cfg.logs, stable, nil
-	}
-	switch n.cfg.LogStore {
-	case LogStoreWAL:
-		dir := filepath.Join(n.cfg.Dir, "wal")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("raft-wal directory: %w", err)
-		}
-		w, err := raftwal.Open(dir, raftwal.WithLogger(n.log.Named("wal")))
-		if err != nil {
-			return nil, nil, fmt.Errorf("raft-wal log store: %w", err)
-		}
-		n.closer = append(n.closer, w)
-		return w, w, nil
-	default:
-		// The freelist is rebuilt at open instead of written at every
-		// commit (each commit is one entry batch): fewer pages per
-		// commit, as Consul runs it (docs/adr-replication.md,
-		// "Throughput, measured by CPU per record").
-		b, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.Dir, "raft.db"),
-			BoltOptions: &bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
-		if err != nil {
-			return nil, nil, fmt.Errorf("raft-boltdb log store: %w", err)
-		}
-		n.closer = append(n.closer, b)
-		return b, b, nil
-	}
 }
 
 // watchLeadership runs becameLeader each time this node becomes leader,

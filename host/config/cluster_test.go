@@ -14,7 +14,7 @@ func TestClusterBlock(t *testing.T) {
   peers     = ["n1=127.0.0.1:7500", "n2=127.0.0.1:7510", "n3=127.0.0.1:7520"]
 }`, nil)
 	require.True(t, ok.Clustered())
-	require.Equal(t, "boltdb", ok.Cluster.LogStore)
+	require.Equal(t, "auto", ok.Cluster.LogStore)
 	require.False(t, mustLoad(t, "", nil).Clustered())
 	withTier2 := mustLoad(t, `cluster {
   node_id   = "n1"

@@ -180,7 +180,7 @@ func samples(t *testing.T) map[string][3]string {
 		"cluster.peers":                  {"n1=127.0.0.1:9", "n1=127.0.0.1:9,n2=127.0.0.1:8", "n3=[::1]:7,n1=127.0.0.1:9"},
 		"cluster.join":                   {"127.0.0.1:4", "localhost:5", "[::1]:6"},
 		"cluster.data":                   {"/c1", "/c2", "/c3"},
-		"cluster.log_store":              {"boltdb", "boltdb", "boltdb"},
+		"cluster.log_store":              {"wal", "boltdb", "auto"},
 		"cluster.election_timeout":       {"100ms", "1s", "5s"},
 		"cluster.snapshot_threshold":     {"1", "8192", "100000"},
 		"cluster.snapshot_interval":      {"10ms", "2m", "1h"},

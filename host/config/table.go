@@ -31,7 +31,7 @@ var (
 	tier1Verify  = []string{"quick", "full"}
 	roles        = []string{"writer", "replica"}
 	// raft-wal was measured and left out: docs/adr-replication.md#the-log-store.
-	logStores = []string{"boltdb"}
+	logStores = []string{"auto", "wal", "boltdb"}
 )
 
 // keys is every configuration key, in the order Reference and HCL list
@@ -197,9 +197,9 @@ var keys = []*key{
 		func(c *Config) *string { return &c.Cluster.Join }, checkAddr),
 	stringKey("cluster.data", "", "Directory of Raft's log, stable store and snapshots; empty is <data_dir>/raft.",
 		func(c *Config) *string { return &c.Cluster.Data }, checkOptionalPath),
-	enumKey("cluster.log_store", "boltdb", logStores, "Raft log store: boltdb (hashicorp/raft-boltdb/v2). hashicorp/raft-wal was faster here but not crash-safe: docs/adr-replication.md#the-log-store.",
+	enumKey("cluster.log_store", "auto", logStores, "Raft log store: wal (hashicorp/raft-wal: one write and one sync per batch) or boltdb (hashicorp/raft-boltdb/v2). A node keeps the store it was created with; auto keeps it and gives a new node wal: docs/adr-replication.md#the-log-store.",
 		func(c *Config) *string { return &c.Cluster.LogStore }),
-	durationKey("cluster.election_timeout", time.Second, "How long a follower goes without hearing from the leader before it calls an election (Raft's heartbeat and election timeouts; the leader's lease is half of it). Failover takes about 1 to 2 times this.",
+	durationKey("cluster.election_timeout", 700*time.Millisecond, "How long a follower goes without hearing from the leader before it calls an election (Raft's heartbeat and election timeouts, each drawn from 1 to 2 times this; the leader's lease is half of it). Failover takes about 1.5 to 3 times this: docs/adr-replication.md, \"Failover time\".",
 		func(c *Config) *time.Duration { return &c.Cluster.ElectionTimeout }, false, atLeast(10*time.Millisecond, formatDuration)),
 	intKey("cluster.snapshot_threshold", 8192, "Raft entries applied since the last snapshot that make the next one due (checked every snapshot_interval). A snapshot holds positions, not data (docs/adr-replication.md).",
 		func(c *Config) *int { return &c.Cluster.SnapshotThreshold }, atLeast(1, strconv.Itoa)),
