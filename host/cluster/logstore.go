@@ -57,6 +57,25 @@ func chooseLogStore(dir, want string) (string, error) {
 	return want, nil
 }
 
+// walLogs is raft-wal as raft's LogStore, with one rule added: an entry
+// below the first index is gone. raft-wal v0.4.2 moves the first index at
+// a head truncation but goes on serving the entries still in the
+// segment file, so a leader that compacted its log after a snapshot still
+// found them and sent a rejoining node its whole history instead of the
+// snapshot (TestWALEntriesBelowTheFirstIndexAreGone).
+type walLogs struct{ *raftwal.WAL }
+
+func (w walLogs) GetLog(index uint64, log *raft.Log) error {
+	first, err := w.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if index < first {
+		return raft.ErrLogNotFound
+	}
+	return w.WAL.GetLog(index, log)
+}
+
 func (n *Node) openLogStore() (raft.LogStore, raft.StableStore, error) {
 	if n.cfg.logs != nil {
 		stable := raft.NewInmemStore()
@@ -78,7 +97,7 @@ func (n *Node) openLogStore() (raft.LogStore, raft.StableStore, error) {
 			return nil, nil, fmt.Errorf("raft-wal log store: %w", err)
 		}
 		n.closer = append(n.closer, w)
-		return w, w, nil
+		return walLogs{w}, w, nil
 	default:
 		// The freelist is rebuilt at open instead of written at every
 		// commit (each commit is one entry batch): fewer pages per

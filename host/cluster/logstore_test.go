@@ -87,3 +87,30 @@ func TestWALTailTruncationSurvivesARestart(t *testing.T) {
 	require.Equal(t, uint64(2), got.Term)
 	require.Equal(t, []byte{99}, got.Data)
 }
+
+// TestWALEntriesBelowTheFirstIndexAreGone: after the compaction that
+// follows a snapshot, the log store no longer gives out the compacted
+// entries, so the leader sends a lagging node the snapshot.
+func TestWALEntriesBelowTheFirstIndexAreGone(t *testing.T) {
+	w, err := raftwal.Open(t.TempDir())
+	require.NoError(t, err)
+	defer w.Close()
+	logs := walLogs{w}
+	var entries []*raft.Log
+	for i := uint64(1); i <= 20; i++ {
+		entries = append(entries, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	require.NoError(t, logs.StoreLogs(entries))
+	require.NoError(t, logs.DeleteRange(1, 12))
+	first, err := logs.FirstIndex()
+	require.NoError(t, err)
+	require.Equal(t, uint64(13), first)
+	var got raft.Log
+	for i := uint64(1); i <= 12; i++ {
+		require.ErrorIs(t, logs.GetLog(i, &got), raft.ErrLogNotFound, "index %d", i)
+	}
+	for i := uint64(13); i <= 20; i++ {
+		require.NoError(t, logs.GetLog(i, &got), "index %d", i)
+		require.Equal(t, i, got.Index)
+	}
+}
