@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -164,4 +165,52 @@ func BenchmarkOpenAfterCrash(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(lag, "max-chunk-lag-s")
+}
+
+// BenchmarkSealAmong seals one segment (a SealSegment and the next
+// SegmentOpened, committed together as a rollover does) in a stream that
+// already holds n sealed segments: the per-seal cost should not grow with n.
+func BenchmarkSealAmong(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		for _, logOnly := range []bool{true, false} {
+			name := fmt.Sprintf("segments=%d/log-only", n)
+			if !logOnly {
+				name = fmt.Sprintf("segments=%d/json+log", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				fsys, dir := benchFS(b, "os")
+				l, err := Open(ctx, fsys, dir, 7, Options{RotationPeriod: -1, LogOnly: logOnly})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				id := types.SegmentID(0)
+				seal := func() []Record {
+					id++
+					h := Header{SegmentID: id, LogicalOffset: uint64(id) << 20, TimestampMS: 1}
+					next := Header{SegmentID: id + 1, LogicalOffset: uint64(id+1) << 20, TimestampMS: 1}
+					return []Record{SealSegment{Header: h, DurableBytes: 1 << 20, SegmentCRC64: Hex64(id)}, SegmentOpened{Header: next, BaseOffset: uint64(id+1) << 20}}
+				}
+				if err := l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1, TimestampMS: 1}}); err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < n; i += 500 {
+					var recs []Record
+					for range min(500, n-i) {
+						recs = append(recs, seal()...)
+					}
+					if err := l.AppendCommit(ctx, recs...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ResetTimer()
+				for range b.N {
+					if err := l.AppendCommit(ctx, seal()...); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }

@@ -46,14 +46,18 @@ const viewVersion = 1
 func ViewOf(x *Index) View {
 	v := View{Version: viewVersion, StreamID: x.StreamID, Segments: []ViewSegment{}}
 	for _, s := range x.Segments() {
-		v.Segments = append(v.Segments, ViewSegment{
-			SegmentID: s.SegmentID, Residency: s.Residency, Sealed: s.Sealed, BaseOffset: s.BaseOffset,
-			DurableBytes: s.DurableBytes, SegmentCRC64: s.SegmentCRC64, ExtID: s.ExtID,
-			Tier1: s.Tier1.State, CompressedBytes: s.Tier1.CompressedBytes, DictionaryID: s.Tier1.DictionaryID,
-			Tier2Key: s.Tier2.Key, Tier2ETag: s.Tier2.ETag,
-		})
+		v.Segments = append(v.Segments, viewSegment(&s))
 	}
 	return v
+}
+
+func viewSegment(s *SegmentState) ViewSegment {
+	return ViewSegment{
+		SegmentID: s.SegmentID, Residency: s.Residency, Sealed: s.Sealed, BaseOffset: s.BaseOffset,
+		DurableBytes: s.DurableBytes, SegmentCRC64: s.SegmentCRC64, ExtID: s.ExtID,
+		Tier1: s.Tier1.State, CompressedBytes: s.Tier1.CompressedBytes, DictionaryID: s.Tier1.DictionaryID,
+		Tier2Key: s.Tier2.Key, Tier2ETag: s.Tier2.ETag,
+	}
 }
 
 // ViewPath is the path of the JSON view of the stream directory dir.
@@ -191,71 +195,4 @@ func (l *Log) Parity(ctx context.Context) (ParityReport, error) {
 	r := CheckParity(l.fs, l.dir, x)
 	l.met.observeDivergence(r.Segments)
 	return r, nil
-}
-
-// viewWriter keeps the JSON view in step with the log (flag off). It is
-// used with the commit token held.
-type viewWriter struct {
-	enabled bool
-	last    []byte // bytes last written; nil forces a write
-}
-
-// open checks parity at boot, publishes the divergence, and rewrites the
-// view from the log when they differ: the log is authoritative.
-func (v *viewWriter) open(ctx context.Context, l *Log) error {
-	if err := vfs.MkdirAllSync(l.fs, filepath.Join(l.dir, warmDirName)); err != nil {
-		return fmt.Errorf("manifest: create warm dir: %w", err)
-	}
-	r, err := l.Parity(ctx)
-	if err != nil {
-		return err
-	}
-	l.replay.Parity = &r
-	if !r.OK() {
-		l.log.Warn("manifest JSON view diverges from the log; rewriting it from the log",
-			"stream_id", l.streamID, "segments", r.Segments, "json_present", r.JSONPresent, "json_error", r.JSONError)
-	}
-	v.enabled = true
-	l.mu.Lock()
-	// A log with no segments needs no view on disk: an absent view is at
-	// parity with it, and the first commit that adds a segment writes one.
-	// A new stream is thus created without writing and syncing a file.
-	if r.OK() && (r.JSONPresent || len(l.mu.index.segments) == 0) {
-		v.last = v.encode(l.mu.index)
-		l.mu.Unlock()
-		return nil
-	}
-	l.mu.Unlock()
-	v.update(l)
-	return nil
-}
-
-func (v *viewWriter) encode(x *Index) []byte {
-	b, err := json.MarshalIndent(ViewOf(x), "", "  ")
-	if err != nil {
-		panic(fmt.Sprintf("manifest: encode JSON view: %v", err)) // plain data: cannot fail
-	}
-	return append(b, '\n')
-}
-
-// update writes the view if the committed state changed it. A failure is
-// logged and retried by the next commit: the view is replaced atomically
-// from scratch each time, never patched in place, and the log (already
-// durable) stays authoritative, so a failed write costs only parity.
-func (v *viewWriter) update(l *Log) {
-	if !v.enabled {
-		return
-	}
-	l.mu.Lock()
-	b := v.encode(l.mu.index)
-	l.mu.Unlock()
-	if v.last != nil && bytes.Equal(b, v.last) {
-		return
-	}
-	if err := vfs.WriteFileAtomic(l.fs, ViewPath(l.dir), b); err != nil {
-		v.last = nil
-		l.log.Error("manifest JSON view write failed; retrying at the next commit", "stream_id", l.streamID, "error", err)
-		return
-	}
-	v.last = b
 }

@@ -1,0 +1,70 @@
+package manifest
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core/types"
+)
+
+// TestViewEncodingMatchesMarshalIndent: the view assembled from entries
+// encoded one by one is byte for byte what encoding the whole view gives,
+// through random additions, changes and removals of segments.
+func TestViewEncodingMatchesMarshalIndent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := &Index{StreamID: 42, segments: map[types.SegmentID]*SegmentState{}}
+	v := &viewWriter{stream: x.StreamID, entries: map[types.SegmentID]*viewEntry{}}
+	keys := []string{"", "streams/42/segments/1.seg.zst", `odd "key" <&> é`}
+	want := func() []byte {
+		b, err := json.MarshalIndent(ViewOf(x), "", "  ")
+		require.NoError(t, err)
+		return append(b, '\n')
+	}
+	require.False(t, v.refresh(x))
+	require.Equal(t, string(want()), string(v.assemble(nil)))
+	next := types.SegmentID(1)
+	for step := range 400 {
+		switch op := rng.IntN(10); {
+		case op < 4 || len(x.segments) == 0: // a new segment, now and then below the newest
+			id := next
+			if rng.IntN(5) == 0 && next > 3 {
+				id = types.SegmentID(rng.Uint64N(uint64(next)))
+			}
+			if _, ok := x.segments[id]; !ok {
+				x.segments[id] = &SegmentState{SegmentID: id, BaseOffset: uint64(id) << 20}
+			}
+			next++
+		case op < 8: // a change to one segment
+			for _, s := range x.segments {
+				s.Residency = Residency(rng.IntN(4))
+				s.Sealed = rng.IntN(2) == 0
+				s.DurableBytes = rng.Uint64()
+				s.SegmentCRC64 = Hex64(rng.Uint64())
+				s.Tier1.State = Tier1State(rng.IntN(3))
+				s.Tier1.CompressedBytes = rng.Uint64N(1 << 30)
+				s.Tier2.Key = keys[rng.IntN(len(keys))]
+				s.Tier2.ETag = keys[rng.IntN(len(keys))]
+				break
+			}
+		case op < 9: // a change that leaves the view as it was
+			for _, s := range x.segments {
+				s.CoordinatorWatermark++
+				before := v.assemble(nil)
+				require.False(t, v.refresh(x), "step %d", step)
+				require.Equal(t, before, v.assemble(nil))
+				break
+			}
+			continue
+		default: // a removal
+			for id := range x.segments {
+				delete(x.segments, id)
+				break
+			}
+		}
+		v.refresh(x)
+		require.Equal(t, string(want()), string(v.assemble(nil)), "step %d", step)
+	}
+}
