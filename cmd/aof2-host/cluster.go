@@ -100,8 +100,10 @@ func runClusterTransfer(ctx context.Context, e *cmdEnv) error {
 	if len(args) == 1 {
 		to = args[0]
 	}
-	return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterTransferLeader(ctx, to) },
-		"leadership transferred%s\n", map[bool]string{true: "", false: " to " + to}[to == ""])
+	if to == "" {
+		return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterTransferLeader(ctx, to) }, "leadership transferred\n")
+	}
+	return clusterOp(ctx, t, e, func(c clusterClient) error { return c.ClusterTransferLeader(ctx, to) }, "%s leads the cluster\n", to)
 }
 
 type clusterClient interface {

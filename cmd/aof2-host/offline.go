@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -132,6 +133,9 @@ func runManifestInspect(ctx context.Context, e *cmdEnv) error {
 	if *stream == "" {
 		return usagef("-stream is required")
 	}
+	if err := offlineOnly(e.flags); err != nil {
+		return err
+	}
 	ins, err := streamInspectors(t, *stream)
 	if err != nil {
 		return err
@@ -188,6 +192,9 @@ func runManifestVerify(ctx context.Context, e *cmdEnv) error {
 	pluginDir := e.flags.String("plugin-dir", "", "directory of the aof2-plugin-<name> binaries (default: the config's plugin_dir, else this binary's directory)")
 	asJSON := e.flags.Bool("json", false, "print findings as JSON")
 	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	if err := offlineOnly(e.flags); err != nil {
 		return err
 	}
 	ins, err := streamInspectors(t, *stream)
@@ -292,6 +299,18 @@ type streamInspector struct {
 
 // streamInspectors resolves the target's data directory and returns the
 // inspectors of one stream (stream set) or of every stream in it.
+// offlineOnly refuses an -addr given to a command that reads the data
+// directory itself (the manifest commands): it would otherwise read
+// ./data beside the operator and report on it as if on the host.
+func offlineOnly(fs *flag.FlagSet) error {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "addr" })
+	if set {
+		return usagef("%s reads a data directory (-data-dir or -config) on the host's machine; it does not work through -addr", fs.Name())
+	}
+	return nil
+}
+
 func streamInspectors(t *target, stream string) ([]streamInspector, error) {
 	var ids []uint64
 	if stream != "" {
@@ -326,6 +345,9 @@ func runManifestParity(ctx context.Context, e *cmdEnv) error {
 	stream := e.flags.String("stream", "", "check only this stream (default: every stream)")
 	asJSON := e.flags.Bool("json", false, "print the reports as JSON")
 	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	if err := offlineOnly(e.flags); err != nil {
 		return err
 	}
 	ins, err := streamInspectors(t, *stream)

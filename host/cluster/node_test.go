@@ -313,3 +313,18 @@ func TestCatchUpFromTheApplyLoop(t *testing.T) {
 		require.ErrorIs(t, n.node.CatchUp(n.node.fsm.ctx), errCatchUpWhileApplying, n.id)
 	}
 }
+
+// TestTransferLeadershipToTheLeader: naming the node that leads is not an
+// error (the state asked for holds) and changes nothing.
+func TestTransferLeadershipToTheLeader(t *testing.T) {
+	c := newTestCluster(t, 3, LogStoreWAL)
+	l := c.leader()
+	ctx := context.Background()
+	term := l.node.raft.CurrentTerm()
+	require.NoError(t, l.node.TransferLeadership(ctx, l.id))
+	require.True(t, l.node.IsLeader())
+	require.Equal(t, term, l.node.raft.CurrentTerm())
+	other := c.followers(l)[0]
+	require.NoError(t, l.node.TransferLeadership(ctx, other.id))
+	require.Eventually(t, func() bool { return other.node.IsLeader() }, 10*time.Second, 10*time.Millisecond)
+}

@@ -93,10 +93,14 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 }
 
 // TransferLeadership hands leadership to id, or to the most up-to-date
-// follower when id is empty.
+// follower when id is empty. Naming the leader itself asks for what
+// already holds, and succeeds.
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return n.notLeader()
+	}
+	if id == n.cfg.NodeID {
+		return nil
 	}
 	if id == "" {
 		return n.waitFuture(ctx, n.raft.LeadershipTransfer())
