@@ -68,9 +68,17 @@ func (o *oracle) check(s *Stream) error {
 		}
 	}
 	if n < o.acked {
-		return fmt.Errorf("lost acknowledged records: recovered %d, acknowledged %d (appended %d)", n, o.acked, len(o.payloads))
+		return &shortfallError{recovered: n, acked: o.acked, appended: len(o.payloads)}
 	}
 	return nil
+}
+
+// shortfallError: a reader reached the end of the stream before the last
+// acknowledged record, without an error saying why.
+type shortfallError struct{ recovered, acked, appended int }
+
+func (e *shortfallError) Error() string {
+	return fmt.Sprintf("lost acknowledged records: recovered %d, acknowledged %d (appended %d)", e.recovered, e.acked, e.appended)
 }
 
 // truncateTo forgets records the recovered stream does not have, so the

@@ -246,9 +246,17 @@ func (s *Stream) dropUnwrittenTail(infos []segment.Info, rep *RecoveryReport) ([
 				return nil, fmt.Errorf("stream %d: %w", s.id, err)
 			}
 			if drop = empty; !drop {
-				aligned, err := linesUp(s.cfg.FS, &infos[len(infos)-2], &last)
+				prev := &infos[len(infos)-2]
+				aligned, err := linesUp(s.cfg.FS, prev, &last)
 				if err != nil {
 					return nil, fmt.Errorf("stream %d: %w", s.id, err)
+				}
+				if !aligned && prev.FooterErr != nil {
+					// A seal is written once every record is durable: a
+					// footer there (even a wrong one) means the records
+					// after it may have been acknowledged. Not a crash gap.
+					return nil, &types.CorruptError{Path: last.Path, Reason: fmt.Sprintf(
+						"segment does not start where the previous one ends, and the previous one has a damaged footer (%v)", prev.FooterErr)}
 				}
 				drop, orphan = !aligned, !aligned
 			}
@@ -300,6 +308,16 @@ func linesUp(fsys vfs.FS, prev, next *segment.Info) (bool, error) {
 // tail and reseals it, provided its records line up exactly with the next
 // segment's header: then nothing can be missing.
 func (s *Stream) repairSeal(info, next *segment.Info, rep *RecoveryReport) error {
+	// Checked before anything is written: a refusal leaves the file as it was.
+	aligned, err := linesUp(s.cfg.FS, info, next)
+	if err != nil {
+		return fmt.Errorf("stream %d: repair: %w", s.id, err)
+	}
+	if !aligned {
+		return &types.CorruptError{Path: info.Path, Reason: fmt.Sprintf(
+			"unsealed segment's records do not end where the next segment starts (record %d, offset %d): records are missing",
+			next.Header.BaseRecord, next.Header.BaseOffset)}
+	}
 	w, ts, err := segment.Resume(s.cfg.FS, *info, s.cfg.WriteMode)
 	if err != nil {
 		return fmt.Errorf("stream %d: repair: %w", s.id, err)

@@ -35,73 +35,128 @@ type Info struct {
 // Inspect reads the header and footer of a segment file, checks them
 // against its name and each other, and never reads payload bytes (apart
 // from the last record's header, to cross-check the footer).
+//
+// Recovery acts on what Inspect reports (it resumes, reseals or sets aside
+// a segment that is not cleanly sealed), so any other verdict is confirmed
+// by a second read of the header and footer: bytes that read differently
+// twice give an UnstableError, on which nothing may be changed. A footer
+// that is whole but names another segment or base record than the header
+// is damage (a CorruptError), never a seal to redo: the two are written
+// apart and a crash cannot leave them disagreeing.
 func Inspect(fsys vfs.FS, path string, name Name, stream types.StreamID) (Info, error) {
-	info := Info{Path: path, Name: name}
 	f, err := fsys.Open(path)
 	if err != nil {
-		return info, err
+		return Info{Path: path, Name: name}, err
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
+		return Info{Path: path, Name: name}, err
+	}
+	info, first, err := inspect(f, path, name, stream, size)
+	if err == nil && info.Footer != nil {
+		return info, nil
+	}
+	if ce := (*types.CorruptError)(nil); err != nil && !errors.As(err, &ce) {
 		return info, err
 	}
+	_, again, err2 := inspect(f, path, name, stream, size)
+	if ce := (*types.CorruptError)(nil); err2 != nil && !errors.As(err2, &ce) {
+		return info, err2
+	}
+	if first != again {
+		return info, &UnstableError{Path: path}
+	}
+	return info, err
+}
+
+// edges is the raw header and footer of a segment as one read saw them.
+type edges struct {
+	header [HeaderSize]byte
+	footer [FooterSize]byte
+	last   [RecordHeaderSize]byte
+}
+
+// inspect is one read of Inspect's.
+func inspect(f vfs.File, path string, name Name, stream types.StreamID, size int64) (info Info, raw edges, err error) {
+	info = Info{Path: path, Name: name}
 	if !ValidCapacity(size) {
 		zero, err := allZero(f, size)
 		if err != nil {
-			return info, err
+			return info, raw, err
 		}
 		if zero {
 			info.Unwritten = true
-			return info, nil
+			return info, raw, nil
 		}
-		h, err := readHeader(f, path, name, stream)
+		h, err := readHeader(f, path, name, stream, &raw.header)
 		if err != nil || h == nil {
-			return info, &types.CorruptError{Path: path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity, and the header is unreadable", size)}
+			return info, raw, &types.CorruptError{Path: path, Reason: fmt.Sprintf("file size %d is not a valid segment capacity, and the header is unreadable", size)}
 		}
 		info.Header, info.Capacity, info.Truncated = *h, size, true
-		return info, nil
+		return info, raw, nil
 	}
 	info.Capacity = size
-	h, err := readHeader(f, path, name, stream)
+	h, err := readHeader(f, path, name, stream, &raw.header)
 	if err != nil {
-		return info, err
+		return info, raw, err
 	}
 	if h == nil {
 		info.Unwritten = true
-		return info, nil
+		return info, raw, nil
 	}
 	info.Header = *h
-	var fb [FooterSize]byte
-	if _, err := f.ReadAt(fb[:], DataEnd(size)); err != nil {
-		return info, err
+	if _, err := f.ReadAt(raw.footer[:], DataEnd(size)); err != nil {
+		return info, raw, err
 	}
-	if IsZero(fb[:]) {
-		return info, nil
+	if IsZero(raw.footer[:]) {
+		return info, raw, nil
 	}
-	foot, err := DecodeFooter(fb[:], size)
+	foot, err := DecodeFooter(raw.footer[:], size)
+	if err == nil && (foot.SegmentID != h.SegmentID || foot.BaseRecord != h.BaseRecord) {
+		return info, raw, &types.CorruptError{Path: path, Reason: fmt.Sprintf(
+			"footer (segment %d, base_record %d) disagrees with the header (segment %d, base_record %d)",
+			foot.SegmentID, foot.BaseRecord, h.SegmentID, h.BaseRecord)}
+	}
 	if err == nil {
-		err = checkFooter(f, *h, &foot)
+		err = checkLastRecord(f, &foot, &raw.last)
 	}
 	if err != nil {
+		if ioe := (ioError{}); errors.As(err, &ioe) {
+			return info, raw, ioe.err
+		}
 		info.FooterErr = &types.CorruptError{Path: path, Offset: DataEnd(size), Reason: err.Error()}
-		return info, nil
+		return info, raw, nil
 	}
 	info.Footer = &foot
-	return info, nil
+	return info, raw, nil
 }
 
+// UnstableError reports bytes that read differently twice in a row. It is
+// a fault of the read, not a verdict on the data: whoever gets it changes
+// nothing (no repair, no set-aside) and may try again later.
+type UnstableError struct {
+	Path   string
+	Offset int64
+}
+
+func (e *UnstableError) Error() string {
+	return fmt.Sprintf("aof2: two reads of %s at offset %d differ; refusing to repair or set aside on unstable reads", e.Path, e.Offset)
+}
+
+// Is makes errors.Is(err, types.ErrCorrupt) true: the bytes cannot be trusted.
+func (e *UnstableError) Is(target error) bool { return target == types.ErrCorrupt }
+
 // readHeader reads and checks the header of the segment file f against
-// its name; nil when the header was never written (zeros).
-func readHeader(f vfs.File, path string, name Name, stream types.StreamID) (*Header, error) {
-	var hb [HeaderSize]byte
-	if _, err := f.ReadAt(hb[:], 0); err != nil {
+// its name into raw; nil when the header was never written (zeros).
+func readHeader(f vfs.File, path string, name Name, stream types.StreamID, raw *[HeaderSize]byte) (*Header, error) {
+	if _, err := f.ReadAt(raw[:], 0); err != nil {
 		return nil, err
 	}
-	if IsZero(hb[:]) {
+	if IsZero(raw[:]) {
 		return nil, nil
 	}
-	h, err := DecodeHeader(hb[:])
+	h, err := DecodeHeader(raw[:])
 	if err != nil {
 		return nil, &types.CorruptError{Path: path, Reason: err.Error()}
 	}
@@ -127,20 +182,22 @@ func allZero(f vfs.File, size int64) (bool, error) {
 	return true, nil
 }
 
-// checkFooter cross-checks a footer with the header and the last record.
-func checkFooter(f vfs.File, h Header, foot *Footer) error {
-	if foot.SegmentID != h.SegmentID || foot.BaseRecord != h.BaseRecord {
-		return fmt.Errorf("footer segment %d / base_record %d disagree with header %d / %d", foot.SegmentID, foot.BaseRecord, h.SegmentID, h.BaseRecord)
-	}
+// ioError marks a read that failed, as opposed to a footer found wrong.
+type ioError struct{ err error }
+
+func (e ioError) Error() string { return e.err.Error() }
+
+// checkLastRecord cross-checks a footer with the last record's header,
+// read into raw.
+func checkLastRecord(f vfs.File, foot *Footer, raw *[RecordHeaderSize]byte) error {
 	if foot.RecordCount == 0 {
 		return nil
 	}
-	var rb [RecordHeaderSize]byte
 	off := int64(foot.LastRecordID.Offset())
-	if _, err := f.ReadAt(rb[:], off); err != nil {
-		return fmt.Errorf("read last record header: %w", err)
+	if _, err := f.ReadAt(raw[:], off); err != nil {
+		return ioError{fmt.Errorf("read last record header: %w", err)}
 	}
-	rh := DecodeRecordHeader(rb[:])
+	rh := DecodeRecordHeader(raw[:])
 	if n, filler := frameLen(rh.PayloadLen); n == 0 || filler || uint64(off+RecordSpan(int(n))) != foot.DurableBytes {
 		return fmt.Errorf("last record at %d (payload_len %d) does not end at durable_bytes %d", off, rh.PayloadLen, foot.DurableBytes)
 	}
@@ -422,7 +479,7 @@ func firstRecord(fsys vfs.FS, path string) ([]byte, error) {
 
 // unstable reports bytes that read differently twice in a row.
 func unstable(path string, off int64) error {
-	return &types.CorruptError{Path: path, Offset: off, Reason: "two reads of the same bytes differ; refusing to repair on unstable reads"}
+	return &UnstableError{Path: path, Offset: off}
 }
 
 // ScanTailVerified scans a segment like ScanTail and, when the result would

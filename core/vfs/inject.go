@@ -116,6 +116,36 @@ func OnMatch(n int, pred func(Op) bool, fault Fault, persistent bool) Injector {
 	})
 }
 
+// BitChooser is an Injector that also picks the bit a FaultBitFlip flips,
+// for tests that walk every bit of a structure; without it the bit is
+// derived from the operation's index.
+type BitChooser interface {
+	Injector
+	// ChooseBit returns the bit to flip among the bits of the bytes op read.
+	ChooseBit(op Op, bits uint64) uint64
+}
+
+// FlipBitAt flips the given bit (taken modulo the bits read) of the first
+// read accepted by pred, once.
+func FlipBitAt(pred func(Op) bool, bit uint64) BitChooser {
+	return &bitAt{pred: pred, bit: bit}
+}
+
+type bitAt struct {
+	pred func(Op) bool
+	bit  uint64
+	done atomic.Bool
+}
+
+func (b *bitAt) Inject(op Op) Fault {
+	if (op.Kind == OpRead || op.Kind == OpMap) && b.pred(op) && b.done.CompareAndSwap(false, true) {
+		return FaultBitFlip
+	}
+	return NoFault
+}
+
+func (b *bitAt) ChooseBit(_ Op, bits uint64) uint64 { return b.bit % bits }
+
 // Kinds returns a predicate accepting operations of the given kinds.
 func Kinds(kinds ...OpKind) func(Op) bool {
 	return func(op Op) bool {
@@ -292,7 +322,7 @@ func (i *injectFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n, err := i.f.ReadAt(p, off)
 	if fault == FaultBitFlip && n > 0 {
-		flipBit(p[:n], op.Index)
+		i.w.flipBit(p[:n], op)
 	}
 	return n, err
 }
@@ -363,17 +393,27 @@ func (i *injectFile) Map(off int64, length int, writable bool) (Region, error) {
 	if fault == FaultBitFlip && !writable && length > 0 {
 		// A flipped bit in a read-only map: hand out a private copy.
 		flipped := append([]byte(nil), r.Bytes()...)
-		flipBit(flipped, op.Index)
+		i.w.flipBit(flipped, op)
 		return &copyRegion{Region: r, b: flipped}, nil
 	}
 	return &injectRegion{w: i.w, r: r, name: i.f.Name()}, nil
 }
 
-// flipBit flips one bit of p chosen from seed.
-func flipBit(p []byte, seed uint64) {
-	x := seed*0x9e3779b97f4a7c15 + 1
-	x ^= x >> 31
-	bit := x % uint64(len(p)*8)
+// flipBit flips one bit of p: the injector's choice when it is a
+// BitChooser, else one derived from the operation's index.
+func (w *InjectFS) flipBit(p []byte, op Op) {
+	bits := uint64(len(p) * 8)
+	w.mu.RLock()
+	c, ok := w.inj.(BitChooser)
+	w.mu.RUnlock()
+	var bit uint64
+	if ok {
+		bit = c.ChooseBit(op, bits) % bits
+	} else {
+		x := op.Index*0x9e3779b97f4a7c15 + 1
+		x ^= x >> 31
+		bit = x % bits
+	}
 	p[bit/8] ^= 1 << (bit % 8)
 }
 
