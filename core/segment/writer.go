@@ -293,11 +293,31 @@ func (w *Writer) Seal(p SealParams) (Footer, error) {
 	if err := w.file.Datasync(); err != nil {
 		return Footer{}, fmt.Errorf("sync footer of %s: %w", w.path, err)
 	}
+	releaseUnused(w.file, w.end, DataEnd(w.capacity))
 	// The file is complete: readers need only the mapping, so the
 	// descriptor goes now rather than when the segment is closed.
 	_ = w.file.Close()
 	w.file = nil
 	return f, nil
+}
+
+// holeAlign is the granularity of the room a seal gives back: file-system
+// blocks (4 KiB on ext4 and xfs), so that no partial block is rewritten.
+const holeAlign = 4096
+
+// releaseUnused gives back the blocks between a sealed segment's last
+// record (end) and its footer (footer): they were preallocated for
+// records and hold zeros, which a hole reads as too, so the file keeps its
+// size, layout and meaning (docs/formats.md, "Segment file") while it
+// costs only its bytes on disk. It is best effort: where the file system
+// cannot punch holes, or the call fails, the segment keeps its room and
+// nothing else changes.
+func releaseUnused(f vfs.File, end, footer int64) {
+	lo := (end + holeAlign - 1) / holeAlign * holeAlign
+	hi := footer / holeAlign * holeAlign
+	if hi > lo {
+		_ = f.PunchHole(lo, hi-lo)
+	}
 }
 
 func (w *Writer) writeAt(b []byte, off int64) error {

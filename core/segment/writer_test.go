@@ -2,10 +2,13 @@ package segment
 
 import (
 	"bytes"
+	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/aof2/aof2/core/vfs"
 )
@@ -79,4 +82,62 @@ func TestSealClosesTheDescriptor(t *testing.T) {
 	mu.Lock()
 	require.Equal(t, before+1, closes)
 	mu.Unlock()
+}
+
+// TestSealGivesBackTheUnusedRoom: on a real file system a sealed segment
+// occupies about its records, not its capacity, and reads back unchanged.
+func TestSealGivesBackTheUnusedRoom(t *testing.T) {
+	for _, prep := range []Preparation{PrepareSmallPages, PrepareLargeFolios, PrepareFallocate} {
+		for _, mode := range []WriteMode{WritePwrite, WriteMmap} {
+			t.Run(fmt.Sprintf("%s/%d", prep, mode), func(t *testing.T) {
+				dir := t.TempDir()
+				const capacity = 1 << 20
+				p, err := Prepare(vfs.OS, filepath.Join(dir, PrepName(1)), capacity, prep, mode)
+				require.NoError(t, err)
+				w, err := p.Activate(Header{StreamID: 1, SegmentID: 1})
+				require.NoError(t, err)
+				defer w.Close()
+				payload := bytes.Repeat([]byte{'r'}, 1000)
+				for i := range 10 {
+					_, err := w.Append(payload, int64(i+1), 0)
+					require.NoError(t, err)
+				}
+				allocated := func() int64 {
+					var st unix.Stat_t
+					require.NoError(t, unix.Stat(w.Path(), &st))
+					return st.Blocks * 512
+				}
+				foot, err := w.Seal(SealParams{SealedAt: 1})
+				require.NoError(t, err)
+				var st unix.Stat_t
+				require.NoError(t, unix.Stat(w.Path(), &st))
+				require.Equal(t, int64(capacity), st.Size, "the size stays")
+				require.LessOrEqual(t, allocated(), int64(32<<10), "about 10 KB of records and a footer")
+
+				info, err := Inspect(vfs.OS, w.Path(), Name{SegmentID: 1}, 1)
+				require.NoError(t, err)
+				require.NotNil(t, info.Footer, "footer: %v", info.FooterErr)
+				require.Equal(t, foot, *info.Footer)
+				r, err := MapReadOnly(vfs.OS, w.Path())
+				require.NoError(t, err)
+				defer r.Close()
+				require.NoError(t, VerifySealed(r.Bytes(), w.Path(), &foot))
+				require.True(t, IsZero(r.Bytes()[foot.DurableBytes:DataEnd(capacity)]), "the hole reads as zeros")
+			})
+		}
+	}
+}
+
+// TestPunchHoleOverDataIsRefused: the in-memory file system holds the
+// contract that a hole only ever replaces zeros.
+func TestPunchHoleOverDataIsRefused(t *testing.T) {
+	mem := vfs.NewMem()
+	f, err := mem.Create("/f")
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.WriteAt([]byte{0, 0, 1, 0}, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.PunchHole(0, 2))
+	require.Error(t, f.PunchHole(1, 2))
+	require.Error(t, f.PunchHole(3, 2), "past the end")
 }

@@ -30,10 +30,11 @@ const (
 	OpMap
 	OpMsync // Region.Sync
 	OpClose
+	OpPunch // File.PunchHole
 )
 
 var opNames = [...]string{"", "create", "open", "remove", "rename", "mkdir", "syncdir", "list", "stat",
-	"read", "write", "sync", "allocate", "truncate", "map", "msync", "close"}
+	"read", "write", "sync", "allocate", "truncate", "map", "msync", "close", "punch"}
 
 func (k OpKind) String() string {
 	if int(k) < len(opNames) {
@@ -371,6 +372,14 @@ func (i *injectFile) Allocate(off, n int64) error {
 		return err
 	}
 	return i.f.Allocate(off, n)
+}
+
+func (i *injectFile) PunchHole(off, n int64) error {
+	op, fault := i.w.decide(OpPunch, i.f.Name(), off, int(n))
+	if err := errFor(op, fault); err != nil {
+		return err
+	}
+	return i.f.PunchHole(off, n)
 }
 
 func (i *injectFile) Truncate(size int64) error {

@@ -587,6 +587,26 @@ func (f *memFile) Allocate(off, n int64) error {
 	return nil
 }
 
+// PunchHole checks that the range holds only zeros, as the contract asks;
+// there are no blocks to give back.
+func (f *memFile) PunchHole(off, n int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check(true); err != nil {
+		return err
+	}
+	data := f.node.data
+	if off < 0 || n < 0 || off+n > int64(len(data)) {
+		return fmt.Errorf("vfs: punch hole [%d, %d) outside %s (size %d)", off, off+n, f.name, len(data))
+	}
+	for _, c := range data[off : off+n] {
+		if c != 0 {
+			return fmt.Errorf("vfs: punch hole [%d, %d) of %s over data that is not zero", off, off+n, f.name)
+		}
+	}
+	return nil
+}
+
 func (f *memFile) Truncate(size int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

@@ -3,6 +3,7 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -107,6 +108,21 @@ func (o *osFile) Allocate(off, n int64) error {
 		}
 		if err != nil {
 			return &os.PathError{Op: "fallocate", Path: o.f.Name(), Err: err}
+		}
+		return nil
+	}
+}
+
+func (o *osFile) PunchHole(off, n int64) error {
+	for {
+		err := unix.Fallocate(int(o.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EOPNOTSUPP:
+			return &os.PathError{Op: "fallocate punch hole", Path: o.f.Name(), Err: errors.ErrUnsupported}
+		case err != nil:
+			return &os.PathError{Op: "fallocate punch hole", Path: o.f.Name(), Err: err}
 		}
 		return nil
 	}

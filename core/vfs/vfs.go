@@ -67,6 +67,11 @@ type File interface {
 	// Allocate reserves blocks for [off, off+n), extending the file if
 	// needed, so later writes in that range cannot fail for lack of space.
 	Allocate(off, n int64) error
+	// PunchHole gives back to the file system the blocks of [off, off+n),
+	// which must hold only zeros: the size stays and the range still reads
+	// as zeros. A file system that cannot returns an error matching
+	// errors.ErrUnsupported.
+	PunchHole(off, n int64) error
 	// Truncate changes the size of the file.
 	Truncate(size int64) error
 	// Map maps [off, off+length) of the file into memory. The range must lie
