@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,9 +19,26 @@ import (
 // It has no segments, no index, no recovery and no readers; it is the
 // ceiling of what appending to one file can do on this machine.
 
+// frameSum is a plain baseline's frame checksum: the engine's own
+// (CRC-64/NVME folded to 32 bits), or CRC-32C, what an outsider's plain
+// log would use (hardware-assisted on amd64 and arm64).
+type frameSum func([]byte) uint32
+
+var (
+	castagnoli          = crc32.MakeTable(crc32.Castagnoli)
+	engineSum  frameSum = func(p []byte) uint32 { return checksum.Fold32(checksum.Sum64(p)) }
+	crc32cSum  frameSum = func(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
+)
+
+// plainBaselines names the baselines every workload is run against.
+var plainBaselines = []struct {
+	name string
+	sum  frameSum
+}{{"plain", engineSum}, {"plain-crc32c", crc32cSum}}
+
 // plainWrite writes n frames of size bytes to path, syncing every
 // syncEvery frames (0: once at the end).
-func plainWrite(path string, n, size, syncEvery int) error {
+func plainWrite(path string, n, size, syncEvery int, sum frameSum) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -31,7 +49,7 @@ func plainWrite(path string, n, size, syncEvery int) error {
 	var hdr [8]byte
 	for i := range n {
 		binary.LittleEndian.PutUint32(hdr[0:], uint32(len(payload)))
-		binary.LittleEndian.PutUint32(hdr[4:], checksum.Fold32(checksum.Sum64(payload)))
+		binary.LittleEndian.PutUint32(hdr[4:], sum(payload))
 		if _, err := w.Write(hdr[:]); err != nil {
 			return err
 		}
@@ -58,7 +76,7 @@ func plainWrite(path string, n, size, syncEvery int) error {
 
 // plainScan maps a file written by plainWrite and verifies every frame,
 // returning the frame count.
-func plainScan(path string) (int, error) {
+func plainScan(path string, sum frameSum) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -77,7 +95,7 @@ func plainScan(path string) (int, error) {
 	for off := 0; off+8 <= len(b); n++ {
 		l := int(binary.LittleEndian.Uint32(b[off:]))
 		p := b[off+8 : off+8+l]
-		if checksum.Fold32(checksum.Sum64(p)) != binary.LittleEndian.Uint32(b[off+4:]) {
+		if sum(p) != binary.LittleEndian.Uint32(b[off+4:]) {
 			return n, fmt.Errorf("frame %d: checksum mismatch", n)
 		}
 		off += 8 + l

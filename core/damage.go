@@ -69,11 +69,11 @@ func (s *Stream) openTail(info *segment.Info, mark *segment.Mark, watermark uint
 			Reason: fmt.Sprintf("the file is %d bytes, shorter than any segment capacity: truncated (%s)", info.Capacity, ts.Stop)})
 		return nil, g, err
 	}
-	proven := int64(segment.HeaderSize)
+	proof := segment.TailProof{Durable: segment.HeaderSize}
 	if mark != nil && mark.SegmentID == id {
-		proven = int64(mark.DurableBytes)
+		proof = segment.TailProof{Durable: int64(mark.DurableBytes), Clean: mark.Clean()}
 	}
-	w, ts, v, err := segment.OpenTail(s.cfg.FS, *info, s.cfg.WriteMode, proven)
+	w, ts, v, err := segment.OpenTail(s.cfg.FS, *info, s.cfg.WriteMode, proof)
 	if err != nil {
 		return nil, nil, fmt.Errorf("stream %d: %w", s.id, err)
 	}

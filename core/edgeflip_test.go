@@ -47,10 +47,10 @@ func flipWorld(t *testing.T) (*vfs.MemFS, *oracle, []string) {
 // TestEdgeBitFlipAtReopen flips each bit of each segment's header and
 // footer as the reopen reads it, once. The reopen may refuse the stream,
 // but it must not act on a read it made once: when the fault has stopped
-// every acknowledged record is there. It takes every third bit, every
-// 13th under -short (AOF2_EDGE_BIT_EVERY sets the stride).
+// every acknowledged record is there. It takes every seventh bit, every
+// 17th under -short (AOF2_EDGE_BIT_EVERY=1: all of them).
 func TestEdgeBitFlipAtReopen(t *testing.T) {
-	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 3, 13))
+	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 7, 17))
 	base, o, segs := flipWorld(t)
 	runs := 0
 	for _, path := range segs {
@@ -83,7 +83,7 @@ func TestEdgeBitFlipAtReopen(t *testing.T) {
 // with the bit put back (a copy restored), every acknowledged record is
 // there. Strides as TestEdgeBitFlipAtReopen.
 func TestEdgeBitFlipOnDisk(t *testing.T) {
-	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 3, 13))
+	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 7, 17))
 	base, o, segs := flipWorld(t)
 	runs := 0
 	for _, path := range segs {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,12 +41,27 @@ type viewEntry struct {
 
 // open checks parity at boot, publishes the divergence, and rewrites the
 // view from the log when they differ: the log is authoritative.
+//
+// The file is first compared, byte for byte, with the view the log gives
+// (which the writer assembles anyway): equal bytes are parity, without
+// decoding the JSON and comparing it field by field, which cost ~20 ms per
+// 1,000 segments at every open. Only a view that differs is decoded, for
+// the report of what differs.
 func (v *viewWriter) open(ctx context.Context, l *Log) error {
 	if err := vfs.MkdirAllSync(l.fs, filepath.Join(l.dir, warmDirName)); err != nil {
 		return fmt.Errorf("manifest: create warm dir: %w", err)
 	}
-	r, err := l.Parity(ctx)
-	if err != nil {
+	v.enabled, v.stream, v.entries = true, l.streamID, map[types.SegmentID]*viewEntry{}
+	l.mu.Lock()
+	v.refresh(l.mu.index)
+	segments := len(l.mu.index.segments)
+	l.mu.Unlock()
+	v.buf = v.assemble(v.buf[:0])
+	var r ParityReport
+	if b, err := vfs.ReadFile(l.fs, ViewPath(l.dir)); err == nil && bytes.Equal(b, v.buf) {
+		r = ParityReport{StreamID: l.streamID, JSONPresent: true}
+		l.met.observeDivergence(0)
+	} else if r, err = l.Parity(ctx); err != nil {
 		return err
 	}
 	l.replay.Parity = &r
@@ -53,14 +69,10 @@ func (v *viewWriter) open(ctx context.Context, l *Log) error {
 		l.log.Warn("manifest JSON view diverges from the log; rewriting it from the log",
 			"stream_id", l.streamID, "segments", r.Segments, "json_present", r.JSONPresent, "json_error", r.JSONError)
 	}
-	v.enabled, v.stream, v.entries = true, l.streamID, map[types.SegmentID]*viewEntry{}
-	l.mu.Lock()
-	v.refresh(l.mu.index)
 	// A log with no segments needs no view on disk: an absent view is at
 	// parity with it, and the first commit that adds a segment writes one.
 	// A new stream is thus created without writing and syncing a file.
-	v.stale = !r.OK() || (!r.JSONPresent && len(l.mu.index.segments) > 0)
-	l.mu.Unlock()
+	v.stale = !r.OK() || (!r.JSONPresent && segments > 0)
 	v.update(l)
 	return nil
 }

@@ -224,8 +224,18 @@ type TailScan struct {
 func (t *TailScan) Dropped() int64 { return t.DirtyEnd - t.End }
 
 // ScanTail verifies records from the start of b (a whole segment of
-// capacity len(b)) and stops at the first zero or damaged record.
+// capacity len(b)) and stops at the first zero or damaged record; then it
+// looks for non-zero bytes past them (DirtyEnd), which reads the whole
+// rest of the segment.
 func ScanTail(b []byte) TailScan {
+	ts := scanRecords(b)
+	ts.DirtyEnd = dirtyEnd(b, ts.End)
+	return ts
+}
+
+// scanRecords is ScanTail without the search past the records (DirtyEnd
+// is left at End).
+func scanRecords(b []byte) TailScan {
 	capacity := int64(len(b))
 	limit := DataEnd(capacity)
 	ts := TailScan{End: HeaderSize, Index: NewIndex()}
@@ -263,13 +273,30 @@ func ScanTail(b []byte) TailScan {
 	}
 	ts.CRC = checksum.Sum64(b[:ts.End])
 	ts.DirtyEnd = ts.End
-	for i := limit - 1; i >= ts.End; i-- {
-		if b[i] != 0 {
-			ts.DirtyEnd = i + 1
-			break
+	return ts
+}
+
+// zeroBlock is compared against, a block at a time, by dirtyEnd.
+var zeroBlock [4096]byte
+
+// dirtyEnd returns the end of the last non-zero byte of b's data area at
+// or past end (end when there is none).
+func dirtyEnd(b []byte, end int64) int64 {
+	limit := DataEnd(int64(len(b)))
+	hi := limit
+	for hi > end {
+		lo := max(end, hi-int64(len(zeroBlock)))
+		if bytes.Equal(b[lo:hi], zeroBlock[:hi-lo]) {
+			hi = lo
+			continue
+		}
+		for i := hi - 1; i >= lo; i-- {
+			if b[i] != 0 {
+				return i + 1
+			}
 		}
 	}
-	return ts
+	return end
 }
 
 // VerifySealed checks every record and the segment checksum of a sealed
@@ -317,20 +344,33 @@ func Resume(fsys vfs.FS, info Info, mode WriteMode) (*Writer, TailScan, error) {
 }
 
 func resume(f vfs.File, info Info, mode WriteMode) (*Writer, TailScan, error) {
-	w, ts, _, err := openTail(f, info, mode, -1)
+	w, ts, _, err := openTail(f, info, mode, TailProof{Durable: -1})
 	return w, ts, err
 }
 
+// TailProof is what the durable mark proves about a tail segment.
+type TailProof struct {
+	// Durable: bytes [0, Durable) were durable (-1: nothing is proven
+	// and nothing is classified).
+	Durable int64
+	// Clean: the stream was closed cleanly with its records ending at
+	// Durable. Nothing was written past them since (a reopen writes an
+	// unclean mark before its first append), so when the records still
+	// end there the rest of the segment is not searched: the open costs
+	// the bytes written, not the segment's size.
+	Clean bool
+}
+
 // OpenTail is Resume for the last segment of a stream: what lies past its
-// intact records is classified first (ClassifyTail, with proven the offset
-// the durable mark proves) and only a torn write is dropped. On damage the
-// file is left exactly as it is and the writer is nil.
-func OpenTail(fsys vfs.FS, info Info, mode WriteMode, proven int64) (*Writer, TailScan, TailVerdict, error) {
+// intact records is classified first (ClassifyTail, with what the durable
+// mark proves) and only a torn write is dropped. On damage the file is
+// left exactly as it is and the writer is nil.
+func OpenTail(fsys vfs.FS, info Info, mode WriteMode, proof TailProof) (*Writer, TailScan, TailVerdict, error) {
 	f, err := fsys.OpenReadWrite(info.Path)
 	if err != nil {
 		return nil, TailScan{}, TailVerdict{}, err
 	}
-	w, ts, v, err := openTail(f, info, mode, proven)
+	w, ts, v, err := openTail(f, info, mode, proof)
 	if err != nil || w == nil {
 		_ = f.Close()
 	}
@@ -340,9 +380,9 @@ func OpenTail(fsys vfs.FS, info Info, mode WriteMode, proven int64) (*Writer, Ta
 	return w, ts, v, nil
 }
 
-// openTail scans f and reopens it for appends; with proven >= 0 it first
-// classifies the tail and stops, changing nothing, on damage.
-func openTail(f vfs.File, info Info, mode WriteMode, proven int64) (_ *Writer, _ TailScan, v TailVerdict, err error) {
+// openTail scans f and reopens it for appends; with proof.Durable >= 0 it
+// first classifies the tail and stops, changing nothing, on damage.
+func openTail(f vfs.File, info Info, mode WriteMode, proof TailProof) (_ *Writer, _ TailScan, v TailVerdict, err error) {
 	r, err := f.Map(0, int(info.Capacity), mode == WriteMmap)
 	if err != nil {
 		return nil, TailScan{}, v, err
@@ -353,12 +393,12 @@ func openTail(f vfs.File, info Info, mode WriteMode, proven int64) (_ *Writer, _
 		}
 	}()
 	b := r.Bytes()
-	ts, err := ScanTailVerified(f, b, info.Path)
+	ts, err := scanTailVerified(f, b, info.Path, proof)
 	if err != nil {
 		return nil, ts, v, err
 	}
-	if proven >= 0 {
-		if v = ClassifyTail(b, ts, proven); v.Kind == TailDamaged {
+	if proof.Durable >= 0 {
+		if v = ClassifyTail(b, ts, proof.Durable); v.Kind == TailDamaged {
 			return nil, ts, v, r.Close()
 		}
 	}
@@ -486,7 +526,14 @@ func unstable(path string, off int64) error {
 // lead recovery to discard bytes (anything non-zero past the intact
 // records), confirms it with a second, independent read of the file.
 func ScanTailVerified(f vfs.File, b []byte, path string) (TailScan, error) {
-	ts := ScanTail(b)
+	return scanTailVerified(f, b, path, TailProof{Durable: -1})
+}
+
+func scanTailVerified(f vfs.File, b []byte, path string, proof TailProof) (TailScan, error) {
+	ts := scanRecords(b)
+	if !proof.Clean || ts.End != proof.Durable {
+		ts.DirtyEnd = dirtyEnd(b, ts.End)
+	}
 	if ts.DirtyEnd == ts.End && IsZero(b[max(DataEnd(int64(len(b))), 0):]) {
 		return ts, nil
 	}

@@ -19,7 +19,7 @@ var OS FS = osFS{}
 type osFS struct{}
 
 func (osFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -27,7 +27,7 @@ func (osFS) Create(name string) (File, error) {
 }
 
 func (osFS) Open(name string) (File, error) {
-	f, err := os.Open(name)
+	f, err := openFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -35,11 +35,36 @@ func (osFS) Open(name string) (File, error) {
 }
 
 func (osFS) OpenReadWrite(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	f, err := openFile(name, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
 	return &osFile{f: f, writable: true}, nil
+}
+
+// openFile opens a regular file without os.OpenFile's attempt to register
+// it with the network poller: on Linux that costs four system calls per
+// open (two fcntl to set O_NONBLOCK, an epoll_ctl that fails for regular
+// files, two fcntl to clear it) and recovery opens every segment file.
+// os.NewFile on a blocking descriptor makes none of them.
+func openFile(name string, flag int, perm uint32) (*os.File, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, perm)
+		return err
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 func (osFS) Remove(name string) error                 { return os.Remove(name) }
