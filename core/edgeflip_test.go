@@ -47,32 +47,23 @@ func flipWorld(t *testing.T) (*vfs.MemFS, *oracle, []string) {
 // TestEdgeBitFlipAtReopen flips each bit of each segment's header and
 // footer as the reopen reads it, once. The reopen may refuse the stream,
 // but it must not act on a read it made once: when the fault has stopped
-// every acknowledged record is there. It takes every seventh bit, every
-// 17th under -short (AOF2_EDGE_BIT_EVERY=1: all of them).
+// every acknowledged record is there.
 func TestEdgeBitFlipAtReopen(t *testing.T) {
-	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 7, 17))
 	base, o, segs := flipWorld(t)
-	runs := 0
-	for _, path := range segs {
-		size := segmentSize(t, base, path)
-		for _, e := range edges {
-			for bit := uint64(0); bit < uint64(e.len)*8; bit += every {
-				runs++
-				mem := base.CrashClone(vfs.CrashOptions{})
-				at := func(op vfs.Op) bool { return op.Path == path && op.Off == e.off(size) && op.Len == e.len }
-				w := vfs.Wrap(mem, vfs.FlipBitAt(at, bit))
-				if st, err := Open("/data", shortConfig(w)); err == nil {
-					if s, err := st.Stream(1); err == nil {
-						_, _ = countRecords(s)
-					}
-					_ = st.Close()
-				}
-				if err := verifyRecovered(mem, o); err != nil {
-					t.Fatalf("%s: %s bit %d flipped once at reopen: after the fault stopped: %v", filepath.Base(path), e.name, bit, err)
-				}
+	runs := forEachEdgeBit(t, base, segs, func(path string, e edge, at int64, bit uint64) {
+		mem := base.CrashClone(vfs.CrashOptions{})
+		read := func(op vfs.Op) bool { return op.Path == path && op.Off == at && op.Len == e.len }
+		w := vfs.Wrap(mem, vfs.FlipBitAt(read, bit))
+		if st, err := Open("/data", shortConfig(w)); err == nil {
+			if s, err := st.Stream(1); err == nil {
+				_, _ = countRecords(s)
 			}
+			_ = st.Close()
 		}
-	}
+		if err := verifyRecovered(mem, o); err != nil {
+			t.Fatalf("%s: %s bit %d flipped once at reopen: after the fault stopped: %v", filepath.Base(path), e.name, bit, err)
+		}
+	})
 	t.Logf("%d reopens over %d segments", runs, len(segs))
 }
 
@@ -81,30 +72,41 @@ func TestEdgeBitFlipAtReopen(t *testing.T) {
 // but it never returns records other than those appended, never drops an
 // acknowledged one without saying so, and never makes the damage worse:
 // with the bit put back (a copy restored), every acknowledged record is
-// there. Strides as TestEdgeBitFlipAtReopen.
+// there.
 func TestEdgeBitFlipOnDisk(t *testing.T) {
-	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 7, 17))
 	base, o, segs := flipWorld(t)
+	runs := forEachEdgeBit(t, base, segs, func(path string, e edge, at int64, bit uint64) {
+		mem := base.CrashClone(vfs.CrashOptions{})
+		at += int64(bit / 8)
+		flipOnDisk(t, mem, path, at, bit%8)
+		if err := readAfterDamage(mem, o); err != nil {
+			t.Fatalf("%s: %s bit %d flipped on disk: %v", filepath.Base(path), e.name, bit, err)
+		}
+		flipOnDisk(t, mem, path, at, bit%8)
+		if err := verifyRecovered(mem, o); err != nil {
+			t.Fatalf("%s: %s bit %d flipped on disk, then put back: %v", filepath.Base(path), e.name, bit, err)
+		}
+	})
+	t.Logf("%d damaged reopens over %d segments", runs, len(segs))
+}
+
+// forEachEdgeBit calls fn for every bit (at the stride AOF2_EDGE_BIT_EVERY
+// sets: every seventh, every 17th under -short, 1 for all of them) of the
+// header and footer of every segment in segs, with the offset of the
+// header or footer; it returns how many calls it made.
+func forEachEdgeBit(t *testing.T, fsys vfs.FS, segs []string, fn func(path string, e edge, at int64, bit uint64)) int {
+	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 7, 17))
 	runs := 0
 	for _, path := range segs {
-		size := segmentSize(t, base, path)
+		size := segmentSize(t, fsys, path)
 		for _, e := range edges {
 			for bit := uint64(0); bit < uint64(e.len)*8; bit += every {
 				runs++
-				mem := base.CrashClone(vfs.CrashOptions{})
-				at := e.off(size) + int64(bit/8)
-				flipOnDisk(t, mem, path, at, bit%8)
-				if err := readAfterDamage(mem, o); err != nil {
-					t.Fatalf("%s: %s bit %d flipped on disk: %v", filepath.Base(path), e.name, bit, err)
-				}
-				flipOnDisk(t, mem, path, at, bit%8)
-				if err := verifyRecovered(mem, o); err != nil {
-					t.Fatalf("%s: %s bit %d flipped on disk, then put back: %v", filepath.Base(path), e.name, bit, err)
-				}
+				fn(path, e, e.off(size), bit)
 			}
 		}
 	}
-	t.Logf("%d damaged reopens over %d segments", runs, len(segs))
+	return runs
 }
 
 // readAfterDamage opens a store with damage in it: whatever a reader gets

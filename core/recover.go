@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
@@ -72,6 +74,8 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 	}
 	var infos []segment.Info
 	var stubs []string
+	var segNames []segment.Name
+	var segPaths []string
 	for _, n := range names {
 		path := filepath.Join(s.segDir, n)
 		switch {
@@ -93,18 +97,22 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 				s.log.Warn("ignoring unknown file in segments directory", "file", path)
 				continue
 			}
-			info, err := segment.Inspect(fsys, path, name, s.id)
-			if ce := (*types.CorruptError)(nil); errors.As(err, &ce) {
-				// Decided once the manifest says whether another tier
-				// holds the segment (healFromOtherTiers).
-				s.recovered.suspects = append(s.recovered.suspects, suspect{info: info, err: err})
-				continue
-			}
-			if err != nil {
-				return rep, fmt.Errorf("stream %d: %w", s.id, err)
-			}
-			infos = append(infos, info)
+			segNames, segPaths = append(segNames, name), append(segPaths, path)
 		}
+	}
+	inspected, errs := inspectAll(fsys, segPaths, segNames, s.id)
+	for i, info := range inspected {
+		err := errs[i]
+		if ce := (*types.CorruptError)(nil); errors.As(err, &ce) {
+			// Decided once the manifest says whether another tier holds
+			// the segment (healFromOtherTiers).
+			s.recovered.suspects = append(s.recovered.suspects, suspect{info: info, err: err})
+			continue
+		}
+		if err != nil {
+			return rep, fmt.Errorf("stream %d: %w", s.id, err)
+		}
+		infos = append(infos, info)
 	}
 	if infos, err = s.dropUnwrittenTail(infos, &rep); err != nil {
 		return rep, err
@@ -221,6 +229,34 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		s.m.bytes.Add(float64(g.capacity))
 	}
 	return rep, nil
+}
+
+// Inspecting a segment file is a handful of small system calls, so a
+// stream with many sealed segments restarts faster with several in flight
+// (inspectWorkers); a stream with few inspects them one by one, in order,
+// which keeps fault-injection runs replayable by operation index.
+const (
+	inspectWorkers  = 4
+	inspectParallel = 64 // segment files from which they are inspected in parallel
+)
+
+// inspectAll inspects the segment files at paths; the results and errors
+// are in the order of paths.
+func inspectAll(fsys vfs.FS, paths []string, names []segment.Name, stream types.StreamID) ([]segment.Info, []error) {
+	infos, errs := make([]segment.Info, len(paths)), make([]error, len(paths))
+	var g errgroup.Group
+	g.SetLimit(1)
+	if len(paths) >= inspectParallel {
+		g.SetLimit(inspectWorkers)
+	}
+	for i := range paths {
+		g.Go(func() error {
+			infos[i], errs[i] = segment.Inspect(fsys, paths[i], names[i], stream)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return infos, errs
 }
 
 // OrphanSuffix marks a segment file set aside by recovery: it held records

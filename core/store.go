@@ -275,10 +275,10 @@ func (st *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// start readies the stream for appends: when it has no active segment (a
-// new stream, or a restart after a seal), or the active one is past half,
-// the next segment file is prepared now, so the first append need not
-// wait. The syncer and the preparer start when there is work for them.
+// start readies the stream for appends: for a new stream, or when the
+// active segment is past half, the next segment file is prepared now, so
+// the first append need not wait. The syncer and the preparer start when
+// there is work for them.
 func (s *Stream) start() error {
 	if err := s.openMark(s.recovered.mark); err != nil {
 		return err
@@ -303,6 +303,12 @@ func (s *Stream) start() error {
 		return nil
 	}
 	s.mu.Unlock()
+	if s.cat.Load().last() != nil {
+		// A restart that found the last segment sealed: opening is not
+		// writing (a reader, a verify, an idle stream), so the next file
+		// is prepared by the first append (docs/adr-tier0.md).
+		return nil
+	}
 	if err := s.prepareNext(); err != nil {
 		// Not fatal: appends see WouldBlock(Admission) while the preparer
 		// retries.

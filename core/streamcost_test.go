@@ -79,6 +79,74 @@ func TestNewStreamDiskFollowsBytes(t *testing.T) {
 	require.Len(t, readAll(t, s), 2)
 }
 
+// TestRestartAfterASealPreparesNothing: opening a store whose stream's
+// last segment is sealed writes no segment file (opening is not writing);
+// the first append prepares one and waits for it.
+func TestRestartAfterASealPreparesNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mem := vfs.NewMem()
+	st, err := Open("/d", Config{FS: mem})
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendDurable(ctx, []byte("x"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Seal(ctx))
+	require.NoError(t, st.Close())
+	before, err := mem.List(filepath.Join("/d", "streams", "1", "segments"))
+	require.NoError(t, err)
+
+	st, err = Open("/d", Config{FS: mem})
+	require.NoError(t, err)
+	defer st.Close()
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	after, err := mem.List(filepath.Join(st.streamDir(1), "segments"))
+	require.NoError(t, err)
+	require.Equal(t, before, after, "no segment file prepared by the restart")
+	id, err := s.AppendCtx(ctx, []byte("y"), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, SegmentID(2), id.Segment())
+	require.NoError(t, s.Flush(ctx, id))
+	require.Len(t, readAll(t, s), 2)
+}
+
+// TestRestartWithManySealedSegments: from inspectParallel segment files on
+// recovery inspects several at a time; the catalog comes out in order and
+// every record reads back.
+func TestRestartWithManySealedSegments(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, Sync: SyncNone}
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	n := inspectParallel + 6
+	for i := range n {
+		_, err := s.AppendCtx(ctx, payloadFor(i, 100+i), AppendOptions{})
+		require.NoError(t, err)
+		require.NoError(t, s.Seal(ctx))
+	}
+	require.NoError(t, st.Close())
+
+	st, err = Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	segs := s.SegmentList()
+	require.Len(t, segs, n)
+	recs := readAll(t, s)
+	require.Len(t, recs, n)
+	for i, g := range segs {
+		require.Equal(t, SegmentID(i+1), g.ID)
+		require.Equal(t, payloadFor(i, 100+i), recs[i].Payload)
+	}
+}
+
 // TestSegmentsGrowToSegmentSize: a stream's segments double from 64 KiB to
 // the segment size; the next one is prepared once the active one is half
 // full, so appends roll over without waiting; everything reads back, also

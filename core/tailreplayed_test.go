@@ -85,7 +85,10 @@ func TestTailReplayedReusesAReservedID(t *testing.T) {
 	s, err = st.Lookup(1)
 	require.NoError(t, err)
 	require.Equal(t, 1, s.Info().Segments, "no placeholder segment")
-	id, err := s.Append([]byte("replayed"), AppendOptions{ExtID: 9})
+	// The restart prepares no file; the append waits for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := s.AppendCtx(ctx, []byte("replayed"), AppendOptions{ExtID: 9})
 	require.NoError(t, err)
 	require.Equal(t, SegmentID(2), id.Segment())
 }
