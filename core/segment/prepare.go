@@ -179,6 +179,7 @@ func (p *Prepared) Activate(h Header) (*Writer, error) {
 	if err := w.writeAt(b[:], 0); err != nil {
 		return nil, fmt.Errorf("activate %s: write header: %w", final, err)
 	}
+	w.crcWritten(b[:], 0)
 	if err := p.fs.Rename(p.path, final); err != nil {
 		return nil, fmt.Errorf("activate %s: %w", final, err)
 	}
