@@ -441,14 +441,19 @@ func TestUnsealedSmallSegmentIsResealed(t *testing.T) {
 	require.Equal(t, SegmentID(2), rep.TailSegment)
 	s, err = st.Lookup(1)
 	require.NoError(t, err)
-	require.Equal(t, []int64{64 << 10, 128 << 10}, capacities(s))
+	// The preparer may have reserved segment 3 before the stream stopped:
+	// its id is then never used, an empty placeholder takes it.
+	next := SegmentID(3 + len(rep.Placeholders))
+	require.Subset(t, []SegmentID{3}, rep.Placeholders, "%+v", rep)
+	require.Equal(t, []int64{64 << 10, 128 << 10}, capacities(s)[:2], "%+v", rep)
+	require.Len(t, capacities(s), 2+len(rep.Placeholders))
 	require.NotNil(t, s.SegmentList()[0].Footer, "segment 1 resealed")
 	require.NoError(t, o.check(s))
 	id, err := s.AppendDurable(ctx, []byte("after"), AppendOptions{})
 	require.NoError(t, err)
 	// The stream stopped uncleanly: its tail is sealed at recovery and
 	// appends go on in the next segment (docs/tiering.md#damage).
-	require.Equal(t, SegmentID(3), id.Segment())
+	require.Equal(t, next, id.Segment())
 }
 
 // TestIdleStreamRunsNoGoroutine: the syncer and the preparer exit once

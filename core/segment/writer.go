@@ -78,8 +78,10 @@ type Writer struct {
 	bufStart int64
 
 	// Syncer-owned.
-	synced int64  // [0,synced) is durable
-	crc    uint64 // CRC-64/NVME of [0,crcEnd)
+	synced int64 // [0,synced) is durable
+	// crc is the CRC-64/NVME of [0,crcEnd). Under WritePwrite it is kept by
+	// Push (the appenders' side, like buf); under WriteMmap by the syncer.
+	crc    uint64
 	crcEnd int64
 }
 
@@ -240,8 +242,14 @@ func (w *Writer) SyncTo(upTo int64) error {
 
 // CatchUpCRC extends the running segment CRC over the bytes synced so far.
 // The syncer calls it after acknowledging a round, so that checksumming
-// stays off the durable-ack path without leaving all of it to Seal.
-func (w *Writer) CatchUpCRC() { w.extendCRC(w.synced) }
+// stays off the durable-ack path without leaving all of it to Seal. Under
+// WritePwrite the CRC is extended by Push, under the writer's lock, so
+// there is nothing to catch up (and the fields are not the syncer's).
+func (w *Writer) CatchUpCRC() {
+	if w.mode != WritePwrite {
+		w.extendCRC(w.synced)
+	}
+}
 
 // crcWritten extends the running segment CRC over b, just written at off,
 // when it continues it: the bytes are still in the CPU's cache, where
