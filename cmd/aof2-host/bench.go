@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,9 +26,26 @@ type benchResult struct {
 
 func (r benchResult) String() string {
 	s := r.Elapsed.Seconds()
-	return fmt.Sprintf("%d records in %v: %.0f records/s, %.1f MB/s, latency p50 %v p99 %v",
+	return fmt.Sprintf("%d records in %v: %.0f records/s, %.1f MB/s, call latency p50 %v p99 %v",
 		r.Records, r.Elapsed.Round(time.Millisecond), float64(r.Records)/s, float64(r.Bytes)/s/1e6,
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond))
+}
+
+// Bench modes: which client surface the appends go through.
+const (
+	benchUnary  = "unary"  // one Append call per batch (gRPC)
+	benchStream = "stream" // AppendStream: -per-call batches, then CloseAndFlush
+	benchHTTP   = "http"   // POST /v1/streams/{id}/records per batch
+)
+
+// benchConfig is one bench run's shape.
+type benchConfig struct {
+	mode                 string
+	stream               client.StreamID
+	size, batch, perCall int
+	records              int64
+	duration             time.Duration
+	noWait               bool
 }
 
 // runBench drives durable appends through the client API from concurrent
@@ -32,8 +53,11 @@ func (r benchResult) String() string {
 func runBench(ctx context.Context, e *cmdEnv) error {
 	t := targetFlags(e.flags)
 	clients := e.flags.Int("clients", 16, "concurrent clients, each with its own connection")
+	mode := e.flags.String("mode", benchUnary, "client surface: unary (an Append call per batch), stream (AppendStream: -per-call batches, then CloseAndFlush) or http (a POST per batch to -http-addr)")
+	httpAddr := e.flags.String("http-addr", "", "HTTP address of the host, for -mode http")
 	size := e.flags.Int("size", 256, "payload bytes per record")
-	batch := e.flags.Int("batch", 1, "records per append call")
+	batch := e.flags.Int("batch", 1, "records per append call (per Send in stream mode)")
+	perCall := e.flags.Int("per-call", 100, "stream mode: batches sent per AppendStream call before it is closed and flushed")
 	records := e.flags.Int64("records", 0, "stop after this many records (default: run for -duration)")
 	duration := e.flags.Duration("duration", 10*time.Second, "how long to run when -records is not set")
 	stream := e.flags.Uint64("stream", 1, "the stream to append to")
@@ -42,24 +66,30 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 		return err
 	}
 	switch {
-	case !t.online():
+	case *mode != benchUnary && *mode != benchStream && *mode != benchHTTP:
+		return usagef("-mode %q: want unary, stream or http", *mode)
+	case *mode == benchHTTP && *httpAddr == "":
+		return usagef("-mode http needs -http-addr")
+	case *mode != benchHTTP && !t.online():
 		return usagef("-addr (or AOF2_ADDR) is required: bench runs against a running host")
-	case *clients < 1 || *size < 1 || *batch < 1:
-		return usagef("-clients, -size and -batch must be positive")
+	case *clients < 1 || *size < 1 || *batch < 1 || *perCall < 1:
+		return usagef("-clients, -size, -batch and -per-call must be positive")
 	case *records < 0 || *duration <= 0:
 		return usagef("-records must not be negative and -duration must be positive")
 	}
-	cs := make([]*client.Client, *clients)
-	for i := range cs {
-		c, err := t.dial(ctx)
+	cfg := benchConfig{mode: *mode, stream: client.StreamID(*stream), size: *size, batch: *batch, perCall: *perCall,
+		records: *records, duration: *duration, noWait: *noWait}
+	calls := make([]benchCall, *clients)
+	for i := range calls {
+		call, closeFn, err := newBenchCall(ctx, t, cfg, *httpAddr)
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		cs[i] = c
+		defer closeFn()
+		calls[i] = call
 	}
-	fmt.Fprintf(e.stdout, "bench: %d clients, %d B records, batch %d, durable=%v, stream %d\n", *clients, *size, *batch, !*noWait, *stream)
-	res, err := bench(ctx, cs, client.StreamID(*stream), *size, *batch, *records, *duration, *noWait)
+	fmt.Fprintf(e.stdout, "bench: %s, %d clients, %d B records, batch %d, durable=%v, stream %d\n", cfg.mode, *clients, cfg.size, cfg.batch, !cfg.noWait, cfg.stream)
+	res, err := bench(ctx, calls, cfg)
 	if err != nil {
 		return err
 	}
@@ -67,43 +97,147 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 	return nil
 }
 
-func bench(ctx context.Context, cs []*client.Client, stream client.StreamID, size, batch int, records int64, d time.Duration, noWait bool) (benchResult, error) {
+// benchCall makes one measured call and says how many records it carried.
+type benchCall func(ctx context.Context, payloads [][]byte) (int, error)
+
+// newBenchCall connects one client (its own connection) for cfg.mode.
+func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr string) (benchCall, func(), error) {
+	if cfg.mode == benchHTTP {
+		tok, err := t.bearer()
+		if err != nil {
+			return nil, nil, err
+		}
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		url := fmt.Sprintf("http://%s/v1/streams/%d/records", httpAddr, cfg.stream)
+		if cfg.noWait {
+			url += "?durable=false"
+		}
+		return httpBenchCall(hc, url, tok), hc.CloseIdleConnections, nil
+	}
+	c, err := t.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeFn := func() { _ = c.Close() }
+	switch {
+	case cfg.mode == benchStream:
+		return streamBenchCall(c, cfg), closeFn, nil
+	case cfg.noWait:
+		return func(ctx context.Context, p [][]byte) (int, error) {
+			_, err := c.AppendNoWait(ctx, cfg.stream, p...)
+			return len(p), err
+		}, closeFn, nil
+	default:
+		return func(ctx context.Context, p [][]byte) (int, error) {
+			_, err := c.Append(ctx, cfg.stream, p...)
+			return len(p), err
+		}, closeFn, nil
+	}
+}
+
+// streamBenchCall sends cfg.perCall batches over one AppendStream call and
+// closes it, flushing.
+func streamBenchCall(c *client.Client, cfg benchConfig) benchCall {
+	return func(ctx context.Context, p [][]byte) (int, error) {
+		a, err := c.NewAppender(ctx, cfg.stream)
+		if err != nil {
+			return 0, err
+		}
+		recs := make([]client.Record, len(p))
+		for i := range p {
+			recs[i] = client.Record{Payload: p[i]}
+		}
+		for range cfg.perCall {
+			if err := a.SendRecords(recs, cfg.noWait); err != nil {
+				a.Abort()
+				return 0, err
+			}
+		}
+		sum, err := a.CloseAndFlush()
+		if err == nil && sum.Count != cfg.perCall*len(p) {
+			err = fmt.Errorf("bench: the host appended %d records of a stream call's %d", sum.Count, cfg.perCall*len(p))
+		}
+		return sum.Count, err
+	}
+}
+
+// httpBenchCall posts one batch: a single record as the raw body, more as
+// JSON.
+func httpBenchCall(hc *http.Client, url, token string) benchCall {
+	return func(ctx context.Context, p [][]byte) (int, error) {
+		body, ctype := p[0], "application/octet-stream"
+		if len(p) > 1 {
+			type rec struct {
+				Payload []byte `json:"payload"`
+			}
+			recs := make([]rec, len(p))
+			for i := range p {
+				recs[i].Payload = p[i]
+			}
+			b, err := json.Marshal(map[string]any{"records": recs})
+			if err != nil {
+				return 0, err
+			}
+			body, ctype = b, "application/json"
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", ctype)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("bench: POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+		}
+		return len(p), nil
+	}
+}
+
+func bench(ctx context.Context, calls []benchCall, cfg benchConfig) (benchResult, error) {
 	// The calls run under ctx (the caller's, cancelled by a signal); the
 	// duration only stops clients from starting new calls, so no call is cut
 	// off half-way by it.
-	deadline := time.Now().Add(d)
-	more := func() bool { return ctx.Err() == nil && (records > 0 || time.Now().Before(deadline)) }
-	payload := make([]byte, size)
+	deadline := time.Now().Add(cfg.duration)
+	more := func() bool { return ctx.Err() == nil && (cfg.records > 0 || time.Now().Before(deadline)) }
+	payload := make([]byte, cfg.size)
 	for i := range payload {
 		payload[i] = byte('a' + i%26)
 	}
-	payloads := make([][]byte, batch)
+	payloads := make([][]byte, cfg.batch)
 	for i := range payloads {
 		payloads[i] = payload
 	}
+	perCall := int64(cfg.batch)
+	if cfg.mode == benchStream {
+		perCall *= int64(cfg.perCall)
+	}
 	var (
 		taken   atomic.Int64
+		done    atomic.Int64
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		lat     []time.Duration
 		firstEr error
 	)
 	start := time.Now()
-	for _, c := range cs {
+	for _, call := range calls {
 		wg.Go(func() {
 			var mine []time.Duration
 			defer func() { mu.Lock(); lat = append(lat, mine...); mu.Unlock() }()
 			for more() {
-				if records > 0 && taken.Add(int64(batch)) > records {
+				if cfg.records > 0 && taken.Add(perCall) > cfg.records {
 					return
 				}
 				t0 := time.Now()
-				var err error
-				if noWait {
-					_, err = c.AppendNoWait(ctx, stream, payloads...)
-				} else {
-					_, err = c.Append(ctx, stream, payloads...)
-				}
+				n, err := call(ctx, payloads)
 				if err != nil {
 					if ctx.Err() != nil {
 						return // interrupted: the call is not counted
@@ -113,6 +247,7 @@ func bench(ctx context.Context, cs []*client.Client, stream client.StreamID, siz
 					mu.Unlock()
 					return
 				}
+				done.Add(int64(n))
 				mine = append(mine, time.Since(t0))
 			}
 		})
@@ -126,8 +261,8 @@ func bench(ctx context.Context, cs []*client.Client, stream client.StreamID, siz
 		return benchResult{}, errors.New("bench: no append completed")
 	}
 	slices.Sort(lat)
-	n := int64(len(lat)) * int64(batch)
-	return benchResult{Records: n, Bytes: n * int64(size), Elapsed: elapsed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}, nil
+	n := done.Load()
+	return benchResult{Records: n, Bytes: n * int64(cfg.size), Elapsed: elapsed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}, nil
 }
 
 func cmpErr(first, err error) error {

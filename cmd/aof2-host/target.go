@@ -38,15 +38,23 @@ func targetFlags(fs *flag.FlagSet) *target {
 
 func (t *target) online() bool { return t.addr != "" }
 
+// bearer is the token -token or -token-file gives ("" for none).
+func (t *target) bearer() (string, error) {
+	if t.tokenFile == "" {
+		return t.token, nil
+	}
+	b, err := os.ReadFile(t.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // dial connects to the running host.
 func (t *target) dial(ctx context.Context) (*client.Client, error) {
-	tok := t.token
-	if t.tokenFile != "" {
-		b, err := os.ReadFile(t.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("token file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
+	tok, err := t.bearer()
+	if err != nil {
+		return nil, err
 	}
 	var opts []client.Option
 	if tok != "" {
