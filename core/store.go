@@ -275,10 +275,9 @@ func (st *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// start readies the stream for appends: for a new stream, or when the
-// active segment is past half, the next segment file is prepared now, so
-// the first append need not wait. The syncer and the preparer start when
-// there is work for them.
+// start readies the stream for appends: for a new stream the first
+// segment file is prepared now, so the first append need not wait. The
+// syncer and the preparer start when there is work for them.
 func (s *Stream) start() error {
 	if err := s.openMark(s.recovered.mark); err != nil {
 		return err
@@ -296,17 +295,11 @@ func (s *Stream) start() error {
 	if s.cfg.Follower != nil {
 		return nil // a replica never takes a segment id (Config.Follower)
 	}
-	s.mu.Lock()
-	if a := s.mu.active; a != nil {
-		s.prepareAheadLocked(a)
-		s.mu.Unlock()
-		return nil
-	}
-	s.mu.Unlock()
 	if s.cat.Load().last() != nil {
-		// A restart that found the last segment sealed: opening is not
-		// writing (a reader, a verify, an idle stream), so the next file
-		// is prepared by the first append (docs/adr-tier0.md).
+		// A restart: opening is not writing (a reader, a verify, an idle
+		// stream), so the next file is prepared by the first append that
+		// needs one (docs/adr-tier0.md), also when the recovered tail is
+		// past half.
 		return nil
 	}
 	if err := s.prepareNext(); err != nil {
