@@ -79,37 +79,59 @@ func TestNewStreamDiskFollowsBytes(t *testing.T) {
 	require.Len(t, readAll(t, s), 2)
 }
 
-// TestRestartAfterASealPreparesNothing: opening a store whose stream's
-// last segment is sealed writes no segment file (opening is not writing);
-// the first append prepares one and waits for it.
-func TestRestartAfterASealPreparesNothing(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	mem := vfs.NewMem()
-	st, err := Open("/d", Config{FS: mem})
-	require.NoError(t, err)
-	s, err := st.Stream(1)
-	require.NoError(t, err)
-	_, err = s.AppendDurable(ctx, []byte("x"), AppendOptions{})
-	require.NoError(t, err)
-	require.NoError(t, s.Seal(ctx))
-	require.NoError(t, st.Close())
-	before, err := mem.List(filepath.Join("/d", "streams", "1", "segments"))
-	require.NoError(t, err)
+// TestRestartPreparesNothing: opening a store writes no segment file
+// (opening is not writing), whether the stream's last segment is sealed or
+// its tail is past half (where an append would prepare the next); the
+// first append that needs a file prepares it.
+func TestRestartPreparesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		records  int // 1 KB each, in a 64 KiB first segment
+		seal     bool
+		wantNext SegmentID
+	}{
+		{"last segment sealed", 1, true, 2},
+		{"tail past half", 40, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			mem := vfs.NewMem()
+			st, err := Open("/d", Config{FS: mem})
+			require.NoError(t, err)
+			s, err := st.Stream(1)
+			require.NoError(t, err)
+			for i := range tc.records {
+				_, err = s.AppendDurable(ctx, payloadFor(i, 1000), AppendOptions{})
+				require.NoError(t, err)
+			}
+			if tc.seal {
+				require.NoError(t, s.Seal(ctx))
+			}
+			require.NoError(t, st.Close())
+			dir := filepath.Join("/d", "streams", "1", "segments")
+			before, err := mem.List(dir)
+			require.NoError(t, err)
 
-	st, err = Open("/d", Config{FS: mem})
-	require.NoError(t, err)
-	defer st.Close()
-	s, err = st.Lookup(1)
-	require.NoError(t, err)
-	after, err := mem.List(filepath.Join(st.streamDir(1), "segments"))
-	require.NoError(t, err)
-	require.Equal(t, before, after, "no segment file prepared by the restart")
-	id, err := s.AppendCtx(ctx, []byte("y"), AppendOptions{})
-	require.NoError(t, err)
-	require.Equal(t, SegmentID(2), id.Segment())
-	require.NoError(t, s.Flush(ctx, id))
-	require.Len(t, readAll(t, s), 2)
+			st, err = Open("/d", Config{FS: mem})
+			require.NoError(t, err)
+			defer st.Close()
+			s, err = st.Lookup(1)
+			require.NoError(t, err)
+			s.mu.Lock()
+			preparing := s.mu.next != nil || s.mu.prepRunning
+			s.mu.Unlock()
+			require.False(t, preparing, "the restart started no preparation")
+			after, err := mem.List(dir)
+			require.NoError(t, err)
+			require.Equal(t, before, after, "no segment file prepared by the restart")
+			id, err := s.AppendCtx(ctx, []byte("y"), AppendOptions{})
+			require.NoError(t, err)
+			require.Equal(t, tc.wantNext, id.Segment())
+			require.NoError(t, s.Flush(ctx, id))
+			require.Len(t, readAll(t, s), tc.records+1)
+		})
+	}
 }
 
 // TestRestartWithManySealedSegments: from inspectParallel segment files on
