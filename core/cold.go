@@ -1,10 +1,12 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
@@ -232,10 +234,9 @@ func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cat = s.cat.Load()
-	for _, g := range added {
-		cat = cat.withSorted(g)
-	}
+	segs := append(slices.Clone(s.cat.Load().segs), added...)
+	slices.SortFunc(segs, func(a, b *seg) int { return cmp.Compare(a.id, b.id) })
+	cat = &catalog{segs: segs}
 	if s.mu.active == nil {
 		s.installLocked(cat, nil) // the stream's position moves past the newest cold segment
 	} else {

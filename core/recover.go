@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -178,15 +179,18 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		case tail != nil:
 			g := newActiveSeg(tail)
 			g.dirSynced = true
-			cat = cat.with(g)
+			cat.segs = append(cat.segs, g)
 		case damaged != nil:
-			cat = cat.with(damaged)
+			cat.segs = append(cat.segs, damaged)
 		default:
-			cat = cat.with(newSealedSeg(*info))
+			cat.segs = append(cat.segs, newSealedSeg(*info))
 			rep.Sealed++
 		}
 	}
 	rep.Segments = len(infos)
+	// The catalog is built in place (it is not published yet): a copy per
+	// segment made recovery O(segments²).
+	local, cold := cat.segs, map[SegmentID]bool{}
 	for _, path := range stubs {
 		read := s.readStub
 		if strings.HasSuffix(path, LostSuffix) {
@@ -196,7 +200,7 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 		if err != nil {
 			return rep, err
 		}
-		if local, _ := cat.byID(g.id); local != nil {
+		if f, _ := (&catalog{segs: local}).byID(g.id); f != nil || cold[g.id] {
 			// Evicted and hydrated back, or a crash between the stub and
 			// the delete: the file wins.
 			if err := fsys.Remove(path); err != nil {
@@ -204,13 +208,15 @@ func (s *Stream) recover() (rep RecoveryReport, err error) {
 			}
 			continue
 		}
-		cat = cat.withSorted(g)
+		cold[g.id] = true
+		cat.segs = append(cat.segs, g)
 		if g.damage != nil {
 			rep.Lost = append(rep.Lost, g.id)
 		} else {
 			rep.Cold = append(rep.Cold, g.id)
 		}
 	}
+	slices.SortFunc(cat.segs, func(a, b *seg) int { return cmp.Compare(a.id, b.id) })
 	if err := fsys.SyncDir(s.segDir); err != nil {
 		return rep, fmt.Errorf("stream %d: sync %s: %w", s.id, s.segDir, err)
 	}
