@@ -91,11 +91,11 @@ func TestEdgeBitFlipOnDisk(t *testing.T) {
 }
 
 // forEachEdgeBit calls fn for every bit (at the stride AOF2_EDGE_BIT_EVERY
-// sets: every seventh, every 17th under -short, 1 for all of them) of the
+// sets: every 13th, every 29th under -short, 1 for all of them) of the
 // header and footer of every segment in segs, with the offset of the
 // header or footer; it returns how many calls it made.
 func forEachEdgeBit(t *testing.T, fsys vfs.FS, segs []string, fn func(path string, e edge, at int64, bit uint64)) int {
-	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 7, 17))
+	every := uint64(testscale.Stride("AOF2_EDGE_BIT_EVERY", 13, 29))
 	runs := 0
 	for _, path := range segs {
 		size := segmentSize(t, fsys, path)
