@@ -26,7 +26,7 @@ type benchResult struct {
 
 func (r benchResult) String() string {
 	s := r.Elapsed.Seconds()
-	return fmt.Sprintf("%d records in %v: %.0f records/s, %.1f MB/s, call latency p50 %v p99 %v",
+	return fmt.Sprintf("%d records in %v: %.0f records/s, %.1f MB/s, latency p50 %v p99 %v",
 		r.Records, r.Elapsed.Round(time.Millisecond), float64(r.Records)/s, float64(r.Bytes)/s/1e6,
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond))
 }
