@@ -50,19 +50,30 @@ func (c *Client) AppendWatermarked(ctx context.Context, stream StreamID, recs []
 }
 
 func (c *Client) append(ctx context.Context, stream StreamID, recs []*aof2v1.Record, noWait bool, watermark *uint64) ([]RecordID, error) {
-	req := &aof2v1.AppendRequest{StreamId: uint64(stream), Records: recs, NoWaitDurable: noWait, CoordinatorWatermark: watermark}
-	var resp *aof2v1.AppendResponse
+	size := payloadBytes(recs)
+	coalesce := c.co != nil && watermark == nil && coalescable(ctx, size)
+	var ids []RecordID
 	err := c.retryWouldBlock(ctx, func() error {
-		var err error
-		resp, err = c.log.Append(ctx, req)
-		return fromStatus(err)
+		if coalesce {
+			out := c.co.append(ctx, queueKey{stream: stream, noWait: noWait}, recs, size)
+			if !out.alone {
+				ids = out.ids
+				return out.err
+			}
+		}
+		req := &aof2v1.AppendRequest{StreamId: uint64(stream), Records: recs, NoWaitDurable: noWait, CoordinatorWatermark: watermark}
+		resp, err := c.log.Append(ctx, req)
+		if err != nil {
+			return fromStatus(err)
+		}
+		ids = make([]RecordID, len(resp.GetIds()))
+		for i, id := range resp.GetIds() {
+			ids[i] = RecordID(id)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	ids := make([]RecordID, len(resp.GetIds()))
-	for i, id := range resp.GetIds() {
-		ids[i] = RecordID(id)
 	}
 	return ids, nil
 }

@@ -33,6 +33,8 @@ type Client struct {
 	log      aof2v1.LogClient
 	admin    aof2v1.AdminClient
 	opts     options
+	co       *coalescer         // nil when WithAppendCoalescing(false)
+	stop     context.CancelFunc // ends the coalescer's calls at Close
 }
 
 type options struct {
@@ -40,6 +42,7 @@ type options struct {
 	tls         *tls.Config
 	insecure    bool
 	appendRetry bool
+	coalesce    bool
 	maxMessage  int
 	dial        []grpc.DialOption
 }
@@ -66,6 +69,15 @@ func WithInsecure() Option { return func(o *options) { o.insecure = true } }
 // that appended part of their records are never retried.
 func WithAppendRetry(on bool) Option { return func(o *options) { o.appendRetry = on } }
 
+// WithAppendCoalescing turns coalescing of concurrent appends on or off
+// (default on). With it, appends to the same stream made while another is
+// in flight share the next Append call: each caller still gets its own ids
+// once its records are durable, its records contiguous in the stream, and
+// its own error for a record the host refuses. Appends with outgoing gRPC
+// metadata in their context, with a coordinator watermark, or over 256 KiB
+// are always sent on their own.
+func WithAppendCoalescing(on bool) Option { return func(o *options) { o.coalesce = on } }
+
 // WithMaxMessageSize bounds the messages the client sends and accepts;
 // default the most gRPC allows. The host enforces its own limit.
 func WithMaxMessageSize(n int) Option { return func(o *options) { o.maxMessage = n } }
@@ -78,7 +90,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // Dial connects to the host's gRPC address and waits until the connection
 // is up or ctx is done.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
-	o := options{appendRetry: true, maxMessage: math.MaxInt32}
+	o := options{appendRetry: true, coalesce: true, maxMessage: math.MaxInt32}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -122,7 +134,13 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("aof2 client: connect to %s (last state %s): %w", addr, st, ctx.Err())
 		}
 	}
-	return &Client{conn: conn, redirect: redirect, log: aof2v1.NewLogClient(conn), admin: aof2v1.NewAdminClient(conn), opts: o}, nil
+	c := &Client{conn: conn, redirect: redirect, log: aof2v1.NewLogClient(conn), admin: aof2v1.NewAdminClient(conn), opts: o}
+	var life context.Context
+	life, c.stop = context.WithCancel(context.Background())
+	if o.coalesce {
+		c.co = newCoalescer(life, c.log)
+	}
+	return c, nil
 }
 
 // isLoopback reports whether addr ("host:port", or a gRPC target such as
@@ -143,7 +161,10 @@ func isLoopback(addr string) bool {
 }
 
 // Close closes the connection; calls in flight fail.
-func (c *Client) Close() error { return errors.Join(c.conn.Close(), c.redirect.close()) }
+func (c *Client) Close() error {
+	c.stop()
+	return errors.Join(c.conn.Close(), c.redirect.close())
+}
 
 // bearer is the per-call token.
 type bearer struct {

@@ -11,6 +11,13 @@
 // after appending part of its batch is never retried, and its *Error says
 // how much went in.
 //
+// One Client is meant to be shared: concurrent appends to a stream made
+// while another is in flight are coalesced into the next Append call (each
+// caller still gets its own ids once its records are durable, and its own
+// error), which on a small host serves several times the appends a second
+// of one connection per writer (docs/performance.md in the repository).
+// WithAppendCoalescing(false) sends each append as a call of its own.
+//
 // Dial connects in plaintext to a loopback address and over TLS (system
 // roots, or WithTLS) to anything else, unless WithInsecure says otherwise.
 package client

@@ -45,14 +45,15 @@ type benchConfig struct {
 	size, batch, perCall int
 	records              int64
 	duration             time.Duration
-	noWait               bool
+	noWait, coalesce     bool
 }
 
 // runBench drives durable appends through the client API from concurrent
 // clients against a running host.
 func runBench(ctx context.Context, e *cmdEnv) error {
 	t := targetFlags(e.flags)
-	clients := e.flags.Int("clients", 16, "concurrent clients, each with its own connection")
+	clients := e.flags.Int("clients", 16, "concurrent clients (goroutines making one call at a time)")
+	conns := e.flags.Int("conns", 0, "gRPC connections the clients share, each a client.Client (default one per client); clients sharing one have their appends coalesced")
 	mode := e.flags.String("mode", benchUnary, "client surface: unary (an Append call per batch), stream (AppendStream: -per-call batches, then CloseAndFlush) or http (a POST per batch to -http-addr)")
 	httpAddr := e.flags.String("http-addr", "", "HTTP address of the host, for -mode http")
 	size := e.flags.Int("size", 256, "payload bytes per record")
@@ -62,6 +63,7 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 	duration := e.flags.Duration("duration", 10*time.Second, "how long to run when -records is not set")
 	stream := e.flags.Uint64("stream", 1, "the stream to append to")
 	noWait := e.flags.Bool("no-wait", false, "do not wait for durability (acknowledge after the append)")
+	coalesce := e.flags.Bool("coalesce", true, "unary mode: coalesce concurrent appends of clients sharing a connection (see -conns)")
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
@@ -74,21 +76,30 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 		return usagef("-addr (or AOF2_ADDR) is required: bench runs against a running host")
 	case *clients < 1 || *size < 1 || *batch < 1 || *perCall < 1:
 		return usagef("-clients, -size, -batch and -per-call must be positive")
+	case *conns < 0 || *conns > *clients:
+		return usagef("-conns must be between 1 and -clients (0: one per client)")
+	case *conns > 0 && *mode == benchHTTP:
+		return usagef("-conns is for the gRPC modes")
 	case *records < 0 || *duration <= 0:
 		return usagef("-records must not be negative and -duration must be positive")
 	}
 	cfg := benchConfig{mode: *mode, stream: client.StreamID(*stream), size: *size, batch: *batch, perCall: *perCall,
-		records: *records, duration: *duration, noWait: *noWait}
+		records: *records, duration: *duration, noWait: *noWait, coalesce: *coalesce}
+	if *conns == 0 {
+		*conns = *clients
+	}
 	calls := make([]benchCall, *clients)
-	for i := range calls {
+	for i := range *conns {
 		call, closeFn, err := newBenchCall(ctx, t, cfg, *httpAddr)
 		if err != nil {
 			return err
 		}
 		defer closeFn()
-		calls[i] = call
+		for j := i; j < len(calls); j += *conns {
+			calls[j] = call
+		}
 	}
-	fmt.Fprintf(e.stdout, "bench: %s, %d clients, %d B records, batch %d, durable=%v, stream %d\n", cfg.mode, *clients, cfg.size, cfg.batch, !cfg.noWait, cfg.stream)
+	fmt.Fprintf(e.stdout, "bench: %s, %d clients over %d connections, %d B records, batch %d, durable=%v, stream %d\n", cfg.mode, *clients, *conns, cfg.size, cfg.batch, !cfg.noWait, cfg.stream)
 	res, err := bench(ctx, calls, cfg)
 	if err != nil {
 		return err
@@ -114,7 +125,7 @@ func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr stri
 		}
 		return httpBenchCall(hc, url, tok), hc.CloseIdleConnections, nil
 	}
-	c, err := t.dial(ctx)
+	c, err := t.dial(ctx, client.WithAppendCoalescing(cfg.coalesce))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -119,7 +119,7 @@ func TestServeEndToEnd(t *testing.T) {
 	require.Equal(t, exitNotFound, run(ctx, []string{"seal", "-addr", h.grpc, "-stream", "999"}, &out, &errOut))
 	require.Equal(t, exitOK, run(ctx, []string{"bench", "-addr", h.grpc, "-clients", "4", "-records", "400", "-stream", "9"}, &out, &errOut), errOut.String())
 	require.Contains(t, out.String(), "400 records in")
-	for _, mode := range [][]string{{"-mode", "stream", "-per-call", "10", "-batch", "2"}, {"-mode", "http", "-http-addr", h.http}, {"-mode", "http", "-http-addr", h.http, "-batch", "3"}} {
+	for _, mode := range [][]string{{"-mode", "stream", "-per-call", "10", "-batch", "2"}, {"-mode", "http", "-http-addr", h.http}, {"-mode", "http", "-http-addr", h.http, "-batch", "3"}, {"-conns", "1"}} {
 		out.Reset()
 		args := append([]string{"bench", "-addr", h.grpc, "-clients", "2", "-records", "120", "-stream", "9"}, mode...)
 		require.Equal(t, exitOK, run(ctx, args, &out, &errOut), "%v: %s", mode, errOut.String())
@@ -127,7 +127,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	c9, err := c.Info(ctx, 9)
 	require.NoError(t, err)
-	require.Equal(t, uint64(400+3*120), c9.Records, "every record a bench call acknowledged is in the stream")
+	require.Equal(t, uint64(400+4*120), c9.Records, "every record a bench call acknowledged is in the stream")
 
 	// SIGTERM with a tail open: the tail ends, the host exits cleanly.
 	tail, err = c.Tail(ctx, 8, client.AtStart())

@@ -51,12 +51,11 @@ func (t *target) bearer() (string, error) {
 }
 
 // dial connects to the running host.
-func (t *target) dial(ctx context.Context) (*client.Client, error) {
+func (t *target) dial(ctx context.Context, opts ...client.Option) (*client.Client, error) {
 	tok, err := t.bearer()
 	if err != nil {
 		return nil, err
 	}
-	var opts []client.Option
 	if tok != "" {
 		opts = append(opts, client.WithToken(tok))
 	}
