@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/aof2/aof2/core/segment"
 )
 
@@ -143,6 +145,48 @@ func BenchmarkW4DurableConcurrency(b *testing.B) {
 			reportRate(b, n*per, n*per*256)
 		})
 	}
+	// The physical floor of one durable append at a time: a CRC-32C frame
+	// written with one pwrite, then fdatasync (the per-file design of
+	// BenchmarkCrossStreamDurable with one appender), into a growing file
+	// as an outsider writes it, and into a preallocated one as the engine
+	// does (no size change for fdatasync to commit).
+	for _, prealloc := range []bool{false, true} {
+		name := "raw-write-fdatasync"
+		if prealloc {
+			name += "-preallocated"
+		}
+		b.Run(name, func(b *testing.B) { benchRawDurable(b, prealloc) })
+	}
+}
+
+func benchRawDurable(b *testing.B, prealloc bool) {
+	settle(b)
+	const per = 3000
+	for range b.N {
+		b.StopTimer()
+		d, err := openPerFile(benchDir(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if prealloc {
+			f := d.(perFile).files[0]
+			if err := unix.Fallocate(int(f.Fd()), 0, 0, 64<<20); err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Fsync(int(f.Fd())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		lat := runAppenders(b, 1, per, d.append)
+		b.StopTimer()
+		if err := d.close(); err != nil {
+			b.Fatal(err)
+		}
+		reportLatency(b, lat)
+		b.StartTimer()
+	}
+	reportRate(b, per, per*256)
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {

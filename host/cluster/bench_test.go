@@ -24,7 +24,8 @@ import (
 // raft-wal (design A: a separate log, every record written twice), and an
 // in-memory log (the floor of design B, where the streams would be the
 // log: no second write, but the segments' own flush per batch stays).
-// Reports records/s and p50/p99 latency.
+// Reports records/s and p50/p99 latency. AOF2_BENCH_CLIENTS and
+// AOF2_BENCH_STREAMS (default 64 and 4) spread the callers.
 //
 //	go test -run '^$' -bench ClusterAppend -benchtime 20000x ./host/cluster
 func BenchmarkClusterAppend(b *testing.B) {
@@ -38,13 +39,18 @@ func BenchmarkClusterAppend(b *testing.B) {
 				if v, err := strconv.Atoi(os.Getenv("AOF2_BENCH_CLIENTS")); err == nil {
 					clients = v
 				}
-				benchAppend(b, mode, size, clients)
+				streams := 4
+				if v, err := strconv.Atoi(os.Getenv("AOF2_BENCH_STREAMS")); err == nil && v > 0 {
+					streams = v
+				}
+				benchAppend(b, mode, size, clients, streams)
 			})
 		}
 	}
 }
 
-func benchAppend(b *testing.B, mode string, size, clients int) {
+// benchAppend: client w appends to stream w%streams+1.
+func benchAppend(b *testing.B, mode string, size, clients, streams int) {
 	payload := make([]byte, size)
 	var appendOne func(ctx context.Context, stream core.StreamID) error
 	if mode == "single" {
@@ -85,7 +91,7 @@ func benchAppend(b *testing.B, mode string, size, clients int) {
 					return
 				}
 				t0 := time.Now()
-				if err := appendOne(ctx, core.StreamID(w%4+1)); err != nil {
+				if err := appendOne(ctx, core.StreamID(w%streams+1)); err != nil {
 					b.Error(err)
 					return
 				}
