@@ -128,28 +128,40 @@ func (w *Writer) Append(payload []byte, ts int64, ext uint64) (int64, error) {
 		return 0, ErrFull
 	}
 	off := w.end
-	var hdr [RecordHeaderSize]byte
+	write := w.writeMapped
 	if w.mode == WritePwrite {
-		// Staged frames are contiguous: checksum them in place.
-		encodeRecordFields(hdr[:], n, ts, ext)
-		if err := w.stage(hdr[:], payload, off); err != nil {
-			return 0, err
-		}
-	} else {
-		EncodeRecordHeader(hdr[:], payload, ts, ext)
-		// The mapping is zero-filled, so the padding needs no store.
-		if _, err := w.region.WriteAt(payload, off+RecordHeaderSize); err != nil {
-			return 0, err
-		}
-		if _, err := w.region.WriteAt(hdr[:], off); err != nil {
-			return 0, err
-		}
+		write = w.writeStaged
+	}
+	if err := write(payload, ts, ext, off); err != nil {
+		return 0, err
 	}
 	w.index.Add(off, w.count)
 	w.end = off + RecordSpan(n)
 	w.count++
 	w.lastOff, w.lastTS, w.lastExt = off, ts, ext
 	return off, nil
+}
+
+// writeStaged stages a record for pwrite. Its header lives on the stack:
+// one array shared with writeMapped, whose region is an interface, would
+// be moved to the heap for every record.
+func (w *Writer) writeStaged(payload []byte, ts int64, ext uint64, off int64) error {
+	var hdr [RecordHeaderSize]byte
+	// Staged frames are contiguous: checksum them in place.
+	encodeRecordFields(hdr[:], len(payload), ts, ext)
+	return w.stage(hdr[:], payload, off)
+}
+
+// writeMapped writes a record through the mapping.
+func (w *Writer) writeMapped(payload []byte, ts int64, ext uint64, off int64) error {
+	var hdr [RecordHeaderSize]byte
+	EncodeRecordHeader(hdr[:], payload, ts, ext)
+	// The mapping is zero-filled, so the padding needs no store.
+	if _, err := w.region.WriteAt(payload, off+RecordHeaderSize); err != nil {
+		return err
+	}
+	_, err := w.region.WriteAt(hdr[:], off)
+	return err
 }
 
 func (w *Writer) stage(hdr, payload []byte, off int64) error {

@@ -141,3 +141,26 @@ func TestPunchHoleOverDataIsRefused(t *testing.T) {
 	require.Error(t, f.PunchHole(1, 2))
 	require.Error(t, f.PunchHole(3, 2), "past the end")
 }
+
+// TestStagedAppendAllocatesNothing: a record staged for pwrite costs no
+// heap allocation (its header once escaped, one allocation per record).
+func TestStagedAppendAllocatesNothing(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, vfs.MkdirAllSync(mem, "/s"))
+	p, err := Prepare(mem, "/s/"+PrepName(1), MinFileCapacity, PrepareFallocate, WritePwrite)
+	require.NoError(t, err)
+	w, err := p.Activate(Header{StreamID: 1, SegmentID: 1})
+	require.NoError(t, err)
+	defer w.Close()
+	payload := bytes.Repeat([]byte{'r'}, 200)
+	_, err = w.Append(payload, 1, 0) // allocates the staging buffer
+	require.NoError(t, err)
+	ts := int64(1)
+	allocs := testing.AllocsPerRun(50, func() {
+		ts++
+		if _, err := w.Append(payload, ts, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.Zero(t, allocs)
+}
