@@ -90,6 +90,9 @@ type Stream struct {
 	publishedMark atomic.Uint64
 
 	roundMu sync.Mutex
+	// waiters counts the callers in waitDurable: one alone may run its
+	// round inline (syncInline).
+	waiters atomic.Int32
 
 	durableN *notifier // durable advanced, or the stream failed/closed
 	stateN   *notifier // rollover, preparation or seal progressed
@@ -467,6 +470,8 @@ func (s *Stream) flushVisible(g *seg) error {
 // waitDurable waits until durableMark passes mark (a RecordID-shaped
 // position inside the last record to cover).
 func (s *Stream) waitDurable(ctx context.Context, mark uint64) error {
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
 	inlined := false
 	for {
 		ch := s.durableN.wait()

@@ -11,8 +11,8 @@ import (
 // syncLoop is the stream's syncer: it runs sync rounds (group commit) and
 // seals. Durability work of a stream is serialised by roundMu, in order, so
 // a later segment is never durable before an earlier one; it runs on this
-// goroutine, except that a Flush under SyncNone or SyncInterval may run the
-// round itself (see syncInline). The syncer is started by kickSync when
+// goroutine, except that a Flush that waits alone may run the round itself
+// (see syncInline). The syncer is started by kickSync when
 // there is work and exits once it has had none for Config.syncLinger (see
 // stopSyncer): an idle stream has no goroutine and no ticker, a busy one
 // keeps its syncer and its staging buffer.
@@ -195,13 +195,17 @@ func (s *Stream) syncSegment(g *seg, end int64) error {
 }
 
 // syncInline runs a sync round on the caller's goroutine when no round is
-// in progress: under SyncNone and SyncInterval a Flush is usually the only
-// one asking, and handing the round to the syncer and back costs two
-// goroutine wake-ups per flush. Under SyncAlways the syncer gathers
-// concurrent appenders into one round (group commit) and is left to it.
-// It reports whether it ran a round; errors surface through Err.
+// in progress and nobody else waits for durability: handing the round to
+// the syncer and back costs two goroutine wake-ups per flush, which is most
+// of a durable append's CPU when each stream has one writer (64 streams
+// with one appender each: 10–11 k durable rec/s through the syncer, 19–20 k
+// inline; docs/adr-write-path.md). Under SyncAlways, when several callers
+// wait, the syncer gathers them into one round (group commit) and is left
+// to it: an inline round would capture only the records appended before
+// its caller got there. It reports whether it ran a round; errors surface
+// through Err.
 func (s *Stream) syncInline() bool {
-	if s.cfg.Sync == SyncAlways || !s.roundMu.TryLock() {
+	if (s.cfg.Sync == SyncAlways && s.waiters.Load() > 1) || !s.roundMu.TryLock() {
 		return false
 	}
 	defer s.roundMu.Unlock()
