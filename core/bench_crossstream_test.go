@@ -35,39 +35,12 @@ const crossStreams = 64
 
 func BenchmarkCrossStreamDurable(b *testing.B) {
 	const per = 200
-	b.Run("aof2-64-streams", func(b *testing.B) {
-		settle(b)
-		for range b.N {
-			b.StopTimer()
-			st, err := Open(benchDir(b), Config{Sync: SyncAlways})
-			if err != nil {
-				b.Fatal(err)
-			}
-			streams := make([]*Stream, crossStreams)
-			for i := range streams {
-				if streams[i], err = st.Stream(StreamID(i + 1)); err != nil {
-					b.Fatal(err)
-				}
-				// A stream's first durable append creates its segment
-				// file: not what is measured.
-				if _, err := streams[i].AppendDurable(context.Background(), benchPayload(256), AppendOptions{}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StartTimer()
-			lat := runAppenders(b, crossStreams, per, func(g int, p []byte) error {
-				_, err := streams[g].AppendDurable(context.Background(), p, AppendOptions{})
-				return err
-			})
-			b.StopTimer()
-			if err := st.Close(); err != nil {
-				b.Fatal(err)
-			}
-			reportLatency(b, lat)
-			b.StartTimer()
-		}
-		reportRate(b, crossStreams*per, crossStreams*per*256)
-	})
+	for _, eng := range []struct {
+		name string
+		cfg  Config
+	}{{"aof2-64-streams", Config{Sync: SyncAlways}}, {"aof2-64-streams-node-wal", Config{Sync: SyncAlways, NodeWAL: true}}} {
+		benchEngineCrossStream(b, eng.name, eng.cfg, per)
+	}
 	for _, design := range []struct {
 		name string
 		open func(dir string) (crossDesign, error)
@@ -295,3 +268,41 @@ func (j *journal) append(g int, p []byte) error {
 }
 
 func (j *journal) close() error { return j.f.Close() }
+
+// benchEngineCrossStream runs the engine's row: crossStreams appenders,
+// each on its own stream, one durable record at a time.
+func benchEngineCrossStream(b *testing.B, name string, cfg Config, per int) {
+	b.Run(name, func(b *testing.B) {
+		settle(b)
+		for range b.N {
+			b.StopTimer()
+			st, err := Open(benchDir(b), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			streams := make([]*Stream, crossStreams)
+			for i := range streams {
+				if streams[i], err = st.Stream(StreamID(i + 1)); err != nil {
+					b.Fatal(err)
+				}
+				// A stream's first durable append creates its segment
+				// file: not what is measured.
+				if _, err := streams[i].AppendDurable(context.Background(), benchPayload(256), AppendOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+			lat := runAppenders(b, crossStreams, per, func(g int, p []byte) error {
+				_, err := streams[g].AppendDurable(context.Background(), p, AppendOptions{})
+				return err
+			})
+			b.StopTimer()
+			if err := st.Close(); err != nil {
+				b.Fatal(err)
+			}
+			reportLatency(b, lat)
+			b.StartTimer()
+		}
+		reportRate(b, crossStreams*per, crossStreams*per*256)
+	})
+}

@@ -123,6 +123,20 @@ type Config struct {
 	// stamp no time of this node's clock (Stream.sealedAt): the segments
 	// of every node applying one log are byte-identical.
 	TailReplayed bool
+	// NodeWAL makes durable appends durable through one write-ahead log
+	// for every stream of the store (docs/adr-node-wal.md): one sync
+	// acknowledges the records of all streams that appended since the
+	// last, where each stream would sync its own segment file. It needs
+	// Sync = SyncAlways, and neither TailReplayed nor Follower. A record
+	// then holds up to 40 bytes less than without it.
+	NodeWAL bool
+	// WALCheckpointBytes is how many bytes of entries the node WAL takes
+	// between checkpoints (every stream's segments synced, the WAL's older
+	// segments dropped); default DefaultWALCheckpointBytes.
+	WALCheckpointBytes int64
+	// nodeWAL is set on the configuration user streams run with under
+	// NodeWAL (walConfigs).
+	nodeWAL bool
 	// Follower, when set, opens the store as a read replica of another
 	// writer (core/replica): no stream prepares a segment file or takes an
 	// id, appends fail with the error Follower returns (a
@@ -237,5 +251,24 @@ func (c Config) withDefaults() (Config, error) {
 	if c.syncLinger <= 0 {
 		c.syncLinger = defaultSyncLinger
 	}
+	if c.WALCheckpointBytes == 0 {
+		c.WALCheckpointBytes = DefaultWALCheckpointBytes
+	}
+	if c.WALCheckpointBytes < 0 {
+		return c, &types.ConfigError{Key: "wal_checkpoint_bytes", Reason: "must be positive"}
+	}
+	if c.NodeWAL && (c.Sync != SyncAlways || c.TailReplayed || c.Follower != nil) {
+		return c, &types.ConfigError{Key: "node_wal", Reason: "needs sync = always, and is not for a cluster member's or a follower's store"}
+	}
 	return c, nil
+}
+
+// maxRecordSize is the largest payload a stream takes: what a segment
+// holds, less the node WAL entry's header when there is one.
+func (c *Config) maxRecordSize() int64 {
+	n := segment.MaxRecordSize(c.SegmentSize)
+	if c.NodeWAL || c.nodeWAL {
+		n -= walEntryHeader
+	}
+	return n
 }

@@ -32,8 +32,11 @@ import (
 // recoveredState is what recovery leaves for start and for the store.
 type recoveredState struct {
 	mark   *segment.Mark
-	resume bool         // the tail was closed cleanly and goes on taking records
-	damage *DamageError // why appends are refused, if they are
+	resume bool // the tail was closed cleanly and goes on taking records
+	// unclean: with TailReplayed, the tail goes on after an unclean
+	// shutdown (under the node WAL it is sealed once the WAL replayed).
+	unclean bool
+	damage  *DamageError // why appends are refused, if they are
 	// suspects are segment files recovery could not read, decided once
 	// the manifest is open (core/heal.go); lost are those no other tier
 	// holds (core/lost.go).
@@ -90,7 +93,7 @@ func (s *Stream) openTail(info *segment.Info, mark *segment.Mark, watermark uint
 	if s.cfg.TailReplayed {
 		// Config.TailReplayed: the caller's log gives the lost records
 		// back, at the offsets they had.
-		s.recovered.resume = true
+		s.recovered.resume, s.recovered.unclean = true, true
 		s.log.Info("unclean shutdown: the tail segment goes on after its intact records; the caller's log replays the rest",
 			"segment_id", uint64(id), "records", ts.Count, "dropped_bytes", ts.Dropped())
 		return w, nil, nil
@@ -213,6 +216,11 @@ func (s *Stream) settleIDs(rep *RecoveryReport) error {
 		s.mu.refused = s.recovered.damage
 		return nil
 	}
+	if s.cfg.nodeWAL {
+		// The node WAL may replay records into the reserved ids; what it
+		// leaves empty gets its placeholders then (settleAfterReplay).
+		return nil
+	}
 	ph, err := s.reserveLocked()
 	rep.Placeholders = ph
 	return err
@@ -246,7 +254,7 @@ func (s *Stream) markDamageLocked() *DamageError {
 // to the same records again.
 func (s *Stream) reserveLocked() ([]SegmentID, error) {
 	mark := s.recovered.mark
-	if mark == nil || s.mu.active != nil || s.cfg.TailReplayed {
+	if mark == nil || s.mu.active != nil || (s.cfg.TailReplayed && !s.cfg.nodeWAL) {
 		return nil, nil
 	}
 	var newest types.SegmentID

@@ -101,6 +101,22 @@ func shortConfig(fsys vfs.FS) Config {
 		Preparation: segment.PrepareFallocate}
 }
 
+// walShortConfig is shortConfig with durability through the node WAL,
+// checkpointed every few records.
+func walShortConfig(fsys vfs.FS) Config {
+	cfg := shortConfig(fsys)
+	cfg.Sync, cfg.NodeWAL, cfg.WALCheckpointBytes = SyncAlways, true, 8<<10
+	return cfg
+}
+
+// shortConfigs are the engine configurations the crash and fault runs
+// cover: segments synced by the streams, and durability through the node
+// WAL.
+var shortConfigs = []struct {
+	name string
+	mk   func(vfs.FS) Config
+}{{"segments", shortConfig}, {"node-wal", walShortConfig}}
+
 // Deadlines of a short workload run: a fault run's is short because some
 // faults (a full disk during a seal) block the workload until they heal,
 // which they do not there; a run that nothing blocks (fault-free, or cut
@@ -114,10 +130,14 @@ const (
 // runShort runs a workload on fsys within deadline and returns its oracle
 // and error.
 func runShort(fsys vfs.FS, wl shortWorkload, deadline time.Duration) (*oracle, error) {
+	return runShortWith(shortConfig, fsys, wl, deadline)
+}
+
+func runShortWith(mk func(vfs.FS) Config, fsys vfs.FS, wl shortWorkload, deadline time.Duration) (*oracle, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	o := &oracle{}
-	st, err := Open("/data", shortConfig(fsys))
+	st, err := Open("/data", mk(fsys))
 	if err != nil {
 		return o, err
 	}
@@ -130,8 +150,10 @@ func runShort(fsys vfs.FS, wl shortWorkload, deadline time.Duration) (*oracle, e
 }
 
 // verifyRecovered opens fsys and checks the oracle.
-func verifyRecovered(fsys vfs.FS, o *oracle) error {
-	st, err := Open("/data", shortConfig(fsys))
+func verifyRecovered(fsys vfs.FS, o *oracle) error { return verifyRecoveredWith(shortConfig, fsys, o) }
+
+func verifyRecoveredWith(mk func(vfs.FS) Config, fsys vfs.FS, o *oracle) error {
+	st, err := Open("/data", mk(fsys))
 	if err != nil {
 		return fmt.Errorf("reopen: %w", err)
 	}
@@ -148,9 +170,9 @@ func verifyRecovered(fsys vfs.FS, o *oracle) error {
 
 // countOps runs a workload fault-free and returns how many operations it
 // issued (it varies a little with scheduling; callers add a margin).
-func countOps(t *testing.T, wl shortWorkload) uint64 {
+func countOps(t *testing.T, mk func(vfs.FS) Config, wl shortWorkload) uint64 {
 	w := vfs.Wrap(vfs.NewMem(), nil)
-	_, err := runShort(w, wl, freeRunDeadline)
+	_, err := runShortWith(mk, w, wl, freeRunDeadline)
 	require.NoError(t, err)
 	return w.Ops()
 }
@@ -162,8 +184,16 @@ func countOps(t *testing.T, wl shortWorkload) uint64 {
 func TestCrashAfterEveryOperation(t *testing.T) {
 	every := uint64(testscale.Stride("AOF2_CRASH_EVERY", 1, 3))
 	for name, wl := range shortWorkloads {
-		t.Run(name, func(t *testing.T) {
-			n := countOps(t, wl) + 10
+		for _, sc := range shortConfigs {
+			t.Run(name+"/"+sc.name, func(t *testing.T) { crashAfterEvery(t, sc.mk, name, wl, every) })
+		}
+	}
+}
+
+func crashAfterEvery(t *testing.T, mk func(vfs.FS) Config, name string, wl shortWorkload, every uint64) {
+	{
+		{
+			n := countOps(t, mk, wl) + 10
 			for k := uint64(0); k < n; k += every {
 				for variant := range 2 {
 					rng := rand.New(rand.NewPCG(k, uint64(variant)))
@@ -173,18 +203,18 @@ func TestCrashAfterEveryOperation(t *testing.T) {
 					}
 					mem := vfs.NewMem()
 					c := newCrashAt(mem, k, opts)
-					o, err := runShort(c.fs, wl, freeRunDeadline)
+					o, err := runShortWith(mk, c.fs, wl, freeRunDeadline)
 					if err != nil && !c.hasCrashed() {
 						t.Fatalf("crash at op %d/%d: workload failed before the crash: %v", k, n, err)
 					}
 					c.crash(mem, opts)
-					if err := verifyRecovered(c.clone, o); err != nil {
+					if err := verifyRecoveredWith(mk, c.clone, o); err != nil {
 						t.Fatalf("crash at op %d (variant %d): %v", k, variant, err)
 					}
 				}
 			}
 			t.Logf("%s: crashed before every %d of %d operations, two ways", name, every, n)
-		})
+		}
 	}
 }
 
@@ -197,44 +227,46 @@ func TestFaultAtEveryOperation(t *testing.T) {
 	faults := []vfs.Fault{vfs.FaultEIO, vfs.FaultNoSpace, vfs.FaultShortWrite, vfs.FaultBitFlip}
 	every := uint64(testscale.Stride("AOF2_FAULT_EVERY", 1, 8))
 	for name, wl := range shortWorkloads {
-		t.Run(name, func(t *testing.T) {
-			n := countOps(t, wl) + 10
-			runs := 0
-			for k := uint64(0); k < n; k += every {
-				for _, f := range faults {
-					for _, persistent := range []bool{false, true} {
-						runs++
-						if err := faultRun(wl, k, f, persistent); err != nil {
-							t.Fatalf("%s at op %d (persistent=%v): %v", f, k, persistent, err)
+		for _, sc := range shortConfigs {
+			t.Run(name+"/"+sc.name, func(t *testing.T) {
+				n := countOps(t, sc.mk, wl) + 10
+				runs := 0
+				for k := uint64(0); k < n; k += every {
+					for _, f := range faults {
+						for _, persistent := range []bool{false, true} {
+							runs++
+							if err := faultRun(sc.mk, wl, k, f, persistent); err != nil {
+								t.Fatalf("%s at op %d (persistent=%v): %v", f, k, persistent, err)
+							}
 						}
 					}
 				}
-			}
-			t.Logf("%s: %d fault runs over %d operations", name, runs, n)
-		})
+				t.Logf("%s: %d fault runs over %d operations", name, runs, n)
+			})
+		}
 	}
 }
 
-func faultRun(wl shortWorkload, k uint64, f vfs.Fault, persistent bool) error {
+func faultRun(mk func(vfs.FS) Config, wl shortWorkload, k uint64, f vfs.Fault, persistent bool) error {
 	mem := vfs.NewMem()
 	w := vfs.Wrap(mem, vfs.OnIndex(k, nil, f, persistent))
-	o, err := runShort(w, wl, faultRunDeadline)
+	o, err := runShortWith(mk, w, wl, faultRunDeadline)
 	if err != nil && !typedError(err) {
 		return fmt.Errorf("untyped workload error: %w", err)
 	}
 	// Reopen while the faults continue: it may fail, but must not panic or
 	// lose anything for the final check.
-	if st, err := Open("/data", shortConfig(w)); err == nil {
+	if st, err := Open("/data", mk(w)); err == nil {
 		if s, err := st.Stream(1); err == nil {
 			_, _ = countRecords(s)
 		}
 		_ = st.Close()
 	}
-	if err := verifyRecovered(mem, o); err != nil {
+	if err := verifyRecoveredWith(mk, mem, o); err != nil {
 		return fmt.Errorf("after the faults stopped: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(k, uint64(f)))
-	if err := verifyRecovered(mem.CrashClone(vfs.CrashOptions{Rand: rng, KeepProb: rng.Float64(), Tear: true}), o); err != nil {
+	if err := verifyRecoveredWith(mk, mem.CrashClone(vfs.CrashOptions{Rand: rng, KeepProb: rng.Float64(), Tear: true}), o); err != nil {
 		return fmt.Errorf("after the faults stopped and a power loss: %w", err)
 	}
 	return nil

@@ -40,9 +40,11 @@ func (s *Stream) Info() StreamInfo {
 		in.Prepared = s.mu.nextID
 	}
 	s.mu.Unlock()
-	in.DurableRecords = s.durableRecs.Load()
-	in.DurableBytes = s.durablePos.Load()
-	in.DurableMark = RecordID(s.durableMark.Load())
+	// Under the node WAL a record is durable once in the WAL or in its
+	// synced segment, whichever came first.
+	in.DurableRecords = max(s.durableRecs.Load(), s.walRecs.Load())
+	in.DurableBytes = max(s.durablePos.Load(), s.walPos.Load())
+	in.DurableMark = RecordID(max(s.durableMark.Load(), s.walMark.Load()))
 	cat := s.cat.Load()
 	in.Segments = len(cat.segs)
 	for i, g := range cat.segs {

@@ -52,10 +52,16 @@ func killPayload(seq int) []byte {
 	return p
 }
 
+// killConfig is configuration conf: 0–3 sync the streams' segments
+// (always or on an interval, mmap or pwrite), 4–5 make appends durable
+// through the node WAL (mmap or pwrite), checkpointed every 256 KiB.
 func killConfig(conf int) Config {
 	cfg := Config{FS: vfs.OS, SegmentSize: segment.MinCapacity}
 	cfg.Sync = []SyncPolicy{SyncAlways, SyncInterval}[conf%2]
 	cfg.WriteMode = []segment.WriteMode{segment.WriteMmap, segment.WritePwrite}[(conf/2)%2]
+	if conf >= 4 {
+		cfg.Sync, cfg.NodeWAL, cfg.WALCheckpointBytes = SyncAlways, true, 256<<10
+	}
 	return cfg
 }
 
@@ -111,7 +117,12 @@ func killChild(dir string, conf int) error {
 	}
 }
 
-func TestKill9(t *testing.T) {
+func TestKill9(t *testing.T) { kill9(t, func(rng *rand.Rand) int { return rng.IntN(4) }) }
+
+// TestKill9NodeWAL is TestKill9 with appends durable through the node WAL.
+func TestKill9NodeWAL(t *testing.T) { kill9(t, func(rng *rand.Rand) int { return 4 + rng.IntN(2) }) }
+
+func kill9(t *testing.T, pick func(*rand.Rand) int) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
@@ -120,7 +131,7 @@ func TestKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(testseed.From(t, "AOF2_KILL_SEED"), 9))
 	acked, kills := 0, 0
 	for cycle := range cycles {
-		conf := rng.IntN(4)
+		conf := pick(rng)
 		delay := time.Duration(rng.IntN(300)) * time.Millisecond
 		got, killed, err := runKillChild(t, dir, conf, delay)
 		require.NoError(t, err, "cycle %d (conf %d, kill after %s)", cycle, conf, delay)
@@ -128,7 +139,7 @@ func TestKill9(t *testing.T) {
 		if killed {
 			kills++
 		}
-		n, err := verifyKill(dir, acked)
+		n, err := verifyKill(dir, conf, acked)
 		require.NoError(t, err, "cycle %d (conf %d, kill after %s): %d acknowledged", cycle, conf, delay, acked)
 		acked = min(acked, n)
 	}
@@ -198,8 +209,8 @@ func runKillChild(t *testing.T, dir string, conf int, delay time.Duration) (acke
 // verifyKill opens the store like a restarted process and checks that the
 // stream holds at least acked records, each the one appended at its
 // position. It returns the record count.
-func verifyKill(dir string, acked int) (int, error) {
-	st, err := Open(dir, killConfig(0))
+func verifyKill(dir string, conf, acked int) (int, error) {
+	st, err := Open(dir, killConfig(conf))
 	if err != nil {
 		return 0, fmt.Errorf("reopen: %w", err)
 	}

@@ -207,5 +207,10 @@ func randomConfig(rng *rand.Rand, fsys vfs.FS) Config {
 	if rng.IntN(2) == 0 {
 		cfg.syncLinger = time.Millisecond // syncers stop and start all the time
 	}
+	if cfg.Sync == SyncAlways && rng.IntN(2) == 0 {
+		// Durable through the node WAL, checkpointed now and then or often.
+		cfg.NodeWAL = true
+		cfg.WALCheckpointBytes = []int64{0, 4 << 10, 32 << 10}[rng.IntN(3)]
+	}
 	return cfg
 }

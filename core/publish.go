@@ -17,7 +17,7 @@ var ErrNotReplayed = errors.New("publish needs Config.TailReplayed: the caller's
 // the engine's syncs go on in the background under the sync policy.
 // Durability as Flush, Info and the durable mark report it is unchanged.
 func (s *Stream) Publish() error {
-	if !s.cfg.TailReplayed {
+	if !s.cfg.TailReplayed || s.cfg.nodeWAL {
 		return fmt.Errorf("stream %d: %w", s.id, ErrNotReplayed)
 	}
 	s.mu.Lock()

@@ -29,6 +29,7 @@ func (s *Stream) nextIDLocked() SegmentID {
 // rollover waits (WouldBlock) while the previous seal is in progress or
 // the next file is not ready yet, or is too small for the record.
 func (s *Stream) rolloverLocked(ts int64, ext uint64, need int) error {
+	need = max(need, s.mu.need) // a larger file asked for before (replayWAL)
 	if s.mu.sealing != nil {
 		s.kickSync()
 		if s.mu.sealErr != nil {
@@ -470,7 +471,7 @@ func (s *Stream) writePointer(p segment.Pointer) error {
 // checks it against its own footer.
 func (s *Stream) sealedAt(lastTS, createdAt int64) int64 {
 	switch {
-	case !s.cfg.TailReplayed:
+	case !s.cfg.TailReplayed || s.cfg.nodeWAL:
 		return s.cfg.Now().UnixNano()
 	case lastTS != 0:
 		return lastTS

@@ -20,6 +20,12 @@ type Store struct {
 	streams string // <dir>/streams
 	cfg     Config
 	m       *metrics
+	// streamCfg is what streams run with: cfg, or under NodeWAL the
+	// derived one (walConfigs), with walCfg for the WAL's own stream.
+	streamCfg, walCfg Config
+	// wal is the node WAL (nil without Config.NodeWAL, and until it has
+	// replayed); set under mu, read without it once Open has returned.
+	wal *nodeWAL
 
 	mu struct {
 		sync.Mutex
@@ -41,6 +47,12 @@ func Open(dir string, cfg Config) (*Store, error) {
 	st := &Store{dir: dir, streams: filepath.Join(dir, "streams"), cfg: cfg, m: newMetrics(cfg.Registerer)}
 	st.mu.streams = map[StreamID]*Stream{}
 	st.mu.broken = map[StreamID]error{}
+	st.streamCfg = cfg
+	if cfg.NodeWAL {
+		st.streamCfg, st.walCfg = walConfigs(cfg)
+	} else if err := checkNoWAL(cfg.FS, dir); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	if err := vfs.MkdirAllSync(cfg.FS, st.streams); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -58,6 +70,12 @@ func Open(dir string, cfg Config) (*Store, error) {
 		ids = append(ids, StreamID(id))
 	}
 	st.recoverAll(ids)
+	if cfg.NodeWAL {
+		if err := st.openWAL(); err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+	}
 	return st, nil
 }
 
@@ -69,7 +87,7 @@ func (st *Store) recoverAll(ids []StreamID) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s := newStream(id, st.streamDir(id), &st.cfg, st.m)
+			s := newStream(id, st.streamDir(id), &st.streamCfg, st.m)
 			rep, err := s.recover()
 			if err == nil {
 				rep.Manifest, err = s.openManifest(context.Background())
@@ -186,7 +204,8 @@ func (st *Store) stream(id StreamID, follow bool) (*Stream, error) {
 
 func (st *Store) create(id StreamID) (*Stream, error) {
 	dir := st.streamDir(id)
-	s := newStream(id, dir, &st.cfg, st.m)
+	s := newStream(id, dir, &st.streamCfg, st.m)
+	s.wal = st.wal
 	// Every directory of the stream at once: one sync of the stream
 	// directory and one of its parent, not one per directory.
 	dirs := []string{s.segDir}
@@ -266,11 +285,17 @@ func (st *Store) Close() error {
 		streams = append(streams, s)
 	}
 	st.mu.Unlock()
+	if st.wal != nil {
+		st.wal.stop()
+	}
 	var errs []error
 	for _, s := range streams {
 		if err := s.close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if st.wal != nil {
+		errs = append(errs, st.wal.close(len(errs) == 0))
 	}
 	return errors.Join(errs...)
 }

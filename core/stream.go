@@ -131,6 +131,16 @@ type Stream struct {
 	// recovered is what recovery learned for start (set before start).
 	recovered recoveredState
 
+	// wal is the node WAL (Config.NodeWAL), set before the stream is
+	// handed out; nil without it and while the WAL replays. walMark,
+	// walPos and walRecs are what the WAL has made durable (as durableMark,
+	// durablePos and durableRecs are for the segments), written by its
+	// committer.
+	wal     *nodeWAL
+	walMark atomic.Uint64
+	walPos  atomic.Uint64
+	walRecs atomic.Uint64
+
 	// tracer makes the stream's spans; appendSample and flushSample pick
 	// the durable appends and the flushes that get one.
 	tracer       trace.Tracer
@@ -159,7 +169,7 @@ func newStream(id StreamID, dir string, cfg *Config, m *metrics) *Stream {
 func (s *Stream) ID() StreamID { return s.id }
 
 // MaxRecordSize is the largest payload the stream accepts.
-func (s *Stream) MaxRecordSize() int { return int(segment.MaxRecordSize(s.cfg.SegmentSize)) }
+func (s *Stream) MaxRecordSize() int { return int(s.cfg.maxRecordSize()) }
 
 // Append appends one record and returns its id. It never waits for the
 // disk; it returns a WouldBlock error when the stream cannot take the
@@ -218,8 +228,8 @@ func (s *Stream) checkPayload(p []byte) error {
 	if len(p) == 0 {
 		return fmt.Errorf("stream %d: %w", s.id, ErrEmptyRecord)
 	}
-	if int64(len(p)) > segment.MaxRecordSize(s.cfg.SegmentSize) {
-		return fmt.Errorf("stream %d: payload of %d bytes exceeds the maximum %d: %w", s.id, len(p), segment.MaxRecordSize(s.cfg.SegmentSize), ErrRecordTooLarge)
+	if max := s.cfg.maxRecordSize(); int64(len(p)) > max {
+		return fmt.Errorf("stream %d: payload of %d bytes exceeds the maximum %d: %w", s.id, len(p), max, ErrRecordTooLarge)
 	}
 	return nil
 }
@@ -250,6 +260,11 @@ func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) 
 	if err := s.usableLocked(); err != nil {
 		return 0, err
 	}
+	if s.wal != nil {
+		if err := s.wal.err(); err != nil {
+			return 0, fmt.Errorf("stream %d: %w", s.id, err)
+		}
+	}
 	if max := s.cfg.MaxUnflushedBytes; max > 0 && s.mu.written-s.durablePos.Load() >= uint64(max) {
 		s.kickSync()
 		return 0, s.m.blocked(&WouldBlock{Kind: Flush})
@@ -271,7 +286,11 @@ func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) 
 	s.mu.written += uint64(segment.RecordSpan(len(p)))
 	s.mu.records++
 	s.prepareAheadLocked(a)
-	return types.MakeRecordID(a.id, uint32(off)), nil
+	id := types.MakeRecordID(a.id, uint32(off))
+	if s.wal != nil {
+		s.wal.add(s, id, a.capacity, p, ts, ext)
+	}
+	return id, nil
 }
 
 func (s *Stream) usableLocked() error {
@@ -470,6 +489,9 @@ func (s *Stream) flushVisible(g *seg) error {
 // waitDurable waits until durableMark passes mark (a RecordID-shaped
 // position inside the last record to cover).
 func (s *Stream) waitDurable(ctx context.Context, mark uint64) error {
+	if s.wal != nil {
+		return s.waitWAL(ctx, mark)
+	}
 	s.waiters.Add(1)
 	defer s.waiters.Add(-1)
 	inlined := false

@@ -1,0 +1,175 @@
+package core
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testscale"
+)
+
+// TestPowerLossNodeWAL is TestPowerLoss with the node WAL on and three
+// streams appending at once, so that their records interleave in the WAL
+// and one sync acknowledges several streams: the power is cut at a random
+// file-system operation (sometimes again during recovery), and every
+// stream's oracle must hold.
+func TestPowerLossNodeWAL(t *testing.T) {
+	cycles := testscale.Count("AOF2_CRASH_CYCLES", 2000, 200)
+	var estimate atomic.Int64
+	estimate.Store(600)
+	start := time.Now()
+	base := uint64(envInt("AOF2_CRASH_SEED_BASE", 0))
+	for seed := base; seed < base+uint64(cycles); seed++ {
+		rng := rand.New(rand.NewPCG(seed, 0xa0f3))
+		walPowerLossCycle(t, seed, uint64(rng.Int64N(estimate.Load()*11/10+1)), &estimate)
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d node WAL power-loss cycles in %v", cycles, time.Since(start).Round(time.Millisecond))
+}
+
+// TestPowerLossNodeWALSeed reruns one seed of TestPowerLossNodeWAL.
+func TestPowerLossNodeWALSeed(t *testing.T) {
+	v := os.Getenv("AOF2_CRASH_SEED")
+	if v == "" {
+		t.Skip("set AOF2_CRASH_SEED to rerun one node WAL power-loss seed")
+	}
+	seed, err := strconv.ParseUint(v, 10, 64)
+	require.NoError(t, err)
+	var estimate atomic.Int64
+	estimate.Store(600)
+	walPowerLossCycle(t, seed, uint64(envInt("AOF2_CRASH_K", 0)), &estimate)
+}
+
+func walPowerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("seed %d, crash at op %d (rerun: AOF2_CRASH_SEED=%d AOF2_CRASH_K=%d go test -run TestPowerLossNodeWALSeed ./core): "+format,
+			append([]any{seed, k, seed, k}, args...)...)
+	}
+	const streams = 3
+	rng := rand.New(rand.NewPCG(seed, 0xa0f4))
+	mem := vfs.NewMem()
+	c := newCrashAt(mem, k, crashOptions(rand.New(rand.NewPCG(seed, 1))))
+	cfg := randomConfig(rng, c.fs)
+	cfg.Sync, cfg.NodeWAL = SyncAlways, true
+	cfg.WALCheckpointBytes = []int64{0, 2 << 10, 16 << 10}[rng.IntN(3)]
+	if os.Getenv("AOF2_CRASH_DEBUG") != "" {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-c.crashed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	oracles := make([]*oracle, streams)
+	for i := range oracles {
+		oracles[i] = &oracle{}
+	}
+	errs := make([]error, streams)
+	st, err := Open("/data", cfg)
+	if err == nil {
+		var wg sync.WaitGroup
+		for i := range streams {
+			s, err := st.Stream(StreamID(i + 1))
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			r := rand.New(rand.NewPCG(seed, uint64(10+i)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = workload(ctx, r, s, oracles[i], 20+r.IntN(80))
+			}()
+		}
+		wg.Wait()
+	}
+	for i, e := range append(errs, err) {
+		if e != nil && !c.hasCrashed() {
+			fail("workload %d failed before the crash: %v", i, e)
+		}
+	}
+	opts := crashOptions(rand.New(rand.NewPCG(seed, 1)))
+	if !c.hasCrashed() {
+		estimate.Store((estimate.Load()*7 + int64(c.fs.Ops())) / 8)
+		c.cut()
+		opts = crashOptions(rand.New(rand.NewPCG(seed, 2)))
+	}
+	cancel()
+	if st != nil {
+		_ = st.Close()
+	}
+	c.crash(mem, opts)
+
+	recovered := c.clone
+	if rng.IntN(4) == 0 {
+		c2 := newCrashAt(recovered, uint64(rng.IntN(60)), crashOptions(rand.New(rand.NewPCG(seed, 3))))
+		cfg2 := cfg
+		cfg2.FS = c2.fs
+		if st2, err := Open("/data", cfg2); err == nil {
+			_ = st2.Close()
+		}
+		c2.crash(recovered, crashOptions(rand.New(rand.NewPCG(seed, 4))))
+		recovered = c2.clone
+	}
+	cfg.FS = recovered
+	st, err = Open("/data", cfg)
+	if err != nil {
+		fail("recovery failed: %v", err)
+	}
+	defer st.Close()
+	if b := st.Broken(); len(b) > 0 {
+		fail("streams broken after recovery: %v", b)
+	}
+	for i := range streams {
+		o := oracles[i]
+		s, err := st.Stream(StreamID(i + 1))
+		if err != nil {
+			fail("stream %d after recovery: %v", i+1, err)
+		}
+		if err := o.check(s); err != nil {
+			if os.Getenv("AOF2_CRASH_DEBUG") != "" {
+				t.Logf("config: mode=%v prep=%v target=%d initial=%d checkpoint=%d", cfg.WriteMode, cfg.Preparation,
+					cfg.SegmentTargetBytes, cfg.InitialSegmentSize, cfg.WALCheckpointBytes)
+				t.Logf("recovery: %+v", st.Recovery())
+				t.Logf("ids: %v acked %d", o.ids, o.acked)
+			}
+			fail("stream %d: %v", i+1, err)
+		}
+		n, err := countRecords(s)
+		require.NoError(t, err)
+		handedOut := append([]RecordID(nil), o.ids...)
+		o.truncateTo(n)
+		for j := range 3 {
+			p := randomPayload(rng, 1000+j)
+			id, err := s.AppendDurable(context.Background(), p, AppendOptions{})
+			if err != nil {
+				fail("stream %d: append after recovery: %v", i+1, err)
+			}
+			for _, old := range handedOut[n:] {
+				if old == id {
+					fail("stream %d: id %s handed out before the crash went to another payload", i+1, id)
+				}
+			}
+			o.ack(o.appended(id, p))
+		}
+		if err := o.check(s); err != nil {
+			fail("stream %d after appending post-recovery: %v", i+1, err)
+		}
+	}
+}

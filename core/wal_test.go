@@ -1,0 +1,165 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// walStore opens a store with the node WAL on fsys.
+func walStore(t *testing.T, fsys vfs.FS, cpBytes int64) *Store {
+	t.Helper()
+	st, err := Open("/data", Config{FS: fsys, NodeWAL: true, WALCheckpointBytes: cpBytes, MaxUnflushedBytes: -1})
+	require.NoError(t, err)
+	return st
+}
+
+// TestNodeWALRecordsSurviveWithoutSegmentSyncs: acknowledged appends on
+// several streams come back after a power loss that keeps nothing unsynced
+// — the segments were never synced, so every record comes from the WAL,
+// at the id its append returned.
+func TestNodeWALRecordsSurviveWithoutSegmentSyncs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cpBytes int64
+	}{{"no checkpoint", 1 << 30}, {"checkpoint every 4 KiB", 4 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			st := walStore(t, mem, tc.cpBytes)
+			const streams, each = 4, 50
+			oracles := make([]*oracle, streams)
+			var wg sync.WaitGroup
+			for i := range streams {
+				oracles[i] = &oracle{}
+				s, err := st.Stream(StreamID(i + 1))
+				require.NoError(t, err)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for j := range each {
+						p := []byte(fmt.Sprintf("stream %d record %d", i+1, j))
+						id, err := s.AppendDurable(context.Background(), p, AppendOptions{ExtID: uint64(j)})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						oracles[i].ack(oracles[i].appended(id, p))
+					}
+				}()
+			}
+			wg.Wait()
+			crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(1, 2))})
+			require.NoError(t, st.Close())
+
+			require.Positive(t, testutil.ToFloat64(st.wal.m.commits))
+			require.InDelta(t, streams*each, testutil.ToFloat64(st.wal.m.records), 0)
+			st2 := walStore(t, crashed, tc.cpBytes)
+			defer st2.Close()
+			require.Empty(t, st2.Broken())
+			require.Positive(t, testutil.ToFloat64(st2.wal.m.replayed), "the segments were never synced: the WAL gave the records back")
+			for i := range streams {
+				s, err := st2.Lookup(StreamID(i + 1))
+				require.NoError(t, err)
+				require.NoError(t, oracles[i].check(s), "stream %d", i+1)
+				// Appends go on, and the ids handed out before stay unique:
+				// the replayed tail was sealed.
+				id, err := s.AppendDurable(context.Background(), []byte("after"), AppendOptions{})
+				require.NoError(t, err)
+				last := oracles[i].ids[len(oracles[i].ids)-1]
+				require.Greater(t, id.Segment(), last.Segment(), "stream %d: the tail the WAL replayed into must be sealed", i+1)
+			}
+		})
+	}
+}
+
+// TestNodeWALCleanCloseReplaysNothing: after a clean close the checkpoint
+// is at the WAL's end; the stream's tail goes on where it was.
+func TestNodeWALCleanCloseReplaysNothing(t *testing.T) {
+	mem := vfs.NewMem()
+	st := walStore(t, mem, 0)
+	s, err := st.Stream(7)
+	require.NoError(t, err)
+	o := &oracle{}
+	for j := range 20 {
+		p := []byte(fmt.Sprintf("record %d", j))
+		id, err := s.AppendDurable(context.Background(), p, AppendOptions{})
+		require.NoError(t, err)
+		o.ack(o.appended(id, p))
+	}
+	require.NoError(t, st.Close())
+	names, err := mem.List("/data/wal/segments")
+	require.NoError(t, err)
+	require.Empty(t, names, "a clean close removes the WAL")
+
+	st2 := walStore(t, mem, 0)
+	defer st2.Close()
+	s2, err := st2.Lookup(7)
+	require.NoError(t, err)
+	require.NoError(t, o.check(s2))
+	require.Zero(t, st2.wal.last, "nothing to replay")
+	id, err := s2.AppendDurable(context.Background(), []byte("next"), AppendOptions{})
+	require.NoError(t, err)
+	last := o.ids[len(o.ids)-1]
+	require.Equal(t, last.Segment(), id.Segment(), "a clean close keeps the tail going")
+}
+
+// TestNodeWALOffRefusesUnreplayedWAL: a store that crashed with the node
+// WAL on is not opened with it off (its acknowledged records may be only
+// in the WAL); opened with it on once and closed cleanly, it opens either
+// way.
+func TestNodeWALOffRefusesUnreplayedWAL(t *testing.T) {
+	mem := vfs.NewMem()
+	st := walStore(t, mem, 0)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	id, err := s.AppendDurable(context.Background(), []byte("only in the WAL"), AppendOptions{})
+	require.NoError(t, err)
+	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(3, 4))})
+	require.NoError(t, st.Close())
+
+	_, err = Open("/data", Config{FS: crashed})
+	require.ErrorIs(t, err, ErrWALPresent)
+
+	st = walStore(t, crashed, 0)
+	require.NoError(t, st.Close())
+	st, err = Open("/data", Config{FS: crashed})
+	require.NoError(t, err)
+	defer st.Close()
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	rec, err := s.ReadAt(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, "only in the WAL", string(rec.Payload))
+}
+
+func TestWALEntryRoundTrip(t *testing.T) {
+	e := walEntry{stream: 9, id: RecordID(5<<32 | 64), capacity: 1 << 20, ts: -3, ext: 11, payload: []byte("x")}
+	got, err := decodeWALEntry(e.appendEncoded(nil))
+	require.NoError(t, err)
+	require.Equal(t, e, got)
+	for _, bad := range [][]byte{nil, make([]byte, walEntryHeader), append([]byte{2}, make([]byte, walEntryHeader)...)} {
+		_, err := decodeWALEntry(bad)
+		require.ErrorIs(t, err, ErrCorrupt)
+	}
+}
+
+func FuzzDecodeWALEntry(f *testing.F) {
+	e := walEntry{stream: 1, id: RecordID(1<<32 | 64), capacity: 64 << 10, payload: []byte("p")}
+	f.Add(e.appendEncoded(nil))
+	f.Add(encodeWALCheckpoint(RecordID(2<<32 | 64)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if e, err := decodeWALEntry(b); err == nil {
+			require.Equal(t, b, e.appendEncoded(nil))
+		}
+		if id, err := decodeWALCheckpoint(b); err == nil {
+			require.Equal(t, b, encodeWALCheckpoint(id))
+		}
+	})
+}

@@ -1,0 +1,276 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// ErrWALContradiction: the node WAL and a stream's segments disagree about
+// a record (docs/adr-node-wal.md#recovery). The stream refuses appends;
+// nothing is dropped or renumbered.
+var ErrWALContradiction = fmt.Errorf("%w: the node WAL and the stream's segments disagree", ErrDamaged)
+
+// openWAL opens the node WAL once every stream has recovered, replays
+// into the streams what their segments lost, and starts the committer.
+// The WAL's own recovery failing fails the open: without it acknowledged
+// records may be missing from every stream.
+func (st *Store) openWAL() error {
+	walDir, cpPath := walPaths(st.dir)
+	fsys := st.cfg.FS
+	if err := vfs.MkdirAllSync(fsys, filepath.Join(walDir, "segments")); err != nil {
+		return fmt.Errorf("node WAL: %w", err)
+	}
+	ws := newStream(walStreamID, walDir, &st.walCfg, newMetrics(nil))
+	w := &nodeWAL{st: st, s: ws, cpPath: cpPath, log: st.walCfg.Logger, kick: make(chan struct{}, 1), m: newWALMetrics()}
+	rep, err := ws.recover()
+	if err == nil && len(ws.recovered.suspects) > 0 {
+		err = ws.recovered.suspects[0].err
+	}
+	if err == nil {
+		_, err = ws.openManifest(context.Background())
+	}
+	if err == nil {
+		err = ws.settleIDs(&rep)
+	}
+	if err == nil {
+		err = ws.start()
+	}
+	if err != nil {
+		_ = ws.close()
+		return fmt.Errorf("node WAL: recover %s: %w", walDir, err)
+	}
+	var damage error
+	if rep.Damage != nil {
+		damage = rep.Damage
+	}
+	if err := st.replayWAL(w); err != nil && damage == nil {
+		damage = err
+	}
+	if damage != nil {
+		// What the WAL holds past the damage is unknown: no stream may take
+		// an id the WAL might have given.
+		err := fmt.Errorf("%w: node WAL: %w", ErrDamaged, damage)
+		for _, s := range st.openStreams() {
+			s.RefuseAppendsWith(err)
+		}
+		w.block(err)
+	}
+	for _, s := range st.openStreams() {
+		if err := s.settleAfterReplay(context.Background()); err != nil {
+			w.block(err)
+			s.RefuseAppendsWith(err)
+		}
+	}
+	if err := w.checkpoint(); err != nil {
+		w.block(err)
+	}
+	if err := ws.Err(); err != nil {
+		_ = ws.close()
+		return fmt.Errorf("node WAL: %w", err)
+	}
+	w.m.register(st.cfg.Registerer)
+	st.mu.Lock()
+	st.wal = w // streams created from here on append through it
+	for _, s := range st.mu.streams {
+		s.mu.Lock()
+		s.wal = w
+		s.mu.Unlock()
+	}
+	st.mu.Unlock()
+	w.start()
+	return nil
+}
+
+// replayWAL gives every stream the WAL's records after the checkpoint. A
+// stream that cannot take them refuses appends (the WAL then keeps
+// everything); an error is damage of the WAL itself.
+func (st *Store) replayWAL(w *nodeWAL) error {
+	ctx := context.Background()
+	pos, skip := AtStart(), RecordID(0)
+	b, err := vfs.ReadFile(st.cfg.FS, w.cpPath)
+	switch {
+	case err == nil:
+		cp, err := decodeWALCheckpoint(b)
+		if err != nil {
+			// Replaying from the start is always right, only slower: the
+			// records the checkpoint covered are checked and skipped.
+			w.log.Warn("node WAL checkpoint unreadable; replaying the whole WAL", "error", err)
+		} else if first := w.s.SegmentList(); len(first) > 0 && first[0].ID <= cp.Segment() {
+			pos, skip = AtID(cp), cp
+		}
+	case !vfs.IsNotExist(err):
+		return err
+	}
+	r, err := w.s.NewReader(pos)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	failed := map[StreamID]bool{}
+	n := 0
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		w.last = rec.ID
+		if rec.ID <= skip {
+			continue
+		}
+		e, err := decodeWALEntry(rec.Payload)
+		if err != nil {
+			return fmt.Errorf("WAL record %s: %w", rec.ID, err)
+		}
+		if failed[e.stream] {
+			continue
+		}
+		s, err := st.stream(e.stream, false)
+		if err == nil {
+			err = s.replayWAL(ctx, e)
+		}
+		if err != nil {
+			failed[e.stream] = true
+			err = fmt.Errorf("stream %d: replay of node WAL record %s: %w", e.stream, rec.ID, err)
+			w.log.Error("node WAL replay stopped for a stream; it refuses appends", "stream_id", uint64(e.stream), "error", err)
+			w.block(err)
+			if s != nil {
+				s.RefuseAppendsWith(err)
+			}
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		w.m.replayed.Add(float64(n))
+		w.log.Info("node WAL replayed", "records", n)
+	}
+	return nil
+}
+
+// replayWAL puts e into the stream at the id the WAL says it had: a record
+// already there is checked against it; the next one is appended, after
+// sealing the active segment when the WAL says the record opened the next.
+func (s *Stream) replayWAL(ctx context.Context, e walEntry) error {
+	s.mu.Lock()
+	var next RecordID
+	var cur SegmentID
+	fits, empty := false, false
+	a := s.mu.active
+	if a != nil {
+		cur, next = a.id, types.MakeRecordID(a.id, uint32(a.w.End()))
+		fits = a.w.Fits(len(e.payload)) && !(s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 &&
+			a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes)
+		empty = a.w.Count() == 0
+	} else {
+		cur = s.nextIDLocked() - 1
+		next = types.MakeRecordID(cur+1, segment.HeaderSize)
+	}
+	s.mu.Unlock()
+	contradiction := func(why string) error {
+		return fmt.Errorf("%w: record %s: %s", ErrWALContradiction, e.id, why)
+	}
+	switch {
+	case e.id < next:
+		return s.replayCheck(ctx, e)
+	case e.id == next && (a == nil || fits):
+	case a != nil && !empty && e.id.Segment() == cur+1 && e.id.Offset() == segment.HeaderSize:
+		if err := s.Seal(ctx); err != nil {
+			return err
+		}
+	default:
+		why := fmt.Sprintf("the stream's next record is %s", next)
+		if a != nil {
+			why += fmt.Sprintf(" in a segment of %d bytes that cannot take %d more", a.capacity, len(e.payload))
+		}
+		return contradiction(why)
+	}
+	if e.id.Offset() == segment.HeaderSize {
+		// The record opens a segment: one at least as large as the one it
+		// went into, so that every record the WAL put there fits again.
+		s.mu.Lock()
+		s.mu.need = max(s.mu.need, int(segment.MaxRecordSize(e.capacity)))
+		s.mu.Unlock()
+	}
+	id, err := s.AppendCtx(ctx, e.payload, AppendOptions{Timestamp: e.ts, ExtID: e.ext})
+	if err != nil {
+		return err
+	}
+	if id != e.id {
+		return contradiction(fmt.Sprintf("the stream put it at %s", id))
+	}
+	return nil
+}
+
+// replayCheck checks a record the stream already holds against the WAL's
+// copy. A mismatch is damage of one of them; which one is not guessed.
+func (s *Stream) replayCheck(ctx context.Context, e walEntry) error {
+	cat := s.cat.Load()
+	if len(cat.segs) > 0 && e.id.Segment() < cat.segs[0].id {
+		return nil // dropped by retention, which takes only sealed (synced) segments
+	}
+	g, _ := cat.byID(e.id.Segment())
+	if g == nil || int64(e.id.Offset()) >= g.visible.Load() {
+		return fmt.Errorf("%w: record %s: the stream has no record there", ErrWALContradiction, e.id)
+	}
+	if !g.resident.Load() {
+		return nil // sealed and in tier 1/2, whose checksums cover it
+	}
+	rec, err := s.ReadAt(ctx, e.id)
+	if err != nil {
+		return fmt.Errorf("%w: record %s: %w", ErrWALContradiction, e.id, err)
+	}
+	if !bytes.Equal(rec.Payload, e.payload) || rec.Timestamp != e.ts || rec.ExtID != e.ext {
+		return fmt.Errorf("%w: record %s differs from the WAL's copy", ErrWALContradiction, e.id)
+	}
+	return nil
+}
+
+// settleAfterReplay makes sure no id handed out before an unclean shutdown
+// and lost with it goes to another payload: the tail the WAL replayed into
+// is sealed, and the segment ids the durable mark reserved get
+// placeholders, as recovery does without the WAL (docs/tiering.md#recovery).
+func (s *Stream) settleAfterReplay(ctx context.Context) error {
+	s.mu.Lock()
+	m := s.recovered.mark
+	unclean := s.recovered.unclean || m == nil || !m.Clean()
+	s.recovered.unclean = false
+	if s.mu.refused != nil || s.mu.failed != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	var target *seg
+	if a := s.mu.active; unclean && a != nil {
+		if err := s.startSealLocked(a); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		target = a
+	}
+	s.mu.Unlock()
+	if target != nil {
+		if err := s.waitSealed(ctx, target); err != nil {
+			return fmt.Errorf("stream %d: seal the tail after the node WAL's replay: %w", s.id, err)
+		}
+	}
+	s.mu.Lock()
+	ph, err := s.reserveLocked()
+	s.mu.Unlock()
+	if len(ph) > 0 {
+		s.log.Info("segment ids reserved before an unclean shutdown became placeholders", "segments", ph)
+	}
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return err
+	}
+	return nil
+}
