@@ -78,10 +78,20 @@ type nodeWAL struct {
 		blocked error
 	}
 	failedErr atomic.Pointer[error]
-	kick      chan struct{}
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// stall is the WouldBlock(Admission) the WAL's own stream answers
+	// while it cannot take entries (its next segment file cannot be
+	// prepared: a full disk, EIO): appends see it, and durable waiters
+	// get it instead of waiting for a commit that cannot happen yet.
+	stall atomic.Pointer[error]
+	kick  chan struct{}
+	// cpKick wakes the checkpointer for the WAL record in cpEnd: a
+	// checkpoint syncs every stream's segments, which no round should wait
+	// for.
+	cpKick chan struct{}
+	cpEnd  atomic.Uint64
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	// Owned by the committer goroutine (and by replay, before it starts).
 	spare           walQueue
@@ -113,8 +123,24 @@ func (w *nodeWAL) add(s *Stream, id RecordID, capacity int64, p []byte, ts int64
 
 func (w *nodeWAL) start() {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
-	w.wg.Add(1)
+	w.wg.Add(2)
 	go w.run()
+	go w.runCheckpoints()
+}
+
+// runCheckpoints is the checkpointer goroutine, stopped by stop.
+func (w *nodeWAL) runCheckpoints() {
+	defer w.wg.Done()
+	for {
+		select {
+		case <-w.cpKick:
+			if err := w.checkpoint(RecordID(w.cpEnd.Load())); err != nil {
+				w.block(err)
+			}
+		case <-w.ctx.Done():
+			return
+		}
+	}
 }
 
 // stop ends the committer. What it had not written yet is made durable by
@@ -267,9 +293,9 @@ func (w *nodeWAL) round() error {
 		w.spare.enc = nil // a burst's buffer is not kept for good
 	}
 	if w.sinceCheckpoint >= w.st.cfg.WALCheckpointBytes {
-		if err := w.checkpoint(); err != nil {
-			w.block(err)
-		}
+		w.sinceCheckpoint = 0
+		w.cpEnd.Store(uint64(w.last))
+		kick(w.cpKick)
 	}
 	return nil
 }
@@ -278,6 +304,7 @@ func (w *nodeWAL) round() error {
 // it.
 func (w *nodeWAL) write(payloads [][]byte) error {
 	for len(payloads) > 0 {
+		state := w.s.stateN.wait()
 		ids, err := w.s.AppendBatch(payloads, AppendOptions{})
 		if len(ids) > 0 {
 			w.last = ids[len(ids)-1]
@@ -289,16 +316,46 @@ func (w *nodeWAL) write(payloads [][]byte) error {
 		if !errors.Is(err, ErrWouldBlock) {
 			return fmt.Errorf("node WAL: append: %w", err)
 		}
-		id, err := w.s.AppendCtx(w.ctx, payloads[0], AppendOptions{})
-		if err != nil {
-			return fmt.Errorf("node WAL: append: %w", err)
+		if KindOf(err) == Admission {
+			w.setStall(fmt.Errorf("node WAL: %w", err))
 		}
-		w.last, payloads = id, payloads[1:]
+		select {
+		case <-state:
+		case <-time.After(prepRetry):
+		case <-w.ctx.Done():
+			return fmt.Errorf("node WAL: append: %w", w.ctx.Err())
+		}
 	}
+	w.setStall(nil)
 	if err := w.s.FlushAll(w.ctx); err != nil {
 		return fmt.Errorf("node WAL: sync: %w", err)
 	}
 	return nil
+}
+
+func (w *nodeWAL) stalled() error {
+	if e := w.stall.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// setStall sets or clears the stall and wakes the streams' appenders and
+// waiters, who check it.
+func (w *nodeWAL) setStall(err error) {
+	var old *error
+	if err == nil {
+		if old = w.stall.Swap(nil); old == nil {
+			return
+		}
+	} else {
+		w.stall.Store(&err)
+		w.log.Warn("node WAL cannot take entries; appends wait", "error", err)
+	}
+	for _, s := range w.st.openStreams() {
+		s.durableN.broadcast()
+		s.stateN.broadcast()
+	}
 }
 
 // fail stops the WAL for good (until the store is reopened): appends to
@@ -331,16 +388,15 @@ func (w *nodeWAL) block(err error) {
 }
 
 // checkpoint makes every stream's segments hold what the WAL holds up to
-// its newest record, records that in the checkpoint file (replay starts
-// after it), and drops the WAL's segments wholly before it.
-func (w *nodeWAL) checkpoint() error {
+// its record end (durable), records that in the checkpoint file (replay
+// starts after it), and drops the WAL's segments wholly before it.
+func (w *nodeWAL) checkpoint(end RecordID) error {
 	w.mu.Lock()
 	blocked := w.mu.blocked
 	w.mu.Unlock()
-	if blocked != nil || w.last == 0 {
+	if blocked != nil || end == 0 {
 		return nil
 	}
-	end := w.last
 	// Every record whose entry is at or before end was appended to its
 	// segment before the entry was queued: syncing each segment to its
 	// end now covers it.
@@ -352,7 +408,6 @@ func (w *nodeWAL) checkpoint() error {
 	if err := vfs.WriteFileAtomic(w.st.cfg.FS, w.cpPath, encodeWALCheckpoint(end)); err != nil {
 		return fmt.Errorf("node WAL checkpoint: %w", err)
 	}
-	w.sinceCheckpoint = 0
 	w.m.checkpoints.Inc()
 	for {
 		segs := w.s.SegmentList()
@@ -411,6 +466,9 @@ func (s *Stream) waitWAL(ctx context.Context, mark uint64) error {
 		}
 		if err := s.wal.err(); err != nil {
 			return fmt.Errorf("stream %d: %w", s.id, err)
+		}
+		if err := s.wal.stalled(); err != nil {
+			return fmt.Errorf("stream %d: flush: %w", s.id, err)
 		}
 		select {
 		case <-ch:

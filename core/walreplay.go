@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
@@ -17,6 +18,11 @@ import (
 // a record (docs/adr-node-wal.md#recovery). The stream refuses appends;
 // nothing is dropped or renumbered.
 var ErrWALContradiction = fmt.Errorf("%w: the node WAL and the stream's segments disagree", ErrDamaged)
+
+// walReplayTimeout bounds the waits of the replay (a segment file that
+// cannot be prepared, a seal that cannot finish): the stream concerned
+// then refuses appends instead of holding the open forever.
+const walReplayTimeout = time.Minute
 
 // openWAL opens the node WAL once every stream has recovered, replays
 // into the streams what their segments lost, and starts the committer.
@@ -29,7 +35,7 @@ func (st *Store) openWAL() error {
 		return fmt.Errorf("node WAL: %w", err)
 	}
 	ws := newStream(walStreamID, walDir, &st.walCfg, newMetrics(nil))
-	w := &nodeWAL{st: st, s: ws, cpPath: cpPath, log: st.walCfg.Logger, kick: make(chan struct{}, 1), m: newWALMetrics()}
+	w := &nodeWAL{st: st, s: ws, cpPath: cpPath, log: st.walCfg.Logger, kick: make(chan struct{}, 1), cpKick: make(chan struct{}, 1), m: newWALMetrics()}
 	rep, err := ws.recover()
 	if err == nil && len(ws.recovered.suspects) > 0 {
 		err = ws.recovered.suspects[0].err
@@ -63,13 +69,15 @@ func (st *Store) openWAL() error {
 		}
 		w.block(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
+	defer cancel()
 	for _, s := range st.openStreams() {
-		if err := s.settleAfterReplay(context.Background()); err != nil {
+		if err := s.settleAfterReplay(ctx); err != nil {
 			w.block(err)
 			s.RefuseAppendsWith(err)
 		}
 	}
-	if err := w.checkpoint(); err != nil {
+	if err := w.checkpoint(w.last); err != nil {
 		w.block(err)
 	}
 	if err := ws.Err(); err != nil {
@@ -93,7 +101,8 @@ func (st *Store) openWAL() error {
 // stream that cannot take them refuses appends (the WAL then keeps
 // everything); an error is damage of the WAL itself.
 func (st *Store) replayWAL(w *nodeWAL) error {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
+	defer cancel()
 	pos, skip := AtStart(), RecordID(0)
 	b, err := vfs.ReadFile(st.cfg.FS, w.cpPath)
 	switch {
@@ -264,6 +273,22 @@ func (s *Stream) settleAfterReplay(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
+	// The placeholders are prepared like segment files: not while the
+	// stream's own preparer (started by the replay's rollovers and the
+	// seal) works on the same file.
+	for s.mu.prepRunning {
+		if err := s.mu.prepErr; err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("stream %d: prepare a segment after the node WAL's replay: %w", s.id, err)
+		}
+		s.mu.Unlock()
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("stream %d: after the node WAL's replay: %w", s.id, ctx.Err())
+		}
+		s.mu.Lock()
+	}
 	ph, err := s.reserveLocked()
 	s.mu.Unlock()
 	if len(ph) > 0 {

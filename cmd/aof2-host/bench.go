@@ -42,6 +42,7 @@ const (
 type benchConfig struct {
 	mode                 string
 	stream               client.StreamID
+	streams              int // client i appends to stream + i mod streams
 	size, batch, perCall int
 	records              int64
 	duration             time.Duration
@@ -62,6 +63,7 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 	records := e.flags.Int64("records", 0, "stop after this many records (default: run for -duration)")
 	duration := e.flags.Duration("duration", 10*time.Second, "how long to run when -records is not set")
 	stream := e.flags.Uint64("stream", 1, "the stream to append to")
+	streams := e.flags.Int("streams", 1, "spread the clients over this many streams, -stream and the ones after it (client i appends to -stream + i mod -streams)")
 	noWait := e.flags.Bool("no-wait", false, "do not wait for durability (acknowledge after the append)")
 	coalesce := e.flags.Bool("coalesce", true, "unary mode: coalesce concurrent appends of clients sharing a connection (see -conns)")
 	if _, err := e.parse(0, 0); err != nil {
@@ -80,10 +82,12 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 		return usagef("-conns must be between 1 and -clients (0: one per client)")
 	case *conns > 0 && *mode == benchHTTP:
 		return usagef("-conns is for the gRPC modes")
+	case *streams < 1 || *streams > *clients:
+		return usagef("-streams must be between 1 and -clients")
 	case *records < 0 || *duration <= 0:
 		return usagef("-records must not be negative and -duration must be positive")
 	}
-	cfg := benchConfig{mode: *mode, stream: client.StreamID(*stream), size: *size, batch: *batch, perCall: *perCall,
+	cfg := benchConfig{mode: *mode, stream: client.StreamID(*stream), streams: *streams, size: *size, batch: *batch, perCall: *perCall,
 		records: *records, duration: *duration, noWait: *noWait, coalesce: *coalesce}
 	if *conns == 0 {
 		*conns = *clients
@@ -99,7 +103,11 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 			calls[j] = call
 		}
 	}
-	fmt.Fprintf(e.stdout, "bench: %s, %d clients over %d connections, %d B records, batch %d, durable=%v, stream %d\n", cfg.mode, *clients, *conns, cfg.size, cfg.batch, !cfg.noWait, cfg.stream)
+	where := fmt.Sprintf("stream %d", cfg.stream)
+	if cfg.streams > 1 {
+		where = fmt.Sprintf("streams %d-%d", cfg.stream, cfg.stream+client.StreamID(cfg.streams-1))
+	}
+	fmt.Fprintf(e.stdout, "bench: %s, %d clients over %d connections, %d B records, batch %d, durable=%v, %s\n", cfg.mode, *clients, *conns, cfg.size, cfg.batch, !cfg.noWait, where)
 	res, err := bench(ctx, calls, cfg)
 	if err != nil {
 		return err
@@ -108,8 +116,9 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 	return nil
 }
 
-// benchCall makes one measured call and says how many records it carried.
-type benchCall func(ctx context.Context, payloads [][]byte) (int, error)
+// benchCall makes one measured call to a stream and says how many records
+// it carried.
+type benchCall func(ctx context.Context, stream client.StreamID, payloads [][]byte) (int, error)
 
 // newBenchCall connects one client (its own connection) for cfg.mode.
 func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr string) (benchCall, func(), error) {
@@ -119,11 +128,7 @@ func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr stri
 			return nil, nil, err
 		}
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-		url := fmt.Sprintf("http://%s/v1/streams/%d/records", httpAddr, cfg.stream)
-		if cfg.noWait {
-			url += "?durable=false"
-		}
-		return httpBenchCall(hc, url, tok), hc.CloseIdleConnections, nil
+		return httpBenchCall(hc, httpAddr, cfg.noWait, tok), hc.CloseIdleConnections, nil
 	}
 	c, err := t.dial(ctx, client.WithAppendCoalescing(cfg.coalesce))
 	if err != nil {
@@ -134,13 +139,13 @@ func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr stri
 	case cfg.mode == benchStream:
 		return streamBenchCall(c, cfg), closeFn, nil
 	case cfg.noWait:
-		return func(ctx context.Context, p [][]byte) (int, error) {
-			_, err := c.AppendNoWait(ctx, cfg.stream, p...)
+		return func(ctx context.Context, stream client.StreamID, p [][]byte) (int, error) {
+			_, err := c.AppendNoWait(ctx, stream, p...)
 			return len(p), err
 		}, closeFn, nil
 	default:
-		return func(ctx context.Context, p [][]byte) (int, error) {
-			_, err := c.Append(ctx, cfg.stream, p...)
+		return func(ctx context.Context, stream client.StreamID, p [][]byte) (int, error) {
+			_, err := c.Append(ctx, stream, p...)
 			return len(p), err
 		}, closeFn, nil
 	}
@@ -149,8 +154,8 @@ func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr stri
 // streamBenchCall sends cfg.perCall batches over one AppendStream call and
 // closes it, flushing.
 func streamBenchCall(c *client.Client, cfg benchConfig) benchCall {
-	return func(ctx context.Context, p [][]byte) (int, error) {
-		a, err := c.NewAppender(ctx, cfg.stream)
+	return func(ctx context.Context, stream client.StreamID, p [][]byte) (int, error) {
+		a, err := c.NewAppender(ctx, stream)
 		if err != nil {
 			return 0, err
 		}
@@ -174,8 +179,12 @@ func streamBenchCall(c *client.Client, cfg benchConfig) benchCall {
 
 // httpBenchCall posts one batch: a single record as the raw body, more as
 // JSON.
-func httpBenchCall(hc *http.Client, url, token string) benchCall {
-	return func(ctx context.Context, p [][]byte) (int, error) {
+func httpBenchCall(hc *http.Client, addr string, noWait bool, token string) benchCall {
+	return func(ctx context.Context, stream client.StreamID, p [][]byte) (int, error) {
+		url := fmt.Sprintf("http://%s/v1/streams/%d/records", addr, stream)
+		if noWait {
+			url += "?durable=false"
+		}
 		body, ctype := p[0], "application/octet-stream"
 		if len(p) > 1 {
 			type rec struct {
@@ -239,7 +248,8 @@ func bench(ctx context.Context, calls []benchCall, cfg benchConfig) (benchResult
 		firstEr error
 	)
 	start := time.Now()
-	for _, call := range calls {
+	for i, call := range calls {
+		stream := cfg.stream + client.StreamID(i%max(cfg.streams, 1))
 		wg.Go(func() {
 			var mine []time.Duration
 			defer func() { mu.Lock(); lat = append(lat, mine...); mu.Unlock() }()
@@ -248,7 +258,7 @@ func bench(ctx context.Context, calls []benchCall, cfg benchConfig) (benchResult
 					return
 				}
 				t0 := time.Now()
-				n, err := call(ctx, payloads)
+				n, err := call(ctx, stream, payloads)
 				if err != nil {
 					if ctx.Err() != nil {
 						return // interrupted: the call is not counted

@@ -52,6 +52,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"bench", "-mode", "http"}, exitUsage},
 		{[]string{"bench", "-addr", "127.0.0.1:1", "-mode", "stream", "-per-call", "0"}, exitUsage},
 		{[]string{"bench", "-addr", "127.0.0.1:1", "-clients", "2", "-conns", "3"}, exitUsage},
+		{[]string{"bench", "-addr", "127.0.0.1:1", "-clients", "2", "-streams", "3"}, exitUsage},
 		{[]string{"bench", "-mode", "http", "-http-addr", "127.0.0.1:1", "-conns", "1"}, exitUsage},
 		{[]string{"dump", "extra"}, exitUsage},
 		{[]string{"serve", "-segment-size", "12345"}, exitUsage},

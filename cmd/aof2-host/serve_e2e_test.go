@@ -128,6 +128,16 @@ func TestServeEndToEnd(t *testing.T) {
 	c9, err := c.Info(ctx, 9)
 	require.NoError(t, err)
 	require.Equal(t, uint64(400+4*120), c9.Records, "every record a bench call acknowledged is in the stream")
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"bench", "-addr", h.grpc, "-clients", "4", "-records", "200", "-stream", "10", "-streams", "2"}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "streams 10-11")
+	c10, err := c.Info(ctx, 10)
+	require.NoError(t, err)
+	c11, err := c.Info(ctx, 11)
+	require.NoError(t, err)
+	require.Equal(t, uint64(200), c10.Records+c11.Records, "-streams spreads the clients")
+	require.Positive(t, c10.Records)
+	require.Positive(t, c11.Records)
 
 	// SIGTERM with a tail open: the tail ends, the host exits cleanly.
 	tail, err = c.Tail(ctx, 8, client.AtStart())

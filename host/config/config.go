@@ -79,8 +79,11 @@ type Segment struct {
 	FlushInterval     time.Duration
 	FlushBytes        int64
 	MaxUnflushedBytes int64 // -1 disables the bound
-	WriteMode         string
-	Preparation       string
+	// NodeWAL and WALCheckpointBytes are core.Config's.
+	NodeWAL            bool
+	WALCheckpointBytes int64
+	WriteMode          string
+	Preparation        string
 }
 
 // Manifest configures each stream's manifest log (manifest.Options).

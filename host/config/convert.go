@@ -38,6 +38,8 @@ func (c *Config) CoreConfig() core.Config {
 		FlushInterval:      c.Segment.FlushInterval,
 		FlushBytes:         c.Segment.FlushBytes,
 		MaxUnflushedBytes:  c.Segment.MaxUnflushedBytes,
+		NodeWAL:            c.Segment.NodeWAL,
+		WALCheckpointBytes: c.Segment.WALCheckpointBytes,
 		WriteMode:          mode,
 		Preparation:        prep,
 		Manifest:           c.manifestOptions(),

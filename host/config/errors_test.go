@@ -213,6 +213,7 @@ func TestCombinationsRefused(t *testing.T) {
 		{"retry max below initial", "tier2 {\n  retry_initial = \"1s\"\n  retry_max = \"100ms\"\n}\n", []string{"tier2.retry_max", "at least tier2.retry_initial"}},
 		{"read default above the read maximum", "limits {\n  read_default_bytes = \"32MiB\"\n}\n", []string{"limits.read_max_bytes", `"16MiB"`, "at least limits.read_default_bytes (32MiB)"}},
 		{"disk low watermark not below high", "tier0 {\n  disk_high_watermark = \"85%\"\n  disk_low_watermark = 85\n}\n", []string{"tier0.disk_low_watermark", `"85%"`, "below tier0.disk_high_watermark (85%)"}},
+		{"node WAL without sync always", "segment {\n  sync = \"interval\"\n  node_wal = true\n}\n", []string{"segment.node_wal", `needs segment.sync = "always" (it is interval)`}},
 		{"no listener", "listen {\n  grpc = \"\"\n  http = \"\"\n}\n", []string{"listen.grpc", "both empty"}},
 		{"token and token file", "listen {\n  auth_token = \"a\"\n  auth_token_file = \"/x\"\n}\n", []string{"listen.auth_token_file", "not both"}},
 		{"cert without key", "listen {\n  tls {\n    cert_file = \"/c\"\n  }\n}\n", []string{"listen.tls.key_file", "go together"}},

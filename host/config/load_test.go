@@ -135,6 +135,8 @@ func samples(t *testing.T) map[string][3]string {
 		"segment.flush_interval":         {"1ms", "2s", "1m30s"},
 		"segment.flush_bytes":            {"1KiB", "2KiB", "3KiB"},
 		"segment.max_unflushed_bytes":    {"1MiB", "-1", "3MiB"},
+		"segment.node_wal":               {"true", "false", "true"},
+		"segment.wal_checkpoint_bytes":   {"1MiB", "2MiB", "64MiB"},
 		"segment.write_mode":             {"mmap", "pwrite", "mmap"},
 		"segment.preparation":            {"small-pages", "large-folios", "fallocate"},
 		"manifest.log_only":              {"true", "false", "true"},

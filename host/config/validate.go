@@ -24,6 +24,16 @@ func (c *Config) validate() error {
 		errs.add(c.keyError("segment.initial_size", FormatSize(c.Segment.InitialSize),
 			"must not exceed segment.size ("+FormatSize(c.Segment.Size)+")", nil))
 	}
+	if c.Segment.NodeWAL {
+		switch {
+		case c.Segment.Sync != "always":
+			errs.add(c.keyError("segment.node_wal", "true", "needs segment.sync = \"always\" (it is "+c.Segment.Sync+")", nil))
+		case c.Clustered():
+			errs.add(c.keyError("segment.node_wal", "true", "is not for a cluster member: its Raft log already makes records durable once for all streams", nil))
+		case c.IsReplica():
+			errs.add(c.keyError("segment.node_wal", "true", "is not for a replica: it takes no appends", nil))
+		}
+	}
 	errs.add(c.validateManifest())
 	if hi, lo := c.Tier0.DiskHighWatermark, c.Tier0.DiskLowWatermark; hi > 0 && lo >= hi {
 		errs.add(c.keyError("tier0.disk_low_watermark", FormatPercent(lo), "must be below tier0.disk_high_watermark ("+FormatPercent(hi)+")", nil))

@@ -51,9 +51,22 @@ func TestNodeLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a plugin binary")
 	}
+	bin := buildFSPlugin(t)
+	t.Run("segments", func(t *testing.T) { nodeLifecycle(t, bin, false) })
+	// Appends durable through the node WAL: the same tiering, and a
+	// restart after a clean close that finds no WAL to replay.
+	t.Run("node-wal", func(t *testing.T) { nodeLifecycle(t, bin, true) })
+}
+
+func nodeLifecycle(t *testing.T, bin string, nodeWAL bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, dir := buildFSPlugin(t), t.TempDir()
+	dir := t.TempDir()
+	testOptions := func(dir, bin string, reg prometheus.Registerer) Options {
+		o := testOptions(dir, bin, reg)
+		o.Core.NodeWAL = nodeWAL
+		return o
+	}
 	reg := prometheus.NewRegistry()
 	n, err := New(testOptions(dir, bin, reg))
 	require.NoError(t, err)
@@ -73,7 +86,12 @@ func TestNodeLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	payload := bytes.Repeat([]byte("x"), 4000)
 	const records = 3000 // ≈ 12 MiB: a dozen 1 MiB segments through a 4 MiB tier 0
-	for range records {
+	for i := range records {
+		if i%100 == 0 {
+			_, err := s.AppendDurable(ctx, payload, core.AppendOptions{})
+			require.NoError(t, err)
+			continue
+		}
 		_, err := s.AppendCtx(ctx, payload, core.AppendOptions{})
 		require.NoError(t, err)
 	}
@@ -104,6 +122,11 @@ func TestNodeLifecycle(t *testing.T) {
 	locked, err = Locked(dir)
 	require.NoError(t, err)
 	require.False(t, locked)
+	if nodeWAL {
+		walSegs, err := os.ReadDir(filepath.Join(dir, "wal", "segments"))
+		require.NoError(t, err)
+		require.Empty(t, walSegs, "a clean close removes the node WAL")
+	}
 
 	off, err := dump.FromDataDir(ctx, nil, dir)
 	require.NoError(t, err)
