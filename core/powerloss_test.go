@@ -136,32 +136,7 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	if err != nil && !c.hasCrashed() {
 		fail("workload failed before the crash: %v", err)
 	}
-	opts := crashOptions(rand.New(rand.NewPCG(seed, 1)))
-	if !c.hasCrashed() {
-		// The workload finished first: cut the power while idle.
-		estimate.Store((estimate.Load()*7 + int64(c.fs.Ops())) / 8)
-		c.cut()
-		opts = crashOptions(rand.New(rand.NewPCG(seed, 2)))
-	}
-	cancel()
-	if st != nil {
-		_ = st.Close()
-	}
-	c.crash(mem, opts)
-
-	recovered := c.clone
-	if rng.IntN(4) == 0 {
-		// Lose power again in the middle of recovery.
-		k2 := uint64(rng.IntN(40))
-		c2 := newCrashAt(recovered, k2, crashOptions(rand.New(rand.NewPCG(seed, 3))))
-		cfg2 := cfg
-		cfg2.FS = c2.fs
-		if st2, err := Open("/data", cfg2); err == nil {
-			_ = st2.Close()
-		}
-		c2.crash(recovered, crashOptions(rand.New(rand.NewPCG(seed, 4))))
-		recovered = c2.clone
-	}
+	recovered := powerCut(c, mem, st, cancel, cfg, seed, rng, estimate, 40)
 	cfg.FS = recovered
 	st, err = Open("/data", cfg)
 	if err != nil {
@@ -200,6 +175,39 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	if err := o.check(s); err != nil {
 		fail("after appending post-recovery: %v", err)
 	}
+}
+
+// powerCut ends a power-loss cycle's run: it cuts the power now if the
+// workload finished before operation k, stops the workload (cancel) and
+// the store, takes what survives, and in a quarter of the cycles loses
+// power again within the first maxK2 operations of the recovery that
+// follows. It returns the file system to recover from.
+func powerCut(c *crashAt, mem *vfs.MemFS, st *Store, cancel context.CancelFunc, cfg Config, seed uint64, rng *rand.Rand,
+	estimate *atomic.Int64, maxK2 int) *vfs.MemFS {
+	opts := crashOptions(rand.New(rand.NewPCG(seed, 1)))
+	if !c.hasCrashed() {
+		// The workload finished first: cut the power while idle.
+		estimate.Store((estimate.Load()*7 + int64(c.fs.Ops())) / 8)
+		c.cut()
+		opts = crashOptions(rand.New(rand.NewPCG(seed, 2)))
+	}
+	cancel()
+	if st != nil {
+		_ = st.Close()
+	}
+	c.crash(mem, opts)
+	recovered := c.clone
+	if rng.IntN(4) == 0 {
+		// Lose power again in the middle of recovery.
+		c2 := newCrashAt(recovered, uint64(rng.IntN(maxK2)), crashOptions(rand.New(rand.NewPCG(seed, 3))))
+		cfg.FS = c2.fs
+		if st2, err := Open("/data", cfg); err == nil {
+			_ = st2.Close()
+		}
+		c2.crash(recovered, crashOptions(rand.New(rand.NewPCG(seed, 4))))
+		recovered = c2.clone
+	}
+	return recovered
 }
 
 // TestPowerLossSeed reruns one seed of TestPowerLoss (AOF2_CRASH_SEED).

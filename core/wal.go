@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aof2/aof2/core/segment"
-	"github.com/aof2/aof2/core/vfs"
 )
 
 // The node WAL (Config.NodeWAL, docs/adr-node-wal.md) makes a record
@@ -128,21 +124,6 @@ func (w *nodeWAL) start() {
 	go w.runCheckpoints()
 }
 
-// runCheckpoints is the checkpointer goroutine, stopped by stop.
-func (w *nodeWAL) runCheckpoints() {
-	defer w.wg.Done()
-	for {
-		select {
-		case <-w.cpKick:
-			if err := w.checkpoint(RecordID(w.cpEnd.Load())); err != nil {
-				w.block(err)
-			}
-		case <-w.ctx.Done():
-			return
-		}
-	}
-}
-
 // stop ends the committer. What it had not written yet is made durable by
 // the streams' own close, which syncs their segments.
 func (w *nodeWAL) stop() {
@@ -151,86 +132,6 @@ func (w *nodeWAL) stop() {
 	}
 	w.cancel()
 	w.wg.Wait()
-}
-
-// close closes the WAL's stream after the user streams closed. When they
-// all closed cleanly their segments hold everything the WAL does, and the
-// WAL's files are removed: a WAL on disk then always means records the
-// segments may lack (checkNoWAL).
-func (w *nodeWAL) close(clean bool) error {
-	w.mu.Lock()
-	blocked := w.mu.blocked
-	w.mu.Unlock()
-	err := w.s.close()
-	if err != nil {
-		return fmt.Errorf("node WAL: close: %w", err)
-	}
-	if clean && blocked == nil && w.err() == nil {
-		if err := removeWAL(w.st.cfg.FS, w.st.dir); err != nil {
-			return fmt.Errorf("node WAL: remove after a clean close: %w", err)
-		}
-	}
-	return nil
-}
-
-// removeWAL deletes the WAL's checkpoint, then its durable mark and
-// pointer, then its segment files oldest first: a crash in between leaves
-// the newest segments and no checkpoint, which replays them whole (every
-// record checked against the segments and skipped), and never a mark that
-// names a segment whose file is gone (which would read as damage).
-func removeWAL(fsys vfs.FS, dir string) error {
-	walDir, cpPath := walPaths(dir)
-	if err := fsys.Remove(cpPath); err != nil && !vfs.IsNotExist(err) {
-		return err
-	}
-	if err := fsys.SyncDir(walDir); err != nil {
-		return err
-	}
-	segDir := filepath.Join(walDir, "segments")
-	names, err := fsys.List(segDir)
-	if err != nil {
-		return err
-	}
-	slices.SortStableFunc(names, func(a, b string) int {
-		_, segA := segment.ParseFileName(a)
-		_, segB := segment.ParseFileName(b)
-		switch {
-		case segA == segB:
-			return strings.Compare(a, b)
-		case segB:
-			return -1 // everything else goes first
-		}
-		return 1
-	})
-	for _, n := range names {
-		if err := fsys.Remove(filepath.Join(segDir, n)); err != nil && !vfs.IsNotExist(err) {
-			return err
-		}
-	}
-	return fsys.SyncDir(segDir)
-}
-
-// ErrWALPresent: the store holds a node WAL that may have records its
-// streams' segments lack, and it is opened without Config.NodeWAL.
-var ErrWALPresent = errors.New("the store's node WAL may hold acknowledged records its segments lack: open it with the node WAL on (node_wal = true) once, which replays them; a clean close then removes the WAL")
-
-// checkNoWAL refuses to open without the node WAL a store whose WAL was
-// not removed by a clean close.
-func checkNoWAL(fsys vfs.FS, dir string) error {
-	walDir, _ := walPaths(dir)
-	names, err := fsys.List(filepath.Join(walDir, "segments"))
-	if vfs.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if _, ok := segment.ParseFileName(n); ok {
-			return fmt.Errorf("%w (%s)", ErrWALPresent, walDir)
-		}
-	}
-	return nil
 }
 
 func (w *nodeWAL) run() {
@@ -385,149 +286,4 @@ func (w *nodeWAL) block(err error) {
 		w.m.blocked.Set(1)
 		w.log.Error("node WAL checkpoints stopped: the WAL keeps every entry until the store is reopened", "error", err)
 	}
-}
-
-// checkpoint makes every stream's segments hold what the WAL holds up to
-// its record end (durable), records that in the checkpoint file (replay
-// starts after it), and drops the WAL's segments wholly before it.
-func (w *nodeWAL) checkpoint(end RecordID) error {
-	w.mu.Lock()
-	blocked := w.mu.blocked
-	w.mu.Unlock()
-	if blocked != nil || end == 0 {
-		return nil
-	}
-	// Every record whose entry is at or before end was appended to its
-	// segment before the entry was queued: syncing each segment to its
-	// end now covers it.
-	for _, s := range w.st.openStreams() {
-		if err := s.syncSegments(); err != nil {
-			return fmt.Errorf("node WAL checkpoint: %w", err)
-		}
-	}
-	if err := vfs.WriteFileAtomic(w.st.cfg.FS, w.cpPath, encodeWALCheckpoint(end)); err != nil {
-		return fmt.Errorf("node WAL checkpoint: %w", err)
-	}
-	w.m.checkpoints.Inc()
-	for {
-		segs := w.s.SegmentList()
-		if len(segs) < 2 || segs[0].ID >= end.Segment() {
-			return nil
-		}
-		if err := w.s.DropHead(segs[0].ID); err != nil {
-			w.log.Warn("node WAL: could not drop a segment before the checkpoint", "segment_id", uint64(segs[0].ID), "error", err)
-			return nil
-		}
-	}
-}
-
-// walAck records that the stream's records before mark are durable in
-// the WAL and makes them readable.
-func (s *Stream) walAck(mark, pos, recs uint64) {
-	s.mu.Lock()
-	if s.mu.failed == nil && !s.mu.closed {
-		if a := s.mu.active; a != nil && a.id == RecordID(mark).Segment() {
-			// Readers read the file: staged bytes go out first. (A segment
-			// that stopped being active was pushed whole then.)
-			if err := a.w.Push(); err != nil {
-				_ = s.failLocked(fmt.Errorf("push %s: %w", a.path, err))
-				s.mu.Unlock()
-				return
-			}
-			a.publish()
-		}
-	}
-	s.mu.Unlock()
-	casMax(&s.publishedMark, mark)
-	casMax(&s.walPos, pos)
-	casMax(&s.walRecs, recs)
-	casMax(&s.walMark, mark)
-	s.durableN.broadcast()
-}
-
-func casMax(a *atomic.Uint64, v uint64) {
-	for {
-		old := a.Load()
-		if v <= old || a.CompareAndSwap(old, v) {
-			return
-		}
-	}
-}
-
-// waitWAL is waitDurable under the node WAL: the committer acknowledges.
-func (s *Stream) waitWAL(ctx context.Context, mark uint64) error {
-	for {
-		ch := s.durableN.wait()
-		if max(s.durableMark.Load(), s.walMark.Load()) > mark {
-			return nil
-		}
-		if err := s.Err(); err != nil {
-			return err
-		}
-		if err := s.wal.err(); err != nil {
-			return fmt.Errorf("stream %d: %w", s.id, err)
-		}
-		if err := s.wal.stalled(); err != nil {
-			return fmt.Errorf("stream %d: flush: %w", s.id, err)
-		}
-		select {
-		case <-ch:
-		case <-s.closed:
-			if s.durableMark.Load() > mark {
-				return nil
-			}
-			return fmt.Errorf("stream %d: %w", s.id, ErrClosed)
-		case <-ctx.Done():
-			return fmt.Errorf("stream %d: flush: %w", s.id, ctx.Err())
-		}
-	}
-}
-
-// syncSegments makes everything appended to the stream durable in its
-// segments (a WAL checkpoint). A closed stream synced itself.
-func (s *Stream) syncSegments() error {
-	s.roundMu.Lock()
-	defer s.roundMu.Unlock()
-	s.mu.Lock()
-	closed := s.mu.closed
-	s.mu.Unlock()
-	if closed {
-		return nil
-	}
-	return s.syncRound()
-}
-
-// openStreams lists the store's open streams.
-func (st *Store) openStreams() []*Stream {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	out := make([]*Stream, 0, len(st.mu.streams))
-	for _, s := range st.mu.streams {
-		out = append(out, s)
-	}
-	return out
-}
-
-// walConfigs derives, from the store's configuration, the one its user
-// streams run with under the node WAL (segments synced at seal, checkpoint
-// and MaxUnflushedBytes; tails resumed after a crash for the replay) and
-// the WAL stream's own (sync always, fixed-size segments, no manifest, no
-// tiering).
-func walConfigs(c Config) (streams, wal Config) {
-	streams, wal = c, c
-	streams.Sync, streams.TailReplayed, streams.nodeWAL = SyncNone, true, true
-	// Only the committer's FlushAll syncs, on its own goroutine: no
-	// syncer round races it for the same bytes.
-	wal.NodeWAL, wal.Sync = false, SyncNone
-	wal.InitialSegmentSize = c.SegmentSize
-	wal.SegmentTargetBytes = 0
-	wal.MaxUnflushedBytes = -1
-	wal.NoManifest, wal.Tiering, wal.Registerer = true, nil, nil
-	wal.Logger = c.Logger.Named("wal")
-	return streams, wal
-}
-
-func walPaths(dir string) (walDir, cpPath string) {
-	walDir = filepath.Join(dir, walDirName)
-	return walDir, filepath.Join(walDir, walCheckpointFile)
 }

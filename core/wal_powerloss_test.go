@@ -104,29 +104,7 @@ func walPowerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 			fail("workload %d failed before the crash: %v", i, e)
 		}
 	}
-	opts := crashOptions(rand.New(rand.NewPCG(seed, 1)))
-	if !c.hasCrashed() {
-		estimate.Store((estimate.Load()*7 + int64(c.fs.Ops())) / 8)
-		c.cut()
-		opts = crashOptions(rand.New(rand.NewPCG(seed, 2)))
-	}
-	cancel()
-	if st != nil {
-		_ = st.Close()
-	}
-	c.crash(mem, opts)
-
-	recovered := c.clone
-	if rng.IntN(4) == 0 {
-		c2 := newCrashAt(recovered, uint64(rng.IntN(60)), crashOptions(rand.New(rand.NewPCG(seed, 3))))
-		cfg2 := cfg
-		cfg2.FS = c2.fs
-		if st2, err := Open("/data", cfg2); err == nil {
-			_ = st2.Close()
-		}
-		c2.crash(recovered, crashOptions(rand.New(rand.NewPCG(seed, 4))))
-		recovered = c2.clone
-	}
+	recovered := powerCut(c, mem, st, cancel, cfg, seed, rng, estimate, 60)
 	cfg.FS = recovered
 	st, err = Open("/data", cfg)
 	if err != nil {
