@@ -96,8 +96,16 @@ func aof2Write(dir string, cfg Config, w benchWorkload) error {
 // under SyncAlways) from 1 and 64 concurrent appenders; group commit is
 // what makes 64 appenders share each sync.
 func BenchmarkW4DurableConcurrency(b *testing.B) {
-	for _, n := range []int{1, 64} {
-		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+	for _, c := range []struct {
+		n       int
+		nodeWAL bool
+	}{{1, false}, {64, false}, {1, true}, {64, true}} {
+		n := c.n
+		name := fmt.Sprintf("appenders=%d", n)
+		if c.nodeWAL {
+			name = fmt.Sprintf("node-wal-%d-appenders", n)
+		}
+		b.Run(name, func(b *testing.B) {
 			settle(b)
 			per := 3000 / n
 			if n > 1 {
@@ -105,7 +113,7 @@ func BenchmarkW4DurableConcurrency(b *testing.B) {
 			}
 			for range b.N {
 				b.StopTimer()
-				st, err := Open(benchDir(b), Config{Sync: SyncAlways})
+				st, err := Open(benchDir(b), Config{Sync: SyncAlways, NodeWAL: c.nodeWAL})
 				if err != nil {
 					b.Fatal(err)
 				}

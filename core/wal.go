@@ -89,7 +89,12 @@ type nodeWAL struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// Owned by the committer goroutine (and by replay, before it starts).
+	// waiters counts the callers in waitWAL: one alone commits inline.
+	waiters atomic.Int32
+	// roundMu serialises rounds: the committer's and an inline one's. It
+	// guards the fields below (replay uses them before the committer
+	// starts).
+	roundMu         sync.Mutex
 	spare           walQueue
 	payloads        [][]byte
 	last            RecordID // the WAL's newest record
@@ -132,6 +137,8 @@ func (w *nodeWAL) stop() {
 	}
 	w.cancel()
 	w.wg.Wait()
+	w.roundMu.Lock() // an inline round ends with the cancel too
+	w.roundMu.Unlock()
 }
 
 func (w *nodeWAL) run() {
@@ -145,7 +152,10 @@ func (w *nodeWAL) run() {
 		// As the stream syncer does: let appenders that are runnable queue
 		// their records, so that a round carries a wave, not one record.
 		runtime.Gosched()
-		if err := w.round(); err != nil {
+		w.roundMu.Lock()
+		err := w.round(true)
+		w.roundMu.Unlock()
+		if err != nil {
 			if w.ctx.Err() != nil {
 				return
 			}
@@ -155,9 +165,31 @@ func (w *nodeWAL) run() {
 	}
 }
 
+// commitInline runs a round on the caller's goroutine when none is
+// running and the caller is the only one in the store waiting for the WAL:
+// handing the round to the committer and back costs two goroutine
+// wake-ups, most of a lone durable append's CPU (as for a stream's own
+// sync round, syncInline). With several waiters the committer gathers
+// them into one round. It reports whether it ran a round.
+func (w *nodeWAL) commitInline() bool {
+	if w.waiters.Load() > 1 || !w.roundMu.TryLock() {
+		return false
+	}
+	defer w.roundMu.Unlock()
+	if w.ctx.Err() != nil {
+		return false // closing: the streams' close syncs their segments
+	}
+	if err := w.round(false); err != nil && w.ctx.Err() == nil {
+		w.fail(err)
+	}
+	return true
+}
+
 // round writes the queue to the WAL, syncs it and acknowledges every
-// record in it.
-func (w *nodeWAL) round() error {
+// record in it. With wait false (an inline round) it does not wait out a
+// WAL that cannot take entries now: what it could not write goes back to
+// the front of the queue, for the committer.
+func (w *nodeWAL) round(wait bool) error {
 	w.mu.Lock()
 	q := w.mu.queue
 	w.mu.queue = walQueue{items: w.spare.items[:0], enc: w.spare.enc[:0]}
@@ -172,14 +204,22 @@ func (w *nodeWAL) round() error {
 		w.payloads = append(w.payloads, q.enc[batch[i].start:batch[i].end])
 	}
 	start := time.Now()
-	if err := w.write(w.payloads); err != nil {
+	n, err := w.write(w.payloads, wait)
+	if err != nil {
 		return err
 	}
-	size := len(q.enc)
-	w.m.commitLatency.Observe(time.Since(start).Seconds())
-	w.m.commits.Inc()
-	w.m.records.Add(float64(len(batch)))
-	w.m.bytes.Add(float64(size))
+	if n < len(batch) {
+		w.requeue(q, n)
+		batch = batch[:n]
+	}
+	size := 0
+	if n > 0 {
+		size = batch[n-1].end
+		w.m.commitLatency.Observe(time.Since(start).Seconds())
+		w.m.commits.Inc()
+		w.m.records.Add(float64(n))
+		w.m.bytes.Add(float64(size))
+	}
 	// Later items of a stream cover its earlier ones.
 	for i := len(batch) - 1; i >= 0; i-- {
 		it := &batch[i]
@@ -188,8 +228,8 @@ func (w *nodeWAL) round() error {
 		}
 	}
 	w.sinceCheckpoint += int64(size)
-	clear(batch) // no stream pointers kept past the round
-	w.spare = walQueue{items: batch[:0], enc: q.enc[:0]}
+	clear(q.items) // no stream pointers kept past the round
+	w.spare = walQueue{items: q.items[:0], enc: q.enc[:0]}
 	if cap(q.enc) > maxSpareQueue {
 		w.spare.enc = nil // a burst's buffer is not kept for good
 	}
@@ -201,37 +241,69 @@ func (w *nodeWAL) round() error {
 	return nil
 }
 
+// requeue puts the items of q from index from back at the front of the
+// queue, before what was queued since, and wakes the committer.
+func (w *nodeWAL) requeue(q walQueue, from int) {
+	rest := q.items[from:]
+	w.mu.Lock()
+	cur := w.mu.queue
+	nq := walQueue{items: make([]walItem, 0, len(rest)+len(cur.items)),
+		enc: make([]byte, 0, len(q.enc)-rest[0].start+len(cur.enc))}
+	for _, part := range []walQueue{{items: rest, enc: q.enc}, cur} {
+		for _, it := range part.items {
+			n := len(nq.enc)
+			nq.enc = append(nq.enc, part.enc[it.start:it.end]...)
+			it.start, it.end = n, len(nq.enc)
+			nq.items = append(nq.items, it)
+		}
+	}
+	w.mu.queue = nq
+	w.mu.Unlock()
+	kick(w.kick)
+}
+
 // write appends encoded entries to the WAL's stream, in order, and syncs
-// it.
-func (w *nodeWAL) write(payloads [][]byte) error {
-	for len(payloads) > 0 {
+// what it appended; it returns how many it appended. While the WAL's
+// stream cannot take them it waits (the committer), or returns with what
+// it has (wait false).
+func (w *nodeWAL) write(payloads [][]byte, wait bool) (int, error) {
+	n := 0
+	for n < len(payloads) {
 		state := w.s.stateN.wait()
-		ids, err := w.s.AppendBatch(payloads, AppendOptions{})
+		ids, err := w.s.AppendBatch(payloads[n:], AppendOptions{})
 		if len(ids) > 0 {
 			w.last = ids[len(ids)-1]
 		}
-		payloads = payloads[len(ids):]
+		n += len(ids)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, ErrWouldBlock) {
-			return fmt.Errorf("node WAL: append: %w", err)
+			return n, fmt.Errorf("node WAL: append: %w", err)
 		}
 		if KindOf(err) == Admission {
 			w.setStall(fmt.Errorf("node WAL: %w", err))
+		}
+		if !wait {
+			break
 		}
 		select {
 		case <-state:
 		case <-time.After(prepRetry):
 		case <-w.ctx.Done():
-			return fmt.Errorf("node WAL: append: %w", w.ctx.Err())
+			return n, fmt.Errorf("node WAL: append: %w", w.ctx.Err())
 		}
 	}
-	w.setStall(nil)
-	if err := w.s.FlushAll(w.ctx); err != nil {
-		return fmt.Errorf("node WAL: sync: %w", err)
+	if n == len(payloads) {
+		w.setStall(nil)
 	}
-	return nil
+	if n == 0 {
+		return 0, nil
+	}
+	if err := w.s.FlushAll(w.ctx); err != nil {
+		return n, fmt.Errorf("node WAL: sync: %w", err)
+	}
+	return n, nil
 }
 
 func (w *nodeWAL) stalled() error {

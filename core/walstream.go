@@ -42,6 +42,9 @@ func casMax(a *atomic.Uint64, v uint64) {
 
 // waitWAL is waitDurable under the node WAL: the committer acknowledges.
 func (s *Stream) waitWAL(ctx context.Context, mark uint64) error {
+	s.wal.waiters.Add(1)
+	defer s.wal.waiters.Add(-1)
+	inlined := false
 	for {
 		ch := s.durableN.wait()
 		if max(s.durableMark.Load(), s.walMark.Load()) > mark {
@@ -55,6 +58,10 @@ func (s *Stream) waitWAL(ctx context.Context, mark uint64) error {
 		}
 		if err := s.wal.stalled(); err != nil {
 			return fmt.Errorf("stream %d: flush: %w", s.id, err)
+		}
+		if !inlined && s.wal.commitInline() {
+			inlined = true // once: then wait for the committer like everyone else
+			continue
 		}
 		select {
 		case <-ch:
