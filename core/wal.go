@@ -137,8 +137,8 @@ func (w *nodeWAL) stop() {
 	}
 	w.cancel()
 	w.wg.Wait()
-	w.roundMu.Lock() // an inline round ends with the cancel too
-	w.roundMu.Unlock()
+	w.roundMu.Lock() // an inline round ends with the cancel too: wait for it
+	defer w.roundMu.Unlock()
 }
 
 func (w *nodeWAL) run() {
