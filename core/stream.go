@@ -267,6 +267,9 @@ func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) 
 		if err := s.wal.stalled(); err != nil {
 			return 0, s.m.blocked(&WouldBlock{Kind: Admission, Cause: err, RetryAfter: prepRetry})
 		}
+		if wb := s.wal.admit(); wb != nil {
+			return 0, s.m.blocked(wb)
+		}
 	}
 	if max := s.cfg.MaxUnflushedBytes; max > 0 && s.mu.written-s.durablePos.Load() >= uint64(max) {
 		s.kickSync()

@@ -48,6 +48,12 @@ type walItem struct {
 // next one.
 const maxSpareQueue = 4 << 20
 
+// maxWALQueue bounds the bytes queued for the WAL: past it appends get
+// WouldBlock(Flush) until the committer has taken the queue (appends that
+// do not wait for durability could otherwise queue without bound while
+// the disk is slower than they are).
+const maxWALQueue = 64 << 20
+
 // walQueue is what the appenders fill and the committer drains: entries
 // encoded back to back, so a round hands them to the WAL's stream without
 // copying them again.
@@ -79,7 +85,12 @@ type nodeWAL struct {
 	// prepared: a full disk, EIO): appends see it, and durable waiters
 	// get it instead of waiting for a commit that cannot happen yet.
 	stall atomic.Pointer[error]
-	kick  chan struct{}
+	// queued is the queue's size in bytes; full is set when an append was
+	// refused for it, so that the round that takes the queue wakes every
+	// stream's appenders.
+	queued atomic.Int64
+	full   atomic.Bool
+	kick   chan struct{}
 	// cpKick wakes the checkpointer for the WAL record in cpEnd: a
 	// checkpoint syncs every stream's segments, which no round should wait
 	// for.
@@ -118,9 +129,22 @@ func (w *nodeWAL) add(s *Stream, id RecordID, capacity int64, p []byte, ts int64
 	q.enc = e.appendEncoded(q.enc)
 	it.end = len(q.enc)
 	q.items = append(q.items, it)
+	w.queued.Store(int64(len(q.enc)))
 	w.mu.Unlock()
 	kick(w.kick)
 }
+
+// admit refuses an append while the queue is over maxWALQueue.
+func (w *nodeWAL) admit() *WouldBlock {
+	if w.queued.Load() < maxWALQueue {
+		return nil
+	}
+	w.full.Store(true)
+	kick(w.kick)
+	return &WouldBlock{Kind: Flush, Cause: errWALQueueFull}
+}
+
+var errWALQueueFull = errors.New("node WAL: queue full (the disk is slower than the appends)")
 
 func (w *nodeWAL) start() {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
@@ -193,7 +217,13 @@ func (w *nodeWAL) round(wait bool) error {
 	w.mu.Lock()
 	q := w.mu.queue
 	w.mu.queue = walQueue{items: w.spare.items[:0], enc: w.spare.enc[:0]}
+	w.queued.Store(0)
 	w.mu.Unlock()
+	if w.full.Swap(false) {
+		for _, s := range w.st.openStreams() {
+			s.durableN.broadcast() // appenders refused by admit wait on it
+		}
+	}
 	batch := q.items
 	if len(batch) == 0 {
 		w.spare = q
@@ -258,6 +288,7 @@ func (w *nodeWAL) requeue(q walQueue, from int) {
 		}
 	}
 	w.mu.queue = nq
+	w.queued.Store(int64(len(nq.enc)))
 	w.mu.Unlock()
 	kick(w.kick)
 }

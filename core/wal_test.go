@@ -226,3 +226,29 @@ func TestNodeWALDiskFull(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, n, o.acked)
 }
+
+// TestNodeWALQueueBound: past maxWALQueue queued bytes appends get
+// WouldBlock(Flush), and an appender waiting it out in AppendCtx goes on
+// once the committer has taken the queue.
+func TestNodeWALQueueBound(t *testing.T) {
+	st := walStore(t, vfs.NewMem(), 0)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	w := st.wal
+	w.roundMu.Lock() // no round until the test says so
+	w.queued.Store(maxWALQueue)
+	_, err = s.Append([]byte("x"), AppendOptions{})
+	require.Equal(t, Flush, KindOf(err), "got %v", err)
+	require.ErrorIs(t, err, errWALQueueFull)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.AppendCtx(ctx, []byte("y"), AppendOptions{})
+		done <- err
+	}()
+	w.roundMu.Unlock()
+	require.NoError(t, <-done)
+}
