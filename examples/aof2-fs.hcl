@@ -31,6 +31,10 @@ segment {
   sync                = "always" # always | interval | none
   flush_interval      = "10ms"   # used by sync = "interval"
   max_unflushed_bytes = "64MiB"
+  # One write-ahead log for all streams: one sync acknowledges every
+  # stream's appends (docs/adr-node-wal.md). Opt-in; needs sync = "always".
+  # node_wal             = true
+  # wal_checkpoint_bytes = "64MiB"
 }
 
 manifest {
