@@ -72,7 +72,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	st.recoverAll(ids)
 	if cfg.NodeWAL {
 		if err := st.openWAL(); err != nil {
-			_ = st.Close()
+			st.abandon()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 	}
@@ -270,6 +270,18 @@ func (st *Store) Recovery() []RecoveryReport {
 	return slices.Clone(st.mu.reports)
 }
 
+// abandon closes a store whose Open failed after its streams recovered,
+// leaving their durable marks unclean: the WAL has not replayed, so the
+// next open must still seal their tails after replaying it.
+func (st *Store) abandon() {
+	for _, s := range st.openStreams() {
+		s.mu.Lock()
+		s.mu.abandoned = true
+		s.mu.Unlock()
+	}
+	_ = st.Close()
+}
+
 // Close flushes every stream, stops their goroutines and releases files
 // and mappings. It does not seal active segments. Payload slices handed
 // out by readers are invalid afterwards.
@@ -347,6 +359,7 @@ func (s *Stream) close() error {
 		return nil
 	}
 	s.mu.closed = true
+	abandoned := s.mu.abandoned
 	s.mu.Unlock()
 	s.runMu.Lock()
 	s.stopping = true
@@ -360,7 +373,7 @@ func (s *Stream) close() error {
 			errs = append(errs, err)
 		} else if err := s.sealPending(); err != nil {
 			errs = append(errs, err)
-		} else if newest := s.cat.Load().last(); newest == nil || newest.damage == nil {
+		} else if newest := s.cat.Load().last(); !abandoned && (newest == nil || newest.damage == nil) {
 			// Everything handed out is durable: the next open may go on
 			// appending to the tail.
 			if err := s.markClosed(newest); err != nil {

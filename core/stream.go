@@ -65,8 +65,12 @@ type Stream struct {
 		refused error // appends are refused: the stream needs a restore
 		// retired are catalog entries whose file a repair replaced: readers
 		// may still hold their mappings, closed with the stream.
-		retired   []*seg
-		closed    bool
+		retired []*seg
+		closed  bool
+		// abandoned: the store gave up opening (Open failed after the
+		// streams recovered): close writes no clean mark, so the next
+		// open still knows the last shutdown was not clean.
+		abandoned bool
 		written   uint64 // stream position after the last appended record
 		records   uint64 // records appended
 		watermark uint64 // coordinator watermark for the next seal

@@ -252,3 +252,39 @@ func TestNodeWALQueueBound(t *testing.T) {
 	w.roundMu.Unlock()
 	require.NoError(t, <-done)
 }
+
+// TestNodeWALFailedOpenKeepsShutdownUnclean: an open that fails at the WAL
+// (after the streams recovered) must not leave the streams marked as
+// closed cleanly, or the next open would not seal the tail the WAL
+// replays into, and an id handed out before the crash could go to
+// another payload.
+func TestNodeWALFailedOpenKeepsShutdownUnclean(t *testing.T) {
+	mem := vfs.NewMem()
+	st := walStore(t, mem, 0)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	last, err := s.AppendDurable(context.Background(), []byte("acknowledged"), AppendOptions{})
+	require.NoError(t, err)
+	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(5, 6))})
+	require.NoError(t, st.Close())
+
+	w := vfs.Wrap(crashed, vfs.InjectorFunc(func(op vfs.Op) vfs.Fault {
+		if strings.HasPrefix(op.Path, "/data/wal/") {
+			return vfs.FaultEIO
+		}
+		return vfs.NoFault
+	}))
+	_, err = Open("/data", Config{FS: w, NodeWAL: true, MaxUnflushedBytes: -1})
+	require.Error(t, err)
+
+	st = walStore(t, crashed, 0)
+	defer st.Close()
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	rec, err := s.ReadAt(context.Background(), last)
+	require.NoError(t, err)
+	require.Equal(t, "acknowledged", string(rec.Payload))
+	id, err := s.AppendDurable(context.Background(), []byte("next"), AppendOptions{})
+	require.NoError(t, err)
+	require.Greater(t, id.Segment(), last.Segment(), "the tail the WAL replayed into is sealed")
+}
