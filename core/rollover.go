@@ -50,7 +50,7 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64, need int) error {
 		}
 		return s.m.blocked(&WouldBlock{Kind: Rollover})
 	}
-	if t := s.cfg.Tiering; t != nil {
+	if t := s.cfg.Tiering; t != nil && !s.mu.replaying {
 		if err := t.AdmitSegment(SegmentKey{Stream: s.id, Segment: id}, s.mu.next.Capacity()); err != nil {
 			if ferr := s.sealRefusedLocked(); ferr != nil { // see pressure.go
 				return ferr

@@ -206,6 +206,7 @@ func (st *Store) create(id StreamID) (*Stream, error) {
 	dir := st.streamDir(id)
 	s := newStream(id, dir, &st.streamCfg, st.m)
 	s.wal = st.wal
+	s.mu.replaying = st.cfg.NodeWAL && st.wal == nil // created by the WAL's replay
 	// Every directory of the stream at once: one sync of the stream
 	// directory and one of its parent, not one per directory.
 	dirs := []string{s.segDir}

@@ -67,6 +67,12 @@ type Stream struct {
 		// may still hold their mappings, closed with the stream.
 		retired []*seg
 		closed  bool
+		// replaying: the node WAL replays into the stream at open. Its
+		// rollovers skip tier-0 admission: the coordinator cannot answer
+		// before it starts, and the replayed segments were admitted before
+		// the crash (the coordinator takes them in at start, as it does
+		// recovered tails).
+		replaying bool
 		// abandoned: the store gave up opening (Open failed after the
 		// streams recovered): close writes no clean mark, so the next
 		// open still knows the last shutdown was not clean.

@@ -53,6 +53,7 @@ func (st *Store) openWAL() error {
 		_ = ws.close()
 		return fmt.Errorf("node WAL: recover %s: %w", walDir, err)
 	}
+	setReplaying(st.openStreams(), true)
 	var damage error
 	if rep.Damage != nil {
 		damage = rep.Damage
@@ -89,12 +90,20 @@ func (st *Store) openWAL() error {
 	st.wal = w // streams created from here on append through it
 	for _, s := range st.mu.streams {
 		s.mu.Lock()
-		s.wal = w
+		s.wal, s.mu.replaying = w, false
 		s.mu.Unlock()
 	}
 	st.mu.Unlock()
 	w.start()
 	return nil
+}
+
+func setReplaying(streams []*Stream, on bool) {
+	for _, s := range streams {
+		s.mu.Lock()
+		s.mu.replaying = on
+		s.mu.Unlock()
+	}
 }
 
 // replayWAL gives every stream the WAL's records after the checkpoint. A
