@@ -25,7 +25,13 @@ import (
 // segments keep moving through the tiers.
 func TestServeSIGKILLCycles(t *testing.T) {
 	bin := hostBinaries(t)
-	cycles := 50
+	t.Run("segments", func(t *testing.T) { serveKillCycles(t, bin, 50) })
+	// Appends durable through the node WAL: every restart replays it
+	// before the coordinator starts.
+	t.Run("node-wal", func(t *testing.T) { serveKillCycles(t, bin, 20, "-segment-node-wal") })
+}
+
+func serveKillCycles(t *testing.T, bin string, cycles int, extra ...string) {
 	if v, err := strconv.Atoi(os.Getenv("AOF2_HOST_KILLS")); err == nil && v > 0 {
 		cycles = v
 	}
@@ -38,7 +44,7 @@ func TestServeSIGKILLCycles(t *testing.T) {
 	var order [writers][]string
 
 	for cycle := range cycles {
-		h := startHost(t, bin, nil, defaultHostArgs(dataDir)...)
+		h := startHost(t, bin, nil, append(defaultHostArgs(dataDir), extra...)...)
 		h.waitReady()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		c := h.dial(ctx)
@@ -81,7 +87,7 @@ func TestServeSIGKILLCycles(t *testing.T) {
 		wg.Wait()
 		cancel()
 	}
-	h := startHost(t, bin, nil, defaultHostArgs(dataDir)...)
+	h := startHost(t, bin, nil, append(defaultHostArgs(dataDir), extra...)...)
 	h.waitReady()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
