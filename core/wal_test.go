@@ -192,10 +192,15 @@ func TestNodeWALDiskFull(t *testing.T) {
 	}))
 	var blocked error
 	for i := 0; i < 20 && blocked == nil; i++ {
+		// The append itself waits out WouldBlock(Admission) until its
+		// context ends (a record queued before the WAL stalled gets the
+		// error from the durability wait instead): bound it.
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 		var id RecordID
-		if id, blocked = s.AppendDurable(ctx, p, AppendOptions{}); blocked == nil {
+		if id, blocked = s.AppendDurable(cctx, p, AppendOptions{}); blocked == nil {
 			o.ack(o.appended(id, p))
 		}
+		ccancel()
 	}
 	require.Error(t, blocked, "a 1 MiB WAL segment fills within 20 records of 200 KiB")
 	require.ErrorIs(t, blocked, ErrWouldBlock)
