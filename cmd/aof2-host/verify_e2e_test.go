@@ -70,14 +70,28 @@ func TestManifestVerifyTier2(t *testing.T) {
 	// Every sealed segment reaches tier 2 and sealed manifest chunks are
 	// uploaded and flagged so.
 	streamDir := filepath.Join(dataDir, "streams", fmt.Sprint(stream))
-	uploadedChunks := func() []manifest.ChunkReport {
+	localChunks := func() []manifest.ChunkReport {
 		in, err := manifest.NewInspector(vfs.OS, streamDir, stream).Inspect(ctx, manifest.InspectOptions{})
 		require.NoError(t, err)
+		return in.Chunks
+	}
+	uploadedChunks := func() []manifest.ChunkReport {
 		var out []manifest.ChunkReport
-		for _, ch := range in.Chunks {
+		for _, ch := range localChunks() {
 			if ch.Committed && ch.Header != nil && ch.Header.Flags.Uploaded() {
 				out = append(out, ch)
 			}
+		}
+		return out
+	}
+	chunkStates := func() []string {
+		var out []string
+		for _, ch := range localChunks() {
+			st := fmt.Sprintf("%d committed=%v records=%d", ch.Index, ch.Committed, ch.RecordCount)
+			if ch.Header != nil {
+				st += fmt.Sprintf(" sealed=%v uploaded=%v", ch.Header.Flags.Sealed(), ch.Header.Flags.Uploaded())
+			}
+			out = append(out, st)
 		}
 		return out
 	}
@@ -91,7 +105,7 @@ func TestManifestVerifyTier2(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("segments and manifest chunks not in tier 2 within a minute: %+v, %d chunks uploaded\n%s", d.Tiers, len(uploadedChunks()), h.stderr)
+			t.Fatalf("segments and manifest chunks not in tier 2 within a minute: %+v, %d chunks uploaded %q\n%s", d.Tiers, len(uploadedChunks()), chunkStates(), h.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -56,6 +57,12 @@ type Log struct {
 		sinceSnap   int64 // committed bytes since the latest snapshot
 		sealedSince int   // chunks sealed since the latest snapshot
 		bgRunning   bool  // the background goroutine runs (wakeBackgroundLocked)
+		// openSince is when a commit first left records in the chunk
+		// commits now go to without sealing it; zero while that chunk
+		// holds no committed record. The rotation timer seals the chunk
+		// once it is a period old, so that committed records reach a
+		// sealed chunk (and tier 2) in bounded time.
+		openSince time.Time
 	}
 
 	// The background goroutine (rotation timer, automatic snapshots) runs
@@ -365,6 +372,15 @@ func (l *Log) commitHeld(seal bool) error {
 	}
 	l.mu.sinceSnap += written
 	l.mu.sealedSince += len(sealed)
+	switch {
+	case last.seal:
+		l.mu.openSince = time.Time{}
+	case len(last.buf) > 0 && l.mu.openSince.IsZero():
+		l.mu.openSince = l.opts.Clock.Now()
+		if l.opts.RotationPeriod > 0 {
+			l.wakeBackgroundLocked()
+		}
+	}
 	wantSnap := len(sealed) > 0 && l.opts.SnapshotEveryBytes > 0 && (l.mu.sinceSnap >= l.opts.SnapshotEveryBytes ||
 		l.opts.SnapshotEveryChunks > 0 && l.mu.sealedSince >= l.opts.SnapshotEveryChunks)
 	l.mu.Unlock()

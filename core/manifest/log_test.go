@@ -182,8 +182,9 @@ func TestRotationTimer(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
 	clk := newManualClock()
+	const period = 250 * time.Millisecond
 	opts := testOpts()
-	opts.Clock, opts.RotationPeriod = clk, 250*time.Millisecond
+	opts.Clock, opts.RotationPeriod = clk, period
 	sealed := make(chan SealedChunk, 4)
 	opts.OnChunkSealed = func(c SealedChunk) { sealed <- c }
 	handled := make(chan struct{})
@@ -195,45 +196,64 @@ func TestRotationTimer(t *testing.T) {
 		defer l.mu.Unlock()
 		return l.mu.bgRunning
 	}
-	// The timer runs only while records wait uncommitted: tick once it
-	// runs, and wait for the tick to be handled, so that a tick still in
-	// flight during an AppendCommit cannot seal its record's chunk.
+	// The timer runs only while records wait: tick once it runs, and wait
+	// for the tick to be handled, so that a tick still in flight during an
+	// AppendCommit cannot seal its record's chunk.
 	tick := func() {
 		t.Helper()
 		testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return clk.Live() == 1 }, "the rotation timer to start")
 		clk.Tick()
 		testwait.Recv(t, handled, testwait.Default, "the rotation timer to handle the tick")
 	}
+	stopped := func(msg string) {
+		t.Helper()
+		testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return !running() && clk.Live() == 0 }, "%s", msg)
+	}
 
 	require.False(t, running(), "nothing uncommitted: no timer")
 	require.NoError(t, l.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
-	require.False(t, running(), "committed at once: no timer")
-	require.Zero(t, clk.Live())
-	require.Len(t, sealed, 0)
-	require.NoError(t, l.Append(SealSegment{Header: Header{SegmentID: 1}, DurableBytes: 5}))
-	tick() // uncommitted record: commit and seal
-	require.Len(t, sealed, 1, "the rotation timer did not seal the chunk")
+	require.True(t, running(), "a committed record in an open chunk: the timer runs until the chunk is sealed")
+	tick()
+	require.Len(t, sealed, 0, "committed less than a period ago: the chunk stays open")
+	clk.Advance(period)
+	tick()
+	require.Len(t, sealed, 1, "committed a period ago: the timer seals the chunk")
 	c := <-sealed
 	assert.Equal(t, uint64(0), c.Index)
 	assert.Equal(t, "streams/7/manifest/00000000000000000000.mlog", c.Tier2Key())
+	stopped("the timer to stop once every committed record is in a sealed chunk")
+
+	// An uncommitted record: committed and sealed at the next tick.
+	require.NoError(t, l.Append(SealSegment{Header: Header{SegmentID: 1}, DurableBytes: 5}))
+	tick()
+	require.Len(t, sealed, 1, "the rotation timer did not seal the chunk")
+	c = <-sealed
+	assert.Equal(t, uint64(1), c.Index)
 	s, ok := l.Segment(1)
 	require.True(t, ok)
 	assert.True(t, s.Sealed, "the timer committed the appended record")
-	assert.Len(t, sealed, 0)
-	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return !running() && clk.Live() == 0 },
-		"the timer to stop once nothing waits")
-	// The next record goes to chunk 1.
-	require.NoError(t, l.AppendCommit(ctx, CompressionStarted{Header: Header{SegmentID: 1}, JobID: 3}))
-	names, err := mem.List(testDir + "/manifest")
-	require.NoError(t, err)
-	assert.Equal(t, []string{chunkName(0), chunkName(1)}, names)
+	stopped("the timer to stop once nothing waits")
 
-	// Appended again: the timer starts again.
-	require.NoError(t, l.Append(CompressionDone{Header: Header{SegmentID: 1}, CompressedBytes: 9}))
-	tick()
+	// A chunk sealed by a commit (Rotate) leaves nothing for the timer.
+	require.NoError(t, l.AppendCommit(ctx, CompressionStarted{Header: Header{SegmentID: 1}, JobID: 3}))
+	require.NoError(t, l.Rotate(ctx))
 	require.Len(t, sealed, 1)
 	<-sealed
-	testwait.Until(t, testwait.Default, time.Millisecond, func() bool { return !running() }, "the timer to stop again")
+	tick()
+	require.Len(t, sealed, 0, "nothing left for the timer to seal")
+	stopped("the timer to stop at its next tick: the commit sealed its chunk")
+	names, err := mem.List(testDir + "/manifest")
+	require.NoError(t, err)
+	assert.Equal(t, []string{chunkName(0), chunkName(1), chunkName(2)}, names)
+
+	// Disabled: a committed record stays in its open chunk.
+	opts.RotationPeriod = -1
+	l2 := openT(t, vfs.NewMem(), opts)
+	defer l2.Close()
+	require.NoError(t, l2.AppendCommit(ctx, SegmentOpened{Header: Header{SegmentID: 1}}))
+	l2.mu.Lock()
+	assert.False(t, l2.mu.bgRunning, "no timer when rotation is disabled")
+	l2.mu.Unlock()
 }
 
 func TestFailStopOnSyncError(t *testing.T) {

@@ -240,6 +240,14 @@ func (l *Log) background(ctx context.Context) {
 	}
 }
 
+// rotationDueLocked reports whether the rotation timer should commit and
+// seal now: records wait uncommitted, or committed records have sat in the
+// open chunk for a period.
+func (l *Log) rotationDueLocked() bool {
+	return l.mu.appended > l.mu.durable ||
+		!l.mu.openSince.IsZero() && l.opts.Clock.Now().Sub(l.mu.openSince) >= l.opts.RotationPeriod
+}
+
 // backgroundIdle reports whether the background goroutine may exit: no
 // record waits for the rotation timer and no snapshot is asked for. It
 // then marks it stopped, under the lock that wakeBackgroundLocked takes, so
@@ -247,7 +255,7 @@ func (l *Log) background(ctx context.Context) {
 func (l *Log) backgroundIdle() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	waiting := l.mu.appended > l.mu.durable && l.opts.RotationPeriod > 0
+	waiting := (l.mu.appended > l.mu.durable || !l.mu.openSince.IsZero()) && l.opts.RotationPeriod > 0
 	if l.usableLocked() == nil && (waiting || len(l.kick) > 0) {
 		return false
 	}
@@ -255,10 +263,11 @@ func (l *Log) backgroundIdle() bool {
 	return true
 }
 
-// rotateIfPending commits and seals when records wait uncommitted.
+// rotateIfPending commits and seals when records wait uncommitted, or
+// committed in a chunk that has been open for a rotation period.
 func (l *Log) rotateIfPending(ctx context.Context) {
 	l.mu.Lock()
-	pending := l.mu.appended > l.mu.durable && l.usableLocked() == nil
+	pending := l.rotationDueLocked() && l.usableLocked() == nil
 	l.mu.Unlock()
 	if !pending {
 		return
@@ -268,9 +277,10 @@ func (l *Log) rotateIfPending(ctx context.Context) {
 	}
 	defer l.releaseCommit()
 	// A commit that held the token while this waited for it may have
-	// committed everything: sealing then would cut a chunk nobody asked for.
+	// committed and sealed everything: sealing then would cut a chunk
+	// nobody asked for.
 	l.mu.Lock()
-	pending = l.mu.appended > l.mu.durable
+	pending = l.rotationDueLocked()
 	l.mu.Unlock()
 	if !pending {
 		return

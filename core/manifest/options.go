@@ -42,9 +42,12 @@ type Options struct {
 	ChunkCapacity int64
 	// RotationPeriod: records appended but not committed are committed,
 	// and their chunk sealed, by the background goroutine one period after
-	// the first of them was appended (unless a commit comes first); the
-	// timer runs only while such records wait. Zero means 250 ms; negative
-	// disables the timer.
+	// the first of them was appended (unless a commit comes first); a
+	// chunk holding committed records is sealed one to two periods after
+	// the first of them was committed, so that every committed record
+	// reaches a sealed chunk — the unit tier 2 receives — in bounded time.
+	// The timer runs only while such records wait. Zero means 250 ms;
+	// negative disables the timer (chunks then seal only when full).
 	RotationPeriod time.Duration
 	// SnapshotEveryBytes: after a chunk is sealed, a snapshot is taken in
 	// the background once this many committed log bytes have accumulated

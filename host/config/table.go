@@ -96,7 +96,7 @@ var keys = []*key{
 		func(c *Config) *bool { return &c.Manifest.LogOnly }),
 	sizeKey("manifest.chunk_capacity", manifest.DefaultChunkCapacity, "Size of each manifest chunk file: a multiple of 4KiB from 16KiB to 1MiB.",
 		func(c *Config) *int64 { return &c.Manifest.ChunkCapacity }, false, checkChunkCapacity),
-	durationKey("manifest.rotation_period", manifest.DefaultRotationPeriod, "Commit and seal uncommitted manifest records this often: 1ms to 1h, or negative to disable.",
+	durationKey("manifest.rotation_period", manifest.DefaultRotationPeriod, "Seal manifest records into a chunk (what tier 2 receives) within this period, or two for records already committed: 1ms to 1h, or negative to disable (chunks then seal when full).",
 		func(c *Config) *time.Duration { return &c.Manifest.RotationPeriod }, true, checkRotation),
 	sizeKey("manifest.snapshot_every_bytes", 0, "Snapshot after this many committed log bytes; 0 means 4 × chunk_capacity, -1 disables automatic snapshots.",
 		func(c *Config) *int64 { return &c.Manifest.SnapshotEveryBytes }, true, checkSnapshotEvery),
