@@ -269,6 +269,28 @@ func (b *Budget) Seal(k types.SegmentKey) error {
 	})
 }
 
+// Shrink lowers a sealed segment's charge to bytes: what its file
+// occupies once the seal gave back its unused room
+// (segment.SealedFootprint). It never raises a charge and leaves active
+// and evicting segments alone; the room freed goes to waiting activations
+// at once.
+func (b *Budget) Shrink(k types.SegmentKey, bytes int64) error {
+	return b.mutate(k, "shrink", func(e *entry) error {
+		if e.state != stateSealed || bytes <= 0 || bytes >= e.bytes {
+			return nil
+		}
+		st := b.mu.streams[e.key.Stream]
+		delta := bytes - e.bytes
+		if e.elig {
+			b.mu.elig += delta
+			st.elig += delta
+		}
+		b.countLocked(st, delta)
+		e.bytes = bytes
+		return nil
+	})
+}
+
 // MarkInTier1 records that tier 1 holds the segment.
 func (b *Budget) MarkInTier1(k types.SegmentKey) error {
 	return b.mutate(k, "mark in tier 1", func(e *entry) error { e.inTier1 = true; return nil })

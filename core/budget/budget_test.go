@@ -1,7 +1,9 @@
 package budget
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -350,4 +352,54 @@ func TestMetrics(t *testing.T) {
 	b2, err := New(Config{Registerer: reg})
 	require.NoError(t, err, "Close unregisters")
 	require.NoError(t, b2.Close())
+}
+
+// TestShrink: a sealed segment whose seal gave back its unused room is
+// charged what its file keeps; the room goes to a waiting activation at
+// once, and eviction candidates count the smaller size. Active segments,
+// raises and unknown keys change nothing.
+func TestShrink(t *testing.T) {
+	b := newBudget(t, Config{MaxBytes: 8 * mib, Policy: PolicyTier2})
+	_, err := b.TryAdmit(Request{Key: key(1, 1), Bytes: 4 * mib, Active: true})
+	require.NoError(t, err)
+	_, err = b.TryAdmit(Request{Key: key(1, 2), Bytes: 4 * mib, Active: true})
+	require.NoError(t, err)
+	require.NoError(t, b.Shrink(key(1, 1), mib), "an active segment keeps its capacity")
+	require.Equal(t, 8*mib, int(b.Stats().Used))
+
+	// Not in tier 2 yet: no victim, so the third activation waits.
+	require.NoError(t, b.Seal(key(1, 1)))
+	admitted := make(chan error, 1)
+	go func() {
+		_, err := b.Admit(context.Background(), Request{Key: key(2, 1), Bytes: 3 * mib, Active: true})
+		admitted <- err
+	}()
+	require.Eventually(t, func() bool { return b.Stats().QueueDepth > 0 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, b.Shrink(key(1, 1), mib))
+	select {
+	case err := <-admitted:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the room a shrink freed did not admit the waiting activation")
+	}
+	st := b.Stats()
+	require.Equal(t, int64(8*mib), st.Used, "1 MiB sealed + 4 MiB active + 3 MiB active")
+	e, ok := b.Entry(key(1, 1))
+	require.True(t, ok)
+	require.Equal(t, int64(mib), e.Bytes)
+
+	require.NoError(t, b.Shrink(key(1, 1), 2*mib), "never raised")
+	require.NoError(t, b.Shrink(key(1, 1), 0))
+	e, _ = b.Entry(key(1, 1))
+	require.Equal(t, int64(mib), e.Bytes)
+
+	// Eligible bytes follow: the candidate is its shrunk size.
+	require.NoError(t, b.MarkInTier2(key(1, 1)))
+	require.Equal(t, int64(mib), b.Stats().Evictable)
+	require.NoError(t, b.Shrink(key(1, 1), mib/2))
+	require.Equal(t, int64(mib/2), b.Stats().Evictable)
+	require.Equal(t, []Candidate{{Key: key(1, 1), Bytes: mib / 2}}, b.ReclaimBytes(1))
+	require.NoError(t, b.Removed(key(1, 1)))
+	require.Equal(t, int64(7*mib), b.Stats().Used)
+	require.ErrorIs(t, b.Shrink(key(9, 9), 1), ErrUnknownSegment)
 }

@@ -274,7 +274,7 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		}
 		switch {
 		case info.Resident:
-			err := c.budget.Register(budget.Segment{Key: k, Bytes: info.Capacity, Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
+			err := c.budget.Register(budget.Segment{Key: k, Bytes: tier0Charge(info), Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
 			if err != nil && !errors.Is(err, budget.ErrExists) {
 				return err
 			}
@@ -535,6 +535,7 @@ func (c *Coordinator) scan() {
 				// segment no recovered state points at.
 				bk := k
 				_ = c.budget.Seal(bk)
+				_ = c.budget.Shrink(bk, tier0Charge(info))
 				if warmRecorded(c.warm.Contains(k), ms) {
 					_ = c.budget.MarkInTier1(bk)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/budget"
 	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
@@ -423,4 +425,58 @@ func TestDiskConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, u.Total)
 	require.LessOrEqual(t, u.Free, u.Total)
+}
+
+// TestSealedSegmentsCostTheirBytes: a sealed segment is charged the room
+// its file keeps (records and footer; the seal gave the rest back), not
+// its capacity. With nothing evictable (tier 2 never holds a segment
+// here), a 4 MiB tier 0 of 1 MiB segments takes ten small sealed segments
+// and an active one; charged their capacity, the fifth activation would
+// wait for an eviction that never comes.
+func TestSealedSegmentsCostTheirBytes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	const mib = 1 << 20
+	dir := t.TempDir()
+	backend := fake.New(fake.Options{})
+	layout, err := tier2.NewLayout("")
+	require.NoError(t, err)
+	segments := path.Dir(layout.SegmentObjectKey(types.SegmentKey{Stream: 1, Segment: 1})) + "/"
+	require.NoError(t, backend.Inject(fake.Fault{Mode: fake.ServerError, Ops: []fake.Op{fake.OpPut, fake.OpPutFile}, KeyPrefix: segments}))
+	remote := newRemote(t, backend)
+	defer remote.Close(context.Background())
+	start := func() *rig {
+		return startRig(t, Config{DataDir: dir, Tier2: remote, ScanInterval: 10 * time.Millisecond, Registerer: prometheus.NewRegistry(),
+			Tier0: budget.Config{MaxBytes: 4 * mib, Policy: budget.PolicyTier2}}, core.Config{SegmentSize: mib})
+	}
+	r := start()
+	s, err := r.st.Stream(1)
+	require.NoError(t, err)
+	for i := range 10 {
+		_, err := s.AppendCtx(ctx, payload(i), core.AppendOptions{})
+		require.NoError(t, err, "segment %d", i+1)
+		require.NoError(t, s.Seal(ctx))
+	}
+	_, err = s.AppendCtx(ctx, payload(10), core.AppendOptions{})
+	require.NoError(t, err)
+	st := r.c.Budget().Stats()
+	require.Equal(t, 10, st.Sealed)
+	require.Zero(t, st.Evictable, "nothing is safe to evict")
+	require.Less(t, st.Used, int64(2*mib), "one active segment and ten sealed ones of a few KiB: %d bytes", st.Used)
+	for _, e := range r.c.Budget().Entries() {
+		if e.State == "sealed" {
+			info, ok := s.Segment(e.Key.Segment)
+			require.True(t, ok)
+			require.Equal(t, segment.SealedFootprint(info.Capacity, info.Footer.DurableBytes), e.Bytes, "segment %d", e.Key.Segment)
+		}
+	}
+
+	// A restart registers the sealed segments at their footprint too.
+	r.stop(t)
+	r = start()
+	defer r.stop(t)
+	st = r.c.Budget().Stats()
+	require.Equal(t, 10, st.Sealed)
+	require.Equal(t, 1, st.Active, "a clean close keeps the tail active")
+	require.Less(t, st.Used, int64(2*mib), "%d bytes", st.Used)
 }

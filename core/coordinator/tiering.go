@@ -63,10 +63,25 @@ func (c *Coordinator) AdmitSegment(k types.SegmentKey, bytes int64) error {
 
 // SegmentSealed queues the compression of a sealed segment.
 func (c *Coordinator) SegmentSealed(s *core.Stream, info core.SegmentInfo) {
-	if err := c.budget.Seal(types.SegmentKey{Stream: s.ID(), Segment: info.ID}); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
+	k := types.SegmentKey{Stream: s.ID(), Segment: info.ID}
+	err := c.budget.Seal(k)
+	if err == nil {
+		err = c.budget.Shrink(k, tier0Charge(info))
+	}
+	if err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
 		c.log.Warn("tier0: seal", "stream_id", uint64(s.ID()), "segment_id", uint64(info.ID), "error", err)
 	}
 	c.enqueue(job{kind: jobCompress, stream: s.ID(), seg: info.ID})
+}
+
+// tier0Charge is what a resident segment costs the tier-0 budget: its
+// capacity while active, the room its file keeps once sealed (the seal
+// gives the unused middle back: docs/adr-tier0.md).
+func tier0Charge(info core.SegmentInfo) int64 {
+	if info.Footer == nil {
+		return info.Capacity
+	}
+	return segment.SealedFootprint(info.Capacity, info.Footer.DurableBytes)
 }
 
 // Describe reads a segment's header and footer from the warm artifact, or
@@ -177,7 +192,7 @@ func (c *Coordinator) hydrate(ctx context.Context, k types.SegmentKey, path stri
 		return fmt.Errorf("stream %d segment %d: dropped by retention: %w", stream, seg, types.ErrNotFound)
 	}
 	// Admitted pinned: a segment being hydrated is no eviction victim.
-	g, err := c.budget.Admit(ctx, budget.Request{Key: key, Bytes: info.Capacity, InTier1: true, InTier2: inT2, Pin: true, Priority: budget.PriorityForeground})
+	g, err := c.budget.Admit(ctx, budget.Request{Key: key, Bytes: tier0Charge(info), InTier1: true, InTier2: inT2, Pin: true, Priority: budget.PriorityForeground})
 	if err != nil {
 		return err
 	}

@@ -346,11 +346,35 @@ const holeAlign = 4096
 // cannot punch holes, or the call fails, the segment keeps its room and
 // nothing else changes.
 func releaseUnused(f vfs.File, end, footer int64) {
-	lo := (end + holeAlign - 1) / holeAlign * holeAlign
-	hi := footer / holeAlign * holeAlign
-	if hi > lo {
+	if lo, hi := unusedRange(end, footer); hi > lo {
 		_ = f.PunchHole(lo, hi-lo)
 	}
+}
+
+// unusedRange is the block-aligned room between a sealed segment's last
+// record (end) and its footer that a seal gives back (empty when hi <= lo).
+func unusedRange(end, footer int64) (lo, hi int64) {
+	return (end + holeAlign - 1) / holeAlign * holeAlign, footer / holeAlign * holeAlign
+}
+
+// SealedUnused is the block-aligned range [lo, hi) of a sealed segment of
+// capacity bytes, records ending at durableBytes, that holds only zeros
+// and need not occupy disk (empty when hi <= lo): a seal punches it out,
+// a hydration does not allocate it.
+func SealedUnused(capacity int64, durableBytes uint64) (lo, hi int64) {
+	return unusedRange(int64(durableBytes), DataEnd(capacity))
+}
+
+// SealedFootprint is the room a sealed segment occupies without its
+// SealedUnused range: what the tier-0 budget charges a sealed segment.
+// Where the file system cannot punch holes the file keeps its full
+// capacity (docs/adr-tier0.md).
+func SealedFootprint(capacity int64, durableBytes uint64) int64 {
+	lo, hi := SealedUnused(capacity, durableBytes)
+	if hi <= lo {
+		return capacity
+	}
+	return capacity - (hi - lo)
 }
 
 func (w *Writer) writeAt(b []byte, off int64) error {

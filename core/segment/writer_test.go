@@ -113,6 +113,7 @@ func TestSealGivesBackTheUnusedRoom(t *testing.T) {
 				require.NoError(t, unix.Stat(w.Path(), &st))
 				require.Equal(t, int64(capacity), st.Size, "the size stays")
 				require.LessOrEqual(t, allocated(), int64(32<<10), "about 10 KB of records and a footer")
+				require.LessOrEqual(t, allocated(), SealedFootprint(capacity, foot.DurableBytes), "what the tier-0 budget charges covers the file")
 
 				info, err := Inspect(vfs.OS, w.Path(), Name{SegmentID: 1}, 1)
 				require.NoError(t, err)
@@ -125,6 +126,32 @@ func TestSealGivesBackTheUnusedRoom(t *testing.T) {
 				require.True(t, IsZero(r.Bytes()[foot.DurableBytes:DataEnd(capacity)]), "the hole reads as zeros")
 			})
 		}
+	}
+}
+
+func TestSealedFootprint(t *testing.T) {
+	const capacity = 1 << 20
+	footerBlock := int64(capacity) - DataEnd(capacity)/holeAlign*holeAlign
+	for _, tc := range []struct {
+		name    string
+		durable uint64
+		want    int64
+	}{
+		{"empty", HeaderSize, holeAlign + footerBlock},
+		{"one block of records", holeAlign, holeAlign + footerBlock},
+		{"a block and a byte", holeAlign + 1, 2*holeAlign + footerBlock},
+		{"records up to the footer's block", uint64(DataEnd(capacity) / holeAlign * holeAlign), capacity},
+		{"full", uint64(DataEnd(capacity)), capacity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, SealedFootprint(capacity, tc.durable))
+			lo, hi := SealedUnused(capacity, tc.durable)
+			if hi > lo {
+				require.Equal(t, tc.want, capacity-(hi-lo))
+				require.Zero(t, lo%holeAlign)
+				require.Zero(t, hi%holeAlign)
+			}
+		})
 	}
 }
 

@@ -115,7 +115,8 @@ func walkFrames(ctx context.Context, a *Artifact, durable int64, fn func(off int
 }
 
 // Hydrate rebuilds the tier-0 segment file held in a at dest, crash-safely
-// (dest.tmp preallocated to the segment's capacity, fsync, rename,
+// (dest.tmp sized to the segment's capacity and preallocated but for the
+// unused room before the footer, fsync, rename,
 // directory fsync). The CRC-64/NVME of the rebuilt [0, durable_bytes)
 // must equal both the footer's segment_crc64 and exp.SegmentCRC; on any
 // mismatch a *ChecksumMismatchError (ErrChecksumMismatch) is returned and
@@ -132,15 +133,15 @@ func Hydrate(ctx context.Context, fsys vfs.FS, a *Artifact, exp Expected, dest s
 	if err != nil {
 		return HydrateResult{}, err
 	}
-	if err := out.allocate(a.Size()); err != nil {
+	// The zeros between the last record and the footer stay a hole, as
+	// in a segment sealed here (segment.SealedUnused).
+	lo, hi := segment.SealedUnused(a.Size(), foot.DurableBytes)
+	if err := out.allocateExcept(a.Size(), lo, hi); err != nil {
 		out.abort()
 		return HydrateResult{}, err
 	}
 	crc, err := walkFrames(ctx, a, int64(foot.DurableBytes), func(off int64, b []byte) error {
-		if segment.IsZero(b) {
-			return nil
-		}
-		return out.writeAt(b, off)
+		return writeNonZero(out, b, off, lo, hi)
 	})
 	if err != nil {
 		out.abort()
@@ -170,6 +171,31 @@ func Hydrate(ctx context.Context, fsys vfs.FS, a *Artifact, exp Expected, dest s
 		},
 		Duration: time.Since(start),
 	}, nil
+}
+
+// writeNonZero writes b at off, leaving out the part inside the hole
+// [lo, hi) when it is all zeros, and the whole of b when it is.
+func writeNonZero(out *atomicFile, b []byte, off, lo, hi int64) error {
+	end := off + int64(len(b))
+	if segment.IsZero(b) {
+		return nil
+	}
+	if hi <= lo || end <= lo || off >= hi {
+		return out.writeAt(b, off)
+	}
+	in := b[max(lo-off, 0) : min(hi, end)-off]
+	if !segment.IsZero(in) {
+		return out.writeAt(b, off)
+	}
+	if lo > off {
+		if err := out.writeAt(b[:lo-off], off); err != nil {
+			return err
+		}
+	}
+	if end > hi {
+		return out.writeAt(b[hi-off:], hi)
+	}
+	return nil
 }
 
 // VerifyArtifact decompresses every frame of a (an artifact from any

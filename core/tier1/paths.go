@@ -79,10 +79,20 @@ func createAtomic(fsys vfs.FS, path string) (*atomicFile, error) {
 	return &atomicFile{fs: fsys, path: path, tmp: tmp, f: f}, nil
 }
 
-// allocate reserves size bytes so running out of space shows up here.
-// File systems without fallocate get a plain truncate.
-func (a *atomicFile) allocate(size int64) error {
-	err := a.f.Allocate(0, size)
+// allocateExcept sizes the file to size bytes and reserves all of it but
+// [lo, hi), which stays a hole (reading as zeros), so that running out of
+// space shows up here. File systems without fallocate get a plain
+// truncate.
+func (a *atomicFile) allocateExcept(size, lo, hi int64) error {
+	var err error
+	if hi > lo {
+		err = a.f.Allocate(0, lo)
+		if err == nil {
+			err = a.f.Allocate(hi, size-hi)
+		}
+	} else {
+		err = a.f.Allocate(0, size)
+	}
 	if errors.Is(err, syscall.EOPNOTSUPP) {
 		err = a.f.Truncate(size)
 	}

@@ -2,12 +2,14 @@ package tier1
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/aof2/aof2/core/checksum"
 	"github.com/aof2/aof2/core/segment"
@@ -183,4 +185,32 @@ func TestCompressHonoursCancellation(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	require.False(t, exists(t, fsys, dst))
 	noTemps(t, fsys, filepath.Dir(dst))
+}
+
+// TestHydrateLeavesTheUnusedRoomAHole: on a real file system a segment
+// rebuilt from its artifact occupies what the sealed original did (records
+// and footer, segment.SealedFootprint), not its capacity, and reads back
+// byte for byte — whatever the frame size, so that a frame straddling the
+// hole's edges is written only outside it.
+func TestHydrateLeavesTheUnusedRoomAHole(t *testing.T) {
+	for _, frame := range []int{64 << 10, 96 << 10, 300 << 10} {
+		t.Run(fmt.Sprint(frame), func(t *testing.T) {
+			dir := t.TempDir()
+			const capacity = 4 << 20
+			s := writeSegment(t, vfs.OS, dir, 1, 1, capacity, 100<<10, 9)
+			art := filepath.Join(dir, "art")
+			_, err := CompressSegment(context.Background(), vfs.OS, s.source(), art, Options{FrameSize: frame})
+			require.NoError(t, err)
+			dest := filepath.Join(dir, "hydrated")
+			_, err = Hydrate(context.Background(), vfs.OS, openFile(t, vfs.OS, art), s.expected(), dest)
+			require.NoError(t, err)
+			require.Equal(t, readAll(t, vfs.OS, s.path), readAll(t, vfs.OS, dest))
+			var st unix.Stat_t
+			require.NoError(t, unix.Stat(dest, &st))
+			require.Equal(t, int64(capacity), st.Size)
+			footprint := segment.SealedFootprint(capacity, s.foot.DurableBytes)
+			require.Less(t, footprint, int64(capacity)/10)
+			require.LessOrEqual(t, st.Blocks*512, footprint, "allocated %d bytes, footprint %d", st.Blocks*512, footprint)
+		})
+	}
 }
