@@ -15,6 +15,9 @@ TESTFLAGS ?=
 # per run into TEST_BIN_DIR, and the tests take them from there
 # (internal/testbin; plain `go test` builds them once per test process).
 TEST_BIN_DIR ?= $(TOOLS)/testbin
+# Binaries record the commit they were built from (aof2-host version)
+# even where the environment turns VCS stamping off.
+BUILDFLAGS ?= -buildvcs=auto
 
 .PHONY: help build test test-short test-bins lint fuzz bench tidy-check run demo cluster vet staticcheck clean
 
@@ -41,20 +44,20 @@ test-bins: ## build every binary the tests launch into TEST_BIN_DIR (test and te
 
 run: ## build host + fs plugin into bin/ and serve on the defaults: data in ./data, tier 2 in ./data/tier2, loopback
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
-	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-host ./cmd/aof2-host
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	$(BIN)/aof2-host serve
 
 demo: ## start a host with tiny budgets, drive it through the client API, watch data move tier 0 → 1 → 2 and back
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
-	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-host ./cmd/aof2-host
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	$(BIN)/aof2-host demo
 
 cluster: ## build the host and the fs plugin and run a three-node cluster on loopback over one fs tier 2 (examples/cluster, data in ./cluster-data; Ctrl-C stops it)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/aof2-host ./cmd/aof2-host
-	$(GO) build -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-host ./cmd/aof2-host
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	BIN=$(BIN) bash scripts/cluster.sh
 
 vet:

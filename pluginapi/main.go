@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/aof2/aof2/internal/buildinfo"
 )
 
 // Main is a plugin command's whole main function:
@@ -16,13 +18,19 @@ import (
 //	func main() { pluginapi.Main("aof2-plugin-mine", mine.New) }
 //
 // Launched by the host it serves newBackend() over the handshake (Serve).
-// Run by hand with -debug it serves without the handshake on a Unix socket
+// Run by hand with -version it prints VersionText and exits. Run by hand
+// with -debug it serves without the handshake on a Unix socket
 // and prints the JSON reattach address (for conformance --reattach or a
 // debugger) until SIGINT/SIGTERM; without -debug a hand-run plugin refuses
 // to start, as Serve does.
 func Main(name string, newBackend func() Backend) {
 	debug := flag.Bool("debug", false, "serve without the host handshake and print the reattach address")
+	version := flag.Bool("version", false, "print the build (version, commit, date, Go) and the contract version, and exit")
 	flag.Parse()
+	if *version {
+		fmt.Print(VersionText(name))
+		return
+	}
 	opts := ServeOptions{Name: name}
 	b := newBackend()
 	if c, ok := b.(io.Closer); ok {
@@ -43,4 +51,11 @@ func Main(name string, newBackend func() Backend) {
 		stop()
 		os.Exit(1)
 	}
+}
+
+// VersionText is what a plugin binary's -version prints: its build
+// (internal/buildinfo: the main module's version, the commit, its date,
+// the Go version) and the contract version this package implements.
+func VersionText(name string) string {
+	return fmt.Sprintf("%s %s\nplugin contract: v%d.%d\n", name, buildinfo.Read(), ContractMajor, ContractMinor)
 }

@@ -105,6 +105,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	if args[0] == "-version" || args[0] == "--version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	c, rest := lookup(args)
 	if c == nil {
 		fmt.Fprintf(stderr, "aof2-host: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))

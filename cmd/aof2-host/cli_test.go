@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/internal/testbin"
+	"github.com/aof2/aof2/pluginapi"
 )
 
 // TestEveryCommandHasHelp: `-h` on every command exits 0 and prints its
@@ -80,5 +87,42 @@ func TestUnreachableHostIsAnError(t *testing.T) {
 		require.Equal(t, exitIO, run(ctx, args, &out, &errOut), "%v: %s", args, errOut.String())
 		require.Contains(t, errOut.String(), "-connect-timeout", "%v", args)
 		require.NoError(t, ctx.Err(), "%v waited for the test's own deadline", args)
+	}
+}
+
+// TestVersion: `version`, -version and --version print the build and the
+// contract versions; --json has every field.
+func TestVersion(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, exitOK, run(ctx, args, &out, &errOut), errOut.String())
+		require.Regexp(t, `^aof2-host \S+ \(revision \S+, built \S+, go\S+ \w+/\w+\)\nclient API: v1\nplugin contract: v1\.\d+\n$`, out.String(), "%v", args)
+	}
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, run(ctx, []string{"--version", "--json"}, &out, &errOut), errOut.String())
+	var v map[string]string
+	require.NoError(t, json.Unmarshal(out.Bytes(), &v), out.String())
+	for _, k := range []string{"version", "revision", "build_date", "go_version", "platform", "client_api", "plugin_contract"} {
+		require.NotEmpty(t, v[k], k)
+	}
+	require.Equal(t, fmt.Sprintf("v%d.%d", pluginapi.ContractMajor, pluginapi.ContractMinor), v["plugin_contract"])
+	require.Equal(t, exitUsage, run(ctx, []string{"version", "extra"}, &out, &errOut))
+}
+
+// TestPluginVersion: every plugin binary answers -version with its build
+// and the contract version, without the host handshake.
+func TestPluginVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the plugin binaries")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	plugins := []string{"aof2-plugin-fs", "aof2-plugin-s3", "aof2-plugin-gcs", "aof2-plugin-azure"}
+	dir := testbin.Dir(t, plugins...)
+	for _, name := range plugins {
+		out, err := exec.CommandContext(ctx, filepath.Join(dir, name), "-version").CombinedOutput()
+		require.NoError(t, err, "%s: %s", name, out)
+		require.Regexp(t, `^`+name+` \S+ \(revision \S+, built \S+, go\S+ \w+/\w+\)\nplugin contract: v1\.\d+\n$`, string(out))
 	}
 }

@@ -25,10 +25,8 @@ import (
 	"github.com/aof2/aof2/host/node"
 	"github.com/aof2/aof2/host/server"
 	"github.com/aof2/aof2/host/telemetry"
+	"github.com/aof2/aof2/internal/buildinfo"
 )
-
-// version is stamped by the build (-ldflags "-X main.version=…").
-var version = "dev"
 
 // shutdownGrace bounds how long SIGTERM waits for in-flight requests.
 const shutdownGrace = 30 * time.Second
@@ -57,7 +55,9 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	stopTracing, err := telemetry.Setup(ctx, "aof2-host", version, logger.Named("telemetry"))
+	build := buildinfo.Read()
+	reg.MustRegister(buildInfoMetric(build))
+	stopTracing, err := telemetry.Setup(ctx, "aof2-host", build.Version, logger.Named("telemetry"))
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		go func() { serveErr <- srv.ServeHTTP(l) }()
 	}
 	// Tests and scripts wait for this line to learn the bound ports.
-	fmt.Fprintf(e.stdout, "aof2-host %s serving %v data=%s\n", version, addrs, cfg.DataDir)
+	fmt.Fprintf(e.stdout, "aof2-host %s serving %v data=%s\n", build, addrs, cfg.DataDir)
 	logger.Info("listening", "addresses", addrs, "data_dir", cfg.DataDir, "tier2_plugin", cfg.Tier2.Plugin)
 
 	started := make(chan error, 1)

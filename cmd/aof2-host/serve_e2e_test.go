@@ -107,7 +107,7 @@ func TestServeEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	code, body, _ = httpDo(t, http.MethodGet, h.url("/metrics"), "", nil)
 	require.Equal(t, http.StatusOK, code)
-	for _, m := range []string{"aof_append_records_total", "aof_tier2_requests_total", "aof_manifest_replay_chunk_lag_seconds", "aof_plugin_restarts_total"} {
+	for _, m := range []string{"aof_append_records_total", "aof_tier2_requests_total", "aof_manifest_replay_chunk_lag_seconds", "aof_plugin_restarts_total", "aof2_build_info{goversion=\"go"} {
 		require.Contains(t, body, m)
 	}
 
