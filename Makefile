@@ -19,7 +19,7 @@ TEST_BIN_DIR ?= $(TOOLS)/testbin
 # even where the environment turns VCS stamping off.
 BUILDFLAGS ?= -buildvcs=auto
 
-.PHONY: help build test test-short test-bins lint fuzz bench tidy-check run demo cluster vet staticcheck clean
+.PHONY: help docs build test test-short test-bins lint fuzz bench tidy-check run demo cluster vet staticcheck clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ cluster: ## build the host and the fs plugin and run a three-node cluster on loo
 	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-host ./cmd/aof2-host
 	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	BIN=$(BIN) bash scripts/cluster.sh
+
+docs: ## regenerate docs/config.md from the configuration table (the tests fail when it is stale)
+	$(GO) run ./cmd/aof2-host config reference -format markdown > docs/config.md
 
 vet:
 	$(GO) vet ./...

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,48 @@ func TestPluginVersion(t *testing.T) {
 		require.NoError(t, err, "%s: %s", name, out)
 		require.Regexp(t, `^`+name+` \S+ \(revision \S+, built \S+, go\S+ \w+/\w+\)\nplugin contract: v1\.\d+\n$`, string(out))
 	}
+}
+
+// TestConfigCommands: `config reference` prints every key (text and the
+// Markdown of docs/config.md); `config validate` accepts what serve would
+// and refuses what serve would, naming the file, line and key, with
+// serve's flags; -check-plugin launches and probes the plugin (the real
+// binaries: the fs plugin next to the host).
+func TestConfigCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, run(ctx, []string{"config", "reference"}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "segment.size  (size, default 64MiB)\n    env AOF2_SEGMENT_SIZE, flag -segment-size\n")
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"config", "reference", "-format", "markdown"}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "| `segment.size` | size | `64MiB` | `AOF2_SEGMENT_SIZE` | `-segment-size` |")
+	require.Equal(t, exitUsage, run(ctx, []string{"config", "reference", "-format", "yaml"}, &out, &errOut))
+
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.hcl")
+	require.NoError(t, os.WriteFile(good, []byte("data_dir = \""+filepath.Join(dir, "data")+"\"\ntier2 {\n  enabled = false\n}\n"), 0o600))
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"config", "validate", "-config", good}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "config ok: "+good+"\n")
+	require.Contains(t, out.String(), "tier2     none\n")
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, exitUsage, run(ctx, []string{"config", "validate", "-config", good, "-segment-size", "3MiB"}, &out, &errOut), "serve's flags are checked too")
+	require.Contains(t, errOut.String(), "segment.size")
+	bad := filepath.Join(dir, "bad.hcl")
+	require.NoError(t, os.WriteFile(bad, []byte("tier2 {\n  enabled = false\n}\nsegment {\n  sise = \"1MiB\"\n}\n"), 0o600))
+	errOut.Reset()
+	require.Equal(t, exitUsage, run(ctx, []string{"config", "validate", "-config", bad}, &out, &errOut))
+	require.Contains(t, errOut.String(), "bad.hcl:5")
+	require.Contains(t, errOut.String(), "sise")
+
+	if testing.Short() {
+		return
+	}
+	bin := hostBinaries(t)
+	code, stdout, stderr := runHostCmd(t, ctx, bin, nil, "config", "validate", "-data-dir", filepath.Join(dir, "data"), "-check-plugin")
+	require.Equal(t, exitOK, code, stderr)
+	require.Regexp(t, `tier2     plugin fs \(\S+aof2-plugin-fs\), prefix ""\n`, stdout)
+	require.Regexp(t, `probe\s+read-only probe ok`, stdout)
 }

@@ -111,6 +111,17 @@ for a definitive answer: objects it deletes or re-uploads meanwhile can show up.
 	{name: "bench", summary: "durable appends through the client API from N clients: records/s, MB/s, latency p50/p99",
 		example: "aof2-host bench -addr 127.0.0.1:7400 -clients 64 -size 1024 -duration 30s",
 		run:     runBench},
+	{name: "config reference", summary: "print every configuration key: HCL path, AOF2_* variable, flag, type, default and meaning",
+		long:    "-format markdown prints docs/config.md (make docs regenerates it; the tests fail when it is stale).",
+		example: "aof2-host config reference | less\naof2-host config reference -format markdown > docs/config.md",
+		run:     runConfigReference},
+	{name: "config validate", summary: "load the configuration as serve would (file, AOF2_* variables, serve's flags) and check it; -check-plugin also launches the plugin",
+		long: `Takes every flag serve takes, so a unit file's command line can be checked as is
+before a restart. Exit 0 and a summary when serve would accept it; exit 1 with every
+problem (file, line, key) when not. -check-plugin also launches the tier-2 plugin as
+'aof2-host plugins check' does (handshake, contract, Configure, Probe) and stops it.`,
+		example: "aof2-host config validate -config /etc/aof2/aof2.hcl -check-plugin",
+		run:     runConfigValidate},
 	{name: "version", summary: "print the version, commit, build date and Go version, and the client API and plugin contract versions (also -version)",
 		example: "aof2-host version --json",
 		run:     runVersion},

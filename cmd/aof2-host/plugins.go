@@ -33,6 +33,12 @@ func runPluginsCheck(ctx context.Context, e *cmdEnv) error {
 	if !cfg.Tier2Enabled() {
 		return usagef("no tier-2 plugin is configured (tier2.plugin is empty or tier2.enabled is false)")
 	}
+	return checkPluginLaunch(ctx, e, cfg, *write)
+}
+
+// checkPluginLaunch launches cfg's plugin as serve does, prints what it
+// advertises and the probe's outcome, and stops it.
+func checkPluginLaunch(ctx context.Context, e *cmdEnv, cfg *config.Config, write bool) error {
 	launch, err := cfg.PluginLaunch()
 	if err != nil {
 		return err
@@ -42,7 +48,7 @@ func runPluginsCheck(ctx context.Context, e *cmdEnv) error {
 	if err := vfs.MkdirAllSync(vfs.OS, cfg.DataDir); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	if *write {
+	if write {
 		launch.ProbeWriteKey = cfg.ProbeKey(uint64(time.Now().UnixNano()))
 	}
 	t0 := time.Now()
@@ -64,7 +70,7 @@ func runPluginsCheck(ctx context.Context, e *cmdEnv) error {
 		l.MaxObjectSize, l.MaxConcurrentStreams, l.MaxMetadataBytes, l.PreferredChunkSize)
 	fmt.Fprintf(tw, "chunk size\t%d (negotiated)\n", p.ChunkSize)
 	probe := "read-only probe ok"
-	if *write {
+	if write {
 		probe = "write probe ok (" + launch.ProbeWriteKey + ")"
 	}
 	fmt.Fprintf(tw, "probe\t%s in %v\n", probe, time.Since(t0).Round(time.Millisecond))

@@ -45,11 +45,26 @@ func registerFlags(fs *flag.FlagSet, pending *[]pendingFlag) {
 	}
 }
 
+// flagUsage is the flag's help line: the key's meaning, then its default
+// and its variable, as `aof2-host serve -h` shows them.
 func flagUsage(k *key) string {
+	u := k.doc
 	if syntax := entrySyntax(k); syntax != "" {
-		return fmt.Sprintf("`%s`: %s (repeatable)", syntax, k.doc)
+		u = fmt.Sprintf("`%s`: %s (repeatable)", syntax, k.doc)
 	}
-	return k.doc
+	var def string
+	switch {
+	case k.kind == kindEntries || k.kind == kindList || k.labelled != "":
+	case k.def == "":
+		def = "default empty; "
+	default:
+		def = "default " + k.def + "; "
+	}
+	hcl := k.path
+	if k.labelled != "" {
+		hcl = fmt.Sprintf("%s \"<id>\" { %s }", k.labelled, k.attr())
+	}
+	return fmt.Sprintf("%s [%senv %s, HCL %s]", u, def, referenceEnv(k), hcl)
 }
 
 // entrySyntax is how an entry key's flag value is written ("" for
