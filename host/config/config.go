@@ -51,6 +51,7 @@ type Listen struct {
 	AuthToken           string
 	AuthTokenFile       string
 	AllowInsecureRemote bool
+	MetricsAuth         bool // /metrics needs the token too
 	TLS                 TLS
 }
 

@@ -148,6 +148,7 @@ func (c *Config) Tier2Config() tier2.Config {
 func (c *Config) ServerOptions() server.Options {
 	return server.Options{
 		Token:            c.Token(),
+		MetricsAuth:      c.Listen.MetricsAuth,
 		MaxRecordSize:    int(segment.MaxRecordSize(c.Segment.Size)),
 		ReadDefaultBytes: c.Limits.ReadDefaultBytes,
 		ReadMaxBytes:     c.Limits.ReadMaxBytes,

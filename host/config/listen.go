@@ -87,6 +87,9 @@ func (c *Config) validateListen() error {
 		_, err := c.TLSConfig()
 		errs.add(err)
 	}
+	if l.MetricsAuth && c.token == "" {
+		errs.add(c.keyError("listen.metrics_auth", "true", "there is no token to require: set listen.auth_token or auth_token_file", nil))
+	}
 	if c.token == "" && !c.TLSEnabled() && !l.AllowInsecureRemote {
 		for _, a := range []struct{ key, addr string }{{"listen.grpc", l.GRPC}, {"listen.http", l.HTTP}} {
 			if a.addr != "" && !IsLoopback(a.addr) {

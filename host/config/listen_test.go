@@ -53,6 +53,8 @@ func TestRemoteListenNeedsProtection(t *testing.T) {
 		{name: "tls", src: "listen {\n  grpc = \"0.0.0.0:7400\"\n" + tlsBlock + "}\n"},
 		{name: "explicit insecure", src: "listen {\n  grpc = \"0.0.0.0:7400\"\n  allow_insecure_remote = true\n}\n"},
 		{name: "explicit insecure by flag", src: "listen {\n  grpc = \"0.0.0.0:7400\"\n}\n", args: []string{"-listen-allow-insecure-remote"}},
+		{name: "metrics behind the token", src: "listen {\n  auth_token = \"t\"\n  metrics_auth = true\n}\n"},
+		{name: "metrics auth without a token", args: []string{"-listen-metrics-auth"}, refused: []string{"listen.metrics_auth", "no token to require"}},
 		{name: "missing token file", args: []string{"-listen-auth-token-file", dir + "/absent"}, refused: []string{"listen.auth_token_file", "cannot read the token file"}},
 		{name: "empty token file", args: []string{"-listen-auth-token-file", emptyFile}, refused: []string{"listen.auth_token_file", "the token file is empty"}},
 		{name: "unreadable cert", src: "listen {\n  tls {\n    cert_file = \"" + dir + "/absent\"\n    key_file = \"" + key + "\"\n  }\n}\n", refused: []string{"aof2.hcl:3:17: listen.tls.cert_file", "cannot load"}},

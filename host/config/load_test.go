@@ -125,6 +125,7 @@ func samples(t *testing.T) map[string][3]string {
 		"listen.auth_token":              {"tok1", "tok2", "tok3"},
 		"listen.auth_token_file":         tok,
 		"listen.allow_insecure_remote":   {"true", "false", "true"},
+		"listen.metrics_auth":            {"true", "false", "true"},
 		"listen.tls.cert_file":           {cert, cert, cert},
 		"listen.tls.key_file":            {key, key, key},
 		"listen.tls.client_ca_file":      {cert, cert, cert},
@@ -213,6 +214,8 @@ func companion(k *key, s map[string][3]string) map[string]string {
 		return map[string]string{"listen.tls.cert_file": s["listen.tls.cert_file"][0], "listen.tls.key_file": s["listen.tls.key_file"][0]}
 	case "listen.tls.key_file":
 		return map[string]string{"listen.tls.cert_file": s["listen.tls.cert_file"][0]}
+	case "listen.metrics_auth":
+		return map[string]string{"listen.auth_token": "t"}
 	case "cluster.node_id":
 		return map[string]string{"cluster.raft_addr": "127.0.0.1:9", "tier2.enabled": "false"}
 	case "cluster.raft_addr", "cluster.data", "cluster.log_store", "cluster.election_timeout", "cluster.snapshot_threshold", "cluster.snapshot_interval", "cluster.trailing_logs", "cluster.advertise_grpc", "cluster.advertise_http", "cluster.peers", "cluster.join":

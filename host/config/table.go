@@ -60,6 +60,8 @@ var keys = []*key{
 		func(c *Config) *string { return &c.Listen.AuthTokenFile }, checkOptionalPath),
 	boolKey("listen.allow_insecure_remote", false, "Allow listening beyond loopback with neither a token nor TLS.",
 		func(c *Config) *bool { return &c.Listen.AllowInsecureRemote }),
+	boolKey("listen.metrics_auth", false, "Put /metrics behind the bearer token too (it names every stream and its byte counts); scrapers then send the token (Prometheus: authorization { credentials_file = ... }).",
+		func(c *Config) *bool { return &c.Listen.MetricsAuth }),
 	stringKey("listen.tls.cert_file", "", "PEM certificate chain of the client API; with key_file it turns TLS on.",
 		func(c *Config) *string { return &c.Listen.TLS.CertFile }, checkOptionalPath),
 	stringKey("listen.tls.key_file", "", "PEM private key matching cert_file.",

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
@@ -280,4 +283,39 @@ func TestGRPCHealthFollowsReadiness(t *testing.T) {
 	last, err := watch.Recv()
 	require.NoError(t, err)
 	require.Equal(t, grpc_health_v1.HealthCheckResponse_NOT_SERVING, last.Status)
+}
+
+// TestGRPCReflection: grpcurl and similar tools list and describe the
+// services without the .proto files; with a token configured, reflection
+// needs it like every call but health.
+func TestGRPCReflection(t *testing.T) {
+	h := start(t, smallConfig(), server.Options{Token: "s3cret"})
+	conn, err := grpc.NewClient(h.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	list := func(ctx context.Context) ([]string, error) {
+		stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// A refused stream ends the Send with io.EOF; Recv has the status.
+		if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, s := range resp.GetListServicesResponse().GetService() {
+			names = append(names, s.GetName())
+		}
+		return names, stream.CloseSend()
+	}
+	ctx := ctxT(t)
+	_, err = list(ctx)
+	requireStatus(t, err, codes.Unauthenticated, aof2v1.ErrorReason_UNAUTHENTICATED)
+	names, err := list(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret"))
+	require.NoError(t, err)
+	require.Subset(t, names, []string{"aof2.v1.Log", "aof2.v1.Admin", "grpc.health.v1.Health"})
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 )
@@ -71,6 +72,9 @@ func New(node Node, opts Options) (*Server, error) {
 	aof2v1.RegisterLogServer(s.grpc, &logService{s: s})
 	aof2v1.RegisterAdminServer(s.grpc, &adminService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, &healthService{s: s})
+	// Server reflection, so that grpcurl and similar tools work without
+	// the .proto files; behind the token like every other call but health.
+	reflection.Register(s.grpc)
 
 	s.http = &http.Server{
 		Handler:           otelhttp.NewHandler(s.Handler(), "aof2.http", hp...),
