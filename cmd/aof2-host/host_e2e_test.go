@@ -41,6 +41,7 @@ type hostProc struct {
 	t          *testing.T
 	cmd        *exec.Cmd
 	grpc, http string
+	admin      string // listen.admin's address, when set
 	ready      chan struct{}
 	exited     chan struct{}
 	exitErr    error
@@ -64,7 +65,7 @@ func (l *lockedBuf) String() string {
 	return l.b.String()
 }
 
-var servingLine = regexp.MustCompile(`serving \[grpc=(\S+) http=(\S+)\]`)
+var servingLine = regexp.MustCompile(`serving \[grpc=(\S+) http=(\S+)(?: admin=(\S+))?\]`)
 
 // defaultHostArgs are small segments, small tier-0 and tier-1 budgets and
 // quick scans, so data moves between tiers within a test.
@@ -96,13 +97,13 @@ func startHostIn(t *testing.T, bin, dir string, env []string, args ...string) *h
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	listening := make(chan [2]string, 1)
+	listening := make(chan [3]string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			line := sc.Text()
 			if m := servingLine.FindStringSubmatch(line); m != nil {
-				listening <- [2]string{m[1], m[2]}
+				listening <- [3]string{m[1], m[2], m[3]}
 			}
 			if strings.Contains(line, "aof2-host ready") {
 				close(h.ready)
@@ -114,7 +115,7 @@ func startHostIn(t *testing.T, bin, dir string, env []string, args ...string) *h
 	t.Cleanup(func() { h.kill() })
 	select {
 	case a := <-listening:
-		h.grpc, h.http = a[0], a[1]
+		h.grpc, h.http, h.admin = a[0], a[1], a[2]
 	case <-h.exited:
 		t.Fatalf("host exited before listening: %v\n%s", h.exitErr, h.stderr)
 	case <-time.After(30 * time.Second):

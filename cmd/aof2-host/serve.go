@@ -92,7 +92,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	if err != nil {
 		return err
 	}
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	var addrs []string
 	if cfg.Listen.GRPC != "" {
 		l, err := net.Listen("tcp", cfg.Listen.GRPC)
@@ -109,6 +109,14 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		}
 		addrs = append(addrs, "http="+l.Addr().String())
 		go func() { serveErr <- srv.ServeHTTP(l) }()
+	}
+	if cfg.Listen.Admin != "" {
+		l, err := net.Listen("tcp", cfg.Listen.Admin)
+		if err != nil {
+			return fmt.Errorf("listen.admin: %w", err)
+		}
+		addrs = append(addrs, "admin="+l.Addr().String())
+		go func() { serveErr <- srv.ServeAdmin(l) }()
 	}
 	// Tests and scripts wait for this line to learn the bound ports.
 	fmt.Fprintf(e.stdout, "aof2-host %s serving %v data=%s\n", build, addrs, cfg.DataDir)

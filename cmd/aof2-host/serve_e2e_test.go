@@ -275,3 +275,24 @@ func TestServeCtrlC(t *testing.T) {
 		assert.NotContains(t, h.stderr.String(), level)
 	}
 }
+
+// TestServeAdminListener: listen.admin serves Go's runtime profiles on its
+// own listener, behind the token; the client API's HTTP listener never
+// serves them, and without listen.admin nothing does.
+func TestServeAdminListener(t *testing.T) {
+	bin := hostBinaries(t)
+	h := startHost(t, bin, nil, append(defaultHostArgs(filepath.Join(t.TempDir(), "data")),
+		"-listen-admin", "127.0.0.1:0", "-listen-auth-token", "s3cret")...)
+	h.waitReady()
+	require.NotEmpty(t, h.admin, "the banner names the admin address")
+	code, _, _ := httpDo(t, http.MethodGet, "http://"+h.admin+"/debug/pprof/", "", nil)
+	require.Equal(t, http.StatusUnauthorized, code, "behind the token")
+	code, body, _ := httpDo(t, http.MethodGet, "http://"+h.admin+"/debug/pprof/", "s3cret", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "goroutine")
+	code, body, _ = httpDo(t, http.MethodGet, "http://"+h.admin+"/debug/pprof/heap?debug=1", "s3cret", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "heap profile")
+	code, _, _ = httpDo(t, http.MethodGet, h.url("/debug/pprof/"), "s3cret", nil)
+	require.Equal(t, http.StatusNotFound, code, "not on the client API's listener")
+}

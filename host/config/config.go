@@ -48,6 +48,7 @@ type Config struct {
 // Listen configures the client API's listeners and their protection.
 type Listen struct {
 	GRPC, HTTP          string // host:port; "" disables the listener
+	Admin               string // pprof listener (host:port); "" is off
 	AuthToken           string
 	AuthTokenFile       string
 	AllowInsecureRemote bool

@@ -87,6 +87,9 @@ func (c *Config) validateListen() error {
 		_, err := c.TLSConfig()
 		errs.add(err)
 	}
+	if l.Admin != "" && !IsLoopback(l.Admin) && c.token == "" {
+		errs.add(c.keyError("listen.admin", l.Admin, "serves runtime profiles (which can hold record bytes) beyond loopback: set listen.auth_token (or auth_token_file), or listen on loopback", nil))
+	}
 	if l.MetricsAuth && c.token == "" {
 		errs.add(c.keyError("listen.metrics_auth", "true", "there is no token to require: set listen.auth_token or auth_token_file", nil))
 	}

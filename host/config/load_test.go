@@ -125,6 +125,7 @@ func samples(t *testing.T) map[string][3]string {
 		"listen.auth_token":              {"tok1", "tok2", "tok3"},
 		"listen.auth_token_file":         tok,
 		"listen.allow_insecure_remote":   {"true", "false", "true"},
+		"listen.admin":                   {"127.0.0.1:7", "localhost:8", "[::1]:9"},
 		"listen.metrics_auth":            {"true", "false", "true"},
 		"listen.tls.cert_file":           {cert, cert, cert},
 		"listen.tls.key_file":            {key, key, key},

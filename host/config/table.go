@@ -54,6 +54,8 @@ var keys = []*key{
 		func(c *Config) *string { return &c.Listen.GRPC }, checkAddr),
 	stringKey("listen.http", "127.0.0.1:7401", "HTTP API, /metrics and health address (host:port); empty disables it. Same rule beyond loopback.",
 		func(c *Config) *string { return &c.Listen.HTTP }, checkAddr),
+	stringKey("listen.admin", "", "Address (host:port) of the opt-in admin listener serving Go's runtime profiles at /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/heap); empty, the default, serves none. Beyond loopback it needs auth_token (profiles can hold record bytes); behind the token whenever one is set.",
+		func(c *Config) *string { return &c.Listen.Admin }, checkAddr),
 	secret(stringKey("listen.auth_token", "", "Bearer token clients must present. Prefer auth_token_file or the environment over writing it in the file.",
 		func(c *Config) *string { return &c.Listen.AuthToken }, nil)),
 	stringKey("listen.auth_token_file", "", "File holding the bearer token (surrounding whitespace is trimmed).",

@@ -28,8 +28,9 @@ type Server struct {
 	opts Options
 	auth tokenAuth
 
-	grpc *grpc.Server
-	http *http.Server
+	grpc  *grpc.Server
+	http  *http.Server
+	admin *http.Server // pprof (ServeAdmin)
 
 	// reads is the read budget every Read, HTTP read and Tail draws on.
 	reads *readBudget
@@ -82,8 +83,14 @@ func New(node Node, opts Options) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          opts.Logger.StandardLogger(nil),
 	}
+	s.admin = &http.Server{
+		Handler:           s.AdminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          opts.Logger.StandardLogger(nil),
+	}
 	if opts.TLS != nil {
 		s.http.TLSConfig = opts.TLS.Clone()
+		s.admin.TLSConfig = opts.TLS.Clone()
 	}
 	return s, nil
 }
@@ -95,12 +102,19 @@ func (s *Server) ServeGRPC(l net.Listener) error {
 
 // ServeHTTP serves HTTP on l (over TLS when Options.TLS is set) until
 // Shutdown; it returns nil after Shutdown.
-func (s *Server) ServeHTTP(l net.Listener) error {
+func (s *Server) ServeHTTP(l net.Listener) error { return serveHTTP(s.http, l) }
+
+// ServeAdmin serves the admin handler (AdminHandler: pprof) on l, over
+// TLS when Options.TLS is set, until Shutdown; it returns nil after
+// Shutdown. The host serves it only when admin.listen is set.
+func (s *Server) ServeAdmin(l net.Listener) error { return serveHTTP(s.admin, l) }
+
+func serveHTTP(h *http.Server, l net.Listener) error {
 	var err error
-	if s.http.TLSConfig != nil {
-		err = s.http.ServeTLS(l, "", "")
+	if h.TLSConfig != nil {
+		err = h.ServeTLS(l, "", "")
 	} else {
-		err = s.http.Serve(l)
+		err = h.Serve(l)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -127,6 +141,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}()
 	wg.Wait()
+	if err := s.admin.Shutdown(ctx); err != nil {
+		_ = s.admin.Close() // a profile still being taken
+	}
 	return errors.Join(grpcErr, httpErr)
 }
 
