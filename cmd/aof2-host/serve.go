@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -52,6 +54,11 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		return usagef("-takeover claims the tier-2 prefix as its writer: it needs a tier 2 and role = \"writer\"")
 	}
 	logger := newLogger(cfg, e)
+	// SIGHUP reloads what may change (reload.go) instead of ending the
+	// process; one arriving before the node is ready waits for it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -85,6 +92,11 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	tlsCfg, err := cfg.TLSConfig()
 	if err != nil {
 		return err
+	}
+	var certs *certReloader
+	if tlsCfg != nil {
+		certs = &certReloader{}
+		tlsCfg = certs.wrap(tlsCfg)
 	}
 	sopts := cfg.ServerOptions()
 	sopts.TLS, sopts.Gatherer, sopts.Registerer, sopts.Logger = tlsCfg, reg, reg, logger.Named("server")
@@ -145,11 +157,19 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 				announce(actx, cfg, c, logger.Named("cluster"))
 			}()
 		}
-		select {
-		case <-ctx.Done():
-			logger.Info("shutting down", "reason", context.Cause(ctx))
-		case err := <-serveErr:
-			runErr = fmt.Errorf("serve: %w", err)
+		r := &reloader{args: e.args, started: cfg, last: cfg, logger: logger, node: n, srv: srv, cert: certs}
+	serving:
+		for {
+			select {
+			case <-hup:
+				r.reload()
+			case <-ctx.Done():
+				logger.Info("shutting down", "reason", context.Cause(ctx))
+				break serving
+			case err := <-serveErr:
+				runErr = fmt.Errorf("serve: %w", err)
+				break serving
+			}
 		}
 	case err := <-serveErr:
 		runErr = fmt.Errorf("serve: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/host/dump"
+	"github.com/aof2/aof2/internal/testwait"
 )
 
 // TestServeEndToEnd drives a real host through gRPC, HTTP and the admin
@@ -295,4 +296,55 @@ func TestServeAdminListener(t *testing.T) {
 	require.Contains(t, body, "heap profile")
 	code, _, _ = httpDo(t, http.MethodGet, h.url("/debug/pprof/"), "s3cret", nil)
 	require.Equal(t, http.StatusNotFound, code, "not on the client API's listener")
+}
+
+// TestServeSIGHUPReloads: SIGHUP rereads the configuration and applies
+// what may change on a running host — the log level, the tier-0 and
+// tier-1 budgets, a rotated token file — and names the keys that need a
+// restart; a configuration that does not load is refused whole and the
+// host goes on. Before, SIGHUP ended the process.
+func TestServeSIGHUPReloads(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("old-token\n"), 0o600))
+	cfgFile := filepath.Join(dir, "aof2.hcl")
+	writeCfg := func(level, tier0, segSize string) {
+		src := fmt.Sprintf("data_dir = %q\nlog_level = %q\nlisten {\n  grpc = \"127.0.0.1:0\"\n  http = \"127.0.0.1:0\"\n  auth_token_file = %q\n}\n"+
+			"segment {\n  size = %q\n}\ntier0 {\n  max_bytes = %q\n}\n", filepath.Join(dir, "data"), level, tokenFile, segSize, tier0)
+		require.NoError(t, os.WriteFile(cfgFile, []byte(src), 0o600))
+	}
+	writeCfg("warn", "64MiB", "1MiB")
+	h := startHost(t, bin, nil, "-config", cfgFile)
+	h.waitReady()
+	tier0Max := func(tok string) int64 {
+		var out, errOut bytes.Buffer
+		require.Equal(t, exitOK, run(ctx, []string{"dump", "-addr", h.grpc, "-token", tok, "--json"}, &out, &errOut), errOut.String())
+		var d dump.Dump
+		require.NoError(t, jsonUnmarshal(out.Bytes(), &d))
+		return d.Tiers[0].MaxBytes
+	}
+	require.Equal(t, int64(64<<20), tier0Max("old-token"))
+
+	writeCfg("debug", "32MiB", "2MiB")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("new-token\n"), 0o600))
+	require.NoError(t, h.cmd.Process.Signal(syscall.SIGHUP))
+	testwait.Until(t, time.Minute, 20*time.Millisecond, func() bool { return strings.Contains(h.stderr.String(), "configuration reloaded") },
+		"the reload to be logged")
+	log := h.stderr.String()
+	require.Contains(t, log, `"applied":["log_level","tier0.max_bytes","listen.auth_token_file (content)"]`)
+	require.Contains(t, log, `"needs_restart":["segment.size"]`)
+	require.Equal(t, int64(32<<20), tier0Max("new-token"))
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitAuth, run(ctx, []string{"dump", "-addr", h.grpc, "-token", "old-token"}, &out, &errOut), "the rotated token is the only one")
+
+	// Not a valid configuration: refused whole, the host goes on.
+	require.NoError(t, os.WriteFile(cfgFile, []byte("segment {\n  sise = 1\n}\n"), 0o600))
+	require.NoError(t, h.cmd.Process.Signal(syscall.SIGHUP))
+	testwait.Until(t, time.Minute, 20*time.Millisecond, func() bool { return strings.Contains(h.stderr.String(), "configuration reload refused") },
+		"the refusal to be logged")
+	require.Equal(t, int64(32<<20), tier0Max("new-token"), "still serving, with the last applied values")
+	h.stop()
 }

@@ -497,6 +497,33 @@ func (b *Budget) SetMaxBytes(n int64) error {
 	return nil
 }
 
+// SetStreamMaxBytes changes the cap of every stream without an override
+// of its own (tier0.stream_max_bytes; 0 = none). Lowering it evicts
+// nothing by itself: call Reclaim.
+func (b *Budget) SetStreamMaxBytes(n int64) error {
+	if n < 0 {
+		return fmt.Errorf("tier0: %w", &types.ConfigError{Key: "tier0.stream_max_bytes", Reason: fmt.Sprintf("negative (%d)", n)})
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mu.streamMax = n
+	b.drainLocked()
+	return nil
+}
+
+// StreamLimits returns the per-stream overrides (SetStreamLimit).
+func (b *Budget) StreamLimits() map[types.StreamID]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[types.StreamID]int64{}
+	for id, st := range b.mu.streams {
+		if st.hasLimit {
+			out[id] = st.limit
+		}
+	}
+	return out
+}
+
 // SetStreamLimit overrides one stream's cap (0 = no cap for this stream).
 func (b *Budget) SetStreamLimit(id types.StreamID, n int64) error {
 	if n < 0 {

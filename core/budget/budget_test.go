@@ -309,10 +309,21 @@ func TestLimitsChange(t *testing.T) {
 	_, err = b.TryAdmit(Request{Key: key(1, 3), Bytes: 4 * mib, Active: true})
 	requireAdmissionBlock(t, err)
 	require.Equal(t, int64(8*mib), b.Stats().Streams[1].Limit)
+	require.Equal(t, map[types.StreamID]int64{1: 8 * mib}, b.StreamLimits())
 	b.ClearStreamLimit(1)
 	b.ClearStreamLimit(42) // unknown: nothing to do
+	require.Empty(t, b.StreamLimits())
 	_, err = b.TryAdmit(Request{Key: key(1, 3), Bytes: 4 * mib, Active: true})
 	require.NoError(t, err)
+
+	// The default cap of streams without an override.
+	require.NoError(t, b.SetStreamMaxBytes(12*mib))
+	_, err = b.TryAdmit(Request{Key: key(1, 4), Bytes: 4 * mib, Active: true})
+	requireAdmissionBlock(t, err)
+	require.NoError(t, b.SetStreamLimit(1, 0), "an override of 0 lifts the default cap")
+	_, err = b.TryAdmit(Request{Key: key(1, 4), Bytes: 4 * mib, Active: true})
+	require.NoError(t, err)
+	require.ErrorIs(t, b.SetStreamMaxBytes(-1), types.ErrInvalidConfig)
 }
 
 func TestStreamStateForgotten(t *testing.T) {

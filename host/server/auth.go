@@ -3,31 +3,65 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 )
 
-// tokenAuth checks bearer tokens. The zero value (no token) lets every
-// request through.
+// tokenAuth checks bearer tokens. Without a token (nil token) it lets
+// every request through; with one, the token may be replaced (SetToken)
+// but not removed, and none can be added: that changes which listeners
+// the configuration allows, a restart's business.
 type tokenAuth struct {
-	token []byte
+	token *atomic.Pointer[[]byte] // nil: no token
 }
+
+func newTokenAuth(token string) tokenAuth {
+	if token == "" {
+		return tokenAuth{}
+	}
+	a := tokenAuth{token: &atomic.Pointer[[]byte]{}}
+	b := []byte(token)
+	a.token.Store(&b)
+	return a
+}
+
+func (a tokenAuth) enabled() bool { return a.token != nil }
 
 // check accepts an Authorization header value. The comparison takes the
 // same time wherever the first differing byte is.
 func (a tokenAuth) check(header string) bool {
-	if len(a.token) == 0 {
+	if !a.enabled() {
 		return true
 	}
 	scheme, tok, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), a.token) == 1
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), *a.token.Load()) == 1
+}
+
+// ErrTokenChange refuses a SetToken that would add or remove the token.
+var ErrTokenChange = errors.New("server: a token can be replaced, not added or removed, without a restart")
+
+// SetToken replaces the bearer token clients must present (a rotated
+// listen.auth_token_file, on SIGHUP); requests already admitted are not
+// affected.
+func (s *Server) SetToken(token string) error {
+	if !s.auth.enabled() || token == "" {
+		if s.auth.enabled() || token != "" {
+			return ErrTokenChange
+		}
+		return nil
+	}
+	b := []byte(token)
+	s.auth.token.Store(&b)
+	return nil
 }
 
 // exempt reports whether a gRPC method needs no token: the health service,
@@ -37,7 +71,7 @@ func exempt(fullMethod string) bool {
 }
 
 func (a tokenAuth) checkContext(ctx context.Context) error {
-	if len(a.token) == 0 {
+	if !a.enabled() {
 		return nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -68,7 +102,7 @@ func (a tokenAuth) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 
 // middleware guards an HTTP handler with the token.
 func (a tokenAuth) middleware(next http.Handler) http.Handler {
-	if len(a.token) == 0 {
+	if !a.enabled() {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -319,3 +319,26 @@ func TestGRPCReflection(t *testing.T) {
 	require.NoError(t, err)
 	require.Subset(t, names, []string{"aof2.v1.Log", "aof2.v1.Admin", "grpc.health.v1.Health"})
 }
+
+// TestSetToken: a rotated token takes effect at once on gRPC and HTTP;
+// adding or removing one is refused (it needs a restart).
+func TestSetToken(t *testing.T) {
+	h := start(t, smallConfig(), server.Options{Token: "old"})
+	log, _, _ := dial(t, h.GRPCAddr)
+	ctx := ctxT(t)
+	appendWith := func(tok string) error {
+		_, err := log.Append(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), &aof2v1.AppendRequest{StreamId: 1, Records: recs([]byte("x"))})
+		return err
+	}
+	require.NoError(t, appendWith("old"))
+	require.NoError(t, h.Server.SetToken("new"))
+	requireStatus(t, appendWith("old"), codes.Unauthenticated, aof2v1.ErrorReason_UNAUTHENTICATED)
+	require.NoError(t, appendWith("new"))
+	require.Equal(t, 200, do(t, "GET", h.HTTPURL+"/v1/streams/1", "", nil, "Authorization", "Bearer new").code)
+	require.Equal(t, 401, do(t, "GET", h.HTTPURL+"/v1/streams/1", "", nil, "Authorization", "Bearer old").code)
+	require.ErrorIs(t, h.Server.SetToken(""), server.ErrTokenChange)
+
+	open := start(t, smallConfig(), server.Options{})
+	require.ErrorIs(t, open.Server.SetToken("x"), server.ErrTokenChange)
+	require.NoError(t, open.Server.SetToken(""))
+}

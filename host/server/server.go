@@ -48,7 +48,7 @@ func New(node Node, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{node: node, opts: opts, auth: tokenAuth{token: []byte(opts.Token)}, reads: newReadBudget(opts.ReadBudgetBytes, opts.ReadStallTimeout, opts.Registerer)}
+	s := &Server{node: node, opts: opts, auth: newTokenAuth(opts.Token), reads: newReadBudget(opts.ReadBudgetBytes, opts.ReadStallTimeout, opts.Registerer)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 
 	var tp []otelgrpc.Option
