@@ -52,11 +52,19 @@ func newRemote(t testing.TB, b pluginapi.Backend) *tier2.Store {
 // around its start calls (the tests do not run in parallel).
 var listInterval = 50 * time.Millisecond
 
+// writerRetention is the writer's retention; a test may set it around its
+// start calls, as listInterval.
+var writerRetention coordinator.Retention
+
 func start(t testing.TB, dir string, b pluginapi.Backend, asReplica bool) *node {
 	t.Helper()
 	n := &node{remote: newRemote(t, b), reg: prometheus.NewRegistry()}
 	var err error
-	n.c, err = coordinator.New(coordinator.Config{DataDir: dir, Tier2: n.remote, ScanInterval: 10 * time.Millisecond, Replica: asReplica,
+	var retention coordinator.Retention
+	if !asReplica {
+		retention = writerRetention
+	}
+	n.c, err = coordinator.New(coordinator.Config{DataDir: dir, Tier2: n.remote, ScanInterval: 10 * time.Millisecond, Replica: asReplica, Retention: retention,
 		Tier0: budget.Config{MaxBytes: 4 * segSize, Policy: budget.PolicyTier2}, HydrateRetries: 20, HydrateRetryDelay: time.Millisecond})
 	require.NoError(t, err)
 	cfg := core.Config{Tiering: n.c, SegmentSize: segSize, InitialSegmentSize: segSize, Manifest: manifestOpts}
@@ -140,13 +148,20 @@ func readBack(ctx context.Context, t *testing.T, r *node, ws []written) {
 		s, err := r.st.Lookup(w.stream)
 		require.NoError(t, err)
 		var rec core.Record
+		var last error
 		testwait.Until(t, testwait.Default, time.Millisecond, func() bool {
-			rec, err = s.ReadAt(ctx, w.id)
-			return err == nil
-		}, "stream %d record %s: %v", w.stream, w.id, err)
+			rec, last = s.ReadAt(ctx, w.id)
+			return last == nil
+		}, "stream %d record %s: %v", w.stream, w.id, lazyErr{&last})
 		require.Equal(t, w.payload, rec.Payload, "stream %d record %s", w.stream, w.id)
 	}
 }
+
+// lazyErr prints the error it points at when formatted, so that a wait's
+// failure message shows the last error, not the one when the wait began.
+type lazyErr struct{ err *error }
+
+func (l lazyErr) String() string { return fmt.Sprint(*l.err) }
 
 func caughtUp(r *node, w *node, streams ...types.StreamID) bool {
 	for _, sid := range streams {
@@ -389,4 +404,83 @@ func TestReplicaPrefersARecordedLoss(t *testing.T) {
 		return ok && info.Lost
 	}, "the replica follows the id as lost")
 	require.Zero(t, gauge(t, r.reg, "aof_replica_stalled", "1"))
+}
+
+// TestReplicaWaitsForALateUpload: the writer's uploads run in parallel, so
+// tier 2 may hold segment 2 before segment 1. A replica starting then
+// must not take segment 1 for deleted by retention and start at 2 — it
+// would never serve segment 1's records (it did, 1 run in 20 of
+// TestReplicaFollowsTheWriter under -race). It waits for segment 1,
+// reporting the gap meanwhile, and then serves everything.
+func TestReplicaWaitsForALateUpload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	w := start(t, t.TempDir(), b, false)
+	first := w.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: 1, Segment: 1})
+	require.NoError(t, b.Inject(fake.Fault{Mode: fake.ServerError, Ops: []fake.Op{fake.OpPut, fake.OpPutFile}, KeyPrefix: first}))
+	ws := write(ctx, t, w, 120, 1) // segments 1 to 3
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
+		_, err := b.Head(ctx, w.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: 1, Segment: 3}))
+		return err == nil
+	}, "segment 3 in tier 2 while segment 1's upload fails")
+	r := start(t, t.TempDir(), b, true)
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
+		v, _ := gaugeValue(r.reg, "aof_replica_stalled", "1")
+		return v == 1
+	}, "the replica reports the gap at segment 1")
+	rs, err := r.st.Lookup(1)
+	require.NoError(t, err)
+	require.Empty(t, rs.SegmentList(), "nothing followed past the missing segment 1")
+
+	b.ClearFaults()
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return caughtUp(r, w, 1) }, "the replica catches up once segment 1 lands")
+	require.Equal(t, types.SegmentID(1), rs.SegmentList()[0].ID)
+	readBack(ctx, t, r, ws)
+}
+
+// TestReplicaStartsAfterRetention: over a prefix whose writer's retention
+// deleted the stream's first segments (through its history), a new
+// replica starts at the first segment tier 2 still holds, without a gap.
+func TestReplicaStartsAfterRetention(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	writerRetention = coordinator.Retention{MaxBytes: 3 * 40 * 2000} // about three sealed segments of 40 records
+	defer func() { writerRetention = coordinator.Retention{} }()
+	w := start(t, t.TempDir(), b, false)
+	ws := write(ctx, t, w, 400, 1) // ten segments
+	lowest := func() types.SegmentID {
+		l, err := w.remote.ListStream(ctx, 1)
+		require.NoError(t, err)
+		if len(l.Segments) == 0 {
+			return 0
+		}
+		return types.SegmentID(l.Segments[0].Ref.ID)
+	}
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool { return lowest() > 3 }, "the writer's retention deletes the first segments")
+	r := start(t, t.TempDir(), b, true)
+	ww, err := w.st.Lookup(1)
+	require.NoError(t, err)
+	testwait.Until(t, testwait.Default, 5*time.Millisecond, func() bool {
+		rs, err := r.st.Lookup(1)
+		if err != nil || len(rs.SegmentList()) == 0 {
+			return false
+		}
+		wl, rl := ww.SegmentList(), rs.SegmentList()
+		return rl[len(rl)-1].ID == wl[len(wl)-1].ID
+	}, "the replica follows up to the writer's last segment")
+	v, _ := gaugeValue(r.reg, "aof_replica_stalled", "1")
+	require.Zero(t, v, "no gap: the deleted segments were retired")
+	rs, err := r.st.Lookup(1)
+	require.NoError(t, err)
+	start := rs.SegmentList()[0].ID
+	require.Greater(t, start, types.SegmentID(3))
+	var kept []written
+	for _, x := range ws {
+		if x.id.Segment() >= start && x.id.Segment() >= lowest() {
+			kept = append(kept, x)
+		}
+	}
+	readBack(ctx, t, r, kept)
 }

@@ -150,8 +150,12 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 		}
 	}
 	n := next(s)
-	if len(s.SegmentList()) == 0 && len(ids) > 0 && ids[0] > n {
-		n = ids[0] // the writer's retention deleted the stream's first segments
+	if len(s.SegmentList()) == 0 && len(present) > 0 && present[0] > n {
+		start, err := f.firstLive(ctx, s.ID(), l, present[0])
+		if err != nil {
+			return err
+		}
+		n = start
 	}
 	var run []*found
 	for _, id := range ids {
@@ -181,6 +185,42 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 		}
 	}
 	return nil
+}
+
+// firstLive is where an empty stream starts following when tier 2's
+// lowest segment (or recorded loss) is lowest > 1. Tier 2 alone cannot
+// tell the segments the writer's retention deleted from those whose
+// upload has not landed yet (uploads run in parallel: segment 2 may be in
+// tier 2 before segment 1); starting at lowest in the second case would
+// skip records for good. The writer's tier-2 history can: retention
+// commits each delete to it before deleting (docs/adr-fencing.md), and a
+// retired segment leaves the folded index. So:
+//   - a segment the history holds below lowest and is not deleting is
+//     waited for (following stops there, reported as a gap, until it
+//     lands);
+//   - else, when the history knows a segment at or past lowest, every
+//     earlier id it lacks was retired (the log records segments in id
+//     order): start at lowest;
+//   - else the history does not reach that far yet (its chunks lag the
+//     uploads by a rotation period or two): start at the beginning and
+//     decide again at the next listing.
+func (f *Follower) firstLive(ctx context.Context, stream types.StreamID, l *tier2.Listing, lowest types.SegmentID) (types.SegmentID, error) {
+	x, err := restore.FoldHistory(ctx, f.cfg.Remote, f.log, stream, *l)
+	if err != nil {
+		return 0, fmt.Errorf("stream %d: read the writer's history to find its first live segment: %w", stream, err)
+	}
+	segs := x.Segments()
+	for _, st := range segs {
+		if st.SegmentID < lowest && len(st.Tier2.PendingDeletes) == 0 {
+			return st.SegmentID, nil
+		}
+	}
+	for _, st := range segs {
+		if st.SegmentID >= lowest {
+			return lowest, nil
+		}
+	}
+	return 1, nil
 }
 
 // dropRetired removes the stream's oldest segments that tier 2 no longer

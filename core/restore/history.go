@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -29,6 +31,52 @@ type history struct {
 // its position on into stage (snapshots in skip excepted). The chunks
 // after the start must be contiguous: a missing one is ErrHistoryGap.
 func (r *run) installHistory(ctx context.Context, stage string, stream types.StreamID, l tier2.Listing, skip map[uint64]bool) (history, error) {
+	return walkHistory(ctx, r.cfg.Remote, r.log, stream, l, skip,
+		func(b []byte) error {
+			_, err := manifest.InstallSnapshot(r.cfg.FS, stage, stream, b)
+			return err
+		},
+		func(idx uint64, b []byte) error { return manifest.InstallChunk(r.cfg.FS, stage, idx, b) })
+}
+
+// FoldHistory reads a stream's tier-2 history (the snapshot and chunks a
+// restore would install, from its listing l) and folds it into an index:
+// what the writer's log had committed to tier 2, retired segments gone.
+// A read replica uses it to tell the segments the writer's retention
+// deleted from those not uploaded yet (core/replica).
+func FoldHistory(ctx context.Context, remote *tier2.Store, log hclog.Logger, stream types.StreamID, l tier2.Listing) (*manifest.Index, error) {
+	x := manifest.NewIndex(stream)
+	_, err := walkHistory(ctx, remote, log, stream, l, nil,
+		func(b []byte) error {
+			sn, err := manifest.ParseSnapshot(b, stream)
+			if err == nil {
+				x = sn.Index
+			}
+			return err
+		},
+		func(idx uint64, b []byte) error {
+			h, err := manifest.CheckChunk(b, idx)
+			if err != nil {
+				return err
+			}
+			recs, err := manifest.ChunkRecords(b, idx)
+			if err != nil {
+				return err
+			}
+			for i, rec := range recs {
+				if h.BaseRecord+uint64(i) >= x.Records { // the snapshot holds the ones before
+					x.Apply(rec)
+				}
+			}
+			return nil
+		})
+	return x, err
+}
+
+// walkHistory picks the history as installHistory describes and hands its
+// snapshot (if any) and then each chunk, in order, to the callbacks.
+func walkHistory(ctx context.Context, remote *tier2.Store, log hclog.Logger, stream types.StreamID, l tier2.Listing, skip map[uint64]bool,
+	onSnapshot func([]byte) error, onChunk func(uint64, []byte) error) (history, error) {
 	var h history
 	chunks := map[uint64]tier2.Listed{}
 	past := uint64(0) // the index after the newest chunk listed
@@ -42,14 +90,14 @@ func (r *run) installHistory(ctx context.Context, stage string, stream types.Str
 		if skip[sn.Ref.ID] {
 			continue
 		}
-		b, pos, err := r.fetchSnapshot(ctx, stream, sn)
+		b, pos, err := fetchSnapshot(ctx, remote, stream, sn)
 		if err != nil {
 			if !isCorrupt(err) && !errors.Is(err, tier2.ErrChecksum) && !errors.Is(err, pluginapi.ErrChecksum) {
 				// Not a damaged snapshot (tier 2 unreachable, a timeout):
 				// falling back would give another result than a rerun.
 				return h, fmt.Errorf("stream %d: fetch %s: %w", stream, sn.Info.Key, err)
 			}
-			r.log.Warn("tier-2 snapshot skipped", "stream_id", uint64(stream), "key", sn.Info.Key, "error", err)
+			log.Warn("tier-2 snapshot skipped", "stream_id", uint64(stream), "key", sn.Info.Key, "error", err)
 			h.SkippedSnapshots = append(h.SkippedSnapshots, fmt.Sprintf("%s: %v", sn.Info.Key, err))
 			continue
 		}
@@ -85,18 +133,18 @@ func (r *run) installHistory(ctx context.Context, stage string, stream types.Str
 		}
 	}
 	if snapBytes != nil {
-		if _, err := manifest.InstallSnapshot(r.cfg.FS, stage, stream, snapBytes); err != nil {
+		if err := onSnapshot(snapBytes); err != nil {
 			return h, fmt.Errorf("stream %d: install snapshot %d: %w", stream, h.Snapshot, err)
 		}
 	}
 	h.FirstChunk = start
 	for idx := start; idx < next; idx++ {
 		c := chunks[idx]
-		b, _, err := r.cfg.Remote.Fetch(ctx, c.Info.Key, tier2.Expect{ETag: c.Info.ETag})
+		b, _, err := remote.Fetch(ctx, c.Info.Key, tier2.Expect{ETag: c.Info.ETag})
 		if err != nil {
 			return h, fmt.Errorf("stream %d: fetch manifest chunk %d: %w", stream, idx, err)
 		}
-		if err := manifest.InstallChunk(r.cfg.FS, stage, idx, b); err != nil {
+		if err := onChunk(idx, b); err != nil {
 			if ctx.Err() == nil && isCorrupt(err) {
 				err = fmt.Errorf("%w: stream %d: %s: %w", ErrCorruptHistory, stream, c.Info.Key, err)
 			}
@@ -109,8 +157,8 @@ func (r *run) installHistory(ctx context.Context, stage string, stream types.Str
 
 // fetchSnapshot reads and verifies a snapshot, and checks that the
 // position its metadata names is the one it holds.
-func (r *run) fetchSnapshot(ctx context.Context, stream types.StreamID, sn tier2.Listed) ([]byte, tier2.SnapshotPosition, error) {
-	b, info, err := r.cfg.Remote.Fetch(ctx, sn.Info.Key, tier2.Expect{ETag: sn.Info.ETag})
+func fetchSnapshot(ctx context.Context, remote *tier2.Store, stream types.StreamID, sn tier2.Listed) ([]byte, tier2.SnapshotPosition, error) {
+	b, info, err := remote.Fetch(ctx, sn.Info.Key, tier2.Expect{ETag: sn.Info.ETag})
 	if err != nil {
 		return nil, tier2.SnapshotPosition{}, err
 	}
