@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -126,6 +127,12 @@ func TestServeEndToEnd(t *testing.T) {
 		require.Equal(t, exitOK, run(ctx, args, &out, &errOut), "%v: %s", mode, errOut.String())
 		require.Contains(t, out.String(), "120 records in", mode)
 	}
+	// The scrape of a host that moved data through every tier passes
+	// promtool's metric lint (client_golang's promlint, what `promtool
+	// check metrics` runs), but for the seed's mandated names.
+	code, body, _ = httpDo(t, http.MethodGet, h.url("/metrics"), "", nil)
+	require.Equal(t, http.StatusOK, code)
+	requireMetricLint(t, body)
 	c9, err := c.Info(ctx, 9)
 	require.NoError(t, err)
 	require.Equal(t, uint64(400+4*120), c9.Records, "every record a bench call acknowledged is in the stream")
@@ -347,4 +354,27 @@ func TestServeSIGHUPReloads(t *testing.T) {
 		"the refusal to be logged")
 	require.Equal(t, int64(32<<20), tier0Max("new-token"), "still serving, with the last applied values")
 	h.stop()
+}
+
+// metricLintExceptions are names the original AOF2 documentation mandates
+// (deploy/README.md, "Metric names"), kept though promtool's lint would
+// name them otherwise.
+var metricLintExceptions = map[string]bool{
+	"aof_manifest_replay_corruption_events": true,
+	"aof_manifest_replay_chunk_count":       true,
+}
+
+// requireMetricLint fails on every promlint problem of a scrape outside
+// metricLintExceptions.
+func requireMetricLint(t *testing.T, scrape string) {
+	t.Helper()
+	problems, err := promlint.New(strings.NewReader(scrape)).Lint()
+	require.NoError(t, err)
+	var bad []string
+	for _, p := range problems {
+		if !metricLintExceptions[p.Metric] {
+			bad = append(bad, p.Metric+": "+p.Text)
+		}
+	}
+	require.Empty(t, bad, "promtool check metrics would report these")
 }
