@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core"
@@ -83,7 +84,7 @@ func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
 // store's Cold, all on one registry — drives data through tier 0 → 1 → 2
 // and back (several rollovers, a tiny tier-0 budget, uploads, evictions, a
 // read that hydrates), and returns every metric family registered.
-func engineMetrics(t *testing.T) map[string]exportedMetric {
+func engineMetrics(t *testing.T) (map[string]exportedMetric, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -168,7 +169,21 @@ func engineMetrics(t *testing.T) map[string]exportedMetric {
 	require.Equal(t, records, n, "every record reads back, evicted segments through hydration")
 	_ = f.Poll(ctx)
 
-	return collectMetrics(t, reg)
+	return collectMetrics(t, reg), scrape(t, reg)
+}
+
+// scrape is the registry in the text exposition format, as /metrics
+// serves it.
+func scrape(t *testing.T, g prometheus.Gatherer) []byte {
+	t.Helper()
+	mfs, err := g.Gather()
+	require.NoError(t, err)
+	var b strings.Builder
+	for _, mf := range mfs {
+		_, err := expfmt.MetricFamilyToText(&b, mf)
+		require.NoError(t, err)
+	}
+	return []byte(b.String())
 }
 
 // collectMetrics gathers the registry and adds the families that have no
