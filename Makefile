@@ -18,8 +18,9 @@ TEST_BIN_DIR ?= $(TOOLS)/testbin
 # Binaries record the commit they were built from (aof2-host version)
 # even where the environment turns VCS stamping off.
 BUILDFLAGS ?= -buildvcs=auto
+DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: help docs build test test-short test-bins lint fuzz bench tidy-check run demo cluster vet staticcheck clean
+.PHONY: help docs dist dist-check image image-check build test test-short test-bins lint fuzz bench tidy-check run demo cluster vet staticcheck clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +60,21 @@ cluster: ## build the host and the fs plugin and run a three-node cluster on loo
 	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-host ./cmd/aof2-host
 	$(GO) build $(BUILDFLAGS) -o $(BIN)/aof2-plugin-fs ./plugins/fs/cmd/aof2-plugin-fs
 	BIN=$(BIN) bash scripts/cluster.sh
+
+dist: ## release archives (host + plugins, docs, examples, systemd unit) for DIST_PLATFORMS (linux/amd64 linux/arm64) and SHA256SUMS in dist/
+	DIST_PLATFORMS="$(DIST_PLATFORMS)" bash scripts/dist.sh
+
+dist-check: ## build the release archives twice and require identical SHA256SUMS (reproducible builds)
+	DIST_PLATFORMS="$(DIST_PLATFORMS)" DIST_DIR=dist bash scripts/dist.sh
+	DIST_PLATFORMS="$(DIST_PLATFORMS)" DIST_DIR=dist/again bash scripts/dist.sh
+	cmp dist/SHA256SUMS dist/again/SHA256SUMS
+	rm -rf dist/again
+
+image: ## container image (FROM scratch, non-root, /data volume) from dist's linux/amd64 archive, built with buildah
+	bash scripts/image.sh
+
+image-check: image ## inspect the image and run it (buildah): /readyz and one append
+	bash scripts/image-check.sh
 
 docs: ## regenerate docs/config.md from the configuration table (the tests fail when it is stale)
 	$(GO) run ./cmd/aof2-host config reference -format markdown > docs/config.md

@@ -10,7 +10,9 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/host/config"
@@ -160,4 +162,19 @@ func (r *certReloader) reload(c *config.Config) error {
 	}
 	r.cert.Store(&cfg.Certificates[0])
 	return nil
+}
+
+// sdNotify tells systemd (Type=notify, deploy/systemd/aof2.service) about
+// readiness, reloads and stopping; without $NOTIFY_SOCKET it does nothing.
+func sdNotify(logger hclog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		logger.Warn("sd_notify failed", "state", state, "error", err)
+	}
+}
+
+// monotonicUsec is the MONOTONIC_USEC field systemd wants with RELOADING=1.
+func monotonicUsec() string {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return fmt.Sprintf("MONOTONIC_USEC=%d", ts.Sec*1_000_000+ts.Nsec/1_000)
 }

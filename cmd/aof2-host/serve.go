@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/mattn/go-isatty"
@@ -148,6 +149,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		}
 		logger.Info("ready", "streams", len(n.Store().Streams()))
 		fmt.Fprintln(e.stdout, "aof2-host ready")
+		sdNotify(logger, daemon.SdNotifyReady+"\nSTATUS=serving")
 		if c := n.Cluster(); c != nil {
 			actx, stopAnnounce := context.WithCancel(ctx)
 			announced := make(chan struct{})
@@ -162,7 +164,9 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		for {
 			select {
 			case <-hup:
+				sdNotify(logger, daemon.SdNotifyReloading+"\n"+monotonicUsec())
 				r.reload()
+				sdNotify(logger, daemon.SdNotifyReady+"\nSTATUS=serving")
 			case <-ctx.Done():
 				logger.Info("shutting down", "reason", context.Cause(ctx))
 				break serving
@@ -176,6 +180,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		cancelStart()
 		<-started
 	}
+	sdNotify(logger, daemon.SdNotifyStopping)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

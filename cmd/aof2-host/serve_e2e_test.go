@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -377,4 +378,34 @@ func requireMetricLint(t *testing.T, scrape string) {
 		}
 	}
 	require.Empty(t, bad, "promtool check metrics would report these")
+}
+
+// TestServeNotifiesSystemd: under systemd (Type=notify, $NOTIFY_SOCKET)
+// the host says READY=1 once it serves, RELOADING=1 and READY=1 around a
+// SIGHUP reload, and STOPPING=1 on SIGTERM (deploy/systemd/aof2.service).
+func TestServeNotifiesSystemd(t *testing.T) {
+	bin := hostBinaries(t)
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	require.NoError(t, err)
+	defer conn.Close()
+	msgs := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	h := startHost(t, bin, []string{"NOTIFY_SOCKET=" + sock}, defaultHostArgs(filepath.Join(t.TempDir(), "data"))...)
+	require.Equal(t, "READY=1\nSTATUS=serving", testwait.Recv(t, msgs, testwait.Default, "READY=1"))
+	require.NoError(t, h.cmd.Process.Signal(syscall.SIGHUP))
+	require.Regexp(t, `^RELOADING=1\nMONOTONIC_USEC=\d+$`, testwait.Recv(t, msgs, testwait.Default, "RELOADING=1"))
+	require.Equal(t, "READY=1\nSTATUS=serving", testwait.Recv(t, msgs, testwait.Default, "READY=1 after the reload"))
+	h.stop()
+	require.Equal(t, "STOPPING=1", testwait.Recv(t, msgs, testwait.Default, "STOPPING=1"))
 }
