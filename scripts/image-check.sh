@@ -23,6 +23,7 @@ log=$(mktemp)
 cleanup() {
   if [ -n "${pid:-}" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   "${B[@]}" rm "$ctr" >/dev/null 2>&1 || true
+  "${B[@]}" rmi "$img" >/dev/null 2>&1 || true # vfs storage keeps a full copy per image
   rm -f "$log"
 }
 trap cleanup EXIT
