@@ -219,6 +219,11 @@ func (w *nodeWAL) round(wait bool) error {
 	w.mu.queue = walQueue{items: w.spare.items[:0], enc: w.spare.enc[:0]}
 	w.queued.Store(0)
 	w.mu.Unlock()
+	// The spare now backs the queue: forget it, so that a round that ends
+	// early (a failed write) cannot hand the same buffers out twice — the
+	// next round would read the queue's array while appenders fill it
+	// (a data race TestPowerLossNodeWAL found under -race).
+	w.spare = walQueue{}
 	if w.full.Swap(false) {
 		for _, s := range w.st.openStreams() {
 			s.durableN.broadcast() // appenders refused by admit wait on it
