@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/aof2/aof2/internal/bytesize"
+
 	"cmp"
 	"errors"
 	"fmt"
@@ -170,7 +172,7 @@ func intKey(path string, def int, doc string, field func(*Config) *int, check fu
 // and means "no bound".
 func sizeKey(path string, def int64, doc string, field func(*Config) *int64, disable bool, check func(int64) error) *key {
 	return &key{
-		path: path, def: FormatSize(def), doc: doc, kind: kindSize,
+		path: path, def: bytesize.Format(def), doc: doc, kind: kindSize,
 		set: func(c *Config, text string) error {
 			v, err := parseSizeValue(text, disable)
 			if err != nil {
@@ -184,7 +186,7 @@ func sizeKey(path string, def int64, doc string, field func(*Config) *int64, dis
 			*field(c) = v
 			return nil
 		},
-		get: func(c *Config) string { return FormatSize(*field(c)) },
+		get: func(c *Config) string { return bytesize.Format(*field(c)) },
 	}
 }
 
@@ -192,7 +194,7 @@ func parseSizeValue(text string, disable bool) (int64, error) {
 	if disable && strings.TrimSpace(text) == "-1" {
 		return -1, nil
 	}
-	return ParseSize(text)
+	return bytesize.Parse(text)
 }
 
 // durationKey declares a Go duration ("10ms", "1h30m"). Negative

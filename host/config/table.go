@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/aof2/aof2/internal/bytesize"
+
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -84,13 +86,13 @@ var keys = []*key{
 	durationKey("segment.flush_interval", 10*time.Millisecond, "Sync period of sync = \"interval\".",
 		func(c *Config) *time.Duration { return &c.Segment.FlushInterval }, false, positive),
 	sizeKey("segment.flush_bytes", 1<<20, "With sync = \"interval\", sync early once this many bytes are unsynced.",
-		func(c *Config) *int64 { return &c.Segment.FlushBytes }, false, atLeast[int64](1, FormatSize)),
+		func(c *Config) *int64 { return &c.Segment.FlushBytes }, false, atLeast[int64](1, bytesize.Format)),
 	sizeKey("segment.max_unflushed_bytes", 64<<20, "Appended but not yet durable bytes per stream before appends would block; -1 removes the bound.",
-		func(c *Config) *int64 { return &c.Segment.MaxUnflushedBytes }, true, atLeast[int64](1, FormatSize)),
+		func(c *Config) *int64 { return &c.Segment.MaxUnflushedBytes }, true, atLeast[int64](1, bytesize.Format)),
 	boolKey("segment.node_wal", false, "Make durable appends durable through one write-ahead log for all streams (docs/adr-node-wal.md): one sync acknowledges the records of every stream that appended since the last, and segments are synced only at seal, checkpoint and max_unflushed_bytes. Needs sync = \"always\"; not for a cluster member (its Raft log is that log) or a replica. A store that crashed with it on opens only with it on until a clean close.",
 		func(c *Config) *bool { return &c.Segment.NodeWAL }),
 	sizeKey("segment.wal_checkpoint_bytes", core.DefaultWALCheckpointBytes, "With node_wal: bytes of WAL entries between checkpoints (every stream's segments synced, the WAL's older segments dropped); bounds the replay after a crash.",
-		func(c *Config) *int64 { return &c.Segment.WALCheckpointBytes }, false, atLeast[int64](1, FormatSize)),
+		func(c *Config) *int64 { return &c.Segment.WALCheckpointBytes }, false, atLeast[int64](1, bytesize.Format)),
 	enumKey("segment.write_mode", "pwrite", writeModes, "How records reach the page cache (docs/adr-write-path.md).",
 		func(c *Config) *string { return &c.Segment.WriteMode }),
 	enumKey("segment.preparation", "fallocate", preparations, "How new segment files are readied (docs/adr-write-path.md).",
@@ -124,7 +126,7 @@ var keys = []*key{
 	durationKey("tier1.min_residency", 0, "Keep a warm artifact at least this long after it was admitted.",
 		func(c *Config) *time.Duration { return &c.Tier1.MinResidency }, false, nil),
 	sizeKey("tier1.frame_size", tier1.DefaultFrameSize, "Decompressed size of each zstd frame, the unit of random access: 64KiB to 16MiB.",
-		func(c *Config) *int64 { return &c.Tier1.FrameSize }, false, inRange[int64](tier1.MinFrameSize, tier1.MaxFrameSize, FormatSize)),
+		func(c *Config) *int64 { return &c.Tier1.FrameSize }, false, inRange[int64](tier1.MinFrameSize, tier1.MaxFrameSize, bytesize.Format)),
 	enumKey("tier1.level", "fastest", tier1Levels, "zstd compression level.", func(c *Config) *string { return &c.Tier1.Level }),
 	intKey("tier1.compress_workers", 1, "Concurrent compressions.", func(c *Config) *int { return &c.Tier1.CompressWorkers }, inRange(1, 1024, strconv.Itoa)),
 	intKey("tier1.hydrate_workers", 1, "Concurrent hydrations.", func(c *Config) *int { return &c.Tier1.HydrateWorkers }, inRange(1, 1024, strconv.Itoa)),
@@ -175,7 +177,7 @@ var keys = []*key{
 	durationKey("scrub.interval", 24*time.Hour, "How often the scrubber checks every copy of every sealed segment against the manifest (tier-0 files, warm artifacts, tier-2 objects), repairing from verified copies (docs/tiering.md#healing); 0 disables the background pass (aof2-host scrub still runs one). The first pass starts at a random time within the interval after start.",
 		func(c *Config) *time.Duration { return &c.Scrub.Interval }, false, nil),
 	sizeKey("scrub.bytes_per_second", 32<<20, "Bytes per second a scrub pass reads (tier-0 files, warm artifacts, tier-2 full GETs); -1 is unpaced.",
-		func(c *Config) *int64 { return &c.Scrub.BytesPerSecond }, true, atLeast[int64](1, FormatSize)),
+		func(c *Config) *int64 { return &c.Scrub.BytesPerSecond }, true, atLeast[int64](1, bytesize.Format)),
 	percentKey("scrub.tier2_sample", 100, "Share of the tier-2 objects a scrub pass checks with a HEAD (stored checksum and metadata against the manifest); 0% checks none.",
 		func(c *Config) *float64 { return &c.Scrub.Tier2Sample }),
 	sizeKey("scrub.tier2_full_get_bytes", 1<<30, "Object bytes a scrub pass downloads in full and verifies against the segment checksum, beyond the HEAD checks; 0 is none.",
@@ -184,11 +186,11 @@ var keys = []*key{
 	intKey("limits.max_streams", 0, "Streams the node holds at most (broken ones included); creating one more is refused with TOO_MANY_STREAMS (gRPC RESOURCE_EXHAUSTED, HTTP 507). Streams already on disk always open. 0 is no limit.",
 		func(c *Config) *int { return &c.Limits.MaxStreams }, atLeast(0, strconv.Itoa)),
 	sizeKey("limits.read_default_bytes", server.DefaultReadBytes, "Payload bytes a read (gRPC Read, HTTP GET …/records) returns when it gives no max_bytes, and the most one Tail message carries. A single larger record is still returned, alone.",
-		func(c *Config) *int64 { return &c.Limits.ReadDefaultBytes }, false, atLeast[int64](1, FormatSize)),
+		func(c *Config) *int64 { return &c.Limits.ReadDefaultBytes }, false, atLeast[int64](1, bytesize.Format)),
 	sizeKey("limits.read_max_bytes", server.DefaultReadMaxBytes, "Most bytes one read response carries whatever max_bytes asks: a larger max_bytes is clamped (the response's next position continues the read), not refused. At least read_default_bytes.",
-		func(c *Config) *int64 { return &c.Limits.ReadMaxBytes }, false, atLeast[int64](1, FormatSize)),
+		func(c *Config) *int64 { return &c.Limits.ReadMaxBytes }, false, atLeast[int64](1, bytesize.Format)),
 	sizeKey("limits.read_inflight_bytes", server.DefaultReadBudgetBytes, "Record bytes the client API holds for all readers at once, from the copy out of a segment until written to the network: a read that finds none free waits (within its deadline) rather than grow memory; a busy server answers with shorter responses. A record larger than this is still read, taking all of it.",
-		func(c *Config) *int64 { return &c.Limits.ReadInflightBytes }, false, atLeast[int64](1, FormatSize)),
+		func(c *Config) *int64 { return &c.Limits.ReadInflightBytes }, false, atLeast[int64](1, bytesize.Format)),
 	durationKey("limits.read_stall_timeout", server.DefaultReadStallTimeout, "How long a read response's bytes stay in read_inflight_bytes while the client takes none of them: an HTTP write blocked that long fails and its connection is closed; a gRPC response not yet written out leaves the budget (the transport keeps it until the client reads or the connection ends). 0 is the default.",
 		func(c *Config) *time.Duration { return &c.Limits.ReadStallTimeout }, false, nil),
 
@@ -285,7 +287,7 @@ func streamLimitKey() *key {
 			if err != nil {
 				return fmt.Errorf("stream id %q is not a decimal integer", name)
 			}
-			v, err := ParseSize(text)
+			v, err := bytesize.Parse(text)
 			if err != nil {
 				return err
 			}
@@ -298,7 +300,7 @@ func streamLimitKey() *key {
 		entries: func(c *Config) map[string]string {
 			m := make(map[string]string, len(c.Tier0.Streams))
 			for id, v := range c.Tier0.Streams {
-				m[strconv.FormatUint(id, 10)] = FormatSize(v)
+				m[strconv.FormatUint(id, 10)] = bytesize.Format(v)
 			}
 			return m
 		},

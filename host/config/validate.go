@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/aof2/aof2/internal/bytesize"
+
 	"errors"
 	"fmt"
 	"slices"
@@ -17,12 +19,12 @@ func (c *Config) validate() error {
 	var errs errorList
 	errs.add(c.validateListen())
 	if maxTarget := segment.DataEnd(c.Segment.Size) - segment.HeaderSize; c.Segment.TargetBytes > maxTarget {
-		errs.add(c.keyError("segment.target_bytes", FormatSize(c.Segment.TargetBytes),
+		errs.add(c.keyError("segment.target_bytes", bytesize.Format(c.Segment.TargetBytes),
 			fmt.Sprintf("must not exceed what a segment of segment.size holds (%d bytes)", maxTarget), nil))
 	}
 	if c.Segment.InitialSize > c.Segment.Size {
-		errs.add(c.keyError("segment.initial_size", FormatSize(c.Segment.InitialSize),
-			"must not exceed segment.size ("+FormatSize(c.Segment.Size)+")", nil))
+		errs.add(c.keyError("segment.initial_size", bytesize.Format(c.Segment.InitialSize),
+			"must not exceed segment.size ("+bytesize.Format(c.Segment.Size)+")", nil))
 	}
 	if c.Segment.NodeWAL {
 		switch {
@@ -50,12 +52,12 @@ func (c *Config) validate() error {
 			errs.add(c.keyError("retention.max_age", formatDuration(c.Retention.MaxAge), noTier2, nil))
 		}
 		if c.Retention.MaxBytes > 0 {
-			errs.add(c.keyError("retention.max_bytes", FormatSize(c.Retention.MaxBytes), noTier2, nil))
+			errs.add(c.keyError("retention.max_bytes", bytesize.Format(c.Retention.MaxBytes), noTier2, nil))
 		}
 	}
 	errs.add(c.validateCluster())
 	if c.Limits.ReadMaxBytes < c.Limits.ReadDefaultBytes {
-		errs.add(c.keyError("limits.read_max_bytes", FormatSize(c.Limits.ReadMaxBytes), "must be at least limits.read_default_bytes ("+FormatSize(c.Limits.ReadDefaultBytes)+")", nil))
+		errs.add(c.keyError("limits.read_max_bytes", bytesize.Format(c.Limits.ReadMaxBytes), "must be at least limits.read_default_bytes ("+bytesize.Format(c.Limits.ReadDefaultBytes)+")", nil))
 	}
 	if c.Tier2.RetryMax < c.Tier2.RetryInitial {
 		errs.add(c.keyError("tier2.retry_max", c.Tier2.RetryMax.String(), "must be at least tier2.retry_initial ("+c.Tier2.RetryInitial.String()+")", nil))

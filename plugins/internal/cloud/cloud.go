@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aof2/aof2/internal/bytesize"
 	"github.com/aof2/aof2/pluginapi"
 )
 
@@ -86,28 +87,23 @@ func (s Settings) Bool(name string, def bool) (bool, error) {
 	return b, nil
 }
 
-// Size parses a byte count such as "8388608", "8MiB" or "64KiB" (def when
-// unset), which must lie in [lo, hi].
+// Size parses a byte count in the host's size grammar (internal/bytesize:
+// "8388608", "8MiB", "8MB", "1.5GiB"; def when unset), which must lie in
+// [lo, hi].
 func (s Settings) Size(name string, def, lo, hi int64) (int64, error) {
 	v, ok := s.m[name]
 	if !ok || v == "" {
 		return def, nil
 	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
-		if strings.HasSuffix(v, u.suffix) {
-			v, mult = strings.TrimSuffix(v, u.suffix), u.m
-			break
-		}
+	n, err := bytesize.Parse(v)
+	if err != nil {
+		return 0, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting %q: %v", name, err)
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n*mult < lo || n*mult > hi {
-		return 0, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting %q must be a size between %d and %d bytes", name, lo, hi)
+	if n < lo || n > hi {
+		return 0, pluginapi.Errorf(pluginapi.CodeInvalidConfig, "", "setting %q must be a size from %s to %s, got %s",
+			name, bytesize.Format(lo), bytesize.Format(hi), bytesize.Format(n))
 	}
-	return n * mult, nil
+	return n, nil
 }
 
 // DefaultMaxAttempts is how many times a plugin's SDK sends one request

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -78,3 +79,41 @@ func TestCopyFullErrors(t *testing.T) {
 type failWriter struct{ err error }
 
 func (f failWriter) Write([]byte) (int, error) { return 0, f.err }
+
+// TestSettingsSize: plugin size settings take the host's size grammar
+// (part_size = "8MB" was refused though in range) and say the range in it.
+func TestSettingsSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{in: "", want: 8 << 20},
+		{in: "8388608", want: 8 << 20},
+		{in: "8MiB", want: 8 << 20},
+		{in: "8MB", want: 8_000_000},
+		{in: "8 mb", want: 8_000_000},
+		{in: "1.5GiB", want: 3 << 29},
+		{in: "4KiB", err: `setting "part_size" must be a size from 5MiB to 5GiB, got 4KiB`},
+		{in: "lots", err: `setting "part_size": want bytes as an integer`},
+		{in: "-1", err: `setting "part_size": want bytes`},
+		{in: "99999999999999999999TB", err: `setting "part_size": too large`},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			s, err := ParseSettings(map[string]string{"part_size": tc.in}, []string{"part_size"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Size("part_size", 8<<20, 5<<20, 5<<30)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Size(%q) = %d, %v; want an error containing %q", tc.in, got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("Size(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,4 +1,4 @@
-package config
+package bytesize
 
 import (
 	"math"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseSize(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want int64
@@ -33,14 +33,14 @@ func TestParseSize(t *testing.T) {
 		{"8388607TiB", 8388607 << 40},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseSize(tc.in)
+			got, err := Parse(tc.in)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got)
 		})
 	}
 }
 
-func TestParseSizeRefuses(t *testing.T) {
+func TestParseRefuses(t *testing.T) {
 	for _, tc := range []struct{ in, reason string }{
 		{"", "want bytes"},
 		{"MiB", "want bytes"},
@@ -61,13 +61,13 @@ func TestParseSizeRefuses(t *testing.T) {
 		{"99999999999999999999999999999999999999999999GiB", "too large"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			_, err := ParseSize(tc.in)
+			_, err := Parse(tc.in)
 			require.ErrorContains(t, err, tc.reason)
 		})
 	}
 }
 
-func TestFormatSize(t *testing.T) {
+func TestFormat(t *testing.T) {
 	for _, tc := range []struct {
 		in   int64
 		want string
@@ -75,23 +75,23 @@ func TestFormatSize(t *testing.T) {
 		{0, "0"}, {1, "1"}, {1000, "1000"}, {1024, "1KiB"}, {3 << 29, "1536MiB"},
 		{64 << 20, "64MiB"}, {1 << 30, "1GiB"}, {5 << 40, "5TiB"}, {-1, "-1"},
 	} {
-		require.Equal(t, tc.want, FormatSize(tc.in))
+		require.Equal(t, tc.want, Format(tc.in))
 	}
 }
 
-// FuzzParseSize: ParseSize never panics, and what it accepts FormatSize
+// FuzzParse: Parse never panics, and what it accepts Format
 // writes back to the same number.
-func FuzzParseSize(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{"0", "4096", "64MiB", "1.5GiB", "10GB", "0.5KiB", "1e3", "-1", "9223372036854775807", " 2 tib "} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := ParseSize(s)
+		n, err := Parse(s)
 		if err != nil {
 			return
 		}
 		require.GreaterOrEqual(t, n, int64(0))
-		back, err := ParseSize(FormatSize(n))
+		back, err := Parse(Format(n))
 		require.NoError(t, err)
 		require.Equal(t, n, back)
 	})
