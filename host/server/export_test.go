@@ -27,3 +27,12 @@ func (s *Server) HoldReadBudget(ctx context.Context, n int64) (release func(), e
 
 // ReadBudgetStalled counts responses released after the stall timeout.
 func (s *Server) ReadBudgetStalled() float64 { return testutil.ToFloat64(s.reads.stalled) }
+
+// RoutePatterns are the "METHOD /path" patterns the HTTP handler registers.
+func (s *Server) RoutePatterns() []string {
+	var out []string
+	for _, r := range s.routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}

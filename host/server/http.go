@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/aof2/aof2/api"
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
@@ -26,6 +27,7 @@ import (
 //	GET  /metrics                   Prometheus (when Options.Gatherer is set)
 //	GET  /healthz                   200 while the process is up
 //	GET  /readyz                    200 once the node is ready, else 503
+//	GET  /openapi.json              this API as an OpenAPI 3 document (api/openapi.json)
 //
 // Ids in JSON are strings: record ids as "<segment>:<offset>" (the decimal
 // uint64 is accepted too), stream ids, ext ids and timestamps as decimal
@@ -34,31 +36,52 @@ import (
 // from the error table.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth.middleware(h)) }
-	api("POST /v1/streams/{id}/records", s.httpAppend)
-	api("GET /v1/streams/{id}/records", s.httpRead)
-	api("GET /v1/streams/{id}", s.httpInfo)
-	api("GET /v1/streams", s.httpList)
-	api("POST /v1/streams/{id}/flush", s.httpFlush)
-	api("POST /v1/streams/{id}/seal", s.httpSeal)
+	for _, r := range s.routes() {
+		mux.Handle(r.pattern, r.h)
+	}
+	return mux
+}
+
+// route is one HTTP route the server registers.
+type route struct {
+	pattern string // "METHOD /path", as http.ServeMux takes it
+	h       http.Handler
+}
+
+// routes are the HTTP routes: api/openapi.json documents each of them
+// (a test holds the two to each other).
+func (s *Server) routes() []route {
+	guarded := func(pattern string, h http.HandlerFunc) route { return route{pattern, s.auth.middleware(h)} }
+	rs := []route{
+		guarded("POST /v1/streams/{id}/records", s.httpAppend),
+		guarded("GET /v1/streams/{id}/records", s.httpRead),
+		guarded("GET /v1/streams/{id}", s.httpInfo),
+		guarded("GET /v1/streams", s.httpList),
+		guarded("POST /v1/streams/{id}/flush", s.httpFlush),
+		guarded("POST /v1/streams/{id}/seal", s.httpSeal),
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeText(w, http.StatusOK, "ok\n")
+		})},
+		{"GET /readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if !s.ready() {
+				writeText(w, http.StatusServiceUnavailable, "not ready\n")
+				return
+			}
+			writeText(w, http.StatusOK, "ready\n")
+		})},
+		{"GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(api.OpenAPI)
+		})},
+	}
 	if s.opts.Gatherer != nil {
 		var h http.Handler = promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})
 		if s.opts.MetricsAuth {
 			h = s.auth.middleware(h)
 		}
-		mux.Handle("GET /metrics", h)
+		rs = append(rs, route{"GET /metrics", h})
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeText(w, http.StatusOK, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready() {
-			writeText(w, http.StatusServiceUnavailable, "not ready\n")
-			return
-		}
-		writeText(w, http.StatusOK, "ready\n")
-	})
-	return mux
+	return rs
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {
