@@ -20,6 +20,7 @@ import (
 //
 //	POST /v1/streams/{id}/records   append (raw body = one record, or JSON)
 //	GET  /v1/streams/{id}/records   read (?from=<id>|ordinal=<n>&limit=&max_bytes=&text=1)
+//	GET  /v1/streams/{id}/tail      records as they become durable (Server-Sent Events)
 //	GET  /v1/streams/{id}           stream info
 //	GET  /v1/streams                list streams
 //	POST /v1/streams/{id}/flush     make every appended record durable
@@ -55,6 +56,7 @@ func (s *Server) routes() []route {
 	rs := []route{
 		guarded("POST /v1/streams/{id}/records", s.httpAppend),
 		guarded("GET /v1/streams/{id}/records", s.httpRead),
+		guarded("GET /v1/streams/{id}/tail", s.httpTail),
 		guarded("GET /v1/streams/{id}", s.httpInfo),
 		guarded("GET /v1/streams", s.httpList),
 		guarded("POST /v1/streams/{id}/flush", s.httpFlush),

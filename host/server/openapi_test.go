@@ -79,7 +79,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	check(http.MethodGet, "/v1/streams", "", "")
 	check(http.MethodPost, "/v1/streams/1/flush", "", "")
 	check(http.MethodPost, "/v1/streams/1/seal", "", "")
-	check(http.MethodGet, "/v1/streams/99", "", "")                       // an error answer
+	check(http.MethodGet, "/v1/streams/99", "", "")                      // an error answer
 	check(http.MethodGet, "/v1/streams/1/records?from=nonsense", "", "") // another
 	check(http.MethodGet, "/healthz", "", "")
 	check(http.MethodGet, "/readyz", "", "")
