@@ -105,6 +105,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	if args[0] == completeCmd {
+		for _, c := range completions(ctx, args[1:]) {
+			fmt.Fprintln(stdout, c)
+		}
+		return exitOK
+	}
 	if args[0] == "-version" || args[0] == "--version" {
 		args = append([]string{"version"}, args[1:]...)
 	}
