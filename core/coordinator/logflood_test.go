@@ -186,7 +186,7 @@ func TestLogFloodBreakerOpen(t *testing.T) {
 	all := append(lines, after...)
 	failures = int(remote.Stats().Failures[tier2.OpUpload])
 	assert.Equal(t, failures, occurrences(all, "tier2_upload_failed", nil), "first lines plus summaries count every upload failure")
-	jobs := testutil.ToFloat64(c.m.jobs.WithLabelValues(jobUpload.String(), "error")) + testutil.ToFloat64(c.m.jobs.WithLabelValues(jobChunk.String(), "error"))
+	jobs := testutil.ToFloat64(c.m.jobs.WithLabelValues(jobUpload.String(), "failed")) + testutil.ToFloat64(c.m.jobs.WithLabelValues(jobChunk.String(), "failed"))
 	assert.Equal(t, int(jobs), occurrences(all, jobFailed, nil), "and every failed job")
 	noNil(t, after)
 	// The summaries carry the count, the window and the real last error:

@@ -40,7 +40,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aof_coordinator_jobs_total", Help: "Tiering jobs run, by kind (compress, upload, evict) and result.",
+			Name: "aof_coordinator_jobs_total", Help: "Tiering jobs run, by kind (compress, upload, evict, ...) and result (ok, failed).",
 		}, []string{"kind", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "aof_coordinator_job_seconds", Help: "Duration of tiering jobs, by kind.",
@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	m.hydrate = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "aof_hydration_seconds", Help: "Latency of hydrations (admission wait included), by source tier and result.",
+		Name: "aof_hydration_seconds", Help: "Latency of hydrations (admission wait included), by source tier and result (ok, failed).",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 	}, []string{"source_tier", "result"})
 	m.hydrating = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -86,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		[]string{"kind"})
 	m.reservations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aof_tier2_reservations_total", Help: "Segment-id reservations stored in tier 2 (ok) or that failed (failed); new segments wait while one they need fails."},
-		[]string{"outcome"})
+		[]string{"result"})
 	for _, o := range []string{"ok", "failed"} {
 		m.reservations.WithLabelValues(o)
 	}
@@ -122,7 +122,7 @@ func register(reg prometheus.Registerer, cols ...prometheus.Collector) error {
 func (m *metrics) observe(k jobKind, err error, d time.Duration) {
 	result := "ok"
 	if err != nil {
-		result = "error"
+		result = "failed"
 	}
 	m.jobs.WithLabelValues(k.String(), result).Inc()
 	m.duration.WithLabelValues(k.String()).Observe(d.Seconds())

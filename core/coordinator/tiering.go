@@ -164,7 +164,7 @@ func (c *Coordinator) hydrate(ctx context.Context, k types.SegmentKey, path stri
 		c.m.hydrating.Set(float64(c.hydrating.Add(-1)))
 		result := "ok"
 		if err != nil {
-			result = "error"
+			result = "failed"
 		} else {
 			c.hydrationLat.add(time.Since(start))
 		}

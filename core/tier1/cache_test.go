@@ -224,7 +224,7 @@ func TestCacheHydrate(t *testing.T) {
 	r, err := c.Compress(context.Background(), s.source())
 	require.NoError(t, err)
 	orig := readAll(t, fsys, s.path)
-	require.Equal(t, 1.0, value(t, c.m.compressions.WithLabelValues("success")))
+	require.Equal(t, 1.0, value(t, c.m.compressions.WithLabelValues("ok")))
 	require.Equal(t, float64(r.CompressedBytes), value(t, c.m.cacheBytes))
 	require.Greater(t, value(t, c.m.ratio), 1.0)
 
@@ -250,7 +250,7 @@ func TestCacheHydrate(t *testing.T) {
 	require.ErrorIs(t, err, types.ErrCorrupt)
 	require.False(t, exists(t, fsys, "/data/h3.seg"))
 	noTemps(t, fsys, "/data")
-	require.Equal(t, 2.0, value(t, c.m.hydrations.WithLabelValues("success")))
+	require.Equal(t, 2.0, value(t, c.m.hydrations.WithLabelValues("ok")))
 	require.Equal(t, 1.0, value(t, c.m.hydrations.WithLabelValues("checksum_mismatch")))
 
 	// Not cached.

@@ -100,7 +100,7 @@ func (c *Cache) runCompress(ctx context.Context, src Source) (CompressResult, er
 		return CompressResult{}, err
 	}
 	c.logs.Succeed("tier1_compression_failed", "")
-	c.m.compressions.WithLabelValues("success").Inc()
+	c.m.compressions.WithLabelValues("ok").Inc()
 	c.m.rawBytes.Add(float64(r.Capacity))
 	c.m.compressedBytes.Add(float64(r.CompressedBytes))
 	c.m.ratio.Set(r.Ratio())
@@ -210,7 +210,7 @@ func (c *Cache) runHydrate(ctx context.Context, req HydrateRequest) (res Hydrate
 		}
 		c.logs.Succeed(hydrationFailed, "")
 		c.logs.Succeed(hydrationFailed, k.String(), "stream_id", k.Stream, "segment_id", k.Segment)
-		c.m.hydrations.WithLabelValues("success").Inc()
+		c.m.hydrations.WithLabelValues("ok").Inc()
 		c.log.Info("tier1_hydration_success", "stream_id", k.Stream, "segment_id", k.Segment, "source", source,
 			"bytes_fetched", res.Stats.Fetched(), "frames", res.Stats.FramesFetched, "duration", res.Duration)
 	}()

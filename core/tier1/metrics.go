@@ -32,7 +32,7 @@ var jobBuckets = prometheus.ExponentialBuckets(1e-3, 2, 16) // 1 ms … ~33 s
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		compressions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier1_compressions_total",
-			Help: "Segment compressions by result (success, failed)."}, []string{"result"}),
+			Help: "Segment compressions by result (ok, failed)."}, []string{"result"}),
 		rawBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier1_uncompressed_bytes_total",
 			Help: "Segment bytes compressed into artifacts."}),
 		compressedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier1_compressed_bytes_total",
@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		compressSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aof_tier1_compression_seconds",
 			Help: "Duration of one segment compression.", Buckets: jobBuckets}),
 		hydrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier1_hydrations_total",
-			Help: "Hydrations by result (success, failed, checksum_mismatch, corrupt)."}, []string{"result"}),
+			Help: "Hydrations by result (ok, failed, checksum_mismatch, corrupt)."}, []string{"result"}),
 		hydrateSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aof_tier1_hydration_seconds",
 			Help: "Duration of one hydration.", Buckets: jobBuckets}),
 		framesFetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier1_frames_fetched_total",

@@ -112,7 +112,8 @@ func TestStoreBreaker(t *testing.T) {
 	assert.ErrorIs(t, err, ErrBreakerOpen)
 	testwait.Recv(t, changed, testwait.Default, "the breaker's health change")
 	assert.Equal(t, BreakerOpen, e.store.Health().State)
-	assert.Equal(t, 2.0, e.metric("aof_tier2_breaker_state", nil))
+	assert.Equal(t, 1.0, e.metric("aof_tier2_breaker_state", map[string]string{"state": "open"}))
+	assert.Equal(t, 0.0, e.metric("aof_tier2_breaker_state", map[string]string{"state": "closed"}))
 
 	injected := e.fake.Injected()[fake.ServerError]
 	_, err = e.store.UploadManifestChunk(ctx, 1, 1, []byte("x"))
@@ -133,7 +134,8 @@ func TestStoreBreaker(t *testing.T) {
 	_, err = e.store.UploadManifestChunk(ctx, 1, 1, []byte("x"))
 	require.NoError(t, err)
 	assert.Equal(t, BreakerClosed, e.store.Health().State)
-	assert.Equal(t, 0.0, e.metric("aof_tier2_breaker_state", nil))
+	assert.Equal(t, 1.0, e.metric("aof_tier2_breaker_state", map[string]string{"state": "closed"}))
+	assert.Equal(t, 0.0, e.metric("aof_tier2_breaker_state", map[string]string{"state": "open"}))
 	assert.Equal(t, 2.0, e.metric("aof_tier2_breaker_transitions_total", map[string]string{"state": "open"}))
 	assert.Equal(t, 1.0, e.metric("aof_tier2_breaker_transitions_total", map[string]string{"state": "closed"}))
 	st := e.store.Stats()

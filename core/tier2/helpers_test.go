@@ -101,9 +101,9 @@ func newEnvWith(t *testing.T, fb *fake.Backend, b pluginapi.Backend, tweak func(
 	return e
 }
 
-// requests reads aof_tier2_requests_total{class,outcome} from the registry.
+// requests reads aof_tier2_requests_total{class,result} from the registry.
 func (e *env) requests(class Class, o Outcome) float64 {
-	return e.metric("aof_tier2_requests_total", map[string]string{"class": class.String(), "outcome": o.String()})
+	return e.metric("aof_tier2_requests_total", map[string]string{"class": class.String(), "result": o.String()})
 }
 
 // metric reads one counter or gauge sample from the registry (0 if absent).

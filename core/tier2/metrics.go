@@ -114,7 +114,7 @@ type metrics struct {
 	opFailures  *prometheus.CounterVec
 	bytesUp     prometheus.Counter
 	bytesDown   prometheus.Counter
-	breakerGa   prometheus.Gauge
+	breakerGa   *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
 	inflight    prometheus.Gauge
 	waiting     prometheus.Gauge
@@ -132,7 +132,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier2_requests_total",
-			Help: "Tier-2 backend requests by class (PUT, GET, HEAD, LIST, DELETE, INFO) and outcome."}, []string{"class", "outcome"}),
+			Help: "Tier-2 backend requests by class (PUT, GET, HEAD, LIST, DELETE, INFO) and result (ok, not_found, exists, precondition, throttled, unavailable, ...)."}, []string{"class", "result"}),
 		opAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier2_operation_attempts_total",
 			Help: "Attempts of tier-2 operations (upload, fetch, range_read, stat, list, delete), retries included."}, []string{"op"}),
 		opRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier2_operation_retries_total",
@@ -143,8 +143,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Bytes of objects stored in tier 2 (acknowledged uploads)."}),
 		bytesDown: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier2_downloaded_bytes_total",
 			Help: "Bytes fetched from tier 2 (whole objects and ranges)."}),
-		breakerGa: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aof_tier2_breaker_state",
-			Help: "Tier-2 circuit breaker: 0 closed, 1 half-open, 2 open."}),
+		breakerGa: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aof_tier2_breaker_state",
+			Help: "Tier-2 circuit breaker: 1 for the state it is in (closed, half_open, open), 0 for the others."}, []string{"state"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_tier2_breaker_transitions_total",
 			Help: "Tier-2 circuit breaker state changes, by the state entered."}, []string{"state"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aof_tier2_inflight_requests",
@@ -156,6 +156,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		checksum: prometheus.NewCounter(prometheus.CounterOpts{Name: "aof_tier2_checksum_failures_total",
 			Help: "Downloads whose bytes did not match the stored checksum."}),
 	}
+	m.setBreakerGauge(BreakerClosed)
 	if reg == nil {
 		return m, nil
 	}
@@ -197,8 +198,19 @@ func (m *metrics) addInflight(d int64) { m.inflight.Add(float64(d)); m.inflightN
 func (m *metrics) addWaiting(d int64)  { m.waiting.Add(float64(d)); m.waitingN.Add(d) }
 
 func (m *metrics) breakerState(from, to BreakerState) {
-	m.breakerGa.Set(float64(to))
+	m.setBreakerGauge(to)
 	m.transitions.WithLabelValues(to.String()).Inc()
+}
+
+// setBreakerGauge sets 1 on the state the breaker is in, 0 on the others.
+func (m *metrics) setBreakerGauge(in BreakerState) {
+	for _, st := range []BreakerState{BreakerClosed, BreakerHalfOpen, BreakerOpen} {
+		v := 0.0
+		if st == in {
+			v = 1
+		}
+		m.breakerGa.WithLabelValues(st.String()).Set(v)
+	}
 }
 
 // Stats is a point-in-time copy of the store's counters, for the host's

@@ -368,7 +368,7 @@ func TestClusterUploadCutByFailover(t *testing.T) {
 	w := watchEvictions(members)
 	payload := bytes.Repeat([]byte("f"), 4000)
 	const stream = core.StreamID(6)
-	unrecorded := map[string]string{"kind": "upload", "result": "error"}
+	unrecorded := map[string]string{"kind": "upload", "result": "failed"}
 	written, cut := 0, false
 	var l *tierMember
 	for round := 0; round < 5 && !cut; round++ {

@@ -54,7 +54,7 @@ func getRequests(t *testing.T, reg *prometheus.Registry, outcome tier2.Outcome) 
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			if label(m, "class") == tier2.ClassGet.String() && label(m, "outcome") == outcome.String() {
+			if label(m, "class") == tier2.ClassGet.String() && label(m, "result") == outcome.String() {
 				return m.GetCounter().GetValue()
 			}
 		}
