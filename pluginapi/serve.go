@@ -26,12 +26,10 @@ func (o *ServeOptions) logger() hclog.Logger {
 	if o.Logger != nil {
 		return o.Logger
 	}
-	name := o.Name
-	if name == "" {
-		name = PluginName
-	}
-	// JSON so the host's go-plugin client re-logs each line at its level.
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info})
+	// JSON so the host's go-plugin client re-logs each line at its level,
+	// under its own logger for the plugin (named after the binary). No
+	// name here: it would come back as a second, conflicting @module.
+	return hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Info})
 }
 
 // Serve runs b as a plugin process and never returns. Call it from main

@@ -161,7 +161,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		tc := o.Tier2
 		tc.Registerer = or(tc.Registerer, o.Registerer)
-		tc.Logger = orLog(tc.Logger, n.log.Named("tier2"))
+		tc.Logger = orLog(tc.Logger, n.log) // tier2.New names it "tier2"
 		if n.mu.remote, err = tier2.New(n.mu.sup, tc); err != nil {
 			return fmt.Errorf("tier 2: %w", err)
 		}
