@@ -215,6 +215,14 @@ type ManifestSnapshot struct {
 	Bytes                   uint64
 }
 
+// SetUploadsPaused holds the host's segment uploads to tier 2 back
+// (paused) or lets them go on, until the host restarts (manifest chunks,
+// snapshots and reservations still go up).
+func (c *Client) SetUploadsPaused(ctx context.Context, paused bool) error {
+	_, err := c.admin.SetUploadsPaused(ctx, &aof2v1.SetUploadsPausedRequest{Paused: paused})
+	return fromStatus(err)
+}
+
 // SnapshotManifest snapshots a stream's manifest now; the host uploads it
 // to tier 2 at its next scan.
 func (c *Client) SnapshotManifest(ctx context.Context, stream StreamID) (ManifestSnapshot, error) {

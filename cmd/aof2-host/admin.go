@@ -177,3 +177,30 @@ func runManifestSnapshot(ctx context.Context, e *cmdEnv) error {
 			return err
 		})
 }
+
+// runUploads pauses or resumes a running host's segment uploads.
+func runUploads(paused bool) func(context.Context, *cmdEnv) error {
+	return func(ctx context.Context, e *cmdEnv) error {
+		t := targetFlags(e.flags)
+		if _, err := e.parse(0, 0); err != nil {
+			return err
+		}
+		if !t.online() {
+			return usagef("-addr is required: the switch lives in the running host (it ends with it)")
+		}
+		c, err := t.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.SetUploadsPaused(ctx, paused); err != nil {
+			return err
+		}
+		if paused {
+			fmt.Fprintln(e.stdout, "segment uploads paused until 'aof2-host uploads resume' or a restart; sealed segments stay in tier 0 meanwhile (aof_tier2_uploads_paused 1)")
+		} else {
+			fmt.Fprintln(e.stdout, "segment uploads resumed")
+		}
+		return nil
+	}
+}

@@ -409,3 +409,37 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	h.stop()
 	require.Equal(t, "STOPPING=1", testwait.Recv(t, msgs, testwait.Default, "STOPPING=1"))
 }
+
+// TestServeUploadsPause: `uploads pause` holds a running host's segment
+// uploads back (the gauge says so, a sealed segment stays out of tier 2),
+// `uploads resume` lets them go on; both need -addr.
+func TestServeUploadsPause(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := startHost(t, bin, nil, defaultHostArgs(filepath.Join(t.TempDir(), "data"))...)
+	h.waitReady()
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitUsage, run(ctx, []string{"uploads", "pause"}, &out, &errOut), "offline: refused")
+	require.Equal(t, exitOK, run(ctx, []string{"uploads", "pause", "-addr", h.grpc}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "segment uploads paused")
+	_, body, _ := httpDo(t, http.MethodGet, h.url("/metrics"), "", nil)
+	require.Contains(t, body, "aof_tier2_uploads_paused 1")
+
+	c := h.dial(ctx)
+	appendAndSeal(t, ctx, c, 5, 100)
+	tier2Segments := func() int {
+		var out, errOut bytes.Buffer
+		require.Equal(t, exitOK, run(ctx, []string{"dump", "-addr", h.grpc, "--json"}, &out, &errOut), errOut.String())
+		var d dump.Dump
+		require.NoError(t, jsonUnmarshal(out.Bytes(), &d))
+		return d.Tiers[2].Segments
+	}
+	time.Sleep(50 * 20 * time.Millisecond) // fifty scans
+	require.Zero(t, tier2Segments(), "nothing uploaded while paused")
+
+	require.Equal(t, exitOK, run(ctx, []string{"uploads", "resume", "-addr", h.grpc}, &out, &errOut), errOut.String())
+	testwait.Until(t, time.Minute, 20*time.Millisecond, func() bool { return tier2Segments() > 0 }, "the upload once resumed")
+	_, body, _ = httpDo(t, http.MethodGet, h.url("/metrics"), "", nil)
+	require.Contains(t, body, "aof_tier2_uploads_paused 0")
+}

@@ -34,6 +34,8 @@ type Coordinator struct {
 	// fetchSeq names each download's temporary file, so two writers of one
 	// artifact (a fetch and a compression) never share it.
 	fetchSeq atomic.Uint64
+	// uploadsPaused holds segment uploads back (SetUploadsPaused).
+	uploadsPaused atomic.Bool
 	// logs rate-limits failures that repeat every scan or retry while
 	// something stays broken (docs/adr-host.md, "Logs while something
 	// stays broken"). Set by New, never replaced; safe for concurrent use.
@@ -549,7 +551,7 @@ func (c *Coordinator) scan() {
 			switch {
 			case info.Resident && !warmRecorded(c.warm.Contains(k), ms):
 				c.enqueue(job{kind: jobCompress, stream: id, seg: info.ID})
-			case c.remote != nil && c.mayUpload() && ms.Tier2.Key == "" && c.warm.Contains(k):
+			case c.remote != nil && c.mayUpload() && !c.uploadsPaused.Load() && ms.Tier2.Key == "" && c.warm.Contains(k):
 				c.enqueue(job{kind: jobUpload, stream: id, seg: info.ID})
 			}
 		}

@@ -90,7 +90,7 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 	if err := c.budget.MarkInTier1(k); err != nil && !errors.Is(err, budget.ErrUnknownSegment) {
 		return err
 	}
-	if c.remote != nil {
+	if c.remote != nil && !c.uploadsPaused.Load() {
 		c.enqueue(job{kind: jobUpload, stream: s.ID(), seg: id})
 	}
 	s.Wake()
@@ -101,6 +101,9 @@ func (c *Coordinator) compress(ctx context.Context, s *core.Stream, id types.Seg
 // then may the warm copy be evicted and does the segment count as held by
 // tier 2.
 func (c *Coordinator) upload(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	if c.uploadsPaused.Load() {
+		return nil // the scan queues it again once uploads resume
+	}
 	return c.doUpload(ctx, s, id, false)
 }
 

@@ -35,6 +35,8 @@ type metrics struct {
 	fenced prometheus.Gauge
 	// overBudget: cluster.go.
 	overBudget prometheus.Counter
+	// uploadsPaused: pause.go.
+	uploadsPaused prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -94,7 +96,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "aof_writer_fenced", Help: "1 once another node claimed the tier-2 prefix (a takeover): this node makes no tier-2 mutation and refuses appends."})
 	m.overBudget = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "aof_tier0_over_budget_admissions_total", Help: "Segments a cluster member admitted over its tier-0 budget, because applying a Raft entry needed them and never waits (the leader then refuses appends until tier 0 is back under budget)."})
-	if err := register(reg, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
+	m.uploadsPaused = newUploadsPausedGauge()
+	if err := register(reg, m.uploadsPaused, m.jobs, m.duration, m.coldReads, m.coldBytes, m.hydrate, m.hydrating, m.queue, m.fetched,
 		m.diskPressure, m.diskUsed, m.scrubBytes, m.scrubFindings, m.scrubLastPass, m.scrubProgress, m.ageSeals,
 		m.snapshotUploads, m.manifestTrims, m.reservations, m.fenced, m.overBudget); err != nil {
 		return nil, err

@@ -480,3 +480,42 @@ func TestSealedSegmentsCostTheirBytes(t *testing.T) {
 	require.Equal(t, 1, st.Active, "a clean close keeps the tail active")
 	require.Less(t, st.Used, int64(2*mib), "%d bytes", st.Used)
 }
+
+// TestUploadsPause: paused, sealed segments are compressed but not
+// uploaded (and the gauge says so); resumed, the scan uploads them all.
+// A coordinator without tier 2 refuses the pause.
+func TestUploadsPause(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: newRemote(t, fake.New(fake.Options{})), ScanInterval: 10 * time.Millisecond, Registerer: reg,
+		Tier0: budget.Config{Policy: budget.PolicyTier2}}, core.Config{})
+	defer r.close(t)
+	require.NoError(t, r.c.SetUploadsPaused(true))
+	require.True(t, r.c.UploadsPaused())
+	require.Equal(t, 1.0, gaugeOrCounter(t, reg, "aof_tier2_uploads_paused"))
+	s, err := r.st.Stream(1)
+	require.NoError(t, err)
+	writeAndSeal(t, ctx, s, 20)
+	writeAndSeal(t, ctx, s, 20)
+	testwait.Until(t, testwait.Default, pollTick, func() bool {
+		for _, info := range s.SegmentList() {
+			if ms, _ := s.TierLog().Segment(info.ID); info.Footer != nil && ms.Tier1.State != manifest.Tier1Compressed {
+				return false
+			}
+		}
+		return true
+	}, "the sealed segments compressed")
+	time.Sleep(20 * 10 * time.Millisecond) // twenty scans: none may upload
+	for _, info := range s.SegmentList() {
+		ms, _ := s.TierLog().Segment(info.ID)
+		require.Empty(t, ms.Tier2.Key, "segment %d uploaded while uploads were paused", info.ID)
+	}
+	require.NoError(t, r.c.SetUploadsPaused(false))
+	require.Equal(t, 0.0, gaugeOrCounter(t, reg, "aof_tier2_uploads_paused"))
+	waitInTier2(t, s)
+
+	local := startRig(t, Config{DataDir: t.TempDir(), ScanInterval: 10 * time.Millisecond, Registerer: prometheus.NewRegistry()}, core.Config{})
+	defer local.stop(t)
+	require.ErrorIs(t, local.c.SetUploadsPaused(true), ErrNoUploads)
+}

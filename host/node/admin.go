@@ -98,3 +98,15 @@ func (n *Node) Scrub(ctx context.Context, stream *core.StreamID, progress func(c
 	}
 	return sum, err
 }
+
+// SetUploadsPaused is server.Node's: the coordinator's switch.
+func (n *Node) SetUploadsPaused(paused bool) error {
+	c := n.Coordinator()
+	if c == nil {
+		return fmt.Errorf("node is not ready: %w", core.ErrWouldBlock)
+	}
+	if err := c.SetUploadsPaused(paused); err != nil {
+		return fmt.Errorf("%w: %w", err, server.ErrBadRequest)
+	}
+	return nil
+}

@@ -108,6 +108,13 @@ func (a *adminService) SnapshotManifest(ctx context.Context, req *aof2v1.Snapsho
 		Records: info.Records, Segments: uint32(info.Segments), Bytes: uint64(info.Bytes)}, nil
 }
 
+func (a *adminService) SetUploadsPaused(_ context.Context, req *aof2v1.SetUploadsPausedRequest) (*aof2v1.SetUploadsPausedResponse, error) {
+	if err := a.s.node.SetUploadsPaused(req.GetPaused()); err != nil {
+		return nil, err
+	}
+	return &aof2v1.SetUploadsPausedResponse{Paused: req.GetPaused()}, nil
+}
+
 func (a *adminService) Scrub(req *aof2v1.ScrubRequest, ss grpc.ServerStreamingServer[aof2v1.ScrubProgress]) error {
 	var stream *core.StreamID
 	if req.StreamId != nil {

@@ -32,6 +32,10 @@ type Node interface {
 	// (coordinator.Coordinator.Scrub). Findings left unrepaired are in the
 	// summary, not an error.
 	Scrub(ctx context.Context, stream *core.StreamID, progress func(coordinator.ScrubProgress)) (coordinator.ScrubSummary, error)
+	// SetUploadsPaused holds segment uploads back or lets them go on
+	// (coordinator.Coordinator.SetUploadsPaused); an error matching
+	// ErrBadRequest on a node that uploads nothing.
+	SetUploadsPaused(paused bool) error
 }
 
 // SegmentRow describes one segment for ListSegments (the fields of

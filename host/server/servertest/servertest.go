@@ -28,6 +28,8 @@ type Node struct {
 	// BeforeHydrate, when set, runs before each segment Hydrate reports
 	// (tests hold a call in flight with it).
 	BeforeHydrate func(ctx context.Context, seg core.SegmentID) error
+	// UploadsPaused is what SetUploadsPaused last set.
+	UploadsPaused atomic.Bool
 }
 
 // NewNode returns a ready node over st (nil: not recovered yet).
@@ -245,4 +247,10 @@ func (h *Host) Shutdown(t testing.TB) {
 		t.Errorf("Shutdown: %v", err)
 	}
 	h.wg.Wait()
+}
+
+// SetUploadsPaused records the switch (the test node uploads nothing).
+func (n *Node) SetUploadsPaused(paused bool) error {
+	n.UploadsPaused.Store(paused)
+	return nil
 }

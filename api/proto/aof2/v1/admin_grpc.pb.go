@@ -29,6 +29,7 @@ const (
 	Admin_AcceptLoss_FullMethodName            = "/aof2.v1.Admin/AcceptLoss"
 	Admin_Scrub_FullMethodName                 = "/aof2.v1.Admin/Scrub"
 	Admin_SnapshotManifest_FullMethodName      = "/aof2.v1.Admin/SnapshotManifest"
+	Admin_SetUploadsPaused_FullMethodName      = "/aof2.v1.Admin/SetUploadsPaused"
 	Admin_ClusterStatus_FullMethodName         = "/aof2.v1.Admin/ClusterStatus"
 	Admin_ClusterAddVoter_FullMethodName       = "/aof2.v1.Admin/ClusterAddVoter"
 	Admin_ClusterRemoveServer_FullMethodName   = "/aof2.v1.Admin/ClusterRemoveServer"
@@ -69,6 +70,11 @@ type AdminClient interface {
 	// (docs/tiering.md#the-tier-2-manifest). UNKNOWN_STREAM for a stream the
 	// host does not have.
 	SnapshotManifest(ctx context.Context, in *SnapshotManifestRequest, opts ...grpc.CallOption) (*SnapshotManifestResponse, error)
+	// SetUploadsPaused holds segment uploads to tier 2 back (paused) or lets
+	// them go on, until the host restarts. Manifest chunks, snapshots and
+	// reservations still go to tier 2. BAD_REQUEST on a host that uploads
+	// nothing (no tier 2, a read replica).
+	SetUploadsPaused(ctx context.Context, in *SetUploadsPausedRequest, opts ...grpc.CallOption) (*SetUploadsPausedResponse, error)
 	// ClusterStatus is this node's view of its replicated cluster
 	// (docs/adr-replication.md): its Raft state, term, indexes, the leader
 	// and every member. BAD_REQUEST on a host that runs single-node.
@@ -169,6 +175,16 @@ func (c *adminClient) SnapshotManifest(ctx context.Context, in *SnapshotManifest
 	return out, nil
 }
 
+func (c *adminClient) SetUploadsPaused(ctx context.Context, in *SetUploadsPausedRequest, opts ...grpc.CallOption) (*SetUploadsPausedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetUploadsPausedResponse)
+	err := c.cc.Invoke(ctx, Admin_SetUploadsPaused_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ClusterStatusResponse)
@@ -243,6 +259,11 @@ type AdminServer interface {
 	// (docs/tiering.md#the-tier-2-manifest). UNKNOWN_STREAM for a stream the
 	// host does not have.
 	SnapshotManifest(context.Context, *SnapshotManifestRequest) (*SnapshotManifestResponse, error)
+	// SetUploadsPaused holds segment uploads to tier 2 back (paused) or lets
+	// them go on, until the host restarts. Manifest chunks, snapshots and
+	// reservations still go to tier 2. BAD_REQUEST on a host that uploads
+	// nothing (no tier 2, a read replica).
+	SetUploadsPaused(context.Context, *SetUploadsPausedRequest) (*SetUploadsPausedResponse, error)
 	// ClusterStatus is this node's view of its replicated cluster
 	// (docs/adr-replication.md): its Raft state, term, indexes, the leader
 	// and every member. BAD_REQUEST on a host that runs single-node.
@@ -282,6 +303,9 @@ func (UnimplementedAdminServer) Scrub(*ScrubRequest, grpc.ServerStreamingServer[
 }
 func (UnimplementedAdminServer) SnapshotManifest(context.Context, *SnapshotManifestRequest) (*SnapshotManifestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SnapshotManifest not implemented")
+}
+func (UnimplementedAdminServer) SetUploadsPaused(context.Context, *SetUploadsPausedRequest) (*SetUploadsPausedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUploadsPaused not implemented")
 }
 func (UnimplementedAdminServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
@@ -410,6 +434,24 @@ func _Admin_SnapshotManifest_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_SetUploadsPaused_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUploadsPausedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).SetUploadsPaused(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_SetUploadsPaused_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).SetUploadsPaused(ctx, req.(*SetUploadsPausedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ClusterStatusRequest)
 	if err := dec(in); err != nil {
@@ -504,6 +546,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SnapshotManifest",
 			Handler:    _Admin_SnapshotManifest_Handler,
+		},
+		{
+			MethodName: "SetUploadsPaused",
+			Handler:    _Admin_SetUploadsPaused_Handler,
 		},
 		{
 			MethodName: "ClusterStatus",
