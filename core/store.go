@@ -12,6 +12,7 @@ import (
 
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/logfields"
 )
 
 // Store is a directory of streams.
@@ -125,8 +126,8 @@ func (st *Store) recoverAll(ids []StreamID) {
 				st.mu.broken[id] = err
 				return
 			}
-			st.cfg.Logger.Info("stream recovered", "stream_id", uint64(id), "segments", rep.Segments, "records", rep.Records,
-				"dropped_bytes", rep.DroppedBytes, "pointer", rep.Pointer, "duration", rep.Duration)
+			st.cfg.Logger.Info("stream recovered", append([]any{"stream_id", uint64(id), "segments", rep.Segments, "records", rep.Records,
+				"dropped_bytes", rep.DroppedBytes, "pointer", rep.Pointer}, logfields.Duration("duration", rep.Duration)...)...)
 			st.mu.streams[id] = s
 		}()
 	}

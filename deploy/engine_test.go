@@ -39,7 +39,7 @@ const pluginEnv = "AOF2_DEPLOY_TEST_PLUGIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(pluginEnv) == "fs" {
-		pluginapi.Serve(fs.New(), pluginapi.ServeOptions{Name: "aof2-plugin-fs"}) // exits
+		pluginapi.Serve(fs.New(), pluginapi.ServeOptions{}) // exits
 		return
 	}
 	os.Exit(m.Run())

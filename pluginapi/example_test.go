@@ -8,5 +8,5 @@ import (
 // A plugin's main is one call; the backend implements pluginapi.Backend.
 func ExampleServe() {
 	backend := fake.New(fake.Options{})
-	pluginapi.Serve(backend, pluginapi.ServeOptions{Name: "aof2-plugin-fake"})
+	pluginapi.Serve(backend, pluginapi.ServeOptions{})
 }

@@ -31,7 +31,7 @@ func Main(name string, newBackend func() Backend) {
 		fmt.Print(VersionText(name))
 		return
 	}
-	opts := ServeOptions{Name: name}
+	var opts ServeOptions
 	b := newBackend()
 	if c, ok := b.(io.Closer); ok {
 		defer func() { _ = c.Close() }()

@@ -8,11 +8,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/aof2/aof2/internal/logfields"
 )
 
 // ServeOptions tune Serve. The zero value is what a plugin main wants.
 type ServeOptions struct {
-	// Name names the logger (default "backend").
+	// Name is kept for plugins built against earlier releases.
+	//
+	// Deprecated: unused; the host names a plugin's log lines after its
+	// binary (the plugin's own logger has no name, so that the line keeps
+	// one module).
 	Name string
 	// Logger overrides the JSON-to-stderr hclog logger. It must never
 	// write to stdout: stdout carries the handshake.
@@ -75,7 +81,7 @@ func closeBackend(log hclog.Logger, b Backend) {
 			log.Warn("closing backend", "error", err)
 		}
 	case <-time.After(closeTimeout):
-		log.Warn("backend did not close in time; exiting anyway", "timeout", closeTimeout)
+		log.Warn("backend did not close in time; exiting anyway", logfields.Duration("timeout", closeTimeout)...)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logfields"
 	"github.com/aof2/aof2/internal/logthrottle"
 )
 
@@ -221,8 +222,8 @@ func (c *Coordinator) scrubber() {
 			case err != nil && !errors.Is(err, ErrScrubFindings):
 				c.log.Warn("scrub pass failed", "error", err)
 			default:
-				c.log.Info("scrub pass done", "segments", sum.Segments, "findings", len(sum.Findings),
-					"unrepaired", sum.Unrepaired(), "duration", sum.Finished.Sub(sum.Started))
+				c.log.Info("scrub pass done", append([]any{"segments", sum.Segments, "findings", len(sum.Findings),
+					"unrepaired", sum.Unrepaired()}, logfields.Duration("duration", sum.Finished.Sub(sum.Started))...)...)
 			}
 			t.Reset(every)
 		case <-c.ctx.Done():

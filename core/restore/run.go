@@ -21,6 +21,7 @@ import (
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/logfields"
 )
 
 // StagingDir is where streams are built, under the data directory; it
@@ -274,8 +275,8 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 		return sr, err
 	}
 	sr.Duration = time.Since(began)
-	r.log.Info("stream restored", "stream_id", uint64(s), "cold_segments", sr.Cold, "lost_segments", len(sr.Lost),
-		"chunks", sr.Chunks, "records", sr.Records, "duration", sr.Duration)
+	r.log.Info("stream restored", append([]any{"stream_id", uint64(s), "cold_segments", sr.Cold, "lost_segments", len(sr.Lost),
+		"chunks", sr.Chunks, "records", sr.Records}, logfields.Duration("duration", sr.Duration)...)...)
 	return sr, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/internal/logfields"
 	"github.com/aof2/aof2/internal/logthrottle"
 )
 
@@ -105,8 +106,8 @@ func (c *Cache) runCompress(ctx context.Context, src Source) (CompressResult, er
 	c.m.compressedBytes.Add(float64(r.CompressedBytes))
 	c.m.ratio.Set(r.Ratio())
 	c.m.compressSecs.Observe(r.Duration.Seconds())
-	c.log.Info("tier1_compression_success", "stream_id", k.Stream, "segment_id", k.Segment,
-		"segment_bytes", r.Capacity, "compressed_bytes", r.CompressedBytes, "frames", r.Frames, "duration", r.Duration)
+	c.log.Info("tier1_compression_success", append([]any{"stream_id", k.Stream, "segment_id", k.Segment,
+		"segment_bytes", r.Capacity, "compressed_bytes", r.CompressedBytes, "frames", r.Frames}, logfields.Duration("duration", r.Duration)...)...)
 	return r, nil
 }
 
@@ -211,8 +212,8 @@ func (c *Cache) runHydrate(ctx context.Context, req HydrateRequest) (res Hydrate
 		c.logs.Succeed(hydrationFailed, "")
 		c.logs.Succeed(hydrationFailed, k.String(), "stream_id", k.Stream, "segment_id", k.Segment)
 		c.m.hydrations.WithLabelValues("ok").Inc()
-		c.log.Info("tier1_hydration_success", "stream_id", k.Stream, "segment_id", k.Segment, "source", source,
-			"bytes_fetched", res.Stats.Fetched(), "frames", res.Stats.FramesFetched, "duration", res.Duration)
+		c.log.Info("tier1_hydration_success", append([]any{"stream_id", k.Stream, "segment_id", k.Segment, "source", source,
+			"bytes_fetched", res.Stats.Fetched(), "frames", res.Stats.FramesFetched}, logfields.Duration("duration", res.Duration)...)...)
 	}()
 
 	var a *Artifact

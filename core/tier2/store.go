@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aof2/aof2/internal/logfields"
 	"github.com/aof2/aof2/internal/logthrottle"
 	"github.com/aof2/aof2/pluginapi"
 )
@@ -341,7 +342,7 @@ func (s *Store) run(ctx context.Context, op Op, key string, attempt func(ctx con
 			return fmt.Errorf("tier2 %s %q: a retry in %s would pass the deadline: %w", op, key, wait, err)
 		}
 		s.m.retry(op)
-		s.log.Debug("tier2_retry", "op", op.String(), "key", key, "attempt", n+1, "wait", wait, "error", err.Error())
+		s.log.Debug("tier2_retry", append([]any{"op", op.String(), "key", key, "attempt", n + 1, "error", err.Error()}, logfields.Duration("wait", wait)...)...)
 		if serr := s.cfg.Clock.Sleep(ctx, wait); serr != nil {
 			s.m.failure(op)
 			return fmt.Errorf("tier2 %s %q: %w (last error: %w)", op, key, serr, err)

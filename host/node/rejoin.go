@@ -15,6 +15,7 @@ import (
 	"github.com/aof2/aof2/core/restore"
 	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/host/cluster"
+	"github.com/aof2/aof2/internal/logfields"
 )
 
 // rejoinFromTier2 gives a cluster member that joins (no bootstrap peers)
@@ -74,8 +75,8 @@ func (n *Node) rejoinFromTier2(ctx context.Context) error {
 	for _, s := range rep.Streams {
 		cold, records = cold+s.Cold, records+s.Records
 	}
-	n.log.Info("rejoining: took what tier 2 holds; Raft brings the rest", "streams", len(rep.Streams),
-		"cold_segments", cold, "records", records, "duration", rep.Duration)
+	n.log.Info("rejoining: took what tier 2 holds; Raft brings the rest", append([]any{"streams", len(rep.Streams),
+		"cold_segments", cold, "records", records}, logfields.Duration("duration", rep.Duration)...)...)
 	return nil
 }
 

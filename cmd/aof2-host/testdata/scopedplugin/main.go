@@ -64,5 +64,5 @@ func (s *scoped) Probe(ctx context.Context, req pluginapi.ProbeRequest) error {
 }
 
 func main() {
-	pluginapi.Serve(&scoped{Backend: fake.New(fake.Options{})}, pluginapi.ServeOptions{Name: "aof2-plugin-scoped"})
+	pluginapi.Serve(&scoped{Backend: fake.New(fake.Options{})}, pluginapi.ServeOptions{})
 }

@@ -14,5 +14,5 @@ import (
 
 func main() {
 	b := fake.New(fake.Options{CrashExit: func() { os.Exit(42) }})
-	pluginapi.Serve(b, pluginapi.ServeOptions{Name: "aof2-plugin-fake"})
+	pluginapi.Serve(b, pluginapi.ServeOptions{})
 }
