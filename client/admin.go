@@ -215,6 +215,17 @@ type ManifestSnapshot struct {
 	Bytes                   uint64
 }
 
+// RetireSegments has the host's retention delete the stream's segments
+// below segment (oldest first, each after its upload, the stream keeping
+// its newest segment), in the background; it returns how many that is.
+func (c *Client) RetireSegments(ctx context.Context, stream StreamID, below SegmentID) (int, error) {
+	resp, err := c.admin.RetireSegments(ctx, &aof2v1.RetireSegmentsRequest{StreamId: uint64(stream), BelowSegment: uint64(below)})
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return int(resp.GetSegments()), nil
+}
+
 // SetUploadsPaused holds the host's segment uploads to tier 2 back
 // (paused) or lets them go on, until the host restarts (manifest chunks,
 // snapshots and reservations still go up).

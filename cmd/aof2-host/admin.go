@@ -204,3 +204,35 @@ func runUploads(paused bool) func(context.Context, *cmdEnv) error {
 		return nil
 	}
 }
+
+// runSegmentsRetire has a running host's retention delete a stream's
+// segments below -below.
+func runSegmentsRetire(ctx context.Context, e *cmdEnv) error {
+	t := targetFlags(e.flags)
+	stream := streamFlag(e)
+	below := e.flags.Uint64("below", 0, "delete the segments with ids below this one (required; the stream keeps at least its newest segment)")
+	if _, err := e.parse(0, 0); err != nil {
+		return err
+	}
+	id, err := requiredStream(*stream)
+	if err != nil {
+		return err
+	}
+	if *below == 0 {
+		return usagef("-below is required")
+	}
+	if !t.online() {
+		return usagef("-addr is required: the running host's retention does the deletes")
+	}
+	c, err := t.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.RetireSegments(ctx, id, core.SegmentID(*below))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "stream %d: %d segments below %d to retire; retention deletes them oldest first, each once uploaded (watch 'aof2-host segments list -stream %d')\n", id, n, *below, id)
+	return nil
+}

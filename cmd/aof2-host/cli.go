@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/host/node"
@@ -80,7 +81,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, client.ErrBadRequest): // the host says the request cannot be
 		return exitUsage
 	case errors.As(err, &fe), errors.As(err, &te): // tier 2 unreachable, whatever the cause
 		return exitIO

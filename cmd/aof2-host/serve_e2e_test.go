@@ -443,3 +443,44 @@ func TestServeUploadsPause(t *testing.T) {
 	_, body, _ = httpDo(t, http.MethodGet, h.url("/metrics"), "", nil)
 	require.Contains(t, body, "aof_tier2_uploads_paused 0")
 }
+
+// TestServeSegmentsRetire: `segments retire` deletes a stream's oldest
+// segments through the running host's retention, and refuses a range
+// past the newest segment.
+func TestServeSegmentsRetire(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := startHost(t, bin, nil, defaultHostArgs(filepath.Join(t.TempDir(), "data"))...)
+	h.waitReady()
+	c := h.dial(ctx)
+	for range 3 {
+		appendAndSeal(t, ctx, c, 6, 50)
+	}
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitUsage, run(ctx, []string{"segments", "retire", "-addr", h.grpc, "-stream", "6", "-below", "99"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "past its newest")
+	require.Equal(t, exitUsage, run(ctx, []string{"segments", "retire", "-stream", "6", "-below", "2"}, &out, &errOut), "offline: refused")
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"segments", "retire", "-addr", h.grpc, "-stream", "6", "-below", "3"}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "stream 6: 2 segments below 3 to retire")
+	// The first 50 records filled segments 1 (the stream's small first
+	// segment) and 2: retiring below 3 drops records 0 to 49.
+	var info client.StreamInfo
+	testwait.Until(t, time.Minute, 20*time.Millisecond, func() bool {
+		var err error
+		info, err = c.Info(ctx, 6)
+		require.NoError(t, err)
+		return info.FirstOrdinal == 50
+	}, "segments 1 and 2 retired: %+v\n%s", lazyInfo{&info}, h.stderr)
+	_, err := c.Read(ctx, 6, client.AtOrdinal(0), 1)
+	require.Error(t, err, "records below the first kept one are gone")
+	res, err := c.Read(ctx, 6, client.AtStart(), 1)
+	require.NoError(t, err)
+	require.Equal(t, uint64(50), res.Records[0].Ordinal)
+}
+
+// lazyInfo prints the stream info it points at when formatted.
+type lazyInfo struct{ info *client.StreamInfo }
+
+func (l lazyInfo) String() string { return fmt.Sprintf("%+v", *l.info) }

@@ -58,6 +58,9 @@ type Coordinator struct {
 		// leading, swept the stream's dropped objects
 		// (cluster_retention.go).
 		swept map[types.StreamID]uint64
+		// retireBelow is, per stream, the segment id below which an
+		// operator asked retention to delete (RetireBelow).
+		retireBelow map[types.StreamID]types.SegmentID
 	}
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running

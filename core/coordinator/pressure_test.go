@@ -519,3 +519,48 @@ func TestUploadsPause(t *testing.T) {
 	defer local.stop(t)
 	require.ErrorIs(t, local.c.SetUploadsPaused(true), ErrNoUploads)
 }
+
+// TestRetireBelow: an operator's request retires a stream's oldest
+// segments through retention (each delete committed first, after its
+// upload) down to the segment asked for, and no further; a range reaching
+// past the newest segment, and a node without tier 2, are refused.
+func TestRetireBelow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	backend := fake.New(fake.Options{})
+	r := startRig(t, Config{DataDir: t.TempDir(), Tier2: newRemote(t, backend), ScanInterval: 10 * time.Millisecond, Registerer: prometheus.NewRegistry(),
+		Tier0: budget.Config{Policy: budget.PolicyTier2}}, core.Config{})
+	defer r.close(t)
+	s, err := r.st.Stream(1)
+	require.NoError(t, err)
+	for range 5 {
+		writeAndSeal(t, ctx, s, 10)
+	}
+	waitInTier2(t, s)
+	_, err = r.c.RetireBelow(s, 9)
+	require.ErrorIs(t, err, ErrRetireRange)
+	n, err := r.c.RetireBelow(s, 4)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	testwait.Until(t, testwait.Default, pollTick, func() bool { return s.SegmentList()[0].ID == 4 }, "segments 1 to 3 retired")
+	time.Sleep(20 * 10 * time.Millisecond) // twenty scans: no further
+	segs := s.SegmentList()
+	require.Equal(t, types.SegmentID(4), segs[0].ID)
+	require.Len(t, segs, 2, "segments 4 and 5 stay")
+	for id := types.SegmentID(1); id < 4; id++ {
+		_, err := backend.Head(ctx, r.remote.Layout().SegmentObjectKey(types.SegmentKey{Stream: 1, Segment: id}))
+		require.Error(t, err, "segment %d's tier-2 object deleted", id)
+		_, err = s.ReadAt(ctx, core.MakeRecordID(id, 64))
+		require.ErrorIs(t, err, core.ErrNotFound)
+	}
+	require.Equal(t, 20, countRecords(t, ctx, s), "segments 4 and 5 read back")
+	ms, ok := s.TierLog().Segment(2)
+	require.False(t, ok, "the manifest retired segment 2: %+v", ms)
+
+	local := startRig(t, Config{DataDir: t.TempDir(), ScanInterval: 10 * time.Millisecond, Registerer: prometheus.NewRegistry()}, core.Config{})
+	defer local.stop(t)
+	ls, err := local.st.Stream(1)
+	require.NoError(t, err)
+	_, err = local.c.RetireBelow(ls, 1)
+	require.ErrorIs(t, err, ErrRetireRange)
+}

@@ -33,10 +33,15 @@ func (r Retention) enabled() bool { return r.MaxAge > 0 || r.MaxBytes > 0 }
 // it must go.
 func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.SegmentID, bool) {
 	pol := c.cfg.Retention
-	if !pol.enabled() || c.remote == nil {
+	floor := c.retireFloor(s.ID())
+	if (!pol.enabled() && floor == 0) || c.remote == nil {
 		return 0, false
 	}
 	segs := s.SegmentList()
+	if floor != 0 && (len(segs) == 0 || segs[0].ID >= floor) {
+		c.reachedRetireFloor(s.ID(), floor)
+		floor = 0
+	}
 	if len(segs) < 2 || segs[0].Footer == nil {
 		return 0, false
 	}
@@ -52,7 +57,7 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 	}
 	old := pol.MaxAge > 0 && now.Sub(time.Unix(0, head.Footer.SealedAt)) > pol.MaxAge
 	big := pol.MaxBytes > 0 && total > pol.MaxBytes
-	return head.ID, old || big
+	return head.ID, old || big || head.ID < floor
 }
 
 // retire deletes the oldest segment of a stream from every tier: the

@@ -110,3 +110,20 @@ func (n *Node) SetUploadsPaused(paused bool) error {
 	}
 	return nil
 }
+
+// RetireBelow is server.Node's: the coordinator's retention, on request.
+func (n *Node) RetireBelow(stream core.StreamID, segment core.SegmentID) (int, error) {
+	c, st := n.Coordinator(), n.Store()
+	if c == nil || st == nil {
+		return 0, fmt.Errorf("node is not ready: %w", core.ErrWouldBlock)
+	}
+	s, err := st.Lookup(stream)
+	if err != nil {
+		return 0, err
+	}
+	k, err := c.RetireBelow(s, segment)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", err, server.ErrBadRequest)
+	}
+	return k, nil
+}

@@ -115,6 +115,18 @@ func (a *adminService) SetUploadsPaused(_ context.Context, req *aof2v1.SetUpload
 	return &aof2v1.SetUploadsPausedResponse{Paused: req.GetPaused()}, nil
 }
 
+func (a *adminService) RetireSegments(_ context.Context, req *aof2v1.RetireSegmentsRequest) (*aof2v1.RetireSegmentsResponse, error) {
+	id := core.StreamID(req.GetStreamId())
+	if _, err := a.s.lookup(id); err != nil {
+		return nil, err
+	}
+	n, err := a.s.node.RetireBelow(id, core.SegmentID(req.GetBelowSegment()))
+	if err != nil {
+		return nil, err
+	}
+	return &aof2v1.RetireSegmentsResponse{Segments: uint32(n)}, nil
+}
+
 func (a *adminService) Scrub(req *aof2v1.ScrubRequest, ss grpc.ServerStreamingServer[aof2v1.ScrubProgress]) error {
 	var stream *core.StreamID
 	if req.StreamId != nil {

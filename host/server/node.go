@@ -36,6 +36,10 @@ type Node interface {
 	// (coordinator.Coordinator.SetUploadsPaused); an error matching
 	// ErrBadRequest on a node that uploads nothing.
 	SetUploadsPaused(paused bool) error
+	// RetireBelow has retention delete a stream's segments below segment
+	// (coordinator.Coordinator.RetireBelow) and says how many that is; an
+	// error matching ErrBadRequest when it cannot.
+	RetireBelow(stream core.StreamID, segment core.SegmentID) (int, error)
 }
 
 // SegmentRow describes one segment for ListSegments (the fields of

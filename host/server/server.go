@@ -97,7 +97,10 @@ func New(node Node, opts Options) (*Server, error) {
 
 // ServeGRPC serves gRPC on l until Shutdown; it returns nil after Shutdown.
 func (s *Server) ServeGRPC(l net.Listener) error {
-	return s.grpc.Serve(l)
+	if err := s.grpc.Serve(l); !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil // Shutdown came first (it may, when a host stops at once)
 }
 
 // ServeHTTP serves HTTP on l (over TLS when Options.TLS is set) until

@@ -254,3 +254,8 @@ func (n *Node) SetUploadsPaused(paused bool) error {
 	n.UploadsPaused.Store(paused)
 	return nil
 }
+
+// RetireBelow refuses: the test node has no retention.
+func (n *Node) RetireBelow(core.StreamID, core.SegmentID) (int, error) {
+	return 0, fmt.Errorf("test node: no retention: %w", server.ErrBadRequest)
+}

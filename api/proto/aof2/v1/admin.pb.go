@@ -545,6 +545,103 @@ func (*ClusterTransferLeaderResponse) Descriptor() ([]byte, []int) {
 }
 
 // SnapshotManifestRequest names the stream.
+type RetireSegmentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StreamId      uint64                 `protobuf:"varint,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	BelowSegment  uint64                 `protobuf:"varint,2,opt,name=below_segment,json=belowSegment,proto3" json:"below_segment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireSegmentsRequest) Reset() {
+	*x = RetireSegmentsRequest{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireSegmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireSegmentsRequest) ProtoMessage() {}
+
+func (x *RetireSegmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireSegmentsRequest.ProtoReflect.Descriptor instead.
+func (*RetireSegmentsRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RetireSegmentsRequest) GetStreamId() uint64 {
+	if x != nil {
+		return x.StreamId
+	}
+	return 0
+}
+
+func (x *RetireSegmentsRequest) GetBelowSegment() uint64 {
+	if x != nil {
+		return x.BelowSegment
+	}
+	return 0
+}
+
+// RetireSegmentsResponse says how many segments the request covers.
+type RetireSegmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Segments      uint32                 `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireSegmentsResponse) Reset() {
+	*x = RetireSegmentsResponse{}
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireSegmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireSegmentsResponse) ProtoMessage() {}
+
+func (x *RetireSegmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireSegmentsResponse.ProtoReflect.Descriptor instead.
+func (*RetireSegmentsResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RetireSegmentsResponse) GetSegments() uint32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
 type SetUploadsPausedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Paused        bool                   `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
@@ -554,7 +651,7 @@ type SetUploadsPausedRequest struct {
 
 func (x *SetUploadsPausedRequest) Reset() {
 	*x = SetUploadsPausedRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +663,7 @@ func (x *SetUploadsPausedRequest) String() string {
 func (*SetUploadsPausedRequest) ProtoMessage() {}
 
 func (x *SetUploadsPausedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[9]
+	mi := &file_aof2_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +676,7 @@ func (x *SetUploadsPausedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUploadsPausedRequest.ProtoReflect.Descriptor instead.
 func (*SetUploadsPausedRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetUploadsPausedRequest) GetPaused() bool {
@@ -598,7 +695,7 @@ type SetUploadsPausedResponse struct {
 
 func (x *SetUploadsPausedResponse) Reset() {
 	*x = SetUploadsPausedResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +707,7 @@ func (x *SetUploadsPausedResponse) String() string {
 func (*SetUploadsPausedResponse) ProtoMessage() {}
 
 func (x *SetUploadsPausedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[10]
+	mi := &file_aof2_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +720,7 @@ func (x *SetUploadsPausedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUploadsPausedResponse.ProtoReflect.Descriptor instead.
 func (*SetUploadsPausedResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetUploadsPausedResponse) GetPaused() bool {
@@ -642,7 +739,7 @@ type SnapshotManifestRequest struct {
 
 func (x *SnapshotManifestRequest) Reset() {
 	*x = SnapshotManifestRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +751,7 @@ func (x *SnapshotManifestRequest) String() string {
 func (*SnapshotManifestRequest) ProtoMessage() {}
 
 func (x *SnapshotManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[11]
+	mi := &file_aof2_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +764,7 @@ func (x *SnapshotManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotManifestRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotManifestRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotManifestRequest) GetStreamId() uint64 {
@@ -694,7 +791,7 @@ type SnapshotManifestResponse struct {
 
 func (x *SnapshotManifestResponse) Reset() {
 	*x = SnapshotManifestResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	mi := &file_aof2_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +803,7 @@ func (x *SnapshotManifestResponse) String() string {
 func (*SnapshotManifestResponse) ProtoMessage() {}
 
 func (x *SnapshotManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[12]
+	mi := &file_aof2_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +816,7 @@ func (x *SnapshotManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotManifestResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotManifestResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotManifestResponse) GetSnapshotId() uint64 {
@@ -773,7 +870,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	mi := &file_aof2_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +882,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[13]
+	mi := &file_aof2_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +895,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 // DumpResponse carries the dump document.
@@ -812,7 +909,7 @@ type DumpResponse struct {
 
 func (x *DumpResponse) Reset() {
 	*x = DumpResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[14]
+	mi := &file_aof2_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +921,7 @@ func (x *DumpResponse) String() string {
 func (*DumpResponse) ProtoMessage() {}
 
 func (x *DumpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[14]
+	mi := &file_aof2_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +934,7 @@ func (x *DumpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpResponse.ProtoReflect.Descriptor instead.
 func (*DumpResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DumpResponse) GetJson() []byte {
@@ -861,7 +958,7 @@ type ListSegmentsRequest struct {
 
 func (x *ListSegmentsRequest) Reset() {
 	*x = ListSegmentsRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[15]
+	mi := &file_aof2_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +970,7 @@ func (x *ListSegmentsRequest) String() string {
 func (*ListSegmentsRequest) ProtoMessage() {}
 
 func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[15]
+	mi := &file_aof2_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +983,7 @@ func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSegmentsRequest) GetStreamId() uint64 {
@@ -933,7 +1030,7 @@ type SegmentRow struct {
 
 func (x *SegmentRow) Reset() {
 	*x = SegmentRow{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[16]
+	mi := &file_aof2_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1042,7 @@ func (x *SegmentRow) String() string {
 func (*SegmentRow) ProtoMessage() {}
 
 func (x *SegmentRow) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[16]
+	mi := &file_aof2_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1055,7 @@ func (x *SegmentRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentRow.ProtoReflect.Descriptor instead.
 func (*SegmentRow) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SegmentRow) GetStreamId() uint64 {
@@ -1042,7 +1139,7 @@ type ListSegmentsResponse struct {
 
 func (x *ListSegmentsResponse) Reset() {
 	*x = ListSegmentsResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[17]
+	mi := &file_aof2_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1151,7 @@ func (x *ListSegmentsResponse) String() string {
 func (*ListSegmentsResponse) ProtoMessage() {}
 
 func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[17]
+	mi := &file_aof2_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1164,7 @@ func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListSegmentsResponse) GetSegments() []*SegmentRow {
@@ -1092,7 +1189,7 @@ type HydrateRequest struct {
 
 func (x *HydrateRequest) Reset() {
 	*x = HydrateRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[18]
+	mi := &file_aof2_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1201,7 @@ func (x *HydrateRequest) String() string {
 func (*HydrateRequest) ProtoMessage() {}
 
 func (x *HydrateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[18]
+	mi := &file_aof2_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1214,7 @@ func (x *HydrateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HydrateRequest.ProtoReflect.Descriptor instead.
 func (*HydrateRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HydrateRequest) GetStreamId() uint64 {
@@ -1156,7 +1253,7 @@ type HydrateProgress struct {
 
 func (x *HydrateProgress) Reset() {
 	*x = HydrateProgress{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[19]
+	mi := &file_aof2_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1265,7 @@ func (x *HydrateProgress) String() string {
 func (*HydrateProgress) ProtoMessage() {}
 
 func (x *HydrateProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[19]
+	mi := &file_aof2_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1278,7 @@ func (x *HydrateProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HydrateProgress.ProtoReflect.Descriptor instead.
 func (*HydrateProgress) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HydrateProgress) GetDone() uint32 {
@@ -1216,7 +1313,7 @@ type AcceptLossRequest struct {
 
 func (x *AcceptLossRequest) Reset() {
 	*x = AcceptLossRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[20]
+	mi := &file_aof2_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1325,7 @@ func (x *AcceptLossRequest) String() string {
 func (*AcceptLossRequest) ProtoMessage() {}
 
 func (x *AcceptLossRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[20]
+	mi := &file_aof2_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1338,7 @@ func (x *AcceptLossRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLossRequest.ProtoReflect.Descriptor instead.
 func (*AcceptLossRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AcceptLossRequest) GetStreamId() uint64 {
@@ -1263,7 +1360,7 @@ type LostRange struct {
 
 func (x *LostRange) Reset() {
 	*x = LostRange{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[21]
+	mi := &file_aof2_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1372,7 @@ func (x *LostRange) String() string {
 func (*LostRange) ProtoMessage() {}
 
 func (x *LostRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[21]
+	mi := &file_aof2_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1385,7 @@ func (x *LostRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LostRange.ProtoReflect.Descriptor instead.
 func (*LostRange) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LostRange) GetFrom() uint64 {
@@ -1326,7 +1423,7 @@ type AcceptLossResponse struct {
 
 func (x *AcceptLossResponse) Reset() {
 	*x = AcceptLossResponse{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[22]
+	mi := &file_aof2_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1435,7 @@ func (x *AcceptLossResponse) String() string {
 func (*AcceptLossResponse) ProtoMessage() {}
 
 func (x *AcceptLossResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[22]
+	mi := &file_aof2_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1448,7 @@ func (x *AcceptLossResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLossResponse.ProtoReflect.Descriptor instead.
 func (*AcceptLossResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AcceptLossResponse) GetSegmentId() uint64 {
@@ -1407,7 +1504,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[23]
+	mi := &file_aof2_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1516,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[23]
+	mi := &file_aof2_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1529,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ScrubRequest) GetStreamId() uint64 {
@@ -1461,7 +1558,7 @@ type ScrubFinding struct {
 
 func (x *ScrubFinding) Reset() {
 	*x = ScrubFinding{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[24]
+	mi := &file_aof2_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1570,7 @@ func (x *ScrubFinding) String() string {
 func (*ScrubFinding) ProtoMessage() {}
 
 func (x *ScrubFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[24]
+	mi := &file_aof2_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1583,7 @@ func (x *ScrubFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubFinding.ProtoReflect.Descriptor instead.
 func (*ScrubFinding) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ScrubFinding) GetStreamId() uint64 {
@@ -1551,7 +1648,7 @@ type ScrubSummary struct {
 
 func (x *ScrubSummary) Reset() {
 	*x = ScrubSummary{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[25]
+	mi := &file_aof2_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1660,7 @@ func (x *ScrubSummary) String() string {
 func (*ScrubSummary) ProtoMessage() {}
 
 func (x *ScrubSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[25]
+	mi := &file_aof2_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1673,7 @@ func (x *ScrubSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubSummary.ProtoReflect.Descriptor instead.
 func (*ScrubSummary) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ScrubSummary) GetSegments() uint32 {
@@ -1641,7 +1738,7 @@ type ScrubProgress struct {
 
 func (x *ScrubProgress) Reset() {
 	*x = ScrubProgress{}
-	mi := &file_aof2_v1_admin_proto_msgTypes[26]
+	mi := &file_aof2_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1750,7 @@ func (x *ScrubProgress) String() string {
 func (*ScrubProgress) ProtoMessage() {}
 
 func (x *ScrubProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_admin_proto_msgTypes[26]
+	mi := &file_aof2_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1763,7 @@ func (x *ScrubProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubProgress.ProtoReflect.Descriptor instead.
 func (*ScrubProgress) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_aof2_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ScrubProgress) GetDone() uint32 {
@@ -1751,7 +1848,12 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\x1bClusterRemoveServerResponse\"7\n" +
 	"\x1cClusterTransferLeaderRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x1f\n" +
-	"\x1dClusterTransferLeaderResponse\"1\n" +
+	"\x1dClusterTransferLeaderResponse\"Y\n" +
+	"\x15RetireSegmentsRequest\x12\x1b\n" +
+	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12#\n" +
+	"\rbelow_segment\x18\x02 \x01(\x04R\fbelowSegment\"4\n" +
+	"\x16RetireSegmentsResponse\x12\x1a\n" +
+	"\bsegments\x18\x01 \x01(\rR\bsegments\"1\n" +
 	"\x17SetUploadsPausedRequest\x12\x16\n" +
 	"\x06paused\x18\x01 \x01(\bR\x06paused\"2\n" +
 	"\x18SetUploadsPausedResponse\x12\x16\n" +
@@ -1850,7 +1952,7 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"segment_id\x18\x04 \x01(\x04R\tsegmentId\x121\n" +
 	"\bfindings\x18\x05 \x03(\v2\x15.aof2.v1.ScrubFindingR\bfindings\x12/\n" +
-	"\asummary\x18\x06 \x01(\v2\x15.aof2.v1.ScrubSummaryR\asummary2\xec\x06\n" +
+	"\asummary\x18\x06 \x01(\v2\x15.aof2.v1.ScrubSummaryR\asummary2\xbf\a\n" +
 	"\x05Admin\x123\n" +
 	"\x04Dump\x12\x14.aof2.v1.DumpRequest\x1a\x15.aof2.v1.DumpResponse\x12K\n" +
 	"\fListSegments\x12\x1c.aof2.v1.ListSegmentsRequest\x1a\x1d.aof2.v1.ListSegmentsResponse\x12>\n" +
@@ -1859,7 +1961,8 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"AcceptLoss\x12\x1a.aof2.v1.AcceptLossRequest\x1a\x1b.aof2.v1.AcceptLossResponse\x128\n" +
 	"\x05Scrub\x12\x15.aof2.v1.ScrubRequest\x1a\x16.aof2.v1.ScrubProgress0\x01\x12W\n" +
 	"\x10SnapshotManifest\x12 .aof2.v1.SnapshotManifestRequest\x1a!.aof2.v1.SnapshotManifestResponse\x12W\n" +
-	"\x10SetUploadsPaused\x12 .aof2.v1.SetUploadsPausedRequest\x1a!.aof2.v1.SetUploadsPausedResponse\x12N\n" +
+	"\x10SetUploadsPaused\x12 .aof2.v1.SetUploadsPausedRequest\x1a!.aof2.v1.SetUploadsPausedResponse\x12Q\n" +
+	"\x0eRetireSegments\x12\x1e.aof2.v1.RetireSegmentsRequest\x1a\x1f.aof2.v1.RetireSegmentsResponse\x12N\n" +
 	"\rClusterStatus\x12\x1d.aof2.v1.ClusterStatusRequest\x1a\x1e.aof2.v1.ClusterStatusResponse\x12T\n" +
 	"\x0fClusterAddVoter\x12\x1f.aof2.v1.ClusterAddVoterRequest\x1a .aof2.v1.ClusterAddVoterResponse\x12`\n" +
 	"\x13ClusterRemoveServer\x12#.aof2.v1.ClusterRemoveServerRequest\x1a$.aof2.v1.ClusterRemoveServerResponse\x12f\n" +
@@ -1877,7 +1980,7 @@ func file_aof2_v1_admin_proto_rawDescGZIP() []byte {
 	return file_aof2_v1_admin_proto_rawDescData
 }
 
-var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_aof2_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_aof2_v1_admin_proto_goTypes = []any{
 	(*ClusterStatusRequest)(nil),          // 0: aof2.v1.ClusterStatusRequest
 	(*ClusterMember)(nil),                 // 1: aof2.v1.ClusterMember
@@ -1888,58 +1991,62 @@ var file_aof2_v1_admin_proto_goTypes = []any{
 	(*ClusterRemoveServerResponse)(nil),   // 6: aof2.v1.ClusterRemoveServerResponse
 	(*ClusterTransferLeaderRequest)(nil),  // 7: aof2.v1.ClusterTransferLeaderRequest
 	(*ClusterTransferLeaderResponse)(nil), // 8: aof2.v1.ClusterTransferLeaderResponse
-	(*SetUploadsPausedRequest)(nil),       // 9: aof2.v1.SetUploadsPausedRequest
-	(*SetUploadsPausedResponse)(nil),      // 10: aof2.v1.SetUploadsPausedResponse
-	(*SnapshotManifestRequest)(nil),       // 11: aof2.v1.SnapshotManifestRequest
-	(*SnapshotManifestResponse)(nil),      // 12: aof2.v1.SnapshotManifestResponse
-	(*DumpRequest)(nil),                   // 13: aof2.v1.DumpRequest
-	(*DumpResponse)(nil),                  // 14: aof2.v1.DumpResponse
-	(*ListSegmentsRequest)(nil),           // 15: aof2.v1.ListSegmentsRequest
-	(*SegmentRow)(nil),                    // 16: aof2.v1.SegmentRow
-	(*ListSegmentsResponse)(nil),          // 17: aof2.v1.ListSegmentsResponse
-	(*HydrateRequest)(nil),                // 18: aof2.v1.HydrateRequest
-	(*HydrateProgress)(nil),               // 19: aof2.v1.HydrateProgress
-	(*AcceptLossRequest)(nil),             // 20: aof2.v1.AcceptLossRequest
-	(*LostRange)(nil),                     // 21: aof2.v1.LostRange
-	(*AcceptLossResponse)(nil),            // 22: aof2.v1.AcceptLossResponse
-	(*ScrubRequest)(nil),                  // 23: aof2.v1.ScrubRequest
-	(*ScrubFinding)(nil),                  // 24: aof2.v1.ScrubFinding
-	(*ScrubSummary)(nil),                  // 25: aof2.v1.ScrubSummary
-	(*ScrubProgress)(nil),                 // 26: aof2.v1.ScrubProgress
-	nil,                                   // 27: aof2.v1.ScrubSummary.BytesVerifiedEntry
+	(*RetireSegmentsRequest)(nil),         // 9: aof2.v1.RetireSegmentsRequest
+	(*RetireSegmentsResponse)(nil),        // 10: aof2.v1.RetireSegmentsResponse
+	(*SetUploadsPausedRequest)(nil),       // 11: aof2.v1.SetUploadsPausedRequest
+	(*SetUploadsPausedResponse)(nil),      // 12: aof2.v1.SetUploadsPausedResponse
+	(*SnapshotManifestRequest)(nil),       // 13: aof2.v1.SnapshotManifestRequest
+	(*SnapshotManifestResponse)(nil),      // 14: aof2.v1.SnapshotManifestResponse
+	(*DumpRequest)(nil),                   // 15: aof2.v1.DumpRequest
+	(*DumpResponse)(nil),                  // 16: aof2.v1.DumpResponse
+	(*ListSegmentsRequest)(nil),           // 17: aof2.v1.ListSegmentsRequest
+	(*SegmentRow)(nil),                    // 18: aof2.v1.SegmentRow
+	(*ListSegmentsResponse)(nil),          // 19: aof2.v1.ListSegmentsResponse
+	(*HydrateRequest)(nil),                // 20: aof2.v1.HydrateRequest
+	(*HydrateProgress)(nil),               // 21: aof2.v1.HydrateProgress
+	(*AcceptLossRequest)(nil),             // 22: aof2.v1.AcceptLossRequest
+	(*LostRange)(nil),                     // 23: aof2.v1.LostRange
+	(*AcceptLossResponse)(nil),            // 24: aof2.v1.AcceptLossResponse
+	(*ScrubRequest)(nil),                  // 25: aof2.v1.ScrubRequest
+	(*ScrubFinding)(nil),                  // 26: aof2.v1.ScrubFinding
+	(*ScrubSummary)(nil),                  // 27: aof2.v1.ScrubSummary
+	(*ScrubProgress)(nil),                 // 28: aof2.v1.ScrubProgress
+	nil,                                   // 29: aof2.v1.ScrubSummary.BytesVerifiedEntry
 }
 var file_aof2_v1_admin_proto_depIdxs = []int32{
 	1,  // 0: aof2.v1.ClusterStatusResponse.members:type_name -> aof2.v1.ClusterMember
-	16, // 1: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
-	21, // 2: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
-	27, // 3: aof2.v1.ScrubSummary.bytes_verified:type_name -> aof2.v1.ScrubSummary.BytesVerifiedEntry
-	24, // 4: aof2.v1.ScrubSummary.findings:type_name -> aof2.v1.ScrubFinding
-	24, // 5: aof2.v1.ScrubProgress.findings:type_name -> aof2.v1.ScrubFinding
-	25, // 6: aof2.v1.ScrubProgress.summary:type_name -> aof2.v1.ScrubSummary
-	13, // 7: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
-	15, // 8: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
-	18, // 9: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
-	20, // 10: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
-	23, // 11: aof2.v1.Admin.Scrub:input_type -> aof2.v1.ScrubRequest
-	11, // 12: aof2.v1.Admin.SnapshotManifest:input_type -> aof2.v1.SnapshotManifestRequest
-	9,  // 13: aof2.v1.Admin.SetUploadsPaused:input_type -> aof2.v1.SetUploadsPausedRequest
-	0,  // 14: aof2.v1.Admin.ClusterStatus:input_type -> aof2.v1.ClusterStatusRequest
-	3,  // 15: aof2.v1.Admin.ClusterAddVoter:input_type -> aof2.v1.ClusterAddVoterRequest
-	5,  // 16: aof2.v1.Admin.ClusterRemoveServer:input_type -> aof2.v1.ClusterRemoveServerRequest
-	7,  // 17: aof2.v1.Admin.ClusterTransferLeader:input_type -> aof2.v1.ClusterTransferLeaderRequest
-	14, // 18: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
-	17, // 19: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
-	19, // 20: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
-	22, // 21: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
-	26, // 22: aof2.v1.Admin.Scrub:output_type -> aof2.v1.ScrubProgress
-	12, // 23: aof2.v1.Admin.SnapshotManifest:output_type -> aof2.v1.SnapshotManifestResponse
-	10, // 24: aof2.v1.Admin.SetUploadsPaused:output_type -> aof2.v1.SetUploadsPausedResponse
-	2,  // 25: aof2.v1.Admin.ClusterStatus:output_type -> aof2.v1.ClusterStatusResponse
-	4,  // 26: aof2.v1.Admin.ClusterAddVoter:output_type -> aof2.v1.ClusterAddVoterResponse
-	6,  // 27: aof2.v1.Admin.ClusterRemoveServer:output_type -> aof2.v1.ClusterRemoveServerResponse
-	8,  // 28: aof2.v1.Admin.ClusterTransferLeader:output_type -> aof2.v1.ClusterTransferLeaderResponse
-	18, // [18:29] is the sub-list for method output_type
-	7,  // [7:18] is the sub-list for method input_type
+	18, // 1: aof2.v1.ListSegmentsResponse.segments:type_name -> aof2.v1.SegmentRow
+	23, // 2: aof2.v1.AcceptLossResponse.filled:type_name -> aof2.v1.LostRange
+	29, // 3: aof2.v1.ScrubSummary.bytes_verified:type_name -> aof2.v1.ScrubSummary.BytesVerifiedEntry
+	26, // 4: aof2.v1.ScrubSummary.findings:type_name -> aof2.v1.ScrubFinding
+	26, // 5: aof2.v1.ScrubProgress.findings:type_name -> aof2.v1.ScrubFinding
+	27, // 6: aof2.v1.ScrubProgress.summary:type_name -> aof2.v1.ScrubSummary
+	15, // 7: aof2.v1.Admin.Dump:input_type -> aof2.v1.DumpRequest
+	17, // 8: aof2.v1.Admin.ListSegments:input_type -> aof2.v1.ListSegmentsRequest
+	20, // 9: aof2.v1.Admin.Hydrate:input_type -> aof2.v1.HydrateRequest
+	22, // 10: aof2.v1.Admin.AcceptLoss:input_type -> aof2.v1.AcceptLossRequest
+	25, // 11: aof2.v1.Admin.Scrub:input_type -> aof2.v1.ScrubRequest
+	13, // 12: aof2.v1.Admin.SnapshotManifest:input_type -> aof2.v1.SnapshotManifestRequest
+	11, // 13: aof2.v1.Admin.SetUploadsPaused:input_type -> aof2.v1.SetUploadsPausedRequest
+	9,  // 14: aof2.v1.Admin.RetireSegments:input_type -> aof2.v1.RetireSegmentsRequest
+	0,  // 15: aof2.v1.Admin.ClusterStatus:input_type -> aof2.v1.ClusterStatusRequest
+	3,  // 16: aof2.v1.Admin.ClusterAddVoter:input_type -> aof2.v1.ClusterAddVoterRequest
+	5,  // 17: aof2.v1.Admin.ClusterRemoveServer:input_type -> aof2.v1.ClusterRemoveServerRequest
+	7,  // 18: aof2.v1.Admin.ClusterTransferLeader:input_type -> aof2.v1.ClusterTransferLeaderRequest
+	16, // 19: aof2.v1.Admin.Dump:output_type -> aof2.v1.DumpResponse
+	19, // 20: aof2.v1.Admin.ListSegments:output_type -> aof2.v1.ListSegmentsResponse
+	21, // 21: aof2.v1.Admin.Hydrate:output_type -> aof2.v1.HydrateProgress
+	24, // 22: aof2.v1.Admin.AcceptLoss:output_type -> aof2.v1.AcceptLossResponse
+	28, // 23: aof2.v1.Admin.Scrub:output_type -> aof2.v1.ScrubProgress
+	14, // 24: aof2.v1.Admin.SnapshotManifest:output_type -> aof2.v1.SnapshotManifestResponse
+	12, // 25: aof2.v1.Admin.SetUploadsPaused:output_type -> aof2.v1.SetUploadsPausedResponse
+	10, // 26: aof2.v1.Admin.RetireSegments:output_type -> aof2.v1.RetireSegmentsResponse
+	2,  // 27: aof2.v1.Admin.ClusterStatus:output_type -> aof2.v1.ClusterStatusResponse
+	4,  // 28: aof2.v1.Admin.ClusterAddVoter:output_type -> aof2.v1.ClusterAddVoterResponse
+	6,  // 29: aof2.v1.Admin.ClusterRemoveServer:output_type -> aof2.v1.ClusterRemoveServerResponse
+	8,  // 30: aof2.v1.Admin.ClusterTransferLeader:output_type -> aof2.v1.ClusterTransferLeaderResponse
+	19, // [19:31] is the sub-list for method output_type
+	7,  // [7:19] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -1950,16 +2057,16 @@ func file_aof2_v1_admin_proto_init() {
 	if File_aof2_v1_admin_proto != nil {
 		return
 	}
-	file_aof2_v1_admin_proto_msgTypes[15].OneofWrappers = []any{}
-	file_aof2_v1_admin_proto_msgTypes[18].OneofWrappers = []any{}
-	file_aof2_v1_admin_proto_msgTypes[23].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[17].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[20].OneofWrappers = []any{}
+	file_aof2_v1_admin_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aof2_v1_admin_proto_rawDesc), len(file_aof2_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Admin_Scrub_FullMethodName                 = "/aof2.v1.Admin/Scrub"
 	Admin_SnapshotManifest_FullMethodName      = "/aof2.v1.Admin/SnapshotManifest"
 	Admin_SetUploadsPaused_FullMethodName      = "/aof2.v1.Admin/SetUploadsPaused"
+	Admin_RetireSegments_FullMethodName        = "/aof2.v1.Admin/RetireSegments"
 	Admin_ClusterStatus_FullMethodName         = "/aof2.v1.Admin/ClusterStatus"
 	Admin_ClusterAddVoter_FullMethodName       = "/aof2.v1.Admin/ClusterAddVoter"
 	Admin_ClusterRemoveServer_FullMethodName   = "/aof2.v1.Admin/ClusterRemoveServer"
@@ -75,6 +76,13 @@ type AdminClient interface {
 	// reservations still go to tier 2. BAD_REQUEST on a host that uploads
 	// nothing (no tier 2, a read replica).
 	SetUploadsPaused(ctx context.Context, in *SetUploadsPausedRequest, opts ...grpc.CallOption) (*SetUploadsPausedResponse, error)
+	// RetireSegments deletes a stream's segments below below_segment through
+	// retention (each delete committed to the manifest first, after the
+	// segment's upload; oldest first; the stream keeps its newest segment),
+	// in the background. UNKNOWN_STREAM for a stream the host does not have;
+	// BAD_REQUEST on a node without tier 2, a replica, a cluster member, or
+	// for a range past the stream's newest segment.
+	RetireSegments(ctx context.Context, in *RetireSegmentsRequest, opts ...grpc.CallOption) (*RetireSegmentsResponse, error)
 	// ClusterStatus is this node's view of its replicated cluster
 	// (docs/adr-replication.md): its Raft state, term, indexes, the leader
 	// and every member. BAD_REQUEST on a host that runs single-node.
@@ -185,6 +193,16 @@ func (c *adminClient) SetUploadsPaused(ctx context.Context, in *SetUploadsPaused
 	return out, nil
 }
 
+func (c *adminClient) RetireSegments(ctx context.Context, in *RetireSegmentsRequest, opts ...grpc.CallOption) (*RetireSegmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetireSegmentsResponse)
+	err := c.cc.Invoke(ctx, Admin_RetireSegments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ClusterStatusResponse)
@@ -264,6 +282,13 @@ type AdminServer interface {
 	// reservations still go to tier 2. BAD_REQUEST on a host that uploads
 	// nothing (no tier 2, a read replica).
 	SetUploadsPaused(context.Context, *SetUploadsPausedRequest) (*SetUploadsPausedResponse, error)
+	// RetireSegments deletes a stream's segments below below_segment through
+	// retention (each delete committed to the manifest first, after the
+	// segment's upload; oldest first; the stream keeps its newest segment),
+	// in the background. UNKNOWN_STREAM for a stream the host does not have;
+	// BAD_REQUEST on a node without tier 2, a replica, a cluster member, or
+	// for a range past the stream's newest segment.
+	RetireSegments(context.Context, *RetireSegmentsRequest) (*RetireSegmentsResponse, error)
 	// ClusterStatus is this node's view of its replicated cluster
 	// (docs/adr-replication.md): its Raft state, term, indexes, the leader
 	// and every member. BAD_REQUEST on a host that runs single-node.
@@ -306,6 +331,9 @@ func (UnimplementedAdminServer) SnapshotManifest(context.Context, *SnapshotManif
 }
 func (UnimplementedAdminServer) SetUploadsPaused(context.Context, *SetUploadsPausedRequest) (*SetUploadsPausedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetUploadsPaused not implemented")
+}
+func (UnimplementedAdminServer) RetireSegments(context.Context, *RetireSegmentsRequest) (*RetireSegmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetireSegments not implemented")
 }
 func (UnimplementedAdminServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
@@ -452,6 +480,24 @@ func _Admin_SetUploadsPaused_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_RetireSegments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetireSegmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RetireSegments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RetireSegments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RetireSegments(ctx, req.(*RetireSegmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ClusterStatusRequest)
 	if err := dec(in); err != nil {
@@ -550,6 +596,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetUploadsPaused",
 			Handler:    _Admin_SetUploadsPaused_Handler,
+		},
+		{
+			MethodName: "RetireSegments",
+			Handler:    _Admin_RetireSegments_Handler,
 		},
 		{
 			MethodName: "ClusterStatus",
