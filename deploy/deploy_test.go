@@ -721,10 +721,9 @@ func TestAssetsUseExportedMetrics(t *testing.T) {
 
 // ---------------------------------------------------------------- promtool
 
-// promtool is the pinned promtool `make check-deploy` installs into
-// .tools/bin (or AOF2_PROMTOOL). Without it the test skips, unless
-// AOF2_REQUIRE_PROMTOOL is set (as check-deploy does).
-func promtool(t *testing.T) string {
+// findPromtool is where promtool is (AOF2_PROMTOOL, else .tools/bin) and
+// whether it is there; missing while AOF2_REQUIRE_PROMTOOL is set fails.
+func findPromtool(t *testing.T) (string, bool) {
 	t.Helper()
 	path := os.Getenv("AOF2_PROMTOOL")
 	if path == "" {
@@ -734,6 +733,18 @@ func promtool(t *testing.T) string {
 		if os.Getenv("AOF2_REQUIRE_PROMTOOL") != "" {
 			t.Fatalf("promtool not found at %s (make check-deploy installs it)", path)
 		}
+		return path, false
+	}
+	return path, true
+}
+
+// promtool is the pinned promtool `make check-deploy` installs into
+// .tools/bin (or AOF2_PROMTOOL). Without it the test skips, unless
+// AOF2_REQUIRE_PROMTOOL is set (as check-deploy does).
+func promtool(t *testing.T) string {
+	t.Helper()
+	path, ok := findPromtool(t)
+	if !ok {
 		t.Skipf("promtool not installed at %s: `make check-deploy` installs it and runs this test", path)
 	}
 	abs, err := filepath.Abs(path)
@@ -761,14 +772,8 @@ var promtoolMetricExceptions = map[string]bool{
 // every problem it reports fails, but for promtoolMetricExceptions.
 func checkMetricsWithPromtool(t *testing.T, scraped []byte) {
 	t.Helper()
-	path := os.Getenv("AOF2_PROMTOOL")
-	if path == "" {
-		path = filepath.Join("..", ".tools", "bin", "promtool")
-	}
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("AOF2_REQUIRE_PROMTOOL") != "" {
-			t.Fatalf("promtool not found at %s (make check-deploy installs it)", path)
-		}
+	path, ok := findPromtool(t)
+	if !ok {
 		t.Logf("promtool not installed at %s: `promtool check metrics` not run (make check-deploy runs it)", path)
 		return
 	}

@@ -37,15 +37,9 @@ func runConfigReference(_ context.Context, e *cmdEnv) error {
 func runConfigValidate(ctx context.Context, e *cmdEnv) error {
 	// serve's flags, so that a unit file's command line validates as is.
 	checkPlugin := e.flags.Bool("check-plugin", false, "also launch the tier-2 plugin: handshake, contract, Configure and Probe (as `aof2-host plugins check`)")
-	cfg, err := config.Load(e.args, os.Environ(), config.WithFlagSet(e.flags))
+	cfg, err := loadServeConfig(e)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if e.flags.NArg() > 0 {
-		return usagef("unexpected argument %q", e.flags.Arg(0))
+		return err
 	}
 	src := cfg.File
 	if src == "" {
@@ -77,4 +71,20 @@ func orNone(s string) string {
 		return "(off)"
 	}
 	return s
+}
+
+// loadServeConfig loads the configuration from serve's sources and flags
+// (declared on e.flags by the load), as serve and config validate take it.
+func loadServeConfig(e *cmdEnv) (*config.Config, error) {
+	cfg, err := config.Load(e.args, os.Environ(), config.WithFlagSet(e.flags))
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if e.flags.NArg() > 0 {
+		return nil, usagef("unexpected argument %q", e.flags.Arg(0))
+	}
+	return cfg, nil
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -41,15 +40,9 @@ const shutdownGrace = 30 * time.Second
 // requests finish, flushes and closes the store, and stops the plugin.
 func runServe(ctx context.Context, e *cmdEnv) error {
 	takeover := e.flags.Bool("takeover", false, "claim the tier-2 prefix at the next epoch before starting, as `aof2-host takeover` does: the previous writer is fenced at its next tier-2 write (docs/adr-fencing.md). Not with role = \"replica\".")
-	cfg, err := config.Load(e.args, os.Environ(), config.WithFlagSet(e.flags))
+	cfg, err := loadServeConfig(e)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if e.flags.NArg() > 0 {
-		return usagef("unexpected argument %q", e.flags.Arg(0))
+		return err
 	}
 	if *takeover && (cfg.IsReplica() || !cfg.Tier2Enabled()) {
 		return usagef("-takeover claims the tier-2 prefix as its writer: it needs a tier 2 and role = \"writer\"")
