@@ -759,8 +759,8 @@ func runPromtool(t *testing.T, bin string, args ...string) {
 }
 
 // promtoolMetricExceptions are the names the original AOF2 documentation
-// mandates (deploy/README.md), kept though `promtool check metrics`
-// would name them otherwise.
+// mandates (deploy/README.md, "Metrics this depends on"), kept though
+// `promtool check metrics` would name them otherwise.
 var promtoolMetricExceptions = map[string]bool{
 	"aof_manifest_replay_corruption_events": true,
 	"aof_manifest_replay_chunk_count":       true,

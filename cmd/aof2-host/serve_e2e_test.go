@@ -358,8 +358,8 @@ func TestServeSIGHUPReloads(t *testing.T) {
 }
 
 // metricLintExceptions are names the original AOF2 documentation mandates
-// (deploy/README.md, "Metric names"), kept though promtool's lint would
-// name them otherwise.
+// (deploy/README.md, "Metrics this depends on"), kept though promtool's
+// lint would name them otherwise.
 var metricLintExceptions = map[string]bool{
 	"aof_manifest_replay_corruption_events": true,
 	"aof_manifest_replay_chunk_count":       true,
