@@ -506,7 +506,13 @@ func TestUploadsPause(t *testing.T) {
 		}
 		return true
 	}, "the sealed segments compressed")
-	time.Sleep(20 * 10 * time.Millisecond) // twenty scans: none may upload
+	// Scans run here, synchronously: one that queued an upload leaves the
+	// job queued or running (in the queue until done) or, done, the
+	// segment in tier 2; either fails below.
+	for range 3 {
+		r.c.scan()
+	}
+	requireNoJob(t, r.c, jobUpload)
 	for _, info := range s.SegmentList() {
 		ms, _ := s.TierLog().Segment(info.ID)
 		require.Empty(t, ms.Tier2.Key, "segment %d uploaded while uploads were paused", info.ID)
@@ -543,7 +549,11 @@ func TestRetireBelow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
 	testwait.Until(t, testwait.Default, pollTick, func() bool { return s.SegmentList()[0].ID == 4 }, "segments 1 to 3 retired")
-	time.Sleep(20 * 10 * time.Millisecond) // twenty scans: no further
+	testwait.Until(t, testwait.Default, pollTick, func() bool { return !hasJob(r.c, jobRetire) }, "segment 3's retire job to finish")
+	for range 3 { // scans that would retire segment 4 queue the job, as above
+		r.c.scan()
+	}
+	requireNoJob(t, r.c, jobRetire)
 	segs := s.SegmentList()
 	require.Equal(t, types.SegmentID(4), segs[0].ID)
 	require.Len(t, segs, 2, "segments 4 and 5 stay")
@@ -563,4 +573,22 @@ func TestRetireBelow(t *testing.T) {
 	require.NoError(t, err)
 	_, err = local.c.RetireBelow(ls, 1)
 	require.ErrorIs(t, err, ErrRetireRange)
+}
+
+// hasJob reports whether a job of kind is queued or running.
+func hasJob(c *Coordinator, kind jobKind) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for j := range c.mu.queued {
+		if j.kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// requireNoJob fails if a job of kind is queued or running.
+func requireNoJob(t *testing.T, c *Coordinator, kind jobKind) {
+	t.Helper()
+	require.False(t, hasJob(c, kind), "a %s job is queued or running", kind)
 }
