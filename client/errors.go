@@ -103,6 +103,9 @@ var reasonTargets = map[aof2v1.ErrorReason]error{
 	aof2v1.ErrorReason_NOT_LEADER:            ErrNotLeader,
 	aof2v1.ErrorReason_OUTCOME_UNKNOWN:       ErrOutcomeUnknown,
 	aof2v1.ErrorReason_NO_QUORUM:             ErrNoQuorum,
+	aof2v1.ErrorReason_SEQUENCE_STALE:        types.ErrSequenceStale,
+	aof2v1.ErrorReason_SEQUENCE_MISMATCH:     types.ErrSequenceMismatch,
+	aof2v1.ErrorReason_BATCH_TOO_LARGE:       types.ErrBatchTooLarge,
 }
 
 // Leader is a cluster leader as a follower names it.

@@ -77,6 +77,12 @@ func Open(dir string, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 	}
+	if cfg.Follower == nil {
+		// After the WAL's replay, before any append (core/producer.go).
+		for _, s := range st.openStreams() {
+			s.loadProducers()
+		}
+	}
 	return st, nil
 }
 
@@ -222,6 +228,9 @@ func (st *Store) create(id StreamID) (*Stream, error) {
 	}
 	if err := s.start(); err != nil {
 		return nil, fmt.Errorf("create stream %d: %w", id, err)
+	}
+	if st.cfg.Follower == nil && !s.mu.replaying {
+		s.loadProducers() // a stream the WAL's replay creates loads when Open ends
 	}
 	return s, nil
 }
@@ -386,6 +395,9 @@ func (s *Stream) close() error {
 	s.roundMu.Unlock()
 	if err := s.closeMark(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := s.closeProducers(); err != nil {
+		errs = append(errs, fmt.Errorf("stream %d: close producer log: %w", s.id, err))
 	}
 	s.evictMu.Lock() // evictions under way record themselves first (EvictRecorded)
 	if s.journal != nil {

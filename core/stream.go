@@ -151,6 +151,9 @@ type Stream struct {
 	walPos  atomic.Uint64
 	walRecs atomic.Uint64
 
+	// prod is the idempotent-append state (core/producer.go).
+	prod producers
+
 	// tracer makes the stream's spans; appendSample and flushSample pick
 	// the durable appends and the flushes that get one.
 	tracer       trace.Tracer
@@ -267,32 +270,54 @@ func (s *Stream) unflushed() uint64 {
 }
 
 func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) {
-	if err := s.usableLocked(); err != nil {
+	if err := s.admitLocked(); err != nil {
 		return 0, err
 	}
-	if s.wal != nil {
-		if err := s.wal.err(); err != nil {
-			return 0, fmt.Errorf("stream %d: %w", s.id, err)
-		}
-		if err := s.wal.stalled(); err != nil {
-			return 0, s.m.blocked(&WouldBlock{Kind: Admission, Cause: err, RetryAfter: prepRetry})
-		}
-		if wb := s.wal.admit(); wb != nil {
-			return 0, s.m.blocked(wb)
-		}
-	}
-	if max := s.cfg.MaxUnflushedBytes; max > 0 && s.mu.written-s.durablePos.Load() >= uint64(max) {
-		s.kickSync()
-		return 0, s.m.blocked(&WouldBlock{Kind: Flush})
-	}
 	a := s.mu.active
-	if a == nil || !a.w.Fits(len(p)) || (s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 &&
-		a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes) {
+	if s.needsRolloverLocked(a, segment.RecordSpan(len(p))) {
 		if err := s.rolloverLocked(ts, ext, len(p)); err != nil {
 			return 0, err
 		}
 		a = s.mu.active
 	}
+	return s.storeLocked(a, p, ts, ext)
+}
+
+// admitLocked returns why the stream cannot take a record now, if it
+// cannot: it failed or was closed, the node WAL refuses, or too many bytes
+// wait for a sync.
+func (s *Stream) admitLocked() error {
+	if err := s.usableLocked(); err != nil {
+		return err
+	}
+	if s.wal != nil {
+		if err := s.wal.err(); err != nil {
+			return fmt.Errorf("stream %d: %w", s.id, err)
+		}
+		if err := s.wal.stalled(); err != nil {
+			return s.m.blocked(&WouldBlock{Kind: Admission, Cause: err, RetryAfter: prepRetry})
+		}
+		if wb := s.wal.admit(); wb != nil {
+			return s.m.blocked(wb)
+		}
+	}
+	if max := s.cfg.MaxUnflushedBytes; max > 0 && s.mu.written-s.durablePos.Load() >= uint64(max) {
+		s.kickSync()
+		return s.m.blocked(&WouldBlock{Kind: Flush})
+	}
+	return nil
+}
+
+// needsRolloverLocked reports whether span bytes of records must go into
+// a new segment: there is no active one, they do not fit, or the active
+// one reached its target size.
+func (s *Stream) needsRolloverLocked(a *seg, span int64) bool {
+	return a == nil || a.w.End()+span > segment.DataEnd(a.capacity) ||
+		(s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 && a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes)
+}
+
+// storeLocked writes one record at the end of a, the active segment.
+func (s *Stream) storeLocked(a *seg, p []byte, ts int64, ext uint64) (RecordID, error) {
 	off, err := a.w.Append(p, ts, ext)
 	if err != nil {
 		// Stores into a mapping cannot fail; only a staged pwrite can.

@@ -350,6 +350,14 @@ func TestClusterFailover(t *testing.T) {
 	}
 	t.Logf("failover (kill -9 of the leader to the first acknowledged append, default timeouts): %v", times)
 
+	// Idempotent appends are refused in cluster mode, with a reason.
+	cl, err := client.Dial(ctx, c.leader(ctx).grpc)
+	require.NoError(t, err)
+	defer cl.Close()
+	_, _, err = cl.AppendIdempotent(ctx, 1, 5, 1, []client.Record{{Payload: []byte("x")}}, false)
+	require.ErrorIs(t, err, client.ErrBadRequest)
+	require.ErrorContains(t, err, "cluster mode")
+
 	// Every node announced its client addresses, followers too.
 	testwait.Until(t, 30*time.Second, 100*time.Millisecond, func() bool {
 		st, ok := c.status(ctx, c.nodes[0])

@@ -56,6 +56,14 @@ var (
 	// "replica"): it serves reads of what the writer uploaded and refuses
 	// appends. The error is a *ReplicaError naming the writer.
 	ErrReplica = errors.New("aof2: read replica: appends go to the writer")
+	// ErrSequenceStale: an idempotent append names a sequence older than
+	// its producer's last request, which cannot be answered any more.
+	ErrSequenceStale = errors.New("aof2: producer sequence is older than the producer's last request")
+	// ErrSequenceMismatch: an idempotent append reuses a sequence the
+	// stream took with other records.
+	ErrSequenceMismatch = errors.New("aof2: producer sequence was used for other records")
+	// ErrBatchTooLarge: an idempotent append does not fit one segment.
+	ErrBatchTooLarge = errors.New("aof2: idempotent batch too large")
 	// ErrTooManyStreams: creating the stream would exceed the store's
 	// stream limit (Config.MaxStreams). Existing streams are unaffected.
 	ErrTooManyStreams = errors.New("aof2: too many streams")

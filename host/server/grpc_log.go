@@ -31,9 +31,15 @@ const (
 
 func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*aof2v1.AppendResponse, error) {
 	es := entriesFromProto(req.GetRecords())
+	if req.GetProducerId() == 0 && req.GetSequence() != 0 {
+		return nil, errSequenceAlone
+	}
 	if c := l.s.cluster(); c != nil {
 		if req.CoordinatorWatermark != nil {
 			return nil, errWatermarkInCluster
+		}
+		if req.GetProducerId() != 0 {
+			return nil, errIdempotentUnsupported("in cluster mode")
 		}
 		ids, err := l.s.clusterAppend(ctx, c, core.StreamID(req.GetStreamId()), es)
 		if err != nil {
@@ -46,14 +52,22 @@ func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*ao
 		return nil, err
 	}
 	durable := !req.GetNoWaitDurable()
-	ids, err := l.s.appendDurable(ctx, str, es, durable)
+	var (
+		ids []core.RecordID
+		dup bool
+	)
+	if pid := req.GetProducerId(); pid != 0 {
+		ids, dup, err = l.s.appendIdempotent(ctx, str, core.Producer{ID: pid, Seq: req.GetSequence()}, es, durable)
+	} else {
+		ids, err = l.s.appendDurable(ctx, str, es, durable)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if req.CoordinatorWatermark != nil {
 		str.SetCoordinatorWatermark(req.GetCoordinatorWatermark())
 	}
-	return &aof2v1.AppendResponse{Ids: idsToProto(ids), Durable: durable}, nil
+	return &aof2v1.AppendResponse{Ids: idsToProto(ids), Durable: durable, Duplicate: dup}, nil
 }
 
 func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendRequest, aof2v1.AppendStreamResponse]) error {
@@ -73,6 +87,9 @@ func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendReq
 			return withAppendedN(count, last, err)
 		}
 		id, es := core.StreamID(req.GetStreamId()), entriesFromProto(req.GetRecords())
+		if req.GetProducerId() != 0 {
+			return withAppendedN(count, last, errIdempotentUnsupported("on AppendStream; use Append"))
+		}
 		if c := l.s.cluster(); c != nil {
 			if count, last, err = l.clusterAppendStream(ctx, c, id, req, es, count, last); err != nil {
 				return err

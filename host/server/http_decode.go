@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/aof2/aof2/api/wire"
+	"github.com/aof2/aof2/core"
 )
 
 // Decoding of HTTP requests into operation arguments, kept free of
@@ -22,6 +23,7 @@ type appendArgs struct {
 	entries   []entry
 	durable   bool
 	watermark *uint64 // coordinator_watermark, when given
+	producer  core.Producer
 }
 
 // jsonRecord is one record of a JSON append body: payload (base64) or text.
@@ -37,6 +39,8 @@ type appendBody struct {
 	Records   []jsonRecord `json:"records"`
 	Durable   *bool        `json:"durable"`
 	Watermark *flexUint    `json:"coordinator_watermark"`
+	Producer  *flexUint    `json:"producer_id"`
+	Sequence  *flexUint    `json:"sequence"`
 }
 
 // isJSON reports whether a Content-Type names JSON; anything else (a
@@ -53,7 +57,7 @@ func isJSON(contentType string) bool {
 // coordinator_watermark (both body kinds) and ext_id / timestamp_unix_nano
 // (raw bodies only).
 func decodeAppend(contentType string, q url.Values, body []byte) (appendArgs, error) {
-	if err := onlyParams(q, "durable", "ext_id", "timestamp_unix_nano", "coordinator_watermark"); err != nil {
+	if err := onlyParams(q, "durable", "ext_id", "timestamp_unix_nano", "coordinator_watermark", "producer_id", "sequence"); err != nil {
 		return appendArgs{}, err
 	}
 	qDurable, err := boolParam(q, "durable")
@@ -68,7 +72,18 @@ func decodeAppend(contentType string, q url.Values, body []byte) (appendArgs, er
 		}
 		args.watermark = &w
 	}
+	for _, p := range []struct {
+		name string
+		to   *uint64
+	}{{"producer_id", &args.producer.ID}, {"sequence", &args.producer.Seq}} {
+		if *p.to, err = uintParam(q, p.name); err != nil {
+			return appendArgs{}, err
+		}
+	}
 	if !isJSON(contentType) {
+		if args.producer.ID == 0 && args.producer.Seq != 0 {
+			return appendArgs{}, errSequenceAlone
+		}
 		e := entry{Payload: body}
 		if e.ExtID, err = uintParam(q, "ext_id"); err != nil {
 			return appendArgs{}, err
@@ -101,6 +116,22 @@ func decodeAppend(contentType string, q url.Values, body []byte) (appendArgs, er
 			return appendArgs{}, fmt.Errorf("coordinator_watermark is %d in the query but %d in the body: %w", *args.watermark, uint64(*b.Watermark), ErrBadRequest)
 		}
 		args.watermark = new(uint64(*b.Watermark))
+	}
+	for _, f := range []struct {
+		name string
+		body *flexUint
+		to   *uint64
+	}{{"producer_id", b.Producer, &args.producer.ID}, {"sequence", b.Sequence, &args.producer.Seq}} {
+		if f.body == nil {
+			continue
+		}
+		if q.Has(f.name) && *f.to != uint64(*f.body) {
+			return appendArgs{}, fmt.Errorf("%s is %d in the query but %d in the body: %w", f.name, *f.to, uint64(*f.body), ErrBadRequest)
+		}
+		*f.to = uint64(*f.body)
+	}
+	if args.producer.ID == 0 && args.producer.Seq != 0 {
+		return appendArgs{}, errSequenceAlone
 	}
 	if b.Durable != nil {
 		if qDurable != nil && *qDurable != *b.Durable {

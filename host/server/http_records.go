@@ -19,9 +19,10 @@ import (
 
 // appendJSON answers POST /v1/streams/{id}/records.
 type appendJSON struct {
-	StreamID string   `json:"stream_id"`
-	IDs      []string `json:"ids"`
-	Durable  bool     `json:"durable"`
+	StreamID  string   `json:"stream_id"`
+	IDs       []string `json:"ids"`
+	Durable   bool     `json:"durable"`
+	Duplicate bool     `json:"duplicate,omitempty"`
 }
 
 func (s *Server) httpAppend(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +55,15 @@ func (s *Server) httpAppend(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ids, err := s.appendDurable(r.Context(), str, args.entries, args.durable)
+	var (
+		ids []core.RecordID
+		dup bool
+	)
+	if args.producer.ID != 0 {
+		ids, dup, err = s.appendIdempotent(r.Context(), str, args.producer, args.entries, args.durable)
+	} else {
+		ids, err = s.appendDurable(r.Context(), str, args.entries, args.durable)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -62,7 +71,7 @@ func (s *Server) httpAppend(w http.ResponseWriter, r *http.Request) {
 	if args.watermark != nil {
 		str.SetCoordinatorWatermark(*args.watermark)
 	}
-	out := appendJSON{StreamID: strconv.FormatUint(uint64(id), 10), IDs: make([]string, len(ids)), Durable: args.durable}
+	out := appendJSON{StreamID: strconv.FormatUint(uint64(id), 10), IDs: make([]string, len(ids)), Durable: args.durable, Duplicate: dup}
 	for i, id := range ids {
 		out.IDs[i] = wire.FormatRecordID(id)
 	}
@@ -198,6 +207,10 @@ func recordToJSON(rec core.Record, text bool) recordJSON {
 func (s *Server) httpClusterAppend(w http.ResponseWriter, r *http.Request, c *cluster.Node, id core.StreamID, args appendArgs) {
 	if args.watermark != nil {
 		s.writeError(w, r, errWatermarkInCluster)
+		return
+	}
+	if args.producer.ID != 0 {
+		s.writeError(w, r, errIdempotentUnsupported("in cluster mode"))
 		return
 	}
 	ids, err := s.clusterAppend(r.Context(), c, id, args.entries)

@@ -144,6 +144,45 @@ func (s *Server) appendDurable(ctx context.Context, str *core.Stream, es []entry
 	return ids, nil
 }
 
+// appendIdempotent is appendDurable for a request with a producer id
+// (core.Stream.AppendIdempotent): the records go in whole or not at all,
+// and a request the stream already took answers with its first ids
+// (duplicate). Without durable it does not wait out backpressure.
+func (s *Server) appendIdempotent(ctx context.Context, str *core.Stream, pr core.Producer, es []entry, durable bool) ([]core.RecordID, bool, error) {
+	if err := checkEntries(str.ID(), es, str.MaxRecordSize()); err != nil {
+		return nil, false, err
+	}
+	recs := make([]core.BatchRecord, len(es))
+	for i, e := range es {
+		recs[i] = core.BatchRecord{Payload: e.Payload, Timestamp: e.Timestamp, ExtID: e.ExtID}
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.MaxBlock)
+	defer cancel()
+	res, err := str.AppendIdempotent(wctx, pr, recs, durable)
+	if err != nil {
+		var wb *core.WouldBlock
+		if ctx.Err() == nil && wctx.Err() != nil && errors.As(err, &wb) {
+			err = fmt.Errorf("stream %d: append: %w", str.ID(), wb)
+		}
+		return nil, false, err
+	}
+	if durable {
+		if err := str.Flush(ctx, res.IDs[len(res.IDs)-1]); err != nil {
+			return res.IDs, res.Duplicate, withAppended(res.IDs, err)
+		}
+	}
+	return res.IDs, res.Duplicate, nil
+}
+
+// errIdempotentUnsupported refuses a producer id where idempotent appends
+// do not exist.
+func errIdempotentUnsupported(where string) error {
+	return fmt.Errorf("producer_id: idempotent appends are not available %s (docs/tiering.md#idempotent-appends): %w", where, ErrBadRequest)
+}
+
+// errSequenceAlone refuses a sequence sent without its producer id.
+var errSequenceAlone = fmt.Errorf("sequence without producer_id: %w", ErrBadRequest)
+
 // readLimits bound one Read.
 type readLimits struct {
 	records int

@@ -127,6 +127,17 @@ const (
 	// The cluster leader could not reach a majority in time; nothing was
 	// appended. Retry after the delay.
 	ErrorReason_NO_QUORUM ErrorReason = 25
+	// An idempotent append (producer_id set) names a sequence older than the
+	// producer's last request: that request cannot be answered any more.
+	// Nothing was appended.
+	ErrorReason_SEQUENCE_STALE ErrorReason = 26
+	// An idempotent append reuses a sequence the stream took with other
+	// records (payloads, timestamps or ext ids differ). Nothing was appended.
+	ErrorReason_SEQUENCE_MISMATCH ErrorReason = 27
+	// An idempotent append holds more than one segment takes (at most 65,536
+	// records, framed size at most that of the largest record). Nothing was
+	// appended; split it into several requests.
+	ErrorReason_BATCH_TOO_LARGE ErrorReason = 28
 )
 
 // Enum value maps for ErrorReason.
@@ -158,6 +169,9 @@ var (
 		23: "NOT_LEADER",
 		24: "OUTCOME_UNKNOWN",
 		25: "NO_QUORUM",
+		26: "SEQUENCE_STALE",
+		27: "SEQUENCE_MISMATCH",
+		28: "BATCH_TOO_LARGE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -186,6 +200,9 @@ var (
 		"NOT_LEADER":               23,
 		"OUTCOME_UNKNOWN":          24,
 		"NO_QUORUM":                25,
+		"SEQUENCE_STALE":           26,
+		"SEQUENCE_MISMATCH":        27,
+		"BATCH_TOO_LARGE":          28,
 	}
 )
 
@@ -300,8 +317,20 @@ type AppendRequest struct {
 	// log, say) records how far it has got. It survives restarts once a seal
 	// carried it (StreamInfoResponse.coordinator_watermark).
 	CoordinatorWatermark *uint64 `protobuf:"varint,4,opt,name=coordinator_watermark,json=coordinatorWatermark,proto3,oneof" json:"coordinator_watermark,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Makes the append idempotent when not zero: a client-chosen id for the
+	// writer that retries (random per process is fine). A request whose
+	// producer_id and sequence the stream already took answers with the ids
+	// of the first attempt (duplicate) and appends nothing, across restarts
+	// and crashes; one a crash cut short appends only the records it lost.
+	// The records go into one segment; the stream remembers 10,000
+	// producers (docs/tiering.md#idempotent-appends). Not in cluster mode,
+	// nor on AppendStream.
+	ProducerId uint64 `protobuf:"varint,5,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// The request's number for producer_id: larger than the producer's
+	// previous request (gaps allowed); a retry sends the same one.
+	Sequence      uint64 `protobuf:"varint,6,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppendRequest) Reset() {
@@ -362,13 +391,30 @@ func (x *AppendRequest) GetCoordinatorWatermark() uint64 {
 	return 0
 }
 
+func (x *AppendRequest) GetProducerId() uint64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *AppendRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 // AppendResponse answers Append.
 type AppendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The records' ids, in request order.
 	Ids []uint64 `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
 	// Whether the records are durable (false only for no_wait_durable).
-	Durable       bool `protobuf:"varint,2,opt,name=durable,proto3" json:"durable,omitempty"`
+	Durable bool `protobuf:"varint,2,opt,name=durable,proto3" json:"durable,omitempty"`
+	// An idempotent append the stream had already taken: ids are the first
+	// attempt's and nothing was appended.
+	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -413,6 +459,13 @@ func (x *AppendResponse) GetIds() []uint64 {
 func (x *AppendResponse) GetDurable() bool {
 	if x != nil {
 		return x.Durable
+	}
+	return false
+}
+
+func (x *AppendResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
 	}
 	return false
 }
@@ -1504,16 +1557,20 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06Record\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x02 \x01(\x03R\x11timestampUnixNano\x12\x15\n" +
-	"\x06ext_id\x18\x03 \x01(\x04R\x05extId\"\xd3\x01\n" +
+	"\x06ext_id\x18\x03 \x01(\x04R\x05extId\"\x90\x02\n" +
 	"\rAppendRequest\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12)\n" +
 	"\arecords\x18\x02 \x03(\v2\x0f.aof2.v1.RecordR\arecords\x12&\n" +
 	"\x0fno_wait_durable\x18\x03 \x01(\bR\rnoWaitDurable\x128\n" +
-	"\x15coordinator_watermark\x18\x04 \x01(\x04H\x00R\x14coordinatorWatermark\x88\x01\x01B\x18\n" +
-	"\x16_coordinator_watermark\"<\n" +
+	"\x15coordinator_watermark\x18\x04 \x01(\x04H\x00R\x14coordinatorWatermark\x88\x01\x01\x12\x1f\n" +
+	"\vproducer_id\x18\x05 \x01(\x04R\n" +
+	"producerId\x12\x1a\n" +
+	"\bsequence\x18\x06 \x01(\x04R\bsequenceB\x18\n" +
+	"\x16_coordinator_watermark\"Z\n" +
 	"\x0eAppendResponse\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x04R\x03ids\x12\x18\n" +
-	"\adurable\x18\x02 \x01(\bR\adurable\"p\n" +
+	"\adurable\x18\x02 \x01(\bR\adurable\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"p\n" +
 	"\x14AppendStreamResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x12\x1c\n" +
 	"\alast_id\x18\x02 \x01(\x04H\x00R\x06lastId\x88\x01\x01\x12\x18\n" +
@@ -1583,7 +1640,7 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\x06broken\x18\x02 \x03(\v2\x15.aof2.v1.BrokenStreamR\x06broken\"A\n" +
 	"\fBrokenStream\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\xeb\x03\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\xab\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vWOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -1614,7 +1671,10 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\n" +
 	"NOT_LEADER\x10\x17\x12\x13\n" +
 	"\x0fOUTCOME_UNKNOWN\x10\x18\x12\r\n" +
-	"\tNO_QUORUM\x10\x192\xf3\x03\n" +
+	"\tNO_QUORUM\x10\x19\x12\x12\n" +
+	"\x0eSEQUENCE_STALE\x10\x1a\x12\x15\n" +
+	"\x11SEQUENCE_MISMATCH\x10\x1b\x12\x13\n" +
+	"\x0fBATCH_TOO_LARGE\x10\x1c2\xf3\x03\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
 	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +

@@ -1,0 +1,350 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/vfs"
+	"github.com/aof2/aof2/internal/testscale"
+	"github.com/aof2/aof2/internal/testwait"
+)
+
+func batch(payloads ...string) []BatchRecord {
+	out := make([]BatchRecord, len(payloads))
+	for i, p := range payloads {
+		out[i] = BatchRecord{Payload: []byte(p)}
+	}
+	return out
+}
+
+func payloadsOf(recs []Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Payload)
+	}
+	return out
+}
+
+// TestAppendIdempotent: a retried request answers with the first
+// attempt's ids and appends nothing, across a clean restart too; an older
+// sequence and a reused one with other records are refused; a producer's
+// sequences may skip.
+func TestAppendIdempotent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	mem := vfs.NewMem()
+	st, err := Open("/data", smallConfig(mem))
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+
+	first, err := s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 1}, batch("a", "b"), true)
+	require.NoError(t, err)
+	require.False(t, first.Duplicate)
+	require.Len(t, first.IDs, 2)
+	again, err := s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 1}, batch("a", "b"), true)
+	require.NoError(t, err)
+	require.True(t, again.Duplicate)
+	require.Equal(t, first.IDs, again.IDs)
+
+	_, err = s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 1}, batch("a", "c"), true)
+	require.ErrorIs(t, err, ErrSequenceMismatch)
+	_, err = s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 1}, batch("a"), true)
+	require.ErrorIs(t, err, ErrSequenceMismatch)
+	other, err := s.AppendIdempotent(ctx, Producer{ID: 8, Seq: 1}, batch("a", "b"), true)
+	require.NoError(t, err, "another producer's sequence 1 is its own")
+	require.False(t, other.Duplicate)
+	skip, err := s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 5}, batch("d"), true)
+	require.NoError(t, err)
+	_, err = s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 4}, batch("x"), true)
+	require.ErrorIs(t, err, ErrSequenceStale)
+	_, err = s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 1}, batch("a", "b"), true)
+	require.ErrorIs(t, err, ErrSequenceStale)
+	require.NoError(t, s.Flush(ctx, skip.IDs[0]))
+	require.Equal(t, []string{"a", "b", "a", "b", "d"}, payloadsOf(readAll(t, s)))
+	require.NoError(t, st.Close())
+
+	st, err = Open("/data", smallConfig(mem))
+	require.NoError(t, err)
+	defer st.Close()
+	s, err = st.Stream(1)
+	require.NoError(t, err)
+	again, err = s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 5}, batch("d"), true)
+	require.NoError(t, err)
+	require.True(t, again.Duplicate, "the retry after a restart")
+	require.Equal(t, skip.IDs, again.IDs)
+	_, err = s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 1}, batch("a", "b"), true)
+	require.ErrorIs(t, err, ErrSequenceStale)
+	again, err = s.AppendIdempotent(ctx, Producer{ID: 8, Seq: 1}, batch("a", "b"), true)
+	require.NoError(t, err)
+	require.Equal(t, other.IDs, again.IDs)
+	require.Equal(t, []string{"a", "b", "a", "b", "d"}, payloadsOf(readAll(t, s)))
+}
+
+// TestAppendIdempotentRefuses: bad requests are refused before anything
+// is appended or logged.
+func TestAppendIdempotentRefuses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	st, err := Open("/data", smallConfig(vfs.NewMem()))
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	big := make([]BatchRecord, 3)
+	for i := range big {
+		big[i] = BatchRecord{Payload: make([]byte, s.MaxRecordSize()/2)}
+	}
+	for _, tc := range []struct {
+		name string
+		pr   Producer
+		recs []BatchRecord
+		want error
+	}{
+		{"producer 0", Producer{Seq: 1}, batch("a"), ErrInvalidProducer},
+		{"no records", Producer{ID: 1, Seq: 1}, nil, ErrEmptyRecord},
+		{"empty record", Producer{ID: 1, Seq: 1}, batch("a", ""), ErrEmptyRecord},
+		{"more than one segment holds", Producer{ID: 1, Seq: 1}, big, ErrBatchTooLarge},
+		{"too many records", Producer{ID: 1, Seq: 1}, make([]BatchRecord, MaxProducerRecords+1), ErrBatchTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.AppendIdempotent(ctx, tc.pr, tc.recs, true)
+			require.ErrorIs(t, err, tc.want)
+		})
+	}
+	require.Empty(t, readAll(t, s))
+	res, err := s.AppendIdempotent(ctx, Producer{ID: 1, Seq: 1}, batch("ok"), true)
+	require.NoError(t, err, "the refusals left no state behind")
+	require.False(t, res.Duplicate)
+}
+
+// TestAppendIdempotentAfterPartialLoss: the log names two ids, the crash
+// kept only the first record: the reopened stream keeps the first id for
+// the producer, and the retry appends only the lost record.
+func TestAppendIdempotentAfterPartialLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	mem := vfs.NewMem()
+	st, err := Open("/data", smallConfig(mem))
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	req := batch("kept", "lost")
+	id0, err := s.AppendDurable(ctx, req[0].Payload, AppendOptions{})
+	require.NoError(t, err)
+	// What the log held at the crash: the request with both ids, the
+	// second past what survived.
+	lost := id0 + RecordID(segment.RecordSpan(len("kept")))
+	e := producerEntry{producer: 3, seq: 9, records: 2, fingerprint: fingerprint(req), ids: []RecordID{id0, lost}}
+	require.NoError(t, st.Close())
+	f, err := mem.Create("/data/streams/1/" + producerLogName)
+	require.NoError(t, err)
+	_, err = f.WriteAt(appendProducerEntry(producerLogHeader(), e), 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	st, err = Open("/data", smallConfig(mem))
+	require.NoError(t, err)
+	defer st.Close()
+	s, err = st.Stream(1)
+	require.NoError(t, err)
+	res, err := s.AppendIdempotent(ctx, Producer{ID: 3, Seq: 9}, req, true)
+	require.NoError(t, err)
+	require.False(t, res.Duplicate)
+	require.Equal(t, []RecordID{id0, lost}, res.IDs)
+	require.Equal(t, []string{"kept", "lost"}, payloadsOf(readAll(t, s)))
+	res, err = s.AppendIdempotent(ctx, Producer{ID: 3, Seq: 9}, req, true)
+	require.NoError(t, err)
+	require.True(t, res.Duplicate)
+}
+
+// TestAppendIdempotentDamagedLog: damage before the log's end refuses
+// idempotent appends on that stream, loudly; plain appends go on.
+func TestAppendIdempotentDamagedLog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	mem := vfs.NewMem()
+	st, err := Open("/data", smallConfig(mem))
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, err := s.AppendIdempotent(ctx, Producer{ID: 1, Seq: seq}, batch(fmt.Sprint(seq)), true)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.FlushAll(ctx))
+	require.NoError(t, st.Close())
+	f, err := mem.OpenReadWrite("/data/streams/1/" + producerLogName)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte{0xff}, producerHeaderSize+producerFrameSize+3) // inside the first entry
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	st, err = Open("/data", smallConfig(mem))
+	require.NoError(t, err)
+	defer st.Close()
+	s, err = st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendIdempotent(ctx, Producer{ID: 1, Seq: 3}, batch("3"), true)
+	require.ErrorIs(t, err, ErrCorrupt)
+	_, err = s.AppendDurable(ctx, []byte("plain"), AppendOptions{})
+	require.NoError(t, err)
+}
+
+// TestPowerLossIdempotent: a producer sends requests, each retried until
+// it is answered, through power cuts at random operations (sometimes a
+// second one during recovery); after each cut the request in flight is
+// retried. Every request's records end up in the stream exactly once, at
+// the ids its answer gave, and no acknowledged durable request is lost.
+func TestPowerLossIdempotent(t *testing.T) {
+	cycles := testscale.Count("AOF2_CRASH_CYCLES", 600, 60)
+	var estimate atomic.Int64
+	estimate.Store(400)
+	for seed := uint64(0); seed < uint64(cycles); seed++ {
+		powerLossIdempotentCycle(t, seed, &estimate)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+func powerLossIdempotentCycle(t *testing.T, seed uint64, estimate *atomic.Int64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0x1de))
+	k := uint64(rng.Int64N(estimate.Load()*11/10 + 1))
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("seed %d, crash at op %d: "+format, append([]any{seed, k}, args...)...)
+	}
+	mem := vfs.NewMem()
+	c := newCrashAt(mem, k, vfs.CrashOptions{})
+	cfg := randomConfig(rng, c.fs)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-c.crashed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	type request struct {
+		recs    []BatchRecord
+		ids     []RecordID
+		durable bool
+	}
+	var reqs []request
+	st, err := Open("/data", cfg)
+	if err == nil {
+		var s *Stream
+		if s, err = st.Stream(1); err == nil {
+			for seq := 1; seq <= 10+rng.IntN(60) && err == nil; seq++ {
+				r := request{recs: make([]BatchRecord, 1+rng.IntN(3))}
+				for i := range r.recs {
+					r.recs[i] = BatchRecord{Payload: fmt.Appendf(nil, "%d.%d/%s", seq, i, make([]byte, rng.IntN(300)))}
+				}
+				reqs = append(reqs, r)
+				var res IdempotentResult
+				if res, err = s.AppendIdempotent(ctx, Producer{ID: 42, Seq: uint64(seq)}, r.recs, true); err == nil {
+					reqs[seq-1].ids = res.IDs
+					if rng.IntN(3) == 0 {
+						if err = s.Flush(ctx, res.IDs[len(res.IDs)-1]); err == nil {
+							reqs[seq-1].durable = true
+						}
+					}
+				}
+			}
+		}
+	}
+	if err != nil && !c.hasCrashed() {
+		fail("workload failed before the crash: %v", err)
+	}
+	cfg.FS = powerCut(c, mem, st, cancel, cfg, seed, rng, estimate, 40)
+	st, err = Open("/data", cfg)
+	if err != nil {
+		fail("recovery failed: %v", err)
+	}
+	defer st.Close()
+	s, err := st.Stream(1)
+	if err != nil {
+		fail("stream after recovery: %v", err)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer rcancel()
+	if n := len(reqs); n > 0 {
+		// The client retries the request in flight (or last answered).
+		res, err := s.AppendIdempotent(rctx, Producer{ID: 42, Seq: uint64(n)}, reqs[n-1].recs, true)
+		if err != nil {
+			fail("retry of sequence %d: %v", n, err)
+		}
+		if reqs[n-1].durable && !equalIDs(res.IDs, reqs[n-1].ids) {
+			fail("retry of sequence %d answered %v, the first answer was %v", n, res.IDs, reqs[n-1].ids)
+		}
+		if err := s.Flush(rctx, res.IDs[len(res.IDs)-1]); err != nil {
+			fail("flush the retry: %v", err)
+		}
+		reqs[n-1].ids, reqs[n-1].durable = res.IDs, true
+	}
+	got := map[string]RecordID{}
+	for _, rec := range readAll(t, s) {
+		if _, dup := got[string(rec.Payload)]; dup {
+			fail("record %q is in the stream twice", trimPayload(rec.Payload))
+		}
+		got[string(rec.Payload)] = rec.ID
+	}
+	for seq, r := range reqs {
+		for i, rec := range r.recs {
+			id, ok := got[string(rec.Payload)]
+			switch {
+			case !ok && r.durable:
+				fail("sequence %d record %d, durable, is lost", seq+1, i)
+			case ok && r.ids != nil && id != r.ids[i]:
+				fail("sequence %d record %d is at %s, answered %s", seq+1, i, id, r.ids[i])
+			}
+		}
+	}
+}
+
+func equalIDs(a, b []RecordID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func trimPayload(p []byte) []byte { return p[:min(len(p), 12)] }
+
+// FuzzProducerLog: decoding never panics, and what decodes re-encodes to
+// the same bytes.
+func FuzzProducerLog(f *testing.F) {
+	b := producerLogHeader()
+	b = appendProducerEntry(b, producerEntry{producer: 1, seq: 2, records: 2, fingerprint: 3, ids: []RecordID{64, 96}})
+	f.Add(b)
+	f.Add(b[:len(b)-3])
+	f.Add(producerLogHeader())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, n, err := decodeProducerLog(b)
+		if err != nil {
+			return
+		}
+		require.LessOrEqual(t, n, len(b))
+		if n == 0 {
+			return
+		}
+		out := producerLogHeader()
+		for _, e := range es {
+			out = appendProducerEntry(out, e)
+		}
+		require.Equal(t, b[:n], out)
+	})
+}
