@@ -282,7 +282,7 @@ func (s *Stream) AppendIdempotent(ctx context.Context, pr Producer, recs []Batch
 	p := &s.prod
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.ready(s.id); err != nil {
+	if err := s.producersReady(); err != nil {
 		return IdempotentResult{}, err
 	}
 	var have []RecordID
@@ -309,12 +309,23 @@ func (s *Stream) AppendIdempotent(ctx context.Context, pr Producer, recs []Batch
 	return IdempotentResult{IDs: ids}, nil
 }
 
-func (p *producers) ready(id StreamID) error {
-	switch {
-	case p.err != nil:
+// producersReady says why the stream cannot take idempotent appends, if
+// it cannot. Called with prod.mu held.
+func (s *Stream) producersReady() error {
+	p := &s.prod
+	if p.err != nil {
 		return p.err
-	case !p.loaded:
-		return fmt.Errorf("stream %d: idempotent appends are not available on this store (a replica, or opened without them)", id)
+	}
+	if !p.loaded {
+		// A replica's stream, or one the node WAL's replay created while
+		// Open runs: the stream's own refusal says more.
+		s.mu.Lock()
+		err := s.usableLocked()
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("stream %d: idempotent appends are not available until the store is open: %w", s.id, ErrWouldBlock)
 	}
 	return nil
 }
