@@ -26,6 +26,7 @@ import (
 	"github.com/aof2/aof2/host/config"
 	"github.com/aof2/aof2/host/node"
 	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/host/streamlabels"
 	"github.com/aof2/aof2/host/telemetry"
 	"github.com/aof2/aof2/internal/buildinfo"
 )
@@ -93,7 +94,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 		tlsCfg = certs.wrap(tlsCfg)
 	}
 	sopts := cfg.ServerOptions()
-	sopts.TLS, sopts.Gatherer, sopts.Registerer, sopts.Logger = tlsCfg, reg, reg, logger.Named("server")
+	sopts.TLS, sopts.Gatherer, sopts.Registerer, sopts.Logger = tlsCfg, streamlabels.Cap(reg, cfg.Listen.MetricsMaxStreams), reg, logger.Named("server")
 	srv, err := server.New(n, sopts)
 	if err != nil {
 		return err

@@ -53,6 +53,7 @@ type Listen struct {
 	AuthTokenFile       string
 	AllowInsecureRemote bool
 	MetricsAuth         bool // /metrics needs the token too
+	MetricsMaxStreams   int  // streams /metrics names (host/streamlabels); 0 all, -1 none
 	TLS                 TLS
 }
 

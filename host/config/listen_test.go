@@ -58,6 +58,7 @@ func TestRemoteListenNeedsProtection(t *testing.T) {
 		{name: "admin beyond loopback with a token", args: []string{"-listen-admin", "0.0.0.0:7402", "-listen-auth-token", "t"}},
 		{name: "metrics behind the token", src: "listen {\n  auth_token = \"t\"\n  metrics_auth = true\n}\n"},
 		{name: "metrics auth without a token", args: []string{"-listen-metrics-auth"}, refused: []string{"listen.metrics_auth", "no token to require"}},
+		{name: "metrics max streams below -1", args: []string{"-listen-metrics-max-streams", "-2"}, refused: []string{"listen.metrics_max_streams", "want -1"}},
 		{name: "missing token file", args: []string{"-listen-auth-token-file", dir + "/absent"}, refused: []string{"listen.auth_token_file", "cannot read the token file"}},
 		{name: "empty token file", args: []string{"-listen-auth-token-file", emptyFile}, refused: []string{"listen.auth_token_file", "the token file is empty"}},
 		{name: "unreadable cert", src: "listen {\n  tls {\n    cert_file = \"" + dir + "/absent\"\n    key_file = \"" + key + "\"\n  }\n}\n", refused: []string{"aof2.hcl:3:17: listen.tls.cert_file", "cannot load"}},

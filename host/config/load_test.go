@@ -127,6 +127,7 @@ func samples(t *testing.T) map[string][3]string {
 		"listen.allow_insecure_remote":   {"true", "false", "true"},
 		"listen.admin":                   {"127.0.0.1:7", "localhost:8", "[::1]:9"},
 		"listen.metrics_auth":            {"true", "false", "true"},
+		"listen.metrics_max_streams":     {"100", "-1", "0"},
 		"listen.tls.cert_file":           {cert, cert, cert},
 		"listen.tls.key_file":            {key, key, key},
 		"listen.tls.client_ca_file":      {cert, cert, cert},

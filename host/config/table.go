@@ -66,6 +66,13 @@ var keys = []*key{
 		func(c *Config) *bool { return &c.Listen.AllowInsecureRemote }),
 	boolKey("listen.metrics_auth", false, "Put /metrics behind the bearer token too (it names every stream and its byte counts); scrapers then send the token (Prometheus: authorization { credentials_file = ... }).",
 		func(c *Config) *bool { return &c.Listen.MetricsAuth }),
+	intKey("listen.metrics_max_streams", 0, "Most streams /metrics names by stream_id (about 60 series each); the series of streams past it are summed under stream_id=\"other\" (counters, gauges and histograms added, so totals and quantiles over all streams stay right). The first streams reported keep their label for the life of the process. 0, the default, names every stream; -1 names none.",
+		func(c *Config) *int { return &c.Listen.MetricsMaxStreams }, func(v int) error {
+			if v < -1 {
+				return errors.New("want -1 (no stream named), 0 (every stream) or a positive count")
+			}
+			return nil
+		}),
 	stringKey("listen.tls.cert_file", "", "PEM certificate chain of the client API; with key_file it turns TLS on.",
 		func(c *Config) *string { return &c.Listen.TLS.CertFile }, checkOptionalPath),
 	stringKey("listen.tls.key_file", "", "PEM private key matching cert_file.",
