@@ -36,6 +36,9 @@ const (
 	benchUnary  = "unary"  // one Append call per batch (gRPC)
 	benchStream = "stream" // AppendStream: -per-call batches, then CloseAndFlush
 	benchHTTP   = "http"   // POST /v1/streams/{id}/records per batch
+	// benchIdempotent: one idempotent Append per batch through a
+	// client.Producer per client and stream.
+	benchIdempotent = "idempotent"
 )
 
 // benchConfig is one bench run's shape.
@@ -55,7 +58,7 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 	t := targetFlags(e.flags)
 	clients := e.flags.Int("clients", 16, "concurrent clients (goroutines making one call at a time)")
 	conns := e.flags.Int("conns", 0, "gRPC connections the clients share, each a client.Client (default one per client); clients sharing one have their appends coalesced")
-	mode := e.flags.String("mode", benchUnary, "client surface: unary (an Append call per batch), stream (AppendStream: -per-call batches, then CloseAndFlush) or http (a POST per batch to -http-addr)")
+	mode := e.flags.String("mode", benchUnary, "client surface: unary (an Append call per batch), stream (AppendStream: -per-call batches, then CloseAndFlush), http (a POST per batch to -http-addr) or idempotent (an Append per batch with a producer id and sequence, through client.Producer)")
 	httpAddr := e.flags.String("http-addr", "", "HTTP address of the host, for -mode http")
 	size := e.flags.Int("size", 256, "payload bytes per record")
 	batch := e.flags.Int("batch", 1, "records per append call (per Send in stream mode)")
@@ -70,8 +73,10 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 		return err
 	}
 	switch {
-	case *mode != benchUnary && *mode != benchStream && *mode != benchHTTP:
-		return usagef("-mode %q: want unary, stream or http", *mode)
+	case *mode != benchUnary && *mode != benchStream && *mode != benchHTTP && *mode != benchIdempotent:
+		return usagef("-mode %q: want unary, stream, http or idempotent", *mode)
+	case *mode == benchIdempotent && *noWait:
+		return usagef("-mode idempotent waits for durability (client.Producer): drop -no-wait")
 	case *mode == benchHTTP && *httpAddr == "":
 		return usagef("-mode http needs -http-addr")
 	case *mode != benchHTTP && !t.online():
@@ -138,6 +143,8 @@ func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr stri
 	switch {
 	case cfg.mode == benchStream:
 		return streamBenchCall(c, cfg), closeFn, nil
+	case cfg.mode == benchIdempotent:
+		return idempotentBenchCall(c), closeFn, nil
 	case cfg.noWait:
 		return func(ctx context.Context, stream client.StreamID, p [][]byte) (int, error) {
 			_, err := c.AppendNoWait(ctx, stream, p...)
@@ -148,6 +155,29 @@ func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr stri
 			_, err := c.Append(ctx, stream, p...)
 			return len(p), err
 		}, closeFn, nil
+	}
+}
+
+// idempotentBenchCall appends each batch as one idempotent request of a
+// client.Producer, one per stream (clients sharing a connection share its
+// producers, whose requests go one at a time).
+func idempotentBenchCall(c *client.Client) benchCall {
+	var mu sync.Mutex
+	producers := map[client.StreamID]*client.Producer{} // guarded by mu
+	return func(ctx context.Context, stream client.StreamID, p [][]byte) (int, error) {
+		mu.Lock()
+		pr := producers[stream]
+		if pr == nil {
+			var err error
+			if pr, err = c.NewProducer(stream); err != nil {
+				mu.Unlock()
+				return 0, err
+			}
+			producers[stream] = pr
+		}
+		mu.Unlock()
+		_, err := pr.Append(ctx, p...)
+		return len(p), err
 	}
 }
 

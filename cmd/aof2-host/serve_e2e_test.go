@@ -122,7 +122,7 @@ func TestServeEndToEnd(t *testing.T) {
 	require.Equal(t, exitNotFound, run(ctx, []string{"seal", "-addr", h.grpc, "-stream", "999"}, &out, &errOut))
 	require.Equal(t, exitOK, run(ctx, []string{"bench", "-addr", h.grpc, "-clients", "4", "-records", "400", "-stream", "9"}, &out, &errOut), errOut.String())
 	require.Contains(t, out.String(), "400 records in")
-	for _, mode := range [][]string{{"-mode", "stream", "-per-call", "10", "-batch", "2"}, {"-mode", "http", "-http-addr", h.http}, {"-mode", "http", "-http-addr", h.http, "-batch", "3"}, {"-conns", "1"}} {
+	for _, mode := range [][]string{{"-mode", "stream", "-per-call", "10", "-batch", "2"}, {"-mode", "http", "-http-addr", h.http}, {"-mode", "http", "-http-addr", h.http, "-batch", "3"}, {"-conns", "1"}, {"-mode", "idempotent", "-batch", "2"}} {
 		out.Reset()
 		args := append([]string{"bench", "-addr", h.grpc, "-clients", "2", "-records", "120", "-stream", "9"}, mode...)
 		require.Equal(t, exitOK, run(ctx, args, &out, &errOut), "%v: %s", mode, errOut.String())
@@ -136,7 +136,7 @@ func TestServeEndToEnd(t *testing.T) {
 	requireMetricLint(t, body)
 	c9, err := c.Info(ctx, 9)
 	require.NoError(t, err)
-	require.Equal(t, uint64(400+4*120), c9.Records, "every record a bench call acknowledged is in the stream")
+	require.Equal(t, uint64(400+5*120), c9.Records, "every record a bench call acknowledged is in the stream")
 	out.Reset()
 	require.Equal(t, exitOK, run(ctx, []string{"bench", "-addr", h.grpc, "-clients", "4", "-records", "200", "-stream", "10", "-streams", "2"}, &out, &errOut), errOut.String())
 	require.Contains(t, out.String(), "streams 10-11")
