@@ -353,32 +353,29 @@ func (s *Stream) checkIdempotent(pr Producer, recs []BatchRecord) error {
 	return nil
 }
 
-// appendProducerWaiting runs appendProducer until it does not block (once
-// without wait).
+// appendProducerWaiting runs appendProducer, with wait until it does not
+// block.
 func (s *Stream) appendProducerWaiting(ctx context.Context, e producerEntry, have []RecordID, recs []BatchRecord, wait bool) ([]RecordID, error) {
-	for {
-		durable, state := s.durableN.wait(), s.stateN.wait()
-		ids, err := s.appendProducer(e, have, recs)
-		if !wait || !errors.Is(err, ErrWouldBlock) {
-			if err == nil {
-				n := 0
-				for _, r := range recs {
-					n += len(r.Payload)
-				}
-				s.afterAppend(len(recs), n)
-			}
-			return ids, err
-		}
-		ch := state
-		if KindOf(err) == Flush {
-			ch = durable
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("stream %d: append: %w (while blocked: %w)", s.id, ctx.Err(), err)
-		}
+	var ids []RecordID
+	attempt := func() (err error) {
+		ids, err = s.appendProducer(e, have, recs)
+		return err
 	}
+	var err error
+	if wait {
+		err = s.retryBlocked(ctx, attempt)
+	} else {
+		err = attempt()
+	}
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, r := range recs {
+		n += len(r.Payload)
+	}
+	s.afterAppend(len(recs), n)
+	return ids, nil
 }
 
 // appendProducer places recs in the active segment (rolling over first if

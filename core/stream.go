@@ -408,15 +408,31 @@ func (s *Stream) Err() error {
 // is done.
 func (s *Stream) AppendCtx(ctx context.Context, payload []byte, o AppendOptions) (RecordID, error) {
 	if id, err := s.Append(payload, o); !errors.Is(err, ErrWouldBlock) {
-		return id, err // the common case: no channels taken
+		return id, err // the common case: no channels taken, no closure
 	}
+	return s.appendBlocked(ctx, payload, o)
+}
+
+func (s *Stream) appendBlocked(ctx context.Context, payload []byte, o AppendOptions) (RecordID, error) {
+	var id RecordID
+	err := s.retryBlocked(ctx, func() (err error) {
+		id, err = s.Append(payload, o)
+		return err
+	})
+	return id, err
+}
+
+// retryBlocked runs attempt until it fails with something other than
+// WouldBlock, waiting between tries for what the WouldBlock waits on
+// (durability for Flush, a state change otherwise) until ctx is done.
+func (s *Stream) retryBlocked(ctx context.Context, attempt func() error) error {
 	for {
 		// Take the channels before trying again, so a wake-up between the
 		// failed attempt and the wait is not lost.
 		durable, state := s.durableN.wait(), s.stateN.wait()
-		id, err := s.Append(payload, o)
+		err := attempt()
 		if !errors.Is(err, ErrWouldBlock) {
-			return id, err
+			return err
 		}
 		ch := state
 		if KindOf(err) == Flush {
@@ -425,7 +441,7 @@ func (s *Stream) AppendCtx(ctx context.Context, payload []byte, o AppendOptions)
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return 0, fmt.Errorf("stream %d: append: %w (while blocked: %w)", s.id, ctx.Err(), err)
+			return fmt.Errorf("stream %d: append: %w (while blocked: %w)", s.id, ctx.Err(), err)
 		}
 	}
 }
