@@ -60,6 +60,7 @@ func behaviours() []behaviour {
 	all = append(all, preconditionBehaviours()...)
 	all = append(all, rangeBehaviours()...)
 	all = append(all, errorBehaviours()...)
+	all = append(all, directBehaviours()...)
 	all = append(all, listBehaviours()...)
 	all = append(all, concurrencyBehaviours()...)
 	all = append(all, fileBehaviours()...)

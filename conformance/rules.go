@@ -46,6 +46,8 @@ var (
 	RuleLarge          = Rule{"LARGE", "large objects round-trip intact"}
 	RuleCleanup        = Rule{"CLEANUP", "everything the suite wrote under its prefix can be deleted"}
 	RuleExit           = Rule{"EXIT", "a plugin process exits promptly when the host shuts it down"}
+
+	RuleDirect = Rule{"DIRECT-VALIDATION", "a Backend called in-process, with no gRPC server in front of it, validates on its own exactly as the plugin path does: invalid keys fail with InvalidArgument/INVALID_KEY, malformed or oversized metadata with InvalidArgument, a body that breaks its declared size or CRC-64/NVME with DataLoss, and nothing is stored"}
 )
 
 func (r Rule) msg(format string, args ...any) string {
