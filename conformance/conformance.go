@@ -90,7 +90,7 @@ func RunT(t T, h Harness, opts ...Options) {
 	tgt, err := h.Start(ctx, StartOptions{})
 	cancel()
 	if err != nil {
-		t.Errorf("%s", RuleProbe.msg("starting the backend (%s harness): %v", h.Name(), err))
+		t.Errorf("%s", RuleProbe.msg("starting the backend (%s harness): got %v, want a configured and probed backend", h.Name(), err))
 		t.FailNow()
 	}
 	s.tgt = tgt

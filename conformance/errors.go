@@ -30,7 +30,7 @@ func testNotFound(t T, s *suite) {
 	key := s.key("not-found/never-written")
 	_, err := s.b().Head(ctx, key)
 	if wantErr(t, RuleNotFound, err, pluginapi.ErrNotFound, "Head of a missing key") {
-		check(t, RuleNotFound, strings.Contains(err.Error(), key), "the NotFound error does not name the key: %v", err)
+		check(t, RuleNotFound, strings.Contains(err.Error(), key), "NotFound error: got %q, want a message naming the key %q", err, key)
 	}
 	_, _, err = s.get(ctx, s.b(), pluginapi.GetRequest{Key: key})
 	wantErr(t, RuleNotFound, err, pluginapi.ErrNotFound, "Get of a missing key")
@@ -93,13 +93,13 @@ func checkWire(t T, err error, code codes.Code, reason, key string) {
 			info = i
 		}
 	}
-	if !check(t, RuleErrorDetails, info != nil, "status %s carries no ErrorInfo", code) {
+	if !check(t, RuleErrorDetails, info != nil, "status %s: got no ErrorInfo detail, want ErrorInfo(reason %q, domain %q)", code, reason, pluginapi.ErrorDomain) {
 		return
 	}
 	check(t, RuleErrorDetails, info.GetReason() == reason && info.GetDomain() == pluginapi.ErrorDomain,
-		"ErrorInfo reason %q domain %q, want %q %q", info.GetReason(), info.GetDomain(), reason, pluginapi.ErrorDomain)
+		"got ErrorInfo reason %q domain %q, want %q %q", info.GetReason(), info.GetDomain(), reason, pluginapi.ErrorDomain)
 	if key != "" {
-		check(t, RuleErrorDetails, info.GetMetadata()["key"] == key, "ErrorInfo metadata key %q, want %q", info.GetMetadata()["key"], key)
+		check(t, RuleErrorDetails, info.GetMetadata()["key"] == key, "got ErrorInfo metadata key %q, want %q", info.GetMetadata()["key"], key)
 	}
 }
 

@@ -168,10 +168,10 @@ func launchTarget(ctx context.Context, cfg pluginhost.LaunchConfig, staging stri
 			p.Kill()
 			switch {
 			case !p.Exited():
-				return fmt.Errorf("%s", RuleExit.msg("plugin %s still runs after Kill", p.Name()))
+				return fmt.Errorf("%s", RuleExit.msg("plugin %s: got a process still running after Kill, want it to exit", p.Name()))
 			case time.Since(start) >= 2*time.Second:
 				// go-plugin waits 2s for a graceful exit, then SIGKILLs.
-				return fmt.Errorf("%s", RuleExit.msg("plugin %s ignored the host's shutdown and had to be killed", p.Name()))
+				return fmt.Errorf("%s", RuleExit.msg("plugin %s: got a process that ignored the host's shutdown and was killed after %s, want a prompt exit", p.Name(), time.Since(start).Round(time.Millisecond)))
 			}
 			return nil
 		},

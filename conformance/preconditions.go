@@ -25,7 +25,7 @@ func testIfAbsent(t T, s *suite) {
 	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(second)), CRC64: pluginapi.CRC64(second), IfAbsent: true}, bytes.NewReader(second))
 	wantErr(t, RuleIfAbsent, err, pluginapi.ErrAlreadyExists, "Put if_absent over an existing object")
 	rng := s.mustGet(t, ctx, key, []byte("first"))
-	check(t, RuleIfAbsent, rng.Info.ETag == first.ETag, "etag changed from %q to %q after a refused if_absent Put", first.ETag, rng.Info.ETag)
+	check(t, RuleIfAbsent, rng.Info.ETag == first.ETag, "etag after a refused if_absent Put: got %q, want %q unchanged", rng.Info.ETag, first.ETag)
 	// After a delete, the key is absent again.
 	noErr(t, RuleIfAbsent, s.b().Delete(ctx, key), "Delete")
 	s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfAbsent: true}, []byte("third"))
@@ -41,7 +41,7 @@ func testIfMatch(t T, s *suite) {
 	key := s.key("if-match/object")
 	v1 := s.put(t, ctx, s.b(), key, []byte("v1"))
 	v2 := s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfMatch: v1.ETag}, []byte("v2"))
-	check(t, RuleIfMatch, v2.ETag != v1.ETag, "etag unchanged after a conditional overwrite")
+	check(t, RuleIfMatch, v2.ETag != v1.ETag, "etag after a conditional overwrite: got %q, want one different from %q", v2.ETag, v1.ETag)
 
 	stale := []byte("v3 from a stale writer")
 	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(stale)), CRC64: pluginapi.CRC64(stale), IfMatch: v1.ETag}, bytes.NewReader(stale))
@@ -58,6 +58,6 @@ func testIfMatch(t T, s *suite) {
 		wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "Get if_match with a stale etag")
 		_, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, IfMatch: v2.ETag})
 		noErr(t, RuleIfMatch, err, "Get if_match with the current etag")
-		check(t, RuleIfMatch, string(got) == "v2", "Get if_match returned %q", got)
+		check(t, RuleIfMatch, string(got) == "v2", "Get if_match: got %q, want %q", got, "v2")
 	}
 }
