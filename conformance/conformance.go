@@ -63,6 +63,7 @@ func behaviours() []behaviour {
 	all = append(all, directBehaviours()...)
 	all = append(all, listBehaviours()...)
 	all = append(all, concurrencyBehaviours()...)
+	all = append(all, raceBehaviours()...)
 	all = append(all, fileBehaviours()...)
 	return all
 }

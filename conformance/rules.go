@@ -47,8 +47,12 @@ var (
 	RuleCleanup        = Rule{"CLEANUP", "everything the suite wrote under its prefix can be deleted"}
 	RuleExit           = Rule{"EXIT", "a plugin process exits promptly when the host shuts it down"}
 
-	RuleListInfo = Rule{"LIST-INFO", "List describes each object it returns as Head would: its size and a non-empty etag"}
-	RuleDirect   = Rule{"DIRECT-VALIDATION", "a Backend called in-process, with no gRPC server in front of it, validates on its own exactly as the plugin path does: invalid keys fail with InvalidArgument/INVALID_KEY, malformed or oversized metadata with InvalidArgument, a body that breaks its declared size or CRC-64/NVME with DataLoss, and nothing is stored"}
+	RuleListInfo       = Rule{"LIST-INFO", "List describes each object it returns as Head would: its size and a non-empty etag"}
+	RuleIfAbsentRace   = Rule{"IF-ABSENT-RACE", "if_absent is atomic: of several Puts racing if_absent on one missing key exactly one succeeds, every other fails with AlreadyExists (or FailedPrecondition), and the key holds the winner's bytes and etag"}
+	RuleIfMatchRace    = Rule{"IF-MATCH-RACE", "if_match is atomic: of several Puts racing if_match on the same current etag exactly one succeeds, every other fails with FailedPrecondition, and the key holds the winner's bytes and etag"}
+	RulePutDeleteRace  = Rule{"PUT-DELETE-RACE", "a Delete racing a Put of the same key leaves either the Put's complete bytes or no object; a Put acknowledged after a Delete of its key returned is not undone by that Delete"}
+	RuleListConcurrent = Rule{"LIST-CONCURRENT", "List works during concurrent Puts and Deletes under its prefix: it succeeds, keeps ascending order, lists every untouched key exactly once, and shows no object whose Put is still in flight"}
+	RuleDirect         = Rule{"DIRECT-VALIDATION", "a Backend called in-process, with no gRPC server in front of it, validates on its own exactly as the plugin path does: invalid keys fail with InvalidArgument/INVALID_KEY, malformed or oversized metadata with InvalidArgument, a body that breaks its declared size or CRC-64/NVME with DataLoss, and nothing is stored"}
 )
 
 func (r Rule) msg(format string, args ...any) string {
