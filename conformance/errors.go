@@ -117,12 +117,12 @@ func testDelete(t T, s *suite) {
 	s.put(t, ctx, s.b(), a, []byte("a"))
 	s.put(t, ctx, s.b(), b, []byte("b"))
 	noErr(t, RuleDelete, s.b().Delete(ctx, a), "Delete a")
-	s.mustGet(t, ctx, b, []byte("b"))
+	s.mustGetAs(t, ctx, RuleDelete, b, []byte("b"))
 	noErr(t, RuleDelete, s.b().Delete(ctx, b), "Delete b")
 	// A key that was a "directory" of others can hold an object itself.
 	parent := s.key("delete/nested")
 	s.put(t, ctx, s.b(), parent, []byte("parent"))
-	s.mustGet(t, ctx, parent, []byte("parent"))
+	s.mustGetAs(t, ctx, RuleDelete, parent, []byte("parent"))
 }
 
 // InvalidKeys are keys every backend must refuse
@@ -156,11 +156,11 @@ func testInvalidKeys(t T, s *suite) {
 	// The longest valid key works.
 	long := s.key(strings.Repeat("k", pluginapi.MaxKeyLength-len(s.prefix)))
 	s.put(t, ctx, s.b(), long, []byte("long key"))
-	s.mustGet(t, ctx, long, []byte("long key"))
+	s.mustGetAs(t, ctx, RuleInvalidKey, long, []byte("long key"))
 	// Unusual but valid keys round-trip under their exact names.
 	for _, name := range []string{"dots/a.b..c", "dots/.hidden", "dots/...", "space/a b", "utf8/żółw-🐢", "pct/%2e%2e/x", "tilde/~"} {
 		key := s.key(name)
 		s.put(t, ctx, s.b(), key, []byte(name))
-		s.mustGet(t, ctx, key, []byte(name))
+		s.mustGetAs(t, ctx, RuleInvalidKey, key, []byte(name))
 	}
 }

@@ -29,7 +29,7 @@ func testFiles(t T, s *suite) {
 		info, err := s.b().PutFile(ctx, pluginapi.PutRequest{Key: key, Size: uint64(n), CRC64: pluginapi.CRC64(data)}, src)
 		noErr(t, RuleFiles, err, "PutFile of %d bytes", n)
 		checkAck(t, info, key, uint64(n), pluginapi.CRC64(data))
-		s.mustGet(t, ctx, key, data) // PutFile then Get
+		s.mustGetAs(t, ctx, RuleFiles, key, data) // PutFile then Get
 		dst := s.tempPath(t, "whole")
 		rng, err := s.b().GetFile(ctx, pluginapi.GetRequest{Key: key}, dst)
 		noErr(t, RuleFiles, err, "GetFile of %d bytes", n)

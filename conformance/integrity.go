@@ -92,7 +92,7 @@ func testVisibility(t T, s *suite) {
 	}
 	close(body.release)
 	noErr(t, RuleVisibility, <-done, "completing the Put")
-	s.mustGet(t, ctx, key, data)
+	s.mustGetAs(t, ctx, RuleVisibility, key, data)
 }
 
 func testCancelledPut(t T, s *suite) {
@@ -118,7 +118,7 @@ func testCancelledPut(t T, s *suite) {
 			// Give a backend that commits on cancellation the time to do it.
 			time.Sleep(200 * time.Millisecond)
 			if existing {
-				s.mustGet(t, ctx, key, old)
+				s.mustGetAs(t, ctx, RuleCancel, key, old)
 			} else {
 				s.absent(t, ctx, RuleCancel, key, "after a cancelled Put")
 			}
@@ -152,7 +152,7 @@ func testChecksumMismatch(t T, s *suite) {
 			_, err := s.b().Put(ctx, req, bytes.NewReader(c.body))
 			wantErr(t, RuleChecksum, err, pluginapi.ErrChecksum, "Put %s (existing object: %v)", c.name, existing)
 			if existing {
-				s.mustGet(t, ctx, key, []byte("intact"))
+				s.mustGetAs(t, ctx, RuleChecksum, key, []byte("intact"))
 			} else {
 				s.absent(t, ctx, RuleChecksum, key, "after a rejected Put ("+c.name+")")
 			}

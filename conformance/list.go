@@ -70,7 +70,7 @@ func testListPaging(t T, s *suite) {
 	sort.Strings(want)
 	for _, size := range []uint32{1, 3, 7, 1000} {
 		got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: base, PageSize: size}))
-		check(t, RuleListOrder, slices.Equal(got, want), "page size %d listed %v, want %v", size, got, want)
+		check(t, RuleListOrder, slices.Equal(got, want), "page size %d: %s", size, keysDiff(got, want))
 	}
 	all := s.listAll(t, pluginapi.ListRequest{Prefix: base})
 	for _, o := range all {
@@ -80,11 +80,11 @@ func testListPaging(t T, s *suite) {
 	// Resuming after any key gives exactly the rest.
 	for _, i := range []int{0, 1, 4, len(want) - 2, len(want) - 1} {
 		got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: base, StartAfter: want[i], PageSize: 4}))
-		check(t, RuleListPrefix, slices.Equal(got, want[i+1:]), "start_after %q listed %v, want %v", want[i], got, want[i+1:])
+		check(t, RuleListPrefix, slices.Equal(got, want[i+1:]), "start_after %q: %s", want[i], keysDiff(got, want[i+1:]))
 	}
 	// start_after need not be an existing key.
 	got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: base, StartAfter: base + "a/"}))
-	check(t, RuleListPrefix, slices.Equal(got, want[2:]), "start_after %q listed %v", base+"a/", got)
+	check(t, RuleListPrefix, slices.Equal(got, want[2:]), "start_after %q: %s", base+"a/", keysDiff(got, want[2:]))
 	// Stopping early returns the callback's error and no more pages.
 	stop := errors.New("stop")
 	pages := 0
@@ -115,7 +115,7 @@ func testListPrefix(t T, s *suite) {
 	}
 	for prefix, want := range cases {
 		got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: prefix}))
-		check(t, RuleListPrefix, slices.Equal(got, want), "prefix %q listed %v, want %v", prefix, got, want)
+		check(t, RuleListPrefix, slices.Equal(got, want), "prefix %q: %s", prefix, keysDiff(got, want))
 	}
 	// Another run's prefix is invisible, and listing everything includes ours.
 	got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: randomPrefix()}))
@@ -125,3 +125,22 @@ func testListPrefix(t T, s *suite) {
 }
 
 func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
+
+// keysDiff says how a listing differs from the one wanted, short enough to
+// read: the counts and the first position where they part.
+func keysDiff(got, want []string) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	at := func(s []string) string {
+		if i < len(s) {
+			return fmt.Sprintf("%q", s[i])
+		}
+		return "the end"
+	}
+	if len(got) <= 6 && len(want) <= 6 {
+		return fmt.Sprintf("got %q, want %q", got, want)
+	}
+	return fmt.Sprintf("got %d keys, want %d; first difference at position %d: got %s, want %s", len(got), len(want), i, at(got), at(want))
+}

@@ -24,12 +24,12 @@ func testIfAbsent(t T, s *suite) {
 	second := []byte("second")
 	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(second)), CRC64: pluginapi.CRC64(second), IfAbsent: true}, bytes.NewReader(second))
 	wantErr(t, RuleIfAbsent, err, pluginapi.ErrAlreadyExists, "Put if_absent over an existing object")
-	rng := s.mustGet(t, ctx, key, []byte("first"))
+	rng := s.mustGetAs(t, ctx, RuleIfAbsent, key, []byte("first"))
 	check(t, RuleIfAbsent, rng.Info.ETag == first.ETag, "etag after a refused if_absent Put: got %q, want %q unchanged", rng.Info.ETag, first.ETag)
 	// After a delete, the key is absent again.
 	noErr(t, RuleIfAbsent, s.b().Delete(ctx, key), "Delete")
 	s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfAbsent: true}, []byte("third"))
-	s.mustGet(t, ctx, key, []byte("third"))
+	s.mustGetAs(t, ctx, RuleIfAbsent, key, []byte("third"))
 }
 
 func testIfMatch(t T, s *suite) {
@@ -46,7 +46,7 @@ func testIfMatch(t T, s *suite) {
 	stale := []byte("v3 from a stale writer")
 	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(stale)), CRC64: pluginapi.CRC64(stale), IfMatch: v1.ETag}, bytes.NewReader(stale))
 	wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "Put if_match with a stale etag")
-	s.mustGet(t, ctx, key, []byte("v2"))
+	s.mustGetAs(t, ctx, RuleIfMatch, key, []byte("v2"))
 
 	missing := s.key("if-match/missing")
 	_, err = s.b().Put(ctx, pluginapi.PutRequest{Key: missing, Size: 1, CRC64: pluginapi.CRC64([]byte("x")), IfMatch: v1.ETag}, bytes.NewReader([]byte("x")))

@@ -83,7 +83,7 @@ func testOverwrite(t T, s *suite) {
 	first := s.put(t, ctx, s.b(), key, []byte("first version"))
 	second := s.put(t, ctx, s.b(), key, []byte("second, longer version"))
 	check(t, RuleOverwrite, first.ETag != second.ETag, "etag after an overwrite: got %q, want one different from %q", second.ETag, first.ETag)
-	s.mustGet(t, ctx, key, []byte("second, longer version"))
+	s.mustGetAs(t, ctx, RuleOverwrite, key, []byte("second, longer version"))
 	third := s.put(t, ctx, s.b(), key, []byte("first version"))
 	check(t, RuleOverwrite, third.ETag != second.ETag, "etag after the content changed back: got %q, want one different from %q", third.ETag, second.ETag)
 }

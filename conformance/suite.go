@@ -85,10 +85,18 @@ func (s *suite) get(ctx context.Context, b pluginapi.Backend, req pluginapi.GetR
 // mustGet reads a whole object and checks it equals want.
 func (s *suite) mustGet(t T, ctx context.Context, key string, want []byte) pluginapi.ObjectRange {
 	t.Helper()
+	return s.mustGetAs(t, ctx, RuleRoundTrip, key, want)
+}
+
+// mustGetAs is mustGet reporting a mismatch as a breach of r: the rule
+// whose promise the object's content tests (an intact previous version
+// after a cancelled Put is CANCEL, not ROUND-TRIP).
+func (s *suite) mustGetAs(t T, ctx context.Context, r Rule, key string, want []byte) pluginapi.ObjectRange {
+	t.Helper()
 	rng, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key})
-	noErr(t, RuleRoundTrip, err, "Get %q", key)
+	noErr(t, r, err, "Get %q", key)
 	if !bytes.Equal(got, want) {
-		fail(t, RuleRoundTrip, "Get %q: got %d bytes (first difference at %d), want the %d bytes stored", key, len(got), firstDiff(got, want), len(want))
+		fail(t, r, "Get %q: got %d bytes (first difference at %d), want the %d bytes stored", key, len(got), firstDiff(got, want), len(want))
 	}
 	return rng
 }
