@@ -36,6 +36,9 @@ type Options struct {
 	// Run, when set, is a regular expression selecting behaviours by name
 	// (like go test -run); the others are not run. Cleanup always runs.
 	Run string
+	// Bench, when set, makes Certify measure Put/Get throughput after the
+	// suite (RunBenchmarks) and put it in the Report. Run ignores it.
+	Bench *BenchOptions
 }
 
 // LargeFromEnv reports whether AOF2_CONFORMANCE_LARGE asks for the 1 GiB case.
