@@ -20,7 +20,8 @@ type Report struct {
 	SuiteVersion  string `json:"suite_version"`
 	SuiteContract string `json:"suite_contract"`
 	Harness       string `json:"harness"`
-	// Plugin is the certified executable (Binary harness only).
+	// Plugin is the certified executable (Binary harness, or Reattach to a
+	// process whose executable can be read).
 	Plugin  *PluginBinary `json:"plugin,omitempty"`
 	Backend string        `json:"backend,omitempty"`
 	Version string        `json:"version,omitempty"`
@@ -56,13 +57,11 @@ func (r *Report) OK() bool { return r.Failed == 0 }
 func Certify(ctx context.Context, h Harness, opts Options) *Report {
 	rep := &Report{SuiteVersion: SuiteVersion, SuiteContract: SuiteContract(), Harness: h.Name(), Started: time.Now()}
 	root := &reportT{name: "conformance", ctx: ctx, rep: rep}
-	if b, ok := h.(*Binary); ok {
-		p, err := hashPlugin(b.Path)
-		if err != nil {
-			root.errs = append(root.errs, RuleProbe.msg("got %v, want a readable plugin binary", err))
-		}
-		rep.Plugin = p
+	p, err := pluginOf(h)
+	if err != nil {
+		root.errs = append(root.errs, RuleProbe.msg("got %v, want a readable plugin binary", err))
 	}
+	rep.Plugin = p
 	if len(root.errs) == 0 {
 		root.runBody(func(t T) { RunT(t, h, opts) })
 	}

@@ -33,6 +33,30 @@ type PluginBinary struct {
 	Size   int64  `json:"size"`
 }
 
+// pluginOf identifies the executable behind h: a Binary's Path, or the
+// running process a Reattach names (its Pid, through /proc on Linux; best
+// effort, nil when it cannot be read). Other harnesses have none.
+func pluginOf(h Harness) (*PluginBinary, error) {
+	switch h := h.(type) {
+	case *Binary:
+		return hashPlugin(h.Path)
+	case *Reattach:
+		if h.Addr.Pid <= 0 {
+			return nil, nil
+		}
+		exe := fmt.Sprintf("/proc/%d/exe", h.Addr.Pid)
+		p, err := hashPlugin(exe)
+		if err != nil {
+			return nil, nil
+		}
+		if target, err := os.Readlink(exe); err == nil {
+			p.Path = target
+		}
+		return p, nil
+	}
+	return nil, nil
+}
+
 // hashPlugin describes the file at path.
 func hashPlugin(path string) (*PluginBinary, error) {
 	f, err := os.Open(path)
