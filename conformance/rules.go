@@ -47,6 +47,7 @@ var (
 	RuleCleanup        = Rule{"CLEANUP", "everything the suite wrote under its prefix can be deleted"}
 	RuleExit           = Rule{"EXIT", "a plugin process exits promptly when the host shuts it down"}
 
+	// Added in suite 1.1 (SuiteVersion).
 	RuleListInfo       = Rule{"LIST-INFO", "List describes each object it returns as Head would: its size and a non-empty etag"}
 	RuleIfAbsentRace   = Rule{"IF-ABSENT-RACE", "if_absent is atomic: of several Puts racing if_absent on one missing key exactly one succeeds, every other fails with AlreadyExists (or FailedPrecondition), and the key holds the winner's bytes and etag"}
 	RuleIfMatchRace    = Rule{"IF-MATCH-RACE", "if_match is atomic: of several Puts racing if_match on the same current etag exactly one succeeds, every other fails with FailedPrecondition, and the key holds the winner's bytes and etag"}
