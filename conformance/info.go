@@ -23,7 +23,7 @@ func infoBehaviours() []behaviour {
 
 func testInfo(t T, s *suite) {
 	info := s.tgt.Info
-	check(t, RuleInfo, info.ContractMajor == pluginapi.ContractMajor, "contract major %d, want %d", info.ContractMajor, pluginapi.ContractMajor)
+	check(t, RuleInfo, info.ContractMajor == pluginapi.ContractMajor, "got contract major %d, want %d", info.ContractMajor, pluginapi.ContractMajor)
 	check(t, RuleInfo, info.Name != "", "got an empty name, want a non-empty one")
 	l := info.Limits
 	check(t, RuleInfo, l.MaxChunkSize == 0 || l.MaxChunkSize >= pluginapi.MinChunkSize, "got max chunk size %d, want 0 (no limit) or at least %d", l.MaxChunkSize, pluginapi.MinChunkSize)

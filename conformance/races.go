@@ -238,7 +238,7 @@ func (s *suite) checkPutDeleteOutcome(t T, ctx context.Context, key string, o ra
 	case err != nil:
 		check(t, RulePutDeleteRace, false, "Get %q after a Put raced a Delete: got %v, want the Put's bytes or NotFound", key, err)
 	case o.err != nil:
-		check(t, RulePutDeleteRace, false, "Put %q failed (%v) but the key holds %d bytes: want NotFound after a failed Put and a Delete", key, o.err, len(got))
+		check(t, RulePutDeleteRace, false, "Put %q failed (%v): got %d bytes under the key, want NotFound after a failed Put and a Delete", key, o.err, len(got))
 	default:
 		check(t, RulePutDeleteRace, bytes.Equal(got, o.data), "after a Put raced a Delete, %q: got %d bytes (first difference at %d), want the Put's %d bytes or NotFound", key, len(got), firstDiff(got, o.data), len(o.data))
 	}
