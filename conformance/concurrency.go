@@ -35,19 +35,19 @@ func testConcurrent(t T, s *suite) {
 			for round := range 3 {
 				for _, key := range []string{own, shared} {
 					if _, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(data)), CRC64: pluginapi.CRC64(data)}, bytes.NewReader(data)); err != nil {
-						errs <- fmt.Errorf("worker %d round %d Put %q: %w", w, round, key, err)
+						errs <- fmt.Errorf("worker %d round %d Put %q: got %w, want success", w, round, key, err)
 						return
 					}
 				}
 				_, rc, err := s.b().Get(ctx, pluginapi.GetRequest{Key: own})
 				if err != nil {
-					errs <- fmt.Errorf("worker %d Get: %w", w, err)
+					errs <- fmt.Errorf("worker %d Get: got %w, want success", w, err)
 					return
 				}
 				got, err := io.ReadAll(rc)
 				_ = rc.Close()
 				if err != nil || !bytes.Equal(got, data) {
-					errs <- fmt.Errorf("worker %d read back %d bytes (%v), differing from its own %d", w, len(got), err, len(data))
+					errs <- fmt.Errorf("worker %d read back: got %d bytes (error %v) differing from its own, want its own %d bytes", w, len(got), err, len(data))
 					return
 				}
 			}
@@ -62,5 +62,5 @@ func testConcurrent(t T, s *suite) {
 	_, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: shared})
 	noErr(t, RuleConcurrency, err, "Get of the key every worker wrote")
 	want, ok := versions[pluginapi.CRC64(got)]
-	check(t, RuleConcurrency, ok && bytes.Equal(got, want), "the key every worker wrote holds %d bytes that match no single writer (interleaved writes?)", len(got))
+	check(t, RuleConcurrency, ok && bytes.Equal(got, want), "the key every worker wrote: got %d bytes that match no single writer (interleaved writes?), want exactly one writer's %d bytes", len(got), size)
 }

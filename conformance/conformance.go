@@ -36,6 +36,9 @@ type Options struct {
 	// Run, when set, is a regular expression selecting behaviours by name
 	// (like go test -run); the others are not run. Cleanup always runs.
 	Run string
+	// Bench, when set, makes Certify measure Put/Get throughput after the
+	// suite (RunBenchmarks) and put it in the Report. Run ignores it.
+	Bench *BenchOptions
 }
 
 // LargeFromEnv reports whether AOF2_CONFORMANCE_LARGE asks for the 1 GiB case.
@@ -60,8 +63,10 @@ func behaviours() []behaviour {
 	all = append(all, preconditionBehaviours()...)
 	all = append(all, rangeBehaviours()...)
 	all = append(all, errorBehaviours()...)
+	all = append(all, directBehaviours()...)
 	all = append(all, listBehaviours()...)
 	all = append(all, concurrencyBehaviours()...)
+	all = append(all, raceBehaviours()...)
 	all = append(all, fileBehaviours()...)
 	return all
 }
@@ -89,7 +94,7 @@ func RunT(t T, h Harness, opts ...Options) {
 	tgt, err := h.Start(ctx, StartOptions{})
 	cancel()
 	if err != nil {
-		t.Errorf("%s", RuleProbe.msg("starting the backend (%s harness): %v", h.Name(), err))
+		t.Errorf("%s", RuleProbe.msg("starting the backend (%s harness): got %v, want a configured and probed backend", h.Name(), err))
 		t.FailNow()
 	}
 	s.tgt = tgt

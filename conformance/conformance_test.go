@@ -1,10 +1,6 @@
 package conformance_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"io"
 	"slices"
 	"testing"
 
@@ -18,47 +14,6 @@ import (
 
 func harnessFor(wrap func(*fake.Backend) pluginapi.Backend) *conformance.InProcess {
 	return &conformance.InProcess{New: func() (pluginapi.Backend, error) { return wrap(fake.New(fake.Options{})), nil }}
-}
-
-// The suite is only worth something if it fails broken backends, naming
-// the rule they break.
-func TestSuiteCatchesBrokenBackends(t *testing.T) {
-	cases := []struct {
-		name  string
-		wrap  func(*fake.Backend) pluginapi.Backend
-		rules []string
-		run   string
-	}{
-		{"put stores nothing", func(b *fake.Backend) pluginapi.Backend {
-			require.NoError(t, b.Inject(fake.Fault{Mode: fake.DropPut, Ops: []fake.Op{fake.OpPut}}))
-			return b
-		}, []string{"ROUND-TRIP"}, "Sizes"},
-		{"acknowledges a wrong checksum", func(b *fake.Backend) pluginapi.Backend {
-			require.NoError(t, b.Inject(fake.Fault{Mode: fake.WrongChecksum, Ops: []fake.Op{fake.OpHead}}))
-			return b
-		}, []string{"HEAD"}, "Head"},
-		{"commits on a failed body", func(b *fake.Backend) pluginapi.Backend { return commitsAnyway{b} }, []string{"CHECKSUM"}, "Checksum"},
-		{"unsorted list", func(b *fake.Backend) pluginapi.Backend { return unsortedList{b} }, []string{"LIST-ORDER"}, "List"},
-		{"delete of a missing key fails", func(b *fake.Backend) pluginapi.Backend { return strictDelete{b} }, []string{"DELETE"}, "Delete"},
-		{"accepts unknown settings", func(b *fake.Backend) pluginapi.Backend { return lenientConfig{b} }, []string{"CONFIG-UNKNOWN"}, "Config"},
-		{"wrong bytes on get", func(b *fake.Backend) pluginapi.Backend {
-			require.NoError(t, b.Inject(fake.Fault{Mode: fake.WrongBytes, Ops: []fake.Op{fake.OpGet}, KeyPrefix: "aof2-conformance-"}))
-			return b
-		}, []string{"ROUND-TRIP"}, "Sizes|Ranges"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			rep := conformance.Certify(t.Context(), harnessFor(c.wrap), conformance.Options{Quick: true, Run: c.run})
-			require.False(t, rep.OK(), "the suite passed a broken backend")
-			var broken []string
-			for _, cs := range rep.Cases {
-				broken = append(broken, cs.Rules...)
-			}
-			for _, r := range c.rules {
-				assert.Contains(t, broken, r, "rule %s not reported; failures: %v", r, broken)
-			}
-		})
-	}
 }
 
 func TestCertifyPassesTheFake(t *testing.T) {
@@ -86,43 +41,33 @@ func TestSuiteSkipsAndChecksUnadvertisedFeatures(t *testing.T) {
 	assert.Positive(t, rep.Skipped)
 }
 
-// commitsAnyway stores whatever arrived even when the body failed.
-type commitsAnyway struct{ *fake.Backend }
-
-func (b commitsAnyway) Put(ctx context.Context, req pluginapi.PutRequest, body io.Reader) (pluginapi.ObjectInfo, error) {
-	data, _ := io.ReadAll(body)
-	req.Size, req.CRC64 = uint64(len(data)), pluginapi.CRC64(data)
-	info, err := b.Backend.Put(context.WithoutCancel(ctx), req, bytes.NewReader(data))
-	return info, errors.Join(err, ctx.Err())
+func TestCertifyReportsVersionsAndThroughput(t *testing.T) {
+	rep := conformance.Certify(t.Context(), harnessFor(func(b *fake.Backend) pluginapi.Backend { return b }),
+		conformance.Options{Quick: true, Run: "^Info$", Bench: &conformance.BenchOptions{ObjectSize: 1 << 20, Objects: 3, Concurrency: 2}})
+	require.True(t, rep.OK())
+	assert.Equal(t, conformance.SuiteVersion, rep.SuiteVersion)
+	assert.Equal(t, conformance.SuiteContract(), rep.SuiteContract)
+	assert.Nil(t, rep.Plugin, "an in-process run has no plugin binary")
+	require.NotNil(t, rep.Benchmarks)
+	b := rep.Benchmarks
+	assert.Empty(t, b.Error)
+	assert.Equal(t, 1<<20, b.ObjectSize)
+	assert.Equal(t, 3, b.Objects)
+	assert.Equal(t, 2, b.Concurrency)
+	assert.Positive(t, b.PutDuration)
+	assert.Positive(t, b.GetDuration)
+	for _, c := range rep.Cases {
+		if c.Status == "pass" {
+			assert.Positive(t, c.Duration, "%s has no duration", c.Name)
+		}
+	}
 }
 
-type unsortedList struct{ *fake.Backend }
-
-func (b unsortedList) List(ctx context.Context, req pluginapi.ListRequest, page func([]pluginapi.ObjectInfo) error) error {
-	var all []pluginapi.ObjectInfo
-	err := b.Backend.List(ctx, req, func(p []pluginapi.ObjectInfo) error { all = append(all, p...); return nil })
-	if err != nil {
-		return err
-	}
-	slices.Reverse(all)
-	if len(all) == 0 {
-		return nil
-	}
-	return page(all)
-}
-
-type strictDelete struct{ *fake.Backend }
-
-func (b strictDelete) Delete(ctx context.Context, key string) error {
-	if _, err := b.Head(ctx, key); err != nil {
-		return err
-	}
-	return b.Backend.Delete(ctx, key)
-}
-
-type lenientConfig struct{ *fake.Backend }
-
-func (b lenientConfig) Configure(ctx context.Context, req pluginapi.ConfigureRequest) (pluginapi.ConfigureResult, error) {
-	delete(req.Config, "aof2_conformance_no_such_setting")
-	return b.Backend.Configure(ctx, req)
+func TestRunBenchmarksReportsAFailingBackend(t *testing.T) {
+	h := harnessFor(func(b *fake.Backend) pluginapi.Backend {
+		require.NoError(t, b.Inject(fake.Fault{Mode: fake.ServerError, Ops: []fake.Op{fake.OpGet}}))
+		return b
+	})
+	_, err := conformance.RunBenchmarks(t.Context(), h, conformance.BenchOptions{ObjectSize: 64 << 10, Objects: 2})
+	require.ErrorIs(t, err, pluginapi.ErrUnavailable)
 }

@@ -30,7 +30,7 @@ func testNotFound(t T, s *suite) {
 	key := s.key("not-found/never-written")
 	_, err := s.b().Head(ctx, key)
 	if wantErr(t, RuleNotFound, err, pluginapi.ErrNotFound, "Head of a missing key") {
-		check(t, RuleNotFound, strings.Contains(err.Error(), key), "the NotFound error does not name the key: %v", err)
+		check(t, RuleNotFound, strings.Contains(err.Error(), key), "NotFound error: got %q, want a message naming the key %q", err, key)
 	}
 	_, _, err = s.get(ctx, s.b(), pluginapi.GetRequest{Key: key})
 	wantErr(t, RuleNotFound, err, pluginapi.ErrNotFound, "Get of a missing key")
@@ -93,13 +93,13 @@ func checkWire(t T, err error, code codes.Code, reason, key string) {
 			info = i
 		}
 	}
-	if !check(t, RuleErrorDetails, info != nil, "status %s carries no ErrorInfo", code) {
+	if !check(t, RuleErrorDetails, info != nil, "status %s: got no ErrorInfo detail, want ErrorInfo(reason %q, domain %q)", code, reason, pluginapi.ErrorDomain) {
 		return
 	}
 	check(t, RuleErrorDetails, info.GetReason() == reason && info.GetDomain() == pluginapi.ErrorDomain,
-		"ErrorInfo reason %q domain %q, want %q %q", info.GetReason(), info.GetDomain(), reason, pluginapi.ErrorDomain)
+		"got ErrorInfo reason %q domain %q, want %q %q", info.GetReason(), info.GetDomain(), reason, pluginapi.ErrorDomain)
 	if key != "" {
-		check(t, RuleErrorDetails, info.GetMetadata()["key"] == key, "ErrorInfo metadata key %q, want %q", info.GetMetadata()["key"], key)
+		check(t, RuleErrorDetails, info.GetMetadata()["key"] == key, "got ErrorInfo metadata key %q, want %q", info.GetMetadata()["key"], key)
 	}
 }
 
@@ -117,12 +117,12 @@ func testDelete(t T, s *suite) {
 	s.put(t, ctx, s.b(), a, []byte("a"))
 	s.put(t, ctx, s.b(), b, []byte("b"))
 	noErr(t, RuleDelete, s.b().Delete(ctx, a), "Delete a")
-	s.mustGet(t, ctx, b, []byte("b"))
+	s.mustGetAs(t, ctx, RuleDelete, b, []byte("b"))
 	noErr(t, RuleDelete, s.b().Delete(ctx, b), "Delete b")
 	// A key that was a "directory" of others can hold an object itself.
 	parent := s.key("delete/nested")
 	s.put(t, ctx, s.b(), parent, []byte("parent"))
-	s.mustGet(t, ctx, parent, []byte("parent"))
+	s.mustGetAs(t, ctx, RuleDelete, parent, []byte("parent"))
 }
 
 // InvalidKeys are keys every backend must refuse
@@ -156,11 +156,11 @@ func testInvalidKeys(t T, s *suite) {
 	// The longest valid key works.
 	long := s.key(strings.Repeat("k", pluginapi.MaxKeyLength-len(s.prefix)))
 	s.put(t, ctx, s.b(), long, []byte("long key"))
-	s.mustGet(t, ctx, long, []byte("long key"))
+	s.mustGetAs(t, ctx, RuleInvalidKey, long, []byte("long key"))
 	// Unusual but valid keys round-trip under their exact names.
 	for _, name := range []string{"dots/a.b..c", "dots/.hidden", "dots/...", "space/a b", "utf8/żółw-🐢", "pct/%2e%2e/x", "tilde/~"} {
 		key := s.key(name)
 		s.put(t, ctx, s.b(), key, []byte(name))
-		s.mustGet(t, ctx, key, []byte(name))
+		s.mustGetAs(t, ctx, RuleInvalidKey, key, []byte(name))
 	}
 }

@@ -29,19 +29,19 @@ func testFiles(t T, s *suite) {
 		info, err := s.b().PutFile(ctx, pluginapi.PutRequest{Key: key, Size: uint64(n), CRC64: pluginapi.CRC64(data)}, src)
 		noErr(t, RuleFiles, err, "PutFile of %d bytes", n)
 		checkAck(t, info, key, uint64(n), pluginapi.CRC64(data))
-		s.mustGet(t, ctx, key, data) // PutFile then Get
+		s.mustGetAs(t, ctx, RuleFiles, key, data) // PutFile then Get
 		dst := s.tempPath(t, "whole")
 		rng, err := s.b().GetFile(ctx, pluginapi.GetRequest{Key: key}, dst)
 		noErr(t, RuleFiles, err, "GetFile of %d bytes", n)
 		got, err := os.ReadFile(dst)
 		noErr(t, RuleFiles, err, "reading the GetFile output")
-		check(t, RuleFiles, bytes.Equal(got, data) && rng.Length == uint64(n), "GetFile wrote %d bytes (header %d) differing from the %d stored", len(got), rng.Length, n)
+		check(t, RuleFiles, bytes.Equal(got, data) && rng.Length == uint64(n), "GetFile: got %d bytes (header length %d) differing from the stored ones (first difference at %d), want the %d bytes stored", len(got), rng.Length, firstDiff(got, data), n)
 		if n > 2 && s.caps().RangeGet {
 			// A range into an existing, longer file replaces it.
 			rng, err := s.b().GetFile(ctx, pluginapi.GetRequest{Key: key, Offset: 1, Length: uint64(n - 2)}, dst)
 			noErr(t, RuleFiles, err, "ranged GetFile")
 			got, _ := os.ReadFile(dst)
-			check(t, RuleFiles, bytes.Equal(got, data[1:n-1]) && rng.Offset == 1, "ranged GetFile wrote %d bytes differing from the range", len(got))
+			check(t, RuleFiles, bytes.Equal(got, data[1:n-1]) && rng.Offset == 1, "ranged GetFile: got %d bytes at header offset %d, want the %d bytes at offset 1", len(got), rng.Offset, n-2)
 		}
 	}
 	// Put then GetFile: the two paths see the same object.
@@ -52,7 +52,7 @@ func testFiles(t T, s *suite) {
 	_, err := s.b().GetFile(ctx, pluginapi.GetRequest{Key: key}, dst)
 	noErr(t, RuleFiles, err, "GetFile of a streamed Put")
 	got, _ := os.ReadFile(dst)
-	check(t, RuleFiles, bytes.Equal(got, data), "GetFile of a streamed Put differs")
+	check(t, RuleFiles, bytes.Equal(got, data), "GetFile of a streamed Put: got %d bytes (first difference at %d), want the %d bytes stored", len(got), firstDiff(got, data), len(data))
 }
 
 func testFileErrors(t T, s *suite) {

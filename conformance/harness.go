@@ -36,7 +36,12 @@ type Target struct {
 	Backend *pluginapi.Client
 	// Raw reaches the plugin without the host-side checks, to prove the
 	// plugin validates on its own.
-	Raw       pb.BackendClient
+	Raw pb.BackendClient
+	// Direct, when set (the InProcess harness), is the Backend itself with
+	// neither the host's nor the gRPC server's checks in front of it: what
+	// core/tier2 and coordinator tests call when they use a backend
+	// in-process. The suite checks it validates on its own.
+	Direct    pluginapi.Backend
 	Info      pluginapi.Info
 	ChunkSize uint32
 	// StagingDir, when set, is where PutFile/GetFile files must live.
@@ -93,7 +98,7 @@ func (h *InProcess) Start(ctx context.Context, opts StartOptions) (*Target, erro
 		_ = stop()
 		return nil, err
 	}
-	return &Target{Backend: ip.Client, Raw: ip.Raw(), Info: info, ChunkSize: chunk, StagingDir: h.StagingDir, close: stop}, nil
+	return &Target{Backend: ip.Client, Raw: ip.Raw(), Direct: b, Info: info, ChunkSize: chunk, StagingDir: h.StagingDir, close: stop}, nil
 }
 
 // closeBackend releases an in-process backend that holds resources.
@@ -163,10 +168,10 @@ func launchTarget(ctx context.Context, cfg pluginhost.LaunchConfig, staging stri
 			p.Kill()
 			switch {
 			case !p.Exited():
-				return fmt.Errorf("%s", RuleExit.msg("plugin %s still runs after Kill", p.Name()))
+				return fmt.Errorf("%s", RuleExit.msg("plugin %s: got a process still running after Kill, want it to exit", p.Name()))
 			case time.Since(start) >= 2*time.Second:
 				// go-plugin waits 2s for a graceful exit, then SIGKILLs.
-				return fmt.Errorf("%s", RuleExit.msg("plugin %s ignored the host's shutdown and had to be killed", p.Name()))
+				return fmt.Errorf("%s", RuleExit.msg("plugin %s: got a process that ignored the host's shutdown and was killed after %s, want a prompt exit", p.Name(), time.Since(start).Round(time.Millisecond)))
 			}
 			return nil
 		},

@@ -23,18 +23,18 @@ func infoBehaviours() []behaviour {
 
 func testInfo(t T, s *suite) {
 	info := s.tgt.Info
-	check(t, RuleInfo, info.ContractMajor == pluginapi.ContractMajor, "contract major %d, want %d", info.ContractMajor, pluginapi.ContractMajor)
-	check(t, RuleInfo, info.Name != "", "empty name")
+	check(t, RuleInfo, info.ContractMajor == pluginapi.ContractMajor, "got contract major %d, want %d", info.ContractMajor, pluginapi.ContractMajor)
+	check(t, RuleInfo, info.Name != "", "got an empty name, want a non-empty one")
 	l := info.Limits
-	check(t, RuleInfo, l.MaxChunkSize == 0 || l.MaxChunkSize >= pluginapi.MinChunkSize, "max chunk size %d below %d", l.MaxChunkSize, pluginapi.MinChunkSize)
-	check(t, RuleInfo, l.MaxMetadataBytes > 0, "max metadata bytes not advertised")
+	check(t, RuleInfo, l.MaxChunkSize == 0 || l.MaxChunkSize >= pluginapi.MinChunkSize, "got max chunk size %d, want 0 (no limit) or at least %d", l.MaxChunkSize, pluginapi.MinChunkSize)
+	check(t, RuleInfo, l.MaxMetadataBytes > 0, "got max metadata bytes 0, want the backend's metadata budget (at most %d is the default)", pluginapi.DefaultMaxMetadataBytes)
 	check(t, RuleChunkNegotiate, s.tgt.ChunkSize >= pluginapi.MinChunkSize && s.tgt.ChunkSize <= pluginapi.MaxChunkSize,
-		"chunk size %d with no proposal", s.tgt.ChunkSize)
+		"with no proposal: got chunk size %d, want one in [%d, %d]", s.tgt.ChunkSize, pluginapi.MinChunkSize, pluginapi.MaxChunkSize)
 	ctx, cancel := s.ctx(t)
 	defer cancel()
 	again, err := s.b().Info(ctx)
 	noErr(t, RuleInfo, err, "second GetInfo")
-	check(t, RuleInfo, again == info || fmt.Sprint(again) == fmt.Sprint(info), "GetInfo changed after Configure: %+v then %+v", info, again)
+	check(t, RuleInfo, again == info || fmt.Sprint(again) == fmt.Sprint(info), "GetInfo after Configure: got %+v, want the same as before, %+v", again, info)
 }
 
 func testChunkNegotiation(t T, s *suite) {
@@ -51,7 +51,7 @@ func testChunkNegotiation(t T, s *suite) {
 			defer func() { _ = tgt.Close() }()
 			want := min(proposed, limit)
 			check(t, RuleChunkNegotiate, tgt.ChunkSize >= pluginapi.MinChunkSize && tgt.ChunkSize <= want,
-				"proposed %d (backend max %d), chosen %d", proposed, limit, tgt.ChunkSize)
+				"proposed %d (backend max %d): got chunk size %d, want one in [%d, %d]", proposed, limit, tgt.ChunkSize, pluginapi.MinChunkSize, want)
 			// A full chunk must fit the plugin's gRPC limits: gRPC's default
 			// server rejects it and the sender sees only io.EOF.
 			data := pattern(uint64(proposed), int(tgt.ChunkSize)*2+1)
@@ -59,7 +59,7 @@ func testChunkNegotiation(t T, s *suite) {
 			s.put(t, ctx, tgt.Backend, key, data)
 			_, got, err := s.get(ctx, tgt.Backend, pluginapi.GetRequest{Key: key})
 			noErr(t, RuleChunkNegotiate, err, "Get with chunk size %d", tgt.ChunkSize)
-			check(t, RuleChunkNegotiate, bytes.Equal(got, data), "round trip with chunk size %d differs", tgt.ChunkSize)
+			check(t, RuleChunkNegotiate, bytes.Equal(got, data), "round trip with chunk size %d: got %d bytes (first difference at %d), want the %d bytes stored", tgt.ChunkSize, len(got), firstDiff(got, data), len(data))
 		})
 	}
 }

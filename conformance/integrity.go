@@ -78,7 +78,7 @@ func testVisibility(t T, s *suite) {
 	select {
 	case <-body.reached:
 	case err := <-done:
-		fail(t, RuleVisibility, "Put ended before its body did: %v", err)
+		fail(t, RuleVisibility, "Put ended before its body did: got %v, want it to wait for the rest of the body", err)
 	}
 	time.Sleep(50 * time.Millisecond) // let the chunks sent so far arrive
 	s.absent(t, ctx, RuleVisibility, key, "while its Put is in flight")
@@ -88,11 +88,11 @@ func testVisibility(t T, s *suite) {
 		n := 0
 		err := s.b().List(ctx, pluginapi.ListRequest{Prefix: key}, func(p []pluginapi.ObjectInfo) error { n += len(p); return nil })
 		noErr(t, RuleVisibility, err, "List while the Put is in flight")
-		check(t, RuleVisibility, n == 0, "List shows %d objects while the Put is in flight", n)
+		check(t, RuleVisibility, n == 0, "List while the Put is in flight: got %d objects, want 0", n)
 	}
 	close(body.release)
 	noErr(t, RuleVisibility, <-done, "completing the Put")
-	s.mustGet(t, ctx, key, data)
+	s.mustGetAs(t, ctx, RuleVisibility, key, data)
 }
 
 func testCancelledPut(t T, s *suite) {
@@ -114,11 +114,11 @@ func testCancelledPut(t T, s *suite) {
 			<-body.reached
 			putCancel()
 			err := <-done
-			check(t, RuleCancel, err != nil, "a Put cancelled mid-body reported success")
+			check(t, RuleCancel, err != nil, "a Put cancelled mid-body: got success, want an error")
 			// Give a backend that commits on cancellation the time to do it.
 			time.Sleep(200 * time.Millisecond)
 			if existing {
-				s.mustGet(t, ctx, key, old)
+				s.mustGetAs(t, ctx, RuleCancel, key, old)
 			} else {
 				s.absent(t, ctx, RuleCancel, key, "after a cancelled Put")
 			}
@@ -152,7 +152,7 @@ func testChecksumMismatch(t T, s *suite) {
 			_, err := s.b().Put(ctx, req, bytes.NewReader(c.body))
 			wantErr(t, RuleChecksum, err, pluginapi.ErrChecksum, "Put %s (existing object: %v)", c.name, existing)
 			if existing {
-				s.mustGet(t, ctx, key, []byte("intact"))
+				s.mustGetAs(t, ctx, RuleChecksum, key, []byte("intact"))
 			} else {
 				s.absent(t, ctx, RuleChecksum, key, "after a rejected Put ("+c.name+")")
 			}
@@ -198,6 +198,6 @@ func testFraming(t T, s *suite) {
 	// An empty stream (the host gave up before the header) must not crash
 	// the plugin; the next call still works.
 	err := rawPut(ctx, raw)
-	check(t, RuleFraming, err != nil && !errors.Is(err, pluginapi.ErrPluginCrashed), "an empty Put stream: %v", err)
+	check(t, RuleFraming, err != nil && !errors.Is(err, pluginapi.ErrPluginCrashed), "an empty Put stream: got %v, want an error from a plugin that keeps running", err)
 	noErr(t, RuleFraming, s.b().Probe(ctx, pluginapi.ProbeRequest{}), "Probe after malformed streams")
 }

@@ -24,14 +24,18 @@ func (s *suite) listAll(t T, req pluginapi.ListRequest) []pluginapi.ObjectInfo {
 	var all []pluginapi.ObjectInfo
 	err := s.b().List(ctx, req, func(page []pluginapi.ObjectInfo) error {
 		if req.PageSize > 0 {
-			check(t, RuleListOrder, len(page) <= int(req.PageSize), "page of %d objects, asked for at most %d", len(page), req.PageSize)
+			check(t, RuleListOrder, len(page) <= int(req.PageSize), "got a page of %d objects, want at most %d (the page size asked for)", len(page), req.PageSize)
 		}
 		all = append(all, page...)
 		return nil
 	})
 	noErr(t, RuleListOrder, err, "List prefix %q after %q", req.Prefix, req.StartAfter)
 	for i := 1; i < len(all); i++ {
-		check(t, RuleListOrder, all[i-1].Key < all[i].Key, "key %q listed after %q", all[i].Key, all[i-1].Key)
+		if all[i-1].Key == all[i].Key {
+			check(t, RuleListOrder, false, "got key %q listed twice, want each key once", all[i].Key)
+			continue
+		}
+		check(t, RuleListOrder, all[i-1].Key < all[i].Key, "got key %q listed after %q, want each key once in ascending byte order", all[i].Key, all[i-1].Key)
 	}
 	return all
 }
@@ -66,20 +70,21 @@ func testListPaging(t T, s *suite) {
 	sort.Strings(want)
 	for _, size := range []uint32{1, 3, 7, 1000} {
 		got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: base, PageSize: size}))
-		check(t, RuleListOrder, slices.Equal(got, want), "page size %d listed %v, want %v", size, got, want)
+		check(t, RuleListOrder, slices.Equal(got, want), "page size %d: %s", size, keysDiff(got, want))
 	}
 	all := s.listAll(t, pluginapi.ListRequest{Prefix: base})
 	for _, o := range all {
-		check(t, RuleListOrder, o.Size == uint64(len(o.Key)-len(base)) && o.ETag != "", "listed %q with size %d etag %q", o.Key, o.Size, o.ETag)
+		want := uint64(len(o.Key) - len(base))
+		check(t, RuleListInfo, o.Size == want && o.ETag != "", "listed %q: got size %d etag %q, want size %d and a non-empty etag", o.Key, o.Size, o.ETag, want)
 	}
 	// Resuming after any key gives exactly the rest.
 	for _, i := range []int{0, 1, 4, len(want) - 2, len(want) - 1} {
 		got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: base, StartAfter: want[i], PageSize: 4}))
-		check(t, RuleListPrefix, slices.Equal(got, want[i+1:]), "start_after %q listed %v, want %v", want[i], got, want[i+1:])
+		check(t, RuleListPrefix, slices.Equal(got, want[i+1:]), "start_after %q: %s", want[i], keysDiff(got, want[i+1:]))
 	}
 	// start_after need not be an existing key.
 	got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: base, StartAfter: base + "a/"}))
-	check(t, RuleListPrefix, slices.Equal(got, want[2:]), "start_after %q listed %v", base+"a/", got)
+	check(t, RuleListPrefix, slices.Equal(got, want[2:]), "start_after %q: %s", base+"a/", keysDiff(got, want[2:]))
 	// Stopping early returns the callback's error and no more pages.
 	stop := errors.New("stop")
 	pages := 0
@@ -87,7 +92,7 @@ func testListPaging(t T, s *suite) {
 		pages++
 		return stop
 	})
-	check(t, RuleListOrder, errors.Is(err, stop) && pages == 1, "a callback error gave %v after %d pages", err, pages)
+	check(t, RuleListOrder, errors.Is(err, stop) && pages == 1, "a callback error: got %v after %d pages, want the callback's error after 1 page", err, pages)
 }
 
 func testListPrefix(t T, s *suite) {
@@ -110,13 +115,32 @@ func testListPrefix(t T, s *suite) {
 	}
 	for prefix, want := range cases {
 		got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: prefix}))
-		check(t, RuleListPrefix, slices.Equal(got, want), "prefix %q listed %v, want %v", prefix, got, want)
+		check(t, RuleListPrefix, slices.Equal(got, want), "prefix %q: %s", prefix, keysDiff(got, want))
 	}
 	// Another run's prefix is invisible, and listing everything includes ours.
 	got := keysOf(s.listAll(t, pluginapi.ListRequest{Prefix: randomPrefix()}))
-	check(t, RuleListPrefix, len(got) == 0, "a fresh prefix listed %v", got)
+	check(t, RuleListPrefix, len(got) == 0, "a fresh prefix: got %v, want nothing", got)
 	got = keysOf(s.listAll(t, pluginapi.ListRequest{StartAfter: p + "iso/a/d", PageSize: 2}))
-	check(t, RuleListPrefix, len(got) >= 2 && got[0] == p+"iso/a/d/e", "listing everything after %q started with %v", p+"iso/a/d", firstN(got, 3))
+	check(t, RuleListPrefix, len(got) >= 2 && got[0] == p+"iso/a/d/e", "listing everything after %q: got %v first, want %q then at least one more key", p+"iso/a/d", firstN(got, 3), p+"iso/a/d/e")
 }
 
 func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
+
+// keysDiff says how a listing differs from the one wanted, short enough to
+// read: the counts and the first position where they part.
+func keysDiff(got, want []string) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	at := func(s []string) string {
+		if i < len(s) {
+			return fmt.Sprintf("%q", s[i])
+		}
+		return "the end"
+	}
+	if len(got) <= 6 && len(want) <= 6 {
+		return fmt.Sprintf("got %q, want %q", got, want)
+	}
+	return fmt.Sprintf("got %d keys, want %d; first difference at position %d: got %s, want %s", len(got), len(want), i, at(got), at(want))
+}

@@ -24,12 +24,12 @@ func testIfAbsent(t T, s *suite) {
 	second := []byte("second")
 	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(second)), CRC64: pluginapi.CRC64(second), IfAbsent: true}, bytes.NewReader(second))
 	wantErr(t, RuleIfAbsent, err, pluginapi.ErrAlreadyExists, "Put if_absent over an existing object")
-	rng := s.mustGet(t, ctx, key, []byte("first"))
-	check(t, RuleIfAbsent, rng.Info.ETag == first.ETag, "etag changed from %q to %q after a refused if_absent Put", first.ETag, rng.Info.ETag)
+	rng := s.mustGetAs(t, ctx, RuleIfAbsent, key, []byte("first"))
+	check(t, RuleIfAbsent, rng.Info.ETag == first.ETag, "etag after a refused if_absent Put: got %q, want %q unchanged", rng.Info.ETag, first.ETag)
 	// After a delete, the key is absent again.
 	noErr(t, RuleIfAbsent, s.b().Delete(ctx, key), "Delete")
 	s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfAbsent: true}, []byte("third"))
-	s.mustGet(t, ctx, key, []byte("third"))
+	s.mustGetAs(t, ctx, RuleIfAbsent, key, []byte("third"))
 }
 
 func testIfMatch(t T, s *suite) {
@@ -41,12 +41,12 @@ func testIfMatch(t T, s *suite) {
 	key := s.key("if-match/object")
 	v1 := s.put(t, ctx, s.b(), key, []byte("v1"))
 	v2 := s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, IfMatch: v1.ETag}, []byte("v2"))
-	check(t, RuleIfMatch, v2.ETag != v1.ETag, "etag unchanged after a conditional overwrite")
+	check(t, RuleIfMatch, v2.ETag != v1.ETag, "etag after a conditional overwrite: got %q, want one different from %q", v2.ETag, v1.ETag)
 
 	stale := []byte("v3 from a stale writer")
 	_, err := s.b().Put(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(stale)), CRC64: pluginapi.CRC64(stale), IfMatch: v1.ETag}, bytes.NewReader(stale))
 	wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "Put if_match with a stale etag")
-	s.mustGet(t, ctx, key, []byte("v2"))
+	s.mustGetAs(t, ctx, RuleIfMatch, key, []byte("v2"))
 
 	missing := s.key("if-match/missing")
 	_, err = s.b().Put(ctx, pluginapi.PutRequest{Key: missing, Size: 1, CRC64: pluginapi.CRC64([]byte("x")), IfMatch: v1.ETag}, bytes.NewReader([]byte("x")))
@@ -58,6 +58,6 @@ func testIfMatch(t T, s *suite) {
 		wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "Get if_match with a stale etag")
 		_, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, IfMatch: v2.ETag})
 		noErr(t, RuleIfMatch, err, "Get if_match with the current etag")
-		check(t, RuleIfMatch, string(got) == "v2", "Get if_match returned %q", got)
+		check(t, RuleIfMatch, string(got) == "v2", "Get if_match: got %q, want %q", got, "v2")
 	}
 }

@@ -40,13 +40,13 @@ func testRanges(t T, s *suite) {
 	}
 	for _, tc := range cases {
 		rng, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, Offset: tc.off, Length: tc.length})
-		if !check(t, RuleRange, err == nil, "%s (offset %d length %d): %v", tc.name, tc.off, tc.length, err) {
+		if !check(t, RuleRange, err == nil, "%s (offset %d length %d): got %v, want %d bytes", tc.name, tc.off, tc.length, err, tc.wantLen) {
 			continue
 		}
 		want := data[tc.off : tc.off+tc.wantLen]
-		check(t, RuleRange, rng.Offset == tc.off && rng.Length == tc.wantLen, "%s: header says offset %d length %d, want %d %d", tc.name, rng.Offset, rng.Length, tc.off, tc.wantLen)
-		check(t, RuleRange, bytes.Equal(got, want), "%s: %d bytes differ from the stored range of %d (first difference at %d)", tc.name, len(got), len(want), firstDiff(got, want))
-		check(t, RuleRange, rng.Info.Size == n, "%s: header describes a %d-byte object, stored %d", tc.name, rng.Info.Size, n)
+		check(t, RuleRange, rng.Offset == tc.off && rng.Length == tc.wantLen, "%s: got header offset %d length %d, want %d %d", tc.name, rng.Offset, rng.Length, tc.off, tc.wantLen)
+		check(t, RuleRange, bytes.Equal(got, want), "%s: got %d bytes differing from the stored range (first difference at %d), want the %d bytes of the range", tc.name, len(got), firstDiff(got, want), len(want))
+		check(t, RuleRange, rng.Info.Size == n, "%s: got a header describing a %d-byte object, want the whole object's size %d", tc.name, rng.Info.Size, n)
 	}
 }
 
@@ -67,7 +67,7 @@ func testRangeOutOfBounds(t T, s *suite) {
 	s.put(t, ctx, s.b(), empty, nil)
 	rng, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: empty})
 	noErr(t, RuleRange, err, "Get of an empty object")
-	check(t, RuleRange, len(got) == 0 && rng.Length == 0, "empty object read as %d bytes", len(got))
+	check(t, RuleRange, len(got) == 0 && rng.Length == 0, "empty object: got %d bytes (header length %d), want 0", len(got), rng.Length)
 	_, _, err = s.get(ctx, s.b(), pluginapi.GetRequest{Key: empty, Offset: 1})
 	wantErr(t, RuleRange, err, pluginapi.ErrOutOfRange, "Get at offset 1 of an empty object")
 }

@@ -12,11 +12,20 @@ import (
 )
 
 // Report is the outcome of Certify: one Case per behaviour (and
-// sub-behaviour), in run order.
+// sub-behaviour), in run order, each with its duration. It is what an
+// author publishes as a certification: which suite (SuiteVersion, checking
+// contract SuiteContract) passed which plugin binary (Plugin's SHA-256),
+// and how fast the backend moved bytes then (Benchmarks).
 type Report struct {
-	Harness   string        `json:"harness"`
-	Backend   string        `json:"backend,omitempty"`
-	Version   string        `json:"version,omitempty"`
+	SuiteVersion  string `json:"suite_version"`
+	SuiteContract string `json:"suite_contract"`
+	Harness       string `json:"harness"`
+	// Plugin is the certified executable (Binary harness, or Reattach to a
+	// process whose executable can be read).
+	Plugin  *PluginBinary `json:"plugin,omitempty"`
+	Backend string        `json:"backend,omitempty"`
+	Version string        `json:"version,omitempty"`
+	// Contract is the contract version the backend advertised.
 	Contract  string        `json:"contract,omitempty"`
 	ChunkSize uint32        `json:"chunk_size,omitempty"`
 	KeyPrefix string        `json:"key_prefix,omitempty"`
@@ -26,6 +35,8 @@ type Report struct {
 	Failed    int           `json:"failed"`
 	Skipped   int           `json:"skipped"`
 	Cases     []Case        `json:"cases"`
+	// Benchmarks is the measured throughput (Options.Bench).
+	Benchmarks *Benchmarks `json:"benchmarks,omitempty"`
 }
 
 // Case is one behaviour's result.
@@ -44,13 +55,36 @@ func (r *Report) OK() bool { return r.Failed == 0 }
 // Certify runs the suite against h outside `go test` and reports every
 // behaviour's outcome.
 func Certify(ctx context.Context, h Harness, opts Options) *Report {
-	rep := &Report{Harness: h.Name(), Started: time.Now()}
+	rep := &Report{SuiteVersion: SuiteVersion, SuiteContract: SuiteContract(), Harness: h.Name(), Started: time.Now()}
 	root := &reportT{name: "conformance", ctx: ctx, rep: rep}
-	root.runBody(func(t T) { RunT(t, h, opts) })
+	p, err := pluginOf(h)
+	if err != nil {
+		root.errs = append(root.errs, RuleProbe.msg("got %v, want a readable plugin binary", err))
+	}
+	rep.Plugin = p
+	if len(root.errs) == 0 {
+		root.runBody(func(t T) { RunT(t, h, opts) })
+	}
 	rep.Duration = time.Since(rep.Started)
 	if len(root.errs) > 0 {
 		// Failures outside any behaviour (the backend would not start).
 		rep.Cases = append([]Case{{Name: "Start", Status: "fail", Messages: root.errs, Rules: rulesIn(root.errs)}}, rep.Cases...)
+	}
+	if opts.Bench != nil && len(root.errs) == 0 {
+		timeout := opts.Timeout
+		if timeout <= 0 {
+			timeout = 2 * time.Minute
+		}
+		bctx, cancel := context.WithTimeout(ctx, timeout)
+		b, err := RunBenchmarks(bctx, h, *opts.Bench)
+		cancel()
+		if b == nil {
+			b = &Benchmarks{}
+		}
+		if err != nil {
+			b.Error = err.Error()
+		}
+		rep.Benchmarks = b
 	}
 	for _, c := range rep.Cases {
 		switch c.Status {

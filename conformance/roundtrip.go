@@ -30,7 +30,7 @@ func testSizes(t T, s *suite) {
 			s.put(t, ctx, s.b(), key, data)
 			rng := s.mustGet(t, ctx, key, data)
 			check(t, RuleRoundTrip, rng.Offset == 0 && rng.Length == uint64(n) && rng.Info.Size == uint64(n),
-				"Get header says offset %d length %d size %d for a %d-byte object", rng.Offset, rng.Length, rng.Info.Size, n)
+				"Get header: got offset %d length %d size %d, want 0 %d %d", rng.Offset, rng.Length, rng.Info.Size, n, n)
 		})
 	}
 }
@@ -57,7 +57,7 @@ func testTinyChunks(t T, s *suite) {
 	s.put(t, ctx, tgt.Backend, key, data)
 	_, got, err := s.get(ctx, tgt.Backend, pluginapi.GetRequest{Key: key})
 	noErr(t, RuleChunking, err, "Get with the minimum chunk size")
-	check(t, RuleChunking, string(got) == string(data), "round trip with %d-byte chunks differs", tgt.ChunkSize)
+	check(t, RuleChunking, string(got) == string(data), "round trip with %d-byte chunks: got %d bytes (first difference at %d), want the %d bytes stored", tgt.ChunkSize, len(got), firstDiff(got, data), len(data))
 }
 
 func testHead(t T, s *suite) {
@@ -69,11 +69,11 @@ func testHead(t T, s *suite) {
 	ack := s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, Metadata: md}, data)
 	info, err := s.b().Head(ctx, key)
 	noErr(t, RuleHead, err, "Head %q", key)
-	check(t, RuleHead, info.Key == key && info.Size == uint64(len(data)), "Head says key %q size %d", info.Key, info.Size)
-	check(t, RuleHead, info.ETag == ack.ETag, "Head etag %q differs from the Put's %q", info.ETag, ack.ETag)
-	check(t, RuleHead, info.HasCRC64 && info.CRC64 == pluginapi.CRC64(data), "Head CRC-64/NVME %016x (present %v)", info.CRC64, info.HasCRC64)
-	check(t, RuleHead, maps.Equal(info.Metadata, md), "Head metadata %v, stored %v", info.Metadata, md)
-	check(t, RuleHead, !info.ModTime.IsZero(), "Head has no modification time")
+	check(t, RuleHead, info.Key == key && info.Size == uint64(len(data)), "got key %q size %d, want %q %d", info.Key, info.Size, key, len(data))
+	check(t, RuleHead, info.ETag == ack.ETag, "got etag %q, want the Put's %q", info.ETag, ack.ETag)
+	check(t, RuleHead, info.HasCRC64 && info.CRC64 == pluginapi.CRC64(data), "got CRC-64/NVME %016x (present %v), want %016x (present true)", info.CRC64, info.HasCRC64, pluginapi.CRC64(data))
+	check(t, RuleHead, maps.Equal(info.Metadata, md), "got metadata %v, want %v (what the Put stored)", info.Metadata, md)
+	check(t, RuleHead, !info.ModTime.IsZero(), "got no modification time, want the time the object was written")
 }
 
 func testOverwrite(t T, s *suite) {
@@ -82,10 +82,10 @@ func testOverwrite(t T, s *suite) {
 	key := s.key("overwrite/object")
 	first := s.put(t, ctx, s.b(), key, []byte("first version"))
 	second := s.put(t, ctx, s.b(), key, []byte("second, longer version"))
-	check(t, RuleOverwrite, first.ETag != second.ETag, "etag %q did not change on overwrite", first.ETag)
-	s.mustGet(t, ctx, key, []byte("second, longer version"))
+	check(t, RuleOverwrite, first.ETag != second.ETag, "etag after an overwrite: got %q, want one different from %q", second.ETag, first.ETag)
+	s.mustGetAs(t, ctx, RuleOverwrite, key, []byte("second, longer version"))
 	third := s.put(t, ctx, s.b(), key, []byte("first version"))
-	check(t, RuleOverwrite, third.ETag != second.ETag, "etag %q did not change when the content changed back", third.ETag)
+	check(t, RuleOverwrite, third.ETag != second.ETag, "etag after the content changed back: got %q, want one different from %q", third.ETag, second.ETag)
 }
 
 func testMetadata(t T, s *suite) {
@@ -106,10 +106,10 @@ func testMetadata(t T, s *suite) {
 	s.putReq(t, ctx, s.b(), pluginapi.PutRequest{Key: key, Metadata: md}, []byte("x"))
 	info, err := s.b().Head(ctx, key)
 	noErr(t, RuleMetadata, err, "Head")
-	check(t, RuleMetadata, maps.Equal(info.Metadata, md), "metadata of %d bytes did not round-trip (got %d entries, want %d)", pluginapi.MetadataSize(md), len(info.Metadata), len(md))
+	check(t, RuleMetadata, maps.Equal(info.Metadata, md), "metadata of %d bytes did not round-trip: got %d entries (%d bytes), want %d entries", pluginapi.MetadataSize(md), len(info.Metadata), pluginapi.MetadataSize(info.Metadata), len(md))
 	rng, _, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key})
 	noErr(t, RuleMetadata, err, "Get")
-	check(t, RuleMetadata, maps.Equal(rng.Info.Metadata, md), "Get header metadata differs from what was stored")
+	check(t, RuleMetadata, maps.Equal(rng.Info.Metadata, md), "Get header metadata: got %d entries (%d bytes), want the %d entries (%d bytes) stored", len(rng.Info.Metadata), pluginapi.MetadataSize(rng.Info.Metadata), len(md), pluginapi.MetadataSize(md))
 
 	over := maps.Clone(md)
 	over["zz-over"] = "1"
@@ -156,7 +156,7 @@ func testLarge(t T, s *suite) {
 			defer func() { _ = rc.Close() }()
 			got, m, err := pluginapi.CRC64Reader(rc)
 			noErr(t, RuleLarge, err, "reading %d bytes", n)
-			check(t, RuleLarge, m == n && got == crc, "read %d bytes with CRC %016x, stored %d with %016x", m, got, n, crc)
+			check(t, RuleLarge, m == n && got == crc, "got %d bytes with CRC-64/NVME %016x, want %d with %016x", m, got, n, crc)
 			noErr(t, RuleLarge, s.b().Delete(ctx, key), "Delete")
 		})
 	}

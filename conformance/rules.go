@@ -24,7 +24,7 @@ var (
 	RuleProbe          = Rule{"PROBE", "Probe succeeds on a configured backend and a write probe leaves nothing behind"}
 	RuleRoundTrip      = Rule{"ROUND-TRIP", "Get returns exactly the bytes Put stored"}
 	RulePutAck         = Rule{"PUT-ACK", "Put returns ObjectInfo with the key, size, a non-empty etag and the CRC-64/NVME sent"}
-	RuleHead           = Rule{"HEAD", "Head describes the stored object (size, etag, CRC-64/NVME, metadata)"}
+	RuleHead           = Rule{"HEAD", "Head describes the stored object (size, etag, CRC-64/NVME, metadata, modification time)"}
 	RuleChunking       = Rule{"CHUNKING", "a Put is reassembled from chunks of any size up to the negotiated one"}
 	RuleFraming        = Rule{"FRAMING", "a malformed Put stream (no header, wrong offsets, chunks over the advertised maximum) fails with InvalidArgument and stores nothing"}
 	RuleVisibility     = Rule{"VISIBILITY", "an object becomes visible only after its Put completed"}
@@ -46,6 +46,14 @@ var (
 	RuleLarge          = Rule{"LARGE", "large objects round-trip intact"}
 	RuleCleanup        = Rule{"CLEANUP", "everything the suite wrote under its prefix can be deleted"}
 	RuleExit           = Rule{"EXIT", "a plugin process exits promptly when the host shuts it down"}
+
+	// Added in suite 1.1 (SuiteVersion).
+	RuleListInfo       = Rule{"LIST-INFO", "List describes each object it returns as Head would: its size and a non-empty etag"}
+	RuleIfAbsentRace   = Rule{"IF-ABSENT-RACE", "if_absent is atomic: of several Puts racing if_absent on one missing key exactly one succeeds, every other fails with AlreadyExists (or FailedPrecondition), and the key holds the winner's bytes and etag"}
+	RuleIfMatchRace    = Rule{"IF-MATCH-RACE", "if_match is atomic: of several Puts racing if_match on the same current etag exactly one succeeds, every other fails with FailedPrecondition, and the key holds the winner's bytes and etag"}
+	RulePutDeleteRace  = Rule{"PUT-DELETE-RACE", "a Delete racing a Put of the same key leaves either the Put's complete bytes or no object; a Put acknowledged after a Delete of its key returned is not undone by that Delete"}
+	RuleListConcurrent = Rule{"LIST-CONCURRENT", "List works during concurrent Puts and Deletes under its prefix: it succeeds, keeps ascending order, lists every untouched key exactly once, and shows no object whose Put is still in flight"}
+	RuleDirect         = Rule{"DIRECT-VALIDATION", "a Backend called in-process, with no gRPC server in front of it, validates on its own exactly as the plugin path does: invalid keys fail with InvalidArgument/INVALID_KEY, malformed or oversized metadata with InvalidArgument, a body that breaks its declared size or CRC-64/NVME with DataLoss, and nothing is stored"}
 )
 
 func (r Rule) msg(format string, args ...any) string {
@@ -72,7 +80,7 @@ func check(t T, r Rule, ok bool, format string, args ...any) bool {
 func noErr(t T, r Rule, err error, what string, args ...any) {
 	t.Helper()
 	if err != nil {
-		fail(t, r, "%s: unexpected error: %v", fmt.Sprintf(what, args...), err)
+		fail(t, r, "%s: got error %v (%s), want success", fmt.Sprintf(what, args...), err, pluginapi.CodeOf(err))
 	}
 }
 
@@ -80,7 +88,7 @@ func noErr(t T, r Rule, err error, what string, args ...any) {
 func wantErr(t T, r Rule, err, sentinel error, what string, args ...any) bool {
 	t.Helper()
 	if err == nil {
-		t.Errorf("%s", r.msg("%s: succeeded, want %v (%s)", fmt.Sprintf(what, args...), sentinel, grpcName(sentinel)))
+		t.Errorf("%s", r.msg("%s: got success, want %v (%s)", fmt.Sprintf(what, args...), sentinel, grpcName(sentinel)))
 		return false
 	}
 	if !errors.Is(err, sentinel) {

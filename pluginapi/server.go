@@ -134,22 +134,7 @@ func (s *Server) checkPut(ctx context.Context, req PutRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := ValidateMetadata(req.Metadata, int(info.Limits.MaxMetadataBytes)); err != nil {
-		return err
-	}
-	if m := info.Limits.MaxObjectSize; m != 0 && req.Size > m {
-		return Errorf(CodeInvalidArgument, req.Key, "size %d exceeds the backend's maximum object size %d", req.Size, m)
-	}
-	if req.IfAbsent && req.IfMatch != "" {
-		return Errorf(CodeInvalidArgument, req.Key, "if_absent and if_match are mutually exclusive")
-	}
-	if req.IfAbsent && !info.Capabilities.IfAbsent {
-		return Errorf(CodeUnimplemented, req.Key, "if_absent is not supported by this backend")
-	}
-	if req.IfMatch != "" && !info.Capabilities.IfMatch {
-		return Errorf(CodeUnimplemented, req.Key, "if_match is not supported by this backend")
-	}
-	return nil
+	return ValidatePutRequest(req, info)
 }
 
 func (s *Server) checkGet(ctx context.Context, req GetRequest) error {

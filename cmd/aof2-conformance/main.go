@@ -3,6 +3,11 @@
 // attaches to one started with -debug), runs the conformance suite, prints
 // a human summary and writes a machine-readable JSON report.
 //
+// The JSON report is the certification an author can publish: it names
+// the suite version and the contract version it checks, the SHA-256 of the
+// plugin binary certified, each behaviour's outcome and duration, and the
+// Put/Get throughput measured after the suite (--bench, on by default).
+//
 //	aof2-conformance --plugin ./aof2-plugin-s3 --config bucket=b --config region=r [--json report.json]
 //	aof2-conformance --reattach '{"network":"unix","address":"/tmp/x/backend.sock"}' --config root=/tmp/t
 //
@@ -63,6 +68,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runRe := fs.String("run", "", "regular expression selecting behaviours")
 	timeout := fs.Duration("timeout", 2*time.Minute, "time limit per behaviour")
 	verbose := fs.Bool("v", false, "print every behaviour, not only failures")
+	bench := fs.Bool("bench", true, "measure Put/Get throughput after the suite and report it")
+	benchSize := fs.Int("bench-size", 4<<20, "bytes per object for --bench")
+	benchObjects := fs.Int("bench-objects", 8, "objects written and read for --bench")
+	benchConcurrency := fs.Int("bench-concurrency", 4, "streams at once for --bench (at most the backend's max_concurrent_streams)")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -95,7 +104,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep := conformance.Certify(ctx, h, conformance.Options{Large: *large, Run: *runRe, Timeout: *timeout})
+	opts := conformance.Options{Large: *large, Run: *runRe, Timeout: *timeout}
+	if *bench {
+		opts.Bench = &conformance.BenchOptions{ObjectSize: *benchSize, Objects: *benchObjects, Concurrency: *benchConcurrency}
+	}
+	rep := conformance.Certify(ctx, h, opts)
 	printSummary(stdout, rep, *verbose)
 	if *jsonOut != "" {
 		if err := writeJSON(*jsonOut, stdout, rep); err != nil {
@@ -110,6 +123,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func printSummary(w io.Writer, rep *conformance.Report, verbose bool) {
+	fmt.Fprintf(w, "conformance suite %s (contract %s)\n", rep.SuiteVersion, rep.SuiteContract)
+	if rep.Plugin != nil {
+		fmt.Fprintf(w, "plugin %s sha256:%s (%d bytes)\n", rep.Plugin.Path, rep.Plugin.SHA256, rep.Plugin.Size)
+	}
 	if rep.Backend != "" {
 		fmt.Fprintf(w, "backend %q %s, contract %s, chunk size %d, %s harness\n", rep.Backend, rep.Version, rep.Contract, rep.ChunkSize, rep.Harness)
 	}
@@ -122,6 +139,13 @@ func printSummary(w io.Writer, rep *conformance.Report, verbose bool) {
 			for _, m := range c.Messages {
 				fmt.Fprintf(w, "       %s\n", m)
 			}
+		}
+	}
+	if b := rep.Benchmarks; b != nil {
+		if b.Error != "" {
+			fmt.Fprintf(w, "throughput: not measured: %s\n", b.Error)
+		} else {
+			fmt.Fprintf(w, "throughput: put %.1f MiB/s, get %.1f MiB/s (%d objects of %d bytes, %d streams)\n", b.PutMiBps, b.GetMiBps, b.Objects, b.ObjectSize, b.Concurrency)
 		}
 	}
 	verdict := "CERTIFIED"

@@ -26,7 +26,7 @@ func (b *Backend) Put(ctx context.Context, req pluginapi.PutRequest, body io.Rea
 			}
 		}
 	}
-	if err := b.checkCaps(req); err != nil {
+	if err := b.validatePut(ctx, req); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
 	if err := b.precheck(req); err != nil {
@@ -75,15 +75,15 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
-func (b *Backend) checkCaps(req pluginapi.PutRequest) error {
-	c := b.caps()
-	switch {
-	case req.IfAbsent && !c.IfAbsent:
-		return unimplemented("if_absent")
-	case req.IfMatch != "" && !c.IfMatch:
-		return unimplemented("if_match")
+// validatePut applies the contract's Put validation (key, metadata, size,
+// preconditions against the advertised capabilities) exactly as the gRPC
+// server does, so in-process callers see what a plugin would answer.
+func (b *Backend) validatePut(ctx context.Context, req pluginapi.PutRequest) error {
+	info, err := b.Info(ctx)
+	if err != nil {
+		return err
 	}
-	return nil
+	return pluginapi.ValidatePutRequest(req, info)
 }
 
 // precheck fails early on a precondition that already cannot hold; commit
@@ -135,7 +135,7 @@ func (b *Backend) PutFile(ctx context.Context, req pluginapi.PutRequest, path st
 	if !b.caps().PutFile {
 		return pluginapi.ObjectInfo{}, unimplemented("put_file")
 	}
-	if err := b.checkCaps(req); err != nil {
+	if err := b.validatePut(ctx, req); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
 	f, hit := b.faults.pick(OpPutFile, req.Key)

@@ -141,6 +141,9 @@ func (st *state) head(ctx context.Context, key string) (pluginapi.ObjectInfo, er
 
 // List pages through ListObjectsV2 under the prefix.
 func (b *Backend) List(ctx context.Context, req pluginapi.ListRequest, page func([]pluginapi.ObjectInfo) error) error {
+	if err := pluginapi.ValidatePrefix(req.Prefix); err != nil {
+		return err
+	}
 	st, err := b.state()
 	if err != nil {
 		return err
