@@ -54,7 +54,9 @@ func (s *Backend) write(ctx context.Context, req pluginapi.PutRequest, body io.R
 	if err := s.precondition(req); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
-	h := &header{size: req.Size, crc: req.CRC64, modTime: time.Now().UnixNano(), etag: newETag(req.CRC64), md: req.Metadata}
+	// modTime is a placeholder of the final width: commit stamps the
+	// header again when the object becomes visible.
+	h := &header{size: req.Size, crc: req.CRC64, etag: newETag(req.CRC64), md: req.Metadata}
 	hdr, err := encodeHeader(h)
 	if err != nil {
 		return pluginapi.ObjectInfo{}, pluginapi.Errorf(pluginapi.CodeInvalidArgument, req.Key, "%w", err)
@@ -79,7 +81,7 @@ func (s *Backend) write(ctx context.Context, req pluginapi.PutRequest, body io.R
 	if err := ctx.Err(); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
-	if err := s.commit(st, req, tmpName); err != nil {
+	if err := s.commit(st, req, tmp, tmpName, h); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
 	committed = true
@@ -183,12 +185,13 @@ func checkPrecondition(req pluginapi.PutRequest, h *header, openErr error) error
 // commit renames the temporary file into place under an exclusive flock
 // on the destination directory (which orders it against other commits and
 // deletes in that directory, in this process or another), after checking
-// the precondition again, then fsyncs the directory.
-func (s *Backend) commit(st *rootState, req pluginapi.PutRequest, tmpName string) error {
+// the precondition again and stamping h's ModTime, then fsyncs the
+// directory.
+func (s *Backend) commit(st *rootState, req pluginapi.PutRequest, tmp *os.File, tmpName string, h *header) error {
 	for attempt := 0; ; attempt++ {
 		chain, name, err := s.walk(req.Key, true)
 		if err == nil {
-			err = s.commitIn(st, chain.parent(), name, req, tmpName)
+			err = s.commitIn(st, chain.parent(), name, req, tmp, tmpName, h)
 			chain.close()
 		}
 		if errors.Is(err, unix.ENOENT) && attempt < commitRetries {
@@ -204,24 +207,45 @@ func (s *Backend) commit(st *rootState, req pluginapi.PutRequest, tmpName string
 	}
 }
 
-func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req pluginapi.PutRequest, tmpName string) error {
+func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req pluginapi.PutRequest, tmp *os.File, tmpName string, h *header) error {
 	if err := lockDir(parent); err != nil {
 		return err
 	}
 	defer unlockDir(parent)
 	if req.IfAbsent || req.IfMatch != "" {
-		h, err := readHeaderAt(parent, name)
+		cur, err := readHeaderAt(parent, name)
 		if errors.Is(err, unix.ENOENT) {
 			err = pluginapi.ErrNotFound
 		}
-		if err := checkPrecondition(req, h, err); err != nil {
+		if err := checkPrecondition(req, cur, err); err != nil {
 			return err
 		}
+	}
+	if err := s.stampModTime(tmp, h); err != nil {
+		return err
 	}
 	if err := unix.Renameat(int(st.tmp.Fd()), tmpName, int(parent.Fd()), name); err != nil {
 		return err
 	}
 	return parent.Sync()
+}
+
+// stampModTime rewrites the temporary file's header with ModTime = now,
+// under the directory lock, so that ModTime is the moment the object
+// becomes visible (the contract's definition) and a Put that wins a race
+// never reports an older time than the version it replaced. The header
+// keeps its length (mod_time is fixed-width) and is synced before the
+// rename, so a crash never leaves a torn header in a visible object.
+func (s *Backend) stampModTime(tmp *os.File, h *header) error {
+	h.modTime = s.clock().UnixNano()
+	hdr, err := encodeHeader(h)
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteAt(hdr, 0); err != nil {
+		return err
+	}
+	return unix.Fdatasync(int(tmp.Fd()))
 }
 
 func readHeaderAt(dir *os.File, name string) (*header, error) {
