@@ -86,12 +86,16 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-var todoPlace = regexp.MustCompile(`^\s*// TODO\(aof2\) (\S+):`)
+var (
+	todoPlace = regexp.MustCompile(`^\s*// TODO\(aof2\) (\S+):`)
+	todoCall  = regexp.MustCompile(`\btodo\w*\(`)
+)
 
 // fillSkeleton puts testdata/pluginfill's in-memory store into the
 // skeleton in dir: memory.go, and in each .go file every place marked
-// "// TODO(aof2) ID:" (the marker, the comment lines after it and a
-// todo()/todoOptional() line after those) replaced by snippet ID.
+// "// TODO(aof2) ID:" (the marker, the comment lines after it and a line
+// calling todo, todoRead or todoOptional after those) replaced by snippet
+// ID.
 func fillSkeleton(t *testing.T, dir, pkg string) {
 	t.Helper()
 	snippets := parseSnippets(t, readFile(t, filepath.Join("testdata", "pluginfill", "snippets.txt")))
@@ -114,7 +118,7 @@ func fillSkeleton(t *testing.T, dir, pkg string) {
 			for i+1 < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i+1]), "//") {
 				i++
 			}
-			if i+1 < len(lines) && (strings.Contains(lines[i+1], "todo(") || strings.Contains(lines[i+1], "todoOptional(")) {
+			if i+1 < len(lines) && todoCall.MatchString(lines[i+1]) {
 				i++
 			}
 			out = append(out, snippet...)
