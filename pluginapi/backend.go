@@ -148,10 +148,13 @@ type Info struct {
 
 // Capabilities are the optional features a backend supports. Anything not
 // advertised must answer ErrUnimplemented [UNIMPLEMENTED] (the Server
-// adapter enforces it). The host works without any of them; each field
-// says what the host (core/tier2 and the coordinator) uses it for and what
-// it does when it is not advertised, as the capabilities table in
-// docs/plugin-contract.md#capabilities-the-host-uses does.
+// adapter enforces it). Each field says what the host (core/tier2 and
+// the coordinator) uses it for and what it does when it is not
+// advertised, as the capabilities table in
+// docs/plugin-contract.md#capabilities-the-host-uses does. A host serving
+// as the prefix's writer needs IfAbsent and IfMatch (it claims the prefix
+// with them, docs/adr-fencing.md); the other four only cost performance
+// or a feature.
 type Capabilities struct {
 	// RangeGet: cold point reads of a segment held only in tier 2, and
 	// describing a segment from its object at recovery. Without it whole
@@ -168,11 +171,14 @@ type Capabilities struct {
 	// and CRC counts as uploaded, different bytes are data loss, never
 	// overwritten). Without it the host Heads first, then Puts
 	// unconditionally (racy only against a second writer of the stream,
-	// which the one-writer rule excludes).
+	// which the one-writer rule excludes), but the writer claim fails: a
+	// writer host uploads nothing.
 	IfAbsent bool
 	// IfMatch: downloads and range reads pinned to the etag the manifest
-	// recorded or the one seen at open. Without it the etag is compared
-	// after the fact.
+	// recorded or the one seen at open; replacing the writer claim
+	// (takeover) and a damaged object (scrub). Without it the etag is
+	// compared after the fact, scrub never overwrites, and the writer claim
+	// fails: a writer host uploads nothing.
 	IfMatch bool
 	// List: reconciliation at start-up and rebuilding a damaged manifest
 	// from a listing. Without it reconciliation is skipped with a warning

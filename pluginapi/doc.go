@@ -41,8 +41,9 @@
 // "x/" would otherwise mean a folder marker on one store, a directory on
 // another and nothing on a third.
 //
-// Capabilities: the host works without any of them, falling back as each
-// field of [Capabilities] says.
+// Capabilities: optional for the contract; each field of [Capabilities]
+// says what the host falls back to without it. A host serving as a
+// prefix's writer needs IfAbsent and IfMatch to claim the prefix.
 //
 // Versions: see [ContractMajor] and [ContractMinor] below.
 //
