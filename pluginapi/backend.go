@@ -152,9 +152,9 @@ type Info struct {
 // the coordinator) uses it for and what it does when it is not
 // advertised, as the capabilities table in
 // docs/plugin-contract.md#capabilities-the-host-uses does. A host serving
-// as the prefix's writer needs IfAbsent and IfMatch (it claims the prefix
-// with them, docs/adr-fencing.md); the other four only cost performance
-// or a feature.
+// as the prefix's writer needs IfAbsent, IfMatch (it claims the prefix
+// with them, docs/adr-fencing.md) and List (it lists tier 2 before it
+// creates a stream); the other three only cost performance or a feature.
 type Capabilities struct {
 	// RangeGet: cold point reads of a segment held only in tier 2, and
 	// describing a segment from its object at recovery. Without it whole
@@ -180,10 +180,12 @@ type Capabilities struct {
 	// compared after the fact, scrub never overwrites, and the writer claim
 	// fails: a writer host uploads nothing.
 	IfMatch bool
-	// List: reconciliation at start-up and rebuilding a damaged manifest
-	// from a listing. Without it reconciliation is skipped with a warning
-	// and a rebuild that needs the listing fails (that stream does not
-	// open).
+	// List: knowing, before a writer creates a stream, that tier 2 does
+	// not hold it already; reconciliation at start-up; rebuilding a
+	// damaged manifest from a listing. Without it a writer cannot create
+	// streams (WouldBlock(admission)), reconciliation is skipped with a
+	// warning and a rebuild that needs the listing fails (that stream does
+	// not open).
 	List bool
 }
 

@@ -43,7 +43,8 @@
 //
 // Capabilities: optional for the contract; each field of [Capabilities]
 // says what the host falls back to without it. A host serving as a
-// prefix's writer needs IfAbsent and IfMatch to claim the prefix.
+// prefix's writer needs IfAbsent and IfMatch to claim the prefix, and List
+// to create streams.
 //
 // Versions: see [ContractMajor] and [ContractMinor] below.
 //

@@ -57,8 +57,16 @@ func TestPluginsNewFilled(t *testing.T) {
 		conformance.Run(t, &conformance.Binary{Path: plugin, StagingDir: t.TempDir()}, conformance.Options{Quick: true})
 	})
 
+	serveWithPlugin(t, ctx, bin, plugins, "mine")
+}
+
+// serveWithPlugin serves a host whose tier 2 is the plugin aof2-plugin-<name>
+// in pluginDir, appends records, seals the stream, waits for the segment
+// to reach tier 2 and reads the records back.
+func serveWithPlugin(t *testing.T, ctx context.Context, bin, pluginDir, name string) {
+	t.Helper()
 	h := startHost(t, bin, nil, append(defaultHostArgs(filepath.Join(t.TempDir(), "data")),
-		"-plugin-dir", plugins, "-tier2-plugin", "mine")...)
+		"-plugin-dir", pluginDir, "-tier2-plugin", name)...)
 	h.waitReady()
 	for i := range 20 {
 		code, body, _ := httpDo(t, http.MethodPost, h.url("/v1/streams/1/records"), "", strings.NewReader(fmt.Sprintf("hello %d", i)))
@@ -72,7 +80,7 @@ func TestPluginsNewFilled(t *testing.T) {
 		var d dump.Dump
 		require.NoError(t, jsonUnmarshal(out.Bytes(), &d))
 		return d.Tiers[2].Segments == 1
-	}, "the sealed segment to reach the plugin (host log:\n%s)", h.stderr)
+	}, "the sealed segment to reach aof2-plugin-%s (host log:\n%s)", name, h.stderr)
 	code, body, _ = httpDo(t, http.MethodGet, h.url("/v1/streams/1/records?text=1"), "", nil)
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "hello 19")
