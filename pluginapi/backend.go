@@ -31,6 +31,11 @@ import (
 // ValidateKey ("x/", "a//b", "../a", "") can never name an object: every
 // method, Head and Delete included, answers ErrInvalidKey for it, never
 // ErrNotFound or success [INVALID-KEY].
+//
+// A Backend that holds resources implements io.Closer: Serve calls Close
+// on the way out, bounded to 1.5 s, and the process must exit promptly
+// when the host shuts it down [EXIT] (Serve and Main see to it; a backend
+// must not keep the process alive after Close).
 type Backend interface {
 	// Info describes the backend: ContractMajor = ContractMajor, a
 	// non-empty Name, Limits.MaxChunkSize 0 or at least MinChunkSize
@@ -65,7 +70,11 @@ type Backend interface {
 	// cancelled Put leaves the previous state (no object, or the old one)
 	// untouched [CANCEL]. The new version replaces the old atomically: a
 	// reader sees one whole version, never a mix [CONCURRENCY]. Bytes may
-	// arrive in chunks of any size up to the negotiated one [CHUNKING].
+	// arrive in chunks of any size up to the negotiated one [CHUNKING]. A
+	// malformed Put stream (no header first, offsets not consecutive, a
+	// chunk over the advertised maximum) fails with ErrInvalidArgument and
+	// stores nothing [FRAMING]; pluginapi.Server checks the framing before
+	// the body reaches Put.
 	//
 	// The result carries req.Key, req.Size, req.CRC64 (HasCRC64) and a
 	// non-empty ETag [PUT-ACK] that differs from every earlier version's,
@@ -132,7 +141,8 @@ type Backend interface {
 	// Delete removes an object and nothing else (a key's neighbours, and
 	// keys it is a prefix of, stay). Deleting a missing key succeeds
 	// [DELETE]. A key may hold an object and be a prefix of other keys at
-	// the same time ("a" and "a/b") [DELETE].
+	// the same time ("a" and "a/b") [DELETE]. Every object written can be
+	// deleted, leaving nothing listed under its prefix [CLEANUP].
 	Delete(ctx context.Context, key string) error
 }
 
