@@ -273,11 +273,11 @@ type ObjectInfo struct {
 	CRC64    uint64
 	HasCRC64 bool
 	Metadata map[string]string
-	// ModTime is when this version became visible: the commit of its Put,
-	// not the moment the Put started, so of two overlapping Puts the one
-	// that won (is visible last) never reports an older ModTime than the
-	// version it replaced. It is the backend's clock, not the host's (an
-	// object store reports its own commit time). Head must set it [HEAD];
+	// ModTime is when this version became visible, on the backend's clock
+	// (an object store reports its own): no earlier than the last byte of
+	// its Put arrived, never the moment the Put started, no later than its
+	// commit, and never older than the ModTime of the version it replaced.
+	// Of two overlapping Puts, the one visible last reports the later time. Head must set it [HEAD];
 	// the host records it as a segment's timestamp when it rebuilds a
 	// manifest from tier 2 (restore, replicas).
 	ModTime time.Time

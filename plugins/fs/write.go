@@ -54,8 +54,8 @@ func (s *Backend) write(ctx context.Context, req pluginapi.PutRequest, body io.R
 	if err := s.precondition(req); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
-	// modTime is a placeholder of the final width: commit stamps the
-	// header again when the object becomes visible.
+	// modTime is a placeholder of the final width, stamped once the last
+	// byte arrived (see stampHeader).
 	h := &header{size: req.Size, crc: req.CRC64, etag: newETag(req.CRC64), md: req.Metadata}
 	hdr, err := encodeHeader(h)
 	if err != nil {
@@ -74,6 +74,9 @@ func (s *Backend) write(ctx context.Context, req pluginapi.PutRequest, body io.R
 	}()
 	if err := writeAll(ctx, tmp, hdr, body); err != nil {
 		return pluginapi.ObjectInfo{}, fsError(req.Key, "write", err)
+	}
+	if err := stampHeader(tmp, h, s.clock().UnixNano()); err != nil {
+		return pluginapi.ObjectInfo{}, fsError(req.Key, "write header", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return pluginapi.ObjectInfo{}, fsError(req.Key, "fsync", err)
@@ -212,8 +215,8 @@ func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req plug
 		return err
 	}
 	defer unlockDir(parent)
+	cur, err := readHeaderAt(parent, name)
 	if req.IfAbsent || req.IfMatch != "" {
-		cur, err := readHeaderAt(parent, name)
 		if errors.Is(err, unix.ENOENT) {
 			err = pluginapi.ErrNotFound
 		}
@@ -221,8 +224,16 @@ func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req plug
 			return err
 		}
 	}
-	if err := s.stampModTime(tmp, h); err != nil {
-		return err
+	if err == nil && cur.modTime >= h.modTime {
+		// Another version committed after this one was stamped, with a
+		// later time: restamp, so that the version visible last is never
+		// older than the one it replaces.
+		if err := stampHeader(tmp, h, max(s.clock().UnixNano(), cur.modTime+1)); err != nil {
+			return err
+		}
+		if err := unix.Fdatasync(int(tmp.Fd())); err != nil {
+			return err
+		}
 	}
 	if err := unix.Renameat(int(st.tmp.Fd()), tmpName, int(parent.Fd()), name); err != nil {
 		return err
@@ -230,22 +241,21 @@ func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req plug
 	return parent.Sync()
 }
 
-// stampModTime rewrites the temporary file's header with ModTime = now,
-// under the directory lock, so that ModTime is the moment the object
-// becomes visible (the contract's definition) and a Put that wins a race
-// never reports an older time than the version it replaced. The header
-// keeps its length (mod_time is fixed-width) and is synced before the
-// rename, so a crash never leaves a torn header in a visible object.
-func (s *Backend) stampModTime(tmp *os.File, h *header) error {
-	h.modTime = s.clock().UnixNano()
+// stampHeader rewrites the temporary file's header with ModTime = ns. The
+// contract's ModTime is when a version became visible, never before its
+// last byte arrived (the stamp in write) and never older than the version
+// it replaces (the restamp in commitIn, under the directory lock): a Put
+// that started first but commits last reports the later time. The header
+// keeps its length (mod_time is fixed-width); the caller syncs it before
+// the rename, so a visible object never has a torn header.
+func stampHeader(tmp *os.File, h *header, ns int64) error {
+	h.modTime = ns
 	hdr, err := encodeHeader(h)
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.WriteAt(hdr, 0); err != nil {
-		return err
-	}
-	return unix.Fdatasync(int(tmp.Fd()))
+	_, err = tmp.WriteAt(hdr, 0)
+	return err
 }
 
 func readHeaderAt(dir *os.File, name string) (*header, error) {
