@@ -2,8 +2,51 @@
 // tier-2 backend plugins: the package a backend author imports.
 //
 // A backend author implements [Backend] (each method's doc states what it
-// must return) and calls [Main] or [Serve] from the plugin's main. The
-// contract's reference, with the error table, is docs/plugin-contract.md.
+// must return, and names in brackets the conformance rule that checks it)
+// and calls [Main] or [Serve] from the plugin's main. The contract's
+// reference, with the error table, is docs/plugin-contract.md; the path
+// from an empty directory to a host serving with a new plugin
+// (`aof2-host plugins new NAME` writes a skeleton module) is
+// docs/plugin-authors.md.
+//
+// # The contract in brief
+//
+// Errors: return an [*Error] with a [Code], or wrap the matching sentinel
+// with %w. The codes, their gRPC status and ErrorInfo reason, and whether
+// the host retries them:
+//
+//	object missing              CodeNotFound        NOT_FOUND            ErrNotFound         no
+//	if_absent violated          CodeAlreadyExists   ALREADY_EXISTS       ErrAlreadyExists    no
+//	if_match failed             CodePrecondition    FAILED_PRECONDITION  ErrPrecondition     no
+//	throttled (set RetryAfter)  CodeThrottled       RESOURCE_EXHAUSTED   ErrThrottled        yes, after the retry-after
+//	bad/expired credentials     CodeAuth            UNAUTHENTICATED      ErrAuth             no
+//	access denied               CodePermission      PERMISSION_DENIED    ErrPermission       no
+//	backend 5xx, network        CodeUnavailable     UNAVAILABLE          ErrUnavailable      yes
+//	bytes != size or CRC        CodeChecksum        DATA_LOSS            ErrChecksum         once more
+//	range past the end          CodeOutOfRange      OUT_OF_RANGE         ErrOutOfRange       no
+//	invalid key or prefix       CodeInvalidKey      INVALID_ARGUMENT     ErrInvalidKey       no
+//	invalid settings            CodeInvalidConfig   INVALID_ARGUMENT     ErrInvalidConfig    no
+//	any other bad request       CodeInvalidArgument INVALID_ARGUMENT     ErrInvalidArgument  no
+//	not supported/advertised    CodeUnimplemented   UNIMPLEMENTED        ErrUnimplemented    no (host falls back)
+//	anything else               CodeUnknown         INTERNAL             ErrInternal         no
+//
+// Never use CodeUnavailable for throttling, and name the key (Error.Key)
+// in every error about an object.
+//
+// Keys ([ValidateKey]): UTF-8, relative, '/'-separated, no empty, "." or
+// ".." segment, no control character or backslash, at most [MaxKeyLength]
+// bytes. A key that fails it, "x/" for one, can never name an object, so
+// every method answers [ErrInvalidKey] for it, not [ErrNotFound]: a caller
+// passing a prefix where a key belongs has a bug that must surface, and
+// "x/" would otherwise mean a folder marker on one store, a directory on
+// another and nothing on a third.
+//
+// Capabilities: optional for the contract; each field of [Capabilities]
+// says what the host falls back to without it. A host serving as a
+// prefix's writer needs IfAbsent and IfMatch to claim the prefix, and List
+// to create streams.
+//
+// Versions: see [ContractMajor] and [ContractMinor] below.
 //
 // # What lives here, and what does not
 //
@@ -49,7 +92,13 @@
 // [ContractMajor] is both the go-plugin VersionedPlugins key and the proto
 // package suffix. Minor changes are additive: a backend advertises
 // [ContractMinor], capabilities and limits in [Info], and answers
-// [ErrUnimplemented] for optional features it lacks.
+// [ErrUnimplemented] for optional features it lacks. A minor may add RPCs,
+// request and response fields, capability flags and limits, each optional
+// with a host-side fallback; it never changes what an existing field,
+// code or rule means. So a plugin built against an older minor keeps
+// working with a newer host (the host sees the features it lacks as not
+// advertised) and a newer plugin with an older host (the host never asks
+// for what it does not know); docs/plugin-contract.md#versioning.
 package pluginapi
 
 const (

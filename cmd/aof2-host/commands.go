@@ -119,6 +119,7 @@ for a definitive answer: objects it deletes or re-uploads meanwhile can show up.
 	{name: "plugins check", summary: "launch the configured tier-2 plugin, negotiate, print its capabilities and probe it",
 		example: "aof2-host plugins check -config examples/aof2-s3.hcl -write",
 		run:     runPluginsCheck},
+	pluginsNewCommand,
 	{name: "bench", summary: "durable appends through the client API from N clients: records/s, MB/s, latency p50/p99",
 		example: "aof2-host bench -addr 127.0.0.1:7400 -clients 64 -size 1024 -duration 30s",
 		run:     runBench},

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -45,6 +46,15 @@ type Backend struct {
 	// retired are earlier roots; calls may still use their descriptors,
 	// so they are closed only by Close.
 	retired []*rootState
+	// now stamps ModTime (nil: time.Now); tests set it.
+	now func() time.Time
+}
+
+func (s *Backend) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 type rootState struct {

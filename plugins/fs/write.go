@@ -54,7 +54,9 @@ func (s *Backend) write(ctx context.Context, req pluginapi.PutRequest, body io.R
 	if err := s.precondition(req); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
-	h := &header{size: req.Size, crc: req.CRC64, modTime: time.Now().UnixNano(), etag: newETag(req.CRC64), md: req.Metadata}
+	// modTime is a placeholder of the final width, stamped once the last
+	// byte arrived (see stampHeader).
+	h := &header{size: req.Size, crc: req.CRC64, etag: newETag(req.CRC64), md: req.Metadata}
 	hdr, err := encodeHeader(h)
 	if err != nil {
 		return pluginapi.ObjectInfo{}, pluginapi.Errorf(pluginapi.CodeInvalidArgument, req.Key, "%w", err)
@@ -73,13 +75,16 @@ func (s *Backend) write(ctx context.Context, req pluginapi.PutRequest, body io.R
 	if err := writeAll(ctx, tmp, hdr, body); err != nil {
 		return pluginapi.ObjectInfo{}, fsError(req.Key, "write", err)
 	}
+	if err := stampHeader(tmp, h, s.clock().UnixNano()); err != nil {
+		return pluginapi.ObjectInfo{}, fsError(req.Key, "write header", err)
+	}
 	if err := tmp.Sync(); err != nil {
 		return pluginapi.ObjectInfo{}, fsError(req.Key, "fsync", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
-	if err := s.commit(st, req, tmpName); err != nil {
+	if err := s.commit(st, req, tmp, tmpName, h); err != nil {
 		return pluginapi.ObjectInfo{}, err
 	}
 	committed = true
@@ -183,12 +188,13 @@ func checkPrecondition(req pluginapi.PutRequest, h *header, openErr error) error
 // commit renames the temporary file into place under an exclusive flock
 // on the destination directory (which orders it against other commits and
 // deletes in that directory, in this process or another), after checking
-// the precondition again, then fsyncs the directory.
-func (s *Backend) commit(st *rootState, req pluginapi.PutRequest, tmpName string) error {
+// the precondition again and stamping h's ModTime, then fsyncs the
+// directory.
+func (s *Backend) commit(st *rootState, req pluginapi.PutRequest, tmp *os.File, tmpName string, h *header) error {
 	for attempt := 0; ; attempt++ {
 		chain, name, err := s.walk(req.Key, true)
 		if err == nil {
-			err = s.commitIn(st, chain.parent(), name, req, tmpName)
+			err = s.commitIn(st, chain.parent(), name, req, tmp, tmpName, h)
 			chain.close()
 		}
 		if errors.Is(err, unix.ENOENT) && attempt < commitRetries {
@@ -204,17 +210,28 @@ func (s *Backend) commit(st *rootState, req pluginapi.PutRequest, tmpName string
 	}
 }
 
-func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req pluginapi.PutRequest, tmpName string) error {
+func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req pluginapi.PutRequest, tmp *os.File, tmpName string, h *header) error {
 	if err := lockDir(parent); err != nil {
 		return err
 	}
 	defer unlockDir(parent)
+	cur, err := readHeaderAt(parent, name)
 	if req.IfAbsent || req.IfMatch != "" {
-		h, err := readHeaderAt(parent, name)
 		if errors.Is(err, unix.ENOENT) {
 			err = pluginapi.ErrNotFound
 		}
-		if err := checkPrecondition(req, h, err); err != nil {
+		if err := checkPrecondition(req, cur, err); err != nil {
+			return err
+		}
+	}
+	if err == nil && cur.modTime >= h.modTime {
+		// Another version committed after this one was stamped, with a
+		// later time: restamp, so that the version visible last is never
+		// older than the one it replaces.
+		if err := stampHeader(tmp, h, max(s.clock().UnixNano(), cur.modTime+1)); err != nil {
+			return err
+		}
+		if err := unix.Fdatasync(int(tmp.Fd())); err != nil {
 			return err
 		}
 	}
@@ -222,6 +239,23 @@ func (s *Backend) commitIn(st *rootState, parent *os.File, name string, req plug
 		return err
 	}
 	return parent.Sync()
+}
+
+// stampHeader rewrites the temporary file's header with ModTime = ns. The
+// contract's ModTime is when a version became visible, never before its
+// last byte arrived (the stamp in write) and never older than the version
+// it replaces (the restamp in commitIn, under the directory lock): a Put
+// that started first but commits last reports the later time. The header
+// keeps its length (mod_time is fixed-width); the caller syncs it before
+// the rename, so a visible object never has a torn header.
+func stampHeader(tmp *os.File, h *header, ns int64) error {
+	h.modTime = ns
+	hdr, err := encodeHeader(h)
+	if err != nil {
+		return err
+	}
+	_, err = tmp.WriteAt(hdr, 0)
+	return err
 }
 
 func readHeaderAt(dir *os.File, name string) (*header, error) {

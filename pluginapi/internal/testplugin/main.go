@@ -1,11 +1,14 @@
 // Command testplugin is a misbehaving plugin for the host's lifecycle
-// tests. Its first argument picks the misbehaviour.
+// tests. Its first argument picks the misbehaviour; launched without one
+// under the name aof2-plugin-<mode> (as the host launches plugins, with no
+// arguments), the name picks it.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -19,7 +22,7 @@ import (
 )
 
 func main() {
-	mode := ""
+	mode := strings.TrimPrefix(filepath.Base(os.Args[0]), "aof2-plugin-")
 	if len(os.Args) > 1 {
 		mode = os.Args[1]
 	}
@@ -54,6 +57,10 @@ func main() {
 		pluginapi.Serve(envBackend{b}, pluginapi.ServeOptions{})
 	case "authfail":
 		pluginapi.Serve(authFailBackend{b}, pluginapi.ServeOptions{})
+	case "older-minor":
+		pluginapi.Serve(olderMinorBackend{b}, pluginapi.ServeOptions{})
+	case "newer-minor":
+		serveNewerMinor(b)
 	default:
 		fmt.Fprintf(os.Stderr, "testplugin: unknown mode %q\n", mode)
 		os.Exit(2)
