@@ -111,9 +111,18 @@ func testCancelledPut(t T, s *suite) {
 			}
 			putCtx, putCancel := context.WithCancel(ctx)
 			body, done := s.startGatedPut(putCtx, key, pattern(12, 3*int(s.tgt.ChunkSize)+5))
-			<-body.reached
-			putCancel()
-			err := <-done
+			var err error
+			select {
+			case <-body.reached:
+				putCancel()
+				err = <-done
+			case err = <-done: // the Put ended before reading its body: a failure below
+				putCancel()
+			case <-ctx.Done():
+				putCancel()
+				fail(t, RuleCancel, "Put did not read the first chunks of its body: got nothing within the behaviour's timeout, want it to read them")
+				return
+			}
 			check(t, RuleCancel, err != nil, "a Put cancelled mid-body: got success, want an error")
 			// Give a backend that commits on cancellation the time to do it.
 			time.Sleep(200 * time.Millisecond)

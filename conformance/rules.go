@@ -36,10 +36,10 @@ var (
 	RuleRange          = Rule{"RANGE", "Get serves byte ranges: length 0 reads to the end, ranges past the end are clipped, an offset at or past the end is OutOfRange"}
 	RuleNotFound       = Rule{"NOT-FOUND", "Head, Get and GetFile of a missing key fail with NotFound naming the key"}
 	RuleDelete         = Rule{"DELETE", "Delete removes the object and deleting a missing key succeeds"}
-	RuleListOrder      = Rule{"LIST-ORDER", "List returns each matching key once, in ascending byte order, in pages no larger than asked"}
+	RuleListOrder      = Rule{"LIST-ORDER", "List returns each matching key once, in ascending byte order, in pages no larger than asked; a callback error stops it after that page and is returned"}
 	RuleListPrefix     = Rule{"LIST-PREFIX", "List returns only keys with the prefix, after start_after"}
 	RuleConcurrency    = Rule{"CONCURRENCY", "concurrent Put and Get streams do not interfere"}
-	RuleInvalidKey     = Rule{"INVALID-KEY", "invalid keys are rejected with InvalidArgument/INVALID_KEY and nothing is stored"}
+	RuleInvalidKey     = Rule{"INVALID-KEY", "invalid keys are rejected with InvalidArgument/INVALID_KEY by Put, Head, Get and Delete, and nothing is stored"}
 	RuleMetadata       = Rule{"METADATA", "metadata up to the advertised limit round-trips; over the limit or malformed it is InvalidArgument"}
 	RuleFiles          = Rule{"FILES", "PutFile and GetFile move objects between local files and the backend with the same guarantees as Put and Get"}
 	RuleUnimplemented  = Rule{"UNIMPLEMENTED", "an optional feature the backend does not advertise answers Unimplemented"}
