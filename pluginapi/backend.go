@@ -193,21 +193,22 @@ type Capabilities struct {
 	// and CRC counts as uploaded, different bytes are data loss, never
 	// overwritten). Without it the host Heads first, then Puts
 	// unconditionally (racy only against a second writer of the stream,
-	// which the one-writer rule excludes), but the writer claim fails: a
-	// writer host uploads nothing.
+	// which the one-writer rule excludes), but the writer claim fails, so
+	// a writer host refuses to start without it.
 	IfAbsent bool
 	// IfMatch: downloads and range reads pinned to the etag the manifest
 	// recorded or the one seen at open; replacing the writer claim
 	// (takeover) and a damaged object (scrub). Without it the etag is
 	// compared after the fact, scrub never overwrites, and the writer claim
-	// fails: a writer host uploads nothing.
+	// fails, so a writer host refuses to start without it.
 	IfMatch bool
 	// List: knowing, before a writer creates a stream, that tier 2 does
 	// not hold it already; reconciliation at start-up; rebuilding a
-	// damaged manifest from a listing. Without it a writer cannot create
-	// streams (WouldBlock(admission)), reconciliation is skipped with a
-	// warning and a rebuild that needs the listing fails (that stream does
-	// not open).
+	// damaged manifest from a listing; what a replica follows. A host
+	// refuses to start without it; core/tier2 used on its own (tools)
+	// cannot create streams (WouldBlock(admission)), skips reconciliation
+	// with a warning, and a rebuild that needs the listing fails (that
+	// stream does not open).
 	List bool
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/host/config"
+	"github.com/aof2/aof2/host/node"
 	"github.com/aof2/aof2/pluginapi"
 	pluginhost "github.com/aof2/aof2/pluginapi/host"
 )
@@ -65,6 +67,9 @@ func checkPluginLaunch(ctx context.Context, e *cmdEnv, cfg *config.Config, write
 	c := in.Capabilities
 	fmt.Fprintf(tw, "capabilities\trange_get=%v put_file=%v get_file=%v if_absent=%v if_match=%v list=%v\n",
 		c.RangeGet, c.PutFile, c.GetFile, c.IfAbsent, c.IfMatch, c.List)
+	if missing := node.MissingCapabilities(c, false); len(missing) > 0 {
+		fmt.Fprintf(tw, "warning\ta writer host refuses this backend: it lacks %s (docs/plugin-contract.md#capabilities-the-host-uses)\n", strings.Join(missing, ", "))
+	}
 	l := in.Limits
 	fmt.Fprintf(tw, "limits\tmax_object=%d max_streams=%d max_metadata=%d preferred_chunk=%d\n",
 		l.MaxObjectSize, l.MaxConcurrentStreams, l.MaxMetadataBytes, l.PreferredChunkSize)

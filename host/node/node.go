@@ -159,6 +159,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.mu.sup, err = pluginhost.NewSupervisor(ctx, sc); err != nil {
 			return fmt.Errorf("start tier-2 plugin: %w", err)
 		}
+		if err := checkCapabilities(ctx, n.mu.sup, o.Replica != nil); err != nil {
+			return err
+		}
 		tc := o.Tier2
 		tc.Registerer = or(tc.Registerer, o.Registerer)
 		tc.Logger = orLog(tc.Logger, n.log) // tier2.New names it "tier2"

@@ -61,6 +61,8 @@ func main() {
 		pluginapi.Serve(olderMinorBackend{b}, pluginapi.ServeOptions{})
 	case "newer-minor":
 		serveNewerMinor(b)
+	case "unconditional": // no if_absent nor if_match: a writer host refuses it
+		pluginapi.Serve(unconditionalBackend{b}, pluginapi.ServeOptions{})
 	default:
 		fmt.Fprintf(os.Stderr, "testplugin: unknown mode %q\n", mode)
 		os.Exit(2)
@@ -100,5 +102,14 @@ func (b envBackend) Info(ctx context.Context) (pluginapi.Info, error) {
 	}
 	sort.Strings(names)
 	info.Version = strings.Join(names, ",")
+	return info, err
+}
+
+// unconditionalBackend advertises no conditional writes.
+type unconditionalBackend struct{ *fake.Backend }
+
+func (b unconditionalBackend) Info(ctx context.Context) (pluginapi.Info, error) {
+	info, err := b.Backend.Info(ctx)
+	info.Capabilities.IfAbsent, info.Capabilities.IfMatch = false, false
 	return info, err
 }
