@@ -32,7 +32,8 @@ trap cleanup EXIT
 pid=$!
 http=""
 for _ in $(seq 1 150); do
-  http=$(sed -n 's/.*serving \[grpc=[^ ]* http=\([^] ]*\).*/\1/p' "$log" | head -n1)
+  # The banner: a JSON log line off a terminal ("@message":"serving", "http":ADDR).
+  http=$(sed -n 's/.*"@message":"serving".*"http":"\([^"]*\)".*/\1/p' "$log" | head -n1)
   if [ -n "$http" ] && curl -sf "http://$http/readyz" >/dev/null; then break; fi
   sleep 0.2
 done

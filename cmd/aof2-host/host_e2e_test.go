@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -67,6 +68,44 @@ func (l *lockedBuf) String() string {
 
 var servingLine = regexp.MustCompile(`serving \[grpc=(\S+) http=(\S+)(?: admin=(\S+))?\]`)
 
+// bannerLine is serve's banner as a JSON log line.
+type bannerLine struct {
+	Message string `json:"@message"`
+	Module  string `json:"@module"`
+	GRPC    string `json:"grpc"`
+	HTTP    string `json:"http"`
+	Admin   string `json:"admin"`
+}
+
+func parseBanner(line string) (bannerLine, bool) {
+	var b bannerLine
+	if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &b) != nil || b.Module != "aof2" {
+		return bannerLine{}, false
+	}
+	return b, true
+}
+
+// bannerAddrs reads the bound addresses off serve's "serving" banner,
+// plain (stdout, text logs) or JSON (stderr).
+func bannerAddrs(line string) ([3]string, bool) {
+	if m := servingLine.FindStringSubmatch(line); m != nil {
+		return [3]string{m[1], m[2], m[3]}, true
+	}
+	if b, ok := parseBanner(line); ok && b.Message == "serving" {
+		return [3]string{b.GRPC, b.HTTP, b.Admin}, true
+	}
+	return [3]string{}, false
+}
+
+// bannerReady reports serve's "ready" banner, plain or JSON.
+func bannerReady(line string) bool {
+	if strings.Contains(line, "aof2-host ready") {
+		return true
+	}
+	b, ok := parseBanner(line)
+	return ok && b.Message == "ready"
+}
+
 // defaultHostArgs are small segments, small tier-0 and tier-1 budgets and
 // quick scans, so data moves between tiers within a test.
 func defaultHostArgs(dataDir string) []string {
@@ -93,25 +132,34 @@ func startHostIn(t *testing.T, bin, dir string, env []string, args ...string) *h
 	// test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	h := &hostProc{t: t, cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{}), stderr: &lockedBuf{}}
-	cmd.Stderr = h.stderr
+	// The banner is JSON lines on stderr with JSON logs (the default off a
+	// terminal), plain lines on stdout with text logs: watch both.
+	errR, errW := io.Pipe()
+	cmd.Stderr = io.MultiWriter(h.stderr, errW)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	listening := make(chan [3]string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
+	var readyOnce sync.Once
+	watch := func(r io.Reader) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
-			line := sc.Text()
-			if m := servingLine.FindStringSubmatch(line); m != nil {
-				listening <- [3]string{m[1], m[2], m[3]}
+			if a, ok := bannerAddrs(sc.Text()); ok {
+				select {
+				case listening <- a:
+				default:
+				}
 			}
-			if strings.Contains(line, "aof2-host ready") {
-				close(h.ready)
+			if bannerReady(sc.Text()) {
+				readyOnce.Do(func() { close(h.ready) })
 			}
 		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	go func() { h.exitErr = cmd.Wait(); close(h.exited) }()
+		_, _ = io.Copy(io.Discard, r)
+	}
+	go watch(out)
+	go watch(errR)
+	go func() { h.exitErr = cmd.Wait(); _ = errW.Close(); close(h.exited) }()
 	t.Cleanup(func() { h.kill() })
 	select {
 	case a := <-listening:

@@ -101,12 +101,14 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	}
 	serveErr := make(chan error, 3)
 	var addrs []string
+	fields := []any{"version", build.Version}
 	if cfg.Listen.GRPC != "" {
 		l, err := net.Listen("tcp", cfg.Listen.GRPC)
 		if err != nil {
 			return fmt.Errorf("listen.grpc: %w", err)
 		}
 		addrs = append(addrs, "grpc="+l.Addr().String())
+		fields = append(fields, "grpc", l.Addr().String())
 		go func() { serveErr <- srv.ServeGRPC(l) }()
 	}
 	if cfg.Listen.HTTP != "" {
@@ -115,6 +117,7 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 			return fmt.Errorf("listen.http: %w", err)
 		}
 		addrs = append(addrs, "http="+l.Addr().String())
+		fields = append(fields, "http", l.Addr().String())
 		go func() { serveErr <- srv.ServeHTTP(l) }()
 	}
 	if cfg.Listen.Admin != "" {
@@ -123,11 +126,15 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 			return fmt.Errorf("listen.admin: %w", err)
 		}
 		addrs = append(addrs, "admin="+l.Addr().String())
+		fields = append(fields, "admin", l.Addr().String())
 		go func() { serveErr <- srv.ServeAdmin(l) }()
 	}
-	// Tests and scripts wait for this line to learn the bound ports.
-	fmt.Fprintf(e.stdout, "aof2-host %s serving %v data=%s\n", build, addrs, cfg.DataDir)
-	logger.Info("listening", "addresses", addrs, "data_dir", cfg.DataDir, "tier2_plugin", cfg.Tier2.Plugin)
+	// The banner: tests and scripts wait for it to learn the bound ports.
+	banner, jsonLogs := bannerLogger(cfg, e)
+	banner.Info("serving", append(fields, "data_dir", cfg.DataDir, "tier2_plugin", cfg.Tier2.Plugin)...)
+	if !jsonLogs {
+		fmt.Fprintf(e.stdout, "aof2-host %s serving %v data=%s\n", build, addrs, cfg.DataDir)
+	}
 
 	started := make(chan error, 1)
 	startCtx, cancelStart := context.WithCancel(ctx) // a start that waits (a rejoin) ends when serving fails
@@ -141,8 +148,10 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 			runErr = fmt.Errorf("start: %w", err)
 			break
 		}
-		logger.Info("ready", "streams", len(n.Store().Streams()))
-		fmt.Fprintln(e.stdout, "aof2-host ready")
+		banner.Info("ready", "streams", len(n.Store().Streams()))
+		if !jsonLogs {
+			fmt.Fprintln(e.stdout, "aof2-host ready")
+		}
 		sdNotify(logger, daemon.SdNotifyReady+"\nSTATUS=serving")
 		if c := n.Cluster(); c != nil {
 			actx, stopAnnounce := context.WithCancel(ctx)
@@ -190,11 +199,23 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 }
 
 func newLogger(cfg *config.Config, e *cmdEnv) hclog.Logger {
-	tty := false
-	if f, ok := e.stderr.(*os.File); ok {
-		tty = isatty.IsTerminal(f.Fd())
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: cfg.HCLogLevel(), Output: e.stderr, JSONFormat: cfg.JSONLogs(tty)})
+	return hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: cfg.HCLogLevel(), Output: e.stderr, JSONFormat: cfg.JSONLogs(stderrIsTerminal(e))})
+}
+
+func stderrIsTerminal(e *cmdEnv) bool {
+	f, ok := e.stderr.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// bannerLogger logs serve's two banner lines ("serving" with the bound
+// addresses, "ready"), which scripts and tests read, whatever log_level
+// says: the log's own format and output at level info. With JSON logs
+// they are JSON lines on stderr and stdout stays empty, so nothing plain
+// lands among the JSON when both streams reach one journal; with text
+// logs serve also prints them plainly on stdout (jsonLogs false).
+func bannerLogger(cfg *config.Config, e *cmdEnv) (banner hclog.Logger, jsonLogs bool) {
+	jsonLogs = cfg.JSONLogs(stderrIsTerminal(e))
+	return hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: hclog.Info, Output: e.stderr, JSONFormat: jsonLogs}), jsonLogs
 }
 
 // nodeOptions turns the loaded configuration into the node's.
