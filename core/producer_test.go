@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -347,4 +348,43 @@ func FuzzProducerLog(f *testing.F) {
 		}
 		require.Equal(t, b[:n], out)
 	})
+}
+
+// TestCloseWhileIdempotentAppendWaits: closing the store wakes an
+// idempotent append that waits out backpressure (it holds the producers'
+// lock meanwhile): Close returns and the append fails with ErrClosed.
+func TestCloseWhileIdempotentAppendWaits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	mem := vfs.NewMem()
+	tier := &refusingTier{copyCold: copyCold{fs: mem, copies: map[SegmentID][]byte{}}}
+	cfg := shortConfig(mem)
+	cfg.Tiering = tier
+	cfg.InitialSegmentSize = cfg.SegmentSize
+	st, err := Open("/data", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	rec := make([]byte, 400<<10)
+	for seq := uint64(1); seq <= 2; seq++ {
+		_, err = s.AppendIdempotent(ctx, Producer{ID: 1, Seq: seq}, []BatchRecord{{Payload: rec}}, true)
+		require.NoError(t, err)
+	}
+	// The next request needs a new segment, and tier 0 refuses it: the
+	// append waits (Admission) until the stream changes.
+	tier.set(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.AppendIdempotent(ctx, Producer{ID: 1, Seq: 3}, []BatchRecord{{Payload: rec}}, true)
+		done <- err
+	}()
+	testwait.Until(t, testwait.Default, time.Millisecond, func() bool {
+		tier.mu.Lock()
+		defer tier.mu.Unlock()
+		return len(tier.refused) > 0
+	}, "the third request to be refused admission")
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	testwait.Recv(t, closed, testwait.Default, "Close")
+	require.ErrorIs(t, testwait.Recv(t, done, testwait.Default, "the waiting append"), ErrClosed)
 }

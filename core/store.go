@@ -396,9 +396,6 @@ func (s *Stream) close() error {
 	if err := s.closeMark(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.closeProducers(); err != nil {
-		errs = append(errs, fmt.Errorf("stream %d: close producer log: %w", s.id, err))
-	}
 	s.evictMu.Lock() // evictions under way record themselves first (EvictRecorded)
 	if s.journal != nil {
 		if err := s.journal.Close(); err != nil {
@@ -409,6 +406,11 @@ func (s *Stream) close() error {
 	close(s.closed)
 	s.durableN.broadcast()
 	s.stateN.broadcast()
+	// After the wake-ups: an idempotent append waiting out backpressure
+	// holds the producers' lock until it sees the stream closed.
+	if err := s.closeProducers(); err != nil {
+		errs = append(errs, fmt.Errorf("stream %d: close producer log: %w", s.id, err))
+	}
 
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
