@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"sync"
 
@@ -70,20 +69,29 @@ type IdempotentResult struct {
 	Duplicate bool
 }
 
-// producers is a stream's idempotent-append state. mu is taken before
-// Stream.mu and held for a whole request, so one producer's retry waits
-// for its first attempt.
+// producers is a stream's idempotent-append state. Lock order:
+// Stream.mu before mu; mu is never held across a request's append, only
+// around the state below.
 type producers struct {
 	mu sync.Mutex
-	// The fields below are guarded by mu; log, size and entries are also
-	// written with Stream.mu held (entries are written under it).
-	loaded  bool
-	err     error // sticky: the log could not be read or written
-	byID    map[uint64]*producerState
+	// Guarded by mu.
+	loaded bool
+	err    error // sticky: the log could not be read or written
+	byID   map[uint64]*producerState
+	clock  uint64
+	// inflight holds the producers with a request under way, each with a
+	// channel closed when it ends: a retry waits for the attempt before it.
+	inflight map[uint64]chan struct{}
+	// queue holds the requests waiting for a group commit; leading says
+	// one of their callers runs rounds (core/producercommit.go).
+	queue   []*producerReq
+	leading bool
+
+	// The log file: guarded by Stream.mu (a round writes it with the
+	// records), or owned by Open and close.
 	log     vfs.File
 	size    int64 // where the next entry goes
-	entries int   // entries in the log
-	clock   uint64
+	entries int   // entries in the file
 }
 
 type producerState struct {
@@ -92,156 +100,6 @@ type producerState struct {
 }
 
 func (s *Stream) producerPath() string { return filepath.Join(filepath.Dir(s.segDir), producerLogName) }
-
-// loadProducers reads the producer log at open, after recovery (and the
-// node WAL's replay), before any append: each request keeps only the ids
-// below the stream's end, the rest were lost. A log that changed that way
-// is rewritten before the stream takes appends, so a lost id a later
-// append reuses is never taken for the producer's.
-func (s *Stream) loadProducers() {
-	p := &s.prod
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.loaded = true
-	p.byID = map[uint64]*producerState{}
-	f, err := s.cfg.FS.Open(s.producerPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return
-	}
-	if err != nil {
-		p.err = fmt.Errorf("stream %d: producer log: %w", s.id, err)
-		return
-	}
-	b, err := readWhole(f)
-	_ = f.Close()
-	if err != nil {
-		p.err = fmt.Errorf("stream %d: producer log: %w", s.id, err)
-		return
-	}
-	es, valid, err := decodeProducerLog(b)
-	if err != nil {
-		p.err = fmt.Errorf("stream %d: %s: %w", s.id, s.producerPath(), err)
-		s.log.Error("producer log damaged; idempotent appends are refused on this stream", "path", s.producerPath(), "error", err)
-		return
-	}
-	s.mu.Lock()
-	end := s.endMarkLocked()
-	s.mu.Unlock()
-	trimmed := valid != len(b)
-	for _, e := range es {
-		keep := len(e.ids)
-		for keep > 0 && uint64(e.ids[keep-1]) >= end {
-			keep--
-		}
-		if keep != len(e.ids) {
-			e.ids, trimmed = e.ids[:keep], true
-		}
-		p.clock++
-		p.byID[e.producer] = &producerState{entry: e, used: p.clock}
-	}
-	if trimmed || len(es) > 2*len(p.byID)+1024 {
-		if err := s.rewriteProducersLocked(); err != nil {
-			p.err = err
-		}
-	}
-}
-
-// endMarkLocked is the stream's end, RecordID-shaped: every record id
-// below it names a record the stream holds (or held, before retention).
-func (s *Stream) endMarkLocked() uint64 {
-	g := s.cat.Load().last()
-	if g == nil {
-		return 0
-	}
-	return uint64(MakeRecordID(g.id, uint32(g.visible.Load())))
-}
-
-func readWhole(f vfs.File) ([]byte, error) {
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// rewriteProducersLocked replaces the log with one entry per producer:
-// written to a temporary file, synced, renamed over the log.
-func (s *Stream) rewriteProducersLocked() error {
-	p := &s.prod
-	b := producerLogHeader()
-	for _, st := range p.byID {
-		b = appendProducerEntry(b, st.entry)
-	}
-	path := s.producerPath()
-	tmp := path + ".tmp"
-	fsys := s.cfg.FS
-	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("stream %d: producer log: %w", s.id, err)
-	}
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("stream %d: producer log: %w", s.id, err)
-	}
-	if _, err = f.WriteAt(b, 0); err == nil {
-		err = f.Datasync()
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, path)
-	}
-	if err == nil {
-		err = fsys.SyncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		_ = f.Close()
-		return fmt.Errorf("stream %d: producer log: %w", s.id, err)
-	}
-	if p.log != nil {
-		_ = p.log.Close()
-	}
-	p.log, p.size, p.entries = f, int64(len(b)), len(p.byID)
-	return nil
-}
-
-// writeProducerLocked appends e to the log and syncs it. A failure is
-// sticky: what the file holds after a failed sync is unknown.
-func (s *Stream) writeProducerLocked(e producerEntry) error {
-	p := &s.prod
-	if p.log == nil || p.entries > 4*len(p.byID)+1024 {
-		if err := s.rewriteProducersLocked(); err != nil {
-			p.err = err
-			return err
-		}
-	}
-	b := appendProducerEntry(nil, e)
-	_, err := p.log.WriteAt(b, p.size)
-	if err == nil {
-		err = p.log.Datasync()
-	}
-	if err != nil {
-		p.err = fmt.Errorf("stream %d: producer log: %w", s.id, err)
-		return p.err
-	}
-	p.size += int64(len(b))
-	p.entries++
-	return nil
-}
-
-func (s *Stream) closeProducers() error {
-	p := &s.prod
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.err = fmt.Errorf("stream %d: %w", s.id, ErrClosed)
-	if p.log == nil {
-		return nil
-	}
-	err := p.log.Close()
-	p.log = nil
-	return err
-}
 
 // fingerprint identifies a request's records, so a retry with other
 // records under the same sequence is refused.
@@ -264,7 +122,7 @@ func fingerprint(recs []BatchRecord) uint32 {
 // with its ids (Duplicate); one a crash cut short appends the records
 // that were lost. It does not wait for durability: Flush the last id.
 // The records go into one segment, after the request is in the producer
-// log: one extra fdatasync per request.
+// log: concurrent requests share that fdatasync (core/producercommit.go).
 func (s *Stream) AppendIdempotent(ctx context.Context, pr Producer, recs []BatchRecord, wait bool) (IdempotentResult, error) {
 	if err := s.checkIdempotent(pr, recs); err != nil {
 		return IdempotentResult{}, err
@@ -279,55 +137,102 @@ func (s *Stream) AppendIdempotent(ctx context.Context, pr Producer, recs []Batch
 			recs[i].Timestamp = now
 		}
 	}
-	p := &s.prod
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err := s.producersReady(); err != nil {
 		return IdempotentResult{}, err
 	}
-	var have []RecordID
+	res, have, release, err := s.beginProducerRequest(ctx, pr, recs, fp)
+	if err != nil || release == nil {
+		return res, err
+	}
+	defer release()
+	e := producerEntry{producer: pr.ID, seq: pr.Seq, records: uint32(len(recs)), fingerprint: fp}
+	req := &producerReq{e: e, have: have, recs: recs[len(have):]}
+	attempt := func() error {
+		req.reset()
+		s.submitProducer(req)
+		return req.err
+	}
+	if wait {
+		err = s.retryBlocked(ctx, attempt)
+	} else {
+		err = attempt()
+	}
+	if err != nil {
+		return IdempotentResult{}, err
+	}
+	return IdempotentResult{IDs: req.ids}, nil
+}
+
+// beginProducerRequest answers a request the stream already took
+// (release nil), refuses a stale or mismatched one, or registers it as the
+// producer's request under way and returns the ids it already has (a
+// request a crash cut short) and the func that ends it. A retry arriving
+// while the producer has a request under way waits for it first.
+func (s *Stream) beginProducerRequest(ctx context.Context, pr Producer, recs []BatchRecord, fp uint32) (res IdempotentResult, have []RecordID, release func(), err error) {
+	p := &s.prod
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.err != nil {
+			return res, nil, nil, p.err
+		}
+		ch := p.inflight[pr.ID]
+		if ch == nil {
+			break
+		}
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.mu.Lock()
+			return res, nil, nil, fmt.Errorf("stream %d: producer %d: waiting for its request under way: %w", s.id, pr.ID, ctx.Err())
+		}
+		p.mu.Lock()
+	}
 	if st := p.byID[pr.ID]; st != nil {
 		e := st.entry
 		switch {
 		case pr.Seq < e.seq:
-			return IdempotentResult{}, fmt.Errorf("stream %d: producer %d: sequence %d, last %d: %w", s.id, pr.ID, pr.Seq, e.seq, ErrSequenceStale)
+			return res, nil, nil, fmt.Errorf("stream %d: producer %d: sequence %d, last %d: %w", s.id, pr.ID, pr.Seq, e.seq, ErrSequenceStale)
 		case pr.Seq == e.seq && (int(e.records) != len(recs) || e.fingerprint != fp):
-			return IdempotentResult{}, fmt.Errorf("stream %d: producer %d: sequence %d: %w", s.id, pr.ID, pr.Seq, ErrSequenceMismatch)
+			return res, nil, nil, fmt.Errorf("stream %d: producer %d: sequence %d: %w", s.id, pr.ID, pr.Seq, ErrSequenceMismatch)
 		case pr.Seq == e.seq && len(e.ids) == len(recs):
 			p.clock++
 			st.used = p.clock
-			return IdempotentResult{IDs: append([]RecordID(nil), e.ids...), Duplicate: true}, nil
+			return IdempotentResult{IDs: append([]RecordID(nil), e.ids...), Duplicate: true}, nil, nil, nil
 		case pr.Seq == e.seq:
 			have = e.ids
 		}
 	}
-	e := producerEntry{producer: pr.ID, seq: pr.Seq, records: uint32(len(recs)), fingerprint: fp}
-	ids, err := s.appendProducerWaiting(ctx, e, have, recs[len(have):], wait)
-	if err != nil {
-		return IdempotentResult{}, err
-	}
-	return IdempotentResult{IDs: ids}, nil
+	ch := make(chan struct{})
+	p.inflight[pr.ID] = ch
+	return res, have, func() {
+		p.mu.Lock()
+		delete(p.inflight, pr.ID)
+		p.mu.Unlock()
+		close(ch)
+	}, nil
 }
 
 // producersReady says why the stream cannot take idempotent appends, if
-// it cannot. Called with prod.mu held.
+// it cannot.
 func (s *Stream) producersReady() error {
 	p := &s.prod
-	if p.err != nil {
-		return p.err
+	p.mu.Lock()
+	loaded, err := p.loaded, p.err
+	p.mu.Unlock()
+	if err != nil || loaded {
+		return err
 	}
-	if !p.loaded {
-		// A replica's stream, or one the node WAL's replay created while
-		// Open runs: the stream's own refusal says more.
-		s.mu.Lock()
-		err := s.usableLocked()
-		s.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("stream %d: idempotent appends are not available until the store is open: %w", s.id, ErrWouldBlock)
+	// A replica's stream, or one the node WAL's replay created while Open
+	// runs: the stream's own refusal says more.
+	s.mu.Lock()
+	err = s.usableLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
 	}
-	return nil
+	return fmt.Errorf("stream %d: idempotent appends are not available until the store is open: %w", s.id, ErrWouldBlock)
 }
 
 func (s *Stream) checkIdempotent(pr Producer, recs []BatchRecord) error {
@@ -353,78 +258,10 @@ func (s *Stream) checkIdempotent(pr Producer, recs []BatchRecord) error {
 	return nil
 }
 
-// appendProducerWaiting runs appendProducer, with wait until it does not
-// block.
-func (s *Stream) appendProducerWaiting(ctx context.Context, e producerEntry, have []RecordID, recs []BatchRecord, wait bool) ([]RecordID, error) {
-	var ids []RecordID
-	attempt := func() (err error) {
-		ids, err = s.appendProducer(e, have, recs)
-		return err
-	}
-	var err error
-	if wait {
-		err = s.retryBlocked(ctx, attempt)
-	} else {
-		err = attempt()
-	}
-	if err != nil {
-		return nil, err
-	}
-	n := 0
-	for _, r := range recs {
-		n += len(r.Payload)
-	}
-	s.afterAppend(len(recs), n)
-	return ids, nil
-}
-
-// appendProducer places recs in the active segment (rolling over first if
-// they do not fit), records the request with the ids they will take, then
-// stores them. Called with prod.mu held.
-func (s *Stream) appendProducer(e producerEntry, have []RecordID, recs []BatchRecord) ([]RecordID, error) {
-	var span int64
-	for _, r := range recs {
-		span += segment.RecordSpan(len(r.Payload))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.admitLocked(); err != nil {
-		return nil, err
-	}
-	a := s.mu.active
-	if s.needsRolloverLocked(a, span) {
-		if err := s.rolloverLocked(recs[0].Timestamp, recs[0].ExtID, int(span-segment.RecordHeaderSize)); err != nil {
-			return nil, err
-		}
-		if a = s.mu.active; s.needsRolloverLocked(a, span) {
-			return nil, fmt.Errorf("stream %d: a %d-byte batch does not fit a new segment: %w", s.id, span, ErrBatchTooLarge)
-		}
-	}
-	e.ids = append(append(make([]RecordID, 0, int(e.records)), have...), predictIDs(a, recs)...)
-	p := &s.prod
-	if err := s.writeProducerLocked(e); err != nil {
-		return nil, err
-	}
-	p.clock++
-	p.byID[e.producer] = &producerState{entry: e, used: p.clock}
-	p.forgetOldest()
-	for i, r := range recs {
-		id, err := s.storeLocked(a, r.Payload, r.Timestamp, r.ExtID)
-		if err != nil {
-			return nil, err // the stream failed; the log entry's ids past the end are dropped at open
-		}
-		if want := e.ids[len(have)+i]; id != want {
-			return nil, s.failLocked(fmt.Errorf("stream %d: record stored at %s, the producer log says %s", s.id, id, want))
-		}
-	}
-	return e.ids, nil
-}
-
-func predictIDs(a *seg, recs []BatchRecord) []RecordID {
+func predictIDs(seg SegmentID, off int64, recs []BatchRecord) []RecordID {
 	ids := make([]RecordID, len(recs))
-	off := a.w.End()
 	for i, r := range recs {
-		ids[i] = MakeRecordID(a.id, uint32(off))
+		ids[i] = MakeRecordID(seg, uint32(off))
 		off += segment.RecordSpan(len(r.Payload))
 	}
 	return ids

@@ -2,8 +2,10 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -239,27 +241,44 @@ func powerLossIdempotentCycle(t *testing.T, seed uint64, estimate *atomic.Int64)
 		ids     []RecordID
 		durable bool
 	}
-	var reqs []request
+	// One producer (reproducible from the seed) or several at once, whose
+	// requests share group commits.
+	producers := 1
+	if rng.IntN(2) == 0 {
+		producers = 2 + rng.IntN(3)
+	}
+	reqs := make([][]request, producers)
+	n := 10 + rng.IntN(60)
 	st, err := Open("/data", cfg)
 	if err == nil {
 		var s *Stream
 		if s, err = st.Stream(1); err == nil {
-			for seq := 1; seq <= 10+rng.IntN(60) && err == nil; seq++ {
-				r := request{recs: make([]BatchRecord, 1+rng.IntN(3))}
-				for i := range r.recs {
-					r.recs[i] = BatchRecord{Payload: fmt.Appendf(nil, "%d.%d/%s", seq, i, make([]byte, rng.IntN(300)))}
-				}
-				reqs = append(reqs, r)
-				var res IdempotentResult
-				if res, err = s.AppendIdempotent(ctx, Producer{ID: 42, Seq: uint64(seq)}, r.recs, true); err == nil {
-					reqs[seq-1].ids = res.IDs
-					if rng.IntN(3) == 0 {
-						if err = s.Flush(ctx, res.IDs[len(res.IDs)-1]); err == nil {
-							reqs[seq-1].durable = true
+			errs := make([]error, producers)
+			var wg sync.WaitGroup
+			for pi := range producers {
+				prng := rand.New(rand.NewPCG(seed, uint64(pi)))
+				wg.Go(func() {
+					for seq := 1; seq <= n/producers+1 && errs[pi] == nil; seq++ {
+						r := request{recs: make([]BatchRecord, 1+prng.IntN(3))}
+						for i := range r.recs {
+							r.recs[i] = BatchRecord{Payload: fmt.Appendf(nil, "%d:%d.%d/%s", pi, seq, i, make([]byte, prng.IntN(300)))}
 						}
+						reqs[pi] = append(reqs[pi], r)
+						res, err := s.AppendIdempotent(ctx, Producer{ID: uint64(42 + pi), Seq: uint64(seq)}, r.recs, true)
+						if err == nil {
+							reqs[pi][seq-1].ids = res.IDs
+							if prng.IntN(3) == 0 {
+								if err = s.Flush(ctx, res.IDs[len(res.IDs)-1]); err == nil {
+									reqs[pi][seq-1].durable = true
+								}
+							}
+						}
+						errs[pi] = err
 					}
-				}
+				})
 			}
+			wg.Wait()
+			err = errors.Join(errs...)
 		}
 	}
 	if err != nil && !c.hasCrashed() {
@@ -277,19 +296,23 @@ func powerLossIdempotentCycle(t *testing.T, seed uint64, estimate *atomic.Int64)
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer rcancel()
-	if n := len(reqs); n > 0 {
-		// The client retries the request in flight (or last answered).
-		res, err := s.AppendIdempotent(rctx, Producer{ID: 42, Seq: uint64(n)}, reqs[n-1].recs, true)
-		if err != nil {
-			fail("retry of sequence %d: %v", n, err)
+	for pi, rs := range reqs {
+		n := len(rs)
+		if n == 0 {
+			continue
 		}
-		if reqs[n-1].durable && !equalIDs(res.IDs, reqs[n-1].ids) {
-			fail("retry of sequence %d answered %v, the first answer was %v", n, res.IDs, reqs[n-1].ids)
+		// Each client retries its request in flight (or last answered).
+		res, err := s.AppendIdempotent(rctx, Producer{ID: uint64(42 + pi), Seq: uint64(n)}, rs[n-1].recs, true)
+		if err != nil {
+			fail("producer %d: retry of sequence %d: %v", pi, n, err)
+		}
+		if rs[n-1].durable && !equalIDs(res.IDs, rs[n-1].ids) {
+			fail("producer %d: retry of sequence %d answered %v, the first answer was %v", pi, n, res.IDs, rs[n-1].ids)
 		}
 		if err := s.Flush(rctx, res.IDs[len(res.IDs)-1]); err != nil {
 			fail("flush the retry: %v", err)
 		}
-		reqs[n-1].ids, reqs[n-1].durable = res.IDs, true
+		rs[n-1].ids, rs[n-1].durable = res.IDs, true
 	}
 	got := map[string]RecordID{}
 	for _, rec := range readAll(t, s) {
@@ -298,14 +321,16 @@ func powerLossIdempotentCycle(t *testing.T, seed uint64, estimate *atomic.Int64)
 		}
 		got[string(rec.Payload)] = rec.ID
 	}
-	for seq, r := range reqs {
-		for i, rec := range r.recs {
-			id, ok := got[string(rec.Payload)]
-			switch {
-			case !ok && r.durable:
-				fail("sequence %d record %d, durable, is lost", seq+1, i)
-			case ok && r.ids != nil && id != r.ids[i]:
-				fail("sequence %d record %d is at %s, answered %s", seq+1, i, id, r.ids[i])
+	for pi, rs := range reqs {
+		for seq, r := range rs {
+			for i, rec := range r.recs {
+				id, ok := got[string(rec.Payload)]
+				switch {
+				case !ok && r.durable:
+					fail("producer %d sequence %d record %d, durable, is lost", pi, seq+1, i)
+				case ok && r.ids != nil && id != r.ids[i]:
+					fail("producer %d sequence %d record %d is at %s, answered %s", pi, seq+1, i, id, r.ids[i])
+				}
 			}
 		}
 	}
@@ -387,4 +412,63 @@ func TestCloseWhileIdempotentAppendWaits(t *testing.T) {
 	go func() { closed <- st.Close() }()
 	testwait.Recv(t, closed, testwait.Default, "Close")
 	require.ErrorIs(t, testwait.Recv(t, done, testwait.Default, "the waiting append"), ErrClosed)
+}
+
+// TestIdempotentConcurrent: eight producers, each with two clients
+// sending the same requests at once (a retry racing its first attempt),
+// share group commits on one stream. Every record is in the stream
+// once; the two clients of a producer get the same ids for a sequence
+// (one of them as a duplicate), or one of them ErrSequenceStale when the
+// other has moved on.
+func TestIdempotentConcurrent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	cfg := smallConfig(vfs.NewMem())
+	cfg.SegmentTargetBytes = 16 << 10 // rollovers inside the runs
+	st, err := Open("/data", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	const producers, seqs = 8, 40
+	type answer struct {
+		ids []RecordID
+		err error
+	}
+	answers := make([][2][]answer, producers)
+	var wg sync.WaitGroup
+	for pi := range producers {
+		for c := range 2 {
+			answers[pi][c] = make([]answer, seqs)
+			wg.Go(func() {
+				for seq := range seqs {
+					recs := []BatchRecord{{Payload: fmt.Appendf(nil, "p%d-s%d-a", pi, seq), Timestamp: 1}, {Payload: fmt.Appendf(nil, "p%d-s%d-b", pi, seq), Timestamp: 1}}
+					res, err := s.AppendIdempotent(ctx, Producer{ID: uint64(pi + 1), Seq: uint64(seq + 1)}, recs, true)
+					answers[pi][c][seq] = answer{res.IDs, err}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	require.NoError(t, s.FlushAll(ctx))
+	at := map[string]RecordID{}
+	for _, r := range readAll(t, s) {
+		_, dup := at[string(r.Payload)]
+		require.False(t, dup, "%s twice", r.Payload)
+		at[string(r.Payload)] = r.ID
+	}
+	require.Len(t, at, producers*seqs*2, "every request's records, once")
+	for pi := range producers {
+		for seq := range seqs {
+			a, b := answers[pi][0][seq], answers[pi][1][seq]
+			for _, x := range []answer{a, b} {
+				if x.err != nil {
+					require.ErrorIs(t, x.err, ErrSequenceStale)
+					continue
+				}
+				require.Equal(t, []RecordID{at[fmt.Sprintf("p%d-s%d-a", pi, seq)], at[fmt.Sprintf("p%d-s%d-b", pi, seq)]}, x.ids)
+			}
+			require.False(t, a.err != nil && b.err != nil, "producer %d sequence %d: both clients refused", pi, seq)
+		}
+	}
 }

@@ -1,0 +1,194 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/aof2/aof2/core/vfs"
+)
+
+// loadProducers reads the producer log at open, after recovery (and the
+// node WAL's replay), before any append: each request keeps only the ids
+// below the stream's end, the rest were lost. A log that changed that way
+// is rewritten before the stream takes appends, so a lost id a later
+// append reuses is never taken for the producer's.
+func (s *Stream) loadProducers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	end := s.endMarkLocked()
+	p := &s.prod
+	p.mu.Lock()
+	p.loaded = true
+	p.byID, p.inflight = map[uint64]*producerState{}, map[uint64]chan struct{}{}
+	es, rewrite, err := s.readProducerLog(end)
+	if err != nil {
+		p.err = err
+		p.mu.Unlock()
+		return
+	}
+	for _, e := range es {
+		p.clock++
+		p.byID[e.producer] = &producerState{entry: e, used: p.clock}
+	}
+	rewrite = rewrite || len(es) > 2*len(p.byID)+1024
+	p.mu.Unlock()
+	if rewrite {
+		if err := s.rewriteProducersLocked(); err != nil {
+			p.mu.Lock()
+			p.err = err
+			p.mu.Unlock()
+		}
+	}
+}
+
+// readProducerLog decodes the log and trims each entry to the ids below
+// end; rewrite says the file must be rewritten (trimmed, or a torn tail).
+// A missing log is an empty one.
+func (s *Stream) readProducerLog(end uint64) (es []producerEntry, rewrite bool, err error) {
+	f, err := s.cfg.FS.Open(s.producerPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("stream %d: producer log: %w", s.id, err)
+	}
+	b, err := readWhole(f)
+	_ = f.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("stream %d: producer log: %w", s.id, err)
+	}
+	es, valid, err := decodeProducerLog(b)
+	if err != nil {
+		s.log.Error("producer log damaged; idempotent appends are refused on this stream", "path", s.producerPath(), "error", err)
+		return nil, false, fmt.Errorf("stream %d: %s: %w", s.id, s.producerPath(), err)
+	}
+	rewrite = valid != len(b)
+	for i := range es {
+		keep := len(es[i].ids)
+		for keep > 0 && uint64(es[i].ids[keep-1]) >= end {
+			keep--
+		}
+		if keep != len(es[i].ids) {
+			es[i].ids, rewrite = es[i].ids[:keep], true
+		}
+	}
+	return es, rewrite, nil
+}
+
+// endMarkLocked is the stream's end, RecordID-shaped: every record id
+// below it names a record the stream holds (or held, before retention).
+func (s *Stream) endMarkLocked() uint64 {
+	g := s.cat.Load().last()
+	if g == nil {
+		return 0
+	}
+	return uint64(MakeRecordID(g.id, uint32(g.visible.Load())))
+}
+
+func readWhole(f vfs.File) ([]byte, error) {
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// rewriteProducersLocked replaces the log with one entry per producer:
+// written to a temporary file, synced, renamed over the log. Called with
+// Stream.mu held.
+func (s *Stream) rewriteProducersLocked() error {
+	p := &s.prod
+	b := producerLogHeader()
+	p.mu.Lock()
+	for _, st := range p.byID {
+		b = appendProducerEntry(b, st.entry)
+	}
+	n := len(p.byID)
+	p.mu.Unlock()
+	path := s.producerPath()
+	tmp := path + ".tmp"
+	fsys := s.cfg.FS
+	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stream %d: producer log: %w", s.id, err)
+	}
+	f, err := fsys.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("stream %d: producer log: %w", s.id, err)
+	}
+	if _, err = f.WriteAt(b, 0); err == nil {
+		err = f.Datasync()
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, path)
+	}
+	if err == nil {
+		err = fsys.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("stream %d: producer log: %w", s.id, err)
+	}
+	if p.log != nil {
+		_ = p.log.Close()
+	}
+	p.log, p.size, p.entries = f, int64(len(b)), n
+	return nil
+}
+
+// writeProducersLocked appends es to the log and syncs it once. A failure
+// is sticky: what the file holds after a failed sync is unknown. Called
+// with Stream.mu held.
+func (s *Stream) writeProducersLocked(es []producerEntry) error {
+	p := &s.prod
+	p.mu.Lock()
+	err, producers := p.err, len(p.byID)
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if p.log == nil || p.entries > 4*producers+1024 {
+		err = s.rewriteProducersLocked()
+	}
+	var b []byte
+	for _, e := range es {
+		b = appendProducerEntry(b, e)
+	}
+	if err == nil {
+		_, err = p.log.WriteAt(b, p.size)
+	}
+	if err == nil {
+		err = p.log.Datasync()
+	}
+	if err != nil {
+		err = fmt.Errorf("stream %d: producer log: %w", s.id, err)
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		return err
+	}
+	p.size += int64(len(b))
+	p.entries += len(es)
+	return nil
+}
+
+// closeProducers closes the log; idempotent appends fail from here on.
+func (s *Stream) closeProducers() error {
+	p := &s.prod
+	p.mu.Lock()
+	p.err = fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+	p.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.log == nil {
+		return nil
+	}
+	err := p.log.Close()
+	p.log = nil
+	return err
+}
