@@ -135,14 +135,22 @@ func (s *suite) checkOneWinner(t T, ctx context.Context, r Rule, key string, out
 	check(t, r, rng.Info.ETag == w.info.ETag, "after the race: got etag %q, want the winning writer's %q", rng.Info.ETag, w.info.ETag)
 }
 
-func testRaceIfAbsent(t T, s *suite) {
-	if !s.caps().IfAbsent {
-		t.Skipf("if_absent not advertised (Unimplemented checked by UnadvertisedFeatures)")
+// conditionalRaceWidth skips a conditional race the backend cannot run
+// (capability not advertised, one stream at a time) and returns how many
+// writers race.
+func (s *suite) conditionalRaceWidth(t T, advertised bool, capability string) int {
+	if !advertised {
+		t.Skipf("%s not advertised (Unimplemented checked by UnadvertisedFeatures)", capability)
 	}
 	n := s.raceWidth()
 	if n < 2 {
 		t.Skipf("the backend serves %d stream at a time: nothing can race", n)
 	}
+	return n
+}
+
+func testRaceIfAbsent(t T, s *suite) {
+	n := s.conditionalRaceWidth(t, s.caps().IfAbsent, "if_absent")
 	ctx, cancel := s.ctx(t)
 	defer cancel()
 	for round := range raceRounds {
@@ -153,13 +161,7 @@ func testRaceIfAbsent(t T, s *suite) {
 }
 
 func testRaceIfMatch(t T, s *suite) {
-	if !s.caps().IfMatch {
-		t.Skipf("if_match not advertised (Unimplemented checked by UnadvertisedFeatures)")
-	}
-	n := s.raceWidth()
-	if n < 2 {
-		t.Skipf("the backend serves %d stream at a time: nothing can race", n)
-	}
+	n := s.conditionalRaceWidth(t, s.caps().IfMatch, "if_match")
 	ctx, cancel := s.ctx(t)
 	defer cancel()
 	for round := range raceRounds {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -113,43 +112,10 @@ func BenchmarkW4DurableConcurrency(b *testing.B) {
 				per = 400
 			}
 			for range b.N {
-				b.StopTimer()
-				st, err := Open(benchDir(b), Config{Sync: SyncAlways, NodeWAL: c.nodeWAL})
-				if err != nil {
-					b.Fatal(err)
-				}
-				s, err := st.Stream(1)
-				if err != nil {
-					b.Fatal(err)
-				}
-				lat := make([][]time.Duration, n)
-				b.StartTimer()
-				var wg sync.WaitGroup
-				errs := make(chan error, n)
-				for g := range n {
-					wg.Go(func() {
-						p := benchPayload(256)
-						for range per {
-							t0 := time.Now()
-							if _, err := s.AppendDurable(context.Background(), p, AppendOptions{}); err != nil {
-								errs <- err
-								return
-							}
-							lat[g] = append(lat[g], time.Since(t0))
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				close(errs)
-				for err := range errs {
-					b.Fatal(err)
-				}
-				if err := st.Close(); err != nil {
-					b.Fatal(err)
-				}
-				reportLatency(b, slices.Concat(lat...))
-				b.StartTimer()
+				runStreamAppenders(b, Config{Sync: SyncAlways, NodeWAL: c.nodeWAL}, n, per, func(s *Stream, _ int, p []byte) error {
+					_, err := s.AppendDurable(context.Background(), p, AppendOptions{})
+					return err
+				})
 			}
 			reportRate(b, n*per, n*per*256)
 		})
@@ -206,6 +172,28 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 
 // BenchmarkW5SequentialRead reads W1's records back through a Reader and
 // compares with a verifying scan of the plain file through mmap.
+// runStreamAppenders is one timed run of runAppenders on stream 1 of a
+// fresh store opened with cfg; it reports the latencies.
+func runStreamAppenders(b *testing.B, cfg Config, n, per int, appendOne func(s *Stream, g int, p []byte) error) {
+	b.StopTimer()
+	st, err := Open(benchDir(b), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := st.Stream(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	lat := runAppenders(b, n, per, func(g int, p []byte) error { return appendOne(s, g, p) })
+	b.StopTimer()
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	reportLatency(b, lat)
+	b.StartTimer()
+}
+
 func BenchmarkW5SequentialRead(b *testing.B) {
 	for _, base := range plainBaselines {
 		b.Run(base.name+"-mmap", func(b *testing.B) {

@@ -57,6 +57,20 @@ func newCrashAt(mem *vfs.MemFS, k uint64, _ vfs.CrashOptions) *crashAt {
 	return c
 }
 
+// context returns a context the power cut cancels (or cancel, which the
+// workload's owner calls once it is done).
+func (c *crashAt) context() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-c.crashed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // cut makes every later operation fail.
 func (c *crashAt) cut() {
 	c.trigger.Do(func() {
@@ -117,14 +131,7 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	mem := vfs.NewMem()
 	c := newCrashAt(mem, k, crashOptions(rand.New(rand.NewPCG(seed, 1))))
 	cfg := randomConfig(rng, c.fs)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-c.crashed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, cancel := c.context()
 	o := &oracle{}
 	st, err := Open("/data", cfg)
 	if err == nil {

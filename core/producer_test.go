@@ -42,10 +42,7 @@ func TestAppendIdempotent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer cancel()
 	mem := vfs.NewMem()
-	st, err := Open("/data", smallConfig(mem))
-	require.NoError(t, err)
-	s, err := st.Stream(1)
-	require.NoError(t, err)
+	st, s := openStream1(t, smallConfig(mem))
 
 	first, err := s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 1}, batch("a", "b"), true)
 	require.NoError(t, err)
@@ -73,11 +70,8 @@ func TestAppendIdempotent(t *testing.T) {
 	require.Equal(t, []string{"a", "b", "a", "b", "d"}, payloadsOf(readAll(t, s)))
 	require.NoError(t, st.Close())
 
-	st, err = Open("/data", smallConfig(mem))
-	require.NoError(t, err)
+	st, s = openStream1(t, smallConfig(mem))
 	defer st.Close()
-	s, err = st.Stream(1)
-	require.NoError(t, err)
 	again, err = s.AppendIdempotent(ctx, Producer{ID: 7, Seq: 5}, batch("d"), true)
 	require.NoError(t, err)
 	require.True(t, again.Duplicate, "the retry after a restart")
@@ -95,11 +89,8 @@ func TestAppendIdempotent(t *testing.T) {
 func TestAppendIdempotentRefuses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer cancel()
-	st, err := Open("/data", smallConfig(vfs.NewMem()))
-	require.NoError(t, err)
+	st, s := openStream1(t, smallConfig(vfs.NewMem()))
 	defer st.Close()
-	s, err := st.Stream(1)
-	require.NoError(t, err)
 	big := make([]BatchRecord, 3)
 	for i := range big {
 		big[i] = BatchRecord{Payload: make([]byte, s.MaxRecordSize()/2)}
@@ -134,10 +125,7 @@ func TestAppendIdempotentAfterPartialLoss(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer cancel()
 	mem := vfs.NewMem()
-	st, err := Open("/data", smallConfig(mem))
-	require.NoError(t, err)
-	s, err := st.Stream(1)
-	require.NoError(t, err)
+	st, s := openStream1(t, smallConfig(mem))
 	req := batch("kept", "lost")
 	id0, err := s.AppendDurable(ctx, req[0].Payload, AppendOptions{})
 	require.NoError(t, err)
@@ -152,11 +140,8 @@ func TestAppendIdempotentAfterPartialLoss(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	st, err = Open("/data", smallConfig(mem))
-	require.NoError(t, err)
+	st, s = openStream1(t, smallConfig(mem))
 	defer st.Close()
-	s, err = st.Stream(1)
-	require.NoError(t, err)
 	res, err := s.AppendIdempotent(ctx, Producer{ID: 3, Seq: 9}, req, true)
 	require.NoError(t, err)
 	require.False(t, res.Duplicate)
@@ -173,10 +158,7 @@ func TestAppendIdempotentDamagedLog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
 	defer cancel()
 	mem := vfs.NewMem()
-	st, err := Open("/data", smallConfig(mem))
-	require.NoError(t, err)
-	s, err := st.Stream(1)
-	require.NoError(t, err)
+	st, s := openStream1(t, smallConfig(mem))
 	for seq := uint64(1); seq <= 3; seq++ {
 		_, err := s.AppendIdempotent(ctx, Producer{ID: 1, Seq: seq}, batch(fmt.Sprint(seq)), true)
 		require.NoError(t, err)
@@ -189,11 +171,8 @@ func TestAppendIdempotentDamagedLog(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	st, err = Open("/data", smallConfig(mem))
-	require.NoError(t, err)
+	st, s = openStream1(t, smallConfig(mem))
 	defer st.Close()
-	s, err = st.Stream(1)
-	require.NoError(t, err)
 	_, err = s.AppendIdempotent(ctx, Producer{ID: 1, Seq: 3}, batch("3"), true)
 	require.ErrorIs(t, err, ErrCorrupt)
 	_, err = s.AppendDurable(ctx, []byte("plain"), AppendOptions{})
@@ -228,14 +207,7 @@ func powerLossIdempotentCycle(t *testing.T, seed uint64, estimate *atomic.Int64)
 	mem := vfs.NewMem()
 	c := newCrashAt(mem, k, vfs.CrashOptions{})
 	cfg := randomConfig(rng, c.fs)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-c.crashed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, cancel := c.context()
 	type request struct {
 		recs    []BatchRecord
 		ids     []RecordID
@@ -386,13 +358,10 @@ func TestCloseWhileIdempotentAppendWaits(t *testing.T) {
 	cfg := shortConfig(mem)
 	cfg.Tiering = tier
 	cfg.InitialSegmentSize = cfg.SegmentSize
-	st, err := Open("/data", cfg)
-	require.NoError(t, err)
-	s, err := st.Stream(1)
-	require.NoError(t, err)
+	st, s := openStream1(t, cfg)
 	rec := make([]byte, 400<<10)
 	for seq := uint64(1); seq <= 2; seq++ {
-		_, err = s.AppendIdempotent(ctx, Producer{ID: 1, Seq: seq}, []BatchRecord{{Payload: rec}}, true)
+		_, err := s.AppendIdempotent(ctx, Producer{ID: 1, Seq: seq}, []BatchRecord{{Payload: rec}}, true)
 		require.NoError(t, err)
 	}
 	// The next request needs a new segment, and tier 0 refuses it: the
@@ -425,11 +394,8 @@ func TestIdempotentConcurrent(t *testing.T) {
 	defer cancel()
 	cfg := smallConfig(vfs.NewMem())
 	cfg.SegmentTargetBytes = 16 << 10 // rollovers inside the runs
-	st, err := Open("/data", cfg)
-	require.NoError(t, err)
+	st, s := openStream1(t, cfg)
 	defer st.Close()
-	s, err := st.Stream(1)
-	require.NoError(t, err)
 	const producers, seqs = 8, 40
 	type answer struct {
 		ids []RecordID
@@ -471,4 +437,15 @@ func TestIdempotentConcurrent(t *testing.T) {
 			require.False(t, a.err != nil && b.err != nil, "producer %d sequence %d: both clients refused", pi, seq)
 		}
 	}
+}
+
+// openStream1 opens a store in /data with cfg and returns it and its
+// stream 1.
+func openStream1(t *testing.T, cfg Config) (*Store, *Stream) {
+	t.Helper()
+	st, err := Open("/data", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	return st, s
 }

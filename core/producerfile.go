@@ -47,15 +47,10 @@ func (s *Stream) loadProducers() {
 // end; rewrite says the file must be rewritten (trimmed, or a torn tail).
 // A missing log is an empty one.
 func (s *Stream) readProducerLog(end uint64) (es []producerEntry, rewrite bool, err error) {
-	f, err := s.cfg.FS.Open(s.producerPath())
+	b, err := vfs.ReadFile(s.cfg.FS, s.producerPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("stream %d: producer log: %w", s.id, err)
-	}
-	b, err := readWhole(f)
-	_ = f.Close()
 	if err != nil {
 		return nil, false, fmt.Errorf("stream %d: producer log: %w", s.id, err)
 	}
@@ -85,18 +80,6 @@ func (s *Stream) endMarkLocked() uint64 {
 		return 0
 	}
 	return uint64(MakeRecordID(g.id, uint32(g.visible.Load())))
-}
-
-func readWhole(f vfs.File) ([]byte, error) {
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // rewriteProducersLocked replaces the log with one entry per producer:

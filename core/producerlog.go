@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/aof2/aof2/core/checksum"
+	"github.com/aof2/aof2/core/segment"
 )
 
 // The producer log (producers.log in the stream's directory) is what makes
@@ -77,14 +78,14 @@ func appendProducerEntry(b []byte, e producerEntry) []byte {
 // Damage before the end is errProducerLogCorrupt.
 func decodeProducerLog(b []byte) ([]producerEntry, int, error) {
 	if len(b) < producerHeaderSize {
-		if allZero(b) {
+		if segment.IsZero(b) {
 			return nil, 0, nil // created, header never synced
 		}
 		return nil, 0, fmt.Errorf("%w: %d-byte header", errProducerLogCorrupt, len(b))
 	}
 	if string(b[:8]) != producerLogMagic || binary.LittleEndian.Uint32(b[8:]) != producerLogVersion ||
 		binary.LittleEndian.Uint32(b[12:]) != 0 {
-		if allZero(b) {
+		if segment.IsZero(b) {
 			return nil, 0, nil
 		}
 		return nil, 0, fmt.Errorf("%w: bad header", errProducerLogCorrupt)
@@ -94,7 +95,7 @@ func decodeProducerLog(b []byte) ([]producerEntry, int, error) {
 	for off < len(b) {
 		e, n, err := decodeProducerEntry(b[off:])
 		if err != nil {
-			if allZero(b[off:]) || off+n >= len(b) {
+			if segment.IsZero(b[off:]) || off+n >= len(b) {
 				return out, off, nil // torn tail
 			}
 			return nil, 0, fmt.Errorf("%w: entry at offset %d: %w", errProducerLogCorrupt, off, err)
@@ -142,13 +143,4 @@ func decodeProducerEntry(b []byte) (producerEntry, int, error) {
 		}
 	}
 	return e, end, nil
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -68,14 +68,7 @@ func walPowerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	if os.Getenv("AOF2_CRASH_DEBUG") != "" {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-c.crashed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, cancel := c.context()
 	oracles := make([]*oracle, streams)
 	for i := range oracles {
 		oracles[i] = &oracle{}

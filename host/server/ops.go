@@ -114,20 +114,29 @@ func (s *Server) appendTo(id core.StreamID, es []entry) (*core.Stream, error) {
 }
 
 // appendWaiting appends one record, waiting out backpressure for up to
-// MaxBlock. When MaxBlock runs out first the WouldBlock itself is returned,
-// so the client sees backpressure (and a retry delay) rather than a
-// deadline it did not set.
+// MaxBlock (withinMaxBlock).
 func (s *Server) appendWaiting(ctx context.Context, str *core.Stream, p []byte, o core.AppendOptions) (core.RecordID, error) {
+	var id core.RecordID
+	err := s.withinMaxBlock(ctx, str, func(wctx context.Context) (err error) {
+		id, err = str.AppendCtx(wctx, p, o)
+		return err
+	})
+	return id, err
+}
+
+// withinMaxBlock runs an append that waits out backpressure, for up to
+// MaxBlock. When MaxBlock runs out first the WouldBlock itself is
+// returned, so the client sees backpressure (and a retry delay) rather
+// than a deadline it did not set.
+func (s *Server) withinMaxBlock(ctx context.Context, str *core.Stream, fn func(context.Context) error) error {
 	wctx, cancel := context.WithTimeout(ctx, s.opts.MaxBlock)
 	defer cancel()
-	id, err := str.AppendCtx(wctx, p, o)
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-		var wb *core.WouldBlock
-		if errors.As(err, &wb) {
-			return 0, fmt.Errorf("stream %d: append: %w", str.ID(), wb)
-		}
+	err := fn(wctx)
+	var wb *core.WouldBlock
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil && errors.As(err, &wb) {
+		return fmt.Errorf("stream %d: append: %w", str.ID(), wb)
 	}
-	return id, err
+	return err
 }
 
 // appendDurable appends es and, with durable, waits until they are
@@ -156,14 +165,12 @@ func (s *Server) appendIdempotent(ctx context.Context, str *core.Stream, pr core
 	for i, e := range es {
 		recs[i] = core.BatchRecord{Payload: e.Payload, Timestamp: e.Timestamp, ExtID: e.ExtID}
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.opts.MaxBlock)
-	defer cancel()
-	res, err := str.AppendIdempotent(wctx, pr, recs, durable)
+	var res core.IdempotentResult
+	err := s.withinMaxBlock(ctx, str, func(wctx context.Context) (err error) {
+		res, err = str.AppendIdempotent(wctx, pr, recs, durable)
+		return err
+	})
 	if err != nil {
-		var wb *core.WouldBlock
-		if ctx.Err() == nil && wctx.Err() != nil && errors.As(err, &wb) {
-			err = fmt.Errorf("stream %d: append: %w", str.ID(), wb)
-		}
 		return nil, false, err
 	}
 	if durable {
