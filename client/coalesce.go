@@ -53,11 +53,18 @@ type coalescer struct {
 
 	mu     sync.Mutex
 	queues map[queueKey]*appendQueue // guarded by mu
+
+	pipeMu   sync.Mutex
+	pipeline bool          // guarded by pipeMu; batches go on an AppendPipeline call
+	pipe     *pipelineCall // guarded by pipeMu; the open call, nil when none
 }
 
 type appendQueue struct {
 	senders int              // sender goroutines working the queue; guarded by coalescer.mu
 	waiting []*pendingAppend // guarded by coalescer.mu
+	// slots holds a token per request of the queue sent on a pipeline
+	// call and not answered yet (pipelineDepth at most).
+	slots chan struct{}
 }
 
 // pendingAppend is one caller's append waiting in a queue.
@@ -78,8 +85,8 @@ type appendOutcome struct {
 	alone bool
 }
 
-func newCoalescer(life context.Context, log aof2v1.LogClient) *coalescer {
-	return &coalescer{log: log, life: life, queues: map[queueKey]*appendQueue{}}
+func newCoalescer(life context.Context, log aof2v1.LogClient, pipeline bool) *coalescer {
+	return &coalescer{log: log, life: life, queues: map[queueKey]*appendQueue{}, pipeline: pipeline}
 }
 
 // coalescable says whether an append may share a call with others: not too
@@ -107,7 +114,7 @@ func (co *coalescer) append(ctx context.Context, key queueKey, recs []*aof2v1.Re
 	co.mu.Lock()
 	q := co.queues[key]
 	if q == nil {
-		q = &appendQueue{}
+		q = &appendQueue{slots: make(chan struct{}, pipelineDepth)}
 		co.queues[key] = q
 	}
 	q.waiting = append(q.waiting, p)
@@ -135,19 +142,30 @@ func (co *coalescer) append(ctx context.Context, key queueKey, recs []*aof2v1.Re
 // send makes calls for the queue until it is empty.
 func (co *coalescer) send(key queueKey, q *appendQueue) {
 	for {
+		slot := co.pipelineSlot(key, q)
 		co.mu.Lock()
 		batch := q.take()
 		if len(batch) == 0 {
+			slot.drop()
 			q.senders--
-			if q.senders == 0 && len(q.waiting) == 0 {
+			if q.idle() {
 				delete(co.queues, key)
 			}
 			co.mu.Unlock()
 			return
 		}
 		co.mu.Unlock()
-		co.call(key, batch)
+		if !co.pipelined(key, slot, batch) {
+			slot.release()
+			co.call(key, batch)
+		}
 	}
+}
+
+// idle: no sender, nothing waiting, nothing unanswered on a pipeline
+// call. Called with coalescer.mu held.
+func (q *appendQueue) idle() bool {
+	return q.senders == 0 && len(q.waiting) == 0 && len(q.slots) == 0
 }
 
 // take removes the longest prefix of the waiting appends that fits one
@@ -172,23 +190,9 @@ func (q *appendQueue) take() []*pendingAppend {
 func (co *coalescer) call(key queueKey, batch []*pendingAppend) {
 	ctx, cancel := co.callContext(batch)
 	defer cancel()
-	var recs []*aof2v1.Record
-	counts := make([]int, len(batch))
-	for i, p := range batch {
-		recs = append(recs, p.recs...)
-		counts[i] = len(p.recs)
-	}
+	recs, counts := joinBatch(batch)
 	resp, err := co.log.Append(ctx, &aof2v1.AppendRequest{StreamId: uint64(key.stream), Records: recs, NoWaitDurable: key.noWait})
-	err = fromStatus(err)
-	var outs []appendOutcome
-	if err == nil {
-		outs = splitIDs(resp.GetIds(), counts)
-	} else {
-		outs = splitError(err, counts)
-	}
-	for i, p := range batch {
-		p.done <- outs[i]
-	}
+	deliver(batch, resp.GetIds(), fromStatus(err), counts)
 }
 
 // callContext is the context of a coalesced call: cancelled once every

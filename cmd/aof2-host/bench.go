@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +52,7 @@ type benchConfig struct {
 	records              int64
 	duration             time.Duration
 	noWait, coalesce     bool
+	pipeline             bool
 }
 
 // runBench drives durable appends through the client API from concurrent
@@ -69,6 +72,8 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 	streams := e.flags.Int("streams", 1, "spread the clients over this many streams, -stream and the ones after it (client i appends to -stream + i mod -streams)")
 	noWait := e.flags.Bool("no-wait", false, "do not wait for durability (acknowledge after the append)")
 	coalesce := e.flags.Bool("coalesce", true, "unary mode: coalesce concurrent appends of clients sharing a connection (see -conns)")
+	pipeline := e.flags.Bool("pipeline", true, "unary mode: coalesced appends travel on one AppendPipeline call per connection (false: an Append call each)")
+	cpuProfile := e.flags.String("cpuprofile", "", "write the bench client's CPU profile to this file (go tool pprof)")
 	if _, err := e.parse(0, 0); err != nil {
 		return err
 	}
@@ -93,7 +98,7 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 		return usagef("-records must not be negative and -duration must be positive")
 	}
 	cfg := benchConfig{mode: *mode, stream: client.StreamID(*stream), streams: *streams, size: *size, batch: *batch, perCall: *perCall,
-		records: *records, duration: *duration, noWait: *noWait, coalesce: *coalesce}
+		records: *records, duration: *duration, noWait: *noWait, coalesce: *coalesce, pipeline: *pipeline}
 	if *conns == 0 {
 		*conns = *clients
 	}
@@ -113,6 +118,13 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 		where = fmt.Sprintf("streams %d-%d", cfg.stream, cfg.stream+client.StreamID(cfg.streams-1))
 	}
 	fmt.Fprintf(e.stdout, "bench: %s, %d clients over %d connections, %d B records, batch %d, durable=%v, %s\n", cfg.mode, *clients, *conns, cfg.size, cfg.batch, !cfg.noWait, where)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	res, err := bench(ctx, calls, cfg)
 	if err != nil {
 		return err
@@ -135,7 +147,7 @@ func newBenchCall(ctx context.Context, t *target, cfg benchConfig, httpAddr stri
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 		return httpBenchCall(hc, httpAddr, cfg.noWait, tok), hc.CloseIdleConnections, nil
 	}
-	c, err := t.dial(ctx, client.WithAppendCoalescing(cfg.coalesce))
+	c, err := t.dial(ctx, client.WithAppendCoalescing(cfg.coalesce), client.WithAppendPipeline(cfg.pipeline))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -321,4 +333,20 @@ func cmpErr(first, err error) error {
 		return first
 	}
 	return err
+}
+
+// startCPUProfile profiles this process's CPU into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

@@ -17,6 +17,12 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 
 	"github.com/aof2/aof2/client"
 	"github.com/aof2/aof2/core/types"
@@ -357,6 +363,15 @@ func TestClusterFailover(t *testing.T) {
 	_, _, err = cl.AppendIdempotent(ctx, 1, 5, 1, []client.Record{{Payload: []byte("x")}}, false)
 	require.ErrorIs(t, err, client.ErrBadRequest)
 	require.ErrorContains(t, err, "cluster mode")
+	// AppendPipeline is refused before anything is read (the client's
+	// appends above fell back to Append calls).
+	raw, err := grpc.NewClient(c.leader(ctx).grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer raw.Close()
+	pipe, err := aof2v1.NewLogClient(raw).AppendPipeline(ctx)
+	require.NoError(t, err)
+	_, err = pipe.Recv()
+	require.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
 
 	// Every node announced its client addresses, followers too.
 	testwait.Until(t, 30*time.Second, 100*time.Millisecond, func() bool {

@@ -69,6 +69,7 @@ var errorTable = []struct {
 	{is(core.ErrWouldBlock), class{aof2v1.ErrorReason_WOULD_BLOCK, codes.Unavailable, http.StatusServiceUnavailable}},
 	{is(errNotReady), class{aof2v1.ErrorReason_NOT_READY, codes.Unavailable, http.StatusServiceUnavailable}},
 	{is(coordinator.ErrNotCaughtUp), class{aof2v1.ErrorReason_NOT_READY, codes.Unavailable, http.StatusServiceUnavailable}},
+	{is(errPipelineInCluster), class{aof2v1.ErrorReason_BAD_REQUEST, codes.Unimplemented, http.StatusNotImplemented}},
 	{is(ErrBadRequest), class{aof2v1.ErrorReason_BAD_REQUEST, codes.InvalidArgument, http.StatusBadRequest}},
 	{isBodyTooLarge, class{aof2v1.ErrorReason_RECORD_TOO_LARGE, codes.InvalidArgument, http.StatusRequestEntityTooLarge}},
 	{is(core.ErrSequenceStale), class{aof2v1.ErrorReason_SEQUENCE_STALE, codes.FailedPrecondition, http.StatusConflict}},

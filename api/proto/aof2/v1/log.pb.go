@@ -28,6 +28,7 @@ package aof2v1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -534,6 +535,265 @@ func (x *AppendStreamResponse) GetDurable() bool {
 	return false
 }
 
+// AppendPipelineRequest is one append on an AppendPipeline call.
+type AppendPipelineRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client, larger than the previous request's on the call;
+	// the acknowledgement carries it. A request that breaks the order ends
+	// the call with BAD_REQUEST.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The append, as Append takes it (producer_id must be zero).
+	Append        *AppendRequest `protobuf:"bytes,2,opt,name=append,proto3" json:"append,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendPipelineRequest) Reset() {
+	*x = AppendPipelineRequest{}
+	mi := &file_aof2_v1_log_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendPipelineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendPipelineRequest) ProtoMessage() {}
+
+func (x *AppendPipelineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_log_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendPipelineRequest.ProtoReflect.Descriptor instead.
+func (*AppendPipelineRequest) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AppendPipelineRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AppendPipelineRequest) GetAppend() *AppendRequest {
+	if x != nil {
+		return x.Append
+	}
+	return nil
+}
+
+// AppendPipelineResponse carries acknowledgements in request order.
+type AppendPipelineResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*AppendAck           `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendPipelineResponse) Reset() {
+	*x = AppendPipelineResponse{}
+	mi := &file_aof2_v1_log_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendPipelineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendPipelineResponse) ProtoMessage() {}
+
+func (x *AppendPipelineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_log_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendPipelineResponse.ProtoReflect.Descriptor instead.
+func (*AppendPipelineResponse) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AppendPipelineResponse) GetAcks() []*AppendAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+// AppendAck answers one AppendPipelineRequest.
+type AppendAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's seq.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*AppendAck_Result
+	//	*AppendAck_Error
+	Outcome       isAppendAck_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendAck) Reset() {
+	*x = AppendAck{}
+	mi := &file_aof2_v1_log_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendAck) ProtoMessage() {}
+
+func (x *AppendAck) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_log_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendAck.ProtoReflect.Descriptor instead.
+func (*AppendAck) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AppendAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AppendAck) GetOutcome() isAppendAck_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *AppendAck) GetResult() *AppendResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*AppendAck_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+func (x *AppendAck) GetError() *AppendError {
+	if x != nil {
+		if x, ok := x.Outcome.(*AppendAck_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isAppendAck_Outcome interface {
+	isAppendAck_Outcome()
+}
+
+type AppendAck_Result struct {
+	// What Append would have answered.
+	Result *AppendResponse `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+type AppendAck_Error struct {
+	// The status Append would have failed with.
+	Error *AppendError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*AppendAck_Result) isAppendAck_Outcome() {}
+
+func (*AppendAck_Error) isAppendAck_Outcome() {}
+
+// AppendError is a gRPC status (the fields of google.rpc.Status): code,
+// message and the same details a failed Append carries (ErrorInfo with the
+// reason and its metadata, RetryInfo for WOULD_BLOCK).
+type AppendError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Details       []*anypb.Any           `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendError) Reset() {
+	*x = AppendError{}
+	mi := &file_aof2_v1_log_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendError) ProtoMessage() {}
+
+func (x *AppendError) ProtoReflect() protoreflect.Message {
+	mi := &file_aof2_v1_log_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendError.ProtoReflect.Descriptor instead.
+func (*AppendError) Descriptor() ([]byte, []int) {
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AppendError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *AppendError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AppendError) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 // Position is where a read or tail starts. Unset means from the start.
 type Position struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -549,7 +809,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_aof2_v1_log_proto_msgTypes[4]
+	mi := &file_aof2_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +821,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[4]
+	mi := &file_aof2_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +834,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Position) GetStart() isPosition_Start {
@@ -675,7 +935,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_aof2_v1_log_proto_msgTypes[5]
+	mi := &file_aof2_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +947,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[5]
+	mi := &file_aof2_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +960,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadRequest) GetStreamId() uint64 {
@@ -764,7 +1024,7 @@ type StoredRecord struct {
 
 func (x *StoredRecord) Reset() {
 	*x = StoredRecord{}
-	mi := &file_aof2_v1_log_proto_msgTypes[6]
+	mi := &file_aof2_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +1036,7 @@ func (x *StoredRecord) String() string {
 func (*StoredRecord) ProtoMessage() {}
 
 func (x *StoredRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[6]
+	mi := &file_aof2_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +1049,7 @@ func (x *StoredRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredRecord.ProtoReflect.Descriptor instead.
 func (*StoredRecord) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StoredRecord) GetId() uint64 {
@@ -844,7 +1104,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_aof2_v1_log_proto_msgTypes[7]
+	mi := &file_aof2_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1116,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[7]
+	mi := &file_aof2_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1129,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadResponse) GetRecords() []*StoredRecord {
@@ -907,7 +1167,7 @@ type TailRequest struct {
 
 func (x *TailRequest) Reset() {
 	*x = TailRequest{}
-	mi := &file_aof2_v1_log_proto_msgTypes[8]
+	mi := &file_aof2_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1179,7 @@ func (x *TailRequest) String() string {
 func (*TailRequest) ProtoMessage() {}
 
 func (x *TailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[8]
+	mi := &file_aof2_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1192,7 @@ func (x *TailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRequest.ProtoReflect.Descriptor instead.
 func (*TailRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TailRequest) GetStreamId() uint64 {
@@ -962,7 +1222,7 @@ type TailResponse struct {
 
 func (x *TailResponse) Reset() {
 	*x = TailResponse{}
-	mi := &file_aof2_v1_log_proto_msgTypes[9]
+	mi := &file_aof2_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1234,7 @@ func (x *TailResponse) String() string {
 func (*TailResponse) ProtoMessage() {}
 
 func (x *TailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[9]
+	mi := &file_aof2_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1247,7 @@ func (x *TailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailResponse.ProtoReflect.Descriptor instead.
 func (*TailResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TailResponse) GetRecords() []*StoredRecord {
@@ -1008,7 +1268,7 @@ type FlushRequest struct {
 
 func (x *FlushRequest) Reset() {
 	*x = FlushRequest{}
-	mi := &file_aof2_v1_log_proto_msgTypes[10]
+	mi := &file_aof2_v1_log_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1280,7 @@ func (x *FlushRequest) String() string {
 func (*FlushRequest) ProtoMessage() {}
 
 func (x *FlushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[10]
+	mi := &file_aof2_v1_log_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1293,7 @@ func (x *FlushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushRequest.ProtoReflect.Descriptor instead.
 func (*FlushRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FlushRequest) GetStreamId() uint64 {
@@ -1054,7 +1314,7 @@ type FlushResponse struct {
 
 func (x *FlushResponse) Reset() {
 	*x = FlushResponse{}
-	mi := &file_aof2_v1_log_proto_msgTypes[11]
+	mi := &file_aof2_v1_log_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1326,7 @@ func (x *FlushResponse) String() string {
 func (*FlushResponse) ProtoMessage() {}
 
 func (x *FlushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[11]
+	mi := &file_aof2_v1_log_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1339,7 @@ func (x *FlushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushResponse.ProtoReflect.Descriptor instead.
 func (*FlushResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FlushResponse) GetInfo() *StreamInfoResponse {
@@ -1100,7 +1360,7 @@ type SealRequest struct {
 
 func (x *SealRequest) Reset() {
 	*x = SealRequest{}
-	mi := &file_aof2_v1_log_proto_msgTypes[12]
+	mi := &file_aof2_v1_log_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1372,7 @@ func (x *SealRequest) String() string {
 func (*SealRequest) ProtoMessage() {}
 
 func (x *SealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[12]
+	mi := &file_aof2_v1_log_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1385,7 @@ func (x *SealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRequest.ProtoReflect.Descriptor instead.
 func (*SealRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{12}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SealRequest) GetStreamId() uint64 {
@@ -1146,7 +1406,7 @@ type SealResponse struct {
 
 func (x *SealResponse) Reset() {
 	*x = SealResponse{}
-	mi := &file_aof2_v1_log_proto_msgTypes[13]
+	mi := &file_aof2_v1_log_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1418,7 @@ func (x *SealResponse) String() string {
 func (*SealResponse) ProtoMessage() {}
 
 func (x *SealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[13]
+	mi := &file_aof2_v1_log_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1431,7 @@ func (x *SealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealResponse.ProtoReflect.Descriptor instead.
 func (*SealResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{13}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SealResponse) GetInfo() *StreamInfoResponse {
@@ -1192,7 +1452,7 @@ type StreamInfoRequest struct {
 
 func (x *StreamInfoRequest) Reset() {
 	*x = StreamInfoRequest{}
-	mi := &file_aof2_v1_log_proto_msgTypes[14]
+	mi := &file_aof2_v1_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1464,7 @@ func (x *StreamInfoRequest) String() string {
 func (*StreamInfoRequest) ProtoMessage() {}
 
 func (x *StreamInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[14]
+	mi := &file_aof2_v1_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1477,7 @@ func (x *StreamInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamInfoRequest.ProtoReflect.Descriptor instead.
 func (*StreamInfoRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{14}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamInfoRequest) GetStreamId() uint64 {
@@ -1268,7 +1528,7 @@ type StreamInfoResponse struct {
 
 func (x *StreamInfoResponse) Reset() {
 	*x = StreamInfoResponse{}
-	mi := &file_aof2_v1_log_proto_msgTypes[15]
+	mi := &file_aof2_v1_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1540,7 @@ func (x *StreamInfoResponse) String() string {
 func (*StreamInfoResponse) ProtoMessage() {}
 
 func (x *StreamInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[15]
+	mi := &file_aof2_v1_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1553,7 @@ func (x *StreamInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamInfoResponse.ProtoReflect.Descriptor instead.
 func (*StreamInfoResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{15}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamInfoResponse) GetStreamId() uint64 {
@@ -1410,7 +1670,7 @@ type ListStreamsRequest struct {
 
 func (x *ListStreamsRequest) Reset() {
 	*x = ListStreamsRequest{}
-	mi := &file_aof2_v1_log_proto_msgTypes[16]
+	mi := &file_aof2_v1_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1682,7 @@ func (x *ListStreamsRequest) String() string {
 func (*ListStreamsRequest) ProtoMessage() {}
 
 func (x *ListStreamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[16]
+	mi := &file_aof2_v1_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1695,7 @@ func (x *ListStreamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStreamsRequest.ProtoReflect.Descriptor instead.
 func (*ListStreamsRequest) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{16}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{20}
 }
 
 // ListStreamsResponse answers ListStreams.
@@ -1452,7 +1712,7 @@ type ListStreamsResponse struct {
 
 func (x *ListStreamsResponse) Reset() {
 	*x = ListStreamsResponse{}
-	mi := &file_aof2_v1_log_proto_msgTypes[17]
+	mi := &file_aof2_v1_log_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1724,7 @@ func (x *ListStreamsResponse) String() string {
 func (*ListStreamsResponse) ProtoMessage() {}
 
 func (x *ListStreamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[17]
+	mi := &file_aof2_v1_log_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1737,7 @@ func (x *ListStreamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStreamsResponse.ProtoReflect.Descriptor instead.
 func (*ListStreamsResponse) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{17}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListStreamsResponse) GetStreamIds() []uint64 {
@@ -1507,7 +1767,7 @@ type BrokenStream struct {
 
 func (x *BrokenStream) Reset() {
 	*x = BrokenStream{}
-	mi := &file_aof2_v1_log_proto_msgTypes[18]
+	mi := &file_aof2_v1_log_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1779,7 @@ func (x *BrokenStream) String() string {
 func (*BrokenStream) ProtoMessage() {}
 
 func (x *BrokenStream) ProtoReflect() protoreflect.Message {
-	mi := &file_aof2_v1_log_proto_msgTypes[18]
+	mi := &file_aof2_v1_log_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1792,7 @@ func (x *BrokenStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokenStream.ProtoReflect.Descriptor instead.
 func (*BrokenStream) Descriptor() ([]byte, []int) {
-	return file_aof2_v1_log_proto_rawDescGZIP(), []int{18}
+	return file_aof2_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BrokenStream) GetStreamId() uint64 {
@@ -1553,7 +1813,7 @@ var File_aof2_v1_log_proto protoreflect.FileDescriptor
 
 const file_aof2_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x11aof2/v1/log.proto\x12\aaof2.v1\"i\n" +
+	"\x11aof2/v1/log.proto\x12\aaof2.v1\x1a\x19google/protobuf/any.proto\"i\n" +
 	"\x06Record\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x02 \x01(\x03R\x11timestampUnixNano\x12\x15\n" +
@@ -1576,7 +1836,21 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\alast_id\x18\x02 \x01(\x04H\x00R\x06lastId\x88\x01\x01\x12\x18\n" +
 	"\adurable\x18\x03 \x01(\bR\adurableB\n" +
 	"\n" +
-	"\b_last_id\"o\n" +
+	"\b_last_id\"Y\n" +
+	"\x15AppendPipelineRequest\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
+	"\x06append\x18\x02 \x01(\v2\x16.aof2.v1.AppendRequestR\x06append\"@\n" +
+	"\x16AppendPipelineResponse\x12&\n" +
+	"\x04acks\x18\x01 \x03(\v2\x12.aof2.v1.AppendAckR\x04acks\"\x89\x01\n" +
+	"\tAppendAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
+	"\x06result\x18\x02 \x01(\v2\x17.aof2.v1.AppendResponseH\x00R\x06result\x12,\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.aof2.v1.AppendErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"k\n" +
+	"\vAppendError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"o\n" +
 	"\bPosition\x12\x1d\n" +
 	"\trecord_id\x18\x01 \x01(\x04H\x00R\brecordId\x12\x1a\n" +
 	"\aordinal\x18\x02 \x01(\x04H\x00R\aordinal\x12\x1f\n" +
@@ -1674,10 +1948,11 @@ const file_aof2_v1_log_proto_rawDesc = "" +
 	"\tNO_QUORUM\x10\x19\x12\x12\n" +
 	"\x0eSEQUENCE_STALE\x10\x1a\x12\x15\n" +
 	"\x11SEQUENCE_MISMATCH\x10\x1b\x12\x13\n" +
-	"\x0fBATCH_TOO_LARGE\x10\x1c2\xf3\x03\n" +
+	"\x0fBATCH_TOO_LARGE\x10\x1c2\xca\x04\n" +
 	"\x03Log\x129\n" +
 	"\x06Append\x12\x16.aof2.v1.AppendRequest\x1a\x17.aof2.v1.AppendResponse\x12G\n" +
-	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x123\n" +
+	"\fAppendStream\x12\x16.aof2.v1.AppendRequest\x1a\x1d.aof2.v1.AppendStreamResponse(\x01\x12U\n" +
+	"\x0eAppendPipeline\x12\x1e.aof2.v1.AppendPipelineRequest\x1a\x1f.aof2.v1.AppendPipelineResponse(\x010\x01\x123\n" +
 	"\x04Read\x12\x14.aof2.v1.ReadRequest\x1a\x15.aof2.v1.ReadResponse\x125\n" +
 	"\x04Tail\x12\x14.aof2.v1.TailRequest\x1a\x15.aof2.v1.TailResponse0\x01\x126\n" +
 	"\x05Flush\x12\x15.aof2.v1.FlushRequest\x1a\x16.aof2.v1.FlushResponse\x123\n" +
@@ -1699,60 +1974,72 @@ func file_aof2_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_aof2_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_aof2_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_aof2_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_aof2_v1_log_proto_goTypes = []any{
-	(ErrorReason)(0),             // 0: aof2.v1.ErrorReason
-	(*Record)(nil),               // 1: aof2.v1.Record
-	(*AppendRequest)(nil),        // 2: aof2.v1.AppendRequest
-	(*AppendResponse)(nil),       // 3: aof2.v1.AppendResponse
-	(*AppendStreamResponse)(nil), // 4: aof2.v1.AppendStreamResponse
-	(*Position)(nil),             // 5: aof2.v1.Position
-	(*ReadRequest)(nil),          // 6: aof2.v1.ReadRequest
-	(*StoredRecord)(nil),         // 7: aof2.v1.StoredRecord
-	(*ReadResponse)(nil),         // 8: aof2.v1.ReadResponse
-	(*TailRequest)(nil),          // 9: aof2.v1.TailRequest
-	(*TailResponse)(nil),         // 10: aof2.v1.TailResponse
-	(*FlushRequest)(nil),         // 11: aof2.v1.FlushRequest
-	(*FlushResponse)(nil),        // 12: aof2.v1.FlushResponse
-	(*SealRequest)(nil),          // 13: aof2.v1.SealRequest
-	(*SealResponse)(nil),         // 14: aof2.v1.SealResponse
-	(*StreamInfoRequest)(nil),    // 15: aof2.v1.StreamInfoRequest
-	(*StreamInfoResponse)(nil),   // 16: aof2.v1.StreamInfoResponse
-	(*ListStreamsRequest)(nil),   // 17: aof2.v1.ListStreamsRequest
-	(*ListStreamsResponse)(nil),  // 18: aof2.v1.ListStreamsResponse
-	(*BrokenStream)(nil),         // 19: aof2.v1.BrokenStream
+	(ErrorReason)(0),               // 0: aof2.v1.ErrorReason
+	(*Record)(nil),                 // 1: aof2.v1.Record
+	(*AppendRequest)(nil),          // 2: aof2.v1.AppendRequest
+	(*AppendResponse)(nil),         // 3: aof2.v1.AppendResponse
+	(*AppendStreamResponse)(nil),   // 4: aof2.v1.AppendStreamResponse
+	(*AppendPipelineRequest)(nil),  // 5: aof2.v1.AppendPipelineRequest
+	(*AppendPipelineResponse)(nil), // 6: aof2.v1.AppendPipelineResponse
+	(*AppendAck)(nil),              // 7: aof2.v1.AppendAck
+	(*AppendError)(nil),            // 8: aof2.v1.AppendError
+	(*Position)(nil),               // 9: aof2.v1.Position
+	(*ReadRequest)(nil),            // 10: aof2.v1.ReadRequest
+	(*StoredRecord)(nil),           // 11: aof2.v1.StoredRecord
+	(*ReadResponse)(nil),           // 12: aof2.v1.ReadResponse
+	(*TailRequest)(nil),            // 13: aof2.v1.TailRequest
+	(*TailResponse)(nil),           // 14: aof2.v1.TailResponse
+	(*FlushRequest)(nil),           // 15: aof2.v1.FlushRequest
+	(*FlushResponse)(nil),          // 16: aof2.v1.FlushResponse
+	(*SealRequest)(nil),            // 17: aof2.v1.SealRequest
+	(*SealResponse)(nil),           // 18: aof2.v1.SealResponse
+	(*StreamInfoRequest)(nil),      // 19: aof2.v1.StreamInfoRequest
+	(*StreamInfoResponse)(nil),     // 20: aof2.v1.StreamInfoResponse
+	(*ListStreamsRequest)(nil),     // 21: aof2.v1.ListStreamsRequest
+	(*ListStreamsResponse)(nil),    // 22: aof2.v1.ListStreamsResponse
+	(*BrokenStream)(nil),           // 23: aof2.v1.BrokenStream
+	(*anypb.Any)(nil),              // 24: google.protobuf.Any
 }
 var file_aof2_v1_log_proto_depIdxs = []int32{
 	1,  // 0: aof2.v1.AppendRequest.records:type_name -> aof2.v1.Record
-	5,  // 1: aof2.v1.ReadRequest.start:type_name -> aof2.v1.Position
-	7,  // 2: aof2.v1.ReadResponse.records:type_name -> aof2.v1.StoredRecord
-	5,  // 3: aof2.v1.ReadResponse.next:type_name -> aof2.v1.Position
-	5,  // 4: aof2.v1.TailRequest.start:type_name -> aof2.v1.Position
-	7,  // 5: aof2.v1.TailResponse.records:type_name -> aof2.v1.StoredRecord
-	16, // 6: aof2.v1.FlushResponse.info:type_name -> aof2.v1.StreamInfoResponse
-	16, // 7: aof2.v1.SealResponse.info:type_name -> aof2.v1.StreamInfoResponse
-	19, // 8: aof2.v1.ListStreamsResponse.broken:type_name -> aof2.v1.BrokenStream
-	2,  // 9: aof2.v1.Log.Append:input_type -> aof2.v1.AppendRequest
-	2,  // 10: aof2.v1.Log.AppendStream:input_type -> aof2.v1.AppendRequest
-	6,  // 11: aof2.v1.Log.Read:input_type -> aof2.v1.ReadRequest
-	9,  // 12: aof2.v1.Log.Tail:input_type -> aof2.v1.TailRequest
-	11, // 13: aof2.v1.Log.Flush:input_type -> aof2.v1.FlushRequest
-	13, // 14: aof2.v1.Log.Seal:input_type -> aof2.v1.SealRequest
-	15, // 15: aof2.v1.Log.StreamInfo:input_type -> aof2.v1.StreamInfoRequest
-	17, // 16: aof2.v1.Log.ListStreams:input_type -> aof2.v1.ListStreamsRequest
-	3,  // 17: aof2.v1.Log.Append:output_type -> aof2.v1.AppendResponse
-	4,  // 18: aof2.v1.Log.AppendStream:output_type -> aof2.v1.AppendStreamResponse
-	8,  // 19: aof2.v1.Log.Read:output_type -> aof2.v1.ReadResponse
-	10, // 20: aof2.v1.Log.Tail:output_type -> aof2.v1.TailResponse
-	12, // 21: aof2.v1.Log.Flush:output_type -> aof2.v1.FlushResponse
-	14, // 22: aof2.v1.Log.Seal:output_type -> aof2.v1.SealResponse
-	16, // 23: aof2.v1.Log.StreamInfo:output_type -> aof2.v1.StreamInfoResponse
-	18, // 24: aof2.v1.Log.ListStreams:output_type -> aof2.v1.ListStreamsResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	2,  // 1: aof2.v1.AppendPipelineRequest.append:type_name -> aof2.v1.AppendRequest
+	7,  // 2: aof2.v1.AppendPipelineResponse.acks:type_name -> aof2.v1.AppendAck
+	3,  // 3: aof2.v1.AppendAck.result:type_name -> aof2.v1.AppendResponse
+	8,  // 4: aof2.v1.AppendAck.error:type_name -> aof2.v1.AppendError
+	24, // 5: aof2.v1.AppendError.details:type_name -> google.protobuf.Any
+	9,  // 6: aof2.v1.ReadRequest.start:type_name -> aof2.v1.Position
+	11, // 7: aof2.v1.ReadResponse.records:type_name -> aof2.v1.StoredRecord
+	9,  // 8: aof2.v1.ReadResponse.next:type_name -> aof2.v1.Position
+	9,  // 9: aof2.v1.TailRequest.start:type_name -> aof2.v1.Position
+	11, // 10: aof2.v1.TailResponse.records:type_name -> aof2.v1.StoredRecord
+	20, // 11: aof2.v1.FlushResponse.info:type_name -> aof2.v1.StreamInfoResponse
+	20, // 12: aof2.v1.SealResponse.info:type_name -> aof2.v1.StreamInfoResponse
+	23, // 13: aof2.v1.ListStreamsResponse.broken:type_name -> aof2.v1.BrokenStream
+	2,  // 14: aof2.v1.Log.Append:input_type -> aof2.v1.AppendRequest
+	2,  // 15: aof2.v1.Log.AppendStream:input_type -> aof2.v1.AppendRequest
+	5,  // 16: aof2.v1.Log.AppendPipeline:input_type -> aof2.v1.AppendPipelineRequest
+	10, // 17: aof2.v1.Log.Read:input_type -> aof2.v1.ReadRequest
+	13, // 18: aof2.v1.Log.Tail:input_type -> aof2.v1.TailRequest
+	15, // 19: aof2.v1.Log.Flush:input_type -> aof2.v1.FlushRequest
+	17, // 20: aof2.v1.Log.Seal:input_type -> aof2.v1.SealRequest
+	19, // 21: aof2.v1.Log.StreamInfo:input_type -> aof2.v1.StreamInfoRequest
+	21, // 22: aof2.v1.Log.ListStreams:input_type -> aof2.v1.ListStreamsRequest
+	3,  // 23: aof2.v1.Log.Append:output_type -> aof2.v1.AppendResponse
+	4,  // 24: aof2.v1.Log.AppendStream:output_type -> aof2.v1.AppendStreamResponse
+	6,  // 25: aof2.v1.Log.AppendPipeline:output_type -> aof2.v1.AppendPipelineResponse
+	12, // 26: aof2.v1.Log.Read:output_type -> aof2.v1.ReadResponse
+	14, // 27: aof2.v1.Log.Tail:output_type -> aof2.v1.TailResponse
+	16, // 28: aof2.v1.Log.Flush:output_type -> aof2.v1.FlushResponse
+	18, // 29: aof2.v1.Log.Seal:output_type -> aof2.v1.SealResponse
+	20, // 30: aof2.v1.Log.StreamInfo:output_type -> aof2.v1.StreamInfoResponse
+	22, // 31: aof2.v1.Log.ListStreams:output_type -> aof2.v1.ListStreamsResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_aof2_v1_log_proto_init() }
@@ -1762,7 +2049,11 @@ func file_aof2_v1_log_proto_init() {
 	}
 	file_aof2_v1_log_proto_msgTypes[1].OneofWrappers = []any{}
 	file_aof2_v1_log_proto_msgTypes[3].OneofWrappers = []any{}
-	file_aof2_v1_log_proto_msgTypes[4].OneofWrappers = []any{
+	file_aof2_v1_log_proto_msgTypes[6].OneofWrappers = []any{
+		(*AppendAck_Result)(nil),
+		(*AppendAck_Error)(nil),
+	}
+	file_aof2_v1_log_proto_msgTypes[8].OneofWrappers = []any{
 		(*Position_RecordId)(nil),
 		(*Position_Ordinal)(nil),
 		(*Position_FromStart)(nil),
@@ -1773,7 +2064,7 @@ func file_aof2_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aof2_v1_log_proto_rawDesc), len(file_aof2_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,14 +38,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Log_Append_FullMethodName       = "/aof2.v1.Log/Append"
-	Log_AppendStream_FullMethodName = "/aof2.v1.Log/AppendStream"
-	Log_Read_FullMethodName         = "/aof2.v1.Log/Read"
-	Log_Tail_FullMethodName         = "/aof2.v1.Log/Tail"
-	Log_Flush_FullMethodName        = "/aof2.v1.Log/Flush"
-	Log_Seal_FullMethodName         = "/aof2.v1.Log/Seal"
-	Log_StreamInfo_FullMethodName   = "/aof2.v1.Log/StreamInfo"
-	Log_ListStreams_FullMethodName  = "/aof2.v1.Log/ListStreams"
+	Log_Append_FullMethodName         = "/aof2.v1.Log/Append"
+	Log_AppendStream_FullMethodName   = "/aof2.v1.Log/AppendStream"
+	Log_AppendPipeline_FullMethodName = "/aof2.v1.Log/AppendPipeline"
+	Log_Read_FullMethodName           = "/aof2.v1.Log/Read"
+	Log_Tail_FullMethodName           = "/aof2.v1.Log/Tail"
+	Log_Flush_FullMethodName          = "/aof2.v1.Log/Flush"
+	Log_Seal_FullMethodName           = "/aof2.v1.Log/Seal"
+	Log_StreamInfo_FullMethodName     = "/aof2.v1.Log/StreamInfo"
+	Log_ListStreams_FullMethodName    = "/aof2.v1.Log/ListStreams"
 )
 
 // LogClient is the client API for Log service.
@@ -68,6 +69,23 @@ type LogClient interface {
 	// every message set no_wait_durable) and the summary is returned. Every
 	// message must name the same stream.
 	AppendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[AppendRequest, AppendStreamResponse], error)
+	// AppendPipeline carries many appends on one long-lived call, each
+	// answered on its own: the client sends requests without waiting for
+	// earlier answers, the host appends them in the order they arrive and
+	// acknowledges each once it is durable (one sync covers every request
+	// appended while the previous sync ran), several acknowledgements per
+	// response message. An answer is what a unary Append would have returned
+	// for the request: its ids, or its error with the same code, reason and
+	// metadata. Requests may name different streams; producer_id is refused
+	// per request (use Append). Backpressure is waited out as Append waits
+	// it out (up to 5 s per request, then WOULD_BLOCK); while the host is
+	// behind it stops reading the call, and flow control slows the client.
+	// When the call ends with an error, requests not yet answered may or may
+	// not have been appended, as for a unary Append whose connection failed.
+	// A host in cluster mode answers the call UNIMPLEMENTED before reading
+	// anything (send Append there); so does a host older than the RPC. The
+	// Go client uses it for the appends it coalesces (api/README.md).
+	AppendPipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendPipelineRequest, AppendPipelineResponse], error)
 	// Read returns up to max_records records (or max_bytes of payload) from
 	// a position, plus the position to continue from. It sees every appended
 	// record, durable or not (Tail sees durable ones only). It never waits
@@ -124,6 +142,19 @@ func (c *logClient) AppendStream(ctx context.Context, opts ...grpc.CallOption) (
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Log_AppendStreamClient = grpc.ClientStreamingClient[AppendRequest, AppendStreamResponse]
 
+func (c *logClient) AppendPipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendPipelineRequest, AppendPipelineResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Log_ServiceDesc.Streams[1], Log_AppendPipeline_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AppendPipelineRequest, AppendPipelineResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Log_AppendPipelineClient = grpc.BidiStreamingClient[AppendPipelineRequest, AppendPipelineResponse]
+
 func (c *logClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReadResponse)
@@ -136,7 +167,7 @@ func (c *logClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.Call
 
 func (c *logClient) Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Log_ServiceDesc.Streams[1], Log_Tail_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Log_ServiceDesc.Streams[2], Log_Tail_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +244,23 @@ type LogServer interface {
 	// every message set no_wait_durable) and the summary is returned. Every
 	// message must name the same stream.
 	AppendStream(grpc.ClientStreamingServer[AppendRequest, AppendStreamResponse]) error
+	// AppendPipeline carries many appends on one long-lived call, each
+	// answered on its own: the client sends requests without waiting for
+	// earlier answers, the host appends them in the order they arrive and
+	// acknowledges each once it is durable (one sync covers every request
+	// appended while the previous sync ran), several acknowledgements per
+	// response message. An answer is what a unary Append would have returned
+	// for the request: its ids, or its error with the same code, reason and
+	// metadata. Requests may name different streams; producer_id is refused
+	// per request (use Append). Backpressure is waited out as Append waits
+	// it out (up to 5 s per request, then WOULD_BLOCK); while the host is
+	// behind it stops reading the call, and flow control slows the client.
+	// When the call ends with an error, requests not yet answered may or may
+	// not have been appended, as for a unary Append whose connection failed.
+	// A host in cluster mode answers the call UNIMPLEMENTED before reading
+	// anything (send Append there); so does a host older than the RPC. The
+	// Go client uses it for the appends it coalesces (api/README.md).
+	AppendPipeline(grpc.BidiStreamingServer[AppendPipelineRequest, AppendPipelineResponse]) error
 	// Read returns up to max_records records (or max_bytes of payload) from
 	// a position, plus the position to continue from. It sees every appended
 	// record, durable or not (Tail sees durable ones only). It never waits
@@ -251,6 +299,9 @@ func (UnimplementedLogServer) Append(context.Context, *AppendRequest) (*AppendRe
 }
 func (UnimplementedLogServer) AppendStream(grpc.ClientStreamingServer[AppendRequest, AppendStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method AppendStream not implemented")
+}
+func (UnimplementedLogServer) AppendPipeline(grpc.BidiStreamingServer[AppendPipelineRequest, AppendPipelineResponse]) error {
+	return status.Error(codes.Unimplemented, "method AppendPipeline not implemented")
 }
 func (UnimplementedLogServer) Read(context.Context, *ReadRequest) (*ReadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Read not implemented")
@@ -315,6 +366,13 @@ func _Log_AppendStream_Handler(srv interface{}, stream grpc.ServerStream) error 
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Log_AppendStreamServer = grpc.ClientStreamingServer[AppendRequest, AppendStreamResponse]
+
+func _Log_AppendPipeline_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LogServer).AppendPipeline(&grpc.GenericServerStream[AppendPipelineRequest, AppendPipelineResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Log_AppendPipelineServer = grpc.BidiStreamingServer[AppendPipelineRequest, AppendPipelineResponse]
 
 func _Log_Read_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReadRequest)
@@ -453,6 +511,12 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "AppendStream",
 			Handler:       _Log_AppendStream_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "AppendPipeline",
+			Handler:       _Log_AppendPipeline_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 		{
