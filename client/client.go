@@ -86,7 +86,7 @@ func WithAppendRetry(on bool) Option { return func(o *options) { o.appendRetry =
 
 // WithAppendCoalescing turns coalescing of concurrent appends on or off
 // (default on). With it, appends to the same stream made while another is
-// in flight share the next Append call: each caller still gets its own ids
+// in flight share the next request: each caller still gets its own ids
 // once its records are durable, its records contiguous in the stream, and
 // its own error for a record the host refuses. Appends with outgoing gRPC
 // metadata in their context, with a coordinator watermark, or over 256 KiB

@@ -15,15 +15,17 @@ import (
 )
 
 // Coalescing: concurrent appends to one stream through one Client are sent
-// as one Append call. A gRPC call costs the host a read and a write system
-// call and a goroutine whatever it carries, and on a small machine that,
-// not the disk, bounds how many durable appends a second the host serves
-// (docs/performance.md). Appends are queued per stream while a call to that
-// stream is in flight; the next call carries everything queued, each
-// caller's records contiguous and in the order the callers queued, and
-// each caller gets its own ids once the whole call is durable. An append
-// that arrives while nothing is in flight is sent at once: coalescing adds
-// no wait, it only uses the time a call is in flight anyway.
+// together. A call costs the host a read and a write system call and a
+// goroutine whatever it carries, and on a small machine that, not the
+// disk, bounds how many durable appends a second the host serves
+// (docs/performance.md). Appends are queued per stream while the stream has
+// as many requests in flight as it may (pipelineDepth on an AppendPipeline
+// call, pipeline.go; maxSenders unary calls against a host without it);
+// the next request carries everything queued, each caller's records
+// contiguous and in the order the callers queued, and each caller gets its
+// own ids once the whole request is durable. An append that arrives while
+// there is room is sent at once: coalescing adds no wait, it only uses the
+// time requests are in flight anyway.
 const (
 	// maxSenders bounds the calls in flight per stream and durability:
 	// two, so the host can sync one batch while the next arrives.

@@ -82,7 +82,9 @@ func (p *pipeline) receive(ctx context.Context) {
 		if err == io.EOF {
 			return
 		}
-		if err == nil && ctx.Err() != nil {
+		if ctx.Err() != nil {
+			// The client went away (a cancelled call, not a fault to log)
+			// or Shutdown started.
 			err = context.Cause(ctx)
 		}
 		if err == nil && req.GetSeq() <= last {

@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,6 +19,7 @@ import (
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/internal/testlog"
 )
 
 type pipelineClient = grpc.BidiStreamingClient[aof2v1.AppendPipelineRequest, aof2v1.AppendPipelineResponse]
@@ -180,4 +183,23 @@ func TestAppendPipelineEndsAtShutdown(t *testing.T) {
 	str, err := h.Store.Lookup(1)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), str.Info().DurableRecords)
+}
+
+// A client that goes away with its pipeline open (a Client closing) is
+// not a fault: nothing is logged above debug.
+func TestAppendPipelineClientGoneIsNotAFault(t *testing.T) {
+	var logs testlog.Capture
+	h := start(t, smallConfig(), server.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, JSONFormat: true, Level: hclog.Info})})
+	logc, _, _ := dial(t, h.GRPCAddr)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	call, err := logc.AppendPipeline(ctx)
+	require.NoError(t, err)
+	require.NoError(t, call.Send(&aof2v1.AppendPipelineRequest{Seq: 1, Append: &aof2v1.AppendRequest{StreamId: 1, Records: recs([]byte("a"))}}))
+	recvAcks(t, call, 1)
+	cancel()
+	h.Shutdown(t) // waits for the handler
+	for _, l := range logs.Lines(t) {
+		t.Log(l)
+		require.NotEqual(t, "error", l["@level"], "logged: %v", l)
+	}
 }
