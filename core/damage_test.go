@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -623,6 +624,7 @@ func TestLostSegmentRuns(t *testing.T) {
 func TestLostSegmentAndReservedIDs(t *testing.T) {
 	mem := vfs.NewMem()
 	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone}
+	cfg.syncLinger = time.Millisecond
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
@@ -630,6 +632,10 @@ func TestLostSegmentAndReservedIDs(t *testing.T) {
 	writeDurable(t, s, 10, 100)
 	require.NoError(t, s.Seal(context.Background()))
 	first, _ := s.Segment(1)
+	// A kick Seal left behind would run one more round, which could make
+	// the next record durable: wait for the syncer to stop (SyncNone: the
+	// append below does not start it).
+	require.Eventually(t, func() bool { return !s.syncRunning.Load() }, 10*time.Second, time.Millisecond, "syncer stopped")
 	id, err := s.AppendCtx(context.Background(), []byte("never synced"), AppendOptions{}) // activates segment 2, not synced
 	require.NoError(t, err)
 	require.Equal(t, SegmentID(2), id.Segment())
