@@ -21,6 +21,9 @@ type seg struct {
 	baseOffset uint64
 	createdAt  int64
 	capacity   int64
+	// activated is when a rollover made the segment active (monoNow); 0
+	// for segments found at open.
+	activated int64
 
 	// w is set while the segment is active or sealing, and kept afterwards
 	// so readers go on using its mapping. Appends go through the stream's

@@ -102,6 +102,10 @@ type Config struct {
 	// for work before it exits; default defaultSyncLinger. Tests shorten
 	// it to have syncers stop and start all the time.
 	syncLinger time.Duration
+	// fastFill: a segment filled within this time of its activation
+	// counts as filled fast (nextCapacityLocked); default defaultFastFill,
+	// negative never. Tests set it to pin the growth they check.
+	fastFill time.Duration
 	// Manifest configures each stream's manifest log (core/manifest); its
 	// GroundTruth is always the stream itself, and Registerer and Logger
 	// default to the store's.
@@ -250,6 +254,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.syncLinger <= 0 {
 		c.syncLinger = defaultSyncLinger
+	}
+	if c.fastFill == 0 {
+		c.fastFill = defaultFastFill
 	}
 	if c.WALCheckpointBytes == 0 {
 		c.WALCheckpointBytes = DefaultWALCheckpointBytes

@@ -9,8 +9,7 @@ import (
 // metrics are the tier-0 engine's Prometheus metrics. They are created per
 // Store and registered on Config.Registerer when one is given.
 type metrics struct {
-	appendRecords  *prometheus.CounterVec
-	appendBytes    *prometheus.CounterVec
+	appended       *appendCounts
 	durableLatency *prometheus.HistogramVec
 	flushes        *prometheus.CounterVec
 	flushFailures  *prometheus.CounterVec
@@ -34,8 +33,7 @@ var latencyBuckets = prometheus.ExponentialBuckets(20e-6, 2, 18) // 20 µs … ~
 func newMetrics(reg prometheus.Registerer) *metrics {
 	sl := []string{"stream_id"}
 	m := &metrics{
-		appendRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_append_records_total", Help: "Records appended."}, sl),
-		appendBytes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_append_bytes_total", Help: "Payload bytes appended."}, sl),
+		appended: newAppendCounts(),
 		durableLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aof_append_durable_latency_seconds",
 			Help: "Time from a durable append (or Flush) call to its acknowledgement.", Buckets: latencyBuckets}, sl),
 		flushes:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aof_flush_total", Help: "Sync rounds (group commits) completed."}, sl),
@@ -62,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Damaged copies of sealed segments replaced from another tier, by the tier of the damaged copy and the reason."}, []string{"tier", "reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.appendRecords, m.appendBytes, m.durableLatency, m.flushes, m.flushFailures,
+		for _, c := range []prometheus.Collector{m.appended, m.durableLatency, m.flushes, m.flushFailures,
 			m.flushLatency, m.flushBytes, m.metaRetries, m.metaFailures, m.wouldBlock, m.seals, m.segments, m.bytes,
 			m.recoveryDrop, m.recoverySecs, m.damage, m.damaged, m.repairs} {
 			reg.MustRegister(c)
@@ -74,8 +72,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // streamMetrics are one stream's resolved metric children, so the hot path
 // does no label lookups.
 type streamMetrics struct {
-	appendRecords  prometheus.Counter
-	appendBytes    prometheus.Counter
 	durableLatency prometheus.Observer
 	flushes        prometheus.Counter
 	flushFailures  prometheus.Counter
@@ -97,7 +93,6 @@ type streamMetrics struct {
 func (m *metrics) forStream(id StreamID) *streamMetrics {
 	l := strconv.FormatUint(uint64(id), 10)
 	return &streamMetrics{
-		appendRecords: m.appendRecords.WithLabelValues(l), appendBytes: m.appendBytes.WithLabelValues(l),
 		durableLatency: m.durableLatency.WithLabelValues(l), flushes: m.flushes.WithLabelValues(l),
 		flushFailures: m.flushFailures.WithLabelValues(l), flushLatency: m.flushLatency.WithLabelValues(l),
 		flushBytes: m.flushBytes.WithLabelValues(l), metaRetries: m.metaRetries.WithLabelValues(l),

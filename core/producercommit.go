@@ -168,6 +168,9 @@ func (s *Stream) storeProducersLocked(a *seg, placed []*producerReq) {
 				failed = err
 			case id != want:
 				failed = s.failLocked(fmt.Errorf("stream %d: record stored at %s, the producer log says %s", s.id, id, want))
+			default:
+				s.mu.appended.records++
+				s.mu.appended.bytes += uint64(len(rec.Payload))
 			}
 		}
 		if failed != nil {
@@ -193,11 +196,7 @@ func (s *Stream) finishProducers(placed, failed []*producerReq) {
 	p.mu.Unlock()
 	for _, r := range placed {
 		if r.err == nil {
-			n := 0
-			for _, rec := range r.recs {
-				n += len(rec.Payload)
-			}
-			s.afterAppend(len(r.recs), n)
+			s.afterAppend()
 		}
 		close(r.done)
 	}

@@ -86,7 +86,11 @@ func (s *Stream) rolloverLocked(ts int64, ext uint64, need int) error {
 		// re-derives the record from the file.
 		s.log.Warn("manifest: could not append SegmentOpened", "segment_id", uint64(id), "error", err)
 	}
+	if old != nil {
+		s.mu.filledFast = s.filledFast(old)
+	}
 	g := newActiveSeg(w)
+	g.activated = monoNow()
 	s.mu.active = g
 	s.setCatalogLocked(s.cat.Load().with(g))
 	s.m.segments.Inc()
@@ -170,16 +174,21 @@ func (s *Stream) prepareNext() error {
 	}
 	id := s.nextIDLocked()
 	old := s.mu.next
-	if old != nil && s.mu.nextID == id && segment.MaxRecordSize(old.Capacity()) >= int64(s.mu.need) {
+	capacity := s.nextCapacityLocked(s.mu.need)
+	// A prepared file is kept when it takes the record and, with no active
+	// segment (after a seal), is not larger than the stream now calls for:
+	// one prepared while the stream filled fast is not kept by a stream
+	// that went quiet.
+	if old != nil && s.mu.nextID == id && segment.MaxRecordSize(old.Capacity()) >= int64(s.mu.need) &&
+		(s.mu.active != nil || old.Capacity() <= capacity) {
 		s.mu.Unlock()
 		return nil
 	}
 	s.mu.next = nil
-	capacity := s.nextCapacityLocked(s.mu.need)
 	s.mu.Unlock()
 	if old != nil {
 		if err := old.Discard(); err != nil {
-			s.log.Warn("could not remove a prepared segment file too small for the next record", "error", err)
+			s.log.Warn("could not remove a prepared segment file that does not fit the next record", "error", err)
 		}
 	}
 	if id > types.MaxSegmentID {
@@ -224,9 +233,37 @@ func (s *Stream) dropStaleNextLocked() {
 	}
 }
 
+// Fast-filling streams skip sizes. Doubling from 64 KiB keeps what a
+// stream holds within about three times its bytes, but a stream writing
+// hundreds of MB/s then crosses ten segments, each sealed (about eleven
+// fsyncs: footer, pointer, manifest, mark, view) before the next one's
+// records can be made durable: a new stream wrote at 0.60 of a plain file
+// where one starting at full size wrote at 0.81 (docs/performance.md). A
+// stream whose previous segment filled within fastFill of its activation
+// and whose active one is half full within fastFill gets a next segment
+// fastGrowth times the active one: it writes at least capacity/fastFill
+// bytes a second, so the room it holds is what it writes in about
+// fastGrowth × fastFill. A stream that goes quiet keeps no oversized file:
+// a seal that is not a rollover (Seal, segment.max_age) leaves no active
+// segment, and the preparer then replaces a prepared file larger than the
+// bytes the stream holds call for (prepareNext).
+const (
+	defaultFastFill = 100 * time.Millisecond
+	fastGrowth      = 16
+)
+
+// filledFast reports whether g, which filled up, did so within fastFill of
+// its activation. Never with TailReplayed: the nodes of a cluster apply
+// one log at their own pace and must cut it into the same segments (the
+// ids are positions in them), so sizes there depend on the records alone.
+func (s *Stream) filledFast(g *seg) bool {
+	return s.cfg.fastFill > 0 && !s.cfg.TailReplayed && g.activated != 0 && monoNow()-g.activated < int64(s.cfg.fastFill)
+}
+
 // nextCapacityLocked is the capacity of the next segment file, for a
 // first record of need payload bytes (0: any):
-//   - after an active segment (it is filling up): twice its capacity;
+//   - after an active segment (it is filling up): twice its capacity, or
+//     fastGrowth times when the stream fills its segments fast (above);
 //   - with no active segment (a new stream, or after a seal or a
 //     restart): twice what the newest segment holds, rounded up to a
 //     power of two;
@@ -241,7 +278,11 @@ func (s *Stream) nextCapacityLocked(need int) int64 {
 	}
 	c := s.cfg.InitialSegmentSize
 	if a := s.mu.active; a != nil {
-		c = max(c, 2*a.capacity)
+		grow := int64(2)
+		if s.mu.filledFast && s.filledFast(a) {
+			grow = fastGrowth
+		}
+		c = max(c, grow*a.capacity)
 	} else if last := s.cat.Load().last(); last != nil {
 		c = max(c, pow2Ceil(2*(last.visible.Load()-segment.HeaderSize)+segment.HeaderSize+segment.FooterSize))
 	}

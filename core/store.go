@@ -135,6 +135,7 @@ func (st *Store) recoverAll(ids []StreamID) {
 			st.cfg.Logger.Info("stream recovered", append([]any{"stream_id", uint64(id), "segments", rep.Segments, "records", rep.Records,
 				"dropped_bytes", rep.DroppedBytes, "pointer", rep.Pointer}, logfields.Duration("duration", rep.Duration)...)...)
 			st.mu.streams[id] = s
+			s.counts.add(s)
 		}()
 	}
 	wg.Wait()
@@ -206,6 +207,7 @@ func (st *Store) stream(id StreamID, follow bool) (*Stream, error) {
 		return nil, err
 	}
 	st.mu.streams[id] = s
+	s.counts.add(s)
 	return s, nil
 }
 
@@ -372,6 +374,7 @@ func (s *Stream) close() error {
 	s.mu.closed = true
 	abandoned := s.mu.abandoned
 	s.mu.Unlock()
+	defer s.counts.remove(s)
 	s.runMu.Lock()
 	s.stopping = true
 	s.runMu.Unlock()

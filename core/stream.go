@@ -49,6 +49,7 @@ type Stream struct {
 	cfg     *Config
 	log     hclog.Logger
 	m       *streamMetrics
+	counts  *appendCounts // the store's; serves mu.appended at scrape time
 	segDir  string
 	ptrPath string
 	journal Journal // set before start; the manifest log unless NoManifest
@@ -77,10 +78,14 @@ type Stream struct {
 		// streams recovered): close writes no clean mark, so the next
 		// open still knows the last shutdown was not clean.
 		abandoned bool
-		written   uint64 // stream position after the last appended record
-		records   uint64 // records appended
-		watermark uint64 // coordinator watermark for the next seal
+		written   uint64   // stream position after the last appended record
+		records   uint64   // records appended
+		appended  appended // what appends through this Stream added (appendCounts)
+		watermark uint64   // coordinator watermark for the next seal
 
+		// filledFast: the segment before the active one filled within
+		// Config.fastFill of its activation (nextCapacityLocked).
+		filledFast  bool
 		need        int  // payload bytes the next segment must hold (0: any)
 		prepRunning bool // a preparer goroutine runs (kickPrepLocked)
 		prepAgain   bool // the preparer must look again before it exits
@@ -163,7 +168,7 @@ type Stream struct {
 
 func newStream(id StreamID, dir string, cfg *Config, m *metrics) *Stream {
 	s := &Stream{
-		id: id, cfg: cfg, m: m.forStream(id),
+		id: id, cfg: cfg, m: m.forStream(id), counts: m.appended,
 		log:      cfg.Logger.With("stream_id", uint64(id)),
 		segDir:   filepath.Join(dir, "segments"),
 		durableN: newNotifier(), stateN: newNotifier(),
@@ -197,11 +202,15 @@ func (s *Stream) Append(payload []byte, o AppendOptions) (RecordID, error) {
 	}
 	s.mu.Lock()
 	id, err := s.appendLocked(payload, ts, o.ExtID)
+	if err == nil {
+		s.mu.appended.records++
+		s.mu.appended.bytes += uint64(len(payload))
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	s.afterAppend(1, len(payload))
+	s.afterAppend()
 	return id, nil
 }
 
@@ -230,9 +239,11 @@ func (s *Stream) AppendBatch(payloads [][]byte, o AppendOptions) ([]RecordID, er
 		ids = append(ids, id)
 		n += len(p)
 	}
+	s.mu.appended.records += uint64(len(ids))
+	s.mu.appended.bytes += uint64(n)
 	s.mu.Unlock()
 	if len(ids) > 0 {
-		s.afterAppend(len(ids), n)
+		s.afterAppend()
 	}
 	return ids, err
 }
@@ -247,9 +258,7 @@ func (s *Stream) checkPayload(p []byte) error {
 	return nil
 }
 
-func (s *Stream) afterAppend(records, bytes int) {
-	s.m.appendRecords.Add(float64(records))
-	s.m.appendBytes.Add(float64(bytes))
+func (s *Stream) afterAppend() {
 	switch s.cfg.Sync {
 	case SyncAlways:
 		s.kickSync()

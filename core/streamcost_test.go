@@ -180,6 +180,7 @@ func TestSegmentsGrowToSegmentSize(t *testing.T) {
 			defer cancel()
 			mem := vfs.NewMem()
 			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, Sync: SyncNone, WriteMode: mode}
+			cfg.fastFill = -1 // doubling only: TestFastStreamsSkipSizes checks the other rule
 			st, err := Open("/d", cfg)
 			require.NoError(t, err)
 			s, err := st.Stream(1)
@@ -236,6 +237,84 @@ func TestSegmentsGrowToSegmentSize(t *testing.T) {
 			check(s)
 		})
 	}
+}
+
+// TestFastStreamsSkipSizes: a stream whose segments fill within fastFill
+// of their activation grows them sixteen-fold instead of doubling, from
+// its second rollover (one fast fill is not enough: a burst into a new
+// stream keeps the doubling), up to SegmentSize; one that fills slowly
+// keeps doubling, and so does every stream in cluster mode.
+func TestFastStreamsSkipSizes(t *testing.T) {
+	doubling := []int64{64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20}
+	for _, c := range []struct {
+		name         string
+		fastFill     time.Duration
+		tailReplayed bool // a cluster's nodes cut one log into the same segments
+		want         []int64
+	}{
+		{"fast", time.Hour, false, []int64{64 << 10, 128 << 10, 2 << 20, 4 << 20, 4 << 20}},
+		{"slow", time.Nanosecond, false, doubling},
+		{"fast, cluster", time.Hour, true, doubling},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+			defer cancel()
+			cfg := Config{FS: vfs.NewMem(), SegmentSize: 4 << 20, Sync: SyncNone, TailReplayed: c.tailReplayed}
+			cfg.fastFill = c.fastFill
+			st, err := Open("/d", cfg)
+			require.NoError(t, err)
+			defer st.Close()
+			s, err := st.Stream(1)
+			require.NoError(t, err)
+			for i := 0; ; i++ {
+				id, err := s.AppendCtx(ctx, payloadFor(i, 4000), AppendOptions{})
+				require.NoError(t, err)
+				if id.Segment() == SegmentID(len(c.want)) {
+					break
+				}
+			}
+			require.Equal(t, c.want, capacities(s))
+		})
+	}
+}
+
+// TestQuietStreamDropsAnOversizedPreparedFile: a stream that filled fast
+// has a large next file prepared; sealed (as segment.max_age seals a stream
+// that went quiet) before it needed it, the file is replaced by one sized
+// for the bytes the stream holds.
+func TestQuietStreamDropsAnOversizedPreparedFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: 4 << 20, Sync: SyncNone}
+	cfg.fastFill = time.Hour
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	i := 0
+	for ; ; i++ {
+		id, err := s.AppendCtx(ctx, payloadFor(i, 4000), AppendOptions{})
+		require.NoError(t, err)
+		if id.Segment() == 2 && 2*(activeEnd(s)-segment.HeaderSize) >= segment.DataEnd(128<<10)-segment.HeaderSize {
+			break // the 128 KiB second segment is half full: its successor gets prepared
+		}
+	}
+	prepared := filepath.Join(st.streamDir(1), "segments", segment.PrepName(3))
+	sizeIs := func(want int64) func() bool {
+		return func() bool {
+			n, err := fileSize(mem, prepared)
+			return err == nil && n == want
+		}
+	}
+	testwait.Until(t, testwait.Default, time.Millisecond, sizeIs(2<<20), "a 2 MiB file prepared for a stream that fills fast")
+	require.NoError(t, s.Seal(ctx))
+	testwait.Until(t, testwait.Default, time.Millisecond, sizeIs(256<<10), "after the seal, a file sized for what the stream holds (twice its newest segment's bytes)")
+	id, err := s.AppendCtx(ctx, payloadFor(i+1, 4000), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, SegmentID(3), id.Segment())
+	require.Equal(t, int64(256<<10), capacities(s)[2])
 }
 
 func activeEnd(s *Stream) int64 {

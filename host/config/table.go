@@ -80,9 +80,9 @@ var keys = []*key{
 	stringKey("listen.tls.client_ca_file", "", "PEM CA bundle; when set, clients must present a certificate it signed.",
 		func(c *Config) *string { return &c.Listen.TLS.ClientCAFile }, checkOptionalPath),
 
-	sizeKey("segment.size", segment.DefaultCapacity, "Largest segment file capacity, which bounds the largest record: a power of two from 1MiB to 1GiB. A stream's segments start at segment.initial_size and double up to it.",
+	sizeKey("segment.size", segment.DefaultCapacity, "Largest segment file capacity, which bounds the largest record: a power of two from 1MiB to 1GiB. A stream's segments start at segment.initial_size and grow up to it (docs/adr-tier0.md).",
 		func(c *Config) *int64 { return &c.Segment.Size }, false, checkSegmentSize),
-	sizeKey("segment.initial_size", core.DefaultInitialSegmentSize, "Capacity of a stream's first segment file: a power of two from 64KiB to segment.size. Each next segment doubles, so a stream's disk follows the bytes it holds; segment.size turns growth off.",
+	sizeKey("segment.initial_size", core.DefaultInitialSegmentSize, "Capacity of a stream's first segment file: a power of two from 64KiB to segment.size. Each next segment doubles (sixteen-fold for a stream that fills its segments within 100ms, except in cluster mode), so a stream's disk follows the bytes it holds; segment.size turns growth off.",
 		func(c *Config) *int64 { return &c.Segment.InitialSize }, false, checkInitialSegmentSize),
 	sizeKey("segment.target_bytes", 0, "Roll a segment over once it holds this many record bytes; 0 rolls over only when full.",
 		func(c *Config) *int64 { return &c.Segment.TargetBytes }, false, nil),
