@@ -120,11 +120,32 @@ func testCtx(t *testing.T) context.Context {
 // sender at the gate, so the next appends queue.
 func fillSenders(t *testing.T, ctx context.Context, c *Client, g *gate) []<-chan appendResult {
 	t.Helper()
+	return appendOneByOne(t, ctx, c, maxSenders, func(n int) { g.held(t, n) })
+}
+
+// appendOneByOne starts n appends of one record to stream 1, calling
+// reached(i) after the i-th to wait until it got where it should.
+func appendOneByOne(t *testing.T, ctx context.Context, c *Client, n int, reached func(int)) []<-chan appendResult {
+	t.Helper()
 	var out []<-chan appendResult
-	for i := range maxSenders {
+	for i := range n {
 		out = append(out, appendAsync(ctx, c, 1, fmt.Appendf(nil, "first-%d", i)))
-		g.held(t, i+1)
+		reached(i + 1)
 	}
+	return out
+}
+
+// queueTenAndThree queues, on stream 1 whose senders are all busy, ten
+// appends of one record and one of three (13 records).
+func queueTenAndThree(t *testing.T, ctx context.Context, c *Client) []<-chan appendResult {
+	t.Helper()
+	var out []<-chan appendResult
+	for i := range 10 {
+		out = append(out, appendAsync(ctx, c, 1, fmt.Appendf(nil, "one-%d", i)))
+		queued(t, c, 1, i+1)
+	}
+	out = append(out, appendAsync(ctx, c, 1, []byte("three-a"), []byte("three-b"), []byte("three-c")))
+	queued(t, c, 1, 11)
 	return out
 }
 
@@ -133,12 +154,7 @@ func TestCoalescedAppendsShareOneCall(t *testing.T) {
 	c, _ := dialGated(t, g)
 	ctx := testCtx(t)
 	results := fillSenders(t, ctx, c, g)
-	for i := range 10 {
-		results = append(results, appendAsync(ctx, c, 1, fmt.Appendf(nil, "one-%d", i)))
-		queued(t, c, 1, i+1)
-	}
-	results = append(results, appendAsync(ctx, c, 1, []byte("three-a"), []byte("three-b"), []byte("three-c")))
-	queued(t, c, 1, 11)
+	results = append(results, queueTenAndThree(t, ctx, c)...)
 	close(g.open)
 
 	checkAnswers(t, ctx, c, results)
@@ -156,17 +172,26 @@ func readAt(t *testing.T, ctx context.Context, c *Client, id RecordID) Record {
 	return res.Records[0]
 }
 
+// queueBadAmongGood queues, on stream 1 whose senders are all busy, three
+// good appends (four records) around one with an empty record.
+func queueBadAmongGood(t *testing.T, ctx context.Context, c *Client) (good []<-chan appendResult, bad <-chan appendResult) {
+	t.Helper()
+	good = append(good, appendAsync(ctx, c, 1, []byte("good-1")), appendAsync(ctx, c, 1, []byte("good-2"), []byte("good-3")))
+	queued(t, c, 1, 2)
+	bad = appendAsync(ctx, c, 1, []byte("bad-neighbour"), nil)
+	queued(t, c, 1, 3)
+	good = append(good, appendAsync(ctx, c, 1, []byte("good-4")))
+	queued(t, c, 1, 4)
+	return good, bad
+}
+
 func TestCoalescedBadRecordFailsOnlyItsCaller(t *testing.T) {
 	g := newGate()
 	c, _ := dialGated(t, g)
 	ctx := testCtx(t)
 	results := fillSenders(t, ctx, c, g)
-	results = append(results, appendAsync(ctx, c, 1, []byte("good-1")), appendAsync(ctx, c, 1, []byte("good-2"), []byte("good-3")))
-	queued(t, c, 1, 2)
-	bad := appendAsync(ctx, c, 1, []byte("bad-neighbour"), nil)
-	queued(t, c, 1, 3)
-	results = append(results, appendAsync(ctx, c, 1, []byte("good-4")))
-	queued(t, c, 1, 4)
+	good, bad := queueBadAmongGood(t, ctx, c)
+	results = append(results, good...)
 	close(g.open)
 
 	r := <-bad

@@ -117,16 +117,17 @@ func startHost(t *testing.T) *servertest.Host {
 	return servertest.Start(t, core.Config{SegmentSize: segment.MinCapacity}, server.Options{})
 }
 
+// startPipelined starts a host and a client whose answers g holds.
+func startPipelined(t *testing.T) (*answerGate, *Client, context.Context) {
+	g := newAnswerGate()
+	return g, dialPipelined(t, startHost(t).GRPCAddr, g), testCtx(t)
+}
+
 // fillPipeline sends pipelineDepth appends, one request each, whose
 // answers the gate holds: the queue of stream 1 has no room left.
 func fillPipeline(t *testing.T, ctx context.Context, c *Client, g *answerGate) []<-chan appendResult {
 	t.Helper()
-	var out []<-chan appendResult
-	for i := range pipelineDepth {
-		out = append(out, appendAsync(ctx, c, 1, fmt.Appendf(nil, "first-%d", i)))
-		g.sentRequests(t, i+1)
-	}
-	return out
+	return appendOneByOne(t, ctx, c, pipelineDepth, func(n int) { g.sentRequests(t, n) })
 }
 
 // checkAnswers requires every result to have succeeded with ids that hold
@@ -151,17 +152,9 @@ func checkAnswers(t *testing.T, ctx context.Context, c *Client, results []<-chan
 }
 
 func TestPipelinedAppendsWaitForRoomAndShareARequest(t *testing.T) {
-	g := newAnswerGate()
-	h := startHost(t)
-	c := dialPipelined(t, h.GRPCAddr, g)
-	ctx := testCtx(t)
+	g, c, ctx := startPipelined(t)
 	results := fillPipeline(t, ctx, c, g)
-	for i := range 10 {
-		results = append(results, appendAsync(ctx, c, 1, fmt.Appendf(nil, "one-%d", i)))
-		queued(t, c, 1, i+1)
-	}
-	results = append(results, appendAsync(ctx, c, 1, []byte("three-a"), []byte("three-b"), []byte("three-c")))
-	queued(t, c, 1, 11)
+	results = append(results, queueTenAndThree(t, ctx, c)...)
 	require.Len(t, g.requests(), pipelineDepth, "no request beyond the queue's room while answers are held")
 	close(g.open)
 
@@ -179,17 +172,10 @@ func TestPipelinedAppendsWaitForRoomAndShareARequest(t *testing.T) {
 }
 
 func TestPipelinedBadRecordFailsOnlyItsCaller(t *testing.T) {
-	g := newAnswerGate()
-	h := startHost(t)
-	c := dialPipelined(t, h.GRPCAddr, g)
-	ctx := testCtx(t)
+	g, c, ctx := startPipelined(t)
 	results := fillPipeline(t, ctx, c, g)
-	results = append(results, appendAsync(ctx, c, 1, []byte("good-1")), appendAsync(ctx, c, 1, []byte("good-2"), []byte("good-3")))
-	queued(t, c, 1, 2)
-	bad := appendAsync(ctx, c, 1, []byte("bad-neighbour"), nil)
-	queued(t, c, 1, 3)
-	results = append(results, appendAsync(ctx, c, 1, []byte("good-4")))
-	queued(t, c, 1, 4)
+	good, bad := queueBadAmongGood(t, ctx, c)
+	results = append(results, good...)
 	close(g.open)
 
 	require.ErrorIs(t, (<-bad).err, types.ErrEmptyRecord)
@@ -204,10 +190,7 @@ func TestPipelinedBadRecordFailsOnlyItsCaller(t *testing.T) {
 // records may have been appended, as for a unary call whose connection
 // broke); the next append opens a new call.
 func TestPipelineCallEndedFailsWaitersAndReopens(t *testing.T) {
-	g := newAnswerGate()
-	h := startHost(t)
-	c := dialPipelined(t, h.GRPCAddr, g)
-	ctx := testCtx(t)
+	g, c, ctx := startPipelined(t)
 	waiting := fillPipeline(t, ctx, c, g)
 	g.cutAll()
 	for _, ch := range waiting {
