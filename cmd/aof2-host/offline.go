@@ -373,6 +373,9 @@ func runManifestParity(ctx context.Context, e *cmdEnv) error {
 	} else {
 		for _, r := range reports {
 			switch {
+			case r.OK() && r.Behind():
+				fmt.Fprintf(e.stdout, "stream %d: JSON view and log agree at log record %d; the view is behind the log's %d (rewritten at the next open)\n",
+					r.StreamID, r.ComparedAt, r.LogRecords)
 			case r.OK():
 				fmt.Fprintf(e.stdout, "stream %d: JSON view and log agree\n", r.StreamID)
 			case !r.JSONPresent:

@@ -74,8 +74,10 @@ type Inspection struct {
 	// Other lists files in the manifest directory that are neither chunks
 	// nor snapshots.
 	Other []string `json:"other,omitempty"`
-	// Segments is the folded per-segment state a replay produces.
+	// Segments is the folded per-segment state a replay produces, after
+	// the log's Records committed records.
 	Segments []SegmentState `json:"segments"`
+	Records  uint64         `json:"records"`
 	Replay   ReplayStats    `json:"replay"`
 }
 
@@ -87,7 +89,7 @@ func (i *Inspector) Inspect(ctx context.Context, o InspectOptions) (*Inspection,
 	if err != nil {
 		return nil, err
 	}
-	out := &Inspection{StreamID: i.streamID, Dir: i.dir, Replay: res.stats, Segments: res.index.Segments(),
+	out := &Inspection{StreamID: i.streamID, Dir: i.dir, Replay: res.stats, Segments: res.index.Segments(), Records: res.index.Records,
 		Other: slices.Concat(res.listing.junk, res.listing.foreign)}
 	all := append(slices.Clone(res.listing.chunks), res.listing.tmps...)
 	for n, idx := range all {
@@ -203,7 +205,12 @@ func (i *Inspector) Verify(ctx context.Context, o VerifyOptions) ([]Finding, err
 		for _, s := range in.Segments {
 			x.put(&s)
 		}
-		if r := CheckParity(i.fs, i.dir, x); !r.OK() {
+		x.Records = in.Records
+		r, err := checkParityAt(ctx, i.fs, i.dir, x, stateAt(i.fs, i.dir, i.streamID))
+		if err != nil {
+			return nil, err
+		}
+		if !r.OK() {
 			v.add(SeverityError, "json_parity", jsonViewName, "JSON view diverges from the log in %d segments (%s)", r.Segments, r.JSONError)
 		}
 	}
@@ -240,5 +247,5 @@ func (i *Inspector) Parity(ctx context.Context) (ParityReport, error) {
 	if err != nil {
 		return ParityReport{}, err
 	}
-	return CheckParity(i.fs, i.dir, res.index), nil
+	return checkParityAt(ctx, i.fs, i.dir, res.index, stateAt(i.fs, i.dir, i.streamID))
 }

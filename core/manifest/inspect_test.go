@@ -93,17 +93,19 @@ func TestInspectorReport(t *testing.T) {
 	assert.Equal(t, "resident_in_tier0", seg["residency"])
 }
 
+// codes lists the codes of the findings of severity sev.
+func codes(fs []Finding, sev Severity) []string {
+	var out []string
+	for _, f := range fs {
+		if f.Severity == sev {
+			out = append(out, f.Code)
+		}
+	}
+	return out
+}
+
 func TestVerify(t *testing.T) {
 	ctx := context.Background()
-	codes := func(fs []Finding, sev Severity) []string {
-		var out []string
-		for _, f := range fs {
-			if f.Severity == sev {
-				out = append(out, f.Code)
-			}
-		}
-		return out
-	}
 	t.Run("clean", func(t *testing.T) {
 		mem, _ := inspectFixture(t)
 		l := openT(t, mem, testOpts()) // trims the crashed commit

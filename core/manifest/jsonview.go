@@ -16,12 +16,17 @@ import (
 
 // View is the tier-1 JSON view of a stream (warm/manifest.json): the
 // per-segment residency and artifact facts that tier 1 persisted before the
-// binary log existed. With tier1_manifest_log_only off it is written after
-// every commit that changes it; the log stays authoritative either way.
+// binary log existed. With tier1_manifest_log_only off it is written behind
+// the log, after the commits that change it (viewwriter.go); the log stays
+// authoritative either way.
 type View struct {
 	Version  int            `json:"version"`
 	StreamID types.StreamID `json:"stream_id"`
-	Segments []ViewSegment  `json:"segments"`
+	// LogRecords is how many log records the view reflects: it is the
+	// state the log had after its first LogRecords records. A view of
+	// version 1 does not say (zero).
+	LogRecords uint64        `json:"log_records"`
+	Segments   []ViewSegment `json:"segments"`
 }
 
 // ViewSegment is one segment of the JSON view.
@@ -40,11 +45,15 @@ type ViewSegment struct {
 	Tier2ETag       string          `json:"tier2_etag,omitempty"`
 }
 
-const viewVersion = 1
+// viewVersion is the version written; version 1 (no log_records) is read.
+const (
+	viewVersion         = 2
+	viewVersionUnplaced = 1
+)
 
 // ViewOf derives the JSON view from an index.
 func ViewOf(x *Index) View {
-	v := View{Version: viewVersion, StreamID: x.StreamID, Segments: []ViewSegment{}}
+	v := View{Version: viewVersion, StreamID: x.StreamID, LogRecords: x.Records, Segments: []ViewSegment{}}
 	for _, s := range x.Segments() {
 		v.Segments = append(v.Segments, viewSegment(&s))
 	}
@@ -76,7 +85,9 @@ func ReadView(fsys vfs.FS, dir string) (View, error) {
 	if err := dec.Decode(&v); err != nil {
 		return View{}, corruptf("%s: %v", ViewPath(dir), err)
 	}
-	if v.Version != viewVersion {
+	switch {
+	case v.Version == viewVersionUnplaced && v.LogRecords == 0:
+	case v.Version != viewVersion:
 		return View{}, corruptf("%s: version %d, want %d", ViewPath(dir), v.Version, viewVersion)
 	}
 	return v, nil
@@ -100,6 +111,22 @@ type ParityReport struct {
 	// aof_manifest_shadow_divergence); Divergences lists the fields.
 	Segments    int          `json:"divergent_segments"`
 	Divergences []Divergence `json:"divergences,omitempty"`
+	// ViewRecords is the log position the view says it reflects (its
+	// log_records; zero for an absent view or one of version 1) and
+	// LogRecords the log's committed end. The view is written behind the
+	// log, so after a crash it may stand at an earlier record: it is then
+	// compared with the state the log had there, ComparedAt, when replay
+	// can rebuild that state (it is not older than the newest snapshot),
+	// and with the end otherwise.
+	ViewRecords uint64 `json:"view_records"`
+	LogRecords  uint64 `json:"log_records"`
+	ComparedAt  uint64 `json:"compared_at"`
+}
+
+// Behind reports whether the view reflected an earlier state of the log
+// than its end (it is rewritten from the log at open).
+func (r ParityReport) Behind() bool {
+	return r.JSONPresent && r.JSONError == "" && r.ComparedAt < r.LogRecords
 }
 
 // OK reports parity.
@@ -165,34 +192,73 @@ func diffSegments(j, g ViewSegment) []Divergence {
 }
 
 // CheckParity reads the JSON view of stream directory dir and compares it
-// with the view derived from x.
+// with the view derived from x, the log's end state.
 func CheckParity(fsys vfs.FS, dir string, x *Index) ParityReport {
-	logView := ViewOf(x)
-	jv, err := ReadView(fsys, dir)
-	if err != nil {
-		r := Parity(View{Version: viewVersion, StreamID: x.StreamID}, logView)
-		r.JSONPresent = !vfs.IsNotExist(err)
-		if r.JSONPresent {
-			r.JSONError = err.Error()
-			r.Segments = max(r.Segments, 1)
-		}
-		return r
-	}
-	return Parity(jv, logView)
+	r, _ := checkParityAt(context.Background(), fsys, dir, x, nil)
+	return r
 }
 
-// Parity compares the JSON view on disk with the Log's committed state and
-// publishes aof_manifest_shadow_divergence. It holds the commit token so
-// that no commit changes either side meanwhile.
+// checkParityAt is CheckParity for a view that may stand behind the log:
+// a view whose log_records is short of x's is compared with at(records),
+// the state the log had there, unless at is nil or returns nil (replay
+// cannot rebuild it). An absent view stands at record 0, before any
+// commit: it is behind, not divergent, while the log can show it had no
+// segments then.
+func checkParityAt(ctx context.Context, fsys vfs.FS, dir string, x *Index, at func(context.Context, uint64) (*Index, error)) (ParityReport, error) {
+	jv, err := ReadView(fsys, dir)
+	present := !vfs.IsNotExist(err)
+	if err != nil {
+		jv = View{Version: viewVersion, StreamID: x.StreamID}
+	}
+	want := x
+	if at != nil && (err == nil && jv.Version == viewVersion || !present) && jv.LogRecords < x.Records {
+		past, aerr := at(ctx, jv.LogRecords)
+		if aerr != nil {
+			return ParityReport{}, aerr
+		}
+		if past != nil {
+			want = past
+		}
+	}
+	r := Parity(jv, ViewOf(want))
+	r.JSONPresent, r.ViewRecords, r.LogRecords, r.ComparedAt = present, jv.LogRecords, x.Records, want.Records
+	if err != nil && present {
+		r.JSONError = err.Error()
+		r.Segments = max(r.Segments, 1)
+	}
+	return r, nil
+}
+
+// stateAt returns at for checkParityAt: the state of the log of stream
+// directory dir after records records, by a read-only replay.
+func stateAt(fsys vfs.FS, dir string, streamID types.StreamID) func(context.Context, uint64) (*Index, error) {
+	return func(ctx context.Context, records uint64) (*Index, error) {
+		return replayTo(ctx, fsys, filepath.Join(dir, manifestDirName), streamID, records)
+	}
+}
+
+// Parity brings the JSON view on disk up to the Log's committed state,
+// compares the two and publishes aof_manifest_shadow_divergence. It holds
+// the commit token so that no commit changes either side meanwhile.
 func (l *Log) Parity(ctx context.Context) (ParityReport, error) {
 	if err := acquire(ctx, l.commitTok); err != nil {
 		return ParityReport{}, err
 	}
 	defer l.releaseCommit()
+	l.view.flush(l, true)
+	return l.parityHeld(ctx)
+}
+
+// parityHeld compares the view on disk with the log, as it stands; the
+// caller holds the commit token.
+func (l *Log) parityHeld(ctx context.Context) (ParityReport, error) {
 	l.mu.Lock()
 	x := l.mu.index.Clone()
 	l.mu.Unlock()
-	r := CheckParity(l.fs, l.dir, x)
+	r, err := checkParityAt(ctx, l.fs, l.dir, x, stateAt(l.fs, l.dir, l.streamID))
+	if err != nil {
+		return ParityReport{}, err
+	}
 	l.met.observeDivergence(r.Segments)
 	return r, nil
 }

@@ -33,7 +33,7 @@ type Log struct {
 	met      *streamMetrics
 	replay   ReplayStats
 
-	commitTok chan struct{} // held while writing chunks; guards w, view, sealed
+	commitTok chan struct{} // held while writing chunks; guards w, sealed
 	w         chunkWriter
 	view      viewWriter
 	sealed    []SealedChunk // sealed under the token, announced on release
@@ -385,7 +385,7 @@ func (l *Log) commitHeld(seal bool) error {
 		l.opts.SnapshotEveryChunks > 0 && l.mu.sealedSince >= l.opts.SnapshotEveryChunks)
 	l.mu.Unlock()
 
-	l.view.update(l)
+	l.view.committed(l)
 	l.sealed = append(l.sealed, sealed...)
 	if wantSnap {
 		select {
@@ -439,6 +439,7 @@ func (l *Log) Close() error {
 	if errors.Is(err, ErrFailed) {
 		err = nil
 	}
+	l.view.close(l, true)
 	err = errors.Join(err, l.w.close())
 	l.mu.Lock()
 	l.mu.closed = true

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,8 +107,13 @@ func TestManifestCrashMidCommit(t *testing.T) {
 			// Power loss at the header write of the next commit: its records
 			// are written and fdatasynced, the header still has the old
 			// committed_len.
-			var disk *vfs.MemFS
+			var (
+				mu   sync.Mutex // the JSON view's writer does I/O on its own goroutine
+				disk *vfs.MemFS // guarded by mu until l is closed
+			)
 			inj.SetInjector(vfs.InjectorFunc(func(op vfs.Op) vfs.Fault {
+				mu.Lock()
+				defer mu.Unlock()
 				if disk == nil && op.Kind == vfs.OpWrite && op.Off == 0 && op.Len == chunkHeaderLen {
 					disk = mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(42, 42))})
 					return vfs.FaultEIO // the process dies here
@@ -201,8 +207,9 @@ func TestManifestCrashMidCommit(t *testing.T) {
 }
 
 // TestLogOnlyFlipAndRevert walks the rollout: parity confirmed, flag on
-// (the JSON goes stale), flag off again (boot reports the divergence and
-// rewrites the JSON from the log).
+// (the JSON goes stale), flag off again (boot finds the JSON behind the
+// log and agreeing with it where it stopped, and rewrites it from the
+// log); a JSON that differs from the log is a divergence.
 func TestLogOnlyFlipAndRevert(t *testing.T) {
 	ctx := context.Background()
 	const dir = "data/streams/42"
@@ -222,15 +229,40 @@ func TestLogOnlyFlipAndRevert(t *testing.T) {
 	stale := CheckParity(mem, dir, l.Index())
 	assert.Equal(t, 2, stale.Segments, "segment 1 changed and segment 2 is missing from the stale JSON")
 
+	// The view stopped at the first record: it agrees with the log there,
+	// is behind, not divergent, and is rewritten at boot.
 	reg := prometheus.NewRegistry()
 	l = open(false, reg)
 	defer l.Close()
 	st := l.Replay()
 	require.NotNil(t, st.Parity)
-	assert.Equal(t, 2, st.Parity.Segments)
+	assert.True(t, st.Parity.OK(), "%+v", st.Parity)
+	assert.True(t, st.Parity.Behind(), "%+v", st.Parity)
+	assert.Equal(t, uint64(1), st.Parity.ComparedAt)
+	assert.Equal(t, uint64(3), st.Parity.LogRecords)
 	div, ok := metricValue(t, reg, MetricShadowDivergence, 42)
 	require.True(t, ok)
-	assert.Equal(t, 2.0, div)
+	assert.Zero(t, div)
+	v, err := ReadView(mem, dir)
+	require.NoError(t, err)
+	assert.Equal(t, ViewOf(l.Index()), v, "rewritten at boot")
+
+	// A view that differs from the log where it says it stands is a
+	// divergence, reported at boot and rewritten.
+	require.NoError(t, l.Close())
+	v.Segments[0].DurableBytes++
+	b, err := json.MarshalIndent(v, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, vfs.WriteFileAtomic(mem, ViewPath(dir), b))
+	reg = prometheus.NewRegistry()
+	l = open(false, reg)
+	defer l.Close()
+	st = l.Replay()
+	require.NotNil(t, st.Parity)
+	assert.Equal(t, 1, st.Parity.Segments, "%+v", st.Parity)
+	div, ok = metricValue(t, reg, MetricShadowDivergence, 42)
+	require.True(t, ok)
+	assert.Equal(t, 1.0, div)
 	r, err := l.Parity(ctx)
 	require.NoError(t, err)
 	assert.True(t, r.OK(), "the JSON view was rewritten from the log at boot")

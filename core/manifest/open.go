@@ -90,6 +90,7 @@ func Open(ctx context.Context, fsys vfs.FS, dir string, streamID types.StreamID,
 	}
 	if l.mu.needsRepair && opts.GroundTruth != nil {
 		if _, err := l.Repair(ctx, opts.GroundTruth); err != nil {
+			l.view.close(l, false)
 			_ = l.w.close()
 			return nil, fmt.Errorf("manifest: repair stream %d: %w", streamID, err)
 		}

@@ -20,6 +20,8 @@ const (
 	DefaultRotationPeriod = 250 * time.Millisecond
 	// DefaultSnapshotEveryChunks is Options.SnapshotEveryChunks' default.
 	DefaultSnapshotEveryChunks = 64
+	// DefaultViewInterval is Options.ViewInterval's default.
+	DefaultViewInterval = time.Second
 	// maxRotationPeriod keeps a typo (250s for 250ms) from disabling rotation.
 	maxRotationPeriod = time.Hour
 )
@@ -62,10 +64,16 @@ type Options struct {
 	// (a negative SnapshotEveryBytes disables both).
 	SnapshotEveryChunks int
 	// LogOnly is the tier1_manifest_log_only flag. Off (false): the tier-1
-	// JSON view warm/manifest.json is also persisted after every commit that
-	// changes it and checked for parity at boot. On: no JSON is read or
+	// JSON view warm/manifest.json is also persisted, behind the log (see
+	// ViewInterval), and checked for parity at boot. On: no JSON is read or
 	// written; boot replays snapshot + log only.
 	LogOnly bool
+	// ViewInterval is the least time between two writes of the JSON view
+	// (flag off): it is rewritten whole, so this bounds what a stream
+	// with many segments writes while commits keep coming. A commit after
+	// a quiet interval is written at once. Zero means DefaultViewInterval;
+	// negative, no pause between writes.
+	ViewInterval time.Duration
 
 	// Registerer receives the package's metrics. Nil registers nothing;
 	// the global default registry is never used implicitly.
@@ -144,6 +152,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SnapshotEveryChunks == 0 {
 		o.SnapshotEveryChunks = DefaultSnapshotEveryChunks
+	}
+	if o.ViewInterval == 0 {
+		o.ViewInterval = DefaultViewInterval
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()

@@ -78,6 +78,9 @@ type replayResult struct {
 	// and the invalid ones newer than them.
 	snapshots []snapMeta
 	nextChunk uint64
+	// at is the state after the first captureAt records, when replay was
+	// asked for it (replayTo) and passed through it; nil otherwise.
+	at *Index
 }
 
 // last returns the newest chunk read in full, or nil.
@@ -94,6 +97,15 @@ type replayer struct {
 	streamID types.StreamID
 	clock    Clock
 	res      *replayResult
+	// captureAt, when set, asks for the state after that many records.
+	captureAt *uint64
+}
+
+// capture keeps a copy of x if it is the state asked for.
+func (p *replayer) capture(x *Index) {
+	if p.captureAt != nil && p.res.at == nil && x.Records == *p.captureAt {
+		p.res.at = x.Clone()
+	}
 }
 
 func (p *replayer) corrupt(file string, chunk uint64, off int64, err error) {
@@ -105,8 +117,23 @@ func (p *replayer) corrupt(file string, chunk uint64, off int64, err error) {
 // replay folds the newest valid snapshot and the chunks after its position
 // into an Index. It only reads: trimming and sealing are Open's business.
 func replay(ctx context.Context, fsys vfs.FS, mdir string, streamID types.StreamID, clock Clock) (*replayResult, error) {
+	return replayCapturing(ctx, fsys, mdir, streamID, clock, nil)
+}
+
+// replayTo replays as replay does and returns the state the log had after
+// its first records records, or nil when replay did not pass through it
+// (it lies before the snapshot replay starts from, or past the end).
+func replayTo(ctx context.Context, fsys vfs.FS, mdir string, streamID types.StreamID, records uint64) (*Index, error) {
+	res, err := replayCapturing(ctx, fsys, mdir, streamID, SystemClock, &records)
+	if err != nil {
+		return nil, err
+	}
+	return res.at, nil
+}
+
+func replayCapturing(ctx context.Context, fsys vfs.FS, mdir string, streamID types.StreamID, clock Clock, at *uint64) (*replayResult, error) {
 	began := clock.Now()
-	p := &replayer{fs: fsys, mdir: mdir, streamID: streamID, clock: clock,
+	p := &replayer{fs: fsys, mdir: mdir, streamID: streamID, clock: clock, captureAt: at,
 		res: &replayResult{stats: ReplayStats{StreamID: streamID}}}
 	res, st := p.res, &p.res.stats
 	var err error
@@ -124,6 +151,7 @@ func replay(ctx context.Context, fsys vfs.FS, mdir string, streamID types.Stream
 		startChunk, startOff = snap.ChunkIndex, snap.ChunkOffset
 		st.SnapshotID, st.SnapshotChunk, st.SnapshotOffset = snap.ID, snap.ChunkIndex, snap.ChunkOffset
 	}
+	p.capture(x)
 	chunks := res.listing.chunks
 	res.nextChunk = startChunk
 	if startOff > chunkHeaderLen {
@@ -179,6 +207,7 @@ func replay(ctx context.Context, fsys vfs.FS, mdir string, streamID types.Stream
 		st.ChunksInspected++
 		st.JournalLagBytes += cr.tailLag
 	}
+	p.capture(x)
 	st.NeedsRepair = st.CorruptionEvents > 0 && p.lostCommitted()
 	st.Duration = clock.Now().Sub(began)
 	res.index = x
@@ -232,6 +261,7 @@ func (p *replayer) apply(x *Index, cr *chunkRead, isStart bool, startOff uint64,
 				x.Records = r.Ordinal
 			}
 		}
+		p.capture(x)
 		x.Apply(r.Record)
 		st.RecordsApplied++
 	}

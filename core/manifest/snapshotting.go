@@ -72,6 +72,9 @@ func (l *Log) snapshotHeld(ctx context.Context, rebuild func(*Index) (*Index, er
 	snap := Snapshot{ID: l.mu.nextSnapID, ChunkIndex: pos.index, ChunkOffset: uint64(pos.start), Index: l.mu.index.Clone()}
 	l.mu.nextSnapID++
 	l.mu.Unlock()
+	// A view behind the snapshot could not be checked against the log
+	// once replay starts from it.
+	l.view.flush(l, true)
 	l.releaseCommit()
 
 	b := encodeSnapshot(snap)

@@ -24,9 +24,10 @@ func TestViewEncodingMatchesMarshalIndent(t *testing.T) {
 		return append(b, '\n')
 	}
 	require.False(t, v.refresh(x))
-	require.Equal(t, string(want()), string(v.assemble(nil)))
+	require.Equal(t, string(want()), string(v.assemble(nil, x.Records)))
 	next := types.SegmentID(1)
 	for step := range 400 {
+		x.Records += rng.Uint64N(3)
 		switch op := rng.IntN(10); {
 		case op < 4 || len(x.segments) == 0: // a new segment, now and then below the newest
 			id := next
@@ -52,9 +53,9 @@ func TestViewEncodingMatchesMarshalIndent(t *testing.T) {
 		case op < 9: // a change that leaves the view as it was
 			for _, s := range x.segments {
 				s.CoordinatorWatermark++
-				before := v.assemble(nil)
+				before := v.assemble(nil, x.Records)
 				require.False(t, v.refresh(x), "step %d", step)
-				require.Equal(t, before, v.assemble(nil))
+				require.Equal(t, before, v.assemble(nil, x.Records))
 				break
 			}
 			continue
@@ -65,7 +66,11 @@ func TestViewEncodingMatchesMarshalIndent(t *testing.T) {
 			}
 		}
 		v.refresh(x)
-		require.Equal(t, string(want()), string(v.assemble(nil)), "step %d", step)
+		got := v.assemble(nil, x.Records)
+		require.Equal(t, string(want()), string(got), "step %d", step)
+		at, ok := viewRecords(got)
+		require.True(t, ok, "step %d", step)
+		require.Equal(t, x.Records, at, "step %d", step)
 	}
 }
 
