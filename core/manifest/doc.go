@@ -108,8 +108,10 @@
 //
 // tier1_manifest_log_only (Options.LogOnly, or AOF2_MANIFEST_LOG_ONLY=1
 // through Options.ApplyEnv): off, the tier-1 JSON view warm/manifest.json
-// is persisted atomically after each commit that changes it and checked for
-// parity at boot; on, no JSON is read or written. The log is authoritative
+// is persisted atomically behind the log, by its own writer, after the
+// commits that change it (never inside one), names the log position it
+// shows and is checked for parity at boot against the log's state there;
+// on, no JSON is read or written. The log is authoritative
 // in both modes. TestManifestCrashMidCommit is the test an operator reruns
 // before flipping the flag and after reverting it.
 //
