@@ -254,8 +254,25 @@ func (c *testCluster) sameEverywhere(ctx context.Context, streams ...client.Stre
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	if !ok {
+		c.logTails(60)
+	}
 	require.True(c.t, ok, "the nodes did not converge within 60s: %s", diff)
 	return out
+}
+
+// logTails logs the last n lines each running node wrote to stderr: what a
+// node that stopped applying said about it.
+func (c *testCluster) logTails(n int) {
+	c.t.Helper()
+	for _, node := range c.nodes {
+		if node.h == nil {
+			c.t.Logf("%s: down", node.id)
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(node.h.stderr.String(), "\n"), "\n")
+		c.t.Logf("%s: last %d of %d log lines:\n%s", node.id, min(n, len(lines)), len(lines), strings.Join(lines[max(0, len(lines)-n):], "\n"))
+	}
 }
 
 // clientFor dials a random node (down or not: the addresses never change,

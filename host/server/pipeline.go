@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"google.golang.org/grpc"
 
@@ -145,35 +146,14 @@ func (p *pipeline) answerAll(ctx context.Context) error {
 		case <-ctx.Done():
 			// Answer what receive has appended, under the call's own
 			// context; then end the call.
-			batch = batch[:0]
-			for more := true; more; {
-				select {
-				case it, ok := <-p.items:
-					if more = ok; ok {
-						batch = append(batch, it)
-					}
-				default:
-					more = false
-				}
-			}
+			batch, _ = p.drain(batch[:0], math.MaxInt)
 			if err := p.answer(p.ss.Context(), batch); err != nil {
 				return err
 			}
 			return context.Cause(ctx)
 		}
-		ended := false
-		for more := true; more && len(batch) < pipelineQueue; {
-			select {
-			case it, ok := <-p.items:
-				if more = ok; ok {
-					batch = append(batch, it)
-				} else {
-					ended = true
-				}
-			default:
-				more = false
-			}
-		}
+		var ended bool
+		batch, ended = p.drain(batch, pipelineQueue)
 		if err := p.answer(ctx, batch); err != nil {
 			return err
 		}
@@ -181,6 +161,23 @@ func (p *pipeline) answerAll(ctx context.Context) error {
 			return p.recvErr
 		}
 	}
+}
+
+// drain appends to batch the requests already queued, without waiting, up
+// to limit in all; ended reports that receive closed the queue.
+func (p *pipeline) drain(batch []pipelined, limit int) (_ []pipelined, ended bool) {
+	for len(batch) < limit {
+		select {
+		case it, ok := <-p.items:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, it)
+		default:
+			return batch, false
+		}
+	}
+	return batch, false
 }
 
 // answer makes the batch's durable requests durable, one Flush per stream
