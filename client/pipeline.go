@@ -205,6 +205,13 @@ func (co *coalescer) pipelineEnded(p *pipelineCall, err error) {
 	p.waiting = nil
 	refused := !p.answered && status.Code(err) == codes.Unimplemented
 	p.mu.Unlock()
+	// A send in progress may still be encoding its callers' payloads (the
+	// host can refuse the call before it reads them): they get their
+	// answer, and their buffers back, only once it has returned. With the
+	// call ended, it returns at once, and no other send starts.
+	p.sendMu.Lock()
+	//lint:ignore SA2001 the empty critical section waits for the send
+	p.sendMu.Unlock()
 	close(p.done)
 	co.pipeMu.Lock()
 	if co.pipe == p {
