@@ -255,23 +255,34 @@ func (c *testCluster) sameEverywhere(ctx context.Context, streams ...client.Stre
 		}
 	}
 	if !ok {
-		c.logTails(60)
+		c.logTails(ctx, 60)
 	}
 	require.True(c.t, ok, "the nodes did not converge within 60s: %s", diff)
 	return out
 }
 
-// logTails logs the last n lines each running node wrote to stderr: what a
-// node that stopped applying said about it.
-func (c *testCluster) logTails(n int) {
+// logTails logs what each running node says about itself: its Raft
+// status, the last n lines it wrote to stderr, and then (it ends the
+// node) the stacks of its Raft and cluster goroutines, which show where
+// a node that stopped replicating or applying waits.
+func (c *testCluster) logTails(ctx context.Context, n int) {
 	c.t.Helper()
 	for _, node := range c.nodes {
 		if node.h == nil {
 			c.t.Logf("%s: down", node.id)
 			continue
 		}
+		st, ok := c.status(ctx, node)
+		c.t.Logf("%s: status (answered %v): state %s term %d commit %d last %d applied %d last contact %s apply failed %q",
+			node.id, ok, st.State, st.Term, st.CommitIndex, st.LastIndex, st.AppliedIndex, st.LastContact, st.ApplyFailed)
 		lines := strings.Split(strings.TrimRight(node.h.stderr.String(), "\n"), "\n")
 		c.t.Logf("%s: last %d of %d log lines:\n%s", node.id, min(n, len(lines)), len(lines), strings.Join(lines[max(0, len(lines)-n):], "\n"))
+	}
+	for _, node := range c.nodes {
+		if node.h != nil {
+			c.t.Logf("%s: goroutines in raft and the cluster package:\n%s", node.id, node.h.stacks("hashicorp/raft", "aof2/host/cluster"))
+			node.h = nil
+		}
 	}
 }
 

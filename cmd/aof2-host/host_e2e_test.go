@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -187,6 +188,45 @@ func (h *hostProc) kill() {
 	h.t.Helper()
 	_ = h.cmd.Process.Signal(syscall.SIGKILL)
 	testwait.Recv(h.t, h.exited, testwait.Default, "the host to exit after SIGKILL")
+}
+
+// stacks ends the host with SIGQUIT (the Go runtime prints every
+// goroutine's stack) and returns the stacks that mention any of the
+// given strings.
+func (h *hostProc) stacks(mention ...string) string {
+	h.t.Helper()
+	before := len(h.stderr.String())
+	_ = h.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-h.exited:
+	case <-time.After(10 * time.Second):
+		h.kill()
+	}
+	var out []string
+	for _, g := range strings.Split(h.stderr.String()[before:], "\n\n") {
+		if slices.ContainsFunc(mention, func(m string) bool { return strings.Contains(g, m) }) {
+			out = append(out, compactStack(g))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// compactStack keeps a goroutine's header and its functions outside the
+// runtime, one line each with the file:line they were at.
+func compactStack(g string) string {
+	lines := strings.Split(strings.TrimSpace(g), "\n")
+	out := []string{lines[0]}
+	for i := 1; i+1 < len(lines); i += 2 {
+		fn, at := lines[i], strings.TrimSpace(lines[i+1])
+		if strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "created by") {
+			continue
+		}
+		if j := strings.Index(at, " fp="); j > 0 {
+			at = at[:j]
+		}
+		out = append(out, "  "+fn[:strings.LastIndex(fn, "(")+0]+" "+at[strings.LastIndex(at, "/")+1:])
+	}
+	return strings.Join(out, "\n")
 }
 
 // stop sends SIGTERM and waits for a clean exit.
