@@ -97,6 +97,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"rotation too long", Options{RotationPeriod: 2 * time.Hour}, ConfigKeyRotationPeriod},
 		{"rotation too short", Options{RotationPeriod: time.Microsecond}, ConfigKeyRotationPeriod},
 		{"snapshot too small", Options{SnapshotEveryBytes: 100}, ConfigKeySnapshotEveryBytes},
+		{"view interval too long", Options{ViewInterval: 2 * time.Hour}, ConfigKeyViewInterval},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

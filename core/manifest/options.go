@@ -24,6 +24,8 @@ const (
 	DefaultViewInterval = time.Second
 	// maxRotationPeriod keeps a typo (250s for 250ms) from disabling rotation.
 	maxRotationPeriod = time.Hour
+	// maxViewInterval keeps a typo from leaving the view an hour behind.
+	maxViewInterval = time.Hour
 )
 
 // Configuration keys and environment variables, as an operator writes them.
@@ -34,6 +36,7 @@ const (
 	ConfigKeySnapshotEveryBytes = "manifest_snapshot_every_bytes"
 	ConfigKeySnapshotEveryChunk = "manifest_snapshot_every_chunks"
 	ConfigKeyLogOnly            = "tier1_manifest_log_only"
+	ConfigKeyViewInterval       = "manifest_view_interval"
 	EnvLogOnly                  = "AOF2_MANIFEST_LOG_ONLY"
 )
 
@@ -132,6 +135,9 @@ func (o Options) Validate() error {
 	}
 	if p := o.RotationPeriod; p > maxRotationPeriod || (p > 0 && p < time.Millisecond) {
 		return &ConfigError{Key: ConfigKeyRotationPeriod, Value: p, Reason: "want 1ms to 1h, 0 for the 250ms default, or negative to disable"}
+	}
+	if v := o.ViewInterval; v > maxViewInterval {
+		return &ConfigError{Key: ConfigKeyViewInterval, Value: v, Reason: "want up to 1h, 0 for the 1s default, or negative for no pause"}
 	}
 	if s := o.SnapshotEveryBytes; s > 0 && s < MinChunkCapacity {
 		return &ConfigError{Key: ConfigKeySnapshotEveryBytes, Value: s, Reason: "want at least 16384, 0 for the default, or negative to disable"}

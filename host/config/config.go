@@ -97,6 +97,8 @@ type Manifest struct {
 	SnapshotEveryBytes int64         // 0: 4 × ChunkCapacity; negative disables
 	// SnapshotEveryChunks is manifest.Options.SnapshotEveryChunks.
 	SnapshotEveryChunks int
+	// ViewInterval is manifest.Options.ViewInterval.
+	ViewInterval time.Duration
 }
 
 // Tier0 configures the tier-0 byte budget (tier0.Config).

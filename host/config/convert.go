@@ -55,6 +55,7 @@ func (c *Config) manifestOptions() manifest.Options {
 		SnapshotEveryBytes:  c.Manifest.SnapshotEveryBytes,
 		SnapshotEveryChunks: c.Manifest.SnapshotEveryChunks,
 		LogOnly:             c.Manifest.LogOnly,
+		ViewInterval:        c.Manifest.ViewInterval,
 	}
 }
 

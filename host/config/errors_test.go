@@ -79,6 +79,8 @@ var badValues = []struct {
 	{"manifest.chunk_capacity", "2MiB", "multiple of 4KiB"},
 	{"manifest.rotation_period", "2h", "1ms to 1h"},
 	{"manifest.rotation_period", "0s", "1ms to 1h"},
+	{"manifest.view_interval", "2h", "1ms to 1h"},
+	{"manifest.view_interval", "0s", "1ms to 1h"},
 	{"manifest.snapshot_every_bytes", "1KiB", "at least 16KiB"},
 	{"tier0.max_bytes", "lots", "want bytes"},
 	{"tier0.policy", "tier3", "one of auto, tier1, tier2"},

@@ -146,6 +146,7 @@ func samples(t *testing.T) map[string][3]string {
 		"manifest.chunk_capacity":        {"16KiB", "64KiB", "1MiB"},
 		"manifest.rotation_period":       {"1ms", "-1s", "1h"},
 		"manifest.snapshot_every_bytes":  {"16KiB", "-1", "1MiB"},
+		"manifest.view_interval":         {"1ms", "-1s", "1h"},
 		"tier0.max_bytes":                {"1GiB", "2GiB", "3GiB"},
 		"tier0.stream_max_bytes":         {"1MiB", "2MiB", "3MiB"},
 		"tier0.policy":                   {"tier1", "tier2", "auto"},
@@ -463,6 +464,7 @@ segment {
 manifest {
   chunk_capacity  = "64KiB"
   rotation_period = "1s"
+  view_interval   = "5s"
 }
 tier0 {
   max_bytes = "1GiB"
@@ -499,6 +501,7 @@ tracing { append_every = 64 }
 	require.Equal(t, "small-pages", cc.Preparation.String())
 	require.Equal(t, int64(64<<10), cc.Manifest.ChunkCapacity)
 	require.Equal(t, time.Second, cc.Manifest.RotationPeriod)
+	require.Equal(t, 5*time.Second, cc.Manifest.ViewInterval)
 	require.Equal(t, 64, cc.TraceAppendEvery)
 	require.Equal(t, 10000, cc.MaxStreams)
 

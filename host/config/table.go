@@ -115,6 +115,8 @@ var keys = []*key{
 		func(c *Config) *int64 { return &c.Manifest.SnapshotEveryBytes }, true, checkSnapshotEvery),
 	intKey("manifest.snapshot_every_chunks", manifest.DefaultSnapshotEveryChunks, "Also snapshot once this many manifest chunks were sealed since the last snapshot: each sealed chunk is a tier-2 object until two uploaded snapshots cover it, so this bounds a stream's tier-2 manifest (docs/tiering.md#the-tier-2-manifest); -1 disables the rule.",
 		func(c *Config) *int { return &c.Manifest.SnapshotEveryChunks }, nil),
+	durationKey("manifest.view_interval", manifest.DefaultViewInterval, "Least time between two rewrites of the warm/manifest.json view while commits keep coming (it is rewritten whole, behind the log; a commit after a quiet interval is written at once): 1ms to 1h, or negative for no pause. Longer writes less for streams with many segments; the view is only ever behind, never wrong (docs/formats.md#warmmanifestjson).",
+		func(c *Config) *time.Duration { return &c.Manifest.ViewInterval }, true, checkViewInterval),
 
 	sizeKey("tier0.max_bytes", 0, "Bytes of segment files tier 0 may hold across all streams; 0 is unlimited.",
 		func(c *Config) *int64 { return &c.Tier0.MaxBytes }, false, nil),
@@ -381,6 +383,13 @@ func checkChunkCapacity(n int64) error {
 func checkRotation(d time.Duration) error {
 	if d >= 0 && (d < time.Millisecond || d > time.Hour) {
 		return errors.New("want 1ms to 1h, or negative to disable")
+	}
+	return nil
+}
+
+func checkViewInterval(d time.Duration) error {
+	if d >= 0 && (d < time.Millisecond || d > time.Hour) {
+		return errors.New("want 1ms to 1h, or negative for no pause")
 	}
 	return nil
 }

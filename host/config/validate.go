@@ -75,6 +75,7 @@ var manifestKeys = map[string]string{
 	manifest.ConfigKeyRotationPeriod:     "manifest.rotation_period",
 	manifest.ConfigKeySnapshotEveryBytes: "manifest.snapshot_every_bytes",
 	manifest.ConfigKeyLogOnly:            "manifest.log_only",
+	manifest.ConfigKeyViewInterval:       "manifest.view_interval",
 }
 
 // validateManifest runs core/manifest's own validation, so a rule added
