@@ -73,8 +73,12 @@ func (w *chunkWriter) create(index, baseRecord uint64) error {
 //
 // A crash before step 4 is durable leaves the old header: the new frames
 // lie past committed_len and replay trims them. Only after step 5 (or step
-// 4 for an already named chunk) are the records committed. Any error is
-// fatal for the Log (fail-stop): the caller never retries.
+// 4 for an already named chunk) are the records committed. On a chunk's
+// first commit step 2 does not sync: replay discards a .mlog.tmp, so until
+// step 5 renames it nothing depends on which of its writes reached the
+// disk, and step 4's sync covers frames and header alike (one fdatasync
+// fewer for every new chunk). Any error is fatal for the Log (fail-stop):
+// the caller never retries.
 //
 // It returns the meta of the chunk after the write, and whether it sealed.
 func (w *chunkWriter) write(pc *pendingChunk) (chunkMeta, bool, error) {
@@ -97,8 +101,10 @@ func (w *chunkWriter) write(pc *pendingChunk) (chunkMeta, bool, error) {
 		if _, err := w.f.WriteAt(pc.buf, pc.start); err != nil {
 			return chunkMeta{}, false, fmt.Errorf("write %s: %w", name, err)
 		}
-		if err := w.f.Datasync(); err != nil {
-			return chunkMeta{}, false, fmt.Errorf("sync %s: %w", name, err)
+		if w.named {
+			if err := w.f.Datasync(); err != nil {
+				return chunkMeta{}, false, fmt.Errorf("sync %s: %w", name, err)
+			}
 		}
 		w.hdr.CRC64 = Hex64(checksum.Update(uint64(w.hdr.CRC64), pc.buf))
 		w.hdr.CommittedLen = uint64(pc.end())
