@@ -238,7 +238,8 @@ func (c *testCluster) sameEverywhere(ctx context.Context, streams ...client.Stre
 			for _, n := range c.nodes[1:] {
 				got := readNode(ctx, c.t, n, s, c.retention())
 				if len(got) != len(want) {
-					ok, diff = false, fmt.Sprintf("stream %d: %s holds %d records, %s %d", s, c.nodes[0].id, len(want), n.id, len(got))
+					ok, diff = false, fmt.Sprintf("stream %d: %s holds %d records, %s %d\n%s", s, c.nodes[0].id, len(want), n.id, len(got),
+						recordDiff(c.nodes[0].id, want, n.id, got))
 					break
 				}
 				for i := range got {
@@ -259,6 +260,45 @@ func (c *testCluster) sameEverywhere(ctx context.Context, streams ...client.Stre
 	}
 	require.True(c.t, ok, "the nodes did not converge within 60s: %s", diff)
 	return out
+}
+
+// recordDiff describes where two nodes' copies of a stream part: the
+// first position they differ at, with the records around it on each, and
+// the payloads one holds that the other does not (or holds twice).
+func recordDiff(an string, a []client.Record, bn string, b []client.Record) string {
+	i := 0
+	for i < min(len(a), len(b)) && a[i].ID == b[i].ID && string(a[i].Payload) == string(b[i].Payload) {
+		i++
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "first difference at position %d\n", i)
+	around := func(name string, rs []client.Record) {
+		for j := max(0, i-2); j < min(len(rs), i+4); j++ {
+			r := rs[j]
+			fmt.Fprintf(&sb, "  %s[%d]: id %v ordinal %d ext %d %.40q\n", name, j, r.ID, r.Ordinal, r.ExtID, r.Payload)
+		}
+	}
+	around(an, a)
+	around(bn, b)
+	count := func(rs []client.Record) map[string]int {
+		m := map[string]int{}
+		for _, r := range rs {
+			m[string(r.Payload)]++
+		}
+		return m
+	}
+	ca, cb := count(a), count(b)
+	for p, n := range ca {
+		if cb[p] != n {
+			fmt.Fprintf(&sb, "  %.40q: %d on %s, %d on %s\n", p, n, an, cb[p], bn)
+		}
+	}
+	for p, n := range cb {
+		if _, in := ca[p]; !in {
+			fmt.Fprintf(&sb, "  %.40q: 0 on %s, %d on %s\n", p, an, n, bn)
+		}
+	}
+	return sb.String()
 }
 
 // logTails logs what each running node says about itself: its Raft

@@ -17,6 +17,11 @@ var (
 	// ErrNoQuorum is returned when the leader cannot commit in time: a
 	// majority of the cluster is unreachable.
 	ErrNoQuorum = errors.New("cluster: no quorum")
+	// ErrWrittenOutsideLog: a stream's newest record carries no Raft
+	// index, so something appended to this member's store without the
+	// log. Its store no longer matches the others', and the state machine
+	// cannot tell what of the log it applied: applying stops.
+	ErrWrittenOutsideLog = errors.New("cluster: a record in the store carries no Raft index (written outside the log)")
 )
 
 // NotLeaderError says which node leads, when this node knows.

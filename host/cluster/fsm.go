@@ -338,7 +338,13 @@ func (f *fsm) tail(id core.StreamID) (*tail, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &tail{stream: s, lastExt: s.Info().LastExtID}
+	in := s.Info()
+	if in.Records > 0 && in.LastExtID == 0 {
+		// Every record applied carries its entry's index; taking 0 for
+		// "nothing applied" would apply the whole log again after it.
+		return nil, fmt.Errorf("stream %d, %d records: %w; wipe this member's data directory and restart it to rejoin from tier 2 and its peers (docs/adr-replication.md#rejoining-from-tier-2-as-built)", id, in.Records, ErrWrittenOutsideLog)
+	}
+	t := &tail{stream: s, lastExt: in.LastExtID}
 	f.tails[id] = t
 	return t, nil
 }

@@ -98,6 +98,28 @@ func TestApplyStopsOnABadEntry(t *testing.T) {
 	require.ErrorIs(t, err, ErrFSMFailed)
 }
 
+// A record in the store without a Raft index (an append that bypassed the
+// log) stops applying: taking its ext_id 0 for "nothing applied yet" would
+// append the whole log again after it.
+func TestApplyStopsOnARecordWrittenOutsideTheLog(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.AppendBatch([][]byte{[]byte("e4-0")}, core.AppendOptions{Timestamp: 1, ExtID: 4})
+	require.NoError(t, err)
+	_, err = s.AppendBatch([][]byte{[]byte("outside")}, core.AppendOptions{Timestamp: 2})
+	require.NoError(t, err)
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	res := f.ApplyBatch([]*raft.Log{
+		entry(4, appendCommand(1, []Record{{Timestamp: 1, Payload: []byte("e4-0")}})),
+		entry(5, appendCommand(1, []Record{{Timestamp: 3, Payload: []byte("e5-0")}})),
+	})
+	require.ErrorIs(t, res[0].(error), ErrWrittenOutsideLog)
+	require.ErrorIs(t, res[1].(error), ErrFSMFailed)
+	require.Equal(t, []string{"e4-0", "outside"}, payloads(readAll(t, st, 1)), "nothing applied again")
+}
+
 // An entry holding several requests for one stream, cut by a crash in its
 // second request, is completed from there on replay.
 func TestApplyCompletesATornMultiRequestEntry(t *testing.T) {

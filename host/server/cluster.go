@@ -10,20 +10,31 @@ import (
 	"github.com/aof2/aof2/host/cluster"
 )
 
-// ClusterNode is implemented by a Node that runs in a replicated cluster
-// (host/cluster): appends and seals then go through Raft, and
-// linearizable reads through the leader. Cluster returns nil until the
-// node has joined Raft.
+// ClusterNode is implemented by a Node that may run in a replicated
+// cluster (host/cluster): when Clustered, appends and seals go through
+// Raft, and linearizable reads through the leader. Clustered is fixed by
+// the configuration; Cluster returns nil until the node has joined Raft.
 type ClusterNode interface {
+	Clustered() bool
 	Cluster() *cluster.Node
 }
 
-// cluster returns the node's Raft member, or nil on a single node.
-func (s *Server) cluster() *cluster.Node {
-	if cn, ok := s.node.(ClusterNode); ok {
-		return cn.Cluster()
+// cluster returns the node's Raft member, or nil on a single node. A
+// clustered node has none until it has joined Raft (and again once it
+// closes): that is errNotReady, never a single node. A write that took
+// the single-node path there would go into the store without a Raft
+// index — a record no other member has, whose ext_id 0 also hides from
+// the state machine what it already applied (it then applies the log
+// again after it).
+func (s *Server) cluster() (*cluster.Node, error) {
+	cn, ok := s.node.(ClusterNode)
+	if !ok || !cn.Clustered() {
+		return nil, nil
 	}
-	return nil
+	if c := cn.Cluster(); c != nil {
+		return c, nil
+	}
+	return nil, errNotReady
 }
 
 // clusterAppend proposes es through Raft and returns their ids once a
@@ -64,10 +75,11 @@ func (s *Server) readBarrier(ctx context.Context, consistency string) error {
 	case "", wire.ConsistencyLocal:
 		return nil
 	case wire.ConsistencyLinearizable:
-		if c := s.cluster(); c != nil {
-			return c.ReadBarrier(ctx)
+		c, err := s.cluster()
+		if err != nil || c == nil {
+			return err
 		}
-		return nil
+		return c.ReadBarrier(ctx)
 	}
 	return fmt.Errorf("consistency %q: want %q or %q: %w", consistency, wire.ConsistencyLocal, wire.ConsistencyLinearizable, ErrBadRequest)
 }

@@ -12,13 +12,11 @@ import (
 var errNotClustered = fmt.Errorf("this host runs single-node (no cluster block): %w", ErrBadRequest)
 
 func (a *adminService) clusterNode() (*cluster.Node, error) {
-	if c := a.s.cluster(); c != nil {
-		return c, nil
+	c, err := a.s.cluster()
+	if err == nil && c == nil {
+		err = errNotClustered
 	}
-	if _, ok := a.s.node.(ClusterNode); ok && a.s.node.Store() == nil {
-		return nil, errNotReady
-	}
-	return nil, errNotClustered
+	return c, err
 }
 
 func (a *adminService) ClusterStatus(context.Context, *aof2v1.ClusterStatusRequest) (*aof2v1.ClusterStatusResponse, error) {

@@ -34,7 +34,11 @@ func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*ao
 	if req.GetProducerId() == 0 && req.GetSequence() != 0 {
 		return nil, errSequenceAlone
 	}
-	if c := l.s.cluster(); c != nil {
+	c, err := l.s.cluster()
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
 		if req.CoordinatorWatermark != nil {
 			return nil, errWatermarkInCluster
 		}
@@ -90,7 +94,11 @@ func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendReq
 		if req.GetProducerId() != 0 {
 			return withAppendedN(count, last, errIdempotentUnsupported("on AppendStream; use Append"))
 		}
-		if c := l.s.cluster(); c != nil {
+		c, err := l.s.cluster()
+		if err != nil {
+			return withAppendedN(count, last, err)
+		}
+		if c != nil {
 			if count, last, err = l.clusterAppendStream(ctx, c, id, req, es, count, last); err != nil {
 				return err
 			}
@@ -266,9 +274,12 @@ func (l *logService) Seal(ctx context.Context, req *aof2v1.SealRequest) (*aof2v1
 	if err != nil {
 		return nil, err
 	}
-	if c := l.s.cluster(); c != nil {
+	c, err := l.s.cluster()
+	switch {
+	case err != nil:
+	case c != nil:
 		err = c.Seal(ctx, str.ID(), 0)
-	} else {
+	default:
 		err = str.Seal(ctx)
 	}
 	if err != nil {

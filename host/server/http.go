@@ -201,9 +201,15 @@ func (s *Server) httpFlush(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) httpSeal(w http.ResponseWriter, r *http.Request) {
 	str, err := s.lookupPath(r)
-	if c := s.cluster(); err == nil && c != nil {
+	var c *cluster.Node
+	if err == nil {
+		c, err = s.cluster()
+	}
+	switch {
+	case err != nil:
+	case c != nil:
 		err = c.Seal(r.Context(), str.ID(), 0)
-	} else if err == nil {
+	default:
 		err = str.Seal(r.Context())
 	}
 	if err != nil {

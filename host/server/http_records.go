@@ -46,7 +46,12 @@ func (s *Server) httpAppend(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if c := s.cluster(); c != nil {
+	c, err := s.cluster()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if c != nil {
 		s.httpClusterAppend(w, r, c, id, args)
 		return
 	}

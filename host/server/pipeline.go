@@ -61,7 +61,9 @@ type pipeline struct {
 }
 
 func (l *logService) AppendPipeline(ss grpc.BidiStreamingServer[aof2v1.AppendPipelineRequest, aof2v1.AppendPipelineResponse]) error {
-	if l.s.cluster() != nil {
+	// Refused on a clustered node whether or not it has joined Raft yet:
+	// the call outlives that check, and its appends go to the store.
+	if cn, ok := l.s.node.(ClusterNode); ok && cn.Clustered() {
 		return errPipelineInCluster
 	}
 	// ctx ends with the call, or when Shutdown starts: receive stops

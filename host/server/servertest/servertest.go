@@ -18,6 +18,7 @@ import (
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/host/cluster"
 	"github.com/aof2/aof2/host/server"
 )
 
@@ -30,7 +31,18 @@ type Node struct {
 	BeforeHydrate func(ctx context.Context, seg core.SegmentID) error
 	// UploadsPaused is what SetUploadsPaused last set.
 	UploadsPaused atomic.Bool
+	// Joining, when set, makes the node a clustered one that has not
+	// joined Raft (server.ClusterNode: Clustered, and no Cluster) while
+	// its store is open: the window a restarting cluster member passes
+	// through, in which the server must refuse writes.
+	Joining atomic.Bool
 }
+
+// Clustered implements server.ClusterNode: true while Joining is set.
+func (n *Node) Clustered() bool { return n.Joining.Load() }
+
+// Cluster implements server.ClusterNode: this node never joins one.
+func (n *Node) Cluster() *cluster.Node { return nil }
 
 // NewNode returns a ready node over st (nil: not recovered yet).
 func NewNode(st *core.Store) *Node {
