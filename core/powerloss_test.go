@@ -105,19 +105,46 @@ func crashOptions(rng *rand.Rand) vfs.CrashOptions {
 // record lost, nothing duplicated, reordered or invented, and recovery
 // always succeeds. Every failure names its seed.
 func TestPowerLoss(t *testing.T) {
+	runPowerLossCycles(t, "power-loss", 0xa0f1, 400, powerLossCycle)
+}
+
+// powerLossRun is one power-loss cycle: seed picks the workload, k the
+// file-system operation the power is cut at; estimate is the running
+// guess of how many operations a cycle makes (the cycle updates it).
+type powerLossRun func(t *testing.T, seed, k uint64, estimate *atomic.Int64)
+
+// runPowerLossCycles runs AOF2_CRASH_CYCLES cycles of run from seed
+// AOF2_CRASH_SEED_BASE on, each cutting the power at an operation drawn
+// from the estimate (pcg is the draw's PCG stream, one per test), and
+// stops at the first failure (which names its seed).
+func runPowerLossCycles(t *testing.T, what string, pcg uint64, estimateOps int64, run powerLossRun) {
 	cycles := testscale.Count("AOF2_CRASH_CYCLES", 2000, 200)
 	var estimate atomic.Int64
-	estimate.Store(400)
+	estimate.Store(estimateOps)
 	start := time.Now()
 	base := uint64(envInt("AOF2_CRASH_SEED_BASE", 0))
 	for seed := base; seed < base+uint64(cycles); seed++ {
-		rng := rand.New(rand.NewPCG(seed, 0xa0f1))
-		powerLossCycle(t, seed, uint64(rng.Int64N(estimate.Load()*11/10+1)), &estimate)
+		rng := rand.New(rand.NewPCG(seed, pcg))
+		run(t, seed, uint64(rng.Int64N(estimate.Load()*11/10+1)), &estimate)
 		if t.Failed() {
 			return
 		}
 	}
-	t.Logf("%d power-loss cycles in %v", cycles, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d %s cycles in %v", cycles, what, time.Since(start).Round(time.Millisecond))
+}
+
+// rerunPowerLossSeed reruns the cycle of AOF2_CRASH_SEED, cut at
+// AOF2_CRASH_K, as a failure message asks; skipped without the seed.
+func rerunPowerLossSeed(t *testing.T, estimateOps int64, run powerLossRun) {
+	v := os.Getenv("AOF2_CRASH_SEED")
+	if v == "" {
+		t.Skip("set AOF2_CRASH_SEED (and AOF2_CRASH_K) to rerun one power-loss seed")
+	}
+	seed, err := strconv.ParseUint(v, 10, 64)
+	require.NoError(t, err)
+	var estimate atomic.Int64
+	estimate.Store(estimateOps)
+	run(t, seed, uint64(envInt("AOF2_CRASH_K", 0)), &estimate)
 }
 
 func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
@@ -218,14 +245,4 @@ func powerCut(c *crashAt, mem *vfs.MemFS, st *Store, cancel context.CancelFunc, 
 }
 
 // TestPowerLossSeed reruns one seed of TestPowerLoss (AOF2_CRASH_SEED).
-func TestPowerLossSeed(t *testing.T) {
-	v := os.Getenv("AOF2_CRASH_SEED")
-	if v == "" {
-		t.Skip("set AOF2_CRASH_SEED to rerun one power-loss seed")
-	}
-	seed, err := strconv.ParseUint(v, 10, 64)
-	require.NoError(t, err)
-	var estimate atomic.Int64
-	estimate.Store(400)
-	powerLossCycle(t, seed, uint64(envInt("AOF2_CRASH_K", 0)), &estimate)
-}
+func TestPowerLossSeed(t *testing.T) { rerunPowerLossSeed(t, 400, powerLossCycle) }

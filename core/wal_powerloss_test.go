@@ -4,17 +4,14 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/vfs"
-	"github.com/aof2/aof2/internal/testscale"
 )
 
 // TestPowerLossNodeWAL is TestPowerLoss with the node WAL on and three
@@ -23,33 +20,11 @@ import (
 // file-system operation (sometimes again during recovery), and every
 // stream's oracle must hold.
 func TestPowerLossNodeWAL(t *testing.T) {
-	cycles := testscale.Count("AOF2_CRASH_CYCLES", 2000, 200)
-	var estimate atomic.Int64
-	estimate.Store(600)
-	start := time.Now()
-	base := uint64(envInt("AOF2_CRASH_SEED_BASE", 0))
-	for seed := base; seed < base+uint64(cycles); seed++ {
-		rng := rand.New(rand.NewPCG(seed, 0xa0f3))
-		walPowerLossCycle(t, seed, uint64(rng.Int64N(estimate.Load()*11/10+1)), &estimate)
-		if t.Failed() {
-			return
-		}
-	}
-	t.Logf("%d node WAL power-loss cycles in %v", cycles, time.Since(start).Round(time.Millisecond))
+	runPowerLossCycles(t, "node WAL power-loss", 0xa0f3, 600, walPowerLossCycle)
 }
 
 // TestPowerLossNodeWALSeed reruns one seed of TestPowerLossNodeWAL.
-func TestPowerLossNodeWALSeed(t *testing.T) {
-	v := os.Getenv("AOF2_CRASH_SEED")
-	if v == "" {
-		t.Skip("set AOF2_CRASH_SEED to rerun one node WAL power-loss seed")
-	}
-	seed, err := strconv.ParseUint(v, 10, 64)
-	require.NoError(t, err)
-	var estimate atomic.Int64
-	estimate.Store(600)
-	walPowerLossCycle(t, seed, uint64(envInt("AOF2_CRASH_K", 0)), &estimate)
-}
+func TestPowerLossNodeWALSeed(t *testing.T) { rerunPowerLossSeed(t, 600, walPowerLossCycle) }
 
 func walPowerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	t.Helper()
