@@ -127,6 +127,12 @@ type Config struct {
 	// stamp no time of this node's clock (Stream.sealedAt): the segments
 	// of every node applying one log are byte-identical.
 	TailReplayed bool
+	// RequireExtID refuses every record without a log position
+	// (AppendOptions.ExtID 0: ErrExtIDRequired). A Raft state machine's
+	// store sets it: each record carries its entry's index, which is how a
+	// replay tells what the store holds, and one without it can only have
+	// been written outside the log (host/cluster).
+	RequireExtID bool
 	// NodeWAL makes durable appends durable through one write-ahead log
 	// for every stream of the store (docs/adr-node-wal.md): one sync
 	// acknowledges the records of all streams that appended since the
@@ -264,7 +270,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WALCheckpointBytes < 0 {
 		return c, &types.ConfigError{Key: "wal_checkpoint_bytes", Reason: "must be positive"}
 	}
-	if c.NodeWAL && (c.Sync != SyncAlways || c.TailReplayed || c.Follower != nil) {
+	if c.NodeWAL && (c.Sync != SyncAlways || c.TailReplayed || c.RequireExtID || c.Follower != nil) {
 		return c, &types.ConfigError{Key: "node_wal", Reason: "needs sync = always, and is not for a cluster member's or a follower's store"}
 	}
 	return c, nil

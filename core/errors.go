@@ -65,4 +65,7 @@ var (
 	// ErrNoManifest: the operation needs the stream's manifest log and the
 	// store runs without one (Config.NoManifest).
 	ErrNoManifest = errors.New("aof2: the store runs without manifest logs")
+	// ErrExtIDRequired: the store runs with Config.RequireExtID and a
+	// record came without its log position (AppendOptions.ExtID 0).
+	ErrExtIDRequired = errors.New("aof2: this store takes only records that carry their log position in ext_id (Config.RequireExtID)")
 )

@@ -282,6 +282,9 @@ func (s *Stream) appendLocked(p []byte, ts int64, ext uint64) (RecordID, error) 
 	if err := s.admitLocked(); err != nil {
 		return 0, err
 	}
+	if ext == 0 && s.cfg.RequireExtID {
+		return 0, fmt.Errorf("stream %d: %w", s.id, ErrExtIDRequired)
+	}
 	a := s.mu.active
 	if s.needsRolloverLocked(a, segment.RecordSpan(len(p))) {
 		if err := s.rolloverLocked(ts, ext, len(p)); err != nil {

@@ -122,3 +122,33 @@ func TestTailReplayedSegmentsAreIdentical(t *testing.T) {
 	}
 	require.Equal(t, files[0], files[1])
 }
+
+// TestRequireExtID: a store opened with Config.RequireExtID (a cluster
+// member's) refuses every record without a log position, on every append
+// call, and appends nothing of such a call; records with one go in.
+func TestRequireExtID(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(t.TempDir(), Config{SegmentSize: segment.MinCapacity, TailReplayed: true, RequireExtID: true})
+	require.NoError(t, err)
+	defer st.Close()
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	_, err = s.Append([]byte("a"), AppendOptions{})
+	require.ErrorIs(t, err, ErrExtIDRequired)
+	_, err = s.AppendCtx(ctx, []byte("a"), AppendOptions{})
+	require.ErrorIs(t, err, ErrExtIDRequired)
+	_, err = s.AppendDurable(ctx, []byte("a"), AppendOptions{})
+	require.ErrorIs(t, err, ErrExtIDRequired)
+	ids, err := s.AppendBatch([][]byte{[]byte("a"), []byte("b")}, AppendOptions{Timestamp: 1})
+	require.ErrorIs(t, err, ErrExtIDRequired)
+	require.Empty(t, ids)
+	require.Zero(t, s.Info().Records)
+
+	_, err = s.AppendBatch([][]byte{[]byte("a"), []byte("b")}, AppendOptions{Timestamp: 1, ExtID: 7})
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), s.Info().Records)
+	require.Equal(t, uint64(7), s.Info().LastExtID)
+
+	_, err = Open(t.TempDir(), Config{NodeWAL: true, Sync: SyncAlways, RequireExtID: true})
+	require.ErrorIs(t, err, ErrInvalidConfig, "the node WAL's own entries carry no ext_id")
+}

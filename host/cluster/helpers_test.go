@@ -81,7 +81,7 @@ func newTestClusterWith(t *testing.T, size int, logStore string, setup func(*tes
 func (c *testCluster) start(n *testNode) {
 	c.t.Helper()
 	var err error
-	n.store, err = core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true})
+	n.store, err = core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true, RequireExtID: true})
 	require.NoError(c.t, err)
 	n.node, err = Open(Config{
 		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,

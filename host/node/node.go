@@ -239,6 +239,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	sc.Tiering = n.mu.coord
 	// In a cluster, Raft's log gives back what a crash lost of the tail.
 	sc.TailReplayed = o.Cluster != nil
+	sc.RequireExtID = o.Cluster != nil // only the log writes to a member's store
 	sc.Registerer = or(sc.Registerer, o.Registerer)
 	sc.Logger = orLog(sc.Logger, n.log.Named("core"))
 	if n.mu.store, err = core.Open(o.DataDir, sc); err != nil {
