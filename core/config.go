@@ -144,6 +144,15 @@ type Config struct {
 	// between checkpoints (every stream's segments synced, the WAL's older
 	// segments dropped); default DefaultWALCheckpointBytes.
 	WALCheckpointBytes int64
+	// NodeWALAcceptLoss is the operator's decision (aof2-host repair
+	// -node-wal -accept-loss) that what the node WAL holds and Open cannot
+	// replay is lost: a WAL that is damaged, cannot be recovered, or holds
+	// records a stream could not take. Open then seals every stream's tail
+	// so that no id the WAL may have handed out is given again, records
+	// the decision in each stream's manifest, moves the WAL's files aside
+	// (kept, never deleted) and starts a new WAL (docs/adr-node-wal.md).
+	// Without damage it changes nothing. Only with NodeWAL.
+	NodeWALAcceptLoss bool
 	// nodeWAL is set on the configuration user streams run with under
 	// NodeWAL (walConfigs).
 	nodeWAL bool
@@ -272,6 +281,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.NodeWAL && (c.Sync != SyncAlways || c.TailReplayed || c.RequireExtID || c.Follower != nil) {
 		return c, &types.ConfigError{Key: "node_wal", Reason: "needs sync = always, and is not for a cluster member's or a follower's store"}
+	}
+	if c.NodeWALAcceptLoss && !c.NodeWAL {
+		return c, &types.ConfigError{Key: "node_wal", Reason: "accepting the node WAL's loss needs the node WAL on"}
 	}
 	return c, nil
 }

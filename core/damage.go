@@ -348,6 +348,11 @@ type LossReport struct {
 	// Lost: the whole segment was unreadable with no other copy; a lost
 	// stub keeps its bounds (core/lost.go), the file is in Quarantine.
 	Lost bool `json:"lost,omitempty"`
+	// NodeWAL is set when the loss accepted is what the node WAL held
+	// (Config.NodeWALAcceptLoss): why it could not be replayed. Segment is
+	// then the tail sealed so that no id the WAL handed out is given
+	// again, and Quarantine the directory holding the WAL's files.
+	NodeWAL string `json:"node_wal,omitempty"`
 }
 
 // QuarantineSuffix names the files holding the original bytes of ranges an

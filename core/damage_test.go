@@ -689,3 +689,42 @@ func fourSegments(t *testing.T) (*vfs.MemFS, Config, *Store, *Stream, written) {
 	}
 	return mem, cfg, st, s, all
 }
+
+// TestMarkDamageSurvivesAReopen: a stream refused because its durable mark
+// proves records in a segment whose file is gone must still be refused
+// after a close and another open: the close must not write a clean mark
+// that forgets the proof (the next open would then take appends at the
+// lost segment's ids, and the loss would be silent).
+func TestMarkDamageSurvivesAReopen(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone}
+	st, err := Open("/d", cfg)
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	writeDurable(t, s, 10, 100)
+	require.NoError(t, s.Seal(context.Background()))
+	writeDurable(t, s, 5, 100) // segment 2, durable: the mark proves them
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	require.NoError(t, st.Close())
+	names, err := crashed.List("/d/streams/1/segments")
+	require.NoError(t, err)
+	removed := false
+	for _, n := range names {
+		if strings.HasPrefix(n, "00000000000000000002_") {
+			require.NoError(t, crashed.Remove("/d/streams/1/segments/"+n))
+			removed = true
+		}
+	}
+	require.True(t, removed)
+	cfg.FS = crashed
+	for open := range 3 {
+		st, err = Open("/d", cfg)
+		require.NoError(t, err)
+		s, err = st.Lookup(1)
+		require.NoError(t, err)
+		_, err = s.Append([]byte("refused"), AppendOptions{})
+		require.ErrorIs(t, err, ErrDamaged, "open %d", open+1)
+		require.NoError(t, st.Close())
+	}
+}

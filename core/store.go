@@ -27,6 +27,9 @@ type Store struct {
 	// wal is the node WAL (nil without Config.NodeWAL, and until it has
 	// replayed); set under mu, read without it once Open has returned.
 	wal *nodeWAL
+	// walLoss is what Open did to accept the node WAL's loss (set by
+	// Open, read-only after it).
+	walLoss *WALLossReport
 
 	mu struct {
 		sync.Mutex
@@ -372,7 +375,11 @@ func (s *Stream) close() error {
 		return nil
 	}
 	s.mu.closed = true
-	abandoned := s.mu.abandoned
+	// A stream refused for damage keeps its mark as recovery found it: a
+	// clean mark would forget what the mark proved (a segment whose file is
+	// gone) and the ids it reserved, and the next open would take appends
+	// at the lost ids (TestMarkDamageSurvivesAReopen).
+	abandoned := s.mu.abandoned || errors.Is(s.mu.refused, ErrDamaged)
 	s.mu.Unlock()
 	defer s.counts.remove(s)
 	s.runMu.Lock()

@@ -75,8 +75,10 @@ type Stream struct {
 		// recovered tails).
 		replaying bool
 		// abandoned: the store gave up opening (Open failed after the
-		// streams recovered): close writes no clean mark, so the next
-		// open still knows the last shutdown was not clean.
+		// streams recovered), or the node WAL's replay refused the stream
+		// (ids it handed out past the tail may be lost with the WAL):
+		// close writes no clean mark, so the next open still knows the
+		// last shutdown was not clean and keeps the ids the mark reserved.
 		abandoned bool
 		written   uint64   // stream position after the last appended record
 		records   uint64   // records appended
@@ -399,11 +401,27 @@ func (s *Stream) RefuseAppends(reason string) {
 // RefuseAppendsWith refuses appends and seals with err (a *FencedError:
 // another node writes the prefix now); reads go on. Like RefuseAppends,
 // it lasts until the store is reopened.
-func (s *Stream) RefuseAppendsWith(err error) {
+func (s *Stream) RefuseAppendsWith(err error) { s.refuseAppendsWith(err) }
+
+// refuseAppendsWith reports whether err became the refusal (a stream
+// already refusing keeps its first reason).
+func (s *Stream) refuseAppendsWith(err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.refused == nil {
-		s.mu.refused = err
+	if s.mu.refused != nil {
+		return false
+	}
+	s.mu.refused = err
+	s.stateN.broadcast()
+	return true
+}
+
+// liftRefusal lets s take appends again if err is still why it refuses.
+func (s *Stream) liftRefusal(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.refused == err {
+		s.mu.refused = nil
 		s.stateN.broadcast()
 	}
 }

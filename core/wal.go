@@ -110,6 +110,11 @@ type nodeWAL struct {
 	payloads        [][]byte
 	last            RecordID // the WAL's newest record
 	sinceCheckpoint int64
+
+	// refused holds the streams the replay refused appends to, and why
+	// (the open's goroutine only, before the committer starts): an
+	// accepted loss lifts exactly those refusals.
+	refused map[*Stream]error
 }
 
 func (w *nodeWAL) err() error {
@@ -383,6 +388,29 @@ func (w *nodeWAL) fail(err error) {
 
 // block stops checkpoints: the WAL keeps every entry until the store is
 // reopened.
+// refuse makes s refuse appends because of the WAL's replay. Its close
+// then writes no clean mark: a clean mark would say that no id past its
+// tail was handed out, and the WAL may have handed some out and lost them
+// (an accepted loss reserves them only if the mark still does).
+func (w *nodeWAL) refuse(s *Stream, err error) {
+	if w.refused == nil {
+		w.refused = map[*Stream]error{}
+	}
+	s.mu.Lock()
+	s.mu.abandoned = true
+	s.mu.Unlock()
+	if _, ok := w.refused[s]; !ok && s.refuseAppendsWith(err) {
+		w.refused[s] = err
+	}
+}
+
+// blockedErr says why checkpoints stopped, or nil.
+func (w *nodeWAL) blockedErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.blocked
+}
+
 func (w *nodeWAL) block(err error) {
 	w.mu.Lock()
 	first := w.mu.blocked == nil

@@ -70,7 +70,7 @@ func TestNodeWALBitFlipOnDisk(t *testing.T) {
 	}
 	require.Greater(t, len(segs), 1, "the WAL has sealed segments")
 	flips /= int64(len(segs))
-	runs := 0
+	runs, accepts := 0, 0
 	for _, n := range segs {
 		name, _ := segment.ParseFileName(n)
 		path := filepath.Join(dir, n)
@@ -86,13 +86,18 @@ func TestNodeWALBitFlipOnDisk(t *testing.T) {
 			runs++
 			mem := world.CrashClone(vfs.CrashOptions{})
 			flipOnDisk(t, mem, path, bit/8, uint64(bit%8))
-			if err := checkAfterWALDamage(mk(mem), o, bit/8 >= torn); err != nil {
+			accepted, err := checkAfterWALDamage(mk(mem), o, bit/8 >= torn)
+			if accepted {
+				accepts++
+			}
+			if err != nil {
 				t.Fatalf("%s: bit %d (byte %d of %d written, torn from %d) flipped on disk: %v", n, bit, bit/8, end, torn, err)
 			}
 		}
 	}
 	require.Positive(t, runs)
-	t.Logf("%d damaged reopens", runs)
+	require.Positive(t, accepts)
+	t.Logf("%d damaged reopens, %d refused and then settled by accepting the WAL's loss", runs, accepts)
 }
 
 // writtenEnd is the offset after the last non-zero byte of a segment's
@@ -107,31 +112,115 @@ func writtenEnd(t *testing.T, fsys vfs.FS, path string) int64 {
 	return end
 }
 
-func checkAfterWALDamage(cfg Config, o *oracle, mayBeTorn bool) error {
+// checkAfterWALDamage opens the store after damage of its node WAL: what
+// it reads is what was appended, and acknowledged records missing are
+// never silent. When the open refused (it failed, or the stream refuses
+// appends), it checks that accepting the WAL's loss settles the store
+// (checkAcceptWALLoss).
+func checkAfterWALDamage(cfg Config, o *oracle, mayBeTorn bool) (accepted bool, err error) {
+	refused, err := openAfterWALDamage(cfg, o, mayBeTorn)
+	if err != nil || !refused {
+		return false, err
+	}
+	return true, checkAcceptWALLoss(cfg, o)
+}
+
+func openAfterWALDamage(cfg Config, o *oracle, mayBeTorn bool) (refused bool, err error) {
 	st, err := Open("/data", cfg)
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrDamaged) {
-			return nil // refused, and said why
+			return true, nil // refused, and said why
 		}
-		return fmt.Errorf("open failed with an untyped error: %w", err)
+		return false, fmt.Errorf("open failed with an untyped error: %w", err)
 	}
 	defer st.Close()
 	s, err := st.Stream(1)
 	if err != nil {
-		return nil
+		return false, nil
 	}
+	refusal := s.Info().Refused
+	refused = refusal != nil && errors.Is(refusal, ErrDamaged)
 	err = o.check(s)
 	var short *shortfallError
 	switch {
 	case err == nil:
-		return nil
+		return refused, nil
 	case errors.As(err, &short):
-		if refused := s.Info().Refused; (refused != nil && errors.Is(refused, ErrDamaged)) || mayBeTorn {
-			return nil
+		if refused || mayBeTorn {
+			return refused, nil
 		}
-		return fmt.Errorf("acknowledged records missing, and the stream takes appends: %w", err)
+		return false, fmt.Errorf("acknowledged records missing, and the stream takes appends: %w", err)
 	case errors.Is(err, ErrCorrupt) || errors.Is(err, ErrDamaged):
-		return nil
+		return refused, nil
 	}
-	return err
+	return false, err
+}
+
+// checkAcceptWALLoss opens a store whose damaged node WAL refused it with
+// the loss accepted: the open succeeds and says what it did, the stream
+// holds nothing but what was appended at those ids, takes appends again
+// at ids never handed out before, the WAL's files are kept, and the next
+// open (without accepting anything) finds nothing wrong.
+func checkAcceptWALLoss(cfg Config, o *oracle) error {
+	cfg.NodeWALAcceptLoss = true
+	st, err := Open("/data", cfg)
+	if err != nil {
+		return fmt.Errorf("open accepting the node WAL's loss: %w", err)
+	}
+	defer st.Close()
+	rep := st.NodeWALLoss()
+	if rep == nil {
+		return errors.New("accepting the node WAL's loss did nothing, though the store refused without it")
+	}
+	if names, err := cfg.FS.List(filepath.Join("/data", rep.KeptIn, "segments")); err != nil || len(names) == 0 {
+		return fmt.Errorf("the WAL's files are not kept in %s: %v (%v)", rep.KeptIn, names, err)
+	}
+	s, err := st.Stream(1)
+	if err != nil {
+		return err
+	}
+	held, err := countRecords(s)
+	if err != nil {
+		return err
+	}
+	var short *shortfallError
+	if err := o.check(s); err != nil && !errors.As(err, &short) {
+		return fmt.Errorf("after accepting the loss: %w", err)
+	}
+	id, err := s.AppendCtx(context.Background(), []byte("after the loss"), AppendOptions{})
+	if err != nil {
+		return fmt.Errorf("append after accepting the loss: %w", err)
+	}
+	o.mu.Lock()
+	last := o.ids[len(o.ids)-1]
+	o.mu.Unlock()
+	if id <= last {
+		return fmt.Errorf("append after accepting the loss got id %s; %s was handed out before", id, last)
+	}
+	if err := s.Flush(context.Background(), id); err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close after accepting the loss: %w", err)
+	}
+	cfg.NodeWALAcceptLoss = false
+	st, err = Open("/data", cfg)
+	if err != nil {
+		return fmt.Errorf("reopen after accepting the loss: %w", err)
+	}
+	defer st.Close()
+	if st.NodeWALLoss() != nil {
+		return errors.New("the reopen accepted a loss it was not asked to")
+	}
+	if s, err = st.Stream(1); err != nil {
+		return err
+	}
+	if r := s.Info().Refused; r != nil {
+		return fmt.Errorf("the stream refuses appends after the loss was accepted: %w", r)
+	}
+	n, err := countRecords(s)
+	if err != nil || n != held+1 {
+		return fmt.Errorf("after the reopen the stream holds %d records, want %d (%v)", n, held+1, err)
+	}
+	return nil
 }

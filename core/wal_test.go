@@ -293,3 +293,77 @@ func TestNodeWALFailedOpenKeepsShutdownUnclean(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, id.Segment(), last.Segment(), "the tail the WAL replayed into is sealed")
 }
+
+// TestNodeWALAcceptLossWhenItDoesNotRecover: a WAL whose own recovery
+// fails (its first segment's header damaged) fails the open; accepting
+// its loss opens the store with every record the segments hold (at least
+// those of the sealed segment; of the 20 after it, acknowledged by the WAL,
+// whatever reached the segment before the power loss), the WAL's files
+// kept aside, and appends going on at ids never handed out.
+func TestNodeWALAcceptLossWhenItDoesNotRecover(t *testing.T) {
+	mem := vfs.NewMem()
+	st := walStore(t, mem, 1<<30)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	o := &oracle{}
+	for i := range 50 {
+		if i == 30 {
+			require.NoError(t, s.Seal(context.Background())) // synced: the segment holds them
+		}
+		p := []byte(fmt.Sprintf("record %d", i))
+		id, err := s.AppendDurable(context.Background(), p, AppendOptions{})
+		require.NoError(t, err)
+		n := o.appended(id, p)
+		if i < 30 {
+			o.ack(n)
+		}
+	}
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	require.NoError(t, st.Close())
+	names, err := crashed.List("/data/wal/segments")
+	require.NoError(t, err)
+	var first string
+	for _, n := range names {
+		if _, ok := segment.ParseFileName(n); ok && (first == "" || n < first) {
+			first = n
+		}
+	}
+	require.NotEmpty(t, first)
+	flipOnDisk(t, crashed, "/data/wal/segments/"+first, 20, 6) // in the segment header
+
+	cfg := Config{FS: crashed, NodeWAL: true, WALCheckpointBytes: 1 << 30, MaxUnflushedBytes: -1}
+	_, err = Open("/data", cfg)
+	require.Error(t, err, "a WAL that does not recover fails the open")
+
+	cfg.NodeWALAcceptLoss = true
+	st, err = Open("/data", cfg)
+	require.NoError(t, err)
+	rep := st.NodeWALLoss()
+	require.NotNil(t, rep)
+	require.Contains(t, rep.Cause, "recover")
+	require.Len(t, rep.Streams, 1)
+	require.Equal(t, StreamID(1), rep.Streams[0].Stream)
+	held := rep.Streams[0].Records
+	require.GreaterOrEqual(t, held, uint64(30), "the sealed segment's records")
+	kept, err := crashed.List("/data/" + rep.KeptIn + "/segments")
+	require.NoError(t, err)
+	require.Contains(t, kept, first)
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	require.NoError(t, o.check(s))
+	id, err := s.AppendDurable(context.Background(), []byte("after"), AppendOptions{})
+	require.NoError(t, err)
+	require.Greater(t, id, o.ids[49], "no id handed out before is given again")
+	require.NoError(t, st.Close())
+
+	cfg.NodeWALAcceptLoss = false
+	st, err = Open("/data", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	require.Nil(t, st.NodeWALLoss())
+	s, err = st.Lookup(1)
+	require.NoError(t, err)
+	n, err := countRecords(s)
+	require.NoError(t, err)
+	require.Equal(t, int(held)+1, n)
+}

@@ -51,7 +51,11 @@ func (st *Store) openWAL() error {
 	}
 	if err != nil {
 		_ = ws.close()
-		return fmt.Errorf("node WAL: recover %s: %w", walDir, err)
+		err = fmt.Errorf("node WAL: recover %s: %w", walDir, err)
+		if st.acceptingWALLoss() {
+			return st.acceptWALLoss(err.Error(), nil)
+		}
+		return err
 	}
 	setReplaying(st.openStreams(), true)
 	var damage error
@@ -64,16 +68,26 @@ func (st *Store) openWAL() error {
 	if damage != nil {
 		// What the WAL holds past the damage is unknown: no stream may take
 		// an id the WAL might have given.
-		err := fmt.Errorf("%w: node WAL: %w", ErrDamaged, damage)
+		err := walDamageError(damage)
 		for _, s := range st.openStreams() {
-			s.RefuseAppendsWith(err)
+			w.refuse(s, err)
 		}
 		w.block(err)
+	}
+	if blocked := w.blockedErr(); blocked != nil && st.acceptingWALLoss() {
+		if err := ws.close(); err != nil {
+			return fmt.Errorf("node WAL: close before accepting its loss: %w", err)
+		}
+		cause := blocked.Error()
+		if damage != nil {
+			cause = walDamageText(damage)
+		}
+		return st.acceptWALLoss(cause, w.refused)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
 	defer cancel()
 	for _, s := range st.openStreams() {
-		if err := s.settleAfterReplay(ctx); err != nil {
+		if _, err := s.settleAfterReplay(ctx, false); err != nil {
 			w.block(err)
 			s.RefuseAppendsWith(err)
 		}
@@ -96,6 +110,24 @@ func (st *Store) openWAL() error {
 	st.mu.Unlock()
 	w.start()
 	return nil
+}
+
+// walDamageError is what every stream refuses appends with while the node
+// WAL is damaged. The damage is named in words, not wrapped: a wrapped
+// DamageError would name the WAL's internal stream as the damaged one, and
+// its advice (repair that stream) does not apply.
+func walDamageError(damage error) error {
+	return fmt.Errorf("%w: %s; every stream refuses appends until an operator accepts the loss of what the WAL holds past the damage "+
+		"(offline: aof2-host repair -node-wal -accept-loss, docs/adr-node-wal.md)", ErrDamaged, walDamageText(damage))
+}
+
+// walDamageText describes damage of the node WAL.
+func walDamageText(damage error) string {
+	var d *DamageError
+	if errors.As(damage, &d) && d.Stream == walStreamID {
+		return fmt.Sprintf("node WAL: segment %d damaged at offset %d: %s", d.Segment, d.Offset, d.Reason)
+	}
+	return "node WAL: " + damage.Error()
 }
 
 func setReplaying(streams []*Stream, on bool) {
@@ -163,7 +195,7 @@ func (st *Store) replayWAL(w *nodeWAL) error {
 			w.log.Error("node WAL replay stopped for a stream; it refuses appends", "stream_id", uint64(e.stream), "error", err)
 			w.block(err)
 			if s != nil {
-				s.RefuseAppendsWith(err)
+				w.refuse(s, err)
 			}
 			continue
 		}
@@ -258,28 +290,33 @@ func (s *Stream) replayCheck(ctx context.Context, e walEntry) error {
 // and lost with it goes to another payload: the tail the WAL replayed into
 // is sealed, and the segment ids the durable mark reserved get
 // placeholders, as recovery does without the WAL (docs/tiering.md#recovery).
-func (s *Stream) settleAfterReplay(ctx context.Context) error {
+// force seals the tail whatever the shutdown was (an accepted loss of the
+// WAL: ids it handed out may be lost). It returns the segment it sealed,
+// or 0.
+func (s *Stream) settleAfterReplay(ctx context.Context, force bool) (SegmentID, error) {
 	s.mu.Lock()
 	m := s.recovered.mark
-	unclean := s.recovered.unclean || m == nil || !m.Clean()
+	unclean := force || s.recovered.unclean || m == nil || !m.Clean()
 	s.recovered.unclean = false
 	if s.mu.refused != nil || s.mu.failed != nil {
 		s.mu.Unlock()
-		return nil
+		return 0, nil
 	}
 	var target *seg
 	if a := s.mu.active; unclean && a != nil {
 		if err := s.startSealLocked(a); err != nil {
 			s.mu.Unlock()
-			return err
+			return 0, err
 		}
 		target = a
 	}
 	s.mu.Unlock()
+	var sealed SegmentID
 	if target != nil {
 		if err := s.waitSealed(ctx, target); err != nil {
-			return fmt.Errorf("stream %d: seal the tail after the node WAL's replay: %w", s.id, err)
+			return 0, fmt.Errorf("stream %d: seal the tail after the node WAL's replay: %w", s.id, err)
 		}
+		sealed = target.id
 	}
 	s.mu.Lock()
 	// The placeholders are prepared like segment files: not while the
@@ -288,13 +325,13 @@ func (s *Stream) settleAfterReplay(ctx context.Context) error {
 	for s.mu.prepRunning {
 		if err := s.mu.prepErr; err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("stream %d: prepare a segment after the node WAL's replay: %w", s.id, err)
+			return sealed, fmt.Errorf("stream %d: prepare a segment after the node WAL's replay: %w", s.id, err)
 		}
 		s.mu.Unlock()
 		select {
 		case <-time.After(time.Millisecond):
 		case <-ctx.Done():
-			return fmt.Errorf("stream %d: after the node WAL's replay: %w", s.id, ctx.Err())
+			return sealed, fmt.Errorf("stream %d: after the node WAL's replay: %w", s.id, ctx.Err())
 		}
 		s.mu.Lock()
 	}
@@ -304,7 +341,7 @@ func (s *Stream) settleAfterReplay(ctx context.Context) error {
 		s.log.Info("segment ids reserved before an unclean shutdown became placeholders", "segments", ph)
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
-		return err
+		return sealed, err
 	}
-	return nil
+	return sealed, nil
 }

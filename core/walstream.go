@@ -109,6 +109,7 @@ func (st *Store) openStreams() []*Stream {
 func walConfigs(c Config) (streams, wal Config) {
 	streams, wal = c, c
 	streams.Sync, streams.TailReplayed, streams.nodeWAL = SyncNone, true, true
+	streams.NodeWALAcceptLoss, wal.NodeWALAcceptLoss = false, false // the store's decision
 	// Only the committer's FlushAll syncs, on its own goroutine: no
 	// syncer round races it for the same bytes.
 	wal.NodeWAL, wal.Sync = false, SyncNone

@@ -103,7 +103,7 @@ for a definitive answer: objects it deletes or re-uploads meanwhile can show up.
 	{name: "hydrate", summary: "bring a stream's segments back into tier 0 (progress bar on a terminal)",
 		example: "aof2-host hydrate -addr 127.0.0.1:7400 -stream 42 -from 10 -to 20",
 		run:     runHydrate},
-	{name: "repair", summary: "accept the loss of a damaged stream's damaged records (-accept-loss) so it takes appends again",
+	{name: "repair", summary: "accept the loss of a damaged stream's damaged records (-accept-loss), or offline of what a damaged node WAL held (-node-wal -accept-loss), so appends go on",
 		example: "aof2-host repair -addr 127.0.0.1:7400 -stream 42 -accept-loss",
 		run:     runRepair},
 	{name: "scrub", summary: "verify every copy of every sealed segment now, repairing from verified copies (progress bar on a terminal; exit 4 if damage remains)",

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +293,86 @@ func writeTiered(t *testing.T, ctx context.Context, c *client.Client, stream cli
 		return true
 	}, time.Minute, 50*time.Millisecond, "every segment in tiers 1 and 2")
 	return ids
+}
+
+// TestServeNodeWALAcceptLoss: a host running with the node WAL, killed
+// (SIGKILL) and its WAL damaged, refuses appends on every stream and says
+// why; `repair -node-wal -accept-loss` (offline, refused online) settles
+// it: every record the segments hold stays readable at its id, appends go
+// on at ids never handed out, the WAL's files are kept, and a second repair
+// finds nothing to accept.
+func TestServeNodeWALAcceptLoss(t *testing.T) {
+	bin := hostBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data := filepath.Join(t.TempDir(), "data")
+	env := []string{"AOF2_SEGMENT_NODE_WAL=true"}
+	args := []string{"-data-dir", data, "-listen-grpc", "127.0.0.1:0", "-listen-http", "127.0.0.1:0", "-log-level", "warn"}
+	payload := func(stream client.StreamID, i int) []byte {
+		return []byte(fmt.Sprintf("stream %d record %04d %s", stream, i, strings.Repeat("w", 200)))
+	}
+	h := startHost(t, bin, env, args...)
+	h.waitReady()
+	c := h.dial(ctx)
+	ids := map[client.StreamID][]client.RecordID{}
+	for i := 0; i < 200; i++ {
+		for _, s := range []client.StreamID{1, 2} {
+			got, err := c.Append(ctx, s, payload(s, i))
+			require.NoError(t, err)
+			ids[s] = append(ids[s], got...)
+		}
+	}
+	h.kill()
+	wal, err := filepath.Glob(filepath.Join(data, "wal", "segments", "*.seg"))
+	require.NoError(t, err)
+	require.NotEmpty(t, wal, "a killed host leaves its WAL")
+	slices.Sort(wal)
+	editFile(t, wal[0], func(b []byte) []byte { b[segment.HeaderSize+segment.RecordHeaderSize+8] ^= 0x20; return b })
+
+	h = startHost(t, bin, env, args...)
+	h.waitReady()
+	c = h.dial(ctx)
+	for _, s := range []client.StreamID{1, 2} {
+		_, err := c.Append(ctx, s, []byte("refused"))
+		require.ErrorIs(t, err, core.ErrDamaged, "stream %d", s)
+		require.Contains(t, err.Error(), "node WAL")
+	}
+	repair := func(extra ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "aof2-host"), append([]string{"repair", "-node-wal", "-accept-loss"}, extra...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := repair("-addr", h.grpc)
+	require.Error(t, err, "online: %s", out)
+	require.Contains(t, out, "works offline")
+	h.stop()
+
+	out, err = repair("-data-dir", data)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "node WAL loss accepted")
+	require.Contains(t, out, "stream 1: 200 records")
+	require.Contains(t, out, "stream 2: 200 records")
+	kept, err := filepath.Glob(filepath.Join(data, "wal.lost-*", "segments", "*.seg"))
+	require.NoError(t, err)
+	require.Len(t, kept, len(wal), "the WAL's files are kept")
+
+	h = startHost(t, bin, env, args...)
+	h.waitReady()
+	c = h.dial(ctx)
+	for _, s := range []client.StreamID{1, 2} {
+		for i, id := range ids[s] {
+			res, err := c.Read(ctx, s, client.AtID(id), 1)
+			require.NoError(t, err, "stream %d record %d (%s)", s, i, id)
+			require.Len(t, res.Records, 1)
+			require.Equal(t, payload(s, i), res.Records[0].Payload)
+		}
+		next, err := c.Append(ctx, s, []byte("after the repair"))
+		require.NoError(t, err)
+		require.Greater(t, next[0].Segment(), ids[s][len(ids[s])-1].Segment(), "stream %d: appends go on in a new segment", s)
+	}
+	h.stop()
+	out, err = repair("-data-dir", data)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "no loss to accept")
 }

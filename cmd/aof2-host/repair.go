@@ -17,8 +17,12 @@ func runRepair(ctx context.Context, e *cmdEnv) error {
 	t := targetFlags(e.flags)
 	stream := streamFlag(e)
 	accept := e.flags.Bool("accept-loss", false, "accept that the stream's damaged records are lost: fill them, seal the segment, record the decision in the manifest, take appends again")
+	nodeWAL := e.flags.Bool("node-wal", false, "with -accept-loss, offline: accept that what a damaged node WAL holds past its damage is lost; every stream's tail is sealed, the WAL's files are kept in <data dir>/wal.lost-*, every stream takes appends again (docs/adr-node-wal.md)")
 	if _, err := e.parse(0, 0); err != nil {
 		return err
+	}
+	if *nodeWAL {
+		return repairNodeWAL(ctx, e, t, *stream, *accept)
 	}
 	id, err := requiredStream(*stream)
 	if err != nil {
@@ -59,6 +63,50 @@ func runRepair(ctx context.Context, e *cmdEnv) error {
 		}
 	}
 	printLoss(e, id, rep)
+	return nil
+}
+
+// repairNodeWAL opens the data directory with the node WAL's loss
+// accepted (core.Config.NodeWALAcceptLoss) and says what the open did.
+func repairNodeWAL(ctx context.Context, e *cmdEnv, t *target, stream string, accept bool) error {
+	switch {
+	case !accept:
+		return usagef("repair -node-wal needs -accept-loss: the only repair an operator decides is accepting a loss (docs/adr-node-wal.md)")
+	case stream != "":
+		return usagef("repair -node-wal settles every stream: drop -stream")
+	case t.online():
+		return usagef("repair -node-wal works offline: stop the host, then run it on its data directory without -addr (a host whose WAL is damaged refuses appends on every stream)")
+	}
+	var rep *core.WALLossReport
+	err := withNode(ctx, t, e, func(n *node.Node) error {
+		rep = n.Store().NodeWALLoss()
+		return nil
+	}, func(o *node.Options) error {
+		if !o.Core.NodeWAL {
+			return usagef("the node WAL is off in this configuration (segment.node_wal): repair -node-wal runs with the configuration the host runs with")
+		}
+		o.Core.NodeWALAcceptLoss = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if rep == nil {
+		fmt.Fprintln(e.stdout, "the node WAL replayed whole: no loss to accept")
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "node WAL loss accepted: %s\n", rep.Cause)
+	for _, s := range rep.Streams {
+		line := fmt.Sprintf("  stream %d: %d records", s.Stream, s.Records)
+		if s.Sealed != 0 {
+			line += fmt.Sprintf(", tail segment %d sealed", s.Sealed)
+		}
+		if s.Refused != "" {
+			line += ", still refuses appends (its own damage: aof2-host repair -stream " + fmt.Sprint(s.Stream) + " -accept-loss): " + s.Refused
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	fmt.Fprintf(e.stdout, "the WAL's files are kept in %s (inside the data directory); every stream takes appends in a new segment, and the decision is recorded in each stream's manifest\n", rep.KeptIn)
 	return nil
 }
 

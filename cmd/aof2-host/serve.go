@@ -257,7 +257,7 @@ func loadConfigFile(path, dataDir string) (*config.Config, error) {
 
 // withNode opens the node of the target's data directory (offline: no host
 // may be running on it), runs fn and closes the node.
-func withNode(ctx context.Context, t *target, e *cmdEnv, fn func(*node.Node) error) (err error) {
+func withNode(ctx context.Context, t *target, e *cmdEnv, fn func(*node.Node) error, adjust ...func(*node.Options) error) (err error) {
 	cfg, err := loadConfigFile(t.config, t.dataDir)
 	if err != nil {
 		return err
@@ -269,6 +269,11 @@ func withNode(ctx context.Context, t *target, e *cmdEnv, fn func(*node.Node) err
 	opts, err := nodeOptions(cfg, prometheus.NewRegistry(), logger)
 	if err != nil {
 		return err
+	}
+	for _, f := range adjust {
+		if err := f(&opts); err != nil {
+			return err
+		}
 	}
 	n, err := node.New(opts)
 	if err != nil {
