@@ -353,6 +353,12 @@ type LossReport struct {
 	// then the tail sealed so that no id the WAL handed out is given
 	// again, and Quarantine the directory holding the WAL's files.
 	NodeWAL string `json:"node_wal,omitempty"`
+	// FromNodeWAL counts the records of Records written back from the
+	// node WAL's copy (it held them past the damage); NodeWALKept the
+	// WAL's entries for the stream that could not be placed (the WAL keeps
+	// them, and its checkpoints stop, until its own loss is accepted).
+	FromNodeWAL uint64 `json:"from_node_wal,omitempty"`
+	NodeWALKept int    `json:"node_wal_kept,omitempty"`
 }
 
 // QuarantineSuffix names the files holding the original bytes of ranges an
@@ -398,6 +404,7 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 			return rep, err
 		}
 	}
+	rep.NodeWALKept = len(s.mu.walKept)
 	blob, err := json.Marshal(rep)
 	if err != nil {
 		return rep, err
@@ -430,12 +437,45 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 		}
 		s.m.damaged.Set(0)
 	}
+	if rep.NodeWALKept == 0 && s.wal != nil {
+		s.mu.walKept = nil
+		s.wal.release(s)
+	} else if rep.NodeWALKept > 0 && s.mu.refused == nil {
+		s.log.Error("the node WAL holds records of the stream that could not be placed after its accepted loss; the WAL keeps them and its checkpoints stay stopped until its own loss is accepted (offline: aof2-host repair -node-wal -accept-loss)",
+			"entries", rep.NodeWALKept, "first", s.mu.walKept[0].id)
+	}
 	s.dropStaleNextLocked()
 	s.kickPrepLocked()
 	s.log.Warn("loss accepted by an operator: appends go on in the next segment", "segment_id", uint64(dmg.Segment),
-		"filled", len(rep.Filled), "records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "placeholder", rep.Placeholder, "lost", rep.Lost)
+		"filled", len(rep.Filled), "records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "placeholder", rep.Placeholder, "lost", rep.Lost,
+		"from_node_wal", rep.FromNodeWAL)
 	s.stateN.broadcast()
 	return rep, nil
+}
+
+// placeWALKeptLocked writes back into the filled tail g the records the
+// node WAL kept for it (walKept) that continue its intact records, before
+// it is sealed; s.mu is held.
+func (s *Stream) placeWALKeptLocked(g *seg, ts segment.TailScan, quarantine func(int64, []byte) error, rep *LossReport) (segment.TailScan, error) {
+	kept := s.mu.walKept
+	for len(kept) > 0 && kept[0].id.Segment() < g.id {
+		kept = kept[1:] // in a sealed segment, synced when it was sealed
+	}
+	var recs []segment.Placed
+	for _, e := range kept {
+		if e.id.Segment() != g.id {
+			break
+		}
+		recs = append(recs, segment.Placed{Offset: int64(e.id.Offset()), Payload: e.payload, TS: e.ts, Ext: e.ext})
+	}
+	before := ts.Count
+	ts, n, err := segment.PlaceRecords(s.cfg.FS, g.path, ts, recs, quarantine)
+	if err != nil {
+		return ts, fmt.Errorf("place the node WAL's records: %w", err)
+	}
+	s.mu.walKept = kept[n:]
+	rep.FromNodeWAL = ts.Count - before
+	return ts, nil
 }
 
 // fillAndSealLocked fills the damage of the tail g and seals it; s.readMu
@@ -459,6 +499,9 @@ func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport)
 	}
 	ts, filled, err := segment.FillDamage(s.cfg.FS, g.path, quarantine)
 	if err != nil {
+		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
+	}
+	if ts, err = s.placeWALKeptLocked(g, ts, quarantine, rep); err != nil {
 		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
 	}
 	rep.Filled, rep.Records, rep.DroppedBytes = filled, ts.Count, ts.Dropped()

@@ -74,6 +74,11 @@ type Stream struct {
 		// the crash (the coordinator takes them in at start, as it does
 		// recovered tails).
 		replaying bool
+		// walKept are the node WAL's entries for a stream refused for
+		// damage of its own segments, in WAL order, kept by the replay
+		// for its accepted loss (AcceptLoss places those that continue
+		// its damaged tail); the WAL keeps them too until then.
+		walKept []walEntry
 		// abandoned: the store gave up opening (Open failed after the
 		// streams recovered), or the node WAL's replay refused the stream
 		// (ids it handed out past the tail may be lost with the WAL):

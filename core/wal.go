@@ -78,6 +78,11 @@ type nodeWAL struct {
 		// finished, a stream whose segments could not be synced): the WAL
 		// then keeps everything.
 		blocked error
+		// held are the streams damaged in their own segments whose entries
+		// the replay kept for their accepted loss (Stream.AcceptLoss places
+		// them): checkpoints stop while any is held, and resume once none
+		// is and nothing blocks them.
+		held map[*Stream]error
 	}
 	failedErr atomic.Pointer[error]
 	// stall is the WouldBlock(Admission) the WAL's own stream answers
@@ -408,7 +413,46 @@ func (w *nodeWAL) refuse(s *Stream, err error) {
 func (w *nodeWAL) blockedErr() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.mu.blocked
+	return w.blockedLocked()
+}
+
+func (w *nodeWAL) blockedLocked() error {
+	if w.mu.blocked != nil {
+		return w.mu.blocked
+	}
+	for _, err := range w.mu.held {
+		return err
+	}
+	return nil
+}
+
+// hold stops checkpoints until s's entries, kept for its accepted loss,
+// are placed (release).
+func (w *nodeWAL) hold(s *Stream, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mu.held == nil {
+		w.mu.held = map[*Stream]error{}
+	}
+	if _, ok := w.mu.held[s]; !ok {
+		w.mu.held[s] = err
+		w.m.blocked.Set(1)
+		w.log.Error("node WAL checkpoints stopped: it keeps a damaged stream's entries for its accepted loss", "stream_id", uint64(s.id), "error", err)
+	}
+}
+
+// release lets checkpoints go on once s's kept entries are placed.
+func (w *nodeWAL) release(s *Stream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.mu.held[s]; !ok {
+		return
+	}
+	delete(w.mu.held, s)
+	if w.blockedLocked() == nil {
+		w.m.blocked.Set(0)
+		w.log.Info("node WAL checkpoints resume: the damaged stream's entries are in its segment", "stream_id", uint64(s.id))
+	}
 }
 
 func (w *nodeWAL) block(err error) {

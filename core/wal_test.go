@@ -367,3 +367,87 @@ func TestNodeWALAcceptLossWhenItDoesNotRecover(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int(held)+1, n)
 }
+
+// TestNodeWALRecordsPlacedAfterAcceptedDamage: a stream whose segment is
+// damaged before the WAL's checkpoint (so the WAL has no copy of the
+// damaged record) while the WAL holds its records after the checkpoint:
+// the open keeps those entries for the stream (checkpoints stop, another
+// stream goes on appending), and accepting the stream's loss fills the
+// damage and writes them back after its intact records, so only the
+// damaged record is lost; then checkpoints resume, and a reopen replays
+// the WAL without contradiction.
+func TestNodeWALRecordsPlacedAfterAcceptedDamage(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	cfg := Config{FS: mem, NodeWAL: true, WALCheckpointBytes: 1 << 30, MaxUnflushedBytes: -1}
+	st, err := Open("/data", cfg)
+	require.NoError(t, err)
+	s1, err := st.Stream(1)
+	require.NoError(t, err)
+	s2, err := st.Stream(2)
+	require.NoError(t, err)
+	before := writeDurable(t, s1, 50, 100)
+	writeDurable(t, s2, 5, 100)
+	require.NoError(t, st.wal.checkpoint(st.wal.last)) // segments synced: the mark proves the 50
+	after := writeDurable(t, s1, 10, 100)              // only in the WAL
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	require.NoError(t, st.Close())
+	flipOnDisk(t, crashed, tailPathIn(t, crashed, "/data/streams/1/segments"), int64(before.ids[10].Offset())+30, 2)
+
+	cfg.FS = crashed
+	st, err = Open("/data", cfg)
+	require.NoError(t, err)
+	s1, err = st.Lookup(1)
+	require.NoError(t, err)
+	require.ErrorIs(t, s1.Info().Refused, ErrDamaged)
+	require.Error(t, st.wal.blockedErr(), "the WAL keeps the damaged stream's entries")
+	s2, err = st.Lookup(2)
+	require.NoError(t, err)
+	_, err = s2.AppendDurable(ctx, []byte("stream 2 goes on"), AppendOptions{})
+	require.NoError(t, err)
+
+	rep, err := s1.AcceptLoss(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), rep.FromNodeWAL, "the WAL's records written back")
+	require.Zero(t, rep.NodeWALKept)
+	require.Equal(t, uint64(59), rep.Records, "only the damaged record is lost")
+	require.NoError(t, st.wal.blockedErr(), "checkpoints resume")
+	got := readEvery(t, s1)
+	require.Len(t, got, 59)
+	want := append(append([]RecordID{}, before.ids[:10]...), before.ids[11:]...)
+	want = append(want, after.ids...)
+	wantPayloads := append(append([][]byte{}, before.payloads[:10]...), before.payloads[11:]...)
+	wantPayloads = append(wantPayloads, after.payloads...)
+	for i, r := range got {
+		require.Equal(t, want[i], r.ID, "record %d", i)
+		require.Equal(t, wantPayloads[i], r.Payload, "record %d", i)
+	}
+	next, err := s1.AppendDurable(ctx, []byte("after the accepted loss"), AppendOptions{})
+	require.NoError(t, err)
+	require.Greater(t, next, after.ids[9])
+	require.NoError(t, st.Close())
+
+	st, err = Open("/data", cfg)
+	require.NoError(t, err)
+	defer st.Close()
+	require.NoError(t, st.wal.blockedErr())
+	s1, err = st.Lookup(1)
+	require.NoError(t, err)
+	require.NoError(t, s1.Info().Refused)
+	require.Len(t, readEvery(t, s1), 60)
+}
+
+// tailPathIn is the newest segment file in dir.
+func tailPathIn(t *testing.T, fsys vfs.FS, dir string) string {
+	t.Helper()
+	names, err := fsys.List(dir)
+	require.NoError(t, err)
+	var last string
+	for _, n := range names {
+		if _, ok := segment.ParseFileName(n); ok && n > last {
+			last = n
+		}
+	}
+	require.NotEmpty(t, last)
+	return dir + "/" + last
+}

@@ -31,9 +31,7 @@ func (w *nodeWAL) runCheckpoints() {
 // WAL's files are removed: a WAL on disk then always means records the
 // segments may lack (checkNoWAL).
 func (w *nodeWAL) close(clean bool) error {
-	w.mu.Lock()
-	blocked := w.mu.blocked
-	w.mu.Unlock()
+	blocked := w.blockedErr()
 	err := w.s.close()
 	if err != nil {
 		return fmt.Errorf("node WAL: close: %w", err)
@@ -110,9 +108,7 @@ func checkNoWAL(fsys vfs.FS, dir string) error {
 // its record end (durable), records that in the checkpoint file (replay
 // starts after it), and drops the WAL's segments wholly before it.
 func (w *nodeWAL) checkpoint(end RecordID) error {
-	w.mu.Lock()
-	blocked := w.mu.blocked
-	w.mu.Unlock()
+	blocked := w.blockedErr()
 	if blocked != nil || end == 0 {
 		return nil
 	}

@@ -74,7 +74,12 @@ func (st *Store) openWAL() error {
 		}
 		w.block(err)
 	}
-	if blocked := w.blockedErr(); blocked != nil && st.acceptingWALLoss() {
+	// A stream held for its own damage is not the WAL's loss: its accepted
+	// loss places the entries the WAL keeps for it.
+	w.mu.Lock()
+	blocked := w.mu.blocked
+	w.mu.Unlock()
+	if blocked != nil && st.acceptingWALLoss() {
 		if err := ws.close(); err != nil {
 			return fmt.Errorf("node WAL: close before accepting its loss: %w", err)
 		}
@@ -186,12 +191,19 @@ func (st *Store) replayWAL(w *nodeWAL) error {
 			continue
 		}
 		s, err := st.stream(e.stream, false)
+		if err == nil && s.keepForLoss(e) {
+			w.hold(s, fmt.Errorf("stream %d is damaged: the node WAL keeps its entries from %s for the accepted loss, which places them "+
+				"(aof2-host repair -stream %d -accept-loss)", e.stream, e.id, e.stream))
+			continue
+		}
 		if err == nil {
 			err = s.replayWAL(ctx, e)
 		}
 		if err != nil {
 			failed[e.stream] = true
-			err = fmt.Errorf("stream %d: replay of node WAL record %s: %w", e.stream, rec.ID, err)
+			err = fmt.Errorf("stream %d: replay of node WAL record %s: %w; the stream refuses appends and the WAL keeps every entry "+
+				"until an operator accepts the loss of what it holds for the stream (offline: aof2-host repair -node-wal -accept-loss, docs/adr-node-wal.md)",
+				e.stream, rec.ID, err)
 			w.log.Error("node WAL replay stopped for a stream; it refuses appends", "stream_id", uint64(e.stream), "error", err)
 			w.block(err)
 			if s != nil {
@@ -206,6 +218,21 @@ func (st *Store) replayWAL(w *nodeWAL) error {
 		w.log.Info("node WAL replayed", "records", n)
 	}
 	return nil
+}
+
+// keepForLoss keeps e for the accepted loss of the stream's own damage
+// when the stream refuses appends for it: the replay cannot put e in a
+// damaged tail, and AcceptLoss places it after the damage is filled.
+func (s *Stream) keepForLoss(e walEntry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d *DamageError
+	if !errors.As(s.mu.refused, &d) || d.Stream != s.id {
+		return false
+	}
+	e.payload = bytes.Clone(e.payload) // the reader's buffer is reused
+	s.mu.walKept = append(s.mu.walKept, e)
+	return true
 }
 
 // replayWAL puts e into the stream at the id the WAL says it had: a record

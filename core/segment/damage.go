@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/aof2/aof2/core/types"
@@ -344,4 +345,80 @@ func Untruncate(fsys vfs.FS, path string, end int64, quarantine func(off int64, 
 		return err
 	}
 	return f.Sync()
+}
+
+// Placed is a record another copy (the node WAL) holds for a segment, at
+// the offset its id names.
+type Placed struct {
+	Offset  int64
+	Payload []byte
+	TS      int64
+	Ext     uint64
+}
+
+// PlaceRecords puts records another copy holds back into the segment at
+// path, whose scan after FillDamage is ts, before it is sealed: a record
+// the segment already holds intact at its offset must be the same one; the
+// next must start where the intact records end (the bytes past them, torn
+// or damaged, are saved by quarantine before the first is written). It stops at the first record that
+// is neither, and returns the new scan and how many records it got
+// through (held or written). The file is synced.
+func PlaceRecords(fsys vfs.FS, path string, ts TailScan, recs []Placed, quarantine func(off int64, b []byte) error) (TailScan, int, error) {
+	if len(recs) == 0 {
+		return ts, 0, nil
+	}
+	f, err := fsys.OpenReadWrite(path)
+	if err != nil {
+		return ts, 0, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return ts, 0, err
+	}
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return ts, 0, err
+	}
+	limit, end := DataEnd(size), ts.End
+	n := 0
+	for _, r := range recs {
+		span := RecordSpan(len(r.Payload))
+		frame := make([]byte, span)
+		EncodeRecordHeader(frame, r.Payload, r.TS, r.Ext)
+		copy(frame[RecordHeaderSize:], r.Payload)
+		if r.Offset < end {
+			if r.Offset+span > end || !bytes.Equal(b[r.Offset:r.Offset+span], frame) {
+				break // not the record the segment holds there
+			}
+			n++
+			continue
+		}
+		if r.Offset != end || end+span > limit {
+			break
+		}
+		if end == ts.End && ts.DirtyEnd > end {
+			// The bytes past the intact records, as they were.
+			if err := quarantine(end, append([]byte(nil), b[end:ts.DirtyEnd]...)); err != nil {
+				return ts, n, err
+			}
+		}
+		if _, err := f.WriteAt(frame, end); err != nil {
+			return ts, n, err
+		}
+		copy(b[end:], frame)
+		end += span
+		n++
+	}
+	if end == ts.End {
+		return ts, n, nil
+	}
+	if err := f.Datasync(); err != nil {
+		return ts, n, err
+	}
+	next := ScanTail(b)
+	if next.End != end {
+		return ts, n, fmt.Errorf("%s: records placed up to %d, but a scan ends at %d (%s)", path, end, next.End, next.Stop)
+	}
+	return next, n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/core/types"
+	"github.com/aof2/aof2/core/vfs"
 )
 
 // buildSegment returns a segment's bytes holding n records (record i's
@@ -131,4 +132,69 @@ func TestFillerFrames(t *testing.T) {
 	var ce *types.CorruptError
 	_, err = ReadRecord(b, "seg", lo, limit)
 	require.True(t, errors.As(err, &ce))
+}
+
+// TestPlaceRecords: records another copy holds go back into a damaged
+// segment only where they continue its intact records, and a record the
+// segment already holds must be the same one.
+func TestPlaceRecords(t *testing.T) {
+	const size = 100
+	full, offs := patternSegment(10, fixed(size))
+	payload := func(i int) []byte {
+		return append([]byte(nil), full[offs[i]+RecordHeaderSize:offs[i]+RecordHeaderSize+size]...)
+	}
+	placed := func(from, to int) []Placed {
+		var out []Placed
+		for i := from; i < to; i++ {
+			out = append(out, Placed{Offset: offs[i], Payload: payload(i), TS: int64(i), Ext: uint64(i)})
+		}
+		return out
+	}
+	changed := placed(5, 10)
+	changed[0].Payload = []byte("not what the segment holds")
+	huge := placed(6, 7)
+	huge[0].Payload = make([]byte, MinCapacity)
+	for _, tc := range []struct {
+		name       string
+		recs       []Placed
+		n          int
+		count      uint64
+		quarantine bool
+	}{
+		{"continues the intact records", placed(4, 10), 6, 10, true},
+		{"a held record differs", changed, 0, 6, false},
+		{"a gap before the first", placed(7, 10), 0, 6, false},
+		{"larger than the segment", huge, 0, 6, false},
+		{"nothing to place", nil, 0, 6, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := append([]byte(nil), full...)
+			clear(b[offs[6]:])
+			copy(b[offs[6]:], "torn bytes") // past the intact records
+			fsys := vfs.NewMem()
+			require.NoError(t, vfs.WriteFileAtomic(fsys, "/seg", b))
+			ts := ScanTail(b)
+			require.Equal(t, uint64(6), ts.Count)
+			var saved [][]byte
+			got, n, err := PlaceRecords(fsys, "/seg", ts, tc.recs, func(off int64, q []byte) error {
+				require.Equal(t, offs[6], off)
+				saved = append(saved, q)
+				return nil
+			})
+			require.NoError(t, err)
+			require.Equal(t, tc.n, n)
+			require.Equal(t, tc.count, got.Count)
+			after, err := vfs.ReadFile(fsys, "/seg")
+			require.NoError(t, err)
+			require.Equal(t, tc.count, ScanTail(after).Count, "the file holds what the scan says")
+			if tc.quarantine {
+				require.Len(t, saved, 1)
+				require.Equal(t, []byte("torn bytes"), saved[0][:10])
+				require.Equal(t, full[:offs[9]+RecordSpan(size)], after[:offs[9]+RecordSpan(size)])
+			} else {
+				require.Empty(t, saved)
+				require.Equal(t, b, after, "nothing written")
+			}
+		})
+	}
 }
