@@ -454,9 +454,9 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 }
 
 // placeWALKeptLocked writes back into the filled tail g the records the
-// node WAL kept for it (walKept) that continue its intact records, before
-// it is sealed; s.mu is held.
-func (s *Stream) placeWALKeptLocked(g *seg, ts segment.TailScan, quarantine func(int64, []byte) error, rep *LossReport) (segment.TailScan, error) {
+// node WAL kept for it (walKept): over the end of a filled range they
+// cover, and after its intact records, before it is sealed; s.mu is held.
+func (s *Stream) placeWALKeptLocked(g *seg, ts segment.TailScan, filled [][2]int64, quarantine func(int64, []byte) error, rep *LossReport) (segment.TailScan, [][2]int64, error) {
 	kept := s.mu.walKept
 	for len(kept) > 0 && kept[0].id.Segment() < g.id {
 		kept = kept[1:] // in a sealed segment, synced when it was sealed
@@ -469,13 +469,13 @@ func (s *Stream) placeWALKeptLocked(g *seg, ts segment.TailScan, quarantine func
 		recs = append(recs, segment.Placed{Offset: int64(e.id.Offset()), Payload: e.payload, TS: e.ts, Ext: e.ext})
 	}
 	before := ts.Count
-	ts, n, err := segment.PlaceRecords(s.cfg.FS, g.path, ts, recs, quarantine)
+	ts, filled, n, err := segment.PlaceRecords(s.cfg.FS, g.path, ts, filled, recs, quarantine)
 	if err != nil {
-		return ts, fmt.Errorf("place the node WAL's records: %w", err)
+		return ts, filled, fmt.Errorf("place the node WAL's records: %w", err)
 	}
 	s.mu.walKept = kept[n:]
 	rep.FromNodeWAL = ts.Count - before
-	return ts, nil
+	return ts, filled, nil
 }
 
 // fillAndSealLocked fills the damage of the tail g and seals it; s.readMu
@@ -501,7 +501,7 @@ func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport)
 	if err != nil {
 		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
 	}
-	if ts, err = s.placeWALKeptLocked(g, ts, quarantine, rep); err != nil {
+	if ts, filled, err = s.placeWALKeptLocked(g, ts, filled, quarantine, rep); err != nil {
 		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
 	}
 	rep.Filled, rep.Records, rep.DroppedBytes = filled, ts.Count, ts.Dropped()

@@ -1,12 +1,15 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -223,4 +226,172 @@ func checkAcceptWALLoss(cfg Config, o *oracle) error {
 		return fmt.Errorf("after the reopen the stream holds %d records, want %d (%v)", n, held+1, err)
 	}
 	return nil
+}
+
+// TestNodeWALStreamBitFlipAcceptLoss flips bits of a stream's tail segment
+// where its durable mark proves records, after a power loss that kept only
+// what was synced, so the node WAL alone holds the newest records, and
+// holds the ones before them since its last checkpoint too. Whenever the
+// open finds the damage, accepting the stream's loss must lose only the
+// records in the ranges it filled, and none where the WAL has a copy:
+// every other acknowledged record reads back at its id, the next append
+// takes an id never handed out, the WAL's checkpoints resume, and a reopen
+// finds nothing wrong.
+func TestNodeWALStreamBitFlipAcceptLoss(t *testing.T) {
+	ctx := context.Background()
+	mk := func(fsys vfs.FS) Config {
+		return Config{FS: fsys, NodeWAL: true, WALCheckpointBytes: 1 << 30, MaxUnflushedBytes: -1, SegmentSize: 1 << 20, InitialSegmentSize: 1 << 20,
+			DurableMarkInterval: time.Nanosecond} // every sync proves what it synced
+	}
+	base := vfs.NewMem()
+	st, err := Open("/data", mk(base))
+	require.NoError(t, err)
+	s, err := st.Stream(1)
+	require.NoError(t, err)
+	o := &oracle{}
+	rng := rand.New(rand.NewPCG(9, 9))
+	appendN := func(n int) {
+		for range n {
+			i := len(o.ids)
+			p := randomPayload(rng, i)
+			p = p[:min(200, len(p))]
+			id, err := s.AppendDurable(ctx, p, AppendOptions{})
+			require.NoError(t, err)
+			o.ack(o.appended(id, p))
+		}
+	}
+	// Records 0-199 are only in the segment (the WAL's checkpoint passed
+	// them), 200-299 in both (the segment synced, the WAL not
+	// checkpointed: damage there heals from the WAL), 300-329 only in
+	// the WAL.
+	appendN(200)
+	require.NoError(t, st.wal.checkpoint(st.wal.last))
+	appendN(100)
+	require.NoError(t, s.syncSegments())
+	appendN(30)
+	world := base.CrashClone(vfs.CrashOptions{})
+	require.NoError(t, st.Close())
+	mark, err := segment.ReadMark(world, "/data/streams/1/segments/"+segment.MarkFile)
+	require.NoError(t, err)
+	require.NotNil(t, mark)
+	path := tailPathIn(t, world, "/data/streams/1/segments")
+	proven := int64(mark.DurableBytes)
+	require.Greater(t, proven, int64(segment.HeaderSize))
+	require.Equal(t, int64(o.ids[300].Offset()), proven, "the mark proves the first 300 records")
+
+	flips := int64(testscale.Count("AOF2_WAL_FLIPS", 150, 30))
+	every := max(1, (proven-segment.HeaderSize)*8/flips) | 1
+	runs, accepted, nothingLost, fromWAL := 0, 0, 0, uint64(0)
+	for bit := int64(segment.HeaderSize) * 8; bit < proven*8; bit += every {
+		runs++
+		mem := world.CrashClone(vfs.CrashOptions{})
+		flipOnDisk(t, mem, path, bit/8, uint64(bit%8))
+		n, healed, err := checkStreamDamageAcceptLoss(ctx, mk(mem), o)
+		if err != nil {
+			t.Fatalf("bit %d (byte %d, proven to %d) flipped: %v", bit, bit/8, proven, err)
+		}
+		if n >= 0 {
+			accepted++
+			fromWAL += uint64(n)
+		}
+		if healed {
+			nothingLost++
+		} else if n >= 0 && bit/8 >= int64(o.ids[200].Offset()) {
+			t.Fatalf("bit %d (byte %d) flipped in a record the WAL holds, and the accepted loss lost records", bit, bit/8)
+		}
+	}
+	require.Positive(t, accepted)
+	require.Positive(t, fromWAL)
+	require.Positive(t, nothingLost, "damage after the WAL's checkpoint heals whole")
+	t.Logf("%d flips, %d accepted losses (%d healed whole from the WAL), %d records written back from the WAL", runs, accepted, nothingLost, fromWAL)
+}
+
+// checkStreamDamageAcceptLoss opens the store after damage of stream 1's
+// tail and, when the stream refuses appends for it, accepts the loss and
+// checks what is left; it returns the records written back from the WAL
+// (-1 when the open found nothing to accept) and whether nothing was lost
+// (every filled range healed from the WAL's copy).
+func checkStreamDamageAcceptLoss(ctx context.Context, cfg Config, o *oracle) (fromWAL int, healed bool, err error) {
+	st, err := Open("/data", cfg)
+	if err != nil {
+		return 0, false, fmt.Errorf("open: %w", err)
+	}
+	defer st.Close()
+	s, err := st.Lookup(1)
+	if err != nil {
+		return 0, false, err
+	}
+	var d *DamageError
+	if !errors.As(s.Info().Refused, &d) {
+		return -1, false, o.check(s) // the flip changed nothing a record needs (padding)
+	}
+	rep, err := s.AcceptLoss(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("accept loss: %w", err)
+	}
+	if rep.NodeWALKept != 0 || st.wal.blockedErr() != nil {
+		return 0, false, fmt.Errorf("after the accepted loss the WAL keeps %d entries (blocked: %v)", rep.NodeWALKept, st.wal.blockedErr())
+	}
+	filled := func(id RecordID) bool {
+		for _, f := range rep.Filled {
+			if id.Segment() == rep.Segment && int64(id.Offset()) >= f[0] && int64(id.Offset()) < f[1] {
+				return true
+			}
+		}
+		return false
+	}
+	r, err := s.NewReader(AtStart())
+	if err != nil {
+		return 0, false, err
+	}
+	defer r.Close()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := 0
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("read after the accepted loss: %w", err)
+		}
+		for k < len(o.ids) && o.ids[k] != rec.ID {
+			if !filled(o.ids[k]) {
+				return 0, false, fmt.Errorf("acknowledged record %s is missing but was not in a filled range %v", o.ids[k], rep.Filled)
+			}
+			k++
+		}
+		if k == len(o.ids) || !bytes.Equal(rec.Payload, o.payloads[k]) {
+			return 0, false, fmt.Errorf("record %s was never appended there", rec.ID)
+		}
+		k++
+	}
+	for ; k < len(o.ids); k++ {
+		if !filled(o.ids[k]) {
+			return 0, false, fmt.Errorf("acknowledged record %s is missing at the end (filled %v, %d from the WAL)", o.ids[k], rep.Filled, rep.FromNodeWAL)
+		}
+	}
+	id, err := s.AppendDurable(ctx, []byte("after the accepted loss"), AppendOptions{})
+	if err != nil {
+		return 0, false, err
+	}
+	if id <= o.ids[len(o.ids)-1] {
+		return 0, false, fmt.Errorf("append after the accepted loss got id %s, handed out before", id)
+	}
+	if err := st.Close(); err != nil {
+		return 0, false, err
+	}
+	st2, err := Open("/data", cfg)
+	if err != nil {
+		return 0, false, fmt.Errorf("reopen: %w", err)
+	}
+	defer st2.Close()
+	if err := st2.wal.blockedErr(); err != nil {
+		return 0, false, fmt.Errorf("reopen: the WAL is blocked: %w", err)
+	}
+	if s, err = st2.Lookup(1); err != nil || s.Info().Refused != nil {
+		return 0, false, fmt.Errorf("reopen: stream 1: %v %v", err, s.Info().Refused)
+	}
+	return int(rep.FromNodeWAL), len(rep.Filled) == 0, nil
 }

@@ -374,5 +374,5 @@ func TestServeNodeWALAcceptLoss(t *testing.T) {
 	h.stop()
 	out, err = repair("-data-dir", data)
 	require.NoError(t, err, out)
-	require.Contains(t, out, "no loss to accept")
+	require.Contains(t, out, "no loss of the WAL to accept")
 }

@@ -78,8 +78,15 @@ func repairNodeWAL(ctx context.Context, e *cmdEnv, t *target, stream string, acc
 		return usagef("repair -node-wal works offline: stop the host, then run it on its data directory without -addr (a host whose WAL is damaged refuses appends on every stream)")
 	}
 	var rep *core.WALLossReport
+	var refused []string
 	err := withNode(ctx, t, e, func(n *node.Node) error {
-		rep = n.Store().NodeWALLoss()
+		st := n.Store()
+		rep = st.NodeWALLoss()
+		for _, id := range st.Streams() {
+			if s, err := st.Lookup(id); err == nil && s.Info().Refused != nil {
+				refused = append(refused, fmt.Sprintf("  stream %d refuses appends: %v", id, s.Info().Refused))
+			}
+		}
 		return nil
 	}, func(o *node.Options) error {
 		if !o.Core.NodeWAL {
@@ -92,7 +99,10 @@ func repairNodeWAL(ctx context.Context, e *cmdEnv, t *target, stream string, acc
 		return err
 	}
 	if rep == nil {
-		fmt.Fprintln(e.stdout, "the node WAL replayed whole: no loss to accept")
+		fmt.Fprintln(e.stdout, "the node WAL replayed whole: no loss of the WAL to accept")
+		for _, line := range refused {
+			fmt.Fprintln(e.stdout, line)
+		}
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "node WAL loss accepted: %s\n", rep.Cause)

@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/aof2/aof2/core/types"
 	"github.com/aof2/aof2/core/vfs"
@@ -357,68 +358,126 @@ type Placed struct {
 }
 
 // PlaceRecords puts records another copy holds back into the segment at
-// path, whose scan after FillDamage is ts, before it is sealed: a record
-// the segment already holds intact at its offset must be the same one; the
-// next must start where the intact records end (the bytes past them, torn
-// or damaged, are saved by quarantine before the first is written). It stops at the first record that
-// is neither, and returns the new scan and how many records it got
-// through (held or written). The file is synced.
-func PlaceRecords(fsys vfs.FS, path string, ts TailScan, recs []Placed, quarantine func(off int64, b []byte) error) (TailScan, int, error) {
+// path before it is sealed. ts is its scan after FillDamage and filled the
+// ranges FillDamage replaced by fillers (their original bytes already
+// quarantined). recs are in offset order, contiguous from the first:
+//
+//   - a record the segment holds intact at its offset must be the same one;
+//   - records that cover the end of a filled range, from some offset in it
+//     to its end, are written there instead of the filler (the rest of the
+//     range stays a filler): the damage is healed from the copy;
+//   - the records after the intact ones are written from where they end
+//     (the bytes past them, torn or damaged, are saved by quarantine first).
+//
+// It stops at the first record that is none of these, and returns the new
+// scan, the filled ranges left, and how many records it got through. The
+// file is synced.
+func PlaceRecords(fsys vfs.FS, path string, ts TailScan, filled [][2]int64, recs []Placed, quarantine func(off int64, b []byte) error) (TailScan, [][2]int64, int, error) {
 	if len(recs) == 0 {
-		return ts, 0, nil
+		return ts, filled, 0, nil
 	}
 	f, err := fsys.OpenReadWrite(path)
 	if err != nil {
-		return ts, 0, err
+		return ts, filled, 0, err
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return ts, 0, err
+		return ts, filled, 0, err
 	}
 	b := make([]byte, size)
 	if _, err := f.ReadAt(b, 0); err != nil {
-		return ts, 0, err
+		return ts, filled, 0, err
+	}
+	frame := func(r Placed) []byte {
+		fr := make([]byte, RecordSpan(len(r.Payload)))
+		EncodeRecordHeader(fr, r.Payload, r.TS, r.Ext)
+		copy(fr[RecordHeaderSize:], r.Payload)
+		return fr
+	}
+	write := func(off int64, fr []byte) error {
+		if _, err := f.WriteAt(fr, off); err != nil {
+			return err
+		}
+		copy(b[off:], fr)
+		return nil
 	}
 	limit, end := DataEnd(size), ts.End
-	n := 0
-	for _, r := range recs {
-		span := RecordSpan(len(r.Payload))
-		frame := make([]byte, span)
-		EncodeRecordHeader(frame, r.Payload, r.TS, r.Ext)
-		copy(frame[RecordHeaderSize:], r.Payload)
-		if r.Offset < end {
-			if r.Offset+span > end || !bytes.Equal(b[r.Offset:r.Offset+span], frame) {
-				break // not the record the segment holds there
+	left := slices.Clone(filled)
+	wrote := false
+	i := 0
+recs:
+	for i < len(recs) {
+		r := recs[i]
+		fr := frame(r)
+		span := int64(len(fr))
+		if r.Offset >= end {
+			if r.Offset != end || end+span > limit {
+				break
 			}
-			n++
+			if end == ts.End && ts.DirtyEnd > end {
+				// The bytes past the intact records, as they were.
+				if err := quarantine(end, append([]byte(nil), b[end:ts.DirtyEnd]...)); err != nil {
+					return ts, filled, i, err
+				}
+			}
+			if err := write(end, fr); err != nil {
+				return ts, filled, i, err
+			}
+			end += span
+			wrote = true
+			i++
 			continue
 		}
-		if r.Offset != end || end+span > limit {
-			break
-		}
-		if end == ts.End && ts.DirtyEnd > end {
-			// The bytes past the intact records, as they were.
-			if err := quarantine(end, append([]byte(nil), b[end:ts.DirtyEnd]...)); err != nil {
-				return ts, n, err
+		for k, fl := range left {
+			if r.Offset < fl[0] || r.Offset >= fl[1] {
+				continue
 			}
+			// Inside a filled range: heal its end from r on, if the records
+			// cover it exactly and what stays before them can be a filler.
+			j, off := i, r.Offset
+			for j < len(recs) && recs[j].Offset == off && off < fl[1] {
+				off += RecordSpan(len(recs[j].Payload))
+				j++
+			}
+			head := r.Offset - fl[0]
+			if off != fl[1] || (head > 0 && head < RecordSpan(1)) {
+				break recs
+			}
+			if head > 0 {
+				fill, err := EncodeFiller(head, []byte("AOF2 accepted loss"))
+				if err != nil {
+					return ts, filled, i, err
+				}
+				if err := write(fl[0], fill); err != nil {
+					return ts, filled, i, err
+				}
+				left[k][1] = r.Offset
+			} else {
+				left = slices.Delete(left, k, k+1)
+			}
+			for ; i < j; i++ {
+				if err := write(recs[i].Offset, frame(recs[i])); err != nil {
+					return ts, filled, i, err
+				}
+			}
+			wrote = true
+			continue recs
 		}
-		if _, err := f.WriteAt(frame, end); err != nil {
-			return ts, n, err
+		if r.Offset+span > end || !bytes.Equal(b[r.Offset:r.Offset+span], fr) {
+			break // not the record the segment holds there
 		}
-		copy(b[end:], frame)
-		end += span
-		n++
+		i++
 	}
-	if end == ts.End {
-		return ts, n, nil
+	if !wrote {
+		return ts, filled, i, nil
 	}
 	if err := f.Datasync(); err != nil {
-		return ts, n, err
+		return ts, filled, i, err
 	}
 	next := ScanTail(b)
 	if next.End != end {
-		return ts, n, fmt.Errorf("%s: records placed up to %d, but a scan ends at %d (%s)", path, end, next.End, next.Stop)
+		return ts, filled, i, fmt.Errorf("%s: records placed up to %d, but a scan ends at %d (%s)", path, end, next.End, next.Stop)
 	}
-	return next, n, nil
+	return next, left, i, nil
 }

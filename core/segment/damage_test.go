@@ -176,12 +176,13 @@ func TestPlaceRecords(t *testing.T) {
 			ts := ScanTail(b)
 			require.Equal(t, uint64(6), ts.Count)
 			var saved [][]byte
-			got, n, err := PlaceRecords(fsys, "/seg", ts, tc.recs, func(off int64, q []byte) error {
+			got, left, n, err := PlaceRecords(fsys, "/seg", ts, nil, tc.recs, func(off int64, q []byte) error {
 				require.Equal(t, offs[6], off)
 				saved = append(saved, q)
 				return nil
 			})
 			require.NoError(t, err)
+			require.Empty(t, left)
 			require.Equal(t, tc.n, n)
 			require.Equal(t, tc.count, got.Count)
 			after, err := vfs.ReadFile(fsys, "/seg")
@@ -194,6 +195,61 @@ func TestPlaceRecords(t *testing.T) {
 			} else {
 				require.Empty(t, saved)
 				require.Equal(t, b, after, "nothing written")
+			}
+		})
+	}
+}
+
+// TestPlaceRecordsHealsFilledRange: records that cover the end of a range
+// FillDamage filled replace the filler there (what they do not cover stays
+// a filler), and the scan walks them as records again.
+func TestPlaceRecordsHealsFilledRange(t *testing.T) {
+	const size = 100
+	full, offs := patternSegment(10, fixed(size))
+	placed := func(from, to int) []Placed {
+		var out []Placed
+		for i := from; i < to; i++ {
+			p := append([]byte(nil), full[offs[i]+RecordHeaderSize:offs[i]+RecordHeaderSize+size]...)
+			out = append(out, Placed{Offset: offs[i], Payload: p, TS: int64(i), Ext: uint64(i)})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		recs  []Placed
+		n     int
+		count uint64
+		left  [][2]int64
+	}{
+		{"the whole range", placed(2, 10), 8, 10, nil},
+		{"its end", placed(4, 10), 6, 9, [][2]int64{{offs[3], offs[4]}}},
+		{"not to its end", placed(3, 4), 0, 6, [][2]int64{{offs[3], offs[5]}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := append([]byte(nil), full...)
+			b[offs[3]+RecordHeaderSize+7] ^= 1 // records 3 and 4 damaged
+			b[offs[4]+RecordHeaderSize+7] ^= 1
+			clear(b[offs[8]:]) // 8 and 9 never reached the segment
+			fsys := vfs.NewMem()
+			require.NoError(t, vfs.WriteFileAtomic(fsys, "/seg", b))
+			ts, filled, err := FillDamage(fsys, "/seg", func(int64, []byte) error { return nil })
+			require.NoError(t, err)
+			require.Equal(t, [][2]int64{{offs[3], offs[5]}}, filled)
+			require.Equal(t, uint64(6), ts.Count)
+			got, left, n, err := PlaceRecords(fsys, "/seg", ts, filled, tc.recs, func(int64, []byte) error { return nil })
+			require.NoError(t, err)
+			require.Equal(t, tc.n, n)
+			require.Equal(t, tc.count, got.Count)
+			if tc.left == nil {
+				require.Empty(t, left)
+			} else {
+				require.Equal(t, tc.left, left)
+			}
+			after, err := vfs.ReadFile(fsys, "/seg")
+			require.NoError(t, err)
+			require.Equal(t, tc.count, ScanTail(after).Count)
+			if tc.left == nil {
+				require.Equal(t, full[:offs[9]+RecordSpan(size)], after[:offs[9]+RecordSpan(size)], "healed byte for byte")
 			}
 		})
 	}

@@ -27,14 +27,23 @@ type ClusterNode interface {
 // the state machine what it already applied (it then applies the log
 // again after it).
 func (s *Server) cluster() (*cluster.Node, error) {
-	cn, ok := s.node.(ClusterNode)
-	if !ok || !cn.Clustered() {
+	cn := s.clustered()
+	if cn == nil {
 		return nil, nil
 	}
 	if c := cn.Cluster(); c != nil {
 		return c, nil
 	}
 	return nil, errNotReady
+}
+
+// clustered returns the node as a cluster member when its configuration
+// makes it one (joined or not), else nil.
+func (s *Server) clustered() ClusterNode {
+	if cn, ok := s.node.(ClusterNode); ok && cn.Clustered() {
+		return cn
+	}
+	return nil
 }
 
 // clusterAppend proposes es through Raft and returns their ids once a

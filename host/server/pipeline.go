@@ -63,7 +63,7 @@ type pipeline struct {
 func (l *logService) AppendPipeline(ss grpc.BidiStreamingServer[aof2v1.AppendPipelineRequest, aof2v1.AppendPipelineResponse]) error {
 	// Refused on a clustered node whether or not it has joined Raft yet:
 	// the call outlives that check, and its appends go to the store.
-	if cn, ok := l.s.node.(ClusterNode); ok && cn.Clustered() {
+	if l.s.clustered() != nil {
 		return errPipelineInCluster
 	}
 	// ctx ends with the call, or when Shutdown starts: receive stops
