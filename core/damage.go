@@ -359,6 +359,9 @@ type LossReport struct {
 	// them, and its checkpoints stop, until its own loss is accepted).
 	FromNodeWAL uint64 `json:"from_node_wal,omitempty"`
 	NodeWALKept int    `json:"node_wal_kept,omitempty"`
+	// Healed: no operator decided; the node WAL's copy replaced every
+	// damaged record when the store opened, and nothing was lost.
+	Healed bool `json:"healed,omitempty"`
 }
 
 // QuarantineSuffix names the files holding the original bytes of ranges an
@@ -374,7 +377,11 @@ const QuarantineSuffix = ".damaged-"
 // appends go on in the next segment. A damaged segment whose file is gone
 // is replaced by an empty sealed placeholder. Ordinals after the damage in
 // that segment count the records that remain.
-func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
+func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) { return s.acceptLoss(ctx, false) }
+
+// acceptLoss is AcceptLoss; healed says the node WAL's copy replaced
+// every damaged record (healFromWAL), which the report records.
+func (s *Stream) acceptLoss(ctx context.Context, healed bool) (LossReport, error) {
 	// Readers are kept off while the damaged entry is replaced.
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
@@ -384,7 +391,7 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 	if !errors.As(s.mu.refused, &dmg) {
 		return LossReport{}, fmt.Errorf("stream %d: accept loss: %w", s.id, ErrNotDamaged)
 	}
-	rep := LossReport{Stream: s.id, Segment: dmg.Segment}
+	rep := LossReport{Stream: s.id, Segment: dmg.Segment, Healed: healed}
 	cat := s.cat.Load()
 	g, i := cat.byID(dmg.Segment)
 	switch {
@@ -446,7 +453,11 @@ func (s *Stream) AcceptLoss(ctx context.Context) (LossReport, error) {
 	}
 	s.dropStaleNextLocked()
 	s.kickPrepLocked()
-	s.log.Warn("loss accepted by an operator: appends go on in the next segment", "segment_id", uint64(dmg.Segment),
+	what := "loss accepted by an operator: appends go on in the next segment"
+	if healed {
+		what = "damage healed from the node WAL's copy: appends go on in the next segment"
+	}
+	s.log.Warn(what, "segment_id", uint64(dmg.Segment),
 		"filled", len(rep.Filled), "records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "placeholder", rep.Placeholder, "lost", rep.Lost,
 		"from_node_wal", rep.FromNodeWAL)
 	s.stateN.broadcast()
@@ -473,7 +484,9 @@ func (s *Stream) placeWALKeptLocked(g *seg, ts segment.TailScan, filled [][2]int
 	if err != nil {
 		return ts, filled, fmt.Errorf("place the node WAL's records: %w", err)
 	}
-	s.mu.walKept = kept[n:]
+	if s.mu.walKept = kept[n:]; len(s.mu.walKept) == 0 {
+		s.mu.walKept = nil // the payloads are in the segment now
+	}
 	rep.FromNodeWAL = ts.Count - before
 	return ts, filled, nil
 }

@@ -4,11 +4,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 
 	"github.com/aof2/aof2/core/manifest"
+	"github.com/aof2/aof2/core/segment"
+	"github.com/aof2/aof2/core/vfs"
 )
 
 // walLostPrefix names the directory a node WAL whose loss was accepted is
@@ -114,5 +117,56 @@ func (s *Stream) recordWALLoss(ctx context.Context, sealed SegmentID, rep *WALLo
 	if err := tl.Record(ctx, manifest.CustomEvent{Header: manifest.Header{SegmentID: sealed}, SchemaID: manifest.SchemaLossAccepted, Blob: blob}); err != nil {
 		return fmt.Errorf("stream %d: record it: %w", s.id, err)
 	}
+	return nil
+}
+
+// healFromWAL heals, at open, a stream refused for damage of its tail when
+// the entries the WAL kept for it cover every damaged record and reach
+// what its durable mark proves: nothing is lost, so no operator decides.
+// It runs the accepted loss's steps (the damaged bytes quarantined, the
+// WAL's records written in their place and after, the segment sealed, a
+// record in the manifest with healed set), and lets the WAL checkpoint
+// again. Anything short of a whole heal leaves the stream refused, for the
+// operator's accepted loss.
+func (s *Stream) healFromWAL(ctx context.Context, w *nodeWAL) error {
+	s.mu.Lock()
+	kept := s.mu.walKept
+	var d *DamageError
+	own := errors.As(s.mu.refused, &d) && d.Stream == s.id
+	mark := s.recovered.mark
+	s.mu.Unlock()
+	if len(kept) == 0 || !own {
+		return nil
+	}
+	cat := s.cat.Load()
+	g, i := cat.byID(d.Segment)
+	if g == nil || g.damage == nil || g.damage.lost || i != len(cat.segs)-1 || mark == nil || mark.SegmentID != g.id {
+		return nil
+	}
+	b, err := vfs.ReadFile(s.cfg.FS, g.path)
+	if err != nil || !segment.ValidCapacity(int64(len(b))) {
+		return nil // unreadable or cut short: the operator's decision
+	}
+	var recs []segment.Placed
+	for _, e := range kept {
+		switch {
+		case e.id.Segment() > g.id:
+			return nil // records past the damaged tail: not a case for healing
+		case e.id.Segment() == g.id:
+			recs = append(recs, segment.Placed{Offset: int64(e.id.Offset()), Payload: e.payload, TS: e.ts, Ext: e.ext})
+		}
+	}
+	if !segment.HealsWhole(b, recs, int64(mark.DurableBytes)) {
+		return nil
+	}
+	rep, err := s.acceptLoss(ctx, true)
+	if err != nil {
+		return fmt.Errorf("stream %d: heal from the node WAL: %w", s.id, err)
+	}
+	if rep.NodeWALKept == 0 {
+		w.release(s)
+	}
+	s.log.Warn("damaged tail healed from the node WAL's copy: no record lost", "segment_id", uint64(rep.Segment),
+		"records", rep.Records, "from_node_wal", rep.FromNodeWAL, "quarantine", rep.Quarantine)
 	return nil
 }

@@ -92,6 +92,11 @@ func (st *Store) openWAL() error {
 	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
 	defer cancel()
 	for _, s := range st.openStreams() {
+		if err := s.healFromWAL(ctx, w); err != nil {
+			s.log.Error("could not heal the stream from the node WAL; it refuses appends until its loss is accepted", "error", err)
+		}
+	}
+	for _, s := range st.openStreams() {
 		if _, err := s.settleAfterReplay(ctx, false); err != nil {
 			w.block(err)
 			s.RefuseAppendsWith(err)

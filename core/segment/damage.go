@@ -222,28 +222,56 @@ func Intact(b []byte, from, limit int64) (offsets []uint32, end int64) {
 // intact records and where they end) and the ranges it filled. Bytes past
 // the last intact record are left as they are.
 func FillDamage(fsys vfs.FS, path string, quarantine func(off int64, b []byte) error) (TailScan, [][2]int64, error) {
-	f, err := fsys.OpenReadWrite(path)
+	f, b, err := openWhole(fsys, path)
 	if err != nil {
 		return TailScan{}, nil, err
 	}
 	defer f.Close()
-	size, err := f.Size()
+	ts, filled, err := fillDamage(b, quarantine, fileWriter(f))
 	if err != nil {
-		return TailScan{}, nil, err
+		return ts, filled, err
 	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return TailScan{}, nil, err
+	return ts, filled, f.Datasync()
+}
+
+// openWhole opens the segment at path for writing and reads all of it.
+func openWhole(fsys vfs.FS, path string) (vfs.File, []byte, error) {
+	f, err := fsys.OpenReadWrite(path)
+	if err != nil {
+		return nil, nil, err
 	}
-	limit := DataEnd(size)
+	size, err := f.Size()
+	if err == nil {
+		b := make([]byte, size)
+		if _, err = f.ReadAt(b, 0); err == nil {
+			return f, b, nil
+		}
+	}
+	_ = f.Close()
+	return nil, nil, err
+}
+
+// writeFunc writes p at off of the segment file (or nowhere: a dry run).
+type writeFunc func(off int64, p []byte) error
+
+func fileWriter(f vfs.File) writeFunc {
+	return func(off int64, p []byte) error {
+		_, err := f.WriteAt(p, off)
+		return err
+	}
+}
+
+func noWrite(int64, []byte) error { return nil }
+
+// fillDamage is FillDamage on the segment's bytes b, which it changes as
+// it writes them through write.
+func fillDamage(b []byte, quarantine func(off int64, b []byte) error, write writeFunc) (TailScan, [][2]int64, error) {
+	limit := DataEnd(int64(len(b)))
 	var filled [][2]int64
 	for {
 		ts := ScanTail(b)
 		next, ok, _ := Resync(b, ts.End+RecordSpan(1), ts.DirtyEnd)
 		if !ok || ts.End+RecordHeaderSize > limit {
-			if err := f.Datasync(); err != nil {
-				return ts, filled, err
-			}
 			return ts, filled, nil
 		}
 		if err := quarantine(ts.End, append([]byte(nil), b[ts.End:next]...)); err != nil {
@@ -253,7 +281,7 @@ func FillDamage(fsys vfs.FS, path string, quarantine func(off int64, b []byte) e
 		if err != nil {
 			return ts, filled, err
 		}
-		if _, err := f.WriteAt(fill, ts.End); err != nil {
+		if err := write(ts.End, fill); err != nil {
 			return ts, filled, err
 		}
 		copy(b[ts.End:], fill)
@@ -376,33 +404,63 @@ func PlaceRecords(fsys vfs.FS, path string, ts TailScan, filled [][2]int64, recs
 	if len(recs) == 0 {
 		return ts, filled, 0, nil
 	}
-	f, err := fsys.OpenReadWrite(path)
+	f, b, err := openWhole(fsys, path)
 	if err != nil {
 		return ts, filled, 0, err
 	}
 	defer f.Close()
-	size, err := f.Size()
+	next, left, n, end, err := placeRecords(b, ts, filled, recs, quarantine, fileWriter(f))
+	if err != nil || next == nil {
+		return ts, filled, n, err
+	}
+	if err := f.Datasync(); err != nil {
+		return ts, filled, n, err
+	}
+	if next.End != end {
+		return ts, filled, n, fmt.Errorf("%s: records placed up to %d, but a scan ends at %d (%s)", path, end, next.End, next.Stop)
+	}
+	return *next, left, n, nil
+}
+
+// HealsWhole reports whether records another copy holds would heal the
+// damaged tail segment b whole: after FillDamage and PlaceRecords no
+// filled range would remain and its intact records would reach proven
+// (what its durable mark proves). b is not changed.
+func HealsWhole(b []byte, recs []Placed, proven int64) bool {
+	c := bytes.Clone(b)
+	ts, filled, err := fillDamage(c, func(int64, []byte) error { return nil }, noWrite)
 	if err != nil {
-		return ts, filled, 0, err
+		return false
 	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return ts, filled, 0, err
+	next, left, _, end, err := placeRecords(c, ts, filled, recs, func(int64, []byte) error { return nil }, noWrite)
+	if err != nil || len(left) > 0 {
+		return false
 	}
+	if next == nil {
+		return ts.End >= proven
+	}
+	return next.End == end && end >= proven
+}
+
+// placeRecords is PlaceRecords on the segment's bytes b, which it changes
+// as it writes them through write; it returns the scan after (nil when it
+// wrote nothing), the filled ranges left, how many records it got
+// through, and where the intact records end.
+func placeRecords(b []byte, ts TailScan, filled [][2]int64, recs []Placed, quarantine func(off int64, b []byte) error, write writeFunc) (*TailScan, [][2]int64, int, int64, error) {
 	frame := func(r Placed) []byte {
 		fr := make([]byte, RecordSpan(len(r.Payload)))
 		EncodeRecordHeader(fr, r.Payload, r.TS, r.Ext)
 		copy(fr[RecordHeaderSize:], r.Payload)
 		return fr
 	}
-	write := func(off int64, fr []byte) error {
-		if _, err := f.WriteAt(fr, off); err != nil {
+	put := func(off int64, fr []byte) error {
+		if err := write(off, fr); err != nil {
 			return err
 		}
 		copy(b[off:], fr)
 		return nil
 	}
-	limit, end := DataEnd(size), ts.End
+	limit, end := DataEnd(int64(len(b))), ts.End
 	left := slices.Clone(filled)
 	wrote := false
 	i := 0
@@ -418,11 +476,11 @@ recs:
 			if end == ts.End && ts.DirtyEnd > end {
 				// The bytes past the intact records, as they were.
 				if err := quarantine(end, append([]byte(nil), b[end:ts.DirtyEnd]...)); err != nil {
-					return ts, filled, i, err
+					return nil, filled, i, ts.End, err
 				}
 			}
-			if err := write(end, fr); err != nil {
-				return ts, filled, i, err
+			if err := put(end, fr); err != nil {
+				return nil, filled, i, ts.End, err
 			}
 			end += span
 			wrote = true
@@ -447,18 +505,18 @@ recs:
 			if head > 0 {
 				fill, err := EncodeFiller(head, []byte("AOF2 accepted loss"))
 				if err != nil {
-					return ts, filled, i, err
+					return nil, filled, i, ts.End, err
 				}
-				if err := write(fl[0], fill); err != nil {
-					return ts, filled, i, err
+				if err := put(fl[0], fill); err != nil {
+					return nil, filled, i, ts.End, err
 				}
 				left[k][1] = r.Offset
 			} else {
 				left = slices.Delete(left, k, k+1)
 			}
 			for ; i < j; i++ {
-				if err := write(recs[i].Offset, frame(recs[i])); err != nil {
-					return ts, filled, i, err
+				if err := put(recs[i].Offset, frame(recs[i])); err != nil {
+					return nil, filled, i, ts.End, err
 				}
 			}
 			wrote = true
@@ -470,14 +528,8 @@ recs:
 		i++
 	}
 	if !wrote {
-		return ts, filled, i, nil
-	}
-	if err := f.Datasync(); err != nil {
-		return ts, filled, i, err
+		return nil, filled, i, ts.End, nil
 	}
 	next := ScanTail(b)
-	if next.End != end {
-		return ts, filled, i, fmt.Errorf("%s: records placed up to %d, but a scan ends at %d (%s)", path, end, next.End, next.Stop)
-	}
-	return next, left, i, nil
+	return &next, left, i, end, nil
 }

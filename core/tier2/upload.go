@@ -197,6 +197,12 @@ func (s *Store) upload(ctx context.Context, u Upload, ref Ref, seg SegmentInfo) 
 	if u.ReplaceETag != "" {
 		logArgs = append(logArgs, "replaced_etag", u.ReplaceETag)
 	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped by its caller (the host shutting down): not a failure of
+		// tier 2; the job runs again after the next start.
+		s.log.Debug("tier2_upload_canceled", logArgs...)
+		return Uploaded{}, err
+	}
 	if err != nil {
 		// Rate-limited: a job retried every scan while tier 2 stays
 		// broken would log each time (docs/adr-host.md).
