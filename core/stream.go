@@ -76,8 +76,9 @@ type Stream struct {
 		replaying bool
 		// walKept are the node WAL's entries for a stream refused for
 		// damage of its own segments, in WAL order, kept by the replay
-		// for its accepted loss (AcceptLoss places those that continue
-		// its damaged tail); the WAL keeps them too until then.
+		// for its accepted loss or a heal at open (both write them back
+		// over and after the damage of its tail); the WAL keeps them too
+		// until then.
 		walKept []walEntry
 		// abandoned: the store gave up opening (Open failed after the
 		// streams recovered), or the node WAL's replay refused the stream

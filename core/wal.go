@@ -391,8 +391,6 @@ func (w *nodeWAL) fail(err error) {
 	}
 }
 
-// block stops checkpoints: the WAL keeps every entry until the store is
-// reopened.
 // refuse makes s refuse appends because of the WAL's replay. Its close
 // then writes no clean mark: a clean mark would say that no id past its
 // tail was handed out, and the WAL may have handed some out and lost them
@@ -455,6 +453,8 @@ func (w *nodeWAL) release(s *Stream) {
 	}
 }
 
+// block stops checkpoints: the WAL keeps every entry until the store is
+// reopened.
 func (w *nodeWAL) block(err error) {
 	w.mu.Lock()
 	first := w.mu.blocked == nil
