@@ -61,6 +61,34 @@ type recordingRegisterer struct {
 	collectors []prometheus.Collector
 }
 
+// prefixRegisterer registers only the collectors with a metric whose name
+// starts with prefix, and ignores the others.
+type prefixRegisterer struct {
+	prometheus.Registerer
+	prefix string
+}
+
+func (p prefixRegisterer) Register(c prometheus.Collector) error {
+	descs := make(chan *prometheus.Desc)
+	go func() { c.Describe(descs); close(descs) }()
+	match := false
+	for d := range descs {
+		match = match || strings.Contains(d.String(), `fqName: "`+p.prefix)
+	}
+	if !match {
+		return nil
+	}
+	return p.Registerer.Register(c)
+}
+
+func (p prefixRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := p.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
 func (r *recordingRegisterer) Register(c prometheus.Collector) error {
 	if err := r.Registry.Register(c); err != nil {
 		return err
@@ -126,6 +154,12 @@ func engineMetrics(t *testing.T) (map[string]exportedMetric, []byte) {
 	cst, err := core.Open(t.TempDir(), core.Config{SegmentSize: segSize, TailReplayed: true, Logger: log})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, cst.Close()) }()
+	// The node WAL's metrics: a store of its own with the WAL on, whose
+	// other metrics would clash with the first store's.
+	wst, err := core.Open(t.TempDir(), core.Config{SegmentSize: segSize, Sync: core.SyncAlways, NodeWAL: true,
+		Registerer: prefixRegisterer{Registerer: reg, prefix: "aof_node_wal_"}, Logger: log})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, wst.Close()) }()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	raftAddr := ln.Addr().String()
