@@ -30,7 +30,7 @@ build: ## compile everything
 
 # The exhaustive crash, kill -9 and fault runs: a quarter of their size
 # under -race, then at full size without it (internal/testscale).
-FULL_RUNS := ^(TestCrashAfterEveryOperation|TestFaultAtEveryOperation|TestPowerLoss|TestPowerLossNodeWAL|TestKill9|TestKill9NodeWAL|TestNodeWALBitFlipOnDisk|TestTieringPowerLoss)$$
+FULL_RUNS := ^(TestCrashAfterEveryOperation|TestFaultAtEveryOperation|TestPowerLoss|TestPowerLossNodeWAL|TestKill9|TestKill9NodeWAL|TestNodeWALBitFlipOnDisk|TestNodeWALStreamBitFlipAcceptLoss|TestTieringPowerLoss)$$
 
 test: test-bins ## run every test with -race, then the crash, kill -9 and fault runs at full size without it, then every fuzz target for TEST_FUZZTIME
 	AOF2_TEST_BIN_DIR=$(TEST_BIN_DIR) $(GO) test -race -timeout 45m $(TESTFLAGS) ./...
