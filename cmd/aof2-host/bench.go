@@ -53,6 +53,10 @@ type benchConfig struct {
 	duration             time.Duration
 	noWait, coalesce     bool
 	pipeline             bool
+	// callTimeout bounds each call (the admin commands' -timeout; 0:
+	// none): a host that stops answering ends the run with an error
+	// instead of holding it.
+	callTimeout time.Duration
 }
 
 // runBench drives durable appends through the client API from concurrent
@@ -98,7 +102,7 @@ func runBench(ctx context.Context, e *cmdEnv) error {
 		return usagef("-records must not be negative and -duration must be positive")
 	}
 	cfg := benchConfig{mode: *mode, stream: client.StreamID(*stream), streams: *streams, size: *size, batch: *batch, perCall: *perCall,
-		records: *records, duration: *duration, noWait: *noWait, coalesce: *coalesce, pipeline: *pipeline}
+		records: *records, duration: *duration, noWait: *noWait, coalesce: *coalesce, pipeline: *pipeline, callTimeout: t.timeout}
 	if *conns == 0 {
 		*conns = *clients
 	}
@@ -264,9 +268,9 @@ func httpBenchCall(hc *http.Client, addr string, noWait bool, token string) benc
 }
 
 func bench(ctx context.Context, calls []benchCall, cfg benchConfig) (benchResult, error) {
-	// The calls run under ctx (the caller's, cancelled by a signal); the
-	// duration only stops clients from starting new calls, so no call is cut
-	// off half-way by it.
+	// The calls run under ctx (the caller's, cancelled by a signal) and
+	// cfg.callTimeout; the duration only stops clients from starting new
+	// calls, so no call is cut off half-way by it.
 	deadline := time.Now().Add(cfg.duration)
 	more := func() bool { return ctx.Err() == nil && (cfg.records > 0 || time.Now().Before(deadline)) }
 	payload := make([]byte, cfg.size)
@@ -300,10 +304,19 @@ func bench(ctx context.Context, calls []benchCall, cfg benchConfig) (benchResult
 					return
 				}
 				t0 := time.Now()
-				n, err := call(ctx, stream, payloads)
+				cctx, cancel := ctx, context.CancelFunc(func() {})
+				if cfg.callTimeout > 0 {
+					cctx, cancel = context.WithTimeout(ctx, cfg.callTimeout)
+				}
+				n, err := call(cctx, stream, payloads)
+				timedOut := cctx.Err() != nil && ctx.Err() == nil
+				cancel()
 				if err != nil {
 					if ctx.Err() != nil {
 						return // interrupted: the call is not counted
+					}
+					if timedOut {
+						err = fmt.Errorf("bench: a call took longer than -timeout %s: %w", cfg.callTimeout, err)
 					}
 					mu.Lock()
 					firstEr = cmpErr(firstEr, err)
