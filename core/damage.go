@@ -51,6 +51,10 @@ type damage struct {
 	resume int64    // the first intact frame after the damage (0: none)
 	after  []uint32 // offsets of the intact records from resume on
 	end    int64    // where they end
+	// lastExt is the ext_id of the last intact record before the damage
+	// (0: none there): a caller's log replays from the entry after it
+	// (RewindDamagedTail).
+	lastExt uint64
 	// lost: the whole segment is unreadable and no other tier holds it
 	// (core/lost.go); accepted: an operator accepted its loss.
 	lost, accepted bool
@@ -127,6 +131,9 @@ func (s *Stream) openTail(info *segment.Info, mark *segment.Mark, watermark uint
 // the damage, and by id after it.
 func (s *Stream) damagedTail(info segment.Info, ts segment.TailScan, v segment.TailVerdict) (*seg, error) {
 	d := &damage{err: &DamageError{Stream: s.id, Segment: info.Name.SegmentID, Offset: v.At, Reason: v.Reason}, resume: v.Resume}
+	if ts.Count > 0 {
+		d.lastExt = ts.LastExt
+	}
 	if v.Resume > 0 {
 		r, err := segment.MapReadOnly(s.cfg.FS, info.Path)
 		if err != nil {
@@ -491,17 +498,24 @@ func (s *Stream) placeWALKeptLocked(g *seg, ts segment.TailScan, filled [][2]int
 	return ts, filled, nil
 }
 
-// fillAndSealLocked fills the damage of the tail g and seals it; s.readMu
-// and s.mu are held.
-func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport) error {
-	quarantine := func(off int64, b []byte) error {
+// quarantiner saves bytes of g's file at an offset, durably, in a file
+// beside it (<segment file>.damaged-<offset>), and hands kept the file's
+// name.
+func (s *Stream) quarantiner(g *seg, kept func(name string)) func(off int64, b []byte) error {
+	return func(off int64, b []byte) error {
 		q := fmt.Sprintf("%s%s%d", g.path, QuarantineSuffix, off)
 		if err := vfs.WriteFileAtomic(s.cfg.FS, q, b); err != nil {
 			return fmt.Errorf("quarantine [%d,%d) of %s: %w", off, off+int64(len(b)), g.path, err)
 		}
-		rep.Quarantine = append(rep.Quarantine, filepath.Base(q))
+		kept(filepath.Base(q))
 		return nil
 	}
+}
+
+// fillAndSealLocked fills the damage of the tail g and seals it; s.readMu
+// and s.mu are held.
+func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport) error {
+	quarantine := s.quarantiner(g, func(name string) { rep.Quarantine = append(rep.Quarantine, name) })
 	// Readers are kept off (s.readMu): drop the mapping before the file
 	// changes; a failure below leaves g to map it again.
 	if err := g.close(); err != nil {

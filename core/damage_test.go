@@ -180,19 +180,32 @@ func TestDamageIsNotATornTail(t *testing.T) {
 	s, err = st.Lookup(4)
 	require.NoError(t, err)
 	check(s)
-	var accepted bool
-	inspection, err := manifest.NewInspector(mem, "/d/streams/4", 4).Inspect(ctx, manifest.InspectOptions{Records: true})
+	events, err := customEvents[LossReport](ctx, mem, "/d/streams/4", 4, manifest.SchemaLossAccepted)
 	require.NoError(t, err)
-	for _, c := range inspection.Chunks {
+	require.Len(t, events, 1)
+	require.Equal(t, bad.Segment(), events[0].Segment, "the accepted loss is recorded in the manifest")
+}
+
+// customEvents decodes the JSON blobs of a stream's manifest records of
+// one custom schema, in order.
+func customEvents[T any](ctx context.Context, fsys vfs.FS, dir string, id StreamID, schema uint32) ([]T, error) {
+	in, err := manifest.NewInspector(fsys, dir, id).Inspect(ctx, manifest.InspectOptions{Records: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, c := range in.Chunks {
 		for _, r := range c.Records {
-			if ce, ok := r.Record.(manifest.CustomEvent); ok && ce.SchemaID == manifest.SchemaLossAccepted {
-				var got LossReport
-				require.NoError(t, json.Unmarshal(ce.Blob, &got))
-				accepted = got.Segment == bad.Segment()
+			if ce, ok := r.Record.(manifest.CustomEvent); ok && ce.SchemaID == schema {
+				var v T
+				if err := json.Unmarshal(ce.Blob, &v); err != nil {
+					return nil, err
+				}
+				out = append(out, v)
 			}
 		}
 	}
-	require.True(t, accepted, "the accepted loss is recorded in the manifest")
+	return out, nil
 }
 
 // TestTornTailNeverReissuesIDs: a power loss that loses records appended

@@ -62,7 +62,8 @@ func (s *Stream) Info() StreamInfo {
 }
 
 // lastExtLocked is the ext_id of the newest record: the last one appended
-// to an unsealed segment, else the newest footer's.
+// to an unsealed segment, else the last intact one before a damaged
+// tail's damage, else the newest footer's.
 func (s *Stream) lastExtLocked() uint64 {
 	for _, g := range []*seg{s.mu.active, s.mu.sealing} {
 		if g != nil && g.w != nil && g.w.Count() > 0 {
@@ -72,8 +73,12 @@ func (s *Stream) lastExtLocked() uint64 {
 	}
 	segs := s.cat.Load().segs
 	for i := len(segs) - 1; i >= 0; i-- {
-		if f := segs[i].footer.Load(); f != nil {
+		g := segs[i]
+		if f := g.footer.Load(); f != nil {
 			return f.ExtID
+		}
+		if d := g.damage; d != nil && !d.lost && d.lastExt != 0 {
+			return d.lastExt
 		}
 	}
 	return 0

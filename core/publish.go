@@ -7,8 +7,10 @@ import (
 	"github.com/aof2/aof2/core/types"
 )
 
-// ErrNotReplayed: Publish on a store opened without Config.TailReplayed.
-var ErrNotReplayed = errors.New("publish needs Config.TailReplayed: the caller's log must hold every record it publishes")
+// ErrNotReplayed: Publish or RewindDamagedTail on a store whose records do
+// not come from a caller's log (Config.TailReplayed off, or the node WAL's
+// streams): nothing would give back what they rely on it for.
+var ErrNotReplayed = errors.New("aof2: the store's records are not replayed from a caller's log (Config.TailReplayed)")
 
 // Publish makes every record appended so far readable, as a sync would,
 // without waiting for one. It is for a caller whose own log already holds

@@ -3,12 +3,12 @@ package core
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -413,18 +413,6 @@ func checkStreamDamageAcceptLoss(ctx context.Context, cfg Config, o *oracle) (fr
 // healRecorded reports whether stream 1's manifest records a loss_accepted
 // event with healed set.
 func healRecorded(ctx context.Context, fsys vfs.FS) bool {
-	in, err := manifest.NewInspector(fsys, "/data/streams/1", 1).Inspect(ctx, manifest.InspectOptions{Records: true})
-	if err != nil {
-		return false
-	}
-	for _, c := range in.Chunks {
-		for _, r := range c.Records {
-			var rep LossReport
-			if ce, ok := r.Record.(manifest.CustomEvent); ok && ce.SchemaID == manifest.SchemaLossAccepted &&
-				json.Unmarshal(ce.Blob, &rep) == nil && rep.Healed && rep.FromNodeWAL > 0 && len(rep.Filled) == 0 {
-				return true
-			}
-		}
-	}
-	return false
+	reps, err := customEvents[LossReport](ctx, fsys, "/data/streams/1", 1, manifest.SchemaLossAccepted)
+	return err == nil && slices.ContainsFunc(reps, func(rep LossReport) bool { return rep.Healed && rep.FromNodeWAL > 0 && len(rep.Filled) == 0 })
 }

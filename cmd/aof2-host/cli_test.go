@@ -171,3 +171,28 @@ func TestConfigCommands(t *testing.T) {
 	require.Regexp(t, `tier2     plugin fs \(\S+aof2-plugin-fs\), prefix ""\n`, stdout)
 	require.Regexp(t, `probe\s+read-only probe ok`, stdout)
 }
+
+// TestOfflineCommandsRefuseAClusterMember: an offline command on a cluster
+// member's data directory would change its store outside the Raft log
+// (seal its tail, fill a damaged range, upload to tier 2): refused, with
+// the member named by its configuration or by the Raft directory it holds.
+func TestOfflineCommandsRefuseAClusterMember(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "raft"), 0o755))
+	for _, args := range [][]string{
+		{"repair", "-stream", "1", "-accept-loss", "-data-dir", dir},
+		{"seal", "-stream", "1", "-data-dir", dir},
+		{"scrub", "-data-dir", dir},
+	} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, exitUsage, run(context.Background(), args, &out, &errOut), "%v: %s", args, errOut.String())
+		require.Contains(t, errOut.String(), "is a cluster member's data directory (it holds the Raft directory "+filepath.Join(dir, "raft")+")", "%v", args)
+		require.NoDirExists(t, filepath.Join(dir, "streams"), "nothing opened")
+	}
+	env := filepath.Join(t.TempDir(), "member.hcl")
+	require.NoError(t, os.WriteFile(env, []byte("cluster {\n  node_id = \"n1\"\n  raft_addr = \"127.0.0.1:7500\"\n}\n"), 0o644))
+	data := t.TempDir()
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitUsage, run(context.Background(), []string{"repair", "-stream", "1", "-accept-loss", "-config", env, "-data-dir", data}, &out, &errOut), errOut.String())
+	require.Contains(t, errOut.String(), "(cluster.node_id is set)")
+}

@@ -265,6 +265,10 @@ func withNode(ctx context.Context, t *target, e *cmdEnv, fn func(*node.Node) err
 	if _, err := os.Stat(cfg.DataDir); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	if why := clusterMember(cfg); why != "" {
+		return usagef("%s is a cluster member's data directory (%s): an offline command would change its store outside the Raft log "+
+			"and make it differ from the other members; run it against the running member with -addr (docs/adr-replication.md#a-damaged-member)", cfg.DataDir, why)
+	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "aof2", Level: hclog.Warn, Output: e.stderr})
 	opts, err := nodeOptions(cfg, prometheus.NewRegistry(), logger)
 	if err != nil {
@@ -284,6 +288,20 @@ func withNode(ctx context.Context, t *target, e *cmdEnv, fn func(*node.Node) err
 	}
 	defer func() { err = errors.Join(err, n.Close(context.Background())) }()
 	return fn(n)
+}
+
+// clusterMember says why cfg's data directory belongs to a cluster member
+// ("" when it does not): the configuration names the node, or the
+// directory holds a Raft log (the configuration may not have been given).
+func clusterMember(cfg *config.Config) string {
+	if cfg.Clustered() {
+		return "cluster.node_id is set"
+	}
+	dir := cmp.Or(cfg.Cluster.Data, filepath.Join(cfg.DataDir, "raft"))
+	if _, err := os.Stat(dir); err == nil {
+		return "it holds the Raft directory " + dir
+	}
+	return ""
 }
 
 // clusterConfig is the Raft member's configuration (serve only: offline

@@ -248,6 +248,13 @@ type CustomEvent struct {
 // bytes were kept. ("ACPT")
 const SchemaLossAccepted uint32 = 0x41435054
 
+// SchemaTailRewound is the CustomEvent schema of a damaged tail rewound
+// to its intact records for a caller's log to replay the rest (core's
+// Stream.RewindDamagedTail): the blob is a JSON object saying which
+// segment, from which offset, and where the bytes from there were kept.
+// ("RWND")
+const SchemaTailRewound uint32 = 0x52574e44
+
 // Unknown is a record of a type this version does not know. Replay skips it
 // (counting it); it cannot be appended.
 type Unknown struct {

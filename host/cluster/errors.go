@@ -22,6 +22,11 @@ var (
 	// log. Its store no longer matches the others', and the state machine
 	// cannot tell what of the log it applied: applying stops.
 	ErrWrittenOutsideLog = errors.New("cluster: a record in the store carries no Raft index (written outside the log)")
+	// ErrDamagedNoCopy: a stream's tail is damaged on this member, its
+	// Raft log was compacted past the damage and no other member is in
+	// the configuration: nothing can give the records back, so the node
+	// does not start (docs/adr-replication.md#a-damaged-member).
+	ErrDamagedNoCopy = errors.New("cluster: a stream is damaged on this member and no copy of its records from the damage on is reachable")
 )
 
 // NotLeaderError says which node leads, when this node knows.

@@ -192,7 +192,8 @@ func TestClusterMetrics(t *testing.T) {
 	for _, mf := range mfs {
 		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
 	}
-	require.Len(t, got, 12)
+	require.Len(t, got, 13)
+	require.Contains(t, got, "aof_cluster_tails_rewound_total")
 	require.Contains(t, got, "aof_cluster_tier_moves_total")
 	require.Contains(t, got, "aof_cluster_drops_total")
 	require.Contains(t, got, "aof_cluster_catchup_bytes_total")

@@ -451,8 +451,13 @@ func (f *fsm) fail(err error) error {
 	if f.mu.failed != nil {
 		return f.mu.failed
 	}
+	hint := "restart the node to replay the log"
+	if errors.Is(err, core.ErrDamaged) {
+		hint = damagedHint
+		err = fmt.Errorf("%w; %s", err, hint)
+	}
 	if f.ctx.Err() == nil {
-		f.log.Error("applying stopped; restart the node to replay the log", "error", err)
+		f.log.Error("applying stopped; "+hint, "error", err)
 	}
 	f.mu.failed = fmt.Errorf("%w: %w", ErrFSMFailed, err)
 	if f.onFail != nil {

@@ -27,6 +27,7 @@ type testNode struct {
 	faults            *Faults
 	logs              raft.LogStore // nil: the cluster's log store
 	tiering           Tiering       // nil: none
+	peers             PeerReader    // nil: none
 	store             *core.Store
 	node              *Node
 }
@@ -85,7 +86,7 @@ func (c *testCluster) start(n *testNode) {
 	require.NoError(c.t, err)
 	n.node, err = Open(Config{
 		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
-		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults, logs: n.logs, Tiering: n.tiering,
+		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults, logs: n.logs, Tiering: n.tiering, PeerReader: n.peers,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: n.id, Level: hclog.LevelFromString(os.Getenv("AOF2_TEST_LOG")), Output: testWriter{c.t}}),
 	}, n.store)
 	require.NoError(c.t, err)

@@ -16,7 +16,7 @@ type collector struct {
 	leader, term, commit, applied, contact, fail *prometheus.Desc
 	snapshot                                     *prometheus.Desc
 	members, tierMoves, tierUnmatched, copied    *prometheus.Desc
-	drops                                        *prometheus.Desc
+	drops, rewound                               *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -36,13 +36,15 @@ func newCollector(n *Node) *collector {
 		drops:     d("drops_total", "Drop entries this node applied: segments retention dropped (the leader deletes their tier-2 objects after)."),
 		tierUnmatched: d("tier_moves_unmatched_total",
 			"TierMove entries naming a segment this node does not hold sealed: passed over, its copies stay (a divergence to investigate)."),
+		rewound: d("tails_rewound_total",
+			"Damaged tail segments this node rewound to their last intact record at start, for its Raft log to replay the rest (docs/adr-replication.md#a-damaged-member)."),
 		copied: d("catchup_bytes_total",
 			"Record payload bytes this node copied from other members because a Raft snapshot found its store behind (a new or wiped node rejoining, or one down while the log was compacted)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.snapshot, c.contact, c.fail, c.members, c.tierMoves, c.tierUnmatched, c.copied, c.drops} {
+	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commit, c.applied, c.snapshot, c.contact, c.fail, c.members, c.tierMoves, c.tierUnmatched, c.copied, c.drops, c.rewound} {
 		ch <- d
 	}
 }
@@ -71,6 +73,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.tierUnmatched, prometheus.CounterValue, float64(c.n.fsm.tierUnmatched.Load()))
 	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(c.n.fsm.drops.Load()))
 	ch <- prometheus.MustNewConstMetric(c.copied, prometheus.CounterValue, float64(c.n.fsm.copiedBytes.Load()))
+	ch <- prometheus.MustNewConstMetric(c.rewound, prometheus.CounterValue, float64(c.n.rewound.Load()))
 }
 
 func b2f(b bool) float64 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -103,6 +104,9 @@ type Node struct {
 	// commitTimeout is raft's CommitTimeout: the longest a follower goes
 	// without an AppendEntries carrying the commit index. Set by Open.
 	commitTimeout time.Duration
+	// rewound counts the damaged tails Open rewound (damage.go); written
+	// before Raft starts, read by the metrics.
+	rewound atomic.Uint64
 
 	mu struct {
 		sync.Mutex
@@ -211,6 +215,9 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 	rc.NotifyCh = notify
 	rc.BatchApplyCh = true
 	n.contactWait, n.commitTimeout = 2*rc.HeartbeatTimeout, rc.CommitTimeout
+	if err := n.rewindDamagedTails(ctx, snaps); err != nil {
+		return nil, err
+	}
 	exists, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raft state: %w", err)

@@ -22,7 +22,7 @@ import (
 func TestClusteredNodeNotJoinedRefusesWrites(t *testing.T) {
 	h := start(t, smallConfig(), server.Options{})
 	h.Node.Joining.Store(true)
-	logc, _, _ := dial(t, h.GRPCAddr)
+	logc, adminc, _ := dial(t, h.GRPCAddr)
 	ctx := ctxT(t)
 	notReady := func(err error) { requireStatus(t, err, codes.Unavailable, aof2v1.ErrorReason_NOT_READY) }
 
@@ -57,6 +57,11 @@ func TestClusteredNodeNotJoinedRefusesWrites(t *testing.T) {
 
 	_, err = logc.Read(ctx, &aof2v1.ReadRequest{StreamId: 1, Consistency: "linearizable"})
 	notReady(err)
+
+	// Fillers would make the member's segments differ from its peers'.
+	_, err = adminc.AcceptLoss(ctx, &aof2v1.AcceptLossRequest{StreamId: 1})
+	requireStatus(t, err, codes.FailedPrecondition, aof2v1.ErrorReason_BAD_REQUEST)
+	require.ErrorContains(t, err, "a cluster member does not accept a loss")
 
 	s, err := h.Store.Lookup(1)
 	require.NoError(t, err)

@@ -34,6 +34,11 @@ var (
 	errUnauthenticated = errors.New("aof2: missing or invalid bearer token")
 	// errNotReady: the node has no store yet (recovery is running).
 	errNotReady = errors.New("aof2: not ready: recovery has not finished")
+	// errAcceptLossInCluster: a cluster member does not accept a loss;
+	// fillers in its segments would make them differ from the other
+	// members', which hold the records.
+	errAcceptLossInCluster = errors.New("aof2: a cluster member does not accept a loss: the other members hold its records; " +
+		"a damaged tail is rewound when the member starts, and a member that stopped applying at damage is wiped and restarted to rejoin (docs/adr-replication.md#a-damaged-member)")
 	// errShuttingDown ends tails when the server stops.
 	errShuttingDown = fmt.Errorf("aof2: server shutting down: %w", core.ErrClosed)
 )
@@ -70,6 +75,7 @@ var errorTable = []struct {
 	{is(errNotReady), class{aof2v1.ErrorReason_NOT_READY, codes.Unavailable, http.StatusServiceUnavailable}},
 	{is(coordinator.ErrNotCaughtUp), class{aof2v1.ErrorReason_NOT_READY, codes.Unavailable, http.StatusServiceUnavailable}},
 	{is(errPipelineInCluster), class{aof2v1.ErrorReason_BAD_REQUEST, codes.Unimplemented, http.StatusNotImplemented}},
+	{is(errAcceptLossInCluster), class{aof2v1.ErrorReason_BAD_REQUEST, codes.FailedPrecondition, http.StatusConflict}},
 	{is(ErrBadRequest), class{aof2v1.ErrorReason_BAD_REQUEST, codes.InvalidArgument, http.StatusBadRequest}},
 	{isBodyTooLarge, class{aof2v1.ErrorReason_RECORD_TOO_LARGE, codes.InvalidArgument, http.StatusRequestEntityTooLarge}},
 	{is(core.ErrSequenceStale), class{aof2v1.ErrorReason_SEQUENCE_STALE, codes.FailedPrecondition, http.StatusConflict}},

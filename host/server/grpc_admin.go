@@ -75,6 +75,9 @@ func (a *adminService) Hydrate(req *aof2v1.HydrateRequest, ss grpc.ServerStreami
 }
 
 func (a *adminService) AcceptLoss(ctx context.Context, req *aof2v1.AcceptLossRequest) (*aof2v1.AcceptLossResponse, error) {
+	if a.s.clustered() != nil {
+		return nil, errAcceptLossInCluster
+	}
 	s, err := a.s.lookup(core.StreamID(req.GetStreamId()))
 	if err != nil {
 		return nil, err

@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/segment"
+)
+
+// clusterPeers reads records from the other members' stores, found by the
+// client address they announce ("grpc-<id>"): the read host/node's client
+// makes of a peer's API.
+type clusterPeers struct {
+	mu     sync.Mutex
+	stores map[string]*core.Store // guarded by mu; by node id
+}
+
+func (p *clusterPeers) set(id string, st *core.Store) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stores[id] = st
+}
+
+func (p *clusterPeers) peer(at APIAddr) (storePeer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stores[strings.TrimPrefix(at.GRPC, "grpc-")]
+	if st == nil {
+		return storePeer{}, fmt.Errorf("member %s is down", at.GRPC)
+	}
+	return storePeer{st: st}, nil
+}
+
+func (p *clusterPeers) ReadRecords(ctx context.Context, at APIAddr, stream core.StreamID, from uint64, limit int) ([]PeerRecord, error) {
+	sp, err := p.peer(at)
+	if err != nil {
+		return nil, err
+	}
+	return sp.ReadRecords(ctx, at, stream, from, limit)
+}
+
+func (p *clusterPeers) Applied(ctx context.Context, at APIAddr) (uint64, error) {
+	sp, err := p.peer(at)
+	if err != nil {
+		return 0, err
+	}
+	return sp.Applied(ctx, at)
+}
+
+// flipRecord flips one bit in the payload of record id of the stream's
+// tail segment in a stopped member's store.
+func flipRecord(t *testing.T, n *testNode, stream core.StreamID, id core.RecordID) string {
+	t.Helper()
+	dir := filepath.Join(n.dir, "store", "streams", fmt.Sprint(stream), "segments")
+	names, err := filepath.Glob(filepath.Join(dir, fmt.Sprintf("%020d_*.seg", id.Segment())))
+	require.NoError(t, err)
+	require.Len(t, names, 1)
+	b, err := os.ReadFile(names[0])
+	require.NoError(t, err)
+	b[int(id.Offset())+segment.RecordHeaderSize+1] ^= 0x20
+	require.NoError(t, os.WriteFile(names[0], b, 0o644))
+	return names[0]
+}
+
+// TestDamagedTailIsRewoundAndReplayed: a follower whose tail segment is
+// damaged while it is down starts with the tail rewound to its last intact
+// record, and ends with the same records, at the same ids, as its peers:
+// its own Raft log replays them when no snapshot is newer than the damage,
+// and the snapshot's restore copies them from a peer when one is.
+func TestDamagedTailIsRewoundAndReplayed(t *testing.T) {
+	for _, snapshot := range []bool{false, true} {
+		t.Run(fmt.Sprintf("snapshot=%v", snapshot), func(t *testing.T) {
+			peers := &clusterPeers{stores: map[string]*core.Store{}}
+			c := newTestClusterWith(t, 3, LogStoreBolt, func(n *testNode) { n.peers = peers })
+			for _, n := range c.nodes {
+				peers.set(n.id, n.store)
+			}
+			ctx := context.Background()
+			l := c.leader()
+			for b := range 20 {
+				_, err := l.node.Append(ctx, 1, records(fmt.Sprintf("a%d", b), 5))
+				require.NoError(t, err)
+			}
+			c.converge()
+			f := c.followers(l)[0]
+			before := readAll(t, f.store, 1)
+			require.Len(t, before, 100)
+			if snapshot {
+				require.NoError(t, f.node.raft.Snapshot().Error())
+			}
+			peers.set(f.id, nil)
+			c.stop(f)
+			path := flipRecord(t, f, 1, before[42].ID)
+			for b := range 5 {
+				_, err := l.node.Append(ctx, 1, records(fmt.Sprintf("b%d", b), 5))
+				require.NoError(t, err)
+			}
+
+			c.start(f)
+			peers.set(f.id, f.store)
+			require.Equal(t, uint64(1), f.node.rewound.Load(), "the damaged tail was rewound")
+			quarantined, err := filepath.Glob(path + core.QuarantineSuffix + "*")
+			require.NoError(t, err)
+			require.Len(t, quarantined, 1, "the dropped bytes are kept")
+			got := c.requireSame(1)
+			require.Len(t, got[1], 125)
+			require.Equal(t, before, got[1][:100], "the records from the damage on came back at their ids")
+			require.Empty(t, f.node.Status().ApplyFailed)
+		})
+	}
+}
+
+// TestDamagedTailWithNoCopyStaysDamaged: a lone member whose snapshot is
+// newer than its damaged tail's last intact record has no copy of what the
+// damage took (its log was compacted, and no other member holds it): the
+// node does not start, and the damaged file is left as it was.
+func TestDamagedTailWithNoCopyStaysDamaged(t *testing.T) {
+	c := newTestCluster(t, 1, LogStoreBolt)
+	ctx := context.Background()
+	n := c.leader()
+	for b := range 10 {
+		_, err := n.node.Append(ctx, 1, records(fmt.Sprintf("a%d", b), 5))
+		require.NoError(t, err)
+	}
+	c.converge()
+	before := readAll(t, n.store, 1)
+	require.NoError(t, n.node.raft.Snapshot().Error())
+	c.stop(n)
+	path := flipRecord(t, n, 1, before[12].ID)
+	orig, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	_, err = openTestNode(c, n)
+	require.ErrorIs(t, err, ErrDamagedNoCopy)
+	require.ErrorIs(t, err, core.ErrDamaged)
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, orig, after, "nothing rewound")
+}
+
+// openTestNode is c.start without requiring the open to succeed.
+func openTestNode(c *testCluster, n *testNode) (*Node, error) {
+	st, err := core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true, RequireExtID: true})
+	require.NoError(c.t, err)
+	n.store = st
+	node, err := Open(Config{
+		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
+		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults,
+	}, st)
+	n.node = node
+	if err != nil {
+		return nil, err
+	}
+	return node, nil
+}
+
+// TestApplyStoppedAtDamageSaysWhatToDo: a member that stops applying at a
+// damaged stream (its start could not rewind it) says to rejoin, not to
+// restart: a restart finds the same damage.
+func TestApplyStoppedAtDamageSaysWhatToDo(t *testing.T) {
+	st, err := core.Open(t.TempDir(), core.Config{TailReplayed: true})
+	require.NoError(t, err)
+	defer st.Close()
+	f := newFSM(context.Background(), st, hclog.NewNullLogger())
+	err = f.fail(fmt.Errorf("entry 7: stream 1: %w", &core.DamageError{Stream: 1, Segment: 2, Offset: 64, Reason: "checksum mismatch"}))
+	require.ErrorIs(t, err, ErrFSMFailed)
+	require.ErrorIs(t, err, core.ErrDamaged)
+	require.ErrorContains(t, err, "wipe this member's data directory and restart it to rejoin")
+	require.NotContains(t, f.fail(errors.New("later")).Error(), "later", "the first failure stands")
+}
