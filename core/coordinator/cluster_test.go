@@ -188,6 +188,15 @@ func TestClusterClaimsItsPrefix(t *testing.T) {
 	var ce *ClaimedError
 	require.ErrorAs(t, single.Start(context.Background(), st), &ce, "a single writer on a cluster's prefix")
 	require.Equal(t, ClusterWriter, ce.Holder.NodeID)
+	require.NotContains(t, ce.Error(), "aof2-host takeover", "a cluster's prefix is not taken over")
+	// Nor does a takeover claim it: the cluster's leader would go on
+	// writing beside the node that took over.
+	_, err = Takeover(context.Background(), nil, dir, remote)
+	require.ErrorAs(t, err, &ce)
+	require.ErrorContains(t, err, "the prefix is a cluster's")
+	after, _, err := remote.ReadWriter(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, rec, after, "the writer record is the cluster's still")
 
 	other := fake.New(fake.Options{})
 	w := openRig(t, t.TempDir(), other, 4) // a single writer claims it

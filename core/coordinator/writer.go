@@ -52,8 +52,13 @@ type ClaimedError struct {
 }
 
 func (e *ClaimedError) Error() string {
-	if e.Holder.NodeID == "" {
+	switch e.Holder.NodeID {
+	case "":
 		return fmt.Sprintf("%v: the prefix has no writer record yet; make this node the writer with `aof2-host takeover` (docs/adr-fencing.md)", ErrPrefixClaimed)
+	case ClusterWriter:
+		return fmt.Sprintf("%v: the prefix is a cluster's (its leader writes it; writer record of node %q, epoch %d): "+
+			"a single node neither writes it nor takes it over; give this node a prefix of its own (tier2.prefix; docs/adr-replication.md)",
+			ErrPrefixClaimed, ClusterWriter, e.Holder.Epoch)
 	}
 	return fmt.Sprintf("%v: node %s (%s) holds it at epoch %d, this data directory at epoch %d; "+
 		"make this node the writer with `aof2-host takeover` once that node is stopped (first `aof2-host restore` if this data directory lost its streams; docs/adr-fencing.md)",
@@ -294,6 +299,11 @@ func Takeover(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.St
 	rec, etag, err := remote.ReadWriter(ctx)
 	if err != nil && !errors.Is(err, pluginapi.ErrNotFound) {
 		return tier2.WriterRecord{}, err
+	}
+	if err == nil && rec.NodeID == ClusterWriter {
+		// A claim would not stop the cluster's leader: two systems would
+		// write the prefix.
+		return rec, fmt.Errorf("takeover: %w", &ClaimedError{Holder: rec, Mine: local.Epoch})
 	}
 	next := writerRecord(storeID, local.NodeID, rec.Epoch+1)
 	if _, err := remote.ClaimWriter(ctx, next, etag); err != nil {
