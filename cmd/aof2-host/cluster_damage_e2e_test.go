@@ -40,6 +40,9 @@ func TestClusterDamagedMemberHeals(t *testing.T) {
 	c.sameEverywhere(ctx, stream)
 
 	f := c.follower(l)
+	// A snapshot past the stream's first entries: the damage below (in
+	// the stream's first record) is older than it.
+	waitMetric(t, f.h, "aof_cluster_snapshot_index", 16)
 	f.h.stop() // a clean stop: the durable mark proves every record
 	f.h = nil
 	segs, err := filepath.Glob(filepath.Join(f.dataDir, "streams", fmt.Sprint(stream), "segments", "*.seg"))
