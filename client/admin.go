@@ -112,6 +112,16 @@ type LossReport struct {
 	// Placeholder: the segment's file was gone; an empty sealed segment
 	// took its id.
 	Placeholder bool
+	// Lost: the whole sealed segment was unreadable with no copy in any
+	// tier; a lost stub keeps its bounds, the file is set aside
+	// (Quarantine).
+	Lost bool
+	// FromNodeWAL counts the records of Records written back from the
+	// node WAL's copy; NodeWALKept the WAL's records for the stream that
+	// could not be placed (the WAL keeps them until its own loss is
+	// accepted).
+	FromNodeWAL uint64
+	NodeWALKept int
 }
 
 // AcceptLoss accepts the loss of a damaged stream's damaged records
@@ -124,7 +134,8 @@ func (c *Client) AcceptLoss(ctx context.Context, stream StreamID) (LossReport, e
 		return LossReport{}, fromStatus(err)
 	}
 	rep := LossReport{Segment: SegmentID(resp.GetSegmentId()), Quarantine: resp.GetQuarantine(), Records: resp.GetRecords(),
-		DroppedBytes: resp.GetDroppedBytes(), Placeholder: resp.GetPlaceholder()}
+		DroppedBytes: resp.GetDroppedBytes(), Placeholder: resp.GetPlaceholder(), Lost: resp.GetLost(),
+		FromNodeWAL: resp.GetFromNodeWal(), NodeWALKept: int(resp.GetNodeWalKept())}
 	for _, r := range resp.GetFilled() {
 		rep.Filled = append(rep.Filled, [2]uint64{r.GetFrom(), r.GetTo()})
 	}

@@ -52,7 +52,8 @@ func runRepair(ctx context.Context, e *cmdEnv) error {
 				return err
 			}
 			rep = client.LossReport{Segment: r.Segment, Quarantine: r.Quarantine, Records: r.Records,
-				DroppedBytes: uint64(max(r.DroppedBytes, 0)), Placeholder: r.Placeholder}
+				DroppedBytes: uint64(max(r.DroppedBytes, 0)), Placeholder: r.Placeholder, Lost: r.Lost,
+				FromNodeWAL: r.FromNodeWAL, NodeWALKept: r.NodeWALKept}
 			for _, f := range r.Filled {
 				rep.Filled = append(rep.Filled, [2]uint64{uint64(f[0]), uint64(f[1])})
 			}
@@ -121,17 +122,26 @@ func repairNodeWAL(ctx context.Context, e *cmdEnv, t *target, stream string, acc
 }
 
 func printLoss(e *cmdEnv, id core.StreamID, rep client.LossReport) {
-	if rep.Placeholder {
+	switch {
+	case rep.Placeholder:
 		fmt.Fprintf(e.stdout, "stream %d: loss accepted: segment %d's file was gone; an empty sealed segment took its id\n", id, rep.Segment)
-	} else {
+	case rep.Lost:
+		fmt.Fprintf(e.stdout, "stream %d: loss accepted: segment %d could not be read and no tier held a copy; a lost stub keeps its bounds, its records read as lost\n", id, rep.Segment)
+	default:
 		fmt.Fprintf(e.stdout, "stream %d: loss accepted in segment %d: %d intact records kept, %d damaged ranges filled, %d bytes after the last intact record dropped\n",
 			id, rep.Segment, rep.Records, len(rep.Filled), rep.DroppedBytes)
 		for _, r := range rep.Filled {
 			fmt.Fprintf(e.stdout, "  filled [%d, %d)\n", r[0], r[1])
 		}
-		for _, q := range rep.Quarantine {
-			fmt.Fprintf(e.stdout, "  original bytes kept in %s\n", q)
+		if rep.FromNodeWAL > 0 {
+			fmt.Fprintf(e.stdout, "  %d of those records written back from the node WAL's copy\n", rep.FromNodeWAL)
 		}
+	}
+	for _, q := range rep.Quarantine {
+		fmt.Fprintf(e.stdout, "  original bytes kept in %s\n", q)
+	}
+	if rep.NodeWALKept > 0 {
+		fmt.Fprintf(e.stdout, "  %d of the node WAL's records for the stream could not be placed: the WAL keeps them, and its checkpoints stay stopped, until its own loss is accepted (offline: aof2-host repair -node-wal -accept-loss)\n", rep.NodeWALKept)
 	}
 	fmt.Fprintf(e.stdout, "stream %d takes appends again, in the next segment; the decision is recorded in its manifest\n", id)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"google.golang.org/grpc"
 
@@ -87,7 +88,8 @@ func (a *adminService) AcceptLoss(ctx context.Context, req *aof2v1.AcceptLossReq
 		return nil, err
 	}
 	resp := &aof2v1.AcceptLossResponse{SegmentId: uint64(rep.Segment), Quarantine: rep.Quarantine, Records: rep.Records,
-		DroppedBytes: uint64(max(rep.DroppedBytes, 0)), Placeholder: rep.Placeholder}
+		DroppedBytes: uint64(max(rep.DroppedBytes, 0)), Placeholder: rep.Placeholder, Lost: rep.Lost,
+		FromNodeWal: rep.FromNodeWAL, NodeWalKept: uint32(min(rep.NodeWALKept, math.MaxUint32))}
 	for _, r := range rep.Filled {
 		resp.Filled = append(resp.Filled, &aof2v1.LostRange{From: uint64(r[0]), To: uint64(r[1])})
 	}

@@ -1416,7 +1416,15 @@ type AcceptLossResponse struct {
 	// How many bytes past the last intact record no longer count.
 	DroppedBytes uint64 `protobuf:"varint,5,opt,name=dropped_bytes,json=droppedBytes,proto3" json:"dropped_bytes,omitempty"`
 	// The segment's file was gone: an empty sealed segment took its id.
-	Placeholder   bool `protobuf:"varint,6,opt,name=placeholder,proto3" json:"placeholder,omitempty"`
+	Placeholder bool `protobuf:"varint,6,opt,name=placeholder,proto3" json:"placeholder,omitempty"`
+	// The whole sealed segment was unreadable and no tier held a copy: a
+	// lost stub keeps its bounds, the file is set aside (quarantine).
+	Lost bool `protobuf:"varint,7,opt,name=lost,proto3" json:"lost,omitempty"`
+	// Records of `records` written back from the node WAL's copy.
+	FromNodeWal uint64 `protobuf:"varint,8,opt,name=from_node_wal,json=fromNodeWal,proto3" json:"from_node_wal,omitempty"`
+	// The node WAL's records for the stream that could not be placed: the
+	// WAL keeps them until its own loss is accepted.
+	NodeWalKept   uint32 `protobuf:"varint,9,opt,name=node_wal_kept,json=nodeWalKept,proto3" json:"node_wal_kept,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1491,6 +1499,27 @@ func (x *AcceptLossResponse) GetPlaceholder() bool {
 		return x.Placeholder
 	}
 	return false
+}
+
+func (x *AcceptLossResponse) GetLost() bool {
+	if x != nil {
+		return x.Lost
+	}
+	return false
+}
+
+func (x *AcceptLossResponse) GetFromNodeWal() uint64 {
+	if x != nil {
+		return x.FromNodeWal
+	}
+	return 0
+}
+
+func (x *AcceptLossResponse) GetNodeWalKept() uint32 {
+	if x != nil {
+		return x.NodeWalKept
+	}
+	return 0
 }
 
 // ScrubRequest selects what a scrub pass checks.
@@ -1910,7 +1939,7 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"\tstream_id\x18\x01 \x01(\x04R\bstreamId\"/\n" +
 	"\tLostRange\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\x04R\x02to\"\xe0\x01\n" +
+	"\x02to\x18\x02 \x01(\x04R\x02to\"\xbc\x02\n" +
 	"\x12AcceptLossResponse\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12*\n" +
@@ -1920,7 +1949,10 @@ const file_aof2_v1_admin_proto_rawDesc = "" +
 	"quarantine\x12\x18\n" +
 	"\arecords\x18\x04 \x01(\x04R\arecords\x12#\n" +
 	"\rdropped_bytes\x18\x05 \x01(\x04R\fdroppedBytes\x12 \n" +
-	"\vplaceholder\x18\x06 \x01(\bR\vplaceholder\">\n" +
+	"\vplaceholder\x18\x06 \x01(\bR\vplaceholder\x12\x12\n" +
+	"\x04lost\x18\a \x01(\bR\x04lost\x12\"\n" +
+	"\rfrom_node_wal\x18\b \x01(\x04R\vfromNodeWal\x12\"\n" +
+	"\rnode_wal_kept\x18\t \x01(\rR\vnodeWalKept\">\n" +
 	"\fScrubRequest\x12 \n" +
 	"\tstream_id\x18\x01 \x01(\x04H\x00R\bstreamId\x88\x01\x01B\f\n" +
 	"\n" +
