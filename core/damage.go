@@ -533,7 +533,8 @@ func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport)
 	}
 	rep.Filled, rep.Records, rep.DroppedBytes = filled, ts.Count, ts.Dropped()
 	h := segment.Header{StreamID: s.id, SegmentID: g.id, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord, CreatedAt: g.createdAt}
-	f, err := segment.SealScanned(s.cfg.FS, g.path, h, ts, segment.SealParams{SealedAt: s.sealedAt(ts.LastTS, g.createdAt), ExtID: ts.LastExt, CoordinatorWatermark: s.mu.watermark})
+	f, err := segment.SealScanned(s.cfg.FS, g.path, h, ts, segment.SealParams{SealedAt: s.sealedAt(ts.LastTS, g.createdAt), ExtID: ts.LastExt, CoordinatorWatermark: s.mu.watermark},
+		!rep.Healed)
 	if err == nil {
 		err = s.writePointer(segment.Pointer{SegmentID: g.id, DurableBytes: f.DurableBytes, CoordinatorWatermark: f.CoordinatorWatermark})
 	}

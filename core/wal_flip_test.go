@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -332,8 +331,12 @@ func checkStreamDamageAcceptLoss(ctx context.Context, cfg Config, o *oracle) (fr
 		if err := o.check(s); err != nil {
 			return 0, fmt.Errorf("the stream takes appends after the open: %w", err)
 		}
-		if !healRecorded(ctx, cfg.FS) {
+		healed, ok := healRecorded(ctx, cfg.FS)
+		if !ok {
 			return -2, nil // the flip hit nothing a record needs (padding)
+		}
+		if g, ok := s.Segment(healed); !ok || g.Footer == nil || g.Footer.Flags&segment.FlagLossAccepted != 0 {
+			return 0, fmt.Errorf("segment %d healed whole: sealed without the loss-accepted flag, got %+v", healed, g.Footer)
 		}
 	} else if !errors.As(refused, &d) {
 		return 0, fmt.Errorf("refused for something else than its damage: %w", refused)
@@ -411,8 +414,16 @@ func checkStreamDamageAcceptLoss(ctx context.Context, cfg Config, o *oracle) (fr
 }
 
 // healRecorded reports whether stream 1's manifest records a loss_accepted
-// event with healed set.
-func healRecorded(ctx context.Context, fsys vfs.FS) bool {
+// event for a heal at open that left no filler, and which segment it healed.
+func healRecorded(ctx context.Context, fsys vfs.FS) (SegmentID, bool) {
 	reps, err := customEvents[LossReport](ctx, fsys, "/data/streams/1", 1, manifest.SchemaLossAccepted)
-	return err == nil && slices.ContainsFunc(reps, func(rep LossReport) bool { return rep.Healed && rep.FromNodeWAL > 0 && len(rep.Filled) == 0 })
+	if err != nil {
+		return 0, false
+	}
+	for _, rep := range reps {
+		if rep.Healed && rep.FromNodeWAL > 0 && len(rep.Filled) == 0 {
+			return rep.Segment, true
+		}
+	}
+	return 0, false
 }

@@ -290,9 +290,10 @@ func fillDamage(b []byte, quarantine func(off int64, b []byte) error, write writ
 }
 
 // SealScanned writes the footer of the segment at path for the intact
-// records of ts (a scan of its bytes), with FlagLossAccepted, and syncs
-// it. Nothing else in the file changes.
-func SealScanned(fsys vfs.FS, path string, h Header, ts TailScan, p SealParams) (Footer, error) {
+// records of ts (a scan of its bytes), with FlagLossAccepted when an
+// operator accepted a loss in it (not when another copy healed it whole),
+// and syncs it. Nothing else in the file changes.
+func SealScanned(fsys vfs.FS, path string, h Header, ts TailScan, p SealParams, lossAccepted bool) (Footer, error) {
 	f, err := fsys.OpenReadWrite(path)
 	if err != nil {
 		return Footer{}, err
@@ -302,9 +303,12 @@ func SealScanned(fsys vfs.FS, path string, h Header, ts TailScan, p SealParams) 
 	if err != nil {
 		return Footer{}, err
 	}
-	foot := Footer{Flags: FlagSealed | FlagLossAccepted, SegmentID: h.SegmentID, BaseRecord: h.BaseRecord, RecordCount: ts.Count,
+	foot := Footer{Flags: FlagSealed, SegmentID: h.SegmentID, BaseRecord: h.BaseRecord, RecordCount: ts.Count,
 		DurableBytes: uint64(ts.End), LastTimestamp: ts.LastTS, SealedAt: p.SealedAt, SegmentCRC: ts.CRC, ExtID: p.ExtID,
 		CoordinatorWatermark: p.CoordinatorWatermark}
+	if lossAccepted {
+		foot.Flags |= FlagLossAccepted
+	}
 	if ts.Count > 0 {
 		foot.LastRecordID = types.MakeRecordID(h.SegmentID, uint32(ts.LastOff))
 	}
