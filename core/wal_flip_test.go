@@ -306,6 +306,20 @@ func TestNodeWALStreamBitFlipAcceptLoss(t *testing.T) {
 	require.Positive(t, fromWAL)
 	require.Positive(t, healedAtOpen, "damage after the WAL's checkpoint heals at open")
 	t.Logf("%d flips: %d healed at open from the WAL's copy, %d accepted losses (%d records written back from the WAL)", runs, healedAtOpen, accepted, fromWAL)
+
+	// A file cut short inside the records the WAL holds heals at open
+	// too: the heal extends it to its capacity, then writes them back.
+	for _, cut := range []int64{int64(o.ids[200].Offset()) + 1, int64(o.ids[250].Offset()) + 7, int64(o.ids[299].Offset()) + 100} {
+		mem := world.CrashClone(vfs.CrashOptions{})
+		f, err := mem.OpenReadWrite(path)
+		require.NoError(t, err)
+		require.NoError(t, f.Truncate(cut))
+		require.NoError(t, f.Sync())
+		require.NoError(t, f.Close())
+		n, err := checkStreamDamageAcceptLoss(ctx, mk(mem), o)
+		require.NoError(t, err, "cut at %d", cut)
+		require.Equal(t, -1, n, "cut at %d: healed at open", cut)
+	}
 }
 
 // checkStreamDamageAcceptLoss opens the store after damage of stream 1's

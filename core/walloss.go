@@ -144,8 +144,15 @@ func (s *Stream) healFromWAL(ctx context.Context, w *nodeWAL) error {
 		return nil
 	}
 	b, err := vfs.ReadFile(s.cfg.FS, g.path)
-	if err != nil || !segment.ValidCapacity(int64(len(b))) {
-		return nil // unreadable or cut short: the operator's decision
+	if err != nil {
+		return nil // unreadable: the operator's decision
+	}
+	if !segment.ValidCapacity(int64(len(b))) {
+		// Cut short: the heal first extends the file to its capacity, the
+		// bytes past its intact records zeroed (segment.Untruncate).
+		padded := make([]byte, segment.PaddedCapacity(int64(len(b))))
+		copy(padded, b[:min(int64(len(b)), d.Offset)])
+		b = padded
 	}
 	var recs []segment.Placed
 	for _, e := range kept {
