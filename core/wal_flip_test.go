@@ -441,3 +441,91 @@ func healRecorded(ctx context.Context, fsys vfs.FS) (SegmentID, bool) {
 	}
 	return 0, false
 }
+
+// TestNodeWALDamageKeepsWhatContinues: two streams append through the
+// node WAL, which alone holds their records after a power loss; a bit
+// flips in one of stream 1's entries in the WAL's tail. Accepting the
+// WAL's loss keeps stream 1's records before that entry only (the next
+// one is gone, and a segment cannot hold a hole), and every record of
+// stream 2, whose entries past the damage continue it exactly.
+func TestNodeWALDamageKeepsWhatContinues(t *testing.T) {
+	ctx := context.Background()
+	mk := func(fsys vfs.FS) Config {
+		return Config{FS: fsys, NodeWAL: true, WALCheckpointBytes: 1 << 30, MaxUnflushedBytes: -1, SegmentSize: 1 << 20, InitialSegmentSize: 1 << 20}
+	}
+	base := vfs.NewMem()
+	st, err := Open("/data", mk(base))
+	require.NoError(t, err)
+	streams := make([]*Stream, 2)
+	for i := range streams {
+		streams[i], err = st.Stream(StreamID(i + 1))
+		require.NoError(t, err)
+	}
+	payloads := map[StreamID][][]byte{}
+	for i := range 60 {
+		for _, s := range streams {
+			p := payloadFor(i*2+int(s.ID()), 150)
+			_, err := s.AppendDurable(ctx, p, AppendOptions{})
+			require.NoError(t, err)
+			payloads[s.ID()] = append(payloads[s.ID()], p)
+		}
+	}
+	world := base.CrashClone(vfs.CrashOptions{}) // the streams' segments never synced
+	require.NoError(t, st.Close())
+
+	// Stream 1's entry 30 in the WAL's tail.
+	path := tailPathIn(t, world, "/data/wal/segments")
+	b, err := vfs.ReadFile(world, path)
+	require.NoError(t, err)
+	offs, end := segment.Intact(b, segment.HeaderSize, segment.DataEnd(int64(len(b))))
+	var victim int64
+	seen := 0
+	for _, off := range offs {
+		rec, err := segment.ReadRecord(b, path, int64(off), end)
+		require.NoError(t, err)
+		e, err := decodeWALEntry(rec.Payload)
+		require.NoError(t, err)
+		if e.stream == 1 {
+			if seen == 30 {
+				victim = int64(off)
+				break
+			}
+			seen++
+		}
+	}
+	require.Positive(t, victim)
+	flipOnDisk(t, world, path, victim+segment.RecordHeaderSize+40, 3)
+
+	refusing, err := Open("/data", mk(world.CrashClone(vfs.CrashOptions{})))
+	require.NoError(t, err, "the open refuses appends, it does not fail")
+	s2, err := refusing.Lookup(2)
+	require.NoError(t, err)
+	require.ErrorIs(t, s2.Info().Refused, ErrDamaged, "every stream, while the WAL is damaged")
+	require.NoError(t, refusing.Close())
+	cfg := mk(world)
+	cfg.NodeWALAcceptLoss = true
+	st, err = Open("/data", cfg)
+	require.NoError(t, err)
+	rep := st.NodeWALLoss()
+	require.NotNil(t, rep)
+	got := map[StreamID]WALLossStream{}
+	for _, ls := range rep.Streams {
+		got[ls.Stream] = ls
+	}
+	require.Equal(t, uint64(30), got[1].Records, "stream 1 up to its damaged entry")
+	require.Zero(t, got[1].PastDamage)
+	require.Equal(t, uint64(60), got[2].Records, "stream 2 whole")
+	require.Positive(t, got[2].PastDamage, "stream 2's entries past the damage")
+	for _, s := range []StreamID{1, 2} {
+		str, err := st.Lookup(s)
+		require.NoError(t, err)
+		recs := readEvery(t, str)
+		require.Len(t, recs, int(got[s].Records))
+		for i, r := range recs {
+			require.Equal(t, payloads[s][i], r.Payload, "stream %d record %d", s, i)
+		}
+		_, err = str.AppendDurable(ctx, []byte("after"), AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, st.Close())
+}

@@ -37,8 +37,11 @@ type WALLossStream struct {
 	// Sealed is the tail sealed so that ids the WAL may have handed out
 	// are never given again (0: the stream had no open tail).
 	Sealed SegmentID `json:"sealed,omitempty"`
-	// Records is how many records the stream holds after the loss.
-	Records uint64 `json:"records"`
+	// Records is how many records the stream holds after the loss;
+	// PastDamage how many of them the WAL gave back from past its damage
+	// (intact entries that continue the stream exactly).
+	Records    uint64 `json:"records"`
+	PastDamage uint64 `json:"past_damage,omitempty"`
 	// Refused is set when the stream still refuses appends for damage of
 	// its own segments, which its own accepted loss settles (Stream.AcceptLoss).
 	Refused string `json:"refused,omitempty"`
@@ -58,10 +61,11 @@ func (st *Store) acceptingWALLoss() bool { return st.cfg.NodeWALAcceptLoss && st
 // streams hold must never be given again), the decision is recorded in
 // each stream's manifest, the WAL's files are moved aside, and a new WAL
 // opens. refused are the streams the replay refused, and why; their
-// refusal is lifted. A crash part way leaves the WAL where it was: the
+// refusal is lifted. pastDamage counts the records each stream got from
+// past the WAL's damage (replayPastWALDamage). A crash part way leaves the WAL where it was: the
 // next open finds the same damage, and accepting it again seals new
 // (empty) tails and records the decision again.
-func (st *Store) acceptWALLoss(cause string, refused map[*Stream]error) error {
+func (st *Store) acceptWALLoss(cause string, refused map[*Stream]error, pastDamage map[StreamID]uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
 	defer cancel()
 	walDir, _ := walPaths(st.dir)
@@ -82,7 +86,7 @@ func (st *Store) acceptWALLoss(cause string, refused map[*Stream]error) error {
 		s.mu.abandoned = false // the tail is sealed and the reserved ids taken: a clean close says the truth again
 		s.mu.Unlock()
 		info := s.Info()
-		ls := WALLossStream{Stream: s.id, Sealed: sealed, Records: info.Records}
+		ls := WALLossStream{Stream: s.id, Sealed: sealed, Records: info.Records, PastDamage: pastDamage[s.id]}
 		if info.Refused != nil {
 			ls.Refused = info.Refused.Error()
 		}

@@ -53,7 +53,7 @@ func (st *Store) openWAL() error {
 		_ = ws.close()
 		err = fmt.Errorf("node WAL: recover %s: %w", walDir, err)
 		if st.acceptingWALLoss() {
-			return st.acceptWALLoss(err.Error(), nil)
+			return st.acceptWALLoss(err.Error(), nil, nil)
 		}
 		return err
 	}
@@ -65,7 +65,11 @@ func (st *Store) openWAL() error {
 	if err := st.replayWAL(w); err != nil && damage == nil {
 		damage = err
 	}
+	var pastDamage map[StreamID]uint64
 	if damage != nil {
+		if rep.Damage != nil && st.acceptingWALLoss() {
+			pastDamage = st.replayPastWALDamage(w)
+		}
 		// What the WAL holds past the damage is unknown: no stream may take
 		// an id the WAL might have given.
 		err := walDamageError(damage)
@@ -87,7 +91,7 @@ func (st *Store) openWAL() error {
 		if damage != nil {
 			cause = walDamageText(damage)
 		}
-		return st.acceptWALLoss(cause, w.refused)
+		return st.acceptWALLoss(cause, w.refused, pastDamage)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
 	defer cancel()
@@ -202,7 +206,7 @@ func (st *Store) replayWAL(w *nodeWAL) error {
 			continue
 		}
 		if err == nil {
-			err = s.replayWAL(ctx, e)
+			err = s.replayWAL(ctx, e, false)
 		}
 		if err != nil {
 			failed[e.stream] = true
@@ -225,6 +229,48 @@ func (st *Store) replayWAL(w *nodeWAL) error {
 	return nil
 }
 
+// replayPastWALDamage gives the streams, once an operator accepts the
+// WAL's loss, the intact entries the WAL's tail holds after its damage
+// that continue a stream exactly (strict replayWAL): a stream whose next
+// record the damage took, or that the replay refused, gets none of its
+// entries from there on, since a hole cannot be left in a segment. It
+// returns how many records each stream got.
+func (st *Store) replayPastWALDamage(w *nodeWAL) map[StreamID]uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
+	defer cancel()
+	g := w.s.cat.Load().last()
+	if g == nil || g.damage == nil || g.damage.lost {
+		return nil
+	}
+	got, stopped := map[StreamID]uint64{}, map[StreamID]bool{}
+	for _, off := range g.damage.after {
+		rec, err := w.s.readAfterDamage(g, types.MakeRecordID(g.id, off))
+		if err != nil {
+			w.log.Warn("node WAL: an entry past the damage could not be read; the entries after it are not replayed", "id", types.MakeRecordID(g.id, off).String(), "error", err)
+			break
+		}
+		e, err := decodeWALEntry(rec.Payload)
+		if err != nil {
+			w.log.Warn("node WAL: an entry past the damage could not be decoded; the entries after it are not replayed", "id", rec.ID.String(), "error", err)
+			break
+		}
+		if stopped[e.stream] {
+			continue
+		}
+		s, err := st.stream(e.stream, false)
+		if err == nil {
+			err = s.replayWAL(ctx, e, true)
+		}
+		if err != nil {
+			stopped[e.stream] = true
+			w.log.Info("node WAL: a stream's entries past the damage do not continue it; they are not replayed", "stream_id", uint64(e.stream), "first", e.id.String(), "error", err)
+			continue
+		}
+		got[e.stream]++
+	}
+	return got
+}
+
 // keepForLoss keeps e for the accepted loss of the stream's own damage
 // when the stream refuses appends for it: the replay cannot put e in a
 // damaged tail, and AcceptLoss places it after the damage is filled.
@@ -243,7 +289,10 @@ func (s *Stream) keepForLoss(e walEntry) bool {
 // replayWAL puts e into the stream at the id the WAL says it had: a record
 // already there is checked against it; the next one is appended, after
 // sealing the active segment when the WAL says the record opened the next.
-func (s *Stream) replayWAL(ctx context.Context, e walEntry) error {
+// strict (entries past the WAL's damage) takes only the record at the
+// stream's next id: the record that opens the next segment may follow
+// records the damage took at the end of this one.
+func (s *Stream) replayWAL(ctx context.Context, e walEntry, strict bool) error {
 	s.mu.Lock()
 	var next RecordID
 	var cur SegmentID
@@ -266,7 +315,7 @@ func (s *Stream) replayWAL(ctx context.Context, e walEntry) error {
 	case e.id < next:
 		return s.replayCheck(ctx, e)
 	case e.id == next && (a == nil || fits):
-	case a != nil && !empty && e.id.Segment() == cur+1 && e.id.Offset() == segment.HeaderSize:
+	case !strict && a != nil && !empty && e.id.Segment() == cur+1 && e.id.Offset() == segment.HeaderSize:
 		if err := s.Seal(ctx); err != nil {
 			return err
 		}

@@ -109,6 +109,9 @@ func repairNodeWAL(ctx context.Context, e *cmdEnv, t *target, stream string, acc
 	fmt.Fprintf(e.stdout, "node WAL loss accepted: %s\n", rep.Cause)
 	for _, s := range rep.Streams {
 		line := fmt.Sprintf("  stream %d: %d records", s.Stream, s.Records)
+		if s.PastDamage > 0 {
+			line += fmt.Sprintf(" (%d of them from past the WAL's damage)", s.PastDamage)
+		}
 		if s.Sealed != 0 {
 			line += fmt.Sprintf(", tail segment %d sealed", s.Sealed)
 		}
