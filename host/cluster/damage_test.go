@@ -140,28 +140,12 @@ func TestDamagedTailWithNoCopyStaysDamaged(t *testing.T) {
 	orig, err := os.ReadFile(path)
 	require.NoError(t, err)
 
-	_, err = openTestNode(c, n)
+	err = c.open(n)
 	require.ErrorIs(t, err, ErrDamagedNoCopy)
 	require.ErrorIs(t, err, core.ErrDamaged)
 	after, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.Equal(t, orig, after, "nothing rewound")
-}
-
-// openTestNode is c.start without requiring the open to succeed.
-func openTestNode(c *testCluster, n *testNode) (*Node, error) {
-	st, err := core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true, RequireExtID: true})
-	require.NoError(c.t, err)
-	n.store = st
-	node, err := Open(Config{
-		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
-		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults,
-	}, st)
-	n.node = node
-	if err != nil {
-		return nil, err
-	}
-	return node, nil
 }
 
 // TestApplyStoppedAtDamageSaysWhatToDo: a member that stops applying at a

@@ -81,15 +81,26 @@ func newTestClusterWith(t *testing.T, size int, logStore string, setup func(*tes
 
 func (c *testCluster) start(n *testNode) {
 	c.t.Helper()
+	require.NoError(c.t, c.open(n))
+}
+
+// open opens n's store and node; an error is the node's Open's (n.node
+// stays nil, n.store open).
+func (c *testCluster) open(n *testNode) error {
+	c.t.Helper()
 	var err error
 	n.store, err = core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true, RequireExtID: true})
 	require.NoError(c.t, err)
-	n.node, err = Open(Config{
+	node, err := Open(Config{
 		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
 		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults, logs: n.logs, Tiering: n.tiering, PeerReader: n.peers,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: n.id, Level: hclog.LevelFromString(os.Getenv("AOF2_TEST_LOG")), Output: testWriter{c.t}}),
 	}, n.store)
-	require.NoError(c.t, err)
+	if err != nil {
+		return err
+	}
+	n.node = node
+	return nil
 }
 
 // stop closes the node and its store (a clean stop; a crash is the
