@@ -234,7 +234,8 @@ func (st *Store) replayWAL(w *nodeWAL) error {
 // that continue a stream exactly (strict replayWAL): a stream whose next
 // record the damage took, or that the replay refused, gets none of its
 // entries from there on, since a hole cannot be left in a segment. It
-// returns how many records each stream got.
+// returns how many records each stream got that its segments did not
+// hold.
 func (st *Store) replayPastWALDamage(w *nodeWAL) map[StreamID]uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), walReplayTimeout)
 	defer cancel()
@@ -258,7 +259,9 @@ func (st *Store) replayPastWALDamage(w *nodeWAL) map[StreamID]uint64 {
 			continue
 		}
 		s, err := st.stream(e.stream, false)
+		var before uint64
 		if err == nil {
+			before = s.Info().Records
 			err = s.replayWAL(ctx, e, true)
 		}
 		if err != nil {
@@ -266,7 +269,9 @@ func (st *Store) replayPastWALDamage(w *nodeWAL) map[StreamID]uint64 {
 			w.log.Info("node WAL: a stream's entries past the damage do not continue it; they are not replayed", "stream_id", uint64(e.stream), "first", e.id.String(), "error", err)
 			continue
 		}
-		got[e.stream]++
+		if s.Info().Records > before {
+			got[e.stream]++ // appended, not one its segment held already
+		}
 	}
 	return got
 }
