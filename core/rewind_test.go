@@ -109,11 +109,16 @@ func TestRewindDamagedTail(t *testing.T) {
 			require.Equal(t, []RewindReport{rep}, events, "the rewind is in the manifest")
 			require.NoError(t, st.Close())
 
-			st, err = Open("/d", crashed)
-			require.NoError(t, err)
-			require.Nil(t, st.Recovery()[0].Damage)
-			s, err = st.Lookup(1)
-			require.NoError(t, err)
+			// reopen opens the crashed store, which must find no damage.
+			reopen := func() (*Store, *Stream) {
+				st, err := Open("/d", crashed)
+				require.NoError(t, err)
+				require.Nil(t, st.Recovery()[0].Damage)
+				s, err := st.Lookup(1)
+				require.NoError(t, err)
+				return st, s
+			}
+			st, s = reopen()
 			from := int(s.Info().Records)
 			require.GreaterOrEqual(t, from, bad)
 			for i := from; i < len(ids); i++ {
@@ -121,12 +126,8 @@ func TestRewindDamagedTail(t *testing.T) {
 			}
 			require.NoError(t, st.Close())
 
-			st, err = Open("/d", crashed)
-			require.NoError(t, err)
+			st, s = reopen()
 			defer st.Close()
-			require.Nil(t, st.Recovery()[0].Damage)
-			s, err = st.Lookup(1)
-			require.NoError(t, err)
 			got := readEvery(t, s)
 			require.Len(t, got, len(ids))
 			for i, r := range got {

@@ -148,10 +148,10 @@ func TestDamagedTailWithNoCopyStaysDamaged(t *testing.T) {
 	require.Equal(t, orig, after, "nothing rewound")
 }
 
-// TestApplyStoppedAtDamageSaysWhatToDo: a member that stops applying at a
+// TestApplyStoppedAtDamageNamesTheRemedy: a member that stops applying at a
 // damaged stream (its start could not rewind it) says to rejoin, not to
 // restart: a restart finds the same damage.
-func TestApplyStoppedAtDamageSaysWhatToDo(t *testing.T) {
+func TestApplyStoppedAtDamageNamesTheRemedy(t *testing.T) {
 	st, err := core.Open(t.TempDir(), core.Config{TailReplayed: true})
 	require.NoError(t, err)
 	defer st.Close()
