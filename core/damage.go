@@ -130,7 +130,7 @@ func (s *Stream) openTail(info *segment.Info, mark *segment.Mark, watermark uint
 // damagedTail makes the catalog entry of a damaged tail: readable up to
 // the damage, and by id after it.
 func (s *Stream) damagedTail(info segment.Info, ts segment.TailScan, v segment.TailVerdict) (*seg, error) {
-	d := &damage{err: &DamageError{Stream: s.id, Segment: info.Name.SegmentID, Offset: v.At, Reason: v.Reason}, resume: v.Resume}
+	d := &damage{err: s.damageError(info.Name.SegmentID, v.At, v.Reason), resume: v.Resume}
 	if ts.Count > 0 {
 		d.lastExt = ts.LastExt
 	}
@@ -149,6 +149,11 @@ func (s *Stream) damagedTail(info segment.Info, ts segment.TailScan, v segment.T
 	g.count.Store(ts.Count)
 	s.noteDamage(d.err, len(d.after))
 	return g, nil
+}
+
+// damageError is the error of damage found at off in segment seg.
+func (s *Stream) damageError(seg SegmentID, off int64, reason string) *DamageError {
+	return &DamageError{Stream: s.id, Segment: seg, Offset: off, Reason: reason, Replicated: s.cfg.TailReplayed}
 }
 
 // noteDamage refuses appends and reports the damage loudly.
@@ -248,8 +253,8 @@ func (s *Stream) markDamageLocked() *DamageError {
 	if mark.SegmentID <= newest || mark.DurableBytes <= segment.HeaderSize {
 		return nil
 	}
-	return &DamageError{Stream: s.id, Segment: mark.SegmentID, Offset: int64(segment.HeaderSize),
-		Reason: fmt.Sprintf("the segment file is gone, but the durable mark proves %d records (%d bytes) in it", mark.Records, mark.DurableBytes)}
+	return s.damageError(mark.SegmentID, segment.HeaderSize,
+		fmt.Sprintf("the segment file is gone, but the durable mark proves %d records (%d bytes) in it", mark.Records, mark.DurableBytes))
 }
 
 // reserveLocked appends placeholders for the segment ids the recovery's

@@ -741,3 +741,48 @@ func TestMarkDamageSurvivesAReopen(t *testing.T) {
 		require.NoError(t, st.Close())
 	}
 }
+
+// TestDamageErrorNamesTheRemedy: the error of a damaged stream names the
+// way out the store has — accepting the loss on a single node, the rewind
+// or a rejoin on a cluster member (TailReplayed), where an accepted loss
+// would make the member differ from its peers.
+func TestDamageErrorNamesTheRemedy(t *testing.T) {
+	for _, tc := range []struct {
+		replayed  bool
+		want, not string
+	}{
+		{false, "repair --accept-loss -stream 1", "rejoin"},
+		{true, "docs/adr-replication.md#a-damaged-member", "accept-loss"},
+	} {
+		t.Run(fmt.Sprintf("replayed=%t", tc.replayed), func(t *testing.T) {
+			mem := vfs.NewMem()
+			cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone,
+				TailReplayed: tc.replayed}
+			st, err := Open("/d", cfg)
+			require.NoError(t, err)
+			s, err := st.Stream(1)
+			require.NoError(t, err)
+			var ids []RecordID
+			for i := range 10 {
+				id, err := s.Append(payloadFor(i, 100), AppendOptions{ExtID: uint64(i + 1)})
+				require.NoError(t, err)
+				ids = append(ids, id)
+			}
+			require.NoError(t, s.FlushAll(context.Background()))
+			path := tailPath(t, s)
+			require.NoError(t, st.Close())
+			off := int(ids[5].Offset()) + segment.RecordHeaderSize + 3
+			damageFile(t, mem, path, func(b []byte) []byte { b[off] ^= 0x40; return b })
+
+			st, err = Open("/d", cfg)
+			require.NoError(t, err)
+			defer st.Close()
+			s, err = st.Lookup(1)
+			require.NoError(t, err)
+			_, err = s.Append([]byte("x"), AppendOptions{ExtID: 99})
+			require.ErrorIs(t, err, ErrDamaged)
+			require.ErrorContains(t, err, tc.want)
+			require.NotContains(t, err.Error(), tc.not)
+		})
+	}
+}

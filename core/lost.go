@@ -125,7 +125,7 @@ func (s *Stream) addLostSegments(rep *RecoveryReport) error {
 			}
 		}
 		reason := fmt.Sprintf("the tier-0 file is unreadable (%v) and no other tier holds the segment", sp.err)
-		dmg := &DamageError{Stream: s.id, Segment: id, Offset: segment.HeaderSize, Reason: reason}
+		dmg := s.damageError(id, segment.HeaderSize, reason)
 		cat = cat.withSorted(newLostSeg(sp.info.Path, h, f, dmg, false))
 		rep.Lost = append(rep.Lost, id)
 		if s.recovered.damage == nil {

@@ -185,9 +185,19 @@ type DamageError struct {
 	// Offset is where the intact records end in the segment.
 	Offset int64
 	Reason string
+	// Replicated: the stream is a cluster member's, whose records come
+	// back from its Raft log and its peers; accepting their loss would
+	// make it differ from the other members, so the remedy named is not
+	// repair -accept-loss.
+	Replicated bool
 }
 
 func (e *DamageError) Error() string {
+	if e.Replicated {
+		return fmt.Sprintf("aof2: stream %d is damaged at segment %d offset %d: %s; appends are refused: a cluster member rewinds a damaged tail "+
+			"at start and takes the records back from its log and its peers, otherwise wipe the member and restart it to rejoin "+
+			"(docs/adr-replication.md#a-damaged-member)", e.Stream, e.Segment, e.Offset, e.Reason)
+	}
 	return fmt.Sprintf("aof2: stream %d is damaged at segment %d offset %d: %s; appends are refused until the damage is repaired "+
 		"or the loss is accepted (aof2-host repair --accept-loss -stream %d, docs/tiering.md#damage)", e.Stream, e.Segment, e.Offset, e.Reason, e.Stream)
 }

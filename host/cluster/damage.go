@@ -30,7 +30,7 @@ import (
 
 // damagedHint is what an operator does about a member that stopped
 // applying at a damaged stream (one start could not rewind).
-const damagedHint = "a stream is damaged on this member and was not rewound at start (see its log); an accepted loss would make it differ from the other members: " +
+const damagedHint = "a damaged stream was not rewound at start (see this member's log): " +
 	"wipe this member's data directory and restart it to rejoin (docs/adr-replication.md#a-damaged-member)"
 
 // rewindDamagedTails rewinds each damaged tail whose records this member's

@@ -156,9 +156,10 @@ func TestApplyStoppedAtDamageNamesTheRemedy(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	f := newFSM(context.Background(), st, hclog.NewNullLogger())
-	err = f.fail(fmt.Errorf("entry 7: stream 1: %w", &core.DamageError{Stream: 1, Segment: 2, Offset: 64, Reason: "checksum mismatch"}))
+	err = f.fail(fmt.Errorf("entry 7: stream 1: %w", &core.DamageError{Stream: 1, Segment: 2, Offset: 64, Reason: "checksum mismatch", Replicated: true}))
 	require.ErrorIs(t, err, ErrFSMFailed)
 	require.ErrorIs(t, err, core.ErrDamaged)
 	require.ErrorContains(t, err, "wipe this member's data directory and restart it to rejoin")
+	require.NotContains(t, err.Error(), "accept-loss")
 	require.NotContains(t, f.fail(errors.New("later")).Error(), "later", "the first failure stands")
 }
