@@ -526,6 +526,8 @@ func TestLostSegment(t *testing.T) {
 			require.Equal(t, want, got(s))
 			_, err = s.ReadAt(ctx, all.ids[int(tc.victim-1)*10])
 			require.ErrorIs(t, err, ErrCorrupt, "a lost record stays lost")
+			require.ErrorContains(t, err, "its loss was accepted")
+			require.NotContains(t, err.Error(), "appends are refused", "the stream takes appends again")
 			next, err := s.AppendDurable(ctx, []byte("later"), AppendOptions{})
 			require.NoError(t, err)
 			require.Greater(t, uint64(next), uint64(id), "no id is handed out twice")

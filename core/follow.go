@@ -68,7 +68,7 @@ func (s *Stream) follow(ctx context.Context, h segment.Header, f segment.Footer,
 		if err := vfs.WriteFileAtomic(s.cfg.FS, path+LostSuffix, EncodeLostStub(h, f)); err != nil {
 			return fmt.Errorf("stream %d: follow lost segment %d: %w", s.id, h.SegmentID, err)
 		}
-		dmg := &DamageError{Stream: s.id, Segment: h.SegmentID, Offset: segment.HeaderSize, Reason: "its loss was accepted by the writer's restore"}
+		dmg := &DamageError{Stream: s.id, Segment: h.SegmentID, Offset: segment.HeaderSize, Reason: "its loss was accepted by the writer's restore", Accepted: true}
 		f.Flags |= segment.FlagLossAccepted
 		g = newLostSeg(path, h, f, dmg, true)
 	} else {

@@ -151,7 +151,7 @@ func (s *Stream) readLostStub(path string) (*seg, error) {
 	if f.Flags&segment.FlagLossAccepted == 0 {
 		return nil, &types.CorruptError{Path: path, Reason: "lost stub without the loss-accepted flag"}
 	}
-	dmg := &DamageError{Stream: s.id, Segment: h.SegmentID, Offset: segment.HeaderSize, Reason: "its loss was accepted"}
+	dmg := &DamageError{Stream: s.id, Segment: h.SegmentID, Offset: segment.HeaderSize, Reason: "its loss was accepted", Accepted: true}
 	return newLostSeg(strings.TrimSuffix(path, LostSuffix), h, f, dmg, true), nil
 }
 
@@ -174,7 +174,7 @@ func (s *Stream) acceptLostLocked(g *seg, rep *LossReport) error {
 	rep.Lost = true
 	rep.Quarantine = append(rep.Quarantine, filepath.Base(aside))
 	// A new entry: readers load g.damage without a lock.
-	lost := newLostSeg(g.path, h, f, &DamageError{Stream: s.id, Segment: g.id, Offset: segment.HeaderSize, Reason: "its loss was accepted"}, true)
+	lost := newLostSeg(g.path, h, f, &DamageError{Stream: s.id, Segment: g.id, Offset: segment.HeaderSize, Reason: "its loss was accepted", Accepted: true}, true)
 	cat := s.cat.Load()
 	_, i := cat.byID(g.id)
 	segs := slices.Clone(cat.segs)

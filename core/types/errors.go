@@ -190,9 +190,16 @@ type DamageError struct {
 	// make it differ from the other members, so the remedy named is not
 	// repair -accept-loss.
 	Replicated bool
+	// Accepted: an operator accepted the loss; the stream takes appends,
+	// only the lost records stay unreadable.
+	Accepted bool
 }
 
 func (e *DamageError) Error() string {
+	if e.Accepted {
+		return fmt.Sprintf("aof2: stream %d: the records of segment %d from offset %d are lost: %s (docs/tiering.md#damage)",
+			e.Stream, e.Segment, e.Offset, e.Reason)
+	}
 	if e.Replicated {
 		return fmt.Sprintf("aof2: stream %d is damaged at segment %d offset %d: %s; appends are refused: a cluster member rewinds a damaged tail "+
 			"at start and takes the records back from its log and its peers, otherwise wipe the member and restart it to rejoin "+
