@@ -269,8 +269,10 @@ func (s *Stream) filledFast(g *seg) bool {
 //     power of two;
 //   - at least InitialSegmentSize, at most SegmentSize (or, with
 //     SegmentTargetBytes, the smallest capacity that holds the target);
-//   - and in any case large enough for the record, up to SegmentSize
-//     (checkPayload bounds records by SegmentSize).
+//   - and in any case large enough for the record: up to SegmentSize
+//     (checkPayload bounds records by it), or beyond for a record the
+//     node WAL replays into a segment as large as the one it was written
+//     into before SegmentSize was lowered (replayWAL).
 func (s *Stream) nextCapacityLocked(need int) int64 {
 	limit := s.cfg.SegmentSize
 	if t := s.cfg.SegmentTargetBytes; t > 0 {
@@ -290,7 +292,7 @@ func (s *Stream) nextCapacityLocked(need int) int64 {
 	if need > 0 {
 		c = max(c, segment.CapacityFor(need))
 	}
-	return min(c, s.cfg.SegmentSize)
+	return min(c, max(s.cfg.SegmentSize, segment.CapacityFor(need)))
 }
 
 // pow2Ceil is the smallest power of two >= n (n > 0).

@@ -323,7 +323,13 @@ func (st *Store) Close() error {
 		}
 	}
 	if st.wal != nil {
-		errs = append(errs, st.wal.close(len(errs) == 0))
+		// A failed stream's close skips its sync: its segments may lack
+		// records the WAL acknowledged, so the WAL stays for the next open.
+		clean := len(errs) == 0
+		for _, s := range streams {
+			clean = clean && s.Err() == nil
+		}
+		errs = append(errs, st.wal.close(clean))
 	}
 	return errors.Join(errs...)
 }

@@ -201,7 +201,14 @@ func (s *Stream) MaxRecordSize() int { return int(s.cfg.maxRecordSize()) }
 // disk; it returns a WouldBlock error when the stream cannot take the
 // record now (see AppendCtx for the waiting variant).
 func (s *Stream) Append(payload []byte, o AppendOptions) (RecordID, error) {
-	if err := s.checkPayload(payload); err != nil {
+	return s.appendMax(payload, o, s.cfg.maxRecordSize())
+}
+
+// appendMax is Append for payloads up to max bytes: the configured
+// maximum, or for a record the node WAL replays the one of the segment it
+// was written into (replayWAL).
+func (s *Stream) appendMax(payload []byte, o AppendOptions, max int64) (RecordID, error) {
+	if err := s.checkPayloadMax(payload, max); err != nil {
 		return 0, err
 	}
 	ts := o.Timestamp
@@ -257,10 +264,14 @@ func (s *Stream) AppendBatch(payloads [][]byte, o AppendOptions) ([]RecordID, er
 }
 
 func (s *Stream) checkPayload(p []byte) error {
+	return s.checkPayloadMax(p, s.cfg.maxRecordSize())
+}
+
+func (s *Stream) checkPayloadMax(p []byte, max int64) error {
 	if len(p) == 0 {
 		return fmt.Errorf("stream %d: %w", s.id, ErrEmptyRecord)
 	}
-	if max := s.cfg.maxRecordSize(); int64(len(p)) > max {
+	if int64(len(p)) > max {
 		return fmt.Errorf("stream %d: payload of %d bytes exceeds the maximum %d: %w", s.id, len(p), max, ErrRecordTooLarge)
 	}
 	return nil
@@ -330,10 +341,11 @@ func (s *Stream) admitLocked() error {
 
 // needsRolloverLocked reports whether span bytes of records must go into
 // a new segment: there is no active one, they do not fit, or the active
-// one reached its target size.
+// one reached its target size — except while the node WAL replays, whose
+// records go back where they were (replayWAL).
 func (s *Stream) needsRolloverLocked(a *seg, span int64) bool {
 	return a == nil || a.w.End()+span > segment.DataEnd(a.capacity) ||
-		(s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 && a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes)
+		(!s.mu.replaying && s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 && a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes)
 }
 
 // storeLocked writes one record at the end of a, the active segment.

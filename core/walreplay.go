@@ -305,8 +305,10 @@ func (s *Stream) replayWAL(ctx context.Context, e walEntry, strict bool) error {
 	a := s.mu.active
 	if a != nil {
 		cur, next = a.id, types.MakeRecordID(a.id, uint32(a.w.End()))
-		fits = a.w.Fits(len(e.payload)) && !(s.cfg.SegmentTargetBytes > 0 && a.w.Count() > 0 &&
-			a.w.End()-segment.HeaderSize >= s.cfg.SegmentTargetBytes)
+		// The WAL's ids say where its segments ended, not the target
+		// size: an idempotent batch goes past it in one segment, and the
+		// target may have been lowered since (needsRolloverLocked).
+		fits = a.w.Fits(len(e.payload))
 		empty = a.w.Count() == 0
 	} else {
 		cur = s.nextIDLocked() - 1
@@ -338,7 +340,15 @@ func (s *Stream) replayWAL(ctx context.Context, e walEntry, strict bool) error {
 		s.mu.need = max(s.mu.need, int(segment.MaxRecordSize(e.capacity)))
 		s.mu.Unlock()
 	}
-	id, err := s.AppendCtx(ctx, e.payload, AppendOptions{Timestamp: e.ts, ExtID: e.ext})
+	// The record fitted the segment it was written into, whatever the
+	// configured segment size is now (nextCapacityLocked honours the
+	// capacity asked for above).
+	max := max(s.cfg.maxRecordSize(), segment.MaxRecordSize(e.capacity))
+	var id RecordID
+	err := s.retryBlocked(ctx, func() (err error) {
+		id, err = s.appendMax(e.payload, AppendOptions{Timestamp: e.ts, ExtID: e.ext}, max)
+		return err
+	})
 	if err != nil {
 		return err
 	}
