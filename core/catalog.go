@@ -46,6 +46,10 @@ type seg struct {
 	mu     sync.Mutex // guards the lazy read mapping of sealed segments
 	region vfs.Region
 	index  *segment.Index
+	// dropped counts the times the segment's mappings were dropped while
+	// readers may hold views of them (dropMapping, with the stream's
+	// readMu held exclusively); a reader's view taken before is stale.
+	dropped atomic.Uint32
 
 	// resident is false while the segment's tier-0 file is evicted; it
 	// changes only under the stream's readMu held exclusively. pins counts
@@ -151,6 +155,15 @@ func (g *seg) view(fsys vfs.FS) (view, error) {
 		g.region, g.index = r, ix
 	}
 	return view{b: g.region.Bytes(), limit: limit, count: count, index: g.index}, nil
+}
+
+// dropMapping closes g's file and mappings so that the file can change
+// under a rewind or an accepted loss, which hold the stream's readMu
+// exclusively: readers that kept a view of g drop it at their next read
+// and take the catalog's entry for the segment again (Reader.Next).
+func (g *seg) dropMapping() error {
+	g.dropped.Add(1)
+	return g.close()
 }
 
 func (g *seg) close() error {

@@ -151,6 +151,22 @@ func (s *Stream) damagedTail(info segment.Info, ts segment.TailScan, v segment.T
 	return g, nil
 }
 
+// remainingDamageLocked is the damage that still refuses appends once
+// one damage was settled (an accepted loss, a rewind): another segment's
+// that is not accepted, or a segment the durable mark proves whose file is
+// gone; nil when none. s.mu is held.
+func (s *Stream) remainingDamageLocked() error {
+	for _, g := range s.cat.Load().segs {
+		if g.damage != nil && !g.damage.accepted {
+			return g.damage.err
+		}
+	}
+	if d := s.markDamageLocked(); d != nil {
+		return d
+	}
+	return nil
+}
+
 // damageError is the error of damage found at off in segment seg.
 func (s *Stream) damageError(seg SegmentID, off int64, reason string) *DamageError {
 	return &DamageError{Stream: s.id, Segment: seg, Offset: off, Reason: reason, Replicated: s.cfg.TailReplayed}
@@ -436,18 +452,7 @@ func (s *Stream) acceptLoss(ctx context.Context, healed bool) (LossReport, error
 	if s.mu.active == nil {
 		s.installLocked(s.cat.Load(), nil)
 	}
-	s.mu.refused = nil
-	for _, g := range s.cat.Load().segs {
-		if g.damage != nil && !g.damage.accepted {
-			s.mu.refused = g.damage.err // more damage, accepted separately
-			break
-		}
-	}
-	if s.mu.refused == nil {
-		if d := s.markDamageLocked(); d != nil {
-			s.mu.refused = d // a segment the mark proves, whose file is gone
-		}
-	}
+	s.mu.refused = s.remainingDamageLocked()
 	if s.mu.refused == nil {
 		// Every loss is accepted: the ids the mark reserved are taken
 		// before the next segment is opened.
@@ -523,10 +528,11 @@ func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport)
 	quarantine := s.quarantiner(g, func(name string) { rep.Quarantine = append(rep.Quarantine, name) })
 	// Readers are kept off (s.readMu): drop the mapping before the file
 	// changes; a failure below leaves g to map it again.
-	if err := g.close(); err != nil {
+	if err := g.dropMapping(); err != nil {
 		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
 	}
-	if err := segment.Untruncate(s.cfg.FS, g.path, g.damage.err.Offset, quarantine); err != nil {
+	cut, err := segment.Untruncate(s.cfg.FS, g.path, g.damage.err.Offset, quarantine)
+	if err != nil {
 		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
 	}
 	ts, filled, err := segment.FillDamage(s.cfg.FS, g.path, quarantine)
@@ -536,7 +542,7 @@ func (s *Stream) fillAndSealLocked(ctx context.Context, g *seg, rep *LossReport)
 	if ts, filled, err = s.placeWALKeptLocked(g, ts, filled, quarantine, rep); err != nil {
 		return fmt.Errorf("stream %d: accept loss: %w", s.id, err)
 	}
-	rep.Filled, rep.Records, rep.DroppedBytes = filled, ts.Count, ts.Dropped()
+	rep.Filled, rep.Records, rep.DroppedBytes = filled, ts.Count, cut+ts.Dropped()
 	h := segment.Header{StreamID: s.id, SegmentID: g.id, BaseOffset: g.baseOffset, BaseRecord: g.baseRecord, CreatedAt: g.createdAt}
 	f, err := segment.SealScanned(s.cfg.FS, g.path, h, ts, segment.SealParams{SealedAt: s.sealedAt(ts.LastTS, g.createdAt), ExtID: ts.LastExt, CoordinatorWatermark: s.mu.watermark},
 		!rep.Healed)

@@ -382,8 +382,11 @@ func TestDamageTable(t *testing.T) {
 				require.Equal(t, w.payloads[i], rec.Payload)
 			}
 
-			_, err = s.AcceptLoss(ctx)
+			rep, err := s.AcceptLoss(ctx)
 			require.NoError(t, err)
+			if tc.name == "truncated inside a record" {
+				require.Equal(t, int64(100), rep.DroppedBytes, "the cut record's bytes")
+			}
 			id, err := s.AppendDurable(ctx, []byte("x"), AppendOptions{})
 			require.NoError(t, err)
 			for _, old := range w.ids {

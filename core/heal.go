@@ -242,11 +242,18 @@ func (s *Stream) repairOnRead(ctx context.Context, g *seg, err error) bool {
 func (r *Reader) current() {
 	r.s.readMu.RLock()
 	defer r.s.readMu.RUnlock()
-	if r.seg == nil {
-		return
+	if r.seg != nil {
+		r.retake()
 	}
+}
+
+// retake drops the reader's view and takes the catalog's entry for its
+// segment, at the same position: a repair, a rewind or an accepted loss
+// may have replaced it. s.readMu is held (shared).
+func (r *Reader) retake() {
+	r.vseg, r.vb = nil, nil
 	if g, _ := r.s.cat.Load().byID(r.seg.id); g != nil && g != r.seg {
-		r.seg, r.vseg, r.vb = g, nil, nil
+		r.seg = g
 		r.pin(g)
 	}
 }

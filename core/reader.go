@@ -60,6 +60,7 @@ type Reader struct {
 	vseg   *seg
 	vb     []byte
 	vlimit int64
+	vdrop  uint32 // vseg.dropped when vb was taken
 }
 
 // NewReader returns a reader at p. It sees every appended record, durable
@@ -227,7 +228,10 @@ func (r *Reader) Next() (Record, error) {
 	pushed := false
 	for {
 		if r.seg != nil && r.seg == r.vseg && r.off < r.vlimit {
-			return r.read(r.vb, r.vlimit)
+			if r.vdrop == r.seg.dropped.Load() {
+				return r.read(r.vb, r.vlimit)
+			}
+			r.retake()
 		}
 		if g := r.seg; g != nil && g.damage != nil && g.damage.lost {
 			// A lost segment: the error, or past it once its loss was
@@ -279,7 +283,7 @@ func (r *Reader) Next() (Record, error) {
 		if r.durableOnly {
 			limit = r.durableLimit(limit)
 		}
-		r.vseg, r.vb, r.vlimit = r.seg, v.b, limit
+		r.vseg, r.vb, r.vlimit, r.vdrop = r.seg, v.b, limit, r.seg.dropped.Load()
 		if r.off < limit {
 			return r.read(v.b, limit)
 		}

@@ -73,19 +73,24 @@ func (s *Stream) RewindDamagedTail(ctx context.Context) (RewindReport, error) {
 	}
 	rep := RewindReport{Stream: s.id, Segment: g.id, Offset: dmg.Offset, Records: g.count.Load(), LastExtID: g.damage.lastExt,
 		IntactAfter: len(g.damage.after), Reason: dmg.Reason}
-	w, err := s.rewindFile(g, &rep)
-	if err != nil {
+	// The dropped bytes are saved first, the rewind recorded, and only then
+	// are they zeroed: a crash in between finds the same damage at the next
+	// open and rewinds again.
+	if err := s.rewindSave(g, &rep); err != nil {
 		return rep, fmt.Errorf("stream %d: rewind segment %d: %w", s.id, g.id, err)
 	}
 	if blob, err := json.Marshal(rep); err == nil && s.TierLog() != nil {
 		if err := s.TierLog().Record(ctx, manifest.CustomEvent{Header: manifest.Header{SegmentID: g.id}, SchemaID: manifest.SchemaTailRewound, Blob: blob}); err != nil {
-			_ = w.Close()
 			return rep, fmt.Errorf("stream %d: rewind: record it: %w", s.id, err)
 		}
 	}
+	w, err := s.rewindReopen(g, &rep)
+	if err != nil {
+		return rep, fmt.Errorf("stream %d: rewind segment %d: %w", s.id, g.id, err)
+	}
 	s.markMu.Lock()
 	st := &s.mark.state
-	st.SegmentID, st.DurableBytes, st.Records = g.id, uint64(w.End()), g.baseRecord+w.Count()
+	st.SegmentID, st.DurableBytes, st.Records = g.id, uint64(w.End()), w.Count()
 	err = s.writeMarkLocked()
 	s.markMu.Unlock()
 	if err != nil {
@@ -98,8 +103,9 @@ func (s *Stream) RewindDamagedTail(ctx context.Context) (RewindReport, error) {
 	segs[i] = newActiveSeg(w)
 	segs[i].dirSynced = true
 	s.installLocked(&catalog{segs: segs}, w)
-	s.mu.refused = nil
-	s.m.damaged.Set(0)
+	if s.mu.refused = s.remainingDamageLocked(); s.mu.refused == nil {
+		s.m.damaged.Set(0)
+	}
 	s.log.Warn("damaged tail rewound to its last intact record; the caller's log replays the rest",
 		"segment_id", uint64(g.id), "offset", rep.Offset, "records_kept", rep.Records, "last_ext_id", rep.LastExtID,
 		"dropped_bytes", rep.Dropped, "intact_after", rep.IntactAfter, "quarantine", rep.Quarantine)
@@ -107,31 +113,39 @@ func (s *Stream) RewindDamagedTail(ctx context.Context) (RewindReport, error) {
 	return rep, nil
 }
 
-// rewindFile saves the tail's bytes past its intact records, zeroes them
-// and reopens the segment for appends after those records; s.readMu and
-// s.mu are held.
-func (s *Stream) rewindFile(g *seg, rep *RewindReport) (*segment.Writer, error) {
-	quarantine := s.quarantiner(g, func(name string) { rep.Quarantine = name })
-	if err := g.close(); err != nil {
-		return nil, err
-	}
-	if err := segment.Untruncate(s.cfg.FS, g.path, rep.Offset, quarantine); err != nil {
-		return nil, err
-	}
+// rewindSave checks that the tail's file can be rewound and saves its
+// bytes past the intact records in a quarantine file; s.readMu and s.mu
+// are held.
+func (s *Stream) rewindSave(g *seg, rep *RewindReport) error {
 	b, err := vfs.ReadFile(s.cfg.FS, g.path)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if size := int64(len(b)); !segment.ValidCapacity(size) {
+		// Where the replayed records roll over depends on the capacity,
+		// which only the file's size said: extended to another, the
+		// records would come back at other ids than on the other members.
+		return fmt.Errorf("the file is cut short (%d bytes): the capacity it had, which decides the ids the log's records get, is not known; "+
+			"wipe the member and let it rejoin (docs/adr-replication.md#a-damaged-member)", size)
+	}
+	if err := g.dropMapping(); err != nil {
+		return err
 	}
 	ts := segment.ScanTail(b)
 	if ts.End != rep.Offset || ts.Count != rep.Records {
-		return nil, fmt.Errorf("the intact records end at %d (%d records), recovery found %d (%d)", ts.End, ts.Count, rep.Offset, rep.Records)
-	}
-	if ts.DirtyEnd > ts.End {
-		if err := quarantine(ts.End, b[ts.End:ts.DirtyEnd]); err != nil {
-			return nil, err
-		}
+		return fmt.Errorf("the intact records end at %d (%d records), recovery found %d (%d)", ts.End, ts.Count, rep.Offset, rep.Records)
 	}
 	rep.Dropped = ts.Dropped()
+	if ts.DirtyEnd > ts.End {
+		quarantine := s.quarantiner(g, func(name string) { rep.Quarantine = name })
+		return quarantine(ts.End, b[ts.End:ts.DirtyEnd])
+	}
+	return nil
+}
+
+// rewindReopen reopens the tail for appends after its intact records,
+// zeroing the bytes past them; s.readMu and s.mu are held.
+func (s *Stream) rewindReopen(g *seg, rep *RewindReport) (*segment.Writer, error) {
 	name, ok := segment.ParseFileName(filepath.Base(g.path))
 	if !ok {
 		return nil, fmt.Errorf("%s: not a segment file name", g.path)

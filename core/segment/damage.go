@@ -347,37 +347,39 @@ func ScanTruncated(fsys vfs.FS, path string) (TailScan, error) {
 // Untruncate extends a truncated segment file back to its padded capacity
 // (zeros after its bytes), after quarantine saved the bytes past the
 // intact records at end, and syncs it; the file is then a valid segment
-// for FillDamage and SealScanned.
-func Untruncate(fsys vfs.FS, path string, end int64, quarantine func(off int64, b []byte) error) error {
+// for FillDamage and SealScanned. dropped is how many bytes past end it
+// quarantined and zeroed.
+func Untruncate(fsys vfs.FS, path string, end int64, quarantine func(off int64, b []byte) error) (dropped int64, err error) {
 	f, err := fsys.OpenReadWrite(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if ValidCapacity(size) {
-		return nil
+		return 0, nil
 	}
 	if size > end {
 		b := make([]byte, size-end)
 		if _, err := f.ReadAt(b, end); err != nil {
-			return err
+			return 0, err
 		}
 		if err := quarantine(end, b); err != nil {
-			return err
+			return 0, err
 		}
 		// The cut record's bytes must not look like a frame once padded.
 		if _, err := f.WriteAt(make([]byte, size-end), end); err != nil {
-			return err
+			return 0, err
 		}
+		dropped = size - end
 	}
 	if err := f.Truncate(PaddedCapacity(size)); err != nil {
-		return err
+		return 0, err
 	}
-	return f.Sync()
+	return dropped, f.Sync()
 }
 
 // Placed is a record another copy (the node WAL) holds for a segment, at
