@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
 	"github.com/aof2/aof2/internal/testscale"
 )
@@ -178,6 +179,7 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	}
 	defer st.Close()
 	if b := st.Broken(); len(b) > 0 {
+		logCrashState(t, cfg, k, st, recovered, o)
 		fail("streams broken after recovery: %v", b)
 	}
 	s, err := st.Stream(1)
@@ -185,13 +187,7 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 		fail("stream after recovery: %v", err)
 	}
 	if err := o.check(s); err != nil {
-		if os.Getenv("AOF2_CRASH_DEBUG") != "" {
-			t.Logf("config: sync=%v mode=%v prep=%v target=%d initial=%d linger=%v crash k=%d", cfg.Sync, cfg.WriteMode, cfg.Preparation,
-				cfg.SegmentTargetBytes, cfg.InitialSegmentSize, cfg.syncLinger, k)
-			t.Logf("recovery: %+v", st.Recovery())
-			names, _ := recovered.List("/data/streams/1/segments")
-			t.Logf("files: %v", names)
-		}
+		logCrashState(t, cfg, k, st, recovered, o)
 		fail("%v", err)
 	}
 	// The recovered stream must take new records.
@@ -209,6 +205,31 @@ func powerLossCycle(t *testing.T, seed, k uint64, estimate *atomic.Int64) {
 	if err := o.check(s); err != nil {
 		fail("after appending post-recovery: %v", err)
 	}
+}
+
+// logCrashState logs, with AOF2_CRASH_DEBUG set, what a failed cycle's
+// recovery found: the configuration, the report, each segment file's
+// header and footer, the durable mark and the ids handed out.
+func logCrashState(t *testing.T, cfg Config, k uint64, st *Store, recovered *vfs.MemFS, o *oracle) {
+	t.Helper()
+	if os.Getenv("AOF2_CRASH_DEBUG") == "" {
+		return
+	}
+	t.Logf("config: sync=%v mode=%v prep=%v target=%d initial=%d linger=%v wal=%v/%d crash k=%d", cfg.Sync, cfg.WriteMode, cfg.Preparation,
+		cfg.SegmentTargetBytes, cfg.InitialSegmentSize, cfg.syncLinger, cfg.NodeWAL, cfg.WALCheckpointBytes, k)
+	t.Logf("recovery: %+v", st.Recovery())
+	const dir = "/data/streams/1/segments"
+	names, _ := recovered.List(dir)
+	t.Logf("files: %v", names)
+	for _, n := range names {
+		if name, ok := segment.ParseFileName(n); ok {
+			info, err := segment.Inspect(recovered, dir+"/"+n, name, 1)
+			t.Logf("%s: header %+v footer %+v err %v", n, info.Header, info.Footer, err)
+		}
+	}
+	m, err := segment.ReadMark(recovered, dir+"/"+segment.MarkFile)
+	t.Logf("mark %+v %v", m, err)
+	t.Logf("oracle: %d of %d ids acknowledged: %v", o.acked, len(o.ids), o.ids)
 }
 
 // powerCut ends a power-loss cycle's run: it cuts the power now if the

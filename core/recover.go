@@ -283,7 +283,19 @@ const OrphanSuffix = ".orphan"
 //   - an unsealed last segment after an unsealed one is deleted when it
 //     holds no records, and set aside (renamed *.orphan) when it holds
 //     records its predecessor does not line up with.
-func (s *Stream) dropUnwrittenTail(infos []segment.Info, rep *RecoveryReport) ([]segment.Info, error) {
+func (s *Stream) dropUnwrittenTail(infos []segment.Info, rep *RecoveryReport) (_ []segment.Info, err error) {
+	dropped := false
+	defer func() {
+		// Durable before recovery writes anything else: sealing the
+		// predecessor next (a reserved id asks for it) while a crash could
+		// bring the dropped file back would leave a chain that no longer
+		// lines up, which no later recovery can tell from missing records.
+		if dropped && err == nil {
+			if serr := s.cfg.FS.SyncDir(s.segDir); serr != nil {
+				err = fmt.Errorf("stream %d: drop unwritten tail: %w", s.id, serr)
+			}
+		}
+	}()
 	for len(infos) > 0 {
 		last := infos[len(infos)-1]
 		drop, orphan := last.Unwritten, false
@@ -311,7 +323,7 @@ func (s *Stream) dropUnwrittenTail(infos []segment.Info, rep *RecoveryReport) ([
 		if !drop {
 			return infos, nil
 		}
-		var err error
+		dropped = true
 		if orphan {
 			err = s.cfg.FS.Rename(last.Path, last.Path+OrphanSuffix)
 			s.log.Warn("set aside a segment written after an unacknowledged gap (its records were never acknowledged)",
