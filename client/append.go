@@ -51,7 +51,9 @@ func (c *Client) AppendWatermarked(ctx context.Context, stream StreamID, recs []
 
 func (c *Client) append(ctx context.Context, stream StreamID, recs []*aof2v1.Record, noWait bool, watermark *uint64) ([]RecordID, error) {
 	size := payloadBytes(recs)
-	coalesce := c.co != nil && watermark == nil && coalescable(ctx, size)
+	// An empty append goes alone, so that the host refuses it as it
+	// refuses any (coalesced, it would vanish among the others' records).
+	coalesce := c.co != nil && len(recs) > 0 && watermark == nil && coalescable(ctx, size)
 	var ids []RecordID
 	err := c.retryWouldBlock(ctx, func() error {
 		if coalesce {

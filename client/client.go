@@ -161,7 +161,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	var life context.Context
 	life, c.stop = context.WithCancel(context.Background())
 	if o.coalesce {
-		c.co = newCoalescer(life, c.log, o.pipeline)
+		c.co = newCoalescer(life, c.log, o.pipeline, o.maxMessage)
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core/types"
@@ -52,6 +53,10 @@ type queueKey struct {
 type coalescer struct {
 	log  aof2v1.LogClient
 	life context.Context
+	// maxMessage is the largest message the Client sends
+	// (WithMaxMessageSize): a batch whose request would be larger is not
+	// sent; each of its callers sends its records alone.
+	maxMessage int
 
 	mu     sync.Mutex
 	queues map[queueKey]*appendQueue // guarded by mu
@@ -76,7 +81,14 @@ type pendingAppend struct {
 	size  int                // payload bytes
 	taken bool               // a sender has it; guarded by coalescer.mu
 	done  chan appendOutcome // buffered: the sender never blocks on it
+	// read is closed once no sender reads recs any more (their request
+	// was encoded, or will not be): a caller that gives up after its
+	// records were taken waits for it before its buffers are its own.
+	read     chan struct{}
+	readOnce sync.Once
 }
+
+func (p *pendingAppend) doneReading() { p.readOnce.Do(func() { close(p.read) }) }
 
 type appendOutcome struct {
 	ids []RecordID
@@ -87,8 +99,8 @@ type appendOutcome struct {
 	alone bool
 }
 
-func newCoalescer(life context.Context, log aof2v1.LogClient, pipeline bool) *coalescer {
-	return &coalescer{log: log, life: life, queues: map[queueKey]*appendQueue{}, pipeline: pipeline}
+func newCoalescer(life context.Context, log aof2v1.LogClient, pipeline bool, maxMessage int) *coalescer {
+	return &coalescer{log: log, life: life, maxMessage: maxMessage, queues: map[queueKey]*appendQueue{}, pipeline: pipeline}
 }
 
 // coalescable says whether an append may share a call with others: not too
@@ -112,7 +124,7 @@ func payloadBytes(recs []*aof2v1.Record) int {
 // gives up after is in the position of a unary call cut off by its
 // context: the records may have been appended.
 func (co *coalescer) append(ctx context.Context, key queueKey, recs []*aof2v1.Record, size int) appendOutcome {
-	p := &pendingAppend{ctx: ctx, recs: recs, size: size, done: make(chan appendOutcome, 1)}
+	p := &pendingAppend{ctx: ctx, recs: recs, size: size, done: make(chan appendOutcome, 1), read: make(chan struct{})}
 	co.mu.Lock()
 	q := co.queues[key]
 	if q == nil {
@@ -134,10 +146,14 @@ func (co *coalescer) append(ctx context.Context, key queueKey, recs []*aof2v1.Re
 	case <-ctx.Done():
 	}
 	co.mu.Lock()
-	if !p.taken {
+	taken := p.taken
+	if !taken {
 		q.waiting = slices.DeleteFunc(q.waiting, func(w *pendingAppend) bool { return w == p })
 	}
 	co.mu.Unlock()
+	if taken {
+		<-p.read
+	}
 	return appendOutcome{err: fromStatus(status.FromContextError(ctx.Err()).Err())}
 }
 
@@ -146,7 +162,7 @@ func (co *coalescer) send(key queueKey, q *appendQueue) {
 	for {
 		slot := co.pipelineSlot(key, q)
 		co.mu.Lock()
-		batch := q.take()
+		batch := q.take(co.batchBytes())
 		if len(batch) == 0 {
 			slot.drop()
 			q.senders--
@@ -170,15 +186,32 @@ func (q *appendQueue) idle() bool {
 	return q.senders == 0 && len(q.waiting) == 0 && len(q.slots) == 0
 }
 
+// recordOverhead bounds what a record adds to a request besides its
+// payload (field tags, lengths, timestamp, ext_id), and requestOverhead
+// what the request adds besides its records.
+const (
+	recordOverhead  = 32
+	requestOverhead = 64
+)
+
+// batchBytes bounds a batch's payload and per-record overhead: within
+// coalesceMaxBytes and the Client's message limit (a pipelined request
+// over it would end the call under every request on it).
+func (co *coalescer) batchBytes() int {
+	return max(min(coalesceMaxBytes, co.maxMessage-requestOverhead), 0)
+}
+
 // take removes the longest prefix of the waiting appends that fits one
-// call (at least one). Called with coalescer.mu held.
-func (q *appendQueue) take() []*pendingAppend {
+// call of at most limit bytes (at least one append). Called with
+// coalescer.mu held.
+func (q *appendQueue) take(limit int) []*pendingAppend {
 	bytes, recs, n := 0, 0, 0
 	for _, p := range q.waiting {
-		if n > 0 && (bytes+p.size > coalesceMaxBytes || recs+len(p.recs) > coalesceMaxRecords) {
+		size := p.size + recordOverhead*len(p.recs)
+		if n > 0 && (bytes+size > limit || recs+len(p.recs) > coalesceMaxRecords) {
 			break
 		}
-		bytes, recs, n = bytes+p.size, recs+len(p.recs), n+1
+		bytes, recs, n = bytes+size, recs+len(p.recs), n+1
 	}
 	batch := slices.Clone(q.waiting[:n])
 	q.waiting = slices.Delete(q.waiting, 0, n)
@@ -193,7 +226,24 @@ func (co *coalescer) call(key queueKey, batch []*pendingAppend) {
 	ctx, cancel := co.callContext(batch)
 	defer cancel()
 	recs, counts := joinBatch(batch)
-	resp, err := co.log.Append(ctx, &aof2v1.AppendRequest{StreamId: uint64(key.stream), Records: recs, NoWaitDurable: key.noWait})
+	req := &aof2v1.AppendRequest{StreamId: uint64(key.stream), Records: recs, NoWaitDurable: key.noWait}
+	if len(batch) > 1 && proto.Size(req) > co.maxMessage {
+		deliverAlone(batch)
+		return
+	}
+	if len(batch) > 1 {
+		// The call outlives a caller that gives up: it must not read
+		// that caller's buffers once Append has returned.
+		req = proto.CloneOf(req)
+		for _, p := range batch {
+			p.doneReading()
+		}
+	} else {
+		// The call runs under its caller's context: it ends, and stops
+		// reading, soon after the caller gives up.
+		defer batch[0].doneReading()
+	}
+	resp, err := co.log.Append(ctx, req)
 	deliver(batch, resp.GetIds(), fromStatus(err), counts)
 }
 
@@ -282,4 +332,12 @@ func splitError(err error, counts []int) []appendOutcome {
 // too large, a malformed batch), for which the host appends nothing.
 func refusedAsAWhole(err error) bool {
 	return errors.Is(err, types.ErrEmptyRecord) || errors.Is(err, types.ErrRecordTooLarge) || errors.Is(err, ErrBadRequest)
+}
+
+// deliverAlone tells each caller of batch to send its records alone.
+func deliverAlone(batch []*pendingAppend) {
+	for _, p := range batch {
+		p.doneReading()
+		p.done <- appendOutcome{alone: true}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 )
@@ -117,7 +118,12 @@ func (co *coalescer) pipelined(key queueKey, s slot, batch []*pendingAppend) boo
 		if p == nil {
 			return false
 		}
-		if !errors.Is(p.send(key, s, batch), errPipelineEnded) {
+		if !errors.Is(p.send(co, key, s, batch), errPipelineEnded) {
+			// Sent (Send encodes before it returns), or left to the
+			// receiver: no one reads the callers' records any more.
+			for _, pa := range batch {
+				pa.doneReading()
+			}
 			return true
 		}
 	}
@@ -146,8 +152,18 @@ func (co *coalescer) pipelineCall() *pipelineCall {
 
 // send sends batch as one request. A send that fails leaves the batch to
 // the receiver, which fails it with the call's status.
-func (p *pipelineCall) send(key queueKey, s slot, batch []*pendingAppend) error {
+func (p *pipelineCall) send(co *coalescer, key queueKey, s slot, batch []*pendingAppend) error {
 	recs, counts := joinBatch(batch)
+	req := &aof2v1.AppendPipelineRequest{Append: &aof2v1.AppendRequest{
+		StreamId: uint64(key.stream), Records: recs, NoWaitDurable: key.noWait,
+	}}
+	if len(batch) > 1 && proto.Size(req)+16 > co.maxMessage {
+		// Over the Client's message limit: a failed Send would end the
+		// call under every request on it.
+		s.release()
+		deliverAlone(batch)
+		return nil
+	}
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	p.mu.Lock()
@@ -159,9 +175,8 @@ func (p *pipelineCall) send(key queueKey, s slot, batch []*pendingAppend) error 
 	seq := p.seq
 	p.waiting[seq] = pipelineBatch{batch: batch, counts: counts, slot: s}
 	p.mu.Unlock()
-	return p.call.Send(&aof2v1.AppendPipelineRequest{Seq: seq, Append: &aof2v1.AppendRequest{
-		StreamId: uint64(key.stream), Records: recs, NoWaitDurable: key.noWait,
-	}})
+	req.Seq = seq
+	return p.call.Send(req)
 }
 
 // receive hands each answer to its callers until the call ends, then

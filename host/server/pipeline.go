@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	"google.golang.org/grpc"
 
@@ -58,6 +59,14 @@ type pipeline struct {
 	// recvErr is why receive ended (nil: the client closed its side);
 	// written before items is closed, read after.
 	recvErr error
+
+	// mu orders receive's appends against the end of the call: receive
+	// appends and hands a request over under it, and once answerAll has
+	// set closing nothing more is appended. A request appended after the
+	// call's context ended waits in leftover instead of items.
+	mu       sync.Mutex
+	closing  bool        // guarded by mu
+	leftover []pipelined // guarded by mu
 }
 
 func (l *logService) AppendPipeline(ss grpc.BidiStreamingServer[aof2v1.AppendPipelineRequest, aof2v1.AppendPipelineResponse]) error {
@@ -98,12 +107,29 @@ func (p *pipeline) receive(ctx context.Context) {
 			return
 		}
 		last = req.GetSeq()
-		select {
-		case p.items <- p.append(ctx, req):
-		case <-ctx.Done():
+		if !p.appendAndHandOver(ctx, req) {
 			p.recvErr = context.Cause(ctx)
 			return
 		}
+	}
+}
+
+// appendAndHandOver appends req and hands it to answer; false when the
+// call is ending (the request is then not appended, or waits in leftover
+// for answerAll's last answer).
+func (p *pipeline) appendAndHandOver(ctx context.Context, req *aof2v1.AppendPipelineRequest) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	it := p.append(ctx, req)
+	select {
+	case p.items <- it:
+		return true
+	case <-ctx.Done():
+		p.leftover = append(p.leftover, it)
+		return false
 	}
 }
 
@@ -142,17 +168,11 @@ func (p *pipeline) answerAll(ctx context.Context) error {
 		select {
 		case it, ok := <-p.items:
 			if !ok {
-				return p.recvErr
+				return p.finish(batch[:0], p.recvErr)
 			}
 			batch = append(batch[:0], it)
 		case <-ctx.Done():
-			// Answer what receive has appended, under the call's own
-			// context; then end the call.
-			batch, _ = p.drain(batch[:0], math.MaxInt)
-			if err := p.answer(p.ss.Context(), batch); err != nil {
-				return err
-			}
-			return context.Cause(ctx)
+			return p.finish(batch[:0], context.Cause(ctx))
 		}
 		var ended bool
 		batch, ended = p.drain(batch, pipelineQueue)
@@ -160,9 +180,29 @@ func (p *pipeline) answerAll(ctx context.Context) error {
 			return err
 		}
 		if ended {
-			return p.recvErr
+			return p.finish(batch[:0], p.recvErr)
 		}
 	}
+}
+
+// finish answers, under the call's own context, what receive appended and
+// nobody answered yet, then ends the call with err.
+func (p *pipeline) finish(batch []pipelined, err error) error {
+	if aerr := p.answer(p.ss.Context(), p.last(batch)); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// last is everything receive appended and answer has not taken, once no
+// more will be appended: the queue, then what receive could not hand over.
+func (p *pipeline) last(batch []pipelined) []pipelined {
+	p.mu.Lock()
+	p.closing = true
+	leftover := p.leftover
+	p.mu.Unlock()
+	batch, _ = p.drain(batch, math.MaxInt)
+	return append(batch, leftover...)
 }
 
 // drain appends to batch the requests already queued, without waiting, up
