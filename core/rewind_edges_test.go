@@ -33,7 +33,7 @@ func TestRewindPastTheFirstSegmentSurvivesACrash(t *testing.T) {
 	s, err := st.Stream(1)
 	require.NoError(t, err)
 	appendRecord := func(s *Stream, i int) RecordID {
-		id, err := s.Append(payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
+		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
 		require.NoError(t, err)
 		return id
 	}
@@ -94,7 +94,7 @@ func TestRewindRefusesATailCutShort(t *testing.T) {
 	s, err := st.Stream(1)
 	require.NoError(t, err)
 	for i := range 5000 { // about 720 KB of the 1 MiB segment
-		_, err := s.Append(payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
+		_, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.FlushAll(ctx))
@@ -130,7 +130,7 @@ func TestRewindLeavesOtherDamageRefusing(t *testing.T) {
 	s, err := st.Stream(1)
 	require.NoError(t, err)
 	appendRecord := func(s *Stream, i int) RecordID {
-		id, err := s.Append(payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
+		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
 		require.NoError(t, err)
 		return id
 	}
@@ -179,7 +179,7 @@ func damagedOnDisk(t *testing.T, cfg Config) (*Store, *Stream, []RecordID) {
 	require.NoError(t, err)
 	var ids []RecordID
 	for i := range 100 {
-		id, err := s.Append(payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
+		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
 		require.NoError(t, err)
 		ids = append(ids, id)
 	}
@@ -268,7 +268,7 @@ func TestRewindCrashBeforeItsRecord(t *testing.T) {
 	require.NoError(t, err)
 	var ids []RecordID
 	for i := range 100 {
-		id, err := s.Append(payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
+		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
 		require.NoError(t, err)
 		ids = append(ids, id)
 		if i == 9 {
