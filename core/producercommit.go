@@ -100,7 +100,8 @@ func (s *Stream) producerRound(batch []*producerReq) {
 	var entries []producerEntry
 	s.mu.Lock()
 	var a *seg
-	var end int64 // where the next placed request's records start
+	var end int64      // where the next placed request's records start
+	var roundBytes int // the placed requests' entries, framed
 	for i, r := range batch {
 		if err := s.admitLocked(); err != nil {
 			r.err = err
@@ -131,10 +132,18 @@ func (s *Stream) producerRound(batch []*producerReq) {
 				continue
 			}
 		}
-		r.ids = append(append(make([]RecordID, 0, int(r.e.records)), r.have...), predictIDs(a.id, end, r.recs)...)
-		end += span
+		ids := append(append(make([]RecordID, 0, int(r.e.records)), r.have...), predictIDs(a.id, end, r.recs)...)
 		e := r.e
-		e.ids = r.ids
+		e.ids = ids
+		size := producerEntrySize(e)
+		if len(placed) > 0 && roundBytes+size > maxProducerRoundBytes {
+			// The producer log's round is full: the rest go in the next one.
+			s.requeueProducers(batch[i:])
+			break
+		}
+		roundBytes += size
+		r.ids = ids
+		end += span
 		entries = append(entries, e)
 		placed = append(placed, r)
 	}

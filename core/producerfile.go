@@ -90,7 +90,8 @@ func (s *Stream) rewriteProducersLocked() error {
 	b := producerLogHeader()
 	p.mu.Lock()
 	for _, st := range p.byID {
-		b = appendProducerEntry(b, st.entry)
+		// One round per entry: damage to any but the last is reported.
+		b = appendProducerRound(b, []producerEntry{st.entry})
 	}
 	n := len(p.byID)
 	p.mu.Unlock()
@@ -124,9 +125,12 @@ func (s *Stream) rewriteProducersLocked() error {
 	return nil
 }
 
-// writeProducersLocked appends es to the log and syncs it once. A failure
-// is sticky: what the file holds after a failed sync is unknown. Called
-// with Stream.mu held.
+// writeProducersLocked appends es to the log as one round and syncs it
+// once. A failure stops the stream, as a failed segment sync does: what
+// the file holds after it is unknown, and the round's entries may be on
+// disk naming ids that plain appends would otherwise take, so that a retry
+// after a restart is answered with another payload's ids. Called with
+// Stream.mu held.
 func (s *Stream) writeProducersLocked(es []producerEntry) error {
 	p := &s.prod
 	p.mu.Lock()
@@ -138,10 +142,10 @@ func (s *Stream) writeProducersLocked(es []producerEntry) error {
 	if p.log == nil || p.entries > 4*producers+1024 {
 		err = s.rewriteProducersLocked()
 	}
-	var b []byte
-	for _, e := range es {
-		b = appendProducerEntry(b, e)
-	}
+	// One round: a power cut before the fdatasync returns can tear any of
+	// its bytes, and decoding drops the last round whole when it does not
+	// verify (none of its records were stored).
+	b := appendProducerRound(nil, es)
 	if err == nil {
 		_, err = p.log.WriteAt(b, p.size)
 	}
@@ -153,7 +157,7 @@ func (s *Stream) writeProducersLocked(es []producerEntry) error {
 		p.mu.Lock()
 		p.err = err
 		p.mu.Unlock()
-		return err
+		return s.failLocked(err)
 	}
 	p.size += int64(len(b))
 	p.entries += len(es)
