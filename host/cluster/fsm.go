@@ -252,6 +252,18 @@ func (f *fsm) applyGroup(index uint64, g group, skip map[core.StreamID]int) ([]c
 	if err != nil {
 		return nil, err
 	}
+	// A group is refused whole or not at all: a run appended before a
+	// later one is refused would be reported as refused, and a replay's
+	// skip count must not take a refused group's records as present.
+	limit := t.stream.MaxRecordSize()
+	for i, r := range g.records {
+		switch {
+		case len(r.Payload) == 0:
+			return nil, fmt.Errorf("record %d: %w", i, core.ErrEmptyRecord)
+		case len(r.Payload) > limit:
+			return nil, fmt.Errorf("record %d: payload of %d bytes exceeds the maximum %d: %w", i, len(r.Payload), limit, core.ErrRecordTooLarge)
+		}
+	}
 	left, seen := skip[g.stream]
 	if !seen {
 		switch {
