@@ -262,6 +262,11 @@ func (s *Stream) checkCatalog() error {
 func (s *Stream) DropHead(id SegmentID) error {
 	s.readMu.Lock()
 	s.mu.Lock()
+	if d := s.mu.undropped[id]; d != nil {
+		s.mu.Unlock()
+		s.readMu.Unlock()
+		return s.removeDropped(d)
+	}
 	cat := s.cat.Load()
 	if len(cat.segs) == 0 || cat.segs[0].id != id {
 		s.mu.Unlock()
@@ -280,8 +285,12 @@ func (s *Stream) DropHead(id SegmentID) error {
 		return fmt.Errorf("stream %d: drop segment %d: a reader is on it: %w", s.id, id, ErrSegmentBusy)
 	}
 	s.setCatalogLocked(&catalog{segs: slices.Clone(cat.segs[1:])})
+	d := &droppedSeg{g: g, resident: g.resident.Load()}
+	if s.mu.undropped == nil {
+		s.mu.undropped = map[SegmentID]*droppedSeg{}
+	}
+	s.mu.undropped[id] = d
 	s.mu.Unlock()
-	resident := g.resident.Load()
 	g.resident.Store(false)
 	cerr := g.close()
 	g.w, g.index = nil, nil
@@ -289,17 +298,64 @@ func (s *Stream) DropHead(id SegmentID) error {
 	if cerr != nil {
 		s.log.Warn("closing a dropped segment failed", "segment_id", uint64(id), "error", cerr)
 	}
+	return s.removeDropped(d)
+}
+
+// droppedSeg is a segment DropHead took out of the catalog, until its
+// files are removed.
+type droppedSeg struct {
+	g        *seg
+	resident bool // its tier-0 file counted in the stream's bytes
+}
+
+// removeDropped removes the files of a dropped segment, durably; on a
+// failure the segment stays in s.mu.undropped for the next DropHead.
+func (s *Stream) removeDropped(d *droppedSeg) error {
+	g := d.g
 	for _, p := range []string{g.path, g.path + ColdSuffix, g.path + LostSuffix} {
 		if err := s.cfg.FS.Remove(p); err != nil && !vfs.IsNotExist(err) {
-			return fmt.Errorf("stream %d: drop segment %d: %w", s.id, id, err)
+			return fmt.Errorf("stream %d: drop segment %d: %w", s.id, g.id, err)
 		}
 	}
 	if err := s.cfg.FS.SyncDir(s.segDir); err != nil {
-		return fmt.Errorf("stream %d: drop segment %d: sync directory: %w", s.id, id, err)
+		return fmt.Errorf("stream %d: drop segment %d: sync directory: %w", s.id, g.id, err)
 	}
-	if resident {
+	s.mu.Lock()
+	_, mine := s.mu.undropped[g.id]
+	delete(s.mu.undropped, g.id)
+	s.mu.Unlock()
+	if !mine {
+		return nil // a concurrent retry finished it
+	}
+	if d.resident {
 		s.m.bytes.Sub(float64(g.capacity))
 	}
 	s.m.segments.Dec()
 	return nil
+}
+
+// Undropped lists the segments DropHead took out of the catalog without
+// removing their files yet.
+func (s *Stream) Undropped() []SegmentID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]SegmentID, 0, len(s.mu.undropped))
+	for id := range s.mu.undropped {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// DropPending reports whether DropHead took segment id out of the catalog
+// without removing its files yet (DropHead(id) retries), and whether it
+// was a lost segment.
+func (s *Stream) DropPending(id SegmentID) (pending, lost bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.mu.undropped[id]
+	if d == nil {
+		return false, false
+	}
+	return true, d.g.damage != nil && d.g.damage.lost
 }

@@ -67,6 +67,10 @@ type Stream struct {
 		// retired are catalog entries whose file a repair replaced: readers
 		// may still hold their mappings, closed with the stream.
 		retired []*seg
+		// undropped are segments DropHead took out of the catalog whose
+		// files it could not remove yet: DropHead(id) retries (a file left
+		// behind would bring the segment back at the next open).
+		undropped map[SegmentID]*droppedSeg
 		closed  bool
 		// replaying: the node WAL replays into the stream at open. Its
 		// rollovers skip tier-0 admission: the coordinator cannot answer

@@ -576,6 +576,11 @@ func (c *Coordinator) scan() {
 			}
 			continue
 		}
+		// A drop that failed half-way (its segment left the catalog, a
+		// file stayed) is retried, and its delete finished.
+		for _, seg := range s.Undropped() {
+			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: seg})
+		}
 		if id, ok := c.retentionVictim(s, time.Now()); ok {
 			c.enqueue(job{kind: jobRetire, stream: s.ID(), seg: id})
 		}

@@ -95,14 +95,24 @@ func (c *Coordinator) dropQueued(ctx context.Context, s *core.Stream, id types.S
 	lost := false
 	if info, ok := s.Segment(id); ok {
 		lost = info.Lost
-		if err := s.DropHead(id); err != nil {
+		err := s.DropHead(id)
+		if _, still := s.Segment(id); !still && info.Resident {
+			// It left the catalog, even if removing its file failed (a
+			// later DropHead retries that): the budget stops charging it.
+			_ = c.budget.Removed(types.SegmentKey{Stream: s.ID(), Segment: id})
+		}
+		if err != nil {
 			return err
 		}
 		if info.Footer != nil && span != nil {
 			span.SetAttributes(tracing.KeyRecords.Int64(int64(info.Footer.RecordCount)), tracing.Bytes(int64(info.Footer.DurableBytes)))
 		}
-		if info.Resident {
-			_ = c.budget.Removed(types.SegmentKey{Stream: s.ID(), Segment: id})
+	} else if pending, wasLost := s.DropPending(id); pending {
+		// An earlier drop left its files: they go before the delete is
+		// recorded, or the next open would bring the segment back.
+		lost = wasLost
+		if err := s.DropHead(id); err != nil {
+			return err
 		}
 	}
 	return c.finishDelete(ctx, s, id, key, lost)
