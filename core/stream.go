@@ -71,7 +71,7 @@ type Stream struct {
 		// files it could not remove yet: DropHead(id) retries (a file left
 		// behind would bring the segment back at the next open).
 		undropped map[SegmentID]*droppedSeg
-		closed  bool
+		closed    bool
 		// replaying: the node WAL replays into the stream at open. Its
 		// rollovers skip tier-0 admission: the coordinator cannot answer
 		// before it starts, and the replayed segments were admitted before
