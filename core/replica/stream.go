@@ -156,6 +156,14 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 			return err
 		}
 		n = start
+		if lost[n] {
+			// The first live id is one a restore recorded lost: follow it
+			// here, or the empty stream's polls would look for segment 1.
+			if err := f.followLost(ctx, s, types.SegmentKey{Stream: s.ID(), Segment: n}); err != nil {
+				return err
+			}
+			n = next(s)
+		}
 	}
 	var run []*found
 	for _, id := range ids {

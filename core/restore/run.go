@@ -252,7 +252,7 @@ func (r *run) stream(ctx context.Context, s types.StreamID, asked bool) (StreamR
 	if n := len(listing.Snapshots); n > 0 {
 		log.SkipSnapshotIDs(listing.Snapshots[n-1].Ref.ID)
 	}
-	entries, err := r.planSegments(ctx, s, log.Index(), listing)
+	entries, err := r.planSegments(ctx, s, log.Index(), listing, !h.HasSnapshot && h.Chunks == 0)
 	if err != nil {
 		return sr, err
 	}

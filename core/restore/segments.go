@@ -37,7 +37,7 @@ func (e *entry) knownBase() (uint64, bool) { return e.st.BaseOffset, e.inHist }
 // planSegments lists every segment id the restored stream takes, from the
 // first the history or tier 2 holds to the highest the history, an object
 // or the reservation names, and describes the cold ones from tier 2.
-func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manifest.Index, l tier2.Listing) ([]*entry, error) {
+func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manifest.Index, l tier2.Listing, noHistory bool) ([]*entry, error) {
 	hist := map[types.SegmentID]manifest.SegmentState{}
 	var dropped types.SegmentID // highest id retention was deleting
 	for _, st := range x.Segments() {
@@ -87,6 +87,13 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 		if id := types.SegmentID(o.Ref.ID); id > dropped && (histFirst == 0 || id >= histFirst) {
 			note(id)
 		}
+	}
+	if noHistory && first > 1 {
+		// Tier 2 holds no history at all, so nothing was ever retired
+		// (retention puts each delete in the history before it deletes):
+		// the ids below the lowest object held records that never
+		// reached tier 2, lost like any other missing id.
+		first = 1
 	}
 	if res := l.Reserved(); res > 0 {
 		// A reservation the previous writer had in flight may have
@@ -253,6 +260,8 @@ func (r *run) boundLost(stream types.StreamID, entries []*entry) error {
 				startRec, startOff = e.h.BaseRecord, e.h.BaseOffset
 				if b, ok := run[0].knownBase(); ok {
 					startOff = b
+				} else if run[0].id == 1 {
+					startOff = 0 // the stream's first segment starts it
 				}
 				if startOff == 0 {
 					startRec = 0 // the stream's first segment
