@@ -84,6 +84,11 @@ func (c *Coordinator) createChunks(ctx context.Context, s *core.Stream, check fu
 		if err != nil {
 			return n, fmt.Errorf("read manifest chunk %d: %w", ch.Index, err)
 		}
+		// Verified as a restore will: damaged bytes never become part of
+		// the tier-2 history (the chunks after it wait: no gap either).
+		if _, err := manifest.CheckChunk(data, ch.Index); err != nil {
+			return n, fmt.Errorf("manifest chunk %d is damaged; not uploaded: %w", ch.Index, err)
+		}
 		trace.SpanFromContext(ctx).SetAttributes(tracing.ChunkIndex(ch.Index), tracing.Bytes(int64(len(data))))
 		if _, err := c.remote.CreateManifestChunk(ctx, s.ID(), ch.Index, data); err != nil {
 			if errors.Is(err, tier2.ErrDataLoss) {

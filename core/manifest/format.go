@@ -157,7 +157,7 @@ func decodeChunkHeader(b []byte) (ChunkHeader, error) {
 		return h, corruptf("chunk header: committed_len %d outside [%d, %d] or unaligned", h.CommittedLen, chunkHeaderLen, MaxChunkCapacity)
 	case h.CommittedLen == chunkHeaderLen && h.TailOffset != chunkHeaderLen:
 		return h, corruptf("chunk header: empty chunk with tail_offset %d", h.TailOffset)
-	case h.CommittedLen > chunkHeaderLen && (h.TailOffset < chunkHeaderLen || h.TailOffset+recordHeaderLen+8 > h.CommittedLen || h.TailOffset%8 != 0):
+	case h.CommittedLen > chunkHeaderLen && (h.TailOffset < chunkHeaderLen || h.TailOffset > h.CommittedLen-recordHeaderLen-8 || h.TailOffset%8 != 0):
 		return h, corruptf("chunk header: tail_offset %d inconsistent with committed_len %d", h.TailOffset, h.CommittedLen)
 	case h.CommittedLen == chunkHeaderLen && h.CRC64 != 0:
 		return h, corruptf("chunk header: empty chunk with crc %s", h.CRC64)

@@ -170,7 +170,19 @@ func replayCapturing(ctx context.Context, fsys vfs.FS, mdir string, streamID typ
 			if err != nil && !isCorrupt(err) {
 				return nil, fmt.Errorf("manifest: read %s: %w", chunkName(idx), err)
 			}
-			res.older = append(res.older, &chunkRead{name: chunkName(idx), index: idx, size: size, hdr: h, hdrOK: err == nil, err: err})
+			cr := &chunkRead{name: chunkName(idx), index: idx, size: size, hdr: h, hdrOK: err == nil, err: err}
+			if cr.hdrOK && !h.Flags.Uploaded() {
+				// Not yet in tier 2: it will be listed for upload, so its
+				// bytes must verify (a damage found before a repair
+				// snapshot must not be forgotten once the chunk lies
+				// before it).
+				full, rerr := readChunk(fsys, mdir, idx, false, false)
+				if rerr != nil {
+					return nil, rerr
+				}
+				cr.err, cr.errOff = full.err, full.errOff
+			}
+			res.older = append(res.older, cr)
 			continue
 		}
 		isLast := i == len(chunks)-1
@@ -300,18 +312,23 @@ func (p *replayer) loadSnapshots(ctx context.Context) (*Snapshot, error) {
 			return nil, fmt.Errorf("manifest: read %s: %w", name, err)
 		}
 		var m snapMeta
+		var decoded *Snapshot
 		if chosen == nil {
 			var s Snapshot
 			if s, err = decodeSnapshot(b, p.streamID); err == nil {
-				chosen = &s
+				decoded = &s
 				m = snapMeta{ID: s.ID, ChunkIndex: s.ChunkIndex, ChunkOffset: s.ChunkOffset}
 			}
 		} else {
 			m, err = peekSnapshot(b, p.streamID)
 		}
 		if err == nil && m.ID != ids[i] {
+			// Only this file is rejected; a newer snapshot already chosen stays.
 			err = corruptf("snapshot_id %d in file %s", m.ID, name)
-			chosen = nil
+			decoded = nil
+		}
+		if decoded != nil {
+			chosen = decoded
 		}
 		if err != nil {
 			m = snapMeta{ID: ids[i], Err: err}
