@@ -63,6 +63,8 @@ func ValidatePrefix(prefix string) error {
 	probe := prefix
 	if strings.HasSuffix(probe, "/") {
 		probe += "x"
+	} else if last := probe[strings.LastIndexByte(probe, '/')+1:]; last == "." || last == ".." {
+		probe += "x" // a partial last segment: ".hidden" and "..x" are valid
 	}
 	if reason := keyProblem(probe); reason != "" {
 		return &Error{Code: CodeInvalidKey, Key: prefix, Message: "prefix: " + reason}

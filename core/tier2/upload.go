@@ -257,10 +257,12 @@ func (s *Store) uploadAttempt(ctx context.Context, u Upload, req pluginapi.PutRe
 		req.IfAbsent = false
 	}
 	info, err := s.put(ctx, u, req, caps)
-	if errors.Is(err, pluginapi.ErrAlreadyExists) || req.IfMatch != "" && errors.Is(err, pluginapi.ErrPrecondition) {
-		// Taken, or (a replacement) no longer the damaged object: an
-		// earlier attempt whose answer was lost stored these bytes, or
-		// they are someone else's.
+	if errors.Is(err, pluginapi.ErrAlreadyExists) || (req.IfAbsent || req.IfMatch != "") && errors.Is(err, pluginapi.ErrPrecondition) {
+		// Taken (AlreadyExists, or FailedPrecondition, which the contract
+		// lets a racing if_absent loser answer: IF-ABSENT-RACE), or (a
+		// replacement) no longer the damaged object: an earlier attempt
+		// whose answer was lost stored these bytes, or they are someone
+		// else's.
 		return s.compareExisting(ctx, req)
 	}
 	if err != nil {
