@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core"
@@ -195,6 +196,11 @@ func (l *logService) Tail(req *aof2v1.TailRequest, ss grpc.ServerStreamingServer
 		return err
 	}
 	defer t.Close()
+	if pr, ok := peer.FromContext(ss.Context()); ok && pr.Addr != nil {
+		tc := &tailCall{remote: pr.Addr.String(), done: make(chan struct{})}
+		l.s.tails.Store(tc, struct{}{})
+		defer func() { close(tc.done); l.s.tails.Delete(tc) }()
+	}
 	// Headers tell the client the tail is open (errors so far came instead
 	// of them).
 	if err := ss.SendHeader(metadata.MD{}); err != nil {

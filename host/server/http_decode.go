@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aof2/aof2/api/wire"
 	"github.com/aof2/aof2/core"
@@ -98,6 +99,11 @@ func decodeAppend(contentType string, q url.Values, body []byte) (appendArgs, er
 	}
 	if q.Has("ext_id") || q.Has("timestamp_unix_nano") {
 		return appendArgs{}, fmt.Errorf("ext_id and timestamp_unix_nano go into each JSON record, not the query: %w", ErrBadRequest)
+	}
+	// encoding/json turns invalid UTF-8 in a string into U+FFFD: a
+	// "text" record would be stored as other bytes than were sent.
+	if !utf8.Valid(body) {
+		return appendArgs{}, fmt.Errorf(`JSON body: not valid UTF-8 (send binary records base64-encoded in "payload"): %w`, ErrBadRequest)
 	}
 	var b appendBody
 	dec := json.NewDecoder(bytes.NewReader(body))

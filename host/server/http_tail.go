@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aof2/aof2/api/wire"
@@ -17,6 +18,10 @@ import (
 // tailKeepalive is how long an idle HTTP tail waits before it writes a
 // comment line, so that proxies and clients see the connection alive.
 const tailKeepalive = 15 * time.Second
+
+// tailShutdownGrace is how long an HTTP tail's writes may still take once
+// Shutdown has started.
+const tailShutdownGrace = time.Second
 
 // httpTail streams a stream's records as Server-Sent Events as they
 // become durable: `GET /v1/streams/{id}/tail` from the start, `?from=<id>`
@@ -73,8 +78,32 @@ func (s *Server) httpTail(w http.ResponseWriter, r *http.Request) {
 	enc.SetEscapeHTML(false)
 	h := s.reads.newHold(r.Context())
 	defer h.release()
+	// Once Shutdown starts, a write the client does not take must not hold
+	// the shutdown for the whole stall timeout: writes get tailShutdownGrace
+	// at most (room for the final error event), whoever set the deadline
+	// last.
+	var (
+		dmu    sync.Mutex
+		cutoff time.Time // guarded by dmu: zero until Shutdown starts
+	)
+	setDeadline := func() {
+		dmu.Lock()
+		defer dmu.Unlock()
+		d := time.Now().Add(h.b.stall)
+		if !cutoff.IsZero() && cutoff.Before(d) {
+			d = cutoff
+		}
+		_ = rc.SetWriteDeadline(d)
+	}
+	stopCut := context.AfterFunc(s.stopped, func() {
+		dmu.Lock()
+		defer dmu.Unlock()
+		cutoff = time.Now().Add(tailShutdownGrace)
+		_ = rc.SetWriteDeadline(cutoff)
+	})
+	defer stopCut()
 	write := func(n int64) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(h.b.stall))
+		setDeadline()
 		_, err := w.Write(buf.Bytes())
 		if err == nil {
 			err = rc.Flush()

@@ -88,7 +88,10 @@ func (l *logService) AppendPipeline(ss grpc.BidiStreamingServer[aof2v1.AppendPip
 
 func (p *pipeline) receive(ctx context.Context) {
 	defer close(p.items)
-	var last uint64
+	var (
+		last  uint64
+		first = true // seq must exceed the previous request's; the first has none
+	)
 	for {
 		req, err := p.ss.Recv()
 		if err == io.EOF {
@@ -99,14 +102,14 @@ func (p *pipeline) receive(ctx context.Context) {
 			// or Shutdown started.
 			err = context.Cause(ctx)
 		}
-		if err == nil && req.GetSeq() <= last {
+		if err == nil && !first && req.GetSeq() <= last {
 			err = fmt.Errorf("append pipeline: seq %d after %d: %w", req.GetSeq(), last, ErrBadRequest)
 		}
 		if err != nil {
 			p.recvErr = err
 			return
 		}
-		last = req.GetSeq()
+		last, first = req.GetSeq(), false
 		if !p.appendAndHandOver(ctx, req) {
 			p.recvErr = context.Cause(ctx)
 			return

@@ -39,6 +39,19 @@ type Server struct {
 	// health Watch) end, and readiness turns false.
 	stopped context.Context
 	stop    context.CancelFunc
+
+	// grpcConns are the gRPC listener's connections by remote address, and
+	// tails the Tail calls under way: a tail whose client stopped reading
+	// is blocked in Send, where Shutdown cannot end it but by closing its
+	// connection.
+	grpcConns sync.Map // string → net.Conn
+	tails     sync.Map // *tailCall → struct{}
+}
+
+// tailCall is one gRPC Tail under way.
+type tailCall struct {
+	remote string
+	done   chan struct{}
 }
 
 // New builds a server for node. Nothing listens until ServeGRPC or
@@ -111,7 +124,7 @@ func New(node Node, opts Options) (*Server, error) {
 
 // ServeGRPC serves gRPC on l until Shutdown; it returns nil after Shutdown.
 func (s *Server) ServeGRPC(l net.Listener) error {
-	if err := s.grpc.Serve(l); !errors.Is(err, grpc.ErrServerStopped) {
+	if err := s.grpc.Serve(trackingListener{l, s}); !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
 	return nil // Shutdown came first (it may, when a host stops at once)
@@ -165,6 +178,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) stopGRPC(ctx context.Context) error {
+	go s.cutStalledTails(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -227,3 +241,61 @@ func (s *Server) logFault(where string, err error) {
 // ready reports whether the server takes traffic: the node is ready and
 // Shutdown has not started.
 func (s *Server) ready() bool { return !s.stopping() && s.node.Ready() }
+
+// cutStalledTails closes the connection of every Tail still under way
+// tailShutdownGrace after Shutdown started (it was told to end, so it is
+// blocked sending to a client that does not read): graceful stop would
+// otherwise wait for it until its deadline, then cut everybody off.
+func (s *Server) cutStalledTails(ctx context.Context) {
+	t := time.NewTimer(tailShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
+	s.tails.Range(func(k, _ any) bool {
+		tc := k.(*tailCall)
+		select {
+		case <-tc.done:
+		default:
+			if c, ok := s.grpcConns.Load(tc.remote); ok {
+				_ = c.(net.Conn).Close()
+			}
+		}
+		return true
+	})
+}
+
+// trackingListener records the gRPC listener's TCP connections by remote
+// address (cutStalledTails).
+type trackingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.RemoteAddr().(*net.TCPAddr); !ok {
+		return c, nil // only TCP addresses tell connections apart
+	}
+	key := c.RemoteAddr().String()
+	tc := &trackedConn{Conn: c}
+	tc.forget = func() { l.s.grpcConns.CompareAndDelete(key, tc) }
+	l.s.grpcConns.Store(key, tc)
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	forget func()
+	once   sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(c.forget)
+	return c.Conn.Close()
+}
