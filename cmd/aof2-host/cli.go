@@ -51,7 +51,10 @@ type cmdEnv struct {
 // before) and checks the positional argument count.
 func (e *cmdEnv) parse(minArgs, maxArgs int) ([]string, error) {
 	if err := e.flags.Parse(e.args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err} // an unknown flag or a malformed value: exit 1
 	}
 	rest := e.flags.Args()
 	if len(rest) < minArgs || (maxArgs >= 0 && len(rest) > maxArgs) {

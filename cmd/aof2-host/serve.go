@@ -144,6 +144,11 @@ func runServe(ctx context.Context, e *cmdEnv) error {
 	var runErr error
 	select {
 	case err := <-started:
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// SIGTERM/SIGINT while starting: a stop, not a failure.
+			logger.Info("shutting down before the node was ready", "reason", context.Cause(ctx), "start", err)
+			break
+		}
 		if err != nil {
 			runErr = fmt.Errorf("start: %w", err)
 			break

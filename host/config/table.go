@@ -114,7 +114,12 @@ var keys = []*key{
 	sizeKey("manifest.snapshot_every_bytes", 0, "Snapshot after this many committed log bytes; 0 means 4 × chunk_capacity, -1 disables automatic snapshots.",
 		func(c *Config) *int64 { return &c.Manifest.SnapshotEveryBytes }, true, checkSnapshotEvery),
 	intKey("manifest.snapshot_every_chunks", manifest.DefaultSnapshotEveryChunks, "Also snapshot once this many manifest chunks were sealed since the last snapshot: each sealed chunk is a tier-2 object until two uploaded snapshots cover it, so this bounds a stream's tier-2 manifest (docs/tiering.md#the-tier-2-manifest); -1 disables the rule.",
-		func(c *Config) *int { return &c.Manifest.SnapshotEveryChunks }, nil),
+		func(c *Config) *int { return &c.Manifest.SnapshotEveryChunks }, func(n int) error {
+			if n == -1 || n >= 1 {
+				return nil
+			}
+			return errors.New("want at least 1, or -1 to disable the rule")
+		}),
 	durationKey("manifest.view_interval", manifest.DefaultViewInterval, "Least time between two rewrites of the warm/manifest.json view while commits keep coming (it is rewritten whole, behind the log; a commit after a quiet interval is written at once): 1ms to 1h, or negative for no pause. Longer writes less for streams with many segments; the view is only ever behind, never wrong (docs/formats.md#warmmanifestjson).",
 		func(c *Config) *time.Duration { return &c.Manifest.ViewInterval }, true, checkViewInterval),
 

@@ -41,7 +41,23 @@ func checkMarkers(dataDir string, replica, cluster bool) error {
 	if !replica && exists(filepath.Join(dataDir, ReplicaMarker)) {
 		return &types.ConfigError{Key: "role", Reason: fmt.Sprintf("%s is a read replica's data directory (%s exists): start it with role = \"replica\", or make it the writer with aof2-host promote", dataDir, ReplicaMarker)}
 	}
+	// A replica or a cluster member starts from an empty directory: one
+	// that holds a writer's (or a single node's) streams and no marker
+	// would be relabelled by the start, and its records not uploaded yet
+	// would be lost to a later promote or rejoin.
+	if replica && !exists(filepath.Join(dataDir, ReplicaMarker)) && holdsStreams(dataDir) {
+		return &types.ConfigError{Key: "role", Reason: fmt.Sprintf("%s holds a writer's streams and is not a read replica's (%s is missing): a replica starts from an empty data directory", dataDir, ReplicaMarker)}
+	}
+	if cluster && !exists(filepath.Join(dataDir, ClusterMarker)) && holdsStreams(dataDir) {
+		return &types.ConfigError{Key: "cluster", Reason: fmt.Sprintf("%s holds a single node's streams and is not a cluster member's (%s is missing): a member starts from an empty data directory and takes its records from the cluster", dataDir, ClusterMarker)}
+	}
 	return nil
+}
+
+// holdsStreams reports whether dataDir has a stream directory.
+func holdsStreams(dataDir string) bool {
+	names, err := vfs.OS.List(filepath.Join(dataDir, "streams"))
+	return err == nil && len(names) > 0
 }
 
 // markReplica records that dataDir is a read replica's.
@@ -50,8 +66,31 @@ func markReplica(dataDir string) error {
 }
 
 // markCluster records that dataDir is a cluster member's.
-func markCluster(dataDir, nodeID string) error {
-	return mark(dataDir, ClusterMarker, "aof2 cluster member "+nodeID+": open it only with aof2-host serve and its cluster block\n")
+func markCluster(nodeID string) func(string) error {
+	return func(dataDir string) error {
+		return mark(dataDir, ClusterMarker, "aof2 cluster member "+nodeID+": open it only with aof2-host serve and its cluster block\n")
+	}
+}
+
+// markFresh runs markFn and returns name when the marker did not exist
+// before (the caller removes it again if its start fails), "" otherwise.
+func markFresh(dataDir, name string, markFn func(string) error) (string, error) {
+	had := exists(filepath.Join(dataDir, name))
+	if err := markFn(dataDir); err != nil {
+		return "", err
+	}
+	if had {
+		return "", nil
+	}
+	return name, nil
+}
+
+// unmark removes a marker a failed start wrote.
+func unmark(dataDir, name string) error {
+	if err := vfs.OS.Remove(filepath.Join(dataDir, name)); err != nil && !vfs.IsNotExist(err) {
+		return err
+	}
+	return vfs.OS.SyncDir(dataDir)
 }
 
 func mark(dataDir, name, text string) error {

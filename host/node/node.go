@@ -136,13 +136,29 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := checkMarkers(o.DataDir, o.Replica != nil, o.Cluster != nil); err != nil {
 		return err
 	}
+	// A marker this start writes is taken back if the start fails: a
+	// writer's (or a single node's) directory opened by mistake with
+	// role = "replica" or a cluster block must open as before once the
+	// configuration is corrected.
+	var marked string
+	defer func() {
+		// Only while nothing was written under it: a member's Raft log or
+		// a replica's followed segments keep the label.
+		raftDir := filepath.Join(o.DataDir, "raft")
+		if o.Cluster != nil && o.Cluster.Dir != "" {
+			raftDir = o.Cluster.Dir
+		}
+		if err != nil && marked != "" && !holdsStreams(o.DataDir) && !exists(raftDir) {
+			_ = unmark(o.DataDir, marked)
+		}
+	}()
 	if o.Cluster != nil {
-		if err := markCluster(o.DataDir, o.Cluster.NodeID); err != nil {
+		if marked, err = markFresh(o.DataDir, ClusterMarker, markCluster(o.Cluster.NodeID)); err != nil {
 			return fmt.Errorf("mark the data directory as a cluster member's: %w", err)
 		}
 	}
 	if o.Replica != nil {
-		if err := markReplica(o.DataDir); err != nil {
+		if marked, err = markFresh(o.DataDir, ReplicaMarker, markReplica); err != nil {
 			return fmt.Errorf("mark the data directory as a replica's: %w", err)
 		}
 	}
