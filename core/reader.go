@@ -55,6 +55,9 @@ type Reader struct {
 	pending *Position
 	cold    *seg
 	pinned  *seg
+	// atStart: positioned AtStart on an empty stream; the first segment
+	// to appear may start at any record (a follower's first segment).
+	atStart bool
 	// The view of seg last loaded: records up to vlimit are read from vb
 	// without touching the catalog again (a sequential scan's fast path).
 	vseg   *seg
@@ -169,6 +172,7 @@ func (r *Reader) seekLocked(p Position) error {
 	}
 	r.ord = p.ordinal
 	if last == nil {
+		r.atStart = p.start
 		return nil // empty stream: positioned before the first segment
 	}
 	g, _ := cat.byOrdinal(p.ordinal)
@@ -218,6 +222,11 @@ func (r *Reader) Next() (Record, error) {
 	defer s.readMu.RUnlock()
 	if s.readersClosed {
 		return Record{}, fmt.Errorf("stream %d: %w", s.id, ErrClosed)
+	}
+	if r.seg == nil && r.atStart && len(s.cat.Load().segs) > 0 {
+		// The first segment appeared: start on it, whatever its first record.
+		p := AtStart()
+		r.atStart, r.pending = false, &p
 	}
 	if r.pending != nil {
 		if err := r.seekLocked(*r.pending); err != nil {

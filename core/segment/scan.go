@@ -255,6 +255,11 @@ func scanRecords(b []byte) TailScan {
 			break
 		}
 		n, filler := frameLen(h.PayloadLen)
+		if n == 0 {
+			// A frame with no payload is none (ReadRecord, Hop, frameAt).
+			ts.Stop = fmt.Sprintf("empty filler frame at %d", off)
+			break
+		}
 		end := off + RecordHeaderSize + n
 		if end > limit {
 			ts.Stop = fmt.Sprintf("payload_len %d at %d overruns the segment", h.PayloadLen, off)
