@@ -147,6 +147,10 @@ type MarkWriter struct {
 	path string
 	f    vfs.File // open only during Write
 	seq  uint64
+	// dirPending: the file was created but its directory entry is not
+	// known to be durable yet (the directory sync failed): the next Write
+	// syncs the directory again.
+	dirPending bool
 }
 
 // OpenMarkWriter returns a writer of the mark file at path whose sequence
@@ -186,6 +190,9 @@ func (w *MarkWriter) Write(m Mark) (err error) {
 	if err != nil {
 		return err
 	}
+	if created {
+		w.dirPending = true
+	}
 	defer func() {
 		if cerr := w.Close(); err == nil {
 			err = cerr
@@ -202,13 +209,14 @@ func (w *MarkWriter) Write(m Mark) (err error) {
 	if _, err := w.f.WriteAt(b, off); err != nil {
 		return fmt.Errorf("write %s: %w", w.path, err)
 	}
-	if created {
+	if created || w.dirPending {
 		if err := w.f.Sync(); err != nil {
 			return fmt.Errorf("sync %s: %w", w.path, err)
 		}
 		if err := w.fsys.SyncDir(filepath.Dir(w.path)); err != nil {
 			return fmt.Errorf("sync the directory of %s: %w", w.path, err)
 		}
+		w.dirPending = false
 		return nil
 	}
 	if err := w.f.Datasync(); err != nil {
