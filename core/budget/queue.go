@@ -115,6 +115,10 @@ func (b *Budget) drainLocked() {
 			next := el.Next()
 			w := el.Value.(*waiter)
 			if skip[w.req.Key.Stream] {
+				// Behind its stream's capped waiter: blocked by that
+				// cap, not by the global budget (a scope left at
+				// scopeGlobal would refuse every other stream).
+				b.setScopeLocked(w, scopeStream)
 				el = next
 				continue
 			}

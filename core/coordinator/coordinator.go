@@ -43,9 +43,15 @@ type Coordinator struct {
 
 	mu struct {
 		sync.Mutex
-		store   *core.Store
-		queue   []job
-		queued  map[job]bool
+		store  *core.Store
+		queue  []job
+		queued map[job]bool
+		// running are the jobs a worker took off the queue; again are
+		// evict jobs enqueued while they ran: the budget handed the
+		// segment out once more after the running one gave it back
+		// (Restore), and nothing else would ever evict or restore it.
+		running map[job]bool
+		again   map[job]bool
 		closed  bool
 		warmRep *tier1.Report
 		recon   []Reconciliation
@@ -143,6 +149,8 @@ func New(cfg Config) (*Coordinator, error) {
 		tracer:   tracing.Tracer(cfg.TracerProvider, tracing.ScopeCoordinator)}
 	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.LogClock})
 	c.mu.queued = map[job]bool{}
+	c.mu.running = map[job]bool{}
+	c.mu.again = map[job]bool{}
 	c.mu.keys = map[types.SegmentKey]*keyLock{}
 	c.mu.swept = map[types.StreamID]uint64{}
 	c.rsv.m = map[types.StreamID]*streamReservation{}
@@ -342,6 +350,9 @@ func (c *Coordinator) Close() error {
 func (c *Coordinator) enqueue(j job) {
 	c.mu.Lock()
 	if c.mu.closed || c.mu.queued[j] {
+		if !c.mu.closed && j.kind == jobEvict && c.mu.running[j] {
+			c.mu.again[j] = true
+		}
 		c.mu.Unlock()
 		return
 	}
@@ -363,11 +374,24 @@ func (c *Coordinator) next() (job, bool) {
 	}
 	j := c.mu.queue[0]
 	c.mu.queue = c.mu.queue[1:]
+	c.mu.running[j] = true
 	return j, true
 }
 
 func (c *Coordinator) done(j job) {
 	c.mu.Lock()
+	delete(c.mu.running, j)
+	if c.mu.again[j] && !c.mu.closed {
+		delete(c.mu.again, j)
+		c.mu.queue = append(c.mu.queue, j) // still in queued
+		c.mu.Unlock()
+		select {
+		case c.signal <- struct{}{}:
+		default:
+		}
+		return
+	}
+	delete(c.mu.again, j)
 	delete(c.mu.queued, j)
 	c.m.queue.Set(float64(len(c.mu.queued)))
 	c.mu.Unlock()
@@ -422,7 +446,7 @@ func (c *Coordinator) run(j job) {
 		case jobChunk:
 			err = c.uploadChunks(ctx, s)
 		case jobRetire:
-			err = c.retire(ctx, s, j.seg)
+			err = c.retireJob(ctx, s, j.seg)
 		case jobDropLocal:
 			err = c.dropLocal(ctx, s, j.seg)
 		case jobDrop:

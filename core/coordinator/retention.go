@@ -63,14 +63,35 @@ func (c *Coordinator) retentionVictim(s *core.Stream, now time.Time) (types.Segm
 // retire deletes the oldest segment of a stream from every tier: the
 // delete is queued in the manifest first, so a crash half-way finishes it
 // at the next start instead of resurrecting the segment.
-func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.SegmentID) (err error) {
+func (c *Coordinator) retire(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	return c.retireWith(ctx, s, id, true)
+}
+
+// retireJob is retire on a worker, which never waits for the segment's
+// lock: a hydration holds it while it waits for tier-0 room, which may
+// need this worker (an upload, an eviction). Busy, the segment is left to
+// the next scan, which derives the drop again (the delete stays queued).
+func (c *Coordinator) retireJob(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	return c.retireWith(ctx, s, id, false)
+}
+
+func (c *Coordinator) retireWith(ctx context.Context, s *core.Stream, id types.SegmentID, wait bool) (err error) {
 	ctx, span := c.startSpan(ctx, tracing.SpanRetentionDelete, s.ID(), id, 2)
 	defer func() { tracing.End(span, err) }()
 	key, err := c.queueDelete(ctx, s, id)
 	if err != nil {
 		return err
 	}
-	unlock := c.lockKey(types.SegmentKey{Stream: s.ID(), Segment: id})
+	k := types.SegmentKey{Stream: s.ID(), Segment: id}
+	var unlock func()
+	if wait {
+		unlock = c.lockKey(k)
+	} else {
+		var ok bool
+		if unlock, ok = c.tryLockKey(k); !ok {
+			return nil
+		}
+	}
 	defer unlock()
 	return c.dropQueued(ctx, s, id, key, span)
 }

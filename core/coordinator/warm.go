@@ -56,7 +56,13 @@ func (c *Coordinator) residentSegments(st *core.Store) map[types.SegmentKey]bool
 // records then (see adopt).
 func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.SegmentID, reclaim bool) error {
 	k := types.SegmentKey{Stream: s.ID(), Segment: id}
-	unlock := c.lockKey(k)
+	// Never wait for the lock: a hydration holds it while it waits for
+	// tier-0 room, which may need this worker (an upload, an eviction).
+	// The segment is being read anyway; the next scan decides again.
+	unlock, ok := c.tryLockKey(k)
+	if !ok {
+		return nil
+	}
 	defer unlock()
 	info, ok := s.Segment(id)
 	if !ok || info.Resident || (!reclaim && c.warm.OverBudget() == 0) {
