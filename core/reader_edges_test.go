@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/vfs"
 )
 
@@ -155,9 +154,8 @@ func TestConcurrentSeekAndTail(t *testing.T) {
 						default:
 						}
 						seed = seed*6364136223846793005 + 1442695040888963407
-						total := s.durableRecs.Load()
 						s.mu.Lock()
-						total = s.mu.records
+						total := s.mu.records
 						s.mu.Unlock()
 						ord := (seed >> 33) % (total + 1)
 						r, err := s.NewReader(AtOrdinal(ord))
@@ -235,19 +233,4 @@ func TestConcurrentSeekAndTail(t *testing.T) {
 			}
 		})
 	}
-}
-
-// rangedCold is copyCold with ranged reads (as the coordinator's tier-1
-// artifacts and tier-2 ranged GETs provide): the frame at off, verified.
-type rangedCold struct{ *copyCold }
-
-func (c rangedCold) ReadRecord(_ context.Context, k SegmentKey, off, limit int64) (Record, error) {
-	c.mu.Lock()
-	b := c.copies[k.Segment]
-	c.mu.Unlock()
-	rec, err := segment.ReadRecord(b, "cold", off, limit)
-	if err != nil {
-		return Record{}, err
-	}
-	return Record{Timestamp: rec.Timestamp, ExtID: rec.ExtID, Payload: append([]byte(nil), rec.Payload...)}, nil
 }
