@@ -67,6 +67,11 @@ type Coordinator struct {
 		// retireBelow is, per stream, the segment id below which an
 		// operator asked retention to delete (RetireBelow).
 		retireBelow map[types.StreamID]types.SegmentID
+		// missing are the segments whose tier-2 object reconciliation
+		// found gone, until their re-upload is verified: the manifest still
+		// names the object, but nothing may rely on it (no tier-0 or warm
+		// eviction counting on tier 2).
+		missing map[types.SegmentKey]bool
 	}
 	coldBytes    atomic.Int64 // artifact bytes fetched by cold point reads
 	hydrating    atomic.Int64 // hydrations waiting for room or running
@@ -153,6 +158,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c.mu.again = map[job]bool{}
 	c.mu.keys = map[types.SegmentKey]*keyLock{}
 	c.mu.swept = map[types.StreamID]uint64{}
+	c.mu.missing = map[types.SegmentKey]bool{}
 	c.rsv.m = map[types.StreamID]*streamReservation{}
 	if c.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
@@ -287,7 +293,12 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 		}
 		switch {
 		case info.Resident:
-			err := c.budget.Register(budget.Segment{Key: k, Bytes: tier0Charge(info), Active: info.Footer == nil, InTier1: inT1, InTier2: inT2})
+			// Where reconcile will compare the manifest with the tier-2
+			// listing, tier 2 counts for eviction only once it confirmed
+			// the object (reconcile marks it): an object gone behind the
+			// manifest's back must not let the only local copy go.
+			budgetT2 := inT2 && !c.reconciles()
+			err := c.budget.Register(budget.Segment{Key: k, Bytes: tier0Charge(info), Active: info.Footer == nil, InTier1: inT1, InTier2: budgetT2})
 			if err != nil && !errors.Is(err, budget.ErrExists) {
 				return err
 			}
@@ -568,12 +579,16 @@ func (c *Coordinator) scan() {
 				if warmRecorded(c.warm.Contains(k), ms) {
 					_ = c.budget.MarkInTier1(bk)
 				}
-				if ms.Tier2.Key != "" {
+				if ms.Tier2.Key != "" && !c.isMissing(k) {
 					_ = c.budget.MarkInTier2(bk)
 					if c.warm.Contains(k) {
 						_ = c.warm.MarkUploaded(k)
 					}
 				}
+			}
+			if c.isMissing(k) {
+				// A re-upload that failed (or was held back) is retried.
+				c.enqueue(job{kind: jobReupload, stream: id, seg: info.ID})
 			}
 			switch {
 			case info.Resident && !warmRecorded(c.warm.Contains(k), ms):

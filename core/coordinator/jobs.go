@@ -171,8 +171,12 @@ func (c *Coordinator) doUpload(ctx context.Context, s *core.Stream, id types.Seg
 		if err := c.recordUpload(ctx, s, id, up); err != nil {
 			return err
 		}
+		c.setMissing(k, false) // a re-upload verified: tier 2 holds it again
 		result = tracing.ResultOK
 		span.SetAttributes(tracing.Bytes(int64(up.Size)))
+	}
+	if c.isMissing(k) {
+		return nil // not re-uploaded (a retry is queued by the scan)
 	}
 	if err := c.warm.MarkUploaded(k); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return err

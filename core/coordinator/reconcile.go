@@ -47,6 +47,12 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 	}
 	listing, err := c.remote.ListStream(ctx, s.ID())
 	if err != nil {
+		// Nothing to compare with: the manifest is trusted, as before.
+		for _, ms := range s.TierLog().Segments() {
+			if ms.Tier2.Key != "" {
+				_ = c.budget.MarkInTier2(types.SegmentKey{Stream: s.ID(), Segment: ms.SegmentID})
+			}
+		}
 		rec.Err = err
 		c.log.Warn("tier 2 could not be listed at start; reconciliation skipped", "stream_id", uint64(s.ID()), "error", err)
 		return rec
@@ -74,13 +80,15 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 			continue
 		}
 		known[ms.Tier2.Key] = true
+		id := ms.SegmentID
+		k := types.SegmentKey{Stream: s.ID(), Segment: id}
 		if present[ms.Tier2.Key] {
+			_ = c.budget.MarkInTier2(k) // confirmed (adopt left it to here)
 			continue
 		}
-		id := ms.SegmentID
 		info, ok := s.Segment(id)
-		k := types.SegmentKey{Stream: s.ID(), Segment: id}
 		if ok && (info.Resident || c.warm.Contains(k)) {
+			c.setMissing(k, true)
 			rec.Reuploads = append(rec.Reuploads, id)
 			c.enqueue(job{kind: jobReupload, stream: s.ID(), seg: id})
 			continue
@@ -105,4 +113,26 @@ func (c *Coordinator) reconcile(ctx context.Context, s *core.Stream) Reconciliat
 			"reuploads", len(rec.Reuploads), "lost", len(rec.Lost), "unknown_objects", len(rec.Unknown))
 	}
 	return rec
+}
+
+// reconciles reports whether Start compares this node's manifests with
+// the tier-2 listing (the single writer with a tier 2).
+func (c *Coordinator) reconciles() bool { return c.remote != nil && c.ownsCommitLog() }
+
+// isMissing reports whether k's tier-2 object is known to be gone (its
+// re-upload not yet verified).
+func (c *Coordinator) isMissing(k types.SegmentKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.missing[k]
+}
+
+func (c *Coordinator) setMissing(k types.SegmentKey, missing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if missing {
+		c.mu.missing[k] = true
+	} else {
+		delete(c.mu.missing, k)
+	}
 }

@@ -110,7 +110,10 @@ func (c *Coordinator) openArtifact(ctx context.Context, k types.SegmentKey) (*ti
 		if err == nil {
 			a, err := tier1.OpenReaderAt(f, size, path)
 			if err == nil {
-				return a, func() { _ = a.Close(); _ = f.Close() }, nil
+				if err = checkArtifactKey(a, k); err == nil {
+					return a, func() { _ = a.Close(); _ = f.Close() }, nil
+				}
+				_ = a.Close()
 			}
 		}
 		_ = f.Close()
@@ -126,7 +129,23 @@ func (c *Coordinator) openArtifact(ctx context.Context, k types.SegmentKey) (*ti
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkArtifactKey(a, k); err != nil {
+		_ = a.Close()
+		return nil, nil, err
+	}
 	return a, func() { _ = a.Close() }, nil
+}
+
+// checkArtifactKey refuses an artifact whose header names another segment.
+func checkArtifactKey(a *tier1.Artifact, k types.SegmentKey) error {
+	h, err := a.Header()
+	if err != nil {
+		return err
+	}
+	if h.StreamID != k.Stream || h.SegmentID != k.Segment {
+		return fmt.Errorf("artifact of segment %d of stream %d holds segment %d of stream %d: %w", k.Segment, k.Stream, h.SegmentID, h.StreamID, types.ErrCorrupt)
+	}
+	return nil
 }
 
 // Hydrate admits the segment to tier 0 (waiting for room, evicting what
@@ -180,7 +199,7 @@ func (c *Coordinator) hydrate(ctx context.Context, k types.SegmentKey, path stri
 	}
 	tl := s.TierLog()
 	ms, _ := tl.Segment(seg)
-	inT2 := ms.Tier2.Key != ""
+	inT2 := ms.Tier2.Key != "" && !c.isMissing(k)
 	key := k
 	// An eviction of this segment still finishing (file gone, budget not yet
 	// told) must complete first.
@@ -267,7 +286,7 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 		if err := vfs.WriteFileAtomic(c.cfg.FS, final, data); err != nil {
 			return err
 		}
-		return c.warm.Adopt(ctx, exp)
+		return c.adoptFetched(ctx, final, exp)
 	}
 	tmp := fmt.Sprintf("%s.fetch-%d%s", final, c.fetchSeq.Add(1), tier1.TempSuffix)
 	d, err := c.remote.DownloadSegment(ctx, k, tmp, tier2.Expect{})
@@ -290,7 +309,17 @@ func (c *Coordinator) fetchArtifact(ctx context.Context, k types.SegmentKey, exp
 	if err := c.cfg.FS.SyncDir(filepath.Dir(final)); err != nil {
 		return err
 	}
-	return c.warm.Adopt(ctx, exp)
+	return c.adoptFetched(ctx, final, exp)
+}
+
+// adoptFetched admits a downloaded artifact; one that does not verify is
+// removed, so that no reader (openArtifact) opens it.
+func (c *Coordinator) adoptFetched(ctx context.Context, final string, exp tier1.Expected) error {
+	err := c.warm.Adopt(ctx, exp)
+	if err != nil && !c.warm.Contains(exp.Key) {
+		_ = c.cfg.FS.Remove(final)
+	}
+	return err
 }
 
 // deleteQueued reports whether retention queued segment id's delete (it

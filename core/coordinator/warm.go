@@ -69,7 +69,7 @@ func (c *Coordinator) evictWarm(ctx context.Context, s *core.Stream, id types.Se
 		return nil
 	}
 	ms, _ := s.TierLog().Segment(id)
-	if ms.Tier2.Key == "" || ms.Tier0 || ms.Tier1.State != manifest.Tier1Compressed {
+	if ms.Tier2.Key == "" || c.isMissing(k) || ms.Tier0 || ms.Tier1.State != manifest.Tier1Compressed {
 		return nil // not verified in tier 2, or the manifest would misread the record
 	}
 	ev, err := c.warm.Remove(k)
