@@ -105,10 +105,13 @@ func (f *fsm) copyFrom(addr APIAddr, s *core.Stream, head, upTo uint64) (copied 
 		if have >= upTo {
 			return copied, nil
 		}
-		// The last record here, if the active segment holds it, is asked
-		// for too: the next record's offset follows from it, so it must be
-		// the peer's. (Records copied after it are checked by their ids.)
-		from, prev := have, !checked && have > head && activeHolds(s, have)
+		// The last record here, if a segment in tier 0 holds it (active
+		// or sealed), is asked for too: the next record's offset follows
+		// from it, or, after a seal, the records before it are what the
+		// copied ones follow; either way it must be the peer's. (Records
+		// copied after it are checked by their ids; an evicted segment's
+		// bytes are tier 2's, which the log's TierMove vouched for.)
+		from, prev := have, !checked && have > head && residentHolds(s, have)
 		if prev {
 			from--
 		}
@@ -190,15 +193,15 @@ func (f *fsm) copyRun(s *core.Stream, at uint64, recs []PeerRecord) (copied int6
 	return copied, err
 }
 
-// activeHolds reports whether s's active segment holds the record at
-// ordinal have-1 (its last).
-func activeHolds(s *core.Stream, have uint64) bool {
+// residentHolds reports whether s's newest segment is in tier 0 and
+// holds the record at ordinal have-1 (its last).
+func residentHolds(s *core.Stream, have uint64) bool {
 	segs := s.SegmentList()
 	if len(segs) == 0 || have == 0 {
 		return false
 	}
 	last := segs[len(segs)-1]
-	return last.Footer == nil && last.BaseRecord < have
+	return (last.Footer == nil || last.Resident) && last.BaseRecord < have
 }
 
 // sameRecord checks that the record at ordinal at here is p: the same
