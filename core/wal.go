@@ -388,6 +388,7 @@ func (w *nodeWAL) fail(err error) {
 	w.log.Error("node WAL stopped after a durability failure; reopen the store to recover from disk", "error", err)
 	for _, s := range w.st.openStreams() {
 		s.durableN.broadcast()
+		s.stateN.broadcast() // appenders waiting out a stall (WouldBlock(Admission)) wait on it
 	}
 }
 

@@ -17,7 +17,13 @@ func (w *nodeWAL) runCheckpoints() {
 	for {
 		select {
 		case <-w.cpKick:
-			if err := w.checkpoint(RecordID(w.cpEnd.Load())); err != nil {
+			err := w.checkpoint(RecordID(w.cpEnd.Load()))
+			var we *walCheckpointWriteError
+			switch {
+			case errors.As(err, &we):
+				// Nothing was dropped: the next checkpoint writes it again.
+				w.log.Warn("node WAL: could not write the checkpoint; the next one retries", "error", err)
+			case err != nil:
 				w.block(err)
 			}
 		case <-w.ctx.Done():
@@ -121,7 +127,7 @@ func (w *nodeWAL) checkpoint(end RecordID) error {
 		}
 	}
 	if err := vfs.WriteFileAtomic(w.st.cfg.FS, w.cpPath, encodeWALCheckpoint(end)); err != nil {
-		return fmt.Errorf("node WAL checkpoint: %w", err)
+		return &walCheckpointWriteError{fmt.Errorf("node WAL checkpoint: %w", err)}
 	}
 	w.m.checkpoints.Inc()
 	for {
@@ -135,3 +141,10 @@ func (w *nodeWAL) checkpoint(end RecordID) error {
 		}
 	}
 }
+
+// walCheckpointWriteError: the checkpoint file could not be written (the
+// segments were synced, nothing was dropped); a later checkpoint retries.
+type walCheckpointWriteError struct{ err error }
+
+func (e *walCheckpointWriteError) Error() string { return e.err.Error() }
+func (e *walCheckpointWriteError) Unwrap() error { return e.err }
