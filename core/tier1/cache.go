@@ -84,6 +84,7 @@ type Cache struct {
 		bytes     int64
 		compress  map[types.SegmentKey]struct{} // compressions in flight
 		hydrating map[string]struct{}           // hydration destinations in flight
+		removing  map[types.SegmentKey]struct{} // dropped entries whose file is being deleted
 		closed    bool
 	}
 }
@@ -113,6 +114,11 @@ func (c *Cache) dropLocked(e *entry) {
 func (c *Cache) gaugesLocked() {
 	c.m.cacheBytes.Set(float64(c.mu.bytes))
 	c.m.artifacts.Set(float64(len(c.mu.entries)))
+}
+
+func (c *Cache) isRemovingLocked(k types.SegmentKey) bool {
+	_, ok := c.mu.removing[k]
+	return ok
 }
 
 func (c *Cache) touchLocked(e *entry) {
@@ -296,6 +302,7 @@ func (c *Cache) Evict() ([]Evicted, error) {
 		el = el.Prev()
 		if c.evictableLocked(e, now) {
 			c.dropLocked(e)
+			c.mu.removing[e.key] = struct{}{}
 			victims = append(victims, e)
 		}
 	}
@@ -373,14 +380,22 @@ func (c *Cache) Remove(k types.SegmentKey) (Evicted, error) {
 		c.mu.Unlock()
 		return Evicted{}, fmt.Errorf("tier1: remove %s: %w", k, ErrPinned)
 	}
+	if _, busy := c.mu.compress[k]; busy || c.isRemovingLocked(k) {
+		c.mu.Unlock()
+		return Evicted{}, fmt.Errorf("tier1: remove %s: %w", k, ErrInProgress)
+	}
 	if ok {
 		c.dropLocked(e)
 	}
+	c.mu.removing[k] = struct{}{}
 	c.mu.Unlock()
 	if !ok {
 		path := c.Path(k)
 		fi, err := c.fs.Stat(path)
 		if err != nil {
+			c.mu.Lock()
+			delete(c.mu.removing, k)
+			c.mu.Unlock()
 			if vfs.IsNotExist(err) {
 				return Evicted{}, fmt.Errorf("tier1: remove %s: %w", k, ErrNotCached)
 			}
@@ -404,15 +419,18 @@ func (c *Cache) removeFiles(victims []*entry, why string) ([]Evicted, error) {
 		dirs = map[string]struct{}{}
 	)
 	for _, e := range victims {
-		if err := c.fs.Remove(e.info.Path); err != nil && !vfs.IsNotExist(err) {
+		err := c.fs.Remove(e.info.Path)
+		c.mu.Lock()
+		delete(c.mu.removing, e.key)
+		if err != nil && !vfs.IsNotExist(err) {
 			errs = append(errs, fmt.Errorf("tier1: evict %s: %w", e.key, err))
-			c.mu.Lock()
 			if _, taken := c.mu.entries[e.key]; !taken && !c.mu.closed && e.elem != nil {
 				c.admitLocked(e)
 			}
 			c.mu.Unlock()
 			continue
 		}
+		c.mu.Unlock()
 		dirs[WarmDir(c.cfg.DataDir, e.key.Stream)] = struct{}{}
 		out = append(out, Evicted{Key: e.key, Path: e.info.Path, Bytes: e.info.CompressedBytes, Uploaded: e.uploaded})
 		c.m.evictions.Inc()

@@ -74,7 +74,7 @@ func (c *Cache) runCompress(ctx context.Context, src Source) (CompressResult, er
 		c.mu.Unlock()
 		return r, nil
 	}
-	if _, ok := c.mu.compress[k]; ok {
+	if _, ok := c.mu.compress[k]; ok || c.isRemovingLocked(k) {
 		c.mu.Unlock()
 		return CompressResult{}, fmt.Errorf("tier1: compress %s: %w", k, ErrInProgress)
 	}

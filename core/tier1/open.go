@@ -59,6 +59,7 @@ func Open(cfg Config) (*Cache, *Report, error) {
 	c := &Cache{cfg: cfg, fs: cfg.FS, log: cfg.Logger.Named("tier1"), m: m}
 	c.logs = logthrottle.New(c.log, logthrottle.Config{Now: cfg.Now})
 	c.mu.entries = map[types.SegmentKey]*entry{}
+	c.mu.removing = map[types.SegmentKey]struct{}{}
 	c.mu.lru = list.New()
 	c.mu.compress = map[types.SegmentKey]struct{}{}
 	c.mu.hydrating = map[string]struct{}{}
@@ -230,6 +231,9 @@ func (c *Cache) adopt(ctx context.Context, exp Expected, mod time.Time) error {
 	defer c.mu.Unlock()
 	if c.mu.closed {
 		return ErrClosed
+	}
+	if c.isRemovingLocked(exp.Key) {
+		return fmt.Errorf("tier1: adopt %s: its file is being removed: %w", exp.Key, ErrInProgress)
 	}
 	if _, ok := c.mu.entries[exp.Key]; !ok { // an admitted entry keeps its pins
 		c.admitLocked(e)
