@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -339,12 +340,7 @@ func (s *Stream) removeDropped(d *droppedSeg) error {
 func (s *Stream) Undropped() []SegmentID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]SegmentID, 0, len(s.mu.undropped))
-	for id := range s.mu.undropped {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(s.mu.undropped))
 }
 
 // DropPending reports whether DropHead took segment id out of the catalog

@@ -61,18 +61,7 @@ func TestFailedReservationIsRetried(t *testing.T) {
 		t.Logf("mark on disk: %+v", *mk)
 	}
 
-	// Power loss: only what was synced survives.
-	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(1, 2))})
-	s.roundMu.Unlock()
-	_ = st.Close()
-
-	st2, err := Open("/data", shortConfig(crashed))
-	require.NoError(t, err)
-	defer st2.Close()
-	s2, err := st2.Stream(1)
-	require.NoError(t, err)
-	again, err := s2.AppendCtx(ctx, []byte("after the crash"), AppendOptions{})
-	require.NoError(t, err)
+	again := appendAfterPowerLoss(t, ctx, mem, st, s)
 	require.NotEqual(t, handedOut, again, "record id handed out twice")
 	require.Greater(t, again.Segment(), handedOut.Segment(), "segment %d was activated, its id must not be reused", handedOut.Segment())
 }
@@ -106,18 +95,26 @@ func TestMarkCreatedWithoutDurableEntryIsSyncedAgain(t *testing.T) {
 	require.Equal(t, int32(1), failed.Load(), "the mark's directory sync failed once")
 	t.Logf("handed out %s (not durable)", handedOut)
 
+	again := appendAfterPowerLoss(t, ctx, mem, st, s)
+	require.NotEqual(t, handedOut, again, "record id handed out twice")
+}
+
+// appendAfterPowerLoss loses the power (only what was synced survives)
+// while s's sync rounds are held (s.roundMu, released here), reopens the
+// store and appends a record to stream 1: its id.
+func appendAfterPowerLoss(t *testing.T, ctx context.Context, mem *vfs.MemFS, st *Store, s *Stream) RecordID {
+	t.Helper()
 	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(1, 2))})
 	s.roundMu.Unlock()
 	_ = st.Close()
-
 	st2, err := Open("/data", shortConfig(crashed))
 	require.NoError(t, err)
-	defer st2.Close()
+	t.Cleanup(func() { _ = st2.Close() })
 	s2, err := st2.Stream(1)
 	require.NoError(t, err)
 	again, err := s2.AppendCtx(ctx, []byte("after the crash"), AppendOptions{})
 	require.NoError(t, err)
-	require.NotEqual(t, handedOut, again, "record id handed out twice")
+	return again
 }
 
 // markRegression runs: three durable records a, b, c in segment 1 (every

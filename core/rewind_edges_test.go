@@ -17,6 +17,22 @@ import (
 	"github.com/aof2/aof2/core/vfs"
 )
 
+// replayedConfig is a store of 1 MiB segments whose records carry the
+// log's positions (ext ids) and whose tail the log replays, as a cluster
+// member's: a damaged tail may be rewound.
+func replayedConfig(fsys vfs.FS) Config {
+	return Config{FS: fsys, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone,
+		TailReplayed: true, RequireExtID: true}
+}
+
+// appendLogged appends record i of the log (ext id 10+i) to s.
+func appendLogged(t *testing.T, s *Stream, i int) RecordID {
+	t.Helper()
+	id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
+	require.NoError(t, err)
+	return id
+}
+
 // TestRewindPastTheFirstSegmentSurvivesACrash: a damaged tail that is not
 // the stream's first segment is rewound; a crash right after the rewind
 // (before the replay's first mark refresh) reopens the tail resumed, not
@@ -26,24 +42,18 @@ import (
 func TestRewindPastTheFirstSegmentSurvivesACrash(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone,
-		TailReplayed: true, RequireExtID: true}
+	cfg := replayedConfig(mem)
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
 	require.NoError(t, err)
-	appendRecord := func(s *Stream, i int) RecordID {
-		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
-		require.NoError(t, err)
-		return id
-	}
 	var ids []RecordID
 	for i := range 100 {
-		ids = append(ids, appendRecord(s, i))
+		ids = append(ids, appendLogged(t, s, i))
 	}
 	require.NoError(t, s.Seal(ctx)) // segment 1 sealed: segment 2's base record is 100
 	for i := 100; i < 110; i++ {
-		ids = append(ids, appendRecord(s, i))
+		ids = append(ids, appendLogged(t, s, i))
 	}
 	require.NoError(t, s.FlushAll(ctx))
 	path := tailPath(t, s)
@@ -87,15 +97,13 @@ func TestRewindPastTheFirstSegmentSurvivesACrash(t *testing.T) {
 func TestRewindRefusesATailCutShort(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone,
-		TailReplayed: true, RequireExtID: true}
+	cfg := replayedConfig(mem)
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
 	require.NoError(t, err)
 	for i := range 5000 { // about 720 KB of the 1 MiB segment
-		_, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
-		require.NoError(t, err)
+		appendLogged(t, s, i)
 	}
 	require.NoError(t, s.FlushAll(ctx))
 	path := tailPath(t, s)
@@ -123,25 +131,19 @@ func TestRewindRefusesATailCutShort(t *testing.T) {
 func TestRewindLeavesOtherDamageRefusing(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone,
-		TailReplayed: true, RequireExtID: true}
+	cfg := replayedConfig(mem)
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
 	require.NoError(t, err)
-	appendRecord := func(s *Stream, i int) RecordID {
-		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
-		require.NoError(t, err)
-		return id
-	}
 	var ids []RecordID
 	for i := range 50 {
-		ids = append(ids, appendRecord(s, i))
+		ids = append(ids, appendLogged(t, s, i))
 	}
 	require.NoError(t, s.Seal(ctx))
 	first := tailPath(t, s)
 	for i := 50; i < 100; i++ {
-		ids = append(ids, appendRecord(s, i))
+		ids = append(ids, appendLogged(t, s, i))
 	}
 	require.NoError(t, s.FlushAll(ctx))
 	tail := tailPath(t, s)
@@ -179,9 +181,7 @@ func damagedOnDisk(t *testing.T, cfg Config) (*Store, *Stream, []RecordID) {
 	require.NoError(t, err)
 	var ids []RecordID
 	for i := range 100 {
-		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
-		require.NoError(t, err)
-		ids = append(ids, id)
+		ids = append(ids, appendLogged(t, s, i))
 	}
 	require.NoError(t, s.FlushAll(context.Background()))
 	path := tailPath(t, s)
@@ -219,8 +219,7 @@ func readKeptRecords(t *testing.T, r *Reader) {
 // of a damaged tail while the tail is rewound goes on from the rewound
 // segment (the rewind unmapped the view it held).
 func TestReaderAcrossRewind(t *testing.T) {
-	st, s, _ := damagedOnDisk(t, Config{FS: vfs.OS, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity,
-		Sync: SyncNone, TailReplayed: true, RequireExtID: true})
+	st, s, _ := damagedOnDisk(t, replayedConfig(vfs.OS))
 	defer st.Close()
 	r, err := s.NewReader(AtStart())
 	require.NoError(t, err)
@@ -238,8 +237,9 @@ func TestReaderAcrossRewind(t *testing.T) {
 // online (the admin API's AcceptLoss): before, the reader read through the
 // unmapped view and faulted, which kills the host.
 func TestReaderAcrossAcceptLoss(t *testing.T) {
-	st, s, _ := damagedOnDisk(t, Config{FS: vfs.OS, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity,
-		Sync: SyncNone, RequireExtID: true})
+	cfg := replayedConfig(vfs.OS)
+	cfg.TailReplayed = false
+	st, s, _ := damagedOnDisk(t, cfg)
 	defer st.Close()
 	r, err := s.NewReader(AtStart())
 	require.NoError(t, err)
@@ -260,17 +260,15 @@ func TestReaderAcrossAcceptLoss(t *testing.T) {
 func TestRewindCrashBeforeItsRecord(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	cfg := Config{FS: mem, SegmentSize: segment.MinCapacity, InitialSegmentSize: segment.MinCapacity, Sync: SyncNone,
-		TailReplayed: true, RequireExtID: true, DurableMarkInterval: time.Hour}
+	cfg := replayedConfig(mem)
+	cfg.DurableMarkInterval = time.Hour
 	st, err := Open("/d", cfg)
 	require.NoError(t, err)
 	s, err := st.Stream(1)
 	require.NoError(t, err)
 	var ids []RecordID
 	for i := range 100 {
-		id, err := s.AppendCtx(context.Background(), payloadFor(i, 120), AppendOptions{ExtID: uint64(10 + i), Timestamp: int64(1000 + i)})
-		require.NoError(t, err)
-		ids = append(ids, id)
+		ids = append(ids, appendLogged(t, s, i))
 		if i == 9 {
 			require.NoError(t, s.FlushAll(ctx)) // the mark proves these 10 records, and no more for an hour
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -260,12 +261,7 @@ func (st *Store) Lookup(id StreamID) (*Stream, error) {
 func (st *Store) Streams() []StreamID {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	ids := make([]StreamID, 0, len(st.mu.streams))
-	for id := range st.mu.streams {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(st.mu.streams))
 }
 
 // Broken returns the streams that failed recovery, with their errors.

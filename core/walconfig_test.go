@@ -54,12 +54,12 @@ func TestNodeWALKeptWhenAStreamFailed(t *testing.T) {
 	require.NoError(t, o.check(s2), "acknowledged records must survive")
 }
 
-// TestNodeWALReplayPastTheTargetSize: an idempotent batch is stored
-// whole in one segment, past SegmentTargetBytes (the target is checked once
-// per batch); its records are acknowledged through the node WAL. After a
-// power loss the replay puts them back at their ids: the WAL's ids say
-// where a segment ends, not the target.
-func TestNodeWALReplayPastTheTargetSize(t *testing.T) {
+// batchPastTarget stores an idempotent batch of 10 records of 1,000 bytes
+// whole in one segment, past SegmentTargetBytes (the target is checked
+// once per batch), acknowledges it through the node WAL and returns the
+// store's config, the batch, its result and the disk after a power loss.
+func batchPastTarget(t *testing.T) (Config, []BatchRecord, IdempotentResult, *vfs.MemFS) {
+	t.Helper()
 	ctx := context.Background()
 	mem := vfs.NewMem()
 	cfg := Config{FS: mem, NodeWAL: true, WALCheckpointBytes: 1 << 30, MaxUnflushedBytes: -1,
@@ -79,6 +79,16 @@ func TestNodeWALReplayPastTheTargetSize(t *testing.T) {
 	require.NoError(t, s.Flush(ctx, res.IDs[9]), "acknowledged through the node WAL")
 	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(1, 2))})
 	require.NoError(t, st.Close())
+	return cfg, recs, res, crashed
+}
+
+// TestNodeWALReplayPastTheTargetSize: an idempotent batch is stored
+// whole in one segment, past SegmentTargetBytes (the target is checked once
+// per batch); its records are acknowledged through the node WAL. After a
+// power loss the replay puts them back at their ids: the WAL's ids say
+// where a segment ends, not the target.
+func TestNodeWALReplayPastTheTargetSize(t *testing.T) {
+	cfg, recs, res, crashed := batchPastTarget(t)
 
 	cfg.FS = crashed
 	st2, err := Open("/data", cfg)
@@ -99,24 +109,7 @@ func TestNodeWALReplayPastTheTargetSize(t *testing.T) {
 // accepted WAL loss (repair -node-wal -accept-loss): its strict replay keeps
 // every record the WAL holds intact, past the target too.
 func TestNodeWALAcceptLossPastTheTargetSize(t *testing.T) {
-	ctx := context.Background()
-	mem := vfs.NewMem()
-	cfg := Config{FS: mem, NodeWAL: true, WALCheckpointBytes: 1 << 30, MaxUnflushedBytes: -1,
-		SegmentSize: 1 << 20, SegmentTargetBytes: 4 << 10}
-	st, err := Open("/data", cfg)
-	require.NoError(t, err)
-	s, err := st.Stream(1)
-	require.NoError(t, err)
-	var recs []BatchRecord
-	for i := range 10 {
-		recs = append(recs, BatchRecord{Payload: payloadFor(i, 1000)})
-	}
-	res, err := s.AppendIdempotent(ctx, Producer{ID: 1, Seq: 1}, recs, true)
-	require.NoError(t, err)
-	require.NoError(t, s.Flush(ctx, res.IDs[9]))
-	crashed := mem.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(1, 2))})
-	require.NoError(t, st.Close())
-
+	cfg, _, _, crashed := batchPastTarget(t)
 	cfg.FS, cfg.NodeWALAcceptLoss = crashed, true
 	st2, err := Open("/data", cfg)
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aof2/aof2/conformance/fake"
@@ -60,28 +61,31 @@ func TestRetentionDropFailureIsRetried(t *testing.T) {
 		return failed.Load() && !inCatalog
 	}, 20*time.Second, 10*time.Millisecond, "DropHead ran and its file removal failed once")
 
-	// "could not finish a retention delete; the scan retries it": give the
-	// scan (every 10 ms) two seconds to finish the delete.
-	time.Sleep(2 * time.Second)
-	var problems []string
-	if ms, known := s.TierLog().Segment(1); known {
-		problems = append(problems, fmt.Sprintf("manifest still holds retired segment 1 (pending deletes %v): the delete was never finished", ms.Tier2.PendingDeletes))
+	// "could not finish a retention delete; the scan retries it": the scan
+	// (every 10 ms) finishes the delete.
+	check := func() (problems []string) {
+		if ms, known := s.TierLog().Segment(1); known {
+			problems = append(problems, fmt.Sprintf("manifest still holds retired segment 1 (pending deletes %v): the delete was never finished", ms.Tier2.PendingDeletes))
+		}
+		if _, err := remote.Stat(ctx, remote.Layout().SegmentObjectKey(k1)); err == nil {
+			problems = append(problems, "tier-2 object of retired segment 1 still exists")
+		}
+		if r.c.Warm().Contains(k1) {
+			problems = append(problems, "warm artifact of retired segment 1 still cached")
+		}
+		if e, ok := r.c.Budget().Entry(k1); ok {
+			problems = append(problems, "tier-0 budget still charges retired segment 1: "+fmt.Sprintf("%+v", e))
+		}
+		left, _ := filepath.Glob(filepath.Join(dir, "streams", "7", "segments", seg1+"*.seg"))
+		if len(left) > 0 {
+			problems = append(problems, "tier-0 file of retired segment 1 left on disk: "+strings.Join(left, ","))
+		}
+		return problems
 	}
-	if _, err := remote.Stat(ctx, remote.Layout().SegmentObjectKey(k1)); err == nil {
-		problems = append(problems, "tier-2 object of retired segment 1 still exists")
-	}
-	if r.c.Warm().Contains(k1) {
-		problems = append(problems, "warm artifact of retired segment 1 still cached")
-	}
-	if e, ok := r.c.Budget().Entry(k1); ok {
-		problems = append(problems, "tier-0 budget still charges retired segment 1: "+fmt.Sprintf("%+v", e))
-	}
-	left, _ := filepath.Glob(filepath.Join(dir, "streams", "7", "segments", seg1+"*.seg"))
-	if len(left) > 0 {
-		problems = append(problems, "tier-0 file of retired segment 1 left on disk: "+strings.Join(left, ","))
-	}
-	for _, p := range problems {
-		t.Error(p)
+	if !assert.Eventually(t, func() bool { return len(check()) == 0 }, 20*time.Second, 20*time.Millisecond) {
+		for _, p := range check() {
+			t.Error(p)
+		}
 	}
 	r.close(t)
 }

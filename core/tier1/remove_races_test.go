@@ -30,21 +30,28 @@ func (b *blockRemove) Inject(op vfs.Op) vfs.Fault {
 	return vfs.NoFault
 }
 
-// TestEvictRacesCompress: Evict drops the entry under the lock and deletes
-// the file after unlocking. A Compress of the same segment in that window
-// is refused (ErrInProgress) until the delete is done; before, it wrote a
-// fresh artifact that Evict's delete then removed, and the cache held (and
-// counted) an entry whose file did not exist.
-func TestEvictRacesCompress(t *testing.T) {
+// cachedWithRemoveBlocked compresses segment 1 of stream 1 into a cache
+// whose first delete of that artifact waits for b.release.
+func cachedWithRemoveBlocked(t *testing.T) (*vfs.MemFS, *Cache, testSegment, *blockRemove) {
+	t.Helper()
 	mem := vfs.NewMem()
 	ifs := vfs.Wrap(mem, nil)
 	c, _ := openCache(t, Config{FS: ifs})
 	s := writeSegment(t, mem, "/data", 1, 1, 1<<20, 64<<10, 1)
 	_, err := c.Compress(context.Background(), s.source())
 	require.NoError(t, err)
-
 	b := &blockRemove{path: c.Path(s.key()), reached: make(chan struct{}), release: make(chan struct{})}
 	ifs.SetInjector(b)
+	return mem, c, s, b
+}
+
+// TestEvictRacesCompress: Evict drops the entry under the lock and deletes
+// the file after unlocking. A Compress of the same segment in that window
+// is refused (ErrInProgress) until the delete is done; before, it wrote a
+// fresh artifact that Evict's delete then removed, and the cache held (and
+// counted) an entry whose file did not exist.
+func TestEvictRacesCompress(t *testing.T) {
+	mem, c, s, b := cachedWithRemoveBlocked(t)
 	c.SetMaxBytes(1) // everything over budget
 
 	evDone := make(chan []Evicted)
@@ -57,7 +64,7 @@ func TestEvictRacesCompress(t *testing.T) {
 
 	// The segment is compressed again (e.g. tier 0 still holds it, a
 	// re-upload or scrub rebuild) while the eviction is deleting.
-	_, err = c.Compress(context.Background(), s.source())
+	_, err := c.Compress(context.Background(), s.source())
 	if err != nil {
 		require.ErrorIs(t, err, ErrInProgress) // refusing is fine; a lost file is not
 	}
@@ -79,15 +86,7 @@ func TestEvictRacesCompress(t *testing.T) {
 // TestRemoveRacesAdopt: the same window with Remove (retention, scrub)
 // and Adopt: the adopt is refused while the file is being deleted.
 func TestRemoveRacesAdopt(t *testing.T) {
-	mem := vfs.NewMem()
-	ifs := vfs.Wrap(mem, nil)
-	c, _ := openCache(t, Config{FS: ifs})
-	s := writeSegment(t, mem, "/data", 1, 1, 1<<20, 64<<10, 1)
-	_, err := c.Compress(context.Background(), s.source())
-	require.NoError(t, err)
-
-	b := &blockRemove{path: c.Path(s.key()), reached: make(chan struct{}), release: make(chan struct{})}
-	ifs.SetInjector(b)
+	mem, c, s, b := cachedWithRemoveBlocked(t)
 	rmDone := make(chan error)
 	go func() {
 		_, err := c.Remove(s.key())

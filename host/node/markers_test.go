@@ -34,6 +34,23 @@ func writerDir(t *testing.T, ctx context.Context) (string, Options) {
 	return dir, opts
 }
 
+// requireRefusedThenOpens starts a node with bad, which must be refused
+// with refusal and leave no marker in the directory, then with good, which
+// must still start.
+func requireRefusedThenOpens(t *testing.T, ctx context.Context, bad, good Options, refusal, marker string) {
+	t.Helper()
+	n, err := New(bad)
+	require.NoError(t, err)
+	require.ErrorContains(t, n.Start(ctx), refusal, "the start is refused")
+	require.NoFileExists(t, filepath.Join(bad.DataDir, marker))
+
+	good.Registerer = prometheus.NewRegistry()
+	n, err = New(good)
+	require.NoError(t, err)
+	require.NoError(t, n.Start(ctx), "the directory still opens as before after the failed start")
+	require.NoError(t, n.Close(ctx))
+}
+
 // TestFailedReplicaStartKeepsWriterDirectory: a start as a read replica on
 // a writer's data directory is refused before anything is written (it
 // holds streams and no replica marker), so the writer starts again once
@@ -48,16 +65,7 @@ func TestFailedReplicaStartKeepsWriterDirectory(t *testing.T) {
 	bad.Registerer = prometheus.NewRegistry()
 	bad.Plugin = &pluginhost.LaunchConfig{Path: filepath.Join(dir, "no-such-plugin"), StartTimeout: time.Second, Logger: hclog.NewNullLogger()}
 	bad.Replica = &replica.Config{}
-	n, err := New(bad)
-	require.NoError(t, err)
-	require.ErrorContains(t, n.Start(ctx), "holds a writer's streams", "the replica start is refused")
-	require.NoFileExists(t, filepath.Join(dir, ReplicaMarker))
-
-	opts.Registerer = prometheus.NewRegistry()
-	n, err = New(opts)
-	require.NoError(t, err)
-	require.NoError(t, n.Start(ctx), "the writer's directory still opens as the writer's after a failed replica start")
-	defer n.Close(ctx)
+	requireRefusedThenOpens(t, ctx, bad, opts, "holds a writer's streams", ReplicaMarker)
 }
 
 // TestFailedClusterStartKeepsSingleNodeDirectory: the same for a start as
@@ -74,16 +82,7 @@ func TestFailedClusterStartKeepsSingleNodeDirectory(t *testing.T) {
 	bad := opts
 	bad.Registerer = prometheus.NewRegistry()
 	bad.Cluster = &cluster.Config{NodeID: "n1", RaftAddr: addr, Peers: []cluster.Peer{{ID: "n1", Addr: addr}}, Dir: filepath.Join(dir, "raft")}
-	n, err := New(bad)
-	require.NoError(t, err)
-	require.ErrorContains(t, n.Start(ctx), "holds a single node's streams", "the cluster start is refused")
-	require.NoFileExists(t, filepath.Join(dir, ClusterMarker))
-
-	opts.Registerer = prometheus.NewRegistry()
-	n, err = New(opts)
-	require.NoError(t, err)
-	require.NoError(t, n.Start(ctx), "the single node's directory still opens after a failed cluster start")
-	defer n.Close(ctx)
+	requireRefusedThenOpens(t, ctx, bad, opts, "holds a single node's streams", ClusterMarker)
 }
 
 // TestFailedReplicaStartOnAnEmptyDirectoryLeavesNoMarker: a replica start
