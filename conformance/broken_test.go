@@ -69,6 +69,11 @@ func TestSuiteCatchesBrokenBackends(t *testing.T) {
 		// In-process validation (what the gRPC server hides).
 		{"metadata not validated in-process", func(b *fake.Backend) pluginapi.Backend { return lenientMetadata{b} }, "DIRECT-VALIDATION", "InProcessValidation"},
 		{"checksum not verified in-process", func(b *fake.Backend) pluginapi.Backend { return trustsTheServer{b} }, "DIRECT-VALIDATION", "InProcessValidation"},
+		// Contract clauses suite 1.1 stated but did not check.
+		{"List etag differs from Head's", func(b *fake.Backend) pluginapi.Backend { return quotedListETag{b} }, "LIST-INFO", "ListPaging"},
+		{"PutFile reads only the declared size", func(b *fake.Backend) pluginapi.Backend { return prefixPutFile{b} }, "FILES", "FileErrors"},
+		{"if_match ignored on ranged Get", func(b *fake.Backend) pluginapi.Backend { return rangeIgnoresIfMatch{b} }, "IF-MATCH", "^IfMatch$"},
+		{"if_match ignored by GetFile", func(b *fake.Backend) pluginapi.Backend { return getFileIgnoresIfMatch{b} }, "IF-MATCH", "^IfMatch$"},
 	}
 	require.GreaterOrEqual(t, len(cases), 14)
 	for _, c := range cases {

@@ -75,6 +75,14 @@ func testFileErrors(t T, s *suite) {
 	wantErr(t, RuleFiles, err, pluginapi.ErrChecksum, "PutFile declaring more bytes than the file has")
 	s.absent(t, ctx, RuleFiles, key, "after a PutFile with a wrong size")
 
+	// A file longer than declared is not cut to the declared size, even
+	// when the declared CRC-64/NVME is that of the first bytes.
+	key = s.key("file-errors/long-file")
+	short := data[:len(data)-5]
+	_, err = s.b().PutFile(ctx, pluginapi.PutRequest{Key: key, Size: uint64(len(short)), CRC64: pluginapi.CRC64(short)}, src)
+	wantErr(t, RuleFiles, err, pluginapi.ErrChecksum, "PutFile from a file 5 bytes longer than declared")
+	s.absent(t, ctx, RuleFiles, key, "after a PutFile from a file longer than declared")
+
 	key = s.key("file-errors/paths")
 	for what, p := range map[string]string{
 		"a missing file":  filepath.Join(filepath.Dir(src), "does-not-exist"),

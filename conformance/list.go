@@ -76,6 +76,11 @@ func testListPaging(t T, s *suite) {
 	for _, o := range all {
 		want := uint64(len(o.Key) - len(base))
 		check(t, RuleListInfo, o.Size == want && o.ETag != "", "listed %q: got size %d etag %q, want size %d and a non-empty etag", o.Key, o.Size, o.ETag, want)
+		// The host downloads what it listed pinned to the listed etag
+		// (restore, read replicas): it must be the one Head and Get report.
+		head, err := s.b().Head(ctx, o.Key)
+		noErr(t, RuleListInfo, err, "Head %q (listed)", o.Key)
+		check(t, RuleListInfo, o.ETag == head.ETag, "listed %q: got etag %q, want the etag Head reports, %q", o.Key, o.ETag, head.ETag)
 	}
 	// Resuming after any key gives exactly the rest.
 	for _, i := range []int{0, 1, 4, len(want) - 2, len(want) - 1} {

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"os"
 
 	"github.com/aof2/aof2/pluginapi"
 )
@@ -59,5 +60,24 @@ func testIfMatch(t T, s *suite) {
 		_, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, IfMatch: v2.ETag})
 		noErr(t, RuleIfMatch, err, "Get if_match with the current etag")
 		check(t, RuleIfMatch, string(got) == "v2", "Get if_match: got %q, want %q", got, "v2")
+	}
+	if s.caps().RangeGet {
+		// Cold point reads are ranges pinned to the etag seen at open.
+		_, _, err = s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, Offset: 1, Length: 1, IfMatch: v1.ETag})
+		wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "ranged Get if_match with a stale etag")
+		_, got, err := s.get(ctx, s.b(), pluginapi.GetRequest{Key: key, Offset: 1, Length: 1, IfMatch: v2.ETag})
+		noErr(t, RuleIfMatch, err, "ranged Get if_match with the current etag")
+		check(t, RuleIfMatch, string(got) == "2", "ranged Get if_match: got %q, want %q", got, "2")
+	}
+	if s.caps().GetFile {
+		// Downloads into the warm cache are pinned to the recorded etag.
+		dst := s.tempPath(t, "if-match")
+		_, err = s.b().GetFile(ctx, pluginapi.GetRequest{Key: key, IfMatch: v1.ETag}, dst)
+		wantErr(t, RuleIfMatch, err, pluginapi.ErrPrecondition, "GetFile if_match with a stale etag")
+		_, err = s.b().GetFile(ctx, pluginapi.GetRequest{Key: key, IfMatch: v2.ETag}, dst)
+		noErr(t, RuleIfMatch, err, "GetFile if_match with the current etag")
+		got, err := os.ReadFile(dst)
+		noErr(t, RuleIfMatch, err, "reading the GetFile output")
+		check(t, RuleIfMatch, string(got) == "v2", "GetFile if_match: got %q, want %q", got, "v2")
 	}
 }

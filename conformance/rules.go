@@ -32,7 +32,7 @@ var (
 	RuleChecksum       = Rule{"CHECKSUM", "a Put whose bytes do not match the declared size or CRC-64/NVME fails with DataLoss and stores nothing"}
 	RuleOverwrite      = Rule{"OVERWRITE", "a Put without precondition replaces the object and changes its etag"}
 	RuleIfAbsent       = Rule{"IF-ABSENT", "if_absent succeeds only when the key is missing, else AlreadyExists with the object untouched"}
-	RuleIfMatch        = Rule{"IF-MATCH", "if_match succeeds only against the current etag, else FailedPrecondition with the object untouched"}
+	RuleIfMatch        = Rule{"IF-MATCH", "if_match succeeds only against the current etag, else FailedPrecondition with the object untouched; Get, ranged Get and GetFile honour it too"}
 	RuleRange          = Rule{"RANGE", "Get serves byte ranges: length 0 reads to the end, ranges past the end are clipped, an offset at or past the end is OutOfRange"}
 	RuleNotFound       = Rule{"NOT-FOUND", "Head, Get and GetFile of a missing key fail with NotFound naming the key"}
 	RuleDelete         = Rule{"DELETE", "Delete removes the object and deleting a missing key succeeds"}
@@ -41,14 +41,14 @@ var (
 	RuleConcurrency    = Rule{"CONCURRENCY", "concurrent Put and Get streams do not interfere"}
 	RuleInvalidKey     = Rule{"INVALID-KEY", "invalid keys are rejected with InvalidArgument/INVALID_KEY by Put, Head, Get and Delete, and nothing is stored"}
 	RuleMetadata       = Rule{"METADATA", "metadata up to the advertised limit round-trips; over the limit or malformed it is InvalidArgument"}
-	RuleFiles          = Rule{"FILES", "PutFile and GetFile move objects between local files and the backend with the same guarantees as Put and Get"}
+	RuleFiles          = Rule{"FILES", "PutFile and GetFile move objects between local files and the backend with the same guarantees as Put and Get (a file longer or shorter than declared is DataLoss)"}
 	RuleUnimplemented  = Rule{"UNIMPLEMENTED", "an optional feature the backend does not advertise answers Unimplemented"}
 	RuleLarge          = Rule{"LARGE", "large objects round-trip intact"}
 	RuleCleanup        = Rule{"CLEANUP", "everything the suite wrote under its prefix can be deleted"}
 	RuleExit           = Rule{"EXIT", "a plugin process exits promptly when the host shuts it down"}
 
 	// Added in suite 1.1 (SuiteVersion).
-	RuleListInfo       = Rule{"LIST-INFO", "List describes each object it returns as Head would: its size and a non-empty etag"}
+	RuleListInfo       = Rule{"LIST-INFO", "List describes each object it returns as Head would: its size and the non-empty etag Head reports"}
 	RuleIfAbsentRace   = Rule{"IF-ABSENT-RACE", "if_absent is atomic: of several Puts racing if_absent on one missing key exactly one succeeds, every other fails with AlreadyExists (or FailedPrecondition), and the key holds the winner's bytes and etag"}
 	RuleIfMatchRace    = Rule{"IF-MATCH-RACE", "if_match is atomic: of several Puts racing if_match on the same current etag exactly one succeeds, every other fails with FailedPrecondition, and the key holds the winner's bytes and etag"}
 	RulePutDeleteRace  = Rule{"PUT-DELETE-RACE", "a Delete racing a Put of the same key leaves either the Put's complete bytes or no object; a Put acknowledged after a Delete of its key returned is not undone by that Delete"}

@@ -67,7 +67,12 @@ func ToStatus(err error) *status.Status {
 		return s // already a status (e.g. from a nested gRPC call)
 	}
 	e := asError(err)
-	row := codeTable[e.Code]
+	row, ok := codeTable[e.Code]
+	if !ok {
+		// A Code the table has no row for is "anything else": never the
+		// zero row, codes.OK, which would report the failure as success.
+		row = codeTable[CodeUnknown]
+	}
 	reason := e.Reason
 	if reason == "" {
 		reason = row.reason

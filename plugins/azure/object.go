@@ -53,7 +53,7 @@ func (st *state) put(ctx context.Context, req pluginapi.PutRequest, body io.Read
 		return pluginapi.ObjectInfo{}, putErr(req, mapErr(req.Key, err, false))
 	}
 	return pluginapi.ObjectInfo{
-		Key: req.Key, Size: req.Size, ETag: string(deref(resp.ETag)),
+		Key: req.Key, Size: req.Size, ETag: etagOf(resp.ETag),
 		CRC64: req.CRC64, HasCRC64: true, Metadata: req.Metadata, ModTime: deref(resp.LastModified),
 	}, nil
 }
@@ -110,7 +110,7 @@ func (b *Backend) Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.
 			return pluginapi.ObjectRange{}, nil, pluginapi.Errorf(pluginapi.CodeUnavailable, req.Key, "malformed Content-Range %q", cr)
 		}
 	}
-	info := pluginapi.ObjectInfo{Key: req.Key, Size: size, ETag: string(deref(resp.ETag)), CRC64: crc, HasCRC64: has, Metadata: md, ModTime: deref(resp.LastModified)}
+	info := pluginapi.ObjectInfo{Key: req.Key, Size: size, ETag: etagOf(resp.ETag), CRC64: crc, HasCRC64: has, Metadata: md, ModTime: deref(resp.LastModified)}
 	length, err := pluginapi.ResolveRange(size, req.Offset, req.Length)
 	if err != nil {
 		_ = resp.Body.Close()
@@ -164,7 +164,7 @@ func (st *state) head(ctx context.Context, key string) (pluginapi.ObjectInfo, er
 	}
 	md, crc, has := fromAzure(p.Metadata)
 	return pluginapi.ObjectInfo{
-		Key: key, Size: uint64(deref(p.ContentLength)), ETag: string(deref(p.ETag)),
+		Key: key, Size: uint64(deref(p.ContentLength)), ETag: etagOf(p.ETag),
 		CRC64: crc, HasCRC64: has, Metadata: md, ModTime: deref(p.LastModified),
 	}, nil
 }
@@ -200,7 +200,7 @@ func (b *Backend) List(ctx context.Context, req pluginapi.ListRequest, page func
 			}
 			info := pluginapi.ObjectInfo{Key: key}
 			if p := item.Properties; p != nil {
-				info.Size, info.ETag, info.ModTime = uint64(deref(p.ContentLength)), string(deref(p.ETag)), deref(p.LastModified)
+				info.Size, info.ETag, info.ModTime = uint64(deref(p.ContentLength)), etagOf(p.ETag), deref(p.LastModified)
 			}
 			info.Metadata, info.CRC64, info.HasCRC64 = fromAzure(item.Metadata)
 			objs = append(objs, info)
@@ -240,6 +240,17 @@ func isContainerMissing(err error) bool {
 }
 
 // deref is *p, or the zero value for nil.
+// etagOf is a blob's etag in the one form the plugin reports everywhere,
+// quoted: Azure's response headers quote it, its listings do not, and the
+// host downloads what it listed pinned to the listed etag.
+func etagOf(e *azcore.ETag) string {
+	v := string(deref(e))
+	if v == "" || strings.HasPrefix(v, `"`) {
+		return v
+	}
+	return `"` + v + `"`
+}
+
 func deref[T any](p *T) T {
 	if p == nil {
 		var zero T

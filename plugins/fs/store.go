@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,8 @@ func fsError(key, op string, err error) error {
 		return nil
 	case errors.As(err, &e):
 		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err // the caller's cancellation or deadline, classified as such (CodeOf)
 	case errors.Is(err, unix.ENOENT):
 		return pluginapi.NotFoundError(key)
 	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR), errors.Is(err, errEscape):
