@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -217,9 +218,35 @@ func (c *Coordinator) fenceStream(ctx context.Context, s *core.Stream, f manifes
 	if err != nil {
 		return fmt.Errorf("list the stream's tier-2 commit log: %w", err)
 	}
+	pending := map[uint64]string{} // index → path of the local chunks to create
+	for _, ch := range sealed {
+		if !ch.Uploaded {
+			pending[ch.Index] = ch.Path
+		}
+	}
 	for _, ch := range listing.ManifestChunks {
 		if ch.Ref.ID > last {
 			return c.diverged(s, fmt.Errorf("tier 2 holds chunk %d (%s), past this data directory's chunk %d", ch.Ref.ID, ch.Info.Key, last))
+		}
+		// A chunk at an index this data directory is about to create is
+		// another writer's unless it holds these very bytes (an earlier
+		// attempt of this node's): found before anything is created, so
+		// that nothing is written for a diverged stream — the chunks
+		// below it may be free (the other writer's trim deleted them).
+		path, ok := pending[ch.Ref.ID]
+		if !ok {
+			continue
+		}
+		local, err := vfs.ReadFile(c.cfg.FS, path)
+		if err != nil {
+			return fmt.Errorf("read manifest chunk %d: %w", ch.Ref.ID, err)
+		}
+		remote, _, err := c.remote.Fetch(ctx, ch.Info.Key, tier2.Expect{ETag: ch.Info.ETag})
+		if err != nil {
+			return fmt.Errorf("read the stream's tier-2 commit log: %w", err)
+		}
+		if !bytes.Equal(local, remote) {
+			return c.diverged(s, fmt.Errorf("tier 2 holds another chunk %d (%s) than this data directory's", ch.Ref.ID, ch.Info.Key))
 		}
 	}
 	if _, err := c.createChunks(ctx, s, c.claimHeld, false); errors.Is(err, tier2.ErrDataLoss) {

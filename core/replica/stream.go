@@ -143,7 +143,10 @@ func (f *Follower) applyListing(ctx context.Context, s *core.Stream, l *tier2.Li
 	tl := s.TierLog()
 	for _, info := range s.SegmentList() {
 		obj, ok := objs[info.ID]
-		if ms, _ := tl.Segment(info.ID); ok && ms.Tier2.Key == "" && info.Footer != nil {
+		// A segment followed as lost has no records to repair: an object
+		// under its id is a fenced writer's stray upload, which no history
+		// names (docs/adr-fencing.md), never the segment's tier-2 copy.
+		if ms, _ := tl.Segment(info.ID); ok && !info.Lost && ms.Tier2.Key == "" && info.Footer != nil {
 			if err := s.FollowRepair(ctx, info.ID, core.Remote{Key: obj.Key, ETag: obj.ETag, ModTime: obj.ModTime}); err != nil {
 				return err
 			}

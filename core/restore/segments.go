@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/coordinator"
 	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/segment"
 	"github.com/aof2/aof2/core/tier1"
@@ -170,11 +171,17 @@ func (r *run) recordedLost(ctx context.Context, stream types.StreamID, entries [
 
 // recordLost stores in tier 2 the stub of every lost entry it does not
 // hold yet, so that read replicas follow the stream past them
-// (docs/tiering.md#read-replicas).
+// (docs/tiering.md#read-replicas). Each is a tier-2 mutation, made only
+// while this node still holds the writer record (docs/adr-fencing.md):
+// after another takeover, the new writer's restore decides what is lost
+// from what tier 2 holds then, and this one fails with ErrPrefixClaimed.
 func (r *run) recordLost(ctx context.Context, stream types.StreamID, entries []*entry) error {
 	for _, e := range entries {
 		if e.obj != nil || e.recorded {
 			continue
+		}
+		if _, err := coordinator.HoldsPrefix(ctx, r.cfg.FS, r.cfg.DataDir, r.cfg.Remote); err != nil {
+			return fmt.Errorf("stream %d: record lost segment %d in tier 2: %w", stream, e.id, err)
 		}
 		k := types.SegmentKey{Stream: stream, Segment: e.id}
 		if _, err := r.cfg.Remote.RecordLost(ctx, k, core.EncodeLostStub(e.h, e.f)); err != nil {
