@@ -182,18 +182,30 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	if err := n.usable(); err != nil {
 		return err
 	}
+	term := n.term()
 	n.mu.Lock()
-	ready := n.mu.readyTerm == n.term()
+	ready := n.mu.readyTerm == term
 	n.mu.Unlock()
 	if !ready {
 		return fmt.Errorf("%w: the new leader has not applied its first entry yet", ErrNoQuorum)
 	}
 	index := n.raft.CommitIndex()
+	if afterReadIndex != nil {
+		afterReadIndex(n)
+	}
 	if _, err := n.wait(ctx, barrierFuture{n.raft.VerifyLeader()}); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err() // a read has no outcome to be unsure of
 		}
 		return err
+	}
+	// VerifyLeader confirms the lead in the term it runs in. The read
+	// index is that term's only if no other term began since it was
+	// taken: a node deposed and elected again meanwhile may have missed
+	// what another leader committed in between, and its commit index
+	// does not show it until an entry of its new term commits.
+	if now := n.term(); now != term {
+		return fmt.Errorf("%w: the lead changed hands during the read (term %d, now %d)", ErrNoQuorum, term, now)
 	}
 	if last, ok := n.lastCommandUpTo(index); ok {
 		return n.fsm.waitApplied(ctx, last, n.closing)
@@ -201,6 +213,10 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	_, err := n.wait(ctx, barrierFuture{n.raft.Barrier(enqueueTimeout)})
 	return err
 }
+
+// afterReadIndex, when set (tests), runs in ReadBarrier between taking
+// the read index and confirming the lead.
+var afterReadIndex func(*Node)
 
 // CatchUp returns once this node has applied what the leader had
 // committed when it was called, as far as this node can tell: on the

@@ -157,11 +157,17 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	for _, p := range doc.Streams {
 		var in core.StreamInfo
 		s, err := f.store.Lookup(p.Stream)
-		if err == nil {
-			in = s.Info()
-		} else if !errors.Is(err, core.ErrUnknownStream) {
+		if errors.Is(err, core.ErrUnknownStream) {
+			// Created here as on the members that applied the entries,
+			// records or none (a request refused whole creates its
+			// stream): how many streams a store holds decides whether a
+			// later entry is refused (limits.max_streams).
+			s, err = f.store.Stream(p.Stream)
+		}
+		if err != nil {
 			return fmt.Errorf("snapshot: stream %d: %w", p.Stream, err)
 		}
+		in = s.Info()
 		if in.LastExtID < p.LastExt || in.Records < p.Records {
 			if s, in, err = f.restoreBehind(p, in, doc.Members, unreachable); err != nil {
 				return err
