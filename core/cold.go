@@ -249,6 +249,13 @@ func (s *Stream) addColdSegments(ctx context.Context, rep *RecoveryReport) error
 // tier 0 is read through Tiering.ReadRecord (a point read fetches only the
 // frames it needs), or the segment is hydrated when that is unsupported.
 // The payload stays valid: it is copied out of the segment.
+//
+// Such a point read does not read the segment up to the record, so it
+// knows less than a read in tier 0: the Record's Ordinal is 0 (a Reader
+// positioned at id gives it), and id must be one the stream handed out —
+// the record's frame is checked (its checksum), not that the segment's
+// record chain reaches it, so an id pointing into a payload that holds a
+// well-formed frame reads that frame.
 func (s *Stream) ReadAt(ctx context.Context, id RecordID) (Record, error) {
 	g, _ := s.cat.Load().byID(id.Segment())
 	if g == nil {

@@ -257,6 +257,12 @@ func (c *Coordinator) adopt(ctx context.Context, s *core.Stream) error {
 			}
 			inT1 = adopted
 		}
+		if info.Footer != nil && ((info.Resident && !ms.Tier0) || ms.Hydration.InProgress) {
+			if err := c.settleHydration(ctx, s, info.ID); err != nil {
+				return err
+			}
+			ms, _ = tl.Segment(info.ID)
+		}
 		switch {
 		case info.Resident:
 			// Where reconcile will compare the manifest with the tier-2

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aof2/aof2/core"
+	"github.com/aof2/aof2/core/manifest"
 	"github.com/aof2/aof2/core/tier1"
 	"github.com/aof2/aof2/core/tier2"
 	"github.com/aof2/aof2/core/types"
@@ -67,4 +69,32 @@ var hydrationRetryEvents = []string{"tier1_hydration_retry_unavailable", "tier1_
 // transient says whether a failed fetch may succeed if tried again.
 func transient(err error) bool {
 	return pluginapi.Retryable(err) || errors.Is(err, tier2.ErrChecksum)
+}
+
+// settleHydration records the end of a hydration of segment id that a
+// crash interrupted: done when the hydrated tier-0 file is there (else
+// the manifest does not place it in tier 0, and its next LocalEvicted
+// would be read as the warm copy's), failed when it is not (a hydration
+// left in progress keeps the segment in the index after retention
+// deleted it). A hydration running now holds the segment's lock and
+// records its own end.
+func (c *Coordinator) settleHydration(ctx context.Context, s *core.Stream, id types.SegmentID) error {
+	unlock, ok := c.tryLockKey(types.SegmentKey{Stream: s.ID(), Segment: id})
+	if !ok {
+		return nil
+	}
+	defer unlock()
+	info, ok := s.Segment(id)
+	if !ok || info.Footer == nil {
+		return nil
+	}
+	tl := s.TierLog()
+	ms, _ := tl.Segment(id)
+	switch {
+	case info.Resident && (!ms.Tier0 || ms.Hydration.InProgress):
+		return tl.Record(ctx, manifest.HydrationDone{Header: hdr(id), ResidentBytes: uint64(info.Capacity)})
+	case !info.Resident && ms.Hydration.InProgress:
+		return tl.Record(ctx, manifest.HydrationFailed{Header: hdr(id), Reason: manifest.ReasonTransient})
+	}
+	return nil
 }
