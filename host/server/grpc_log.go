@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core"
@@ -30,7 +30,27 @@ const (
 	maxReadRecords     = 100000
 )
 
+// maxAnswerRecords caps the records of one Append (or AppendPipeline
+// request): the answer carries an id per record, up to ten bytes each, and
+// must fit one message of the smallest size either side accepts (4 MiB).
+// A request that fits one message can hold more records than its answer
+// holds ids: it would be appended, then not answered.
+const maxAnswerRecords = (minMessageSize - 1<<10) / binary.MaxVarintLen64
+
+// checkAnswerable refuses a request whose answer would not fit one
+// message, before anything of it is appended.
+func checkAnswerable(req *aof2v1.AppendRequest) error {
+	if n := len(req.GetRecords()); n > maxAnswerRecords {
+		return fmt.Errorf("stream %d: %d records in one request, at most %d (the answer holds an id for each): split it: %w",
+			req.GetStreamId(), n, maxAnswerRecords, ErrBadRequest)
+	}
+	return nil
+}
+
 func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*aof2v1.AppendResponse, error) {
+	if err := checkAnswerable(req); err != nil {
+		return nil, err
+	}
 	es := entriesFromProto(req.GetRecords())
 	if req.GetProducerId() == 0 && req.GetSequence() != 0 {
 		return nil, errSequenceAlone
@@ -196,8 +216,8 @@ func (l *logService) Tail(req *aof2v1.TailRequest, ss grpc.ServerStreamingServer
 		return err
 	}
 	defer t.Close()
-	if pr, ok := peer.FromContext(ss.Context()); ok && pr.Addr != nil {
-		tc := &tailCall{remote: pr.Addr.String(), done: make(chan struct{})}
+	if c := connOf(ss.Context()); c != nil {
+		tc := &tailCall{conn: c, done: make(chan struct{})}
 		l.s.tails.Store(tc, struct{}{})
 		defer func() { close(tc.done); l.s.tails.Delete(tc) }()
 	}

@@ -131,7 +131,9 @@ func (s *Server) httpRead(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeReadJSON(w, res, args.text, h)
+	wd := s.newWriteDeadline(http.NewResponseController(w), h.b.stall)
+	defer wd.done()
+	writeReadJSON(w, res, args.text, h, wd.beforeWrite)
 }
 
 // httpWriteChunk is how much encoded JSON a read collects before writing it
@@ -143,19 +145,18 @@ const httpWriteChunk = 64 << 10
 // response's encoding, only a chunk of it, and each record's bytes go
 // back to the read budget (h) once written to the connection. A slow
 // client slows the writes, not memory; one that takes nothing for the
-// read stall timeout fails the write (the connection is closed), which
-// gives its bytes back.
-func writeReadJSON(w http.ResponseWriter, res readResult, text bool, h *hold) {
+// read stall timeout (or, once Shutdown started, for tailShutdownGrace)
+// fails the write (the connection is closed), which gives its bytes back.
+// beforeWrite sets the deadline of each write (writeDeadline).
+func writeReadJSON(w http.ResponseWriter, res readResult, text bool, h *hold, beforeWrite func()) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the connection may serve another request
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	written := int64(0) // budget bytes of the records in buf
 	flush := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(h.b.stall)) // not supported by every writer (tests' recorders)
+		beforeWrite()
 		if _, err := w.Write(buf.Bytes()); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				h.b.stalled.Inc()

@@ -53,7 +53,7 @@ func TestWriteReadJSON(t *testing.T) {
 				require.NoError(t, h.wait(context.Background(), held))
 			}
 			got := httptest.NewRecorder()
-			writeReadJSON(got, tc.res, tc.text, h)
+			writeReadJSON(got, tc.res, tc.text, h, func() {})
 			require.Equal(t, expected.Body.String(), got.Body.String())
 			require.Equal(t, "application/json", got.Header().Get("Content-Type"))
 			require.Zero(t, b.held.Load(), "written records are given back")

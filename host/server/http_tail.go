@@ -19,9 +19,58 @@ import (
 // comment line, so that proxies and clients see the connection alive.
 const tailKeepalive = 15 * time.Second
 
-// tailShutdownGrace is how long an HTTP tail's writes may still take once
-// Shutdown has started.
+// tailShutdownGrace is how long a tail's or a read's writes may still take
+// once Shutdown has started.
 const tailShutdownGrace = time.Second
+
+// writeDeadline sets the write deadlines of an HTTP tail or read: the read
+// stall timeout from each write and, once Shutdown has started,
+// tailShutdownGrace from then at most, whoever sets the deadline last. A
+// write the client does not take must not hold the shutdown for the whole
+// stall timeout.
+type writeDeadline struct {
+	rc     *http.ResponseController
+	stall  time.Duration
+	unhook func() bool
+
+	mu     sync.Mutex
+	cutoff time.Time // guarded by mu: zero until Shutdown starts
+	ended  bool      // guarded by mu: done was called
+}
+
+func (s *Server) newWriteDeadline(rc *http.ResponseController, stall time.Duration) *writeDeadline {
+	d := &writeDeadline{rc: rc, stall: stall}
+	d.unhook = context.AfterFunc(s.stopped, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.ended {
+			return
+		}
+		d.cutoff = time.Now().Add(tailShutdownGrace)
+		_ = d.rc.SetWriteDeadline(d.cutoff) // not supported by every writer (tests' recorders)
+	})
+	return d
+}
+
+// beforeWrite sets the deadline of the next write.
+func (d *writeDeadline) beforeWrite() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := time.Now().Add(d.stall)
+	if !d.cutoff.IsZero() && d.cutoff.Before(t) {
+		t = d.cutoff
+	}
+	_ = d.rc.SetWriteDeadline(t)
+}
+
+// done clears the deadline: the connection may serve another request.
+func (d *writeDeadline) done() {
+	d.unhook()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ended = true
+	_ = d.rc.SetWriteDeadline(time.Time{})
+}
 
 // httpTail streams a stream's records as Server-Sent Events as they
 // become durable: `GET /v1/streams/{id}/tail` from the start, `?from=<id>`
@@ -69,7 +118,6 @@ func (s *Server) httpTail(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	_ = rc.Flush()
 	ctx, cancel := s.untilStopped(r.Context())
 	defer cancel()
@@ -78,32 +126,10 @@ func (s *Server) httpTail(w http.ResponseWriter, r *http.Request) {
 	enc.SetEscapeHTML(false)
 	h := s.reads.newHold(r.Context())
 	defer h.release()
-	// Once Shutdown starts, a write the client does not take must not hold
-	// the shutdown for the whole stall timeout: writes get tailShutdownGrace
-	// at most (room for the final error event), whoever set the deadline
-	// last.
-	var (
-		dmu    sync.Mutex
-		cutoff time.Time // guarded by dmu: zero until Shutdown starts
-	)
-	setDeadline := func() {
-		dmu.Lock()
-		defer dmu.Unlock()
-		d := time.Now().Add(h.b.stall)
-		if !cutoff.IsZero() && cutoff.Before(d) {
-			d = cutoff
-		}
-		_ = rc.SetWriteDeadline(d)
-	}
-	stopCut := context.AfterFunc(s.stopped, func() {
-		dmu.Lock()
-		defer dmu.Unlock()
-		cutoff = time.Now().Add(tailShutdownGrace)
-		_ = rc.SetWriteDeadline(cutoff)
-	})
-	defer stopCut()
+	wd := s.newWriteDeadline(rc, h.b.stall)
+	defer wd.done()
 	write := func(n int64) bool {
-		setDeadline()
+		wd.beforeWrite()
 		_, err := w.Write(buf.Bytes())
 		if err == nil {
 			err = rc.Flush()

@@ -147,6 +147,8 @@ func (p *pipeline) append(ctx context.Context, req *aof2v1.AppendPipelineRequest
 		it.err = errIdempotentUnsupported("on AppendPipeline; use Append")
 	case a.GetSequence() != 0:
 		it.err = errSequenceAlone
+	default:
+		it.err = checkAnswerable(a)
 	}
 	if it.err != nil {
 		return it
@@ -261,13 +263,16 @@ func (p *pipeline) answer(ctx context.Context, batch []pipelined) error {
 				err = withAppended(it.ids, ferr)
 			}
 		}
-		resp.Acks = append(resp.Acks, p.ack(it, err))
-		if ids += len(it.ids); ids >= pipelineAnswerIDs {
+		// An answer of many ids goes out on its own: with the ones before
+		// it, the message could exceed the limit.
+		if len(resp.Acks) > 0 && ids+len(it.ids) > pipelineAnswerIDs {
 			if err := p.ss.Send(resp); err != nil {
 				return err
 			}
 			resp, ids = &aof2v1.AppendPipelineResponse{}, 0
 		}
+		resp.Acks = append(resp.Acks, p.ack(it, err))
+		ids += len(it.ids)
 	}
 	if len(resp.Acks) == 0 {
 		return nil

@@ -86,21 +86,25 @@ func (b *readBudget) released(n int64) {
 // hold is what one response (or tail message) holds of the budget. Its
 // owner grows it; anyone may shrink or release it.
 type hold struct {
-	b    *readBudget // immutable
-	conn *holdSet    // immutable: the gRPC connection it is sent on; nil for HTTP
-	rpc  *holdSet    // immutable: the gRPC call it is sent by; nil for HTTP
+	b    *readBudget  // immutable
+	conn *holdSet     // immutable: the gRPC connection it is sent on; nil for HTTP
+	rpc  *holdSet     // immutable: the gRPC call it is sent by; nil for HTTP
+	nc   *trackedConn // immutable: the gRPC connection, when the tracking listener accepted it
 
 	mu    sync.Mutex
 	n     int64         // guarded by mu: the bytes held
 	resp  proto.Message // guarded by mu: the response it was handed off with
 	stall *time.Timer   // guarded by mu: releases a handed-off hold the client does not take
+	// unsent: the encoded response is counted in nc.unsent (from the
+	// codec's Marshal until the transport gives its buffer back).
+	unsent bool // guarded by mu
 }
 
 // newHold returns an empty hold. A gRPC request's hold is tied to its
 // connection and to its call, which release it if they end before the
 // transport has written the message out.
 func (b *readBudget) newHold(ctx context.Context) *hold {
-	h := &hold{b: b}
+	h := &hold{b: b, nc: connOf(ctx)}
 	if c, ok := ctx.Value(connHoldsKey{}).(*holdSet); ok && c.add(h) {
 		h.conn = c
 	}
@@ -227,7 +231,25 @@ func (c budgetCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
 	}
 	h.armStall()
+	h.setUnsent(true)
 	return mem.BufferSlice{mem.NewBuffer(&buf, releasePool{h})}, nil
+}
+
+// setUnsent counts the hold's encoded response in its connection's unsent
+// answers, or takes it out (once).
+func (h *hold) setUnsent(unsent bool) {
+	if h.nc == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case unsent && !h.unsent:
+		h.nc.unsent.Add(1)
+	case !unsent && h.unsent:
+		h.nc.unsent.Add(-1)
+	}
+	h.unsent = unsent
 }
 
 // armStall releases the hold if its response is still not written out
@@ -258,7 +280,10 @@ type releasePool struct{ h *hold }
 
 func (p releasePool) Get(n int) *[]byte { b := make([]byte, n); return &b }
 
-func (p releasePool) Put(*[]byte) { p.h.release() }
+func (p releasePool) Put(*[]byte) {
+	p.h.setUnsent(false)
+	p.h.release()
+}
 
 // holdSet is the holds of one gRPC connection or call, released
 // together when it ends before the transport gave their buffers back.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
@@ -40,18 +42,19 @@ type Server struct {
 	stopped context.Context
 	stop    context.CancelFunc
 
-	// grpcConns are the gRPC listener's connections by remote address, and
-	// tails the Tail calls under way: a tail whose client stopped reading
-	// is blocked in Send, where Shutdown cannot end it but by closing its
-	// connection.
-	grpcConns sync.Map // string → net.Conn
-	tails     sync.Map // *tailCall → struct{}
+	// conns are the gRPC listener's connections, and tails the Tail calls
+	// under way: a tail whose client stopped reading is blocked in Send,
+	// and a Read's answer the client does not take is queued in the
+	// transport (trackedConn.unsent), where Shutdown cannot end them but
+	// by closing their connection.
+	conns sync.Map // *trackedConn → struct{}
+	tails sync.Map // *tailCall → struct{}
 }
 
-// tailCall is one gRPC Tail under way.
+// tailCall is one gRPC Tail under way, on conn.
 type tailCall struct {
-	remote string
-	done   chan struct{}
+	conn net.Conn
+	done chan struct{}
 }
 
 // New builds a server for node. Nothing listens until ServeGRPC or
@@ -178,7 +181,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) stopGRPC(ctx context.Context) error {
-	go s.cutStalledTails(ctx)
+	go s.cutStalledReads(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -242,11 +245,13 @@ func (s *Server) logFault(where string, err error) {
 // Shutdown has not started.
 func (s *Server) ready() bool { return !s.stopping() && s.node.Ready() }
 
-// cutStalledTails closes the connection of every Tail still under way
-// tailShutdownGrace after Shutdown started (it was told to end, so it is
-// blocked sending to a client that does not read): graceful stop would
-// otherwise wait for it until its deadline, then cut everybody off.
-func (s *Server) cutStalledTails(ctx context.Context) {
+// cutStalledReads closes the connection of every Tail still under way,
+// and of every Read answer still not written out, tailShutdownGrace after
+// Shutdown started (a tail was told to end, a read has its answer ready:
+// they are blocked sending to a client that does not read): graceful stop
+// would otherwise wait for them until its deadline, then cut everybody
+// off.
+func (s *Server) cutStalledReads(ctx context.Context) {
 	t := time.NewTimer(tailShutdownGrace)
 	defer t.Stop()
 	select {
@@ -259,16 +264,23 @@ func (s *Server) cutStalledTails(ctx context.Context) {
 		select {
 		case <-tc.done:
 		default:
-			if c, ok := s.grpcConns.Load(tc.remote); ok {
-				_ = c.(net.Conn).Close()
-			}
+			_ = tc.conn.Close()
+		}
+		return true
+	})
+	s.conns.Range(func(k, _ any) bool {
+		if c := k.(*trackedConn); c.unsent.Load() > 0 {
+			_ = c.Close()
 		}
 		return true
 	})
 }
 
-// trackingListener records the gRPC listener's TCP connections by remote
-// address (cutStalledTails).
+// trackingListener records the gRPC listener's connections
+// (cutStalledReads), each with a remote address that leads back to it
+// (connAddr): a call finds its connection through its peer's address.
+// Remote addresses alone do not tell connections apart: every client of a
+// Unix socket has the same, empty one.
 type trackingListener struct {
 	net.Listener
 	s *Server
@@ -279,23 +291,59 @@ func (l trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := c.RemoteAddr().(*net.TCPAddr); !ok {
-		return c, nil // only TCP addresses tell connections apart
-	}
-	key := c.RemoteAddr().String()
 	tc := &trackedConn{Conn: c}
-	tc.forget = func() { l.s.grpcConns.CompareAndDelete(key, tc) }
-	l.s.grpcConns.Store(key, tc)
+	tc.addr = &connAddr{Addr: c.RemoteAddr(), conn: tc}
+	tc.forget = func() { l.s.conns.Delete(tc) }
+	l.s.conns.Store(tc, struct{}{})
 	return tc, nil
 }
 
 type trackedConn struct {
 	net.Conn
+	addr   *connAddr
 	forget func()
 	once   sync.Once
+	// unsent counts the Read answers handed to the transport and not
+	// given back yet (budgetCodec).
+	unsent atomic.Int64
 }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(c.forget)
 	return c.Conn.Close()
+}
+
+// connOf returns the connection a gRPC call came on, when the tracking
+// listener accepted it.
+func connOf(ctx context.Context) *trackedConn {
+	if p, ok := peer.FromContext(ctx); ok {
+		if ca, ok := p.Addr.(*connAddr); ok {
+			return ca.conn
+		}
+	}
+	return nil
+}
+
+// RemoteAddr is the connection's own remote address, with the connection.
+func (c *trackedConn) RemoteAddr() net.Addr { return c.addr }
+
+// connAddr is an accepted connection's remote address (Network and String
+// are the connection's) and the connection it belongs to.
+type connAddr struct {
+	net.Addr // nil when the connection reports none
+	conn     *trackedConn
+}
+
+func (a *connAddr) Network() string {
+	if a.Addr == nil {
+		return ""
+	}
+	return a.Addr.Network()
+}
+
+func (a *connAddr) String() string {
+	if a.Addr == nil {
+		return ""
+	}
+	return a.Addr.String()
 }
