@@ -177,7 +177,7 @@ func (c *Coordinator) reserveIDs(id types.StreamID, upto types.SegmentID) {
 	if errors.Is(err, errNotWriter) {
 		err = errStoreUnchecked
 	} else if err == nil {
-		_, err = c.remote.Reserve(ctx, id, upto)
+		_, err = c.remote.Reserve(ctx, id, upto, c.cfg.ReserveSegments)
 	}
 	cancel()
 	c.rsv.mu.Lock()

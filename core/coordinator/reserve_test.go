@@ -178,7 +178,7 @@ func TestReservationsLearnedAtRestart(t *testing.T) {
 	require.NoError(t, s.FlushAll(ctx))
 	// Superseded reservations a crash left, and a high one.
 	for _, upto := range []types.SegmentID{7, 9, 1000} {
-		_, err := r.remote.Reserve(ctx, 1, upto)
+		_, err := r.remote.Reserve(ctx, 1, upto, 16)
 		require.NoError(t, err)
 	}
 	r.close(t)

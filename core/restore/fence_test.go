@@ -216,3 +216,36 @@ func TestRecordedLostIDsStayTaken(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, id.Segment(), first[len(first)-1], "a new segment takes an id after every recorded lost one")
 }
+
+// TestRestoreCountsThePreviousWritersReserveWindow: the previous writer
+// reserved with a larger tier2.reserve_segments (64) than the restoring
+// host's (16). Its next reservation, in flight at the takeover, could
+// reach 64 ids past the highest one listed, and it may have handed out
+// ids in it: the restore counts the window the reservation records, so
+// no id up to there is given to a new segment.
+func TestRestoreCountsThePreviousWritersReserveWindow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	writeStreams(t, b, manifestOpts, 1)
+	remote := newRemote(t, b)
+	l, err := remote.ListStream(ctx, 1)
+	require.NoError(t, err)
+	highest := l.Reserved() + 1
+	_, err = remote.Reserve(ctx, 1, highest, 64) // the previous writer's, window 64
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	rep, err := takeoverAndRestore(ctx, t, dir, b) // this host: window 16
+	require.NoError(t, err)
+	lost := rep.Streams[0].Lost
+	require.NotEmpty(t, lost)
+	require.Equal(t, highest+64, lost[len(lost)-1], "ids up to the previous writer's window past its highest reservation are lost")
+	c := startNode(t, dir, b)
+	defer c.stop(t)
+	s, err := c.st.Lookup(1)
+	require.NoError(t, err)
+	id, err := s.AppendDurable(ctx, []byte("after"), core.AppendOptions{})
+	require.NoError(t, err)
+	require.Greater(t, id.Segment(), highest+64, "a new segment takes an id past every one the previous writer may have handed out")
+}

@@ -45,9 +45,10 @@ type Config struct {
 	// (a quarter of it) the streams restored at once. Default 16.
 	Concurrency int
 	// ReserveSegments is tier2.reserve_segments (default 16): ids past the
-	// highest reservation up to this many more are restored as lost too,
-	// covering the one reservation the previous writer may have had in
-	// flight when it was taken over.
+	// highest reservation up to this many more, or the window the
+	// reservation records if larger, are restored as lost too, covering
+	// the one reservation the previous writer may have had in flight when
+	// it was taken over.
 	ReserveSegments int
 	// Oldest is RunCluster's: streams with their oldest segment now, as
 	// a member of the cluster lists it (with retention, not the first),

@@ -98,8 +98,16 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 	}
 	if res := l.Reserved(); res > 0 {
 		// A reservation the previous writer had in flight may have
-		// landed after the listing: its ids are taken too.
-		res = min(res+types.SegmentID(r.cfg.ReserveSegments), types.MaxSegmentID)
+		// landed after the listing: its ids are taken too. It reaches at
+		// most that writer's window past the highest listed one, which
+		// records it (this host's when it predates the record, and
+		// never less: the writer may have restarted with another).
+		window, err := r.cfg.Remote.ReserveWindow(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("stream %d: %w", stream, err)
+		}
+		window = max(window, r.cfg.ReserveSegments)
+		res = min(res+types.SegmentID(window), types.MaxSegmentID)
 		if first == 0 {
 			first = dropped + 1
 		}

@@ -139,10 +139,10 @@ func TestReserveIsIdempotentAndListed(t *testing.T) {
 	s := newEnv(t, fake.Options{}, nil).store
 	ctx := context.Background()
 	for _, upto := range []types.SegmentID{16, 32, 32} {
-		_, err := s.Reserve(ctx, 3, upto)
+		_, err := s.Reserve(ctx, 3, upto, 16)
 		require.NoError(t, err)
 	}
-	_, err := s.Reserve(ctx, 3, 0)
+	_, err := s.Reserve(ctx, 3, 0, 16)
 	require.Error(t, err)
 	l, err := s.ListStream(ctx, 3)
 	require.NoError(t, err)
@@ -150,4 +150,12 @@ func TestReserveIsIdempotentAndListed(t *testing.T) {
 	require.Equal(t, types.SegmentID(32), l.Reserved())
 	require.Empty(t, l.Unknown)
 	require.Equal(t, types.SegmentID(0), Listing{}.Reserved())
+	w, err := s.ReserveWindow(ctx, l)
+	require.NoError(t, err)
+	require.Equal(t, 16, w, "the window the highest reservation was stored with")
+	w, err = s.ReserveWindow(ctx, Listing{})
+	require.NoError(t, err)
+	require.Zero(t, w)
+	_, err = s.Reserve(ctx, 3, 48, 0)
+	require.Error(t, err, "a reservation records a window of at least 1")
 }

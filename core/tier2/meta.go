@@ -24,6 +24,10 @@ const (
 	// position: the chunk and offset whose state it holds.
 	MetaSnapshotChunk  = "snapshot_chunk_index"
 	MetaSnapshotOffset = "snapshot_chunk_offset"
+	// MetaReserveWindow is a reservation's: the tier2.reserve_segments of
+	// the writer that stored it, how far past it that writer's next
+	// reservation may reach (Store.Reserve).
+	MetaReserveWindow = "reserve_window"
 )
 
 // SegmentInfo is what a segment upload records about the segment.
@@ -49,6 +53,9 @@ type ObjectMeta struct {
 	// HasPosition.
 	SnapshotChunk, SnapshotOffset uint64
 	HasPosition                   bool
+	// ReserveWindow is a reservation's (MetaReserveWindow); 0 when it
+	// predates the field.
+	ReserveWindow uint64
 }
 
 func idMetaKey(k Kind) string {
@@ -103,7 +110,8 @@ func ParseMetadata(md map[string]string) (ObjectMeta, error) {
 		key string
 		dst *uint64
 	}{{MetaStream, (*uint64)(&m.Ref.Stream)}, {idMetaKey(m.Ref.Kind), &m.Ref.ID}, {MetaRecordCount, &m.RecordCount},
-		{MetaBaseRecord, &m.BaseRecord}, {MetaSize, &m.Size}, {MetaSnapshotChunk, &m.SnapshotChunk}, {MetaSnapshotOffset, &m.SnapshotOffset}}
+		{MetaBaseRecord, &m.BaseRecord}, {MetaSize, &m.Size}, {MetaSnapshotChunk, &m.SnapshotChunk}, {MetaSnapshotOffset, &m.SnapshotOffset},
+		{MetaReserveWindow, &m.ReserveWindow}}
 	for _, f := range fields {
 		v, ok := md[f.key]
 		if !ok || f.key == "" {

@@ -3,6 +3,7 @@ package tier2
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/aof2/aof2/core/types"
 )
@@ -18,13 +19,45 @@ import (
 
 // Reserve records in tier 2 that the stream's segment ids up to upto may
 // take records. Creating a reservation that already exists is success.
-func (s *Store) Reserve(ctx context.Context, stream types.StreamID, upto types.SegmentID) (Uploaded, error) {
+// window is the writer's tier2.reserve_segments: its next reservation
+// reaches at most window ids past this one, and a restore that finds this
+// one the highest counts that far (ReserveWindow). It is metadata, not
+// part of the body, so that two writers' reservations of one id stay the
+// same bytes.
+func (s *Store) Reserve(ctx context.Context, stream types.StreamID, upto types.SegmentID, window int) (Uploaded, error) {
 	if upto == 0 {
 		return Uploaded{}, fmt.Errorf("tier2 reserve: stream %d: segment id 0 is never used", stream)
 	}
+	if window < 1 {
+		return Uploaded{}, fmt.Errorf("tier2 reserve: stream %d: window %d, want at least 1", stream, window)
+	}
 	ref := Ref{Kind: KindReservation, Stream: stream, ID: uint64(upto)}
 	body := fmt.Appendf(nil, "aof2 segment reservation: stream %d, segment ids up to %d\n", stream, upto)
-	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: body}, ref, SegmentInfo{})
+	md := map[string]string{MetaReserveWindow: strconv.Itoa(window)}
+	return s.upload(ctx, Upload{Key: s.layout.Key(ref), Data: body, Metadata: md}, ref, SegmentInfo{})
+}
+
+// ReserveWindow is the window (Reserve) of the listing's highest
+// reservation, read from the object: 0 when the listing holds none or the
+// reservation was stored before windows were recorded.
+func (s *Store) ReserveWindow(ctx context.Context, l Listing) (int, error) {
+	n := len(l.Reservations)
+	if n == 0 {
+		return 0, nil
+	}
+	key := l.Reservations[n-1].Info.Key
+	info, err := s.Stat(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("tier2: reservation %s: %w", key, err)
+	}
+	m, err := ParseMetadata(info.Metadata)
+	if err != nil {
+		return 0, fmt.Errorf("tier2: reservation %s: %w", key, err)
+	}
+	if m.ReserveWindow > uint64(types.MaxSegmentID) {
+		return 0, fmt.Errorf("tier2: reservation %s: window %d: %w", key, m.ReserveWindow, types.ErrCorrupt)
+	}
+	return int(m.ReserveWindow), nil
 }
 
 // Reserved is the highest reservation of a listing (0: none).
