@@ -19,6 +19,7 @@ import (
 	aof2v1 "github.com/aof2/aof2/api/proto/aof2/v1"
 	"github.com/aof2/aof2/core"
 	"github.com/aof2/aof2/host/server"
+	"github.com/aof2/aof2/host/server/servertest"
 	"github.com/aof2/aof2/internal/testwait"
 )
 
@@ -55,20 +56,7 @@ func TestShutdownDrainsInFlightAndEndsTails(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "first", string(msg.Records[0].Payload))
 
-	// Buffered: the hook may run before the test waits for it.
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	h.Node.BeforeHydrate = func(ctx context.Context, _ core.SegmentID) error {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	entered, release := holdHydrations(h.Node)
 	hyd, err := admin.Hydrate(ctx, &aof2v1.HydrateRequest{StreamId: 1})
 	require.NoError(t, err)
 	select {
@@ -162,4 +150,34 @@ func TestShutdownDeadlineCutsOff(t *testing.T) {
 	require.ErrorIs(t, h.Server.Shutdown(sctx), context.DeadlineExceeded)
 	_, err = hyd.Recv()
 	require.Error(t, err, "the held call was cut off")
+}
+
+// holdHydrations makes every hydration of node wait until release is
+// closed (or its context ends); entered receives (buffered: the hook may
+// run before the test waits for it) when one is held.
+func holdHydrations(node *servertest.Node) (entered <-chan struct{}, release chan struct{}) {
+	in, release := make(chan struct{}, 1), make(chan struct{})
+	node.BeforeHydrate = func(ctx context.Context, _ core.SegmentID) error {
+		select {
+		case in <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return in, release
+}
+
+// requireShutdownUnderStallTimeout shuts srv down within 8 s, well under
+// the 30 s stall timeout: a stalled client must not hold it longer.
+func requireShutdownUnderStallTimeout(t *testing.T, srv *server.Server, what string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	began := time.Now()
+	require.NoError(t, srv.Shutdown(sctx), "Shutdown with %s open took %s", what, time.Since(began))
 }

@@ -117,19 +117,7 @@ func TestShutdownWithStalledGRPCTailUnix(t *testing.T) {
 	ctx := ctxT(t)
 
 	// A request held in flight on its own connection.
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	h.node.BeforeHydrate = func(ctx context.Context, _ core.SegmentID) error {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	entered, release := holdHydrations(h.node)
 	hyd, err := aof2v1.NewAdminClient(healthy).Hydrate(ctx, &aof2v1.HydrateRequest{StreamId: 1})
 	require.NoError(t, err)
 	testwait.Recv(t, entered, testwait.Default, "the hydration to reach the node")
@@ -193,11 +181,7 @@ func TestShutdownWithStalledHTTPTailUnix(t *testing.T) {
 	require.NoError(t, err)
 	time.Sleep(500 * time.Millisecond) // socket buffers fill; the handler blocks in Write
 
-	sctx, cancel := context.WithTimeout(context.Background(), 8*time.Second) // under the 30 s stall timeout
-	defer cancel()
-	began := time.Now()
-	err = h.srv.Shutdown(sctx)
-	require.NoError(t, err, "Shutdown with one stalled Unix-socket HTTP tail open took %s", time.Since(began))
+	requireShutdownUnderStallTimeout(t, h.srv, "one stalled Unix-socket HTTP tail")
 	testwait.Recv(t, h.serveDone, 10*time.Second, "the serve loops to return after Shutdown")
 }
 
