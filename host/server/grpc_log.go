@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -40,11 +41,16 @@ const maxAnswerRecords = (minMessageSize - 1<<10) / binary.MaxVarintLen64
 // checkAnswerable refuses a request whose answer would not fit one
 // message, before anything of it is appended.
 func checkAnswerable(req *aof2v1.AppendRequest) error {
-	if n := len(req.GetRecords()); n > maxAnswerRecords {
-		return fmt.Errorf("stream %d: %d records in one request, at most %d (the answer holds an id for each): split it: %w",
-			req.GetStreamId(), n, maxAnswerRecords, ErrBadRequest)
+	n := len(req.GetRecords())
+	if n <= maxAnswerRecords {
+		return nil
 	}
-	return nil
+	count := strconv.Itoa(n)
+	if n == maxAnswerRecords+1 { // the codec decodes no more (unmarshalBounded)
+		count = "more than " + strconv.Itoa(maxAnswerRecords)
+	}
+	return fmt.Errorf("stream %d: %s records in one request, at most %d (the answer holds an id for each): split it: %w",
+		req.GetStreamId(), count, maxAnswerRecords, ErrBadRequest)
 }
 
 func (l *logService) Append(ctx context.Context, req *aof2v1.AppendRequest) (*aof2v1.AppendResponse, error) {
@@ -104,7 +110,7 @@ func (l *logService) AppendStream(ss grpc.ClientStreamingServer[aof2v1.AppendReq
 		durable bool
 	)
 	for {
-		req, err := ss.Recv()
+		req, err := recvAppendStream(ss)
 		if err == io.EOF {
 			break
 		}

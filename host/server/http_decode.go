@@ -37,11 +37,11 @@ type jsonRecord struct {
 
 // appendBody is a JSON append body.
 type appendBody struct {
-	Records   []jsonRecord `json:"records"`
-	Durable   *bool        `json:"durable"`
-	Watermark *flexUint    `json:"coordinator_watermark"`
-	Producer  *flexUint    `json:"producer_id"`
-	Sequence  *flexUint    `json:"sequence"`
+	Records   jsonRecords `json:"records"`
+	Durable   *bool       `json:"durable"`
+	Watermark *flexUint   `json:"coordinator_watermark"`
+	Producer  *flexUint   `json:"producer_id"`
+	Sequence  *flexUint   `json:"sequence"`
 }
 
 // isJSON reports whether a Content-Type names JSON; anything else (a

@@ -270,7 +270,14 @@ func (h *hold) armStall() {
 	})
 }
 
-func (c budgetCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }
+// Unmarshal decodes append requests bounded (unmarshalBounded), every
+// other message through the default codec.
+func (c budgetCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if ok, err := unmarshalBounded(data, v); ok {
+		return err
+	}
+	return c.base.Unmarshal(data, v)
+}
 
 func (c budgetCodec) Name() string { return c.base.Name() }
 
