@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
@@ -162,4 +163,86 @@ func TestApplyStoppedAtDamageNamesTheRemedy(t *testing.T) {
 	require.ErrorContains(t, err, "wipe this member's data directory and restart it to rejoin")
 	require.NotContains(t, err.Error(), "accept-loss")
 	require.NotContains(t, f.fail(errors.New("later")).Error(), "later", "the first failure stands")
+}
+
+// TestStartFallsBackOnlyToASnapshotTheLogCovers: a member keeps two Raft
+// snapshots, and its store is behind the newest (its tail was damaged and
+// rewound past it) while no peer answers to copy what it lacks. When its
+// log still holds every entry after the older snapshot, it starts from
+// that one and the entries put back what it lacks; when the log was
+// compacted past it, the start fails (ErrBehindSnapshot) instead of
+// panicking in hashicorp/raft on an entry it no longer holds, and the
+// next start, with a peer answering, heals it.
+func TestStartFallsBackOnlyToASnapshotTheLogCovers(t *testing.T) {
+	for _, compacted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("log compacted=%v", compacted), func(t *testing.T) {
+			peers := &clusterPeers{stores: map[string]*core.Store{}}
+			c := newTestClusterWith(t, 3, LogStoreBolt, func(n *testNode) {
+				n.peers = peers
+				if compacted {
+					n.raft = testRaftConfig()
+					n.raft.TrailingLogs = 1
+				}
+			})
+			for _, n := range c.nodes {
+				peers.set(n.id, n.store)
+			}
+			// Appends are retried on whichever member leads: on loaded
+			// cores an election may cut one (ErrOutcomeUnknown), and a
+			// record twice changes nothing here.
+			write := func(prefix string) {
+				for b := range 10 {
+					require.Eventually(t, func() bool {
+						_, err := c.leader().node.Append(context.Background(), 1, records(fmt.Sprintf("%s%d", prefix, b), 5))
+						return err == nil
+					}, 20*time.Second, 10*time.Millisecond)
+				}
+				c.converge()
+			}
+			// A follower: the snapshot names the leader's client address
+			// (announced as it leads), which the copy reads from.
+			f := c.followers(c.leader())[0]
+			write("a")
+			require.NoError(t, f.node.raft.Snapshot().Error(), "the older snapshot")
+			older := len(readAll(t, f.store, 1))
+			write("b")
+			require.NoError(t, f.node.raft.Snapshot().Error(), "the newest snapshot")
+			before := readAll(t, f.store, 1)
+			require.Greater(t, len(before), older+2)
+			for _, n := range c.nodes {
+				peers.set(n.id, nil) // no member answers a copy
+			}
+			c.stop(f)
+			metas, err := os.ReadDir(filepath.Join(f.dir, "raft", "snapshots"))
+			require.NoError(t, err)
+			require.Len(t, metas, 2, "the member keeps two snapshots")
+			// A record of an entry between the two snapshots: rewound, the
+			// store is past the older snapshot and behind the newest.
+			flipRecord(t, f, 1, before[older+2].ID)
+
+			var openErr error
+			require.NotPanics(t, func() { openErr = c.open(f) })
+			if compacted {
+				require.ErrorIs(t, openErr, ErrBehindSnapshot, "the log no longer holds the entries after the older snapshot")
+				require.Nil(t, f.node)
+				c.stop(f)
+				for _, n := range c.nodes {
+					if n != f {
+						peers.set(n.id, n.store)
+					}
+				}
+				c.start(f)
+			} else {
+				// The log holds every entry after the older snapshot:
+				// starting from it, raft applies them, which puts back
+				// what the rewind dropped, no peer needed.
+				require.NoError(t, openErr, "the log covers the older snapshot")
+				require.NotNil(t, f.node)
+			}
+			peers.set(f.id, f.store)
+			got := c.requireSame(1)
+			require.Equal(t, before, got[1])
+			require.Empty(t, f.node.Status().ApplyFailed)
+		})
+	}
 }

@@ -68,8 +68,9 @@ type fsm struct {
 
 	mu struct {
 		sync.Mutex
-		members map[string]APIAddr // node id → client addresses
-		failed  error
+		members    map[string]APIAddr // node id → client addresses
+		failed     error
+		restoreErr error // the last Restore's (snapshot.go)
 	}
 }
 

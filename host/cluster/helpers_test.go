@@ -28,6 +28,7 @@ type testNode struct {
 	logs              raft.LogStore // nil: the cluster's log store
 	tiering           Tiering       // nil: none
 	peers             PeerReader    // nil: none
+	raft              *raft.Config  // nil: testRaftConfig()
 	store             *core.Store
 	node              *Node
 }
@@ -89,11 +90,15 @@ func (c *testCluster) start(n *testNode) {
 func (c *testCluster) open(n *testNode) error {
 	c.t.Helper()
 	var err error
+	rc := n.raft
+	if rc == nil {
+		rc = testRaftConfig()
+	}
 	n.store, err = core.Open(filepath.Join(n.dir, "store"), core.Config{SegmentSize: segment.MinCapacity, TailReplayed: true, RequireExtID: true})
 	require.NoError(c.t, err)
 	node, err := Open(Config{
 		NodeID: n.id, RaftAddr: n.raftAddr, API: APIAddr{GRPC: "grpc-" + n.id, HTTP: "http-" + n.id}, Peers: c.peers,
-		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: testRaftConfig(), Faults: n.faults, logs: n.logs, Tiering: n.tiering, PeerReader: n.peers,
+		Dir: filepath.Join(n.dir, "raft"), LogStore: c.logStore, Raft: rc, Faults: n.faults, logs: n.logs, Tiering: n.tiering, PeerReader: n.peers,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: n.id, Level: hclog.LevelFromString(os.Getenv("AOF2_TEST_LOG")), Output: testWriter{c.t}}),
 	}, n.store)
 	if err != nil {

@@ -191,10 +191,11 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 		return nil, err
 	}
 	n.logs = logs
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, cfg.Logger.Named("snapshots"))
+	files, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, cfg.Logger.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("raft snapshot store: %w", err)
 	}
+	snaps := restorableSnapshots{SnapshotStore: files, logs: logs}
 	ln, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("raft listen on %s: %w", cfg.RaftAddr, err)
@@ -223,6 +224,11 @@ func Open(cfg Config, store *core.Store) (_ *Node, err error) {
 		return nil, fmt.Errorf("raft state: %w", err)
 	}
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.trans); err != nil {
+		// raft logs the restore's error and returns its own ("failed to
+		// load any existing snapshots"): say why.
+		if rerr := n.fsm.restoreErr(); rerr != nil {
+			return nil, fmt.Errorf("start raft: %w: restore the newest snapshot: %w", err, rerr)
+		}
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	if !exists && len(cfg.Peers) > 0 {

@@ -137,11 +137,59 @@ func (d *snapshotDoc) Persist(sink raft.SnapshotSink) error {
 // Release is raft.FSMSnapshot's; the document holds nothing to release.
 func (d *snapshotDoc) Release() {}
 
+// restorableSnapshots shows raft the newest snapshot of the store it
+// wraps, and an older one only while the log still holds every entry
+// after it. At start, raft's restoreSnapshot (NewRaft, hashicorp/raft
+// v1.7.2 api.go) tries the snapshots newest first and starts from the
+// first whose Restore succeeds, then reads every log entry after it and
+// panics ("log not found") on one the log no longer holds. So with the
+// newest refused (the store is behind it and no peer answered the copy),
+// an older snapshot the log was compacted past would crash the start;
+// one the log still covers is a heal: raft applies the entries after it,
+// which put back what the store lacks, and the node's log (what it
+// acknowledged to the leader) is whole. Elsewhere raft reads only the
+// newest (sendLatestSnapshot, HasExistingState), so nothing changes
+// there (docs/adr-replication.md, "Snapshots").
+type restorableSnapshots struct {
+	raft.SnapshotStore
+	logs raft.LogStore
+}
+
+func (s restorableSnapshots) List() ([]*raft.SnapshotMeta, error) {
+	metas, err := s.SnapshotStore.List()
+	if err != nil || len(metas) < 2 {
+		return metas, err
+	}
+	first, ferr := s.logs.FirstIndex()
+	last, lerr := s.logs.LastIndex()
+	out := metas[:1] // newest first
+	for _, m := range metas[1:] {
+		if ferr != nil || lerr != nil || first == 0 || first > m.Index+1 || last < metas[0].Index {
+			break
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// restoreErr is the last Restore's error: nil when it succeeded or none
+// ran.
+func (f *fsm) restoreErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.restoreErr
+}
+
 // Restore checks the store against a snapshot: at startup (raft restores
 // its newest snapshot, then replays the log after it) and when the leader
 // sends one to a follower that fell behind its log.
-func (f *fsm) Restore(rc io.ReadCloser) error {
+func (f *fsm) Restore(rc io.ReadCloser) (err error) {
 	defer rc.Close()
+	defer func() {
+		f.mu.Lock()
+		f.mu.restoreErr = err
+		f.mu.Unlock()
+	}()
 	var doc snapshotDoc
 	if err := json.NewDecoder(io.LimitReader(rc, 1<<30)).Decode(&doc); err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
