@@ -101,7 +101,7 @@ func CheckStore(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.
 	b, err := vfs.ReadFile(fsys, path)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(b, &local); err != nil || local.StoreID == "" {
+		if local, err = decodeStoreRecord(b); err != nil {
 			return "", false, fmt.Errorf("%w: %s does not decode", ErrForeignStore, path)
 		}
 	case !vfs.IsNotExist(err):
@@ -136,6 +136,18 @@ func CheckStore(ctx context.Context, fsys vfs.FS, dataDir string, remote *tier2.
 		}
 	}
 	return d.StoreID, local.StoreID == "", nil
+}
+
+// decodeStoreRecord decodes StoreFile's content: it names a store.
+func decodeStoreRecord(b []byte) (storeRecord, error) {
+	var r storeRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return storeRecord{}, err
+	}
+	if r.StoreID == "" {
+		return storeRecord{}, errors.New("no store id")
+	}
+	return r, nil
 }
 
 const storeUnchecked = "tier 2 store descriptor not checked; tier-2 writes wait"

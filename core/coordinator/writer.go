@@ -104,8 +104,20 @@ func loadWriterFile(fsys vfs.FS, dataDir string) (writerFile, error) {
 	case err != nil:
 		return w, err
 	}
-	if err := json.Unmarshal(b, &w); err != nil || w.NodeID == "" {
+	if w, err = decodeWriterFile(b); err != nil {
 		return w, fmt.Errorf("coordinator: %s does not decode (%v)", filepath.Join(dataDir, WriterFile), err)
+	}
+	return w, nil
+}
+
+// decodeWriterFile decodes WriterFile's content: it names the node.
+func decodeWriterFile(b []byte) (writerFile, error) {
+	var w writerFile
+	if err := json.Unmarshal(b, &w); err != nil {
+		return writerFile{}, err
+	}
+	if w.NodeID == "" {
+		return writerFile{}, errors.New("no node id")
 	}
 	return w, nil
 }

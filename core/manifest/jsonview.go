@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -84,6 +85,11 @@ func ReadView(fsys vfs.FS, dir string) (View, error) {
 	var v View
 	if err := dec.Decode(&v); err != nil {
 		return View{}, corruptf("%s: %v", ViewPath(dir), err)
+	}
+	// One document: bytes after it (a second document, a torn rewrite's
+	// leftovers) are damage too, not something to ignore.
+	if tok, err := dec.Token(); err != io.EOF {
+		return View{}, corruptf("%s: data after the view (%v, %v)", ViewPath(dir), tok, err)
 	}
 	switch {
 	case v.Version == viewVersionUnplaced && v.LogRecords == 0:

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -136,9 +137,16 @@ func (h Hex64) MarshalText() ([]byte, error) {
 	return fmt.Appendf(nil, "0x%016x", uint64(h)), nil
 }
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// UnmarshalText implements encoding.TextUnmarshaler. It takes only what
+// MarshalText writes, "0x" and 16 lower-case hex digits: a checksum read
+// back from a file is compared bit for bit, and no other text (decimal,
+// octal, underscores, a shortened or upper-case form) may stand for it.
 func (h *Hex64) UnmarshalText(b []byte) error {
-	v, err := strconv.ParseUint(string(b), 0, 64)
+	digits, ok := bytes.CutPrefix(b, []byte("0x"))
+	if !ok || len(digits) != 16 || bytes.ContainsFunc(digits, func(r rune) bool { return (r < '0' || r > '9') && (r < 'a' || r > 'f') }) {
+		return fmt.Errorf("manifest: bad hex64 %q: want 0x and 16 lower-case hex digits", b)
+	}
+	v, err := strconv.ParseUint(string(digits), 16, 64)
 	if err != nil {
 		return fmt.Errorf("manifest: bad hex64 %q: %w", b, err)
 	}
@@ -159,15 +167,20 @@ func enumString[T enumInt](names []string, v T, prefix string) string {
 	return prefix + "(" + strconv.FormatUint(uint64(v), 10) + ")"
 }
 
-// parseEnum parses what enumString wrote.
+// parseEnum parses what enumString wrote, and nothing else: a named value
+// only by its name, an unnamed one only as prefix(v) with v in canonical
+// decimal, so that every value has one text.
 func parseEnum[T enumInt](names []string, b []byte, prefix string) (T, error) {
 	s := string(b)
 	if i := slices.Index(names, s); i >= 0 {
 		return T(i), nil
 	}
 	if inner, ok := strings.CutPrefix(s, prefix+"("); ok {
-		if v, err := strconv.ParseUint(strings.TrimSuffix(inner, ")"), 10, 32); err == nil && uint64(T(v)) == v {
-			return T(v), nil
+		if inner, ok = strings.CutSuffix(inner, ")"); ok {
+			v, err := strconv.ParseUint(inner, 10, 32)
+			if err == nil && uint64(T(v)) == v && v >= uint64(len(names)) && strconv.FormatUint(v, 10) == inner {
+				return T(v), nil
+			}
 		}
 	}
 	return 0, fmt.Errorf("manifest: unknown %s %q", prefix, s)

@@ -169,8 +169,13 @@ func fetchSnapshot(ctx context.Context, remote *tier2.Store, stream types.Stream
 	if s.ID != sn.Ref.ID {
 		return nil, tier2.SnapshotPosition{}, fmt.Errorf("%w: object holds snapshot %d", manifest.ErrCorrupt, s.ID)
 	}
-	if md, err := tier2.ParseMetadata(info.Metadata); err == nil && md.HasPosition &&
-		(md.SnapshotChunk != s.ChunkIndex || md.SnapshotOffset != s.ChunkOffset) {
+	md, err := tier2.ParseMetadata(info.Metadata)
+	if err != nil {
+		// Metadata this package wrote always parses: damaged metadata
+		// is not a reason to skip the position check.
+		return nil, tier2.SnapshotPosition{}, fmt.Errorf("%w: %s: %v", manifest.ErrCorrupt, sn.Info.Key, err)
+	}
+	if md.HasPosition && (md.SnapshotChunk != s.ChunkIndex || md.SnapshotOffset != s.ChunkOffset) {
 		return nil, tier2.SnapshotPosition{}, fmt.Errorf("%w: metadata names position %d/%d, the snapshot holds %d/%d",
 			manifest.ErrCorrupt, md.SnapshotChunk, md.SnapshotOffset, s.ChunkIndex, s.ChunkOffset)
 	}

@@ -29,6 +29,17 @@ const (
 // bounds the memory one frame read can allocate whatever the input says.
 const MaxFrameSize = 16 << 20
 
+// maxFrames is the most frames an artifact holds: the largest segment cut
+// into frames of the smallest frame size.
+const maxFrames = segment.MaxCapacity / MinFrameSize
+
+// compressBound is more than the largest zstd frame of n bytes (zstd's
+// own bound: n + n/256 and a little more for small inputs, plus the frame
+// header and checksum). A frame is read whole into memory, so its
+// compressed size is held to it: the u32 in the seek table does not
+// choose an allocation of up to 4 GiB.
+func compressBound(n int64) int64 { return n + n>>8 + 64<<10 }
+
 // decoder is shared: DecodeAll is safe for concurrent use. Frame sizes are
 // checked against the seek table before decoding, and the decoder refuses
 // to allocate beyond the largest legal frame.
@@ -109,6 +120,11 @@ func (a *Artifact) readTable() error {
 		return corrupt(a.name, -1, "seek table has no frame checksums")
 	case n == 0:
 		return corrupt(a.name, -1, "seek table lists no frames")
+	case n > maxFrames:
+		// Checked before the table is read: its length comes from n,
+		// and the artifact's size (a file's, or a tier-2 object's as
+		// its metadata says) bounds nothing useful.
+		return corrupt(a.name, -1, "seek table lists %d frames, more than the %d a segment is cut into", n, maxFrames)
 	}
 	tableLen := skippableHeader + n*seekEntrySize + seekFooterSize
 	if tableLen > a.size {
@@ -129,7 +145,8 @@ func (a *Artifact) readTable() error {
 	var comp, raw uint64
 	for i := range n {
 		e, _ := t.EntryByID(i)
-		if e.CompressedSize == 0 || e.DecompressedSize == 0 || e.DecompressedSize > MaxFrameSize {
+		if e.CompressedSize == 0 || e.DecompressedSize == 0 || e.DecompressedSize > MaxFrameSize ||
+			int64(e.CompressedSize) > compressBound(int64(e.DecompressedSize)) {
 			return corrupt(a.name, i, "frame sizes %d/%d out of range", e.CompressedSize, e.DecompressedSize)
 		}
 		comp += uint64(e.CompressedSize)

@@ -76,9 +76,18 @@ func (s *Store) ReadDescriptor(ctx context.Context) (Descriptor, error) {
 	if err != nil {
 		return Descriptor{}, err
 	}
+	d, err := decodeDescriptor(data)
+	if err != nil {
+		return Descriptor{}, fmt.Errorf("%w: %s does not decode: %v", ErrIncompatibleStore, s.descriptorKey(), err)
+	}
+	return d, nil
+}
+
+// decodeDescriptor decodes a descriptor object's bytes.
+func decodeDescriptor(data []byte) (Descriptor, error) {
 	var d Descriptor
 	if err := json.Unmarshal(data, &d); err != nil {
-		return Descriptor{}, fmt.Errorf("%w: %s does not decode: %v", ErrIncompatibleStore, s.descriptorKey(), err)
+		return Descriptor{}, err
 	}
 	return d, nil
 }

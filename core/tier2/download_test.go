@@ -167,3 +167,51 @@ func TestDownloadSurvivesCrashMidStream(t *testing.T) {
 	assert.Equal(t, uint64(1), e.retries(OpFetch))
 	assert.Equal(t, 1.0, e.requests(ClassGet, OutcomeUnavailable))
 }
+
+// overlong is a backend whose bodies run on past the object: extra more
+// bytes after each, counting what was read of them.
+type overlong struct {
+	pluginapi.Backend
+	extra int64
+	read  *int64
+}
+
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+func (o overlong) Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.ObjectRange, io.ReadCloser, error) {
+	rng, rc, err := o.Backend.Get(ctx, req)
+	if err != nil {
+		return rng, rc, err
+	}
+	more := countingReader{r: io.LimitReader(zeros{}, o.extra), n: o.read}
+	return rng, struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(rc, more), rc}, nil
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestFetchReadsNoMoreThanAnnounced: Fetch holds a whole object in
+// memory; a body longer than the length the backend announced is refused
+// after at most one byte past it, not read (and held) to its end.
+func TestFetchReadsNoMoreThanAnnounced(t *testing.T) {
+	fb := fake.New(fake.Options{})
+	var read int64
+	e := newEnvWith(t, fb, overlong{Backend: fb, extra: 64 << 20, read: &read}, func(c *Config) { c.MaxFetchBytes = 1 << 20 })
+	e.rawPut("k/small", payload(100, 1), nil)
+	_, _, err := e.store.Fetch(context.Background(), "k/small", Expect{})
+	require.ErrorIs(t, err, ErrChecksum)
+	require.Less(t, read, int64(1<<10), "read %d bytes past the announced length (one per attempt at most)", read)
+}

@@ -43,11 +43,21 @@ func (s *Store) ReadWriter(ctx context.Context) (WriterRecord, string, error) {
 	if err != nil {
 		return WriterRecord{}, "", err
 	}
-	var w WriterRecord
-	if err := json.Unmarshal(data, &w); err != nil || w.Epoch == 0 || w.NodeID == "" {
-		return WriterRecord{}, "", fmt.Errorf("%w: %s does not decode (%v)", ErrIncompatibleStore, s.writerKey(), err)
+	w, err := decodeWriterRecord(data)
+	if err != nil {
+		return WriterRecord{}, "", fmt.Errorf("%w: %s %v", ErrIncompatibleStore, s.writerKey(), err)
 	}
 	return w, info.ETag, nil
+}
+
+// decodeWriterRecord decodes a writer record's bytes: a claim names an
+// epoch (from 1) and a node.
+func decodeWriterRecord(data []byte) (WriterRecord, error) {
+	var w WriterRecord
+	if err := json.Unmarshal(data, &w); err != nil || w.Epoch == 0 || w.NodeID == "" {
+		return WriterRecord{}, fmt.Errorf("does not decode (%v)", err)
+	}
+	return w, nil
 }
 
 // WriterETag is the writer record's current etag (a Head): a writer

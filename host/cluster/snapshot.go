@@ -190,12 +190,9 @@ func (f *fsm) Restore(rc io.ReadCloser) (err error) {
 		f.mu.restoreErr = err
 		f.mu.Unlock()
 	}()
-	var doc snapshotDoc
-	if err := json.NewDecoder(io.LimitReader(rc, 1<<30)).Decode(&doc); err != nil {
-		return fmt.Errorf("read snapshot: %w", err)
-	}
-	if doc.Version != snapshotVersion {
-		return fmt.Errorf("snapshot version %d: this node reads %d", doc.Version, snapshotVersion)
+	doc, err := decodeSnapshotDoc(rc)
+	if err != nil {
+		return err
 	}
 	sort.Slice(doc.Streams, func(i, j int) bool { return doc.Streams[i].Stream < doc.Streams[j].Stream })
 	// What the FSM knew of each stream's end is stale after a copy, even
@@ -249,6 +246,27 @@ func (f *fsm) Restore(rc io.ReadCloser) (err error) {
 	}
 	f.mu.Unlock()
 	return nil
+}
+
+// maxSnapshotBytes bounds what Restore reads of a snapshot.
+const maxSnapshotBytes = 1 << 30
+
+// decodeSnapshotDoc reads a snapshot document: one JSON document of this
+// version, nothing after it (a snapshot cut at maxSnapshotBytes, or with
+// bytes appended, is refused rather than read in part).
+func decodeSnapshotDoc(r io.Reader) (snapshotDoc, error) {
+	var doc snapshotDoc
+	dec := json.NewDecoder(io.LimitReader(r, maxSnapshotBytes))
+	if err := dec.Decode(&doc); err != nil {
+		return snapshotDoc{}, fmt.Errorf("read snapshot: %w", err)
+	}
+	if tok, err := dec.Token(); err != io.EOF {
+		return snapshotDoc{}, fmt.Errorf("read snapshot: data after the document (%v, %v)", tok, err)
+	}
+	if doc.Version != snapshotVersion {
+		return snapshotDoc{}, fmt.Errorf("snapshot version %d: this node reads %d", doc.Version, snapshotVersion)
+	}
+	return doc, nil
 }
 
 // restoreBehind copies what stream p lacks of the snapshot's position

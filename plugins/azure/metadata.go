@@ -38,9 +38,14 @@ func decodeName(n string) (string, bool) {
 	var b strings.Builder
 	for i := 1; i < len(n); i++ {
 		c := n[i]
-		if c != '_' {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
 			b.WriteByte(c)
 			continue
+		}
+		if c != '_' {
+			// Not a byte encodeName writes ('.' and '-' are escaped):
+			// no name of ours, whatever it would decode to.
+			return "", false
 		}
 		if i+1 >= len(n) {
 			return "", false

@@ -82,9 +82,11 @@ func (st *state) putErr(req pluginapi.PutRequest, err error) error {
 
 func formatETag(gen int64) string { return strconv.FormatInt(gen, 10) }
 
+// parseETag takes only what formatETag writes (a generation in canonical
+// decimal): "+5" or "05" is no etag of this backend, not generation 5.
 func parseETag(s string) (int64, bool) {
 	g, err := strconv.ParseInt(s, 10, 64)
-	return g, err == nil && g > 0
+	return g, err == nil && g > 0 && formatETag(g) == s
 }
 
 func (st *state) info(key string, a *storage.ObjectAttrs) pluginapi.ObjectInfo {

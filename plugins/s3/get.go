@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -29,11 +30,7 @@ func (b *Backend) Get(ctx context.Context, req pluginapi.GetRequest) (pluginapi.
 	if req.IfMatch != "" {
 		in.IfMatch = aws.String(req.IfMatch)
 	}
-	if req.Offset > 0 || req.Length > 0 {
-		r := fmt.Sprintf("bytes=%d-", req.Offset)
-		if req.Length > 0 {
-			r += strconv.FormatUint(req.Offset+req.Length-1, 10)
-		}
+	if r := rangeHeader(req.Offset, req.Length); r != "" {
 		in.Range = aws.String(r)
 	}
 	st.sse.applyGet(in)
@@ -202,4 +199,20 @@ func (o sseOptions) applyGet(in *s3.GetObjectInput) {
 	if o.cKey != "" {
 		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = aws.String("AES256"), aws.String(o.cKey), aws.String(o.cKeyMD5)
 	}
+}
+
+// rangeHeader is the HTTP Range of a Get of length bytes at offset ("" for
+// the whole object; length 0, or one reaching past the largest offset, is
+// to the end, as pluginapi.ResolveRange reads it). offset+length-1 is not
+// computed when it would wrap: "bytes=10-4" is no range, and a server
+// ignores it and sends the whole object.
+func rangeHeader(offset, length uint64) string {
+	if offset == 0 && length == 0 {
+		return ""
+	}
+	r := fmt.Sprintf("bytes=%d-", offset)
+	if length > 0 && length <= math.MaxUint64-offset {
+		r += strconv.FormatUint(offset+length-1, 10)
+	}
+	return r
 }
