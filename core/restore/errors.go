@@ -28,4 +28,9 @@ var (
 	// newer drop removed it. Asking the cluster again and retrying heals
 	// both.
 	ErrOldestNotInTier2 = errors.New("restore: tier 2 does not hold the stream's oldest segment")
+	// ErrImplausibleID: a tier-2 key (a segment object, a lost record or
+	// a reservation) names a segment id so far past everything else the
+	// stream holds that no writer can have made it: restoring every id up
+	// to it as lost would cost that many objects and entries.
+	ErrImplausibleID = errors.New("restore: a tier-2 key names an implausible segment id")
 )

@@ -249,3 +249,19 @@ func TestRestoreCountsThePreviousWritersReserveWindow(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, id.Segment(), highest+64, "a new segment takes an id past every one the previous writer may have handed out")
 }
+
+// TestRestoreRefusesAnImplausibleReservation: a reservation key far past
+// every id the stream's tier 2 names (a stray or damaged key: no writer
+// reserves billions of ids ahead) is refused, naming the key, instead of
+// planning every id up to it as an entry and a lost record.
+func TestRestoreRefusesAnImplausibleReservation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Default)
+	defer cancel()
+	b := fake.New(fake.Options{})
+	writeStreams(t, b, manifestOpts, 1)
+	_, err := newRemote(t, b).Reserve(ctx, 1, 4_000_000_000, 16)
+	require.NoError(t, err)
+	_, err = takeoverAndRestore(ctx, t, t.TempDir(), b)
+	require.ErrorIs(t, err, restore.ErrImplausibleID)
+	require.ErrorContains(t, err, "reservations/00000000004000000000.rsv")
+}

@@ -35,6 +35,31 @@ type entry struct {
 // knownBase is the base offset the history recorded for e.
 func (e *entry) knownBase() (uint64, bool) { return e.st.BaseOffset, e.inHist }
 
+// maxIDsUnaccounted bounds the ids a restore takes that nothing in tier 2
+// names (the gaps between what the history, the objects and the lost
+// records name, and the reservation's window past them): far more than a
+// writer can have activated between two manifest uploads.
+const maxIDsUnaccounted = 1 << 16
+
+// checkSpan refuses a plan of the ids first to last of which at most
+// named are named by tier 2 when more than maxIDsUnaccounted are not: a
+// stray or damaged key far past the stream's ids would make every id up
+// to it an entry and a lost record.
+func checkSpan(stream types.StreamID, first, last types.SegmentID, named int, l tier2.Listing) error {
+	span := uint64(last-first) + 1
+	if span <= uint64(named)+maxIDsUnaccounted {
+		return nil
+	}
+	keys := []string{}
+	for _, ls := range [][]tier2.Listed{l.Segments, l.Lost, l.Reservations} {
+		if n := len(ls); n > 0 && types.SegmentID(ls[n-1].Ref.ID) >= last-maxIDsUnaccounted {
+			keys = append(keys, ls[n-1].Info.Key)
+		}
+	}
+	return fmt.Errorf("%w: stream %d: ids %d to %d, %d of them named by tier 2; the highest comes from %v: "+
+		"remove the key if no writer made it, then rerun restore", ErrImplausibleID, stream, first, last, named, keys)
+}
+
 // planSegments lists every segment id the restored stream takes, from the
 // first the history or tier 2 holds to the highest the history, an object
 // or the reservation names, and describes the cold ones from tier 2.
@@ -115,6 +140,9 @@ func (r *run) planSegments(ctx context.Context, stream types.StreamID, x *manife
 	}
 	if first == 0 {
 		return nil, nil
+	}
+	if err := checkSpan(stream, first, last, len(hist)+len(objs)+len(l.Lost), l); err != nil {
+		return nil, err
 	}
 	entries := make([]*entry, 0, last-first+1)
 	for id := first; id <= last; id++ {
